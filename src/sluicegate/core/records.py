@@ -1,0 +1,103 @@
+"""Records: exactly Kafka's record, so every backend can store them one to one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+__all__ = [
+    "Appended",
+    "Header",
+    "NewRecord",
+    "Record",
+    "TopicPartition",
+    "Watermarks",
+    "format_timestamp",
+    "parse_timestamp",
+]
+
+#: A record header: a name and raw bytes. Order and duplicates are kept, as in Kafka.
+Header = tuple[str, bytes]
+
+
+class TopicPartition(msgspec.Struct, frozen=True, order=True, array_like=True):
+    topic: str
+    partition: int
+
+
+class NewRecord(msgspec.Struct, frozen=True):
+    """A record to append. The partition is already chosen (see ``core.partitioner``)."""
+
+    topic: str
+    partition: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: Sequence[Header] = ()
+
+    def size(self) -> int:
+        """Bytes of key, value and headers: what retention and read limits count."""
+        return (
+            (len(self.key) if self.key is not None else 0)
+            + (len(self.value) if self.value is not None else 0)
+            + sum(len(name) + len(value) for name, value in self.headers)
+        )
+
+
+class Appended(msgspec.Struct, frozen=True):
+    """Where an acknowledged record landed. Durable once you hold it."""
+
+    topic: str
+    partition: int
+    offset: int
+    #: Log-append time in microseconds since the epoch, never decreasing per partition.
+    timestamp: int
+
+
+class Record(msgspec.Struct, frozen=True):
+    """A stored record."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[Header] = ()
+
+    def size(self) -> int:
+        return (
+            (len(self.key) if self.key is not None else 0)
+            + (len(self.value) if self.value is not None else 0)
+            + sum(len(name) + len(value) for name, value in self.headers)
+        )
+
+
+class Watermarks(msgspec.Struct, frozen=True):
+    """``low`` is the first offset still stored; ``high`` the offset the next record gets."""
+
+    low: int
+    high: int
+
+
+def format_timestamp(timestamp_us: int) -> str:
+    """RFC 3339 in UTC with microseconds, e.g. ``2022-01-24T06:43:39.079206Z``."""
+    seconds, micros = divmod(timestamp_us, 1_000_000)
+    dt = datetime.fromtimestamp(seconds, UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{micros:06d}Z"
+
+
+def parse_timestamp(text: str) -> int:
+    """Parse RFC 3339 (any offset, fraction optional) into microseconds since the epoch.
+
+    Raises ``ValueError`` naming what was expected.
+    """
+    try:
+        dt = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"expected an RFC 3339 timestamp, got {text!r}") from None
+    if dt.tzinfo is None:
+        raise ValueError(f"expected an RFC 3339 timestamp with a time zone, got {text!r}")
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

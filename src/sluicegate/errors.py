@@ -1,0 +1,288 @@
+"""The one exception hierarchy of sluicegate.
+
+Every error the gateway raises on purpose is a ``SluicegateError``. The class carries
+what decides handling — the HTTP ``status`` a dialect starts from, a stable ``code``
+string, and whether a client may ``retriable``-y send the same request again — so each
+dialect maps errors to its own body format in one place (``dialects/*/errors.py``),
+and anything that is *not* a ``SluicegateError`` is a bug: the outermost handler turns
+it into a 500 with an incident id.
+
+* SluicegateError
+  x ConfigError                 bad settings; the server refuses to start
+  x ClientError                 the request is wrong; sending it again will not help
+    + BadRequest                400
+      - InvalidTopicName
+      - InvalidPartition
+      - OffsetOutOfRange
+      - InvalidSchema
+      - InvalidRecord
+    + Unauthenticated           401 missing, malformed, unknown, revoked or expired credentials
+    + Forbidden                 403 a known principal without the permission
+    + NotFound                  404
+      - UnknownTopic
+      - UnknownGroupMember
+      - SchemaNotFound / SubjectNotFound / VersionNotFound
+    + MethodNotAllowed          405
+    + Conflict                  409
+      - TopicExists
+      - IncompatibleSchema
+    + PayloadTooLarge           413
+    + UnsupportedMediaType      415
+    + Unprocessable             422
+    + RateLimited               429, with retry_after
+  x ServerError                 the gateway could not do it now; the same request may succeed later
+    + StorageTimeout            408 (records v2) — the write's outcome is decided, see its docstring
+    + Unavailable               503, with retry_after
+      - ShuttingDown
+      - Overloaded
+      - StorageUnavailable
+    + StorageError              500 the backend failed in a way that is not the client's doing
+      - DataDirectoryError
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ClientError",
+    "ConfigError",
+    "Conflict",
+    "DataDirectoryError",
+    "Forbidden",
+    "IncompatibleSchema",
+    "InvalidPartition",
+    "InvalidRecord",
+    "InvalidSchema",
+    "InvalidTopicName",
+    "MethodNotAllowed",
+    "NotFound",
+    "OffsetOutOfRange",
+    "Overloaded",
+    "PayloadTooLarge",
+    "RateLimited",
+    "SchemaNotFound",
+    "ServerError",
+    "ShuttingDown",
+    "SluicegateError",
+    "StorageError",
+    "StorageTimeout",
+    "StorageUnavailable",
+    "SubjectNotFound",
+    "TopicExists",
+    "Unauthenticated",
+    "Unavailable",
+    "UnknownGroupMember",
+    "UnknownTopic",
+    "Unprocessable",
+    "UnsupportedMediaType",
+    "VersionNotFound",
+]
+
+
+class SluicegateError(Exception):
+    """Base of every error sluicegate raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra, non-secret facts a dialect may put in its error body (field names, limits).
+        self.detail: dict[str, Any] = detail
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigError(SluicegateError):
+    """A setting is missing or invalid; names the setting. The server refuses to start."""
+
+    code = "config_error"
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}", key=key)
+        self.key = key
+
+
+# --- the client's doing -------------------------------------------------------------
+
+
+class ClientError(SluicegateError):
+    """The request cannot succeed as sent."""
+
+    status = 400
+    code = "bad_request"
+
+
+class BadRequest(ClientError):
+    """Malformed or invalid input; the message names the field."""
+
+
+class InvalidTopicName(BadRequest):
+    code = "invalid_topic_name"
+
+
+class InvalidPartition(BadRequest):
+    code = "invalid_partition"
+
+
+class OffsetOutOfRange(BadRequest):
+    code = "offset_out_of_range"
+
+
+class InvalidSchema(BadRequest):
+    """A schema that does not parse, or data that does not match its schema."""
+
+    code = "invalid_schema"
+
+
+class InvalidRecord(BadRequest):
+    code = "invalid_record"
+
+
+class Unauthenticated(ClientError):
+    """No usable credentials: missing, malformed, unknown, revoked, expired."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ClientError):
+    """The principal is known but lacks the permission the request needs."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ClientError):
+    status = 404
+    code = "not_found"
+
+
+class UnknownTopic(NotFound):
+    code = "unknown_topic"
+
+
+class UnknownGroupMember(NotFound):
+    code = "unknown_member"
+
+
+class SchemaNotFound(NotFound):
+    code = "schema_not_found"
+
+
+class SubjectNotFound(NotFound):
+    code = "subject_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message, allowed=allowed)
+        self.allowed = allowed
+
+
+class Conflict(ClientError):
+    status = 409
+    code = "conflict"
+
+
+class TopicExists(Conflict):
+    code = "topic_exists"
+
+
+class IncompatibleSchema(Conflict):
+    code = "incompatible_schema"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unprocessable(ClientError):
+    status = 422
+    code = "unprocessable"
+
+
+class RateLimited(ClientError):
+    """Too many requests from this client; ``retry_after`` is in seconds."""
+
+    status = 429
+    code = "rate_limited"
+    retriable = True
+
+    def __init__(self, message: str, retry_after: float, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        self.retry_after = retry_after
+
+
+# --- the gateway's doing ------------------------------------------------------------
+
+
+class ServerError(SluicegateError):
+    """The gateway could not serve the request now."""
+
+    status = 500
+    code = "internal_error"
+
+
+class StorageTimeout(ServerError):
+    """Storage did not confirm a write in time.
+
+    The write stays queued and is committed or failed as a whole, so a client that sees
+    this may find either none or all of its records in the log — never part of a batch.
+    """
+
+    status = 408
+    code = "storage_timeout"
+    retriable = True
+
+
+class Unavailable(ServerError):
+    status = 503
+    code = "unavailable"
+    retriable = True
+
+    def __init__(self, message: str, retry_after: float = 1.0, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        self.retry_after = retry_after
+
+
+class ShuttingDown(Unavailable):
+    code = "shutting_down"
+
+
+class Overloaded(Unavailable):
+    code = "overloaded"
+
+
+class StorageUnavailable(Unavailable):
+    code = "storage_unavailable"
+
+
+class StorageError(ServerError):
+    """The backend failed; the write (if any) was not acknowledged."""
+
+    code = "storage_error"
+
+
+class DataDirectoryError(StorageError):
+    """The data directory is missing, unreadable, corrupt or held by another server."""
+
+    code = "data_directory_error"

@@ -1,0 +1,50 @@
+"""Responses: a status, headers and a body, sent in two ASGI messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sluicegate.http.types import Send
+
+__all__ = ["JSON", "Response", "json_response"]
+
+JSON = b"application/json"
+_encode = msgspec.json.Encoder().encode
+
+
+class Response:
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self,
+        body: bytes = b"",
+        status: int = 200,
+        *,
+        content_type: bytes | None = JSON,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers if headers is not None else []
+        if content_type is not None and status != 204:
+            self.headers.append((b"content-type", content_type))
+
+    async def __call__(self, send: Send) -> None:
+        headers = self.headers
+        if self.status != 204:
+            headers = [*headers, (b"content-length", str(len(self.body)).encode())]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def json_response(
+    content: Any,
+    status: int = 200,
+    *,
+    content_type: bytes = JSON,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> Response:
+    """Encode ``content`` (Structs, dicts, lists...) with msgspec."""
+    return Response(_encode(content), status, content_type=content_type, headers=headers)

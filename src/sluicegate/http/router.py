@@ -1,0 +1,134 @@
+"""Routes: a path template, methods, an endpoint, and the dialect that renders its errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from sluicegate.errors import MethodNotAllowed, NotFound, SluicegateError
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response
+from sluicegate.http.types import ASGIApp
+
+__all__ = [
+    "Endpoint",
+    "ErrorRenderer",
+    "Route",
+    "Router",
+    "WebSocketEndpoint",
+    "WebSocketRoute",
+    "plain_errors",
+]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+#: WebSocket endpoints are plain ASGI apps (the websocket scope is not request/response).
+WebSocketEndpoint = ASGIApp
+ErrorRenderer = Callable[[SluicegateError, Request], Response]
+
+_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?\}")
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    pattern, last = "", 0
+    for match in _PARAM.finditer(template):
+        pattern += re.escape(template[last : match.start()])
+        name, is_path = match.group(1), match.group(2)
+        pattern += f"(?P<{name}>.+)" if is_path else f"(?P<{name}>[^/]+)"
+        last = match.end()
+    pattern += re.escape(template[last:])
+    return re.compile(pattern)
+
+
+def plain_errors(exc: SluicegateError, request: Request) -> Response:
+    """The error body of routes that belong to no dialect: ``{"error", "message"}``."""
+    from sluicegate.http.responses import json_response
+
+    headers = []
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    return json_response(
+        {"error": exc.code, "message": exc.message}, exc.status, headers=headers
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTP route. ``path`` is also the metrics label: never the raw request path."""
+
+    path: str
+    endpoint: Endpoint
+    methods: frozenset[str] = frozenset({"GET"})
+    #: Whether the request must carry valid credentials before the endpoint runs.
+    authenticated: bool = True
+    #: How this route's dialect turns an error into a response.
+    render_error: ErrorRenderer = plain_errors
+    #: The dialect (``records_v2``, ``topics_v1``...) for limits and metrics.
+    dialect: str = "gateway"
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", _compile(self.path))
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketRoute:
+    path: str
+    endpoint: WebSocketEndpoint
+    authenticated: bool = True
+    dialect: str = "gateway"
+
+
+class Router:
+    """Finds the route for a method and path.
+
+    Static paths are a dict lookup; templated ones are bucketed by their first segment
+    so a request tries only the few routes that could match.
+    """
+
+    def __init__(self, routes: Iterable[Route], websockets: Iterable[WebSocketRoute] = ()) -> None:
+        self._static: dict[str, list[Route]] = {}
+        self._by_segment: dict[str, list[Route]] = {}
+        self._wildcard: list[Route] = []
+        self.routes = list(routes)
+        self.websockets = {ws.path: ws for ws in websockets}
+        for route in self.routes:
+            if "{" not in route.path:
+                self._static.setdefault(route.path, []).append(route)
+                continue
+            first = route.path.split("/", 2)[1]
+            if "{" in first:
+                self._wildcard.append(route)
+            else:
+                self._by_segment.setdefault(first, []).append(route)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route and its path parameters; ``NotFound`` or ``MethodNotAllowed``."""
+        allowed: list[str] = []
+        candidates = self._static.get(path)
+        if candidates:
+            for route in candidates:
+                if method in route.methods:
+                    return route, {}
+                allowed.extend(route.methods)
+        first = path.split("/", 2)[1] if path.startswith("/") else ""
+        for group in (self._by_segment.get(first, ()), self._wildcard):
+            for route in group:
+                found = route.pattern.fullmatch(path)
+                if found is None:
+                    continue
+                if method in route.methods:
+                    return route, found.groupdict()
+                allowed.extend(route.methods)
+        if allowed:
+            raise MethodNotAllowed(
+                f"method {method} is not allowed on {path}", allowed=sorted(set(allowed))
+            )
+        raise NotFound(f"no route for {method} {path}")
+
+    def closest(self, path: str) -> Route | None:
+        """The route whose dialect should render a 404/405 for ``path``, if any."""
+        first = path.split("/", 2)[1] if path.startswith("/") else ""
+        group = self._by_segment.get(first) or self._static.get(path)
+        return group[0] if group else None

@@ -1,0 +1,193 @@
+"""The storage contract: one async, batch-oriented log that every backend implements.
+
+A backend stores Kafka's records one to one (see ``core.records``) and knows nothing of
+HTTP or dialects. Every backend passes the shared contract suite in
+``tests/storage/test_contract.py``.
+
+Durability: an ``append`` returns only after the records are durable (SQLite: the
+transaction holding them committed with ``synchronous=FULL``; Kafka: ``acks=all``).
+If it raises, none of the batch was written. If the *caller* is cancelled, the batch is
+still committed or failed as a whole — cancellation never half-writes.
+
+Lifecycle (structured, see DESIGN.md): the owner runs ``await log.run(ready)`` as a task
+in its TaskGroup; ``ready`` resolves once the log is open and recovered. ``close()``
+refuses new writes with ``ShuttingDown``, commits what is queued, resolves every waiter
+and makes ``run`` return. If the backend's writer dies, ``run`` raises, which brings the
+TaskGroup — and with it the server — down: never a gateway accepting writes nobody
+commits.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import msgspec
+
+from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition, Watermarks
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+
+__all__ = ["Assignment", "CommitObserver", "Log", "running"]
+
+#: Called by a backend after each durable commit with (records, seconds it took).
+CommitObserver = Callable[[int, float], None]
+
+
+class Assignment(msgspec.Struct, frozen=True):
+    """A group member's share of the group's partitions in one generation."""
+
+    group: str
+    member_id: str
+    generation: int
+    partitions: tuple[TopicPartition, ...]
+
+
+class Log(abc.ABC):
+    """A durable, partitioned log with topics and consumer groups."""
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def run(self, ready: asyncio.Future[None]) -> None:
+        """Open and recover, resolve ``ready``, then serve until ``close()``.
+
+        Raises (after failing every pending write) if the backend cannot go on.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Refuse new writes, commit the queue, wake every waiter; ``run`` then returns."""
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless the log can take writes now (for /readyz)."""
+
+    # -- topics ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_topic(self, spec: TopicSpec) -> Topic:
+        """Create a topic; ``TopicExists`` if the name is taken, ``BadRequest`` if invalid."""
+
+    @abc.abstractmethod
+    async def get_topic(self, name: str) -> Topic:
+        """The topic called ``name``, or ``UnknownTopic``."""
+
+    @abc.abstractmethod
+    async def get_topic_by_id(self, topic_id: int) -> Topic:
+        """The topic with this stable id, or ``UnknownTopic``."""
+
+    @abc.abstractmethod
+    async def list_topics(self, *, include_internal: bool = False) -> list[Topic]:
+        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+
+    @abc.abstractmethod
+    async def alter_topic(self, name: str, update: TopicUpdate) -> Topic:
+        """Change settings; partitions may only grow (``BadRequest`` otherwise)."""
+
+    @abc.abstractmethod
+    async def purge_topic(self, name: str) -> None:
+        """Drop every record; offsets keep counting from the old high watermark."""
+
+    @abc.abstractmethod
+    async def delete_topic(self, name: str) -> None:
+        """Delete the topic, its records and its groups' committed offsets."""
+
+    # -- records ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def append(self, batch: Sequence[NewRecord]) -> list[Appended]:
+        """Append all records or none, durably; results in batch order.
+
+        Records may span topics and partitions. Offsets are gap-free per partition and
+        timestamps never decrease per partition (log-append time, microseconds).
+        """
+
+    @abc.abstractmethod
+    async def read(
+        self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int
+    ) -> list[Record]:
+        """Records from ``offset`` on, bounded by count and bytes.
+
+        The first record is returned even if it alone exceeds ``max_bytes`` (as Kafka
+        does), so a consumer can always make progress. Reading at the high watermark
+        gives ``[]``; below the low or above the high watermark, ``OffsetOutOfRange``.
+        """
+
+    @abc.abstractmethod
+    async def watermarks(self, tp: TopicPartition) -> Watermarks:
+        """Low and high watermark of a partition."""
+
+    @abc.abstractmethod
+    async def offset_for_time(self, tp: TopicPartition, timestamp: int) -> int:
+        """The first offset whose timestamp is >= ``timestamp`` (µs), else the high watermark."""
+
+    @abc.abstractmethod
+    async def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
+        """Wait until some partition's high watermark passes its position, or timeout.
+
+        Returns whether data arrived. Costs no polling and no thread; thousands of
+        concurrent waiters are fine. ``close()`` wakes every waiter (returning False).
+        """
+
+    # -- consumer groups -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def commit_offsets(
+        self,
+        group: str,
+        offsets: Mapping[TopicPartition, int],
+        *,
+        member_id: str | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """Durably store the next offset to consume per partition.
+
+        With ``member_id`` and ``generation``, the commit is fenced as in Kafka: it fails
+        with ``UnknownGroupMember`` if the member left or the group moved on to a newer
+        generation in which it no longer owns those partitions.
+        """
+
+    @abc.abstractmethod
+    async def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Committed next offsets of ``group`` on ``topic``, by partition."""
+
+    @abc.abstractmethod
+    async def join_group(
+        self, group: str, member_id: str, topics: Sequence[str], session_timeout: float
+    ) -> Assignment:
+        """Join (or re-join) ``group`` subscribed to ``topics``; rebalances the group.
+
+        Partitions are shared among live members so that each partition has exactly one
+        owner per generation. A member that sends no ``heartbeat`` for
+        ``session_timeout`` seconds is removed and the group rebalances.
+        """
+
+    @abc.abstractmethod
+    async def heartbeat(self, group: str, member_id: str) -> Assignment:
+        """Keep the member alive; returns its current assignment (it may have changed).
+
+        ``UnknownGroupMember`` if the member left or expired.
+        """
+
+    @abc.abstractmethod
+    async def leave_group(self, group: str, member_id: str) -> None:
+        """Remove the member and rebalance; unknown members are ignored."""
+
+
+@asynccontextmanager
+async def running(log: Log) -> AsyncIterator[Log]:
+    """Run ``log`` for the body of a ``with`` block (tests, CLI offline mode).
+
+    Failures of the log's own task propagate out of the block as an ``ExceptionGroup``.
+    """
+    async with asyncio.TaskGroup() as tg:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = tg.create_task(log.run(ready), name=f"{type(log).__name__}.run")
+        done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        if ready in done:
+            try:
+                yield log
+            finally:
+                await log.close()
