@@ -64,6 +64,10 @@ class Log(abc.ABC):
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` unless the log can take writes now (for /readyz)."""
 
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics, e.g. ``{"waiters": 12, "pending_appends": 0}``."""
+        return {}
+
     # -- topics ----------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -1,0 +1,140 @@
+"""The ASGI application: routing, authentication, errors and metrics around the dialects."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+
+from sluicegate.core.gateway import Gateway
+from sluicegate.errors import ServerError, SluicegateError
+from sluicegate.http.request import ClientDisconnected, Request
+from sluicegate.http.responses import Response, json_response
+from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.types import Receive, Scope, Send
+from sluicegate.observability.metrics import CONTENT_TYPE, Metrics
+
+__all__ = ["GatewayApp", "build_app"]
+
+logger = logging.getLogger("sluicegate.app")
+
+
+class InternalError(ServerError):
+    """Stands in for an unexpected exception in a response: an id, never a traceback."""
+
+    def __init__(self, incident: str) -> None:
+        super().__init__(
+            f"internal server error; incident id {incident} (the server log has the details)",
+            incident=incident,
+        )
+        self.incident = incident
+
+
+class GatewayApp:
+    """The outermost ASGI app.
+
+    Each route belongs to a dialect that renders its errors; anything that is not a
+    ``SluicegateError`` is a bug, logged with an incident id and answered with a 500
+    that carries only that id.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        routes: Iterable[Route],
+        websockets: Iterable[WebSocketRoute] = (),
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.metrics = metrics or Metrics()
+        self.router = Router([*self._own_routes(), *routes], websockets)
+
+    def _own_routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self._healthz, authenticated=False),
+            Route("/readyz", self._readyz, authenticated=False),
+            Route("/metrics", self._metrics, authenticated=False),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        try:
+            route, params = self.router.match(method, scope["path"])
+        except SluicegateError as exc:
+            closest = self.router.closest(scope["path"])
+            render = closest.render_error if closest else plain_errors
+            request = Request(scope, receive, {})
+            response = render(exc, request)
+            await response(send)
+            self.metrics.observe_request(
+                "none", "unmatched", method, response.status, time.perf_counter() - started
+            )
+            return
+        request = Request(scope, receive, params)
+        request.route = route.path
+        try:
+            response = await route.endpoint(request)
+        except SluicegateError as exc:
+            response = route.render_error(exc, request)
+        except ClientDisconnected:
+            # Nobody to answer; 499 as nginx logs it, for the metrics only.
+            self.metrics.observe_request(
+                route.dialect, route.path, method, 499, time.perf_counter() - started
+            )
+            return
+        except Exception:
+            incident = uuid.uuid4().hex[:16]
+            logger.exception(
+                "unhandled error in %s %s", method, route.path, extra={"incident": incident}
+            )
+            response = route.render_error(InternalError(incident), request)
+        await response(send)
+        self.metrics.observe_request(
+            route.dialect, route.path, method, response.status, time.perf_counter() - started
+        )
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ws = self.router.websockets.get(scope["path"])
+        if ws is None:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await ws.endpoint(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        # The CLI runs storage and housekeeping beside the server in one TaskGroup
+        # (DESIGN.md): the app itself has nothing to start or stop.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def _readyz(self, request: Request) -> Response:
+        await self.gateway.log.check()
+        return json_response({"status": "ready"})
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics.render(), content_type=CONTENT_TYPE)
+
+
+def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
+    """The app with every dialect mounted."""
+    routes: list[Route] = []
+    return GatewayApp(gateway, routes, metrics=metrics)

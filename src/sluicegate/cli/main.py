@@ -1,0 +1,119 @@
+"""The ``sluicegate`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from sluicegate import __version__
+from sluicegate.config import Settings, load_settings
+from sluicegate.errors import ConfigError, SluicegateError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="sluicegate",
+    help="An event gateway: Kafka-style REST produce, topic publish/consume and CloudEvents "
+    "over one durable, partitioned log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+#: Exit codes: 0 ok, 1 the operation failed, 2 bad usage or configuration.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print ``error: message`` to stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def settings_from(
+    config: Path | None, overrides: dict[str, Any]
+) -> Settings:
+    """Settings from the file, environment and flags, or exit 2 naming the bad key."""
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        raise fail(f"configuration: {exc.message}", EXIT_USAGE) from None
+
+
+def run_async(coro: Any) -> Any:
+    """Run ``coro`` on uvloop where available; ``asyncio.Runner`` owns the loop."""
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file.", envvar="SLUICEGATE_CONFIG"),
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on; 0 picks a free one [8080].")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the SQLite log lives [./data].")
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve every request as admin. Local experiments only: loopback."
+        ),
+    ] = False,
+) -> None:
+    """Serve the gateway until SIGINT or SIGTERM."""
+    from sluicegate.cli.serve import serve as serve_forever
+    from sluicegate.observability.logging import configure_logging
+
+    overrides: dict[str, Any] = {"server": {}, "storage": {}}
+    if host is not None:
+        overrides["server"]["host"] = host
+    if port is not None:
+        overrides["server"]["port"] = port
+    if data_dir is not None:
+        overrides["storage"]["data_dir"] = str(data_dir)
+    if no_auth:
+        overrides["auth"] = {"enabled": False}
+    settings = settings_from(config, overrides)
+    configure_logging(settings.server.log_level, settings.server.log_format)
+    try:
+        run_async(serve_forever(settings))
+    except* ConfigError as group:
+        raise fail(f"configuration: {group.exceptions[0].message}", EXIT_USAGE) from None
+    except* SluicegateError as group:
+        raise fail(str(group.exceptions[0])) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,138 @@
+"""``sluicegate serve``: storage, housekeeping and HTTP as siblings in one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Iterator
+
+import uvicorn
+
+from sluicegate.app import build_app
+from sluicegate.config import Settings
+from sluicegate.core.gateway import Gateway
+from sluicegate.errors import ConfigError
+from sluicegate.observability.metrics import Metrics
+from sluicegate.storage.factory import open_log
+
+__all__ = ["serve"]
+
+logger = logging.getLogger("sluicegate.serve")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling.
+
+    uvicorn re-raises a captured SIGTERM after ``serve()`` returns, which would end the
+    process before storage drains; here the CLI owns the signals and drains storage
+    after HTTP has stopped.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError("server.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _ssl_options(settings: Settings) -> dict[str, object]:
+    tls = settings.server.tls
+    if tls.certfile is None:
+        return {}
+    return {
+        "ssl_certfile": tls.certfile,
+        "ssl_keyfile": tls.keyfile,
+        "ssl_ca_certs": tls.client_ca,
+        "ssl_cert_reqs": ssl.CERT_REQUIRED if tls.client_ca else ssl.CERT_NONE,
+    }
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM, then drain: HTTP first, storage last.
+
+    Raises (an ExceptionGroup) if storage or housekeeping fails: a dead writer stops the
+    gateway instead of leaving it accepting writes that nobody commits.
+    """
+    if not settings.auth.enabled and not is_loopback(settings.server.host):
+        raise ConfigError(
+            "server.host",
+            f"authentication is off (--no-auth); refusing to listen on {settings.server.host}, "
+            "only on a loopback address such as 127.0.0.1",
+        )
+    metrics = Metrics()
+    log = open_log(settings.storage, observe_commit=metrics.observe_commit)
+    metrics.watch_storage(log.stats)
+    gateway = Gateway(settings, log)
+    app = build_app(gateway, metrics=metrics)
+    sock = _bind(settings.server.host, settings.server.port)
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        lifespan="off",
+        log_config=None,
+        access_log=settings.server.access_log,
+        timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
+        server_header=False,
+        **_ssl_options(settings),  # type: ignore[arg-type]
+    )
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            ready: asyncio.Future[None] = loop.create_future()
+            tg.create_task(log.run(ready), name="storage")
+            await ready
+            await gateway.start()
+            housekeeping = tg.create_task(gateway.run(), name="housekeeping")
+            if not settings.auth.enabled:
+                logger.warning(
+                    "AUTHENTICATION IS OFF (--no-auth): every request is served as admin. "
+                    "For local experiments only."
+                )
+            scheme = "https" if settings.server.tls.certfile else "http"
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            logger.info(
+                "sluicegate listening on %s://%s:%d (data in %s)",
+                scheme,
+                shown,
+                port,
+                settings.storage.data_dir,
+                extra={"url": f"{scheme}://{shown}:{port}", "port": port},
+            )
+            await server.serve(sockets=[sock])
+            logger.info("HTTP stopped; committing queued writes")
+            await log.close()
+            housekeeping.cancel()
+    finally:
+        sock.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    logger.info("sluicegate stopped")

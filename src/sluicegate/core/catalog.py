@@ -1,0 +1,115 @@
+"""Topic metadata for the hot path: cached lookups and Kafka-style auto-creation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from sluicegate.config import TopicSettings
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate, is_internal, validate_topic_name
+from sluicegate.errors import TopicExists, UnknownTopic
+from sluicegate.storage.base import Log
+
+__all__ = ["TopicCatalog"]
+
+
+class TopicCatalog:
+    """Topics as the dialects see them: cached, auto-created, internal ones hidden.
+
+    A produce request needs the partition count of its topic; asking storage for it on
+    every request would cost a thread hop, so topics are cached for ``ttl`` seconds.
+    Changes made through this catalog invalidate the cache at once; the TTL only bounds
+    how long another node's change (several nodes on one Kafka cluster) takes to show.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        settings: TopicSettings,
+        *,
+        ttl: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = log
+        self._settings = settings
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, Topic]] = {}
+        self._creating: dict[str, asyncio.Future[Topic]] = {}
+
+    async def get(self, name: str, *, auto_create: bool = False) -> Topic:
+        """The topic ``name``; created with the defaults if allowed and missing."""
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1]
+        validate_topic_name(name)
+        if is_internal(name):
+            raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
+        try:
+            topic = await self._log.get_topic(name)
+        except UnknownTopic:
+            if not (auto_create and self._settings.auto_create):
+                raise
+            topic = await self._auto_create(name)
+        return self._remember(topic)
+
+    async def _auto_create(self, name: str) -> Topic:
+        # Many first requests for a new topic arrive together; create it once.
+        pending = self._creating.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Topic] = asyncio.get_running_loop().create_future()
+        self._creating[name] = future
+        try:
+            try:
+                topic = await self._log.create_topic(self._default_spec(name))
+            except TopicExists:
+                topic = await self._log.get_topic(name)
+            future.set_result(topic)
+            return topic
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody else needs to
+            raise
+        finally:
+            del self._creating[name]
+
+    def _default_spec(self, name: str) -> TopicSpec:
+        return TopicSpec(
+            name=name,
+            partitions=self._settings.default_partitions,
+            retention_ms=self._settings.default_retention_ms,
+        )
+
+    def _remember(self, topic: Topic) -> Topic:
+        self._cache[topic.name] = (self._monotonic() + self._ttl, topic)
+        return topic
+
+    async def create(self, spec: TopicSpec) -> Topic:
+        validate_topic_name(spec.name)
+        if is_internal(spec.name):
+            raise TopicExists(f"topic names starting with '__sluicegate' are reserved")
+        return self._remember(await self._log.create_topic(spec))
+
+    async def by_id(self, topic_id: int) -> Topic:
+        topic = await self._log.get_topic_by_id(topic_id)
+        if is_internal(topic.name):
+            raise UnknownTopic(f"no topic with id {topic_id}", topic_id=topic_id)
+        return self._remember(topic)
+
+    async def list(self) -> list[Topic]:
+        return await self._log.list_topics()
+
+    async def alter(self, name: str, update: TopicUpdate) -> Topic:
+        await self.get(name)
+        return self._remember(await self._log.alter_topic(name, update))
+
+    async def purge(self, name: str) -> None:
+        await self.get(name)
+        await self._log.purge_topic(name)
+
+    async def delete(self, name: str) -> None:
+        await self.get(name)
+        self._cache.pop(name, None)
+        await self._log.delete_topic(name)

@@ -1,0 +1,34 @@
+"""The gateway core: everything a dialect may use, and nothing of HTTP."""
+
+from __future__ import annotations
+
+from sluicegate.config import Settings
+from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.producer import Producer
+from sluicegate.storage.base import Log
+
+__all__ = ["Gateway"]
+
+
+class Gateway:
+    """Topics, producing, schemas, clients and limits over one log.
+
+    Built once per process; dialects receive it and hold no storage code of their own.
+    ``start()`` loads the state kept in internal topics; ``run()`` is the gateway's
+    housekeeping (following other nodes' state changes, reaping idle consumers) and runs
+    in the server's TaskGroup until cancelled.
+    """
+
+    def __init__(self, settings: Settings, log: Log) -> None:
+        self.settings = settings
+        self.log = log
+        self.topics = TopicCatalog(log, settings.topics)
+        self.producer = Producer(
+            log, self.topics, append_timeout=settings.storage.append_timeout
+        )
+
+    async def start(self) -> None:
+        """Load state from the log; the log must be running."""
+
+    async def run(self) -> None:
+        """Housekeeping until cancelled."""

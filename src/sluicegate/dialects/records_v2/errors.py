@@ -1,0 +1,28 @@
+"""Records v2 error bodies: ``{"error_code", "message", "incident_id"?}``.
+
+The seed lists statuses but no body; this is the body IBM Event Streams' REST APIs use,
+with the HTTP status as ``error_code``.
+"""
+
+from __future__ import annotations
+
+from sluicegate.errors import SluicegateError
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response, json_response
+
+__all__ = ["render_error"]
+
+
+def render_error(exc: SluicegateError, request: Request) -> Response:
+    """The response for ``exc`` in this dialect's format."""
+    body: dict[str, object] = {"error_code": exc.status, "message": exc.message}
+    incident = exc.detail.get("incident")
+    if incident is not None:
+        body["incident_id"] = incident
+    headers: list[tuple[bytes, bytes]] = []
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    if exc.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="sluicegate"'))
+    return json_response(body, exc.status, headers=headers)

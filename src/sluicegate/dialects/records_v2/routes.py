@@ -1,0 +1,183 @@
+"""``POST /v2/topics/{topic_name}/records``: parse, validate, serialize, produce."""
+
+from __future__ import annotations
+
+import binascii
+import re
+from base64 import b64decode
+from typing import Literal
+
+import msgspec
+
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.records import Header, format_timestamp
+from sluicegate.dialects.records_v2.errors import render_error
+from sluicegate.dialects.records_v2.wire import (
+    Payload,
+    ProduceRequest,
+    ProduceResponse,
+    SchemaInfo,
+)
+from sluicegate.errors import BadRequest, InvalidTopicName, UnsupportedMediaType
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response, json_response
+from sluicegate.http.router import Route
+
+__all__ = ["RecordsV2", "routes"]
+
+# The seed: 1-200 characters of [a-zA-Z0-9-_.]. Kafka's own rules ('.', '..') follow
+# in the catalog.
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,200}")
+_JSON_TYPES = frozenset({"application/json"})
+_decode_str = msgspec.json.Decoder(str).decode
+_decode_any = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+Part = Literal["key", "value"]
+
+
+def _validation_message(exc: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$.key.type`"; the seed's users know the body's fields.
+    return str(exc).replace("`$.", "`").replace("`$`", "the body")
+
+
+class RecordsV2:
+    """The records v2 dialect over a gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._producer = gateway.producer
+        self._max_body = gateway.settings.records_v2.max_body_bytes
+        self._decode_request = msgspec.json.Decoder(ProduceRequest).decode
+
+    async def produce(self, request: Request) -> Response:
+        """Produce one record; 200 once it is durable."""
+        topic_name = request.path_params["topic_name"]
+        if not _TOPIC.fullmatch(topic_name):
+            raise InvalidTopicName(
+                f"invalid topic_name {topic_name!r}: expected 1-200 characters "
+                "matching ^[a-zA-Z0-9-_.]*$"
+            )
+        serializer = request.query_param("serializer")
+        if serializer is not None and serializer != "confluent":
+            raise BadRequest(
+                f"invalid serializer {serializer!r}: the only allowed value is 'confluent'"
+            )
+        if request.media_type not in _JSON_TYPES:
+            shown = request.media_type or "none"
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type {shown!r}: expected application/json"
+            )
+        self._gateway.authorize(request.principal, "produce", topic_name)
+        body = await request.body(self._max_body)
+        try:
+            produce = self._decode_request(body)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(f"invalid request body: {_validation_message(exc)}") from None
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        headers = _headers(produce)
+        topic = await self._producer.topic(topic_name)
+        key, key_info = await self._serialize(produce.key, "key", topic_name, serializer)
+        value, value_info = await self._serialize(produce.value, "value", topic_name, serializer)
+        record = self._producer.record(topic, key, value, headers)
+        [appended] = await self._producer.send([record])
+        return json_response(
+            ProduceResponse(
+                partition_id=appended.partition,
+                topic_name=appended.topic,
+                offset=appended.offset,
+                timestamp=format_timestamp(appended.timestamp),
+                key=key_info,
+                value=value_info,
+            )
+        )
+
+    async def _serialize(
+        self, payload: Payload | None, part: Part, topic: str, serializer: str | None
+    ) -> tuple[bytes | None, SchemaInfo | None]:
+        if payload is None:
+            return None, None
+        if payload.type != "avro" and (
+            payload.schema is not None or payload.schema_name_strategy is not None
+        ):
+            raise BadRequest(f"{part}.schema applies only to type 'avro', not {payload.type!r}")
+        raw = payload.data
+        if payload.type == "text":
+            return _text(raw, part).encode(), None
+        if payload.type == "binary":
+            return _base64(_text(raw, part), f"{part}.data"), None
+        if payload.type == "json":
+            return _json_bytes(raw, part), None
+        return await self._avro(payload, part, topic, serializer)
+
+    async def _avro(
+        self, payload: Payload, part: Part, topic: str, serializer: str | None
+    ) -> tuple[bytes, SchemaInfo]:
+        if serializer != "confluent":
+            raise BadRequest(f"{part}.type 'avro' needs the query parameter serializer=confluent")
+        if payload.schema is None:
+            raise BadRequest(f"{part}.schema is required for type 'avro'")
+        strategy = payload.schema_name_strategy or "topic"
+        datum = _decode_any(_json_bytes(bytes(payload.data), part))
+        registry = self._gateway.schemas
+        registered = await registry.get_or_register_for(
+            topic, payload.schema, strategy=strategy, is_key=part == "key", field=f"{part}.schema"
+        )
+        encoded = registry.encode_confluent(registered.id, datum, field=f"{part}.data")
+        return encoded, SchemaInfo("avro", registered.id, registered.subject)
+
+
+def _text(raw: msgspec.Raw | bytes, part: Part) -> str:
+    try:
+        return _decode_str(raw)
+    except msgspec.ValidationError:
+        raise BadRequest(f"{part}.data must be a string") from None
+
+
+def _base64(text: str, field: str) -> bytes:
+    try:
+        return b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{field} is not valid base64") from None
+
+
+def _json_bytes(raw: msgspec.Raw | bytes, part: Part) -> bytes:
+    """The JSON document for ``data``: as sent, or the JSON text a string holds."""
+    data = bytes(raw)
+    if not data.startswith(b'"'):
+        return data  # already validated as JSON by the body's decode
+    text = _decode_str(data)
+    try:
+        _decode_any(text)
+    except msgspec.DecodeError:
+        raise BadRequest(
+            f"{part}.data is a string but not JSON text; send the JSON value itself, "
+            'or a string holding its JSON (e.g. "\\"hello\\"")'
+        ) from None
+    return text.encode()
+
+
+def _headers(produce: ProduceRequest) -> list[Header]:
+    if not produce.headers:
+        return []
+    headers: list[Header] = []
+    for index, header in enumerate(produce.headers):
+        if not header.name:
+            raise BadRequest(f"headers[{index}].name must not be empty")
+        headers.append((header.name, _base64(header.value, f"headers[{index}].value")))
+    return headers
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    """The records v2 routes."""
+    dialect = RecordsV2(gateway)
+    return [
+        Route(
+            "/v2/topics/{topic_name}/records",
+            dialect.produce,
+            methods=frozenset({"POST"}),
+            render_error=render_error,
+            dialect="records_v2",
+        )
+    ]
