@@ -37,9 +37,7 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     return typer.Exit(code)
 
 
-def settings_from(
-    config: Path | None, overrides: dict[str, Any]
-) -> Settings:
+def settings_from(config: Path | None, overrides: dict[str, Any]) -> Settings:
     """Settings from the file, environment and flags, or exit 2 naming the bad key."""
     try:
         return load_settings(config, overrides=overrides)
@@ -105,6 +103,17 @@ def serve(
         raise fail(str(group.exceptions[0])) from None
 
 
+def _register_subcommands() -> None:
+    from sluicegate.cli.topics import consume, produce, topics_app
+
+    app.add_typer(topics_app, name="topics")
+    app.command()(produce)
+    app.command()(consume)
+
+
+_register_subcommands()
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -117,3 +126,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

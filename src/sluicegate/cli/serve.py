@@ -55,7 +55,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError("server.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ConfigError(
+            "server.port", f"cannot listen on {host}:{port}: {exc.strerror}"
+        ) from None
     sock.set_inheritable(True)
     return sock
 

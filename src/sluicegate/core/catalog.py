@@ -89,7 +89,7 @@ class TopicCatalog:
     async def create(self, spec: TopicSpec) -> Topic:
         validate_topic_name(spec.name)
         if is_internal(spec.name):
-            raise TopicExists(f"topic names starting with '__sluicegate' are reserved")
+            raise TopicExists("topic names starting with '__sluicegate' are reserved")
         return self._remember(await self._log.create_topic(spec))
 
     async def by_id(self, topic_id: int) -> Topic:

@@ -23,9 +23,7 @@ class Gateway:
         self.settings = settings
         self.log = log
         self.topics = TopicCatalog(log, settings.topics)
-        self.producer = Producer(
-            log, self.topics, append_timeout=settings.storage.append_timeout
-        )
+        self.producer = Producer(log, self.topics, append_timeout=settings.storage.append_timeout)
 
     async def start(self) -> None:
         """Load state from the log; the log must be running."""

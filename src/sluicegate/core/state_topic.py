@@ -14,6 +14,7 @@ order and a writer reads its own write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -55,12 +56,10 @@ class StateTopic(Generic[T]):
 
     async def load(self) -> None:
         """Create the topic if needed and replay it into memory."""
-        try:
+        with contextlib.suppress(TopicExists):
             await self._log.create_topic(
                 TopicSpec(name=self.topic, partitions=1, config={"cleanup.policy": "compact"})
             )
-        except TopicExists:
-            pass
         self._position = (await self._log.watermarks(self._tp)).low
         await self.catch_up()
 

@@ -56,8 +56,8 @@ class TopicUpdate(msgspec.Struct, frozen=True, kw_only=True):
     """Changes to a topic; ``msgspec.UNSET`` fields stay as they are."""
 
     partitions: int | msgspec.UnsetType = msgspec.UNSET
-    retention_ms: int | None | msgspec.UnsetType = msgspec.UNSET
-    retention_bytes: int | None | msgspec.UnsetType = msgspec.UNSET
+    retention_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    retention_bytes: int | msgspec.UnsetType | None = msgspec.UNSET
     config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 

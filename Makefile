@@ -1,0 +1,39 @@
+# The two quick-start commands: `make serve` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve test check lint typecheck bench crash clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,kafka]'
+	touch $(STAMP)
+
+## serve: run the gateway on the embedded SQLite log in ./data (http://127.0.0.1:8080)
+serve: $(STAMP)
+	$(BIN)/sluicegate serve
+
+## test: install everything, then lint, type-check and run the whole test suite
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: every benchmark; writes bench/results/latest.json (needs wrk: apt-get install wrk)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+## crash: 100 kill -9 rounds against a real server
+crash: $(STAMP)
+	$(BIN)/python -m bench.crash --rounds 100
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,42 @@
+"""The ceiling: a bare ASGI app answering a JSON POST, on sluicegate's server stack.
+
+It reads the body, decodes it as JSON and answers a small JSON object: the least any
+JSON-over-HTTP gateway must do per request, with no routing, auth or storage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    _decode(body)
+    payload = _encode({"partition_id": 0, "topic_name": "bench", "offset": 0})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

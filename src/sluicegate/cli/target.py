@@ -1,0 +1,123 @@
+"""Where CLI commands act: a running server (its admin API) or a data directory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from sluicegate.errors import SluicegateError
+
+__all__ = ["AdminClient", "TargetError", "open_target"]
+
+
+class TargetError(Exception):
+    """A CLI-facing failure: the message is for people, the exit code for scripts."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class AdminClient:
+    """The admin API of a running server, or of an in-process app (``transport``)."""
+
+    def __init__(
+        self, url: str, key: str | None, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.AsyncClient(
+            base_url=url.rstrip("/"), headers=headers, timeout=90, transport=transport
+        )
+        self._url = url
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._client.request(method, f"/admin/v1{path}", **kwargs)
+        except httpx.ConnectError:
+            raise TargetError(
+                f"no sluicegate server at {self._url} (start one with `sluicegate serve`, "
+                "or work on a stopped server's data with --data-dir)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise TargetError(f"request to {self._url} failed: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            raise TargetError(f"{message} (HTTP {response.status_code})")
+        return response.json() if response.content else None
+
+    async def list_topics(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._call("GET", "/topics")
+        return result
+
+    async def create_topic(self, spec: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", "/topics", json=spec)
+        return result
+
+    async def describe_topic(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"/topics/{name}")
+        return result
+
+    async def delete_topic(self, name: str) -> None:
+        await self._call("DELETE", f"/topics/{name}")
+
+    async def produce(self, topic: str, records: Sequence[dict[str, Any]]) -> int:
+        """Produce text records (``{"key", "value"}``); returns how many were stored."""
+        result = await self._call("POST", f"/topics/{topic}/records", json={"records": records})
+        return len(result["offsets"])
+
+    async def read(
+        self, topic: str, partition: int, offset: int, max_records: int, timeout: int
+    ) -> dict[str, Any]:
+        params = {
+            "partition": partition,
+            "offset": offset,
+            "max_records": max_records,
+            "timeout": timeout,
+        }
+        result: dict[str, Any] = await self._call("GET", f"/topics/{topic}/records", params=params)
+        return result
+
+
+@asynccontextmanager
+async def open_target(
+    url: str, key: str | None, data_dir: str | None
+) -> AsyncIterator[AdminClient]:
+    """The server at ``url``, or with ``data_dir`` the log on disk (offline, as admin)."""
+    if data_dir is None:
+        target = AdminClient(url, key)
+        try:
+            yield target
+        finally:
+            await target.aclose()
+        return
+    from sluicegate.app import build_app
+    from sluicegate.config import load_settings
+    from sluicegate.core.gateway import Gateway
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    settings = load_settings(
+        overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
+    )
+    try:
+        async with running(open_log(settings.storage)) as log:
+            gateway = Gateway(settings, log)
+            await gateway.start()
+            target = AdminClient(
+                "http://local", None, transport=httpx.ASGITransport(app=build_app(gateway))
+            )
+            try:
+                yield target
+            finally:
+                await target.aclose()
+    except* SluicegateError as group:
+        raise TargetError(str(group.exceptions[0])) from None

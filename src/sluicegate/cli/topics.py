@@ -1,0 +1,271 @@
+"""``sluicegate topics``, ``produce`` and ``consume``: the log for people."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from sluicegate.cli.target import AdminClient, TargetError, open_target
+
+__all__ = ["consume", "produce", "topics_app"]
+
+topics_app = typer.Typer(help="List, create, describe and delete topics.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+Url = Annotated[
+    str,
+    typer.Option(help="URL of a running server.", envvar="SLUICEGATE_URL"),
+]
+Key = Annotated[
+    str | None,
+    typer.Option(help="API key (Bearer).", envvar="SLUICEGATE_KEY", show_default=False),
+]
+DataDir = Annotated[
+    str | None,
+    typer.Option(
+        help="Work on a data directory directly instead of a server (the server must be stopped).",
+        show_default=False,
+    ),
+]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _run(coro: Any) -> Any:
+    from sluicegate.cli.main import run_async
+
+    try:
+        return run_async(coro)
+    except TargetError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@topics_app.command("list")
+def list_topics(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None) -> None:
+    """List topics."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with open_target(url, key, data_dir) as target:
+            return await target.list_topics()
+
+    topics = _run(go())
+    table = Table("name", "id", "partitions", "retention_ms", "created_at")
+    for topic in topics:
+        table.add_row(
+            topic["name"],
+            str(topic["id"]),
+            str(topic["partitions"]),
+            str(topic["retention_ms"]),
+            topic["created_at"],
+        )
+    out.print(table)
+
+
+@topics_app.command()
+def create(
+    name: str,
+    partitions: Annotated[int, typer.Option(min=1, help="Number of partitions.")] = 1,
+    retention_ms: Annotated[
+        int | None, typer.Option(help="Keep records this long (default: forever).")
+    ] = None,
+    retention_bytes: Annotated[int | None, typer.Option(help="Per-partition size cap.")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a topic."""
+    spec = {
+        "name": name,
+        "partitions": partitions,
+        "retention_ms": retention_ms,
+        "retention_bytes": retention_bytes,
+    }
+
+    async def go() -> dict[str, Any]:
+        async with open_target(url, key, data_dir) as target:
+            return await target.create_topic(spec)
+
+    topic = _run(go())
+    out.print(f"created topic [bold]{topic['name']}[/] (id {topic['id']}, {partitions} partitions)")
+
+
+@topics_app.command()
+def describe(name: str, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None) -> None:
+    """Show a topic's settings and its partitions' offsets."""
+
+    async def go() -> dict[str, Any]:
+        async with open_target(url, key, data_dir) as target:
+            return await target.describe_topic(name)
+
+    topic = _run(go())
+    for field in ("name", "id", "partitions", "retention_ms", "retention_bytes", "created_at"):
+        out.print(f"{field:>16}: {topic[field]}")
+    table = Table("partition", "low", "high", "records")
+    for part in topic.get("partition_offsets", []):
+        table.add_row(
+            str(part["partition"]),
+            str(part["low"]),
+            str(part["high"]),
+            str(part["high"] - part["low"]),
+        )
+    out.print(table)
+
+
+@topics_app.command()
+def delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete a topic and all its records."""
+    if not yes:
+        if not sys.stdin.isatty():
+            err.print(
+                "[bold red]error:[/] refusing to delete without --yes (stdin is not a terminal)"
+            )
+            raise typer.Exit(2)
+        typer.confirm(f"Delete topic {name!r} and all its records?", abort=True)
+
+    async def go() -> None:
+        async with open_target(url, key, data_dir) as target:
+            await target.delete_topic(name)
+
+    _run(go())
+    out.print(f"deleted topic [bold]{name}[/]")
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    for line in stream:
+        yield line.rstrip("\n")
+
+
+async def _produce(
+    target: AdminClient,
+    topic: str,
+    lines: Iterator[str],
+    key_separator: str | None,
+    batch: int,
+    progress: Progress | None,
+    total: int | None,
+) -> int:
+    task = progress.add_task(f"producing to {topic}", total=total) if progress else None
+    sent = 0
+    chunk: list[dict[str, Any]] = []
+    for line in lines:
+        if key_separator is not None and key_separator in line:
+            record_key, _, value = line.partition(key_separator)
+            chunk.append({"key": record_key, "value": value})
+        else:
+            chunk.append({"value": line})
+        if len(chunk) >= batch:
+            sent += await target.produce(topic, chunk)
+            if progress and task is not None:
+                progress.update(task, advance=len(chunk))
+            chunk = []
+    if chunk:
+        sent += await target.produce(topic, chunk)
+        if progress and task is not None:
+            progress.update(task, advance=len(chunk))
+    return sent
+
+
+def produce(
+    topic: str,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read lines from this file (else stdin).")
+    ] = None,
+    key_separator: Annotated[
+        str | None, typer.Option(help="Split each line into key and value at this string.")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Records per request.")] = 500,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Produce each line of stdin or a file as one record (durable when this returns)."""
+
+    async def go() -> int:
+        async with open_target(url, key, data_dir) as target:
+            if file is None:
+                return await _produce(
+                    target, topic, _lines(sys.stdin), key_separator, batch, None, None
+                )
+            try:
+                with file.open(encoding="utf-8") as handle:
+                    total = sum(1 for _ in handle)
+                    handle.seek(0)
+                    with Progress(console=err, transient=True) as progress:
+                        return await _produce(
+                            target, topic, _lines(handle), key_separator, batch, progress, total
+                        )
+            except OSError as exc:
+                raise TargetError(f"cannot read {file}: {exc.strerror}") from None
+
+    sent = _run(go())
+    err.print(f"produced {sent} record(s) to {topic}")
+
+
+def consume(
+    topic: str,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest record, not the end.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-F", help="Keep waiting for new records.")
+    ] = False,
+    partition: Annotated[
+        int | None, typer.Option(help="Only this partition (default: all).")
+    ] = None,
+    max_records: Annotated[
+        int | None, typer.Option("--max", help="Stop after this many records.")
+    ] = None,
+    show_keys: Annotated[bool, typer.Option("--keys", help="Print key<TAB>value.")] = False,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print records' values, one per line, partition by partition."""
+
+    async def go() -> None:
+        async with open_target(url, key, data_dir) as target:
+            described = await target.describe_topic(topic)
+            parts = described["partition_offsets"]
+            if partition is not None:
+                parts = [p for p in parts if p["partition"] == partition]
+                if not parts:
+                    raise TargetError(f"topic {topic!r} has no partition {partition}")
+            positions = {p["partition"]: p["low"] if from_beginning else p["high"] for p in parts}
+            printed = 0
+            while True:
+                progressed = False
+                for part, offset in positions.items():
+                    # One partition: long-poll it; several: poll each briefly in turn.
+                    wait = (30 if len(positions) == 1 else 1) if follow else 0
+                    page = await target.read(topic, part, offset, 500, wait)
+                    for record in page["records"]:
+                        line = record["value"] if record["value"] is not None else ""
+                        if show_keys:
+                            line = f"{record['key'] or ''}\t{line}"
+                        out.out(line, highlight=False)
+                        printed += 1
+                        if max_records is not None and printed >= max_records:
+                            return
+                    progressed = progressed or bool(page["records"])
+                    positions[part] = page["next_offset"]
+                if not follow and not progressed:
+                    return
+
+    try:
+        _run(go())
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

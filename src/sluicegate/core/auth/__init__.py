@@ -1,0 +1,1 @@
+"""Authentication (API keys, JWT, TLS client certificates) and per-topic authorization."""

@@ -1,0 +1,155 @@
+"""Principals: who is asking, and what they may do.
+
+A principal is a named client with permissions. Topic permissions are three lists of
+patterns (produce, consume, admin); CloudEvents adds the sources and types a producer
+may use and the types a consumer receives. One ``Principal`` object is built per client
+version and shared by all of its requests, so patterns are compiled once; decisions for
+glob patterns are memoized in one bounded LRU shared by all principals.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import msgspec
+
+from sluicegate.core.auth.patterns import PatternSet
+from sluicegate.errors import Forbidden
+
+__all__ = ["ANONYMOUS", "Action", "Permissions", "Principal"]
+
+Action = Literal["produce", "consume", "admin"]
+
+ANONYMOUS = "anonymous"
+
+#: Decisions remembered across all principals; bounds memory however many names clients try.
+_DECISION_CACHE_SIZE = 65_536
+
+_VERBS: dict[Action, str] = {
+    "produce": "produce to",
+    "consume": "consume from",
+    "admin": "administer",
+}
+
+
+class Permissions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a client may do; every list holds exact names or glob patterns."""
+
+    produce: list[str] = msgspec.field(default_factory=list)
+    consume: list[str] = msgspec.field(default_factory=list)
+    admin: list[str] = msgspec.field(default_factory=list)
+    #: CloudEvents: ``source`` values this client may produce with.
+    ce_sources: list[str] = msgspec.field(default_factory=list)
+    #: CloudEvents: event ``type`` values this client may produce.
+    ce_produce_types: list[str] = msgspec.field(default_factory=list)
+    #: CloudEvents: event ``type`` values this client receives as a consumer.
+    ce_consume_types: list[str] = msgspec.field(default_factory=list)
+
+    @classmethod
+    def everything(cls) -> Permissions:
+        """Every permission on every name (the bootstrap admin, ``--no-auth`` mode)."""
+        return cls(
+            produce=["*"],
+            consume=["*"],
+            admin=["*"],
+            ce_sources=["*"],
+            ce_produce_types=["*"],
+            ce_consume_types=["*"],
+        )
+
+
+@functools.lru_cache(maxsize=_DECISION_CACHE_SIZE)
+def _decide(patterns: PatternSet, name: str) -> bool:
+    return patterns.matches(name)
+
+
+class Principal:
+    """An authenticated client. ``require*`` raise ``Forbidden``; ``allows``/``may*`` answer."""
+
+    __slots__ = ("_sets", "name", "permissions")
+
+    def __init__(self, name: str, permissions: Permissions) -> None:
+        self.name = name
+        self.permissions = permissions
+        self._sets: dict[str, PatternSet] = {
+            "produce": PatternSet(permissions.produce),
+            "consume": PatternSet(permissions.consume),
+            "admin": PatternSet(permissions.admin),
+            "ce_sources": PatternSet(permissions.ce_sources),
+            "ce_produce_types": PatternSet(permissions.ce_produce_types),
+            "ce_consume_types": PatternSet(permissions.ce_consume_types),
+        }
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        """The principal of every request when authentication is switched off."""
+        return cls(ANONYMOUS, Permissions.everything())
+
+    def _check(self, kind: str, name: str) -> bool:
+        patterns = self._sets[kind]
+        if patterns.everything:
+            return True
+        if not patterns:
+            return False
+        return _decide(patterns, name)
+
+    # -- topics ----------------------------------------------------------------------
+
+    def allows(self, action: Action, topic: str) -> bool:
+        """Whether this client may ``action`` (produce, consume, admin) on ``topic``."""
+        return self._check(action, topic)
+
+    def require(self, action: Action, topic: str) -> None:
+        """Raise ``Forbidden`` unless this client may ``action`` on ``topic``."""
+        if not self._check(action, topic):
+            raise Forbidden(
+                f"client {self.name!r} may not {_VERBS[action]} topic {topic!r}",
+                check=action,
+            )
+
+    def require_admin(self) -> None:
+        """Raise ``Forbidden`` unless this client administers every topic (pattern ``*``)."""
+        if not self._sets["admin"].everything:
+            raise Forbidden(
+                f"client {self.name!r} needs the admin permission on '*' for this operation",
+                check="admin",
+            )
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this client administers every topic, which the admin API requires."""
+        return self._sets["admin"].everything
+
+    # -- CloudEvents -----------------------------------------------------------------
+
+    def may_use_source(self, source: str) -> bool:
+        """Whether this client may produce events with this ``source``."""
+        return self._check("ce_sources", source)
+
+    def require_source(self, source: str) -> None:
+        """Raise ``Forbidden`` unless this client may produce events with ``source``."""
+        if not self._check("ce_sources", source):
+            raise Forbidden(
+                f"client {self.name!r} may not produce events with source {source!r}",
+                check="source",
+            )
+
+    def may_produce_type(self, event_type: str) -> bool:
+        """Whether this client may produce events of ``event_type``."""
+        return self._check("ce_produce_types", event_type)
+
+    def require_type(self, event_type: str) -> None:
+        """Raise ``Forbidden`` unless this client may produce events of ``event_type``."""
+        if not self._check("ce_produce_types", event_type):
+            raise Forbidden(
+                f"client {self.name!r} may not produce events of type {event_type!r}",
+                check="type",
+            )
+
+    def consumes_type(self, event_type: str) -> bool:
+        """Whether this client, as a consumer, receives events of ``event_type``."""
+        return self._check("ce_consume_types", event_type)
+
+    def __repr__(self) -> str:
+        return f"Principal({self.name!r})"

@@ -1,0 +1,1 @@
+"""The gateway's own topic admin API (``/admin/v1/topics``), used by the CLI."""

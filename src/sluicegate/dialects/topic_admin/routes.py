@@ -1,0 +1,209 @@
+"""``/admin/v1/topics``: create, inspect, change, purge, delete; produce and read."""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from typing import TypeVar
+
+import msgspec
+
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.records import Record, TopicPartition, format_timestamp
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+from sluicegate.dialects.topic_admin.wire import (
+    PartitionInfo,
+    ProduceBatch,
+    ProduceResult,
+    RecordOut,
+    RecordsOut,
+    TopicCreate,
+    TopicOut,
+    TopicPatch,
+)
+from sluicegate.errors import BadRequest
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response, json_response
+from sluicegate.http.router import Route
+
+__all__ = ["routes"]
+
+_MAX_BODY = 8 * 1024 * 1024
+_MAX_READ_RECORDS = 1000
+_MAX_READ_BYTES = 4 * 1024 * 1024
+_MAX_WAIT = 60.0
+
+T = TypeVar("T")
+
+
+def _decode(body: bytes, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_param(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _topic_out(topic: Topic, partitions: list[PartitionInfo] | None = None) -> TopicOut:
+    return TopicOut(
+        name=topic.name,
+        id=topic.id,
+        partitions=topic.partitions,
+        retention_ms=topic.retention_ms,
+        retention_bytes=topic.retention_bytes,
+        config=topic.config,
+        created_at=format_timestamp(topic.created_at),
+        updated_at=format_timestamp(topic.updated_at),
+        partition_offsets=partitions,
+    )
+
+
+def _record_out(record: Record) -> RecordOut:
+    try:
+        key = None if record.key is None else record.key.decode()
+        value = None if record.value is None else record.value.decode()
+        headers = [(name, raw.decode()) for name, raw in record.headers]
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        key = None if record.key is None else b64encode(record.key).decode()
+        value = None if record.value is None else b64encode(record.value).decode()
+        headers = [(name, b64encode(raw).decode()) for name, raw in record.headers]
+        encoding = "base64"
+    return RecordOut(
+        record.partition,
+        record.offset,
+        format_timestamp(record.timestamp),
+        key,
+        value,
+        headers,
+        encoding,
+    )
+
+
+class TopicAdmin:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._topics = gateway.topics
+
+    async def list_topics(self, request: Request) -> Response:
+        topics = await self._topics.list()
+        visible = [t for t in topics if self._gateway.allowed(request.principal, "admin", t.name)]
+        return json_response([_topic_out(t) for t in visible])
+
+    async def create(self, request: Request) -> Response:
+        spec = _decode(await request.body(_MAX_BODY), TopicCreate)
+        self._gateway.authorize(request.principal, "admin", spec.name)
+        topic = await self._topics.create(
+            TopicSpec(
+                name=spec.name,
+                partitions=spec.partitions,
+                retention_ms=spec.retention_ms,
+                retention_bytes=spec.retention_bytes,
+                config=spec.config,
+            )
+        )
+        return json_response(_topic_out(topic), 201)
+
+    async def describe(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "admin", name)
+        topic = await self._topics.get(name)
+        partitions = []
+        for partition in range(topic.partitions):
+            marks = await self._gateway.log.watermarks(TopicPartition(name, partition))
+            partitions.append(PartitionInfo(partition, marks.low, marks.high))
+        return json_response(_topic_out(topic, partitions))
+
+    async def alter(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "admin", name)
+        patch = _decode(await request.body(_MAX_BODY), TopicPatch)
+        update = TopicUpdate(
+            partitions=patch.partitions,
+            retention_ms=patch.retention_ms,
+            retention_bytes=patch.retention_bytes,
+            config=patch.config,
+        )
+        return json_response(_topic_out(await self._topics.alter(name, update)))
+
+    async def purge(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "admin", name)
+        await self._topics.purge(name)
+        return Response(status=204, content_type=None)
+
+    async def delete(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "admin", name)
+        await self._topics.delete(name)
+        return Response(status=204, content_type=None)
+
+    async def produce(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "produce", name)
+        batch = _decode(await request.body(_MAX_BODY), ProduceBatch)
+        producer = self._gateway.producer
+        topic = await producer.topic(name)
+        records = [
+            producer.record(
+                topic,
+                None if r.key is None else r.key.encode(),
+                None if r.value is None else r.value.encode(),
+                partition=r.partition,
+            )
+            for r in batch.records
+        ]
+        appended = await producer.send(records) if records else []
+        return json_response(ProduceResult([(a.partition, a.offset) for a in appended]))
+
+    async def read(self, request: Request) -> Response:
+        """Records of one partition from an offset; waits up to ``timeout`` seconds for more."""
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "consume", name)
+        topic = await self._topics.get(name)
+        partition = _int_param(request, "partition", 0, 0, topic.partitions - 1)
+        tp = TopicPartition(name, partition)
+        marks = await self._gateway.log.watermarks(tp)
+        offset = _int_param(request, "offset", marks.low, 0, 2**63 - 1)
+        offset = max(offset, marks.low)
+        limit = _int_param(request, "max_records", 100, 1, _MAX_READ_RECORDS)
+        timeout = _int_param(request, "timeout", 0, 0, int(_MAX_WAIT))
+        if offset >= marks.high and timeout:
+            await self._gateway.log.wait({tp: offset}, timeout)
+        records = await self._gateway.log.read(
+            tp, offset, max_records=limit, max_bytes=_MAX_READ_BYTES
+        )
+        next_offset = records[-1].offset + 1 if records else offset
+        high = (await self._gateway.log.watermarks(tp)).high
+        return json_response(RecordsOut([_record_out(r) for r in records], next_offset, high))
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    """The topic admin routes."""
+    admin = TopicAdmin(gateway)
+    get, post = frozenset({"GET"}), frozenset({"POST"})
+    return [
+        Route("/admin/v1/topics", admin.list_topics, get, dialect="topic_admin"),
+        Route("/admin/v1/topics", admin.create, post, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}", admin.describe, get, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}", admin.alter, frozenset({"PATCH"}), dialect="topic_admin"),
+        Route(
+            "/admin/v1/topics/{name}", admin.delete, frozenset({"DELETE"}), dialect="topic_admin"
+        ),
+        Route("/admin/v1/topics/{name}/purge", admin.purge, post, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}/records", admin.read, get, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}/records", admin.produce, post, dialect="topic_admin"),
+    ]

@@ -1,0 +1,1 @@
+"""Helpers for testing against a real sluicegate: a server in a subprocess."""

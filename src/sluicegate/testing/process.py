@@ -1,0 +1,136 @@
+"""Run ``sluicegate serve`` in a subprocess and learn its URL from its log."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["ServerProcess", "serve_in_subprocess"]
+
+
+class ServerProcess:
+    """A running ``sluicegate serve``; ``url`` is where it listens."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log: list[str]) -> None:
+        self.process = process
+        self.url = url
+        #: The server's log lines (JSON objects as text), as far as read.
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (the crash test's weapon)."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for a graceful exit; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def _read_until_listening(process: subprocess.Popen[bytes], deadline: float, log: list[str]) -> str:
+    assert process.stderr is not None  # we created the pipe
+    selector = selectors.DefaultSelector()
+    selector.register(process.stderr, selectors.EVENT_READ)
+    buffer = b""
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=0.1):
+            if process.poll() is not None:
+                break
+            continue
+        chunk = os.read(process.stderr.fileno(), 65536)
+        if not chunk:
+            break
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            log.append(line)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and "url" in entry:
+                selector.close()
+                return str(entry["url"])
+    selector.close()
+    process.kill()
+    process.wait()
+    raise RuntimeError("sluicegate serve did not start:\n" + "\n".join(log[-30:]))
+
+
+@contextmanager
+def serve_in_subprocess(
+    data_dir: str | Path,
+    *,
+    args: Sequence[str] = ("--no-auth",),
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 60.0,
+    cpu: int | None = None,
+) -> Iterator[ServerProcess]:
+    """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
+
+    Logs are JSON (stderr is a pipe); their stderr is drained to /dev/null after start-up
+    so a chatty server never blocks on a full pipe. ``cpu`` pins the server to one core.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "sluicegate.cli.main",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
+    full_env = {**os.environ, "SLUICEGATE_SERVER__LOG_FORMAT": "json", **(env or {})}
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=full_env,
+    )
+    log: list[str] = []
+    try:
+        url = _read_until_listening(process, time.monotonic() + startup_timeout, log)
+        server = ServerProcess(process, url, log)
+        _drain_in_background(process)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _drain_in_background(process: subprocess.Popen[bytes]) -> None:
+    import threading
+
+    def drain() -> None:
+        assert process.stderr is not None
+        while os.read(process.stderr.fileno(), 65536):
+            pass
+
+    threading.Thread(target=drain, name="sluicegate-stderr", daemon=True).start()

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from sluicegate.config import load_settings
+from sluicegate.errors import ConfigError
+
+
+def test_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 8080
+    assert settings.storage.data_dir == "./data"
+    assert settings.records_v2.max_body_bytes == 64 * 1024
+
+
+def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "sluicegate.toml"
+    config.write_text('[server]\nport = 9000\nnode_id = "a"\n[topics]\ndefault_partitions = 3\n')
+    settings = load_settings(
+        config,
+        environ={"SLUICEGATE_SERVER__PORT": "9001", "SLUICEGATE_ADMIN_KEY": "not a setting"},
+        overrides={"server": {"node_id": "b"}},
+    )
+    assert settings.server.port == 9001
+    assert settings.server.node_id == "b"
+    assert settings.topics.default_partitions == 3
+
+
+def test_environment_values_are_toml_or_strings() -> None:
+    settings = load_settings(
+        environ={
+            "SLUICEGATE_TOPICS__AUTO_CREATE": "false",
+            "SLUICEGATE_STORAGE__DATA_DIR": "/var/lib/sluicegate",
+        }
+    )
+    assert settings.topics.auto_create is False
+    assert settings.storage.data_dir == "/var/lib/sluicegate"
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"SLUICEGATE_SERVER__PORT": "eighty"}, "server.port"),
+        ({"SLUICEGATE_SERVER__PORT": "70000"}, "server.port"),
+        ({"SLUICEGATE_SERVER__NO_SUCH": "1"}, "server"),
+        ({"SLUICEGATE_TOPICS__DEFAULT_PARTITIONS": "0"}, "topics.default_partitions"),
+        ({"SLUICEGATE_SERVER__TLS__CERTFILE": "cert.pem"}, "server.tls"),
+    ],
+)
+def test_bad_values_name_the_key(environ: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    assert info.value.key == key
+
+
+def test_bad_file(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[server\nport = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config, environ={})
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "missing.toml", environ={})
