@@ -136,5 +136,9 @@ class GatewayApp:
 
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
-    routes: list[Route] = []
+    from sluicegate import openapi
+    from sluicegate.dialects.records_v2.routes import routes as records_v2
+    from sluicegate.dialects.topic_admin.routes import routes as topic_admin
+
+    routes: list[Route] = [*records_v2(gateway), *topic_admin(gateway), *openapi.routes()]
     return GatewayApp(gateway, routes, metrics=metrics)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from sluicegate.config import Settings
+from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
 from sluicegate.core.producer import Producer
+from sluicegate.errors import Unauthenticated
 from sluicegate.storage.base import Log
 
 __all__ = ["Gateway"]
@@ -24,6 +26,15 @@ class Gateway:
         self.log = log
         self.topics = TopicCatalog(log, settings.topics)
         self.producer = Producer(log, self.topics, append_timeout=settings.storage.append_timeout)
+
+    def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
+        """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
+        if principal is None:
+            raise Unauthenticated("this request needs credentials")
+        principal.require(action, topic)
+
+    def allowed(self, principal: Principal | None, action: Action, topic: str) -> bool:
+        return principal is not None and principal.allows(action, topic)
 
     async def start(self) -> None:
         """Load state from the log; the log must be running."""

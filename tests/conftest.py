@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: a running gateway and an in-process client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sluicegate.app import GatewayApp, build_app
+from sluicegate.config import Settings, load_settings
+from sluicegate.core.gateway import Gateway
+from sluicegate.storage.base import running
+from sluicegate.storage.sqlite import SqliteLog
+
+
+def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings for a test gateway: defaults, ``data_dir``, and ``sections`` on top."""
+    overrides: dict[str, Any] = {"storage": {"data_dir": str(data_dir)}, **sections}
+    return load_settings(environ={}, overrides=overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Override in a module to change the gateway's settings."""
+    return make_settings(tmp_path, auth={"enabled": False})
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    async with running(SqliteLog(settings.storage.data_dir)) as log:
+        gateway = Gateway(settings, log)
+        await gateway.start()
+        yield gateway
+
+
+@pytest.fixture
+def app(gateway: Gateway) -> GatewayApp:
+    return build_app(gateway)
+
+
+@pytest.fixture
+async def client(app: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sluicegate.test") as client:
+        yield client
