@@ -12,6 +12,7 @@ import pytest
 from sluicegate.app import GatewayApp, build_app
 from sluicegate.config import Settings, load_settings
 from sluicegate.core.gateway import Gateway
+from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 
@@ -29,16 +30,22 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    async with running(SqliteLog(settings.storage.data_dir)) as log:
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+async def gateway(settings: Settings, metrics: Metrics) -> AsyncIterator[Gateway]:
+    log = SqliteLog(settings.storage.data_dir, observe_commit=metrics.observe_commit)
+    async with running(log):
         gateway = Gateway(settings, log)
         await gateway.start()
         yield gateway
 
 
 @pytest.fixture
-def app(gateway: Gateway) -> GatewayApp:
-    return build_app(gateway)
+def app(gateway: Gateway, metrics: Metrics) -> GatewayApp:
+    return build_app(gateway, metrics=metrics)
 
 
 @pytest.fixture
