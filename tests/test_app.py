@@ -23,7 +23,9 @@ async def test_readyz_follows_storage(client: httpx.AsyncClient, gateway: Gatewa
 
 async def test_metrics_label_routes_by_template(client: httpx.AsyncClient) -> None:
     for topic in ("a", "b", "c"):
-        await client.post(f"/v2/topics/{topic}/records", json={"value": {"type": "text", "data": "x"}})
+        await client.post(
+            f"/v2/topics/{topic}/records", json={"value": {"type": "text", "data": "x"}}
+        )
     await client.get("/no/such/path/with/user/input")
     text = (await client.get("/metrics")).text
     assert (
@@ -44,7 +46,11 @@ async def test_unmatched_route_is_plain_404(client: httpx.AsyncClient) -> None:
 
 async def test_openapi_index_and_documents(client: httpx.AsyncClient) -> None:
     index = (await client.get("/openapi/")).json()
-    assert {"name": "records-v2", "title": index[0]["title"], "url": "/openapi/records-v2.json"} in index
+    assert {
+        "name": "records-v2",
+        "title": index[0]["title"],
+        "url": "/openapi/records-v2.json",
+    } in index
     for entry in index:
         document = (await client.get(entry["url"])).json()
         assert document["openapi"].startswith("3.")

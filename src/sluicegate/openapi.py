@@ -38,7 +38,11 @@ def load_document(name: str) -> dict[str, Any]:
 async def index(request: Request) -> Response:
     return json_response(
         [
-            {"name": name, "title": load_document(name)["info"]["title"], "url": f"/openapi/{name}.json"}
+            {
+                "name": name,
+                "title": load_document(name)["info"]["title"],
+                "url": f"/openapi/{name}.json",
+            }
             for name in DOCUMENTS
         ]
     )
@@ -66,9 +70,8 @@ def _render(name: str, doc: dict[str, Any]) -> str:
                     f"{' (required)' if param.get('required') else ''}</li>"
                 )
             for status, response in operation.get("responses", {}).items():
-                parts.append(
-                    f"<li><b>{html.escape(status)}</b> {html.escape(response.get('description', ''))}</li>"
-                )
+                description = html.escape(response.get("description", ""))
+                parts.append(f"<li><b>{html.escape(status)}</b> {description}</li>")
             parts.append("</ul></details>")
     parts.append("</section>")
     return "".join(parts)

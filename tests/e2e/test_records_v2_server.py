@@ -29,7 +29,9 @@ def test_200_then_records_survive_restart(tmp_path: Path) -> None:
         assert offsets == [0, 1, 2]
         assert server.stop() == 0
     with serve_in_subprocess(tmp_path) as server:
-        assert httpx.post(f"{server.url}/v2/topics/durable/records", json=TEXT).json()["offset"] == 3
+        assert (
+            httpx.post(f"{server.url}/v2/topics/durable/records", json=TEXT).json()["offset"] == 3
+        )
         described = httpx.get(f"{server.url}/admin/v1/topics/durable").json()
         assert described["partition_offsets"] == [{"partition": 0, "low": 0, "high": 4}]
 
@@ -40,7 +42,11 @@ def test_200_then_records_survive_restart(tmp_path: Path) -> None:
         ("/v2/topics/t/records", {"json": TEXT}, 200),
         ("/v2/topics/bad topic/records", {"json": TEXT}, 400),
         ("/v2/topics/t/records", {"json": {"value": {"type": "binary", "data": "!"}}}, 400),
-        ("/v2/topics/t/records", {"content": "x" * 70_000, "headers": {"content-type": "application/json"}}, 413),
+        (
+            "/v2/topics/t/records",
+            {"content": "x" * 70_000, "headers": {"content-type": "application/json"}},
+            413,
+        ),
         ("/v2/topics/t/records", {"content": "{}", "headers": {"content-type": "text/plain"}}, 415),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sluicegate.config import Settings
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
@@ -38,6 +40,9 @@ class Gateway:
 
     async def start(self) -> None:
         """Load state from the log; the log must be running."""
+        await self.schemas.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.schemas.follow(), name="schemas.follow")

@@ -84,7 +84,10 @@ async def test_null_key_and_tombstone(client: httpx.AsyncClient, gateway: Gatewa
 
 async def test_binary_key_and_value(client: httpx.AsyncClient, gateway: Gateway) -> None:
     key, value = b"\x00\xff\x10binary", bytes(range(200))
-    body = {"key": {"type": "binary", "data": b64(key)}, "value": {"type": "binary", "data": b64(value)}}
+    body = {
+        "key": {"type": "binary", "data": b64(key)},
+        "value": {"type": "binary", "data": b64(value)},
+    }
     assert (await produce(client, body)).status_code == 200
     [record] = await stored(gateway, "orders")
     assert (record.key, record.value) == (key, value)
@@ -262,9 +265,14 @@ class TestNoAutoCreate:
 class TestStorageTimeout:
     @pytest.fixture
     def settings(self, tmp_path: Path) -> Settings:
-        return make_settings(tmp_path, auth={"enabled": False}, storage={
-            "data_dir": str(tmp_path), "append_timeout": 1e-9,
-        })
+        return make_settings(
+            tmp_path,
+            auth={"enabled": False},
+            storage={
+                "data_dir": str(tmp_path),
+                "append_timeout": 1e-9,
+            },
+        )
 
     async def test_slow_storage_is_408_and_all_or_nothing(
         self, client: httpx.AsyncClient, gateway: Gateway

@@ -11,6 +11,7 @@ import msgspec
 
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import Header, format_timestamp
+from sluicegate.core.schemas.naming import subject_name
 from sluicegate.dialects.records_v2.errors import render_error
 from sluicegate.dialects.records_v2.wire import (
     Payload,
@@ -18,7 +19,13 @@ from sluicegate.dialects.records_v2.wire import (
     ProduceResponse,
     SchemaInfo,
 )
-from sluicegate.errors import BadRequest, InvalidTopicName, UnsupportedMediaType
+from sluicegate.errors import (
+    BadRequest,
+    IncompatibleSchema,
+    InvalidSchema,
+    InvalidTopicName,
+    UnsupportedMediaType,
+)
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
@@ -121,10 +128,17 @@ class RecordsV2:
         strategy = payload.schema_name_strategy or "topic"
         datum = _decode_any(_json_bytes(bytes(payload.data), part))
         registry = self._gateway.schemas
-        registered = await registry.get_or_register_for(
-            topic, payload.schema, strategy=strategy, is_key=part == "key", field=f"{part}.schema"
-        )
-        encoded = registry.encode_confluent(registered.id, datum, field=f"{part}.data")
+        try:
+            full_name = None if strategy == "topic" else registry.full_name(payload.schema)
+            subject = subject_name(strategy, topic, full_name, part == "key")
+            registered = await registry.get_or_register(subject, payload.schema)
+        except (InvalidSchema, IncompatibleSchema) as exc:
+            # The seed knows no 409: a schema that cannot be used is a bad request here.
+            raise BadRequest(f"{part}.schema: {exc.message}") from None
+        try:
+            encoded = registry.encode_confluent(registered.id, datum)
+        except InvalidSchema as exc:
+            raise BadRequest(f"{part}.data does not match its schema: {exc.message}") from None
         return encoded, SchemaInfo("avro", registered.id, registered.subject)
 
 

@@ -1,0 +1,92 @@
+"""The CLI on a data directory (offline) and against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from sluicegate.cli.main import app
+from sluicegate.testing.process import serve_in_subprocess
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_offline_topic_lifecycle(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    code, out, _ = invoke("topics", "create", "orders", "--partitions", "3", *data)
+    assert code == 0, out
+    assert "created topic orders" in out
+    code, out, _ = invoke("topics", "list", *data)
+    assert code == 0
+    assert "orders" in out
+    code, out, _ = invoke("topics", "describe", "orders", *data)
+    assert code == 0
+    assert "partitions: 3" in out
+    code, out, err = invoke("topics", "delete", "orders", *data)
+    assert code == 2
+    assert "refusing to delete without --yes" in err
+    code, out, _ = invoke("topics", "delete", "orders", "--yes", *data)
+    assert code == 0
+    code, _, err = invoke("topics", "describe", "orders", *data)
+    assert code == 1
+    assert "does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_offline_produce_and_consume(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"k{i}:value {i}\n" for i in range(1200)))
+    code, _, err = invoke("produce", "events", "--file", str(lines), "--key-separator", ":", *data)
+    assert code == 0, err
+    assert "produced 1200 record(s)" in err
+    code, _, err = invoke("produce", "events", *data, input="from stdin\n")
+    assert code == 0, err
+    code, out, _ = invoke("consume", "events", "--from-beginning", "--keys", *data)
+    assert code == 0
+    printed = out.splitlines()
+    assert printed[0] == "k0\tvalue 0"
+    assert printed[1199] == "k1199\tvalue 1199"
+    assert printed[1200] == "\tfrom stdin"
+    code, out, _ = invoke("consume", "events", "--from-beginning", "--max", "5", *data)
+    assert out.splitlines() == [f"value {i}" for i in range(5)]
+    code, out, _ = invoke("consume", "events", *data)
+    assert (code, out) == (0, "")
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    code, _, err = invoke("topics", "create", "bad name", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert "invalid topic name 'bad name'" in err
+    code, _, err = invoke("topics", "list", "--url", "http://127.0.0.1:9")
+    assert code == 1
+    assert "no sluicegate server at http://127.0.0.1:9" in err
+    assert "Traceback" not in err
+
+
+def test_against_a_running_server(tmp_path: Path) -> None:
+    with serve_in_subprocess(tmp_path / "data") as server:
+        url = ["--url", server.url]
+        assert invoke("topics", "create", "live", *url)[0] == 0
+        code, _, err = invoke("produce", "live", *url, input="a\nb\nc\n")
+        assert code == 0, err
+        code, out, _ = invoke("consume", "live", "--from-beginning", *url)
+        assert out.splitlines() == ["a", "b", "c"]
+        # The server holds the data directory: offline access is refused, clearly.
+        code, _, err = invoke("topics", "list", "--data-dir", str(tmp_path / "data"))
+        assert code == 1
+        assert "another sluicegate server" in err
+
+
+def test_bad_configuration_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[server]\nport = 'eighty'\n")
+    code, _, err = invoke("serve", "--config", str(config))
+    assert code == 2
+    assert "server.port" in err
