@@ -12,6 +12,7 @@ from sluicegate.errors import ServerError, SluicegateError
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
 from sluicegate.observability.metrics import CONTENT_TYPE, Metrics
 
@@ -48,6 +49,8 @@ class GatewayApp:
         metrics: Metrics | None = None,
     ) -> None:
         self.gateway = gateway
+        self._auth = gateway.auth
+        self._limits = gateway.limits
         self.metrics = metrics or Metrics()
         self.router = Router([*self._own_routes(), *routes], websockets)
 
@@ -85,7 +88,10 @@ class GatewayApp:
         request = Request(scope, receive, params)
         request.route = route.path
         try:
-            response = await route.endpoint(request)
+            if route.authenticated:
+                response = await self._authenticated(route, request)
+            else:
+                response = await route.endpoint(request)
         except SluicegateError as exc:
             response = route.render_error(exc, request)
         except ClientDisconnected:
@@ -104,6 +110,20 @@ class GatewayApp:
         self.metrics.observe_request(
             route.dialect, route.path, method, response.status, time.perf_counter() - started
         )
+
+    async def _authenticated(self, route: Route, request: Request) -> Response:
+        """Authenticate, apply the client's rate and concurrency limits, then call."""
+        principal = self._auth.authenticate(
+            request.header("authorization"), peer_certificate(request.scope)
+        )
+        request.principal = principal
+        self._limits.rate.check(principal.name, route.dialect)
+        requests = self._limits.requests
+        requests.acquire(principal.name)
+        try:
+            return await route.endpoint(request)
+        finally:
+            requests.release(principal.name)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         ws = self.router.websockets.get(scope["path"])
@@ -138,7 +158,16 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     """The app with every dialect mounted."""
     from sluicegate import openapi
     from sluicegate.dialects.records_v2.routes import routes as records_v2
+    from sluicegate.dialects.schema_registry.access import guarded
+    from sluicegate.dialects.schema_registry.routes import routes as schema_registry
     from sluicegate.dialects.topic_admin.routes import routes as topic_admin
 
-    routes: list[Route] = [*records_v2(gateway), *topic_admin(gateway), *openapi.routes()]
+    routes: list[Route] = [
+        *records_v2(gateway),
+        *topic_admin(gateway),
+        # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
+        *guarded(schema_registry(gateway.schemas)),
+        *guarded(schema_registry(gateway.schemas, prefix="/registry")),
+        *openapi.routes(),
+    ]
     return GatewayApp(gateway, routes, metrics=metrics)

@@ -22,6 +22,7 @@ __all__ = ["DOCUMENTS", "load_document", "routes"]
 #: name → package holding ``openapi.json``.
 DOCUMENTS: dict[str, str] = {
     "records-v2": "sluicegate.dialects.records_v2",
+    "schema-registry": "sluicegate.dialects.schema_registry",
 }
 
 

@@ -7,16 +7,19 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import os
 import socket
-import ssl
+import sys
 from collections.abc import Iterator
 
 import uvicorn
 
 from sluicegate.app import build_app
 from sluicegate.config import Settings
+from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError
+from sluicegate.http.tls import uvicorn_tls_options
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.factory import open_log
 
@@ -62,18 +65,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _ssl_options(settings: Settings) -> dict[str, object]:
-    tls = settings.server.tls
-    if tls.certfile is None:
-        return {}
-    return {
-        "ssl_certfile": tls.certfile,
-        "ssl_keyfile": tls.keyfile,
-        "ssl_ca_certs": tls.client_ca,
-        "ssl_cert_reqs": ssl.CERT_REQUIRED if tls.client_ca else ssl.CERT_NONE,
-    }
-
-
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then drain: HTTP first, storage last.
 
@@ -100,7 +91,7 @@ async def serve(settings: Settings) -> None:
         access_log=settings.server.access_log,
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
         server_header=False,
-        **_ssl_options(settings),  # type: ignore[arg-type]
+        **uvicorn_tls_options(settings.server.tls),
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()
@@ -113,11 +104,6 @@ async def serve(settings: Settings) -> None:
             await ready
             await gateway.start()
             housekeeping = tg.create_task(gateway.run(), name="housekeeping")
-            if not settings.auth.enabled:
-                logger.warning(
-                    "AUTHENTICATION IS OFF (--no-auth): every request is served as admin. "
-                    "For local experiments only."
-                )
             scheme = "https" if settings.server.tls.certfile else "http"
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
@@ -129,10 +115,18 @@ async def serve(settings: Settings) -> None:
                 settings.storage.data_dir,
                 extra={"url": f"{scheme}://{shown}:{port}", "port": port},
             )
+            if settings.auth.enabled:
+                bootstrap = await gateway.clients.bootstrap_admin(
+                    os.environ.get(ADMIN_KEY_VARIABLE)
+                )
+                if bootstrap is not None:
+                    # Printed, never logged: the key must not reach a log collector's index.
+                    print(first_start_message(bootstrap, f"{scheme}://{shown}:{port}"), file=sys.stderr)
             await server.serve(sockets=[sock])
+            housekeeping.cancel()
+            await asyncio.wait([housekeeping])
             logger.info("HTTP stopped; committing queued writes")
             await log.close()
-            housekeeping.cancel()
     finally:
         sock.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from sluicegate.config import Settings
+from sluicegate.core.auth.authenticator import Authenticator
+from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.limits.policy import Limits
 from sluicegate.core.producer import Producer
+from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.errors import Unauthenticated
 from sluicegate.storage.base import Log
 
@@ -28,6 +32,10 @@ class Gateway:
         self.log = log
         self.topics = TopicCatalog(log, settings.topics)
         self.producer = Producer(log, self.topics, append_timeout=settings.storage.append_timeout)
+        self.schemas = SchemaRegistry(log)
+        self.clients = ClientStore(log, settings.auth.clients)
+        self.auth = Authenticator(settings.auth, self.clients)
+        self.limits = Limits(settings.limits)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -40,9 +48,11 @@ class Gateway:
 
     async def start(self) -> None:
         """Load state from the log; the log must be running."""
+        await self.auth.load()
         await self.schemas.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.schemas.follow(), name="schemas.follow")
+            tg.create_task(self.auth.run(), name="auth")

@@ -22,7 +22,7 @@ import msgspec
 
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec
-from sluicegate.errors import TopicExists
+from sluicegate.errors import ShuttingDown, TopicExists
 from sluicegate.storage.base import Log
 
 __all__ = ["StateTopic"]
@@ -78,9 +78,20 @@ class StateTopic(Generic[T]):
                 self._position = records[-1].offset + 1
 
     async def follow(self) -> None:
-        """Apply changes written by other nodes as they arrive; runs until cancelled."""
+        """Apply changes written by other nodes as they arrive.
+
+        Runs until cancelled, or returns when the log shuts down.
+        """
         while True:
-            await self._log.wait({self._tp: self._position}, timeout=30.0)
+            if await self._log.wait({self._tp: self._position}, timeout=30.0):
+                await self.catch_up()
+                continue
+            # No data: the wait timed out, or close() woke us. A closed log answers every
+            # wait at once, so looping on would spin without ever yielding.
+            try:
+                await self._log.check()
+            except ShuttingDown:
+                return
             await self.catch_up()
 
     def _apply(self, record: Record) -> None:

@@ -8,6 +8,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -83,8 +84,8 @@ def serve_in_subprocess(
 ) -> Iterator[ServerProcess]:
     """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
 
-    Logs are JSON (stderr is a pipe); their stderr is drained to /dev/null after start-up
-    so a chatty server never blocks on a full pipe. ``cpu`` pins the server to one core.
+    Logs are JSON (stderr is a pipe); after start-up they are read and dropped so a
+    chatty server never blocks on a full pipe. ``cpu`` pins the server to one core.
     """
     command = [
         sys.executable,
@@ -110,11 +111,12 @@ def serve_in_subprocess(
         env=full_env,
     )
     log: list[str] = []
+    drain: threading.Thread | None = None
     try:
         url = _read_until_listening(process, time.monotonic() + startup_timeout, log)
-        server = ServerProcess(process, url, log)
-        _drain_in_background(process)
-        yield server
+        drain = threading.Thread(target=_drain, args=(process,), name="sluicegate-stderr")
+        drain.start()
+        yield ServerProcess(process, url, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -123,14 +125,14 @@ def serve_in_subprocess(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if drain is not None:
+            drain.join(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
-def _drain_in_background(process: subprocess.Popen[bytes]) -> None:
-    import threading
-
-    def drain() -> None:
-        assert process.stderr is not None
+def _drain(process: subprocess.Popen[bytes]) -> None:
+    """Read stderr to its end so a chatty server never blocks on a full pipe."""
+    if process.stderr is not None:
         while os.read(process.stderr.fileno(), 65536):
             pass
-
-    threading.Thread(target=drain, name="sluicegate-stderr", daemon=True).start()

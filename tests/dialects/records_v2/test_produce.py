@@ -145,7 +145,7 @@ def assert_error(response: httpx.Response, status: int, message: str) -> None:
         ("x" * 201, "expected 1-200 characters"),
         ("bad%20name", "invalid topic_name 'bad name'"),
         ("tópico", "invalid topic_name"),
-        ("..", "'.' and '..' are not allowed"),
+        ("%2E%2E", "'.' and '..' are not allowed"),
     ],
 )
 async def test_bad_topic_names(client: httpx.AsyncClient, topic: str, message: str) -> None:

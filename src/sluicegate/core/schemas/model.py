@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
 from sluicegate.errors import Unprocessable
 
 __all__ = [
+    "LATEST",
     "ParsedSchema",
     "Reason",
     "RegisteredSchema",
+    "Schema",
     "SchemaReference",
     "SchemaType",
+    "Version",
     "parse_schema_type",
+    "parse_version",
 ]
+
+LATEST: Literal["latest"] = "latest"
+#: A version number, or the latest live version.
+Version = int | Literal["latest"]
+_MAX_VERSION = 2**31 - 1
 
 
 class SchemaType(StrEnum):
@@ -56,6 +65,25 @@ def parse_schema_type(value: str | None) -> SchemaType:
         ) from None
 
 
+def parse_version(value: str | int) -> Version:
+    """A version from a path or body: ``1``..``2^31-1``, or ``latest`` (also ``-1``)."""
+    if isinstance(value, str) and value.strip().lower() == LATEST:
+        return LATEST
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number == -1:
+        return LATEST
+    if not 1 <= number <= _MAX_VERSION:
+        raise Unprocessable(
+            f"The specified version '{value}' is not a valid version id. Allowed values are "
+            'between [1, 2^31-1] and the string "latest"',
+            reason=Reason.INVALID_VERSION,
+        )
+    return number
+
+
 class SchemaReference(msgspec.Struct, frozen=True):
     """A named dependency on another subject's version (Confluent's ``references``).
 
@@ -66,6 +94,15 @@ class SchemaReference(msgspec.Struct, frozen=True):
     name: str
     subject: str
     version: int
+
+
+class Schema(msgspec.Struct, frozen=True, kw_only=True):
+    """A schema by its global id, as stored once whatever the subjects that use it."""
+
+    id: int
+    schema: str
+    schema_type: SchemaType = SchemaType.AVRO
+    references: tuple[SchemaReference, ...] = ()
 
 
 class RegisteredSchema(msgspec.Struct, frozen=True, kw_only=True):

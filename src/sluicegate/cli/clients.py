@@ -1,0 +1,485 @@
+"""``sluicegate clients`` and ``sluicegate keys``: manage who may use the gateway.
+
+Both talk to a running server's admin API (``--url``, ``--key``), or, with
+``--data-dir``, open a stopped server's log directly — the way to create the first
+clients before a start, or a new admin key when the old one is lost.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sluicegate.cli.target import TargetError
+from sluicegate.errors import SluicegateError
+from sluicegate.http.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from sluicegate.core.auth.clients import ClientStore
+
+__all__ = ["clients_app", "keys_app"]
+
+clients_app = typer.Typer(
+    help="Create, list, show, change and delete clients.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+Url = Annotated[str, typer.Option(help="URL of a running server.", envvar="SLUICEGATE_URL")]
+Key = Annotated[
+    str | None,
+    typer.Option(help="Admin API key (Bearer).", envvar="SLUICEGATE_KEY", show_default=False),
+]
+DataDir = Annotated[
+    str | None,
+    typer.Option(
+        help="Work on a data directory directly instead of a server (the server must be stopped).",
+        show_default=False,
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="With --data-dir: the server's TOML settings (for clients defined there).",
+        envvar="SLUICEGATE_CONFIG",
+        show_default=False,
+    ),
+]
+
+
+# -- talking to the admin API ----------------------------------------------------------
+
+
+class AdminApi:
+    """The clients and keys admin API, over HTTP or an in-process ASGI app."""
+
+    def __init__(
+        self, url: str, key: str | None, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.AsyncClient(
+            base_url=url.rstrip("/"), headers=headers, timeout=30, transport=transport
+        )
+        self._url = url
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Send a request to ``/admin/v1/clients...``; ``TargetError`` for people on failure."""
+        try:
+            response = await self._client.request(method, f"/admin/v1/clients{path}", json=body)
+        except httpx.ConnectError:
+            raise TargetError(
+                f"no sluicegate server at {self._url} (start one with `sluicegate serve`, "
+                "or work on a stopped server's data with --data-dir)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise TargetError(f"request to {self._url} failed: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            try:
+                message = str(response.json().get("message", response.text))
+            except ValueError:
+                message = response.text
+            hint = "; pass --key or set SLUICEGATE_KEY" if response.status_code == 401 else ""
+            raise TargetError(f"{message} (HTTP {response.status_code}{hint})")
+        return response.json() if response.content else None
+
+
+def _offline_app(store: ClientStore) -> ASGIApp:
+    """The admin routes over ``store`` as a tiny ASGI app that serves everyone as admin."""
+    from sluicegate.core.auth.principals import Principal
+    from sluicegate.dialects.admin.routes import routes
+    from sluicegate.http.request import Request
+    from sluicegate.http.router import Router, plain_errors
+
+    router = Router(routes(store))
+    admin = Principal.anonymous()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, {})
+        request.principal = admin
+        try:
+            route, request.path_params = router.match(scope["method"], scope["path"])
+            response = await route.endpoint(request)
+        except SluicegateError as exc:
+            response = plain_errors(exc, request)
+        await response(send)
+
+    return app
+
+
+@asynccontextmanager
+async def open_api(
+    url: str, key: str | None, data_dir: str | None, config: Path | None
+) -> AsyncIterator[AdminApi]:
+    """The admin API at ``url``, or with ``data_dir`` over the log on disk (as admin)."""
+    if data_dir is None:
+        api = AdminApi(url, key)
+        try:
+            yield api
+        finally:
+            await api.aclose()
+        return
+    from sluicegate.config import load_settings
+    from sluicegate.core.auth.clients import ClientStore
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    try:
+        settings = load_settings(config, overrides={"storage": {"data_dir": data_dir}})
+    except SluicegateError as exc:
+        raise TargetError(f"configuration: {exc.message}", 2) from None
+    try:
+        async with running(open_log(settings.storage)) as log:
+            store = ClientStore(log, settings.auth.clients)
+            await store.load()
+            transport = httpx.ASGITransport(app=_offline_app(store))
+            api = AdminApi("http://offline", None, transport=transport)
+            try:
+                yield api
+            finally:
+                await api.aclose()
+    except* TargetError as group:
+        raise group.exceptions[0] from None
+    except* SluicegateError as group:
+        raise TargetError(str(group.exceptions[0])) from None
+
+
+def _run(coro: Any) -> Any:
+    from sluicegate.cli.main import run_async
+
+    try:
+        return run_async(coro)
+    except TargetError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _request(
+    method: str,
+    path: str,
+    body: Any,
+    url: str,
+    key: str | None,
+    data_dir: str | None,
+    config: Path | None,
+) -> Any:
+    async def go() -> Any:
+        async with open_api(url, key, data_dir, config) as api:
+            return await api.call(method, path, body)
+
+    return _run(go())
+
+
+# -- durations -------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``30d`` or ``2w`` in seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or float(match.group(1)) <= 0:
+        raise typer.BadParameter(f"expected a duration such as 3600, 15m, 12h, 30d; got {text!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+ExpiresIn = Annotated[
+    str | None,
+    typer.Option(help="The key stops working after this long: 3600, 15m, 12h, 30d, 2w."),
+]
+
+
+def _show_new_key(created: dict[str, Any]) -> None:
+    # The key alone on stdout, so `KEY=$(sluicegate keys create app)` works; the rest on stderr.
+    expires = created["expires_at"] or "never"
+    err.print(
+        f"API key [bold]{created['id']}[/] for client [bold]{created['client']}[/] "
+        f"(expires: {expires}). Store it now: it is not shown again.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.out(created["key"], highlight=False)
+
+
+# -- clients ---------------------------------------------------------------------------
+
+
+def _client_body(
+    produce: list[str] | None,
+    consume: list[str] | None,
+    admin: list[str] | None,
+    ce_source: list[str] | None,
+    ce_produce_type: list[str] | None,
+    ce_consume_type: list[str] | None,
+    certificate_subject: list[str] | None,
+) -> dict[str, list[str]]:
+    return {
+        "produce": produce or [],
+        "consume": consume or [],
+        "admin": admin or [],
+        "ce_sources": ce_source or [],
+        "ce_produce_types": ce_produce_type or [],
+        "ce_consume_types": ce_consume_type or [],
+        "certificate_subjects": certificate_subject or [],
+    }
+
+
+ProduceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--produce", help="Topic (or glob such as 'orders.*') it may produce to."),
+]
+ConsumeOpt = Annotated[
+    list[str] | None, typer.Option("--consume", help="Topic or glob it may consume from.")
+]
+AdminOpt = Annotated[
+    list[str] | None,
+    typer.Option("--admin", help="Topic or glob it administers ('*': everything, incl. clients)."),
+]
+CeSourceOpt = Annotated[
+    list[str] | None, typer.Option("--ce-source", help="CloudEvents source it may produce with.")
+]
+CeProduceTypeOpt = Annotated[
+    list[str] | None, typer.Option("--ce-produce-type", help="CloudEvents type it may produce.")
+]
+CeConsumeTypeOpt = Annotated[
+    list[str] | None, typer.Option("--ce-consume-type", help="CloudEvents type it receives.")
+]
+SubjectOpt = Annotated[
+    list[str] | None,
+    typer.Option("--certificate-subject", help="TLS client certificate CN or SAN mapped to it."),
+]
+
+
+@clients_app.command("create")
+def create_client(
+    name: str,
+    produce: ProduceOpt = None,
+    consume: ConsumeOpt = None,
+    admin: AdminOpt = None,
+    ce_source: CeSourceOpt = None,
+    ce_produce_type: CeProduceTypeOpt = None,
+    ce_consume_type: CeConsumeTypeOpt = None,
+    certificate_subject: SubjectOpt = None,
+    with_key: Annotated[
+        bool, typer.Option("--with-key", help="Also create an API key and print it.")
+    ] = False,
+    expires_in: ExpiresIn = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create a client with permissions (repeat an option for several patterns)."""
+    body: dict[str, Any] = {
+        "name": name,
+        **_client_body(
+            produce,
+            consume,
+            admin,
+            ce_source,
+            ce_produce_type,
+            ce_consume_type,
+            certificate_subject,
+        ),
+    }
+    key_body = {"expires_in": parse_duration(expires_in)} if expires_in else {}
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any] | None]:
+        async with open_api(url, key, data_dir, config) as api:
+            client = await api.call("POST", "", body)
+            created = await api.call("POST", f"/{name}/keys", key_body) if with_key else None
+            return client, created
+
+    client, created = _run(go())
+    console = err if created else out
+    console.print(f"created client [bold]{client['name']}[/]", highlight=False)
+    if created:
+        _show_new_key(created)
+
+
+@clients_app.command("update")
+def update_client(
+    name: str,
+    produce: ProduceOpt = None,
+    consume: ConsumeOpt = None,
+    admin: AdminOpt = None,
+    ce_source: CeSourceOpt = None,
+    ce_produce_type: CeProduceTypeOpt = None,
+    ce_consume_type: CeConsumeTypeOpt = None,
+    certificate_subject: SubjectOpt = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Replace a client's permissions with the ones given (omitted lists become empty)."""
+    body = _client_body(
+        produce, consume, admin, ce_source, ce_produce_type, ce_consume_type, certificate_subject
+    )
+    _request("PUT", f"/{name}", body, url, key, data_dir, config)
+    out.print(f"updated client [bold]{name}[/]", highlight=False)
+
+
+def _joined(values: list[str]) -> str:
+    return ", ".join(values) if values else "-"
+
+
+@clients_app.command("list")
+def list_clients(
+    url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None, config: ConfigFile = None
+) -> None:
+    """List clients and what they may do."""
+    clients = _request("GET", "", None, url, key, data_dir, config)
+    table = Table("name", "origin", "produce", "consume", "admin", "cloudevents", "keys")
+    for client in clients:
+        ce = client["ce_sources"] or client["ce_produce_types"] or client["ce_consume_types"]
+        table.add_row(
+            client["name"],
+            client["origin"],
+            _joined(client["produce"]),
+            _joined(client["consume"]),
+            _joined(client["admin"]),
+            "yes" if ce else "-",
+            str(client["active_keys"]),
+        )
+    out.print(table)
+
+
+def _minute(timestamp: str | None, empty: str) -> str:
+    # RFC 3339 to the minute is plenty in a table and keeps the key ids from wrapping.
+    return timestamp[:16].replace("T", " ") if timestamp else empty
+
+
+def _keys_table(keys: list[dict[str, Any]]) -> Table:
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=14)
+    table.add_column("prefix", no_wrap=True)
+    for name in ("status", "created", "expires", "revoked"):
+        table.add_column(name)
+    for k in keys:
+        table.add_row(
+            k["id"],
+            k["prefix"] + "…",
+            k["status"],
+            _minute(k["created_at"], "-"),
+            _minute(k["expires_at"], "never"),
+            _minute(k["revoked_at"], "-"),
+        )
+    return table
+
+
+@clients_app.command("show")
+def show_client(
+    name: str,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Show a client's permissions and keys."""
+
+    async def go() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with open_api(url, key, data_dir, config) as api:
+            return await api.call("GET", f"/{name}"), await api.call("GET", f"/{name}/keys")
+
+    client, keys = _run(go())
+    for field in ("name", "origin", "created_at"):
+        out.print(f"{field:>20}: {client[field] or '-'}", highlight=False)
+    for field in (
+        "produce",
+        "consume",
+        "admin",
+        "ce_sources",
+        "ce_produce_types",
+        "ce_consume_types",
+        "certificate_subjects",
+    ):
+        out.print(f"{field:>20}: {_joined(client[field])}", highlight=False)
+    out.print(_keys_table(keys))
+
+
+@clients_app.command("delete")
+def delete_client(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete a client and every API key it has."""
+    if not yes:
+        if not sys.stdin.isatty():
+            err.print(
+                "[bold red]error:[/] refusing to delete without --yes (stdin is not a terminal)"
+            )
+            raise typer.Exit(2)
+        typer.confirm(f"Delete client {name!r} and all its API keys?", abort=True)
+    _request("DELETE", f"/{name}", None, url, key, data_dir, config)
+    out.print(f"deleted client [bold]{name}[/]", highlight=False)
+
+
+# -- keys ------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def create_key(
+    client: str,
+    expires_in: ExpiresIn = None,
+    expires_at: Annotated[
+        str | None, typer.Option(help="The key stops working at this RFC 3339 time.")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create an API key for a client; prints the key (only this once) on stdout."""
+    body: dict[str, Any] = {}
+    if expires_in is not None:
+        body["expires_in"] = parse_duration(expires_in)
+    if expires_at is not None:
+        body["expires_at"] = expires_at
+    _show_new_key(_request("POST", f"/{client}/keys", body, url, key, data_dir, config))
+
+
+@keys_app.command("list")
+def list_keys(
+    client: str,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """List a client's API keys (never the keys themselves)."""
+    out.print(_keys_table(_request("GET", f"/{client}/keys", None, url, key, data_dir, config)))
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    client: str,
+    key_id: str,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Revoke an API key at once."""
+    _request("DELETE", f"/{client}/keys/{key_id}", None, url, key, data_dir, config)
+    out.print(f"revoked key [bold]{key_id}[/] of client [bold]{client}[/]", highlight=False)

@@ -1,0 +1,376 @@
+"""Avro schemas: parse and check with fastavro, a normal form for identity, validate, encode.
+
+Identity. Avro's Parsing Canonical Form drops ``default``, ``aliases`` and logical types,
+so two schemas that read data differently (a field default, ``timestamp-millis`` versus
+a bare ``long``) would share one form. Like Confluent, the registry must give those
+different ids, so ``canonical`` is a *normal* form instead: what fastavro parsed (full
+names, namespaces resolved), every attribute kept, keys sorted, no whitespace, and
+``{"type": "int"}`` written as ``"int"``. ``parsing_canonical_form`` is still there for
+fingerprints.
+
+fastavro accepts some schemas Avro's Java parser refuses (duplicate field names, invalid
+names, unions with duplicate branches, a union default that does not match the first
+branch); Java consumers must be able to read what we register, so ``parse`` refuses
+them too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
+
+import fastavro
+import msgspec
+from fastavro.schema import SchemaParseException, UnknownType, to_parsing_canonical_form
+from fastavro.validation import validate as fastavro_validate
+
+from sluicegate.core.schemas.model import SchemaType
+from sluicegate.errors import InvalidRecord, InvalidSchema
+
+__all__ = ["AvroSchema", "describe_mismatch"]
+
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+NAMED = frozenset({"record", "error", "enum", "fixed"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_DEPTH = 128
+_PARSE_ERRORS = (SchemaParseException, UnknownType, KeyError, TypeError, ValueError, AttributeError)
+_DECODE_ERRORS = (EOFError, ValueError, IndexError, TypeError, KeyError, UnicodeDecodeError)
+
+
+class AvroSchema:
+    """An Avro schema parsed once; thread-safe to share (nothing mutates it after parse)."""
+
+    schema_type = SchemaType.AVRO
+
+    def __init__(self, parsed: Any, names: dict[str, Any]) -> None:
+        self.parsed = parsed
+        #: Every named type this schema can use, its references' included, by full name.
+        self.names = names
+        self.canonical = json.dumps(_normal(parsed), sort_keys=True, separators=(",", ":"))
+        self.full_name: str | None = (
+            parsed["name"] if isinstance(parsed, dict) and parsed.get("type") in NAMED else None
+        )
+
+    @classmethod
+    def parse(cls, text: str, references: Iterable[AvroSchema] = ()) -> AvroSchema:
+        """Parse ``text``; named types of ``references`` may be used by name."""
+        try:
+            document = msgspec.json.decode(text)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise InvalidSchema(f"Invalid Avro schema: not valid JSON ({exc})") from None
+        named: dict[str, Any] = {}
+        for reference in references:
+            named.update(reference.names)
+        if not isinstance(document, (str, dict, list)):
+            raise InvalidSchema(
+                "Invalid Avro schema: expected a JSON object, array or string, "
+                f"got {_describe(document)}"
+            )
+        _check_document(document, 0)
+        try:
+            parsed = fastavro.parse_schema(document, named_schemas=named)
+            _Structure(named).check(parsed, "")
+        except _PARSE_ERRORS as exc:
+            raise InvalidSchema(f"Invalid Avro schema: {_parse_error_text(exc)}") from None
+        return cls(parsed, named)
+
+    @property
+    def parsing_canonical_form(self) -> str:
+        """Avro's Parsing Canonical Form (for fingerprints, not identity)."""
+        return str(to_parsing_canonical_form(self.parsed))
+
+    def validate(self, datum: object) -> None:
+        """Raise ``InvalidSchema`` whose message names the first field that does not match."""
+        if not fastavro_validate(datum, self.parsed, raise_errors=False):
+            message = describe_mismatch(self.parsed, datum, self.names)
+            raise InvalidSchema(message)
+
+    def encode(self, datum: object) -> bytes:
+        """Validate ``datum``, then write Avro binary (no header)."""
+        self.validate(datum)
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self.parsed, datum)
+        return buffer.getvalue()
+
+    def decode(self, payload: bytes) -> object:
+        """Read Avro binary written with this schema."""
+        try:
+            return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+        except _DECODE_ERRORS as exc:
+            raise InvalidRecord(f"data is not Avro written with this schema: {exc}") from None
+
+
+def _parse_error_text(exc: BaseException) -> str:
+    if isinstance(exc, UnknownType):
+        return f"unknown type {exc.name!r}"
+    if isinstance(exc, KeyError):
+        return f"missing attribute {exc.args[0]!r}"
+    return str(exc)
+
+
+def _check_document(node: object, depth: int) -> None:
+    """Checks fastavro cannot make after parsing: nesting depth, records without fields."""
+    # Our own walkers recurse; a hostile schema must not reach Python's recursion limit.
+    if depth > _MAX_DEPTH:
+        raise InvalidSchema(f"Invalid Avro schema: nested deeper than {_MAX_DEPTH} levels")
+    if isinstance(node, dict):
+        if node.get("type") in ("record", "error") and "fields" not in node:
+            raise InvalidSchema(f"Invalid Avro schema: record {node.get('name')!r} has no fields")
+        for value in node.values():
+            _check_document(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _check_document(value, depth + 1)
+
+
+def _normal(node: Any) -> Any:
+    """fastavro's parsed form without its private keys, bare primitives as names."""
+    if isinstance(node, list):
+        return [_normal(branch) for branch in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"type"} and node["type"] in PRIMITIVES:
+        return node["type"]
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith("__fastavro") or key == "__named_schemas":
+            continue
+        if key in ("type", "items", "values"):
+            result[key] = _normal(value)
+        elif key == "fields":
+            result[key] = [_normal(field) for field in value]
+        else:
+            result[key] = value
+    return result
+
+
+class _Structure:
+    """The checks Avro's Java parser makes and fastavro skips."""
+
+    def __init__(self, names: dict[str, Any]) -> None:
+        self._names = names
+        self._seen: set[str] = set()
+
+    def check(self, node: Any, path: str) -> None:
+        if isinstance(node, str):
+            return
+        if isinstance(node, list):
+            self._union(node, path)
+            return
+        kind = node["type"]
+        if kind in NAMED:
+            name = node["name"]
+            if name in self._seen:
+                return
+            self._seen.add(name)
+            self._name(name, path)
+        if kind in ("record", "error"):
+            self._record(node, path)
+        elif kind == "enum":
+            for symbol in node["symbols"]:
+                if not isinstance(symbol, str) or not _NAME.fullmatch(symbol):
+                    self._fail(path, f"invalid enum symbol {symbol!r}")
+        elif kind == "fixed":
+            size = node["size"]
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                self._fail(path, f"fixed size must be a non-negative integer, got {size!r}")
+        elif kind == "array":
+            self.check(node["items"], f"{path}/items")
+        elif kind == "map":
+            self.check(node["values"], f"{path}/values")
+
+    def _record(self, node: dict[str, Any], path: str) -> None:
+        fields = node["fields"]
+        if not isinstance(fields, list):
+            self._fail(path, "record fields must be an array")
+        seen: set[str] = set()
+        for index, field in enumerate(fields):
+            name = field["name"]
+            where = f"{path}/fields/{index}"
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                self._fail(where, f"invalid field name {name!r}")
+            if name in seen:
+                self._fail(where, f"duplicate field name {name!r}")
+            seen.add(name)
+            self.check(field["type"], f"{where}/type")
+            if "default" in field and isinstance(field["type"], list):
+                self._union_default(field["type"], field["default"], name, where)
+
+    def _union(self, branches: list[Any], path: str) -> None:
+        if not branches:
+            self._fail(path, "a union needs at least one branch")
+        seen: set[str] = set()
+        for index, branch in enumerate(branches):
+            if isinstance(branch, list):
+                self._fail(f"{path}/{index}", "a union may not directly contain a union")
+            key = _branch_key(branch)
+            if key in seen:
+                self._fail(f"{path}/{index}", f"duplicate union branch {key}")
+            seen.add(key)
+            self.check(branch, f"{path}/{index}")
+
+    def _union_default(self, branches: list[Any], default: object, field: str, path: str) -> None:
+        first = _resolve(branches[0], self._names) if branches else None
+        kind = first if isinstance(first, str) else first.get("type") if first else None
+        if kind in ("bytes", "fixed") and isinstance(default, str):
+            return  # Avro JSON encodes bytes defaults as strings
+        if first is None or not _matches(branches[0], default, self._names):
+            self._fail(
+                path,
+                f"default {default!r} of field {field!r} does not match the union's first "
+                f"branch {_label(branches[0], self._names) if branches else 'none'}",
+            )
+
+    def _name(self, full_name: str, path: str) -> None:
+        if not isinstance(full_name, str) or not all(
+            _NAME.fullmatch(part) for part in full_name.split(".")
+        ):
+            self._fail(path, f"invalid name {full_name!r}")
+
+    @staticmethod
+    def _fail(path: str, message: str) -> None:
+        raise InvalidSchema(f"Invalid Avro schema at {path or '/'}: {message}")
+
+
+def _branch_key(branch: Any) -> str:
+    if isinstance(branch, str):
+        return branch
+    kind = branch["type"]
+    return str(branch["name"]) if kind in NAMED else str(kind)
+
+
+def _resolve(node: Any, names: Mapping[str, Any]) -> Any:
+    """A named type's definition for a reference by name; anything else as is."""
+    if isinstance(node, str) and node not in PRIMITIVES:
+        return names.get(node, node)
+    if isinstance(node, dict) and node.get("type") in PRIMITIVES:
+        return node["type"] if "logicalType" not in node else node
+    return node
+
+
+def _matches(node: Any, datum: object, names: dict[str, Any]) -> bool:
+    # fastavro validates whole parsed schemas only: wrap ``node`` as the one field of a
+    # record that carries every named type, so its rules stay the single source of truth.
+    probe = {
+        "type": "record",
+        "name": "probe",
+        "fields": [{"name": "value", "type": node}],
+        "__fastavro_parsed": True,
+        "__named_schemas": names,
+    }
+    return bool(fastavro_validate({"value": datum}, probe, raise_errors=False))
+
+
+def describe_mismatch(schema: Any, datum: object, names: dict[str, Any]) -> str:
+    """Why ``datum`` does not match ``schema``: expected, got, and the path to the field."""
+    return _Mismatch(names).find(schema, datum, "$")
+
+
+class _Mismatch:
+    def __init__(self, names: dict[str, Any]) -> None:
+        self._names = names
+
+    def find(self, node: Any, datum: object, path: str) -> str:
+        resolved = _resolve(node, self._names)
+        if isinstance(resolved, list):
+            same_kind = [b for b in resolved if _kind_fits(_resolve(b, self._names), datum)]
+            if len(same_kind) == 1:
+                return self.find(same_kind[0], datum, path)
+            return self._expected(node, datum, path)
+        kind = resolved if isinstance(resolved, str) else resolved.get("type")
+        if kind in ("record", "error") and isinstance(datum, Mapping):
+            return self._record(resolved, datum, path)
+        if kind == "array" and _is_sequence(datum):
+            for index, item in enumerate(datum):
+                if not _matches(resolved["items"], item, self._names):
+                    return self.find(resolved["items"], item, f"{path}[{index}]")
+        if kind == "map" and isinstance(datum, Mapping):
+            for key, value in datum.items():
+                if not isinstance(key, str):
+                    return f"Expected string map keys, got {_describe(key)} - at {path}"
+                if not _matches(resolved["values"], value, self._names):
+                    return self.find(resolved["values"], value, f"{path}[{json.dumps(key)}]")
+        if kind == "enum" and isinstance(datum, str):
+            symbols = ", ".join(resolved["symbols"])
+            return (
+                f"Expected a symbol of enum {resolved['name']} [{symbols}], "
+                f"got {_describe(datum)} - at {path}"
+            )
+        return self._expected(node, datum, path)
+
+    def _record(self, record: dict[str, Any], datum: Mapping[Any, Any], path: str) -> str:
+        for field in record["fields"]:
+            name = field["name"]
+            value = datum.get(name)
+            if _matches(field["type"], value, self._names):
+                continue
+            if name not in datum:
+                label = _label(field["type"], self._names)
+                return f"Missing required field {name!r} ({label}) - at {path}"
+            return self.find(field["type"], value, f"{path}.{name}")
+        return f"Expected record {record['name']}, got {_describe(datum)} - at {path}"
+
+    def _expected(self, node: Any, datum: object, path: str) -> str:
+        label = _label(node, self._names)
+        if label in _INT_RANGES and isinstance(datum, int) and not isinstance(datum, bool):
+            low, high = _INT_RANGES[label]
+            label = f"{label} in [{low}, {high}]"
+        return f"Expected {label}, got {_describe(datum)} - at {path}"
+
+
+_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def _kind_fits(node: Any, datum: object) -> bool:
+    """Whether ``datum`` has the shape of ``node`` (to pick the union branch to blame)."""
+    kind = node if isinstance(node, str) else node.get("type")
+    if isinstance(datum, Mapping):
+        return kind in ("record", "error", "map")
+    if _is_sequence(datum):
+        return kind == "array"
+    return False
+
+
+def _is_sequence(datum: object) -> TypeGuard[Sequence[Any]]:
+    return isinstance(datum, Sequence) and not isinstance(datum, (str, bytes, bytearray))
+
+
+def _label(node: Any, names: Mapping[str, Any]) -> str:
+    resolved = _resolve(node, names)
+    if isinstance(resolved, list):
+        return "one of [" + ", ".join(_label(b, names) for b in resolved) + "]"
+    if isinstance(resolved, str):
+        return resolved
+    kind = resolved["type"]
+    if kind in PRIMITIVES:
+        return f"{kind} ({resolved['logicalType']})"
+    if kind == "fixed":
+        return f"fixed {resolved['name']} ({resolved['size']} bytes)"
+    if kind in NAMED:
+        return f"{'record' if kind == 'error' else kind} {resolved['name']}"
+    return str(kind)
+
+
+_JSON_NAMES = {
+    type(None): "null",
+    bool: "boolean",
+    int: "int",
+    float: "float",
+    str: "string",
+    bytes: "bytes",
+    dict: "object",
+    list: "array",
+}
+
+
+def _describe(datum: object) -> str:
+    name = _JSON_NAMES.get(type(datum), type(datum).__name__)
+    if datum is None or isinstance(datum, (dict, list)):
+        return name
+    text = json.dumps(datum) if isinstance(datum, str) else repr(datum)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{name} {text}"

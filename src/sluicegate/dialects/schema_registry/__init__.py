@@ -1,0 +1,1 @@
+"""A Confluent-Schema-Registry-compatible REST API over the gateway's schema registry."""

@@ -1,0 +1,67 @@
+"""Who may do what on the registry API.
+
+Reading (``GET``, lookups, compatibility checks) needs only valid credentials, as
+Confluent's serializers and deserializers of any client need to resolve ids. Writing a
+subject needs the admin permission on the subject's name, or the produce permission on
+the topic a ``<topic>-key|value`` subject belongs to (so a producer whose serializer
+auto-registers its schema may do so). Global settings (``/config``, ``/mode``) need
+admin on every topic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sluicegate.core.auth.principals import Principal
+from sluicegate.errors import Forbidden, Unauthenticated
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response
+from sluicegate.http.router import Endpoint, Route
+
+__all__ = ["guarded"]
+
+
+def _is_read(route: Route) -> bool:
+    if "GET" in route.methods:
+        return True
+    # POST /subjects/{subject} is a lookup; /compatibility/... only tests a schema.
+    return "/compatibility/" in route.path or route.path.endswith("/subjects/{subject}") and (
+        "POST" in route.methods
+    )
+
+
+def _may_write(principal: Principal, subject: str) -> bool:
+    if principal.allows("admin", subject):
+        return True
+    for suffix in ("-key", "-value"):
+        if subject.endswith(suffix):
+            return principal.allows("produce", subject.removesuffix(suffix))
+    return False
+
+
+def _guard(endpoint: Endpoint, read: bool) -> Endpoint:
+    async def checked(request: Request) -> Response:
+        principal = request.principal
+        if principal is None:
+            raise Unauthenticated("this request needs credentials")
+        if not read:
+            subject = request.path_params.get("subject")
+            if subject is None:
+                principal.require_admin()
+            elif not _may_write(principal, subject):
+                raise Forbidden(
+                    f"client {principal.name!r} may not change subject {subject!r}: it needs "
+                    "admin on the subject, or produce on the topic of a <topic>-key|value subject",
+                    check="admin",
+                )
+        return await endpoint(request)
+
+    return checked
+
+
+def guarded(routes: list[Route]) -> list[Route]:
+    """``routes`` with each endpoint behind its permission check."""
+    return [
+        dataclasses.replace(route, endpoint=_guard(route.endpoint, _is_read(route)))
+        for route in routes
+    ]

@@ -1,0 +1,306 @@
+"""Avro: parsing, identity, the checks fastavro skips, validation messages, encoding."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from sluicegate.core.schemas.avro import AvroSchema
+from sluicegate.errors import InvalidRecord, InvalidSchema
+
+ORDER: dict[str, Any] = {
+    "type": "record",
+    "name": "Order",
+    "namespace": "com.acme",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": ["null", "string"], "default": None},
+        {
+            "name": "lines",
+            "type": {
+                "type": "array",
+                "items": {
+                    "type": "record",
+                    "name": "Line",
+                    "fields": [
+                        {"name": "sku", "type": "string"},
+                        {"name": "quantity", "type": "int"},
+                    ],
+                },
+            },
+        },
+        {"name": "tags", "type": {"type": "map", "values": "string"}, "default": {}},
+        {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID"]}},
+        {"name": "digest", "type": {"type": "fixed", "name": "Digest", "size": 4}},
+    ],
+}
+VALID_ORDER: dict[str, Any] = {
+    "id": 7,
+    "note": None,
+    "lines": [{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 2}],
+    "tags": {"k": "v"},
+    "status": "PAID",
+    "digest": b"\x00\x01\x02\x03",
+}
+
+
+def parse(document: object) -> AvroSchema:
+    return AvroSchema.parse(json.dumps(document))
+
+
+def invalid_schema_message(document: object) -> str:
+    text = document if isinstance(document, str) else json.dumps(document)
+    with pytest.raises(InvalidSchema) as caught:
+        AvroSchema.parse(text)
+    return caught.value.message
+
+
+# -- identity --------------------------------------------------------------------------
+
+
+def test_whitespace_key_order_and_namespace_style_do_not_change_identity() -> None:
+    spaced = json.dumps(ORDER, indent=4)
+    reordered = json.dumps(dict(reversed(list(ORDER.items()))))
+    qualified = json.dumps({**ORDER, "name": "com.acme.Order", "namespace": None})
+    forms = {AvroSchema.parse(text).canonical for text in (spaced, reordered, qualified)}
+    assert forms == {parse(ORDER).canonical}
+
+
+def test_bare_primitive_equals_its_object_form() -> None:
+    assert AvroSchema.parse('"string"').canonical == parse({"type": "string"}).canonical
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fields": [{"name": "id", "type": "long", "default": 0}]},
+        {"fields": [{"name": "id", "type": {"type": "long", "logicalType": "timestamp-millis"}}]},
+        {"fields": [{"name": "id", "type": "long", "doc": "the id"}]},
+        {"fields": [{"name": "id", "type": "long", "aliases": ["key"]}]},
+    ],
+)
+def test_attributes_that_change_meaning_change_identity(change: dict[str, Any]) -> None:
+    base = {"type": "record", "name": "R", "fields": [{"name": "id", "type": "long"}]}
+    changed = {**base, **change}
+    assert parse(base).canonical != parse(changed).canonical
+    # ...whereas Parsing Canonical Form cannot tell most of them apart.
+    assert (
+        parse(base).parsing_canonical_form
+        == '{"name":"R","type":"record","fields":[{"name":"id","type":"long"}]}'
+    )
+
+
+def test_full_name_is_that_of_the_named_type() -> None:
+    assert parse(ORDER).full_name == "com.acme.Order"
+    assert parse({"type": "enum", "name": "x.E", "symbols": ["A"]}).full_name == "x.E"
+    assert AvroSchema.parse('"string"').full_name is None
+    assert AvroSchema.parse('["null", "string"]').full_name is None
+
+
+def test_references_supply_named_types() -> None:
+    line = parse({"type": "record", "name": "Line", "namespace": "com.acme", "fields": []})
+    order = AvroSchema.parse(
+        json.dumps(
+            {"type": "record", "name": "O", "fields": [{"name": "l", "type": "com.acme.Line"}]}
+        ),
+        [line],
+    )
+    assert order.encode({"l": {}}) == b""
+    assert (
+        invalid_schema_message(
+            {"type": "record", "name": "O", "fields": [{"name": "l", "type": "com.acme.Line"}]}
+        )
+        == "Invalid Avro schema: unknown type 'com.acme.Line'"
+    )
+
+
+# -- schemas that must be refused ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("{", "Invalid Avro schema: not valid JSON (Input data was truncated)"),
+        ("", "Invalid Avro schema: not valid JSON (Input data was truncated)"),
+        ("5", "Invalid Avro schema: expected a JSON object, array or string, got int 5"),
+        ('"nope"', "Invalid Avro schema: unknown type 'nope'"),
+        ({"type": "record", "name": "R"}, "Invalid Avro schema: record 'R' has no fields"),
+        ({"type": "fixed", "name": "F"}, "Invalid Avro schema: missing attribute 'size'"),
+        (
+            {"type": "fixed", "name": "F", "size": -1},
+            "Invalid Avro schema at /: fixed size must be a non-negative integer, got -1",
+        ),
+        (
+            {"type": "record", "name": "1R", "fields": []},
+            "Invalid Avro schema at /: invalid name '1R'",
+        ),
+        (
+            {"type": "record", "name": "R", "fields": [{"name": "a-b", "type": "int"}]},
+            "Invalid Avro schema at /fields/0: invalid field name 'a-b'",
+        ),
+        (
+            {
+                "type": "record",
+                "name": "R",
+                "fields": [{"name": "a", "type": "int"}, {"name": "a", "type": "long"}],
+            },
+            "Invalid Avro schema at /fields/1: duplicate field name 'a'",
+        ),
+        (["int", "int"], "Invalid Avro schema at /1: duplicate union branch int"),
+        (["int", ["null"]], "Invalid Avro schema at /1: a union may not directly contain a union"),
+        ([], "Invalid Avro schema at /: a union needs at least one branch"),
+        (
+            {"type": "enum", "name": "E", "symbols": ["A", "A"]},
+            "Invalid Avro schema: All symbols in an enum must be unique",
+        ),
+        (
+            {"type": "enum", "name": "E", "symbols": ["1A"]},
+            "Invalid Avro schema: Every symbol must match the regular expression "
+            "[A-Za-z_][A-Za-z0-9_]*",
+        ),
+        (
+            {
+                "type": "record",
+                "name": "R",
+                "fields": [{"name": "a", "type": ["null", "int"], "default": 1}],
+            },
+            "Invalid Avro schema at /fields/0: default 1 of field 'a' does not match the "
+            "union's first branch null",
+        ),
+        (
+            {
+                "type": "record",
+                "name": "R",
+                "fields": [{"name": "a", "type": "int", "default": "x"}],
+            },
+            "Invalid Avro schema: Default value <x> must match schema type: int",
+        ),
+    ],
+)
+def test_invalid_schemas(document: object, message: str) -> None:
+    assert invalid_schema_message(document) == message
+
+
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    document: object = "string"
+    for _ in range(300):
+        document = {"type": "array", "items": document}
+    assert invalid_schema_message(document) == (
+        "Invalid Avro schema: nested deeper than 128 levels"
+    )
+    assert invalid_schema_message("[" * 100_000).startswith("Invalid Avro schema: not valid JSON")
+
+
+def test_bytes_default_may_be_a_string_for_a_bytes_first_union() -> None:
+    parse(
+        {
+            "type": "record",
+            "name": "R",
+            "fields": [{"name": "b", "type": ["bytes", "null"], "default": "\u00ff"}],
+        }
+    )
+
+
+# -- validation ------------------------------------------------------------------------
+
+
+def mismatch(datum: object, schema: AvroSchema | None = None) -> str:
+    with pytest.raises(InvalidSchema) as caught:
+        (schema or parse(ORDER)).validate(datum)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": "7"}, 'Expected long, got string "7" - at $.id'),
+        (
+            {"id": 2**63},
+            "Expected long in [-9223372036854775808, 9223372036854775807], "
+            "got int 9223372036854775808 - at $.id",
+        ),
+        ({"id": True}, "Expected long, got boolean True - at $.id"),
+        ({"note": 5}, "Expected one of [null, string], got int 5 - at $.note"),
+        (
+            {"lines": [{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 1.5}]},
+            "Expected int, got float 1.5 - at $.lines[1].quantity",
+        ),
+        (
+            {"lines": [{"sku": "a"}]},
+            "Missing required field 'quantity' (int) - at $.lines[0]",
+        ),
+        ({"lines": "abc"}, 'Expected array, got string "abc" - at $.lines'),
+        ({"tags": {"k": 1}}, 'Expected string, got int 1 - at $.tags["k"]'),
+        (
+            {"status": "LOST"},
+            "Expected a symbol of enum com.acme.Status [NEW, PAID], "
+            'got string "LOST" - at $.status',
+        ),
+        (
+            {"digest": b"\x00"},
+            "Expected fixed com.acme.Digest (4 bytes), got bytes b'\\x00' - at $.digest",
+        ),
+        ({"note": "x" * 100}, None),
+    ],
+)
+def test_validation_names_the_field(change: dict[str, Any], message: str | None) -> None:
+    datum = {**VALID_ORDER, **change}
+    if message is None:
+        parse(ORDER).validate(datum)
+    else:
+        assert mismatch(datum) == message
+
+
+def test_missing_top_level_field_and_wrong_top_level_type() -> None:
+    datum = dict(VALID_ORDER)
+    del datum["status"]
+    assert mismatch(datum) == "Missing required field 'status' (enum com.acme.Status) - at $"
+    assert mismatch(5) == "Expected record com.acme.Order, got int 5 - at $"
+    assert mismatch(None) == "Expected record com.acme.Order, got null - at $"
+
+
+def test_long_values_are_cut_in_messages() -> None:
+    schema = AvroSchema.parse('"int"')
+    assert mismatch("y" * 100, schema) == (
+        'Expected int, got string "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy... - at $'
+    )
+
+
+def test_union_of_records_blames_the_branch_of_the_same_shape() -> None:
+    schema = parse(
+        ["null", {"type": "record", "name": "P", "fields": [{"name": "x", "type": "int"}]}]
+    )
+    assert mismatch({"x": "1"}, schema) == 'Expected int, got string "1" - at $.x'
+
+
+# -- encoding --------------------------------------------------------------------------
+
+
+def test_encode_decode_round_trip() -> None:
+    schema = parse(ORDER)
+    payload = schema.encode(VALID_ORDER)
+    assert schema.decode(payload) == VALID_ORDER
+
+
+def test_encode_is_avro_binary() -> None:
+    # zig-zag varint 1 → 0x02; a string is its length then its bytes.
+    record = parse(
+        {
+            "type": "record",
+            "name": "R",
+            "fields": [{"name": "a", "type": "int"}, {"name": "s", "type": "string"}],
+        }
+    )
+    assert record.encode({"a": 1, "s": "hi"}) == b"\x02\x04hi"
+
+
+def test_encode_refuses_invalid_data() -> None:
+    with pytest.raises(InvalidSchema, match=r"at \$\.id$"):
+        parse(ORDER).encode({**VALID_ORDER, "id": "x"})
+
+
+def test_decode_of_garbage_is_an_invalid_record() -> None:
+    with pytest.raises(InvalidRecord, match="data is not Avro written with this schema"):
+        parse(ORDER).decode(b"\x02")
