@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -108,6 +109,8 @@ async def open_target(
     settings = load_settings(
         overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
     )
+    # Offline, the gateway serves only this command: its "auth is off" warning is noise.
+    logging.getLogger("sluicegate.auth").setLevel(logging.ERROR)
     try:
         async with running(open_log(settings.storage)) as log:
             gateway = Gateway(settings, log)
@@ -119,5 +122,7 @@ async def open_target(
                 yield target
             finally:
                 await target.aclose()
+    except* TargetError as group:
+        raise group.exceptions[0] from None
     except* SluicegateError as group:
         raise TargetError(str(group.exceptions[0])) from None

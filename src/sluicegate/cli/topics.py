@@ -256,7 +256,7 @@ def consume(
                         line = record["value"] if record["value"] is not None else ""
                         if show_keys:
                             line = f"{record['key'] or ''}\t{line}"
-                        out.out(line, highlight=False)
+                        typer.echo(line)
                         printed += 1
                         if max_records is not None and printed >= max_records:
                             return
