@@ -157,6 +157,7 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.records_v2.routes import routes as records_v2
     from sluicegate.dialects.schema_registry.access import guarded
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
@@ -165,6 +166,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     routes: list[Route] = [
         *records_v2(gateway),
         *topic_admin(gateway),
+        *client_admin(gateway.clients),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),

@@ -17,13 +17,16 @@ from typing import Any, Literal
 
 import msgspec
 
-from sluicegate.errors import ConfigError
+from sluicegate.core.auth.patterns import validate_pattern
+from sluicegate.core.auth.principals import validate_client_name
+from sluicegate.errors import BadRequest, ConfigError
 
 __all__ = [
     "AuthSettings",
     "ClientSettings",
     "JwtSettings",
     "LimitSettings",
+    "RateSettings",
     "RecordsV2Settings",
     "ServerSettings",
     "Settings",
@@ -41,11 +44,16 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class TlsSettings(_Section):
-    """TLS for the listener; with ``client_ca`` set, client certificates are required."""
+    """TLS for the listener; with ``client_ca`` set, client certificates are verified."""
 
     certfile: str | None = None
     keyfile: str | None = None
+    #: CA bundle (PEM) that client certificates must chain to.
     client_ca: str | None = None
+    #: With ``client_ca``: ``required`` refuses connections without a client certificate;
+    #: ``optional`` also serves clients that authenticate with an API key or JWT instead.
+    client_cert: Literal["required", "optional"] = "required"
+    minimum_version: Literal["1.2", "1.3"] = "1.2"
 
 
 class ServerSettings(_Section):
@@ -92,7 +100,18 @@ class JwtSettings(_Section):
     jwks: str | None = None
     #: Claim that names the client.
     client_claim: str = "sub"
+    #: Seconds of clock skew tolerated on ``exp`` and ``nbf``.
     leeway: float = 30.0
+    #: Seconds between reloads of the JWKS (file or URL).
+    jwks_refresh: float = 300.0
+
+    def __repr__(self) -> str:
+        secret = None if self.secret is None else "***"
+        return (
+            f"JwtSettings(issuer={self.issuer!r}, audience={self.audience!r}, "
+            f"algorithms={self.algorithms!r}, secret={secret!r}, jwks={self.jwks!r}, "
+            f"client_claim={self.client_claim!r})"
+        )
 
 
 class ClientSettings(_Section):
@@ -117,15 +136,36 @@ class AuthSettings(_Section):
     clients: list[ClientSettings] = msgspec.field(default_factory=list)
 
 
+class RateSettings(_Section):
+    """A token bucket: ``rate_per_second`` sustained, ``burst`` at once (0: one second's worth)."""
+
+    rate_per_second: float
+    burst: int = 0
+
+
+def _default_dialect_rates() -> dict[str, RateSettings]:
+    # Workato's legacy /pubsub endpoints are limited to 1,000 requests per minute.
+    return {"topics_v1_legacy": RateSettings(rate_per_second=1000 / 60, burst=1000)}
+
+
 class LimitSettings(_Section):
+    #: In-flight requests overall (503 beyond) and per client (429 beyond).
     max_concurrent_requests: int = 4096
     max_concurrent_requests_per_client: int = 1024
     max_long_polls: int = 10_000
+    max_long_polls_per_client: int = 1000
     max_websockets: int = 10_000
-    #: Token bucket per client and dialect: sustained requests per second, and burst.
+    max_websockets_per_client: int = 1000
+    #: Token bucket per client and dialect: sustained requests per second (0: unlimited),
+    #: and burst (0: one second's worth).
     rate_per_second: float = 0.0
     rate_burst: int = 0
+    #: Per-dialect buckets that replace the default above, keyed by the route's dialect.
+    dialect_rates: dict[str, RateSettings] = msgspec.field(default_factory=_default_dialect_rates)
+    #: JSON bodies: nesting depth, keys across all objects, and bytes in one string.
     max_json_depth: int = 64
+    max_json_keys: int = 10_000
+    max_json_string_bytes: int = 1024 * 1024
 
 
 class RecordsV2Settings(_Section):
@@ -151,8 +191,6 @@ class Settings(_Section):
             (self.storage.retention_interval > 0, "storage.retention_interval", "must be > 0"),
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
-            (self.limits.rate_per_second >= 0, "limits.rate_per_second", "must be >= 0"),
-            (self.limits.max_json_depth >= 1, "limits.max_json_depth", "must be >= 1"),
         ]
         for ok, key, message in checks:
             if not ok:
@@ -162,7 +200,106 @@ class Settings(_Section):
             raise ConfigError("server.tls", "certfile and keyfile must be set together")
         if tls.client_ca is not None and tls.certfile is None:
             raise ConfigError("server.tls.client_ca", "needs server.tls.certfile and keyfile")
+        _validate_limits(self.limits)
+        _validate_auth(self.auth)
         return self
+
+
+def _validate_limits(limits: LimitSettings) -> None:
+    positive = [
+        "max_concurrent_requests",
+        "max_concurrent_requests_per_client",
+        "max_long_polls",
+        "max_long_polls_per_client",
+        "max_websockets",
+        "max_websockets_per_client",
+        "max_json_depth",
+        "max_json_keys",
+        "max_json_string_bytes",
+    ]
+    for name in positive:
+        if getattr(limits, name) < 1:
+            raise ConfigError(f"limits.{name}", "must be >= 1")
+    if limits.rate_per_second < 0:
+        raise ConfigError("limits.rate_per_second", "must be >= 0 (0: unlimited)")
+    if limits.rate_burst < 0:
+        raise ConfigError("limits.rate_burst", "must be >= 0")
+    for dialect, rate in limits.dialect_rates.items():
+        if rate.rate_per_second <= 0:
+            raise ConfigError(f"limits.dialect_rates.{dialect}.rate_per_second", "must be > 0")
+        if rate.burst < 0:
+            raise ConfigError(f"limits.dialect_rates.{dialect}.burst", "must be >= 0")
+
+
+def _validate_jwt(jwt: JwtSettings) -> None:
+    # Imported here: core.auth.jwt needs JwtSettings from this module.
+    from sluicegate.core.auth.jwt import (
+        ASYMMETRIC_ALGORITHMS,
+        SUPPORTED_ALGORITHMS,
+        SYMMETRIC_ALGORITHMS,
+    )
+
+    algorithms = set(jwt.algorithms)
+    if not algorithms:
+        if jwt.secret is not None or jwt.jwks is not None:
+            raise ConfigError("auth.jwt.algorithms", "required when secret or jwks is set")
+        return
+    unknown = sorted(algorithms - SUPPORTED_ALGORITHMS)
+    if unknown:
+        raise ConfigError(
+            "auth.jwt.algorithms",
+            f"unsupported {unknown}; choose from {sorted(SUPPORTED_ALGORITHMS)}",
+        )
+    if not jwt.issuer:
+        raise ConfigError("auth.jwt.issuer", "required when JWTs are accepted")
+    if not jwt.audience:
+        raise ConfigError("auth.jwt.audience", "required when JWTs are accepted")
+    if algorithms & SYMMETRIC_ALGORITHMS:
+        if jwt.secret is None:
+            raise ConfigError("auth.jwt.secret", "required for HS256/HS384/HS512")
+        if len(jwt.secret.encode()) < 32:
+            raise ConfigError("auth.jwt.secret", "must be at least 32 bytes")
+    if algorithms & ASYMMETRIC_ALGORITHMS and not jwt.jwks:
+        raise ConfigError("auth.jwt.jwks", "required for RS*/PS*/ES*/EdDSA (a file or URL)")
+    if not jwt.client_claim:
+        raise ConfigError("auth.jwt.client_claim", "must not be empty")
+    if jwt.leeway < 0:
+        raise ConfigError("auth.jwt.leeway", "must be >= 0")
+    if jwt.jwks_refresh <= 0:
+        raise ConfigError("auth.jwt.jwks_refresh", "must be > 0")
+
+
+def _validate_auth(auth: AuthSettings) -> None:
+    _validate_jwt(auth.jwt)
+    names: set[str] = set()
+    subjects: dict[str, str] = {}
+    pattern_lists = [
+        f for f in ClientSettings.__struct_fields__ if f not in {"name", "certificate_subjects"}
+    ]
+    for index, client in enumerate(auth.clients):
+        where = f"auth.clients[{index}]"
+        try:
+            validate_client_name(client.name)
+        except BadRequest as exc:
+            raise ConfigError(f"{where}.name", exc.message) from None
+        if client.name in names:
+            raise ConfigError(f"{where}.name", f"client {client.name!r} is defined twice")
+        names.add(client.name)
+        for field in pattern_lists:
+            for pattern in getattr(client, field):
+                try:
+                    validate_pattern(pattern)
+                except BadRequest as exc:
+                    raise ConfigError(f"{where}.{field}", exc.message) from None
+        for subject in client.certificate_subjects:
+            if not subject:
+                raise ConfigError(f"{where}.certificate_subjects", "must not hold empty names")
+            if subject in subjects:
+                raise ConfigError(
+                    f"{where}.certificate_subjects",
+                    f"{subject!r} already belongs to client {subjects[subject]!r}",
+                )
+            subjects[subject] = client.name
 
 
 def _env_value(raw: str) -> Any:

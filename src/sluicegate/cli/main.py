@@ -104,9 +104,12 @@ def serve(
 
 
 def _register_subcommands() -> None:
+    from sluicegate.cli.clients import clients_app, keys_app
     from sluicegate.cli.topics import consume, produce, topics_app
 
     app.add_typer(topics_app, name="topics")
+    app.add_typer(clients_app, name="clients")
+    app.add_typer(keys_app, name="keys")
     app.command()(produce)
     app.command()(consume)
 

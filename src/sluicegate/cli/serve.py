@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 import os
+import signal
 import socket
-import sys
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -83,15 +83,19 @@ async def serve(settings: Settings) -> None:
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
     sock = _bind(settings.server.host, settings.server.port)
+    # TLS swaps in an httptools protocol that hands client certificates to the app.
+    server_options: dict[str, Any] = {
+        "http": "httptools",
+        **uvicorn_tls_options(settings.server.tls),
+    }
     config = uvicorn.Config(
         app,
-        http="httptools",
         lifespan="off",
         log_config=None,
         access_log=settings.server.access_log,
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
         server_header=False,
-        **uvicorn_tls_options(settings.server.tls),
+        **server_options,
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()
@@ -120,8 +124,8 @@ async def serve(settings: Settings) -> None:
                     os.environ.get(ADMIN_KEY_VARIABLE)
                 )
                 if bootstrap is not None:
-                    # Printed, never logged: the key must not reach a log collector's index.
-                    print(first_start_message(bootstrap, f"{scheme}://{shown}:{port}"), file=sys.stderr)
+                    # Printed to stdout, never logged: the key must not reach a log index.
+                    print(first_start_message(bootstrap, f"{scheme}://{shown}:{port}"), flush=True)
             await server.serve(sockets=[sock])
             housekeeping.cancel()
             await asyncio.wait([housekeeping])

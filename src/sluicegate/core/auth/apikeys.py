@@ -53,7 +53,7 @@ def generate_key() -> str:
 
 def hash_key(key: str) -> bytes:
     """The SHA-256 digest of a presented or new key; what is stored and looked up."""
-    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+    return hashlib.sha256(key.encode()).digest()
 
 
 def new_key_id() -> str:

@@ -43,9 +43,7 @@ def _alt_names(cert: x509.Certificate) -> tuple[str, ...]:
         return ()
     names: list[str] = []
     for general in extension.value:
-        if isinstance(
-            general, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier
-        ):
+        if isinstance(general, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier):
             names.append(general.value)
         elif isinstance(general, x509.IPAddress):
             names.append(str(general.value))
@@ -66,4 +64,3 @@ def parse_certificate(pem: str) -> PeerCertificate:
         subject=cert.subject.rfc4514_string(),
         fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
     )
-

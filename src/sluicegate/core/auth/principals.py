@@ -10,18 +10,33 @@ glob patterns are memoized in one bounded LRU shared by all principals.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Literal
 
 import msgspec
 
-from sluicegate.core.auth.patterns import PatternSet
-from sluicegate.errors import Forbidden
+from sluicegate.core.auth.patterns import PatternSet, validate_pattern
+from sluicegate.errors import BadRequest, Forbidden
 
-__all__ = ["ANONYMOUS", "Action", "Permissions", "Principal"]
+__all__ = ["ANONYMOUS", "Action", "Permissions", "Principal", "validate_client_name"]
 
 Action = Literal["produce", "consume", "admin"]
 
 ANONYMOUS = "anonymous"
+
+#: Client names appear in URLs and JWT claims (``sub`` is often an e-mail or a UUID).
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+\-]{0,127}")
+
+
+def validate_client_name(name: str) -> str:
+    """Return ``name`` if it is a valid client name, else raise ``BadRequest``."""
+    if not isinstance(name, str) or _CLIENT_NAME.fullmatch(name) is None:
+        raise BadRequest(
+            f"invalid client name {str(name)[:140]!r}: expected 1-128 characters of "
+            "[A-Za-z0-9._@:+-], starting with a letter or digit"
+        )
+    return name
+
 
 #: Decisions remembered across all principals; bounds memory however many names clients try.
 _DECISION_CACHE_SIZE = 65_536
@@ -45,6 +60,16 @@ class Permissions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     ce_produce_types: list[str] = msgspec.field(default_factory=list)
     #: CloudEvents: event ``type`` values this client receives as a consumer.
     ce_consume_types: list[str] = msgspec.field(default_factory=list)
+
+    def validate(self) -> Permissions:
+        """Return self if every pattern is usable, else raise ``BadRequest`` naming the list."""
+        for field in self.__struct_fields__:
+            for pattern in getattr(self, field):
+                try:
+                    validate_pattern(pattern)
+                except BadRequest as exc:
+                    raise BadRequest(f"{field}: {exc.message}", field=field) from None
+        return self
 
     @classmethod
     def everything(cls) -> Permissions:

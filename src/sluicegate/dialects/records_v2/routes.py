@@ -55,6 +55,7 @@ class RecordsV2:
         self._gateway = gateway
         self._producer = gateway.producer
         self._max_body = gateway.settings.records_v2.max_body_bytes
+        self._json_limits = gateway.limits.json
         self._decode_request = msgspec.json.Decoder(ProduceRequest).decode
 
     async def produce(self, request: Request) -> Response:
@@ -77,6 +78,7 @@ class RecordsV2:
             )
         self._gateway.authorize(request.principal, "produce", topic_name)
         body = await request.body(self._max_body)
+        self._json_limits.check(body)
         try:
             produce = self._decode_request(body)
         except msgspec.ValidationError as exc:

@@ -1,0 +1,98 @@
+"""Cheap shape checks on a raw JSON body before it is decoded.
+
+A small body can still be expensive: ``[[[[...]]]]`` nested 30,000 deep, a hundred
+thousand tiny keys, or one huge string. ``JsonLimits.check`` measures them on the raw
+bytes with a few C-level passes (``replace``, ``translate``, ``count``) and no Python loop
+per byte or per token, so it costs a fraction of decoding:
+
+1. Drop escape sequences ``\\\\`` and ``\\"`` (only if there is a backslash at all), so
+   every remaining ``"`` delimits a string.
+2. Keep only ``" [ ] { } : ,``. In valid JSON a kept ``,``/``:``/bracket always stands
+   between two strings, so ``""`` is exactly a string without structural characters
+   inside; deleting every ``""`` leaves only the rare strings that do hold some, which a
+   regular expression then removes. What is left is the structure.
+3. Keys are the ``:`` of the structure; depth is the number of passes that delete the
+   innermost ``[]`` pairs (``{}`` counted as ``[]``), stopped after ``max_depth + 1``.
+4. A string can only be too long if the body is; only then does one regular expression
+   look for a string of more than ``max_string_bytes``. Likewise a body with fewer
+   brackets than ``max_depth`` and fewer colons than ``max_keys`` skips steps 2 and 3.
+
+Malformed JSON (unbalanced brackets, a string that never ends) is not this check's
+business: it returns and leaves the error to the decoder, which reports it precisely.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sluicegate.config import LimitSettings
+from sluicegate.errors import BadRequest
+
+__all__ = ["JsonLimits"]
+
+_KEEP = b'"[]{}:,'
+_NOT_KEPT = bytes(set(range(256)) - set(_KEEP))
+_QUOTED = re.compile(rb'"[^"]*"')
+_BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
+
+
+def _long_string_pattern(limit: int) -> re.Pattern[bytes]:
+    # From the start, skip whole strings (pairs of quotes) lazily until one opens that
+    # has more than ``limit`` bytes before its closing quote. Possessive runs: no backtracking.
+    return re.compile(rb'\A(?:[^"]*+"[^"]*+")*?[^"]*+"[^"]{%d}' % (limit + 1))
+
+
+class JsonLimits:
+    """Limits on a JSON document's nesting depth, key count and string size."""
+
+    __slots__ = ("_long_string", "max_depth", "max_keys", "max_string_bytes")
+
+    def __init__(self, max_depth: int, max_keys: int, max_string_bytes: int) -> None:
+        self.max_depth = max_depth
+        self.max_keys = max_keys
+        self.max_string_bytes = max_string_bytes
+        self._long_string = _long_string_pattern(max_string_bytes)
+
+    @classmethod
+    def from_settings(cls, limits: LimitSettings) -> JsonLimits:
+        """The limits ``limits.max_json_*`` describe."""
+        return cls(limits.max_json_depth, limits.max_json_keys, limits.max_json_string_bytes)
+
+    def check(self, raw: bytes) -> None:
+        """Raise ``BadRequest`` naming the limit if ``raw`` exceeds one; otherwise return."""
+        if b"\\" in raw:
+            raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+        if len(raw) > self.max_string_bytes + 2 and self._long_string.match(raw):
+            raise BadRequest(
+                f"a JSON string exceeds the limit of {self.max_string_bytes} bytes",
+                limit="max_json_string_bytes",
+            )
+        # Counting brackets and colons (strings included) bounds depth and keys from above;
+        # most bodies are within the limits by that bound alone and need no more work.
+        if raw.count(b"[") + raw.count(b"{") <= self.max_depth and raw.count(b":") <= self.max_keys:
+            return
+        structure = raw.translate(None, _NOT_KEPT).replace(b'""', b"")
+        if b'"' in structure:
+            structure = _QUOTED.sub(b"", structure)
+        keys = structure.count(b":")
+        if keys > self.max_keys:
+            raise BadRequest(
+                f"the JSON document has {keys} keys; the limit is {self.max_keys}",
+                limit="max_json_keys",
+            )
+        self._check_depth(structure)
+
+    def _check_depth(self, structure: bytes) -> None:
+        brackets = structure.translate(_BRACKETS_ONLY, b":,")
+        depth = 0
+        while brackets:
+            inner = brackets.replace(b"[]", b"")
+            if len(inner) == len(brackets):
+                return  # unbalanced: malformed, the decoder reports it
+            depth += 1
+            if depth > self.max_depth:
+                raise BadRequest(
+                    f"the JSON document nests deeper than the limit of {self.max_depth} levels",
+                    limit="max_json_depth",
+                )
+            brackets = inner

@@ -1,0 +1,161 @@
+"""What the log knows about its topics and partitions, in memory, owned by the loop.
+
+The catalog is loaded once at open and changed only by the writer, on the event loop,
+after the transaction that changes the database has committed. Readers therefore never
+see a watermark the database does not yet hold. ``PartitionState.next`` is the writer's
+scratch pad: the offsets of the transaction being committed, rolled back to ``high`` if
+that transaction fails.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from sluicegate.core.records import TopicPartition, Watermarks
+from sluicegate.core.topics import Topic, is_internal
+from sluicegate.errors import InvalidPartition, UnknownTopic
+
+__all__ = ["Catalog", "PartitionState", "TopicState", "load_catalog", "topic_from_row"]
+
+
+class PartitionState:
+    """Watermarks and the timestamp floor of one partition."""
+
+    __slots__ = ("high", "index", "last_ts", "low", "next", "topic_id")
+
+    def __init__(self, topic_id: int, index: int, low: int, high: int, last_ts: int) -> None:
+        self.topic_id = topic_id
+        self.index = index
+        self.low = low
+        self.high = high
+        self.next = high
+        #: Timestamps never go below this, even if the wall clock steps back.
+        self.last_ts = last_ts
+
+    def watermarks(self) -> Watermarks:
+        return Watermarks(low=self.low, high=self.high)
+
+
+class TopicState:
+    """A topic and the state of each of its partitions."""
+
+    __slots__ = ("partitions", "topic")
+
+    def __init__(self, topic: Topic, partitions: list[PartitionState]) -> None:
+        self.topic = topic
+        self.partitions = partitions
+
+    def partition(self, index: int) -> PartitionState:
+        """The partition, or ``InvalidPartition``."""
+        if 0 <= index < len(self.partitions):
+            return self.partitions[index]
+        raise invalid_partition(self.topic.name, index, len(self.partitions))
+
+
+def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
+    return InvalidPartition(
+        f"partition {index} does not exist: topic {topic!r} has partitions 0-{count - 1}",
+        topic=topic,
+        partition=index,
+    )
+
+
+def unknown_topic(name: str) -> UnknownTopic:
+    return UnknownTopic(f"topic {name!r} does not exist", topic=name)
+
+
+class Catalog:
+    """Topics by name and by id; ``epoch`` changes whenever a topic is created or changed."""
+
+    def __init__(self, topics: list[TopicState]) -> None:
+        self.by_name: dict[str, TopicState] = {t.topic.name: t for t in topics}
+        self.by_id: dict[int, TopicState] = {t.topic.id: t for t in topics}
+        #: An append validated at one epoch needs no new validation at the same epoch.
+        self.epoch = 0
+
+    def get(self, name: str) -> TopicState:
+        """The topic called ``name``, or ``UnknownTopic``."""
+        state = self.by_name.get(name)
+        if state is None:
+            raise unknown_topic(name)
+        return state
+
+    def get_by_id(self, topic_id: int) -> TopicState:
+        """The topic with this id, or ``UnknownTopic``."""
+        state = self.by_id.get(topic_id)
+        if state is None:
+            raise UnknownTopic(f"no topic has id {topic_id}", topic_id=topic_id)
+        return state
+
+    def partition(self, tp: TopicPartition) -> PartitionState:
+        """The state of ``tp``, or ``UnknownTopic`` / ``InvalidPartition``."""
+        return self.get(tp.topic).partition(tp.partition)
+
+    def topics(self, *, include_internal: bool) -> list[Topic]:
+        return sorted(
+            (
+                s.topic
+                for s in self.by_name.values()
+                if include_internal or not is_internal(s.topic.name)
+            ),
+            key=lambda topic: topic.name,
+        )
+
+    def put(self, state: TopicState) -> None:
+        """Add a topic or replace it (same id) after its change committed."""
+        self.by_name[state.topic.name] = state
+        self.by_id[state.topic.id] = state
+        self.epoch += 1
+
+    def remove(self, state: TopicState) -> None:
+        del self.by_name[state.topic.name]
+        del self.by_id[state.topic.id]
+        self.epoch += 1
+
+
+def topic_from_row(row: tuple[Any, ...]) -> Topic:
+    """A ``Topic`` from ``SELECT id, name, partitions, retention_ms, retention_bytes, ...``."""
+    topic_id, name, partitions, retention_ms, retention_bytes, config, created, updated = row
+    return Topic(
+        name=name,
+        id=topic_id,
+        partitions=partitions,
+        retention_ms=retention_ms,
+        retention_bytes=retention_bytes,
+        config=msgspec.json.decode(config),
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def load_catalog(conn: sqlite3.Connection) -> Catalog:
+    """Read every topic and recover each partition's watermarks (on the writer's thread)."""
+    topics = [
+        topic_from_row(row)
+        for row in conn.execute(
+            "SELECT id, name, partitions, retention_ms, retention_bytes, config, created_at,"
+            " updated_at FROM topics"
+        )
+    ]
+    starts: dict[tuple[int, int], int] = {
+        (topic_id, partition): start
+        for topic_id, partition, start in conn.execute(
+            "SELECT topic_id, partition, log_start_offset FROM partitions"
+        )
+    }
+    last_chunk = (
+        "SELECT end_offset, ts FROM chunks WHERE topic_id = ? AND partition = ?"
+        " ORDER BY end_offset DESC LIMIT 1"
+    )
+    states = []
+    for topic in topics:
+        partitions = []
+        for index in range(topic.partitions):
+            low = starts.get((topic.id, index), 0)
+            end, last_ts = conn.execute(last_chunk, (topic.id, index)).fetchone() or (low, 0)
+            partitions.append(PartitionState(topic.id, index, low, max(end, low), last_ts))
+        states.append(TopicState(topic, partitions))
+    return Catalog(states)

@@ -1,0 +1,73 @@
+"""Chunks: how consecutive records of one partition are laid out in one row.
+
+A chunk is the records one commit appended to one partition, cut at ``CHUNK_RECORDS``
+records or ``CHUNK_BYTES`` bytes so that a reader never decodes much more than it
+returns. Every record in a chunk shares the chunk's log-append timestamp. The payload is
+a msgpack array of ``[key, value, headers]`` with headers an array of ``[name, bytes]``
+pairs, so order and duplicates survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import msgspec
+
+from sluicegate.core.records import Header, NewRecord
+
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_RECORDS",
+    "ChunkRow",
+    "StoredRecord",
+    "chunk_rows",
+    "decode_record",
+    "record_size",
+    "split_chunk",
+]
+
+CHUNK_RECORDS = 128
+CHUNK_BYTES = 256 * 1024
+
+#: (topic_id, partition, base_offset, end_offset, ts, bytes, records): a ``chunks`` row.
+ChunkRow = tuple[int, int, int, int, int, int, bytes]
+
+#: A record as stored: key, value, headers.
+StoredRecord = tuple[bytes | None, bytes | None, tuple[Header, ...]]
+
+_encode = msgspec.msgpack.Encoder().encode
+# Splitting into Raw slices costs no allocation per field, so a read that starts in the
+# middle of a chunk decodes only the records it returns.
+split_chunk = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
+decode_record = msgspec.msgpack.Decoder(StoredRecord).decode
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:
+    """Bytes of key, value and headers, as ``NewRecord.size`` counts them."""
+    size = (0 if key is None else len(key)) + (0 if value is None else len(value))
+    if headers:
+        size += sum(len(name) + len(data) for name, data in headers)
+    return size
+
+
+def chunk_rows(
+    topic_id: int, partition: int, base: int, ts: int, records: Sequence[NewRecord]
+) -> Iterator[ChunkRow]:
+    """Rows holding ``records`` at offsets ``base``, ``base + 1``, ..."""
+    start = 0
+    total = 0
+    for i, record in enumerate(records):
+        size = record_size(record.key, record.value, record.headers)
+        if i > start and (i - start >= CHUNK_RECORDS or total + size > CHUNK_BYTES):
+            yield _row(topic_id, partition, base + start, ts, total, records[start:i])
+            start, total = i, 0
+        total += size
+    if start < len(records):
+        yield _row(topic_id, partition, base + start, ts, total, records[start:])
+
+
+def _row(
+    topic_id: int, partition: int, base: int, ts: int, size: int, records: Sequence[NewRecord]
+) -> ChunkRow:
+    payload = _encode([(r.key, r.value, r.headers) for r in records])
+    return (topic_id, partition, base, base + len(records), ts, size, payload)

@@ -1,0 +1,200 @@
+"""The group coordinator: membership, generations and partition assignment.
+
+Membership lives in this process's memory only. A group member is a consumer that this
+gateway serves (long-poll, WebSocket, consumer instance), so it cannot outlive the
+process anyway: after a restart every member re-joins. Committed offsets, which must
+survive, are in the database.
+
+Assignment is Kafka's round-robin: the partitions of every subscribed topic, sorted,
+dealt one by one to the members sorted by id, skipping members not subscribed to the
+partition's topic. It is deterministic, and each partition has exactly one owner per
+generation. The generation grows whenever membership, a subscription or the set of
+partitions changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from sluicegate.core.records import TopicPartition
+from sluicegate.errors import BadRequest, UnknownGroupMember
+from sluicegate.storage.base import Assignment
+
+__all__ = ["GroupCoordinator"]
+
+
+class _Member:
+    __slots__ = ("deadline", "session_timeout", "topics")
+
+    def __init__(self, topics: frozenset[str], session_timeout: float, now: float) -> None:
+        self.topics = topics
+        self.session_timeout = session_timeout
+        self.deadline = now + session_timeout
+
+
+class _Group:
+    __slots__ = ("assignment", "generation", "members", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.generation = 0
+        self.members: dict[str, _Member] = {}
+        self.assignment: dict[str, tuple[TopicPartition, ...]] = {}
+
+    def subscribes(self, topics: frozenset[str]) -> bool:
+        return any(not member.topics.isdisjoint(topics) for member in self.members.values())
+
+
+class GroupCoordinator:
+    """Groups of this process; ``partitions_of(topic)`` is 0 for a topic that is gone."""
+
+    def __init__(
+        self,
+        partitions_of: Callable[[str], int],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._partitions_of = partitions_of
+        self._now = monotonic
+        self._groups: dict[str, _Group] = {}
+        # Set when a member with a possibly earlier deadline joins, so the sweeper re-plans.
+        self._joined = asyncio.Event()
+
+    # -- membership ------------------------------------------------------------------
+
+    def join(
+        self, group: str, member_id: str, topics: Sequence[str], session_timeout: float
+    ) -> Assignment:
+        """Add or update a member and rebalance if anything changed."""
+        if not session_timeout > 0:
+            raise BadRequest(f"session_timeout must be > 0 seconds, got {session_timeout}")
+        self.expire_due()
+        state = self._groups.setdefault(group, _Group(group))
+        subscription = frozenset(topics)
+        member = state.members.get(member_id)
+        now = self._now()
+        if member is None or member.topics != subscription:
+            state.members[member_id] = _Member(subscription, session_timeout, now)
+            self._rebalance(state)
+        else:
+            member.session_timeout = session_timeout
+            member.deadline = now + session_timeout
+        self._joined.set()
+        return self._assignment(state, member_id)
+
+    def heartbeat(self, group: str, member_id: str) -> Assignment:
+        """Extend the member's session; its current assignment."""
+        self.expire_due()
+        state, member = self._member(group, member_id)
+        member.deadline = self._now() + member.session_timeout
+        return self._assignment(state, member_id)
+
+    def leave(self, group: str, member_id: str) -> None:
+        """Remove the member (if present) and rebalance."""
+        state = self._groups.get(group)
+        if state is not None and state.members.pop(member_id, None) is not None:
+            self._rebalance(state)
+            if not state.members:
+                del self._groups[group]
+
+    def check_owner(
+        self,
+        group: str,
+        member_id: str,
+        generation: int | None,
+        partitions: Iterable[TopicPartition],
+    ) -> None:
+        """Fence an offset commit: the member must be live and own every partition now."""
+        self.expire_due()
+        state, _ = self._member(group, member_id)
+        if generation is not None and generation > state.generation:
+            raise UnknownGroupMember(
+                f"group {group!r} is at generation {state.generation}; "
+                f"generation {generation} does not exist",
+                group=group,
+                member_id=member_id,
+            )
+        owned = state.assignment.get(member_id, ())
+        for tp in partitions:
+            if tp not in owned:
+                raise UnknownGroupMember(
+                    f"member {member_id!r} of group {group!r} does not own "
+                    f"{tp.topic}/{tp.partition} in generation {state.generation}",
+                    group=group,
+                    member_id=member_id,
+                )
+
+    def topics_changed(self, topics: Iterable[str]) -> None:
+        """Rebalance the groups subscribed to ``topics`` (partitions added, topic deleted)."""
+        changed = frozenset(topics)
+        for state in self._groups.values():
+            if state.subscribes(changed):
+                self._rebalance(state)
+
+    # -- session expiry --------------------------------------------------------------
+
+    def expire_due(self) -> None:
+        """Remove members whose session ran out, rebalancing their groups."""
+        now = self._now()
+        for name, state in list(self._groups.items()):
+            expired = [m for m, member in state.members.items() if member.deadline <= now]
+            for member_id in expired:
+                del state.members[member_id]
+            if expired:
+                self._rebalance(state)
+            if not state.members:
+                del self._groups[name]
+
+    async def sweep(self) -> None:
+        """Expire members even when nobody calls: sleep until the next deadline, forever."""
+        while True:
+            self.expire_due()
+            deadlines = [
+                member.deadline
+                for state in self._groups.values()
+                for member in state.members.values()
+            ]
+            self._joined.clear()
+            delay = max(0.0, min(deadlines) - self._now()) if deadlines else None
+            try:
+                async with asyncio.timeout(delay):
+                    await self._joined.wait()
+            except TimeoutError:
+                pass  # a deadline is due: the next round expires it
+
+    # -- internals -------------------------------------------------------------------
+
+    def _member(self, group: str, member_id: str) -> tuple[_Group, _Member]:
+        state = self._groups.get(group)
+        member = None if state is None else state.members.get(member_id)
+        if state is None or member is None:
+            raise UnknownGroupMember(
+                f"member {member_id!r} is not in group {group!r}: it left, "
+                "its session expired, or it never joined",
+                group=group,
+                member_id=member_id,
+            )
+        return state, member
+
+    def _assignment(self, state: _Group, member_id: str) -> Assignment:
+        return Assignment(
+            group=state.name,
+            member_id=member_id,
+            generation=state.generation,
+            partitions=state.assignment.get(member_id, ()),
+        )
+
+    def _rebalance(self, state: _Group) -> None:
+        state.generation += 1
+        members = sorted(state.members)
+        shares: dict[str, list[TopicPartition]] = {m: [] for m in members}
+        topics = sorted({t for member in state.members.values() for t in member.topics})
+        dealer = itertools.cycle(members)
+        for topic in topics:
+            for partition in range(self._partitions_of(topic)):
+                # Some member subscribes to ``topic``, so this ends within one lap.
+                member_id = next(m for m in dealer if topic in state.members[m].topics)
+                shares[member_id].append(TopicPartition(topic, partition))
+        state.assignment = {m: tuple(share) for m, share in shares.items()}

@@ -1,0 +1,385 @@
+"""``SqliteLog``: the embedded backend of the storage contract.
+
+Layout of the work: one writer task and connection (``writer``) commits everything;
+reader connections (``reads``) answer reads; the catalog (``catalog``) holds watermarks
+in memory so most questions need no query; waiters (``waiters``) and the group
+coordinator (``groups``) live on the loop. ``run`` owns the writer, the retention pass
+and the session sweeper in one ``TaskGroup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition, Watermarks
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+from sluicegate.errors import (
+    BadRequest,
+    ConfigError,
+    OffsetOutOfRange,
+    ShuttingDown,
+    StorageError,
+    StorageUnavailable,
+)
+from sluicegate.storage.base import Assignment, CommitObserver, Log
+from sluicegate.storage.sqlite.admin import (
+    AlterTopic,
+    CreateTopic,
+    DeleteTopic,
+    PurgeTopic,
+    validate_spec,
+)
+from sluicegate.storage.sqlite.catalog import Catalog, PartitionState, TopicState, load_catalog
+from sluicegate.storage.sqlite.connection import DbThread
+from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
+from sluicegate.storage.sqlite.groups import GroupCoordinator
+from sluicegate.storage.sqlite.migrations import migrate
+from sluicegate.storage.sqlite.reads import (
+    ReaderPool,
+    committed_offsets,
+    first_offset_at,
+    read_records,
+)
+from sluicegate.storage.sqlite.retention import EnforceRetention
+from sluicegate.storage.sqlite.waiters import Waiters
+from sluicegate.storage.sqlite.writer import Writer
+
+__all__ = ["SqliteLog"]
+
+logger = logging.getLogger(__name__)
+
+_READERS = 2
+
+_WRITER_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    # Short: a busy database at open means another process is writing it right now.
+    "PRAGMA busy_timeout = 1000",
+)
+_READER_PRAGMAS = ("PRAGMA query_only = 1", "PRAGMA busy_timeout = 5000")
+
+
+def _wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+class SqliteLog(Log):
+    """The log in ``<data_dir>/sluicegate.db``: WAL, ``synchronous=FULL``, group commit.
+
+    ``clock`` gives log-append time in µs since the epoch; tests inject one to make
+    retention run in milliseconds. ``observe_commit`` is told each commit's record
+    count and duration (metrics).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        max_pending_appends: int = 100_000,
+        max_commit_records: int = 20_000,
+        retention_interval: float = 30.0,
+        observe_commit: CommitObserver | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        for key, value in (
+            ("storage.max_pending_appends", max_pending_appends),
+            ("storage.max_commit_records", max_commit_records),
+            ("storage.retention_interval", retention_interval),
+        ):
+            if not value > 0:
+                raise ConfigError(key, f"must be > 0, got {value}")
+        self.data_dir = Path(data_dir)
+        self._max_pending = max_pending_appends
+        self._max_commit = max_commit_records
+        self._retention_interval = retention_interval
+        self._observe = observe_commit
+        self._clock = clock or _wall_clock_us
+        self._lock = DirectoryLock(self.data_dir)
+        self._writer_db = DbThread(self.data_dir, "sluicegate-writer")
+        self._readers = ReaderPool(
+            [DbThread(self.data_dir, f"sluicegate-reader-{i}") for i in range(_READERS)]
+        )
+        self._catalog = Catalog([])
+        self._waiters = Waiters()
+        self._groups = GroupCoordinator(self._partition_count)
+        self._writer: Writer | None = None
+        self._started = False
+        self._closing = False
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self, ready: asyncio.Future[None]) -> None:
+        """Open and recover, resolve ``ready``, then serve until ``close()``."""
+        if self._started:
+            raise RuntimeError("SqliteLog.run() may be called only once")
+        self._started = True
+        try:
+            writer = await self._open()
+            async with asyncio.TaskGroup() as tg:
+                writing = tg.create_task(writer.run(), name="sqlite-writer")
+                housekeeping = [
+                    tg.create_task(self._retain_forever(), name="sqlite-retention"),
+                    tg.create_task(self._groups.sweep(), name="group-session-sweeper"),
+                ]
+                self._writer = writer
+                if self._closing:
+                    writer.close()
+                if not ready.done():
+                    ready.set_result(None)
+                # asyncio.wait, not await: a failed writer must surface once, through tg.
+                await asyncio.wait((writing,))
+                for task in housekeeping:
+                    task.cancel()
+        finally:
+            self._closing = True
+            self._waiters.wake_all()
+            await self._release()
+            self._stopped.set()
+
+    async def _open(self) -> Writer:
+        db = self.data_dir / DATABASE_FILE
+        await self._writer_db.call_raw(self._lock.acquire)
+        await self._writer_db.open(db, _WRITER_PRAGMAS)
+        mode = await self._writer_db.call(lambda c: c.execute("PRAGMA journal_mode").fetchone())
+        if mode is None or mode[0] != "wal":
+            raise StorageError(f"{db}: the file system does not support SQLite's WAL mode")
+        await self._writer_db.call_opening(migrate, db)
+        self._catalog = await self._writer_db.call_opening(load_catalog)
+        for reader in self._readers.readers:
+            await reader.open(db, _READER_PRAGMAS)
+        return Writer(
+            self._writer_db,
+            self._catalog,
+            self._waiters,
+            clock=self._clock,
+            max_pending_appends=self._max_pending,
+            max_commit_records=self._max_commit,
+            observe_commit=self._observe,
+        )
+
+    async def _release(self) -> None:
+        for reader in self._readers.readers:
+            await reader.close()
+        await self._writer_db.call_raw(self._lock.release)
+        await self._writer_db.close()
+
+    async def close(self) -> None:
+        """Refuse new writes, commit the queue, wake every waiter; ``run`` then returns."""
+        self._closing = True
+        self._waiters.wake_all()
+        if not self._started:
+            return
+        if self._writer is not None:
+            self._writer.close()
+        await self._stopped.wait()
+
+    async def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless the log can take writes now."""
+        await self._running_writer().check()
+
+    def _running_writer(self) -> Writer:
+        if self._writer is None:
+            if self._closing:
+                raise ShuttingDown("the log is closed")
+            raise StorageUnavailable("the log is not running yet")
+        return self._writer
+
+    def _reader(self) -> DbThread:
+        if self._stopped.is_set():
+            raise ShuttingDown("the log is closed")
+        if self._writer is None:
+            raise StorageUnavailable("the log is not running yet")
+        return self._readers.next()
+
+    # -- topics ----------------------------------------------------------------------
+
+    def _partition_count(self, topic: str) -> int:
+        state = self._catalog.by_name.get(topic)
+        return 0 if state is None else len(state.partitions)
+
+    async def create_topic(self, spec: TopicSpec) -> Topic:
+        """Create a topic; ``TopicExists`` if the name is taken, ``BadRequest`` if invalid."""
+        validate_spec(spec)
+        return await self._running_writer().exclusive(
+            CreateTopic(self._catalog, spec, self._clock())
+        )
+
+    async def get_topic(self, name: str) -> Topic:
+        """The topic called ``name``, or ``UnknownTopic``."""
+        return self._catalog.get(name).topic
+
+    async def get_topic_by_id(self, topic_id: int) -> Topic:
+        """The topic with this stable id, or ``UnknownTopic``."""
+        return self._catalog.get_by_id(topic_id).topic
+
+    async def list_topics(self, *, include_internal: bool = False) -> list[Topic]:
+        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+        return self._catalog.topics(include_internal=include_internal)
+
+    async def alter_topic(self, name: str, update: TopicUpdate) -> Topic:
+        """Change settings; partitions may only grow (``BadRequest`` otherwise)."""
+        op = AlterTopic(
+            self._catalog, name, update, self._clock(), lambda t: self._groups.topics_changed([t])
+        )
+        return await self._running_writer().exclusive(op)
+
+    async def purge_topic(self, name: str) -> None:
+        """Drop every record; offsets keep counting from the old high watermark."""
+        await self._running_writer().exclusive(PurgeTopic(self._catalog, name))
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete the topic, its records and its groups' committed offsets."""
+        await self._running_writer().exclusive(
+            DeleteTopic(self._catalog, name, self._topic_deleted)
+        )
+
+    def _topic_deleted(self, state: TopicState) -> None:
+        # Waiters wake to find the topic gone; groups drop its partitions.
+        self._waiters.wake(state.partitions, arrived=True)
+        self._groups.topics_changed([state.topic.name])
+
+    # -- records ---------------------------------------------------------------------
+
+    async def append(self, batch: Sequence[NewRecord]) -> list[Appended]:
+        """Append all records or none, durably; results in batch order."""
+        writer = self._running_writer()
+        if not batch:
+            return []
+        states: list[PartitionState] = []
+        topic: TopicState | None = None
+        # Validated here so a bad batch fails at once; the writer re-validates only if a
+        # topic changed while the batch was queued (the catalog epoch moved).
+        for record in batch:
+            if topic is None or record.topic != topic.topic.name:
+                topic = self._catalog.get(record.topic)
+            states.append(topic.partition(record.partition))
+        return await writer.append(batch, states)
+
+    async def read(
+        self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int
+    ) -> list[Record]:
+        """Records from ``offset`` on, bounded by count and bytes (the first always fits)."""
+        if max_records < 1:
+            raise BadRequest(f"max_records must be >= 1, got {max_records}", field="max_records")
+        topic = self._catalog.get(tp.topic)
+        state = topic.partition(tp.partition)
+        if offset == state.high:
+            return []
+        if not state.low <= offset < state.high:
+            raise OffsetOutOfRange(
+                f"offset {offset} is out of range for {tp.topic}/{tp.partition}: "
+                f"expected {state.low} (low watermark) to {state.high} (high watermark)",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=offset,
+                low=state.low,
+                high=state.high,
+            )
+        return await self._reader().call(
+            read_records,
+            tp.topic,
+            topic.topic.id,
+            tp.partition,
+            offset,
+            state.high,
+            max_records,
+            max_bytes,
+        )
+
+    async def watermarks(self, tp: TopicPartition) -> Watermarks:
+        """Low and high watermark of a partition."""
+        return self._catalog.partition(tp).watermarks()
+
+    async def offset_for_time(self, tp: TopicPartition, timestamp: int) -> int:
+        """The first offset whose timestamp is >= ``timestamp`` (µs), else the high watermark."""
+        state = self._catalog.partition(tp)
+        low, high = state.low, state.high
+        if low == high:
+            return high
+        base = await self._reader().call(first_offset_at, state.topic_id, state.index, timestamp)
+        # Chunks committed after we read ``high`` may answer; they are not visible yet.
+        return high if base is None else min(max(base, low), high)
+
+    async def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
+        """Wait until some partition's high watermark passes its position, or timeout."""
+        states = {self._catalog.partition(tp): position for tp, position in positions.items()}
+        if any(state.high > position for state, position in states.items()):
+            return True
+        if self._closing:
+            return False
+        return await self._waiters.wait(states, timeout)
+
+    # -- consumer groups -------------------------------------------------------------
+
+    async def commit_offsets(
+        self,
+        group: str,
+        offsets: Mapping[TopicPartition, int],
+        *,
+        member_id: str | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """Durably store the next offset to consume per partition, fenced if a member is given."""
+        writer = self._running_writer()
+        for tp, offset in offsets.items():
+            if offset < 0:
+                raise BadRequest(
+                    f"committed offset for {tp.topic}/{tp.partition} must be >= 0, got {offset}",
+                    field="offset",
+                )
+        states = [self._catalog.partition(tp) for tp in offsets]
+        if member_id is not None:
+            self._groups.check_owner(group, member_id, generation, offsets)
+        if states:
+            await writer.commit_offsets(group, dict(offsets), states)
+
+    async def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Committed next offsets of ``group`` on ``topic``, by partition."""
+        topic_id = self._catalog.get(topic).topic.id
+        return await self._reader().call(committed_offsets, group, topic_id)
+
+    async def join_group(
+        self, group: str, member_id: str, topics: Sequence[str], session_timeout: float
+    ) -> Assignment:
+        """Join (or re-join) ``group`` subscribed to ``topics``; rebalances the group."""
+        for name in topics:
+            self._catalog.get(name)
+        return self._groups.join(group, member_id, topics, session_timeout)
+
+    async def heartbeat(self, group: str, member_id: str) -> Assignment:
+        """Keep the member alive; returns its current assignment."""
+        return self._groups.heartbeat(group, member_id)
+
+    async def leave_group(self, group: str, member_id: str) -> None:
+        """Remove the member and rebalance; unknown members are ignored."""
+        self._groups.leave(group, member_id)
+
+    # -- retention -------------------------------------------------------------------
+
+    async def enforce_retention(self) -> None:
+        """Apply every topic's retention now (``run`` does this every retention_interval)."""
+        writer = self._running_writer()
+        now = self._clock()
+        passes = [
+            writer.exclusive(EnforceRetention(self._catalog, state.topic.id, now))
+            for state in self._catalog.by_id.values()
+            if state.topic.retention_ms is not None or state.topic.retention_bytes is not None
+        ]
+        for done in passes:
+            await done
+
+    async def _retain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._retention_interval)
+            try:
+                await self.enforce_retention()
+            except ShuttingDown:
+                return
+            except StorageError as exc:
+                # A full disk fails the pass but not the log; retention frees space.
+                logger.warning("retention pass failed: %s", exc.message)

@@ -1,0 +1,106 @@
+"""Queries that only read, run on the reader connections' threads.
+
+Each read is bounded by the high watermark the caller saw in the catalog, so it never
+returns a record whose commit the loop has not yet acknowledged, and it closes its
+cursor before returning: an open statement would pin a WAL snapshot and stop
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+
+from sluicegate.core.records import Record
+from sluicegate.errors import OffsetOutOfRange
+from sluicegate.storage.sqlite.codec import decode_record, record_size, split_chunk
+from sluicegate.storage.sqlite.connection import DbThread
+
+__all__ = ["ReaderPool", "committed_offsets", "first_offset_at", "read_records"]
+
+
+class ReaderPool:
+    """Reader connections, used in turn; WAL lets them read while the writer commits."""
+
+    def __init__(self, readers: list[DbThread]) -> None:
+        self.readers = readers
+        self._turns: Iterator[DbThread] = itertools.cycle(readers)
+
+    def next(self) -> DbThread:
+        return next(self._turns)
+
+
+def read_records(
+    conn: sqlite3.Connection,
+    topic: str,
+    topic_id: int,
+    partition: int,
+    offset: int,
+    high: int,
+    max_records: int,
+    max_bytes: int,
+) -> list[Record]:
+    """Records in [offset, high), at most ``max_records`` and, past the first, ``max_bytes``."""
+    cursor = conn.execute(
+        "SELECT base_offset, ts, records FROM chunks"
+        " WHERE topic_id = ? AND partition = ? AND end_offset > ? ORDER BY end_offset",
+        (topic_id, partition, offset),
+    )
+    out: list[Record] = []
+    total = 0
+    try:
+        for base, ts, payload in cursor:
+            if base > offset:
+                # Retention or a purge deleted the records between our look at the
+                # low watermark and this query.
+                raise OffsetOutOfRange(
+                    f"offset {offset} of {topic}/{partition} was just deleted by retention",
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                )
+            raws = split_chunk(payload)
+            for position in range(offset - base, len(raws)):
+                if offset >= high or len(out) >= max_records:
+                    return out
+                key, value, headers = decode_record(raws[position])
+                size = record_size(key, value, headers)
+                if out and total + size > max_bytes:
+                    return out
+                total += size
+                out.append(Record(topic, partition, offset, ts, key, value, headers))
+                offset += 1
+    finally:
+        cursor.close()
+    if not out and offset < high:
+        raise OffsetOutOfRange(
+            f"offset {offset} of {topic}/{partition} was just deleted by a purge",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+    return out
+
+
+def first_offset_at(
+    conn: sqlite3.Connection, topic_id: int, partition: int, timestamp: int
+) -> int | None:
+    """Base offset of the first chunk stamped at or after ``timestamp``, if any."""
+    row = conn.execute(
+        "SELECT base_offset FROM chunks WHERE topic_id = ? AND partition = ? AND ts >= ?"
+        " ORDER BY ts, end_offset LIMIT 1",
+        (topic_id, partition, timestamp),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def committed_offsets(conn: sqlite3.Connection, group: str, topic_id: int) -> dict[int, int]:
+    """The group's committed next offsets on one topic, by partition."""
+    return dict(
+        conn.execute(
+            "SELECT partition, next_offset FROM group_offsets"
+            " WHERE group_name = ? AND topic_id = ?",
+            (group, topic_id),
+        ).fetchall()
+    )

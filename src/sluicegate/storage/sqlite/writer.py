@@ -1,0 +1,427 @@
+"""The one writer: group commit of every queued write into as few transactions as it can.
+
+Callers queue an operation with a future and await it; the writer task takes whatever
+has queued up, turns it into one transaction, runs it on the writer connection's thread
+and, once COMMIT has returned, resolves each future. While one transaction is being
+fsynced the next group accumulates, so the commit rate adapts to the load with no timer
+(aiokafka's ``MessageBatch`` idea, with the commit as the batch).
+
+Error handling: an append that fails validation fails alone, before its records join
+the transaction. A failed transaction fails every future in it and rolls the offsets it
+assigned back. If the failure is one the writer cannot go on from (anything but a full
+disk), the writer fails everything queued and raises, which ends ``SqliteLog.run``.
+A future whose caller was cancelled before the writer took its operation is skipped (not
+written); once taken, an operation is committed or failed as a whole regardless.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from sluicegate.core.records import Appended, NewRecord, TopicPartition
+from sluicegate.errors import (
+    Overloaded,
+    ShuttingDown,
+    SluicegateError,
+    StorageError,
+    StorageUnavailable,
+)
+from sluicegate.storage.base import CommitObserver
+from sluicegate.storage.sqlite.catalog import Catalog, PartitionState
+from sluicegate.storage.sqlite.codec import chunk_rows
+from sluicegate.storage.sqlite.connection import DbThread, transaction
+from sluicegate.storage.sqlite.errors import is_transient
+from sluicegate.storage.sqlite.waiters import Waiters
+
+__all__ = ["Exclusive", "Writer"]
+
+T = TypeVar("T")
+
+_INSERT_CHUNK = (
+    "INSERT INTO chunks (topic_id, partition, base_offset, end_offset, ts, bytes, records)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_OFFSET = (
+    "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+    " SET next_offset = excluded.next_offset, committed_at = excluded.committed_at"
+)
+
+
+class Exclusive(abc.ABC, Generic[T]):
+    """A write that runs alone in its own transaction: topic changes, retention.
+
+    ``plan`` runs on the loop when the writer reaches the operation, so it sees every
+    write queued before it; ``work`` runs in the transaction on the writer's thread;
+    ``apply`` runs on the loop after COMMIT and gives the caller's result.
+    """
+
+    @abc.abstractmethod
+    def plan(self) -> bool:
+        """Validate against the catalog (raise ``SluicegateError``); False if nothing to write."""
+
+    @abc.abstractmethod
+    def work(self, conn: sqlite3.Connection) -> None:
+        """Change the database, inside the transaction."""
+
+    @abc.abstractmethod
+    def apply(self) -> T:
+        """Bring the in-memory state in line with the committed change."""
+
+
+class _Append:
+    __slots__ = ("batch", "epoch", "future", "results", "states")
+
+    def __init__(
+        self,
+        batch: Sequence[NewRecord],
+        states: list[PartitionState],
+        epoch: int,
+        future: asyncio.Future[list[Appended]],
+    ) -> None:
+        self.batch = batch
+        self.states = states
+        self.epoch = epoch
+        self.future = future
+        self.results: list[Appended] = []
+
+
+class _CommitOffsets:
+    __slots__ = ("epoch", "future", "group", "offsets", "states")
+
+    def __init__(
+        self,
+        group: str,
+        offsets: Mapping[TopicPartition, int],
+        states: list[PartitionState],
+        epoch: int,
+        future: asyncio.Future[None],
+    ) -> None:
+        self.group = group
+        self.offsets = offsets
+        self.states = states
+        self.epoch = epoch
+        self.future = future
+
+
+class _ExclusiveEntry(Generic[T]):
+    __slots__ = ("future", "op")
+
+    def __init__(self, op: Exclusive[T], future: asyncio.Future[T]) -> None:
+        self.op = op
+        self.future = future
+
+
+class _Pending:
+    """The records one group commit appends to one partition."""
+
+    __slots__ = ("base", "records", "state", "ts")
+
+    def __init__(self, state: PartitionState, ts: int) -> None:
+        self.state = state
+        self.base = state.next
+        self.ts = ts
+        self.records: list[NewRecord] = []
+
+
+def _copy(error: SluicegateError) -> SluicegateError:
+    # One instance per waiting caller: a raised exception collects that caller's traceback.
+    copy = type(error).__new__(type(error))
+    copy.__dict__.update(error.__dict__)
+    copy.args = error.args
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def _as_storage_error(exc: BaseException) -> SluicegateError:
+    if isinstance(exc, SluicegateError):
+        return exc
+    error = StorageError(f"the storage writer failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+def _write_group(
+    conn: sqlite3.Connection,
+    pending: list[tuple[int, int, int, int, list[NewRecord]]],
+    offsets: list[tuple[str, int, int, int, int]],
+) -> None:
+    rows = [row for args in pending for row in chunk_rows(*args)]
+    with transaction(conn):
+        conn.executemany(_INSERT_CHUNK, rows)
+        if offsets:
+            conn.executemany(_UPSERT_OFFSET, offsets)
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    # Taking the write lock proves the file is writable without writing anything.
+    with transaction(conn):
+        pass
+
+
+class Writer:
+    """Owns the writer connection, the write queue and the in-memory watermarks."""
+
+    def __init__(
+        self,
+        db: DbThread,
+        catalog: Catalog,
+        waiters: Waiters,
+        *,
+        clock: Callable[[], int],
+        max_pending_appends: int,
+        max_commit_records: int,
+        observe_commit: CommitObserver | None,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._waiters = waiters
+        self._clock = clock
+        self._max_pending = max_pending_appends
+        self._max_commit = max_commit_records
+        self._observe = observe_commit
+        self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
+        self._queued_records = 0
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._stopped: str | None = None
+
+    # -- intake (called on the loop by SqliteLog) ------------------------------------
+
+    def _admit(self, records: int) -> None:
+        if self._stopped is not None:
+            raise StorageUnavailable(self._stopped)
+        if self._closing:
+            raise ShuttingDown("the log is shutting down and takes no more writes")
+        queued = self._queued_records
+        # A batch bigger than the limit still goes through an empty queue, else it never could.
+        if queued and queued + records > self._max_pending:
+            raise Overloaded(
+                f"{queued} records are waiting to be written (limit {self._max_pending})",
+                queued=queued,
+            )
+
+    def append(
+        self, batch: Sequence[NewRecord], states: list[PartitionState]
+    ) -> asyncio.Future[list[Appended]]:
+        """Queue a validated batch (``states[i]`` is record i's partition)."""
+        self._admit(len(batch))
+        future: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Append(batch, states, self._catalog.epoch, future))
+        self._queued_records += len(batch)
+        self._wakeup.set()
+        return future
+
+    def commit_offsets(
+        self, group: str, offsets: Mapping[TopicPartition, int], states: list[PartitionState]
+    ) -> asyncio.Future[None]:
+        """Queue validated group offsets; they ride along with the next group commit."""
+        self._admit(len(states))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_CommitOffsets(group, offsets, states, self._catalog.epoch, future))
+        self._queued_records += len(states)
+        self._wakeup.set()
+        return future
+
+    def exclusive(self, op: Exclusive[T]) -> asyncio.Future[T]:
+        """Queue an operation that runs alone, after everything queued before it."""
+        self._admit(0)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_ExclusiveEntry(op, future))
+        self._wakeup.set()
+        return future
+
+    def close(self) -> None:
+        """Take no more writes; ``run`` returns once the queue is committed."""
+        self._closing = True
+        self._wakeup.set()
+
+    async def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless a write could start now."""
+        self._admit(0)
+        try:
+            await self._db.call(_probe)
+        except StorageError as exc:
+            raise StorageUnavailable(f"the database is not writable: {exc.message}") from exc
+
+    # -- the writer task -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Commit queued writes until closed and drained; raise if the writer cannot go on."""
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                elif isinstance(head := self._queue[0], _ExclusiveEntry):
+                    self._queue.popleft()
+                    await self._run_exclusive(head)
+                else:
+                    await self._commit(self._take_group())
+        except BaseException as exc:
+            self._stop(exc)
+            raise
+
+    def _stop(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self._stopped = "the log was stopped"
+            error: SluicegateError = ShuttingDown(self._stopped)
+        else:
+            self._stopped = f"the storage writer stopped: {exc!r}"
+            error = StorageError(self._stopped)
+            error.__cause__ = exc
+        while self._queue:
+            entry = self._queue.popleft()
+            if not entry.future.done():
+                entry.future.set_exception(_copy(error))
+        self._queued_records = 0
+
+    def _take_group(self) -> list[_Append | _CommitOffsets]:
+        group: list[_Append | _CommitOffsets] = []
+        records = 0
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if isinstance(head, _ExclusiveEntry):
+                break
+            size = len(head.batch) if isinstance(head, _Append) else len(head.states)
+            if group and records + size > self._max_commit:
+                break
+            queue.popleft()
+            group.append(head)
+            records += size
+        self._queued_records -= records
+        return group
+
+    async def _transact(
+        self,
+        work: Callable[[sqlite3.Connection], None],
+        settle: Callable[[asyncio.Future[None]], SluicegateError | None],
+    ) -> None:
+        done = asyncio.wrap_future(self._db.submit(work))
+        try:
+            await asyncio.wait((done,))
+        except asyncio.CancelledError:
+            # The transaction goes on in its thread and cannot be stopped: settle its
+            # callers by its real outcome when it ends, never by our cancellation.
+            done.add_done_callback(settle)
+            raise
+        fatal = settle(done)
+        if fatal is not None:
+            raise fatal
+
+    def _revalidate(
+        self, names: Sequence[TopicPartition] | Sequence[NewRecord]
+    ) -> list[PartitionState]:
+        catalog = self._catalog
+        return [catalog.get(item.topic).partition(item.partition) for item in names]
+
+    async def _commit(self, group: list[_Append | _CommitOffsets]) -> None:
+        now = self._clock()
+        epoch = self._catalog.epoch
+        touched: dict[PartitionState, _Pending] = {}
+        appends: list[_Append] = []
+        commits: list[_CommitOffsets] = []
+        offset_rows: list[tuple[str, int, int, int, int]] = []
+        for op in group:
+            if op.future.done():
+                continue
+            states = op.states
+            if op.epoch != epoch:
+                try:
+                    states = self._revalidate(
+                        op.batch if isinstance(op, _Append) else list(op.offsets)
+                    )
+                except SluicegateError as exc:
+                    op.future.set_exception(exc)
+                    continue
+            if isinstance(op, _CommitOffsets):
+                offset_rows.extend(
+                    (op.group, s.topic_id, s.index, offset, now)
+                    for s, offset in zip(states, op.offsets.values(), strict=True)
+                )
+                commits.append(op)
+                continue
+            results = op.results
+            for record, state in zip(op.batch, states, strict=True):
+                pending = touched.get(state)
+                if pending is None:
+                    ts = now if now > state.last_ts else state.last_ts
+                    state.last_ts = ts
+                    pending = touched[state] = _Pending(state, ts)
+                offset = state.next
+                state.next = offset + 1
+                pending.records.append(record)
+                results.append(Appended(record.topic, record.partition, offset, pending.ts))
+            appends.append(op)
+        if not appends and not commits:
+            return
+        chunks = [
+            (p.state.topic_id, p.state.index, p.base, p.ts, p.records) for p in touched.values()
+        ]
+        started = time.perf_counter()
+
+        def settle(done: asyncio.Future[None]) -> SluicegateError | None:
+            exc = done.exception()
+            if exc is not None:
+                for pending in touched.values():
+                    pending.state.next = pending.state.high
+                error = _as_storage_error(exc)
+                futures: list[asyncio.Future[Any]] = [op.future for op in appends]
+                futures += [op.future for op in commits]
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(_copy(error))
+                return None if is_transient(error) else error
+            waiters = self._waiters
+            records = 0
+            for state in touched:
+                records += state.next - state.high
+                state.high = state.next
+                if state in waiters:
+                    waiters.advanced(state)
+            for append in appends:
+                if not append.future.done():
+                    append.future.set_result(append.results)
+            for commit in commits:
+                if not commit.future.done():
+                    commit.future.set_result(None)
+            if self._observe is not None and records:
+                self._observe(records, time.perf_counter() - started)
+            return None
+
+        await self._transact(lambda conn: _write_group(conn, chunks, offset_rows), settle)
+
+    async def _run_exclusive(self, entry: _ExclusiveEntry[Any]) -> None:
+        op, future = entry.op, entry.future
+        if future.done():
+            return
+        try:
+            needs_write = op.plan()
+        except SluicegateError as exc:
+            future.set_exception(exc)
+            return
+        if not needs_write:
+            future.set_result(op.apply())
+            return
+
+        def settle(done: asyncio.Future[None]) -> SluicegateError | None:
+            exc = done.exception()
+            if exc is None:
+                result = op.apply()
+                if not future.done():
+                    future.set_result(result)
+                return None
+            error = _as_storage_error(exc)
+            if not future.done():
+                future.set_exception(_copy(error))
+            return None if is_transient(error) else error
+
+        await self._transact(op.work, settle)

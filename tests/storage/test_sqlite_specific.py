@@ -1,0 +1,270 @@
+"""What only the SQLite backend promises: its directory, its file, its writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sluicegate.core.records import NewRecord, TopicPartition, Watermarks
+from sluicegate.core.topics import TopicSpec
+from sluicegate.errors import (
+    ConfigError,
+    DataDirectoryError,
+    Overloaded,
+    ShuttingDown,
+    StorageError,
+    StorageUnavailable,
+)
+from sluicegate.storage.base import running
+from sluicegate.storage.sqlite import SqliteLog
+from sluicegate.storage.sqlite.migrations import MIGRATIONS
+from tests.storage.conftest import ManualClock
+
+TP = TopicPartition("t", 0)
+
+
+def rec(value: bytes, partition: int = 0) -> NewRecord:
+    return NewRecord("t", partition, b"k", value)
+
+
+async def start_and_fail(log: SqliteLog) -> BaseException:
+    """Run ``log`` expecting it to fail before it is ready; the error it failed with."""
+    with pytest.RaisesGroup(Exception) as caught:
+        async with running(log):
+            pytest.fail("the log started")
+    [error] = caught.value.exceptions
+    return error
+
+
+async def test_reopen_keeps_topics_records_offsets_and_watermarks(tmp_path: Path) -> None:
+    clock = ManualClock()
+    async with running(SqliteLog(tmp_path, clock=clock)) as log:
+        topic = await log.create_topic(TopicSpec(name="t", partitions=2, config={"k": [1]}))
+        await log.create_topic(TopicSpec(name="emptied"))
+        await log.append([rec(b"%d" % i) for i in range(300)] + [rec(b"p1", 1)])
+        await log.append([NewRecord("emptied", 0, None, b"x")] * 3)
+        await log.purge_topic("emptied")
+        await log.commit_offsets("g", {TP: 42})
+        before = await log.read(TP, 0, max_records=1000, max_bytes=1 << 30)
+    clock.advance(-5)  # the clock went back while we were down
+    async with running(SqliteLog(tmp_path, clock=clock)) as log:
+        assert await log.get_topic("t") == topic
+        assert await log.read(TP, 0, max_records=1000, max_bytes=1 << 30) == before
+        assert await log.watermarks(TP) == Watermarks(low=0, high=300)
+        # An emptied partition keeps counting where it stopped.
+        assert await log.watermarks(TopicPartition("emptied", 0)) == Watermarks(low=3, high=3)
+        assert await log.committed_offsets("g", "t") == {0: 42}
+        [appended] = await log.append([rec(b"after restart")])
+        assert appended.offset == 300
+        assert appended.timestamp >= before[-1].timestamp
+        assert (await log.create_topic(TopicSpec(name="u"))).id > topic.id
+
+
+async def test_a_second_log_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path)) as log:
+        error = await start_and_fail(SqliteLog(tmp_path))
+        assert isinstance(error, DataDirectoryError)
+        assert f"another sluicegate server holds {tmp_path}" in str(error)
+        await log.create_topic(TopicSpec(name="t"))  # the first one is unharmed
+    async with running(SqliteLog(tmp_path)) as log:  # and the directory is free again
+        assert (await log.get_topic("t")).name == "t"
+
+
+async def test_a_second_process_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from sluicegate.storage.base import running
+        from sluicegate.storage.sqlite import SqliteLog
+
+        async def main():
+            try:
+                async with running(SqliteLog({str(tmp_path)!r})):
+                    print("opened")
+            except* Exception as group:
+                print(type(group.exceptions[0]).__name__, group.exceptions[0])
+
+        asyncio.run(main())
+        """
+    )
+    async with running(SqliteLog(tmp_path)):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, stdout=subprocess.PIPE
+        )
+        out, _ = await child.communicate()
+    assert out.decode().strip() == f"DataDirectoryError another sluicegate server holds {tmp_path}"
+
+
+async def test_a_missing_directory_is_created(tmp_path: Path) -> None:
+    where = tmp_path / "a" / "b"
+    async with running(SqliteLog(where)) as log:
+        await log.create_topic(TopicSpec(name="t"))
+    assert (where / "sluicegate.db").is_file()
+
+
+async def test_a_file_where_the_directory_should_be_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    error = await start_and_fail(SqliteLog(tmp_path / "file"))
+    assert isinstance(error, DataDirectoryError)
+    assert "is not a directory" in str(error)
+    error = await start_and_fail(SqliteLog(tmp_path / "file" / "below"))
+    assert isinstance(error, DataDirectoryError)
+    assert "cannot use data directory" in str(error)
+
+
+async def test_a_corrupt_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sluicegate.db").write_bytes(b"this is not SQLite" * 512)
+    error = await start_and_fail(SqliteLog(tmp_path))
+    assert isinstance(error, DataDirectoryError)
+    assert "corrupt or not a sluicegate database" in str(error)
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path)):
+        pass
+    with sqlite3.connect(tmp_path / "sluicegate.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    error = await start_and_fail(SqliteLog(tmp_path))
+    assert isinstance(error, DataDirectoryError)
+    assert "written by a newer sluicegate" in str(error)
+
+
+async def test_the_database_is_wal_with_full_sync(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path)) as log:
+        await log.create_topic(TopicSpec(name="t"))
+        conn = sqlite3.connect(tmp_path / "sluicegate.db")
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            conn.close()
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"storage\.max_pending_appends"):
+        SqliteLog("unused", max_pending_appends=0)
+
+
+async def test_close_commits_the_queue_then_refuses_writes(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path)) as log:
+        await log.create_topic(TopicSpec(name="t"))
+        pending = [asyncio.create_task(log.append([rec(b"%d" % i)])) for i in range(50)]
+        await asyncio.sleep(0)  # every append is queued
+        await log.close()
+        assert sorted(a.offset for [a] in await asyncio.gather(*pending)) == list(range(50))
+        with pytest.raises(ShuttingDown):
+            await log.append([rec(b"late")])
+        with pytest.raises(ShuttingDown):
+            await log.check()
+        with pytest.raises(ShuttingDown):
+            await log.read(TP, 0, max_records=1, max_bytes=1)
+        assert await log.wait({TP: 50}, timeout=10) is False
+
+
+async def test_a_full_queue_answers_overloaded(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path, max_pending_appends=10)) as log:
+        await log.create_topic(TopicSpec(name="t"))
+        results = await asyncio.gather(
+            *(log.append([rec(b"x")] * 4) for _ in range(10)), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, Overloaded)]
+        accepted = [r for r in results if isinstance(r, list)]
+        assert refused
+        assert len(refused) + len(accepted) == 10
+        assert (await log.watermarks(TP)).high == 4 * len(accepted)
+        # A batch bigger than the whole queue still goes through an idle log.
+        assert len(await log.append([rec(b"y")] * 25)) == 25
+
+
+async def test_group_commit_puts_concurrent_appends_in_few_transactions(tmp_path: Path) -> None:
+    commits: list[int] = []
+    log = SqliteLog(tmp_path, observe_commit=lambda records, seconds: commits.append(records))
+    async with running(log):
+        await log.create_topic(TopicSpec(name="t", partitions=4))
+        await asyncio.gather(*(log.append([rec(b"x", i % 4)]) for i in range(400)))
+        assert sum(commits) == 400
+        assert len(commits) < 100  # one fsync per append would be 400
+
+
+async def test_max_commit_records_splits_transactions(tmp_path: Path) -> None:
+    commits: list[int] = []
+    log = SqliteLog(
+        tmp_path, max_commit_records=50, observe_commit=lambda n, seconds: commits.append(n)
+    )
+    async with running(log):
+        await log.create_topic(TopicSpec(name="t"))
+        await asyncio.gather(*(log.append([rec(b"x")] * 10) for _ in range(20)))
+        # One oversized batch is still one atomic transaction.
+        await log.append([rec(b"y")] * 120)
+    assert max(commits[:-1]) <= 50
+    assert commits[-1] == 120
+    assert sum(commits) == 320
+
+
+async def test_check_probes_the_database(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    with pytest.raises(StorageUnavailable):
+        await log.check()
+    async with running(log):
+        await log.check()
+
+
+async def test_a_full_disk_fails_the_commit_but_not_the_writer(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    async with running(log):
+        await log.create_topic(TopicSpec(name="t"))
+        await log.append([rec(b"before")])
+        # max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
+        await log._writer_db.call(lambda c: c.execute("PRAGMA max_page_count = 1"))
+        with pytest.raises(StorageError, match="is full"):
+            await log.append([rec(b"x" * 100_000)])
+        await log._writer_db.call(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        [appended] = await log.append([rec(b"after")])
+        assert appended.offset == 1  # the failed append's offset was given back
+        await log.check()
+
+
+async def test_a_dead_writer_fails_pending_appends_and_stops_run(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    # Run by hand, not with ``running``: its TaskGroup would cancel this test's body.
+    runner = asyncio.create_task(log.run(ready))
+    await ready
+    await log.create_topic(TopicSpec(name="t"))
+    # Another program breaks the database under us: no commit can work any more.
+    conn = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+    conn.execute("DROP TABLE chunks")
+    conn.close()
+    results = await asyncio.gather(
+        *(log.append([rec(b"%d" % i)]) for i in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(r, StorageError) for r in results), results
+    with pytest.RaisesGroup(pytest.RaisesExc(StorageError, match="no such table: chunks")):
+        await runner
+    with pytest.raises(StorageUnavailable, match="writer stopped"):
+        await log.append([rec(b"late")])
+    with pytest.raises(StorageUnavailable):
+        await log.check()
+    await log.close()  # returns at once: run() is over
+
+
+async def test_a_cancelled_append_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path)) as log:
+        await log.create_topic(TopicSpec(name="t", partitions=2))
+        for _ in range(20):
+            task = asyncio.create_task(log.append([rec(b"a", 0), rec(b"b", 1)] * 50))
+            await asyncio.sleep(0.0005)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await log.append([rec(b"sync", 0), rec(b"sync", 1)])
+        high0 = (await log.watermarks(TP)).high
+        high1 = (await log.watermarks(TopicPartition("t", 1))).high
+        assert high0 == high1
+        assert (high0 - 1) % 50 == 0
