@@ -88,6 +88,21 @@ def records_for(targets: list[TopicPartition]) -> st.SearchStrategy[NewRecord]:
     )
 
 
+def expected_page(
+    partition: ModelPartition, offset: int, max_records: int, max_bytes: int
+) -> list[Stored]:
+    """What a read from ``offset`` must return: the first record always, then what fits."""
+    page: list[Stored] = []
+    total = 0
+    for key, value, hdrs in partition.records[offset - partition.low :][:max_records]:
+        size = NewRecord("t", 0, key, value, hdrs).size()
+        if page and total + size > max_bytes:
+            break
+        total += size
+        page.append((key, value, hdrs))
+    return page
+
+
 class LogMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -137,7 +152,7 @@ class LogMachine(RuleBasedStateMachine):
         targets = self._targets()
         if not targets:
             return data.draw(st.lists(wild_records, max_size=3))
-        batch = data.draw(st.lists(records_for(targets), max_size=6))
+        batch = data.draw(st.lists(records_for(targets), min_size=1, max_size=6))
         if data.draw(st.sampled_from([False, False, False, True])):
             poison = data.draw(wild_records)
             batch.insert(data.draw(st.integers(0, len(batch))), poison)
@@ -241,14 +256,7 @@ class LogMachine(RuleBasedStateMachine):
                 self.do(self.log.read(tp, offset, max_records=max_records, max_bytes=max_bytes))
             return
         got = self.do(self.log.read(tp, offset, max_records=max_records, max_bytes=max_bytes))
-        expected: list[Stored] = []
-        total = 0
-        for stored in model.records[offset - model.low :][:max_records]:
-            size = NewRecord(name, partition, *stored).size()
-            if expected and total + size > max_bytes:
-                break
-            total += size
-            expected.append(stored)
+        expected = expected_page(model, offset, max_records, max_bytes)
         assert [(r.key, r.value, tuple(r.headers)) for r in got] == expected
         assert [r.offset for r in got] == list(range(offset, offset + len(got)))
 
@@ -331,13 +339,16 @@ class LogMachine(RuleBasedStateMachine):
                 tp = TopicPartition(topic.name, index)
                 marks = self.do(self.log.watermarks(tp))
                 assert marks == Watermarks(low=partition.low, high=partition.high)
-                if partition.records:
-                    got = self.do(
-                        self.log.read(tp, partition.low, max_records=1000, max_bytes=1 << 30)
-                    )
-                    assert [(r.key, r.value, tuple(r.headers)) for r in got] == partition.records
-                    stamps = [r.timestamp for r in got]
-                    assert stamps == sorted(stamps)
+                # Page through with small bounds, so every step checks them on all data.
+                offset, stamps = partition.low, []
+                while offset < partition.high:
+                    got = self.do(self.log.read(tp, offset, max_records=4, max_bytes=50))
+                    stored = [(r.key, r.value, tuple(r.headers)) for r in got]
+                    assert stored == expected_page(partition, offset, 4, 50)
+                    assert [r.offset for r in got] == list(range(offset, offset + len(got)))
+                    stamps += [r.timestamp for r in got]
+                    offset += len(got)
+                assert stamps == sorted(stamps)
             for group in GROUPS:
                 committed = self.do(self.log.committed_offsets(group, topic.name))
                 assert committed == self.offsets.get((group, topic.name), {})

@@ -61,6 +61,9 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(
             "server.port", f"cannot listen on {host}:{port}: {exc.strerror}"
         ) from None
+    # Listening now, not when uvicorn starts: the log announces the port before that,
+    # and connections made in between wait in the backlog instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -111,6 +114,13 @@ async def serve(settings: Settings) -> None:
             scheme = "https" if settings.server.tls.certfile else "http"
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
+            if settings.auth.enabled:
+                bootstrap = await gateway.clients.bootstrap_admin(
+                    os.environ.get(ADMIN_KEY_VARIABLE)
+                )
+                if bootstrap is not None:
+                    # Printed to stdout, never logged: the key must not reach a log index.
+                    print(first_start_message(bootstrap, f"{scheme}://{shown}:{port}"), flush=True)
             logger.info(
                 "sluicegate listening on %s://%s:%d (data in %s)",
                 scheme,
@@ -119,13 +129,6 @@ async def serve(settings: Settings) -> None:
                 settings.storage.data_dir,
                 extra={"url": f"{scheme}://{shown}:{port}", "port": port},
             )
-            if settings.auth.enabled:
-                bootstrap = await gateway.clients.bootstrap_admin(
-                    os.environ.get(ADMIN_KEY_VARIABLE)
-                )
-                if bootstrap is not None:
-                    # Printed to stdout, never logged: the key must not reach a log index.
-                    print(first_start_message(bootstrap, f"{scheme}://{shown}:{port}"), flush=True)
             await server.serve(sockets=[sock])
             housekeeping.cancel()
             await asyncio.wait([housekeeping])

@@ -110,7 +110,9 @@ async def open_target(
         overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
     )
     # Offline, the gateway serves only this command: its "auth is off" warning is noise.
-    logging.getLogger("sluicegate.auth").setLevel(logging.ERROR)
+    auth_logger = logging.getLogger("sluicegate.auth")
+    level = auth_logger.level
+    auth_logger.setLevel(logging.ERROR)
     try:
         async with running(open_log(settings.storage)) as log:
             gateway = Gateway(settings, log)
@@ -126,3 +128,5 @@ async def open_target(
         raise group.exceptions[0] from None
     except* SluicegateError as group:
         raise TargetError(str(group.exceptions[0])) from None
+    finally:
+        auth_logger.setLevel(level)

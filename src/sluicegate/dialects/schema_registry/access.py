@@ -25,10 +25,8 @@ def _is_read(route: Route) -> bool:
     if "GET" in route.methods:
         return True
     # POST /subjects/{subject} is a lookup; /compatibility/... only tests a schema.
-    return (
-        "/compatibility/" in route.path
-        or (route.path.endswith("/subjects/{subject}")
-        and ("POST" in route.methods))
+    return "/compatibility/" in route.path or (
+        route.path.endswith("/subjects/{subject}") and ("POST" in route.methods)
     )
 
 

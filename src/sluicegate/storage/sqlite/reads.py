@@ -61,7 +61,7 @@ def read_records(
                     offset=offset,
                 )
             raws = split_chunk(payload)
-            for position in range(offset - base, len(raws)):
+            for position in range(max(0, offset - base - 1), len(raws)):
                 if offset >= high or len(out) >= max_records:
                     return out
                 key, value, headers = decode_record(raws[position])
