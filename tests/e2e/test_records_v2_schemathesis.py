@@ -16,7 +16,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 
-
 ADMIN_KEY = "sg_schemathesis_admin_key_0123456789abcdef"
 
 
