@@ -36,6 +36,8 @@ async def test_metrics_label_routes_by_template(client: httpx.AsyncClient) -> No
     assert 'route="unmatched"' in text
     assert "sluicegate_records_appended_total 3.0" in text
     assert "sluicegate_commit_duration_seconds_count" in text
+    assert "sluicegate_storage_waiters 0.0" in text
+    assert "sluicegate_storage_queued_records 0.0" in text
 
 
 async def test_unmatched_route_is_plain_404(client: httpx.AsyncClient) -> None:

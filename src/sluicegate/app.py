@@ -52,6 +52,7 @@ class GatewayApp:
         self._auth = gateway.auth
         self._limits = gateway.limits
         self.metrics = metrics or Metrics()
+        self.metrics.watch_storage(gateway.log.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
 
     def _own_routes(self) -> list[Route]:

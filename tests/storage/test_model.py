@@ -342,9 +342,9 @@ class LogMachine(RuleBasedStateMachine):
                 # Page through with small bounds, so every step checks them on all data.
                 offset, stamps = partition.low, []
                 while offset < partition.high:
-                    got = self.do(self.log.read(tp, offset, max_records=4, max_bytes=50))
+                    got = self.do(self.log.read(tp, offset, max_records=4, max_bytes=16))
                     stored = [(r.key, r.value, tuple(r.headers)) for r in got]
-                    assert stored == expected_page(partition, offset, 4, 50)
+                    assert stored == expected_page(partition, offset, 4, 16)
                     assert [r.offset for r in got] == list(range(offset, offset + len(got)))
                     stamps += [r.timestamp for r in got]
                     offset += len(got)

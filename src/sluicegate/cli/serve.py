@@ -82,7 +82,6 @@ async def serve(settings: Settings) -> None:
         )
     metrics = Metrics()
     log = open_log(settings.storage, observe_commit=metrics.observe_commit)
-    metrics.watch_storage(log.stats)
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
     sock = _bind(settings.server.host, settings.server.port)

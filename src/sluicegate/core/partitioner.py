@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 __all__ = ["Partitioner", "murmur2", "partition_for_key"]
@@ -35,9 +36,15 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=65_536)
+def _positive_hash(key: bytes) -> int:
+    # Keys recur (customer, device, order ids) and murmur2 is a Python loop: remember it.
+    return murmur2(key) & 0x7FFFFFFF
+
+
 def partition_for_key(key: bytes, partitions: int) -> int:
     """``Utils.toPositive(Utils.murmur2(key)) % numPartitions``, as the Java client does."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return _positive_hash(key) % partitions
 
 
 class Partitioner:

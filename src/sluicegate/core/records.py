@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -81,11 +82,16 @@ class Watermarks(msgspec.Struct, frozen=True):
     high: int
 
 
+@functools.lru_cache(maxsize=4)
+def _format_seconds(seconds: int) -> str:
+    # Every response formats a timestamp, and they share their second: format it once.
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
+
+
 def format_timestamp(timestamp_us: int) -> str:
     """RFC 3339 in UTC with microseconds, e.g. ``2022-01-24T06:43:39.079206Z``."""
     seconds, micros = divmod(timestamp_us, 1_000_000)
-    dt = datetime.fromtimestamp(seconds, UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{micros:06d}Z"
+    return f"{_format_seconds(seconds)}.{micros:06d}Z"
 
 
 def parse_timestamp(text: str) -> int:

@@ -182,6 +182,11 @@ class SqliteLog(Log):
         """Raise ``StorageUnavailable`` unless the log can take writes now."""
         await self._running_writer().check()
 
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics: long-poll waiters and records queued for the writer."""
+        queued = self._writer.queued_records if self._writer is not None else 0
+        return {"waiters": self._waiters.count, "queued_records": queued}
+
     def _running_writer(self) -> Writer:
         if self._writer is None:
             if self._closing:

@@ -21,6 +21,8 @@ class Waiters:
 
     def __init__(self) -> None:
         self._by_partition: dict[PartitionState, dict[asyncio.Future[bool], int]] = {}
+        #: Waits in progress (a wait on several partitions counts once), for /metrics.
+        self.count = 0
 
     def __contains__(self, state: PartitionState) -> bool:
         return state in self._by_partition
@@ -30,6 +32,7 @@ class Waiters:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         for state, position in positions.items():
             self._by_partition.setdefault(state, {})[future] = position
+        self.count += 1
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -37,6 +40,7 @@ class Waiters:
             # The wake-up may have landed just as the timeout fired.
             return future.done() and not future.cancelled() and future.result()
         finally:
+            self.count -= 1
             for state in positions:
                 parked = self._by_partition.get(state)
                 if parked is not None:

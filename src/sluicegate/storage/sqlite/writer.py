@@ -241,6 +241,11 @@ class Writer:
         self._closing = True
         self._wakeup.set()
 
+    @property
+    def queued_records(self) -> int:
+        """Records waiting for the next commit."""
+        return self._queued_records
+
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a write could start now."""
         self._admit(0)
