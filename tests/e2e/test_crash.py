@@ -1,4 +1,4 @@
-"""Crash durability: kill -9 a real server while it produces, 10 rounds (bench/crash.py runs 100)."""
+"""Crash durability: kill -9 a real server while it produces; 10 rounds (bench/crash.py: 100)."""
 
 from __future__ import annotations
 
