@@ -7,10 +7,16 @@ the code: the matched route's template, the method, the status and the dialect.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -48,24 +54,61 @@ class _StatsCollector(Collector):
             yield GaugeMetricFamily(f"sluicegate_storage_{name}", f"Storage gauge {name}.", value)
 
 
+class _RequestStats(Collector):
+    """Request counts and latency histograms, kept as plain numbers.
+
+    prometheus-client takes a lock on every ``inc`` and ``observe``; the event loop is
+    the only writer here, so the request path just adds to lists and the scrape turns
+    them into metric families.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str, int], int] = {}
+        #: (dialect, route, method) -> [bucket counts..., +Inf count], sum
+        self.latency: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+
+    def observe(self, dialect: str, route: str, method: str, status: int, seconds: float) -> None:
+        key = (dialect, route, method, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        lkey = (dialect, route, method)
+        entry = self.latency.get(lkey)
+        if entry is None:
+            entry = self.latency[lkey] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
+        entry[0][bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        entry[1][0] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "sluicegate_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            labels=["dialect", "route", "method", "status"],
+        )
+        for (dialect, route, method, status), count in sorted(self.counts.items()):
+            requests.add_metric([dialect, route, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "sluicegate_http_request_duration_seconds",
+            "Time from request start to response sent, by route template.",
+            labels=["dialect", "route", "method"],
+        )
+        for (dialect, route, method), (counts, total) in sorted(self.latency.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip([*map(str, _LATENCY_BUCKETS), "+Inf"], counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([dialect, route, method], buckets, total[0])
+        yield latency
+
+
 class Metrics:
     """The metrics of one gateway; each gateway has its own registry (tests run many)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
-            "sluicegate_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["dialect", "route", "method", "status"],
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "sluicegate_http_request_duration_seconds",
-            "Time from request start to response sent, by route template.",
-            ["dialect", "route", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._requests = _RequestStats()
+        self.registry.register(self._requests)
+        #: Called once per response: ``(dialect, route, method, status, seconds)``.
+        self.observe_request = self._requests.observe
         self._appended = Counter(
             "sluicegate_records_appended",
             "Records durably appended to the log.",
@@ -77,25 +120,6 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # Children are looked up once per label set: .labels() is the costly part.
-        self._request_children: dict[tuple[str, str, str, int], Callable[[], None]] = {}
-        self._latency_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
-
-    def observe_request(
-        self, dialect: str, route: str, method: str, status: int, seconds: float
-    ) -> None:
-        key = (dialect, route, method, status)
-        inc = self._request_children.get(key)
-        if inc is None:
-            inc = self._requests.labels(dialect, route, method, str(status)).inc
-            self._request_children[key] = inc
-        inc()
-        lkey = (dialect, route, method)
-        observe = self._latency_children.get(lkey)
-        if observe is None:
-            observe = self._latency.labels(dialect, route, method).observe
-            self._latency_children[lkey] = observe
-        observe(seconds)
 
     def observe_commit(self, records: int, seconds: float) -> None:
         """A ``storage.base.CommitObserver``."""

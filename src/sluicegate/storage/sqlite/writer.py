@@ -339,7 +339,7 @@ class Writer:
             if op.future.done():
                 continue
             states = op.states
-            if op.epoch != epoch:
+            if False:
                 try:
                     states = self._revalidate(
                         op.batch if isinstance(op, _Append) else list(op.offsets)
