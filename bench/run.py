@@ -22,6 +22,7 @@ from rich.table import Table
 MODULES = {
     "storage": "bench.storage_append",
     "http": "bench.http_produce",
+    "auth": "bench.auth_overhead",
 }
 RESULTS = Path(__file__).parent / "results"
 

@@ -254,9 +254,11 @@ async def test_appends_racing_a_topic_delete_are_whole_or_absent(log: Log) -> No
         except UnknownTopic as exc:
             return exc
 
-    tasks = [asyncio.create_task(produce(i)) for i in range(40)]
-    await asyncio.sleep(0)
-    await log.delete_topic("doomed")
+    # Appends before and after the delete in one loop turn: some are queued behind it.
+    tasks = [asyncio.create_task(produce(i)) for i in range(20)]
+    deleting = asyncio.create_task(log.delete_topic("doomed"))
+    tasks += [asyncio.create_task(produce(i)) for i in range(20, 40)]
+    await deleting
     results = await asyncio.gather(*tasks)
     succeeded = [r for r in results if isinstance(r, list)]
     kept = await read_all(log, "kept", 0)
@@ -500,9 +502,9 @@ async def test_silent_members_expire_and_their_partitions_move(log: Log) -> None
 
 async def test_heartbeats_keep_a_member_alive(log: Log) -> None:
     await log.create_topic(TopicSpec(name="t"))
-    joined = await log.join_group("g", "m", ["t"], 0.1)
-    for _ in range(6):
-        await asyncio.sleep(0.04)
+    joined = await log.join_group("g", "m", ["t"], 0.2)
+    for _ in range(8):  # 0.4 s in all: twice the session timeout
+        await asyncio.sleep(0.05)
         assert (await log.heartbeat("g", "m")).generation == joined.generation
 
 

@@ -354,6 +354,9 @@ class LogMachine(RuleBasedStateMachine):
                 assert committed == self.offsets.get((group, topic.name), {})
 
 
+# Shrinking a failure replays many examples, each with fsyncs and restarts: give it room
+# so that a failure is reported as the minimal example, not as a timeout.
+@pytest.mark.timeout(900)
 def test_log_behaves_like_the_model() -> None:
     run_state_machine_as_test(
         LogMachine,

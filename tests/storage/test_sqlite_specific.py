@@ -20,6 +20,7 @@ from sluicegate.errors import (
     ShuttingDown,
     StorageError,
     StorageUnavailable,
+    UnknownTopic,
 )
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
@@ -268,3 +269,25 @@ async def test_a_cancelled_append_is_written_whole_or_not_at_all(tmp_path: Path)
         high1 = (await log.watermarks(TopicPartition("t", 1))).high
         assert high0 == high1
         assert (high0 - 1) % 50 == 0
+
+
+async def test_appends_queued_behind_a_topic_delete_fail(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path)) as log:
+        await log.create_topic(TopicSpec(name="doomed"))
+        await log.create_topic(TopicSpec(name="kept"))
+        batch = [NewRecord("kept", 0, None, b"k"), NewRecord("doomed", 0, None, b"d")]
+        before = [asyncio.create_task(log.append(batch)) for _ in range(5)]
+        deleting = asyncio.create_task(log.delete_topic("doomed"))
+        # Valid when queued, but the topic is gone when the writer reaches them.
+        after = [asyncio.create_task(log.append(batch)) for _ in range(5)]
+        await deleting
+        for task in before:
+            assert len(await task) == 2
+        for task in after:
+            with pytest.raises(UnknownTopic):
+                await task
+        assert (await log.watermarks(TopicPartition("kept", 0))).high == 5
+        await log.create_topic(TopicSpec(name="doomed"))
+        assert (await log.watermarks(TopicPartition("doomed", 0))).high == 0
+    async with running(SqliteLog(tmp_path)) as log:
+        assert (await log.watermarks(TopicPartition("doomed", 0))).high == 0

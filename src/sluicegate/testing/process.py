@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 __all__ = ["ServerProcess", "serve_in_subprocess"]
@@ -81,11 +81,13 @@ def serve_in_subprocess(
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 60.0,
     cpu: int | None = None,
+    stdout: str | Path | None = None,
 ) -> Iterator[ServerProcess]:
     """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
 
     Logs are JSON (stderr is a pipe); after start-up they are read and dropped so a
     chatty server never blocks on a full pipe. ``cpu`` pins the server to one core.
+    The server's stdout (the first-start message) goes to the file ``stdout``, or nowhere.
     """
     command = [
         sys.executable,
@@ -103,13 +105,15 @@ def serve_in_subprocess(
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     full_env = {**os.environ, "SLUICEGATE_SERVER__LOG_FORMAT": "json", **(env or {})}
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=full_env,
-    )
+    # The child gets its own copy of the file descriptor; ours is closed at once.
+    with open(stdout, "wb") if stdout is not None else nullcontext(subprocess.DEVNULL) as out:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=full_env,
+        )
     log: list[str] = []
     drain: threading.Thread | None = None
     try:

@@ -45,6 +45,8 @@ def validate_spec(spec: TopicSpec) -> None:
 
 
 class CreateTopic(Exclusive[Topic]):
+    """A new topic with its partitions; the id comes from AUTOINCREMENT, never reused."""
+
     def __init__(self, catalog: Catalog, spec: TopicSpec, now: int) -> None:
         self._catalog = catalog
         self._spec = spec
@@ -94,6 +96,8 @@ class CreateTopic(Exclusive[Topic]):
 
 
 class AlterTopic(Exclusive[Topic]):
+    """New settings; added partitions start empty, and groups rebalance onto them."""
+
     def __init__(
         self,
         catalog: Catalog,
@@ -166,6 +170,8 @@ class AlterTopic(Exclusive[Topic]):
 
 
 class PurgeTopic(Exclusive[None]):
+    """Every record gone; each low watermark jumps to its high watermark."""
+
     def __init__(self, catalog: Catalog, name: str) -> None:
         self._catalog = catalog
         self._name = name
@@ -192,6 +198,8 @@ class PurgeTopic(Exclusive[None]):
 
 
 class DeleteTopic(Exclusive[None]):
+    """The topic, its records, partitions and committed offsets gone."""
+
     def __init__(
         self, catalog: Catalog, name: str, on_deleted: Callable[[TopicState], None]
     ) -> None:

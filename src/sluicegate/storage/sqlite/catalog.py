@@ -36,6 +36,7 @@ class PartitionState:
         self.last_ts = last_ts
 
     def watermarks(self) -> Watermarks:
+        """The committed low and high watermark."""
         return Watermarks(low=self.low, high=self.high)
 
 
@@ -56,6 +57,7 @@ class TopicState:
 
 
 def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
+    """The error for a partition the topic does not have, naming the ones it has."""
     return InvalidPartition(
         f"partition {index} does not exist: topic {topic!r} has partitions 0-{count - 1}",
         topic=topic,
@@ -64,6 +66,7 @@ def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
 
 
 def unknown_topic(name: str) -> UnknownTopic:
+    """The error for a topic that does not exist."""
     return UnknownTopic(f"topic {name!r} does not exist", topic=name)
 
 
@@ -95,6 +98,7 @@ class Catalog:
         return self.get(tp.topic).partition(tp.partition)
 
     def topics(self, *, include_internal: bool) -> list[Topic]:
+        """Topics sorted by name, internal ones only if asked."""
         return sorted(
             (
                 s.topic
@@ -111,6 +115,7 @@ class Catalog:
         self.epoch += 1
 
     def remove(self, state: TopicState) -> None:
+        """Forget a topic after its deletion committed."""
         del self.by_name[state.topic.name]
         del self.by_id[state.topic.id]
         self.epoch += 1

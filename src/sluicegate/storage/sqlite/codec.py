@@ -9,7 +9,7 @@ pairs, so order and duplicates survive.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
@@ -52,22 +52,23 @@ def record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header
 
 def chunk_rows(
     topic_id: int, partition: int, base: int, ts: int, records: Sequence[NewRecord]
-) -> Iterator[ChunkRow]:
+) -> list[ChunkRow]:
     """Rows holding ``records`` at offsets ``base``, ``base + 1``, ..."""
-    start = 0
+    rows: list[ChunkRow] = []
+    stored: list[tuple[bytes | None, bytes | None, Sequence[Header]]] = []
     total = 0
-    for i, record in enumerate(records):
-        size = record_size(record.key, record.value, record.headers)
-        if i > start and (i - start >= CHUNK_RECORDS or total + size > CHUNK_BYTES):
-            yield _row(topic_id, partition, base + start, ts, total, records[start:i])
-            start, total = i, 0
+    # One pass, sizes inlined: this runs for every record appended.
+    for record in records:
+        key, value, headers = record.key, record.value, record.headers
+        size = (0 if key is None else len(key)) + (0 if value is None else len(value))
+        if headers:
+            size += sum(len(name) + len(data) for name, data in headers)
+        if stored and (len(stored) >= CHUNK_RECORDS or total + size > CHUNK_BYTES):
+            end = base + len(stored)
+            rows.append((topic_id, partition, base, end, ts, total, _encode(stored)))
+            base, stored, total = end, [], 0
+        stored.append((key, value, headers))
         total += size
-    if start < len(records):
-        yield _row(topic_id, partition, base + start, ts, total, records[start:])
-
-
-def _row(
-    topic_id: int, partition: int, base: int, ts: int, size: int, records: Sequence[NewRecord]
-) -> ChunkRow:
-    payload = _encode([(r.key, r.value, r.headers) for r in records])
-    return (topic_id, partition, base, base + len(records), ts, size, payload)
+    if stored:
+        rows.append((topic_id, partition, base, base + len(stored), ts, total, _encode(stored)))
+    return rows

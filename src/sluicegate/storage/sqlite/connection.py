@@ -122,9 +122,13 @@ class DbThread:
         if conn is not None:
             conn.close()
 
-    async def close(self) -> None:
-        """Close the connection on its thread, then let the thread end."""
+    async def close(self, then: Callable[[], None] | None = None) -> None:
+        """Close the connection on its thread, run ``then`` there, and let the thread end."""
         try:
             await self.call_raw(self._disconnect)
         finally:
-            self._executor.shutdown(wait=False)
+            try:
+                if then is not None:
+                    await self.call_raw(then)
+            finally:
+                self._executor.shutdown(wait=False)

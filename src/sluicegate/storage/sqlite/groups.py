@@ -15,6 +15,7 @@ partitions changes.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +46,7 @@ class _Group:
         self.assignment: dict[str, tuple[TopicPartition, ...]] = {}
 
     def subscribes(self, topics: frozenset[str]) -> bool:
+        """Whether any member subscribes to any of ``topics``."""
         return any(not member.topics.isdisjoint(topics) for member in self.members.values())
 
 
@@ -59,8 +61,12 @@ class GroupCoordinator:
         self._partitions_of = partitions_of
         self._now = monotonic
         self._groups: dict[str, _Group] = {}
-        # Set when a member with a possibly earlier deadline joins, so the sweeper re-plans.
-        self._joined = asyncio.Event()
+        # Session deadlines, soonest first. Heartbeats push new entries instead of
+        # updating old ones; a popped entry that is no longer the member's deadline is
+        # simply dropped. So expiry costs O(log n) per event, never a scan of everyone.
+        self._deadlines: list[tuple[float, str, str]] = []
+        # Set when a deadline earlier than all others appears, so the sweeper re-plans.
+        self._sooner = asyncio.Event()
 
     # -- membership ------------------------------------------------------------------
 
@@ -70,25 +76,22 @@ class GroupCoordinator:
         """Add or update a member and rebalance if anything changed."""
         if not session_timeout > 0:
             raise BadRequest(f"session_timeout must be > 0 seconds, got {session_timeout}")
-        self.expire_due()
+        if (existing := self._groups.get(group)) is not None:
+            self._expire(existing, self._now())
         state = self._groups.setdefault(group, _Group(group))
         subscription = frozenset(topics)
         member = state.members.get(member_id)
-        now = self._now()
         if member is None or member.topics != subscription:
-            state.members[member_id] = _Member(subscription, session_timeout, now)
+            member = state.members[member_id] = _Member(subscription, session_timeout, 0.0)
             self._rebalance(state)
-        else:
-            member.session_timeout = session_timeout
-            member.deadline = now + session_timeout
-        self._joined.set()
+        member.session_timeout = session_timeout
+        self._touch(state, member_id, member)
         return self._assignment(state, member_id)
 
     def heartbeat(self, group: str, member_id: str) -> Assignment:
         """Extend the member's session; its current assignment."""
-        self.expire_due()
         state, member = self._member(group, member_id)
-        member.deadline = self._now() + member.session_timeout
+        self._touch(state, member_id, member)
         return self._assignment(state, member_id)
 
     def leave(self, group: str, member_id: str) -> None:
@@ -107,7 +110,6 @@ class GroupCoordinator:
         partitions: Iterable[TopicPartition],
     ) -> None:
         """Fence an offset commit: the member must be live and own every partition now."""
-        self.expire_due()
         state, _ = self._member(group, member_id)
         if generation is not None and generation > state.generation:
             raise UnknownGroupMember(
@@ -136,38 +138,53 @@ class GroupCoordinator:
     # -- session expiry --------------------------------------------------------------
 
     def expire_due(self) -> None:
-        """Remove members whose session ran out, rebalancing their groups."""
+        """Remove every member whose session ran out, rebalancing their groups."""
         now = self._now()
-        for name, state in list(self._groups.items()):
-            expired = [m for m, member in state.members.items() if member.deadline <= now]
-            for member_id in expired:
-                del state.members[member_id]
-            if expired:
-                self._rebalance(state)
-            if not state.members:
-                del self._groups[name]
+        deadlines = self._deadlines
+        due: set[str] = set()
+        while deadlines and deadlines[0][0] <= now:
+            _, group, _ = heapq.heappop(deadlines)
+            due.add(group)
+        for group in due:
+            state = self._groups.get(group)
+            if state is not None:
+                self._expire(state, now)
 
     async def sweep(self) -> None:
         """Expire members even when nobody calls: sleep until the next deadline, forever."""
         while True:
             self.expire_due()
-            deadlines = [
-                member.deadline
-                for state in self._groups.values()
-                for member in state.members.values()
-            ]
-            self._joined.clear()
-            delay = max(0.0, min(deadlines) - self._now()) if deadlines else None
+            self._sooner.clear()
+            delay = max(0.0, self._deadlines[0][0] - self._now()) if self._deadlines else None
             try:
                 async with asyncio.timeout(delay):
-                    await self._joined.wait()
+                    await self._sooner.wait()
             except TimeoutError:
                 pass  # a deadline is due: the next round expires it
 
     # -- internals -------------------------------------------------------------------
 
+    def _touch(self, state: _Group, member_id: str, member: _Member) -> None:
+        member.deadline = self._now() + member.session_timeout
+        sooner = not self._deadlines or member.deadline < self._deadlines[0][0]
+        heapq.heappush(self._deadlines, (member.deadline, state.name, member_id))
+        if sooner:
+            self._sooner.set()
+
+    def _expire(self, state: _Group, now: float) -> None:
+        expired = [m for m, member in state.members.items() if member.deadline <= now]
+        for member_id in expired:
+            del state.members[member_id]
+        if expired:
+            self._rebalance(state)
+        if not state.members:
+            del self._groups[state.name]
+
     def _member(self, group: str, member_id: str) -> tuple[_Group, _Member]:
         state = self._groups.get(group)
+        if state is not None:
+            # The sweeper may not have run yet; a member past its deadline is gone anyway.
+            self._expire(state, self._now())
         member = None if state is None else state.members.get(member_id)
         if state is None or member is None:
             raise UnknownGroupMember(

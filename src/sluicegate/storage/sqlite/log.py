@@ -33,7 +33,13 @@ from sluicegate.storage.sqlite.admin import (
     PurgeTopic,
     validate_spec,
 )
-from sluicegate.storage.sqlite.catalog import Catalog, PartitionState, TopicState, load_catalog
+from sluicegate.storage.sqlite.catalog import (
+    Catalog,
+    PartitionState,
+    TopicState,
+    invalid_partition,
+    load_catalog,
+)
 from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
 from sluicegate.storage.sqlite.groups import GroupCoordinator
@@ -52,6 +58,8 @@ __all__ = ["SqliteLog"]
 
 logger = logging.getLogger(__name__)
 
+#: WAL readers never block each other or the writer, and sqlite3 releases the GIL while
+#: a statement steps, so a second reader helps even on two cores; more buys nothing.
 _READERS = 2
 
 _WRITER_PRAGMAS = (
@@ -138,8 +146,10 @@ class SqliteLog(Log):
         finally:
             self._closing = True
             self._waiters.wake_all()
-            await self._release()
-            self._stopped.set()
+            try:
+                await self._release()
+            finally:
+                self._stopped.set()
 
     async def _open(self) -> Writer:
         db = self.data_dir / DATABASE_FILE
@@ -165,8 +175,8 @@ class SqliteLog(Log):
     async def _release(self) -> None:
         for reader in self._readers.readers:
             await reader.close()
-        await self._writer_db.call_raw(self._lock.release)
-        await self._writer_db.close()
+        # Unlock only once our last connection is closed.
+        await self._writer_db.close(then=self._lock.release)
 
     async def close(self) -> None:
         """Refuse new writes, commit the queue, wake every waiter; ``run`` then returns."""
@@ -255,14 +265,20 @@ class SqliteLog(Log):
         writer = self._running_writer()
         if not batch:
             return []
+        catalog = self._catalog
         states: list[PartitionState] = []
-        topic: TopicState | None = None
+        name = None
+        partitions: list[PartitionState] = []
         # Validated here so a bad batch fails at once; the writer re-validates only if a
         # topic changed while the batch was queued (the catalog epoch moved).
         for record in batch:
-            if topic is None or record.topic != topic.topic.name:
-                topic = self._catalog.get(record.topic)
-            states.append(topic.partition(record.partition))
+            if record.topic != name:
+                name = record.topic
+                partitions = catalog.get(name).partitions
+            index = record.partition
+            if not 0 <= index < len(partitions):
+                raise invalid_partition(name, index, len(partitions))
+            states.append(partitions[index])
         return await writer.append(batch, states)
 
     async def read(

@@ -28,6 +28,7 @@ class ReaderPool:
         self._turns: Iterator[DbThread] = itertools.cycle(readers)
 
     def next(self) -> DbThread:
+        """The reader whose turn it is."""
         return next(self._turns)
 
 
@@ -52,16 +53,9 @@ def read_records(
     try:
         for base, ts, payload in cursor:
             if base > offset:
-                # Retention or a purge deleted the records between our look at the
-                # low watermark and this query.
-                raise OffsetOutOfRange(
-                    f"offset {offset} of {topic}/{partition} was just deleted by retention",
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                )
+                raise _deleted_meanwhile(topic, partition, offset)
             raws = split_chunk(payload)
-            for position in range(max(0, offset - base - 1), len(raws)):
+            for position in range(offset - base, len(raws)):
                 if offset >= high or len(out) >= max_records:
                     return out
                 key, value, headers = decode_record(raws[position])
@@ -74,13 +68,19 @@ def read_records(
     finally:
         cursor.close()
     if not out and offset < high:
-        raise OffsetOutOfRange(
-            f"offset {offset} of {topic}/{partition} was just deleted by a purge",
-            topic=topic,
-            partition=partition,
-            offset=offset,
-        )
+        raise _deleted_meanwhile(topic, partition, offset)
     return out
+
+
+def _deleted_meanwhile(topic: str, partition: int, offset: int) -> OffsetOutOfRange:
+    # Retention, a purge or a topic deletion committed between the caller's look at the
+    # low watermark and this query.
+    return OffsetOutOfRange(
+        f"offset {offset} of {topic}/{partition} was deleted while it was being read",
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )
 
 
 def first_offset_at(

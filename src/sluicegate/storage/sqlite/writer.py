@@ -118,14 +118,15 @@ class _ExclusiveEntry(Generic[T]):
 
 
 class _Pending:
-    """The records one group commit appends to one partition."""
+    """The records one group commit appends to one partition, and their timestamp."""
 
     __slots__ = ("base", "records", "state", "ts")
 
-    def __init__(self, state: PartitionState, ts: int) -> None:
+    def __init__(self, state: PartitionState, now: int) -> None:
         self.state = state
         self.base = state.next
-        self.ts = ts
+        # Log-append time, never below the partition's last one (the clock may step back).
+        self.ts = state.last_ts = max(now, state.last_ts)
         self.records: list[NewRecord] = []
 
 
@@ -339,7 +340,7 @@ class Writer:
             if op.future.done():
                 continue
             states = op.states
-            if False:
+            if op.epoch != epoch:
                 try:
                     states = self._revalidate(
                         op.batch if isinstance(op, _Append) else list(op.offsets)
@@ -354,17 +355,27 @@ class Writer:
                 )
                 commits.append(op)
                 continue
-            results = op.results
-            for record, state in zip(op.batch, states, strict=True):
-                pending = touched.get(state)
-                if pending is None:
-                    ts = now if now > state.last_ts else state.last_ts
-                    state.last_ts = ts
-                    pending = touched[state] = _Pending(state, ts)
-                offset = state.next
-                state.next = offset + 1
-                pending.records.append(record)
-                results.append(Appended(record.topic, record.partition, offset, pending.ts))
+            first = states[0]
+            pending = touched.get(first)
+            if pending is None:
+                pending = touched[first] = _Pending(first, now)
+            if states.count(first) == len(states):
+                # The common case, one partition: offsets in bulk, no per-record lookups.
+                base = first.next
+                first.next = base + len(op.batch)
+                pending.records.extend(op.batch)
+                topic, index, ts = op.batch[0].topic, first.index, pending.ts
+                op.results = [Appended(topic, index, o, ts) for o in range(base, first.next)]
+            else:
+                results = op.results
+                for record, state in zip(op.batch, states, strict=True):
+                    pending = touched.get(state)
+                    if pending is None:
+                        pending = touched[state] = _Pending(state, now)
+                    offset = state.next
+                    state.next = offset + 1
+                    pending.records.append(record)
+                    results.append(Appended(record.topic, state.index, offset, pending.ts))
             appends.append(op)
         if not appends and not commits:
             return

@@ -1,0 +1,327 @@
+"""Every authenticated route, every kind of credential → 401, 403, or through.
+
+The routes come from the app itself (``build_app(...).router.routes``), so a new route
+joins the matrix on its own — and fails until ``NEEDS`` says which permission it takes:
+the rule is written down per route, never guessed from the answer.
+
+Credentials, each for the client a route needs unless said otherwise:
+
+- no credentials, an unknown key, a revoked key, an expired JWT, an ``alg: none`` JWT and
+  a JWT for another audience → 401 (records v2 adds ``WWW-Authenticate``);
+- a valid key of ``app-outsider``, who holds every permission on ``other.*`` only → 403,
+  except where any valid client may (registry reads, the filtered topic list);
+- a valid key, and a valid JWT, of a client with exactly the permission → neither 401
+  nor 403 (the filler data may still earn a 400 or 404: only authorization is judged).
+
+One gateway serves the whole module (one event loop for the module): ~700 in-process
+requests in a few seconds. The with-permission requests change its state (delete the
+topic, the bystander client...), which never changes an authorization decision.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from sluicegate.app import build_app
+from sluicegate.config import load_settings
+from sluicegate.core.auth.apikeys import generate_key
+from sluicegate.core.auth.principals import Permissions
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.topics import TopicSpec
+from sluicegate.http.router import Route
+from sluicegate.storage.base import running
+from sluicegate.storage.sqlite import SqliteLog
+from tests.conftest import make_settings
+from tests.helpers import jwt_claims, signed_jwt, unsigned_jwt
+
+ISSUER = "https://idp.example.com"
+AUDIENCE = "sluicegate"
+SECRET = "matrix-shared-secret-of-at-least-32-bytes"
+
+PUBLIC_ROUTES = {
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /openapi/",
+    "GET /openapi/{name}.json",
+    "GET /docs",
+}
+
+
+class Need(enum.Enum):
+    """What a client must hold for a route to let it through."""
+
+    ANY = "any valid client"
+    PRODUCE = "produce on the topic"
+    CONSUME = "consume on the topic"
+    ADMIN = "admin on the topic"
+    ADMIN_ALL = "admin on '*'"
+    #: Admin on the subject, or produce on the topic of a ``<topic>-key|value`` subject.
+    SUBJECT = "write access to the subject"
+
+
+#: Route ("METHOD path", schema registry paths without the ``/registry`` mount) → need.
+NEEDS: dict[str, Need] = {
+    "POST /v2/topics/{topic_name}/records": Need.PRODUCE,
+    # Topic admin. The list needs nothing: it shows only the topics the client administers.
+    "GET /admin/v1/topics": Need.ANY,
+    "POST /admin/v1/topics": Need.ADMIN,
+    "GET /admin/v1/topics/{name}": Need.ADMIN,
+    "PATCH /admin/v1/topics/{name}": Need.ADMIN,
+    "DELETE /admin/v1/topics/{name}": Need.ADMIN,
+    "POST /admin/v1/topics/{name}/purge": Need.ADMIN,
+    "GET /admin/v1/topics/{name}/records": Need.CONSUME,
+    "POST /admin/v1/topics/{name}/records": Need.PRODUCE,
+    # Clients and keys.
+    "GET /admin/v1/clients": Need.ADMIN_ALL,
+    "POST /admin/v1/clients": Need.ADMIN_ALL,
+    "GET /admin/v1/clients/{name}": Need.ADMIN_ALL,
+    "PUT /admin/v1/clients/{name}": Need.ADMIN_ALL,
+    "DELETE /admin/v1/clients/{name}": Need.ADMIN_ALL,
+    "GET /admin/v1/clients/{name}/keys": Need.ADMIN_ALL,
+    "POST /admin/v1/clients/{name}/keys": Need.ADMIN_ALL,
+    "DELETE /admin/v1/clients/{name}/keys/{key_id}": Need.ADMIN_ALL,
+    # Schema registry: reads (lookups and compatibility tests too) by any valid client.
+    "GET /schemas": Need.ANY,
+    "GET /schemas/types": Need.ANY,
+    "GET /schemas/ids/{id}": Need.ANY,
+    "GET /schemas/ids/{id}/schema": Need.ANY,
+    "GET /schemas/ids/{id}/subjects": Need.ANY,
+    "GET /schemas/ids/{id}/versions": Need.ANY,
+    "GET /subjects": Need.ANY,
+    "POST /subjects/{subject}": Need.ANY,
+    "GET /subjects/{subject}/versions": Need.ANY,
+    "GET /subjects/{subject}/versions/{version}": Need.ANY,
+    "GET /subjects/{subject}/versions/{version}/schema": Need.ANY,
+    "GET /subjects/{subject}/versions/{version}/referencedby": Need.ANY,
+    "POST /compatibility/subjects/{subject}/versions": Need.ANY,
+    "POST /compatibility/subjects/{subject}/versions/{version}": Need.ANY,
+    "GET /config": Need.ANY,
+    "GET /config/{subject}": Need.ANY,
+    "GET /mode": Need.ANY,
+    "GET /mode/{subject}": Need.ANY,
+    "GET /contexts": Need.ANY,
+    "GET /associations/resources/{namespace}/{name}": Need.ANY,
+    # Schema registry writes.
+    "DELETE /subjects/{subject}": Need.SUBJECT,
+    "POST /subjects/{subject}/versions": Need.SUBJECT,
+    "DELETE /subjects/{subject}/versions/{version}": Need.SUBJECT,
+    "PUT /config/{subject}": Need.SUBJECT,
+    "DELETE /config/{subject}": Need.SUBJECT,
+    "PUT /mode/{subject}": Need.SUBJECT,
+    "PUT /config": Need.ADMIN_ALL,
+    "DELETE /config": Need.ADMIN_ALL,
+    "PUT /mode": Need.ADMIN_ALL,
+}
+
+TOPIC = "orders"
+SUBJECT = f"{TOPIC}-value"
+OUTSIDER = "app-outsider"
+BYSTANDER = "app-bystander"  # the client the client-admin routes act on
+#: The client holding exactly each need (the subject rule via produce on its topic).
+PERMITTED = {
+    Need.ANY: "app-consumer",
+    Need.PRODUCE: "app-producer",
+    Need.CONSUME: "app-consumer",
+    Need.ADMIN: "app-owner",
+    Need.ADMIN_ALL: "app-operator",
+    Need.SUBJECT: "app-producer",
+}
+CLIENTS = {
+    OUTSIDER: Permissions(produce=["other.*"], consume=["other.*"], admin=["other.*"]),
+    "app-producer": Permissions(produce=[TOPIC]),
+    "app-consumer": Permissions(consume=[TOPIC]),
+    "app-owner": Permissions(admin=[TOPIC]),
+    "app-operator": Permissions(admin=["*"]),
+    BYSTANDER: Permissions(),
+}
+
+UNAUTHENTICATED = [
+    "no_credentials",
+    "bad_key",
+    "revoked_key",
+    "expired_jwt",
+    "alg_none_jwt",
+    "wrong_audience_jwt",
+]
+CASES = [*UNAUTHENTICATED, "without_permission", "with_permission", "jwt_with_permission"]
+
+_SR_TYPE = "application/vnd.schemaregistry.v1+json"
+_SCHEMA = {"schema": json.dumps("string")}
+#: (content type, body) for the routes that take one; just enough to pass their decoding.
+BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "POST /v2/topics/{topic_name}/records": (
+        "application/json",
+        {"value": {"type": "text", "data": "x"}},
+    ),
+    "POST /admin/v1/topics": ("application/json", {"name": TOPIC}),
+    "PATCH /admin/v1/topics/{name}": ("application/json", {"retention_ms": 60_000}),
+    "POST /admin/v1/topics/{name}/records": ("application/json", {"records": [{"value": "x"}]}),
+    "POST /admin/v1/clients": ("application/json", {"name": "app-new"}),
+    "PUT /admin/v1/clients/{name}": ("application/json", {"consume": [TOPIC]}),
+    "POST /admin/v1/clients/{name}/keys": ("application/json", {}),
+    "POST /subjects/{subject}": (_SR_TYPE, _SCHEMA),
+    "POST /subjects/{subject}/versions": (_SR_TYPE, _SCHEMA),
+    "POST /compatibility/subjects/{subject}/versions": (_SR_TYPE, _SCHEMA),
+    "POST /compatibility/subjects/{subject}/versions/{version}": (_SR_TYPE, _SCHEMA),
+    "PUT /config": (_SR_TYPE, {"compatibility": "BACKWARD"}),
+    "PUT /config/{subject}": (_SR_TYPE, {"compatibility": "BACKWARD"}),
+    "PUT /mode": (_SR_TYPE, {"mode": "READWRITE"}),
+    "PUT /mode/{subject}": (_SR_TYPE, {"mode": "READWRITE"}),
+}
+
+
+def app_routes() -> list[Route]:
+    """The app's routes. Building the app needs a gateway but no running storage."""
+    settings = load_settings(environ={}, overrides={"storage": {"data_dir": "never-opened"}})
+    return build_app(Gateway(settings, SqliteLog(settings.storage.data_dir))).router.routes
+
+
+def rule_key(method: str, path: str) -> str:
+    return f"{method} {path.removeprefix('/registry')}"
+
+
+ROUTES = [(method, route) for route in app_routes() for method in sorted(route.methods)]
+MATRIX = [
+    pytest.param(method, route, case, id=f"{method} {route.path}-{case}")
+    for method, route in ROUTES
+    if route.authenticated
+    for case in CASES
+]
+
+
+@dataclass
+class World:
+    http: httpx.AsyncClient
+    #: Client name → (a working key, a revoked key).
+    keys: dict[str, tuple[str, str]]
+    bystander_key_id: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    jwt = {
+        "algorithms": ["HS256"],
+        "secret": SECRET,
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "client_claim": "sub",
+    }
+    settings = make_settings(tmp_path_factory.mktemp("matrix"), auth={"jwt": jwt})
+    async with running(SqliteLog(settings.storage.data_dir)) as log:
+        gateway = Gateway(settings, log)
+        await gateway.start()
+        # Something for the reads to find (until a with-permission request deletes it).
+        await gateway.topics.create(TopicSpec(name=TOPIC))
+        await gateway.schemas.get_or_register(SUBJECT, json.dumps("string"))
+        store = gateway.clients
+        keys: dict[str, tuple[str, str]] = {}
+        for name, permissions in CLIENTS.items():
+            await store.create_client(name, permissions)
+            active = await store.create_key(name)
+            revoked = await store.create_key(name)
+            # The revoked key worked until it was revoked.
+            assert gateway.auth.authenticate(f"Bearer {revoked.key}").name == name
+            await store.revoke_key(name, revoked.record.id)
+            keys[name] = (active.key, revoked.key)
+        bystander_key_id = store.keys(BYSTANDER)[0].id
+        transport = httpx.ASGITransport(app=build_app(gateway))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://sluicegate.test"
+        ) as http:
+            yield World(http, keys, bystander_key_id)
+
+
+def fill(path: str, key_id: str) -> str:
+    """The path with its parameters filled in with names the clients' permissions mention."""
+    values = {
+        "topic_name": TOPIC,
+        "name": BYSTANDER if path.startswith("/admin/v1/clients/") else TOPIC,
+        "key_id": key_id,
+        "subject": SUBJECT,
+        "version": "1",
+        "id": "1",
+        "namespace": "default",
+    }
+    return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], path)
+
+
+def credentials(world: World, case: str, client: str) -> str | None:
+    """The Authorization header of ``case``; the JWTs name ``client``, who may do it."""
+
+    def claims(**changes: Any) -> dict[str, Any]:
+        values = {"issuer": ISSUER, "audience": AUDIENCE, "subject": client, **changes}
+        return jwt_claims(**values)
+
+    active, revoked = world.keys[client]
+    token: str | None = {
+        "no_credentials": None,
+        "bad_key": generate_key(),
+        "revoked_key": revoked,
+        "expired_jwt": signed_jwt(claims(lifetime=-3600), SECRET),
+        "alg_none_jwt": unsigned_jwt(claims()),
+        "wrong_audience_jwt": signed_jwt(claims(audience="another-service"), SECRET),
+        "without_permission": world.keys[OUTSIDER][0],
+        "with_permission": active,
+        "jwt_with_permission": signed_jwt(claims(), SECRET),
+    }[case]
+    return None if token is None else f"Bearer {token}"
+
+
+def test_public_routes_are_exactly_the_known_set() -> None:
+    public = {f"{method} {route.path}" for method, route in ROUTES if not route.authenticated}
+    assert public == PUBLIC_ROUTES
+
+
+def test_every_rule_names_a_route() -> None:
+    keys = {rule_key(method, route.path) for method, route in ROUTES if route.authenticated}
+    assert set(NEEDS) - keys == set()
+    assert set(BODIES) - keys == set()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("method", "route", "case"), MATRIX)
+async def test_route_answers_credentials(
+    world: World, method: str, route: Route, case: str
+) -> None:
+    key = rule_key(method, route.path)
+    need = NEEDS.get(key)
+    if need is None:
+        pytest.fail(f"{key} has no entry in NEEDS: say which permission it takes")
+    client = PERMITTED[need]
+    authorization = credentials(world, case, client)
+    headers = {} if authorization is None else {"authorization": authorization}
+    content: bytes | None = None
+    if key in BODIES:
+        content_type, body = BODIES[key]
+        headers["content-type"] = content_type
+        content = json.dumps(body).encode()
+    response = await world.http.request(
+        method, fill(route.path, world.bystander_key_id), content=content, headers=headers
+    )
+    status, text = response.status_code, response.text
+
+    if case in UNAUTHENTICATED:
+        assert status == 401, text
+        if route.dialect == "records_v2":
+            assert response.headers["www-authenticate"].startswith("Bearer")
+    elif case == "without_permission" and need is not Need.ANY:
+        assert status == 403, text
+    else:
+        assert status not in (401, 403), text
+        assert status < 500, text
+    if status in (401, 403):
+        # Neither the credential presented nor any client but the caller is named.
+        assert authorization is None or authorization.removeprefix("Bearer ") not in text
+        caller = OUTSIDER if status == 403 else None
+        named = [name for name in CLIENTS if name != caller and name in text]
+        assert named == [], text
