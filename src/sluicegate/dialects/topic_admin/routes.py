@@ -182,7 +182,10 @@ class TopicAdmin:
         limit = _int_param(request, "max_records", 100, 1, _MAX_READ_RECORDS)
         timeout = _int_param(request, "timeout", 0, 0, int(_MAX_WAIT))
         if offset >= marks.high and timeout:
-            await self._gateway.log.wait({tp: offset}, timeout)
+            # A parked request holds memory and a connection: long polls have their own cap.
+            principal = request.principal
+            async with self._gateway.limits.long_polls.slot(principal.name if principal else ""):
+                await self._gateway.log.wait({tp: offset}, timeout)
         records = await self._gateway.log.read(
             tp, offset, max_records=limit, max_bytes=_MAX_READ_BYTES
         )

@@ -1,0 +1,97 @@
+"""The gateway's own topic admin API, in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluicegate.config import Settings
+from tests.conftest import make_settings
+
+TOPICS = "/admin/v1/topics"
+
+
+async def test_lifecycle(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        TOPICS, json={"name": "orders", "partitions": 2, "retention_ms": 60_000}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["partitions"] == 2
+    assert (await client.post(TOPICS, json={"name": "orders"})).status_code == 409
+    assert [t["name"] for t in (await client.get(TOPICS)).json()] == ["orders"]
+    altered = await client.patch(f"{TOPICS}/orders", json={"partitions": 4, "retention_ms": None})
+    assert altered.json()["partitions"] == 4
+    assert altered.json()["retention_ms"] is None
+    shrink = await client.patch(f"{TOPICS}/orders", json={"partitions": 1})
+    assert shrink.status_code == 400
+    produced = await client.post(
+        f"{TOPICS}/orders/records",
+        json={"records": [{"value": "a", "partition": 3}, {"value": "b", "partition": 3}]},
+    )
+    assert produced.json() == {"offsets": [[3, 0], [3, 1]]}
+    described = (await client.get(f"{TOPICS}/orders")).json()
+    assert described["partition_offsets"][3] == {"partition": 3, "low": 0, "high": 2}
+    assert (await client.post(f"{TOPICS}/orders/purge")).status_code == 204
+    described = (await client.get(f"{TOPICS}/orders")).json()
+    assert described["partition_offsets"][3] == {"partition": 3, "low": 2, "high": 2}
+    assert (await client.delete(f"{TOPICS}/orders")).status_code == 204
+    assert (await client.get(f"{TOPICS}/orders")).status_code == 404
+
+
+async def test_internal_topics_are_hidden_and_reserved(client: httpx.AsyncClient) -> None:
+    # The gateway's own state topics exist (schemas, clients) but are not shown or usable.
+    assert (await client.get(TOPICS)).json() == []
+    assert (await client.post(TOPICS, json={"name": "__sluicegate_x"})).status_code == 409
+    assert (await client.get(f"{TOPICS}/__sluicegate_schemas")).status_code == 404
+
+
+async def test_read_bounds_and_errors(client: httpx.AsyncClient) -> None:
+    await client.post(
+        f"{TOPICS}/t/records", json={"records": [{"key": "k", "value": str(i)} for i in range(10)]}
+    )
+    page = (await client.get(f"{TOPICS}/t/records", params={"offset": 2, "max_records": 3})).json()
+    assert [r["value"] for r in page["records"]] == ["2", "3", "4"]
+    assert page["next_offset"] == 5
+    assert page["high_watermark"] == 10
+    past = await client.get(f"{TOPICS}/t/records", params={"offset": 11})
+    assert past.status_code == 400
+    assert "offset" in past.json()["message"]
+    bad = await client.get(f"{TOPICS}/t/records", params={"max_records": "many"})
+    assert bad.status_code == 400
+    assert bad.json()["message"] == "query parameter max_records must be an integer, got 'many'"
+    assert (await client.get(f"{TOPICS}/t/records", params={"partition": 1})).status_code == 400
+    assert (
+        await client.post(TOPICS, content=b"{", headers={"content-type": "application/json"})
+    ).status_code == 400
+
+
+async def test_long_poll_wakes_on_new_data(client: httpx.AsyncClient) -> None:
+    await client.post(TOPICS, json={"name": "live"})
+    poll = asyncio.create_task(
+        client.get(f"{TOPICS}/live/records", params={"offset": 0, "timeout": 10})
+    )
+    await asyncio.sleep(0.05)
+    assert not poll.done()
+    await client.post(f"{TOPICS}/live/records", json={"records": [{"value": "hello"}]})
+    response = await asyncio.wait_for(poll, 5)
+    assert [r["value"] for r in response.json()["records"]] == ["hello"]
+
+
+class TestLongPollCap:
+    @pytest.fixture
+    def settings(self, tmp_path: Path) -> Settings:
+        return make_settings(tmp_path, auth={"enabled": False}, limits={"max_long_polls": 1})
+
+    async def test_second_long_poll_is_refused(self, client: httpx.AsyncClient) -> None:
+        await client.post(TOPICS, json={"name": "quiet"})
+        url, params = f"{TOPICS}/quiet/records", {"offset": 0, "timeout": 1}
+        first = asyncio.create_task(client.get(url, params=params))
+        await asyncio.sleep(0.05)
+        second = await client.get(url, params=params)
+        assert second.status_code == 503
+        assert second.headers["retry-after"]
+        assert (await first).status_code == 200
+        assert (await client.get(url, params=params)).status_code == 200
