@@ -24,6 +24,8 @@ from sluicegate.errors import BadRequest, ConfigError
 __all__ = [
     "AuthSettings",
     "ClientSettings",
+    "CloudEventRoute",
+    "CloudEventSettings",
     "JwtSettings",
     "LimitSettings",
     "RateSettings",
@@ -172,6 +174,19 @@ class RecordsV2Settings(_Section):
     max_body_bytes: int = 64 * 1024
 
 
+class CloudEventRoute(_Section):
+    """Events whose type matches one of ``types`` (exact or glob) go to ``topic``."""
+
+    types: list[str]
+    topic: str
+
+
+class CloudEventSettings(_Section):
+    #: Topic of a type without a route: ``<topic_prefix><type>`` (see core.cloudevents.routing).
+    topic_prefix: str = "ce."
+    routes: list[CloudEventRoute] = msgspec.field(default_factory=list)
+
+
 class Settings(_Section):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
@@ -179,6 +194,7 @@ class Settings(_Section):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     records_v2: RecordsV2Settings = msgspec.field(default_factory=RecordsV2Settings)
+    cloudevents: CloudEventSettings = msgspec.field(default_factory=CloudEventSettings)
 
     def validate(self) -> Settings:
         """Check what types cannot say; raise ``ConfigError`` naming the key."""

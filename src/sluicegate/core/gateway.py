@@ -9,6 +9,7 @@ from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.cloudevents.routing import TypeRouter
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
@@ -36,6 +37,7 @@ class Gateway:
         self.clients = ClientStore(log, settings.auth.clients)
         self.auth = Authenticator(settings.auth, self.clients)
         self.limits = Limits(settings.limits)
+        self.event_types = TypeRouter(settings.cloudevents)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""

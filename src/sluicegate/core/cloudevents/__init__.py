@@ -1,0 +1,1 @@
+"""CloudEvents in the core: which topic an event type lives in."""
