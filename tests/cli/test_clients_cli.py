@@ -11,8 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sluicegate.cli.clients import AdminApi, clients_app, keys_app, parse_duration
-from sluicegate.cli.target import TargetError
+from sluicegate.cli.clients import clients_app, keys_app, parse_duration
+from sluicegate.cli.target import AdminClient, TargetError
 from sluicegate.core.auth.apikeys import hash_key
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.storage.base import running
@@ -152,15 +152,15 @@ async def test_server_errors_are_reported_with_hints() -> None:
         return httpx.Response(500, text="oops")
 
     transport = httpx.MockTransport(handler)
-    api = AdminApi("http://gw", None, transport=transport)
+    api = AdminClient("http://gw", None, transport=transport)
     with pytest.raises(
         TargetError, match=r"no creds \(HTTP 401; pass --key or set SLUICEGATE_KEY\)"
     ):
-        await api.call("GET", "")
+        await api.call("GET", "/clients")
     await api.aclose()
-    api = AdminApi("http://gw", "sg_key", transport=transport)
+    api = AdminClient("http://gw", "sg_key", transport=transport)
     with pytest.raises(TargetError, match=r"oops \(HTTP 500\)"):
-        await api.call("GET", "")
+        await api.call("GET", "/clients")
     await api.aclose()
 
 

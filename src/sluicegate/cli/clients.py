@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluicegate.cli.target import TargetError
-from sluicegate.errors import SluicegateError
-from sluicegate.http.types import ASGIApp, Receive, Scope, Send
+from sluicegate.cli.target import open_target, run_command
 
 if TYPE_CHECKING:
-    from sluicegate.core.auth.clients import ClientStore
+    pass
 
 __all__ = ["clients_app", "keys_app"]
 
@@ -63,112 +58,6 @@ ConfigFile = Annotated[
 # -- talking to the admin API ----------------------------------------------------------
 
 
-class AdminApi:
-    """The clients and keys admin API, over HTTP or an in-process ASGI app."""
-
-    def __init__(
-        self, url: str, key: str | None, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers=headers, timeout=30, transport=transport
-        )
-        self._url = url
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        """Send a request to ``/admin/v1/clients...``; ``TargetError`` for people on failure."""
-        try:
-            response = await self._client.request(method, f"/admin/v1/clients{path}", json=body)
-        except httpx.ConnectError:
-            raise TargetError(
-                f"no sluicegate server at {self._url} (start one with `sluicegate serve`, "
-                "or work on a stopped server's data with --data-dir)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise TargetError(f"request to {self._url} failed: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            try:
-                message = str(response.json().get("message", response.text))
-            except ValueError:
-                message = response.text
-            hint = "; pass --key or set SLUICEGATE_KEY" if response.status_code == 401 else ""
-            raise TargetError(f"{message} (HTTP {response.status_code}{hint})")
-        return response.json() if response.content else None
-
-
-def _offline_app(store: ClientStore) -> ASGIApp:
-    """The admin routes over ``store`` as a tiny ASGI app that serves everyone as admin."""
-    from sluicegate.core.auth.principals import Principal
-    from sluicegate.dialects.admin.routes import routes
-    from sluicegate.http.request import Request
-    from sluicegate.http.router import Router, plain_errors
-
-    router = Router(routes(store))
-    admin = Principal.anonymous()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, {})
-        request.principal = admin
-        try:
-            route, request.path_params = router.match(scope["method"], scope["path"])
-            response = await route.endpoint(request)
-        except SluicegateError as exc:
-            response = plain_errors(exc, request)
-        await response(send)
-
-    return app
-
-
-@asynccontextmanager
-async def open_api(
-    url: str, key: str | None, data_dir: str | None, config: Path | None
-) -> AsyncIterator[AdminApi]:
-    """The admin API at ``url``, or with ``data_dir`` over the log on disk (as admin)."""
-    if data_dir is None:
-        api = AdminApi(url, key)
-        try:
-            yield api
-        finally:
-            await api.aclose()
-        return
-    from sluicegate.config import load_settings
-    from sluicegate.core.auth.clients import ClientStore
-    from sluicegate.storage.base import running
-    from sluicegate.storage.factory import open_log
-
-    try:
-        settings = load_settings(config, overrides={"storage": {"data_dir": data_dir}})
-    except SluicegateError as exc:
-        raise TargetError(f"configuration: {exc.message}", 2) from None
-    try:
-        async with running(open_log(settings.storage)) as log:
-            store = ClientStore(log, settings.auth.clients)
-            await store.load()
-            transport = httpx.ASGITransport(app=_offline_app(store))
-            api = AdminApi("http://offline", None, transport=transport)
-            try:
-                yield api
-            finally:
-                await api.aclose()
-    except* TargetError as group:
-        raise group.exceptions[0] from None
-    except* SluicegateError as group:
-        raise TargetError(str(group.exceptions[0])) from None
-
-
-def _run(coro: Any) -> Any:
-    from sluicegate.cli.main import run_async
-
-    try:
-        return run_async(coro)
-    except TargetError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
-
-
 def _request(
     method: str,
     path: str,
@@ -179,10 +68,10 @@ def _request(
     config: Path | None,
 ) -> Any:
     async def go() -> Any:
-        async with open_api(url, key, data_dir, config) as api:
-            return await api.call(method, path, body)
+        async with open_target(url, key, data_dir, config) as api:
+            return await api.call(method, f"/clients{path}", json=body)
 
-    return _run(go())
+    return run_command(go())
 
 
 # -- durations -------------------------------------------------------------------------
@@ -301,12 +190,14 @@ def create_client(
     key_body = {"expires_in": parse_duration(expires_in)} if expires_in else {}
 
     async def go() -> tuple[dict[str, Any], dict[str, Any] | None]:
-        async with open_api(url, key, data_dir, config) as api:
-            client = await api.call("POST", "", body)
-            created = await api.call("POST", f"/{name}/keys", key_body) if with_key else None
+        async with open_target(url, key, data_dir, config) as api:
+            client = await api.call("POST", "/clients", json=body)
+            created = (
+                await api.call("POST", f"/clients/{name}/keys", json=key_body) if with_key else None
+            )
             return client, created
 
-    client, created = _run(go())
+    client, created = run_command(go())
     console = err if created else out
     console.print(f"created client [bold]{client['name']}[/]", highlight=False)
     if created:
@@ -395,10 +286,12 @@ def show_client(
     """Show a client's permissions and keys."""
 
     async def go() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        async with open_api(url, key, data_dir, config) as api:
-            return await api.call("GET", f"/{name}"), await api.call("GET", f"/{name}/keys")
+        async with open_target(url, key, data_dir, config) as api:
+            return await api.call("GET", f"/clients/{name}"), await api.call(
+                "GET", f"/clients/{name}/keys"
+            )
 
-    client, keys = _run(go())
+    client, keys = run_command(go())
     for field in ("name", "origin", "created_at"):
         out.print(f"{field:>20}: {client[field] or '-'}", highlight=False)
     for field in (

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from sluicegate.errors import SluicegateError
 
-__all__ = ["AdminClient", "TargetError", "open_target"]
+__all__ = ["AdminClient", "TargetError", "open_target", "run_command"]
 
 
 class TargetError(Exception):
@@ -37,7 +39,8 @@ class AdminClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``method`` on ``/admin/v1<path>``; the JSON answer, or ``TargetError`` for people."""
         try:
             response = await self._client.request(method, f"/admin/v1{path}", **kwargs)
         except httpx.ConnectError:
@@ -46,33 +49,34 @@ class AdminClient:
                 "or work on a stopped server's data with --data-dir)"
             ) from None
         except httpx.HTTPError as exc:
-            raise TargetError(f"request to {self._url} failed: {exc}") from None
+            raise TargetError(f"request to {self._url} failed: {type(exc).__name__}") from None
         if response.status_code >= 400:
             try:
-                message = response.json().get("message", response.text)
+                message = str(response.json().get("message", response.text))
             except ValueError:
                 message = response.text
-            raise TargetError(f"{message} (HTTP {response.status_code})")
+            hint = "; pass --key or set SLUICEGATE_KEY" if response.status_code == 401 else ""
+            raise TargetError(f"{message} (HTTP {response.status_code}{hint})")
         return response.json() if response.content else None
 
     async def list_topics(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self._call("GET", "/topics")
+        result: list[dict[str, Any]] = await self.call("GET", "/topics")
         return result
 
     async def create_topic(self, spec: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("POST", "/topics", json=spec)
+        result: dict[str, Any] = await self.call("POST", "/topics", json=spec)
         return result
 
     async def describe_topic(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("GET", f"/topics/{name}")
+        result: dict[str, Any] = await self.call("GET", f"/topics/{name}")
         return result
 
     async def delete_topic(self, name: str) -> None:
-        await self._call("DELETE", f"/topics/{name}")
+        await self.call("DELETE", f"/topics/{name}")
 
     async def produce(self, topic: str, records: Sequence[dict[str, Any]]) -> int:
         """Produce text records (``{"key", "value"}``); returns how many were stored."""
-        result = await self._call("POST", f"/topics/{topic}/records", json={"records": records})
+        result = await self.call("POST", f"/topics/{topic}/records", json={"records": records})
         return len(result["offsets"])
 
     async def read(
@@ -84,15 +88,20 @@ class AdminClient:
             "max_records": max_records,
             "timeout": timeout,
         }
-        result: dict[str, Any] = await self._call("GET", f"/topics/{topic}/records", params=params)
+        result: dict[str, Any] = await self.call("GET", f"/topics/{topic}/records", params=params)
         return result
 
 
 @asynccontextmanager
 async def open_target(
-    url: str, key: str | None, data_dir: str | None
+    url: str, key: str | None, data_dir: str | None, config: Path | None = None
 ) -> AsyncIterator[AdminClient]:
-    """The server at ``url``, or with ``data_dir`` the log on disk (offline, as admin)."""
+    """The server at ``url``, or with ``data_dir`` the log on disk (offline, as admin).
+
+    Offline, the whole gateway app runs in this process with authentication off: whoever
+    can open the data directory owns it anyway (and that is how a lost admin key is
+    replaced). ``config`` supplies the settings, e.g. clients defined in the file.
+    """
     if data_dir is None:
         target = AdminClient(url, key)
         try:
@@ -106,8 +115,13 @@ async def open_target(
     from sluicegate.storage.base import running
     from sluicegate.storage.factory import open_log
 
-    settings = load_settings(
-        overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
+    try:
+        settings = load_settings(config, overrides={"storage": {"data_dir": data_dir}})
+    except SluicegateError as exc:
+        raise TargetError(f"configuration: {exc.message}", 2) from None
+    # Checked as written above, then switched off: offline, this command is the only user.
+    settings = msgspec.structs.replace(
+        settings, auth=msgspec.structs.replace(settings.auth, enabled=False)
     )
     # Offline, the gateway serves only this command: its "auth is off" warning is noise.
     auth_logger = logging.getLogger("sluicegate.auth")
@@ -130,3 +144,17 @@ async def open_target(
         raise TargetError(str(group.exceptions[0])) from None
     finally:
         auth_logger.setLevel(level)
+
+
+def run_command(coro: Any) -> Any:
+    """Run a command's coroutine; a ``TargetError`` becomes one line on stderr and an exit."""
+    import typer
+    from rich.console import Console
+
+    from sluicegate.cli.main import run_async
+
+    try:
+        return run_async(coro)
+    except TargetError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None

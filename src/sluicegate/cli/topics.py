@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sluicegate.cli.target import AdminClient, TargetError, open_target
+from sluicegate.cli.target import AdminClient, TargetError, open_target, run_command
 
 __all__ = ["consume", "produce", "topics_app"]
 
@@ -38,16 +38,6 @@ DataDir = Annotated[
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def _run(coro: Any) -> Any:
-    from sluicegate.cli.main import run_async
-
-    try:
-        return run_async(coro)
-    except TargetError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
-
-
 @topics_app.command("list")
 def list_topics(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None) -> None:
     """List topics."""
@@ -56,7 +46,7 @@ def list_topics(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Non
         async with open_target(url, key, data_dir) as target:
             return await target.list_topics()
 
-    topics = _run(go())
+    topics = run_command(go())
     table = Table("name", "id", "partitions", "retention_ms", "created_at")
     for topic in topics:
         table.add_row(
@@ -93,7 +83,7 @@ def create(
         async with open_target(url, key, data_dir) as target:
             return await target.create_topic(spec)
 
-    topic = _run(go())
+    topic = run_command(go())
     out.print(f"created topic [bold]{topic['name']}[/] (id {topic['id']}, {partitions} partitions)")
 
 
@@ -105,7 +95,7 @@ def describe(name: str, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataD
         async with open_target(url, key, data_dir) as target:
             return await target.describe_topic(name)
 
-    topic = _run(go())
+    topic = run_command(go())
     for field in ("name", "id", "partitions", "retention_ms", "retention_bytes", "created_at"):
         out.print(f"{field:>16}: {topic[field]}")
     table = Table("partition", "low", "high", "records")
@@ -140,7 +130,7 @@ def delete(
         async with open_target(url, key, data_dir) as target:
             await target.delete_topic(name)
 
-    _run(go())
+    run_command(go())
     out.print(f"deleted topic [bold]{name}[/]")
 
 
@@ -211,7 +201,7 @@ def produce(
             except OSError as exc:
                 raise TargetError(f"cannot read {file}: {exc.strerror}") from None
 
-    sent = _run(go())
+    sent = run_command(go())
     err.print(f"produced {sent} record(s) to {topic}")
 
 
@@ -266,6 +256,6 @@ def consume(
                     return
 
     try:
-        _run(go())
+        run_command(go())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
