@@ -54,13 +54,11 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Measure produce with and without authentication, ``duration`` seconds each."""
     admin_key = secrets.token_urlsafe(32)
     with ExitStack() as stack:
-        open_dir = stack.enter_context
-        plain = open_dir(
-            serve_in_subprocess(open_dir(tempfile.TemporaryDirectory()), cpu=SERVER_CPU)
-        )
-        secured = open_dir(
+        enter = stack.enter_context
+        plain = enter(serve_in_subprocess(enter(tempfile.TemporaryDirectory()), cpu=SERVER_CPU))
+        secured = enter(
             serve_in_subprocess(
-                open_dir(tempfile.TemporaryDirectory()),
+                enter(tempfile.TemporaryDirectory()),
                 args=(),
                 env={"SLUICEGATE_ADMIN_KEY": admin_key},
                 cpu=SERVER_CPU,

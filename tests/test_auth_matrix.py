@@ -7,7 +7,7 @@ the rule is written down per route, never guessed from the answer.
 Credentials, each for the client a route needs unless said otherwise:
 
 - no credentials, an unknown key, a revoked key, an expired JWT, an ``alg: none`` JWT and
-  a JWT for another audience → 401 (records v2 adds ``WWW-Authenticate``);
+  a JWT for another audience → 401 with ``WWW-Authenticate`` (RFC 9110);
 - a valid key of ``app-outsider``, who holds every permission on ``other.*`` only → 403,
   except where any valid client may (registry reads, the filtered topic list);
 - a valid key, and a valid JWT, of a client with exactly the permission → neither 401
@@ -312,8 +312,7 @@ async def test_route_answers_credentials(
 
     if case in UNAUTHENTICATED:
         assert status == 401, text
-        if route.dialect == "records_v2":
-            assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["www-authenticate"].startswith("Bearer")
     elif case == "without_permission" and need is not Need.ANY:
         assert status == 403, text
     else:

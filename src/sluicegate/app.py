@@ -32,6 +32,23 @@ class InternalError(ServerError):
         self.incident = incident
 
 
+def _with_error_headers(response: Response, exc: SluicegateError) -> Response:
+    """Headers every dialect's error responses need, added in one place.
+
+    ``Retry-After`` for errors that say when to come back (429, 503); ``WWW-Authenticate``
+    on every 401 (RFC 9110). A 413 keeps the connection open on purpose: closing it while
+    the client is still sending makes TCP reset the connection, which can destroy the 413
+    before the client reads it; uvicorn reads and drops the rest of the body instead
+    (memory stays flat, tests/e2e/test_limits_server.py).
+    """
+    retry_after: float | None = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    if response.status == 401:
+        response.headers.append((b"www-authenticate", b'Bearer realm="sluicegate"'))
+    return response
+
+
 class GatewayApp:
     """The outermost ASGI app.
 
@@ -80,7 +97,7 @@ class GatewayApp:
             closest = self.router.closest(scope["path"])
             render = closest.render_error if closest else plain_errors
             request = Request(scope, receive, {})
-            response = render(exc, request)
+            response = _with_error_headers(render(exc, request), exc)
             await response(send)
             self.metrics.observe_request(
                 "none", "unmatched", method, response.status, time.perf_counter() - started
@@ -94,7 +111,7 @@ class GatewayApp:
             else:
                 response = await route.endpoint(request)
         except SluicegateError as exc:
-            response = route.render_error(exc, request)
+            response = _with_error_headers(route.render_error(exc, request), exc)
         except ClientDisconnected:
             # Nobody to answer; 499 as nginx logs it, for the metrics only.
             self.metrics.observe_request(

@@ -44,11 +44,7 @@ def plain_errors(exc: SluicegateError, request: Request) -> Response:
     """The error body of routes that belong to no dialect: ``{"error", "message"}``."""
     from sluicegate.http.responses import json_response
 
-    headers = []
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
-    return json_response({"error": exc.code, "message": exc.message}, exc.status, headers=headers)
+    return json_response({"error": exc.code, "message": exc.message}, exc.status)
 
 
 @dataclass(frozen=True, slots=True)

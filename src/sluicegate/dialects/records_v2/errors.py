@@ -19,10 +19,4 @@ def render_error(exc: SluicegateError, request: Request) -> Response:
     incident = exc.detail.get("incident")
     if incident is not None:
         body["incident_id"] = incident
-    headers: list[tuple[bytes, bytes]] = []
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
-    if exc.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="sluicegate"'))
-    return json_response(body, exc.status, headers=headers)
+    return json_response(body, exc.status)

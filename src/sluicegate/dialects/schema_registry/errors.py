@@ -71,9 +71,5 @@ def error_status(exc: SluicegateError) -> tuple[int, int]:
 def render_error(exc: SluicegateError, request: Request) -> Response:
     """The response for ``exc`` in Confluent's format."""
     status, code = error_status(exc)
-    headers: list[tuple[bytes, bytes]] = []
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
     body = {"error_code": code, "message": exc.message}
-    return json_response(body, status, content_type=CONTENT_TYPE, headers=headers)
+    return json_response(body, status, content_type=CONTENT_TYPE)
