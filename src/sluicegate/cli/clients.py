@@ -8,7 +8,6 @@ clients before a start, or a new admin key when the old one is lost.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluicegate.cli.target import open_target, run_command
+from sluicegate.cli.target import confirm_deletion, open_target, run_command
 
 if TYPE_CHECKING:
     pass
@@ -317,13 +316,7 @@ def delete_client(
     config: ConfigFile = None,
 ) -> None:
     """Delete a client and every API key it has."""
-    if not yes:
-        if not sys.stdin.isatty():
-            err.print(
-                "[bold red]error:[/] refusing to delete without --yes (stdin is not a terminal)"
-            )
-            raise typer.Exit(2)
-        typer.confirm(f"Delete client {name!r} and all its API keys?", abort=True)
+    confirm_deletion(f"Delete client {name!r} and all its API keys?", yes)
     _request("DELETE", f"/{name}", None, url, key, data_dir, config)
     out.print(f"deleted client [bold]{name}[/]", highlight=False)
 

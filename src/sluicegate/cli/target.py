@@ -13,7 +13,7 @@ import msgspec
 
 from sluicegate.errors import SluicegateError
 
-__all__ = ["AdminClient", "TargetError", "open_target", "run_command"]
+__all__ = ["AdminClient", "TargetError", "confirm_deletion", "open_target", "run_command"]
 
 
 class TargetError(Exception):
@@ -158,3 +158,20 @@ def run_command(coro: Any) -> Any:
     except TargetError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
+
+
+def confirm_deletion(question: str, yes: bool) -> None:
+    """Ask ``question`` unless ``--yes``; without a terminal to ask on, refuse (exit 2)."""
+    import sys
+
+    import typer
+    from rich.console import Console
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        Console(stderr=True).print(
+            "[bold red]error:[/] refusing to delete without --yes (stdin is not a terminal)"
+        )
+        raise typer.Exit(2)
+    typer.confirm(question, abort=True)

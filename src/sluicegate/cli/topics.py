@@ -12,7 +12,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sluicegate.cli.target import AdminClient, TargetError, open_target, run_command
+from sluicegate.cli.target import (
+    AdminClient,
+    TargetError,
+    confirm_deletion,
+    open_target,
+    run_command,
+)
 
 __all__ = ["consume", "produce", "topics_app"]
 
@@ -118,13 +124,7 @@ def delete(
     data_dir: DataDir = None,
 ) -> None:
     """Delete a topic and all its records."""
-    if not yes:
-        if not sys.stdin.isatty():
-            err.print(
-                "[bold red]error:[/] refusing to delete without --yes (stdin is not a terminal)"
-            )
-            raise typer.Exit(2)
-        typer.confirm(f"Delete topic {name!r} and all its records?", abort=True)
+    confirm_deletion(f"Delete topic {name!r} and all its records?", yes)
 
     async def go() -> None:
         async with open_target(url, key, data_dir) as target:
