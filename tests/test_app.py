@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
+import httpx
+import pytest
+
+from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
+from tests.conftest import make_settings
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -67,3 +72,34 @@ async def test_docs_page_is_self_contained(client: httpx.AsyncClient) -> None:
     assert "/v2/topics/{topic_name}/records" in response.text
     assert "<script" not in response.text
     assert "http" not in response.text.split("<body>")[1].replace("/openapi/", "")
+
+
+class TestPerDialectLimits:
+    @pytest.fixture
+    def settings(self, tmp_path: Path) -> Settings:
+        return make_settings(
+            tmp_path,
+            auth={"enabled": False},
+            limits={"max_body_bytes": {"topic_admin": 200}, "max_json_depth": 3},
+        )
+
+    async def test_body_limit_follows_the_dialect(self, client: httpx.AsyncClient) -> None:
+        big = {"records": [{"value": "x" * 300}]}
+        response = await client.post("/admin/v1/topics/t/records", json=big)
+        assert response.status_code == 413
+        assert "limit of 200 bytes" in response.json()["message"]
+        # records v2 keeps its own setting (64 kB): the same size is fine there.
+        ok = await client.post(
+            "/v2/topics/t/records", json={"value": {"type": "text", "data": "x" * 300}}
+        )
+        assert ok.status_code == 200
+
+    async def test_json_shape_limits_apply_to_every_dialect(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        deep = b'{"name": "t", "config": {"a": {"b": {"c": 1}}}}'
+        response = await client.post(
+            "/admin/v1/topics", content=deep, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert "nests deeper than the limit of 3 levels" in response.json()["message"]

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ServerError, SluicegateError
-from sluicegate.http.request import ClientDisconnected, Request
+from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.tls import peer_certificate
@@ -68,6 +68,11 @@ class GatewayApp:
         self.gateway = gateway
         self._auth = gateway.auth
         self._limits = gateway.limits
+        settings = gateway.settings
+        self._body_limits = {
+            **settings.limits.max_body_bytes,
+            "records_v2": settings.records_v2.max_body_bytes,
+        }
         self.metrics = metrics or Metrics()
         self.metrics.watch_storage(gateway.log.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
@@ -105,6 +110,8 @@ class GatewayApp:
             return
         request = Request(scope, receive, params)
         request.route = route.path
+        request.body_limit = self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT)
+        request.json_limits = self._limits.json
         try:
             if route.authenticated:
                 response = await self._authenticated(route, request)

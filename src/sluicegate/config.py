@@ -150,6 +150,10 @@ def _default_dialect_rates() -> dict[str, RateSettings]:
     return {"topics_v1_legacy": RateSettings(rate_per_second=1000 / 60, burst=1000)}
 
 
+def _default_body_limits() -> dict[str, int]:
+    return {"admin": 64 * 1024, "topic_admin": 8 * 1024 * 1024, "schema_registry": 1024 * 1024}
+
+
 class LimitSettings(_Section):
     #: In-flight requests overall (503 beyond) and per client (429 beyond).
     max_concurrent_requests: int = 4096
@@ -168,6 +172,9 @@ class LimitSettings(_Section):
     max_json_depth: int = 64
     max_json_keys: int = 10_000
     max_json_string_bytes: int = 1024 * 1024
+    #: Request body bytes per dialect (413 beyond), refused while the body is read.
+    #: records v2 takes ``records_v2.max_body_bytes`` (the seed's 64 kB).
+    max_body_bytes: dict[str, int] = msgspec.field(default_factory=_default_body_limits)
 
 
 class RecordsV2Settings(_Section):
@@ -207,6 +214,10 @@ class Settings(_Section):
             (self.storage.retention_interval > 0, "storage.retention_interval", "must be > 0"),
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
+            *(
+                (limit > 0, f"limits.max_body_bytes.{dialect}", "must be > 0")
+                for dialect, limit in self.limits.max_body_bytes.items()
+            ),
         ]
         for ok, key, message in checks:
             if not ok:

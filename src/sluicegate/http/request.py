@@ -10,6 +10,10 @@ from sluicegate.http.types import Receive, Scope
 
 if TYPE_CHECKING:
     from sluicegate.core.auth.principals import Principal
+    from sluicegate.core.limits.json_limits import JsonLimits
+
+#: The body limit of a request whose route's dialect sets none.
+DEFAULT_BODY_LIMIT = 64 * 1024
 
 __all__ = ["ClientDisconnected", "Request"]
 
@@ -21,7 +25,17 @@ class ClientDisconnected(Exception):
 class Request:
     """One HTTP request. Cheap to build: nothing is parsed until asked for."""
 
-    __slots__ = ("_headers", "_query", "path_params", "principal", "receive", "route", "scope")
+    __slots__ = (
+        "_headers",
+        "_query",
+        "body_limit",
+        "json_limits",
+        "path_params",
+        "principal",
+        "receive",
+        "route",
+        "scope",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, str]) -> None:
         self.scope = scope
@@ -32,6 +46,9 @@ class Request:
         self.route: str = ""
         self._headers: dict[str, str] | None = None
         self._query: dict[str, list[str]] | None = None
+        #: Set by the app from the route's dialect; ``body()`` enforces them.
+        self.body_limit = DEFAULT_BODY_LIMIT
+        self.json_limits: JsonLimits | None = None
 
     @property
     def method(self) -> str:
@@ -82,13 +99,24 @@ class Request:
         client: Any = self.scope.get("client")
         return str(client[0]) if client else None
 
-    async def body(self, limit: int) -> bytes:
+    async def json_body(self) -> bytes:
+        """The body, within the size limit and the JSON shape limits (depth, keys, strings)."""
+        body = await self.body()
+        if self.json_limits is not None:
+            self.json_limits.check(body)
+        return body
+
+    async def body(self, limit: int | None = None) -> bytes:
         """The whole body, refused with ``PayloadTooLarge`` as soon as it passes ``limit``.
+
+        ``limit`` defaults to the request's ``body_limit`` (its dialect's setting).
 
         A declared Content-Length over the limit is refused before anything is read, and
         a chunked body is cut off at the first chunk that crosses it, so a huge or endless
         body never sits in memory.
         """
+        if limit is None:
+            limit = self.body_limit
         declared = self.headers.get("content-length")
         if declared is not None:
             try:

@@ -28,7 +28,6 @@ from sluicegate.http.router import Route
 
 __all__ = ["ClientsAdmin", "routes"]
 
-_MAX_BODY = 64 * 1024
 #: A new key is a secret: no cache on the way may keep the response.
 _NO_STORE = [(b"cache-control", b"no-store")]
 
@@ -107,7 +106,7 @@ class ClientsAdmin:
 
     async def create_client(self, request: Request) -> Response:
         _require_admin(request)
-        body = _decode(await request.body(_MAX_BODY), ClientCreate)
+        body = _decode(await request.json_body(), ClientCreate)
         client = await self._store.create_client(
             body.name, _permissions(body), body.certificate_subjects
         )
@@ -119,7 +118,7 @@ class ClientsAdmin:
 
     async def update_client(self, request: Request) -> Response:
         _require_admin(request)
-        body = _decode(await request.body(_MAX_BODY), ClientUpdate)
+        body = _decode(await request.json_body(), ClientUpdate)
         client = await self._store.update_client(
             request.path_params["name"], _permissions(body), body.certificate_subjects
         )
@@ -137,7 +136,7 @@ class ClientsAdmin:
 
     async def create_key(self, request: Request) -> Response:
         _require_admin(request)
-        body = _decode(await request.body(_MAX_BODY), KeyCreate)
+        body = _decode(await request.json_body(), KeyCreate)
         created = await self._store.create_key(
             request.path_params["name"], expires_at=self._expiry(body)
         )

@@ -54,8 +54,6 @@ class RecordsV2:
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
         self._producer = gateway.producer
-        self._max_body = gateway.settings.records_v2.max_body_bytes
-        self._json_limits = gateway.limits.json
         self._decode_request = msgspec.json.Decoder(ProduceRequest).decode
 
     async def produce(self, request: Request) -> Response:
@@ -77,8 +75,7 @@ class RecordsV2:
                 f"unsupported Content-Type {shown!r}: expected application/json"
             )
         self._gateway.authorize(request.principal, "produce", topic_name)
-        body = await request.body(self._max_body)
-        self._json_limits.check(body)
+        body = await request.json_body()
         try:
             produce = self._decode_request(body)
         except msgspec.ValidationError as exc:

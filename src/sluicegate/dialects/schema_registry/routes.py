@@ -6,7 +6,8 @@ works as is; Confluent's paths (``/schemas``, ``/subjects``, ``/config``, ``/com
 can be mounted again under a prefix (``routes(registry, prefix="/registry")``).
 
 Bodies: any of Confluent's media types, ``application/json``, ``application/octet-stream``
-or none is read as JSON (Confluent is as lenient); at most ``MAX_BODY_BYTES``. A body that
+or none is read as JSON (Confluent is as lenient), within ``limits.max_body_bytes.schema_registry``
+(1 MiB by default) and the JSON shape limits. A body that
 is not JSON, or JSON of the wrong shape, is 400 with ``error_code`` 400 (Confluent's
 rest-utils do the same); a schema that does not parse is 422 / 42201.
 """
@@ -57,10 +58,9 @@ from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Endpoint, Route
 
-__all__ = ["DIALECT", "MAX_BODY_BYTES", "SchemaRegistryApi", "routes"]
+__all__ = ["DIALECT", "SchemaRegistryApi", "routes"]
 
 DIALECT = "schema_registry"
-MAX_BODY_BYTES = 1024 * 1024
 _MEDIA_TYPES = frozenset(
     {
         "",
@@ -382,7 +382,7 @@ class SchemaRegistryApi:
                 f"unsupported Content-Type {request.media_type!r}: expected "
                 "application/vnd.schemaregistry.v1+json or application/json"
             )
-        body = await request.body(MAX_BODY_BYTES)
+        body = await request.json_body()
         try:
             return decode(body)
         except msgspec.ValidationError as exc:

@@ -27,7 +27,6 @@ from sluicegate.http.router import Route
 
 __all__ = ["routes"]
 
-_MAX_BODY = 8 * 1024 * 1024
 _MAX_READ_RECORDS = 1000
 _MAX_READ_BYTES = 4 * 1024 * 1024
 _MAX_WAIT = 60.0
@@ -104,7 +103,7 @@ class TopicAdmin:
         return json_response([_topic_out(t) for t in visible])
 
     async def create(self, request: Request) -> Response:
-        spec = _decode(await request.body(_MAX_BODY), TopicCreate)
+        spec = _decode(await request.json_body(), TopicCreate)
         self._gateway.authorize(request.principal, "admin", spec.name)
         topic = await self._topics.create(
             TopicSpec(
@@ -130,7 +129,7 @@ class TopicAdmin:
     async def alter(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._gateway.authorize(request.principal, "admin", name)
-        patch = _decode(await request.body(_MAX_BODY), TopicPatch)
+        patch = _decode(await request.json_body(), TopicPatch)
         update = TopicUpdate(
             partitions=patch.partitions,
             retention_ms=patch.retention_ms,
@@ -154,7 +153,7 @@ class TopicAdmin:
     async def produce(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._gateway.authorize(request.principal, "produce", name)
-        batch = _decode(await request.body(_MAX_BODY), ProduceBatch)
+        batch = _decode(await request.json_body(), ProduceBatch)
         producer = self._gateway.producer
         topic = await producer.topic(name)
         records = [
