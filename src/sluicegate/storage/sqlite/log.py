@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -65,10 +66,17 @@ _READERS = 2
 _WRITER_PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
+    # Checkpoints run beside the writer (_checkpoint_forever), never inside a commit:
+    # an inline one copies the WAL into the database and fsyncs it while every queued
+    # append waits, which is what long-tail produce latency is made of.
+    "PRAGMA wal_autocheckpoint = 0",
     # Short: a busy database at open means another process is writing it right now.
     "PRAGMA busy_timeout = 1000",
 )
 _READER_PRAGMAS = ("PRAGMA query_only = 1", "PRAGMA busy_timeout = 5000")
+_CHECKPOINT_PRAGMAS = ("PRAGMA busy_timeout = 5000",)
+#: Seconds between background checkpoints (PASSIVE: they never block the writer).
+_CHECKPOINT_INTERVAL = 0.5
 
 
 def _wall_clock_us() -> int:
@@ -111,6 +119,7 @@ class SqliteLog(Log):
         self._readers = ReaderPool(
             [DbThread(self.data_dir, f"sluicegate-reader-{i}") for i in range(_READERS)]
         )
+        self._checkpointer = DbThread(self.data_dir, "sluicegate-checkpointer")
         self._catalog = Catalog([])
         self._waiters = Waiters()
         self._groups = GroupCoordinator(self._partition_count)
@@ -133,6 +142,7 @@ class SqliteLog(Log):
                 housekeeping = [
                     tg.create_task(self._retain_forever(), name="sqlite-retention"),
                     tg.create_task(self._groups.sweep(), name="group-session-sweeper"),
+                    tg.create_task(self._checkpoint_forever(), name="sqlite-checkpoint"),
                 ]
                 self._writer = writer
                 if self._closing:
@@ -162,6 +172,7 @@ class SqliteLog(Log):
         self._catalog = await self._writer_db.call_opening(load_catalog)
         for reader in self._readers.readers:
             await reader.open(db, _READER_PRAGMAS)
+        await self._checkpointer.open(db, _CHECKPOINT_PRAGMAS)
         return Writer(
             self._writer_db,
             self._catalog,
@@ -173,6 +184,7 @@ class SqliteLog(Log):
         )
 
     async def _release(self) -> None:
+        await self._checkpointer.close()
         for reader in self._readers.readers:
             await reader.close()
         # Unlock only once our last connection is closed.
@@ -394,6 +406,17 @@ class SqliteLog(Log):
         for done in passes:
             await done
 
+    async def _checkpoint_forever(self) -> None:
+        """Move committed WAL pages into the database file, off the writer's path."""
+        while True:
+            await asyncio.sleep(_CHECKPOINT_INTERVAL)
+            try:
+                await self._checkpointer.call(_passive_checkpoint)
+            except StorageError as exc:
+                # A full disk or a busy reader fails this pass; the next one tries again,
+                # and the WAL (which holds every committed record) just grows meanwhile.
+                logger.warning("WAL checkpoint failed: %s", exc.message)
+
     async def _retain_forever(self) -> None:
         while True:
             await asyncio.sleep(self._retention_interval)
@@ -404,3 +427,7 @@ class SqliteLog(Log):
             except StorageError as exc:
                 # A full disk fails the pass but not the log; retention frees space.
                 logger.warning("retention pass failed: %s", exc.message)
+
+
+def _passive_checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
