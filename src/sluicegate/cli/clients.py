@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sluicegate.cli.options import DEFAULT_URL, ConfigFile, DataDir, Key, Url
 from sluicegate.cli.target import confirm_deletion, open_target, run_command
 
 if TYPE_CHECKING:
@@ -28,30 +29,6 @@ clients_app = typer.Typer(
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-
-DEFAULT_URL = "http://127.0.0.1:8080"
-Url = Annotated[str, typer.Option(help="URL of a running server.", envvar="SLUICEGATE_URL")]
-Key = Annotated[
-    str | None,
-    typer.Option(help="Admin API key (Bearer).", envvar="SLUICEGATE_KEY", show_default=False),
-]
-DataDir = Annotated[
-    str | None,
-    typer.Option(
-        help="Work on a data directory directly instead of a server (the server must be stopped).",
-        show_default=False,
-    ),
-]
-ConfigFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="With --data-dir: the server's TOML settings (for clients defined there).",
-        envvar="SLUICEGATE_CONFIG",
-        show_default=False,
-    ),
-]
 
 
 # -- talking to the admin API ----------------------------------------------------------

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from sluicegate.cli.options import DEFAULT_URL, DataDir, Key, Url
 from sluicegate.cli.target import (
     AdminClient,
     TargetError,
@@ -25,23 +26,6 @@ __all__ = ["consume", "produce", "topics_app"]
 topics_app = typer.Typer(help="List, create, describe and delete topics.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-
-Url = Annotated[
-    str,
-    typer.Option(help="URL of a running server.", envvar="SLUICEGATE_URL"),
-]
-Key = Annotated[
-    str | None,
-    typer.Option(help="API key (Bearer).", envvar="SLUICEGATE_KEY", show_default=False),
-]
-DataDir = Annotated[
-    str | None,
-    typer.Option(
-        help="Work on a data directory directly instead of a server (the server must be stopped).",
-        show_default=False,
-    ),
-]
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 @topics_app.command("list")
