@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.deadlines import Deadlines
 from sluicegate.core.partitioner import Partitioner
 from sluicegate.core.records import Appended, Header, NewRecord
 from sluicegate.core.topics import Topic
@@ -33,7 +33,7 @@ class Producer:
     ) -> None:
         self._log = log
         self._catalog = catalog
-        self._append_timeout = append_timeout
+        self._deadlines = Deadlines(append_timeout)
         self._partitioner = partitioner or Partitioner()
 
     def record(
@@ -64,10 +64,10 @@ class Producer:
     async def send(self, records: Sequence[NewRecord]) -> list[Appended]:
         """Append ``records`` atomically and durably; ``StorageTimeout`` past the deadline."""
         try:
-            async with asyncio.timeout(self._append_timeout):
+            with self._deadlines.scope():
                 return await self._log.append(records)
         except TimeoutError:
             raise StorageTimeout(
-                f"storage did not confirm the write within {self._append_timeout:g}s; "
+                f"storage did not confirm the write within {self._deadlines.delay:g}s; "
                 "the records are either all stored or none is"
             ) from None
