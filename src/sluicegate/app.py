@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterable
+from time import perf_counter
 
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ServerError, SluicegateError
@@ -68,6 +68,9 @@ class GatewayApp:
         self.gateway = gateway
         self._auth = gateway.auth
         self._limits = gateway.limits
+        self._rate = gateway.limits.rate
+        self._requests = gateway.limits.requests
+        self._json_limits = gateway.limits.json
         settings = gateway.settings
         self._body_limits = {
             **settings.limits.max_body_bytes,
@@ -94,7 +97,7 @@ class GatewayApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         method: str = scope["method"]
         try:
             route, params = self.router.match(method, scope["path"])
@@ -105,24 +108,38 @@ class GatewayApp:
             response = _with_error_headers(render(exc, request), exc)
             await response(send)
             self.metrics.observe_request(
-                "none", "unmatched", method, response.status, time.perf_counter() - started
+                "none", "unmatched", method, response.status, perf_counter() - started
             )
             return
-        request = Request(scope, receive, params)
-        request.route = route.path
-        request.body_limit = self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT)
-        request.json_limits = self._limits.json
+        request = Request(
+            scope,
+            receive,
+            params,
+            route=route.path,
+            body_limit=self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
+            json_limits=self._json_limits,
+        )
         try:
-            if route.authenticated:
-                response = await self._authenticated(route, request)
-            else:
+            if not route.authenticated:
                 response = await route.endpoint(request)
+            else:
+                # Authenticate, then apply the client's rate and concurrency limits.
+                principal = self._auth.authenticate(
+                    request.header("authorization"), peer_certificate(scope)
+                )
+                request.principal = principal
+                self._rate.check(principal.name, route.dialect)
+                self._requests.acquire(principal.name)
+                try:
+                    response = await route.endpoint(request)
+                finally:
+                    self._requests.release(principal.name)
         except SluicegateError as exc:
             response = _with_error_headers(route.render_error(exc, request), exc)
         except ClientDisconnected:
             # Nobody to answer; 499 as nginx logs it, for the metrics only.
             self.metrics.observe_request(
-                route.dialect, route.path, method, 499, time.perf_counter() - started
+                route.dialect, route.path, method, 499, perf_counter() - started
             )
             return
         except Exception:
@@ -133,22 +150,8 @@ class GatewayApp:
             response = route.render_error(InternalError(incident), request)
         await response(send)
         self.metrics.observe_request(
-            route.dialect, route.path, method, response.status, time.perf_counter() - started
+            route.dialect, route.path, method, response.status, perf_counter() - started
         )
-
-    async def _authenticated(self, route: Route, request: Request) -> Response:
-        """Authenticate, apply the client's rate and concurrency limits, then call."""
-        principal = self._auth.authenticate(
-            request.header("authorization"), peer_certificate(request.scope)
-        )
-        request.principal = principal
-        self._limits.rate.check(principal.name, route.dialect)
-        requests = self._limits.requests
-        requests.acquire(principal.name)
-        try:
-            return await route.endpoint(request)
-        finally:
-            requests.release(principal.name)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         ws = self.router.websockets.get(scope["path"])

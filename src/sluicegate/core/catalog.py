@@ -38,11 +38,18 @@ class TopicCatalog:
         self._cache: dict[str, tuple[float, Topic]] = {}
         self._creating: dict[str, asyncio.Future[Topic]] = {}
 
-    async def get(self, name: str, *, auto_create: bool = False) -> Topic:
-        """The topic ``name``; created with the defaults if allowed and missing."""
+    def cached(self, name: str) -> Topic | None:
+        """The topic if it was seen less than the cache TTL ago; ``None`` means ask ``get``."""
         cached = self._cache.get(name)
         if cached is not None and cached[0] > self._monotonic():
             return cached[1]
+        return None
+
+    async def get(self, name: str, *, auto_create: bool = False) -> Topic:
+        """The topic ``name``; created with the defaults if allowed and missing."""
+        cached = self.cached(name)
+        if cached is not None:
+            return cached
         validate_topic_name(name)
         if is_internal(name):
             raise UnknownTopic(f"topic {name!r} does not exist", topic=name)

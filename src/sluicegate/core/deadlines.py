@@ -18,40 +18,40 @@ that cancellation (and only that one, told apart by ``Task.uncancel``) into
 from __future__ import annotations
 
 import asyncio
+from asyncio import CancelledError, current_task, get_running_loop
 from collections import deque
 from types import TracebackType
+from typing import Any
 
 __all__ = ["Deadline", "Deadlines"]
 
-_ACTIVE, _EXITED, _EXPIRED = 0, 1, 2
+#: Timers may fire up to a clock tick early (uvloop counts milliseconds).
 _TICK = 0.001
 
 
 class Deadline:
     """One bounded wait: a sync context manager for the body of an ``async`` function."""
 
-    __slots__ = ("_cancelling", "_owner", "_state", "_task", "when")
+    __slots__ = ("_cancelling", "_owner", "_task", "expired", "when")
 
     def __init__(self, owner: Deadlines) -> None:
         self._owner = owner
-        self._state = _EXITED
+        #: The waiting task while inside the scope; ``None`` before and after.
+        self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
-        self._task: asyncio.Task[object] | None = None
+        self.expired = False
         #: The loop time at which the wait is cancelled; set on entry.
         self.when = 0.0
 
-    @property
-    def expired(self) -> bool:
-        return self._state == _EXPIRED
-
     def __enter__(self) -> Deadline:
-        task = asyncio.current_task()
+        loop = get_running_loop()
+        task = current_task(loop)
         if task is None:
             raise RuntimeError("a deadline must be entered inside a task")
         self._task = task
         self._cancelling = task.cancelling()
-        self._state = _ACTIVE
-        self._owner._add(self)
+        self.when = loop.time() + self._owner.delay
+        self._owner._add(self, loop)
         return self
 
     def __exit__(
@@ -60,20 +60,18 @@ class Deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        expired = self._state == _EXPIRED
-        self._state = _EXITED
         task, self._task = self._task, None
         if (
-            expired
-            and exc_type is asyncio.CancelledError
+            self.expired
+            and exc_type is CancelledError
             and task is not None
             and task.uncancel() <= self._cancelling
         ):
             raise TimeoutError from exc
 
     def _expire(self) -> None:
-        if self._state == _ACTIVE and self._task is not None:
-            self._state = _EXPIRED
+        if self._task is not None:
+            self.expired = True
             self._task.cancel()
 
 
@@ -95,13 +93,11 @@ class Deadlines:
         """Scopes still queued (exited ones leave lazily, from the front)."""
         return len(self._queue)
 
-    def _add(self, deadline: Deadline) -> None:
-        loop = asyncio.get_running_loop()
-        deadline.when = loop.time() + self.delay
+    def _add(self, deadline: Deadline, loop: asyncio.AbstractEventLoop) -> None:
         queue = self._queue
         # Finished scopes leave from the front as new ones arrive, so the queue holds
         # about the scopes in flight rather than everything of the last `delay` seconds.
-        while queue and queue[0]._state != _ACTIVE:
+        while queue and queue[0]._task is None:
             queue.popleft()
         queue.append(deadline)
         if self._timer is None:
@@ -110,12 +106,11 @@ class Deadlines:
     def _fire(self) -> None:
         self._timer = None
         queue = self._queue
-        loop = asyncio.get_running_loop()
-        # Timers may fire up to a clock tick early (uvloop counts milliseconds).
+        loop = get_running_loop()
         now = loop.time() + _TICK
         while queue:
             head = queue[0]
-            if head._state == _ACTIVE:
+            if head._task is not None:
                 if head.when > now:
                     self._timer = loop.call_at(head.when, self._fire)
                     return

@@ -57,6 +57,10 @@ class Producer:
             )
         return NewRecord(topic.name, partition, key, value, headers)
 
+    def known_topic(self, name: str) -> Topic | None:
+        """The topic if it is in the catalog's cache: no await on the hot path."""
+        return self._catalog.cached(name)
+
     async def topic(self, name: str) -> Topic:
         """The topic to produce to, auto-created if the settings allow it."""
         return await self._catalog.get(name, auto_create=True)

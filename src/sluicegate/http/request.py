@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from sluicegate.errors import BadRequest, PayloadTooLarge
@@ -22,6 +22,15 @@ class ClientDisconnected(Exception):
     """The client went away before the body was read; nobody is left to answer."""
 
 
+def _joined(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
 class Request:
     """One HTTP request. Cheap to build: nothing is parsed until asked for."""
 
@@ -37,18 +46,27 @@ class Request:
         "scope",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        path_params: dict[str, str],
+        *,
+        route: str = "",
+        body_limit: int = DEFAULT_BODY_LIMIT,
+        json_limits: JsonLimits | None = None,
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
         self.principal: Principal | None = None
         #: The route template that matched, e.g. ``/v2/topics/{topic_name}/records``.
-        self.route: str = ""
+        self.route = route
         self._headers: dict[str, str] | None = None
         self._query: dict[str, list[str]] | None = None
         #: Set by the app from the route's dialect; ``body()`` enforces them.
-        self.body_limit = DEFAULT_BODY_LIMIT
-        self.json_limits: JsonLimits | None = None
+        self.body_limit = body_limit
+        self.json_limits = json_limits
 
     @property
     def method(self) -> str:
@@ -61,14 +79,15 @@ class Request:
     @property
     def headers(self) -> dict[str, str]:
         """Header names in lower case; repeated headers joined with ``, `` as in RFC 9110."""
-        if self._headers is None:
-            headers: dict[str, str] = {}
-            for raw_name, raw_value in self.scope["headers"]:
-                name = raw_name.decode("latin-1").lower()
-                value = raw_value.decode("latin-1")
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        headers = self._headers
+        if headers is None:
+            raw = self.scope["headers"]
+            # ASGI servers hand header names over lower-cased already (ASGI spec).
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+            if len(headers) < len(raw):
+                headers = _joined(raw)  # some header came more than once
             self._headers = headers
-        return self._headers
+        return headers
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -93,11 +112,6 @@ class Request:
         """The Content-Type without parameters, lower case; ``""`` if absent."""
         value = self.headers.get("content-type", "")
         return value.split(";", 1)[0].strip().lower()
-
-    @property
-    def client_host(self) -> str | None:
-        client: Any = self.scope.get("client")
-        return str(client[0]) if client else None
 
     async def json_body(self) -> bytes:
         """The body, within the size limit and the JSON shape limits (depth, keys, strings)."""
@@ -135,13 +149,12 @@ class Request:
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
             chunk: bytes = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(
-                        f"request body exceeds the limit of {limit} bytes", limit=limit
-                    )
-                chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"request body exceeds the limit of {limit} bytes", limit=limit
+                )
             if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                # Most bodies arrive in one message: no list, no copy.
+                return b"".join((*chunks, chunk)) if chunks else chunk
+            chunks.append(chunk)

@@ -32,6 +32,7 @@ __all__ = ["JsonLimits"]
 
 _KEEP = b'"[]{}:,'
 _NOT_KEPT = bytes(set(range(256)) - set(_KEEP))
+_NOT_MARKS = bytes(set(range(256)) - set(b"[{:"))
 _QUOTED = re.compile(rb'"[^"]*"')
 _BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
 
@@ -60,6 +61,16 @@ class JsonLimits:
 
     def check(self, raw: bytes) -> None:
         """Raise ``BadRequest`` naming the limit if ``raw`` exceeds one; otherwise return."""
+        # Brackets and colons, strings included, bound depth and keys from above: one
+        # C pass keeps just those bytes, and most bodies are within the limits by that
+        # bound alone (and too short to hold a long string), so they need no more work.
+        marks = raw.translate(None, _NOT_MARKS)
+        bounded = (
+            marks.count(b"[") + marks.count(b"{") <= self.max_depth
+            and marks.count(b":") <= self.max_keys
+        )
+        if bounded and len(raw) <= self.max_string_bytes + 2:
+            return
         if b"\\" in raw:
             raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
         if len(raw) > self.max_string_bytes + 2 and self._long_string.match(raw):
@@ -67,9 +78,7 @@ class JsonLimits:
                 f"a JSON string exceeds the limit of {self.max_string_bytes} bytes",
                 limit="max_json_string_bytes",
             )
-        # Counting brackets and colons (strings included) bounds depth and keys from above;
-        # most bodies are within the limits by that bound alone and need no more work.
-        if raw.count(b"[") + raw.count(b"{") <= self.max_depth and raw.count(b":") <= self.max_keys:
+        if bounded:
             return
         structure = raw.translate(None, _NOT_KEPT).replace(b'""', b"")
         if b'"' in structure:

@@ -274,10 +274,17 @@ class SqliteLog(Log):
 
     async def append(self, batch: Sequence[NewRecord]) -> list[Appended]:
         """Append all records or none, durably; results in batch order."""
-        writer = self._running_writer()
+        writer = self._writer or self._running_writer()
         if not batch:
             return []
         catalog = self._catalog
+        if len(batch) == 1:
+            # A produce request's single record: the loop below, unrolled.
+            record = batch[0]
+            own = catalog.get(record.topic).partitions
+            if not 0 <= record.partition < len(own):
+                raise invalid_partition(record.topic, record.partition, len(own))
+            return await writer.append(batch, [own[record.partition]])
         states: list[PartitionState] = []
         name = None
         partitions: list[PartitionState] = []

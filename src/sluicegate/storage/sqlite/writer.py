@@ -20,6 +20,7 @@ import abc
 import asyncio
 import sqlite3
 import time
+from asyncio import get_running_loop
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -75,7 +76,8 @@ class Exclusive(abc.ABC, Generic[T]):
 
 
 class _Append:
-    __slots__ = ("batch", "epoch", "future", "results", "states")
+    __slots__ = ("batch", "epoch", "future", "results", "size", "states")
+    exclusive = False
 
     def __init__(
         self,
@@ -88,11 +90,14 @@ class _Append:
         self.states = states
         self.epoch = epoch
         self.future = future
+        #: Records this operation adds to the queue (what ``max_pending_appends`` counts).
+        self.size = len(batch)
         self.results: list[Appended] = []
 
 
 class _CommitOffsets:
-    __slots__ = ("epoch", "future", "group", "offsets", "states")
+    __slots__ = ("epoch", "future", "group", "offsets", "size", "states")
+    exclusive = False
 
     def __init__(
         self,
@@ -107,10 +112,13 @@ class _CommitOffsets:
         self.states = states
         self.epoch = epoch
         self.future = future
+        self.size = len(states)
 
 
 class _ExclusiveEntry(Generic[T]):
     __slots__ = ("future", "op")
+    exclusive = True
+    size = 0
 
     def __init__(self, op: Exclusive[T], future: asyncio.Future[T]) -> None:
         self.op = op
@@ -207,15 +215,19 @@ class Writer:
                 queued=queued,
             )
 
+    def _enqueue(self, entry: _Append | _CommitOffsets | _ExclusiveEntry[Any]) -> None:
+        self._queue.append(entry)
+        self._queued_records += entry.size
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
     def append(
         self, batch: Sequence[NewRecord], states: list[PartitionState]
     ) -> asyncio.Future[list[Appended]]:
         """Queue a validated batch (``states[i]`` is record i's partition)."""
         self._admit(len(batch))
-        future: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Append(batch, states, self._catalog.epoch, future))
-        self._queued_records += len(batch)
-        self._wakeup.set()
+        future: asyncio.Future[list[Appended]] = get_running_loop().create_future()
+        self._enqueue(_Append(batch, states, self._catalog.epoch, future))
         return future
 
     def commit_offsets(
@@ -223,18 +235,15 @@ class Writer:
     ) -> asyncio.Future[None]:
         """Queue validated group offsets; they ride along with the next group commit."""
         self._admit(len(states))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_CommitOffsets(group, offsets, states, self._catalog.epoch, future))
-        self._queued_records += len(states)
-        self._wakeup.set()
+        future: asyncio.Future[None] = get_running_loop().create_future()
+        self._enqueue(_CommitOffsets(group, offsets, states, self._catalog.epoch, future))
         return future
 
     def exclusive(self, op: Exclusive[T]) -> asyncio.Future[T]:
         """Queue an operation that runs alone, after everything queued before it."""
         self._admit(0)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_ExclusiveEntry(op, future))
-        self._wakeup.set()
+        future: asyncio.Future[T] = get_running_loop().create_future()
+        self._enqueue(_ExclusiveEntry(op, future))
         return future
 
     def close(self) -> None:
@@ -266,9 +275,9 @@ class Writer:
                         return
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                elif isinstance(head := self._queue[0], _ExclusiveEntry):
+                elif (head := self._queue[0]).exclusive:
                     self._queue.popleft()
-                    await self._run_exclusive(head)
+                    await self._run_exclusive(head)  # type: ignore[arg-type]
                 else:
                     await self._commit(self._take_group())
         except BaseException as exc:
@@ -292,17 +301,14 @@ class Writer:
     def _take_group(self) -> list[_Append | _CommitOffsets]:
         group: list[_Append | _CommitOffsets] = []
         records = 0
+        limit = self._max_commit
         queue = self._queue
         while queue:
             head = queue[0]
-            if isinstance(head, _ExclusiveEntry):
+            if head.exclusive or (group and records + head.size > limit):
                 break
-            size = len(head.batch) if isinstance(head, _Append) else len(head.states)
-            if group and records + size > self._max_commit:
-                break
-            queue.popleft()
-            group.append(head)
-            records += size
+            group.append(queue.popleft())  # type: ignore[arg-type]
+            records += head.size
         self._queued_records -= records
         return group
 
@@ -359,7 +365,13 @@ class Writer:
             pending = touched.get(first)
             if pending is None:
                 pending = touched[first] = _Pending(first, now)
-            if states.count(first) == len(states):
+            if op.size == 1:
+                # The most common case of all: one record (a produce request).
+                offset = first.next
+                first.next = offset + 1
+                pending.records.append(op.batch[0])
+                op.results = [Appended(op.batch[0].topic, first.index, offset, pending.ts)]
+            elif states.count(first) == len(states):
                 # The common case, one partition: offsets in bulk, no per-record lookups.
                 base = first.next
                 first.next = base + len(op.batch)
