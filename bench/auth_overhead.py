@@ -1,11 +1,12 @@
 """What authentication costs: records v2 text produce with an API key against ``--no-auth``.
 
-Run: ``python -m bench.run --only auth``. Two servers on core 0, wrk on core 1, in one
-run: one with authentication on, producing as a client that holds ``produce`` on the
-topic only and sends its ``sg_`` key as ``Authorization: Bearer``; one started with
-``--no-auth``. They take turns in one-second runs (no-auth, auth, then auth, no-auth,
-and so on), ``duration`` seconds each in all, so the drift and bursts of load on a
-shared machine fall on both alike; the totals are compared.
+Run: ``python -m bench.run --only auth``. Two servers, their event loops on core 0 (see
+``bench.servers``), wrk on core 1, in one run: one with authentication on, producing as
+a client that holds ``produce`` on the topic only and sends its ``sg_`` key as
+``Authorization: Bearer``; one started with ``--no-auth``. They take turns in one-second
+runs (no-auth, auth, then auth, no-auth, and so on), ``duration`` seconds each in all,
+so the drift and bursts of load on a shared machine fall on both alike; the totals are
+compared.
 
 ``auth-overhead``: value = requests/s with auth, baseline = requests/s without, ratio =
 value / baseline (target ≥ 0.90), ``overhead_pct`` = throughput lost, in percent
@@ -22,8 +23,8 @@ from typing import Any
 import httpx
 
 from bench.http_produce import TEXT_BODY, _check, _entry, _wrk
-from bench.servers import SERVER_CPU
-from bench.wrk import WrkResult
+from bench.servers import SERVER_CPU, spread_helper_threads
+from bench.wrk import WrkResult, combined
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -43,13 +44,6 @@ def _producer_key(url: str, admin_key: str) -> str:
         return str(created.json()["key"])
 
 
-def _combined(results: list[WrkResult]) -> tuple[float, float]:
-    """Requests/s over all runs, and the worst p99 in ms."""
-    requests = sum(r["requests"] for r in results)
-    seconds = sum(r["duration_us"] for r in results) / 1e6
-    return requests / seconds, max(r["p99_us"] for r in results) / 1000
-
-
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Measure produce with and without authentication, ``duration`` seconds each."""
     admin_key = secrets.token_urlsafe(32)
@@ -64,6 +58,8 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
                 cpu=SERVER_CPU,
             )
         )
+        for server in (plain, secured):
+            spread_helper_threads(server.pid)
         bearer = f"Bearer {_producer_key(secured.url, admin_key)}"
         no_auth_url = f"{plain.url}/v2/topics/{TOPIC}/records"
         auth_url = f"{secured.url}/v2/topics/{TOPIC}/records"
@@ -82,8 +78,8 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
                     result = _wrk(no_auth_url, TEXT_BODY, 1)
                 _check(result, f"records-v2-text ({name})")
                 runs[name].append(result)
-    with_auth, p99_auth = _combined(runs["auth"])
-    without, p99_plain = _combined(runs["no-auth"])
+    with_auth, p99_auth = combined(runs["auth"])
+    without, p99_plain = combined(runs["no-auth"])
     entry = _entry(
         with_auth,
         "requests/s",

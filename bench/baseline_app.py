@@ -2,13 +2,22 @@
 
 It reads the body, decodes it as JSON and answers a small JSON object: the least any
 JSON-over-HTTP gateway must do per request, with no routing, auth or storage.
+
+``python -m bench.baseline_app PORT`` serves it exactly as ``sluicegate serve`` serves
+the gateway: the same uvicorn configuration, event loop and GC tuning.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import msgspec
+import uvicorn
+
+from sluicegate.cli.main import run_async
+from sluicegate.cli.serve import tune_gc, uvicorn_config
+from sluicegate.config import load_settings
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -40,3 +49,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _serve(port: int) -> None:
+    config = uvicorn_config(app, load_settings(environ={}))
+    config.host, config.port = "127.0.0.1", port
+    server = uvicorn.Server(config)
+    tune_gc()
+    await server.serve()
+
+
+if __name__ == "__main__":
+    run_async(_serve(int(sys.argv[1])))

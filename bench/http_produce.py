@@ -2,7 +2,10 @@
 
 Every sluicegate number is a ratio against ``http-baseline`` from the same run: this
 machine is shared and noisy, so absolute numbers from different runs don't compare.
-The servers run on core 0 and wrk on core 1.
+Both servers run side by side (event loops on core 0, see ``bench.servers``; wrk on
+core 1) and take turns in one-second runs, baseline, text and Avro in a rotating order,
+``duration`` seconds each in all, so bursts of load from elsewhere fall on all of them
+alike. The half-peak latency run follows, paced to half the text rate just measured.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from bench.servers import WRK_CPU, baseline_server
-from bench.wrk import WrkResult, run_wrk
+from bench.servers import SERVER_CPU, WRK_CPU, baseline_server, spread_helper_threads
+from bench.wrk import WrkResult, combined, run_wrk
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -88,42 +91,48 @@ def _at_rate(url: str, body: str, target: float, duration: float) -> WrkResult:
 
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Run the HTTP benchmarks; each for ``duration`` seconds after a short warm-up."""
-    results: dict[str, dict[str, Any]] = {}
-    with baseline_server() as url:
-        _wrk(url, TEXT_BODY, 2)
-        base = _wrk(url, TEXT_BODY, duration)
-    _check(base, "http-baseline")
-    results["http-baseline"] = _entry(
-        base.rps, "requests/s", base.rps, p99_ms=base["p99_us"] / 1000
-    )
-
-    with tempfile.TemporaryDirectory() as data_dir, serve_in_subprocess(data_dir, cpu=0) as server:
+    with (
+        baseline_server() as base_url,
+        tempfile.TemporaryDirectory() as data_dir,
+        serve_in_subprocess(data_dir, cpu=SERVER_CPU) as server,
+    ):
+        spread_helper_threads(server.pid)
         produce = f"{server.url}/v2/topics/bench/records"
-        httpx.post(produce, content=TEXT_BODY, headers={"content-type": "application/json"})
-        _wrk(produce, TEXT_BODY, 2)
-        text = _wrk(produce, TEXT_BODY, duration)
-        _check(text, "records-v2-text")
-        results["records-v2-text"] = _entry(
-            text.rps, "requests/s", base.rps, p99_ms=text["p99_us"] / 1000, durable=True
-        )
-        half = _at_rate(produce, TEXT_BODY, text.rps / 2, duration)
+        avro_url = f"{produce}?serializer=confluent"
+        json_headers = {"content-type": "application/json"}
+        httpx.post(produce, content=TEXT_BODY, headers=json_headers).raise_for_status()
+        httpx.post(avro_url, content=AVRO_BODY, headers=json_headers).raise_for_status()
+        targets = {
+            "http-baseline": (base_url, TEXT_BODY),
+            "records-v2-text": (produce, TEXT_BODY),
+            "records-v2-avro": (avro_url, AVRO_BODY),
+        }
+        for url, body in targets.values():
+            _wrk(url, body, 2)
+        runs: dict[str, list[WrkResult]] = {name: [] for name in targets}
+        names = list(targets)
+        for turn in range(max(2, round(duration))):
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                url, body = targets[name]
+                result = _wrk(url, body, 1)
+                _check(result, name)
+                runs[name].append(result)
+        rates = {name: combined(results) for name, results in runs.items()}
+        base_rps = rates["http-baseline"][0]
+        results = {
+            name: _entry(rps, "requests/s", base_rps, p99_ms=p99)
+            | ({} if name == "http-baseline" else {"durable": True})
+            for name, (rps, p99) in rates.items()
+        }
+        text_rps = rates["records-v2-text"][0]
+        half = _at_rate(produce, TEXT_BODY, text_rps / 2, duration)
         _check(half, "records-v2-text-half-rate")
         results["records-v2-text-p99-at-half-peak"] = _entry(
             half["p99_us"] / 1000,
             "ms",
             10.0,
             rate=round(half.rps, 1),
-            target_rate=round(text.rps / 2, 1),
-        )
-        avro_url = f"{produce}?serializer=confluent"
-        first = httpx.post(
-            avro_url, content=AVRO_BODY, headers={"content-type": "application/json"}
-        )
-        first.raise_for_status()
-        _wrk(avro_url, AVRO_BODY, 2)
-        avro = _wrk(avro_url, AVRO_BODY, duration)
-        _check(avro, "records-v2-avro")
-        results["records-v2-avro"] = _entry(
-            avro.rps, "requests/s", base.rps, p99_ms=avro["p99_us"] / 1000, durable=True
+            target_rate=round(text_rps / 2, 1),
         )
     return results

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WrkResult", "run_wrk"]
+__all__ = ["WrkResult", "combined", "run_wrk"]
 
 # wrk's Lua API: request() builds the request, delay() paces a connection, done() reports.
 _SCRIPT = """
@@ -88,3 +88,10 @@ def run_wrk(
             capture_output=True,
         )
         return WrkResult(json.loads(out.read_text()))
+
+
+def combined(results: list[WrkResult]) -> tuple[float, float]:
+    """Requests/s over all ``results`` together, and the worst p99 in ms."""
+    requests = sum(r["requests"] for r in results)
+    seconds = sum(r["duration_us"] for r in results) / 1e6
+    return requests / seconds, max(r["p99_us"] for r in results) / 1000

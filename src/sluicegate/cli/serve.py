@@ -21,10 +21,11 @@ from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError
 from sluicegate.http.tls import uvicorn_tls_options
+from sluicegate.http.types import ASGIApp
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.factory import open_log
 
-__all__ = ["serve"]
+__all__ = ["serve", "tune_gc", "uvicorn_config"]
 
 logger = logging.getLogger("sluicegate.serve")
 
@@ -73,7 +74,7 @@ def _bind(host: str, port: int) -> socket.socket:
 _GC_YOUNG_THRESHOLD = 10_000
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Keep the cyclic garbage collector off the request path.
 
     Modules, settings, catalogs and schemas live as long as the process; without
@@ -88,6 +89,28 @@ def _tune_gc() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """How sluicegate runs uvicorn; ``bench/`` serves its bare-ASGI baseline with it too."""
+    options: dict[str, Any] = {
+        # uvloop and httptools, which uvicorn picks up when installed (dependencies here).
+        "http": "httptools",
+        # TLS swaps in an httptools protocol that hands client certificates to the app.
+        **uvicorn_tls_options(settings.server.tls),
+    }
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=settings.server.access_log,
+        timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
+        server_header=False,
+        # Nothing reads the client address or scheme from the scope, so there is nothing
+        # for X-Forwarded-* to rewrite; the middleware would cost a call per request.
+        proxy_headers=False,
+        **options,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -107,20 +130,7 @@ async def serve(settings: Settings) -> None:
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
     sock = _bind(settings.server.host, settings.server.port)
-    # TLS swaps in an httptools protocol that hands client certificates to the app.
-    server_options: dict[str, Any] = {
-        "http": "httptools",
-        **uvicorn_tls_options(settings.server.tls),
-    }
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        log_config=None,
-        access_log=settings.server.access_log,
-        timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
-        server_header=False,
-        **server_options,
-    )
+    config = uvicorn_config(app, settings)
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -132,7 +142,7 @@ async def serve(settings: Settings) -> None:
             await ready
             await gateway.start()
             housekeeping = tg.create_task(gateway.run(), name="housekeeping")
-            _tune_gc()
+            tune_gc()
             scheme = "https" if settings.server.tls.certfile else "http"
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host

@@ -161,6 +161,9 @@ def _write_group(
     offsets: list[tuple[str, int, int, int, int]],
 ) -> None:
     rows = [row for args in pending for row in chunk_rows(*args)]
+    if not offsets and len(rows) == 1:
+        conn.execute(_INSERT_CHUNK, rows[0])
+        return
     with transaction(conn):
         conn.executemany(_INSERT_CHUNK, rows)
         if offsets:
