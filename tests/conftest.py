@@ -14,7 +14,7 @@ from sluicegate.config import Settings, load_settings
 from sluicegate.core.gateway import Gateway
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import running
-from sluicegate.storage.sqlite import SqliteLog
+from sluicegate.storage.factory import open_log
 
 
 def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
@@ -36,7 +36,7 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 async def gateway(settings: Settings, metrics: Metrics) -> AsyncIterator[Gateway]:
-    log = SqliteLog(settings.storage.data_dir, observe_commit=metrics.observe_commit)
+    log = open_log(settings.storage, observe_commit=metrics.observe_commit)
     async with running(log):
         gateway = Gateway(settings, log)
         await gateway.start()

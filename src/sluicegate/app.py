@@ -148,7 +148,9 @@ class GatewayApp:
                 "unhandled error in %s %s", method, route.path, extra={"incident": incident}
             )
             response = route.render_error(InternalError(incident), request)
-        await response(send)
+        # Sent here rather than by ``await response(send)``: one coroutine less per request.
+        await send(response.start_message())
+        await send({"type": "http.response.body", "body": response.body})
         self.metrics.observe_request(
             route.dialect, route.path, method, response.status, perf_counter() - started
         )

@@ -19,6 +19,7 @@ from sluicegate.errors import (
     Overloaded,
     ShuttingDown,
     StorageError,
+    StorageTimeout,
     StorageUnavailable,
     UnknownTopic,
 )
@@ -269,6 +270,30 @@ async def test_a_cancelled_append_is_written_whole_or_not_at_all(tmp_path: Path)
         high1 = (await log.watermarks(TopicPartition("t", 1))).high
         assert high0 == high1
         assert (high0 - 1) % 50 == 0
+
+
+async def test_appends_time_out_in_flight_and_queued_all_or_nothing(tmp_path: Path) -> None:
+    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
+        await log.create_topic(TopicSpec(name="t"))
+        # Another connection holds the write lock: the writer's transaction waits on it.
+        blocker = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        started = asyncio.get_running_loop().time()
+        in_flight = asyncio.create_task(log.append([rec(b"in-flight")]))
+        await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
+        queued = asyncio.create_task(log.append([rec(b"queued")]))
+        outcomes = await asyncio.gather(in_flight, queued, return_exceptions=True)
+        waited = asyncio.get_running_loop().time() - started
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert [type(o) for o in outcomes] == [StorageTimeout, StorageTimeout]
+        assert "either all stored or none is" in str(outcomes[0])
+        assert waited < 0.9  # told at the deadline, not when the lock timed out (1 s)
+        await log.append([rec(b"after")])
+        stored = [r.value for r in await log.read(TP, 0, max_records=10, max_bytes=1 << 20)]
+        # The transaction that held "in-flight" failed on the lock, so it was not stored;
+        # "queued" was skipped when its turn came. Neither is stored in part.
+        assert stored in ([b"after"], [b"in-flight", b"after"])
 
 
 async def test_appends_queued_behind_a_topic_delete_fail(tmp_path: Path) -> None:

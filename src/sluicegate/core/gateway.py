@@ -32,7 +32,7 @@ class Gateway:
         self.settings = settings
         self.log = log
         self.topics = TopicCatalog(log, settings.topics)
-        self.producer = Producer(log, self.topics, append_timeout=settings.storage.append_timeout)
+        self.producer = Producer(log, self.topics)
         self.schemas = SchemaRegistry(log)
         self.clients = ClientStore(log, settings.auth.clients)
         self.auth = Authenticator(settings.auth, self.clients)

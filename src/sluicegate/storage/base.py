@@ -106,6 +106,9 @@ class Log(abc.ABC):
 
         Records may span topics and partitions. Offsets are gap-free per partition and
         timestamps never decrease per partition (log-append time, microseconds).
+        Unconfirmed after the backend's append timeout (``storage.append_timeout``, as
+        Kafka's ``delivery.timeout.ms``), it raises ``StorageTimeout``: then either every
+        record of the batch is stored or none is.
         """
 
     @abc.abstractmethod

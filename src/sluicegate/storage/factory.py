@@ -16,6 +16,7 @@ def open_log(settings: StorageSettings, *, observe_commit: CommitObserver | None
         settings.data_dir,
         max_pending_appends=settings.max_pending_appends,
         max_commit_records=settings.max_commit_records,
+        append_timeout=settings.append_timeout,
         retention_interval=settings.retention_interval,
         observe_commit=observe_commit,
     )

@@ -97,6 +97,7 @@ class SqliteLog(Log):
         *,
         max_pending_appends: int = 100_000,
         max_commit_records: int = 20_000,
+        append_timeout: float = 30.0,
         retention_interval: float = 30.0,
         observe_commit: CommitObserver | None = None,
         clock: Callable[[], int] | None = None,
@@ -104,6 +105,7 @@ class SqliteLog(Log):
         for key, value in (
             ("storage.max_pending_appends", max_pending_appends),
             ("storage.max_commit_records", max_commit_records),
+            ("storage.append_timeout", append_timeout),
             ("storage.retention_interval", retention_interval),
         ):
             if not value > 0:
@@ -111,6 +113,7 @@ class SqliteLog(Log):
         self.data_dir = Path(data_dir)
         self._max_pending = max_pending_appends
         self._max_commit = max_commit_records
+        self._append_timeout = append_timeout
         self._retention_interval = retention_interval
         self._observe = observe_commit
         self._clock = clock or _wall_clock_us
@@ -143,6 +146,7 @@ class SqliteLog(Log):
                     tg.create_task(self._retain_forever(), name="sqlite-retention"),
                     tg.create_task(self._groups.sweep(), name="group-session-sweeper"),
                     tg.create_task(self._checkpoint_forever(), name="sqlite-checkpoint"),
+                    tg.create_task(writer.expire_forever(), name="sqlite-append-deadlines"),
                 ]
                 self._writer = writer
                 if self._closing:
@@ -180,6 +184,7 @@ class SqliteLog(Log):
             clock=self._clock,
             max_pending_appends=self._max_pending,
             max_commit_records=self._max_commit,
+            append_timeout=self._append_timeout,
             observe_commit=self._observe,
         )
 

@@ -31,6 +31,7 @@ from sluicegate.errors import (
     ShuttingDown,
     SluicegateError,
     StorageError,
+    StorageTimeout,
     StorageUnavailable,
 )
 from sluicegate.storage.base import CommitObserver
@@ -76,7 +77,7 @@ class Exclusive(abc.ABC, Generic[T]):
 
 
 class _Append:
-    __slots__ = ("batch", "epoch", "future", "results", "size", "states")
+    __slots__ = ("batch", "deadline", "epoch", "future", "results", "size", "states")
     exclusive = False
 
     def __init__(
@@ -85,11 +86,14 @@ class _Append:
         states: list[PartitionState],
         epoch: int,
         future: asyncio.Future[list[Appended]],
+        deadline: float,
     ) -> None:
         self.batch = batch
         self.states = states
         self.epoch = epoch
         self.future = future
+        #: ``time.monotonic()`` after which the caller gets ``StorageTimeout`` instead.
+        self.deadline = deadline
         #: Records this operation adds to the queue (what ``max_pending_appends`` counts).
         self.size = len(batch)
         self.results: list[Appended] = []
@@ -98,6 +102,7 @@ class _Append:
 class _CommitOffsets:
     __slots__ = ("epoch", "future", "group", "offsets", "size", "states")
     exclusive = False
+    deadline = float("inf")
 
     def __init__(
         self,
@@ -119,6 +124,7 @@ class _ExclusiveEntry(Generic[T]):
     __slots__ = ("future", "op")
     exclusive = True
     size = 0
+    deadline = float("inf")
 
     def __init__(self, op: Exclusive[T], future: asyncio.Future[T]) -> None:
         self.op = op
@@ -188,6 +194,7 @@ class Writer:
         clock: Callable[[], int],
         max_pending_appends: int,
         max_commit_records: int,
+        append_timeout: float,
         observe_commit: CommitObserver | None,
     ) -> None:
         self._db = db
@@ -196,7 +203,10 @@ class Writer:
         self._clock = clock
         self._max_pending = max_pending_appends
         self._max_commit = max_commit_records
+        self._timeout = append_timeout
         self._observe = observe_commit
+        #: The appends of the transaction now running (they can still time out).
+        self._in_flight: list[_Append] = []
         self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
         self._queued_records = 0
         self._wakeup = asyncio.Event()
@@ -229,8 +239,10 @@ class Writer:
     ) -> asyncio.Future[list[Appended]]:
         """Queue a validated batch (``states[i]`` is record i's partition)."""
         self._admit(len(batch))
-        future: asyncio.Future[list[Appended]] = get_running_loop().create_future()
-        self._enqueue(_Append(batch, states, self._catalog.epoch, future))
+        loop = get_running_loop()
+        future: asyncio.Future[list[Appended]] = loop.create_future()
+        deadline = time.monotonic() + self._timeout
+        self._enqueue(_Append(batch, states, self._catalog.epoch, future, deadline))
         return future
 
     def commit_offsets(
@@ -266,6 +278,40 @@ class Writer:
             await self._db.call(_probe)
         except StorageError as exc:
             raise StorageUnavailable(f"the database is not writable: {exc.message}") from exc
+
+    # -- deadlines -------------------------------------------------------------------
+
+    def _timed_out(self) -> StorageTimeout:
+        return StorageTimeout(
+            f"storage did not confirm the write within {self._timeout:g}s; "
+            "the records are either all stored or none is"
+        )
+
+    def expire(self, now: float) -> None:
+        """Answer ``StorageTimeout`` to every append whose deadline is past ``now``.
+
+        The operation itself goes on: one still queued is skipped when its turn comes
+        (none of it is stored), one in the running transaction is committed or failed as
+        a whole. So a timed-out caller knows that all of its records or none are stored.
+        """
+        for op in self._in_flight:
+            if op.deadline <= now and not op.future.done():
+                op.future.set_exception(self._timed_out())
+        # Appends queue in deadline order; other entries have none and are passed over.
+        for entry in self._queue:
+            if entry.deadline > now:
+                if not entry.exclusive and isinstance(entry, _Append):
+                    break
+                continue
+            if not entry.future.done():
+                entry.future.set_exception(self._timed_out())
+
+    async def expire_forever(self) -> None:
+        """Run ``expire`` a few times per timeout period, for as long as the writer runs."""
+        tick = min(1.0, max(0.001, self._timeout / 10))
+        while True:
+            await asyncio.sleep(tick)
+            self.expire(time.monotonic())
 
     # -- the writer task -------------------------------------------------------------
 
@@ -340,6 +386,8 @@ class Writer:
 
     async def _commit(self, group: list[_Append | _CommitOffsets]) -> None:
         now = self._clock()
+        # time.monotonic, not loop.time: uvloop's clock counts whole milliseconds.
+        started_at = time.monotonic()
         epoch = self._catalog.epoch
         touched: dict[PartitionState, _Pending] = {}
         appends: list[_Append] = []
@@ -347,6 +395,10 @@ class Writer:
         offset_rows: list[tuple[str, int, int, int, int]] = []
         for op in group:
             if op.future.done():
+                continue
+            if op.deadline <= started_at:
+                # Waited out its time in the queue: not written, and the caller knows.
+                op.future.set_exception(self._timed_out())
                 continue
             states = op.states
             if op.epoch != epoch:
@@ -402,6 +454,7 @@ class Writer:
         def settle(done: asyncio.Future[None]) -> SluicegateError | None:
             exc = done.exception()
             if exc is not None:
+                self._in_flight = []
                 for pending in touched.values():
                     pending.state.next = pending.state.high
                 error = _as_storage_error(exc)
@@ -411,6 +464,7 @@ class Writer:
                     if not future.done():
                         future.set_exception(_copy(error))
                 return None if is_transient(error) else error
+            self._in_flight = []
             waiters = self._waiters
             records = 0
             for state in touched:
@@ -428,6 +482,7 @@ class Writer:
                 self._observe(records, time.perf_counter() - started)
             return None
 
+        self._in_flight = appends
         await self._transact(lambda conn: _write_group(conn, chunks, offset_rows), settle)
 
     async def _run_exclusive(self, entry: _ExclusiveEntry[Any]) -> None:
