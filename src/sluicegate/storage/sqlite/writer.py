@@ -300,7 +300,7 @@ class Writer:
         # Appends queue in deadline order; other entries have none and are passed over.
         for entry in self._queue:
             if entry.deadline > now:
-                if not entry.exclusive and isinstance(entry, _Append):
+                if isinstance(entry, _Append):
                     break
                 continue
             if not entry.future.done():
