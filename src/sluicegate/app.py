@@ -148,9 +148,7 @@ class GatewayApp:
                 "unhandled error in %s %s", method, route.path, extra={"incident": incident}
             )
             response = route.render_error(InternalError(incident), request)
-        # Sent here rather than by ``await response(send)``: one coroutine less per request.
-        await send(response.start_message())
-        await send({"type": "http.response.body", "body": response.body})
+        await response(send)
         self.metrics.observe_request(
             route.dialect, route.path, method, response.status, perf_counter() - started
         )
