@@ -27,7 +27,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: every benchmark; writes bench/results/latest.json (needs wrk: apt-get install wrk)
+## bench: every benchmark; writes bench/results/latest.json (needs wrk and valgrind: apt-get install wrk valgrind)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 

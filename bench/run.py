@@ -23,6 +23,7 @@ MODULES = {
     "storage": "bench.storage_append",
     "http": "bench.http_produce",
     "auth": "bench.auth_overhead",
+    "cpu": "bench.instructions",
 }
 RESULTS = Path(__file__).parent / "results"
 

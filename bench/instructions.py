@@ -1,0 +1,244 @@
+"""Instructions per request: the CPU cost of a request, counted instead of timed.
+
+    python -m bench.instructions [--requests N]      (or: python -m bench.run --only cpu)
+
+wrk on this shared two-core machine moves by several percent from run to run, so it
+cannot show a change that saves a few percent. Valgrind's callgrind counts the
+instructions a process executes, on every thread, whatever else runs on the machine.
+
+The driver (``python -m bench.instructions drive TARGET N``) builds the server exactly as
+``sluicegate serve`` does (the same uvicorn config, uvloop, GC tuning, SQLite log with
+``synchronous=FULL``) and feeds uvicorn's httptools protocol with 64 in-memory
+connections, each sending its next request as soon as its response is written: the
+server's whole path from bytes in to bytes out, minus the kernel's socket work. Each
+target runs twice, with ``N`` and ``6 N`` requests; the difference of the two counts
+divided by ``5 N`` is the cost of one request with start-up and shut-down cancelled out.
+
+Targets: ``http-baseline`` (``bench.baseline_app``), ``records-v2-text`` and
+``records-v2-avro`` (the bodies of ``bench.http_produce``). The ratio is baseline /
+target, comparable to the request-rate ratios: 0.5 means twice the baseline's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run"]
+
+TARGETS = ("http-baseline", "records-v2-text", "records-v2-avro")
+CONNECTIONS = 64
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+
+def _request(path: str, body: str) -> bytes:
+    data = body.encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+class _Transport(asyncio.Transport):
+    """What uvicorn's protocol writes to: it counts responses instead of sending them."""
+
+    def __init__(self, connection: _Connection) -> None:
+        super().__init__()
+        self._connection = connection
+        self._closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._connection.written(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class _Connection:
+    """One keep-alive client: the next request goes in once the whole response is out."""
+
+    def __init__(self, protocol: asyncio.Protocol, request: bytes, count: int) -> None:
+        self._protocol = protocol
+        self._request = request
+        self._remaining = count
+        self._writes = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        protocol.connection_made(_Transport(self))
+
+    def start(self) -> None:
+        self._protocol.data_received(self._request)
+
+    def written(self, data: bytes) -> None:
+        # uvicorn writes a response as two writes, head then body (Content-Length, no
+        # chunking), so no parsing is needed: the harness's own cost stays small.
+        if self.done.done():
+            return
+        self._writes += 1
+        if self._writes == 1:
+            if not data.startswith(b"HTTP/1.1 200 "):
+                self.done.set_exception(RuntimeError(f"not a 200: {data[:200]!r}"))
+            return
+        self._writes = 0
+        self._remaining -= 1
+        if self._remaining:
+            asyncio.get_running_loop().call_soon(self._protocol.data_received, self._request)
+        elif not self.done.done():
+            self.done.set_result(None)
+
+
+async def _drive(target: str, requests: int) -> None:
+    from bench.http_produce import AVRO_BODY, TEXT_BODY
+    from sluicegate.app import build_app
+    from sluicegate.cli.serve import tune_gc, uvicorn_config
+    from sluicegate.config import load_settings
+    from sluicegate.core.gateway import Gateway
+    from sluicegate.observability.metrics import Metrics
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = load_settings(
+            environ={}, overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
+        )
+        if target == "http-baseline":
+            from bench.baseline_app import app
+
+            request = _request("/", TEXT_BODY)
+            await _connections(uvicorn_config(app, settings), request, requests, tune_gc)
+            return
+        query = "?serializer=confluent" if target == "records-v2-avro" else ""
+        body = AVRO_BODY if target == "records-v2-avro" else TEXT_BODY
+        request = _request(f"/v2/topics/bench/records{query}", body)
+        metrics = Metrics()
+        log = open_log(settings.storage, observe_commit=metrics.observe_commit)
+        async with running(log):
+            gateway = Gateway(settings, log)
+            await gateway.start()
+            config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
+            await _connections(config, request, requests, tune_gc)
+
+
+async def _connections(config: Any, request: bytes, requests: int, tune: Any) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    config.load()
+    loop = asyncio.get_running_loop()
+    state = ServerState()
+
+    async def round_of(count: int) -> None:
+        connections = [
+            _Connection(
+                HttpToolsProtocol(config=config, server_state=state, app_state={}, _loop=loop),
+                request,
+                count,
+            )
+            for _ in range(CONNECTIONS)
+        ]
+        for connection in connections:
+            connection.start()
+        await asyncio.gather(*(c.done for c in connections))
+
+    await round_of(8)  # warm-up: topic created, schema registered, caches filled
+    tune()
+    await round_of(max(1, requests // CONNECTIONS))
+
+
+def _count(target: str, requests: int) -> int:
+    """Instructions callgrind counts for one driver run of ``requests`` requests."""
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={scratch}/callgrind.out",
+            "--dump-instr=no",
+            "--collect-jumps=no",
+            sys.executable,
+            "-m",
+            "bench.instructions",
+            "drive",
+            target,
+            str(requests),
+        ]
+        root = Path(__file__).resolve().parent.parent
+        done = subprocess.run(command, cwd=root, capture_output=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"{target}: the driver failed:\n{done.stderr.decode()[-2000:]}")
+        found = _COLLECTED.search(done.stderr)
+        if found is None:
+            raise RuntimeError(f"{target}: no instruction count in callgrind's output")
+        return int(found[1])
+
+
+def per_request(target: str, requests: int) -> int:
+    """Instructions one request costs: the difference of a short and a long run."""
+    # The two runs count the same whatever runs beside them: run them side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        short, long = pool.map(lambda n: _count(target, n), (requests, 6 * requests))
+    return round((long - short) / (5 * (requests // CONNECTIONS) * CONNECTIONS))
+
+
+def run(duration: float = 10.0, requests: int = 1280) -> dict[str, dict[str, Any]]:
+    """Instructions per request for every target (``duration`` is not used: counts don't
+    depend on time)."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("bench.instructions needs valgrind (apt-get install valgrind)")
+    counts = {target: per_request(target, requests) for target in TARGETS}
+    base = counts["http-baseline"]
+    return {
+        f"cpu-{target}": {
+            "value": count,
+            "unit": "instructions/request",
+            "baseline": base,
+            "ratio": round(base / count, 3),
+        }
+        for target, count in counts.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    drive = sub.add_parser("drive", help="one driver run (what valgrind runs)")
+    drive.add_argument("target", choices=TARGETS)
+    drive.add_argument("requests", type=int)
+    parser.add_argument("--requests", type=int, default=1280, help="requests in the short run")
+    parser.add_argument("--only", nargs="*", choices=TARGETS, help="targets to count")
+    args = parser.parse_args()
+    if args.command == "drive":
+        from sluicegate.cli.main import run_async
+
+        run_async(_drive(args.target, args.requests))
+        return
+    for target in args.only or TARGETS:
+        print(f"{target}: {per_request(target, args.requests):,} instructions/request", flush=True)
+
+
+if __name__ == "__main__":
+    main()
