@@ -88,36 +88,29 @@ class GatewayApp:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # HTTP is served here, not in a method of its own: that would be one more
+        # coroutine to create, and to pass through each time a request resumes.
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await self._websocket(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if kind != "http":
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            elif kind == "lifespan":
+                await self._lifespan(receive, send)
+            return
         started = perf_counter()
         method: str = scope["method"]
         try:
             route, params = self.router.match(method, scope["path"])
         except SluicegateError as exc:
-            closest = self.router.closest(scope["path"])
-            render = closest.render_error if closest else plain_errors
-            request = Request(scope, receive, {})
-            response = _with_error_headers(render(exc, request), exc)
-            await response(send)
-            self.metrics.observe_request(
-                "none", "unmatched", method, response.status, perf_counter() - started
-            )
+            await self._unmatched(exc, scope, receive, send, started)
             return
         request = Request(
             scope,
             receive,
             params,
-            route=route.path,
-            body_limit=self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
-            json_limits=self._json_limits,
+            route.path,
+            self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
+            self._json_limits,
         )
         try:
             if not route.authenticated:
@@ -125,7 +118,7 @@ class GatewayApp:
             else:
                 # Authenticate, then apply the client's rate and concurrency limits.
                 principal = self._auth.authenticate(
-                    request.header("authorization"), peer_certificate(scope)
+                    request.headers.get("authorization"), peer_certificate(scope)
                 )
                 request.principal = principal
                 self._rate.check(principal.name, route.dialect)
@@ -151,6 +144,18 @@ class GatewayApp:
         await response(send)
         self.metrics.observe_request(
             route.dialect, route.path, method, response.status, perf_counter() - started
+        )
+
+    async def _unmatched(
+        self, exc: SluicegateError, scope: Scope, receive: Receive, send: Send, started: float
+    ) -> None:
+        """A 404 or 405, rendered by the dialect the path looks like it belongs to."""
+        closest = self.router.closest(scope["path"])
+        render = closest.render_error if closest else plain_errors
+        response = _with_error_headers(render(exc, Request(scope, receive, {})), exc)
+        await response(send)
+        self.metrics.observe_request(
+            "none", "unmatched", scope["method"], response.status, perf_counter() - started
         )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

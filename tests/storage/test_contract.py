@@ -243,6 +243,16 @@ async def test_one_bad_append_does_not_fail_concurrent_ones(log: Log) -> None:
     assert sorted(stored) == sorted(b"%d" % i for i in range(50) if i % 5)
 
 
+async def test_appends_are_stored_in_the_order_they_are_called(log: Log) -> None:
+    # As Kafka's producer keeps the order of send(): queued at the call, not at the await.
+    await log.create_topic(TopicSpec(name="t"))
+    futures = [log.append([rec("t", 0, b"%d" % i)]) for i in range(200)]
+    futures.reverse()  # awaited in the opposite order: must not matter
+    results = await asyncio.gather(*futures)
+    assert [r.offset for [r] in reversed(results)] == list(range(200))
+    assert [r.value for r in await read_all(log, "t", 0)] == [b"%d" % i for i in range(200)]
+
+
 async def test_appends_racing_a_topic_delete_are_whole_or_absent(log: Log) -> None:
     await log.create_topic(TopicSpec(name="doomed", partitions=2))
     await log.create_topic(TopicSpec(name="kept"))

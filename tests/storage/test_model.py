@@ -27,7 +27,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from sluicegate.core.records import Header, NewRecord, TopicPartition, Watermarks
+from sluicegate.core.records import Appended, Header, NewRecord, TopicPartition, Watermarks
 from sluicegate.core.topics import TopicSpec, TopicUpdate
 from sluicegate.errors import (
     BadRequest,
@@ -216,8 +216,12 @@ class LogMachine(RuleBasedStateMachine):
     def append(self, data: st.DataObject, tick: int) -> None:
         batch = self._draw_batch(data)
         self.clock.advance(tick)
+
+        async def alone() -> list[Appended]:
+            return await self.log.append(batch)  # called on the loop, as the contract says
+
         try:
-            result: object = self.do(self.log.append(batch))
+            result: object = self.do(alone())
         except (UnknownTopic, InvalidPartition) as exc:
             result = exc
         self._expect_append(batch, result)
@@ -231,7 +235,7 @@ class LogMachine(RuleBasedStateMachine):
                 *(self.log.append(batch) for batch in many), return_exceptions=True
             )
 
-        # gather starts the appends in order, so the model applies them in that order.
+        # Each append is queued as it is called, so the model applies them in that order.
         for batch, result in zip(many, self.do(together()), strict=True):
             self._expect_append(batch, result)
 

@@ -157,7 +157,7 @@ def test_settings_are_checked() -> None:
 async def test_close_commits_the_queue_then_refuses_writes(tmp_path: Path) -> None:
     async with running(SqliteLog(tmp_path)) as log:
         await log.create_topic(TopicSpec(name="t"))
-        pending = [asyncio.create_task(log.append([rec(b"%d" % i)])) for i in range(50)]
+        pending = [asyncio.ensure_future(log.append([rec(b"%d" % i)])) for i in range(50)]
         await asyncio.sleep(0)  # every append is queued
         await log.close()
         assert sorted(a.offset for [a] in await asyncio.gather(*pending)) == list(range(50))
@@ -261,7 +261,7 @@ async def test_a_cancelled_append_is_written_whole_or_not_at_all(tmp_path: Path)
     async with running(SqliteLog(tmp_path)) as log:
         await log.create_topic(TopicSpec(name="t", partitions=2))
         for _ in range(20):
-            task = asyncio.create_task(log.append([rec(b"a", 0), rec(b"b", 1)] * 50))
+            task = asyncio.ensure_future(log.append([rec(b"a", 0), rec(b"b", 1)] * 50))
             await asyncio.sleep(0.0005)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -279,9 +279,9 @@ async def test_appends_time_out_in_flight_and_queued_all_or_nothing(tmp_path: Pa
         blocker = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         started = asyncio.get_running_loop().time()
-        in_flight = asyncio.create_task(log.append([rec(b"in-flight")]))
+        in_flight = asyncio.ensure_future(log.append([rec(b"in-flight")]))
         await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
-        queued = asyncio.create_task(log.append([rec(b"queued")]))
+        queued = asyncio.ensure_future(log.append([rec(b"queued")]))
         outcomes = await asyncio.gather(in_flight, queued, return_exceptions=True)
         waited = asyncio.get_running_loop().time() - started
         blocker.execute("ROLLBACK")
@@ -301,10 +301,11 @@ async def test_appends_queued_behind_a_topic_delete_fail(tmp_path: Path) -> None
         await log.create_topic(TopicSpec(name="doomed"))
         await log.create_topic(TopicSpec(name="kept"))
         batch = [NewRecord("kept", 0, None, b"k"), NewRecord("doomed", 0, None, b"d")]
-        before = [asyncio.create_task(log.append(batch)) for _ in range(5)]
+        before = [asyncio.ensure_future(log.append(batch)) for _ in range(5)]
         deleting = asyncio.create_task(log.delete_topic("doomed"))
+        await asyncio.sleep(0)  # the task's first step queues the delete
         # Valid when queued, but the topic is gone when the writer reaches them.
-        after = [asyncio.create_task(log.append(batch)) for _ in range(5)]
+        after = [asyncio.ensure_future(log.append(batch)) for _ in range(5)]
         await deleting
         for task in before:
             assert len(await task) == 2

@@ -88,8 +88,10 @@ def _format_seconds(seconds: int) -> str:
     return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
 
 
+@functools.lru_cache(maxsize=256)
 def format_timestamp(timestamp_us: int) -> str:
     """RFC 3339 in UTC with microseconds, e.g. ``2022-01-24T06:43:39.079206Z``."""
+    # Cached too: every record of one group commit shares its timestamp.
     seconds, micros = divmod(timestamp_us, 1_000_000)
     return f"{_format_seconds(seconds)}.{micros:06d}Z"
 

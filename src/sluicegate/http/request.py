@@ -1,4 +1,4 @@
-"""An HTTP request: lazy headers and query, a body read under a byte limit."""
+"""An HTTP request: decoded headers, a lazy query, a body read under byte and JSON limits."""
 
 from __future__ import annotations
 
@@ -22,22 +22,28 @@ class ClientDisconnected(Exception):
     """The client went away before the body was read; nobody is left to answer."""
 
 
-def _joined(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def _decoded(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    # ASGI servers hand header names over lower-cased already (ASGI spec).
     headers: dict[str, str] = {}
     for raw_name, raw_value in raw:
         name = raw_name.decode("latin-1")
         value = raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        # A repeated header is joined with ", " (RFC 9110), which is rare: test membership
+        # only when it happens.
+        if name in headers:
+            value = f"{headers[name]}, {value}"
+        headers[name] = value
     return headers
 
 
 class Request:
-    """One HTTP request. Cheap to build: nothing is parsed until asked for."""
+    """One HTTP request: headers decoded up front (every request reads some), the query
+    and the body only when asked for."""
 
     __slots__ = (
-        "_headers",
         "_query",
         "body_limit",
+        "headers",
         "json_limits",
         "path_params",
         "principal",
@@ -51,7 +57,6 @@ class Request:
         scope: Scope,
         receive: Receive,
         path_params: dict[str, str],
-        *,
         route: str = "",
         body_limit: int = DEFAULT_BODY_LIMIT,
         json_limits: JsonLimits | None = None,
@@ -59,10 +64,11 @@ class Request:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
+        #: Header names in lower case; repeated headers joined with ``, ``.
+        self.headers = _decoded(scope["headers"])
         self.principal: Principal | None = None
         #: The route template that matched, e.g. ``/v2/topics/{topic_name}/records``.
         self.route = route
-        self._headers: dict[str, str] | None = None
         self._query: dict[str, list[str]] | None = None
         #: Set by the app from the route's dialect; ``body()`` enforces them.
         self.body_limit = body_limit
@@ -76,25 +82,8 @@ class Request:
     def path(self) -> str:
         return str(self.scope["path"])
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """Header names in lower case; repeated headers joined with ``, `` as in RFC 9110."""
-        headers = self._headers
-        if headers is None:
-            raw = self.scope["headers"]
-            # ASGI servers hand header names over lower-cased already (ASGI spec).
-            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
-            if len(headers) < len(raw):
-                headers = _joined(raw)  # some header came more than once
-            self._headers = headers
-        return headers
-
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
-
-    @property
-    def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return list(self.scope["headers"])
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -104,6 +93,8 @@ class Request:
         return self._query
 
     def query_param(self, name: str) -> str | None:
+        if not self.scope.get("query_string"):
+            return None  # most requests have no query: nothing to parse
         values = self.query.get(name)
         return values[-1] if values else None
 
@@ -113,17 +104,11 @@ class Request:
         value = self.headers.get("content-type", "")
         return value.split(";", 1)[0].strip().lower()
 
-    async def json_body(self) -> bytes:
-        """The body, within the size limit and the JSON shape limits (depth, keys, strings)."""
-        body = await self.body()
-        if self.json_limits is not None:
-            self.json_limits.check(body)
-        return body
-
-    async def body(self, limit: int | None = None) -> bytes:
+    async def body(self, limit: int | None = None, *, json: bool = False) -> bytes:
         """The whole body, refused with ``PayloadTooLarge`` as soon as it passes ``limit``.
 
-        ``limit`` defaults to the request's ``body_limit`` (its dialect's setting).
+        ``limit`` defaults to the request's ``body_limit`` (its dialect's setting); with
+        ``json``, the body must also be within the request's ``json_limits``.
 
         A declared Content-Length over the limit is refused before anything is read, and
         a chunked body is cut off at the first chunk that crosses it, so a huge or endless
@@ -155,6 +140,10 @@ class Request:
                     f"request body exceeds the limit of {limit} bytes", limit=limit
                 )
             if not message.get("more_body", False):
-                # Most bodies arrive in one message: no list, no copy.
-                return b"".join((*chunks, chunk)) if chunks else chunk
+                break
             chunks.append(chunk)
+        # Most bodies arrive in one message: no list, no copy.
+        body = b"".join((*chunks, chunk)) if chunks else chunk
+        if json and self.json_limits is not None:
+            self.json_limits.check(body)
+        return body

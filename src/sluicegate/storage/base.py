@@ -4,9 +4,9 @@ A backend stores Kafka's records one to one (see ``core.records``) and knows not
 HTTP or dialects. Every backend passes the shared contract suite in
 ``tests/storage/test_contract.py``.
 
-Durability: an ``append`` returns only after the records are durable (SQLite: the
+Durability: an ``append``'s future resolves only after the records are durable (SQLite: the
 transaction holding them committed with ``synchronous=FULL``; Kafka: ``acks=all``).
-If it raises, none of the batch was written. If the *caller* is cancelled, the batch is
+If it fails, none of the batch was written. If the *caller* stops waiting, the batch is
 still committed or failed as a whole — cancellation never half-writes.
 
 Lifecycle (structured, see DESIGN.md): the owner runs ``await log.run(ready)`` as a task
@@ -101,14 +101,20 @@ class Log(abc.ABC):
     # -- records ---------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def append(self, batch: Sequence[NewRecord]) -> list[Appended]:
-        """Append all records or none, durably; results in batch order.
+    def append(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
+        """Queue ``batch`` now; the future gives its results, in batch order, once durable.
 
-        Records may span topics and partitions. Offsets are gap-free per partition and
-        timestamps never decrease per partition (log-append time, microseconds).
+        All records or none are stored. Records may span topics and partitions. Offsets
+        are gap-free per partition and timestamps never decrease per partition
+        (log-append time, microseconds). The batch is queued before ``append`` returns,
+        so batches appended one after another on the loop are stored in that order, as
+        Kafka's producer keeps the order of ``send``. A batch that cannot be taken
+        (invalid, overloaded, shutting down) gives a future that has already failed. Call
+        it on the log's event loop.
+
         Unconfirmed after the backend's append timeout (``storage.append_timeout``, as
-        Kafka's ``delivery.timeout.ms``), it raises ``StorageTimeout``: then either every
-        record of the batch is stored or none is.
+        Kafka's ``delivery.timeout.ms``), the future fails with ``StorageTimeout``: then
+        either every record of the batch is stored or none is.
         """
 
     @abc.abstractmethod

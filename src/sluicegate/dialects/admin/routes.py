@@ -106,7 +106,7 @@ class ClientsAdmin:
 
     async def create_client(self, request: Request) -> Response:
         _require_admin(request)
-        body = _decode(await request.json_body(), ClientCreate)
+        body = _decode(await request.body(json=True), ClientCreate)
         client = await self._store.create_client(
             body.name, _permissions(body), body.certificate_subjects
         )
@@ -118,7 +118,7 @@ class ClientsAdmin:
 
     async def update_client(self, request: Request) -> Response:
         _require_admin(request)
-        body = _decode(await request.json_body(), ClientUpdate)
+        body = _decode(await request.body(json=True), ClientUpdate)
         client = await self._store.update_client(
             request.path_params["name"], _permissions(body), body.certificate_subjects
         )
@@ -136,7 +136,7 @@ class ClientsAdmin:
 
     async def create_key(self, request: Request) -> Response:
         _require_admin(request)
-        body = _decode(await request.json_body(), KeyCreate)
+        body = _decode(await request.body(json=True), KeyCreate)
         created = await self._store.create_key(
             request.path_params["name"], expires_at=self._expiry(body)
         )

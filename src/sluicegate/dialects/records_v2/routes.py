@@ -74,7 +74,7 @@ class RecordsV2:
                 f"unsupported Content-Type {shown!r}: expected application/json"
             )
         self._gateway.authorize(request.principal, "produce", topic_name)
-        body = await request.json_body()
+        body = await request.body(json=True)
         try:
             produce = self._decode_request(body)
         except msgspec.ValidationError as exc:
@@ -139,19 +139,14 @@ def _plain(payload: Payload | None, part: Part) -> bytes | None:
         return None
     if payload.schema is not None or payload.schema_name_strategy is not None:
         raise BadRequest(f"{part}.schema applies only to type 'avro', not {payload.type!r}")
-    raw = payload.data
-    if payload.type == "text":
-        return _text(raw, part).encode()
-    if payload.type == "binary":
-        return _base64(_text(raw, part), f"{part}.data")
-    return _json_bytes(raw, part)
-
-
-def _text(raw: msgspec.Raw | bytes, part: Part) -> str:
+    kind = payload.type
+    if kind == "json":
+        return _json_bytes(payload.data, part)
     try:
-        return _decode_str(raw)
+        text = _decode_str(payload.data)
     except msgspec.ValidationError:
         raise BadRequest(f"{part}.data must be a string") from None
+    return text.encode() if kind == "text" else _base64(text, f"{part}.data")
 
 
 def _base64(text: str, field: str) -> bytes:

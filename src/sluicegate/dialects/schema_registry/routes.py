@@ -382,7 +382,7 @@ class SchemaRegistryApi:
                 f"unsupported Content-Type {request.media_type!r}: expected "
                 "application/vnd.schemaregistry.v1+json or application/json"
             )
-        body = await request.json_body()
+        body = await request.body(json=True)
         try:
             return decode(body)
         except msgspec.ValidationError as exc:

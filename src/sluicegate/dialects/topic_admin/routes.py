@@ -103,7 +103,7 @@ class TopicAdmin:
         return json_response([_topic_out(t) for t in visible])
 
     async def create(self, request: Request) -> Response:
-        spec = _decode(await request.json_body(), TopicCreate)
+        spec = _decode(await request.body(json=True), TopicCreate)
         self._gateway.authorize(request.principal, "admin", spec.name)
         topic = await self._topics.create(
             TopicSpec(
@@ -129,7 +129,7 @@ class TopicAdmin:
     async def alter(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._gateway.authorize(request.principal, "admin", name)
-        patch = _decode(await request.json_body(), TopicPatch)
+        patch = _decode(await request.body(json=True), TopicPatch)
         update = TopicUpdate(
             partitions=patch.partitions,
             retention_ms=patch.retention_ms,
@@ -153,7 +153,7 @@ class TopicAdmin:
     async def produce(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._gateway.authorize(request.principal, "produce", name)
-        batch = _decode(await request.json_body(), ProduceBatch)
+        batch = _decode(await request.body(json=True), ProduceBatch)
         producer = self._gateway.producer
         topic = await producer.topic(name)
         records = [

@@ -23,6 +23,7 @@ from sluicegate.errors import (
     ConfigError,
     OffsetOutOfRange,
     ShuttingDown,
+    SluicegateError,
     StorageError,
     StorageUnavailable,
 )
@@ -277,33 +278,40 @@ class SqliteLog(Log):
 
     # -- records ---------------------------------------------------------------------
 
-    async def append(self, batch: Sequence[NewRecord]) -> list[Appended]:
-        """Append all records or none, durably; results in batch order."""
-        writer = self._writer or self._running_writer()
-        if not batch:
-            return []
-        catalog = self._catalog
-        if len(batch) == 1:
-            # A produce request's single record: the loop below, unrolled.
-            record = batch[0]
-            own = catalog.get(record.topic).partitions
-            if not 0 <= record.partition < len(own):
-                raise invalid_partition(record.topic, record.partition, len(own))
-            return await writer.append(batch, [own[record.partition]])
-        states: list[PartitionState] = []
-        name = None
-        partitions: list[PartitionState] = []
-        # Validated here so a bad batch fails at once; the writer re-validates only if a
-        # topic changed while the batch was queued (the catalog epoch moved).
-        for record in batch:
-            if record.topic != name:
-                name = record.topic
-                partitions = catalog.get(name).partitions
-            index = record.partition
-            if not 0 <= index < len(partitions):
-                raise invalid_partition(name, index, len(partitions))
-            states.append(partitions[index])
-        return await writer.append(batch, states)
+    def append(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
+        """Queue all records or none for the writer; see ``Log.append``."""
+        try:
+            writer = self._writer or self._running_writer()
+            catalog = self._catalog
+            if not batch:
+                done: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+                done.set_result([])
+                return done
+            if len(batch) == 1:
+                # A produce request's single record: the loop below, unrolled.
+                record = batch[0]
+                own = catalog.get(record.topic).partitions
+                if not 0 <= record.partition < len(own):
+                    raise invalid_partition(record.topic, record.partition, len(own))
+                return writer.append(batch, [own[record.partition]])
+            states: list[PartitionState] = []
+            name = None
+            partitions: list[PartitionState] = []
+            # Validated here so a bad batch fails at once; the writer re-validates only if
+            # a topic changed while the batch was queued (the catalog epoch moved).
+            for record in batch:
+                if record.topic != name:
+                    name = record.topic
+                    partitions = catalog.get(name).partitions
+                index = record.partition
+                if not 0 <= index < len(partitions):
+                    raise invalid_partition(name, index, len(partitions))
+                states.append(partitions[index])
+            return writer.append(batch, states)
+        except SluicegateError as exc:
+            failed: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
 
     async def read(
         self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int

@@ -198,6 +198,8 @@ class Writer:
         observe_commit: CommitObserver | None,
     ) -> None:
         self._db = db
+        # Futures are made on the loop that runs the writer, whoever queues the write.
+        self._loop = get_running_loop()
         self._catalog = catalog
         self._waiters = waiters
         self._clock = clock
@@ -238,11 +240,17 @@ class Writer:
         self, batch: Sequence[NewRecord], states: list[PartitionState]
     ) -> asyncio.Future[list[Appended]]:
         """Queue a validated batch (``states[i]`` is record i's partition)."""
-        self._admit(len(batch))
-        loop = get_running_loop()
-        future: asyncio.Future[list[Appended]] = loop.create_future()
-        deadline = time.monotonic() + self._timeout
-        self._enqueue(_Append(batch, states, self._catalog.epoch, future, deadline))
+        size = len(batch)
+        self._admit(size)
+        future: asyncio.Future[list[Appended]] = self._loop.create_future()
+        entry = _Append(
+            batch, states, self._catalog.epoch, future, time.monotonic() + self._timeout
+        )
+        # _enqueue, written out: this runs for every produce request.
+        self._queue.append(entry)
+        self._queued_records += size
+        if not self._wakeup.is_set():
+            self._wakeup.set()
         return future
 
     def commit_offsets(
@@ -250,14 +258,14 @@ class Writer:
     ) -> asyncio.Future[None]:
         """Queue validated group offsets; they ride along with the next group commit."""
         self._admit(len(states))
-        future: asyncio.Future[None] = get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         self._enqueue(_CommitOffsets(group, offsets, states, self._catalog.epoch, future))
         return future
 
     def exclusive(self, op: Exclusive[T]) -> asyncio.Future[T]:
         """Queue an operation that runs alone, after everything queued before it."""
         self._admit(0)
-        future: asyncio.Future[T] = get_running_loop().create_future()
+        future: asyncio.Future[T] = self._loop.create_future()
         self._enqueue(_ExclusiveEntry(op, future))
         return future
 
