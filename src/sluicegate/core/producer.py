@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 from sluicegate.core.catalog import TopicCatalog
 from sluicegate.core.partitioner import Partitioner
-from sluicegate.core.records import Appended, Header, NewRecord
+from sluicegate.core.records import Header, NewRecord
 from sluicegate.core.topics import Topic
 from sluicegate.errors import InvalidPartition
 from sluicegate.storage.base import Log
@@ -32,6 +32,12 @@ class Producer:
         self._log = log
         self._catalog = catalog
         self._partitioner = partitioner or Partitioner()
+        # The catalog's and the log's own methods, not wrappers: both run on every request.
+        #: The topic if it is in the catalog's cache (no await), else None.
+        self.known_topic = catalog.cached
+        #: Append records atomically and durably: ``Log.append``, whose future fails with
+        #: ``StorageTimeout`` past the deadline.
+        self.send = log.append
 
     def record(
         self,
@@ -54,15 +60,6 @@ class Producer:
             )
         return NewRecord(topic.name, partition, key, value, headers)
 
-    def known_topic(self, name: str) -> Topic | None:
-        """The topic if it is in the catalog's cache: no await on the hot path."""
-        return self._catalog.cached(name)
-
     async def topic(self, name: str) -> Topic:
         """The topic to produce to, auto-created if the settings allow it."""
         return await self._catalog.get(name, auto_create=True)
-
-    def send(self, records: Sequence[NewRecord]) -> Awaitable[list[Appended]]:
-        """Append ``records`` atomically and durably (``StorageTimeout`` past the deadline)."""
-        # No coroutine of its own: the request awaits the log directly, one frame less.
-        return self._log.append(records)

@@ -22,20 +22,6 @@ class ClientDisconnected(Exception):
     """The client went away before the body was read; nobody is left to answer."""
 
 
-def _decoded(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    # ASGI servers hand header names over lower-cased already (ASGI spec).
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in raw:
-        name = raw_name.decode("latin-1")
-        value = raw_value.decode("latin-1")
-        # A repeated header is joined with ", " (RFC 9110), which is rare: test membership
-        # only when it happens.
-        if name in headers:
-            value = f"{headers[name]}, {value}"
-        headers[name] = value
-    return headers
-
-
 class Request:
     """One HTTP request: headers decoded up front (every request reads some), the query
     and the body only when asked for."""
@@ -64,8 +50,17 @@ class Request:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
+        # ASGI servers hand header names over lower-cased already (ASGI spec).
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            # A repeated header is joined with ", " (RFC 9110): rare, so only then looked up.
+            if name in headers:
+                value = f"{headers[name]}, {value}"
+            headers[name] = value
         #: Header names in lower case; repeated headers joined with ``, ``.
-        self.headers = _decoded(scope["headers"])
+        self.headers = headers
         self.principal: Principal | None = None
         #: The route template that matched, e.g. ``/v2/topics/{topic_name}/records``.
         self.route = route

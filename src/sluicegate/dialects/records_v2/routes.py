@@ -26,7 +26,7 @@ from sluicegate.errors import (
     UnsupportedMediaType,
 )
 from sluicegate.http.request import Request
-from sluicegate.http.responses import Response, json_response
+from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
 
 __all__ = ["RecordsV2", "routes"]
@@ -34,7 +34,7 @@ __all__ = ["RecordsV2", "routes"]
 # The seed: 1-200 characters of [a-zA-Z0-9-_.]. Kafka's own rules ('.', '..') follow
 # in the catalog.
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,200}")
-_JSON_TYPES = frozenset({"application/json"})
+_JSON = "application/json"
 _decode_str = msgspec.json.Decoder(str).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -68,7 +68,8 @@ class RecordsV2:
             raise BadRequest(
                 f"invalid serializer {serializer!r}: the only allowed value is 'confluent'"
             )
-        if request.media_type not in _JSON_TYPES:
+        # The exact header most clients send needs no parsing into a media type.
+        if request.headers.get("content-type") != _JSON and request.media_type != _JSON:
             shown = request.media_type or "none"
             raise UnsupportedMediaType(
                 f"unsupported Content-Type {shown!r}: expected application/json"
@@ -98,16 +99,15 @@ class RecordsV2:
             value, value_info = _plain(value_payload, "value"), None
         record = self._producer.record(topic, key, value, headers)
         [appended] = await self._producer.send([record])
-        return json_response(
-            ProduceResponse(
-                partition_id=appended.partition,
-                topic_name=appended.topic,
-                offset=appended.offset,
-                timestamp=format_timestamp(appended.timestamp),
-                key=key_info,
-                value=value_info,
-            )
+        response = ProduceResponse(
+            partition_id=appended.partition,
+            topic_name=appended.topic,
+            offset=appended.offset,
+            timestamp=format_timestamp(appended.timestamp),
+            key=key_info,
+            value=value_info,
         )
+        return Response(_encode(response))
 
     async def _avro(
         self, payload: Payload, part: Part, topic: str, serializer: str | None
