@@ -1,20 +1,27 @@
 """One sqlite3 connection and the one thread allowed to use it.
 
-sqlite3 calls block, so none may run on the event loop. Each connection gets its own
-single-thread executor: its calls run in order, never two at once, and the loop only
-awaits their results. The thread holds no lock of ours, so a slow read never delays the
-writer and the writer's fsync never delays the loop.
+sqlite3 calls block, so none may run on the event loop. Each connection gets a thread
+of its own that takes jobs from a queue: its calls run in order, never two at once, and
+the loop only awaits their results. The thread holds no lock of ours, so a slow read
+never delays the writer and the writer's fsync never delays the loop.
+
+The thread is ours rather than a ``ThreadPoolExecutor``'s: a job is one queue put and,
+when it is done, one ``call_soon_threadsafe`` that resolves an asyncio future, with no
+``concurrent.futures`` future, locks or callback chain in between. Everything the
+thread runs in Python holds the GIL that the loop needs, and the writer runs a job for
+every group commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sluicegate.errors import StorageUnavailable
 from sluicegate.storage.sqlite.errors import translate
@@ -23,6 +30,9 @@ __all__ = ["DbThread", "transaction"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+#: A job: the work, the future for its outcome and the loop that future belongs to.
+_Job = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
 @contextmanager
@@ -39,14 +49,49 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _resolve(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _reject(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
 class DbThread:
     """A connection to ``<data_dir>/sluicegate.db`` that lives on its own thread."""
 
     def __init__(self, data_dir: Path, name: str) -> None:
         self.data_dir = data_dir
         self.name = name
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+
+    def _serve(self) -> None:
+        jobs = self._jobs
+        while (job := jobs.get()) is not None:
+            work, future, loop = job
+            try:
+                outcome: tuple[Callable[..., None], Any] = (_resolve, work())
+            except BaseException as exc:  # noqa: BLE001 - every failure goes to the awaiting task
+                outcome = (_reject, exc)
+            with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+            # Nothing of a finished job stays alive while the thread waits for the next.
+            del job, work, future, loop, outcome
+
+    def _start(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            # Daemon: an interpreter that exits without close() must not hang on us.
+            # Whatever the thread was doing then is a transaction SQLite rolls back.
+            self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+            self._thread.start()
+        self._jobs.put((work, future, loop))
+        return future
 
     def _connect(self, database: Path, pragmas: tuple[str, ...]) -> None:
         try:
@@ -65,35 +110,36 @@ class DbThread:
         """Connect and apply ``pragmas`` on the connection's thread."""
         await self.call_raw(lambda: self._connect(database, pragmas))
 
-    def _guarded(self, work: Callable[[sqlite3.Connection], T], opening: bool) -> T:
-        conn = self._conn
-        if conn is None:
-            raise StorageUnavailable(f"the {self.name} connection is closed")
-        try:
-            return work(conn)
-        except sqlite3.Error as exc:
-            raise translate(exc, self.data_dir, opening=opening) from exc
-
-    def _submit(
+    def _guarded(
         self,
         opening: bool,
         fn: Callable[Concatenate[sqlite3.Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> Future[T]:
-        def work(conn: sqlite3.Connection) -> T:
-            return fn(conn, *args, **kwargs)
+    ) -> asyncio.Future[T]:
+        def work() -> T:
+            conn = self._conn
+            if conn is None:
+                raise StorageUnavailable(f"the {self.name} connection is closed")
+            try:
+                return fn(conn, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.data_dir, opening=opening) from exc
 
-        return self._executor.submit(self._guarded, work, opening)
+        return self._start(work)
 
     def submit(
         self,
         fn: Callable[Concatenate[sqlite3.Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> Future[T]:
-        """Schedule ``fn(conn, ...)`` on the thread; sqlite3 errors come back translated."""
-        return self._submit(False, fn, *args, **kwargs)
+    ) -> asyncio.Future[T]:
+        """Queue ``fn(conn, ...)`` for the thread; sqlite3 errors come back translated.
+
+        The work runs to its end whatever happens to the future: cancelling it only
+        drops the outcome.
+        """
+        return self._guarded(False, fn, *args, **kwargs)
 
     async def call(
         self,
@@ -102,7 +148,7 @@ class DbThread:
         **kwargs: P.kwargs,
     ) -> T:
         """Run ``fn(conn, ...)`` on the thread and await its result."""
-        return await asyncio.wrap_future(self._submit(False, fn, *args, **kwargs))
+        return await self._guarded(False, fn, *args, **kwargs)
 
     async def call_opening(
         self,
@@ -111,11 +157,11 @@ class DbThread:
         **kwargs: P.kwargs,
     ) -> T:
         """Like ``call``, but a busy database means another server holds the directory."""
-        return await asyncio.wrap_future(self._submit(True, fn, *args, **kwargs))
+        return await self._guarded(True, fn, *args, **kwargs)
 
     async def call_raw(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the thread, for work that is not a query (locks, connecting)."""
-        return await asyncio.wrap_future(self._executor.submit(fn))
+        return await self._start(fn)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -131,4 +177,4 @@ class DbThread:
                 if then is not None:
                     await self.call_raw(then)
             finally:
-                self._executor.shutdown(wait=False)
+                self._jobs.put(None)

@@ -374,7 +374,7 @@ class Writer:
         work: Callable[[sqlite3.Connection], None],
         settle: Callable[[asyncio.Future[None]], SluicegateError | None],
     ) -> None:
-        done = asyncio.wrap_future(self._db.submit(work))
+        done = self._db.submit(work)
         try:
             await asyncio.wait((done,))
         except asyncio.CancelledError:
