@@ -20,6 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -31,8 +32,12 @@ __all__ = ["DbThread", "transaction"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: A job: the work, the future for its outcome and the loop that future belongs to.
-_Job = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+#: A job: the work, what to call on the loop with its outcome, and that loop.
+_Job = tuple[
+    Callable[[], Any],
+    Callable[[Any, "BaseException | None"], None],
+    asyncio.AbstractEventLoop,
+]
 
 
 @contextmanager
@@ -49,14 +54,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _resolve(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return  # cancelled: nobody waits for the outcome
+    if error is None:
         future.set_result(result)
-
-
-def _reject(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+    else:
+        future.set_exception(error)
 
 
 class DbThread:
@@ -72,25 +76,29 @@ class DbThread:
     def _serve(self) -> None:
         jobs = self._jobs
         while (job := jobs.get()) is not None:
-            work, future, loop = job
+            work, deliver, loop = job
             try:
-                outcome: tuple[Callable[..., None], Any] = (_resolve, work())
-            except BaseException as exc:  # noqa: BLE001 - every failure goes to the awaiting task
-                outcome = (_reject, exc)
+                result, error = work(), None
+            except BaseException as exc:  # noqa: BLE001 - every failure goes to the loop
+                result, error = None, exc
             with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-                loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+                loop.call_soon_threadsafe(deliver, result, error)
             # Nothing of a finished job stays alive while the thread waits for the next.
-            del job, work, future, loop, outcome
+            del job, work, deliver, loop, result, error
 
-    def _start(self, work: Callable[[], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+    def _start(
+        self, work: Callable[[], T], deliver: Callable[[T, BaseException | None], None]
+    ) -> None:
         if self._thread is None:
             # Daemon: an interpreter that exits without close() must not hang on us.
             # Whatever the thread was doing then is a transaction SQLite rolls back.
             self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
             self._thread.start()
-        self._jobs.put((work, future, loop))
+        self._jobs.put((work, deliver, asyncio.get_running_loop()))
+
+    def _future(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._start(work, partial(_settle, future))
         return future
 
     def _connect(self, database: Path, pragmas: tuple[str, ...]) -> None:
@@ -116,7 +124,7 @@ class DbThread:
         fn: Callable[Concatenate[sqlite3.Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> asyncio.Future[T]:
+    ) -> Callable[[], T]:
         def work() -> T:
             conn = self._conn
             if conn is None:
@@ -126,20 +134,20 @@ class DbThread:
             except sqlite3.Error as exc:
                 raise translate(exc, self.data_dir, opening=opening) from exc
 
-        return self._start(work)
+        return work
 
-    def submit(
+    def submit_then(
         self,
-        fn: Callable[Concatenate[sqlite3.Connection, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> asyncio.Future[T]:
-        """Queue ``fn(conn, ...)`` for the thread; sqlite3 errors come back translated.
+        done: Callable[[BaseException | None], None],
+        fn: Callable[[sqlite3.Connection], None],
+    ) -> None:
+        """Queue ``fn(conn)`` for the thread; ``done(error)`` runs on the loop afterwards.
 
-        The work runs to its end whatever happens to the future: cancelling it only
-        drops the outcome.
+        ``error`` is ``None`` on success, else the (translated) exception. ``done`` is
+        called straight from the loop's wake-up, with no future or task in between: the
+        storage writer settles a commit and starts the next from there.
         """
-        return self._guarded(False, fn, *args, **kwargs)
+        self._start(self._guarded(False, fn), lambda _, error: done(error))
 
     async def call(
         self,
@@ -148,7 +156,7 @@ class DbThread:
         **kwargs: P.kwargs,
     ) -> T:
         """Run ``fn(conn, ...)`` on the thread and await its result."""
-        return await self._guarded(False, fn, *args, **kwargs)
+        return await self._future(self._guarded(False, fn, *args, **kwargs))
 
     async def call_opening(
         self,
@@ -157,11 +165,11 @@ class DbThread:
         **kwargs: P.kwargs,
     ) -> T:
         """Like ``call``, but a busy database means another server holds the directory."""
-        return await self._guarded(True, fn, *args, **kwargs)
+        return await self._future(self._guarded(True, fn, *args, **kwargs))
 
     async def call_raw(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the thread, for work that is not a query (locks, connecting)."""
-        return await self._start(fn)
+        return await self._future(fn)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None

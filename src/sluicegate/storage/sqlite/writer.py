@@ -212,6 +212,10 @@ class Writer:
         self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
         self._queued_records = 0
         self._wakeup = asyncio.Event()
+        #: Whether a group commit is in flight (its callback starts the next).
+        self._committing = False
+        #: An error the writer cannot go on from, met in a callback: ``run`` raises it.
+        self._fatal: BaseException | None = None
         self._closing = False
         self._stopped: str | None = None
 
@@ -233,7 +237,8 @@ class Writer:
     def _enqueue(self, entry: _Append | _CommitOffsets | _ExclusiveEntry[Any]) -> None:
         self._queue.append(entry)
         self._queued_records += entry.size
-        if not self._wakeup.is_set():
+        # While a commit is in flight its callback takes the queue: no need to wake the task.
+        if not self._committing and not self._wakeup.is_set():
             self._wakeup.set()
 
     def append(
@@ -249,7 +254,7 @@ class Writer:
         # _enqueue, written out: this runs for every produce request.
         self._queue.append(entry)
         self._queued_records += size
-        if not self._wakeup.is_set():
+        if not self._committing and not self._wakeup.is_set():
             self._wakeup.set()
         return future
 
@@ -324,19 +329,27 @@ class Writer:
     # -- the writer task -------------------------------------------------------------
 
     async def run(self) -> None:
-        """Commit queued writes until closed and drained; raise if the writer cannot go on."""
+        """Commit queued writes until closed and drained; raise if the writer cannot go on.
+
+        The task starts a group commit when writes arrive at an idle writer; while one
+        is in flight, the next starts from the completion callback (``_committed``)
+        without waking the task, as soon as the thread is done with the last one.
+        """
         try:
             while True:
-                if not self._queue:
-                    if self._closing:
+                if self._fatal is not None:
+                    raise self._fatal
+                queue = self._queue
+                if self._committing or not queue:
+                    if self._closing and not queue and not self._committing:
                         return
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                elif (head := self._queue[0]).exclusive:
-                    self._queue.popleft()
+                elif (head := queue[0]).exclusive:
+                    queue.popleft()
                     await self._run_exclusive(head)  # type: ignore[arg-type]
                 else:
-                    await self._commit(self._take_group())
+                    self._commit(self._take_group())
         except BaseException as exc:
             self._stop(exc)
             raise
@@ -369,30 +382,13 @@ class Writer:
         self._queued_records -= records
         return group
 
-    async def _transact(
-        self,
-        work: Callable[[sqlite3.Connection], None],
-        settle: Callable[[asyncio.Future[None]], SluicegateError | None],
-    ) -> None:
-        done = self._db.submit(work)
-        try:
-            await asyncio.wait((done,))
-        except asyncio.CancelledError:
-            # The transaction goes on in its thread and cannot be stopped: settle its
-            # callers by its real outcome when it ends, never by our cancellation.
-            done.add_done_callback(settle)
-            raise
-        fatal = settle(done)
-        if fatal is not None:
-            raise fatal
-
     def _revalidate(
         self, names: Sequence[TopicPartition] | Sequence[NewRecord]
     ) -> list[PartitionState]:
         catalog = self._catalog
         return [catalog.get(item.topic).partition(item.partition) for item in names]
 
-    async def _commit(self, group: list[_Append | _CommitOffsets]) -> None:
+    def _commit(self, group: list[_Append | _CommitOffsets]) -> None:
         now = self._clock()
         # time.monotonic, not loop.time: uvloop's clock counts whole milliseconds.
         started_at = time.monotonic()
@@ -459,10 +455,9 @@ class Writer:
         ]
         started = time.perf_counter()
 
-        def settle(done: asyncio.Future[None]) -> SluicegateError | None:
-            exc = done.exception()
+        def committed(exc: BaseException | None) -> None:
+            self._in_flight = []
             if exc is not None:
-                self._in_flight = []
                 for pending in touched.values():
                     pending.state.next = pending.state.high
                 error = _as_storage_error(exc)
@@ -471,8 +466,8 @@ class Writer:
                 for future in futures:
                     if not future.done():
                         future.set_exception(_copy(error))
-                return None if is_transient(error) else error
-            self._in_flight = []
+                self._committed(None if is_transient(error) else error)
+                return
             waiters = self._waiters
             records = 0
             for state in touched:
@@ -488,10 +483,29 @@ class Writer:
                     commit.future.set_result(None)
             if self._observe is not None and records:
                 self._observe(records, time.perf_counter() - started)
-            return None
+            self._committed(None)
 
         self._in_flight = appends
-        await self._transact(lambda conn: _write_group(conn, chunks, offset_rows), settle)
+        self._committing = True
+        self._db.submit_then(committed, lambda conn: _write_group(conn, chunks, offset_rows))
+
+    def _committed(self, fatal: SluicegateError | None) -> None:
+        """After a group commit, on the loop: start the next one at once, or wake the task."""
+        self._committing = False
+        try:
+            if fatal is not None:
+                self._fatal = fatal
+            elif self._stopped is None:
+                queue = self._queue
+                # A group may be all expired or cancelled and start nothing: take the next.
+                while queue and not queue[0].exclusive and not self._committing:
+                    self._commit(self._take_group())
+                if self._committing:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - a callback has nobody to raise to
+            self._fatal = exc
+        # Idle, an exclusive write next, closing or failed: the task takes it from here.
+        self._wakeup.set()
 
     async def _run_exclusive(self, entry: _ExclusiveEntry[Any]) -> None:
         op, future = entry.op, entry.future
@@ -506,16 +520,24 @@ class Writer:
             future.set_result(op.apply())
             return
 
-        def settle(done: asyncio.Future[None]) -> SluicegateError | None:
-            exc = done.exception()
+        finished: asyncio.Future[SluicegateError | None] = self._loop.create_future()
+
+        def settle(exc: BaseException | None) -> None:
+            # By the transaction's real outcome, even if the task stopped waiting.
+            fatal = None
             if exc is None:
                 result = op.apply()
                 if not future.done():
                     future.set_result(result)
-                return None
-            error = _as_storage_error(exc)
-            if not future.done():
-                future.set_exception(_copy(error))
-            return None if is_transient(error) else error
+            else:
+                error = _as_storage_error(exc)
+                if not future.done():
+                    future.set_exception(_copy(error))
+                fatal = None if is_transient(error) else error
+            if not finished.done():
+                finished.set_result(fatal)
 
-        await self._transact(op.work, settle)
+        self._db.submit_then(settle, op.work)
+        fatal = await finished
+        if fatal is not None:
+            raise fatal
