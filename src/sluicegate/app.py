@@ -118,7 +118,7 @@ class GatewayApp:
             else:
                 # Authenticate, then apply the client's rate and concurrency limits.
                 principal = self._auth.authenticate(
-                    request.headers.get("authorization"), peer_certificate(scope)
+                    request.header("authorization"), peer_certificate(scope)
                 )
                 request.principal = principal
                 self._rate.check(principal.name, route.dialect)

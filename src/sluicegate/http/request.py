@@ -22,17 +22,23 @@ class ClientDisconnected(Exception):
     """The client went away before the body was read; nobody is left to answer."""
 
 
+def _joined(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    headers: dict[bytes, bytes] = {}
+    for name, value in raw:
+        headers[name] = headers[name] + b", " + value if name in headers else value
+    return headers
+
+
 class Request:
-    """One HTTP request: headers decoded up front (every request reads some), the query
-    and the body only when asked for."""
+    """One HTTP request. Cheap to build: values are decoded and parsed only when asked for."""
 
     __slots__ = (
         "_query",
         "body_limit",
-        "headers",
         "json_limits",
         "path_params",
         "principal",
+        "raw_headers",
         "receive",
         "route",
         "scope",
@@ -50,17 +56,13 @@ class Request:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
-        # ASGI servers hand header names over lower-cased already (ASGI spec).
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1")
-            value = raw_value.decode("latin-1")
-            # A repeated header is joined with ", " (RFC 9110): rare, so only then looked up.
-            if name in headers:
-                value = f"{headers[name]}, {value}"
-            headers[name] = value
-        #: Header names in lower case; repeated headers joined with ``, ``.
-        self.headers = headers
+        raw = scope["headers"]
+        if not isinstance(raw, list):
+            raw = list(raw)  # ASGI allows any iterable; uvicorn hands over a list
+        headers = dict(raw)
+        #: Header names (lower case, as ASGI servers hand them over) to their values;
+        #: a repeated header's values joined with ``, `` (RFC 9110).
+        self.raw_headers: dict[bytes, bytes] = headers if len(headers) == len(raw) else _joined(raw)
         self.principal: Principal | None = None
         #: The route template that matched, e.g. ``/v2/topics/{topic_name}/records``.
         self.route = route
@@ -78,7 +80,9 @@ class Request:
         return str(self.scope["path"])
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name)
+        """The value of header ``name`` (lower case), or ``None``."""
+        value = self.raw_headers.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -96,7 +100,7 @@ class Request:
     @property
     def media_type(self) -> str:
         """The Content-Type without parameters, lower case; ``""`` if absent."""
-        value = self.headers.get("content-type", "")
+        value = self.raw_headers.get(b"content-type", b"").decode("latin-1")
         return value.split(";", 1)[0].strip().lower()
 
     async def body(self, limit: int | None = None, *, json: bool = False) -> bytes:
@@ -111,12 +115,13 @@ class Request:
         """
         if limit is None:
             limit = self.body_limit
-        declared = self.headers.get("content-length")
+        declared = self.raw_headers.get(b"content-length")
         if declared is not None:
             try:
                 length = int(declared)
             except ValueError:
-                raise BadRequest(f"invalid Content-Length {declared!r}") from None
+                shown = declared.decode("latin-1")
+                raise BadRequest(f"invalid Content-Length {shown!r}") from None
             if length > limit:
                 raise PayloadTooLarge(
                     f"request body of {length} bytes exceeds the limit of {limit} bytes",

@@ -35,6 +35,7 @@ __all__ = ["RecordsV2", "routes"]
 # in the catalog.
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,200}")
 _JSON = "application/json"
+_JSON_BYTES = _JSON.encode()
 _decode_str = msgspec.json.Decoder(str).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -69,7 +70,7 @@ class RecordsV2:
                 f"invalid serializer {serializer!r}: the only allowed value is 'confluent'"
             )
         # The exact header most clients send needs no parsing into a media type.
-        if request.headers.get("content-type") != _JSON and request.media_type != _JSON:
+        if request.raw_headers.get(b"content-type") != _JSON_BYTES and request.media_type != _JSON:
             shown = request.media_type or "none"
             raise UnsupportedMediaType(
                 f"unsupported Content-Type {shown!r}: expected application/json"

@@ -1,0 +1,129 @@
+"""``Request``: header lookup, media type, query and the limited body reader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from sluicegate.core.limits.json_limits import JsonLimits
+from sluicegate.errors import BadRequest, PayloadTooLarge
+from sluicegate.http.request import ClientDisconnected, Request
+
+
+def scope(headers: Iterable[tuple[bytes, bytes]] = (), query: bytes = b"") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "query_string": query,
+        "headers": headers if not isinstance(headers, tuple) else list(headers),
+    }
+
+
+def receiving(*messages: dict[str, Any]) -> Any:
+    pending = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0)
+
+    return receive
+
+
+def request(
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    *chunks: bytes,
+    query: bytes = b"",
+    limit: int = 100,
+    json_limits: JsonLimits | None = None,
+) -> Request:
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    return Request(
+        scope(headers, query), receiving(*messages), {}, body_limit=limit, json_limits=json_limits
+    )
+
+
+def test_headers_are_looked_up_by_lower_case_name() -> None:
+    r = request([(b"content-type", b"application/json"), (b"x-trace", b"abc")])
+    assert r.header("x-trace") == "abc"
+    assert r.header("authorization") is None
+    assert r.raw_headers[b"content-type"] == b"application/json"
+
+
+def test_repeated_headers_are_joined_in_order() -> None:
+    r = request([(b"accept", b"a"), (b"x", b"1"), (b"accept", b"b"), (b"accept", b"c")])
+    assert r.header("accept") == "a, b, c"
+    assert r.header("x") == "1"
+
+
+def test_headers_may_come_as_any_iterable() -> None:
+    r = Request(scope(iter([(b"x", b"1"), (b"x", b"2")])), receiving(), {})
+    assert r.header("x") == "1, 2"
+
+
+def test_header_values_are_latin_1() -> None:
+    assert request([(b"x", "caf\u00e9".encode("latin-1"))]).header("x") == "caf\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("value", "media_type"),
+    [
+        (b"application/json", "application/json"),
+        (b"Application/JSON; charset=utf-8", "application/json"),
+        (b" text/plain ;q=1", "text/plain"),
+    ],
+)
+def test_media_type_drops_parameters_and_case(value: bytes, media_type: str) -> None:
+    assert request([(b"content-type", value)]).media_type == media_type
+
+
+def test_no_content_type_is_an_empty_media_type() -> None:
+    assert request().media_type == ""
+
+
+def test_query_parameters_last_value_wins() -> None:
+    r = request(query=b"serializer=confluent&a=1&a=2&empty=")
+    assert r.query_param("serializer") == "confluent"
+    assert r.query_param("a") == "2"
+    assert r.query_param("empty") == ""
+    assert r.query_param("missing") is None
+    assert request().query_param("serializer") is None
+
+
+async def test_body_in_one_or_many_messages() -> None:
+    assert await request((), b"hello").body() == b"hello"
+    assert await request((), b"he", b"ll", b"o").body() == b"hello"
+
+
+async def test_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    r = Request(scope([(b"content-length", b"101")]), receiving(), {}, body_limit=100)
+    with pytest.raises(PayloadTooLarge, match="101 bytes exceeds the limit of 100"):
+        await r.body()  # receive() would fail: nothing queued
+
+
+async def test_streamed_body_is_cut_off_at_the_limit() -> None:
+    with pytest.raises(PayloadTooLarge):
+        await request((), b"x" * 60, b"x" * 60, limit=100).body()
+
+
+async def test_invalid_content_length_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="invalid Content-Length 'ten'"):
+        await request([(b"content-length", b"ten")], b"").body()
+
+
+async def test_disconnect_while_reading() -> None:
+    r = Request(scope(), receiving({"type": "http.disconnect"}), {})
+    with pytest.raises(ClientDisconnected):
+        await r.body()
+
+
+async def test_json_limits_apply_only_when_asked() -> None:
+    limits = JsonLimits(max_depth=2, max_keys=10, max_string_bytes=100)
+    deep = b"[[[1]]]"
+    assert await request((), deep, json_limits=limits).body() == deep
+    with pytest.raises(BadRequest, match="nests deeper than the limit of 2"):
+        await request((), deep, json_limits=limits).body(json=True)
