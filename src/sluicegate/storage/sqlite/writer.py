@@ -1,10 +1,12 @@
 """The one writer: group commit of every queued write into as few transactions as it can.
 
-Callers queue an operation with a future and await it; the writer task takes whatever
-has queued up, turns it into one transaction, runs it on the writer connection's thread
-and, once COMMIT has returned, resolves each future. While one transaction is being
-fsynced the next group accumulates, so the commit rate adapts to the load with no timer
-(aiokafka's ``MessageBatch`` idea, with the commit as the batch).
+Callers queue an operation with a future and await it; the writer takes whatever has
+queued up, turns it into one transaction, runs it on the writer connection's thread and,
+once COMMIT has returned, resolves each future. While one transaction is being fsynced
+the next group accumulates, so the commit rate adapts to the load with no timer
+(aiokafka's ``MessageBatch`` idea, with the commit as the batch). The completion
+callback of one group commit starts the next; the writer task only starts an idle
+writer and runs the exclusive operations.
 
 Error handling: an append that fails validation fails alone, before its records join
 the transaction. A failed transaction fails every future in it and rolls the offsets it
