@@ -29,7 +29,6 @@ class Producer:
         *,
         partitioner: Partitioner | None = None,
     ) -> None:
-        self._log = log
         self._catalog = catalog
         self._partitioner = partitioner or Partitioner()
         # The catalog's and the log's own methods, not wrappers: both run on every request.
