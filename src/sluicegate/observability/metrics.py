@@ -54,6 +54,18 @@ class _StatsCollector(Collector):
             yield GaugeMetricFamily(f"sluicegate_storage_{name}", f"Storage gauge {name}.", value)
 
 
+class _Series:
+    """One route and method's requests: counts by status, latency bucket counts, sum."""
+
+    __slots__ = ("buckets", "statuses", "total")
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        #: One count per bucket of ``_LATENCY_BUCKETS``, then the +Inf bucket.
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+
 class _RequestStats(Collector):
     """Request counts and latency histograms, kept as plain numbers.
 
@@ -63,19 +75,18 @@ class _RequestStats(Collector):
     """
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, str, int], int] = {}
-        #: (dialect, route, method) -> [bucket counts..., +Inf count], sum
-        self.latency: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+        #: (dialect, route, method) -> its counts by status and its latency histogram.
+        self.series: dict[tuple[str, str, str], _Series] = {}
 
     def observe(self, dialect: str, route: str, method: str, status: int, seconds: float) -> None:
-        key = (dialect, route, method, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        lkey = (dialect, route, method)
-        entry = self.latency.get(lkey)
-        if entry is None:
-            entry = self.latency[lkey] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
-        entry[0][bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        entry[1][0] += seconds
+        key = (dialect, route, method)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = _Series()
+        statuses = series.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        series.buckets[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        series.total += seconds
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -83,20 +94,23 @@ class _RequestStats(Collector):
             "HTTP requests answered, by route template, method and status.",
             labels=["dialect", "route", "method", "status"],
         )
-        for (dialect, route, method, status), count in sorted(self.counts.items()):
-            requests.add_metric([dialect, route, method, str(status)], count)
+        ordered = sorted(self.series.items())
+        for (dialect, route, method), series in ordered:
+            for status, count in sorted(series.statuses.items()):
+                requests.add_metric([dialect, route, method, str(status)], count)
         yield requests
         latency = HistogramMetricFamily(
             "sluicegate_http_request_duration_seconds",
             "Time from request start to response sent, by route template.",
             labels=["dialect", "route", "method"],
         )
-        for (dialect, route, method), (counts, total) in sorted(self.latency.items()):
+        bounds = [*map(str, _LATENCY_BUCKETS), "+Inf"]
+        for (dialect, route, method), series in ordered:
             cumulative, buckets = 0, []
-            for bound, count in zip([*map(str, _LATENCY_BUCKETS), "+Inf"], counts, strict=True):
+            for bound, count in zip(bounds, series.buckets, strict=True):
                 cumulative += count
                 buckets.append((bound, cumulative))
-            latency.add_metric([dialect, route, method], buckets, total[0])
+            latency.add_metric([dialect, route, method], buckets, series.total)
         yield latency
 
 

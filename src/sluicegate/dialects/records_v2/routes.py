@@ -147,15 +147,21 @@ def _plain(payload: Payload | None, part: Part) -> bytes | None:
         text = _decode_str(payload.data)
     except msgspec.ValidationError:
         raise BadRequest(f"{part}.data must be a string") from None
-    return text.encode() if kind == "text" else _base64(text, f"{part}.data")
+    if kind == "text":
+        return text.encode()
+    data = _base64(text)
+    if data is None:
+        raise BadRequest(f"{part}.data is not valid base64")
+    return data
 
 
-def _base64(text: str, field: str) -> bytes:
+def _base64(text: str) -> bytes | None:
+    """The bytes ``text`` holds in base64, or ``None`` if it is not valid base64."""
     try:
         # What base64.b64decode(text, validate=True) does, without its Python wrapper.
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"{field} is not valid base64") from None
+        return None
 
 
 def _json_bytes(raw: msgspec.Raw | bytes, part: Part) -> bytes:
@@ -181,7 +187,10 @@ def _headers(produce: ProduceRequest) -> list[Header]:
     for index, header in enumerate(produce.headers):
         if not header.name:
             raise BadRequest(f"headers[{index}].name must not be empty")
-        headers.append((header.name, _base64(header.value, f"headers[{index}].value")))
+        value = _base64(header.value)
+        if value is None:
+            raise BadRequest(f"headers[{index}].value is not valid base64")
+        headers.append((header.name, value))
     return headers
 
 
