@@ -257,6 +257,28 @@ async def test_a_dead_writer_fails_pending_appends_and_stops_run(tmp_path: Path)
     await log.close()  # returns at once: run() is over
 
 
+async def test_a_failure_after_a_commit_stops_run_instead_of_stalling(tmp_path: Path) -> None:
+    # The commit is settled in a loop callback; a bug there must end run(), not leave a
+    # writer that believes a commit is still in flight.
+    def observe(records: int, seconds: float) -> None:
+        raise RuntimeError("observer broke")
+
+    log = SqliteLog(tmp_path, observe_commit=observe)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    runner = asyncio.create_task(log.run(ready))
+    await ready
+    await log.create_topic(TopicSpec(name="t"))
+    [stored] = await log.append([rec(b"durable")])  # committed before the observer ran
+    assert stored.offset == 0
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="observer broke")):
+        await asyncio.wait_for(runner, timeout=10)
+    with pytest.raises(StorageUnavailable, match="writer stopped"):
+        await log.append([rec(b"late")])
+    await log.close()
+    async with running(SqliteLog(tmp_path)) as reopened:
+        assert (await reopened.watermarks(TopicPartition("t", 0))).high == 1
+
+
 async def test_a_cancelled_append_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     async with running(SqliteLog(tmp_path)) as log:
         await log.create_topic(TopicSpec(name="t", partitions=2))

@@ -457,7 +457,7 @@ class Writer:
         ]
         started = time.perf_counter()
 
-        def committed(exc: BaseException | None) -> None:
+        def settle(exc: BaseException | None) -> SluicegateError | None:
             self._in_flight = []
             if exc is not None:
                 for pending in touched.values():
@@ -468,8 +468,7 @@ class Writer:
                 for future in futures:
                     if not future.done():
                         future.set_exception(_copy(error))
-                self._committed(None if is_transient(error) else error)
-                return
+                return None if is_transient(error) else error
             waiters = self._waiters
             records = 0
             for state in touched:
@@ -485,13 +484,22 @@ class Writer:
                     commit.future.set_result(None)
             if self._observe is not None and records:
                 self._observe(records, time.perf_counter() - started)
-            self._committed(None)
+            return None
+
+        def committed(exc: BaseException | None) -> None:
+            # A loop callback: whatever goes wrong here must reach run(), not the loop's
+            # exception handler, or the writer would wait for a commit that never ends.
+            try:
+                fatal: BaseException | None = settle(exc)
+            except BaseException as bug:  # noqa: BLE001
+                fatal = bug
+            self._committed(fatal)
 
         self._in_flight = appends
         self._committing = True
         self._db.submit_then(committed, lambda conn: _write_group(conn, chunks, offset_rows))
 
-    def _committed(self, fatal: SluicegateError | None) -> None:
+    def _committed(self, fatal: BaseException | None) -> None:
         """After a group commit, on the loop: start the next one at once, or wake the task."""
         self._committing = False
         try:
