@@ -127,3 +127,14 @@ async def test_json_limits_apply_only_when_asked() -> None:
     assert await request((), deep, json_limits=limits).body() == deep
     with pytest.raises(BadRequest, match="nests deeper than the limit of 2"):
         await request((), deep, json_limits=limits).body(json=True)
+
+
+def test_parsed_queries_are_remembered_within_a_bound() -> None:
+    from sluicegate.http import request as module
+
+    for i in range(3 * module._QUERY_CACHE_SIZE):
+        assert request(query=b"n=%d" % i).query_param("n") == str(i)
+    assert len(module._QUERIES) <= module._QUERY_CACHE_SIZE
+    again = request(query=b"serializer=confluent")
+    assert again.query_param("serializer") == "confluent"
+    assert request(query=b"serializer=confluent").query is again.query

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 #: The body limit of a request whose route's dialect sets none.
 DEFAULT_BODY_LIMIT = 64 * 1024
 
+#: Parsed query strings remembered; beyond this the memory starts over.
+_QUERY_CACHE_SIZE = 1024
+_QUERIES: dict[bytes, dict[str, list[str]]] = {}
+
 __all__ = ["ClientDisconnected", "Request"]
 
 
@@ -86,9 +90,18 @@ class Request:
 
     @property
     def query(self) -> dict[str, list[str]]:
+        """The query parameters; shared between requests with the same query: read only."""
         if self._query is None:
-            raw = self.scope.get("query_string", b"").decode("latin-1")
-            self._query = parse_qs(raw, keep_blank_values=True) if raw else {}
+            raw: bytes = self.scope.get("query_string", b"")
+            query = _QUERIES.get(raw)
+            if query is None:
+                query = parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
+                # Clients send the same few queries again and again (?serializer=confluent);
+                # remember them, bounded so that random queries cost no memory.
+                if len(_QUERIES) >= _QUERY_CACHE_SIZE:
+                    _QUERIES.clear()
+                _QUERIES[raw] = query
+            self._query = query
         return self._query
 
     def query_param(self, name: str) -> str | None:

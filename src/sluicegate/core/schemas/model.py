@@ -52,10 +52,16 @@ class Reason(StrEnum):
     REFERENCE_EXISTS = "reference_exists"
 
 
+_SCHEMA_TYPES = {kind.value: kind for kind in SchemaType}
+
+
 def parse_schema_type(value: str | None) -> SchemaType:
     """``AVRO`` (also when absent, as Confluent) or ``JSON``; anything else is refused."""
     if value is None or value == "":
         return SchemaType.AVRO
+    known = _SCHEMA_TYPES.get(value)  # the exact spelling, as nearly every caller sends it
+    if known is not None:
+        return known
     try:
         return SchemaType(value.upper())
     except ValueError:
