@@ -71,6 +71,7 @@ class DbThread:
         self.name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._stopping = False
         self._conn: sqlite3.Connection | None = None
 
     def _serve(self) -> None:
@@ -89,6 +90,9 @@ class DbThread:
     def _start(
         self, work: Callable[[], T], deliver: Callable[[T, BaseException | None], None]
     ) -> None:
+        if self._stopping:
+            # The thread has been told to end: a job queued now would never be answered.
+            raise StorageUnavailable(f"the {self.name} connection is closed")
         if self._thread is None:
             # Daemon: an interpreter that exits without close() must not hang on us.
             # Whatever the thread was doing then is a transaction SQLite rolls back.
@@ -185,4 +189,5 @@ class DbThread:
                 if then is not None:
                     await self.call_raw(then)
             finally:
+                self._stopping = True
                 self._jobs.put(None)
