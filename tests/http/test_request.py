@@ -138,3 +138,11 @@ def test_parsed_queries_are_remembered_within_a_bound() -> None:
     again = request(query=b"serializer=confluent")
     assert again.query_param("serializer") == "confluent"
     assert request(query=b"serializer=confluent").query is again.query
+
+
+def test_long_queries_are_not_remembered() -> None:
+    from sluicegate.http import request as module
+
+    long = b"q=" + b"x" * module._QUERY_CACHE_BYTES
+    assert request(query=long).query_param("q") == "x" * module._QUERY_CACHE_BYTES
+    assert long not in module._QUERIES

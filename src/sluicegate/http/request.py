@@ -1,4 +1,5 @@
-"""An HTTP request: decoded headers, a lazy query, a body read under byte and JSON limits."""
+"""An HTTP request: headers and query read when asked for, a body read under byte and JSON
+limits."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 
 #: Parsed query strings remembered; beyond this the memory starts over.
 _QUERY_CACHE_SIZE = 1024
+#: Longer query strings are parsed every time.
+_QUERY_CACHE_BYTES = 256
 _QUERIES: dict[bytes, dict[str, list[str]]] = {}
 
 __all__ = ["ClientDisconnected", "Request"]
@@ -96,11 +99,13 @@ class Request:
             query = _QUERIES.get(raw)
             if query is None:
                 query = parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
-                # Clients send the same few queries again and again (?serializer=confluent);
-                # remember them, bounded so that random queries cost no memory.
-                if len(_QUERIES) >= _QUERY_CACHE_SIZE:
-                    _QUERIES.clear()
-                _QUERIES[raw] = query
+                # Clients send the same few short queries again and again
+                # (?serializer=confluent); remember those, bounded in count and size so
+                # that random or huge queries cost no memory.
+                if len(raw) <= _QUERY_CACHE_BYTES:
+                    if len(_QUERIES) >= _QUERY_CACHE_SIZE:
+                        _QUERIES.clear()
+                    _QUERIES[raw] = query
             self._query = query
         return self._query
 
