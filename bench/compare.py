@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from bench.http_produce import TEXT_BODY, _check, _entry, _wrk
+from bench.http_produce import TEXT_BODY, _entry, take_turns
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
-from bench.wrk import WrkResult, combined
+from bench.wrk import combined
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -48,7 +48,7 @@ def _export(rev: str, into: Path) -> Path:
 def run(revs: list[str], duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Requests/s of the baseline, this tree and each of ``revs``, taking turns."""
     with ExitStack() as stack:
-        targets = {"http-baseline": stack.enter_context(baseline_server())}
+        targets = {"http-baseline": (stack.enter_context(baseline_server()), TEXT_BODY)}
         sources: dict[str, Path | None] = {WORKTREE: None}
         for rev in revs:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-rev-")))
@@ -61,17 +61,8 @@ def run(revs: list[str], duration: float = 10.0) -> dict[str, dict[str, Any]]:
             url = f"{server.url}/v2/topics/bench/records"
             headers = {"content-type": "application/json"}
             httpx.post(url, content=TEXT_BODY, headers=headers).raise_for_status()
-            targets[name] = url
-        for url in targets.values():
-            _wrk(url, TEXT_BODY, 2)
-        runs: dict[str, list[WrkResult]] = {name: [] for name in targets}
-        names = list(targets)
-        for turn in range(max(2, round(duration))):
-            shift = turn % len(names)
-            for name in names[shift:] + names[:shift]:
-                result = _wrk(targets[name], TEXT_BODY, 1)
-                _check(result, name)
-                runs[name].append(result)
+            targets[name] = (url, TEXT_BODY)
+        runs = take_turns(targets, duration)
     rates = {name: combined(results) for name, results in runs.items()}
     base = rates["http-baseline"][0]
     return {name: _entry(rps, "requests/s", base, p99_ms=p99) for name, (rps, p99) in rates.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from bench.servers import SERVER_CPU, WRK_CPU, baseline_server, spread_helper_th
 from bench.wrk import WrkResult, combined, run_wrk
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run"]
+__all__ = ["run", "take_turns"]
 
 TEXT_BODY = json.dumps(
     {
@@ -89,6 +90,25 @@ def _at_rate(url: str, body: str, target: float, duration: float) -> WrkResult:
     return _wrk(url, body, duration, connections=connections, delay_ms=pause_ms)
 
 
+def take_turns(
+    targets: Mapping[str, tuple[str, str]], duration: float
+) -> dict[str, list[WrkResult]]:
+    """wrk on every ``(url, body)`` target: a 2-s warm-up each, then one-second runs in a
+    rotating order, ``duration`` of them per target."""
+    for url, body in targets.values():
+        _wrk(url, body, 2)
+    runs: dict[str, list[WrkResult]] = {name: [] for name in targets}
+    names = list(targets)
+    for turn in range(max(2, round(duration))):
+        shift = turn % len(names)
+        for name in names[shift:] + names[:shift]:
+            url, body = targets[name]
+            result = _wrk(url, body, 1)
+            _check(result, name)
+            runs[name].append(result)
+    return runs
+
+
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Run the HTTP benchmarks; each for ``duration`` seconds after a short warm-up."""
     with (
@@ -107,17 +127,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             "records-v2-text": (produce, TEXT_BODY),
             "records-v2-avro": (avro_url, AVRO_BODY),
         }
-        for url, body in targets.values():
-            _wrk(url, body, 2)
-        runs: dict[str, list[WrkResult]] = {name: [] for name in targets}
-        names = list(targets)
-        for turn in range(max(2, round(duration))):
-            shift = turn % len(names)
-            for name in names[shift:] + names[:shift]:
-                url, body = targets[name]
-                result = _wrk(url, body, 1)
-                _check(result, name)
-                runs[name].append(result)
+        runs = take_turns(targets, duration)
         rates = {name: combined(results) for name, results in runs.items()}
         base_rps = rates["http-baseline"][0]
         results = {
