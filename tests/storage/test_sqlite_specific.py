@@ -279,6 +279,24 @@ async def test_a_failure_after_a_commit_stops_run_instead_of_stalling(tmp_path: 
         assert (await reopened.watermarks(TopicPartition("t", 0))).high == 1
 
 
+async def test_appends_fail_instead_of_hanging_when_the_writer_connection_is_gone(
+    tmp_path: Path,
+) -> None:
+    log = SqliteLog(tmp_path)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    runner = asyncio.create_task(log.run(ready))
+    await ready
+    await log.create_topic(TopicSpec(name="t"))
+    await log._writer_db.close()  # what no caller can do: the group commit cannot start
+    with pytest.raises(StorageUnavailable, match="closed"):
+        await asyncio.wait_for(log.append([rec(b"x")]), timeout=10)
+    with pytest.RaisesGroup(pytest.RaisesExc(StorageUnavailable)):
+        await asyncio.wait_for(runner, timeout=10)
+    await log.close()
+    async with running(SqliteLog(tmp_path)) as reopened:  # the directory was unlocked
+        assert (await reopened.watermarks(TopicPartition("t", 0))).high == 0
+
+
 async def test_a_cancelled_append_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     async with running(SqliteLog(tmp_path)) as log:
         await log.create_topic(TopicSpec(name="t", partitions=2))

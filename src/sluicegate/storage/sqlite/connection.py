@@ -182,6 +182,11 @@ class DbThread:
 
     async def close(self, then: Callable[[], None] | None = None) -> None:
         """Close the connection on its thread, run ``then`` there, and let the thread end."""
+        if self._stopping:
+            # Closed already: the connection is gone and so is the thread.
+            if then is not None:
+                then()
+            return
         try:
             await self.call_raw(self._disconnect)
         finally:

@@ -497,7 +497,10 @@ class Writer:
 
         self._in_flight = appends
         self._committing = True
-        self._db.submit_then(committed, lambda conn: _write_group(conn, chunks, offset_rows))
+        try:
+            self._db.submit_then(committed, lambda conn: _write_group(conn, chunks, offset_rows))
+        except SluicegateError as exc:  # the connection is closed: fail this group now
+            committed(exc)
 
     def _committed(self, fatal: BaseException | None) -> None:
         """After a group commit, on the loop: start the next one at once, or wake the task."""
