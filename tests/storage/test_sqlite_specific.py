@@ -279,7 +279,7 @@ async def test_a_failure_after_a_commit_stops_run_instead_of_stalling(tmp_path: 
         assert (await reopened.watermarks(TopicPartition("t", 0))).high == 1
 
 
-async def test_appends_fail_instead_of_hanging_when_the_writer_connection_is_gone(
+async def test_writes_fail_instead_of_hanging_when_the_writer_connection_is_gone(
     tmp_path: Path,
 ) -> None:
     log = SqliteLog(tmp_path)
@@ -287,7 +287,9 @@ async def test_appends_fail_instead_of_hanging_when_the_writer_connection_is_gon
     runner = asyncio.create_task(log.run(ready))
     await ready
     await log.create_topic(TopicSpec(name="t"))
-    await log._writer_db.close()  # what no caller can do: the group commit cannot start
+    await log._writer_db.close()  # what no caller can do: no transaction can start
+    with pytest.raises(StorageUnavailable, match="closed"):
+        await asyncio.wait_for(log.create_topic(TopicSpec(name="u")), timeout=10)
     with pytest.raises(StorageUnavailable, match="closed"):
         await asyncio.wait_for(log.append([rec(b"x")]), timeout=10)
     with pytest.RaisesGroup(pytest.RaisesExc(StorageUnavailable)):

@@ -535,22 +535,32 @@ class Writer:
 
         finished: asyncio.Future[SluicegateError | None] = self._loop.create_future()
 
-        def settle(exc: BaseException | None) -> None:
-            # By the transaction's real outcome, even if the task stopped waiting.
-            fatal = None
+        def outcome(exc: BaseException | None) -> SluicegateError | None:
             if exc is None:
                 result = op.apply()
                 if not future.done():
                     future.set_result(result)
-            else:
-                error = _as_storage_error(exc)
-                if not future.done():
-                    future.set_exception(_copy(error))
-                fatal = None if is_transient(error) else error
-            if not finished.done():
-                finished.set_result(fatal)
+                return None
+            error = _as_storage_error(exc)
+            if not future.done():
+                future.set_exception(_copy(error))
+            return None if is_transient(error) else error
 
-        self._db.submit_then(settle, op.work)
+        def settle(exc: BaseException | None) -> None:
+            # By the transaction's real outcome, even if the task stopped waiting; a loop
+            # callback, so a failure here is handed to the task rather than raised.
+            if finished.done():
+                outcome(exc)  # the task is gone: still apply what was committed
+                return
+            try:
+                finished.set_result(outcome(exc))
+            except BaseException as bug:  # noqa: BLE001
+                finished.set_exception(bug)
+
+        try:
+            self._db.submit_then(settle, op.work)
+        except SluicegateError as exc:  # the connection is closed: fail the operation now
+            settle(exc)
         fatal = await finished
         if fatal is not None:
             raise fatal
