@@ -10,7 +10,8 @@ The driver (``python -m bench.instructions drive TARGET N``) builds the server e
 ``sluicegate serve`` does (the same uvicorn config, uvloop, GC tuning, SQLite log with
 ``synchronous=FULL``) and feeds uvicorn's httptools protocol with 64 in-memory
 connections, each sending its next request as soon as its response is written: the
-server's whole path from bytes in to bytes out, minus the kernel's socket work. Each
+server's whole path from bytes in to bytes out, minus the kernel's socket work; the
+commit process is counted too (valgrind follows child processes). Each
 target runs twice, with ``N`` and ``6 N`` requests; the difference of the two counts
 divided by ``5 N`` is the cost of one request with start-up and shut-down cancelled out.
 
@@ -176,7 +177,9 @@ def _count(target: str, requests: int) -> int:
         command = [
             "valgrind",
             "--tool=callgrind",
-            f"--callgrind-out-file={scratch}/callgrind.out",
+            # The commit process too: its work is part of every request's cost.
+            "--trace-children=yes",
+            f"--callgrind-out-file={scratch}/callgrind.out.%p",
             "--dump-instr=no",
             "--collect-jumps=no",
             sys.executable,
@@ -190,10 +193,10 @@ def _count(target: str, requests: int) -> int:
         done = subprocess.run(command, cwd=root, capture_output=True, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise RuntimeError(f"{target}: the driver failed:\n{done.stderr.decode()[-2000:]}")
-        found = _COLLECTED.search(done.stderr)
-        if found is None:
+        counts = [int(found) for found in _COLLECTED.findall(done.stderr)]
+        if not counts:
             raise RuntimeError(f"{target}: no instruction count in callgrind's output")
-        return int(found[1])
+        return sum(counts)  # one count per process
 
 
 def per_request(target: str, requests: int) -> int:

@@ -2,9 +2,9 @@
 
 A Python server's request rate is what one thread with the GIL can do, so the event loop
 of every server (the bare baseline and sluicegate alike) runs on core 0. sluicegate's
-storage threads spend their time in fsync and in SQLite's C code without the GIL; like
-on any machine they may run on either core (``spread_helper_threads``), which takes
-time from wrk, not from the loop.
+storage threads and its commit process spend their time in fsync and in SQLite's C
+code; like on any machine they may run on either core (``spread_helper_threads``),
+which takes time from wrk, not from the loop.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 __all__ = ["SERVER_CPU", "WRK_CPU", "baseline_server", "spread_helper_threads"]
 
@@ -71,10 +72,17 @@ def baseline_server() -> Iterator[str]:
 
 
 def spread_helper_threads(pid: int) -> None:
-    """Let every thread of ``pid`` but its main thread (the event loop) use every core."""
+    """Let every thread of ``pid`` but its main thread (the event loop), and every thread
+    of its child processes (sluicegate's commit process), use every core."""
     every = set(range(os.cpu_count() or 1))
     for entry in os.listdir(f"/proc/{pid}/task"):
         tid = int(entry)
         if tid != pid:
             with suppress(ProcessLookupError):
                 os.sched_setaffinity(tid, every)
+        with suppress(FileNotFoundError):
+            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            for child in children:
+                for child_tid in os.listdir(f"/proc/{child}/task"):
+                    with suppress(ProcessLookupError):
+                        os.sched_setaffinity(int(child_tid), every)

@@ -35,6 +35,14 @@ def rec(value: bytes, partition: int = 0) -> NewRecord:
     return NewRecord("t", partition, b"k", value)
 
 
+async def on_commit_connection(log: SqliteLog, sql: str) -> None:
+    """Run one statement on the commit process's connection."""
+    assert log._commits is not None
+    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    log._commits.submit([(sql, [], False)], done.set_result)
+    assert await done is None
+
+
 async def start_and_fail(log: SqliteLog) -> BaseException:
     """Run ``log`` expecting it to fail before it is ready; the error it failed with."""
     with pytest.RaisesGroup(Exception) as caught:
@@ -223,11 +231,12 @@ async def test_a_full_disk_fails_the_commit_but_not_the_writer(tmp_path: Path) -
     async with running(log):
         await log.create_topic(TopicSpec(name="t"))
         await log.append([rec(b"before")])
-        # max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
-        await log._writer_db.call(lambda c: c.execute("PRAGMA max_page_count = 1"))
+        # max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does;
+        # set on the commit process's connection, which writes the records.
+        await on_commit_connection(log, "PRAGMA max_page_count = 1")
         with pytest.raises(StorageError, match="is full"):
             await log.append([rec(b"x" * 100_000)])
-        await log._writer_db.call(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        await on_commit_connection(log, "PRAGMA max_page_count = 1073741823")
         [appended] = await log.append([rec(b"after")])
         assert appended.offset == 1  # the failed append's offset was given back
         await log.check()

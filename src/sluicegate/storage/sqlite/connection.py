@@ -7,9 +7,9 @@ never delays the writer and the writer's fsync never delays the loop.
 
 The thread is ours rather than a ``ThreadPoolExecutor``'s: a job is one queue put and,
 when it is done, one ``call_soon_threadsafe`` that resolves an asyncio future, with no
-``concurrent.futures`` future, locks or callback chain in between. Everything the
-thread runs in Python holds the GIL that the loop needs, and the writer runs a job for
-every group commit.
+``concurrent.futures`` future, locks or callback chain in between: everything the
+thread runs in Python holds the GIL that the loop needs. (Group commits, the one job per
+few requests, run in the commit process instead; see ``commit_process``.)
 """
 
 from __future__ import annotations

@@ -56,6 +56,12 @@ class DirectoryLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def fileno(self) -> int:
+        """The locked descriptor; a child process that inherits it shares the lock."""
+        if self._fd is None:
+            raise RuntimeError("the directory is not locked")
+        return self._fd
+
     def release(self) -> None:
         """Unlock (closing the descriptor releases the flock); a no-op if not held."""
         if self._fd is not None:

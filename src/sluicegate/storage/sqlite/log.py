@@ -42,6 +42,7 @@ from sluicegate.storage.sqlite.catalog import (
     invalid_partition,
     load_catalog,
 )
+from sluicegate.storage.sqlite.commit_process import CommitProcess
 from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
 from sluicegate.storage.sqlite.groups import GroupCoordinator
@@ -128,6 +129,7 @@ class SqliteLog(Log):
         self._waiters = Waiters()
         self._groups = GroupCoordinator(self._partition_count)
         self._writer: Writer | None = None
+        self._commits: CommitProcess | None = None
         self._started = False
         self._closing = False
         self._stopped = asyncio.Event()
@@ -141,7 +143,10 @@ class SqliteLog(Log):
         self._started = True
         try:
             writer = await self._open()
+            commits = self._commits
+            assert commits is not None
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(commits.run(), name="sqlite-commit-process")
                 writing = tg.create_task(writer.run(), name="sqlite-writer")
                 housekeeping = [
                     tg.create_task(self._retain_forever(), name="sqlite-retention"),
@@ -158,6 +163,8 @@ class SqliteLog(Log):
                 await asyncio.wait((writing,))
                 for task in housekeeping:
                     task.cancel()
+                # The queue is committed: the commit process may end (its reader with it).
+                await commits.close()
         finally:
             self._closing = True
             self._waiters.wake_all()
@@ -178,8 +185,11 @@ class SqliteLog(Log):
         for reader in self._readers.readers:
             await reader.open(db, _READER_PRAGMAS)
         await self._checkpointer.open(db, _CHECKPOINT_PRAGMAS)
+        self._commits = CommitProcess(self.data_dir, db, self._lock.fileno(), _WRITER_PRAGMAS)
+        await self._commits.start()
         return Writer(
             self._writer_db,
+            self._commits.submit,
             self._catalog,
             self._waiters,
             clock=self._clock,
@@ -190,6 +200,8 @@ class SqliteLog(Log):
         )
 
     async def _release(self) -> None:
+        if self._commits is not None:
+            await self._commits.close()
         await self._checkpointer.close()
         for reader in self._readers.readers:
             await reader.close()

@@ -1,12 +1,12 @@
 """The one writer: group commit of every queued write into as few transactions as it can.
 
 Callers queue an operation with a future and await it; the writer takes whatever has
-queued up, turns it into one transaction, runs it on the writer connection's thread and,
-once COMMIT has returned, resolves each future. While one transaction is being fsynced
-the next group accumulates, so the commit rate adapts to the load with no timer
-(aiokafka's ``MessageBatch`` idea, with the commit as the batch). The completion
-callback of one group commit starts the next; the writer task only starts an idle
-writer and runs the exclusive operations.
+queued up, turns it into one transaction, has the commit process run it
+(``commit_process``) and, once COMMIT has returned, resolves each future. While one
+transaction is being fsynced the next group accumulates, so the commit rate adapts to
+the load with no timer (aiokafka's ``MessageBatch`` idea, with the commit as the batch).
+The completion callback of one group commit starts the next; the writer task only starts
+an idle writer and runs the exclusive operations.
 
 Error handling: an append that fails validation fails alone, before its records join
 the transaction. A failed transaction fails every future in it and rolls the offsets it
@@ -39,6 +39,7 @@ from sluicegate.errors import (
 from sluicegate.storage.base import CommitObserver
 from sluicegate.storage.sqlite.catalog import Catalog, PartitionState
 from sluicegate.storage.sqlite.codec import chunk_rows
+from sluicegate.storage.sqlite.commit_process import Statement
 from sluicegate.storage.sqlite.connection import DbThread, transaction
 from sluicegate.storage.sqlite.errors import is_transient
 from sluicegate.storage.sqlite.waiters import Waiters
@@ -46,6 +47,9 @@ from sluicegate.storage.sqlite.waiters import Waiters
 __all__ = ["Exclusive", "Writer"]
 
 T = TypeVar("T")
+
+#: Sends a group commit's statements; the callback gets ``None`` or the error, on the loop.
+CommitSender = Callable[[list[Statement], Callable[[BaseException | None], None]], None]
 
 _INSERT_CHUNK = (
     "INSERT INTO chunks (topic_id, partition, base_offset, end_offset, ts, bytes, records)"
@@ -163,19 +167,17 @@ def _as_storage_error(exc: BaseException) -> SluicegateError:
     return error
 
 
-def _write_group(
-    conn: sqlite3.Connection,
+def _group_statements(
     pending: list[tuple[int, int, int, int, list[NewRecord]]],
     offsets: list[tuple[str, int, int, int, int]],
-) -> None:
+) -> list[Statement]:
     rows = [row for args in pending for row in chunk_rows(*args)]
     if not offsets and len(rows) == 1:
-        conn.execute(_INSERT_CHUNK, rows[0])
-        return
-    with transaction(conn):
-        conn.executemany(_INSERT_CHUNK, rows)
-        if offsets:
-            conn.executemany(_UPSERT_OFFSET, offsets)
+        return [(_INSERT_CHUNK, rows[0], False)]
+    statements: list[Statement] = [(_INSERT_CHUNK, rows, True)]
+    if offsets:
+        statements.append((_UPSERT_OFFSET, offsets, True))
+    return statements
 
 
 def _probe(conn: sqlite3.Connection) -> None:
@@ -190,6 +192,7 @@ class Writer:
     def __init__(
         self,
         db: DbThread,
+        send_commit: CommitSender,
         catalog: Catalog,
         waiters: Waiters,
         *,
@@ -200,6 +203,8 @@ class Writer:
         observe_commit: CommitObserver | None,
     ) -> None:
         self._db = db
+        #: Group commits go to the commit process; exclusive operations run on ``db``.
+        self._send_commit = send_commit
         # Futures are made on the loop that runs the writer, whoever queues the write.
         self._loop = get_running_loop()
         self._catalog = catalog
@@ -498,8 +503,8 @@ class Writer:
         self._in_flight = appends
         self._committing = True
         try:
-            self._db.submit_then(committed, lambda conn: _write_group(conn, chunks, offset_rows))
-        except SluicegateError as exc:  # the connection is closed: fail this group now
+            self._send_commit(_group_statements(chunks, offset_rows), committed)
+        except SluicegateError as exc:  # the commit process is gone: fail this group now
             committed(exc)
 
     def _committed(self, fatal: BaseException | None) -> None:

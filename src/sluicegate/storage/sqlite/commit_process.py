@@ -1,0 +1,157 @@
+"""Group commits in a process of their own, so that no fsync waits for the loop's GIL.
+
+A writer thread needs the GIL to start each transaction and again after its fsync, and
+a busy event loop holds it until it runs out of work: the commit then starts only when
+every connection is already waiting for it, and the fsync never overlaps the loop's
+work (``docs/design-notes.md``). This process has an interpreter, and a GIL, of its own.
+
+The server sends it each group commit as one frame: a little-endian ``u32`` length and a
+msgpack ``[job, statements]``, where a statement is ``[sql, params, many]``. It runs them
+as one transaction (a single ``INSERT`` in autocommit mode, as the thread writer does)
+and answers ``[job, error]``: ``None``, or ``[sqlite error code, error name, message]``
+so that the server translates it as it would its own sqlite3 error.
+
+Its lifetime is the server's: it holds the data directory's ``flock`` through an
+inherited descriptor (a restarted server cannot open the directory while it still
+commits), asks the kernel to kill it when the server dies, and ends when its input does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sluicegate.errors import SluicegateError, StorageError, StorageUnavailable
+from sluicegate.storage.sqlite.errors import translate
+
+__all__ = ["FRAME_LENGTH", "CommitProcess", "Statement", "run_statements"]
+
+#: ``(sql, parameters, many)``: ``executemany`` with a list of rows when ``many``.
+Statement = tuple[str, Sequence[Any], bool]
+
+#: Every frame starts with its length.
+FRAME_LENGTH = struct.Struct("<I")
+
+
+def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+    """One transaction: a lone single-row statement in autocommit mode, else BEGIN..COMMIT."""
+    if len(statements) == 1 and not statements[0][2]:
+        sql, params, _ = statements[0]
+        conn.execute(sql, params)
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params, many in statements:
+            if many:
+                conn.executemany(sql, params)
+            else:
+                conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _error(data_dir: Path, reply: Sequence[Any]) -> SluicegateError:
+    code, name, message = reply
+    if code < 0:
+        return StorageError(f"the commit process failed: {name}: {message}")
+    exc = sqlite3.OperationalError(message)
+    exc.sqlite_errorcode = code
+    exc.sqlite_errorname = name
+    error = translate(exc, data_dir, opening=False)
+    error.__cause__ = exc
+    return error
+
+
+class CommitProcess:
+    """The server's side: start the process, send it commits, hand back their outcomes."""
+
+    def __init__(self, data_dir: Path, database: Path, lock_fd: int, pragmas: Sequence[str]):
+        self.data_dir = data_dir
+        self._database = database
+        self._lock_fd = lock_fd
+        self._pragmas = tuple(pragmas)
+        self._process: asyncio.subprocess.Process | None = None
+        self._pending: dict[int, Callable[[BaseException | None], None]] = {}
+        self._jobs = 0
+        self._gone: str | None = None
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(tuple[int, list[Any] | None]).decode
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sluicegate.storage.sqlite.commit_worker",
+            str(self._database),
+            str(os.getpid()),
+            *self._pragmas,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=(self._lock_fd,),
+        )
+
+    def submit(
+        self, statements: Sequence[Statement], done: Callable[[BaseException | None], None]
+    ) -> None:
+        """Send one group commit; ``done(error)`` runs on the loop when it has committed."""
+        process = self._process
+        if self._gone is not None or process is None or process.stdin is None:
+            raise StorageUnavailable(self._gone or "the commit process is not running")
+        self._jobs += 1
+        frame = self._encode([self._jobs, statements])
+        process.stdin.write(FRAME_LENGTH.pack(len(frame)) + frame)
+        self._pending[self._jobs] = done
+
+    async def run(self) -> None:
+        """Read the process's answers until it ends; raise if it ends on its own."""
+        process = self._process
+        if process is None or process.stdout is None:
+            raise RuntimeError("CommitProcess.run() before start()")
+        stdout = process.stdout
+        try:
+            while True:
+                try:
+                    head = await stdout.readexactly(FRAME_LENGTH.size)
+                    body = await stdout.readexactly(FRAME_LENGTH.unpack(head)[0])
+                except asyncio.IncompleteReadError:
+                    break
+                job, error = self._decode(body)
+                done = self._pending.pop(job)
+                done(None if error is None else _error(self.data_dir, error))
+            code = await process.wait()
+            closed = self._gone is not None
+            self._fail_pending(f"the commit process exited with status {code}")
+            if not closed:
+                raise StorageError(f"the commit process exited with status {code}")
+        finally:
+            self._fail_pending("the commit process is gone")
+
+    def _fail_pending(self, why: str) -> None:
+        self._gone = self._gone or why
+        pending, self._pending = self._pending, {}
+        for done in pending.values():
+            done(StorageUnavailable(why))
+
+    async def close(self) -> None:
+        """End the process's input and wait for it to exit (after its last commit)."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        self._gone = self._gone or "the commit process was closed"
+        if process.stdin is not None:
+            process.stdin.close()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await process.stdin.wait_closed()
+        await process.wait()

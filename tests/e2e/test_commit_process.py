@@ -1,0 +1,77 @@
+"""The commit process lives and dies with its server, and holds the data directory too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+
+BODY = '{"value": {"type": "text", "data": "x"}}'
+HEADERS = {"content-type": "application/json"}
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return found
+
+
+def gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie that nobody reaps is gone too: its state in /proc says so.
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@contextmanager
+def serving(data_dir: Path) -> Iterator[tuple[ServerProcess, str, int]]:
+    """A server that has committed one record; its produce URL and its commit process."""
+    with serve_in_subprocess(data_dir) as server:
+        url = f"{server.url}/v2/topics/t/records"
+        httpx.post(url, content=BODY, headers=HEADERS).raise_for_status()
+        [worker] = children(server.pid)
+        yield server, url, worker
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_kill_9_of_the_server_takes_the_commit_process_with_it(tmp_path: Path) -> None:
+    with serving(tmp_path) as (server, _, worker):
+        os.kill(server.pid, signal.SIGKILL)
+        assert gone(worker), "the commit process outlived its server"
+    # The directory is free again: a new server starts on it and finds the record.
+    with serve_in_subprocess(tmp_path) as server:
+        response = httpx.post(f"{server.url}/v2/topics/t/records", content=BODY, headers=HEADERS)
+        assert response.json()["offset"] == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_dead_commit_process_stops_the_server(tmp_path: Path) -> None:
+    with serving(tmp_path) as (server, url, worker):
+        os.kill(worker, signal.SIGKILL)
+        # Never a 200 for a record nobody commits: a 5xx, or no server at all.
+        try:
+            response = httpx.post(url, content=BODY, headers=HEADERS, timeout=10)
+        except httpx.TransportError:
+            pass
+        else:
+            assert response.status_code >= 500, response.text
+        assert server.process.wait(timeout=30) != 0
