@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from sluicegate.errors import SluicegateError, StorageError, StorageUnavailable
+from sluicegate.storage.sqlite.connection import transaction
 from sluicegate.storage.sqlite.errors import translate
 
 __all__ = ["FRAME_LENGTH", "CommitProcess", "Statement", "run_statements"]
@@ -48,18 +49,12 @@ def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) ->
         sql, params, _ = statements[0]
         conn.execute(sql, params)
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for sql, params, many in statements:
             if many:
                 conn.executemany(sql, params)
             else:
                 conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _error(data_dir: Path, reply: Sequence[Any]) -> SluicegateError:
