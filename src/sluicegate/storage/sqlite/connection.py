@@ -149,7 +149,7 @@ class DbThread:
 
         ``error`` is ``None`` on success, else the (translated) exception. ``done`` is
         called straight from the loop's wake-up, with no future or task in between: the
-        storage writer settles a commit and starts the next from there.
+        storage writer settles topic changes and retention from there.
         """
         self._start(self._guarded(False, fn), lambda _, error: done(error))
 

@@ -258,11 +258,7 @@ class Writer:
         entry = _Append(
             batch, states, self._catalog.epoch, future, time.monotonic() + self._timeout
         )
-        # _enqueue, written out: this runs for every produce request.
-        self._queue.append(entry)
-        self._queued_records += size
-        if not self._committing and not self._wakeup.is_set():
-            self._wakeup.set()
+        self._enqueue(entry)
         return future
 
     def commit_offsets(
@@ -340,7 +336,7 @@ class Writer:
 
         The task starts a group commit when writes arrive at an idle writer; while one
         is in flight, the next starts from the completion callback (``_committed``)
-        without waking the task, as soon as the thread is done with the last one.
+        without waking the task, as soon as the commit process has answered the last one.
         """
         try:
             while True:
