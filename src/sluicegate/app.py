@@ -14,11 +14,16 @@ from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
-from sluicegate.observability.metrics import CONTENT_TYPE, Metrics
+from sluicegate.observability.metrics import CONTENT_TYPE, Metrics, RequestSeries
 
 __all__ = ["GatewayApp", "build_app"]
 
 logger = logging.getLogger("sluicegate.app")
+
+#: A matched request's route, path parameters, metrics series and body limit.
+_Dispatch = tuple[Route, dict[str, str], RequestSeries, int]
+#: (method, path) pairs whose dispatch is remembered; beyond this the memory starts over.
+_DISPATCH_CACHE_SIZE = 4096
 
 
 class InternalError(ServerError):
@@ -79,6 +84,7 @@ class GatewayApp:
         self.metrics = metrics or Metrics()
         self.metrics.watch_storage(gateway.log.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
+        self._dispatch: dict[tuple[str, str], _Dispatch] = {}
 
     def _own_routes(self) -> list[Route]:
         return [
@@ -86,6 +92,25 @@ class GatewayApp:
             Route("/readyz", self._readyz, authenticated=False),
             Route("/metrics", self._metrics, authenticated=False),
         ]
+
+    def _dispatch_for(self, method: str, path: str) -> _Dispatch:
+        """What serves ``method path``: its route, parameters, metrics and body limit.
+
+        Raises ``NotFound`` or ``MethodNotAllowed``. Clients hit the same few paths again
+        and again (one topic, one consumer), so the answer is remembered, bounded so that
+        a scan of random paths costs no memory.
+        """
+        route, params = self.router.match(method, path)
+        dispatch = (
+            route,
+            params,
+            self.metrics.requests(route.dialect, route.path, method),
+            self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
+        )
+        if len(self._dispatch) >= _DISPATCH_CACHE_SIZE:
+            self._dispatch.clear()
+        self._dispatch[method, path] = dispatch
+        return dispatch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # HTTP is served here, not in a method of its own: that would be one more
@@ -99,28 +124,29 @@ class GatewayApp:
             return
         started = perf_counter()
         method: str = scope["method"]
-        try:
-            route, params = self.router.match(method, scope["path"])
-        except SluicegateError as exc:
-            await self._unmatched(exc, scope, receive, send, started)
-            return
-        request = Request(
-            scope,
-            receive,
-            params,
-            route.path,
-            self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
-            self._json_limits,
-        )
+        path: str = scope["path"]
+        dispatch = self._dispatch.get((method, path))
+        if dispatch is None:
+            try:
+                dispatch = self._dispatch_for(method, path)
+            except SluicegateError as exc:
+                await self._unmatched(exc, scope, receive, send, started)
+                return
+        route, params, series, body_limit = dispatch
+        request = Request(scope, receive, params, route.path, body_limit, self._json_limits)
         try:
             if not route.authenticated:
                 response = await route.endpoint(request)
             else:
-                # Authenticate, then apply the client's rate and concurrency limits.
-                principal = self._auth.authenticate(
-                    request.header("authorization"), peer_certificate(scope)
-                )
+                auth = self._auth
+                if auth.enabled:
+                    principal = auth.authenticate(
+                        request.header("authorization"), peer_certificate(scope)
+                    )
+                else:
+                    principal = auth.anonymous
                 request.principal = principal
+                # The client's rate and concurrency limits.
                 self._rate.check(principal.name, route.dialect)
                 self._requests.acquire(principal.name)
                 try:
@@ -131,9 +157,7 @@ class GatewayApp:
             response = _with_error_headers(route.render_error(exc, request), exc)
         except ClientDisconnected:
             # Nobody to answer; 499 as nginx logs it, for the metrics only.
-            self.metrics.observe_request(
-                route.dialect, route.path, method, 499, perf_counter() - started
-            )
+            series.observe(499, perf_counter() - started)
             return
         except Exception:
             incident = uuid.uuid4().hex[:16]
@@ -141,10 +165,10 @@ class GatewayApp:
                 "unhandled error in %s %s", method, route.path, extra={"incident": incident}
             )
             response = route.render_error(InternalError(incident), request)
-        await response(send)
-        self.metrics.observe_request(
-            route.dialect, route.path, method, response.status, perf_counter() - started
-        )
+        # Response.__call__'s two messages, without its coroutine.
+        await send(response.start_message())
+        await send({"type": "http.response.body", "body": response.body})
+        series.observe(response.status, perf_counter() - started)
 
     async def _unmatched(
         self, exc: SluicegateError, scope: Scope, receive: Receive, send: Send, started: float
@@ -154,9 +178,8 @@ class GatewayApp:
         render = closest.render_error if closest else plain_errors
         response = _with_error_headers(render(exc, Request(scope, receive, {})), exc)
         await response(send)
-        self.metrics.observe_request(
-            "none", "unmatched", scope["method"], response.status, perf_counter() - started
-        )
+        series = self.metrics.requests("none", "unmatched", scope["method"])
+        series.observe(response.status, perf_counter() - started)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         ws = self.router.websockets.get(scope["path"])

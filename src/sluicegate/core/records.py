@@ -22,13 +22,17 @@ __all__ = [
 #: A record header: a name and raw bytes. Order and duplicates are kept, as in Kafka.
 Header = tuple[str, bytes]
 
+# The Structs below hold only strings, numbers, bytes and tuples or lists of them, so they
+# can never be part of a reference cycle: ``gc=False`` keeps them out of the cyclic
+# collector, which would otherwise walk every record in flight on each young collection.
 
-class TopicPartition(msgspec.Struct, frozen=True, order=True, array_like=True):
+
+class TopicPartition(msgspec.Struct, frozen=True, order=True, array_like=True, gc=False):
     topic: str
     partition: int
 
 
-class NewRecord(msgspec.Struct, frozen=True):
+class NewRecord(msgspec.Struct, frozen=True, gc=False):
     """A record to append. The partition is already chosen (see ``core.partitioner``)."""
 
     topic: str
@@ -46,7 +50,7 @@ class NewRecord(msgspec.Struct, frozen=True):
         )
 
 
-class Appended(msgspec.Struct, frozen=True):
+class Appended(msgspec.Struct, frozen=True, gc=False):
     """Where an acknowledged record landed. Durable once you hold it."""
 
     topic: str
@@ -56,7 +60,7 @@ class Appended(msgspec.Struct, frozen=True):
     timestamp: int
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, gc=False):
     """A stored record."""
 
     topic: str

@@ -145,8 +145,22 @@ class Request:
                     f"request body of {length} bytes exceeds the limit of {limit} bytes",
                     limit=limit,
                 )
-        chunks: list[bytes] = []
-        size = 0
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+        # Most bodies arrive in one message: no list, no copy.
+        if message.get("more_body", False):
+            body = await self._rest(body, limit)
+        if json and self.json_limits is not None:
+            self.json_limits.check(body)
+        return body
+
+    async def _rest(self, first: bytes, limit: int) -> bytes:
+        chunks = [first]
+        size = len(first)
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
@@ -157,11 +171,6 @@ class Request:
                 raise PayloadTooLarge(
                     f"request body exceeds the limit of {limit} bytes", limit=limit
                 )
-            if not message.get("more_body", False):
-                break
             chunks.append(chunk)
-        # Most bodies arrive in one message: no list, no copy.
-        body = b"".join((*chunks, chunk)) if chunks else chunk
-        if json and self.json_limits is not None:
-            self.json_limits.check(body)
-        return body
+            if not message.get("more_body", False):
+                return b"".join(chunks)

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.http.types import Send
+from sluicegate.http.types import Message, Send
 
 __all__ = ["JSON", "Response", "json_response"]
 
@@ -31,11 +31,15 @@ class Response:
         if content_type is not None and status != 204:
             self.headers.append((b"content-type", content_type))
 
-    async def __call__(self, send: Send) -> None:
+    def start_message(self) -> Message:
+        """The ``http.response.start`` message; ``http.response.body`` carries ``body``."""
         headers = self.headers
         if self.status != 204:
             headers = [*headers, (b"content-length", str(len(self.body)).encode())]
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        return {"type": "http.response.start", "status": self.status, "headers": headers}
+
+    async def __call__(self, send: Send) -> None:
+        await send(self.start_message())
         await send({"type": "http.response.body", "body": self.body})
 
 

@@ -26,9 +26,6 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 WebSocketEndpoint = ASGIApp
 ErrorRenderer = Callable[[SluicegateError, Request], Response]
 
-#: Matched (method, path) pairs remembered; beyond this the memory starts over.
-_MATCH_CACHE_SIZE = 4096
-
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?\}")
 
 
@@ -88,7 +85,6 @@ class Router:
         self._static: dict[str, list[Route]] = {}
         self._by_segment: dict[str, list[Route]] = {}
         self._wildcard: list[Route] = []
-        self._matched: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
         self.routes = list(routes)
         self.websockets = {ws.path: ws for ws in websockets}
         for route in self.routes:
@@ -102,22 +98,7 @@ class Router:
                 self._by_segment.setdefault(first, []).append(route)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        """The route and its path parameters; ``NotFound`` or ``MethodNotAllowed``.
-
-        The parameters are shared between requests to the same path: read, never write.
-        """
-        key = (method, path)
-        matched = self._matched.get(key)
-        if matched is None:
-            matched = self._match(method, path)
-            # Clients hit the same few paths again and again (one topic, one consumer);
-            # remember them, bounded so that a scan of random paths costs no memory.
-            if len(self._matched) >= _MATCH_CACHE_SIZE:
-                self._matched.clear()
-            self._matched[key] = matched
-        return matched
-
-    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route and its path parameters; ``NotFound`` or ``MethodNotAllowed``."""
         allowed: list[str] = []
         candidates = self._static.get(path)
         if candidates:

@@ -7,7 +7,7 @@ the code: the matched route's template, the method, the status and the dialect.
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left as _bisect_left
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "Metrics", "RequestSeries"]
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -54,7 +54,7 @@ class _StatsCollector(Collector):
             yield GaugeMetricFamily(f"sluicegate_storage_{name}", f"Storage gauge {name}.", value)
 
 
-class _Series:
+class RequestSeries:
     """One route and method's requests: counts by status, latency bucket counts, sum."""
 
     __slots__ = ("buckets", "statuses", "total")
@@ -64,6 +64,13 @@ class _Series:
         #: One count per bucket of ``_LATENCY_BUCKETS``, then the +Inf bucket.
         self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
         self.total = 0.0
+
+    def observe(self, status: int, seconds: float) -> None:
+        """One response with ``status``, ``seconds`` after its request started."""
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        self.buckets[_bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
 
 
 class _RequestStats(Collector):
@@ -76,17 +83,14 @@ class _RequestStats(Collector):
 
     def __init__(self) -> None:
         #: (dialect, route, method) -> its counts by status and its latency histogram.
-        self.series: dict[tuple[str, str, str], _Series] = {}
+        self.series: dict[tuple[str, str, str], RequestSeries] = {}
 
-    def observe(self, dialect: str, route: str, method: str, status: int, seconds: float) -> None:
+    def series_for(self, dialect: str, route: str, method: str) -> RequestSeries:
         key = (dialect, route, method)
         series = self.series.get(key)
         if series is None:
-            series = self.series[key] = _Series()
-        statuses = series.statuses
-        statuses[status] = statuses.get(status, 0) + 1
-        series.buckets[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        series.total += seconds
+            series = self.series[key] = RequestSeries()
+        return series
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -121,8 +125,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = _RequestStats()
         self.registry.register(self._requests)
-        #: Called once per response: ``(dialect, route, method, status, seconds)``.
-        self.observe_request = self._requests.observe
+        #: The series of ``(dialect, route template, method)``: its ``observe(status,
+        #: seconds)`` counts one response. Callers may keep it; it lives as long as this.
+        self.requests = self._requests.series_for
         self._appended = Counter(
             "sluicegate_records_appended",
             "Records durably appended to the log.",

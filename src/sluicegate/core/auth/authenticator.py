@@ -65,7 +65,8 @@ class Authenticator:
         self.store = store
         self.jwt = JwtVerifier(settings.jwt, http_client=http_client)
         self._clock = clock
-        self._anonymous = Principal.anonymous()
+        #: The principal of every request while authentication is off.
+        self.anonymous = Principal.anonymous()
         self._jwt_cache: dict[str, tuple[str, float, int]] = {}
 
     async def load(self) -> None:
@@ -91,7 +92,7 @@ class Authenticator:
     ) -> Principal:
         """The principal the credentials prove, or ``Unauthenticated`` saying what is wrong."""
         if not self.enabled:
-            return self._anonymous
+            return self.anonymous
         if authorization:
             return self._from_header(authorization)
         if peer_cert is not None:

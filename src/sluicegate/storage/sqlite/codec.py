@@ -57,12 +57,13 @@ def chunk_rows(
     rows: list[ChunkRow] = []
     stored: list[tuple[bytes | None, bytes | None, Sequence[Header]]] = []
     total = 0
-    # One pass, sizes inlined: this runs for every record appended.
+    # One pass, sizes inlined (no generator for the headers): this runs for every record
+    # appended.
     for record in records:
         key, value, headers = record.key, record.value, record.headers
         size = (0 if key is None else len(key)) + (0 if value is None else len(value))
-        if headers:
-            size += sum(len(name) + len(data) for name, data in headers)
+        for name, data in headers:
+            size += len(name) + len(data)
         if stored and (len(stored) >= CHUNK_RECORDS or total + size > CHUNK_BYTES):
             end = base + len(stored)
             rows.append((topic_id, partition, base, end, ts, total, _encode(stored)))

@@ -25,7 +25,9 @@ import time
 from asyncio import get_running_loop
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+import msgspec
 
 from sluicegate.core.records import Appended, NewRecord, TopicPartition
 from sluicegate.errors import (
@@ -82,27 +84,19 @@ class Exclusive(abc.ABC, Generic[T]):
         """Bring the in-memory state in line with the committed change."""
 
 
-class _Append:
-    __slots__ = ("batch", "deadline", "epoch", "future", "results", "size", "states")
-    exclusive = False
+class _Append(msgspec.Struct):
+    """A queued batch. A Struct, not a class with ``__init__``: one is made per request."""
 
-    def __init__(
-        self,
-        batch: Sequence[NewRecord],
-        states: list[PartitionState],
-        epoch: int,
-        future: asyncio.Future[list[Appended]],
-        deadline: float,
-    ) -> None:
-        self.batch = batch
-        self.states = states
-        self.epoch = epoch
-        self.future = future
-        #: ``time.monotonic()`` after which the caller gets ``StorageTimeout`` instead.
-        self.deadline = deadline
-        #: Records this operation adds to the queue (what ``max_pending_appends`` counts).
-        self.size = len(batch)
-        self.results: list[Appended] = []
+    batch: Sequence[NewRecord]
+    states: list[PartitionState]
+    epoch: int
+    future: asyncio.Future[list[Appended]]
+    #: ``time.monotonic()`` after which the caller gets ``StorageTimeout`` instead.
+    deadline: float
+    #: Records this operation adds to the queue (what ``max_pending_appends`` counts).
+    size: int
+    results: list[Appended] = []
+    exclusive: ClassVar[bool] = False
 
 
 class _CommitOffsets:
@@ -255,10 +249,8 @@ class Writer:
         size = len(batch)
         self._admit(size)
         future: asyncio.Future[list[Appended]] = self._loop.create_future()
-        entry = _Append(
-            batch, states, self._catalog.epoch, future, time.monotonic() + self._timeout
-        )
-        self._enqueue(entry)
+        deadline = time.monotonic() + self._timeout
+        self._enqueue(_Append(batch, states, self._catalog.epoch, future, deadline, size))
         return future
 
     def commit_offsets(
