@@ -133,7 +133,7 @@ class GatewayApp:
                 await self._unmatched(exc, scope, receive, send, started)
                 return
         route, params, series, body_limit = dispatch
-        request = Request(scope, receive, params, route.path, body_limit, self._json_limits)
+        request = Request(scope, receive, params, body_limit, self._json_limits)
         try:
             if not route.authenticated:
                 response = await route.endpoint(request)

@@ -47,7 +47,6 @@ class Request:
         "principal",
         "raw_headers",
         "receive",
-        "route",
         "scope",
     )
 
@@ -56,7 +55,6 @@ class Request:
         scope: Scope,
         receive: Receive,
         path_params: dict[str, str],
-        route: str = "",
         body_limit: int = DEFAULT_BODY_LIMIT,
         json_limits: JsonLimits | None = None,
     ) -> None:
@@ -71,8 +69,6 @@ class Request:
         #: a repeated header's values joined with ``, `` (RFC 9110).
         self.raw_headers: dict[bytes, bytes] = headers if len(headers) == len(raw) else _joined(raw)
         self.principal: Principal | None = None
-        #: The route template that matched, e.g. ``/v2/topics/{topic_name}/records``.
-        self.route = route
         self._query: dict[str, list[str]] | None = None
         #: Set by the app from the route's dialect; ``body()`` enforces them.
         self.body_limit = body_limit

@@ -41,6 +41,7 @@ from sluicegate.storage.sqlite.catalog import (
     TopicState,
     invalid_partition,
     load_catalog,
+    unknown_topic,
 )
 from sluicegate.storage.sqlite.commit_process import CommitProcess
 from sluicegate.storage.sqlite.connection import DbThread
@@ -302,7 +303,10 @@ class SqliteLog(Log):
             if len(batch) == 1:
                 # A produce request's single record: the loop below, unrolled.
                 record = batch[0]
-                own = catalog.get(record.topic).partitions
+                state = catalog.by_name.get(record.topic)
+                if state is None:
+                    raise unknown_topic(record.topic)
+                own = state.partitions
                 if not 0 <= record.partition < len(own):
                     raise invalid_partition(record.topic, record.partition, len(own))
                 return writer.append(batch, [own[record.partition]])

@@ -236,6 +236,14 @@ class Writer:
             )
 
     def _enqueue(self, entry: _Append | _CommitOffsets | _ExclusiveEntry[Any]) -> None:
+        queued = self._queued_records
+        # _admit's refusals in one test, so that the common case makes no call.
+        if (
+            self._stopped is not None
+            or self._closing
+            or (queued and queued + entry.size > self._max_pending)
+        ):
+            self._admit(entry.size)
         self._queue.append(entry)
         self._queued_records += entry.size
         # While a commit is in flight its callback takes the queue: no need to wake the task.
@@ -246,25 +254,21 @@ class Writer:
         self, batch: Sequence[NewRecord], states: list[PartitionState]
     ) -> asyncio.Future[list[Appended]]:
         """Queue a validated batch (``states[i]`` is record i's partition)."""
-        size = len(batch)
-        self._admit(size)
         future: asyncio.Future[list[Appended]] = self._loop.create_future()
         deadline = time.monotonic() + self._timeout
-        self._enqueue(_Append(batch, states, self._catalog.epoch, future, deadline, size))
+        self._enqueue(_Append(batch, states, self._catalog.epoch, future, deadline, len(batch)))
         return future
 
     def commit_offsets(
         self, group: str, offsets: Mapping[TopicPartition, int], states: list[PartitionState]
     ) -> asyncio.Future[None]:
         """Queue validated group offsets; they ride along with the next group commit."""
-        self._admit(len(states))
         future: asyncio.Future[None] = self._loop.create_future()
         self._enqueue(_CommitOffsets(group, offsets, states, self._catalog.epoch, future))
         return future
 
     def exclusive(self, op: Exclusive[T]) -> asyncio.Future[T]:
         """Queue an operation that runs alone, after everything queued before it."""
-        self._admit(0)
         future: asyncio.Future[T] = self._loop.create_future()
         self._enqueue(_ExclusiveEntry(op, future))
         return future
