@@ -76,29 +76,32 @@ class ConcurrencyLimiter:
 
     def acquire(self, client: str) -> None:
         """Take a slot now or raise: ``RateLimited`` (client's cap), ``Overloaded`` (total)."""
-        held = self._by_client.get(client, 0)
+        by_client = self._by_client
+        held = by_client.get(client, 0)
+        if held >= self.per_client or self.in_flight >= self.total:
+            raise self._refusal(client, held)
+        by_client[client] = held + 1
+        self.in_flight += 1
+
+    def _refusal(self, client: str, held: int) -> RateLimited | Overloaded:
         if held >= self.per_client:
-            raise RateLimited(
+            return RateLimited(
                 f"client {client!r} already has {held} {self.kind} in flight "
                 f"(limit {self.per_client})",
                 retry_after=self.retry_after,
             )
-        if self.in_flight >= self.total:
-            raise Overloaded(
-                f"the gateway has {self.total} {self.kind} in flight; try again shortly",
-                retry_after=self.retry_after,
-            )
-        self._by_client[client] = held + 1
-        self.in_flight += 1
+        return Overloaded(
+            f"the gateway has {self.total} {self.kind} in flight; try again shortly",
+            retry_after=self.retry_after,
+        )
 
     def release(self, client: str) -> None:
         """Give back a slot taken with ``acquire``."""
-        held = self._by_client.get(client, 0)
-        if held <= 1:
-            # Forget idle clients so the map only holds clients with work in flight.
-            self._by_client.pop(client, None)
-        else:
-            self._by_client[client] = held - 1
+        by_client = self._by_client
+        held = by_client.pop(client, 0) - 1
+        # Idle clients are forgotten, so the map only holds clients with work in flight.
+        if held > 0:
+            by_client[client] = held
         self.in_flight -= 1
 
     def held_by(self, client: str) -> int:
