@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluicegate.app import GatewayApp
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
 from tests.conftest import make_settings
@@ -43,6 +44,23 @@ async def test_metrics_label_routes_by_template(client: httpx.AsyncClient) -> No
     assert "sluicegate_commit_duration_seconds_count" in text
     assert "sluicegate_storage_waiters 0.0" in text
     assert "sluicegate_storage_queued_records 0.0" in text
+
+
+async def test_dispatch_is_remembered_per_path_and_bounded(
+    client: httpx.AsyncClient, app: GatewayApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluicegate.app._DISPATCH_CACHE_SIZE", 4)
+    for topic in ("a", "b", "a", "c", "d", "e", "a"):
+        response = await client.post(
+            f"/v2/topics/{topic}/records", json={"value": {"type": "text", "data": topic}}
+        )
+        # A remembered dispatch carries the parameters of its own path, not another's.
+        assert response.json()["topic_name"] == topic
+    assert len(app._dispatch) <= 4
+    # Paths that match nothing are answered without being remembered.
+    for attempt in range(10):
+        assert (await client.get(f"/scan/{attempt}")).status_code == 404
+    assert all(path.startswith("/v2/") for _, path in app._dispatch)
 
 
 async def test_unmatched_route_is_plain_404(client: httpx.AsyncClient) -> None:
