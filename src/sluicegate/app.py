@@ -98,7 +98,8 @@ class GatewayApp:
 
         Raises ``NotFound`` or ``MethodNotAllowed``. Clients hit the same few paths again
         and again (one topic, one consumer), so the answer is remembered, bounded so that
-        a scan of random paths costs no memory.
+        a scan of random paths costs no memory. The parameters are then shared between
+        requests to the same path: endpoints read them, never write.
         """
         route, params = self.router.match(method, path)
         dispatch = (

@@ -37,12 +37,6 @@ __all__ = ["RecordsV2", "routes"]
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,200}")
 
 
-@functools.lru_cache(maxsize=1024)
-def _valid_topic_name(name: str) -> bool:
-    # Clients send the same few names again and again: a cache hit costs less than the regex.
-    return _TOPIC.fullmatch(name) is not None
-
-
 _JSON = "application/json"
 _JSON_BYTES = _JSON.encode()
 _decode_str = msgspec.json.Decoder(str).decode
@@ -50,6 +44,12 @@ _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 Part = Literal["key", "value"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_topic_name(name: str) -> bool:
+    # Clients send the same few names again and again: a cache hit costs less than the regex.
+    return _TOPIC.fullmatch(name) is not None
 
 
 def _validation_message(exc: msgspec.ValidationError) -> str:
@@ -193,13 +193,11 @@ def _headers(produce: ProduceRequest) -> list[Header]:
     if not produce.headers:
         return []
     headers: list[Header] = []
-    for header in produce.headers:
+    for index, header in enumerate(produce.headers):
         if not header.name:
-            index = produce.headers.index(header)
             raise BadRequest(f"headers[{index}].name must not be empty")
         value = _base64(header.value)
         if value is None:
-            index = produce.headers.index(header)
             raise BadRequest(f"headers[{index}].value is not valid base64")
         headers.append((header.name, value))
     return headers
