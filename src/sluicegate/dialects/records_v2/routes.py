@@ -35,8 +35,6 @@ __all__ = ["RecordsV2", "routes"]
 # The seed: 1-200 characters of [a-zA-Z0-9-_.]. Kafka's own rules ('.', '..') follow
 # in the catalog.
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,200}")
-
-
 _JSON = "application/json"
 _JSON_BYTES = _JSON.encode()
 _decode_str = msgspec.json.Decoder(str).decode
