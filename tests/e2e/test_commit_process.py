@@ -75,3 +75,17 @@ def test_a_dead_commit_process_stops_the_server(tmp_path: Path) -> None:
         else:
             assert response.status_code >= 500, response.text
         assert server.process.wait(timeout=30) != 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_server_restarted_at_once_after_kill_9_starts(tmp_path: Path) -> None:
+    # As a supervisor restarts it: reaped, then started again without waiting for the
+    # old commit process, which may hold the directory's lock a moment longer.
+    for expected in range(1, 4):
+        with serving(tmp_path) as (server, _, _):
+            os.kill(server.pid, signal.SIGKILL)
+            server.process.wait()
+        with serve_in_subprocess(tmp_path) as server:
+            url = f"{server.url}/v2/topics/t/records"
+            response = httpx.post(url, content=BODY, headers=HEADERS)
+            assert response.json()["offset"] == 2 * expected - 1

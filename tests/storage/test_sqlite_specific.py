@@ -111,6 +111,59 @@ async def test_a_second_process_on_the_same_directory_is_refused(tmp_path: Path)
     assert out.decode().strip() == f"DataDirectoryError another sluicegate server holds {tmp_path}"
 
 
+_HOLD_LOCK = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+async def _orphaned_lock(data_dir: Path, seconds: float) -> asyncio.subprocess.Process:
+    """A process that holds the directory's lock for ``seconds`` while the LOCK file names
+    a server that has exited: what a server's commit process is for a moment after a
+    kill -9 of the server."""
+    exited = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await exited.wait()
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLD_LOCK,
+        str(data_dir / "LOCK"),
+        str(seconds),
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"held\n"
+    (data_dir / "LOCK").write_text(f"{exited.pid}\n")
+    return holder
+
+
+async def test_a_lock_left_by_an_exited_server_is_waited_for(tmp_path: Path) -> None:
+    holder = await _orphaned_lock(tmp_path, 0.5)
+    # The lock is exclusive: the log gets it only once the holder has exited by itself.
+    async with running(SqliteLog(tmp_path)) as log:
+        await log.create_topic(TopicSpec(name="t"))
+    assert await holder.wait() == 0
+
+
+async def test_a_lock_held_past_the_grace_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluicegate.storage.sqlite.directory.ORPHAN_GRACE", 0.2)
+    holder = await _orphaned_lock(tmp_path, 30)
+    try:
+        error = await start_and_fail(SqliteLog(tmp_path))
+        assert isinstance(error, DataDirectoryError)
+        assert "still locked 0.2s after its server" in str(error)
+    finally:
+        holder.kill()
+        await holder.wait()
+
+
 async def test_a_missing_directory_is_created(tmp_path: Path) -> None:
     where = tmp_path / "a" / "b"
     async with running(SqliteLog(where)) as log:
