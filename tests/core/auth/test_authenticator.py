@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -97,6 +98,64 @@ async def test_api_key_failures(
     other = await store.create_key("orders-app")
     await store.delete_client("orders-app")
     assert reason(authenticator, f"Bearer {other.key}") == "unknown or revoked API key"
+
+
+async def test_a_remembered_key_follows_every_change_at_once(
+    authenticator: Authenticator, store: ClientStore, clock: Clock
+) -> None:
+    # Each key is accepted first (and so remembered), then changed behind its back.
+    expiring = await store.create_key("orders-app", expires_at=clock.now + 60)
+    assert authenticator.authenticate(f"Bearer {expiring.key}").name == "orders-app"
+    clock.now += 61
+    assert reason(authenticator, f"Bearer {expiring.key}") == "the API key has expired"
+
+    revoked = await store.create_key("orders-app")
+    assert authenticator.authenticate(f"Bearer {revoked.key}").name == "orders-app"
+    await store.revoke_key("orders-app", revoked.record.id)
+    assert reason(authenticator, f"Bearer {revoked.key}") == "unknown or revoked API key"
+
+    kept = await store.create_key("orders-app")
+    before = authenticator.authenticate(f"Bearer {kept.key}")
+    assert not before.allows("produce", "payments")
+    await store.update_client("orders-app", Permissions(produce=["payments"]))
+    after = authenticator.authenticate(f"Bearer {kept.key}")
+    assert after.allows("produce", "payments")
+    assert not after.allows("produce", "orders.eu")
+
+    await store.delete_client("orders-app")
+    assert reason(authenticator, f"Bearer {kept.key}") == "unknown or revoked API key"
+
+
+async def test_a_remembered_key_follows_a_revocation_on_another_node(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with running(SqliteLog(tmp_path)) as log:
+        writer, follower = ClientStore(log), ClientStore(log)
+        await writer.load()
+        await follower.load()
+        authenticator = Authenticator(AuthSettings(jwt=JWT_SETTINGS), follower, clock=clock)
+        following = asyncio.create_task(follower.follow())
+        try:
+            await writer.create_client("remote", Permissions(produce=["*"]))
+            created = await writer.create_key("remote")
+            header = f"Bearer {created.key}"
+            for _ in range(500):
+                if follower.principal("remote") is not None and created.record.id in {
+                    k.id for k in follower.keys("remote")
+                }:
+                    break
+                await asyncio.sleep(0.01)
+            assert authenticator.authenticate(header).name == "remote"
+            await writer.revoke_key("remote", created.record.id)
+            for _ in range(500):
+                if follower.find_key(created.record.digest) is None:
+                    break
+                await asyncio.sleep(0.01)
+            assert reason(authenticator, header) == "unknown or revoked API key"
+        finally:
+            following.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await following
 
 
 async def test_messages_never_echo_the_secret(authenticator: Authenticator) -> None:

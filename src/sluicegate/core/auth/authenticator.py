@@ -43,6 +43,8 @@ logger = logging.getLogger("sluicegate.auth")
 
 #: Verified JWTs remembered (token → client, expiry) so a repeated token skips the signature.
 _JWT_CACHE_SIZE = 4096
+#: API keys that were found, remembered (key → client, expiry) for their next request.
+_API_KEY_CACHE_SIZE = 4096
 
 _NO_CREDENTIALS = (
     "this request needs credentials: an API key or JWT in 'Authorization: Bearer <token>', "
@@ -68,6 +70,7 @@ class Authenticator:
         #: The principal of every request while authentication is off.
         self.anonymous = Principal.anonymous()
         self._jwt_cache: dict[str, tuple[str, float, int]] = {}
+        self._api_keys: dict[str, tuple[Principal, float | None, int]] = {}
 
     async def load(self) -> None:
         """Replay clients and keys and load the JWKS; the log must be running."""
@@ -122,15 +125,32 @@ class Authenticator:
         return self._from_api_key(token)
 
     def _from_api_key(self, key: str) -> Principal:
-        record = self.store.find_key(hash_key(key))
+        # Hashing the key (SHA-256 through OpenSSL) and the lookups cost more than the
+        # rest of a request's authentication, so a key that was found is remembered with
+        # its client, for as long as no client or key changes anywhere (the store's
+        # generation): a revocation or a deletion counts from the next request. Keys that
+        # are not found are not remembered, so guessing costs no memory.
+        store = self.store
+        cached = self._api_keys.get(key)
+        if cached is not None and cached[2] == store.generation:
+            principal, expires_at, _ = cached
+            if expires_at is not None and self._clock() >= expires_at:
+                raise Unauthenticated("the API key has expired")
+            return principal
+        generation = store.generation
+        record = store.find_key(hash_key(key))
         if record is None:
             raise Unauthenticated("unknown or revoked API key")
         if record.is_expired(self._clock()):
             raise Unauthenticated("the API key has expired")
-        principal = self.store.principal(record.client)
-        if principal is None:
+        found = store.principal(record.client)
+        if found is None:
             raise Unauthenticated("the API key's client no longer exists")
-        return principal
+        keys = self._api_keys
+        if len(keys) >= _API_KEY_CACHE_SIZE and key not in keys:
+            del keys[next(iter(keys))]  # the oldest: insertion order approximates age
+        keys[key] = (found, record.expires_at, generation)
+        return found
 
     def _from_jwt(self, token: str) -> Principal:
         now = self._clock()

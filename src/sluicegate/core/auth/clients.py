@@ -142,6 +142,9 @@ class ClientStore:
         self._subjects_of: dict[str, list[str]] = {}
         self._active: dict[bytes, _ActiveKey] = {}
         self._digest_of: dict[str, bytes] = {}
+        #: Counts changes to clients and keys, from this node or others: what was looked
+        #: up at one generation is still true while it stays the same.
+        self.generation = 0
         for name, client in self._configured.items():
             self._index_client(name, client)
 
@@ -326,6 +329,7 @@ class ClientStore:
             self._index_client(name, client)
 
     def _index_client(self, name: str, client: Client | None) -> None:
+        self.generation += 1
         for subject in self._subjects_of.pop(name, ()):
             if self._subjects.get(subject) == name:
                 del self._subjects[subject]
@@ -343,6 +347,7 @@ class ClientStore:
                 self._subjects[subject] = name
 
     def _key_changed(self, key_id: str, record: ApiKey | None) -> None:
+        self.generation += 1
         old = self._digest_of.pop(key_id, None)
         if old is not None:
             self._active.pop(old, None)
