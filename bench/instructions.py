@@ -16,8 +16,11 @@ target runs twice, with ``N`` and ``6 N`` requests; the difference of the two co
 divided by ``5 N`` is the cost of one request with start-up and shut-down cancelled out.
 
 Targets: ``http-baseline`` (``bench.baseline_app``), ``records-v2-text`` and
-``records-v2-avro`` (the bodies of ``bench.http_produce``). The ratio is baseline /
-target, comparable to the request-rate ratios: 0.5 means twice the baseline's cost.
+``records-v2-avro`` (the bodies of ``bench.http_produce``), and ``records-v2-text-auth``,
+the text request with an API key. The ratio is baseline / target, comparable to the
+request-rate ratios: 0.5 means twice the baseline's cost. The baseline of
+``records-v2-text-auth`` is ``records-v2-text``: its ratio is what authentication leaves
+of a request's budget, as ``bench.auth_overhead`` measures with wrk.
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ from typing import Any
 
 __all__ = ["run"]
 
-TARGETS = ("http-baseline", "records-v2-text", "records-v2-avro")
+TARGETS = ("http-baseline", "records-v2-text", "records-v2-avro", "records-v2-text-auth")
+#: The key the ``records-v2-text-auth`` target authenticates with (its admin client's).
+_KEY = "sg_instructions_benchmark_key_0123456789"
 CONNECTIONS = 64
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
-def _request(path: str, body: str) -> bytes:
+def _request(path: str, body: str, authorization: str = "") -> bytes:
     data = body.encode()
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n{authorization}"
         f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data
@@ -124,8 +129,9 @@ async def _drive(target: str, requests: int) -> None:
     from sluicegate.storage.factory import open_log
 
     with tempfile.TemporaryDirectory() as data_dir:
+        auth = target == "records-v2-text-auth"
         settings = load_settings(
-            environ={}, overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
+            environ={}, overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": auth}}
         )
         if target == "http-baseline":
             from bench.baseline_app import app
@@ -135,12 +141,15 @@ async def _drive(target: str, requests: int) -> None:
             return
         query = "?serializer=confluent" if target == "records-v2-avro" else ""
         body = AVRO_BODY if target == "records-v2-avro" else TEXT_BODY
-        request = _request(f"/v2/topics/bench/records{query}", body)
+        authorization = f"Authorization: Bearer {_KEY}\r\n" if auth else ""
+        request = _request(f"/v2/topics/bench/records{query}", body, authorization)
         metrics = Metrics()
         log = open_log(settings.storage, observe_commit=metrics.observe_commit)
         async with running(log):
             gateway = Gateway(settings, log)
             await gateway.start()
+            if auth:
+                await gateway.clients.bootstrap_admin(_KEY)
             config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
             await _connections(config, request, requests, tune_gc)
 
@@ -213,13 +222,16 @@ def run(duration: float = 10.0, requests: int = 1280) -> dict[str, dict[str, Any
     if shutil.which("valgrind") is None:
         raise RuntimeError("bench.instructions needs valgrind (apt-get install valgrind)")
     counts = {target: per_request(target, requests) for target in TARGETS}
-    base = counts["http-baseline"]
+    # The authenticated request is measured against the same request without
+    # authentication, as bench.auth_overhead does with wrk; the others against the bare app.
+    bases = dict.fromkeys(TARGETS, counts["http-baseline"])
+    bases["records-v2-text-auth"] = counts["records-v2-text"]
     return {
         f"cpu-{target}": {
             "value": count,
             "unit": "instructions/request",
-            "baseline": base,
-            "ratio": round(base / count, 3),
+            "baseline": bases[target],
+            "ratio": round(bases[target] / count, 3),
         }
         for target, count in counts.items()
     }
