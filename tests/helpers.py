@@ -1,15 +1,41 @@
-"""Helpers shared by test modules: JWTs as an identity provider (or an attacker) makes them."""
+"""Helpers shared by test modules: JWTs as an identity provider (or an attacker) makes
+them, and uvicorn serving an app on a real socket inside the test's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
+import uvicorn
 
-__all__ = ["jwt_claims", "signed_jwt", "unsigned_jwt"]
+__all__ = ["jwt_claims", "serving_in_loop", "signed_jwt", "unsigned_jwt"]
+
+
+@asynccontextmanager
+async def serving_in_loop(config: uvicorn.Config) -> AsyncIterator[int]:
+    """Serve ``config`` (with ``port=0``) in this event loop; yield the port it listens on.
+
+    The app runs in the test's loop (a log it uses lives there): call blocking clients
+    through ``asyncio.to_thread`` so the loop keeps serving.
+    """
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()  # it failed to start: say why
+                await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
 
 
 def jwt_claims(

@@ -7,7 +7,6 @@ leave the server serving.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -15,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from sluicegate.app import GatewayApp
 from sluicegate.cli.serve import uvicorn_config
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
+from tests.helpers import serving_in_loop
 
 BODY = {"value": {"type": "text", "data": "v"}}
 
@@ -29,18 +28,8 @@ BODY = {"value": {"type": "text", "data": "v"}}
 async def base_url(app: GatewayApp, settings: Settings) -> AsyncIterator[str]:
     config = uvicorn_config(app, settings)
     config.host, config.port = "127.0.0.1", 0
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with serving_in_loop(config) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_500_carries_an_incident_id_and_the_server_goes_on(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from sluicegate.http.tls import (
 from sluicegate.http.types import ASGIApp, Receive, Scope, Send
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
+from tests.helpers import serving_in_loop
 
 
 async def echo_peer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,17 +85,8 @@ async def serve(tls: TlsSettings, app: ASGIApp = echo_peer) -> AsyncIterator[int
         log_config=None,
         **uvicorn_tls_options(tls),
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(1000):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
+    async with serving_in_loop(config) as port:
+        yield port
 
 
 def settings(files: dict[str, str], **extra: Any) -> TlsSettings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,6 +15,7 @@ from sluicegate.dialects.schema_registry.routes import routes
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.sqlite import SqliteLog
+from tests.helpers import serving_in_loop
 
 
 @pytest.fixture
@@ -43,22 +43,10 @@ def app(settings: Settings, log: Log, registry: SchemaRegistry, metrics: Metrics
 
 @pytest.fixture
 async def server_url(app: GatewayApp) -> AsyncIterator[str]:
-    """The app served by uvicorn on 127.0.0.1, on a port the OS picked.
-
-    It runs in the test's event loop (the log lives there); call blocking clients through
-    ``asyncio.to_thread`` so the loop keeps serving.
-    """
+    """The app served by uvicorn on 127.0.0.1, on a port the OS picked (see
+    ``serving_in_loop`` for how to call it)."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="none"
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 (uvicorn has no readiness event)
-            await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with serving_in_loop(config) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
