@@ -139,13 +139,9 @@ class GatewayApp:
             if not route.authenticated:
                 response = await route.endpoint(request)
             else:
-                auth = self._auth
-                if auth.enabled:
-                    principal = auth.authenticate(
-                        request.header("authorization"), peer_certificate(scope)
-                    )
-                else:
-                    principal = auth.anonymous
+                principal = self._auth.authenticate(
+                    request.header("authorization"), peer_certificate(scope)
+                )
                 request.principal = principal
                 # The client's rate and concurrency limits.
                 self._rate.check(principal.name, route.dialect)

@@ -62,7 +62,7 @@ class Partitioner:
 
     def partition(self, topic: str, key: bytes | None, partitions: int) -> int:
         if key is not None:
-            return _positive_hash(key) % partitions  # partition_for_key, one call less
+            return partition_for_key(key, partitions)
         if partitions == 1:
             return 0
         current = self._sticky.get(topic)

@@ -3,6 +3,7 @@ limits."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -27,6 +28,17 @@ __all__ = ["ClientDisconnected", "Request"]
 
 class ClientDisconnected(Exception):
     """The client went away before the body was read; nobody is left to answer."""
+
+
+def _parse_media_type(content_type: bytes) -> str:
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+
+
+# Clients send the same one or two Content-Types on every request: each is parsed once
+# (short ones only, so that the memory stays small whatever clients send).
+_remembered_media_type = functools.lru_cache(maxsize=64)(_parse_media_type)
+#: Longer Content-Type values are parsed every time.
+_MEDIA_TYPE_CACHE_BYTES = 128
 
 
 def _joined(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -114,8 +126,10 @@ class Request:
     @property
     def media_type(self) -> str:
         """The Content-Type without parameters, lower case; ``""`` if absent."""
-        value = self.raw_headers.get(b"content-type", b"").decode("latin-1")
-        return value.split(";", 1)[0].strip().lower()
+        value = self.raw_headers.get(b"content-type", b"")
+        if len(value) <= _MEDIA_TYPE_CACHE_BYTES:
+            return _remembered_media_type(value)
+        return _parse_media_type(value)
 
     async def body(self, limit: int | None = None, *, json: bool = False) -> bytes:
         """The whole body, refused with ``PayloadTooLarge`` as soon as it passes ``limit``.
@@ -141,22 +155,8 @@ class Request:
                     f"request body of {length} bytes exceeds the limit of {limit} bytes",
                     limit=limit,
                 )
-        message = await self.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        body: bytes = message.get("body", b"")
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        # Most bodies arrive in one message: no list, no copy.
-        if message.get("more_body", False):
-            body = await self._rest(body, limit)
-        if json and self.json_limits is not None:
-            self.json_limits.check(body)
-        return body
-
-    async def _rest(self, first: bytes, limit: int) -> bytes:
-        chunks = [first]
-        size = len(first)
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
@@ -167,6 +167,11 @@ class Request:
                 raise PayloadTooLarge(
                     f"request body exceeds the limit of {limit} bytes", limit=limit
                 )
-            chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                break
+            chunks.append(chunk)
+        # Most bodies arrive in one message: no list, no copy.
+        body = b"".join((*chunks, chunk)) if chunks else chunk
+        if json and self.json_limits is not None:
+            self.json_limits.check(body)
+        return body

@@ -67,8 +67,7 @@ class Authenticator:
         self.store = store
         self.jwt = JwtVerifier(settings.jwt, http_client=http_client)
         self._clock = clock
-        #: The principal of every request while authentication is off.
-        self.anonymous = Principal.anonymous()
+        self._anonymous = Principal.anonymous()
         self._jwt_cache: dict[str, tuple[str, float, int]] = {}
         self._api_keys: dict[str, tuple[Principal, float | None, int]] = {}
 
@@ -95,7 +94,7 @@ class Authenticator:
     ) -> Principal:
         """The principal the credentials prove, or ``Unauthenticated`` saying what is wrong."""
         if not self.enabled:
-            return self.anonymous
+            return self._anonymous
         if authorization:
             return self._from_header(authorization)
         if peer_cert is not None:

@@ -36,7 +36,6 @@ __all__ = ["RecordsV2", "routes"]
 # in the catalog.
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,200}")
 _JSON = "application/json"
-_JSON_BYTES = _JSON.encode()
 _decode_str = msgspec.json.Decoder(str).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -76,8 +75,7 @@ class RecordsV2:
             raise BadRequest(
                 f"invalid serializer {serializer!r}: the only allowed value is 'confluent'"
             )
-        # The exact header most clients send needs no parsing into a media type.
-        if request.raw_headers.get(b"content-type") != _JSON_BYTES and request.media_type != _JSON:
+        if request.media_type != _JSON:
             shown = request.media_type or "none"
             raise UnsupportedMediaType(
                 f"unsupported Content-Type {shown!r}: expected application/json"

@@ -41,7 +41,6 @@ from sluicegate.storage.sqlite.catalog import (
     TopicState,
     invalid_partition,
     load_catalog,
-    unknown_topic,
 )
 from sluicegate.storage.sqlite.commit_process import CommitProcess
 from sluicegate.storage.sqlite.connection import DbThread
@@ -303,10 +302,7 @@ class SqliteLog(Log):
             if len(batch) == 1:
                 # A produce request's single record: the loop below, unrolled.
                 record = batch[0]
-                state = catalog.by_name.get(record.topic)
-                if state is None:
-                    raise unknown_topic(record.topic)
-                own = state.partitions
+                own = catalog.get(record.topic).partitions
                 if not 0 <= record.partition < len(own):
                     raise invalid_partition(record.topic, record.partition, len(own))
                 return writer.append(batch, [own[record.partition]])

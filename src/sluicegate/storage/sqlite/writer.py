@@ -236,14 +236,7 @@ class Writer:
             )
 
     def _enqueue(self, entry: _Append | _CommitOffsets | _ExclusiveEntry[Any]) -> None:
-        queued = self._queued_records
-        # _admit's refusals in one test, so that the common case makes no call.
-        if (
-            self._stopped is not None
-            or self._closing
-            or (queued and queued + entry.size > self._max_pending)
-        ):
-            self._admit(entry.size)
+        self._admit(entry.size)
         self._queue.append(entry)
         self._queued_records += entry.size
         # While a commit is in flight its callback takes the queue: no need to wake the task.
