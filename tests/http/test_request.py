@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import sluicegate.http.request as request_module
 from sluicegate.core.limits.json_limits import JsonLimits
 from sluicegate.errors import BadRequest, PayloadTooLarge
 from sluicegate.http.request import ClientDisconnected, Request
@@ -75,6 +76,8 @@ def test_header_values_are_latin_1() -> None:
         (b"application/json", "application/json"),
         (b"Application/JSON; charset=utf-8", "application/json"),
         (b" text/plain ;q=1", "text/plain"),
+        # Long values are parsed as short ones are, only never remembered.
+        (b"Application/JSON; profile=" + b"x" * 300, "application/json"),
     ],
 )
 def test_media_type_drops_parameters_and_case(value: bytes, media_type: str) -> None:
@@ -83,6 +86,15 @@ def test_media_type_drops_parameters_and_case(value: bytes, media_type: str) -> 
 
 def test_no_content_type_is_an_empty_media_type() -> None:
     assert request().media_type == ""
+
+
+def test_media_types_are_remembered_boundedly() -> None:
+    for n in range(200):
+        assert request([(b"content-type", b"application/x-%d" % n)]).media_type == (
+            f"application/x-{n}"
+        )
+    cache = request_module._remembered_media_type.cache_info()
+    assert cache.currsize <= cache.maxsize == 64
 
 
 def test_query_parameters_last_value_wins() -> None:
