@@ -19,10 +19,10 @@ from sluicegate.http.router import Route
 
 __all__ = ["DOCUMENTS", "load_document", "routes"]
 
-#: name → package holding ``openapi.json``.
-DOCUMENTS: dict[str, str] = {
-    "records-v2": "sluicegate.dialects.records_v2",
-    "schema-registry": "sluicegate.dialects.schema_registry",
+#: name → (package, file) of the document; a dialect with two APIs ships two files.
+DOCUMENTS: dict[str, tuple[str, str]] = {
+    "records-v2": ("sluicegate.dialects.records_v2", "openapi.json"),
+    "schema-registry": ("sluicegate.dialects.schema_registry", "openapi.json"),
 }
 
 
@@ -31,7 +31,8 @@ def load_document(name: str) -> dict[str, Any]:
     """The parsed OpenAPI document of dialect ``name``."""
     if name not in DOCUMENTS:
         raise NotFound(f"no OpenAPI document called {name!r}; see /openapi/")
-    text = resources.files(DOCUMENTS[name]).joinpath("openapi.json").read_text("utf-8")
+    package, filename = DOCUMENTS[name]
+    text = resources.files(package).joinpath(filename).read_text("utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
 
