@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test check lint typecheck bench crash clean
+.PHONY: serve test check lint typecheck bench crash kafka clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(STAMP)
 ## crash: 100 kill -9 rounds against a real server
 crash: $(STAMP)
 	$(BIN)/python -m bench.crash --rounds 100
+
+## kafka: a single-node Apache Kafka broker on 127.0.0.1:9092 for development (Java 17+, Maven)
+kafka: $(STAMP)
+	$(BIN)/python -m sluicegate.testing.kafka_broker run --port 9092
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
+from sluicegate.testing.kafka_broker import KafkaBroker
 
 
 def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
@@ -53,3 +55,19 @@ async def client(app: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sluicegate.test") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka cluster's bootstrap servers, for the whole run.
+
+    ``$SLUICEGATE_TEST_KAFKA_BOOTSTRAP`` names an existing cluster; otherwise a single-node
+    broker is started for the run (Java and Maven are all it needs) and stopped at the end.
+    Kafka tests never skip: a missing Java or Maven fails them, saying which.
+    """
+    existing = os.environ.get("SLUICEGATE_TEST_KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker.bootstrap_servers

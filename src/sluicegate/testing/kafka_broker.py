@@ -1,0 +1,338 @@
+"""A single-node Apache Kafka broker (KRaft, no ZooKeeper) on 127.0.0.1.
+
+For development, tests and CI: nothing to install by hand but Java 17+ and Maven.
+``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
+Maven into a cache kept between runs; ``KafkaBroker`` formats a fresh storage directory,
+starts a combined broker/controller on free loopback ports, waits until it answers
+metadata requests, and stops it with SIGTERM (Kafka's own clean shutdown).
+
+    python -m sluicegate.testing.kafka_broker fetch     # resolve the jars once
+    python -m sluicegate.testing.kafka_broker run       # serve until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["KAFKA_VERSION", "BrokerError", "KafkaBroker", "cache_dir", "fetch", "main"]
+
+#: The broker's version; its jars are cached per version.
+KAFKA_VERSION = "4.1.1"
+#: Kafka 4.1 brings slf4j-api 1.7, whose bindings are found by class name: the binding
+#: must be of the same line, or the broker logs nothing at all.
+_SLF4J_BINDING = ("org.slf4j", "slf4j-simple", "1.7.36")
+#: Marks a complete jar directory: a fetch that died half-way is redone.
+_COMPLETE = ".complete"
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>sluicegate.dev</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <dependency>
+      <groupId>{binding[0]}</groupId><artifactId>{binding[1]}</artifactId>
+      <version>{binding[2]}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be fetched, formatted or started; the message says why."""
+
+
+def cache_dir() -> Path:
+    """Where jars are kept between runs: ``$SLUICEGATE_KAFKA_CACHE`` or the user's cache."""
+    explicit = os.environ.get("SLUICEGATE_KAFKA_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sluicegate" / "kafka"
+
+
+def _require(tool: str, hint: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise BrokerError(f"{tool!r} is not on PATH; {hint}")
+    return found
+
+
+def fetch(version: str = KAFKA_VERSION, *, cache: Path | None = None) -> Path:
+    """The directory holding the broker's jars, resolved with Maven on first use.
+
+    Concurrent callers (parallel test runs) wait on one lock instead of fetching twice.
+    """
+    root = (cache or cache_dir()) / version
+    lib = root / "lib"
+    if (lib / _COMPLETE).exists():
+        return lib
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (lib / _COMPLETE).exists():
+            return lib
+        mvn = _require("mvn", "install Maven (Debian: apt-get install maven)")
+        staging = Path(tempfile.mkdtemp(prefix="lib.", dir=root))
+        (root / "pom.xml").write_text(_POM.format(version=version, binding=_SLF4J_BINDING))
+        command = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(root / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            output = done.stdout[-4000:] + done.stderr[-4000:]
+            raise BrokerError(f"Maven could not resolve Kafka {version}:\n{output}")
+        (staging / _COMPLETE).touch()
+        shutil.rmtree(lib, ignore_errors=True)
+        staging.rename(lib)
+    return lib
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+class KafkaBroker:
+    """One combined broker/controller whose storage lives in ``directory``.
+
+    ``start()`` formats the storage on first start only, so a stopped broker started again
+    on the same directory keeps its records, as a real one does.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        version: str = KAFKA_VERSION,
+        port: int = 0,
+        heap: str = "512m",
+    ) -> None:
+        self.directory = directory
+        self.version = version
+        self.port = port or _free_port()
+        self.controller_port = _free_port()
+        self.heap = heap
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Path = directory / "broker.log"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """The broker's own log (stdout and stderr)."""
+        return self._log_file
+
+    def _properties(self) -> str:
+        data = self.directory / "data"
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data),
+            # One node: every internal topic has one replica, and min ISR 1.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # Tests create groups constantly: no three-second wait before the first rebalance.
+            "group.initial.rebalance.delay.ms": "0",
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+        }
+        return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _java(self, lib: Path, *args: str, heap: str = "256m") -> list[str]:
+        java = _require("java", "install a Java 17+ runtime (Debian: apt-get install default-jre)")
+        return [java, f"-Xmx{heap}", "-cp", f"{lib}/*", *args]
+
+    def _format(self, lib: Path, properties: Path) -> None:
+        if (self.directory / "data" / "meta.properties").exists():
+            return
+        uuid = subprocess.run(
+            self._java(lib, "kafka.tools.StorageTool", "random-uuid"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        cluster_id = uuid.stdout.strip().splitlines()[-1] if uuid.returncode == 0 else ""
+        if not cluster_id:
+            raise BrokerError(f"kafka-storage random-uuid failed:\n{uuid.stderr[-4000:]}")
+        done = subprocess.run(
+            self._java(
+                lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BrokerError(
+                f"kafka-storage format failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
+            )
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Fetch if needed, format on first start, run, and wait until metadata answers."""
+        lib = fetch(self.version)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        properties = self.directory / "server.properties"
+        properties.write_text(self._properties())
+        self._format(lib, properties)
+        with open(self._log_file, "ab") as log:
+            self._process = subprocess.Popen(
+                self._java(lib, "kafka.Kafka", str(properties), heap=self.heap),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: Ctrl-C in a terminal reaches us, and we stop it cleanly.
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise BrokerError(
+                    f"the broker exited with {self._process.returncode}; "
+                    f"last lines of its log:\n{self._tail()}"
+                )
+            if _answers("127.0.0.1", self.port) and self._metadata_answers():
+                return
+            time.sleep(0.25)
+        raise BrokerError(f"the broker did not answer within {timeout:.0f}s:\n{self._tail()}")
+
+    def _metadata_answers(self) -> bool:
+        # The port opens before the broker has joined its own quorum; a metadata answer
+        # naming this broker means clients can use it.
+        try:
+            from confluent_kafka.admin import AdminClient
+        except ImportError:  # without the client library, an open port is the best we know
+            return True
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        try:
+            return bool(admin.list_topics(timeout=2.0).brokers)
+        except Exception:  # noqa: BLE001 - any failure here means "not yet"
+            return False
+
+    def _tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self._log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM for a clean shutdown; SIGKILL if it does not end in ``timeout``."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+    def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def _directory(path: str | None) -> Iterator[Path]:
+    if path:
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="sluicegate-kafka-") as temporary:
+        yield Path(temporary)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sluicegate.testing.kafka_broker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("fetch", help="resolve the broker's jars into the cache")
+    run = commands.add_parser("run", help="serve a broker until interrupted")
+    run.add_argument("--port", type=int, default=9092)
+    run.add_argument("--dir", help="storage directory (kept); a temporary one by default")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            print(fetch())
+            return 0
+        with _directory(args.dir) as directory, KafkaBroker(directory, port=args.port) as broker:
+            # Blocked only now: the broker must not inherit a mask that ignores SIGTERM.
+            stop_signals = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            print(
+                f"Kafka {broker.version} on {broker.bootstrap_servers} (Ctrl-C stops it)",
+                flush=True,
+            )
+            signal.sigwait(stop_signals)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
