@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import msgspec
 
+from sluicegate.core.auth.principals import Principal
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.schema_topics import SchemaTopics
 from sluicegate.core.schemas.workato import parse_value_schema
@@ -67,18 +68,24 @@ async def _json_body(request: Request) -> bytes:
     return await request.body(json=True)
 
 
+def _visible(principal: Principal | None, topics: list[Topic]) -> list[Topic]:
+    """The topics on which ``principal`` holds any permission."""
+    if principal is None:
+        return []
+    if principal.is_admin:
+        return topics
+    allows = principal.allows
+    return [
+        t
+        for t in topics
+        if allows("admin", t.name) or allows("produce", t.name) or allows("consume", t.name)
+    ]
+
+
 class DeveloperApi:
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
         self._topics = SchemaTopics(gateway.topics, gateway.schemas)
-
-    def _may_see(self, request: Request, topic: Topic) -> bool:
-        allowed, principal = self._gateway.allowed, request.principal
-        return (
-            allowed(principal, "admin", topic.name)
-            or allowed(principal, "produce", topic.name)
-            or allowed(principal, "consume", topic.name)
-        )
 
     async def _administered(self, request: Request) -> Topic:
         """The topic of the path, if the client administers it."""
@@ -88,7 +95,7 @@ class DeveloperApi:
 
     async def list_topics(self, request: Request) -> Response:
         query = parse_list_query(request)
-        visible = [t for t in await self._topics.list() if self._may_see(request, t)]
+        visible = _visible(request.principal, await self._topics.list())
         count, page = query.select(visible)
         describe = self._topics.describe
         data = [topic_out(describe(t), with_schema=query.include_schema) for t in page]
