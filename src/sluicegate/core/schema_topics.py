@@ -29,6 +29,7 @@ import msgspec
 from sluicegate.core.catalog import TopicCatalog
 from sluicegate.core.schemas.compatibility import CompatibilityLevel
 from sluicegate.core.schemas.model import LATEST, RegisteredSchema, SchemaType
+from sluicegate.core.schemas.naming import subject_name
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.core.schemas.workato import ValueSchema
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
@@ -65,7 +66,7 @@ class SchemaTopic(msgspec.Struct, frozen=True, kw_only=True):
 
 def value_subject(topic: str) -> str:
     """The subject of ``topic``'s value schema (Confluent's topic name strategy)."""
-    return f"{topic}-value"
+    return subject_name("topic", topic, None, is_key=False)
 
 
 class SchemaTopics:
