@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.helpers import E2E_ADMIN_KEY
 
-ADMIN_KEY = "sg_developer_api_admin_key_0123456789abcdef"
-AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
+AUTH = {"authorization": f"Bearer {E2E_ADMIN_KEY}"}
 TOPICS = "/api/event_streams/topics"
 SCHEMA = [
     {"name": "id", "type": "integer"},
@@ -28,17 +28,9 @@ SCHEMA = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with serve_in_subprocess(
-        tmp_path_factory.mktemp("data"), args=(), env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
-    ) as server:
-        yield server
-
-
 @pytest.fixture
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=AUTH) as client:
+def http(admin_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=admin_server.url, headers=AUTH) as client:
         yield client
 
 
@@ -112,11 +104,11 @@ def test_a_taken_name_is_409(http: httpx.Client) -> None:
     assert response.json()["code"] == "topic_exists"
 
 
-def test_the_document_is_served(server: ServerProcess) -> None:
-    index = httpx.get(f"{server.url}/openapi/").json()
+def test_the_document_is_served(admin_server: ServerProcess) -> None:
+    index = httpx.get(f"{admin_server.url}/openapi/").json()
     entry = next(entry for entry in index if entry["name"] == "topics-v1-developer")
     assert entry["url"] == "/openapi/topics-v1-developer.json"
-    document = httpx.get(f"{server.url}/openapi/topics-v1-developer.json").json()
+    document = httpx.get(f"{admin_server.url}/openapi/topics-v1-developer.json").json()
     assert set(document["paths"]) == {
         TOPICS,
         f"{TOPICS}/{{topic_id}}",
@@ -125,7 +117,7 @@ def test_the_document_is_served(server: ServerProcess) -> None:
 
 
 def test_topics_and_schemas_survive_a_restart(tmp_path: Path) -> None:
-    env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
+    env = {"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY}
     with serve_in_subprocess(tmp_path, args=(), env=env) as server:
         created = httpx.post(
             f"{server.url}{TOPICS}",
