@@ -165,7 +165,6 @@ def test_an_empty_schema_is_any_object() -> None:
 def test_a_workato_list_parses_to_registrable_json_schema_text() -> None:
     fields = [{"name": "id", "type": "integer"}]
     parsed = parse_value_schema(fields)
-    assert parsed.form == "workato"
     assert parsed.given == fields
     assert json.loads(parsed.text) == to_json_schema(fields)
     JsonSchema.parse(parsed.text)  # what the registry will accept
@@ -174,7 +173,7 @@ def test_a_workato_list_parses_to_registrable_json_schema_text() -> None:
 def test_a_json_schema_object_is_taken_as_it_is() -> None:
     document = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}
     parsed = parse_value_schema(document)
-    assert parsed.form == "json_schema"
+    assert parsed.given == document
     assert json.loads(parsed.text) == document
 
 

@@ -32,7 +32,7 @@ Anything else is ``InvalidSchema`` naming the field path (``schema[2].properties
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -59,13 +59,10 @@ _TYPE_LIST = ", ".join(WORKATO_TYPES)
 #: Deeper than this is a mistake (or an attack), not a schema.
 _MAX_DEPTH = 32
 
-SchemaForm = Literal["workato", "json_schema"]
-
 
 class ValueSchema(msgspec.Struct, frozen=True, kw_only=True):
     """A topic's value schema: as the client gave it, and as JSON Schema text to register."""
 
-    form: SchemaForm
     given: Any
     #: The JSON Schema document, compact, keys sorted (the registry compares normal forms).
     text: str
@@ -75,10 +72,8 @@ def parse_value_schema(given: object, path: str = "schema") -> ValueSchema:
     """A Workato field list or a JSON Schema object; ``InvalidSchema`` otherwise."""
     if isinstance(given, list):
         document = to_json_schema(given, path)
-        form: SchemaForm = "workato"
     elif isinstance(given, dict):
         document = given
-        form = "json_schema"
     else:
         raise InvalidSchema(
             f"{path}: expected a list of Workato field objects or a JSON Schema object, "
@@ -90,7 +85,7 @@ def parse_value_schema(given: object, path: str = "schema") -> ValueSchema:
         JsonSchema.parse(text)
     except InvalidSchema as exc:
         raise InvalidSchema(f"{path}: {exc.message}", field=path) from None
-    return ValueSchema(form=form, given=given, text=text)
+    return ValueSchema(given=given, text=text)
 
 
 def to_json_schema(fields: list[Any], path: str = "schema") -> dict[str, Any]:
