@@ -313,6 +313,16 @@ async def test_topics_made_elsewhere_are_managed_here_too(
     assert (await client.delete(f"{TOPICS}/{made.id}")).status_code == 200
 
 
+async def test_a_topic_made_elsewhere_keeps_its_subjects_level(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    made = await gateway.topics.create(TopicSpec(name="payments"))
+    await gateway.schemas.register("payments-value", json.dumps("string"), "AVRO")
+    response = await client.put(f"{TOPICS}/{made.id}", json={"schema": ORDER})
+    assert "SCHEMA_TYPE_CHANGED" in error(response, 409, "incompatible_schema")
+    assert (await versions(client, "payments-value")).json() == [1]
+
+
 async def test_a_failed_registration_leaves_no_topic(
     client: httpx.AsyncClient, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
