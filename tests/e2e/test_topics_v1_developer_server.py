@@ -4,6 +4,7 @@ authentication on, and a real HTTP client."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 from tests.helpers import E2E_ADMIN_KEY
+
+with warnings.catch_warnings():
+    # authlib (imported by the registry client) deprecates plain httpx at import time.
+    import authlib.deprecate
+
+    warnings.filterwarnings("ignore", category=authlib.deprecate.AuthlibDeprecationWarning)
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 AUTH = {"authorization": f"Bearer {E2E_ADMIN_KEY}"}
 TOPICS = "/api/event_streams/topics"
@@ -60,6 +68,25 @@ def test_a_topic_and_its_schema_through_their_whole_life(http: httpx.Client) -> 
     assert data(http.delete(url)) == {"success": True}
     assert http.get(url).status_code == 404
     assert http.get("/subjects/shop.orders-value/versions").status_code == 404
+
+
+def test_confluents_client_sees_each_version(
+    http: httpx.Client, admin_server: ServerProcess
+) -> None:
+    topic = data(http.post(TOPICS, json={"name": "shop.carts", "schema": SCHEMA}))
+    data(http.put(f"{TOPICS}/{topic['id']}", json={"schema": [{"name": "cart_id"}]}))
+    registry = SchemaRegistryClient(
+        {"url": admin_server.url, "basic.auth.user.info": f"admin:{E2E_ADMIN_KEY}"}
+    )
+    try:
+        assert registry.get_versions("shop.carts-value") == [1, 2]
+        latest = registry.get_latest_version("shop.carts-value")
+        assert latest.schema.schema_type == "JSON"
+        assert json.loads(latest.schema.schema_str)["required"] == ["cart_id"]
+        first = registry.get_version("shop.carts-value", 1)
+        assert first.schema_id == topic["schema_id"]
+    finally:
+        registry.close()
 
 
 @pytest.mark.parametrize(
