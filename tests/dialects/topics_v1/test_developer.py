@@ -76,8 +76,8 @@ async def test_create_takes_a_json_schema_retention_and_partitions(
     assert topic["partitions"] == 3
     registered = (await client.get("/subjects/counts-value/versions/latest")).json()
     assert json.loads(registered["schema"]) == document
-    forever = await create(client, "forever", retention=None)
-    assert forever["retention"] is None
+    forever = await create(client, "forever", retention=None, description=None)
+    assert (forever["retention"], forever["description"]) == (None, "")
 
 
 async def test_create_ignores_unknown_fields(client: httpx.AsyncClient) -> None:
@@ -192,6 +192,8 @@ async def test_update_description_and_retention_only(client: httpx.AsyncClient) 
     assert forever.json()["data"]["retention"] is None
     unchanged = await client.put(f"{TOPICS}/{topic['id']}", json={})
     assert unchanged.json()["data"]["description"] == "now"
+    cleared = await client.put(f"{TOPICS}/{topic['id']}", json={"description": None})
+    assert cleared.json()["data"]["description"] == ""
 
 
 async def test_update_errors(client: httpx.AsyncClient) -> None:

@@ -41,7 +41,7 @@ class TopicCreate(msgspec.Struct):
     name: str
     schema: Any
     retention: float | None = DEFAULT_RETENTION_SECONDS
-    description: str = ""
+    description: str | None = ""
     #: sluicegate's addition: more partitions spread load, at the cost of one cursor order.
     partitions: int = 1
 
@@ -52,7 +52,7 @@ class TopicUpdateIn(msgspec.Struct):
     name: str | msgspec.UnsetType = msgspec.UNSET
     schema: Any = msgspec.UNSET
     retention: float | msgspec.UnsetType | None = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class TopicOut(msgspec.Struct):
@@ -101,8 +101,10 @@ def retention_ms(seconds: float | None) -> int | None:
     return round(seconds * 1000)
 
 
-def check_description(description: str) -> str:
-    """``description`` if it is short enough to keep with the topic."""
+def check_description(description: str | None) -> str:
+    """``description`` if it is short enough to keep with the topic; null is none."""
+    if description is None:
+        return ""
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise BadRequest(
             f"description: at most {MAX_DESCRIPTION_LENGTH} characters, got {len(description)}",
