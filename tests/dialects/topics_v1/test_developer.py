@@ -81,7 +81,7 @@ async def test_create_takes_a_json_schema_retention_and_partitions(
 
 
 async def test_create_ignores_unknown_fields(client: httpx.AsyncClient) -> None:
-    # Workato's own clients send folder_id.
+    # Clients written for Workato's API send folder_id.
     topic = await create(client, folder_id=12)
     assert "folder_id" not in topic
 

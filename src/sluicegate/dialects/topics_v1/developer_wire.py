@@ -1,7 +1,7 @@
 """Bodies of the topics v1 developer API (Workato's topic admin), and their checks.
 
-Unknown fields in a request are ignored, as Workato's API ignores them (its own clients
-send ``folder_id``); every field that is read is checked, and an error names it.
+Unknown fields in a request are ignored, as Workato's API ignores them (clients written
+for it send ``folder_id``); every field that is read is checked, and an error names it.
 """
 
 from __future__ import annotations
