@@ -14,7 +14,10 @@ from typing import Any
 import jwt
 import uvicorn
 
-__all__ = ["jwt_claims", "serving_in_loop", "signed_jwt", "unsigned_jwt"]
+__all__ = ["E2E_ADMIN_KEY", "jwt_claims", "serving_in_loop", "signed_jwt", "unsigned_jwt"]
+
+#: The bootstrap admin key of the ``admin_server`` fixture (``tests/e2e/conftest.py``).
+E2E_ADMIN_KEY = "sg_e2e_admin_key_0123456789abcdef0123456789"
 
 
 @asynccontextmanager

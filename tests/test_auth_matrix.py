@@ -37,6 +37,7 @@ from sluicegate.core.auth.apikeys import generate_key
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.topics import TopicSpec
+from sluicegate.errors import UnknownTopic
 from sluicegate.http.router import Route
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
@@ -81,6 +82,13 @@ NEEDS: dict[str, Need] = {
     "POST /admin/v1/topics/{name}/purge": Need.ADMIN,
     "GET /admin/v1/topics/{name}/records": Need.CONSUME,
     "POST /admin/v1/topics/{name}/records": Need.PRODUCE,
+    # Topics v1 developer API. The list shows the topics the client holds any permission on.
+    "GET /api/event_streams/topics": Need.ANY,
+    "POST /api/event_streams/topics": Need.ADMIN,
+    "GET /api/event_streams/topics/{topic_id}": Need.ADMIN,
+    "PUT /api/event_streams/topics/{topic_id}": Need.ADMIN,
+    "DELETE /api/event_streams/topics/{topic_id}": Need.ADMIN,
+    "PUT /api/event_streams/topics/{topic_id}/purge": Need.ADMIN,
     # Clients and keys.
     "GET /admin/v1/clients": Need.ADMIN_ALL,
     "POST /admin/v1/clients": Need.ADMIN_ALL,
@@ -166,6 +174,8 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "POST /admin/v1/topics": ("application/json", {"name": TOPIC}),
     "PATCH /admin/v1/topics/{name}": ("application/json", {"retention_ms": 60_000}),
     "POST /admin/v1/topics/{name}/records": ("application/json", {"records": [{"value": "x"}]}),
+    "POST /api/event_streams/topics": ("application/json", {"name": TOPIC, "schema": []}),
+    "PUT /api/event_streams/topics/{topic_id}": ("application/json", {"description": "x"}),
     "POST /admin/v1/clients": ("application/json", {"name": "app-new"}),
     "PUT /admin/v1/clients/{name}": ("application/json", {"consume": [TOPIC]}),
     "POST /admin/v1/clients/{name}/keys": ("application/json", {}),
@@ -205,6 +215,15 @@ class World:
     #: Client name → (a working key, a revoked key).
     keys: dict[str, tuple[str, str]]
     bystander_key_id: str
+    gateway: Gateway
+
+    async def topic_id(self) -> int:
+        """The id of the topic, made again if a request deleted it: an id is looked up
+        before permissions are checked, so a deleted topic would answer 404, not 403."""
+        try:
+            return (await self.gateway.topics.get(TOPIC)).id
+        except UnknownTopic:
+            return (await self.gateway.topics.create(TopicSpec(name=TOPIC))).id
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -238,10 +257,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         async with httpx.AsyncClient(
             transport=transport, base_url="http://sluicegate.test"
         ) as http:
-            yield World(http, keys, bystander_key_id)
+            yield World(http, keys, bystander_key_id, gateway)
 
 
-def fill(path: str, key_id: str) -> str:
+def fill(path: str, key_id: str, topic_id: int) -> str:
     """The path with its parameters filled in with names the clients' permissions mention."""
     values = {
         "topic_name": TOPIC,
@@ -251,6 +270,7 @@ def fill(path: str, key_id: str) -> str:
         "version": "1",
         "id": "1",
         "namespace": "default",
+        "topic_id": str(topic_id),
     }
     return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], path)
 
@@ -305,9 +325,8 @@ async def test_route_answers_credentials(
         content_type, body = BODIES[key]
         headers["content-type"] = content_type
         content = json.dumps(body).encode()
-    response = await world.http.request(
-        method, fill(route.path, world.bystander_key_id), content=content, headers=headers
-    )
+    path = fill(route.path, world.bystander_key_id, await world.topic_id())
+    response = await world.http.request(method, path, content=content, headers=headers)
     status, text = response.status_code, response.text
 
     if case in UNAUTHENTICATED:

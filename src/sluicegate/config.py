@@ -151,7 +151,13 @@ def _default_dialect_rates() -> dict[str, RateSettings]:
 
 
 def _default_body_limits() -> dict[str, int]:
-    return {"admin": 64 * 1024, "topic_admin": 8 * 1024 * 1024, "schema_registry": 1024 * 1024}
+    return {
+        "admin": 64 * 1024,
+        "topic_admin": 8 * 1024 * 1024,
+        "schema_registry": 1024 * 1024,
+        # Workato's limit for its event streams APIs.
+        "topics_v1": 1024 * 1024,
+    }
 
 
 class LimitSettings(_Section):

@@ -1,49 +1,14 @@
-"""Schemathesis against the records v2 OpenAPI document of a real server.
-
-No generated request may get a 5xx, and every response must conform to the document
-(status codes, content types, bodies).
-"""
+"""Schemathesis against the records v2 OpenAPI document of a real server (see conformance)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
-
-from sluicegate.testing.process import ServerProcess, serve_in_subprocess
-
-ADMIN_KEY = "sg_schemathesis_admin_key_0123456789abcdef"
+from sluicegate.testing.process import ServerProcess
+from tests.e2e.conformance import check_conformance
+from tests.helpers import E2E_ADMIN_KEY
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    # Authentication on: schemathesis also checks that requests without it are refused.
-    with serve_in_subprocess(
-        tmp_path_factory.mktemp("data"), args=(), env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
-    ) as server:
-        yield server
-
-
-def test_records_v2_conforms(server: ServerProcess) -> None:
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi/records-v2.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert [op.label for op in operations] == ["POST /v2/topics/{topic_name}/records"]
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-        def conforms(case: Any) -> None:
-            case.call_and_validate(
-                base_url=server.url,
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                # Schema-valid is not always valid: avro data must match the Avro schema
-                # sent as a string, and avro needs ?serializer=confluent. JSON Schema cannot
-                # say either, so a 400 for such a request is right, not a failure.
-                excluded_checks=[positive_data_acceptance],
-            )
-
-        conforms()
+def test_records_v2_conforms(admin_server: ServerProcess) -> None:
+    # Schema-valid is not always valid: avro data must match the Avro schema sent as a
+    # string, and avro needs ?serializer=confluent; JSON Schema cannot say either.
+    labels = check_conformance(admin_server.url, "records-v2", E2E_ADMIN_KEY, max_examples=200)
+    assert labels == ["POST /v2/topics/{topic_name}/records"]

@@ -246,6 +246,32 @@ async def test_a_full_queue_answers_overloaded(tmp_path: Path) -> None:
         assert len(await log.append([rec(b"y")] * 25)) == 25
 
 
+async def test_a_topic_change_is_one_transaction(tmp_path: Path) -> None:
+    # A partition row already there for the next topic's id makes the creation fail on
+    # its fourth partition (a constraint failure, which stops the log): nothing of it may
+    # stay, neither the topic nor partitions 0-2.
+    database = tmp_path / "sluicegate.db"
+
+    async def create_over_a_taken_partition() -> None:
+        async with running(SqliteLog(tmp_path)) as log:
+            first = await log.create_topic(TopicSpec(name="a"))
+            with sqlite3.connect(database) as conn:
+                conn.execute(
+                    "INSERT INTO partitions (topic_id, partition, log_start_offset)"
+                    " VALUES (?, 3, 0)",
+                    (first.id + 1,),
+                )
+            await log.create_topic(TopicSpec(name="b", partitions=5))
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await create_over_a_taken_partition()
+    assert caught.group_contains(StorageError, match="UNIQUE constraint failed")
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT id, name FROM topics").fetchall() == [(1, "a")]
+        rows = conn.execute("SELECT topic_id, partition FROM partitions ORDER BY 1, 2")
+        assert rows.fetchall() == [(1, 0), (2, 3)]
+
+
 async def test_group_commit_puts_concurrent_appends_in_few_transactions(tmp_path: Path) -> None:
     commits: list[int] = []
     log = SqliteLog(tmp_path, observe_commit=lambda records, seconds: commits.append(records))
