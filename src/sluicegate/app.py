@@ -215,9 +215,11 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.schema_registry.access import guarded
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
     from sluicegate.dialects.topic_admin.routes import routes as topic_admin
+    from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
     routes: list[Route] = [
         *records_v2(gateway),
+        *topics_v1_public(gateway),
         *topic_admin(gateway),
         *client_admin(gateway.clients),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.

@@ -151,7 +151,14 @@ def _default_dialect_rates() -> dict[str, RateSettings]:
 
 
 def _default_body_limits() -> dict[str, int]:
-    return {"admin": 64 * 1024, "topic_admin": 8 * 1024 * 1024, "schema_registry": 1024 * 1024}
+    # Topics v1: 1 MB per request, as Workato's public API.
+    return {
+        "admin": 64 * 1024,
+        "topic_admin": 8 * 1024 * 1024,
+        "schema_registry": 1024 * 1024,
+        "topics_v1": 1024 * 1024,
+        "topics_v1_legacy": 1024 * 1024,
+    }
 
 
 class LimitSettings(_Section):

@@ -23,6 +23,7 @@ __all__ = ["DOCUMENTS", "load_document", "routes"]
 DOCUMENTS: dict[str, tuple[str, str]] = {
     "records-v2": ("sluicegate.dialects.records_v2", "openapi.json"),
     "schema-registry": ("sluicegate.dialects.schema_registry", "openapi.json"),
+    "topics-v1": ("sluicegate.dialects.topics_v1", "public-openapi.json"),
 }
 
 
