@@ -29,8 +29,7 @@ async def test_eight_partitions_are_walked_exactly_once_in_time_order(gateway: G
     for round_ in range(40):
         # Uneven batches over uneven partitions, some in one commit, some not.
         batch = [
-            NewRecord("wide", (round_ * 3 + i) % 8, None, b"%d" % i)
-            for i in range(1 + round_ % 7)
+            NewRecord("wide", (round_ * 3 + i) % 8, None, b"%d" % i) for i in range(1 + round_ % 7)
         ]
         appended.extend(await gateway.log.append(batch))
     seen = await walk(reader, topic, 7)
@@ -49,7 +48,7 @@ async def test_a_walk_while_others_append_loses_and_repeats_nothing(gateway: Gat
 
     async def produce() -> None:
         partitions = itertools.cycle(range(4))
-        for start in range(0, total, 50):
+        for _ in range(0, total, 50):
             batch = [NewRecord("busy", next(partitions), None, b"x") for _ in range(50)]
             await gateway.log.append(batch)
             await asyncio.sleep(0)
