@@ -81,6 +81,13 @@ NEEDS: dict[str, Need] = {
     "POST /admin/v1/topics/{name}/purge": Need.ADMIN,
     "GET /admin/v1/topics/{name}/records": Need.CONSUME,
     "POST /admin/v1/topics/{name}/records": Need.PRODUCE,
+    # Topics v1 public API, and its legacy paths.
+    "POST /api/v1/topics/{topic_id}/publish": Need.PRODUCE,
+    "POST /api/v1/batch/topics/{topic_id}/publish": Need.PRODUCE,
+    "POST /api/v1/topics/{topic_id}/consume": Need.CONSUME,
+    "POST /api/pubsub/topics/{topic_id}/publish": Need.PRODUCE,
+    "POST /api/pubsub/topics/{topic_id}/batch/publish": Need.PRODUCE,
+    "POST /api/pubsub/topics/{topic_id}/consume": Need.CONSUME,
     # Clients and keys.
     "GET /admin/v1/clients": Need.ADMIN_ALL,
     "POST /admin/v1/clients": Need.ADMIN_ALL,
@@ -166,6 +173,12 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "POST /admin/v1/topics": ("application/json", {"name": TOPIC}),
     "PATCH /admin/v1/topics/{name}": ("application/json", {"retention_ms": 60_000}),
     "POST /admin/v1/topics/{name}/records": ("application/json", {"records": [{"value": "x"}]}),
+    "POST /api/v1/topics/{topic_id}/publish": ("application/json", {"n": 1}),
+    "POST /api/v1/batch/topics/{topic_id}/publish": ("application/json", {"payloads": [{}]}),
+    "POST /api/v1/topics/{topic_id}/consume": ("application/json", {}),
+    "POST /api/pubsub/topics/{topic_id}/publish": ("application/json", {"n": 1}),
+    "POST /api/pubsub/topics/{topic_id}/batch/publish": ("application/json", {"payloads": [{}]}),
+    "POST /api/pubsub/topics/{topic_id}/consume": ("application/json", {}),
     "POST /admin/v1/clients": ("application/json", {"name": "app-new"}),
     "PUT /admin/v1/clients/{name}": ("application/json", {"consume": [TOPIC]}),
     "POST /admin/v1/clients/{name}/keys": ("application/json", {}),
@@ -205,6 +218,8 @@ class World:
     #: Client name → (a working key, a revoked key).
     keys: dict[str, tuple[str, str]]
     bystander_key_id: str
+    #: The integer id of ``TOPIC`` (topics v1 addresses topics by it).
+    topic_id: int
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -221,7 +236,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         gateway = Gateway(settings, log)
         await gateway.start()
         # Something for the reads to find (until a with-permission request deletes it).
-        await gateway.topics.create(TopicSpec(name=TOPIC))
+        topic = await gateway.topics.create(TopicSpec(name=TOPIC))
         await gateway.schemas.get_or_register(SUBJECT, json.dumps("string"))
         store = gateway.clients
         keys: dict[str, tuple[str, str]] = {}
@@ -238,10 +253,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         async with httpx.AsyncClient(
             transport=transport, base_url="http://sluicegate.test"
         ) as http:
-            yield World(http, keys, bystander_key_id)
+            yield World(http, keys, bystander_key_id, topic.id)
 
 
-def fill(path: str, key_id: str) -> str:
+def fill(path: str, key_id: str, topic_id: int) -> str:
     """The path with its parameters filled in with names the clients' permissions mention."""
     values = {
         "topic_name": TOPIC,
@@ -251,6 +266,7 @@ def fill(path: str, key_id: str) -> str:
         "version": "1",
         "id": "1",
         "namespace": "default",
+        "topic_id": str(topic_id),
     }
     return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], path)
 
@@ -306,7 +322,7 @@ async def test_route_answers_credentials(
         headers["content-type"] = content_type
         content = json.dumps(body).encode()
     response = await world.http.request(
-        method, fill(route.path, world.bystander_key_id), content=content, headers=headers
+        method, fill(route.path, world.bystander_key_id, world.topic_id), content=content, headers=headers
     )
     status, text = response.status_code, response.text
 
