@@ -322,7 +322,10 @@ async def test_route_answers_credentials(
         headers["content-type"] = content_type
         content = json.dumps(body).encode()
     response = await world.http.request(
-        method, fill(route.path, world.bystander_key_id, world.topic_id), content=content, headers=headers
+        method,
+        fill(route.path, world.bystander_key_id, world.topic_id),
+        content=content,
+        headers=headers,
     )
     status, text = response.status_code, response.text
 
