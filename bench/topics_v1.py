@@ -2,7 +2,8 @@
 10,000 idle long polls. Run: ``python -m bench.run --only topics-v1``.
 
 - ``topics-v1-publish`` (and ``-schema``, against a JSON Schema): 64 connections, durable,
-  taking turns with the bare-ASGI baseline of the same run (see ``bench.http_produce``);
+  taking turns with the bare-ASGI baseline of the same run (see ``bench.http_produce``)
+  and with records v2 text produce on the same server (``records-v2-text-same-run``);
   ratio = publish rate / baseline rate (target ≥ 0.6).
 - ``topics-v1-batch-publish-schema``: 100 valid messages per request against the same
   schema, 64 connections; messages/s against the 200,000 target.
@@ -35,7 +36,7 @@ import fastjsonschema
 import httpx
 import msgspec
 
-from bench.http_produce import _entry, take_turns
+from bench.http_produce import TEXT_BODY, _entry, take_turns
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.wrk import combined
 from sluicegate.core.schemas.validators import compile_json_schema
@@ -113,13 +114,15 @@ def _publish(base_url: str, url: str, duration: float) -> dict[str, dict[str, An
             f"{url}/api/v1/batch/topics/{checked}/publish",
             BATCH_BODY,
         ),
+        # The other dialect's produce on the same server and turns, for comparison.
+        "records-v2-text-same-run": (f"{url}/v2/topics/bench-records/records", TEXT_BODY),
     }
     runs = take_turns(targets, duration)
     rates = {name: combined(results) for name, results in runs.items()}
     base = rates["http-baseline"][0]
     results = {
         name: _entry(rates[name][0], "requests/s", base, p99_ms=rates[name][1], durable=True)
-        for name in ("topics-v1-publish", "topics-v1-publish-schema")
+        for name in ("topics-v1-publish", "topics-v1-publish-schema", "records-v2-text-same-run")
     }
     results["topics-v1-publish"]["target_ratio"] = 0.6
     batch_rps, batch_p99 = rates["topics-v1-batch-publish-schema"]
