@@ -53,6 +53,8 @@ class LongPolls:
                 await asyncio.wait((waiting, watching), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 # Also when this task is cancelled: neither may outlive the request.
+                if watching.done() and not watching.cancelled():
+                    watching.exception()  # retrieved: a failed receive only means "gone"
                 watching.cancel()
                 if not waiting.done():
                     waiting.cancel()
