@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import binascii
 import functools
-from datetime import UTC, datetime
 
 import msgspec
 
+from sluicegate.core.records import format_timestamp
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.core.schemas.wire import MAGIC_BYTE
 from sluicegate.errors import SluicegateError
@@ -32,17 +32,11 @@ _encode = msgspec.json.Encoder().encode
 _check_json = msgspec.json.Decoder(msgspec.Raw).decode
 
 
-@functools.lru_cache(maxsize=16)
-def _second(seconds: int) -> str:
-    # Messages of one batch share their second, often their millisecond: formatted once.
-    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
-
-
 @functools.lru_cache(maxsize=1024)
 def message_time(timestamp_us: int) -> str:
     """RFC 3339 with milliseconds and ``+00:00``, e.g. ``2023-04-14T15:07:14.437+00:00``."""
-    seconds, micros = divmod(timestamp_us, 1_000_000)
-    return f"{_second(seconds)}.{micros // 1000:03d}+00:00"
+    # Cached: the messages of one commit share their timestamp. Milliseconds truncated.
+    return format_timestamp(timestamp_us)[:-4] + "+00:00"
 
 
 class PayloadReader:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -53,6 +55,7 @@ _encode = msgspec.json.Encoder().encode
 #: so curl sends ``application/x-www-form-urlencoded``: the body is JSON all the same.
 _MEDIA_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
 _MAX_TOPIC_ID_DIGITS = 18
+_Body = TypeVar("_Body", ConsumeRequest, BatchPublishRequest)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -71,9 +74,16 @@ def _check_media_type(request: Request) -> None:
         )
 
 
-def _validation_message(exc: msgspec.ValidationError) -> str:
-    # msgspec says "... - at `$.batch_size`"; the seed's users know the body's fields.
-    return str(exc).replace("`$.", "`").replace("`$`", "the body")
+def _request_body(decode: Callable[[bytes], _Body], body: bytes) -> _Body:
+    """``body`` decoded as a request Struct; ``BadRequest`` naming the field if it is not."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError as exc:
+        # msgspec says "... - at `$.batch_size`"; the seed's users know the body's fields.
+        message = str(exc).replace("`$.", "`").replace("`$`", "the body")
+        raise BadRequest(f"invalid request body: {message}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
 def _decoded(body: bytes, what: str) -> object:
@@ -150,13 +160,7 @@ class TopicsV1Public:
         topic = await self._topic(request)
         self._gateway.authorize(request.principal, "produce", topic.name)
         _check_media_type(request)
-        body = await request.body(json=True)
-        try:
-            batch = self._decode_batch(body)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid request body: {_validation_message(exc)}") from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        batch = _request_body(self._decode_batch, await request.body(json=True))
         payloads = _payloads(batch)
         schema = self._schemas.for_topic(topic.name)
         results: list[BatchResult | None] = []
@@ -186,12 +190,8 @@ class TopicsV1Public:
         self._gateway.authorize(request.principal, "consume", topic.name)
         _check_media_type(request)
         body = await request.body(json=True)
-        try:
-            consume = self._decode_consume(body) if body.strip() else ConsumeRequest()
-        except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid request body: {_validation_message(exc)}") from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        # No body at all (curl -X POST without --data) asks for the defaults.
+        consume = _request_body(self._decode_consume, body) if body.strip() else ConsumeRequest()
         if consume.after_message_id is not None and consume.since_time is not None:
             raise BadRequest(
                 "after_message_id and since_time cannot be used together: "
