@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -51,3 +52,17 @@ async def test_internal_topics_have_no_id_here(client: httpx.AsyncClient, gatewa
     for topic in internal:
         response = await client.post(f"/api/v1/topics/{topic.id}/consume", json={})
         assert response.status_code == 404, topic.name
+
+
+async def test_the_violations_listed_are_bounded(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    topic = await gateway.topics.create(TopicSpec(name="numbers"))
+    schema = {"type": "array", "items": {"type": "integer"}}
+    await gateway.schemas.register("numbers-value", json.dumps(schema), "JSON")
+    response = await client.post(f"/api/v1/topics/{topic.id}/publish", json=["x"] * 150)
+    assert response.status_code == 400
+    body = response.json()
+    assert len(body["errors"]) == 100
+    assert body["errors"][0] == {"pointer": "/0", "reason": '"x" is not of type "integer"'}
+    assert body["message"].endswith("; and 50 more")

@@ -55,6 +55,8 @@ _encode = msgspec.json.Encoder().encode
 #: so curl sends ``application/x-www-form-urlencoded``: the body is JSON all the same.
 _MEDIA_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
 _MAX_TOPIC_ID_DIGITS = 18
+#: Violations of a message's schema listed in an answer at most.
+_MAX_VIOLATIONS = 100
 _Body = TypeVar("_Body", ConsumeRequest, BatchPublishRequest)
 
 
@@ -86,28 +88,25 @@ def _request_body(decode: Callable[[bytes], _Body], body: bytes) -> _Body:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
-def _decoded(body: bytes, what: str) -> object:
-    try:
-        return _decode_any(body)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
-
-
 def _stored_value(schema: ValueSchema | None, data: bytes, what: str) -> bytes:
     """The value to store for message ``data``: checked against the topic's schema."""
-    if schema is None:
-        try:
-            _check_json(data)
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"{what} is not valid JSON: {exc}") from None
-        return data
-    datum = _decoded(data, what)
+    try:
+        if schema is None:
+            _check_json(data)  # checked, not decoded: stored as sent
+            return data
+        datum = _decode_any(data)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
     violations = schema.violations(datum)
     if violations:
-        listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in violations)
+        # A large message can break its schema in thousands of places: the answer is bounded.
+        shown = violations[:_MAX_VIOLATIONS]
+        listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in shown)
+        if len(violations) > len(shown):
+            listed += f"; and {len(violations) - len(shown)} more"
         raise InvalidSchema(
             f"{what} does not comply with the topic's schema: {listed}",
-            violations=[msgspec.structs.asdict(v) for v in violations],
+            violations=[msgspec.structs.asdict(v) for v in shown],
         )
     return schema.serialize(data, datum)
 
@@ -128,10 +127,7 @@ class TopicsV1Public:
 
     async def _topic(self, request: Request) -> Topic:
         topic_id = _topic_id(request.path_params["topic_id"])
-        topic = self._catalog.cached_by_id(topic_id)
-        if topic is None:
-            topic = await self._fresh_topic(topic_id)
-        return topic
+        return self._catalog.cached_by_id(topic_id) or await self._fresh_topic(topic_id)
 
     async def _fresh_topic(self, topic_id: int) -> Topic:
         try:
