@@ -23,6 +23,7 @@ MODULES = {
     "storage": "bench.storage_append",
     "http": "bench.http_produce",
     "auth": "bench.auth_overhead",
+    "topics-v1": "bench.topics_v1",
     "cpu": "bench.instructions",
 }
 RESULTS = Path(__file__).parent / "results"

@@ -216,9 +216,11 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
     from sluicegate.dialects.topic_admin.routes import routes as topic_admin
     from sluicegate.dialects.topics_v1.developer import routes as topics_v1_developer
+    from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
     routes: list[Route] = [
         *records_v2(gateway),
+        *topics_v1_public(gateway),
         *topic_admin(gateway),
         *topics_v1_developer(gateway),
         *client_admin(gateway.clients),

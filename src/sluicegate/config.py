@@ -155,8 +155,9 @@ def _default_body_limits() -> dict[str, int]:
         "admin": 64 * 1024,
         "topic_admin": 8 * 1024 * 1024,
         "schema_registry": 1024 * 1024,
-        # Workato's limit for its event streams APIs.
+        # Workato's limit for its event streams APIs, legacy paths included.
         "topics_v1": 1024 * 1024,
+        "topics_v1_legacy": 1024 * 1024,
     }
 
 

@@ -16,11 +16,13 @@ it into a 500 with an incident id.
       - OffsetOutOfRange
       - InvalidSchema
       - InvalidRecord
+      - InvalidMessageId
     + Unauthenticated           401 missing, malformed, unknown, revoked or expired credentials
     + Forbidden                 403 a known principal without the permission
     + NotFound                  404
       - UnknownTopic
       - UnknownGroupMember
+      - MessagePurged
       - SchemaNotFound / SubjectNotFound / VersionNotFound
     + MethodNotAllowed          405
     + Conflict                  409
@@ -52,10 +54,12 @@ __all__ = [
     "DataDirectoryError",
     "Forbidden",
     "IncompatibleSchema",
+    "InvalidMessageId",
     "InvalidPartition",
     "InvalidRecord",
     "InvalidSchema",
     "InvalidTopicName",
+    "MessagePurged",
     "MethodNotAllowed",
     "NotFound",
     "OffsetOutOfRange",
@@ -144,6 +148,12 @@ class InvalidRecord(BadRequest):
     code = "invalid_record"
 
 
+class InvalidMessageId(BadRequest):
+    """A message id that is malformed, names another topic, or was never issued."""
+
+    code = "invalid_message_id"
+
+
 class Unauthenticated(ClientError):
     """No usable credentials: missing, malformed, unknown, revoked, expired."""
 
@@ -169,6 +179,12 @@ class UnknownTopic(NotFound):
 
 class UnknownGroupMember(NotFound):
     code = "unknown_member"
+
+
+class MessagePurged(NotFound):
+    """A message id whose message (or messages after it) was purged or expired."""
+
+    code = "message_purged"
 
 
 class SchemaNotFound(NotFound):

@@ -24,6 +24,7 @@ DOCUMENTS: dict[str, tuple[str, str]] = {
     "records-v2": ("sluicegate.dialects.records_v2", "openapi.json"),
     "schema-registry": ("sluicegate.dialects.schema_registry", "openapi.json"),
     "topics-v1-developer": ("sluicegate.dialects.topics_v1", "developer-openapi.json"),
+    "topics-v1": ("sluicegate.dialects.topics_v1", "public-openapi.json"),
 }
 
 

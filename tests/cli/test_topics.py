@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -90,3 +91,40 @@ def test_bad_configuration_exits_2(tmp_path: Path) -> None:
     code, _, err = invoke("serve", "--config", str(config))
     assert code == 2
     assert "server.port" in err
+
+
+def test_follow_prints_json_lines_along_one_cursor(tmp_path: Path) -> None:
+    with serve_in_subprocess(tmp_path / "data") as server:
+        url = ["--url", server.url]
+        assert invoke("topics", "create", "tail", "--partitions", "3", *url)[0] == 0
+        code, _, err = invoke("produce", "tail", *url, input="a\nb\nc\n")
+        assert code == 0, err
+        code, out, err = invoke(
+            "consume", "tail", "--from-beginning", "--follow", "--max", "3", *url
+        )
+        assert code == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert sorted(line["payload"] for line in lines) == ["a", "b", "c"]
+        assert all(set(line) == {"message_id", "payload", "time"} for line in lines)
+        # Resume after the first: the other two, then stop (no --follow).
+        code, out, _ = invoke("consume", "tail", "--from", lines[0]["message_id"], *url)
+        assert [json.loads(line)["message_id"] for line in out.splitlines()] == [
+            line["message_id"] for line in lines[1:]
+        ]
+        code, out, _ = invoke("consume", "tail", "--since", "2999-01-01T00:00:00Z", *url)
+        assert (code, out) == (0, "")
+        code, _, err = invoke("consume", "tail", "--from", "nonsense!", *url)
+        assert code == 1
+        assert "invalid message id" in err
+        code, _, err = invoke("consume", "tail", "--follow", "--keys", *url)
+        assert code == 2
+
+
+def test_follow_offline_reads_the_data_directory(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    assert invoke("produce", "events", *data, input='{"n": 1}\nplain\n')[0] == 0
+    code, out, err = invoke(
+        "consume", "events", "--from-beginning", "--follow", "--max", "2", *data
+    )
+    assert code == 0, err
+    assert [json.loads(line)["payload"] for line in out.splitlines()] == [{"n": 1}, "plain"]

@@ -25,7 +25,8 @@ class TargetError(Exception):
 
 
 class AdminClient:
-    """The admin API of a running server, or of an in-process app (``transport``)."""
+    """The admin API (and topics v1 consume) of a running server, or of an in-process app
+    (``transport``)."""
 
     def __init__(
         self, url: str, key: str | None, *, transport: httpx.AsyncBaseTransport | None = None
@@ -41,8 +42,11 @@ class AdminClient:
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """``method`` on ``/admin/v1<path>``; the JSON answer, or ``TargetError`` for people."""
+        return await self._request(method, f"/admin/v1{path}", **kwargs)
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = await self._client.request(method, f"/admin/v1{path}", **kwargs)
+            response = await self._client.request(method, path, **kwargs)
         except httpx.ConnectError:
             raise TargetError(
                 f"no sluicegate server at {self._url} (start one with `sluicegate serve`, "
@@ -78,6 +82,12 @@ class AdminClient:
         """Produce text records (``{"key", "value"}``); returns how many were stored."""
         result = await self.call("POST", f"/topics/{topic}/records", json={"records": records})
         return len(result["offsets"])
+
+    async def consume_messages(self, topic_id: int, body: dict[str, Any]) -> list[Any]:
+        """One topics v1 consume (``/api/v1/topics/{id}/consume``): its messages."""
+        result = await self._request("POST", f"/api/v1/topics/{topic_id}/consume", json=body)
+        messages: list[Any] = result["messages"]
+        return messages
 
     async def read(
         self, topic: str, partition: int, offset: int, max_records: int, timeout: int

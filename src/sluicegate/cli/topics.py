@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -26,6 +28,8 @@ __all__ = ["consume", "produce", "topics_app"]
 topics_app = typer.Typer(help="List, create, describe and delete topics.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
+#: Seconds one consume of ``--follow`` long-polls for.
+_FOLLOW_POLL = 30
 
 
 @topics_app.command("list")
@@ -195,8 +199,22 @@ def consume(
         bool, typer.Option("--from-beginning", help="Start at the oldest record, not the end.")
     ] = False,
     follow: Annotated[
-        bool, typer.Option("--follow", "-F", help="Keep waiting for new records.")
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep waiting for new messages (long polls); prints one JSON line per "
+            "message, whose message_id --from resumes after.",
+        ),
     ] = False,
+    after: Annotated[
+        str | None,
+        typer.Option("--from", help="Print the messages after this message id (JSON lines)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Print the messages after this RFC 3339 time (JSON lines)."),
+    ] = None,
     partition: Annotated[
         int | None, typer.Option(help="Only this partition (default: all).")
     ] = None,
@@ -208,11 +226,28 @@ def consume(
     key: Key = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Print records' values, one per line, partition by partition."""
+    """Print records' values, one per line, partition by partition.
+
+    With --follow, --from or --since: the topic's messages along one cursor over all its
+    partitions (the topics v1 consume API), one JSON line each, as ``kcat -C`` tails.
+    """
+    cursor = follow or after is not None or since is not None
+    if cursor and (partition is not None or show_keys):
+        err.print(
+            "[bold red]error:[/] --partition and --keys do not apply to --follow/--from/--since"
+        )
+        raise typer.Exit(2)
+    if after is not None and since is not None:
+        err.print("[bold red]error:[/] --from and --since cannot be used together")
+        raise typer.Exit(2)
 
     async def go() -> None:
         async with open_target(url, key, data_dir) as target:
             described = await target.describe_topic(topic)
+            if cursor:
+                start = _cursor_start(after, since, from_beginning)
+                await _tail(target, described["id"], start, follow, max_records)
+                return
             parts = described["partition_offsets"]
             if partition is not None:
                 parts = [p for p in parts if p["partition"] == partition]
@@ -243,3 +278,35 @@ def consume(
         run_command(go())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _cursor_start(after: str | None, since: str | None, from_beginning: bool) -> dict[str, Any]:
+    """The first consume's cursor: after an id, at a time, at the start or (default) now."""
+    if after is not None:
+        return {"after_message_id": after}
+    if since is not None:
+        return {"since_time": since}
+    if from_beginning:
+        return {}
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    return {"since_time": now}
+
+
+async def _tail(
+    target: AdminClient, topic_id: int, start: dict[str, Any], follow: bool, limit: int | None
+) -> None:
+    """Print messages from ``start`` on as JSON lines; with ``follow``, never stop waiting."""
+    body = dict(start)
+    printed = 0
+    while True:
+        body["timeout_secs"] = _FOLLOW_POLL if follow else 0
+        messages = await target.consume_messages(topic_id, body)
+        for message in messages:
+            typer.echo(msgspec.json.encode(message).decode())
+            printed += 1
+            if limit is not None and printed >= limit:
+                return
+        if messages:
+            body = {"after_message_id": messages[-1]["message_id"]}
+        elif not follow:
+            return

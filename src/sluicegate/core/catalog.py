@@ -36,11 +36,19 @@ class TopicCatalog:
         self._ttl = ttl
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, Topic]] = {}
+        self._cache_by_id: dict[int, tuple[float, Topic]] = {}
         self._creating: dict[str, asyncio.Future[Topic]] = {}
 
     def cached(self, name: str) -> Topic | None:
         """The topic if it was seen less than the cache TTL ago; ``None`` means ask ``get``."""
         cached = self._cache.get(name)
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1]
+        return None
+
+    def cached_by_id(self, topic_id: int) -> Topic | None:
+        """``cached`` for a topic's integer id (the topics v1 dialect addresses topics by it)."""
+        cached = self._cache_by_id.get(topic_id)
         if cached is not None and cached[0] > self._monotonic():
             return cached[1]
         return None
@@ -90,7 +98,9 @@ class TopicCatalog:
         )
 
     def _remember(self, topic: Topic) -> Topic:
-        self._cache[topic.name] = (self._monotonic() + self._ttl, topic)
+        entry = (self._monotonic() + self._ttl, topic)
+        self._cache[topic.name] = entry
+        self._cache_by_id[topic.id] = entry
         return topic
 
     async def create(self, spec: TopicSpec) -> Topic:
@@ -118,5 +128,7 @@ class TopicCatalog:
 
     async def delete(self, name: str) -> None:
         await self.get(name)
-        self._cache.pop(name, None)
+        forgotten = self._cache.pop(name, None)
+        if forgotten is not None:
+            self._cache_by_id.pop(forgotten[1].id, None)
         await self._log.delete_topic(name)

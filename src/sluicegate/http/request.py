@@ -175,3 +175,12 @@ class Request:
         if json and self.json_limits is not None:
             self.json_limits.check(body)
         return body
+
+    async def disconnected(self) -> None:
+        """Return once the client has gone away; call it only after reading the body.
+
+        A long poll waits on this beside its data so that a client that leaves frees
+        what it held at once, not at its timeout.
+        """
+        while (await self.receive())["type"] != "http.disconnect":
+            pass

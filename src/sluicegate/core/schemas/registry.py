@@ -99,6 +99,9 @@ class SchemaRegistry:
         self._encoders: dict[int, tuple[bytes, ParsedSchema]] = {}
         self._fast: dict[tuple[str, SchemaType, str], RegisteredSchema] = {}
         self._names: dict[tuple[SchemaType, str], str | None] = {}
+        #: Counts every change applied (here or followed from another node): what was
+        #: derived from the registry at one count is still right at the same count.
+        self.changes = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -534,6 +537,7 @@ class SchemaRegistry:
 
     def _apply(self, key: str, entry: StoredEntry | None) -> None:
         """Fold one change of the internal topic into memory (every node, same order)."""
+        self.changes += 1
         match entry:
             case StoredSchema():
                 self._schemas[entry.id] = entry

@@ -1,7 +1,8 @@
-"""Topics v1 error bodies: ``{"message", "code", "incident_id"?}``.
+"""Topics v1 error bodies: ``{"message", "code", "incident_id"?, "errors"?}``.
 
 The seed gives no error body; this is the shape Workato's APIs answer with, a message
-that says what is wrong and a stable code, plus the incident id of a 500.
+that says what is wrong and a stable code, plus the incident id of a 500. A message that
+breaks its topic's schema also gets ``errors``: each violation's JSON pointer and reason.
 """
 
 from __future__ import annotations
@@ -19,4 +20,7 @@ def render_error(exc: SluicegateError, request: Request) -> Response:
     incident = exc.detail.get("incident")
     if incident is not None:
         body["incident_id"] = incident
+    violations = exc.detail.get("violations")
+    if violations is not None:
+        body["errors"] = violations
     return json_response(body, exc.status)

@@ -1,0 +1,299 @@
+"""Topics v1 benchmarks: publish, batch publish against a schema, a cursor walk, and
+10,000 idle long polls. Run: ``python -m bench.run --only topics-v1``.
+
+- ``topics-v1-publish`` (and ``-schema``, against a JSON Schema): 64 connections, durable,
+  taking turns with the bare-ASGI baseline of the same run (see ``bench.http_produce``)
+  and with records v2 text produce on the same server (``records-v2-text-same-run``);
+  ratio = publish rate / baseline rate (target ≥ 0.6).
+- ``topics-v1-batch-publish-schema``: 100 valid messages per request against the same
+  schema, 64 connections; messages/s against the 200,000 target.
+- ``json-schema-jsonschema-rs`` / ``json-schema-fastjsonschema``: the two compiled
+  validators checking the benchmark's messages in this process, messages/s; the ratio
+  of the first is against the second.
+- ``topics-v1-consume-walk``: one client walks a cursor over the topic in batches of 50
+  (keep-alive ``http.client``), messages/s against the 100,000 target.
+- ``topics-v1-idle-long-polls``: 10,000 long polls held on idle topics (raw sockets; the
+  benchmark raises its own file-descriptor limit, the server inherits it; the server's
+  long-poll and request caps are raised for it through the environment). Added resident
+  memory of the server (target ≤ 200 MB); ``/healthz`` round trips every 10 ms while they
+  wait, as the event loop's lag (p99 target ≤ 10 ms); and 50 publishes to a topic a
+  consumer long-polls: the time from the publisher's 200 (durable) to the consumer's
+  answer (p99 target ≤ 5 ms), and from sending the publish (with the commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import httpx
+import msgspec
+
+from bench.http_produce import TEXT_BODY, _entry, take_turns
+from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
+from bench.wrk import combined
+from sluicegate.core.schemas.validators import compile_json_schema
+from sluicegate.testing.process import serve_in_subprocess
+
+__all__ = ["run"]
+
+MESSAGE = {"Name": "Jane", "Surname": "Doe", "age": 42, "note": "x" * 60}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "Name": {"type": "string", "minLength": 1},
+        "Surname": {"type": "string"},
+        "age": {"type": "integer", "minimum": 0},
+        "note": {"type": "string", "maxLength": 200},
+    },
+    "required": ["Name", "Surname"],
+}
+BODY = json.dumps(MESSAGE)
+BATCH_BODY = json.dumps({"payloads": [MESSAGE] * 100})
+WALK_MESSAGES = 100_000
+IDLE_POLLS = 10_000
+IDLE_TOPICS = 100
+PUBLISHES = 50
+
+
+def _create_topic(url: str, name: str, schema: dict[str, Any] | None = None) -> int:
+    created = httpx.post(f"{url}/admin/v1/topics", json={"name": name}, timeout=30)
+    created.raise_for_status()
+    if schema is not None:
+        registered = httpx.post(
+            f"{url}/subjects/{name}-value/versions",
+            json={"schema": json.dumps(schema), "schemaType": "JSON"},
+            timeout=30,
+        )
+        registered.raise_for_status()
+    return int(created.json()["id"])
+
+
+def _validators(duration: float) -> dict[str, dict[str, Any]]:
+    """Both compiled validators on the benchmark's messages, in this process."""
+    compiled_rs = compile_json_schema(SCHEMA, {})
+    compiled_fast = fastjsonschema.compile(SCHEMA)
+    message = msgspec.json.decode(BODY.encode())
+    rates = {}
+    for name, check in (
+        ("jsonschema-rs", compiled_rs.is_valid),
+        ("fastjsonschema", compiled_fast),
+    ):
+        count, deadline = 0, time.perf_counter() + max(1.0, duration / 4)
+        started = time.perf_counter()
+        while time.perf_counter() < deadline:
+            for _ in range(1000):
+                check(message)
+            count += 1000
+        rates[name] = count / (time.perf_counter() - started)
+    return {
+        "json-schema-jsonschema-rs": _entry(
+            rates["jsonschema-rs"], "messages/s", rates["fastjsonschema"]
+        ),
+        "json-schema-fastjsonschema": _entry(
+            rates["fastjsonschema"], "messages/s", rates["fastjsonschema"]
+        ),
+    }
+
+
+def _publish(base_url: str, url: str, duration: float) -> dict[str, dict[str, Any]]:
+    plain = _create_topic(url, "bench-plain")
+    checked = _create_topic(url, "bench-schema", SCHEMA)
+    targets = {
+        "http-baseline": (base_url, BODY),
+        "topics-v1-publish": (f"{url}/api/v1/topics/{plain}/publish", BODY),
+        "topics-v1-publish-schema": (f"{url}/api/v1/topics/{checked}/publish", BODY),
+        "topics-v1-batch-publish-schema": (
+            f"{url}/api/v1/batch/topics/{checked}/publish",
+            BATCH_BODY,
+        ),
+        # The other dialect's produce on the same server and turns, for comparison.
+        "records-v2-text-same-run": (f"{url}/v2/topics/bench-records/records", TEXT_BODY),
+    }
+    runs = take_turns(targets, duration)
+    rates = {name: combined(results) for name, results in runs.items()}
+    base = rates["http-baseline"][0]
+    results = {
+        name: _entry(rates[name][0], "requests/s", base, p99_ms=rates[name][1], durable=True)
+        for name in ("topics-v1-publish", "topics-v1-publish-schema", "records-v2-text-same-run")
+    }
+    results["topics-v1-publish"]["target_ratio"] = 0.6
+    batch_rps, batch_p99 = rates["topics-v1-batch-publish-schema"]
+    results["topics-v1-batch-publish-schema"] = _entry(
+        batch_rps * 100, "messages/s", 200_000, p99_ms=batch_p99, durable=True
+    )
+    results["http-baseline-topics-v1"] = _entry(base, "requests/s", base)
+    return results
+
+
+def _walk(url: str) -> dict[str, dict[str, Any]]:
+    """One client walks ``WALK_MESSAGES`` messages in batches of 50."""
+    topic = _create_topic(url, "bench-walk")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for _ in range(WALK_MESSAGES // 100):
+            response = client.post(f"/api/v1/batch/topics/{topic}/publish", content=BATCH_BODY)
+            response.raise_for_status()
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port))
+    decode = msgspec.json.Decoder().decode
+    path = f"/api/v1/topics/{topic}/consume"
+    headers = {"content-type": "application/json"}
+    body = b'{"batch_size": 50}'
+    seen = 0
+    started = time.perf_counter()
+    while seen < WALK_MESSAGES:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        messages = decode(response.read())["messages"]
+        if response.status != 200 or not messages:
+            raise RuntimeError(f"consume walk: {response.status} after {seen} messages")
+        seen += len(messages)
+        after = messages[-1]["message_id"]
+        body = b'{"batch_size": 50, "after_message_id": "%s"}' % after.encode()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return {
+        "topics-v1-consume-walk": _entry(
+            seen / elapsed, "messages/s", 100_000, batch_size=50, messages=seen
+        )
+    }
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _request(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return await reader.readexactly(length)
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
+    host, port_text = url.removeprefix("http://").split(":")
+    port = int(port_text)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        idle = []
+        for n in range(IDLE_TOPICS):
+            created = await client.post("/admin/v1/topics", json={"name": f"bench-idle-{n}"})
+            idle.append(int(created.json()["id"]))
+        hot = int((await client.post("/admin/v1/topics", json={"name": "bench-hot"})).json()["id"])
+        rss_before = _rss_mb(pid)
+        connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        since = b'{"since_time": "2999-01-01T00:00:00Z", "timeout_secs": 60}'
+        for start in range(0, IDLE_POLLS, 500):
+            opened = await asyncio.gather(
+                *(asyncio.open_connection(host, port) for _ in range(start, start + 500))
+            )
+            for n, (_, writer) in enumerate(opened, start):
+                writer.write(_request(f"/api/v1/topics/{idle[n % IDLE_TOPICS]}/consume", since))
+            connections.extend(opened)
+        # Every poll is parked once the server counts them all as waiters.
+        deadline = time.monotonic() + 60
+        while True:
+            metrics = (await client.get("/metrics")).text
+            waiting = next(
+                float(line.split()[1])
+                for line in metrics.splitlines()
+                if line.startswith("sluicegate_storage_waiters ")
+            )
+            if waiting >= IDLE_POLLS:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {waiting} of {IDLE_POLLS} long polls are waiting")
+            await asyncio.sleep(0.2)
+        rss_after = _rss_mb(pid)
+        lags = []
+        for _ in range(300):
+            started = time.perf_counter()
+            (await client.get("/healthz")).raise_for_status()
+            lags.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(host, port)
+        after_durable, end_to_end = [], []
+        last: str | None = None
+        for n in range(PUBLISHES):
+            body = b'{"timeout_secs": 30, "since_time": "2999-01-01T00:00:00Z"}'
+            if last is not None:
+                body = b'{"timeout_secs": 30, "after_message_id": "%s"}' % last.encode()
+            writer.write(_request(f"/api/v1/topics/{hot}/consume", body))
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the consumer is parked before the publish
+            sent = time.perf_counter()
+            published = await client.post(f"/api/v1/topics/{hot}/publish", json={"n": n})
+            durable = time.perf_counter()
+            answer = msgspec.json.decode(await _answer(reader))
+            arrived = time.perf_counter()
+            last = answer["messages"][0]["message_id"]
+            assert last == published.json()["message_id"]
+            after_durable.append(max(0.0, arrived - durable) * 1000)
+            end_to_end.append((arrived - sent) * 1000)
+        writer.close()
+        for _, idle_writer in connections:
+            idle_writer.close()
+    return {
+        "topics-v1-idle-long-polls-rss": _entry(
+            rss_after - rss_before, "MB", 200, polls=IDLE_POLLS, rss_before_mb=round(rss_before)
+        ),
+        "topics-v1-idle-long-polls-loop-lag-p99": _entry(
+            _p99(lags), "ms", 10, polls=IDLE_POLLS, probe="/healthz round trip"
+        ),
+        "topics-v1-long-poll-wake-p99": _entry(
+            _p99(after_durable),
+            "ms",
+            5,
+            polls=IDLE_POLLS,
+            end_to_end_p99_ms=round(_p99(end_to_end), 2),
+            publishes=PUBLISHES,
+        ),
+    }
+
+
+def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Every topics v1 benchmark; the publish turns take ``duration`` seconds each."""
+    # The benchmark's own limit, which the server it starts inherits: 10,000 sockets on
+    # each side. The server's defaults are not changed.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65_536)), hard))
+    caps = {
+        "SLUICEGATE_LIMITS__MAX_LONG_POLLS": str(IDLE_POLLS + 100),
+        "SLUICEGATE_LIMITS__MAX_LONG_POLLS_PER_CLIENT": str(IDLE_POLLS + 100),
+        "SLUICEGATE_LIMITS__MAX_CONCURRENT_REQUESTS": str(IDLE_POLLS + 1000),
+        "SLUICEGATE_LIMITS__MAX_CONCURRENT_REQUESTS_PER_CLIENT": str(IDLE_POLLS + 1000),
+    }
+    results = _validators(duration)
+    with (
+        baseline_server() as base_url,
+        tempfile.TemporaryDirectory() as data_dir,
+        serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=caps) as server,
+    ):
+        spread_helper_threads(server.pid)
+        results.update(_publish(base_url, server.url, duration))
+        results.update(_walk(server.url))
+        results.update(asyncio.run(_idle_long_polls(server.url, server.pid)))
+    return results

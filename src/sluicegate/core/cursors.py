@@ -1,0 +1,167 @@
+"""Message ids: opaque, short, URL-safe cursor positions on one topic.
+
+A message id names its topic (the catalog's integer id) and the position *right after*
+the message: the next offset to read in every partition of the topic. Resuming after an
+id therefore needs no look-up, and on a topic with several partitions (one written
+through records v2 with 8, say) a walk of ids delivers every record exactly once
+whatever order the partitions are merged in: each partition's offset only moves past
+records that were delivered.
+
+Layout, before base64url (no padding): unsigned LEB128 varints.
+
+* one partition: ``topic_id, next_offset`` (a few bytes: ``AxA`` is topic 3, offset 16);
+* several: ``topic_id, partition, next_offset[0], ..., next_offset[n-1]``, where
+  ``partition`` is the message's own (so its existence can be checked).
+
+Anything else (bad characters, a truncated or overlong varint, three values, an id that
+does not re-encode to itself) is malformed. Valid-looking ids are then checked against
+the topic: another topic's id or a position past the high watermark (never issued) is
+``InvalidMessageId`` (400); a message below the low watermark, or records the id had not
+yet reached that were removed since, is ``MessagePurged`` (404), never a silent restart.
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import re
+from collections.abc import Sequence
+
+from sluicegate.core.records import Watermarks
+from sluicegate.errors import InvalidMessageId, MessagePurged
+
+__all__ = ["MessageId", "message_id", "parse_message_id", "resume_positions"]
+
+#: Longer ids are not ones this gateway issued (a 1,000-partition topic's id is shorter).
+_MAX_LENGTH = 8192
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class MessageId:
+    """A decoded message id: topic, the message's partition, next offset per partition."""
+
+    __slots__ = ("partition", "positions", "topic_id")
+
+    def __init__(self, topic_id: int, partition: int, positions: tuple[int, ...]) -> None:
+        self.topic_id = topic_id
+        self.partition = partition
+        self.positions = positions
+
+    def __repr__(self) -> str:
+        return f"MessageId({self.topic_id}, {self.partition}, {self.positions})"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic_prefix(topic_id: int) -> bytes:
+    # Every id of a topic starts with the same bytes: encoded once per topic.
+    return _varint(topic_id)
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_TO_URLSAFE).decode()
+
+
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def message_id(topic_id: int, partition: int, positions: Sequence[int]) -> str:
+    """The id of the message on ``partition`` after which ``positions`` are next to read."""
+    if len(positions) == 1:
+        return _b64(_topic_prefix(topic_id) + _varint(positions[0]))
+    parts = [_topic_prefix(topic_id), _varint(partition)]
+    parts.extend(_varint(position) for position in positions)
+    return _b64(b"".join(parts))
+
+
+def _malformed(text: str) -> InvalidMessageId:
+    shown = text if len(text) <= 64 else text[:64] + "..."
+    return InvalidMessageId(
+        f"invalid message id {shown!r}: not an id this gateway issued "
+        "(ids are the message_id values that publish and consume return)"
+    )
+
+
+def _varints(data: bytes) -> list[int] | None:
+    values: list[int] = []
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+            if shift > 63:
+                return None
+            continue
+        values.append(value)
+        value = shift = 0
+    return values if shift == 0 else None
+
+
+def parse_message_id(text: str) -> MessageId:
+    """Decode ``text``; ``InvalidMessageId`` if it is not exactly an id we issue."""
+    if not 2 <= len(text) <= _MAX_LENGTH or _ALPHABET.fullmatch(text) is None:
+        raise _malformed(text)
+    raw = text.encode().translate(_FROM_URLSAFE)
+    try:
+        data = binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
+    except binascii.Error:
+        raise _malformed(text) from None
+    values = _varints(data)
+    if values is None or len(values) == 3 or len(values) < 2:
+        raise _malformed(text)
+    if len(values) == 2:
+        parsed = MessageId(values[0], 0, (values[1],))
+    else:
+        parsed = MessageId(values[0], values[1], tuple(values[2:]))
+    # One canonical spelling per id: no overlong varints, no stray trailing bits.
+    if parsed.partition >= len(parsed.positions) or (
+        message_id(parsed.topic_id, parsed.partition, parsed.positions) != text
+    ):
+        raise _malformed(text)
+    return parsed
+
+
+def resume_positions(
+    parsed: MessageId, topic_id: int, watermarks: Sequence[Watermarks]
+) -> list[int]:
+    """The next offset to read per partition after ``parsed``, checked against the topic.
+
+    A partition added after the id was issued starts at its low watermark: it was empty
+    when the id was issued, so every record in it comes after the message.
+    """
+    if parsed.topic_id != topic_id:
+        raise InvalidMessageId(
+            f"message id belongs to topic {parsed.topic_id}, not to topic {topic_id}"
+        )
+    positions = parsed.positions
+    if len(positions) > len(watermarks):
+        raise InvalidMessageId(
+            f"message id names {len(positions)} partitions; topic {topic_id} has "
+            f"{len(watermarks)}: it was never issued for this topic"
+        )
+    for position, marks in zip(positions, watermarks, strict=False):
+        if position > marks.high:
+            raise InvalidMessageId(
+                f"message id is past the end of topic {topic_id}: it was never issued"
+            )
+    own = positions[parsed.partition]
+    if own < 1:
+        raise InvalidMessageId(f"message id names no message of topic {topic_id}")
+    if own - 1 < watermarks[parsed.partition].low or any(
+        position < marks.low for position, marks in zip(positions, watermarks, strict=False)
+    ):
+        raise MessagePurged(
+            f"the message this id names, or messages after it, were purged from topic "
+            f"{topic_id} (or expired by its retention); start again without "
+            "after_message_id, or with since_time"
+        )
+    return [*positions, *(marks.low for marks in watermarks[len(positions) :])]

@@ -1,0 +1,183 @@
+"""The compiled check of a topic's value schema, for producers that publish plain JSON.
+
+A topic's schema is the latest version of the registry subject ``<topic>-value``
+(Confluent's topic naming strategy), so the topics v1 developer API, records v2 producers
+and any Confluent client share it. Per publish the look-up is two dict hits and an int
+comparison: the answer per topic is remembered with the registry's change count, and each
+schema id is compiled once.
+
+JSON Schema versions are compiled with ``jsonschema-rs`` (Rust; a valid message is
+checked without leaving native code, and an invalid one lists every violation, which
+``fastjsonschema`` cannot: it stops at the first). ``bench/topics_v1.py`` measures both.
+Nothing is ever fetched over the network: ``$ref`` resolves inside the schema and to its
+registered references. An Avro latest version makes the message Avro: it is checked and
+written with that schema in Confluent's wire format, so Avro consumers of the topic (and
+records v2 ``serializer=confluent`` readers) read what topics v1 publishes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jsonschema_rs
+import msgspec
+
+from sluicegate.core.schemas.avro import AvroSchema
+from sluicegate.core.schemas.json_schema import JsonSchema
+from sluicegate.core.schemas.model import LATEST
+from sluicegate.core.schemas.naming import subject_name
+from sluicegate.core.schemas.registry import SchemaRegistry
+from sluicegate.errors import InvalidSchema, SubjectNotFound
+
+__all__ = ["TopicSchemas", "ValueSchema", "Violation", "compile_json_schema"]
+
+#: Topics whose answer is remembered; beyond this the memory starts over.
+_TOPICS_REMEMBERED = 10_000
+#: Compiled schemas kept; beyond this the memory starts over.
+_SCHEMAS_COMPILED = 1_000
+
+
+class Violation(msgspec.Struct, frozen=True, gc=False):
+    """One way a message breaks its schema: where (a JSON pointer) and why."""
+
+    pointer: str
+    reason: str
+
+
+class ValueSchema(Protocol):
+    """A topic's current value schema, ready to check and write messages."""
+
+    schema_id: int
+
+    def violations(self, datum: object) -> list[Violation]:
+        """Every way ``datum`` breaks the schema; empty if it complies."""
+
+    def serialize(self, raw: bytes, datum: object) -> bytes:
+        """The stored value of a complying message (``raw`` is its JSON text)."""
+
+
+def _pointer(path: list[str | int]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def compile_json_schema(document: Any, resources: dict[str, Any]) -> Any:
+    """A ``jsonschema-rs`` validator; draft 7 without ``$schema``, as the registry reads it.
+
+    Raises ``jsonschema_rs.ValidationError`` or ``ValueError`` for what it cannot compile.
+    """
+    known = isinstance(document, dict) and isinstance(document.get("$schema"), str)
+    cls = jsonschema_rs.validator_cls_for(document) if known else jsonschema_rs.Draft7Validator
+    registry = jsonschema_rs.Registry(resources=list(resources.items())) if resources else None
+    return cls(document, registry=registry, offline=True)
+
+
+class _JsonValues:
+    """Messages stored as their JSON text, checked with a compiled validator."""
+
+    __slots__ = ("_is_valid", "_validator", "schema_id")
+
+    def __init__(self, schema_id: int, validator: Any) -> None:
+        self.schema_id = schema_id
+        self._validator = validator
+        self._is_valid = validator.is_valid
+
+    def violations(self, datum: object) -> list[Violation]:
+        if self._is_valid(datum):
+            return []
+        return [
+            Violation(_pointer(error.instance_path), error.message)
+            for error in self._validator.iter_errors(datum)
+        ]
+
+    def serialize(self, raw: bytes, datum: object) -> bytes:
+        return raw
+
+
+class _CheckedJsonValues:
+    """A JSON Schema ``jsonschema-rs`` cannot compile: checked as the registry checks it."""
+
+    __slots__ = ("_schema", "schema_id")
+
+    def __init__(self, schema_id: int, schema: JsonSchema) -> None:
+        self.schema_id = schema_id
+        self._schema = schema
+
+    def violations(self, datum: object) -> list[Violation]:
+        try:
+            self._schema.validate(datum)
+        except InvalidSchema as exc:
+            message, _, where = exc.message.rpartition(" - at ")
+            return [Violation(where.removeprefix("$").replace(".", "/"), message)]
+        return []
+
+    def serialize(self, raw: bytes, datum: object) -> bytes:
+        return raw
+
+
+class _AvroValues:
+    """Messages written with an Avro schema in Confluent's wire format."""
+
+    __slots__ = ("_registry", "schema_id")
+
+    def __init__(self, schema_id: int, registry: SchemaRegistry) -> None:
+        self.schema_id = schema_id
+        self._registry = registry
+
+    def violations(self, datum: object) -> list[Violation]:
+        try:
+            self._registry.encode_confluent(self.schema_id, datum)
+        except InvalidSchema as exc:
+            return [Violation("", exc.message)]
+        return []
+
+    def serialize(self, raw: bytes, datum: object) -> bytes:
+        return self._registry.encode_confluent(self.schema_id, datum)
+
+
+class TopicSchemas:
+    """Each topic's current value schema, compiled once per schema id."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self._registry = registry
+        self._by_topic: dict[str, tuple[int, ValueSchema | None]] = {}
+        self._compiled: dict[int, ValueSchema] = {}
+
+    def for_topic(self, topic: str) -> ValueSchema | None:
+        """The schema messages to ``topic`` must comply with; ``None``: any JSON."""
+        known = self._by_topic.get(topic)
+        if known is not None and known[0] == self._registry.changes:
+            return known[1]
+        changes = self._registry.changes
+        schema = self._current(topic)
+        if len(self._by_topic) >= _TOPICS_REMEMBERED:
+            self._by_topic.clear()
+        self._by_topic[topic] = (changes, schema)
+        return schema
+
+    def _current(self, topic: str) -> ValueSchema | None:
+        try:
+            registered = self._registry.get_version(
+                subject_name("topic", topic, None, is_key=False), LATEST
+            )
+        except SubjectNotFound:
+            return None
+        compiled = self._compiled.get(registered.id)
+        if compiled is None:
+            compiled = self._compile(registered.id)
+            if len(self._compiled) >= _SCHEMAS_COMPILED:
+                self._compiled.clear()
+            self._compiled[registered.id] = compiled
+        return compiled
+
+    def _compile(self, schema_id: int) -> ValueSchema:
+        parsed = self._registry.parsed(schema_id)
+        if isinstance(parsed, AvroSchema):
+            return _AvroValues(schema_id, self._registry)
+        assert isinstance(parsed, JsonSchema)  # the registry holds Avro and JSON only
+        try:
+            validator = compile_json_schema(parsed.document, parsed.resources)
+        except (jsonschema_rs.ValidationError, ValueError):
+            # The registry accepted it (Python's jsonschema); a regex or format
+            # jsonschema-rs reads otherwise must not make the topic unwritable.
+            return _CheckedJsonValues(schema_id, parsed)
+        return _JsonValues(schema_id, validator)

@@ -1,0 +1,89 @@
+"""Message ids: short, canonical, and refused with the right error when they cannot resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluicegate.core.cursors import message_id, parse_message_id, resume_positions
+from sluicegate.core.records import Watermarks
+from sluicegate.errors import InvalidMessageId, MessagePurged
+
+
+def test_single_partition_ids_are_short_and_url_safe() -> None:
+    assert message_id(3, 0, (16,)) == "AxA"
+    assert len(message_id(12, 0, (10_000_000,))) == 7  # 5 bytes
+    for offset in (0, 1, 127, 128, 2**40):
+        text = message_id(7, 0, (offset,))
+        assert text.replace("-", "").replace("_", "").isalnum()
+        parsed = parse_message_id(text)
+        assert (parsed.topic_id, parsed.partition, parsed.positions) == (7, 0, (offset,))
+
+
+def test_multi_partition_ids_round_trip() -> None:
+    positions = (5, 0, 300, 2**33, 1, 0, 0, 9)
+    parsed = parse_message_id(message_id(42, 3, positions))
+    assert (parsed.topic_id, parsed.partition, parsed.positions) == (42, 3, positions)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "A",
+        "A12x!",
+        "not an id",
+        "////",
+        "AxA=",  # padding is not part of an id
+        "AxB",  # trailing bits: not the canonical spelling of any id
+        "gwAQ",  # an overlong varint for 3
+        "AwEC",  # three values: neither layout
+        "AwUBAg",  # the message's partition (5) beyond the positions
+        "x" * 9000,
+    ],
+)
+def test_malformed_ids_are_refused(text: str) -> None:
+    with pytest.raises(InvalidMessageId, match="not an id this gateway issued"):
+        parse_message_id(text)
+
+
+MARKS = [Watermarks(low=2, high=10)]
+
+
+def test_resume_after_a_message_of_this_topic() -> None:
+    assert resume_positions(parse_message_id(message_id(3, 0, (4,))), 3, MARKS) == [4]
+    assert resume_positions(parse_message_id(message_id(3, 0, (10,))), 3, MARKS) == [10]
+
+
+def test_an_id_of_another_topic_is_refused() -> None:
+    with pytest.raises(InvalidMessageId, match="belongs to topic 4, not to topic 3"):
+        resume_positions(parse_message_id(message_id(4, 0, (4,))), 3, MARKS)
+
+
+def test_an_id_past_the_end_was_never_issued() -> None:
+    with pytest.raises(InvalidMessageId, match="never issued"):
+        resume_positions(parse_message_id(message_id(3, 0, (11,))), 3, MARKS)
+    with pytest.raises(InvalidMessageId, match="names 2 partitions"):
+        resume_positions(parse_message_id(message_id(3, 1, (1, 1))), 3, MARKS)
+    with pytest.raises(InvalidMessageId, match="names no message"):
+        resume_positions(parse_message_id(message_id(3, 0, (0,))), 3, [Watermarks(0, 5)])
+
+
+def test_a_purged_message_is_an_error_not_a_restart() -> None:
+    # Offset 1 is below the low watermark 2: its message is gone.
+    with pytest.raises(MessagePurged, match="purged"):
+        resume_positions(parse_message_id(message_id(3, 0, (2,))), 3, MARKS)
+    # After a purge of everything (low == high), the last message's id is gone too.
+    with pytest.raises(MessagePurged):
+        resume_positions(parse_message_id(message_id(3, 0, (10,))), 3, [Watermarks(10, 10)])
+
+
+def test_records_the_id_had_not_reached_in_another_partition_were_removed() -> None:
+    marks = [Watermarks(0, 10), Watermarks(5, 10)]
+    with pytest.raises(MessagePurged):
+        resume_positions(parse_message_id(message_id(3, 0, (4, 3))), 3, marks)
+    assert resume_positions(parse_message_id(message_id(3, 0, (4, 5))), 3, marks) == [4, 5]
+
+
+def test_partitions_added_after_the_id_start_at_their_low_watermark() -> None:
+    marks = [Watermarks(0, 10), Watermarks(0, 3), Watermarks(1, 4)]
+    assert resume_positions(parse_message_id(message_id(3, 0, (4,))), 3, marks) == [4, 0, 1]

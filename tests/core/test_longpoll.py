@@ -1,0 +1,82 @@
+"""Long polls: woken by the log, bounded by the caps, freed when the consumer goes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.limits.concurrency import ConcurrencyLimiter
+from sluicegate.core.longpoll import Abandoned, LongPolls
+from sluicegate.core.records import NewRecord, TopicPartition
+from sluicegate.core.topics import TopicSpec
+from sluicegate.errors import Overloaded, RateLimited
+
+TP = TopicPartition("polled", 0)
+
+
+async def never() -> None:
+    await asyncio.Event().wait()
+
+
+@pytest.fixture
+async def polls(gateway: Gateway) -> LongPolls:
+    await gateway.topics.create(TopicSpec(name=TP.topic))
+    return LongPolls(gateway.log, ConcurrencyLimiter("long polls", total=3, per_client=2))
+
+
+async def test_an_append_wakes_the_wait(gateway: Gateway, polls: LongPolls) -> None:
+    waiting = asyncio.ensure_future(polls.wait("app", {TP: 0}, 30, never))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await gateway.log.append([NewRecord(TP.topic, 0, None, b"{}")])
+    assert await asyncio.wait_for(waiting, 5) is True
+
+
+async def test_the_wait_ends_at_its_timeout(polls: LongPolls) -> None:
+    assert await polls.wait("app", {TP: 0}, 0.05, never) is False
+
+
+async def test_a_consumer_that_goes_away_frees_its_waiter_and_slot(
+    gateway: Gateway, polls: LongPolls
+) -> None:
+    gone = asyncio.Event()
+
+    async def departure() -> None:
+        await gone.wait()
+
+    waiting = asyncio.ensure_future(polls.wait("app", {TP: 0}, 30, departure))
+    await asyncio.sleep(0.05)
+    assert gateway.log.stats()["waiters"] == 1
+    gone.set()
+    with pytest.raises(Abandoned):
+        await asyncio.wait_for(waiting, 5)
+    assert gateway.log.stats()["waiters"] == 0
+    assert await polls.wait("app", {TP: 0}, 0.01, never) is False  # the slot is back
+
+
+async def test_caps_refuse_before_waiting(polls: LongPolls) -> None:
+    held = [asyncio.ensure_future(polls.wait("app", {TP: 0}, 30, never)) for _ in range(2)]
+    await asyncio.sleep(0.02)
+    with pytest.raises(RateLimited) as limited:
+        await polls.wait("app", {TP: 0}, 30, never)
+    assert limited.value.retry_after > 0
+    held.append(asyncio.ensure_future(polls.wait("other", {TP: 0}, 30, never)))
+    await asyncio.sleep(0.02)
+    with pytest.raises(Overloaded):
+        await polls.wait("third", {TP: 0}, 30, never)
+    for task in held:
+        task.cancel()
+    await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_cancelling_the_poll_cancels_it_and_frees_everything(
+    gateway: Gateway, polls: LongPolls
+) -> None:
+    waiting = asyncio.ensure_future(polls.wait("app", {TP: 0}, 30, never))
+    await asyncio.sleep(0.02)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert gateway.log.stats()["waiters"] == 0

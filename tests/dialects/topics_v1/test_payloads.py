@@ -1,0 +1,47 @@
+"""Stored values as topics v1 payloads, and the seed's time format."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from sluicegate.core.gateway import Gateway
+from sluicegate.dialects.topics_v1.payloads import PayloadReader, message_time
+
+
+@pytest.mark.parametrize(
+    ("value", "payload"),
+    [
+        (None, None),
+        (b'{"a": [1, 2]}', {"a": [1, 2]}),
+        (b" 42 ", 42),
+        (b'"text"', "text"),
+        (b"plain words", "plain words"),
+        (b"", ""),
+        (b"{broken", "{broken"),
+        (b"\xff\xfe", {"data_base64": base64.b64encode(b"\xff\xfe").decode()}),
+        # Framed, but with a schema id nobody registered: plain bytes.
+        (
+            b"\x00\x00\x00\x03\xe7x",
+            {"data_base64": base64.b64encode(b"\x00\x00\x00\x03\xe7x").decode()},
+        ),
+    ],
+)
+async def test_values_become_payloads(
+    gateway: Gateway, value: bytes | None, payload: object
+) -> None:
+    assert json.loads(bytes(PayloadReader(gateway.schemas).payload(value))) == payload
+
+
+async def test_confluent_framed_values_are_decoded_with_their_schema(gateway: Gateway) -> None:
+    avro = {"type": "record", "name": "P", "fields": [{"name": "name", "type": "string"}]}
+    registered = await gateway.schemas.register("people-value", json.dumps(avro))
+    framed = gateway.schemas.encode_confluent(registered.id, {"name": "Jane"})
+    assert json.loads(bytes(PayloadReader(gateway.schemas).payload(framed))) == {"name": "Jane"}
+
+
+def test_time_has_milliseconds_and_an_offset_as_in_the_seed() -> None:
+    assert message_time(1_681_484_834_437_912) == "2023-04-14T15:07:14.437+00:00"
+    assert message_time(0) == "1970-01-01T00:00:00.000+00:00"
