@@ -84,6 +84,7 @@ _ANNOTATIONS = frozenset(
     }
 )
 _COMBINATORS = ("allOf", "anyOf", "oneOf")
+_COMBINATORS_SET = frozenset(_COMBINATORS)
 _NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
 _STRING_BOUNDS = ("minLength", "maxLength")
 _ARRAY_BOUNDS = ("minItems", "maxItems")
@@ -166,6 +167,8 @@ class _Side:
             for node in _nodes(document):
                 self._base[id(node)] = name
         self._derived: dict[tuple[Any, ...], Any] = {}
+        #: Nodes standing for a ``$ref`` and its siblings (their ``allOf`` is not written).
+        self.from_ref: set[int] = set()
         self._expanded: dict[int, list[tuple[str, dict[str, Any]]]] = {}
         self._validators: dict[str, Any] = {}
         self._registry: Registry[Any] = Registry().with_resources(
@@ -187,7 +190,9 @@ class _Side:
             target = self._lookup(node["$ref"], base)
             if self.ref_siblings_apply and any(k not in _ANNOTATIONS for k in node if k != "$ref"):
                 siblings = {k: v for k, v in node.items() if k != "$ref"}
-                return self.derive(("ref", id(node)), {"allOf": [target, siblings]}, node)
+                combined = self.derive(("ref", id(node)), {"allOf": [target, siblings]}, node)
+                self.from_ref.add(id(combined))
+                return combined
             node = target
         return self._unknown
 
@@ -265,7 +270,10 @@ class _Side:
             return []
         if id(node) in active:
             return [("", {})]  # a cycle with no descent: anything, an over-approximation
-        plain = {k: v for k, v in node.items() if k not in _COMBINATORS}
+        if _COMBINATORS_SET.isdisjoint(node):
+            plain = node  # itself, so that checking it again is seen as a cycle
+        else:
+            plain = {k: v for k, v in node.items() if k not in _COMBINATORS}
         if "not" in plain and _accepts_anything(self.resolve(plain["not"])):
             return []
         found: list[tuple[str, dict[str, Any]]] | None = [("", plain)]
@@ -752,8 +760,9 @@ class _Checker:
     # -- the reader's combinators --------------------------------------------------------
 
     def _combinators(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
+        written = id(reader) not in self._reader.from_ref
         for index, part in enumerate(_list(reader.get("allOf"))):
-            self.check(part, writer, f"{path}/allOf/{index}")
+            self.check(part, writer, f"{path}/allOf/{index}" if written else path)
         for keyword in ("anyOf", "oneOf"):
             if isinstance(reader.get(keyword), list):
                 self._alternatives(keyword, reader[keyword], writer, path)
@@ -852,7 +861,9 @@ class _Checker:
                 continue
             if keyword in _ARRAY_ONLY and not produces("array"):
                 continue
-            if self._same(reader, writer, keyword) or self._implied(reader, writer, keyword):
+            if keyword != "if" and self._same(reader, writer, keyword):
+                continue
+            if self._implied(reader, writer, keyword):
                 continue
             self._error(
                 "UNSUPPORTED_KEYWORD_CHANGED",
@@ -884,9 +895,11 @@ class _Checker:
     def _implied(self, reader: dict[str, Any], writer: dict[str, Any], keyword: str) -> bool:
         """Whether the reader's ``keyword`` is provably met by every writer document."""
         if keyword == "if":
-            # (if → then) ∧ (¬if → else): each half the writer has too may stay.
+            # (if → then) ∧ (¬if → else) under the writer's own condition: each half
+            # must be one the writer's implies.
             return self._same(reader, writer, "if") and all(
-                part not in reader or self._same(reader, writer, part) for part in ("then", "else")
+                part not in reader or (part in writer and self.accepts(reader[part], writer[part]))
+                for part in ("then", "else")
             )
         if keyword in ("dependencies", "dependentRequired", "dependentSchemas"):
             return all(
