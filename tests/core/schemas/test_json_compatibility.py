@@ -272,6 +272,11 @@ def nested(schema: object) -> dict[str, Any]:
     return obj({"a": schema}, required=["a"], closed=True)
 
 
+def tagged(kind: str) -> dict[str, Any]:
+    """A variant of a tagged union: objects whose ``kind`` is ``kind``."""
+    return obj({"kind": {"const": kind}, "value": S}, required=["kind"])
+
+
 COMBINATOR_CASES = [
     pytest.param({"oneOf": [NULL, S]}, {"type": ["null", "string"]}, ALL, id="oneOf-to-type-list"),
     pytest.param(
@@ -307,6 +312,12 @@ COMBINATOR_CASES = [
         {"oneOf": [obj({"kind": {"const": "a"}}, required=["kind"]), NULL, S]},
         BACKWARD_ONLY,
         id="oneOf-branch-added",
+    ),
+    pytest.param(
+        {"oneOf": [tagged("a"), tagged("b")]},
+        {"oneOf": [tagged("a"), tagged("b"), tagged("c")]},
+        BACKWARD_ONLY,
+        id="tagged-union-variant-added",
     ),
     # Their unsafe twins: a writer branch the reader does not accept.
     pytest.param(
@@ -536,3 +547,44 @@ def test_refuses_what_the_validator_refuses(
     with pytest.raises(InvalidSchema):
         reader_schema.validate(document)
     assert read_errors(reader_schema, writer_schema) != []
+
+
+def test_writer_parts_are_merged_keyword_by_keyword() -> None:
+    bounded = {"type": "integer", "minimum": 0, "maximum": 10}
+    assert errors(bounded, {"allOf": [{"type": "integer", "minimum": 0}, {"maximum": 10}]}) == []
+    assert (
+        errors(
+            {"enum": ["b", "c"]}, {"allOf": [{"enum": ["a", "b", "c"]}, {"enum": ["b", "c", "d"]}]}
+        )
+        == []
+    )
+    assert errors(S, {"allOf": [S, I]}) == []  # no document is both
+    items = {"type": "array", "items": [S, I], "additionalItems": False}
+    assert (
+        errors(
+            items, {"allOf": [{"type": "array", "items": [S]}, {"items": [{}, I], "maxItems": 2}]}
+        )
+        == []
+    )
+
+
+def nested_any_of(depth: int, leaf: str) -> dict[str, Any]:
+    """Three branches per level and a string: 3 ** depth leaves."""
+    if depth == 0:
+        return {"type": leaf}
+    branches = [nested_any_of(depth - 1, leaf) for _ in range(3)]
+    return {"anyOf": [*branches, {"type": "string", "maxLength": depth}]}
+
+
+def test_writers_too_large_to_multiply_out_are_taken_a_level_at_a_time() -> None:
+    assert errors(nested_any_of(4, "number"), nested_any_of(4, "integer")) == []
+
+
+def test_unchanged_parts_are_compatible_however_large() -> None:
+    assert errors(nested_any_of(5, "integer"), nested_any_of(5, "integer")) == []
+
+
+def test_comparisons_past_the_budget_are_refused() -> None:
+    assert errors(nested_any_of(4, "integer"), nested_any_of(4, "number")) == [
+        "SCHEMAS_TOO_COMPLEX at #: comparing needs more than 10000 steps; treated as incompatible"
+    ]

@@ -133,6 +133,8 @@ def read_errors(reader: JsonSchema, writer: JsonSchema) -> list[str]:
     """Why a document valid for ``writer`` might be invalid for ``reader``; empty if none."""
     checker = _Checker(_Side(reader, reading=True), _Side(writer, reading=False))
     checker.check(reader.document, writer.document, "")
+    if checker.exhausted:
+        return [f"SCHEMAS_TOO_COMPLEX at #: {_TOO_COMPLEX}"]
     return list(dict.fromkeys(checker.errors))
 
 
@@ -148,6 +150,8 @@ class _Side:
         self._class = jsonschema.validators.validator_for(
             self.root, default=jsonschema.Draft7Validator
         )
+        #: The draft the schema is read in: the same keywords mean different things in two.
+        self.dialect: type = self._class
         legacy = {
             jsonschema.Draft3Validator,
             jsonschema.Draft4Validator,
@@ -280,34 +284,51 @@ class _Side:
         active.add(id(node))
         try:
             for index, part in enumerate(_list(node.get("allOf"))):
-                found = self._combine(found, self._expand(part, active), f"allOf/{index}")
+                found = self._product(found, [(f"allOf/{index}", part)], active, choice=False)
             for keyword in ("anyOf", "oneOf"):
-                if isinstance(node.get(keyword), list):
-                    options = [
-                        (_join(f"{keyword}/{index}", label), option)
-                        for index, branch in enumerate(node[keyword])
-                        for label, option in self._expand(branch, active)
-                    ]
-                    found = self._combine(found, options, "")
+                branches = [(f"{keyword}/{i}", b) for i, b in enumerate(_list(node.get(keyword)))]
+                if branches:
+                    found = self._product(found, branches, active, choice=True)
         finally:
             active.discard(id(node))
         return [("", plain)] if found is None else found
 
-    def _combine(
+    def _product(
         self,
         found: list[tuple[str, dict[str, Any]]] | None,
-        options: list[tuple[str, dict[str, Any]]],
-        where: str,
+        branches: list[tuple[str, Any]],
+        active: set[int],
+        *,
+        choice: bool,
     ) -> list[tuple[str, dict[str, Any]]] | None:
-        if found is None or len(found) * len(options) > _MAX_ALTERNATIVES:
+        """``found`` intersected with the union of ``branches``: each branch multiplied out
+        if that stays within bounds, else taken whole (its combinators left for later)."""
+        if found is None:
+            return None
+        deep = [
+            (_join(where, label) if choice or label else "", option)
+            for where, branch in branches
+            for label, option in self._expand(branch, active)
+        ]
+        combined = self._combine(found, deep)
+        if combined is None:
+            whole = [(where if choice else "", self.resolve(branch)) for where, branch in branches]
+            combined = self._combine(found, [(w, n) for w, n in whole if n is not False])
+        return combined
+
+    def _combine(
+        self,
+        found: list[tuple[str, dict[str, Any]]],
+        options: list[tuple[str, dict[str, Any]]],
+    ) -> list[tuple[str, dict[str, Any]]] | None:
+        if len(found) * len(options) > _MAX_ALTERNATIVES:
             return None
         combined = []
         for label, alternative in found:
             for option_label, option in options:
                 merged = self._merge(alternative, option)
                 if merged is not None:
-                    inner = _join(where, option_label) if option_label else ""
-                    combined.append((", ".join(filter(None, (label, inner))), merged))
+                    combined.append((", ".join(filter(None, (label, option_label))), merged))
         return combined
 
     def _merge(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any] | None:
@@ -327,12 +348,16 @@ class _Side:
             else:
                 merged[key] = combined
         for keyword in ("exclusiveMinimum", "exclusiveMaximum"):
-            # Draft 4's boolean flags qualify their part's bound: kept only if unambiguous.
+            # Draft 4's boolean flag qualifies its own part's bound: kept only beside it.
             bound = keyword.replace("exclusiveM", "m")
-            if isinstance(merged.get(keyword), bool) and bound in left and bound in right:
-                same = _json_equal(left.get(keyword), right.get(keyword))
-                if not (same and _json_equal(left[bound], right[bound])):
-                    del merged[keyword]
+            flag = merged.get(keyword)
+            if isinstance(flag, bool) and not any(
+                _json_equal(part.get(keyword), flag)
+                and bound in part
+                and _json_equal(part[bound], merged.get(bound))
+                for part in (left, right)
+            ):
+                del merged[keyword]
         merged.update(_merge_conditionals(left, right))
         merged.update(self._merge_items(left, right))
         if "type" in merged and not _types(merged):
@@ -471,6 +496,13 @@ class _Checker:
         #: documents (assumed to hold); at the same depth it is a cycle with no end.
         self._in_progress: dict[tuple[int, int], int] = {}
         self._depth = 0
+        #: Comparisons left: combinators nest into exponential work, and a registry must
+        #: answer; past the budget the answer is "incompatible".
+        self._budget = _MAX_COMPARISONS
+        #: Answers of ``accepts`` that depended on nothing being checked around them (no
+        #: pair in progress met, no budget run out), so they hold wherever asked again.
+        self._known: dict[tuple[int, int], bool] = {}
+        self._contextual = False
         self.errors: list[str] = []
 
     def check(self, reader: Any, writer: Any, path: str) -> None:
@@ -482,24 +514,59 @@ class _Checker:
         if reader is False:
             self._error("TYPE_NARROWED", path, "the reader accepts no value here")
             return
+        if self._identical(reader, writer):
+            return
+        self._budget -= 1
+        if self.exhausted:
+            self._contextual = True
+            return
         pair = (id(reader), id(writer))
         entered = self._in_progress.get(pair)
         if entered is not None:
+            self._contextual = True
             if entered == self._depth:
                 self._error("UNSUPPORTED_KEYWORD_CHANGED", f"{path}/$ref", _CYCLE)
             return
         self._in_progress[pair] = self._depth
         try:
             for label, alternative in self._writer.alternatives(writer):
-                errors = self._trial(self._compare, reader, alternative, path)
+                # An alternative still holding combinators was too large to multiply out
+                # at once: it is checked as a writer of its own.
+                plain = _COMBINATORS_SET.isdisjoint(alternative)
+                compare = self._compare if plain else self.check
+                errors = self._trial(compare, reader, alternative, path)
                 suffix = f" (writer alternative {label})" if label else ""
                 self.errors.extend(f"{error}{suffix}" for error in errors)
         finally:
             del self._in_progress[pair]
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether the comparison ran past its budget (and so proved nothing)."""
+        return self._budget < 0
+
+    def _identical(self, reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+        """Whether the two nodes are the same schema, read the same way (an unchanged part
+        of a schema is compatible however complex it is)."""
+        if self._reader.dialect is not self._writer.dialect or not _json_equal(reader, writer):
+            return False
+        references = (
+            node.keys() & _REFERENCES for node in _nodes(reader) if isinstance(node, dict)
+        )
+        used = set().union(*references)
+        return not used or (self._same_documents and used == {"$ref"})
+
     def accepts(self, reader: Any, writer: Any) -> bool:
         """Whether ``reader`` provably accepts every document ``writer`` does."""
-        return not self._trial(self.check, reader, writer, "")
+        key = (id(reader), id(writer))
+        if key in self._known:
+            return self._known[key]
+        outer, self._contextual = self._contextual, False
+        accepted = not self._trial(self.check, reader, writer, "")
+        if not self._contextual:
+            self._known[key] = accepted
+        self._contextual = outer or self._contextual
+        return accepted
 
     def _trial(self, run: Callable[..., None], *args: Any) -> list[str]:
         """The errors ``run(*args)`` finds, kept apart from this checker's."""
@@ -749,13 +816,18 @@ class _Checker:
             )
         reader_tuple, reader_rest = self._reader.item_schemas(reader)
         writer_tuple, writer_rest = self._writer.item_schemas(writer)
-        for index in range(max(len(reader_tuple), len(writer_tuple))):
+        positions = max(len(reader_tuple), len(writer_tuple))
+        # Positions past the writer's maxItems never hold an item.
+        longest = writer["maxItems"] if _number(writer.get("maxItems")) else math.inf
+        present = min(positions, math.floor(longest)) if longest < positions else positions
+        for index in range(present):
             self._descend(
                 reader_tuple[index] if index < len(reader_tuple) else reader_rest,
                 writer_tuple[index] if index < len(writer_tuple) else writer_rest,
                 f"{path}/items/{index}" if reader_tuple else f"{path}/items",
             )
-        self._descend(reader_rest, writer_rest, f"{path}/items")
+        if longest > positions:
+            self._descend(reader_rest, writer_rest, f"{path}/items")
 
     # -- the reader's combinators --------------------------------------------------------
 
@@ -787,8 +859,10 @@ class _Checker:
         """Each of the writer's types must fit one branch (``oneOf``: and no other)."""
         for kind, part in self._by_type(writer):
             what = f"the writer's {kind} documents" if kind else "the writer's documents"
-            fits = [i for i, branch in enumerate(branches) if self.accepts(branch, part)]
-            if not fits:
+            # anyOf needs one branch that fits (the first will do); oneOf, each that fits.
+            fits = (i for i, branch in enumerate(branches) if self.accepts(branch, part))
+            first = next(fits, None)
+            if first is None:
                 self._error(
                     "COMBINED_TYPE_SUBSCHEMAS_CHANGED",
                     f"{path}/{keyword}",
@@ -796,7 +870,7 @@ class _Checker:
                 )
             elif keyword == "oneOf" and not any(
                 all(self._disjoint(part, other) for j, other in enumerate(branches) if j != i)
-                for i in fits
+                for i in (first, *fits)
             ):
                 self._error(
                     "COMBINED_TYPE_SUBSCHEMAS_CHANGED",
@@ -937,6 +1011,8 @@ class _Checker:
 
 _REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 _CONTEXTUAL = frozenset({"unevaluatedProperties", "unevaluatedItems"})
+_MAX_COMPARISONS = 10_000
+_TOO_COMPLEX = f"comparing needs more than {_MAX_COMPARISONS} steps; treated as incompatible"
 _CYCLE = "a $ref cycle that passes through no property or item cannot be decided"
 
 
