@@ -132,7 +132,10 @@ _ANY_NAME: dict[str, Any] = {"type": "string"}
 def read_errors(reader: JsonSchema, writer: JsonSchema) -> list[str]:
     """Why a document valid for ``writer`` might be invalid for ``reader``; empty if none."""
     checker = _Checker(_Side(reader, reading=True), _Side(writer, reading=False))
-    checker.check(reader.document, writer.document, "")
+    try:
+        checker.check(reader.document, writer.document, "")
+    except RecursionError:
+        return [f"SCHEMAS_TOO_COMPLEX at #: {_TOO_DEEP}"]
     if checker.exhausted:
         return [f"SCHEMAS_TOO_COMPLEX at #: {_TOO_COMPLEX}"]
     return list(dict.fromkeys(checker.errors))
@@ -486,23 +489,33 @@ _DROP = object()
 _CONDITIONAL = ("if", "then", "else")
 
 
+class _Work:
+    """What a checker and its mirror (the sides swapped, for ``not``) share."""
+
+    def __init__(self) -> None:
+        #: Properties and items descended into, on the way to the current comparison.
+        self.depth = 0
+        #: Comparisons left: combinators nest into exponential work, and a registry must
+        #: answer; past the budget the answer is "incompatible".
+        self.budget = _MAX_COMPARISONS
+        #: Whether the answer being worked out relied on a comparison in progress (or on
+        #: the budget), so it holds only where it was asked.
+        self.contextual = False
+
+
 class _Checker:
-    def __init__(self, reader: _Side, writer: _Side) -> None:
+    def __init__(self, reader: _Side, writer: _Side, mirror: _Checker | None = None) -> None:
         self._reader = reader
         self._writer = writer
         self._same_documents = reader.canonical == writer.canonical
-        #: Pairs being checked, with the number of properties/items descended into when
-        #: they were entered: meeting one again deeper down is a recursion on finite
-        #: documents (assumed to hold); at the same depth it is a cycle with no end.
+        self._mirror = mirror
+        self._work: _Work = mirror._work if mirror else _Work()
+        #: Pairs being checked, with the depth they were entered at: meeting one again
+        #: deeper down is a recursion on finite documents (assumed to hold); at the same
+        #: depth it is a cycle with no end.
         self._in_progress: dict[tuple[int, int], int] = {}
-        self._depth = 0
-        #: Comparisons left: combinators nest into exponential work, and a registry must
-        #: answer; past the budget the answer is "incompatible".
-        self._budget = _MAX_COMPARISONS
-        #: Answers of ``accepts`` that depended on nothing being checked around them (no
-        #: pair in progress met, no budget run out), so they hold wherever asked again.
+        #: Answers of ``accepts`` that relied on nothing in progress, to reuse anywhere.
         self._known: dict[tuple[int, int], bool] = {}
-        self._contextual = False
         self.errors: list[str] = []
 
     def check(self, reader: Any, writer: Any, path: str) -> None:
@@ -516,18 +529,18 @@ class _Checker:
             return
         if self._identical(reader, writer):
             return
-        self._budget -= 1
+        self._work.budget -= 1
         if self.exhausted:
-            self._contextual = True
+            self._work.contextual = True
             return
         pair = (id(reader), id(writer))
         entered = self._in_progress.get(pair)
         if entered is not None:
-            self._contextual = True
-            if entered == self._depth:
+            self._work.contextual = True
+            if entered == self._work.depth:
                 self._error("UNSUPPORTED_KEYWORD_CHANGED", f"{path}/$ref", _CYCLE)
             return
-        self._in_progress[pair] = self._depth
+        self._in_progress[pair] = self._work.depth
         try:
             for label, alternative in self._writer.alternatives(writer):
                 # An alternative still holding combinators was too large to multiply out
@@ -543,7 +556,7 @@ class _Checker:
     @property
     def exhausted(self) -> bool:
         """Whether the comparison ran past its budget (and so proved nothing)."""
-        return self._budget < 0
+        return self._work.budget < 0
 
     def _identical(self, reader: dict[str, Any], writer: dict[str, Any]) -> bool:
         """Whether the two nodes are the same schema, read the same way (an unchanged part
@@ -561,11 +574,12 @@ class _Checker:
         key = (id(reader), id(writer))
         if key in self._known:
             return self._known[key]
-        outer, self._contextual = self._contextual, False
+        work = self._work
+        outer, work.contextual = work.contextual, False
         accepted = not self._trial(self.check, reader, writer, "")
-        if not self._contextual:
+        if not work.contextual:
             self._known[key] = accepted
-        self._contextual = outer or self._contextual
+        work.contextual = outer or work.contextual
         return accepted
 
     def _trial(self, run: Callable[..., None], *args: Any) -> list[str]:
@@ -578,11 +592,11 @@ class _Checker:
             self.errors = saved
 
     def _descend(self, reader: Any, writer: Any, path: str) -> None:
-        self._depth += 1
+        self._work.depth += 1
         try:
             self.check(reader, writer, path)
         finally:
-            self._depth -= 1
+            self._work.depth -= 1
 
     def _compare(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
         """``reader`` against one plain writer alternative."""
@@ -848,10 +862,15 @@ class _Checker:
                 )
 
     def _swapped(self) -> _Checker:
-        """A checker with the writer reading the reader's documents."""
-        return _Checker(
-            _Side(self._writer.schema, reading=True), _Side(self._reader.schema, reading=False)
-        )
+        """The checker with the writer reading the reader's documents (made once, so that
+        a ``not`` inside a ``not`` comes back to this one and its comparisons in progress)."""
+        if self._mirror is None:
+            self._mirror = _Checker(
+                _Side(self._writer.schema, reading=True),
+                _Side(self._reader.schema, reading=False),
+                mirror=self,
+            )
+        return self._mirror
 
     def _alternatives(
         self, keyword: str, branches: list[Any], writer: dict[str, Any], path: str
@@ -1013,6 +1032,7 @@ _REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 _CONTEXTUAL = frozenset({"unevaluatedProperties", "unevaluatedItems"})
 _MAX_COMPARISONS = 10_000
 _TOO_COMPLEX = f"comparing needs more than {_MAX_COMPARISONS} steps; treated as incompatible"
+_TOO_DEEP = "nested too deeply to compare; treated as incompatible"
 _CYCLE = "a $ref cycle that passes through no property or item cannot be decided"
 
 
