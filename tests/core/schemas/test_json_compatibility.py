@@ -588,3 +588,12 @@ def test_comparisons_past_the_budget_are_refused() -> None:
     assert errors(nested_any_of(4, "integer"), nested_any_of(4, "number")) == [
         "SCHEMAS_TOO_COMPLEX at #: comparing needs more than 10000 steps; treated as incompatible"
     ]
+
+
+def test_recursion_through_two_nots_ends() -> None:
+    # Main recursed until Python's limit here: each 'not' made a new checker.
+    no_self = {
+        "not": {"type": "object", "properties": {"p": {"$ref": "#"}}, "additionalProperties": False}
+    }
+    assert errors(no_self, no_self) == []
+    assert errors(no_self, {"allOf": [no_self], "definitions": {"d": {}}}) == []

@@ -60,3 +60,17 @@ async def test_a_writer_branch_the_reader_refuses_is_409(client: httpx.AsyncClie
     }
     message = error(await register(client, "n2", NULLABLE_TYPE_LIST, schemaType="JSON"), 409, 409)
     assert "TYPE_CHANGED at #/properties/a/type" in message
+
+
+async def test_recursion_through_two_nots_is_answered(client: httpx.AsyncClient) -> None:
+    schema = json.dumps(
+        {
+            "not": {
+                "type": "object",
+                "properties": {"p": {"$ref": "#"}},
+                "additionalProperties": False,
+            }
+        }
+    )
+    await register(client, "n3", schema, schemaType="JSON")
+    assert (await check(client, "n3", schema)).json() == {"is_compatible": True, "messages": []}
