@@ -2,36 +2,60 @@
 
 Deciding inclusion of JSON Schemas in general is out of reach; this is a sound subset in
 the spirit of Confluent's checker. A change is compatible only if it provably keeps every
-writer document valid for the reader:
+writer document valid for the reader. Soundness rests on one asymmetry: the writer may be
+*over*-approximated (a constraint of the writer's that the checker cannot use is dropped,
+so it stands for more documents than it accepts), the reader never is.
 
+* The writer's ``anyOf``/``oneOf``/``allOf`` are multiplied out into alternatives, each a
+  plain schema (``allOf`` parts and siblings merged into one; where two parts cannot be
+  merged exactly, one is kept), and each alternative must fit the reader on its own. A
+  ``type`` list is split per type where the reader offers branches.
 * ``type``: the reader must allow every writer type (``integer`` fits in ``number``);
   ``TYPE_CHANGED`` when none overlap, ``TYPE_NARROWED`` otherwise.
 * objects: a property the reader requires and the writer does not is
-  ``REQUIRED_PROPERTY_ADDED``; a writer property the reader's closed content model
-  (``additionalProperties: false``) has no place for is
-  ``PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL``; a reader property a writer with an open
-  content model may carry with any value is ``PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL``
-  (as in Confluent: in an open model, adding a property is not backward compatible;
-  close the writer or add the property to both); closing an open model is
-  ``ADDITIONAL_PROPERTIES_REMOVED``. Shared properties are compared recursively.
+  ``REQUIRED_PROPERTY_ADDED``; a writer property the reader's closed content model has no
+  place for is ``PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL``; a reader property a writer
+  with an open content model may carry with any value is
+  ``PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL`` (as in Confluent: close the writer or add the
+  property to both); closing an open model is ``ADDITIONAL_PROPERTIES_REMOVED``. Each
+  named property is compared under every subschema that applies to it (``properties``
+  and matching ``patternProperties``, else ``additionalProperties``); unnamed ones
+  region by region.
 * bounds: ``minimum``/``maxLength``/``minItems``... may only widen; ``pattern``,
-  ``multipleOf``, ``enum`` and ``const`` may not narrow.
-* arrays: ``items`` (also the tuple forms) recursively, ``uniqueItems`` may not be added.
-* ``anyOf``/``oneOf`` (treated alike): each writer branch must fit some reader branch;
-  ``allOf``: each reader part must accept the writer or one of its parts; ``not``: the
-  writer's excluded set must contain the reader's.
-* ``$ref`` is followed (inside the schema and into references); recursion is cut off.
-* Any other constraining keyword (``if``, ``dependencies``, ``propertyNames``...) may not
-  change at all (``UNSUPPORTED_KEYWORD_CHANGED``). Annotations (``title``,
-  ``description``, ``default``, ``format``...) never matter.
+  ``multipleOf``, ``enum`` and ``const`` may not narrow. Only the bounds of the types the
+  writer can produce matter.
+* arrays: ``items`` (also the tuple forms of the schema's draft) recursively,
+  ``uniqueItems`` may not be added.
+* reader ``anyOf``: each writer alternative must fit some branch; reader ``oneOf``: it
+  must fit one branch and be provably disjoint from the others (types, values, or a
+  required property whose values differ); reader ``allOf``: it must fit every part;
+  reader ``not``: the writer must be disjoint from it, or exclude at least as much.
+* A writer that allows finitely many values (``enum``, ``const``, ``null``, ``boolean``)
+  is compatible whenever the reader's own validator accepts each of them.
+* ``$ref`` is followed (inside the schema and into references, each relative to its own
+  document); recursion through a property or item is assumed compatible while it is
+  being checked (instances are finite), a cycle through nothing else is refused.
+* Any other constraining keyword (``if``, ``dependencies``, ``propertyNames``...) may be
+  dropped by the reader; one the reader adds or changes must be the writer's own (same
+  value, or for ``if``/``then``/``else`` and ``dependencies`` a part of it), or, for
+  ``propertyNames``, provably accept every name the writer allows; otherwise it is
+  ``UNSUPPORTED_KEYWORD_CHANGED``. Annotations (``title``, ``description``, ``default``,
+  ``format``...) never matter.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote
+
+import jsonschema
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT7
 
 from sluicegate.core.schemas.json_schema import JsonSchema
 
@@ -59,121 +83,563 @@ _ANNOTATIONS = frozenset(
         "$vocabulary",
     }
 )
+_COMBINATORS = ("allOf", "anyOf", "oneOf")
+_COMBINATORS_SET = frozenset(_COMBINATORS)
+_NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+_STRING_BOUNDS = ("minLength", "maxLength")
+_ARRAY_BOUNDS = ("minItems", "maxItems")
+_OBJECT_BOUNDS = ("minProperties", "maxProperties")
+_LOWER_BOUNDS = frozenset({"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"})
+_ITEM_KEYWORDS = ("items", "prefixItems", "additionalItems")
 _MODELLED = frozenset(
     {
         "$ref",
         "type",
         "enum",
         "const",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
+        *_NUMBER_BOUNDS,
+        *_STRING_BOUNDS,
+        *_ARRAY_BOUNDS,
+        *_OBJECT_BOUNDS,
+        *_ITEM_KEYWORDS,
         "multipleOf",
-        "minLength",
-        "maxLength",
         "pattern",
         "properties",
         "required",
         "additionalProperties",
         "patternProperties",
-        "minProperties",
-        "maxProperties",
-        "items",
-        "prefixItems",
-        "additionalItems",
-        "minItems",
-        "maxItems",
         "uniqueItems",
-        "anyOf",
-        "oneOf",
-        "allOf",
+        *_COMBINATORS,
         "not",
     }
 )
-_LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
-_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+#: Keywords that constrain only objects or only arrays (others: every type).
+_OBJECT_ONLY = frozenset(
+    {"propertyNames", "dependencies", "dependentRequired", "dependentSchemas"}
+    | {"unevaluatedProperties"}
+)
+_ARRAY_ONLY = frozenset({"contains", "minContains", "maxContains", "unevaluatedItems"})
+_NUMBER_TYPES = frozenset({"number", "integer"})
+_ALL_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+#: More writer alternatives than this and the writer's combinators are dropped (a bound
+#: on work; dropping them only makes the writer allow more, so it stays sound).
+_MAX_ALTERNATIVES = 32
+_MAX_REFERENCE_HOPS = 32
+#: A writer of any name: property names are strings.
+_ANY_NAME: dict[str, Any] = {"type": "string"}
 
 
 def read_errors(reader: JsonSchema, writer: JsonSchema) -> list[str]:
     """Why a document valid for ``writer`` might be invalid for ``reader``; empty if none."""
-    checker = _Checker(_Side(reader), _Side(writer))
-    checker.check(reader.document, writer.document, "")
-    return checker.errors
+    checker = _Checker(_Side(reader, reading=True), _Side(writer, reading=False))
+    try:
+        checker.check(reader.document, writer.document, "")
+    except RecursionError:
+        return [f"SCHEMAS_TOO_COMPLEX at #: {_TOO_DEEP}"]
+    if checker.exhausted:
+        return [f"SCHEMAS_TOO_COMPLEX at #: {_TOO_COMPLEX}"]
+    return list(dict.fromkeys(checker.errors))
 
 
 class _Side:
-    """One schema's root and references, to follow ``$ref``."""
+    """One schema's documents: follows ``$ref``, merges and splits the writer's nodes, and
+    asks the schema's own validator about single values."""
 
-    def __init__(self, schema: JsonSchema) -> None:
+    def __init__(self, schema: JsonSchema, *, reading: bool) -> None:
+        self.schema = schema
         self.root = schema.document
         self.resources = schema.resources
+        self.canonical = (schema.canonical, json.dumps(schema.resources, sort_keys=True))
+        self._class = jsonschema.validators.validator_for(
+            self.root, default=jsonschema.Draft7Validator
+        )
+        #: The draft the schema is read in: the same keywords mean different things in two.
+        self.dialect: type = self._class
+        legacy = {
+            jsonschema.Draft3Validator,
+            jsonschema.Draft4Validator,
+            jsonschema.Draft6Validator,
+            jsonschema.Draft7Validator,
+        }
+        #: From 2019-09 on, keywords beside ``$ref`` apply too (before, they are ignored).
+        self.ref_siblings_apply = self._class not in legacy
+        #: 2020-12 spells tuples ``prefixItems`` + ``items``; earlier drafts ``items`` +
+        #: ``additionalItems``.
+        self.prefix_items = self._class is jsonschema.Draft202012Validator
+        #: What an unresolvable ``$ref`` stands for: nothing for the reader, anything for
+        #: the writer, so that not knowing never makes a change look compatible.
+        self._unknown: Any = not reading
+        self._base: dict[int, str] = {}
+        for name, document in self.resources.items():
+            for node in _nodes(document):
+                self._base[id(node)] = name
+        self._derived: dict[tuple[Any, ...], Any] = {}
+        #: Nodes standing for a ``$ref`` and its siblings (their ``allOf`` is not written).
+        self.from_ref: set[int] = set()
+        self._expanded: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        self._validators: dict[str, Any] = {}
+        self._registry: Registry[Any] = Registry().with_resources(
+            (name, Resource.from_contents(contents, default_specification=DRAFT7))
+            for name, contents in self.resources.items()
+        )
+        text = "".join(self.canonical)
+        self._dynamic = '"$dynamicRef"' in text or '"$recursiveRef"' in text
+
+    # -- references ----------------------------------------------------------------------
 
     def resolve(self, node: Any) -> Any:
-        seen = 0
-        while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 32:
-            node = self._lookup(node["$ref"])
-            seen += 1
-        return node
+        """``node`` with ``$ref`` followed: ``False`` or a dict."""
+        for _ in range(_MAX_REFERENCE_HOPS):
+            node = _as_schema(node)
+            if not isinstance(node, dict) or not isinstance(node.get("$ref"), str):
+                return node
+            base = self._base.get(id(node), "")
+            target = self._lookup(node["$ref"], base)
+            if self.ref_siblings_apply and any(k not in _ANNOTATIONS for k in node if k != "$ref"):
+                siblings = {k: v for k, v in node.items() if k != "$ref"}
+                combined = self.derive(("ref", id(node)), {"allOf": [target, siblings]}, node)
+                self.from_ref.add(id(combined))
+                return combined
+            node = target
+        return self._unknown
 
-    def _lookup(self, ref: str) -> Any:
+    def _lookup(self, ref: str, base: str) -> Any:
         name, _, pointer = ref.partition("#")
-        document = self.root if not name else self.resources.get(name)
-        if document is None:
-            return True  # unresolvable refs were refused at registration; stay permissive
-        for token in (t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]):
+        if not name:
+            document = self.resources.get(base, self.root) if base else self.root
+        elif name in self.resources:
+            document = self.resources[name]
+        elif isinstance(self.root, dict) and name in (self.root.get("$id"), self.root.get("id")):
+            document = self.root
+        else:
+            return self._unknown
+        for raw in pointer.split("/")[1:]:
+            token = unquote(raw).replace("~1", "/").replace("~0", "~")
             if isinstance(document, dict) and token in document:
                 document = document[token]
             elif isinstance(document, list) and token.isdigit() and int(token) < len(document):
                 document = document[int(token)]
             else:
-                return True
+                return self._unknown
         return document
+
+    def derive(self, key: tuple[Any, ...], node: Any, origin: Any) -> Any:
+        """A node built from others, kept once per ``key``: the same inputs give the same
+        object, so the checker's cycle detection sees recursion through derived nodes."""
+        if key not in self._derived:
+            self._derived[key] = node
+            base = self._base.get(id(origin))
+            if base is not None:
+                self._base[id(node)] = base
+        return self._derived[key]
+
+    def meet(self, parts: list[Any]) -> Any:
+        """A node for the documents every one of ``parts`` accepts."""
+        resolved = [self.resolve(part) for part in parts]
+        if any(node is False for node in resolved):
+            return False
+        parts = [
+            part for part, node in zip(parts, resolved, strict=True) if not _accepts_anything(node)
+        ]
+        if len(parts) <= 1:
+            return parts[0] if parts else True
+        return self.derive(("meet", *map(id, parts)), {"allOf": list(parts)}, parts[0])
+
+    # -- single values -------------------------------------------------------------------
+
+    def accepts_value(self, node: Any, value: Any) -> bool | None:
+        """Whether this side's validator accepts ``value`` at ``node``; ``None`` if unknown."""
+        if self._dynamic:
+            return None  # $dynamicRef depends on the path taken to the node
+        base = self._base.get(id(node), "")
+        if base not in self._validators:
+            document = self.resources.get(base, self.root) if base else self.root
+            self._validators[base] = jsonschema.validators.validator_for(
+                document, default=self._class
+            )(document, registry=self._registry)
+        try:
+            return bool(self._validators[base].evolve(schema=node).is_valid(value))
+        except (Unresolvable, RecursionError, re.error):
+            return None
+
+    # -- the writer's alternatives -------------------------------------------------------
+
+    def alternatives(self, node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """Plain schemas (no combinators) whose union holds every document ``node`` accepts,
+        each with where its choices came from (``""`` when ``node`` had none)."""
+        if id(node) not in self._expanded:
+            self._expanded[id(node)] = self._expand(node, set())
+        return self._expanded[id(node)]
+
+    def _expand(self, node: Any, active: set[int]) -> list[tuple[str, dict[str, Any]]]:
+        node = self.resolve(node)
+        if node is False:
+            return []
+        if id(node) in active:
+            return [("", {})]  # a cycle with no descent: anything, an over-approximation
+        if _COMBINATORS_SET.isdisjoint(node):
+            plain = node  # itself, so that checking it again is seen as a cycle
+        else:
+            plain = {k: v for k, v in node.items() if k not in _COMBINATORS}
+        if "not" in plain and _accepts_anything(self.resolve(plain["not"])):
+            return []
+        found: list[tuple[str, dict[str, Any]]] | None = [("", plain)]
+        active.add(id(node))
+        try:
+            for index, part in enumerate(_list(node.get("allOf"))):
+                found = self._product(found, [(f"allOf/{index}", part)], active, choice=False)
+            for keyword in ("anyOf", "oneOf"):
+                branches = [(f"{keyword}/{i}", b) for i, b in enumerate(_list(node.get(keyword)))]
+                if branches:
+                    found = self._product(found, branches, active, choice=True)
+        finally:
+            active.discard(id(node))
+        return [("", plain)] if found is None else found
+
+    def _product(
+        self,
+        found: list[tuple[str, dict[str, Any]]] | None,
+        branches: list[tuple[str, Any]],
+        active: set[int],
+        *,
+        choice: bool,
+    ) -> list[tuple[str, dict[str, Any]]] | None:
+        """``found`` intersected with the union of ``branches``: each branch multiplied out
+        if that stays within bounds, else taken whole (its combinators left for later)."""
+        if found is None:
+            return None
+        deep = [
+            (_join(where, label) if choice or label else "", option)
+            for where, branch in branches
+            for label, option in self._expand(branch, active)
+        ]
+        combined = self._combine(found, deep)
+        if combined is None:
+            whole = [(where if choice else "", self.resolve(branch)) for where, branch in branches]
+            combined = self._combine(found, [(w, n) for w, n in whole if n is not False])
+        return combined
+
+    def _combine(
+        self,
+        found: list[tuple[str, dict[str, Any]]],
+        options: list[tuple[str, dict[str, Any]]],
+    ) -> list[tuple[str, dict[str, Any]]] | None:
+        if len(found) * len(options) > _MAX_ALTERNATIVES:
+            return None
+        combined = []
+        for label, alternative in found:
+            for option_label, option in options:
+                merged = self._merge(alternative, option)
+                if merged is not None:
+                    combined.append((", ".join(filter(None, (label, option_label))), merged))
+        return combined
+
+    def _merge(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any] | None:
+        """A plain schema holding every document both accept; ``None`` if none can exist."""
+        merged = {k: v for k, v in left.items() if k not in (*_CONDITIONAL, *_ITEM_KEYWORDS)}
+        for key, value in right.items():
+            if key in _CONDITIONAL or key in _ITEM_KEYWORDS:
+                continue
+            if key not in merged or _json_equal(merged[key], value):
+                merged[key] = value
+                continue
+            combined = self._merge_keyword(key, merged[key], value, left, right)
+            if combined is _EMPTY:
+                return None
+            if combined is _DROP:
+                del merged[key]
+            else:
+                merged[key] = combined
+        for keyword in ("exclusiveMinimum", "exclusiveMaximum"):
+            # Draft 4's boolean flag qualifies its own part's bound: kept only beside it.
+            bound = keyword.replace("exclusiveM", "m")
+            flag = merged.get(keyword)
+            if isinstance(flag, bool) and not any(
+                _json_equal(part.get(keyword), flag)
+                and bound in part
+                and _json_equal(part[bound], merged.get(bound))
+                for part in (left, right)
+            ):
+                del merged[keyword]
+        merged.update(_merge_conditionals(left, right))
+        merged.update(self._merge_items(left, right))
+        if "type" in merged and not _types(merged):
+            return None
+        return merged
+
+    def _merge_keyword(
+        self, key: str, mine: Any, theirs: Any, left: dict[str, Any], right: dict[str, Any]
+    ) -> Any:
+        if key == "type":
+            kinds = _type_meet(_types(left) or set(_ALL_TYPES), _types(right) or set(_ALL_TYPES))
+            return sorted(kinds) if kinds else _EMPTY
+        if key == "enum" and isinstance(mine, list) and isinstance(theirs, list):
+            common = [v for v in mine if any(_json_equal(v, w) for w in theirs)]
+            return common if common else _EMPTY
+        if key == "const":
+            return _EMPTY
+        if key == "required":
+            return sorted(_strings(mine) | _strings(theirs))
+        if key in ("properties", "patternProperties"):
+            return self._merge_properties(key, left, right)
+        if key in ("additionalProperties", "propertyNames", "not"):
+            if key == "not":
+                return self.derive(("not", id(mine), id(theirs)), {"anyOf": [mine, theirs]}, mine)
+            return self.meet([mine, theirs])
+        if key == "uniqueItems":
+            return mine is True or theirs is True
+        if key == "multipleOf" and _integer(mine) and _integer(theirs):
+            return math.lcm(mine, theirs)
+        if key in _LOWER_BOUNDS and _number(mine) and _number(theirs):
+            return max(mine, theirs)
+        if key in (*_NUMBER_BOUNDS, *_STRING_BOUNDS, *_ARRAY_BOUNDS, *_OBJECT_BOUNDS):
+            return min(mine, theirs) if _number(mine) and _number(theirs) else _DROP
+        return _DROP  # either value alone allows more than both: the writer may allow more
+
+    def _merge_properties(
+        self, key: str, left: dict[str, Any], right: dict[str, Any]
+    ) -> dict[str, Any]:
+        mine, theirs = _mapping(left.get(key)), _mapping(right.get(key))
+        if key == "patternProperties":
+            return {
+                pattern: self.meet(
+                    [s for s in (mine.get(pattern), theirs.get(pattern)) if s is not None]
+                )
+                for pattern in {**mine, **theirs}
+            }
+        return {
+            name: self.meet(
+                [self.meet(self.applicable(left, name)), self.meet(self.applicable(right, name))]
+            )
+            for name in {**mine, **theirs}
+        }
+
+    def _merge_items(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+        if not any(k in schema for k in _ITEM_KEYWORDS for schema in (left, right)):
+            return {}
+        left_tuple, left_rest = self.item_schemas(left)
+        right_tuple, right_rest = self.item_schemas(right)
+        positions = [
+            self.meet(
+                [
+                    left_tuple[i] if i < len(left_tuple) else left_rest,
+                    right_tuple[i] if i < len(right_tuple) else right_rest,
+                ]
+            )
+            for i in range(max(len(left_tuple), len(right_tuple)))
+        ]
+        rest = self.meet([left_rest, right_rest])
+        if not positions:
+            return {"items": rest}
+        if self.prefix_items:
+            return {"prefixItems": positions, "items": rest}
+        return {"items": positions, "additionalItems": rest}
+
+    # -- what applies where --------------------------------------------------------------
+
+    def applicable(self, schema: dict[str, Any], name: str) -> list[Any]:
+        """The subschemas ``schema`` applies to a property ``name`` (all must accept it)."""
+        found = [s for p, s in self.named_parts(schema, name)]
+        return found or [schema.get("additionalProperties", True)]
+
+    def named_parts(self, schema: dict[str, Any], name: str) -> list[tuple[str, Any]]:
+        """``properties`` and matching ``patternProperties`` for ``name``, with where."""
+        parts = []
+        properties = _mapping(schema.get("properties"))
+        if name in properties:
+            parts.append((f"properties/{_escape(name)}", properties[name]))
+        for pattern, subschema in _mapping(schema.get("patternProperties")).items():
+            try:
+                matches = re.search(pattern, name) is not None
+            except re.error:
+                # Both sides' validators refuse such a schema at registration; assume it
+                # applies (a stricter reader, and for the writer, a constraint it has).
+                matches = True
+            if matches:
+                parts.append((f"patternProperties/{_escape(pattern)}", subschema))
+        return parts
+
+    def item_schemas(self, schema: dict[str, Any]) -> tuple[list[Any], Any]:
+        """Positional item schemas, as this side's draft reads them, and the rest's."""
+        if self.prefix_items:
+            return _list(schema.get("prefixItems")), schema.get("items", True)
+        items = schema.get("items", True)
+        if isinstance(items, list):
+            return list(items), schema.get("additionalItems", True)
+        return [], items
+
+    def never_has(self, schema: dict[str, Any], name: str) -> bool:
+        """Whether ``schema`` forbids a property ``name`` outright."""
+        return any(self.resolve(part) is False for part in self.applicable(schema, name))
+
+    def names(self, schema: dict[str, Any]) -> list[str] | None:
+        """Every property name ``schema`` allows, if it closes its content model."""
+        open_patterns = [
+            s
+            for s in _mapping(schema.get("patternProperties")).values()
+            if self.resolve(s) is not False
+        ]
+        if self.resolve(schema.get("additionalProperties", True)) is not False or open_patterns:
+            return None
+        return [n for n in _mapping(schema.get("properties")) if not self.never_has(schema, n)]
+
+
+_EMPTY = object()
+_DROP = object()
+_CONDITIONAL = ("if", "then", "else")
+
+
+class _Work:
+    """What a checker and its mirror (the sides swapped, for ``not``) share."""
+
+    def __init__(self) -> None:
+        #: Properties and items descended into, on the way to the current comparison.
+        self.depth = 0
+        #: Comparisons left: combinators nest into exponential work, and a registry must
+        #: answer; past the budget the answer is "incompatible".
+        self.budget = _MAX_COMPARISONS
+        #: Whether the answer being worked out relied on a comparison in progress (or on
+        #: the budget), so it holds only where it was asked.
+        self.contextual = False
 
 
 class _Checker:
-    def __init__(self, reader: _Side, writer: _Side) -> None:
+    def __init__(self, reader: _Side, writer: _Side, mirror: _Checker | None = None) -> None:
         self._reader = reader
         self._writer = writer
-        self._in_progress: set[tuple[int, int]] = set()
+        self._same_documents = reader.canonical == writer.canonical
+        self._mirror = mirror
+        self._work: _Work = mirror._work if mirror else _Work()
+        #: Pairs being checked, with the depth they were entered at: meeting one again
+        #: deeper down is a recursion on finite documents (assumed to hold); at the same
+        #: depth it is a cycle with no end.
+        self._in_progress: dict[tuple[int, int], int] = {}
+        #: Answers of ``accepts`` that relied on nothing in progress, to reuse anywhere.
+        self._known: dict[tuple[int, int], bool] = {}
         self.errors: list[str] = []
 
     def check(self, reader: Any, writer: Any, path: str) -> None:
-        reader = _as_schema(self._reader.resolve(reader))
-        writer = _as_schema(self._writer.resolve(writer))
+        """Add why ``reader`` may refuse a document ``writer`` accepts to the errors."""
+        reader = self._reader.resolve(reader)
+        writer = self._writer.resolve(writer)
         if writer is False or _accepts_anything(reader):
             return
         if reader is False:
             self._error("TYPE_NARROWED", path, "the reader accepts no value here")
             return
-        pair = (id(reader), id(writer))
-        if pair in self._in_progress:
+        if self._identical(reader, writer):
             return
-        self._in_progress.add(pair)
+        self._work.budget -= 1
+        if self.exhausted:
+            self._work.contextual = True
+            return
+        pair = (id(reader), id(writer))
+        entered = self._in_progress.get(pair)
+        if entered is not None:
+            self._work.contextual = True
+            if entered == self._work.depth:
+                self._error("UNSUPPORTED_KEYWORD_CHANGED", f"{path}/$ref", _CYCLE)
+            return
+        self._in_progress[pair] = self._work.depth
         try:
-            self._compare(reader, writer, path)
+            for label, alternative in self._writer.alternatives(writer):
+                # An alternative still holding combinators was too large to multiply out
+                # at once: it is checked as a writer of its own.
+                plain = _COMBINATORS_SET.isdisjoint(alternative)
+                compare = self._compare if plain else self.check
+                errors = self._trial(compare, reader, alternative, path)
+                suffix = f" (writer alternative {label})" if label else ""
+                self.errors.extend(f"{error}{suffix}" for error in errors)
         finally:
-            self._in_progress.discard(pair)
+            del self._in_progress[pair]
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the comparison ran past its budget (and so proved nothing)."""
+        return self._work.budget < 0
+
+    def _identical(self, reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+        """Whether the two nodes are the same schema, read the same way (an unchanged part
+        of a schema is compatible however complex it is)."""
+        if self._reader.dialect is not self._writer.dialect or not _json_equal(reader, writer):
+            return False
+        references = (
+            node.keys() & _REFERENCES for node in _nodes(reader) if isinstance(node, dict)
+        )
+        used = set().union(*references)
+        return not used or (self._same_documents and used == {"$ref"})
+
+    def accepts(self, reader: Any, writer: Any) -> bool:
+        """Whether ``reader`` provably accepts every document ``writer`` does."""
+        key = (id(reader), id(writer))
+        if key in self._known:
+            return self._known[key]
+        work = self._work
+        outer, work.contextual = work.contextual, False
+        accepted = not self._trial(self.check, reader, writer, "")
+        if not work.contextual:
+            self._known[key] = accepted
+        work.contextual = outer or work.contextual
+        return accepted
+
+    def _trial(self, run: Callable[..., None], *args: Any) -> list[str]:
+        """The errors ``run(*args)`` finds, kept apart from this checker's."""
+        saved, self.errors = self.errors, []
+        try:
+            run(*args)
+            return self.errors
+        finally:
+            self.errors = saved
+
+    def _descend(self, reader: Any, writer: Any, path: str) -> None:
+        self._work.depth += 1
+        try:
+            self.check(reader, writer, path)
+        finally:
+            self._work.depth -= 1
 
     def _compare(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
+        """``reader`` against one plain writer alternative."""
+        errors = self._trial(self._compare_structure, reader, writer, path)
+        if errors:
+            # The rules above are sufficient, not necessary; a writer of a few values is
+            # decided exactly by asking the reader's validator about each.
+            values = _finite_values(writer)
+            if values is None or not all(
+                self._reader.accepts_value(reader, value) is True for value in values
+            ):
+                self.errors.extend(errors)
+
+    def _compare_structure(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
         writer_types = _types(writer)
+
+        def produces(*kinds: str) -> bool:
+            return writer_types is None or not writer_types.isdisjoint(kinds)
+
         self._types(reader, writer_types, path)
         self._values(reader, writer, path)
-        self._bounds(reader, writer, path)
-        if writer_types is None or "object" in writer_types:
-            self._object(reader, writer, path)
-        if writer_types is None or "array" in writer_types:
-            self._array(reader, writer, path)
-        self._combinators(reader, writer, path)
-        for keyword in sorted(set(reader) | set(writer)):
-            if keyword in _ANNOTATIONS or keyword in _MODELLED:
-                continue
-            if reader.get(keyword) != writer.get(keyword):
+        if produces("number", "integer"):
+            self._bounds(reader, writer, path, _NUMBER_BOUNDS)
+            self._multiple_of(reader, writer, path)
+        if produces("string"):
+            self._bounds(reader, writer, path, _STRING_BOUNDS)
+            if "pattern" in reader and reader["pattern"] != writer.get("pattern"):
                 self._error(
-                    "UNSUPPORTED_KEYWORD_CHANGED",
-                    f"{path}/{keyword}",
-                    f"keyword {keyword!r} changed; changes to it are treated as incompatible",
+                    "PATTERN_CHANGED",
+                    f"{path}/pattern",
+                    f"pattern {reader['pattern']!r} differs from the writer's "
+                    f"{writer.get('pattern', 'absent')!r}",
                 )
+        if produces("array"):
+            self._bounds(reader, writer, path, _ARRAY_BOUNDS)
+            self._array(reader, writer, path)
+        if produces("object"):
+            self._bounds(reader, writer, path, _OBJECT_BOUNDS)
+            self._object(reader, writer, path)
+        self._combinators(reader, writer, path)
+        self._unmodelled(reader, writer, path, produces)
+
+    # -- types, values, bounds -----------------------------------------------------------
 
     def _types(self, reader: dict[str, Any], writer_types: set[str] | None, path: str) -> None:
         reader_types = _types(reader)
@@ -183,7 +649,7 @@ class _Checker:
             self._error(
                 "TYPE_NARROWED",
                 f"{path}/type",
-                f"the reader allows only {_list(reader_types)}; the writer allows any type",
+                f"the reader allows only {_names(reader_types)}; the writer allows any type",
             )
             return
         missing = {
@@ -197,92 +663,122 @@ class _Checker:
             self._error(
                 "TYPE_CHANGED",
                 f"{path}/type",
-                f"type changed from {_list(writer_types)} to {_list(reader_types)}",
+                f"type changed from {_names(writer_types)} to {_names(reader_types)}",
             )
         else:
             self._error(
                 "TYPE_NARROWED",
                 f"{path}/type",
-                f"type {_list(missing)} is no longer allowed (now {_list(reader_types)})",
+                f"type {_names(missing)} is no longer allowed (now {_names(reader_types)})",
             )
 
     def _values(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
-        allowed = _allowed_values(reader)
-        if allowed is None:
-            return
-        produced = _allowed_values(writer)
-        if produced is None:
-            self._error(
-                "ENUM_NARROWED", f"{path}/enum", "the reader restricts values the writer does not"
-            )
-            return
-        missing = [value for value in produced if value not in allowed]
-        if missing:
-            self._error(
-                "ENUM_NARROWED",
-                f"{path}/enum",
-                f"values {json.dumps(missing)} are no longer allowed",
-            )
+        for keyword in ("const", "enum"):
+            if keyword not in reader:
+                continue
+            allowed = [reader["const"]] if keyword == "const" else _list(reader["enum"])
+            produced = _finite_values(writer)
+            if produced is None:
+                self._error(
+                    "ENUM_NARROWED",
+                    f"{path}/{keyword}",
+                    "the reader restricts values the writer does not",
+                )
+                continue
+            missing = [v for v in produced if not any(_json_equal(v, a) for a in allowed)]
+            if missing:
+                self._error(
+                    "ENUM_NARROWED",
+                    f"{path}/{keyword}",
+                    f"values {json.dumps(missing)} are no longer allowed",
+                )
 
-    def _bounds(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
-        for keyword, tighter in [
-            *((k, _greater) for k in _LOWER_BOUNDS),
-            *((k, _smaller) for k in _UPPER_BOUNDS),
-        ]:
-            if keyword in reader and _tightened(reader[keyword], writer.get(keyword), tighter):
+    def _bounds(
+        self,
+        reader: dict[str, Any],
+        writer: dict[str, Any],
+        path: str,
+        keywords: tuple[str, ...],
+    ) -> None:
+        for keyword in keywords:
+            if keyword not in reader:
+                continue
+            mine, theirs = reader[keyword], writer.get(keyword)
+            if _number(mine) and _number(theirs):
+                tightened = mine > theirs if keyword in _LOWER_BOUNDS else mine < theirs
+            else:
+                tightened = not _json_equal(mine, theirs)  # draft 4's boolean flags
+            if tightened:
                 self._error(
                     f"{_snake(keyword)}_NARROWED",
                     f"{path}/{keyword}",
-                    f"{keyword} is {reader[keyword]!r} for the reader, "
+                    f"{keyword} is {mine!r} for the reader, "
                     f"{writer.get(keyword, 'absent')!r} for the writer",
                 )
-        if "multipleOf" in reader and not _divides(reader["multipleOf"], writer.get("multipleOf")):
-            self._error(
-                "MULTIPLE_OF_CHANGED",
-                f"{path}/multipleOf",
-                f"multipleOf {reader['multipleOf']!r} does not divide the writer's "
-                f"{writer.get('multipleOf', 'absent')!r}",
-            )
-        if "pattern" in reader and reader["pattern"] != writer.get("pattern"):
-            self._error(
-                "PATTERN_CHANGED",
-                f"{path}/pattern",
-                f"pattern {reader['pattern']!r} differs from the writer's "
-                f"{writer.get('pattern', 'absent')!r}",
-            )
+
+    def _multiple_of(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
+        if "multipleOf" not in reader:
+            return
+        mine, theirs = reader["multipleOf"], writer.get("multipleOf")
+        # Only exact arithmetic is trusted: with floats, x % 0.3 == 0 does not make
+        # x % 0.1 == 0 in the validator's arithmetic.
+        if _json_equal(mine, theirs) or (
+            _integer(mine) and _integer(theirs) and theirs % mine == 0
+        ):
+            return
+        self._error(
+            "MULTIPLE_OF_CHANGED",
+            f"{path}/multipleOf",
+            f"multipleOf {mine!r} does not divide the writer's "
+            f"{writer.get('multipleOf', 'absent')!r}",
+        )
+
+    # -- objects -------------------------------------------------------------------------
 
     def _object(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
-        required = _strings(reader.get("required")) - _strings(writer.get("required"))
-        for name in sorted(required):
+        reader_required = _strings(reader.get("required"))
+        writer_required = _strings(writer.get("required"))
+        for name in sorted(reader_required - writer_required):
             self._error(
                 "REQUIRED_PROPERTY_ADDED",
                 f"{path}/required",
                 f"property {name!r} is required by the reader but not by the writer",
             )
-        reader_properties = _mapping(reader.get("properties"))
-        writer_properties = _mapping(writer.get("properties"))
-        for name, writer_property in writer_properties.items():
-            if _as_schema(writer_property) is False:
-                continue  # the writer never produces it
-            where = f"{path}/properties/{_escape(name)}"
-            reader_property = _property_schema(reader, name)
-            if reader_property is False:
+        named = {
+            *_mapping(reader.get("properties")),
+            *_mapping(writer.get("properties")),
+            *reader_required,
+            *writer_required,
+        }
+        for name in sorted(named):
+            self._property(reader, writer, name, path)
+        self._unnamed_properties(reader, writer, path)
+
+    def _property(
+        self, reader: dict[str, Any], writer: dict[str, Any], name: str, path: str
+    ) -> None:
+        if self._writer.never_has(writer, name):
+            return
+        produced = self._writer.meet(self._writer.applicable(writer, name))
+        declared = name in _mapping(writer.get("properties"))
+        parts = self._reader.named_parts(reader, name) or [
+            ("additionalProperties", reader.get("additionalProperties", True))
+        ]
+        for where, part in parts:
+            where = f"{path}/{where}"
+            part = self._reader.resolve(part)
+            if part is False and declared:
                 self._error(
                     "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
-                    where,
+                    f"{path}/properties/{_escape(name)}",
                     f"property {name!r} of the writer is not allowed by the reader's closed "
                     "content model",
                 )
-            else:
-                self.check(reader_property, writer_property, where)
-        for name, reader_property in reader_properties.items():
-            if name in writer_properties:
-                continue
-            where = f"{path}/properties/{_escape(name)}"
-            writer_property = _property_schema(writer, name)
-            if writer_property is False:
-                continue
-            if _accepts_anything(writer_property) and not _accepts_anything(reader_property):
+            elif (
+                not declared
+                and _accepts_anything(self._writer.resolve(produced))
+                and not _accepts_anything(part)
+            ):
                 self._error(
                     "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
                     where,
@@ -290,103 +786,344 @@ class _Checker:
                     "model may carry it with any value",
                 )
             else:
-                self.check(reader_property, writer_property, where)
-        self._pattern_properties(reader, writer, path)
-        writer_additional = _as_schema(writer.get("additionalProperties", True))
-        reader_additional = _as_schema(reader.get("additionalProperties", True))
-        if writer_additional is False:
-            return
-        if reader_additional is False:
-            self._error(
-                "ADDITIONAL_PROPERTIES_REMOVED",
-                f"{path}/additionalProperties",
-                "the reader closes a content model the writer leaves open",
-            )
-        else:
-            self.check(reader_additional, writer_additional, f"{path}/additionalProperties")
+                self._descend(part, produced, where)
 
-    def _pattern_properties(
+    def _unnamed_properties(
         self, reader: dict[str, Any], writer: dict[str, Any], path: str
     ) -> None:
+        """Properties neither side names: compared region by region. A name may match
+        patterns of the writer's the checker cannot relate to the reader's, so every
+        writer region it might fall in must fit (unless the pattern is literally the same)."""
         reader_patterns = _mapping(reader.get("patternProperties"))
         writer_patterns = _mapping(writer.get("patternProperties"))
-        if reader_patterns == writer_patterns:
-            return
-        reader_additional = reader.get("additionalProperties", True)
-        writer_additional = writer.get("additionalProperties", True)
-        for pattern, schema in writer_patterns.items():
-            where = f"{path}/patternProperties/{_escape(pattern)}"
-            self.check(reader_patterns.get(pattern, reader_additional), schema, where)
+        writer_rest = writer.get("additionalProperties", True)
         for pattern, schema in reader_patterns.items():
-            if pattern not in writer_patterns:
-                where = f"{path}/patternProperties/{_escape(pattern)}"
-                self.check(schema, writer_additional, where)
+            where = f"{path}/patternProperties/{_escape(pattern)}"
+            if pattern in writer_patterns:
+                self._descend(schema, writer_patterns[pattern], where)
+                continue
+            for source in (*writer_patterns.values(), writer_rest):
+                self._descend(schema, source, where)
+        reader_rest = self._reader.resolve(reader.get("additionalProperties", True))
+        sources = [
+            writer_rest,
+            *(s for p, s in writer_patterns.items() if p not in reader_patterns),
+        ]
+        for source in sources:
+            if self._writer.resolve(source) is False:
+                continue
+            if reader_rest is False:
+                self._error(
+                    "ADDITIONAL_PROPERTIES_REMOVED",
+                    f"{path}/additionalProperties",
+                    "the reader closes a content model the writer leaves open",
+                )
+                return
+            self._descend(reader_rest, source, f"{path}/additionalProperties")
+
+    # -- arrays --------------------------------------------------------------------------
 
     def _array(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
         if reader.get("uniqueItems") is True and writer.get("uniqueItems") is not True:
             self._error(
                 "UNIQUE_ITEMS_ADDED", f"{path}/uniqueItems", "the reader requires unique items"
             )
-        reader_tuple, reader_rest = _item_schemas(reader)
-        writer_tuple, writer_rest = _item_schemas(writer)
-        for index in range(max(len(reader_tuple), len(writer_tuple))):
-            self.check(
+        reader_tuple, reader_rest = self._reader.item_schemas(reader)
+        writer_tuple, writer_rest = self._writer.item_schemas(writer)
+        positions = max(len(reader_tuple), len(writer_tuple))
+        # Positions past the writer's maxItems never hold an item.
+        longest = writer["maxItems"] if _number(writer.get("maxItems")) else math.inf
+        present = min(positions, math.floor(longest)) if longest < positions else positions
+        for index in range(present):
+            self._descend(
                 reader_tuple[index] if index < len(reader_tuple) else reader_rest,
                 writer_tuple[index] if index < len(writer_tuple) else writer_rest,
                 f"{path}/items/{index}" if reader_tuple else f"{path}/items",
             )
-        self.check(reader_rest, writer_rest, f"{path}/items")
+        if longest > positions:
+            self._descend(reader_rest, writer_rest, f"{path}/items")
+
+    # -- the reader's combinators --------------------------------------------------------
 
     def _combinators(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
+        written = id(reader) not in self._reader.from_ref
+        for index, part in enumerate(_list(reader.get("allOf"))):
+            self.check(part, writer, f"{path}/allOf/{index}" if written else path)
         for keyword in ("anyOf", "oneOf"):
-            reader_branches = reader.get(keyword)
-            if not isinstance(reader_branches, list):
-                continue
-            writer_branches = writer.get(keyword)
-            if not isinstance(writer_branches, list):
-                writer_branches = [_without(writer, ("anyOf", "oneOf"))]
-            for index, branch in enumerate(writer_branches):
-                if not any(self._accepts(option, branch) for option in reader_branches):
-                    self._error(
-                        "COMBINED_TYPE_SUBSCHEMAS_CHANGED",
-                        f"{path}/{keyword}",
-                        f"writer alternative {index} is accepted by no {keyword} branch "
-                        "of the reader",
-                    )
-        reader_parts = reader.get("allOf")
-        if isinstance(reader_parts, list) and reader_parts != writer.get("allOf"):
-            writer_parts = writer.get("allOf")
-            candidates = [_without(writer, ("allOf",))]
-            if isinstance(writer_parts, list):
-                candidates.extend(writer_parts)
-            for index, part in enumerate(reader_parts):
-                if not any(self._accepts(part, candidate) for candidate in candidates):
-                    self._error(
-                        "ALL_OF_CHANGED",
-                        f"{path}/allOf/{index}",
-                        "this part of the reader's allOf does not accept the writer's documents",
-                    )
-        if "not" in reader:
+            if isinstance(reader.get(keyword), list):
+                self._alternatives(keyword, reader[keyword], writer, path)
+        if "not" in reader and not self._disjoint(writer, reader["not"]):
             if "not" not in writer:
                 self._error("NOT_ADDED", f"{path}/not", "the reader adds a 'not' exclusion")
             # Excluding less is fine: the writer's excluded set must hold the reader's.
-            elif not _Checker(self._writer, self._reader).check_ok(writer["not"], reader["not"]):
+            elif not self._swapped().accepts(writer["not"], reader["not"]):
                 self._error(
                     "NOT_CHANGED", f"{path}/not", "the reader excludes values the writer allows"
                 )
 
-    def _accepts(self, reader: Any, writer: Any) -> bool:
-        trial = _Checker(self._reader, self._writer)
-        trial._in_progress = set(self._in_progress)
-        return trial.check_ok(reader, writer)
+    def _swapped(self) -> _Checker:
+        """The checker with the writer reading the reader's documents (made once, so that
+        a ``not`` inside a ``not`` comes back to this one and its comparisons in progress)."""
+        if self._mirror is None:
+            self._mirror = _Checker(
+                _Side(self._writer.schema, reading=True),
+                _Side(self._reader.schema, reading=False),
+                mirror=self,
+            )
+        return self._mirror
 
-    def check_ok(self, reader: Any, writer: Any) -> bool:
-        """Whether ``reader`` accepts every document ``writer`` does."""
-        self.check(reader, writer, "")
-        return not self.errors
+    def _alternatives(
+        self, keyword: str, branches: list[Any], writer: dict[str, Any], path: str
+    ) -> None:
+        """Each of the writer's types must fit one branch (``oneOf``: and no other)."""
+        for kind, part in self._by_type(writer):
+            what = f"the writer's {kind} documents" if kind else "the writer's documents"
+            # anyOf needs one branch that fits (the first will do); oneOf, each that fits.
+            fits = (i for i, branch in enumerate(branches) if self.accepts(branch, part))
+            first = next(fits, None)
+            if first is None:
+                self._error(
+                    "COMBINED_TYPE_SUBSCHEMAS_CHANGED",
+                    f"{path}/{keyword}",
+                    f"no {keyword} branch of the reader accepts {what}",
+                )
+            elif keyword == "oneOf" and not any(
+                all(self._disjoint(part, other) for j, other in enumerate(branches) if j != i)
+                for i in (first, *fits)
+            ):
+                self._error(
+                    "COMBINED_TYPE_SUBSCHEMAS_CHANGED",
+                    f"{path}/oneOf",
+                    f"{what} may match more than one oneOf branch of the reader",
+                )
+
+    def _by_type(self, writer: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        kinds = _types(writer)
+        if kinds is None or len(kinds) == 1:
+            return [("", writer)]
+        return [
+            (
+                kind,
+                self._writer.derive(("type", id(writer), kind), {**writer, "type": kind}, writer),
+            )
+            for kind in sorted(kinds)
+        ]
+
+    def _disjoint(self, writer: dict[str, Any], other: Any) -> bool:
+        """Whether no document of the plain ``writer`` is accepted by ``other`` (a reader
+        node), provably: by types, by values, or by a required property's values."""
+        other = self._reader.resolve(other)
+        if other is False:
+            return True
+        values = _finite_values(writer)
+        if values is not None and all(
+            self._reader.accepts_value(other, v) is False for v in values
+        ):
+            return True
+        writer_types, other_types = _types(writer), _types(other)
+        if writer_types and other_types and not _type_meet(writer_types, other_types):
+            return True
+        if writer_types != {"object"}:
+            return False
+        other_properties = _mapping(other.get("properties"))
+        for name in _strings(writer.get("required")) & set(other_properties):
+            produced = [
+                self._writer.resolve(part) for part in self._writer.applicable(writer, name)
+            ]
+            for part in produced:
+                values = _finite_values(part) if isinstance(part, dict) else None
+                if values is not None and all(
+                    self._reader.accepts_value(other_properties[name], v) is False for v in values
+                ):
+                    return True
+        return False
+
+    # -- keywords the checker does not model ----------------------------------------------
+
+    def _unmodelled(
+        self,
+        reader: dict[str, Any],
+        writer: dict[str, Any],
+        path: str,
+        produces: Callable[..., bool],
+    ) -> None:
+        for keyword in sorted(reader):
+            if keyword in _ANNOTATIONS or keyword in _MODELLED or keyword in ("then", "else"):
+                continue
+            if keyword in _OBJECT_ONLY and not produces("object"):
+                continue
+            if keyword in _ARRAY_ONLY and not produces("array"):
+                continue
+            if keyword != "if" and self._same(reader, writer, keyword):
+                continue
+            if self._implied(reader, writer, keyword):
+                continue
+            self._error(
+                "UNSUPPORTED_KEYWORD_CHANGED",
+                f"{path}/{keyword}",
+                f"keyword {keyword!r} changed; changes to it are treated as incompatible",
+            )
+
+    def _same(self, reader: dict[str, Any], writer: dict[str, Any], keyword: str) -> bool:
+        """Whether the writer has the reader's constraint ``keyword`` itself."""
+        if keyword in _CONTEXTUAL:
+            # What these leave to check depends on the keywords beside them.
+            return _accepts_anything(self._reader.resolve(reader[keyword]))
+        if keyword not in writer:
+            return False
+        if keyword in _REFERENCES:
+            return self._same_documents and _json_equal(reader[keyword], writer[keyword])
+        return self._same_value(reader[keyword], writer[keyword])
+
+    def _same_value(self, mine: Any, theirs: Any) -> bool:
+        """Equal constraints; with a reference inside, only if the documents it points into
+        are the same too."""
+        if not _json_equal(mine, theirs):
+            return False
+        return self._same_documents or not any(
+            isinstance(node, dict) and not node.keys().isdisjoint(_REFERENCES)
+            for node in _nodes(mine)
+        )
+
+    def _implied(self, reader: dict[str, Any], writer: dict[str, Any], keyword: str) -> bool:
+        """Whether the reader's ``keyword`` is provably met by every writer document."""
+        if keyword == "if":
+            # (if → then) ∧ (¬if → else) under the writer's own condition: each half
+            # must be one the writer's implies.
+            return self._same(reader, writer, "if") and all(
+                part not in reader or (part in writer and self.accepts(reader[part], writer[part]))
+                for part in ("then", "else")
+            )
+        if keyword in ("dependencies", "dependentRequired", "dependentSchemas"):
+            return all(
+                self._dependency_met(writer, keyword, trigger, needs)
+                for trigger, needs in _mapping(reader[keyword]).items()
+            )
+        if keyword == "propertyNames":
+            names = self._writer.names(writer)
+            if names is not None:
+                return all(
+                    self._reader.accepts_value(reader[keyword], name) is True for name in names
+                )
+            source = writer.get("propertyNames")
+            produced = _ANY_NAME if source is None else self._writer.meet([_ANY_NAME, source])
+            return self.accepts(reader[keyword], produced)
+        return False
+
+    def _dependency_met(
+        self, writer: dict[str, Any], keyword: str, trigger: str, needs: Any
+    ) -> bool:
+        if self._writer.never_has(writer, trigger):
+            return True
+        theirs = _mapping(writer.get(keyword)).get(trigger)
+        if isinstance(needs, list):
+            # Property dependencies: each name must be required by the writer already,
+            # or named by its own dependency on the same property.
+            return set(_strings(needs)) <= _strings(writer.get("required")) | _strings(theirs)
+        if _accepts_anything(self._reader.resolve(needs)):
+            return True
+        return theirs is not None and self._same_value(needs, theirs)
 
     def _error(self, kind: str, path: str, description: str) -> None:
         self.errors.append(f"{kind} at #{path}: {description}")
+
+
+_REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+_CONTEXTUAL = frozenset({"unevaluatedProperties", "unevaluatedItems"})
+_MAX_COMPARISONS = 10_000
+_TOO_COMPLEX = f"comparing needs more than {_MAX_COMPARISONS} steps; treated as incompatible"
+_TOO_DEEP = "nested too deeply to compare; treated as incompatible"
+_CYCLE = "a $ref cycle that passes through no property or item cannot be decided"
+
+
+def _merge_conditionals(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    """``if``/``then``/``else`` move as one: from the part that has one, or from both
+    when they agree; from neither when they differ (the writer then allows more)."""
+    groups = [
+        {k: schema[k] for k in _CONDITIONAL if k in schema}
+        for schema in (left, right)
+        if "if" in schema
+    ]
+    if len(groups) == 2 and not _json_equal(groups[0], groups[1]):
+        return {}
+    return groups[0] if groups else {}
+
+
+def _finite_values(schema: dict[str, Any]) -> list[Any] | None:
+    """Every value ``schema`` can accept, if it can only accept a few; else ``None``.
+    Values the schema's ``type`` excludes are left out (a value kept needlessly only
+    makes the check stricter)."""
+    if "const" in schema:
+        values = [schema["const"]]
+        if "enum" in schema:
+            values = [v for v in values if any(_json_equal(v, e) for e in _list(schema["enum"]))]
+    elif isinstance(schema.get("enum"), list):
+        values = list(schema["enum"])
+    else:
+        kinds = _types(schema)
+        if kinds is None or not kinds <= {"null", "boolean"}:
+            return None
+        values = [
+            *([None] if "null" in kinds else []),
+            *([False, True] if "boolean" in kinds else []),
+        ]
+    kinds = _types(schema)
+    if kinds is None:
+        return values
+    return [v for v in values if _type_meet(_json_types(v), kinds)]
+
+
+def _json_types(value: Any) -> set[str]:
+    """The JSON Schema types ``value`` belongs to (``1.0`` is an integer, as in draft 6+)."""
+    if value is None:
+        return {"null"}
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer", "number"}
+    if isinstance(value, float):
+        return {"integer", "number"} if value.is_integer() else {"number"}
+    if isinstance(value, str):
+        return {"string"}
+    if isinstance(value, list):
+        return {"array"}
+    return {"object"}
+
+
+def _type_meet(left: set[str], right: set[str]) -> set[str]:
+    """The types in both sets; ``integer`` is a part of ``number``."""
+    common = left & right
+    if ("integer" in left and "number" in right) or ("number" in left and "integer" in right):
+        common.add("integer")
+    return common
+
+
+def _json_equal(left: Any, right: Any) -> bool:
+    """Equality as JSON Schema's ``enum``/``const`` see it: ``true`` is not ``1``."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if _number(left) and _number(right):
+        return bool(left == right)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(
+            _json_equal(v, right[k]) for k, v in left.items()
+        )
+    return type(left) is type(right) and left == right
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """``node`` and every object and array inside it."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            yield current
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            yield current
+            stack.extend(current)
 
 
 def _as_schema(node: Any) -> Any:
@@ -410,68 +1147,16 @@ def _types(schema: dict[str, Any]) -> set[str] | None:
     return None
 
 
-def _allowed_values(schema: dict[str, Any]) -> list[Any] | None:
-    if "const" in schema:
-        return [schema["const"]]
-    values = schema.get("enum")
-    return values if isinstance(values, list) else None
-
-
-def _property_schema(schema: dict[str, Any], name: str) -> Any:
-    """The subschema ``schema`` applies to property ``name`` (``False``: not allowed)."""
-    properties = _mapping(schema.get("properties"))
-    if name in properties:
-        return properties[name]
-    for pattern, subschema in _mapping(schema.get("patternProperties")).items():
-        if _pattern_matches(pattern, name):
-            return subschema
-    return _as_schema(schema.get("additionalProperties", True))
-
-
-def _pattern_matches(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return False
-
-
-def _item_schemas(schema: dict[str, Any]) -> tuple[list[Any], Any]:
-    """Positional item schemas and the schema of the items after them."""
-    if isinstance(schema.get("prefixItems"), list):
-        return list(schema["prefixItems"]), schema.get("items", True)
-    items = schema.get("items", True)
-    if isinstance(items, list):
-        return list(items), schema.get("additionalItems", True)
-    return [], items
-
-
-def _without(schema: dict[str, Any], keywords: tuple[str, ...]) -> dict[str, Any]:
-    return {key: value for key, value in schema.items() if key not in keywords}
-
-
-def _tightened(reader: Any, writer: Any, tighter: Callable[[float, float], bool]) -> bool:
-    if not _number(reader):
-        return bool(reader != writer)
-    return not _number(writer) or tighter(reader, writer)
-
-
-def _greater(reader: float, writer: float) -> bool:
-    return reader > writer
-
-
-def _smaller(reader: float, writer: float) -> bool:
-    return reader < writer
-
-
-def _divides(reader: Any, writer: Any) -> bool:
-    if not _number(reader) or not _number(writer) or reader <= 0:
-        return bool(reader == writer)
-    quotient = writer / reader
-    return bool(abs(quotient - round(quotient)) < 1e-9)
+def _join(head: str, tail: str) -> str:
+    return "/".join(filter(None, (head, tail)))
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _strings(value: Any) -> set[str]:
@@ -482,7 +1167,11 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(kinds: set[str]) -> str:
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _names(kinds: set[str]) -> str:
     return ", ".join(sorted(kinds))
 
 

@@ -32,7 +32,16 @@ Choices where Confluent leaves room or sluicegate differs:
   sorted keys, no whitespace; unlike Avro's Parsing Canonical Form, defaults, aliases,
   docs and logical types count, because they change how data reads).
 * JSON Schema compatibility is a documented, sound subset (see `json_compatibility.py`):
-  as in Confluent, adding a property to an open content model is not backward compatible.
+  compatible means every document the old (new) schema accepts is accepted by the new
+  (old) one. As in Confluent, adding a property to an open content model is not backward
+  compatible. Unlike Confluent, which compares combinators by keyword and branch, the
+  writer's `oneOf`/`anyOf`/`allOf` are compared branch by branch (a `oneOf` of types and
+  the same type list follow each other), and a `oneOf` branch may be added only where it
+  provably overlaps no other (else old documents would match two and become invalid).
+  Constraints the checker does not model (`propertyNames`, `dependencies`,
+  `if`/`then`/`else`...) may be dropped; added or changed, they must be provably met by
+  every writer document (e.g. `propertyNames` matching every name a closed schema
+  declares), else the change is refused and the keyword named.
 * Modes other than READWRITE, imports, contexts other than the default and associations
   are not offered: `/associations/...` answers 404 / 40410, so clients fall back to their
   subject name strategy.
