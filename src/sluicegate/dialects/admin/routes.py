@@ -22,6 +22,7 @@ from sluicegate.dialects.admin.wire import (
     NewKeyOut,
 )
 from sluicegate.errors import BadRequest, Unauthenticated
+from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
@@ -101,8 +102,11 @@ class ClientsAdmin:
         )
 
     async def list_clients(self, request: Request) -> Response:
+        """Clients by name, a page at a time."""
         _require_admin(request)
-        return json_response([self._client_out(c) for c in self._store.clients()])
+        wanted = page_request(request, tuple[str])
+        page = paginate(self._store.clients(), lambda client: (client.name,), wanted)
+        return page.response(request, self._client_out)
 
     async def create_client(self, request: Request) -> Response:
         _require_admin(request)
@@ -130,9 +134,12 @@ class ClientsAdmin:
         return Response(status=204, content_type=None)
 
     async def list_keys(self, request: Request) -> Response:
+        """A client's keys, oldest first, a page at a time."""
         _require_admin(request)
+        wanted = page_request(request, tuple[float, str])
         keys = self._store.keys(request.path_params["name"])
-        return json_response([self._key_out(k) for k in keys])
+        page = paginate(keys, lambda key: (key.created_at, key.id), wanted)
+        return page.response(request, self._key_out)
 
     async def create_key(self, request: Request) -> Response:
         _require_admin(request)

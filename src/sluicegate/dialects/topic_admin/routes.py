@@ -21,6 +21,7 @@ from sluicegate.dialects.topic_admin.wire import (
     TopicPatch,
 )
 from sluicegate.errors import BadRequest
+from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
@@ -98,9 +99,17 @@ class TopicAdmin:
         self._topics = gateway.topics
 
     async def list_topics(self, request: Request) -> Response:
+        """Topics by name, a page at a time; only those the principal may administer."""
+        wanted = page_request(request, tuple[str])
         topics = await self._topics.list()
-        visible = [t for t in topics if self._gateway.allowed(request.principal, "admin", t.name)]
-        return json_response([_topic_out(t) for t in visible])
+        principal = request.principal
+        page = paginate(
+            topics,
+            lambda topic: (topic.name,),
+            wanted,
+            lambda topic: self._gateway.allowed(principal, "admin", topic.name),
+        )
+        return page.response(request, _topic_out)
 
     async def create(self, request: Request) -> Response:
         spec = _decode(await request.body(json=True), TopicCreate)
