@@ -41,10 +41,10 @@ def _with_error_headers(response: Response, exc: SluicegateError) -> Response:
     """Headers every dialect's error responses need, added in one place.
 
     ``Retry-After`` for errors that say when to come back (429, 503); ``WWW-Authenticate``
-    on every 401 and ``Allow`` on every 405 (RFC 9110). A 413 keeps the connection open on purpose: closing it while
-    the client is still sending makes TCP reset the connection, which can destroy the 413
-    before the client reads it; uvicorn reads and drops the rest of the body instead
-    (memory stays flat, tests/e2e/test_limits_server.py).
+    on every 401 and ``Allow`` on every 405 (RFC 9110). A 413 keeps the connection open on
+    purpose: closing it while the client is still sending makes TCP reset the connection,
+    which can destroy the 413 before the client reads it; uvicorn reads and drops the rest
+    of the body instead (memory stays flat, tests/e2e/test_limits_server.py).
     """
     retry_after: float | None = getattr(exc, "retry_after", None)
     if retry_after is not None:

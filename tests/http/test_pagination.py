@@ -75,7 +75,9 @@ def test_request_defaults_and_cursor_round_trip() -> None:
 
 @pytest.mark.parametrize("limit", ["0", "-1", str(MAX_LIMIT + 1), "ten", "", "1e3", "null"])
 def test_limit_out_of_range_is_400_naming_it(limit: str) -> None:
-    with pytest.raises(BadRequest, match=r"query parameter limit must be an integer from 1 to 1000"):
+    with pytest.raises(
+        BadRequest, match=r"query parameter limit must be an integer from 1 to 1000"
+    ):
         page_request(_request(f"limit={limit}".encode()), tuple[str])
 
 
