@@ -23,6 +23,8 @@ __all__ = ["DOCUMENTS", "load_document", "routes"]
 DOCUMENTS: dict[str, tuple[str, str]] = {
     "records-v2": ("sluicegate.dialects.records_v2", "openapi.json"),
     "schema-registry": ("sluicegate.dialects.schema_registry", "openapi.json"),
+    "admin-topics": ("sluicegate.dialects.topic_admin", "openapi.json"),
+    "admin-clients": ("sluicegate.dialects.admin", "openapi.json"),
 }
 
 
