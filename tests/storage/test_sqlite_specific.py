@@ -295,6 +295,29 @@ async def test_a_full_disk_fails_the_commit_but_not_the_writer(tmp_path: Path) -
         await log.check()
 
 
+async def test_a_topic_change_is_one_transaction(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    async with running(log):
+        writer = log._running_writer()._db
+
+        def pages(conn: sqlite3.Connection) -> int:
+            count: int = conn.execute("PRAGMA page_count").fetchone()[0]
+            return count
+
+        # Room for the topic's row and a few pages of partitions, not for 10,000 of them.
+        limit = await writer.call(pages) + 3
+        await writer.call(lambda conn: conn.execute(f"PRAGMA max_page_count = {limit}"))
+        with pytest.raises(StorageError, match="is full"):
+            await log.create_topic(TopicSpec(name="big", partitions=10_000))
+        with sqlite3.connect(tmp_path / "sluicegate.db") as reader:
+            assert reader.execute("SELECT count(*) FROM topics").fetchone() == (0,)
+            assert reader.execute("SELECT count(*) FROM partitions").fetchone() == (0,)
+        await writer.call(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+        assert (await log.create_topic(TopicSpec(name="big", partitions=10_000))).partitions == (
+            10_000
+        )
+
+
 async def test_a_dead_writer_fails_pending_appends_and_stops_run(tmp_path: Path) -> None:
     log = SqliteLog(tmp_path)
     ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -547,8 +547,14 @@ class Writer:
             except BaseException as bug:  # noqa: BLE001
                 finished.set_exception(bug)
 
+        def work(conn: sqlite3.Connection) -> None:
+            # The connection is in autocommit mode: without this, each statement would be
+            # a transaction (and an fsync) of its own, and a crash could leave half a change.
+            with transaction(conn):
+                op.work(conn)
+
         try:
-            self._db.submit_then(settle, op.work)
+            self._db.submit_then(settle, work)
         except SluicegateError as exc:  # the connection is closed: fail the operation now
             settle(exc)
         fatal = await finished
