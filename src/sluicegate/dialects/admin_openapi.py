@@ -84,8 +84,8 @@ def json_response(
     return response
 
 
-def json_body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
+def json_body(name: str, *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": ref(name)}}}
 
 
 def errors(*statuses: str) -> dict[str, Any]:
@@ -160,6 +160,7 @@ def build(
     _, schemas = msgspec.json.schema_components(
         list(structs), ref_template="#/components/schemas/{name}"
     )
+    schemas = _homogeneous_tuples(schemas)
     schemas["Error"] = {
         "type": "object",
         "required": ["error", "message"],
@@ -179,6 +180,23 @@ def build(
         },
         "security": [{"bearer": []}, {"clientCertificate": []}],
     }
+
+
+def _homogeneous_tuples(schema: Any) -> Any:
+    """``schema`` with tuples of one type (``[partition, offset]``) as plain arrays of it.
+
+    msgspec describes ``tuple[int, int]`` with ``prefixItems``; OpenAPI tools still read
+    ``items`` as draft 4 did and refuse it. For a tuple whose items share one type the
+    two descriptions accept exactly the same arrays.
+    """
+    if isinstance(schema, list):
+        return [_homogeneous_tuples(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    prefix = schema.get("prefixItems")
+    if prefix and all(item == prefix[0] for item in prefix) and schema.get("items") is False:
+        schema = {k: v for k, v in schema.items() if k != "prefixItems"} | {"items": prefix[0]}
+    return {key: _homogeneous_tuples(value) for key, value in schema.items()}
 
 
 def save(module_file: str, document: dict[str, Any]) -> None:

@@ -38,7 +38,8 @@ cannot be changed or deleted here (409). An API key is shown once, when created,
 stored: only its id and first characters are listed afterwards. Revoking a key works at
 once; a revoked or expired key stays listed with its status.
 
-Every operation needs the `admin` permission on `*`. Client names are 1-128 characters of
+A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
+permissions; a key that never expires. Every operation needs the `admin` permission on `*`. Client names are 1-128 characters of
 `[A-Za-z0-9._@:+-]`, starting with a letter or digit.
 
 {COMMON_DESCRIPTION}"""
@@ -108,7 +109,7 @@ def _paths() -> dict[str, Any]:
                 "Replace a client's permissions and certificate subjects",
                 {**_client("The changed client"), **errors(*_WRITE, "409", "413")},
                 [_NAME],
-                requestBody=json_body("ClientUpdate"),
+                requestBody=json_body("ClientUpdate", required=False),
             ),
             "delete": operation(
                 "deleteClient",
@@ -129,7 +130,7 @@ def _paths() -> dict[str, Any]:
                 "Create an API key; without expires_at or expires_in it never expires",
                 {"201": new_key, **errors(*_WRITE, "413")},
                 [_NAME],
-                requestBody=json_body("KeyCreate"),
+                requestBody=json_body("KeyCreate", required=False),
             ),
         },
         f"{one}/keys/{{key_id}}": {

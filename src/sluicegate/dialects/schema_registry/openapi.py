@@ -100,17 +100,23 @@ _ID = _param("id", "path", {"type": "integer", "minimum": 0}, "Global schema id"
 
 
 def _flag(name: str, description: str) -> dict[str, Any]:
+    """A boolean query parameter: ``true`` or ``false`` in any case; anything else is 400."""
     return _param(name, "query", {"type": "boolean", "default": False}, description)
 
 
 _DELETED = _flag("deleted", "Include soft-deleted versions")
 _PAGE = [
-    _param("offset", "query", {"type": "integer", "default": 0}, "Skip this many results"),
-    _param("limit", "query", {"type": "integer", "default": -1}, "At most this many (-1: all)"),
+    _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}, "Skip this many"),
+    _param(
+        "limit",
+        "query",
+        {"type": "integer", "minimum": -1, "default": -1},
+        "At most this many (-1: all)",
+    ),
 ]
 _SCHEMA_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("SchemaRequest")}}}
 _CONFIG_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("ConfigRequest")}}}
-_MODE_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("Mode")}}}
+_MODE_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("ModeRequest")}}}
 _TEXT = {"description": "The schema text itself", "content": {_MEDIA: {"schema": {}}}}
 
 
@@ -118,6 +124,9 @@ def _op(summary: str, responses: dict[str, Any], *parameters: Any, **extra: Any)
     flat: list[dict[str, Any]] = []
     for parameter in parameters:
         flat.extend(parameter if isinstance(parameter, list) else [parameter])
+    if any(p["in"] == "query" for p in flat) and "400" not in responses:
+        # A flag that is not true/false, or a number that is not one, is refused.
+        responses = {**responses, **_errors("400")}
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     if flat:
         operation["parameters"] = flat
@@ -184,6 +193,7 @@ def _paths() -> dict[str, Any]:
                 ),
                 _flag("deleted", "Include soft-deleted subjects"),
                 _flag("deleted_only", "Only soft-deleted subjects"),
+                _flag("deletedOnly", "Synonym of deleted_only"),
                 _PAGE,
             )
         },
@@ -210,6 +220,7 @@ def _paths() -> dict[str, Any]:
                 _SUBJECT,
                 _DELETED,
                 _flag("deleted_only", "Only soft-deleted versions"),
+                _flag("deletedOnly", "Synonym of deleted_only"),
                 _PAGE,
             ),
             "post": _op(
@@ -402,8 +413,11 @@ def _components() -> dict[str, Any]:
         "ConfigRequest": {
             "type": "object",
             "properties": {
-                "compatibility": {"type": "string", "enum": _LEVELS, "description": "Any case"},
-                "compatibilityLevel": {"type": "string", "description": "Synonym"},
+                "compatibility": {
+                    "type": ["string", "null"],
+                    "description": f"One of {', '.join(_LEVELS)}, in any case",
+                },
+                "compatibilityLevel": {"type": ["string", "null"], "description": "Synonym"},
             },
         },
         "Config": {
@@ -417,6 +431,10 @@ def _components() -> dict[str, Any]:
             "properties": {"compatibility": {"type": "string", "enum": _LEVELS}},
         },
         "Mode": {"type": "object", "properties": {"mode": {"type": "string"}}},
+        "ModeRequest": {
+            "type": "object",
+            "properties": {"mode": {"type": ["string", "null"], "description": "READWRITE"}},
+        },
         "Error": {
             "type": "object",
             "required": ["error_code", "message"],
