@@ -39,8 +39,8 @@ stored: only its id and first characters are listed afterwards. Revoking a key w
 once; a revoked or expired key stays listed with its status.
 
 A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
-permissions; a key that never expires. Every operation needs the `admin` permission on `*`. Client names are 1-128 characters of
-`[A-Za-z0-9._@:+-]`, starting with a letter or digit.
+permissions; a key that never expires. Every operation needs the `admin` permission on `*`.
+Client names are 1-128 characters of `[A-Za-z0-9._@:+-]`, starting with a letter or digit.
 
 {COMMON_DESCRIPTION}"""
 

@@ -443,6 +443,77 @@ def _components() -> dict[str, Any]:
     }
 
 
+def _operation_id(method: str, path: str) -> str:
+    """``get /subjects/{subject}/versions`` → ``getSubjectsBySubjectVersions``."""
+    words = [method]
+    for segment in path.strip("/").split("/"):
+        if segment.startswith("{"):
+            words.append("By" + segment[1:-1].capitalize())
+        else:
+            words.extend(part.capitalize() for part in segment.split("_"))
+    return "".join(words)
+
+
+_SUBJECT_OF_REQUEST = {"subject": "$request.path.subject"}
+_VERSION_OF_BODY = {"subject": "$response.body#/subject", "version": "$response.body#/version"}
+_ID_OF_BODY = {"id": "$response.body#/id"}
+
+#: (path, method, status) → {target path: its parameters}: where a stateful run goes next
+#: with what a response named (a registered schema's subject and id, a listed subject...).
+_LINKS: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, str]]] = {
+    ("/subjects/{subject}/versions", "post", "200"): {
+        ("/schemas/ids/{id}", "get"): _ID_OF_BODY,
+        ("/schemas/ids/{id}/schema", "get"): _ID_OF_BODY,
+        ("/schemas/ids/{id}/subjects", "get"): _ID_OF_BODY,
+        ("/schemas/ids/{id}/versions", "get"): _ID_OF_BODY,
+        ("/subjects/{subject}/versions", "get"): _SUBJECT_OF_REQUEST,
+        ("/subjects/{subject}/versions/{version}", "get"): {
+            **_SUBJECT_OF_REQUEST,
+            "version": "latest",
+        },
+        ("/subjects/{subject}", "post"): _SUBJECT_OF_REQUEST,
+        ("/subjects/{subject}", "delete"): _SUBJECT_OF_REQUEST,
+        ("/compatibility/subjects/{subject}/versions", "post"): _SUBJECT_OF_REQUEST,
+        ("/config/{subject}", "put"): _SUBJECT_OF_REQUEST,
+        ("/config/{subject}", "get"): _SUBJECT_OF_REQUEST,
+    },
+    ("/subjects/{subject}/versions/{version}", "get", "200"): {
+        ("/subjects/{subject}/versions/{version}/schema", "get"): _VERSION_OF_BODY,
+        ("/subjects/{subject}/versions/{version}/referencedby", "get"): _VERSION_OF_BODY,
+        ("/compatibility/subjects/{subject}/versions/{version}", "post"): _VERSION_OF_BODY,
+        ("/subjects/{subject}/versions/{version}", "delete"): _VERSION_OF_BODY,
+        ("/schemas/ids/{id}", "get"): _ID_OF_BODY,
+    },
+    ("/subjects/{subject}", "post", "200"): {
+        ("/subjects/{subject}/versions/{version}", "get"): _VERSION_OF_BODY,
+    },
+    ("/subjects", "get", "200"): {
+        ("/subjects/{subject}/versions", "get"): {"subject": "$response.body#/0"},
+    },
+    ("/subjects/{subject}/versions", "get", "200"): {
+        ("/subjects/{subject}/versions/{version}", "get"): {
+            **_SUBJECT_OF_REQUEST,
+            "version": "$response.body#/0",
+        },
+    },
+}
+
+
+def _with_ids_and_links(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            operation["operationId"] = _operation_id(method, path)
+    for (path, method, status), targets in _LINKS.items():
+        paths[path][method]["responses"][status]["links"] = {
+            _operation_id(target_method, target): {
+                "operationId": _operation_id(target_method, target),
+                "parameters": parameters,
+            }
+            for (target, target_method), parameters in targets.items()
+        }
+    return paths
+
+
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API."""
     return {
@@ -452,7 +523,7 @@ def build_document() -> dict[str, Any]:
             "version": "1",
             "description": _DESCRIPTION,
         },
-        "paths": _paths(),
+        "paths": _with_ids_and_links(_paths()),
         "components": {"schemas": _components()},
     }
 
