@@ -95,6 +95,8 @@ async def test_docs_page_is_self_contained(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/v2/topics/{topic_name}/records" in response.text
+    assert "/admin/v1/topics/{name}/records" in response.text
+    assert "/admin/v1/clients/{name}/keys/{key_id}" in response.text
     assert "<script" not in response.text
     assert "http" not in response.text.split("<body>")[1].replace("/openapi/", "")
 
