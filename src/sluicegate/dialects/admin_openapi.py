@@ -25,6 +25,7 @@ __all__ = [
     "json_body",
     "json_response",
     "list_response",
+    "named_response",
     "operation",
     "path_parameter",
     "query_parameter",
@@ -126,6 +127,19 @@ PAGE_PARAMETERS = [
         "Where the page starts: taken from the previous page's Link; absent or empty: the start",
     ),
 ]
+
+
+def named_response(
+    schema_name: str, description: str, status: str, *operation_ids: str
+) -> dict[str, Any]:
+    """``status`` with a ``schema_name`` body whose ``name`` the operations given take as
+    their ``name`` path parameter: the links a stateful client follows from it."""
+    response = json_response(ref(schema_name), description)
+    response["links"] = {
+        operation_id: {"operationId": operation_id, "parameters": {"name": "$response.body#/name"}}
+        for operation_id in operation_ids
+    }
+    return {status: response}
 
 
 def list_response(item: str, description: str) -> dict[str, Any]:

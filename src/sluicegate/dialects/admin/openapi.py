@@ -22,6 +22,7 @@ from sluicegate.dialects.admin_openapi import (
     json_body,
     json_response,
     list_response,
+    named_response,
     operation,
     path_parameter,
     ref,
@@ -49,21 +50,17 @@ _KEY_ID = path_parameter("key_id", r"^\S+$", "Key id (`k_...`), as listed")
 _WRITE = ("400", "403", "404", "408")
 
 
-def _client_links() -> dict[str, Any]:
-    name = {"name": "$response.body#/name"}
-    return {
-        operation_id: {"operationId": operation_id, "parameters": name}
-        for operation_id in ("showClient", "updateClient", "listKeys", "createKey", "deleteClient")
-    }
-
-
 def _client(description: str, status: str = "200") -> dict[str, Any]:
-    return {
-        status: {
-            **json_response(ref("ClientOut"), description),
-            "links": _client_links(),
-        }
-    }
+    return named_response(
+        "ClientOut",
+        description,
+        status,
+        "showClient",
+        "updateClient",
+        "listKeys",
+        "createKey",
+        "deleteClient",
+    )
 
 
 def _paths() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sluicegate.dialects.admin_openapi import (
     json_body,
     json_response,
     list_response,
+    named_response,
     operation,
     path_parameter,
     query_parameter,
@@ -50,20 +51,18 @@ _NAME = path_parameter("name", r"^[a-zA-Z0-9._-]{1,249}$", "Topic name")
 _WRITE = ("400", "403", "404", "408")
 
 
-def _links(*operation_ids: str) -> dict[str, Any]:
-    """Links from a response that names a topic to operations on that topic."""
-    return {
-        operation_id: {"operationId": operation_id, "parameters": {"name": "$response.body#/name"}}
-        for operation_id in operation_ids
-    }
-
-
 def _topic(description: str, status: str = "200") -> dict[str, Any]:
-    response = json_response(ref("TopicOut"), description)
-    response["links"] = _links(
-        "describeTopic", "alterTopic", "produceRecords", "readRecords", "purgeTopic", "deleteTopic"
+    return named_response(
+        "TopicOut",
+        description,
+        status,
+        "describeTopic",
+        "alterTopic",
+        "produceRecords",
+        "readRecords",
+        "purgeTopic",
+        "deleteTopic",
     )
-    return {status: response}
 
 
 def _paths() -> dict[str, Any]:
