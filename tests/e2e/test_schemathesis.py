@@ -107,8 +107,9 @@ def test_conforms_to_its_document(server: ServerProcess, name: str, tmp_path: Pa
         str(tmp_path),
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(SCHEMATHESIS_HOOKS)}
+    # Run in the test's directory: schemathesis keeps a cache of crashes where it runs.
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, env=env
+        command, capture_output=True, text=True, timeout=600, check=False, env=env, cwd=tmp_path
     )
     # The whole report on failure: every finding with its curl line to reproduce it.
     assert result.returncode == 0, result.stdout + result.stderr
