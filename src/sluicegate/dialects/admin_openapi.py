@@ -70,12 +70,14 @@ _ALWAYS = ("401", "429", "500", "503")
 
 
 def ref(name: str) -> dict[str, str]:
+    """A reference to the component schema ``name``."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def json_response(
     schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    """A response with a JSON body described by ``schema``."""
     response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": schema}},
@@ -86,6 +88,7 @@ def json_response(
 
 
 def json_body(name: str, *, required: bool = True) -> dict[str, Any]:
+    """A JSON request body described by the component schema ``name``."""
     return {"required": required, "content": {"application/json": {"schema": ref(name)}}}
 
 
@@ -96,6 +99,7 @@ def errors(*statuses: str) -> dict[str, Any]:
 
 
 def path_parameter(name: str, pattern: str, description: str) -> dict[str, Any]:
+    """A path parameter: a string matching ``pattern``."""
     return {
         "name": name,
         "in": "path",
@@ -106,6 +110,7 @@ def path_parameter(name: str, pattern: str, description: str) -> dict[str, Any]:
 
 
 def query_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An optional query parameter."""
     return {
         "name": name,
         "in": "query",
@@ -158,6 +163,7 @@ def operation(
     parameters: Iterable[dict[str, Any]] = (),
     **extra: Any,
 ) -> dict[str, Any]:
+    """An operation; ``extra`` adds fields such as ``requestBody``."""
     built: dict[str, Any] = {"operationId": operation_id, "summary": summary}
     listed = list(parameters)
     if listed:

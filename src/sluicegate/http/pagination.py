@@ -23,7 +23,15 @@ from sluicegate.errors import BadRequest
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Page", "PageRequest", "page_request", "paginate"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "Page",
+    "PageRequest",
+    "encode_cursor",
+    "page_request",
+    "paginate",
+]
 
 #: Items in a page when the request gives no ``limit``.
 DEFAULT_LIMIT = 100
@@ -60,6 +68,7 @@ class Page(Generic[T, K]):
 
 
 def encode_cursor(key: tuple[Any, ...]) -> str:
+    """The opaque cursor that continues after the sort key ``key``."""
     return base64.urlsafe_b64encode(msgspec.json.encode(key)).rstrip(b"=").decode("ascii")
 
 
