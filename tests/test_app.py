@@ -69,6 +69,13 @@ async def test_unmatched_route_is_plain_404(client: httpx.AsyncClient) -> None:
     assert response.json() == {"error": "not_found", "message": "no route for GET /nope"}
 
 
+async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
+    response = await client.request("TRACE", "/admin/v1/topics")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["error"] == "method_not_allowed"
+
+
 async def test_openapi_index_and_documents(client: httpx.AsyncClient) -> None:
     index = (await client.get("/openapi/")).json()
     assert {
@@ -88,6 +95,8 @@ async def test_docs_page_is_self_contained(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/v2/topics/{topic_name}/records" in response.text
+    assert "/admin/v1/topics/{name}/records" in response.text
+    assert "/admin/v1/clients/{name}/keys/{key_id}" in response.text
     assert "<script" not in response.text
     assert "http" not in response.text.split("<body>")[1].replace("/openapi/", "")
 

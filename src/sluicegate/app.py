@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from time import perf_counter
 
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import ServerError, SluicegateError
+from sluicegate.errors import MethodNotAllowed, ServerError, SluicegateError
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
@@ -41,16 +41,18 @@ def _with_error_headers(response: Response, exc: SluicegateError) -> Response:
     """Headers every dialect's error responses need, added in one place.
 
     ``Retry-After`` for errors that say when to come back (429, 503); ``WWW-Authenticate``
-    on every 401 (RFC 9110). A 413 keeps the connection open on purpose: closing it while
-    the client is still sending makes TCP reset the connection, which can destroy the 413
-    before the client reads it; uvicorn reads and drops the rest of the body instead
-    (memory stays flat, tests/e2e/test_limits_server.py).
+    on every 401 and ``Allow`` on every 405 (RFC 9110). A 413 keeps the connection open on
+    purpose: closing it while the client is still sending makes TCP reset the connection,
+    which can destroy the 413 before the client reads it; uvicorn reads and drops the rest
+    of the body instead (memory stays flat, tests/e2e/test_limits_server.py).
     """
     retry_after: float | None = getattr(exc, "retry_after", None)
     if retry_after is not None:
         response.headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
     if response.status == 401:
         response.headers.append((b"www-authenticate", b'Bearer realm="sluicegate"'))
+    if isinstance(exc, MethodNotAllowed):
+        response.headers.append((b"allow", ", ".join(exc.allowed).encode()))
     return response
 
 

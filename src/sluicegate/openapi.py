@@ -25,6 +25,8 @@ DOCUMENTS: dict[str, tuple[str, str]] = {
     "schema-registry": ("sluicegate.dialects.schema_registry", "openapi.json"),
     "topics-v1-developer": ("sluicegate.dialects.topics_v1", "developer-openapi.json"),
     "topics-v1": ("sluicegate.dialects.topics_v1", "public-openapi.json"),
+    "admin-topics": ("sluicegate.dialects.topic_admin", "openapi.json"),
+    "admin-clients": ("sluicegate.dialects.admin", "openapi.json"),
 }
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 from typer.testing import CliRunner
 
+from sluicegate.app import build_app
 from sluicegate.cli.main import app
+from sluicegate.cli.target import AdminClient
+from sluicegate.core.gateway import Gateway
 from sluicegate.testing.process import serve_in_subprocess
 
 runner = CliRunner()
@@ -128,3 +132,23 @@ def test_follow_offline_reads_the_data_directory(tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert [json.loads(line)["payload"] for line in out.splitlines()] == [{"n": 1}, "plain"]
+
+
+async def test_lists_are_walked_to_the_last_page(gateway: Gateway) -> None:
+    transport = httpx.ASGITransport(app=build_app(gateway))
+    admin = AdminClient("http://sluicegate.test", None, transport=transport)
+    names = [f"t{i}" for i in range(5)]
+    for name in names:
+        await admin.create_topic({"name": name})
+    sent: list[httpx.Request] = []
+
+    async def remember(request: httpx.Request) -> None:
+        sent.append(request)
+
+    admin._client.event_hooks["request"].append(remember)
+    try:
+        listed = await admin.list_all("/topics", limit=2)
+    finally:
+        await admin.aclose()
+    assert [topic["name"] for topic in listed] == names
+    assert [request.url.params.get("limit") for request in sent] == ["2", "2", "2"]

@@ -73,6 +73,9 @@ async def test_create_get_and_list_topics(log: Log) -> None:
         (TopicSpec(name="t", partitions=10_001), BadRequest),
         (TopicSpec(name="t", retention_ms=-1), BadRequest),
         (TopicSpec(name="t", retention_bytes=-5), BadRequest),
+        # Past a 64-bit integer: refused, not left to fail the commit.
+        (TopicSpec(name="t", retention_ms=2**63), BadRequest),
+        (TopicSpec(name="t", retention_bytes=10**22), BadRequest),
     ],
 )
 async def test_create_topic_rejects_invalid_specs(

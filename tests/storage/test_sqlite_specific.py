@@ -246,32 +246,6 @@ async def test_a_full_queue_answers_overloaded(tmp_path: Path) -> None:
         assert len(await log.append([rec(b"y")] * 25)) == 25
 
 
-async def test_a_topic_change_is_one_transaction(tmp_path: Path) -> None:
-    # A partition row already there for the next topic's id makes the creation fail on
-    # its fourth partition (a constraint failure, which stops the log): nothing of it may
-    # stay, neither the topic nor partitions 0-2.
-    database = tmp_path / "sluicegate.db"
-
-    async def create_over_a_taken_partition() -> None:
-        async with running(SqliteLog(tmp_path)) as log:
-            first = await log.create_topic(TopicSpec(name="a"))
-            with sqlite3.connect(database) as conn:
-                conn.execute(
-                    "INSERT INTO partitions (topic_id, partition, log_start_offset)"
-                    " VALUES (?, 3, 0)",
-                    (first.id + 1,),
-                )
-            await log.create_topic(TopicSpec(name="b", partitions=5))
-
-    with pytest.raises(ExceptionGroup) as caught:
-        await create_over_a_taken_partition()
-    assert caught.group_contains(StorageError, match="UNIQUE constraint failed")
-    with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT id, name FROM topics").fetchall() == [(1, "a")]
-        rows = conn.execute("SELECT topic_id, partition FROM partitions ORDER BY 1, 2")
-        assert rows.fetchall() == [(1, 0), (2, 3)]
-
-
 async def test_group_commit_puts_concurrent_appends_in_few_transactions(tmp_path: Path) -> None:
     commits: list[int] = []
     log = SqliteLog(tmp_path, observe_commit=lambda records, seconds: commits.append(records))
@@ -319,6 +293,29 @@ async def test_a_full_disk_fails_the_commit_but_not_the_writer(tmp_path: Path) -
         [appended] = await log.append([rec(b"after")])
         assert appended.offset == 1  # the failed append's offset was given back
         await log.check()
+
+
+async def test_a_topic_change_is_one_transaction(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    async with running(log):
+        writer = log._running_writer()._db
+
+        def pages(conn: sqlite3.Connection) -> int:
+            count: int = conn.execute("PRAGMA page_count").fetchone()[0]
+            return count
+
+        # Room for the topic's row and a few pages of partitions, not for 10,000 of them.
+        limit = await writer.call(pages) + 3
+        await writer.call(lambda conn: conn.execute(f"PRAGMA max_page_count = {limit}"))
+        with pytest.raises(StorageError, match="is full"):
+            await log.create_topic(TopicSpec(name="big", partitions=10_000))
+        with sqlite3.connect(tmp_path / "sluicegate.db") as reader:
+            assert reader.execute("SELECT count(*) FROM topics").fetchone() == (0,)
+            assert reader.execute("SELECT count(*) FROM partitions").fetchone() == (0,)
+        await writer.call(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+        assert (await log.create_topic(TopicSpec(name="big", partitions=10_000))).partitions == (
+            10_000
+        )
 
 
 async def test_a_dead_writer_fails_pending_appends_and_stops_run(tmp_path: Path) -> None:

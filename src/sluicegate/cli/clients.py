@@ -50,6 +50,19 @@ def _request(
     return run_command(go())
 
 
+def _list_all(
+    path: str, url: str, key: str | None, data_dir: str | None, config: Path | None
+) -> list[dict[str, Any]]:
+    """Every page of the list at ``/clients<path>``."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with open_target(url, key, data_dir, config) as api:
+            return await api.list_all(f"/clients{path}")
+
+    result: list[dict[str, Any]] = run_command(go())
+    return result
+
+
 # -- durations -------------------------------------------------------------------------
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
@@ -212,7 +225,7 @@ def list_clients(
     url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None, config: ConfigFile = None
 ) -> None:
     """List clients and what they may do."""
-    clients = _request("GET", "", None, url, key, data_dir, config)
+    clients = _list_all("", url, key, data_dir, config)
     table = Table("name", "origin", "produce", "consume", "admin", "cloudevents", "keys")
     for client in clients:
         ce = client["ce_sources"] or client["ce_produce_types"] or client["ce_consume_types"]
@@ -263,8 +276,8 @@ def show_client(
 
     async def go() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with open_target(url, key, data_dir, config) as api:
-            return await api.call("GET", f"/clients/{name}"), await api.call(
-                "GET", f"/clients/{name}/keys"
+            return await api.call("GET", f"/clients/{name}"), await api.list_all(
+                f"/clients/{name}/keys"
             )
 
     client, keys = run_command(go())
@@ -331,7 +344,7 @@ def list_keys(
     config: ConfigFile = None,
 ) -> None:
     """List a client's API keys (never the keys themselves)."""
-    out.print(_keys_table(_request("GET", f"/{client}/keys", None, url, key, data_dir, config)))
+    out.print(_keys_table(_list_all(f"/{client}/keys", url, key, data_dir, config)))
 
 
 @keys_app.command("revoke")

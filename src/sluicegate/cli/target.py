@@ -12,6 +12,7 @@ import httpx
 import msgspec
 
 from sluicegate.errors import SluicegateError
+from sluicegate.http.pagination import MAX_LIMIT
 
 __all__ = ["AdminClient", "TargetError", "confirm_deletion", "open_target", "run_command"]
 
@@ -42,11 +43,22 @@ class AdminClient:
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """``method`` on ``/admin/v1<path>``; the JSON answer, or ``TargetError`` for people."""
-        return await self._request(method, f"/admin/v1{path}", **kwargs)
+        response = await self._send(method, f"/admin/v1{path}", **kwargs)
+        return response.json() if response.content else None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def list_all(self, path: str, *, limit: int = MAX_LIMIT) -> list[dict[str, Any]]:
+        """Every item of the list at ``/admin/v1<path>``, following its pages to the end."""
+        url: str | None = f"/admin/v1{path}?limit={limit}"
+        items: list[dict[str, Any]] = []
+        while url is not None:
+            response = await self._send("GET", url)
+            items.extend(response.json())
+            url = response.links.get("next", {}).get("url")
+        return items
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self._client.request(method, path, **kwargs)
+            response = await self._client.request(method, url, **kwargs)
         except httpx.ConnectError:
             raise TargetError(
                 f"no sluicegate server at {self._url} (start one with `sluicegate serve`, "
@@ -61,11 +73,10 @@ class AdminClient:
                 message = response.text
             hint = "; pass --key or set SLUICEGATE_KEY" if response.status_code == 401 else ""
             raise TargetError(f"{message} (HTTP {response.status_code}{hint})")
-        return response.json() if response.content else None
+        return response
 
     async def list_topics(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self.call("GET", "/topics")
-        return result
+        return await self.list_all("/topics")
 
     async def create_topic(self, spec: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("POST", "/topics", json=spec)
@@ -85,8 +96,8 @@ class AdminClient:
 
     async def consume_messages(self, topic_id: int, body: dict[str, Any]) -> list[Any]:
         """One topics v1 consume (``/api/v1/topics/{id}/consume``): its messages."""
-        result = await self._request("POST", f"/api/v1/topics/{topic_id}/consume", json=body)
-        messages: list[Any] = result["messages"]
+        response = await self._send("POST", f"/api/v1/topics/{topic_id}/consume", json=body)
+        messages: list[Any] = response.json()["messages"]
         return messages
 
     async def read(

@@ -11,6 +11,7 @@ from sluicegate.errors import InvalidTopicName
 
 __all__ = [
     "INTERNAL_PREFIX",
+    "MAX_RETENTION",
     "Topic",
     "TopicSpec",
     "TopicUpdate",
@@ -23,6 +24,9 @@ _LEGAL = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 #: Topics whose names start with this hold the gateway's own state (schemas, clients).
 #: Like Kafka's ``__consumer_offsets`` they are hidden from listings and from dialects.
 INTERNAL_PREFIX = "__sluicegate"
+
+#: Retention settings are Kafka longs (``retention.ms``, ``retention.bytes``).
+MAX_RETENTION = 2**63 - 1
 
 
 def validate_topic_name(name: str) -> str:

@@ -145,10 +145,13 @@ async def test_key_expiry(env: Env) -> None:
         ({"expires_in": -5}, "positive"),
         ({"expires_at": "tomorrow"}, "RFC 3339"),
         ({"expires_at": "2000-01-01T00:00:00Z"}, "future"),
+        # Past what a timestamp can show: refused, never stored to fail every listing.
+        ({"expires_in": 1e300}, "ending by 9999-12-31"),
     ]:
         response = await env.http.post(url, json=bad, headers=env.admin)
         assert response.status_code == 400, bad
         assert message in response.json()["message"]
+    assert (await env.http.get(url, headers=env.admin)).status_code == 200
 
 
 async def test_another_clients_key_is_not_found(env: Env) -> None:
@@ -160,6 +163,45 @@ async def test_another_clients_key_is_not_found(env: Env) -> None:
     )
     assert response.status_code == 404
     assert response.json()["message"] == f"client 'b' has no key {key_of_a['id']!r}"
+
+
+async def _walk(env: Env, path: str, limit: int) -> list[list[str]]:
+    """The names (or key ids) on each page, following ``Link: rel="next"``."""
+    pages: list[list[str]] = []
+    url: str | None = f"{path}?limit={limit}"
+    while url is not None:
+        response = await env.http.get(url, headers=env.admin)
+        assert response.status_code == 200, response.text
+        pages.append([item.get("name", item.get("id")) for item in response.json()])
+        url = response.links.get("next", {}).get("url")
+    return pages
+
+
+async def test_clients_are_listed_a_page_at_a_time(env: Env) -> None:
+    for name in ("c", "a", "b", "d"):
+        await env.store.create_client(name, Permissions())
+    assert await _walk(env, "/admin/v1/clients", 2) == [["a", "b"], ["c", "d"], ["ops"]]
+
+
+async def test_keys_are_listed_oldest_first_a_page_at_a_time(env: Env) -> None:
+    await env.store.create_client("app", Permissions())
+    created = [(await env.store.create_key("app")).record.id for _ in range(5)]
+    # Revoked keys stay in the list, at their place.
+    await env.store.revoke_key("app", created[1])
+    pages = await _walk(env, "/admin/v1/clients/app/keys", 2)
+    # Oldest first; keys made in the same clock tick are in id order.
+    oldest_first = [key.id for key in env.store.keys("app")]
+    assert sorted(oldest_first) == sorted(created)
+    assert pages == [oldest_first[:2], oldest_first[2:4], oldest_first[4:]]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "cursor=bogus", "cursor=WyJhIl0"])
+async def test_bad_page_parameters_are_400(env: Env, query: str) -> None:
+    # WyJhIl0 is the cursor of a client list (["a"]): a key list needs [time, id].
+    response = await env.http.get(f"/admin/v1/clients/ops/keys?{query}", headers=env.admin)
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert f"query parameter {query.split('=')[0]}" in response.json()["message"]
 
 
 @pytest.mark.parametrize(

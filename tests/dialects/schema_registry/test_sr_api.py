@@ -135,6 +135,20 @@ async def test_list_schemas_and_pagination(client: httpx.AsyncClient) -> None:
     schemas = (await client.get("/schemas", params={"latestOnly": "true"})).json()
     assert [(s["subject"], s["version"]) for s in schemas] == [("a", 2), ("b", 1), ("c", 1)]
     error(await client.get("/subjects", params={"offset": "x"}), 400, 400)
+    assert error(await client.get("/schemas", params={"limit": -2}), 400, 400) == (
+        "limit must be -1 (all) or more, got -2"
+    )
+
+
+@pytest.mark.parametrize("value", ["null", "1", "yes", ""])
+async def test_flags_are_true_or_false(client: httpx.AsyncClient, value: str) -> None:
+    # Found by schemathesis: "?deleted=null" was read as false, which the document's
+    # boolean does not allow.
+    message = error(await client.get("/subjects", params={"deleted": value}), 400, 400)
+    assert message == f"query parameter deleted must be true or false, got {value!r}"
+    for accepted in ("true", "FALSE", "True"):
+        response = await client.get("/subjects", params={"deleted": accepted})
+        assert response.status_code == 200
 
 
 async def test_lookup(client: httpx.AsyncClient) -> None:

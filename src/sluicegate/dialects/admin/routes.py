@@ -22,11 +22,15 @@ from sluicegate.dialects.admin.wire import (
     NewKeyOut,
 )
 from sluicegate.errors import BadRequest, Unauthenticated
+from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
 
 __all__ = ["ClientsAdmin", "routes"]
+
+#: The last second an RFC 3339 timestamp can show (9999-12-31T23:59:59Z).
+_LATEST_EXPIRY = 253_402_300_799.0
 
 #: A new key is a secret: no cache on the way may keep the response.
 _NO_STORE = [(b"cache-control", b"no-store")]
@@ -101,8 +105,11 @@ class ClientsAdmin:
         )
 
     async def list_clients(self, request: Request) -> Response:
+        """Clients by name, a page at a time."""
         _require_admin(request)
-        return json_response([self._client_out(c) for c in self._store.clients()])
+        wanted = page_request(request, tuple[str])
+        page = paginate(self._store.clients(), lambda client: (client.name,), wanted)
+        return page.response(request, self._client_out)
 
     async def create_client(self, request: Request) -> Response:
         _require_admin(request)
@@ -130,9 +137,12 @@ class ClientsAdmin:
         return Response(status=204, content_type=None)
 
     async def list_keys(self, request: Request) -> Response:
+        """A client's keys, oldest first, a page at a time."""
         _require_admin(request)
+        wanted = page_request(request, tuple[float, str])
         keys = self._store.keys(request.path_params["name"])
-        return json_response([self._key_out(k) for k in keys])
+        page = paginate(keys, lambda key: (key.created_at, key.id), wanted)
+        return page.response(request, self._key_out)
 
     async def create_key(self, request: Request) -> Response:
         _require_admin(request)
@@ -148,14 +158,18 @@ class ClientsAdmin:
         if body.expires_at is not None and body.expires_in is not None:
             raise BadRequest("give expires_at or expires_in, not both")
         if body.expires_in is not None:
-            if body.expires_in <= 0:
-                raise BadRequest("expires_in must be a positive number of seconds")
+            # Written so that NaN fails too; past year 9999 no RFC 3339 time can show it.
+            if not 0 < body.expires_in <= _LATEST_EXPIRY - self._clock():
+                raise BadRequest(
+                    "expires_in must be a positive number of seconds, ending by 9999-12-31",
+                    field="expires_in",
+                )
             return self._clock() + body.expires_in
         if body.expires_at is not None:
             try:
                 return parse_timestamp(body.expires_at) / 1_000_000
             except ValueError as exc:
-                raise BadRequest(f"expires_at: {exc}") from None
+                raise BadRequest(f"expires_at: {exc}", field="expires_at") from None
         return None
 
     async def revoke_key(self, request: Request) -> Response:

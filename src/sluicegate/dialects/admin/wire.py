@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = ["ClientCreate", "ClientOut", "ClientUpdate", "KeyCreate", "KeyOut", "NewKeyOut"]
@@ -19,8 +21,18 @@ class ClientUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     certificate_subjects: list[str] = msgspec.field(default_factory=list)
 
 
+# Checked by the client store, with messages that name the field; only described here.
+ClientName = Annotated[
+    str,
+    msgspec.Meta(
+        description="1-128 characters of [A-Za-z0-9._@:+-], starting with a letter or digit",
+        extra_json_schema={"pattern": r"^[A-Za-z0-9][A-Za-z0-9._@:+\-]{0,127}$"},
+    ),
+]
+
+
 class ClientCreate(ClientUpdate, kw_only=True, forbid_unknown_fields=True):
-    name: str
+    name: ClientName
 
 
 class ClientOut(msgspec.Struct, kw_only=True):
@@ -42,8 +54,12 @@ class ClientOut(msgspec.Struct, kw_only=True):
 class KeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """When the key stops working: an RFC 3339 time or seconds from now; neither: never."""
 
-    expires_at: str | None = None
-    expires_in: float | None = None
+    expires_at: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})] | None = (
+        None
+    )
+    expires_in: Annotated[float, msgspec.Meta(extra_json_schema={"exclusiveMinimum": 0})] | None = (
+        None
+    )
 
 
 class KeyOut(msgspec.Struct, kw_only=True):

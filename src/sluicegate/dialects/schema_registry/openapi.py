@@ -109,17 +109,23 @@ _ID = _param("id", "path", {"type": "integer", "minimum": 0}, "Global schema id"
 
 
 def _flag(name: str, description: str) -> dict[str, Any]:
+    """A boolean query parameter: ``true`` or ``false`` in any case; anything else is 400."""
     return _param(name, "query", {"type": "boolean", "default": False}, description)
 
 
 _DELETED = _flag("deleted", "Include soft-deleted versions")
 _PAGE = [
-    _param("offset", "query", {"type": "integer", "default": 0}, "Skip this many results"),
-    _param("limit", "query", {"type": "integer", "default": -1}, "At most this many (-1: all)"),
+    _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}, "Skip this many"),
+    _param(
+        "limit",
+        "query",
+        {"type": "integer", "minimum": -1, "default": -1},
+        "At most this many (-1: all)",
+    ),
 ]
 _SCHEMA_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("SchemaRequest")}}}
 _CONFIG_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("ConfigRequest")}}}
-_MODE_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("Mode")}}}
+_MODE_BODY = {"required": True, "content": {_MEDIA: {"schema": _ref("ModeRequest")}}}
 _TEXT = {"description": "The schema text itself", "content": {_MEDIA: {"schema": {}}}}
 
 
@@ -127,6 +133,9 @@ def _op(summary: str, responses: dict[str, Any], *parameters: Any, **extra: Any)
     flat: list[dict[str, Any]] = []
     for parameter in parameters:
         flat.extend(parameter if isinstance(parameter, list) else [parameter])
+    if any(p["in"] == "query" for p in flat) and "400" not in responses:
+        # A flag that is not true/false, or a number that is not one, is refused.
+        responses = {**responses, **_errors("400")}
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     if flat:
         operation["parameters"] = flat
@@ -193,6 +202,7 @@ def _paths() -> dict[str, Any]:
                 ),
                 _flag("deleted", "Include soft-deleted subjects"),
                 _flag("deleted_only", "Only soft-deleted subjects"),
+                _flag("deletedOnly", "Synonym of deleted_only"),
                 _PAGE,
             )
         },
@@ -219,6 +229,7 @@ def _paths() -> dict[str, Any]:
                 _SUBJECT,
                 _DELETED,
                 _flag("deleted_only", "Only soft-deleted versions"),
+                _flag("deletedOnly", "Synonym of deleted_only"),
                 _PAGE,
             ),
             "post": _op(
@@ -411,8 +422,11 @@ def _components() -> dict[str, Any]:
         "ConfigRequest": {
             "type": "object",
             "properties": {
-                "compatibility": {"type": "string", "enum": _LEVELS, "description": "Any case"},
-                "compatibilityLevel": {"type": "string", "description": "Synonym"},
+                "compatibility": {
+                    "type": ["string", "null"],
+                    "description": f"One of {', '.join(_LEVELS)}, in any case",
+                },
+                "compatibilityLevel": {"type": ["string", "null"], "description": "Synonym"},
             },
         },
         "Config": {
@@ -426,12 +440,87 @@ def _components() -> dict[str, Any]:
             "properties": {"compatibility": {"type": "string", "enum": _LEVELS}},
         },
         "Mode": {"type": "object", "properties": {"mode": {"type": "string"}}},
+        "ModeRequest": {
+            "type": "object",
+            "properties": {"mode": {"type": ["string", "null"], "description": "READWRITE"}},
+        },
         "Error": {
             "type": "object",
             "required": ["error_code", "message"],
             "properties": {"error_code": {"type": "integer"}, "message": {"type": "string"}},
         },
     }
+
+
+def _operation_id(method: str, path: str) -> str:
+    """``get /subjects/{subject}/versions`` → ``getSubjectsBySubjectVersions``."""
+    words = [method]
+    for segment in path.strip("/").split("/"):
+        if segment.startswith("{"):
+            words.append("By" + segment[1:-1].capitalize())
+        else:
+            words.extend(part.capitalize() for part in segment.split("_"))
+    return "".join(words)
+
+
+_SUBJECT_OF_REQUEST = {"subject": "$request.path.subject"}
+_VERSION_OF_BODY = {"subject": "$response.body#/subject", "version": "$response.body#/version"}
+_ID_OF_BODY = {"id": "$response.body#/id"}
+
+#: (path, method, status) → {target path: its parameters}: where a stateful run goes next
+#: with what a response named (a registered schema's subject and id, a listed subject...).
+_LINKS: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, str]]] = {
+    ("/subjects/{subject}/versions", "post", "200"): {
+        ("/schemas/ids/{id}", "get"): _ID_OF_BODY,
+        ("/schemas/ids/{id}/schema", "get"): _ID_OF_BODY,
+        ("/schemas/ids/{id}/subjects", "get"): _ID_OF_BODY,
+        ("/schemas/ids/{id}/versions", "get"): _ID_OF_BODY,
+        ("/subjects/{subject}/versions", "get"): _SUBJECT_OF_REQUEST,
+        ("/subjects/{subject}/versions/{version}", "get"): {
+            **_SUBJECT_OF_REQUEST,
+            "version": "latest",
+        },
+        ("/subjects/{subject}", "post"): _SUBJECT_OF_REQUEST,
+        ("/subjects/{subject}", "delete"): _SUBJECT_OF_REQUEST,
+        ("/compatibility/subjects/{subject}/versions", "post"): _SUBJECT_OF_REQUEST,
+        ("/config/{subject}", "put"): _SUBJECT_OF_REQUEST,
+        ("/config/{subject}", "get"): _SUBJECT_OF_REQUEST,
+    },
+    ("/subjects/{subject}/versions/{version}", "get", "200"): {
+        ("/subjects/{subject}/versions/{version}/schema", "get"): _VERSION_OF_BODY,
+        ("/subjects/{subject}/versions/{version}/referencedby", "get"): _VERSION_OF_BODY,
+        ("/compatibility/subjects/{subject}/versions/{version}", "post"): _VERSION_OF_BODY,
+        ("/subjects/{subject}/versions/{version}", "delete"): _VERSION_OF_BODY,
+        ("/schemas/ids/{id}", "get"): _ID_OF_BODY,
+    },
+    ("/subjects/{subject}", "post", "200"): {
+        ("/subjects/{subject}/versions/{version}", "get"): _VERSION_OF_BODY,
+    },
+    ("/subjects", "get", "200"): {
+        ("/subjects/{subject}/versions", "get"): {"subject": "$response.body#/0"},
+    },
+    ("/subjects/{subject}/versions", "get", "200"): {
+        ("/subjects/{subject}/versions/{version}", "get"): {
+            **_SUBJECT_OF_REQUEST,
+            "version": "$response.body#/0",
+        },
+    },
+}
+
+
+def _with_ids_and_links(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            operation["operationId"] = _operation_id(method, path)
+    for (path, method, status), targets in _LINKS.items():
+        paths[path][method]["responses"][status]["links"] = {
+            _operation_id(target_method, target): {
+                "operationId": _operation_id(target_method, target),
+                "parameters": parameters,
+            }
+            for (target, target_method), parameters in targets.items()
+        }
+    return paths
 
 
 def build_document() -> dict[str, Any]:
@@ -443,7 +532,7 @@ def build_document() -> dict[str, Any]:
             "version": "1",
             "description": _DESCRIPTION,
         },
-        "paths": _paths(),
+        "paths": _with_ids_and_links(_paths()),
         "components": {"schemas": _components()},
     }
 

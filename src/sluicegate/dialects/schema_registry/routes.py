@@ -401,8 +401,14 @@ def _schema_id(request: Request) -> int:
 
 
 def _flag(request: Request, name: str) -> bool:
-    # Confluent's Python client formats booleans with str(): "True"/"False".
-    return (request.query_param(name) or "").lower() == "true"
+    raw = request.query_param(name)
+    if raw is None:
+        return False
+    # Any case: Confluent's Python client formats booleans with str(), "True"/"False".
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise BadRequest(f"query parameter {name} must be true or false, got {raw!r}")
+    return value == "true"
 
 
 def _prefix(request: Request) -> str:
@@ -415,6 +421,8 @@ def _page(request: Request, items: Sequence[T]) -> list[T]:
     limit = _int_param(request, "limit", -1)
     if offset < 0:
         raise BadRequest(f"offset must not be negative, got {offset}")
+    if limit < -1:
+        raise BadRequest(f"limit must be -1 (all) or more, got {limit}")
     return list(items[offset:] if limit < 0 else items[offset : offset + limit])
 
 

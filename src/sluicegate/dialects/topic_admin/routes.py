@@ -21,15 +21,16 @@ from sluicegate.dialects.topic_admin.wire import (
     TopicPatch,
 )
 from sluicegate.errors import BadRequest
+from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
 
-__all__ = ["routes"]
+__all__ = ["MAX_READ_RECORDS", "MAX_WAIT_SECONDS", "routes"]
 
-_MAX_READ_RECORDS = 1000
+MAX_READ_RECORDS = 1000
 _MAX_READ_BYTES = 4 * 1024 * 1024
-_MAX_WAIT = 60.0
+MAX_WAIT_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -98,9 +99,17 @@ class TopicAdmin:
         self._topics = gateway.topics
 
     async def list_topics(self, request: Request) -> Response:
+        """Topics by name, a page at a time; only those the principal may administer."""
+        wanted = page_request(request, tuple[str])
         topics = await self._topics.list()
-        visible = [t for t in topics if self._gateway.allowed(request.principal, "admin", t.name)]
-        return json_response([_topic_out(t) for t in visible])
+        principal = request.principal
+        page = paginate(
+            topics,
+            lambda topic: (topic.name,),
+            wanted,
+            lambda topic: self._gateway.allowed(principal, "admin", topic.name),
+        )
+        return page.response(request, _topic_out)
 
     async def create(self, request: Request) -> Response:
         spec = _decode(await request.body(json=True), TopicCreate)
@@ -178,8 +187,8 @@ class TopicAdmin:
         marks = await self._gateway.log.watermarks(tp)
         offset = _int_param(request, "offset", marks.low, 0, 2**63 - 1)
         offset = max(offset, marks.low)
-        limit = _int_param(request, "max_records", 100, 1, _MAX_READ_RECORDS)
-        timeout = _int_param(request, "timeout", 0, 0, int(_MAX_WAIT))
+        limit = _int_param(request, "max_records", 100, 1, MAX_READ_RECORDS)
+        timeout = _int_param(request, "timeout", 0, 0, int(MAX_WAIT_SECONDS))
         if offset >= marks.high and timeout:
             # A parked request holds memory and a connection: long polls have their own cap.
             principal = request.principal

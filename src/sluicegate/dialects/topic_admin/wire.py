@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+from sluicegate.core.topics import MAX_RETENTION
 
 __all__ = [
     "PartitionInfo",
@@ -18,18 +20,39 @@ __all__ = [
 ]
 
 
+# The bounds below are checked where topics are validated, with messages that name the
+# field; here they are only described (``extra_json_schema``), for the OpenAPI document.
+TopicName = Annotated[
+    str,
+    msgspec.Meta(
+        description="1-249 characters of [a-zA-Z0-9._-], not '.' or '..'",
+        extra_json_schema={"pattern": "^[a-zA-Z0-9._-]{1,249}$"},
+    ),
+]
+Partitions = Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 1})]
+Retention = Annotated[
+    int,
+    msgspec.Meta(
+        description="null: keep forever",
+        extra_json_schema={"minimum": 0, "maximum": MAX_RETENTION},
+    ),
+]
+
+
 class TopicCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    partitions: int = 1
-    retention_ms: int | None = None
-    retention_bytes: int | None = None
+    name: TopicName
+    partitions: Partitions = 1
+    retention_ms: Retention | None = None
+    retention_bytes: Retention | None = None
     config: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class TopicPatch(msgspec.Struct, forbid_unknown_fields=True):
-    partitions: int | msgspec.UnsetType = msgspec.UNSET
-    retention_ms: int | msgspec.UnsetType | None = msgspec.UNSET
-    retention_bytes: int | msgspec.UnsetType | None = msgspec.UNSET
+    """Changes to a topic: absent fields stay as they are; partitions only grow."""
+
+    partitions: Partitions | msgspec.UnsetType = msgspec.UNSET
+    retention_ms: Retention | msgspec.UnsetType | None = msgspec.UNSET
+    retention_bytes: Retention | msgspec.UnsetType | None = msgspec.UNSET
     config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -56,7 +79,8 @@ class NewRecordIn(msgspec.Struct, forbid_unknown_fields=True):
 
     value: str | None
     key: str | None = None
-    partition: int | None = None
+    #: None: chosen by key (or spread when the key is null), as Kafka's default partitioner.
+    partition: Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 0})] | None = None
 
 
 class ProduceBatch(msgspec.Struct, forbid_unknown_fields=True):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate, validate_topic_name
+from sluicegate.core.topics import MAX_RETENTION, Topic, TopicSpec, TopicUpdate, validate_topic_name
 from sluicegate.errors import BadRequest, TopicExists
 from sluicegate.storage.sqlite.catalog import Catalog, PartitionState, TopicState
 from sluicegate.storage.sqlite.writer import Exclusive
@@ -23,8 +23,12 @@ _INSERT_PARTITION = (
 
 
 def _check_retention(field: str, value: int | None) -> None:
-    if value is not None and value < 0:
-        raise BadRequest(f"{field} must be >= 0 or null (keep forever), got {value}", field=field)
+    # Above the bound SQLite cannot store it: the commit would fail, not the request.
+    if value is not None and not 0 <= value <= MAX_RETENTION:
+        raise BadRequest(
+            f"{field} must be from 0 to {MAX_RETENTION} or null (keep forever), got {value}",
+            field=field,
+        )
 
 
 def _check_partitions(count: int, minimum: int) -> None:

@@ -548,8 +548,8 @@ class Writer:
                 finished.set_exception(bug)
 
         def work(conn: sqlite3.Connection) -> None:
-            # The connection autocommits: without this each statement would be a
-            # transaction (and an fsync) of its own, and a failure would leave half a change.
+            # The connection is in autocommit mode: without this, each statement would be
+            # a transaction (and an fsync) of its own, and a crash could leave half a change.
             with transaction(conn):
                 op.work(conn)
 

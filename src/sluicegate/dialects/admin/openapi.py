@@ -1,0 +1,151 @@
+"""The OpenAPI 3.1 document of the clients and keys admin API, built here and saved as
+``openapi.json`` beside it (``python -m sluicegate.dialects.admin.openapi`` rewrites it; a
+test keeps the two equal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluicegate.dialects.admin.wire import (
+    ClientCreate,
+    ClientOut,
+    ClientUpdate,
+    KeyCreate,
+    KeyOut,
+    NewKeyOut,
+)
+from sluicegate.dialects.admin_openapi import (
+    COMMON_DESCRIPTION,
+    PAGE_PARAMETERS,
+    build,
+    errors,
+    json_body,
+    json_response,
+    list_response,
+    named_response,
+    operation,
+    path_parameter,
+    ref,
+    save,
+)
+
+__all__ = ["build_document"]
+
+_DESCRIPTION = f"""\
+Clients (principals) and their API keys. A client has permissions per topic pattern
+(`produce`, `consume`, `admin`: exact names or globs), CloudEvents sources and types, and
+TLS certificate subjects. Clients from the config file are shown (`origin: config`) but
+cannot be changed or deleted here (409). An API key is shown once, when created, and never
+stored: only its id and first characters are listed afterwards. Revoking a key works at
+once; a revoked or expired key stays listed with its status.
+
+A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
+permissions; a key that never expires. Every operation needs the `admin` permission on `*`.
+Client names are 1-128 characters of `[A-Za-z0-9._@:+-]`, starting with a letter or digit.
+
+{COMMON_DESCRIPTION}"""
+
+_NAME = path_parameter("name", r"^[A-Za-z0-9][A-Za-z0-9._@:+\-]{0,127}$", "Client name")
+_KEY_ID = path_parameter("key_id", r"^\S+$", "Key id (`k_...`), as listed")
+_WRITE = ("400", "403", "404", "408")
+
+
+def _client(description: str, status: str = "200") -> dict[str, Any]:
+    return named_response(
+        "ClientOut",
+        description,
+        status,
+        "showClient",
+        "updateClient",
+        "listKeys",
+        "createKey",
+        "deleteClient",
+    )
+
+
+def _paths() -> dict[str, Any]:
+    one = "/admin/v1/clients/{name}"
+    new_key = json_response(
+        ref("NewKeyOut"),
+        "The key (in `key`, shown only here) and its record",
+        {
+            "Cache-Control": {
+                "description": "`no-store`: the key is a secret",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    new_key["links"] = {
+        "revokeKey": {
+            "operationId": "revokeKey",
+            "parameters": {"name": "$response.body#/client", "key_id": "$response.body#/id"},
+        },
+        "listKeys": {"operationId": "listKeys", "parameters": {"name": "$response.body#/client"}},
+    }
+    return {
+        "/admin/v1/clients": {
+            "get": operation(
+                "listClients",
+                "Clients by name, a page at a time",
+                {"200": list_response("ClientOut", "A page of clients"), **errors("400", "403")},
+                PAGE_PARAMETERS,
+            ),
+            "post": operation(
+                "createClient",
+                "Create a client",
+                {**_client("Created", "201"), **errors("400", "403", "408", "409", "413")},
+                requestBody=json_body("ClientCreate"),
+            ),
+        },
+        one: {
+            "get": operation(
+                "showClient", "A client", {**_client("The client"), **errors("403", "404")}, [_NAME]
+            ),
+            "put": operation(
+                "updateClient",
+                "Replace a client's permissions and certificate subjects",
+                {**_client("The changed client"), **errors(*_WRITE, "409", "413")},
+                [_NAME],
+                requestBody=json_body("ClientUpdate", required=False),
+            ),
+            "delete": operation(
+                "deleteClient",
+                "Delete a client and every API key it has",
+                {"204": {"description": "Deleted"}, **errors(*_WRITE, "409")},
+                [_NAME],
+            ),
+        },
+        f"{one}/keys": {
+            "get": operation(
+                "listKeys",
+                "A client's keys (never the keys themselves), oldest first, a page at a time",
+                {"200": list_response("KeyOut", "A page of keys"), **errors("400", "403", "404")},
+                [_NAME, *PAGE_PARAMETERS],
+            ),
+            "post": operation(
+                "createKey",
+                "Create an API key; without expires_at or expires_in it never expires",
+                {"201": new_key, **errors(*_WRITE, "413")},
+                [_NAME],
+                requestBody=json_body("KeyCreate", required=False),
+            ),
+        },
+        f"{one}/keys/{{key_id}}": {
+            "delete": operation(
+                "revokeKey",
+                "Revoke a key at once (revoking a revoked key changes nothing)",
+                {"204": {"description": "Revoked"}, **errors(*_WRITE)},
+                [_NAME, _KEY_ID],
+            )
+        },
+    }
+
+
+def build_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the clients and keys admin API."""
+    structs = [ClientCreate, ClientUpdate, ClientOut, KeyCreate, KeyOut, NewKeyOut]
+    return build("sluicegate clients and API keys", _DESCRIPTION, _paths(), structs)
+
+
+if __name__ == "__main__":
+    save(__file__, build_document())
