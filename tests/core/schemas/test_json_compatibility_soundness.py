@@ -106,6 +106,15 @@ def _node(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
             st.lists(children, min_size=1, max_size=3),
         ),
         st.builds(lambda inner: {"not": inner}, children),
+        # Recursion: the whole schema again, one property down.
+        st.builds(
+            lambda rest: {
+                "type": "object",
+                "properties": {"p": {"$ref": "#"}},
+                "additionalProperties": rest,
+            },
+            st.booleans(),
+        ),
         # A node with a second constraint beside it.
         st.builds(_beside, LEAF, children),
     )

@@ -35,6 +35,9 @@ so it stands for more documents than it accepts), the reader never is.
 * ``$ref`` is followed (inside the schema and into references, each relative to its own
   document); recursion through a property or item is assumed compatible while it is
   being checked (instances are finite), a cycle through nothing else is refused.
+* Work is bounded: an unchanged part is compatible at once, a writer too large to
+  multiply out is taken one level at a time, and past ``_MAX_COMPARISONS`` steps (or
+  Python's recursion limit) the answer is ``SCHEMAS_TOO_COMPLEX``, incompatible.
 * Any other constraining keyword (``if``, ``dependencies``, ``propertyNames``...) may be
   dropped by the reader; one the reader adds or changes must be the writer's own (same
   value, or for ``if``/``then``/``else`` and ``dependencies`` a part of it), or, for
@@ -119,7 +122,6 @@ _OBJECT_ONLY = frozenset(
     | {"unevaluatedProperties"}
 )
 _ARRAY_ONLY = frozenset({"contains", "minContains", "maxContains", "unevaluatedItems"})
-_NUMBER_TYPES = frozenset({"number", "integer"})
 _ALL_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 #: More writer alternatives than this and the writer's combinators are dropped (a bound
 #: on work; dropping them only makes the writer allow more, so it stays sound).
@@ -150,11 +152,11 @@ class _Side:
         self.root = schema.document
         self.resources = schema.resources
         self.canonical = (schema.canonical, json.dumps(schema.resources, sort_keys=True))
-        self._class = jsonschema.validators.validator_for(
+        #: The draft the schema is read in (its validator class): the same keywords mean
+        #: different things in two.
+        self.dialect: type = jsonschema.validators.validator_for(
             self.root, default=jsonschema.Draft7Validator
         )
-        #: The draft the schema is read in: the same keywords mean different things in two.
-        self.dialect: type = self._class
         legacy = {
             jsonschema.Draft3Validator,
             jsonschema.Draft4Validator,
@@ -162,10 +164,10 @@ class _Side:
             jsonschema.Draft7Validator,
         }
         #: From 2019-09 on, keywords beside ``$ref`` apply too (before, they are ignored).
-        self.ref_siblings_apply = self._class not in legacy
+        self.ref_siblings_apply = self.dialect not in legacy
         #: 2020-12 spells tuples ``prefixItems`` + ``items``; earlier drafts ``items`` +
         #: ``additionalItems``.
-        self.prefix_items = self._class is jsonschema.Draft202012Validator
+        self.prefix_items = self.dialect is jsonschema.Draft202012Validator
         #: What an unresolvable ``$ref`` stands for: nothing for the reader, anything for
         #: the writer, so that not knowing never makes a change look compatible.
         self._unknown: Any = not reading
@@ -255,7 +257,7 @@ class _Side:
         if base not in self._validators:
             document = self.resources.get(base, self.root) if base else self.root
             self._validators[base] = jsonschema.validators.validator_for(
-                document, default=self._class
+                document, default=self.dialect
             )(document, registry=self._registry)
         try:
             return bool(self._validators[base].evolve(schema=node).is_valid(value))
