@@ -41,7 +41,8 @@ Choices where Confluent leaves room or sluicegate differs:
   Constraints the checker does not model (`propertyNames`, `dependencies`,
   `if`/`then`/`else`...) may be dropped; added or changed, they must be provably met by
   every writer document (e.g. `propertyNames` matching every name a closed schema
-  declares), else the change is refused and the keyword named.
+  declares), else the change is refused and the keyword named. A comparison too large
+  to finish (nested combinators) is refused as `SCHEMAS_TOO_COMPLEX`.
 * Modes other than READWRITE, imports, contexts other than the default and associations
   are not offered: `/associations/...` answers 404 / 40410, so clients fall back to their
   subject name strategy.
