@@ -35,6 +35,9 @@ so it stands for more documents than it accepts), the reader never is.
 * ``$ref`` is followed (inside the schema and into references, each relative to its own
   document); recursion through a property or item is assumed compatible while it is
   being checked (instances are finite), a cycle through nothing else is refused.
+* Work is bounded: an unchanged part is compatible at once, a writer too large to
+  multiply out is taken one level at a time, and past ``_MAX_COMPARISONS`` steps (or
+  Python's recursion limit) the answer is ``SCHEMAS_TOO_COMPLEX``, incompatible.
 * Any other constraining keyword (``if``, ``dependencies``, ``propertyNames``...) may be
   dropped by the reader; one the reader adds or changes must be the writer's own (same
   value, or for ``if``/``then``/``else`` and ``dependencies`` a part of it), or, for
@@ -47,61 +50,46 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
-
-import jsonschema
-from referencing import Registry, Resource
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT7
 
 from sluicegate.core.schemas.json_schema import JsonSchema
+from sluicegate.core.schemas.json_schema_nodes import (
+    ANNOTATIONS,
+    ARRAY_BOUNDS,
+    COMBINATORS,
+    ITEM_KEYWORDS,
+    LOWER_BOUNDS,
+    NUMBER_BOUNDS,
+    OBJECT_BOUNDS,
+    STRING_BOUNDS,
+    SchemaNodes,
+    accepts_anything,
+    as_list,
+    escape,
+    is_number,
+    is_positive_integer,
+    json_equal,
+    mapping,
+    strings,
+    type_meet,
+    types_of,
+    walk,
+)
 
 __all__ = ["read_errors"]
 
-_ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "default",
-        "examples",
-        "$comment",
-        "$id",
-        "id",
-        "$schema",
-        "readOnly",
-        "writeOnly",
-        "deprecated",
-        "format",
-        "contentEncoding",
-        "contentMediaType",
-        "definitions",
-        "$defs",
-        "$anchor",
-        "$vocabulary",
-    }
-)
-_COMBINATORS = ("allOf", "anyOf", "oneOf")
-_COMBINATORS_SET = frozenset(_COMBINATORS)
-_NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
-_STRING_BOUNDS = ("minLength", "maxLength")
-_ARRAY_BOUNDS = ("minItems", "maxItems")
-_OBJECT_BOUNDS = ("minProperties", "maxProperties")
-_LOWER_BOUNDS = frozenset({"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"})
-_ITEM_KEYWORDS = ("items", "prefixItems", "additionalItems")
 _MODELLED = frozenset(
     {
         "$ref",
         "type",
         "enum",
         "const",
-        *_NUMBER_BOUNDS,
-        *_STRING_BOUNDS,
-        *_ARRAY_BOUNDS,
-        *_OBJECT_BOUNDS,
-        *_ITEM_KEYWORDS,
+        *NUMBER_BOUNDS,
+        *STRING_BOUNDS,
+        *ARRAY_BOUNDS,
+        *OBJECT_BOUNDS,
+        *ITEM_KEYWORDS,
         "multipleOf",
         "pattern",
         "properties",
@@ -109,7 +97,7 @@ _MODELLED = frozenset(
         "additionalProperties",
         "patternProperties",
         "uniqueItems",
-        *_COMBINATORS,
+        *COMBINATORS,
         "not",
     }
 )
@@ -119,19 +107,13 @@ _OBJECT_ONLY = frozenset(
     | {"unevaluatedProperties"}
 )
 _ARRAY_ONLY = frozenset({"contains", "minContains", "maxContains", "unevaluatedItems"})
-_NUMBER_TYPES = frozenset({"number", "integer"})
-_ALL_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
-#: More writer alternatives than this and the writer's combinators are dropped (a bound
-#: on work; dropping them only makes the writer allow more, so it stays sound).
-_MAX_ALTERNATIVES = 32
-_MAX_REFERENCE_HOPS = 32
 #: A writer of any name: property names are strings.
 _ANY_NAME: dict[str, Any] = {"type": "string"}
 
 
 def read_errors(reader: JsonSchema, writer: JsonSchema) -> list[str]:
     """Why a document valid for ``writer`` might be invalid for ``reader``; empty if none."""
-    checker = _Checker(_Side(reader, reading=True), _Side(writer, reading=False))
+    checker = _Checker(SchemaNodes(reader, reading=True), SchemaNodes(writer, reading=False))
     try:
         checker.check(reader.document, writer.document, "")
     except RecursionError:
@@ -139,354 +121,6 @@ def read_errors(reader: JsonSchema, writer: JsonSchema) -> list[str]:
     if checker.exhausted:
         return [f"SCHEMAS_TOO_COMPLEX at #: {_TOO_COMPLEX}"]
     return list(dict.fromkeys(checker.errors))
-
-
-class _Side:
-    """One schema's documents: follows ``$ref``, merges and splits the writer's nodes, and
-    asks the schema's own validator about single values."""
-
-    def __init__(self, schema: JsonSchema, *, reading: bool) -> None:
-        self.schema = schema
-        self.root = schema.document
-        self.resources = schema.resources
-        self.canonical = (schema.canonical, json.dumps(schema.resources, sort_keys=True))
-        self._class = jsonschema.validators.validator_for(
-            self.root, default=jsonschema.Draft7Validator
-        )
-        #: The draft the schema is read in: the same keywords mean different things in two.
-        self.dialect: type = self._class
-        legacy = {
-            jsonschema.Draft3Validator,
-            jsonschema.Draft4Validator,
-            jsonschema.Draft6Validator,
-            jsonschema.Draft7Validator,
-        }
-        #: From 2019-09 on, keywords beside ``$ref`` apply too (before, they are ignored).
-        self.ref_siblings_apply = self._class not in legacy
-        #: 2020-12 spells tuples ``prefixItems`` + ``items``; earlier drafts ``items`` +
-        #: ``additionalItems``.
-        self.prefix_items = self._class is jsonschema.Draft202012Validator
-        #: What an unresolvable ``$ref`` stands for: nothing for the reader, anything for
-        #: the writer, so that not knowing never makes a change look compatible.
-        self._unknown: Any = not reading
-        self._base: dict[int, str] = {}
-        for name, document in self.resources.items():
-            for node in _nodes(document):
-                self._base[id(node)] = name
-        self._derived: dict[tuple[Any, ...], Any] = {}
-        #: Nodes standing for a ``$ref`` and its siblings (their ``allOf`` is not written).
-        self.from_ref: set[int] = set()
-        self._expanded: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-        self._validators: dict[str, Any] = {}
-        self._registry: Registry[Any] = Registry().with_resources(
-            (name, Resource.from_contents(contents, default_specification=DRAFT7))
-            for name, contents in self.resources.items()
-        )
-        text = "".join(self.canonical)
-        self._dynamic = '"$dynamicRef"' in text or '"$recursiveRef"' in text
-
-    # -- references ----------------------------------------------------------------------
-
-    def resolve(self, node: Any) -> Any:
-        """``node`` with ``$ref`` followed: ``False`` or a dict."""
-        for _ in range(_MAX_REFERENCE_HOPS):
-            node = _as_schema(node)
-            if not isinstance(node, dict) or not isinstance(node.get("$ref"), str):
-                return node
-            base = self._base.get(id(node), "")
-            target = self._lookup(node["$ref"], base)
-            if self.ref_siblings_apply and any(k not in _ANNOTATIONS for k in node if k != "$ref"):
-                siblings = {k: v for k, v in node.items() if k != "$ref"}
-                combined = self.derive(("ref", id(node)), {"allOf": [target, siblings]}, node)
-                self.from_ref.add(id(combined))
-                return combined
-            node = target
-        return self._unknown
-
-    def _lookup(self, ref: str, base: str) -> Any:
-        name, _, pointer = ref.partition("#")
-        if not name:
-            document = self.resources.get(base, self.root) if base else self.root
-        elif name in self.resources:
-            document = self.resources[name]
-        elif isinstance(self.root, dict) and name in (self.root.get("$id"), self.root.get("id")):
-            document = self.root
-        else:
-            return self._unknown
-        for raw in pointer.split("/")[1:]:
-            token = unquote(raw).replace("~1", "/").replace("~0", "~")
-            if isinstance(document, dict) and token in document:
-                document = document[token]
-            elif isinstance(document, list) and token.isdigit() and int(token) < len(document):
-                document = document[int(token)]
-            else:
-                return self._unknown
-        return document
-
-    def derive(self, key: tuple[Any, ...], node: Any, origin: Any) -> Any:
-        """A node built from others, kept once per ``key``: the same inputs give the same
-        object, so the checker's cycle detection sees recursion through derived nodes."""
-        if key not in self._derived:
-            self._derived[key] = node
-            base = self._base.get(id(origin))
-            if base is not None:
-                self._base[id(node)] = base
-        return self._derived[key]
-
-    def meet(self, parts: list[Any]) -> Any:
-        """A node for the documents every one of ``parts`` accepts."""
-        resolved = [self.resolve(part) for part in parts]
-        if any(node is False for node in resolved):
-            return False
-        parts = [
-            part for part, node in zip(parts, resolved, strict=True) if not _accepts_anything(node)
-        ]
-        if len(parts) <= 1:
-            return parts[0] if parts else True
-        return self.derive(("meet", *map(id, parts)), {"allOf": list(parts)}, parts[0])
-
-    # -- single values -------------------------------------------------------------------
-
-    def accepts_value(self, node: Any, value: Any) -> bool | None:
-        """Whether this side's validator accepts ``value`` at ``node``; ``None`` if unknown."""
-        if self._dynamic:
-            return None  # $dynamicRef depends on the path taken to the node
-        base = self._base.get(id(node), "")
-        if base not in self._validators:
-            document = self.resources.get(base, self.root) if base else self.root
-            self._validators[base] = jsonschema.validators.validator_for(
-                document, default=self._class
-            )(document, registry=self._registry)
-        try:
-            return bool(self._validators[base].evolve(schema=node).is_valid(value))
-        except (Unresolvable, RecursionError, re.error):
-            return None
-
-    # -- the writer's alternatives -------------------------------------------------------
-
-    def alternatives(self, node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """Plain schemas (no combinators) whose union holds every document ``node`` accepts,
-        each with where its choices came from (``""`` when ``node`` had none)."""
-        if id(node) not in self._expanded:
-            self._expanded[id(node)] = self._expand(node, set())
-        return self._expanded[id(node)]
-
-    def _expand(self, node: Any, active: set[int]) -> list[tuple[str, dict[str, Any]]]:
-        node = self.resolve(node)
-        if node is False:
-            return []
-        if id(node) in active:
-            return [("", {})]  # a cycle with no descent: anything, an over-approximation
-        if _COMBINATORS_SET.isdisjoint(node):
-            plain = node  # itself, so that checking it again is seen as a cycle
-        else:
-            plain = {k: v for k, v in node.items() if k not in _COMBINATORS}
-        if "not" in plain and _accepts_anything(self.resolve(plain["not"])):
-            return []
-        found: list[tuple[str, dict[str, Any]]] | None = [("", plain)]
-        active.add(id(node))
-        try:
-            for index, part in enumerate(_list(node.get("allOf"))):
-                found = self._product(found, [(f"allOf/{index}", part)], active, choice=False)
-            for keyword in ("anyOf", "oneOf"):
-                branches = [(f"{keyword}/{i}", b) for i, b in enumerate(_list(node.get(keyword)))]
-                if branches:
-                    found = self._product(found, branches, active, choice=True)
-        finally:
-            active.discard(id(node))
-        return [("", plain)] if found is None else found
-
-    def _product(
-        self,
-        found: list[tuple[str, dict[str, Any]]] | None,
-        branches: list[tuple[str, Any]],
-        active: set[int],
-        *,
-        choice: bool,
-    ) -> list[tuple[str, dict[str, Any]]] | None:
-        """``found`` intersected with the union of ``branches``: each branch multiplied out
-        if that stays within bounds, else taken whole (its combinators left for later)."""
-        if found is None:
-            return None
-        deep = [
-            (_join(where, label) if choice or label else "", option)
-            for where, branch in branches
-            for label, option in self._expand(branch, active)
-        ]
-        combined = self._combine(found, deep)
-        if combined is None:
-            whole = [(where if choice else "", self.resolve(branch)) for where, branch in branches]
-            combined = self._combine(found, [(w, n) for w, n in whole if n is not False])
-        return combined
-
-    def _combine(
-        self,
-        found: list[tuple[str, dict[str, Any]]],
-        options: list[tuple[str, dict[str, Any]]],
-    ) -> list[tuple[str, dict[str, Any]]] | None:
-        if len(found) * len(options) > _MAX_ALTERNATIVES:
-            return None
-        combined = []
-        for label, alternative in found:
-            for option_label, option in options:
-                merged = self._merge(alternative, option)
-                if merged is not None:
-                    combined.append((", ".join(filter(None, (label, option_label))), merged))
-        return combined
-
-    def _merge(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any] | None:
-        """A plain schema holding every document both accept; ``None`` if none can exist."""
-        merged = {k: v for k, v in left.items() if k not in (*_CONDITIONAL, *_ITEM_KEYWORDS)}
-        for key, value in right.items():
-            if key in _CONDITIONAL or key in _ITEM_KEYWORDS:
-                continue
-            if key not in merged or _json_equal(merged[key], value):
-                merged[key] = value
-                continue
-            combined = self._merge_keyword(key, merged[key], value, left, right)
-            if combined is _EMPTY:
-                return None
-            if combined is _DROP:
-                del merged[key]
-            else:
-                merged[key] = combined
-        for keyword in ("exclusiveMinimum", "exclusiveMaximum"):
-            # Draft 4's boolean flag qualifies its own part's bound: kept only beside it.
-            bound = keyword.replace("exclusiveM", "m")
-            flag = merged.get(keyword)
-            if isinstance(flag, bool) and not any(
-                _json_equal(part.get(keyword), flag)
-                and bound in part
-                and _json_equal(part[bound], merged.get(bound))
-                for part in (left, right)
-            ):
-                del merged[keyword]
-        merged.update(_merge_conditionals(left, right))
-        merged.update(self._merge_items(left, right))
-        if "type" in merged and not _types(merged):
-            return None
-        return merged
-
-    def _merge_keyword(
-        self, key: str, mine: Any, theirs: Any, left: dict[str, Any], right: dict[str, Any]
-    ) -> Any:
-        if key == "type":
-            kinds = _type_meet(_types(left) or set(_ALL_TYPES), _types(right) or set(_ALL_TYPES))
-            return sorted(kinds) if kinds else _EMPTY
-        if key == "enum" and isinstance(mine, list) and isinstance(theirs, list):
-            common = [v for v in mine if any(_json_equal(v, w) for w in theirs)]
-            return common if common else _EMPTY
-        if key == "const":
-            return _EMPTY
-        if key == "required":
-            return sorted(_strings(mine) | _strings(theirs))
-        if key in ("properties", "patternProperties"):
-            return self._merge_properties(key, left, right)
-        if key in ("additionalProperties", "propertyNames", "not"):
-            if key == "not":
-                return self.derive(("not", id(mine), id(theirs)), {"anyOf": [mine, theirs]}, mine)
-            return self.meet([mine, theirs])
-        if key == "uniqueItems":
-            return mine is True or theirs is True
-        if key == "multipleOf" and _integer(mine) and _integer(theirs):
-            return math.lcm(mine, theirs)
-        if key in _LOWER_BOUNDS and _number(mine) and _number(theirs):
-            return max(mine, theirs)
-        if key in (*_NUMBER_BOUNDS, *_STRING_BOUNDS, *_ARRAY_BOUNDS, *_OBJECT_BOUNDS):
-            return min(mine, theirs) if _number(mine) and _number(theirs) else _DROP
-        return _DROP  # either value alone allows more than both: the writer may allow more
-
-    def _merge_properties(
-        self, key: str, left: dict[str, Any], right: dict[str, Any]
-    ) -> dict[str, Any]:
-        mine, theirs = _mapping(left.get(key)), _mapping(right.get(key))
-        if key == "patternProperties":
-            return {
-                pattern: self.meet(
-                    [s for s in (mine.get(pattern), theirs.get(pattern)) if s is not None]
-                )
-                for pattern in {**mine, **theirs}
-            }
-        return {
-            name: self.meet(
-                [self.meet(self.applicable(left, name)), self.meet(self.applicable(right, name))]
-            )
-            for name in {**mine, **theirs}
-        }
-
-    def _merge_items(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
-        if not any(k in schema for k in _ITEM_KEYWORDS for schema in (left, right)):
-            return {}
-        left_tuple, left_rest = self.item_schemas(left)
-        right_tuple, right_rest = self.item_schemas(right)
-        positions = [
-            self.meet(
-                [
-                    left_tuple[i] if i < len(left_tuple) else left_rest,
-                    right_tuple[i] if i < len(right_tuple) else right_rest,
-                ]
-            )
-            for i in range(max(len(left_tuple), len(right_tuple)))
-        ]
-        rest = self.meet([left_rest, right_rest])
-        if not positions:
-            return {"items": rest}
-        if self.prefix_items:
-            return {"prefixItems": positions, "items": rest}
-        return {"items": positions, "additionalItems": rest}
-
-    # -- what applies where --------------------------------------------------------------
-
-    def applicable(self, schema: dict[str, Any], name: str) -> list[Any]:
-        """The subschemas ``schema`` applies to a property ``name`` (all must accept it)."""
-        found = [s for p, s in self.named_parts(schema, name)]
-        return found or [schema.get("additionalProperties", True)]
-
-    def named_parts(self, schema: dict[str, Any], name: str) -> list[tuple[str, Any]]:
-        """``properties`` and matching ``patternProperties`` for ``name``, with where."""
-        parts = []
-        properties = _mapping(schema.get("properties"))
-        if name in properties:
-            parts.append((f"properties/{_escape(name)}", properties[name]))
-        for pattern, subschema in _mapping(schema.get("patternProperties")).items():
-            try:
-                matches = re.search(pattern, name) is not None
-            except re.error:
-                # Both sides' validators refuse such a schema at registration; assume it
-                # applies (a stricter reader, and for the writer, a constraint it has).
-                matches = True
-            if matches:
-                parts.append((f"patternProperties/{_escape(pattern)}", subschema))
-        return parts
-
-    def item_schemas(self, schema: dict[str, Any]) -> tuple[list[Any], Any]:
-        """Positional item schemas, as this side's draft reads them, and the rest's."""
-        if self.prefix_items:
-            return _list(schema.get("prefixItems")), schema.get("items", True)
-        items = schema.get("items", True)
-        if isinstance(items, list):
-            return list(items), schema.get("additionalItems", True)
-        return [], items
-
-    def never_has(self, schema: dict[str, Any], name: str) -> bool:
-        """Whether ``schema`` forbids a property ``name`` outright."""
-        return any(self.resolve(part) is False for part in self.applicable(schema, name))
-
-    def names(self, schema: dict[str, Any]) -> list[str] | None:
-        """Every property name ``schema`` allows, if it closes its content model."""
-        open_patterns = [
-            s
-            for s in _mapping(schema.get("patternProperties")).values()
-            if self.resolve(s) is not False
-        ]
-        if self.resolve(schema.get("additionalProperties", True)) is not False or open_patterns:
-            return None
-        return [n for n in _mapping(schema.get("properties")) if not self.never_has(schema, n)]
-
-
-_EMPTY = object()
-_DROP = object()
-_CONDITIONAL = ("if", "then", "else")
 
 
 class _Work:
@@ -504,7 +138,9 @@ class _Work:
 
 
 class _Checker:
-    def __init__(self, reader: _Side, writer: _Side, mirror: _Checker | None = None) -> None:
+    def __init__(
+        self, reader: SchemaNodes, writer: SchemaNodes, mirror: _Checker | None = None
+    ) -> None:
         self._reader = reader
         self._writer = writer
         self._same_documents = reader.canonical == writer.canonical
@@ -522,7 +158,7 @@ class _Checker:
         """Add why ``reader`` may refuse a document ``writer`` accepts to the errors."""
         reader = self._reader.resolve(reader)
         writer = self._writer.resolve(writer)
-        if writer is False or _accepts_anything(reader):
+        if writer is False or accepts_anything(reader):
             return
         if reader is False:
             self._error("TYPE_NARROWED", path, "the reader accepts no value here")
@@ -545,7 +181,7 @@ class _Checker:
             for label, alternative in self._writer.alternatives(writer):
                 # An alternative still holding combinators was too large to multiply out
                 # at once: it is checked as a writer of its own.
-                plain = _COMBINATORS_SET.isdisjoint(alternative)
+                plain = COMBINATORS.isdisjoint(alternative)
                 compare = self._compare if plain else self.check
                 errors = self._trial(compare, reader, alternative, path)
                 suffix = f" (writer alternative {label})" if label else ""
@@ -561,11 +197,9 @@ class _Checker:
     def _identical(self, reader: dict[str, Any], writer: dict[str, Any]) -> bool:
         """Whether the two nodes are the same schema, read the same way (an unchanged part
         of a schema is compatible however complex it is)."""
-        if self._reader.dialect is not self._writer.dialect or not _json_equal(reader, writer):
+        if self._reader.dialect is not self._writer.dialect or not json_equal(reader, writer):
             return False
-        references = (
-            node.keys() & _REFERENCES for node in _nodes(reader) if isinstance(node, dict)
-        )
+        references = (node.keys() & _REFERENCES for node in walk(reader) if isinstance(node, dict))
         used = set().union(*references)
         return not used or (self._same_documents and used == {"$ref"})
 
@@ -611,7 +245,7 @@ class _Checker:
                 self.errors.extend(errors)
 
     def _compare_structure(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
-        writer_types = _types(writer)
+        writer_types = types_of(writer)
 
         def produces(*kinds: str) -> bool:
             return writer_types is None or not writer_types.isdisjoint(kinds)
@@ -619,10 +253,10 @@ class _Checker:
         self._types(reader, writer_types, path)
         self._values(reader, writer, path)
         if produces("number", "integer"):
-            self._bounds(reader, writer, path, _NUMBER_BOUNDS)
+            self._bounds(reader, writer, path, NUMBER_BOUNDS)
             self._multiple_of(reader, writer, path)
         if produces("string"):
-            self._bounds(reader, writer, path, _STRING_BOUNDS)
+            self._bounds(reader, writer, path, STRING_BOUNDS)
             if "pattern" in reader and reader["pattern"] != writer.get("pattern"):
                 self._error(
                     "PATTERN_CHANGED",
@@ -631,10 +265,10 @@ class _Checker:
                     f"{writer.get('pattern', 'absent')!r}",
                 )
         if produces("array"):
-            self._bounds(reader, writer, path, _ARRAY_BOUNDS)
+            self._bounds(reader, writer, path, ARRAY_BOUNDS)
             self._array(reader, writer, path)
         if produces("object"):
-            self._bounds(reader, writer, path, _OBJECT_BOUNDS)
+            self._bounds(reader, writer, path, OBJECT_BOUNDS)
             self._object(reader, writer, path)
         self._combinators(reader, writer, path)
         self._unmodelled(reader, writer, path, produces)
@@ -642,7 +276,7 @@ class _Checker:
     # -- types, values, bounds -----------------------------------------------------------
 
     def _types(self, reader: dict[str, Any], writer_types: set[str] | None, path: str) -> None:
-        reader_types = _types(reader)
+        reader_types = types_of(reader)
         if reader_types is None:
             return
         if writer_types is None:
@@ -676,7 +310,7 @@ class _Checker:
         for keyword in ("const", "enum"):
             if keyword not in reader:
                 continue
-            allowed = [reader["const"]] if keyword == "const" else _list(reader["enum"])
+            allowed = [reader["const"]] if keyword == "const" else as_list(reader["enum"])
             produced = _finite_values(writer)
             if produced is None:
                 self._error(
@@ -685,7 +319,7 @@ class _Checker:
                     "the reader restricts values the writer does not",
                 )
                 continue
-            missing = [v for v in produced if not any(_json_equal(v, a) for a in allowed)]
+            missing = [v for v in produced if not any(json_equal(v, a) for a in allowed)]
             if missing:
                 self._error(
                     "ENUM_NARROWED",
@@ -704,10 +338,10 @@ class _Checker:
             if keyword not in reader:
                 continue
             mine, theirs = reader[keyword], writer.get(keyword)
-            if _number(mine) and _number(theirs):
-                tightened = mine > theirs if keyword in _LOWER_BOUNDS else mine < theirs
+            if is_number(mine) and is_number(theirs):
+                tightened = mine > theirs if keyword in LOWER_BOUNDS else mine < theirs
             else:
-                tightened = not _json_equal(mine, theirs)  # draft 4's boolean flags
+                tightened = not json_equal(mine, theirs)  # draft 4's boolean flags
             if tightened:
                 self._error(
                     f"{_snake(keyword)}_NARROWED",
@@ -722,8 +356,8 @@ class _Checker:
         mine, theirs = reader["multipleOf"], writer.get("multipleOf")
         # Only exact arithmetic is trusted: with floats, x % 0.3 == 0 does not make
         # x % 0.1 == 0 in the validator's arithmetic.
-        if _json_equal(mine, theirs) or (
-            _integer(mine) and _integer(theirs) and theirs % mine == 0
+        if json_equal(mine, theirs) or (
+            is_positive_integer(mine) and is_positive_integer(theirs) and theirs % mine == 0
         ):
             return
         self._error(
@@ -736,8 +370,8 @@ class _Checker:
     # -- objects -------------------------------------------------------------------------
 
     def _object(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
-        reader_required = _strings(reader.get("required"))
-        writer_required = _strings(writer.get("required"))
+        reader_required = strings(reader.get("required"))
+        writer_required = strings(writer.get("required"))
         for name in sorted(reader_required - writer_required):
             self._error(
                 "REQUIRED_PROPERTY_ADDED",
@@ -745,8 +379,8 @@ class _Checker:
                 f"property {name!r} is required by the reader but not by the writer",
             )
         named = {
-            *_mapping(reader.get("properties")),
-            *_mapping(writer.get("properties")),
+            *mapping(reader.get("properties")),
+            *mapping(writer.get("properties")),
             *reader_required,
             *writer_required,
         }
@@ -760,7 +394,7 @@ class _Checker:
         if self._writer.never_has(writer, name):
             return
         produced = self._writer.meet(self._writer.applicable(writer, name))
-        declared = name in _mapping(writer.get("properties"))
+        declared = name in mapping(writer.get("properties"))
         parts = self._reader.named_parts(reader, name) or [
             ("additionalProperties", reader.get("additionalProperties", True))
         ]
@@ -770,14 +404,14 @@ class _Checker:
             if part is False and declared:
                 self._error(
                     "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
-                    f"{path}/properties/{_escape(name)}",
+                    f"{path}/properties/{escape(name)}",
                     f"property {name!r} of the writer is not allowed by the reader's closed "
                     "content model",
                 )
             elif (
                 not declared
-                and _accepts_anything(self._writer.resolve(produced))
-                and not _accepts_anything(part)
+                and accepts_anything(self._writer.resolve(produced))
+                and not accepts_anything(part)
             ):
                 self._error(
                     "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
@@ -794,11 +428,11 @@ class _Checker:
         """Properties neither side names: compared region by region. A name may match
         patterns of the writer's the checker cannot relate to the reader's, so every
         writer region it might fall in must fit (unless the pattern is literally the same)."""
-        reader_patterns = _mapping(reader.get("patternProperties"))
-        writer_patterns = _mapping(writer.get("patternProperties"))
+        reader_patterns = mapping(reader.get("patternProperties"))
+        writer_patterns = mapping(writer.get("patternProperties"))
         writer_rest = writer.get("additionalProperties", True)
         for pattern, schema in reader_patterns.items():
-            where = f"{path}/patternProperties/{_escape(pattern)}"
+            where = f"{path}/patternProperties/{escape(pattern)}"
             if pattern in writer_patterns:
                 self._descend(schema, writer_patterns[pattern], where)
                 continue
@@ -832,7 +466,7 @@ class _Checker:
         writer_tuple, writer_rest = self._writer.item_schemas(writer)
         positions = max(len(reader_tuple), len(writer_tuple))
         # Positions past the writer's maxItems never hold an item.
-        longest = writer["maxItems"] if _number(writer.get("maxItems")) else math.inf
+        longest = writer["maxItems"] if is_number(writer.get("maxItems")) else math.inf
         present = min(positions, math.floor(longest)) if longest < positions else positions
         for index in range(present):
             self._descend(
@@ -847,7 +481,7 @@ class _Checker:
 
     def _combinators(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
         written = id(reader) not in self._reader.from_ref
-        for index, part in enumerate(_list(reader.get("allOf"))):
+        for index, part in enumerate(as_list(reader.get("allOf"))):
             self.check(part, writer, f"{path}/allOf/{index}" if written else path)
         for keyword in ("anyOf", "oneOf"):
             if isinstance(reader.get(keyword), list):
@@ -866,8 +500,8 @@ class _Checker:
         a ``not`` inside a ``not`` comes back to this one and its comparisons in progress)."""
         if self._mirror is None:
             self._mirror = _Checker(
-                _Side(self._writer.schema, reading=True),
-                _Side(self._reader.schema, reading=False),
+                SchemaNodes(self._writer.schema, reading=True),
+                SchemaNodes(self._reader.schema, reading=False),
                 mirror=self,
             )
         return self._mirror
@@ -898,7 +532,7 @@ class _Checker:
                 )
 
     def _by_type(self, writer: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        kinds = _types(writer)
+        kinds = types_of(writer)
         if kinds is None or len(kinds) == 1:
             return [("", writer)]
         return [
@@ -920,13 +554,13 @@ class _Checker:
             self._reader.accepts_value(other, v) is False for v in values
         ):
             return True
-        writer_types, other_types = _types(writer), _types(other)
-        if writer_types and other_types and not _type_meet(writer_types, other_types):
+        writer_types, other_types = types_of(writer), types_of(other)
+        if writer_types and other_types and not type_meet(writer_types, other_types):
             return True
         if writer_types != {"object"}:
             return False
-        other_properties = _mapping(other.get("properties"))
-        for name in _strings(writer.get("required")) & set(other_properties):
+        other_properties = mapping(other.get("properties"))
+        for name in strings(writer.get("required")) & set(other_properties):
             produced = [
                 self._writer.resolve(part) for part in self._writer.applicable(writer, name)
             ]
@@ -948,7 +582,7 @@ class _Checker:
         produces: Callable[..., bool],
     ) -> None:
         for keyword in sorted(reader):
-            if keyword in _ANNOTATIONS or keyword in _MODELLED or keyword in ("then", "else"):
+            if keyword in ANNOTATIONS or keyword in _MODELLED or keyword in ("then", "else"):
                 continue
             if keyword in _OBJECT_ONLY and not produces("object"):
                 continue
@@ -968,21 +602,21 @@ class _Checker:
         """Whether the writer has the reader's constraint ``keyword`` itself."""
         if keyword in _CONTEXTUAL:
             # What these leave to check depends on the keywords beside them.
-            return _accepts_anything(self._reader.resolve(reader[keyword]))
+            return accepts_anything(self._reader.resolve(reader[keyword]))
         if keyword not in writer:
             return False
         if keyword in _REFERENCES:
-            return self._same_documents and _json_equal(reader[keyword], writer[keyword])
+            return self._same_documents and json_equal(reader[keyword], writer[keyword])
         return self._same_value(reader[keyword], writer[keyword])
 
     def _same_value(self, mine: Any, theirs: Any) -> bool:
         """Equal constraints; with a reference inside, only if the documents it points into
         are the same too."""
-        if not _json_equal(mine, theirs):
+        if not json_equal(mine, theirs):
             return False
         return self._same_documents or not any(
             isinstance(node, dict) and not node.keys().isdisjoint(_REFERENCES)
-            for node in _nodes(mine)
+            for node in walk(mine)
         )
 
     def _implied(self, reader: dict[str, Any], writer: dict[str, Any], keyword: str) -> bool:
@@ -997,7 +631,7 @@ class _Checker:
         if keyword in ("dependencies", "dependentRequired", "dependentSchemas"):
             return all(
                 self._dependency_met(writer, keyword, trigger, needs)
-                for trigger, needs in _mapping(reader[keyword]).items()
+                for trigger, needs in mapping(reader[keyword]).items()
             )
         if keyword == "propertyNames":
             names = self._writer.names(writer)
@@ -1015,12 +649,12 @@ class _Checker:
     ) -> bool:
         if self._writer.never_has(writer, trigger):
             return True
-        theirs = _mapping(writer.get(keyword)).get(trigger)
+        theirs = mapping(writer.get(keyword)).get(trigger)
         if isinstance(needs, list):
             # Property dependencies: each name must be required by the writer already,
             # or named by its own dependency on the same property.
-            return set(_strings(needs)) <= _strings(writer.get("required")) | _strings(theirs)
-        if _accepts_anything(self._reader.resolve(needs)):
+            return set(strings(needs)) <= strings(writer.get("required")) | strings(theirs)
+        if accepts_anything(self._reader.resolve(needs)):
             return True
         return theirs is not None and self._same_value(needs, theirs)
 
@@ -1036,19 +670,6 @@ _TOO_DEEP = "nested too deeply to compare; treated as incompatible"
 _CYCLE = "a $ref cycle that passes through no property or item cannot be decided"
 
 
-def _merge_conditionals(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
-    """``if``/``then``/``else`` move as one: from the part that has one, or from both
-    when they agree; from neither when they differ (the writer then allows more)."""
-    groups = [
-        {k: schema[k] for k in _CONDITIONAL if k in schema}
-        for schema in (left, right)
-        if "if" in schema
-    ]
-    if len(groups) == 2 and not _json_equal(groups[0], groups[1]):
-        return {}
-    return groups[0] if groups else {}
-
-
 def _finite_values(schema: dict[str, Any]) -> list[Any] | None:
     """Every value ``schema`` can accept, if it can only accept a few; else ``None``.
     Values the schema's ``type`` excludes are left out (a value kept needlessly only
@@ -1056,21 +677,21 @@ def _finite_values(schema: dict[str, Any]) -> list[Any] | None:
     if "const" in schema:
         values = [schema["const"]]
         if "enum" in schema:
-            values = [v for v in values if any(_json_equal(v, e) for e in _list(schema["enum"]))]
+            values = [v for v in values if any(json_equal(v, e) for e in as_list(schema["enum"]))]
     elif isinstance(schema.get("enum"), list):
         values = list(schema["enum"])
     else:
-        kinds = _types(schema)
+        kinds = types_of(schema)
         if kinds is None or not kinds <= {"null", "boolean"}:
             return None
         values = [
             *([None] if "null" in kinds else []),
             *([False, True] if "boolean" in kinds else []),
         ]
-    kinds = _types(schema)
+    kinds = types_of(schema)
     if kinds is None:
         return values
-    return [v for v in values if _type_meet(_json_types(v), kinds)]
+    return [v for v in values if type_meet(_json_types(v), kinds)]
 
 
 def _json_types(value: Any) -> set[str]:
@@ -1090,93 +711,8 @@ def _json_types(value: Any) -> set[str]:
     return {"object"}
 
 
-def _type_meet(left: set[str], right: set[str]) -> set[str]:
-    """The types in both sets; ``integer`` is a part of ``number``."""
-    common = left & right
-    if ("integer" in left and "number" in right) or ("number" in left and "integer" in right):
-        common.add("integer")
-    return common
-
-
-def _json_equal(left: Any, right: Any) -> bool:
-    """Equality as JSON Schema's ``enum``/``const`` see it: ``true`` is not ``1``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    if _number(left) and _number(right):
-        return bool(left == right)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_json_equal, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(
-            _json_equal(v, right[k]) for k, v in left.items()
-        )
-    return type(left) is type(right) and left == right
-
-
-def _nodes(node: Any) -> Iterator[Any]:
-    """``node`` and every object and array inside it."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            yield current
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            yield current
-            stack.extend(current)
-
-
-def _as_schema(node: Any) -> Any:
-    """``True`` as ``{}``; ``False`` and objects as they are; anything else as ``{}``."""
-    if node is False or isinstance(node, dict):
-        return node
-    return {}
-
-
-def _accepts_anything(node: Any) -> bool:
-    node = _as_schema(node)
-    return isinstance(node, dict) and all(key in _ANNOTATIONS for key in node)
-
-
-def _types(schema: dict[str, Any]) -> set[str] | None:
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return {kind}
-    if isinstance(kind, list):
-        return {k for k in kind if isinstance(k, str)}
-    return None
-
-
-def _join(head: str, tail: str) -> str:
-    return "/".join(filter(None, (head, tail)))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _strings(value: Any) -> set[str]:
-    return {item for item in value if isinstance(item, str)} if isinstance(value, list) else set()
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _names(kinds: set[str]) -> str:
     return ", ".join(sorted(kinds))
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def _snake(keyword: str) -> str:

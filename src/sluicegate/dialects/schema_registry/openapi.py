@@ -36,12 +36,14 @@ Choices where Confluent leaves room or sluicegate differs:
   (old) one. As in Confluent, adding a property to an open content model is not backward
   compatible. Unlike Confluent, which compares combinators by keyword and branch, the
   writer's `oneOf`/`anyOf`/`allOf` are compared branch by branch (a `oneOf` of types and
-  the same type list follow each other), and a `oneOf` branch may be added only where it
-  provably overlaps no other (else old documents would match two and become invalid).
+  the same type list follow each other), and a reader's `oneOf` is compatible only where
+  each writer document provably matches exactly one branch (Confluent calls an added
+  branch compatible even where it overlaps another: documents matching two are invalid).
   Constraints the checker does not model (`propertyNames`, `dependencies`,
   `if`/`then`/`else`...) may be dropped; added or changed, they must be provably met by
   every writer document (e.g. `propertyNames` matching every name a closed schema
-  declares), else the change is refused and the keyword named.
+  declares), else the change is refused and the keyword named. A comparison too large
+  to finish (nested combinators) is refused as `SCHEMAS_TOO_COMPLEX`.
 * Modes other than READWRITE, imports, contexts other than the default and associations
   are not offered: `/associations/...` answers 404 / 40410, so clients fall back to their
   subject name strategy.
