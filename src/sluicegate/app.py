@@ -6,9 +6,10 @@ import logging
 import uuid
 from collections.abc import Iterable
 from time import perf_counter
+from urllib.parse import unquote_to_bytes
 
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import ServerError, SluicegateError
+from sluicegate.errors import BadRequest, MethodNotAllowed, ServerError, SluicegateError
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
@@ -41,17 +42,34 @@ def _with_error_headers(response: Response, exc: SluicegateError) -> Response:
     """Headers every dialect's error responses need, added in one place.
 
     ``Retry-After`` for errors that say when to come back (429, 503); ``WWW-Authenticate``
-    on every 401 (RFC 9110). A 413 keeps the connection open on purpose: closing it while
-    the client is still sending makes TCP reset the connection, which can destroy the 413
-    before the client reads it; uvicorn reads and drops the rest of the body instead
-    (memory stays flat, tests/e2e/test_limits_server.py).
+    on every 401 and ``Allow`` on every 405 (RFC 9110). A 413 keeps the connection open
+    on purpose: closing it while the client is still sending makes TCP reset the
+    connection, which can destroy the 413 before the client reads it; uvicorn reads and
+    drops the rest of the body instead (memory stays flat, tests/e2e/test_limits_server.py).
     """
     retry_after: float | None = getattr(exc, "retry_after", None)
     if retry_after is not None:
         response.headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
     if response.status == 401:
         response.headers.append((b"www-authenticate", b'Bearer realm="sluicegate"'))
+    elif isinstance(exc, MethodNotAllowed):
+        response.headers.append((b"allow", ", ".join(exc.allowed).encode()))
     return response
+
+
+def _check_path_utf8(scope: Scope, params: dict[str, str]) -> None:
+    """Refuse a path whose percent-decoded bytes are not UTF-8, naming the parameter.
+
+    uvicorn decodes ``%FF`` to U+FFFD, a character the client did not send; the raw
+    path tells whether it sent that character (``%EF%BF%BD``) or bytes that are no text.
+    """
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        name = next((name for name, value in params.items() if "\ufffd" in value), None)
+        where = "the path" if name is None else f"path parameter {name}"
+        raise BadRequest(f"{where} is not valid UTF-8 once percent-decoded") from None
 
 
 class GatewayApp:
@@ -93,21 +111,28 @@ class GatewayApp:
             Route("/metrics", self._metrics, authenticated=False),
         ]
 
-    def _dispatch_for(self, method: str, path: str) -> _Dispatch:
+    def _dispatch_for(self, method: str, path: str, scope: Scope) -> _Dispatch:
         """What serves ``method path``: its route, parameters, metrics and body limit.
 
-        Raises ``NotFound`` or ``MethodNotAllowed``. Clients hit the same few paths again
-        and again (one topic, one consumer), so the answer is remembered, bounded so that
-        a scan of random paths costs no memory. The parameters are then shared between
-        requests to the same path: endpoints read them, never write.
+        Raises ``NotFound``, ``MethodNotAllowed``, or ``BadRequest`` for a path that is
+        not UTF-8. Clients hit the same few paths again and again (one topic, one
+        consumer), so the answer is remembered, bounded so that a scan of random paths
+        costs no memory. The parameters are then shared between requests to the same
+        path: endpoints read them, never write.
         """
         route, params = self.router.match(method, path)
+        if "\ufffd" in path:
+            # Checked against the raw path each time, never remembered: a valid U+FFFD
+            # and an invalid byte decode to the same path.
+            _check_path_utf8(scope, params)
         dispatch = (
             route,
             params,
             self.metrics.requests(route.dialect, route.path, method),
             self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
         )
+        if "\ufffd" in path:
+            return dispatch
         if len(self._dispatch) >= _DISPATCH_CACHE_SIZE:
             self._dispatch.clear()
         self._dispatch[method, path] = dispatch
@@ -129,7 +154,7 @@ class GatewayApp:
         dispatch = self._dispatch.get((method, path))
         if dispatch is None:
             try:
-                dispatch = self._dispatch_for(method, path)
+                dispatch = self._dispatch_for(method, path, scope)
             except SluicegateError as exc:
                 await self._unmatched(exc, scope, receive, send, started)
                 return
@@ -170,7 +195,8 @@ class GatewayApp:
     async def _unmatched(
         self, exc: SluicegateError, scope: Scope, receive: Receive, send: Send, started: float
     ) -> None:
-        """A 404 or 405, rendered by the dialect the path looks like it belongs to."""
+        """A 404, a 405 or a path that is not UTF-8, rendered by the dialect the path
+        looks like it belongs to."""
         closest = self.router.closest(scope["path"])
         render = closest.render_error if closest else plain_errors
         response = _with_error_headers(render(exc, Request(scope, receive, {})), exc)
