@@ -73,6 +73,10 @@ async def test_create_get_and_list_topics(log: Log) -> None:
         (TopicSpec(name="t", partitions=10_001), BadRequest),
         (TopicSpec(name="t", retention_ms=-1), BadRequest),
         (TopicSpec(name="t", retention_bytes=-5), BadRequest),
+        # Past a signed 64-bit integer: refused, never handed to the storage (it stopped
+        # the SQLite writer, and with it the gateway).
+        (TopicSpec(name="t", retention_ms=2**63), BadRequest),
+        (TopicSpec(name="t", retention_bytes=2**64), BadRequest),
     ],
 )
 async def test_create_topic_rejects_invalid_specs(
@@ -123,6 +127,17 @@ async def test_alter_topic_never_shrinks_partitions(log: Log, partitions: int) -
     with pytest.raises(BadRequest, match="partitions"):
         await log.alter_topic("t", TopicUpdate(partitions=partitions))
     assert (await log.get_topic("t")).partitions == 3
+
+
+@pytest.mark.parametrize(
+    "update", [TopicUpdate(retention_ms=2**64), TopicUpdate(retention_bytes=-(2**63) - 1)]
+)
+async def test_alter_topic_refuses_retention_past_64_bits(log: Log, update: TopicUpdate) -> None:
+    await log.create_topic(TopicSpec(name="t", retention_ms=1000))
+    with pytest.raises(BadRequest, match="retention"):
+        await log.alter_topic("t", update)
+    assert (await log.get_topic("t")).retention_ms == 1000
+    await log.create_topic(TopicSpec(name="u"))  # and the log goes on
 
 
 async def test_purge_drops_records_and_offsets_keep_counting(log: Log) -> None:

@@ -22,9 +22,16 @@ _INSERT_PARTITION = (
 )
 
 
+#: Retention is a signed 64-bit integer, as Kafka's ``retention.ms`` and SQLite's INTEGER.
+MAX_RETENTION = 2**63 - 1
+
+
 def _check_retention(field: str, value: int | None) -> None:
-    if value is not None and value < 0:
-        raise BadRequest(f"{field} must be >= 0 or null (keep forever), got {value}", field=field)
+    if value is not None and not 0 <= value <= MAX_RETENTION:
+        raise BadRequest(
+            f"{field} must be between 0 and {MAX_RETENTION}, or null (keep forever), got {value}",
+            field=field,
+        )
 
 
 def _check_partitions(count: int, minimum: int) -> None:
