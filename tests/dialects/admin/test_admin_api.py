@@ -145,6 +145,8 @@ async def test_key_expiry(env: Env) -> None:
         ({"expires_in": -5}, "positive"),
         ({"expires_at": "tomorrow"}, "RFC 3339"),
         ({"expires_at": "2000-01-01T00:00:00Z"}, "future"),
+        # Past what RFC 3339 can write: it would have broken every listing of the keys.
+        ({"expires_in": 18446744073709551616}, "before the year 10000"),
     ]:
         response = await env.http.post(url, json=bad, headers=env.admin)
         assert response.status_code == 400, bad
