@@ -121,10 +121,6 @@ class GatewayApp:
         path: endpoints read them, never write.
         """
         route, params = self.router.match(method, path)
-        if "\ufffd" in path:
-            # Checked against the raw path each time, never remembered: a valid U+FFFD
-            # and an invalid byte decode to the same path.
-            _check_path_utf8(scope, params)
         dispatch = (
             route,
             params,
@@ -132,6 +128,9 @@ class GatewayApp:
             self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
         )
         if "\ufffd" in path:
+            # Checked against the raw path each time, never remembered: a valid U+FFFD
+            # and an invalid byte decode to the same path.
+            _check_path_utf8(scope, params)
             return dispatch
         if len(self._dispatch) >= _DISPATCH_CACHE_SIZE:
             self._dispatch.clear()

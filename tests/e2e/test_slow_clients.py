@@ -168,6 +168,26 @@ def test_a_connection_that_sends_nothing_is_closed_quietly(server: ServerProcess
         assert HEADER_TIMEOUT * 0.9 <= time.monotonic() - started < HEADER_TIMEOUT + SLACK
 
 
+@pytest.mark.parametrize("answered_first", [False, True])
+def test_blank_lines_do_not_keep_a_connection_open(
+    server: ServerProcess, answered_first: bool
+) -> None:
+    with connect(server) as sock:
+        if answered_first:
+            sock.sendall(request_bytes("GET", b"/healthz", []))
+            assert read_response(sock) is not None
+        started = time.monotonic()
+        while time.monotonic() - started < HEADER_TIMEOUT + SLACK:
+            try:
+                sock.sendall(b"\r\n")  # a request has not begun: it may never
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.2)
+        sock.settimeout(SLACK)
+        assert read_response(sock) is None
+        assert time.monotonic() - started < HEADER_TIMEOUT + KEEP_ALIVE + SLACK
+
+
 def test_an_idle_keep_alive_connection_is_closed(server: ServerProcess) -> None:
     with connect(server) as sock:
         sock.sendall(request_bytes("GET", b"/healthz", []))

@@ -21,7 +21,7 @@ import msgspec
 
 from sluicegate.errors import BadRequest
 
-__all__ = ["check_utf8", "decode_json", "validation_message"]
+__all__ = ["check_utf8", "decode_json"]
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def check_utf8(body: bytes) -> None:
         ) from None
 
 
-def validation_message(exc: msgspec.ValidationError) -> str:
+def _validation_message(exc: msgspec.ValidationError) -> str:
     """msgspec's message with the body's field names: "... - at `key.type`"."""
     return str(exc).replace("`$.", "`").replace("`$`", "the body")
 
@@ -97,7 +97,7 @@ def decode_json(body: bytes, decode: Callable[[bytes], T]) -> T:
     try:
         return decode(body)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid request body: {validation_message(exc)}") from None
+        raise BadRequest(f"invalid request body: {_validation_message(exc)}") from None
     except msgspec.DecodeError as exc:
         where = _bad_string_path(body) if b"\\u" in body else None
         if where is not None:

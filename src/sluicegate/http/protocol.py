@@ -99,11 +99,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if transport.is_closing():
             return
-        scope = self.scope
+        scope, cycle = self.scope, self.cycle
         if scope is self._complete_scope:
             self._header_bytes = 0
-            self._expect(_IDLE)  # between requests: uvicorn's keep-alive timeout applies
-        elif self.cycle is None or self.cycle.scope is not scope:
+            if cycle is None or cycle.response_complete:
+                # Bytes that began no request (blank lines) cancelled uvicorn's keep-alive
+                # timer: wait for a request as on a new connection.
+                self._expect(_HEADERS)
+            else:
+                self._expect(_IDLE)  # answering; uvicorn's keep-alive timer follows
+        elif cycle is None or cycle.scope is not scope:
             # A request began in this read or an earlier one; its headers are not complete.
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
