@@ -19,7 +19,7 @@ from sluicegate.config import ServerSettings
 from tests.fuzz.catalogue import Example, Target
 from tests.raw_http import request_bytes
 
-__all__ = ["Case", "cases", "valid_request"]
+__all__ = ["Case", "bad_text_cases", "cases", "valid_request"]
 
 MAX_HEADER_BYTES = ServerSettings().max_header_bytes
 
@@ -52,7 +52,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Request:
+class Draft:
     """A request before it becomes bytes: what the mutations change."""
 
     method: str
@@ -70,13 +70,13 @@ class Request:
         return Case(kind, self.method, self.target(), data, **flags)
 
 
-def valid_request(target: Target, example: Example, authorization: bytes) -> Request:
+def valid_request(target: Target, example: Example, authorization: bytes) -> Draft:
     """``example`` of ``target`` as the route expects it."""
     body = example.body_bytes()
     headers: list[tuple[bytes, bytes]] = [(b"authorization", authorization)]
     if body is not None:
         headers.append((b"content-type", example.content_type.encode()))
-    return Request(
+    return Draft(
         target.method,
         target.path(example.params),
         example.query,
@@ -87,24 +87,11 @@ def valid_request(target: Target, example: Example, authorization: bytes) -> Req
 
 # -- the body's bytes ---------------------------------------------------------------
 
-#: Byte sequences that are not UTF-8: a stray continuation, a truncated sequence, an
-#: encoded surrogate, an overlong slash, a code point past U+10FFFF, the issue's \xff\xfe.
-NOT_UTF8 = [b"\xff\xfe", b"\x80", b"\xc3", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80"]
-#: JSON escapes that are not Unicode text, and NULs.
-LONE_SURROGATES = [rb"\ud800", rb"\udc00", rb"\udbff\ud800", rb"\ud800\u0041", rb"\udfff"]
-NULS = [b"\x00", rb"\u0000", b"\x00\x00\x00"]
-
-
-def _after_quote(body: bytes, draw: st.DrawFn) -> int:
-    """An index just after one of ``body``'s quotes (inside a string, mostly)."""
-    quotes = [i + 1 for i, byte in enumerate(body) if byte == ord('"')]
-    return draw(st.sampled_from(quotes)) if quotes else draw(st.integers(0, len(body)))
-
 
 @st.composite
-def _byte_mutation(draw: st.DrawFn, request: Request) -> Case:
+def _byte_mutation(draw: st.DrawFn, request: Draft) -> Case:
     body = request.body or b"{}"
-    kind = draw(st.sampled_from(["flip", "truncate", "duplicate", "utf8", "surrogate", "nul"]))
+    kind = draw(st.sampled_from(["flip", "truncate", "duplicate", "nul"]))
     if kind == "flip":
         mutated = bytearray(body)
         for _ in range(draw(st.integers(1, 4))):
@@ -118,11 +105,8 @@ def _byte_mutation(draw: st.DrawFn, request: Request) -> Case:
         end = draw(st.integers(start + 1, len(body)))
         body = body[:end] + body[start:end] + body[end:]
     else:
-        inserted = draw(
-            st.sampled_from({"utf8": NOT_UTF8, "surrogate": LONE_SURROGATES}.get(kind, NULS))
-        )
-        at = _after_quote(body, draw)
-        body = body[:at] + inserted + body[at:]
+        at = draw(st.integers(0, len(body)))
+        body = body[:at] + b"\x00" + body[at:]
     return replace(request, body=body).case(f"body bytes: {kind}")
 
 
@@ -134,14 +118,15 @@ class _Object(list[tuple[str, Any]]):
 
 
 class _Literal(str):
-    """JSON text written as is: numbers no JSON library writes."""
+    """JSON text written as is: numbers no JSON library writes, strings with bytes that
+    are not text (held as surrogateescape'd characters until the body is encoded)."""
 
 
 def _dumps(node: Any) -> str:
     if isinstance(node, _Literal):
         return str(node)
     if isinstance(node, _Object):
-        return "{" + ", ".join(f"{json.dumps(k)}: {_dumps(v)}" for k, v in node) + "}"
+        return "{" + ", ".join(f"{_dumps(k)}: {_dumps(v)}" for k, v in node) + "}"
     if isinstance(node, list):
         return "[" + ", ".join(_dumps(item) for item in node) + "]"
     return json.dumps(node)
@@ -172,6 +157,75 @@ def _get(container: Any, index: int) -> Any:
     return container[index][1] if isinstance(container, _Object) else container[index]
 
 
+def _encoded(document: Any) -> bytes:
+    return _dumps(document).encode("utf-8", "surrogateescape")
+
+
+#: What a JSON string must not hold: bytes that are not UTF-8 (a stray continuation, a
+#: truncated sequence, an encoded surrogate, an overlong slash, a code point past
+#: U+10FFFF, the issue's \xff\xfe), escapes of lone surrogates, and NULs raw or escaped.
+BAD_TEXT = [
+    b"\xff\xfe",
+    b"\x80",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\xc0\xaf",
+    b"\xf4\x90\x80\x80",
+    rb"\ud800",
+    rb"\udc00",
+    rb"\udbff\ud800",
+    rb"\ud800\u0041",
+    b"\x00",
+    rb"\u0000",
+]
+
+
+def _strings(node: Any) -> list[tuple[Any, int, bool]]:
+    """Every string of ``node``: (container, index, whether it is an object's key)."""
+    found: list[tuple[Any, int, bool]] = []
+    if isinstance(node, _Object):
+        for index, (_, value) in enumerate(node):
+            found.append((node, index, True))
+            if isinstance(value, str):
+                found.append((node, index, False))
+            found += _strings(value)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, str):
+                found.append((node, index, False))
+            found += _strings(value)
+    return found
+
+
+def _spoil(container: Any, index: int, is_key: bool, payload: bytes, at: float) -> str:
+    """Write ``payload`` into a string, as is, ``at`` (0-1) of the way through it."""
+    text = container[index][0] if is_key else _get(container, index)
+    cut = round(len(text) * at)
+    inner = (
+        json.dumps(text[:cut])[1:-1]
+        + payload.decode("utf-8", "surrogateescape")
+        + json.dumps(text[cut:])[1:-1]
+    )
+    spoilt = _Literal(f'"{inner}"')
+    if is_key:
+        container[index] = (spoilt, container[index][1])
+    else:
+        _set(container, index, spoilt)
+    return f"{payload!r} in {'key' if is_key else 'string'} {text[:40]!r}"
+
+
+def bad_text_cases(request: Draft) -> list[Case]:
+    """Each string of the body (keys too) with each of ``BAD_TEXT`` in its middle."""
+    cases = []
+    count = len(_strings([json.loads(request.body or b"{}", object_pairs_hook=_Object)]))
+    for position in range(count):
+        for payload in BAD_TEXT:
+            root = [json.loads(request.body or b"{}", object_pairs_hook=_Object)]
+            what = _spoil(*_strings(root)[position], payload, 0.5)
+            cases.append(replace(request, body=_encoded(root[0])).case(f"bad text: {what}"))
+    return cases
+
+
 #: Numbers past 64 bits either way, past a double, not JSON at all, or merely odd.
 ODD_NUMBERS = [
     "18446744073709551616",
@@ -192,15 +246,20 @@ ODD_NUMBERS = [
 
 @st.composite
 def _json_mutation(
-    draw: st.DrawFn, request: Request, max_depth: int, example_reads_body: bool
+    draw: st.DrawFn, request: Draft, max_depth: int, example_reads_body: bool
 ) -> Case:
     document = json.loads(request.body or b"{}", object_pairs_hook=_Object)
     root = [document]  # so that the document itself is a slot too
     slots = _slots(root)
     container, index, depth = draw(st.sampled_from(slots))
-    kind = draw(st.sampled_from(["number", "duplicate key", "nesting", "nested text"]))
+    kind = draw(st.sampled_from(["bad text", "number", "duplicate key", "nesting", "nested text"]))
     flags: dict[str, bool] = {}
-    if kind == "number":
+    strings = _strings(root)
+    if kind == "bad text" and strings:
+        slot = draw(st.sampled_from(strings))
+        payload = draw(st.sampled_from(BAD_TEXT))
+        kind = "bad text: " + _spoil(*slot, payload, draw(st.floats(0, 1)))
+    elif kind == "number":
         _set(container, index, _Literal(draw(st.sampled_from(ODD_NUMBERS))))
     elif kind == "duplicate key":
         objects = [(c, i) for c, i, _ in slots if isinstance(_get(c, i), _Object) and _get(c, i)]
@@ -225,8 +284,7 @@ def _json_mutation(
         # after the body (a schema, records v2's data as a string).
         levels = draw(st.sampled_from([100, 5_000, 30_000]))
         _set(container, index, "[" * levels + "]" * levels)
-    body = _dumps(root[0]).encode()
-    return replace(request, body=body).case(f"body JSON: {kind}", **flags)
+    return replace(request, body=_encoded(root[0])).case(f"body JSON: {kind}", **flags)
 
 
 def _depth_of(node: Any) -> int:
@@ -280,7 +338,7 @@ def _authorizations(valid: bytes) -> st.SearchStrategy[bytes]:
 
 
 @st.composite
-def _header_mutation(draw: st.DrawFn, request: Request) -> Case:
+def _header_mutation(draw: st.DrawFn, request: Draft) -> Case:
     headers = [(n, v) for n, v in request.headers if n != b"content-type"]
     content_type = dict(request.headers).get(b"content-type", b"application/json")
     kind = draw(
@@ -310,7 +368,7 @@ def _header_mutation(draw: st.DrawFn, request: Request) -> Case:
 
 
 @st.composite
-def _framing_mutation(draw: st.DrawFn, request: Request) -> Case:
+def _framing_mutation(draw: st.DrawFn, request: Draft) -> Case:
     body = request.body if request.body is not None else b"{}"
     head = request_bytes(request.method, request.target(), list(request.headers), None)[:-2]
     kind = draw(
@@ -377,7 +435,7 @@ def _framing_mutation(draw: st.DrawFn, request: Request) -> Case:
 
 
 @st.composite
-def _path_mutation(draw: st.DrawFn, target: Target, example: Example, request: Request) -> Case:
+def _path_mutation(draw: st.DrawFn, target: Target, example: Example, request: Draft) -> Case:
     kind = draw(
         st.sampled_from(
             [

@@ -20,7 +20,7 @@ from sluicegate.errors import MethodNotAllowed
 from sluicegate.http.router import plain_errors
 from tests.fuzz.catalogue import Target, error_shape, expected_renderer, fuzz_targets
 from tests.fuzz.conftest import AUTHORIZATION, FuzzServer, served_app
-from tests.fuzz.mutations import Case, cases, valid_request
+from tests.fuzz.mutations import Case, bad_text_cases, cases, valid_request
 from tests.raw_http import RawResponse, exchange, request_bytes
 
 ROUTER = served_app().router
@@ -84,6 +84,20 @@ def test_route_survives_mutated_requests(
         check(fuzz_server, case, response)
 
     survives()
+
+
+@pytest.mark.parametrize(
+    "target", [t for t in TARGETS if t.examples[0].body is not None], ids=lambda t: t.id
+)
+def test_every_string_of_the_body_holding_what_is_not_text(
+    fuzz_server: FuzzServer, target: Target
+) -> None:
+    """Every string of every example, one at a time, with each of ``BAD_TEXT``: the space
+    is small enough to walk whole, and a string read late (a raw value decoded again)
+    is as likely to break as the first."""
+    for example in target.examples:
+        for case in bad_text_cases(valid_request(target, example, AUTHORIZATION)):
+            check(fuzz_server, case, exchange(fuzz_server.address, case.data))
 
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"]
