@@ -75,8 +75,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for = _IDLE
         self._header_bytes = 0
-        #: The scope of the last request whose message (headers and body) was complete.
-        self._complete_scope: object = None
+        self._upgraded = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -87,37 +86,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._expect(_IDLE)
         super().connection_lost(exc)
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._complete_scope = self.scope
+    def handle_websocket_upgrade(self) -> None:
+        self._upgraded = True
+        self._expect(_IDLE)  # the WebSocket protocol takes over, with its own timeouts
+        super().handle_websocket_upgrade()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        transport = self.transport
-        if transport.get_protocol() is not self:
-            self._expect(_IDLE)  # upgraded to a WebSocket, which keeps its own time
-            return
-        if transport.is_closing():
-            return
-        scope, cycle = self.scope, self.cycle
-        if scope is self._complete_scope:
+        # The class named, not super(): this runs for every read of every connection.
+        HttpToolsProtocol.data_received(self, data)
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            if not cycle.more_body:
+                # The request is whole: nothing to wait for while it is answered, and
+                # uvicorn's keep-alive timer runs once it is. The usual end of a read.
+                if cycle.response_complete:
+                    # Answered already, so these bytes (blank lines) began no request
+                    # and cancelled uvicorn's keep-alive timer: wait as for a new one.
+                    self._expect(_HEADERS)
+                elif self._waiting_for:
+                    self._expect(_IDLE)
+                return
+            # The body is still arriving (or, after an early answer, its end is not
+            # reported: uvicorn then ignores it; the body deadline closes the connection).
             self._header_bytes = 0
-            if cycle is None or cycle.response_complete:
-                # Bytes that began no request (blank lines) cancelled uvicorn's keep-alive
-                # timer: wait for a request as on a new connection.
-                self._expect(_HEADERS)
-            else:
-                self._expect(_IDLE)  # answering; uvicorn's keep-alive timer follows
-        elif cycle is None or cycle.scope is not scope:
+            self._expect(_BODY)
+        elif self.scope is not None and not self._upgraded:
             # A request began in this read or an earlier one; its headers are not complete.
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 self._refuse_large_head()
             else:
                 self._expect(_HEADERS)
-        else:
-            self._header_bytes = 0
-            self._expect(_BODY)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes that are not HTTP, with a JSON body like every other.
@@ -167,7 +166,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._close_with(exc)
 
     def _headers_late(self) -> None:
-        if self.scope is None or self.scope is self._complete_scope:
+        cycle = self.cycle
+        whole = cycle is not None and cycle.scope is self.scope and not cycle.more_body
+        if self.scope is None or whole:
             # Nothing of a request arrived: close quietly, as an idle keep-alive.
             self._deadline = None
             self._waiting_for = _IDLE
