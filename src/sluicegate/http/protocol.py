@@ -16,8 +16,8 @@ ends them. ``guarded_protocol`` derives a protocol class that adds, per connecti
   before the rest is read) is cut off the same way.
 * ``max_header_bytes``: the request line and headers, 414 or 431 beyond it.
 
-It costs the usual request nothing per request: a request that arrives whole in one
-read (nearly all of them) arms no timer. Timers are armed only while a request is
+The usual request pays a few attribute checks after the parser: one that arrives whole
+in one read (nearly all of them) arms no timer. Timers are armed only while a request is
 incomplete at the end of a read, once per phase, never moved by later bytes: a client
 cannot keep a deadline away by trickling. uvicorn's own 400 for bytes that are not HTTP
 gets the gateway's JSON error body too. Answers from here belong to no route, so they
@@ -126,7 +126,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _expect(self, phase: int) -> None:
-        """Arm ``phase``'s deadline, unless it is armed already (a deadline never moves)."""
+        """Arm ``phase``'s deadline, unless it is armed already (a deadline never moves).
+
+        ``_IDLE`` disarms; cancelling a handle that has just fired is harmless.
+        """
         if phase == self._waiting_for:
             return
         if self._deadline is not None:
@@ -144,8 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return cycle is not None and cycle.scope is not self.scope and not cycle.response_complete
 
     def _close_with(self, exc: ClientError) -> None:
-        self._deadline = None
-        self._waiting_for = _IDLE
+        self._expect(_IDLE)
         if not self.transport.is_closing():
             self.transport.write(_error_bytes(exc))
             self.transport.close()
@@ -170,12 +172,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         whole = cycle is not None and cycle.scope is self.scope and not cycle.more_body
         if self.scope is None or whole:
             # Nothing of a request arrived: close quietly, as an idle keep-alive.
-            self._deadline = None
-            self._waiting_for = _IDLE
+            self._expect(_IDLE)
             self.transport.close()
         elif self._busy():
-            self._deadline = None
-            self._waiting_for = _IDLE
+            self._expect(_IDLE)
             self.cycle.keep_alive = False
         else:
             self._close_with(
@@ -188,8 +188,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle.response_started:
             # Answered already (a 413 before the body was read): stop reading the rest.
-            self._deadline = None
-            self._waiting_for = _IDLE
+            self._expect(_IDLE)
             cycle.keep_alive = False
             if cycle.response_complete:
                 self.transport.close()
