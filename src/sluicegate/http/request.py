@@ -24,7 +24,7 @@ _QUERY_CACHE_SIZE = 1024
 _QUERY_CACHE_BYTES = 256
 _QUERIES: dict[bytes, dict[str, list[str]]] = {}
 
-__all__ = ["ClientDisconnected", "Request", "parse_query"]
+__all__ = ["ClientDisconnected", "Request"]
 
 
 class ClientDisconnected(Exception):
@@ -49,7 +49,7 @@ def _unquoted(text: str, what: str) -> str:
         raise BadRequest(f"{what} is not valid UTF-8 once percent-decoded") from None
 
 
-def parse_query(raw: bytes) -> dict[str, list[str]]:
+def _parse_query(raw: bytes) -> dict[str, list[str]]:
     """A query string's parameters; ``BadRequest`` naming the one that is not UTF-8.
 
     ``urllib.parse.parse_qs`` would turn ``%FF`` into U+FFFD without a word: a value the
@@ -135,7 +135,7 @@ class Request:
             raw: bytes = self.scope.get("query_string", b"")
             query = _QUERIES.get(raw)
             if query is None:
-                query = parse_query(raw) if raw else {}
+                query = _parse_query(raw) if raw else {}
                 # Clients send the same few short queries again and again
                 # (?serializer=confluent); remember those, bounded in count and size so
                 # that random or huge queries cost no memory.
