@@ -73,6 +73,9 @@ class _Transport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self._closing
 
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._connection.protocol
+
     def close(self) -> None:
         self._closing = True
 
@@ -90,7 +93,7 @@ class _Connection:
     """One keep-alive client: the next request goes in once the whole response is out."""
 
     def __init__(self, protocol: asyncio.Protocol, request: bytes, count: int) -> None:
-        self._protocol = protocol
+        self.protocol = protocol
         self._request = request
         self._remaining = count
         self._writes = 0
@@ -98,7 +101,7 @@ class _Connection:
         protocol.connection_made(_Transport(self))
 
     def start(self) -> None:
-        self._protocol.data_received(self._request)
+        self.protocol.data_received(self._request)
 
     def written(self, data: bytes) -> None:
         # uvicorn writes a response as two writes, head then body (Content-Length, no
@@ -113,7 +116,7 @@ class _Connection:
         self._writes = 0
         self._remaining -= 1
         if self._remaining:
-            asyncio.get_running_loop().call_soon(self._protocol.data_received, self._request)
+            asyncio.get_running_loop().call_soon(self.protocol.data_received, self._request)
         elif not self.done.done():
             self.done.set_result(None)
 
@@ -155,17 +158,18 @@ async def _drive(target: str, requests: int) -> None:
 
 
 async def _connections(config: Any, request: bytes, requests: int, tune: Any) -> None:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     from uvicorn.server import ServerState
 
     config.load()
+    # The protocol sluicegate serves with (uvicorn's httptools one, or one derived from it).
+    protocol_class = config.http_protocol_class
     loop = asyncio.get_running_loop()
     state = ServerState()
 
     async def round_of(count: int) -> None:
         connections = [
             _Connection(
-                HttpToolsProtocol(config=config, server_state=state, app_state={}, _loop=loop),
+                protocol_class(config=config, server_state=state, app_state={}, _loop=loop),
                 request,
                 count,
             )

@@ -19,6 +19,14 @@ from sluicegate.storage.factory import open_log
 from sluicegate.testing.kafka_broker import KafkaBroker
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        help="run many more fuzz examples per route (also: SLUICEGATE_FUZZ_LONG=1)",
+    )
+
+
 def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
     """Settings for a test gateway: defaults, ``data_dir``, and ``sections`` on top."""
     overrides: dict[str, Any] = {"storage": {"data_dir": str(data_dir)}, **sections}

@@ -130,3 +130,40 @@ class TestPerDialectLimits:
         )
         assert response.status_code == 400
         assert "nests deeper than the limit of 3 levels" in response.json()["message"]
+
+
+async def test_405_says_which_methods_are_allowed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v2/topics/t/records")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    response = await client.request("PATCH", "/admin/v1/topics")
+    assert response.headers["allow"] == "GET, POST"
+
+
+async def test_a_path_that_is_not_utf8_is_400_naming_the_parameter(
+    client: httpx.AsyncClient, app: GatewayApp
+) -> None:
+    body = {"value": {"type": "text", "data": "v"}}
+    for _ in range(2):  # never remembered: the second request is checked again
+        response = await client.post("/v2/topics/a%FFb/records", json=body)
+        assert response.status_code == 400
+        assert response.json() == {
+            "error_code": 400,
+            "message": "path parameter topic_name is not valid UTF-8 once percent-decoded",
+        }
+    assert not any("\ufffd" in path for _, path in app._dispatch)
+    # U+FFFD itself, sent as UTF-8, is a character like any other.
+    response = await client.get("/subjects/a%EF%BF%BDb/versions")
+    assert response.status_code == 404, response.text
+    assert response.json()["message"] == "Subject 'a\ufffdb' not found."
+
+
+async def test_a_query_that_is_not_utf8_is_400_naming_the_parameter(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/subjects?offset=%FF")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error_code": 400,
+        "message": "query parameter 'offset' is not valid UTF-8 once percent-decoded",
+    }

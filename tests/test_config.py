@@ -46,6 +46,10 @@ def test_environment_values_are_toml_or_strings() -> None:
         ({"SLUICEGATE_SERVER__NO_SUCH": "1"}, "server"),
         ({"SLUICEGATE_TOPICS__DEFAULT_PARTITIONS": "0"}, "topics.default_partitions"),
         ({"SLUICEGATE_SERVER__TLS__CERTFILE": "cert.pem"}, "server.tls"),
+        ({"SLUICEGATE_SERVER__HEADER_TIMEOUT": "0"}, "server.header_timeout"),
+        ({"SLUICEGATE_SERVER__BODY_TIMEOUT": "-1"}, "server.body_timeout"),
+        ({"SLUICEGATE_SERVER__KEEP_ALIVE_TIMEOUT": "0"}, "server.keep_alive_timeout"),
+        ({"SLUICEGATE_SERVER__MAX_HEADER_BYTES": "100"}, "server.max_header_bytes"),
     ],
 )
 def test_bad_values_name_the_key(environ: dict[str, str], key: str) -> None:

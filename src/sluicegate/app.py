@@ -6,9 +6,10 @@ import logging
 import uuid
 from collections.abc import Iterable
 from time import perf_counter
+from urllib.parse import unquote_to_bytes
 
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import MethodNotAllowed, ServerError, SluicegateError
+from sluicegate.errors import BadRequest, MethodNotAllowed, ServerError, SluicegateError
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
@@ -56,6 +57,21 @@ def _with_error_headers(response: Response, exc: SluicegateError) -> Response:
     return response
 
 
+def _check_path_utf8(scope: Scope, params: dict[str, str]) -> None:
+    """Refuse a path whose percent-decoded bytes are not UTF-8, naming the parameter.
+
+    uvicorn decodes ``%FF`` to U+FFFD, a character the client did not send; the raw
+    path tells whether it sent that character (``%EF%BF%BD``) or bytes that are no text.
+    """
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        name = next((name for name, value in params.items() if "\ufffd" in value), None)
+        where = "the path" if name is None else f"path parameter {name}"
+        raise BadRequest(f"{where} is not valid UTF-8 once percent-decoded") from None
+
+
 class GatewayApp:
     """The outermost ASGI app.
 
@@ -95,13 +111,14 @@ class GatewayApp:
             Route("/metrics", self._metrics, authenticated=False),
         ]
 
-    def _dispatch_for(self, method: str, path: str) -> _Dispatch:
+    def _dispatch_for(self, method: str, path: str, scope: Scope) -> _Dispatch:
         """What serves ``method path``: its route, parameters, metrics and body limit.
 
-        Raises ``NotFound`` or ``MethodNotAllowed``. Clients hit the same few paths again
-        and again (one topic, one consumer), so the answer is remembered, bounded so that
-        a scan of random paths costs no memory. The parameters are then shared between
-        requests to the same path: endpoints read them, never write.
+        Raises ``NotFound``, ``MethodNotAllowed``, or ``BadRequest`` for a path that is
+        not UTF-8. Clients hit the same few paths again and again (one topic, one
+        consumer), so the answer is remembered, bounded so that a scan of random paths
+        costs no memory. The parameters are then shared between requests to the same
+        path: endpoints read them, never write.
         """
         route, params = self.router.match(method, path)
         dispatch = (
@@ -110,6 +127,11 @@ class GatewayApp:
             self.metrics.requests(route.dialect, route.path, method),
             self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
         )
+        if "\ufffd" in path:
+            # Checked against the raw path each time, never remembered: a valid U+FFFD
+            # and an invalid byte decode to the same path.
+            _check_path_utf8(scope, params)
+            return dispatch
         if len(self._dispatch) >= _DISPATCH_CACHE_SIZE:
             self._dispatch.clear()
         self._dispatch[method, path] = dispatch
@@ -131,7 +153,7 @@ class GatewayApp:
         dispatch = self._dispatch.get((method, path))
         if dispatch is None:
             try:
-                dispatch = self._dispatch_for(method, path)
+                dispatch = self._dispatch_for(method, path, scope)
             except SluicegateError as exc:
                 await self._unmatched(exc, scope, receive, send, started)
                 return
@@ -172,7 +194,8 @@ class GatewayApp:
     async def _unmatched(
         self, exc: SluicegateError, scope: Scope, receive: Receive, send: Send, started: float
     ) -> None:
-        """A 404 or 405, rendered by the dialect the path looks like it belongs to."""
+        """A 404, a 405 or a path that is not UTF-8, rendered by the dialect the path
+        looks like it belongs to."""
         closest = self.router.closest(scope["path"])
         render = closest.render_error if closest else plain_errors
         response = _with_error_headers(render(exc, Request(scope, receive, {})), exc)

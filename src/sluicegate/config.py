@@ -69,6 +69,16 @@ class ServerSettings(_Section):
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
+    #: Seconds a client has to send a request's headers: from connecting, or from the
+    #: request's first byte. A connection that sends nothing is closed, one in the
+    #: middle of its headers is answered 408.
+    header_timeout: float = 10.0
+    #: Seconds a client has to send a request's body once its headers are in; 408 after.
+    body_timeout: float = 30.0
+    #: Seconds an idle connection stays open after a response, for the next request.
+    keep_alive_timeout: float = 5.0
+    #: Bytes of a request's line and headers together (414 or 431 beyond).
+    max_header_bytes: int = 64 * 1024
     tls: TlsSettings = msgspec.field(default_factory=TlsSettings)
 
 
@@ -215,6 +225,10 @@ class Settings(_Section):
         checks: list[tuple[bool, str, str]] = [
             (0 <= self.server.port <= 65535, "server.port", "must be between 0 and 65535"),
             (self.server.graceful_shutdown >= 0, "server.graceful_shutdown", "must be >= 0"),
+            (self.server.header_timeout > 0, "server.header_timeout", "must be > 0"),
+            (self.server.body_timeout > 0, "server.body_timeout", "must be > 0"),
+            (self.server.keep_alive_timeout > 0, "server.keep_alive_timeout", "must be > 0"),
+            (self.server.max_header_bytes >= 1024, "server.max_header_bytes", "must be >= 1024"),
             (self.storage.append_timeout > 0, "storage.append_timeout", "must be > 0"),
             (self.storage.max_pending_appends > 0, "storage.max_pending_appends", "must be > 0"),
             (self.storage.max_commit_records > 0, "storage.max_commit_records", "must be > 0"),

@@ -25,13 +25,16 @@ it into a 500 with an incident id.
       - MessagePurged
       - SchemaNotFound / SubjectNotFound / VersionNotFound
     + MethodNotAllowed          405
+    + RequestTimeout            408 the request's headers or body did not arrive in time
     + Conflict                  409
       - TopicExists
       - IncompatibleSchema
     + PayloadTooLarge           413
+    + UriTooLong                414
     + UnsupportedMediaType      415
     + Unprocessable             422
     + RateLimited               429, with retry_after
+    + HeadersTooLarge           431
   x ServerError                 the gateway could not do it now; the same request may succeed later
     + StorageTimeout            408 (records v2) — the write's outcome is decided, see its docstring
     + Unavailable               503, with retry_after
@@ -53,6 +56,7 @@ __all__ = [
     "Conflict",
     "DataDirectoryError",
     "Forbidden",
+    "HeadersTooLarge",
     "IncompatibleSchema",
     "InvalidMessageId",
     "InvalidPartition",
@@ -66,6 +70,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "RateLimited",
+    "RequestTimeout",
     "SchemaNotFound",
     "ServerError",
     "ShuttingDown",
@@ -81,6 +86,7 @@ __all__ = [
     "UnknownTopic",
     "Unprocessable",
     "UnsupportedMediaType",
+    "UriTooLong",
     "VersionNotFound",
 ]
 
@@ -208,6 +214,17 @@ class MethodNotAllowed(ClientError):
         self.allowed = allowed
 
 
+class RequestTimeout(ClientError):
+    """The client did not send the request's headers or body within the server's timeout.
+
+    Answered by the HTTP layer, below any route, and the connection is closed. Not
+    ``StorageTimeout``, which is records v2's 408 for a write whose outcome is decided.
+    """
+
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(ClientError):
     status = 409
     code = "conflict"
@@ -224,6 +241,11 @@ class IncompatibleSchema(Conflict):
 class PayloadTooLarge(ClientError):
     status = 413
     code = "payload_too_large"
+
+
+class UriTooLong(ClientError):
+    status = 414
+    code = "uri_too_long"
 
 
 class UnsupportedMediaType(ClientError):
@@ -246,6 +268,13 @@ class RateLimited(ClientError):
     def __init__(self, message: str, retry_after: float, **detail: Any) -> None:
         super().__init__(message, **detail)
         self.retry_after = retry_after
+
+
+class HeadersTooLarge(ClientError):
+    """The request line and headers together exceed ``server.max_header_bytes``."""
+
+    status = 431
+    code = "headers_too_large"
 
 
 # --- the gateway's doing ------------------------------------------------------------

@@ -158,3 +158,37 @@ def test_long_queries_are_not_remembered() -> None:
     long = b"q=" + b"x" * module._QUERY_CACHE_BYTES
     assert request(query=long).query_param("q") == "x" * module._QUERY_CACHE_BYTES
     assert long not in module._QUERIES
+
+
+@pytest.mark.parametrize(
+    ("raw", "query"),
+    [
+        (b"a=1&a=2&b", {"a": ["1", "2"], "b": [""]}),
+        (b"x=a+b%20c&&y=%C3%A9", {"x": ["a b c"], "y": ["\u00e9"]}),
+        (b"n%00=%00", {"n\x00": ["\x00"]}),
+        (b"a=1;b=2", {"a": ["1;b=2"]}),
+    ],
+)
+def test_query_parameters_are_percent_decoded_as_utf8(
+    raw: bytes, query: dict[str, list[str]]
+) -> None:
+    assert request(query=raw).query == query
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"offset=%FF", "query parameter 'offset' is not valid UTF-8 once percent-decoded"),
+        (b"%C3=1", "a query parameter's name is not valid UTF-8 once percent-decoded"),
+        (b"a=\xe9", "the query string is not valid UTF-8 (byte 2)"),
+    ],
+)
+def test_query_that_is_not_utf8_is_refused(raw: bytes, message: str) -> None:
+    with pytest.raises(BadRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _ = request(query=raw).query
+
+
+async def test_a_json_body_must_be_utf8() -> None:
+    with pytest.raises(BadRequest, match=r"`value` is not valid UTF-8 \(byte 11\)"):
+        await request([], b'{"value": "\xff"}').body(json=True)
+    assert await request([], b'{"value": "\xff"}').body() == b'{"value": "\xff"}'

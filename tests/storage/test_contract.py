@@ -128,6 +128,17 @@ async def test_alter_topic_never_shrinks_partitions(log: Log, partitions: int) -
     assert (await log.get_topic("t")).partitions == 3
 
 
+@pytest.mark.parametrize(
+    "update", [TopicUpdate(retention_ms=2**64), TopicUpdate(retention_bytes=-(2**63) - 1)]
+)
+async def test_alter_topic_refuses_retention_past_64_bits(log: Log, update: TopicUpdate) -> None:
+    await log.create_topic(TopicSpec(name="t", retention_ms=1000))
+    with pytest.raises(BadRequest, match="retention"):
+        await log.alter_topic("t", update)
+    assert (await log.get_topic("t")).retention_ms == 1000
+    await log.create_topic(TopicSpec(name="u"))  # and the log goes on
+
+
 async def test_purge_drops_records_and_offsets_keep_counting(log: Log) -> None:
     await log.create_topic(TopicSpec(name="t"))
     tp = TopicPartition("t", 0)

@@ -20,6 +20,7 @@ from sluicegate.config import Settings
 from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError
+from sluicegate.http.protocol import guarded_protocol
 from sluicegate.http.tls import uvicorn_tls_options
 from sluicegate.http.types import ASGIApp
 from sluicegate.observability.metrics import Metrics
@@ -93,11 +94,13 @@ def tune_gc() -> None:
 
 def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     """How sluicegate runs uvicorn; ``bench/`` serves its bare-ASGI baseline with it too."""
+    # uvloop and httptools (dependencies here), with the timeouts and header limit
+    # uvicorn lacks (http/protocol.py).
+    http = guarded_protocol(settings.server)
     options: dict[str, Any] = {
-        # uvloop and httptools, which uvicorn picks up when installed (dependencies here).
-        "http": "httptools",
-        # TLS swaps in an httptools protocol that hands client certificates to the app.
-        **uvicorn_tls_options(settings.server.tls),
+        "http": http,
+        # TLS adds what hands client certificates to the app.
+        **uvicorn_tls_options(settings.server.tls, http),
     }
     return uvicorn.Config(
         app,
@@ -105,6 +108,8 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=settings.server.access_log,
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
+        # A float works (it is given to loop.call_later) though uvicorn annotates an int.
+        timeout_keep_alive=settings.server.keep_alive_timeout,  # type: ignore[arg-type]
         server_header=False,
         # Nothing reads the client address or scheme from the scope, so there is nothing
         # for X-Forwarded-* to rewrite; the middleware would cost a call per request.

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from sluicegate.errors import BadRequest, PayloadTooLarge
+from sluicegate.http.json_body import check_utf8
 from sluicegate.http.types import Receive, Scope
 
 if TYPE_CHECKING:
@@ -39,6 +40,34 @@ def _parse_media_type(content_type: bytes) -> str:
 _remembered_media_type = functools.lru_cache(maxsize=64)(_parse_media_type)
 #: Longer Content-Type values are parsed every time.
 _MEDIA_TYPE_CACHE_BYTES = 128
+
+
+def _unquoted(text: str, what: str) -> str:
+    try:
+        return unquote_plus(text, errors="strict") if "%" in text or "+" in text else text
+    except UnicodeDecodeError:
+        raise BadRequest(f"{what} is not valid UTF-8 once percent-decoded") from None
+
+
+def _parse_query(raw: bytes) -> dict[str, list[str]]:
+    """A query string's parameters; ``BadRequest`` naming the one that is not UTF-8.
+
+    ``urllib.parse.parse_qs`` would turn ``%FF`` into U+FFFD without a word: a value the
+    client did not send. Parameters are separated by ``&`` only, as ``parse_qs`` does.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the query string is not valid UTF-8 (byte {exc.start})") from None
+    query: dict[str, list[str]] = {}
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition("=")
+        name = _unquoted(raw_name, "a query parameter's name")
+        value = _unquoted(raw_value, f"query parameter {name!r}")
+        query.setdefault(name, []).append(value)
+    return query
 
 
 def _joined(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -106,7 +135,7 @@ class Request:
             raw: bytes = self.scope.get("query_string", b"")
             query = _QUERIES.get(raw)
             if query is None:
-                query = parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
+                query = _parse_query(raw) if raw else {}
                 # Clients send the same few short queries again and again
                 # (?serializer=confluent); remember those, bounded in count and size so
                 # that random or huge queries cost no memory.
@@ -135,7 +164,7 @@ class Request:
         """The whole body, refused with ``PayloadTooLarge`` as soon as it passes ``limit``.
 
         ``limit`` defaults to the request's ``body_limit`` (its dialect's setting); with
-        ``json``, the body must also be within the request's ``json_limits``.
+        ``json``, the body must also be within the request's ``json_limits`` and be UTF-8.
 
         A declared Content-Length over the limit is refused before anything is read, and
         a chunked body is cut off at the first chunk that crosses it, so a huge or endless
@@ -172,8 +201,10 @@ class Request:
             chunks.append(chunk)
         # Most bodies arrive in one message: no list, no copy.
         body = b"".join((*chunks, chunk)) if chunks else chunk
-        if json and self.json_limits is not None:
-            self.json_limits.check(body)
+        if json:
+            if self.json_limits is not None:
+                self.json_limits.check(body)
+            check_utf8(body)
         return body
 
     async def disconnected(self) -> None:

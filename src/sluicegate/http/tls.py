@@ -157,13 +157,18 @@ class UvicornTlsOptions(TypedDict, total=False):
     ssl_context_factory: Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]
 
 
-def uvicorn_tls_options(tls: TlsSettings) -> UvicornTlsOptions:
-    """``uvicorn.Config(app, **uvicorn_tls_options(tls), ...)``; empty without a certificate."""
+def uvicorn_tls_options(
+    tls: TlsSettings, http: type[HttpToolsProtocol] = HttpToolsProtocol
+) -> UvicornTlsOptions:
+    """``uvicorn.Config(app, **uvicorn_tls_options(tls), ...)``; empty without a certificate.
+
+    ``http`` is the HTTP protocol to add the TLS extension to.
+    """
     if tls.certfile is None:
         return {}
     context = server_ssl_context(tls)  # built now, so a bad file stops the start-up
     return {
-        "http": TlsHttpToolsProtocol,
+        "http": TlsHttpToolsProtocol if http is HttpToolsProtocol else with_tls_extension(http),
         "ws": TlsWebSocketProtocol,
         "ssl_context_factory": lambda _config, _default: context,
     }

@@ -16,6 +16,10 @@ from pathlib import Path
 
 __all__ = ["ServerProcess", "serve_in_subprocess"]
 
+#: After start-up only errors are kept in ``ServerProcess.log``, at most this many lines.
+_KEPT_LEVELS = (b'"level":"error"', b'"level":"critical"')
+_KEPT_LINES = 1000
+
 
 class ServerProcess:
     """A running ``sluicegate serve``; ``url`` is where it listens."""
@@ -23,7 +27,7 @@ class ServerProcess:
     def __init__(self, process: subprocess.Popen[bytes], url: str, log: list[str]) -> None:
         self.process = process
         self.url = url
-        #: The server's log lines (JSON objects as text), as far as read.
+        #: The server's log lines (JSON objects as text) up to start-up, then its errors.
         self.log = log
 
     @property
@@ -85,8 +89,9 @@ def serve_in_subprocess(
 ) -> Iterator[ServerProcess]:
     """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
 
-    Logs are JSON (stderr is a pipe); after start-up they are read and dropped so a
-    chatty server never blocks on a full pipe. ``cpu`` pins the server to one core.
+    Logs are JSON (stderr is a pipe); after start-up they are read so a chatty server
+    never blocks on a full pipe, and only errors are kept in ``log``. ``cpu`` pins the
+    server to one core.
     The server's stdout (the first-start message) goes to the file ``stdout``, or nowhere.
     """
     command = [
@@ -118,7 +123,7 @@ def serve_in_subprocess(
     drain: threading.Thread | None = None
     try:
         url = _read_until_listening(process, time.monotonic() + startup_timeout, log)
-        drain = threading.Thread(target=_drain, args=(process,), name="sluicegate-stderr")
+        drain = threading.Thread(target=_drain, args=(process, log), name="sluicegate-stderr")
         drain.start()
         yield ServerProcess(process, url, log)
     finally:
@@ -135,8 +140,13 @@ def serve_in_subprocess(
             process.stderr.close()
 
 
-def _drain(process: subprocess.Popen[bytes]) -> None:
-    """Read stderr to its end so a chatty server never blocks on a full pipe."""
-    if process.stderr is not None:
-        while os.read(process.stderr.fileno(), 65536):
-            pass
+def _drain(process: subprocess.Popen[bytes], log: list[str]) -> None:
+    """Read stderr to its end so a chatty server never blocks on a full pipe; keep errors."""
+    if process.stderr is None:
+        return
+    buffer = b""
+    while chunk := os.read(process.stderr.fileno(), 65536):
+        *lines, buffer = (buffer + chunk).split(b"\n")
+        for raw in lines:
+            if len(log) < _KEPT_LINES and any(level in raw for level in _KEPT_LEVELS):
+                log.append(raw.decode(errors="replace"))

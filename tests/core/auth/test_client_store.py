@@ -129,6 +129,8 @@ async def test_keys_lifecycle(store: ClientStore) -> None:
         await store.create_key("nobody")
     with pytest.raises(BadRequest, match="future"):
         await store.create_key("a", expires_at=1.0)
+    with pytest.raises(BadRequest, match="before the year 10000"):
+        await store.create_key("a", expires_at=1e19)
 
 
 async def test_another_clients_key_is_not_found(store: ClientStore) -> None:

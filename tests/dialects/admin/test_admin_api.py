@@ -147,6 +147,7 @@ async def test_key_expiry(env: Env) -> None:
         ({"expires_at": "2000-01-01T00:00:00Z"}, "future"),
         # Past what a timestamp can show: refused, never stored to fail every listing.
         ({"expires_in": 1e300}, "ending by 9999-12-31"),
+        ({"expires_in": 18446744073709551616}, "ending by 9999-12-31"),
     ]:
         response = await env.http.post(url, json=bad, headers=env.admin)
         assert response.status_code == 400, bad

@@ -282,3 +282,45 @@ class TestStorageTimeout:
         assert_error(response, 408, "either all stored or none is")
         records = await stored(gateway, "orders")
         assert [r.value for r in records] in ([], [b"v"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # The reproduction of a 500: bytes that are not UTF-8 in a raw text value.
+        (b'{"value": {"type": "text", "data": "\xff\xfe"}}', "`value.data` is not valid UTF-8"),
+        (b'{"key": {"type": "json", "data": {"a": "\xc3"}}}', "`key.data.a` is not valid UTF-8"),
+        (rb'{"value": {"type": "text", "data": "\udc00"}}', "`value.data` holds a lone UTF-16"),
+        (rb'{"headers": [{"name": "\ud800", "value": ""}]}', "`headers[0].name` holds a lone"),
+    ],
+)
+async def test_strings_that_are_not_text_are_400_naming_the_field(
+    client: httpx.AsyncClient, gateway: Gateway, content: bytes, message: str
+) -> None:
+    response = await client.post(
+        URL.format("orders"), content=content, headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400, message)
+    with pytest.raises(Exception, match="does not exist"):
+        await gateway.log.get_topic("orders")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"value": {"type": "json", "data": "1e400"}}, None),
+        ({"value": {"type": "json", "data": "[" * 30_000}}, "value.data is a string but not JSON"),
+        (
+            {"value": {"type": "avro", "data": "1e400", "schema": '"double"'}},
+            "value.data: Number out of range",
+        ),
+    ],
+)
+async def test_json_data_beyond_a_double_or_nested_without_end(
+    client: httpx.AsyncClient, body: Any, message: str | None
+) -> None:
+    response = await produce(client, body, params={"serializer": "confluent"})
+    if message is None:
+        assert response.status_code == 200, response.text
+    else:
+        assert_error(response, 400, message)

@@ -225,7 +225,7 @@ async def test_invalid_subject(client: httpx.AsyncClient) -> None:
             b"not json",
             "request body is not valid JSON: JSON is malformed: invalid character (byte 4)",
         ),
-        (b'{"schema": 5}', "invalid request body: Expected `str`, got `int` - at `$.schema`"),
+        (b'{"schema": 5}', "invalid request body: Expected `str`, got `int` - at `schema`"),
         (b"[]", "invalid request body: Expected `object`, got `array`"),
         (b"", "request body is not valid JSON: Input data was truncated"),
         (

@@ -40,6 +40,9 @@ __all__ = [
     "first_start_message",
 ]
 
+#: The last instant an RFC 3339 timestamp can name (9999-12-31T23:59:59Z), in seconds.
+LATEST_EXPIRY = 253_402_300_799.0
+
 ADMIN_CLIENT = "admin"
 ADMIN_KEY_VARIABLE = "SLUICEGATE_ADMIN_KEY"
 
@@ -302,6 +305,9 @@ class ClientStore:
         now = self._clock()
         if expires_at is not None and expires_at <= now:
             raise BadRequest("expires_at must be in the future")
+        if expires_at is not None and expires_at > LATEST_EXPIRY:
+            # A key whose expiry cannot be written would break every listing of its keys.
+            raise BadRequest("a key must expire before the year 10000")
         async with self._lock:
             self.get_client(client)
             secret = key if key is not None else generate_key()

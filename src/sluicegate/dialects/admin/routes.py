@@ -10,7 +10,7 @@ from typing import TypeVar
 import msgspec
 
 from sluicegate.core.auth.apikeys import ApiKey
-from sluicegate.core.auth.clients import Client, ClientStore
+from sluicegate.core.auth.clients import LATEST_EXPIRY, Client, ClientStore
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.records import format_timestamp, parse_timestamp
 from sluicegate.dialects.admin.wire import (
@@ -22,15 +22,13 @@ from sluicegate.dialects.admin.wire import (
     NewKeyOut,
 )
 from sluicegate.errors import BadRequest, Unauthenticated
+from sluicegate.http.json_body import decode_json
 from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
 
 __all__ = ["ClientsAdmin", "routes"]
-
-#: The last second an RFC 3339 timestamp can show (9999-12-31T23:59:59Z).
-_LATEST_EXPIRY = 253_402_300_799.0
 
 #: A new key is a secret: no cache on the way may keep the response.
 _NO_STORE = [(b"cache-control", b"no-store")]
@@ -39,12 +37,7 @@ T = TypeVar("T")
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body or b"{}", type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    return decode_json(body or b"{}", msgspec.json.Decoder(kind).decode)
 
 
 def _time(seconds: float | None) -> str | None:
@@ -159,7 +152,7 @@ class ClientsAdmin:
             raise BadRequest("give expires_at or expires_in, not both")
         if body.expires_in is not None:
             # Written so that NaN fails too; past year 9999 no RFC 3339 time can show it.
-            if not 0 < body.expires_in <= _LATEST_EXPIRY - self._clock():
+            if not 0 < body.expires_in <= LATEST_EXPIRY - self._clock():
                 raise BadRequest(
                     "expires_in must be a positive number of seconds, ending by 9999-12-31",
                     field="expires_in",

@@ -26,6 +26,7 @@ from sluicegate.errors import (
     InvalidTopicName,
     UnsupportedMediaType,
 )
+from sluicegate.http.json_body import decode_json
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -47,11 +48,6 @@ Part = Literal["key", "value"]
 def _valid_topic_name(name: str) -> bool:
     # Clients send the same few names again and again: a cache hit costs less than the regex.
     return _TOPIC.fullmatch(name) is not None
-
-
-def _validation_message(exc: msgspec.ValidationError) -> str:
-    # msgspec says "... - at `$.key.type`"; the seed's users know the body's fields.
-    return str(exc).replace("`$.", "`").replace("`$`", "the body")
 
 
 class RecordsV2:
@@ -81,13 +77,7 @@ class RecordsV2:
                 f"unsupported Content-Type {shown!r}: expected application/json"
             )
         self._gateway.authorize(request.principal, "produce", topic_name)
-        body = await request.body(json=True)
-        try:
-            produce = self._decode_request(body)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid request body: {_validation_message(exc)}") from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        produce = decode_json(await request.body(json=True), self._decode_request)
         headers = _headers(produce)
         topic = self._producer.known_topic(topic_name) or await self._producer.topic(topic_name)
         key_payload, value_payload = produce.key, produce.value
@@ -123,7 +113,7 @@ class RecordsV2:
         if payload.schema is None:
             raise BadRequest(f"{part}.schema is required for type 'avro'")
         strategy = payload.schema_name_strategy or "topic"
-        datum = _decode_any(_json_bytes(bytes(payload.data), part))
+        datum = _datum(_json_bytes(bytes(payload.data), part), part)
         registry = self._gateway.schemas
         try:
             full_name = None if strategy == "topic" else registry.full_name(payload.schema)
@@ -150,7 +140,9 @@ def _plain(payload: Payload | None, part: Part) -> bytes | None:
         return _json_bytes(payload.data, part)
     try:
         text = _decode_str(payload.data)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        # The body was decoded (and checked as UTF-8) already; a DecodeError here would
+        # be something the skip over a raw value let through: still the client's input.
         raise BadRequest(f"{part}.data must be a string") from None
     if kind == "text":
         return text.encode()
@@ -177,12 +169,24 @@ def _json_bytes(raw: msgspec.Raw | bytes, part: Part) -> bytes:
     text = _decode_str(data)
     try:
         _decode_any(text)
-    except msgspec.DecodeError:
+    except msgspec.ValidationError:
+        pass  # a number beyond a double's range (1e400): still JSON, stored as sent
+    except (msgspec.DecodeError, RecursionError):
         raise BadRequest(
             f"{part}.data is a string but not JSON text; send the JSON value itself, "
             'or a string holding its JSON (e.g. "\\"hello\\"")'
         ) from None
     return text.encode()
+
+
+def _datum(document: bytes, part: Part) -> object:
+    """The JSON value an Avro ``data`` holds, to be encoded with its schema."""
+    try:
+        return _decode_any(document)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"{part}.data: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"{part}.data is nested too deeply") from None
 
 
 def _headers(produce: ProduceRequest) -> list[Header]:

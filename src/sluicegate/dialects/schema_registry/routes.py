@@ -54,6 +54,7 @@ from sluicegate.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from sluicegate.http.json_body import decode_json
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Endpoint, Route
@@ -382,15 +383,7 @@ class SchemaRegistryApi:
                 f"unsupported Content-Type {request.media_type!r}: expected "
                 "application/vnd.schemaregistry.v1+json or application/json"
             )
-        body = await request.body(json=True)
-        try:
-            return decode(body)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise BadRequest("request body is nested too deeply") from None
+        return decode_json(await request.body(json=True), decode)
 
 
 def _schema_id(request: Request) -> int:

@@ -21,6 +21,7 @@ from sluicegate.dialects.topic_admin.wire import (
     TopicPatch,
 )
 from sluicegate.errors import BadRequest
+from sluicegate.http.json_body import decode_json
 from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
@@ -36,12 +37,7 @@ T = TypeVar("T")
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    return decode_json(body, msgspec.json.Decoder(kind).decode)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -14,6 +14,7 @@ import msgspec
 from sluicegate.core.records import format_timestamp
 from sluicegate.core.schema_topics import SchemaTopic, value_subject
 from sluicegate.errors import BadRequest
+from sluicegate.http.json_body import decode_json
 
 __all__ = [
     "DEFAULT_RETENTION_SECONDS",
@@ -73,19 +74,7 @@ class TopicOut(msgspec.Struct):
 
 def decode(body: bytes, kind: type[T]) -> T:
     """``body`` as ``kind``; ``BadRequest`` naming the field that is wrong."""
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        field = _field_of(str(exc))
-        raise BadRequest(f"invalid request body: {exc}", **field) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-
-
-def _field_of(message: str) -> dict[str, str]:
-    # msgspec ends its messages with " - at `$.name`"; the field is what follows "$.".
-    _, at, where = message.rpartition(" - at `$.")
-    return {"field": where.rstrip("`")} if at else {}
+    return decode_json(body, msgspec.json.Decoder(kind).decode)
 
 
 def retention_ms(seconds: float | None) -> int | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
@@ -42,6 +41,7 @@ from sluicegate.errors import (
     UnknownTopic,
     UnsupportedMediaType,
 )
+from sluicegate.http.json_body import decode_json
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -74,18 +74,6 @@ def _check_media_type(request: Request) -> None:
         raise UnsupportedMediaType(
             f"unsupported Content-Type {media_type!r}: expected application/json"
         )
-
-
-def _request_body(decode: Callable[[bytes], _Body], body: bytes) -> _Body:
-    """``body`` decoded as a request Struct; ``BadRequest`` naming the field if it is not."""
-    try:
-        return decode(body)
-    except msgspec.ValidationError as exc:
-        # msgspec says "... - at `$.batch_size`"; the seed's users know the body's fields.
-        message = str(exc).replace("`$.", "`").replace("`$`", "the body")
-        raise BadRequest(f"invalid request body: {message}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
 def _stored_value(schema: ValueSchema | None, data: bytes, what: str) -> bytes:
@@ -156,7 +144,7 @@ class TopicsV1Public:
         topic = await self._topic(request)
         self._gateway.authorize(request.principal, "produce", topic.name)
         _check_media_type(request)
-        batch = _request_body(self._decode_batch, await request.body(json=True))
+        batch = decode_json(await request.body(json=True), self._decode_batch)
         payloads = _payloads(batch)
         schema = self._schemas.for_topic(topic.name)
         results: list[BatchResult | None] = []
@@ -187,7 +175,7 @@ class TopicsV1Public:
         _check_media_type(request)
         body = await request.body(json=True)
         # No body at all (curl -X POST without --data) asks for the defaults.
-        consume = _request_body(self._decode_consume, body) if body.strip() else ConsumeRequest()
+        consume = decode_json(body, self._decode_consume) if body.strip() else ConsumeRequest()
         if consume.after_message_id is not None and consume.since_time is not None:
             raise BadRequest(
                 "after_message_id and since_time cannot be used together: "

@@ -1,0 +1,214 @@
+"""uvicorn's httptools protocol with the bounds it lacks for slow and broken clients.
+
+uvicorn (0.54) closes a keep-alive connection that stays idle after a response
+(``timeout_keep_alive``), and nothing else: a connection that never sends a byte, a
+request whose headers never end, and a body that trickles in one byte a second each
+hold a connection, a protocol object and their buffers for as long as the client
+likes; and httptools keeps appending to the URL and headers of a request that never
+ends them. ``guarded_protocol`` derives a protocol class that adds, per connection:
+
+* ``header_timeout``: from the connection's start, or from a request's first byte,
+  until its headers are complete. A connection that sent nothing is closed; one in the
+  middle of its headers is answered 408 and closed.
+* ``body_timeout``: from a request's headers until the end of its body. If the app has
+  not answered yet it is answered 408, the app sees the client disconnect, and the
+  connection is closed; a body still arriving after the app answered (a 413 is answered
+  before the rest is read) is cut off the same way.
+* ``max_header_bytes``: the request line and headers, 414 or 431 beyond it.
+
+The usual request pays a few attribute checks after the parser: one that arrives whole
+in one read (nearly all of them) arms no timer. Timers are armed only while a request is
+incomplete at the end of a read, once per phase, never moved by later bytes: a client
+cannot keep a deadline away by trickling. uvicorn's own 400 for bytes that are not HTTP
+gets the gateway's JSON error body too. Answers from here belong to no route, so they
+use the plain ``{"error", "message"}`` body of routes outside any dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from sluicegate.config import ServerSettings
+from sluicegate.errors import (
+    BadRequest,
+    ClientError,
+    HeadersTooLarge,
+    RequestTimeout,
+    UriTooLong,
+)
+
+__all__ = ["guarded_protocol"]
+
+_encode = msgspec.json.Encoder().encode
+
+#: What the connection waits for; each has its own deadline.
+_IDLE, _HEADERS, _BODY = 0, 1, 2
+
+
+def _error_bytes(exc: ClientError) -> bytes:
+    """A whole HTTP response for ``exc``, in ``plain_errors``' body, closing the connection."""
+    body = _encode({"error": exc.code, "message": exc.message})
+    return b"".join(
+        [
+            STATUS_LINE[exc.status],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """See the module's docstring; the limits are class attributes set by ``guarded_protocol``."""
+
+    header_timeout = 10.0
+    body_timeout = 30.0
+    max_header_bytes = 64 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_for = _IDLE
+        self._header_bytes = 0
+        self._upgraded = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A connection that never sends its first request is cut off like slow headers.
+        self._expect(_HEADERS)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._expect(_IDLE)
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._upgraded = True
+        self._expect(_IDLE)  # the WebSocket protocol takes over, with its own timeouts
+        super().handle_websocket_upgrade()
+
+    def data_received(self, data: bytes) -> None:
+        # The class named, not super(): this runs for every read of every connection.
+        HttpToolsProtocol.data_received(self, data)
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            if not cycle.more_body:
+                # The request is whole: nothing to wait for while it is answered, and
+                # uvicorn's keep-alive timer runs once it is. The usual end of a read.
+                if cycle.response_complete:
+                    # Answered already, so these bytes (blank lines) began no request
+                    # and cancelled uvicorn's keep-alive timer: wait as for a new one.
+                    self._expect(_HEADERS)
+                elif self._waiting_for:
+                    self._expect(_IDLE)
+                return
+            # The body is still arriving (or, after an early answer, its end is not
+            # reported: uvicorn then ignores it; the body deadline closes the connection).
+            self._header_bytes = 0
+            self._expect(_BODY)
+        elif self.scope is not None and not self._upgraded:
+            # A request began in this read or an earlier one; its headers are not complete.
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse_large_head()
+            else:
+                self._expect(_HEADERS)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to bytes that are not HTTP, with a JSON body like every other.
+        self.transport.write(
+            _error_bytes(BadRequest("the request is not valid HTTP/1.1; the connection closes"))
+        )
+        self.transport.close()
+
+    def _expect(self, phase: int) -> None:
+        """Arm ``phase``'s deadline, unless it is armed already (a deadline never moves).
+
+        ``_IDLE`` disarms; cancelling a handle that has just fired is harmless.
+        """
+        if phase == self._waiting_for:
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._waiting_for = phase
+        if phase == _HEADERS:
+            self._deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+        elif phase == _BODY:
+            self._deadline = self.loop.call_later(self.body_timeout, self._body_late)
+
+    def _busy(self) -> bool:
+        """Whether a response is being made for an earlier request on this connection."""
+        cycle = self.cycle
+        return cycle is not None and cycle.scope is not self.scope and not cycle.response_complete
+
+    def _close_with(self, exc: ClientError) -> None:
+        self._expect(_IDLE)
+        if not self.transport.is_closing():
+            self.transport.write(_error_bytes(exc))
+            self.transport.close()
+
+    def _refuse_large_head(self) -> None:
+        if len(self.url) > self.max_header_bytes:
+            exc: ClientError = UriTooLong(
+                f"the request target exceeds the limit of {self.max_header_bytes} bytes"
+            )
+        else:
+            exc = HeadersTooLarge(
+                f"the request line and headers exceed the limit of {self.max_header_bytes} bytes"
+            )
+        if self._busy():
+            self.cycle.keep_alive = False  # answer what is in flight, then close
+            self.flow.pause_reading()
+        else:
+            self._close_with(exc)
+
+    def _headers_late(self) -> None:
+        cycle = self.cycle
+        whole = cycle is not None and cycle.scope is self.scope and not cycle.more_body
+        if self.scope is None or whole:
+            # Nothing of a request arrived: close quietly, as an idle keep-alive.
+            self._expect(_IDLE)
+            self.transport.close()
+        elif self._busy():
+            self._expect(_IDLE)
+            self.cycle.keep_alive = False
+        else:
+            self._close_with(
+                RequestTimeout(
+                    f"the request's headers did not arrive within {self.header_timeout:g} s"
+                )
+            )
+
+    def _body_late(self) -> None:
+        cycle = self.cycle
+        if cycle.response_started:
+            # Answered already (a 413 before the body was read): stop reading the rest.
+            self._expect(_IDLE)
+            cycle.keep_alive = False
+            if cycle.response_complete:
+                self.transport.close()
+            return
+        # The app waits in receive(): it sees the client go, and answers nobody.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._close_with(
+            RequestTimeout(f"the request's body did not arrive within {self.body_timeout:g} s")
+        )
+
+
+def guarded_protocol(server: ServerSettings) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with ``server``'s timeouts and header limit."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {
+            "header_timeout": server.header_timeout,
+            "body_timeout": server.body_timeout,
+            "max_header_bytes": server.max_header_bytes,
+        },
+    )

@@ -1,0 +1,72 @@
+"""One real server for the fuzz suite, with an admin key and the resources valid requests
+name, and the suite's budget: bounded for CI, many more examples with ``--fuzz-long``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from sluicegate.app import GatewayApp, build_app
+from sluicegate.config import load_settings
+from sluicegate.core.gateway import Gateway
+from sluicegate.storage.factory import open_log
+from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.fuzz.catalogue import AVRO_SCHEMA, CLIENT, SUBJECT, TOPIC
+
+ADMIN_KEY = secrets.token_urlsafe(32)
+AUTHORIZATION = f"Bearer {ADMIN_KEY}".encode()
+#: Examples per route and method: in CI, and for a local hunt (``--fuzz-long``).
+EXAMPLES_CI = 20
+EXAMPLES_LONG = 1_000
+
+
+def served_app() -> GatewayApp:
+    """The app as the server builds it, for its routes: never started, it opens nothing."""
+    settings = load_settings(environ={})
+    return build_app(Gateway(settings, open_log(settings.storage)))
+
+
+@dataclass(frozen=True)
+class FuzzServer:
+    process: ServerProcess
+    address: tuple[str, int]
+
+
+def _seed(url: str) -> None:
+    """The topic, client and subject the examples name, so valid requests succeed."""
+    with httpx.Client(base_url=url, headers={"authorization": AUTHORIZATION.decode()}) as http:
+        for method, path, body in [
+            ("POST", "/admin/v1/topics", {"name": TOPIC}),
+            ("POST", f"/admin/v1/topics/{TOPIC}/records", {"records": [{"value": "v"}]}),
+            ("POST", "/admin/v1/clients", {"name": CLIENT, "produce": ["fuzz*"]}),
+            ("POST", f"/subjects/{SUBJECT}/versions", {"schema": AVRO_SCHEMA}),
+        ]:
+            response = http.request(method, path, json=body)
+            assert response.status_code < 300, response.text
+
+
+@pytest.fixture(scope="session")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
+    with serve_in_subprocess(data_dir, args=(), env=env) as server:
+        _seed(server.url)
+        parts = urlsplit(server.url)
+        assert parts.hostname is not None
+        assert parts.port is not None
+        yield FuzzServer(server, (parts.hostname, parts.port))
+        # Whatever the clients saw: the server logged no error of its own.
+        errors = [line for line in server.log if "unhandled error" in line or "Exception" in line]
+        assert not errors, "\n".join(errors[:5])
+
+
+@pytest.fixture(scope="session")
+def fuzz_examples(pytestconfig: pytest.Config) -> int:
+    long = pytestconfig.getoption("fuzz_long") or os.environ.get("SLUICEGATE_FUZZ_LONG") == "1"
+    return EXAMPLES_LONG if long else EXAMPLES_CI
