@@ -17,7 +17,7 @@ from sluicegate.config import load_settings
 from sluicegate.core.gateway import Gateway
 from sluicegate.storage.factory import open_log
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
-from tests.fuzz.catalogue import AVRO_SCHEMA, CLIENT, SUBJECT, TOPIC
+from tests.fuzz.catalogue import AVRO_SCHEMA, CLIENT, SUBJECT, TOPIC, TOPIC_ID
 
 ADMIN_KEY = secrets.token_urlsafe(32)
 AUTHORIZATION = f"Bearer {ADMIN_KEY}".encode()
@@ -49,6 +49,9 @@ def _seed(url: str) -> None:
         ]:
             response = http.request(method, path, json=body)
             assert response.status_code < 300, response.text
+            if path == "/admin/v1/topics":
+                # The topics v1 examples address the topic by this id.
+                assert str(response.json()["id"]) == TOPIC_ID, response.text
 
 
 @pytest.fixture(scope="session")
