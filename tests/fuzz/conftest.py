@@ -57,8 +57,13 @@ def _seed(url: str) -> None:
 @pytest.fixture(scope="session")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
     data_dir = tmp_path_factory.mktemp("fuzz")
+    # The legacy topics v1 paths allow 1,000 requests a minute; a long hunt sends more.
+    config = data_dir / "sluicegate.toml"
+    config.write_text(
+        "[limits.dialect_rates.topics_v1_legacy]\nrate_per_second = 1000000.0\nburst = 0\n"
+    )
     env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
-    with serve_in_subprocess(data_dir, args=(), env=env) as server:
+    with serve_in_subprocess(data_dir / "data", args=("--config", str(config)), env=env) as server:
         _seed(server.url)
         parts = urlsplit(server.url)
         assert parts.hostname is not None
