@@ -341,6 +341,26 @@ async def test_a_failure_after_a_commit_stops_run_instead_of_stalling(tmp_path: 
         assert (await reopened.watermarks(TopicPartition("t", 0))).high == 1
 
 
+async def test_a_topic_change_that_fails_halfway_leaves_nothing(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    runner = asyncio.create_task(log.run(ready))
+    await ready
+    # Another program makes the second statement of a topic creation fail.
+    conn = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON partitions BEGIN SELECT RAISE(ABORT, 'no'); END"
+    )
+    with pytest.raises(StorageError, match="no"):
+        await log.create_topic(TopicSpec(name="half"))
+    with pytest.RaisesGroup(pytest.RaisesExc(StorageError)):
+        await asyncio.wait_for(runner, timeout=10)
+    await log.close()
+    # The topic's row went with its partitions: one transaction, rolled back whole.
+    assert conn.execute("SELECT count(*) FROM topics WHERE name = 'half'").fetchone() == (0,)
+    conn.close()
+
+
 async def test_writes_fail_instead_of_hanging_when_the_writer_connection_is_gone(
     tmp_path: Path,
 ) -> None:

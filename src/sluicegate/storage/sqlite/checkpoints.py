@@ -14,8 +14,8 @@ So, three rules (measured in ``docs/design-notes.md``):
 - **Every pass**, a PASSIVE checkpoint on a connection of its own does the copying off
   the writer's path. When the WAL then holds more than ``limit`` bytes of frames, a
   RESTART checkpoint runs as an exclusive write: no group commit is in flight, so it
-  only copies what arrived during the PASSIVE pass and waits for readers' (short)
-  transactions to end; the next commit starts the WAL over, and
+  only copies what arrived during the PASSIVE pass and waits (``READER_WAIT_MS`` at
+  most) for readers' short transactions to end; the next commit starts the WAL over, and
   ``journal_size_limit`` (a writer pragma) truncates the file back to ``limit``.
 - **When idle** (no frame written since the last pass), a TRUNCATE checkpoint empties
   the file, so a quiet gateway holds no WAL at all.
@@ -35,10 +35,19 @@ from sluicegate.errors import ShuttingDown, StorageError
 from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.writer import Exclusive
 
-__all__ = ["Checkpointer", "WalCheckpoint", "WalState", "checkpoint", "wal_bytes"]
+__all__ = [
+    "READER_WAIT_MS",
+    "Checkpointer",
+    "WalCheckpoint",
+    "WalState",
+    "checkpoint",
+    "wal_bytes",
+]
 
 logger = logging.getLogger(__name__)
 
+#: How long a RESTART or TRUNCATE waits for readers to leave the WAL (milliseconds).
+READER_WAIT_MS = 50
 #: A WAL file's header, and each frame's header before its page.
 _WAL_HEADER = 32
 _FRAME_HEADER = 24
@@ -73,6 +82,8 @@ class WalCheckpoint(Exclusive[WalState]):
     sleeps in steps of milliseconds), only on the writer's own queue.
     """
 
+    transactional = False
+
     def __init__(self, mode: Literal["RESTART", "TRUNCATE"]) -> None:
         self._mode: Literal["RESTART", "TRUNCATE"] = mode
         self._state = WalState(busy=True, frames=-1, copied=-1)
@@ -81,7 +92,14 @@ class WalCheckpoint(Exclusive[WalState]):
         return True
 
     def work(self, conn: sqlite3.Connection) -> None:
-        self._state = checkpoint(conn, self._mode)
+        # Every queued write waits behind this: a reader that holds an old snapshot
+        # longer than READER_WAIT_MS makes this pass give up (busy), not stall the log.
+        (usual,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        conn.execute(f"PRAGMA busy_timeout = {READER_WAIT_MS}")
+        try:
+            self._state = checkpoint(conn, self._mode)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(usual)}")
 
     def apply(self) -> WalState:
         return self._state
@@ -131,7 +149,7 @@ class Checkpointer:
         if state.frames > 0 and (idle or wal_bytes(state.frames, self._page_size) > self._limit):
             state = await self._exclusive(WalCheckpoint("TRUNCATE" if idle else "RESTART"))
             if state.busy:
-                # A reader kept its snapshot past the busy timeout: the WAL goes on
+                # A reader kept its snapshot past READER_WAIT_MS: the WAL goes on
                 # growing until a later pass finds a moment without one.
                 logger.info("WAL checkpoint (%d frames) waited for a reader", state.frames)
         # After a RESTART the frame count is the old one until the next commit rewinds;

@@ -25,6 +25,7 @@ import time
 from asyncio import get_running_loop
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -64,12 +65,16 @@ _UPSERT_OFFSET = (
 
 
 class Exclusive(abc.ABC, Generic[T]):
-    """A write that runs alone in its own transaction: topic changes, retention.
+    """A write that runs alone, no group commit in flight: topic changes, retention, checkpoints.
 
     ``plan`` runs on the loop when the writer reaches the operation, so it sees every
-    write queued before it; ``work`` runs in the transaction on the writer's thread;
+    write queued before it; ``work`` runs on the writer's thread, in one transaction
+    unless ``transactional`` is False (a checkpoint cannot run inside one);
     ``apply`` runs on the loop after COMMIT and gives the caller's result.
     """
+
+    #: Whether ``work`` runs between BEGIN IMMEDIATE and COMMIT: all of it or none.
+    transactional: ClassVar[bool] = True
 
     @abc.abstractmethod
     def plan(self) -> bool:
@@ -172,6 +177,14 @@ def _group_statements(
     if offsets:
         statements.append((_UPSERT_OFFSET, offsets, True))
     return statements
+
+
+def _atomic(work: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> None:
+    # The writer's connection is in autocommit mode: without this, each statement of a
+    # topic change would be a transaction (and an fsync) of its own, and a crash between
+    # two would leave half of it.
+    with transaction(conn):
+        work(conn)
 
 
 def _probe(conn: sqlite3.Connection) -> None:
@@ -548,7 +561,7 @@ class Writer:
                 finished.set_exception(bug)
 
         try:
-            self._db.submit_then(settle, op.work)
+            self._db.submit_then(settle, partial(_atomic, op.work) if op.transactional else op.work)
         except SluicegateError as exc:  # the connection is closed: fail the operation now
             settle(exc)
         fatal = await finished
