@@ -28,13 +28,13 @@ from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.wrk import combined
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run"]
+__all__ = ["export_tree", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKTREE = "HEAD+worktree"
 
 
-def _export(rev: str, into: Path) -> Path:
+def export_tree(rev: str, into: Path) -> Path:
     """The tree of ``rev`` under ``into``; ``ValueError`` if git does not know it."""
     archive = subprocess.run(
         ["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=False
@@ -52,7 +52,7 @@ def run(revs: list[str], duration: float = 10.0) -> dict[str, dict[str, Any]]:
         sources: dict[str, Path | None] = {WORKTREE: None}
         for rev in revs:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-rev-")))
-            sources[rev] = _export(rev, scratch)
+            sources[rev] = export_tree(rev, scratch)
         for name, source in sources.items():
             data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-data-"))
             env = {"PYTHONPATH": str(source / "src")} if source is not None else None

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.compare import ROOT, WORKTREE, _export
+from bench.compare import ROOT, WORKTREE, export_tree
 from bench.http_produce import TEXT_BODY, _wrk
 from bench.servers import SERVER_CPU, spread_helper_threads
 from sluicegate.storage.sqlite.directory import DATABASE_FILE
@@ -90,7 +90,7 @@ def run(revs: list[str], duration: float) -> dict[str, dict[str, Any]]:
         sources: dict[str, Path | None] = {WORKTREE: None}
         for rev in revs:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-rev-")))
-            sources[rev] = _export(rev, scratch)
+            sources[rev] = export_tree(rev, scratch)
         for name, source in sources.items():
             results[name] = _measure(source, duration)
     return results

@@ -82,12 +82,14 @@ def serve_in_subprocess(
     startup_timeout: float = 60.0,
     cpu: int | None = None,
     stdout: str | Path | None = None,
+    log_file: str | Path | None = None,
 ) -> Iterator[ServerProcess]:
     """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
 
-    Logs are JSON (stderr is a pipe); after start-up they are read and dropped so a
-    chatty server never blocks on a full pipe. ``cpu`` pins the server to one core.
-    The server's stdout (the first-start message) goes to the file ``stdout``, or nowhere.
+    Logs are JSON (stderr is a pipe); after start-up they are read so a chatty server
+    never blocks on a full pipe, and appended to ``log_file`` or dropped. ``cpu`` pins
+    the server to one core. The server's stdout (the first-start message) goes to the
+    file ``stdout``, or nowhere.
     """
     command = [
         sys.executable,
@@ -118,7 +120,9 @@ def serve_in_subprocess(
     drain: threading.Thread | None = None
     try:
         url = _read_until_listening(process, time.monotonic() + startup_timeout, log)
-        drain = threading.Thread(target=_drain, args=(process,), name="sluicegate-stderr")
+        drain = threading.Thread(
+            target=_drain, args=(process, log_file, log), name="sluicegate-stderr"
+        )
         drain.start()
         yield ServerProcess(process, url, log)
     finally:
@@ -135,8 +139,16 @@ def serve_in_subprocess(
             process.stderr.close()
 
 
-def _drain(process: subprocess.Popen[bytes]) -> None:
+def _drain(
+    process: subprocess.Popen[bytes], log_file: str | Path | None, started: list[str]
+) -> None:
     """Read stderr to its end so a chatty server never blocks on a full pipe."""
-    if process.stderr is not None:
-        while os.read(process.stderr.fileno(), 65536):
-            pass
+    if process.stderr is None:
+        return
+    with open(log_file, "ab") if log_file is not None else nullcontext(None) as out:
+        if out is not None:
+            out.write("".join(f"{line}\n" for line in started).encode())
+        while chunk := os.read(process.stderr.fileno(), 65536):
+            if out is not None:
+                out.write(chunk)
+                out.flush()
