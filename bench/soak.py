@@ -46,7 +46,7 @@ from typing import Any
 import fastavro
 import httpx
 
-from bench.compare import export_tree
+from bench.compare import server_env, source_trees
 from bench.soak_report import judge, plot
 from sluicegate.storage.sqlite.directory import DATABASE_FILE
 from sluicegate.testing.process import serve_in_subprocess
@@ -442,14 +442,13 @@ def soak(config: SoakConfig, out: Path, rev: str | None = None) -> dict[str, Any
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        env = None
-        if rev is not None:
-            source = export_tree(rev, Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            env = {"PYTHONPATH": str(source / "src")}
+        source = source_trees(stack, [rev])[rev] if rev is not None else None
         data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-soak-"))
         log_file = out.with_suffix(".server.log")
         log_file.unlink(missing_ok=True)
-        server = stack.enter_context(serve_in_subprocess(data_dir, env=env, log_file=log_file))
+        server = stack.enter_context(
+            serve_in_subprocess(data_dir, env=server_env(source), log_file=log_file)
+        )
         run = Soak(config, server.url, server.pid, Path(data_dir))
 
         def write(final: dict[str, Any] | None = None) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.compare import ROOT, WORKTREE, export_tree
+from bench.compare import ROOT, server_env, source_trees
 from bench.http_produce import TEXT_BODY, _wrk
 from bench.servers import SERVER_CPU, spread_helper_threads
 from sluicegate.storage.sqlite.directory import DATABASE_FILE
@@ -52,8 +52,9 @@ def _sample(data_dir: Path, stop: threading.Event, into: list[tuple[float, int, 
 def _measure(source: Path | None, duration: float) -> dict[str, Any]:
     with ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-wal-")))
-        env = {"PYTHONPATH": str(source / "src")} if source is not None else None
-        server = stack.enter_context(serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=env))
+        server = stack.enter_context(
+            serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=server_env(source))
+        )
         spread_helper_threads(server.pid)
         url = f"{server.url}/v2/topics/bench/records"
         headers = {"content-type": "application/json"}
@@ -87,11 +88,7 @@ def run(revs: list[str], duration: float) -> dict[str, dict[str, Any]]:
     """WAL and database sizes under load, for this tree and each of ``revs``."""
     results: dict[str, dict[str, Any]] = {}
     with ExitStack() as stack:
-        sources: dict[str, Path | None] = {WORKTREE: None}
-        for rev in revs:
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-rev-")))
-            sources[rev] = export_tree(rev, scratch)
-        for name, source in sources.items():
+        for name, source in source_trees(stack, revs).items():
             results[name] = _measure(source, duration)
     return results
 
