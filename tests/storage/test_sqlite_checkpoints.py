@@ -18,15 +18,14 @@ from sluicegate.storage.sqlite.checkpoints import checkpoint, wal_bytes
 MiB = 1024 * 1024
 #: The limit the tests run with: small, so that a few MiB of writes pass it many times.
 LIMIT = MiB // 2
-#: Checkpoint passes this often, so the WAL grows by at most what the writer commits
-#: in that time (a few MiB/s here) past LIMIT before a RESTART rewinds it.
+#: Checkpoint passes this often.
 INTERVAL = 0.05
-#: The bound asserted: the limit, plus the frames of one interval's commits with room
-#: for a slow machine. Without the checkpoints of this change the WAL grows to more
-#: than WRITTEN.
-BOUND = LIMIT + 4 * MiB
-#: Bytes of record values written by the sustained load (records, not time, bound it).
-WRITTEN = 24 * MiB
+#: Bytes of record values a test writes in all (records, not time, bound the load).
+WRITTEN = 32 * MiB
+#: The bound under sustained writes: the limit, plus what the writer commits while one pass
+#: copies and restarts, with room for a loaded machine (7.1 MiB was seen with the whole
+#: suite running beside other work). Without these checkpoints the WAL outgrows WRITTEN.
+BOUND = LIMIT + 8 * MiB
 VALUE = b"v" * 1024
 PRODUCERS = 8
 BATCH = 32
