@@ -19,14 +19,19 @@ So, three rules (measured in ``docs/design-notes.md``):
   ``journal_size_limit`` (a writer pragma) truncates the file back to ``limit``.
 - **When idle** (no frame written since the last pass), a TRUNCATE checkpoint empties
   the file, so a quiet gateway holds no WAL at all.
+- **A hard cap**: should the passes fall behind, the writer itself runs a RESTART before
+  its next group commit once the file holds twice the limit (``WalCap``), so the WAL's
+  bound is one of size, whatever the passes' pace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -36,8 +41,10 @@ from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.writer import Exclusive
 
 __all__ = [
+    "CAP_WAIT_MS",
     "READER_WAIT_MS",
     "Checkpointer",
+    "WalCap",
     "WalCheckpoint",
     "WalState",
     "checkpoint",
@@ -46,8 +53,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: How long a RESTART or TRUNCATE waits for readers to leave the WAL (milliseconds).
+#: How long a pass's RESTART or TRUNCATE waits for readers to leave the WAL (ms).
 READER_WAIT_MS = 50
+#: How long the hard cap's RESTART waits for them, and for a PASSIVE pass to end (ms).
+CAP_WAIT_MS = 5000
 #: A WAL file's header, and each frame's header before its page.
 _WAL_HEADER = 32
 _FRAME_HEADER = 24
@@ -84,8 +93,9 @@ class WalCheckpoint(Exclusive[WalState]):
 
     transactional = False
 
-    def __init__(self, mode: Literal["RESTART", "TRUNCATE"]) -> None:
+    def __init__(self, mode: Literal["RESTART", "TRUNCATE"], wait_ms: int = READER_WAIT_MS) -> None:
         self._mode: Literal["RESTART", "TRUNCATE"] = mode
+        self._wait_ms = wait_ms
         self._state = WalState(busy=True, frames=-1, copied=-1)
 
     def plan(self) -> bool:
@@ -93,9 +103,9 @@ class WalCheckpoint(Exclusive[WalState]):
 
     def work(self, conn: sqlite3.Connection) -> None:
         # Every queued write waits behind this: a reader that holds an old snapshot
-        # longer than READER_WAIT_MS makes this pass give up (busy), not stall the log.
+        # longer than ``wait_ms`` makes this pass give up (busy), not stall the log.
         (usual,) = conn.execute("PRAGMA busy_timeout").fetchone()
-        conn.execute(f"PRAGMA busy_timeout = {READER_WAIT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {self._wait_ms}")
         try:
             self._state = checkpoint(conn, self._mode)
         finally:
@@ -103,6 +113,40 @@ class WalCheckpoint(Exclusive[WalState]):
 
     def apply(self) -> WalState:
         return self._state
+
+
+class WalCap:
+    """The writer's hard cap: a RESTART before the next commit once the WAL file passes it.
+
+    The background passes restart the WAL near the limit, but past it the WAL grows by
+    whatever the writer commits while a pass runs, and a pass starved of CPU runs long.
+    So the writer asks this before each group commit (one ``stat``). A file past ``cap``
+    holds that many bytes of frames: ``journal_size_limit`` truncates it to the limit at
+    every rewind. After a RESTART the file keeps its size until the next commit rewinds
+    and truncates it, and a RESTART that found a reader changes nothing, so another is
+    asked for only once the file has grown by ``step`` since the last.
+    """
+
+    def __init__(self, wal: Path, cap: int, step: int) -> None:
+        self._wal = wal
+        self._cap = cap
+        self._step = step
+        self._asked_at = 0
+
+    def __call__(self) -> WalCheckpoint | None:
+        try:
+            size = os.stat(self._wal).st_size
+        except FileNotFoundError:
+            return None
+        if size <= self._cap:
+            self._asked_at = 0
+            return None
+        if self._asked_at and size < self._asked_at + self._step:
+            return None
+        self._asked_at = size
+        # Past the cap, holding writes back is the point: wait as long as a commit would
+        # for a lock (a PASSIVE pass that still copies, a reader on an old snapshot).
+        return WalCheckpoint("RESTART", wait_ms=CAP_WAIT_MS)
 
 
 class Checkpointer:

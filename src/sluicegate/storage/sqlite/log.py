@@ -41,7 +41,7 @@ from sluicegate.storage.sqlite.catalog import (
     invalid_partition,
     load_catalog,
 )
-from sluicegate.storage.sqlite.checkpoints import Checkpointer, checkpoint
+from sluicegate.storage.sqlite.checkpoints import Checkpointer, WalCap, checkpoint
 from sluicegate.storage.sqlite.commit_process import CommitProcess
 from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
@@ -208,6 +208,11 @@ class SqliteLog(Log):
             max_commit_records=self._max_commit,
             append_timeout=self._append_timeout,
             observe_commit=self._observe,
+            wal_cap=WalCap(
+                self.data_dir / f"{DATABASE_FILE}-wal",
+                cap=2 * self._wal_size_limit,
+                step=self._wal_size_limit // 4,
+            ),
         )
 
     async def _release(self) -> None:

@@ -208,6 +208,7 @@ class Writer:
         max_commit_records: int,
         append_timeout: float,
         observe_commit: CommitObserver | None,
+        wal_cap: Callable[[], Exclusive[Any] | None] | None = None,
     ) -> None:
         self._db = db
         #: Group commits go to the commit process; exclusive operations run on ``db``.
@@ -221,6 +222,10 @@ class Writer:
         self._max_commit = max_commit_records
         self._timeout = append_timeout
         self._observe = observe_commit
+        #: Asked before each group commit: a checkpoint to run first (the WAL is past its
+        #: hard cap) or None. The background passes keep the WAL near its limit; this
+        #: keeps it bounded when they fall behind (``checkpoints``).
+        self._wal_cap = wal_cap
         #: The appends of the transaction now running (they can still time out).
         self._in_flight: list[_Append] = []
         self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
@@ -353,7 +358,7 @@ class Writer:
                 elif (head := queue[0]).exclusive:
                     queue.popleft()
                     await self._run_exclusive(head)  # type: ignore[arg-type]
-                else:
+                elif not self._checkpoint_first():
                     self._commit(self._take_group())
         except BaseException as exc:
             self._stop(exc)
@@ -505,6 +510,17 @@ class Writer:
         except SluicegateError as exc:  # the commit process is gone: fail this group now
             committed(exc)
 
+    def _checkpoint_first(self) -> bool:
+        """Queue the WAL cap's checkpoint ahead of every write if it asks for one."""
+        op = self._wal_cap() if self._wal_cap is not None else None
+        if op is None:
+            return False
+        future: asyncio.Future[Any] = self._loop.create_future()
+        # Nobody awaits it: a failure that matters stops the writer through run().
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._queue.appendleft(_ExclusiveEntry(op, future))
+        return True
+
     def _committed(self, fatal: BaseException | None) -> None:
         """After a group commit, on the loop: start the next one at once, or wake the task."""
         self._committing = False
@@ -515,6 +531,8 @@ class Writer:
                 queue = self._queue
                 # A group may be all expired or cancelled and start nothing: take the next.
                 while queue and not queue[0].exclusive and not self._committing:
+                    if self._checkpoint_first():
+                        break
                     self._commit(self._take_group())
                 if self._committing:
                     return
