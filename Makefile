@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test check lint typecheck bench crash kafka clean
+.PHONY: serve test check lint typecheck bench crash soak kafka clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ bench: $(STAMP)
 ## crash: 100 kill -9 rounds against a real server
 crash: $(STAMP)
 	$(BIN)/python -m bench.crash --rounds 100
+
+## soak: an hour (or MINUTES=n) of steady mixed load on one server, watched for leaks
+soak: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.soak $(if $(MINUTES),--minutes $(MINUTES))
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,kafka,bench]'
+	touch $@
 
 ## kafka: a single-node Apache Kafka broker on 127.0.0.1:9092 for development (Java 17+, Maven)
 kafka: $(STAMP)

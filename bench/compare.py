@@ -28,13 +28,13 @@ from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.wrk import combined
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run"]
+__all__ = ["export_tree", "run", "server_env", "source_trees"]
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKTREE = "HEAD+worktree"
 
 
-def _export(rev: str, into: Path) -> Path:
+def export_tree(rev: str, into: Path) -> Path:
     """The tree of ``rev`` under ``into``; ``ValueError`` if git does not know it."""
     archive = subprocess.run(
         ["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=False
@@ -45,17 +45,28 @@ def _export(rev: str, into: Path) -> Path:
     return into
 
 
+def source_trees(stack: ExitStack, revs: list[str]) -> dict[str, Path | None]:
+    """The work tree (``None``: served as installed) and an export of each of ``revs``,
+    removed when ``stack`` closes."""
+    sources: dict[str, Path | None] = {WORKTREE: None}
+    for rev in revs:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-rev-")))
+        sources[rev] = export_tree(rev, scratch)
+    return sources
+
+
+def server_env(source: Path | None) -> dict[str, str] | None:
+    """The environment that makes a server run ``source``'s code (``None``: the work tree)."""
+    return {"PYTHONPATH": str(source / "src")} if source is not None else None
+
+
 def run(revs: list[str], duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Requests/s of the baseline, this tree and each of ``revs``, taking turns."""
     with ExitStack() as stack:
         targets = {"http-baseline": (stack.enter_context(baseline_server()), TEXT_BODY)}
-        sources: dict[str, Path | None] = {WORKTREE: None}
-        for rev in revs:
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-rev-")))
-            sources[rev] = _export(rev, scratch)
-        for name, source in sources.items():
+        for name, source in source_trees(stack, revs).items():
             data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-data-"))
-            env = {"PYTHONPATH": str(source / "src")} if source is not None else None
+            env = server_env(source)
             server = stack.enter_context(serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=env))
             spread_helper_threads(server.pid)
             url = f"{server.url}/v2/topics/bench/records"

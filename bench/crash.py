@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.wal_growth import file_size
 from sluicegate.core.records import TopicPartition
 from sluicegate.errors import UnknownTopic
 from sluicegate.storage.base import running
@@ -48,6 +49,8 @@ class CrashReport:
     rounds: int = 0
     acknowledged: int = 0
     stored: int = 0
+    #: The largest WAL a kill left behind (the next start empties it).
+    wal_max_bytes: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -154,6 +157,7 @@ async def crash_rounds(
             server.kill()
             kill.set()
             await producing
+        report.wal_max_bytes = max(report.wal_max_bytes, file_size(data_dir / "sluicegate.db-wal"))
         with serve_in_subprocess(data_dir) as server:  # recovery after the crash
             if server.stop() != 0:
                 report.problems.append(f"round {round_no}: restart did not stop cleanly")
@@ -181,6 +185,7 @@ def main() -> None:
         "seed": seed,
         "acknowledged": report.acknowledged,
         "stored": report.stored,
+        "wal_max_bytes": report.wal_max_bytes,
         "lost_or_duplicated": len(report.problems),
         "seconds": round(time.monotonic() - started, 1),
     }

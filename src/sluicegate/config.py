@@ -93,6 +93,8 @@ class StorageSettings(_Section):
     max_commit_records: int = 20_000
     #: Seconds between retention passes.
     retention_interval: float = 30.0
+    #: Bytes of WAL past which a checkpoint restarts it, and its size after a restart.
+    wal_size_limit: int = 16 * 1024 * 1024
 
 
 class TopicSettings(_Section):
@@ -233,6 +235,7 @@ class Settings(_Section):
             (self.storage.max_pending_appends > 0, "storage.max_pending_appends", "must be > 0"),
             (self.storage.max_commit_records > 0, "storage.max_commit_records", "must be > 0"),
             (self.storage.retention_interval > 0, "storage.retention_interval", "must be > 0"),
+            (self.storage.wal_size_limit > 0, "storage.wal_size_limit", "must be > 0"),
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
             *(

@@ -147,6 +147,7 @@ async def serve(settings: Settings) -> None:
             await ready
             await gateway.start()
             housekeeping = tg.create_task(gateway.run(), name="housekeeping")
+            loop_lag = tg.create_task(metrics.loop_lag.watch(), name="loop-lag")
             tune_gc()
             scheme = "https" if settings.server.tls.certfile else "http"
             host, port = sock.getsockname()[:2]
@@ -168,7 +169,8 @@ async def serve(settings: Settings) -> None:
             )
             await server.serve(sockets=[sock])
             housekeeping.cancel()
-            await asyncio.wait([housekeeping])
+            loop_lag.cancel()
+            await asyncio.wait([housekeeping, loop_lag])
             logger.info("HTTP stopped; committing queued writes")
             await log.close()
     finally:

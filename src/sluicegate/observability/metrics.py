@@ -7,7 +7,10 @@ the code: the matched route's template, the method, the status and the dialect.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from bisect import bisect_left as _bisect_left
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestSeries"]
+__all__ = ["CONTENT_TYPE", "LoopLag", "Metrics", "RequestSeries"]
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,6 +55,45 @@ class _StatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         for name, value in sorted(self._stats().items()):
             yield GaugeMetricFamily(f"sluicegate_storage_{name}", f"Storage gauge {name}.", value)
+
+
+class LoopLag(Collector):
+    """How late the event loop wakes a timer: the time any ready callback waits to run.
+
+    Every ``interval`` seconds a sleep measures how much longer than asked it took. The
+    gauge is the largest lag of the last ``window`` seconds, kept here rather than reset
+    by a scrape, so every scraper sees the same figure however often it asks.
+    """
+
+    def __init__(self, interval: float = 0.25, window: float = 10.0) -> None:
+        self.interval = interval
+        self.window = window
+        self._samples: deque[float] = deque(maxlen=max(1, round(window / interval)))
+
+    def record(self, lag: float) -> None:
+        """One measured lag, in seconds."""
+        self._samples.append(max(0.0, lag))
+
+    @property
+    def worst(self) -> float:
+        """The largest lag in the window, in seconds (0 before the first sample)."""
+        return max(self._samples, default=0.0)
+
+    async def watch(self) -> None:
+        """Measure until cancelled (a housekeeping task of the server)."""
+        while True:
+            # time.monotonic, not loop.time: uvloop's clock counts whole milliseconds.
+            started = time.monotonic()
+            await asyncio.sleep(self.interval)
+            self.record(time.monotonic() - started - self.interval)
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sluicegate_event_loop_lag_seconds",
+            "Largest delay of the event loop in waking a timer over the last "
+            f"{self.window:g} seconds.",
+            self.worst,
+        )
 
 
 class RequestSeries:
@@ -125,6 +167,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = _RequestStats()
         self.registry.register(self._requests)
+        #: The event loop's lag; its ``watch()`` must run for the gauge to move.
+        self.loop_lag = LoopLag()
+        self.registry.register(self.loop_lag)
         #: The series of ``(dialect, route template, method)``: its ``observe(status,
         #: seconds)`` counts one response. Callers may keep it; it lives as long as this.
         self.requests = self._requests.series_for

@@ -18,5 +18,6 @@ def open_log(settings: StorageSettings, *, observe_commit: CommitObserver | None
         max_commit_records=settings.max_commit_records,
         append_timeout=settings.append_timeout,
         retention_interval=settings.retention_interval,
+        wal_size_limit=settings.wal_size_limit,
         observe_commit=observe_commit,
     )

@@ -86,13 +86,14 @@ def serve_in_subprocess(
     startup_timeout: float = 60.0,
     cpu: int | None = None,
     stdout: str | Path | None = None,
+    log_file: str | Path | None = None,
 ) -> Iterator[ServerProcess]:
     """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
 
     Logs are JSON (stderr is a pipe); after start-up they are read so a chatty server
-    never blocks on a full pipe, and only errors are kept in ``log``. ``cpu`` pins the
-    server to one core.
-    The server's stdout (the first-start message) goes to the file ``stdout``, or nowhere.
+    never blocks on a full pipe: appended to ``log_file`` if given, and its errors kept in
+    ``log``. ``cpu`` pins the server to one core. The server's stdout (the first-start
+    message) goes to the file ``stdout``, or nowhere.
     """
     command = [
         sys.executable,
@@ -123,7 +124,9 @@ def serve_in_subprocess(
     drain: threading.Thread | None = None
     try:
         url = _read_until_listening(process, time.monotonic() + startup_timeout, log)
-        drain = threading.Thread(target=_drain, args=(process, log), name="sluicegate-stderr")
+        drain = threading.Thread(
+            target=_drain, args=(process, log_file, log), name="sluicegate-stderr"
+        )
         drain.start()
         yield ServerProcess(process, url, log)
     finally:
@@ -140,13 +143,19 @@ def serve_in_subprocess(
             process.stderr.close()
 
 
-def _drain(process: subprocess.Popen[bytes], log: list[str]) -> None:
+def _drain(process: subprocess.Popen[bytes], log_file: str | Path | None, log: list[str]) -> None:
     """Read stderr to its end so a chatty server never blocks on a full pipe; keep errors."""
     if process.stderr is None:
         return
-    buffer = b""
-    while chunk := os.read(process.stderr.fileno(), 65536):
-        *lines, buffer = (buffer + chunk).split(b"\n")
-        for raw in lines:
-            if len(log) < _KEPT_LINES and any(level in raw for level in _KEPT_LEVELS):
-                log.append(raw.decode(errors="replace"))
+    with open(log_file, "ab") if log_file is not None else nullcontext(None) as out:
+        if out is not None:  # the lines read before the server listened come first
+            out.write("".join(f"{line}\n" for line in log).encode())
+        buffer = b""
+        while chunk := os.read(process.stderr.fileno(), 65536):
+            if out is not None:
+                out.write(chunk)
+                out.flush()
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for raw in lines:
+                if len(log) < _KEPT_LINES and any(level in raw for level in _KEPT_LEVELS):
+                    log.append(raw.decode(errors="replace"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from sluicegate.storage.sqlite.catalog import (
     invalid_partition,
     load_catalog,
 )
+from sluicegate.storage.sqlite.checkpoints import Checkpointer, WalCap, checkpoint
 from sluicegate.storage.sqlite.commit_process import CommitProcess
 from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
@@ -75,10 +75,10 @@ _WRITER_PRAGMAS = (
     # Short: a busy database at open means another process is writing it right now.
     "PRAGMA busy_timeout = 1000",
 )
+#: The WAL file is truncated back to this when a checkpoint restarts it (``checkpoints``).
+_JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = {limit}"
 _READER_PRAGMAS = ("PRAGMA query_only = 1", "PRAGMA busy_timeout = 5000")
 _CHECKPOINT_PRAGMAS = ("PRAGMA busy_timeout = 5000",)
-#: Seconds between background checkpoints (PASSIVE: they never block the writer).
-_CHECKPOINT_INTERVAL = 0.5
 
 
 def _wall_clock_us() -> int:
@@ -90,7 +90,8 @@ class SqliteLog(Log):
 
     ``clock`` gives log-append time in µs since the epoch; tests inject one to make
     retention run in milliseconds. ``observe_commit`` is told each commit's record
-    count and duration (metrics).
+    count and duration (metrics). The WAL is kept near ``wal_size_limit`` bytes by a
+    checkpoint pass every ``checkpoint_interval`` seconds (``checkpoints``).
     """
 
     def __init__(
@@ -101,6 +102,8 @@ class SqliteLog(Log):
         max_commit_records: int = 20_000,
         append_timeout: float = 30.0,
         retention_interval: float = 30.0,
+        wal_size_limit: int = 16 * 1024 * 1024,
+        checkpoint_interval: float = 0.5,
         observe_commit: CommitObserver | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
@@ -109,6 +112,8 @@ class SqliteLog(Log):
             ("storage.max_commit_records", max_commit_records),
             ("storage.append_timeout", append_timeout),
             ("storage.retention_interval", retention_interval),
+            ("storage.wal_size_limit", wal_size_limit),
+            ("checkpoint_interval", checkpoint_interval),
         ):
             if not value > 0:
                 raise ConfigError(key, f"must be > 0, got {value}")
@@ -117,6 +122,9 @@ class SqliteLog(Log):
         self._max_commit = max_commit_records
         self._append_timeout = append_timeout
         self._retention_interval = retention_interval
+        self._wal_size_limit = wal_size_limit
+        self._checkpoint_interval = checkpoint_interval
+        self._writer_pragmas = (*_WRITER_PRAGMAS, _JOURNAL_SIZE_LIMIT.format(limit=wal_size_limit))
         self._observe = observe_commit
         self._clock = clock or _wall_clock_us
         self._lock = DirectoryLock(self.data_dir)
@@ -151,7 +159,7 @@ class SqliteLog(Log):
                 housekeeping = [
                     tg.create_task(self._retain_forever(), name="sqlite-retention"),
                     tg.create_task(self._groups.sweep(), name="group-session-sweeper"),
-                    tg.create_task(self._checkpoint_forever(), name="sqlite-checkpoint"),
+                    tg.create_task(self._checkpoint_forever(writer), name="sqlite-checkpoint"),
                     tg.create_task(writer.expire_forever(), name="sqlite-append-deadlines"),
                 ]
                 self._writer = writer
@@ -176,16 +184,19 @@ class SqliteLog(Log):
     async def _open(self) -> Writer:
         db = self.data_dir / DATABASE_FILE
         await self._writer_db.call_raw(self._lock.acquire)
-        await self._writer_db.open(db, _WRITER_PRAGMAS)
+        await self._writer_db.open(db, self._writer_pragmas)
         mode = await self._writer_db.call(lambda c: c.execute("PRAGMA journal_mode").fetchone())
         if mode is None or mode[0] != "wal":
             raise StorageError(f"{db}: the file system does not support SQLite's WAL mode")
+        # Before any other connection: what a crashed server left in the WAL goes into
+        # the database, and the file starts empty (``checkpoints``).
+        await self._writer_db.call_opening(checkpoint, "TRUNCATE")
         await self._writer_db.call_opening(migrate, db)
         self._catalog = await self._writer_db.call_opening(load_catalog)
         for reader in self._readers.readers:
             await reader.open(db, _READER_PRAGMAS)
         await self._checkpointer.open(db, _CHECKPOINT_PRAGMAS)
-        self._commits = CommitProcess(self.data_dir, db, self._lock.fileno(), _WRITER_PRAGMAS)
+        self._commits = CommitProcess(self.data_dir, db, self._lock.fileno(), self._writer_pragmas)
         await self._commits.start()
         return Writer(
             self._writer_db,
@@ -197,6 +208,11 @@ class SqliteLog(Log):
             max_commit_records=self._max_commit,
             append_timeout=self._append_timeout,
             observe_commit=self._observe,
+            wal_cap=WalCap(
+                self.data_dir / f"{DATABASE_FILE}-wal",
+                cap=2 * self._wal_size_limit,
+                step=self._wal_size_limit // 4,
+            ),
         )
 
     async def _release(self) -> None:
@@ -438,16 +454,13 @@ class SqliteLog(Log):
         for done in passes:
             await done
 
-    async def _checkpoint_forever(self) -> None:
-        """Move committed WAL pages into the database file, off the writer's path."""
-        while True:
-            await asyncio.sleep(_CHECKPOINT_INTERVAL)
-            try:
-                await self._checkpointer.call(_passive_checkpoint)
-            except StorageError as exc:
-                # A full disk or a busy reader fails this pass; the next one tries again,
-                # and the WAL (which holds every committed record) just grows meanwhile.
-                logger.warning("WAL checkpoint failed: %s", exc.message)
+    async def _checkpoint_forever(self, writer: Writer) -> None:
+        await Checkpointer(
+            self._checkpointer,
+            writer.exclusive,
+            limit=self._wal_size_limit,
+            interval=self._checkpoint_interval,
+        ).run()
 
     async def _retain_forever(self) -> None:
         while True:
@@ -459,7 +472,3 @@ class SqliteLog(Log):
             except StorageError as exc:
                 # A full disk fails the pass but not the log; retention frees space.
                 logger.warning("retention pass failed: %s", exc.message)
-
-
-def _passive_checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

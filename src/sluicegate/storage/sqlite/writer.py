@@ -25,6 +25,7 @@ import time
 from asyncio import get_running_loop
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -64,12 +65,16 @@ _UPSERT_OFFSET = (
 
 
 class Exclusive(abc.ABC, Generic[T]):
-    """A write that runs alone in its own transaction: topic changes, retention.
+    """A write that runs alone, no group commit in flight: topic changes, retention, checkpoints.
 
     ``plan`` runs on the loop when the writer reaches the operation, so it sees every
-    write queued before it; ``work`` runs in the transaction on the writer's thread;
+    write queued before it; ``work`` runs on the writer's thread, in one transaction
+    unless ``transactional`` is False (a checkpoint cannot run inside one);
     ``apply`` runs on the loop after COMMIT and gives the caller's result.
     """
+
+    #: Whether ``work`` runs between BEGIN IMMEDIATE and COMMIT: all of it or none.
+    transactional: ClassVar[bool] = True
 
     @abc.abstractmethod
     def plan(self) -> bool:
@@ -174,6 +179,14 @@ def _group_statements(
     return statements
 
 
+def _atomic(work: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> None:
+    # The writer's connection is in autocommit mode: without this, each statement of a
+    # topic change would be a transaction (and an fsync) of its own, and a crash between
+    # two would leave half of it.
+    with transaction(conn):
+        work(conn)
+
+
 def _probe(conn: sqlite3.Connection) -> None:
     # Taking the write lock proves the file is writable without writing anything.
     with transaction(conn):
@@ -195,6 +208,7 @@ class Writer:
         max_commit_records: int,
         append_timeout: float,
         observe_commit: CommitObserver | None,
+        wal_cap: Callable[[], Exclusive[Any] | None] | None = None,
     ) -> None:
         self._db = db
         #: Group commits go to the commit process; exclusive operations run on ``db``.
@@ -208,6 +222,10 @@ class Writer:
         self._max_commit = max_commit_records
         self._timeout = append_timeout
         self._observe = observe_commit
+        #: Asked before each group commit: a checkpoint to run first (the WAL is past its
+        #: hard cap) or None. The background passes keep the WAL near its limit; this
+        #: keeps it bounded when they fall behind (``checkpoints``).
+        self._wal_cap = wal_cap
         #: The appends of the transaction now running (they can still time out).
         self._in_flight: list[_Append] = []
         self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
@@ -340,7 +358,7 @@ class Writer:
                 elif (head := queue[0]).exclusive:
                     queue.popleft()
                     await self._run_exclusive(head)  # type: ignore[arg-type]
-                else:
+                elif not self._checkpoint_first():
                     self._commit(self._take_group())
         except BaseException as exc:
             self._stop(exc)
@@ -492,6 +510,17 @@ class Writer:
         except SluicegateError as exc:  # the commit process is gone: fail this group now
             committed(exc)
 
+    def _checkpoint_first(self) -> bool:
+        """Queue the WAL cap's checkpoint ahead of every write if it asks for one."""
+        op = self._wal_cap() if self._wal_cap is not None else None
+        if op is None:
+            return False
+        future: asyncio.Future[Any] = self._loop.create_future()
+        # Nobody awaits it: a failure that matters stops the writer through run().
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._queue.appendleft(_ExclusiveEntry(op, future))
+        return True
+
     def _committed(self, fatal: BaseException | None) -> None:
         """After a group commit, on the loop: start the next one at once, or wake the task."""
         self._committing = False
@@ -502,6 +531,8 @@ class Writer:
                 queue = self._queue
                 # A group may be all expired or cancelled and start nothing: take the next.
                 while queue and not queue[0].exclusive and not self._committing:
+                    if self._checkpoint_first():
+                        break
                     self._commit(self._take_group())
                 if self._committing:
                     return
@@ -547,14 +578,8 @@ class Writer:
             except BaseException as bug:  # noqa: BLE001
                 finished.set_exception(bug)
 
-        def work(conn: sqlite3.Connection) -> None:
-            # The connection is in autocommit mode: without this, each statement would be
-            # a transaction (and an fsync) of its own, and a crash could leave half a change.
-            with transaction(conn):
-                op.work(conn)
-
         try:
-            self._db.submit_then(settle, work)
+            self._db.submit_then(settle, partial(_atomic, op.work) if op.transactional else op.work)
         except SluicegateError as exc:  # the connection is closed: fail the operation now
             settle(exc)
         fatal = await finished

@@ -1,0 +1,496 @@
+"""The soak: one real server under a steady mixed load for an hour, watched for leaks.
+
+    python -m bench.soak [--minutes 60] [--rate 200] [--topics 10000]
+
+Starts ``sluicegate serve`` on 127.0.0.1 with a fresh data directory and offers it a
+steady, moderate load for ``--minutes`` (not the most it can take: the load generator
+shares this machine's two cores with the server, and a soak is about drift, not rate):
+
+- records v2 produce of text and Avro records to a few steady topics, ``--rate``
+  requests/s in all with the admin reads below;
+- admin reads: describe a topic, read its latest records, and the whole topic list now
+  and then;
+- ``--topics`` distinct new topic names, each auto-created by its first produce, spread
+  evenly over the run;
+- clients that connect and drop without finishing their request (headers cut off,
+  half a body, a reset), and once, halfway, ``--idle-clients`` connections opened and
+  left idle for two sampling periods.
+
+Every ``--sample-every`` seconds it records the server's RSS (with its commit process),
+open descriptors, event-loop lag (the ``sluicegate_event_loop_lag_seconds`` gauge),
+the number of ``/metrics`` series, the sizes of the data directory and of the WAL, and
+the requests answered. ``bench/results/soak.json`` is rewritten after every sample, so
+a run stopped early still leaves its figures; at the end the goals are judged
+(``bench.soak_report``) and plotted to ``bench/results/soak.png``. The exit status is 0
+only if every goal is met. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import httpx
+
+from bench.compare import server_env, source_trees
+from bench.soak_report import judge, plot
+from sluicegate.storage.sqlite.directory import DATABASE_FILE
+from sluicegate.testing.process import serve_in_subprocess
+
+__all__ = ["SoakConfig", "soak"]
+
+RESULTS = Path(__file__).parent / "results"
+#: Topics the steady load produces to and reads from.
+STEADY_TOPICS = 8
+#: Requests in flight at most; past it a due request is skipped (and counted), so a
+#: stalled server meets a bounded client, not a queue that grows for the whole run.
+MAX_IN_FLIGHT = 64
+#: The share of the steady load each kind of request takes.
+MIX = {"text": 60, "avro": 20, "describe": 10, "read": 10}
+#: Seconds between two listings of every topic (1.9 MB with 10,000 topics).
+LIST_EVERY = 60.0
+AVRO_SCHEMA = {
+    "namespace": "com.example.soak",
+    "type": "record",
+    "name": "Reading",
+    "fields": [{"name": "payload", "type": "string"}, {"name": "count", "type": "long"}],
+}
+#: The Confluent wire format's magic byte and schema id, before the Avro body.
+_CONFLUENT_HEADER = 5
+
+
+@dataclass
+class SoakConfig:
+    minutes: float = 60.0
+    rate: float = 100.0
+    topics: int = 10_000
+    value_bytes: int = 512
+    sample_every: float = 10.0
+    dropped_per_second: float = 2.0
+    idle_clients: int = 200
+    seed: int = 20
+
+
+@dataclass
+class Tally:
+    """What the load did: answers, errors of well-formed requests, bytes stored."""
+
+    ok: int = 0
+    errors: int = 0
+    error_examples: list[str] = field(default_factory=list)
+    skipped: int = 0
+    dropped_clients: int = 0
+    topics_created: int = 0
+    stored_bytes: int = 0
+    last_offsets: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        if len(self.error_examples) < 20:
+            self.error_examples.append(what)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with suppress(FileNotFoundError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with suppress(FileNotFoundError):
+                found += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+    return found
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
+
+
+def _file_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _metrics(text: str) -> tuple[int, float, bool]:
+    """Series in a /metrics text, its loop-lag gauge, and whether a topic name leaked in."""
+    series, lag = 0, 0.0
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series += 1
+        if line.startswith("sluicegate_event_loop_lag_seconds "):
+            lag = float(line.split()[1])
+    return series, lag, "soak-" in text
+
+
+class Soak:
+    """One run: the load, the dropped and idle clients, the sampler."""
+
+    def __init__(self, config: SoakConfig, url: str, pid: int, data_dir: Path) -> None:
+        self.config = config
+        self.url = url
+        self.pid = pid
+        self.data_dir = data_dir
+        self.tally = Tally()
+        self.samples: list[dict[str, Any]] = []
+        self.fds_baseline = 0
+        self.fds_after = 0
+        self._random = random.Random(config.seed)
+        self._in_flight = 0
+        #: New topic names due and not yet started, and names started so far.
+        self._topics_due = 0
+        self._topics_started = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._value = "v" * config.value_bytes
+        self._text_header = base64.b64encode(b"soak").decode()
+        writer = io.BytesIO()
+        fastavro.schemaless_writer(
+            writer, fastavro.parse_schema(AVRO_SCHEMA), {"payload": self._value, "count": 7}
+        )
+        self._avro_bytes = _CONFLUENT_HEADER + len(writer.getvalue())
+        self._avro_schema = json.dumps(AVRO_SCHEMA)
+
+    # -- requests --------------------------------------------------------------------
+
+    def _text(self, key: str) -> dict[str, Any]:
+        return {
+            "headers": [{"name": "source", "value": self._text_header}],
+            "key": {"type": "text", "data": key},
+            "value": {"type": "text", "data": self._value},
+        }
+
+    def _text_size(self, key: str) -> int:
+        return len(key) + len(self._value) + len("source") + len(b"soak")
+
+    async def _produce(
+        self, client: httpx.AsyncClient, topic: str, key: str, avro: bool = False
+    ) -> None:
+        if avro:
+            body: dict[str, Any] = {
+                "key": {"type": "text", "data": key},
+                "value": {
+                    "type": "avro",
+                    "schema": self._avro_schema,
+                    "schema_name_strategy": "topic",
+                    "data": {"payload": self._value, "count": 7},
+                },
+            }
+            size = len(key) + self._avro_bytes
+            url = f"/v2/topics/{topic}/records?serializer=confluent"
+        else:
+            body, size, url = self._text(key), self._text_size(key), f"/v2/topics/{topic}/records"
+        response = await client.post(url, json=body)
+        if response.status_code != 200:
+            self.tally.error(f"POST {url}: {response.status_code} {response.text[:200]}")
+            return
+        self.tally.ok += 1
+        self.tally.stored_bytes += size
+        self.tally.last_offsets[topic] = int(response.json()["offset"])
+
+    async def _get(self, client: httpx.AsyncClient, url: str) -> None:
+        response = await client.get(url)
+        if response.status_code != 200:
+            self.tally.error(f"GET {url}: {response.status_code} {response.text[:200]}")
+            return
+        self.tally.ok += 1
+
+    def _steady_request(self, client: httpx.AsyncClient, n: int) -> Awaitable[None]:
+        kind = self._random.choices(list(MIX), weights=list(MIX.values()))[0]
+        topic = f"soak-{n % STEADY_TOPICS}"
+        if kind == "text":
+            return self._produce(client, topic, f"key-{n % 1000}")
+        if kind == "avro":
+            return self._produce(client, f"soak-avro-{n % 2}", f"key-{n % 1000}", avro=True)
+        known = self.tally.last_offsets.get(topic)
+        if kind == "read" and known is not None:
+            offset = max(0, known - 5)
+            return self._get(client, f"/admin/v1/topics/{topic}/records?offset={offset}")
+        return self._get(client, f"/admin/v1/topics/{topic}" if known is not None else "/healthz")
+
+    def _launch(self, request: Callable[[], Awaitable[None]]) -> bool:
+        """Start ``request`` unless ``MAX_IN_FLIGHT`` are running; whether it started."""
+        if self._in_flight >= MAX_IN_FLIGHT:
+            return False
+
+        async def tracked() -> None:
+            self._in_flight += 1
+            try:
+                await request()
+            except httpx.HTTPError as exc:
+                self.tally.error(f"{type(exc).__name__}: {exc}")
+            finally:
+                self._in_flight -= 1
+
+        task = asyncio.ensure_future(tracked())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _create_due_topics(self, client: httpx.AsyncClient) -> None:
+        """Start the first produce to each new topic name that is due, while slots last."""
+        while self._topics_due:
+            name = f"soak-new-{self._topics_started:05d}"
+
+            async def create(name: str = name) -> None:
+                await self._produce(client, name, "first")
+                self.tally.topics_created += 1
+
+            if not self._launch(create):
+                return
+            self._topics_due -= 1
+            self._topics_started += 1
+
+    async def _paced(self, rate: float, seconds: float, fire: Callable[[int], None]) -> None:
+        """Call ``fire(n)`` ``rate`` times a second, evenly, for ``seconds``."""
+        loop = asyncio.get_running_loop()
+        start, fired = loop.time(), 0
+        total = round(seconds * rate)
+        while (elapsed := loop.time() - start) < seconds:
+            for _ in range(min(int(elapsed * rate), total) - fired):
+                fire(fired)
+                fired += 1
+            await asyncio.sleep(0.01)
+        for _ in range(total - fired):  # the last one falls due as time runs out
+            fire(fired)
+            fired += 1
+
+    # -- clients that leave ----------------------------------------------------------
+
+    async def _dropped_client(self, n: int) -> None:
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        body = json.dumps(self._text(f"dropped-{n}")).encode()
+        request = (
+            f"POST /v2/topics/soak-0/records HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        # Cut inside the headers or inside the body; never the whole request.
+        cut = self._random.randrange(1, len(request) - 1)
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError as exc:
+            self.tally.error(f"dropped client could not connect: {exc}")
+            return
+        writer.write(request[:cut])
+        await writer.drain()
+        await asyncio.sleep(self._random.uniform(0, 0.5))
+        if n % 3 == 0:
+            writer.transport.abort()  # a reset, as a crashed client's kernel sends
+        else:
+            writer.close()
+        with suppress(OSError):
+            await writer.wait_closed()
+        self.tally.dropped_clients += 1
+
+    async def _idle_clients(self, delay: float, hold: float) -> None:
+        await asyncio.sleep(delay)
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        writers = []
+        for _ in range(self.config.idle_clients):
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError as exc:
+                self.tally.error(f"idle client could not connect: {exc}")
+                break
+            writers.append(writer)
+        await asyncio.sleep(hold)
+        for writer in writers:
+            writer.close()
+        for writer in writers:
+            with suppress(OSError):
+                await writer.wait_closed()
+
+    # -- sampling --------------------------------------------------------------------
+
+    async def _sample(self, client: httpx.AsyncClient, started: float) -> dict[str, Any]:
+        pids = [self.pid, *_children(self.pid)]
+        series: int | None = None
+        lag: float | None = None
+        leaked = False
+        try:
+            response = await client.get("/metrics", timeout=self.config.sample_every)
+            series, lag, leaked = _metrics(response.text)
+        except httpx.HTTPError as exc:
+            # A server that cannot answer /metrics in a sampling period is a finding,
+            # recorded as an error of a well-formed request, not the end of the run.
+            self.tally.error(f"GET /metrics: {type(exc).__name__}: {exc}")
+        tally = self.tally
+        return {
+            "t": round(time.monotonic() - started, 1),
+            "rss_bytes": sum(_rss(pid) for pid in pids),
+            "fds": _fds(self.pid),
+            "loop_lag_s": lag,
+            "metric_series": series,
+            "topic_name_in_metrics": leaked,
+            "data_dir_bytes": _dir_bytes(self.data_dir),
+            "wal_bytes": _file_bytes(self.data_dir / f"{DATABASE_FILE}-wal"),
+            "stored_bytes": tally.stored_bytes,
+            "ok": tally.ok,
+            "errors": tally.errors,
+            "skipped": tally.skipped,
+            "dropped_clients": tally.dropped_clients,
+            "topics_created": tally.topics_created,
+        }
+
+    async def _sampler(
+        self, client: httpx.AsyncClient, started: float, write: Callable[[], None]
+    ) -> None:
+        while True:
+            self.samples.append(await self._sample(client, started))
+            write()
+            await asyncio.sleep(self.config.sample_every)
+
+    # -- the run ---------------------------------------------------------------------
+
+    async def run(self, write: Callable[[], None]) -> None:
+        config = self.config
+        seconds = config.minutes * 60
+        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=16)
+        async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
+            # Every kind of request once, so lazily opened resources are in the baseline.
+            await self._produce(client, "soak-0", "warm-up")
+            await self._produce(client, "soak-avro-0", "warm-up", avro=True)
+            await self._get(client, "/admin/v1/topics/soak-0")
+            await self._get(client, "/admin/v1/topics/soak-0/records?offset=0")
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as watcher:
+            # The watcher's own connection is open before the baseline and after the load.
+            await self._get(watcher, "/healthz")
+            await asyncio.sleep(1)
+            self.fds_baseline = _fds(self.pid)
+            started = time.monotonic()
+            sampler = asyncio.ensure_future(self._sampler(watcher, started, write))
+            async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
+
+                def steady(n: int) -> None:
+                    self._create_due_topics(client)
+                    if not self._launch(lambda: self._steady_request(client, n)):
+                        self.tally.skipped += 1
+
+                def new_topic(n: int) -> None:
+                    # Never skipped: a name that finds no free slot waits for the next.
+                    self._topics_due += 1
+                    self._create_due_topics(client)
+
+                def listing(n: int) -> None:
+                    if not self._launch(lambda: self._get(client, "/admin/v1/topics")):
+                        self.tally.skipped += 1
+
+                def dropped(n: int) -> None:
+                    if not self._launch(lambda: self._dropped_client(n)):
+                        self.tally.skipped += 1
+
+                await asyncio.gather(
+                    self._paced(config.rate, seconds, steady),
+                    self._paced(config.topics / seconds, seconds, new_topic),
+                    self._paced(1 / LIST_EVERY, seconds, listing),
+                    self._paced(config.dropped_per_second, seconds, dropped),
+                    self._idle_clients(seconds / 2, 2 * config.sample_every),
+                )
+                # Names still due (a slow server) are created now, as slots free up.
+                while self._tasks or self._topics_due:
+                    self._create_due_topics(client)
+                    await asyncio.sleep(0.01)
+            # Every client has left: give the server a moment to close its side.
+            await asyncio.sleep(5)
+            self.fds_after = _fds(self.pid)
+            sampler.cancel()
+            with suppress(asyncio.CancelledError):
+                await sampler
+            self.samples.append(await self._sample(watcher, started))
+
+    def report(self) -> dict[str, Any]:
+        tally = asdict(self.tally)
+        del tally["last_offsets"]
+        return {
+            "config": asdict(self.config),
+            "fds_baseline": self.fds_baseline,
+            "fds_after": self.fds_after,
+            "tally": tally,
+            "samples": self.samples,
+        }
+
+
+def soak(config: SoakConfig, out: Path, rev: str | None = None) -> dict[str, Any]:
+    """Run the soak; write ``out`` (JSON) as it goes and ``out`` with ``.png`` at the end.
+
+    The server runs the commit ``rev`` (exported as ``bench.compare`` does), so that the
+    work tree can change during an hour's run, or else the work tree itself. Its log goes
+    to ``out`` with ``.server.log``.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        source = source_trees(stack, [rev])[rev] if rev is not None else None
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-soak-"))
+        log_file = out.with_suffix(".server.log")
+        log_file.unlink(missing_ok=True)
+        server = stack.enter_context(
+            serve_in_subprocess(data_dir, env=server_env(source), log_file=log_file)
+        )
+        run = Soak(config, server.url, server.pid, Path(data_dir))
+
+        def write(final: dict[str, Any] | None = None) -> None:
+            out.write_text(json.dumps(final or run.report(), indent=1) + "\n")
+
+        try:
+            asyncio.run(run.run(write))
+        finally:
+            write()
+    report = run.report()
+    report["goals"] = judge(report)
+    write(report)
+    plot(report, out.with_suffix(".png"))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = SoakConfig()
+    parser.add_argument("--minutes", type=float, default=defaults.minutes)
+    parser.add_argument("--rate", type=float, default=defaults.rate, help="requests/s, steady")
+    parser.add_argument("--topics", type=int, default=defaults.topics, help="new topic names")
+    parser.add_argument("--value-bytes", type=int, default=defaults.value_bytes)
+    parser.add_argument("--sample-every", type=float, default=defaults.sample_every)
+    parser.add_argument("--idle-clients", type=int, default=defaults.idle_clients)
+    parser.add_argument("--out", type=Path, default=RESULTS / "soak.json")
+    parser.add_argument("--rev", help="serve this commit instead of the work tree")
+    args = parser.parse_args()
+    config = SoakConfig(
+        minutes=args.minutes,
+        rate=args.rate,
+        topics=args.topics,
+        value_bytes=args.value_bytes,
+        sample_every=args.sample_every,
+        idle_clients=args.idle_clients,
+    )
+    report = soak(config, args.out, args.rev)
+    for name, goal in report["goals"].items():
+        print(f"{'PASS' if goal['ok'] else 'FAIL'}  {name:14} {goal['detail']}")
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    sys.exit(0 if all(goal["ok"] for goal in report["goals"].values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
