@@ -38,7 +38,7 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 async def gateway(settings: Settings, metrics: Metrics) -> AsyncIterator[Gateway]:
-    log = open_log(settings.storage, observe_commit=metrics.observe_commit)
+    log = open_log(settings, observe_commit=metrics.observe_commit)
     async with running(log):
         gateway = Gateway(settings, log)
         await gateway.start()

@@ -16,7 +16,8 @@ import msgspec
 
 from sluicegate.core.records import TopicPartition, Watermarks
 from sluicegate.core.topics import Topic, is_internal
-from sluicegate.errors import InvalidPartition, UnknownTopic
+from sluicegate.errors import UnknownTopic
+from sluicegate.storage.topic_rules import invalid_partition
 
 __all__ = ["Catalog", "PartitionState", "TopicState", "load_catalog", "topic_from_row"]
 
@@ -54,15 +55,6 @@ class TopicState:
         if 0 <= index < len(self.partitions):
             return self.partitions[index]
         raise invalid_partition(self.topic.name, index, len(self.partitions))
-
-
-def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
-    """The error for a partition the topic does not have, naming the ones it has."""
-    return InvalidPartition(
-        f"partition {index} does not exist: topic {topic!r} has partitions 0-{count - 1}",
-        topic=topic,
-        partition=index,
-    )
 
 
 def unknown_topic(name: str) -> UnknownTopic:
