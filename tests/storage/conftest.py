@@ -116,9 +116,7 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture(params=CLOCKED_BACKENDS)
-async def clocked_harness(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Harness]:
+async def clocked_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     async for running_harness in _running_harness(request, tmp_path):
         yield running_harness
 

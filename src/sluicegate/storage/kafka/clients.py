@@ -36,7 +36,8 @@ def producer_config(
             "enable.idempotence": True,
             "linger.ms": settings.linger_ms,
             # A record not acknowledged by then fails (408): Log.append's deadline.
-            "message.timeout.ms": max(1, round(append_timeout * 1000)),
+            # librdkafka wants it above linger.ms.
+            "message.timeout.ms": max(int(settings.linger_ms) + 1, round(append_timeout * 1000)),
             "request.timeout.ms": max(1, round(settings.request_timeout * 1000)),
             # A topic deleted under a queued record fails it (404) in two seconds, not
             # when the record times out.
