@@ -104,6 +104,7 @@ KAFKA_RESERVED_CLIENT_SETTINGS = frozenset(
         "enable.partition.eof",
         "auto.offset.reset",
         "error_cb",
+        "logger",
         "stats_cb",
         "on_delivery",
         "dr_cb",

@@ -7,11 +7,16 @@ means and what a read sees, so configuration may not change them (``config.py`` 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sluicegate.config import KafkaSettings
 
 __all__ = ["admin_config", "consumer_config", "producer_config"]
+
+#: librdkafka's own log lines, in the gateway's log. Only polled clients may have one (the
+#: lines wait in a queue until the next poll), so the admin client logs to stderr.
+_client_log = logging.getLogger("sluicegate.storage.kafka.librdkafka")
 
 
 def _base(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
@@ -32,6 +37,7 @@ def producer_config(
     config = _base(settings, client_id)
     config.update(
         {
+            "logger": _client_log,
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": settings.linger_ms,
@@ -56,6 +62,7 @@ def consumer_config(settings: KafkaSettings, client_id: str, group_id: str) -> d
     config = _base(settings, client_id)
     config.update(
         {
+            "logger": _client_log,
             # Required by librdkafka; the fetchers never join it (assign, not subscribe).
             "group.id": group_id,
             "isolation.level": "read_committed",
