@@ -6,11 +6,18 @@ are translated (``errors``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+)
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import (
     AdminClient,
@@ -22,7 +29,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
-from sluicegate.errors import StorageUnavailable
+from sluicegate.errors import SluicegateError, StorageUnavailable, UnknownTopic
 from sluicegate.storage.kafka.errors import kafka_error, translate
 
 __all__ = ["KafkaAdmin"]
@@ -31,6 +38,20 @@ T = TypeVar("T")
 _Key = tuple[str, int]
 #: librdkafka's "no committed offset" (OFFSET_INVALID).
 _NO_OFFSET = -1001
+_RETRY_SECONDS = 0.05
+#: Seconds a topic just created may take to have leaders for all its partitions.
+_LEADER_PATIENCE = 30.0
+_LEADERLESS = {
+    KafkaError._NOENT,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+}
+
+
+def _leaderless(exc: Exception) -> bool:
+    cause = exc.__cause__
+    error = kafka_error(cause) if cause is not None else None
+    return error is not None and error.code() in _LEADERLESS
 
 
 class KafkaAdmin:
@@ -69,6 +90,12 @@ class KafkaAdmin:
         futures = self._client.create_topics([new], **self._options())
         await self._await(futures[name], topic=name)
 
+    async def until_led(self, name: str, partitions: int) -> None:
+        """Return once every partition of a topic just created has a leader."""
+        # A busy cluster (a new one creating its internal topics) may take seconds.
+        specs = {(name, p): OffsetSpec.latest() for p in range(partitions)}
+        await self.list_offsets(specs, name, patience=_LEADER_PATIENCE)
+
     async def delete_topic(self, name: str) -> None:
         futures = self._client.delete_topics([name], operation_timeout=self._timeout)
         await self._await(futures[name], topic=name)
@@ -98,19 +125,39 @@ class KafkaAdmin:
             await self._await(future)
 
     async def list_offsets(
-        self, specs: Mapping[_Key, OffsetSpec], topic: str | None = None
+        self, specs: Mapping[_Key, OffsetSpec], topic: str | None = None, *, patience: float = 0
     ) -> dict[_Key, int]:
-        """Offsets as a ``read_committed`` reader sees them (the end is the last stable one)."""
-        futures = self._client.list_offsets(
-            {KafkaPartition(t, p): spec for (t, p), spec in specs.items()},
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            **self._options(),
-        )
-        out: dict[_Key, int] = {}
-        for tp, future in futures.items():
-            info = await self._await(future, topic=topic)
-            out[(tp.topic, tp.partition)] = info.offset
-        return out
+        """Offsets as a ``read_committed`` reader sees them (the end is the last stable one).
+
+        A partition without a leader yet (a topic just created, a broker failing over) is
+        asked again until the request timeout, or ``patience`` seconds if longer.
+        """
+        deadline = asyncio.get_running_loop().time() + max(self._timeout, patience)
+        while True:
+            futures = self._client.list_offsets(
+                {KafkaPartition(t, p): spec for (t, p), spec in specs.items()},
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                **self._options(),
+            )
+            try:
+                out: dict[_Key, int] = {}
+                for tp, future in futures.items():
+                    info = await self._await(future, topic=topic)
+                    out[(tp.topic, tp.partition)] = info.offset
+                return out
+            except SluicegateError as exc:
+                # Patient callers just created the topic: a broker may not know it yet.
+                unknown_yet = patience > 0 and isinstance(exc, UnknownTopic)
+                late = asyncio.get_running_loop().time() > deadline
+                if late or not (unknown_yet or _leaderless(exc)):
+                    raise
+            await asyncio.sleep(_RETRY_SECONDS)
+            # librdkafka may keep answering from metadata cached before the leader was
+            # elected; asking for the topics' metadata refreshes it.
+            topics = TopicCollection(sorted({t for t, _ in specs}))
+            for future in self._client.describe_topics(topics, **self._options()).values():
+                with contextlib.suppress(SluicegateError):
+                    await self._await(future)
 
     async def commit(self, group: str, offsets: Mapping[_Key, int]) -> None:
         """Store the group's next offsets in ``__consumer_offsets``."""

@@ -443,6 +443,7 @@ class KafkaLog(Log):
         for attempt in range(_CREATE_ATTEMPTS):
             try:
                 await admin.create_topic(self._kafka_name(spec.name), spec.partitions, configs)
+                await admin.until_led(self._kafka_name(spec.name), spec.partitions)
                 break
             except TopicExists:
                 await self._catch_up_registry()
@@ -482,6 +483,7 @@ class KafkaLog(Log):
         kafka_name = self._kafka_name(name)
         if new.partitions > old.partitions:
             await admin.grow(kafka_name, new.partitions)
+            await admin.until_led(kafka_name, new.partitions)
         configs = kafka_topic_configs(new)
         if configs != kafka_topic_configs(old):
             await admin.set_configs(kafka_name, configs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,6 +34,9 @@ from sluicegate.storage.kafka.errors import kafka_error, translate
 __all__ = ["TransactionalProducer"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds to keep asking a transaction coordinator that answers "retriable".
+_COORDINATOR_PATIENCE = 30.0
 
 #: (Kafka topic, record) pairs of one batch.
 Batch = Sequence[tuple[str, NewRecord]]
@@ -82,12 +86,19 @@ class TransactionalProducer:
 
     def _open(self) -> None:
         producer = Producer({**self._config, "error_cb": self._error})
-        try:
-            producer.init_transactions(self._request_timeout)
-        except KafkaException as exc:
-            error = kafka_error(exc)
-            failure = translate(error) if error is not None else StorageUnavailable(str(exc))
-            raise failure from exc
+        # A new cluster creates its transaction log on first use, and a coordinator that
+        # just moved is loading: both answer "retriable" for a while, so keep asking.
+        deadline = time.monotonic() + max(_COORDINATOR_PATIENCE, self._request_timeout)
+        while True:
+            try:
+                producer.init_transactions(self._request_timeout)
+                break
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                if error is not None and error.retriable() and time.monotonic() < deadline:
+                    continue
+                failure = translate(error) if error is not None else StorageUnavailable(str(exc))
+                raise failure from exc
         self._producer = producer
         self._must_abort = False
 
