@@ -24,6 +24,7 @@ MODULES = {
     "http": "bench.http_produce",
     "auth": "bench.auth_overhead",
     "cpu": "bench.instructions",
+    "kafka": "bench.kafka_produce",
 }
 RESULTS = Path(__file__).parent / "results"
 

@@ -58,7 +58,7 @@ from sluicegate.storage.kafka.producer import IdempotentProducer
 from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, TopicRegistry, encode_entry
 from sluicegate.storage.kafka.tail import Tail
 from sluicegate.storage.kafka.topic_configs import kafka_topic_configs
-from sluicegate.storage.kafka.transactions import Outcome, TransactionalProducer
+from sluicegate.storage.kafka.transactions import Batch, Outcome, TransactionalProducer
 from sluicegate.storage.kafka.waiters import Waiters
 from sluicegate.storage.topic_rules import invalid_partition, updated_topic, validate_spec
 
@@ -523,14 +523,15 @@ class KafkaLog(Log):
             if not batch:
                 result.set_result([])
                 return result
-            keys = [self._record_key(record) for record in batch]
+            keys = self._record_keys(batch)
         except SluicegateError as exc:
             result.set_exception(exc)
             return result
         transactional = len(batch) > 1
         pending = _Pending(transactional, result)
         blockers: list[asyncio.Future[list[Appended]]] = []
-        for key in dict.fromkeys(keys):
+        partitions = list(dict.fromkeys(keys))
+        for key in partitions:
             last = self._last.get(key)
             if (
                 last is not None
@@ -539,7 +540,7 @@ class KafkaLog(Log):
             ):
                 blockers.append(last.future)
             self._last[key] = pending
-        result.add_done_callback(lambda _: self._forget_pending(keys, pending))
+        result.add_done_callback(lambda _: self._forget_pending(partitions, pending))
         if blockers:
             # Wait for the other producer's last append to these partitions, so the order
             # of calls is the order in the log. Rare: a partition fed both ways at once.
@@ -558,13 +559,22 @@ class KafkaLog(Log):
         if size and self.stats()["queued_records"] + size > self._max_pending:
             raise Overloaded(f"more than {self._max_pending} records are waiting for Kafka")
 
-    def _record_key(self, record: NewRecord) -> _Key:
-        topic = self._registry.by_name.get(record.topic)
-        if topic is None:
-            raise UnknownTopic(f"topic {record.topic!r} does not exist", topic=record.topic)
-        if not 0 <= record.partition < topic.partitions:
-            raise invalid_partition(record.topic, record.partition, topic.partitions)
-        return (self._prefix + record.topic, record.partition)
+    def _record_keys(self, batch: Sequence[NewRecord]) -> list[_Key]:
+        """Each record's (Kafka topic, partition), checked against the registry."""
+        keys: list[_Key] = []
+        name = None
+        kafka_name, count = "", 0
+        for record in batch:
+            if record.topic != name:
+                name = record.topic
+                topic = self._registry.by_name.get(name)
+                if topic is None:
+                    raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
+                kafka_name, count = self._prefix + name, topic.partitions
+            if not 0 <= record.partition < count:
+                raise invalid_partition(name, record.partition, count)
+            keys.append((kafka_name, record.partition))
+        return keys
 
     def _forget_pending(self, keys: list[_Key], pending: _Pending) -> None:
         for key in keys:
@@ -581,8 +591,8 @@ class KafkaLog(Log):
         transactions, _, _, _ = self._parts()
         started = time.monotonic()
         transactions.submit(
-            [(key[0], record) for key, record in zip(keys, batch, strict=True)],
-            lambda outcome: self._committed(batch, keys, outcome, pending.future, started),
+            Batch(keys, batch),
+            lambda outcome: self._committed(batch, outcome, pending.future, started),
         )
 
     def _send_single(
@@ -612,21 +622,19 @@ class KafkaLog(Log):
     def _committed(
         self,
         batch: Sequence[NewRecord],
-        keys: list[_Key],
         outcome: Outcome,
         future: asyncio.Future[list[Appended]],
         started: float,
     ) -> None:
+        # Waiters were woken once for the whole transaction (_until_visible).
         if isinstance(outcome, SluicegateError):
             if not future.done():
                 future.set_exception(outcome)
             return
-        highs: dict[_Key, int] = {}
-        appended: list[Appended] = []
-        for key, record, (_, offset, timestamp) in zip(keys, batch, outcome, strict=True):
-            highs[key] = max(highs.get(key, 0), offset + 1)
-            appended.append(Appended(record.topic, record.partition, offset, timestamp * 1000))
-        self._waiters.advanced(highs)
+        appended = [
+            Appended(record.topic, record.partition, offset, timestamp * 1000)
+            for record, (_, offset, timestamp) in zip(batch, outcome, strict=True)
+        ]
         if self._observe is not None:
             self._observe(len(batch), time.monotonic() - started)
         if not future.done():
@@ -642,6 +650,7 @@ class KafkaLog(Log):
             seen = await admin.list_offsets({key: OffsetSpec.latest() for key in missing})
             missing = {key: end for key, end in missing.items() if seen[key] < end}
             if not missing:
+                self._waiters.advanced(ends)
                 return
             if time.monotonic() > deadline:
                 raise StorageUnavailable("Kafka did not write the commit markers in time")

@@ -38,13 +38,27 @@ logger = logging.getLogger(__name__)
 #: Seconds to keep asking a transaction coordinator that answers "retriable".
 _COORDINATOR_PATIENCE = 30.0
 
-#: (Kafka topic, record) pairs of one batch.
-Batch = Sequence[tuple[str, NewRecord]]
+_Key = tuple[str, int]
+
+
+class Batch:
+    """One append's records and, for each, its (Kafka topic, partition)."""
+
+    __slots__ = ("keys", "records")
+
+    def __init__(self, keys: Sequence[_Key], records: Sequence[NewRecord]) -> None:
+        self.keys = keys
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
 #: A batch's reports in batch order, or why none of it was stored.
 Outcome = list[Report] | SluicegateError
 _Waiting = tuple[Batch, Callable[[Outcome], None]]
 #: Waits until ``read_committed`` readers see each partition up to its offset.
-Visible = Callable[[Mapping[tuple[str, int], int]], Awaitable[None]]
+Visible = Callable[[Mapping[_Key, int]], Awaitable[None]]
 
 
 class TransactionalProducer:
@@ -126,12 +140,12 @@ class TransactionalProducer:
             outcomes = await loop.run_in_executor(
                 self._executor, self._commit_all, [batch for batch, _ in waiting]
             )
-            ends: dict[tuple[str, int], int] = {}
+            ends: dict[_Key, int] = {}
             for (batch, _), outcome in zip(waiting, outcomes, strict=True):
                 if not isinstance(outcome, SluicegateError):
-                    for (topic, record), (_, offset, _) in zip(batch, outcome, strict=True):
-                        key = (topic, record.partition)
-                        ends[key] = max(ends.get(key, 0), offset + 1)
+                    # Offsets grow per partition in send order: the last one is the end.
+                    for key, (_, offset, _) in zip(batch.keys, outcome, strict=True):
+                        ends[key] = offset + 1
             if ends:
                 try:
                     await self._visible(ends)
@@ -185,7 +199,9 @@ class TransactionalProducer:
         try:
             producer.begin_transaction()
             for batch, own in zip(batches, reports, strict=True):
-                for index, (topic, record) in enumerate(batch):
+                for index, ((topic, _), record) in enumerate(
+                    zip(batch.keys, batch.records, strict=True)
+                ):
                     producer.produce(
                         topic,
                         record.value,
