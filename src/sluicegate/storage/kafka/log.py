@@ -284,12 +284,15 @@ class KafkaLog(Log):
 
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics: long-poll waiters and records not yet acknowledged."""
+        return {"waiters": self._waiters.count, "queued_records": self._queued()}
+
+    def _queued(self) -> int:
         queued = 0
         if self._producer is not None:
             queued += self._producer.queued()
         if self._transactions is not None:
             queued += self._transactions.queued_records
-        return {"waiters": self._waiters.count, "queued_records": queued}
+        return queued
 
     def _require_running(self) -> None:
         if not self._running:
@@ -556,7 +559,7 @@ class KafkaLog(Log):
             self._require_running()
         if self._down:
             raise StorageUnavailable("no Kafka broker is reachable", retry_after=_PROBE_INTERVAL)
-        if size and self.stats()["queued_records"] + size > self._max_pending:
+        if size and self._queued() + size > self._max_pending:
             raise Overloaded(f"more than {self._max_pending} records are waiting for Kafka")
 
     def _record_keys(self, batch: Sequence[NewRecord]) -> list[_Key]:

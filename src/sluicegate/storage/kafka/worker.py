@@ -28,7 +28,9 @@ class Worker:
         self._thread.start()
 
     async def join(self) -> None:
-        await asyncio.to_thread(self._thread.join)
+        """Wait for the thread to end (at once if it never started: opening failed)."""
+        if self._thread.ident is not None:
+            await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
         outcome: BaseException | None = None
