@@ -301,6 +301,22 @@ async def test_appends_are_stored_in_the_order_they_are_called(log: Log) -> None
     assert [r.value for r in await read_all(log, "t", 0)] == [b"%d" % i for i in range(200)]
 
 
+async def test_single_and_multi_record_appends_keep_the_order_of_calls(log: Log) -> None:
+    # Kafka sends them through two producers (idempotent, transactional): the order of the
+    # calls must still be the order in each partition.
+    await log.create_topic(TopicSpec(name="t", partitions=2))
+    futures, expected = [], []
+    for i in range(90):
+        if i % 3:
+            batch = [rec("t", 0, b"%d" % i)]
+        else:
+            batch = [rec("t", 0, b"%d-0" % i), rec("t", 1, b"%d-1" % i), rec("t", 0, b"%d-2" % i)]
+        futures.append(log.append(batch))
+        expected += [r.value for r in batch if r.partition == 0]
+    await asyncio.gather(*futures)
+    assert [r.value for r in await read_all(log, "t", 0)] == expected
+
+
 async def test_appends_racing_a_topic_delete_are_whole_or_absent(harness: Harness) -> None:
     log = harness.log
     await log.create_topic(TopicSpec(name="doomed", partitions=2))

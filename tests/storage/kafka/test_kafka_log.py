@@ -150,3 +150,42 @@ async def test_an_unreachable_cluster_fails_start_within_the_request_timeout() -
             pytest.fail("the log started without a cluster")
     assert caught.group_contains(StorageUnavailable)
     assert loop.time() - started < 5
+
+
+def _connections_to(port: int) -> int:
+    """This machine's established TCP connections to 127.0.0.1:``port`` (client side)."""
+    remote = f"0100007F:{port:04X}"
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[2] == remote and fields[3] == "01":  # ESTABLISHED
+                count += 1
+    return count
+
+
+async def test_ten_thousand_waiting_consumers_open_no_connection(
+    kafka_log: KafkaLog, kafka_bootstrap: str
+) -> None:
+    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    await kafka_log.create_topic(TopicSpec(name="idle", partitions=20))
+    # Every client of the node talks to the broker once: the fixed few connections.
+    await kafka_log.append([NewRecord("idle", p, None, b"x") for p in range(20)])
+    await kafka_log.read(TopicPartition("idle", 0), 0, max_records=1, max_bytes=BIG)
+    await kafka_log.wait({TopicPartition("idle", 0): 5}, timeout=0.2)
+    before = _connections_to(port)
+    waiting = [
+        asyncio.create_task(kafka_log.wait({TopicPartition("idle", i % 20): 1}, timeout=30))
+        for i in range(10_000)
+    ]
+    await asyncio.sleep(1)
+    assert _connections_to(port) <= before
+    assert kafka_log.stats()["waiters"] >= 10_000  # and the topic registry's follower
+    [appended] = await kafka_log.append([NewRecord("idle", 7, None, b"wake")])
+    woken = await asyncio.wait_for(asyncio.gather(*waiting[7::20]), 10)
+    assert all(woken)
+    assert not any(task.done() for i, task in enumerate(waiting) if i % 20 != 7)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert appended.offset == 1
