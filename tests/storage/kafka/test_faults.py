@@ -201,6 +201,10 @@ async def _produce_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
                 proxy.cut()
             await asyncio.sleep(3)
             stop.set()
+        # Healed: both producers take records again, without a restart.
+        await log.append([NewRecord("t", 0, None, b"after-1")])
+        await log.append([NewRecord("t", 0, None, b"after-2"), NewRecord("t", 1, None, b"after-3")])
+        acked += [b"after-1", b"after-2", b"after-3"]
     assert acked, "nothing was acknowledged at all"
     messages = await consume_all_async(bootstrap, "proxied.t", 2)
     stored = collections.Counter(m.value() for m in messages)

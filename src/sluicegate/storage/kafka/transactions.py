@@ -86,6 +86,8 @@ class TransactionalProducer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._producer: Producer | None = None
         self._must_abort = False
+        #: A commit that timed out may still complete: it is resumed before the next one.
+        self._must_resume = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
         self._queue: list[_Waiting] = []
         self._wake = asyncio.Event()
@@ -115,6 +117,7 @@ class TransactionalProducer:
                 raise failure from exc
         self._producer = producer
         self._must_abort = False
+        self._must_resume = False
 
     def _error(self, error: KafkaError) -> None:
         if self._loop is not None:
@@ -196,6 +199,7 @@ class TransactionalProducer:
         producer = self._producer
         assert producer is not None
         reports: list[list[Report | None]] = [[None] * len(batch) for batch in batches]
+        committing = False
         try:
             producer.begin_transaction()
             for batch, own in zip(batches, reports, strict=True):
@@ -210,9 +214,10 @@ class TransactionalProducer:
                         headers=list(record.headers) if record.headers else None,
                         on_delivery=functools.partial(_collect, own, index),
                     )
+            committing = True
             producer.commit_transaction(self._append_timeout)
         except (KafkaException, BufferError) as exc:
-            failure = self._failed(exc, reports)
+            failure = self._failed(exc, reports, committing=committing)
             return [failure] * len(batches)
         # commit_transaction flushed, which served every record's delivery callback.
         return [_complete(own) for own in reports]
@@ -220,8 +225,28 @@ class TransactionalProducer:
     def _ready(self) -> None:
         if self._producer is None:
             self._open()
+        if self._must_resume:
+            self._resume()
         if self._must_abort and not self._abort():
             raise StorageUnavailable("Kafka's transaction coordinator is unreachable")
+
+    def _resume(self) -> None:
+        """Finish the commit that timed out: librdkafka resumes it where it stopped."""
+        producer = self._producer
+        assert producer is not None
+        try:
+            producer.commit_transaction(self._request_timeout)
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            if error is not None and error.fatal():
+                self._producer = None
+                self._open()
+            elif error is not None and error.txn_requires_abort():
+                self._must_resume, self._must_abort = False, True
+            else:
+                raise StorageUnavailable(f"Kafka has not finished a commit: {exc}") from exc
+            return
+        self._must_resume = False
 
     def _abort(self) -> bool:
         producer = self._producer
@@ -238,7 +263,9 @@ class TransactionalProducer:
         self._must_abort = False
         return True
 
-    def _failed(self, exc: BaseException, reports: list[list[Report | None]]) -> SluicegateError:
+    def _failed(
+        self, exc: BaseException, reports: list[list[Report | None]], *, committing: bool
+    ) -> SluicegateError:
         # The most telling cause: a record's own error (413) over the transaction's.
         cause = next(
             (r[0] for own in reports for r in own if r is not None and r[0] is not None), None
@@ -248,6 +275,10 @@ class TransactionalProducer:
         if error is not None and error.fatal():
             logger.error("the transactional producer failed fatally (%s); making a new one", exc)
             self._producer = None
+        elif committing and error is not None and error.retriable():
+            # The commit may complete yet (or have completed): abort is no longer ours to
+            # choose. The next transaction first resumes it.
+            self._must_resume = True
         else:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
