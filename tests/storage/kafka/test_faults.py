@@ -43,9 +43,10 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[KafkaBroker]:
-    with KafkaBroker(tmp_path / "kafka") as broker:
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of this module's own: its tests stop and kill it (and start it again)."""
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker
 
 
@@ -138,10 +139,12 @@ async def test_broker_down_during_produce_never_200_and_recovers(
         await asyncio.sleep(6)
         failures = producers.statuses[503] + producers.statuses[408]
         assert failures > 0
+        assert (await http.get("/readyz")).status_code == 503
         # Requests in flight when the broker went may have been acked; none after that.
         assert len(producers.acked) - acked_before <= producers.workers
         await asyncio.to_thread(broker.start)
         await producers.until_acked(50, timeout=60)  # the same gateway, recovered
+        assert (await http.get("/readyz")).status_code == 200
     finally:
         producers.stop.set()
         await running_producers
