@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,29 +32,29 @@ def report_of(error: KafkaError | None, message: Message) -> Report:
 
 
 class ReportBatcher:
-    """Collects (handler, report) pairs on a librdkafka thread; runs them on the loop."""
+    """Collects (handler, report) pairs on a librdkafka thread; runs them on the loop.
+
+    librdkafka calls the callbacks inside ``poll``, on the thread that polls, and that
+    thread calls ``flush`` between polls: one thread touches the list, so no lock.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[tuple[_Handler, Report]] = []
-        self._lock = threading.Lock()
 
     def callback(self, handler: _Handler) -> Callable[[KafkaError | None, Message], None]:
         """A librdkafka ``on_delivery`` callback that queues ``handler``'s report."""
 
         def delivered(error: KafkaError | None, message: Message) -> None:
-            report = report_of(error, message)
-            with self._lock:
-                self._pending.append((handler, report))
+            self._pending.append((handler, report_of(error, message)))
 
         return delivered
 
     def flush(self) -> None:
         """Hand what was collected to the loop in one call (on the polling thread)."""
-        with self._lock:
-            if not self._pending:
-                return
-            pending, self._pending = self._pending, []
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
         # A closed loop raises RuntimeError: then nobody is left to tell.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_run_all, pending)

@@ -410,6 +410,8 @@ class KafkaLog(Log):
         keys = [(self._kafka_name(topic.name), p) for p in range(topic.partitions)]
         # Waiters wake to find the topic gone; groups drop its partitions.
         self._waiters.forget(keys)
+        for key in keys:
+            self._last.pop(key, None)
         if self._tail is not None:
             for key in keys:
                 self._tail.forget(key)
@@ -533,17 +535,18 @@ class KafkaLog(Log):
         transactional = len(batch) > 1
         pending = _Pending(transactional, result)
         blockers: list[asyncio.Future[list[Appended]]] = []
-        partitions = list(dict.fromkeys(keys))
-        for key in partitions:
-            last = self._last.get(key)
+        # Entries stay after their append is done (one per partition written, dropped with
+        # the topic): cheaper than a done-callback per append on the hot path.
+        last_appends = self._last
+        for key in dict.fromkeys(keys) if transactional else keys:
+            last = last_appends.get(key)
             if (
                 last is not None
-                and not last.future.done()
                 and (last.transactional != transactional or last.deferred)
+                and not last.future.done()
             ):
                 blockers.append(last.future)
-            self._last[key] = pending
-        result.add_done_callback(lambda _: self._forget_pending(partitions, pending))
+            last_appends[key] = pending
         if blockers:
             # Wait for the other producer's last append to these partitions, so the order
             # of calls is the order in the log. Rare: a partition fed both ways at once.
@@ -579,11 +582,6 @@ class KafkaLog(Log):
             keys.append((kafka_name, record.partition))
         return keys
 
-    def _forget_pending(self, keys: list[_Key], pending: _Pending) -> None:
-        for key in keys:
-            if self._last.get(key) is pending:
-                del self._last[key]
-
     def _submit(self, batch: Sequence[NewRecord], keys: list[_Key], pending: _Pending) -> None:
         pending.deferred = False
         if pending.future.done():
@@ -601,7 +599,9 @@ class KafkaLog(Log):
     def _send_single(
         self, kafka_topic: str, record: NewRecord, future: asyncio.Future[list[Appended]]
     ) -> None:
-        _, _, _, producer = self._parts()
+        producer = self._producer
+        assert producer is not None  # appends are admitted only while running
+        key = (kafka_topic, record.partition)
 
         def delivered(report: Report) -> None:
             error, offset, timestamp = report
@@ -609,7 +609,7 @@ class KafkaLog(Log):
                 if not future.done():
                     future.set_exception(translate(error, topic=record.topic))
                 return
-            self._waiters.advanced({(kafka_topic, record.partition): offset + 1})
+            self._waiters.advance(key, offset + 1)
             if not future.done():
                 appended = Appended(record.topic, record.partition, offset, timestamp * 1000)
                 future.set_result([appended])

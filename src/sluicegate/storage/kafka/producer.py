@@ -70,11 +70,12 @@ class IdempotentProducer:
             self._reports.flush()
 
     async def close(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for records in flight, then stop polling."""
+        """Stop polling, then wait up to ``timeout`` for records in flight."""
+        # One thread at a time serves the callbacks: the poller ends before flush polls.
+        self._stop.set()
+        await self.worker.join()
         await asyncio.to_thread(self._producer.flush, timeout)
         # Whatever is left gets a report too (purged: outcome unknown), so no future hangs.
         self._producer.purge()
-        self._stop.set()
-        await self.worker.join()
         self._producer.poll(0)
         self._reports.flush()

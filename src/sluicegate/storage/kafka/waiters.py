@@ -53,21 +53,25 @@ class Waiters:
 
     def advanced(self, highs: Mapping[_Key, int]) -> None:
         """Record new ends and wake the waiters they passed."""
-        known = self.highs
         for key, high in highs.items():
-            if high <= known.get(key, 0):
-                continue
-            known[key] = high
-            parked = self._by_partition.get(key)
-            if parked is None:
-                continue
-            woken = [future for future, position in parked.items() if high > position]
-            for future in woken:
-                del parked[future]
-                if not future.done():
-                    future.set_result(True)
-            if not parked:
-                del self._by_partition[key]
+            self.advance(key, high)
+
+    def advance(self, key: _Key, high: int) -> None:
+        """Record a new end of one partition and wake the waiters it passed."""
+        known = self.highs
+        if high <= known.get(key, 0):
+            return
+        known[key] = high
+        parked = self._by_partition.get(key)
+        if parked is None:
+            return
+        woken = [future for future, position in parked.items() if high > position]
+        for future in woken:
+            del parked[future]
+            if not future.done():
+                future.set_result(True)
+        if not parked:
+            del self._by_partition[key]
 
     def forget(self, keys: Iterable[_Key]) -> None:
         """Wake everyone waiting on ``keys`` (a deleted topic) and drop what is known."""
