@@ -103,3 +103,19 @@ def test_bad_kafka_settings_name_the_key(kafka: dict[str, object], key: str, mes
 
 def test_kafka_settings_are_not_checked_for_sqlite() -> None:
     assert load_settings(environ={}).storage.backend == "sqlite"
+
+
+def test_kafka_secrets_are_not_shown() -> None:
+    settings = load_settings(
+        environ={},
+        overrides={
+            "storage": {"backend": "kafka"},
+            "kafka": {
+                "bootstrap_servers": "h:1",
+                "client": {"sasl.username": "gw", "sasl.password": "hunter2"},
+            },
+        },
+    )
+    shown = repr(settings.kafka)
+    assert "hunter2" not in shown
+    assert "'sasl.username': 'gw'" in shown

@@ -135,6 +135,21 @@ class KafkaSettings(_Section):
     #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``).
     linger_ms: float = 2.0
 
+    def __repr__(self) -> str:
+        # The client table may hold SASL passwords and key passphrases: never print them.
+        client = {
+            key: "***" if any(word in key for word in _SECRET_WORDS) else value
+            for key, value in self.client.items()
+        }
+        return (
+            f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, client={client!r}, "
+            f"topic_prefix={self.topic_prefix!r})"
+        )
+
+
+#: Parts of librdkafka setting names whose values are secrets.
+_SECRET_WORDS = ("password", "secret", "token", "key.pem", "jaas")
+
 
 class TopicSettings(_Section):
     #: Create a topic on first produce, as Kafka's ``auto.create.topics.enable``.
