@@ -132,8 +132,9 @@ class KafkaSettings(_Section):
     #: The producer's ``transactional.id``: stable per node, unique in the cluster.
     #: Empty: ``sluicegate-<topic_prefix><server.node_id>``.
     transactional_id: str = ""
-    #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``).
-    linger_ms: float = 2.0
+    #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``);
+    #: measured best at 1 (see docs/design-notes.md, "The Kafka backend").
+    linger_ms: float = 1.0
 
     def __repr__(self) -> str:
         # The client table may hold SASL passwords and key passphrases: never print them.
