@@ -41,10 +41,13 @@ _NO_OFFSET = -1001
 _RETRY_SECONDS = 0.05
 #: Seconds a topic just created may take to have leaders for all its partitions.
 _LEADER_PATIENCE = 30.0
+#: Answers of a partition whose leadership is moving (or a broker that just restarted).
 _LEADERLESS = {
     KafkaError._NOENT,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.FENCED_LEADER_EPOCH,
 }
 
 
