@@ -147,7 +147,7 @@ async def _drive(target: str, requests: int) -> None:
         authorization = f"Authorization: Bearer {_KEY}\r\n" if auth else ""
         request = _request(f"/v2/topics/bench/records{query}", body, authorization)
         metrics = Metrics()
-        log = open_log(settings.storage, observe_commit=metrics.observe_commit)
+        log = open_log(settings, observe_commit=metrics.observe_commit)
         async with running(log):
             gateway = Gateway(settings, log)
             await gateway.start()

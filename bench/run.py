@@ -25,6 +25,7 @@ MODULES = {
     "auth": "bench.auth_overhead",
     "topics-v1": "bench.topics_v1",
     "cpu": "bench.instructions",
+    "kafka": "bench.kafka_produce",
 }
 RESULTS = Path(__file__).parent / "results"
 

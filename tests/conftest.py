@@ -1,13 +1,20 @@
-"""Fixtures shared by the whole suite: a running gateway and an in-process client."""
+"""Fixtures shared by the whole suite: a running gateway and an in-process client.
+
+The gateway stores on the backend the ``backend`` fixture names: SQLite unless a
+directory's ``conftest.py`` parametrizes it over ``BACKENDS`` (the dialects' tests do), so
+unit tests that never touch storage run once.
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from sluicegate.app import GatewayApp, build_app
@@ -17,6 +24,9 @@ from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 from sluicegate.testing.kafka_broker import KafkaBroker
+
+#: Every storage backend; dialect tests run on each.
+BACKENDS = ["sqlite", "kafka"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,8 +55,40 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-async def gateway(settings: Settings, metrics: Metrics) -> AsyncIterator[Gateway]:
-    log = open_log(settings.storage, observe_commit=metrics.observe_commit)
+def backend() -> str:
+    """The storage backend of the test gateway (see the module docstring)."""
+    return "sqlite"
+
+
+def commit_markers(backend: str) -> int:
+    """Offsets a multi-record batch takes beyond its records, per partition it wrote.
+
+    Kafka stores such a batch in a transaction, whose commit marker takes an offset.
+    """
+    return 1 if backend == "kafka" else 0
+
+
+def on_kafka(settings: Settings, bootstrap: str) -> Settings:
+    """``settings`` on the Kafka cluster at ``bootstrap``, in a namespace of their own."""
+    kafka = msgspec.structs.replace(
+        settings.kafka, bootstrap_servers=bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}."
+    )
+    storage = msgspec.structs.replace(settings.storage, backend="kafka")
+    return msgspec.structs.replace(settings, storage=storage, kafka=kafka)
+
+
+@pytest.fixture
+def stored_settings(settings: Settings, backend: str, request: pytest.FixtureRequest) -> Settings:
+    """``settings`` on the ``backend`` of this test."""
+    if backend == "kafka":
+        return on_kafka(settings, request.getfixturevalue("kafka_bootstrap"))
+    return settings
+
+
+@pytest.fixture
+async def gateway(stored_settings: Settings, metrics: Metrics) -> AsyncIterator[Gateway]:
+    settings = stored_settings
+    log = open_log(settings, observe_commit=metrics.observe_commit)
     async with running(log):
         gateway = Gateway(settings, log)
         await gateway.start()

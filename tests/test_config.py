@@ -4,6 +4,8 @@ import pytest
 
 from sluicegate.config import load_settings
 from sluicegate.errors import ConfigError
+from sluicegate.storage.factory import open_log
+from sluicegate.storage.kafka import KafkaLog
 
 
 def test_defaults() -> None:
@@ -65,3 +67,59 @@ def test_bad_file(tmp_path: Path) -> None:
         load_settings(config, environ={})
     with pytest.raises(ConfigError, match="no such file"):
         load_settings(tmp_path / "missing.toml", environ={})
+
+
+def test_kafka_from_two_variables_and_a_client_table(tmp_path: Path) -> None:
+    config = tmp_path / "sluicegate.toml"
+    config.write_text(
+        '[kafka.client]\n"security.protocol" = "SASL_SSL"\n"sasl.mechanism" = "PLAIN"\n'
+    )
+    settings = load_settings(
+        config,
+        environ={
+            "SLUICEGATE_STORAGE__BACKEND": "kafka",
+            "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": "10.0.0.1:9092,10.0.0.2:9092",
+        },
+    )
+    assert settings.storage.backend == "kafka"
+    assert settings.kafka.bootstrap_servers == "10.0.0.1:9092,10.0.0.2:9092"
+    assert settings.kafka.client == {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}
+    log = open_log(settings)
+    assert isinstance(log, KafkaLog)
+
+
+@pytest.mark.parametrize(
+    ("kafka", "key", "message"),
+    [
+        ({}, "kafka.bootstrap_servers", "required"),
+        ({"bootstrap_servers": "no-port"}, "kafka.bootstrap_servers", "host:port"),
+        ({"bootstrap_servers": "h:1", "client": {"acks": "1"}}, "kafka.client", "'acks'"),
+        ({"bootstrap_servers": "h:1", "request_timeout": 0}, "kafka.request_timeout", "> 0"),
+        ({"bootstrap_servers": "h:1", "replication_factor": 0}, "kafka.replication_factor", "-1"),
+        ({"bootstrap_servers": "h:1", "topic_prefix": "a b"}, "kafka.topic_prefix", "a-zA-Z"),
+    ],
+)
+def test_bad_kafka_settings_name_the_key(kafka: dict[str, object], key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(environ={}, overrides={"storage": {"backend": "kafka"}, "kafka": kafka})
+    assert info.value.key == key
+
+
+def test_kafka_settings_are_not_checked_for_sqlite() -> None:
+    assert load_settings(environ={}).storage.backend == "sqlite"
+
+
+def test_kafka_secrets_are_not_shown() -> None:
+    settings = load_settings(
+        environ={},
+        overrides={
+            "storage": {"backend": "kafka"},
+            "kafka": {
+                "bootstrap_servers": "h:1",
+                "client": {"sasl.username": "gw", "sasl.password": "hunter2"},
+            },
+        },
+    )
+    shown = repr(settings.kafka)
+    assert "hunter2" not in shown
+    assert "'sasl.username': 'gw'" in shown

@@ -19,7 +19,8 @@ import msgspec
 
 from sluicegate.core.auth.patterns import validate_pattern
 from sluicegate.core.auth.principals import validate_client_name
-from sluicegate.errors import BadRequest, ConfigError
+from sluicegate.core.topics import validate_topic_name
+from sluicegate.errors import BadRequest, ConfigError, InvalidTopicName
 
 __all__ = [
     "AuthSettings",
@@ -27,6 +28,7 @@ __all__ = [
     "CloudEventRoute",
     "CloudEventSettings",
     "JwtSettings",
+    "KafkaSettings",
     "LimitSettings",
     "RateSettings",
     "RecordsV2Settings",
@@ -83,7 +85,8 @@ class ServerSettings(_Section):
 
 
 class StorageSettings(_Section):
-    backend: Literal["sqlite"] = "sqlite"
+    #: ``sqlite``: the embedded log in ``data_dir``; ``kafka``: a Kafka cluster (``[kafka]``).
+    backend: Literal["sqlite", "kafka"] = "sqlite"
     data_dir: str = "./data"
     #: Seconds a produce request waits for its durable commit before answering 408.
     append_timeout: float = 30.0
@@ -95,6 +98,70 @@ class StorageSettings(_Section):
     retention_interval: float = 30.0
     #: Bytes of WAL past which a checkpoint restarts it, and its size after a restart.
     wal_size_limit: int = 16 * 1024 * 1024
+
+
+#: librdkafka settings the Kafka backend owns: what makes an acknowledgement durable
+#: (``acks``, idempotence, transactions), what reads see, and how callbacks are delivered.
+KAFKA_RESERVED_CLIENT_SETTINGS = frozenset(
+    {
+        "bootstrap.servers",
+        "acks",
+        "request.required.acks",
+        "enable.idempotence",
+        "transactional.id",
+        "isolation.level",
+        "group.id",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "enable.partition.eof",
+        "auto.offset.reset",
+        "error_cb",
+        "logger",
+        "stats_cb",
+        "on_delivery",
+        "dr_cb",
+        "dr_msg_cb",
+    }
+)
+
+
+class KafkaSettings(_Section):
+    """The Kafka cluster of ``storage.backend = "kafka"``."""
+
+    #: ``host:port[,host:port...]`` of the cluster.
+    bootstrap_servers: str = ""
+    #: librdkafka settings passed as they are to every client: ``security.protocol``,
+    #: ``sasl.mechanism``, ``sasl.username``, ``ssl.ca.location``... (see
+    #: ``KAFKA_RESERVED_CLIENT_SETTINGS`` for the few the backend owns).
+    client: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
+    #: Seconds an admin request, a read or a metadata query may take before 503.
+    request_timeout: float = 10.0
+    #: Replicas of the topics sluicegate creates; -1 takes the broker's default.
+    replication_factor: int = -1
+    #: Prepended to every topic and group name on the cluster, so several gateways (or
+    #: test runs) can share one cluster without seeing each other.
+    topic_prefix: str = ""
+    #: The producer's ``transactional.id``: stable per node, unique in the cluster.
+    #: Empty: ``sluicegate-<topic_prefix><server.node_id>``.
+    transactional_id: str = ""
+    #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``);
+    #: measured best at 1 (see docs/design-notes.md, "The Kafka backend").
+    linger_ms: float = 1.0
+
+    def __repr__(self) -> str:
+        # The client table may hold SASL passwords and key passphrases: never print them.
+        client = {
+            key: "***" if any(word in key for word in _SECRET_WORDS) else value
+            for key, value in self.client.items()
+        }
+        return (
+            f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, client={client!r}, "
+            f"topic_prefix={self.topic_prefix!r})"
+        )
+
+
+#: Parts of librdkafka setting names whose values are secrets.
+_SECRET_WORDS = ("password", "secret", "token", "key.pem", "jaas")
 
 
 class TopicSettings(_Section):
@@ -216,6 +283,7 @@ class CloudEventSettings(_Section):
 class Settings(_Section):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     topics: TopicSettings = msgspec.field(default_factory=TopicSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
@@ -253,7 +321,39 @@ class Settings(_Section):
             raise ConfigError("server.tls.client_ca", "needs server.tls.certfile and keyfile")
         _validate_limits(self.limits)
         _validate_auth(self.auth)
+        if self.storage.backend == "kafka":
+            _validate_kafka(self.kafka)
         return self
+
+
+def _validate_kafka(kafka: KafkaSettings) -> None:
+    servers = [s.strip() for s in kafka.bootstrap_servers.split(",")]
+    if not kafka.bootstrap_servers.strip():
+        raise ConfigError("kafka.bootstrap_servers", 'required when storage.backend is "kafka"')
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ConfigError(
+                "kafka.bootstrap_servers", f"expected host:port[,host:port...], got {server!r}"
+            )
+    reserved = sorted(KAFKA_RESERVED_CLIENT_SETTINGS & set(kafka.client))
+    if reserved:
+        raise ConfigError(
+            "kafka.client", f"{reserved} are set by sluicegate and may not be overridden"
+        )
+    if not kafka.request_timeout > 0:
+        raise ConfigError("kafka.request_timeout", "must be > 0")
+    if kafka.replication_factor != -1 and kafka.replication_factor < 1:
+        raise ConfigError("kafka.replication_factor", "must be >= 1, or -1 (broker default)")
+    if kafka.linger_ms < 0:
+        raise ConfigError("kafka.linger_ms", "must be >= 0")
+    if kafka.topic_prefix:
+        try:
+            validate_topic_name(kafka.topic_prefix)
+        except InvalidTopicName:
+            raise ConfigError(
+                "kafka.topic_prefix", "expected characters of [a-zA-Z0-9._-] only"
+            ) from None
 
 
 def _validate_limits(limits: LimitSettings) -> None:

@@ -29,7 +29,7 @@ EXAMPLES_LONG = 1_000
 def served_app() -> GatewayApp:
     """The app as the server builds it, for its routes: never started, it opens nothing."""
     settings = load_settings(environ={})
-    return build_app(Gateway(settings, open_log(settings.storage)))
+    return build_app(Gateway(settings, open_log(settings)))
 
 
 @dataclass(frozen=True)

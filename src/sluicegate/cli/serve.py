@@ -131,7 +131,7 @@ async def serve(settings: Settings) -> None:
             "only on a loopback address such as 127.0.0.1",
         )
     metrics = Metrics()
-    log = open_log(settings.storage, observe_commit=metrics.observe_commit)
+    log = open_log(settings, observe_commit=metrics.observe_commit)
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
     sock = _bind(settings.server.host, settings.server.port)
@@ -159,12 +159,18 @@ async def serve(settings: Settings) -> None:
                 if bootstrap is not None:
                     # Printed to stdout, never logged: the key must not reach a log index.
                     print(first_start_message(bootstrap, f"{scheme}://{shown}:{port}"), flush=True)
+            storage = settings.storage
+            where = (
+                f"Kafka at {settings.kafka.bootstrap_servers}"
+                if storage.backend == "kafka"
+                else storage.data_dir
+            )
             logger.info(
                 "sluicegate listening on %s://%s:%d (data in %s)",
                 scheme,
                 shown,
                 port,
-                settings.storage.data_dir,
+                where,
                 extra={"url": f"{scheme}://{shown}:{port}", "port": port},
             )
             await server.serve(sockets=[sock])

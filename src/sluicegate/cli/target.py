@@ -149,7 +149,7 @@ async def open_target(
     level = auth_logger.level
     auth_logger.setLevel(logging.ERROR)
     try:
-        async with running(open_log(settings.storage)) as log:
+        async with running(open_log(settings)) as log:
             gateway = Gateway(settings, log)
             await gateway.start()
             target = AdminClient(

@@ -144,10 +144,14 @@ class KafkaBroker:
         version: str = KAFKA_VERSION,
         port: int = 0,
         heap: str = "512m",
+        advertised_port: int | None = None,
     ) -> None:
         self.directory = directory
         self.version = version
         self.port = port or _free_port()
+        #: The port clients are told to connect to: another than ``port`` puts a proxy
+        #: (the fault tests') between every client and the broker.
+        self.advertised_port = advertised_port or self.port
         self.controller_port = _free_port()
         self.heap = heap
         self._process: subprocess.Popen[bytes] | None = None
@@ -171,7 +175,7 @@ class KafkaBroker:
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.advertised_port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -282,6 +286,13 @@ class KafkaBroker:
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut: no clean shutdown, no flush."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
             process.kill()
             process.wait(timeout=30)
 

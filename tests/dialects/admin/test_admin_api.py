@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from sluicegate.config import AuthSettings, ClientSettings
+from sluicegate.config import AuthSettings, ClientSettings, Settings
 from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Permissions
@@ -20,7 +19,7 @@ from sluicegate.http.request import Request
 from sluicegate.http.router import Router
 from sluicegate.http.types import ASGIApp, Receive, Scope, Send
 from sluicegate.storage.base import running
-from sluicegate.storage.sqlite import SqliteLog
+from sluicegate.storage.factory import open_log
 
 
 def make_app(store: ClientStore, authenticator: Authenticator) -> ASGIApp:
@@ -48,8 +47,8 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    async with running(SqliteLog(tmp_path)) as log:
+async def env(stored_settings: Settings) -> AsyncIterator[Env]:
+    async with running(open_log(stored_settings)) as log:
         configured = [ClientSettings(name="ops", admin=["*"])]
         store = ClientStore(log, configured)
         authenticator = Authenticator(AuthSettings(clients=configured), store)

@@ -14,13 +14,13 @@ from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.dialects.schema_registry.routes import routes
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import Log, running
-from sluicegate.storage.sqlite import SqliteLog
+from sluicegate.storage.factory import open_log
 from tests.helpers import serving_in_loop
 
 
 @pytest.fixture
-async def log(settings: Settings) -> AsyncIterator[Log]:
-    async with running(SqliteLog(settings.storage.data_dir)) as log:
+async def log(stored_settings: Settings) -> AsyncIterator[Log]:
+    async with running(open_log(stored_settings)) as log:
         yield log
 
 

@@ -10,6 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+
+@pytest.fixture
+def backend() -> str:
+    """Fuzzing tests parsing, not storage: one backend is enough."""
+    return "sqlite"
+
+
 SEED = int(os.environ.get("SLUICEGATE_FUZZ_SEED", random.randrange(2**32)))
 HEADERS = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 ENDPOINTS = [

@@ -31,7 +31,7 @@ COUNT = 10_000
 
 
 async def write_topics(settings: Settings, count: int) -> None:
-    async with running(open_log(settings.storage)):
+    async with running(open_log(settings)):
         pass  # the database and its tables now exist
     database = Path(settings.storage.data_dir) / DATABASE_FILE
     with sqlite3.connect(database) as conn:
@@ -73,7 +73,7 @@ class Counting:
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     await write_topics(settings, COUNT)
-    async with running(open_log(settings.storage)) as log:
+    async with running(open_log(settings)) as log:
         gateway = Gateway(settings, log)
         await gateway.start()
         yield gateway

@@ -7,45 +7,17 @@ from collections.abc import Callable
 
 import msgspec
 
-from sluicegate.core.topics import MAX_RETENTION, Topic, TopicSpec, TopicUpdate, validate_topic_name
-from sluicegate.errors import BadRequest, TopicExists
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+from sluicegate.errors import TopicExists
 from sluicegate.storage.sqlite.catalog import Catalog, PartitionState, TopicState
 from sluicegate.storage.sqlite.writer import Exclusive
+from sluicegate.storage.topic_rules import updated_topic
 
-__all__ = ["MAX_PARTITIONS", "AlterTopic", "CreateTopic", "DeleteTopic", "PurgeTopic"]
-
-#: More partitions than this is a typo, not a plan; Kafka's own tooling warns far below.
-MAX_PARTITIONS = 10_000
+__all__ = ["AlterTopic", "CreateTopic", "DeleteTopic", "PurgeTopic"]
 
 _INSERT_PARTITION = (
     "INSERT INTO partitions (topic_id, partition, log_start_offset) VALUES (?, ?, 0)"
 )
-
-
-def _check_retention(field: str, value: int | None) -> None:
-    # Above the bound SQLite cannot store it: the commit would fail, not the request.
-    if value is not None and not 0 <= value <= MAX_RETENTION:
-        raise BadRequest(
-            f"{field} must be from 0 to {MAX_RETENTION} or null (keep forever), got {value}",
-            field=field,
-        )
-
-
-def _check_partitions(count: int, minimum: int) -> None:
-    if not minimum <= count <= MAX_PARTITIONS:
-        grow = " (partitions can only grow)" if minimum > 1 else ""
-        raise BadRequest(
-            f"partitions must be between {minimum} and {MAX_PARTITIONS}{grow}, got {count}",
-            field="partitions",
-        )
-
-
-def validate_spec(spec: TopicSpec) -> None:
-    """Raise ``BadRequest`` (or ``InvalidTopicName``) for a spec no backend should accept."""
-    validate_topic_name(spec.name)
-    _check_partitions(spec.partitions, 1)
-    _check_retention("retention_ms", spec.retention_ms)
-    _check_retention("retention_bytes", spec.retention_bytes)
 
 
 class CreateTopic(Exclusive[Topic]):
@@ -120,22 +92,8 @@ class AlterTopic(Exclusive[Topic]):
 
     def plan(self) -> bool:
         state = self._catalog.get(self._name)
-        old = state.topic
-        update = self._update
-        changes: dict[str, object] = {"updated_at": self._now}
-        if update.partitions is not msgspec.UNSET:
-            _check_partitions(update.partitions, old.partitions)
-            changes["partitions"] = update.partitions
-        if update.retention_ms is not msgspec.UNSET:
-            _check_retention("retention_ms", update.retention_ms)
-            changes["retention_ms"] = update.retention_ms
-        if update.retention_bytes is not msgspec.UNSET:
-            _check_retention("retention_bytes", update.retention_bytes)
-            changes["retention_bytes"] = update.retention_bytes
-        if update.config is not msgspec.UNSET:
-            changes["config"] = update.config
         self._state = state
-        self._topic = msgspec.structs.replace(old, **changes)
+        self._topic = updated_topic(state.topic, self._update, self._now)
         return True
 
     def work(self, conn: sqlite3.Connection) -> None:

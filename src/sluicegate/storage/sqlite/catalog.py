@@ -16,7 +16,8 @@ import msgspec
 
 from sluicegate.core.records import TopicPartition, Watermarks
 from sluicegate.core.topics import Topic, is_internal
-from sluicegate.errors import InvalidPartition, UnknownTopic
+from sluicegate.errors import UnknownTopic
+from sluicegate.storage.topic_rules import invalid_partition
 
 __all__ = ["Catalog", "PartitionState", "TopicState", "load_catalog", "topic_from_row"]
 
@@ -56,15 +57,6 @@ class TopicState:
         raise invalid_partition(self.topic.name, index, len(self.partitions))
 
 
-def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
-    """The error for a partition the topic does not have, naming the ones it has."""
-    return InvalidPartition(
-        f"partition {index} does not exist: topic {topic!r} has partitions 0-{count - 1}",
-        topic=topic,
-        partition=index,
-    )
-
-
 def unknown_topic(name: str) -> UnknownTopic:
     """The error for a topic that does not exist."""
     return UnknownTopic(f"topic {name!r} does not exist", topic=name)
@@ -92,7 +84,7 @@ class Catalog:
         """The topic with this id, or ``UnknownTopic``."""
         state = self.by_id.get(topic_id)
         if state is None:
-            raise UnknownTopic(f"no topic has id {topic_id}", topic_id=topic_id)
+            raise UnknownTopic(f"no topic with id {topic_id}", topic_id=topic_id)
         return state
 
     def partition(self, tp: TopicPartition) -> PartitionState:

@@ -27,25 +27,23 @@ from sluicegate.errors import (
     StorageUnavailable,
 )
 from sluicegate.storage.base import Assignment, CommitObserver, Log
+from sluicegate.storage.groups import GroupCoordinator
 from sluicegate.storage.sqlite.admin import (
     AlterTopic,
     CreateTopic,
     DeleteTopic,
     PurgeTopic,
-    validate_spec,
 )
 from sluicegate.storage.sqlite.catalog import (
     Catalog,
     PartitionState,
     TopicState,
-    invalid_partition,
     load_catalog,
 )
 from sluicegate.storage.sqlite.checkpoints import Checkpointer, WalCap, checkpoint
 from sluicegate.storage.sqlite.commit_process import CommitProcess
 from sluicegate.storage.sqlite.connection import DbThread
 from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
-from sluicegate.storage.sqlite.groups import GroupCoordinator
 from sluicegate.storage.sqlite.migrations import migrate
 from sluicegate.storage.sqlite.reads import (
     ReaderPool,
@@ -56,6 +54,7 @@ from sluicegate.storage.sqlite.reads import (
 from sluicegate.storage.sqlite.retention import EnforceRetention
 from sluicegate.storage.sqlite.waiters import Waiters
 from sluicegate.storage.sqlite.writer import Writer
+from sluicegate.storage.topic_rules import invalid_partition, validate_spec
 
 __all__ = ["SqliteLog"]
 

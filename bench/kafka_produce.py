@@ -1,0 +1,152 @@
+"""Kafka mode: records v2 produce on a Kafka-backed gateway, against same-run baselines.
+
+- ``kafka-records-v2-text``: single-record produce over 64 connections on a gateway
+  stored in Kafka (``acks=all``, idempotent), against the same request on a gateway on
+  embedded SQLite storage, the two taking turns in one-second runs (``bench.http_produce``).
+- ``kafka-batch-100``: records/s produced in requests of 100 records (the topic admin
+  API's all-or-nothing batch: a Kafka transaction), against the ceiling of the broker
+  in the same run: confluent-kafka's producer alone, ``acks=all`` and idempotent, with
+  records of the same size. The same batches on embedded storage are reported beside it
+  (``embedded``): what the gateway's request path does with 100 records whatever stores them.
+
+The broker is ``$SLUICEGATE_BENCH_KAFKA_BOOTSTRAP`` if set, else a single-node broker
+started for the run (``sluicegate.testing.kafka_broker``), like the tests'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.http_produce import TEXT_BODY, take_turns
+from bench.servers import SERVER_CPU, spread_helper_threads
+from bench.wrk import combined
+from sluicegate.testing.kafka_broker import KafkaBroker
+from sluicegate.testing.process import serve_in_subprocess
+
+__all__ = ["run"]
+
+KEY = "customer-42"
+VALUE = "x" * 100
+BATCH = 100
+BATCH_BODY = json.dumps({"records": [{"key": KEY, "value": VALUE}] * BATCH})
+
+
+@contextlib.contextmanager
+def _cluster() -> Iterator[str]:
+    existing = os.environ.get("SLUICEGATE_BENCH_KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    with tempfile.TemporaryDirectory() as directory, KafkaBroker(Path(directory)) as broker:
+        yield broker.bootstrap_servers
+
+
+def producer_ceiling(bootstrap: str, duration: float) -> float:
+    """Records/s of confluent-kafka's producer alone: ``acks=all``, idempotent."""
+    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    key, value = KEY.encode(), VALUE.encode()
+    for _ in range(1000):  # warm-up: connections, producer id, metadata
+        producer.produce(topic, value, key)
+    producer.flush(30)
+    sent = 0
+    started = time.monotonic()
+    deadline = started + duration
+    while time.monotonic() < deadline:
+        for _ in range(1000):
+            try:
+                producer.produce(topic, value, key)
+            except BufferError:
+                producer.poll(0.01)
+                continue
+            sent += 1
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("the producer did not deliver everything")
+    return sent / (time.monotonic() - started)
+
+
+def _entry(value: float, unit: str, baseline: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "value": round(value, 1),
+        "unit": unit,
+        "baseline": round(baseline, 1),
+        "ratio": round(value / baseline, 3) if baseline else None,
+        **extra,
+    }
+
+
+def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Run the Kafka-mode benchmarks, ``duration`` seconds per measurement."""
+    with (
+        _cluster() as bootstrap,
+        tempfile.TemporaryDirectory() as sqlite_dir,
+        tempfile.TemporaryDirectory() as kafka_dir,
+        serve_in_subprocess(sqlite_dir, cpu=SERVER_CPU) as embedded,
+        serve_in_subprocess(
+            kafka_dir,
+            cpu=SERVER_CPU,
+            env={
+                "SLUICEGATE_STORAGE__BACKEND": "kafka",
+                "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+                "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}.",
+            },
+        ) as on_kafka,
+    ):
+        for server in (embedded, on_kafka):
+            spread_helper_threads(server.pid)
+        json_headers = {"content-type": "application/json"}
+        single = {
+            name: f"{s.url}/v2/topics/bench/records"
+            for name, s in (("embedded", embedded), ("kafka", on_kafka))
+        }
+        batch = {
+            name: f"{s.url}/admin/v1/topics/batches/records"
+            for name, s in (("embedded", embedded), ("kafka", on_kafka))
+        }
+        for url in single.values():
+            httpx.post(url, content=TEXT_BODY, headers=json_headers).raise_for_status()
+        for url in batch.values():
+            httpx.post(url, content=BATCH_BODY, headers=json_headers).raise_for_status()
+        runs = take_turns(
+            {
+                "embedded-records-v2-text": (single["embedded"], TEXT_BODY),
+                "kafka-records-v2-text": (single["kafka"], TEXT_BODY),
+                "embedded-batch-100": (batch["embedded"], BATCH_BODY),
+                "kafka-batch-100": (batch["kafka"], BATCH_BODY),
+            },
+            duration,
+        )
+        rates = {name: combined(results) for name, results in runs.items()}
+        ceiling = producer_ceiling(bootstrap, duration)
+    embedded_rps, _ = rates["embedded-records-v2-text"]
+    kafka_rps, kafka_p99 = rates["kafka-records-v2-text"]
+    batch_rps, batch_p99 = rates["kafka-batch-100"]
+    embedded_batch_rps, _ = rates["embedded-batch-100"]
+    return {
+        "kafka-records-v2-text": _entry(
+            kafka_rps, "requests/s", embedded_rps, p99_ms=kafka_p99, target=0.7
+        ),
+        "kafka-batch-100": _entry(
+            batch_rps * BATCH,
+            "records/s",
+            ceiling,
+            p99_ms=batch_p99,
+            target=0.5,
+            embedded=round(embedded_batch_rps * BATCH, 1),
+        ),
+    }

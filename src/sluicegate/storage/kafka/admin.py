@@ -1,0 +1,187 @@
+"""The Admin API, awaited on the loop: librdkafka answers admin requests on its own
+background thread and resolves ``concurrent.futures`` futures, which the loop awaits
+without a thread of ours. Every call is bounded by the request timeout and its errors
+are translated (``errors``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+)
+from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
+
+from sluicegate.errors import SluicegateError, StorageUnavailable, UnknownTopic
+from sluicegate.storage.kafka.errors import kafka_error, translate
+
+__all__ = ["KafkaAdmin"]
+
+T = TypeVar("T")
+_Key = tuple[str, int]
+#: librdkafka's "no committed offset" (OFFSET_INVALID).
+_NO_OFFSET = -1001
+_RETRY_SECONDS = 0.05
+#: Seconds a topic just created may take to have leaders for all its partitions.
+_LEADER_PATIENCE = 30.0
+#: Answers of a partition whose leadership is moving (or a broker that just restarted).
+_LEADERLESS = {
+    KafkaError._NOENT,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.FENCED_LEADER_EPOCH,
+}
+
+
+def _leaderless(exc: Exception) -> bool:
+    cause = exc.__cause__
+    error = kafka_error(cause) if cause is not None else None
+    return error is not None and error.code() in _LEADERLESS
+
+
+class KafkaAdmin:
+    """Topic, offset and group-offset requests of one node, bounded by ``timeout``."""
+
+    def __init__(self, config: dict[str, Any], *, timeout: float, replication_factor: int):
+        self._client = AdminClient(config)
+        self._timeout = timeout
+        self._replication = replication_factor
+
+    async def _await(self, future: Future[T], topic: str | None = None) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            raise StorageUnavailable(
+                f"Kafka did not answer within {self._timeout:g}s (kafka.request_timeout)"
+            ) from None
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            if error is None:
+                raise StorageUnavailable(f"Kafka failed: {exc}") from exc
+            raise translate(error, topic=topic) from exc
+
+    def _options(self) -> dict[str, float]:
+        return {"request_timeout": self._timeout}
+
+    async def describe_cluster(self) -> None:
+        """Return once a broker answered (the cheapest question there is)."""
+        await self._await(self._client.describe_cluster(**self._options()))
+
+    async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
+        new = NewTopic(
+            name, num_partitions=partitions, replication_factor=self._replication, config=configs
+        )
+        futures = self._client.create_topics([new], **self._options())
+        await self._await(futures[name], topic=name)
+
+    async def until_led(self, name: str, partitions: int) -> None:
+        """Return once every partition of a topic just created has a leader."""
+        # A busy cluster (a new one creating its internal topics) may take seconds.
+        specs = {(name, p): OffsetSpec.latest() for p in range(partitions)}
+        await self.list_offsets(specs, name, patience=_LEADER_PATIENCE)
+
+    async def delete_topic(self, name: str) -> None:
+        futures = self._client.delete_topics([name], operation_timeout=self._timeout)
+        await self._await(futures[name], topic=name)
+
+    async def grow(self, name: str, partitions: int) -> None:
+        futures = self._client.create_partitions(
+            [NewPartitions(name, partitions)], **self._options()
+        )
+        await self._await(futures[name], topic=name)
+
+    async def set_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        entries = [
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in configs.items()
+        ]
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
+        futures = self._client.incremental_alter_configs([resource], **self._options())
+        await self._await(futures[resource], topic=name)
+
+    async def delete_records(self, partitions: Sequence[_Key]) -> None:
+        """Drop every record below each partition's high watermark."""
+        # OFFSET_END (-1) asks the broker for its high watermark, whatever it is by now.
+        futures = self._client.delete_records(
+            [KafkaPartition(t, p, -1) for t, p in partitions], **self._options()
+        )
+        for future in futures.values():
+            await self._await(future)
+
+    async def list_offsets(
+        self, specs: Mapping[_Key, OffsetSpec], topic: str | None = None, *, patience: float = 0
+    ) -> dict[_Key, int]:
+        """Offsets as a ``read_committed`` reader sees them (the end is the last stable one).
+
+        A partition without a leader yet (a topic just created, a broker failing over) is
+        asked again until the request timeout, or ``patience`` seconds if longer.
+        """
+        deadline = asyncio.get_running_loop().time() + max(self._timeout, patience)
+        while True:
+            futures = self._client.list_offsets(
+                {KafkaPartition(t, p): spec for (t, p), spec in specs.items()},
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                **self._options(),
+            )
+            try:
+                out: dict[_Key, int] = {}
+                for tp, future in futures.items():
+                    info = await self._await(future, topic=topic)
+                    out[(tp.topic, tp.partition)] = info.offset
+                return out
+            except SluicegateError as exc:
+                # Patient callers just created the topic: a broker may not know it yet.
+                unknown_yet = patience > 0 and isinstance(exc, UnknownTopic)
+                late = asyncio.get_running_loop().time() > deadline
+                if late or not (unknown_yet or _leaderless(exc)):
+                    raise
+            await asyncio.sleep(_RETRY_SECONDS)
+            # librdkafka may keep answering from metadata cached before the leader was
+            # elected; asking for the topics' metadata refreshes it.
+            topics = TopicCollection(sorted({t for t, _ in specs}))
+            for future in self._client.describe_topics(topics, **self._options()).values():
+                with contextlib.suppress(SluicegateError):
+                    await self._await(future)
+
+    async def commit(self, group: str, offsets: Mapping[_Key, int]) -> None:
+        """Store the group's next offsets in ``__consumer_offsets``."""
+        request = ConsumerGroupTopicPartitions(
+            group, [KafkaPartition(t, p, offset) for (t, p), offset in offsets.items()]
+        )
+        futures = self._client.alter_consumer_group_offsets([request], **self._options())
+        answer = await self._await(futures[group])
+        for tp in answer.topic_partitions or ():
+            if tp.error is not None:
+                raise translate(tp.error, topic=tp.topic)
+
+    async def committed(self, group: str, topic: str, partitions: int) -> dict[int, int]:
+        """The group's committed offsets on ``topic``, by partition (absent: none)."""
+        request = ConsumerGroupTopicPartitions(
+            group, [KafkaPartition(topic, p) for p in range(partitions)]
+        )
+        futures = self._client.list_consumer_group_offsets([request], **self._options())
+        answer = await self._await(futures[group], topic=topic)
+        return {
+            tp.partition: tp.offset
+            for tp in answer.topic_partitions or ()
+            if tp.error is None and tp.offset != _NO_OFFSET and tp.offset >= 0
+        }

@@ -1,0 +1,82 @@
+"""The librdkafka settings of the backend's few clients, built from ``[kafka]``.
+
+Every client gets the user's ``client`` table (security protocol, SASL, TLS files...) as
+it is, then the settings the backend owns on top: these decide what an acknowledgement
+means and what a read sees, so configuration may not change them (``config.py`` refuses).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sluicegate.config import KafkaSettings
+
+__all__ = ["admin_config", "consumer_config", "producer_config"]
+
+#: librdkafka's own log lines, in the gateway's log. Only polled clients may have one (the
+#: lines wait in a queue until the next poll), so the admin client logs to stderr.
+_client_log = logging.getLogger("sluicegate.storage.kafka.librdkafka")
+
+
+def _base(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
+    return {
+        "client.id": client_id,
+        **settings.client,
+        "bootstrap.servers": settings.bootstrap_servers,
+        # librdkafka retries and reconnects on its own; without this it reports every
+        # refused connection at error level, and an outage floods the log.
+        "log.connection.close": False,
+    }
+
+
+def producer_config(
+    settings: KafkaSettings, client_id: str, *, append_timeout: float, transactional_id: str | None
+) -> dict[str, Any]:
+    """The node's producer: idempotent, ``acks=all``, transactional if given an id."""
+    config = _base(settings, client_id)
+    config.update(
+        {
+            "logger": _client_log,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": settings.linger_ms,
+            # A record not acknowledged by then fails (408): Log.append's deadline.
+            # librdkafka wants it above linger.ms.
+            "message.timeout.ms": max(int(settings.linger_ms) + 1, round(append_timeout * 1000)),
+            "request.timeout.ms": max(1, round(settings.request_timeout * 1000)),
+            # A topic deleted under a queued record fails it (404) in two seconds, not
+            # when the record times out.
+            "topic.metadata.propagation.max.ms": 2000,
+        }
+    )
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+        # The broker aborts a transaction this node left open (a crash) after this long.
+        config["transaction.timeout.ms"] = max(60_000, round(append_timeout * 2000))
+    return config
+
+
+def consumer_config(settings: KafkaSettings, client_id: str, group_id: str) -> dict[str, Any]:
+    """A node-wide fetcher: assigned partitions only, committed records only, no commits."""
+    config = _base(settings, client_id)
+    config.update(
+        {
+            "logger": _client_log,
+            # Required by librdkafka; the fetchers never join it (assign, not subscribe).
+            "group.id": group_id,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            # A position below the low watermark is the reader's error, never a silent jump.
+            "auto.offset.reset": "error",
+            "fetch.wait.max.ms": 100,
+            "socket.timeout.ms": max(10, round(settings.request_timeout * 1000)),
+        }
+    )
+    return config
+
+
+def admin_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
+    return _base(settings, client_id)

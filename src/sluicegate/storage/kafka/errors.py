@@ -1,0 +1,92 @@
+"""librdkafka's errors translated into sluicegate's, most specific first.
+
+Everything the Kafka backend raises goes through ``translate`` at the boundary, so the
+dialects see the same hierarchy as on SQLite: a message too large is 413, an unknown
+topic 404, a broker that does not answer 503, a record not confirmed in time 408.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+
+from sluicegate.errors import (
+    BadRequest,
+    OffsetOutOfRange,
+    PayloadTooLarge,
+    SluicegateError,
+    StorageError,
+    StorageTimeout,
+    StorageUnavailable,
+    TopicExists,
+    UnknownTopic,
+)
+
+__all__ = ["kafka_error", "translate"]
+
+_TOO_LARGE = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+}
+_UNKNOWN_TOPIC = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.UNKNOWN_TOPIC_ID,
+}
+_TIMED_OUT = {KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
+_UNAVAILABLE = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._RESOLVE,
+    KafkaError._TIMED_OUT,
+    KafkaError._TIMED_OUT_QUEUE,
+    KafkaError._WAIT_COORD,
+    KafkaError.BROKER_NOT_AVAILABLE,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.NETWORK_EXCEPTION,
+}
+_INVALID = {
+    KafkaError.INVALID_PARTITIONS,
+    KafkaError.INVALID_REPLICATION_FACTOR,
+    KafkaError.INVALID_CONFIG,
+    KafkaError.INVALID_REQUEST,
+    KafkaError.POLICY_VIOLATION,
+    KafkaError.TOPIC_EXCEPTION,
+}
+
+
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The ``KafkaError`` inside ``exc`` (a ``KafkaException`` from any call), if any."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
+def translate(error: KafkaError, *, topic: str | None = None) -> SluicegateError:
+    """The sluicegate error for ``error``; ``topic`` is named in messages that need it."""
+    code = error.code()
+    text = error.str()
+    detail = {} if topic is None else {"topic": topic}
+    if code in _TOO_LARGE:
+        return PayloadTooLarge(f"the record is larger than Kafka accepts: {text}", **detail)
+    if code in _UNKNOWN_TOPIC:
+        return UnknownTopic(f"topic {topic!r} does not exist in Kafka: {text}", **detail)
+    if code == KafkaError.TOPIC_ALREADY_EXISTS:
+        return TopicExists(f"topic {topic!r} already exists", **detail)
+    if code == KafkaError.OFFSET_OUT_OF_RANGE:
+        return OffsetOutOfRange(f"offset out of range: {text}", **detail)
+    if code in _TIMED_OUT:
+        return StorageTimeout(f"Kafka did not confirm the write in time: {text}")
+    if code in _INVALID:
+        return BadRequest(f"Kafka refused the request: {text}", **detail)
+    if code in _UNAVAILABLE or error.retriable():
+        return StorageUnavailable(f"Kafka is unavailable: {text}")
+    return StorageError(f"Kafka failed: {text}")

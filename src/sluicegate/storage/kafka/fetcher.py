@@ -1,0 +1,250 @@
+"""The node-wide reader: one consumer, assigned (never subscribed), serving every read.
+
+A read asks for records of one partition from an offset. Reads queue up while a round
+runs; the next round assigns every queued partition at its offset in one ``assign``, so
+one fetch request per broker serves them all, then hands each read its records as soon
+as it has enough (count, bytes, or the partition's end). Two reads of one partition at
+different offsets go in consecutive rounds. The cost is fixed per node — one consumer
+and one thread — however many HTTP consumers read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from sluicegate.core.records import Header, Record
+from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
+from sluicegate.storage.kafka.errors import translate
+from sluicegate.storage.kafka.worker import Worker
+
+__all__ = ["Fetcher", "to_record"]
+
+_CONSUME_BATCH = 1000
+_CONSUME_SECONDS = 0.01
+#: Seconds a reader thread waits for work before checking whether it should stop.
+_IDLE_SECONDS = 0.2
+
+
+def to_record(message: Message, topic: str) -> Record:
+    """A stored record from a fetched message; ``topic`` is the gateway's name for it."""
+    # A fetched message's headers are always a list of pairs (a dict only goes out).
+    headers = cast(list[tuple[str, bytes | None]] | None, message.headers())
+    offset = message.offset()
+    _, timestamp = message.timestamp()
+    return Record(
+        topic=topic,
+        partition=message.partition() or 0,
+        offset=-1 if offset is None else offset,
+        timestamp=timestamp * 1000,
+        key=message.key(),
+        value=message.value(),
+        headers=[_header(name, value) for name, value in headers] if headers else (),
+    )
+
+
+def _header(name: str, value: str | bytes | None) -> Header:
+    # Kafka allows a header without a value; the gateway's records carry bytes.
+    if value is None:
+        return (name, b"")
+    return (name, value.encode() if isinstance(value, str) else value)
+
+
+class _Read:
+    __slots__ = ("end", "future", "max_bytes", "max_records", "offset", "records", "size", "topic")
+
+    def __init__(
+        self,
+        topic: str,
+        offset: int,
+        end: int,
+        max_records: int,
+        max_bytes: int,
+        future: asyncio.Future[list[Record]],
+    ) -> None:
+        self.topic = topic
+        self.offset = offset
+        self.end = end
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.future = future
+        self.records: list[Record] = []
+        self.size = 0
+
+    def take(self, record: Record) -> bool:
+        """Add ``record`` if it fits; whether the read has all it wants."""
+        size = record.size()
+        if self.records and self.size + size > self.max_bytes:
+            return True  # only the first record may exceed max_bytes
+        self.records.append(record)
+        self.size += size
+        return (
+            len(self.records) >= self.max_records
+            or self.size >= self.max_bytes
+            or record.offset + 1 >= self.end
+        )
+
+
+_Key = tuple[str, int]
+_Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
+
+
+class Fetcher:
+    """Reads records for the whole node through one consumer on one thread."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        timeout: float,
+        on_error: Callable[[KafkaError], None],
+    ) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._on_error = on_error
+        self._consumer = Consumer({**config, "error_cb": self._error})
+        self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
+        self.worker = Worker("kafka-fetcher", self._serve, loop)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def read(
+        self,
+        kafka_topic: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        end: int,
+        *,
+        max_records: int,
+        max_bytes: int,
+    ) -> asyncio.Future[list[Record]]:
+        """Records of ``partition`` from ``offset``, stopping before ``end`` at the latest."""
+        future: asyncio.Future[list[Record]] = self._loop.create_future()
+        self._requests.put(
+            (kafka_topic, partition, _Read(topic, offset, end, max_records, max_bytes, future))
+        )
+        return future
+
+    async def close(self) -> None:
+        self._requests.put(None)
+        await self.worker.join()
+
+    def _error(self, error: KafkaError) -> None:
+        self._loop.call_soon_threadsafe(self._on_error, error)
+
+    # -- the fetcher thread ----------------------------------------------------------
+
+    def _serve(self) -> None:
+        waiting: list[tuple[_Key, _Read]] = []
+        try:
+            while True:
+                if not waiting:
+                    try:
+                        item = self._requests.get(timeout=_IDLE_SECONDS)
+                    except queue.Empty:
+                        continue
+                    if item is None:
+                        return
+                    waiting.append(((item[0], item[1]), item[2]))
+                stop = False
+                while True:
+                    try:
+                        item = self._requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    waiting.append(((item[0], item[1]), item[2]))
+                this_round: dict[_Key, _Read] = {}
+                later: list[tuple[_Key, _Read]] = []
+                for key, read in waiting:
+                    if key in this_round:
+                        later.append((key, read))
+                    else:
+                        this_round[key] = read
+                waiting = later
+                self._round(this_round)
+                if stop:
+                    for _, read in waiting:
+                        self._deliver([(read.future, StorageUnavailable("the log is closing"))])
+                    return
+        finally:
+            self._consumer.close()
+
+    def _round(self, reads: dict[_Key, _Read]) -> None:
+        consumer = self._consumer
+        consumer.assign([KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()])
+        deadline = time.monotonic() + self._timeout
+        while reads:
+            messages = consumer.consume(_CONSUME_BATCH, _CONSUME_SECONDS)
+            finished: list[_Outcome] = []
+            for message in messages:
+                key = (message.topic() or "", message.partition() or 0)
+                read = reads.get(key)
+                if read is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    outcome = self._on_fetch_error(error, read)
+                    if outcome is not None:
+                        del reads[key]
+                        finished.append((read.future, outcome))
+                    continue
+                offset = message.offset()
+                if offset is None or offset < read.offset:
+                    continue  # fetched before this round's assign
+                if read.take(to_record(message, read.topic)):
+                    del reads[key]
+                    finished.append((read.future, read.records))
+            if not messages and time.monotonic() > deadline:
+                for read in reads.values():
+                    finished.append((read.future, self._timed_out(read)))
+                reads.clear()
+            self._deliver(finished)
+
+    def _on_fetch_error(
+        self, error: KafkaError, read: _Read
+    ) -> list[Record] | SluicegateError | None:
+        code = error.code()
+        if code == KafkaError._PARTITION_EOF:
+            return read.records
+        if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+            if read.records:
+                return read.records
+            return OffsetOutOfRange(
+                f"offset {read.offset} is out of range for {read.topic}: its records are gone",
+                topic=read.topic,
+                offset=read.offset,
+            )
+        if error.retriable():
+            return None  # librdkafka retries; the deadline bounds the wait
+        return translate(error, topic=read.topic)
+
+    def _timed_out(self, read: _Read) -> list[Record] | SluicegateError:
+        if read.records:
+            return read.records
+        return StorageUnavailable(f"Kafka did not return records within {self._timeout:g}s")
+
+    def _deliver(self, finished: list[_Outcome]) -> None:
+        if finished:
+            self._loop.call_soon_threadsafe(_resolve, finished)
+
+
+def _resolve(finished: list[_Outcome]) -> None:
+    for future, outcome in finished:
+        if future.done():
+            continue  # the reader gave up waiting
+        if isinstance(outcome, SluicegateError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

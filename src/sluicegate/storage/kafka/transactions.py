@@ -1,0 +1,303 @@
+"""All-or-nothing batches: Kafka transactions, group-committed.
+
+A multi-record append must be stored whole or not at all, across partitions and topics:
+that is a Kafka transaction. A transaction costs a few round trips to the transaction
+coordinator whatever its size, so, like SQLite's writer, the committer takes every batch
+queued while the previous transaction committed and puts them all in the next one.
+
+A committed transaction is visible to ``read_committed`` readers only once the coordinator
+has written its commit markers, a moment after ``commit_transaction`` returns; a batch's
+future resolves only then, so whoever appended reads its own write.
+
+If the transaction fails because of one batch (a record too large for the broker), the
+others must not fail with it: the committer aborts, then commits each batch on its own.
+Readers use ``read_committed``, so records of an aborted transaction are never seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from sluicegate.core.records import NewRecord
+from sluicegate.errors import SluicegateError, StorageTimeout, StorageUnavailable
+from sluicegate.storage.kafka.delivery import Report, report_of
+from sluicegate.storage.kafka.errors import kafka_error, translate
+
+__all__ = ["TransactionalProducer"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to keep asking a transaction coordinator that answers "retriable".
+_COORDINATOR_PATIENCE = 30.0
+
+_Key = tuple[str, int]
+
+
+class Batch:
+    """One append's records and, for each, its (Kafka topic, partition)."""
+
+    __slots__ = ("keys", "records")
+
+    def __init__(self, keys: Sequence[_Key], records: Sequence[NewRecord]) -> None:
+        self.keys = keys
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+#: A batch's reports in batch order, or why none of it was stored.
+Outcome = list[Report] | SluicegateError
+_Waiting = tuple[Batch, Callable[[Outcome], None]]
+#: Waits until ``read_committed`` readers see each partition up to its offset.
+Visible = Callable[[Mapping[_Key, int]], Awaitable[None]]
+
+
+class TransactionalProducer:
+    """Commits queued batches in transactions on one thread of its own.
+
+    Resource handling: ``start`` initialises the transactional id (fencing a previous
+    incarnation of this node); ``run`` commits until ``close``; blocking librdkafka calls
+    run on the committer thread only, never on the loop.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        append_timeout: float,
+        request_timeout: float,
+        on_error: Callable[[KafkaError], None],
+        visible: Visible,
+    ) -> None:
+        self._config = config
+        self._visible = visible
+        self._append_timeout = append_timeout
+        self._request_timeout = request_timeout
+        self._on_error = on_error
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._producer: Producer | None = None
+        self._must_abort = False
+        #: A commit that timed out may still complete: it is resumed before the next one.
+        self._must_resume = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
+        self._queue: list[_Waiting] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        #: Records of the batches queued or being committed (for /metrics).
+        self.queued_records = 0
+
+    async def start(self) -> None:
+        """Create the producer and register its transactional id with the coordinator."""
+        self._loop = asyncio.get_running_loop()
+        await self._loop.run_in_executor(self._executor, self._open)
+
+    def _open(self) -> None:
+        producer = Producer({**self._config, "error_cb": self._error})
+        # A new cluster creates its transaction log on first use, and a coordinator that
+        # just moved is loading: both answer "retriable" for a while, so keep asking.
+        deadline = time.monotonic() + max(_COORDINATOR_PATIENCE, self._request_timeout)
+        while True:
+            try:
+                producer.init_transactions(self._request_timeout)
+                break
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                if error is not None and error.retriable() and time.monotonic() < deadline:
+                    continue
+                failure = translate(error) if error is not None else StorageUnavailable(str(exc))
+                raise failure from exc
+        self._producer = producer
+        self._must_abort = False
+        self._must_resume = False
+
+    def _error(self, error: KafkaError) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_error, error)
+
+    def submit(self, batch: Batch, done: Callable[[Outcome], None]) -> None:
+        """Queue ``batch``; ``done`` gets its outcome on the loop."""
+        self._queue.append((batch, done))
+        self.queued_records += len(batch)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Commit queued batches until ``close()`` and the queue is empty."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._queue:
+                if self._closing:
+                    return
+                continue
+            waiting, self._queue = self._queue, []
+            outcomes = await loop.run_in_executor(
+                self._executor, self._commit_all, [batch for batch, _ in waiting]
+            )
+            ends: dict[_Key, int] = {}
+            for (batch, _), outcome in zip(waiting, outcomes, strict=True):
+                if not isinstance(outcome, SluicegateError):
+                    # Offsets grow per partition in send order: the last one is the end.
+                    for key, (_, offset, _) in zip(batch.keys, outcome, strict=True):
+                        ends[key] = offset + 1
+            if ends:
+                try:
+                    await self._visible(ends)
+                except SluicegateError as exc:
+                    # Committed, but not yet seen: the outcome is decided, the wait was not.
+                    logger.warning("committed records are not visible yet: %s", exc.message)
+            for (batch, done), outcome in zip(waiting, outcomes, strict=True):
+                self.queued_records -= len(batch)
+                done(outcome)
+            if self._closing:
+                self._wake.set()
+
+    def close(self) -> None:
+        """Commit what is queued, then make ``run`` return."""
+        self._closing = True
+        self._wake.set()
+
+    async def shutdown(self) -> None:
+        """Release the producer and the committer thread (after ``run`` returned)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
+        self._executor.shutdown()
+
+    def _release(self) -> None:
+        if self._producer is not None:
+            if self._must_abort:
+                self._abort()
+            self._producer.flush(self._request_timeout)
+            self._producer = None
+
+    # -- the committer thread --------------------------------------------------------
+
+    def _commit_all(self, batches: list[Batch]) -> list[Outcome]:
+        outcomes = self._commit(batches)
+        if len(batches) > 1 and all(isinstance(o, SluicegateError) for o in outcomes):
+            failure = outcomes[0]
+            assert isinstance(failure, SluicegateError)
+            if not failure.retriable:
+                # Perhaps one batch spoiled it for all: give each its own transaction.
+                return [self._commit([batch])[0] for batch in batches]
+        return outcomes
+
+    def _commit(self, batches: list[Batch]) -> list[Outcome]:
+        """One transaction holding every batch; each batch's outcome (all the same)."""
+        try:
+            self._ready()
+        except SluicegateError as exc:
+            return [exc] * len(batches)
+        producer = self._producer
+        assert producer is not None
+        reports: list[list[Report | None]] = [[None] * len(batch) for batch in batches]
+        committing = False
+        try:
+            producer.begin_transaction()
+            for batch, own in zip(batches, reports, strict=True):
+                for index, ((topic, _), record) in enumerate(
+                    zip(batch.keys, batch.records, strict=True)
+                ):
+                    producer.produce(
+                        topic,
+                        record.value,
+                        record.key,
+                        partition=record.partition,
+                        headers=list(record.headers) if record.headers else None,
+                        on_delivery=functools.partial(_collect, own, index),
+                    )
+            committing = True
+            producer.commit_transaction(self._append_timeout)
+        except (KafkaException, BufferError) as exc:
+            failure = self._failed(exc, reports, committing=committing)
+            return [failure] * len(batches)
+        # commit_transaction flushed, which served every record's delivery callback.
+        return [_complete(own) for own in reports]
+
+    def _ready(self) -> None:
+        if self._producer is None:
+            self._open()
+        if self._must_resume:
+            self._resume()
+        if self._must_abort and not self._abort():
+            raise StorageUnavailable("Kafka's transaction coordinator is unreachable")
+
+    def _resume(self) -> None:
+        """Finish the commit that timed out: librdkafka resumes it where it stopped."""
+        producer = self._producer
+        assert producer is not None
+        try:
+            producer.commit_transaction(self._request_timeout)
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            if error is not None and error.fatal():
+                self._producer = None
+                self._open()
+            elif error is not None and error.txn_requires_abort():
+                self._must_resume, self._must_abort = False, True
+            else:
+                raise StorageUnavailable(f"Kafka has not finished a commit: {exc}") from exc
+            return
+        self._must_resume = False
+
+    def _abort(self) -> bool:
+        producer = self._producer
+        assert producer is not None
+        try:
+            producer.abort_transaction(self._request_timeout)
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            if error is not None and error.fatal():
+                self._producer = None  # _ready makes a new one, fencing this one
+                return True
+            self._must_abort = True
+            return False
+        self._must_abort = False
+        return True
+
+    def _failed(
+        self, exc: BaseException, reports: list[list[Report | None]], *, committing: bool
+    ) -> SluicegateError:
+        # The most telling cause: a record's own error (413) over the transaction's.
+        cause = next(
+            (r[0] for own in reports for r in own if r is not None and r[0] is not None), None
+        )
+        error = kafka_error(exc)
+        timed_out = error is not None and error.code() == KafkaError._TIMED_OUT
+        if error is not None and error.fatal():
+            logger.error("the transactional producer failed fatally (%s); making a new one", exc)
+            self._producer = None
+        elif committing and error is not None and error.retriable():
+            # The commit may complete yet (or have completed): abort is no longer ours to
+            # choose. The next transaction first resumes it.
+            self._must_resume = True
+        else:
+            # The transaction is over only once aborted; if that fails now, the next
+            # commit tries again first.
+            self._abort()
+        if cause is not None:
+            return translate(cause)
+        if isinstance(exc, BufferError):
+            return StorageUnavailable("the producer's queue is full")
+        if timed_out:
+            return StorageTimeout(f"Kafka did not commit the transaction in time: {exc}")
+        return translate(error) if error is not None else StorageUnavailable(str(exc))
+
+
+def _collect(into: list[Report | None], index: int, error: KafkaError | None, message: Any) -> None:
+    into[index] = report_of(error, message)
+
+
+def _complete(reports: list[Report | None]) -> Outcome:
+    if any(report is None for report in reports):
+        # Cannot happen after a successful commit; if it does, say so rather than guess.
+        return StorageTimeout("Kafka committed the transaction but a delivery report is missing")
+    return [report for report in reports if report is not None]

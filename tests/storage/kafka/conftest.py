@@ -1,0 +1,91 @@
+"""Kafka backend fixtures: logs of their own on the session's cluster, and plain clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka.admin import AdminClient
+
+from sluicegate.config import KafkaSettings
+from sluicegate.storage.base import running
+from sluicegate.storage.kafka import KafkaLog
+from tests.storage.conftest import kafka_test_settings
+
+OpenLog = Callable[..., AbstractAsyncContextManager[KafkaLog]]
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    return kafka_test_settings(kafka_bootstrap, request_timeout=5.0)
+
+
+@pytest.fixture
+def open_kafka_log() -> OpenLog:
+    """``async with open_kafka_log(settings, node_id=...) as log``: a running KafkaLog."""
+
+    def opened(settings: KafkaSettings, **options: Any) -> AbstractAsyncContextManager[KafkaLog]:
+        options.setdefault("node_id", f"node-{uuid.uuid4().hex[:6]}")
+        return running(KafkaLog(settings, **options))  # type: ignore[return-value]
+
+    return opened
+
+
+@pytest.fixture
+async def kafka_log(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> AsyncIterator[KafkaLog]:
+    async with open_kafka_log(kafka_settings) as log:
+        yield log
+
+
+@pytest.fixture
+def kafka_admin(kafka_bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+def consume_all(
+    bootstrap: str, topic: str, partitions: int = 1, *, committed: bool = True
+) -> list[Any]:
+    """Every record of ``topic`` as a plain Kafka consumer sees it (messages, in offset order)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        consumer.assign([KafkaPartition(topic, p, 0) for p in range(partitions)])
+        messages: list[Any] = []
+        ended: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(ended) < partitions and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                assert error.code() == error._PARTITION_EOF, error
+                ended.add(message.partition())
+                continue
+            messages.append(message)
+        assert len(ended) == partitions, "the consumer did not reach the end in time"
+        return messages
+    finally:
+        consumer.close()
+
+
+async def consume_all_async(
+    bootstrap: str, topic: str, partitions: int = 1, **kw: Any
+) -> list[Any]:
+    return await asyncio.to_thread(consume_all, bootstrap, topic, partitions, **kw)

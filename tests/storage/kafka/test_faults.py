@@ -1,0 +1,221 @@
+"""Faults between the gateway and Kafka, on brokers of their own: stopped, killed, and
+behind a proxy that delays, stalls and cuts connections.
+
+What must hold: no 200 for a record not stored, every acknowledged record stored exactly
+once, no record of a failed batch visible, and recovery without restarting the gateway.
+Each test is bounded in records and seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluicegate.app import build_app
+from sluicegate.config import KafkaSettings
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.records import NewRecord
+from sluicegate.core.topics import TopicSpec
+from sluicegate.errors import SluicegateError, StorageTimeout
+from sluicegate.observability.metrics import Metrics
+from sluicegate.storage.base import running
+from sluicegate.storage.factory import open_log
+from sluicegate.storage.kafka import KafkaLog
+from sluicegate.testing.kafka_broker import KafkaBroker
+from tests.conftest import make_settings, on_kafka
+from tests.storage.kafka.conftest import consume_all_async
+from tests.storage.kafka.fault_proxy import FaultProxy
+
+URL = "/v2/topics/faults/records"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of this module's own: its tests stop and kill it (and start it again)."""
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker
+
+
+@pytest.fixture
+async def http(broker: KafkaBroker, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """Records v2 on a gateway stored on ``broker``, with short deadlines."""
+    settings = on_kafka(
+        make_settings(
+            tmp_path,
+            auth={"enabled": False},
+            storage={"append_timeout": 4.0},
+            kafka={"request_timeout": 2.0},
+        ),
+        broker.bootstrap_servers,
+    )
+    async with running(open_log(settings)) as log:
+        gateway = Gateway(settings, log)
+        await gateway.start()
+        transport = httpx.ASGITransport(app=build_app(gateway, metrics=Metrics()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            client.headers["x-topic-prefix"] = settings.kafka.topic_prefix
+            yield client
+
+
+class Producers:
+    """Concurrent records-v2 producers, each sending unique values, counting outcomes."""
+
+    def __init__(self, http: httpx.AsyncClient, workers: int = 4) -> None:
+        self.http = http
+        self.workers = workers
+        self.acked: list[str] = []
+        self.statuses: collections.Counter[int] = collections.Counter()
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for worker in range(self.workers):
+                tg.create_task(self._produce(worker))
+
+    async def _produce(self, worker: int) -> None:
+        sent = 0
+        while not self.stop.is_set():
+            value = f"w{worker}-{sent}"
+            sent += 1
+            body = {"value": {"type": "text", "data": value}}
+            response = await self.http.post(URL, json=body)
+            self.statuses[response.status_code] += 1
+            if response.status_code == 200:
+                self.acked.append(value)
+            else:
+                await asyncio.sleep(0.05)
+
+    async def until_acked(self, count: int, timeout: float) -> None:
+        target = len(self.acked) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < target:
+            assert time.monotonic() < deadline, f"only {len(self.acked)} acks: {self.statuses}"
+            await asyncio.sleep(0.05)
+
+
+async def _stored_values(bootstrap: str, topic: str) -> list[str]:
+    messages = await consume_all_async(bootstrap, topic)
+    return [message.value().decode() for message in messages]
+
+
+async def _check_stored(http: httpx.AsyncClient, broker: KafkaBroker, producers: Producers) -> None:
+    assert set(producers.statuses) <= {200, 408, 503}, producers.statuses
+    topic = http.headers["x-topic-prefix"] + "faults"
+    stored = await _stored_values(broker.bootstrap_servers, topic)
+    duplicates = [v for v, n in collections.Counter(stored).items() if n > 1]
+    assert duplicates == []
+    assert set(producers.acked) <= set(stored)
+
+
+@pytest.mark.parametrize("how", ["stop", "kill -9"])
+async def test_broker_down_during_produce_never_200_and_recovers(
+    http: httpx.AsyncClient, broker: KafkaBroker, how: str
+) -> None:
+    producers = Producers(http)
+    running_producers = asyncio.create_task(producers.run())
+    try:
+        await producers.until_acked(50, timeout=30)
+        if how == "stop":
+            await asyncio.to_thread(broker.stop)
+        else:
+            await asyncio.to_thread(broker.kill)
+        acked_before = len(producers.acked)
+        # Every request answers within the append deadline (4 s): 503 at once once the
+        # producer knows no broker is reachable, 408 for records it was still sending.
+        await asyncio.sleep(6)
+        failures = producers.statuses[503] + producers.statuses[408]
+        assert failures > 0
+        assert (await http.get("/readyz")).status_code == 503
+        # Requests in flight when the broker went may have been acked; none after that.
+        assert len(producers.acked) - acked_before <= producers.workers
+        await asyncio.to_thread(broker.start)
+        await producers.until_acked(50, timeout=60)  # the same gateway, recovered
+        assert (await http.get("/readyz")).status_code == 200
+    finally:
+        producers.stop.set()
+        await running_producers
+    await _check_stored(http, broker, producers)
+
+
+async def test_delays_stalls_and_cuts_lose_nothing_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    proxy_port = _free_port()
+    with KafkaBroker(tmp_path / "kafka", advertised_port=proxy_port) as broker:
+        proxy = FaultProxy(proxy_port, broker.port)
+        await proxy.start()
+        try:
+            await _produce_through_faults(proxy, f"127.0.0.1:{proxy_port}")
+        finally:
+            await proxy.close()
+
+
+async def _produce_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap, topic_prefix="proxied.", request_timeout=3.0
+    )
+    acked: list[bytes] = []
+    failed: list[tuple[list[bytes], SluicegateError]] = []
+    stop = asyncio.Event()
+    async with running(KafkaLog(settings, node_id="proxied", append_timeout=5.0)) as log:
+        await log.create_topic(TopicSpec(name="t", partitions=2))
+
+        async def produce(worker: int) -> None:
+            sent = 0
+            while not stop.is_set():
+                size = 1 if sent % 2 else 3  # singles (idempotent) and transactions
+                values = [b"w%d-%d-%d" % (worker, sent, i) for i in range(size)]
+                batch = [NewRecord("t", i % 2, None, v) for i, v in enumerate(values)]
+                sent += 1
+                try:
+                    await log.append(batch)
+                except SluicegateError as exc:
+                    failed.append((values, exc))
+                    await asyncio.sleep(0.1)
+                else:
+                    acked.extend(values)
+
+        async with asyncio.TaskGroup() as tg:
+            for worker in range(4):
+                tg.create_task(produce(worker))
+            for _ in range(2):
+                await asyncio.sleep(1)
+                proxy.delay = 0.05
+                await asyncio.sleep(1)
+                proxy.delay = 0.0
+                proxy.stall()
+                await asyncio.sleep(2)
+                proxy.flow()
+                await asyncio.sleep(0.5)
+                proxy.cut()
+            await asyncio.sleep(3)
+            stop.set()
+        # Healed: both producers take records again, without a restart.
+        await log.append([NewRecord("t", 0, None, b"after-1")])
+        await log.append([NewRecord("t", 0, None, b"after-2"), NewRecord("t", 1, None, b"after-3")])
+        acked += [b"after-1", b"after-2", b"after-3"]
+    assert acked, "nothing was acknowledged at all"
+    messages = await consume_all_async(bootstrap, "proxied.t", 2)
+    stored = collections.Counter(m.value() for m in messages)
+    assert [v for v, n in stored.items() if n > 1] == []
+    assert set(acked) <= set(stored)
+    for values, error in failed:
+        present = [v for v in values if v in stored]
+        if isinstance(error, StorageTimeout):
+            assert present in ([], values)  # outcome unknown, but whole
+        else:
+            assert present == [], error  # failed means not stored

@@ -1,0 +1,190 @@
+"""What only the Kafka backend does: plain Kafka records, topic configs, Kafka's own group
+offsets, a registry shared by nodes, and its errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, ConsumerGroupTopicPartitions
+from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from sluicegate.config import KafkaSettings
+from sluicegate.core.records import NewRecord, TopicPartition
+from sluicegate.core.topics import TopicSpec, TopicUpdate
+from sluicegate.errors import PayloadTooLarge, StorageUnavailable, UnknownTopic
+from sluicegate.storage.base import running
+from sluicegate.storage.kafka import KafkaLog
+from tests.storage.kafka.conftest import OpenLog, consume_all_async
+
+BIG = 1 << 30
+
+
+def _configs(admin: AdminClient, topic: str) -> dict[str, str]:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=10)
+    return {name: entry.value for name, entry in entries.items()}
+
+
+async def test_records_are_plain_kafka_records(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    await kafka_log.create_topic(TopicSpec(name="plain", partitions=2))
+    headers = [("h", b"\x00\x01"), ("h", b"again")]
+    single = await kafka_log.append([NewRecord("plain", 0, b"k", b"one", headers)])
+    batch = await kafka_log.append(
+        [NewRecord("plain", 0, None, b"two"), NewRecord("plain", 1, b"k2", None)]
+    )
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "plain", 2
+    )
+    seen = {(m.partition(), m.offset()): m for m in messages}
+    for appended, (key, value, hdrs) in zip(
+        [*single, *batch],
+        [(b"k", b"one", headers), (None, b"two", None), (b"k2", None, None)],
+        strict=True,
+    ):
+        message = seen[(appended.partition, appended.offset)]
+        assert (message.key(), message.value(), message.headers()) == (key, value, hdrs)
+        kind, millis = message.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME
+        assert millis * 1000 == appended.timestamp
+    assert len(messages) == 3
+
+
+async def test_settings_are_kafka_topic_configs(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings, kafka_admin: AdminClient
+) -> None:
+    spec = TopicSpec(
+        name="conf",
+        retention_ms=60_000,
+        config={"cleanup.policy": "compact", "description": "kept by the gateway"},
+    )
+    created = await kafka_log.create_topic(spec)
+    kafka_name = kafka_settings.topic_prefix + "conf"
+    configs = await asyncio.to_thread(_configs, kafka_admin, kafka_name)
+    assert configs["retention.ms"] == "60000"
+    assert configs["retention.bytes"] == "-1"
+    assert configs["cleanup.policy"] == "compact"
+    assert configs["message.timestamp.type"] == "LogAppendTime"
+    assert "description" not in configs
+    assert created.config == spec.config
+    await kafka_log.alter_topic("conf", TopicUpdate(retention_ms=None, retention_bytes=4096))
+    configs = await asyncio.to_thread(_configs, kafka_admin, kafka_name)
+    assert (configs["retention.ms"], configs["retention.bytes"]) == ("-1", "4096")
+
+
+async def test_group_offsets_are_kafkas_own(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings, kafka_admin: AdminClient
+) -> None:
+    await kafka_log.create_topic(TopicSpec(name="lag", partitions=2))
+    await kafka_log.append([NewRecord("lag", 0, None, b"%d" % i) for i in range(3)])
+    await kafka_log.commit_offsets("readers", {TopicPartition("lag", 0): 2})
+    group = kafka_settings.topic_prefix + "readers"
+    request = ConsumerGroupTopicPartitions(
+        group, [KafkaPartition(kafka_settings.topic_prefix + "lag", p) for p in (0, 1)]
+    )
+    answer = await asyncio.to_thread(
+        lambda: kafka_admin.list_consumer_group_offsets([request])[group].result(timeout=10)
+    )
+    assert [(tp.partition, tp.offset) for tp in answer.topic_partitions] == [(0, 2), (1, -1001)]
+
+
+async def test_nodes_share_topics_and_ids(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    async with open_kafka_log(kafka_settings) as a, open_kafka_log(kafka_settings) as b:
+        created = await a.create_topic(TopicSpec(name="shared", partitions=3, config={"x": 1}))
+        assert await b.get_topic("shared") == created
+        assert await b.get_topic_by_id(created.id) == created
+        tp = TopicPartition("shared", 1)
+        waiting = asyncio.create_task(b.wait({tp: 0}, timeout=10))
+        await asyncio.sleep(0.2)
+        [appended] = await a.append([NewRecord("shared", 1, None, b"from a")])
+        assert await asyncio.wait_for(waiting, 10) is True  # the tail saw a's record
+        [record] = await b.read(tp, appended.offset, max_records=5, max_bytes=BIG)
+        assert record.value == b"from a"
+        await b.delete_topic("shared")
+        for _ in range(200):  # a follows the registry: the delete shows within moments
+            if "shared" not in {t.name for t in await a.list_topics()}:
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(UnknownTopic):
+            await a.get_topic("shared")
+        recreated = await a.create_topic(TopicSpec(name="shared"))
+        assert recreated.id > created.id
+
+
+async def test_a_record_too_large_for_kafka_is_413_and_alone_in_failing(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    await kafka_log.create_topic(TopicSpec(name="big", partitions=2))
+    huge = b"x" * (2 * 1024 * 1024)  # above the broker's and producer's 1 MB default
+    with pytest.raises(PayloadTooLarge):
+        await kafka_log.append([NewRecord("big", 0, None, huge)])
+    # Queued together, batches share a transaction: the one with the huge record fails
+    # alone, and none of its records is ever visible.
+    good = [NewRecord("big", 1, None, b"good %d" % i) for i in range(2)]
+    bad = [NewRecord("big", 0, None, b"doomed"), NewRecord("big", 1, None, huge)]
+    results = await asyncio.gather(
+        kafka_log.append(good),
+        kafka_log.append(bad),
+        kafka_log.append(good),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], PayloadTooLarge)
+    assert all(isinstance(r, list) and len(r) == 2 for r in (results[0], results[2]))
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "big", 2
+    )
+    assert sorted(m.value() for m in messages) == sorted([b"good 0", b"good 1"] * 2)
+
+
+async def test_an_unreachable_cluster_fails_start_within_the_request_timeout() -> None:
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:9", request_timeout=1.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ExceptionGroup) as caught:
+        async with running(KafkaLog(settings, node_id="nowhere")):
+            pytest.fail("the log started without a cluster")
+    assert caught.group_contains(StorageUnavailable)
+    assert loop.time() - started < 5
+
+
+def _connections_to(port: int) -> int:
+    """This machine's established TCP connections to 127.0.0.1:``port`` (client side)."""
+    remote = f"0100007F:{port:04X}"
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[2] == remote and fields[3] == "01":  # ESTABLISHED
+                count += 1
+    return count
+
+
+async def test_ten_thousand_waiting_consumers_open_no_connection(
+    kafka_log: KafkaLog, kafka_bootstrap: str
+) -> None:
+    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    await kafka_log.create_topic(TopicSpec(name="idle", partitions=20))
+    # Every client of the node talks to the broker once: the fixed few connections.
+    await kafka_log.append([NewRecord("idle", p, None, b"x") for p in range(20)])
+    await kafka_log.read(TopicPartition("idle", 0), 0, max_records=1, max_bytes=BIG)
+    await kafka_log.wait({TopicPartition("idle", 0): 5}, timeout=0.2)
+    before = _connections_to(port)
+    waiting = [
+        asyncio.create_task(kafka_log.wait({TopicPartition("idle", i % 20): 1}, timeout=30))
+        for i in range(10_000)
+    ]
+    await asyncio.sleep(1)
+    assert _connections_to(port) <= before
+    assert kafka_log.stats()["waiters"] >= 10_000  # and the topic registry's follower
+    await kafka_log.append([NewRecord("idle", 7, None, b"wake")])
+    woken = await asyncio.wait_for(asyncio.gather(*waiting[7::20]), 10)
+    assert all(woken)
+    assert not any(task.done() for i, task in enumerate(waiting) if i % 20 != 7)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
