@@ -18,13 +18,23 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from sluicegate.core.records import TopicPartition
 from sluicegate.errors import BadRequest, UnknownGroupMember
 from sluicegate.storage.base import Assignment
 
-__all__ = ["GroupCoordinator"]
+__all__ = ["GroupCoordinator", "check_offsets"]
+
+
+def check_offsets(offsets: Mapping[TopicPartition, int]) -> None:
+    """Raise ``BadRequest`` for a committed offset no partition can have."""
+    for tp, offset in offsets.items():
+        if offset < 0:
+            raise BadRequest(
+                f"committed offset for {tp.topic}/{tp.partition} must be >= 0, got {offset}",
+                field="offset",
+            )
 
 
 class _Member:

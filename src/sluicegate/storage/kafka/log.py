@@ -48,7 +48,7 @@ from sluicegate.errors import (
     UnknownTopic,
 )
 from sluicegate.storage.base import Assignment, CommitObserver, Log
-from sluicegate.storage.groups import GroupCoordinator
+from sluicegate.storage.groups import GroupCoordinator, check_offsets
 from sluicegate.storage.kafka.admin import KafkaAdmin
 from sluicegate.storage.kafka.clients import admin_config, consumer_config, producer_config
 from sluicegate.storage.kafka.delivery import Report
@@ -751,12 +751,7 @@ class KafkaLog(Log):
     ) -> None:
         """Store the next offsets in ``__consumer_offsets``, fenced if a member is given."""
         admin = self._require_admin()
-        for tp, offset in offsets.items():
-            if offset < 0:
-                raise BadRequest(
-                    f"committed offset for {tp.topic}/{tp.partition} must be >= 0, got {offset}",
-                    field="offset",
-                )
+        check_offsets(offsets)
         keyed = {self._checked(tp)[1]: offset for tp, offset in offsets.items()}
         if member_id is not None:
             self._groups.check_owner(group, member_id, generation, offsets)

@@ -27,7 +27,7 @@ from sluicegate.errors import (
     StorageUnavailable,
 )
 from sluicegate.storage.base import Assignment, CommitObserver, Log
-from sluicegate.storage.groups import GroupCoordinator
+from sluicegate.storage.groups import GroupCoordinator, check_offsets
 from sluicegate.storage.sqlite.admin import (
     AlterTopic,
     CreateTopic,
@@ -406,12 +406,7 @@ class SqliteLog(Log):
     ) -> None:
         """Durably store the next offset to consume per partition, fenced if a member is given."""
         writer = self._running_writer()
-        for tp, offset in offsets.items():
-            if offset < 0:
-                raise BadRequest(
-                    f"committed offset for {tp.topic}/{tp.partition} must be >= 0, got {offset}",
-                    field="offset",
-                )
+        check_offsets(offsets)
         states = [self._catalog.partition(tp) for tp in offsets]
         if member_id is not None:
             self._groups.check_owner(group, member_id, generation, offsets)
