@@ -1,19 +1,39 @@
-"""A real server with authentication on, for the tests that drive it as a client would."""
+"""End-to-end tests run on every storage backend: a real server on SQLite and on Kafka.
+
+Tests whose subject is one backend (the SQLite commit process, crash recovery, the WAL)
+start their own server and do not take these fixtures.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.conftest import BACKENDS
 from tests.helpers import E2E_ADMIN_KEY
 
 
-@pytest.fixture(scope="module")
-def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """``sluicegate serve`` on a fresh data directory, its admin key ``E2E_ADMIN_KEY``."""
-    with serve_in_subprocess(
-        tmp_path_factory.mktemp("data"), args=(), env={"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY}
-    ) as server:
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend of the ``gateway`` these tests serve over a real socket."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def admin_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """``sluicegate serve`` on a fresh store of each backend, its admin key ``E2E_ADMIN_KEY``."""
+    env = {"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY}
+    if request.param == "kafka":
+        env |= {
+            "SLUICEGATE_STORAGE__BACKEND": "kafka",
+            "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap"),
+            # A namespace of its own on the shared broker.
+            "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
+        }
+    with serve_in_subprocess(tmp_path_factory.mktemp("data"), args=(), env=env) as server:
         yield server

@@ -34,7 +34,7 @@ def _is_text(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return False  # a surrogate: a lone \\uXXXX escape, or a byte that is not UTF-8
+        return False  # a surrogate: a lone \\ud800-\\udfff escape, or a byte that is not UTF-8
     return True
 
 
@@ -64,7 +64,7 @@ def _first_bad_string(node: Any, path: str) -> str | None:
 def _bad_string_path(body: bytes) -> str | None:
     """Where ``body``'s first string that is not Unicode text is, if the body parses."""
     # surrogateescape turns each byte that is not UTF-8 into a lone surrogate, and
-    # Python's json keeps lone \\uXXXX escapes as they are: both end up in the string
+    # Python's json keeps lone surrogate escapes as they are: both end up in the string
     # they were sent in, which the walk then finds.
     text = body.decode("utf-8", "surrogateescape")
     try:
