@@ -143,7 +143,10 @@ class KafkaBroker:
         *,
         version: str = KAFKA_VERSION,
         port: int = 0,
-        heap: str = "512m",
+        # A test session creates thousands of partitions (CloudEvents topics have 12 each),
+        # and each costs the broker heap: at 512 MB about 11,500 of them left it in
+        # back-to-back full collections, answering nothing.
+        heap: str = "2g",
         advertised_port: int | None = None,
     ) -> None:
         self.directory = directory
