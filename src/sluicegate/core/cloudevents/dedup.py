@@ -34,7 +34,7 @@ from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
 from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
-from sluicegate.errors import OffsetOutOfRange, TopicExists
+from sluicegate.errors import OffsetOutOfRange, TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
 
 __all__ = ["MARKER_TOPIC", "MAX_DIGESTS_PER_MARKER", "EventIds", "identity_digest"]
@@ -85,26 +85,38 @@ class EventIds:
         #: Identities whose append is in flight -> a future resolved when it ends either way.
         self._appending: dict[bytes, asyncio.Future[None]] = {}
         self._duplicates = 0
+        self._marker_topic_exists = False
+        self._creating_marker_topic = asyncio.Lock()
 
     # -- start -----------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Create the marker topic if needed, then remember the markers of the last window."""
-        retention_ms = self._window_us // 1000
+        """Remember the markers of the last window (the marker topic is made on first use)."""
         try:
-            topic = await self._log.create_topic(
-                TopicSpec(name=MARKER_TOPIC, partitions=1, retention_ms=retention_ms)
-            )
-        except TopicExists:
             topic = await self._log.get_topic(MARKER_TOPIC)
-            if topic.retention_ms != retention_ms:
-                # The window changed: the markers must outlive it, and no longer.
-                topic = await self._log.alter_topic(
-                    MARKER_TOPIC, TopicUpdate(retention_ms=retention_ms)
-                )
+        except UnknownTopic:
+            return
+        if topic.retention_ms != self._window_us // 1000:
+            # The window changed: the markers must outlive it, and no longer.
+            topic = await self._log.alter_topic(
+                MARKER_TOPIC, TopicUpdate(retention_ms=self._window_us // 1000)
+            )
+        self._marker_topic_exists = True
         now = self._clock()
         for partition in range(topic.partitions):
             await self._load_partition(TopicPartition(MARKER_TOPIC, partition), now)
+
+    async def _create_marker_topic(self) -> None:
+        """Create the marker topic once, however many first requests ask at once."""
+        async with self._creating_marker_topic:
+            if not self._marker_topic_exists:
+                with contextlib.suppress(TopicExists):
+                    await self._log.create_topic(
+                        TopicSpec(
+                            name=MARKER_TOPIC, partitions=1, retention_ms=self._window_us // 1000
+                        )
+                    )
+                self._marker_topic_exists = True
 
     async def _load_partition(self, tp: TopicPartition, now: int) -> None:
         position = await self._log.offset_for_time(tp, now - self._window_us)
@@ -158,6 +170,8 @@ class EventIds:
             pending.setdefault(identity_digest(key), records)
         self._duplicates += len(items) - len(pending)
         lifetimes = await self._lifetimes(pending.values())
+        if not self._marker_topic_exists:
+            await self._create_marker_topic()
         while True:
             now = self._clock() // 1_000_000
             contains = self._table.contains
