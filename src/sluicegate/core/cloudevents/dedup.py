@@ -223,10 +223,19 @@ class EventIds:
         except BaseException:
             self._release(pending, claim)
             raise
-        # A callback, not code after the await: if this request is cancelled, the append
-        # still ends one way or the other, and its outcome must still be recorded.
-        appended.add_done_callback(lambda done: self._settle(done, pending, markers, claim))
-        await asyncio.shield(appended)
+
+        # A callback, not only code after the await: if this request is cancelled, the
+        # append still ends one way or the other, and its outcome must still be recorded.
+        def settle(done: asyncio.Future[list[Appended]]) -> None:
+            self._settle(done, pending, markers, claim)
+
+        appended.add_done_callback(settle)
+        try:
+            await asyncio.shield(appended)
+        finally:
+            if appended.done():
+                # Settled now, not a loop turn later: the caller's next call sees it.
+                settle(appended)
 
     def _settle(
         self,
@@ -235,6 +244,8 @@ class EventIds:
         markers: list[tuple[list[bytes], int, NewRecord]],
         claim: asyncio.Future[None],
     ) -> None:
+        if claim.done():
+            return  # settled already (the callback and the awaiting request both call)
         if not done.cancelled() and done.exception() is None:
             results = done.result()
             now = self._clock() // 1_000_000
@@ -250,8 +261,7 @@ class EventIds:
             if self._appending.get(digest) is claim:
                 del self._appending[digest]
         # Waiters look again: remembered now (a duplicate), or theirs to take over.
-        with contextlib.suppress(asyncio.InvalidStateError):
-            claim.set_result(None)
+        claim.set_result(None)
 
     # -- observing -------------------------------------------------------------------
 

@@ -130,7 +130,8 @@ class IdTable:
 
     def _expire(self, now: int) -> None:
         slots = self._slots
-        while slots and (slots[0] + 1) * self.slot_seconds <= now:
+        # A slot's last second is gone once now reaches it (an id expiring at ``now`` is).
+        while slots and (slots[0] + 1) * self.slot_seconds <= now + 1:
             self._remembered -= self._counts.pop(heapq.heappop(slots))
 
     def _evict_oldest_slot(self) -> None:
