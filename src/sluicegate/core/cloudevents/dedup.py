@@ -149,7 +149,7 @@ class EventIds:
             return
         lifetime_us = min(int(lifetime) * 1000, self._window_us)
         self._table.add_all(
-            (value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)),
+            [value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)],
             (record.timestamp + lifetime_us) // 1_000_000,
             now // 1_000_000,
         )

@@ -8,7 +8,7 @@ in C.
 
 Layout: linear hashing (Litwin, 1980) over a list of shards. A shard is one immutable
 ``bytes`` holding its entries back to back, each a 16-byte digest followed by its expiry
-(whole seconds since the epoch, 4 bytes little-endian), in order of expiry. A lookup
+(whole seconds since the epoch, 4 bytes big-endian), in order of expiry. A lookup
 finds its digest with ``bytes.rfind`` (C, no object per entry) and accepts only a match
 on an entry boundary. The table grows one shard at a time — the shard at the split
 pointer is divided by the next bit of the hash — so there is never a pause to rehash
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 __all__ = ["DIGEST_BYTES", "IdTable"]
 
@@ -43,8 +43,13 @@ _SWEEP_PER_ADD = 2
 _FIRST_SHARDS = 16
 
 
-def _expiry_at(shard: bytes, at: int) -> int:
-    return int.from_bytes(shard[at + DIGEST_BYTES : at + _ENTRY], "little")
+def _expiry_at(shard: bytes, at: int) -> bytes:
+    # Big-endian, so that comparing the bytes compares the times (no int is made).
+    return shard[at + DIGEST_BYTES : at + _ENTRY]
+
+
+def _seconds(second: int) -> bytes:
+    return second.to_bytes(4, "big")
 
 
 class IdTable:
@@ -74,21 +79,18 @@ class IdTable:
         #: Ids forgotten before their expiry to keep the bound.
         self.evicted = 0
 
-    def _index(self, digest: bytes) -> int:
+    def contains(self, digest: bytes, now: int) -> bool:
+        """Whether ``digest`` is remembered and has not expired at ``now``."""
         hashed = int.from_bytes(digest, "little")
         index = hashed & self._mask
         if index < self._split:
             index = hashed & (self._mask << 1 | 1)
-        return index
-
-    def contains(self, digest: bytes, now: int) -> bool:
-        """Whether ``digest`` is remembered and has not expired at ``now``."""
-        shard = self._shards[self._index(digest)]
+        shard = self._shards[index]
         at = shard.rfind(digest)
         while at >= 0:
             if at % _ENTRY == 0:
                 # The last match has the latest expiry: the shard is in expiry order.
-                expiry = _expiry_at(shard, at)
+                expiry = int.from_bytes(_expiry_at(shard, at), "big")
                 return expiry > now and expiry >= self.floor
             at = shard.rfind(digest, 0, at + DIGEST_BYTES - 1)
         return False
@@ -97,36 +99,50 @@ class IdTable:
         """Remember ``digest`` until ``expiry``; the oldest ids go if the bound is reached."""
         if len(digest) != DIGEST_BYTES:
             raise ValueError(f"expected a {DIGEST_BYTES}-byte digest, got {len(digest)} bytes")
+        self.add_all([digest], expiry, now)
+
+    def add_all(self, digests: Sequence[bytes], expiry: int, now: int) -> None:
+        """``add`` each digest (16 bytes, unchecked) with the same expiry: the hot path."""
         self._expire(now)
-        if expiry <= now or expiry < self.floor:
-            return
-        while self._remembered >= self.max_ids:
-            self._evict_oldest_slot()
-        if expiry < self.floor:
-            # The bound took this id's own slot: more ids than max_ids expire together.
-            return
-        index = self._index(digest)
-        shard = self._shards[index]
-        entry = digest + expiry.to_bytes(4, "little")
-        end = len(shard)
-        if end and _expiry_at(shard, end - _ENTRY) > expiry:
-            # A shorter lifetime than an entry before it (a topic with a short retention).
-            while end and _expiry_at(shard, end - _ENTRY) > expiry:
-                end -= _ENTRY
-            self._shards[index] = shard[:end] + entry + shard[end:]
-        else:
-            self._shards[index] = shard + entry
-        self._entries += 1
+        done = 0
+        while done < len(digests) and expiry > now and expiry >= self.floor:
+            while self._remembered >= self.max_ids:
+                self._evict_oldest_slot()
+            if expiry < self.floor:
+                # The bound took these ids' own slot: more than max_ids expire together.
+                break
+            room = self.max_ids - self._remembered
+            self._insert(digests[done : done + room], expiry)
+            done += room
+        self._sweep(now, _SWEEP_PER_ADD * len(digests))
+
+    def _insert(self, digests: Sequence[bytes], expiry: int) -> None:
+        shards = self._shards
+        tail = _seconds(expiry)
+        for digest in digests:
+            hashed = int.from_bytes(digest, "little")
+            index = hashed & self._mask
+            if index < self._split:
+                index = hashed & (self._mask << 1 | 1)
+            shard = shards[index]
+            if shard[-4:] > tail:
+                # A shorter lifetime than an entry before it (a topic with a short retention).
+                end = len(shard) - _ENTRY
+                while end and _expiry_at(shard, end - _ENTRY) > tail:
+                    end -= _ENTRY
+                shards[index] = shard[:end] + digest + tail + shard[end:]
+            else:
+                shards[index] = shard + digest + tail
+            self._entries += 1
+            if self._entries > _LOAD * len(shards):
+                self._split_one()
         slot = expiry // self.slot_seconds
         count = self._counts.get(slot)
         if count is None:
             heapq.heappush(self._slots, slot)
             count = 0
-        self._counts[slot] = count + 1
-        self._remembered += 1
-        if self._entries > _LOAD * len(self._shards):
-            self._split_one()
-        self._sweep(now)
+        self._counts[slot] = count + len(digests)
+        self._remembered += len(digests)
 
     def _expire(self, now: int) -> None:
         slots = self._slots
@@ -143,40 +159,38 @@ class IdTable:
 
     def _split_one(self) -> None:
         shards = self._shards
-        bit = self._mask + 1
+        level = self._mask.bit_length()
+        # Bit ``level`` of the digest read as a little-endian int: one byte, one bit.
+        byte, bit = level // 8, 1 << level % 8
         shard = shards[self._split]
         stay: list[bytes] = []
         move: list[bytes] = []
         for at in range(0, len(shard), _ENTRY):
-            target = move if int.from_bytes(shard[at : at + DIGEST_BYTES], "little") & bit else stay
-            target.append(shard[at : at + _ENTRY])
+            (move if shard[at + byte] & bit else stay).append(shard[at : at + _ENTRY])
         # Both halves keep the shard's expiry order.
         shards[self._split] = b"".join(stay)
         shards.append(b"".join(move))
         self._split += 1
-        if self._split == bit:
+        if self._split > self._mask:
             self._mask = self._mask << 1 | 1
             self._split = 0
 
-    def _sweep(self, now: int) -> None:
+    def _sweep(self, now: int, shards_to_visit: int) -> None:
+        if self._entries <= self._remembered + self._remembered // 32:
+            return  # little to reclaim (at most ~3% more than remembered): save the work
         shards = self._shards
-        cutoff = max(now + 1, self.floor)
+        cutoff = _seconds(max(now + 1, self.floor))
         at = self._sweep_at
-        for _ in range(_SWEEP_PER_ADD):
+        for _ in range(min(shards_to_visit, len(shards))):
             at = at + 1 if at + 1 < len(shards) else 0
             shard = shards[at]
-            if shard and _expiry_at(shard, 0) < cutoff:
-                keep = 0
+            if shard and shard[DIGEST_BYTES:_ENTRY] < cutoff:
+                keep = _ENTRY
                 while keep < len(shard) and _expiry_at(shard, keep) < cutoff:
                     keep += _ENTRY
                 shards[at] = shard[keep:]
                 self._entries -= keep // _ENTRY
         self._sweep_at = at
-
-    def add_all(self, digests: Iterable[bytes], expiry: int, now: int) -> None:
-        """``add`` each digest with the same expiry."""
-        for digest in digests:
-            self.add(digest, expiry, now)
 
     def remembered(self, now: int) -> int:
         """Ids remembered at ``now`` (to within one expiry slot)."""

@@ -1,0 +1,96 @@
+"""IdTable: lookups across growth, exact expiry, reclaimed memory, the bound."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import tracemalloc
+
+import pytest
+
+from sluicegate.core.cloudevents.id_table import IdTable
+
+NOW = 1_700_000_000
+
+
+def digest(n: int) -> bytes:
+    return hashlib.blake2b(b"%d" % n, digest_size=16).digest()
+
+
+def test_every_added_digest_is_found_and_no_other_across_splits() -> None:
+    table = IdTable(max_ids=1_000_000, slot_seconds=60)
+    for n in range(50_000):
+        table.add(digest(n), NOW + 3600, NOW)
+    assert all(table.contains(digest(n), NOW) for n in range(50_000))
+    assert not any(table.contains(digest(n), NOW) for n in range(50_000, 60_000))
+    assert table.remembered(NOW) == 50_000
+
+
+def test_a_digest_expires_on_its_second() -> None:
+    table = IdTable(max_ids=10, slot_seconds=1)
+    table.add(digest(1), NOW + 5, NOW)
+    assert table.contains(digest(1), NOW + 4)
+    assert not table.contains(digest(1), NOW + 5)
+    assert table.remembered(NOW + 5) == 0
+    # Added again after expiry: the newer entry is the one that counts.
+    table.add(digest(1), NOW + 20, NOW + 5)
+    assert table.contains(digest(1), NOW + 19)
+
+
+def test_shorter_lifetimes_keep_each_shard_in_expiry_order() -> None:
+    table = IdTable(max_ids=1000, slot_seconds=1)
+    rng = random.Random(7)
+    expiries = {n: NOW + rng.randrange(1, 100) for n in range(500)}
+    for n, expiry in expiries.items():
+        table.add(digest(n), expiry, NOW)
+    for second in range(0, 101, 7):
+        now = NOW + second
+        assert {n for n in expiries if table.contains(digest(n), now)} == {
+            n for n, expiry in expiries.items() if expiry > now
+        }
+
+
+def test_expired_entries_are_reclaimed_by_later_adds() -> None:
+    table = IdTable(max_ids=1_000_000, slot_seconds=1)
+    for n in range(20_000):
+        table.add(digest(n), NOW + 10, NOW)
+    grown = table.memory_bytes()
+    later = NOW + 10
+    for n in range(20_000, 40_000):
+        table.add(digest(n), later + 10, later)
+    # The sweep went round: the first 20,000 are gone from memory, not only from lookups.
+    assert table.memory_bytes() < grown * 1.3
+    assert table.remembered(later) == 20_000
+
+
+def test_the_bound_forgets_whole_slots_oldest_first() -> None:
+    table = IdTable(max_ids=100, slot_seconds=10)
+    for n in range(100):
+        table.add(digest(n), NOW + 100 + n, NOW)  # slots of 10 seconds: 10 ids each
+    table.add(digest(100), NOW + 300, NOW)
+    assert table.evicted == 10
+    assert table.floor == NOW + 110
+    assert not any(table.contains(digest(n), NOW) for n in range(10))
+    assert all(table.contains(digest(n), NOW) for n in range(10, 101))
+    assert table.remembered(NOW) == 91
+    assert table.effective_window(3600, NOW) == 3600 - 110
+
+
+def test_the_memory_estimate_is_close_to_what_is_allocated() -> None:
+    digests = [digest(n) for n in range(20_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        table = IdTable(max_ids=1_000_000, slot_seconds=60)
+        for each in digests:
+            table.add(each, NOW + 3600, NOW)
+        allocated = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert table.memory_bytes() == pytest.approx(allocated, rel=0.15)
+    assert allocated / len(digests) < 30
+
+
+def test_a_digest_must_be_16_bytes() -> None:
+    with pytest.raises(ValueError, match="16-byte digest"):
+        IdTable(max_ids=1, slot_seconds=1).add(b"short", NOW + 1, NOW)
