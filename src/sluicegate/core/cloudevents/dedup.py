@@ -166,8 +166,9 @@ class EventIds:
         Raises what ``Log.append`` raises; then nothing of this call was stored.
         """
         pending: dict[bytes, Sequence[NewRecord]] = {}
+        blake2b = hashlib.blake2b
         for key, records in items:
-            pending.setdefault(identity_digest(key), records)
+            pending.setdefault(blake2b(key, digest_size=DIGEST_BYTES).digest(), records)
         self._duplicates += len(items) - len(pending)
         lifetimes = await self._lifetimes(pending.values())
         if not self._marker_topic_exists:
@@ -193,15 +194,13 @@ class EventIds:
     async def _lifetimes(self, events: Iterable[Sequence[NewRecord]]) -> dict[str, int]:
         """How long an event is remembered, in µs, by each topic it may write to."""
         lifetimes: dict[str, int] = {}
-        for records in events:
-            for record in records:
-                if record.topic not in lifetimes:
-                    retention_ms = (await self._log.get_topic(record.topic)).retention_ms
-                    lifetimes[record.topic] = (
-                        self._window_us
-                        if retention_ms is None
-                        else min(self._window_us, retention_ms * 1000)
-                    )
+        for topic in {record.topic for records in events for record in records}:
+            retention_ms = (await self._log.get_topic(topic)).retention_ms
+            lifetimes[topic] = (
+                self._window_us
+                if retention_ms is None
+                else min(self._window_us, retention_ms * 1000)
+            )
         return lifetimes
 
     async def _append_claimed(
@@ -209,13 +208,16 @@ class EventIds:
     ) -> None:
         # From the claim to the append there is no await: no other request can slip in.
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._appending.update(dict.fromkeys(pending, claim))
+        batch = [record for records in pending.values() for record in records]
         by_lifetime: dict[int, list[bytes]] = {}
-        batch: list[NewRecord] = []
-        for digest, records in pending.items():
-            self._appending[digest] = claim
-            lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
-            by_lifetime.setdefault(lifetime, []).append(digest)
-            batch.extend(records)
+        if len(set(lifetimes.values())) <= 1:
+            # Every topic of this call keeps events at least the window: the usual case.
+            by_lifetime[next(iter(lifetimes.values()), self._window_us)] = list(pending)
+        else:
+            for digest, records in pending.items():
+                lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
+                by_lifetime.setdefault(lifetime, []).append(digest)
         markers = _markers(by_lifetime)
         batch.extend(marker for _, _, marker in markers)
         try:
@@ -257,9 +259,10 @@ class EventIds:
     def _release(
         self, pending: dict[bytes, Sequence[NewRecord]], claim: asyncio.Future[None]
     ) -> None:
+        # A claimed identity is this call's alone until released: nobody else claims it.
+        appending = self._appending
         for digest in pending:
-            if self._appending.get(digest) is claim:
-                del self._appending[digest]
+            del appending[digest]
         # Waiters look again: remembered now (a duplicate), or theirs to take over.
         claim.set_result(None)
 

@@ -119,11 +119,14 @@ class IdTable:
     def _insert(self, digests: Sequence[bytes], expiry: int) -> None:
         shards = self._shards
         tail = _seconds(expiry)
+        entries = self._entries
+        grow_at = _LOAD * len(shards)
+        mask, split = self._mask, self._split
         for digest in digests:
             hashed = int.from_bytes(digest, "little")
-            index = hashed & self._mask
-            if index < self._split:
-                index = hashed & (self._mask << 1 | 1)
+            index = hashed & mask
+            if index < split:
+                index = hashed & (mask << 1 | 1)
             shard = shards[index]
             if shard[-4:] > tail:
                 # A shorter lifetime than an entry before it (a topic with a short retention).
@@ -133,9 +136,12 @@ class IdTable:
                 shards[index] = shard[:end] + digest + tail + shard[end:]
             else:
                 shards[index] = shard + digest + tail
-            self._entries += 1
-            if self._entries > _LOAD * len(shards):
+            entries += 1
+            if entries > grow_at:
                 self._split_one()
+                grow_at += _LOAD
+                mask, split = self._mask, self._split
+        self._entries = entries
         slot = expiry // self.slot_seconds
         count = self._counts.get(slot)
         if count is None:
