@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.dedup import MARKER_TOPIC, EventIds, identity_digest
+from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import TopicSpec
 from sluicegate.errors import InvalidPartition
@@ -324,3 +326,16 @@ async def test_the_window_changes_the_marker_topics_retention(clocked: Storage) 
         await longer.load()
         assert (await log.get_topic(MARKER_TOPIC)).retention_ms == 7_200_000
         assert longer.stats()["remembered_ids"] == 1
+
+
+async def test_the_gateway_loads_event_ids_and_shows_them_on_metrics(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    await gateway.log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+    await gateway.event_ids.append_once([event(1), event(1), event(2)])
+    text = (await client.get("/metrics")).text
+    assert "sluicegate_cloudevents_dedup_remembered_ids 2.0" in text
+    assert "sluicegate_cloudevents_dedup_duplicates_skipped_total 1.0" in text
+    assert "# TYPE sluicegate_cloudevents_dedup_duplicates_skipped_total counter" in text
+    assert "sluicegate_cloudevents_dedup_effective_window_seconds 86400.0" in text
+    assert "sluicegate_cloudevents_dedup_memory_bytes " in text
