@@ -174,15 +174,12 @@ class EventIds:
         if not self._marker_topic_exists:
             await self._create_marker_topic()
         while True:
-            now = self._clock() // 1_000_000
-            contains = self._table.contains
-            others: set[asyncio.Future[None]] = set()
-            for digest in list(pending):
-                if contains(digest, now):
-                    del pending[digest]
-                    self._duplicates += 1
-                elif (appending := self._appending.get(digest)) is not None:
-                    others.add(appending)
+            stored = self._table.remembered_of(pending, self._clock() // 1_000_000)
+            for digest in stored:
+                del pending[digest]
+            self._duplicates += len(stored)
+            appending = self._appending
+            others = {appending[d] for d in pending if d in appending} if appending else None
             if not others:
                 break
             # Never wait while holding claims of our own: two requests with overlapping

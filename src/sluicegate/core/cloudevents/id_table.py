@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["DIGEST_BYTES", "IdTable"]
 
@@ -81,19 +81,28 @@ class IdTable:
 
     def contains(self, digest: bytes, now: int) -> bool:
         """Whether ``digest`` is remembered and has not expired at ``now``."""
-        hashed = int.from_bytes(digest, "little")
-        index = hashed & self._mask
-        if index < self._split:
-            index = hashed & (self._mask << 1 | 1)
-        shard = self._shards[index]
-        at = shard.rfind(digest)
-        while at >= 0:
-            if at % _ENTRY == 0:
-                # The last match has the latest expiry: the shard is in expiry order.
-                expiry = int.from_bytes(_expiry_at(shard, at), "big")
-                return expiry > now and expiry >= self.floor
-            at = shard.rfind(digest, 0, at + DIGEST_BYTES - 1)
-        return False
+        return bool(self.remembered_of([digest], now))
+
+    def remembered_of(self, digests: Iterable[bytes], now: int) -> list[bytes]:
+        """Those of ``digests`` that are remembered and have not expired at ``now``."""
+        shards, mask, split = self._shards, self._mask, self._split
+        live_from = _seconds(max(now + 1, self.floor))
+        found = []
+        for digest in digests:
+            hashed = int.from_bytes(digest, "little")
+            index = hashed & mask
+            if index < split:
+                index = hashed & (mask << 1 | 1)
+            shard = shards[index]
+            at = shard.rfind(digest)
+            while at >= 0:
+                if at % _ENTRY == 0:
+                    # The last match has the latest expiry: the shard is in expiry order.
+                    if _expiry_at(shard, at) >= live_from:
+                        found.append(digest)
+                    break
+                at = shard.rfind(digest, 0, at + DIGEST_BYTES - 1)
+        return found
 
     def add(self, digest: bytes, expiry: int, now: int) -> None:
         """Remember ``digest`` until ``expiry``; the oldest ids go if the bound is reached."""
