@@ -94,3 +94,14 @@ def test_the_memory_estimate_is_close_to_what_is_allocated() -> None:
 def test_a_digest_must_be_16_bytes() -> None:
     with pytest.raises(ValueError, match="16-byte digest"):
         IdTable(max_ids=1, slot_seconds=1).add(b"short", NOW + 1, NOW)
+
+
+def test_a_sized_table_holds_what_a_grown_one_does() -> None:
+    sized, grown = IdTable(max_ids=100_000, slot_seconds=60), IdTable(100_000, 60)
+    sized.reserve(20_000)
+    digests = [digest(n) for n in range(20_000)]
+    for table in (sized, grown):
+        table.add_all(digests, NOW + 3600, NOW)
+    assert sized.remembered_of(digests, NOW) == digests
+    assert grown.remembered_of(digests, NOW) == digests
+    assert sized.remembered_of([digest(n) for n in range(20_000, 21_000)], NOW) == []

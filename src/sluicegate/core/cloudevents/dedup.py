@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
@@ -103,8 +103,22 @@ class EventIds:
             )
         self._marker_topic_exists = True
         now = self._clock()
-        for partition in range(topic.partitions):
-            await self._load_partition(TopicPartition(MARKER_TOPIC, partition), now)
+        starts = {
+            tp: await self._log.offset_for_time(tp, now - self._window_us)
+            for tp in (TopicPartition(MARKER_TOPIC, p) for p in range(topic.partitions))
+        }
+        # Two passes: counting first sizes the table once, and filling a sized table is
+        # 1.3-1.7 times as fast as growing it shard by shard; reading is ~50 times faster
+        # than either, so the second read costs little.
+        count = 0
+        for tp, start in starts.items():
+            async for records in self._markers_from(tp, start):
+                count += sum(len(r.value or b"") for r in records) // DIGEST_BYTES
+        self._table.reserve(count)
+        for tp, start in starts.items():
+            async for records in self._markers_from(tp, start):
+                for record in records:
+                    self._remember_marker(record, now)
 
     async def _create_marker_topic(self) -> None:
         """Create the marker topic once, however many first requests ask at once."""
@@ -118,8 +132,8 @@ class EventIds:
                     )
                 self._marker_topic_exists = True
 
-    async def _load_partition(self, tp: TopicPartition, now: int) -> None:
-        position = await self._log.offset_for_time(tp, now - self._window_us)
+    async def _markers_from(self, tp: TopicPartition, position: int) -> AsyncIterator[list[Record]]:
+        """The marker records from ``position`` to the high watermark, in bounded reads."""
         high = (await self._log.watermarks(tp)).high
         while position < high:
             try:
@@ -131,9 +145,8 @@ class EventIds:
                 position = (await self._log.watermarks(tp)).low
                 continue
             if not records:
-                break
-            for record in records:
-                self._remember_marker(record, now)
+                return
+            yield records
             position = records[-1].offset + 1
 
     def _remember_marker(self, record: Record, now: int) -> None:

@@ -79,6 +79,19 @@ class IdTable:
         #: Ids forgotten before their expiry to keep the bound.
         self.evicted = 0
 
+    def reserve(self, count: int) -> None:
+        """Size an empty table for ``count`` ids at once, so that filling it splits nothing.
+
+        No effect on a table that holds ids already.
+        """
+        if self._entries:
+            return
+        shards = _FIRST_SHARDS
+        while shards * _LOAD < min(count, self.max_ids):
+            shards *= 2
+        self._shards = [b""] * shards
+        self._mask, self._split = shards - 1, 0
+
     def contains(self, digest: bytes, now: int) -> bool:
         """Whether ``digest`` is remembered and has not expired at ``now``."""
         return bool(self.remembered_of([digest], now))
