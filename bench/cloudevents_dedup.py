@@ -1,7 +1,7 @@
 """CloudEvents de-duplication: memory per remembered id, append overhead, load rate.
 
-Run: ``python -m bench.run --only cloudevents-dedup`` (or ``python -m bench.cloudevents_dedup
-[seconds]``). What is measured, each against a baseline of the same run:
+Run: ``python -m bench.run --only cloudevents-dedup [--duration SECONDS]``. What is
+measured, each against a baseline of the same run:
 
 - ``cloudevents-dedup-bytes-per-id``: resident memory added by 1,000,000 remembered ids
   in ``IdTable``, per id (RSS delta, each structure built in a fresh process). Baseline:
@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import multiprocessing
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from bench.http_produce import _entry
+from bench.storage_append import _run_async
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.dedup import MARKER_TOPIC, MAX_DIGESTS_PER_MARKER, EventIds
 from sluicegate.core.cloudevents.id_table import IdTable
@@ -43,19 +43,6 @@ TOPIC = "ce.bench"
 VALUE = b'{"order": 12345, "status": "shipped", "items": [1, 2, 3]}'
 HEADERS = (("ce_specversion", b"1.0"), ("ce_type", b"bench.order"), ("ce_source", b"/bench"))
 NOW = 1_700_000_000
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def _run_async(main: Coroutine[Any, Any, float]) -> float:
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(main)
 
 
 # -- memory per id ------------------------------------------------------------------
@@ -175,15 +162,6 @@ async def _measure_load(data_dir: Path, *, baseline: bool) -> float:
         return ids / elapsed
 
 
-def _entry(value: float, unit: str, baseline: float) -> dict[str, Any]:
-    return {
-        "value": round(value, 1),
-        "unit": unit,
-        "baseline": round(baseline, 1),
-        "ratio": round(value / baseline, 3),
-    }
-
-
 def run(duration: float) -> dict[str, dict[str, Any]]:
     """Measure; ``duration`` bounds the append measurements (the rest are one-shot)."""
     results: dict[str, dict[str, Any]] = {}
@@ -200,16 +178,3 @@ def run(duration: float) -> dict[str, dict[str, Any]]:
         loaded = _run_async(_measure_load(markers, baseline=False))
         results["cloudevents-dedup-load"] = _entry(loaded, "ids/s", read)
     return results
-
-
-def main() -> None:
-    duration = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
-    for name, result in run(duration).items():
-        print(
-            f"{name:36} {result['value']:>12,} {result['unit']}"
-            f"  baseline {result['baseline']:>12,}  ratio {result['ratio']}"
-        )
-
-
-if __name__ == "__main__":
-    main()

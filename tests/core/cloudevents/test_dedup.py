@@ -47,10 +47,13 @@ class Storage:
             return running(KafkaLog(self._kafka, node_id=self._node))
         return running(SqliteLog(self._data_dir, clock=self.clock, retention_interval=3600.0))
 
-    def event_ids(self, log: Log, **settings: float) -> EventIds:
+    async def loaded(self, log: Log, **settings: float) -> EventIds:
+        """``EventIds`` on ``log`` with ``settings``, loaded."""
         # Log-append time and expiry on one clock where the gateway owns it (SQLite).
         clock = {"clock": self.clock} if self.backend == "sqlite" else {}
-        return EventIds(log, CloudEventSettings(**settings), **clock)  # type: ignore[arg-type]
+        ids = EventIds(log, CloudEventSettings(**settings), **clock)  # type: ignore[arg-type]
+        await ids.load()
+        return ids
 
 
 @pytest.fixture(params=BACKENDS)
@@ -69,6 +72,11 @@ async def log(storage: Storage) -> AsyncIterator[Log]:
     async with storage.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
         yield log
+
+
+@pytest.fixture
+async def ids(log: Log, storage: Storage) -> EventIds:
+    return await storage.loaded(log)
 
 
 def event(n: int, source: str = "/orders", partition: int | None = None) -> Item:
@@ -96,9 +104,7 @@ async def values(log: Log) -> list[bytes]:
     return sorted(r.value or b"" for r in await stored(log))
 
 
-async def test_a_retried_batch_is_stored_once(log: Log, storage: Storage) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
+async def test_a_retried_batch_is_stored_once(log: Log, ids: EventIds) -> None:
     batch = [event(n) for n in range(10)]
     await ids.append_once(batch)
     await ids.append_once(batch)
@@ -112,18 +118,12 @@ async def test_a_retried_batch_is_stored_once(log: Log, storage: Storage) -> Non
     assert stats["appending_ids"] == 0
 
 
-async def test_the_identity_is_source_and_id_together(log: Log, storage: Storage) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
+async def test_the_identity_is_source_and_id_together(log: Log, ids: EventIds) -> None:
     await ids.append_once([event(1, source="/a"), event(1, source="/b")])
     assert len(await stored(log)) == 2
 
 
-async def test_the_same_identity_twice_in_one_call_is_stored_once(
-    log: Log, storage: Storage
-) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
+async def test_the_same_identity_twice_in_one_call_is_stored_once(log: Log, ids: EventIds) -> None:
     key, records = event(1)
     await ids.append_once([(key, records), event(2), (key, [NewRecord(TOPIC, 0, None, b"x")])])
     assert await values(log) == [b"event 1", b"event 2"]
@@ -133,8 +133,7 @@ async def test_the_same_identity_twice_in_one_call_is_stored_once(
 async def test_markers_are_in_the_events_append_in_the_documented_format(
     log: Log, storage: Storage
 ) -> None:
-    ids = storage.event_ids(log, dedup_window=3600.0)
-    await ids.load()
+    ids = await storage.loaded(log, dedup_window=3600.0)
     batch = [event(n) for n in range(100)]
     await ids.append_once(batch)
     [marker] = await stored(log, MARKER_TOPIC)
@@ -148,9 +147,7 @@ async def test_markers_are_in_the_events_append_in_the_documented_format(
         assert {r.timestamp for r in await stored(log)} == {marker.timestamp}
 
 
-async def test_concurrent_duplicates_are_stored_exactly_once(log: Log, storage: Storage) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
+async def test_concurrent_duplicates_are_stored_exactly_once(log: Log, ids: EventIds) -> None:
     # 40 requests, each a batch of 25 events drawn from 60 identities, overlapping.
     batches = [[event((start * 7 + i) % 60) for i in range(25)] for start in range(40)]
     await asyncio.gather(*(ids.append_once(batch) for batch in batches))
@@ -160,10 +157,8 @@ async def test_concurrent_duplicates_are_stored_exactly_once(log: Log, storage: 
 
 
 async def test_a_failed_append_remembers_nothing_and_a_retry_stores(
-    log: Log, storage: Storage
+    log: Log, ids: EventIds
 ) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
     good = event(1)
     broken = (good[0], [*good[1], NewRecord(TOPIC, 9, None, b"no such partition")])
     with pytest.raises(InvalidPartition):
@@ -175,11 +170,7 @@ async def test_a_failed_append_remembers_nothing_and_a_retry_stores(
     assert await values(log) == [b"event 1", b"event 2"]
 
 
-async def test_a_waiter_takes_over_an_identity_whose_append_failed(
-    log: Log, storage: Storage
-) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
+async def test_a_waiter_takes_over_an_identity_whose_append_failed(log: Log, ids: EventIds) -> None:
     await ids.append_once([event(0)])  # the marker topic exists from here on
     good = event(1)
     broken = (good[0], [NewRecord(TOPIC, 9, None, b"no such partition")])
@@ -193,10 +184,8 @@ async def test_a_waiter_takes_over_an_identity_whose_append_failed(
 
 
 async def test_a_waiter_answers_duplicate_once_the_other_append_succeeds(
-    log: Log, storage: Storage
+    log: Log, ids: EventIds
 ) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
     await ids.append_once([event(0)])  # the marker topic exists from here on
     first = asyncio.ensure_future(ids.append_once([event(1), event(2)]))
     await asyncio.sleep(0)  # the first request claims its identities and appends
@@ -208,10 +197,8 @@ async def test_a_waiter_answers_duplicate_once_the_other_append_succeeds(
 
 
 async def test_a_cancelled_request_still_remembers_what_its_append_stored(
-    log: Log, storage: Storage
+    log: Log, ids: EventIds
 ) -> None:
-    ids = storage.event_ids(log)
-    await ids.load()
     await ids.append_once([event(0)])  # the marker topic exists from here on
     request = asyncio.ensure_future(ids.append_once([event(1)]))
     await asyncio.sleep(0)  # the request claims its identity and appends
@@ -228,14 +215,12 @@ async def test_a_restart_remembers_what_was_stored(storage: Storage) -> None:
     batch = [event(n) for n in range(5000)] + [event(n, source="/b") for n in range(5000)]
     async with storage.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = storage.event_ids(log)
-        await ids.load()
+        ids = await storage.loaded(log)
         # More identities than one marker holds: the call writes three.
         await ids.append_once(batch)
         assert len(await stored(log, MARKER_TOPIC)) == 3
     async with storage.running() as log:
-        restarted = storage.event_ids(log)
-        await restarted.load()
+        restarted = await storage.loaded(log)
         assert restarted.stats()["remembered_ids"] == len(batch)
         await restarted.append_once([*batch[::100], event(10_000)])
         assert len(await stored(log)) == len(batch) + 1
@@ -244,8 +229,7 @@ async def test_a_restart_remembers_what_was_stored(storage: Storage) -> None:
 async def test_an_identity_is_forgotten_after_the_window(clocked: Storage) -> None:
     async with clocked.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = clocked.event_ids(log, dedup_window=600.0)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=600.0)
         await ids.append_once([event(1)])
         clocked.clock.advance(599)
         await ids.append_once([event(1)])
@@ -259,15 +243,13 @@ async def test_an_identity_is_forgotten_after_the_window(clocked: Storage) -> No
 async def test_a_restart_forgets_what_is_older_than_the_window(clocked: Storage) -> None:
     async with clocked.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = clocked.event_ids(log, dedup_window=600.0)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=600.0)
         await ids.append_once([event(1)])
         clocked.clock.advance(300)
         await ids.append_once([event(2)])
     clocked.clock.advance(301)
     async with clocked.running() as log:
-        ids = clocked.event_ids(log, dedup_window=600.0)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=600.0)
         assert ids.stats()["remembered_ids"] == 1
         await ids.append_once([event(1), event(2)])
         assert await values(log) == [b"event 1", b"event 1", b"event 2"]
@@ -277,8 +259,7 @@ async def test_never_remembered_beyond_the_topics_retention(clocked: Storage) ->
     async with clocked.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3, retention_ms=60_000))
         await log.create_topic(TopicSpec(name="ce.kept", partitions=1))
-        ids = clocked.event_ids(log, dedup_window=600.0)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=600.0)
         kept = (b"/k\x00" + b"1", [NewRecord("ce.kept", 0, None, b"kept")])
         await ids.append_once([event(1), kept])
         # Two lifetimes, two markers, in the one append.
@@ -289,8 +270,7 @@ async def test_never_remembered_beyond_the_topics_retention(clocked: Storage) ->
         assert len(await stored(log, "ce.kept")) == 1
     async with clocked.running() as log:
         # The marker says how long: a restart keeps each identity's own lifetime.
-        ids = clocked.event_ids(log, dedup_window=600.0)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=600.0)
         clocked.clock.advance(60)
         await ids.append_once([event(1), kept])
         assert len(await stored(log)) == 3
@@ -301,8 +281,7 @@ async def test_the_bound_forgets_the_oldest_first(clocked: Storage) -> None:
     async with clocked.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
         # A 4096 s window counts ids in 1 s slots: the bound forgets a second at a time.
-        ids = clocked.event_ids(log, dedup_window=4096.0, dedup_max_ids=10)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=4096.0, dedup_max_ids=10)
         for second in range(3):
             await ids.append_once([event(second * 5 + i) for i in range(5)])
             clocked.clock.advance(10)
@@ -319,11 +298,9 @@ async def test_the_bound_forgets_the_oldest_first(clocked: Storage) -> None:
 async def test_the_window_changes_the_marker_topics_retention(clocked: Storage) -> None:
     async with clocked.running() as log:
         await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = clocked.event_ids(log, dedup_window=600.0)
-        await ids.load()
+        ids = await clocked.loaded(log, dedup_window=600.0)
         await ids.append_once([event(1)])
-        longer = clocked.event_ids(log, dedup_window=7200.0)
-        await longer.load()
+        longer = await clocked.loaded(log, dedup_window=7200.0)
         assert (await log.get_topic(MARKER_TOPIC)).retention_ms == 7_200_000
         assert longer.stats()["remembered_ids"] == 1
 

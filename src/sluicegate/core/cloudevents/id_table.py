@@ -145,6 +145,8 @@ class IdTable:
         grow_at = _LOAD * len(shards)
         mask, split = self._mask, self._split
         for digest in digests:
+            # The probe of ``remembered_of``, inlined in both: a call per id would cost
+            # as much as the rest of the loop.
             hashed = int.from_bytes(digest, "little")
             index = hashed & mask
             if index < split:
