@@ -222,7 +222,8 @@ class EventIds:
         batch = [record for records in pending.values() for record in records]
         by_lifetime: dict[int, list[bytes]] = {}
         if len(set(lifetimes.values())) <= 1:
-            # Every topic of this call keeps events at least the window: the usual case.
+            # One lifetime for every topic of this call (the usual case: none keeps events
+            # for less than the window), so no event needs looking at.
             by_lifetime[next(iter(lifetimes.values()), self._window_us)] = list(pending)
         else:
             for digest, records in pending.items():
