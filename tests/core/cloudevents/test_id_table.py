@@ -6,7 +6,10 @@ import hashlib
 import random
 import tracemalloc
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from sluicegate.core.cloudevents.id_table import IdTable
 
@@ -105,3 +108,47 @@ def test_a_sized_table_holds_what_a_grown_one_does() -> None:
     assert sized.remembered_of(digests, NOW) == digests
     assert grown.remembered_of(digests, NOW) == digests
     assert sized.remembered_of([digest(n) for n in range(20_000, 21_000)], NOW) == []
+
+
+class TableAgainstModel(RuleBasedStateMachine):
+    """Random adds (mixed lifetimes, ids added again) and time passing, against a dict."""
+
+    POOL = [digest(n) for n in range(1000)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = IdTable(max_ids=400, slot_seconds=5)
+        self.now = NOW
+        #: digest -> the latest expiry it was added with
+        self.model: dict[bytes, int] = {}
+
+    @rule(
+        picks=st.lists(st.integers(0, 999), min_size=1, max_size=60, unique=True),
+        lifetime=st.sampled_from([3, 30, 120]),
+    )
+    def add(self, picks: list[int], lifetime: int) -> None:
+        digests = [self.POOL[n] for n in picks]
+        self.table.add_all(digests, self.now + lifetime, self.now)
+        for each in digests:
+            self.model[each] = max(self.model.get(each, 0), self.now + lifetime)
+
+    @rule(seconds=st.integers(0, 40))
+    def wait(self, seconds: int) -> None:
+        self.now += seconds
+
+    @invariant()
+    def lookups_agree(self) -> None:
+        found = set(self.table.remembered_of(self.POOL, self.now))
+        for each in self.POOL:
+            expiry = self.model.get(each, 0)
+            # Forgotten only on time or by the bound (below the floor), never remembered late.
+            assert (each in found) == (expiry > self.now and expiry >= self.table.floor)
+        assert len(found) <= self.table.remembered(self.now) <= self.table.max_ids
+        # The floor moves only to keep the bound.
+        assert (self.table.floor == 0) == (self.table.evicted == 0)
+
+
+TableAgainstModel.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
+test_the_table_agrees_with_a_model = TableAgainstModel.TestCase
