@@ -21,7 +21,7 @@ def digest(n: int) -> bytes:
 
 
 def test_every_added_digest_is_found_and_no_other_across_splits() -> None:
-    table = IdTable(max_ids=1_000_000, slot_seconds=60)
+    table = IdTable(max_ids=1_000_000, slot_seconds=60, first_shards=16)
     for n in range(50_000):
         table.add(digest(n), NOW + 3600, NOW)
     assert all(table.contains(digest(n), NOW) for n in range(50_000))
@@ -54,7 +54,7 @@ def test_shorter_lifetimes_keep_each_shard_in_expiry_order() -> None:
 
 
 def test_expired_entries_are_reclaimed_by_later_adds() -> None:
-    table = IdTable(max_ids=1_000_000, slot_seconds=1)
+    table = IdTable(max_ids=1_000_000, slot_seconds=1, first_shards=16)
     for n in range(20_000):
         table.add(digest(n), NOW + 10, NOW)
     grown = table.memory_bytes()
@@ -79,19 +79,22 @@ def test_the_bound_forgets_whole_slots_oldest_first() -> None:
     assert table.effective_window(3600, NOW) == 3600 - 110
 
 
-def test_the_memory_estimate_is_close_to_what_is_allocated() -> None:
+@pytest.mark.parametrize(("first_shards", "bytes_per_id"), [(16, 30), (1 << 16, 90)])
+def test_the_memory_estimate_is_close_to_what_is_allocated(
+    first_shards: int, bytes_per_id: int
+) -> None:
+    # Filled (grown from 16 shards: ~12 ids a shard) and sparse (the default first table).
     digests = [digest(n) for n in range(20_000)]
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        table = IdTable(max_ids=1_000_000, slot_seconds=60)
-        for each in digests:
-            table.add(each, NOW + 3600, NOW)
+        table = IdTable(max_ids=1_000_000, slot_seconds=60, first_shards=first_shards)
+        table.add_all(digests, NOW + 3600, NOW)
         allocated = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
     assert table.memory_bytes() == pytest.approx(allocated, rel=0.15)
-    assert allocated / len(digests) < 30
+    assert allocated / len(digests) < bytes_per_id
 
 
 def test_a_digest_must_be_16_bytes() -> None:
@@ -100,7 +103,8 @@ def test_a_digest_must_be_16_bytes() -> None:
 
 
 def test_a_sized_table_holds_what_a_grown_one_does() -> None:
-    sized, grown = IdTable(max_ids=100_000, slot_seconds=60), IdTable(100_000, 60)
+    sized = IdTable(max_ids=100_000, slot_seconds=60, first_shards=16)
+    grown = IdTable(max_ids=100_000, slot_seconds=60, first_shards=16)
     sized.reserve(20_000)
     digests = [digest(n) for n in range(20_000)]
     for table in (sized, grown):
@@ -117,7 +121,7 @@ class TableAgainstModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.table = IdTable(max_ids=400, slot_seconds=5)
+        self.table = IdTable(max_ids=400, slot_seconds=5, first_shards=4)
         self.now = NOW
         #: digest -> the latest expiry it was added with
         self.model: dict[bytes, int] = {}
