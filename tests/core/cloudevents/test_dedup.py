@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,11 +48,15 @@ class Storage:
             return running(KafkaLog(self._kafka, node_id=self._node))
         return running(SqliteLog(self._data_dir, clock=self.clock, retention_interval=3600.0))
 
-    async def loaded(self, log: Log, **settings: float) -> EventIds:
+    async def loaded(self, log: Log, **settings: Any) -> EventIds:
         """``EventIds`` on ``log`` with ``settings``, loaded."""
+        config = CloudEventSettings(**settings)
         # Log-append time and expiry on one clock where the gateway owns it (SQLite).
-        clock = {"clock": self.clock} if self.backend == "sqlite" else {}
-        ids = EventIds(log, CloudEventSettings(**settings), **clock)  # type: ignore[arg-type]
+        ids = (
+            EventIds(log, config, clock=self.clock)
+            if self.backend == "sqlite"
+            else EventIds(log, config)
+        )
         await ids.load()
         return ids
 
@@ -79,9 +84,9 @@ async def ids(log: Log, storage: Storage) -> EventIds:
     return await storage.loaded(log)
 
 
-def event(n: int, source: str = "/orders", partition: int | None = None) -> Item:
+def event(n: int, source: str = "/orders") -> Item:
     """An event's identity key and the one record it writes."""
-    record = NewRecord(TOPIC, n % 3 if partition is None else partition, None, b"event %d" % n)
+    record = NewRecord(TOPIC, n % 3, None, b"event %d" % n)
     return (source.encode() + b"\x00" + str(n).encode(), [record])
 
 
