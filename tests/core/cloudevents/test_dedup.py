@@ -17,7 +17,7 @@ from sluicegate.core.cloudevents.dedup import MARKER_TOPIC, EventIds, identity_d
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import TopicSpec
-from sluicegate.errors import InvalidPartition
+from sluicegate.errors import InvalidPartition, PayloadTooLarge
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.sqlite import SqliteLog
@@ -173,6 +173,19 @@ async def test_a_failed_append_remembers_nothing_and_a_retry_stores(
     assert ids.stats()["appending_ids"] == 0
     await ids.append_once([good, event(2)])
     assert await values(log) == [b"event 1", b"event 2"]
+
+
+@pytest.mark.parametrize("storage", ["kafka"], indirect=True)
+async def test_a_transaction_the_broker_refuses_stores_no_marker(log: Log, ids: EventIds) -> None:
+    await ids.append_once([event(0)])
+    huge = NewRecord(TOPIC, 0, None, b"x" * (2 * 1024 * 1024))  # above Kafka's 1 MB default
+    with pytest.raises(PayloadTooLarge):
+        await ids.append_once([event(1), (b"/orders\x00huge", [huge])])
+    # The events and the marker were one transaction, aborted whole.
+    assert len(await stored(log, MARKER_TOPIC)) == 1
+    assert ids.stats()["remembered_ids"] == 1
+    await ids.append_once([event(1)])
+    assert await values(log) == [b"event 0", b"event 1"]
 
 
 async def test_a_waiter_takes_over_an_identity_whose_append_failed(log: Log, ids: EventIds) -> None:
