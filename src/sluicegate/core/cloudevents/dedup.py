@@ -178,11 +178,15 @@ class EventIds:
         once. What remains is one ``Log.append`` with the markers, awaited until durable.
         Raises what ``Log.append`` raises; then nothing of this call was stored.
         """
-        pending: dict[bytes, Sequence[NewRecord]] = {}
         blake2b = hashlib.blake2b
-        for key, records in items:
-            pending.setdefault(blake2b(key, digest_size=DIGEST_BYTES).digest(), records)
-        self._duplicates += len(items) - len(pending)
+        digests = [blake2b(key, digest_size=DIGEST_BYTES).digest() for key, _ in items]
+        pending = dict(zip(digests, [records for _, records in items], strict=True))
+        if len(pending) < len(items):
+            # An identity twice in the call: dict() kept the last records, store the first.
+            pending = {}
+            for digest, (_, records) in zip(digests, items, strict=True):
+                pending.setdefault(digest, records)
+            self._duplicates += len(items) - len(pending)
         lifetimes = await self._lifetimes(pending.values())
         if not self._marker_topic_exists:
             await self._create_marker_topic()
