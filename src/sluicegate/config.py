@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SLUICEGATE_"
+#: Identities are remembered with an expiry in 32-bit seconds; a year is plenty.
+_MAX_DEDUP_WINDOW = 366 * 86_400
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -278,6 +280,13 @@ class CloudEventSettings(_Section):
     #: Topic of a type without a route: ``<topic_prefix><type>`` (see core.cloudevents.routing).
     topic_prefix: str = "ce."
     routes: list[CloudEventRoute] = msgspec.field(default_factory=list)
+    #: Seconds a stored event's ``source`` + ``id`` is remembered, so that a retry of it
+    #: is acknowledged without storing it again (never longer than its topic's retention).
+    dedup_window: float = 86_400.0
+    #: Identities remembered at most; past it the oldest are forgotten first, which makes
+    #: the window shorter (the ``effective_window_seconds`` gauge). About 27 bytes each,
+    #: so the default bound is about 190 MB.
+    dedup_max_ids: int = 7_000_000
 
 
 class Settings(_Section):
@@ -306,6 +315,12 @@ class Settings(_Section):
             (self.storage.wal_size_limit > 0, "storage.wal_size_limit", "must be > 0"),
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
+            (
+                1 <= self.cloudevents.dedup_window <= _MAX_DEDUP_WINDOW,
+                "cloudevents.dedup_window",
+                f"must be between 1 and {_MAX_DEDUP_WINDOW} seconds (a year)",
+            ),
+            (self.cloudevents.dedup_max_ids >= 1, "cloudevents.dedup_max_ids", "must be >= 1"),
             *(
                 (limit > 0, f"limits.max_body_bytes.{dialect}", "must be > 0")
                 for dialect, limit in self.limits.max_body_bytes.items()

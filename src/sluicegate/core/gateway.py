@@ -9,6 +9,7 @@ from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.cloudevents.routing import TypeRouter
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.producer import Producer
@@ -38,6 +39,8 @@ class Gateway:
         self.auth = Authenticator(settings.auth, self.clients)
         self.limits = Limits(settings.limits)
         self.event_types = TypeRouter(settings.cloudevents)
+        #: CloudEvents are stored only through ``event_ids.append_once`` (source + id once).
+        self.event_ids = EventIds(log, settings.cloudevents)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -52,6 +55,7 @@ class Gateway:
         """Load state from the log; the log must be running."""
         await self.auth.load()
         await self.schemas.load()
+        await self.event_ids.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
