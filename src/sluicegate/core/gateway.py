@@ -10,6 +10,7 @@ from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
 from sluicegate.core.cloudevents.routing import TypeRouter
+from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
@@ -38,6 +39,7 @@ class Gateway:
         self.auth = Authenticator(settings.auth, self.clients)
         self.limits = Limits(settings.limits)
         self.event_types = TypeRouter(settings.cloudevents)
+        self.event_topics = EventTopics(log, settings.cloudevents)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
