@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SLUICEGATE_"
+#: Identities are remembered with an expiry in 32-bit seconds; a year is plenty.
+_MAX_DEDUP_WINDOW = 366 * 86_400
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -302,6 +304,12 @@ class CloudEventSettings(_Section):
     retention_ms: int = 120 * 3600 * 1000
     #: Data schemas by event type, registered at start (see core.cloudevents.schemas).
     schemas: list[CloudEventSchema] = msgspec.field(default_factory=list)
+    #: Seconds a stored event's ``source`` + ``id`` is remembered, so that a retry of it
+    #: is acknowledged without storing it again (never longer than its topic's retention).
+    dedup_window: float = 86_400.0
+    #: Identities remembered at most; past it the oldest are forgotten first, which makes
+    #: the window shorter (the ``effective_window_seconds`` gauge). About 24 bytes each.
+    dedup_max_ids: int = 8_000_000
 
 
 class Settings(_Section):
@@ -331,6 +339,12 @@ class Settings(_Section):
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
             *_cloudevent_checks(self.cloudevents),
+            (
+                1 <= self.cloudevents.dedup_window <= _MAX_DEDUP_WINDOW,
+                "cloudevents.dedup_window",
+                f"must be between 1 and {_MAX_DEDUP_WINDOW} seconds (a year)",
+            ),
+            (self.cloudevents.dedup_max_ids >= 1, "cloudevents.dedup_max_ids", "must be >= 1"),
             *(
                 (limit > 0, f"limits.max_body_bytes.{dialect}", "must be > 0")
                 for dialect, limit in self.limits.max_body_bytes.items()

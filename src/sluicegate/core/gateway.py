@@ -9,6 +9,7 @@ from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.cloudevents.routing import TypeRouter
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
@@ -43,6 +44,8 @@ class Gateway:
         self.event_topics = EventTopics(log, settings.cloudevents)
         #: Every CloudEvents type produced so far and its topics (consumers subscribe by it).
         self.type_registry = EventTypes(log)
+        #: CloudEvents are stored only through ``event_ids.append_once`` (source + id once).
+        self.event_ids = EventIds(log, settings.cloudevents)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -58,6 +61,7 @@ class Gateway:
         await self.auth.load()
         await self.schemas.load()
         await self.type_registry.load()
+        await self.event_ids.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
