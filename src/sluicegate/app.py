@@ -237,6 +237,7 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
     from sluicegate.dialects.cloudevents.tools import routes as cloudevents_tools
@@ -255,6 +256,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
         *client_admin(gateway.clients),
+        *event_schema_admin(gateway.event_schemas),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
