@@ -212,6 +212,7 @@ def test_structured_event_written_by_the_sdk_round_trips() -> None:
     ("event", "attribute", "says"),
     [
         ({**_BASE, "id": 5}, "id", "attribute id must be a string"),
+        ({**_BASE, "partitionkey": 5}, "partitionkey", "attribute partitionkey must be a string"),
         ({**_BASE, "big": 2**31}, "big", "32-bit"),
         ({**_BASE, "ratio": 0.5}, "ratio", "string, boolean or integer"),
         ({**_BASE, "Bad": "x"}, "Bad", "invalid attribute name"),

@@ -175,6 +175,8 @@ _decode_many = msgspec.json.Decoder(list[_Structured]).decode
 # Any other event: every member kept raw, each attribute then checked by hand.
 _decode_one_raw = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_many_raw = msgspec.json.Decoder(list[msgspec.Raw]).decode
+#: Attributes whose value is a string (or null: absent); ``partitionkey`` is the
+#: partitioning extension's, which the specification types as a string.
 _STRING_ATTRIBUTES = (
     "specversion",
     "id",
@@ -184,6 +186,7 @@ _STRING_ATTRIBUTES = (
     "time",
     "datacontenttype",
     "dataschema",
+    "partitionkey",
 )
 
 
@@ -266,7 +269,11 @@ def _from_members(members: dict[str, msgspec.Raw], index: int | None) -> CloudEv
                     attribute=name,
                     **_index_detail(index),
                 )
-            attributes[name] = value
+            if name == "partitionkey":
+                if value is not None:
+                    extensions[name] = value
+            else:
+                attributes[name] = value
             continue
         check_attribute_name(name, index)
         if value is None:
@@ -352,24 +359,39 @@ def from_batch(body: bytes) -> list[CloudEvent]:
 # -- stored: the Kafka binding, binary mode ------------------------------------------
 
 
+#: Headers whose value repeats from event to event (a producer's source, its types),
+#: encoded once: ``(name, value) → (name, value bytes)``.
+_SHARED_HEADERS: dict[tuple[str, str], Header] = {}
+_SHARED_HEADERS_MAX = 4096
+
+
+def _shared(name: str, value: str) -> Header:
+    header = _SHARED_HEADERS.get((name, value))
+    if header is None:
+        if len(_SHARED_HEADERS) >= _SHARED_HEADERS_MAX:
+            _SHARED_HEADERS.clear()
+        header = _SHARED_HEADERS[name, value] = (name, value.encode())
+    return header
+
+
 def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord:
     """The record that stores ``event`` in ``topic`` (partition chosen by the caller)."""
     headers: list[Header] = [
-        ("ce_specversion", event.specversion.encode()),
+        _shared("ce_specversion", event.specversion),
         ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_type", event.type.encode()),
+        _shared("ce_source", event.source),
+        _shared("ce_type", event.type),
     ]
     if event.subject is not None:
         headers.append(("ce_subject", event.subject.encode()))
     if event.time is not None:
         headers.append(("ce_time", event.time.encode()))
     if event.dataschema is not None:
-        headers.append(("ce_dataschema", event.dataschema.encode()))
+        headers.append(_shared("ce_dataschema", event.dataschema))
     for name, value in event.extensions.items():
         headers.append((CE_HEADER_PREFIX + name, value.encode()))
     if event.datacontenttype is not None:
-        headers.append((_CONTENT_TYPE, event.datacontenttype.encode()))
+        headers.append(_shared(_CONTENT_TYPE, event.datacontenttype))
     if event.literal:
         headers.append((LITERALS_HEADER, ",".join(sorted(event.literal)).encode()))
     key = event.extensions.get("partitionkey")
