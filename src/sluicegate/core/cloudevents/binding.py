@@ -141,8 +141,9 @@ _CONTEXT = frozenset({"specversion", "id", "source", "type", "subject", "time", 
 
 def _check_json_data(data: bytes, index: int | None) -> None:
     try:
-        _check_json(data)
-    except msgspec.DecodeError as exc:
+        # Checked, not decoded, unless a \\u escape might be a lone surrogate.
+        (_decode_any if b"\\u" in data else _check_json)(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRequest(
             f"{'' if index is None else f'events[{index}]: '}the data is not valid JSON, "
             f"as its content type says: {exc}",
@@ -225,6 +226,8 @@ def _data(
     if not raw or raw == b"null":
         return None, datacontenttype
     if datacontenttype is None or is_json_media_type(datacontenttype):
+        if b"\\u" in raw:
+            _check_text(raw, index)
         return raw, datacontenttype or _JSON
     if raw[:1] != b'"':
         raise BadRequest(
@@ -234,6 +237,19 @@ def _data(
             **_index_detail(index),
         )
     return msgspec.json.decode(raw, type=str).encode(), datacontenttype
+
+
+def _check_text(data: bytes, index: int | None) -> None:
+    """Refuse JSON data whose ``\\u`` escapes are not text (a lone UTF-16 surrogate): kept
+    raw, the data was not decoded, and consumers' decoders would refuse it."""
+    try:
+        _decode_any(data)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(
+            f"{_prefix(index)}the data is not valid JSON text: {exc}",
+            attribute="data",
+            **_index_detail(index),
+        ) from None
 
 
 def _from_fast(event: _Structured, index: int | None) -> CloudEvent:
@@ -324,24 +340,29 @@ def _object_members(raw: bytes, index: int | None) -> dict[str, msgspec.Raw]:
 def from_structured(body: bytes) -> CloudEvent:
     """The event of an ``application/cloudevents+json`` body."""
     try:
-        return _from_fast(_decode_one(body), None)
-    except msgspec.ValidationError:
-        pass  # an extension, or an attribute of the wrong type: checked one by one below
+        try:
+            return _from_fast(_decode_one(body), None)
+        except msgspec.ValidationError:
+            pass  # an extension, or an attribute of the wrong type: checked one by one
+        return _from_members(_object_members(body, None), None)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
-    return _from_members(_object_members(body, None), None)
 
 
 def from_batch(body: bytes) -> list[CloudEvent]:
     """The events of an ``application/cloudevents-batch+json`` body, each checked."""
     try:
-        decoded = _decode_many(body)
-    except msgspec.ValidationError:
-        pass
+        try:
+            decoded = _decode_many(body)
+        except msgspec.ValidationError:
+            return _from_elements(body)
+        return [_from_fast(event, index) for index, event in enumerate(decoded)]
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
-    else:
-        return [_from_fast(event, index) for index, event in enumerate(decoded)]
+
+
+def _from_elements(body: bytes) -> list[CloudEvent]:
+    """A batch in which some event has an extension (or is wrong): event by event."""
     try:
         elements = _decode_many_raw(body)
     except msgspec.ValidationError:
