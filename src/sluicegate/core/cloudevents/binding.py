@@ -41,6 +41,7 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 
 from sluicegate.core.cloudevents.event import (
+    CONTEXT_ATTRIBUTES,
     CloudEvent,
     check_attribute_name,
     check_extension_value,
@@ -121,6 +122,22 @@ def from_http_binary(
     data = body if body else None
     if data is not None and is_json_media_type(datacontenttype):
         _check_json_data(data, index)
+    return _checked(attributes, datacontenttype, extensions, frozenset(), data, index)
+
+
+#: The context attributes a ``ce-`` or ``ce_`` header carries (not ``datacontenttype``).
+_CONTEXT = frozenset(CONTEXT_ATTRIBUTES) - {"datacontenttype"}
+
+
+def _checked(
+    attributes: Mapping[str, str | None],
+    datacontenttype: str | None,
+    extensions: dict[str, str],
+    literal: frozenset[str],
+    data: bytes | None,
+    index: int | None,
+) -> CloudEvent:
+    """``checked_event`` from the attributes a parser collected by name."""
     return checked_event(
         specversion=attributes.get("specversion"),
         id=attributes.get("id"),
@@ -131,12 +148,10 @@ def from_http_binary(
         datacontenttype=datacontenttype,
         dataschema=attributes.get("dataschema"),
         extensions=extensions,
+        literal=literal,
         data=data,
         index=index,
     )
-
-
-_CONTEXT = frozenset({"specversion", "id", "source", "type", "subject", "time", "dataschema"})
 
 
 def _check_json_data(data: bytes, index: int | None) -> None:
@@ -178,17 +193,7 @@ _decode_one_raw = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_many_raw = msgspec.json.Decoder(list[msgspec.Raw]).decode
 #: Attributes whose value is a string (or null: absent); ``partitionkey`` is the
 #: partitioning extension's, which the specification types as a string.
-_STRING_ATTRIBUTES = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "dataschema",
-    "partitionkey",
-)
+_STRING_ATTRIBUTES = frozenset({*CONTEXT_ATTRIBUTES, "partitionkey"})
 
 
 def _index_detail(index: int | None) -> dict[str, Any]:
@@ -312,20 +317,7 @@ def _from_members(members: dict[str, msgspec.Raw], index: int | None) -> CloudEv
         attributes.get("datacontenttype"),
         index,
     )
-    return checked_event(
-        specversion=attributes.get("specversion"),
-        id=attributes.get("id"),
-        source=attributes.get("source"),
-        type=attributes.get("type"),
-        subject=attributes.get("subject"),
-        time=attributes.get("time"),
-        datacontenttype=datacontenttype,
-        dataschema=attributes.get("dataschema"),
-        extensions=extensions,
-        literal=frozenset(literal),
-        data=data,
-        index=index,
-    )
+    return _checked(attributes, datacontenttype, extensions, frozenset(literal), data, index)
 
 
 def _object_members(raw: bytes, index: int | None) -> dict[str, msgspec.Raw]:

@@ -41,14 +41,11 @@ from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.partitioner import Partitioner
 from sluicegate.core.records import NewRecord, format_timestamp
-from sluicegate.core.schemas.validators import ValueSchema
+from sluicegate.core.schemas.validators import ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
 from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
 
 __all__ = ["EventProducer", "identity_key", "require_producer"]
-
-#: Violations of a type's schema listed in an answer at most.
-_MAX_VIOLATIONS = 100
 
 Item = tuple[bytes, Sequence[NewRecord]]
 
@@ -247,13 +244,10 @@ def _check_data(schema: ValueSchema, event: CloudEvent, index: int | None) -> No
         ) from None
     violations = schema.violations(datum)
     if violations:
-        shown = violations[:_MAX_VIOLATIONS]
-        listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in shown)
-        if len(violations) > len(shown):
-            listed += f"; and {len(violations) - len(shown)} more"
+        listed, shown = describe_violations(violations)
         raise Unprocessable(
             f"{_prefix(index)}the data does not satisfy the schema of type "
             f"{event.type!r}: {listed}",
-            violations=[msgspec.structs.asdict(v) for v in shown],
+            violations=shown,
             **_detail("data", index),
         )
