@@ -27,6 +27,7 @@ MODULES = {
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
     "cloudevents-produce": "bench.cloudevents_produce",
+    "cloudevents-dedup": "bench.cloudevents_dedup",
 }
 #: Other names of groups above (the CloudEvents producer's work is also "ce-events").
 ALIASES = {"ce-events": "cloudevents-produce"}
