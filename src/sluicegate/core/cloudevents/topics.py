@@ -29,7 +29,11 @@ _REMEMBERED = 65_536
 
 
 class EventTopics:
-    """Cached topic metadata for CloudEvents, and creation on first use."""
+    """Cached topic metadata for CloudEvents, and creation on first use.
+
+    Not the dialects' ``TopicCatalog``: that one hides internal topics, and a client's
+    test and dead streams are internal; sharing its cache would let any dialect find them.
+    """
 
     def __init__(
         self,
