@@ -18,13 +18,12 @@ from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
 
-__all__ = ["RAW_MEDIA_TYPES", "raw_event", "routes"]
+__all__ = ["RAW_MEDIA_TYPES", "principal_of", "raw_event", "routes"]
 
 #: The Content-Types of a raw event's body, as the seed lists them.
 RAW_MEDIA_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain"})
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
-_JSON_BODIES = frozenset({"application/json", STRUCTURED, BATCH})
 
 
 def principal_of(request: Request) -> Principal:
@@ -60,7 +59,7 @@ async def raw_event(request: Request) -> CloudEvent:
             "application/octet-stream or text/plain (structured events go to "
             "/ce/produce/event, batches to /ce/produce/events)"
         )
-    body = await request.body(json=media_type in _JSON_BODIES)
+    body = await request.body(json=media_type == "application/json")
     return from_http_binary(request.raw_headers, body)
 
 
