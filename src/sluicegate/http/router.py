@@ -34,7 +34,8 @@ def _compile(template: str) -> re.Pattern[str]:
     for match in _PARAM.finditer(template):
         pattern += re.escape(template[last : match.start()])
         name, is_path = match.group(1), match.group(2)
-        pattern += f"(?P<{name}>.+)" if is_path else f"(?P<{name}>[^/]+)"
+        # A path parameter may hold any character, a line break too (as one segment can).
+        pattern += f"(?P<{name}>(?s:.+))" if is_path else f"(?P<{name}>[^/]+)"
         last = match.end()
     pattern += re.escape(template[last:])
     return re.compile(pattern)
@@ -87,11 +88,14 @@ class Router:
         self._wildcard: list[Route] = []
         self.routes = list(routes)
         self.websockets = {ws.path: ws for ws in websockets}
+        #: Static routes by first segment: whose errors a near miss (``/ce/produce/x``) gets.
+        self._static_by_segment: dict[str, Route] = {}
         for route in self.routes:
+            first = route.path.split("/", 2)[1]
             if "{" not in route.path:
                 self._static.setdefault(route.path, []).append(route)
+                self._static_by_segment.setdefault(first, route)
                 continue
-            first = route.path.split("/", 2)[1]
             if "{" in first:
                 self._wildcard.append(route)
             else:
@@ -125,4 +129,4 @@ class Router:
         """The route whose dialect should render a 404/405 for ``path``, if any."""
         first = path.split("/", 2)[1] if path.startswith("/") else ""
         group = self._by_segment.get(first) or self._static.get(path)
-        return group[0] if group else None
+        return group[0] if group else self._static_by_segment.get(first)
