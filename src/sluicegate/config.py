@@ -26,6 +26,7 @@ __all__ = [
     "AuthSettings",
     "ClientSettings",
     "CloudEventRoute",
+    "CloudEventSchema",
     "CloudEventSettings",
     "JwtSettings",
     "KafkaSettings",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SLUICEGATE_"
+#: Identities are remembered with an expiry in 32-bit seconds; a year is plenty.
+_MAX_DEDUP_WINDOW = 366 * 86_400
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -274,10 +277,39 @@ class CloudEventRoute(_Section):
     topic: str
 
 
+class CloudEventSchema(_Section):
+    """A JSON Schema for the ``data`` of events of ``type``: a ``file`` or inline ``schema``."""
+
+    type: str
+    #: Path of a JSON file holding the schema.
+    file: str | None = None
+    #: The schema itself: a TOML table, or a string of JSON.
+    schema: dict[str, Any] | str | None = None
+
+
 class CloudEventSettings(_Section):
     #: Topic of a type without a route: ``<topic_prefix><type>`` (see core.cloudevents.routing).
     topic_prefix: str = "ce."
     routes: list[CloudEventRoute] = msgspec.field(default_factory=list)
+    #: Bytes of one request, a single event or a batch (413 beyond).
+    max_request_bytes: int = 1024 * 1024
+    #: Bytes of one event: its data and every attribute's name and value (413 beyond).
+    max_event_bytes: int = 64 * 1024
+    #: Seconds an event's ``time`` may lie ahead of the gateway's clock (400 beyond).
+    clock_skew: float = 5.0
+    #: Partitions of a CloudEvents topic the gateway creates: a group scales to 1, 2, 3,
+    #: 4, 6 or 12 instances.
+    partitions: int = 12
+    #: Milliseconds events are kept in the topics the gateway creates (120 hours).
+    retention_ms: int = 120 * 3600 * 1000
+    #: Data schemas by event type, registered at start (see core.cloudevents.schemas).
+    schemas: list[CloudEventSchema] = msgspec.field(default_factory=list)
+    #: Seconds a stored event's ``source`` + ``id`` is remembered, so that a retry of it
+    #: is acknowledged without storing it again (never longer than its topic's retention).
+    dedup_window: float = 86_400.0
+    #: Identities remembered at most; past it the oldest are forgotten first, which makes
+    #: the window shorter (the ``effective_window_seconds`` gauge). About 24 bytes each.
+    dedup_max_ids: int = 8_000_000
 
 
 class Settings(_Section):
@@ -306,6 +338,13 @@ class Settings(_Section):
             (self.storage.wal_size_limit > 0, "storage.wal_size_limit", "must be > 0"),
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
+            *_cloudevent_checks(self.cloudevents),
+            (
+                1 <= self.cloudevents.dedup_window <= _MAX_DEDUP_WINDOW,
+                "cloudevents.dedup_window",
+                f"must be between 1 and {_MAX_DEDUP_WINDOW} seconds (a year)",
+            ),
+            (self.cloudevents.dedup_max_ids >= 1, "cloudevents.dedup_max_ids", "must be >= 1"),
             *(
                 (limit > 0, f"limits.max_body_bytes.{dialect}", "must be > 0")
                 for dialect, limit in self.limits.max_body_bytes.items()
@@ -324,6 +363,27 @@ class Settings(_Section):
         if self.storage.backend == "kafka":
             _validate_kafka(self.kafka)
         return self
+
+
+def _cloudevent_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
+    checks = [
+        (ce.max_request_bytes > 0, "cloudevents.max_request_bytes", "must be > 0"),
+        (ce.max_event_bytes > 0, "cloudevents.max_event_bytes", "must be > 0"),
+        (ce.clock_skew >= 0, "cloudevents.clock_skew", "must be >= 0"),
+        (ce.partitions >= 1, "cloudevents.partitions", "must be >= 1"),
+        (ce.retention_ms > 0, "cloudevents.retention_ms", "must be > 0"),
+    ]
+    for index, schema in enumerate(ce.schemas):
+        where = f"cloudevents.schemas[{index}]"
+        checks.append((bool(schema.type), f"{where}.type", "must not be empty"))
+        checks.append(
+            (
+                (schema.file is None) != (schema.schema is None),
+                where,
+                "give the schema as file or as schema, exactly one of them",
+            )
+        )
+    return checks
 
 
 def _validate_kafka(kafka: KafkaSettings) -> None:

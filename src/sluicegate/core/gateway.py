@@ -9,7 +9,10 @@ from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.cloudevents.routing import TypeRouter
+from sluicegate.core.cloudevents.topics import EventTopics
+from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
@@ -38,6 +41,11 @@ class Gateway:
         self.auth = Authenticator(settings.auth, self.clients)
         self.limits = Limits(settings.limits)
         self.event_types = TypeRouter(settings.cloudevents)
+        self.event_topics = EventTopics(log, settings.cloudevents)
+        #: Every CloudEvents type produced so far and its topics (consumers subscribe by it).
+        self.type_registry = EventTypes(log)
+        #: CloudEvents are stored only through ``event_ids.append_once`` (source + id once).
+        self.event_ids = EventIds(log, settings.cloudevents)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -52,9 +60,12 @@ class Gateway:
         """Load state from the log; the log must be running."""
         await self.auth.load()
         await self.schemas.load()
+        await self.type_registry.load()
+        await self.event_ids.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.schemas.follow(), name="schemas.follow")
             tg.create_task(self.auth.run(), name="auth")
+            tg.create_task(self.type_registry.follow(), name="type_registry.follow")
