@@ -102,6 +102,7 @@ class GatewayApp:
         self.metrics = metrics or Metrics()
         self.metrics.watch_storage(gateway.log.stats)
         self.metrics.watch_event_ids(gateway.event_ids.stats)
+        self.metrics.watch_consumers(gateway.consumers.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
         self._dispatch: dict[tuple[str, str], _Dispatch] = {}
 

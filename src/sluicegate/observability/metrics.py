@@ -209,5 +209,9 @@ class Metrics:
         """CloudEvents de-duplication's figures (``EventIds.stats``)."""
         self.registry.register(_StatsCollector("sluicegate_cloudevents_dedup", stats))
 
+    def watch_consumers(self, stats: Callable[[], dict[str, float]]) -> None:
+        """CloudEvents consumer instances' figures (``ConsumerInstances.stats``)."""
+        self.registry.register(_StatsCollector("sluicegate_cloudevents_consumers", stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -141,6 +141,10 @@ class ConsumerInstance:
         """Mark the instance as used now (it expires ``idle_timeout`` after its last use)."""
         self.last_used = self._registry.monotonic()
 
+    def resubscribe(self) -> None:
+        """The subscription's answer may have changed: ask it again at the next read."""
+        self._subscription_version = -1
+
     def delivery_count(self, tp: TopicPartition, offset: int) -> int:
         """How many times the group has been handed this record so far."""
         return self.group.counts.count(tp, offset)
