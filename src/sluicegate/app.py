@@ -98,6 +98,7 @@ class GatewayApp:
         self._body_limits = {
             **settings.limits.max_body_bytes,
             "records_v2": settings.records_v2.max_body_bytes,
+            "cloudevents": settings.cloudevents.max_request_bytes,
         }
         self.metrics = metrics or Metrics()
         self.metrics.watch_storage(gateway.log.stats)
@@ -238,6 +239,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     """The app with every dialect mounted."""
     from sluicegate import openapi
     from sluicegate.dialects.admin.routes import routes as client_admin
+    from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
     from sluicegate.dialects.records_v2.routes import routes as records_v2
     from sluicegate.dialects.schema_registry.access import guarded
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
@@ -250,6 +252,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *topics_v1_public(gateway),
         *topic_admin(gateway),
         *topics_v1_developer(gateway),
+        *cloudevents_produce(gateway),
         *client_admin(gateway.clients),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),

@@ -11,7 +11,9 @@ from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
 from sluicegate.core.cloudevents.consumers import consumer_settings, follow_types
 from sluicegate.core.cloudevents.dedup import EventIds
+from sluicegate.core.cloudevents.producer import EventProducer
 from sluicegate.core.cloudevents.routing import TypeRouter
+from sluicegate.core.cloudevents.schemas import EventSchemas
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.consumers.registry import ConsumerInstances
@@ -49,6 +51,15 @@ class Gateway:
         self.type_registry = EventTypes(log)
         #: CloudEvents are stored only through ``event_ids.append_once`` (source + id once).
         self.event_ids = EventIds(log, settings.cloudevents)
+        self.event_schemas = EventSchemas(self.schemas)
+        self.event_producer = EventProducer(
+            settings.cloudevents,
+            router=self.event_types,
+            topics=self.event_topics,
+            types=self.type_registry,
+            ids=self.event_ids,
+            schemas=self.event_schemas,
+        )
         #: This node's CloudEvents consumer instances (long polling; WebSocket and SSE next).
         self.consumers = ConsumerInstances(
             log, LongPolls(log, self.limits.long_polls), consumer_settings(settings.cloudevents)
@@ -67,6 +78,7 @@ class Gateway:
         """Load state from the log; the log must be running."""
         await self.auth.load()
         await self.schemas.load()
+        await self.event_schemas.load_configured(self.settings.cloudevents.schemas)
         await self.type_registry.load()
         await self.event_ids.load()
 

@@ -56,3 +56,17 @@ def test_checked_event_names_the_index() -> None:
     with pytest.raises(BadRequest, match=r"^events\[3\]: attribute id is required") as caught:
         checked_event(specversion="1.0", id=None, source="s", type="t", index=3)
     assert caught.value.detail == {"attribute": "id", "index": 3}
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "tab\there", "c1\x85"])
+def test_control_characters_are_refused(value: str) -> None:
+    with pytest.raises(BadRequest, match="control character") as caught:
+        checked_event(specversion="1.0", id="1", source="s", type="t", subject=value)
+    assert caught.value.detail["attribute"] == "subject"
+    with pytest.raises(BadRequest, match="attribute ext holds a control character"):
+        checked_event(specversion="1.0", id="1", source="s", type="t", extensions={"ext": value})
+
+
+def test_other_unicode_is_kept() -> None:
+    event = checked_event(specversion="1.0", id="\u00a0\u200b", source="s", type="\u20ac")
+    assert event.id == "\u00a0\u200b"

@@ -57,6 +57,8 @@ _RFC3339 = re.compile(
     r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
 )
 _INT32 = (-(2**31), 2**31 - 1)
+# The CloudEvents String type excludes the control characters (C0, DEL and C1).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -235,6 +237,19 @@ def checked_event(
         )
     if time is not None:
         check_time(time, index)
+    for name, value in (
+        ("id", event_id),
+        ("source", event_source),
+        ("type", event_type),
+        ("subject", subject),
+        ("dataschema", dataschema),
+        ("datacontenttype", datacontenttype),
+        *(extensions.items() if extensions else ()),
+    ):
+        # isprintable() is one C call; it refuses more than control characters, so
+        # only then is the value searched for what the specification forbids.
+        if value is not None and not value.isprintable() and _CONTROL.search(value):
+            raise _bad(f"attribute {name} holds a control character", name, index)
     return CloudEvent(
         id=event_id,
         source=event_source,
