@@ -40,6 +40,14 @@ class Topics:
     def __init__(self, *names: str, accept: RecordFilter | None = None) -> None:
         self.names = set(names)
         self.accept = accept
+        self._version = 0
+
+    def add(self, name: str) -> None:
+        self.names.add(name)
+        self._version += 1
+
+    def version(self) -> int:
+        return self._version
 
     async def topics(self) -> frozenset[str]:
         return frozenset(self.names)

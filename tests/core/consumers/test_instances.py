@@ -217,7 +217,7 @@ async def test_a_topic_added_to_the_subscription_is_read_without_a_restart(
     polling = asyncio.ensure_future(instance.next_batch(10, 30, never))
     await asyncio.sleep(0.05)
     invoices = await make_topic(gateway, "invoices")
-    subscription.names.add(invoices)
+    subscription.add(invoices)
     instances.subscriptions_changed()  # wakes the poll, which re-joins with both topics
     await append(gateway, invoices, 0, [b"first invoice"])
     batch = await asyncio.wait_for(polling, 10)

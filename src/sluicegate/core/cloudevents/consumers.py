@@ -16,9 +16,10 @@ An instance subscribes to:
   position, as it reads its normal events.
 
 A type produced for the first time after an instance was created is found without a
-restart: ``follow_types`` turns the type registry's change signal into
-``ConsumerInstances.subscriptions_changed``, and each instance re-joins with the grown
-topic set at its next read (waiting long polls are woken for it).
+restart: each instance compares the type registry's version at each read and re-joins
+with the grown topic set, and ``follow_types`` turns the registry's change signal into
+``ConsumerInstances.subscriptions_changed``, which wakes the instances waiting in a long
+poll to do it at once.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ class EventSubscription:
         self._patterns = patterns
         self._accepts = _filter_for(patterns)
         return True
+
+    def version(self) -> int:
+        """The type registry's version: it moves when a type is first produced."""
+        return self._types.version
 
     async def topics(self) -> frozenset[str]:
         """The event types' topics, and the client's test and dead streams (created on

@@ -235,7 +235,7 @@ class ConsumerInstance:
 
     async def join(self) -> None:
         """Join the group with the subscription's topics as they are now."""
-        version = self._registry.subscription_version
+        version = self.subscription.version()
         topics = await self.subscription.topics()
         self._subscription_version = version
         await self._join(topics)
@@ -262,8 +262,8 @@ class ConsumerInstance:
         self._check_open()
         registry = self._registry
         try:
-            if self._subscription_version != registry.subscription_version:
-                version = registry.subscription_version
+            if self._subscription_version != self.subscription.version():
+                version = self.subscription.version()
                 topics = await self.subscription.topics()
                 self._subscription_version = version
                 if topics != self._topics:

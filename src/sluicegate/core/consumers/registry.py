@@ -74,8 +74,6 @@ class ConsumerInstances:
         self.long_polls = long_polls
         self.settings = settings
         self.monotonic = monotonic
-        #: Grows whenever a subscription may have changed; instances compare it.
-        self.subscription_version = 0
         self._instances: dict[str, ConsumerInstance] = {}
         self._groups: dict[str, LocalGroup] = {}
         self._per_client: dict[str, int] = {}
@@ -166,12 +164,8 @@ class ConsumerInstances:
             del self._per_client[instance.owner]
 
     def subscriptions_changed(self) -> None:
-        """What some subscription lists may have changed (a new event type, say).
-
-        Every instance asks its subscription again at its next read; the ones waiting
-        in a long poll are woken to do it now.
-        """
-        self.subscription_version += 1
+        """Some subscriptions' versions moved (a new event type, say): the instances
+        waiting in a long poll look again now instead of at their timeout."""
         for instance in self._instances.values():
             instance.wake()
 

@@ -2,10 +2,11 @@
 
 The consumer core knows nothing of CloudEvents: the caller says which topics an
 instance subscribes to now and which of their records it receives (CloudEvents: the
-types the client may consume, where one topic holds several types). When the answer may
-have changed — an event type produced for the first time — the caller tells the
-registry (``ConsumerInstances.subscriptions_changed``) and every instance asks again at
-its next read, re-joining its group if its topics grew; none needs a restart.
+types the client may consume, where one topic holds several types). ``version()``
+changes whenever ``topics()`` may answer differently (an event type produced for the
+first time), and every instance compares it at each read, re-joining its group if its
+topics grew: none needs a restart. To wake the instances waiting in a long poll at once,
+the caller also calls ``ConsumerInstances.subscriptions_changed``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ RecordFilter = Callable[[Record], bool]
 
 class Subscription(Protocol):
     """The topics an instance reads and the records of each that it receives."""
+
+    def version(self) -> int:
+        """A number that changes whenever ``topics`` may answer differently."""
+        ...
 
     async def topics(self) -> frozenset[str]:
         """The topics to read now; each must exist."""

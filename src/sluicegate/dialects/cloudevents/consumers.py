@@ -24,13 +24,10 @@ from __future__ import annotations
 import math
 from urllib.parse import quote
 
+import msgspec
+
 from sluicegate.core.auth.principals import Principal
-from sluicegate.core.cloudevents.binding import (
-    http_binary,
-    structured_batch,
-    structured_json,
-    to_record,
-)
+from sluicegate.core.cloudevents.binding import http_binary, structured_batch, structured_json
 from sluicegate.core.cloudevents.consumers import (
     DEFAULT_GROUP,
     EventSubscription,
@@ -47,7 +44,6 @@ from sluicegate.dialects.cloudevents.produce import raw_event
 from sluicegate.errors import (
     BadRequest,
     Forbidden,
-    PayloadTooLarge,
     Unauthenticated,
     UnknownConsumerInstance,
 )
@@ -119,7 +115,7 @@ class Consumers:
         self._poll_timeout = ce.poll_timeout
         self._max_poll_timeout = ce.max_poll_timeout
         self._batch_size = ce.batch_size
-        self._max_event_bytes = ce.max_event_bytes
+        self._producer = gateway.event_producer
 
     # -- the instance ----------------------------------------------------------------
 
@@ -235,16 +231,12 @@ class Consumers:
         """Store a dead event (binary mode) in the client's dead stream; 202 once durable."""
         instance = self._instance(request)
         event = await raw_event(request)
-        if event.size() > self._max_event_bytes:
-            raise PayloadTooLarge(
-                f"the event is {event.size()} bytes, more than the limit of "
-                f"{self._max_event_bytes} bytes",
-                limit=self._max_event_bytes,
-            )
-        gateway = self._gateway
-        stream = await gateway.event_topics.stream(dead_topic(instance.owner))
-        identity = event.source.encode() + b"\x00" + event.id.encode()
-        await gateway.event_ids.append_once([(identity, [to_record(event, stream.name)])])
+        if "offset" in event.extensions:
+            # The event as ``…/raw`` gave it, ce-offset included: that offset was this
+            # instance's delivery number, nothing of the event's own.
+            extensions = {k: v for k, v in event.extensions.items() if k != "offset"}
+            event = msgspec.structs.replace(event, extensions=extensions)
+        await self._producer.produce_to_stream(dead_topic(instance.owner), [event])
         return Response(b"", 202, content_type=None)
 
 
