@@ -64,6 +64,8 @@ class Example:
     content_type: str = "application/json"
     #: Whether the route is known to read the body (not so for a generic example).
     reads_body: bool = True
+    #: Headers the route reads beyond Content-Type (a raw CloudEvent's ``ce-`` attributes).
+    headers: tuple[tuple[str, str], ...] = ()
 
     def body_bytes(self) -> bytes | None:
         return None if self.body is None else json.dumps(self.body).encode()
@@ -76,6 +78,27 @@ def _json(value: Any) -> str:
 _SR_SCHEMA = {"schema": AVRO_SCHEMA}
 _SR_JSON_SCHEMA = {"schemaType": "JSON", "schema": _json({"type": "object"})}
 _SR = "application/vnd.schemaregistry.v1+json"
+
+_CE_HEADERS = (
+    ("ce-specversion", "1.0"),
+    ("ce-id", "fuzz-1"),
+    ("ce-source", "urn:fuzz"),
+    ("ce-type", "Fuzz.Happened"),
+    ("ce-subject", "fuzz/%E2%82%AC"),
+    ("ce-partitionkey", "k1"),
+    ("ce-fuzzext", "x"),
+)
+_CE_EVENT = {
+    "specversion": "1.0",
+    "id": "fuzz-2",
+    "source": "urn:fuzz",
+    "type": "Fuzz.Happened",
+    "time": "2020-01-01T00:00:00Z",
+    "count": 3,
+    "data": {"a": [1, "b", None]},
+}
+_CE_BINARY = {**_CE_EVENT, "id": "fuzz-3", "datacontenttype": "image/png", "data_base64": "AAEC"}
+del _CE_BINARY["data"]
 
 #: (method, template) → examples. A template also matches a route mounted under a
 #: prefix (the schema registry under ``/registry``): the longest matching suffix wins.
@@ -160,6 +183,23 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         Example({"namespace": "-", "name": TOPIC}, query=(("resourceType", "topic"),))
     ],
     ("GET", "/openapi/{name}.json"): [Example({"name": "records-v2"})],
+    ("POST", "/ce/produce/raw"): [
+        Example(body={"order": 1}, headers=_CE_HEADERS),
+        Example(body="plain text", content_type="text/plain", headers=_CE_HEADERS),
+    ],
+    ("POST", "/ce/produce/event"): [
+        Example(body=_CE_EVENT, content_type="application/cloudevents+json"),
+        Example(body=_CE_BINARY, content_type="application/cloudevents+json"),
+    ],
+    ("POST", "/ce/produce/events"): [
+        Example(body=[_CE_EVENT, _CE_BINARY], content_type="application/cloudevents-batch+json")
+    ],
+    ("POST", "/ce/tools/consumer/test"): [Example(body={"test": True}, headers=_CE_HEADERS)],
+    ("PUT", "/admin/v1/cloudevents/types/{type:path}/schema"): [
+        Example({"type": "Fuzz.Happened"}, body={"type": "object", "$defs": {"a": {}}})
+    ],
+    ("GET", "/admin/v1/cloudevents/types/{type:path}/schema"): [Example({"type": "Fuzz.Happened"})],
+    ("DELETE", "/admin/v1/cloudevents/types/{type:path}/schema"): [Example({"type": DOOMED})],
     **{
         ("POST", f"{prefix}/topics/{{topic_id}}/publish"): [
             # The topic's value schema is SUBJECT's Avro record: the message must match it.

@@ -34,7 +34,8 @@ def _compile(template: str) -> re.Pattern[str]:
     for match in _PARAM.finditer(template):
         pattern += re.escape(template[last : match.start()])
         name, is_path = match.group(1), match.group(2)
-        pattern += f"(?P<{name}>.+)" if is_path else f"(?P<{name}>[^/]+)"
+        # A path parameter may hold any character, a line break too (as one segment can).
+        pattern += f"(?P<{name}>(?s:.+))" if is_path else f"(?P<{name}>[^/]+)"
         last = match.end()
     pattern += re.escape(template[last:])
     return re.compile(pattern)
