@@ -17,6 +17,7 @@ from sluicegate.core.cloudevents.streams import test_topic
 from sluicegate.core.gateway import Gateway
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import CONSUMER, key_for
+from tests.dialects.cloudevents.test_produce import error
 
 BASE = "http://sluicegate.test"
 
@@ -66,13 +67,6 @@ async def poll(
     client: httpx.AsyncClient, instance: str, auth: dict[str, str], form: str = "events", **q: str
 ) -> httpx.Response:
     return await client.get(f"{instance}/{form}", params={"timeout": "0", **q}, headers=auth)
-
-
-def error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 # -- create ----------------------------------------------------------------------------
