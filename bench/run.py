@@ -28,9 +28,11 @@ MODULES = {
     "kafka": "bench.kafka_produce",
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
+    "cloudevents-consume": "bench.cloudevents_consume",
 }
-#: Other names of groups above (the CloudEvents producer's work is also "ce-events").
-ALIASES = {"ce-events": "cloudevents-produce"}
+#: Other names of groups above (the CloudEvents producer's and consumers' work: "ce-events",
+#: "ce-consumers").
+ALIASES = {"ce-events": "cloudevents-produce", "ce-consumers": "cloudevents-consume"}
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -27,6 +27,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -72,6 +73,16 @@ class Need(enum.Enum):
     CE_PRODUCE = "CloudEvents sources and types to produce"
     CE_CONSUME = "CloudEvents types to consume"
 
+
+INSTANCE = "/{bridge}/ce/consumers/{group}/instances/{instance}"
+INSTANCE_ROUTES = [
+    ("GET", "/raw"),
+    ("GET", "/event"),
+    ("GET", "/events"),
+    ("POST", "/confirm"),
+    ("POST", "/dead"),
+    ("DELETE", ""),
+]
 
 #: Route ("METHOD path", schema registry paths without the ``/registry`` mount) → need.
 NEEDS: dict[str, Need] = {
@@ -148,6 +159,9 @@ NEEDS: dict[str, Need] = {
     "PUT /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
     "GET /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
     "DELETE /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
+    # CloudEvents consumer instances: a consumer's own (test_consumer_instances_are_private).
+    "POST /ce/consumers": Need.CE_CONSUME,
+    **{f"{method} {INSTANCE}{action}": Need.CE_CONSUME for method, action in INSTANCE_ROUTES},
 }
 
 TOPIC = "orders"
@@ -174,6 +188,7 @@ CLIENTS = {
     BYSTANDER: Permissions(),
     "app-ce-producer": Permissions(ce_sources=["urn:matrix"], ce_produce_types=["Matrix.*"]),
     "app-ce-consumer": Permissions(ce_consume_types=["Matrix.*"]),
+    "app-ce-neighbour": Permissions(ce_consume_types=["Matrix.*"]),
 }
 
 UNAUTHENTICATED = [
@@ -222,6 +237,7 @@ BODIES: dict[str, tuple[str, Any]] = {
     "POST /ce/produce/events": ("application/cloudevents-batch+json", [_EVENT]),
     "POST /ce/tools/consumer/test": ("application/json", {"n": 1}),
     "PUT /admin/v1/cloudevents/types/{type:path}/schema": ("application/json", {}),
+    f"POST {INSTANCE}/dead": ("application/json", {"n": 1}),
 }
 
 
@@ -251,6 +267,8 @@ class World:
     keys: dict[str, tuple[str, str]]
     bystander_key_id: str
     gateway: Gateway
+    #: The path of a consumer instance of ``app-ce-consumer``.
+    instance: str
 
     async def topic_id(self) -> int:
         """The id of the topic, made again if a request deleted it: an id is looked up
@@ -270,7 +288,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         "audience": AUDIENCE,
         "client_claim": "sub",
     }
-    settings = make_settings(tmp_path_factory.mktemp("matrix"), auth={"jwt": jwt})
+    settings = make_settings(
+        tmp_path_factory.mktemp("matrix"), auth={"jwt": jwt}, cloudevents={"poll_timeout": 0}
+    )
     async with running(SqliteLog(settings.storage.data_dir)) as log:
         gateway = Gateway(settings, log)
         await gateway.start()
@@ -292,11 +312,16 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         async with httpx.AsyncClient(
             transport=transport, base_url="http://sluicegate.test"
         ) as http:
-            yield World(http, keys, bystander_key_id, gateway)
+            consumer = {"authorization": f"Bearer {keys['app-ce-consumer'][0]}"}
+            created = await http.post("/ce/consumers", headers=consumer)
+            instance = urlsplit(created.headers["location"]).path
+            yield World(http, keys, bystander_key_id, gateway, instance)
 
 
-def fill(path: str, key_id: str, topic_id: int) -> str:
+def fill(path: str, key_id: str, topic_id: int, instance: str) -> str:
     """The path with its parameters filled in with names the clients' permissions mention."""
+    if path.startswith(INSTANCE):
+        return instance + path.removeprefix(INSTANCE)
     values = {
         "topic_name": TOPIC,
         "name": BYSTANDER if path.startswith("/admin/v1/clients/") else TOPIC,
@@ -361,7 +386,7 @@ async def test_route_answers_credentials(
         content_type, body = BODIES[key]
         headers["content-type"] = content_type
         content = json.dumps(body).encode()
-    path = fill(route.path, world.bystander_key_id, await world.topic_id())
+    path = fill(route.path, world.bystander_key_id, await world.topic_id(), world.instance)
     response = await world.http.request(method, path, content=content, headers=headers)
     status, text = response.status_code, response.text
 
@@ -379,3 +404,21 @@ async def test_route_answers_credentials(
         caller = OUTSIDER if case == "without_permission" else None
         named = [name for name in CLIENTS if name != caller and name in text]
         assert named == [], text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_consumer_instances_are_private(world: World) -> None:
+    """Another consumer, however entitled, finds no instance of someone else's: 404, the
+    answer for an instance that does not exist, so that ids cannot be probed."""
+    response = await world.http.post(
+        "/ce/consumers", headers={"authorization": f"Bearer {world.keys['app-ce-consumer'][0]}"}
+    )
+    mine = urlsplit(response.headers["location"]).path
+    neighbour = {"authorization": f"Bearer {world.keys['app-ce-neighbour'][0]}"}
+    for method, action in INSTANCE_ROUTES:
+        answer = await world.http.request(method, mine + action, headers=neighbour)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"] == "unknown_consumer_instance"
+        assert "app-ce-consumer" not in answer.text
+    owner = {"authorization": f"Bearer {world.keys['app-ce-consumer'][0]}"}
+    assert (await world.http.delete(mine, headers=owner)).status_code == 204

@@ -103,6 +103,7 @@ class GatewayApp:
         self.metrics = metrics or Metrics()
         self.metrics.watch_storage(gateway.log.stats)
         self.metrics.watch_event_ids(gateway.event_ids.stats)
+        self.metrics.watch_consumers(gateway.consumers.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
         self._dispatch: dict[tuple[str, str], _Dispatch] = {}
 
@@ -239,6 +240,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate import openapi
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
+    from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
     from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
     from sluicegate.dialects.cloudevents.tools import routes as cloudevents_tools
     from sluicegate.dialects.records_v2.routes import routes as records_v2
@@ -255,6 +257,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *topics_v1_developer(gateway),
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
+        *cloudevents_consumers(gateway),
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.

@@ -9,11 +9,13 @@ else taken as strings. Every problem is reported as a ``ConfigError`` naming the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -84,6 +86,9 @@ class ServerSettings(_Section):
     keep_alive_timeout: float = 5.0
     #: Bytes of a request's line and headers together (414 or 431 beyond).
     max_header_bytes: int = 64 * 1024
+    #: Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-Proto``
+    #: and ``X-Forwarded-Host`` headers are believed; from anyone else they are ignored.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
     tls: TlsSettings = msgspec.field(default_factory=TlsSettings)
 
 
@@ -311,6 +316,24 @@ class CloudEventSettings(_Section):
     #: the window shorter (the ``effective_window_seconds`` gauge). About 27 bytes each,
     #: so the default bound is about 190 MB.
     dedup_max_ids: int = 7_000_000
+    #: Consumers: seconds without a request after which a consumer instance is deleted.
+    consumer_idle_timeout: float = 300.0
+    #: Seconds a long poll waits for an event before 204; a request may ask for less or
+    #: more (``?timeout=``), up to ``max_poll_timeout``.
+    poll_timeout: float = 20.0
+    max_poll_timeout: float = 60.0
+    #: Events and bytes of event data one ``…/events`` answer holds at most.
+    batch_size: int = 1000
+    batch_bytes: int = 1024 * 1024
+    #: Events an instance may have delivered and unconfirmed; it reads no more until
+    #: some are confirmed.
+    max_unconfirmed: int = 10_000
+    #: Live consumer instances on this node, overall (503 beyond) and per client (429).
+    max_consumer_instances: int = 100_000
+    max_consumer_instances_per_client: int = 10_000
+    #: The absolute URL consumer instances' ``Location`` starts with (``https://events.example.com``);
+    #: empty: the request's scheme and ``Host`` (see ``server.trusted_proxies``).
+    public_base_url: str = ""
 
 
 class Settings(_Section):
@@ -340,6 +363,7 @@ class Settings(_Section):
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
             *_cloudevent_checks(self.cloudevents),
+            *_consumer_checks(self.cloudevents),
             (
                 1 <= self.cloudevents.dedup_window <= _MAX_DEDUP_WINDOW,
                 "cloudevents.dedup_window",
@@ -360,6 +384,7 @@ class Settings(_Section):
         if tls.client_ca is not None and tls.certfile is None:
             raise ConfigError("server.tls.client_ca", "needs server.tls.certfile and keyfile")
         _validate_limits(self.limits)
+        _validate_proxies(self.server.trusted_proxies)
         _validate_auth(self.auth)
         if self.storage.backend == "kafka":
             _validate_kafka(self.kafka)
@@ -385,6 +410,62 @@ def _cloudevent_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
             )
         )
     return checks
+
+
+def _consumer_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
+    return [
+        (ce.consumer_idle_timeout > 0, "cloudevents.consumer_idle_timeout", "must be > 0"),
+        (ce.poll_timeout >= 0, "cloudevents.poll_timeout", "must be >= 0"),
+        (
+            ce.poll_timeout <= ce.max_poll_timeout,
+            "cloudevents.poll_timeout",
+            "must be <= cloudevents.max_poll_timeout",
+        ),
+        (
+            # A poll keeps its instance alive; one longer than the idle timeout would not.
+            ce.max_poll_timeout < ce.consumer_idle_timeout,
+            "cloudevents.max_poll_timeout",
+            "must be < cloudevents.consumer_idle_timeout",
+        ),
+        (ce.batch_size >= 1, "cloudevents.batch_size", "must be >= 1"),
+        (ce.batch_bytes >= 1, "cloudevents.batch_bytes", "must be >= 1"),
+        (ce.max_unconfirmed >= 1, "cloudevents.max_unconfirmed", "must be >= 1"),
+        (ce.max_consumer_instances >= 1, "cloudevents.max_consumer_instances", "must be >= 1"),
+        (
+            ce.max_consumer_instances_per_client >= 1,
+            "cloudevents.max_consumer_instances_per_client",
+            "must be >= 1",
+        ),
+        (
+            not ce.public_base_url or _is_base_url(ce.public_base_url),
+            "cloudevents.public_base_url",
+            "expected an absolute http or https URL without query or fragment, "
+            "e.g. https://events.example.com",
+        ),
+    ]
+
+
+def _is_base_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return (
+        parts.scheme in {"http", "https"}
+        and bool(parts.netloc)
+        and not parts.query
+        and not parts.fragment
+        and url.isprintable()
+        and " " not in url
+    )
+
+
+def _validate_proxies(proxies: list[str]) -> None:
+    for index, proxy in enumerate(proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies[{index}]",
+                f"expected an IP address or network (10.0.0.0/8), got {proxy!r}",
+            ) from None
 
 
 def _validate_kafka(kafka: KafkaSettings) -> None:

@@ -22,6 +22,7 @@ it into a 500 with an incident id.
     + NotFound                  404
       - UnknownTopic
       - UnknownGroupMember
+      - UnknownConsumerInstance
       - MessagePurged
       - SchemaNotFound / SubjectNotFound / VersionNotFound
     + MethodNotAllowed          405
@@ -82,6 +83,7 @@ __all__ = [
     "TopicExists",
     "Unauthenticated",
     "Unavailable",
+    "UnknownConsumerInstance",
     "UnknownGroupMember",
     "UnknownTopic",
     "Unprocessable",
@@ -185,6 +187,16 @@ class UnknownTopic(NotFound):
 
 class UnknownGroupMember(NotFound):
     code = "unknown_member"
+
+
+class UnknownConsumerInstance(NotFound):
+    """A consumer instance that was deleted, expired, or belongs to another client.
+
+    Another client's instance is answered exactly like a missing one, so that instance
+    ids cannot be probed.
+    """
+
+    code = "unknown_consumer_instance"
 
 
 class MessagePurged(NotFound):

@@ -99,6 +99,10 @@ _CE_EVENT = {
 }
 _CE_BINARY = {**_CE_EVENT, "id": "fuzz-3", "datacontenttype": "image/png", "data_base64": "AAEC"}
 del _CE_BINARY["data"]
+#: A consumer instance's path parameters; the suite's setup puts a live instance's id in.
+CONSUMER_INSTANCE = {"bridge": "node-1", "group": "~default", "instance": "set-by-the-setup"}
+_INSTANCE = "/{bridge}/ce/consumers/{group}/instances/{instance}"
+_NO_WAIT = (("timeout", "0"),)
 
 #: (method, template) → examples. A template also matches a route mounted under a
 #: prefix (the schema registry under ``/registry``): the longest matching suffix wins.
@@ -195,6 +199,22 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         Example(body=[_CE_EVENT, _CE_BINARY], content_type="application/cloudevents-batch+json")
     ],
     ("POST", "/ce/tools/consumer/test"): [Example(body={"test": True}, headers=_CE_HEADERS)],
+    ("POST", "/ce/consumers"): [
+        Example(query=(("group", "fuzz"), ("events", "true"), ("test", "false"), ("dead", "true")))
+    ],
+    **{
+        ("GET", f"{_INSTANCE}/{form}"): [
+            Example(CONSUMER_INSTANCE, query=_NO_WAIT),
+            Example(CONSUMER_INSTANCE, query=(*_NO_WAIT, ("confirm", "true"))),
+        ]
+        for form in ("raw", "event", "events")
+    },
+    ("POST", f"{_INSTANCE}/confirm"): [Example(CONSUMER_INSTANCE, reads_body=False)],
+    ("POST", f"{_INSTANCE}/dead"): [
+        Example(CONSUMER_INSTANCE, body={"dead": True}, headers=_CE_HEADERS)
+    ],
+    # The instance the others use outlives the run: deletes aim at one that is not there.
+    ("DELETE", _INSTANCE): [Example({**CONSUMER_INSTANCE, "instance": DOOMED})],
     ("PUT", "/admin/v1/cloudevents/types/{type:path}/schema"): [
         Example({"type": "Fuzz.Happened"}, body={"type": "object", "$defs": {"a": {}}})
     ],

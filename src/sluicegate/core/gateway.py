@@ -9,13 +9,16 @@ from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.cloudevents.consumers import consumer_settings, follow_types
 from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.cloudevents.producer import EventProducer
 from sluicegate.core.cloudevents.routing import TypeRouter
 from sluicegate.core.cloudevents.schemas import EventSchemas
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
+from sluicegate.core.consumers.registry import ConsumerInstances
 from sluicegate.core.limits.policy import Limits
+from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.errors import Unauthenticated
@@ -57,6 +60,10 @@ class Gateway:
             ids=self.event_ids,
             schemas=self.event_schemas,
         )
+        #: This node's CloudEvents consumer instances (long polling; WebSocket and SSE next).
+        self.consumers = ConsumerInstances(
+            log, LongPolls(log, self.limits.long_polls), consumer_settings(settings.cloudevents)
+        )
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -81,3 +88,7 @@ class Gateway:
             tg.create_task(self.schemas.follow(), name="schemas.follow")
             tg.create_task(self.auth.run(), name="auth")
             tg.create_task(self.type_registry.follow(), name="type_registry.follow")
+            tg.create_task(self.consumers.run(), name="consumers.reaper")
+            tg.create_task(
+                follow_types(self.type_registry, self.consumers), name="consumers.follow_types"
+            )

@@ -129,4 +129,11 @@ class Router:
         """The route whose dialect should render a 404/405 for ``path``, if any."""
         first = path.split("/", 2)[1] if path.startswith("/") else ""
         group = self._by_segment.get(first) or self._static.get(path)
-        return group[0] if group else self._static_by_segment.get(first)
+        if group:
+            return group[0]
+        static = self._static_by_segment.get(first)
+        if static is not None:
+            return static
+        # A template that starts with a parameter (``/{bridge}/ce/...``): the one whose
+        # pattern the path fits.
+        return next((route for route in self._wildcard if route.pattern.fullmatch(path)), None)

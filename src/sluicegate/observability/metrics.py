@@ -212,5 +212,11 @@ class Metrics:
             _StatsCollector("sluicegate_cloudevents_dedup", "CloudEvents de-duplication", stats)
         )
 
+    def watch_consumers(self, stats: Callable[[], dict[str, float]]) -> None:
+        """CloudEvents consumer instances' figures (``ConsumerInstances.stats``)."""
+        self.registry.register(
+            _StatsCollector("sluicegate_cloudevents_consumers", "CloudEvents consumers", stats)
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
