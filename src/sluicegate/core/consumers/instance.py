@@ -175,6 +175,9 @@ class ConsumerInstance:
                     await self._refresh()
                     room = min(max_events, limit - self.unconfirmed)
                     batch = await self._read(room) if room > 0 else Batch(self._next, [])
+                    # Deleted while it read: the wake-up ``close`` sent found no waiter, so
+                    # a wait now would last the whole timeout.
+                    self._check_open()
                     remaining = deadline - loop.time()
                     if batch or remaining <= 0:
                         return batch
