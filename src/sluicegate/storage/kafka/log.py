@@ -636,7 +636,7 @@ class KafkaLog(Log):
             return
         appended = [
             Appended(record.topic, record.partition, offset, timestamp * 1000)
-            for record, (_, offset, timestamp) in zip(batch, outcome, strict=True)
+            for record, (offset, timestamp) in zip(batch, outcome, strict=True)
         ]
         if self._observe is not None:
             self._observe(len(batch), time.monotonic() - started)
