@@ -2,8 +2,8 @@
 
 Layout of the work: one writer task and connection (``writer``) commits everything;
 reader connections (``reads``) answer reads; the catalog (``catalog``) holds watermarks
-in memory so most questions need no query; waiters (``waiters``) and the group
-coordinator (``groups``) live on the loop. ``run`` owns the writer, the retention pass
+in memory so most questions need no query; waiters (``storage.waiters``) and the group
+coordinator (``storage.groups``) live on the loop. ``run`` owns the writer, the retention pass
 and the session sweeper in one ``TaskGroup``.
 """
 
@@ -52,9 +52,9 @@ from sluicegate.storage.sqlite.reads import (
     read_records,
 )
 from sluicegate.storage.sqlite.retention import EnforceRetention
-from sluicegate.storage.sqlite.waiters import Waiters
 from sluicegate.storage.sqlite.writer import Writer
 from sluicegate.storage.topic_rules import invalid_partition, validate_spec
+from sluicegate.storage.waiters import Waiters
 
 __all__ = ["SqliteLog"]
 
@@ -133,7 +133,7 @@ class SqliteLog(Log):
         )
         self._checkpointer = DbThread(self.data_dir, "sluicegate-checkpointer")
         self._catalog = Catalog([])
-        self._waiters = Waiters()
+        self._waiters: Waiters[PartitionState] = Waiters()
         self._groups = GroupCoordinator(self._partition_count)
         self._writer: Writer | None = None
         self._commits: CommitProcess | None = None
