@@ -26,17 +26,23 @@ MODULES = {
     "topics-v1": "bench.topics_v1",
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
+    "kafka-consume": "bench.kafka_consume",
 }
+#: Names for several groups at once.
+ALIASES = {"kafka15": ("kafka", "kafka-consume")}
 RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--only", nargs="*", choices=sorted(MODULES), help="benchmark groups")
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted([*MODULES, *ALIASES]), help="benchmark groups"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    for group in args.only or list(MODULES):
+    groups = [name for group in args.only or MODULES for name in ALIASES.get(group, (group,))]
+    for group in groups:
         module = importlib.import_module(MODULES[group])
         results.update(module.run(args.duration))
     RESULTS.mkdir(exist_ok=True)

@@ -25,6 +25,8 @@ import pytest
 
 from sluicegate.openapi import DOCUMENTS
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.conftest import BACKENDS
+from tests.helpers import backend_env
 
 #: Settings for the runs, e.g. long polls that would only slow them down.
 SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -55,12 +57,15 @@ admin = ["*"]
 _EXCLUDED_CHECKS = "positive_data_acceptance"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("schemathesis")
     config = directory / "sluicegate.toml"
     config.write_text(_SERVER_CONFIG, encoding="utf-8")
-    with serve_in_subprocess(directory / "data", args=("--config", str(config))) as server:
+    env = backend_env(request, request.param)
+    with serve_in_subprocess(directory / "data", args=("--config", str(config)), env=env) as server:
         yield server
 
 
