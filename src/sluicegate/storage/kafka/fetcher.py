@@ -145,9 +145,14 @@ class Fetcher:
 
     def _serve(self) -> None:
         waiting: list[tuple[_Key, _Read]] = []
+        assigned = False
         try:
             while True:
                 if not waiting:
+                    if assigned:
+                        # Nothing to read: no fetches either, until the next round.
+                        self._consumer.unassign()
+                        assigned = False
                     try:
                         item = self._requests.get(timeout=_IDLE_SECONDS)
                     except queue.Empty:
@@ -174,6 +179,7 @@ class Fetcher:
                         this_round[key] = read
                 waiting = later
                 self._round(this_round)
+                assigned = True
                 if stop:
                     for _, read in waiting:
                         self._deliver([(read.future, StorageUnavailable("the log is closing"))])
@@ -186,7 +192,13 @@ class Fetcher:
         consumer.assign([KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()])
         deadline = time.monotonic() + self._timeout
         while reads:
-            messages = consumer.consume(_CONSUME_BATCH, _CONSUME_SECONDS)
+            # consume() returns only when it has as many messages as asked for, or when the
+            # time is up: take what is already there (at most what the reads still want,
+            # and an end-of-partition event each), and wait only for a first message.
+            wanted = sum(read.max_records - len(read.records) + 1 for read in reads.values())
+            messages = consumer.consume(min(_CONSUME_BATCH, wanted), 0)
+            if not messages:
+                messages = consumer.consume(1, _CONSUME_SECONDS)
             finished: list[_Outcome] = []
             for message in messages:
                 key = (message.topic() or "", message.partition() or 0)

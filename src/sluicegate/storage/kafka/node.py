@@ -40,6 +40,11 @@ _Key = tuple[str, int]
 PROBE_INTERVAL = 1.0
 #: Seconds between passes that stop following partitions nobody waits on.
 _TAIL_SWEEP_INTERVAL = 10.0
+#: Milliseconds the broker may hold the reader's fetch at a partition's end (see
+#: ``clients.consumer_config``): a read's next round waits for it.
+_READER_FETCH_WAIT_MS = 2
+#: The tail's: it waits there for the records it follows, answered as they arrive.
+_TAIL_FETCH_WAIT_MS = 100
 
 
 class KafkaNode:
@@ -158,13 +163,18 @@ class KafkaNode:
         )
         group = f"{self.prefix}sluicegate-fetch"
         self._fetcher = Fetcher(
-            consumer_config(settings, f"{client}-fetcher", group),
+            consumer_config(
+                settings, f"{client}-fetcher", group, fetch_wait_ms=_READER_FETCH_WAIT_MS
+            ),
             loop,
             timeout=self.timeout,
             on_error=self.kafka_error,
         )
         self._tail = Tail(
-            consumer_config(settings, f"{client}-tail", group), loop, on_fetched, self.kafka_error
+            consumer_config(settings, f"{client}-tail", group, fetch_wait_ms=_TAIL_FETCH_WAIT_MS),
+            loop,
+            on_fetched,
+            self.kafka_error,
         )
         self._producer.start()
         self._fetcher.start()

@@ -4,6 +4,7 @@ until the node learns of a record past their position (``partition_ends``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from confluent_kafka.admin import OffsetSpec
@@ -29,9 +30,18 @@ class Reads:
 
     async def _marks(self, key: _Key, topic: str) -> Watermarks:
         admin = self._node.running_admin()
-        low = (await admin.list_offsets({key: OffsetSpec.earliest()}, topic=topic))[key]
-        high = (await admin.list_offsets({key: OffsetSpec.latest()}, topic=topic))[key]
-        return Watermarks(low=low, high=max(low, high))
+        # One request cannot ask for two offsets of a partition: two, side by side.
+        lows, highs = await asyncio.gather(
+            admin.list_offsets({key: OffsetSpec.earliest()}, topic=topic),
+            admin.list_offsets({key: OffsetSpec.latest()}, topic=topic),
+            return_exceptions=True,  # both awaited to the end, whatever the first does
+        )
+        if isinstance(lows, BaseException):
+            raise lows
+        if isinstance(highs, BaseException):
+            raise highs
+        low = lows[key]
+        return Watermarks(low=low, high=max(low, highs[key]))
 
     async def read(
         self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int
