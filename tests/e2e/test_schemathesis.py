@@ -35,6 +35,9 @@ SCHEMATHESIS_HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SEED = 20
 #: Examples per operation and phase: enough to hit every status each document lists.
 MAX_EXAMPLES = 25
+#: Seconds a request may take. A topic of thousands of partitions (the documents allow
+#: 10,000) takes a single-node Kafka broker well over schemathesis's default 10 s to create.
+REQUEST_TIMEOUT = 60
 _SECRET = "schemathesis-hs256-secret-0123456789abcdef"
 
 _SERVER_CONFIG = f"""\
@@ -102,6 +105,8 @@ def test_conforms_to_its_document(server: ServerProcess, name: str, tmp_path: Pa
         str(SEED),
         "--max-examples",
         str(MAX_EXAMPLES),
+        "--request-timeout",
+        str(REQUEST_TIMEOUT),
         "--workers",
         "1",
         "--generation-database",
