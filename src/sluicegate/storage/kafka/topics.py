@@ -227,6 +227,7 @@ class KafkaTopics:
         # Waiters wake to find the topic gone; groups drop its partitions.
         self._ends.forget(keys)
         self._appends.forget(keys)
+        self._node.fetcher.forget(keys)
         tail = self._node.tail
         for key in keys:
             tail.forget(key)
