@@ -24,6 +24,10 @@ class PartitionEnds:
         self.waiters: Waiters[_Key] = Waiters()
         self._highs: dict[_Key, int] = {}
 
+    def high(self, key: _Key) -> int:
+        """The highest end known of ``key``: records exist below it (0: nothing known)."""
+        return self._highs.get(key, 0)
+
     def passed(self, positions: Mapping[_Key, int]) -> bool:
         """Whether some partition is already known to hold a record at its position."""
         highs = self._highs

@@ -41,7 +41,9 @@ class Reads:
         if isinstance(highs, BaseException):
             raise highs
         low = lows[key]
-        return Watermarks(low=low, high=max(low, highs[key]))
+        marks = Watermarks(low=low, high=max(low, highs[key]))
+        self._ends.advance(key, marks.high)
+        return marks
 
     async def read(
         self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int
@@ -50,6 +52,15 @@ class Reads:
         if max_records < 1:
             raise BadRequest(f"max_records must be >= 1, got {max_records}", field="max_records")
         _, key = self._topics.checked(tp)
+        known = self._ends.high(key)
+        if 0 <= offset < known:
+            # The node already knows records exist past ``offset``: no need to ask where the
+            # partition ends first. A position below the low watermark (records purged or
+            # expired) the fetcher finds out itself; the question is then asked to say so.
+            try:
+                return await self._fetch(tp, key, offset, known, max_records, max_bytes)
+            except OffsetOutOfRange:
+                pass
         marks = await self._marks(key, tp.topic)
         if offset == marks.high:
             return []
@@ -63,12 +74,23 @@ class Reads:
                 low=marks.low,
                 high=marks.high,
             )
+        return await self._fetch(tp, key, offset, marks.high, max_records, max_bytes)
+
+    async def _fetch(
+        self,
+        tp: TopicPartition,
+        key: _Key,
+        offset: int,
+        end: int,
+        max_records: int,
+        max_bytes: int,
+    ) -> list[Record]:
         read = self._node.fetcher.read(
             key[0],
             tp.topic,
             tp.partition,
             offset,
-            marks.high,
+            end,
             max_records=max_records,
             max_bytes=max_bytes,
         )

@@ -207,8 +207,9 @@ class KafkaTopics:
         """Drop every record; offsets keep counting from the old high watermark."""
         admin = self._node.running_admin()
         topic = await self.known(name)
-        kafka_name = self.kafka_name(name)
-        await admin.delete_records([(kafka_name, p) for p in range(topic.partitions)])
+        keys = [(self.kafka_name(name), p) for p in range(topic.partitions)]
+        await admin.delete_records(keys)
+        self._node.fetcher.forget(keys)  # records kept for the next read are gone too
 
     async def delete(self, name: str) -> None:
         """Delete the topic, its records and its groups' committed offsets.
