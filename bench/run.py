@@ -27,9 +27,10 @@ MODULES = {
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
     "kafka-consume": "bench.kafka_consume",
+    "kafka-log": "bench.kafka_log_append",
 }
 #: Names for several groups at once.
-ALIASES = {"kafka15": ("kafka", "kafka-consume")}
+ALIASES = {"kafka15": ("kafka-log", "kafka", "kafka-consume")}
 RESULTS = Path(__file__).parent / "results"
 
 
