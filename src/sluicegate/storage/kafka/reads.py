@@ -14,6 +14,7 @@ from sluicegate.errors import BadRequest, OffsetOutOfRange
 from sluicegate.storage.kafka.node import KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.topics import KafkaTopics
+from sluicegate.storage.topic_rules import offset_out_of_range
 
 __all__ = ["Reads"]
 
@@ -65,15 +66,7 @@ class Reads:
         if offset == marks.high:
             return []
         if not marks.low <= offset < marks.high:
-            raise OffsetOutOfRange(
-                f"offset {offset} is out of range for {tp.topic}/{tp.partition}: "
-                f"expected {marks.low} (low watermark) to {marks.high} (high watermark)",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=offset,
-                low=marks.low,
-                high=marks.high,
-            )
+            raise offset_out_of_range(tp.topic, tp.partition, offset, marks.low, marks.high)
         return await self._fetch(tp, key, offset, marks.high, max_records, max_bytes)
 
     async def _fetch(

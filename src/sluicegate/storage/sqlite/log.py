@@ -20,7 +20,6 @@ from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
 from sluicegate.errors import (
     BadRequest,
     ConfigError,
-    OffsetOutOfRange,
     ShuttingDown,
     SluicegateError,
     StorageError,
@@ -53,7 +52,7 @@ from sluicegate.storage.sqlite.reads import (
 )
 from sluicegate.storage.sqlite.retention import EnforceRetention
 from sluicegate.storage.sqlite.writer import Writer
-from sluicegate.storage.topic_rules import invalid_partition, validate_spec
+from sluicegate.storage.topic_rules import invalid_partition, offset_out_of_range, validate_spec
 from sluicegate.storage.waiters import Waiters
 
 __all__ = ["SqliteLog"]
@@ -351,15 +350,7 @@ class SqliteLog(Log):
         if offset == state.high:
             return []
         if not state.low <= offset < state.high:
-            raise OffsetOutOfRange(
-                f"offset {offset} is out of range for {tp.topic}/{tp.partition}: "
-                f"expected {state.low} (low watermark) to {state.high} (high watermark)",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=offset,
-                low=state.low,
-                high=state.high,
-            )
+            raise offset_out_of_range(tp.topic, tp.partition, offset, state.low, state.high)
         return await self._reader().call(
             read_records,
             tp.topic,
