@@ -145,7 +145,7 @@ class Fetcher:
         return future
 
     def forget(self, keys: list[_Key]) -> None:
-        """Drop what is kept of ``keys`` (on the loop; their topic is gone)."""
+        """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
         self._ahead.forget(keys)
 
     async def close(self) -> None:

@@ -75,6 +75,6 @@ class ReadAhead:
         return taken
 
     def forget(self, keys: list[_Key]) -> None:
-        """Drop what is kept of ``keys`` (their topic is gone)."""
+        """Drop what is kept of ``keys`` (their topic was deleted or purged)."""
         for key in keys:
             self._kept.pop(key, None)
