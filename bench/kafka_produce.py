@@ -9,8 +9,9 @@
   records of the same size. The same batches on embedded storage are reported beside it
   (``embedded``): what the gateway's request path does with 100 records whatever stores them.
 
-The broker is ``$SLUICEGATE_BENCH_KAFKA_BOOTSTRAP`` if set, else a single-node broker
-started for the run (``sluicegate.testing.kafka_broker``), like the tests'.
+The broker is ``$SLUICEGATE_BENCH_KAFKA_BOOTSTRAP`` (or the tests'
+``$SLUICEGATE_TEST_KAFKA_BOOTSTRAP``) if set, else a single-node broker started for the
+run (``sluicegate.testing.kafka_broker``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from bench.wrk import combined
 from sluicegate.testing.kafka_broker import KafkaBroker
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run"]
+__all__ = ["kafka_cluster", "kafka_server_env", "run"]
 
 KEY = "customer-42"
 VALUE = "x" * 100
@@ -44,13 +45,25 @@ BATCH_BODY = json.dumps({"records": [{"key": KEY, "value": VALUE}] * BATCH})
 
 
 @contextlib.contextmanager
-def _cluster() -> Iterator[str]:
-    existing = os.environ.get("SLUICEGATE_BENCH_KAFKA_BOOTSTRAP")
+def kafka_cluster() -> Iterator[str]:
+    """The bootstrap servers of the broker the Kafka-mode benchmarks run against."""
+    existing = os.environ.get("SLUICEGATE_BENCH_KAFKA_BOOTSTRAP") or os.environ.get(
+        "SLUICEGATE_TEST_KAFKA_BOOTSTRAP"
+    )
     if existing:
         yield existing
         return
     with tempfile.TemporaryDirectory() as directory, KafkaBroker(Path(directory)) as broker:
         yield broker.bootstrap_servers
+
+
+def kafka_server_env(bootstrap: str) -> dict[str, str]:
+    """A server on the broker at ``bootstrap``, in a topic namespace of its own."""
+    return {
+        "SLUICEGATE_STORAGE__BACKEND": "kafka",
+        "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}.",
+    }
 
 
 def producer_ceiling(bootstrap: str, duration: float) -> float:
@@ -93,18 +106,14 @@ def _entry(value: float, unit: str, baseline: float, **extra: Any) -> dict[str, 
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Run the Kafka-mode benchmarks, ``duration`` seconds per measurement."""
     with (
-        _cluster() as bootstrap,
+        kafka_cluster() as bootstrap,
         tempfile.TemporaryDirectory() as sqlite_dir,
         tempfile.TemporaryDirectory() as kafka_dir,
         serve_in_subprocess(sqlite_dir, cpu=SERVER_CPU) as embedded,
         serve_in_subprocess(
             kafka_dir,
             cpu=SERVER_CPU,
-            env={
-                "SLUICEGATE_STORAGE__BACKEND": "kafka",
-                "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-                "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}.",
-            },
+            env=kafka_server_env(bootstrap),
         ) as on_kafka,
     ):
         for server in (embedded, on_kafka):

@@ -26,13 +26,17 @@ MODULES = {
     "topics-v1": "bench.topics_v1",
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
+    "kafka-consume": "bench.kafka_consume",
+    "kafka-log": "bench.kafka_log_append",
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
     "cloudevents-consume": "bench.cloudevents_consume",
 }
-#: Other names of groups above (the CloudEvents producer's and consumers' work: "ce-events",
-#: "ce-consumers").
-ALIASES = {"ce-events": "cloudevents-produce", "ce-consumers": "cloudevents-consume"}
+#: Names for several groups at once.
+ALIASES = {
+    "kafka15": ("kafka-log", "kafka", "kafka-consume"),
+    "cloudevents": ("cloudevents-produce", "cloudevents-dedup", "cloudevents-consume"),
+}
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -40,12 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument(
-        "--only", nargs="*", choices=sorted({*MODULES, *ALIASES}), help="benchmark groups"
+        "--only", nargs="*", choices=sorted([*MODULES, *ALIASES]), help="benchmark groups"
     )
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    for group in args.only or list(MODULES):
-        module = importlib.import_module(MODULES[ALIASES.get(group, group)])
+    groups = [name for group in args.only or MODULES for name in ALIASES.get(group, (group,))]
+    for group in groups:
+        module = importlib.import_module(MODULES[group])
         results.update(module.run(args.duration))
     RESULTS.mkdir(exist_ok=True)
     meta = {

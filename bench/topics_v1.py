@@ -29,6 +29,7 @@ import json
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from bench.wrk import combined
 from sluicegate.core.schemas.validators import compile_json_schema
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run"]
+__all__ = ["idle_long_polls", "idle_poll_caps", "run", "walk"]
 
 MESSAGE = {"Name": "Jane", "Surname": "Doe", "age": 42, "note": "x" * 60}
 SCHEMA = {
@@ -61,6 +62,9 @@ WALK_MESSAGES = 100_000
 IDLE_POLLS = 10_000
 IDLE_TOPICS = 100
 PUBLISHES = 50
+#: Seconds the server may take to park every idle long poll (each first asks where the
+#: partition ends: a query of the storage, a broker round trip on Kafka).
+PARK_PATIENCE = 180
 
 
 def _create_topic(url: str, name: str, schema: dict[str, Any] | None = None) -> int:
@@ -133,13 +137,25 @@ def _publish(base_url: str, url: str, duration: float) -> dict[str, dict[str, An
     return results
 
 
-def _walk(url: str) -> dict[str, dict[str, Any]]:
+async def _fill(url: str, topic: int, messages: int) -> None:
+    """Publish ``messages`` in batches of 100, 16 requests at a time."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        batches = iter(range(messages // 100))
+
+        async def publisher() -> None:
+            for _ in batches:
+                response = await client.post(
+                    f"/api/v1/batch/topics/{topic}/publish", content=BATCH_BODY
+                )
+                response.raise_for_status()
+
+        await asyncio.gather(*(publisher() for _ in range(16)))
+
+
+def walk(url: str, name: str = "topics-v1-consume-walk") -> dict[str, dict[str, Any]]:
     """One client walks ``WALK_MESSAGES`` messages in batches of 50."""
     topic = _create_topic(url, "bench-walk")
-    with httpx.Client(base_url=url, timeout=60) as client:
-        for _ in range(WALK_MESSAGES // 100):
-            response = client.post(f"/api/v1/batch/topics/{topic}/publish", content=BATCH_BODY)
-            response.raise_for_status()
+    asyncio.run(_fill(url, topic, WALK_MESSAGES))
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port))
     decode = msgspec.json.Decoder().decode
@@ -159,11 +175,7 @@ def _walk(url: str) -> dict[str, dict[str, Any]]:
         body = b'{"batch_size": 50, "after_message_id": "%s"}' % after.encode()
     elapsed = time.perf_counter() - started
     connection.close()
-    return {
-        "topics-v1-consume-walk": _entry(
-            seen / elapsed, "messages/s", 100_000, batch_size=50, messages=seen
-        )
-    }
+    return {name: _entry(seen / elapsed, "messages/s", 100_000, batch_size=50, messages=seen)}
 
 
 def _rss_mb(pid: int) -> float:
@@ -194,7 +206,14 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
+#: Called once every idle long poll is parked: more entries for the results.
+WhileParked = Callable[[], dict[str, dict[str, Any]]]
+
+
+async def idle_long_polls(
+    url: str, pid: int, prefix: str = "topics-v1", while_parked: WhileParked | None = None
+) -> dict[str, dict[str, Any]]:
+    """``IDLE_POLLS`` long polls parked on idle topics: memory, loop lag, and wake-ups."""
     host, port_text = url.removeprefix("http://").split(":")
     port = int(port_text)
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -206,6 +225,7 @@ async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
         rss_before = _rss_mb(pid)
         connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         since = b'{"since_time": "2999-01-01T00:00:00Z", "timeout_secs": 60}'
+        opening = time.monotonic()
         for start in range(0, IDLE_POLLS, 500):
             opened = await asyncio.gather(
                 *(asyncio.open_connection(host, port) for _ in range(start, start + 500))
@@ -214,7 +234,7 @@ async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
                 writer.write(_request(f"/api/v1/topics/{idle[n % IDLE_TOPICS]}/consume", since))
             connections.extend(opened)
         # Every poll is parked once the server counts them all as waiters.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PARK_PATIENCE
         while True:
             metrics = (await client.get("/metrics")).text
             waiting = next(
@@ -227,7 +247,9 @@ async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {waiting} of {IDLE_POLLS} long polls are waiting")
             await asyncio.sleep(0.2)
+        parking = time.monotonic() - opening
         rss_after = _rss_mb(pid)
+        parked = while_parked() if while_parked is not None else {}
         lags = []
         for _ in range(300):
             started = time.perf_counter()
@@ -257,13 +279,19 @@ async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
         for _, idle_writer in connections:
             idle_writer.close()
     return {
-        "topics-v1-idle-long-polls-rss": _entry(
-            rss_after - rss_before, "MB", 200, polls=IDLE_POLLS, rss_before_mb=round(rss_before)
+        **parked,
+        f"{prefix}-idle-long-polls-rss": _entry(
+            rss_after - rss_before,
+            "MB",
+            200,
+            polls=IDLE_POLLS,
+            rss_before_mb=round(rss_before),
+            parked_in_s=round(parking, 1),
         ),
-        "topics-v1-idle-long-polls-loop-lag-p99": _entry(
+        f"{prefix}-idle-long-polls-loop-lag-p99": _entry(
             _p99(lags), "ms", 10, polls=IDLE_POLLS, probe="/healthz round trip"
         ),
-        "topics-v1-long-poll-wake-p99": _entry(
+        f"{prefix}-long-poll-wake-p99": _entry(
             _p99(after_durable),
             "ms",
             5,
@@ -274,18 +302,22 @@ async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
-    """Every topics v1 benchmark; the publish turns take ``duration`` seconds each."""
-    # The benchmark's own limit, which the server it starts inherits: 10,000 sockets on
-    # each side. The server's defaults are not changed.
+def idle_poll_caps() -> dict[str, str]:
+    """Raise this process's descriptor limit (a server it starts inherits it) and return
+    the server settings that admit ``IDLE_POLLS`` long polls; the defaults stay as they are."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65_536)), hard))
-    caps = {
+    return {
         "SLUICEGATE_LIMITS__MAX_LONG_POLLS": str(IDLE_POLLS + 100),
         "SLUICEGATE_LIMITS__MAX_LONG_POLLS_PER_CLIENT": str(IDLE_POLLS + 100),
         "SLUICEGATE_LIMITS__MAX_CONCURRENT_REQUESTS": str(IDLE_POLLS + 1000),
         "SLUICEGATE_LIMITS__MAX_CONCURRENT_REQUESTS_PER_CLIENT": str(IDLE_POLLS + 1000),
     }
+
+
+def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Every topics v1 benchmark; the publish turns take ``duration`` seconds each."""
+    caps = idle_poll_caps()
     results = _validators(duration)
     with (
         baseline_server() as base_url,
@@ -294,6 +326,6 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     ):
         spread_helper_threads(server.pid)
         results.update(_publish(base_url, server.url, duration))
-        results.update(_walk(server.url))
-        results.update(asyncio.run(_idle_long_polls(server.url, server.pid)))
+        results.update(walk(server.url))
+        results.update(asyncio.run(idle_long_polls(server.url, server.pid)))
     return results

@@ -1,5 +1,6 @@
 """Helpers shared by test modules: JWTs as an identity provider (or an attacker) makes
-them, and uvicorn serving an app on a real socket inside the test's event loop."""
+them, uvicorn serving an app on a real socket inside the test's event loop, and the
+environment that puts a server process on a storage backend."""
 
 from __future__ import annotations
 
@@ -7,17 +8,41 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
+import pytest
 import uvicorn
 
-__all__ = ["E2E_ADMIN_KEY", "jwt_claims", "serving_in_loop", "signed_jwt", "unsigned_jwt"]
+__all__ = [
+    "E2E_ADMIN_KEY",
+    "backend_env",
+    "jwt_claims",
+    "serving_in_loop",
+    "signed_jwt",
+    "unsigned_jwt",
+]
 
 #: The bootstrap admin key of the ``admin_server`` fixture (``tests/e2e/conftest.py``).
 E2E_ADMIN_KEY = "sg_e2e_admin_key_0123456789abcdef0123456789"
+
+
+def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """The environment that serves ``sluicegate serve`` from ``backend``.
+
+    Nothing for SQLite (the data directory is the store); for Kafka, the session's broker
+    and a topic prefix of its own, so that servers sharing the broker never meet.
+    """
+    if backend != "kafka":
+        return {}
+    return {
+        "SLUICEGATE_STORAGE__BACKEND": "kafka",
+        "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap"),
+        "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
+    }
 
 
 @asynccontextmanager

@@ -6,14 +6,13 @@ start their own server and do not take these fixtures.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 from tests.conftest import BACKENDS
-from tests.helpers import E2E_ADMIN_KEY
+from tests.helpers import E2E_ADMIN_KEY, backend_env
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,13 +26,6 @@ def admin_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """``sluicegate serve`` on a fresh store of each backend, its admin key ``E2E_ADMIN_KEY``."""
-    env = {"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY}
-    if request.param == "kafka":
-        env |= {
-            "SLUICEGATE_STORAGE__BACKEND": "kafka",
-            "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap"),
-            # A namespace of its own on the shared broker.
-            "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
-        }
+    env = {"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY, **backend_env(request, request.param)}
     with serve_in_subprocess(tmp_path_factory.mktemp("data"), args=(), env=env) as server:
         yield server

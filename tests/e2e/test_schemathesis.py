@@ -25,6 +25,8 @@ import pytest
 
 from sluicegate.openapi import DOCUMENTS
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.conftest import BACKENDS
+from tests.helpers import backend_env
 
 #: Settings for the runs, e.g. long polls that would only slow them down.
 SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -33,6 +35,9 @@ SCHEMATHESIS_HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SEED = 20
 #: Examples per operation and phase: enough to hit every status each document lists.
 MAX_EXAMPLES = 25
+#: Seconds a request may take. A topic of thousands of partitions (the documents allow
+#: 10,000) takes a single-node Kafka broker well over schemathesis's default 10 s to create.
+REQUEST_TIMEOUT = 60
 _SECRET = "schemathesis-hs256-secret-0123456789abcdef"
 
 _SERVER_CONFIG = f"""\
@@ -58,12 +63,15 @@ ce_consume_types = ["*"]
 _EXCLUDED_CHECKS = "positive_data_acceptance"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("schemathesis")
     config = directory / "sluicegate.toml"
     config.write_text(_SERVER_CONFIG, encoding="utf-8")
-    with serve_in_subprocess(directory / "data", args=("--config", str(config))) as server:
+    env = backend_env(request, request.param)
+    with serve_in_subprocess(directory / "data", args=("--config", str(config)), env=env) as server:
         yield server
 
 
@@ -100,6 +108,8 @@ def test_conforms_to_its_document(server: ServerProcess, name: str, tmp_path: Pa
         str(SEED),
         "--max-examples",
         str(MAX_EXAMPLES),
+        "--request-timeout",
+        str(REQUEST_TIMEOUT),
         "--workers",
         "1",
         "--generation-database",

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.conftest import BACKENDS
+from tests.helpers import backend_env
 from tests.raw_http import exchange, read_response, request_bytes
 
 HEADER_TIMEOUT = 1.0
@@ -30,9 +32,12 @@ PRODUCE = b'{"value": {"type": "text", "data": "v"}}'
 JSON = [(b"content-type", b"application/json")]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     env = {
+        **backend_env(request, request.param),
         "SLUICEGATE_SERVER__HEADER_TIMEOUT": str(HEADER_TIMEOUT),
         "SLUICEGATE_SERVER__BODY_TIMEOUT": str(BODY_TIMEOUT),
         "SLUICEGATE_SERVER__KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE),

@@ -17,6 +17,7 @@ from sluicegate.config import load_settings
 from sluicegate.core.gateway import Gateway
 from sluicegate.storage.factory import open_log
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.conftest import BACKENDS
 from tests.fuzz.catalogue import (
     AVRO_SCHEMA,
     CLIENT,
@@ -25,6 +26,7 @@ from tests.fuzz.catalogue import (
     TOPIC,
     TOPIC_ID,
 )
+from tests.helpers import backend_env
 
 ADMIN_KEY = secrets.token_urlsafe(32)
 AUTHORIZATION = f"Bearer {ADMIN_KEY}".encode()
@@ -65,8 +67,11 @@ def _seed(url: str) -> None:
         CONSUMER_INSTANCE["instance"] = created.headers["location"].rsplit("/", 1)[1]
 
 
-@pytest.fixture(scope="session")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
+@pytest.fixture(scope="session", params=BACKENDS)
+def fuzz_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FuzzServer]:
+    """A server on each backend: the same bad input must get the same answers from both."""
     data_dir = tmp_path_factory.mktemp("fuzz")
     # The legacy topics v1 paths allow 1,000 requests a minute; a long hunt sends more.
     config = data_dir / "sluicegate.toml"
@@ -75,7 +80,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
         "[limits.dialect_rates.topics_v1_legacy]\nrate_per_second = 1000000.0\nburst = 0\n"
         "[cloudevents]\npoll_timeout = 0.0\n"
     )
-    env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
+    env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, **backend_env(request, request.param)}
     with serve_in_subprocess(data_dir / "data", args=("--config", str(config)), env=env) as server:
         _seed(server.url)
         parts = urlsplit(server.url)

@@ -11,12 +11,13 @@ from sluicegate.core.topics import (
     TopicUpdate,
     validate_topic_name,
 )
-from sluicegate.errors import BadRequest, InvalidPartition
+from sluicegate.errors import BadRequest, InvalidPartition, OffsetOutOfRange
 
 __all__ = [
     "MAX_PARTITIONS",
     "check_partitions",
     "invalid_partition",
+    "offset_out_of_range",
     "updated_topic",
     "validate_spec",
 ]
@@ -76,4 +77,19 @@ def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
         f"partition {index} does not exist: topic {topic!r} has partitions 0-{count - 1}",
         topic=topic,
         partition=index,
+    )
+
+
+def offset_out_of_range(
+    topic: str, partition: int, offset: int, low: int, high: int
+) -> OffsetOutOfRange:
+    """The error for a read from a position outside a partition's watermarks."""
+    return OffsetOutOfRange(
+        f"offset {offset} is out of range for {topic}/{partition}: "
+        f"expected {low} (low watermark) to {high} (high watermark)",
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        low=low,
+        high=high,
     )

@@ -4,6 +4,7 @@ offsets, a registry shared by nodes, and its errors."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, ConsumerGroupTopicPartitions
@@ -25,6 +26,19 @@ def _configs(admin: AdminClient, topic: str) -> dict[str, str]:
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource])[resource].result(timeout=10)
     return {name: entry.value for name, entry in entries.items()}
+
+
+async def _configs_once_applied(
+    admin: AdminClient, topic: str, expected: dict[str, str]
+) -> dict[str, str]:
+    """The topic's configs once the broker shows ``expected``: the controller has taken an
+    alteration when it answers, and the broker applies it a moment later."""
+    deadline = time.monotonic() + 10
+    while True:
+        configs = await asyncio.to_thread(_configs, admin, topic)
+        if all(configs.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            return configs
+        await asyncio.sleep(0.05)
 
 
 async def test_records_are_plain_kafka_records(
@@ -71,7 +85,8 @@ async def test_settings_are_kafka_topic_configs(
     assert "description" not in configs
     assert created.config == spec.config
     await kafka_log.alter_topic("conf", TopicUpdate(retention_ms=None, retention_bytes=4096))
-    configs = await asyncio.to_thread(_configs, kafka_admin, kafka_name)
+    expected = {"retention.ms": "-1", "retention.bytes": "4096"}
+    configs = await _configs_once_applied(kafka_admin, kafka_name, expected)
     assert (configs["retention.ms"], configs["retention.bytes"]) == ("-1", "4096")
 
 

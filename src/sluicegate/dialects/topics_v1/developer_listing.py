@@ -61,7 +61,9 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse_list_query(request: Request) -> ListQuery:
     """The list's query parameters; ``BadRequest`` naming the one that is wrong."""
-    sort = request.query_param("sort") or "id"
+    sort = request.query_param("sort")
+    if sort is None:
+        sort = "id"
     descending = sort.startswith("-")
     field = sort.removeprefix("-")
     if field not in SORT_KEYS:

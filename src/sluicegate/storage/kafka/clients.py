@@ -57,8 +57,16 @@ def producer_config(
     return config
 
 
-def consumer_config(settings: KafkaSettings, client_id: str, group_id: str) -> dict[str, Any]:
-    """A node-wide fetcher: assigned partitions only, committed records only, no commits."""
+def consumer_config(
+    settings: KafkaSettings, client_id: str, group_id: str, *, fetch_wait_ms: int
+) -> dict[str, Any]:
+    """A node-wide fetcher: assigned partitions only, committed records only, no commits.
+
+    ``fetch_wait_ms``: how long the broker may hold a fetch of a partition at its end. The
+    tail waits there for new records (long); the reader never asks past the end it knows,
+    but librdkafka keeps one fetch in flight per broker and a new assignment waits for it,
+    so the reader's must be short.
+    """
     config = _base(settings, client_id)
     config.update(
         {
@@ -71,7 +79,7 @@ def consumer_config(settings: KafkaSettings, client_id: str, group_id: str) -> d
             "enable.partition.eof": True,
             # A position below the low watermark is the reader's error, never a silent jump.
             "auto.offset.reset": "error",
-            "fetch.wait.max.ms": 100,
+            "fetch.wait.max.ms": fetch_wait_ms,
             "socket.timeout.ms": max(10, round(settings.request_timeout * 1000)),
         }
     )

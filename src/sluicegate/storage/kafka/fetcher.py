@@ -5,7 +5,8 @@ runs; the next round assigns every queued partition at its offset in one ``assig
 one fetch request per broker serves them all, then hands each read its records as soon
 as it has enough (count, bytes, or the partition's end). Two reads of one partition at
 different offsets go in consecutive rounds. The cost is fixed per node — one consumer
-and one thread — however many HTTP consumers read.
+and one thread — however many HTTP consumers read. What a round fetched past a read is
+kept for the read that continues from there (``read_ahead``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from sluicegate.core.records import Header, Record
 from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
 from sluicegate.storage.kafka.errors import translate
+from sluicegate.storage.kafka.read_ahead import RECORDS, ReadAhead
 from sluicegate.storage.kafka.worker import Worker
 
 __all__ = ["Fetcher", "to_record"]
@@ -93,6 +95,8 @@ class _Read:
 
 _Key = tuple[str, int]
 _Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
+#: After a read that ended in a round: its topic, the offset it stopped at, what followed.
+_Following = tuple[str, int, list[Record]]
 
 
 class Fetcher:
@@ -111,6 +115,8 @@ class Fetcher:
         self._on_error = on_error
         self._consumer = Consumer({**config, "error_cb": self._error})
         self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
+        #: On the loop: filled by ``_settle``, used and dropped by ``read`` and ``forget``.
+        self._ahead = ReadAhead()
         self.worker = Worker("kafka-fetcher", self._serve, loop)
 
     def start(self) -> None:
@@ -129,10 +135,18 @@ class Fetcher:
     ) -> asyncio.Future[list[Record]]:
         """Records of ``partition`` from ``offset``, stopping before ``end`` at the latest."""
         future: asyncio.Future[list[Record]] = self._loop.create_future()
+        ahead = self._ahead.take((kafka_topic, partition), offset, end, max_records, max_bytes)
+        if ahead is not None:
+            future.set_result(ahead)
+            return future
         self._requests.put(
             (kafka_topic, partition, _Read(topic, offset, end, max_records, max_bytes, future))
         )
         return future
+
+    def forget(self, keys: list[_Key]) -> None:
+        """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
+        self._ahead.forget(keys)
 
     async def close(self) -> None:
         self._requests.put(None)
@@ -145,9 +159,14 @@ class Fetcher:
 
     def _serve(self) -> None:
         waiting: list[tuple[_Key, _Read]] = []
+        assigned = False
         try:
             while True:
                 if not waiting:
+                    if assigned:
+                        # Nothing to read: no fetches either, until the next round.
+                        self._consumer.unassign()
+                        assigned = False
                     try:
                         item = self._requests.get(timeout=_IDLE_SECONDS)
                     except queue.Empty:
@@ -174,6 +193,7 @@ class Fetcher:
                         this_round[key] = read
                 waiting = later
                 self._round(this_round)
+                assigned = True
                 if stop:
                     for _, read in waiting:
                         self._deliver([(read.future, StorageUnavailable("the log is closing"))])
@@ -186,12 +206,20 @@ class Fetcher:
         consumer.assign([KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()])
         deadline = time.monotonic() + self._timeout
         while reads:
-            messages = consumer.consume(_CONSUME_BATCH, _CONSUME_SECONDS)
+            # consume() returns only when it has as many messages as asked for, or when the
+            # time is up: take what is already there, and wait only for a first message.
+            messages = consumer.consume(_CONSUME_BATCH, 0)
+            if not messages:
+                messages = consumer.consume(1, _CONSUME_SECONDS)
             finished: list[_Outcome] = []
+            following: dict[_Key, _Following] = {}
             for message in messages:
                 key = (message.topic() or "", message.partition() or 0)
                 read = reads.get(key)
                 if read is None:
+                    after = following.get(key)
+                    if after is not None and message.error() is None:
+                        _follow(after, message)
                     continue
                 error = message.error()
                 if error is not None:
@@ -203,14 +231,19 @@ class Fetcher:
                 offset = message.offset()
                 if offset is None or offset < read.offset:
                     continue  # fetched before this round's assign
-                if read.take(to_record(message, read.topic)):
+                record = to_record(message, read.topic)
+                if read.take(record):
                     del reads[key]
                     finished.append((read.future, read.records))
+                    # A record past the read's byte limit starts what follows it.
+                    last = read.records[-1]
+                    rest = [] if last is record else [record]
+                    following[key] = (read.topic, last.offset + 1, rest)
             if not messages and time.monotonic() > deadline:
                 for read in reads.values():
                     finished.append((read.future, self._timed_out(read)))
                 reads.clear()
-            self._deliver(finished)
+            self._deliver(finished, following)
 
     def _on_fetch_error(
         self, error: KafkaError, read: _Read
@@ -235,16 +268,28 @@ class Fetcher:
             return read.records
         return StorageUnavailable(f"Kafka did not return records within {self._timeout:g}s")
 
-    def _deliver(self, finished: list[_Outcome]) -> None:
-        if finished:
-            self._loop.call_soon_threadsafe(_resolve, finished)
+    def _deliver(
+        self, finished: list[_Outcome], following: dict[_Key, _Following] | None = None
+    ) -> None:
+        if finished or following:
+            self._loop.call_soon_threadsafe(self._settle, finished, following or {})
+
+    def _settle(self, finished: list[_Outcome], following: dict[_Key, _Following]) -> None:
+        # On the loop: what followed a read is kept before its reader can ask for more.
+        for key, (_, start, records) in following.items():
+            self._ahead.keep(key, start, records)
+        for future, outcome in finished:
+            if future.done():
+                continue  # the reader gave up waiting
+            if isinstance(outcome, SluicegateError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
 
-def _resolve(finished: list[_Outcome]) -> None:
-    for future, outcome in finished:
-        if future.done():
-            continue  # the reader gave up waiting
-        if isinstance(outcome, SluicegateError):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+def _follow(after: _Following, message: Message) -> None:
+    """Keep ``message`` if it continues what followed a read (bounded)."""
+    topic, start, records = after
+    offset = message.offset()
+    if offset is not None and offset >= start and len(records) < RECORDS:
+        records.append(to_record(message, topic))

@@ -75,6 +75,11 @@ class TopicRegistry:
         #: The next registry offset to apply.
         self.position = 0
 
+    def partition_count(self, name: str) -> int:
+        """Partitions of the topic ``name``; 0 if there is none."""
+        found = self.by_name.get(name)
+        return 0 if found is None else found.partitions
+
     def get(self, name: str) -> Topic:
         topic = self.by_name.get(name)
         if topic is None:

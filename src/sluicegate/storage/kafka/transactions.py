@@ -12,23 +12,28 @@ future resolves only then, so whoever appended reads its own write.
 If the transaction fails because of one batch (a record too large for the broker), the
 others must not fail with it: the committer aborts, then commits each batch on its own.
 Readers use ``read_committed``, so records of an aborted transaction are never seen.
+
+Per record, the committer does as little Python as it can: one positional ``produce``
+call, and one delivery report through the producer's single ``on_delivery`` function,
+which only keeps the message. librdkafka reports a partition's records in the order they
+were produced, so after the commit each batch takes its records' offsets from its
+partitions' reports in turn; no callback object is made per record. While a committed
+transaction waits for its markers to become visible, the next one is already committing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluicegate.core.records import NewRecord
 from sluicegate.errors import SluicegateError, StorageTimeout, StorageUnavailable
-from sluicegate.storage.kafka.delivery import Report, report_of
 from sluicegate.storage.kafka.errors import kafka_error, translate
 
 __all__ = ["TransactionalProducer"]
@@ -54,8 +59,10 @@ class Batch:
         return len(self.records)
 
 
-#: A batch's reports in batch order, or why none of it was stored.
-Outcome = list[Report] | SluicegateError
+#: Where a record landed: (offset, log-append timestamp in ms).
+Placed = tuple[int, int]
+#: A batch's placements in batch order, or why none of it was stored.
+Outcome = list[Placed] | SluicegateError
 _Waiting = tuple[Batch, Callable[[Outcome], None]]
 #: Waits until ``read_committed`` readers see each partition up to its offset.
 Visible = Callable[[Mapping[_Key, int]], Awaitable[None]]
@@ -90,6 +97,8 @@ class TransactionalProducer:
         self._must_resume = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
         self._queue: list[_Waiting] = []
+        #: The current transaction's delivery reports (committer thread only).
+        self._reports: list[Message] = []
         self._wake = asyncio.Event()
         self._closing = False
         #: Records of the batches queued or being committed (for /metrics).
@@ -101,7 +110,9 @@ class TransactionalProducer:
         await self._loop.run_in_executor(self._executor, self._open)
 
     def _open(self) -> None:
-        producer = Producer({**self._config, "error_cb": self._error})
+        producer = Producer(
+            {**self._config, "error_cb": self._error, "on_delivery": self._delivered}
+        )
         # A new cluster creates its transaction log on first use, and a coordinator that
         # just moved is loading: both answer "retriable" for a while, so keep asking.
         deadline = time.monotonic() + max(_COORDINATOR_PATIENCE, self._request_timeout)
@@ -119,6 +130,10 @@ class TransactionalProducer:
         self._must_abort = False
         self._must_resume = False
 
+    def _delivered(self, _error: KafkaError | None, message: Message) -> None:
+        # On the committer thread, inside commit, abort or flush: keep, decode later.
+        self._reports.append(message)
+
     def _error(self, error: KafkaError) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._on_error, error)
@@ -132,34 +147,50 @@ class TransactionalProducer:
     async def run(self) -> None:
         """Commit queued batches until ``close()`` and the queue is empty."""
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._queue:
+        settling: asyncio.Task[None] | None = None
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._queue:
+                    if self._closing:
+                        return
+                    continue
+                waiting, self._queue = self._queue, []
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._commit_all, [batch for batch, _ in waiting]
+                )
+                # The next transaction commits while this one's markers become visible.
+                settling = tg.create_task(
+                    self._settle(waiting, outcomes, settling), name="kafka-transaction-settle"
+                )
                 if self._closing:
-                    return
-                continue
-            waiting, self._queue = self._queue, []
-            outcomes = await loop.run_in_executor(
-                self._executor, self._commit_all, [batch for batch, _ in waiting]
-            )
-            ends: dict[_Key, int] = {}
-            for (batch, _), outcome in zip(waiting, outcomes, strict=True):
-                if not isinstance(outcome, SluicegateError):
-                    # Offsets grow per partition in send order: the last one is the end.
-                    for key, (_, offset, _) in zip(batch.keys, outcome, strict=True):
-                        ends[key] = offset + 1
-            if ends:
-                try:
-                    await self._visible(ends)
-                except SluicegateError as exc:
-                    # Committed, but not yet seen: the outcome is decided, the wait was not.
-                    logger.warning("committed records are not visible yet: %s", exc.message)
-            for (batch, done), outcome in zip(waiting, outcomes, strict=True):
-                self.queued_records -= len(batch)
-                done(outcome)
-            if self._closing:
-                self._wake.set()
+                    self._wake.set()
+
+    async def _settle(
+        self,
+        waiting: list[_Waiting],
+        outcomes: list[Outcome],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Wait until the committed batches are visible, then resolve them in commit order."""
+        ends: dict[_Key, int] = {}
+        for (batch, _), outcome in zip(waiting, outcomes, strict=True):
+            if not isinstance(outcome, SluicegateError):
+                # Offsets grow per partition in send order: the last one is the end.
+                for key, (offset, _) in zip(batch.keys, outcome, strict=True):
+                    ends[key] = offset + 1
+        if ends:
+            try:
+                await self._visible(ends)
+            except SluicegateError as exc:
+                # Committed, but not yet seen: the outcome is decided, the wait was not.
+                logger.warning("committed records are not visible yet: %s", exc.message)
+        if previous is not None:
+            await previous
+        for (batch, done), outcome in zip(waiting, outcomes, strict=True):
+            self.queued_records -= len(batch)
+            done(outcome)
 
     def close(self) -> None:
         """Commit what is queued, then make ``run`` return."""
@@ -198,29 +229,33 @@ class TransactionalProducer:
             return [exc] * len(batches)
         producer = self._producer
         assert producer is not None
-        reports: list[list[Report | None]] = [[None] * len(batch) for batch in batches]
+        produce = producer.produce
+        reports = self._reports
+        reports.clear()
         committing = False
         try:
             producer.begin_transaction()
-            for batch, own in zip(batches, reports, strict=True):
-                for index, ((topic, _), record) in enumerate(
-                    zip(batch.keys, batch.records, strict=True)
-                ):
-                    producer.produce(
-                        topic,
-                        record.value,
-                        record.key,
-                        partition=record.partition,
-                        headers=list(record.headers) if record.headers else None,
-                        on_delivery=functools.partial(_collect, own, index),
-                    )
+            for batch in batches:
+                for (topic, _), record in zip(batch.keys, batch.records, strict=True):
+                    if record.headers:
+                        produce(
+                            topic,
+                            record.value,
+                            record.key,
+                            record.partition,
+                            headers=list(record.headers),
+                        )
+                    else:
+                        produce(topic, record.value, record.key, record.partition)
             committing = True
             producer.commit_transaction(self._append_timeout)
         except (KafkaException, BufferError) as exc:
-            failure = self._failed(exc, reports, committing=committing)
+            failure = self._failed(exc, committing=committing)
             return [failure] * len(batches)
-        # commit_transaction flushed, which served every record's delivery callback.
-        return [_complete(own) for own in reports]
+        # commit_transaction flushed, which served every record's delivery report.
+        outcomes = _placements(batches, reports)
+        reports.clear()
+        return outcomes
 
     def _ready(self) -> None:
         if self._producer is None:
@@ -263,13 +298,17 @@ class TransactionalProducer:
         self._must_abort = False
         return True
 
-    def _failed(
-        self, exc: BaseException, reports: list[list[Report | None]], *, committing: bool
-    ) -> SluicegateError:
+    def _failed(self, exc: BaseException, *, committing: bool) -> SluicegateError:
         # The most telling cause: a record's own error (413) over the transaction's.
         cause = next(
-            (r[0] for own in reports for r in own if r is not None and r[0] is not None), None
+            (
+                error
+                for message in self._reports
+                if (error := message.error()) is not None and error.code() not in _PURGED
+            ),
+            None,
         )
+        self._reports.clear()
         error = kafka_error(exc)
         timed_out = error is not None and error.code() == KafkaError._TIMED_OUT
         if error is not None and error.fatal():
@@ -292,12 +331,28 @@ class TransactionalProducer:
         return translate(error) if error is not None else StorageUnavailable(str(exc))
 
 
-def _collect(into: list[Report | None], index: int, error: KafkaError | None, message: Any) -> None:
-    into[index] = report_of(error, message)
+#: Reports of records dropped because their transaction ended: never the cause.
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 
-def _complete(reports: list[Report | None]) -> Outcome:
-    if any(report is None for report in reports):
+def _placements(batches: list[Batch], reports: list[Message]) -> list[Outcome]:
+    """Each batch's placements, from a committed transaction's delivery reports.
+
+    librdkafka reports each partition's records in the order they were produced (the
+    idempotent producer keeps that order on the broker too), and the batches were produced
+    in order: so the n-th report of a partition belongs to the n-th record sent to it.
+    """
+    if len(reports) != sum(len(batch) for batch in batches):
         # Cannot happen after a successful commit; if it does, say so rather than guess.
-        return StorageTimeout("Kafka committed the transaction but a delivery report is missing")
-    return [report for report in reports if report is not None]
+        missing = StorageTimeout("Kafka committed the transaction but a delivery report is missing")
+        return [missing] * len(batches)
+    by_partition: dict[_Key, list[Placed]] = {}
+    for message in reports:
+        key = (message.topic() or "", message.partition() or 0)
+        placed = by_partition.get(key)
+        if placed is None:
+            placed = by_partition[key] = []
+        offset = message.offset()
+        placed.append((-1 if offset is None else offset, message.timestamp()[1]))
+    cursors = {key: iter(placed) for key, placed in by_partition.items()}
+    return [[next(cursors[key]) for key in batch.keys] for batch in batches]

@@ -2,8 +2,8 @@
 
 Layout of the work: one writer task and connection (``writer``) commits everything;
 reader connections (``reads``) answer reads; the catalog (``catalog``) holds watermarks
-in memory so most questions need no query; waiters (``waiters``) and the group
-coordinator (``groups``) live on the loop. ``run`` owns the writer, the retention pass
+in memory so most questions need no query; waiters (``storage.waiters``) and the group
+coordinator (``storage.groups``) live on the loop. ``run`` owns the writer, the retention pass
 and the session sweeper in one ``TaskGroup``.
 """
 
@@ -20,7 +20,6 @@ from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
 from sluicegate.errors import (
     BadRequest,
     ConfigError,
-    OffsetOutOfRange,
     ShuttingDown,
     SluicegateError,
     StorageError,
@@ -52,9 +51,9 @@ from sluicegate.storage.sqlite.reads import (
     read_records,
 )
 from sluicegate.storage.sqlite.retention import EnforceRetention
-from sluicegate.storage.sqlite.waiters import Waiters
 from sluicegate.storage.sqlite.writer import Writer
-from sluicegate.storage.topic_rules import invalid_partition, validate_spec
+from sluicegate.storage.topic_rules import invalid_partition, offset_out_of_range, validate_spec
+from sluicegate.storage.waiters import Waiters
 
 __all__ = ["SqliteLog"]
 
@@ -133,7 +132,7 @@ class SqliteLog(Log):
         )
         self._checkpointer = DbThread(self.data_dir, "sluicegate-checkpointer")
         self._catalog = Catalog([])
-        self._waiters = Waiters()
+        self._waiters: Waiters[PartitionState] = Waiters()
         self._groups = GroupCoordinator(self._partition_count)
         self._writer: Writer | None = None
         self._commits: CommitProcess | None = None
@@ -351,15 +350,7 @@ class SqliteLog(Log):
         if offset == state.high:
             return []
         if not state.low <= offset < state.high:
-            raise OffsetOutOfRange(
-                f"offset {offset} is out of range for {tp.topic}/{tp.partition}: "
-                f"expected {state.low} (low watermark) to {state.high} (high watermark)",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=offset,
-                low=state.low,
-                high=state.high,
-            )
+            raise offset_out_of_range(tp.topic, tp.partition, offset, state.low, state.high)
         return await self._reader().call(
             read_records,
             tp.topic,

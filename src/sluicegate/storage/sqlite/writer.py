@@ -45,7 +45,7 @@ from sluicegate.storage.sqlite.codec import chunk_rows
 from sluicegate.storage.sqlite.commit_process import Statement
 from sluicegate.storage.sqlite.connection import DbThread, transaction
 from sluicegate.storage.sqlite.errors import is_transient
-from sluicegate.storage.sqlite.waiters import Waiters
+from sluicegate.storage.waiters import Waiters
 
 __all__ = ["Exclusive", "Writer"]
 
@@ -201,7 +201,7 @@ class Writer:
         db: DbThread,
         send_commit: CommitSender,
         catalog: Catalog,
-        waiters: Waiters,
+        waiters: Waiters[PartitionState],
         *,
         clock: Callable[[], int],
         max_pending_appends: int,
@@ -483,7 +483,7 @@ class Writer:
                 records += state.next - state.high
                 state.high = state.next
                 if state in waiters:
-                    waiters.advanced(state)
+                    waiters.advanced(state, state.high)
             for append in appends:
                 if not append.future.done():
                     append.future.set_result(append.results)

@@ -1,0 +1,206 @@
+"""Appends: single records through the idempotent producer, batches through transactions.
+
+A single-record append goes to the idempotent producer: no transaction, no commit marker,
+so offsets stay dense for one-record requests. A multi-record append must be all or
+nothing across partitions: the transactional producer group-commits it.
+
+Order: appends called one after another are stored in that order per partition, even
+when one goes through the idempotent producer and the next through a transaction: an
+append waits (off the loop's critical path, by callbacks) for the last append of each of
+its partitions that went the other way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import OffsetSpec
+
+from sluicegate.core.records import Appended, NewRecord
+from sluicegate.errors import Overloaded, SluicegateError, StorageUnavailable, UnknownTopic
+from sluicegate.storage.base import CommitObserver
+from sluicegate.storage.kafka.delivery import Report
+from sluicegate.storage.kafka.errors import kafka_error, translate
+from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
+from sluicegate.storage.kafka.partition_ends import PartitionEnds
+from sluicegate.storage.kafka.registry import TopicRegistry
+from sluicegate.storage.kafka.transactions import Batch, Outcome
+from sluicegate.storage.topic_rules import invalid_partition
+
+__all__ = ["Appends"]
+
+_Key = tuple[str, int]
+
+
+class _Pending:
+    """The last append of a partition: which producer took it, and whether it went yet."""
+
+    __slots__ = ("deferred", "future", "transactional")
+
+    def __init__(self, transactional: bool, future: asyncio.Future[list[Appended]]) -> None:
+        self.transactional = transactional
+        self.future = future
+        self.deferred = False
+
+
+class Appends:
+    """``Log.append`` on Kafka, checked against the topic ``registry``."""
+
+    def __init__(
+        self,
+        node: KafkaNode,
+        registry: TopicRegistry,
+        ends: PartitionEnds,
+        observe_commit: CommitObserver | None,
+    ) -> None:
+        self._node = node
+        self._registry = registry
+        self._ends = ends
+        self._observe = observe_commit
+        self._last: dict[_Key, _Pending] = {}
+
+    def append(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
+        """Queue all records or none; see ``Log.append``."""
+        result: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+        try:
+            self._admit(len(batch))
+            if not batch:
+                result.set_result([])
+                return result
+            keys = self._record_keys(batch)
+        except SluicegateError as exc:
+            result.set_exception(exc)
+            return result
+        transactional = len(batch) > 1
+        pending = _Pending(transactional, result)
+        blockers: list[asyncio.Future[list[Appended]]] = []
+        # Entries stay after their append is done (one per partition written, dropped with
+        # the topic): cheaper than a done-callback per append on the hot path.
+        last_appends = self._last
+        for key in dict.fromkeys(keys) if transactional else keys:
+            last = last_appends.get(key)
+            if (
+                last is not None
+                and (last.transactional != transactional or last.deferred)
+                and not last.future.done()
+            ):
+                blockers.append(last.future)
+            last_appends[key] = pending
+        if blockers:
+            # Wait for the other producer's last append to these partitions, so the order
+            # of calls is the order in the log. Rare: a partition fed both ways at once.
+            pending.deferred = True
+            gate = asyncio.gather(*blockers, return_exceptions=True)
+            gate.add_done_callback(lambda _: self._submit(batch, keys, pending))
+        else:
+            self._submit(batch, keys, pending)
+        return result
+
+    def forget(self, keys: Iterable[_Key]) -> None:
+        """Drop what is remembered of partitions whose topic is gone."""
+        for key in keys:
+            self._last.pop(key, None)
+
+    def _admit(self, size: int) -> None:
+        node = self._node
+        if not node.running:
+            node.require_running()
+        if node.down:
+            raise StorageUnavailable("no Kafka broker is reachable", retry_after=PROBE_INTERVAL)
+        if size and node.queued() + size > node.max_pending:
+            raise Overloaded(f"more than {node.max_pending} records are waiting for Kafka")
+
+    def _record_keys(self, batch: Sequence[NewRecord]) -> list[_Key]:
+        """Each record's (Kafka topic, partition), checked against the registry."""
+        keys: list[_Key] = []
+        name = None
+        kafka_name, count = "", 0
+        for record in batch:
+            if record.topic != name:
+                name = record.topic
+                topic = self._registry.by_name.get(name)
+                if topic is None:
+                    raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
+                kafka_name, count = self._node.prefix + name, topic.partitions
+            if not 0 <= record.partition < count:
+                raise invalid_partition(name, record.partition, count)
+            keys.append((kafka_name, record.partition))
+        return keys
+
+    def _submit(self, batch: Sequence[NewRecord], keys: list[_Key], pending: _Pending) -> None:
+        pending.deferred = False
+        if pending.future.done():
+            return
+        if not pending.transactional:
+            self.send_single(keys[0][0], batch[0], pending.future)
+            return
+        started = time.monotonic()
+        self._node.transactions.submit(
+            Batch(keys, batch),
+            lambda outcome: self._committed(batch, outcome, pending.future, started),
+        )
+
+    def send_single(
+        self, kafka_topic: str, record: NewRecord, future: asyncio.Future[list[Appended]]
+    ) -> None:
+        """Send one record through the idempotent producer; ``future`` gets where it landed."""
+        key = (kafka_topic, record.partition)
+
+        def delivered(report: Report) -> None:
+            error, offset, timestamp = report
+            if error is not None:
+                if not future.done():
+                    future.set_exception(translate(error, topic=record.topic))
+                return
+            self._ends.advance(key, offset + 1)
+            if not future.done():
+                appended = Appended(record.topic, record.partition, offset, timestamp * 1000)
+                future.set_result([appended])
+
+        try:
+            self._node.producer.send(kafka_topic, record, delivered)
+        except BufferError:
+            future.set_exception(Overloaded("the Kafka producer's queue is full"))
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            future.set_exception(translate(error, topic=record.topic) if error is not None else exc)
+
+    def _committed(
+        self,
+        batch: Sequence[NewRecord],
+        outcome: Outcome,
+        future: asyncio.Future[list[Appended]],
+        started: float,
+    ) -> None:
+        # Waiters were woken once for the whole transaction (until_visible).
+        if isinstance(outcome, SluicegateError):
+            if not future.done():
+                future.set_exception(outcome)
+            return
+        appended = [
+            Appended(record.topic, record.partition, offset, timestamp * 1000)
+            for record, (offset, timestamp) in zip(batch, outcome, strict=True)
+        ]
+        if self._observe is not None:
+            self._observe(len(batch), time.monotonic() - started)
+        if not future.done():
+            future.set_result(appended)
+
+    async def until_visible(self, ends: Mapping[_Key, int]) -> None:
+        """Return once ``read_committed`` readers see every partition up to its end."""
+        admin = self._node.admin
+        missing = dict(ends)
+        deadline = time.monotonic() + self._node.timeout
+        while True:
+            seen = await admin.list_offsets({key: OffsetSpec.latest() for key in missing})
+            missing = {key: end for key, end in missing.items() if seen[key] < end}
+            if not missing:
+                self._ends.advanced(ends)
+                return
+            if time.monotonic() > deadline:
+                raise StorageUnavailable("Kafka did not write the commit markers in time")
+            # The coordinator writes the commit markers right after it answered.
+            await asyncio.sleep(0.001)

@@ -1,0 +1,261 @@
+"""The node's fixed set of Kafka clients: opened together, watched together, closed together.
+
+Whatever a node serves, it holds these open (see ``log``): one admin client, the
+idempotent producer, the transactional producer, the reader and the tail. This module
+makes them, knows whether the log is running, closing or cut off from the cluster, and
+answers the question every operation asks first: may I use them now?
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+
+from confluent_kafka import KafkaError
+
+from sluicegate.config import KafkaSettings
+from sluicegate.core.records import Record
+from sluicegate.errors import (
+    ConfigError,
+    ShuttingDown,
+    SluicegateError,
+    StorageUnavailable,
+    TopicExists,
+)
+from sluicegate.storage.kafka.admin import KafkaAdmin
+from sluicegate.storage.kafka.clients import admin_config, consumer_config, producer_config
+from sluicegate.storage.kafka.fetcher import Fetcher
+from sluicegate.storage.kafka.producer import IdempotentProducer
+from sluicegate.storage.kafka.tail import Tail
+from sluicegate.storage.kafka.transactions import TransactionalProducer, Visible
+
+__all__ = ["PROBE_INTERVAL", "KafkaNode"]
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[str, int]
+#: Seconds between probes of a cluster that was reported down.
+PROBE_INTERVAL = 1.0
+#: Seconds between passes that stop following partitions nobody waits on.
+_TAIL_SWEEP_INTERVAL = 10.0
+#: Milliseconds the broker may hold the reader's fetch at a partition's end (see
+#: ``clients.consumer_config``): a read's next round waits for it.
+_READER_FETCH_WAIT_MS = 2
+#: The tail's: it waits there for the records it follows, answered as they arrive.
+_TAIL_FETCH_WAIT_MS = 100
+
+
+class KafkaNode:
+    """The clients of one gateway node on the cluster of ``settings``, and their state.
+
+    ``node_id`` makes the transactional id (unique per node, stable across restarts, so a
+    restarted node fences its previous incarnation's open transaction).
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        node_id: str,
+        append_timeout: float,
+        max_pending_appends: int,
+    ) -> None:
+        for key, value in (
+            ("storage.max_pending_appends", max_pending_appends),
+            ("storage.append_timeout", append_timeout),
+            ("kafka.request_timeout", settings.request_timeout),
+        ):
+            if not value > 0:
+                raise ConfigError(key, f"must be > 0, got {value}")
+        if not settings.bootstrap_servers:
+            raise ConfigError("kafka.bootstrap_servers", "required for the kafka backend")
+        self.settings = settings
+        self.prefix = settings.topic_prefix
+        self._name = f"{self.prefix}{node_id}"
+        self._transactional_id = settings.transactional_id or f"sluicegate-{self._name}"
+        self.append_timeout = append_timeout
+        #: Seconds an admin request or a read may take (``kafka.request_timeout``).
+        self.timeout = settings.request_timeout
+        self.max_pending = max_pending_appends
+        self._admin: KafkaAdmin | None = None
+        self._producer: IdempotentProducer | None = None
+        self._transactions: TransactionalProducer | None = None
+        self._fetcher: Fetcher | None = None
+        self._tail: Tail | None = None
+        self.running = False
+        self.closing = False
+        #: Set when a client reports every broker down; cleared by the next good answer.
+        self.down = False
+
+    # -- the clients (made by ``open``) ----------------------------------------------
+
+    @property
+    def admin(self) -> KafkaAdmin:
+        assert self._admin is not None  # used only after open()
+        return self._admin
+
+    @property
+    def producer(self) -> IdempotentProducer:
+        assert self._producer is not None
+        return self._producer
+
+    @property
+    def transactions(self) -> TransactionalProducer:
+        assert self._transactions is not None
+        return self._transactions
+
+    @property
+    def fetcher(self) -> Fetcher:
+        assert self._fetcher is not None
+        return self._fetcher
+
+    @property
+    def tail(self) -> Tail:
+        assert self._tail is not None
+        return self._tail
+
+    async def open(
+        self,
+        registry: str,
+        on_fetched: Callable[[Mapping[_Key, int]], None],
+        visible: Visible,
+    ) -> None:
+        """Reach the cluster, make sure the ``registry`` topic exists, start every client.
+
+        ``on_fetched`` hears the tail's new partition ends; ``visible`` is how the
+        transactional producer waits for its commits to become readable.
+        """
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        client = f"sluicegate-{self._name}"
+        self._admin = KafkaAdmin(
+            admin_config(settings, f"{client}-admin"),
+            timeout=self.timeout,
+            replication_factor=settings.replication_factor,
+        )
+        await self._admin.describe_cluster()
+        with contextlib.suppress(TopicExists):
+            configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
+            await self._admin.create_topic(registry, 1, configs)
+        self._producer = IdempotentProducer(
+            producer_config(
+                settings,
+                f"{client}-producer",
+                append_timeout=self.append_timeout,
+                transactional_id=None,
+            ),
+            loop,
+            self.kafka_error,
+        )
+        self._transactions = TransactionalProducer(
+            producer_config(
+                settings,
+                f"{client}-transactions",
+                append_timeout=self.append_timeout,
+                transactional_id=self._transactional_id,
+            ),
+            append_timeout=self.append_timeout,
+            request_timeout=self.timeout,
+            on_error=self.kafka_error,
+            visible=visible,
+        )
+        group = f"{self.prefix}sluicegate-fetch"
+        self._fetcher = Fetcher(
+            consumer_config(
+                settings, f"{client}-fetcher", group, fetch_wait_ms=_READER_FETCH_WAIT_MS
+            ),
+            loop,
+            timeout=self.timeout,
+            on_error=self.kafka_error,
+        )
+        self._tail = Tail(
+            consumer_config(settings, f"{client}-tail", group, fetch_wait_ms=_TAIL_FETCH_WAIT_MS),
+            loop,
+            on_fetched,
+            self.kafka_error,
+        )
+        self._producer.start()
+        self._fetcher.start()
+        self._tail.start()
+        await self._transactions.start()
+
+    def worker_ends(self) -> list[asyncio.Future[None]]:
+        """Futures that fail if a client thread dies (``run`` brings the gateway down)."""
+        return [self.fetcher.worker.ended, self.tail.worker.ended, self.producer.worker.ended]
+
+    async def release(self) -> None:
+        """Flush what is in flight and close every client that was opened."""
+        if self._producer is not None:
+            await self._producer.close(self.timeout)
+        if self._transactions is not None:
+            await self._transactions.shutdown()
+        if self._fetcher is not None:
+            await self._fetcher.close()
+        if self._tail is not None:
+            await self._tail.close()
+
+    # -- state -----------------------------------------------------------------------
+
+    def require_running(self) -> None:
+        if not self.running:
+            if self.closing:
+                raise ShuttingDown("the log is closed")
+            raise StorageUnavailable("the log is not running yet")
+
+    def running_admin(self) -> KafkaAdmin:
+        """The admin client, or why the log cannot be used now."""
+        self.require_running()
+        return self.admin
+
+    def queued(self) -> int:
+        """Records handed to Kafka and not acknowledged yet."""
+        queued = 0
+        if self._producer is not None:
+            queued += self._producer.queued()
+        if self._transactions is not None:
+            queued += self._transactions.queued_records
+        return queued
+
+    def kafka_error(self, error: KafkaError) -> None:
+        """A client's error callback (on the loop): librdkafka retries; we only watch."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if not self.down:
+                logger.warning("every Kafka broker is unreachable: %s", error.str())
+            self.down = True
+        elif error.fatal():
+            logger.error("Kafka client error: %s", error.str())
+
+    async def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless a broker answers now."""
+        await self.running_admin().describe_cluster()
+        self.down = False
+
+    async def probe_forever(self) -> None:
+        """While the cluster is reported down, ask it every second whether it is back."""
+        admin = self.running_admin()
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            if not self.down:
+                continue
+            try:
+                await admin.describe_cluster()
+            except SluicegateError:
+                continue
+            logger.info("a Kafka broker answers again")
+            self.down = False
+
+    async def sweep_tail_forever(self) -> None:
+        """Stop following partitions nobody waited on for a while."""
+        while True:
+            await asyncio.sleep(_TAIL_SWEEP_INTERVAL)
+            self.tail.forget_idle()
+
+    async def bounded(self, read: asyncio.Future[list[Record]]) -> list[Record]:
+        """The fetcher's answer; it answers within the request timeout, unless it died."""
+        try:
+            async with asyncio.timeout(self.timeout + 5.0):
+                return await read
+        except TimeoutError:
+            raise StorageUnavailable("the Kafka fetcher did not answer") from None

@@ -1,0 +1,53 @@
+"""What the node knows of each partition's end, and the long polls waiting for it to move.
+
+The end (one past the last committed record) grows from three sources: the node's own
+acknowledged appends, the tail consumer's fetches, and watermark queries. A wait whose
+position is already behind a known end returns at once; the others park in the shared
+``storage.waiters``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sluicegate.storage.waiters import Waiters
+
+__all__ = ["PartitionEnds"]
+
+_Key = tuple[str, int]
+
+
+class PartitionEnds:
+    """The highest end seen per (Kafka topic, partition), and the waiters it wakes."""
+
+    def __init__(self) -> None:
+        self.waiters: Waiters[_Key] = Waiters()
+        self._highs: dict[_Key, int] = {}
+
+    def high(self, key: _Key) -> int:
+        """The highest end known of ``key``: records exist below it (0: nothing known)."""
+        return self._highs.get(key, 0)
+
+    def passed(self, positions: Mapping[_Key, int]) -> bool:
+        """Whether some partition is already known to hold a record at its position."""
+        highs = self._highs
+        return any(highs.get(key, 0) > position for key, position in positions.items())
+
+    def advanced(self, highs: Mapping[_Key, int]) -> None:
+        """Record new ends and wake the waiters they passed."""
+        for key, high in highs.items():
+            self.advance(key, high)
+
+    def advance(self, key: _Key, high: int) -> None:
+        """Record a new end of one partition and wake the waiters it passed."""
+        known = self._highs
+        if high > known.get(key, 0):
+            known[key] = high
+            self.waiters.advanced(key, high)
+
+    def forget(self, keys: Iterable[_Key]) -> None:
+        """Wake everyone waiting on ``keys`` (a deleted topic) and drop what is known."""
+        keys = list(keys)
+        for key in keys:
+            self._highs.pop(key, None)
+        self.waiters.wake(keys, arrived=True)

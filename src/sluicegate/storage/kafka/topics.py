@@ -1,0 +1,235 @@
+"""Topics on Kafka: created, altered, purged and deleted through the Admin API, with the
+gateway's own facts about each (its id, the dialects' settings) in the registry topic.
+
+The registry (``registry``) is replayed at start and followed afterwards, so a topic
+another node created or deleted is known here too; an operation that does not find a
+topic asks the registry again before answering that it does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from confluent_kafka.admin import OffsetSpec
+
+from sluicegate.core.records import Appended, NewRecord, TopicPartition
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+from sluicegate.errors import StorageUnavailable, TopicExists, UnknownTopic
+from sluicegate.storage.groups import GroupCoordinator
+from sluicegate.storage.kafka.appends import Appends
+from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
+from sluicegate.storage.kafka.partition_ends import PartitionEnds
+from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, TopicRegistry, encode_entry
+from sluicegate.storage.kafka.topic_configs import kafka_topic_configs
+from sluicegate.storage.topic_rules import invalid_partition, updated_topic, validate_spec
+
+__all__ = ["KafkaTopics"]
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[str, int]
+#: A topic just deleted may still be "being deleted" for a moment: tries to create it again.
+_CREATE_ATTEMPTS = 20
+_REGISTRY_BATCH = 1000
+_REGISTRY_BYTES = 4 * 1024 * 1024
+
+
+def _wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+class KafkaTopics:
+    """The log's topics: the registry's view of them, and the Admin API's operations."""
+
+    def __init__(
+        self,
+        node: KafkaNode,
+        registry: TopicRegistry,
+        appends: Appends,
+        ends: PartitionEnds,
+        groups: GroupCoordinator,
+    ) -> None:
+        self._node = node
+        self._registry = registry
+        self._appends = appends
+        self._ends = ends
+        self._groups = groups
+        self._lock = asyncio.Lock()
+        #: The registry's (Kafka topic, partition).
+        self.registry_key: _Key = (node.prefix + REGISTRY_TOPIC, 0)
+
+    def kafka_name(self, topic: str) -> str:
+        return self._node.prefix + topic
+
+    def checked(self, tp: TopicPartition) -> tuple[Topic, _Key]:
+        """The partition's topic and (Kafka topic, partition), or why it does not exist."""
+        topic = self._registry.get(tp.topic)
+        if not 0 <= tp.partition < topic.partitions:
+            raise invalid_partition(tp.topic, tp.partition, topic.partitions)
+        return topic, (self.kafka_name(tp.topic), tp.partition)
+
+    async def known(self, name: str) -> Topic:
+        """The topic, asking the registry again before saying it does not exist."""
+        found = self._registry.by_name.get(name)
+        if found is not None:
+            return found
+        await self.catch_up()  # another node may have just created it
+        return self._registry.get(name)
+
+    # -- the registry ----------------------------------------------------------------
+
+    async def catch_up(self) -> None:
+        """Apply every registry record up to its current end."""
+        admin, fetcher = self._node.admin, self._node.fetcher
+        key = self.registry_key
+        async with self._lock:
+            end = (await admin.list_offsets({key: OffsetSpec.latest()}))[key]
+            registry = self._registry
+            if registry.position == 0:
+                start = (await admin.list_offsets({key: OffsetSpec.earliest()}))[key]
+                registry.position = start
+            while registry.position < end:
+                records = await self._node.bounded(
+                    fetcher.read(
+                        key[0],
+                        REGISTRY_TOPIC,
+                        0,
+                        registry.position,
+                        end,
+                        max_records=_REGISTRY_BATCH,
+                        max_bytes=_REGISTRY_BYTES,
+                    )
+                )
+                if not records:
+                    break
+                for record in records:
+                    registry.apply(record)
+
+    async def follow(self) -> None:
+        """Apply other nodes' topic changes as they arrive."""
+        tail, ends = self._node.tail, self._ends
+        key = self.registry_key
+        while True:
+            position = self._registry.position
+            tail.watch(key, position)
+            if ends.passed({key: position}) or await ends.waiters.wait(
+                {key: position}, timeout=30.0
+            ):
+                try:
+                    await self.catch_up()
+                except StorageUnavailable as exc:
+                    logger.warning("cannot follow the topic registry: %s", exc.message)
+                    await asyncio.sleep(PROBE_INTERVAL)
+
+    async def _write(self, name: str, value: bytes | None) -> Appended:
+        """Append one registry record; applied here (and on every node) once read back."""
+        future: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+        record = NewRecord(REGISTRY_TOPIC, 0, name.encode(), value)
+        self._appends.send_single(self.registry_key[0], record, future)
+        [appended] = await future
+        while self._registry.position <= appended.offset:
+            await self.catch_up()
+        return appended
+
+    # -- operations ------------------------------------------------------------------
+
+    async def create(self, spec: TopicSpec) -> Topic:
+        """Create a topic; ``TopicExists`` if the name is taken, ``BadRequest`` if invalid."""
+        validate_spec(spec)
+        admin = self._node.running_admin()
+        if spec.name in self._registry.by_name:
+            raise TopicExists(f"topic {spec.name!r} already exists", topic=spec.name)
+        now = _wall_clock_us()
+        topic = Topic(
+            name=spec.name,
+            id=-1,
+            partitions=spec.partitions,
+            retention_ms=spec.retention_ms,
+            retention_bytes=spec.retention_bytes,
+            config=spec.config,
+            created_at=now,
+            updated_at=now,
+        )
+        configs = kafka_topic_configs(topic)
+        kafka_name = self.kafka_name(spec.name)
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                await admin.create_topic(kafka_name, spec.partitions, configs)
+                await admin.until_led(kafka_name, spec.partitions)
+                break
+            except TopicExists:
+                await self.catch_up()
+                if spec.name in self._registry.by_name or attempt == _CREATE_ATTEMPTS - 1:
+                    raise TopicExists(
+                        f"topic {spec.name!r} already exists", topic=spec.name
+                    ) from None
+                # Deleted a moment ago, by us or another node: the deletion is finishing.
+                await asyncio.sleep(0.1)
+        appended = await self._write(spec.name, encode_entry(topic, creating=True))
+        created = self._registry.get(spec.name)
+        if created.id != appended.offset + 1:  # the id the registry gives its creator
+            raise TopicExists(f"topic {spec.name!r} already exists", topic=spec.name)
+        return created
+
+    async def by_id(self, topic_id: int) -> Topic:
+        """The topic with this stable id, or ``UnknownTopic``."""
+        found = self._registry.by_id.get(topic_id)
+        if found is not None:
+            return found
+        await self.catch_up()
+        return self._registry.get_by_id(topic_id)
+
+    def listed(self, *, include_internal: bool) -> list[Topic]:
+        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+        return self._registry.topics(include_internal=include_internal)
+
+    async def alter(self, name: str, update: TopicUpdate) -> Topic:
+        """Change settings; partitions may only grow (``BadRequest`` otherwise)."""
+        admin = self._node.running_admin()
+        old = await self.known(name)
+        new = updated_topic(old, update, max(_wall_clock_us(), old.updated_at + 1))
+        kafka_name = self.kafka_name(name)
+        if new.partitions > old.partitions:
+            await admin.grow(kafka_name, new.partitions)
+            await admin.until_led(kafka_name, new.partitions)
+        configs = kafka_topic_configs(new)
+        if configs != kafka_topic_configs(old):
+            await admin.set_configs(kafka_name, configs)
+        await self._write(name, encode_entry(new, creating=False))
+        if new.partitions > old.partitions:
+            self._groups.topics_changed([name])
+        return self._registry.get(name)
+
+    async def purge(self, name: str) -> None:
+        """Drop every record; offsets keep counting from the old high watermark."""
+        admin = self._node.running_admin()
+        topic = await self.known(name)
+        keys = [(self.kafka_name(name), p) for p in range(topic.partitions)]
+        await admin.delete_records(keys)
+        self._node.fetcher.forget(keys)  # records kept for the next read are gone too
+
+    async def delete(self, name: str) -> None:
+        """Delete the topic, its records and its groups' committed offsets.
+
+        Kafka drops the committed offsets of a deleted topic's partitions itself.
+        """
+        admin = self._node.running_admin()
+        await self.known(name)
+        with contextlib.suppress(UnknownTopic):  # already gone from Kafka: finish the job
+            await admin.delete_topic(self.kafka_name(name))
+        await self._write(name, None)
+
+    def removed(self, topic: Topic) -> None:
+        """The registry dropped ``topic``: wake its waiters, forget its partitions."""
+        keys = [(self.kafka_name(topic.name), p) for p in range(topic.partitions)]
+        # Waiters wake to find the topic gone; groups drop its partitions.
+        self._ends.forget(keys)
+        self._appends.forget(keys)
+        self._node.fetcher.forget(keys)
+        tail = self._node.tail
+        for key in keys:
+            tail.forget(key)
+        self._groups.topics_changed([topic.name])

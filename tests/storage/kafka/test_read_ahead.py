@@ -1,0 +1,67 @@
+"""What the reader keeps past a read answers the next read only when it holds all of it."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from sluicegate.core.records import Record
+from sluicegate.storage.kafka import read_ahead
+from sluicegate.storage.kafka.read_ahead import ReadAhead
+
+KEY = ("p.t", 0)
+BIG = 1 << 20
+
+
+def records(*offsets: int, size: int = 10) -> list[Record]:
+    return [Record("t", 0, o, 0, None, b"x" * size, ()) for o in offsets]
+
+
+def test_the_read_from_where_the_last_stopped_is_answered_and_the_rest_kept() -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 10, records(10, 11, 13, 14))  # 12: a commit marker
+    taken = ahead.take(KEY, 10, 100, max_records=3, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [10, 11, 13]
+    rest = ahead.take(KEY, 14, 100, max_records=1, max_bytes=BIG)
+    assert rest is not None
+    assert [r.offset for r in rest] == [14]
+    assert ahead.take(KEY, 15, 100, max_records=1, max_bytes=BIG) is None
+
+
+def test_another_offset_or_too_little_goes_to_the_broker_and_drops_the_entry() -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 10, records(10, 11))
+    assert ahead.take(KEY, 11, 100, max_records=1, max_bytes=BIG) is None
+    ahead.keep(KEY, 10, records(10, 11))
+    assert ahead.take(KEY, 10, 100, max_records=5, max_bytes=BIG) is None  # ran out
+    assert ahead.take(KEY, 10, 100, max_records=1, max_bytes=BIG) is None  # dropped
+
+
+def test_the_end_and_the_byte_limit_complete_a_read() -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 0, records(0, 1, 2, 3))
+    taken = ahead.take(KEY, 0, 2, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [0, 1]
+    by_bytes = ahead.take(KEY, 2, 100, max_records=10, max_bytes=15)
+    assert by_bytes is not None
+    assert [r.offset for r in by_bytes] == [2]  # the first always fits; 3 would not
+    rest = ahead.take(KEY, 3, 100, max_records=1, max_bytes=BIG)
+    assert rest is not None
+    assert [r.offset for r in rest] == [3]
+
+
+def test_entries_expire_and_are_forgotten_with_their_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 0, records(0, 1))
+    ahead.forget([KEY])
+    assert ahead.take(KEY, 0, 100, max_records=1, max_bytes=BIG) is None
+    ahead.keep(KEY, 0, records(0, 1))
+    later = time.monotonic() + 60
+    monkeypatch.setattr(read_ahead, "time", SimpleNamespace(monotonic=lambda: later))
+    assert ahead.take(KEY, 0, 100, max_records=1, max_bytes=BIG) is None
