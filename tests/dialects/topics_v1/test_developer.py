@@ -393,6 +393,7 @@ async def test_list_filters_sorts_and_pages(client: httpx.AsyncClient) -> None:
     [
         ({"sort": "size"}, "sort"),
         ({"sort": "--id"}, "sort"),
+        ({"sort": ""}, "sort"),
         ({"include_schema": "yes"}, "include_schema"),
         ({"page": "0"}, "page"),
         ({"page": "one"}, "page"),
