@@ -187,10 +187,10 @@ class TopicsV1Public:
         deliveries = await self._reader.read(topic, positions, consume.batch_size)
         if not deliveries and consume.timeout_secs > 0:
             deliveries = await self._long_poll(request, topic, positions, consume)
-        payload = self._payloads.payload
+        payloads = self._payloads.payloads([record.value for record, _ in deliveries])
         messages = [
-            Message(id_, payload(record.value), message_time(record.timestamp))
-            for record, id_ in deliveries
+            Message(id_, payload, message_time(record.timestamp))
+            for (record, id_), payload in zip(deliveries, payloads, strict=True)
         ]
         return Response(_encode(ConsumeResponse(messages)))
 
