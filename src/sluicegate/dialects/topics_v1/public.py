@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import TypeVar
 
 import msgspec
 
@@ -57,7 +56,8 @@ _MEDIA_TYPES = frozenset({"", "application/json", "application/x-www-form-urlenc
 _MAX_TOPIC_ID_DIGITS = 18
 #: Violations of a message's schema listed in an answer at most.
 _MAX_VIOLATIONS = 100
-_Body = TypeVar("_Body", ConsumeRequest, BatchPublishRequest)
+#: A batch's answer names its messages by their index, as text.
+_INDEXES = tuple(str(index) for index in range(MAX_BATCH_PUBLISH))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -97,6 +97,26 @@ def _stored_value(schema: ValueSchema | None, data: bytes, what: str) -> bytes:
             violations=[msgspec.structs.asdict(v) for v in shown],
         )
     return schema.serialize(data, datum)
+
+
+def _all_stored_values(schema: ValueSchema | None, raws: list[bytes]) -> list[bytes] | None:
+    """The stored value of every message of a batch if all comply, found in one check.
+
+    ``None``: some message may not comply, so each is checked on its own.
+    """
+    if schema is None:
+        return raws  # each was checked as JSON when the request's body was decoded
+    try:
+        data = list(map(_decode_any, raws))
+    except msgspec.DecodeError:
+        return None  # the message is named by the check of each
+    return schema.serialize_all(raws, data)
+
+
+def _successes(ids: list[str]) -> dict[str, BatchResult]:
+    """The ``message_ids`` of a batch stored whole."""
+    results = [BatchResult(message_id=id_, result="success") for id_ in ids]
+    return dict(zip(_INDEXES, results, strict=False))  # as many results as indexes used
 
 
 class TopicsV1Public:
@@ -145,13 +165,18 @@ class TopicsV1Public:
         self._gateway.authorize(request.principal, "produce", topic.name)
         _check_media_type(request)
         batch = decode_json(await request.body(json=True), self._decode_batch)
-        payloads = _payloads(batch)
+        raws = list(map(bytes, _payloads(batch)))
         schema = self._schemas.for_topic(topic.name)
+        values = _all_stored_values(schema, raws)
+        if values is not None:
+            appended = await self._producer.send(self._producer.unkeyed_records(topic, values))
+            stored = await self._reader.id_after(topic, appended)
+            return Response(_encode(BatchPublishResponse(False, _successes(stored))))
         results: list[BatchResult | None] = []
         records: list[NewRecord] = []
-        for index, raw in enumerate(payloads):
+        for index, raw in enumerate(raws):
             try:
-                value = _stored_value(schema, bytes(raw), f"payloads[{index}]")
+                value = _stored_value(schema, raw, f"payloads[{index}]")
             except BadRequest as exc:
                 results.append(BatchResult(result="error", error=exc.message))
                 continue
@@ -160,9 +185,9 @@ class TopicsV1Public:
         appended = await self._producer.send(records) if records else []
         ids = iter(await self._reader.id_after(topic, appended))
         answer = BatchPublishResponse(
-            is_partial_error=len(records) < len(payloads),
+            is_partial_error=len(records) < len(raws),
             message_ids={
-                str(index): result or BatchResult(message_id=next(ids), result="success")
+                _INDEXES[index]: result or BatchResult(message_id=next(ids), result="success")
                 for index, result in enumerate(results)
             },
         )
