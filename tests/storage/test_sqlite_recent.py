@@ -58,34 +58,38 @@ def test_a_chunk_larger_than_the_memory_leaves_nothing_to_read_here() -> None:
     assert bases(kept, 0, 3) == [3]
 
 
+#: (offset, max_records, max_bytes) of every read compared.
+READS = [
+    (offset, limit, size)
+    for offset in (0, 1, 127, 128, 300)
+    for limit, size in ((1, 1), (50, 100), (1000, 2000), (1000, 10**6))
+]
+
+Page = list[tuple[int, bytes | None, bytes | None]]
+
+
+async def pages(log: SqliteLog) -> list[Page]:
+    return [
+        [(r.offset, r.key, r.value) for r in await log.read(TP, o, max_records=n, max_bytes=b)]
+        for o, n, b in READS
+    ]
+
+
 async def test_reads_from_memory_and_from_disk_agree(tmp_path: Path) -> None:
-    # Records of several commits and chunk sizes; every read is made three times: all in
-    # memory, partly evicted, and after a restart, when nothing is in memory.
+    # Records of several commits and chunk sizes (128 records of about 30 bytes make a
+    # chunk of about 4 KB); every read is made with all of them in memory, with the
+    # oldest evicted, and after a restart, when nothing is in memory.
     batches = [
         [NewRecord("t", 0, b"k%d" % n, b"v" * (n % 40)) for n in range(m)] for m in (1, 300, 7)
     ]
-    reads = [
-        (offset, limit, size)
-        for offset in (0, 1, 127, 128, 300)
-        for limit, size in ((1, 1), (50, 100), (1000, 2000), (1000, 10**6))
-    ]
-    pages: dict[str, list[list[tuple[int, bytes | None, bytes | None]]]] = {}
-    for name, recent_bytes in (("memory", 10**7), ("evicted", 3000)):
+    found: dict[str, list[Page]] = {}
+    for name, recent_bytes in (("memory", 10**7), ("evicted", 8000)):
         async with running(SqliteLog(tmp_path / name, recent_bytes=recent_bytes)) as log:
             await log.create_topic(TopicSpec(name="t"))
             for batch in batches:
                 await log.append(batch)
-            pages[name] = [
-                [
-                    (r.offset, r.key, r.value)
-                    for r in await log.read(TP, o, max_records=n, max_bytes=b)
-                ]
-                for o, n, b in reads
-            ]
+            found[name] = await pages(log)
     async with running(SqliteLog(tmp_path / "memory")) as log:
-        pages["disk"] = [
-            [(r.offset, r.key, r.value) for r in await log.read(TP, o, max_records=n, max_bytes=b)]
-            for o, n, b in reads
-        ]
-    assert pages["memory"] == pages["disk"]
-    assert pages["evicted"] == pages["disk"]
+        found["disk"] = await pages(log)
+    assert found["memory"] == found["disk"]
+    assert found["evicted"] == found["disk"]
