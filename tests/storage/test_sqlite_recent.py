@@ -40,7 +40,7 @@ def test_the_oldest_chunks_go_first_and_reads_before_them_go_to_disk() -> None:
     kept.add(chunks(0, 0, 2))
     kept.add(chunks(1, 0, 1))
     kept.add(chunks(0, 2, 1))  # four chunks: partition 0's first one goes
-    assert kept.bytes == 3 * one
+    assert kept.kept_bytes == 3 * one
     assert bases(kept, 0, 0) is None
     assert bases(kept, 0, 1) == [1, 2]
     assert bases(kept, 1, 0) == [0]
@@ -53,7 +53,7 @@ def test_a_chunk_larger_than_the_memory_leaves_nothing_to_read_here() -> None:
     # Partition 0's kept chunks would end before its end: a read must go to disk.
     assert bases(kept, 0, 0) is None
     assert bases(kept, 0, 2) is None
-    assert kept.bytes == 0
+    assert kept.kept_bytes == 0
     kept.add(chunks(0, 3, 1))
     assert bases(kept, 0, 3) == [3]
 

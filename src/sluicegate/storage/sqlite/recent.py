@@ -57,7 +57,7 @@ class RecentChunks:
         self._bytes = 0
 
     @property
-    def bytes(self) -> int:
+    def kept_bytes(self) -> int:
         """Bytes of chunk payloads kept now."""
         return self._bytes
 
