@@ -26,7 +26,7 @@ from typing import Any
 from bench.http_produce import _entry
 from bench.kafka_produce import kafka_cluster, kafka_server_env
 from bench.servers import SERVER_CPU, spread_helper_threads
-from bench.topics_v1 import IDLE_POLLS, idle_long_polls, idle_poll_caps, walk
+from bench.topics_v1 import IDLE_POLLS, idle_long_polls, idle_poll_caps, walk_entry
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["broker_connections", "run"]
@@ -75,7 +75,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         ) as server,
     ):
         spread_helper_threads(server.pid)
-        results = walk(server.url, name="kafka-topics-v1-consume-walk")
+        results = walk_entry(server.url, name="kafka-topics-v1-consume-walk")
         before = broker_connections(server.pid, bootstrap)
 
         def while_parked() -> dict[str, dict[str, Any]]:

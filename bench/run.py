@@ -24,6 +24,7 @@ MODULES = {
     "http": "bench.http_produce",
     "auth": "bench.auth_overhead",
     "topics-v1": "bench.topics_v1",
+    "perf21": "bench.topics_v1_throughput",
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
     "kafka-consume": "bench.kafka_consume",

@@ -24,8 +24,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.client
-import json
 import resource
 import tempfile
 import time
@@ -39,45 +37,28 @@ import msgspec
 
 from bench.http_produce import TEXT_BODY, _entry, take_turns
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
+from bench.topics_v1_throughput import (
+    BATCH_BODY,
+    BODY,
+    SCHEMA,
+    WALK_BATCH,
+    WALK_MESSAGES,
+    create_topic,
+    fill_walk_topic,
+    walk,
+)
 from bench.wrk import combined
 from sluicegate.core.schemas.validators import compile_json_schema
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["idle_long_polls", "idle_poll_caps", "run", "walk"]
+__all__ = ["idle_long_polls", "idle_poll_caps", "run", "walk_entry"]
 
-MESSAGE = {"Name": "Jane", "Surname": "Doe", "age": 42, "note": "x" * 60}
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "Name": {"type": "string", "minLength": 1},
-        "Surname": {"type": "string"},
-        "age": {"type": "integer", "minimum": 0},
-        "note": {"type": "string", "maxLength": 200},
-    },
-    "required": ["Name", "Surname"],
-}
-BODY = json.dumps(MESSAGE)
-BATCH_BODY = json.dumps({"payloads": [MESSAGE] * 100})
-WALK_MESSAGES = 100_000
 IDLE_POLLS = 10_000
 IDLE_TOPICS = 100
 PUBLISHES = 50
 #: Seconds the server may take to park every idle long poll (each first asks where the
 #: partition ends: a query of the storage, a broker round trip on Kafka).
 PARK_PATIENCE = 180
-
-
-def _create_topic(url: str, name: str, schema: dict[str, Any] | None = None) -> int:
-    created = httpx.post(f"{url}/admin/v1/topics", json={"name": name}, timeout=30)
-    created.raise_for_status()
-    if schema is not None:
-        registered = httpx.post(
-            f"{url}/subjects/{name}-value/versions",
-            json={"schema": json.dumps(schema), "schemaType": "JSON"},
-            timeout=30,
-        )
-        registered.raise_for_status()
-    return int(created.json()["id"])
 
 
 def _validators(duration: float) -> dict[str, dict[str, Any]]:
@@ -108,8 +89,8 @@ def _validators(duration: float) -> dict[str, dict[str, Any]]:
 
 
 def _publish(base_url: str, url: str, duration: float) -> dict[str, dict[str, Any]]:
-    plain = _create_topic(url, "bench-plain")
-    checked = _create_topic(url, "bench-schema", SCHEMA)
+    plain = create_topic(url, "bench-plain")
+    checked = create_topic(url, "bench-schema", SCHEMA)
     targets = {
         "http-baseline": (base_url, BODY),
         "topics-v1-publish": (f"{url}/api/v1/topics/{plain}/publish", BODY),
@@ -152,30 +133,12 @@ async def _fill(url: str, topic: int, messages: int) -> None:
         await asyncio.gather(*(publisher() for _ in range(16)))
 
 
-def walk(url: str, name: str = "topics-v1-consume-walk") -> dict[str, dict[str, Any]]:
+def walk_entry(url: str, name: str = "topics-v1-consume-walk") -> dict[str, dict[str, Any]]:
     """One client walks ``WALK_MESSAGES`` messages in batches of 50."""
-    topic = _create_topic(url, "bench-walk")
-    asyncio.run(_fill(url, topic, WALK_MESSAGES))
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port))
-    decode = msgspec.json.Decoder().decode
-    path = f"/api/v1/topics/{topic}/consume"
-    headers = {"content-type": "application/json"}
-    body = b'{"batch_size": 50}'
-    seen = 0
-    started = time.perf_counter()
-    while seen < WALK_MESSAGES:
-        connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        messages = decode(response.read())["messages"]
-        if response.status != 200 or not messages:
-            raise RuntimeError(f"consume walk: {response.status} after {seen} messages")
-        seen += len(messages)
-        after = messages[-1]["message_id"]
-        body = b'{"batch_size": 50, "after_message_id": "%s"}' % after.encode()
-    elapsed = time.perf_counter() - started
-    connection.close()
-    return {name: _entry(seen / elapsed, "messages/s", 100_000, batch_size=50, messages=seen)}
+    rate = walk(url, fill_walk_topic(url))
+    return {
+        name: _entry(rate, "messages/s", 100_000, batch_size=WALK_BATCH, messages=WALK_MESSAGES)
+    }
 
 
 def _rss_mb(pid: int) -> float:
@@ -326,6 +289,6 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     ):
         spread_helper_threads(server.pid)
         results.update(_publish(base_url, server.url, duration))
-        results.update(walk(server.url))
+        results.update(walk_entry(server.url))
         results.update(asyncio.run(idle_long_polls(server.url, server.pid)))
     return results

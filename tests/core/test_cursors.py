@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sluicegate.core.cursors import message_id, parse_message_id, resume_positions
+from sluicegate.core.cursors import (
+    consecutive_message_ids,
+    message_id,
+    parse_message_id,
+    resume_positions,
+)
 from sluicegate.core.records import Watermarks
 from sluicegate.errors import InvalidMessageId, MessagePurged
 
@@ -17,6 +24,29 @@ def test_single_partition_ids_are_short_and_url_safe() -> None:
         assert text.replace("-", "").replace("_", "").isalnum()
         parsed = parse_message_id(text)
         assert (parsed.topic_id, parsed.partition, parsed.positions) == (7, 0, (offset,))
+
+
+@pytest.mark.parametrize("topic_id", [0, 127, 128, 2**14, 2**40])
+@pytest.mark.parametrize(
+    "first", [0, 1, 77, 127, 128, 200, 2**14 - 60, 2**21 - 1, 2**28 - 3, 2**35 + 64]
+)
+@pytest.mark.parametrize("count", [0, 1, 50, 300])
+def test_consecutive_ids_are_the_ids_one_by_one(topic_id: int, first: int, count: int) -> None:
+    # Ids are a stored contract: worked out together they must be exactly the ids one by
+    # one, across every varint length and block of 128 a run can cross.
+    expected = [message_id(topic_id, 0, (n,)) for n in range(first, first + count)]
+    assert consecutive_message_ids(topic_id, first, count) == expected
+
+
+@settings(deadline=None)  # hundreds of ids one by one: slow on a busy machine
+@given(
+    topic_id=st.integers(0, 2**63 - 1),
+    first=st.integers(0, 2**63 - 1000),
+    count=st.integers(0, 300),
+)
+def test_consecutive_ids_match_at_any_position(topic_id: int, first: int, count: int) -> None:
+    expected = [message_id(topic_id, 0, (n,)) for n in range(first, first + count)]
+    assert consecutive_message_ids(topic_id, first, count) == expected
 
 
 def test_multi_partition_ids_round_trip() -> None:

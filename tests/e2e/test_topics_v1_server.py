@@ -157,6 +157,27 @@ async def test_batch_publish_stores_the_valid_ones_together(world: World) -> Non
     assert consumed[0]["time"] == consumed[1]["time"]
 
 
+async def test_a_batch_that_complies_is_stored_as_sent_in_order(world: World) -> None:
+    await world.gateway.schemas.register("people-value", json.dumps(PERSON), "JSON")
+    sent = [b'{"name": "a" }', b'{"age":2,"name":"b"}', b'{ "name" : "c" }']
+    response = await world.http.post(
+        world.url("publish", batch=True),
+        content=b'{"payloads": [' + b",".join(sent) + b"]}",
+        headers=world.app,
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["is_partial_error"] is False
+    assert [r["result"] for r in answer["message_ids"].values()] == ["success"] * 3
+    consumed = await world.consume()
+    messages = consumed.json()["messages"]
+    assert [m["message_id"] for m in messages] == [
+        answer["message_ids"][i]["message_id"] for i in ("0", "1", "2")
+    ]
+    for value in sent:  # each payload exactly as it was sent, spaces and key order kept
+        assert b'"payload":' + value + b',"time"' in consumed.content
+
+
 async def test_since_time_starts_at_a_time_and_the_future_means_now(world: World) -> None:
     await world.publish({"n": 1})
     await asyncio.sleep(0.01)

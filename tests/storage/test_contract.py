@@ -387,6 +387,9 @@ async def test_read_is_bounded_by_records_and_bytes(log: Log) -> None:
     # 10 bytes each: 35 bytes hold three records, never a fourth.
     assert [r.offset for r in await log.read(tp, 5, max_records=100, max_bytes=35)] == [5, 6, 7]
     assert len(await log.read(tp, 0, max_records=1000, max_bytes=2000)) == 200
+    # Started mid-way, the bytes of the records before the start count for nothing.
+    page = await log.read(tp, 100, max_records=1000, max_bytes=1500)
+    assert [r.offset for r in page] == list(range(100, 250))
     # Reads cross whatever internal boundaries a backend has, in order.
     page = await log.read(tp, 100, max_records=150, max_bytes=BIG)
     assert [r.offset for r in page] == list(range(100, 250))

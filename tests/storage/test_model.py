@@ -122,7 +122,11 @@ class LogMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(awaitable)
 
     def _start(self) -> None:
-        self.log = SqliteLog(self.data_dir, clock=self.clock, retention_interval=3600.0)
+        # A few hundred bytes of recent chunks: reads start in memory, on disk, or at the
+        # edge between them, and chunks are evicted as records are appended.
+        self.log = SqliteLog(
+            self.data_dir, clock=self.clock, retention_interval=3600.0, recent_bytes=400
+        )
         ready: asyncio.Future[None] = self.loop.create_future()
         self.runner = self.loop.create_task(self.log.run(ready))
         self.do(asyncio.wait((ready, self.runner), return_when=asyncio.FIRST_COMPLETED))

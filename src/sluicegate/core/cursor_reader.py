@@ -18,7 +18,12 @@ import asyncio
 import heapq
 from collections.abc import Sequence
 
-from sluicegate.core.cursors import message_id, parse_message_id, resume_positions
+from sluicegate.core.cursors import (
+    consecutive_message_ids,
+    message_id,
+    parse_message_id,
+    resume_positions,
+)
 from sluicegate.core.records import Appended, Record, TopicPartition, Watermarks
 from sluicegate.core.topics import Topic
 from sluicegate.errors import MessagePurged, OffsetOutOfRange
@@ -35,6 +40,18 @@ Delivery = tuple[Record, str]
 
 def _merge_key(record: Record) -> tuple[int, int]:
     return record.timestamp, record.partition
+
+
+def _one_partition_ids(topic_id: int, records: Sequence[Record] | Sequence[Appended]) -> list[str]:
+    """The ids of ``records``, in offset order, on a topic of one partition."""
+    if not records:
+        return []
+    first = records[0].offset
+    if records[-1].offset - first == len(records) - 1:
+        # A run with no gap, as SQLite always stores one: its ids in one go.
+        return consecutive_message_ids(topic_id, first + 1, len(records))
+    # Kafka leaves an offset to each transaction's commit marker.
+    return [message_id(topic_id, 0, (r.offset + 1,)) for r in records]
 
 
 class CursorReader:
@@ -77,8 +94,7 @@ class CursorReader:
         """
         if len(positions) == 1:
             records = await self._read(topic.name, 0, positions[0], limit)
-            topic_id = topic.id
-            return [(r, message_id(topic_id, 0, (r.offset + 1,))) for r in records]
+            return list(zip(records, _one_partition_ids(topic.id, records), strict=True))
         marks = await self.watermarks(topic)
         batches = await asyncio.gather(
             *(
@@ -120,7 +136,7 @@ class CursorReader:
         """The ids of just-appended records of ``topic`` (as ``read`` would give them)."""
         topic_id = topic.id
         if topic.partitions == 1:
-            return [message_id(topic_id, 0, (a.offset + 1,)) for a in appended]
+            return _one_partition_ids(topic_id, appended)
         log, name = self._log, topic.name
         # First offset of partition q sorting after (ts, p): records of q < p with the
         # same timestamp sort before, those of q > p after. One query per timestamp and q.

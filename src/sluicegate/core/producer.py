@@ -59,6 +59,14 @@ class Producer:
             )
         return NewRecord(topic.name, partition, key, value, headers)
 
+    def unkeyed_records(self, topic: Topic, values: Sequence[bytes]) -> list[NewRecord]:
+        """Records of ``values`` for ``topic``, with no key or headers, as ``record`` makes them."""
+        if topic.partitions == 1:
+            # What the partitioner answers for every unkeyed record of such a topic.
+            name = topic.name
+            return [NewRecord(name, 0, None, value) for value in values]
+        return [self.record(topic, None, value) for value in values]
+
     async def topic(self, name: str) -> Topic:
         """The topic to produce to, auto-created if the settings allow it."""
         return await self._catalog.get(name, auto_create=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 
 import pytest
@@ -45,3 +46,59 @@ async def test_confluent_framed_values_are_decoded_with_their_schema(gateway: Ga
 def test_time_has_milliseconds_and_an_offset_as_in_the_seed() -> None:
     assert message_time(1_681_484_834_437_912) == "2023-04-14T15:07:14.437+00:00"
     assert message_time(0) == "1970-01-01T00:00:00.000+00:00"
+
+
+#: Values that are JSON on their own, and pieces that only look like JSON once laid end
+#: to end with others ("[1" and "2]" make "[1,2]").
+_FRAGMENTS = [
+    b'{"a": [1, 2]}',
+    b"42",
+    b" 42 ",
+    b'"text"',
+    b"[]",
+    b"null",
+    b"",
+    b"[1",
+    b"2]",
+    b"1,2",
+    b'"a',
+    b'b"',
+    b"{",
+    b"}",
+    b'"k":1',
+    b"plain words",
+    b"\xff\xfe",
+    b"\x00\x00\x00\x03\xe7x",
+    None,
+]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [b'{"a":1}', b"[2,3]", b'"x"'],
+        [b"[1", b"2]"],
+        [b"[1", b"2],3"],
+        [b"1,2", b"[3", b"4]"],
+        [b'"a', b'b"'],
+        [b'{"a":1}', b"{", b"}"],
+        [b'{"a":1}', b" 2", None],
+        [b"7", b"\x00\x00\x00\x03\xe7x"],
+    ],
+)
+async def test_payloads_of_many_values_are_each_values_payload(
+    gateway: Gateway, values: list[bytes | None]
+) -> None:
+    reader = PayloadReader(gateway.schemas)
+    together = [bytes(payload) for payload in reader.payloads(values)]
+    assert together == [bytes(reader.payload(value)) for value in values]
+
+
+async def test_no_run_of_fragments_passes_for_json(gateway: Gateway) -> None:
+    # Every run of up to three: each payload is what the rules one by one give it.
+    reader = PayloadReader(gateway.schemas)
+    for length in range(4):
+        for values in itertools.product(_FRAGMENTS, repeat=length):
+            together = [bytes(payload) for payload in reader.payloads(values)]
+            assert together == [bytes(reader.payload(value)) for value in values], values

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import binascii
 import functools
+from collections.abc import Sequence
+from typing import cast
 
 import msgspec
 
@@ -30,6 +32,7 @@ _NULL = msgspec.Raw(b"null")
 _MAGIC = bytes([MAGIC_BYTE])
 _encode = msgspec.json.Encoder().encode
 _check_json = msgspec.json.Decoder(msgspec.Raw).decode
+_check_json_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 @functools.lru_cache(maxsize=1024)
@@ -65,6 +68,21 @@ class PayloadReader:
         except UnicodeDecodeError:
             encoded = binascii.b2a_base64(value, newline=False)
             return msgspec.Raw(b'{"data_base64":"' + encoded + b'"}')
+
+    def payloads(self, values: Sequence[bytes | None]) -> list[msgspec.Raw]:
+        """``payload`` of each of ``values``, with the JSON ones checked in one decode."""
+        # Values are laid end to end as the elements of one JSON array. Each is one JSON
+        # document exactly when the array has an element per value, each as long as its
+        # value: equal lengths leave no room for whitespace between elements, so every
+        # element spans exactly its value's bytes. Anything else (a tombstone, framed,
+        # text or binary values, whitespace around a document) takes the rules one by one.
+        try:
+            elements = _check_json_array(b"[" + b",".join(cast("Sequence[bytes]", values)) + b"]")
+        except (TypeError, msgspec.DecodeError):  # TypeError: a tombstone (None) among them
+            return [self.payload(value) for value in values]
+        if list(map(len, elements)) == list(map(len, cast("Sequence[bytes]", values))):
+            return elements
+        return [self.payload(value) for value in values]
 
     def _confluent(self, value: bytes) -> msgspec.Raw | None:
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import TypeVar
 
 import msgspec
 
@@ -55,7 +54,8 @@ _encode = msgspec.json.Encoder().encode
 #: so curl sends ``application/x-www-form-urlencoded``: the body is JSON all the same.
 _MEDIA_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
 _MAX_TOPIC_ID_DIGITS = 18
-_Body = TypeVar("_Body", ConsumeRequest, BatchPublishRequest)
+#: A batch's answer names its messages by their index, as text.
+_INDEXES = tuple(str(index) for index in range(MAX_BATCH_PUBLISH))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -90,6 +90,26 @@ def _stored_value(schema: ValueSchema | None, data: bytes, what: str) -> bytes:
             f"{what} does not comply with the topic's schema: {listed}", violations=shown
         )
     return schema.serialize(data, datum)
+
+
+def _all_stored_values(schema: ValueSchema | None, raws: list[bytes]) -> list[bytes] | None:
+    """The stored value of every message of a batch if all comply, found in one check.
+
+    ``None``: some message may not comply, so each is checked on its own.
+    """
+    if schema is None:
+        return raws  # each was checked as JSON when the request's body was decoded
+    try:
+        data = list(map(_decode_any, raws))
+    except msgspec.DecodeError:
+        return None  # the message is named by the check of each
+    return schema.serialize_all(raws, data)
+
+
+def _successes(ids: list[str]) -> dict[str, BatchResult]:
+    """The ``message_ids`` of a batch stored whole."""
+    results = [BatchResult(message_id=id_, result="success") for id_ in ids]
+    return dict(zip(_INDEXES, results, strict=False))  # as many results as indexes used
 
 
 class TopicsV1Public:
@@ -138,13 +158,18 @@ class TopicsV1Public:
         self._gateway.authorize(request.principal, "produce", topic.name)
         _check_media_type(request)
         batch = decode_json(await request.body(json=True), self._decode_batch)
-        payloads = _payloads(batch)
+        raws = list(map(bytes, _payloads(batch)))
         schema = self._schemas.for_topic(topic.name)
+        values = _all_stored_values(schema, raws)
+        if values is not None:
+            appended = await self._producer.send(self._producer.unkeyed_records(topic, values))
+            stored = await self._reader.id_after(topic, appended)
+            return Response(_encode(BatchPublishResponse(False, _successes(stored))))
         results: list[BatchResult | None] = []
         records: list[NewRecord] = []
-        for index, raw in enumerate(payloads):
+        for index, raw in enumerate(raws):
             try:
-                value = _stored_value(schema, bytes(raw), f"payloads[{index}]")
+                value = _stored_value(schema, raw, f"payloads[{index}]")
             except BadRequest as exc:
                 results.append(BatchResult(result="error", error=exc.message))
                 continue
@@ -153,9 +178,9 @@ class TopicsV1Public:
         appended = await self._producer.send(records) if records else []
         ids = iter(await self._reader.id_after(topic, appended))
         answer = BatchPublishResponse(
-            is_partial_error=len(records) < len(payloads),
+            is_partial_error=len(records) < len(raws),
             message_ids={
-                str(index): result or BatchResult(message_id=next(ids), result="success")
+                _INDEXES[index]: result or BatchResult(message_id=next(ids), result="success")
                 for index, result in enumerate(results)
             },
         )
@@ -180,10 +205,10 @@ class TopicsV1Public:
         deliveries = await self._reader.read(topic, positions, consume.batch_size)
         if not deliveries and consume.timeout_secs > 0:
             deliveries = await self._long_poll(request, topic, positions, consume)
-        payload = self._payloads.payload
+        payloads = self._payloads.payloads([record.value for record, _ in deliveries])
         messages = [
-            Message(id_, payload(record.value), message_time(record.timestamp))
-            for record, id_ in deliveries
+            Message(id_, payload, message_time(record.timestamp))
+            for (record, id_), payload in zip(deliveries, payloads, strict=True)
         ]
         return Response(_encode(ConsumeResponse(messages)))
 

@@ -22,6 +22,7 @@ __all__ = [
     "StoredRecord",
     "chunk_rows",
     "decode_record",
+    "decode_records",
     "record_size",
     "split_chunk",
 ]
@@ -40,6 +41,16 @@ _encode = msgspec.msgpack.Encoder().encode
 # middle of a chunk decodes only the records it returns.
 split_chunk = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
 decode_record = msgspec.msgpack.Decoder(StoredRecord).decode
+_decode_records = msgspec.msgpack.Decoder(list[StoredRecord]).decode
+
+
+def decode_records(raws: Sequence[msgspec.Raw]) -> list[StoredRecord]:
+    """Records split out of a chunk (``split_chunk``), decoded in one call."""
+    # A msgpack array is its length (fixarray up to 15, else array 16) and its elements
+    # end to end: the slices become one array again without decoding any of them.
+    count = len(raws)
+    head = bytes((0x90 | count,)) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
+    return _decode_records(head + b"".join(raws))
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import sqlite3
 import struct
@@ -69,6 +70,23 @@ def _error(data_dir: Path, reply: Sequence[Any]) -> SluicegateError:
     return error
 
 
+#: Bytes the pipe to the process holds (Linux's default is 64 KiB). A group commit of
+#: thousands of records is a frame of a megabyte or so: in a pipe that holds all of it,
+#: it is one write, not a write per 64 KiB each waiting for the loop to be told the
+#: process has read the last one.
+_PIPE_BYTES = 1024 * 1024
+
+
+def _widen_pipe(stdin: asyncio.StreamWriter | None) -> None:
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    pipe = stdin.get_extra_info("pipe") if stdin is not None else None
+    if set_size is None or pipe is None:
+        return
+    # Not allowed past /proc/sys/fs/pipe-max-size: the default size still works.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), set_size, _PIPE_BYTES)
+
+
 class CommitProcess:
     """The server's side: start the process, send it commits, hand back their outcomes."""
 
@@ -81,7 +99,7 @@ class CommitProcess:
         self._pending: dict[int, Callable[[BaseException | None], None]] = {}
         self._jobs = 0
         self._gone: str | None = None
-        self._encode = msgspec.msgpack.Encoder().encode
+        self._encode_into = msgspec.msgpack.Encoder().encode_into
         self._decode = msgspec.msgpack.Decoder(tuple[int, list[Any] | None]).decode
 
     async def start(self) -> None:
@@ -96,6 +114,7 @@ class CommitProcess:
             stdout=asyncio.subprocess.PIPE,
             pass_fds=(self._lock_fd,),
         )
+        _widen_pipe(self._process.stdin)
 
     def submit(
         self, statements: Sequence[Statement], done: Callable[[BaseException | None], None]
@@ -105,8 +124,12 @@ class CommitProcess:
         if self._gone is not None or process is None or process.stdin is None:
             raise StorageUnavailable(self._gone or "the commit process is not running")
         self._jobs += 1
-        frame = self._encode([self._jobs, statements])
-        process.stdin.write(FRAME_LENGTH.pack(len(frame)) + frame)
+        # Encoded behind room for its length: a group commit's frame can be megabytes,
+        # and prefixing the length afterwards would copy all of it once more.
+        frame = bytearray(FRAME_LENGTH.size)
+        self._encode_into([self._jobs, statements], frame, FRAME_LENGTH.size)
+        FRAME_LENGTH.pack_into(frame, 0, len(frame) - FRAME_LENGTH.size)
+        process.stdin.write(frame)
         self._pending[self._jobs] = done
 
     async def run(self) -> None:

@@ -46,10 +46,12 @@ from sluicegate.storage.sqlite.directory import DATABASE_FILE, DirectoryLock
 from sluicegate.storage.sqlite.migrations import migrate
 from sluicegate.storage.sqlite.reads import (
     ReaderPool,
+    chunk_records,
     committed_offsets,
     first_offset_at,
     read_records,
 )
+from sluicegate.storage.sqlite.recent import RecentChunks
 from sluicegate.storage.sqlite.retention import EnforceRetention
 from sluicegate.storage.sqlite.writer import Writer
 from sluicegate.storage.topic_rules import invalid_partition, offset_out_of_range, validate_spec
@@ -89,7 +91,8 @@ class SqliteLog(Log):
     ``clock`` gives log-append time in µs since the epoch; tests inject one to make
     retention run in milliseconds. ``observe_commit`` is told each commit's record
     count and duration (metrics). The WAL is kept near ``wal_size_limit`` bytes by a
-    checkpoint pass every ``checkpoint_interval`` seconds (``checkpoints``).
+    checkpoint pass every ``checkpoint_interval`` seconds (``checkpoints``). Reads of the
+    newest ``recent_bytes`` of committed chunks are answered from memory (``recent``).
     """
 
     def __init__(
@@ -104,7 +107,10 @@ class SqliteLog(Log):
         checkpoint_interval: float = 0.5,
         observe_commit: CommitObserver | None = None,
         clock: Callable[[], int] | None = None,
+        recent_bytes: int = 16 * 1024 * 1024,
     ) -> None:
+        if recent_bytes < 0:
+            raise ConfigError("recent_bytes", f"must be >= 0, got {recent_bytes}")
         for key, value in (
             ("storage.max_pending_appends", max_pending_appends),
             ("storage.max_commit_records", max_commit_records),
@@ -131,6 +137,8 @@ class SqliteLog(Log):
             [DbThread(self.data_dir, f"sluicegate-reader-{i}") for i in range(_READERS)]
         )
         self._checkpointer = DbThread(self.data_dir, "sluicegate-checkpointer")
+        #: The newest committed chunks, read without a query (none kept if 0 bytes).
+        self._recent = RecentChunks(recent_bytes) if recent_bytes else None
         self._catalog = Catalog([])
         self._waiters: Waiters[PartitionState] = Waiters()
         self._groups = GroupCoordinator(self._partition_count)
@@ -211,6 +219,7 @@ class SqliteLog(Log):
                 cap=2 * self._wal_size_limit,
                 step=self._wal_size_limit // 4,
             ),
+            recent=self._recent,
         )
 
     async def _release(self) -> None:
@@ -351,7 +360,16 @@ class SqliteLog(Log):
             return []
         if not state.low <= offset < state.high:
             raise offset_out_of_range(tp.topic, tp.partition, offset, state.low, state.high)
-        return await self._reader().call(
+        reader = self._reader()
+        kept = (
+            self._recent.from_offset(topic.topic.id, tp.partition, offset) if self._recent else None
+        )
+        if kept is not None:
+            # Committed a moment ago and still in memory: no query, no thread.
+            return chunk_records(
+                kept, tp.topic, tp.partition, offset, state.high, max_records, max_bytes
+            )
+        return await reader.call(
             read_records,
             tp.topic,
             topic.topic.id,

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sluicegate.core.records import Record
 from sluicegate.errors import OffsetOutOfRange
-from sluicegate.storage.sqlite.codec import decode_record, record_size, split_chunk
+from sluicegate.storage.sqlite.codec import (
+    decode_record,
+    decode_records,
+    record_size,
+    split_chunk,
+)
 from sluicegate.storage.sqlite.connection import DbThread
+from sluicegate.storage.sqlite.recent import StoredChunk
 
-__all__ = ["ReaderPool", "committed_offsets", "first_offset_at", "read_records"]
+__all__ = [
+    "ReaderPool",
+    "chunk_records",
+    "committed_offsets",
+    "first_offset_at",
+    "read_records",
+]
 
 
 class ReaderPool:
@@ -44,29 +56,61 @@ def read_records(
 ) -> list[Record]:
     """Records in [offset, high), at most ``max_records`` and, past the first, ``max_bytes``."""
     cursor = conn.execute(
-        "SELECT base_offset, ts, records FROM chunks"
+        "SELECT base_offset, ts, bytes, records FROM chunks"
         " WHERE topic_id = ? AND partition = ? AND end_offset > ? ORDER BY end_offset",
         (topic_id, partition, offset),
     )
-    out: list[Record] = []
-    total = 0
     try:
-        for base, ts, payload in cursor:
-            if base > offset:
-                raise _deleted_meanwhile(topic, partition, offset)
-            raws = split_chunk(payload)
-            for position in range(offset - base, len(raws)):
-                if offset >= high or len(out) >= max_records:
-                    return out
-                key, value, headers = decode_record(raws[position])
-                size = record_size(key, value, headers)
-                if out and total + size > max_bytes:
-                    return out
-                total += size
-                out.append(Record(topic, partition, offset, ts, key, value, headers))
-                offset += 1
+        return chunk_records(cursor, topic, partition, offset, high, max_records, max_bytes)
     finally:
         cursor.close()
+
+
+def chunk_records(
+    chunks: Iterable[StoredChunk],
+    topic: str,
+    partition: int,
+    offset: int,
+    high: int,
+    max_records: int,
+    max_bytes: int,
+) -> list[Record]:
+    """``read_records`` over ``chunks``: a partition's chunks from the one holding ``offset``."""
+    out: list[Record] = []
+    # Bytes of the records in ``out``; while ``whole`` holds, of the whole chunks they came
+    # from, which is at least as much.
+    total = 0
+    whole = False
+    for base, ts, size, payload in chunks:
+        if offset >= high or len(out) >= max_records:
+            return out
+        if base > offset:
+            raise _deleted_meanwhile(topic, partition, offset)
+        raws = split_chunk(payload)
+        start = offset - base
+        stop = min(len(raws), start + max_records - len(out), start + high - offset)
+        if total + size <= max_bytes:
+            # The whole chunk fits in what is left, so any run of it does: no record
+            # needs measuring, and the run is decoded in one call.
+            records = decode_records(raws[start:stop])
+            out += [
+                Record(topic, partition, at, ts, key, value, headers)
+                for at, (key, value, headers) in enumerate(records, offset)
+            ]
+            offset += len(records)
+            total += size
+            whole = True
+            continue
+        if whole:
+            total, whole = sum(record.size() for record in out), False
+        for position in range(start, stop):
+            key, value, headers = decode_record(raws[position])
+            record_bytes = record_size(key, value, headers)
+            if out and total + record_bytes > max_bytes:
+                return out
+            total += record_bytes
+            out.append(Record(topic, partition, offset, ts, key, value, headers))
+            offset += 1
     if not out and offset < high:
         raise _deleted_meanwhile(topic, partition, offset)
     return out

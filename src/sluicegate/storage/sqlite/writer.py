@@ -41,10 +41,11 @@ from sluicegate.errors import (
 )
 from sluicegate.storage.base import CommitObserver
 from sluicegate.storage.sqlite.catalog import Catalog, PartitionState
-from sluicegate.storage.sqlite.codec import chunk_rows
+from sluicegate.storage.sqlite.codec import ChunkRow, chunk_rows
 from sluicegate.storage.sqlite.commit_process import Statement
 from sluicegate.storage.sqlite.connection import DbThread, transaction
 from sluicegate.storage.sqlite.errors import is_transient
+from sluicegate.storage.sqlite.recent import RecentChunks
 from sluicegate.storage.waiters import Waiters
 
 __all__ = ["Exclusive", "Writer"]
@@ -167,10 +168,8 @@ def _as_storage_error(exc: BaseException) -> SluicegateError:
 
 
 def _group_statements(
-    pending: list[tuple[int, int, int, int, list[NewRecord]]],
-    offsets: list[tuple[str, int, int, int, int]],
+    rows: list[ChunkRow], offsets: list[tuple[str, int, int, int, int]]
 ) -> list[Statement]:
-    rows = [row for args in pending for row in chunk_rows(*args)]
     if not offsets and len(rows) == 1:
         return [(_INSERT_CHUNK, rows[0], False)]
     statements: list[Statement] = [(_INSERT_CHUNK, rows, True)]
@@ -209,6 +208,7 @@ class Writer:
         append_timeout: float,
         observe_commit: CommitObserver | None,
         wal_cap: Callable[[], Exclusive[Any] | None] | None = None,
+        recent: RecentChunks | None = None,
     ) -> None:
         self._db = db
         #: Group commits go to the commit process; exclusive operations run on ``db``.
@@ -226,6 +226,8 @@ class Writer:
         #: hard cap) or None. The background passes keep the WAL near its limit; this
         #: keeps it bounded when they fall behind (``checkpoints``).
         self._wal_cap = wal_cap
+        #: Told every committed chunk, so that reads near the end need no query.
+        self._recent = recent
         #: The appends of the transaction now running (they can still time out).
         self._in_flight: list[_Append] = []
         self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
@@ -460,8 +462,10 @@ class Writer:
             appends.append(op)
         if not appends and not commits:
             return
-        chunks = [
-            (p.state.topic_id, p.state.index, p.base, p.ts, p.records) for p in touched.values()
+        rows = [
+            row
+            for p in touched.values()
+            for row in chunk_rows(p.state.topic_id, p.state.index, p.base, p.ts, p.records)
         ]
         started = time.perf_counter()
 
@@ -477,6 +481,8 @@ class Writer:
                     if not future.done():
                         future.set_exception(_copy(error))
                 return None if is_transient(error) else error
+            if self._recent is not None:
+                self._recent.add(rows)  # with the watermarks below: nothing waits between
             waiters = self._waiters
             records = 0
             for state in touched:
@@ -506,7 +512,7 @@ class Writer:
         self._in_flight = appends
         self._committing = True
         try:
-            self._send_commit(_group_statements(chunks, offset_rows), committed)
+            self._send_commit(_group_statements(rows, offset_rows), committed)
         except SluicegateError as exc:  # the commit process is gone: fail this group now
             committed(exc)
 
