@@ -42,8 +42,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import ExitStack, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,19 @@ async def _store(client: httpx.AsyncClient, topic: str, batches: int) -> None:
         await _ok(client.post(f"/admin/v1/topics/{topic}/records", json=body))
 
 
-async def _in_parallel(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    slots = asyncio.Semaphore(CONCURRENCY)
+async def _in_parallel(jobs: Iterable[Callable[[], Awaitable[None]]]) -> None:
+    """Run ``jobs``, ``CONCURRENCY`` at a time.
 
-    async def limited(job: Callable[[], Awaitable[None]]) -> None:
-        async with slots:
+    A few workers, not a task per job: 10,000 tasks at once would leave their traces in
+    the figures (asyncio's set of tasks keeps the size it grew to).
+    """
+    pending = iter(jobs)
+
+    async def worker() -> None:
+        for job in pending:
             await job()
 
-    await asyncio.gather(*(limited(job) for job in jobs))
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
 async def _drive(
@@ -115,8 +121,9 @@ async def _drive(
     created = 0
     for target in steps:
         started = time.monotonic()
-        names = [f"tm-new-{n:05d}" for n in range(created, target)]
-        await _in_parallel([lambda name=name: _new_topic(client, name) for name in names])
+        await _in_parallel(
+            partial(_new_topic, client, f"tm-new-{n:05d}") for n in range(created, target)
+        )
         await _ok(client.get("/admin/v1/topics"))
         created = target
         point = await measure(f"{target} topics", created)
@@ -126,10 +133,7 @@ async def _drive(
         started = time.monotonic()
         share = -(-batches // STEADY_TOPICS)
         await _in_parallel(
-            [
-                lambda k=k: _store(client, f"tm-steady-{k}", share)
-                for k in range(STEADY_TOPICS)
-            ]
+            partial(_store, client, f"tm-steady-{k}", share) for k in range(STEADY_TOPICS)
         )
         point = await measure(f"+{data_mib:g} MiB of records", created)
         points.append({**point, "seconds": round(time.monotonic() - started, 1)})
@@ -365,7 +369,7 @@ def _print(name: str, tree: dict[str, Any]) -> None:
     )
     print("  largest growth by line, warm-up to the last topic step:")
     for line in attribution["top_lines"]:
-        print(f"    {line['per_topic']:8,.1f} B/topic  {line['blocks']:>8,} blocks  {line['where']}")
+        print(f"    {line['per_topic']:8,.1f} B/topic {line['blocks']:>8,} blocks  {line['where']}")
 
 
 def main() -> None:
