@@ -17,7 +17,7 @@ __all__ = ["CACHE_SIZE", "TopicCatalog"]
 #: Topics remembered at most, by name and by id: the topics a node serves at one time.
 #: Every backend keeps its topics in memory, so a topic beyond them costs an ``await``
 #: of the log, not a query; the bound keeps 10,000 topics a node once saw from costing
-#: a cache entry each for ever (about 250 bytes a topic, measured: docs/design-notes.md).
+#: a cache entry each for ever (about 140 bytes a topic: docs/design-notes.md).
 CACHE_SIZE = 1024
 
 _Entry = tuple[float, Topic]
