@@ -1,4 +1,4 @@
-"""The core topic catalog: a cache bounded in size and in age, auto-creation once."""
+"""The core topic catalog: its cache is bounded in size and in age, and only a cache."""
 
 from __future__ import annotations
 
@@ -15,25 +15,16 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class Clock:
-    """Monotonic seconds that move only when the test moves them."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> list[float]:
+    """The catalog's monotonic time, in seconds: moved by the test alone."""
+    return [100.0]
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def catalog(gateway: Gateway, clock: Clock) -> TopicCatalog:
+def catalog(gateway: Gateway, clock: list[float]) -> TopicCatalog:
     return TopicCatalog(
-        gateway.log, gateway.settings.topics, ttl=5.0, cache_size=2, monotonic=clock
+        gateway.log, gateway.settings.topics, ttl=5.0, cache_size=2, monotonic=lambda: clock[0]
     )
 
 
@@ -48,10 +39,10 @@ async def test_the_cache_keeps_the_newest_topics_up_to_its_size(catalog: TopicCa
 
 
 async def test_a_topic_in_use_outlives_topics_seen_once(
-    catalog: TopicCatalog, clock: Clock
+    catalog: TopicCatalog, clock: list[float]
 ) -> None:
     hot = await catalog.get("hot", auto_create=True)
-    clock.now += 6  # past the TTL: the next request for "hot" asks the log again
+    clock[0] += 6  # past the TTL: the next request for "hot" asks the log again
     once = await catalog.get("once", auto_create=True)
     assert catalog.cached("hot") is None
     assert await catalog.get("hot") == hot
