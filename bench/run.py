@@ -26,6 +26,7 @@ MODULES = {
     "topics-v1": "bench.topics_v1",
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
+    "topic-memory": "bench.topic_memory",
 }
 RESULTS = Path(__file__).parent / "results"
 

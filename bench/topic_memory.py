@@ -52,6 +52,7 @@ import httpx
 
 from bench.compare import ROOT, WORKTREE, server_env, source_trees
 from bench.http_produce import _entry
+from bench.soak import _children
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -157,15 +158,6 @@ def _status(pid: int, field: str) -> int:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    with suppress(FileNotFoundError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with suppress(FileNotFoundError):
-                found += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
-    return found
 
 
 def _server(source: Path | None, steps: Sequence[int], data_mib: float) -> dict[str, Any]:
@@ -298,16 +290,19 @@ def _attribute_in_child(
 
 
 def measure_trees(
-    revs: Sequence[str], steps: Sequence[int] = STEPS, data_mib: float = DATA_MIB
+    revs: Sequence[str],
+    steps: Sequence[int] = STEPS,
+    data_mib: float = DATA_MIB,
+    *,
+    attribute: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Both measurements of the work tree and of each of ``revs``."""
+    """Both measurements (or the real server's only) of the work tree and each of ``revs``."""
     results: dict[str, dict[str, Any]] = {}
     with ExitStack() as stack:
         for name, source in source_trees(stack, list(revs)).items():
-            results[name] = {
-                "server": _server(source, steps, data_mib),
-                "attribution": _attribute_in_child(source, steps, data_mib),
-            }
+            results[name] = {"server": _server(source, steps, data_mib)}
+            if attribute:
+                results[name]["attribution"] = _attribute_in_child(source, steps, data_mib)
     return results
 
 
@@ -345,7 +340,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
 
 def _print(name: str, tree: dict[str, Any]) -> None:
     mib = 2**20
-    server, attribution = tree["server"], tree["attribution"]
+    server, attribution = tree["server"], tree.get("attribution")
     print(f"{name}: real server, RSS of server + commit process")
     for point in server["points"]:
         print(
@@ -358,6 +353,8 @@ def _print(name: str, tree: dict[str, Any]) -> None:
         f"{server['server_rss_per_topic']:,.0f}, commit process "
         f"{server['commit_rss_per_topic']:,.0f})"
     )
+    if attribution is None:
+        return
     print(f"{name}: in-process, traced Python heap and SQLite's heap")
     for point in attribution["points"]:
         sqlite = "n/a" if point["sqlite"] is None else f"{point['sqlite'] / mib:.2f} MiB"
@@ -377,13 +374,18 @@ def main() -> None:
     parser.add_argument("revs", nargs="*", help="commits to measure after the work tree")
     parser.add_argument("--topics", type=int, nargs="+", default=list(STEPS), help="steps")
     parser.add_argument("--data-mib", type=float, default=DATA_MIB, help="records, last step")
+    parser.add_argument(
+        "--no-attribution", action="store_true", help="the real servers only (half the time)"
+    )
     parser.add_argument("--attribute-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.attribute_here:
         # The child of ``_attribute_in_child``: its figures go to stdout as JSON.
         print(json.dumps(_attribute(args.topics, args.data_mib)))
         return
-    results = measure_trees(args.revs, args.topics, args.data_mib)
+    results = measure_trees(
+        args.revs, args.topics, args.data_mib, attribute=not args.no_attribution
+    )
     out = RESULTS / "topic_memory.json"
     RESULTS.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
