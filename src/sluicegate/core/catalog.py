@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from sluicegate.config import TopicSettings
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate, is_internal, validate_topic_name
@@ -21,9 +21,10 @@ __all__ = ["CACHE_SIZE", "TopicCatalog"]
 CACHE_SIZE = 1024
 
 _Entry = tuple[float, Topic]
+K = TypeVar("K")
 
 
-def _bounded_put(cache: dict[Any, _Entry], key: Any, entry: _Entry, size: int) -> None:
+def _bounded_put(cache: dict[K, _Entry], key: K, entry: _Entry, size: int) -> None:
     """Store ``entry`` as the newest of ``cache``, dropping the oldest beyond ``size``.
 
     A topic in use is stored again each time its entry expires, so the oldest entries
