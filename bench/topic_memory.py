@@ -1,6 +1,7 @@
 """Memory per topic: what new topics cost a server, and what holds it.
 
     python -m bench.topic_memory [REV ...] [--topics 1000 5000 10000] [--data-mib 16]
+                                 [--no-attribution]
 
 New topics are made the way the soak makes them (``bench.soak``): each is auto-created
 by its first records v2 produce, then described through the admin API, and after each
@@ -20,6 +21,7 @@ does), one after the other:
   own heap (``sqlite3_memory_used``, read through ctypes from the libsqlite3 that
   Python's ``sqlite3`` module is linked against: tracemalloc sees only Python's
   allocations). The commit process is not in this figure; the real server's is.
+  ``--no-attribution`` leaves it out, which halves the run.
 
 Writes ``bench/results/topic_memory.json``. ``python -m bench.run --only topic-memory``
 runs the work tree with the default steps: ``topic-memory-rss`` is the real server's RSS
