@@ -24,9 +24,10 @@ MODULES = {
     "http": "bench.http_produce",
     "auth": "bench.auth_overhead",
     "topics-v1": "bench.topics_v1",
-    "perf21": "bench.topics_v1_throughput",
+    "topics-v1-throughput": "bench.topics_v1_throughput",
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
+    "topic-memory": "bench.topic_memory",
     "kafka-consume": "bench.kafka_consume",
     "kafka-log": "bench.kafka_log_append",
     "cloudevents-produce": "bench.cloudevents_produce",
@@ -35,7 +36,7 @@ MODULES = {
 }
 #: Names for several groups at once.
 ALIASES = {
-    "kafka15": ("kafka-log", "kafka", "kafka-consume"),
+    "kafka-all": ("kafka-log", "kafka", "kafka-consume"),
     "cloudevents": ("cloudevents-produce", "cloudevents-dedup", "cloudevents-consume"),
 }
 RESULTS = Path(__file__).parent / "results"

@@ -1,6 +1,6 @@
 """Topics v1 throughput: batch publish against a schema and one client's cursor walk.
 
-    python -m bench.run --only perf21 [--duration SECONDS]
+    python -m bench.run --only topics-v1-throughput [--duration SECONDS]
     python -m bench.topics_v1_throughput [REV ...] [--duration SECONDS] [--walks N]
 
 The two message-rate targets of issue 21, measured on their own (``bench.topics_v1``
@@ -8,7 +8,7 @@ measures them too, among its other targets):
 
 - ``topics-v1-batch-publish-schema``: 64 connections POST 100 valid messages per request
   against a JSON Schema, durable; messages/s against the 200,000 target. The bare-ASGI
-  baseline takes turns with it (``http-baseline-perf21``, requests/s), so the run's
+  baseline takes turns with it (``http-baseline-topics-v1-throughput``, requests/s), so the run's
   ``batch-request-cost`` (baseline requests/s ÷ batch requests/s) says what one batch of
   100 costs in baseline requests, a figure that moves less with the machine's load.
 - ``topics-v1-consume-walk``: one client (keep-alive ``http.client``) walks a cursor over
@@ -17,7 +17,7 @@ measures them too, among its other targets):
 
 With ``REV``s, every commit is served beside the working tree (``bench.compare``'s
 exports) and takes the same turns, so before and after are measured in one run.
-Writes ``bench/results/perf21.json`` when run on its own.
+Writes ``bench/results/topics-v1-throughput.json`` when run on its own.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ BATCH = 100
 BATCH_BODY = json.dumps({"payloads": [MESSAGE] * BATCH})
 WALK_MESSAGES = 100_000
 WALK_BATCH = 50
-BASELINE = "http-baseline-perf21"
+BASELINE = "http-baseline-topics-v1-throughput"
 
 
 def create_topic(url: str, name: str, schema: dict[str, Any] | None = None) -> int:
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--walks", type=int, default=3, help="cursor walks per server")
     args = parser.parse_args()
     results = run(args.duration, tuple(args.revs), args.walks)
-    out = ROOT / "bench" / "results" / "perf21.json"
+    out = ROOT / "bench" / "results" / "topics-v1-throughput.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     for name, entry in results.items():

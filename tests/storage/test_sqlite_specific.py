@@ -444,3 +444,19 @@ async def test_appends_queued_behind_a_topic_delete_fail(tmp_path: Path) -> None
         assert (await log.watermarks(TopicPartition("doomed", 0))).high == 0
     async with running(SqliteLog(tmp_path)) as log:
         assert (await log.watermarks(TopicPartition("doomed", 0))).high == 0
+
+
+async def test_every_connection_has_its_page_cache_capped(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path)
+    async with running(log):
+
+        def cache_kib(conn: sqlite3.Connection) -> int:
+            size: int = conn.execute("PRAGMA cache_size").fetchone()[0]
+            return -size
+
+        assert await log._running_writer()._db.call(cache_kib) == 2048
+        # The commit process is started with the writer's pragmas.
+        assert log._commits is not None
+        assert "PRAGMA cache_size = -2048" in log._commits._pragmas
+        for connection in [*log._readers.readers, log._checkpointer]:
+            assert await connection.call(cache_kib) == 512

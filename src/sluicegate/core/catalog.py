@@ -5,22 +5,46 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from sluicegate.config import TopicSettings
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate, is_internal, validate_topic_name
 from sluicegate.errors import TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
 
-__all__ = ["TopicCatalog"]
+__all__ = ["CACHE_SIZE", "TopicCatalog"]
+
+#: Topics remembered at most, by name and by id: the topics a node serves at one time.
+#: Every backend keeps its topics in memory, so a topic beyond them costs an ``await``
+#: of the log, not a query; the bound keeps 10,000 topics a node once saw from costing
+#: a cache entry each for ever (about 140 bytes a topic: docs/design-notes.md).
+CACHE_SIZE = 1024
+
+_Entry = tuple[float, Topic]
+K = TypeVar("K")
+
+
+def _bounded_put(cache: dict[K, _Entry], key: K, entry: _Entry, size: int) -> None:
+    """Store ``entry`` as the newest of ``cache``, dropping the oldest beyond ``size``.
+
+    A topic in use is stored again each time its entry expires, so the oldest entries
+    are those nobody asked for longest: least recently used, at the granularity of the
+    TTL, with nothing to update on a hit.
+    """
+    cache.pop(key, None)
+    cache[key] = entry
+    if len(cache) > size:
+        del cache[next(iter(cache))]
 
 
 class TopicCatalog:
     """Topics as the dialects see them: cached, auto-created, internal ones hidden.
 
     A produce request needs the partition count of its topic; asking storage for it on
-    every request would cost a thread hop, so topics are cached for ``ttl`` seconds.
-    Changes made through this catalog invalidate the cache at once; the TTL only bounds
-    how long another node's change (several nodes on one Kafka cluster) takes to show.
+    every request would cost an ``await``, so topics are cached for ``ttl`` seconds, at
+    most ``cache_size`` of them. Changes made through this catalog invalidate the cache
+    at once; the TTL only bounds how long another node's change (several nodes on one
+    Kafka cluster) takes to show.
     """
 
     def __init__(
@@ -29,14 +53,16 @@ class TopicCatalog:
         settings: TopicSettings,
         *,
         ttl: float = 5.0,
+        cache_size: int = CACHE_SIZE,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log
         self._settings = settings
         self._ttl = ttl
+        self._cache_size = cache_size
         self._monotonic = monotonic
-        self._cache: dict[str, tuple[float, Topic]] = {}
-        self._cache_by_id: dict[int, tuple[float, Topic]] = {}
+        self._cache: dict[str, _Entry] = {}
+        self._cache_by_id: dict[int, _Entry] = {}
         self._creating: dict[str, asyncio.Future[Topic]] = {}
 
     def cached(self, name: str) -> Topic | None:
@@ -99,8 +125,8 @@ class TopicCatalog:
 
     def _remember(self, topic: Topic) -> Topic:
         entry = (self._monotonic() + self._ttl, topic)
-        self._cache[topic.name] = entry
-        self._cache_by_id[topic.id] = entry
+        _bounded_put(self._cache, topic.name, entry, self._cache_size)
+        _bounded_put(self._cache_by_id, topic.id, entry, self._cache_size)
         return topic
 
     async def create(self, spec: TopicSpec) -> Topic:

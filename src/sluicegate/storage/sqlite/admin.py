@@ -66,7 +66,7 @@ class CreateTopic(Exclusive[Topic]):
             created_at=self._now,
             updated_at=self._now,
         )
-        partitions = [PartitionState(self._id, p, 0, 0, 0) for p in range(spec.partitions)]
+        partitions = tuple(PartitionState(self._id, p, 0, 0, 0) for p in range(spec.partitions))
         self._catalog.put(TopicState(topic, partitions))
         return topic
 
@@ -120,7 +120,7 @@ class AlterTopic(Exclusive[Topic]):
         assert self._topic is not None
         state, topic = self._state, self._topic
         grown = topic.partitions > state.topic.partitions
-        state.partitions.extend(
+        state.partitions += tuple(
             PartitionState(topic.id, p, 0, 0, 0)
             for p in range(state.topic.partitions, topic.partitions)
         )

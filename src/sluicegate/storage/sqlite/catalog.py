@@ -42,11 +42,16 @@ class PartitionState:
 
 
 class TopicState:
-    """A topic and the state of each of its partitions."""
+    """A topic and the state of each of its partitions.
+
+    One is kept per topic for as long as the server runs, so it is kept small: slots,
+    and the partitions in a tuple (one object; a list is two), replaced as a whole on
+    the rare change that adds partitions.
+    """
 
     __slots__ = ("partitions", "topic")
 
-    def __init__(self, topic: Topic, partitions: list[PartitionState]) -> None:
+    def __init__(self, topic: Topic, partitions: tuple[PartitionState, ...]) -> None:
         self.topic = topic
         self.partitions = partitions
 
@@ -164,5 +169,5 @@ def load_catalog(conn: sqlite3.Connection) -> Catalog:
             low = starts.get((topic.id, index), 0)
             end, last_ts = conn.execute(last_chunk, (topic.id, index)).fetchone() or (low, 0)
             partitions.append(PartitionState(topic.id, index, low, max(end, low), last_ts))
-        states.append(TopicState(topic, partitions))
+        states.append(TopicState(topic, tuple(partitions)))
     return Catalog(states)

@@ -65,7 +65,20 @@ logger = logging.getLogger(__name__)
 #: a statement steps, so a second reader helps even on two cores; more buys nothing.
 _READERS = 2
 
+#: Page caches, in KiB (a negative ``cache_size`` is KiB, not pages), set here rather
+#: than left to how libsqlite3 was built. A connection's cache is emptied whenever it
+#: begins a transaction after another connection has written, which in this design is
+#: nearly always: the readers' and the checkpointer's caches last one transaction, in
+#: which a read passes over its pages once, so 512 KiB is plenty. The commit process
+#: keeps its cache from one group commit to the next, until a topic change empties it,
+#: so it keeps SQLite's usual 2 MiB; the writer thread has the same pragmas. All five
+#: together hold at most 5.5 MiB, however large the database grows (measured:
+#: docs/design-notes.md, "Memory per topic").
+_WRITER_CACHE = "PRAGMA cache_size = -2048"
+_READER_CACHE = "PRAGMA cache_size = -512"
+
 _WRITER_PRAGMAS = (
+    _WRITER_CACHE,
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
     # Checkpoints run beside the writer (_checkpoint_forever), never inside a commit:
@@ -77,8 +90,8 @@ _WRITER_PRAGMAS = (
 )
 #: The WAL file is truncated back to this when a checkpoint restarts it (``checkpoints``).
 _JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = {limit}"
-_READER_PRAGMAS = ("PRAGMA query_only = 1", "PRAGMA busy_timeout = 5000")
-_CHECKPOINT_PRAGMAS = ("PRAGMA busy_timeout = 5000",)
+_READER_PRAGMAS = ("PRAGMA query_only = 1", "PRAGMA busy_timeout = 5000", _READER_CACHE)
+_CHECKPOINT_PRAGMAS = ("PRAGMA busy_timeout = 5000", _READER_CACHE)
 
 
 def _wall_clock_us() -> int:
@@ -331,7 +344,7 @@ class SqliteLog(Log):
                 return writer.append(batch, [own[record.partition]])
             states: list[PartitionState] = []
             name = None
-            partitions: list[PartitionState] = []
+            partitions: Sequence[PartitionState] = ()
             # Validated here so a bad batch fails at once; the writer re-validates only if
             # a topic changed while the batch was queued (the catalog epoch moved).
             for record in batch:
