@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from sluicegate.core.consumers.batch import Batch
 from sluicegate.core.consumers.cursor import PartitionCursor
 from sluicegate.core.consumers.subscription import Subscription
+from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.records import Record, TopicPartition
 from sluicegate.errors import (
     BadRequest,
@@ -156,6 +157,7 @@ class ConsumerInstance:
         gone: Callable[[], Awaitable[object]],
         *,
         window: int | None = None,
+        polls: LongPolls | None = None,
     ) -> Batch:
         """Up to ``max_events`` records, waiting up to ``timeout`` seconds for the first.
 
@@ -164,9 +166,11 @@ class ConsumerInstance:
         once with ``Abandoned`` when ``gone()`` completes. At most ``window`` deliveries
         (default ``max_unconfirmed``) are unconfirmed at any time: with the window full
         the instance reads nothing until confirmations arrive. An empty batch means the
-        timeout passed.
+        timeout passed. ``polls`` waits instead of the registry's long polls (a stream
+        whose waits are not counted as long polls).
         """
         registry = self._registry
+        waits = registry.long_polls if polls is None else polls
         limit = registry.settings.max_unconfirmed if window is None else window
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -182,7 +186,7 @@ class ConsumerInstance:
                         return batch
                     positions = self._positions() if room > 0 else {}
                     wake = self._wake_future()
-                await registry.long_polls.wait(self.owner, positions, remaining, gone, wake)
+                await waits.wait(self.owner, positions, remaining, gone, wake)
         finally:
             self.busy -= 1
             self.touch()
