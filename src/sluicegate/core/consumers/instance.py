@@ -230,10 +230,17 @@ class ConsumerInstance:
     def wake(self) -> None:
         """End a long poll of this instance early so that it looks again."""
         wake = self._wake
-        if wake is not None:
-            self._wake = None
-            if not wake.done():
+        if wake is None:
+            if self.busy:
+                # No wait yet, but a read may be under way, between its heartbeat and
+                # its wait: a done future makes that wait look again at once instead of
+                # sleeping through what changed (a partition freed by a leaving member).
+                wake = self._wake = asyncio.get_running_loop().create_future()
                 wake.set_result(None)
+            return
+        if not wake.done():
+            self._wake = None
+            wake.set_result(None)
 
     # -- membership ------------------------------------------------------------------
 
@@ -470,9 +477,12 @@ class ConsumerInstance:
         return self._lock
 
     def _wake_future(self) -> asyncio.Future[None]:
-        if self._wake is None:
-            self._wake = asyncio.get_running_loop().create_future()
-        return self._wake
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = asyncio.get_running_loop().create_future()
+        elif wake.done():
+            self._wake = None  # woken during the read: this wait ends at once, once
+        return wake
 
     def __repr__(self) -> str:
         return f"ConsumerInstance({self.id!r}, owner={self.owner!r}, group={self.group.name!r})"
