@@ -270,9 +270,11 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
     from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
+    from sluicegate.dialects.cloudevents.tools import routes as cloudevents_tools
     from sluicegate.dialects.cloudevents.websocket import routes as cloudevents_websocket
     from sluicegate.dialects.records_v2.routes import routes as records_v2
     from sluicegate.dialects.schema_registry.access import guarded
@@ -287,8 +289,10 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *topic_admin(gateway),
         *topics_v1_developer(gateway),
         *cloudevents_produce(gateway),
+        *cloudevents_tools(gateway),
         *cloudevents_consumers(gateway),
         *client_admin(gateway.clients),
+        *event_schema_admin(gateway.event_schemas),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),

@@ -37,7 +37,8 @@ def _compile(template: str) -> re.Pattern[str]:
     for match in _PARAM.finditer(template):
         pattern += re.escape(template[last : match.start()])
         name, is_path = match.group(1), match.group(2)
-        pattern += f"(?P<{name}>.+)" if is_path else f"(?P<{name}>[^/]+)"
+        # A path parameter may hold any character, a line break too (as one segment can).
+        pattern += f"(?P<{name}>(?s:.+))" if is_path else f"(?P<{name}>[^/]+)"
         last = match.end()
     pattern += re.escape(template[last:])
     return re.compile(pattern)
@@ -132,4 +133,8 @@ class Router:
         """The route whose dialect should render a 404/405 for ``path``, if any."""
         first = path.split("/", 2)[1] if path.startswith("/") else ""
         group = self._by_segment.get(first) or self._static.get(path)
-        return group[0] if group else None
+        if group:
+            return group[0]
+        # A template that starts with a parameter (``/{bridge}/ce/...``): the one whose
+        # pattern the path fits.
+        return next((route for route in self._wildcard if route.pattern.fullmatch(path)), None)

@@ -8,13 +8,13 @@ from sluicegate.core.records import TopicPartition
 
 
 def test_nothing_in_flight_commits_the_read_position() -> None:
-    cursor = PartitionCursor(committed=-1, position=7)
+    cursor = PartitionCursor(7)
     assert cursor.committable() == 7
     assert cursor.unconfirmed == 0
 
 
 def test_the_first_unconfirmed_delivery_bounds_the_commit() -> None:
-    cursor = PartitionCursor(committed=0, position=0)
+    cursor = PartitionCursor(0)
     # Offsets with gaps, as Kafka's transaction markers leave them; sequence numbers of
     # another partition's deliveries (2, 4) interleave.
     cursor.deliver(1, [0])
@@ -34,7 +34,7 @@ def test_the_first_unconfirmed_delivery_bounds_the_commit() -> None:
 
 
 def test_confirming_again_changes_nothing() -> None:
-    cursor = PartitionCursor(committed=0, position=0)
+    cursor = PartitionCursor(0)
     cursor.deliver(1, [0, 1, 2])
     cursor.position = 3
     assert cursor.confirm(2) == 2
@@ -44,7 +44,7 @@ def test_confirming_again_changes_nothing() -> None:
 
 
 def test_a_long_stream_compacts_what_was_confirmed() -> None:
-    cursor = PartitionCursor(committed=0, position=0)
+    cursor = PartitionCursor(0)
     total = 5000
     cursor.deliver(1, list(range(total)))
     cursor.position = total
@@ -54,6 +54,18 @@ def test_a_long_stream_compacts_what_was_confirmed() -> None:
         assert cursor.unconfirmed == total - upto
     assert cursor.sequences is not None
     assert len(cursor.sequences) < total  # the confirmed front was dropped
+
+
+def test_a_commit_by_another_instance_skips_what_it_covers() -> None:
+    cursor = PartitionCursor(0)
+    cursor.deliver(1, [0, 1, 2, 3])
+    cursor.position = 4
+    cursor.skip_to(2)
+    assert (cursor.position, cursor.unconfirmed, cursor.committable()) == (4, 2, 2)
+    cursor.skip_to(9)
+    assert (cursor.position, cursor.unconfirmed, cursor.committable()) == (9, 0, 9)
+    cursor.skip_to(5)  # behind: nothing moves
+    assert cursor.position == 9
 
 
 def test_delivery_counts_keep_only_redeliveries() -> None:

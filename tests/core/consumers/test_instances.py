@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from sluicegate.core.consumers.instance import ConsumerInstance
 from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettings
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned, LongPolls
@@ -178,34 +179,70 @@ async def test_a_second_instance_takes_half_the_partitions_and_their_unconfirmed
     # confirmed on those partitions comes again.
     taken = (await second.next_batch(10, 0, never)).records
     assert sorted(r.partition for r in taken) == sorted(moved)
-    await first.confirm()  # its partitions only: the others are not its to commit
+    assert not await first.next_batch(10, 0, never)  # it sees the rebalance
     assert len(first.partitions) == 2
-    assert set((await committed(gateway, topic)).keys()) == {0, 1, 2, 3} - moved
-    await second.confirm()
+    await first.confirm()  # all it was given, the moved partitions' events too
     assert set((await committed(gateway, topic)).keys()) == {0, 1, 2, 3}
-    # Nothing is left for either.
+    await second.confirm()
+    # Nothing is left for either, nor for a newcomer.
     assert not await first.next_batch(10, 0, never)
     assert not await second.next_batch(10, 0, never)
+    await instances.delete("app", GROUP, second.id)
+    assert not await first.next_batch(10, 0, never)
 
 
-async def test_a_partition_handed_back_restarts_from_what_its_other_owner_committed(
+async def owner_of_the_partition(
+    instances: ConsumerInstances, topic: str, holder: ConsumerInstance
+) -> ConsumerInstance:
+    """A second instance of the group that takes the single partition from ``holder``
+    (partitions go to members in the order of their random ids: try a few)."""
+    while True:
+        candidate = await instances.create("app", GROUP, Topics(topic))
+        if candidate.partitions:
+            return candidate
+        await instances.delete("app", GROUP, candidate.id)
+
+
+async def test_a_confirmation_after_the_partition_moved_is_still_final(
     gateway: Gateway, instances: ConsumerInstances
 ) -> None:
     topic = await make_topic(gateway, "orders", partitions=1)
     await append(gateway, topic, 0, [b"a", b"b", b"c"])
     first = await instances.create("app", GROUP, Topics(topic))
     delivered = (await first.next_batch(10, 0, never)).records
-    # Two rebalances between two requests of ``first``: a member that sorts first takes
-    # the partition, confirms all three events, and leaves.
-    await gateway.log.join_group(GROUP, "", [topic], 60)
+    second = await owner_of_the_partition(instances, topic, first)
+    # The new owner starts from the committed position: a, b, c again.
+    assert values((await second.next_batch(10, 0, never)).records) == [b"a", b"b", b"c"]
+    assert not await first.next_batch(10, 0, never)  # it no longer reads the partition
+    # ``first``'s client confirms what it was given: final, though the partition moved.
+    await first.confirm()
+    assert await committed(gateway, topic) == {0: delivered[-1].offset + 1}
+    await instances.delete("app", GROUP, second.id)  # unconfirmed there: nothing comes again
+    third = await instances.create("app", GROUP, Topics(topic))
+    assert not await third.next_batch(10, 0, never)
+    assert not await first.next_batch(10, 0, never)
+
+
+async def test_a_lagging_confirmation_never_moves_the_group_back(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders", partitions=1)
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    delivered = (await first.next_batch(10, 0, never)).records
+    second = await owner_of_the_partition(instances, topic, first)
+    assert len((await second.next_batch(10, 0, never)).records) == 3
+    await second.confirm()
     end = delivered[-1].offset + 1
-    await gateway.log.commit_offsets(GROUP, {TopicPartition(topic, 0): end})
-    await gateway.log.leave_group(GROUP, "")
-    await first.confirm(1)  # must not move the group back before what was committed
     assert await committed(gateway, topic) == {0: end}
+    await first.confirm(1)
+    assert await committed(gateway, topic) == {0: end}
+    await instances.delete("app", GROUP, second.id)
+    # ``first`` owns the partition again, and starts where the group is.
     await append(gateway, topic, 0, [b"d"])
     batch = await first.next_batch(10, 0, never)
     assert (batch.first, values(batch.records)) == (4, [b"d"])
+    assert first.unconfirmed == 1
 
 
 async def test_a_topic_added_to_the_subscription_is_read_without_a_restart(

@@ -31,6 +31,7 @@ __all__ = [
     "check_attribute_name",
     "check_extension_value",
     "check_time",
+    "check_type",
     "checked_event",
     "is_json_media_type",
     "is_text_media_type",
@@ -140,6 +141,16 @@ def check_attribute_name(name: str, index: int | None = None) -> str:
             index,
         )
     return name
+
+
+def check_type(event_type: str) -> str:
+    """Return ``event_type`` if it can be a type (where no event carries it: the admin
+    API), else raise ``BadRequest``."""
+    if not event_type:
+        raise BadRequest("the event type must not be empty", attribute="type")
+    if not event_type.isprintable() and _CONTROL.search(event_type):
+        raise BadRequest("the event type holds a control character", attribute="type")
+    return event_type
 
 
 def check_time(value: str, index: int | None = None) -> str:

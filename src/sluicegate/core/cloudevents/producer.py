@@ -45,7 +45,7 @@ from sluicegate.core.schemas.validators import ValueSchema
 from sluicegate.core.topics import Topic
 from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
 
-__all__ = ["EventProducer", "identity_key"]
+__all__ = ["EventProducer", "identity_key", "require_producer"]
 
 #: Violations of a type's schema listed in an answer at most.
 _MAX_VIOLATIONS = 100
@@ -99,7 +99,7 @@ class EventProducer:
 
         ``batch``: the events came as an array, so errors name their index.
         """
-        _require_producer(principal)
+        require_producer(principal)
         if not events:
             return  # an empty batch: nothing to store
         granted: set[tuple[str, str]] = set()
@@ -181,7 +181,8 @@ class EventProducer:
         return checked
 
 
-def _require_producer(principal: Principal) -> None:
+def require_producer(principal: Principal) -> None:
+    """Raise ``Forbidden`` unless ``principal`` may produce some source and some type."""
     permissions = principal.permissions
     if not permissions.ce_produce_types or not permissions.ce_sources:
         missing = "ce_produce_types" if not permissions.ce_produce_types else "ce_sources"

@@ -26,8 +26,9 @@ from typing import Any
 import msgspec
 
 from sluicegate.config import CloudEventSchema
+from sluicegate.core.cloudevents.event import check_type
 from sluicegate.core.schemas.model import LATEST, RegisteredSchema
-from sluicegate.core.schemas.registry import SchemaRegistry
+from sluicegate.core.schemas.registry import MAX_SUBJECT_LENGTH, SchemaRegistry
 from sluicegate.core.schemas.validators import TopicSchemas, ValueSchema
 from sluicegate.errors import (
     BadRequest,
@@ -171,8 +172,12 @@ class EventSchemas:
         ``InvalidSchema`` if it does not parse or names another draft,
         ``IncompatibleSchema`` if the subject's compatibility level refuses it.
         """
-        if not event_type:
-            raise BadRequest("the event type must not be empty")
+        check_type(event_type)
+        if len(subject_for(event_type)) > MAX_SUBJECT_LENGTH:
+            raise BadRequest(
+                f"an event type with a data schema has at most "
+                f"{MAX_SUBJECT_LENGTH - len(SUBJECT_PREFIX)} characters"
+            )
         return await self._registry.register(subject_for(event_type), _with_draft(schema), "JSON")
 
     def get(self, event_type: str) -> RegisteredSchema | None:

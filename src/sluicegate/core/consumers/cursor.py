@@ -1,5 +1,4 @@
-"""One assigned partition of a consumer instance: where it reads, what is in flight, what
-is committed.
+"""One partition of a consumer instance: where it reads and what it has in flight.
 
 Events of several partitions interleave in an instance's delivery sequence, but within
 one partition both the sequence numbers and the offsets of delivered events grow. A
@@ -17,7 +16,7 @@ when the consumed front outgrows the rest.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 __all__ = ["PartitionCursor"]
@@ -27,13 +26,11 @@ _COMPACT_AFTER = 1024
 
 
 class PartitionCursor:
-    """Read position, committed position and in-flight deliveries of one partition."""
+    """Read position and in-flight deliveries of one partition."""
 
-    __slots__ = ("committed", "offsets", "position", "sequences", "start")
+    __slots__ = ("offsets", "position", "sequences", "start")
 
-    def __init__(self, committed: int, position: int) -> None:
-        #: The group's committed position as this instance last saw or wrote it.
-        self.committed = committed
+    def __init__(self, position: int) -> None:
         #: The next offset to read.
         self.position = position
         self.sequences: array[int] | None = None
@@ -68,6 +65,23 @@ class PartitionCursor:
         else:
             self.start = end
         return end - start
+
+    def skip_to(self, committed: int) -> None:
+        """The group committed ``committed``: read from there at least, and forget the
+        deliveries before it (another instance's client confirmed them)."""
+        if committed <= self.position and (
+            self.offsets is None or committed <= self.offsets[self.start]
+        ):
+            return
+        self.position = max(self.position, committed)
+        offsets = self.offsets
+        if offsets is not None:
+            end = bisect_left(offsets, committed, lo=self.start)
+            if end == len(offsets):
+                self.sequences = self.offsets = None
+                self.start = 0
+            else:
+                self.start = end
 
     @property
     def unconfirmed(self) -> int:

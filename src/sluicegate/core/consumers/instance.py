@@ -7,20 +7,21 @@ state is created on first read, in-flight deliveries cost 16 bytes each.
 
 Delivery: each record handed out gets the next number of the instance's *delivery
 sequence* (1, 2, 3... per instance), and ``confirm(n)`` confirms every delivery up to
-``n``. Per partition the committed position is the first unconfirmed delivery (see
-``cursor``), committed with the instance's member id and generation, so a member that
-lost the partition cannot move it.
+``n``. Per partition the committable position is the first unconfirmed delivery (see
+``cursor``); the group commits it, only forward (see ``group``), before ``confirm``
+returns.
 
 At least once: delivered but unconfirmed events are never committed, so whoever reads
 the partition next — another instance after a rebalance, the next instance after this
 one is deleted or expires — starts from the committed position and gets them again.
+Confirmed events are committed, and nobody reads below the committed position, so they
+never come again.
 
-Rebalances are seen at the next heartbeat (each read, each confirm). A partition that
-moved away is dropped with its in-flight deliveries (confirming them later does
-nothing: the new owner delivers them again). A partition kept across a generation
-change may have belonged to another member in between, which may have committed past
-this instance's position: its committed position is read back, and a partition whose
-committed position moved is restarted from it — a member never moves a group backwards.
+Rebalances are seen at the next heartbeat (each read). A partition that moved away is
+no longer read; deliveries from it that are still unconfirmed may be confirmed (and
+committed) until the instance's client does so, so a confirmation is never lost to a
+rebalance. Its new owner reads from the group's committed position, and skips forward
+whenever the group commits past it.
 
 Error handling: ``UnknownConsumerInstance`` once the instance is closed (deleted,
 expired, or dropped by the group coordinator); ``BadRequest`` for a confirmation beyond
@@ -41,7 +42,6 @@ from sluicegate.core.records import Record, TopicPartition
 from sluicegate.errors import (
     BadRequest,
     OffsetOutOfRange,
-    Unavailable,
     UnknownConsumerInstance,
     UnknownGroupMember,
     UnknownTopic,
@@ -58,8 +58,6 @@ __all__ = ["ConsumerInstance"]
 _FILTERED_READ = 500
 #: Records a batch may skip (filtered out) before it returns what it has.
 _MAX_SKIPPED = 20_000
-#: Commits retried after the group rebalanced under them, before giving up (503).
-_COMMIT_ATTEMPTS = 5
 
 
 class ConsumerInstance:
@@ -266,7 +264,7 @@ class ConsumerInstance:
                     raise
                 topics = topics - {missing}
         self._topics = topics
-        await self._apply(assignment)
+        self._apply(assignment)
 
     async def _refresh(self) -> None:
         """Heartbeat, and re-join if the subscription grew: the assignment is current."""
@@ -287,31 +285,21 @@ class ConsumerInstance:
             # gone for good; its partitions are already with the others.
             await registry.discard(self)
             raise self._gone() from None
-        await self._apply(assignment)
+        self._apply(assignment)
 
-    async def _apply(self, assignment: Assignment) -> None:
+    def _apply(self, assignment: Assignment) -> None:
         if assignment.generation == self._generation:
             return
         self._generation = assignment.generation
         self._assigned = assignment.partitions
         self._rotation = 0
         cursors = self._cursors
-        if not cursors:
-            return
-        owned = set(assignment.partitions)
-        kept = {tp: cursor for tp, cursor in cursors.items() if tp in owned}
-        # Kept partitions may have had another owner in between, which may have
-        # committed: restart those whose committed position is not the one seen here.
-        log, group = self._registry.log, self.group.name
-        for topic in {tp.topic for tp in kept}:
-            try:
-                committed = await log.committed_offsets(group, topic)
-            except UnknownTopic:
-                committed = {}
-            for tp in [tp for tp in kept if tp.topic == topic]:
-                if committed.get(tp.partition, -1) != kept[tp].committed:
-                    del kept[tp]
-        self._cursors = kept
+        if cursors:
+            # A partition that moved away is no longer read; its cursor stays while
+            # deliveries from it are unconfirmed, so that confirming them still commits.
+            owned = set(assignment.partitions)
+            for tp in [tp for tp, c in cursors.items() if tp not in owned and not c.unconfirmed]:
+                del cursors[tp]
 
     # -- reading ---------------------------------------------------------------------
 
@@ -320,29 +308,34 @@ class ConsumerInstance:
         return {tp: cursors[tp].position for tp in self._assigned if tp in cursors}
 
     async def _cursor(self, tp: TopicPartition) -> PartitionCursor | None:
-        """The cursor of assigned ``tp``, starting at the committed position, else the
-        earliest record; ``None`` if its topic is gone."""
+        """The cursor of assigned ``tp``, from the group's committed position (else the
+        earliest record); ``None`` if its topic is gone."""
         cursors = self._cursors
         if cursors is None:
             cursors = self._cursors = {}
         cursor = cursors.get(tp)
-        if cursor is not None:
-            return cursor
-        log = self._registry.log
-        try:
-            committed = await log.committed_offsets(self.group.name, tp.topic)
-            for other in self._assigned:
-                if other.topic != tp.topic or other in cursors:
-                    continue
-                position = committed.get(other.partition)
-                if position is None:
-                    cursors[other] = PartitionCursor(-1, (await log.watermarks(other)).low)
-                else:
-                    cursors[other] = PartitionCursor(position, position)
-        except UnknownTopic:
-            self._subscription_version = -1  # re-join without it
-            return None
-        return cursors.get(tp)
+        group = self.group
+        if cursor is None:
+            log = self._registry.log
+            try:
+                stored = await log.committed_offsets(group.name, tp.topic)
+                for other in self._assigned:
+                    if other.topic != tp.topic or other in cursors:
+                        continue
+                    position = stored.get(other.partition, -1)
+                    if position < 0 and other not in group.committed:
+                        # A group that never committed here starts at the earliest event.
+                        position = (await log.watermarks(other)).low
+                    cursors[other] = PartitionCursor(group.learned(other, position))
+            except UnknownTopic:
+                self._subscription_version = -1  # re-join without it
+                return None
+            cursor = cursors.get(tp)
+        elif (committed := group.committed.get(tp)) is not None:
+            # Another instance of the group may have committed past this one's position
+            # (this partition had another owner for a while): never read below it.
+            cursor.skip_to(committed)
+        return cursor
 
     async def _read(self, limit: int) -> Batch:
         """Up to ``limit`` records, partitions taken in turn, each from its position."""
@@ -417,36 +410,17 @@ class ConsumerInstance:
     # -- confirming ------------------------------------------------------------------
 
     async def _commit(self) -> None:
-        """Commit every partition's confirmed prefix that is not committed yet."""
-        log, group = self._registry.log, self.group
-        for _ in range(_COMMIT_ATTEMPTS):
-            # The assignment as it is now: a partition that had another owner since the
-            # last heartbeat is dropped or restarted before anything is committed.
-            await self._refresh()
-            cursors = self._cursors
-            if not cursors:
-                return
-            offsets = {
-                tp: position
-                for tp, cursor in cursors.items()
-                if (position := cursor.committable()) > cursor.committed
-            }
-            if not offsets:
-                return
-            try:
-                await log.commit_offsets(
-                    group.name, offsets, member_id=self.id, generation=self._generation
-                )
-            except UnknownGroupMember:
-                continue  # a partition moved just now: the next heartbeat drops it
-            except UnknownTopic:
-                self._subscription_version = -1  # deleted: re-join without it
-                continue
-            for tp, position in offsets.items():
-                cursors[tp].committed = position
-                group.counts.committed(tp, position)
+        """Commit every partition's confirmed prefix that is ahead of the group's."""
+        cursors = self._cursors
+        if not cursors:
             return
-        raise Unavailable("the consumer group kept rebalancing during the confirmation; retry")
+        assigned = set(self._assigned)
+        await self.group.commit(
+            self._registry.log, {tp: cursor.committable() for tp, cursor in cursors.items()}
+        )
+        # Partitions that moved away are done with once nothing from them is in flight.
+        for tp in [tp for tp, c in cursors.items() if tp not in assigned and not c.unconfirmed]:
+            del cursors[tp]
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sluicegate.core.auth.principals import Principal
 from sluicegate.core.cloudevents.binding import from_batch, from_http_binary, from_structured
 from sluicegate.core.cloudevents.event import CloudEvent
-from sluicegate.core.cloudevents.producer import EventProducer
+from sluicegate.core.cloudevents.producer import EventProducer, require_producer
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.errors import Unauthenticated, UnsupportedMediaType
@@ -32,6 +32,13 @@ def principal_of(request: Request) -> Principal:
     if request.principal is None:
         raise Unauthenticated("this request needs credentials")
     return request.principal
+
+
+def producer_of(request: Request) -> Principal:
+    """The request's client, if it is a producer: refused before its body is read."""
+    principal = principal_of(request)
+    require_producer(principal)
+    return principal
 
 
 def _require_media_type(request: Request, expected: str, hint: str) -> None:
@@ -65,13 +72,13 @@ class Produce:
 
     async def raw(self, request: Request) -> Response:
         """One event in binary mode; 202 once durable."""
-        principal = principal_of(request)
+        principal = producer_of(request)
         await self._produce(principal, [await raw_event(request)])
         return Response(b"", 202, content_type=None)
 
     async def event(self, request: Request) -> Response:
         """One event in structured mode; 202 once durable."""
-        principal = principal_of(request)
+        principal = producer_of(request)
         _require_media_type(request, STRUCTURED, "a batch goes to /ce/produce/events")
         event = from_structured(await request.body(json=True))
         await self._produce(principal, [event])
@@ -79,7 +86,7 @@ class Produce:
 
     async def events(self, request: Request) -> Response:
         """A batch: all events stored, in one atomic append, or none; 202 once durable."""
-        principal = principal_of(request)
+        principal = producer_of(request)
         _require_media_type(request, BATCH, "a single event goes to /ce/produce/event")
         events = from_batch(await request.body(json=True))
         await self._produce(principal, events, batch=True)
