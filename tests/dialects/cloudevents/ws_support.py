@@ -86,7 +86,7 @@ def event(event_id: str, **attributes: Any) -> dict[str, Any]:
 async def produce(url: str, auth: dict[str, str], events: list[dict[str, Any]]) -> None:
     """Store ``events`` as one batch through the producer API."""
     headers = {"content-type": "application/cloudevents-batch+json", **auth}
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         response = await http.post(
             "/ce/produce/events", content=msgspec.json.encode(events), headers=headers
         )
