@@ -17,7 +17,8 @@ from websockets.exceptions import InvalidStatus
 from sluicegate.config import Settings
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.gateway import Gateway
-from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
+from sluicegate.dialects.cloudevents.websocket import PATHS, SUBPROTOCOL
+from sluicegate.openapi import load_document
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import CONSUMER, PRODUCER, key_for, stored
 from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce, serve_gateway
@@ -364,3 +365,11 @@ async def test_an_unknown_websocket_path_gets_404(
         async with connect(f"ws://127.0.0.1:{served.port}/ce/nope", additional_headers=consumer):
             pass
     assert refusal.value.response.status_code == 404
+
+
+def test_the_openapi_document_describes_the_protocol() -> None:
+    described = load_document("cloudevents")["paths"]["/ce/ws"]["x-websocket"]
+    assert described["subprotocol"] == SUBPROTOCOL
+    assert described["paths"] == list(PATHS)
+    assert set(described["closeCodes"]) == {"1000", "1001", "1008", "1009", "1011"}
+    assert [p["name"] for p in described["parameters"]] == ["events", "test", "dead", "group"]
