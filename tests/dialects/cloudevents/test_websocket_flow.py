@@ -1,6 +1,5 @@
-"""The WebSocket consumer's back-pressure and heartbeats on both backends, over real
-sockets: a client that stops reading holds the server to one batch and the transport's
-buffer, and a peer that stops answering pings is dropped and its events redelivered."""
+"""The WebSocket consumer's back-pressure on both backends, over real sockets: a client
+that stops reading holds the server to one batch and the transport's buffer."""
 
 from __future__ import annotations
 
@@ -37,11 +36,8 @@ BATCH = 100
 def settings(tmp_path: Path) -> Settings:
     return make_settings(
         tmp_path,
-        cloudevents={
-            "batch_size": BATCH,
-            "websocket_ping_interval": 0.2,
-            "websocket_ping_timeout": 0.3,
-        },
+        # Heartbeats far apart: a client that stops reading is not dropped during the test.
+        cloudevents={"batch_size": BATCH, "websocket_ping_interval": 60.0},
     )
 
 
@@ -92,29 +88,3 @@ async def test_a_client_that_stops_reading_holds_the_server_to_a_bounded_queue(
     raw.abort()
     # Nothing was confirmed: all of it goes to the next connection of the group.
     assert await everything(served, consumer, EVENTS) == set(backlog)
-
-
-async def test_a_peer_that_does_not_answer_pings_is_dropped_and_its_events_redelivered(
-    served: GatewayServer, consumer: dict[str, str], backlog: list[str]
-) -> None:
-    raw = await RawWebSocket.connect(served.port, consumer)  # never reads, never answers
-    async with asyncio.timeout(5):
-        while not served.gateway.streams._open:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        # Dropped after the ping interval and timeout (0.5 s), not after the idle timeout.
-        while served.gateway.streams._open or len(served.gateway.consumers):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-    raw.abort()
-    assert await everything(served, consumer, EVENTS) == set(backlog)
-
-
-async def test_a_peer_that_answers_pings_stays(
-    served: GatewayServer, consumer: dict[str, str]
-) -> None:
-    async with connect(
-        served.ws, subprotocols=[SUBPROTOCOL], additional_headers=consumer, ping_interval=None
-    ) as ws:
-        await asyncio.sleep(1.5)  # several pings, each answered by the client library
-        await ws.ping()
-        assert ws.close_code is None
-        assert len(served.gateway.streams) == 1

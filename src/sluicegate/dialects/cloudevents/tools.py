@@ -34,7 +34,6 @@ from sluicegate.http.router import Route
 __all__ = ["MySettings", "routes"]
 
 
-
 class RouteOut(msgspec.Struct, frozen=True):
     """An explicit route: events of these types are stored in ``topic`` together."""
 

@@ -83,6 +83,8 @@ INTERNAL = 1011
 #: RFC 6455 5.5: a close frame's payload is 125 bytes, 2 of them the code.
 _MAX_REASON_BYTES = 123
 _MAX_OFFSET_DIGITS = 18
+#: The sending deadline moves once every 16 events sent.
+_STALL_CHECK_MASK = 15
 _CONFIRM = "confirm:"
 _DEAD = "dead:"
 
@@ -134,6 +136,8 @@ class WebSocketConsumers:
         self._producer = gateway.event_producer
         self._window = ce.websocket_window
         self._batch_size = ce.batch_size
+        #: Seconds a send may wait for a client that takes nothing (see ``_deliver``).
+        self._stall = ce.websocket_ping_interval + ce.websocket_ping_timeout
         origins = {origin.lower() for origin in ce.websocket_allowed_origins}
         self._any_origin = "*" in origins
         self._origins = frozenset(origins)
@@ -215,16 +219,33 @@ class WebSocketConsumers:
 
     async def _deliver(self, stream: ConsumerStream, send: Send) -> Close | None:
         """Send events as the log has them; each ``send`` waits for the transport to
-        drain, so a client that reads slowly slows this down instead of filling memory."""
+        drain, so a client that reads slowly slows this down instead of filling memory.
+
+        A client that takes nothing for ``stall`` seconds is dropped (``None``: no close
+        frame could pass its full buffer anyway). Its heartbeat would fail too — the ping
+        waits behind the data — but a server's keepalive closes the transport gracefully,
+        which waits for that buffer to drain, so the app would never hear of it.
+        """
+        loop = asyncio.get_running_loop()
+        stall = self._stall
         try:
-            while True:
-                batch = await stream.next_batch()
-                offset = batch.first
-                for record in batch.records:
-                    text = structured_json(record, offset).decode()
-                    await send({"type": "websocket.send", "text": text})
-                    stream.sent = offset
-                    offset += 1
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    batch = await stream.next_batch()
+                    offset = batch.first
+                    deadline.reschedule(loop.time() + stall)
+                    for record in batch.records:
+                        text = structured_json(record, offset).decode()
+                        await send({"type": "websocket.send", "text": text})
+                        stream.sent = offset
+                        offset += 1
+                        if not offset & _STALL_CHECK_MASK:
+                            # Moved every few sends, not each: a timer per event would
+                            # cost more than the send.
+                            deadline.reschedule(loop.time() + stall)
+                    deadline.reschedule(None)
+        except TimeoutError:
+            return None
         except OSError:
             return None  # the peer is gone: the listener sees it too
         except Exception as exc:  # noqa: BLE001 - logged by _failure, told to the client
