@@ -40,6 +40,7 @@ import msgspec
 
 from bench.http_produce import _entry
 from bench.servers import SERVER_CPU, spread_helper_threads
+from bench.topics_v1 import _p99, _rss_mb
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -227,13 +228,9 @@ async def _backlog(url: str, port: int) -> float:
     return BACKLOG / seconds
 
 
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
 async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
-    reader, writer = await _connect(port, "/ce/ws?group=latency&test=false")
+    # The backlog's group, every event of which is confirmed: only new events arrive.
+    reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
     frames = FrameCounter()
     sent_at: dict[str, float] = {}
     durable_at: dict[str, float] = {}
@@ -278,13 +275,6 @@ async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
             end_to_end_p99_ms=round(_p99(end_to_end), 2),
         )
     }
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
