@@ -180,10 +180,12 @@ class WebSocketConsumers:
                 close = await self._session(stream, request.receive, send)
                 if close is not None:
                     await self._close(send, close)
-        except Exception as exc:
+        except Exception:
             if not accepted:
                 raise  # answered over HTTP by the app
-            _failure(exc, "ending the connection")
+            # Closed already; freeing the instance failed (its group membership ends
+            # with its session, at the latest).
+            logger.exception("ending a WebSocket consumer's connection failed")
         finally:
             self._connections.release(client)
 
