@@ -22,6 +22,7 @@ from sluicegate.config import Settings
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
 from tests.conftest import make_settings
+from tests.dialects.cloudevents.conftest import key_for
 from tests.helpers import serving_in_loop
 
 PRODUCER = Permissions(ce_sources=["urn:shop"], ce_produce_types=["Order.*"])
@@ -75,12 +76,6 @@ class World:
 
     def waiters(self) -> float:
         return self.gateway.log.stats()["waiters"]
-
-
-async def key_for(gateway: Gateway, name: str, permissions: Permissions) -> dict[str, str]:
-    await gateway.clients.create_client(name, permissions)
-    created = await gateway.clients.create_key(name)
-    return {"authorization": f"Bearer {created.key}"}
 
 
 @pytest.fixture

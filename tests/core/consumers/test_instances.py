@@ -4,6 +4,7 @@ expiry, subscriptions that grow, the window, and long polls."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import pytest
 
@@ -191,58 +192,58 @@ async def test_a_second_instance_takes_half_the_partitions_and_their_unconfirmed
     assert not await first.next_batch(10, 0, never)
 
 
-async def owner_of_the_partition(
-    instances: ConsumerInstances, topic: str, holder: ConsumerInstance
-) -> ConsumerInstance:
-    """A second instance of the group that takes the single partition from ``holder``
-    (partitions go to members in the order of their random ids: try a few)."""
-    while True:
-        candidate = await instances.create("app", GROUP, Topics(topic))
-        if candidate.partitions:
-            return candidate
-        await instances.delete("app", GROUP, candidate.id)
+@dataclass
+class Handover:
+    """Three events read by ``first``, whose single partition then went to ``second``."""
+
+    topic: str
+    first: ConsumerInstance
+    second: ConsumerInstance
+    #: The committed position once all three are confirmed.
+    end: int
+
+
+async def handed_over(gateway: Gateway, instances: ConsumerInstances) -> Handover:
+    topic = await make_topic(gateway, "orders", partitions=1)
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    delivered = (await first.next_batch(10, 0, never)).records
+    # Partitions go to members in the order of their random ids: try until one sorts first.
+    while not (second := await instances.create("app", GROUP, Topics(topic))).partitions:
+        await instances.delete("app", GROUP, second.id)
+    # The new owner starts from the committed position: a, b, c again.
+    assert values((await second.next_batch(10, 0, never)).records) == [b"a", b"b", b"c"]
+    return Handover(topic, first, second, delivered[-1].offset + 1)
 
 
 async def test_a_confirmation_after_the_partition_moved_is_still_final(
     gateway: Gateway, instances: ConsumerInstances
 ) -> None:
-    topic = await make_topic(gateway, "orders", partitions=1)
-    await append(gateway, topic, 0, [b"a", b"b", b"c"])
-    first = await instances.create("app", GROUP, Topics(topic))
-    delivered = (await first.next_batch(10, 0, never)).records
-    second = await owner_of_the_partition(instances, topic, first)
-    # The new owner starts from the committed position: a, b, c again.
-    assert values((await second.next_batch(10, 0, never)).records) == [b"a", b"b", b"c"]
-    assert not await first.next_batch(10, 0, never)  # it no longer reads the partition
+    moved = await handed_over(gateway, instances)
+    assert not await moved.first.next_batch(10, 0, never)  # it no longer reads the partition
     # ``first``'s client confirms what it was given: final, though the partition moved.
-    await first.confirm()
-    assert await committed(gateway, topic) == {0: delivered[-1].offset + 1}
-    await instances.delete("app", GROUP, second.id)  # unconfirmed there: nothing comes again
-    third = await instances.create("app", GROUP, Topics(topic))
+    await moved.first.confirm()
+    assert await committed(gateway, moved.topic) == {0: moved.end}
+    await instances.delete("app", GROUP, moved.second.id)  # unconfirmed there: not again
+    third = await instances.create("app", GROUP, Topics(moved.topic))
     assert not await third.next_batch(10, 0, never)
-    assert not await first.next_batch(10, 0, never)
+    assert not await moved.first.next_batch(10, 0, never)
 
 
 async def test_a_lagging_confirmation_never_moves_the_group_back(
     gateway: Gateway, instances: ConsumerInstances
 ) -> None:
-    topic = await make_topic(gateway, "orders", partitions=1)
-    await append(gateway, topic, 0, [b"a", b"b", b"c"])
-    first = await instances.create("app", GROUP, Topics(topic))
-    delivered = (await first.next_batch(10, 0, never)).records
-    second = await owner_of_the_partition(instances, topic, first)
-    assert len((await second.next_batch(10, 0, never)).records) == 3
-    await second.confirm()
-    end = delivered[-1].offset + 1
-    assert await committed(gateway, topic) == {0: end}
-    await first.confirm(1)
-    assert await committed(gateway, topic) == {0: end}
-    await instances.delete("app", GROUP, second.id)
+    moved = await handed_over(gateway, instances)
+    await moved.second.confirm()
+    assert await committed(gateway, moved.topic) == {0: moved.end}
+    await moved.first.confirm(1)
+    assert await committed(gateway, moved.topic) == {0: moved.end}
+    await instances.delete("app", GROUP, moved.second.id)
     # ``first`` owns the partition again, and starts where the group is.
-    await append(gateway, topic, 0, [b"d"])
-    batch = await first.next_batch(10, 0, never)
+    await append(gateway, moved.topic, 0, [b"d"])
+    batch = await moved.first.next_batch(10, 0, never)
     assert (batch.first, values(batch.records)) == (4, [b"d"])
-    assert first.unconfirmed == 1
+    assert moved.first.unconfirmed == 1
 
 
 async def test_a_topic_added_to_the_subscription_is_read_without_a_restart(

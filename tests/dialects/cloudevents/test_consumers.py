@@ -17,6 +17,7 @@ from sluicegate.core.cloudevents.streams import test_topic
 from sluicegate.core.gateway import Gateway
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import CONSUMER, key_for
+from tests.dialects.cloudevents.test_produce import error
 
 BASE = "http://sluicegate.test"
 
@@ -66,13 +67,6 @@ async def poll(
     client: httpx.AsyncClient, instance: str, auth: dict[str, str], form: str = "events", **q: str
 ) -> httpx.Response:
     return await client.get(f"{instance}/{form}", params={"timeout": "0", **q}, headers=auth)
-
-
-def error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 # -- create ----------------------------------------------------------------------------
@@ -130,41 +124,6 @@ async def test_every_authorization_failure_is_401(
     assert "not a consumer" in body["message"]
     wrong = {"authorization": "Bearer sg_not_a_key_at_all_0000000000000000"}
     error(await poll(client, instance, wrong), 401)
-
-
-async def test_the_location_follows_configuration_and_trusted_proxies(
-    tmp_path: Path, backend: str
-) -> None:
-    from sluicegate.app import build_app
-    from sluicegate.http.base_url import BaseUrl
-    from sluicegate.http.request import Request
-
-    def request(headers: dict[str, str], client: str = "10.1.2.3") -> Request:
-        scope = {
-            "type": "http",
-            "scheme": "http",
-            "client": (client, 5000),
-            "server": ("127.0.0.1", 8080),
-            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
-        }
-        return Request(scope, receive=None, path_params={})  # type: ignore[arg-type]
-
-    forwarded = {
-        "host": "gw.internal:8080",
-        "x-forwarded-proto": "https",
-        "x-forwarded-host": "events.example.com, gw.internal",
-    }
-    assert BaseUrl("", []).of(request(forwarded)) == "http://gw.internal:8080"
-    trusting = BaseUrl("", ["10.0.0.0/8"])
-    assert trusting.of(request(forwarded)) == "https://events.example.com"
-    assert trusting.of(request(forwarded, client="192.0.2.1")) == "http://gw.internal:8080"
-    assert BaseUrl("https://ev.example.com/", []).of(request(forwarded)) == "https://ev.example.com"
-    assert BaseUrl("", []).of(request({})) == "http://127.0.0.1:8080"
-    assert BaseUrl("", []).of(request({"host": "[::1]:9000"})) == "http://[::1]:9000"
-    for bad in ["evil.example.com\r\nx: y", "a b", "@host", "host:port"]:
-        with pytest.raises(Exception, match="Host header"):
-            BaseUrl("", []).of(request({"host": bad}))
-    del build_app  # imported above only to prove the module wires the setting in
 
 
 # -- consume ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ confirmed — one core for the long-polling, WebSocket and Server-Sent Events co
 * ``registry``: ``ConsumerInstances`` creates, finds (by owner), deletes and reaps them;
 * ``instance``: ``ConsumerInstance`` reads in turn from its partitions, numbers each
   delivery, confirms and commits, and follows rebalances;
-* ``cursor``: one partition's read, in-flight and committed positions;
+* ``group``: a group's instances on this node, and its commits (one at a time, forward);
+* ``cursor``: one partition's read position and in-flight deliveries;
 * ``counts``: deliveries per event (for dead-lettering after N deliveries);
 * ``subscription``: what the caller says an instance reads (topics and a filter);
 * ``batch``: what a read hands back.

@@ -73,11 +73,6 @@ class DeliveryCounts:
             if not again:
                 del self._again[tp]
 
-    def forget(self, tp: TopicPartition) -> None:
-        """Drop what is known of ``tp`` (a topic deleted)."""
-        self._high.pop(tp, None)
-        self._again.pop(tp, None)
-
     @property
     def redelivered(self) -> int:
         """Events delivered more than once and not committed yet (for /metrics)."""

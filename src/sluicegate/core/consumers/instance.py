@@ -122,7 +122,7 @@ class ConsumerInstance:
 
     @property
     def unconfirmed(self) -> int:
-        """Deliveries not confirmed yet, on partitions the instance still owns."""
+        """Deliveries not confirmed yet (from partitions that moved away too)."""
         cursors = self._cursors
         return 0 if not cursors else sum(c.unconfirmed for c in cursors.values())
 
@@ -194,8 +194,8 @@ class ConsumerInstance:
 
         Durable before it returns: the group's committed positions are written. A number
         beyond the last delivery is a ``BadRequest``; one already confirmed changes
-        nothing. Deliveries on partitions that moved to another member are not committed
-        here: their new owner delivers them again.
+        nothing. Deliveries from a partition that has moved to another instance are
+        committed all the same: the client handled them (see ``group``).
         """
         self.busy += 1
         try:

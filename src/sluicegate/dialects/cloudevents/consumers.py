@@ -40,13 +40,8 @@ from sluicegate.core.consumers.instance import ConsumerInstance
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.dialects.cloudevents.produce import raw_event
-from sluicegate.errors import (
-    BadRequest,
-    Forbidden,
-    Unauthenticated,
-    UnknownConsumerInstance,
-)
+from sluicegate.dialects.cloudevents.produce import principal_of, raw_event
+from sluicegate.errors import BadRequest, Forbidden, UnknownConsumerInstance
 from sluicegate.http.base_url import BaseUrl
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
@@ -64,9 +59,7 @@ _FLAGS = {"true": True, "false": False, "1": True, "0": False}
 def _consumer(request: Request) -> Principal:
     """The request's client, which must be a consumer (401 otherwise, as every
     authorization failure of this dialect)."""
-    principal = request.principal
-    if principal is None:
-        raise Unauthenticated("this request needs credentials")
+    principal = principal_of(request)
     if not principal.permissions.ce_consume_types:
         raise Forbidden(
             f"client {principal.name!r} is not a consumer: it has no event types to consume "
