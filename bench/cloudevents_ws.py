@@ -301,7 +301,20 @@ async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
                     for n in range(start, start + 250)
                 )
             )
-        await asyncio.sleep(2)  # every instance has sent its event and waits
+        # Every stream has sent its event and is parked on the log, its set-up done.
+        deadline = time.monotonic() + 180
+        while True:
+            metrics = (await client.get("/metrics")).text
+            waiting = next(
+                float(line.split()[1])
+                for line in metrics.splitlines()
+                if line.startswith("sluicegate_storage_waiters ")
+            )
+            if waiting >= IDLE:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {waiting} of {IDLE} WebSocket consumers wait")
+            await asyncio.sleep(0.5)
         rss_after = _rss_mb(pid)
         lags = []
         for _ in range(300):
