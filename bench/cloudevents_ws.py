@@ -40,6 +40,7 @@ import httpx
 import msgspec
 
 from bench.http_produce import _entry
+from bench.probes import loop_lags_ms, parked
 from bench.servers import SERVER_CPU, spread_helper_threads
 from bench.topics_v1 import _p99, _rss_mb
 from sluicegate.testing.process import serve_in_subprocess
@@ -302,26 +303,9 @@ async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
                 )
             )
         # Every stream has sent its event and is parked on the log, its set-up done.
-        deadline = time.monotonic() + 180
-        while True:
-            metrics = (await client.get("/metrics")).text
-            waiting = next(
-                float(line.split()[1])
-                for line in metrics.splitlines()
-                if line.startswith("sluicegate_storage_waiters ")
-            )
-            if waiting >= IDLE:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {waiting} of {IDLE} WebSocket consumers wait")
-            await asyncio.sleep(0.5)
+        await parked(client, IDLE, "WebSocket consumers", 180)
         rss_after = _rss_mb(pid)
-        lags = []
-        for _ in range(300):
-            started = time.perf_counter()
-            (await client.get("/healthz")).raise_for_status()
-            lags.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.01)
+        lags = await loop_lags_ms(client)
     for _, writer in connections:
         writer.close()
     return {

@@ -37,6 +37,7 @@ import httpx
 import msgspec
 
 from bench.http_produce import TEXT_BODY, _entry, take_turns
+from bench.probes import loop_lags_ms, parked
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.wrk import combined
 from sluicegate.core.schemas.validators import compile_json_schema
@@ -214,26 +215,9 @@ async def _idle_long_polls(url: str, pid: int) -> dict[str, dict[str, Any]]:
                 writer.write(_request(f"/api/v1/topics/{idle[n % IDLE_TOPICS]}/consume", since))
             connections.extend(opened)
         # Every poll is parked once the server counts them all as waiters.
-        deadline = time.monotonic() + 60
-        while True:
-            metrics = (await client.get("/metrics")).text
-            waiting = next(
-                float(line.split()[1])
-                for line in metrics.splitlines()
-                if line.startswith("sluicegate_storage_waiters ")
-            )
-            if waiting >= IDLE_POLLS:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {waiting} of {IDLE_POLLS} long polls are waiting")
-            await asyncio.sleep(0.2)
+        await parked(client, IDLE_POLLS, "long polls", 60)
         rss_after = _rss_mb(pid)
-        lags = []
-        for _ in range(300):
-            started = time.perf_counter()
-            (await client.get("/healthz")).raise_for_status()
-            lags.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.01)
+        lags = await loop_lags_ms(client)
         reader, writer = await asyncio.open_connection(host, port)
         after_durable, end_to_end = [], []
         last: str | None = None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import CONSUMER, PRODUCER, key_for, stored
-from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce, serve_gateway
+from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce
 
 EVENTS = 5000
 CUTS = 20
@@ -35,12 +34,6 @@ GROUP = "chaos"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, cloudevents={"websocket_window": 500})
-
-
-@pytest.fixture
-async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
-    async with serve_gateway(gateway) as served:
-        yield served
 
 
 async def producing(served: GatewayServer, auth: dict[str, str], rng: random.Random) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,8 @@ from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
 from tests.conftest import make_settings
-from tests.dialects.cloudevents.conftest import CONSUMER, PRODUCER, key_for
-from tests.dialects.cloudevents.ws_support import (
-    GatewayServer,
-    RawWebSocket,
-    event,
-    produce,
-    serve_gateway,
-)
+from tests.dialects.cloudevents.conftest import PRODUCER, key_for
+from tests.dialects.cloudevents.ws_support import GatewayServer, RawWebSocket, event, produce
 
 EVENTS = 1500
 DATA = "x" * 3000
@@ -39,17 +32,6 @@ def settings(tmp_path: Path) -> Settings:
         # Heartbeats far apart: a client that stops reading is not dropped during the test.
         cloudevents={"batch_size": BATCH, "websocket_ping_interval": 60.0},
     )
-
-
-@pytest.fixture
-async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
-    async with serve_gateway(gateway) as served:
-        yield served
-
-
-@pytest.fixture
-async def consumer(gateway: Gateway) -> dict[str, str]:
-    return await key_for(gateway, "billing", CONSUMER)
 
 
 @pytest.fixture

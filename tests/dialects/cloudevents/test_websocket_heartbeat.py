@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
 from sluicegate.config import Settings
-from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
 from tests.conftest import make_settings
-from tests.dialects.cloudevents.conftest import CONSUMER, PRODUCER, key_for
-from tests.dialects.cloudevents.ws_support import (
-    GatewayServer,
-    RawWebSocket,
-    event,
-    produce,
-    serve_gateway,
-)
+from tests.dialects.cloudevents.conftest import PRODUCER, key_for
+from tests.dialects.cloudevents.ws_support import GatewayServer, RawWebSocket, event, produce
 
 
 @pytest.fixture
@@ -32,17 +24,6 @@ def settings(tmp_path: Path) -> Settings:
         tmp_path,
         cloudevents={"websocket_ping_interval": 0.2, "websocket_ping_timeout": 0.3},
     )
-
-
-@pytest.fixture
-async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
-    async with serve_gateway(gateway) as served:
-        yield served
-
-
-@pytest.fixture
-async def consumer(gateway: Gateway) -> dict[str, str]:
-    return await key_for(gateway, "billing", CONSUMER)
 
 
 async def backlog(served: GatewayServer, count: int, data: str) -> set[str]:

@@ -20,8 +20,15 @@ from sluicegate.app import build_app
 from sluicegate.cli.serve import _Server, uvicorn_config
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
+from tests.dialects.cloudevents.test_consumers import event
 
-__all__ = ["GatewayServer", "RawWebSocket", "event", "produce", "serve_gateway"]
+__all__ = [
+    "GatewayServer",
+    "RawWebSocket",
+    "event",
+    "produce",
+    "serve_gateway",
+]
 
 
 class GatewayServer:
@@ -69,18 +76,6 @@ async def serve_gateway(gateway: Gateway) -> AsyncIterator[GatewayServer]:
             server.should_exit = True
             await serving
             housekeeping.cancel()
-
-
-def event(event_id: str, **attributes: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "urn:shop",
-        "type": "Order.Created",
-        "time": "2025-01-31T12:00:00Z",
-        "data": {"n": event_id},
-        **attributes,
-    }
 
 
 async def produce(url: str, auth: dict[str, str], events: list[dict[str, Any]]) -> None:
