@@ -97,6 +97,8 @@ async def test_random_cuts_lose_nothing_and_repeat_nothing_confirmed(
                 deliveries.append((CUTS, message["id"]))
                 seen.add(message["id"])
                 last = int(message["offset"])
+                if not last % 100:
+                    await ws.send(f"confirm:{last}")  # the window is 500
         if last:
             await ws.send(f"confirm:{last}")
     await ended(served)
