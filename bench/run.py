@@ -33,11 +33,17 @@ MODULES = {
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
     "cloudevents-consume": "bench.cloudevents_consume",
+    "cloudevents-ws": "bench.cloudevents_ws",
 }
 #: Names for several groups at once.
 ALIASES = {
     "kafka-all": ("kafka-log", "kafka", "kafka-consume"),
-    "cloudevents": ("cloudevents-produce", "cloudevents-dedup", "cloudevents-consume"),
+    "cloudevents": (
+        "cloudevents-produce",
+        "cloudevents-dedup",
+        "cloudevents-consume",
+        "cloudevents-ws",
+    ),
 }
 RESULTS = Path(__file__).parent / "results"
 

@@ -36,6 +36,7 @@ import httpx
 import msgspec
 
 from bench.http_produce import TEXT_BODY, _entry, take_turns
+from bench.probes import loop_lags_ms, parked
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.topics_v1_throughput import (
     BATCH_BODY,
@@ -197,28 +198,11 @@ async def idle_long_polls(
                 writer.write(_request(f"/api/v1/topics/{idle[n % IDLE_TOPICS]}/consume", since))
             connections.extend(opened)
         # Every poll is parked once the server counts them all as waiters.
-        deadline = time.monotonic() + PARK_PATIENCE
-        while True:
-            metrics = (await client.get("/metrics")).text
-            waiting = next(
-                float(line.split()[1])
-                for line in metrics.splitlines()
-                if line.startswith("sluicegate_storage_waiters ")
-            )
-            if waiting >= IDLE_POLLS:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {waiting} of {IDLE_POLLS} long polls are waiting")
-            await asyncio.sleep(0.2)
+        await parked(client, IDLE_POLLS, "long polls", PARK_PATIENCE)
         parking = time.monotonic() - opening
         rss_after = _rss_mb(pid)
-        parked = while_parked() if while_parked is not None else {}
-        lags = []
-        for _ in range(300):
-            started = time.perf_counter()
-            (await client.get("/healthz")).raise_for_status()
-            lags.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.01)
+        parked_figures = while_parked() if while_parked is not None else {}
+        lags = await loop_lags_ms(client)
         reader, writer = await asyncio.open_connection(host, port)
         after_durable, end_to_end = [], []
         last: str | None = None
@@ -242,7 +226,7 @@ async def idle_long_polls(
         for _, idle_writer in connections:
             idle_writer.close()
     return {
-        **parked,
+        **parked_figures,
         f"{prefix}-idle-long-polls-rss": _entry(
             rss_after - rss_before,
             "MB",

@@ -40,7 +40,8 @@ from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.topics import TopicSpec
 from sluicegate.errors import UnknownTopic
-from sluicegate.http.router import Route
+from sluicegate.http.router import Route, WebSocketRoute
+from sluicegate.http.types import ASGIApp
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 from tests.conftest import make_settings
@@ -422,3 +423,79 @@ async def test_consumer_instances_are_private(world: World) -> None:
         assert "app-ce-consumer" not in answer.text
     owner = {"authorization": f"Bearer {world.keys['app-ce-consumer'][0]}"}
     assert (await world.http.delete(mine, headers=owner)).status_code == 204
+
+
+# -- WebSocket routes: the handshake, driven in-process as an ASGI websocket scope -------
+
+
+def app_websockets() -> list[WebSocketRoute]:
+    settings = load_settings(environ={}, overrides={"storage": {"data_dir": "never-opened"}})
+    app = build_app(Gateway(settings, SqliteLog(settings.storage.data_dir)))
+    return list(app.router.websockets.values())
+
+
+#: What each WebSocket route needs; a new one fails until it is named here.
+WEBSOCKET_NEEDS = dict.fromkeys(("/ce/ws", "/ce/", "/ce"), Need.CE_CONSUME)
+WEBSOCKET_MATRIX = [
+    pytest.param(route, case, id=f"WEBSOCKET {route.path}-{case}")
+    for route in app_websockets()
+    for case in CASES
+]
+
+
+async def handshake(app: ASGIApp, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """The answer to a WebSocket handshake: 101 if accepted (then the client leaves at
+    once), else the HTTP status and body the app refused it with."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+        "subprotocols": ["cloudevents.json"],
+        "extensions": {"websocket.http.response": {}},
+    }
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop() if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    if sent[0]["type"] == "websocket.accept":
+        return 101, b""
+    assert sent[0]["type"] == "websocket.http.response.start", sent
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("route", "case"), WEBSOCKET_MATRIX)
+async def test_websocket_route_answers_credentials(
+    world: World, route: WebSocketRoute, case: str
+) -> None:
+    need = WEBSOCKET_NEEDS.get(route.path)
+    if need is None:
+        pytest.fail(f"WebSocket {route.path} has no entry in WEBSOCKET_NEEDS")
+    authorization = credentials(world, case, PERMITTED[need])
+    headers = {"host": "sluicegate.test"}
+    if authorization is not None:
+        headers["authorization"] = authorization
+    status, body = await handshake(build_app(world.gateway), route.path, headers)
+    if case in UNAUTHENTICATED or case == "without_permission":
+        # Refused before the upgrade, as this dialect refuses: 401 for every failure.
+        assert status == 401, body
+        text = body.decode()
+        assert authorization is None or authorization.removeprefix("Bearer ") not in text
+        caller = OUTSIDER if case == "without_permission" else None
+        assert [name for name in CLIENTS if name != caller and name in text] == [], text
+    else:
+        assert status == 101, body

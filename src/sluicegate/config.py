@@ -334,6 +334,23 @@ class CloudEventSettings(_Section):
     #: The absolute URL consumer instances' ``Location`` starts with (``https://events.example.com``);
     #: empty: the request's scheme and ``Host`` (see ``server.trusted_proxies``).
     public_base_url: str = ""
+    #: WebSocket consumers (``/ce/ws``): events one connection may have sent and not
+    #: confirmed; the server reads no more for it until confirmations arrive.
+    websocket_window: int = 10_000
+    #: Web origins (``https://app.example.com``) whose pages may open a WebSocket
+    #: consumer, or ``["*"]`` for any. Empty: only a page of the gateway's own origin
+    #: (its ``Host``). Clients that are no browser send no ``Origin`` and are not checked.
+    websocket_allowed_origins: list[str] = msgspec.field(default_factory=list)
+    #: Bytes of one message a client sends (a ``dead:`` event, say); the connection is
+    #: closed with 1009 beyond.
+    websocket_max_message_bytes: int = 1024 * 1024
+    #: Seconds between WebSocket pings, and seconds a peer has to answer one before it
+    #: is dropped (its unconfirmed events then go to the group again).
+    websocket_ping_interval: float = 20.0
+    websocket_ping_timeout: float = 20.0
+    #: permessage-deflate, when the client offers it. Off: it costs more CPU per event
+    #: than sending an event does, and tens of kilobytes of zlib state per connection.
+    websocket_compression: bool = False
 
 
 class Settings(_Section):
@@ -436,6 +453,22 @@ def _consumer_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
             "cloudevents.max_consumer_instances_per_client",
             "must be >= 1",
         ),
+        (ce.websocket_window >= 1, "cloudevents.websocket_window", "must be >= 1"),
+        (
+            ce.websocket_max_message_bytes >= 1024,
+            "cloudevents.websocket_max_message_bytes",
+            "must be >= 1024",
+        ),
+        (ce.websocket_ping_interval > 0, "cloudevents.websocket_ping_interval", "must be > 0"),
+        (ce.websocket_ping_timeout > 0, "cloudevents.websocket_ping_timeout", "must be > 0"),
+        *(
+            (
+                origin == "*" or _is_origin(origin),
+                f"cloudevents.websocket_allowed_origins[{index}]",
+                f"expected * or an origin such as https://app.example.com, got {origin!r}",
+            )
+            for index, origin in enumerate(ce.websocket_allowed_origins)
+        ),
         (
             not ce.public_base_url or _is_base_url(ce.public_base_url),
             "cloudevents.public_base_url",
@@ -454,6 +487,18 @@ def _is_base_url(url: str) -> bool:
         and not parts.fragment
         and url.isprintable()
         and " " not in url
+    )
+
+
+def _is_origin(origin: str) -> bool:
+    """``scheme://host[:port]``, nothing more: what a browser sends as ``Origin``."""
+    parts = urlsplit(origin)
+    return (
+        parts.scheme in {"http", "https"}
+        and bool(parts.netloc)
+        and origin == f"{parts.scheme}://{parts.netloc}"
+        and origin.isprintable()
+        and " " not in origin
     )
 
 

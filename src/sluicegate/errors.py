@@ -19,6 +19,7 @@ it into a 500 with an incident id.
       - InvalidMessageId
     + Unauthenticated           401 missing, malformed, unknown, revoked or expired credentials
     + Forbidden                 403 a known principal without the permission
+    + OriginNotAllowed          403 a WebSocket handshake from a web page not allowed
     + NotFound                  404
       - UnknownTopic
       - UnknownGroupMember
@@ -68,6 +69,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "OffsetOutOfRange",
+    "OriginNotAllowed",
     "Overloaded",
     "PayloadTooLarge",
     "RateLimited",
@@ -174,6 +176,18 @@ class Forbidden(ClientError):
 
     status = 403
     code = "forbidden"
+
+
+class OriginNotAllowed(ClientError):
+    """A WebSocket handshake whose ``Origin`` is not allowed (RFC 6455 10.2: 403).
+
+    Not an authorization failure of the client, whose credentials may be fine: a web
+    page of another site must not open a connection with the browser's credentials
+    (a TLS client certificate, say). No dialect turns it into a 401.
+    """
+
+    status = 403
+    code = "origin_not_allowed"
 
 
 class NotFound(ClientError):

@@ -18,6 +18,7 @@ import uvicorn
 from sluicegate.app import build_app
 from sluicegate.config import Settings
 from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
+from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError
 from sluicegate.http.protocol import guarded_protocol
@@ -32,12 +33,24 @@ logger = logging.getLogger("sluicegate.serve")
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handling.
+    """uvicorn without its signal handling, closing WebSocket streams first on shutdown.
 
     uvicorn re-raises a captured SIGTERM after ``serve()`` returns, which would end the
     process before storage drains; here the CLI owns the signals and drains storage
     after HTTP has stopped.
+
+    uvicorn's own shutdown closes every WebSocket with 1012 at once, in the middle of
+    whatever the app is doing; the streams are told to stop first, so that each ends
+    after the confirmation it may be committing and closes with 1001 (going away).
     """
+
+    def __init__(self, config: uvicorn.Config, streams: Streams) -> None:
+        super().__init__(config)
+        self._streams = streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._streams.close_all(float(self.config.timeout_graceful_shutdown or 0))
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -97,8 +110,15 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     # uvloop and httptools (dependencies here), with the timeouts and header limit
     # uvicorn lacks (http/protocol.py).
     http = guarded_protocol(settings.server)
+    ce = settings.cloudevents
     options: dict[str, Any] = {
         "http": http,
+        # WebSocket consumers (/ce/ws): uvicorn pings and drops a peer that does not
+        # answer in time, and refuses a message over the size with 1009 while reading.
+        "ws_max_size": ce.websocket_max_message_bytes,
+        "ws_ping_interval": ce.websocket_ping_interval,
+        "ws_ping_timeout": ce.websocket_ping_timeout,
+        "ws_per_message_deflate": ce.websocket_compression,
         # TLS adds what hands client certificates to the app.
         **uvicorn_tls_options(settings.server.tls, http),
     }
@@ -136,7 +156,7 @@ async def serve(settings: Settings) -> None:
     app = build_app(gateway, metrics=metrics)
     sock = _bind(settings.server.host, settings.server.port)
     config = uvicorn_config(app, settings)
-    server = _Server(config)
+    server = _Server(config, gateway.streams)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.handle_exit, sig, None)

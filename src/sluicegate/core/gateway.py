@@ -17,6 +17,7 @@ from sluicegate.core.cloudevents.schemas import EventSchemas
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.consumers.registry import ConsumerInstances
+from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.producer import Producer
@@ -64,6 +65,8 @@ class Gateway:
         self.consumers = ConsumerInstances(
             log, LongPolls(log, self.limits.long_polls), consumer_settings(settings.cloudevents)
         )
+        #: The consumer instances streaming over a connection (WebSocket).
+        self.streams = Streams(self.consumers)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""

@@ -29,7 +29,9 @@ class Abandoned(Exception):
 class LongPolls:
     """Waits on one log, counted against one limiter (``Limits.long_polls``)."""
 
-    def __init__(self, log: Log, limiter: ConcurrencyLimiter) -> None:
+    def __init__(self, log: Log, limiter: ConcurrencyLimiter | None) -> None:
+        # ``None``: waits counted elsewhere (a WebSocket stream holds its connection's
+        # slot of ``Limits.websockets`` for as long as it is open).
         self._log = log
         self._limiter = limiter
 
@@ -50,7 +52,9 @@ class LongPolls:
         ``RateLimited`` (this client's) or ``Overloaded`` (the gateway's), both with
         ``retry_after``, before any waiting.
         """
-        self._limiter.acquire(client)
+        limiter = self._limiter
+        if limiter is not None:
+            limiter.acquire(client)
         try:
             waiting = asyncio.ensure_future(self._log.wait(positions, timeout))
             watching = asyncio.ensure_future(gone())
@@ -75,4 +79,5 @@ class LongPolls:
             # Woken early (``wake``), or the log's answer.
             return waiting.cancelled() or waiting.result()
         finally:
-            self._limiter.release(client)
+            if limiter is not None:
+                limiter.release(client)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sluicegate.errors import MethodNotAllowed, NotFound, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
-from sluicegate.http.types import ASGIApp
+from sluicegate.http.types import Send
 
 __all__ = [
     "Endpoint",
@@ -22,8 +22,11 @@ __all__ = [
 ]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-#: WebSocket endpoints are plain ASGI apps (the websocket scope is not request/response).
-WebSocketEndpoint = ASGIApp
+#: A WebSocket endpoint gets the handshake as a ``Request`` (its principal set when the
+#: route is authenticated) and the ASGI ``send``. Before it accepts, it may raise a
+#: ``SluicegateError``: the app answers it over HTTP, before the upgrade. Once it has
+#: accepted, it handles every error itself and closes the connection.
+WebSocketEndpoint = Callable[[Request, Send], Awaitable[None]]
 ErrorRenderer = Callable[[SluicegateError, Request], Response]
 
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?\}")
@@ -69,9 +72,13 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class WebSocketRoute:
+    """A WebSocket route: an exact path (no parameters)."""
+
     path: str
     endpoint: WebSocketEndpoint
     authenticated: bool = True
+    #: How this route's dialect answers a refused handshake.
+    render_error: ErrorRenderer = plain_errors
     dialect: str = "gateway"
 
 

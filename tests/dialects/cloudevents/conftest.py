@@ -3,7 +3,9 @@ and what the log holds."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +15,9 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import Record, TopicPartition
 from sluicegate.errors import UnknownTopic
 from tests.conftest import make_settings
+
+if TYPE_CHECKING:
+    from tests.dialects.cloudevents.ws_support import GatewayServer
 
 #: A producer of Order.* events from urn:shop, the clients' usual shape.
 PRODUCER = Permissions(ce_sources=["urn:shop", "urn:shop:*"], ce_produce_types=["Order.*"])
@@ -47,3 +52,19 @@ async def stored(gateway: Gateway, topic: str) -> list[Record]:
         tp = TopicPartition(topic, partition)
         records += await gateway.log.read(tp, 0, max_records=10_000, max_bytes=1 << 26)
     return records
+
+
+@pytest.fixture
+async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
+    """The test's gateway, served over a real socket (the WebSocket tests)."""
+    # Imported here: ws_support builds on this module's helpers.
+    from tests.dialects.cloudevents.ws_support import serve_gateway
+
+    async with serve_gateway(gateway) as served:
+        yield served
+
+
+@pytest.fixture
+async def consumer(gateway: Gateway) -> dict[str, str]:
+    """Credentials of the consumer client ``billing``."""
+    return await key_for(gateway, "billing", CONSUMER)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from sluicegate.core.consumers.batch import Batch
 from sluicegate.core.consumers.cursor import PartitionCursor
 from sluicegate.core.consumers.subscription import Subscription
+from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.records import Record, TopicPartition
 from sluicegate.errors import (
     BadRequest,
@@ -154,6 +155,7 @@ class ConsumerInstance:
         gone: Callable[[], Awaitable[object]],
         *,
         window: int | None = None,
+        polls: LongPolls | None = None,
     ) -> Batch:
         """Up to ``max_events`` records, waiting up to ``timeout`` seconds for the first.
 
@@ -162,9 +164,11 @@ class ConsumerInstance:
         once with ``Abandoned`` when ``gone()`` completes. At most ``window`` deliveries
         (default ``max_unconfirmed``) are unconfirmed at any time: with the window full
         the instance reads nothing until confirmations arrive. An empty batch means the
-        timeout passed.
+        timeout passed. ``polls`` waits instead of the registry's long polls (a stream
+        whose waits are not counted as long polls).
         """
         registry = self._registry
+        waits = registry.long_polls if polls is None else polls
         limit = registry.settings.max_unconfirmed if window is None else window
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -183,7 +187,7 @@ class ConsumerInstance:
                         return batch
                     positions = self._positions() if room > 0 else {}
                     wake = self._wake_future()
-                await registry.long_polls.wait(self.owner, positions, remaining, gone, wake)
+                await waits.wait(self.owner, positions, remaining, gone, wake)
         finally:
             self.busy -= 1
             self.touch()
@@ -227,10 +231,17 @@ class ConsumerInstance:
     def wake(self) -> None:
         """End a long poll of this instance early so that it looks again."""
         wake = self._wake
-        if wake is not None:
-            self._wake = None
-            if not wake.done():
+        if wake is None:
+            if self.busy:
+                # No wait yet, but a read may be under way, between its heartbeat and
+                # its wait: a done future makes that wait look again at once instead of
+                # sleeping through what changed (a partition freed by a leaving member).
+                wake = self._wake = asyncio.get_running_loop().create_future()
                 wake.set_result(None)
+            return
+        if not wake.done():
+            self._wake = None
+            wake.set_result(None)
 
     # -- membership ------------------------------------------------------------------
 
@@ -446,9 +457,12 @@ class ConsumerInstance:
         return self._lock
 
     def _wake_future(self) -> asyncio.Future[None]:
-        if self._wake is None:
-            self._wake = asyncio.get_running_loop().create_future()
-        return self._wake
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = asyncio.get_running_loop().create_future()
+        elif wake.done():
+            self._wake = None  # woken during the read: this wait ends at once, once
+        return wake
 
     def __repr__(self) -> str:
         return f"ConsumerInstance({self.id!r}, owner={self.owner!r}, group={self.group.name!r})"

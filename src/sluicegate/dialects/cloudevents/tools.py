@@ -25,15 +25,13 @@ from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import principal_of, raw_event
+from sluicegate.dialects.cloudevents.websocket import WEBSOCKET_PATH
 from sluicegate.errors import Forbidden
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
 
 __all__ = ["MySettings", "routes"]
-
-#: The WebSocket consumer's endpoint (DESIGN.md).
-WEBSOCKET_PATH = "/ce/ws"
 
 
 class RouteOut(msgspec.Struct, frozen=True):
