@@ -16,8 +16,9 @@ import msgspec
 import uvicorn
 
 from sluicegate.cli.main import run_async
-from sluicegate.cli.serve import tune_gc, uvicorn_config
+from sluicegate.cli.serve import tune_gc
 from sluicegate.config import load_settings
+from sluicegate.http.servers.uvicorn import uvicorn_config
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode

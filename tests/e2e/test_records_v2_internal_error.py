@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from sluicegate.app import GatewayApp
-from sluicegate.cli.serve import uvicorn_config
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
+from sluicegate.http.servers.uvicorn import uvicorn_config
 from tests.helpers import serving_in_loop
 
 BODY = {"value": {"type": "text", "data": "v"}}

@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from sluicegate.app import build_app
-from sluicegate.cli.serve import uvicorn_config
 from sluicegate.config import Settings
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import TopicPartition
 from sluicegate.core.schemas import wire
 from sluicegate.core.topics import Topic, TopicSpec
+from sluicegate.http.servers.uvicorn import uvicorn_config
 from tests.conftest import make_settings
 from tests.helpers import serving_in_loop
 
