@@ -1,5 +1,6 @@
 """Helpers shared by test modules: JWTs as an identity provider (or an attacker) makes
-them, and uvicorn serving an app on a real socket inside the test's event loop."""
+them, and a server (uvicorn or Hypercorn) serving an app on a real socket inside the
+test's event loop."""
 
 from __future__ import annotations
 
@@ -14,7 +15,18 @@ from typing import Any
 import jwt
 import uvicorn
 
-__all__ = ["E2E_ADMIN_KEY", "jwt_claims", "serving_in_loop", "signed_jwt", "unsigned_jwt"]
+from sluicegate.config import Settings
+from sluicegate.http.servers import bind, http_server
+from sluicegate.http.types import ASGIApp
+
+__all__ = [
+    "E2E_ADMIN_KEY",
+    "jwt_claims",
+    "serving",
+    "serving_in_loop",
+    "signed_jwt",
+    "unsigned_jwt",
+]
 
 #: The bootstrap admin key of the ``admin_server`` fixture (``tests/e2e/conftest.py``).
 E2E_ADMIN_KEY = "sg_e2e_admin_key_0123456789abcdef0123456789"
@@ -39,6 +51,25 @@ async def serving_in_loop(config: uvicorn.Config) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, settings: Settings) -> AsyncIterator[int]:
+    """Serve ``app`` as ``sluicegate serve`` does with ``settings`` (uvicorn, or Hypercorn
+    with ``server.http2``) on a free port of 127.0.0.1 in this event loop; yield the port.
+
+    Stopped gracefully on exit, as on SIGTERM. Call blocking clients through
+    ``asyncio.to_thread`` so the loop keeps serving.
+    """
+    sock = bind("127.0.0.1", 0)
+    server = http_server(app, settings)
+    task = asyncio.create_task(server.serve(sock))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.request_exit()
+        await task
+        sock.close()
 
 
 def jwt_claims(

@@ -203,7 +203,8 @@ class HypercornServer:
             self._ssl.set_alpn_protocols(ALPN_PROTOCOLS)
         self._exit = asyncio.Event()
         self._hurry = asyncio.Event()
-        self._connections: set[asyncio.Task[None]] = set()
+        #: Each connection's task, and its transport to abort when it is cut off.
+        self._connections: dict[asyncio.Task[None], asyncio.BaseTransport] = {}
 
     def request_exit(self) -> None:
         """See ``HttpServer.request_exit``; a second call stops without waiting."""
@@ -229,7 +230,10 @@ class HypercornServer:
             await self._drain()
         finally:
             listener.close()
-            for task in self._connections:
+            # Aborted first, so that a request cut off gets no answer (Hypercorn answers
+            # 500 for an app cancelled before it answered), then cancelled.
+            for task, transport in self._connections.items():
+                transport.abort()
                 task.cancel()
             if self._connections:
                 await asyncio.wait(self._connections)
@@ -252,11 +256,20 @@ class HypercornServer:
         self, context: WorkerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
-        if task is not None:  # always: asyncio serves each connection in a task
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
+        if task is None:  # never: asyncio serves each connection in a task
+            return
+        self._connections[task] = writer.transport
         app = _ConnectionApp(self._app, self._body_timeout, tls_extension(writer.transport))
-        loop = asyncio.get_running_loop()
         # Hypercorn types scopes and messages as TypedDicts; the app takes plain mappings.
         wrapped = cast(AppWrapper, app)
-        await TCPServer(wrapped, loop, self._config, context, {}, reader, writer)
+        try:
+            await TCPServer(
+                wrapped, asyncio.get_running_loop(), self._config, context, {}, reader, writer
+            )
+        except asyncio.CancelledError:
+            # Only ``serve`` cancels a connection's task, and waits for it to end: the
+            # cancellation has reached its owner. Raised on, it would reach asyncio's
+            # stream server instead, which (3.11) logs it as an error.
+            pass
+        finally:
+            del self._connections[task]
