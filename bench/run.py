@@ -26,6 +26,7 @@ MODULES = {
     "topics-v1": "bench.topics_v1",
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
+    "h2": "bench.http2",
 }
 RESULTS = Path(__file__).parent / "results"
 
