@@ -204,7 +204,7 @@ class HypercornServer:
         self._exit = asyncio.Event()
         self._hurry = asyncio.Event()
         #: Each connection's task, and its transport to abort when it is cut off.
-        self._connections: dict[asyncio.Task[None], asyncio.BaseTransport] = {}
+        self._connections: dict[asyncio.Task[None], asyncio.WriteTransport] = {}
 
     def request_exit(self) -> None:
         """See ``HttpServer.request_exit``; a second call stops without waiting."""
