@@ -13,11 +13,10 @@ add what uvicorn's protocols add (``with_tls_extension``, ``guarded_protocol``):
   (plain JSON error body) and the app sees the client disconnect;
 * the rest of a body answered early (a 413) read and dropped within that deadline.
 
-The other limits map onto Hypercorn's settings: ``keep_alive_timeout`` is Hypercorn's own
-(idle after a response; it also runs from a connection's start until its first request's
-headers are whole, so headers that stall are cut off after it, without a 408);
-``header_timeout`` bounds the TLS handshake; ``max_header_bytes`` is h11's incomplete-event
-limit (431, empty body) and HTTP/2's ``SETTINGS_MAX_HEADER_LIST_SIZE``. See the design
+and, per connection (``_Connection``), the header deadline: ``header_timeout`` from
+connecting (and for the TLS handshake), ``keep_alive_timeout`` from each response, 408 for
+a head that has begun. ``max_header_bytes`` is h11's incomplete-event limit (431, with
+Hypercorn's empty body) and HTTP/2's ``SETTINGS_MAX_HEADER_LIST_SIZE``. See the design
 notes, "HTTP/2 through Hypercorn", for what differs from uvicorn.
 """
 
@@ -31,15 +30,18 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
 
+import h11
 import msgspec
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from hypercorn.logging import Logger
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import AppWrapper
 
 from sluicegate.config import Settings
 from sluicegate.errors import RequestTimeout
+from sluicegate.http.protocol import error_bytes
 from sluicegate.http.tls import server_ssl_context, tls_extension
 from sluicegate.http.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -189,6 +191,39 @@ class _ConnectionApp:
         await self._app(scope, deadline.receive, deadline.send)
 
 
+class _Connection(TCPServer):
+    """Hypercorn's connection handler, with uvicorn's header deadline (``http/protocol.py``).
+
+    Hypercorn closes a connection that stays idle (no request in progress) for
+    ``keep_alive_timeout``, and a request is in progress only once its headers are
+    whole: that idle timer is the header deadline. Here it is ``header_timeout`` from
+    connecting, as under uvicorn, then ``keep_alive_timeout`` from each response; a
+    request whose head has begun gets a 408 before the connection closes.
+    """
+
+    def __init__(self, header_timeout: float, *args: Any) -> None:
+        super().__init__(*args)
+        self._idle_limit = header_timeout
+
+    async def _idle_timeout(self) -> None:
+        limit, self._idle_limit = self._idle_limit, self.config.keep_alive_timeout
+        try:
+            await asyncio.wait_for(self.context.terminated.wait(), limit)
+        except TimeoutError:
+            if _head_begun(self.protocol.protocol):
+                exc = RequestTimeout(f"the request's headers did not arrive within {limit:g} s")
+                self.writer.write(error_bytes(exc))
+        await asyncio.shield(self._initiate_server_close())
+
+
+def _head_begun(protocol: object) -> bool:
+    """Whether an HTTP/1.1 connection holds part of a request's head (not blank lines)."""
+    if not isinstance(protocol, H11Protocol) or not isinstance(protocol.connection, h11.Connection):
+        return False
+    received, _ = protocol.connection.trailing_data
+    return protocol.connection.their_state is h11.IDLE and bool(received.strip())
+
+
 class HypercornServer:
     """``HttpServer`` on Hypercorn: HTTP/1.1, HTTP/2 and WebSockets over either."""
 
@@ -196,6 +231,7 @@ class HypercornServer:
         self._app = app
         self._config = hypercorn_config(settings)
         self._body_timeout = settings.server.body_timeout
+        self._header_timeout = settings.server.header_timeout
         self._graceful = settings.server.graceful_shutdown
         self._ssl: ssl.SSLContext | None = None
         if settings.server.tls.certfile is not None:
@@ -263,8 +299,15 @@ class HypercornServer:
         # Hypercorn types scopes and messages as TypedDicts; the app takes plain mappings.
         wrapped = cast(AppWrapper, app)
         try:
-            await TCPServer(
-                wrapped, asyncio.get_running_loop(), self._config, context, {}, reader, writer
+            await _Connection(
+                self._header_timeout,
+                wrapped,
+                asyncio.get_running_loop(),
+                self._config,
+                context,
+                {},
+                reader,
+                writer,
             )
         except asyncio.CancelledError:
             # Only ``serve`` cancels a connection's task, and waits for it to end: the
