@@ -17,10 +17,10 @@ from sluicegate.config import Settings
 from sluicegate.errors import ConfigError
 from sluicegate.http.types import ASGIApp
 
-__all__ = ["HttpServer", "bind", "http_server"]
+__all__ = ["BACKLOG", "HttpServer", "bind", "http_server"]
 
 #: Connections accepted by the kernel before the server takes them.
-_BACKLOG = 2048
+BACKLOG = 2048
 
 
 class HttpServer(Protocol):
@@ -59,6 +59,6 @@ def bind(host: str, port: int) -> socket.socket:
         ) from None
     # Listening now, not when the server starts: the log announces the port before that,
     # and connections made in between wait in the backlog instead of being refused.
-    sock.listen(_BACKLOG)
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock

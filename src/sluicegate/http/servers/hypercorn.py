@@ -42,6 +42,7 @@ from hypercorn.typing import AppWrapper
 from sluicegate.config import Settings
 from sluicegate.errors import RequestTimeout
 from sluicegate.http.protocol import error_bytes
+from sluicegate.http.servers import BACKLOG
 from sluicegate.http.tls import server_ssl_context, tls_extension
 from sluicegate.http.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -254,6 +255,8 @@ class HypercornServer:
         listener = await asyncio.start_server(
             partial(self._connection, context),
             sock=sock,
+            # asyncio listens again, with a backlog of 100 unless told.
+            backlog=BACKLOG,
             ssl=self._ssl,
             ssl_handshake_timeout=self._config.ssl_handshake_timeout if self._ssl else None,
         )
