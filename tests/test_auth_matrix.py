@@ -9,7 +9,8 @@ Credentials, each for the client a route needs unless said otherwise:
 - no credentials, an unknown key, a revoked key, an expired JWT, an ``alg: none`` JWT and
   a JWT for another audience → 401 with ``WWW-Authenticate`` (RFC 9110);
 - a valid key of ``app-outsider``, who holds every permission on ``other.*`` only → 403,
-  except where any valid client may (registry reads, the filtered topic list);
+  except where any valid client may (registry reads, the filtered topic list); the
+  cloudevents dialect answers 401 instead, as its seed says of every authorization error;
 - a valid key, and a valid JWT, of a client with exactly the permission → neither 401
   nor 403 (the filler data may still earn a 400 or 404: only authorization is judged).
 
@@ -26,6 +27,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -38,7 +40,8 @@ from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.topics import TopicSpec
 from sluicegate.errors import UnknownTopic
-from sluicegate.http.router import Route
+from sluicegate.http.router import Route, WebSocketRoute
+from sluicegate.http.types import ASGIApp
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 from tests.conftest import make_settings
@@ -68,7 +71,19 @@ class Need(enum.Enum):
     ADMIN_ALL = "admin on '*'"
     #: Admin on the subject, or produce on the topic of a ``<topic>-key|value`` subject.
     SUBJECT = "write access to the subject"
+    CE_PRODUCE = "CloudEvents sources and types to produce"
+    CE_CONSUME = "CloudEvents types to consume"
 
+
+INSTANCE = "/{bridge}/ce/consumers/{group}/instances/{instance}"
+INSTANCE_ROUTES = [
+    ("GET", "/raw"),
+    ("GET", "/event"),
+    ("GET", "/events"),
+    ("POST", "/confirm"),
+    ("POST", "/dead"),
+    ("DELETE", ""),
+]
 
 #: Route ("METHOD path", schema registry paths without the ``/registry`` mount) → need.
 NEEDS: dict[str, Need] = {
@@ -136,6 +151,18 @@ NEEDS: dict[str, Need] = {
     "PUT /config": Need.ADMIN_ALL,
     "DELETE /config": Need.ADMIN_ALL,
     "PUT /mode": Need.ADMIN_ALL,
+    # CloudEvents: producers, the tools, and event types' data schemas.
+    "POST /ce/produce/raw": Need.CE_PRODUCE,
+    "POST /ce/produce/event": Need.CE_PRODUCE,
+    "POST /ce/produce/events": Need.CE_PRODUCE,
+    "GET /ce/tools/my-settings": Need.ANY,
+    "POST /ce/tools/consumer/test": Need.CE_CONSUME,
+    "PUT /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
+    "GET /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
+    "DELETE /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
+    # CloudEvents consumer instances: a consumer's own (test_consumer_instances_are_private).
+    "POST /ce/consumers": Need.CE_CONSUME,
+    **{f"{method} {INSTANCE}{action}": Need.CE_CONSUME for method, action in INSTANCE_ROUTES},
 }
 
 TOPIC = "orders"
@@ -150,6 +177,8 @@ PERMITTED = {
     Need.ADMIN: "app-owner",
     Need.ADMIN_ALL: "app-operator",
     Need.SUBJECT: "app-producer",
+    Need.CE_PRODUCE: "app-ce-producer",
+    Need.CE_CONSUME: "app-ce-consumer",
 }
 CLIENTS = {
     OUTSIDER: Permissions(produce=["other.*"], consume=["other.*"], admin=["other.*"]),
@@ -158,6 +187,9 @@ CLIENTS = {
     "app-owner": Permissions(admin=[TOPIC]),
     "app-operator": Permissions(admin=["*"]),
     BYSTANDER: Permissions(),
+    "app-ce-producer": Permissions(ce_sources=["urn:matrix"], ce_produce_types=["Matrix.*"]),
+    "app-ce-consumer": Permissions(ce_consume_types=["Matrix.*"]),
+    "app-ce-neighbour": Permissions(ce_consume_types=["Matrix.*"]),
 }
 
 UNAUTHENTICATED = [
@@ -172,8 +204,9 @@ CASES = [*UNAUTHENTICATED, "without_permission", "with_permission", "jwt_with_pe
 
 _SR_TYPE = "application/vnd.schemaregistry.v1+json"
 _SCHEMA = {"schema": json.dumps("string")}
+_EVENT = {"specversion": "1.0", "id": "m-1", "source": "urn:matrix", "type": "Matrix.Done"}
 #: (content type, body) for the routes that take one; just enough to pass their decoding.
-BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+BODIES: dict[str, tuple[str, Any]] = {
     "POST /v2/topics/{topic_name}/records": (
         "application/json",
         {"value": {"type": "text", "data": "x"}},
@@ -200,6 +233,12 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "PUT /config/{subject}": (_SR_TYPE, {"compatibility": "BACKWARD"}),
     "PUT /mode": (_SR_TYPE, {"mode": "READWRITE"}),
     "PUT /mode/{subject}": (_SR_TYPE, {"mode": "READWRITE"}),
+    "POST /ce/produce/raw": ("application/json", {"n": 1}),
+    "POST /ce/produce/event": ("application/cloudevents+json", _EVENT),
+    "POST /ce/produce/events": ("application/cloudevents-batch+json", [_EVENT]),
+    "POST /ce/tools/consumer/test": ("application/json", {"n": 1}),
+    "PUT /admin/v1/cloudevents/types/{type:path}/schema": ("application/json", {}),
+    f"POST {INSTANCE}/dead": ("application/json", {"n": 1}),
 }
 
 
@@ -229,6 +268,8 @@ class World:
     keys: dict[str, tuple[str, str]]
     bystander_key_id: str
     gateway: Gateway
+    #: The path of a consumer instance of ``app-ce-consumer``.
+    instance: str
 
     async def topic_id(self) -> int:
         """The id of the topic, made again if a request deleted it: an id is looked up
@@ -248,7 +289,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         "audience": AUDIENCE,
         "client_claim": "sub",
     }
-    settings = make_settings(tmp_path_factory.mktemp("matrix"), auth={"jwt": jwt})
+    settings = make_settings(
+        tmp_path_factory.mktemp("matrix"), auth={"jwt": jwt}, cloudevents={"poll_timeout": 0}
+    )
     async with running(SqliteLog(settings.storage.data_dir)) as log:
         gateway = Gateway(settings, log)
         await gateway.start()
@@ -270,11 +313,16 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         async with httpx.AsyncClient(
             transport=transport, base_url="http://sluicegate.test"
         ) as http:
-            yield World(http, keys, bystander_key_id, gateway)
+            consumer = {"authorization": f"Bearer {keys['app-ce-consumer'][0]}"}
+            created = await http.post("/ce/consumers", headers=consumer)
+            instance = urlsplit(created.headers["location"]).path
+            yield World(http, keys, bystander_key_id, gateway, instance)
 
 
-def fill(path: str, key_id: str, topic_id: int) -> str:
+def fill(path: str, key_id: str, topic_id: int, instance: str) -> str:
     """The path with its parameters filled in with names the clients' permissions mention."""
+    if path.startswith(INSTANCE):
+        return instance + path.removeprefix(INSTANCE)
     values = {
         "topic_name": TOPIC,
         "name": BYSTANDER if path.startswith("/admin/v1/clients/") else TOPIC,
@@ -284,8 +332,9 @@ def fill(path: str, key_id: str, topic_id: int) -> str:
         "id": "1",
         "namespace": "default",
         "topic_id": str(topic_id),
+        "type": "Matrix.Done",
     }
-    return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], path)
+    return re.sub(r"\{(\w+)(?::path)?\}", lambda match: values[match.group(1)], path)
 
 
 def credentials(world: World, case: str, client: str) -> str | None:
@@ -338,7 +387,7 @@ async def test_route_answers_credentials(
         content_type, body = BODIES[key]
         headers["content-type"] = content_type
         content = json.dumps(body).encode()
-    path = fill(route.path, world.bystander_key_id, await world.topic_id())
+    path = fill(route.path, world.bystander_key_id, await world.topic_id(), world.instance)
     response = await world.http.request(method, path, content=content, headers=headers)
     status, text = response.status_code, response.text
 
@@ -346,13 +395,107 @@ async def test_route_answers_credentials(
         assert status == 401, text
         assert response.headers["www-authenticate"].startswith("Bearer")
     elif case == "without_permission" and need is not Need.ANY:
-        assert status == 403, text
+        assert status == (401 if route.dialect == "cloudevents" else 403), text
     else:
         assert status not in (401, 403), text
         assert status < 500, text
     if status in (401, 403):
         # Neither the credential presented nor any client but the caller is named.
         assert authorization is None or authorization.removeprefix("Bearer ") not in text
-        caller = OUTSIDER if status == 403 else None
+        caller = OUTSIDER if case == "without_permission" else None
         named = [name for name in CLIENTS if name != caller and name in text]
         assert named == [], text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_consumer_instances_are_private(world: World) -> None:
+    """Another consumer, however entitled, finds no instance of someone else's: 404, the
+    answer for an instance that does not exist, so that ids cannot be probed."""
+    response = await world.http.post(
+        "/ce/consumers", headers={"authorization": f"Bearer {world.keys['app-ce-consumer'][0]}"}
+    )
+    mine = urlsplit(response.headers["location"]).path
+    neighbour = {"authorization": f"Bearer {world.keys['app-ce-neighbour'][0]}"}
+    for method, action in INSTANCE_ROUTES:
+        answer = await world.http.request(method, mine + action, headers=neighbour)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"] == "unknown_consumer_instance"
+        assert "app-ce-consumer" not in answer.text
+    owner = {"authorization": f"Bearer {world.keys['app-ce-consumer'][0]}"}
+    assert (await world.http.delete(mine, headers=owner)).status_code == 204
+
+
+# -- WebSocket routes: the handshake, driven in-process as an ASGI websocket scope -------
+
+
+def app_websockets() -> list[WebSocketRoute]:
+    settings = load_settings(environ={}, overrides={"storage": {"data_dir": "never-opened"}})
+    app = build_app(Gateway(settings, SqliteLog(settings.storage.data_dir)))
+    return list(app.router.websockets.values())
+
+
+#: What each WebSocket route needs; a new one fails until it is named here.
+WEBSOCKET_NEEDS = dict.fromkeys(("/ce/ws", "/ce/", "/ce"), Need.CE_CONSUME)
+WEBSOCKET_MATRIX = [
+    pytest.param(route, case, id=f"WEBSOCKET {route.path}-{case}")
+    for route in app_websockets()
+    for case in CASES
+]
+
+
+async def handshake(app: ASGIApp, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """The answer to a WebSocket handshake: 101 if accepted (then the client leaves at
+    once), else the HTTP status and body the app refused it with."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+        "subprotocols": ["cloudevents.json"],
+        "extensions": {"websocket.http.response": {}},
+    }
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop() if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    if sent[0]["type"] == "websocket.accept":
+        return 101, b""
+    assert sent[0]["type"] == "websocket.http.response.start", sent
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("route", "case"), WEBSOCKET_MATRIX)
+async def test_websocket_route_answers_credentials(
+    world: World, route: WebSocketRoute, case: str
+) -> None:
+    need = WEBSOCKET_NEEDS.get(route.path)
+    if need is None:
+        pytest.fail(f"WebSocket {route.path} has no entry in WEBSOCKET_NEEDS")
+    authorization = credentials(world, case, PERMITTED[need])
+    headers = {"host": "sluicegate.test"}
+    if authorization is not None:
+        headers["authorization"] = authorization
+    status, body = await handshake(build_app(world.gateway), route.path, headers)
+    if case in UNAUTHENTICATED or case == "without_permission":
+        # Refused before the upgrade, as this dialect refuses: 401 for every failure.
+        assert status == 401, body
+        text = body.decode()
+        assert authorization is None or authorization.removeprefix("Bearer ") not in text
+        caller = OUTSIDER if case == "without_permission" else None
+        assert [name for name in CLIENTS if name != caller and name in text] == [], text
+    else:
+        assert status == 101, body

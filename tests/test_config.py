@@ -123,3 +123,32 @@ def test_kafka_secrets_are_not_shown() -> None:
     shown = repr(settings.kafka)
     assert "hunter2" not in shown
     assert "'sasl.username': 'gw'" in shown
+
+
+def test_cloudevents_defaults_and_schemas_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "sluicegate.toml"
+    path.write_text(
+        '[[cloudevents.schemas]]\ntype = "Order.Created"\nfile = "order.json"\n'
+        '[[cloudevents.schemas]]\ntype = "Order.Paid"\nschema = { type = "object" }\n'
+    )
+    ce = load_settings(path, environ={}).cloudevents
+    assert (ce.max_request_bytes, ce.max_event_bytes) == (1024 * 1024, 64 * 1024)
+    assert (ce.partitions, ce.retention_ms, ce.clock_skew) == (12, 120 * 3600 * 1000, 5.0)
+    assert [s.type for s in ce.schemas] == ["Order.Created", "Order.Paid"]
+    assert ce.schemas[1].schema == {"type": "object"}
+
+
+@pytest.mark.parametrize(
+    ("cloudevents", "key"),
+    [
+        ({"max_event_bytes": 0}, "cloudevents.max_event_bytes"),
+        ({"clock_skew": -1}, "cloudevents.clock_skew"),
+        ({"partitions": 0}, "cloudevents.partitions"),
+        ({"schemas": [{"type": "T"}]}, "cloudevents.schemas[0]"),
+        ({"schemas": [{"type": "", "schema": "{}"}]}, "cloudevents.schemas[0].type"),
+    ],
+)
+def test_bad_cloudevents_settings_name_the_key(cloudevents: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={}, overrides={"cloudevents": cloudevents})
+    assert caught.value.key == key

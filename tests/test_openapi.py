@@ -41,7 +41,8 @@ def test_saved_document_is_the_built_one(name: str) -> None:
 
 def test_every_route_is_in_one_document(app: GatewayApp) -> None:
     routed = {
-        (route.path, method.lower())
+        # A ``{name:path}`` parameter (it may hold ``/``) is ``{name}`` in a document.
+        (route.path.replace(":path}", "}"), method.lower())
         for route in app.router.routes
         # The gateway's own (health, metrics, these documents) and the registry's mirror.
         if route.dialect != "gateway" and not route.path.startswith("/registry/")

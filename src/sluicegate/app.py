@@ -9,12 +9,19 @@ from time import perf_counter
 from urllib.parse import unquote_to_bytes
 
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import BadRequest, MethodNotAllowed, ServerError, SluicegateError
+from sluicegate.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    ServerError,
+    SluicegateError,
+)
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
+from sluicegate.http.websocket import refuse_handshake
 from sluicegate.observability.metrics import CONTENT_TYPE, Metrics, RequestSeries
 
 __all__ = ["GatewayApp", "build_app"]
@@ -98,9 +105,12 @@ class GatewayApp:
         self._body_limits = {
             **settings.limits.max_body_bytes,
             "records_v2": settings.records_v2.max_body_bytes,
+            "cloudevents": settings.cloudevents.max_request_bytes,
         }
         self.metrics = metrics or Metrics()
         self.metrics.watch_storage(gateway.log.stats)
+        self.metrics.watch_event_ids(gateway.event_ids.stats)
+        self.metrics.watch_consumers(gateway.consumers.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
         self._dispatch: dict[tuple[str, str], _Dispatch] = {}
 
@@ -204,11 +214,36 @@ class GatewayApp:
         series.observe(response.status, perf_counter() - started)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ws = self.router.websockets.get(scope["path"])
-        if ws is None:
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await ws.endpoint(scope, receive, send)
+        """A WebSocket handshake: authenticated as any request, refused over HTTP.
+
+        The endpoint raises a ``SluicegateError`` only before it accepts (the route's
+        dialect renders it, with the headers every error response needs, before any
+        upgrade); once it has accepted, it closes the connection itself.
+        """
+        if (await receive())["type"] != "websocket.connect":
+            return  # the client left before the handshake reached the app
+        path: str = scope["path"]
+        route = self.router.websockets.get(path)
+        request = Request(scope, receive, {})
+        try:
+            if route is None:
+                raise NotFound(f"no WebSocket endpoint at {path}")
+            if route.authenticated:
+                principal = self._auth.authenticate(
+                    request.header("authorization"), peer_certificate(scope)
+                )
+                request.principal = principal
+                self._rate.check(principal.name, route.dialect)
+            await route.endpoint(request, send)
+        except SluicegateError as exc:
+            closest = route or self.router.closest(path)
+            render = closest.render_error if closest else plain_errors
+            await refuse_handshake(scope, send, _with_error_headers(render(exc, request), exc))
+        except Exception:
+            incident = uuid.uuid4().hex[:16]
+            logger.exception("unhandled error in WebSocket %s", path, extra={"incident": incident})
+            render = route.render_error if route else plain_errors
+            await refuse_handshake(scope, send, render(InternalError(incident), request))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         # The CLI runs storage and housekeeping beside the server in one TaskGroup
@@ -235,7 +270,12 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
+    from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
+    from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
+    from sluicegate.dialects.cloudevents.tools import routes as cloudevents_tools
+    from sluicegate.dialects.cloudevents.websocket import routes as cloudevents_websocket
     from sluicegate.dialects.records_v2.routes import routes as records_v2
     from sluicegate.dialects.schema_registry.access import guarded
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
@@ -248,10 +288,14 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *topics_v1_public(gateway),
         *topic_admin(gateway),
         *topics_v1_developer(gateway),
+        *cloudevents_produce(gateway),
+        *cloudevents_tools(gateway),
+        *cloudevents_consumers(gateway),
         *client_admin(gateway.clients),
+        *event_schema_admin(gateway.event_schemas),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
         *openapi.routes(),
     ]
-    return GatewayApp(gateway, routes, metrics=metrics)
+    return GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)

@@ -9,11 +9,13 @@ else taken as strings. Every problem is reported as a ``ConfigError`` naming the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -26,6 +28,7 @@ __all__ = [
     "AuthSettings",
     "ClientSettings",
     "CloudEventRoute",
+    "CloudEventSchema",
     "CloudEventSettings",
     "JwtSettings",
     "KafkaSettings",
@@ -41,6 +44,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SLUICEGATE_"
+#: Identities are remembered with an expiry in 32-bit seconds; a year is plenty.
+_MAX_DEDUP_WINDOW = 366 * 86_400
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,6 +90,9 @@ class ServerSettings(_Section):
     #: uvicorn): h2 through ALPN with TLS, h2c with prior knowledge without, WebSockets
     #: over HTTP/2 streams (RFC 8441). Off: uvicorn, HTTP/1.1 only, the faster of the two.
     http2: bool = False
+    #: Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-Proto``
+    #: and ``X-Forwarded-Host`` headers are believed; from anyone else they are ignored.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
     tls: TlsSettings = msgspec.field(default_factory=TlsSettings)
 
 
@@ -278,10 +286,74 @@ class CloudEventRoute(_Section):
     topic: str
 
 
+class CloudEventSchema(_Section):
+    """A JSON Schema for the ``data`` of events of ``type``: a ``file`` or inline ``schema``."""
+
+    type: str
+    #: Path of a JSON file holding the schema.
+    file: str | None = None
+    #: The schema itself: a TOML table, or a string of JSON.
+    schema: dict[str, Any] | str | None = None
+
+
 class CloudEventSettings(_Section):
     #: Topic of a type without a route: ``<topic_prefix><type>`` (see core.cloudevents.routing).
     topic_prefix: str = "ce."
     routes: list[CloudEventRoute] = msgspec.field(default_factory=list)
+    #: Bytes of one request, a single event or a batch (413 beyond).
+    max_request_bytes: int = 1024 * 1024
+    #: Bytes of one event: its data and every attribute's name and value (413 beyond).
+    max_event_bytes: int = 64 * 1024
+    #: Seconds an event's ``time`` may lie ahead of the gateway's clock (400 beyond).
+    clock_skew: float = 5.0
+    #: Partitions of a CloudEvents topic the gateway creates: a group scales to 1, 2, 3,
+    #: 4, 6 or 12 instances.
+    partitions: int = 12
+    #: Milliseconds events are kept in the topics the gateway creates (120 hours).
+    retention_ms: int = 120 * 3600 * 1000
+    #: Data schemas by event type, registered at start (see core.cloudevents.schemas).
+    schemas: list[CloudEventSchema] = msgspec.field(default_factory=list)
+    #: Seconds a stored event's ``source`` + ``id`` is remembered, so that a retry of it
+    #: is acknowledged without storing it again (never longer than its topic's retention).
+    dedup_window: float = 86_400.0
+    #: Identities remembered at most; past it the oldest are forgotten first, which makes
+    #: the window shorter (the ``effective_window_seconds`` gauge). About 24 bytes each.
+    dedup_max_ids: int = 8_000_000
+    #: Consumers: seconds without a request after which a consumer instance is deleted.
+    consumer_idle_timeout: float = 300.0
+    #: Seconds a long poll waits for an event before 204; a request may ask for less or
+    #: more (``?timeout=``), up to ``max_poll_timeout``.
+    poll_timeout: float = 20.0
+    max_poll_timeout: float = 60.0
+    #: Events and bytes of event data one ``…/events`` answer holds at most.
+    batch_size: int = 1000
+    batch_bytes: int = 1024 * 1024
+    #: Events an instance may have delivered and unconfirmed; it reads no more until
+    #: some are confirmed.
+    max_unconfirmed: int = 10_000
+    #: Live consumer instances on this node, overall (503 beyond) and per client (429).
+    max_consumer_instances: int = 100_000
+    max_consumer_instances_per_client: int = 10_000
+    #: The absolute URL consumer instances' ``Location`` starts with (``https://events.example.com``);
+    #: empty: the request's scheme and ``Host`` (see ``server.trusted_proxies``).
+    public_base_url: str = ""
+    #: WebSocket consumers (``/ce/ws``): events one connection may have sent and not
+    #: confirmed; the server reads no more for it until confirmations arrive.
+    websocket_window: int = 10_000
+    #: Web origins (``https://app.example.com``) whose pages may open a WebSocket
+    #: consumer, or ``["*"]`` for any. Empty: only a page of the gateway's own origin
+    #: (its ``Host``). Clients that are no browser send no ``Origin`` and are not checked.
+    websocket_allowed_origins: list[str] = msgspec.field(default_factory=list)
+    #: Bytes of one message a client sends (a ``dead:`` event, say); the connection is
+    #: closed with 1009 beyond.
+    websocket_max_message_bytes: int = 1024 * 1024
+    #: Seconds between WebSocket pings, and seconds a peer has to answer one before it
+    #: is dropped (its unconfirmed events then go to the group again).
+    websocket_ping_interval: float = 20.0
+    websocket_ping_timeout: float = 20.0
+    #: permessage-deflate, when the client offers it. Off: it costs more CPU per event
+    #: than sending an event does, and tens of kilobytes of zlib state per connection.
+    websocket_compression: bool = False
 
 
 class Settings(_Section):
@@ -310,6 +382,14 @@ class Settings(_Section):
             (self.storage.wal_size_limit > 0, "storage.wal_size_limit", "must be > 0"),
             (self.topics.default_partitions >= 1, "topics.default_partitions", "must be >= 1"),
             (self.records_v2.max_body_bytes > 0, "records_v2.max_body_bytes", "must be > 0"),
+            *_cloudevent_checks(self.cloudevents),
+            *_consumer_checks(self.cloudevents),
+            (
+                1 <= self.cloudevents.dedup_window <= _MAX_DEDUP_WINDOW,
+                "cloudevents.dedup_window",
+                f"must be between 1 and {_MAX_DEDUP_WINDOW} seconds (a year)",
+            ),
+            (self.cloudevents.dedup_max_ids >= 1, "cloudevents.dedup_max_ids", "must be >= 1"),
             *(
                 (limit > 0, f"limits.max_body_bytes.{dialect}", "must be > 0")
                 for dialect, limit in self.limits.max_body_bytes.items()
@@ -324,10 +404,116 @@ class Settings(_Section):
         if tls.client_ca is not None and tls.certfile is None:
             raise ConfigError("server.tls.client_ca", "needs server.tls.certfile and keyfile")
         _validate_limits(self.limits)
+        _validate_proxies(self.server.trusted_proxies)
         _validate_auth(self.auth)
         if self.storage.backend == "kafka":
             _validate_kafka(self.kafka)
         return self
+
+
+def _cloudevent_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
+    checks = [
+        (ce.max_request_bytes > 0, "cloudevents.max_request_bytes", "must be > 0"),
+        (ce.max_event_bytes > 0, "cloudevents.max_event_bytes", "must be > 0"),
+        (ce.clock_skew >= 0, "cloudevents.clock_skew", "must be >= 0"),
+        (ce.partitions >= 1, "cloudevents.partitions", "must be >= 1"),
+        (ce.retention_ms > 0, "cloudevents.retention_ms", "must be > 0"),
+    ]
+    for index, schema in enumerate(ce.schemas):
+        where = f"cloudevents.schemas[{index}]"
+        checks.append((bool(schema.type), f"{where}.type", "must not be empty"))
+        checks.append(
+            (
+                (schema.file is None) != (schema.schema is None),
+                where,
+                "give the schema as file or as schema, exactly one of them",
+            )
+        )
+    return checks
+
+
+def _consumer_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
+    return [
+        (ce.consumer_idle_timeout > 0, "cloudevents.consumer_idle_timeout", "must be > 0"),
+        (ce.poll_timeout >= 0, "cloudevents.poll_timeout", "must be >= 0"),
+        (
+            ce.poll_timeout <= ce.max_poll_timeout,
+            "cloudevents.poll_timeout",
+            "must be <= cloudevents.max_poll_timeout",
+        ),
+        (
+            # A poll keeps its instance alive; one longer than the idle timeout would not.
+            ce.max_poll_timeout < ce.consumer_idle_timeout,
+            "cloudevents.max_poll_timeout",
+            "must be < cloudevents.consumer_idle_timeout",
+        ),
+        (ce.batch_size >= 1, "cloudevents.batch_size", "must be >= 1"),
+        (ce.batch_bytes >= 1, "cloudevents.batch_bytes", "must be >= 1"),
+        (ce.max_unconfirmed >= 1, "cloudevents.max_unconfirmed", "must be >= 1"),
+        (ce.max_consumer_instances >= 1, "cloudevents.max_consumer_instances", "must be >= 1"),
+        (
+            ce.max_consumer_instances_per_client >= 1,
+            "cloudevents.max_consumer_instances_per_client",
+            "must be >= 1",
+        ),
+        (ce.websocket_window >= 1, "cloudevents.websocket_window", "must be >= 1"),
+        (
+            ce.websocket_max_message_bytes >= 1024,
+            "cloudevents.websocket_max_message_bytes",
+            "must be >= 1024",
+        ),
+        (ce.websocket_ping_interval > 0, "cloudevents.websocket_ping_interval", "must be > 0"),
+        (ce.websocket_ping_timeout > 0, "cloudevents.websocket_ping_timeout", "must be > 0"),
+        *(
+            (
+                origin == "*" or _is_origin(origin),
+                f"cloudevents.websocket_allowed_origins[{index}]",
+                f"expected * or an origin such as https://app.example.com, got {origin!r}",
+            )
+            for index, origin in enumerate(ce.websocket_allowed_origins)
+        ),
+        (
+            not ce.public_base_url or _is_base_url(ce.public_base_url),
+            "cloudevents.public_base_url",
+            "expected an absolute http or https URL without query or fragment, "
+            "e.g. https://events.example.com",
+        ),
+    ]
+
+
+def _is_base_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return (
+        parts.scheme in {"http", "https"}
+        and bool(parts.netloc)
+        and not parts.query
+        and not parts.fragment
+        and url.isprintable()
+        and " " not in url
+    )
+
+
+def _is_origin(origin: str) -> bool:
+    """``scheme://host[:port]``, nothing more: what a browser sends as ``Origin``."""
+    parts = urlsplit(origin)
+    return (
+        parts.scheme in {"http", "https"}
+        and bool(parts.netloc)
+        and origin == f"{parts.scheme}://{parts.netloc}"
+        and origin.isprintable()
+        and " " not in origin
+    )
+
+
+def _validate_proxies(proxies: list[str]) -> None:
+    for index, proxy in enumerate(proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies[{index}]",
+                f"expected an IP address or network (10.0.0.0/8), got {proxy!r}",
+            ) from None
 
 
 def _validate_kafka(kafka: KafkaSettings) -> None:

@@ -19,9 +19,11 @@ it into a 500 with an incident id.
       - InvalidMessageId
     + Unauthenticated           401 missing, malformed, unknown, revoked or expired credentials
     + Forbidden                 403 a known principal without the permission
+    + OriginNotAllowed          403 a WebSocket handshake from a web page not allowed
     + NotFound                  404
       - UnknownTopic
       - UnknownGroupMember
+      - UnknownConsumerInstance
       - MessagePurged
       - SchemaNotFound / SubjectNotFound / VersionNotFound
     + MethodNotAllowed          405
@@ -67,6 +69,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "OffsetOutOfRange",
+    "OriginNotAllowed",
     "Overloaded",
     "PayloadTooLarge",
     "RateLimited",
@@ -82,6 +85,7 @@ __all__ = [
     "TopicExists",
     "Unauthenticated",
     "Unavailable",
+    "UnknownConsumerInstance",
     "UnknownGroupMember",
     "UnknownTopic",
     "Unprocessable",
@@ -174,6 +178,18 @@ class Forbidden(ClientError):
     code = "forbidden"
 
 
+class OriginNotAllowed(ClientError):
+    """A WebSocket handshake whose ``Origin`` is not allowed (RFC 6455 10.2: 403).
+
+    Not an authorization failure of the client, whose credentials may be fine: a web
+    page of another site must not open a connection with the browser's credentials
+    (a TLS client certificate, say). No dialect turns it into a 401.
+    """
+
+    status = 403
+    code = "origin_not_allowed"
+
+
 class NotFound(ClientError):
     status = 404
     code = "not_found"
@@ -185,6 +201,16 @@ class UnknownTopic(NotFound):
 
 class UnknownGroupMember(NotFound):
     code = "unknown_member"
+
+
+class UnknownConsumerInstance(NotFound):
+    """A consumer instance that was deleted, expired, or belongs to another client.
+
+    Another client's instance is answered exactly like a missing one, so that instance
+    ids cannot be probed.
+    """
+
+    code = "unknown_consumer_instance"
 
 
 class MessagePurged(NotFound):

@@ -27,6 +27,7 @@ DOCUMENTS: dict[str, tuple[str, str]] = {
     "topics-v1": ("sluicegate.dialects.topics_v1", "public-openapi.json"),
     "admin-topics": ("sluicegate.dialects.topic_admin", "openapi.json"),
     "admin-clients": ("sluicegate.dialects.admin", "openapi.json"),
+    "cloudevents": ("sluicegate.dialects.cloudevents", "openapi.json"),
 }
 
 

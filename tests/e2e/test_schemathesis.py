@@ -47,6 +47,9 @@ name = "schemathesis"
 produce = ["*"]
 consume = ["*"]
 admin = ["*"]
+ce_sources = ["*"]
+ce_produce_types = ["*"]
+ce_consume_types = ["*"]
 """
 
 # Beyond the schema, valid data is not always valid: a name that is taken (409), a cursor

@@ -44,8 +44,9 @@ SUBJECT = "fuzz-value"
 #: Destructive routes aim elsewhere, so the resources above outlive the run.
 DOOMED = "fuzz-doomed"
 #: The integer id topics v1 addresses ``TOPIC`` by: on a fresh server the first topic
-#: after the gateway's three internal ones (the suite's setup checks it).
-TOPIC_ID = "4"
+#: after the gateway's four internal ones (clients, keys, schemas, CloudEvents types; the
+#: suite's setup checks it).
+TOPIC_ID = "5"
 #: A topic id that names no topic, for the destructive topics v1 routes.
 NO_TOPIC_ID = "999999"
 
@@ -64,6 +65,8 @@ class Example:
     content_type: str = "application/json"
     #: Whether the route is known to read the body (not so for a generic example).
     reads_body: bool = True
+    #: Headers the route reads beyond Content-Type (a raw CloudEvent's ``ce-`` attributes).
+    headers: tuple[tuple[str, str], ...] = ()
 
     def body_bytes(self) -> bytes | None:
         return None if self.body is None else json.dumps(self.body).encode()
@@ -76,6 +79,31 @@ def _json(value: Any) -> str:
 _SR_SCHEMA = {"schema": AVRO_SCHEMA}
 _SR_JSON_SCHEMA = {"schemaType": "JSON", "schema": _json({"type": "object"})}
 _SR = "application/vnd.schemaregistry.v1+json"
+
+_CE_HEADERS = (
+    ("ce-specversion", "1.0"),
+    ("ce-id", "fuzz-1"),
+    ("ce-source", "urn:fuzz"),
+    ("ce-type", "Fuzz.Happened"),
+    ("ce-subject", "fuzz/%E2%82%AC"),
+    ("ce-partitionkey", "k1"),
+    ("ce-fuzzext", "x"),
+)
+_CE_EVENT = {
+    "specversion": "1.0",
+    "id": "fuzz-2",
+    "source": "urn:fuzz",
+    "type": "Fuzz.Happened",
+    "time": "2020-01-01T00:00:00Z",
+    "count": 3,
+    "data": {"a": [1, "b", None]},
+}
+_CE_BINARY = {**_CE_EVENT, "id": "fuzz-3", "datacontenttype": "image/png", "data_base64": "AAEC"}
+del _CE_BINARY["data"]
+#: A consumer instance's path parameters; the suite's setup puts a live instance's id in.
+CONSUMER_INSTANCE = {"bridge": "node-1", "group": "~default", "instance": "set-by-the-setup"}
+_INSTANCE = "/{bridge}/ce/consumers/{group}/instances/{instance}"
+_NO_WAIT = (("timeout", "0"),)
 
 #: (method, template) → examples. A template also matches a route mounted under a
 #: prefix (the schema registry under ``/registry``): the longest matching suffix wins.
@@ -160,6 +188,39 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         Example({"namespace": "-", "name": TOPIC}, query=(("resourceType", "topic"),))
     ],
     ("GET", "/openapi/{name}.json"): [Example({"name": "records-v2"})],
+    ("POST", "/ce/produce/raw"): [
+        Example(body={"order": 1}, headers=_CE_HEADERS),
+        Example(body="plain text", content_type="text/plain", headers=_CE_HEADERS),
+    ],
+    ("POST", "/ce/produce/event"): [
+        Example(body=_CE_EVENT, content_type="application/cloudevents+json"),
+        Example(body=_CE_BINARY, content_type="application/cloudevents+json"),
+    ],
+    ("POST", "/ce/produce/events"): [
+        Example(body=[_CE_EVENT, _CE_BINARY], content_type="application/cloudevents-batch+json")
+    ],
+    ("POST", "/ce/tools/consumer/test"): [Example(body={"test": True}, headers=_CE_HEADERS)],
+    ("POST", "/ce/consumers"): [
+        Example(query=(("group", "fuzz"), ("events", "true"), ("test", "false"), ("dead", "true")))
+    ],
+    **{
+        ("GET", f"{_INSTANCE}/{form}"): [
+            Example(CONSUMER_INSTANCE, query=_NO_WAIT),
+            Example(CONSUMER_INSTANCE, query=(*_NO_WAIT, ("confirm", "true"))),
+        ]
+        for form in ("raw", "event", "events")
+    },
+    ("POST", f"{_INSTANCE}/confirm"): [Example(CONSUMER_INSTANCE, reads_body=False)],
+    ("POST", f"{_INSTANCE}/dead"): [
+        Example(CONSUMER_INSTANCE, body={"dead": True}, headers=_CE_HEADERS)
+    ],
+    # The instance the others use outlives the run: deletes aim at one that is not there.
+    ("DELETE", _INSTANCE): [Example({**CONSUMER_INSTANCE, "instance": DOOMED})],
+    ("PUT", "/admin/v1/cloudevents/types/{type:path}/schema"): [
+        Example({"type": "Fuzz.Happened"}, body={"type": "object", "$defs": {"a": {}}})
+    ],
+    ("GET", "/admin/v1/cloudevents/types/{type:path}/schema"): [Example({"type": "Fuzz.Happened"})],
+    ("DELETE", "/admin/v1/cloudevents/types/{type:path}/schema"): [Example({"type": DOOMED})],
     **{
         ("POST", f"{prefix}/topics/{{topic_id}}/publish"): [
             # The topic's value schema is SUBJECT's Avro record: the message must match it.

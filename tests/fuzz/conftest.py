@@ -17,7 +17,14 @@ from sluicegate.config import load_settings
 from sluicegate.core.gateway import Gateway
 from sluicegate.storage.factory import open_log
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
-from tests.fuzz.catalogue import AVRO_SCHEMA, CLIENT, SUBJECT, TOPIC, TOPIC_ID
+from tests.fuzz.catalogue import (
+    AVRO_SCHEMA,
+    CLIENT,
+    CONSUMER_INSTANCE,
+    SUBJECT,
+    TOPIC,
+    TOPIC_ID,
+)
 
 ADMIN_KEY = secrets.token_urlsafe(32)
 AUTHORIZATION = f"Bearer {ADMIN_KEY}".encode()
@@ -52,6 +59,10 @@ def _seed(url: str) -> None:
             if path == "/admin/v1/topics":
                 # The topics v1 examples address the topic by this id.
                 assert str(response.json()["id"]) == TOPIC_ID, response.text
+        # The consumer instance the consumer routes' examples name.
+        created = http.post("/ce/consumers")
+        assert created.status_code == 201, created.text
+        CONSUMER_INSTANCE["instance"] = created.headers["location"].rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +70,10 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
     data_dir = tmp_path_factory.mktemp("fuzz")
     # The legacy topics v1 paths allow 1,000 requests a minute; a long hunt sends more.
     config = data_dir / "sluicegate.toml"
+    # Consumers' polls answer at once: a fuzzed poll must not wait for events.
     config.write_text(
         "[limits.dialect_rates.topics_v1_legacy]\nrate_per_second = 1000000.0\nburst = 0\n"
+        "[cloudevents]\npoll_timeout = 0.0\n"
     )
     env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}
     with serve_in_subprocess(data_dir / "data", args=("--config", str(config)), env=env) as server:

@@ -74,6 +74,7 @@ def valid_request(target: Target, example: Example, authorization: bytes) -> Dra
     """``example`` of ``target`` as the route expects it."""
     body = example.body_bytes()
     headers: list[tuple[bytes, bytes]] = [(b"authorization", authorization)]
+    headers += [(name.encode(), value.encode()) for name, value in example.headers]
     if body is not None:
         headers.append((b"content-type", example.content_type.encode()))
     return Draft(

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import signal
+from functools import partial
 
 from sluicegate.app import build_app
 from sluicegate.config import Settings
@@ -69,7 +70,13 @@ async def serve(settings: Settings) -> None:
     log = open_log(settings, observe_commit=metrics.observe_commit)
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
-    server = http_server(app, settings)
+    # WebSocket streams are told to stop first on shutdown, so that each ends after the
+    # confirmation it may be committing and closes with 1001 (going away).
+    server = http_server(
+        app,
+        settings,
+        before_shutdown=partial(gateway.streams.close_all, settings.server.graceful_shutdown),
+    )
     sock = bind(settings.server.host, settings.server.port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

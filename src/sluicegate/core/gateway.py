@@ -9,8 +9,17 @@ from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
+from sluicegate.core.cloudevents.consumers import consumer_settings, follow_types
+from sluicegate.core.cloudevents.dedup import EventIds
+from sluicegate.core.cloudevents.producer import EventProducer
 from sluicegate.core.cloudevents.routing import TypeRouter
+from sluicegate.core.cloudevents.schemas import EventSchemas
+from sluicegate.core.cloudevents.topics import EventTopics
+from sluicegate.core.cloudevents.types import EventTypes
+from sluicegate.core.consumers.registry import ConsumerInstances
+from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.limits.policy import Limits
+from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.errors import Unauthenticated
@@ -38,6 +47,26 @@ class Gateway:
         self.auth = Authenticator(settings.auth, self.clients)
         self.limits = Limits(settings.limits)
         self.event_types = TypeRouter(settings.cloudevents)
+        self.event_topics = EventTopics(log, settings.cloudevents)
+        #: Every CloudEvents type produced so far and its topics (consumers subscribe by it).
+        self.type_registry = EventTypes(log)
+        #: CloudEvents are stored only through ``event_ids.append_once`` (source + id once).
+        self.event_ids = EventIds(log, settings.cloudevents)
+        self.event_schemas = EventSchemas(self.schemas)
+        self.event_producer = EventProducer(
+            settings.cloudevents,
+            router=self.event_types,
+            topics=self.event_topics,
+            types=self.type_registry,
+            ids=self.event_ids,
+            schemas=self.event_schemas,
+        )
+        #: This node's CloudEvents consumer instances (long polling; WebSocket and SSE next).
+        self.consumers = ConsumerInstances(
+            log, LongPolls(log, self.limits.long_polls), consumer_settings(settings.cloudevents)
+        )
+        #: The consumer instances streaming over a connection (WebSocket).
+        self.streams = Streams(self.consumers)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -52,9 +81,17 @@ class Gateway:
         """Load state from the log; the log must be running."""
         await self.auth.load()
         await self.schemas.load()
+        await self.event_schemas.load_configured(self.settings.cloudevents.schemas)
+        await self.type_registry.load()
+        await self.event_ids.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.schemas.follow(), name="schemas.follow")
             tg.create_task(self.auth.run(), name="auth")
+            tg.create_task(self.type_registry.follow(), name="type_registry.follow")
+            tg.create_task(self.consumers.run(), name="consumers.reaper")
+            tg.create_task(
+                follow_types(self.type_registry, self.consumers), name="consumers.follow_types"
+            )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 import msgspec
@@ -110,6 +110,17 @@ class StateTopic(Generic[T]):
     async def put(self, key: str, value: T) -> None:
         """Durably set ``key``; visible here when this returns."""
         await self._write(key, self._encoder.encode(value))
+
+    async def put_many(self, items: Sequence[tuple[str, T]]) -> None:
+        """Durably set several keys in one append: all of them or none."""
+        encode = self._encoder.encode
+        await self._log.append(
+            [
+                NewRecord(topic=self.topic, partition=0, key=key.encode(), value=encode(value))
+                for key, value in items
+            ]
+        )
+        await self.catch_up()
 
     async def delete(self, key: str) -> None:
         """Durably remove ``key`` (a tombstone)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sluicegate.errors import MethodNotAllowed, NotFound, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
-from sluicegate.http.types import ASGIApp
+from sluicegate.http.types import Send
 
 __all__ = [
     "Endpoint",
@@ -22,8 +22,11 @@ __all__ = [
 ]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-#: WebSocket endpoints are plain ASGI apps (the websocket scope is not request/response).
-WebSocketEndpoint = ASGIApp
+#: A WebSocket endpoint gets the handshake as a ``Request`` (its principal set when the
+#: route is authenticated) and the ASGI ``send``. Before it accepts, it may raise a
+#: ``SluicegateError``: the app answers it over HTTP, before the upgrade. Once it has
+#: accepted, it handles every error itself and closes the connection.
+WebSocketEndpoint = Callable[[Request, Send], Awaitable[None]]
 ErrorRenderer = Callable[[SluicegateError, Request], Response]
 
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?\}")
@@ -34,7 +37,8 @@ def _compile(template: str) -> re.Pattern[str]:
     for match in _PARAM.finditer(template):
         pattern += re.escape(template[last : match.start()])
         name, is_path = match.group(1), match.group(2)
-        pattern += f"(?P<{name}>.+)" if is_path else f"(?P<{name}>[^/]+)"
+        # A path parameter may hold any character, a line break too (as one segment can).
+        pattern += f"(?P<{name}>(?s:.+))" if is_path else f"(?P<{name}>[^/]+)"
         last = match.end()
     pattern += re.escape(template[last:])
     return re.compile(pattern)
@@ -68,9 +72,13 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class WebSocketRoute:
+    """A WebSocket route: an exact path (no parameters)."""
+
     path: str
     endpoint: WebSocketEndpoint
     authenticated: bool = True
+    #: How this route's dialect answers a refused handshake.
+    render_error: ErrorRenderer = plain_errors
     dialect: str = "gateway"
 
 
@@ -125,4 +133,8 @@ class Router:
         """The route whose dialect should render a 404/405 for ``path``, if any."""
         first = path.split("/", 2)[1] if path.startswith("/") else ""
         group = self._by_segment.get(first) or self._static.get(path)
-        return group[0] if group else None
+        if group:
+            return group[0]
+        # A template that starts with a parameter (``/{bridge}/ce/...``): the one whose
+        # pattern the path fits.
+        return next((route for route in self._wildcard if route.pattern.fullmatch(path)), None)

@@ -47,14 +47,26 @@ _LATENCY_BUCKETS = (
 
 
 class _StatsCollector(Collector):
-    """Reads a backend's gauges at scrape time, so the hot path pays nothing for them."""
+    """Reads a component's figures at scrape time, so the hot path pays nothing for them.
 
-    def __init__(self, stats: Callable[[], dict[str, float]]) -> None:
+    A name ending in ``_total`` is a counter (Prometheus' convention), any other a gauge.
+    """
+
+    def __init__(self, prefix: str, stats: Callable[[], dict[str, float]]) -> None:
+        self._prefix = prefix
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
         for name, value in sorted(self._stats().items()):
-            yield GaugeMetricFamily(f"sluicegate_storage_{name}", f"Storage gauge {name}.", value)
+            if name.endswith("_total"):
+                counter = name.removesuffix("_total")
+                yield CounterMetricFamily(
+                    f"{self._prefix}_{counter}", f"{self._prefix} counter {counter}.", value
+                )
+            else:
+                yield GaugeMetricFamily(
+                    f"{self._prefix}_{name}", f"{self._prefix} gauge {name}.", value
+                )
 
 
 class LoopLag(Collector):
@@ -191,7 +203,15 @@ class Metrics:
         self._commits.observe(seconds)
 
     def watch_storage(self, stats: Callable[[], dict[str, float]]) -> None:
-        self.registry.register(_StatsCollector(stats))
+        self.registry.register(_StatsCollector("sluicegate_storage", stats))
+
+    def watch_event_ids(self, stats: Callable[[], dict[str, float]]) -> None:
+        """CloudEvents de-duplication's figures (``EventIds.stats``)."""
+        self.registry.register(_StatsCollector("sluicegate_cloudevents_dedup", stats))
+
+    def watch_consumers(self, stats: Callable[[], dict[str, float]]) -> None:
+        """CloudEvents consumer instances' figures (``ConsumerInstances.stats``)."""
+        self.registry.register(_StatsCollector("sluicegate_cloudevents_consumers", stats))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

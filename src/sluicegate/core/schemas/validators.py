@@ -31,7 +31,7 @@ from sluicegate.errors import InvalidSchema, SubjectNotFound
 
 __all__ = ["TopicSchemas", "ValueSchema", "Violation", "compile_json_schema"]
 
-#: Topics whose answer is remembered; beyond this the memory starts over.
+#: Topics (and subjects) whose answer is remembered; beyond this the memory starts over.
 _TOPICS_REMEMBERED = 10_000
 #: Compiled schemas kept; beyond this the memory starts over.
 _SCHEMAS_COMPILED = 1_000
@@ -135,11 +135,12 @@ class _AvroValues:
 
 
 class TopicSchemas:
-    """Each topic's current value schema, compiled once per schema id."""
+    """Each topic's (or subject's) current value schema, compiled once per schema id."""
 
     def __init__(self, registry: SchemaRegistry) -> None:
         self._registry = registry
         self._by_topic: dict[str, tuple[int, ValueSchema | None]] = {}
+        self._by_subject: dict[str, tuple[int, ValueSchema | None]] = {}
         self._compiled: dict[int, ValueSchema] = {}
 
     def for_topic(self, topic: str) -> ValueSchema | None:
@@ -147,18 +148,30 @@ class TopicSchemas:
         known = self._by_topic.get(topic)
         if known is not None and known[0] == self._registry.changes:
             return known[1]
+        return self._remember(
+            self._by_topic, topic, subject_name("topic", topic, None, is_key=False)
+        )
+
+    def for_subject(self, subject: str) -> ValueSchema | None:
+        """The latest schema of ``subject``; ``None`` if it has no live version."""
+        known = self._by_subject.get(subject)
+        if known is not None and known[0] == self._registry.changes:
+            return known[1]
+        return self._remember(self._by_subject, subject, subject)
+
+    def _remember(
+        self, cache: dict[str, tuple[int, ValueSchema | None]], key: str, subject: str
+    ) -> ValueSchema | None:
         changes = self._registry.changes
-        schema = self._current(topic)
-        if len(self._by_topic) >= _TOPICS_REMEMBERED:
-            self._by_topic.clear()
-        self._by_topic[topic] = (changes, schema)
+        schema = self._current(subject)
+        if len(cache) >= _TOPICS_REMEMBERED:
+            cache.clear()
+        cache[key] = (changes, schema)
         return schema
 
-    def _current(self, topic: str) -> ValueSchema | None:
+    def _current(self, subject: str) -> ValueSchema | None:
         try:
-            registered = self._registry.get_version(
-                subject_name("topic", topic, None, is_key=False), LATEST
-            )
+            registered = self._registry.get_version(subject, LATEST)
         except SubjectNotFound:
             return None
         compiled = self._compiled.get(registered.id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluicegate.dialects.admin.event_schemas import TypeSchemaOut
 from sluicegate.dialects.admin.wire import (
     ClientCreate,
     ClientOut,
@@ -39,6 +40,13 @@ cannot be changed or deleted here (409). An API key is shown once, when created,
 stored: only its id and first characters are listed afterwards. Revoking a key works at
 once; a revoked or expired key stays listed with its status.
 
+CloudEvents data schemas: `/admin/v1/cloudevents/types/{{type}}/schema` sets (`PUT`, the
+body is the JSON Schema itself), shows and deletes the JSON Schema that the `data` of
+events of one type must satisfy (Draft 6, Draft 7, 2019-09 or 2020-12: named by
+`$schema`, else told by the keywords used, and that `$schema` is then added). It is kept
+in the schema registry as subject `ce.type.<type>`, under that subject's compatibility
+level (409 if the new schema is incompatible). A type may contain `/`.
+
 A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
 permissions; a key that never expires. Every operation needs the `admin` permission on `*`.
 Client names are 1-128 characters of `[A-Za-z0-9._@:+-]`, starting with a letter or digit.
@@ -48,6 +56,8 @@ Client names are 1-128 characters of `[A-Za-z0-9._@:+-]`, starting with a letter
 _NAME = path_parameter("name", r"^[A-Za-z0-9][A-Za-z0-9._@:+\-]{0,127}$", "Client name")
 _KEY_ID = path_parameter("key_id", r"^\S+$", "Key id (`k_...`), as listed")
 _WRITE = ("400", "403", "404", "408")
+_TYPE = path_parameter("type", r"^.+$", "CloudEvents event type (may contain `/`)")
+_TYPE_SCHEMA = json_response(ref("TypeSchemaOut"), "The type's data schema as registered")
 
 
 def _client(description: str, status: str = "200") -> dict[str, Any]:
@@ -130,6 +140,35 @@ def _paths() -> dict[str, Any]:
                 requestBody=json_body("KeyCreate", required=False),
             ),
         },
+        "/admin/v1/cloudevents/types/{type}/schema": {
+            "get": operation(
+                "showTypeSchema",
+                "An event type's data schema",
+                {"200": _TYPE_SCHEMA, **errors("403", "404")},
+                [_TYPE],
+            ),
+            "put": operation(
+                "setTypeSchema",
+                "Set an event type's data schema (a new version if it differs)",
+                {"200": _TYPE_SCHEMA, **errors(*_WRITE, "409", "413")},
+                [_TYPE],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": ["object", "boolean"]},
+                            "example": {"type": "object", "required": ["order"]},
+                        }
+                    },
+                },
+            ),
+            "delete": operation(
+                "deleteTypeSchema",
+                "Remove an event type's data schema, every version",
+                {"204": {"description": "Deleted"}, **errors(*_WRITE)},
+                [_TYPE],
+            ),
+        },
         f"{one}/keys/{{key_id}}": {
             "delete": operation(
                 "revokeKey",
@@ -143,7 +182,7 @@ def _paths() -> dict[str, Any]:
 
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the clients and keys admin API."""
-    structs = [ClientCreate, ClientUpdate, ClientOut, KeyCreate, KeyOut, NewKeyOut]
+    structs = [ClientCreate, ClientUpdate, ClientOut, KeyCreate, KeyOut, NewKeyOut, TypeSchemaOut]
     return build("sluicegate clients and API keys", _DESCRIPTION, _paths(), structs)
 
 

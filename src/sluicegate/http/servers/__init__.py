@@ -11,13 +11,14 @@ either the same way: bind the socket, ``serve`` it in the TaskGroup beside stora
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from sluicegate.config import Settings
 from sluicegate.errors import ConfigError
 from sluicegate.http.types import ASGIApp
 
-__all__ = ["BACKLOG", "HttpServer", "bind", "http_server"]
+__all__ = ["BACKLOG", "BeforeShutdown", "HttpServer", "bind", "http_server"]
 
 #: Connections accepted by the kernel before the server takes them.
 BACKLOG = 2048
@@ -34,15 +35,25 @@ class HttpServer(Protocol):
         """Begin a graceful stop (safe to call from a signal handler, and more than once)."""
 
 
-def http_server(app: ASGIApp, settings: Settings) -> HttpServer:
-    """The server ``settings.server.http2`` chooses, configured from ``settings``."""
+#: Awaited once a graceful stop begins, before connections are closed.
+BeforeShutdown = Callable[[], Awaitable[object]]
+
+
+def http_server(
+    app: ASGIApp, settings: Settings, *, before_shutdown: BeforeShutdown | None = None
+) -> HttpServer:
+    """The server ``settings.server.http2`` chooses, configured from ``settings``.
+
+    ``before_shutdown`` runs when a graceful stop begins, once the listener is closed and
+    before the server closes connections (uvicorn closes WebSockets with 1012 then).
+    """
     if settings.server.http2:
         from sluicegate.http.servers.hypercorn import HypercornServer
 
-        return HypercornServer(app, settings)
+        return HypercornServer(app, settings, before_shutdown)
     from sluicegate.http.servers.uvicorn import UvicornServer
 
-    return UvicornServer(app, settings)
+    return UvicornServer(app, settings, before_shutdown)
 
 
 def bind(host: str, port: int) -> socket.socket:

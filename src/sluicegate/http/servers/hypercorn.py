@@ -42,7 +42,7 @@ from hypercorn.typing import AppWrapper
 from sluicegate.config import Settings
 from sluicegate.errors import RequestTimeout
 from sluicegate.http.protocol import error_bytes
-from sluicegate.http.servers import BACKLOG
+from sluicegate.http.servers import BACKLOG, BeforeShutdown
 from sluicegate.http.tls import server_ssl_context, tls_extension
 from sluicegate.http.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,6 +88,12 @@ def hypercorn_config(settings: Settings) -> Config:
     config.h11_max_incomplete_size = server.max_header_bytes
     config.h2_max_header_list_size = server.max_header_bytes
     config.include_server_header = False
+    # WebSocket consumers (/ce/ws): Hypercorn pings at the interval (the app drops a peer
+    # that stays silent) and closes with 1009 past the message size. It offers
+    # permessage-deflate to any client that asks, whatever cloudevents.websocket_compression.
+    ce = settings.cloudevents
+    config.websocket_max_message_size = ce.websocket_max_message_bytes
+    config.websocket_ping_interval = ce.websocket_ping_interval
     config.logger_class = _AccessLog
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = logging.getLogger("hypercorn.access") if server.access_log else None
@@ -228,8 +234,11 @@ def _head_begun(protocol: object) -> bool:
 class HypercornServer:
     """``HttpServer`` on Hypercorn: HTTP/1.1, HTTP/2 and WebSockets over either."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, before_shutdown: BeforeShutdown | None = None
+    ) -> None:
         self._app = app
+        self._before_shutdown = before_shutdown
         self._config = hypercorn_config(settings)
         self._body_timeout = settings.server.body_timeout
         self._header_timeout = settings.server.header_timeout
@@ -263,6 +272,8 @@ class HypercornServer:
         try:
             await self._exit.wait()
             listener.close()
+            if self._before_shutdown is not None:
+                await self._before_shutdown()
             # Idle connections close at once, HTTP/1.1 ones after their response, and
             # HTTP/2 ones refuse new streams and close when their last one ends.
             await context.terminated.set()

@@ -1,0 +1,281 @@
+"""``source`` + ``id`` de-duplication: an event is stored once however often it is sent.
+
+CloudEvents makes ``source`` + ``id`` unique per distinct event, so a producer that
+retries a batch after a timeout sends the same identities again; the gateway acknowledges
+them without storing them twice, for ``cloudevents.dedup_window`` seconds (and never
+longer than the retention of the topic the event went to).
+
+The memory lives in the log, like the rest of the gateway's state: each ``append_once``
+writes, in the **same** ``Log.append`` as the events (one SQLite transaction, one Kafka
+transaction), marker records in the internal topic ``__sluicegate_ce_ids`` that list the
+digests of the identities it stored. So an acknowledged event is always remembered, and a
+remembered identity always belongs to a stored event: a crash between the two is
+impossible because there is no "between". ``load`` rebuilds memory from the markers of the
+last window at start.
+
+Marker record format (version 1): key null; value the 16-byte BLAKE2b digests of the
+identity keys (``source`` UTF-8, a NUL byte, ``id`` UTF-8) back to back, at most
+``MAX_DIGESTS_PER_MARKER`` per record; header ``lifetime_ms`` = how long these identities
+are remembered after the record's timestamp (ASCII decimal). One marker per append and
+lifetime, not one per event: a batch of 100 events costs one more record, not 100.
+The topic's retention is the window, so its disk use is bounded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from sluicegate.config import CloudEventSettings
+from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
+from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition
+from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
+from sluicegate.errors import OffsetOutOfRange, TopicExists, UnknownTopic
+from sluicegate.storage.base import Log
+
+__all__ = ["MARKER_TOPIC", "MAX_DIGESTS_PER_MARKER", "EventIds", "identity_digest"]
+
+logger = logging.getLogger(__name__)
+
+MARKER_TOPIC = f"{INTERNAL_PREFIX}_ce_ids"
+#: 64 KiB of digests per marker record: far below any broker's record size limit.
+MAX_DIGESTS_PER_MARKER = 4096
+_LIFETIME_HEADER = "lifetime_ms"
+#: Expiry slots per window: the granularity at which the bound forgets ids.
+_SLOTS_PER_WINDOW = 4096
+_READ_RECORDS = 1000
+_READ_BYTES = 8 * 1024 * 1024
+
+
+def identity_digest(key: bytes) -> bytes:
+    """The 128-bit digest an identity key is remembered by."""
+    return hashlib.blake2b(key, digest_size=DIGEST_BYTES).digest()
+
+
+def _wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+class EventIds:
+    """The identities of the events stored in the last window, and the one way to store.
+
+    ``load()`` must have returned before the first ``append_once``. Every method runs on
+    the log's event loop.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        settings: CloudEventSettings,
+        *,
+        clock: Callable[[], int] = _wall_clock_us,
+    ) -> None:
+        self._log = log
+        #: Microseconds since the epoch; the log's own clock in tests.
+        self._clock = clock
+        self._window_us = round(settings.dedup_window * 1_000_000)
+        self._table = IdTable(
+            settings.dedup_max_ids,
+            slot_seconds=max(1, int(settings.dedup_window) // _SLOTS_PER_WINDOW),
+        )
+        #: Identities whose append is in flight -> a future resolved when it ends either way.
+        self._appending: dict[bytes, asyncio.Future[None]] = {}
+        self._duplicates = 0
+        self._marker_topic_exists = False
+        self._creating_marker_topic = asyncio.Lock()
+
+    # -- start -----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Remember the markers of the last window (the marker topic is made on first use)."""
+        try:
+            topic = await self._log.get_topic(MARKER_TOPIC)
+        except UnknownTopic:
+            return
+        if topic.retention_ms != self._window_us // 1000:
+            # The window changed: the markers must outlive it, and no longer.
+            topic = await self._log.alter_topic(
+                MARKER_TOPIC, TopicUpdate(retention_ms=self._window_us // 1000)
+            )
+        self._marker_topic_exists = True
+        now = self._clock()
+        for partition in range(topic.partitions):
+            await self._load_partition(TopicPartition(MARKER_TOPIC, partition), now)
+
+    async def _create_marker_topic(self) -> None:
+        """Create the marker topic once, however many first requests ask at once."""
+        async with self._creating_marker_topic:
+            if not self._marker_topic_exists:
+                with contextlib.suppress(TopicExists):
+                    await self._log.create_topic(
+                        TopicSpec(
+                            name=MARKER_TOPIC, partitions=1, retention_ms=self._window_us // 1000
+                        )
+                    )
+                self._marker_topic_exists = True
+
+    async def _load_partition(self, tp: TopicPartition, now: int) -> None:
+        position = await self._log.offset_for_time(tp, now - self._window_us)
+        high = (await self._log.watermarks(tp)).high
+        while position < high:
+            try:
+                records = await self._log.read(
+                    tp, position, max_records=_READ_RECORDS, max_bytes=_READ_BYTES
+                )
+            except OffsetOutOfRange:
+                # Retention removed what we were about to read: those markers expired.
+                position = (await self._log.watermarks(tp)).low
+                continue
+            if not records:
+                break
+            for record in records:
+                self._remember_marker(record, now)
+            position = records[-1].offset + 1
+
+    def _remember_marker(self, record: Record, now: int) -> None:
+        lifetime = next((v for name, v in record.headers if name == _LIFETIME_HEADER), None)
+        value = record.value or b""
+        if lifetime is None or not lifetime.isdigit() or len(value) % DIGEST_BYTES:
+            logger.warning(
+                "skipping marker %s/%d@%d: not a version 1 marker",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            return
+        lifetime_us = min(int(lifetime) * 1000, self._window_us)
+        self._table.add_all(
+            (value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)),
+            (record.timestamp + lifetime_us) // 1_000_000,
+            now // 1_000_000,
+        )
+
+    # -- storing ---------------------------------------------------------------------
+
+    async def append_once(self, items: Sequence[tuple[bytes, Sequence[NewRecord]]]) -> None:
+        """Durably store each item's records unless its identity key is already stored.
+
+        Each item is (identity key, the records that event writes). Items already stored
+        in the window are skipped; an identity another request is appending is waited for
+        (and taken over if that append fails); an identity twice in ``items`` is stored
+        once. What remains is one ``Log.append`` with the markers, awaited until durable.
+        Raises what ``Log.append`` raises; then nothing of this call was stored.
+        """
+        pending: dict[bytes, Sequence[NewRecord]] = {}
+        for key, records in items:
+            pending.setdefault(identity_digest(key), records)
+        self._duplicates += len(items) - len(pending)
+        lifetimes = await self._lifetimes(pending.values())
+        if not self._marker_topic_exists:
+            await self._create_marker_topic()
+        while True:
+            now = self._clock() // 1_000_000
+            contains = self._table.contains
+            others: set[asyncio.Future[None]] = set()
+            for digest in list(pending):
+                if contains(digest, now):
+                    del pending[digest]
+                    self._duplicates += 1
+                elif (appending := self._appending.get(digest)) is not None:
+                    others.add(appending)
+            if not others:
+                break
+            # Never wait while holding claims of our own: two requests with overlapping
+            # batches would wait for each other.
+            await asyncio.wait(others)
+        if pending:
+            await self._append_claimed(pending, lifetimes)
+
+    async def _lifetimes(self, events: Iterable[Sequence[NewRecord]]) -> dict[str, int]:
+        """How long an event is remembered, in µs, by each topic it may write to."""
+        lifetimes: dict[str, int] = {}
+        for records in events:
+            for record in records:
+                if record.topic not in lifetimes:
+                    retention_ms = (await self._log.get_topic(record.topic)).retention_ms
+                    lifetimes[record.topic] = (
+                        self._window_us
+                        if retention_ms is None
+                        else min(self._window_us, retention_ms * 1000)
+                    )
+        return lifetimes
+
+    async def _append_claimed(
+        self, pending: dict[bytes, Sequence[NewRecord]], lifetimes: dict[str, int]
+    ) -> None:
+        # From the claim to the append there is no await: no other request can slip in.
+        claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        by_lifetime: dict[int, list[bytes]] = {}
+        batch: list[NewRecord] = []
+        for digest, records in pending.items():
+            self._appending[digest] = claim
+            lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
+            by_lifetime.setdefault(lifetime, []).append(digest)
+            batch.extend(records)
+        markers = _markers(by_lifetime)
+        batch.extend(marker for _, _, marker in markers)
+        try:
+            appended = self._log.append(batch)
+        except BaseException:
+            self._release(pending, claim)
+            raise
+        # A callback, not code after the await: if this request is cancelled, the append
+        # still ends one way or the other, and its outcome must still be recorded.
+        appended.add_done_callback(lambda done: self._settle(done, pending, markers, claim))
+        await asyncio.shield(appended)
+
+    def _settle(
+        self,
+        done: asyncio.Future[list[Appended]],
+        pending: dict[bytes, Sequence[NewRecord]],
+        markers: list[tuple[list[bytes], int, NewRecord]],
+        claim: asyncio.Future[None],
+    ) -> None:
+        if not done.cancelled() and done.exception() is None:
+            results = done.result()
+            now = self._clock() // 1_000_000
+            first_marker = len(results) - len(markers)
+            for (digests, lifetime, _), stored in zip(markers, results[first_marker:], strict=True):
+                self._table.add_all(digests, (stored.timestamp + lifetime) // 1_000_000, now)
+        self._release(pending, claim)
+
+    def _release(
+        self, pending: dict[bytes, Sequence[NewRecord]], claim: asyncio.Future[None]
+    ) -> None:
+        for digest in pending:
+            if self._appending.get(digest) is claim:
+                del self._appending[digest]
+        # Waiters look again: remembered now (a duplicate), or theirs to take over.
+        with contextlib.suppress(asyncio.InvalidStateError):
+            claim.set_result(None)
+
+    # -- observing -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        """Gauges and counters for /metrics."""
+        now = self._clock() // 1_000_000
+        window = self._window_us // 1_000_000
+        return {
+            "remembered_ids": self._table.remembered(now),
+            "memory_bytes": self._table.memory_bytes(),
+            "effective_window_seconds": self._table.effective_window(window, now),
+            "appending_ids": len(self._appending),
+            "duplicates_skipped_total": self._duplicates,
+            "evicted_ids_total": self._table.evicted,
+        }
+
+
+def _markers(by_lifetime: dict[int, list[bytes]]) -> list[tuple[list[bytes], int, NewRecord]]:
+    """(digests, lifetime µs, marker record) for each chunk of digests of one lifetime."""
+    markers = []
+    for lifetime, digests in by_lifetime.items():
+        header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
+        for start in range(0, len(digests), MAX_DIGESTS_PER_MARKER):
+            chunk = digests[start : start + MAX_DIGESTS_PER_MARKER]
+            record = NewRecord(MARKER_TOPIC, 0, None, b"".join(chunk), (header,))
+            markers.append((chunk, lifetime, record))
+    return markers

@@ -1,0 +1,255 @@
+"""Storing CloudEvents: every check first, then one atomic, de-duplicated, durable append.
+
+``produce`` is the producer API's core (``POST /ce/produce/raw|event|events``):
+
+1. the client must be a producer, and may use each event's ``source`` and ``type``
+   (``Forbidden``, which the dialect answers with 401);
+2. each event is at most ``cloudevents.max_event_bytes`` (413), its ``time`` is not
+   ahead of the gateway's clock by more than ``cloudevents.clock_skew`` (400; an event
+   without ``time`` gets the gateway's), it does not use the ``offset`` attribute, which
+   consumers receive their delivery offset in (400), and its data satisfies its type's
+   schema (422, each violation listed);
+3. only then is anything written: each type's topic (created on first use), the type in
+   the registry of produced types (durable before its first event), and every event in
+   **one** ``EventIds.append_once`` — one ``Log.append``, all or nothing across every
+   topic the batch's types route to, each ``source`` + ``id`` stored once.
+
+Every error of a batch names the event's ``index`` (and the ``attribute``), and the
+first wrong event decides the answer. Work that repeats is done once: authorization per
+distinct (source, type) of a request, a type's topic and schema per distinct type.
+
+``produce_to_stream`` stores a client's test or dead events (``streams.py``): the same
+checks but authorization, which the caller does (the client must be a consumer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from sluicegate.config import CloudEventSettings
+from sluicegate.core.auth.principals import Principal
+from sluicegate.core.cloudevents.binding import to_record
+from sluicegate.core.cloudevents.dedup import EventIds
+from sluicegate.core.cloudevents.event import CloudEvent, is_json_media_type
+from sluicegate.core.cloudevents.routing import TypeRouter
+from sluicegate.core.cloudevents.schemas import EventSchemas
+from sluicegate.core.cloudevents.topics import EventTopics
+from sluicegate.core.cloudevents.types import EventTypes
+from sluicegate.core.partitioner import Partitioner
+from sluicegate.core.records import NewRecord, format_timestamp
+from sluicegate.core.schemas.validators import ValueSchema
+from sluicegate.core.topics import Topic
+from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
+
+__all__ = ["EventProducer", "identity_key", "require_producer"]
+
+#: Violations of a type's schema listed in an answer at most.
+_MAX_VIOLATIONS = 100
+
+Item = tuple[bytes, Sequence[NewRecord]]
+
+
+def identity_key(event: CloudEvent) -> bytes:
+    """The de-duplication key of a produced event: ``source``, NUL, ``id``."""
+    return event.source.encode() + b"\x00" + event.id.encode()
+
+
+def _prefix(index: int | None) -> str:
+    return "" if index is None else f"events[{index}]: "
+
+
+def _detail(attribute: str, index: int | None) -> dict[str, object]:
+    return {"attribute": attribute} if index is None else {"attribute": attribute, "index": index}
+
+
+class EventProducer:
+    """Checks and stores CloudEvents; one per gateway, shared by every request."""
+
+    def __init__(
+        self,
+        settings: CloudEventSettings,
+        *,
+        router: TypeRouter,
+        topics: EventTopics,
+        types: EventTypes,
+        ids: EventIds,
+        schemas: EventSchemas,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._max_event_bytes = settings.max_event_bytes
+        self._skew_us = round(settings.clock_skew * 1_000_000)
+        self._topic_for = router.topic_for
+        self._topics = topics
+        self._types = types
+        self._ids = ids
+        self._schemas = schemas
+        self._clock = clock
+        self._partitioner = Partitioner()
+
+    # -- producers -------------------------------------------------------------------
+
+    async def produce(
+        self, principal: Principal, events: Sequence[CloudEvent], *, batch: bool = False
+    ) -> None:
+        """Check every event, then store them all or none; returns once durable.
+
+        ``batch``: the events came as an array, so errors name their index.
+        """
+        require_producer(principal)
+        if not events:
+            return  # an empty batch: nothing to store
+        granted: set[tuple[str, str]] = set()
+        for index, event in enumerate(events):
+            pair = (event.source, event.type)
+            if pair not in granted:
+                _authorize(principal, event, index if batch else None)
+                granted.add(pair)
+        events = self._checked(events, batch)
+        topics: dict[str, Topic] = {}
+        new_types: list[tuple[str, str]] = []
+        for event_type in {event.type for event in events}:
+            name = self._topic_for(event_type)
+            topics[event_type] = self._topics.cached(name) or await self._topics.get(name)
+            if not self._types.knows(event_type, name):
+                new_types.append((event_type, name))
+        if new_types:
+            await self._types.register(new_types)
+        partition = self._partitioner.partition
+        items: list[Item] = []
+        for event in events:
+            topic = topics[event.type]
+            key = event.extensions.get("partitionkey")
+            chosen = partition(topic.name, None if key is None else key.encode(), topic.partitions)
+            items.append((identity_key(event), (to_record(event, topic.name, partition=chosen),)))
+        await self._ids.append_once(items)
+
+    async def produce_to_stream(self, stream: str, events: Sequence[CloudEvent]) -> None:
+        """Check ``events`` and store them in a client's test or dead stream ``stream``.
+
+        De-duplicated within the stream: a dead event keeps the ``source`` and ``id`` of
+        the event it reports, which is stored (and remembered) already.
+        """
+        checked = self._checked(events, batch=False)
+        topic = self._topics.cached(stream) or await self._topics.stream(stream)
+        scope = b"\x00" + stream.encode() + b"\x00"
+        await self._ids.append_once(
+            [(scope + identity_key(event), (to_record(event, topic.name),)) for event in checked]
+        )
+
+    # -- checks ----------------------------------------------------------------------
+
+    def _checked(self, events: Sequence[CloudEvent], batch: bool) -> list[CloudEvent]:
+        """``events`` checked (size, time, reserved names, data), each with a ``time``."""
+        now_us = self._clock() // 1000
+        latest = datetime.fromtimestamp((now_us + self._skew_us) / 1_000_000, UTC)
+        now_text: str | None = None
+        schemas: dict[str, ValueSchema | None] = {}
+        checked: list[CloudEvent] = []
+        for index, event in enumerate(events):
+            where = index if batch else None
+            if event.size() > self._max_event_bytes:
+                raise PayloadTooLarge(
+                    f"{_prefix(where)}the event is {event.size()} bytes, more than the limit "
+                    f"of {self._max_event_bytes} bytes per event",
+                    **({} if where is None else {"index": where}),
+                )
+            if "offset" in event.extensions:
+                raise BadRequest(
+                    f"{_prefix(where)}attribute offset is reserved: consumers receive "
+                    "their delivery offset in it",
+                    **_detail("offset", where),
+                )
+            if event.type not in schemas:
+                schemas[event.type] = self._schemas.for_type(event.type)
+            schema = schemas[event.type]
+            if schema is not None:
+                _check_data(schema, event, where)
+            if event.time is None:
+                now_text = now_text or format_timestamp(now_us)
+                event = msgspec.structs.replace(event, time=now_text)
+            elif _parse_time(event.time, where) > latest:
+                raise BadRequest(
+                    f"{_prefix(where)}attribute time {event.time!r} is in the future "
+                    f"(the gateway allows {self._skew_us / 1_000_000:g} s of clock skew)",
+                    **_detail("time", where),
+                )
+            checked.append(event)
+        return checked
+
+
+def require_producer(principal: Principal) -> None:
+    """Raise ``Forbidden`` unless ``principal`` may produce some source and some type."""
+    permissions = principal.permissions
+    if not permissions.ce_produce_types or not permissions.ce_sources:
+        missing = "ce_produce_types" if not permissions.ce_produce_types else "ce_sources"
+        raise Forbidden(
+            f"client {principal.name!r} is not registered as a CloudEvents producer: "
+            f"it has no {missing}",
+            check="producer",
+        )
+
+
+def _authorize(principal: Principal, event: CloudEvent, index: int | None) -> None:
+    if not principal.may_use_source(event.source):
+        raise Forbidden(
+            f"{_prefix(index)}client {principal.name!r} may not produce events with "
+            f"source {event.source!r}",
+            check="source",
+            **_detail("source", index),
+        )
+    if not principal.may_produce_type(event.type):
+        raise Forbidden(
+            f"{_prefix(index)}client {principal.name!r} may not produce events of "
+            f"type {event.type!r}",
+            check="type",
+            **_detail("type", index),
+        )
+
+
+def _parse_time(text: str, index: int | None) -> datetime:
+    # Python's parser takes neither lower-case t/z nor a leap second, which RFC 3339 allows;
+    # a leap second is a moment in the past for this check.
+    if "t" in text or "z" in text:
+        text = text.upper()
+    if text[17:19] == "60":
+        text = text[:17] + "59" + text[19:]
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            f"{_prefix(index)}attribute time {text!r} is not a valid date and time",
+            **_detail("time", index),
+        ) from None
+
+
+def _check_data(schema: ValueSchema, event: CloudEvent, index: int | None) -> None:
+    """Raise ``Unprocessable`` listing each way ``event``'s data breaks its type's schema."""
+    data = event.data
+    if data is not None and not is_json_media_type(event.datacontenttype):
+        raise Unprocessable(
+            f"{_prefix(index)}events of type {event.type!r} carry JSON data, which their "
+            f"schema describes; got datacontenttype {event.datacontenttype!r}",
+            **_detail("datacontenttype", index),
+        )
+    try:
+        datum = None if data is None else msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise BadRequest(
+            f"{_prefix(index)}the data is not valid JSON: {exc}", **_detail("data", index)
+        ) from None
+    violations = schema.violations(datum)
+    if violations:
+        shown = violations[:_MAX_VIOLATIONS]
+        listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in shown)
+        if len(violations) > len(shown):
+            listed += f"; and {len(violations) - len(shown)} more"
+        raise Unprocessable(
+            f"{_prefix(index)}the data does not satisfy the schema of type "
+            f"{event.type!r}: {listed}",
+            violations=[msgspec.structs.asdict(v) for v in shown],
+            **_detail("data", index),
+        )

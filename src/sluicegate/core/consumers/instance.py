@@ -1,0 +1,462 @@
+"""A consumer instance: one member of a consumer group, reading and confirming for a client.
+
+Resource handling: an instance is memory and a group membership, never a task, a
+connection or a broker consumer. It reads through the ``Log`` contract, waits through
+``LongPolls`` (woken by the log), and owns nothing that outlives ``close()``. Partition
+state is created on first read, in-flight deliveries cost 16 bytes each.
+
+Delivery: each record handed out gets the next number of the instance's *delivery
+sequence* (1, 2, 3... per instance), and ``confirm(n)`` confirms every delivery up to
+``n``. Per partition the committable position is the first unconfirmed delivery (see
+``cursor``); the group commits it, only forward (see ``group``), before ``confirm``
+returns.
+
+At least once: delivered but unconfirmed events are never committed, so whoever reads
+the partition next — another instance after a rebalance, the next instance after this
+one is deleted or expires — starts from the committed position and gets them again.
+Confirmed events are committed, and nobody reads below the committed position, so they
+never come again.
+
+Rebalances are seen at the next heartbeat (each read). A partition that moved away is
+no longer read; deliveries from it that are still unconfirmed may be confirmed (and
+committed) until the instance's client does so, so a confirmation is never lost to a
+rebalance. Its new owner reads from the group's committed position, and skips forward
+whenever the group commits past it.
+
+Error handling: ``UnknownConsumerInstance`` once the instance is closed (deleted,
+expired, or dropped by the group coordinator); ``BadRequest`` for a confirmation beyond
+what was delivered; whatever the log raises otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sluicegate.core.consumers.batch import Batch
+from sluicegate.core.consumers.cursor import PartitionCursor
+from sluicegate.core.consumers.subscription import Subscription
+from sluicegate.core.longpoll import LongPolls
+from sluicegate.core.records import Record, TopicPartition
+from sluicegate.errors import (
+    BadRequest,
+    OffsetOutOfRange,
+    UnknownConsumerInstance,
+    UnknownGroupMember,
+    UnknownTopic,
+)
+from sluicegate.storage.base import Assignment
+
+if TYPE_CHECKING:
+    from sluicegate.core.consumers.group import LocalGroup
+    from sluicegate.core.consumers.registry import ConsumerInstances
+
+__all__ = ["ConsumerInstance"]
+
+#: Records one read takes from a filtered topic at least: most may be skipped.
+_FILTERED_READ = 500
+#: Records a batch may skip (filtered out) before it returns what it has.
+_MAX_SKIPPED = 20_000
+
+
+class ConsumerInstance:
+    """A member of one group; see the module docstring. Built by ``ConsumerInstances``."""
+
+    __slots__ = (
+        "_assigned",
+        "_cursors",
+        "_generation",
+        "_lock",
+        "_next",
+        "_registry",
+        "_rotation",
+        "_subscription_version",
+        "_topics",
+        "_wake",
+        "busy",
+        "closed",
+        "group",
+        "id",
+        "last_used",
+        "owner",
+        "subscription",
+    )
+
+    def __init__(
+        self,
+        registry: ConsumerInstances,
+        instance_id: str,
+        owner: str,
+        group: LocalGroup,
+        subscription: Subscription,
+    ) -> None:
+        self._registry = registry
+        #: Unguessable; also the member id in the group.
+        self.id = instance_id
+        #: The client that created it; nobody else may use it.
+        self.owner = owner
+        self.group = group
+        self.subscription = subscription
+        self.closed = False
+        #: Requests using the instance now; the reaper never takes a busy instance.
+        self.busy = 0
+        self.last_used = registry.monotonic()
+        self._topics: frozenset[str] = frozenset()
+        self._subscription_version = -1
+        self._generation = -1
+        self._assigned: tuple[TopicPartition, ...] = ()
+        self._cursors: dict[TopicPartition, PartitionCursor] | None = None
+        #: The next delivery sequence number.
+        self._next = 1
+        self._rotation = 0
+        self._lock: asyncio.Lock | None = None
+        self._wake: asyncio.Future[None] | None = None
+
+    # -- what callers ask ------------------------------------------------------------
+
+    @property
+    def delivered(self) -> int:
+        """The last delivery sequence number handed out (0 before the first)."""
+        return self._next - 1
+
+    @property
+    def unconfirmed(self) -> int:
+        """Deliveries not confirmed yet, on partitions the instance still owns."""
+        cursors = self._cursors
+        return 0 if not cursors else sum(c.unconfirmed for c in cursors.values())
+
+    @property
+    def partitions(self) -> tuple[TopicPartition, ...]:
+        """The partitions assigned to this instance at its last heartbeat."""
+        return self._assigned
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics the instance subscribed to at its last join."""
+        return self._topics
+
+    def touch(self) -> None:
+        """Mark the instance as used now (it expires ``idle_timeout`` after its last use)."""
+        self.last_used = self._registry.monotonic()
+
+    def resubscribe(self) -> None:
+        """The subscription's answer may have changed: ask it again at the next read."""
+        self._subscription_version = -1
+
+    def delivery_count(self, tp: TopicPartition, offset: int) -> int:
+        """How many times the group has been handed this record so far."""
+        return self.group.counts.count(tp, offset)
+
+    async def next_batch(
+        self,
+        max_events: int,
+        timeout: float,
+        gone: Callable[[], Awaitable[object]],
+        *,
+        window: int | None = None,
+        polls: LongPolls | None = None,
+    ) -> Batch:
+        """Up to ``max_events`` records, waiting up to ``timeout`` seconds for the first.
+
+        The wait is a long poll (``LongPolls.wait``): woken by the log, by a rebalance or
+        a grown subscription, or by a confirmation that reopens a full window; it ends at
+        once with ``Abandoned`` when ``gone()`` completes. At most ``window`` deliveries
+        (default ``max_unconfirmed``) are unconfirmed at any time: with the window full
+        the instance reads nothing until confirmations arrive. An empty batch means the
+        timeout passed. ``polls`` waits instead of the registry's long polls (a stream
+        whose waits are not counted as long polls).
+        """
+        registry = self._registry
+        waits = registry.long_polls if polls is None else polls
+        limit = registry.settings.max_unconfirmed if window is None else window
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.busy += 1
+        try:
+            while True:
+                async with self._locked():
+                    await self._refresh()
+                    room = min(max_events, limit - self.unconfirmed)
+                    batch = await self._read(room) if room > 0 else Batch(self._next, [])
+                    remaining = deadline - loop.time()
+                    if batch or remaining <= 0:
+                        return batch
+                    positions = self._positions() if room > 0 else {}
+                    wake = self._wake_future()
+                await waits.wait(self.owner, positions, remaining, gone, wake)
+        finally:
+            self.busy -= 1
+            self.touch()
+
+    async def confirm(self, upto: int | None = None) -> None:
+        """Confirm every delivery with sequence number <= ``upto`` (all when ``None``).
+
+        Durable before it returns: the group's committed positions are written. A number
+        beyond the last delivery is a ``BadRequest``; one already confirmed changes
+        nothing. Deliveries on partitions that moved to another member are not committed
+        here: their new owner delivers them again.
+        """
+        self.busy += 1
+        try:
+            async with self._locked():
+                self._check_open()
+                delivered = self._next - 1
+                if upto is None:
+                    upto = delivered
+                elif upto < 1:
+                    raise BadRequest(
+                        f"offset must be a delivered event's offset (>= 1), got {upto}",
+                        field="offset",
+                    )
+                elif upto > delivered:
+                    told = f"offsets 1 to {delivered}" if delivered else "no events yet"
+                    raise BadRequest(
+                        f"offset {upto} was never delivered: this consumer instance "
+                        f"has delivered {told}",
+                        field="offset",
+                    )
+                if self._cursors:
+                    for cursor in self._cursors.values():
+                        cursor.confirm(upto)
+                self.wake()  # a full window may have room now
+                await self._commit()
+        finally:
+            self.busy -= 1
+            self.touch()
+
+    def wake(self) -> None:
+        """End a long poll of this instance early so that it looks again."""
+        wake = self._wake
+        if wake is None:
+            if self.busy:
+                # No wait yet, but a read may be under way, between its heartbeat and
+                # its wait: a done future makes that wait look again at once instead of
+                # sleeping through what changed (a partition freed by a leaving member).
+                wake = self._wake = asyncio.get_running_loop().create_future()
+                wake.set_result(None)
+            return
+        if not wake.done():
+            self._wake = None
+            wake.set_result(None)
+
+    # -- membership ------------------------------------------------------------------
+
+    async def join(self) -> None:
+        """Join the group with the subscription's topics as they are now."""
+        version = self.subscription.version()
+        topics = await self.subscription.topics()
+        self._subscription_version = version
+        await self._join(topics)
+
+    async def _join(self, topics: frozenset[str]) -> None:
+        registry = self._registry
+        while True:
+            try:
+                assignment = await registry.log.join_group(
+                    self.group.name, self.id, sorted(topics), registry.settings.session_timeout
+                )
+                break
+            except UnknownTopic as exc:
+                # Deleted since the subscription listed it: read the others.
+                missing = exc.detail.get("topic")
+                if missing not in topics:
+                    raise
+                topics = topics - {missing}
+        self._topics = topics
+        self._apply(assignment)
+
+    async def _refresh(self) -> None:
+        """Heartbeat, and re-join if the subscription grew: the assignment is current."""
+        self._check_open()
+        registry = self._registry
+        try:
+            if self._subscription_version != self.subscription.version():
+                version = self.subscription.version()
+                topics = await self.subscription.topics()
+                self._subscription_version = version
+                if topics != self._topics:
+                    await self._join(topics)
+                    self.group.changed(self)  # the others' shares changed too
+                    return
+            assignment = await registry.log.heartbeat(self.group.name, self.id)
+        except UnknownGroupMember:
+            # The coordinator dropped the member (its session ran out): the instance is
+            # gone for good; its partitions are already with the others.
+            await registry.discard(self)
+            raise self._gone() from None
+        self._apply(assignment)
+
+    def _apply(self, assignment: Assignment) -> None:
+        if assignment.generation == self._generation:
+            return
+        self._generation = assignment.generation
+        self._assigned = assignment.partitions
+        self._rotation = 0
+        cursors = self._cursors
+        if cursors:
+            # A partition that moved away is no longer read; its cursor stays while
+            # deliveries from it are unconfirmed, so that confirming them still commits.
+            owned = set(assignment.partitions)
+            for tp in [tp for tp, c in cursors.items() if tp not in owned and not c.unconfirmed]:
+                del cursors[tp]
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        cursors = self._cursors or {}
+        return {tp: cursors[tp].position for tp in self._assigned if tp in cursors}
+
+    async def _cursor(self, tp: TopicPartition) -> PartitionCursor | None:
+        """The cursor of assigned ``tp``, from the group's committed position (else the
+        earliest record); ``None`` if its topic is gone."""
+        cursors = self._cursors
+        if cursors is None:
+            cursors = self._cursors = {}
+        cursor = cursors.get(tp)
+        group = self.group
+        if cursor is None:
+            log = self._registry.log
+            try:
+                stored = await log.committed_offsets(group.name, tp.topic)
+                for other in self._assigned:
+                    if other.topic != tp.topic or other in cursors:
+                        continue
+                    position = stored.get(other.partition, -1)
+                    if position < 0 and other not in group.committed:
+                        # A group that never committed here starts at the earliest event.
+                        position = (await log.watermarks(other)).low
+                    cursors[other] = PartitionCursor(group.learned(other, position))
+            except UnknownTopic:
+                self._subscription_version = -1  # re-join without it
+                return None
+            cursor = cursors.get(tp)
+        elif (committed := group.committed.get(tp)) is not None:
+            # Another instance of the group may have committed past this one's position
+            # (this partition had another owner for a while): never read below it.
+            cursor.skip_to(committed)
+        return cursor
+
+    async def _read(self, limit: int) -> Batch:
+        """Up to ``limit`` records, partitions taken in turn, each from its position."""
+        assigned = self._assigned
+        first = self._next
+        count = len(assigned)
+        if not count:
+            return Batch(first, [])
+        records: list[Record] = []
+        counts: dict[int, int] | None = None
+        bytes_left = self._registry.settings.max_batch_bytes
+        skipped = 0
+        rotation = self._rotation
+        self._rotation = (rotation + 1) % count
+        for step in range(count):
+            tp = assigned[(rotation + step) % count]
+            cursor = await self._cursor(tp)
+            if cursor is None:
+                continue
+            accept = self.subscription.filter(tp.topic)
+            while (want := limit - len(records)) > 0 and bytes_left > 0:
+                asked = want if accept is None else max(want, _FILTERED_READ)
+                chunk = await self._read_chunk(tp, cursor, asked, bytes_left)
+                if not chunk:
+                    break
+                end = chunk[-1].offset + 1
+                if accept is None:
+                    taken = chunk
+                else:
+                    taken = []
+                    for record in chunk:
+                        if accept(record):
+                            if len(taken) == want:
+                                end = record.offset
+                                break
+                            taken.append(record)
+                    skipped += len(chunk) - len(taken)
+                cursor.position = end
+                if taken:
+                    offsets = [record.offset for record in taken]
+                    cursor.deliver(self._next, offsets)
+                    again = self.group.counts.delivered(tp, offsets)
+                    if again:
+                        base = len(records)
+                        counts = counts or {}
+                        counts.update({base + index: n for index, n in again.items()})
+                    records.extend(taken)
+                    self._next += len(taken)
+                    bytes_left -= sum(record.size() for record in taken)
+                if len(chunk) < asked or skipped >= _MAX_SKIPPED:
+                    break  # this partition is drained (or too much was skipped)
+            if len(records) >= limit or bytes_left <= 0 or skipped >= _MAX_SKIPPED:
+                break
+        return Batch(first, records, counts)
+
+    async def _read_chunk(
+        self, tp: TopicPartition, cursor: PartitionCursor, asked: int, max_bytes: int
+    ) -> list[Record]:
+        log = self._registry.log
+        try:
+            return await log.read(tp, cursor.position, max_records=asked, max_bytes=max_bytes)
+        except OffsetOutOfRange:
+            # Retention passed the position (those records are gone for everyone), or the
+            # topic was recreated shorter: go on from the nearest record that exists.
+            marks = await log.watermarks(tp)
+            cursor.position = min(max(cursor.position, marks.low), marks.high)
+            return await log.read(tp, cursor.position, max_records=asked, max_bytes=max_bytes)
+        except UnknownTopic:
+            self._subscription_version = -1  # deleted: re-join without it
+            return []
+
+    # -- confirming ------------------------------------------------------------------
+
+    async def _commit(self) -> None:
+        """Commit every partition's confirmed prefix that is ahead of the group's."""
+        cursors = self._cursors
+        if not cursors:
+            return
+        assigned = set(self._assigned)
+        await self.group.commit(
+            self._registry.log, {tp: cursor.committable() for tp, cursor in cursors.items()}
+        )
+        # Partitions that moved away are done with once nothing from them is in flight.
+        for tp in [tp for tp, c in cursors.items() if tp not in assigned and not c.unconfirmed]:
+            del cursors[tp]
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Leave the group (its other members take the partitions) and free everything."""
+        if self.closed:
+            return
+        self.closed = True
+        self._cursors = None
+        self._assigned = ()
+        self.wake()
+        await self._registry.log.leave_group(self.group.name, self.id)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise self._gone()
+
+    def _gone(self) -> UnknownConsumerInstance:
+        return UnknownConsumerInstance(
+            f"consumer instance {self.id!r} was deleted or expired", instance=self.id
+        )
+
+    def _locked(self) -> asyncio.Lock:
+        # Created on first use: most instances never see two requests at once, and an
+        # idle instance should cost as little as possible.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def _wake_future(self) -> asyncio.Future[None]:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = asyncio.get_running_loop().create_future()
+        elif wake.done():
+            self._wake = None  # woken during the read: this wait ends at once, once
+        return wake
+
+    def __repr__(self) -> str:
+        return f"ConsumerInstance({self.id!r}, owner={self.owner!r}, group={self.group.name!r})"

@@ -1,0 +1,214 @@
+"""Every consumer instance of this node: created, found by owner, deleted, and reaped.
+
+Idle expiry: one reaper for all instances (``run``), never a timer per instance. It
+keeps a heap of (deadline, instance id), one entry per instance, and sleeps until the
+first deadline. A request only stamps ``last_used`` (no heap work on the hot path); when
+an entry comes due the reaper compares it with the instance's real deadline and pushes
+it back if the instance was used since, or is serving a request right now. An expired
+instance is closed like a deleted one: it leaves its group (the others take its
+partitions from the committed positions), its waiters are woken, its memory freed, and
+its id answers 404 from then on.
+
+Caps: instances per client and overall (``max_instances_per_client``, ``max_instances``)
+bound the memory a client that never deletes can hold until its instances expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import secrets
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from sluicegate.core.consumers.group import LocalGroup
+from sluicegate.core.consumers.instance import ConsumerInstance
+from sluicegate.core.consumers.subscription import Subscription
+from sluicegate.core.longpoll import LongPolls
+from sluicegate.errors import Overloaded, RateLimited, UnknownConsumerInstance
+from sluicegate.storage.base import Log
+
+__all__ = ["ConsumerInstances", "ConsumerSettings"]
+
+#: Bytes of randomness in an instance id (22 URL-safe characters).
+_ID_BYTES = 16
+
+
+class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How consumer instances behave; the dialect builds it from its settings."""
+
+    #: Seconds without a request after which an instance is removed.
+    idle_timeout: float = 300.0
+    #: Deliveries an instance may have unconfirmed; reading stops while it is full.
+    max_unconfirmed: int = 10_000
+    #: Bytes of record data one batch holds at most (its first record always fits).
+    max_batch_bytes: int = 4 * 1024 * 1024
+    #: Live instances on this node, and per client.
+    max_instances: int = 100_000
+    max_instances_per_client: int = 10_000
+
+    @property
+    def session_timeout(self) -> float:
+        """The group session of an instance's membership.
+
+        Longer than the idle timeout: the reaper, which frees everything, acts first;
+        the coordinator drops the member by itself only if the reaper could not.
+        """
+        return self.idle_timeout * 2
+
+
+class ConsumerInstances:
+    """The consumer instances of one node, over one log."""
+
+    def __init__(
+        self,
+        log: Log,
+        long_polls: LongPolls,
+        settings: ConsumerSettings,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.long_polls = long_polls
+        self.settings = settings
+        self.monotonic = monotonic
+        self._instances: dict[str, ConsumerInstance] = {}
+        self._groups: dict[str, LocalGroup] = {}
+        self._per_client: dict[str, int] = {}
+        self._deadlines: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._instances)
+
+    async def create(self, owner: str, group: str, subscription: Subscription) -> ConsumerInstance:
+        """A new instance of ``owner`` in storage group ``group``, joined and assigned.
+
+        Beyond the caps: ``RateLimited`` (this client's) or ``Overloaded`` (the node's).
+        """
+        held = self._per_client.get(owner, 0)
+        if held >= self.settings.max_instances_per_client:
+            raise RateLimited(
+                f"client {owner!r} has {held} consumer instances, the most it may have: "
+                "delete the ones it no longer uses",
+                retry_after=self.settings.idle_timeout,
+            )
+        if len(self._instances) >= self.settings.max_instances:
+            raise Overloaded(
+                "this node holds as many consumer instances as it may; try again later",
+                retry_after=60.0,
+            )
+        local = self._groups.get(group)
+        if local is None:
+            local = self._groups[group] = LocalGroup(group)
+        instance = ConsumerInstance(
+            self, secrets.token_urlsafe(_ID_BYTES), owner, local, subscription
+        )
+        # Counted before joining, so that concurrent creations respect the caps.
+        self._instances[instance.id] = instance
+        local.instances[instance.id] = instance
+        self._per_client[owner] = held + 1
+        try:
+            await instance.join()
+        except BaseException:
+            self._forget(instance)
+            await self.log.leave_group(group, instance.id)
+            raise
+        local.changed(instance)
+        instance.touch()
+        heapq.heappush(
+            self._deadlines, (instance.last_used + self.settings.idle_timeout, instance.id)
+        )
+        return instance
+
+    def get(self, owner: str, group: str, instance_id: str) -> ConsumerInstance:
+        """The live instance ``instance_id`` of ``owner`` in ``group``, touched.
+
+        ``UnknownConsumerInstance`` if there is none — including when it belongs to
+        another client, so that nobody can learn which ids exist.
+        """
+        instance = self._instances.get(instance_id)
+        if instance is None or instance.owner != owner or instance.group.name != group:
+            raise UnknownConsumerInstance(
+                f"no consumer instance {instance_id[:64]!r} in this group: it was deleted, "
+                f"it expired after {self.settings.idle_timeout:g} s without requests, "
+                "or it never existed",
+                instance=instance_id[:64],
+            )
+        instance.touch()
+        return instance
+
+    async def delete(self, owner: str, group: str, instance_id: str) -> None:
+        """Delete an instance (``UnknownConsumerInstance`` as ``get``)."""
+        await self.discard(self.get(owner, group, instance_id))
+
+    async def discard(self, instance: ConsumerInstance) -> None:
+        """Close ``instance`` and forget it; its group's other instances look again."""
+        if self._instances.get(instance.id) is not instance:
+            return
+        self._forget(instance)
+        await instance.close()
+        instance.group.changed()
+
+    def _forget(self, instance: ConsumerInstance) -> None:
+        del self._instances[instance.id]
+        local = instance.group
+        local.instances.pop(instance.id, None)
+        if not local.instances and self._groups.get(local.name) is local:
+            del self._groups[local.name]
+        left = self._per_client[instance.owner] - 1
+        if left:
+            self._per_client[instance.owner] = left
+        else:
+            del self._per_client[instance.owner]
+
+    def subscriptions_changed(self) -> None:
+        """Some subscriptions' versions moved (a new event type, say): the instances
+        waiting in a long poll look again now instead of at their timeout."""
+        for instance in self._instances.values():
+            instance.wake()
+
+    # -- idle expiry -----------------------------------------------------------------
+
+    async def reap_due(self) -> int:
+        """Close every instance idle past ``idle_timeout``; how many were closed."""
+        idle = self.settings.idle_timeout
+        now = self.monotonic()
+        deadlines = self._deadlines
+        reaped = 0
+        while deadlines and deadlines[0][0] <= now:
+            _, instance_id = heapq.heappop(deadlines)
+            instance = self._instances.get(instance_id)
+            if instance is None:
+                continue  # deleted meanwhile
+            due = instance.last_used + idle
+            if instance.busy:
+                # Serving a request (a long poll, say): looked at again a little later.
+                heapq.heappush(deadlines, (now + idle * 0.1, instance_id))
+                continue
+            if due > now:
+                heapq.heappush(deadlines, (due, instance_id))
+                continue
+            await self.discard(instance)
+            reaped += 1
+        return reaped
+
+    async def run(self) -> None:
+        """Reap idle instances until cancelled: sleep until the first deadline, repeat."""
+        while True:
+            await self.reap_due()
+            if self._deadlines:
+                delay = self._deadlines[0][0] - self.monotonic()
+            else:
+                # New instances' deadlines are an idle timeout away at least.
+                delay = self.settings.idle_timeout
+            await asyncio.sleep(max(delay, 0.01))
+
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics."""
+        return {
+            "instances": len(self._instances),
+            "groups": len(self._groups),
+            "redelivered_unconfirmed": sum(g.counts.redelivered for g in self._groups.values()),
+        }

@@ -1,0 +1,162 @@
+"""Consumer instances served as streams over one connection each (WebSocket; Server-Sent
+Events next): the instance lives exactly as long as its connection.
+
+A stream is a consumer instance like a long poll's, with the same group, delivery
+sequence, confirmations, contiguous commits and redelivery; what differs is who drives
+it. The server pushes events as they come instead of waiting for a poll, so:
+
+* **Flow control.** At most ``window`` events are unconfirmed at any time: with the
+  window full, ``next_batch`` reads nothing from the log and waits (woken by a
+  confirmation, never by a polling loop). Each read is bounded by ``batch_size`` events
+  and the instances' ``max_batch_bytes``, so a connection holds at most one batch that
+  is read but not yet sent, whatever its client does.
+* **Sent versus delivered.** The core counts an event delivered when it leaves the log;
+  the client can confirm only what it was actually sent (``sent``), so a confirmation
+  beyond it is refused even when the events were already read.
+* **Waits.** An idle stream waits on the log like a long poll, but not as one: it holds
+  its connection's slot of ``Limits.websockets`` already, so its waits are not counted
+  against ``Limits.long_polls`` too (10,000 idle WebSocket consumers would otherwise
+  take every long-poll slot).
+* **End.** When the connection ends — closed by either side, dropped after a missed
+  heartbeat, or cut — the instance is discarded at once: its unconfirmed events go to
+  the group's other or next instances. The reaper never takes a stream's instance (it
+  is busy for the connection's whole life): a silent peer is the heartbeat's business.
+* **Shutdown.** ``Streams.close_all`` refuses new streams and tells every open one to
+  stop (``stopping``), then waits for them to end: the dialect closes each connection
+  with its own code (WebSocket: 1001) after the confirmation it may be committing.
+
+Resource handling: ``Streams.open`` owns the instance; nothing outlives its ``async
+with`` block. Error handling: ``ShuttingDown`` from ``open`` once ``close_all`` began;
+the instance registry's caps (``RateLimited``, ``Overloaded``); ``BadRequest`` for a
+confirmation beyond what was sent; whatever the instance raises otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sluicegate.core.consumers.batch import Batch
+from sluicegate.core.consumers.instance import ConsumerInstance
+from sluicegate.core.consumers.registry import ConsumerInstances
+from sluicegate.core.consumers.subscription import Subscription
+from sluicegate.core.longpoll import LongPolls
+from sluicegate.errors import BadRequest, ShuttingDown
+
+__all__ = ["ConsumerStream", "Streams"]
+
+#: Seconds one wait of an idle stream lasts before it looks again (a heartbeat of the
+#: group membership, nothing the client sees).
+_WAIT_STEP = 30.0
+
+
+def _never() -> asyncio.Future[None]:
+    # A stream's wait ends by cancellation when its connection ends, never by ``gone``.
+    return asyncio.get_running_loop().create_future()
+
+
+class ConsumerStream:
+    """One consumer instance streaming to one connection; built by ``Streams.open``."""
+
+    __slots__ = ("_batch_size", "_polls", "_window", "instance", "sent")
+
+    def __init__(
+        self, instance: ConsumerInstance, polls: LongPolls, *, window: int, batch_size: int
+    ) -> None:
+        self.instance = instance
+        #: The offset of the last event the connection has sent (0 before the first).
+        self.sent = 0
+        self._polls = polls
+        self._window = window
+        self._batch_size = batch_size
+
+    async def next_batch(self) -> Batch:
+        """The next events (``batch_size`` at most), waiting as long as it takes, while
+        the window is full too. Never empty."""
+        instance = self.instance
+        while True:
+            batch = await instance.next_batch(
+                self._batch_size, _WAIT_STEP, _never, window=self._window, polls=self._polls
+            )
+            if batch:
+                return batch
+
+    async def confirm(self, upto: int) -> None:
+        """Confirm every event sent with offset <= ``upto``; durable when it returns.
+
+        ``BadRequest`` for an offset that was not sent (0, or beyond ``sent``).
+        """
+        if not 1 <= upto <= self.sent:
+            told = f"offsets 1 to {self.sent}" if self.sent else "no events yet"
+            raise BadRequest(f"offset {upto} was never sent: this connection has sent {told}")
+        await self.instance.confirm(upto)
+
+
+class Streams:
+    """The open streams of this node; shut down before the server closes connections."""
+
+    def __init__(self, instances: ConsumerInstances) -> None:
+        self._instances = instances
+        self._polls = LongPolls(instances.log, None)
+        self._open: set[ConsumerStream] = set()
+        self._stopping: asyncio.Future[None] | None = None
+        self._ended: asyncio.Event | None = None
+        self.closing = False
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @asynccontextmanager
+    async def open(
+        self,
+        owner: str,
+        group: str,
+        subscription: Subscription,
+        *,
+        window: int,
+        batch_size: int,
+    ) -> AsyncIterator[ConsumerStream]:
+        """A new instance of ``owner`` in storage group ``group``, streaming until the
+        block ends; then it is discarded and its unconfirmed events go to the group."""
+        if self.closing:
+            raise ShuttingDown("the gateway is shutting down; connect again shortly", retry_after=1)
+        instances = self._instances
+        instance = await instances.create(owner, group, subscription)
+        stream = ConsumerStream(instance, self._polls, window=window, batch_size=batch_size)
+        self._open.add(stream)
+        # Busy for the connection's whole life: the idle reaper never takes it.
+        instance.busy += 1
+        try:
+            yield stream
+        finally:
+            instance.busy -= 1
+            self._open.discard(stream)
+            try:
+                await instances.discard(instance)
+            finally:
+                if self._ended is not None and not self._open:
+                    self._ended.set()
+
+    def stopping(self) -> asyncio.Future[None]:
+        """Completes when ``close_all`` begins: every stream should end now."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_future()
+        return self._stopping
+
+    async def close_all(self, timeout: float) -> int:
+        """Refuse new streams, stop the open ones and wait up to ``timeout`` seconds for
+        them to end; how many were still open when it began."""
+        self.closing = True
+        stopping = self.stopping()
+        if not stopping.done():
+            stopping.set_result(None)
+        count = len(self._open)
+        if count:
+            self._ended = asyncio.Event()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._ended.wait()
+            except TimeoutError:
+                pass  # the server's own shutdown closes what is left
+        return count

@@ -1,0 +1,38 @@
+"""What a consumer instance reads: a set of topics that may grow, and a filter per topic.
+
+The consumer core knows nothing of CloudEvents: the caller says which topics an
+instance subscribes to now and which of their records it receives (CloudEvents: the
+types the client may consume, where one topic holds several types). ``version()``
+changes whenever ``topics()`` may answer differently (an event type produced for the
+first time), and every instance compares it at each read, re-joining its group if its
+topics grew: none needs a restart. To wake the instances waiting in a long poll at once,
+the caller also calls ``ConsumerInstances.subscriptions_changed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from sluicegate.core.records import Record
+
+__all__ = ["RecordFilter", "Subscription"]
+
+#: Whether a record is delivered; records it refuses are skipped (and committed past).
+RecordFilter = Callable[[Record], bool]
+
+
+class Subscription(Protocol):
+    """The topics an instance reads and the records of each that it receives."""
+
+    def version(self) -> int:
+        """A number that changes whenever ``topics`` may answer differently."""
+        ...
+
+    async def topics(self) -> frozenset[str]:
+        """The topics to read now; each must exist."""
+        ...
+
+    def filter(self, topic: str) -> RecordFilter | None:
+        """The filter of ``topic``'s records; ``None`` delivers every record (fastest)."""
+        ...

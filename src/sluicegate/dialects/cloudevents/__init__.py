@@ -1,0 +1,1 @@
+"""The cloudevents dialect (MConnect Events): produce, consumer instances, tools."""

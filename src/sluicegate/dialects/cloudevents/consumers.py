@@ -1,0 +1,259 @@
+"""The long-polling consumer API: create an instance, poll it (raw, event, events),
+confirm, report dead events, delete.
+
+``POST /ce/consumers`` answers ``201`` with the instance's absolute URL,
+``{base}/{bridge}/ce/consumers/{group}/instances/{instance}`` (base: see
+``http.base_url``; bridge: ``server.node_id``). Every other route is under that URL. The
+work is the consumer core's (``core.consumers``) on a CloudEvents subscription
+(``core.cloudevents.consumers``); here requests are parsed and events rendered:
+
+* ``…/raw``: the data as the body, every attribute as a ``ce-`` header, ``ce-offset``;
+* ``…/event``: one ``application/cloudevents+json`` event with ``offset``;
+* ``…/events``: an ``application/cloudevents-batch+json`` array (``cloudevents.batch_size``
+  events and ``cloudevents.batch_bytes`` of data at most).
+
+A poll with nothing to deliver waits (``cloudevents.poll_timeout``, or ``?timeout=``
+seconds up to ``cloudevents.max_poll_timeout``) and answers ``204``. Errors are rendered
+by ``errors.py``: 401 for every authorization failure (a client without
+``ce_consume_types`` is no consumer), 404 for an instance that is not there — deleted,
+expired, another client's, or on another bridge.
+"""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import quote
+
+import msgspec
+
+from sluicegate.core.auth.principals import Principal
+from sluicegate.core.cloudevents.binding import http_binary, structured_batch, structured_json
+from sluicegate.core.cloudevents.consumers import (
+    DEFAULT_GROUP,
+    EventSubscription,
+    check_group_name,
+    storage_group,
+)
+from sluicegate.core.cloudevents.streams import dead_topic
+from sluicegate.core.consumers.batch import Batch
+from sluicegate.core.consumers.instance import ConsumerInstance
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.longpoll import Abandoned
+from sluicegate.dialects.cloudevents.errors import render_error
+from sluicegate.dialects.cloudevents.produce import raw_event
+from sluicegate.errors import (
+    BadRequest,
+    Forbidden,
+    Unauthenticated,
+    UnknownConsumerInstance,
+)
+from sluicegate.http.base_url import BaseUrl
+from sluicegate.http.request import ClientDisconnected, Request
+from sluicegate.http.responses import Response
+from sluicegate.http.router import Route
+
+__all__ = ["routes"]
+
+STRUCTURED = b"application/cloudevents+json"
+BATCH = b"application/cloudevents-batch+json"
+INSTANCE_PATH = "/{bridge}/ce/consumers/{group}/instances/{instance}"
+_MAX_OFFSET_DIGITS = 18
+_FLAGS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _consumer(request: Request) -> Principal:
+    """The request's client, which must be a consumer (401 otherwise, as every
+    authorization failure of this dialect)."""
+    principal = request.principal
+    if principal is None:
+        raise Unauthenticated("this request needs credentials")
+    if not principal.permissions.ce_consume_types:
+        raise Forbidden(
+            f"client {principal.name!r} is not a consumer: it has no event types to consume "
+            "(ce_consume_types)",
+            check="consumer",
+        )
+    return principal
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    value = request.query_param(name)
+    if value is None:
+        return default
+    flag = _FLAGS.get(value.lower())
+    if flag is None:
+        raise BadRequest(
+            f"query parameter {name} must be true or false, got {value[:40]!r}", field=name
+        )
+    return flag
+
+
+def _offset(request: Request) -> int | None:
+    value = request.query_param("offset")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= _MAX_OFFSET_DIGITS):
+        raise BadRequest(
+            f"query parameter offset must be an event's offset (a positive integer), "
+            f"got {value[:40]!r}",
+            field="offset",
+        )
+    return int(value)
+
+
+class Consumers:
+    """The consumer API over the gateway's consumer instances."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        settings = gateway.settings
+        ce = settings.cloudevents
+        self._gateway = gateway
+        self._instances = gateway.consumers
+        self._bridge = settings.server.node_id
+        self._bridge_in_url = quote(settings.server.node_id, safe="")
+        self._base_url = BaseUrl(ce.public_base_url, settings.server.trusted_proxies)
+        self._poll_timeout = ce.poll_timeout
+        self._max_poll_timeout = ce.max_poll_timeout
+        self._batch_size = ce.batch_size
+        self._producer = gateway.event_producer
+
+    # -- the instance ----------------------------------------------------------------
+
+    async def create(self, request: Request) -> Response:
+        """A new instance in the client's group; 201 with its absolute URL."""
+        principal = _consumer(request)
+        events = _flag(request, "events", True)
+        test = _flag(request, "test", True)
+        dead = _flag(request, "dead", False)
+        group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
+        base = self._base_url.of(request)
+        gateway = self._gateway
+        subscription = EventSubscription(
+            principal,
+            gateway.type_registry,
+            gateway.event_topics,
+            events=events,
+            test=test,
+            dead=dead,
+        )
+        instance = await self._instances.create(
+            principal.name, storage_group(principal.name, group), subscription
+        )
+        location = f"{base}/{self._bridge_in_url}/ce/consumers/{group}/instances/{instance.id}"
+        return Response(b"", 201, content_type=None, headers=[(b"location", location.encode())])
+
+    def _instance(self, request: Request) -> ConsumerInstance:
+        """The instance the path names, if it is this client's and on this bridge."""
+        principal = _consumer(request)
+        params = request.path_params
+        bridge, group = params["bridge"], params["group"]
+        if bridge != self._bridge:
+            raise UnknownConsumerInstance(
+                f"consumer instance not found: it is not on this bridge ({self._bridge!r}; "
+                f"the URL names {bridge[:64]!r}). Use the URL the instance was created with.",
+                bridge=bridge[:64],
+            )
+        instance = self._instances.get(
+            principal.name, storage_group(principal.name, group), params["instance"]
+        )
+        subscription = instance.subscription
+        if isinstance(subscription, EventSubscription) and subscription.follows(principal):
+            instance.resubscribe()
+        return instance
+
+    async def delete(self, request: Request) -> Response:
+        """Delete the instance: its unconfirmed events go to the group's other instances."""
+        instance = self._instance(request)
+        await self._instances.discard(instance)
+        return Response(b"", 204, content_type=None)
+
+    # -- polling ---------------------------------------------------------------------
+
+    def _timeout(self, request: Request) -> float:
+        value = request.query_param("timeout")
+        if value is None:
+            return self._poll_timeout
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not 0 <= seconds <= self._max_poll_timeout:
+            raise BadRequest(
+                f"query parameter timeout must be seconds from 0 to {self._max_poll_timeout:g}, "
+                f"got {value[:40]!r}",
+                field="timeout",
+            )
+        return seconds
+
+    async def _poll(self, request: Request, max_events: int) -> Batch:
+        instance = self._instance(request)
+        timeout = self._timeout(request)
+        if _flag(request, "confirm", False):
+            await instance.confirm()
+        try:
+            return await instance.next_batch(max_events, timeout, request.disconnected)
+        except Abandoned:
+            raise ClientDisconnected from None
+
+    async def raw(self, request: Request) -> Response:
+        """The next event in binary mode: data as the body, attributes as headers."""
+        batch = await self._poll(request, 1)
+        if not batch:
+            return Response(b"", 204, content_type=None)
+        headers, body = http_binary(batch.records[0], batch.first)
+        return Response(body, 200, content_type=None, headers=headers)
+
+    async def event(self, request: Request) -> Response:
+        """The next event in structured mode, with its offset."""
+        batch = await self._poll(request, 1)
+        if not batch:
+            return Response(b"", 204, content_type=None)
+        return Response(structured_json(batch.records[0], batch.first), content_type=STRUCTURED)
+
+    async def events(self, request: Request) -> Response:
+        """The next events (``cloudevents.batch_size`` at most) as a batch."""
+        batch = await self._poll(request, self._batch_size)
+        if not batch:
+            return Response(b"", 204, content_type=None)
+        first = batch.first
+        body = structured_batch(zip(batch.records, range(first, first + len(batch)), strict=True))
+        return Response(body, content_type=BATCH)
+
+    # -- confirming and dead events --------------------------------------------------
+
+    async def confirm(self, request: Request) -> Response:
+        """Confirm every event up to ``offset`` (all delivered ones without it)."""
+        instance = self._instance(request)
+        await instance.confirm(_offset(request))
+        return Response(b"", 204, content_type=None)
+
+    async def dead(self, request: Request) -> Response:
+        """Store a dead event (binary mode) in the client's dead stream; 202 once durable."""
+        instance = self._instance(request)
+        event = await raw_event(request)
+        if "offset" in event.extensions:
+            # The event as ``…/raw`` gave it, ce-offset included: that offset was this
+            # instance's delivery number, nothing of the event's own.
+            extensions = {k: v for k, v in event.extensions.items() if k != "offset"}
+            event = msgspec.structs.replace(event, extensions=extensions)
+        await self._producer.produce_to_stream(dead_topic(instance.owner), [event])
+        return Response(b"", 202, content_type=None)
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    """The consumer API's routes."""
+    api = Consumers(gateway)
+    get, post = frozenset({"GET"}), frozenset({"POST"})
+    table = [
+        ("/ce/consumers", api.create, post),
+        (INSTANCE_PATH, api.delete, frozenset({"DELETE"})),
+        (f"{INSTANCE_PATH}/raw", api.raw, get),
+        (f"{INSTANCE_PATH}/event", api.event, get),
+        (f"{INSTANCE_PATH}/events", api.events, get),
+        (f"{INSTANCE_PATH}/confirm", api.confirm, post),
+        (f"{INSTANCE_PATH}/dead", api.dead, post),
+    ]
+    return [
+        Route(path, endpoint, methods=methods, render_error=render_error, dialect="cloudevents")
+        for path, endpoint, methods in table
+    ]

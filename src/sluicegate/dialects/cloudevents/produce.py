@@ -1,0 +1,107 @@
+"""``POST /ce/produce/raw``, ``/ce/produce/event``, ``/ce/produce/events``: parse the HTTP
+binding's binary, structured or batch form, let the core check and store, answer 202.
+
+``202`` is sent only once every event is durable. Errors are rendered by ``errors.py``
+(which answers 401 for every authorization failure).
+"""
+
+from __future__ import annotations
+
+from sluicegate.core.auth.principals import Principal
+from sluicegate.core.cloudevents.binding import from_batch, from_http_binary, from_structured
+from sluicegate.core.cloudevents.event import CloudEvent
+from sluicegate.core.cloudevents.producer import EventProducer, require_producer
+from sluicegate.core.gateway import Gateway
+from sluicegate.dialects.cloudevents.errors import render_error
+from sluicegate.errors import Unauthenticated, UnsupportedMediaType
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response
+from sluicegate.http.router import Route
+
+__all__ = ["RAW_MEDIA_TYPES", "raw_event", "routes"]
+
+#: The Content-Types of a raw event's body, as the seed lists them.
+RAW_MEDIA_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain"})
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+_JSON_BODIES = frozenset({"application/json", STRUCTURED, BATCH})
+
+
+def principal_of(request: Request) -> Principal:
+    """The request's client (every route here is authenticated)."""
+    if request.principal is None:
+        raise Unauthenticated("this request needs credentials")
+    return request.principal
+
+
+def producer_of(request: Request) -> Principal:
+    """The request's client, if it is a producer: refused before its body is read."""
+    principal = principal_of(request)
+    require_producer(principal)
+    return principal
+
+
+def _require_media_type(request: Request, expected: str, hint: str) -> None:
+    if request.media_type != expected:
+        shown = request.media_type or "none"
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {shown!r}: expected {expected} ({hint})"
+        )
+
+
+async def raw_event(request: Request) -> CloudEvent:
+    """The event of a raw (binary-mode) request: ``ce-`` headers and a body whose
+    Content-Type is one of ``RAW_MEDIA_TYPES``. Also the form of test and dead events."""
+    media_type = request.media_type
+    if media_type not in RAW_MEDIA_TYPES:
+        shown = media_type or "none"
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {shown!r}: a raw event's body is application/json, "
+            "application/octet-stream or text/plain (structured events go to "
+            "/ce/produce/event, batches to /ce/produce/events)"
+        )
+    body = await request.body(json=media_type in _JSON_BODIES)
+    return from_http_binary(request.raw_headers, body)
+
+
+class Produce:
+    """The three produce endpoints over the gateway's ``EventProducer``."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self._produce = producer.produce
+
+    async def raw(self, request: Request) -> Response:
+        """One event in binary mode; 202 once durable."""
+        principal = producer_of(request)
+        await self._produce(principal, [await raw_event(request)])
+        return Response(b"", 202, content_type=None)
+
+    async def event(self, request: Request) -> Response:
+        """One event in structured mode; 202 once durable."""
+        principal = producer_of(request)
+        _require_media_type(request, STRUCTURED, "a batch goes to /ce/produce/events")
+        event = from_structured(await request.body(json=True))
+        await self._produce(principal, [event])
+        return Response(b"", 202, content_type=None)
+
+    async def events(self, request: Request) -> Response:
+        """A batch: all events stored, in one atomic append, or none; 202 once durable."""
+        principal = producer_of(request)
+        _require_media_type(request, BATCH, "a single event goes to /ce/produce/event")
+        events = from_batch(await request.body(json=True))
+        await self._produce(principal, events, batch=True)
+        return Response(b"", 202, content_type=None)
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    """The producer API's routes."""
+    produce = Produce(gateway.event_producer)
+    post = frozenset({"POST"})
+    return [
+        Route(path, endpoint, methods=post, render_error=render_error, dialect="cloudevents")
+        for path, endpoint in (
+            ("/ce/produce/raw", produce.raw),
+            ("/ce/produce/event", produce.event),
+            ("/ce/produce/events", produce.events),
+        )
+    ]

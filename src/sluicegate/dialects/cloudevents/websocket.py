@@ -1,0 +1,330 @@
+"""The WebSocket consumer: ``/ce/ws`` (and ``/ce/``, ``/ce``), subprotocol ``cloudevents.json``.
+
+MConnect's .NET library is configured with the base address ``wss://host:port/ce/``, so
+the upgrade is accepted there too. The query options are those of ``POST /ce/consumers``
+(``events``, ``test``, ``dead``, ``group``); each connection is one consumer instance of
+the client's group (``core.consumers.stream``), counting ``offset`` from 1.
+
+Handshake, refused over HTTP before any upgrade, in the dialect's error format:
+
+* credentials as on every route (Bearer, Basic, TLS client certificate): ``401``, also
+  for a client that consumes nothing;
+* ``400`` without the subprotocol ``cloudevents.json`` or with a bad query option;
+* ``403`` for an ``Origin`` that is not allowed (``cloudevents.websocket_allowed_origins``;
+  a page of the gateway's own origin always is; clients that are no browser send none);
+* ``429`` beyond the client's WebSocket or instance cap, ``503`` beyond the node's or
+  while it shuts down, both with ``Retry-After``.
+
+Protocol: the server sends each event as one text message, its complete structured
+JSON form plus ``offset`` (the long polls' renderer); the client sends ``confirm:<offset>``
+(every event up to it, durable before the next message is read) and ``dead:<event
+json>`` (stored in the client's dead stream). The connection is closed with
+
+* ``1001`` when the gateway shuts down (after the confirmation it may be committing);
+* ``1008`` for anything else the client sends — a binary message, another prefix, an
+  offset that is no number or was not sent, a dead event that is not valid — with a
+  reason saying what was wrong;
+* ``1009`` for a message over ``cloudevents.websocket_max_message_bytes`` (the server
+  refuses it while reading) or a dead event over ``cloudevents.max_event_bytes``;
+* ``1011`` when the gateway fails (storage, say) or the peer misses a heartbeat;
+* a client's own close (normally ``1000``) is answered with the same code.
+
+Whatever ends a connection, the events it sent and were not confirmed go to the group
+again; confirmed ones never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import msgspec
+
+from sluicegate.core.cloudevents.binding import from_structured, structured_json
+from sluicegate.core.cloudevents.consumers import (
+    DEFAULT_GROUP,
+    EventSubscription,
+    check_group_name,
+    storage_group,
+)
+from sluicegate.core.cloudevents.streams import dead_topic
+from sluicegate.core.consumers.stream import ConsumerStream
+from sluicegate.core.gateway import Gateway
+from sluicegate.dialects.cloudevents.consumers import _consumer, _flag
+from sluicegate.dialects.cloudevents.errors import render_error
+from sluicegate.errors import (
+    BadRequest,
+    ClientError,
+    OriginNotAllowed,
+    PayloadTooLarge,
+    SluicegateError,
+)
+from sluicegate.http.request import Request
+from sluicegate.http.router import WebSocketRoute
+from sluicegate.http.types import Message, Receive, Send
+
+__all__ = ["PATHS", "SUBPROTOCOL", "WEBSOCKET_PATH", "Close", "routes"]
+
+logger = logging.getLogger("sluicegate.cloudevents.websocket")
+
+WEBSOCKET_PATH = "/ce/ws"
+#: ``/ce/`` and ``/ce``: where MConnect's .NET library connects.
+PATHS = (WEBSOCKET_PATH, "/ce/", "/ce")
+SUBPROTOCOL = "cloudevents.json"
+
+GOING_AWAY = 1001
+POLICY = 1008
+TOO_BIG = 1009
+INTERNAL = 1011
+#: RFC 6455 5.5: a close frame's payload is 125 bytes, 2 of them the code.
+_MAX_REASON_BYTES = 123
+_MAX_OFFSET_DIGITS = 18
+#: The sending deadline moves once every 16 events sent.
+_STALL_CHECK_MASK = 15
+_CONFIRM = "confirm:"
+_DEAD = "dead:"
+
+
+class Close(NamedTuple):
+    """How the server closes a connection: a close code and a reason for the client."""
+
+    code: int
+    reason: str
+
+
+def _reason(text: str) -> str:
+    """``text`` cut to what a close frame holds, on a character boundary."""
+    raw = text.encode()
+    if len(raw) <= _MAX_REASON_BYTES:
+        return text
+    return raw[: _MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def _offset(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS):
+        raise BadRequest(f"confirm: expects an event's offset, got {text[:24]!r}")
+    return int(text)
+
+
+def _failure(exc: BaseException, during: str) -> Close:
+    """The close of a connection whose server side failed; logged with an incident id."""
+    if isinstance(exc, SluicegateError):
+        return Close(INTERNAL, _reason(exc.message))
+    incident = uuid.uuid4().hex[:16]
+    logger.error(
+        "unhandled error in a WebSocket consumer while %s",
+        during,
+        exc_info=exc,
+        extra={"incident": incident},
+    )
+    return Close(INTERNAL, f"internal server error; incident id {incident}")
+
+
+class WebSocketConsumers:
+    """The ``/ce/ws`` endpoint over the gateway's streams."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        ce = gateway.settings.cloudevents
+        self._gateway = gateway
+        self._streams = gateway.streams
+        self._connections = gateway.limits.websockets
+        self._json_limits = gateway.limits.json
+        self._producer = gateway.event_producer
+        self._window = ce.websocket_window
+        self._batch_size = ce.batch_size
+        #: Seconds a send may wait for a client that takes nothing (see ``_deliver``).
+        self._stall = ce.websocket_ping_interval + ce.websocket_ping_timeout
+        origins = {origin.lower() for origin in ce.websocket_allowed_origins}
+        self._any_origin = "*" in origins
+        self._origins = frozenset(origins)
+
+    # -- the handshake ---------------------------------------------------------------
+
+    def _check_origin(self, request: Request) -> None:
+        origin = request.header("origin")
+        if origin is None or self._any_origin:
+            return
+        origin = origin.lower()
+        if origin in self._origins:
+            return
+        host = (request.header("host") or "").lower()
+        if host and urlsplit(origin).netloc == host:
+            return  # a page of the gateway's own origin
+        raise OriginNotAllowed(
+            f"WebSocket connections from web pages of {origin[:100]!r} are not allowed "
+            "(cloudevents.websocket_allowed_origins)"
+        )
+
+    async def connect(self, request: Request, send: Send) -> None:
+        """Check the handshake, accept it, and stream until the connection ends."""
+        principal = _consumer(request)
+        if SUBPROTOCOL not in request.scope.get("subprotocols", ()):
+            raise BadRequest(
+                f"this endpoint speaks the WebSocket subprotocol {SUBPROTOCOL}: send "
+                f"Sec-WebSocket-Protocol: {SUBPROTOCOL}"
+            )
+        self._check_origin(request)
+        events = _flag(request, "events", True)
+        test = _flag(request, "test", True)
+        dead = _flag(request, "dead", False)
+        group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
+        gateway = self._gateway
+        subscription = EventSubscription(
+            principal,
+            gateway.type_registry,
+            gateway.event_topics,
+            events=events,
+            test=test,
+            dead=dead,
+        )
+        client = principal.name
+        self._connections.acquire(client)
+        accepted = False
+        try:
+            async with self._streams.open(
+                client,
+                storage_group(client, group),
+                subscription,
+                window=self._window,
+                batch_size=self._batch_size,
+            ) as stream:
+                await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+                accepted = True
+                close = await self._session(stream, request.receive, send)
+                if close is not None:
+                    await self._close(send, close)
+        except Exception as exc:
+            if not accepted:
+                raise  # answered over HTTP by the app
+            _failure(exc, "ending the connection")
+        finally:
+            self._connections.release(client)
+
+    # -- the connection --------------------------------------------------------------
+
+    async def _session(self, stream: ConsumerStream, receive: Receive, send: Send) -> Close | None:
+        """Deliver and listen until either side ends; how to close (``None``: the peer
+        is gone or closed first)."""
+        stopping = self._streams.stopping()
+        async with asyncio.TaskGroup() as tg:
+            delivering = tg.create_task(self._deliver(stream, send), name="ws.deliver")
+            try:
+                return await self._listen(stream, receive, stopping, delivering)
+            finally:
+                delivering.cancel()
+
+    async def _deliver(self, stream: ConsumerStream, send: Send) -> Close | None:
+        """Send events as the log has them; each ``send`` waits for the transport to
+        drain, so a client that reads slowly slows this down instead of filling memory.
+
+        A client that takes nothing for ``stall`` seconds is dropped (``None``: no close
+        frame could pass its full buffer anyway). Its heartbeat would fail too — the ping
+        waits behind the data — but a server's keepalive closes the transport gracefully,
+        which waits for that buffer to drain, so the app would never hear of it.
+        """
+        loop = asyncio.get_running_loop()
+        stall = self._stall
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    batch = await stream.next_batch()
+                    offset = batch.first
+                    deadline.reschedule(loop.time() + stall)
+                    for record in batch.records:
+                        text = structured_json(record, offset).decode()
+                        await send({"type": "websocket.send", "text": text})
+                        stream.sent = offset
+                        offset += 1
+                        if not offset & _STALL_CHECK_MASK:
+                            # Moved every few sends, not each: a timer per event would
+                            # cost more than the send.
+                            deadline.reschedule(loop.time() + stall)
+                    deadline.reschedule(None)
+        except TimeoutError:
+            return None
+        except OSError:
+            return None  # the peer is gone: the listener sees it too
+        except Exception as exc:  # noqa: BLE001 - logged by _failure, told to the client
+            return _failure(exc, "delivering")
+
+    async def _listen(
+        self,
+        stream: ConsumerStream,
+        receive: Receive,
+        stopping: asyncio.Future[None],
+        delivering: asyncio.Task[Close | None],
+    ) -> Close | None:
+        """Handle the client's messages until it leaves, breaks the protocol, delivery
+        fails, or the gateway shuts down — never in the middle of a confirmation."""
+        while True:
+            getting = asyncio.ensure_future(receive())
+            try:
+                await asyncio.wait(
+                    (getting, stopping, delivering), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                if not getting.done():
+                    getting.cancel()
+            if getting.done() and not getting.cancelled():
+                close = await self._handle(stream, getting.result())
+                if close is not None or getting.result()["type"] == "websocket.disconnect":
+                    return close
+            elif stopping.done():
+                return Close(GOING_AWAY, "the gateway is shutting down; connect again")
+            else:
+                return delivering.result()
+
+    async def _handle(self, stream: ConsumerStream, message: Message) -> Close | None:
+        if message["type"] != "websocket.receive":
+            return None  # websocket.disconnect: the peer closed or is gone
+        text: str | None = message.get("text")
+        if text is None:
+            return Close(POLICY, "binary messages are not part of cloudevents.json: send text")
+        try:
+            if text.startswith(_CONFIRM):
+                await stream.confirm(_offset(text[len(_CONFIRM) :]))
+            elif text.startswith(_DEAD):
+                await self._dead(stream, text[len(_DEAD) :].encode())
+            else:
+                return Close(
+                    POLICY,
+                    _reason(
+                        f"unknown message {text[:24]!r}: expected confirm:<offset> "
+                        "or dead:<event json>"
+                    ),
+                )
+        except PayloadTooLarge as exc:
+            return Close(TOO_BIG, _reason(exc.message))
+        except ClientError as exc:
+            return Close(POLICY, _reason(exc.message))
+        except Exception as exc:  # noqa: BLE001 - logged by _failure, told to the client
+            return _failure(exc, "handling a client's message")
+        return None
+
+    async def _dead(self, stream: ConsumerStream, body: bytes) -> None:
+        """Store a dead event, as the client sent it, in the client's dead stream."""
+        self._json_limits.check(body)
+        event = from_structured(body)
+        if "offset" in event.extensions:
+            # The event as it was sent, offset included: that was this connection's
+            # delivery number, nothing of the event's own.
+            extensions = {k: v for k, v in event.extensions.items() if k != "offset"}
+            event = msgspec.structs.replace(event, extensions=extensions)
+        await self._producer.produce_to_stream(dead_topic(stream.instance.owner), [event])
+
+    async def _close(self, send: Send, close: Close) -> None:
+        with contextlib.suppress(OSError):  # the peer left first
+            await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+
+
+def routes(gateway: Gateway) -> list[WebSocketRoute]:
+    """The WebSocket consumer's routes."""
+    endpoint = WebSocketConsumers(gateway).connect
+    return [
+        WebSocketRoute(path, endpoint, render_error=render_error, dialect="cloudevents")
+        for path in PATHS
+    ]

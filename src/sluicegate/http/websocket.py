@@ -1,0 +1,37 @@
+"""The WebSocket handshake's HTTP side: refusing an upgrade with a real HTTP response.
+
+ASGI's ``websocket.http.response`` extension lets the app answer the handshake with any
+status, headers and body instead of ``101``: uvicorn offers it (every WebSocket
+protocol of its own) and Hypercorn too. Without it, the only refusal is a
+``websocket.close`` before ``websocket.accept``, which both servers turn into a bare
+``403``: the dialect's error body is lost, but the upgrade is refused all the same.
+"""
+
+from __future__ import annotations
+
+from sluicegate.http.responses import Response
+from sluicegate.http.types import Scope, Send
+
+__all__ = ["HTTP_RESPONSE_EXTENSION", "refuse_handshake"]
+
+HTTP_RESPONSE_EXTENSION = "websocket.http.response"
+#: RFC 6455's "policy violation": the close code of a handshake refused without the
+#: extension (servers answer it with 403 before any upgrade).
+_POLICY = 1008
+
+
+async def refuse_handshake(scope: Scope, send: Send, response: Response) -> None:
+    """Answer the handshake of ``scope`` with ``response`` instead of upgrading."""
+    extensions = scope.get("extensions") or {}
+    if HTTP_RESPONSE_EXTENSION not in extensions:
+        await send({"type": "websocket.close", "code": _POLICY})
+        return
+    start = response.start_message()
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": start["status"],
+            "headers": start["headers"],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": response.body})

@@ -1,0 +1,309 @@
+"""The HTTP forms in, the Kafka binding to a record, and the forms consumers get back."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+from cloudevents.core.bindings import http as sdk_http
+from cloudevents.core.bindings import kafka as sdk_kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent as SdkEvent
+from cloudevents.v1.kafka import KafkaMessage, from_binary
+
+from sluicegate.core.cloudevents.binding import (
+    LITERALS_HEADER,
+    from_batch,
+    from_http_binary,
+    from_record,
+    from_structured,
+    http_binary,
+    percent_encode,
+    structured_batch,
+    structured_json,
+    to_record,
+)
+from sluicegate.core.cloudevents.event import CloudEvent
+from sluicegate.core.records import NewRecord, Record
+from sluicegate.errors import BadRequest
+
+_BASE = {"specversion": "1.0", "id": "e-1", "source": "urn:shop", "type": "Order.Created"}
+
+
+def stored(record: NewRecord, offset: int = 7) -> Record:
+    return Record(
+        record.topic, record.partition, offset, 1, record.key, record.value, record.headers
+    )
+
+
+def headers(**attributes: str) -> dict[bytes, bytes]:
+    return {f"ce-{name}".encode(): value.encode() for name, value in attributes.items()}
+
+
+def decode(body: bytes) -> Any:
+    return msgspec.json.decode(body)
+
+
+# -- binary HTTP ---------------------------------------------------------------------
+
+
+def test_binary_form_round_trips_through_record_to_structured_and_raw() -> None:
+    sent = {
+        **headers(**_BASE, subject="order/42", time="2025-01-31T12:00:00.5+01:00"),
+        **headers(dataschema="https://schemas.example/order", partitionkey="cust-7"),
+        b"ce-tenant": b"eu%20west%20%E2%82%AC",
+        b"content-type": b"application/json; charset=utf-8",
+        b"authorization": b"Bearer x",
+    }
+    event = from_http_binary(sent, b'{"total": 12.5}')
+    assert event.extensions == {"partitionkey": "cust-7", "tenant": "eu west \u20ac"}
+    record = to_record(event, "ce.Order.Created", partition=3)
+    assert record.key == b"cust-7"
+    assert record.partition == 3
+    assert dict(record.headers)["content-type"] == b"application/json; charset=utf-8"
+    rendered = decode(structured_json(stored(record), offset=12))
+    assert rendered == {
+        **_BASE,
+        "subject": "order/42",
+        "time": "2025-01-31T12:00:00.5+01:00",
+        "dataschema": "https://schemas.example/order",
+        "partitionkey": "cust-7",
+        "tenant": "eu west \u20ac",
+        "datacontenttype": "application/json; charset=utf-8",
+        "offset": "12",
+        "data": {"total": 12.5},
+    }
+    raw_headers, body = http_binary(stored(record), offset=12)
+    assert body == b'{"total": 12.5}'
+    assert dict(raw_headers)[b"ce-tenant"] == b"eu%20west%20%E2%82%AC"
+    assert dict(raw_headers)[b"ce-offset"] == b"12"
+    again = from_http_binary(dict(raw_headers), body)
+    assert again.extensions["tenant"] == "eu west \u20ac"
+    assert msgspec.structs.replace(again, extensions=event.extensions) == event
+
+
+def test_binary_form_built_by_the_sdk_is_read() -> None:
+    sdk_event = SdkEvent(
+        {**_BASE, "time": datetime(2025, 1, 31, 12, tzinfo=UTC), "comexampleext": 'a "c" 1%'},
+        {"n": 1},
+    )
+    message = sdk_http.to_binary(sdk_event, JSONFormat())
+    lowered = {k.lower().encode(): v.encode() for k, v in message.headers.items()}
+    event = from_http_binary(lowered, message.body)
+    assert event.extensions == {"comexampleext": 'a "c" 1%'}
+    assert event.time == "2025-01-31T12:00:00Z"
+    assert decode(event.data or b"") == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("changed", "attribute", "says"),
+    [
+        ({"specversion": "0.3"}, "specversion", "must be '1.0'"),
+        ({"id": ""}, "id", "must not be empty"),
+        ({"time": "2025-01-31 12:00:00"}, "time", "RFC 3339"),
+        ({"subject": ""}, "subject", "must not be empty"),
+    ],
+)
+def test_binary_form_names_the_wrong_attribute(
+    changed: dict[str, str], attribute: str, says: str
+) -> None:
+    with pytest.raises(BadRequest, match=says) as caught:
+        from_http_binary(headers(**{**_BASE, **changed}), b"")
+    assert caught.value.detail["attribute"] == attribute
+
+
+def test_binary_form_refuses_a_missing_attribute_and_bad_names() -> None:
+    with pytest.raises(BadRequest, match="attribute source is required"):
+        from_http_binary(headers(specversion="1.0", id="1", type="t"), b"")
+    with pytest.raises(BadRequest, match="invalid attribute name 'my_ext'"):
+        from_http_binary({**headers(**_BASE), b"ce-my_ext": b"x"}, b"")
+    with pytest.raises(BadRequest, match="Content-Type header"):
+        from_http_binary({**headers(**_BASE), b"ce-datacontenttype": b"text/plain"}, b"")
+    with pytest.raises(BadRequest, match="not UTF-8") as caught:
+        from_http_binary({**headers(**_BASE), b"ce-subject": b"%FF"}, b"")
+    assert caught.value.detail["attribute"] == "subject"
+    with pytest.raises(BadRequest, match="not valid JSON") as caught:
+        from_http_binary({**headers(**_BASE), b"content-type": b"application/json"}, b"{")
+    assert caught.value.detail["attribute"] == "data"
+
+
+def test_binary_data_comes_back_as_base64_and_text_as_a_string() -> None:
+    blob = bytes(range(256))
+    event = from_http_binary(
+        {**headers(**_BASE), b"content-type": b"application/octet-stream"}, blob
+    )
+    rendered = decode(structured_json(stored(to_record(event, "t"))))
+    assert base64.b64decode(rendered["data_base64"]) == blob
+    assert "data" not in rendered
+    text = from_http_binary(
+        {**headers(**_BASE), b"content-type": b"text/plain"}, "h\u00e9".encode()
+    )
+    assert decode(structured_json(stored(to_record(text, "t"))))["data"] == "h\u00e9"
+
+
+# -- structured and batch ------------------------------------------------------------
+
+
+def test_structured_event_with_typed_extensions_keeps_their_json_types() -> None:
+    body = msgspec.json.encode(
+        {**_BASE, "count": 5, "flag": False, "label": "5", "nothing": None, "data": [1, "x"]}
+    )
+    event = from_structured(body)
+    assert event.extensions == {"count": "5", "flag": "false", "label": "5"}
+    assert event.literal == frozenset({"count", "flag"})
+    assert event.datacontenttype == "application/json"
+    record = to_record(event, "t")
+    assert dict(record.headers)[LITERALS_HEADER] == b"count,flag"
+    rendered = decode(structured_json(stored(record), offset=1))
+    assert rendered["count"] == 5
+    assert rendered["flag"] is False
+    assert rendered["label"] == "5"
+    assert rendered["data"] == [1, "x"]
+    assert from_record(stored(record)) == event
+
+
+def test_structured_data_base64_round_trips() -> None:
+    blob = b"\x00\xffbinary"
+    body = msgspec.json.encode(
+        {**_BASE, "datacontenttype": "image/png", "data_base64": base64.b64encode(blob).decode()}
+    )
+    event = from_structured(body)
+    assert event.data == blob
+    rendered = decode(structured_json(stored(to_record(event, "t"))))
+    assert rendered["datacontenttype"] == "image/png"
+    assert base64.b64decode(rendered["data_base64"]) == blob
+    without_type = from_structured(
+        msgspec.json.encode({**_BASE, "data_base64": base64.b64encode(blob).decode()})
+    )
+    assert without_type.datacontenttype is None
+    assert "data_base64" in decode(structured_json(stored(to_record(without_type, "t"))))
+
+
+def test_structured_event_written_by_the_sdk_round_trips() -> None:
+    sdk_event = SdkEvent(
+        {
+            **_BASE,
+            "time": datetime(2025, 1, 31, 12, tzinfo=UTC),
+            "subject": "s",
+            "dataschema": "https://x/s.json",
+            "datacontenttype": "application/json",
+            "region": "eu",
+        },
+        {"a": {"b": [1, 2]}},
+    )
+    message = sdk_http.to_structured(sdk_event, JSONFormat())
+    event = from_structured(message.body)
+    rendered = decode(structured_json(stored(to_record(event, "t"))))
+    back = sdk_http.from_structured(
+        sdk_http.HTTPMessage(
+            headers={"content-type": "application/cloudevents+json"},
+            body=msgspec.json.encode(rendered),
+        ),
+        JSONFormat(),
+    )
+    assert back.get_attributes() == sdk_event.get_attributes()
+    assert back.get_data() == sdk_event.get_data()
+
+
+@pytest.mark.parametrize(
+    ("event", "attribute", "says"),
+    [
+        ({**_BASE, "id": 5}, "id", "attribute id must be a string"),
+        ({**_BASE, "big": 2**31}, "big", "32-bit"),
+        ({**_BASE, "ratio": 0.5}, "ratio", "string, boolean or integer"),
+        ({**_BASE, "Bad": "x"}, "Bad", "invalid attribute name"),
+        ({**_BASE, "data": 1, "data_base64": "AA=="}, "data_base64", "not both"),
+        ({**_BASE, "data_base64": "!!"}, "data_base64", "not valid base64"),
+        ({**_BASE, "datacontenttype": "text/plain", "data": {}}, "data", "JSON string"),
+    ],
+)
+def test_structured_event_errors_name_the_attribute(
+    event: dict[str, Any], attribute: str, says: str
+) -> None:
+    with pytest.raises(BadRequest, match=says) as caught:
+        from_structured(msgspec.json.encode(event))
+    assert caught.value.detail["attribute"] == attribute
+
+
+def test_batch_errors_name_the_index() -> None:
+    good = {**_BASE, "data": {}}
+    batch = [good, {**good, "id": "e-2", "ext": True}, {**good, "type": None}]
+    with pytest.raises(BadRequest, match=r"events\[2\]: attribute type is required") as caught:
+        from_batch(msgspec.json.encode(batch))
+    assert caught.value.detail == {"attribute": "type", "index": 2}
+    with pytest.raises(BadRequest, match=r"events\[1\]: an event must be a JSON object"):
+        from_batch(msgspec.json.encode([good, [1]]))
+    with pytest.raises(BadRequest, match="JSON array"):
+        from_batch(b'{"a": 1}')
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        from_batch(b"[{")
+
+
+def test_batch_decodes_every_event_in_order() -> None:
+    batch = [{**_BASE, "id": str(i), "data": {"i": i}} for i in range(5)]
+    batch.append({**_BASE, "id": "x", "tenant": "t1"})
+    events = from_batch(msgspec.json.encode(batch))
+    assert [e.id for e in events] == ["0", "1", "2", "3", "4", "x"]
+    assert events[5].extensions == {"tenant": "t1"}
+    rendered = decode(
+        structured_batch((stored(to_record(e, "t")), n) for n, e in enumerate(events, 1))
+    )
+    assert [r["offset"] for r in rendered] == ["1", "2", "3", "4", "5", "6"]
+    assert rendered[2]["data"] == {"i": 2}
+
+
+# -- the Kafka binding ---------------------------------------------------------------
+
+
+def test_the_sdk_reads_what_to_record_writes() -> None:
+    event = CloudEvent(
+        **_BASE,
+        subject="order/1",
+        time="2025-01-31T12:00:00Z",
+        datacontenttype="application/json",
+        dataschema="https://x/s.json",
+        extensions={"partitionkey": "k1", "tenant": "eu"},
+        data=b'{"total": 3}',
+    )
+    record = to_record(event, "t")
+    message = KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value)
+    read = from_binary(message)
+    assert read["id"] == "e-1"
+    assert read["source"] == "urn:shop"
+    assert read["type"] == "Order.Created"
+    assert read["subject"] == "order/1"
+    assert read["dataschema"] == "https://x/s.json"
+    assert read["datacontenttype"] == "application/json"
+    assert read["tenant"] == "eu"
+    # The SDK's classic API takes partitionkey from the record key, as the bytes it is.
+    assert read["partitionkey"] == b"k1"
+    assert read.data == {"total": 3}
+    current = sdk_kafka.from_binary(
+        sdk_kafka.KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value),
+        JSONFormat(),
+    )
+    assert current.get_extension("partitionkey") == "k1"
+    assert current.get_time() == datetime(2025, 1, 31, 12, tzinfo=UTC)
+    assert current.get_data() == {"total": 3}
+
+
+def test_a_record_without_the_partitionkey_header_still_gives_its_key() -> None:
+    record = Record("t", 0, 0, 1, b"k", b"{}", (("ce_id", b"1"), ("content-type", b"a/json")))
+    assert from_record(record).partitionkey == "k"
+    assert decode(structured_json(record))["partitionkey"] == "k"
+
+
+def test_percent_encoding_of_header_values() -> None:
+    assert percent_encode(b"plain-value_1.0") == b"plain-value_1.0"
+    assert percent_encode('a "b" 5% \u20ac'.encode()) == b"a%20%22b%22%205%25%20%E2%82%AC"
+
+
+def test_structured_json_escapes_what_json_needs() -> None:
+    event = CloudEvent(**{**_BASE, "subject": 'quote " back \\ nl \n tab \t \u20ac'})
+    rendered = decode(structured_json(stored(to_record(event, "t"))))
+    assert rendered["subject"] == 'quote " back \\ nl \n tab \t \u20ac'
+    assert "data" not in rendered
+    assert "data_base64" not in rendered

@@ -1,0 +1,341 @@
+"""Consumer instances on every backend: sequence, confirm, commits, redelivery, rebalance,
+expiry, subscriptions that grow, the window, and long polls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluicegate.core.consumers.instance import ConsumerInstance
+from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettings
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.longpoll import Abandoned, LongPolls
+from sluicegate.core.records import Record, TopicPartition
+from sluicegate.errors import BadRequest, UnknownConsumerInstance
+from tests.core.consumers.conftest import (
+    FakeClock,
+    Topics,
+    append,
+    make_topic,
+    never,
+    parked,
+    waiters,
+)
+
+GROUP = "ce/app/~default"
+
+
+def values(records: list[Record]) -> list[bytes]:
+    return [r.value or b"" for r in records]
+
+
+async def committed(gateway: Gateway, topic: str, group: str = GROUP) -> dict[int, int]:
+    return await gateway.log.committed_offsets(group, topic)
+
+
+async def test_deliveries_are_numbered_from_one_per_instance(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    batch = await first.next_batch(2, 0, never)
+    assert (batch.first, batch.last, values(batch.records)) == (1, 2, [b"a", b"b"])
+    batch = await first.next_batch(10, 0, never)
+    assert (batch.first, values(batch.records)) == (3, [b"c"])
+    assert first.delivered == 3
+    # Another group's instance counts from 1 again and gets everything.
+    other = await instances.create("app", "ce/app/audit", Topics(topic))
+    batch = await other.next_batch(10, 0, never)
+    assert (batch.first, values(batch.records)) == (1, [b"a", b"b", b"c"])
+
+
+async def test_confirm_commits_and_refuses_what_was_never_delivered(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    instance = await instances.create("app", GROUP, Topics(topic))
+    with pytest.raises(BadRequest, match="has delivered no events yet"):
+        await instance.confirm(1)
+    batch = await instance.next_batch(10, 0, never)
+    records = batch.records
+    await instance.confirm(2)
+    assert await committed(gateway, topic) == {0: records[1].offset + 1}
+    with pytest.raises(BadRequest, match="offset 4 was never delivered"):
+        await instance.confirm(4)
+    with pytest.raises(BadRequest, match=">= 1"):
+        await instance.confirm(0)
+    await instance.confirm(1)  # already confirmed: nothing moves back
+    assert await committed(gateway, topic) == {0: records[1].offset + 1}
+    await instance.confirm()
+    assert await committed(gateway, topic) == {0: records[2].offset + 1}
+    assert instance.unconfirmed == 0
+
+
+async def test_interleaved_partitions_commit_only_their_confirmed_prefix(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders", partitions=2)
+    await append(gateway, topic, 0, [b"p0-a", b"p0-b", b"p0-c"])
+    await append(gateway, topic, 1, [b"p1-a", b"p1-b", b"p1-c"])
+    instance = await instances.create("app", GROUP, Topics(topic))
+    # One event per batch: the instance takes the partitions in turn.
+    delivered = [(await instance.next_batch(1, 0, never)).records[0] for _ in range(6)]
+    assert [r.partition for r in delivered] == [0, 1, 0, 1, 0, 1]
+    await instance.confirm(3)  # p0-a, p1-a, p0-b
+    by_partition = {0: delivered[2].offset + 1, 1: delivered[1].offset + 1}
+    assert await committed(gateway, topic) == by_partition
+    await instance.confirm(4)
+    by_partition[1] = delivered[3].offset + 1
+    assert await committed(gateway, topic) == by_partition
+
+
+async def test_unconfirmed_events_go_to_the_next_instance_after_delete(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c", b"d"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    await first.next_batch(3, 0, never)
+    await first.confirm(1)
+    await instances.delete("app", GROUP, first.id)
+    with pytest.raises(UnknownConsumerInstance):
+        instances.get("app", GROUP, first.id)
+    second = await instances.create("app", GROUP, Topics(topic))
+    batch = await second.next_batch(10, 0, never)
+    assert (batch.first, values(batch.records)) == (1, [b"b", b"c", b"d"])
+    assert [batch.deliveries(i) for i in range(len(batch))] == [1, 1, 1]
+
+
+async def test_delivery_counts_follow_redeliveries_within_a_group(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
+    one = await instances.create("app", GROUP, Topics(topic))
+    two = await instances.create("app", GROUP, Topics(topic))
+    # One partition: one of them owns it, the other waits for it.
+    owner, idle = (one, two) if not two.partitions else (two, one)
+    assert len((await owner.next_batch(10, 0, never)).records) == 2
+    await instances.delete("app", GROUP, owner.id)
+    batch = await idle.next_batch(10, 0, never)
+    assert values(batch.records) == [b"a", b"b"]
+    assert [batch.deliveries(i) for i in range(len(batch))] == [2, 2]
+    assert idle.delivery_count(TopicPartition(topic, 0), batch.records[0].offset) == 2
+
+
+async def test_idle_instances_expire_and_their_events_are_redelivered(
+    gateway: Gateway, instances: ConsumerInstances, clock: FakeClock
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
+    lapsed = await instances.create("app", GROUP, Topics(topic))
+    await lapsed.next_batch(10, 0, never)
+    clock.advance(59)
+    assert await instances.reap_due() == 0
+    instances.get("app", GROUP, lapsed.id)  # a request: used again now
+    clock.advance(59)
+    assert await instances.reap_due() == 0
+    clock.advance(2)
+    assert await instances.reap_due() == 1
+    assert len(instances) == 0
+    with pytest.raises(UnknownConsumerInstance, match="expired after 60 s"):
+        instances.get("app", GROUP, lapsed.id)
+    with pytest.raises(UnknownConsumerInstance):
+        await lapsed.next_batch(10, 0, never)
+    assert instances.stats()["groups"] == 0
+    successor = await instances.create("app", GROUP, Topics(topic))
+    assert values((await successor.next_batch(10, 0, never)).records) == [b"a", b"b"]
+
+
+async def test_a_busy_instance_is_not_reaped(
+    gateway: Gateway, instances: ConsumerInstances, clock: FakeClock
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    instance = await instances.create("app", GROUP, Topics(topic))
+    polling = asyncio.ensure_future(instance.next_batch(10, 30, never))
+    await asyncio.sleep(0.05)
+    clock.advance(120)
+    assert await instances.reap_due() == 0
+    await append(gateway, topic, 0, [b"a"])
+    assert values((await asyncio.wait_for(polling, 10)).records) == [b"a"]
+
+
+async def test_a_second_instance_takes_half_the_partitions_and_their_unconfirmed_events(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders", partitions=4)
+    for partition in range(4):
+        await append(gateway, topic, partition, [f"{partition}".encode()])
+    first = await instances.create("app", GROUP, Topics(topic))
+    assert len(first.partitions) == 4
+    assert len((await first.next_batch(10, 0, never)).records) == 4
+    second = await instances.create("app", GROUP, Topics(topic))
+    moved = {tp.partition for tp in second.partitions}
+    assert len(moved) == 2
+    # The new owner starts from the committed positions: what ``first`` had not
+    # confirmed on those partitions comes again.
+    taken = (await second.next_batch(10, 0, never)).records
+    assert sorted(r.partition for r in taken) == sorted(moved)
+    assert not await first.next_batch(10, 0, never)  # it sees the rebalance
+    assert len(first.partitions) == 2
+    await first.confirm()  # all it was given, the moved partitions' events too
+    assert set((await committed(gateway, topic)).keys()) == {0, 1, 2, 3}
+    await second.confirm()
+    # Nothing is left for either, nor for a newcomer.
+    assert not await first.next_batch(10, 0, never)
+    assert not await second.next_batch(10, 0, never)
+    await instances.delete("app", GROUP, second.id)
+    assert not await first.next_batch(10, 0, never)
+
+
+async def owner_of_the_partition(
+    instances: ConsumerInstances, topic: str, holder: ConsumerInstance
+) -> ConsumerInstance:
+    """A second instance of the group that takes the single partition from ``holder``
+    (partitions go to members in the order of their random ids: try a few)."""
+    while True:
+        candidate = await instances.create("app", GROUP, Topics(topic))
+        if candidate.partitions:
+            return candidate
+        await instances.delete("app", GROUP, candidate.id)
+
+
+async def test_a_confirmation_after_the_partition_moved_is_still_final(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders", partitions=1)
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    delivered = (await first.next_batch(10, 0, never)).records
+    second = await owner_of_the_partition(instances, topic, first)
+    # The new owner starts from the committed position: a, b, c again.
+    assert values((await second.next_batch(10, 0, never)).records) == [b"a", b"b", b"c"]
+    assert not await first.next_batch(10, 0, never)  # it no longer reads the partition
+    # ``first``'s client confirms what it was given: final, though the partition moved.
+    await first.confirm()
+    assert await committed(gateway, topic) == {0: delivered[-1].offset + 1}
+    await instances.delete("app", GROUP, second.id)  # unconfirmed there: nothing comes again
+    third = await instances.create("app", GROUP, Topics(topic))
+    assert not await third.next_batch(10, 0, never)
+    assert not await first.next_batch(10, 0, never)
+
+
+async def test_a_lagging_confirmation_never_moves_the_group_back(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders", partitions=1)
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    delivered = (await first.next_batch(10, 0, never)).records
+    second = await owner_of_the_partition(instances, topic, first)
+    assert len((await second.next_batch(10, 0, never)).records) == 3
+    await second.confirm()
+    end = delivered[-1].offset + 1
+    assert await committed(gateway, topic) == {0: end}
+    await first.confirm(1)
+    assert await committed(gateway, topic) == {0: end}
+    await instances.delete("app", GROUP, second.id)
+    # ``first`` owns the partition again, and starts where the group is.
+    await append(gateway, topic, 0, [b"d"])
+    batch = await first.next_batch(10, 0, never)
+    assert (batch.first, values(batch.records)) == (4, [b"d"])
+    assert first.unconfirmed == 1
+
+
+async def test_a_topic_added_to_the_subscription_is_read_without_a_restart(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    orders = await make_topic(gateway, "orders")
+    subscription = Topics(orders)
+    instance = await instances.create("app", GROUP, subscription)
+    polling = asyncio.ensure_future(instance.next_batch(10, 30, never))
+    await asyncio.sleep(0.05)
+    invoices = await make_topic(gateway, "invoices")
+    subscription.add(invoices)
+    instances.subscriptions_changed()  # wakes the poll, which re-joins with both topics
+    await append(gateway, invoices, 0, [b"first invoice"])
+    batch = await asyncio.wait_for(polling, 10)
+    assert values(batch.records) == [b"first invoice"]
+    assert instance.topics == {orders, invoices}
+
+
+async def test_filtered_records_are_skipped_and_committed_past(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "mixed")
+    await append(gateway, topic, 0, [b"keep-1", b"skip", b"keep-2", b"skip", b"skip"])
+    instance = await instances.create(
+        "app", GROUP, Topics(topic, accept=lambda r: (r.value or b"").startswith(b"keep"))
+    )
+    batch = await instance.next_batch(10, 0, never)
+    assert values(batch.records) == [b"keep-1", b"keep-2"]
+    assert batch.last == 2
+    await instance.confirm()
+    high = (await gateway.log.watermarks(TopicPartition(topic, 0))).high
+    assert await committed(gateway, topic) == {0: high}
+
+
+async def test_a_long_poll_is_woken_by_an_append_and_ends_at_its_timeout(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    instance = await instances.create("app", GROUP, Topics(topic))
+    assert not await instance.next_batch(10, 0.05, never)
+    polling = asyncio.ensure_future(instance.next_batch(10, 30, never))
+    await asyncio.sleep(0.05)
+    await append(gateway, topic, 0, [b"a"])
+    assert values((await asyncio.wait_for(polling, 10)).records) == [b"a"]
+
+
+async def test_a_consumer_that_goes_away_frees_its_waiter(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    instance = await instances.create("app", GROUP, Topics(topic))
+    left = asyncio.Event()
+
+    async def departure() -> None:
+        await left.wait()
+
+    before = waiters(gateway)
+    polling = asyncio.ensure_future(instance.next_batch(10, 30, departure))
+    await parked(gateway, before)
+    left.set()
+    with pytest.raises(Abandoned):
+        await asyncio.wait_for(polling, 10)
+    assert waiters(gateway) == before
+    assert instance.busy == 0
+
+
+async def test_a_deleted_instance_ends_its_long_poll(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    instance = await instances.create("app", GROUP, Topics(topic))
+    polling = asyncio.ensure_future(instance.next_batch(10, 30, never))
+    await asyncio.sleep(0.05)
+    await instances.delete("app", GROUP, instance.id)
+    with pytest.raises(UnknownConsumerInstance):
+        await asyncio.wait_for(polling, 10)
+
+
+async def test_the_reaper_runs_on_its_own(gateway: Gateway) -> None:
+    topic = await make_topic(gateway, "orders")
+    instances = ConsumerInstances(
+        gateway.log,
+        LongPolls(gateway.log, gateway.limits.long_polls),
+        ConsumerSettings(idle_timeout=0.05),
+    )
+    await instances.create("app", GROUP, Topics(topic))
+    reaper = asyncio.ensure_future(instances.run())
+    try:
+        for _ in range(100):
+            if not len(instances):
+                break
+            await asyncio.sleep(0.02)
+        assert len(instances) == 0
+    finally:
+        reaper.cancel()

@@ -1,0 +1,375 @@
+"""The WebSocket consumer on both backends, over real sockets with the ``websockets``
+client: streaming complete events, confirm, dead events, redelivery, flow control, every
+close code, and every refused handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from sluicegate.config import Settings
+from sluicegate.core.cloudevents.streams import dead_topic
+from sluicegate.core.gateway import Gateway
+from sluicegate.dialects.cloudevents.websocket import PATHS, SUBPROTOCOL
+from sluicegate.openapi import load_document
+from tests.conftest import make_settings
+from tests.dialects.cloudevents.conftest import CONSUMER, PRODUCER, key_for, stored
+from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce, serve_gateway
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(
+        tmp_path,
+        cloudevents={
+            "max_event_bytes": 4096,
+            "websocket_window": 5,
+            "websocket_max_message_bytes": 8192,
+        },
+    )
+
+
+@pytest.fixture
+async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
+    async with serve_gateway(gateway) as served:
+        yield served
+
+
+@pytest.fixture
+async def producer(gateway: Gateway) -> dict[str, str]:
+    return await key_for(gateway, "shop", PRODUCER)
+
+
+@pytest.fixture
+async def consumer(gateway: Gateway) -> dict[str, str]:
+    return await key_for(gateway, "billing", CONSUMER)
+
+
+def consume(
+    served: GatewayServer, auth: dict[str, str], query: str = "", path: str = "/ce/ws"
+) -> Any:
+    url = f"ws://127.0.0.1:{served.port}{path}{query}"
+    return connect(url, subprotocols=[SUBPROTOCOL], additional_headers=auth)
+
+
+async def received(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` events."""
+    async with asyncio.timeout(10):
+        return [json.loads(await ws.recv()) for _ in range(count)]
+
+
+async def nothing_more(ws: ClientConnection, seconds: float = 0.3) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await ws.recv()
+
+
+async def closed_with(ws: ClientConnection) -> tuple[int, str]:
+    async with asyncio.timeout(10):
+        await ws.wait_closed()
+    assert ws.close_code is not None
+    assert ws.close_reason is not None
+    return ws.close_code, ws.close_reason
+
+
+async def ended(served: GatewayServer) -> None:
+    """Wait until the server has ended every stream and freed its instance."""
+    async with asyncio.timeout(5):
+        while len(served.gateway.streams) or len(served.gateway.consumers):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+# -- streaming -------------------------------------------------------------------------
+
+
+async def test_events_stream_complete_with_offsets_from_1(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    binary = event("e2", datacontenttype="application/octet-stream", data_base64="AAEC")
+    del binary["data"]
+    await produce(served.http, producer, [event("e1", subject="o-1", tenant="acme"), binary])
+    async with consume(served, consumer) as ws:
+        assert ws.subprotocol == SUBPROTOCOL
+        first, second = await received(ws, 2)
+    assert first == {**event("e1", subject="o-1", tenant="acme"), "offset": "1"} | {
+        "datacontenttype": "application/json"
+    }
+    assert second["data_base64"] == "AAEC"
+    assert "data" not in second
+    assert second["offset"] == "2"
+
+
+@pytest.mark.parametrize("path", ["/ce/ws", "/ce/", "/ce"])
+async def test_every_path_of_the_endpoint_streams(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str], path: str
+) -> None:
+    await produce(served.http, producer, [event("e1")])
+    async with consume(served, consumer, path=path) as ws:
+        (got,) = await received(ws, 1)
+    assert got["id"] == "e1"
+
+
+async def test_events_produced_while_connected_arrive(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    await produce(served.http, producer, [event("before")])
+    async with consume(served, consumer) as ws:
+        await received(ws, 1)
+        await produce(served.http, producer, [event("after")])
+        (got,) = await received(ws, 1)
+    assert (got["id"], got["offset"]) == ("after", "2")
+
+
+async def test_confirmed_events_are_never_delivered_again_the_rest_are(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    await produce(served.http, producer, [event(f"e{i}") for i in range(4)])
+    async with consume(served, consumer) as ws:
+        first = await received(ws, 4)
+        await ws.send("confirm:2")
+    ids = [e["id"] for e in first]
+    async with consume(served, consumer) as ws:
+        again = await received(ws, 2)
+        await nothing_more(ws)
+    # Each connection counts from 1; the two unconfirmed events come back.
+    assert sorted(e["id"] for e in again) == sorted(ids[2:])
+    assert [e["offset"] for e in again] == ["1", "2"]
+
+
+async def test_a_cut_connection_gives_its_unconfirmed_events_to_the_group(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    await produce(served.http, producer, [event(f"e{i}") for i in range(3)])
+    async with consume(served, consumer, "?group=g") as ws:
+        await received(ws, 3)
+        ws.transport.abort()  # no close frame: a cut
+    async with consume(served, consumer, "?group=g") as ws:
+        again = await received(ws, 3)
+    assert {e["id"] for e in again} == {"e0", "e1", "e2"}
+
+
+async def test_groups_each_get_every_event(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    await produce(served.http, producer, [event("e1")])
+    async with (
+        consume(served, consumer, "?group=a") as a,
+        consume(served, consumer, "?group=b") as b,
+    ):
+        assert [e["id"] for e in await received(a, 1)] == ["e1"]
+        assert [e["id"] for e in await received(b, 1)] == ["e1"]
+
+
+async def test_dead_events_are_stored_in_the_clients_dead_stream(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str], gateway: Gateway
+) -> None:
+    await produce(served.http, producer, [event("e1")])
+    async with consume(served, consumer, "?dead=true&group=d") as ws:
+        (got,) = await received(ws, 1)
+        await ws.send("dead:" + json.dumps({**got, "reason": "no such order"}))
+        (dead,) = await received(ws, 1)
+        await ws.send("confirm:2")
+    assert dead["id"] == "e1"
+    assert dead["reason"] == "no such order"
+    assert dead["offset"] == "2"  # this connection's number, not the one sent back
+    (record,) = await stored(gateway, dead_topic("billing"))
+    assert ("ce_offset", b"1") not in record.headers
+
+
+# -- flow control ----------------------------------------------------------------------
+
+
+async def test_a_full_window_stops_delivery_until_a_confirm(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    await produce(served.http, producer, [event(f"e{i}") for i in range(8)])
+    async with consume(served, consumer) as ws:
+        assert len(await received(ws, 5)) == 5  # websocket_window
+        await nothing_more(ws)
+        await ws.send("confirm:2")
+        more = await received(ws, 2)
+        await nothing_more(ws)
+        await ws.send("confirm:7")
+        last = await received(ws, 1)
+    assert [e["offset"] for e in [*more, *last]] == ["6", "7", "8"]
+
+
+# -- closes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "reason"),
+    [
+        (b"confirm:1", 1008, "binary messages are not part of cloudevents.json: send text"),
+        ("ack:1", 1008, "unknown message 'ack:1': expected confirm:<offset> or dead:<event json>"),
+        ("confirm:x", 1008, "confirm: expects an event's offset, got 'x'"),
+        ("confirm:0", 1008, "offset 0 was never sent: this connection has sent offsets 1 to 1"),
+        ("confirm:9", 1008, "offset 9 was never sent: this connection has sent offsets 1 to 1"),
+        ("dead:{", 1008, None),
+        ("dead:" + json.dumps(event("big", data="x" * 5000)), 1009, None),
+        ("dead:" + "x" * 9000, 1009, None),  # over websocket_max_message_bytes
+    ],
+)
+async def test_protocol_violations_close_with_a_code_and_a_reason(
+    served: GatewayServer,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+    message: str | bytes,
+    code: int,
+    reason: str | None,
+) -> None:
+    await produce(served.http, producer, [event("e1")])
+    async with consume(served, consumer) as ws:
+        await received(ws, 1)
+        await ws.send(message)
+        got_code, got_reason = await closed_with(ws)
+    assert got_code == code
+    if reason is not None:
+        assert got_reason == reason
+    else:
+        assert got_reason  # says what was wrong
+    await ended(served)
+
+
+async def test_an_internal_failure_closes_with_1011_and_an_incident(
+    served: GatewayServer,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sluicegate.core.consumers.instance import ConsumerInstance
+
+    async def broken(self: ConsumerInstance, upto: int | None = None) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(ConsumerInstance, "confirm", broken)
+    await produce(served.http, producer, [event("e1")])
+    async with consume(served, consumer) as ws:
+        await received(ws, 1)
+        await ws.send("confirm:1")
+        code, reason = await closed_with(ws)
+    assert code == 1011
+    assert reason.startswith("internal server error; incident id ")
+
+
+async def test_a_clients_close_ends_its_instance(
+    served: GatewayServer, consumer: dict[str, str]
+) -> None:
+    async with consume(served, consumer) as ws:
+        await ws.close(1000, "done")
+        assert ws.close_code == 1000
+    await ended(served)
+
+
+async def test_shutdown_closes_with_1001_and_keeps_what_was_confirmed(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str], gateway: Gateway
+) -> None:
+    await produce(served.http, producer, [event(f"e{i}") for i in range(3)])
+    async with consume(served, consumer) as ws:
+        await received(ws, 3)
+        await ws.send("confirm:2")
+        await asyncio.sleep(0.2)  # the confirmation is committed before the shutdown
+        await served.shutdown()
+        code, reason = await closed_with(ws)
+    assert (code, reason) == (1001, "the gateway is shutting down; connect again")
+    committed = await gateway.log.committed_offsets("ce/billing/~default", "ce.Order.Created")
+    assert sum(committed.values()) == 2  # two events confirmed, each at position 1 of its partition
+
+
+# -- refused handshakes ----------------------------------------------------------------
+
+
+async def refused(
+    served: GatewayServer, headers: dict[str, str], query: str = "", **kw: Any
+) -> Any:
+    with pytest.raises(InvalidStatus) as refusal:
+        async with connect(
+            f"ws://127.0.0.1:{served.port}/ce/ws{query}", additional_headers=headers, **kw
+        ):
+            pass
+    return refusal.value.response
+
+
+async def test_handshakes_without_credentials_or_as_no_consumer_get_401(
+    served: GatewayServer, producer: dict[str, str]
+) -> None:
+    for headers in ({}, {"authorization": "Bearer nope"}, producer):
+        response = await refused(served, headers, subprotocols=[SUBPROTOCOL])
+        assert response.status_code == 401
+        body = json.loads(response.body)
+        assert body["status"] == 401
+        assert body["message"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_handshake_without_the_subprotocol_gets_400(
+    served: GatewayServer, consumer: dict[str, str]
+) -> None:
+    response = await refused(served, consumer)
+    assert response.status_code == 400
+    assert "Sec-WebSocket-Protocol: cloudevents.json" in json.loads(response.body)["message"]
+
+
+async def test_a_bad_query_option_gets_400(served: GatewayServer, consumer: dict[str, str]) -> None:
+    response = await refused(served, consumer, "?dead=maybe", subprotocols=[SUBPROTOCOL])
+    assert response.status_code == 400
+    assert (
+        json.loads(response.body)["message"]
+        == "query parameter dead must be true or false, got 'maybe'"
+    )
+
+
+async def test_origins_other_than_the_gateways_own_get_403(
+    served: GatewayServer, consumer: dict[str, str]
+) -> None:
+    response = await refused(
+        served,
+        consumer,
+        subprotocols=[SUBPROTOCOL],
+        origin="https://evil.example",
+    )
+    assert response.status_code == 403
+    assert json.loads(response.body)["error"] == "origin_not_allowed"
+    own = f"http://127.0.0.1:{served.port}"
+    async with connect(
+        served.ws,
+        subprotocols=[SUBPROTOCOL],
+        additional_headers=consumer,
+        origin=own,
+    ) as ws:
+        assert ws.subprotocol == SUBPROTOCOL
+
+
+async def test_beyond_the_clients_websocket_cap_gets_429(
+    gateway: Gateway, consumer: dict[str, str]
+) -> None:
+    gateway.limits.websockets.per_client = 1
+    async with serve_gateway(gateway) as served, consume(served, consumer):
+        response = await refused(served, consumer, subprotocols=[SUBPROTOCOL])
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "1"
+        assert "WebSocket connections" in json.loads(response.body)["message"]
+
+
+async def test_an_unknown_websocket_path_gets_404(
+    served: GatewayServer, consumer: dict[str, str]
+) -> None:
+    with pytest.raises(InvalidStatus) as refusal:
+        async with connect(f"ws://127.0.0.1:{served.port}/ce/nope", additional_headers=consumer):
+            pass
+    assert refusal.value.response.status_code == 404
+
+
+def test_the_openapi_document_describes_the_protocol() -> None:
+    described = load_document("cloudevents")["paths"]["/ce/ws"]["x-websocket"]
+    assert described["subprotocol"] == SUBPROTOCOL
+    assert described["paths"] == list(PATHS)
+    assert set(described["closeCodes"]) == {"1000", "1001", "1008", "1009", "1011"}
+    assert [p["name"] for p in described["parameters"]] == ["events", "test", "dead", "group"]
