@@ -5,19 +5,20 @@ Hypercorn announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL``).
 Hypercorn's own ``serve`` binds its sockets, installs signal handlers and builds its TLS
 context, and its scopes carry no client certificate. So this module runs its connection
 handler (``TCPServer``, one per accepted connection) on the socket the CLI bound, with the
-listener's context (``http/tls.py``) plus ALPN, and wraps the app once per connection to
-add what uvicorn's protocols add (``with_tls_extension``, ``guarded_protocol``):
+listener's context (``http/tls.py``) plus ALPN, and adds what uvicorn's protocols add
+(``with_tls_extension``, ``guarded_protocol``):
 
-* the ASGI TLS extension, read from the connection's TLS object, for mTLS;
+* the ASGI TLS extension in every scope, read from the connection's TLS object (mTLS);
+* ``server.header_timeout`` from connecting (and for the TLS handshake), then
+  ``keep_alive_timeout`` from each response, with a 408 for a head that has begun
+  (``_Connection``);
 * ``server.body_timeout``: a request whose body is not whole in time is answered 408
-  (plain JSON error body) and the app sees the client disconnect;
+  (plain JSON error body) and the app sees the client disconnect (``_BodyDeadline``);
 * the rest of a body answered early (a 413) read and dropped within that deadline.
 
-and, per connection (``_Connection``), the header deadline: ``header_timeout`` from
-connecting (and for the TLS handshake), ``keep_alive_timeout`` from each response, 408 for
-a head that has begun. ``max_header_bytes`` is h11's incomplete-event limit (431, with
-Hypercorn's empty body) and HTTP/2's ``SETTINGS_MAX_HEADER_LIST_SIZE``. See the design
-notes, "HTTP/2 through Hypercorn", for what differs from uvicorn.
+``max_header_bytes`` is h11's incomplete-event limit (431, with Hypercorn's empty body) and
+HTTP/2's ``SETTINGS_MAX_HEADER_LIST_SIZE``. See the design notes, "HTTP/2 through
+Hypercorn, uvicorn the default", for what differs from uvicorn.
 """
 
 from __future__ import annotations
