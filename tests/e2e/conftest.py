@@ -50,7 +50,8 @@ def on_server(settings: Settings, http_server: str) -> Settings:
     return msgspec.structs.replace(settings, server=server)
 
 
-def _skip_kafka_under_hypercorn(backend: str, http_server: str) -> None:
+def skip_kafka_under_hypercorn(backend: str, http_server: str) -> None:
+    """Skip a test on the Kafka backend under Hypercorn: uvicorn runs those."""
     if backend == "kafka" and http_server == "hypercorn":
         pytest.skip("the HTTP server does not depend on the backend: Hypercorn runs on SQLite")
 
@@ -58,7 +59,7 @@ def _skip_kafka_under_hypercorn(backend: str, http_server: str) -> None:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, http_server: str) -> str:
     """The backend of the ``gateway`` these tests serve over a real socket."""
-    _skip_kafka_under_hypercorn(str(request.param), http_server)
+    skip_kafka_under_hypercorn(str(request.param), http_server)
     return str(request.param)
 
 
@@ -67,7 +68,7 @@ def admin_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, http_server: str
 ) -> Iterator[ServerProcess]:
     """``sluicegate serve`` on a fresh store of each backend, its admin key ``E2E_ADMIN_KEY``."""
-    _skip_kafka_under_hypercorn(request.param, http_server)
+    skip_kafka_under_hypercorn(request.param, http_server)
     env = {"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY}
     if request.param == "kafka":
         env |= {
