@@ -4,7 +4,9 @@ Four servers run side by side, each event loop on core 0 (``bench.servers``): th
 ASGI baseline and sluicegate, under each HTTP server. wrk (HTTP/1.1, core 1) takes turns
 on all four in one rotation, so load from elsewhere falls on each alike. Each server's
 produce rate is a ratio against its own baseline; Hypercorn's figures are also given
-against uvicorn's, the question that decides the default server.
+against uvicorn's, the question that decides the default server. Where h2load is
+installed (``apt-get install nghttp2-client``), Hypercorn's baseline and produce are then
+driven over HTTP/2 with prior knowledge too, in turns of their own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+from bench.h2load import available, run_h2load
 from bench.http_produce import TEXT_BODY, server_env, take_turns
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.wrk import combined
@@ -40,6 +43,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             "hypercorn-records-v2-text": (hypercorn.url + path, TEXT_BODY),
         }
         runs = take_turns(targets, duration)
+        h2c = _h2c_turns(hypercorn_base, hypercorn.url + path, duration) if available() else {}
     rates = {name: combined(results) for name, results in runs.items()}
 
     def entry(name: str, baseline: str, **extra: Any) -> dict[str, Any]:
@@ -55,6 +59,13 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         }
 
     text_ratio = rates["hypercorn-records-v2-text"][0] / rates["uvicorn-records-v2-text"][0]
+    over_h2c: dict[str, dict[str, Any]] = {}
+    if h2c:
+        base = rates["hypercorn-baseline"][0]
+        over_h2c = {
+            "h2-hypercorn-baseline-h2c": _rate(h2c["baseline"], base),
+            "h2-hypercorn-records-v2-text-h2c": _rate(h2c["produce"], h2c["baseline"]),
+        }
     return {
         "h2-uvicorn-baseline": entry("uvicorn-baseline", "uvicorn-baseline"),
         "h2-uvicorn-records-v2-text": entry("uvicorn-records-v2-text", "uvicorn-baseline"),
@@ -63,4 +74,27 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         "h2-hypercorn-records-v2-text": entry(
             "hypercorn-records-v2-text", "hypercorn-baseline", vs_uvicorn=round(text_ratio, 3)
         ),
+        **over_h2c,
+    }
+
+
+def _h2c_turns(baseline: str, produce: str, duration: float) -> dict[str, float]:
+    """h2load (HTTP/2 with prior knowledge) on Hypercorn's baseline and produce, in turns of
+    one second, ``duration`` each: requests/s of each."""
+    targets = {"baseline": baseline, "produce": produce}
+    for url in targets.values():
+        run_h2load(url, TEXT_BODY, 2)  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    for turn in range(max(2, round(duration))):
+        for name in list(targets)[turn % 2 :] + list(targets)[: turn % 2]:
+            rates[name].append(run_h2load(targets[name], TEXT_BODY, 1))
+    return {name: sum(values) / len(values) for name, values in rates.items()}
+
+
+def _rate(value: float, baseline: float) -> dict[str, Any]:
+    return {
+        "value": round(value, 1),
+        "unit": "requests/s",
+        "baseline": round(baseline, 1),
+        "ratio": round(value / baseline, 3),
     }

@@ -54,6 +54,8 @@ ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
 _encode = msgspec.json.Encoder().encode
 
+logger = logging.getLogger("sluicegate.http")
+
 
 class _AccessLog(Logger):
     """Hypercorn's logger, its access lines in uvicorn's words (one format either way),
@@ -329,5 +331,11 @@ class HypercornServer:
             # cancellation has reached its owner. Raised on, it would reach asyncio's
             # stream server instead, which (3.11) logs it as an error.
             pass
+        except Exception:
+            # One connection's failure is contained, as a request's is. Hypercorn 0.18
+            # raises, for one, when an HTTP/2 client opens a stream on a connection it
+            # has just closed at shutdown.
+            logger.warning("an HTTP connection failed", exc_info=True)
+            writer.transport.abort()
         finally:
             del self._connections[task]
