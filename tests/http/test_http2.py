@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from pathlib import Path
 from typing import Any
 
 import h2.events
@@ -277,11 +276,3 @@ async def test_cancelled_it_drops_its_connections_at_once() -> None:
             with pytest.raises(httpx.RemoteProtocolError):
                 await request
     sock.close()
-
-
-def test_no_certificate_no_alpn(tmp_path: Path) -> None:
-    # Settings without TLS serve h2c on plain TCP: nothing to negotiate.
-    from sluicegate.http.servers.hypercorn import HypercornServer
-
-    server = HypercornServer(describe, server_settings())
-    assert server._ssl is None
