@@ -27,6 +27,17 @@ MODULES = {
     "cpu": "bench.instructions",
     "kafka": "bench.kafka_produce",
     "h2": "bench.http2",
+    "cloudevents-produce": "bench.cloudevents_produce",
+    "cloudevents-dedup": "bench.cloudevents_dedup",
+    "cloudevents-consume": "bench.cloudevents_consume",
+    "cloudevents-ws": "bench.cloudevents_ws",
+}
+#: Other names of groups above (the CloudEvents producer's, consumers' and WebSocket
+#: consumer's work: "ce-events", "ce-consumers", "ws23").
+ALIASES = {
+    "ce-events": "cloudevents-produce",
+    "ce-consumers": "cloudevents-consume",
+    "ws23": "cloudevents-ws",
 }
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,11 +45,13 @@ RESULTS = Path(__file__).parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--only", nargs="*", choices=sorted(MODULES), help="benchmark groups")
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted({*MODULES, *ALIASES}), help="benchmark groups"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
     for group in args.only or list(MODULES):
-        module = importlib.import_module(MODULES[group])
+        module = importlib.import_module(MODULES[ALIASES.get(group, group)])
         results.update(module.run(args.duration))
     RESULTS.mkdir(exist_ok=True)
     meta = {

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ __all__ = ["WrkResult", "combined", "run_wrk"]
 _SCRIPT = """
 wrk.method = "POST"
 wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = {content_type}
 {auth}
+{lua}
 local pause = {delay_ms}
 if pause > 0 then
   function delay() return pause end
@@ -58,8 +60,14 @@ def run_wrk(
     threads: int = 1,
     authorization: str | None = None,
     delay_ms: float = 0.0,
+    content_type: str = "application/json",
+    lua: str = "",
 ) -> WrkResult:
-    """POST ``body`` to ``url`` for ``duration`` seconds; wrk's numbers as a dict."""
+    """POST ``body`` to ``url`` for ``duration`` seconds; wrk's numbers as a dict.
+
+    ``lua`` is more of wrk's script (a ``request()`` that varies each request, say); in it
+    ``__RUN__`` stands for a string unique to this run.
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -70,7 +78,14 @@ def run_wrk(
             f'wrk.headers["Authorization"] = {_lua_string(authorization)}' if authorization else ""
         )
         script.write_text(
-            _SCRIPT.format(body=_lua_string(body), auth=auth, delay_ms=delay_ms, out=out)
+            _SCRIPT.format(
+                body=_lua_string(body),
+                content_type=_lua_string(content_type),
+                auth=auth,
+                lua=lua.replace("__RUN__", uuid.uuid4().hex[:12]),
+                delay_ms=delay_ms,
+                out=out,
+            )
         )
         subprocess.run(
             [

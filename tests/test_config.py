@@ -52,6 +52,9 @@ def test_environment_values_are_toml_or_strings() -> None:
         ({"SLUICEGATE_SERVER__BODY_TIMEOUT": "-1"}, "server.body_timeout"),
         ({"SLUICEGATE_SERVER__KEEP_ALIVE_TIMEOUT": "0"}, "server.keep_alive_timeout"),
         ({"SLUICEGATE_SERVER__MAX_HEADER_BYTES": "100"}, "server.max_header_bytes"),
+        ({"SLUICEGATE_CLOUDEVENTS__DEDUP_WINDOW": "0"}, "cloudevents.dedup_window"),
+        ({"SLUICEGATE_CLOUDEVENTS__DEDUP_WINDOW": "31708800"}, "cloudevents.dedup_window"),
+        ({"SLUICEGATE_CLOUDEVENTS__DEDUP_MAX_IDS": "0"}, "cloudevents.dedup_max_ids"),
     ],
 )
 def test_bad_values_name_the_key(environ: dict[str, str], key: str) -> None:

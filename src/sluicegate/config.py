@@ -317,8 +317,9 @@ class CloudEventSettings(_Section):
     #: is acknowledged without storing it again (never longer than its topic's retention).
     dedup_window: float = 86_400.0
     #: Identities remembered at most; past it the oldest are forgotten first, which makes
-    #: the window shorter (the ``effective_window_seconds`` gauge). About 24 bytes each.
-    dedup_max_ids: int = 8_000_000
+    #: the window shorter (the ``effective_window_seconds`` gauge). About 27 bytes each,
+    #: so the default bound is about 190 MB.
+    dedup_max_ids: int = 7_000_000
     #: Consumers: seconds without a request after which a consumer instance is deleted.
     consumer_idle_timeout: float = 300.0
     #: Seconds a long poll waits for an event before 204; a request may ask for less or

@@ -95,11 +95,14 @@ class Router:
         self._wildcard: list[Route] = []
         self.routes = list(routes)
         self.websockets = {ws.path: ws for ws in websockets}
+        #: Static routes by first segment: whose errors a near miss (``/ce/produce/x``) gets.
+        self._static_by_segment: dict[str, Route] = {}
         for route in self.routes:
+            first = route.path.split("/", 2)[1]
             if "{" not in route.path:
                 self._static.setdefault(route.path, []).append(route)
+                self._static_by_segment.setdefault(first, route)
                 continue
-            first = route.path.split("/", 2)[1]
             if "{" in first:
                 self._wildcard.append(route)
             else:
@@ -135,6 +138,9 @@ class Router:
         group = self._by_segment.get(first) or self._static.get(path)
         if group:
             return group[0]
+        static = self._static_by_segment.get(first)
+        if static is not None:
+            return static
         # A template that starts with a parameter (``/{bridge}/ce/...``): the one whose
         # pattern the path fits.
         return next((route for route in self._wildcard if route.pattern.fullmatch(path)), None)

@@ -52,8 +52,9 @@ class _StatsCollector(Collector):
     A name ending in ``_total`` is a counter (Prometheus' convention), any other a gauge.
     """
 
-    def __init__(self, prefix: str, stats: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, prefix: str, subject: str, stats: Callable[[], dict[str, float]]) -> None:
         self._prefix = prefix
+        self._subject = subject
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
@@ -61,11 +62,11 @@ class _StatsCollector(Collector):
             if name.endswith("_total"):
                 counter = name.removesuffix("_total")
                 yield CounterMetricFamily(
-                    f"{self._prefix}_{counter}", f"{self._prefix} counter {counter}.", value
+                    f"{self._prefix}_{counter}", f"{self._subject} counter {counter}.", value
                 )
             else:
                 yield GaugeMetricFamily(
-                    f"{self._prefix}_{name}", f"{self._prefix} gauge {name}.", value
+                    f"{self._prefix}_{name}", f"{self._subject} gauge {name}.", value
                 )
 
 
@@ -203,15 +204,19 @@ class Metrics:
         self._commits.observe(seconds)
 
     def watch_storage(self, stats: Callable[[], dict[str, float]]) -> None:
-        self.registry.register(_StatsCollector("sluicegate_storage", stats))
+        self.registry.register(_StatsCollector("sluicegate_storage", "Storage", stats))
 
     def watch_event_ids(self, stats: Callable[[], dict[str, float]]) -> None:
         """CloudEvents de-duplication's figures (``EventIds.stats``)."""
-        self.registry.register(_StatsCollector("sluicegate_cloudevents_dedup", stats))
+        self.registry.register(
+            _StatsCollector("sluicegate_cloudevents_dedup", "CloudEvents de-duplication", stats)
+        )
 
     def watch_consumers(self, stats: Callable[[], dict[str, float]]) -> None:
         """CloudEvents consumer instances' figures (``ConsumerInstances.stats``)."""
-        self.registry.register(_StatsCollector("sluicegate_cloudevents_consumers", stats))
+        self.registry.register(
+            _StatsCollector("sluicegate_cloudevents_consumers", "CloudEvents consumers", stats)
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

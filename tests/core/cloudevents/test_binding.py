@@ -212,6 +212,7 @@ def test_structured_event_written_by_the_sdk_round_trips() -> None:
     ("event", "attribute", "says"),
     [
         ({**_BASE, "id": 5}, "id", "attribute id must be a string"),
+        ({**_BASE, "partitionkey": 5}, "partitionkey", "attribute partitionkey must be a string"),
         ({**_BASE, "big": 2**31}, "big", "32-bit"),
         ({**_BASE, "ratio": 0.5}, "ratio", "string, boolean or integer"),
         ({**_BASE, "Bad": "x"}, "Bad", "invalid attribute name"),
@@ -307,3 +308,28 @@ def test_structured_json_escapes_what_json_needs() -> None:
     assert rendered["subject"] == 'quote " back \\ nl \n tab \t \u20ac'
     assert "data" not in rendered
     assert "data_base64" not in rendered
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "ext": 3, "data": {"a"',
+        b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": "\\ud800"}',
+        b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "ext": "\\udfff"}',
+        b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": ' + b"[" * 3000,
+    ],
+)
+def test_broken_json_is_400_in_every_form(body: bytes) -> None:
+    for parse in (from_structured, lambda raw: from_batch(b"[" + raw + b"]")):
+        with pytest.raises(BadRequest, match="not valid JSON"):
+            parse(body)
+
+
+def test_binary_json_data_with_a_lone_surrogate_is_400() -> None:
+    with pytest.raises(BadRequest, match="not valid JSON") as caught:
+        from_http_binary({**headers(**_BASE), b"content-type": b"application/json"}, b'"\\ud800"')
+    assert caught.value.detail["attribute"] == "data"
+    event = from_http_binary(
+        {**headers(**_BASE), b"content-type": b"application/json"}, b'"\\u00e9"'
+    )
+    assert event.data == b'"\\u00e9"'

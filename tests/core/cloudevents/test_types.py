@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sluicegate.core.auth.patterns import PatternSet
+from sluicegate.core.cloudevents import types as types_module
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.records import TopicPartition
 from sluicegate.storage.base import Log, running
@@ -86,7 +87,21 @@ async def test_a_waiting_consumer_learns_of_a_new_type(types: EventTypes) -> Non
         await asyncio.wait_for(types.changed(types.version), 0.05)
 
 
-async def test_another_node_registration_arrives_through_follow(log: Log) -> None:
+async def test_the_state_topic_is_made_by_the_first_registration(
+    log: Log, types: EventTypes
+) -> None:
+    topics = {topic.name for topic in await log.list_topics(include_internal=True)}
+    assert "__sluicegate_ce_types" not in topics
+    await types.register([("First", "ce.First")])
+    topics = {topic.name for topic in await log.list_topics(include_internal=True)}
+    assert "__sluicegate_ce_types" in topics
+
+
+async def test_another_node_registration_arrives_through_follow(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other node makes the state topic: this one finds it at its next look.
+    monkeypatch.setattr(types_module, "_LOOK_AGAIN", 0.05)
     ours, theirs = EventTypes(log), EventTypes(log)
     await ours.load()
     await theirs.load()

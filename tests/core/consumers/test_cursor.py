@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sluicegate.core.consumers.counts import DeliveryCounts
+from sluicegate.core.consumers.counts import MAX_TRACKED, DeliveryCounts
 from sluicegate.core.consumers.cursor import PartitionCursor
 from sluicegate.core.records import TopicPartition
 
@@ -80,3 +80,15 @@ def test_delivery_counts_keep_only_redeliveries() -> None:
     counts.committed(tp, 3)
     assert counts.redelivered == 1
     assert counts.count(tp, 3) == 2
+
+
+def test_delivery_counts_are_bounded() -> None:
+    counts = DeliveryCounts()
+    tp = TopicPartition("t", 0)
+    everything = list(range(MAX_TRACKED + 100))
+    counts.delivered(tp, everything)
+    again = counts.delivered(tp, everything)
+    assert again is not None
+    assert set(again.values()) == {2}
+    assert counts.redelivered == MAX_TRACKED
+    assert counts.delivered(tp, [0]) == {0: 3}  # tracked ones go on counting

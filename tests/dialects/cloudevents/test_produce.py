@@ -336,3 +336,29 @@ async def test_one_bad_event_rejects_the_whole_batch(
     events.append(sdk_event("w-5", source="urn:elsewhere"))
     assert (await post_batch(client, batch_body(events), producer)).status_code == 401
     assert await stored(gateway, TOPIC) == []
+
+
+# -- 404, 500 ------------------------------------------------------------------------
+
+
+async def test_an_unknown_path_is_404_in_this_dialect(
+    client: httpx.AsyncClient, producer: dict[str, str]
+) -> None:
+    body = error(await client.post("/ce/produce/nothing", content=b"{}", headers=producer), 404)
+    assert body["error"] == "not_found"
+
+
+async def test_an_unexpected_failure_is_500_with_an_incident_id_only(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    producer: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(gateway.event_ids, "append_once", broken)
+    body = error(await post_binary(client, sdk_event("boom"), producer), 500)
+    assert set(body) == {"status", "error", "message", "incident_id"}
+    assert body["incident_id"] in body["message"]
+    assert "secret" not in body["message"]

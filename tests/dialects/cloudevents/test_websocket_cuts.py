@@ -58,6 +58,7 @@ async def ended(served: GatewayServer) -> None:
             await asyncio.sleep(0.01)
 
 
+@pytest.mark.timeout(900)  # 21 group joins and 5,000 events on a Kafka broker
 async def test_random_cuts_lose_nothing_and_repeat_nothing_confirmed(
     served: GatewayServer, gateway: Gateway
 ) -> None:

@@ -58,7 +58,7 @@ async def backlog(served: GatewayServer, count: int, data: str) -> set[str]:
 async def dropped(served: GatewayServer) -> None:
     """Wait for the one stream to open, then to be dropped with its instance."""
     streams, instances = served.gateway.streams, served.gateway.consumers
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):
         while not len(streams):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         while len(streams) or len(instances):  # noqa: ASYNC110

@@ -41,6 +41,7 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 
 from sluicegate.core.cloudevents.event import (
+    CONTEXT_ATTRIBUTES,
     CloudEvent,
     check_attribute_name,
     check_extension_value,
@@ -121,6 +122,22 @@ def from_http_binary(
     data = body if body else None
     if data is not None and is_json_media_type(datacontenttype):
         _check_json_data(data, index)
+    return _checked(attributes, datacontenttype, extensions, frozenset(), data, index)
+
+
+#: The context attributes a ``ce-`` or ``ce_`` header carries (not ``datacontenttype``).
+_CONTEXT = frozenset(CONTEXT_ATTRIBUTES) - {"datacontenttype"}
+
+
+def _checked(
+    attributes: Mapping[str, str | None],
+    datacontenttype: str | None,
+    extensions: dict[str, str],
+    literal: frozenset[str],
+    data: bytes | None,
+    index: int | None,
+) -> CloudEvent:
+    """``checked_event`` from the attributes a parser collected by name."""
     return checked_event(
         specversion=attributes.get("specversion"),
         id=attributes.get("id"),
@@ -131,18 +148,17 @@ def from_http_binary(
         datacontenttype=datacontenttype,
         dataschema=attributes.get("dataschema"),
         extensions=extensions,
+        literal=literal,
         data=data,
         index=index,
     )
 
 
-_CONTEXT = frozenset({"specversion", "id", "source", "type", "subject", "time", "dataschema"})
-
-
 def _check_json_data(data: bytes, index: int | None) -> None:
     try:
-        _check_json(data)
-    except msgspec.DecodeError as exc:
+        # Checked, not decoded, unless a \\u escape might be a lone surrogate.
+        (_decode_any if b"\\u" in data else _check_json)(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRequest(
             f"{'' if index is None else f'events[{index}]: '}the data is not valid JSON, "
             f"as its content type says: {exc}",
@@ -175,16 +191,9 @@ _decode_many = msgspec.json.Decoder(list[_Structured]).decode
 # Any other event: every member kept raw, each attribute then checked by hand.
 _decode_one_raw = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_many_raw = msgspec.json.Decoder(list[msgspec.Raw]).decode
-_STRING_ATTRIBUTES = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "dataschema",
-)
+#: Attributes whose value is a string (or null: absent); ``partitionkey`` is the
+#: partitioning extension's, which the specification types as a string.
+_STRING_ATTRIBUTES = frozenset({*CONTEXT_ATTRIBUTES, "partitionkey"})
 
 
 def _index_detail(index: int | None) -> dict[str, Any]:
@@ -222,6 +231,8 @@ def _data(
     if not raw or raw == b"null":
         return None, datacontenttype
     if datacontenttype is None or is_json_media_type(datacontenttype):
+        if b"\\u" in raw:
+            _check_text(raw, index)
         return raw, datacontenttype or _JSON
     if raw[:1] != b'"':
         raise BadRequest(
@@ -231,6 +242,19 @@ def _data(
             **_index_detail(index),
         )
     return msgspec.json.decode(raw, type=str).encode(), datacontenttype
+
+
+def _check_text(data: bytes, index: int | None) -> None:
+    """Refuse JSON data whose ``\\u`` escapes are not text (a lone UTF-16 surrogate): kept
+    raw, the data was not decoded, and consumers' decoders would refuse it."""
+    try:
+        _decode_any(data)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(
+            f"{_prefix(index)}the data is not valid JSON text: {exc}",
+            attribute="data",
+            **_index_detail(index),
+        ) from None
 
 
 def _from_fast(event: _Structured, index: int | None) -> CloudEvent:
@@ -266,7 +290,11 @@ def _from_members(members: dict[str, msgspec.Raw], index: int | None) -> CloudEv
                     attribute=name,
                     **_index_detail(index),
                 )
-            attributes[name] = value
+            if name == "partitionkey":
+                if value is not None:
+                    extensions[name] = value
+            else:
+                attributes[name] = value
             continue
         check_attribute_name(name, index)
         if value is None:
@@ -289,20 +317,7 @@ def _from_members(members: dict[str, msgspec.Raw], index: int | None) -> CloudEv
         attributes.get("datacontenttype"),
         index,
     )
-    return checked_event(
-        specversion=attributes.get("specversion"),
-        id=attributes.get("id"),
-        source=attributes.get("source"),
-        type=attributes.get("type"),
-        subject=attributes.get("subject"),
-        time=attributes.get("time"),
-        datacontenttype=datacontenttype,
-        dataschema=attributes.get("dataschema"),
-        extensions=extensions,
-        literal=frozenset(literal),
-        data=data,
-        index=index,
-    )
+    return _checked(attributes, datacontenttype, extensions, frozenset(literal), data, index)
 
 
 def _object_members(raw: bytes, index: int | None) -> dict[str, msgspec.Raw]:
@@ -317,24 +332,29 @@ def _object_members(raw: bytes, index: int | None) -> dict[str, msgspec.Raw]:
 def from_structured(body: bytes) -> CloudEvent:
     """The event of an ``application/cloudevents+json`` body."""
     try:
-        return _from_fast(_decode_one(body), None)
-    except msgspec.ValidationError:
-        pass  # an extension, or an attribute of the wrong type: checked one by one below
+        try:
+            return _from_fast(_decode_one(body), None)
+        except msgspec.ValidationError:
+            pass  # an extension, or an attribute of the wrong type: checked one by one
+        return _from_members(_object_members(body, None), None)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
-    return _from_members(_object_members(body, None), None)
 
 
 def from_batch(body: bytes) -> list[CloudEvent]:
     """The events of an ``application/cloudevents-batch+json`` body, each checked."""
     try:
-        decoded = _decode_many(body)
-    except msgspec.ValidationError:
-        pass
+        try:
+            decoded = _decode_many(body)
+        except msgspec.ValidationError:
+            return _from_elements(body)
+        return [_from_fast(event, index) for index, event in enumerate(decoded)]
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
-    else:
-        return [_from_fast(event, index) for index, event in enumerate(decoded)]
+
+
+def _from_elements(body: bytes) -> list[CloudEvent]:
+    """A batch in which some event has an extension (or is wrong): event by event."""
     try:
         elements = _decode_many_raw(body)
     except msgspec.ValidationError:
@@ -352,24 +372,39 @@ def from_batch(body: bytes) -> list[CloudEvent]:
 # -- stored: the Kafka binding, binary mode ------------------------------------------
 
 
+#: Headers whose value repeats from event to event (a producer's source, its types),
+#: encoded once: ``(name, value) → (name, value bytes)``.
+_SHARED_HEADERS: dict[tuple[str, str], Header] = {}
+_SHARED_HEADERS_MAX = 4096
+
+
+def _shared(name: str, value: str) -> Header:
+    header = _SHARED_HEADERS.get((name, value))
+    if header is None:
+        if len(_SHARED_HEADERS) >= _SHARED_HEADERS_MAX:
+            _SHARED_HEADERS.clear()
+        header = _SHARED_HEADERS[name, value] = (name, value.encode())
+    return header
+
+
 def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord:
     """The record that stores ``event`` in ``topic`` (partition chosen by the caller)."""
     headers: list[Header] = [
-        ("ce_specversion", event.specversion.encode()),
+        _shared("ce_specversion", event.specversion),
         ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_type", event.type.encode()),
+        _shared("ce_source", event.source),
+        _shared("ce_type", event.type),
     ]
     if event.subject is not None:
         headers.append(("ce_subject", event.subject.encode()))
     if event.time is not None:
         headers.append(("ce_time", event.time.encode()))
     if event.dataschema is not None:
-        headers.append(("ce_dataschema", event.dataschema.encode()))
+        headers.append(_shared("ce_dataschema", event.dataschema))
     for name, value in event.extensions.items():
         headers.append((CE_HEADER_PREFIX + name, value.encode()))
     if event.datacontenttype is not None:
-        headers.append((_CONTENT_TYPE, event.datacontenttype.encode()))
+        headers.append(_shared(_CONTENT_TYPE, event.datacontenttype))
     if event.literal:
         headers.append((LITERALS_HEADER, ",".join(sorted(event.literal)).encode()))
     key = event.extensions.get("partitionkey")

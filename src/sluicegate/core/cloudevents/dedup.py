@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
@@ -103,8 +103,22 @@ class EventIds:
             )
         self._marker_topic_exists = True
         now = self._clock()
-        for partition in range(topic.partitions):
-            await self._load_partition(TopicPartition(MARKER_TOPIC, partition), now)
+        starts = {
+            tp: await self._log.offset_for_time(tp, now - self._window_us)
+            for tp in (TopicPartition(MARKER_TOPIC, p) for p in range(topic.partitions))
+        }
+        # Two passes: counting first sizes the table once, and filling a sized table is
+        # 1.3-1.7 times as fast as growing it shard by shard; reading is ~50 times faster
+        # than either, so the second read costs little.
+        count = 0
+        for tp, start in starts.items():
+            async for records in self._markers_from(tp, start):
+                count += sum(len(r.value or b"") for r in records) // DIGEST_BYTES
+        self._table.reserve(count)
+        for tp, start in starts.items():
+            async for records in self._markers_from(tp, start):
+                for record in records:
+                    self._remember_marker(record, now)
 
     async def _create_marker_topic(self) -> None:
         """Create the marker topic once, however many first requests ask at once."""
@@ -118,8 +132,8 @@ class EventIds:
                     )
                 self._marker_topic_exists = True
 
-    async def _load_partition(self, tp: TopicPartition, now: int) -> None:
-        position = await self._log.offset_for_time(tp, now - self._window_us)
+    async def _markers_from(self, tp: TopicPartition, position: int) -> AsyncIterator[list[Record]]:
+        """The marker records from ``position`` to the high watermark, in bounded reads."""
         high = (await self._log.watermarks(tp)).high
         while position < high:
             try:
@@ -131,9 +145,8 @@ class EventIds:
                 position = (await self._log.watermarks(tp)).low
                 continue
             if not records:
-                break
-            for record in records:
-                self._remember_marker(record, now)
+                return
+            yield records
             position = records[-1].offset + 1
 
     def _remember_marker(self, record: Record, now: int) -> None:
@@ -149,7 +162,7 @@ class EventIds:
             return
         lifetime_us = min(int(lifetime) * 1000, self._window_us)
         self._table.add_all(
-            (value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)),
+            [value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)],
             (record.timestamp + lifetime_us) // 1_000_000,
             now // 1_000_000,
         )
@@ -166,22 +179,20 @@ class EventIds:
         Raises what ``Log.append`` raises; then nothing of this call was stored.
         """
         pending: dict[bytes, Sequence[NewRecord]] = {}
+        blake2b = hashlib.blake2b
         for key, records in items:
-            pending.setdefault(identity_digest(key), records)
+            pending.setdefault(blake2b(key, digest_size=DIGEST_BYTES).digest(), records)
         self._duplicates += len(items) - len(pending)
         lifetimes = await self._lifetimes(pending.values())
         if not self._marker_topic_exists:
             await self._create_marker_topic()
         while True:
-            now = self._clock() // 1_000_000
-            contains = self._table.contains
-            others: set[asyncio.Future[None]] = set()
-            for digest in list(pending):
-                if contains(digest, now):
-                    del pending[digest]
-                    self._duplicates += 1
-                elif (appending := self._appending.get(digest)) is not None:
-                    others.add(appending)
+            stored = self._table.remembered_of(pending, self._clock() // 1_000_000)
+            for digest in stored:
+                del pending[digest]
+            self._duplicates += len(stored)
+            appending = self._appending
+            others = {appending[d] for d in pending if d in appending} if appending else None
             if not others:
                 break
             # Never wait while holding claims of our own: two requests with overlapping
@@ -193,15 +204,13 @@ class EventIds:
     async def _lifetimes(self, events: Iterable[Sequence[NewRecord]]) -> dict[str, int]:
         """How long an event is remembered, in µs, by each topic it may write to."""
         lifetimes: dict[str, int] = {}
-        for records in events:
-            for record in records:
-                if record.topic not in lifetimes:
-                    retention_ms = (await self._log.get_topic(record.topic)).retention_ms
-                    lifetimes[record.topic] = (
-                        self._window_us
-                        if retention_ms is None
-                        else min(self._window_us, retention_ms * 1000)
-                    )
+        for topic in {record.topic for records in events for record in records}:
+            retention_ms = (await self._log.get_topic(topic)).retention_ms
+            lifetimes[topic] = (
+                self._window_us
+                if retention_ms is None
+                else min(self._window_us, retention_ms * 1000)
+            )
         return lifetimes
 
     async def _append_claimed(
@@ -209,13 +218,17 @@ class EventIds:
     ) -> None:
         # From the claim to the append there is no await: no other request can slip in.
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._appending.update(dict.fromkeys(pending, claim))
+        batch = [record for records in pending.values() for record in records]
         by_lifetime: dict[int, list[bytes]] = {}
-        batch: list[NewRecord] = []
-        for digest, records in pending.items():
-            self._appending[digest] = claim
-            lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
-            by_lifetime.setdefault(lifetime, []).append(digest)
-            batch.extend(records)
+        if len(set(lifetimes.values())) <= 1:
+            # One lifetime for every topic of this call (the usual case: none keeps events
+            # for less than the window), so no event needs looking at.
+            by_lifetime[next(iter(lifetimes.values()), self._window_us)] = list(pending)
+        else:
+            for digest, records in pending.items():
+                lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
+                by_lifetime.setdefault(lifetime, []).append(digest)
         markers = _markers(by_lifetime)
         batch.extend(marker for _, _, marker in markers)
         try:
@@ -223,10 +236,19 @@ class EventIds:
         except BaseException:
             self._release(pending, claim)
             raise
-        # A callback, not code after the await: if this request is cancelled, the append
-        # still ends one way or the other, and its outcome must still be recorded.
-        appended.add_done_callback(lambda done: self._settle(done, pending, markers, claim))
-        await asyncio.shield(appended)
+
+        # A callback, not only code after the await: if this request is cancelled, the
+        # append still ends one way or the other, and its outcome must still be recorded.
+        def settle(done: asyncio.Future[list[Appended]]) -> None:
+            self._settle(done, pending, markers, claim)
+
+        appended.add_done_callback(settle)
+        try:
+            await asyncio.shield(appended)
+        finally:
+            if appended.done():
+                # Settled now, not a loop turn later: the caller's next call sees it.
+                settle(appended)
 
     def _settle(
         self,
@@ -235,6 +257,8 @@ class EventIds:
         markers: list[tuple[list[bytes], int, NewRecord]],
         claim: asyncio.Future[None],
     ) -> None:
+        if claim.done():
+            return  # settled already (the callback and the awaiting request both call)
         if not done.cancelled() and done.exception() is None:
             results = done.result()
             now = self._clock() // 1_000_000
@@ -246,12 +270,12 @@ class EventIds:
     def _release(
         self, pending: dict[bytes, Sequence[NewRecord]], claim: asyncio.Future[None]
     ) -> None:
+        # A claimed identity is this call's alone until released: nobody else claims it.
+        appending = self._appending
         for digest in pending:
-            if self._appending.get(digest) is claim:
-                del self._appending[digest]
+            del appending[digest]
         # Waiters look again: remembered now (a duplicate), or theirs to take over.
-        with contextlib.suppress(asyncio.InvalidStateError):
-            claim.set_result(None)
+        claim.set_result(None)
 
     # -- observing -------------------------------------------------------------------
 

@@ -101,11 +101,27 @@ class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return out
 
     def size(self) -> int:
-        """Bytes of data and of every attribute's name and value: what the event limit counts."""
-        total = len(self.data) if self.data is not None else 0
-        for name, value in self.attributes():
-            total += len(name) + len(value.encode())
-        return total
+        """Bytes of the data and of every attribute's value: what the event limit counts."""
+        text = _joined_values(self)
+        total = len(text) if text.isascii() else len(text.encode())
+        return total if self.data is None else total + len(self.data)
+
+
+def _joined_values(event: CloudEvent) -> str:
+    """Every attribute value of ``event`` in one string (one C-level pass to check)."""
+    return "".join(
+        (
+            event.specversion,
+            event.id,
+            event.source,
+            event.type,
+            event.subject or "",
+            event.time or "",
+            event.datacontenttype or "",
+            event.dataschema or "",
+            *event.extensions.values(),
+        )
+    )
 
 
 def is_json_media_type(media_type: str | None) -> bool:
@@ -248,20 +264,7 @@ def checked_event(
         )
     if time is not None:
         check_time(time, index)
-    for name, value in (
-        ("id", event_id),
-        ("source", event_source),
-        ("type", event_type),
-        ("subject", subject),
-        ("dataschema", dataschema),
-        ("datacontenttype", datacontenttype),
-        *(extensions.items() if extensions else ()),
-    ):
-        # isprintable() is one C call; it refuses more than control characters, so
-        # only then is the value searched for what the specification forbids.
-        if value is not None and not value.isprintable() and _CONTROL.search(value):
-            raise _bad(f"attribute {name} holds a control character", name, index)
-    return CloudEvent(
+    event = CloudEvent(
         id=event_id,
         source=event_source,
         type=event_type,
@@ -274,3 +277,11 @@ def checked_event(
         literal=literal,
         data=data,
     )
+    # isprintable() over every value at once is one C call; it refuses more than
+    # control characters, so only then is each value searched for what the
+    # specification forbids.
+    if not _joined_values(event).isprintable():
+        for name, value in event.attributes():
+            if _CONTROL.search(value):
+                raise _bad(f"attribute {name} holds a control character", name, index)
+    return event

@@ -41,14 +41,11 @@ from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.partitioner import Partitioner
 from sluicegate.core.records import NewRecord, format_timestamp
-from sluicegate.core.schemas.validators import ValueSchema
+from sluicegate.core.schemas.validators import ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
 from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
 
 __all__ = ["EventProducer", "identity_key", "require_producer"]
-
-#: Violations of a type's schema listed in an answer at most.
-_MAX_VIOLATIONS = 100
 
 Item = tuple[bytes, Sequence[NewRecord]]
 
@@ -148,6 +145,8 @@ class EventProducer:
         latest = datetime.fromtimestamp((now_us + self._skew_us) / 1_000_000, UTC)
         now_text: str | None = None
         schemas: dict[str, ValueSchema | None] = {}
+        # Events of one request often share their time (an outbox flushed at once).
+        times_checked: set[str] = set()
         checked: list[CloudEvent] = []
         for index, event in enumerate(events):
             where = index if batch else None
@@ -171,12 +170,14 @@ class EventProducer:
             if event.time is None:
                 now_text = now_text or format_timestamp(now_us)
                 event = msgspec.structs.replace(event, time=now_text)
-            elif _parse_time(event.time, where) > latest:
-                raise BadRequest(
-                    f"{_prefix(where)}attribute time {event.time!r} is in the future "
-                    f"(the gateway allows {self._skew_us / 1_000_000:g} s of clock skew)",
-                    **_detail("time", where),
-                )
+            elif event.time not in times_checked:
+                if _parse_time(event.time, where) > latest:
+                    raise BadRequest(
+                        f"{_prefix(where)}attribute time {event.time!r} is in the future "
+                        f"(the gateway allows {self._skew_us / 1_000_000:g} s of clock skew)",
+                        **_detail("time", where),
+                    )
+                times_checked.add(event.time)
             checked.append(event)
         return checked
 
@@ -243,13 +244,10 @@ def _check_data(schema: ValueSchema, event: CloudEvent, index: int | None) -> No
         ) from None
     violations = schema.violations(datum)
     if violations:
-        shown = violations[:_MAX_VIOLATIONS]
-        listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in shown)
-        if len(violations) > len(shown):
-            listed += f"; and {len(violations) - len(shown)} more"
+        listed, shown = describe_violations(violations)
         raise Unprocessable(
             f"{_prefix(index)}the data does not satisfy the schema of type "
             f"{event.type!r}: {listed}",
-            violations=[msgspec.structs.asdict(v) for v in shown],
+            violations=shown,
             **_detail("data", index),
         )

@@ -4,7 +4,8 @@ A consumer subscribes to types by pattern (``ce_consume_types``: ``Order.*``), b
 log knows topics. This registry maps every type ever produced to the topics it was stored
 in, so a consumer's patterns become a set of topics (``topics_matching``). It lives in the
 internal state topic ``__sluicegate_ce_types`` (``core/state_topic.py``): every node
-replays it at start and follows it, and a restart forgets nothing.
+replays it at start and follows it, and a restart forgets nothing. The topic is made
+by the first registration.
 
 A type is registered durably *before* its first events are appended (``register``), so
 no event is ever stored in a topic its consumers cannot find. If that append then fails,
@@ -20,6 +21,7 @@ without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 
@@ -27,11 +29,14 @@ import msgspec
 
 from sluicegate.core.auth.patterns import PatternSet
 from sluicegate.core.state_topic import StateTopic
+from sluicegate.errors import UnknownTopic
 from sluicegate.storage.base import Log
 
 __all__ = ["EventTypes", "TypeEntry"]
 
 STATE_NAME = "ce_types"
+#: Seconds between looks for a state topic another node may have made.
+_LOOK_AGAIN = 5.0
 
 
 class TypeEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,15 +58,42 @@ class EventTypes:
         self._known: set[tuple[str, str]] = set()
         self._registering: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._changed = asyncio.Event()
+        self._log = log
+        self._opening = asyncio.Lock()
+        self._opened = asyncio.Event()
         #: Counts the changes applied; see ``changed``.
         self.version = 0
 
     async def load(self) -> None:
-        """Create the state topic if needed and replay it; the log must be running."""
-        await self._state.load()
+        """Replay the state topic if it exists; the log must be running.
+
+        The topic is made by the first registration (``register``), not here: a gateway
+        whose clients never produce CloudEvents has no such topic, and the ids of the
+        topics users create do not depend on it.
+        """
+        try:
+            await self._log.get_topic(self._state.topic)
+        except UnknownTopic:
+            return
+        await self._open()
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if not self._opened.is_set():
+                await self._state.load()
+                self._opened.set()
 
     async def follow(self) -> None:
-        """Apply other nodes' registrations as they are written; runs until cancelled."""
+        """Apply other nodes' registrations as they are written; runs until cancelled.
+
+        Until the state topic exists, it is looked for every ``_LOOK_AGAIN`` seconds
+        (another node may make it), or at once when this node makes it.
+        """
+        while not self._opened.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opened.wait(), _LOOK_AGAIN)
+            if not self._opened.is_set():
+                await self.load()
         await self._state.follow()
 
     def _applied(self, event_type: str, entry: TypeEntry | None) -> None:
@@ -101,6 +133,7 @@ class EventTypes:
         for pair in pairs:
             self._registering[pair] = future
         try:
+            await self._open()
             now = time.time_ns() // 1000
             entries: dict[str, TypeEntry] = {}
             for event_type, topic in pairs:

@@ -10,7 +10,9 @@ committed position are dropped when a commit passes them: a committed event is n
 delivered again.
 
 The counts live in memory, per group, for as long as the group has an instance on this
-node.
+node, and are bounded: a group that never confirms and keeps replacing its instances
+re-reads its whole backlog, so at most ``MAX_TRACKED`` redelivered events per partition
+are counted; past that, a redelivery that is not tracked reports 2.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from collections.abc import Sequence
 
 from sluicegate.core.records import TopicPartition
 
-__all__ = ["DeliveryCounts"]
+__all__ = ["MAX_TRACKED", "DeliveryCounts"]
+
+#: Redelivered events whose count is kept, per partition.
+MAX_TRACKED = 10_000
 
 
 class DeliveryCounts:
@@ -48,7 +53,9 @@ class DeliveryCounts:
             if offset >= high:
                 break
             count = again.get(offset, 1) + 1
-            again[offset] = counts[index] = count
+            if count > 2 or len(again) < MAX_TRACKED:
+                again[offset] = count
+            counts[index] = count
         return counts
 
     def count(self, tp: TopicPartition, offset: int) -> int:

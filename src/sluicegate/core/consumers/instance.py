@@ -384,7 +384,10 @@ class ConsumerInstance:
                         counts.update({base + index: n for index, n in again.items()})
                     records.extend(taken)
                     self._next += len(taken)
-                    bytes_left -= sum(record.size() for record in taken)
+                    if len(records) < limit:
+                        # Only a batch that goes on reading counts its bytes: the read
+                        # that fills it was bounded by the log already.
+                        bytes_left -= sum(record.size() for record in taken)
                 if len(chunk) < asked or skipped >= _MAX_SKIPPED:
                     break  # this partition is drained (or too much was skipped)
             if len(records) >= limit or bytes_left <= 0 or skipped >= _MAX_SKIPPED:

@@ -29,7 +29,13 @@ from sluicegate.core.schemas.naming import subject_name
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.errors import InvalidSchema, SubjectNotFound
 
-__all__ = ["TopicSchemas", "ValueSchema", "Violation", "compile_json_schema"]
+__all__ = [
+    "TopicSchemas",
+    "ValueSchema",
+    "Violation",
+    "compile_json_schema",
+    "describe_violations",
+]
 
 #: Topics (and subjects) whose answer is remembered; beyond this the memory starts over.
 _TOPICS_REMEMBERED = 10_000
@@ -42,6 +48,21 @@ class Violation(msgspec.Struct, frozen=True, gc=False):
 
     pointer: str
     reason: str
+
+
+#: Violations an answer lists at most: a large message can break its schema in thousands
+#: of places.
+MAX_VIOLATIONS_SHOWN = 100
+
+
+def describe_violations(violations: list[Violation]) -> tuple[str, list[dict[str, str]]]:
+    """The first ``MAX_VIOLATIONS_SHOWN`` violations as one line of text, and as objects
+    ``{"pointer", "reason"}`` for an error body."""
+    shown = violations[:MAX_VIOLATIONS_SHOWN]
+    listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in shown)
+    if len(violations) > len(shown):
+        listed += f"; and {len(violations) - len(shown)} more"
+    return listed, [msgspec.structs.asdict(v) for v in shown]
 
 
 class ValueSchema(Protocol):

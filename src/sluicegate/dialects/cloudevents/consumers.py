@@ -52,7 +52,7 @@ from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
 
-__all__ = ["routes"]
+__all__ = ["routes", "subscription_of"]
 
 STRUCTURED = b"application/cloudevents+json"
 BATCH = b"application/cloudevents-batch+json"
@@ -101,6 +101,21 @@ def _offset(request: Request) -> int | None:
     return int(value)
 
 
+def subscription_of(
+    request: Request, principal: Principal, gateway: Gateway
+) -> tuple[str, EventSubscription]:
+    """The group and the subscription the query options ask for (``events``, ``test``,
+    ``dead``, ``group``): a long-polling instance's and a WebSocket connection's."""
+    events = _flag(request, "events", True)
+    test = _flag(request, "test", True)
+    dead = _flag(request, "dead", False)
+    group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
+    subscription = EventSubscription(
+        principal, gateway.type_registry, gateway.event_topics, events=events, test=test, dead=dead
+    )
+    return group, subscription
+
+
 class Consumers:
     """The consumer API over the gateway's consumer instances."""
 
@@ -122,20 +137,8 @@ class Consumers:
     async def create(self, request: Request) -> Response:
         """A new instance in the client's group; 201 with its absolute URL."""
         principal = _consumer(request)
-        events = _flag(request, "events", True)
-        test = _flag(request, "test", True)
-        dead = _flag(request, "dead", False)
-        group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
+        group, subscription = subscription_of(request, principal, self._gateway)
         base = self._base_url.of(request)
-        gateway = self._gateway
-        subscription = EventSubscription(
-            principal,
-            gateway.type_registry,
-            gateway.event_topics,
-            events=events,
-            test=test,
-            dead=dead,
-        )
         instance = await self._instances.create(
             principal.name, storage_group(principal.name, group), subscription
         )

@@ -45,16 +45,11 @@ from urllib.parse import urlsplit
 import msgspec
 
 from sluicegate.core.cloudevents.binding import from_structured, structured_json
-from sluicegate.core.cloudevents.consumers import (
-    DEFAULT_GROUP,
-    EventSubscription,
-    check_group_name,
-    storage_group,
-)
+from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
-from sluicegate.dialects.cloudevents.consumers import _consumer, _flag
+from sluicegate.dialects.cloudevents.consumers import _consumer, subscription_of
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.errors import (
     BadRequest,
@@ -168,19 +163,7 @@ class WebSocketConsumers:
                 f"Sec-WebSocket-Protocol: {SUBPROTOCOL}"
             )
         self._check_origin(request)
-        events = _flag(request, "events", True)
-        test = _flag(request, "test", True)
-        dead = _flag(request, "dead", False)
-        group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
-        gateway = self._gateway
-        subscription = EventSubscription(
-            principal,
-            gateway.type_registry,
-            gateway.event_topics,
-            events=events,
-            test=test,
-            dead=dead,
-        )
+        group, subscription = subscription_of(request, principal, self._gateway)
         client = principal.name
         self._connections.acquire(client)
         accepted = False
@@ -197,10 +180,12 @@ class WebSocketConsumers:
                 close = await self._session(stream, request.receive, send)
                 if close is not None:
                     await self._close(send, close)
-        except Exception as exc:
+        except Exception:
             if not accepted:
                 raise  # answered over HTTP by the app
-            _failure(exc, "ending the connection")
+            # Closed already; freeing the instance failed (its group membership ends
+            # with its session, at the latest).
+            logger.exception("ending a WebSocket consumer's connection failed")
         finally:
             self._connections.release(client)
 

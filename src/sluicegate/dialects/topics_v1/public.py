@@ -20,7 +20,7 @@ from sluicegate.core.cursors import message_id
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned, LongPolls
 from sluicegate.core.records import NewRecord, parse_timestamp
-from sluicegate.core.schemas.validators import TopicSchemas, ValueSchema
+from sluicegate.core.schemas.validators import TopicSchemas, ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
 from sluicegate.dialects.topics_v1.errors import render_error
 from sluicegate.dialects.topics_v1.payloads import PayloadReader, message_time
@@ -55,8 +55,6 @@ _encode = msgspec.json.Encoder().encode
 #: so curl sends ``application/x-www-form-urlencoded``: the body is JSON all the same.
 _MEDIA_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
 _MAX_TOPIC_ID_DIGITS = 18
-#: Violations of a message's schema listed in an answer at most.
-_MAX_VIOLATIONS = 100
 _Body = TypeVar("_Body", ConsumeRequest, BatchPublishRequest)
 
 
@@ -87,14 +85,9 @@ def _stored_value(schema: ValueSchema | None, data: bytes, what: str) -> bytes:
         raise BadRequest(f"{what} is not valid JSON: {exc}") from None
     violations = schema.violations(datum)
     if violations:
-        # A large message can break its schema in thousands of places: the answer is bounded.
-        shown = violations[:_MAX_VIOLATIONS]
-        listed = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in shown)
-        if len(violations) > len(shown):
-            listed += f"; and {len(violations) - len(shown)} more"
+        listed, shown = describe_violations(violations)
         raise InvalidSchema(
-            f"{what} does not comply with the topic's schema: {listed}",
-            violations=[msgspec.structs.asdict(v) for v in shown],
+            f"{what} does not comply with the topic's schema: {listed}", violations=shown
         )
     return schema.serialize(data, datum)
 

@@ -1,0 +1,344 @@
+"""CloudEvents WebSocket consumer benchmarks. Run: ``python -m bench.run --only cloudevents-ws``.
+
+- ``cloudevents-ws-backlog``: one consumer (HTTP/1.1, uvicorn) reads a backlog of
+  ``BACKLOG`` events, confirming every 1,000; events/s against the 150,000 target. The
+  same-run baseline (``cloudevents-ws-bare``) is a bare ASGI WebSocket app on sluicegate's
+  uvicorn configuration sending the same rendered event as fast as it can to the same
+  client: the ceiling of the server stack and of this client.
+- ``cloudevents-ws-latency-p99``: events produced at 5,000/s (a batch of 50 every 10 ms,
+  ``/ce/produce/events``) to a connected consumer: the time from the producer's 202
+  (durable) to the event's arrival, p99 (target ≤ 5 ms); ``end_to_end_p99_ms`` counts
+  from sending the batch, the durable commit included.
+- ``cloudevents-ws-idle-rss`` and ``-idle-loop-lag-p99``: ``IDLE`` open, idle WebSocket
+  consumers (raw sockets, each in its own group; the benchmark raises its own
+  file-descriptor limit, which the server inherits, and the server's caps through the
+  environment): added resident memory of the server (target ≤ 300 MB), and ``/healthz``
+  round trips every 10 ms while they wait, as the event loop's lag (p99 target ≤ 10 ms).
+
+The client reads frames with a minimal parser of its own (server frames are unmasked,
+events are counted, never decoded): a WebSocket library in Python would measure itself.
+Each connection counts offsets from 1, so the n-th event's offset is n.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import resource
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from bench.http_produce import _entry
+from bench.servers import SERVER_CPU, spread_helper_threads
+from bench.topics_v1 import _p99, _rss_mb
+from sluicegate.testing.process import serve_in_subprocess
+
+__all__ = ["run"]
+
+BACKLOG = 200_000
+CONFIRM_EVERY = 1000
+RATE = 5000
+RATE_BATCH = 50
+RATE_SECONDS = 5.0
+IDLE = 10_000
+EVENT = {
+    "specversion": "1.0",
+    "source": "urn:bench",
+    "type": "Bench.Happened",
+    "time": "2026-01-01T00:00:00Z",
+    "data": {"order": 12345, "note": "x" * 60},
+}
+
+
+# -- a minimal WebSocket client ----------------------------------------------------------
+
+
+def _handshake(path: str, port: int) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: cloudevents.json\r\n\r\n"
+    ).encode()
+
+
+def _text_frame(text: str) -> bytes:
+    """A masked client text frame (a zero mask: the payload is sent as it is)."""
+    payload = text.encode()
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+async def _connect(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+    writer.write(_handshake(path, port))
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"handshake refused: {head[:200]!r}")
+    return reader, writer
+
+
+class FrameCounter:
+    """Splits the server's frames out of a byte stream; keeps the payloads it is asked to."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.count = 0
+
+    def feed(self, data: bytes, keep: bool = False) -> list[bytes]:
+        buffer = self.buffer
+        buffer += data
+        kept: list[bytes] = []
+        at, size = 0, len(buffer)
+        while size - at >= 2:
+            length = buffer[at + 1] & 0x7F
+            start = at + 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                (length,) = struct.unpack_from("!H", buffer, at + 2)
+                start = at + 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                (length,) = struct.unpack_from("!Q", buffer, at + 2)
+                start = at + 10
+            end = start + length
+            if end > size:
+                break
+            if buffer[at] & 0x0F == 1:  # text: an event
+                self.count += 1
+                if keep:
+                    kept.append(bytes(buffer[start:end]))
+            at = end
+        del buffer[:at]
+        return kept
+
+
+async def _read_events(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, total: int
+) -> float:
+    """Read ``total`` events, confirming every ``CONFIRM_EVERY``; seconds it took."""
+    frames = FrameCounter()
+    confirmed = 0
+    started = time.perf_counter()
+    while frames.count < total:
+        frames.feed(await reader.read(1 << 20))
+        if frames.count - confirmed >= CONFIRM_EVERY:
+            confirmed = frames.count - frames.count % CONFIRM_EVERY
+            writer.write(_text_frame(f"confirm:{confirmed}"))
+    return time.perf_counter() - started
+
+
+# -- the bare baseline -------------------------------------------------------------------
+
+
+def _rendered_event() -> str:
+    return msgspec.json.encode({**EVENT, "id": "bench-0", "offset": "1"}).decode()
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accept, then send the rendered event ``BACKLOG`` times (the ceiling)."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept", "subprotocol": "cloudevents.json"})
+    text = _rendered_event()
+    for _ in range(BACKLOG):
+        await send({"type": "websocket.send", "text": text})
+    await receive()
+
+
+def _serve_bare(port: int) -> None:
+    import uvicorn
+
+    from sluicegate.cli.main import run_async
+    from sluicegate.cli.serve import tune_gc
+    from sluicegate.config import load_settings
+    from sluicegate.http.servers.uvicorn import uvicorn_config
+
+    config = uvicorn_config(bare_app, load_settings(environ={}))
+    config.host, config.port = "127.0.0.1", port
+    tune_gc()
+    run_async(uvicorn.Server(config).serve())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _bare_rate() -> float:
+    port = _free_port()
+    command = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "bench.cloudevents_ws"]
+    root = Path(__file__).parent.parent
+    process = await asyncio.create_subprocess_exec(
+        *command, str(port), cwd=root, stdin=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):
+            try:
+                reader, writer = await _connect(port, "/")
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("the bare WebSocket server did not start")
+        seconds = await _read_events(reader, writer, BACKLOG)
+        writer.close()
+        return BACKLOG / seconds
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+
+
+# -- sluicegate ------------------------------------------------------------------------
+
+
+async def _produce_backlog(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        headers = {"content-type": "application/cloudevents-batch+json"}
+
+        async def batch(start: int) -> None:
+            events = [{**EVENT, "id": f"b{n}"} for n in range(start, start + 1000)]
+            response = await client.post(
+                "/ce/produce/events", content=msgspec.json.encode(events), headers=headers
+            )
+            response.raise_for_status()
+
+        for start in range(0, BACKLOG, 8000):
+            await asyncio.gather(*(batch(s) for s in range(start, start + 8000, 1000)))
+
+
+async def _backlog(url: str, port: int) -> float:
+    await _produce_backlog(url)
+    reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
+    seconds = await _read_events(reader, writer, BACKLOG)
+    writer.close()
+    return BACKLOG / seconds
+
+
+async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
+    # The backlog's group, every event of which is confirmed: only new events arrive.
+    reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
+    frames = FrameCounter()
+    sent_at: dict[str, float] = {}
+    durable_at: dict[str, float] = {}
+    after_durable: list[float] = []
+    end_to_end: list[float] = []
+    decode = msgspec.json.Decoder().decode
+    batches = int(RATE_SECONDS * RATE / RATE_BATCH)
+
+    async def consume() -> None:
+        received = 0
+        while received < batches * RATE_BATCH:
+            for payload in frames.feed(await reader.read(1 << 16), keep=True):
+                arrived = time.perf_counter()
+                batch_id = decode(payload)["id"].split("-")[0]
+                end_to_end.append((arrived - sent_at[batch_id]) * 1000)
+                durable = durable_at.get(batch_id)
+                after_durable.append(0.0 if durable is None else (arrived - durable) * 1000)
+                received += 1
+            if frames.count % 500 < RATE_BATCH:
+                writer.write(_text_frame(f"confirm:{frames.count}"))
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        headers = {"content-type": "application/cloudevents-batch+json"}
+        consuming = asyncio.ensure_future(consume())
+        started = time.perf_counter()
+        for n in range(batches):
+            await asyncio.sleep(max(0.0, started + n * RATE_BATCH / RATE - time.perf_counter()))
+            body = msgspec.json.encode([{**EVENT, "id": f"l{n}-{i}"} for i in range(RATE_BATCH)])
+            sent_at[f"l{n}"] = time.perf_counter()
+            response = await client.post("/ce/produce/events", content=body, headers=headers)
+            durable_at[f"l{n}"] = time.perf_counter()
+            response.raise_for_status()
+        await asyncio.wait_for(consuming, 30)
+    writer.close()
+    return {
+        "cloudevents-ws-latency-p99": _entry(
+            _p99(after_durable),
+            "ms",
+            5,
+            events_per_second=RATE,
+            events=len(end_to_end),
+            end_to_end_p99_ms=round(_p99(end_to_end), 2),
+        )
+    }
+
+
+async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        rss_before = _rss_mb(pid)
+        connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        for start in range(0, IDLE, 250):
+            connections += await asyncio.gather(
+                *(_connect(port, f"/ce/ws?group=idle{n}") for n in range(start, start + 250))
+            )
+        await asyncio.sleep(2)  # every instance has read its (empty) partitions and waits
+        rss_after = _rss_mb(pid)
+        lags = []
+        for _ in range(300):
+            started = time.perf_counter()
+            (await client.get("/healthz")).raise_for_status()
+            lags.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.01)
+    for _, writer in connections:
+        writer.close()
+    return {
+        "cloudevents-ws-idle-rss": _entry(
+            rss_after - rss_before, "MB", 300, connections=IDLE, rss_before_mb=round(rss_before)
+        ),
+        "cloudevents-ws-idle-loop-lag-p99": _entry(
+            _p99(lags), "ms", 10, connections=IDLE, probe="/healthz round trip"
+        ),
+    }
+
+
+async def _all(url: str, pid: int) -> dict[str, dict[str, Any]]:
+    port = int(url.rsplit(":", 1)[1])
+    bare = await _bare_rate()
+    rate = await _backlog(url, port)
+    results = {
+        "cloudevents-ws-backlog": _entry(
+            rate, "events/s", bare, target=150_000, confirm_every=CONFIRM_EVERY, events=BACKLOG
+        ),
+        "cloudevents-ws-bare": _entry(bare, "events/s", bare, events=BACKLOG),
+    }
+    results.update(await _latency(url, port))
+    results.update(await _idle(url, port, pid))
+    return results
+
+
+def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Every CloudEvents WebSocket benchmark (each is bounded by its count, not ``duration``)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65_536)), hard))
+    caps = {
+        "SLUICEGATE_LIMITS__MAX_WEBSOCKETS": str(IDLE + 100),
+        "SLUICEGATE_LIMITS__MAX_WEBSOCKETS_PER_CLIENT": str(IDLE + 100),
+        "SLUICEGATE_CLOUDEVENTS__MAX_CONSUMER_INSTANCES_PER_CLIENT": str(IDLE + 100),
+        # Raw idle sockets answer no pings: none is due while they are measured.
+        "SLUICEGATE_CLOUDEVENTS__WEBSOCKET_PING_INTERVAL": "600",
+    }
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=caps) as server,
+    ):
+        spread_helper_threads(server.pid)
+        return asyncio.run(_all(server.url, server.pid))
+
+
+if __name__ == "__main__":
+    _serve_bare(int(sys.argv[1]))

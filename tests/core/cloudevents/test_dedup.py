@@ -1,0 +1,336 @@
+"""EventIds on both backends: a retried event is stored once, atomically with its marker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sluicegate.config import CloudEventSettings
+from sluicegate.core.cloudevents.dedup import MARKER_TOPIC, EventIds, identity_digest
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.records import NewRecord, Record, TopicPartition
+from sluicegate.core.topics import TopicSpec
+from sluicegate.errors import InvalidPartition, PayloadTooLarge
+from sluicegate.storage.base import Log, running
+from sluicegate.storage.kafka import KafkaLog
+from sluicegate.storage.sqlite import SqliteLog
+from tests.conftest import BACKENDS
+from tests.storage.conftest import ManualClock, kafka_test_settings
+
+TOPIC = "ce.orders"
+Item = tuple[bytes, Sequence[NewRecord]]
+
+
+class Storage:
+    """One backend's storage, opened as a new log as often as a test restarts."""
+
+    def __init__(self, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.backend = backend
+        self.clock = ManualClock()
+        self._data_dir = tmp_path / "data"
+        self._kafka = (
+            kafka_test_settings(request.getfixturevalue("kafka_bootstrap"))
+            if backend == "kafka"
+            else None
+        )
+        # Unique: a transactional id shared with another test on the same broker fences it.
+        self._node = f"dedup-{uuid.uuid4().hex[:8]}"
+
+    def running(self) -> AbstractAsyncContextManager[Log]:
+        if self._kafka is not None:
+            return running(KafkaLog(self._kafka, node_id=self._node))
+        return running(SqliteLog(self._data_dir, clock=self.clock, retention_interval=3600.0))
+
+    async def loaded(self, log: Log, **settings: Any) -> EventIds:
+        """``EventIds`` on ``log`` with ``settings``, loaded."""
+        config = CloudEventSettings(**settings)
+        # Log-append time and expiry on one clock where the gateway owns it (SQLite).
+        ids = (
+            EventIds(log, config, clock=self.clock)
+            if self.backend == "sqlite"
+            else EventIds(log, config)
+        )
+        await ids.load()
+        return ids
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return Storage(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def clocked(tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    """SQLite only: its log-append time is the test's clock."""
+    return Storage("sqlite", tmp_path, request)
+
+
+@pytest.fixture
+async def log(storage: Storage) -> AsyncIterator[Log]:
+    async with storage.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        yield log
+
+
+@pytest.fixture
+async def ids(log: Log, storage: Storage) -> EventIds:
+    return await storage.loaded(log)
+
+
+def event(n: int, source: str = "/orders") -> Item:
+    """An event's identity key and the one record it writes."""
+    record = NewRecord(TOPIC, n % 3, None, b"event %d" % n)
+    return (source.encode() + b"\x00" + str(n).encode(), [record])
+
+
+async def stored(log: Log, topic: str = TOPIC) -> list[Record]:
+    records: list[Record] = []
+    for partition in range((await log.get_topic(topic)).partitions):
+        tp = TopicPartition(topic, partition)
+        marks = await log.watermarks(tp)
+        position = marks.low
+        while position < marks.high:
+            batch = await log.read(tp, position, max_records=10_000, max_bytes=1 << 26)
+            if not batch:
+                break
+            records += batch
+            position = batch[-1].offset + 1
+    return records
+
+
+async def values(log: Log) -> list[bytes]:
+    return sorted(r.value or b"" for r in await stored(log))
+
+
+async def test_a_retried_batch_is_stored_once(log: Log, ids: EventIds) -> None:
+    batch = [event(n) for n in range(10)]
+    await ids.append_once(batch)
+    await ids.append_once(batch)
+    assert await values(log) == sorted(b"event %d" % n for n in range(10))
+    # Retried with one new event: only that one is stored, and the call still succeeds.
+    await ids.append_once([*batch, event(10)])
+    assert await values(log) == sorted(b"event %d" % n for n in range(11))
+    stats = ids.stats()
+    assert stats["remembered_ids"] == 11
+    assert stats["duplicates_skipped_total"] == 20
+    assert stats["appending_ids"] == 0
+
+
+async def test_the_identity_is_source_and_id_together(log: Log, ids: EventIds) -> None:
+    await ids.append_once([event(1, source="/a"), event(1, source="/b")])
+    assert len(await stored(log)) == 2
+
+
+async def test_the_same_identity_twice_in_one_call_is_stored_once(log: Log, ids: EventIds) -> None:
+    key, records = event(1)
+    await ids.append_once([(key, records), event(2), (key, [NewRecord(TOPIC, 0, None, b"x")])])
+    assert await values(log) == [b"event 1", b"event 2"]
+    assert ids.stats()["duplicates_skipped_total"] == 1
+
+
+async def test_markers_are_in_the_events_append_in_the_documented_format(
+    log: Log, storage: Storage
+) -> None:
+    ids = await storage.loaded(log, dedup_window=3600.0)
+    batch = [event(n) for n in range(100)]
+    await ids.append_once(batch)
+    [marker] = await stored(log, MARKER_TOPIC)
+    assert marker.key is None
+    assert list(marker.headers) == [("lifetime_ms", b"3600000")]
+    assert marker.value == b"".join(identity_digest(key) for key, _ in batch)
+    topic = await log.get_topic(MARKER_TOPIC)
+    assert (topic.partitions, topic.retention_ms) == (1, 3_600_000)
+    if storage.backend == "sqlite":
+        # One commit: the events and their marker share one log-append time.
+        assert {r.timestamp for r in await stored(log)} == {marker.timestamp}
+
+
+async def test_concurrent_duplicates_are_stored_exactly_once(log: Log, ids: EventIds) -> None:
+    # 40 requests, each a batch of 25 events drawn from 60 identities, overlapping.
+    batches = [[event((start * 7 + i) % 60) for i in range(25)] for start in range(40)]
+    await asyncio.gather(*(ids.append_once(batch) for batch in batches))
+    expected = {n for batch in range(40) for n in ((batch * 7 + i) % 60 for i in range(25))}
+    assert await values(log) == sorted(b"event %d" % n for n in expected)
+    assert ids.stats()["appending_ids"] == 0
+
+
+async def test_a_failed_append_remembers_nothing_and_a_retry_stores(
+    log: Log, ids: EventIds
+) -> None:
+    good = event(1)
+    broken = (good[0], [*good[1], NewRecord(TOPIC, 9, None, b"no such partition")])
+    with pytest.raises(InvalidPartition):
+        await ids.append_once([broken, event(2)])
+    assert await stored(log) == []
+    assert ids.stats()["remembered_ids"] == 0
+    assert ids.stats()["appending_ids"] == 0
+    await ids.append_once([good, event(2)])
+    assert await values(log) == [b"event 1", b"event 2"]
+
+
+@pytest.mark.parametrize("storage", ["kafka"], indirect=True)
+async def test_a_transaction_the_broker_refuses_stores_no_marker(log: Log, ids: EventIds) -> None:
+    await ids.append_once([event(0)])
+    huge = NewRecord(TOPIC, 0, None, b"x" * (2 * 1024 * 1024))  # above Kafka's 1 MB default
+    with pytest.raises(PayloadTooLarge):
+        await ids.append_once([event(1), (b"/orders\x00huge", [huge])])
+    # The events and the marker were one transaction, aborted whole.
+    assert len(await stored(log, MARKER_TOPIC)) == 1
+    assert ids.stats()["remembered_ids"] == 1
+    await ids.append_once([event(1)])
+    assert await values(log) == [b"event 0", b"event 1"]
+
+
+async def test_a_waiter_takes_over_an_identity_whose_append_failed(log: Log, ids: EventIds) -> None:
+    await ids.append_once([event(0)])  # the marker topic exists from here on
+    good = event(1)
+    broken = (good[0], [NewRecord(TOPIC, 9, None, b"no such partition")])
+    # The first claims the identity; the second finds it claimed and waits.
+    first, second = await asyncio.gather(
+        ids.append_once([broken]), ids.append_once([good]), return_exceptions=True
+    )
+    assert isinstance(first, InvalidPartition)
+    assert second is None
+    assert await values(log) == [b"event 0", b"event 1"]
+
+
+async def test_a_waiter_answers_duplicate_once_the_other_append_succeeds(
+    log: Log, ids: EventIds
+) -> None:
+    await ids.append_once([event(0)])  # the marker topic exists from here on
+    first = asyncio.ensure_future(ids.append_once([event(1), event(2)]))
+    await asyncio.sleep(0)  # the first request claims its identities and appends
+    assert ids.stats()["appending_ids"] == 2
+    await ids.append_once([event(2), event(3)])  # waits for event 2, stores event 3
+    await first
+    assert await values(log) == [b"event 0", b"event 1", b"event 2", b"event 3"]
+    assert ids.stats()["duplicates_skipped_total"] == 1
+
+
+async def test_a_cancelled_request_still_remembers_what_its_append_stored(
+    log: Log, ids: EventIds
+) -> None:
+    await ids.append_once([event(0)])  # the marker topic exists from here on
+    request = asyncio.ensure_future(ids.append_once([event(1)]))
+    await asyncio.sleep(0)  # the request claims its identity and appends
+    assert ids.stats()["appending_ids"] == 1
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    # The append was queued: the log commits it whole, and a retry is a duplicate.
+    await ids.append_once([event(1)])
+    assert await values(log) == [b"event 0", b"event 1"]
+
+
+async def test_a_restart_remembers_what_was_stored(storage: Storage) -> None:
+    batch = [event(n) for n in range(5000)] + [event(n, source="/b") for n in range(5000)]
+    async with storage.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = await storage.loaded(log)
+        # More identities than one marker holds: the call writes three.
+        await ids.append_once(batch)
+        assert len(await stored(log, MARKER_TOPIC)) == 3
+    async with storage.running() as log:
+        restarted = await storage.loaded(log)
+        assert restarted.stats()["remembered_ids"] == len(batch)
+        await restarted.append_once([*batch[::100], event(10_000)])
+        assert len(await stored(log)) == len(batch) + 1
+
+
+async def test_an_identity_is_forgotten_after_the_window(clocked: Storage) -> None:
+    async with clocked.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        await ids.append_once([event(1)])
+        clocked.clock.advance(599)
+        await ids.append_once([event(1)])
+        assert await values(log) == [b"event 1"]
+        clocked.clock.advance(1)
+        await ids.append_once([event(1)])
+        assert await values(log) == [b"event 1", b"event 1"]
+        assert ids.stats()["remembered_ids"] == 1
+
+
+async def test_a_restart_forgets_what_is_older_than_the_window(clocked: Storage) -> None:
+    async with clocked.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        await ids.append_once([event(1)])
+        clocked.clock.advance(300)
+        await ids.append_once([event(2)])
+    clocked.clock.advance(301)
+    async with clocked.running() as log:
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        assert ids.stats()["remembered_ids"] == 1
+        await ids.append_once([event(1), event(2)])
+        assert await values(log) == [b"event 1", b"event 1", b"event 2"]
+
+
+async def test_never_remembered_beyond_the_topics_retention(clocked: Storage) -> None:
+    async with clocked.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3, retention_ms=60_000))
+        await log.create_topic(TopicSpec(name="ce.kept", partitions=1))
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        kept = (b"/k\x00" + b"1", [NewRecord("ce.kept", 0, None, b"kept")])
+        await ids.append_once([event(1), kept])
+        # Two lifetimes, two markers, in the one append.
+        assert len(await stored(log, MARKER_TOPIC)) == 2
+        clocked.clock.advance(60)
+        await ids.append_once([event(1), kept])
+        assert await values(log) == [b"event 1", b"event 1"]
+        assert len(await stored(log, "ce.kept")) == 1
+    async with clocked.running() as log:
+        # The marker says how long: a restart keeps each identity's own lifetime.
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        clocked.clock.advance(60)
+        await ids.append_once([event(1), kept])
+        assert len(await stored(log)) == 3
+        assert len(await stored(log, "ce.kept")) == 1
+
+
+async def test_the_bound_forgets_the_oldest_first(clocked: Storage) -> None:
+    async with clocked.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        # A 4096 s window counts ids in 1 s slots: the bound forgets a second at a time.
+        ids = await clocked.loaded(log, dedup_window=4096.0, dedup_max_ids=10)
+        for second in range(3):
+            await ids.append_once([event(second * 5 + i) for i in range(5)])
+            clocked.clock.advance(10)
+        stats = ids.stats()
+        assert stats["remembered_ids"] == 10
+        assert stats["evicted_ids_total"] == 5
+        # Ids appended after the first second are remembered: those of the last 29 s.
+        assert stats["effective_window_seconds"] == 29
+        await ids.append_once([event(n) for n in range(15)])
+        # The oldest five were stored again (and pushed the next five out); the rest not.
+        assert len(await stored(log)) == 20
+
+
+async def test_the_window_changes_the_marker_topics_retention(clocked: Storage) -> None:
+    async with clocked.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        await ids.append_once([event(1)])
+        longer = await clocked.loaded(log, dedup_window=7200.0)
+        assert (await log.get_topic(MARKER_TOPIC)).retention_ms == 7_200_000
+        assert longer.stats()["remembered_ids"] == 1
+
+
+async def test_the_gateway_loads_event_ids_and_shows_them_on_metrics(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    await gateway.log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+    await gateway.event_ids.append_once([event(1), event(1), event(2)])
+    text = (await client.get("/metrics")).text
+    assert "sluicegate_cloudevents_dedup_remembered_ids 2.0" in text
+    assert "sluicegate_cloudevents_dedup_duplicates_skipped_total 1.0" in text
+    assert "# TYPE sluicegate_cloudevents_dedup_duplicates_skipped_total counter" in text
+    assert "sluicegate_cloudevents_dedup_effective_window_seconds 86400.0" in text
+    assert "sluicegate_cloudevents_dedup_memory_bytes " in text

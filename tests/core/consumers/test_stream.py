@@ -1,0 +1,81 @@
+"""Consumer instances as streams, on every backend: the window, what was sent, the
+instance's life with its block, waits that are no long polls, and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluicegate.core.consumers.registry import ConsumerInstances
+from sluicegate.core.consumers.stream import Streams
+from sluicegate.core.gateway import Gateway
+from sluicegate.errors import BadRequest, ShuttingDown
+from tests.core.consumers.conftest import Topics, append, make_topic
+
+
+@pytest.fixture
+def streams(instances: ConsumerInstances) -> Streams:
+    return Streams(instances)
+
+
+async def test_the_window_bounds_what_is_unconfirmed(
+    gateway: Gateway, instances: ConsumerInstances, streams: Streams
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"%d" % n for n in range(10)])
+    async with streams.open("c", "g", Topics(topic), window=4, batch_size=3) as stream:
+        first = await stream.next_batch()
+        second = await stream.next_batch()
+        assert (len(first), len(second)) == (3, 1)  # batch_size, then the window's room
+        stream.sent = second.last
+        waiting = asyncio.ensure_future(stream.next_batch())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # a full window reads nothing
+        await stream.confirm(2)
+        third = await asyncio.wait_for(waiting, 10)
+        assert [r.value for r in third.records] == [b"4", b"5"]
+        assert len(instances) == 1
+    assert len(instances) == 0  # discarded with its block
+    assert len(streams) == 0
+
+
+async def test_only_what_was_sent_may_be_confirmed(gateway: Gateway, streams: Streams) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
+    async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
+        await stream.next_batch()  # both read, one sent
+        stream.sent = 1
+        with pytest.raises(BadRequest, match="offset 2 was never sent"):
+            await stream.confirm(2)
+        with pytest.raises(BadRequest, match="offset 0 was never sent"):
+            await stream.confirm(0)
+        await stream.confirm(1)
+
+
+async def test_an_idle_stream_takes_no_long_poll_slot(gateway: Gateway, streams: Streams) -> None:
+    topic = await make_topic(gateway, "orders")
+    async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
+        waiting = asyncio.ensure_future(stream.next_batch())
+        await asyncio.sleep(0.2)
+        assert gateway.limits.long_polls.held_by("c") == 0
+        await append(gateway, topic, 0, [b"a"])
+        assert len(await asyncio.wait_for(waiting, 10)) == 1
+
+
+async def test_close_all_stops_open_streams_and_refuses_new_ones(
+    gateway: Gateway, streams: Streams
+) -> None:
+    topic = await make_topic(gateway, "orders")
+
+    async def until_stopped() -> None:
+        async with streams.open("c", "g", Topics(topic), window=10, batch_size=10):
+            await streams.stopping()
+
+    running = asyncio.ensure_future(until_stopped())
+    await asyncio.sleep(0.2)
+    assert await streams.close_all(5.0) == 1
+    await asyncio.wait_for(running, 5)
+    with pytest.raises(ShuttingDown):
+        async with streams.open("c", "g", Topics(topic), window=10, batch_size=10):
+            pass
