@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from typing import Any
 
 import h2.events
@@ -20,6 +19,7 @@ from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Message, Receive, Scope, Send
 from tests.h2_websocket import H2WebSocket, RefusedHandshake, open_h2_connection
 from tests.helpers import serving
+from tests.http.conftest import client_context
 
 
 def server_settings(**server: Any) -> Settings:
@@ -61,32 +61,15 @@ async def echo_websocket(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.send", "text": reply})
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def tls(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+@pytest.fixture
+def tls(tls_files: dict[str, str]) -> dict[str, str]:
     """``server.tls`` settings: the server's certificate, client certificates optional."""
-    directory = tmp_path_factory.mktemp("tls")
-    certfile, client_ca = directory / "server.pem", directory / "ca.pem"
-    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    ca.cert_pem.write_to_path(str(client_ca))
     return {
-        "certfile": str(certfile),
-        "keyfile": str(certfile),
-        "client_ca": str(client_ca),
+        "certfile": tls_files["certfile"],
+        "keyfile": tls_files["certfile"],
+        "client_ca": tls_files["client_ca"],
         "client_cert": "optional",
     }
-
-
-def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    if cert is not None:
-        cert.configure_cert(context)
-    return context
 
 
 async def test_h2c_with_prior_knowledge_and_http11_on_one_port() -> None:

@@ -30,6 +30,7 @@ from sluicegate.http.types import ASGIApp, Receive, Scope, Send
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 from tests.helpers import serving
+from tests.http.conftest import client_context
 
 
 async def echo_peer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,32 +49,6 @@ async def echo_peer(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    directory = tmp_path_factory.mktemp("tls")
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    files = {
-        "certfile": directory / "server.pem",
-        "client_ca": directory / "ca.pem",
-    }
-    server.private_key_and_cert_chain_pem.write_to_path(str(files["certfile"]))
-    ca.cert_pem.write_to_path(str(files["client_ca"]))
-    return {name: str(path) for name, path in files.items()}
-
-
-def client_context(ca: trustme.CA, cert: trustme.LeafCert | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    if cert is not None:
-        cert.configure_cert(context)
-    return context
 
 
 #: Which server ``serve`` runs: set for each test by the ``server`` fixture.
