@@ -27,7 +27,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: every benchmark; writes bench/results/latest.json (needs wrk and valgrind: apt-get install wrk valgrind)
+## bench: every benchmark; writes bench/results/latest.json (needs wrk and valgrind: apt-get install wrk valgrind; HTTP/2 rates also nghttp2-client)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 

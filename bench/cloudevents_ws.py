@@ -165,8 +165,9 @@ def _serve_bare(port: int) -> None:
     import uvicorn
 
     from sluicegate.cli.main import run_async
-    from sluicegate.cli.serve import tune_gc, uvicorn_config
+    from sluicegate.cli.serve import tune_gc
     from sluicegate.config import load_settings
+    from sluicegate.http.servers.uvicorn import uvicorn_config
 
     config = uvicorn_config(bare_app, load_settings(environ={}))
     config.host, config.port = "127.0.0.1", port

@@ -21,7 +21,7 @@ from bench.servers import SERVER_CPU, WRK_CPU, baseline_server, spread_helper_th
 from bench.wrk import WrkResult, combined, run_wrk
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run", "take_turns"]
+__all__ = ["run", "server_env", "take_turns"]
 
 TEXT_BODY = json.dumps(
     {
@@ -49,6 +49,11 @@ AVRO_BODY = json.dumps(
         },
     }
 )
+
+
+def server_env(http2: bool) -> dict[str, str]:
+    """The environment that makes ``sluicegate serve`` run under Hypercorn, or uvicorn."""
+    return {"SLUICEGATE_SERVER__HTTP2": "true" if http2 else "false"}
 
 
 def _wrk(url: str, body: str, duration: float, **kwargs: Any) -> WrkResult:
@@ -109,12 +114,17 @@ def take_turns(
     return runs
 
 
-def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
-    """Run the HTTP benchmarks; each for ``duration`` seconds after a short warm-up."""
+def run(duration: float = 10.0, server_name: str = "uvicorn") -> dict[str, dict[str, Any]]:
+    """Run the HTTP benchmarks; each for ``duration`` seconds after a short warm-up.
+
+    ``server_name`` serves the baseline and sluicegate alike: ``uvicorn`` or ``hypercorn``
+    (``[server] http2 = true``).
+    """
+    http2 = server_name == "hypercorn"
     with (
-        baseline_server() as base_url,
+        baseline_server(http2) as base_url,
         tempfile.TemporaryDirectory() as data_dir,
-        serve_in_subprocess(data_dir, cpu=SERVER_CPU) as server,
+        serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=server_env(http2)) as server,
     ):
         spread_helper_threads(server.pid)
         produce = f"{server.url}/v2/topics/bench/records"
@@ -146,3 +156,13 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             target_rate=round(text_rps / 2, 1),
         )
     return results
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="records v2 produce against the bare baseline")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per target")
+    parser.add_argument("--server", choices=["uvicorn", "hypercorn"], default="uvicorn")
+    options = parser.parse_args()
+    print(json.dumps(run(options.duration, options.server), indent=2))

@@ -124,9 +124,10 @@ class _Connection:
 async def _drive(target: str, requests: int) -> None:
     from bench.http_produce import AVRO_BODY, TEXT_BODY
     from sluicegate.app import build_app
-    from sluicegate.cli.serve import tune_gc, uvicorn_config
+    from sluicegate.cli.serve import tune_gc
     from sluicegate.config import load_settings
     from sluicegate.core.gateway import Gateway
+    from sluicegate.http.servers.uvicorn import uvicorn_config
     from sluicegate.observability.metrics import Metrics
     from sluicegate.storage.base import running
     from sluicegate.storage.factory import open_log

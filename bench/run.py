@@ -30,6 +30,7 @@ MODULES = {
     "topic-memory": "bench.topic_memory",
     "kafka-consume": "bench.kafka_consume",
     "kafka-log": "bench.kafka_log_append",
+    "h2": "bench.http2",
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
     "cloudevents-consume": "bench.cloudevents_consume",

@@ -45,8 +45,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 
 @contextmanager
-def baseline_server() -> Iterator[str]:
-    """The bare ASGI app, served with sluicegate's own uvicorn configuration."""
+def baseline_server(http2: bool = False) -> Iterator[str]:
+    """The bare ASGI app, served as sluicegate is: uvicorn, or Hypercorn with ``http2``."""
     port = _free_port()
     command = [
         "taskset",
@@ -56,6 +56,7 @@ def baseline_server() -> Iterator[str]:
         "-m",
         "bench.baseline_app",
         str(port),
+        *(["--http2"] if http2 else []),
     ]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL)

@@ -1,6 +1,6 @@
 """Helpers shared by test modules: JWTs as an identity provider (or an attacker) makes
-them, uvicorn serving an app on a real socket inside the test's event loop, and the
-environment that puts a server process on a storage backend."""
+them, a server (uvicorn or Hypercorn) serving an app on a real socket inside the test's
+event loop, and the environment that puts a server process on a storage backend."""
 
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ import jwt
 import pytest
 import uvicorn
 
+from sluicegate.config import Settings
+from sluicegate.http.servers import bind, http_server
+from sluicegate.http.types import ASGIApp
+
 __all__ = [
     "E2E_ADMIN_KEY",
     "backend_env",
     "jwt_claims",
+    "serving",
     "serving_in_loop",
     "signed_jwt",
     "unsigned_jwt",
@@ -64,6 +69,25 @@ async def serving_in_loop(config: uvicorn.Config) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, settings: Settings) -> AsyncIterator[int]:
+    """Serve ``app`` as ``sluicegate serve`` does with ``settings`` (uvicorn, or Hypercorn
+    with ``server.http2``) on a free port of 127.0.0.1 in this event loop; yield the port.
+
+    Stopped gracefully on exit, as on SIGTERM. Call blocking clients through
+    ``asyncio.to_thread`` so the loop keeps serving.
+    """
+    sock = bind("127.0.0.1", 0)
+    server = http_server(app, settings)
+    task = asyncio.create_task(server.serve(sock))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.request_exit()
+        await task
+        sock.close()
 
 
 def jwt_claims(

@@ -86,6 +86,10 @@ class ServerSettings(_Section):
     keep_alive_timeout: float = 5.0
     #: Bytes of a request's line and headers together (414 or 431 beyond).
     max_header_bytes: int = 64 * 1024
+    #: Serve HTTP/2 beside HTTP/1.1 on the listener (through Hypercorn instead of
+    #: uvicorn): h2 through ALPN with TLS, h2c with prior knowledge without, WebSockets
+    #: over HTTP/2 streams (RFC 8441). Off: uvicorn, HTTP/1.1 only, the faster of the two.
+    http2: bool = False
     #: Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-Proto``
     #: and ``X-Forwarded-Host`` headers are believed; from anyone else they are ignored.
     trusted_proxies: list[str] = msgspec.field(default_factory=list)

@@ -17,13 +17,13 @@ import httpx
 import pytest
 
 from sluicegate.app import build_app
-from sluicegate.cli.serve import uvicorn_config
 from sluicegate.config import Settings
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import key_for
-from tests.helpers import serving_in_loop
+from tests.e2e.conftest import on_server
+from tests.helpers import serving
 
 PRODUCER = Permissions(ce_sources=["urn:shop"], ce_produce_types=["Order.*"])
 CONSUMER = Permissions(ce_consume_types=["Order.*"])
@@ -79,16 +79,14 @@ class World:
 
 
 @pytest.fixture
-async def world(gateway: Gateway, settings: Settings) -> AsyncIterator[World]:
+async def world(gateway: Gateway, settings: Settings, http_server: str) -> AsyncIterator[World]:
     producer = await key_for(gateway, "shop", PRODUCER)
     consumer = await key_for(gateway, "billing", CONSUMER)
-    config = uvicorn_config(build_app(gateway), settings)
-    config.host, config.port = "127.0.0.1", 0
     # The housekeeping the server runs beside HTTP: the type registry's change signal
     # reaches waiting consumers through it.
     housekeeping = asyncio.ensure_future(gateway.run())
     try:
-        async with serving_in_loop(config) as port:
+        async with serving(build_app(gateway), on_server(settings, http_server)) as port:
             limits = httpx.Limits(max_connections=32)
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits

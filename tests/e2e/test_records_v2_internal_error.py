@@ -16,19 +16,17 @@ import httpx
 import pytest
 
 from sluicegate.app import GatewayApp
-from sluicegate.cli.serve import uvicorn_config
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
-from tests.helpers import serving_in_loop
+from tests.e2e.conftest import on_server
+from tests.helpers import serving
 
 BODY = {"value": {"type": "text", "data": "v"}}
 
 
 @pytest.fixture
-async def base_url(app: GatewayApp, settings: Settings) -> AsyncIterator[str]:
-    config = uvicorn_config(app, settings)
-    config.host, config.port = "127.0.0.1", 0
-    async with serving_in_loop(config) as port:
+async def base_url(app: GatewayApp, settings: Settings, http_server: str) -> AsyncIterator[str]:
+    async with serving(app, on_server(settings, http_server)) as port:
         yield f"http://127.0.0.1:{port}"
 
 

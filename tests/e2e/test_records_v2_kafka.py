@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from sluicegate.app import build_app
@@ -25,7 +24,8 @@ from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 from tests.conftest import make_settings, on_kafka
-from tests.helpers import serving_in_loop
+from tests.e2e.conftest import on_server, skip_kafka_under_hypercorn
+from tests.helpers import serving
 from tests.storage.kafka.conftest import consume_all_async
 
 with warnings.catch_warnings():
@@ -52,15 +52,13 @@ def kafka_settings(tmp_path: Path, kafka_bootstrap: str) -> Settings:
 
 
 @pytest.fixture
-async def url(kafka_settings: Settings) -> AsyncIterator[str]:
+async def url(kafka_settings: Settings, http_server: str) -> AsyncIterator[str]:
+    skip_kafka_under_hypercorn("kafka", http_server)
     async with running(open_log(kafka_settings)) as log:
         gateway = Gateway(kafka_settings, log)
         await gateway.start()
         app = build_app(gateway, metrics=Metrics())
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="none"
-        )
-        async with serving_in_loop(config) as port:
+        async with serving(app, on_server(kafka_settings, http_server)) as port:
             yield f"http://127.0.0.1:{port}"
 
 

@@ -78,7 +78,10 @@ def test_503_when_the_write_queue_is_full(tmp_path: Path) -> None:
     env = {"SLUICEGATE_STORAGE__MAX_PENDING_APPENDS": "1"}
 
     async def burst(url: str) -> list[int]:
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
+        # 400 requests on 64 connections: on a loaded machine some wait longer for a
+        # connection than httpx's default 5 s.
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
             body = {"value": {"type": "text", "data": "x" * 1000}}
             responses = await asyncio.gather(*(client.post(url, json=body) for _ in range(400)))
         for response in responses:

@@ -175,7 +175,7 @@ def test_a_connection_that_sends_nothing_is_closed_quietly(server: ServerProcess
 
 @pytest.mark.parametrize("answered_first", [False, True])
 def test_blank_lines_do_not_keep_a_connection_open(
-    server: ServerProcess, answered_first: bool
+    server: ServerProcess, answered_first: bool, http_server: str
 ) -> None:
     with connect(server) as sock:
         if answered_first:
@@ -189,7 +189,12 @@ def test_blank_lines_do_not_keep_a_connection_open(
                 break
             time.sleep(0.2)
         sock.settimeout(SLACK)
-        assert read_response(sock) is None
+        response = read_response(sock)
+        if http_server == "hypercorn":
+            # h11 takes a run of blank lines for a bad request line: 400, then closed.
+            assert response is None or response.status == 400, response
+        else:
+            assert response is None
         assert time.monotonic() - started < HEADER_TIMEOUT + KEEP_ALIVE + SLACK
 
 
@@ -217,7 +222,7 @@ def test_an_idle_keep_alive_connection_is_closed(server: ServerProcess) -> None:
     ],
 )
 def test_a_head_past_the_limit_is_refused(
-    server: ServerProcess, head: bytes, status: int, code: str
+    server: ServerProcess, head: bytes, status: int, code: str, http_server: str
 ) -> None:
     # Never finished: the limit must hold while the head is still arriving.
     with connect(server) as sock:
@@ -225,6 +230,11 @@ def test_a_head_past_the_limit_is_refused(
             sock.sendall(head)
         response = read_response(sock)
         assert response is not None
+        if http_server == "hypercorn":
+            # h11's limit is on the head as a whole: 431 with an empty body, then closed.
+            assert (response.status, response.body) == (431, b"")
+            assert response.header("connection") == "close"
+            return
         assert response.status == status
         assert error(response.body)["error"] == code
 

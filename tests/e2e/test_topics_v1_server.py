@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from sluicegate.app import build_app
-from sluicegate.cli.serve import uvicorn_config
 from sluicegate.config import Settings
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.gateway import Gateway
@@ -29,7 +28,8 @@ from sluicegate.core.records import TopicPartition
 from sluicegate.core.schemas import wire
 from sluicegate.core.topics import Topic, TopicSpec
 from tests.conftest import make_settings
-from tests.helpers import serving_in_loop
+from tests.e2e.conftest import on_server
+from tests.helpers import serving
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 PERSON = {
@@ -81,14 +81,12 @@ async def key_for(gateway: Gateway, name: str, permissions: Permissions) -> dict
 
 
 @pytest.fixture
-async def world(gateway: Gateway, settings: Settings) -> AsyncIterator[World]:
+async def world(gateway: Gateway, settings: Settings, http_server: str) -> AsyncIterator[World]:
     topic = await gateway.topics.create(TopicSpec(name="people"))
     app = await key_for(gateway, "app", Permissions(produce=["people*"], consume=["people*"]))
     outsider = await key_for(gateway, "outsider", Permissions(consume=["other"]))
     admin = await key_for(gateway, "operator", Permissions(admin=["*"], produce=["*"]))
-    config = uvicorn_config(build_app(gateway), settings)
-    config.host, config.port = "127.0.0.1", 0
-    async with serving_in_loop(config) as port:
+    async with serving(build_app(gateway), on_server(settings, http_server)) as port:
         limits = httpx.Limits(max_connections=64)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits

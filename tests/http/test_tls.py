@@ -1,9 +1,11 @@
-"""mTLS over a real socket: uvicorn with our SSL context and protocol, httpx as the client."""
+"""mTLS over a real socket: each server (uvicorn, Hypercorn) with our SSL context, httpx
+and a WebSocket client as the clients."""
 
 from __future__ import annotations
 
 import json
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-import uvicorn
 from websockets.asyncio.client import connect
 
-from sluicegate.config import AuthSettings, TlsSettings
+from sluicegate.config import AuthSettings, ServerSettings, Settings, TlsSettings
 from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Permissions
@@ -28,7 +29,8 @@ from sluicegate.http.tls import (
 from sluicegate.http.types import ASGIApp, Receive, Scope, Send
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
-from tests.helpers import serving_in_loop
+from tests.helpers import serving
+from tests.http.conftest import client_context
 
 
 async def echo_peer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,43 +51,20 @@ async def echo_peer(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+#: Which server ``serve`` runs: set for each test by the ``server`` fixture.
+HTTP2 = False
 
 
-@pytest.fixture(scope="module")
-def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    directory = tmp_path_factory.mktemp("tls")
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    files = {
-        "certfile": directory / "server.pem",
-        "client_ca": directory / "ca.pem",
-    }
-    server.private_key_and_cert_chain_pem.write_to_path(str(files["certfile"]))
-    ca.cert_pem.write_to_path(str(files["client_ca"]))
-    return {name: str(path) for name, path in files.items()}
-
-
-def client_context(ca: trustme.CA, cert: trustme.LeafCert | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    if cert is not None:
-        cert.configure_cert(context)
-    return context
+@pytest.fixture(autouse=True, params=[False, True], ids=["uvicorn", "hypercorn"])
+def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs under each server (``[server] http2``)."""
+    monkeypatch.setattr(sys.modules[__name__], "HTTP2", request.param)
 
 
 @asynccontextmanager
 async def serve(tls: TlsSettings, app: ASGIApp = echo_peer) -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        log_config=None,
-        **uvicorn_tls_options(tls),
-    )
-    async with serving_in_loop(config) as port:
+    settings = Settings(server=ServerSettings(tls=tls, http2=HTTP2))
+    async with serving(app, settings) as port:
         yield port
 
 

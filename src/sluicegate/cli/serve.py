@@ -3,58 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import ipaddress
 import logging
 import os
 import signal
-import socket
-from collections.abc import Iterator
-from typing import Any
-
-import uvicorn
+from functools import partial
 
 from sluicegate.app import build_app
 from sluicegate.config import Settings
 from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
-from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError
-from sluicegate.http.protocol import guarded_protocol
-from sluicegate.http.tls import uvicorn_tls_options
-from sluicegate.http.types import ASGIApp
+from sluicegate.http.servers import bind, http_server
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.factory import open_log
 
-__all__ = ["serve", "tune_gc", "uvicorn_config"]
+__all__ = ["serve", "tune_gc"]
 
 logger = logging.getLogger("sluicegate.serve")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handling, closing WebSocket streams first on shutdown.
-
-    uvicorn re-raises a captured SIGTERM after ``serve()`` returns, which would end the
-    process before storage drains; here the CLI owns the signals and drains storage
-    after HTTP has stopped.
-
-    uvicorn's own shutdown closes every WebSocket with 1012 at once, in the middle of
-    whatever the app is doing; the streams are told to stop first, so that each ends
-    after the confirmation it may be committing and closes with 1001 (going away).
-    """
-
-    def __init__(self, config: uvicorn.Config, streams: Streams) -> None:
-        super().__init__(config)
-        self._streams = streams
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self._streams.close_all(float(self.config.timeout_graceful_shutdown or 0))
-        await super().shutdown(sockets)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def is_loopback(host: str) -> bool:
@@ -64,24 +31,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            "server.port", f"cannot listen on {host}:{port}: {exc.strerror}"
-        ) from None
-    # Listening now, not when uvicorn starts: the log announces the port before that,
-    # and connections made in between wait in the backlog instead of being refused.
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 #: Container allocations between young-generation collections (CPython's default: 700).
@@ -105,39 +54,6 @@ def tune_gc() -> None:
     gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
 
 
-def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
-    """How sluicegate runs uvicorn; ``bench/`` serves its bare-ASGI baseline with it too."""
-    # uvloop and httptools (dependencies here), with the timeouts and header limit
-    # uvicorn lacks (http/protocol.py).
-    http = guarded_protocol(settings.server)
-    ce = settings.cloudevents
-    options: dict[str, Any] = {
-        "http": http,
-        # WebSocket consumers (/ce/ws): uvicorn pings and drops a peer that does not
-        # answer in time, and refuses a message over the size with 1009 while reading.
-        "ws_max_size": ce.websocket_max_message_bytes,
-        "ws_ping_interval": ce.websocket_ping_interval,
-        "ws_ping_timeout": ce.websocket_ping_timeout,
-        "ws_per_message_deflate": ce.websocket_compression,
-        # TLS adds what hands client certificates to the app.
-        **uvicorn_tls_options(settings.server.tls, http),
-    }
-    return uvicorn.Config(
-        app,
-        lifespan="off",
-        log_config=None,
-        access_log=settings.server.access_log,
-        timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
-        # A float works (it is given to loop.call_later) though uvicorn annotates an int.
-        timeout_keep_alive=settings.server.keep_alive_timeout,  # type: ignore[arg-type]
-        server_header=False,
-        # Nothing reads the client address or scheme from the scope, so there is nothing
-        # for X-Forwarded-* to rewrite; the middleware would cost a call per request.
-        proxy_headers=False,
-        **options,
-    )
-
-
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then drain: HTTP first, storage last.
 
@@ -154,12 +70,17 @@ async def serve(settings: Settings) -> None:
     log = open_log(settings, observe_commit=metrics.observe_commit)
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
-    sock = _bind(settings.server.host, settings.server.port)
-    config = uvicorn_config(app, settings)
-    server = _Server(config, gateway.streams)
+    # WebSocket streams are told to stop first on shutdown, so that each ends after the
+    # confirmation it may be committing and closes with 1001 (going away).
+    server = http_server(
+        app,
+        settings,
+        before_shutdown=partial(gateway.streams.close_all, settings.server.graceful_shutdown),
+    )
+    sock = bind(settings.server.host, settings.server.port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        loop.add_signal_handler(sig, server.request_exit)
     try:
         async with asyncio.TaskGroup() as tg:
             ready: asyncio.Future[None] = loop.create_future()
@@ -185,15 +106,17 @@ async def serve(settings: Settings) -> None:
                 if storage.backend == "kafka"
                 else storage.data_dir
             )
+            protocols = "HTTP/2 and HTTP/1.1" if settings.server.http2 else "HTTP/1.1"
             logger.info(
-                "sluicegate listening on %s://%s:%d (data in %s)",
+                "sluicegate listening on %s://%s:%d, %s (data in %s)",
                 scheme,
                 shown,
                 port,
+                protocols,
                 where,
                 extra={"url": f"{scheme}://{shown}:{port}", "port": port},
             )
-            await server.serve(sockets=[sock])
+            await server.serve(sock)
             housekeeping.cancel()
             loop_lag.cancel()
             await asyncio.wait([housekeeping, loop_lag])

@@ -41,7 +41,7 @@ from sluicegate.errors import (
     UriTooLong,
 )
 
-__all__ = ["guarded_protocol"]
+__all__ = ["error_bytes", "guarded_protocol"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -49,7 +49,7 @@ _encode = msgspec.json.Encoder().encode
 _IDLE, _HEADERS, _BODY = 0, 1, 2
 
 
-def _error_bytes(exc: ClientError) -> bytes:
+def error_bytes(exc: ClientError) -> bytes:
     """A whole HTTP response for ``exc``, in ``plain_errors``' body, closing the connection."""
     body = _encode({"error": exc.code, "message": exc.message})
     return b"".join(
@@ -121,7 +121,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes that are not HTTP, with a JSON body like every other.
         self.transport.write(
-            _error_bytes(BadRequest("the request is not valid HTTP/1.1; the connection closes"))
+            error_bytes(BadRequest("the request is not valid HTTP/1.1; the connection closes"))
         )
         self.transport.close()
 
@@ -149,7 +149,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _close_with(self, exc: ClientError) -> None:
         self._expect(_IDLE)
         if not self.transport.is_closing():
-            self.transport.write(_error_bytes(exc))
+            self.transport.write(error_bytes(exc))
             self.transport.close()
 
     def _refuse_large_head(self) -> None:

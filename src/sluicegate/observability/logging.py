@@ -35,7 +35,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """Send sluicegate's and uvicorn's logs to stderr in one format."""
+    """Send sluicegate's, uvicorn's and Hypercorn's logs to stderr in one format."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -46,7 +46,13 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in (
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "hypercorn.error",
+        "hypercorn.access",
+    ):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True

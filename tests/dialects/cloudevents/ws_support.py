@@ -11,15 +11,16 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
 import msgspec
 
 from sluicegate.app import build_app
-from sluicegate.cli.serve import _Server, uvicorn_config
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
+from sluicegate.http.servers.uvicorn import _Server, uvicorn_config
 from tests.dialects.cloudevents.test_consumers import event
 
 __all__ = [
@@ -60,7 +61,8 @@ async def serve_gateway(gateway: Gateway) -> AsyncIterator[GatewayServer]:
     shutdown), housekeeping included, until the block ends."""
     config = uvicorn_config(build_app(gateway), gateway.settings)
     config.host, config.port = "127.0.0.1", 0
-    server = _Server(config, gateway.streams)
+    stop_streams = partial(gateway.streams.close_all, gateway.settings.server.graceful_shutdown)
+    server = _Server(config, stop_streams)
     async with asyncio.TaskGroup() as tg:
         housekeeping = tg.create_task(gateway.run())
         serving = tg.create_task(server.serve())

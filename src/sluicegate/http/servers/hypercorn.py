@@ -1,0 +1,341 @@
+"""Hypercorn, for HTTP/2: h2 through ALPN with TLS, h2c with prior knowledge without,
+HTTP/1.1 on the same listener, and WebSockets over both (RFC 8441 extended CONNECT:
+Hypercorn announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL``).
+
+Hypercorn's own ``serve`` binds its sockets, installs signal handlers and builds its TLS
+context, and its scopes carry no client certificate. So this module runs its connection
+handler (``TCPServer``, one per accepted connection) on the socket the CLI bound, with the
+listener's context (``http/tls.py``) plus ALPN, and adds what uvicorn's protocols add
+(``with_tls_extension``, ``guarded_protocol``):
+
+* the ASGI TLS extension in every scope, read from the connection's TLS object (mTLS);
+* ``server.header_timeout`` from connecting (and for the TLS handshake), then
+  ``keep_alive_timeout`` from each response, with a 408 for a head that has begun
+  (``_Connection``);
+* ``server.body_timeout``: a request whose body is not whole in time is answered 408
+  (plain JSON error body) and the app sees the client disconnect (``_BodyDeadline``);
+* the rest of a body answered early (a 413) read and dropped within that deadline.
+
+``max_header_bytes`` is h11's incomplete-event limit (431, with Hypercorn's empty body) and
+HTTP/2's ``SETTINGS_MAX_HEADER_LIST_SIZE``. See the design notes, "HTTP/2 through
+Hypercorn, uvicorn the default", for what differs from uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, cast
+
+import h11
+import msgspec
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.config import Config
+from hypercorn.logging import Logger
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.typing import AppWrapper
+
+from sluicegate.config import Settings
+from sluicegate.errors import RequestTimeout
+from sluicegate.http.protocol import error_bytes
+from sluicegate.http.servers import BACKLOG, BeforeShutdown
+from sluicegate.http.tls import server_ssl_context, tls_extension
+from sluicegate.http.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["HypercornServer", "hypercorn_config"]
+
+#: Protocols offered through ALPN, most preferred first.
+ALPN_PROTOCOLS = ["h2", "http/1.1"]
+
+_encode = msgspec.json.Encoder().encode
+
+logger = logging.getLogger("sluicegate.http")
+
+
+class _AccessLog(Logger):
+    """Hypercorn's logger, its access lines in uvicorn's words (one format either way),
+    and without Hypercorn's atoms: they copy the whole environment into every line."""
+
+    async def access(self, request: Any, response: Any, request_time: float) -> None:
+        if self.access_logger is None:
+            return
+        client = request.get("client")
+        where = f"{client[0]}:{client[1]}" if client else "-"
+        query = request["query_string"].decode("latin-1")
+        path = request["path"] + ("?" + query if query else "")
+        status = "-" if response is None else response["status"]
+        if request["type"] == "websocket":
+            self.access_logger.info('%s - "WebSocket %s" %s', where, path, status)
+        else:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %s',
+                where,
+                request["method"],
+                path,
+                request["http_version"],
+                status,
+            )
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    """Hypercorn's settings for ``settings.server`` (TLS is handled by ``HypercornServer``)."""
+    server = settings.server
+    config = Config()
+    config.keep_alive_timeout = server.keep_alive_timeout
+    config.ssl_handshake_timeout = server.header_timeout
+    config.h11_max_incomplete_size = server.max_header_bytes
+    config.h2_max_header_list_size = server.max_header_bytes
+    config.include_server_header = False
+    # WebSocket consumers (/ce/ws): Hypercorn pings at the interval (the app drops a peer
+    # that stays silent) and closes with 1009 past the message size. It offers
+    # permessage-deflate to any client that asks, whatever cloudevents.websocket_compression.
+    ce = settings.cloudevents
+    config.websocket_max_message_size = ce.websocket_max_message_bytes
+    config.websocket_ping_interval = ce.websocket_ping_interval
+    config.logger_class = _AccessLog
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = logging.getLogger("hypercorn.access") if server.access_log else None
+    return config
+
+
+def _timeout_response(timeout: float) -> tuple[Message, Message]:
+    exc = RequestTimeout(f"the request's body did not arrive within {timeout:g} s")
+    body = _encode({"error": exc.code, "message": exc.message})
+    start: Message = {
+        "type": "http.response.start",
+        "status": exc.status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class _BodyDeadline:
+    """One request's ``receive`` and ``send`` under ``server.body_timeout``.
+
+    The deadline runs from the request's headers (when the app is called) to the end of
+    its body, whatever arrives in between. Past it, the client gets a 408 unless an
+    answer has begun; the app gets ``http.disconnect`` (it stores nothing and answers
+    nobody) and what it sends afterwards is dropped.
+    """
+
+    __slots__ = ("_deadline", "_dropping", "_reading", "_receive", "_send", "_started", "_timeout")
+
+    def __init__(self, receive: Receive, send: Send, timeout: float) -> None:
+        self._receive = receive
+        self._send = send
+        self._timeout = timeout
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        self._reading = True
+        self._started = False
+        self._dropping = False
+
+    async def receive(self) -> Message:
+        if not self._reading:
+            return await self._receive()  # the body is whole: waiting for a disconnect
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                message = await self._receive()
+        except TimeoutError:
+            self._reading = False
+            if not self._started:
+                for answer in _timeout_response(self._timeout):
+                    await self._send(answer)
+                self._dropping = True
+            return {"type": "http.disconnect"}
+        if message["type"] != "http.request" or not message.get("more_body"):
+            self._reading = False
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self._dropping:
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            self._started = True
+        elif self._reading and kind == "http.response.body" and not message.get("more_body"):
+            # Answered before the body is whole (a 413, or a route that reads none): the
+            # rest is read and dropped before the answer ends, as uvicorn does. Ending it
+            # first would close an HTTP/1.1 connection while the client sends, and TCP's
+            # reset can destroy the answer; Hypercorn 0.18 drops an HTTP/2 connection
+            # whose client sends DATA on a stream it has answered.
+            await self._send({**message, "more_body": True})
+            while self._reading:
+                await self.receive()
+            message = {"type": "http.response.body", "body": b""}
+        await self._send(message)
+
+
+class _ConnectionApp:
+    """The app as Hypercorn calls it (its ``AppWrapper``), for one connection."""
+
+    __slots__ = ("_app", "_body_timeout", "_tls")
+
+    def __init__(self, app: ASGIApp, body_timeout: float, tls: dict[str, Any] | None) -> None:
+        self._app = app
+        self._body_timeout = body_timeout
+        self._tls = tls
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        sync_spawn: Callable[..., Awaitable[Any]],
+        call_soon: Callable[..., Any],
+    ) -> None:
+        if self._tls is not None:
+            scope["extensions"]["tls"] = self._tls
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        deadline = _BodyDeadline(receive, send, self._body_timeout)
+        await self._app(scope, deadline.receive, deadline.send)
+
+
+class _Connection(TCPServer):
+    """Hypercorn's connection handler, with uvicorn's header deadline (``http/protocol.py``).
+
+    Hypercorn closes a connection that stays idle (no request in progress) for
+    ``keep_alive_timeout``, and a request is in progress only once its headers are
+    whole: that idle timer is the header deadline. Here it is ``header_timeout`` from
+    connecting, as under uvicorn, then ``keep_alive_timeout`` from each response; a
+    request whose head has begun gets a 408 before the connection closes.
+    """
+
+    def __init__(self, header_timeout: float, *args: Any) -> None:
+        super().__init__(*args)
+        self._idle_limit = header_timeout
+
+    async def _idle_timeout(self) -> None:
+        limit, self._idle_limit = self._idle_limit, self.config.keep_alive_timeout
+        try:
+            await asyncio.wait_for(self.context.terminated.wait(), limit)
+        except TimeoutError:
+            if _head_begun(self.protocol.protocol):
+                exc = RequestTimeout(f"the request's headers did not arrive within {limit:g} s")
+                self.writer.write(error_bytes(exc))
+        await asyncio.shield(self._initiate_server_close())
+
+
+def _head_begun(protocol: object) -> bool:
+    """Whether an HTTP/1.1 connection holds part of a request's head (not blank lines)."""
+    if not isinstance(protocol, H11Protocol) or not isinstance(protocol.connection, h11.Connection):
+        return False
+    received, _ = protocol.connection.trailing_data
+    return protocol.connection.their_state is h11.IDLE and bool(received.strip())
+
+
+class HypercornServer:
+    """``HttpServer`` on Hypercorn: HTTP/1.1, HTTP/2 and WebSockets over either."""
+
+    def __init__(
+        self, app: ASGIApp, settings: Settings, before_shutdown: BeforeShutdown | None = None
+    ) -> None:
+        self._app = app
+        self._before_shutdown = before_shutdown
+        self._config = hypercorn_config(settings)
+        self._body_timeout = settings.server.body_timeout
+        self._header_timeout = settings.server.header_timeout
+        self._graceful = settings.server.graceful_shutdown
+        self._ssl: ssl.SSLContext | None = None
+        if settings.server.tls.certfile is not None:
+            self._ssl = server_ssl_context(settings.server.tls)
+            self._ssl.set_alpn_protocols(ALPN_PROTOCOLS)
+        self._exit = asyncio.Event()
+        self._hurry = asyncio.Event()
+        #: Each connection's task, and its transport to abort when it is cut off.
+        self._connections: dict[asyncio.Task[None], asyncio.WriteTransport] = {}
+
+    def request_exit(self) -> None:
+        """See ``HttpServer.request_exit``; a second call stops without waiting."""
+        if self._exit.is_set():
+            self._hurry.set()
+        self._exit.set()
+
+    async def serve(self, sock: socket.socket) -> None:
+        """See ``HttpServer.serve``."""
+        context = WorkerContext(None)
+        listener = await asyncio.start_server(
+            partial(self._connection, context),
+            sock=sock,
+            # asyncio listens again, with a backlog of 100 unless told.
+            backlog=BACKLOG,
+            ssl=self._ssl,
+            ssl_handshake_timeout=self._config.ssl_handshake_timeout if self._ssl else None,
+        )
+        try:
+            await self._exit.wait()
+            listener.close()
+            if self._before_shutdown is not None:
+                await self._before_shutdown()
+            # Idle connections close at once, HTTP/1.1 ones after their response, and
+            # HTTP/2 ones refuse new streams and close when their last one ends.
+            await context.terminated.set()
+            await self._drain()
+        finally:
+            listener.close()
+            # Aborted first, so that a request cut off gets no answer (Hypercorn answers
+            # 500 for an app cancelled before it answered), then cancelled.
+            for task, transport in self._connections.items():
+                transport.abort()
+                task.cancel()
+            if self._connections:
+                await asyncio.wait(self._connections)
+
+    async def _drain(self) -> None:
+        """Wait for the connections to end, within the graceful shutdown's time."""
+        hurry = asyncio.create_task(self._hurry.wait())
+        try:
+            async with asyncio.timeout(self._graceful):
+                while self._connections and not self._hurry.is_set():
+                    await asyncio.wait(
+                        [*self._connections, hurry], return_when=asyncio.FIRST_COMPLETED
+                    )
+        except TimeoutError:
+            pass
+        finally:
+            hurry.cancel()
+
+    async def _connection(
+        self, context: WorkerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is None:  # never: asyncio serves each connection in a task
+            return
+        self._connections[task] = writer.transport
+        app = _ConnectionApp(self._app, self._body_timeout, tls_extension(writer.transport))
+        # Hypercorn types scopes and messages as TypedDicts; the app takes plain mappings.
+        wrapped = cast(AppWrapper, app)
+        try:
+            await _Connection(
+                self._header_timeout,
+                wrapped,
+                asyncio.get_running_loop(),
+                self._config,
+                context,
+                {},
+                reader,
+                writer,
+            )
+        except asyncio.CancelledError:
+            # Only ``serve`` cancels a connection's task, and waits for it to end: the
+            # cancellation has reached its owner. Raised on, it would reach asyncio's
+            # stream server instead, which (3.11) logs it as an error.
+            pass
+        except Exception:
+            # One connection's failure is contained, as a request's is. Hypercorn 0.18
+            # raises, for one, when an HTTP/2 client opens a stream on a connection it
+            # has just closed at shutdown.
+            logger.warning("an HTTP connection failed", exc_info=True)
+            writer.transport.abort()
+        finally:
+            del self._connections[task]

@@ -1,0 +1,93 @@
+"""uvicorn, as sluicegate runs it: httptools with the deadlines of ``http/protocol.py``,
+uvloop, TLS with client certificates in the scope, and the CLI's own signal handling."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from sluicegate.config import Settings
+from sluicegate.http.protocol import guarded_protocol
+from sluicegate.http.servers import BeforeShutdown
+from sluicegate.http.tls import uvicorn_tls_options
+from sluicegate.http.types import ASGIApp
+
+__all__ = ["UvicornServer", "uvicorn_config"]
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """How sluicegate runs uvicorn; ``bench/`` serves its bare-ASGI baseline with it too."""
+    # uvloop and httptools (dependencies here), with the timeouts and header limit
+    # uvicorn lacks (http/protocol.py).
+    http = guarded_protocol(settings.server)
+    ce = settings.cloudevents
+    options: dict[str, Any] = {
+        "http": http,
+        # WebSocket consumers (/ce/ws): uvicorn pings and drops a peer that does not
+        # answer in time, and refuses a message over the size with 1009 while reading.
+        "ws_max_size": ce.websocket_max_message_bytes,
+        "ws_ping_interval": ce.websocket_ping_interval,
+        "ws_ping_timeout": ce.websocket_ping_timeout,
+        "ws_per_message_deflate": ce.websocket_compression,
+        # TLS adds what hands client certificates to the app.
+        **uvicorn_tls_options(settings.server.tls, http),
+    }
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=settings.server.access_log,
+        timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
+        # A float works (it is given to loop.call_later) though uvicorn annotates an int.
+        timeout_keep_alive=settings.server.keep_alive_timeout,  # type: ignore[arg-type]
+        server_header=False,
+        # Nothing reads the client address or scheme from the scope, so there is nothing
+        # for X-Forwarded-* to rewrite; the middleware would cost a call per request.
+        proxy_headers=False,
+        **options,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling, and with ``before_shutdown``.
+
+    uvicorn re-raises a captured SIGTERM after ``serve()`` returns, which would end the
+    process before storage drains; here the CLI owns the signals and drains storage
+    after HTTP has stopped.
+    """
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: BeforeShutdown | None) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._before_shutdown is not None:
+            await self._before_shutdown()
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class UvicornServer:
+    """``HttpServer`` on uvicorn: HTTP/1.1 and WebSocket upgrades."""
+
+    def __init__(
+        self, app: ASGIApp, settings: Settings, before_shutdown: BeforeShutdown | None = None
+    ) -> None:
+        self._server = _Server(uvicorn_config(app, settings), before_shutdown)
+
+    async def serve(self, sock: socket.socket) -> None:
+        """See ``HttpServer.serve``."""
+        await self._server.serve(sockets=[sock])
+
+    def request_exit(self) -> None:
+        """See ``HttpServer.request_exit``; a second call stops without waiting."""
+        if self._server.should_exit:
+            self._server.force_exit = True
+        self._server.should_exit = True

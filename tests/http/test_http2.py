@@ -1,0 +1,261 @@
+"""HTTP/2 under ``[server] http2 = true`` (Hypercorn), over real sockets: h2c with prior
+knowledge, h2 through ALPN with client certificates, WebSockets over extended CONNECT
+(RFC 8441), and the deadlines and shutdown that must match uvicorn's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import h2.events
+import httpx
+import pytest
+import trustme
+
+from sluicegate.config import Settings, load_settings
+from sluicegate.http.servers import bind, http_server
+from sluicegate.http.tls import peer_certificate
+from sluicegate.http.types import Message, Receive, Scope, Send
+from tests.h2_websocket import H2WebSocket, RefusedHandshake, open_h2_connection
+from tests.helpers import serving
+from tests.http.conftest import client_context
+
+
+def server_settings(**server: Any) -> Settings:
+    return load_settings(environ={}, overrides={"server": {"http2": True, **server}})
+
+
+async def describe(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers an HTTP request with what the server put in its scope."""
+    while (await receive()).get("more_body"):
+        pass
+    cert = peer_certificate(scope)
+    body = json.dumps(
+        {
+            "http_version": scope["http_version"],
+            "scheme": scope["scheme"],
+            "client_cert": None if cert is None else cert.common_name,
+        }
+    ).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def echo_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accepts ``cloudevents.json`` WebSockets and echoes each text message; a handshake
+    without that subprotocol is refused (a 403 before the upgrade)."""
+    if scope["type"] != "websocket":
+        await describe(scope, receive, send)
+        return
+    assert (await receive())["type"] == "websocket.connect"
+    if "cloudevents.json" not in scope["subprotocols"]:
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    await send({"type": "websocket.accept", "subprotocol": "cloudevents.json"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        reply = f"{scope['http_version']}:{scope['path']}:{message['text']}"
+        await send({"type": "websocket.send", "text": reply})
+
+
+@pytest.fixture
+def tls(tls_files: dict[str, str]) -> dict[str, str]:
+    """``server.tls`` settings: the server's certificate, client certificates optional."""
+    return {
+        "certfile": tls_files["certfile"],
+        "keyfile": tls_files["certfile"],
+        "client_ca": tls_files["client_ca"],
+        "client_cert": "optional",
+    }
+
+
+async def test_h2c_with_prior_knowledge_and_http11_on_one_port() -> None:
+    async with serving(describe, server_settings()) as port:
+        url = f"http://127.0.0.1:{port}/"
+        async with httpx.AsyncClient(http1=False, http2=True) as h2c:
+            responses = await asyncio.gather(*(h2c.post(url, content=b"x" * 100) for _ in range(5)))
+        for response in responses:
+            assert response.http_version == "HTTP/2"
+            assert response.json() == {"http_version": "2", "scheme": "http", "client_cert": None}
+        async with httpx.AsyncClient() as http11:
+            response = await http11.get(url)
+        assert response.http_version == "HTTP/1.1"
+        assert response.json()["http_version"] == "1.1"
+
+
+async def test_h2_through_alpn_carries_the_client_certificate(
+    ca: trustme.CA, tls: dict[str, str]
+) -> None:
+    alice = ca.issue_cert("alice.example.com", common_name="alice")
+    async with serving(describe, server_settings(tls=tls)) as port:
+        url = f"https://127.0.0.1:{port}/"
+        async with httpx.AsyncClient(http2=True, verify=client_context(ca, alice)) as client:
+            response = await client.get(url)
+        assert response.http_version == "HTTP/2"
+        assert response.json() == {"http_version": "2", "scheme": "https", "client_cert": "alice"}
+        # A client that offers only HTTP/1.1 gets it, with its certificate in the scope too.
+        async with httpx.AsyncClient(verify=client_context(ca, alice)) as client:
+            response = await client.get(url)
+        assert response.http_version == "HTTP/1.1"
+        assert response.json()["client_cert"] == "alice"
+        async with httpx.AsyncClient(http2=True, verify=client_context(ca)) as client:
+            assert (await client.get(url)).json()["client_cert"] is None
+
+
+@pytest.mark.parametrize("over", ["h2c", "h2"])
+async def test_websocket_over_extended_connect(
+    over: str, ca: trustme.CA, tls: dict[str, str]
+) -> None:
+    settings = server_settings(tls=tls) if over == "h2" else server_settings()
+    context = client_context(ca) if over == "h2" else None
+    async with (
+        serving(echo_websocket, settings) as port,
+        await H2WebSocket.connect(
+            port, "/ce/ws?group=g", context=context, subprotocols=["cloudevents.json"]
+        ) as ws,
+    ):
+        assert ws.subprotocol == "cloudevents.json"
+        for text in ["confirm:1", "dead:{}", "x" * 20_000]:
+            await ws.send(text)
+            assert await ws.receive() == f"2:/ce/ws:{text}"
+        await ws.close(1000)
+        with pytest.raises(ConnectionError):
+            await ws.receive()
+        assert ws.closed is not None
+        assert ws.closed.code == 1000
+
+
+async def test_a_websocket_refused_before_the_upgrade_is_an_http_answer() -> None:
+    async with serving(echo_websocket, server_settings()) as port:
+        with pytest.raises(RefusedHandshake) as refused:
+            await H2WebSocket.connect(port, "/ce/ws", subprotocols=["chat"])
+    assert refused.value.status == 403
+
+
+async def test_the_server_offers_extended_connect_and_the_header_limit() -> None:
+    async with serving(describe, server_settings(max_header_bytes=4096)) as port:
+        connection, settings = await open_h2_connection(port)
+        await connection.close()
+    assert settings.enable_connect_protocol == 1
+    assert settings.max_header_list_size == 4096
+
+
+async def test_a_body_that_stalls_is_answered_408_over_http11() -> None:
+    seen: list[Message] = []
+
+    async def reader(scope: Scope, receive: Receive, send: Send) -> None:
+        while (message := await receive())["type"] == "http.request":
+            seen.append(message)
+            if not message.get("more_body"):
+                break
+        seen.append(message)
+
+    async with serving(reader, server_settings(body_timeout=0.5)) as port:
+        stream_reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n12")
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await stream_reader.read()  # to the end: the connection is closed
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body)["error"] == "request_timeout"
+    assert seen[-1] == {"type": "http.disconnect"}
+
+
+async def test_a_body_that_stalls_is_answered_408_over_http2() -> None:
+    async with serving(describe, server_settings(body_timeout=0.5)) as port:
+        connection, _ = await open_h2_connection(port)
+        stream = connection.h2.get_next_available_stream_id()
+        connection.h2.send_headers(
+            stream,
+            [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"x")],
+        )
+        connection.h2.send_data(stream, b"12")
+        await connection.flush()
+        status, body = 0, b""
+        async with asyncio.timeout(10):
+            while not body.endswith(b"}"):
+                for event in await connection.events():
+                    if isinstance(event, h2.events.ResponseReceived):
+                        status = int(dict(event.headers)[b":status"])
+                    elif isinstance(event, h2.events.DataReceived):
+                        body += event.data
+        await connection.close()
+    assert status == 408
+    assert json.loads(body)["error"] == "request_timeout"
+
+
+async def test_an_early_answer_over_http2_leaves_the_connection_usable() -> None:
+    """A 413 is answered before the body is read; the client goes on sending it."""
+
+    async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/ok":
+            await describe(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too large"})
+
+    async with (
+        serving(too_large, server_settings()) as port,
+        httpx.AsyncClient(http1=False, http2=True) as client,
+    ):
+        url = f"http://127.0.0.1:{port}"
+        refused = await client.post(f"{url}/big", content=b"x" * 1_000_000)
+        assert (refused.status_code, refused.text) == (413, "too large")
+        assert (await client.get(f"{url}/ok")).http_version == "HTTP/2"
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["uvicorn", "hypercorn"])
+async def test_shutdown_lets_a_request_in_flight_finish(http2: bool) -> None:
+    started = asyncio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        await describe(scope, receive, send)
+
+    settings = server_settings(http2=http2, graceful_shutdown=5.0)
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = http_server(slow, settings)
+    serving_task = asyncio.create_task(server.serve(sock))
+    async with httpx.AsyncClient() as client:
+        request = asyncio.create_task(client.get(f"http://127.0.0.1:{port}/"))
+        await started.wait()
+        server.request_exit()
+        response = await request
+        await serving_task
+    sock.close()
+    assert response.status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_cancelled_it_drops_its_connections_at_once() -> None:
+    """How the CLI's TaskGroup stops HTTP when storage dies."""
+    started = asyncio.Event()
+
+    async def never(scope: Scope, receive: Receive, send: Send) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    serving_task = asyncio.create_task(
+        http_server(never, server_settings(graceful_shutdown=60.0)).serve(sock)
+    )
+    async with httpx.AsyncClient() as client:
+        request = asyncio.create_task(client.get(f"http://127.0.0.1:{port}/"))
+        await started.wait()
+        serving_task.cancel()
+        async with asyncio.timeout(5):
+            with pytest.raises(asyncio.CancelledError):
+                await serving_task
+            with pytest.raises(httpx.RemoteProtocolError):
+                await request
+    sock.close()
