@@ -50,6 +50,11 @@ async def test_my_settings_shows_what_the_client_may_do_and_no_secret(
             "types": ["Order.*"],
             "types_produced": ["Order.Paid"],
             "websocket": "/ce/ws",
+            "poll_timeout_seconds": 20.0,
+            "max_poll_timeout_seconds": 60.0,
+            "batch_size": 1000,
+            "websocket_window": 10000,
+            "idle_timeout_seconds": 300.0,
         },
         "routes": [{"types": ["Order.*"], "topic": "orders"}],
         "limits": {

@@ -51,6 +51,14 @@ class ConsumerOut(msgspec.Struct, frozen=True):
     #: Types produced so far that ``types`` match: what a new consumer starts receiving.
     types_produced: list[str]
     websocket: str
+    #: What a consumer's requests meet: the long poll's wait (default and longest), the
+    #: most events one poll returns, unconfirmed events a WebSocket connection may hold,
+    #: and the idle time after which an instance expires.
+    poll_timeout_seconds: float
+    max_poll_timeout_seconds: float
+    batch_size: int
+    websocket_window: int
+    idle_timeout_seconds: float
 
 
 class LimitsOut(msgspec.Struct, frozen=True):
@@ -104,6 +112,11 @@ class Tools:
                 types=permissions.ce_consume_types,
                 types_produced=self._registry.types_matching(consumes),
                 websocket=WEBSOCKET_PATH,
+                poll_timeout_seconds=ce.poll_timeout,
+                max_poll_timeout_seconds=ce.max_poll_timeout,
+                batch_size=ce.batch_size,
+                websocket_window=ce.websocket_window,
+                idle_timeout_seconds=ce.consumer_idle_timeout,
             )
             if permissions.ce_consume_types
             else None
