@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
+    IsolationLevel,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -30,7 +31,6 @@ from confluent_kafka.admin import (
 
 from sluicegate.errors import SluicegateError, StorageUnavailable, UnknownTopic
 from sluicegate.storage.kafka.errors import kafka_error, translate
-from sluicegate.storage.kafka.offset_queries import OffsetQueries
 
 __all__ = ["KafkaAdmin"]
 
@@ -62,11 +62,10 @@ class KafkaAdmin:
 
     def __init__(self, config: dict[str, Any], *, timeout: float, replication_factor: int):
         self._client = AdminClient(config)
-        self._offsets = OffsetQueries(self._client, timeout)
         self._timeout = timeout
         self._replication = replication_factor
 
-    async def _await(self, future: Future[T] | asyncio.Future[T], topic: str | None = None) -> T:
+    async def _await(self, future: Future[T], topic: str | None = None) -> T:
         try:
             async with asyncio.timeout(self._timeout):
                 return await asyncio.wrap_future(future)
@@ -138,12 +137,16 @@ class KafkaAdmin:
         """
         deadline = asyncio.get_running_loop().time() + max(self._timeout, patience)
         while True:
-            asked = {key: self._offsets.ask(key, spec) for key, spec in specs.items()}
+            futures = self._client.list_offsets(
+                {KafkaPartition(t, p): spec for (t, p), spec in specs.items()},
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                **self._options(),
+            )
             try:
                 out: dict[_Key, int] = {}
-                for key, future in asked.items():
+                for tp, future in futures.items():
                     info = await self._await(future, topic=topic)
-                    out[key] = info.offset
+                    out[(tp.topic, tp.partition)] = info.offset
                 return out
             except SluicegateError as exc:
                 # Patient callers just created the topic: a broker may not know it yet.
@@ -151,19 +154,13 @@ class KafkaAdmin:
                 late = asyncio.get_running_loop().time() > deadline
                 if late or not (unknown_yet or _leaderless(exc)):
                     raise
-            finally:
-                for future in asked.values():
-                    if not future.done():
-                        future.cancel()
-                    elif not future.cancelled():
-                        future.exception()  # retrieved: the first failure speaks for all
             await asyncio.sleep(_RETRY_SECONDS)
             # librdkafka may keep answering from metadata cached before the leader was
             # elected; asking for the topics' metadata refreshes it.
             topics = TopicCollection(sorted({t for t, _ in specs}))
-            for described in self._client.describe_topics(topics, **self._options()).values():
+            for future in self._client.describe_topics(topics, **self._options()).values():
                 with contextlib.suppress(SluicegateError):
-                    await self._await(described)
+                    await self._await(future)
 
     async def commit(self, group: str, offsets: Mapping[_Key, int]) -> None:
         """Store the group's next offsets in ``__consumer_offsets``."""
