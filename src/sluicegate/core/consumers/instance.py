@@ -402,7 +402,19 @@ class ConsumerInstance:
     ) -> list[Record]:
         log = self._registry.log
         try:
-            return await log.read(tp, cursor.position, max_records=asked, max_bytes=max_bytes)
+            records = await log.read(tp, cursor.position, max_records=asked, max_bytes=max_bytes)
+            if records:
+                return records
+            # Offsets may hold no record (on Kafka, a transaction's commit marker): nothing
+            # to read yet the end is past the position, so a wait would return at once,
+            # forever. A second read after the end was taken proves nothing lies below it.
+            high = (await log.watermarks(tp)).high
+            if high <= cursor.position:
+                return []
+            records = await log.read(tp, cursor.position, max_records=asked, max_bytes=max_bytes)
+            if not records:
+                cursor.position = high
+            return records
         except OffsetOutOfRange:
             # Retention passed the position (those records are gone for everyone), or the
             # topic was recreated shorter: go on from the nearest record that exists.
