@@ -60,6 +60,10 @@ async def document(request: Request) -> Response:
     return json_response(load_document(name))
 
 
+#: The keys of an OpenAPI path item that are operations.
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
 def _render(name: str, doc: dict[str, Any]) -> str:
     parts = [f"<section><h2>{html.escape(doc['info']['title'])}</h2>"]
     parts.append(f"<p><a href='/openapi/{name}.json'>/openapi/{name}.json</a></p>")
@@ -67,6 +71,8 @@ def _render(name: str, doc: dict[str, Any]) -> str:
     parts.append(f"<pre class='desc'>{html.escape(description)}</pre>")
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
+            if method not in _METHODS:
+                continue  # a path's own summary, parameters or x- extensions
             parts.append(
                 f"<details><summary><b>{method.upper()}</b> <code>{html.escape(path)}</code> "
                 f"— {html.escape(operation.get('summary', ''))}</summary><ul>"
