@@ -40,8 +40,8 @@ from sluicegate.core.consumers.instance import ConsumerInstance
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.dialects.cloudevents.produce import principal_of, raw_event
-from sluicegate.errors import BadRequest, Forbidden, UnknownConsumerInstance
+from sluicegate.dialects.cloudevents.produce import consumer_of, raw_event
+from sluicegate.errors import BadRequest, UnknownConsumerInstance
 from sluicegate.http.base_url import BaseUrl
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
@@ -54,19 +54,6 @@ BATCH = b"application/cloudevents-batch+json"
 INSTANCE_PATH = "/{bridge}/ce/consumers/{group}/instances/{instance}"
 _MAX_OFFSET_DIGITS = 18
 _FLAGS = {"true": True, "false": False, "1": True, "0": False}
-
-
-def _consumer(request: Request) -> Principal:
-    """The request's client, which must be a consumer (401 otherwise, as every
-    authorization failure of this dialect)."""
-    principal = principal_of(request)
-    if not principal.permissions.ce_consume_types:
-        raise Forbidden(
-            f"client {principal.name!r} is not a consumer: it has no event types to consume "
-            "(ce_consume_types)",
-            check="consumer",
-        )
-    return principal
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -129,7 +116,7 @@ class Consumers:
 
     async def create(self, request: Request) -> Response:
         """A new instance in the client's group; 201 with its absolute URL."""
-        principal = _consumer(request)
+        principal = consumer_of(request)
         group, subscription = subscription_of(request, principal, self._gateway)
         base = self._base_url.of(request)
         instance = await self._instances.create(
@@ -140,7 +127,7 @@ class Consumers:
 
     def _instance(self, request: Request) -> ConsumerInstance:
         """The instance the path names, if it is this client's and on this bridge."""
-        principal = _consumer(request)
+        principal = consumer_of(request)
         params = request.path_params
         bridge, group = params["bridge"], params["group"]
         if bridge != self._bridge:

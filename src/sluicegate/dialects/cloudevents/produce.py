@@ -13,7 +13,7 @@ from sluicegate.core.cloudevents.event import CloudEvent
 from sluicegate.core.cloudevents.producer import EventProducer, require_producer
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.errors import Unauthenticated, UnsupportedMediaType
+from sluicegate.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -37,6 +37,19 @@ def producer_of(request: Request) -> Principal:
     """The request's client, if it is a producer: refused before its body is read."""
     principal = principal_of(request)
     require_producer(principal)
+    return principal
+
+
+def consumer_of(request: Request) -> Principal:
+    """The request's client, if it is a consumer (401 otherwise, as every authorization
+    failure of this dialect)."""
+    principal = principal_of(request)
+    if not principal.permissions.ce_consume_types:
+        raise Forbidden(
+            f"client {principal.name!r} is not a consumer: it is not registered as a "
+            "CloudEvents consumer (it has no ce_consume_types)",
+            check="consumer",
+        )
     return principal
 
 

@@ -24,9 +24,8 @@ from sluicegate.core.cloudevents.producer import EventProducer
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.dialects.cloudevents.produce import principal_of, raw_event
+from sluicegate.dialects.cloudevents.produce import consumer_of, principal_of, raw_event
 from sluicegate.dialects.cloudevents.websocket import WEBSOCKET_PATH
-from sluicegate.errors import Forbidden
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -147,13 +146,7 @@ class Tools:
 
     async def consumer_test(self, request: Request) -> Response:
         """A test event into the caller's test stream; 202 once durable."""
-        principal = principal_of(request)
-        if not principal.permissions.ce_consume_types:
-            raise Forbidden(
-                f"client {principal.name!r} is not registered as a CloudEvents consumer "
-                "(it has no ce_consume_types): test events go to a consumer's own stream",
-                check="consumer",
-            )
+        principal = consumer_of(request)
         event = await raw_event(request)
         await self._producer.produce_to_stream(streams.test_topic(principal.name), [event])
         return Response(b"", 202, content_type=None)

@@ -49,8 +49,9 @@ from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
-from sluicegate.dialects.cloudevents.consumers import _consumer, subscription_of
+from sluicegate.dialects.cloudevents.consumers import subscription_of
 from sluicegate.dialects.cloudevents.errors import render_error
+from sluicegate.dialects.cloudevents.produce import consumer_of
 from sluicegate.errors import (
     BadRequest,
     ClientError,
@@ -156,7 +157,7 @@ class WebSocketConsumers:
 
     async def connect(self, request: Request, send: Send) -> None:
         """Check the handshake, accept it, and stream until the connection ends."""
-        principal = _consumer(request)
+        principal = consumer_of(request)
         if SUBPROTOCOL not in request.scope.get("subprotocols", ()):
             raise BadRequest(
                 f"this endpoint speaks the WebSocket subprotocol {SUBPROTOCOL}: send "
