@@ -33,8 +33,9 @@ class Served:
 
 @pytest.fixture(scope="module", params=["sqlite", "kafka"])
 def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, http_server: str
 ) -> Iterator[Served]:
+    # Taking ``http_server`` makes a server per HTTP server, not one shared by both.
     env: dict[str, str] = {}
     prefix = ""
     if request.param == "kafka":

@@ -24,7 +24,7 @@ from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 from tests.conftest import make_settings, on_kafka
-from tests.e2e.conftest import on_server, skip_kafka_under_hypercorn
+from tests.e2e.conftest import on_server
 from tests.helpers import serving
 from tests.storage.kafka.conftest import consume_all_async
 
@@ -53,7 +53,6 @@ def kafka_settings(tmp_path: Path, kafka_bootstrap: str) -> Settings:
 
 @pytest.fixture
 async def url(kafka_settings: Settings, http_server: str) -> AsyncIterator[str]:
-    skip_kafka_under_hypercorn("kafka", http_server)
     async with running(open_log(kafka_settings)) as log:
         gateway = Gateway(kafka_settings, log)
         await gateway.start()

@@ -16,7 +16,8 @@ TEXT = {"key": {"type": "text", "data": "k"}, "value": {"type": "text", "data": 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterator[ServerProcess]:
+    # Taking ``http_server`` makes a server per HTTP server, not one shared by both.
     data_dir = tmp_path_factory.mktemp("data")
     with serve_in_subprocess(data_dir) as server:
         yield server

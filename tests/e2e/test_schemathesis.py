@@ -65,8 +65,9 @@ _EXCLUDED_CHECKS = "positive_data_acceptance"
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, http_server: str
 ) -> Iterator[ServerProcess]:
+    # Taking ``http_server`` makes a server per HTTP server, not one shared by both.
     directory = tmp_path_factory.mktemp("schemathesis")
     config = directory / "sluicegate.toml"
     config.write_text(_SERVER_CONFIG, encoding="utf-8")

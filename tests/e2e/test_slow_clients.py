@@ -19,7 +19,6 @@ import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 from tests.conftest import BACKENDS
-from tests.e2e.conftest import skip_kafka_under_hypercorn
 from tests.helpers import backend_env
 from tests.raw_http import exchange, read_response, request_bytes
 
@@ -38,7 +37,6 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, http_server: str
 ) -> Iterator[ServerProcess]:
     # Taking ``http_server`` makes a server per HTTP server, not one shared by both.
-    skip_kafka_under_hypercorn(request.param, http_server)
     env = {
         **backend_env(request, request.param),
         "SLUICEGATE_SERVER__HEADER_TIMEOUT": str(HEADER_TIMEOUT),

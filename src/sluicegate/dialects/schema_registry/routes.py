@@ -421,9 +421,12 @@ def _page(request: Request, items: Sequence[T]) -> list[T]:
 
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = request.query_param(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
+        # int() alone would take " 5", "+5" and "1_000"; the document says digits.
+        if not raw.lstrip("-").isdigit():
+            raise ValueError(raw)
         return int(raw)
     except ValueError:
         raise BadRequest(f"query parameter {name} must be an integer, got {raw!r}") from None
