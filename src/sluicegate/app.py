@@ -17,7 +17,7 @@ from sluicegate.errors import (
     SluicegateError,
 )
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
-from sluicegate.http.responses import Response, json_response
+from sluicegate.http.responses import Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
@@ -199,9 +199,14 @@ class GatewayApp:
                 "unhandled error in %s %s", method, route.path, extra={"incident": incident}
             )
             response = route.render_error(InternalError(incident), request)
-        # Response.__call__'s two messages, without its coroutine.
-        await send(response.start_message())
-        await send({"type": "http.response.body", "body": response.body})
+        if isinstance(response, StreamingResponse):
+            # Outside the request's concurrency slot: a stream (Server-Sent Events) is
+            # counted by its own cap, for as long as it lasts.
+            await response(send)
+        else:
+            # Response.__call__'s two messages, without its coroutine.
+            await send(response.start_message())
+            await send({"type": "http.response.body", "body": response.body})
         series.observe(response.status, perf_counter() - started)
 
     async def _unmatched(
@@ -277,6 +282,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
     from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
+    from sluicegate.dialects.cloudevents.sse import routes as cloudevents_sse
     from sluicegate.dialects.cloudevents.tools import routes as cloudevents_tools
     from sluicegate.dialects.cloudevents.websocket import routes as cloudevents_websocket
     from sluicegate.dialects.records_v2.routes import routes as records_v2
@@ -294,6 +300,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
         *cloudevents_consumers(gateway),
+        *cloudevents_sse(gateway),
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.

@@ -355,6 +355,12 @@ class CloudEventSettings(_Section):
     #: permessage-deflate, when the client offers it. Off: it costs more CPU per event
     #: than sending an event does, and tens of kilobytes of zlib state per connection.
     websocket_compression: bool = False
+    #: Server-Sent Events consumers (``/ce/sse``): milliseconds a client waits before it
+    #: reconnects (the stream's ``retry:``), and seconds an instance whose stream ended
+    #: waits for that reconnection (its ``Last-Event-ID`` confirms and resumes) before it
+    #: expires and its unconfirmed events go to the group again (0: at once).
+    sse_retry_ms: int = 3000
+    sse_reconnect_grace: float = 30.0
 
 
 class Settings(_Section):
@@ -465,6 +471,12 @@ def _consumer_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
         ),
         (ce.websocket_ping_interval > 0, "cloudevents.websocket_ping_interval", "must be > 0"),
         (ce.websocket_ping_timeout > 0, "cloudevents.websocket_ping_timeout", "must be > 0"),
+        (ce.sse_retry_ms >= 0, "cloudevents.sse_retry_ms", "must be >= 0"),
+        (
+            0 <= ce.sse_reconnect_grace <= ce.consumer_idle_timeout,
+            "cloudevents.sse_reconnect_grace",
+            "must be from 0 to cloudevents.consumer_idle_timeout",
+        ),
         *(
             (
                 origin == "*" or _is_origin(origin),

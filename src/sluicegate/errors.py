@@ -27,6 +27,7 @@ it into a 500 with an incident id.
       - MessagePurged
       - SchemaNotFound / SubjectNotFound / VersionNotFound
     + MethodNotAllowed          405
+    + NotAcceptable             406 the ``Accept`` header excludes what the route answers
     + RequestTimeout            408 the request's headers or body did not arrive in time
     + Conflict                  409
       - TopicExists
@@ -67,6 +68,7 @@ __all__ = [
     "InvalidTopicName",
     "MessagePurged",
     "MethodNotAllowed",
+    "NotAcceptable",
     "NotFound",
     "OffsetOutOfRange",
     "OriginNotAllowed",
@@ -238,6 +240,13 @@ class MethodNotAllowed(ClientError):
     def __init__(self, message: str, allowed: list[str]) -> None:
         super().__init__(message, allowed=allowed)
         self.allowed = allowed
+
+
+class NotAcceptable(ClientError):
+    """The client's ``Accept`` excludes every media type the route answers with."""
+
+    status = 406
+    code = "not_acceptable"
 
 
 class RequestTimeout(ClientError):

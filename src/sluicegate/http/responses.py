@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from sluicegate.http.types import Message, Send
 
-__all__ = ["JSON", "Response", "json_response"]
+__all__ = ["JSON", "Response", "StreamingResponse", "json_response"]
 
 JSON = b"application/json"
 _encode = msgspec.json.Encoder().encode
@@ -41,6 +42,36 @@ class Response:
     async def __call__(self, send: Send) -> None:
         await send(self.start_message())
         await send({"type": "http.response.body", "body": self.body})
+
+
+class StreamingResponse(Response):
+    """A response written over time by ``write(send, start)`` (no ``Content-Length``:
+    chunked on HTTP/1.1).
+
+    ``write`` sends ``start`` (the start message) and then ``http.response.body``
+    messages with ``more_body``, and ends the body itself. It owns whatever the endpoint
+    set up for it, and frees it even when the client is gone before the first message;
+    it handles every error on its own, since a status can no longer be told.
+    """
+
+    __slots__ = ("_write",)
+
+    def __init__(
+        self,
+        write: Callable[[Send, Message], Awaitable[None]],
+        status: int = 200,
+        *,
+        content_type: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(b"", status, content_type=content_type, headers=headers)
+        self._write = write
+
+    def start_message(self) -> Message:
+        return {"type": "http.response.start", "status": self.status, "headers": self.headers}
+
+    async def __call__(self, send: Send) -> None:
+        await self._write(send, self.start_message())
 
 
 def json_response(

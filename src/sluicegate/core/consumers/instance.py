@@ -76,6 +76,7 @@ class ConsumerInstance:
         "_wake",
         "busy",
         "closed",
+        "confirmable",
         "group",
         "id",
         "last_used",
@@ -101,6 +102,10 @@ class ConsumerInstance:
         self.closed = False
         #: Requests using the instance now; the reaper never takes a busy instance.
         self.busy = 0
+        #: The last delivery a confirmation may name when it is not the last one read: a
+        #: stream's, which reads a batch ahead of what its connection has sent (``None``:
+        #: every delivery was handed over as it was read, as a poll's are).
+        self.confirmable: int | None = None
         self.last_used = registry.monotonic()
         self._topics: frozenset[str] = frozenset()
         self._subscription_version = -1
@@ -204,7 +209,7 @@ class ConsumerInstance:
         try:
             async with self._locked():
                 self._check_open()
-                delivered = self._next - 1
+                delivered = self._next - 1 if self.confirmable is None else self.confirmable
                 if upto is None:
                     upto = delivered
                 elif upto < 1:

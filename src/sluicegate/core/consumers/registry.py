@@ -16,6 +16,7 @@ bound the memory a client that never deletes can hold until its instances expire
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import secrets
 import time
@@ -78,6 +79,8 @@ class ConsumerInstances:
         self._groups: dict[str, LocalGroup] = {}
         self._per_client: dict[str, int] = {}
         self._deadlines: list[tuple[float, str]] = []
+        #: Set when a deadline earlier than the reaper's next wake-up is added.
+        self._sooner: asyncio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._instances)
@@ -171,6 +174,23 @@ class ConsumerInstances:
 
     # -- idle expiry -----------------------------------------------------------------
 
+    def expire_in(self, instance: ConsumerInstance, seconds: float) -> None:
+        """Let ``instance`` expire ``seconds`` from now unless it is used before.
+
+        For a stream's instance whose connection ended: it waits that long for its
+        client to reconnect, not the whole idle timeout. Its idle clock is set as if it
+        had last been used ``idle_timeout - seconds`` ago, so that a later use (a
+        confirmation on its URL) gives it the whole idle timeout again, as for any
+        instance; the reaper is woken when this deadline comes before its next one.
+        """
+        if self._instances.get(instance.id) is not instance:
+            return
+        now = self.monotonic()
+        instance.last_used = now - self.settings.idle_timeout + seconds
+        heapq.heappush(self._deadlines, (now + seconds, instance.id))
+        if self._sooner is not None:
+            self._sooner.set()
+
     async def reap_due(self) -> int:
         """Close every instance idle past ``idle_timeout``; how many were closed."""
         idle = self.settings.idle_timeout
@@ -196,14 +216,18 @@ class ConsumerInstances:
 
     async def run(self) -> None:
         """Reap idle instances until cancelled: sleep until the first deadline, repeat."""
+        sooner = self._sooner = asyncio.Event()
         while True:
             await self.reap_due()
             if self._deadlines:
                 delay = self._deadlines[0][0] - self.monotonic()
             else:
-                # New instances' deadlines are an idle timeout away at least.
+                # New instances' deadlines are an idle timeout away at least (those of
+                # ``expire_in`` set ``sooner``).
                 delay = self.settings.idle_timeout
-            await asyncio.sleep(max(delay, 0.01))
+            sooner.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sooner.wait(), max(delay, 0.01))
 
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics."""

@@ -1,5 +1,6 @@
-"""Consumer instances served as streams over one connection each (WebSocket; Server-Sent
-Events next): the instance lives exactly as long as its connection.
+"""Consumer instances served as streams over one connection each (WebSocket, Server-Sent
+Events): the instance lives as long as its connection (a Server-Sent Events instance a
+little longer, see ``Streams.open``'s ``linger``).
 
 A stream is a consumer instance like a long poll's, with the same group, delivery
 sequence, confirmations, contiguous commits and redelivery; what differs is who drives
@@ -71,10 +72,15 @@ class ConsumerStream:
         self._window = window
         self._batch_size = batch_size
 
-    async def next_batch(self) -> Batch:
+    async def next_batch(self, wait: float | None = None) -> Batch:
         """The next events (``batch_size`` at most), waiting as long as it takes, while
-        the window is full too. Never empty."""
+        the window is full too; never empty. With ``wait``, empty once that many seconds
+        pass without one (a Server-Sent Events stream's turn to send a heartbeat)."""
         instance = self.instance
+        if wait is not None:
+            return await instance.next_batch(
+                self._batch_size, wait, _never, window=self._window, polls=self._polls
+            )
         while True:
             batch = await instance.next_batch(
                 self._batch_size, _WAIT_STEP, _never, window=self._window, polls=self._polls
@@ -116,9 +122,15 @@ class Streams:
         *,
         window: int,
         batch_size: int,
+        linger: float = 0.0,
     ) -> AsyncIterator[ConsumerStream]:
         """A new instance of ``owner`` in storage group ``group``, streaming until the
-        block ends; then it is discarded and its unconfirmed events go to the group."""
+        block ends; then it is discarded and its unconfirmed events go to the group.
+
+        With ``linger`` (seconds), the instance outlives the block by that long instead
+        (unless the gateway shuts down): a client that reconnects in time can still
+        confirm on it (Server-Sent Events' ``Last-Event-ID``); then it expires like an
+        idle instance."""
         if self.closing:
             raise ShuttingDown("the gateway is shutting down; connect again shortly", retry_after=1)
         instances = self._instances
@@ -133,7 +145,10 @@ class Streams:
             instance.busy -= 1
             self._open.discard(stream)
             try:
-                await instances.discard(instance)
+                if linger > 0 and not self.closing and not instance.closed:
+                    instances.expire_in(instance, linger)
+                else:
+                    await instances.discard(instance)
             finally:
                 if self._ended is not None and not self._open:
                     self._ended.set()

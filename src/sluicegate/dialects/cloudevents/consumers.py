@@ -170,6 +170,11 @@ class Consumers:
 
     async def _poll(self, request: Request, max_events: int) -> Batch:
         instance = self._instance(request)
+        if instance.confirmable is not None:
+            raise BadRequest(
+                "this instance streams its events over Server-Sent Events (GET /ce/sse); "
+                "it can be confirmed, sent dead events and deleted here, not polled"
+            )
         timeout = self._timeout(request)
         if _flag(request, "confirm", False):
             await instance.confirm()
