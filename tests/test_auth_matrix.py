@@ -162,6 +162,7 @@ NEEDS: dict[str, Need] = {
     "DELETE /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
     # CloudEvents consumer instances: a consumer's own (test_consumer_instances_are_private).
     "POST /ce/consumers": Need.CE_CONSUME,
+    "GET /ce/sse": Need.CE_CONSUME,
     **{f"{method} {INSTANCE}{action}": Need.CE_CONSUME for method, action in INSTANCE_ROUTES},
 }
 
@@ -240,6 +241,9 @@ BODIES: dict[str, tuple[str, Any]] = {
     "PUT /admin/v1/cloudevents/types/{type:path}/schema": ("application/json", {}),
     f"POST {INSTANCE}/dead": ("application/json", {"n": 1}),
 }
+
+#: Query strings some routes need here: a stream ends once nothing is left to send.
+QUERIES = {"GET /ce/sse": "?timeout=0"}
 
 
 def app_routes() -> list[Route]:
@@ -368,6 +372,7 @@ def test_every_rule_names_a_route() -> None:
     keys = {rule_key(method, route.path) for method, route in ROUTES if route.authenticated}
     assert set(NEEDS) - keys == set()
     assert set(BODIES) - keys == set()
+    assert set(QUERIES) - keys == set()
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -388,6 +393,7 @@ async def test_route_answers_credentials(
         headers["content-type"] = content_type
         content = json.dumps(body).encode()
     path = fill(route.path, world.bystander_key_id, await world.topic_id(), world.instance)
+    path += QUERIES.get(key, "")
     response = await world.http.request(method, path, content=content, headers=headers)
     status, text = response.status_code, response.text
 

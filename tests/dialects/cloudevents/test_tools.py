@@ -50,6 +50,7 @@ async def test_my_settings_shows_what_the_client_may_do_and_no_secret(
             "types": ["Order.*"],
             "types_produced": ["Order.Paid"],
             "websocket": "/ce/ws",
+            "sse": "/ce/sse",
             "poll_timeout_seconds": 20.0,
             "max_poll_timeout_seconds": 60.0,
             "batch_size": 1000,

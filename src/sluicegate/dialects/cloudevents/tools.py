@@ -25,6 +25,7 @@ from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of, principal_of, raw_event
+from sluicegate.dialects.cloudevents.sse import SSE_PATH
 from sluicegate.dialects.cloudevents.websocket import WEBSOCKET_PATH
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
@@ -50,6 +51,7 @@ class ConsumerOut(msgspec.Struct, frozen=True):
     #: Types produced so far that ``types`` match: what a new consumer starts receiving.
     types_produced: list[str]
     websocket: str
+    sse: str
     #: What a consumer's requests meet: the long poll's wait (default and longest), the
     #: most events one poll returns, unconfirmed events a WebSocket connection may hold,
     #: and the idle time after which an instance expires.
@@ -111,6 +113,7 @@ class Tools:
                 types=permissions.ce_consume_types,
                 types_produced=self._registry.types_matching(consumes),
                 websocket=WEBSOCKET_PATH,
+                sse=SSE_PATH,
                 poll_timeout_seconds=ce.poll_timeout,
                 max_poll_timeout_seconds=ce.max_poll_timeout,
                 batch_size=ce.batch_size,
