@@ -35,6 +35,7 @@ MODULES = {
     "cloudevents-dedup": "bench.cloudevents_dedup",
     "cloudevents-consume": "bench.cloudevents_consume",
     "cloudevents-ws": "bench.cloudevents_ws",
+    "cloudevents-sse": "bench.cloudevents_sse",
 }
 #: Names for several groups at once.
 ALIASES = {
@@ -44,6 +45,7 @@ ALIASES = {
         "cloudevents-dedup",
         "cloudevents-consume",
         "cloudevents-ws",
+        "cloudevents-sse",
     ),
 }
 RESULTS = Path(__file__).parent / "results"

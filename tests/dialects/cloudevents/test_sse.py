@@ -407,3 +407,16 @@ async def test_a_client_that_stops_reading_holds_the_server_to_a_bounded_queue(
     assert max(served.write_buffers()) <= 64 * 1024 + 32 * 1024 + 8192
     writer.transport.abort()
     await no_streams(served)
+
+
+async def test_shutdown_ends_streams_and_frees_their_instances(
+    served: GatewayServer, http: httpx.AsyncClient, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    await produce(served.http, producer, [event("a")])
+    async with stream(http, consumer) as (_, events, _first):
+        assert ids(await events.take(1)) == ["a"]
+        await served.shutdown()
+        # The body ends (an EventSource would reconnect to another node); the instance
+        # does not wait for a reconnection here: the gateway is going away.
+        assert await events.rest() == []
+        assert len(served.gateway.consumers) == 0

@@ -76,6 +76,7 @@ from sluicegate.errors import (
     BadRequest,
     NotAcceptable,
     SluicegateError,
+    Unavailable,
     UnknownConsumerInstance,
 )
 from sluicegate.http.base_url import BaseUrl
@@ -295,12 +296,20 @@ class ServerSentEvents:
             # Its connection is still open here (half-open, say): the client has moved on.
             if not session.stop.done():
                 session.stop.set_result(None)
-            async with asyncio.timeout(self._stall + _END_WAIT):
-                await session.ended.wait()
-        if instance.closed:
-            return False
-        if offset:
-            await instance.confirm(offset)
+            try:
+                async with asyncio.timeout(self._stall + _END_WAIT):
+                    await session.ended.wait()
+            except TimeoutError:
+                raise Unavailable(
+                    "the stream of the instance Last-Event-ID names is still ending; "
+                    "reconnect shortly",
+                    retry_after=1,
+                ) from None
+        try:
+            if offset:
+                await instance.confirm(offset)
+        except UnknownConsumerInstance:
+            return False  # deleted meanwhile: its events went to the group
         await self._instances.discard(instance)
         return True
 

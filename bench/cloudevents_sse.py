@@ -1,0 +1,109 @@
+"""CloudEvents Server-Sent Events consumer benchmark. Run: ``python -m bench.run --only
+cloudevents-sse``.
+
+- ``cloudevents-sse-backlog``: one ``GET /ce/sse`` stream (HTTP/1.1, uvicorn) reads a
+  backlog of ``cloudevents_ws.BACKLOG`` events, confirming every 1,000 with ``POST
+  …/confirm`` on its instance URL (on a second connection, one confirmation in flight at a
+  time); events/s. The baseline is the WebSocket consumer reading the same backlog on the
+  same server in the same run (``cloudevents_ws._backlog``, which produces it, confirming
+  every 1,000 with ``confirm:`` messages): target ratio ≥ 0.8.
+
+The client counts events by the blank line that ends each (``\\n\\n``: the events' JSON has
+no line breaks, heartbeats are single comment lines), never decoding them, so that a Python
+SSE parser does not measure itself; chunked encoding's framing holds no blank line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from typing import Any
+
+import httpx
+
+from bench import cloudevents_ws
+from bench.http_produce import _entry
+from bench.servers import SERVER_CPU, spread_helper_threads
+from sluicegate.testing.process import serve_in_subprocess
+
+__all__ = ["run"]
+
+CONFIRM_EVERY = cloudevents_ws.CONFIRM_EVERY
+TARGET_RATIO = 0.8
+
+
+async def _open(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    """A stream opened over a raw socket; its instance URL (the ``Location`` header)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+    writer.write(head.encode() + b"\r\n")
+    answer = await reader.readuntil(b"\r\n\r\n")
+    if not answer.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"stream refused: {answer[:200]!r}")
+    for line in answer.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.lower() == "location":
+            return reader, writer, value.strip()
+    raise RuntimeError("no Location in the stream's head")
+
+
+async def _sse_backlog(url: str, port: int, total: int) -> float:
+    """Read ``total`` events of a new group, confirming every ``CONFIRM_EVERY``; events/s."""
+    reader, writer, instance = await _open(port, "/ce/sse?group=sse-backlog&test=false")
+    path = httpx.URL(instance).path
+    ends = -1  # the instance event ends with a blank line too
+    carry = b""
+    confirming: asyncio.Task[Any] | None = None
+    confirmed = 0
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        started = time.perf_counter()
+        while ends < total:
+            data = await reader.read(1 << 20)
+            if not data:
+                raise RuntimeError(f"the stream ended after {ends} events")
+            ends += (carry + data).count(b"\n\n")
+            carry = data[-1:]
+            if ends - confirmed >= CONFIRM_EVERY and (confirming is None or confirming.done()):
+                if confirming is not None:
+                    confirming.result().raise_for_status()
+                confirmed = ends - ends % CONFIRM_EVERY
+                confirming = asyncio.ensure_future(
+                    client.post(f"{path}/confirm", params={"offset": str(confirmed)})
+                )
+        seconds = time.perf_counter() - started
+        if confirming is not None:
+            (await confirming).raise_for_status()
+    writer.close()
+    return total / seconds
+
+
+async def _measure(url: str) -> dict[str, dict[str, Any]]:
+    port = int(url.rsplit(":", 1)[1])
+    # The WebSocket's own benchmark function: it produces the backlog, then reads it.
+    ws = await cloudevents_ws._backlog(url, port)
+    sse = await _sse_backlog(url, port, cloudevents_ws.BACKLOG)
+    print(f"backlog: SSE {sse:,.0f} events/s, WebSocket {ws:,.0f} events/s", flush=True)
+    return {
+        "cloudevents-sse-backlog": _entry(
+            sse,
+            "events/s",
+            ws,
+            baseline_is="WebSocket consumer, same backlog, same server, same run",
+            target_ratio=TARGET_RATIO,
+            confirm_every=CONFIRM_EVERY,
+            events=cloudevents_ws.BACKLOG,
+        ),
+        "cloudevents-sse-ws-backlog": _entry(ws, "events/s", ws, events=cloudevents_ws.BACKLOG),
+    }
+
+
+def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
+    """The SSE backlog benchmark and its WebSocket baseline (bounded by the backlog's size,
+    not ``duration``)."""
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        serve_in_subprocess(data_dir, cpu=SERVER_CPU) as server,
+    ):
+        spread_helper_threads(server.pid)
+        return asyncio.run(_measure(server.url))
