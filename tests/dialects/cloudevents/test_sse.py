@@ -410,7 +410,10 @@ async def test_a_client_that_stops_reading_holds_the_server_to_a_bounded_queue(
 
 
 async def test_shutdown_ends_streams_and_frees_their_instances(
-    served: GatewayServer, http: httpx.AsyncClient, producer: dict[str, str], consumer: dict[str, str]
+    served: GatewayServer,
+    http: httpx.AsyncClient,
+    producer: dict[str, str],
+    consumer: dict[str, str],
 ) -> None:
     await produce(served.http, producer, [event("a")])
     async with stream(http, consumer) as (_, events, _first):

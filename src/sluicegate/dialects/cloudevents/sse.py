@@ -180,8 +180,6 @@ def _last_event_id(request: Request) -> tuple[str, int] | None:
 def _data_lines(data: bytes) -> bytes:
     """``data`` as the value of ``data:`` lines: JSON written over several lines (line
     breaks are only whitespace in JSON) becomes one ``data:`` line each."""
-    if b"\n" not in data and b"\r" not in data:
-        return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\ndata: ")
 
 
@@ -406,10 +404,10 @@ class ServerSentEvents:
                     offset = batch.first
                     chunk = bytearray()
                     for record in batch.records:
-                        chunk += b"id: %d" % offset
-                        chunk += suffix
-                        chunk += _data_lines(structured_json(record, offset))
-                        chunk += b"\n\n"
+                        data = structured_json(record, offset)
+                        if b"\n" in data or b"\r" in data:
+                            data = _data_lines(data)
+                        chunk += b"id: %d%s%s\n\n" % (offset, suffix, data)
                         if len(chunk) >= _CHUNK_BYTES:
                             await send(_body(bytes(chunk)))
                             instance.confirmable = stream.sent = offset
