@@ -5,8 +5,12 @@ cloudevents-sse``.
   backlog of ``cloudevents_ws.BACKLOG`` events, confirming every 1,000 with ``POST
   …/confirm`` on its instance URL (on a second connection, one confirmation in flight at a
   time); events/s. The baseline is the WebSocket consumer reading the same backlog on the
-  same server in the same run (``cloudevents_ws._backlog``, which produces it, confirming
-  every 1,000 with ``confirm:`` messages): target ratio ≥ 0.8.
+  same server in the same run (``cloudevents_ws._produce_backlog`` and ``_read_backlog``,
+  which confirms every 1,000 with ``confirm:`` messages): target ratio ≥ 0.8.
+- ``cloudevents-sse-cpu-per-event``: the server process's CPU time (user + system, every
+  thread, from ``/proc``) per event while the SSE stream reads the backlog, against the
+  same while the WebSocket reads it (``ratio`` < 1: SSE costs less). CPU time stays
+  meaningful on a busy machine, where the rates swing with the load.
 
 The client counts events by the blank line that ends each (``\\n\\n``: the events' JSON has
 no line breaks, heartbeats are single comment lines), never decoding them, so that a Python
@@ -16,6 +20,7 @@ SSE parser does not measure itself; chunked encoding's framing holds no blank li
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from typing import Any
@@ -78,12 +83,29 @@ async def _sse_backlog(url: str, port: int, total: int) -> float:
     return total / seconds
 
 
-async def _measure(url: str) -> dict[str, dict[str, Any]]:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far, every thread included."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(url: str, pid: int) -> dict[str, dict[str, Any]]:
     port = int(url.rsplit(":", 1)[1])
-    # The WebSocket's own benchmark function: it produces the backlog, then reads it.
-    ws = await cloudevents_ws._backlog(url, port)
-    sse = await _sse_backlog(url, port, cloudevents_ws.BACKLOG)
-    print(f"backlog: SSE {sse:,.0f} events/s, WebSocket {ws:,.0f} events/s", flush=True)
+    total = cloudevents_ws.BACKLOG
+    await cloudevents_ws._produce_backlog(url)
+    # The WebSocket benchmark's own reading of its backlog.
+    before = _cpu_seconds(pid)
+    ws = await cloudevents_ws._read_backlog(port)
+    ws_cpu = (_cpu_seconds(pid) - before) / total
+    before = _cpu_seconds(pid)
+    sse = await _sse_backlog(url, port, total)
+    sse_cpu = (_cpu_seconds(pid) - before) / total
+    print(
+        f"backlog: SSE {sse:,.0f} events/s, WebSocket {ws:,.0f} events/s; server CPU "
+        f"{sse_cpu * 1e6:.1f} and {ws_cpu * 1e6:.1f} µs an event",
+        flush=True,
+    )
     return {
         "cloudevents-sse-backlog": _entry(
             sse,
@@ -95,6 +117,9 @@ async def _measure(url: str) -> dict[str, dict[str, Any]]:
             events=cloudevents_ws.BACKLOG,
         ),
         "cloudevents-sse-ws-backlog": _entry(ws, "events/s", ws, events=cloudevents_ws.BACKLOG),
+        "cloudevents-sse-cpu-per-event": _entry(
+            sse_cpu * 1e6, "µs", ws_cpu * 1e6, baseline_is="WebSocket, same run"
+        ),
     }
 
 
@@ -106,4 +131,4 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         serve_in_subprocess(data_dir, cpu=SERVER_CPU) as server,
     ):
         spread_helper_threads(server.pid)
-        return asyncio.run(_measure(server.url))
+        return asyncio.run(_measure(server.url, server.pid))

@@ -225,6 +225,11 @@ async def _produce_backlog(url: str) -> None:
 
 async def _backlog(url: str, port: int) -> float:
     await _produce_backlog(url)
+    return await _read_backlog(port)
+
+
+async def _read_backlog(port: int) -> float:
+    """Events/s of one consumer reading the backlog (group ``backlog``)."""
     reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
     seconds = await _read_events(reader, writer, BACKLOG)
     writer.close()

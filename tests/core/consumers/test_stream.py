@@ -7,11 +7,12 @@ import asyncio
 
 import pytest
 
-from sluicegate.core.consumers.registry import ConsumerInstances
+from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettings
 from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.gateway import Gateway
+from sluicegate.core.longpoll import LongPolls
 from sluicegate.errors import BadRequest, ShuttingDown
-from tests.core.consumers.conftest import Topics, append, make_topic
+from tests.core.consumers.conftest import FakeClock, Topics, append, make_topic
 
 
 @pytest.fixture
@@ -79,3 +80,50 @@ async def test_close_all_stops_open_streams_and_refuses_new_ones(
     with pytest.raises(ShuttingDown):
         async with streams.open("c", "g", Topics(topic), window=10, batch_size=10):
             pass
+
+
+async def test_a_lingering_instance_outlives_its_block_until_its_grace_passes(
+    gateway: Gateway, instances: ConsumerInstances, streams: Streams, clock: FakeClock
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
+    async with streams.open(
+        "c", "g", Topics(topic), window=10, batch_size=10, linger=5.0
+    ) as stream:
+        await stream.next_batch()
+        stream.instance.confirmable = stream.sent = 1  # one of the two read was sent
+    instance = stream.instance
+    assert len(instances) == 1  # the block ended; the instance waits for a reconnection
+    with pytest.raises(BadRequest, match="offset 2 was never delivered"):
+        await instance.confirm(2)
+    await instance.confirm()  # everything it sent: 1, not the event read ahead of it
+    clock.advance(4)
+    assert await instances.reap_due() == 0
+    clock.advance(2)
+    assert await instances.reap_due() == 1  # its grace, not the whole idle timeout
+    successor = await instances.create("c", "g", Topics(topic))
+    assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"b"]
+
+
+async def test_the_reaper_is_woken_for_a_grace_shorter_than_its_sleep(gateway: Gateway) -> None:
+    topic = await make_topic(gateway, "orders")
+    instances = ConsumerInstances(
+        gateway.log,
+        LongPolls(gateway.log, gateway.limits.long_polls),
+        ConsumerSettings(idle_timeout=300.0),
+    )
+    streams = Streams(instances)
+    reaper = asyncio.ensure_future(instances.run())
+    try:
+        async with streams.open("c", "g", Topics(topic), window=10, batch_size=10, linger=0.1):
+            await asyncio.sleep(0.05)  # the reaper sleeps for the idle timeout now
+        async with asyncio.timeout(5):
+            while len(instances):  # noqa: ASYNC110 - a gauge, nothing to await
+                await asyncio.sleep(0.02)
+    finally:
+        reaper.cancel()
+        await asyncio.gather(reaper, return_exceptions=True)
+
+
+async def _never() -> None:
+    await asyncio.get_running_loop().create_future()
