@@ -87,20 +87,32 @@ async def test_a_lingering_instance_outlives_its_block_until_its_grace_passes(
 ) -> None:
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"a", b"b"])
+    async with streams.open("c", "g", Topics(topic), window=10, batch_size=10, linger=5.0):
+        pass
+    assert len(instances) == 1  # the block ended; the instance waits for a reconnection
+    clock.advance(4)
+    assert await instances.reap_due() == 0
+    clock.advance(2)
+    assert await instances.reap_due() == 1  # its grace, not the whole idle timeout (60 s)
+
+
+async def test_a_lingering_instance_confirms_only_what_was_sent(
+    gateway: Gateway, instances: ConsumerInstances, streams: Streams, clock: FakeClock
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
     async with streams.open(
         "c", "g", Topics(topic), window=10, batch_size=10, linger=5.0
     ) as stream:
         await stream.next_batch()
         stream.instance.confirmable = stream.sent = 1  # one of the two read was sent
     instance = stream.instance
-    assert len(instances) == 1  # the block ended; the instance waits for a reconnection
     with pytest.raises(BadRequest, match="offset 2 was never delivered"):
         await instance.confirm(2)
     await instance.confirm()  # everything it sent: 1, not the event read ahead of it
-    clock.advance(4)
-    assert await instances.reap_due() == 0
-    clock.advance(2)
-    assert await instances.reap_due() == 1  # its grace, not the whole idle timeout
+    clock.advance(30)
+    assert await instances.reap_due() == 0  # used on its URL: the whole idle timeout again
+    await instances.discard(instance)
     successor = await instances.create("c", "g", Topics(topic))
     assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"b"]
 
