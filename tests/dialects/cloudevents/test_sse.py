@@ -423,3 +423,16 @@ async def test_shutdown_ends_streams_and_frees_their_instances(
         # does not wait for a reconnection here: the gateway is going away.
         assert await events.rest() == []
         assert len(served.gateway.consumers) == 0
+
+
+async def test_delete_on_the_instance_url_ends_the_stream_with_an_error_event(
+    served: GatewayServer, http: httpx.AsyncClient, consumer: dict[str, str]
+) -> None:
+    async with stream(http, consumer) as (_, events, first):
+        instance = urlsplit(first["instance"]).path
+        assert (await http.delete(instance, headers=consumer)).status_code == 204
+        (error,) = await events.rest()
+    assert error.event == "error"
+    body = json.loads(error.data)
+    assert body["status"] == 404
+    assert body["error"] == "unknown_consumer_instance"
