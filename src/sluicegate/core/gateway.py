@@ -65,7 +65,7 @@ class Gateway:
         self.consumers = ConsumerInstances(
             log, LongPolls(log, self.limits.long_polls), consumer_settings(settings.cloudevents)
         )
-        #: The consumer instances streaming over a connection (WebSocket).
+        #: The consumer instances streaming over a connection (WebSocket, Server-Sent Events).
         self.streams = Streams(self.consumers)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
