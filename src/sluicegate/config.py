@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SLUICEGATE_"
+#: A node's id when none is set (one node alone needs no other).
+DEFAULT_NODE_ID = "node-1"
 #: Identities are remembered with an expiry in 32-bit seconds; a year is plenty.
 _MAX_DEDUP_WINDOW = 366 * 86_400
 
@@ -71,7 +73,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     #: This node's id; the cloudevents dialect calls it the bridge.
-    node_id: str = "node-1"
+    node_id: str = DEFAULT_NODE_ID
     #: Seconds in-flight requests get to finish on shutdown.
     graceful_shutdown: float = 10.0
     #: ``json``, ``text``, or ``auto`` (JSON unless stderr is a terminal).
@@ -591,7 +593,7 @@ def _validate_cluster(settings: Settings) -> None:
     """Check ``[cluster]`` and settle the node id: ``cluster.node_id`` and
     ``server.node_id`` name the same thing, so after this both hold it."""
     cluster, server = settings.cluster, settings.server
-    if cluster.node_id and server.node_id not in (cluster.node_id, ServerSettings.node_id):
+    if cluster.node_id and server.node_id not in (cluster.node_id, DEFAULT_NODE_ID):
         raise ConfigError(
             "cluster.node_id",
             f"{cluster.node_id!r} differs from server.node_id {server.node_id!r}; set one of them",
