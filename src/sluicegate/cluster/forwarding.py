@@ -40,6 +40,7 @@ from sluicegate.errors import Unauthenticated, Unavailable, UnknownConsumerInsta
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Endpoint
+from sluicegate.http.tls import peer_certificate
 from sluicegate.observability.metrics import RequestSeries
 
 __all__ = ["SECRET_HEADER", "Forwarder"]
@@ -156,7 +157,7 @@ class Forwarder:
 
     async def forward(self, request: Request, node_id: str, base_url: str) -> Response:
         """``request`` as answered by the node ``node_id`` at ``base_url``."""
-        if b"authorization" not in request.raw_headers:
+        if b"authorization" not in request.raw_headers and peer_certificate(request.scope):
             raise UnknownConsumerInstance(
                 f"consumer instance not found on this node: it is on node {node_id!r}, and "
                 "requests authenticated by a client certificate are not forwarded between "

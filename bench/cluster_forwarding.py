@@ -1,0 +1,118 @@
+"""Two nodes on one Kafka cluster: a consumer's backlog read through the node holding it,
+and through the other node (every poll forwarded).
+
+Run: ``python -m bench.run --only cluster``. Both nodes run on this machine against the
+broker of ``bench.kafka_produce.kafka_cluster``. 20,000 events are produced once; each
+measurement creates an instance of a new group on node A (so it starts at the first
+event) and reads the whole backlog in polls of ``batch_size`` events, confirming each
+batch with the next poll (``confirm=true``): directly on A, then through B, alternating
+``_ROUNDS`` times each; the best of each is kept.
+
+- ``cluster-forwarded-long-poll-consume``: events/s read through B, against the same read
+  on A (target: ratio ≥ 0.8, forwarding costs at most a fifth).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.kafka_produce import _entry, kafka_cluster, kafka_server_env
+from sluicegate.testing.process import serve_in_subprocess
+
+__all__ = ["run"]
+
+EVENTS = 20_000
+_BATCH = 500
+#: Direct and forwarded reads alternate this many times each; the best of each is kept
+#: (on a shared machine a run swings by 2-3x with what else runs).
+_ROUNDS = 3
+_SECRET = "bench-cluster-secret-0123456789abcdef0123"
+
+
+def _produce(http: httpx.Client) -> None:
+    headers = {"content-type": "application/cloudevents-batch+json"}
+    for start in range(0, EVENTS, _BATCH):
+        events = [
+            {
+                "specversion": "1.0",
+                "id": f"e{n}",
+                "source": "urn:bench",
+                "type": "Bench.Event",
+                "partitionkey": f"k{n % 64}",
+                "data": {"n": n},
+            }
+            for n in range(start, start + _BATCH)
+        ]
+        answer = http.post("/ce/produce/events", json=events, headers=headers)
+        answer.raise_for_status()
+
+
+def _read_backlog(owner: httpx.Client, reader: httpx.Client) -> float:
+    """Events/s of one new instance on ``owner`` reading the backlog through ``reader``."""
+    created = owner.post("/ce/consumers", params={"group": f"g{uuid.uuid4().hex[:8]}"})
+    created.raise_for_status()
+    path = urlsplit(created.headers["location"]).path
+    read = 0
+    started = time.perf_counter()
+    params = {"timeout": "5"}
+    while read < EVENTS:
+        answer = reader.get(f"{path}/events", params=params)
+        if answer.status_code == 204:
+            raise RuntimeError(f"the backlog ended after {read} of {EVENTS} events")
+        answer.raise_for_status()
+        read += len(answer.json())
+        params = {"timeout": "5", "confirm": "true"}
+    elapsed = time.perf_counter() - started
+    owner.delete(path)
+    return read / elapsed
+
+
+def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Direct against forwarded long-poll consume (``duration`` is not used: the backlog
+    sets the length)."""
+    with kafka_cluster() as bootstrap, tempfile.TemporaryDirectory() as directory:
+        shared = kafka_server_env(bootstrap)
+        env = {**shared, "SLUICEGATE_CLUSTER__SECRET": _SECRET}
+        with (
+            serve_in_subprocess(
+                Path(directory) / "a", env={**env, "SLUICEGATE_CLUSTER__NODE_ID": "node-a"}
+            ) as a,
+            serve_in_subprocess(
+                Path(directory) / "b", env={**env, "SLUICEGATE_CLUSTER__NODE_ID": "node-b"}
+            ) as b,
+            httpx.Client(base_url=a.url, timeout=60) as on_a,
+            httpx.Client(base_url=b.url, timeout=60) as on_b,
+        ):
+            _produce(on_a)
+            _wait_for_node(on_b, "node-a")
+            direct, forwarded = [], []
+            for _ in range(_ROUNDS):
+                direct.append(_read_backlog(on_a, on_a))
+                forwarded.append(_read_backlog(on_a, on_b))
+    return {
+        "cluster-forwarded-long-poll-consume": _entry(
+            max(forwarded),
+            "events/s",
+            max(direct),
+            target_ratio=0.8,
+            direct_runs=[round(x) for x in direct],
+            forwarded_runs=[round(x) for x in forwarded],
+        )
+    }
+
+
+def _wait_for_node(http: httpx.Client, node_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = http.get("/admin/v1/nodes").json()
+        if any(node["node_id"] == node_id and node["live"] for node in listed):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{node_id} never appeared live")
