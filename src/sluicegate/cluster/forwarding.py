@@ -69,6 +69,10 @@ _ANSWER_SKIPPED = _HOP_BY_HOP | {b"date", b"server", b"content-encoding"}
 #: from heartbeats, never from a request, but a cluster whose nodes come and go under
 #: new ids would otherwise add series without end.
 MAX_NODE_SERIES = 64
+#: A forwarded long poll holds a connection to the owner while it waits, as its client
+#: holds one to this node: the front's own caps (``limits.max_long_polls``) bound them, and
+#: a pool cap here would queue polls behind each other's timeouts.
+_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
 #: Seconds a connection to another node may take to open.
 _CONNECT_TIMEOUT = 5.0
 #: Seconds past the longest long poll that a forwarded answer may take.
@@ -104,7 +108,10 @@ class Forwarder:
         # Made on first use: a node that never forwards holds no connection pool.
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=self._timeout, transport=self._transport, follow_redirects=False
+                timeout=self._timeout,
+                transport=self._transport,
+                follow_redirects=False,
+                limits=_LIMITS,
             )
         return self._client
 
