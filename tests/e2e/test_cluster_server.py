@@ -25,7 +25,9 @@ ADMIN_KEY = "sg_cluster_admin_key_0123456789abcdef012345"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 SECRET = "cluster-secret-for-the-tests-0123456789abcdef"
 HEARTBEAT_INTERVAL = 0.5
-HEARTBEAT_TIMEOUT = 3.0
+# Short enough for the kill test to wait it out; long enough that a busy machine delaying
+# a heartbeat append does not make a live node look gone in the other tests.
+HEARTBEAT_TIMEOUT = 6.0
 NODES = ("node-a", "node-b", "node-c")
 
 
