@@ -13,6 +13,9 @@ batch with the next poll (``confirm=true``): directly on A, then through B, alte
 - ``cluster-forwarded-long-poll-cpu-per-event``: CPU time of both nodes per event read
   through B, against the same read on A (``/proc/<pid>/stat``; ≤ 1.25 is the same target
   seen as cost: what a node spends on CPU, it cannot spend on throughput).
+- ``cluster-forwarded-empty-poll-cpu``: CPU time of both nodes per empty poll (204) sent
+  through B, against the same poll sent to A: what one forwarded request costs, which a
+  batch of events shares.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ _BATCH = 500
 #: Direct and forwarded reads alternate this many times each; the best of each is kept
 #: (on a shared machine a run swings by 2-3x with what else runs).
 _ROUNDS = 3
+#: Empty polls timed per measurement of the per-request cost.
+_EMPTY_POLLS = 500
 _SECRET = "bench-cluster-secret-0123456789abcdef0123"
 
 
@@ -93,6 +98,27 @@ def _read_backlog(
     return read / elapsed, cpu / read * 1e6
 
 
+def _empty_polls(owner: httpx.Client, reader: httpx.Client, pids: tuple[int, ...]) -> float:
+    """CPU microseconds both nodes spend per empty poll (``timeout=0``, answered 204) of an
+    instance on ``owner`` sent to ``reader``: the per-request cost, with no events."""
+    created = owner.post("/ce/consumers", params={"group": f"g{uuid.uuid4().hex[:8]}"})
+    created.raise_for_status()
+    path = urlsplit(created.headers["location"]).path
+    # Read the backlog first, so the polls measured find nothing.
+    while (
+        reader.get(f"{path}/events", params={"timeout": "0", "confirm": "true"}).status_code == 200
+    ):
+        pass
+    cpu = _cpu_seconds(pids)
+    for _ in range(_EMPTY_POLLS):
+        answer = reader.get(f"{path}/events", params={"timeout": "0"})
+        if answer.status_code != 204:
+            raise RuntimeError(f"an empty poll answered {answer.status_code}")
+    cpu = _cpu_seconds(pids) - cpu
+    owner.delete(path)
+    return cpu / _EMPTY_POLLS * 1e6
+
+
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Direct against forwarded long-poll consume (``duration`` is not used: the backlog
     sets the length)."""
@@ -116,6 +142,8 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             for _ in range(_ROUNDS):
                 direct.append(_read_backlog(on_a, on_a, pids))
                 forwarded.append(_read_backlog(on_a, on_b, pids))
+            empty_direct = min(_empty_polls(on_a, on_a, pids) for _ in range(_ROUNDS))
+            empty_forwarded = min(_empty_polls(on_a, on_b, pids) for _ in range(_ROUNDS))
     return {
         "cluster-forwarded-long-poll-consume": _entry(
             max(rate for rate, _ in forwarded),
@@ -131,6 +159,9 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             "µs CPU/event (both nodes)",
             min(cpu for _, cpu in direct),
             target_ratio=1.25,
+        ),
+        "cluster-forwarded-empty-poll-cpu": _entry(
+            empty_forwarded, "µs CPU/request (both nodes)", empty_direct
         ),
     }
 
