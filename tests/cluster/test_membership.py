@@ -126,3 +126,17 @@ async def test_one_node_alone_writes_nothing(log: Log) -> None:
     assert "__sluicegate_nodes" not in {
         t.name for t in await log.list_topics(include_internal=True)
     }
+
+
+async def test_a_process_with_no_url_announces_nothing(log: Log) -> None:
+    """The CLI's offline mode opens a gateway without serving: it is nobody's node."""
+    clock = Clock()
+    serving = _member(log, clock, "a", "http://a:8080")
+    await serving.start()
+    offline = _member(log, clock, "a", "")
+    await offline.start()  # the live node's id, and no refusal: it takes nothing from it
+    await offline.run()  # returns at once
+    await offline.leave()
+    watcher = _member(log, clock, "b", "http://b:8080")
+    await watcher.start()
+    assert watcher.live_url("a") == "http://a:8080"

@@ -104,6 +104,8 @@ class Membership:
         self._seen: dict[str, tuple[Heartbeat, float]] = {}
         self._records = StateTopic(log, "nodes", Heartbeat, on_change=self._heard)
         self._log = log
+        #: Whether this node announced itself (and so heartbeats, and leaves with a tombstone).
+        self._announced = False
 
     def advertise(self, url: str) -> None:
         """Set the advertised URL, unless the settings gave one."""
@@ -167,8 +169,13 @@ class Membership:
 
     async def start(self) -> None:
         """Read who is there; refuse to start under a node id that a live node holds;
-        announce this node. The log must be running."""
-        if not self.shared:
+        announce this node. The log must be running.
+
+        A process with no URL to advertise serves nobody (the CLI's offline mode opens a
+        gateway to run one command): it announces nothing, or other nodes would forward
+        to it, and it cannot take a serving node's id from it.
+        """
+        if not self.shared or not self.url:
             return
         with contextlib.suppress(TopicExists):
             await self._log.create_topic(
@@ -193,6 +200,7 @@ class Membership:
                     "needs an id of its own",
                 )
         await self.beat()
+        self._announced = True
 
     async def beat(self) -> None:
         """Write one heartbeat."""
@@ -210,7 +218,7 @@ class Membership:
 
     async def run(self) -> None:
         """Heartbeats and the other nodes' records until cancelled."""
-        if not self.shared:
+        if not self._announced:
             return
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._records.follow(), name="membership.follow")
@@ -228,5 +236,6 @@ class Membership:
 
     async def leave(self) -> None:
         """Say this node is gone (a tombstone), so that nobody forwards to it any more."""
-        if self.shared:
+        if self._announced:
+            self._announced = False
             await self._records.delete(self.node_id)
