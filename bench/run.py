@@ -36,6 +36,7 @@ MODULES = {
     "cloudevents-consume": "bench.cloudevents_consume",
     "cloudevents-ws": "bench.cloudevents_ws",
     "cloudevents-sse": "bench.cloudevents_sse",
+    "cluster": "bench.cluster_forwarding",
 }
 #: Names for several groups at once.
 ALIASES = {

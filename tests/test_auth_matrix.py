@@ -113,6 +113,7 @@ NEEDS: dict[str, Need] = {
     "POST /api/pubsub/topics/{topic_id}/consume": Need.CONSUME,
     # Clients and keys.
     "GET /admin/v1/clients": Need.ADMIN_ALL,
+    "GET /admin/v1/nodes": Need.ADMIN_ALL,
     "POST /admin/v1/clients": Need.ADMIN_ALL,
     "GET /admin/v1/clients/{name}": Need.ADMIN_ALL,
     "PUT /admin/v1/clients/{name}": Need.ADMIN_ALL,

@@ -55,12 +55,45 @@ def test_environment_values_are_toml_or_strings() -> None:
         ({"SLUICEGATE_CLOUDEVENTS__DEDUP_WINDOW": "0"}, "cloudevents.dedup_window"),
         ({"SLUICEGATE_CLOUDEVENTS__DEDUP_WINDOW": "31708800"}, "cloudevents.dedup_window"),
         ({"SLUICEGATE_CLOUDEVENTS__DEDUP_MAX_IDS": "0"}, "cloudevents.dedup_max_ids"),
+        ({"SLUICEGATE_CLUSTER__NODE_ID": "a/b"}, "cluster.node_id"),
+        ({"SLUICEGATE_CLUSTER__NODE_ID": "x" * 65}, "cluster.node_id"),
+        ({"SLUICEGATE_SERVER__NODE_ID": "-a"}, "cluster.node_id"),
+        (
+            {"SLUICEGATE_CLUSTER__NODE_ID": "a", "SLUICEGATE_SERVER__NODE_ID": "b"},
+            "cluster.node_id",
+        ),
+        ({"SLUICEGATE_CLUSTER__ADVERTISED_URL": "10.0.0.5:8080"}, "cluster.advertised_url"),
+        ({"SLUICEGATE_CLUSTER__HEARTBEAT_INTERVAL": "0"}, "cluster.heartbeat_interval"),
+        ({"SLUICEGATE_CLUSTER__HEARTBEAT_TIMEOUT": "3"}, "cluster.heartbeat_timeout"),
+        ({"SLUICEGATE_CLUSTER__SECRET": "short"}, "cluster.secret"),
+        ({"SLUICEGATE_CLUSTER__SECRET": "x" * 31 + "\n"}, "cluster.secret"),
     ],
 )
 def test_bad_values_name_the_key(environ: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ=environ)
     assert info.value.key == key
+
+
+def test_cluster_node_id_is_the_bridge() -> None:
+    """``cluster.node_id`` and ``server.node_id`` name one thing; either sets both."""
+    default = load_settings(environ={})
+    assert default.cluster.node_id == default.server.node_id == "node-1"
+    for variable in ("SLUICEGATE_CLUSTER__NODE_ID", "SLUICEGATE_SERVER__NODE_ID"):
+        settings = load_settings(environ={variable: "gw-2.eu"})
+        assert settings.cluster.node_id == settings.server.node_id == "gw-2.eu"
+    both = {"SLUICEGATE_CLUSTER__NODE_ID": "gw-2", "SLUICEGATE_SERVER__NODE_ID": "gw-2"}
+    assert load_settings(environ=both).server.node_id == "gw-2"
+    cluster = load_settings(
+        environ={
+            "SLUICEGATE_CLUSTER__ADVERTISED_URL": "http://10.0.0.5:8080",
+            "SLUICEGATE_CLUSTER__HEARTBEAT_INTERVAL": "1",
+            "SLUICEGATE_CLUSTER__HEARTBEAT_TIMEOUT": "2",
+            "SLUICEGATE_CLUSTER__SECRET": "s" * 32,
+        }
+    ).cluster
+    assert (cluster.advertised_url, cluster.heartbeat_timeout) == ("http://10.0.0.5:8080", 2)
+    assert "s" * 32 not in repr(cluster)
 
 
 def test_bad_file(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from time import perf_counter
 from urllib.parse import unquote_to_bytes
 
+from sluicegate.cluster.forwarding import Forwarder
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import (
     BadRequest,
@@ -116,6 +117,9 @@ class GatewayApp:
         self.metrics.watch_consumers(gateway.consumers.stats)
         self.router = Router([*self._own_routes(), *routes], websockets)
         self._dispatch: dict[tuple[str, str], _Dispatch] = {}
+        #: Sends consumer requests on to other nodes; ``build_app`` sets it, and the
+        #: server closes it last (``aclose``).
+        self.forwarder: Forwarder | None = None
 
     def _own_routes(self) -> list[Route]:
         return [
@@ -279,6 +283,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     """The app with every dialect mounted."""
     from sluicegate import openapi
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
+    from sluicegate.dialects.admin.nodes import routes as cluster_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
     from sluicegate.dialects.cloudevents.produce import routes as cloudevents_produce
@@ -292,6 +297,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.topics_v1.developer import routes as topics_v1_developer
     from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
+    forwarder = Forwarder(gateway.cluster, gateway.settings)
     routes: list[Route] = [
         *records_v2(gateway),
         *topics_v1_public(gateway),
@@ -299,8 +305,9 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *topics_v1_developer(gateway),
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
-        *cloudevents_consumers(gateway),
+        *cloudevents_consumers(gateway, forwarder),
         *cloudevents_sse(gateway),
+        *cluster_admin(gateway.cluster),
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
@@ -308,4 +315,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
         *openapi.routes(),
     ]
-    return GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
+    app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
+    app.forwarder = forwarder
+    app.metrics.watch_forwarding(forwarder.series)
+    return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "CloudEventRoute",
     "CloudEventSchema",
     "CloudEventSettings",
+    "ClusterSettings",
     "JwtSettings",
     "KafkaSettings",
     "LimitSettings",
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SLUICEGATE_"
+#: A node's id when none is set (one node alone needs no other).
+DEFAULT_NODE_ID = "node-1"
 #: Identities are remembered with an expiry in 32-bit seconds; a year is plenty.
 _MAX_DEDUP_WINDOW = 366 * 86_400
 
@@ -69,7 +73,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     #: This node's id; the cloudevents dialect calls it the bridge.
-    node_id: str = "node-1"
+    node_id: str = DEFAULT_NODE_ID
     #: Seconds in-flight requests get to finish on shutdown.
     graceful_shutdown: float = 10.0
     #: ``json``, ``text``, or ``auto`` (JSON unless stderr is a terminal).
@@ -174,6 +178,42 @@ class KafkaSettings(_Section):
 
 #: Parts of librdkafka setting names whose values are secrets.
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "jaas")
+
+
+class ClusterSettings(_Section):
+    """Several nodes on one Kafka cluster: who this node is, and how the others reach it."""
+
+    #: This node's id: the ``{bridge}`` of the CloudEvents consumer URLs it hands out and
+    #: part of its Kafka transactional id, so it must stay the same across restarts and be
+    #: unique in the cluster. Empty: ``server.node_id`` (``node-1`` unless set).
+    node_id: str = ""
+    #: The base URL other nodes send this node's requests to (``http://10.0.0.5:8080``).
+    #: Empty: the listen address (``server.host``, or this host's name when that is a
+    #: wildcard, and the port the listener got).
+    advertised_url: str = ""
+    #: Seconds between this node's heartbeat records.
+    heartbeat_interval: float = 2.0
+    #: Seconds after its last heartbeat at which a node counts as gone: its consumer
+    #: instances then answer 404 on every node.
+    heartbeat_timeout: float = 10.0
+    #: Shared by every node: proves a request comes from another node. Empty: requests are
+    #: not forwarded (a ``{bridge}`` of another node answers 404). At least 32 bytes.
+    secret: str = ""
+
+    def __repr__(self) -> str:
+        # Never print the secret.
+        return (
+            f"ClusterSettings(node_id={self.node_id!r}, advertised_url={self.advertised_url!r}, "
+            f"heartbeat_interval={self.heartbeat_interval!r}, "
+            f"heartbeat_timeout={self.heartbeat_timeout!r}, "
+            f"secret={'***' if self.secret else ''!r})"
+        )
+
+
+#: What a node id may hold: it is a path segment of consumer URLs and part of Kafka ids.
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: The shortest node-to-node secret taken, as for ``auth.jwt.secret``.
+_MIN_CLUSTER_SECRET_BYTES = 32
 
 
 class TopicSettings(_Section):
@@ -372,6 +412,7 @@ class Settings(_Section):
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     records_v2: RecordsV2Settings = msgspec.field(default_factory=RecordsV2Settings)
     cloudevents: CloudEventSettings = msgspec.field(default_factory=CloudEventSettings)
+    cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
 
     def validate(self) -> Settings:
         """Check what types cannot say; raise ``ConfigError`` naming the key."""
@@ -413,6 +454,7 @@ class Settings(_Section):
         _validate_limits(self.limits)
         _validate_proxies(self.server.trusted_proxies)
         _validate_auth(self.auth)
+        _validate_cluster(self)
         if self.storage.backend == "kafka":
             _validate_kafka(self.kafka)
         return self
@@ -557,6 +599,44 @@ def _validate_kafka(kafka: KafkaSettings) -> None:
             raise ConfigError(
                 "kafka.topic_prefix", "expected characters of [a-zA-Z0-9._-] only"
             ) from None
+
+
+def _validate_cluster(settings: Settings) -> None:
+    """Check ``[cluster]`` and settle the node id: ``cluster.node_id`` and
+    ``server.node_id`` name the same thing, so after this both hold it."""
+    cluster, server = settings.cluster, settings.server
+    if cluster.node_id and server.node_id not in (cluster.node_id, DEFAULT_NODE_ID):
+        raise ConfigError(
+            "cluster.node_id",
+            f"{cluster.node_id!r} differs from server.node_id {server.node_id!r}; set one of them",
+        )
+    node_id = cluster.node_id or server.node_id
+    if _NODE_ID.fullmatch(node_id) is None:
+        raise ConfigError(
+            "cluster.node_id",
+            f"expected 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit, "
+            f"got {node_id[:80]!r}",
+        )
+    cluster.node_id = server.node_id = node_id
+    if cluster.advertised_url and not _is_base_url(cluster.advertised_url):
+        raise ConfigError(
+            "cluster.advertised_url",
+            "expected an absolute http or https URL without query or fragment, "
+            "e.g. http://10.0.0.5:8080",
+        )
+    if not cluster.heartbeat_interval > 0:
+        raise ConfigError("cluster.heartbeat_interval", "must be > 0")
+    if not cluster.heartbeat_timeout >= 2 * cluster.heartbeat_interval:
+        # One late or lost heartbeat must not make a live node look gone.
+        raise ConfigError(
+            "cluster.heartbeat_timeout", "must be at least twice cluster.heartbeat_interval"
+        )
+    if cluster.secret and len(cluster.secret.encode()) < _MIN_CLUSTER_SECRET_BYTES:
+        raise ConfigError(
+            "cluster.secret", f"must be at least {_MIN_CLUSTER_SECRET_BYTES} bytes (or empty)"
+        )
+    if cluster.secret and not cluster.secret.isprintable():
+        raise ConfigError("cluster.secret", "must be printable: it travels in an HTTP header")
 
 
 def _validate_limits(limits: LimitSettings) -> None:

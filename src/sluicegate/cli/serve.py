@@ -8,13 +8,14 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 from functools import partial
 
-from sluicegate.app import build_app
+from sluicegate.app import GatewayApp, build_app
 from sluicegate.config import Settings
 from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import ConfigError
+from sluicegate.errors import ConfigError, SluicegateError
 from sluicegate.http.servers import bind, http_server
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage.factory import open_log
@@ -35,6 +36,8 @@ def is_loopback(host: str) -> bool:
 
 #: Container allocations between young-generation collections (CPython's default: 700).
 _GC_YOUNG_THRESHOLD = 10_000
+#: Seconds the tombstone announcing a clean stop may take before the log closes anyway.
+_LEAVE_TIMEOUT = 5.0
 
 
 def tune_gc() -> None:
@@ -52,6 +55,29 @@ def tune_gc() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
+
+
+def _listen_url(settings: Settings, address: tuple[str, int]) -> str:
+    """How other nodes reach this one by default: the listener's address, or this host's
+    name when the listener takes every address (``0.0.0.0``, ``::``)."""
+    host, port = address
+    if host in {"0.0.0.0", "::", ""}:
+        host = socket.gethostname()
+    scheme = "https" if settings.server.tls.certfile else "http"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
+async def _leave_cluster(gateway: Gateway, app: GatewayApp) -> None:
+    """Tell the other nodes this one is gone, so that they stop forwarding to it at once
+    rather than after the heartbeat timeout; then close the connections to them."""
+    try:
+        async with asyncio.timeout(_LEAVE_TIMEOUT):
+            await gateway.cluster.leave()
+    except (TimeoutError, SluicegateError) as exc:
+        logger.warning("could not announce leaving the cluster: %s", exc)
+    if app.forwarder is not None:
+        await app.forwarder.aclose()
 
 
 async def serve(settings: Settings) -> None:
@@ -78,6 +104,7 @@ async def serve(settings: Settings) -> None:
         before_shutdown=partial(gateway.streams.close_all, settings.server.graceful_shutdown),
     )
     sock = bind(settings.server.host, settings.server.port)
+    gateway.cluster.advertise(_listen_url(settings, sock.getsockname()[:2]))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit)
@@ -120,6 +147,7 @@ async def serve(settings: Settings) -> None:
             housekeeping.cancel()
             loop_lag.cancel()
             await asyncio.wait([housekeeping, loop_lag])
+            await _leave_cluster(gateway, app)
             logger.info("HTTP stopped; committing queued writes")
             await log.close()
     finally:

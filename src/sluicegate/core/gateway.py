@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from sluicegate.cluster.membership import Membership
 from sluicegate.config import Settings
 from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
@@ -67,6 +68,17 @@ class Gateway:
         )
         #: The consumer instances streaming over a connection (WebSocket, Server-Sent Events).
         self.streams = Streams(self.consumers)
+        #: The gateway nodes sharing this log (this one alone on the embedded log).
+        self.cluster = Membership(
+            log,
+            settings.cluster,
+            shared=settings.storage.backend == "kafka",
+            counts=self._instance_counts,
+        )
+
+    def _instance_counts(self) -> tuple[int, int]:
+        """This node's consumer instances and streams, for its heartbeats."""
+        return int(self.consumers.stats()["instances"]), len(self.streams)
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -84,6 +96,7 @@ class Gateway:
         await self.event_schemas.load_configured(self.settings.cloudevents.schemas)
         await self.type_registry.load()
         await self.event_ids.load()
+        await self.cluster.start()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
@@ -92,6 +105,7 @@ class Gateway:
             tg.create_task(self.auth.run(), name="auth")
             tg.create_task(self.type_registry.follow(), name="type_registry.follow")
             tg.create_task(self.consumers.run(), name="consumers.reaper")
+            tg.create_task(self.cluster.run(), name="cluster.membership")
             tg.create_task(
                 follow_types(self.type_registry, self.consumers), name="consumers.follow_types"
             )

@@ -11,7 +11,7 @@ import asyncio
 import time
 from bisect import bisect_left as _bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -173,6 +173,36 @@ class _RequestStats(Collector):
         yield latency
 
 
+class _ForwardingStats(Collector):
+    """Requests sent on to other nodes, by target node id (bounded by the forwarder)."""
+
+    def __init__(self, series: Mapping[str, RequestSeries]) -> None:
+        self._series = series
+
+    def collect(self) -> Iterator[Metric]:
+        forwarded = CounterMetricFamily(
+            "sluicegate_cluster_forwarded_requests",
+            "Requests forwarded to the node holding their consumer instance, by node and status.",
+            labels=["node", "status"],
+        )
+        latency = HistogramMetricFamily(
+            "sluicegate_cluster_forward_duration_seconds",
+            "Time from forwarding a request to having the other node's answer, by node.",
+            labels=["node"],
+        )
+        bounds = [*map(str, _LATENCY_BUCKETS), "+Inf"]
+        for node, series in sorted(self._series.items()):
+            for status, count in sorted(series.statuses.items()):
+                forwarded.add_metric([node, str(status)], count)
+            cumulative, buckets = 0, []
+            for bound, count in zip(bounds, series.buckets, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([node], buckets, series.total)
+        yield forwarded
+        yield latency
+
+
 class Metrics:
     """The metrics of one gateway; each gateway has its own registry (tests run many)."""
 
@@ -217,6 +247,10 @@ class Metrics:
         self.registry.register(
             _StatsCollector("sluicegate_cloudevents_consumers", "CloudEvents consumers", stats)
         )
+
+    def watch_forwarding(self, series: Mapping[str, RequestSeries]) -> None:
+        """Forwarded requests per target node (``Forwarder.series``)."""
+        self.registry.register(_ForwardingStats(series))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.dialects.admin.event_schemas import TypeSchemaOut
+from sluicegate.dialects.admin.nodes import NodeOut
 from sluicegate.dialects.admin.wire import (
     ClientCreate,
     ClientOut,
@@ -46,6 +47,10 @@ events of one type must satisfy (Draft 6, Draft 7, 2019-09 or 2020-12: named by
 `$schema`, else told by the keywords used, and that `$schema` is then added). It is kept
 in the schema registry as subject `ce.type.<type>`, under that subject's compatibility
 level (409 if the new schema is incompatible). A type may contain `/`.
+
+Nodes: `/admin/v1/nodes` lists the gateway nodes sharing this log (on Kafka, every node
+that wrote a heartbeat in the last hour; on the embedded log, this one), with the age of
+each one's last heartbeat, whether it counts as live, and its consumer instance counts.
 
 A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
 permissions; a key that never expires. Every operation needs the `admin` permission on `*`.
@@ -169,6 +174,19 @@ def _paths() -> dict[str, Any]:
                 [_TYPE],
             ),
         },
+        "/admin/v1/nodes": {
+            "get": operation(
+                "listNodes",
+                "The gateway nodes sharing this log: heartbeat age, liveness, instance counts",
+                {
+                    "200": json_response(
+                        {"type": "array", "items": ref("NodeOut")},
+                        "Every node known to the answering node, that one first",
+                    ),
+                    **errors("403"),
+                },
+            )
+        },
         f"{one}/keys/{{key_id}}": {
             "delete": operation(
                 "revokeKey",
@@ -182,7 +200,16 @@ def _paths() -> dict[str, Any]:
 
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the clients and keys admin API."""
-    structs = [ClientCreate, ClientUpdate, ClientOut, KeyCreate, KeyOut, NewKeyOut, TypeSchemaOut]
+    structs = [
+        ClientCreate,
+        ClientUpdate,
+        ClientOut,
+        KeyCreate,
+        KeyOut,
+        NewKeyOut,
+        TypeSchemaOut,
+        NodeOut,
+    ]
     return build("sluicegate clients and API keys", _DESCRIPTION, _paths(), structs)
 
 

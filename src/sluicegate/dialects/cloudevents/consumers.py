@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from sluicegate.cluster.forwarding import Forwarder
 from sluicegate.core.auth.principals import Principal
 from sluicegate.core.cloudevents.binding import http_binary, structured_batch, structured_json
 from sluicegate.core.cloudevents.consumers import (
@@ -228,9 +229,11 @@ class Consumers:
         return Response(b"", 202, content_type=None)
 
 
-def routes(gateway: Gateway) -> list[Route]:
-    """The consumer API's routes."""
+def routes(gateway: Gateway, forwarder: Forwarder | None = None) -> list[Route]:
+    """The consumer API's routes; with ``forwarder``, an instance route sends a request
+    for another node's instance on to that node (``cluster.forwarding``)."""
     api = Consumers(gateway)
+    wrap = forwarder.wrap if forwarder is not None else (lambda endpoint: endpoint)
     get, post = frozenset({"GET"}), frozenset({"POST"})
     table = [
         ("/ce/consumers", api.create, post),
@@ -242,6 +245,12 @@ def routes(gateway: Gateway) -> list[Route]:
         (f"{INSTANCE_PATH}/dead", api.dead, post),
     ]
     return [
-        Route(path, endpoint, methods=methods, render_error=render_error, dialect="cloudevents")
+        Route(
+            path,
+            wrap(endpoint) if path.startswith(INSTANCE_PATH) else endpoint,
+            methods=methods,
+            render_error=render_error,
+            dialect="cloudevents",
+        )
         for path, endpoint, methods in table
     ]

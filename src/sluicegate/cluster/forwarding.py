@@ -1,0 +1,259 @@
+"""Requests for a consumer instance held by another node, sent on to that node.
+
+A CloudEvents consumer instance lives in the memory of the node that created it, and its
+URL names that node (``/{bridge}/ce/consumers/…``). Behind a round-robin load balancer its
+requests reach any node; a node that is not the instance's sends the request on to the
+``{bridge}`` node's advertised URL and hands back its answer: status, headers and body as
+they came, after as long as the owner took (a long poll waits there, not here). A client
+cannot tell which node it reached.
+
+Node to node, the request carries ``X-Sluicegate-Node-Secret`` (``cluster.secret``). The
+receiving node checks it (``Forwarder.received``) only to know that the request was
+forwarded once already, so that it is never sent on again; it grants nothing. The
+client's own credentials (``Authorization``) travel unchanged and are checked on both
+nodes as on any request, so the header cannot be used to get past authentication, and
+a header with a wrong secret is refused (401) rather than ignored. A client that
+authenticates with a TLS certificate cannot be forwarded (the certificate stays with the
+TLS connection it came on): its request for another node's instance answers 404.
+
+A ``{bridge}`` that names no live node is not forwarded: the endpoint answers 404 "not on
+this bridge", as it always did. A live node that cannot be reached answers 503 with
+``Retry-After``: its heartbeats say it is there, so trying again may work.
+
+The request body is sent on as it arrives; the answer is read whole and then answered,
+since the app sends every response in one message. What is read is bounded: a consumer
+route answers one batch at most (``cloudevents.batch_bytes`` of data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+
+from sluicegate.cluster.membership import Membership
+from sluicegate.config import Settings
+from sluicegate.errors import Unauthenticated, Unavailable, UnknownConsumerInstance
+from sluicegate.http.request import ClientDisconnected, Request
+from sluicegate.http.responses import Response
+from sluicegate.http.router import Endpoint
+from sluicegate.http.tls import peer_certificate
+from sluicegate.observability.metrics import RequestSeries
+
+__all__ = ["SECRET_HEADER", "Forwarder"]
+
+SECRET_HEADER = "x-sluicegate-node-secret"
+_SECRET_HEADER = SECRET_HEADER.encode()
+#: Headers that belong to one connection (RFC 9110 §7.6.1), or that the next hop sets
+#: itself: never copied from one hop to the next.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        _SECRET_HEADER,
+    }
+)
+#: Set on the answer by this node's HTTP server again; two of each would be wrong.
+_ANSWER_SKIPPED = _HOP_BY_HOP | {b"date", b"server", b"content-encoding"}
+#: Nodes that get a metrics series of their own; the rest share "other". Node ids come
+#: from heartbeats, never from a request, but a cluster whose nodes come and go under
+#: new ids would otherwise add series without end.
+MAX_NODE_SERIES = 64
+#: A forwarded long poll holds a connection to the owner while it waits, as its client
+#: holds one to this node: the front's own caps (``limits.max_long_polls``) bound them, and
+#: a pool cap here would queue polls behind each other's timeouts.
+_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+#: Seconds a connection to another node may take to open.
+_CONNECT_TIMEOUT = 5.0
+#: Seconds past the longest long poll that a forwarded answer may take.
+_ANSWER_SLACK = 15.0
+
+
+class Forwarder:
+    """Sends requests on to the node that holds their consumer instance."""
+
+    def __init__(
+        self,
+        membership: Membership,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._membership = membership
+        self._node_id = membership.node_id
+        self._secret = settings.cluster.secret.encode()
+        #: Forwarding needs other nodes (a shared log) and the secret that proves a hop.
+        self.enabled = membership.shared and bool(self._secret)
+        self._timeout = httpx.Timeout(
+            settings.cloudevents.max_poll_timeout + _ANSWER_SLACK, connect=_CONNECT_TIMEOUT
+        )
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._clock = clock
+        #: Target node id -> its forwarded requests' statuses and latencies.
+        self.series: dict[str, RequestSeries] = {}
+
+    def _http(self) -> httpx.AsyncClient:
+        # Made on first use: a node that never forwards holds no connection pool.
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                transport=self._transport,
+                follow_redirects=False,
+                limits=_LIMITS,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the connections to other nodes."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _series(self, node_id: str) -> RequestSeries:
+        series = self.series.get(node_id)
+        if series is None:
+            key = node_id if len(self.series) < MAX_NODE_SERIES else "other"
+            series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = RequestSeries()
+        return series
+
+    # -- the receiving side -----------------------------------------------------------
+
+    def received(self, request: Request) -> bool:
+        """Whether another node forwarded ``request``; 401 for a secret that is wrong."""
+        sent = request.raw_headers.get(_SECRET_HEADER)
+        if sent is None:
+            return False
+        if not self._secret or not hmac.compare_digest(sent, self._secret):
+            raise Unauthenticated(
+                f"the {SECRET_HEADER} header is for requests between gateway nodes, and this "
+                "one does not hold the cluster's secret"
+            )
+        return True
+
+    def wrap(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint`` for an instance route (``{bridge}`` in its path), forwarding the
+        requests for an instance of another live node."""
+
+        async def forwarding(request: Request) -> Response:
+            if self.received(request):
+                return await endpoint(request)
+            bridge = request.path_params["bridge"]
+            if bridge != self._node_id and self.enabled:
+                url = self._membership.live_url(bridge)
+                if url is not None:
+                    return await self.forward(request, bridge, url)
+            return await endpoint(request)
+
+        return forwarding
+
+    # -- the sending side -------------------------------------------------------------
+
+    async def forward(self, request: Request, node_id: str, base_url: str) -> Response:
+        """``request`` as answered by the node ``node_id`` at ``base_url``."""
+        if b"authorization" not in request.raw_headers and peer_certificate(request.scope):
+            raise UnknownConsumerInstance(
+                f"consumer instance not found on this node: it is on node {node_id!r}, and "
+                "requests authenticated by a client certificate are not forwarded between "
+                "nodes. Send it to that node, or authenticate with an API key or a JWT.",
+                bridge=node_id,
+            )
+        scope = request.scope
+        target = base_url + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        query: bytes = scope.get("query_string", b"")
+        headers = [
+            (name, value) for name, value in scope["headers"] if name.lower() not in _HOP_BY_HOP
+        ]
+        headers.append((_SECRET_HEADER, self._secret))
+        length = request.raw_headers.get(b"content-length")
+        body_read = asyncio.Event()
+        content: AsyncIterator[bytes] | None = None
+        if length is not None:
+            headers.append((b"content-length", length))
+            content = _body(request, body_read)
+        elif b"transfer-encoding" in request.raw_headers:
+            content = _body(request, body_read)  # chunked on: sent on chunked
+        else:
+            body_read.set()  # no body (GET, DELETE, a bare POST)
+        outgoing = self._http().build_request(
+            request.method,
+            target + ("?" + query.decode("latin-1") if query else ""),
+            headers=headers,
+            content=content,
+        )
+        started = self._clock()
+        series = self._series(node_id)
+        answer = asyncio.ensure_future(self._send(outgoing, node_id))
+        gone = asyncio.ensure_future(_disconnected(request, body_read))
+        try:
+            await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not answer.done():
+                # The client left: closing the connection to the owner ends its long poll
+                # there too, as the client's own disconnect would have.
+                answer.cancel()
+        if not answer.done() or answer.cancelled():
+            series.observe(499, self._clock() - started)
+            raise ClientDisconnected
+        try:
+            response = answer.result()
+        except ClientDisconnected:
+            series.observe(499, self._clock() - started)
+            raise
+        except Exception:
+            series.observe(503, self._clock() - started)
+            raise
+        series.observe(response.status, self._clock() - started)
+        return response
+
+    async def _send(self, outgoing: httpx.Request, node_id: str) -> Response:
+        try:
+            upstream = await self._http().send(outgoing)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"the node holding this consumer instance ({node_id!r}) did not answer: "
+                f"{type(exc).__name__}",
+                retry_after=1.0,
+            ) from exc
+        headers = [
+            (name.lower(), value)
+            for name, value in upstream.headers.raw
+            if name.lower() not in _ANSWER_SKIPPED
+        ]
+        return Response(upstream.content, upstream.status_code, content_type=None, headers=headers)
+
+
+async def _body(request: Request, done: asyncio.Event) -> AsyncIterator[bytes]:
+    """The request body as it arrives, then ``done`` set (the rest of ``receive`` is the
+    disconnect watch's)."""
+    try:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+    finally:
+        done.set()
+
+
+async def _disconnected(request: Request, body_read: asyncio.Event) -> None:
+    await body_read.wait()
+    await request.disconnected()

@@ -1,0 +1,164 @@
+"""The forwarder's decisions in-process: the node-to-node header, what is forwarded and
+what is left to the endpoint, the metrics' bound. The wire itself is tested with real
+processes in ``tests/e2e/test_cluster_server.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluicegate.cluster.forwarding import MAX_NODE_SERIES, SECRET_HEADER, Forwarder
+from sluicegate.cluster.membership import Heartbeat, Membership
+from sluicegate.config import Settings
+from sluicegate.errors import Unauthenticated, Unavailable
+from sluicegate.http.request import ClientDisconnected, Request
+from sluicegate.http.responses import Response
+from sluicegate.storage.sqlite import SqliteLog
+from tests.conftest import make_settings
+
+SECRET = "s" * 40
+PATH = "/{bridge}/ce/consumers/g/instances/i/events"
+
+
+def _settings(tmp_path: Path, secret: str = SECRET) -> Settings:
+    return make_settings(tmp_path, cluster={"node_id": "here", "secret": secret})
+
+
+def _request(bridge: str, headers: list[tuple[bytes, bytes]]) -> Request:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"/{bridge}/ce/consumers/g/instances/i/events",
+        "raw_path": f"/{bridge}/ce/consumers/g/instances/i/events".encode(),
+        "query_string": b"timeout=0",
+        "headers": headers,
+    }
+
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        # The body, then nothing until the client leaves: as a server's receive behaves.
+        if messages:
+            return messages.pop()
+        await asyncio.Future()
+        raise AssertionError("unreachable")
+
+    return Request(scope, receive, {"bridge": bridge})
+
+
+def _forwarder(tmp_path: Path, handler: httpx.MockTransport, secret: str = SECRET) -> Forwarder:
+    settings = _settings(tmp_path, secret)
+    membership = Membership(SqliteLog(tmp_path), settings.cluster, shared=True)
+    membership._heard("there", Heartbeat(url="http://there:1", started_at=0, sent_at=9e12))
+    return Forwarder(membership, settings, transport=handler)
+
+
+async def _local(request: Request) -> Response:
+    return Response(b"local", 200, content_type=None)
+
+
+async def test_another_live_node_s_instance_is_forwarded_with_the_secret(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def owner(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, content=b"[]", headers={"content-type": "application/json", "date": "x"}
+        )
+
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(owner))
+    endpoint = forwarder.wrap(_local)
+    auth = (b"authorization", b"Bearer sg_key")
+    answer = await endpoint(_request("there", [auth, (b"host", b"lb:80")]))
+    assert (answer.status, answer.body) == (200, b"[]")
+    assert (b"content-type", b"application/json") in answer.headers
+    assert all(name != b"date" for name, _ in answer.headers)  # this node's server sets it
+    (sent,) = seen
+    assert str(sent.url) == "http://there:1/there/ce/consumers/g/instances/i/events?timeout=0"
+    assert sent.headers["authorization"] == "Bearer sg_key"  # the client's, unchanged
+    assert sent.headers[SECRET_HEADER] == SECRET
+    assert sent.headers["host"] == "there:1"
+    assert forwarder.series["there"].statuses == {200: 1}
+    await forwarder.aclose()
+
+
+async def test_this_node_unknown_nodes_and_forwarded_requests_stay_here(tmp_path: Path) -> None:
+    def owner(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing is forwarded here")
+
+    endpoint = _forwarder(tmp_path, httpx.MockTransport(owner)).wrap(_local)
+    auth = (b"authorization", b"Bearer sg_key")
+    for bridge in ("here", "nobody"):
+        assert (await endpoint(_request(bridge, [auth]))).body == b"local"
+    hop = (SECRET_HEADER.encode(), SECRET.encode())
+    assert (await endpoint(_request("there", [auth, hop]))).body == b"local"
+
+
+@pytest.mark.parametrize("secret", [SECRET, ""])
+async def test_a_wrong_secret_header_is_refused(tmp_path: Path, secret: str) -> None:
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(lambda r: httpx.Response(500)), secret)
+    forged = (SECRET_HEADER.encode(), b"t" * 40)
+    with pytest.raises(Unauthenticated, match=SECRET_HEADER):
+        await forwarder.wrap(_local)(_request("here", [forged]))
+
+
+async def test_without_a_secret_nothing_is_forwarded(tmp_path: Path) -> None:
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(lambda r: httpx.Response(500)), "")
+    assert not forwarder.enabled
+    auth = (b"authorization", b"Bearer sg_key")
+    assert (await forwarder.wrap(_local)(_request("there", [auth]))).body == b"local"
+
+
+async def test_an_unreachable_live_node_is_a_503(tmp_path: Path) -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(refused))
+    auth = (b"authorization", b"Bearer sg_key")
+    with pytest.raises(Unavailable, match="'there'") as caught:
+        await forwarder.wrap(_local)(_request("there", [auth]))
+    assert caught.value.status == 503
+    assert caught.value.retry_after == 1.0
+    assert forwarder.series["there"].statuses == {503: 1}
+
+
+def test_metrics_series_are_bounded(tmp_path: Path) -> None:
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(lambda r: httpx.Response(200)))
+    for n in range(MAX_NODE_SERIES * 2):
+        forwarder._series(f"node-{n}")
+    assert len(forwarder.series) == MAX_NODE_SERIES + 1
+    assert "other" in forwarder.series
+
+
+async def test_a_client_that_leaves_ends_the_forwarded_poll(tmp_path: Path) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow_owner(request: httpx.Request) -> httpx.Response:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return httpx.Response(204)
+
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(slow_owner))
+    request = _request("there", [(b"authorization", b"Bearer sg_key")])
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        # No body (a GET); then the client goes away once the owner is polling.
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    request.receive = receive
+    poll = asyncio.ensure_future(forwarder.wrap(_local)(request))
+    await started.wait()
+    left.set()
+    with pytest.raises(ClientDisconnected):
+        await poll
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert forwarder.series["there"].statuses == {499: 1}
