@@ -40,13 +40,14 @@ class LongPolls:
         client: str,
         positions: Mapping[TopicPartition, int],
         timeout: float,
-        gone: Callable[[], Awaitable[object]],
+        gone: Callable[[], Awaitable[object]] | None,
         wake: asyncio.Future[None] | None = None,
     ) -> bool:
         """Wait until a partition passes its position (True) or ``timeout`` (False).
 
         ``gone()`` completes when the consumer has gone away: then the wait ends at once
-        and ``Abandoned`` is raised. ``wake``, when given, ends the wait early too (True):
+        and ``Abandoned`` is raised (``None``: a consumer whose wait ends by cancellation,
+        a stream, which need not pay a future and a callback per wait for it). ``wake``, when given, ends the wait early too (True):
         something other than data changed what the consumer should read (a consumer
         instance's partitions moved, or its subscription grew). Beyond the caps:
         ``RateLimited`` (this client's) or ``Overloaded`` (the gateway's), both with
@@ -57,8 +58,10 @@ class LongPolls:
             limiter.acquire(client)
         try:
             waiting = asyncio.ensure_future(self._log.wait(positions, timeout))
-            watching = asyncio.ensure_future(gone())
-            ends: set[asyncio.Future[Any]] = {waiting, watching}
+            watching = None if gone is None else asyncio.ensure_future(gone())
+            ends: set[asyncio.Future[Any]] = {waiting}
+            if watching is not None:
+                ends.add(watching)
             if wake is not None:
                 ends.add(wake)
             left = False
@@ -66,10 +69,11 @@ class LongPolls:
                 await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 # Also when this task is cancelled: neither may outlive the request.
-                if watching.done() and not watching.cancelled():
-                    left = True
-                    watching.exception()  # retrieved: a failed receive only means "gone"
-                watching.cancel()
+                if watching is not None:
+                    if watching.done() and not watching.cancelled():
+                        left = True
+                        watching.exception()  # retrieved: a failed receive only means "gone"
+                    watching.cancel()
                 if not waiting.done():
                     waiting.cancel()
                     # The log's own finally clause unparks the waiter before this returns.

@@ -230,6 +230,9 @@ class WebSocketConsumers:
                             # cost more than the send.
                             deadline.reschedule(loop.time() + stall)
                     deadline.reschedule(None)
+                    # An idle connection would otherwise hold its last events for as
+                    # long as it waits for the next (a batch is never empty).
+                    del batch, record, text
         except TimeoutError:
             return None
         except OSError:
