@@ -80,3 +80,57 @@ async def test_cancelling_the_poll_cancels_it_and_frees_everything(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert gateway.log.stats()["waiters"] == 0
+
+
+# -- a stream's wait: in the caller's task, interrupted by its wake-up -----------------
+
+
+@pytest.fixture
+async def stream_polls(gateway: Gateway) -> LongPolls:
+    await gateway.topics.create(TopicSpec(name=TP.topic))
+    return LongPolls(gateway.log, None)
+
+
+async def test_a_stream_wait_is_woken_by_the_log_and_by_its_wake_up(
+    gateway: Gateway, stream_polls: LongPolls
+) -> None:
+    loop = asyncio.get_running_loop()
+    wake: asyncio.Future[None] = loop.create_future()
+    waiting = asyncio.ensure_future(stream_polls.wait("app", {TP: 0}, 30, None, wake))
+    await asyncio.sleep(0.05)
+    assert gateway.log.stats()["waiters"] == 1
+    wake.set_result(None)
+    assert await asyncio.wait_for(waiting, 5) is True
+    assert gateway.log.stats()["waiters"] == 0
+    # Woken by the log, the wake-up untouched; a later wake-up does not cancel anything.
+    wake = loop.create_future()
+    waiting = asyncio.ensure_future(stream_polls.wait("app", {TP: 0}, 30, None, wake))
+    await asyncio.sleep(0.05)
+    await gateway.log.append([NewRecord(TP.topic, 0, None, b"{}")])
+    assert await asyncio.wait_for(waiting, 5) is True
+    wake.set_result(None)
+    await asyncio.sleep(0.01)
+    assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+async def test_a_stream_wait_ends_at_its_timeout_or_at_once_if_woken_before(
+    stream_polls: LongPolls,
+) -> None:
+    loop = asyncio.get_running_loop()
+    assert await stream_polls.wait("app", {TP: 0}, 0.05, None, loop.create_future()) is False
+    woken: asyncio.Future[None] = loop.create_future()
+    woken.set_result(None)
+    assert await stream_polls.wait("app", {TP: 0}, 30, None, woken) is True
+
+
+async def test_a_cancelled_stream_wait_is_cancelled_and_frees_its_waiter(
+    gateway: Gateway, stream_polls: LongPolls
+) -> None:
+    wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.ensure_future(stream_polls.wait("app", {TP: 0}, 30, None, wake))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    wake.set_result(None)  # at the same time: the cancellation still wins
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert gateway.log.stats()["waiters"] == 0

@@ -40,25 +40,32 @@ class LongPolls:
         client: str,
         positions: Mapping[TopicPartition, int],
         timeout: float,
-        gone: Callable[[], Awaitable[object]],
+        gone: Callable[[], Awaitable[object]] | None,
         wake: asyncio.Future[None] | None = None,
     ) -> bool:
         """Wait until a partition passes its position (True) or ``timeout`` (False).
 
         ``gone()`` completes when the consumer has gone away: then the wait ends at once
-        and ``Abandoned`` is raised. ``wake``, when given, ends the wait early too (True):
-        something other than data changed what the consumer should read (a consumer
-        instance's partitions moved, or its subscription grew). Beyond the caps:
+        and ``Abandoned`` is raised (``None``: a consumer whose wait ends by cancellation,
+        a stream, which need not pay a future and a callback per wait for it). ``wake``,
+        when given, ends the wait early too (True): something other than data changed
+        what the consumer should read (a consumer instance's partitions moved, or its
+        subscription grew). A stream's wait (no ``gone``, no limiter) runs in the
+        caller's task (``_wait_in_task``). Beyond the caps:
         ``RateLimited`` (this client's) or ``Overloaded`` (the gateway's), both with
         ``retry_after``, before any waiting.
         """
+        if gone is None and wake is not None and self._limiter is None:
+            return await self._wait_in_task(positions, timeout, wake)
         limiter = self._limiter
         if limiter is not None:
             limiter.acquire(client)
         try:
             waiting = asyncio.ensure_future(self._log.wait(positions, timeout))
-            watching = asyncio.ensure_future(gone())
-            ends: set[asyncio.Future[Any]] = {waiting, watching}
+            watching = None if gone is None else asyncio.ensure_future(gone())
+            ends: set[asyncio.Future[Any]] = {waiting}
+            if watching is not None:
+                ends.add(watching)
             if wake is not None:
                 ends.add(wake)
             left = False
@@ -66,10 +73,11 @@ class LongPolls:
                 await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 # Also when this task is cancelled: neither may outlive the request.
-                if watching.done() and not watching.cancelled():
-                    left = True
-                    watching.exception()  # retrieved: a failed receive only means "gone"
-                watching.cancel()
+                if watching is not None:
+                    if watching.done() and not watching.cancelled():
+                        left = True
+                        watching.exception()  # retrieved: a failed receive only means "gone"
+                    watching.cancel()
                 if not waiting.done():
                     waiting.cancel()
                     # The log's own finally clause unparks the waiter before this returns.
@@ -81,3 +89,37 @@ class LongPolls:
         finally:
             if limiter is not None:
                 limiter.release(client)
+
+    async def _wait_in_task(
+        self, positions: Mapping[TopicPartition, int], timeout: float, wake: asyncio.Future[None]
+    ) -> bool:
+        """``wait`` for a stream: the log is awaited in the caller's task and ``wake``
+        interrupts it by cancelling that task, instead of a task of its own raced against
+        ``wake`` (which an idle stream would hold, with its coroutine, context and
+        callbacks, for as long as it waits)."""
+        if wake.done():
+            return True
+        task = asyncio.current_task()
+        assert task is not None
+        waiting = True
+        woken = False
+
+        def interrupt(_: object) -> None:
+            nonlocal woken
+            # Runs from the loop, possibly after the wait ended: then it does nothing.
+            if waiting:
+                woken = True
+                task.cancel()
+
+        wake.add_done_callback(interrupt)
+        try:
+            return await self._log.wait(positions, timeout)
+        except asyncio.CancelledError:
+            # The log's own finally clause has unparked the waiter. Ours (the count is
+            # back to 0): woken early; else the caller is cancelled and it goes on.
+            if woken and task.uncancel() == 0:
+                return True
+            raise
+        finally:
+            waiting = False
+            wake.remove_done_callback(interrupt)

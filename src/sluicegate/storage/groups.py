@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -38,12 +39,14 @@ def check_offsets(offsets: Mapping[TopicPartition, int]) -> None:
 
 
 class _Member:
-    __slots__ = ("deadline", "session_timeout", "topics")
+    __slots__ = ("deadline", "queued", "session_timeout", "topics")
 
     def __init__(self, topics: frozenset[str], session_timeout: float, now: float) -> None:
         self.topics = topics
         self.session_timeout = session_timeout
         self.deadline = now + session_timeout
+        #: The deadline of the member's entry in the coordinator's heap (``inf``: none).
+        self.queued = math.inf
 
 
 class _Group:
@@ -71,9 +74,12 @@ class GroupCoordinator:
         self._partitions_of = partitions_of
         self._now = monotonic
         self._groups: dict[str, _Group] = {}
-        # Session deadlines, soonest first. Heartbeats push new entries instead of
-        # updating old ones; a popped entry that is no longer the member's deadline is
-        # simply dropped. So expiry costs O(log n) per event, never a scan of everyone.
+        # Session deadlines, soonest first, one entry per member: a heartbeat only moves
+        # the member's deadline (no heap work), and an entry that comes due before its
+        # member's deadline is pushed again at that deadline. So expiry costs O(log n)
+        # per session, never a scan of everyone, and the heap never holds more entries
+        # than there are members (one per heartbeat would pile up for a whole session:
+        # 10,000 idle streams heartbeating every few seconds).
         self._deadlines: list[tuple[float, str, str]] = []
         # Set when a deadline earlier than all others appears, so the sweeper re-plans.
         self._sooner = asyncio.Event()
@@ -153,8 +159,16 @@ class GroupCoordinator:
         deadlines = self._deadlines
         due: set[str] = set()
         while deadlines and deadlines[0][0] <= now:
-            _, group, _ = heapq.heappop(deadlines)
-            due.add(group)
+            queued, group, member_id = heapq.heappop(deadlines)
+            state = self._groups.get(group)
+            member = None if state is None else state.members.get(member_id)
+            if member is None or member.queued != queued:
+                continue  # left, expired already, or queued again sooner
+            member.queued = math.inf
+            if member.deadline <= now:
+                due.add(group)
+            else:
+                self._queue(group, member_id, member)  # heartbeats moved it on
         for group in due:
             state = self._groups.get(group)
             if state is not None:
@@ -176,8 +190,14 @@ class GroupCoordinator:
 
     def _touch(self, state: _Group, member_id: str, member: _Member) -> None:
         member.deadline = self._now() + member.session_timeout
+        if member.deadline < member.queued:
+            # New, or re-joined with a shorter session: its entry would come too late.
+            self._queue(state.name, member_id, member)
+
+    def _queue(self, group: str, member_id: str, member: _Member) -> None:
         sooner = not self._deadlines or member.deadline < self._deadlines[0][0]
-        heapq.heappush(self._deadlines, (member.deadline, state.name, member_id))
+        member.queued = member.deadline
+        heapq.heappush(self._deadlines, (member.deadline, group, member_id))
         if sooner:
             self._sooner.set()
 

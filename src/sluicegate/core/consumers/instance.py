@@ -157,7 +157,7 @@ class ConsumerInstance:
         self,
         max_events: int,
         timeout: float,
-        gone: Callable[[], Awaitable[object]],
+        gone: Callable[[], Awaitable[object]] | None,
         *,
         window: int | None = None,
         polls: LongPolls | None = None,
@@ -166,11 +166,12 @@ class ConsumerInstance:
 
         The wait is a long poll (``LongPolls.wait``): woken by the log, by a rebalance or
         a grown subscription, or by a confirmation that reopens a full window; it ends at
-        once with ``Abandoned`` when ``gone()`` completes. At most ``window`` deliveries
-        (default ``max_unconfirmed``) are unconfirmed at any time: with the window full
-        the instance reads nothing until confirmations arrive. An empty batch means the
-        timeout passed. ``polls`` waits instead of the registry's long polls (a stream
-        whose waits are not counted as long polls).
+        once with ``Abandoned`` when ``gone()`` completes (``None``: only by
+        cancellation). At most ``window`` deliveries (default ``max_unconfirmed``) are
+        unconfirmed at any time: with the window full the instance reads nothing until
+        confirmations arrive. An empty batch means the timeout passed. ``polls`` waits
+        instead of the registry's long polls (a stream whose waits are not counted as
+        long polls).
         """
         registry = self._registry
         waits = registry.long_polls if polls is None else polls

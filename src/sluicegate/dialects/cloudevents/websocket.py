@@ -230,6 +230,9 @@ class WebSocketConsumers:
                             # cost more than the send.
                             deadline.reschedule(loop.time() + stall)
                     deadline.reschedule(None)
+                    # An idle connection would otherwise hold its last events for as
+                    # long as it waits for the next (a batch is never empty).
+                    del batch, record, text
         except TimeoutError:
             return None
         except OSError:
@@ -245,24 +248,52 @@ class WebSocketConsumers:
         delivering: asyncio.Task[Close | None],
     ) -> Close | None:
         """Handle the client's messages until it leaves, breaks the protocol, delivery
-        fails, or the gateway shuts down — never in the middle of a confirmation."""
-        while True:
-            getting = asyncio.ensure_future(receive())
-            try:
-                await asyncio.wait(
-                    (getting, stopping, delivering), return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                if not getting.done():
-                    getting.cancel()
-            if getting.done() and not getting.cancelled():
-                close = await self._handle(stream, getting.result())
-                if close is not None or getting.result()["type"] == "websocket.disconnect":
+        fails, or the gateway shuts down — never in the middle of a confirmation.
+
+        ``receive`` is awaited in this task, not in one of its own raced against the
+        others: an idle connection would hold that task (and its coroutine, context and
+        callbacks) for as long as it is open. The end of delivery or the start of a
+        shutdown interrupts a ``receive`` in progress by cancelling this task, and only
+        that: never a confirmation being committed.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        receiving = False
+        interrupted = False
+
+        def interrupt(_: object) -> None:
+            nonlocal interrupted
+            # Runs from the loop: ``receiving`` is what this task does now, not when the
+            # future completed.
+            if receiving and not interrupted:
+                interrupted = True
+                task.cancel()
+
+        stopping.add_done_callback(interrupt)
+        delivering.add_done_callback(interrupt)
+        try:
+            while True:
+                if stopping.done():
+                    return Close(GOING_AWAY, "the gateway is shutting down; connect again")
+                if delivering.done():
+                    return delivering.result()
+                receiving = True
+                try:
+                    message = await receive()
+                except asyncio.CancelledError:
+                    # Ours (the count is back to 0), or the server's: then it goes on. A
+                    # message the receive had taken stays in the server's queue.
+                    if interrupted and task.uncancel() == 0:
+                        continue
+                    raise
+                finally:
+                    receiving = False
+                close = await self._handle(stream, message)
+                if close is not None or message["type"] == "websocket.disconnect":
                     return close
-            elif stopping.done():
-                return Close(GOING_AWAY, "the gateway is shutting down; connect again")
-            else:
-                return delivering.result()
+        finally:
+            stopping.remove_done_callback(interrupt)
+            delivering.remove_done_callback(interrupt)
 
     async def _handle(self, stream: ConsumerStream, message: Message) -> Close | None:
         if message["type"] != "websocket.receive":

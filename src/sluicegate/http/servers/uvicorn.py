@@ -13,6 +13,7 @@ import uvicorn
 from sluicegate.config import Settings
 from sluicegate.http.protocol import guarded_protocol
 from sluicegate.http.servers import BeforeShutdown
+from sluicegate.http.servers.uvicorn_ws import LeanWebSocketsProtocol
 from sluicegate.http.tls import uvicorn_tls_options
 from sluicegate.http.types import ASGIApp
 
@@ -33,6 +34,8 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         "ws_ping_interval": ce.websocket_ping_interval,
         "ws_ping_timeout": ce.websocket_ping_timeout,
         "ws_per_message_deflate": ce.websocket_compression,
+        # uvicorn's own WebSocket protocol, holding less per open connection.
+        "ws": LeanWebSocketsProtocol,
         # TLS adds what hands client certificates to the app.
         **uvicorn_tls_options(settings.server.tls, http),
     }

@@ -1,0 +1,59 @@
+"""The group coordinator's session deadlines: one heap entry per member, whatever the
+number of heartbeats, and expiry still on time."""
+
+from __future__ import annotations
+
+from sluicegate.storage.groups import GroupCoordinator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_heartbeats_do_not_grow_the_deadline_heap() -> None:
+    clock = Clock()
+    groups = GroupCoordinator(lambda topic: 4, clock)
+    for n in range(100):
+        groups.join(f"g{n}", "m", ["t"], session_timeout=60.0)
+    for _ in range(50):
+        clock.now += 1.0
+        for n in range(100):
+            groups.heartbeat(f"g{n}", "m")
+        groups.expire_due()
+    # One entry per member (50 heartbeats each would have left 5,100 before).
+    assert len(groups._deadlines) == 100
+
+
+def test_a_member_that_heartbeats_outlives_its_first_deadline_and_then_expires() -> None:
+    clock = Clock()
+    groups = GroupCoordinator(lambda topic: 2, clock)
+    groups.join("g", "live", ["t"], session_timeout=10.0)
+    groups.join("g", "quiet", ["t"], session_timeout=10.0)
+    for _ in range(5):  # 20 s: twice the session
+        clock.now += 4.0
+        groups.heartbeat("g", "live")
+        groups.expire_due()
+    assert len(groups.heartbeat("g", "live").partitions) == 2  # "quiet" expired
+    assert len(groups._deadlines) == 1
+    clock.now += 10.0
+    groups.expire_due()
+    assert "g" not in groups._groups
+    assert groups._deadlines == []
+
+
+def test_rejoining_with_a_shorter_session_expires_at_the_shorter_deadline() -> None:
+    clock = Clock()
+    groups = GroupCoordinator(lambda topic: 1, clock)
+    groups.join("g", "m", ["t"], session_timeout=100.0)
+    groups.join("g", "m", ["t"], session_timeout=5.0)
+    clock.now += 6.0
+    groups.expire_due()
+    assert "g" not in groups._groups
+    # The entry of the longer session is dropped when it comes due, not pushed again.
+    clock.now += 100.0
+    groups.expire_due()
+    assert groups._deadlines == []
