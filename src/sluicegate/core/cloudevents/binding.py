@@ -512,13 +512,12 @@ def to_records(
     records as ``to_record`` makes one by one.
 
     Events of one request share their source, type and content type, often their time
-    and their partition keys: a value that repeats within the call is encoded once (a
-    dict hit instead of an encode and a tuple), so per event only ``ce_id`` and what is
-    the event's own are made.
+    and their partition keys. The headers after ``ce_id`` (and ``ce_subject``) depend on
+    those alone, so they are made once per distinct combination within the call, and per
+    event only ``ce_id`` is encoded and one tuple joined.
     """
     heads: dict[tuple[str, str, str], tuple[Header, Header, Header]] = {}
-    times: dict[str, Header] = {}
-    extensions: dict[tuple[str, str], Header] = {}
+    tails: dict[tuple[object, ...], tuple[tuple[Header, ...], bytes | None]] = {}
     records: list[NewRecord] = []
     append = records.append
     for event, (topic, partition) in zip(events, places, strict=True):
@@ -530,32 +529,39 @@ def to_records(
                 _shared("ce_source", event.source),
                 _shared("ce_type", event.type),
             )
-        headers = [head[0], ("ce_id", event.id.encode()), head[1], head[2]]
+        extensions = event.extensions
+        rest = (
+            event.time,
+            event.dataschema,
+            event.datacontenttype,
+            event.literal,
+            *extensions.items(),
+        )
+        tail = tails.get(rest)
+        if tail is None:
+            tail = tails[rest] = _tail(event)
+        headers = (head[0], ("ce_id", event.id.encode()), head[1], head[2])
         if event.subject is not None:
-            headers.append(("ce_subject", event.subject.encode()))
-        time = event.time
-        if time is not None:
-            header = times.get(time)
-            if header is None:
-                header = times[time] = ("ce_time", time.encode())
-            headers.append(header)
-        if event.dataschema is not None:
-            headers.append(_shared("ce_dataschema", event.dataschema))
-        key: bytes | None = None
-        for extension in event.extensions.items():
-            header = extensions.get(extension)
-            if header is None:
-                name, value = extension
-                header = extensions[extension] = (CE_HEADER_PREFIX + name, value.encode())
-            headers.append(header)
-            if extension[0] == "partitionkey":
-                key = header[1]
-        if event.datacontenttype is not None:
-            headers.append(_shared(_CONTENT_TYPE, event.datacontenttype))
-        if event.literal:
-            headers.append((LITERALS_HEADER, ",".join(sorted(event.literal)).encode()))
-        append(NewRecord(topic, partition, key, event.data, tuple(headers)))
+            headers += (("ce_subject", event.subject.encode()),)
+        append(NewRecord(topic, partition, tail[1], event.data, headers + tail[0]))
     return records
+
+
+def _tail(event: CloudEvent) -> tuple[tuple[Header, ...], bytes | None]:
+    """The headers ``to_record`` writes after ``ce_subject``, and the record's key."""
+    headers: list[Header] = []
+    if event.time is not None:
+        headers.append(("ce_time", event.time.encode()))
+    if event.dataschema is not None:
+        headers.append(_shared("ce_dataschema", event.dataschema))
+    for name, value in event.extensions.items():
+        headers.append((CE_HEADER_PREFIX + name, value.encode()))
+    if event.datacontenttype is not None:
+        headers.append(_shared(_CONTENT_TYPE, event.datacontenttype))
+    if event.literal:
+        headers.append((LITERALS_HEADER, ",".join(sorted(event.literal)).encode()))
+    key = event.extensions.get("partitionkey")
+    return tuple(headers), None if key is None else key.encode()
 
 
 def from_record(record: Record) -> CloudEvent:
