@@ -505,9 +505,7 @@ def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord
     )
 
 
-def to_records(
-    events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]
-) -> list[NewRecord]:
+def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) -> list[NewRecord]:
     """The records of ``events``, each in its (topic, partition) of ``places``: the same
     records as ``to_record`` makes one by one.
 
@@ -540,7 +538,7 @@ def to_records(
         tail = tails.get(rest)
         if tail is None:
             tail = tails[rest] = _tail(event)
-        headers = (head[0], ("ce_id", event.id.encode()), head[1], head[2])
+        headers: tuple[Header, ...] = (head[0], ("ce_id", event.id.encode()), head[1], head[2])
         if event.subject is not None:
             headers += (("ce_subject", event.subject.encode()),)
         append(NewRecord(topic, partition, tail[1], event.data, headers + tail[0]))

@@ -186,9 +186,8 @@ class EventProducer:
         the first event that is wrong and say so, exactly as it always does.
         """
         limit = self._max_event_bytes
-        if within is None or within > limit:
-            if max(event.size() for event in events) > limit:
-                return None
+        if (within is None or within > limit) and max(e.size() for e in events) > limit:
+            return None
         if any("offset" in event.extensions for event in events):
             return None
         for event_type in {event.type for event in events}:
