@@ -101,6 +101,27 @@ def _header_text(name: str, raw: bytes, index: int | None) -> str:
         ) from None
 
 
+#: ``ce-`` header names seen → (attribute name, whether a context attribute): checked
+#: once each, since a producer sends the same few names on every request.
+_BINARY_NAMES: dict[bytes, tuple[str, bool]] = {}
+
+
+def _binary_name(raw_name: bytes, index: int | None) -> tuple[str, bool]:
+    known = _BINARY_NAMES.get(raw_name)
+    if known is None:
+        name = check_attribute_name(raw_name[3:].decode("latin-1"), index)
+        if name == "datacontenttype":
+            raise BadRequest(
+                "in binary mode datacontenttype is the Content-Type header, "
+                "not a ce-datacontenttype header",
+                attribute=name,
+            )
+        known = (name, name in _CONTEXT)
+        if len(_BINARY_NAMES) < _REMEMBERED:
+            _BINARY_NAMES[raw_name] = known
+    return known
+
+
 def from_http_binary(
     headers: Mapping[bytes, bytes], body: bytes, *, index: int | None = None
 ) -> CloudEvent:
@@ -109,24 +130,21 @@ def from_http_binary(
     attributes: dict[str, str] = {}
     extensions: dict[str, str] = {}
     for raw_name, raw_value in headers.items():
-        if not raw_name.startswith(_HTTP_PREFIX):
+        if raw_name[:3] != _HTTP_PREFIX:
             continue
-        name = check_attribute_name(raw_name[3:].decode("latin-1"), index)
-        if name == "datacontenttype":
-            raise BadRequest(
-                "in binary mode datacontenttype is the Content-Type header, "
-                "not a ce-datacontenttype header",
-                attribute=name,
-            )
-        value = _header_text(name, raw_value, index)
-        if name in _CONTEXT:
+        name, context = _binary_name(raw_name, index)
+        if raw_value.isascii() and b"%" not in raw_value:
+            value = raw_value.decode("ascii")
+        else:
+            value = _header_text(name, raw_value, index)
+        if context:
             attributes[name] = value
         else:
             extensions[name] = value
     content_type = headers.get(b"content-type")
     datacontenttype = content_type.decode("latin-1") if content_type else None
     data = body if body else None
-    if data is not None and is_json_media_type(datacontenttype):
+    if data is not None and content_type and _data_kind(content_type) == _AS_JSON:
         _check_json_data(data, index)
     return _checked(attributes, datacontenttype, extensions, frozenset(), data, index)
 
@@ -514,6 +532,9 @@ def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) 
     those alone, so they are made once per distinct combination within the call, and per
     event only ``ce_id`` is encoded and one tuple joined.
     """
+    if len(events) == 1:
+        (topic, partition), event = places[0], events[0]
+        return [to_record(event, topic, partition=partition)]  # nothing repeats
     heads: dict[tuple[str, str, str], tuple[Header, Header, Header]] = {}
     tails: dict[tuple[object, ...], tuple[tuple[Header, ...], bytes | None]] = {}
     records: list[NewRecord] = []
