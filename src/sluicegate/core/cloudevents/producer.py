@@ -40,14 +40,12 @@ from sluicegate.core.cloudevents.schemas import EventSchemas
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.partitioner import Partitioner
-from sluicegate.core.records import NewRecord, format_timestamp
+from sluicegate.core.records import format_timestamp
 from sluicegate.core.schemas.validators import ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
 from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
 
 __all__ = ["EventProducer", "identity_key", "require_producer"]
-
-Item = tuple[bytes, Sequence[NewRecord]]
 
 
 def identity_key(event: CloudEvent) -> bytes:
@@ -144,6 +142,7 @@ class EventProducer:
         records = to_records(events, places)
         await self._ids.append_once(
             [
+                # ``identity_key(event)``, without a call per event.
                 (event.source.encode() + b"\x00" + event.id.encode(), (record,))
                 for event, record in zip(events, records, strict=True)
             ]
