@@ -11,12 +11,26 @@
 Every request carries ids never sent before (wrk's ``request()`` numbers them per thread
 and run): a repeated ``source`` + ``id`` would be acknowledged without being stored, and
 the benchmark would measure de-duplication instead of storage.
+
+Where the server's time goes, without sockets or wrk (CPU time counts on a busy machine
+where wall time does not): ``python -m bench.cloudevents_produce profile batch|raw
+[--requests N] [--cprofile FILE]`` serves the same requests to the gateway built as
+``sluicegate serve`` builds it (uvicorn's protocol fed in memory, as ``bench.instructions``
+does; durable on SQLite with its commit process), each with new ids, and prints the CPU
+time of this process per event; with ``--cprofile`` the run is profiled and the top
+entries by own time printed.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import cProfile
 import json
+import pstats
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -145,3 +159,151 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             durable=True,
         ),
     }
+
+
+# -- in process: CPU per event, and the profile ------------------------------------
+
+
+class _Client:
+    """One keep-alive connection fed in memory: its next request (new ids) goes in once
+    the whole response is out."""
+
+    def __init__(self, protocol: asyncio.Protocol, make: Callable[[], bytes], count: int) -> None:
+        from bench.instructions import _Transport
+
+        self.protocol = protocol
+        self._make = make
+        self._remaining = count
+        self._writes = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        protocol.connection_made(_Transport(self))  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        self.protocol.data_received(self._make())
+
+    def written(self, data: bytes) -> None:
+        # uvicorn writes a response as two writes, head then body.
+        if self.done.done():
+            return
+        self._writes += 1
+        if self._writes == 1:
+            if not data.startswith(b"HTTP/1.1 202 "):
+                self.done.set_exception(RuntimeError(f"not a 202: {data[:300]!r}"))
+            return
+        self._writes = 0
+        self._remaining -= 1
+        if self._remaining:
+            asyncio.get_running_loop().call_soon(self.protocol.data_received, self._make())
+        else:
+            self.done.set_result(None)
+
+
+def _requests(kind: str) -> Callable[[], bytes]:
+    """A maker of ``kind`` requests, each with ids of its own."""
+    serial = 0
+    batch = _batch_body()
+    raw_body = json.dumps(DATA).encode()
+    raw_head = "".join(f"{name}: {value}\r\n" for name, value in RAW_HEADERS.items())
+
+    def make() -> bytes:
+        nonlocal serial
+        serial += 1
+        if kind == "batch":
+            body = batch.replace("@ID@", f"p-{serial}").encode()
+            head = (
+                "POST /ce/produce/events HTTP/1.1\r\nHost: bench\r\n"
+                "Content-Type: application/cloudevents-batch+json\r\n"
+            )
+        else:
+            body = raw_body
+            head = (
+                f"POST /ce/produce/raw HTTP/1.1\r\nHost: bench\r\n{raw_head}ce-id: p-{serial}\r\n"
+                "Content-Type: application/json\r\n"
+            )
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    return make
+
+
+async def _in_process(kind: str, requests: int, connections: int, profile: str | None) -> None:
+    from uvicorn.server import ServerState
+
+    from sluicegate.app import build_app
+    from sluicegate.cli.serve import tune_gc
+    from sluicegate.config import load_settings
+    from sluicegate.core.gateway import Gateway
+    from sluicegate.http.servers.uvicorn import uvicorn_config
+    from sluicegate.observability.metrics import Metrics
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = load_settings(
+            environ={}, overrides={"storage": {"data_dir": data_dir}, "auth": {"enabled": False}}
+        )
+        metrics = Metrics()
+        async with running(open_log(settings, observe_commit=metrics.observe_commit)) as log:
+            gateway = Gateway(settings, log)
+            await gateway.start()
+            config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
+            config.load()
+            loop = asyncio.get_running_loop()
+            state = ServerState()
+            make = _requests(kind)
+
+            async def round_of(count: int) -> None:
+                clients = [
+                    _Client(
+                        config.http_protocol_class(
+                            config=config, server_state=state, app_state={}, _loop=loop
+                        ),
+                        make,
+                        count,
+                    )
+                    for _ in range(connections)
+                ]
+                for client in clients:
+                    client.start()
+                await asyncio.gather(*(client.done for client in clients))
+
+            await round_of(4)  # warm-up: the type's topic, its registration, caches
+            tune_gc()
+            rounds = max(1, requests // connections)
+            profiler = cProfile.Profile() if profile else None
+            started, cpu = time.perf_counter(), time.process_time()
+            if profiler is not None:
+                profiler.enable()
+            await round_of(rounds)
+            if profiler is not None:
+                profiler.disable()
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    events = rounds * connections * (EVENTS_PER_BATCH if kind == "batch" else 1)
+    print(
+        f"{kind}: {events:,} events in {rounds * connections:,} requests, "
+        f"{cpu / events * 1e6:.2f} us of CPU per event ({events / cpu:,.0f} events per "
+        f"CPU-second; wall {wall:.2f} s){' (profiled)' if profile else ''}"
+    )
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="CloudEvents produce, served in process")
+    sub = parser.add_subparsers(dest="command", required=True)
+    profile = sub.add_parser("profile", help="CPU per event, optionally cProfile")
+    profile.add_argument("kind", choices=("batch", "raw"))
+    profile.add_argument("--requests", type=int, default=0, help="640 batches or 12,800 raw")
+    profile.add_argument("--connections", type=int, default=0, help="16 batch, 64 raw")
+    profile.add_argument("--cprofile", metavar="FILE", help="profile into FILE and print it")
+    args = parser.parse_args()
+    from sluicegate.cli.main import run_async
+
+    batch = args.kind == "batch"
+    requests = args.requests or (640 if batch else 12_800)
+    connections = args.connections or (16 if batch else 64)
+    run_async(_in_process(args.kind, requests, connections, args.cprofile))
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -42,6 +42,9 @@ import msgspec
 
 from sluicegate.core.cloudevents.event import (
     CONTEXT_ATTRIBUTES,
+    CONTROL_CHARACTER,
+    RFC3339,
+    SPECVERSION,
     CloudEvent,
     check_attribute_name,
     check_extension_value,
@@ -64,6 +67,7 @@ __all__ = [
     "structured_batch",
     "structured_json",
     "to_record",
+    "to_records",
 ]
 
 #: Kafka header names of attributes: ``ce_`` + the attribute's name.
@@ -74,6 +78,8 @@ _CONTENT_TYPE = "content-type"
 _HTTP_PREFIX = b"ce-"
 _JSON = "application/json"
 
+_RFC3339 = RFC3339.fullmatch
+_CONTROL = CONTROL_CHARACTER.search
 _check_json = msgspec.json.Decoder(msgspec.Raw).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -95,6 +101,27 @@ def _header_text(name: str, raw: bytes, index: int | None) -> str:
         ) from None
 
 
+#: ``ce-`` header names seen → (attribute name, whether a context attribute): checked
+#: once each, since a producer sends the same few names on every request.
+_BINARY_NAMES: dict[bytes, tuple[str, bool]] = {}
+
+
+def _binary_name(raw_name: bytes, index: int | None) -> tuple[str, bool]:
+    known = _BINARY_NAMES.get(raw_name)
+    if known is None:
+        name = check_attribute_name(raw_name[3:].decode("latin-1"), index)
+        if name == "datacontenttype":
+            raise BadRequest(
+                "in binary mode datacontenttype is the Content-Type header, "
+                "not a ce-datacontenttype header",
+                attribute=name,
+            )
+        known = (name, name in _CONTEXT)
+        if len(_BINARY_NAMES) < _REMEMBERED:
+            _BINARY_NAMES[raw_name] = known
+    return known
+
+
 def from_http_binary(
     headers: Mapping[bytes, bytes], body: bytes, *, index: int | None = None
 ) -> CloudEvent:
@@ -103,24 +130,21 @@ def from_http_binary(
     attributes: dict[str, str] = {}
     extensions: dict[str, str] = {}
     for raw_name, raw_value in headers.items():
-        if not raw_name.startswith(_HTTP_PREFIX):
+        if raw_name[:3] != _HTTP_PREFIX:
             continue
-        name = check_attribute_name(raw_name[3:].decode("latin-1"), index)
-        if name == "datacontenttype":
-            raise BadRequest(
-                "in binary mode datacontenttype is the Content-Type header, "
-                "not a ce-datacontenttype header",
-                attribute=name,
-            )
-        value = _header_text(name, raw_value, index)
-        if name in _CONTEXT:
+        name, context = _binary_name(raw_name, index)
+        if raw_value.isascii() and b"%" not in raw_value:
+            value = raw_value.decode("ascii")
+        else:
+            value = _header_text(name, raw_value, index)
+        if context:
             attributes[name] = value
         else:
             extensions[name] = value
     content_type = headers.get(b"content-type")
     datacontenttype = content_type.decode("latin-1") if content_type else None
     data = body if body else None
-    if data is not None and is_json_media_type(datacontenttype):
+    if data is not None and content_type and _data_kind(content_type) == _AS_JSON:
         _check_json_data(data, index)
     return _checked(attributes, datacontenttype, extensions, frozenset(), data, index)
 
@@ -348,9 +372,95 @@ def from_batch(body: bytes) -> list[CloudEvent]:
             decoded = _decode_many(body)
         except msgspec.ValidationError:
             return _from_elements(body)
+        plain = _plain_events(decoded, body)
+        if plain is not None:
+            return plain
         return [_from_fast(event, index) for index, event in enumerate(decoded)]
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
+
+
+#: Bytes after which a decoded string may hold a control character: a JSON escape, DEL,
+#: or the UTF-8 lead byte of U+0080-U+00BF (C1 controls among them). A raw C0 control
+#: is not JSON inside a string, so a body with none of these has no control characters.
+_MAYBE_CONTROL = (b"\\", b"\x7f", b"\xc2")
+#: ``datacontenttype`` values seen, and whether they are JSON (bounded like ``_DATA_KIND``).
+_JSON_TYPE: dict[str, bool] = {}
+
+
+def _json_type(datacontenttype: str) -> bool:
+    known = _JSON_TYPE.get(datacontenttype)
+    if known is None:
+        known = bool(datacontenttype.strip()) and is_json_media_type(datacontenttype)
+        if len(_JSON_TYPE) < _REMEMBERED:
+            _JSON_TYPE[datacontenttype] = known
+    return known
+
+
+def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] | None:
+    """The events of a batch in which every event is plain, checked with as little work
+    per event as can be; ``None`` when some event is not, for ``_from_fast`` to check
+    event by event (and to name the first that is wrong, exactly as it always does).
+
+    Plain: ``specversion`` ``1.0``, ``id``/``source``/``type`` non-empty, ``subject`` and
+    ``dataschema`` non-empty when present, JSON data (or none) with a JSON
+    ``datacontenttype`` (or none), no ``data_base64``, and ``time`` RFC 3339 (each
+    distinct value checked once). What ``checked_event`` checks value by value (control
+    characters) or ``_data`` event by event (``\\u`` escapes of lone surrogates) is
+    looked for once in the whole body: a body without a backslash, DEL or C1 lead byte
+    cannot hold either, and any other body has its strings checked in one joined pass.
+    """
+    escapes = any(marker in body for marker in _MAYBE_CONTROL)
+    times: set[str] = set()
+    events: list[CloudEvent] = []
+    append = events.append
+    values: list[str] = []
+    for event in decoded:
+        event_id, source, event_type = event.id, event.source, event.type
+        subject, time, dataschema = event.subject, event.time, event.dataschema
+        datacontenttype = event.datacontenttype
+        if (
+            event.specversion != SPECVERSION
+            or not event_id
+            or not source
+            or not event_type
+            or subject == ""
+            or dataschema == ""
+            or event.data_base64 is not None
+            or (datacontenttype is not None and not _json_type(datacontenttype))
+        ):
+            return None
+        if time is not None and time not in times:
+            if _RFC3339(time) is None:
+                return None
+            times.add(time)
+        data: bytes | None = bytes(event.data)
+        if not data or data == b"null":
+            data = None
+        elif datacontenttype is None:
+            datacontenttype = _JSON
+        partitionkey = event.partitionkey
+        if escapes:
+            if data is not None and b"\\u" in data:
+                return None
+            values += (event_id, source, event_type, subject or "", time or "")
+            values += (datacontenttype or "", dataschema or "", partitionkey or "")
+        append(
+            CloudEvent(
+                id=event_id,
+                source=source,
+                type=event_type,
+                subject=subject,
+                time=time,
+                datacontenttype=datacontenttype,
+                dataschema=dataschema,
+                extensions={} if partitionkey is None else {"partitionkey": partitionkey},
+                data=data,
+            )
+        )
+    if escapes and not "".join(values).isprintable() and _CONTROL("".join(values)):
+        return None
+    return events
 
 
 def _from_elements(body: bytes) -> list[CloudEvent]:
@@ -411,6 +521,66 @@ def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord
     return NewRecord(
         topic, partition, None if key is None else key.encode(), event.data, tuple(headers)
     )
+
+
+def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) -> list[NewRecord]:
+    """The records of ``events``, each in its (topic, partition) of ``places``: the same
+    records as ``to_record`` makes one by one.
+
+    Events of one request share their source, type and content type, often their time
+    and their partition keys. The headers after ``ce_id`` (and ``ce_subject``) depend on
+    those alone, so they are made once per distinct combination within the call, and per
+    event only ``ce_id`` is encoded and one tuple joined.
+    """
+    if len(events) == 1:
+        (topic, partition), event = places[0], events[0]
+        return [to_record(event, topic, partition=partition)]  # nothing repeats
+    heads: dict[tuple[str, str, str], tuple[Header, Header, Header]] = {}
+    tails: dict[tuple[object, ...], tuple[tuple[Header, ...], bytes | None]] = {}
+    records: list[NewRecord] = []
+    append = records.append
+    for event, (topic, partition) in zip(events, places, strict=True):
+        shared = (event.specversion, event.source, event.type)
+        head = heads.get(shared)
+        if head is None:
+            head = heads[shared] = (
+                _shared("ce_specversion", event.specversion),
+                _shared("ce_source", event.source),
+                _shared("ce_type", event.type),
+            )
+        extensions = event.extensions
+        rest = (
+            event.time,
+            event.dataschema,
+            event.datacontenttype,
+            event.literal,
+            *extensions.items(),
+        )
+        tail = tails.get(rest)
+        if tail is None:
+            tail = tails[rest] = _tail(event)
+        headers: tuple[Header, ...] = (head[0], ("ce_id", event.id.encode()), head[1], head[2])
+        if event.subject is not None:
+            headers += (("ce_subject", event.subject.encode()),)
+        append(NewRecord(topic, partition, tail[1], event.data, headers + tail[0]))
+    return records
+
+
+def _tail(event: CloudEvent) -> tuple[tuple[Header, ...], bytes | None]:
+    """The headers ``to_record`` writes after ``ce_subject``, and the record's key."""
+    headers: list[Header] = []
+    if event.time is not None:
+        headers.append(("ce_time", event.time.encode()))
+    if event.dataschema is not None:
+        headers.append(_shared("ce_dataschema", event.dataschema))
+    for name, value in event.extensions.items():
+        headers.append((CE_HEADER_PREFIX + name, value.encode()))
+    if event.datacontenttype is not None:
+        headers.append(_shared(_CONTENT_TYPE, event.datacontenttype))
+    if event.literal:
+        headers.append((LITERALS_HEADER, ",".join(sorted(event.literal)).encode()))
+    key = event.extensions.get("partitionkey")
+    return tuple(headers), None if key is None else key.encode()
 
 
 def from_record(record: Record) -> CloudEvent:

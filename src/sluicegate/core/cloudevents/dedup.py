@@ -196,7 +196,9 @@ class EventIds:
                 del pending[digest]
             self._duplicates += len(stored)
             appending = self._appending
-            others = {appending[d] for d in pending if d in appending} if appending else None
+            # The common case, no overlap, in one C-level intersection of the key views.
+            overlap = appending.keys() & pending.keys() if appending else None
+            others = {appending[d] for d in overlap} if overlap else None
             if not others:
                 break
             # Never wait while holding claims of our own: two requests with overlapping

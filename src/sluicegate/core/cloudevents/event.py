@@ -26,6 +26,8 @@ from sluicegate.errors import BadRequest
 
 __all__ = [
     "CONTEXT_ATTRIBUTES",
+    "CONTROL_CHARACTER",
+    "RFC3339",
     "SPECVERSION",
     "CloudEvent",
     "check_attribute_name",
@@ -53,13 +55,13 @@ CONTEXT_ATTRIBUTES = (
 
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
 # RFC 3339 section 5.6: full-date "T" full-time, with a time zone; lower-case t/z allowed.
-_RFC3339 = re.compile(
+RFC3339 = re.compile(
     r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)"
     r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
 )
 _INT32 = (-(2**31), 2**31 - 1)
 # The CloudEvents String type excludes the control characters (C0, DEL and C1).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -164,14 +166,14 @@ def check_type(event_type: str) -> str:
     API), else raise ``BadRequest``."""
     if not event_type:
         raise BadRequest("the event type must not be empty", attribute="type")
-    if not event_type.isprintable() and _CONTROL.search(event_type):
+    if not event_type.isprintable() and CONTROL_CHARACTER.search(event_type):
         raise BadRequest("the event type holds a control character", attribute="type")
     return event_type
 
 
 def check_time(value: str, index: int | None = None) -> str:
     """Return ``value`` if it is an RFC 3339 timestamp, else raise ``BadRequest``."""
-    if _RFC3339.fullmatch(value) is None:
+    if RFC3339.fullmatch(value) is None:
         raise _bad(
             f"attribute time {value[:64]!r} is not an RFC 3339 timestamp "
             "(e.g. 2025-01-31T12:00:00Z)",
@@ -282,6 +284,6 @@ def checked_event(
     # specification forbids.
     if not _joined_values(event).isprintable():
         for name, value in event.attributes():
-            if _CONTROL.search(value):
+            if CONTROL_CHARACTER.search(value):
                 raise _bad(f"attribute {name} holds a control character", name, index)
     return event

@@ -92,16 +92,16 @@ class Produce:
         """One event in structured mode; 202 once durable."""
         principal = producer_of(request)
         _require_media_type(request, STRUCTURED, "a batch goes to /ce/produce/events")
-        event = from_structured(await request.body(json=True))
-        await self._produce(principal, [event])
+        body = await request.body(json=True)
+        await self._produce(principal, [from_structured(body)], within=len(body))
         return Response(b"", 202, content_type=None)
 
     async def events(self, request: Request) -> Response:
         """A batch: all events stored, in one atomic append, or none; 202 once durable."""
         principal = producer_of(request)
         _require_media_type(request, BATCH, "a single event goes to /ce/produce/event")
-        events = from_batch(await request.body(json=True))
-        await self._produce(principal, events, batch=True)
+        body = await request.body(json=True)
+        await self._produce(principal, from_batch(body), batch=True, within=len(body))
         return Response(b"", 202, content_type=None)
 
 
