@@ -447,9 +447,13 @@ class Soak:
     async def run(self, write: Callable[[], None]) -> None:
         config = self.config
         seconds = config.minutes * 60
+        # As many kept alive as may be open: a pool that closes "surplus" idle
+        # connections can close one it has just handed to a queued request, which then
+        # goes round httpcore's ConnectionNotAvailable retry; on a starved machine the
+        # load generator spun there for minutes without yielding (encode/httpcore#1110).
         limits = httpx.Limits(
             max_connections=MAX_IN_FLIGHT,
-            max_keepalive_connections=16,
+            max_keepalive_connections=MAX_IN_FLIGHT,
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
