@@ -16,12 +16,15 @@ shares this machine's two cores with the server, and a soak is about drift, not 
   half a body, a reset), and once, halfway, ``--idle-clients`` connections opened and
   left idle for two sampling periods;
 - the consumers of ``bench.soak_consumers`` (unless ``--no-consumers``): topics v1
-  cursor walks of two steady topics, a CloudEvents producer, a long-polling and
-  WebSocket consumer groups that must receive every event, consumer instances created
+  cursor walks of two steady topics, a CloudEvents producer, a long-polling and a
+  WebSocket consumer group that must each receive every event, instances created
   and deleted or left to expire, and two bursts of ``--idle-instances`` idle instances.
 
-Every ``--sample-every`` seconds it records the server's RSS (with its commit process),
-open descriptors, event-loop lag (the ``sluicegate_event_loop_lag_seconds`` gauge),
+Before the baseline a warm-up (``--no-warm-up`` skips it) fills the server's bounded
+caches (``WARM_UP_BYTES`` of records, ``WARM_UP_TOPICS`` topics), so that the run judges
+drift, not a cache filling up. Every ``--sample-every`` seconds it records the
+server's RSS (with its commit process), open descriptors, event-loop lag (the
+``sluicegate_event_loop_lag_seconds`` gauge),
 the number of ``/metrics`` series, the live CloudEvents consumer instances, the sizes
 of the data directory and of the WAL, and the requests answered.
 ``bench/results/soak.json`` is rewritten after every sample, so a run stopped early
