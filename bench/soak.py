@@ -540,7 +540,7 @@ class Soak:
         if consumers is None:
             return
         walks = {topic: partial(self._acknowledged, topic) for topic in WALKED_TOPICS}
-        await consumers.run(seconds, walks)
+        await consumers.run(seconds, walks, lambda: not self._tasks and not self._topics_due)
 
     def report(self) -> dict[str, Any]:
         tally = asdict(self.tally)

@@ -135,6 +135,7 @@ class ConsumerLoad:
         self._ws_ids: set[str] = set()
         self._walked: dict[str, int] = {}
         self._drain_deadline = float("inf")
+        self._load_done: Callable[[], bool] = lambda: True
         self._data = json.dumps({"payload": "d" * config.data_bytes}).encode()
 
     # -- requests --------------------------------------------------------------------
@@ -322,10 +323,26 @@ class ConsumerLoad:
                     after = messages[-1]["message_id"]
                     self._walked[name] += len(messages)
 
-        while not self._stop.is_set() or self._walked[name] < acknowledged():
+        # Past the end, produces still in flight are acknowledged later: go on until the
+        # load has none left (``load_done``) and the walk has caught up with them.
+        while (
+            not (self._stop.is_set() and self._load_done()) or self._walked[name] < acknowledged()
+        ):
             await self._guarded(f"topics v1 walk of {name}", step)
             if self._stop.is_set() and self._drain_over():
                 break
+
+    async def _warm_up(self, client: httpx.AsyncClient) -> None:
+        instance = await self._create(client, "group=soak-warm-up&events=false")
+        if instance is None:
+            return
+        await self._poll(client, instance, "timeout=0")
+        self._ok(await client.post(f"{instance}/confirm"), 204, "POST …/confirm")
+        self._ok(await client.delete(instance), 204, "DELETE instance")
+        if await self._poll(client, instance, "timeout=0") is None:
+            self.tally.ok += 1  # the 404 of an instance that is gone
+        else:
+            self.tally.error("a deleted instance still answered")
 
     # -- churn and idle bursts -------------------------------------------------------
 
@@ -416,15 +433,21 @@ class ConsumerLoad:
         self,
         seconds: float,
         walks: Mapping[str, Callable[[], int]],
+        load_done: Callable[[], bool],
     ) -> None:
         """Produce and consume for ``seconds``; then let every consumer catch up.
 
-        ``walks``: topic name → how many records the load has had acknowledged there.
+        ``walks``: topic name → how many records the load has had acknowledged there;
+        ``load_done()``: whether the rest of the soak has no request in flight any more.
         """
+        self._load_done = load_done
         limits = httpx.Limits(
             max_connections=32, max_keepalive_connections=32, keepalive_expiry=KEEPALIVE_EXPIRY
         )
         async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
+            # Every consumer route and answer once (a deleted instance's 404 too), so that
+            # their /metrics series exist from the start, as the records v2 warm-up does.
+            await self._guarded("consumer warm-up", partial(self._warm_up, client))
             consumers = [
                 asyncio.ensure_future(self._poll_consumer(client)),
                 *(
