@@ -14,6 +14,18 @@ Each goal is ``{"ok": bool, "detail": str}``:
 - ``metric_series``: no topic name appears in ``/metrics``, and the second half of the
   run adds no series to the most the first half had (labels are route templates);
 - ``errors``: no well-formed request failed.
+
+With the consumers (``bench.soak_consumers``):
+
+- ``events``: every CloudEvent whose produce was acknowledged reached both consumer
+  groups (the long-polling one and the WebSocket one), and no event that was never
+  produced reached either;
+- ``walks``: each topics v1 cursor walk saw as many records as the load had
+  acknowledged on its topic;
+- ``idle_instances``: every burst made all its idle instances and each of them was gone
+  (404) once its idle timeout had passed, and their memory came back for reuse: a later
+  burst raised RSS by at most half what the first did (or ``BURST_SLACK``). RSS itself is
+  not expected to fall: Python keeps freed arenas for the objects that come next.
 """
 
 from __future__ import annotations
@@ -28,6 +40,9 @@ __all__ = ["WAL_SIZE_LIMIT", "judge", "plot"]
 #: The server's default ``storage.wal_size_limit``, which the soak does not change.
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 MiB = 1024 * 1024
+#: What a later idle burst may add to RSS whatever the first added: the run's other
+#: growth (new topics) over the minute or two a burst takes.
+BURST_SLACK = 1 * MiB
 
 
 def _goal(ok: bool, detail: str) -> dict[str, Any]:
@@ -74,7 +89,9 @@ def judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     leaked = any(s["topic_name_in_metrics"] for s in samples)
 
     tally = report["tally"]
-    return {
+    # A starved load generator meets closed connections and timeouts of its own making.
+    client_lag = max((s.get("client_lag_s") or 0.0) for s in samples)
+    goals = {
         "rss": _goal(
             growth <= 0.10,
             f"last quarter {rss_last / MiB:.1f} MiB vs first {rss_first / MiB:.1f} MiB "
@@ -105,9 +122,54 @@ def judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             f"{tally['errors']} errors in {tally['ok'] + tally['errors']:,} well-formed "
             f"requests ({tally['skipped']} skipped while the server was behind, "
             f"{tally['dropped_clients']:,} dropped clients, "
-            f"{tally['topics_created']:,} topics created)",
+            f"{tally['topics_created']:,} topics created; the soak's own loop stalled "
+            f"{client_lag:.1f} s at worst)",
         ),
     }
+    if report.get("consumers") is not None:
+        goals |= _consumer_goals(report)
+    return goals
+
+
+def _consumer_goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    consumers = report["consumers"]
+    produced = consumers["ce_produced"]
+    poll_missing, ws_missing = consumers["poll_missing"], consumers["ws_missing"]
+    unexpected = consumers["unexpected"]
+    events = _goal(
+        produced > 0 and poll_missing == 0 and ws_missing == 0 and unexpected == 0,
+        f"{produced:,} events acknowledged ({consumers['ce_uncertain']} uncertain); "
+        f"missed by soak-poll {poll_missing:,}, by soak-ws {ws_missing:,} "
+        f"({consumers['poll_received']:,} and {consumers['ws_received']:,} received, "
+        f"repeats included; {consumers['ws_connections']} WebSocket connections); "
+        f"never produced {unexpected}",
+    )
+
+    walked, acknowledged = consumers["walks"], consumers["acknowledged"]
+    walks = _goal(
+        bool(acknowledged)
+        and all(0 < n <= walked.get(topic, 0) for topic, n in acknowledged.items()),
+        ", ".join(f"{t} {walked.get(t, 0):,} of {n:,} records" for t, n in acknowledged.items()),
+    )
+
+    settings = report["config"]["consumers"]
+    bursts = consumers["bursts"]
+    made = all(b["created"] == settings["idle_instances"] for b in bursts)
+    gone = all(b["still_alive"] == 0 for b in bursts)
+    rises = [b["rss_with"] - b["rss_before"] for b in bursts]
+    reused = all(rise <= max(rises[0] / 2, BURST_SLACK) for rise in rises[1:])
+    shown = "; ".join(
+        f"{b['created']:,} made, {b['instances_with']:,} live at once, "
+        f"{b['still_alive']} alive {b['expired_after_s']:g} s after last use, "
+        f"RSS {b['rss_before'] / MiB:.1f} -> {b['rss_with'] / MiB:.1f} -> "
+        f"{b['rss_after'] / MiB:.1f} MiB"
+        for b in bursts
+    )
+    idle = _goal(
+        len(bursts) == len(settings["idle_bursts_at"]) >= 2 and made and gone and reused,
+        f"{len(bursts)} bursts: {shown or 'none'}",
+    )
+    return {"events": events, "walks": walks, "idle_instances": idle}
 
 
 def _or_nan(value: float | None, scale: float = 1.0) -> float:
@@ -127,7 +189,13 @@ def plot(report: dict[str, Any], out: Path) -> None:
     rates = [0.0] + [(b["ok"] - a["ok"]) / max(b["t"] - a["t"], 1e-9) for a, b in pairwise(samples)]
     panels: list[tuple[str, list[tuple[str, list[float]]]]] = [
         ("RSS (MiB)", [("server + commit process", [s["rss_bytes"] / MiB for s in samples])]),
-        ("open descriptors", [("server", [s["fds"] for s in samples])]),
+        (
+            "descriptors and consumer instances",
+            [
+                ("open descriptors", [s["fds"] for s in samples]),
+                ("consumer instances", [_or_nan(s.get("consumer_instances")) for s in samples]),
+            ],
+        ),
         (
             "event-loop lag (ms)",
             [("worst of 10 s", [_or_nan(s["loop_lag_s"], 1000) for s in samples])],
@@ -147,6 +215,7 @@ def plot(report: dict[str, Any], out: Path) -> None:
                 ("answered per second", rates),
                 ("topics created (hundreds)", [s["topics_created"] / 100 for s in samples]),
                 ("errors (cumulative)", [s["errors"] for s in samples]),
+                ("events (hundreds)", [s.get("events_produced", 0) / 100 for s in samples]),
             ],
         ),
     ]

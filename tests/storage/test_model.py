@@ -37,6 +37,7 @@ from sluicegate.errors import (
     UnknownTopic,
 )
 from sluicegate.storage.sqlite import SqliteLog
+from sluicegate.storage.sqlite.recent import CHUNK_OVERHEAD, PARTITION_OVERHEAD
 from tests.storage.conftest import ManualClock
 
 T = TypeVar("T")
@@ -122,10 +123,14 @@ class LogMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(awaitable)
 
     def _start(self) -> None:
-        # A few hundred bytes of recent chunks: reads start in memory, on disk, or at the
-        # edge between them, and chunks are evicted as records are appended.
+        # A few hundred bytes of recent chunks (beyond what a chunk and its partition
+        # cost to keep): reads start in memory, on disk, or at the edge between them,
+        # and chunks are evicted as records are appended.
         self.log = SqliteLog(
-            self.data_dir, clock=self.clock, retention_interval=3600.0, recent_bytes=400
+            self.data_dir,
+            clock=self.clock,
+            retention_interval=3600.0,
+            recent_bytes=400 + 2 * CHUNK_OVERHEAD + PARTITION_OVERHEAD,
         )
         ready: asyncio.Future[None] = self.loop.create_future()
         self.runner = self.loop.create_task(self.log.run(ready))

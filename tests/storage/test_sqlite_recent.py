@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tracemalloc
 from pathlib import Path
 
 from sluicegate.core.records import NewRecord, TopicPartition
@@ -9,7 +11,7 @@ from sluicegate.core.topics import TopicSpec
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 from sluicegate.storage.sqlite.codec import ChunkRow, chunk_rows
-from sluicegate.storage.sqlite.recent import RecentChunks
+from sluicegate.storage.sqlite.recent import CHUNK_OVERHEAD, PARTITION_OVERHEAD, RecentChunks
 
 TP = TopicPartition("t", 0)
 
@@ -35,27 +37,58 @@ def test_a_read_finds_the_chunk_holding_its_offset_and_every_one_after() -> None
 
 
 def test_the_oldest_chunks_go_first_and_reads_before_them_go_to_disk() -> None:
-    one = len(chunks(0, 0, 1)[0][6])
-    kept = RecentChunks(3 * one)
+    one = len(chunks(0, 0, 1)[0][6]) + CHUNK_OVERHEAD
+    kept = RecentChunks(3 * one + 2 * PARTITION_OVERHEAD)
     kept.add(chunks(0, 0, 2))
     kept.add(chunks(1, 0, 1))
     kept.add(chunks(0, 2, 1))  # four chunks: partition 0's first one goes
-    assert kept.kept_bytes == 3 * one
+    assert kept.kept_bytes == 3 * one + 2 * PARTITION_OVERHEAD
     assert bases(kept, 0, 0) is None
     assert bases(kept, 0, 1) == [1, 2]
     assert bases(kept, 1, 0) == [0]
 
 
 def test_a_chunk_larger_than_the_memory_leaves_nothing_to_read_here() -> None:
-    kept = RecentChunks(500)
+    kept = RecentChunks(5000)
     kept.add(chunks(0, 0, 2) + chunks(1, 0, 1))
-    kept.add(chunks(0, 2, 1, size=1000))
+    kept.add(chunks(0, 2, 1, size=5000))
     # Partition 0's kept chunks would end before its end: a read must go to disk.
     assert bases(kept, 0, 0) is None
     assert bases(kept, 0, 2) is None
     assert kept.kept_bytes == 0
     kept.add(chunks(0, 3, 1))
     assert bases(kept, 0, 3) == [3]
+
+
+def test_a_partition_whose_last_chunk_goes_stops_counting() -> None:
+    one = len(chunks(0, 0, 1)[0][6]) + CHUNK_OVERHEAD
+    kept = RecentChunks(2 * one + PARTITION_OVERHEAD)
+    kept.add(chunks(0, 0, 1))
+    kept.add(chunks(1, 0, 1))  # partition 0's one chunk goes, and its entry with it
+    assert bases(kept, 0, 0) is None
+    assert kept.kept_bytes == one + PARTITION_OVERHEAD
+
+
+def test_the_bound_holds_what_the_chunks_cost_in_memory() -> None:
+    # The soak's shape: one record of about 600 bytes a chunk, a third of them in a
+    # partition of their own (new topics), with offsets and timestamps of real size.
+    bound = 2 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        kept = RecentChunks(bound)
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(3 * bound // 600):
+            topic = 100_000 + n if n % 3 == 0 else n % 8
+            offset = 10**9 + n
+            kept.add(
+                [(topic, 0, offset, offset + 1, 1_700_000_000_000_000 + n, 1, os.urandom(600))]
+            )
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept.kept_bytes <= bound
+    # It never holds more than the bound, and uses most of it (the overheads are rounded up).
+    assert 0.9 * bound <= used <= bound, used
 
 
 #: (offset, max_records, max_bytes) of every read compared.
