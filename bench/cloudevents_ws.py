@@ -143,7 +143,11 @@ async def _read_events(
     confirmed = 0
     started = time.perf_counter()
     while frames.count < total:
-        frames.feed(await reader.read(1 << 20))
+        data = await reader.read(1 << 20)
+        if not data:
+            # Closed by the server: end with the reason instead of reading EOF forever.
+            raise RuntimeError(f"the server closed after {frames.count} events: {frames.buffer!r}")
+        frames.feed(data)
         if frames.count - confirmed >= CONFIRM_EVERY:
             confirmed = frames.count - frames.count % CONFIRM_EVERY
             writer.write(_text_frame(f"confirm:{confirmed}"))
