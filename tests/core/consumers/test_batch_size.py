@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluicegate.core.consumers.instance import _size
@@ -20,6 +20,7 @@ _RECORDS = st.builds(
 )
 
 
+@settings(deadline=None)  # timed per example: a loaded machine is not a failure
 @given(st.lists(_RECORDS, max_size=10))
 def test_size_is_the_sum_of_record_sizes(records: list[Record]) -> None:
     assert _size(records) == sum(record.size() for record in records)
