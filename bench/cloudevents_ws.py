@@ -171,7 +171,15 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     text = _rendered_event()
     for _ in range(BACKLOG):
         await send({"type": "websocket.send", "text": text})
-    await receive()
+    await _until_closed(receive)
+
+
+async def _until_closed(receive: Any) -> None:
+    # The client's confirmations are read and dropped until it leaves: an app that
+    # returned at the first would close the socket under the client's next one, and the
+    # reset would throw away the events it had not read yet.
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
 
 
 async def bare_burst_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -185,7 +193,7 @@ async def bare_burst_app(scope: dict[str, Any], receive: Any, send: Any) -> None
     burst = [_rendered_event().encode()] * 100
     for _ in range(BACKLOG // len(burst)):
         await send_texts(scope, send, burst)
-    await receive()
+    await _until_closed(receive)
 
 
 def _serve_bare(port: int, app: Any = bare_app) -> None:
