@@ -10,14 +10,18 @@
   of 1,000 groups, each having polled once, so each holds its partitions' positions; on
   a server of its own with no events), the server's added resident memory against the
   200 MB target.
+- ``cloudevents-consume-events-kafka``: the first again on the Kafka backend, when
+  ``SLUICEGATE_TEST_KAFKA_BOOTSTRAP`` names a broker.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,10 +163,34 @@ def _idle_instances(url: str, pid: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def kafka_env() -> dict[str, str] | None:
+    """The Kafka backend on ``SLUICEGATE_TEST_KAFKA_BOOTSTRAP``'s broker, topics of a
+    prefix of their own; ``None`` when that variable is not set."""
+    bootstrap = os.environ.get("SLUICEGATE_TEST_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        return None
+    return {
+        "SLUICEGATE_STORAGE__BACKEND": "kafka",
+        "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:8]}.",
+    }
+
+
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
-    """Both CloudEvents consumer benchmarks (``duration`` does not apply: fixed sizes)."""
+    """Both CloudEvents consumer benchmarks (``duration`` does not apply: fixed sizes);
+    the backlog read again on the Kafka backend (``cloudevents-consume-events-kafka``)
+    when ``SLUICEGATE_TEST_KAFKA_BOOTSTRAP`` names a broker."""
     caps = {"SLUICEGATE_CLOUDEVENTS__MAX_CONSUMER_INSTANCES_PER_CLIENT": str(INSTANCES + 10)}
     results: dict[str, dict[str, Any]] = {}
+    kafka = kafka_env()
+    if kafka is not None:
+        with (
+            tempfile.TemporaryDirectory() as data_dir,
+            serve_in_subprocess(data_dir, cpu=SERVER_CPU, env={**caps, **kafka}) as server,
+        ):
+            spread_helper_threads(server.pid)
+            measured = _consume(server.url, server.pid)
+            results["cloudevents-consume-events-kafka"] = measured["cloudevents-consume-events"]
     # A server each: the idle instances' groups are new and would each read the backlog.
     for measure in (_consume, _idle_instances):
         with (

@@ -1,10 +1,16 @@
 """CloudEvents WebSocket consumer benchmarks. Run: ``python -m bench.run --only cloudevents-ws``.
 
 - ``cloudevents-ws-backlog``: one consumer (HTTP/1.1, uvicorn) reads a backlog of
-  ``BACKLOG`` events, confirming every 1,000; events/s against the 150,000 target. The
-  same-run baseline (``cloudevents-ws-bare``) is a bare ASGI WebSocket app on sluicegate's
-  uvicorn configuration sending the same rendered event as fast as it can to the same
-  client: the ceiling of the server stack and of this client.
+  ``BACKLOG`` events, confirming every 1,000; events/s against the 150,000 target. Two
+  same-run baselines, each a bare ASGI WebSocket app on sluicegate's uvicorn
+  configuration sending one pre-rendered event ``BACKLOG`` times to the same client:
+  ``cloudevents-ws-bare`` with one ``websocket.send`` per event (the ceiling of any app
+  that sends one ASGI message per event: one frame and one ``transport.write`` each), and
+  ``cloudevents-ws-bare-bursts`` in bursts of 100 through the ``send_texts`` extension
+  (``http/websocket_bursts.py``, one write per burst, as ``/ce/ws`` sends): the ceiling of
+  the server stack and of this client, and the backlog figure's baseline.
+- ``cloudevents-ws-backlog-kafka``: the backlog again on the Kafka backend, when
+  ``SLUICEGATE_TEST_KAFKA_BOOTSTRAP`` names a broker (same baseline).
 - ``cloudevents-ws-latency-p99``: events produced at 5,000/s (a batch of 50 every 10 ms,
   ``/ce/produce/events``) to a connected consumer: the time from the producer's 202
   (durable) to the event's arrival, p99 (target ≤ 5 ms); ``end_to_end_p99_ms`` counts
@@ -39,10 +45,12 @@ from typing import Any
 import httpx
 import msgspec
 
+from bench.cloudevents_consume import kafka_env
 from bench.http_produce import _entry
 from bench.probes import loop_lags_ms, parked
 from bench.servers import SERVER_CPU, spread_helper_threads
 from bench.topics_v1 import _p99, _rss_mb
+from sluicegate.http.websocket import send_texts
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -135,7 +143,11 @@ async def _read_events(
     confirmed = 0
     started = time.perf_counter()
     while frames.count < total:
-        frames.feed(await reader.read(1 << 20))
+        data = await reader.read(1 << 20)
+        if not data:
+            # Closed by the server: end with the reason instead of reading EOF forever.
+            raise RuntimeError(f"the server closed after {frames.count} events: {frames.buffer!r}")
+        frames.feed(data)
         if frames.count - confirmed >= CONFIRM_EVERY:
             confirmed = frames.count - frames.count % CONFIRM_EVERY
             writer.write(_text_frame(f"confirm:{confirmed}"))
@@ -150,7 +162,8 @@ def _rendered_event() -> str:
 
 
 async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Accept, then send the rendered event ``BACKLOG`` times (the ceiling)."""
+    """Accept, then send the rendered event ``BACKLOG`` times, one ``websocket.send``
+    each: the ceiling of an app that sends one ASGI message per event."""
     if scope["type"] != "websocket":
         return
     await receive()
@@ -158,10 +171,32 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     text = _rendered_event()
     for _ in range(BACKLOG):
         await send({"type": "websocket.send", "text": text})
+    await _until_closed(receive)
+
+
+async def _until_closed(receive: Any) -> None:
+    # The client's confirmations are read and dropped until it leaves: an app that
+    # returned at the first would close the socket under the client's next one, and the
+    # reset would throw away the events it had not read yet.
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def bare_burst_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accept, then send the rendered event ``BACKLOG`` times in bursts of 100 messages
+    (``sluicegate.websocket.send_texts``, one write each): the ceiling of the server
+    stack and of this client for an app that sends as ``/ce/ws`` does."""
+    if scope["type"] != "websocket":
+        return
     await receive()
+    await send({"type": "websocket.accept", "subprotocol": "cloudevents.json"})
+    burst = [_rendered_event().encode()] * 100
+    for _ in range(BACKLOG // len(burst)):
+        await send_texts(scope, send, burst)
+    await _until_closed(receive)
 
 
-def _serve_bare(port: int) -> None:
+def _serve_bare(port: int, app: Any = bare_app) -> None:
     import uvicorn
 
     from sluicegate.cli.main import run_async
@@ -169,7 +204,7 @@ def _serve_bare(port: int) -> None:
     from sluicegate.config import load_settings
     from sluicegate.http.servers.uvicorn import uvicorn_config
 
-    config = uvicorn_config(bare_app, load_settings(environ={}))
+    config = uvicorn_config(app, load_settings(environ={}))
     config.host, config.port = "127.0.0.1", port
     tune_gc()
     run_async(uvicorn.Server(config).serve())
@@ -181,13 +216,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _bare_rate() -> float:
+async def _bare_rate(burst: bool = False) -> float:
     port = _free_port()
     command = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "bench.cloudevents_ws"]
+    command += [str(port), *(["--burst"] if burst else [])]
     root = Path(__file__).parent.parent
-    process = await asyncio.create_subprocess_exec(
-        *command, str(port), cwd=root, stdin=subprocess.DEVNULL
-    )
+    process = await asyncio.create_subprocess_exec(*command, cwd=root, stdin=subprocess.DEVNULL)
     try:
         for _ in range(300):
             try:
@@ -327,13 +361,25 @@ async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
 async def _streaming(url: str) -> dict[str, dict[str, Any]]:
     port = int(url.rsplit(":", 1)[1])
     bare = await _bare_rate()
+    bare_burst = await _bare_rate(burst=True)
     rate = await _backlog(url, port)
-    print(f"backlog: {rate:,.0f} events/s, bare {bare:,.0f} events/s", flush=True)
+    print(
+        f"backlog: {rate:,.0f} events/s, bare {bare:,.0f} events/s, "
+        f"bare in bursts {bare_burst:,.0f} events/s",
+        flush=True,
+    )
     results = {
         "cloudevents-ws-backlog": _entry(
-            rate, "events/s", bare, target=150_000, confirm_every=CONFIRM_EVERY, events=BACKLOG
+            rate,
+            "events/s",
+            bare_burst,
+            target=150_000,
+            bare_one_send_per_event=round(bare),
+            confirm_every=CONFIRM_EVERY,
+            events=BACKLOG,
         ),
         "cloudevents-ws-bare": _entry(bare, "events/s", bare, events=BACKLOG),
+        "cloudevents-ws-bare-bursts": _entry(bare_burst, "events/s", bare, events=BACKLOG),
     }
     results.update(await _latency(url, port))
     print(results, flush=True)
@@ -358,6 +404,23 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     ):
         spread_helper_threads(server.pid)
         results.update(asyncio.run(_streaming(server.url)))
+    kafka = kafka_env()
+    if kafka is not None:
+        with (
+            tempfile.TemporaryDirectory() as data_dir,
+            serve_in_subprocess(data_dir, cpu=SERVER_CPU, env={**caps, **kafka}) as server,
+        ):
+            spread_helper_threads(server.pid)
+            port = int(server.url.rsplit(":", 1)[1])
+            rate = asyncio.run(_backlog(server.url, port))
+            results["cloudevents-ws-backlog-kafka"] = _entry(
+                rate,
+                "events/s",
+                results["cloudevents-ws-bare-bursts"]["value"],
+                target=150_000,
+                confirm_every=CONFIRM_EVERY,
+                events=BACKLOG,
+            )
     # The idle consumers on a server of their own: on the first one, each new group would
     # start with the whole backlog.
     with (
@@ -371,4 +434,4 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    _serve_bare(int(sys.argv[1]))
+    _serve_bare(int(sys.argv[1]), bare_burst_app if "--burst" in sys.argv[2:] else bare_app)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sluicegate.http.responses import Response
 from sluicegate.http.types import Scope, Send
 
-__all__ = ["HTTP_RESPONSE_EXTENSION", "refuse_handshake"]
+__all__ = ["HTTP_RESPONSE_EXTENSION", "SEND_TEXTS", "refuse_handshake", "send_texts"]
 
 HTTP_RESPONSE_EXTENSION = "websocket.http.response"
 #: RFC 6455's "policy violation": the close code of a handshake refused without the
@@ -35,3 +35,17 @@ async def refuse_handshake(scope: Scope, send: Send, response: Response) -> None
         }
     )
     await send({"type": "websocket.http.response.body", "body": response.body})
+
+
+#: The ASGI extension of ``http/websocket_bursts.py``: many text messages, one write.
+SEND_TEXTS = "sluicegate.websocket.send_texts"
+
+
+async def send_texts(scope: Scope, send: Send, texts: list[bytes]) -> None:
+    """Send each of ``texts`` (UTF-8) as one text message: in one write where the server
+    offers ``SEND_TEXTS``, else one ``websocket.send`` each."""
+    if SEND_TEXTS in (scope.get("extensions") or {}):
+        await send({"type": SEND_TEXTS, "texts": texts})
+        return
+    for text in texts:
+        await send({"type": "websocket.send", "text": text.decode()})

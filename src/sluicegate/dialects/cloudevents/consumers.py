@@ -28,7 +28,7 @@ import msgspec
 
 from sluicegate.cluster.forwarding import Forwarder
 from sluicegate.core.auth.principals import Principal
-from sluicegate.core.cloudevents.binding import http_binary, structured_batch, structured_json
+from sluicegate.core.cloudevents.binding import http_binary, structured_batch_of, structured_json
 from sluicegate.core.cloudevents.consumers import (
     DEFAULT_GROUP,
     EventSubscription,
@@ -204,9 +204,7 @@ class Consumers:
         batch = await self._poll(request, self._batch_size)
         if not batch:
             return Response(b"", 204, content_type=None)
-        first = batch.first
-        body = structured_batch(zip(batch.records, range(first, first + len(batch)), strict=True))
-        return Response(body, content_type=BATCH)
+        return Response(structured_batch_of(batch.records, batch.first), content_type=BATCH)
 
     # -- confirming and dead events --------------------------------------------------
 

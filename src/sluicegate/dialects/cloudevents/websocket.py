@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from sluicegate.core.cloudevents.binding import from_structured, structured_json
+from sluicegate.core.cloudevents.binding import from_structured, structured_events
 from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.consumers.stream import ConsumerStream
@@ -61,9 +61,10 @@ from sluicegate.errors import (
 )
 from sluicegate.http.request import Request
 from sluicegate.http.router import WebSocketRoute
-from sluicegate.http.types import Message, Receive, Send
+from sluicegate.http.types import Message, Receive, Scope, Send
+from sluicegate.http.websocket import send_texts
 
-__all__ = ["PATHS", "SUBPROTOCOL", "WEBSOCKET_PATH", "Close", "routes"]
+__all__ = ["BURST_BYTES", "PATHS", "SUBPROTOCOL", "WEBSOCKET_PATH", "Close", "routes"]
 
 logger = logging.getLogger("sluicegate.cloudevents.websocket")
 
@@ -79,8 +80,9 @@ INTERNAL = 1011
 #: RFC 6455 5.5: a close frame's payload is 125 bytes, 2 of them the code.
 _MAX_REASON_BYTES = 123
 _MAX_OFFSET_DIGITS = 18
-#: The sending deadline moves once every 16 events sent.
-_STALL_CHECK_MASK = 15
+#: Bytes of events sent at once (one write under uvicorn): about a hundred events of 300
+#: bytes, few enough that a connection never queues much past the transport's mark.
+BURST_BYTES = 32 * 1024
 _CONFIRM = "confirm:"
 _DEAD = "dead:"
 
@@ -178,7 +180,7 @@ class WebSocketConsumers:
             ) as stream:
                 await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
                 accepted = True
-                close = await self._session(stream, request.receive, send)
+                close = await self._session(stream, request.scope, request.receive, send)
                 if close is not None:
                     await self._close(send, close)
         except Exception:
@@ -192,20 +194,24 @@ class WebSocketConsumers:
 
     # -- the connection --------------------------------------------------------------
 
-    async def _session(self, stream: ConsumerStream, receive: Receive, send: Send) -> Close | None:
+    async def _session(
+        self, stream: ConsumerStream, scope: Scope, receive: Receive, send: Send
+    ) -> Close | None:
         """Deliver and listen until either side ends; how to close (``None``: the peer
         is gone or closed first)."""
         stopping = self._streams.stopping()
         async with asyncio.TaskGroup() as tg:
-            delivering = tg.create_task(self._deliver(stream, send), name="ws.deliver")
+            delivering = tg.create_task(self._deliver(stream, scope, send), name="ws.deliver")
             try:
                 return await self._listen(stream, receive, stopping, delivering)
             finally:
                 delivering.cancel()
 
-    async def _deliver(self, stream: ConsumerStream, send: Send) -> Close | None:
-        """Send events as the log has them; each ``send`` waits for the transport to
-        drain, so a client that reads slowly slows this down instead of filling memory.
+    async def _deliver(self, stream: ConsumerStream, scope: Scope, send: Send) -> Close | None:
+        """Send events as the log has them, in bursts of ``BURST_BYTES`` or so (one write
+        each under uvicorn, see ``http/websocket_bursts.py``); each burst waits for the
+        transport to drain below its mark, so a client that reads slowly slows this down
+        instead of filling memory: what is queued stays under the mark plus a burst.
 
         A client that takes nothing for ``stall`` seconds is dropped (``None``: no close
         frame could pass its full buffer anyway). Its heartbeat would fail too — the ping
@@ -218,21 +224,23 @@ class WebSocketConsumers:
             async with asyncio.timeout(None) as deadline:
                 while True:
                     batch = await stream.next_batch()
-                    offset = batch.first
-                    deadline.reschedule(loop.time() + stall)
-                    for record in batch.records:
-                        text = structured_json(record, offset).decode()
-                        await send({"type": "websocket.send", "text": text})
+                    texts = structured_events(batch.records, batch.first)
+                    offset = batch.first - 1
+                    start, count = 0, len(texts)
+                    while start < count:
+                        end, size = start, 0
+                        while end < count and size < BURST_BYTES:
+                            size += len(texts[end])
+                            end += 1
+                        deadline.reschedule(loop.time() + stall)
+                        await send_texts(scope, send, texts[start:end])
+                        offset += end - start
                         stream.sent = offset
-                        offset += 1
-                        if not offset & _STALL_CHECK_MASK:
-                            # Moved every few sends, not each: a timer per event would
-                            # cost more than the send.
-                            deadline.reschedule(loop.time() + stall)
+                        start = end
                     deadline.reschedule(None)
                     # An idle connection would otherwise hold its last events for as
                     # long as it waits for the next (a batch is never empty).
-                    del batch, record, text
+                    del batch, texts
         except TimeoutError:
             return None
         except OSError:

@@ -13,9 +13,9 @@ import uvicorn
 from sluicegate.config import Settings
 from sluicegate.http.protocol import guarded_protocol
 from sluicegate.http.servers import BeforeShutdown
-from sluicegate.http.servers.uvicorn_ws import LeanWebSocketsProtocol
 from sluicegate.http.tls import uvicorn_tls_options
 from sluicegate.http.types import ASGIApp
+from sluicegate.http.websocket_bursts import BurstWebSocketProtocol
 
 __all__ = ["UvicornServer", "uvicorn_config"]
 
@@ -30,12 +30,14 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         "http": http,
         # WebSocket consumers (/ce/ws): uvicorn pings and drops a peer that does not
         # answer in time, and refuses a message over the size with 1009 while reading.
+        # uvicorn's sans-I/O protocol holding less per open connection
+        # (http/servers/uvicorn_ws.py), plus many messages in one write
+        # (http/websocket_bursts.py).
+        "ws": BurstWebSocketProtocol,
         "ws_max_size": ce.websocket_max_message_bytes,
         "ws_ping_interval": ce.websocket_ping_interval,
         "ws_ping_timeout": ce.websocket_ping_timeout,
         "ws_per_message_deflate": ce.websocket_compression,
-        # uvicorn's own WebSocket protocol, holding less per open connection.
-        "ws": LeanWebSocketsProtocol,
         # TLS adds what hands client certificates to the app.
         **uvicorn_tls_options(settings.server.tls, http),
     }

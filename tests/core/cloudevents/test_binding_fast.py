@@ -1,0 +1,131 @@
+"""The consumers' bulk renderer gives, byte for byte, what the general one gives."""
+
+from __future__ import annotations
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluicegate.core.cloudevents.binding import (
+    LITERALS_HEADER,
+    from_structured,
+    structured_batch,
+    structured_batch_of,
+    structured_events,
+    structured_json,
+    to_record,
+)
+from sluicegate.core.records import Record
+
+#: Header names a stored event has, and some it should not (a stored offset, the
+#: literals list, a header of no attribute, one that repeats a member).
+_NAMES = st.sampled_from(
+    [
+        "ce_specversion",
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_subject",
+        "ce_time",
+        "ce_partitionkey",
+        "ce_tenant",
+        "ce_%d",
+        'ce_q"uote',
+        "content-type",
+        "content-type",
+        "content-type",
+        "ce_offset",
+        "ce_datacontenttype",
+        LITERALS_HEADER,
+        "traceparent",
+    ]
+)
+_CONTENT_TYPES = st.sampled_from(
+    [
+        b"application/json",
+        b"application/cloudevents+json; charset=utf-8",
+        b"text/plain",
+        b"text/csv; charset=utf-8",
+        b"application/octet-stream",
+        b"image/png",
+    ]
+)
+#: Values: plain text, text JSON must escape, non-ASCII text, and bytes that are no UTF-8.
+_VALUES = st.one_of(
+    st.sampled_from([b"1.0", b"urn:shop", b"Order.Created", b"tenant,count", b"42"]),
+    st.text(max_size=12).map(str.encode),
+    st.binary(max_size=8),
+)
+_JSON_DATA = st.sampled_from([b'{"a":1}', b"[1,2]", b'"text"', b"3", b'{"e":"\\u00e9"}'])
+
+
+@st.composite
+def records(draw: st.DrawFn) -> Record:
+    headers: list[tuple[str, bytes]] = []
+    for name in draw(st.lists(_NAMES, max_size=9)):
+        value = draw(_CONTENT_TYPES if name == "content-type" else _VALUES)
+        headers.append((name, value))
+    value = draw(st.one_of(st.none(), st.just(b""), _JSON_DATA, _VALUES))
+    key = draw(st.one_of(st.none(), _VALUES))
+    return Record("t", 0, draw(st.integers(0, 1000)), 1, key, value, tuple(headers))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(records(), max_size=8), st.integers(1, 10**12))
+def test_bulk_rendering_is_the_general_rendering(batch: list[Record], first: int) -> None:
+    general = [structured_json(record, first + n) for n, record in enumerate(batch)]
+    assert structured_events(batch, first) == general
+    assert structured_batch_of(batch, first) == structured_batch(
+        zip(batch, range(first, first + len(batch)), strict=True)
+    )
+
+
+#: What a producer may send as an attribute: quotes, backslashes, any text but controls.
+_ATTRIBUTE = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": _ATTRIBUTE,
+                "subject": _ATTRIBUTE,
+                "partitionkey": _ATTRIBUTE,
+                "data": st.one_of(
+                    st.integers(), st.text(max_size=10), st.lists(st.booleans(), max_size=3)
+                ),
+            },
+            optional={"datacontenttype": st.sampled_from(["application/json", "text/plain"])},
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_events_as_produced_render_the_same(events: list[dict[str, object]]) -> None:
+    """Records exactly as the producer stores them: the shape the fast path is for."""
+    batch = []
+    for n, fields in enumerate(events):
+        if fields.get("datacontenttype") == "text/plain":
+            fields = {**fields, "data": str(fields["data"])}
+        body = msgspec.json.encode(
+            {"specversion": "1.0", "source": "urn:s", "type": "T.Happened", **fields}
+        )
+        new = to_record(from_structured(body), "t")
+        batch.append(Record("t", 0, n, 1, new.key, new.value, new.headers))
+    assert structured_events(batch, 5) == [
+        structured_json(record, 5 + n) for n, record in enumerate(batch)
+    ]
+
+
+def test_a_value_json_must_escape_leaves_the_rest_of_the_batch_fast() -> None:
+    plain = Record(
+        "t", 0, 0, 1, None, b"{}", (("ce_id", b"a"), ("content-type", b"application/json"))
+    )
+    quoted = Record(
+        "t", 0, 1, 1, None, b"{}", (("ce_id", b'a"b'), ("content-type", b"application/json"))
+    )
+    rendered = structured_events([plain, quoted, plain], 1)
+    assert rendered[1] == structured_json(quoted, 2)
+    assert msgspec.json.decode(rendered[1])["id"] == 'a"b'
+    assert rendered[2] == b'{"id":"a","datacontenttype":"application/json","offset":"3","data":{}}'
