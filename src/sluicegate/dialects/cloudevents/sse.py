@@ -219,7 +219,8 @@ class ServerSentEvents:
         self._heartbeat = ce.websocket_ping_interval
         #: Seconds a write may wait for a client that takes nothing before it is dropped.
         self._stall = ce.websocket_ping_interval + ce.websocket_ping_timeout
-        self._grace = ce.sse_reconnect_grace
+        # Never past the idle timeout: lowering that one alone lowers both.
+        self._grace = min(ce.sse_reconnect_grace, ce.consumer_idle_timeout)
         self._retry = ce.sse_retry_ms
         #: Open streams by instance id.
         self._sessions: dict[str, _Session] = {}
