@@ -96,7 +96,6 @@ class _Connection:
         self.protocol = protocol
         self._request = request
         self._remaining = count
-        self._writes = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         protocol.connection_made(_Transport(self))
 
@@ -104,20 +103,17 @@ class _Connection:
         self.protocol.data_received(self._request)
 
     def written(self, data: bytes) -> None:
-        # uvicorn writes a response as two writes, head then body (Content-Length, no
-        # chunking), so no parsing is needed: the harness's own cost stays small.
+        # A response is one write, head and body together (http/response_cycle.py, Content-
+        # Length, no chunking), so no parsing is needed: the harness's own cost stays small.
         if self.done.done():
             return
-        self._writes += 1
-        if self._writes == 1:
-            if not data.startswith(b"HTTP/1.1 200 "):
-                self.done.set_exception(RuntimeError(f"not a 200: {data[:200]!r}"))
+        if not data.startswith(b"HTTP/1.1 200 "):
+            self.done.set_exception(RuntimeError(f"not a 200: {data[:200]!r}"))
             return
-        self._writes = 0
         self._remaining -= 1
         if self._remaining:
             asyncio.get_running_loop().call_soon(self.protocol.data_received, self._request)
-        elif not self.done.done():
+        else:
             self.done.set_result(None)
 
 

@@ -19,7 +19,8 @@ ends them. ``guarded_protocol`` derives a protocol class that adds, per connecti
 The usual request pays a few attribute checks after the parser: one that arrives whole
 in one read (nearly all of them) arms no timer. Timers are armed only while a request is
 incomplete at the end of a read, once per phase, never moved by later bytes: a client
-cannot keep a deadline away by trickling. uvicorn's own 400 for bytes that are not HTTP
+cannot keep a deadline away by trickling. Each response is written in one write, head
+and body together (``http/response_cycle.py``). uvicorn's own 400 for bytes that are not HTTP
 gets the gateway's JSON error body too. Answers from here belong to no route, so they
 use the plain ``{"error", "message"}`` body of routes outside any dialect.
 """
@@ -30,7 +31,12 @@ import asyncio
 from typing import Any
 
 import msgspec
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from sluicegate.config import ServerSettings
 from sluicegate.errors import (
@@ -40,6 +46,7 @@ from sluicegate.errors import (
     RequestTimeout,
     UriTooLong,
 )
+from sluicegate.http.response_cycle import OneWriteCycle
 
 __all__ = ["error_bytes", "guarded_protocol"]
 
@@ -117,6 +124,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse_large_head()
             else:
                 self._expect(_HEADERS)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # uvicorn makes the cycle itself (by its module's name for the class); it becomes a
+        # OneWriteCycle before its task starts, so that each response is one write. The
+        # subclass adds no state of its own but a class attribute, so the swap is safe.
+        cycle.__class__ = OneWriteCycle
+        HttpToolsProtocol._start_asgi_task(self, cycle, app)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes that are not HTTP, with a JSON body like every other.
