@@ -212,3 +212,27 @@ async def test_a_body_longer_than_its_length_is_not_written() -> None:
     assert len(theirs.writes) == 1
     assert theirs.writes[0].endswith(b"\r\n\r\n")
     assert theirs.closed
+
+
+async def test_a_response_with_a_length_waits_for_its_body() -> None:
+    body_ready = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await body_ready.wait()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    protocol, transport = _protocol(app)
+    protocol.data_received(GET)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.writes == []
+    body_ready.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    [write] = transport.writes
+    assert write.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert write.endswith(b"content-length: 2\r\n\r\nok")
+    protocol.connection_lost(None)

@@ -8,10 +8,13 @@ pays both in full, and a loaded server pays the system call per response.
 
 ``OneWriteCycle`` keeps the head until the body comes and writes them together. Apps
 nearly always send the body in the same step of their task as the start (the gateway
-and the bare-ASGI baseline both do): then the response is one write. An app that awaits
-something between the two (a stream that starts before its first event) still has its
-head written when that step ends, through a callback queued with the start, so no client
-waits longer for headers than before.
+and the bare-ASGI baseline both do): then the response is one write. A response with a
+Content-Length waits for its body, whenever it comes: its client can do nothing with the
+head alone. A stream (chunked, no Content-Length: Server-Sent Events) may wait long for
+its first chunk, so its head is written when the app's step ends, through a callback
+queued with the start, and its client waits no longer for headers than before. Only
+streams pay for the callback: queued for every response, it cost a turn of the event
+loop (a poll of the sockets) per request, as much as the write it saved.
 
 Everything else is uvicorn's: the same head, byte for byte (status line, its date
 header, the headers in order, ``connection: close`` when the connection will close,
@@ -100,8 +103,10 @@ class OneWriteCycle(RequestResponseCycle):
                     status,
                 )
             self._head = self._head_bytes(status, message.get("headers", ()))
-            # Written with the body if it comes in this step of the app's task, else alone.
-            asyncio.get_running_loop().call_soon(self._write_head)
+            if self.chunked_encoding is not False:
+                # A stream (no Content-Length): its head goes with the first chunk if that
+                # comes in this step of the app's task, else alone when the step ends.
+                asyncio.get_running_loop().call_soon(self._write_head)
         elif not self.response_complete:
             if message["type"] != "http.response.body":
                 raise RuntimeError(
