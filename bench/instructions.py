@@ -16,8 +16,10 @@ target runs twice, with ``N`` and ``6 N`` requests; the difference of the two co
 divided by ``5 N`` is the cost of one request with start-up and shut-down cancelled out.
 
 Targets: ``http-baseline`` (``bench.baseline_app``), ``records-v2-text`` and
-``records-v2-avro`` (the bodies of ``bench.http_produce``), and ``records-v2-text-auth``,
-the text request with an API key. The ratio is baseline / target, comparable to the
+``records-v2-avro`` (the bodies of ``bench.http_produce``), ``records-v2-text-auth``,
+the text request with an API key, and topics v1's ``topics-v1-publish`` (one message, no
+schema) and ``topics-v1-batch-publish-schema`` (100 messages against a JSON Schema), the
+bodies of ``bench.topics_v1_throughput``. The ratio is baseline / target, comparable to the
 request-rate ratios: 0.5 means twice the baseline's cost. The baseline of
 ``records-v2-text-auth`` is ``records-v2-text``: its ratio is what authentication leaves
 of a request's budget, as ``bench.auth_overhead`` measures with wrk.
@@ -38,7 +40,14 @@ from typing import Any
 
 __all__ = ["run"]
 
-TARGETS = ("http-baseline", "records-v2-text", "records-v2-avro", "records-v2-text-auth")
+TARGETS = (
+    "http-baseline",
+    "records-v2-text",
+    "records-v2-avro",
+    "records-v2-text-auth",
+    "topics-v1-publish",
+    "topics-v1-batch-publish-schema",
+)
 #: The key the ``records-v2-text-auth`` target authenticates with (its admin client's).
 _KEY = "sg_instructions_benchmark_key_0123456789"
 CONNECTIONS = 64
@@ -96,7 +105,6 @@ class _Connection:
         self.protocol = protocol
         self._request = request
         self._remaining = count
-        self._writes = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         protocol.connection_made(_Transport(self))
 
@@ -104,20 +112,17 @@ class _Connection:
         self.protocol.data_received(self._request)
 
     def written(self, data: bytes) -> None:
-        # uvicorn writes a response as two writes, head then body (Content-Length, no
-        # chunking), so no parsing is needed: the harness's own cost stays small.
+        # A response is one write, head and body together (http/response_cycle.py, Content-
+        # Length, no chunking), so no parsing is needed: the harness's own cost stays small.
         if self.done.done():
             return
-        self._writes += 1
-        if self._writes == 1:
-            if not data.startswith(b"HTTP/1.1 200 "):
-                self.done.set_exception(RuntimeError(f"not a 200: {data[:200]!r}"))
+        if not data.startswith(b"HTTP/1.1 200 "):
+            self.done.set_exception(RuntimeError(f"not a 200: {data[:200]!r}"))
             return
-        self._writes = 0
         self._remaining -= 1
         if self._remaining:
             asyncio.get_running_loop().call_soon(self.protocol.data_received, self._request)
-        elif not self.done.done():
+        else:
             self.done.set_result(None)
 
 
@@ -143,6 +148,9 @@ async def _drive(target: str, requests: int) -> None:
             request = _request("/", TEXT_BODY)
             await _connections(uvicorn_config(app, settings), request, requests, tune_gc)
             return
+        if target.startswith("topics-v1"):
+            await _topics_v1(target, settings, requests, tune_gc)
+            return
         query = "?serializer=confluent" if target == "records-v2-avro" else ""
         body = AVRO_BODY if target == "records-v2-avro" else TEXT_BODY
         authorization = f"Authorization: Bearer {_KEY}\r\n" if auth else ""
@@ -156,6 +164,33 @@ async def _drive(target: str, requests: int) -> None:
                 await gateway.clients.bootstrap_admin(_KEY)
             config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
             await _connections(config, request, requests, tune_gc)
+
+
+async def _topics_v1(target: str, settings: Any, requests: int, tune: Any) -> None:
+    import json
+
+    from bench.topics_v1_throughput import BATCH_BODY, BODY, SCHEMA
+    from sluicegate.app import build_app
+    from sluicegate.core.gateway import Gateway
+    from sluicegate.core.topics import TopicSpec
+    from sluicegate.http.servers.uvicorn import uvicorn_config
+    from sluicegate.observability.metrics import Metrics
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    metrics = Metrics()
+    log = open_log(settings, observe_commit=metrics.observe_commit)
+    async with running(log):
+        gateway = Gateway(settings, log)
+        await gateway.start()
+        topic = await gateway.topics.create(TopicSpec(name="bench", partitions=1))
+        if target == "topics-v1-publish":
+            request = _request(f"/api/v1/topics/{topic.id}/publish", BODY)
+        else:
+            await gateway.schemas.register("bench-value", json.dumps(SCHEMA), "JSON")
+            request = _request(f"/api/v1/batch/topics/{topic.id}/publish", BATCH_BODY)
+        config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
+        await _connections(config, request, requests, tune)
 
 
 async def _connections(config: Any, request: bytes, requests: int, tune: Any) -> None:

@@ -11,7 +11,7 @@
   validators checking the benchmark's messages in this process, messages/s; the ratio
   of the first is against the second.
 - ``topics-v1-consume-walk``: one client walks a cursor over the topic in batches of 50
-  (keep-alive ``http.client``), messages/s against the 100,000 target.
+  (keep-alive, over a raw socket), messages/s against the 100,000 target.
 - ``topics-v1-idle-long-polls``: 10,000 long polls held on idle topics (raw sockets; the
   benchmark raises its own file-descriptor limit, the server inherits it; the server's
   long-poll and request caps are raised for it through the environment). Added resident

@@ -19,7 +19,8 @@ ends them. ``guarded_protocol`` derives a protocol class that adds, per connecti
 The usual request pays a few attribute checks after the parser: one that arrives whole
 in one read (nearly all of them) arms no timer. Timers are armed only while a request is
 incomplete at the end of a read, once per phase, never moved by later bytes: a client
-cannot keep a deadline away by trickling. uvicorn's own 400 for bytes that are not HTTP
+cannot keep a deadline away by trickling. Each response is written in one write, head
+and body together (``http/response_cycle.py``). uvicorn's own 400 for bytes that are not HTTP
 gets the gateway's JSON error body too. Answers from here belong to no route, so they
 use the plain ``{"error", "message"}`` body of routes outside any dialect.
 """
@@ -27,9 +28,13 @@ use the plain ``{"error", "message"}`` body of routes outside any dialect.
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from typing import Any
 
+import httptools
 import msgspec
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from sluicegate.config import ServerSettings
@@ -40,6 +45,7 @@ from sluicegate.errors import (
     RequestTimeout,
     UriTooLong,
 )
+from sluicegate.http.response_cycle import OneWriteCycle
 
 __all__ = ["error_bytes", "guarded_protocol"]
 
@@ -117,6 +123,54 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse_large_head()
             else:
                 self._expect(_HEADERS)
+
+    def on_headers_complete(self) -> None:
+        # uvicorn's (0.55), but the cycle is a OneWriteCycle, so that each response is one
+        # write. uvicorn names its class inside the method, so the method is repeated here;
+        # changing a made cycle's class instead would turn its attributes into a dict's
+        # (CPython materializes it), slowing every access to them.
+        parser = self.parser
+        http_version = parser.get_http_version()
+        self.scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            self.scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        self.scope["path"] = self.root_path + path
+        self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        self.scope["query_string"] = url.query or b""
+        app: ASGI3Application = self.app
+        if self.limit_concurrency is not None and (
+            len(self.connections) >= self.limit_concurrency
+            or len(self.tasks) >= self.limit_concurrency
+        ):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        existing = self.cycle
+        self.cycle = OneWriteCycle(
+            scope=self.scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, app)
+        else:
+            # Pipelined requests wait for the one before them.
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, app))
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes that are not HTTP, with a JSON body like every other.

@@ -1,0 +1,202 @@
+"""uvicorn's request-response cycle, writing a response's head and body in one write.
+
+uvicorn (0.55) writes the status line and headers when the app sends
+``http.response.start``, then the body when it sends ``http.response.body``: two socket
+writes per response, two system calls, and on a keep-alive connection two wake-ups of a
+client waiting for its answer. A request-response round trip (a cursor walk, one client)
+pays both in full, and a loaded server pays the system call per response.
+
+``OneWriteCycle`` keeps the head until the body comes and writes them together. Apps
+nearly always send the body in the same step of their task as the start (the gateway
+and the bare-ASGI baseline both do): then the response is one write. A response with a
+Content-Length waits for its body, whenever it comes: its client can do nothing with the
+head alone. A stream (chunked, no Content-Length: Server-Sent Events) may wait long for
+its first chunk, so its head is written when the app's step ends, through a callback
+queued with the start, and its client waits no longer for headers than before. Only
+streams pay for the callback: queued for every response, it cost a turn of the event
+loop (a poll of the sockets) per request, as much as the write it saved.
+
+Everything else is uvicorn's: the same head, byte for byte (status line, its date
+header, the headers in order, ``connection: close`` when the connection will close,
+chunked encoding when there is no Content-Length), the same checks of header names and
+values, flow control, HEAD responses, and the same ``RuntimeError`` for a response that
+does not match its Content-Length. Only building the head costs less: the date header is
+laid out once per second, not per response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+__all__ = ["OneWriteCycle"]
+
+#: Bodies up to this size are copied behind their head; larger ones are written after it
+#: in the same call (``writelines``) rather than copied.
+_COPY_BYTES = 64 * 1024
+
+#: uvicorn's server-wide headers (its date header, renewed every second as a new list),
+#: laid out as bytes: ``(list, bytes)``, the list kept so that its id is not reused.
+_defaults: tuple[list[tuple[bytes, bytes]], bytes] | None = None
+
+#: Header names whose values change how the response is framed or the connection ends.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+def _checked_line(name: bytes, value: bytes) -> bytes:
+    if HEADER_RE.search(name):
+        raise RuntimeError("Invalid HTTP header name.")
+    if HEADER_VALUE_RE.search(value):
+        raise RuntimeError("Invalid HTTP header value.")
+    return b"%s: %s\r\n" % (name.lower(), value)
+
+
+def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes | None:
+    """``defaults`` as header lines, remembered for as long as uvicorn keeps the list;
+    ``None`` if one of them frames the response (then every header takes the long way)."""
+    global _defaults
+    known = _defaults
+    if known is not None and known[0] is defaults:
+        return known[1]
+    if any(name.lower() in _FRAMING for name, _ in defaults):
+        return None
+    lines = b"".join([_checked_line(name, value) for name, value in defaults])
+    _defaults = (defaults, lines)
+    return lines
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """See the module's docstring."""
+
+    #: The status line and headers, not written yet.
+    _head: bytes | None = None
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got '{message['type']}'."
+                )
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            status: int = message["status"]
+            if self.access_log:
+                self.access_logger.info(
+                    '%s - "%s %s HTTP/%s" %d',
+                    get_client_addr(self.scope),
+                    self.scope["method"],
+                    get_path_with_query_string(self.scope),
+                    self.scope["http_version"],
+                    status,
+                )
+            self._head = self._head_bytes(status, message.get("headers", ()))
+            if self.chunked_encoding is not False:
+                # A stream (no Content-Length): its head goes with the first chunk if that
+                # comes in this step of the app's task, else alone when the step ends.
+                asyncio.get_running_loop().call_soon(self._write_head)
+        elif not self.response_complete:
+            if message["type"] != "http.response.body":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.body', but got '{message['type']}'."
+                )
+            body: bytes = message.get("body", b"")
+            more_body: bool = message.get("more_body", False)
+            if self.scope["method"] == "HEAD":
+                self.expected_content_length = 0
+                body = b""
+            elif self.chunked_encoding:
+                framed = [b"%x\r\n" % len(body), body, b"\r\n"] if body else []
+                if not more_body:
+                    framed.append(b"0\r\n\r\n")
+                body = b"".join(framed)
+            else:
+                if len(body) > self.expected_content_length:
+                    raise RuntimeError("Response content longer than Content-Length")
+                self.expected_content_length -= len(body)
+            self._write(body)
+            if not more_body:
+                if self.expected_content_length != 0:
+                    raise RuntimeError("Response content shorter than Content-Length")
+                self.response_complete = True
+                self.message_event.set()
+                if not self.keep_alive:
+                    self.transport.close()
+                self.on_response()
+        else:
+            raise RuntimeError(
+                f"Unexpected ASGI message '{message['type']}' sent, "
+                "after response already completed."
+            )
+
+    def _head_bytes(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The status line and headers, as uvicorn writes them; sets the framing state."""
+        defaults = _default_lines(self.default_headers)
+        content = [STATUS_LINE[status]]
+        if defaults is None:
+            headers = [*self.default_headers, *headers]
+        else:
+            content.append(defaults)
+        has_connection_close = False
+        for name, value in headers:
+            line = _checked_line(name, value)
+            content.append(line)
+            lower = line[: len(name)]
+            if lower not in _FRAMING:
+                continue
+            if lower == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif lower == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif lower == b"connection":
+                tokens = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in tokens:
+                    self.keep_alive = False
+                    has_connection_close = True
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status not in (204, 304)
+        ):
+            # Neither content-length nor transfer-encoding specified
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data``, behind the head if that is still kept."""
+        head = self._head
+        if head is None:
+            if data:
+                self.transport.write(data)
+        elif len(data) <= _COPY_BYTES:
+            self._head = None
+            self.transport.write(head + data)
+        else:
+            self._head = None
+            self.transport.writelines((head, data))
+
+    def _write_head(self) -> None:
+        """The head on its own: the app's step ended without a body."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self.disconnected and not self.transport.is_closing():
+                self.transport.write(head)

@@ -1,0 +1,238 @@
+"""Each response in one write: the protocol sluicegate serves with, fed in memory.
+
+The head must be the one uvicorn's own cycle writes, byte for byte; only the number of
+writes changes. A stream that waits before its first chunk still gets its head at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from sluicegate.config import load_settings
+from sluicegate.http.servers.uvicorn import uvicorn_config
+from sluicegate.http.types import Receive, Scope, Send
+
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _Transport(asyncio.Transport):
+    """Records every write call; what a socket would send, call by call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        #: ``writelines`` calls: one system call each (uvloop gathers them in one writev).
+        self.gathered: list[list[bytes]] = []
+        #: Every byte written, in order.
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+        self.sent.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.gathered.append(list(list_of_data))
+        self.sent.extend(self.gathered[-1])
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def _protocol(app: App, *, ours: bool = True) -> tuple[asyncio.Protocol, _Transport]:
+    config = uvicorn_config(app, load_settings(environ={}))
+    config.load()
+    cls = config.http_protocol_class if ours else HttpToolsProtocol
+    protocol = cls(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+    transport = _Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def _served(app: App, request: bytes, *, ours: bool = True) -> _Transport:
+    protocol, transport = _protocol(app, ours=ours)
+    protocol.data_received(request)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    protocol.connection_lost(None)
+    return transport
+
+
+def _answer(status: int, headers: list[tuple[bytes, bytes]], *chunks: bytes) -> App:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for index, chunk in enumerate(chunks):
+            more = index < len(chunks) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    return app
+
+
+JSON_2 = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+GET = b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n"
+HEAD = b"HEAD /x HTTP/1.1\r\nhost: a\r\n\r\n"
+CLOSE = b"GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+HTTP10 = b"GET /x HTTP/1.0\r\nhost: a\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "app"),
+    [
+        (GET, _answer(200, JSON_2, b"{}")),
+        (GET, _answer(404, [(b"Content-Length", b"5"), (b"X-Thing", b"a b")], b"nope!")),
+        (GET, _answer(204, [], b"")),
+        (GET, _answer(200, [(b"content-type", b"text/plain")], b"chunked ", b"body")),
+        (GET, _answer(200, [(b"transfer-encoding", b"chunked")], b"a", b"")),
+        (GET, _answer(200, [*JSON_2, (b"connection", b"Keep-Alive, close")], b"ok")),
+        (HEAD, _answer(200, [(b"content-length", b"10")], b"")),
+        (CLOSE, _answer(200, [(b"content-length", b"2")], b"ok")),
+        (HTTP10, _answer(200, [(b"content-length", b"2")], b"ok")),
+        (GET, _answer(200, [(b"content-length", str(100_000).encode())], b"x" * 100_000)),
+    ],
+)
+async def test_the_bytes_are_uvicorns(request_bytes: bytes, app: App) -> None:
+    ours = await _served(app, request_bytes)
+    theirs = await _served(app, request_bytes, ours=False)
+    # Dates agree unless a second turned between the two: compare without them.
+    assert _dateless(b"".join(ours.sent)) == _dateless(b"".join(theirs.sent))
+    assert ours.closed == theirs.closed
+
+
+def _dateless(data: bytes) -> bytes:
+    start = data.find(b"date: ")
+    return data if start < 0 else data[:start] + data[data.index(b"\r\n", start) + 2 :]
+
+
+async def test_a_response_is_one_write() -> None:
+    app = _answer(200, [(b"content-length", b"7")], b'{"a":1}')
+    transport = await _served(app, GET + GET)  # pipelined: each response on its own
+    assert len(transport.writes) == 2
+    for write in transport.writes:
+        assert write.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert write.endswith(b'\r\n\r\n{"a":1}')
+
+
+async def test_a_large_body_follows_its_head_in_the_same_call() -> None:
+    body = b"x" * 200_000
+    transport = await _served(_answer(200, [(b"content-length", b"200000")], body), GET)
+    assert transport.writes == []
+    [[head, written]] = transport.gathered
+    assert head.endswith(b"content-length: 200000\r\n\r\n")
+    assert written is body
+
+
+async def test_a_stream_gets_its_head_before_its_first_chunk() -> None:
+    first_chunk = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await first_chunk.wait()
+        await send({"type": "http.response.body", "body": b"event", "more_body": False})
+
+    protocol, transport = _protocol(app)
+    protocol.data_received(GET)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(transport.writes) == 1
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[0].endswith(b"transfer-encoding: chunked\r\n\r\n")
+    first_chunk.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.writes[1:] == [b"5\r\nevent\r\n0\r\n\r\n"]
+    protocol.connection_lost(None)
+
+
+async def test_the_date_header_is_uvicorns_current_one() -> None:
+    app = _answer(200, [(b"content-length", b"2")], b"ok")
+    protocol, transport = _protocol(app)
+    state: ServerState = protocol.server_state  # type: ignore[attr-defined]
+    for date in (b"Mon, 01 Jan 2024 00:00:00 GMT", b"Mon, 01 Jan 2024 00:00:01 GMT"):
+        # uvicorn's server renews the list every second; each response takes the current one.
+        state.default_headers = [(b"date", date)]
+        protocol.data_received(GET)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert b"\r\ndate: " + date + b"\r\n" in transport.writes[-1]
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        _answer(200, [(b"bad name", b"v")], b""),
+        _answer(200, [(b"x", b"split\r\ninjected: 1")], b""),
+        _answer(200, [(b"content-length", b"3")], b"a"),
+    ],
+    ids=["header name", "header value", "body shorter than its length"],
+)
+async def test_broken_responses_go_as_with_uvicorn(app: App) -> None:
+    # uvicorn refuses the header (nothing written), or writes the short body; then it
+    # logs the app's error and closes the connection.
+    ours = await _served(app, GET)
+    theirs = await _served(app, GET, ours=False)
+    assert _dateless(b"".join(ours.sent)) == _dateless(b"".join(theirs.sent))
+    assert ours.closed
+    assert theirs.closed
+
+
+async def test_a_body_longer_than_its_length_is_not_written() -> None:
+    # uvicorn wrote the head before it found the body too long; here the head waits for
+    # the body, so nothing goes out. The connection closes either way.
+    app = _answer(200, [(b"content-length", b"3")], b"toolong")
+    ours = await _served(app, GET)
+    theirs = await _served(app, GET, ours=False)
+    assert ours.writes == []
+    assert ours.closed
+    assert len(theirs.writes) == 1
+    assert theirs.writes[0].endswith(b"\r\n\r\n")
+    assert theirs.closed
+
+
+async def test_a_response_with_a_length_waits_for_its_body() -> None:
+    body_ready = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await body_ready.wait()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    protocol, transport = _protocol(app)
+    protocol.data_received(GET)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.writes == []
+    body_ready.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    [write] = transport.writes
+    assert write.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert write.endswith(b"content-length: 2\r\n\r\nok")
+    protocol.connection_lost(None)
