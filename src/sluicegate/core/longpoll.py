@@ -34,6 +34,8 @@ class LongPolls:
         # slot of ``Limits.websockets`` for as long as it is open).
         self._log = log
         self._limiter = limiter
+        #: Waits under way now (for /metrics).
+        self.waiting = 0
 
     async def wait(
         self,
@@ -55,6 +57,7 @@ class LongPolls:
         limiter = self._limiter
         if limiter is not None:
             limiter.acquire(client)
+        self.waiting += 1
         try:
             waiting = asyncio.ensure_future(self._log.wait(positions, timeout))
             watching = asyncio.ensure_future(gone())
@@ -79,5 +82,6 @@ class LongPolls:
             # Woken early (``wake``), or the log's answer.
             return waiting.cancelled() or waiting.result()
         finally:
+            self.waiting -= 1
             if limiter is not None:
                 limiter.release(client)

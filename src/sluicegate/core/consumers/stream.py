@@ -100,6 +100,8 @@ class Streams:
         self._instances = instances
         self._polls = LongPolls(instances.log, None)
         self._open: set[ConsumerStream] = set()
+        #: Open streams by kind (``websocket``, ``sse``), for /metrics.
+        self.open_by_kind: dict[str, int] = {}
         self._stopping: asyncio.Future[None] | None = None
         self._ended: asyncio.Event | None = None
         self.closing = False
@@ -116,21 +118,27 @@ class Streams:
         *,
         window: int,
         batch_size: int,
+        max_deliveries: int = 0,
+        kind: str = "websocket",
     ) -> AsyncIterator[ConsumerStream]:
         """A new instance of ``owner`` in storage group ``group``, streaming until the
-        block ends; then it is discarded and its unconfirmed events go to the group."""
+        block ends; then it is discarded and its unconfirmed events go to the group.
+        ``kind`` names the connection's protocol in /metrics (``websocket``, ``sse``)."""
         if self.closing:
             raise ShuttingDown("the gateway is shutting down; connect again shortly", retry_after=1)
         instances = self._instances
-        instance = await instances.create(owner, group, subscription)
+        instance = await instances.create(owner, group, subscription, max_deliveries=max_deliveries)
         stream = ConsumerStream(instance, self._polls, window=window, batch_size=batch_size)
         self._open.add(stream)
+        by_kind = self.open_by_kind
+        by_kind[kind] = by_kind.get(kind, 0) + 1
         # Busy for the connection's whole life: the idle reaper never takes it.
         instance.busy += 1
         try:
             yield stream
         finally:
             instance.busy -= 1
+            by_kind[kind] -= 1
             self._open.discard(stream)
             try:
                 await instances.discard(instance)
