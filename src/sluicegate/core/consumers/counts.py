@@ -80,11 +80,16 @@ class DeliveryCounts:
         return self._again.get(tp, {}).get(offset, 1)
 
     def dead(self, tp: TopicPartition, offset: int) -> None:
-        """The event at ``offset`` was written to the dead stream: never deliver it again."""
+        """The event at ``offset`` was written to the dead stream: never deliver it again.
+
+        The counts of the events after it are dropped: delivered behind it, they could
+        not be confirmed without it, so they failed nothing yet.
+        """
         self._dead.setdefault(tp, set()).add(offset)
         again = self._again.get(tp)
         if again is not None:
-            again.pop(offset, None)
+            for later in [o for o in again if o >= offset]:
+                del again[later]
 
     def is_dead(self, tp: TopicPartition, offset: int) -> bool:
         """Whether the event at ``offset`` went to the dead stream (and is not committed)."""

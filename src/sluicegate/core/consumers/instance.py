@@ -390,7 +390,7 @@ class ConsumerInstance:
                 if again:
                     try:
                         taken, offsets, again, dead = await self._redelivered(
-                            tp, taken, offsets, again
+                            tp, taken, offsets, again, head=not cursor.unconfirmed
                         )
                     except SluicegateError:
                         if not records:
@@ -429,10 +429,17 @@ class ConsumerInstance:
         taken: list[Record],
         offsets: list[int],
         again: dict[int, int],
+        *,
+        head: bool,
     ) -> tuple[list[Record], list[int], dict[int, int], bool]:
-        """Redeliveries among ``taken`` (``again``: index -> count): dead-letter the events
+        """Redeliveries among ``taken`` (``again``: index -> count): dead-letter the event
         delivered ``max_deliveries`` times already, store the counts of the others before
         they are handed out; what is left to deliver, and whether any went dead.
+
+        Only the partition's *head* goes dead — its first unconfirmed event (``head``:
+        nothing of the partition is in flight before ``taken``). The events after it were
+        delivered as often, but behind it: confirming them means confirming it, so a
+        consumer that fails on one event never had a chance to. Their counts start again.
 
         Order matters for a crash: the dead event is durable in the dead stream, then its
         ``dead`` mark is stored, then (``_commit_dead``) the group commits past it. A
@@ -454,13 +461,14 @@ class ConsumerInstance:
                 if counts.is_dead(tp, offset):
                     dead = True  # dead-lettered before a crash or a failed commit
                     continue
-                if limit and count > limit and sink is not None:
+                if head and not kept and not dead and limit and count > limit and sink:
                     await sink.dead_letter(self.owner, group.name, record, count - 1)
-                    counts.dead(tp, offset)
+                    counts.dead(tp, offset)  # and forgets the counts after it
                     group.dead_letters += 1
                     dead = True
                     continue
-                kept_again[len(kept)] = count
+                if not dead:
+                    kept_again[len(kept)] = count
             kept.append(record)
         if dead:
             offsets = [record.offset for record in kept]
