@@ -2,8 +2,10 @@
 
 Per partition a group has read here: its committed position, the partition's high
 watermark, the lag between them (events not confirmed yet, whether delivered or not),
-and the age of the oldest of them (the log-append time of the event at the committed
-position). Per group: those summed by topic, the oldest age, its live instances, its
+and the age of the oldest of them (the log-append time of the first record at or after
+the committed position). On Kafka a transaction's commit marker takes an offset: past the
+last record, markers count as no lag; between records they count as one event each.
+Per group: those summed by topic, the oldest age, its live instances, its
 ``max_deliveries`` and its deliveries, redeliveries and dead-letters.
 
 Cost: a snapshot asks the log for each partition's watermarks once (several groups
@@ -93,7 +95,7 @@ class GroupLag:
 
     async def _take(self) -> dict[str, GroupFigures]:
         marks: dict[TopicPartition, Watermarks | None] = {}
-        appended: dict[tuple[TopicPartition, int], int | None] = {}
+        appended: dict[tuple[TopicPartition, int], tuple[int, int] | None] = {}
         now_us = round(self._clock() * 1_000_000)
         out: dict[str, GroupFigures] = {}
         for group in self._instances.groups():
@@ -110,10 +112,13 @@ class GroupLag:
                 if lag:
                     key = (tp, start)
                     if key not in appended:
-                        appended[key] = await self._timestamp(tp, start)
-                    stamp = appended[key]
-                    if stamp is not None:
-                        age = max(0.0, (now_us - stamp) / 1_000_000)
+                        appended[key] = await self._first(tp, start)
+                    first = appended[key]
+                    if first is None:
+                        lag = 0  # only offsets without a record (Kafka's commit markers)
+                    else:
+                        lag = mark.high - first[0]
+                        age = max(0.0, (now_us - first[1]) / 1_000_000)
                 partitions.append(
                     PartitionLag(
                         topic=tp.topic,
@@ -133,12 +138,13 @@ class GroupLag:
         except SluicegateError:
             return None
 
-    async def _timestamp(self, tp: TopicPartition, offset: int) -> int | None:
+    async def _first(self, tp: TopicPartition, offset: int) -> tuple[int, int] | None:
+        """The offset and append time of the first record at or after ``offset``."""
         try:
             records = await self._log.read(tp, offset, max_records=1, max_bytes=1)
         except SluicegateError:
             return None
-        return records[0].timestamp if records else None
+        return (records[0].offset, records[0].timestamp) if records else None
 
 
 def _figures(group: LocalGroup, partitions: list[PartitionLag]) -> GroupFigures:
