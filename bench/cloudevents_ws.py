@@ -5,6 +5,9 @@
   same-run baseline (``cloudevents-ws-bare``) is a bare ASGI WebSocket app on sluicegate's
   uvicorn configuration sending the same rendered event as fast as it can to the same
   client: the ceiling of the server stack and of this client.
+- ``cloudevents-ws-backlog-max-deliveries``: the same backlog read again by a group with
+  ``max_deliveries=5`` (delivery counting and dead-lettering on), then by one more plain
+  group: its rate against the mean plain rate of the run (target ratio ≥ 0.95).
 - ``cloudevents-ws-latency-p99``: events produced at 5,000/s (a batch of 50 every 10 ms,
   ``/ce/produce/events``) to a connected consumer: the time from the producer's 202
   (durable) to the event's arrival, p99 (target ≤ 5 ms); ``end_to_end_p99_ms`` counts
@@ -225,10 +228,35 @@ async def _produce_backlog(url: str) -> None:
 
 async def _backlog(url: str, port: int) -> float:
     await _produce_backlog(url)
-    reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
+    return await _read_backlog(port, "group=backlog&test=false")
+
+
+async def _read_backlog(port: int, query: str) -> float:
+    """The backlog read by a new group (``query``), confirming every ``CONFIRM_EVERY``."""
+    reader, writer = await _connect(port, f"/ce/ws?{query}")
     seconds = await _read_events(reader, writer, BACKLOG)
     writer.close()
     return BACKLOG / seconds
+
+
+async def _max_deliveries(port: int, plain: float) -> dict[str, dict[str, Any]]:
+    """The cost of delivery counting: the same backlog read by a group with
+    ``max_deliveries`` on, between two more plain groups (the plain rate: the mean of the
+    three, so that neither side gets the warmer machine)."""
+    counted = await _read_backlog(port, "group=backlog-dl&test=false&max_deliveries=5")
+    after = await _read_backlog(port, "group=backlog-plain&test=false")
+    baseline = (plain + after) / 2
+    print(f"max_deliveries=5: {counted:,.0f} events/s, plain {baseline:,.0f}", flush=True)
+    return {
+        "cloudevents-ws-backlog-max-deliveries": _entry(
+            counted,
+            "events/s",
+            baseline,
+            target_ratio=0.95,
+            max_deliveries=5,
+            events=BACKLOG,
+        )
+    }
 
 
 async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
@@ -330,6 +358,7 @@ async def _streaming(url: str) -> dict[str, dict[str, Any]]:
         ),
         "cloudevents-ws-bare": _entry(bare, "events/s", bare, events=BACKLOG),
     }
+    results.update(await _max_deliveries(port, rate))
     results.update(await _latency(url, port))
     print(results, flush=True)
     return results
