@@ -5,8 +5,9 @@ keyed by ``<topic>/<partition>/<group>`` (topic names hold no ``/``, so the key 
 back even though group names do). Its value is one partition's ``PartitionCounts``: the
 end of what the group delivered, the redelivered events' counts, the dead-lettered ones.
 
-Only what a restart must not forget is written, never a first delivery (that would be a
-write per batch on the consume path):
+Only groups with ``max_deliveries`` on write (nothing else reads the counts), and only
+what a restart must not forget, never a first delivery (that would be a write per batch
+on the consume path):
 
 * before a batch holding a *redelivery* is handed out: its counts are durable before
   the client sees the event, so a crash never undercounts a redelivery;
