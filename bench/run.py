@@ -35,6 +35,7 @@ MODULES = {
     "cloudevents-dedup": "bench.cloudevents_dedup",
     "cloudevents-consume": "bench.cloudevents_consume",
     "cloudevents-ws": "bench.cloudevents_ws",
+    "delivery-counting": "bench.delivery_counting",
 }
 #: Names for several groups at once.
 ALIASES = {
