@@ -42,8 +42,9 @@ __all__ = ["ConsumerInstances", "ConsumerSettings"]
 
 #: Bytes of randomness in an instance id (22 URL-safe characters).
 _ID_BYTES = 16
-#: Groups kept after their last instance here is gone.
-MAX_IDLE_GROUPS = 10_000
+#: Groups kept after their last instance here is gone (a few kB each: a position and a
+#: delivered end per partition read).
+MAX_IDLE_GROUPS = 1_000
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
