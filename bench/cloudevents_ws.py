@@ -11,6 +11,9 @@
   the server stack and of this client, and the backlog figure's baseline.
 - ``cloudevents-ws-backlog-kafka``: the backlog again on the Kafka backend, when
   ``SLUICEGATE_TEST_KAFKA_BOOTSTRAP`` names a broker (same baseline).
+- ``cloudevents-ws-backlog-max-deliveries``: the same backlog read again by a group with
+  ``max_deliveries=5`` (delivery counting and dead-lettering on), then by one more plain
+  group: its rate against the mean plain rate of the run (target ratio ≥ 0.95).
 - ``cloudevents-ws-latency-p99``: events produced at 5,000/s (a batch of 50 every 10 ms,
   ``/ce/produce/events``) to a connected consumer: the time from the producer's 202
   (durable) to the event's arrival, p99 (target ≤ 5 ms); ``end_to_end_p99_ms`` counts
@@ -259,15 +262,35 @@ async def _produce_backlog(url: str) -> None:
 
 async def _backlog(url: str, port: int) -> float:
     await _produce_backlog(url)
-    return await _read_backlog(port)
+    return await _read_backlog(port, "group=backlog&test=false")
 
 
-async def _read_backlog(port: int) -> float:
-    """Events/s of one consumer reading the backlog (group ``backlog``)."""
-    reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
+async def _read_backlog(port: int, query: str = "group=backlog&test=false") -> float:
+    """The backlog read by a new group (``query``), confirming every ``CONFIRM_EVERY``."""
+    reader, writer = await _connect(port, f"/ce/ws?{query}")
     seconds = await _read_events(reader, writer, BACKLOG)
     writer.close()
     return BACKLOG / seconds
+
+
+async def _max_deliveries(port: int, plain: float) -> dict[str, dict[str, Any]]:
+    """The cost of delivery counting: the same backlog read by a group with
+    ``max_deliveries`` on, between two more plain groups (the plain rate: the mean of the
+    three, so that neither side gets the warmer machine)."""
+    counted = await _read_backlog(port, "group=backlog-dl&test=false&max_deliveries=5")
+    after = await _read_backlog(port, "group=backlog-plain&test=false")
+    baseline = (plain + after) / 2
+    print(f"max_deliveries=5: {counted:,.0f} events/s, plain {baseline:,.0f}", flush=True)
+    return {
+        "cloudevents-ws-backlog-max-deliveries": _entry(
+            counted,
+            "events/s",
+            baseline,
+            target_ratio=0.95,
+            max_deliveries=5,
+            events=BACKLOG,
+        )
+    }
 
 
 async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
@@ -381,6 +404,7 @@ async def _streaming(url: str) -> dict[str, dict[str, Any]]:
         "cloudevents-ws-bare": _entry(bare, "events/s", bare, events=BACKLOG),
         "cloudevents-ws-bare-bursts": _entry(bare_burst, "events/s", bare, events=BACKLOG),
     }
+    results.update(await _max_deliveries(port, rate))
     results.update(await _latency(url, port))
     print(results, flush=True)
     return results

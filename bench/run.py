@@ -37,6 +37,7 @@ MODULES = {
     "cloudevents-ws": "bench.cloudevents_ws",
     "cloudevents-sse": "bench.cloudevents_sse",
     "cluster": "bench.cluster_forwarding",
+    "delivery-counting": "bench.delivery_counting",
 }
 #: Names for several groups at once.
 ALIASES = {

@@ -161,6 +161,9 @@ NEEDS: dict[str, Need] = {
     "PUT /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
     "GET /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
     "DELETE /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
+    # Consumer groups' lag and health.
+    "GET /admin/v1/groups": Need.ADMIN_ALL,
+    "GET /admin/v1/groups/{group:path}": Need.ADMIN_ALL,
     # CloudEvents consumer instances: a consumer's own (test_consumer_instances_are_private).
     "POST /ce/consumers": Need.CE_CONSUME,
     "GET /ce/sse": Need.CE_CONSUME,
@@ -338,6 +341,7 @@ def fill(path: str, key_id: str, topic_id: int, instance: str) -> str:
         "namespace": "default",
         "topic_id": str(topic_id),
         "type": "Matrix.Done",
+        "group": "ce/app-outsider/~default",
     }
     return re.sub(r"\{(\w+)(?::path)?\}", lambda match: values[match.group(1)], path)
 

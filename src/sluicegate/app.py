@@ -115,6 +115,11 @@ class GatewayApp:
         self.metrics.watch_storage(gateway.log.stats)
         self.metrics.watch_event_ids(gateway.event_ids.stats)
         self.metrics.watch_consumers(gateway.consumers.stats)
+        self.metrics.watch_groups(
+            lambda: gateway.consumer_lag.snapshot.values(),
+            max_groups=settings.cloudevents.metrics_max_groups,
+        )
+        self.metrics.watch_open_consumers("cloudevents", gateway.open_consumers)
         self.router = Router([*self._own_routes(), *routes], websockets)
         self._dispatch: dict[tuple[str, str], _Dispatch] = {}
         #: Sends consumer requests on to other nodes; ``build_app`` sets it, and the
@@ -276,6 +281,8 @@ class GatewayApp:
         return json_response({"status": "ready"})
 
     async def _metrics(self, request: Request) -> Response:
+        # The groups' lag is taken at most once per its ttl, whoever scrapes.
+        await self.gateway.consumer_lag.refresh()
         return Response(self.metrics.render(), content_type=CONTENT_TYPE)
 
 
@@ -283,6 +290,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     """The app with every dialect mounted."""
     from sluicegate import openapi
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
+    from sluicegate.dialects.admin.groups import routes as group_admin
     from sluicegate.dialects.admin.nodes import routes as cluster_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
@@ -310,6 +318,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *cluster_admin(gateway.cluster),
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
+        *group_admin(gateway.consumer_lag),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),

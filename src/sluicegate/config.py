@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from sluicegate.core.auth.patterns import validate_pattern
-from sluicegate.core.auth.principals import validate_client_name
+from sluicegate.core.auth.principals import MAX_DELIVERIES, validate_client_name
 from sluicegate.core.topics import validate_topic_name
 from sluicegate.errors import BadRequest, ConfigError, InvalidTopicName
 
@@ -258,6 +258,9 @@ class ClientSettings(_Section):
     ce_sources: list[str] = msgspec.field(default_factory=list)
     ce_produce_types: list[str] = msgspec.field(default_factory=list)
     ce_consume_types: list[str] = msgspec.field(default_factory=list)
+    #: CloudEvents: deliveries after which an unconfirmed event goes to the client's dead
+    #: stream (0: never); a consumer group may ask for another value (``max_deliveries``).
+    ce_max_deliveries: int = 0
     #: Subjects (CN or SAN) of TLS client certificates that authenticate as this client.
     certificate_subjects: list[str] = msgspec.field(default_factory=list)
 
@@ -375,6 +378,8 @@ class CloudEventSettings(_Section):
     #: Live consumer instances on this node, overall (503 beyond) and per client (429).
     max_consumer_instances: int = 100_000
     max_consumer_instances_per_client: int = 10_000
+    #: Consumer groups labelled in /metrics; the others are summed under ``other``.
+    metrics_max_groups: int = 100
     #: The absolute URL consumer instances' ``Location`` starts with (``https://events.example.com``);
     #: empty: the request's scheme and ``Host`` (see ``server.trusted_proxies``).
     public_base_url: str = ""
@@ -506,6 +511,7 @@ def _consumer_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
             "must be >= 1",
         ),
         (ce.websocket_window >= 1, "cloudevents.websocket_window", "must be >= 1"),
+        (ce.metrics_max_groups >= 0, "cloudevents.metrics_max_groups", "must be >= 0"),
         (
             ce.websocket_max_message_bytes >= 1024,
             "cloudevents.websocket_max_message_bytes",
@@ -704,7 +710,9 @@ def _validate_auth(auth: AuthSettings) -> None:
     names: set[str] = set()
     subjects: dict[str, str] = {}
     pattern_lists = [
-        f for f in ClientSettings.__struct_fields__ if f not in {"name", "certificate_subjects"}
+        f
+        for f in ClientSettings.__struct_fields__
+        if f not in {"name", "certificate_subjects", "ce_max_deliveries"}
     ]
     for index, client in enumerate(auth.clients):
         where = f"auth.clients[{index}]"
@@ -715,6 +723,8 @@ def _validate_auth(auth: AuthSettings) -> None:
         if client.name in names:
             raise ConfigError(f"{where}.name", f"client {client.name!r} is defined twice")
         names.add(client.name)
+        if not 0 <= client.ce_max_deliveries <= MAX_DELIVERIES:
+            raise ConfigError(f"{where}.ce_max_deliveries", f"must be 0 (off) to {MAX_DELIVERIES}")
         for field in pattern_lists:
             for pattern in getattr(client, field):
                 try:

@@ -46,7 +46,7 @@ DOOMED = "fuzz-doomed"
 #: The integer id topics v1 addresses ``TOPIC`` by, set by the suite's setup when it
 #: creates the topic (SQLite's value until then): on SQLite the first after the internal
 #: topics, on Kafka the offset of its registry record, which internal topics move.
-TOPIC_PARAMS = {"topic_id": "4"}
+TOPIC_PARAMS = {"topic_id": "5"}
 #: A topic id that names no topic, for the destructive topics v1 routes.
 NO_TOPIC_ID = "999999"
 

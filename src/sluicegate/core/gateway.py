@@ -11,12 +11,15 @@ from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.principals import Action, Principal
 from sluicegate.core.catalog import TopicCatalog
 from sluicegate.core.cloudevents.consumers import consumer_settings, follow_types
+from sluicegate.core.cloudevents.dead_letters import StreamDeadLetters
 from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.cloudevents.producer import EventProducer
 from sluicegate.core.cloudevents.routing import TypeRouter
 from sluicegate.core.cloudevents.schemas import EventSchemas
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
+from sluicegate.core.consumers.count_store import DeliveryCountStore
+from sluicegate.core.consumers.lag import GroupLag
 from sluicegate.core.consumers.registry import ConsumerInstances
 from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.limits.policy import Limits
@@ -63,9 +66,17 @@ class Gateway:
             schemas=self.event_schemas,
         )
         #: This node's CloudEvents consumer instances (long polling; WebSocket and SSE next).
+        #: Delivery counts of the groups that dead-letter, kept in the log.
+        self.delivery_counts = DeliveryCountStore(log)
         self.consumers = ConsumerInstances(
-            log, LongPolls(log, self.limits.long_polls), consumer_settings(settings.cloudevents)
+            log,
+            LongPolls(log, self.limits.long_polls),
+            consumer_settings(settings.cloudevents),
+            dead_letters=StreamDeadLetters(self.event_producer),
+            count_store=self.delivery_counts,
         )
+        #: Each consumer group's lag and health (/metrics, the admin API).
+        self.consumer_lag = GroupLag(log, self.consumers)
         #: The consumer instances streaming over a connection (WebSocket, Server-Sent Events).
         self.streams = Streams(self.consumers)
         #: The gateway nodes sharing this log (this one alone on the embedded log).
@@ -79,6 +90,10 @@ class Gateway:
     def _instance_counts(self) -> tuple[int, int]:
         """This node's consumer instances and streams, for its heartbeats."""
         return int(self.consumers.stats()["instances"]), len(self.streams)
+
+    def open_consumers(self) -> dict[str, int]:
+        """CloudEvents consumers waiting or streaming now, by kind (for /metrics)."""
+        return {"long_poll": self.consumers.long_polls.waiting, **self.streams.open_by_kind}
 
     def authorize(self, principal: Principal | None, action: Action, topic: str) -> None:
         """Raise ``Unauthenticated`` without a principal, ``Forbidden`` without the right."""
@@ -97,6 +112,7 @@ class Gateway:
         await self.type_registry.load()
         await self.event_ids.load()
         await self.cluster.start()
+        await self.delivery_counts.load()
 
     async def run(self) -> None:
         """Housekeeping until cancelled."""
@@ -106,6 +122,7 @@ class Gateway:
             tg.create_task(self.type_registry.follow(), name="type_registry.follow")
             tg.create_task(self.consumers.run(), name="consumers.reaper")
             tg.create_task(self.cluster.run(), name="cluster.membership")
+            tg.create_task(self.delivery_counts.follow(), name="delivery_counts.follow")
             tg.create_task(
                 follow_types(self.type_registry, self.consumers), name="consumers.follow_types"
             )

@@ -34,6 +34,8 @@ class LongPolls:
         # slot of ``Limits.websockets`` for as long as it is open).
         self._log = log
         self._limiter = limiter
+        #: Waits under way now (for /metrics).
+        self.waiting = 0
 
     async def wait(
         self,
@@ -60,6 +62,7 @@ class LongPolls:
         limiter = self._limiter
         if limiter is not None:
             limiter.acquire(client)
+        self.waiting += 1
         try:
             waiting = asyncio.ensure_future(self._log.wait(positions, timeout))
             watching = None if gone is None else asyncio.ensure_future(gone())
@@ -87,6 +90,7 @@ class LongPolls:
             # Woken early (``wake``), or the log's answer.
             return waiting.cancelled() or waiting.result()
         finally:
+            self.waiting -= 1
             if limiter is not None:
                 limiter.release(client)
 

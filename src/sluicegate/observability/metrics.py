@@ -2,7 +2,9 @@
 
 Unbounded label values (raw paths, topic names from requests) are how a metrics
 registry eats a server's memory (Karapace #1104), so the only labels here come from
-the code: the matched route's template, the method, the status and the dialect.
+the code: the matched route's template, the method, the status and the dialect. The
+one exception, consumer groups (and their topics), is capped: past ``max_groups``
+groups, the rest are summed under the group ``other``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import asyncio
 import time
 from bisect import bisect_left as _bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -22,7 +25,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "LoopLag", "Metrics", "RequestSeries"]
+if TYPE_CHECKING:
+    from sluicegate.core.consumers.lag import GroupFigures
+
+__all__ = ["CONTENT_TYPE", "OTHER_GROUPS", "LoopLag", "Metrics", "RequestSeries"]
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -68,6 +74,105 @@ class _StatsCollector(Collector):
                 yield GaugeMetricFamily(
                     f"{self._prefix}_{name}", f"{self._subject} gauge {name}.", value
                 )
+
+
+#: The group label of every group past the cap.
+OTHER_GROUPS = "other"
+#: Kinds of open consumer connections, each always exported (0 when none).
+CONSUMER_KINDS = ("long_poll", "websocket", "sse")
+
+
+class _GroupCollector(Collector):
+    """Consumer groups' lag and health from ``GroupLag``'s last snapshot.
+
+    Groups keep the label they were first given while they are in the snapshot, so a
+    series does not jump from one group to another as others come and go; the groups
+    past ``max_groups`` are summed (their ages: the largest) under ``other``.
+    """
+
+    def __init__(self, snapshot: Callable[[], Iterable[GroupFigures]], max_groups: int) -> None:
+        self._snapshot = snapshot
+        self._max_groups = max_groups
+        self._labelled: dict[str, None] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        figures = list(self._snapshot())
+        present = {f.group for f in figures}
+        labelled = self._labelled
+        for gone in [g for g in labelled if g not in present]:
+            del labelled[gone]
+        for f in figures:
+            if f.group not in labelled and len(labelled) < self._max_groups:
+                labelled[f.group] = None
+        lag: dict[tuple[str, str], float] = {}
+        age: dict[str, float] = {}
+        sums: dict[str, list[float]] = {}
+        for f in figures:
+            label = f.group if f.group in labelled else OTHER_GROUPS
+            for topic, events in f.lag_by_topic.items():
+                key = (label, topic if label != OTHER_GROUPS else OTHER_GROUPS)
+                lag[key] = lag.get(key, 0) + events
+            age[label] = max(age.get(label, 0.0), f.oldest_unconfirmed_age)
+            row = sums.setdefault(label, [0, 0, 0, 0])
+            row[0] += f.instances
+            row[1] += f.deliveries
+            row[2] += f.redeliveries
+            row[3] += f.dead_letters
+        family = GaugeMetricFamily(
+            "sluicegate_consumer_group_lag",
+            "Events of a topic not confirmed yet by a consumer group (high watermark minus "
+            "committed position).",
+            labels=["group", "topic"],
+        )
+        for (group, topic), behind in sorted(lag.items()):
+            family.add_metric([group, topic], behind)
+        yield family
+        ages = GaugeMetricFamily(
+            "sluicegate_consumer_group_oldest_unconfirmed_age_seconds",
+            "Seconds since the oldest event a consumer group has not confirmed was stored.",
+            labels=["group"],
+        )
+        for group, seconds in sorted(age.items()):
+            ages.add_metric([group], seconds)
+        yield ages
+        members = GaugeMetricFamily(
+            "sluicegate_consumer_group_instances",
+            "Live consumer instances of a group on this node.",
+            labels=["group"],
+        )
+        for group, row in sorted(sums.items()):
+            members.add_metric([group], row[0])
+        yield members
+        for index, name, text in (
+            (1, "deliveries", "Events handed to a consumer group, redeliveries included."),
+            (2, "redeliveries", "Events handed to a consumer group again, unconfirmed before."),
+            (3, "dead_letters", "Events written to the dead stream after max_deliveries."),
+        ):
+            counter = CounterMetricFamily(
+                f"sluicegate_consumer_group_{name}", text, labels=["group"]
+            )
+            for group, row in sorted(sums.items()):
+                counter.add_metric([group], row[index])
+            yield counter
+
+
+class _OpenConsumers(Collector):
+    """Long polls waiting and streams open, per dialect and kind."""
+
+    def __init__(self, dialect: str, counts: Callable[[], dict[str, int]]) -> None:
+        self._dialect = dialect
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "sluicegate_consumers_open",
+            "Long polls waiting and consumer streams (WebSocket, Server-Sent Events) open.",
+            labels=["dialect", "kind"],
+        )
+        counts = self._counts()
+        for kind in sorted({*CONSUMER_KINDS, *counts}):
+            family.add_metric([self._dialect, kind], counts.get(kind, 0))
+        yield family
 
 
 class LoopLag(Collector):
@@ -251,6 +356,16 @@ class Metrics:
     def watch_forwarding(self, series: Mapping[str, RequestSeries]) -> None:
         """Forwarded requests per target node (``Forwarder.series``)."""
         self.registry.register(_ForwardingStats(series))
+
+    def watch_groups(
+        self, snapshot: Callable[[], Iterable[GroupFigures]], *, max_groups: int
+    ) -> None:
+        """Consumer groups' figures (``GroupLag.snapshot``), ``max_groups`` labelled."""
+        self.registry.register(_GroupCollector(snapshot, max_groups))
+
+    def watch_open_consumers(self, dialect: str, counts: Callable[[], dict[str, int]]) -> None:
+        """``dialect``'s open consumers by kind: ``long_poll``, ``websocket``, ``sse``."""
+        self.registry.register(_OpenConsumers(dialect, counts))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

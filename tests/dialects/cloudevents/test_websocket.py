@@ -364,4 +364,5 @@ def test_the_openapi_document_describes_the_protocol() -> None:
     assert described["subprotocol"] == SUBPROTOCOL
     assert described["paths"] == list(PATHS)
     assert set(described["closeCodes"]) == {"1000", "1001", "1008", "1009", "1011"}
-    assert [p["name"] for p in described["parameters"]] == ["events", "test", "dead", "group"]
+    names = [p["name"] for p in described["parameters"]]
+    assert names == ["events", "test", "dead", "max_deliveries", "group"]

@@ -71,6 +71,7 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
                 ce_sources=list(settings.ce_sources),
                 ce_produce_types=list(settings.ce_produce_types),
                 ce_consume_types=list(settings.ce_consume_types),
+                ce_max_deliveries=settings.ce_max_deliveries,
             ),
             certificate_subjects=list(settings.certificate_subjects),
             origin="config",

@@ -18,7 +18,14 @@ import msgspec
 from sluicegate.core.auth.patterns import PatternSet, validate_pattern
 from sluicegate.errors import BadRequest, Forbidden
 
-__all__ = ["ANONYMOUS", "Action", "Permissions", "Principal", "validate_client_name"]
+__all__ = [
+    "ANONYMOUS",
+    "MAX_DELIVERIES",
+    "Action",
+    "Permissions",
+    "Principal",
+    "validate_client_name",
+]
 
 Action = Literal["produce", "consume", "admin"]
 
@@ -37,6 +44,9 @@ def validate_client_name(name: str) -> str:
         )
     return name
 
+
+#: The largest ``max_deliveries`` a client or a consumer group may set.
+MAX_DELIVERIES = 1000
 
 #: Decisions remembered across all principals; bounds memory however many names clients try.
 _DECISION_CACHE_SIZE = 65_536
@@ -60,10 +70,20 @@ class Permissions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     ce_produce_types: list[str] = msgspec.field(default_factory=list)
     #: CloudEvents: event ``type`` values this client receives as a consumer.
     ce_consume_types: list[str] = msgspec.field(default_factory=list)
+    #: CloudEvents: deliveries after which an unconfirmed event is dead-lettered (0: off).
+    ce_max_deliveries: int = 0
 
     def validate(self) -> Permissions:
         """Return self if every pattern is usable, else raise ``BadRequest`` naming the list."""
+        if not 0 <= self.ce_max_deliveries <= MAX_DELIVERIES:
+            raise BadRequest(
+                f"ce_max_deliveries must be 0 (off) to {MAX_DELIVERIES}, "
+                f"got {self.ce_max_deliveries}",
+                field="ce_max_deliveries",
+            )
         for field in self.__struct_fields__:
+            if field == "ce_max_deliveries":
+                continue
             for pattern in getattr(self, field):
                 try:
                     validate_pattern(pattern)

@@ -161,6 +161,20 @@ class EventProducer:
             [(scope + identity_key(event), (to_record(event, topic.name),)) for event in checked]
         )
 
+    async def store_dead_letter(self, stream: str, group: str, event: CloudEvent) -> None:
+        """Store ``event``, which ``group`` gave up on, in the dead stream ``stream``.
+
+        Not checked again (it was when produced, and a limit or schema changed since must
+        not keep it from the dead stream forever). De-duplicated per group: written twice
+        by the same group (a crash between the write and the commit past it) it is stored
+        once, while two groups that both gave up on it each leave their own record.
+        """
+        topic = self._topics.cached(stream) or await self._topics.stream(stream)
+        scope = b"\x00" + stream.encode() + b"\x00" + group.encode() + b"\x00"
+        await self._ids.append_once(
+            [(scope + identity_key(event), (to_record(event, topic.name),))]
+        )
+
     # -- checks ----------------------------------------------------------------------
 
     def _checked(

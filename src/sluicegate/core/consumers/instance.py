@@ -31,6 +31,7 @@ what was delivered; whatever the log raises otherwise.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from itertools import chain
 from operator import attrgetter
@@ -44,6 +45,7 @@ from sluicegate.core.records import Record, TopicPartition
 from sluicegate.errors import (
     BadRequest,
     OffsetOutOfRange,
+    SluicegateError,
     UnknownConsumerInstance,
     UnknownGroupMember,
     UnknownTopic,
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
     from sluicegate.core.consumers.registry import ConsumerInstances
 
 __all__ = ["ConsumerInstance"]
+
+logger = logging.getLogger("sluicegate.consumers")
 
 #: Records one read takes from a filtered topic at least: most may be skipped.
 _FILTERED_READ = 500
@@ -376,6 +380,8 @@ class ConsumerInstance:
         counts: dict[int, int] | None = None
         bytes_left = self._registry.settings.max_batch_bytes
         skipped = 0
+        group = self.group
+        dead_lettered = failed = False
         rotation = self._rotation
         self._rotation = (rotation + 1) % count
         for step in range(count):
@@ -401,11 +407,29 @@ class ConsumerInstance:
                                 break
                             taken.append(record)
                     skipped += len(chunk) - len(taken)
-                cursor.position = end
+                again = None
                 if taken:
                     offsets = [record.offset for record in taken]
+                    again = group.counts.delivered(tp, offsets)
+                    group.deliveries += len(taken)
+                if again:
+                    try:
+                        taken, offsets, again, dead = await self._redelivered(
+                            tp, taken, offsets, again, head=not cursor.unconfirmed
+                        )
+                    except SluicegateError:
+                        if not records:
+                            raise
+                        # Events of other partitions are in flight already: hand them
+                        # out; this chunk (not delivered, its position unmoved) is read
+                        # again next time.
+                        logger.exception("dead-lettering in group %r failed", group.name)
+                        failed = True
+                        break
+                    dead_lettered = dead_lettered or dead
+                cursor.position = end
+                if taken:
                     cursor.deliver(self._next, offsets)
-                    again = self.group.counts.delivered(tp, offsets)
                     if again:
                         base = len(records)
                         counts = counts or {}
@@ -418,9 +442,77 @@ class ConsumerInstance:
                         bytes_left -= _size(taken)
                 if len(chunk) < asked or skipped >= _MAX_SKIPPED:
                     break  # this partition is drained (or too much was skipped)
-            if len(records) >= limit or bytes_left <= 0 or skipped >= _MAX_SKIPPED:
+            if failed or len(records) >= limit or bytes_left <= 0 or skipped >= _MAX_SKIPPED:
                 break
+        if dead_lettered:
+            await self._commit_dead()
         return Batch(first, records, counts)
+
+    async def _redelivered(
+        self,
+        tp: TopicPartition,
+        taken: list[Record],
+        offsets: list[int],
+        again: dict[int, int],
+        *,
+        head: bool,
+    ) -> tuple[list[Record], list[int], dict[int, int], bool]:
+        """Redeliveries among ``taken`` (``again``: index -> count): dead-letter the event
+        delivered ``max_deliveries`` times already, store the counts of the others before
+        they are handed out; what is left to deliver, and whether any went dead.
+
+        Only the partition's *head* goes dead — its first unconfirmed event (``head``:
+        nothing of the partition is in flight before ``taken``). The events after it were
+        delivered as often, but behind it: confirming them means confirming it, so a
+        consumer that fails on one event never had a chance to. Their counts start again.
+
+        Order matters for a crash: the dead event is durable in the dead stream, then its
+        ``dead`` mark is stored, then (``_commit_dead``) the group commits past it. A
+        crash after the first step writes it to the dead stream again at the next read
+        (the dead stream's de-duplication by ``source`` + ``id`` drops that second copy
+        within its window); a crash after the second skips it. Never is it lost.
+        """
+        group = self.group
+        counts = group.counts
+        sink = self._registry.dead_letters
+        limit = group.max_deliveries if sink is not None else 0
+        kept: list[Record] = []
+        kept_again: dict[int, int] = {}
+        dead = False
+        for index, record in enumerate(taken):
+            count = again.get(index)
+            if count is not None:
+                offset = record.offset
+                if counts.is_dead(tp, offset):
+                    dead = True  # dead-lettered before a crash or a failed commit
+                    continue
+                if head and not kept and not dead and limit and count > limit and sink:
+                    await sink.dead_letter(self.owner, group.name, record, count - 1)
+                    counts.dead(tp, offset)  # and forgets the counts after it
+                    group.dead_letters += 1
+                    dead = True
+                    continue
+                if not dead:
+                    kept_again[len(kept)] = count
+            kept.append(record)
+        if dead:
+            offsets = [record.offset for record in kept]
+        group.deliveries -= len(taken) - len(kept)
+        group.redeliveries += len(kept_again)
+        if limit:
+            # Only a group that dead-letters needs its counts after a restart; a group
+            # that never confirms would otherwise write its whole backlog's counts.
+            await group.save_counts([tp])
+        return kept, offsets, kept_again, dead
+
+    async def _commit_dead(self) -> None:
+        """Commit past events just dead-lettered, as far as confirmations allow."""
+        try:
+            await self._commit()
+        except SluicegateError:
+            # The events read are in flight already and must be handed out; the next
+            # confirmation commits past the dead ones (their dead mark is stored).
+            logger.exception("commit after dead-lettering in group %r failed", self.group.name)
 
     async def _read_chunk(
         self, tp: TopicPartition, cursor: PartitionCursor, asked: int, max_bytes: int
@@ -472,6 +564,14 @@ class ConsumerInstance:
         if self.closed:
             return
         self.closed = True
+        cursors = self._cursors
+        if cursors and self.group.max_deliveries:
+            # The next instance's delivery of what is unconfirmed here is a second one:
+            # store how far this one delivered, so that a restart does not forget it.
+            try:
+                await self.group.save_counts([tp for tp, c in cursors.items() if c.unconfirmed])
+            except SluicegateError:
+                logger.exception("storing delivery counts of group %r failed", self.group.name)
         self._cursors = None
         self._assigned = ()
         self.wake()

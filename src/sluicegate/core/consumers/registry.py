@@ -11,6 +11,11 @@ its id answers 404 from then on.
 
 Caps: instances per client and overall (``max_instances_per_client``, ``max_instances``)
 bound the memory a client that never deletes can hold until its instances expire.
+
+Groups: a group whose last instance here is gone stays known, idle (its committed
+positions, delivery counts and figures), up to ``MAX_IDLE_GROUPS``, the longest idle
+forgotten first: its lag is what an operator alerts on when its consumers are all gone,
+and its next instance finds its counts without reading them back.
 """
 
 from __future__ import annotations
@@ -20,21 +25,27 @@ import contextlib
 import heapq
 import secrets
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 import msgspec
 
+from sluicegate.core.consumers.count_store import DeliveryCountStore
+from sluicegate.core.consumers.dead import DeadLetters
 from sluicegate.core.consumers.group import LocalGroup
 from sluicegate.core.consumers.instance import ConsumerInstance
 from sluicegate.core.consumers.subscription import Subscription
 from sluicegate.core.longpoll import LongPolls
-from sluicegate.errors import Overloaded, RateLimited, UnknownConsumerInstance
+from sluicegate.errors import BadRequest, Conflict, Overloaded, RateLimited, UnknownConsumerInstance
 from sluicegate.storage.base import Log
 
 __all__ = ["ConsumerInstances", "ConsumerSettings"]
 
 #: Bytes of randomness in an instance id (22 URL-safe characters).
 _ID_BYTES = 16
+#: Groups kept after their last instance here is gone (a few kB each: a position and a
+#: delivered end per partition read).
+MAX_IDLE_GROUPS = 1_000
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,13 +81,20 @@ class ConsumerInstances:
         settings: ConsumerSettings,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        dead_letters: DeadLetters | None = None,
+        count_store: DeliveryCountStore | None = None,
     ) -> None:
         self.log = log
         self.long_polls = long_polls
         self.settings = settings
         self.monotonic = monotonic
+        #: Where events delivered ``max_deliveries`` times go (``None``: nowhere, and
+        #: ``max_deliveries`` is refused).
+        self.dead_letters = dead_letters
+        self.count_store = count_store
         self._instances: dict[str, ConsumerInstance] = {}
         self._groups: dict[str, LocalGroup] = {}
+        self._idle: OrderedDict[str, LocalGroup] = OrderedDict()
         self._per_client: dict[str, int] = {}
         self._deadlines: list[tuple[float, str]] = []
         #: Set when a deadline earlier than the reaper's next wake-up is added.
@@ -85,10 +103,19 @@ class ConsumerInstances:
     def __len__(self) -> int:
         return len(self._instances)
 
-    async def create(self, owner: str, group: str, subscription: Subscription) -> ConsumerInstance:
+    async def create(
+        self,
+        owner: str,
+        group: str,
+        subscription: Subscription,
+        *,
+        max_deliveries: int = 0,
+    ) -> ConsumerInstance:
         """A new instance of ``owner`` in storage group ``group``, joined and assigned.
 
-        Beyond the caps: ``RateLimited`` (this client's) or ``Overloaded`` (the node's).
+        ``max_deliveries`` (0: off) is the group's: an instance asking for another value
+        than the group's live instances use is a ``Conflict``. Beyond the caps:
+        ``RateLimited`` (this client's) or ``Overloaded`` (the node's).
         """
         held = self._per_client.get(owner, 0)
         if held >= self.settings.max_instances_per_client:
@@ -102,9 +129,27 @@ class ConsumerInstances:
                 "this node holds as many consumer instances as it may; try again later",
                 retry_after=60.0,
             )
+        if max_deliveries and self.dead_letters is None:
+            raise BadRequest(
+                "max_deliveries needs a dead stream, and these consumers have none",
+                field="max_deliveries",
+            )
         local = self._groups.get(group)
+        if local is not None and local.instances and local.max_deliveries != max_deliveries:
+            raise Conflict(
+                f"max_deliveries is {local.max_deliveries or 'off'} for this consumer group "
+                f"(its instances use it), not {max_deliveries or 'off'}: use the same value, "
+                "or end the group's instances first",
+                field="max_deliveries",
+            )
         if local is None:
-            local = self._groups[group] = LocalGroup(group)
+            local = self._idle.pop(group, None)
+            if local is None:
+                local = LocalGroup(group, self.count_store)
+            else:
+                local.reload_counts()  # another node may have had the group meanwhile
+            self._groups[group] = local
+        local.max_deliveries = max_deliveries
         instance = ConsumerInstance(
             self, secrets.token_urlsafe(_ID_BYTES), owner, local, subscription
         )
@@ -160,6 +205,9 @@ class ConsumerInstances:
         local.instances.pop(instance.id, None)
         if not local.instances and self._groups.get(local.name) is local:
             del self._groups[local.name]
+            self._idle[local.name] = local
+            while len(self._idle) > MAX_IDLE_GROUPS:
+                self._idle.popitem(last=False)
         left = self._per_client[instance.owner] - 1
         if left:
             self._per_client[instance.owner] = left
@@ -228,6 +276,15 @@ class ConsumerInstances:
             sooner.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sooner.wait(), max(delay, 0.01))
+
+    def groups(self) -> Iterator[LocalGroup]:
+        """Every group known here: with instances, then idle ones."""
+        yield from list(self._groups.values())
+        yield from list(self._idle.values())
+
+    def group(self, name: str) -> LocalGroup | None:
+        """The storage group ``name`` if it is known here."""
+        return self._groups.get(name) or self._idle.get(name)
 
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics."""

@@ -120,6 +120,8 @@ class Streams:
         self._instances = instances
         self._polls = LongPolls(instances.log, None)
         self._open: set[ConsumerStream] = set()
+        #: Open streams by kind (``websocket``, ``sse``), for /metrics.
+        self.open_by_kind: dict[str, int] = {}
         self._stopping: asyncio.Future[None] | None = None
         self._ended: asyncio.Event | None = None
         self.closing = False
@@ -137,9 +139,12 @@ class Streams:
         window: int,
         batch_size: int,
         linger: float = 0.0,
+        max_deliveries: int = 0,
+        kind: str = "websocket",
     ) -> AsyncIterator[ConsumerStream]:
         """A new instance of ``owner`` in storage group ``group``, streaming until the
         block ends; then it is discarded and its unconfirmed events go to the group.
+        ``kind`` names the connection's protocol in /metrics (``websocket``, ``sse``).
 
         With ``linger`` (seconds), the instance outlives the block by that long instead
         (unless the gateway shuts down): a client that reconnects in time can still
@@ -148,7 +153,7 @@ class Streams:
         if self.closing:
             raise ShuttingDown("the gateway is shutting down; connect again shortly", retry_after=1)
         instances = self._instances
-        instance = await instances.create(owner, group, subscription)
+        instance = await instances.create(owner, group, subscription, max_deliveries=max_deliveries)
         stream = ConsumerStream(
             instance,
             self._polls,
@@ -157,12 +162,15 @@ class Streams:
             session_timeout=instances.settings.session_timeout,
         )
         self._open.add(stream)
+        by_kind = self.open_by_kind
+        by_kind[kind] = by_kind.get(kind, 0) + 1
         # Busy for the connection's whole life: the idle reaper never takes it.
         instance.busy += 1
         try:
             yield stream
         finally:
             instance.busy -= 1
+            by_kind[kind] -= 1
             self._open.discard(stream)
             try:
                 if linger > 0 and not self.closing and not instance.closed:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.dialects.admin.event_schemas import TypeSchemaOut
+from sluicegate.dialects.admin.groups import GroupDetailOut, GroupOut, PartitionOut
 from sluicegate.dialects.admin.nodes import NodeOut
 from sluicegate.dialects.admin.wire import (
     ClientCreate,
@@ -52,6 +53,13 @@ Nodes: `/admin/v1/nodes` lists the gateway nodes sharing this log (on Kafka, eve
 that wrote a heartbeat in the last hour; on the embedded log, this one), with the age of
 each one's last heartbeat, whether it counts as live, and its consumer instance counts.
 
+Consumer groups: `/admin/v1/groups` lists the consumer groups this node knows (live here,
+or idle since their last consumer here ended) with the figures `/metrics` exports: lag per
+topic, the oldest unconfirmed event's age, deliveries, redeliveries and dead-letters (since
+the node started); `/admin/v1/groups/{{group}}` adds each partition. A group is named by its
+storage name, `ce/<client>/<group>` for a CloudEvents consumer group. Figures are at most a
+few seconds old.
+
 A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
 permissions; a key that never expires. Every operation needs the `admin` permission on `*`.
 Client names are 1-128 characters of `[A-Za-z0-9._@:+-]`, starting with a letter or digit.
@@ -62,6 +70,9 @@ _NAME = path_parameter("name", r"^[A-Za-z0-9][A-Za-z0-9._@:+\-]{0,127}$", "Clien
 _KEY_ID = path_parameter("key_id", r"^\S+$", "Key id (`k_...`), as listed")
 _WRITE = ("400", "403", "404", "408")
 _TYPE = path_parameter("type", r"^.+$", "CloudEvents event type (may contain `/`)")
+_GROUP = path_parameter(
+    "group", r"^.+$", "Storage group name (`ce/<client>/<group>`; it contains `/`)"
+)
 _TYPE_SCHEMA = json_response(ref("TypeSchemaOut"), "The type's data schema as registered")
 
 
@@ -187,6 +198,25 @@ def _paths() -> dict[str, Any]:
                 },
             )
         },
+        "/admin/v1/groups": {
+            "get": operation(
+                "listGroups",
+                "Consumer groups this node knows, with their lag and health, by name",
+                {"200": list_response("GroupOut", "A page of groups"), **errors("400", "403")},
+                PAGE_PARAMETERS,
+            ),
+        },
+        "/admin/v1/groups/{group}": {
+            "get": operation(
+                "showGroup",
+                "A consumer group's figures, and each partition's lag",
+                {
+                    "200": json_response(ref("GroupDetailOut"), "The group"),
+                    **errors("403", "404"),
+                },
+                [_GROUP],
+            ),
+        },
         f"{one}/keys/{{key_id}}": {
             "delete": operation(
                 "revokeKey",
@@ -209,6 +239,9 @@ def build_document() -> dict[str, Any]:
         NewKeyOut,
         TypeSchemaOut,
         NodeOut,
+        GroupOut,
+        GroupDetailOut,
+        PartitionOut,
     ]
     return build("sluicegate clients and API keys", _DESCRIPTION, _paths(), structs)
 

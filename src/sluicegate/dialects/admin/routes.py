@@ -52,6 +52,7 @@ def _permissions(body: ClientUpdate) -> Permissions:
         ce_sources=body.ce_sources,
         ce_produce_types=body.ce_produce_types,
         ce_consume_types=body.ce_consume_types,
+        ce_max_deliveries=body.ce_max_deliveries,
     )
 
 
@@ -93,6 +94,7 @@ class ClientsAdmin:
             ce_sources=p.ce_sources,
             ce_produce_types=p.ce_produce_types,
             ce_consume_types=p.ce_consume_types,
+            ce_max_deliveries=p.ce_max_deliveries,
             certificate_subjects=client.certificate_subjects,
             active_keys=sum(1 for k in keys if k.status(now) == "active"),
         )

@@ -18,6 +18,8 @@ class ClientUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ce_sources: list[str] = msgspec.field(default_factory=list)
     ce_produce_types: list[str] = msgspec.field(default_factory=list)
     ce_consume_types: list[str] = msgspec.field(default_factory=list)
+    #: Deliveries after which an unconfirmed event goes to the dead stream (0: off).
+    ce_max_deliveries: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
     certificate_subjects: list[str] = msgspec.field(default_factory=list)
 
 
@@ -47,6 +49,7 @@ class ClientOut(msgspec.Struct, kw_only=True):
     ce_sources: list[str]
     ce_produce_types: list[str]
     ce_consume_types: list[str]
+    ce_max_deliveries: int
     certificate_subjects: list[str]
     active_keys: int
 

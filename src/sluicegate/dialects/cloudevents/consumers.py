@@ -27,7 +27,7 @@ from urllib.parse import quote
 import msgspec
 
 from sluicegate.cluster.forwarding import Forwarder
-from sluicegate.core.auth.principals import Principal
+from sluicegate.core.auth.principals import MAX_DELIVERIES, Principal
 from sluicegate.core.cloudevents.binding import http_binary, structured_batch_of, structured_json
 from sluicegate.core.cloudevents.consumers import (
     DEFAULT_GROUP,
@@ -48,7 +48,7 @@ from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
 
-__all__ = ["routes", "subscription_of"]
+__all__ = ["max_deliveries_of", "routes", "subscription_of"]
 
 STRUCTURED = b"application/cloudevents+json"
 BATCH = b"application/cloudevents-batch+json"
@@ -78,6 +78,21 @@ def _offset(request: Request) -> int | None:
             f"query parameter offset must be an event's offset (a positive integer), "
             f"got {value[:40]!r}",
             field="offset",
+        )
+    return int(value)
+
+
+def max_deliveries_of(request: Request, principal: Principal) -> int:
+    """The group's ``max_deliveries``: the query option, else the client's
+    ``ce_max_deliveries`` (0: off)."""
+    value = request.query_param("max_deliveries")
+    if value is None:
+        return principal.permissions.ce_max_deliveries
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_DELIVERIES):
+        raise BadRequest(
+            f"query parameter max_deliveries must be 0 (off) to {MAX_DELIVERIES}, "
+            f"got {value[:40]!r}",
+            field="max_deliveries",
         )
     return int(value)
 
@@ -121,7 +136,10 @@ class Consumers:
         group, subscription = subscription_of(request, principal, self._gateway)
         base = self._base_url.of(request)
         instance = await self._instances.create(
-            principal.name, storage_group(principal.name, group), subscription
+            principal.name,
+            storage_group(principal.name, group),
+            subscription,
+            max_deliveries=max_deliveries_of(request, principal),
         )
         location = f"{base}/{self._bridge_in_url}/ce/consumers/{group}/instances/{instance.id}"
         return Response(b"", 201, content_type=None, headers=[(b"location", location.encode())])

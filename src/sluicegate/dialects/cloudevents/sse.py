@@ -69,7 +69,7 @@ from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.limits.concurrency import ConcurrencyLimiter
-from sluicegate.dialects.cloudevents.consumers import subscription_of
+from sluicegate.dialects.cloudevents.consumers import max_deliveries_of, subscription_of
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of
 from sluicegate.errors import (
@@ -239,6 +239,7 @@ class ServerSentEvents:
                 "Accept: text/event-stream, or no Accept header"
             )
         group, subscription = subscription_of(request, principal, self._gateway)
+        max_deliveries = max_deliveries_of(request, principal)
         timeout = _timeout(request)
         last = _last_event_id(request)
         base = self._base_url.of(request)
@@ -257,6 +258,8 @@ class ServerSentEvents:
                     window=self._window,
                     batch_size=self._batch_size,
                     linger=self._grace,
+                    max_deliveries=max_deliveries,
+                    kind="sse",
                 )
             )
         except BaseException:

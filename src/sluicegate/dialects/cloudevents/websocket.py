@@ -49,7 +49,7 @@ from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
-from sluicegate.dialects.cloudevents.consumers import subscription_of
+from sluicegate.dialects.cloudevents.consumers import max_deliveries_of, subscription_of
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of
 from sluicegate.errors import (
@@ -167,6 +167,7 @@ class WebSocketConsumers:
             )
         self._check_origin(request)
         group, subscription = subscription_of(request, principal, self._gateway)
+        max_deliveries = max_deliveries_of(request, principal)
         client = principal.name
         self._connections.acquire(client)
         accepted = False
@@ -177,6 +178,7 @@ class WebSocketConsumers:
                 subscription,
                 window=self._window,
                 batch_size=self._batch_size,
+                max_deliveries=max_deliveries,
             ) as stream:
                 await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
                 accepted = True
