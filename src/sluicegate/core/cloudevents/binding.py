@@ -510,20 +510,9 @@ def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord
     ]
     if event.subject is not None:
         headers.append(("ce_subject", event.subject.encode()))
-    if event.time is not None:
-        headers.append(("ce_time", event.time.encode()))
-    if event.dataschema is not None:
-        headers.append(_shared("ce_dataschema", event.dataschema))
-    for name, value in event.extensions.items():
-        headers.append((CE_HEADER_PREFIX + name, value.encode()))
-    if event.datacontenttype is not None:
-        headers.append(_shared(_CONTENT_TYPE, event.datacontenttype))
-    if event.literal:
-        headers.append((LITERALS_HEADER, ",".join(sorted(event.literal)).encode()))
-    key = event.extensions.get("partitionkey")
-    return NewRecord(
-        topic, partition, None if key is None else key.encode(), event.data, tuple(headers)
-    )
+    tail, key = _tail(event)
+    headers.extend(tail)
+    return NewRecord(topic, partition, key, event.data, tuple(headers))
 
 
 def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) -> list[NewRecord]:
