@@ -41,6 +41,8 @@ def test_offline_lifecycle(tmp_path: Path) -> None:
         "audit",
         "--ce-source",
         "urn:shop",
+        "--ce-max-deliveries",
+        "5",
         "--with-key",
         *data,
     )
@@ -65,6 +67,7 @@ def test_offline_lifecycle(tmp_path: Path) -> None:
     assert code == 0
     assert "produce: orders.*, audit" in out
     assert "ce_sources: urn:shop" in out
+    assert "ce_max_deliveries: 5" in out
     assert out.count("active") == 2
     assert key not in out
     assert second not in out
@@ -84,6 +87,10 @@ def test_offline_lifecycle(tmp_path: Path) -> None:
     code, out, _ = invoke("clients", "show", "orders-app", *data)
     assert "consume: orders.*" in out
     assert "produce: -" in out
+    assert "ce_max_deliveries: off" in out  # replaced like the lists
+    code, _, err = invoke("clients", "update", "orders-app", "--ce-max-deliveries", "1001", *data)
+    assert code == 2
+    assert "--ce-max-deliveries" in err
 
     code, _, err = invoke("clients", "delete", "orders-app", *data)
     assert code == 2

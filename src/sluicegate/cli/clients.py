@@ -106,7 +106,8 @@ def _client_body(
     ce_produce_type: list[str] | None,
     ce_consume_type: list[str] | None,
     certificate_subject: list[str] | None,
-) -> dict[str, list[str]]:
+    ce_max_deliveries: int,
+) -> dict[str, Any]:
     return {
         "produce": produce or [],
         "consume": consume or [],
@@ -115,6 +116,7 @@ def _client_body(
         "ce_produce_types": ce_produce_type or [],
         "ce_consume_types": ce_consume_type or [],
         "certificate_subjects": certificate_subject or [],
+        "ce_max_deliveries": ce_max_deliveries,
     }
 
 
@@ -138,6 +140,15 @@ CeProduceTypeOpt = Annotated[
 CeConsumeTypeOpt = Annotated[
     list[str] | None, typer.Option("--ce-consume-type", help="CloudEvents type it receives.")
 ]
+CeMaxDeliveriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--ce-max-deliveries",
+        min=0,
+        max=1000,
+        help="Deliveries after which an unconfirmed CloudEvent goes to its dead stream (0: off).",
+    ),
+]
 SubjectOpt = Annotated[
     list[str] | None,
     typer.Option("--certificate-subject", help="TLS client certificate CN or SAN mapped to it."),
@@ -154,6 +165,7 @@ def create_client(
     ce_produce_type: CeProduceTypeOpt = None,
     ce_consume_type: CeConsumeTypeOpt = None,
     certificate_subject: SubjectOpt = None,
+    ce_max_deliveries: CeMaxDeliveriesOpt = 0,
     with_key: Annotated[
         bool, typer.Option("--with-key", help="Also create an API key and print it.")
     ] = False,
@@ -174,6 +186,7 @@ def create_client(
             ce_produce_type,
             ce_consume_type,
             certificate_subject,
+            ce_max_deliveries,
         ),
     }
     key_body = {"expires_in": parse_duration(expires_in)} if expires_in else {}
@@ -203,14 +216,23 @@ def update_client(
     ce_produce_type: CeProduceTypeOpt = None,
     ce_consume_type: CeConsumeTypeOpt = None,
     certificate_subject: SubjectOpt = None,
+    ce_max_deliveries: CeMaxDeliveriesOpt = 0,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Replace a client's permissions with the ones given (omitted lists become empty)."""
+    """Replace a client's permissions with the ones given (omitted lists become empty,
+    an omitted ``--ce-max-deliveries`` 0)."""
     body = _client_body(
-        produce, consume, admin, ce_source, ce_produce_type, ce_consume_type, certificate_subject
+        produce,
+        consume,
+        admin,
+        ce_source,
+        ce_produce_type,
+        ce_consume_type,
+        certificate_subject,
+        ce_max_deliveries,
     )
     _request("PUT", f"/{name}", body, url, key, data_dir, config)
     out.print(f"updated client [bold]{name}[/]", highlight=False)
@@ -293,6 +315,7 @@ def show_client(
         "certificate_subjects",
     ):
         out.print(f"{field:>20}: {_joined(client[field])}", highlight=False)
+    out.print(f"{'ce_max_deliveries':>20}: {client['ce_max_deliveries'] or 'off'}", highlight=False)
     out.print(_keys_table(keys))
 
 

@@ -56,6 +56,7 @@ async def test_my_settings_shows_what_the_client_may_do_and_no_secret(
             "batch_size": 1000,
             "websocket_window": 10000,
             "idle_timeout_seconds": 300.0,
+            "max_deliveries": 0,
         },
         "routes": [{"types": ["Order.*"], "topic": "orders"}],
         "limits": {

@@ -60,6 +60,9 @@ class ConsumerOut(msgspec.Struct, frozen=True):
     batch_size: int
     websocket_window: int
     idle_timeout_seconds: float
+    #: Deliveries after which an unconfirmed event goes to the dead stream (0: off), unless
+    #: a group asks for its own with ``max_deliveries``.
+    max_deliveries: int
 
 
 class LimitsOut(msgspec.Struct, frozen=True):
@@ -119,6 +122,7 @@ class Tools:
                 batch_size=ce.batch_size,
                 websocket_window=ce.websocket_window,
                 idle_timeout_seconds=ce.consumer_idle_timeout,
+                max_deliveries=permissions.ce_max_deliveries,
             )
             if permissions.ce_consume_types
             else None
