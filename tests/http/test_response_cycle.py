@@ -15,6 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from sluicegate.config import load_settings
+from sluicegate.http.responses import ABORT
 from sluicegate.http.servers.uvicorn import uvicorn_config
 from sluicegate.http.types import Receive, Scope, Send
 
@@ -32,6 +33,7 @@ class _Transport(asyncio.Transport):
         #: Every byte written, in order.
         self.sent: list[bytes] = []
         self.closed = False
+        self.aborted = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
@@ -51,6 +53,9 @@ class _Transport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
 
     def pause_reading(self) -> None:
         pass
@@ -236,3 +241,20 @@ async def test_a_response_with_a_length_waits_for_its_body() -> None:
     assert write.startswith(b"HTTP/1.1 200 OK\r\n")
     assert write.endswith(b"content-length: 2\r\n\r\nok")
     protocol.connection_lost(None)
+
+
+async def test_abort_drops_the_connection_and_nothing_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        assert ABORT in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"event", "more_body": True})
+        await send({"type": ABORT})
+        await send({"type": "http.response.body", "body": b"more", "more_body": True})
+
+    transport = await _served(app, GET)
+    assert transport.aborted
+    assert b"".join(transport.sent).endswith(b"5\r\nevent\r\n")  # nothing after the abort
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -46,6 +46,7 @@ from sluicegate.errors import (
     UriTooLong,
 )
 from sluicegate.http.response_cycle import OneWriteCycle
+from sluicegate.http.responses import ABORT
 
 __all__ = ["error_bytes", "guarded_protocol"]
 
@@ -144,6 +145,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.scope["path"] = self.root_path + path
         self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         self.scope["query_string"] = url.query or b""
+        # A dict of its own: the TLS wrapper adds to it.
+        self.scope["extensions"] = {ABORT: {}}
         app: ASGI3Application = self.app
         if self.limit_concurrency is not None and (
             len(self.connections) >= self.limit_concurrency

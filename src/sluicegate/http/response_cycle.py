@@ -22,6 +22,10 @@ chunked encoding when there is no Content-Length), the same checks of header nam
 values, flow control, HEAD responses, and the same ``RuntimeError`` for a response that
 does not match its Content-Length. Only building the head costs less: the date header is
 laid out once per second, not per response.
+
+One addition: the ``sluicegate.http.abort`` extension (``http/responses.py::ABORT``), with
+which a stream drops a client that stopped reading instead of leaving its response
+unfinished.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+from sluicegate.http.responses import ABORT
 
 __all__ = ["OneWriteCycle"]
 
@@ -81,6 +87,12 @@ class OneWriteCycle(RequestResponseCycle):
     _head: bytes | None = None
 
     async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == ABORT:
+            # Before the drain below: the buffer that would have to drain is the reason.
+            if not self.disconnected:
+                self.disconnected = True  # nothing more is sent, and nothing is logged
+                self.transport.abort()
+            return
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
         if self.disconnected:

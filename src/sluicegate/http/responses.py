@@ -9,9 +9,14 @@ import msgspec
 
 from sluicegate.http.types import Message, Send
 
-__all__ = ["JSON", "Response", "StreamingResponse", "json_response"]
+__all__ = ["ABORT", "JSON", "Response", "StreamingResponse", "json_response"]
 
 JSON = b"application/json"
+#: The ASGI extension (in ``scope["extensions"]`` where the server offers it) and the
+#: message type an app sends to drop a connection whose response it cannot finish: a
+#: stream whose client stopped reading. uvicorn would otherwise log the response left
+#: unfinished as the app's error and wait for the full buffer to drain before closing.
+ABORT = "sluicegate.http.abort"
 _encode = msgspec.json.Encoder().encode
 
 

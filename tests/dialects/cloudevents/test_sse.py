@@ -409,6 +409,42 @@ async def test_a_client_that_stops_reading_holds_the_server_to_a_bounded_queue(
     await no_streams(served)
 
 
+async def test_a_stalled_client_is_dropped_without_an_error_logged(
+    served: GatewayServer,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sluicegate.dialects.cloudevents import sse
+
+    route = next(r for r in served.server.config.app.router.routes if r.path == sse.SSE_PATH)
+    route.endpoint.__self__._stall = 1.0
+    data = "x" * 3000
+    for start in range(0, 4000, 200):
+        await produce(
+            served.http, producer, [event(f"e{n}", data=data) for n in range(start, start + 200)]
+        )
+    _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    head = "".join(f"{name}: {value}\r\n" for name, value in consumer.items())
+    writer.write(f"GET /ce/sse?group=stalled HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+    await writer.drain()
+    async with asyncio.timeout(10):
+        while not len(served.gateway.streams):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    (open_stream,) = served.gateway.streams._open
+    open_stream._window = 4000  # its full buffer stops it, not the window
+    # It reads nothing: after the stall the server frees the instance and drops the
+    # connection at once (an abort), where a close would keep it until its full buffer
+    # drained (never, here) and uvicorn would log the unfinished response as an error.
+    await no_streams(served)
+    async with asyncio.timeout(10):
+        while served.write_buffers():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    writer.transport.abort()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
 async def test_shutdown_ends_streams_and_frees_their_instances(
     served: GatewayServer,
     http: httpx.AsyncClient,

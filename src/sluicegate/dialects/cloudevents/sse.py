@@ -53,7 +53,6 @@ instance caps), ``503`` while the gateway shuts down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -81,7 +80,7 @@ from sluicegate.errors import (
 )
 from sluicegate.http.base_url import BaseUrl
 from sluicegate.http.request import Request
-from sluicegate.http.responses import Response, StreamingResponse
+from sluicegate.http.responses import ABORT, Response, StreamingResponse
 from sluicegate.http.router import Route
 from sluicegate.http.types import Message, Send
 
@@ -113,6 +112,14 @@ class _Instance(msgspec.Struct, frozen=True):
     instance: str
     last_event_id: str | None
     confirmed: bool
+
+
+async def _abort(request: Request, send: Send) -> None:
+    """Drop a connection whose client is gone or stopped reading, where the server can
+    (``ABORT``): rather than wait for a full buffer to drain and log the response left
+    unfinished as an error."""
+    if ABORT in request.scope.get("extensions", ()):
+        await send({"type": ABORT})
 
 
 def accepts_event_stream(accept: str | None) -> bool:
@@ -337,10 +344,16 @@ class ServerSentEvents:
                 await send(start)
                 await send(_body(head))
                 end = await self._run(stream, request, send, session, timeout)
-                if end is not None:
-                    with contextlib.suppress(TimeoutError, OSError):
+                if end is None:
+                    await _abort(request, send)
+                else:
+                    try:
                         async with asyncio.timeout(_END_WAIT):
                             await send({"type": "http.response.body", "body": end})
+                    except TimeoutError:
+                        await _abort(request, send)  # its buffer is full: it stopped reading
+                    except OSError:
+                        pass
         except Exception:
             incident = uuid.uuid4().hex[:16]
             logger.exception(
