@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from time import perf_counter
 from urllib.parse import unquote_to_bytes
 
-from sluicegate.cluster.forwarding import Forwarder
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import (
     BadRequest,
@@ -17,6 +16,7 @@ from sluicegate.errors import (
     ServerError,
     SluicegateError,
 )
+from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors

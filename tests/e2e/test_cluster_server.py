@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from sluicegate.cluster.forwarding import SECRET_HEADER
+from sluicegate.http.forwarding import SECRET_HEADER
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 
 ADMIN_KEY = "sg_cluster_admin_key_0123456789abcdef012345"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from sluicegate.cluster.membership import Membership
 from sluicegate.config import Settings
 from sluicegate.core.auth.authenticator import Authenticator
 from sluicegate.core.auth.clients import ClientStore
@@ -24,6 +23,7 @@ from sluicegate.core.consumers.registry import ConsumerInstances
 from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.longpoll import LongPolls
+from sluicegate.core.membership import Membership
 from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.errors import Unauthenticated

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from sluicegate.cluster.membership import Membership, Node
+from sluicegate.core.membership import Membership, Node
 from sluicegate.core.records import format_timestamp
 from sluicegate.errors import Unauthenticated
 from sluicegate.http.request import Request

@@ -26,7 +26,6 @@ from urllib.parse import quote
 
 import msgspec
 
-from sluicegate.cluster.forwarding import Forwarder
 from sluicegate.core.auth.principals import MAX_DELIVERIES, Principal
 from sluicegate.core.cloudevents.binding import http_binary, structured_batch_of, structured_json
 from sluicegate.core.cloudevents.consumers import (
@@ -44,6 +43,7 @@ from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of, raw_event
 from sluicegate.errors import BadRequest, UnknownConsumerInstance
 from sluicegate.http.base_url import BaseUrl
+from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate.cluster.membership import Heartbeat, Membership
 from sluicegate.config import ClusterSettings
+from sluicegate.core.membership import Heartbeat, Membership
 from sluicegate.errors import ConfigError
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.sqlite import SqliteLog

@@ -34,8 +34,8 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-from sluicegate.cluster.membership import Membership
 from sluicegate.config import Settings
+from sluicegate.core.membership import Membership
 from sluicegate.errors import Unauthenticated, Unavailable, UnknownConsumerInstance
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response

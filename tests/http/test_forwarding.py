@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sluicegate.cluster.forwarding import MAX_NODE_SERIES, SECRET_HEADER, Forwarder
-from sluicegate.cluster.membership import Heartbeat, Membership
 from sluicegate.config import Settings
+from sluicegate.core.membership import Heartbeat, Membership
 from sluicegate.errors import Unauthenticated, Unavailable
+from sluicegate.http.forwarding import MAX_NODE_SERIES, SECRET_HEADER, Forwarder
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.storage.sqlite import SqliteLog
