@@ -3,6 +3,7 @@ their replay are the same through the ``Log`` contract), with clocks set by hand
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,10 +36,19 @@ async def log(tmp_path: Path) -> AsyncIterator[Log]:
 
 
 def _member(
-    log: Log, clock: Clock, node_id: str, url: str, *, counts: tuple[int, int] = (0, 0)
+    log: Log,
+    clock: Clock,
+    node_id: str,
+    url: str,
+    *,
+    counts: tuple[int, int] = (0, 0),
+    timeout: float = 5.0,
 ) -> Membership:
     settings = ClusterSettings(
-        node_id=node_id, advertised_url=url, heartbeat_interval=1.0, heartbeat_timeout=5.0
+        node_id=node_id,
+        advertised_url=url,
+        heartbeat_interval=timeout / 5,
+        heartbeat_timeout=timeout,
     )
     return Membership(
         log,
@@ -99,14 +109,32 @@ async def test_a_clean_leave_removes_the_node_at_once(log: Log) -> None:
 
 async def test_a_live_node_s_id_is_refused_at_another_url(log: Log) -> None:
     clock = Clock()
-    await _member(log, clock, "a", "http://a:8080").start()
+    twin = _member(log, clock, "a", "http://a:8080", timeout=0.5)
+    await twin.start()
+    starting = asyncio.ensure_future(
+        _member(log, clock, "a", "http://elsewhere:8080", timeout=0.5).start()
+    )
+    await asyncio.sleep(0.1)
+    assert not starting.done()  # waiting for the id's last heartbeat to time out
+    clock.now += 0.1
+    await twin.beat()  # but its holder is alive
     with pytest.raises(ConfigError, match="live node at http://a:8080"):
-        await _member(log, clock, "a", "http://elsewhere:8080").start()
-    # The same node restarted after a crash (same URL) is welcome, and so is the id once
-    # its heartbeats have timed out.
-    await _member(log, clock, "a", "http://a:8080").start()
-    clock.now += 5
-    await _member(log, clock, "a", "http://elsewhere:8080").start()
+        await starting
+
+
+async def test_a_dead_node_s_id_is_taken_once_its_heartbeat_times_out(log: Log) -> None:
+    # A node killed and started again elsewhere (a container's new address, a new port):
+    # its old heartbeat holds the id until it times out, then the id is free.
+    clock = Clock()
+    await _member(log, clock, "a", "http://a:8080", timeout=0.5).start()
+    restarted = _member(log, clock, "a", "http://elsewhere:8080", timeout=0.5)
+    async with asyncio.timeout(5):
+        await restarted.start()
+    assert restarted.nodes()[0].url == "http://elsewhere:8080"
+    # The same node restarted at the same URL is welcome at once.
+    clock.now += 0.1
+    async with asyncio.timeout(0.2):
+        await _member(log, clock, "a", "http://elsewhere:8080", timeout=0.5).start()
 
 
 async def test_a_clock_behind_counts_as_a_fresh_heartbeat(log: Log) -> None:

@@ -106,6 +106,8 @@ class Membership:
         self._log = log
         #: Whether this node announced itself (and so heartbeats, and leaves with a tombstone).
         self._announced = False
+        #: The heartbeat (URL, time seen) a start waited on, holding this node's id.
+        self._waited_for: tuple[str, float] | None = None
 
     def advertise(self, url: str) -> None:
         """Set the advertised URL, unless the settings gave one."""
@@ -187,20 +189,53 @@ class Membership:
                 )
             )
         await self._records.load()
-        other = self._seen.get(self.node_id)
-        if other is not None:
+        await self._until_id_is_free()
+        await self.beat()
+        self._announced = True
+
+    async def _until_id_is_free(self) -> None:
+        """Return once no other live node holds this node's id; ``ConfigError`` if one
+        keeps holding it.
+
+        The same id at the same URL is this node restarted (after a crash, before its
+        heartbeats timed out). At another URL it is either this node restarted somewhere
+        else (a container gets a new address, a port chosen at start changes) whose last
+        heartbeats have not timed out yet, or a second node under one id, whose
+        transactional producers would fence each other and whose consumer URLs collide.
+        Only time tells them apart: a dead predecessor writes nothing more, a live twin
+        goes on beating. So a start waits until the last heartbeat seen has timed out,
+        then looks again.
+        """
+        while True:
+            other = self._seen.get(self.node_id)
+            if other is None:
+                return
             heartbeat, written = other
-            # The same id at the same URL is this node restarted (after a crash, before its
-            # heartbeats timed out); at another URL it is a second node under one id, whose
-            # transactional producers would fence each other and whose consumer URLs collide.
-            if self._monotonic() - written < self._timeout and heartbeat.url != self.url:
+            left = written + self._timeout - self._monotonic()
+            if left <= 0 or heartbeat.url == self.url:
+                return
+            if self._waited_for == (heartbeat.url, written):
                 raise ConfigError(
                     "cluster.node_id",
                     f"{self.node_id!r} is the id of a live node at {heartbeat.url}; every node "
                     "needs an id of its own",
                 )
-        await self.beat()
-        self._announced = True
+            logger.warning(
+                "node id %r was last announced from %s %.1f s ago; waiting %.1f s for it to "
+                "time out before taking it",
+                self.node_id,
+                heartbeat.url,
+                self._monotonic() - written,
+                left,
+            )
+            self._waited_for = (heartbeat.url, written)
+            await asyncio.sleep(left)
+            await self._records.catch_up()
+            newer = self._seen.get(self.node_id)
+            if newer is None or newer[1] <= written or newer[0].url == self.url:
+                return  # silent since: a predecessor, gone
+            # It beat again while we waited: a live twin (refused on the next turn).
+            self._waited_for = (newer[0].url, newer[1])
 
     async def beat(self) -> None:
         """Write one heartbeat."""
