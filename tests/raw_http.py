@@ -3,7 +3,8 @@
 httpx (and any client library) normalises what the fuzz suite needs to get wrong: it
 encodes header values, sets Content-Length from the body, refuses non-ASCII in a path.
 Here a request is the bytes written to the socket, and a response is parsed just enough
-to check it: status, headers, a body framed by Content-Length, chunks, or the close.
+to check it: status, headers, a body framed by Content-Length, chunks, or the close (an
+event stream's body is what came with its head: it need not end).
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ def read_response(sock: socket.socket, *, head: bool = False) -> RawResponse | N
     response = RawResponse(int(status), headers, b"")
     if head or response.status in (204, 304):
         return response
+    if response.status == 200 and (response.header("content-type") or "").startswith(
+        "text/event-stream"
+    ):
+        # A stream (Server-Sent Events) need not end: what came with its head is its body.
+        return RawResponse(response.status, headers, rest)
     length = response.header("content-length")
     if length is not None:
         while len(rest) < int(length):

@@ -203,6 +203,10 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
     ("POST", "/ce/consumers"): [
         Example(query=(("group", "fuzz"), ("events", "true"), ("test", "false"), ("dead", "true")))
     ],
+    # A stream that ends once what there is was sent (``timeout=0``).
+    ("GET", "/ce/sse"): [
+        Example(query=(*_NO_WAIT, ("group", "fuzz-sse"), ("max_deliveries", "3")))
+    ],
     **{
         ("GET", f"{_INSTANCE}/{form}"): [
             Example(CONSUMER_INSTANCE, query=_NO_WAIT),
