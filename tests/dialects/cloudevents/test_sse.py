@@ -18,6 +18,7 @@ import pytest
 from httpx_sse import EventSource, ServerSentEvent, aconnect_sse
 
 from sluicegate.config import Settings
+from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.sse import accepts_event_stream
 from tests.conftest import make_settings
@@ -373,6 +374,24 @@ async def test_the_stream_cap_is_429(
 # -- a reader that stops ----------------------------------------------------------------
 
 
+async def _stream_read_by_nobody(
+    served: GatewayServer, consumer: dict[str, str], group: str, window: int
+) -> tuple[asyncio.StreamWriter, ConsumerStream]:
+    """A stream opened on a raw socket with a small receive buffer that never reads, its
+    window opened to ``window`` events (so that its full buffer stops it, not the window)."""
+    _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    head = "".join(f"{name}: {value}\r\n" for name, value in consumer.items())
+    writer.write(f"GET /ce/sse?group={group} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+    await writer.drain()
+    async with asyncio.timeout(10):
+        while not len(served.gateway.streams):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    (open_stream,) = served.gateway.streams._open
+    open_stream._window = window
+    return writer, open_stream
+
+
 async def test_a_client_that_stops_reading_holds_the_server_to_a_bounded_queue(
     served: GatewayServer,
     http: httpx.AsyncClient,
@@ -385,16 +404,7 @@ async def test_a_client_that_stops_reading_holds_the_server_to_a_bounded_queue(
         await produce(
             served.http, producer, [event(f"e{n}", data=data) for n in range(start, start + 200)]
         )
-    _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
-    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    head = "".join(f"{name}: {value}\r\n" for name, value in consumer.items())
-    writer.write(f"GET /ce/sse?group=slow HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
-    await writer.drain()
-    async with asyncio.timeout(10):
-        while not len(served.gateway.streams):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-    (open_stream,) = served.gateway.streams._open
-    open_stream._window = total  # the window is not what stops it here
+    writer, open_stream = await _stream_read_by_nobody(served, consumer, "slow", total)
     async with asyncio.timeout(30):
         sent = -1
         while open_stream.sent != sent or not sent:
@@ -424,16 +434,7 @@ async def test_a_stalled_client_is_dropped_without_an_error_logged(
         await produce(
             served.http, producer, [event(f"e{n}", data=data) for n in range(start, start + 200)]
         )
-    _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
-    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    head = "".join(f"{name}: {value}\r\n" for name, value in consumer.items())
-    writer.write(f"GET /ce/sse?group=stalled HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
-    await writer.drain()
-    async with asyncio.timeout(10):
-        while not len(served.gateway.streams):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-    (open_stream,) = served.gateway.streams._open
-    open_stream._window = 4000  # its full buffer stops it, not the window
+    writer, _ = await _stream_read_by_nobody(served, consumer, "stalled", 4000)
     # It reads nothing: after the stall the server frees the instance and drops the
     # connection at once (an abort), where a close would keep it until its full buffer
     # drained (never, here) and uvicorn would log the unfinished response as an error.

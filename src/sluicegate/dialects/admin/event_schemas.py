@@ -13,7 +13,8 @@ import msgspec
 
 from sluicegate.core.cloudevents.schemas import EventSchemas
 from sluicegate.core.schemas.model import RegisteredSchema
-from sluicegate.errors import NotFound, SubjectNotFound, Unauthenticated
+from sluicegate.dialects.admin.access import require_admin
+from sluicegate.errors import NotFound, SubjectNotFound
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
@@ -45,12 +46,6 @@ def _out(event_type: str, registered: RegisteredSchema) -> TypeSchemaOut:
     )
 
 
-def _require_admin(request: Request) -> None:
-    if request.principal is None:
-        raise Unauthenticated("this request needs credentials")
-    request.principal.require_admin()
-
-
 def _no_schema(event_type: str) -> NotFound:
     return NotFound(f"event type {event_type!r} has no data schema")
 
@@ -63,13 +58,13 @@ class TypeSchemasAdmin:
 
     async def put(self, request: Request) -> Response:
         """Register the body as the type's data schema; 200 with what was registered."""
-        _require_admin(request)
+        require_admin(request)
         event_type = request.path_params["type"]
         text = (await request.body(json=True)).decode()
         return json_response(_out(event_type, await self._schemas.set(event_type, text)))
 
     async def get(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         event_type = request.path_params["type"]
         registered = self._schemas.get(event_type)
         if registered is None:
@@ -77,7 +72,7 @@ class TypeSchemasAdmin:
         return json_response(_out(event_type, registered))
 
     async def delete(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         event_type = request.path_params["type"]
         try:
             await self._schemas.delete(event_type)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import msgspec
 
 from sluicegate.core.consumers.lag import GroupFigures, GroupLag, PartitionLag
-from sluicegate.errors import NotFound, Unauthenticated
+from sluicegate.dialects.admin.access import require_admin
+from sluicegate.errors import NotFound
 from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
@@ -79,12 +80,6 @@ def _partition(p: PartitionLag) -> PartitionOut:
     )
 
 
-def _require_admin(request: Request) -> None:
-    if request.principal is None:
-        raise Unauthenticated("this request needs credentials")
-    request.principal.require_admin()
-
-
 class GroupsAdmin:
     """The endpoints over the gateway's group figures."""
 
@@ -93,14 +88,14 @@ class GroupsAdmin:
 
     async def list_groups(self, request: Request) -> Response:
         """Groups by name, a page at a time."""
-        _require_admin(request)
+        require_admin(request)
         wanted = page_request(request, tuple[str])
         groups = sorted((await self._lag.refresh()).values(), key=lambda f: f.group)
         page = paginate(groups, lambda figures: (figures.group,), wanted)
         return page.response(request, _out)
 
     async def show_group(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         name = request.path_params["group"]
         figures = (await self._lag.refresh()).get(name)
         if figures is None:

@@ -7,7 +7,7 @@ import msgspec
 
 from sluicegate.core.membership import Membership, Node
 from sluicegate.core.records import format_timestamp
-from sluicegate.errors import Unauthenticated
+from sluicegate.dialects.admin.access import require_admin
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
@@ -52,9 +52,7 @@ def routes(membership: Membership) -> list[Route]:
     """The nodes admin route."""
 
     async def list_nodes(request: Request) -> Response:
-        if request.principal is None:
-            raise Unauthenticated("this request needs credentials")
-        request.principal.require_admin()
+        require_admin(request)
         return json_response([_out(node) for node in membership.nodes()])
 
     return [Route("/admin/v1/nodes", list_nodes, frozenset({"GET"}), dialect="admin")]

@@ -13,6 +13,7 @@ from sluicegate.core.auth.apikeys import ApiKey
 from sluicegate.core.auth.clients import LATEST_EXPIRY, Client, ClientStore
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.records import format_timestamp, parse_timestamp
+from sluicegate.dialects.admin.access import require_admin
 from sluicegate.dialects.admin.wire import (
     ClientCreate,
     ClientOut,
@@ -21,7 +22,7 @@ from sluicegate.dialects.admin.wire import (
     KeyOut,
     NewKeyOut,
 )
-from sluicegate.errors import BadRequest, Unauthenticated
+from sluicegate.errors import BadRequest
 from sluicegate.http.json_body import decode_json
 from sluicegate.http.pagination import page_request, paginate
 from sluicegate.http.request import Request
@@ -54,12 +55,6 @@ def _permissions(body: ClientUpdate) -> Permissions:
         ce_consume_types=body.ce_consume_types,
         ce_max_deliveries=body.ce_max_deliveries,
     )
-
-
-def _require_admin(request: Request) -> None:
-    if request.principal is None:
-        raise Unauthenticated("this request needs credentials")
-    request.principal.require_admin()
 
 
 class ClientsAdmin:
@@ -101,13 +96,13 @@ class ClientsAdmin:
 
     async def list_clients(self, request: Request) -> Response:
         """Clients by name, a page at a time."""
-        _require_admin(request)
+        require_admin(request)
         wanted = page_request(request, tuple[str])
         page = paginate(self._store.clients(), lambda client: (client.name,), wanted)
         return page.response(request, self._client_out)
 
     async def create_client(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         body = _decode(await request.body(json=True), ClientCreate)
         client = await self._store.create_client(
             body.name, _permissions(body), body.certificate_subjects
@@ -115,11 +110,11 @@ class ClientsAdmin:
         return json_response(self._client_out(client), 201)
 
     async def show_client(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         return json_response(self._client_out(self._store.get_client(request.path_params["name"])))
 
     async def update_client(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         body = _decode(await request.body(json=True), ClientUpdate)
         client = await self._store.update_client(
             request.path_params["name"], _permissions(body), body.certificate_subjects
@@ -127,20 +122,20 @@ class ClientsAdmin:
         return json_response(self._client_out(client))
 
     async def delete_client(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         await self._store.delete_client(request.path_params["name"])
         return Response(status=204, content_type=None)
 
     async def list_keys(self, request: Request) -> Response:
         """A client's keys, oldest first, a page at a time."""
-        _require_admin(request)
+        require_admin(request)
         wanted = page_request(request, tuple[float, str])
         keys = self._store.keys(request.path_params["name"])
         page = paginate(keys, lambda key: (key.created_at, key.id), wanted)
         return page.response(request, self._key_out)
 
     async def create_key(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         body = _decode(await request.body(json=True), KeyCreate)
         created = await self._store.create_key(
             request.path_params["name"], expires_at=self._expiry(body)
@@ -168,7 +163,7 @@ class ClientsAdmin:
         return None
 
     async def revoke_key(self, request: Request) -> Response:
-        _require_admin(request)
+        require_admin(request)
         await self._store.revoke_key(request.path_params["name"], request.path_params["key_id"])
         return Response(status=204, content_type=None)
 
