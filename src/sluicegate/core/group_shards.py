@@ -141,6 +141,11 @@ class GroupShards:
             return None
         return lease.node_id
 
+    async def catch_up(self) -> None:
+        """Apply every claim written so far (``run`` follows them anyway)."""
+        if self._shared:
+            await self._claims.catch_up()
+
     def leases(self) -> dict[int, Lease]:
         """Every shard's lease as decided so far (holders live or not)."""
         return dict(self._leases)
