@@ -108,6 +108,10 @@ class Membership:
         self._announced = False
         #: The heartbeat (URL, time seen) a start waited on, holding this node's id.
         self._waited_for: tuple[str, float] | None = None
+        #: Whether the heartbeats topic was read (``start`` of a node that announces itself).
+        self._loaded = False
+        #: This node's monotonic time when it sent its last heartbeat that was written.
+        self._beat_written: float | None = None
 
     def advertise(self, url: str) -> None:
         """Set the advertised URL, unless the settings gave one."""
@@ -132,6 +136,31 @@ class Membership:
         if self._monotonic() - written >= self._timeout:
             return None
         return heartbeat.url
+
+    async def catch_up(self) -> None:
+        """Read every heartbeat written so far (``run`` follows them anyway); nothing
+        before ``start`` read the topic, or when it never will (nothing to announce)."""
+        if self._loaded:
+            await self._records.catch_up()
+
+    def live(self, node_id: str) -> bool:
+        """Whether ``node_id`` is this node or another node whose heartbeat is fresh."""
+        if node_id == self.node_id:
+            return True
+        seen = self._seen.get(node_id)
+        return seen is not None and self._monotonic() - seen[1] < self._timeout
+
+    def seen_as_live(self, margin: float = 0.0) -> bool:
+        """Whether the other nodes still see this one as live, ``margin`` seconds from now.
+
+        They judge by this node's last heartbeat that was written: once it is older than
+        the timeout they may take what this node holds (its group shards), so this node
+        must stop acting on it first. Always true without a shared log.
+        """
+        if not self.shared or not self._announced:
+            return True
+        written = self._beat_written
+        return written is not None and self._monotonic() + margin - written < self._timeout
 
     def nodes(self) -> list[Node]:
         """Every node known, this one first, then by id; gone ones with ``live`` false."""
@@ -189,6 +218,7 @@ class Membership:
                 )
             )
         await self._records.load()
+        self._loaded = True
         await self._until_id_is_free()
         await self.beat()
         self._announced = True
@@ -240,6 +270,8 @@ class Membership:
     async def beat(self) -> None:
         """Write one heartbeat."""
         instances, streams = self._counts()
+        # Read before the write: the others count the heartbeat's age from its send time.
+        sending = self._monotonic()
         await self._records.put(
             self.node_id,
             Heartbeat(
@@ -250,6 +282,7 @@ class Membership:
                 streams=streams,
             ),
         )
+        self._beat_written = sending
 
     async def run(self) -> None:
         """Heartbeats and the other nodes' records until cancelled."""
