@@ -289,6 +289,7 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.console.routes import routes as console
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.groups import routes as group_admin
     from sluicegate.dialects.admin.nodes import routes as cluster_admin
@@ -323,6 +324,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
         *openapi.routes(),
+        *console(),
     ]
     app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
     app.forwarder = forwarder
