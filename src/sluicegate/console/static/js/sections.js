@@ -3,8 +3,8 @@
 //   needs: "admin" — shown only to a client with the admin permission on "*".
 
 export const SECTIONS = [
-  { path: "/topics", section: "topics", load: () => import("./views/notyet.js") },
-  { path: "/topics/:name", section: "topics", load: () => import("./views/notyet.js") },
+  { path: "/topics", section: "topics", load: () => import("./views/topics.js") },
+  { path: "/topics/:name", section: "topics", load: () => import("./views/topic.js") },
   { path: "/consumers", section: "consumers", load: () => import("./views/notyet.js") },
   { path: "/schemas", section: "schemas", load: () => import("./views/notyet.js") },
   { path: "/clients", section: "clients", needs: "admin", load: () => import("./views/notyet.js") },
