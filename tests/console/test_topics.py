@@ -101,6 +101,8 @@ def test_search_and_pages_of_the_topic_list(tab: Tab, admin: httpx.Client) -> No
     rows = tab.page.locator("table tbody tr")
     expect(rows).to_have_count(50)
     expect(rows.first).to_contain_text(f"{stem}-00")
+    # Records a second over the last minutes, for each row shown (none produced here).
+    expect(rows.nth(49).locator("td").nth(2)).to_have_text("0")
     tab.screenshot("topics-list")
     tab.page.get_by_role("button", name="Next page").click()
     expect(rows).to_have_count(2)
@@ -218,10 +220,12 @@ def test_a_client_that_may_see_one_topic_sees_only_that_topic(
     assert made.status_code == 201, made.text
     key = admin.post(f"/admin/v1/clients/{client}/keys", json={}).json()["key"]
 
+    _produce(admin, seen, {"value": {"type": "text", "data": "visible"}})
     tab.sign_in(key)
     rows = tab.page.locator("table tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(seen)
+    expect(rows.first.locator("td").nth(2)).to_have_text("<0.01")
     nav = tab.page.get_by_role("navigation", name="Console sections")
     expect(nav.get_by_role("link", name="Clients")).to_be_hidden()
     expect(nav.get_by_role("link", name="Nodes")).to_be_hidden()

@@ -7,6 +7,32 @@ import { go } from "../router.js";
 import { retentionFields } from "./topic_form.js";
 
 const PAGE_SIZE = 50;
+// Records a second over the last minutes, fetched for the rows shown, a few at a time.
+const RATE_MINUTES = 5;
+const RATE_FETCHES = 4;
+
+async function fillRates(cells, signal) {
+  const queue = [...cells];
+  async function worker() {
+    while (queue.length && !signal.aborted) {
+      const [topic, cell] = queue.shift();
+      try {
+        const rates = await api(`/admin/v1/topics/${encodeURIComponent(topic)}/rates`, {
+          query: { minutes: RATE_MINUTES },
+          signal,
+        });
+        const records = rates.points.reduce((sum, point) => sum + point.records, 0);
+        const seconds = RATE_MINUTES * rates.step_seconds;
+        const rate = records / seconds;
+        cell.textContent = !records ? "0" : rate < 0.01 ? "<0.01" : rate < 10 ? rate.toFixed(2) : rate.toFixed(0);
+      } catch (failure) {
+        // A client that administers a topic without reading it (403) sees no rate.
+        if (failure.name !== "AbortError") cell.textContent = "—";
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: RATE_FETCHES }, worker));
+}
 
 export default function topics(main, params, context) {
   let name = context.query.get("name") ?? "";
@@ -34,9 +60,11 @@ export default function topics(main, params, context) {
         signal: controller.signal,
       });
       next = page.next;
-      replace(rows, page.items.map(row));
+      const rateCells = page.items.map((topic) => [topic.name, h("td", { class: "num" }, "…")]);
+      replace(rows, page.items.map((topic, index) => row(topic, rateCells[index][1])));
+      fillRates(rateCells, controller.signal);
       if (!page.items.length) {
-        replace(rows, h("tr", {}, h("td", { colspan: 5 }, name ? `No topic name contains “${name}”.` : "No topics yet.")));
+        replace(rows, h("tr", {}, h("td", { colspan: 6 }, name ? `No topic name contains “${name}”.` : "No topics yet.")));
       }
       replace(caption, name ? `Topics whose name contains “${name}”` : "Topics you administer");
       previous.disabled = cursors.length === 1;
@@ -47,13 +75,14 @@ export default function topics(main, params, context) {
     }
   }
 
-  function row(topic) {
+  function row(topic, rateCell) {
     const href = `#/topics/${encodeURIComponent(topic.name)}`;
     return h(
       "tr",
       {},
       h("td", {}, h("a", { href }, topic.name)),
       h("td", { class: "num" }, topic.partitions),
+      rateCell,
       h("td", {}, formatDuration(topic.retention_ms)),
       h("td", { class: "hide-narrow" }, formatBytes(topic.retention_bytes)),
       h("td", { class: "hide-narrow" }, new Date(topic.created_at).toLocaleString("en-GB")),
@@ -107,6 +136,7 @@ export default function topics(main, params, context) {
               {},
               h("th", { scope: "col" }, "Name"),
               h("th", { scope: "col", class: "num" }, "Partitions"),
+              h("th", { scope: "col", class: "num" }, `Records/s (${RATE_MINUTES} min)`),
               h("th", { scope: "col" }, "Retention"),
               h("th", { scope: "col", class: "hide-narrow" }, "Size limit"),
               h("th", { scope: "col", class: "hide-narrow" }, "Created"),
