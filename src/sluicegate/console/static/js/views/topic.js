@@ -30,6 +30,7 @@ export default function topicPage(main, { name }) {
     try {
       topic = await api(path);
       showTopic();
+      for (const action of actionButtons) action.disabled = false;
     } catch (failure) {
       replace(error, String(failure));
     }
@@ -73,13 +74,14 @@ export default function topicPage(main, { name }) {
   const rateTimer = setInterval(loadRates, RATE_REFRESH_MS);
   cleanups.push(() => clearInterval(rateTimer));
 
-  const actions = h(
-    "div",
-    { class: "row" },
+  // Usable once the topic is known: altering starts from its current figures.
+  const actionButtons = [
     button("Alter", "secondary", alter),
     button("Purge", "danger", purge),
     button("Delete", "danger", remove),
-  );
+  ];
+  for (const action of actionButtons) action.disabled = true;
+  const actions = h("div", { class: "row" }, actionButtons);
 
   async function alter() {
     const partitionsInput = h("input", { type: "number", min: topic.partitions, value: topic.partitions, required: true });
