@@ -39,6 +39,7 @@ MODULES = {
     "cluster": "bench.cluster_forwarding",
     "delivery-counting": "bench.delivery_counting",
     "group-shards": "bench.group_shards",
+    "console": "bench.console_pages",
 }
 #: Names for several groups at once.
 ALIASES = {

@@ -289,6 +289,7 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.console.routes import routes as console
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.groups import routes as group_admin
     from sluicegate.dialects.admin.nodes import routes as cluster_admin
@@ -302,6 +303,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.schema_registry.access import guarded
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
     from sluicegate.dialects.topic_admin.routes import routes as topic_admin
+    from sluicegate.dialects.topic_admin.watch import routes as topic_watch
     from sluicegate.dialects.topics_v1.developer import routes as topics_v1_developer
     from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
@@ -310,6 +312,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *records_v2(gateway),
         *topics_v1_public(gateway),
         *topic_admin(gateway),
+        *topic_watch(gateway),
         *topics_v1_developer(gateway),
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
@@ -323,6 +326,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
         *openapi.routes(),
+        *console(),
     ]
     app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
     app.forwarder = forwarder
