@@ -1,0 +1,96 @@
+"""``GET /admin/v1/consumers``: the CloudEvents consumer instances live on this node.
+
+One row per instance: its client, storage group (as ``/admin/v1/groups`` names it), the
+node holding it, how its client reads (long poll, WebSocket, Server-Sent Events), its
+age, its unconfirmed deliveries and how long it has been idle. Topics-v1 consumers keep
+no instance (their cursor travels with each request), so they are never listed.
+
+Cost: the registry's instances are copied and sorted per request, and each row counts
+its unconfirmed deliveries over its partitions (a few per instance): about a millisecond
+for 1,000 instances (``python -m bench.run --only console``). Paginated by (client,
+group, id) like the other admin lists. Needs the admin permission on ``*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from sluicegate.core.consumers.instance import ConsumerInstance
+from sluicegate.core.consumers.registry import ConsumerInstances
+from sluicegate.dialects.admin.access import require_admin
+from sluicegate.http.pagination import page_request, paginate
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response
+from sluicegate.http.router import Route
+
+__all__ = ["ConsumerInstanceOut", "routes"]
+
+
+class ConsumerInstanceOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A CloudEvents consumer instance of this node."""
+
+    #: The instance id (the ``{instance}`` of its URLs); only its client may use it.
+    id: str
+    client: str
+    #: The storage group: ``ce/<client>/<group>``, as ``/admin/v1/groups`` names it.
+    group: str
+    #: The node holding it (the ``{bridge}`` of its URLs).
+    node: str
+    #: ``long_poll``, ``websocket`` or ``sse``.
+    kind: str
+    #: Seconds since it was created.
+    age: float
+    #: Deliveries handed out so far, and those not confirmed yet.
+    delivered: int
+    unconfirmed: int
+    #: Seconds since its last request began; 0 while it serves one (a long poll
+    #: waiting, a stream connected).
+    idle: float
+    #: Partitions assigned to it at its last read.
+    partitions: int
+
+
+def _sort_key(instance: ConsumerInstance) -> tuple[str, str, str]:
+    return (instance.owner, instance.group.name, instance.id)
+
+
+class ConsumersAdmin:
+    """The endpoint over one node's instance registry."""
+
+    def __init__(
+        self, instances: ConsumerInstances, node_id: str, monotonic: Callable[[], float]
+    ) -> None:
+        self._instances = instances
+        self._node_id = node_id
+        self._monotonic = monotonic
+
+    def _out(self, instance: ConsumerInstance, now: float) -> ConsumerInstanceOut:
+        return ConsumerInstanceOut(
+            id=instance.id,
+            client=instance.owner,
+            group=instance.group.name,
+            node=self._node_id,
+            kind=instance.kind,
+            age=round(max(0.0, now - instance.created), 3),
+            delivered=instance.delivered,
+            unconfirmed=instance.unconfirmed,
+            idle=0.0 if instance.busy else round(max(0.0, now - instance.last_used), 3),
+            partitions=len(instance.partitions),
+        )
+
+    async def list_instances(self, request: Request) -> Response:
+        """Instances by client, group and id, a page at a time."""
+        require_admin(request)
+        wanted = page_request(request, tuple[str, str, str])
+        live = sorted(self._instances.live(), key=_sort_key)
+        page = paginate(live, _sort_key, wanted)
+        now = self._monotonic()
+        return page.response(request, lambda instance: self._out(instance, now))
+
+
+def routes(instances: ConsumerInstances, node_id: str) -> list[Route]:
+    """The consumer instances admin route."""
+    admin = ConsumersAdmin(instances, node_id, instances.monotonic)
+    return [Route("/admin/v1/consumers", admin.list_instances, frozenset({"GET"}), dialect="admin")]
