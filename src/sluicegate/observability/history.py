@@ -25,7 +25,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import pairwise
 
 import msgspec
 
@@ -84,11 +83,22 @@ def quantile(q: float, counts: Sequence[int], bounds: Sequence[float]) -> float 
     return bounds[-1]
 
 
-class _Sample(msgspec.Struct, frozen=True):
+class _Counters(msgspec.Struct, frozen=True):
+    """The counters a point is the difference of: kept for the last sample only."""
+
     time: float
     appended: int
     produce: list[int]
     commits: list[int]
+
+
+class _Point(msgspec.Struct, frozen=True):
+    """One interval, computed when its sample is taken: rendering only lays points out."""
+
+    time: float
+    produce_rate: float
+    produce_p99: float | None
+    commit_p99: float | None
     storage: dict[str, float]
 
 
@@ -111,8 +121,8 @@ class MetricsHistory:
         self.interval = interval
         self.window = window
         self._clock = clock
-        # One raw sample more than the window's points: each point is a difference.
-        self._samples: deque[_Sample] = deque(maxlen=max(2, round(window / interval) + 1))
+        self._points: deque[_Point] = deque(maxlen=max(1, round(window / interval)))
+        self._last: _Counters | None = None
 
     def _produce_buckets(self) -> list[int]:
         total = [0] * (len(LATENCY_BUCKETS) + 1)
@@ -122,14 +132,25 @@ class MetricsHistory:
         return total
 
     def sample(self) -> None:
-        """Take one sample now."""
+        """Take one sample now: a point for the interval since the last one, if any."""
         metrics = self._metrics
-        self._samples.append(
-            _Sample(
-                self._clock(),
-                metrics.appended_total,
-                self._produce_buckets(),
-                list(metrics.commit_buckets),
+        now = _Counters(
+            self._clock(),
+            metrics.appended_total,
+            self._produce_buckets(),
+            list(metrics.commit_buckets),
+        )
+        before, self._last = self._last, now
+        if before is None:
+            return
+        elapsed = now.time - before.time
+        appended = now.appended - before.appended
+        self._points.append(
+            _Point(
+                round(now.time, 3),
+                round(appended / elapsed, 3) if elapsed > 0 else 0.0,
+                quantile(0.99, _minus(now.produce, before.produce), LATENCY_BUCKETS),
+                quantile(0.99, _minus(now.commits, before.commits), LATENCY_BUCKETS),
                 dict(metrics.storage_stats()),
             )
         )
@@ -141,26 +162,18 @@ class MetricsHistory:
             await asyncio.sleep(self.interval)
 
     def render(self) -> HistoryOut:
-        """The samples as columns, each point the interval since the sample before."""
-        samples = list(self._samples)
-        times: list[float] = []
+        """The points as columns, oldest first."""
+        points = list(self._points)
         series: dict[str, list[float | None]] = {
-            "produce_rate": [],
-            "produce_p99": [],
-            "commit_p99": [],
+            "produce_rate": [p.produce_rate for p in points],
+            "produce_p99": [p.produce_p99 for p in points],
+            "commit_p99": [p.commit_p99 for p in points],
         }
-        gauges = sorted({name for s in samples for name in s.storage})
-        for name in gauges:
-            series[f"storage_{name}"] = []
-        for before, now in pairwise(samples):
-            elapsed = now.time - before.time
-            times.append(round(now.time, 3))
-            rate = (now.appended - before.appended) / elapsed if elapsed > 0 else 0.0
-            series["produce_rate"].append(round(rate, 3))
-            produce = quantile(0.99, _minus(now.produce, before.produce), LATENCY_BUCKETS)
-            series["produce_p99"].append(produce)
-            commits = quantile(0.99, _minus(now.commits, before.commits), LATENCY_BUCKETS)
-            series["commit_p99"].append(commits)
-            for name in gauges:
-                series[f"storage_{name}"].append(now.storage.get(name))
-        return HistoryOut(interval=self.interval, window=self.window, times=times, series=series)
+        for name in sorted({name for p in points for name in p.storage}):
+            series[f"storage_{name}"] = [p.storage.get(name) for p in points]
+        return HistoryOut(
+            interval=self.interval,
+            window=self.window,
+            times=[p.time for p in points],
+            series=series,
+        )

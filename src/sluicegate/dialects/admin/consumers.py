@@ -14,6 +14,7 @@ group, id) like the other admin lists. Needs the admin permission on ``*``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 
 import msgspec
 
@@ -52,8 +53,10 @@ class ConsumerInstanceOut(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int
 
 
-def _sort_key(instance: ConsumerInstance) -> tuple[str, str, str]:
-    return (instance.owner, instance.group.name, instance.id)
+#: (client, group, id): read in C, not by a Python function per instance.
+_sort_key: Callable[[ConsumerInstance], tuple[str, str, str]] = attrgetter(
+    "owner", "group.name", "id"
+)
 
 
 class ConsumersAdmin:
