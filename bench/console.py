@@ -135,6 +135,9 @@ async def _fill(gateway: Gateway, client: httpx.AsyncClient) -> None:
                 json={"schema": json.dumps(schema)},
             )
             response.raise_for_status()
+    # One subject with a level of its own: the subject page asks for it (404 otherwise).
+    response = await client.put("/config/console.s000-value", json={"compatibility": "FULL"})
+    response.raise_for_status()
 
 
 def _p99(samples: list[float]) -> float:
@@ -143,26 +146,27 @@ def _p99(samples: list[float]) -> float:
 
 
 def _pages() -> dict[str, list[str]]:
-    """The requests each console page makes when it opens (its first screen)."""
+    """The requests each console page makes when it opens, as its modules send them."""
     group = "ce/app-0/g0"
     subject = "console.s000-value"
     return {
         "topics": ["/admin/v1/topics?limit=100"],
-        "consumers": [
-            "/admin/v1/groups?limit=100",
-            f"/admin/v1/groups/{group}",
-            "/admin/v1/consumers?limit=100",
-            "/admin/v1/consumers?limit=1000",
-        ],
-        "schemas": [
-            "/subjects",
+        "consumers": ["/admin/v1/groups?limit=100", "/admin/v1/consumers?limit=100"],
+        "consumer-group": [f"/admin/v1/groups/{group}", "/admin/v1/consumers?limit=100"],
+        "schemas": ["/subjects", "/config"],
+        "schema-subject": [
             f"/subjects/{subject}/versions",
-            f"/subjects/{subject}/versions/1",
-            f"/subjects/{subject}/versions/3",
             f"/config/{subject}?defaultToGlobal=true",
+            f"/config/{subject}",
+            f"/subjects/{subject}/versions/3",
+            f"/subjects/{subject}/versions/2",
         ],
-        "clients": ["/admin/v1/clients?limit=100", "/admin/v1/clients/client-000/keys"],
-        "nodes": ["/admin/v1/nodes", "/readyz", "/admin/v1/metrics/history"],
+        "clients": ["/admin/v1/clients?limit=100"],
+        "client": [
+            "/admin/v1/clients/client-000",
+            "/admin/v1/clients/client-000/keys?limit=100",
+        ],
+        "nodes": ["/admin/v1/nodes", "/admin/v1/metrics/history", "/readyz"],
     }
 
 
