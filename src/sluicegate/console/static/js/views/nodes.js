@@ -104,7 +104,9 @@ function makePlot(chart, history, width, into) {
     {
       width,
       height: HEIGHT,
-      scales: { x: { time: true } },
+      // The whole window, ending at the last sample: a young node's few points sit at
+      // the right, on the same time axis they will keep.
+      scales: { x: { time: true, range: (plot, min, max) => [max - history.window, max] } },
       axes: [{}, { label: chart.unit, size: 60 }],
       legend: { live: false },
       series: [
@@ -160,20 +162,29 @@ export default async function nodes(main, params, context) {
     // The storage gauges' names come from the server: a new set means new charts.
     const now = Object.keys(history.series).join(",");
     if (now !== shape) {
-      for (const { plot } of plots.values()) plot.destroy();
+      for (const { plot, watcher } of plots.values()) {
+        watcher.disconnect();
+        plot.destroy();
+      }
       plots.clear();
       replace(chartBox);
       shape = now;
     }
-    const width = Math.max(260, Math.min(chartBox.clientWidth || 600, 900) - 16);
     for (const chart of CHARTS) {
       let entry = plots.get(chart.id);
       if (!entry) {
         const summary = h("p", { class: "muted", id: `chart-${chart.id}-summary` });
-        const canvas = h("div", { role: "img", "aria-describedby": `chart-${chart.id}-summary`, "aria-label": `${chart.title} chart` });
+        const canvas = h("div", { class: "plot", role: "img", "aria-describedby": `chart-${chart.id}-summary`, "aria-label": `${chart.title} chart` });
         const figure = h("figure", { id: `chart-${chart.id}` }, h("figcaption", {}, chart.title), canvas, summary);
         chartBox.append(figure);
-        entry = { plot: makePlot(chart, history, width, canvas), summary };
+        // As wide as its grid cell, which the screen decides; followed when it changes.
+        const plot = makePlot(chart, history, Math.max(200, canvas.clientWidth), canvas);
+        const watcher = new ResizeObserver(([seen]) => {
+          const width = Math.max(200, Math.floor(seen.contentRect.width));
+          if (width !== plot.width) plot.setSize({ width, height: HEIGHT });
+        });
+        watcher.observe(canvas);
+        entry = { plot, summary, watcher };
         plots.set(chart.id, entry);
       } else {
         entry.plot.setData(columns(chart, history));
@@ -205,16 +216,13 @@ export default async function nodes(main, params, context) {
     }
   }
 
-  const resize = () => {
-    const width = Math.max(260, Math.min(chartBox.clientWidth || 600, 900) - 16);
-    for (const { plot } of plots.values()) plot.setSize({ width, height: HEIGHT });
-  };
-  window.addEventListener("resize", resize);
   await refresh();
   const stop = every(REFRESH_MS, refresh);
   return () => {
     stop();
-    window.removeEventListener("resize", resize);
-    for (const { plot } of plots.values()) plot.destroy();
+    for (const { plot, watcher } of plots.values()) {
+      watcher.disconnect();
+      plot.destroy();
+    }
   };
 }

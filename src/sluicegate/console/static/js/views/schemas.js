@@ -112,7 +112,7 @@ async function subjectView(subject, box, error) {
   const levelNote = h("small", { class: "muted", id: "level-note" }, level.own ? "Set on this subject." : "Inherited from the global default.");
   const levelForm = h(
     "form",
-    { class: "row", "aria-label": "Compatibility level" },
+    { class: "row", "aria-label": "Set the compatibility level" },
     field("Compatibility level", levelSelect),
     h("button", { type: "submit" }, "Save level"),
     levelNote,
