@@ -58,6 +58,10 @@ PUBLIC_ROUTES = {
     "GET /openapi/",
     "GET /openapi/{name}.json",
     "GET /docs",
+    # The console's page and scripts: the APIs they call are what is guarded.
+    "GET /console",
+    "GET /console/",
+    "GET /console/{path:path}",
 }
 
 

@@ -293,6 +293,7 @@ class GatewayApp:
 def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp:
     """The app with every dialect mounted."""
     from sluicegate import openapi
+    from sluicegate.console.routes import routes as console
     from sluicegate.dialects.admin.consumers import routes as consumer_admin
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.groups import routes as group_admin
@@ -333,6 +334,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
         *openapi.routes(),
+        *console(),
     ]
     app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
     app.forwarder = forwarder

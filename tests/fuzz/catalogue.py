@@ -190,6 +190,7 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
     ("GET", "/openapi/{name}.json"): [Example({"name": "records-v2"})],
     ("GET", "/admin/v1/consumers"): [Example(query=(("limit", "10"),))],
     ("GET", "/admin/v1/groups"): [Example(query=(("limit", "10"),))],
+    ("GET", "/console/{path:path}"): [Example({"path": "js/main.js"})],
     ("POST", "/ce/produce/raw"): [
         Example(body={"order": 1}, headers=_CE_HEADERS),
         Example(body="plain text", content_type="text/plain", headers=_CE_HEADERS),

@@ -1,0 +1,1 @@
+"""The web console: a static page and ES modules over the gateway's own APIs."""
