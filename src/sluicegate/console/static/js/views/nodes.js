@@ -87,13 +87,18 @@ function columns(chart, history) {
   return data;
 }
 
+// The chart in words, for whoever does not see the canvas: the last value and the
+// highest of the window, per series.
 function latest(chart, history) {
+  const unit = chart.unit ? ` ${chart.unit}` : "";
+  const shown = (value, scale) => (value === null ? "none" : `${Number((value * scale).toFixed(2)).toLocaleString("en")}${unit}`);
   const parts = [];
   for (const [name, label, scale] of seriesOf(chart, history)) {
     const values = history.series[name] ?? [];
     const last = values.length ? values[values.length - 1] : null;
-    const shown = last === null ? "none" : `${Number((last * scale).toFixed(2)).toLocaleString("en")}${chart.unit ? ` ${chart.unit}` : ""}`;
-    parts.push(`${label}: ${shown}`);
+    const present = values.filter((v) => v !== null);
+    const highest = present.length ? Math.max(...present) : null;
+    parts.push(`${label}: ${shown(last, scale)} (highest ${shown(highest, scale)})`);
   }
   return `Last ${history.interval} s — ${parts.join("; ")}`;
 }
