@@ -152,7 +152,10 @@ def _pages() -> dict[str, list[str]]:
     return {
         "topics": ["/admin/v1/topics?limit=100"],
         "consumers": ["/admin/v1/groups?limit=100", "/admin/v1/consumers?limit=100"],
-        "consumer-group": [f"/admin/v1/groups/{group}", "/admin/v1/consumers?limit=100"],
+        "consumer-group": [
+            f"/admin/v1/groups/{group}",
+            f"/admin/v1/consumers?limit=100&group={group}",
+        ],
         "schemas": ["/subjects", "/config"],
         "schema-subject": [
             f"/subjects/{subject}/versions",

@@ -137,6 +137,16 @@ async def test_pages_walk_every_instance_once(
     assert seen == [f"ce/billing/{group}" for group in "abcde"]
 
 
+async def test_one_groups_instances(
+    client: httpx.AsyncClient, operator: dict[str, str], consumer: dict[str, str]
+) -> None:
+    for group in ("a", "b", "a"):
+        await create(client, consumer, group)
+    rows = await listed(client, operator, group="ce/billing/a")
+    assert [row["group"] for row in rows] == ["ce/billing/a", "ce/billing/a"]
+    assert await listed(client, operator, group="ce/billing/none") == []
+
+
 async def test_a_deleted_instance_is_gone_from_the_list(
     client: httpx.AsyncClient, operator: dict[str, str], consumer: dict[str, str]
 ) -> None:

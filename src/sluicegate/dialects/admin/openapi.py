@@ -29,6 +29,7 @@ from sluicegate.dialects.admin_openapi import (
     named_response,
     operation,
     path_parameter,
+    query_parameter,
     ref,
     save,
 )
@@ -239,7 +240,14 @@ def _paths() -> dict[str, Any]:
                     "200": list_response("ConsumerInstanceOut", "A page of instances"),
                     **errors("400", "403"),
                 },
-                PAGE_PARAMETERS,
+                [
+                    query_parameter(
+                        "group",
+                        {"type": "string"},
+                        "Only this storage group's instances (`ce/<client>/<group>`)",
+                    ),
+                    *PAGE_PARAMETERS,
+                ],
             ),
         },
         "/admin/v1/metrics/history": {

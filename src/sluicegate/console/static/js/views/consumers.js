@@ -183,9 +183,9 @@ export default async function consumers(main, params, context) {
   }
 
   async function loadInstances() {
-    const { items, next } = await apiPage("/admin/v1/consumers", { query: { limit: PAGE, cursor: cursors[page] } });
-    const shown = chosen ? items.filter((i) => i.group === chosen) : items;
-    replace(instancesBox, instancesTable(shown));
+    const query = { limit: PAGE, cursor: cursors[page], group: chosen };
+    const { items, next } = await apiPage("/admin/v1/consumers", { query });
+    replace(instancesBox, instancesTable(items));
     cursors = cursors.slice(0, page + 1);
     if (next) cursors.push(next);
     const previous = h("button", { type: "button", class: "secondary", disabled: page === 0 }, "Previous");
