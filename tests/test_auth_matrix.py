@@ -101,6 +101,9 @@ NEEDS: dict[str, Need] = {
     "POST /admin/v1/topics/{name}/purge": Need.ADMIN,
     "GET /admin/v1/topics/{name}/records": Need.CONSUME,
     "POST /admin/v1/topics/{name}/records": Need.PRODUCE,
+    "GET /admin/v1/topics/{name}/tail": Need.CONSUME,
+    "GET /admin/v1/topics/{name}/browse": Need.CONSUME,
+    "GET /admin/v1/topics/{name}/rates": Need.CONSUME,
     # Topics v1 developer API. The list shows the topics the client holds any permission on.
     "GET /api/event_streams/topics": Need.ANY,
     "POST /api/event_streams/topics": Need.ADMIN,
@@ -254,7 +257,7 @@ BODIES: dict[str, tuple[str, Any]] = {
 }
 
 #: Query strings some routes need here: a stream ends once nothing is left to send.
-QUERIES = {"GET /ce/sse": "?timeout=0"}
+QUERIES = {"GET /ce/sse": "?timeout=0", "GET /admin/v1/topics/{name}/tail": "?timeout=0"}
 
 
 def app_routes() -> list[Route]:

@@ -309,6 +309,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.schema_registry.access import guarded
     from sluicegate.dialects.schema_registry.routes import routes as schema_registry
     from sluicegate.dialects.topic_admin.routes import routes as topic_admin
+    from sluicegate.dialects.topic_admin.watch import routes as topic_watch
     from sluicegate.dialects.topics_v1.developer import routes as topics_v1_developer
     from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
@@ -319,6 +320,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *records_v2(gateway),
         *topics_v1_public(gateway),
         *topic_admin(gateway),
+        *topic_watch(gateway),
         *topics_v1_developer(gateway),
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),

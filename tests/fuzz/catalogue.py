@@ -139,6 +139,15 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
             query=(("partition", "0"), ("offset", "0"), ("max_records", "5"), ("timeout", "0")),
         )
     ],
+    ("GET", "/admin/v1/topics/{name}/browse"): [
+        Example({"name": TOPIC}, query=(("from", "0"), ("partition", "0"), ("limit", "5"))),
+        Example({"name": TOPIC}, query=(("from", "2020-01-01T00:00:00Z"),)),
+    ],
+    ("GET", "/admin/v1/topics/{name}/rates"): [Example({"name": TOPIC}, query=(("minutes", "5"),))],
+    # A stream that ends once what there is was sent (``timeout=0``).
+    ("GET", "/admin/v1/topics/{name}/tail"): [
+        Example({"name": TOPIC}, query=(("from", "0"), ("max_rate", "100"), ("timeout", "0")))
+    ],
     ("POST", "/admin/v1/topics/{name}/records"): [
         Example({"name": TOPIC}, body={"records": [{"key": "k", "value": "v", "partition": 0}]})
     ],

@@ -58,6 +58,7 @@ _STATUS_TEXT = {
     "401": "No credentials, or credentials that are unknown, revoked or expired",
     "403": "The client lacks the permission",
     "404": "No such resource",
+    "406": "The Accept header excludes the only media type the operation answers with",
     "408": "Storage did not confirm the write in time; it is either done or not at all",
     "409": "Conflicts with what exists",
     "413": "The body is over the limit",

@@ -61,7 +61,11 @@ class Page(Generic[T, K]):
         """The rendered items as a JSON array, and a ``Link`` to the next page if any."""
         headers = []
         if self.next is not None:
-            query = urlencode({"limit": len(self.items), "cursor": encode_cursor(self.next)})
+            # The request's filters (``name``...) carry over to the next page.
+            kept = {k: v[-1] for k, v in request.query.items() if k not in ("limit", "cursor")}
+            query = urlencode(
+                {**kept, "limit": len(self.items), "cursor": encode_cursor(self.next)}
+            )
             url = f"{request.scope.get('root_path', '')}{request.path}?{query}"
             headers.append((b"link", f'<{url}>; rel="next"'.encode()))
         return json_response([render(item) for item in self.items], headers=headers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluicegate.core.tail import MAX_RATE
 from sluicegate.dialects.admin_openapi import (
     COMMON_DESCRIPTION,
     PAGE_PARAMETERS,
@@ -21,7 +22,19 @@ from sluicegate.dialects.admin_openapi import (
     ref,
     save,
 )
-from sluicegate.dialects.topic_admin.routes import MAX_READ_RECORDS, MAX_WAIT_SECONDS
+from sluicegate.dialects.topic_admin.routes import (
+    MAX_NAME_FILTER,
+    MAX_READ_RECORDS,
+    MAX_WAIT_SECONDS,
+)
+from sluicegate.dialects.topic_admin.watch import (
+    BROWSE_LIMIT,
+    HEARTBEAT_SECONDS,
+    MAX_RATE_MINUTES,
+    MAX_TAIL_TIMEOUT,
+    RatesOut,
+    RecordsPage,
+)
 from sluicegate.dialects.topic_admin.wire import (
     ProduceBatch,
     ProduceResult,
@@ -41,9 +54,20 @@ scripts, produce UTF-8 text records and read one partition from an offset (long 
 `timeout`). Topic names are Kafka's: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or
 `..`; names starting with `__sluicegate` are the gateway's own and neither listed nor usable.
 
+Watching a topic (what the web console at `/console` shows): `/tail` streams the records
+appended to every partition as Server-Sent Events, from the end or from `from` (an offset,
+or an RFC 3339 time), paced to at most `max_rate` records a second (it reads on at that
+pace when the topic is faster); `/browse` gives a page of records from `from` (default:
+the oldest kept), in time order across partitions; `/rates` counts the records each
+minute took over the last minutes (from the records' timestamps: purged or expired
+records are not counted). Their records are decoded where the bytes allow: Confluent wire
+format with a schema id the registry knows (Avro or JSON Schema, decoded with it), JSON,
+UTF-8 text, else base64; a CloudEvent stored under the Kafka binding gets its attributes
+(`ce_*` headers) in `cloudevent`.
+
 Permissions: the list shows only the topics the client may administer; create, describe,
-alter, purge and delete need `admin` on the topic, produce needs `produce`, read needs
-`consume`.
+alter, purge and delete need `admin` on the topic, produce needs `produce`, read, tail,
+browse and rates need `consume`.
 
 {COMMON_DESCRIPTION}"""
 
@@ -88,13 +112,40 @@ def _paths() -> dict[str, Any]:
             "Seconds to wait for a record when none is at `offset` yet",
         ),
     ]
+    from_parameter = query_parameter(
+        "from",
+        {"type": "string", "pattern": r"^([0-9]{1,18}|[0-9]{4}-.+)$"},
+        "An offset (in every partition read, or in `partition`), or an RFC 3339 time: "
+        "each partition's first record stamped at or after it",
+    )
+    partition_parameter = query_parameter(
+        "partition", {"type": "integer", "minimum": 0}, "Only this partition (default: all)"
+    )
+    event_stream = {
+        "description": (
+            "`text/event-stream`: `retry: 3000`, an `event: start` (`topic`, `positions`: "
+            "partition → next offset), then `event: records` events whose data is a "
+            "RecordsPage (`records`, and `positions` after them), a `: keep-alive` comment "
+            f"after {HEARTBEAT_SECONDS:g} s without a record, and `event: error` "
+            "(`status`, `error`, `message`) if reading fails, before the stream ends"
+        ),
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
     return {
         "/admin/v1/topics": {
             "get": operation(
                 "listTopics",
                 "Topics the client may administer, by name, a page at a time",
                 {"200": list_response("TopicOut", "A page of topics"), **errors("400")},
-                PAGE_PARAMETERS,
+                [
+                    *PAGE_PARAMETERS,
+                    query_parameter(
+                        "name",
+                        {"type": "string", "maxLength": MAX_NAME_FILTER},
+                        "Only topics whose name contains this (any case); the next page's "
+                        "Link keeps it",
+                    ),
+                ],
             ),
             "post": operation(
                 "createTopic",
@@ -132,6 +183,68 @@ def _paths() -> dict[str, Any]:
                 [_NAME],
             )
         },
+        f"{one}/tail": {
+            "get": operation(
+                "tailTopic",
+                "Stream the topic's records as they are appended (Server-Sent Events)",
+                {"200": event_stream, **errors("400", "403", "404", "406")},
+                [
+                    _NAME,
+                    from_parameter,
+                    partition_parameter,
+                    query_parameter(
+                        "max_rate",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_RATE, "default": MAX_RATE},
+                        "At most this many records a second",
+                    ),
+                    query_parameter(
+                        "timeout",
+                        {"type": "integer", "minimum": 0, "maximum": MAX_TAIL_TIMEOUT},
+                        "End the stream after this many seconds without a record (0: once "
+                        "what is there was sent); absent: when the client leaves",
+                    ),
+                ],
+            )
+        },
+        f"{one}/browse": {
+            "get": operation(
+                "browseTopic",
+                "A page of records from an offset or a time, decoded, in time order",
+                {
+                    "200": json_response(ref("RecordsPage"), "Records and where to go on"),
+                    **errors("400", "403", "404"),
+                },
+                [
+                    _NAME,
+                    from_parameter,
+                    partition_parameter,
+                    query_parameter(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": BROWSE_LIMIT, "default": 50},
+                        "At most this many records",
+                    ),
+                ],
+            )
+        },
+        f"{one}/rates": {
+            "get": operation(
+                "topicRates",
+                "Records a minute over the last minutes, oldest first (the last one so far)",
+                {
+                    "200": json_response(ref("RatesOut"), "One point a minute"),
+                    **errors("400", "403", "404"),
+                },
+                [
+                    _NAME,
+                    query_parameter(
+                        "minutes",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_RATE_MINUTES}
+                        | {"default": 15},
+                        "How many minutes back",
+                    ),
+                ],
+            )
+        },
         f"{one}/records": {
             "get": operation(
                 "readRecords",
@@ -158,7 +271,16 @@ def _paths() -> dict[str, Any]:
 
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the topic admin API."""
-    structs = [TopicCreate, TopicPatch, TopicOut, ProduceBatch, ProduceResult, RecordsOut]
+    structs = [
+        TopicCreate,
+        TopicPatch,
+        TopicOut,
+        ProduceBatch,
+        ProduceResult,
+        RecordsOut,
+        RecordsPage,
+        RatesOut,
+    ]
     return build("sluicegate topic admin", _DESCRIPTION, _paths(), structs)
 
 

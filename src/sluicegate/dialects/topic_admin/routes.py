@@ -30,6 +30,8 @@ from sluicegate.http.router import Route
 __all__ = ["MAX_READ_RECORDS", "MAX_WAIT_SECONDS", "routes"]
 
 MAX_READ_RECORDS = 1000
+#: The longest ``?name=`` filter of the topic list (a topic name is at most 249).
+MAX_NAME_FILTER = 249
 _MAX_READ_BYTES = 4 * 1024 * 1024
 MAX_WAIT_SECONDS = 60.0
 
@@ -95,15 +97,26 @@ class TopicAdmin:
         self._topics = gateway.topics
 
     async def list_topics(self, request: Request) -> Response:
-        """Topics by name, a page at a time; only those the principal may administer."""
+        """Topics by name, a page at a time; only those the principal may administer,
+        and with ``?name=``, only those whose name contains it (any case)."""
         wanted = page_request(request, tuple[str])
+        needle = (request.query_param("name") or "").casefold()
+        if len(needle) > MAX_NAME_FILTER:
+            raise BadRequest(
+                f"query parameter name must be at most {MAX_NAME_FILTER} characters",
+                field="name",
+            )
         topics = await self._topics.list()
         principal = request.principal
+        allowed = self._gateway.allowed
         page = paginate(
             topics,
             lambda topic: (topic.name,),
             wanted,
-            lambda topic: self._gateway.allowed(principal, "admin", topic.name),
+            lambda topic: (
+                (not needle or needle in topic.name.casefold())
+                and allowed(principal, "admin", topic.name)
+            ),
         )
         return page.response(request, _topic_out)
 

@@ -1,0 +1,141 @@
+"""A stored record as a person reads it: key and value decoded where the bytes allow.
+
+The console (and any script) shows records without knowing how they were written, so
+each payload is tried, cheapest first: Confluent's wire format (magic byte 0 and a
+schema id this gateway's registry knows: Avro or JSON Schema, decoded with that
+schema), UTF-8 text that is JSON, other UTF-8 text, and base64 for the rest. A record
+written under the CloudEvents Kafka binding (``ce_*`` headers) also gets its
+attributes gathered, ``content-type`` as ``datacontenttype``.
+"""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from typing import Any
+
+import msgspec
+
+from sluicegate.core.records import Record, format_timestamp
+from sluicegate.core.schemas import wire
+from sluicegate.core.schemas.registry import SchemaRegistry
+from sluicegate.errors import SluicegateError
+
+__all__ = ["HeaderView", "Payload", "RecordView", "view_record"]
+
+_json = msgspec.json.Decoder()
+_CE_PREFIX = "ce_"
+
+
+class Payload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A key or value: ``encoding`` says which other fields are set.
+
+    ``null`` (no bytes), ``text`` (``text``), ``json`` (``text`` and the parsed ``data``),
+    ``avro`` / ``json_schema`` (``data`` decoded with registered schema ``schema_id``),
+    ``base64`` (``text``, when no other reading fits; ``error`` says why a framed
+    payload could not be decoded).
+    """
+
+    encoding: str
+    text: str | None = None
+    data: Any = None
+    schema_id: int | None = None
+    error: str | None = None
+
+
+class HeaderView(msgspec.Struct, frozen=True, array_like=False):
+    name: str
+    #: UTF-8 text, else base64 (``encoding``).
+    value: str
+    encoding: str = "text"
+
+
+class RecordView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    partition: int
+    offset: int
+    #: RFC 3339, UTC.
+    timestamp: str
+    key: Payload
+    value: Payload
+    headers: list[HeaderView]
+    #: CloudEvents attributes from ``ce_*`` headers, when the record is a CloudEvent.
+    cloudevent: dict[str, str] | None = None
+
+
+_NULL = Payload(encoding="null")
+
+
+def _framed(data: bytes, registry: SchemaRegistry) -> Payload | None:
+    """The payload decoded with its registered schema, or ``None`` if it is not framed
+    with an id the registry knows."""
+    if len(data) < wire.HEADER_SIZE or data[0] != wire.MAGIC_BYTE:
+        return None
+    schema_id = int.from_bytes(data[1:5], "big")
+    try:
+        parsed = registry.parsed(schema_id)
+    except SluicegateError:
+        return None  # an id nobody registered: most likely not the wire format at all
+    kind = "avro" if parsed.schema_type == "AVRO" else "json_schema"
+    try:
+        _, datum = registry.decode_confluent(data)
+    except SluicegateError as exc:
+        return Payload(
+            encoding="base64",
+            text=b64encode(data).decode(),
+            schema_id=schema_id,
+            error=exc.message,
+        )
+    return Payload(encoding=kind, data=datum, schema_id=schema_id)
+
+
+def _payload(data: bytes | None, registry: SchemaRegistry) -> Payload:
+    if data is None:
+        return _NULL
+    framed = _framed(data, registry)
+    if framed is not None:
+        return framed
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return Payload(encoding="base64", text=b64encode(data).decode())
+    head = text.lstrip()[:1]
+    if head in ("{", "[", '"') or head.isdigit() or head == "-" or text in ("true", "false"):
+        try:
+            return Payload(encoding="json", text=text, data=_json.decode(data))
+        except msgspec.DecodeError:
+            pass
+    return Payload(encoding="text", text=text)
+
+
+def _header(name: str, value: bytes) -> HeaderView:
+    try:
+        return HeaderView(name, value.decode())
+    except UnicodeDecodeError:
+        return HeaderView(name, b64encode(value).decode(), "base64")
+
+
+def view_record(record: Record, registry: SchemaRegistry) -> RecordView:
+    """``record`` with its key, value and headers decoded as well as they can be."""
+    headers = [_header(name, value) for name, value in record.headers]
+    attributes: dict[str, str] = {}
+    content_type: str | None = None
+    for header in headers:
+        if header.encoding != "text":
+            continue
+        if header.name.startswith(_CE_PREFIX):
+            attributes[header.name[len(_CE_PREFIX) :]] = header.value
+        elif header.name.lower() == "content-type":
+            content_type = header.value
+    cloudevent = None
+    if "specversion" in attributes:
+        cloudevent = attributes
+        if content_type is not None:
+            cloudevent.setdefault("datacontenttype", content_type)
+    return RecordView(
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=format_timestamp(record.timestamp),
+        key=_payload(record.key, registry),
+        value=_payload(record.value, registry),
+        headers=headers,
+        cloudevent=cloudevent,
+    )

@@ -1,0 +1,320 @@
+"""Watching a topic: ``/tail`` (Server-Sent Events), ``/browse`` and ``/rates``.
+
+What the console's topic page reads, and any script may: records of every partition,
+decoded as well as the bytes allow (``core.record_view``), live or from a position, and
+how many records a minute the topic took. Each needs the ``consume`` permission on the
+topic, as reading its records does.
+
+A browser cannot put an ``Authorization`` header on an ``EventSource``, so ``/tail`` is
+read with ``fetch()`` and a stream reader; it is plain ``text/event-stream`` for
+``curl -N`` too::
+
+    retry: 3000
+    event: start
+    data: {"topic": "orders", "positions": {"0": 41, "1": 17}}
+
+    event: records
+    data: {"records": [{"partition": 0, "offset": 41, ...}], "positions": {"0": 42, "1": 17}}
+
+    : keep-alive
+
+With ``?timeout=N`` the stream ends after N seconds without a record (``0``: once what
+is there was sent); without it, it lasts until the client leaves. ``positions`` is where
+the tail will read next: a client that reconnects with
+``?from=`` and one partition's position resumes that partition exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+import uuid
+from functools import partial
+
+import msgspec
+
+from sluicegate.core.gateway import Gateway
+from sluicegate.core.limits.concurrency import ConcurrencyLimiter
+from sluicegate.core.record_view import RecordView, view_record
+from sluicegate.core.records import Record, TopicPartition, format_timestamp, parse_timestamp
+from sluicegate.core.tail import MAX_RATE, Start, TopicTail, positions_at
+from sluicegate.core.topics import Topic
+from sluicegate.dialects.cloudevents.sse import EVENT_STREAM, HEARTBEAT, accepts_event_stream
+from sluicegate.errors import BadRequest, NotAcceptable, SluicegateError
+from sluicegate.http.request import Request
+from sluicegate.http.responses import ABORT, Response, StreamingResponse, json_response
+from sluicegate.http.router import Route
+from sluicegate.http.types import Message, Send
+
+__all__ = [
+    "BROWSE_LIMIT",
+    "HEARTBEAT_SECONDS",
+    "MAX_RATE_MINUTES",
+    "MAX_TAIL_TIMEOUT",
+    "RatePoint",
+    "RatesOut",
+    "RecordsPage",
+    "routes",
+]
+
+logger = logging.getLogger("sluicegate.topic_admin.watch")
+
+#: The most records one ``/browse`` page holds.
+BROWSE_LIMIT = 500
+#: How far back ``/rates`` looks at most, in minutes.
+MAX_RATE_MINUTES = 60
+#: Seconds without a record after which a tail sends a comment (proxies close idle
+#: connections; a browser learns the server is still there).
+HEARTBEAT_SECONDS = 15.0
+#: The longest ``timeout`` a tail may ask for (a day).
+MAX_TAIL_TIMEOUT = 86_400
+#: Seconds a write may wait for a client that reads nothing before it is dropped.
+_STALL_SECONDS = 60.0
+_encode = msgspec.json.Encoder().encode
+
+
+class RecordsPage(msgspec.Struct, frozen=True):
+    """Records in time order (then partition, offset) and where the next page starts."""
+
+    records: list[RecordView]
+    #: Partition → the offset to read next (``?from=`` with ``?partition=`` resumes it).
+    positions: dict[int, int]
+
+
+class RatePoint(msgspec.Struct, frozen=True):
+    #: Start of the interval, RFC 3339.
+    start: str
+    records: int
+    per_second: float
+
+
+class RatesOut(msgspec.Struct, frozen=True):
+    step_seconds: int
+    points: list[RatePoint]
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_param(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"query parameter {name} must be an integer, got {raw[:40]!r}", field=name
+        ) from None
+    if not low <= value <= high:
+        raise BadRequest(
+            f"query parameter {name} must be from {low} to {high}, got {value}", field=name
+        )
+    return value
+
+
+def _start(request: Request, default: Start) -> Start:
+    """``?from=``: an offset (digits) or an RFC 3339 time; absent, ``default``."""
+    raw = request.query_param("from")
+    if raw is None or raw == "":
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return Start(offset=int(raw))
+    try:
+        return Start(time_us=parse_timestamp(raw))
+    except ValueError:
+        raise BadRequest(
+            f"query parameter from must be an offset or an RFC 3339 time, got {raw[:60]!r}",
+            field="from",
+        ) from None
+
+
+def _partitions(request: Request, topic: Topic) -> list[int]:
+    if request.query_param("partition") is None:
+        return list(range(topic.partitions))
+    return [_int(request, "partition", 0, 0, topic.partitions - 1)]
+
+
+def _body(chunk: bytes) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
+def _event(kind: bytes, data: bytes) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (kind, data)
+
+
+class TopicWatch:
+    """The endpoints, over the gateway's topics, log and schema registry."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._log = gateway.log
+        self._registry = gateway.schemas
+        limits = gateway.settings.limits
+        # Counted apart from WebSockets and CloudEvents streams, under the same caps.
+        self._tails = ConcurrencyLimiter(
+            "topic tails", limits.max_websockets, limits.max_websockets_per_client
+        )
+
+    async def _topic(self, request: Request) -> Topic:
+        name = request.path_params["name"]
+        self._gateway.authorize(request.principal, "consume", name)
+        return await self._gateway.topics.get(name)
+
+    # -- browse ------------------------------------------------------------------------
+
+    async def browse(self, request: Request) -> Response:
+        """Up to ``limit`` records from ``from`` (default: the oldest kept), decoded."""
+        topic = await self._topic(request)
+        partitions = _partitions(request, topic)
+        limit = _int(request, "limit", 50, 1, BROWSE_LIMIT)
+        start = _start(request, Start(offset=0))
+        positions = await positions_at(self._log, topic.name, partitions, start)
+        batches: list[list[Record]] = []
+        for partition, offset in positions.items():
+            tp = TopicPartition(topic.name, partition)
+            batches.append(
+                await self._log.read(tp, offset, max_records=limit, max_bytes=4 * 1024 * 1024)
+            )
+        merged = heapq.merge(*batches, key=lambda r: (r.timestamp, r.partition, r.offset))
+        chosen = [record for _, record in zip(range(limit), merged, strict=False)]
+        for record in chosen:
+            positions[record.partition] = record.offset + 1
+        page = RecordsPage([view_record(r, self._registry) for r in chosen], positions)
+        return json_response(page)
+
+    # -- rates -------------------------------------------------------------------------
+
+    async def rates(self, request: Request) -> Response:
+        """Records a minute over the last ``minutes`` minutes, oldest first."""
+        topic = await self._topic(request)
+        minutes = _int(request, "minutes", 15, 1, MAX_RATE_MINUTES)
+        step_us = 60_000_000
+        now_us = time.time_ns() // 1000
+        # Whole minutes, so that two looks a few seconds apart show the same intervals.
+        last = now_us - now_us % step_us
+        bounds = [last - step_us * i for i in range(minutes - 1, -1, -1)]
+        counts = [0] * minutes
+        for partition in range(topic.partitions):
+            tp = TopicPartition(topic.name, partition)
+            high = (await self._log.watermarks(tp)).high
+            offsets = [await self._log.offset_for_time(tp, bound) for bound in bounds]
+            offsets.append(high)
+            for i in range(minutes):
+                counts[i] += max(0, offsets[i + 1] - offsets[i])
+        points = []
+        for i, bound in enumerate(bounds):
+            seconds = (min(now_us, bound + step_us) - bound) / 1_000_000 or 1.0
+            points.append(RatePoint(format_timestamp(bound), counts[i], counts[i] / seconds))
+        return json_response(RatesOut(step_us // 1_000_000, points))
+
+    # -- tail --------------------------------------------------------------------------
+
+    async def tail(self, request: Request) -> Response:
+        """Start a stream of the topic's new records (or from ``from``)."""
+        topic = await self._topic(request)
+        if not accepts_event_stream(request.header("accept")):
+            raise NotAcceptable(
+                "this endpoint answers with text/event-stream only: send "
+                "Accept: text/event-stream, or no Accept header"
+            )
+        partitions = _partitions(request, topic)
+        rate = _int(request, "max_rate", MAX_RATE, 1, MAX_RATE)
+        start = _start(request, Start())
+        timeout = None
+        if request.query_param("timeout") is not None:
+            timeout = float(_int(request, "timeout", 0, 0, MAX_TAIL_TIMEOUT))
+        positions = await positions_at(self._log, topic.name, partitions, start)
+        tail = TopicTail(self._log, topic.name, positions, max_rate=rate)
+        client = request.principal.name if request.principal else ""
+        self._tails.acquire(client)
+        headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        write = partial(self._serve, tail, request, client, timeout)
+        return StreamingResponse(write, content_type=EVENT_STREAM, headers=headers)
+
+    async def _serve(
+        self,
+        tail: TopicTail,
+        request: Request,
+        client: str,
+        timeout: float | None,
+        send: Send,
+        start: Message,
+    ) -> None:
+        try:
+            await send(start)
+            head = _encode({"topic": tail.topic, "positions": tail.positions})
+            await send(_body(b"retry: 3000\n" + _event(b"start", head)))
+            end = await self._run(tail, request, send, timeout)
+            if end is None:
+                if ABORT in request.scope.get("extensions", ()):
+                    await send({"type": ABORT})
+                return
+            async with asyncio.timeout(1.0):
+                await send({"type": "http.response.body", "body": end})
+        except (OSError, TimeoutError):
+            pass  # the client is gone: nobody to tell
+        except Exception:
+            incident = uuid.uuid4().hex[:16]
+            logger.exception("a topic tail failed", extra={"incident": incident})
+        finally:
+            self._tails.release(client)
+
+    async def _run(
+        self, tail: TopicTail, request: Request, send: Send, timeout: float | None
+    ) -> bytes | None:
+        """Deliver until the client leaves (``None``), the gateway stops (``b""``) or
+        reading fails (an ``error`` event)."""
+        delivering = asyncio.ensure_future(self._deliver(tail, send, timeout))
+        leaving = asyncio.ensure_future(request.disconnected())
+        stopping = self._gateway.streams.stopping()
+        try:
+            await asyncio.wait((delivering, leaving, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (delivering, leaving):
+                task.cancel()
+            await asyncio.gather(delivering, leaving, return_exceptions=True)
+        if leaving.done() and not leaving.cancelled() and leaving.exception() is None:
+            return None
+        if delivering.done() and not delivering.cancelled():
+            return delivering.result()
+        return b""
+
+    async def _deliver(self, tail: TopicTail, send: Send, timeout: float | None) -> bytes | None:
+        """Send records as the log has them, a heartbeat when there are none; ``b""``
+        once ``timeout`` seconds passed without a record, ``None`` when the client is
+        gone or stalled, an ``error`` event when reading fails."""
+        registry = self._registry
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        try:
+            while True:
+                wait = HEARTBEAT_SECONDS
+                if timeout is not None:
+                    wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
+                batch = await tail.next_batch(wait)
+                if batch:
+                    views = [view_record(record, registry) for record in batch]
+                    data = _encode({"records": views, "positions": tail.positions})
+                    chunk = _event(b"records", data)
+                    idle_since = loop.time()
+                elif timeout is not None and loop.time() - idle_since >= timeout:
+                    return b""
+                else:
+                    chunk = HEARTBEAT
+                async with asyncio.timeout(_STALL_SECONDS):
+                    await send(_body(chunk))
+        except (OSError, TimeoutError):
+            return None
+        except SluicegateError as exc:
+            body = {"status": exc.status, "error": exc.code, "message": exc.message}
+            return _event(b"error", _encode(body))
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    """The routes that watch a topic."""
+    watch = TopicWatch(gateway)
+    return [
+        Route("/admin/v1/topics/{name}/tail", watch.tail, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}/browse", watch.browse, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}/rates", watch.rates, dialect="topic_admin"),
+    ]
