@@ -1,5 +1,5 @@
 """Server-side time of every request the console's pages make, at the issue's scale. Run:
-``python -m bench.run --only console``.
+``python -m bench.run --only console-ops``.
 
 In process, on the SQLite log, authenticated with a real admin key: ``TOPICS`` topics,
 ``INSTANCES`` CloudEvents consumer instances in ``GROUPS`` groups (each has read a batch
@@ -150,7 +150,6 @@ def _pages() -> dict[str, list[str]]:
     group = "ce/app-0/g0"
     subject = "console.s000-value"
     return {
-        "topics": ["/admin/v1/topics?limit=100"],
         "consumers": ["/admin/v1/groups?limit=100", "/admin/v1/consumers?limit=100"],
         "consumer-group": [
             f"/admin/v1/groups/{group}",

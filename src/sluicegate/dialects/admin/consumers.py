@@ -8,7 +8,7 @@ no instance (their cursor travels with each request), so they are never listed.
 Cost: the registry's instances are copied, filtered by ``?group=`` if given, and
 sorted per request; only the rows of the page are rendered, each counting its
 unconfirmed deliveries over its few partitions. With 1,000 instances a page of 100 takes
-about 4 ms of CPU on a busy machine (``python -m bench.run --only console``). Paginated
+about 4 ms of CPU on a busy machine (``python -m bench.run --only console-ops``). Paginated
 by (client, group, id) like the other admin lists. Needs the admin permission on ``*``.
 """
 

@@ -3,8 +3,8 @@
 //   needs: "admin" — shown only to a client with the admin permission on "*".
 
 export const SECTIONS = [
-  { path: "/topics", section: "topics", load: () => import("./views/notyet.js") },
-  { path: "/topics/:name", section: "topics", load: () => import("./views/notyet.js") },
+  { path: "/topics", section: "topics", load: () => import("./views/topics.js") },
+  { path: "/topics/:name", section: "topics", load: () => import("./views/topic.js") },
   { path: "/consumers", section: "consumers", needs: "admin", load: () => import("./views/consumers.js") },
   { path: "/schemas", section: "schemas", load: () => import("./views/schemas.js") },
   { path: "/clients", section: "clients", needs: "admin", load: () => import("./views/clients.js") },

@@ -2,7 +2,7 @@
 
 import { h } from "../dom.js";
 
-const TITLES = { topics: "Topics", consumers: "Consumers", schemas: "Schemas", clients: "Clients", nodes: "Nodes" };
+const TITLES = { consumers: "Consumers", schemas: "Schemas", clients: "Clients", nodes: "Nodes" };
 
 export default function notYet(main, params, context) {
   const title = TITLES[context.section] ?? "This page";
