@@ -39,10 +39,13 @@ MODULES = {
     "cluster": "bench.cluster_forwarding",
     "delivery-counting": "bench.delivery_counting",
     "group-shards": "bench.group_shards",
-    "console": "bench.console_pages",
+    "console-topics": "bench.console_pages",
+    "console-ops": "bench.console",
 }
 #: Names for several groups at once.
 ALIASES = {
+    # The topics pages (bench.console_pages) and the operations pages (bench.console).
+    "console": ("console-topics", "console-ops"),
     "kafka-all": ("kafka-log", "kafka", "kafka-consume"),
     "cloudevents": (
         "cloudevents-produce",

@@ -171,6 +171,9 @@ NEEDS: dict[str, Need] = {
     # Consumer groups' lag and health.
     "GET /admin/v1/groups": Need.ADMIN_ALL,
     "GET /admin/v1/groups/{group:path}": Need.ADMIN_ALL,
+    # CloudEvents consumer instances of the node, and its metrics history (the console).
+    "GET /admin/v1/consumers": Need.ADMIN_ALL,
+    "GET /admin/v1/metrics/history": Need.ADMIN_ALL,
     # CloudEvents consumer instances: a consumer's own (test_consumer_instances_are_private).
     "POST /ce/consumers": Need.CE_CONSUME,
     "GET /ce/sse": Need.CE_CONSUME,

@@ -23,6 +23,7 @@ from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
 from sluicegate.http.websocket import refuse_handshake
+from sluicegate.observability.history import MetricsHistory
 from sluicegate.observability.metrics import CONTENT_TYPE, Metrics, RequestSeries
 
 __all__ = ["GatewayApp", "build_app"]
@@ -125,6 +126,9 @@ class GatewayApp:
         #: Sends consumer requests on to other nodes; ``build_app`` sets it, and the
         #: server closes it last (``aclose``).
         self.forwarder: Forwarder | None = None
+        #: The last minutes of a few metrics; ``build_app`` sets it, and the server runs
+        #: its sampler (``MetricsHistory.run``) beside the housekeeping.
+        self.history: MetricsHistory | None = None
 
     def _own_routes(self) -> list[Route]:
         return [
@@ -290,8 +294,10 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     """The app with every dialect mounted."""
     from sluicegate import openapi
     from sluicegate.console.routes import routes as console
+    from sluicegate.dialects.admin.consumers import routes as consumer_admin
     from sluicegate.dialects.admin.event_schemas import routes as event_schema_admin
     from sluicegate.dialects.admin.groups import routes as group_admin
+    from sluicegate.dialects.admin.metrics_history import routes as history_admin
     from sluicegate.dialects.admin.nodes import routes as cluster_admin
     from sluicegate.dialects.admin.routes import routes as client_admin
     from sluicegate.dialects.cloudevents.consumers import routes as cloudevents_consumers
@@ -308,6 +314,8 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
     forwarder = Forwarder(gateway.cluster, gateway.settings)
+    metrics = metrics or Metrics()
+    history = MetricsHistory(metrics)
     routes: list[Route] = [
         *records_v2(gateway),
         *topics_v1_public(gateway),
@@ -322,6 +330,8 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
         *group_admin(gateway.consumer_lag),
+        *consumer_admin(gateway.consumers, gateway.cluster.node_id),
+        *history_admin(history),
         # Confluent's own paths (what SchemaRegistryClient(url) calls), and under /registry.
         *guarded(schema_registry(gateway.schemas)),
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
@@ -330,5 +340,6 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     ]
     app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
     app.forwarder = forwarder
+    app.history = history
     app.metrics.watch_forwarding(forwarder.series)
     return app

@@ -34,7 +34,6 @@ def test_sign_in_navigate_and_sign_out(tab: Tab) -> None:
 
     nav.get_by_role("link", name="Consumers").click()
     expect(tab.page.get_by_role("heading", name="Consumers")).to_be_visible()
-    expect(tab.page.get_by_text("not here yet")).to_be_visible()
 
     tab.page.get_by_role("button", name="Sign out").click()
     expect(tab.page).to_have_url(re.compile(r"#/signin$"))

@@ -197,6 +197,8 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         Example({"namespace": "-", "name": TOPIC}, query=(("resourceType", "topic"),))
     ],
     ("GET", "/openapi/{name}.json"): [Example({"name": "records-v2"})],
+    ("GET", "/admin/v1/consumers"): [Example(query=(("limit", "10"),))],
+    ("GET", "/admin/v1/groups"): [Example(query=(("limit", "10"),))],
     ("GET", "/console/{path:path}"): [Example({"path": "js/main.js"})],
     ("POST", "/ce/produce/raw"): [
         Example(body={"order": 1}, headers=_CE_HEADERS),

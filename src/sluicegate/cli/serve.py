@@ -116,6 +116,9 @@ async def serve(settings: Settings) -> None:
             await gateway.start()
             housekeeping = tg.create_task(gateway.run(), name="housekeeping")
             loop_lag = tg.create_task(metrics.loop_lag.watch(), name="loop-lag")
+            background = [housekeeping, loop_lag]
+            if app.history is not None:
+                background.append(tg.create_task(app.history.run(), name="metrics-history"))
             tune_gc()
             scheme = "https" if settings.server.tls.certfile else "http"
             host, port = sock.getsockname()[:2]
@@ -144,9 +147,9 @@ async def serve(settings: Settings) -> None:
                 extra={"url": f"{scheme}://{shown}:{port}", "port": port},
             )
             await server.serve(sock)
-            housekeeping.cancel()
-            loop_lag.cancel()
-            await asyncio.wait([housekeeping, loop_lag])
+            for task in background:
+                task.cancel()
+            await asyncio.wait(background)
             await _leave_cluster(gateway, app)
             logger.info("HTTP stopped; committing queued writes")
             await log.close()

@@ -28,11 +28,18 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from sluicegate.core.consumers.lag import GroupFigures
 
-__all__ = ["CONTENT_TYPE", "OTHER_GROUPS", "LoopLag", "Metrics", "RequestSeries"]
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "OTHER_GROUPS",
+    "LoopLag",
+    "Metrics",
+    "RequestSeries",
+]
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
-_LATENCY_BUCKETS = (
+LATENCY_BUCKETS = (
     0.0005,
     0.001,
     0.0025,
@@ -50,6 +57,7 @@ _LATENCY_BUCKETS = (
     30,
     60,
 )
+_LATENCY_BUCKETS = LATENCY_BUCKETS
 
 
 class _StatsCollector(Collector):
@@ -321,6 +329,15 @@ class Metrics:
         #: The series of ``(dialect, route template, method)``: its ``observe(status,
         #: seconds)`` counts one response. Callers may keep it; it lives as long as this.
         self.requests = self._requests.series_for
+        #: Every request series by (dialect, route template, method), for the history.
+        self.request_series = self._requests.series
+        #: Records appended and commit latency bucket counts (``LATENCY_BUCKETS``, then
+        #: +Inf), kept as plain numbers beside the Prometheus ones for the history: a
+        #: sample reads them without a registry collection.
+        self.appended_total = 0
+        self.commit_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        #: The storage gauges (``watch_storage``); none until it is called.
+        self.storage_stats: Callable[[], dict[str, float]] = dict
         self._appended = Counter(
             "sluicegate_records_appended",
             "Records durably appended to the log.",
@@ -337,8 +354,11 @@ class Metrics:
         """A ``storage.base.CommitObserver``."""
         self._appended.inc(records)
         self._commits.observe(seconds)
+        self.appended_total += records
+        self.commit_buckets[_bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def watch_storage(self, stats: Callable[[], dict[str, float]]) -> None:
+        self.storage_stats = stats
         self.registry.register(_StatsCollector("sluicegate_storage", "Storage", stats))
 
     def watch_event_ids(self, stats: Callable[[], dict[str, float]]) -> None:

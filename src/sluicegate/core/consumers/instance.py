@@ -100,8 +100,10 @@ class ConsumerInstance:
         "busy",
         "closed",
         "confirmable",
+        "created",
         "group",
         "id",
+        "kind",
         "last_used",
         "owner",
         "subscription",
@@ -129,7 +131,10 @@ class ConsumerInstance:
         #: stream's, which reads a batch ahead of what its connection has sent (``None``:
         #: every delivery was handed over as it was read, as a poll's are).
         self.confirmable: int | None = None
-        self.last_used = registry.monotonic()
+        self.last_used = self.created = registry.monotonic()
+        #: How its client reads: ``long_poll``, or the stream kind (``websocket``,
+        #: ``sse``) that ``Streams.open`` sets; shown by the admin API's instance list.
+        self.kind = "long_poll"
         self._topics: frozenset[str] = frozenset()
         self._subscription_version = -1
         self._generation = -1

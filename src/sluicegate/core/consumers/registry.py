@@ -348,6 +348,10 @@ class ConsumerInstances:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sooner.wait(), max(delay, 0.01))
 
+    def live(self) -> list[ConsumerInstance]:
+        """Every live instance of this node (a copy: the registry may change meanwhile)."""
+        return list(self._instances.values())
+
     def groups(self) -> Iterator[LocalGroup]:
         """Every group known here: with instances, then idle ones."""
         yield from list(self._groups.values())

@@ -154,6 +154,7 @@ class Streams:
             raise ShuttingDown("the gateway is shutting down; connect again shortly", retry_after=1)
         instances = self._instances
         instance = await instances.create(owner, group, subscription, max_deliveries=max_deliveries)
+        instance.kind = kind
         stream = ConsumerStream(
             instance,
             self._polls,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluicegate.dialects.admin.consumers import ConsumerInstanceOut
 from sluicegate.dialects.admin.event_schemas import TypeSchemaOut
 from sluicegate.dialects.admin.groups import GroupDetailOut, GroupOut, PartitionOut
 from sluicegate.dialects.admin.nodes import NodeOut
@@ -28,9 +29,11 @@ from sluicegate.dialects.admin_openapi import (
     named_response,
     operation,
     path_parameter,
+    query_parameter,
     ref,
     save,
 )
+from sluicegate.observability.history import HistoryOut
 
 __all__ = ["build_document"]
 
@@ -59,6 +62,18 @@ topic, the oldest unconfirmed event's age, deliveries, redeliveries and dead-let
 the node started); `/admin/v1/groups/{{group}}` adds each partition. A group is named by its
 storage name, `ce/<client>/<group>` for a CloudEvents consumer group. Figures are at most a
 few seconds old.
+
+Consumer instances: `/admin/v1/consumers` lists the CloudEvents consumer instances live
+on this node (by client, group and id): the node holding each, how its client reads
+(`long_poll`, `websocket`, `sse`), its age, its deliveries and unconfirmed deliveries,
+and its idle time. Topics-v1 consumers keep no instance (their cursor is in each
+request) and are not listed.
+
+Metrics history: `/admin/v1/metrics/history` gives the last minutes (15 by default,
+a sample every 5 seconds, kept in memory by the answering node) of the produce rate
+(records/s), the p99 latency of produce requests and of storage commits (seconds,
+`null` for an interval without any), and the storage gauges, as columns: `times[i]`
+(Unix seconds) is when each `series[name][i]` was taken.
 
 A `PUT` of a client or a key creation without a body is the same as one with `{{}}`: no
 permissions; a key that never expires. Every operation needs the `admin` permission on `*`.
@@ -217,6 +232,34 @@ def _paths() -> dict[str, Any]:
                 [_GROUP],
             ),
         },
+        "/admin/v1/consumers": {
+            "get": operation(
+                "listConsumerInstances",
+                "CloudEvents consumer instances live on this node, by client, group and id",
+                {
+                    "200": list_response("ConsumerInstanceOut", "A page of instances"),
+                    **errors("400", "403"),
+                },
+                [
+                    query_parameter(
+                        "group",
+                        {"type": "string"},
+                        "Only this storage group's instances (`ce/<client>/<group>`)",
+                    ),
+                    *PAGE_PARAMETERS,
+                ],
+            ),
+        },
+        "/admin/v1/metrics/history": {
+            "get": operation(
+                "showMetricsHistory",
+                "The last minutes of the produce rate, p99 latencies and storage gauges",
+                {
+                    "200": json_response(ref("HistoryOut"), "Samples as columns, oldest first"),
+                    **errors("403"),
+                },
+            ),
+        },
         f"{one}/keys/{{key_id}}": {
             "delete": operation(
                 "revokeKey",
@@ -242,6 +285,8 @@ def build_document() -> dict[str, Any]:
         GroupOut,
         GroupDetailOut,
         PartitionOut,
+        ConsumerInstanceOut,
+        HistoryOut,
     ]
     return build("sluicegate clients and API keys", _DESCRIPTION, _paths(), structs)
 

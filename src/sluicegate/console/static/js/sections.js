@@ -5,8 +5,8 @@
 export const SECTIONS = [
   { path: "/topics", section: "topics", load: () => import("./views/topics.js") },
   { path: "/topics/:name", section: "topics", load: () => import("./views/topic.js") },
-  { path: "/consumers", section: "consumers", load: () => import("./views/notyet.js") },
-  { path: "/schemas", section: "schemas", load: () => import("./views/notyet.js") },
-  { path: "/clients", section: "clients", needs: "admin", load: () => import("./views/notyet.js") },
-  { path: "/nodes", section: "nodes", needs: "admin", load: () => import("./views/notyet.js") },
+  { path: "/consumers", section: "consumers", needs: "admin", load: () => import("./views/consumers.js") },
+  { path: "/schemas", section: "schemas", load: () => import("./views/schemas.js") },
+  { path: "/clients", section: "clients", needs: "admin", load: () => import("./views/clients.js") },
+  { path: "/nodes", section: "nodes", needs: "admin", load: () => import("./views/nodes.js") },
 ];
