@@ -199,6 +199,11 @@ class ClusterSettings(_Section):
     #: Shared by every node: proves a request comes from another node. Empty: requests are
     #: not forwarded (a ``{bridge}`` of another node answers 404). At least 32 bytes.
     secret: str = ""
+    #: Consumer groups hash onto this many group shards; each shard's groups are served by
+    #: the one node holding it. The same on every node of a cluster (a node whose value
+    #: differs from the shards' records refuses to start); changing it needs every node
+    #: stopped.
+    group_shards: int = 64
 
     def __repr__(self) -> str:
         # Never print the secret.
@@ -206,6 +211,7 @@ class ClusterSettings(_Section):
             f"ClusterSettings(node_id={self.node_id!r}, advertised_url={self.advertised_url!r}, "
             f"heartbeat_interval={self.heartbeat_interval!r}, "
             f"heartbeat_timeout={self.heartbeat_timeout!r}, "
+            f"group_shards={self.group_shards!r}, "
             f"secret={'***' if self.secret else ''!r})"
         )
 
@@ -214,6 +220,8 @@ class ClusterSettings(_Section):
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: The shortest node-to-node secret taken, as for ``auth.jwt.secret``.
 _MIN_CLUSTER_SECRET_BYTES = 32
+#: Group shards at most: a node holds a lease record per shard it serves.
+_MAX_GROUP_SHARDS = 4096
 
 
 class TopicSettings(_Section):
@@ -633,6 +641,8 @@ def _validate_cluster(settings: Settings) -> None:
         raise ConfigError(
             "cluster.heartbeat_timeout", "must be at least twice cluster.heartbeat_interval"
         )
+    if not 1 <= cluster.group_shards <= _MAX_GROUP_SHARDS:
+        raise ConfigError("cluster.group_shards", f"must be 1 to {_MAX_GROUP_SHARDS}")
     if cluster.secret and len(cluster.secret.encode()) < _MIN_CLUSTER_SECRET_BYTES:
         raise ConfigError(
             "cluster.secret", f"must be at least {_MIN_CLUSTER_SECRET_BYTES} bytes (or empty)"

@@ -44,6 +44,7 @@ it into a 500 with an incident id.
       - ShuttingDown
       - Overloaded
       - StorageUnavailable
+      - GroupElsewhere          the consumer group is served by another node
     + StorageError              500 the backend failed in a way that is not the client's doing
       - DataDirectoryError
 """
@@ -59,6 +60,7 @@ __all__ = [
     "Conflict",
     "DataDirectoryError",
     "Forbidden",
+    "GroupElsewhere",
     "HeadersTooLarge",
     "IncompatibleSchema",
     "InvalidMessageId",
@@ -354,6 +356,14 @@ class Overloaded(Unavailable):
 
 class StorageUnavailable(Unavailable):
     code = "storage_unavailable"
+
+
+class GroupElsewhere(Unavailable):
+    """This node does not serve the consumer group: another node holds its shard, or this
+    node lost it. Normally a request is sent on to the group's node before it gets here;
+    this answers the rare one that raced a move."""
+
+    code = "group_elsewhere"
 
 
 class StorageError(ServerError):

@@ -1,7 +1,9 @@
 """Three gateway nodes on one Kafka cluster behind a round-robin client: consumer
 instances created on one node are polled, confirmed and deleted through the others
 (forwarded), a killed node's instances answer 404 once its heartbeats time out, and the
-node-to-node header is refused to a client without the cluster's secret."""
+node-to-node header is refused to a client without the cluster's secret. Consumer groups:
+instances of one group created through two nodes share its partitions, and a killed
+node's group is taken by another node with exactly its unconfirmed events."""
 
 from __future__ import annotations
 
@@ -292,3 +294,108 @@ async def test_a_killed_node_s_instances_answer_404_after_the_heartbeat_timeout(
 async def _absent(client: httpx.AsyncClient, node_id: str) -> bool:
     listed = await client.get("/admin/v1/nodes", headers=ADMIN)
     return node_id not in {node["node_id"] for node in listed.json()}
+
+
+async def _poll_all(
+    client: httpx.AsyncClient, instance: str, key: dict[str, str], timeout: str = "1"
+) -> list[dict[str, Any]]:
+    poll = await client.get(f"{instance}/events", params={"timeout": timeout}, headers=key)
+    assert poll.status_code in {200, 204}, poll.text
+    return list(poll.json()) if poll.status_code == 200 else []
+
+
+async def test_instances_of_one_group_created_through_two_nodes_share_its_partitions(
+    nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
+) -> None:
+    for client in http.values():
+        await _eventually(
+            lambda client=client: _set_is(_live(client), set(NODES)), "every node sees all three"
+        )
+    key = await _consumer_key(http)
+    produced = [f"order-{n}" for n in range(48)]
+    balancer = RoundRobin(list(http.values()))
+    for start in range(0, len(produced), 4):
+        await _produce(balancer.next(), key, *produced[start : start + 4])
+
+    # Created through A and through B: one group, so one node serves both instances, and
+    # the instance URL handed out by B is on B's address (the client's way in).
+    created = {}
+    for node_id in ("node-a", "node-b"):
+        response = await http[node_id].post(
+            "/ce/consumers", params={"group": "shared"}, headers=key
+        )
+        assert response.status_code == 201, response.text
+        location = urlsplit(response.headers["location"])
+        assert location.netloc == urlsplit(nodes[node_id].url).netloc
+        created[node_id] = location.path
+    bridges = {path.split("/")[1] for path in created.values()}
+    assert len(bridges) == 1, created
+
+    # Each event goes to exactly one of them: they share the topic's partitions.
+    received: dict[str, list[str]] = {node_id: [] for node_id in created}
+    deadline = time.monotonic() + 60
+    while sum(map(len, received.values())) < len(produced) and time.monotonic() < deadline:
+        for node_id, instance in created.items():
+            batch = await _poll_all(balancer.next(), instance, key)
+            received[node_id] += [event["id"] for event in batch]
+            if batch:
+                confirm = await balancer.next().post(
+                    f"{instance}/confirm", params={"offset": str(batch[-1]["offset"])}, headers=key
+                )
+                assert confirm.status_code == 204, confirm.text
+    everything = received["node-a"] + received["node-b"]
+    assert sorted(everything) == sorted(produced)  # each once: none twice, none lost
+    assert received["node-a"], received
+    assert received["node-b"], received
+
+
+async def test_a_killed_node_s_unconfirmed_events_go_to_an_instance_made_through_another(
+    nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
+) -> None:
+    for client in http.values():
+        await _eventually(
+            lambda client=client: _set_is(_live(client), set(NODES)), "every node sees all three"
+        )
+    key = await _consumer_key(http)
+    produced = [f"order-{n}" for n in range(24)]
+    await _produce(http["node-a"], key, *produced[:12])
+    await _produce(http["node-b"], key, *produced[12:])
+
+    # C serves the group (it got the group's first instance), read through A and B.
+    instance = await _create(http["node-c"], key, "recovery")
+    assert instance.startswith("/node-c/")
+    delivered: list[dict[str, Any]] = []
+    readers = RoundRobin([http["node-a"], http["node-b"]])
+    deadline = time.monotonic() + 30
+    while len(delivered) < len(produced) and time.monotonic() < deadline:
+        delivered += await _poll_all(readers.next(), instance, key)
+    assert sorted(event["id"] for event in delivered) == sorted(produced)
+    # Half confirmed (a prefix of the delivery sequence), half read but not confirmed.
+    confirm = await http["node-a"].post(
+        f"{instance}/confirm", params={"offset": str(delivered[11]["offset"])}, headers=key
+    )
+    assert confirm.status_code == 204, confirm.text
+    confirmed = {event["id"] for event in delivered[:12]}
+    unconfirmed = {event["id"] for event in delivered[12:]}
+
+    nodes["node-c"].kill()
+    await _eventually(
+        lambda: _set_is(_live(http["node-b"]), {"node-a", "node-b"}),
+        "B sees C gone",
+        HEARTBEAT_TIMEOUT + 10,
+    )
+
+    # The next instance of the group, created through B, takes the group from its
+    # committed positions: exactly the unconfirmed events again, never a confirmed one.
+    again = await _create(http["node-b"], key, "recovery")
+    assert again.startswith("/node-b/"), again
+    redelivered: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(redelivered) < len(unconfirmed) and time.monotonic() < deadline:
+        redelivered += [event["id"] for event in await _poll_all(readers.next(), again, key)]
+    assert sorted(redelivered) == sorted(unconfirmed)
+    assert not confirmed & set(redelivered)
+    assert await _poll_all(http["node-a"], again, key, timeout="1.5") == []
+    # The killed node's instance is gone for good.
+    gone = await http["node-a"].get(f"{instance}/events", params={"timeout": "0"}, headers=key)
+    assert gone.status_code == 404, gone.text

@@ -21,6 +21,7 @@ from sluicegate.core.consumers.count_store import DeliveryCountStore
 from sluicegate.core.consumers.lag import GroupLag
 from sluicegate.core.consumers.registry import ConsumerInstances
 from sluicegate.core.consumers.stream import Streams
+from sluicegate.core.group_shards import GroupShards
 from sluicegate.core.limits.policy import Limits
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.membership import Membership
@@ -86,6 +87,9 @@ class Gateway:
             shared=settings.storage.backend == "kafka",
             counts=self._instance_counts,
         )
+        #: Which node serves each consumer group (``group_shards.owner(group)``).
+        self.group_shards = GroupShards(log, self.cluster, settings.cluster)
+        self.consumers.placement = self.group_shards
 
     def _instance_counts(self) -> tuple[int, int]:
         """This node's consumer instances and streams, for its heartbeats."""
@@ -112,6 +116,7 @@ class Gateway:
         await self.type_registry.load()
         await self.event_ids.load()
         await self.cluster.start()
+        await self.group_shards.load()
         await self.delivery_counts.load()
 
     async def run(self) -> None:
@@ -122,6 +127,10 @@ class Gateway:
             tg.create_task(self.type_registry.follow(), name="type_registry.follow")
             tg.create_task(self.consumers.run(), name="consumers.reaper")
             tg.create_task(self.cluster.run(), name="cluster.membership")
+            tg.create_task(self.group_shards.run(), name="cluster.group_shards")
+            tg.create_task(
+                self.consumers.close_lost(self.group_shards.lost()), name="consumers.lost_shards"
+            )
             tg.create_task(self.delivery_counts.follow(), name="delivery_counts.follow")
             tg.create_task(
                 follow_types(self.type_registry, self.consumers), name="consumers.follow_types"

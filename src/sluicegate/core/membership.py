@@ -108,6 +108,8 @@ class Membership:
         self._announced = False
         #: The heartbeat (URL, time seen) a start waited on, holding this node's id.
         self._waited_for: tuple[str, float] | None = None
+        #: This node's monotonic time when it sent its last heartbeat that was written.
+        self._beat_written: float | None = None
 
     def advertise(self, url: str) -> None:
         """Set the advertised URL, unless the settings gave one."""
@@ -132,6 +134,25 @@ class Membership:
         if self._monotonic() - written >= self._timeout:
             return None
         return heartbeat.url
+
+    def live(self, node_id: str) -> bool:
+        """Whether ``node_id`` is this node or another node whose heartbeat is fresh."""
+        if node_id == self.node_id:
+            return True
+        seen = self._seen.get(node_id)
+        return seen is not None and self._monotonic() - seen[1] < self._timeout
+
+    def seen_as_live(self, margin: float = 0.0) -> bool:
+        """Whether the other nodes still see this one as live, ``margin`` seconds from now.
+
+        They judge by this node's last heartbeat that was written: once it is older than
+        the timeout they may take what this node holds (its group shards), so this node
+        must stop acting on it first. Always true without a shared log.
+        """
+        if not self.shared or not self._announced:
+            return True
+        written = self._beat_written
+        return written is not None and self._monotonic() + margin - written < self._timeout
 
     def nodes(self) -> list[Node]:
         """Every node known, this one first, then by id; gone ones with ``live`` false."""
@@ -240,6 +261,8 @@ class Membership:
     async def beat(self) -> None:
         """Write one heartbeat."""
         instances, streams = self._counts()
+        # Read before the write: the others count the heartbeat's age from its send time.
+        sending = self._monotonic()
         await self._records.put(
             self.node_id,
             Heartbeat(
@@ -250,6 +273,7 @@ class Membership:
                 streams=streams,
             ),
         )
+        self._beat_written = sending
 
     async def run(self) -> None:
         """Heartbeats and the other nodes' records until cancelled."""

@@ -20,6 +20,12 @@ A ``{bridge}`` that names no live node is not forwarded: the endpoint answers 40
 this bridge", as it always did. A live node that cannot be reached answers 503 with
 ``Retry-After``: its heartbeats say it is there, so trying again may work.
 
+Consumer groups are placed the same way (``Forwarder.place``): ``POST /ce/consumers`` for a
+group whose shard another live node holds (``core/group_shards.py``) is sent to that node,
+whose answer names its own bridge in the instance URL, so the instance's later requests
+are forwarded as above. A group whose shard no live node holds is claimed by the node the
+request reached.
+
 The request body is sent on as it arrives; the answer is read whole and then answered,
 since the app sends every response in one message. What is read is bounded: a consumer
 route answers one batch at most (``cloudevents.batch_bytes`` of data).
@@ -35,6 +41,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from sluicegate.config import Settings
+from sluicegate.core.group_shards import GroupShards
 from sluicegate.core.membership import Membership
 from sluicegate.errors import Unauthenticated, Unavailable, UnknownConsumerInstance
 from sluicegate.http.request import ClientDisconnected, Request
@@ -160,6 +167,34 @@ class Forwarder:
 
         return forwarding
 
+    def place(
+        self,
+        endpoint: Endpoint,
+        shards: GroupShards,
+        group_of: Callable[[Request], str],
+        relocate: Callable[[Request, bytes], bytes],
+    ) -> Endpoint:
+        """``endpoint`` for the creation of a group's consumer instance, sent on to the
+        node serving the group (``shards.acquire``: claimed here when no live node holds
+        its shard). ``group_of`` names the request's storage group (and raises for a bad
+        request, rendered as any error of the route); ``relocate`` rewrites the owner's
+        ``Location`` for this request (the owner saw the request come from this node, not
+        the client's host), so the client keeps reaching the cluster the way it came.
+        """
+
+        async def placing(request: Request) -> Response:
+            if self.received(request) or not self.enabled:
+                return await endpoint(request)
+            holder = await shards.acquire(group_of(request))
+            if holder != self._node_id:
+                url = self._membership.live_url(holder)
+                if url is not None:
+                    response = await self.forward(request, holder, url)
+                    return _relocated(request, response, relocate)
+            return await endpoint(request)
+
+        return placing
+
     # -- the sending side -------------------------------------------------------------
 
     async def forward(self, request: Request, node_id: str, base_url: str) -> Response:
@@ -235,6 +270,18 @@ class Forwarder:
             if name.lower() not in _ANSWER_SKIPPED
         ]
         return Response(upstream.content, upstream.status_code, content_type=None, headers=headers)
+
+
+def _relocated(
+    request: Request, response: Response, relocate: Callable[[Request, bytes], bytes]
+) -> Response:
+    if not 200 <= response.status < 300:
+        return response
+    headers = [
+        (name, relocate(request, value) if name == b"location" else value)
+        for name, value in response.headers
+    ]
+    return Response(response.body, response.status, content_type=None, headers=headers)
 
 
 async def _body(request: Request, done: asyncio.Event) -> AsyncIterator[bytes]:

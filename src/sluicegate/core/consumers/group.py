@@ -21,7 +21,7 @@ group whose consumers are all gone is still seen.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
 from sluicegate.core.consumers.count_store import DeliveryCountStore
@@ -45,6 +45,7 @@ class LocalGroup:
         "counts",
         "dead_letters",
         "deliveries",
+        "fence",
         "instances",
         "max_deliveries",
         "name",
@@ -69,6 +70,9 @@ class LocalGroup:
         #: from this group's own commits): reads never start below it.
         self.committed: dict[TopicPartition, int] = {}
         self._committing: asyncio.Lock | None = None
+        #: Raises unless this node still serves the group (``GroupShards.check_held``):
+        #: called before every write of the group's position or counts. ``None``: one node.
+        self.fence: Callable[[str], None] | None = None
         self.reload_counts()
 
     def reload_counts(self) -> None:
@@ -80,6 +84,8 @@ class LocalGroup:
     async def save_counts(self, partitions: Collection[TopicPartition]) -> None:
         """Durably store the counts of ``partitions`` (a no-op without a store)."""
         if self.count_store is not None and partitions:
+            if self.fence is not None:
+                self.fence(self.name)
             counts = self.counts
             await self.count_store.save(self.name, {tp: counts.snapshot(tp) for tp in partitions})
 
@@ -103,6 +109,10 @@ class LocalGroup:
             ahead = {tp: p for tp, p in offsets.items() if p > committed.get(tp, -1)}
             if not ahead:
                 return
+            if self.fence is not None:
+                # Not atomic with the commit: see "Group shards" in the design notes for
+                # what a node cut off in the middle of a commit can still do.
+                self.fence(self.name)
             await log.commit_offsets(self.name, ahead)
             counts, store = self.counts, self.count_store
             done: list[TopicPartition] = []

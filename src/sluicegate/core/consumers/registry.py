@@ -12,6 +12,13 @@ its id answers 404 from then on.
 Caps: instances per client and overall (``max_instances_per_client``, ``max_instances``)
 bound the memory a client that never deletes can hold until its instances expire.
 
+Placement: on a log shared by several nodes every instance of a group must be on one
+node (its members and commits are this process's), the node holding the group's shard
+(``core/group_shards.py``). ``create`` claims the shard when no live node holds it and
+refuses a group another node serves (``GroupElsewhere``; the HTTP layer normally sends
+the request there first). A shard this node loses closes its groups' instances
+(``close_lost``), and every commit is fenced by the lease (``LocalGroup.fence``).
+
 Groups: a group whose last instance here is gone stays known, idle (its committed
 positions, delivery counts and figures), up to ``MAX_IDLE_GROUPS``, the longest idle
 forgotten first: its lag is what an operator alerts on when its consumers are all gone,
@@ -26,7 +33,8 @@ import heapq
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Protocol
 
 import msgspec
 
@@ -36,16 +44,35 @@ from sluicegate.core.consumers.group import LocalGroup
 from sluicegate.core.consumers.instance import ConsumerInstance
 from sluicegate.core.consumers.subscription import Subscription
 from sluicegate.core.longpoll import LongPolls
-from sluicegate.errors import BadRequest, Conflict, Overloaded, RateLimited, UnknownConsumerInstance
+from sluicegate.errors import (
+    BadRequest,
+    Conflict,
+    GroupElsewhere,
+    Overloaded,
+    RateLimited,
+    UnknownConsumerInstance,
+)
 from sluicegate.storage.base import Log
 
-__all__ = ["ConsumerInstances", "ConsumerSettings"]
+__all__ = ["ConsumerInstances", "ConsumerSettings", "GroupPlacement"]
 
 #: Bytes of randomness in an instance id (22 URL-safe characters).
 _ID_BYTES = 16
 #: Groups kept after their last instance here is gone (a few kB each: a position and a
 #: delivered end per partition read).
 MAX_IDLE_GROUPS = 1_000
+
+
+class GroupPlacement(Protocol):
+    """Which node serves a group (``core.group_shards.GroupShards``)."""
+
+    node_id: str
+
+    def shard(self, group: str) -> int: ...
+
+    async def acquire(self, group: str) -> str: ...
+
+    def check_held(self, group: str) -> None: ...
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +119,8 @@ class ConsumerInstances:
         #: ``max_deliveries`` is refused).
         self.dead_letters = dead_letters
         self.count_store = count_store
+        #: Which node serves each group (``None``: this one, every group).
+        self.placement: GroupPlacement | None = None
         self._instances: dict[str, ConsumerInstance] = {}
         self._groups: dict[str, LocalGroup] = {}
         self._idle: OrderedDict[str, LocalGroup] = OrderedDict()
@@ -134,6 +163,7 @@ class ConsumerInstances:
                 "max_deliveries needs a dead stream, and these consumers have none",
                 field="max_deliveries",
             )
+        await self._place(group)
         local = self._groups.get(group)
         if local is not None and local.instances and local.max_deliveries != max_deliveries:
             raise Conflict(
@@ -146,6 +176,8 @@ class ConsumerInstances:
             local = self._idle.pop(group, None)
             if local is None:
                 local = LocalGroup(group, self.count_store)
+                if self.placement is not None:
+                    local.fence = self.placement.check_held
             else:
                 local.reload_counts()  # another node may have had the group meanwhile
             self._groups[group] = local
@@ -169,6 +201,36 @@ class ConsumerInstances:
             self._deadlines, (instance.last_used + self.settings.idle_timeout, instance.id)
         )
         return instance
+
+    async def _place(self, group: str) -> None:
+        """Return once this node serves ``group`` (claiming its shard if it was free);
+        ``GroupElsewhere`` when another live node does."""
+        placement = self.placement
+        if placement is None:
+            return
+        holder = await placement.acquire(group)
+        if holder != placement.node_id:
+            raise GroupElsewhere(
+                f"this consumer group is served by node {holder!r}, not this one "
+                f"({placement.node_id!r}): send the request to that node",
+                retry_after=1.0,
+                node=holder,
+            )
+        placement.check_held(group)
+
+    async def close_lost(self, shards: AsyncIterator[int]) -> None:
+        """Close the instances of the groups of each shard this node loses, and forget
+        those groups (another node serves them now, from their committed positions)."""
+        async for shard in shards:
+            placement = self.placement
+            if placement is None:
+                continue
+            for local in list(self.groups()):
+                if placement.shard(local.name) != shard:
+                    continue
+                for instance in list(local.instances.values()):
+                    await self.discard(instance)
+                self._idle.pop(local.name, None)
 
     def get(self, owner: str, group: str, instance_id: str) -> ConsumerInstance:
         """The live instance ``instance_id`` of ``owner`` in ``group``, touched.

@@ -22,7 +22,7 @@ expired, another client's, or on another bridge.
 from __future__ import annotations
 
 import math
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -129,6 +129,17 @@ class Consumers:
         self._producer = gateway.event_producer
 
     # -- the instance ----------------------------------------------------------------
+
+    def group_of(self, request: Request) -> str:
+        """The storage group a ``POST /ce/consumers`` asks for (where it is served)."""
+        principal = consumer_of(request)
+        group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
+        return storage_group(principal.name, group)
+
+    def relocate(self, request: Request, location: bytes) -> bytes:
+        """An instance URL made by another node, on this request's base URL."""
+        path = urlsplit(location.decode("latin-1")).path
+        return (self._base_url.of(request) + path).encode("latin-1")
 
     async def create(self, request: Request) -> Response:
         """A new instance in the client's group; 201 with its absolute URL."""
@@ -247,12 +258,18 @@ class Consumers:
 
 def routes(gateway: Gateway, forwarder: Forwarder | None = None) -> list[Route]:
     """The consumer API's routes; with ``forwarder``, an instance route sends a request
-    for another node's instance on to that node (``cluster.forwarding``)."""
+    for another node's instance on to that node, and a creation goes to the node serving
+    its group (``http.forwarding``)."""
     api = Consumers(gateway)
     wrap = forwarder.wrap if forwarder is not None else (lambda endpoint: endpoint)
+    create = (
+        forwarder.place(api.create, gateway.group_shards, api.group_of, api.relocate)
+        if forwarder is not None
+        else api.create
+    )
     get, post = frozenset({"GET"}), frozenset({"POST"})
     table = [
-        ("/ce/consumers", api.create, post),
+        ("/ce/consumers", create, post),
         (INSTANCE_PATH, api.delete, frozenset({"DELETE"})),
         (f"{INSTANCE_PATH}/raw", api.raw, get),
         (f"{INSTANCE_PATH}/event", api.event, get),
