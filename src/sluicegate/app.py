@@ -20,6 +20,7 @@ from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
 from sluicegate.http.websocket import refuse_handshake
@@ -306,6 +307,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     from sluicegate.dialects.topics_v1.public import routes as topics_v1_public
 
     forwarder = Forwarder(gateway.cluster, gateway.settings)
+    streams = StreamForwarder(forwarder, gateway.group_shards)
     routes: list[Route] = [
         *records_v2(gateway),
         *topics_v1_public(gateway),
@@ -314,7 +316,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
         *cloudevents_consumers(gateway, forwarder),
-        *cloudevents_sse(gateway),
+        *cloudevents_sse(gateway, streams),
         *cluster_admin(gateway.cluster),
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
@@ -324,7 +326,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *guarded(schema_registry(gateway.schemas, prefix="/registry")),
         *openapi.routes(),
     ]
-    app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
+    app = GatewayApp(gateway, routes, cloudevents_websocket(gateway, streams), metrics=metrics)
     app.forwarder = forwarder
     app.metrics.watch_forwarding(forwarder.series)
     return app
