@@ -151,7 +151,10 @@ class StreamForwarder:
         self, endpoint: WebSocketEndpoint, group_of: Callable[[Request], str]
     ) -> WebSocketEndpoint:
         """``endpoint``, proxied to the group's node when another live node serves it.
-        ``group_of`` names the request's storage group (raising for a bad request)."""
+        ``group_of`` names the request's storage group (raising for a bad request).
+        ``endpoint`` itself where nothing is ever forwarded (one node, no secret)."""
+        if not self._forwarder.enabled:
+            return endpoint
 
         async def forwarding(request: Request, send: Send) -> None:
             url = await self._owner_url(request, group_of)
@@ -208,7 +211,9 @@ class StreamForwarder:
 
     def sse(self, endpoint: Endpoint, group_of: Callable[[Request], str]) -> Endpoint:
         """``endpoint`` (``GET /ce/sse``), proxied to the group's node when another live
-        node serves it."""
+        node serves it; ``endpoint`` itself where nothing is ever forwarded."""
+        if not self._forwarder.enabled:
+            return endpoint
 
         async def forwarding(request: Request) -> Response:
             url = await self._owner_url(request, group_of)
