@@ -38,6 +38,7 @@ MODULES = {
     "cloudevents-sse": "bench.cloudevents_sse",
     "cluster": "bench.cluster_forwarding",
     "delivery-counting": "bench.delivery_counting",
+    "group-shards": "bench.group_shards",
 }
 #: Names for several groups at once.
 ALIASES = {

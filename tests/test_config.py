@@ -66,6 +66,8 @@ def test_environment_values_are_toml_or_strings() -> None:
         ({"SLUICEGATE_CLUSTER__HEARTBEAT_INTERVAL": "0"}, "cluster.heartbeat_interval"),
         ({"SLUICEGATE_CLUSTER__HEARTBEAT_TIMEOUT": "3"}, "cluster.heartbeat_timeout"),
         ({"SLUICEGATE_CLUSTER__SECRET": "short"}, "cluster.secret"),
+        ({"SLUICEGATE_CLUSTER__GROUP_SHARDS": "0"}, "cluster.group_shards"),
+        ({"SLUICEGATE_CLUSTER__GROUP_SHARDS": "4097"}, "cluster.group_shards"),
         ({"SLUICEGATE_CLUSTER__SECRET": "x" * 31 + "\n"}, "cluster.secret"),
     ],
 )
@@ -90,9 +92,11 @@ def test_cluster_node_id_is_the_bridge() -> None:
             "SLUICEGATE_CLUSTER__HEARTBEAT_INTERVAL": "1",
             "SLUICEGATE_CLUSTER__HEARTBEAT_TIMEOUT": "2",
             "SLUICEGATE_CLUSTER__SECRET": "s" * 32,
+            "SLUICEGATE_CLUSTER__GROUP_SHARDS": "16",
         }
     ).cluster
     assert (cluster.advertised_url, cluster.heartbeat_timeout) == ("http://10.0.0.5:8080", 2)
+    assert (cluster.group_shards, default.cluster.group_shards) == (16, 64)
     assert "s" * 32 not in repr(cluster)
 
 

@@ -1,21 +1,26 @@
 """The forwarder's decisions in-process: the node-to-node header, what is forwarded and
-what is left to the endpoint, the metrics' bound. The wire itself is tested with real
-processes in ``tests/e2e/test_cluster_server.py``."""
+what is left to the endpoint, the metrics' bound, a consumer created on the node serving
+its group. The wire itself is tested with real processes in
+``tests/e2e/test_cluster_server.py``."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from sluicegate.config import Settings
+from sluicegate.core.group_shards import GroupShards, ShardClaim
 from sluicegate.core.membership import Heartbeat, Membership
+from sluicegate.core.state_topic import StateTopic
 from sluicegate.errors import Unauthenticated, Unavailable
 from sluicegate.http.forwarding import MAX_NODE_SERIES, SECRET_HEADER, Forwarder
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
+from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 from tests.conftest import make_settings
 
@@ -162,3 +167,47 @@ async def test_a_client_that_leaves_ends_the_forwarded_poll(tmp_path: Path) -> N
         await poll
     await asyncio.wait_for(cancelled.wait(), 5)
     assert forwarder.series["there"].statuses == {499: 1}
+
+
+async def test_a_consumer_is_created_on_the_node_serving_its_group(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def owner(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        location = "http://there:1/there/ce/consumers/g/instances/i1"
+        return httpx.Response(201, headers={"location": location})
+
+    settings = _settings(tmp_path)
+    async with running(SqliteLog(tmp_path / "log")) as log:
+        membership = Membership(log, settings.cluster, shared=True)
+        membership._heard("there", Heartbeat(url="http://there:1", started_at=0, sent_at=9e12))
+        forwarder = Forwarder(membership, settings, transport=httpx.MockTransport(owner))
+        shards = GroupShards(log, membership, settings.cluster)
+        served_there = "ce/shop/g"
+        shard = shards.shard(served_there)
+        claims = StateTopic(log, "group_shards", ShardClaim)
+        await claims.load()
+        await claims.put(f"{shard}/1/there", ShardClaim(shard, 1, "there", shards.count, 0.0))
+        await shards.load()
+        free = next(f"ce/shop/h{n}" for n in range(100) if shards.shard(f"ce/shop/h{n}") != shard)
+
+        def rebase(request: Request, location: bytes) -> bytes:
+            return b"http://lb:80" + urlsplit(location).path
+
+        asked: list[str] = []
+        endpoint = forwarder.place(_local, shards, lambda request: asked[-1], rebase)
+        auth = (b"authorization", b"Bearer sg_key")
+        asked.append(served_there)
+        answer = await endpoint(_request("-", [auth]))
+        assert answer.status == 201
+        assert (
+            dict(answer.headers)[b"location"] == b"http://lb:80/there/ce/consumers/g/instances/i1"
+        )
+        (sent,) = seen
+        assert sent.headers[SECRET_HEADER] == SECRET
+        # A group whose shard nobody holds is claimed by the node asked, and served there.
+        asked.append(free)
+        assert (await endpoint(_request("-", [auth]))).body == b"local"
+        assert shards.owner(free) == "here"
+        assert len(seen) == 1
+        await forwarder.aclose()

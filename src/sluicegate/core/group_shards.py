@@ -164,6 +164,10 @@ class GroupShards:
             return holder
         lock = self._claiming.setdefault(shard, asyncio.Lock())
         async with lock:
+            # The holder is judged on its latest heartbeat, not on what the follower has
+            # read so far: a holder still beating keeps its shard. And it fences itself a
+            # margin before that heartbeat times out (``check_held``).
+            await self._membership.catch_up()
             await self._claims.catch_up()
             holder = self._live_holder(shard)
             if holder is not None:

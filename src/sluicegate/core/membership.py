@@ -108,6 +108,8 @@ class Membership:
         self._announced = False
         #: The heartbeat (URL, time seen) a start waited on, holding this node's id.
         self._waited_for: tuple[str, float] | None = None
+        #: Whether the heartbeats topic was read (``start`` of a node that announces itself).
+        self._loaded = False
         #: This node's monotonic time when it sent its last heartbeat that was written.
         self._beat_written: float | None = None
 
@@ -134,6 +136,12 @@ class Membership:
         if self._monotonic() - written >= self._timeout:
             return None
         return heartbeat.url
+
+    async def catch_up(self) -> None:
+        """Read every heartbeat written so far (``run`` follows them anyway); nothing
+        before ``start`` read the topic, or when it never will (nothing to announce)."""
+        if self._loaded:
+            await self._records.catch_up()
 
     def live(self, node_id: str) -> bool:
         """Whether ``node_id`` is this node or another node whose heartbeat is fresh."""
@@ -210,6 +218,7 @@ class Membership:
                 )
             )
         await self._records.load()
+        self._loaded = True
         await self._until_id_is_free()
         await self.beat()
         self._announced = True

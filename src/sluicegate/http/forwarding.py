@@ -193,7 +193,9 @@ class Forwarder:
             if self.received(request) or not self.enabled:
                 return await endpoint(request)
             holder = await shards.acquire(group_of(request))
-            if holder != self._node_id:
+            # A client known by its TLS certificate alone cannot be forwarded: the
+            # consumer core answers it (503 naming the node that serves the group).
+            if holder != self._node_id and _forwardable(request):
                 url = self._membership.live_url(holder)
                 if url is not None:
                     response = await self.forward(request, holder, url)
@@ -206,7 +208,7 @@ class Forwarder:
 
     async def forward(self, request: Request, node_id: str, base_url: str) -> Response:
         """``request`` as answered by the node ``node_id`` at ``base_url``."""
-        if b"authorization" not in request.raw_headers and peer_certificate(request.scope):
+        if not _forwardable(request):
             raise UnknownConsumerInstance(
                 f"consumer instance not found on this node: it is on node {node_id!r}, and "
                 "requests authenticated by a client certificate are not forwarded between "
@@ -277,6 +279,12 @@ class Forwarder:
             if name.lower() not in _ANSWER_SKIPPED
         ]
         return Response(upstream.content, upstream.status_code, content_type=None, headers=headers)
+
+
+def _forwardable(request: Request) -> bool:
+    """Whether the request's credentials can travel to another node (a TLS client
+    certificate belongs to the connection it came on)."""
+    return b"authorization" in request.raw_headers or not peer_certificate(request.scope)
 
 
 def _relocated(

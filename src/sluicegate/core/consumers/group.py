@@ -110,8 +110,8 @@ class LocalGroup:
             if not ahead:
                 return
             if self.fence is not None:
-                # Not atomic with the commit: see "Group shards" in the design notes for
-                # what a node cut off in the middle of a commit can still do.
+                # Not atomic with the commit: see "Consumer groups across nodes" in the
+                # design notes for what a node cut off in mid-commit can still do.
                 self.fence(self.name)
             await log.commit_offsets(self.name, ahead)
             counts, store = self.counts, self.count_store

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -50,11 +51,14 @@ from sluicegate.errors import (
     GroupElsewhere,
     Overloaded,
     RateLimited,
+    SluicegateError,
     UnknownConsumerInstance,
 )
 from sluicegate.storage.base import Log
 
 __all__ = ["ConsumerInstances", "ConsumerSettings", "GroupPlacement"]
+
+logger = logging.getLogger("sluicegate.consumers")
 
 #: Bytes of randomness in an instance id (22 URL-safe characters).
 _ID_BYTES = 16
@@ -229,7 +233,12 @@ class ConsumerInstances:
                 if placement.shard(local.name) != shard:
                     continue
                 for instance in list(local.instances.values()):
-                    await self.discard(instance)
+                    try:
+                        await self.discard(instance)
+                    except SluicegateError:
+                        # Closed and forgotten before the failing step (leaving its
+                        # group): it answers 404 all the same, and the task goes on.
+                        logger.exception("closing %r of a lost group shard failed", instance)
                 self._idle.pop(local.name, None)
 
     def get(self, owner: str, group: str, instance_id: str) -> ConsumerInstance:
