@@ -20,6 +20,7 @@ from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.responses import Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
 from sluicegate.http.websocket import refuse_handshake
@@ -316,6 +317,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
     forwarder = Forwarder(gateway.cluster, gateway.settings)
     metrics = metrics or Metrics()
     history = MetricsHistory(metrics)
+    streams = StreamForwarder(forwarder, gateway.group_shards)
     routes: list[Route] = [
         *records_v2(gateway),
         *topics_v1_public(gateway),
@@ -325,7 +327,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *cloudevents_produce(gateway),
         *cloudevents_tools(gateway),
         *cloudevents_consumers(gateway, forwarder),
-        *cloudevents_sse(gateway),
+        *cloudevents_sse(gateway, streams),
         *cluster_admin(gateway.cluster),
         *client_admin(gateway.clients),
         *event_schema_admin(gateway.event_schemas),
@@ -338,7 +340,7 @@ def build_app(gateway: Gateway, *, metrics: Metrics | None = None) -> GatewayApp
         *openapi.routes(),
         *console(),
     ]
-    app = GatewayApp(gateway, routes, cloudevents_websocket(gateway), metrics=metrics)
+    app = GatewayApp(gateway, routes, cloudevents_websocket(gateway, streams), metrics=metrics)
     app.forwarder = forwarder
     app.history = history
     app.metrics.watch_forwarding(forwarder.series)

@@ -9,12 +9,25 @@ cluster shared by several gateway nodes, and a backup of the log is a backup of 
 Writes go through the log and are applied only when read back (``put`` appends, then
 catches up to the high watermark), so every node applies the same changes in the same
 order and a writer reads its own write.
+
+Some writes must be decided once when two nodes make them at the same moment: a schema
+id, a subject's next version, the first admin client. ``claim`` decides them by the
+log's order, which every node reads alike. A claim is a record under a key of its own
+(the logical key behind a random token), so two claims never overwrite each other, not
+even under compaction; applying them, every node lets the first claim of a key that is
+not set win and ignores the others. The winner then writes the value under the plain
+key — the lasting record, which later changes and tombstones replace as any other — and
+each claimant tombstones its claim, so that compaction removes claims once decided. A
+node that dies between its winning claim and the plain record leaves the claim, which
+still holds on every replay, and one that dies before tombstoning a lost claim leaves it
+behind the plain record; ``delete`` of the key removes such claims too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
@@ -31,6 +44,8 @@ T = TypeVar("T")
 
 _READ_BATCH = 1000
 _READ_BYTES = 4 * 1024 * 1024
+#: Keys of claim records start with this; ``put`` keys never do (no caller writes NUL).
+_CLAIM = "\x00claim\x00"
 
 
 class StateTopic(Generic[T]):
@@ -53,6 +68,11 @@ class StateTopic(Generic[T]):
         self._position = 0
         self._catch_up_lock = asyncio.Lock()
         self._on_change = on_change
+        #: Logical key -> the claim record's key that set it, until that claim's tombstone.
+        self._claims: dict[str, str] = {}
+        #: Logical key -> its claim records not tombstoned yet, won or lost: left by nodes
+        #: that died before tombstoning them, and removed by ``delete``.
+        self._open_claims: dict[str, set[str]] = {}
 
     async def load(self) -> None:
         """Create the topic if needed and replay it into memory."""
@@ -98,6 +118,9 @@ class StateTopic(Generic[T]):
         if record.key is None:
             return
         key = record.key.decode()
+        if key.startswith(_CLAIM):
+            self._apply_claim(key, record.value)
+            return
         if record.value is None:
             self._items.pop(key, None)
             value: T | None = None
@@ -106,6 +129,48 @@ class StateTopic(Generic[T]):
             self._items[key] = value
         if self._on_change is not None:
             self._on_change(key, value)
+
+    def _apply_claim(self, claim_key: str, value: bytes | None) -> None:
+        logical = claim_key[len(_CLAIM) :].partition("\x00")[2]
+        if value is None:
+            if self._claims.get(logical) == claim_key:
+                del self._claims[logical]
+            open_claims = self._open_claims.get(logical)
+            if open_claims is not None:
+                open_claims.discard(claim_key)
+                if not open_claims:
+                    del self._open_claims[logical]
+            return
+        self._open_claims.setdefault(logical, set()).add(claim_key)
+        if logical in self._items:
+            return  # set already (by an earlier claim or a plain write): this claim lost
+        decoded = self._decoder.decode(value)
+        self._items[logical] = decoded
+        self._claims[logical] = claim_key
+        if self._on_change is not None:
+            self._on_change(logical, decoded)
+
+    async def claim(self, key: str, value: T) -> tuple[T, bool]:
+        """Set ``key`` to ``value`` unless it is set, decided once across nodes.
+
+        Returns the value that holds and whether it is this call's. Two nodes claiming one
+        key at the same moment both learn the same winner.
+        """
+        encoded = self._encoder.encode(value)
+        while True:
+            await self.catch_up()
+            held = self._items.get(key)
+            if held is not None:
+                return held, False
+            claim_key = f"{_CLAIM}{secrets.token_hex(8)}\x00{key}"
+            await self._write(claim_key, encoded)
+            won = self._claims.get(key) == claim_key
+            if won:
+                await self._write(key, encoded)
+            await self._write(claim_key, None)
+            if won:
+                return value, True
+            # Lost: the next turn reads the winner's value (or, deleted since, claims again).
 
     async def put(self, key: str, value: T) -> None:
         """Durably set ``key``; visible here when this returns."""
@@ -124,6 +189,10 @@ class StateTopic(Generic[T]):
 
     async def delete(self, key: str) -> None:
         """Durably remove ``key`` (a tombstone)."""
+        for claim_key in sorted(self._open_claims.get(key, ())):
+            # Left by a node that died before tombstoning it: once the tombstone below is
+            # compacted away, a replay would apply the claim again.
+            await self._write(claim_key, None)
         await self._write(key, None)
 
     async def _write(self, key: str, value: bytes | None) -> None:

@@ -100,6 +100,9 @@ class Forwarder:
         self._membership = membership
         self._node_id = membership.node_id
         self._secret = settings.cluster.secret.encode()
+        #: For ``http/stream_forwarding.py``, which proxies streams with the same secret.
+        self.membership = membership
+        self.secret = self._secret
         #: Forwarding needs other nodes (a shared log) and the secret that proves a hop.
         self.enabled = membership.shared and bool(self._secret)
         self._timeout = httpx.Timeout(
@@ -110,6 +113,10 @@ class Forwarder:
         self._clock = clock
         #: Target node id -> its forwarded requests' statuses and latencies.
         self.series: dict[str, RequestSeries] = {}
+
+    def http(self) -> httpx.AsyncClient:
+        """The connection pool to other nodes (shared with the stream proxy)."""
+        return self._http()
 
     def _http(self) -> httpx.AsyncClient:
         # Made on first use: a node that never forwards holds no connection pool.

@@ -256,3 +256,18 @@ async def test_no_bootstrap_when_clients_are_configured(log: Log) -> None:
     await store.load()
     assert await store.bootstrap_admin() is None
     assert [c.name for c in store.clients()] == ["ops"]
+
+
+async def test_nodes_started_together_on_an_empty_log_make_one_admin_key(log: Log) -> None:
+    stores = [ClientStore(log) for _ in range(3)]
+    for store in stores:
+        await store.load()
+    results = await asyncio.gather(*(store.bootstrap_admin() for store in stores))
+    made = [result for result in results if result is not None]
+    assert len(made) == 1
+    replayed = ClientStore(log)
+    await replayed.load()
+    assert [client.name for client in replayed.clients()] == ["admin"]
+    [key] = replayed.keys("admin")
+    assert made[0].key is not None
+    assert replayed.find_key(hash_key(made[0].key)) == key

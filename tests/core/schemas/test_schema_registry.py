@@ -417,3 +417,38 @@ async def test_full_name(registry: SchemaRegistry) -> None:
 
 async def test_schema_types(registry: SchemaRegistry) -> None:
     assert registry.schema_types() == ["AVRO", "JSON"]
+
+
+# -- several nodes at once -----------------------------------------------------------
+
+
+async def test_two_nodes_registering_one_new_schema_at_once_get_one_id(log: Log) -> None:
+    a, b = SchemaRegistry(log), SchemaRegistry(log)
+    await a.load()
+    await b.load()
+    for round_ in range(10):
+        schema = record(ID, name=f"Race{round_}")
+        first, second = await asyncio.gather(
+            a.register(f"race-{round_}", schema), b.register(f"race-{round_}", schema)
+        )
+        assert (first.id, first.version) == (second.id, second.version)
+        assert first.version == 1
+
+
+async def test_two_nodes_registering_different_schemas_at_once_get_two_ids(log: Log) -> None:
+    a, b = SchemaRegistry(log), SchemaRegistry(log)
+    await a.load()
+    await b.load()
+    for round_ in range(10):
+        await a.set_compatibility_level(CompatibilityLevel.NONE, f"mixed-{round_}")
+        first, second = await asyncio.gather(
+            a.register(f"mixed-{round_}", record(ID, name=f"A{round_}")),
+            b.register(f"mixed-{round_}", record(EMAIL, name=f"B{round_}")),
+        )
+        assert first.id != second.id
+        assert {first.version, second.version} == {1, 2}
+        replayed = SchemaRegistry(log)
+        await replayed.load()
+        for registered in (first, second):
+            assert replayed.schema(registered.id).schema == registered.schema
+            assert replayed.get_version(f"mixed-{round_}", registered.version) == registered

@@ -11,7 +11,9 @@ SHA-256 digest → active key, client name → ``Principal`` (patterns compiled 
 client version), certificate identity → client name.
 
 Mutations on one node are serialised by a lock; two nodes changing the same client at
-the same moment resolve as the log orders the writes (the last one wins).
+the same moment resolve as the log orders the writes (the last one wins). The first
+start's admin client is claimed (``StateTopic.claim``): of nodes started together on an
+empty cluster, one creates it and its key.
 """
 
 from __future__ import annotations
@@ -177,7 +179,20 @@ class ClientStore:
             )
         if self._configured or len(self._stored) or len(self._keys):
             return None
-        await self.create_client(ADMIN_CLIENT, Permissions.everything())
+        async with self._lock:
+            # Nodes started together on an empty cluster all get here: the log decides
+            # which one creates the admin client, and only that one makes its key.
+            _, won = await self._stored.claim(
+                ADMIN_CLIENT,
+                Client(
+                    name=ADMIN_CLIENT,
+                    permissions=Permissions.everything(),
+                    certificate_subjects=[],
+                    created_at=self._clock(),
+                ),
+            )
+        if not won:
+            return None
         created = await self.create_key(ADMIN_CLIENT, key=admin_key)
         return Bootstrap(client=ADMIN_CLIENT, key=None if admin_key else created.key)
 

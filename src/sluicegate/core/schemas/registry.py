@@ -11,10 +11,11 @@ Semantics are Confluent Schema Registry's, so its clients and serializers work u
   them and is allowed only after a soft delete.
 
 All state lives in one internal topic (see ``state.py``) and is replayed by ``load()``.
-Writes are serialized by one lock, which makes registration correct under concurrency
-within a process. Several nodes writing to one Kafka cluster at the same moment could
-still both pick the same next id: like Confluent, which elects one leader for writes,
-run registrations through a single node.
+Writes are serialized by one lock within a process. Across nodes on one Kafka cluster,
+a new id and a subject's next version are claimed (``StateTopic.claim``): two nodes that
+register at the same moment both learn from the log which claim came first, and the
+loser decides again against it — the same schema gets one id, and another schema the
+next id, without a leader node.
 
 The records v2 hot path (``get_or_register`` then ``encode_confluent``) touches only
 in-memory dicts once a schema text has been seen: no parsing, no I/O.
@@ -175,41 +176,68 @@ class SchemaRegistry:
             known = self._fast.get((subject, kind, schema)) if not refs else None
             if known is not None:
                 return known
-            await self._state.catch_up()
-            parsed = _parse(kind, schema, self._resolve_references(kind, refs))
-            identity: Identity = (kind, parsed.canonical, refs)
-            schema_id = self._ids.get(identity)
-            live = self._live_versions(subject)
-            for stored in live:
-                if stored.schema_id == schema_id:
-                    return self._remember(subject, schema, self._registered(stored))
-            level = self.compatibility_level(subject, default_to_global=True)
-            previous = [(v.version, self.parsed(v.schema_id)) for v in live]
-            messages = incompatibilities(level, parsed, previous)
-            if messages:
-                raise IncompatibleSchema(
-                    f"Schema being registered is incompatible with an earlier schema for "
-                    f'subject "{subject}": {"; ".join(messages)}',
-                    messages=messages,
-                )
-            if schema_id is None:
-                schema_id = self._next_id
-                text = parsed.canonical if normalize else schema
-                await self._state.put(
-                    schema_key(schema_id),
-                    StoredSchema(
-                        id=schema_id,
-                        schema_type=kind,
-                        schema=text,
-                        canonical=parsed.canonical,
-                        references=refs,
-                    ),
-                )
-                self._encoders[schema_id] = (wire.header(schema_id), parsed)
-            version = max(self._subjects.get(subject, {}), default=0) + 1
-            stored = StoredVersion(subject=subject, version=version, schema_id=schema_id)
-            await self._state.put(version_key(subject, version), stored)
-            return self._remember(subject, schema, self._registered(stored))
+            while True:
+                # Each turn decides against what the log holds now; a turn whose id or
+                # version another node claimed first decides again against the winner.
+                await self._state.catch_up()
+                registered = await self._register_once(subject, schema, kind, refs, normalize)
+                if registered is not None:
+                    return self._remember(subject, schema, registered)
+
+    async def _register_once(
+        self,
+        subject: str,
+        schema: str,
+        kind: SchemaType,
+        refs: tuple[SchemaReference, ...],
+        normalize: bool,
+    ) -> RegisteredSchema | None:
+        """One turn of ``register``; ``None`` when it wrote a claim and must decide again
+        (a new id claimed, or a version that another schema took first)."""
+        parsed = _parse(kind, schema, self._resolve_references(kind, refs))
+        identity: Identity = (kind, parsed.canonical, refs)
+        schema_id = self._ids.get(identity)
+        live = self._live_versions(subject)
+        for stored in live:
+            if stored.schema_id == schema_id:
+                return self._registered(stored)
+        level = self.compatibility_level(subject, default_to_global=True)
+        previous = [(v.version, self.parsed(v.schema_id)) for v in live]
+        messages = incompatibilities(level, parsed, previous)
+        if messages:
+            raise IncompatibleSchema(
+                f"Schema being registered is incompatible with an earlier schema for "
+                f'subject "{subject}": {"; ".join(messages)}',
+                messages=messages,
+            )
+        if schema_id is None:
+            candidate = self._next_id
+            text = parsed.canonical if normalize else schema
+            held, _ = await self._state.claim(
+                schema_key(candidate),
+                StoredSchema(
+                    id=candidate,
+                    schema_type=kind,
+                    schema=text,
+                    canonical=parsed.canonical,
+                    references=refs,
+                ),
+            )
+            if isinstance(held, StoredSchema) and held.id == self._ids.get(identity):
+                self._encoders.setdefault(held.id, (wire.header(held.id), parsed))
+            # Whoever won the id, the identity's id is now the first one the log gave it
+            # (another node may have registered it under another id a moment earlier, and
+            # this id then stays unused), and the subject may have changed meanwhile: the
+            # next turn decides the version against all of it.
+            return None
+        version = max(self._subjects.get(subject, {}), default=0) + 1
+        wanted = StoredVersion(subject=subject, version=version, schema_id=schema_id)
+        held, won = await self._state.claim(version_key(subject, version), wanted)
+        if isinstance(held, StoredVersion) and (
+            won or (held.schema_id == schema_id and not held.deleted)
+        ):
+            return self._registered(held)
+        return None  # another schema took this version first: check against it
 
     def _remember(self, subject: str, text: str, registered: RegisteredSchema) -> RegisteredSchema:
         if registered.references:

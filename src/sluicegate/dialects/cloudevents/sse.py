@@ -71,6 +71,7 @@ from sluicegate.core.limits.concurrency import ConcurrencyLimiter
 from sluicegate.dialects.cloudevents.consumers import max_deliveries_of, subscription_of
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of
+from sluicegate.dialects.cloudevents.websocket import stream_group
 from sluicegate.errors import (
     BadRequest,
     NotAcceptable,
@@ -82,6 +83,7 @@ from sluicegate.http.base_url import BaseUrl
 from sluicegate.http.request import Request
 from sluicegate.http.responses import ABORT, Response, StreamingResponse
 from sluicegate.http.router import Route
+from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.types import Message, Send
 
 __all__ = ["EVENT_STREAM", "SSE_PATH", "accepts_event_stream", "routes"]
@@ -459,7 +461,9 @@ class ServerSentEvents:
         return b"event: error\ndata: %s\n\n" % _encode(body)
 
 
-def routes(gateway: Gateway) -> list[Route]:
-    """The Server-Sent Events consumer's route."""
-    endpoint = ServerSentEvents(gateway).open
+def routes(gateway: Gateway, streams: StreamForwarder | None = None) -> list[Route]:
+    """The Server-Sent Events consumer's route; with ``streams``, a stream whose group
+    another node serves is proxied there (``http.stream_forwarding``)."""
+    open_stream = ServerSentEvents(gateway).open
+    endpoint = streams.sse(open_stream, stream_group) if streams else open_stream
     return [Route(SSE_PATH, endpoint, render_error=render_error, dialect="cloudevents")]

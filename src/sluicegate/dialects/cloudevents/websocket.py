@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from sluicegate.core.cloudevents.binding import from_structured, structured_events
-from sluicegate.core.cloudevents.consumers import storage_group
+from sluicegate.core.cloudevents.consumers import DEFAULT_GROUP, check_group_name, storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
@@ -61,10 +61,19 @@ from sluicegate.errors import (
 )
 from sluicegate.http.request import Request
 from sluicegate.http.router import WebSocketRoute
+from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.types import Message, Receive, Scope, Send
 from sluicegate.http.websocket import send_texts
 
-__all__ = ["BURST_BYTES", "PATHS", "SUBPROTOCOL", "WEBSOCKET_PATH", "Close", "routes"]
+__all__ = [
+    "BURST_BYTES",
+    "PATHS",
+    "SUBPROTOCOL",
+    "WEBSOCKET_PATH",
+    "Close",
+    "routes",
+    "stream_group",
+]
 
 logger = logging.getLogger("sluicegate.cloudevents.websocket")
 
@@ -348,9 +357,17 @@ class WebSocketConsumers:
             await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
 
 
-def routes(gateway: Gateway) -> list[WebSocketRoute]:
-    """The WebSocket consumer's routes."""
-    endpoint = WebSocketConsumers(gateway).connect
+def stream_group(request: Request) -> str:
+    """The storage group a streaming consumer's request joins (where it is served)."""
+    group = check_group_name(request.query_param("group") or DEFAULT_GROUP)
+    return storage_group(consumer_of(request).name, group)
+
+
+def routes(gateway: Gateway, streams: StreamForwarder | None = None) -> list[WebSocketRoute]:
+    """The WebSocket consumer's routes; with ``streams``, a connection whose group another
+    node serves is proxied there (``http.stream_forwarding``)."""
+    connect = WebSocketConsumers(gateway).connect
+    endpoint = streams.websocket(connect, stream_group) if streams else connect
     return [
         WebSocketRoute(path, endpoint, render_error=render_error, dialect="cloudevents")
         for path in PATHS

@@ -1,0 +1,332 @@
+"""Streaming consumers (``/ce/ws``, ``/ce/sse``) proxied to the node that serves their group.
+
+A consumer group's instances all live on one node, the holder of the group's shard
+(``core/group_shards.py``): its members, positions and unconfirmed events are that
+process's. A WebSocket or Server-Sent Events consumer *is* an instance for as long as
+its connection lasts, so a connection that reaches another node behind a round-robin
+load balancer is proxied: the node that got it opens the same request to the group's
+node (``Forwarder``'s secret header marks it as forwarded, so it is never sent on again;
+the client's own credentials travel unchanged and are checked there) and pipes what
+each side sends to the other until one of them ends:
+
+* WebSocket: the owner's handshake answer is the client's — a refusal (``401``, ``400``,
+  ``429``...) goes back as the same HTTP response, an acceptance is accepted here with
+  the subprotocol the owner chose. Then text messages both ways, as they come (the
+  owner's bursts are relayed as bursts); the owner's close is the client's close, with
+  its code and reason, and a client that leaves closes the owner's connection with its
+  code, which ends the instance there: its unconfirmed events go to the group again.
+* Server-Sent Events: the owner's status and headers, then its body as it arrives. The
+  client's ``Host`` is kept, so the instance URL the owner writes in the stream is one
+  the client can reach (through any node: it names the owner's bridge and is forwarded
+  like any instance route).
+
+So a client reconnecting through any node reaches its group's node and gets the group's
+unconfirmed events again. A group whose shard no live node holds is claimed by the node
+that got the connection and served there, as is every group on one node. A node that
+does not answer gets ``503`` with ``Retry-After``, before any upgrade or stream starts.
+A client authenticated by a TLS certificate only cannot be proxied (the certificate
+belongs to its connection): it is served here, where the group's placement refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from sluicegate.core.group_shards import GroupShards
+from sluicegate.errors import Unavailable
+from sluicegate.http.forwarding import SECRET_HEADER, Forwarder
+from sluicegate.http.request import Request
+from sluicegate.http.responses import Response, StreamingResponse
+from sluicegate.http.router import Endpoint, WebSocketEndpoint
+from sluicegate.http.tls import peer_certificate
+from sluicegate.http.types import Message, Receive, Scope, Send
+from sluicegate.http.websocket import refuse_handshake, send_texts
+
+__all__ = ["StreamForwarder"]
+
+logger = logging.getLogger("sluicegate.cluster.streams")
+
+_SECRET = SECRET_HEADER.encode()
+#: Never copied to the owner: the connection's own, the handshake's (the client library
+#: makes its own), and the secret (added from this node's settings).
+_WS_SKIPPED = frozenset(
+    {
+        b"host",
+        b"connection",
+        b"upgrade",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"content-length",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"sec-websocket-accept",
+        _SECRET,
+    }
+)
+#: The SSE request keeps ``Host`` (see the module docstring).
+_SSE_SKIPPED = _WS_SKIPPED - {b"host"}
+#: Set again by this node's server on the answer.
+_ANSWER_SKIPPED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"date",
+        b"server",
+        b"upgrade",
+        b"sec-websocket-accept",
+        b"sec-websocket-protocol",
+        b"sec-websocket-extensions",
+    }
+)
+#: Seconds the owner may take to accept a connection or start a stream.
+_OPEN_TIMEOUT = 5.0
+#: A close without a code (1005) or an abnormal one (1006) cannot be sent in a close
+#: frame: the client is told the server side failed (1011).
+_UNSENDABLE_CLOSES = frozenset({1005, 1006, 1015})
+_INTERNAL = 1011
+
+
+def _ws_url(base_url: str) -> str:
+    if base_url.startswith("https://"):
+        return "wss://" + base_url[len("https://") :]
+    if base_url.startswith("http://"):
+        return "ws://" + base_url[len("http://") :]
+    return base_url
+
+
+class StreamForwarder:
+    """Proxies streaming consumers to the node that serves their group."""
+
+    def __init__(self, forwarder: Forwarder, shards: GroupShards) -> None:
+        self._forwarder = forwarder
+        self._shards = shards
+        self._membership = forwarder.membership
+        self._node_id = forwarder.membership.node_id
+        self._secret = forwarder.secret
+
+    async def _owner_url(self, request: Request, group_of: Callable[[Request], str]) -> str | None:
+        """The base URL of the live node serving the request's group, when that is
+        another node and the request may go there; else ``None`` (served here)."""
+        if self._forwarder.received(request) or not self._forwarder.enabled:
+            return None
+        if b"authorization" not in request.raw_headers and peer_certificate(request.scope):
+            return None
+        holder = await self._shards.acquire(group_of(request))
+        if holder == self._node_id:
+            return None
+        return self._membership.live_url(holder)
+
+    def _headers(self, request: Request, skipped: frozenset[bytes]) -> list[tuple[str, str]]:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.scope["headers"]
+            if name.lower() not in skipped
+        ]
+        headers.append((SECRET_HEADER, self._secret.decode("latin-1")))
+        return headers
+
+    @staticmethod
+    def _target(request: Request, base_url: str) -> str:
+        scope = request.scope
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        path = raw.decode("latin-1")
+        query: bytes = scope.get("query_string", b"")
+        return base_url + path + ("?" + query.decode("latin-1") if query else "")
+
+    # -- WebSocket -------------------------------------------------------------------
+
+    def websocket(
+        self, endpoint: WebSocketEndpoint, group_of: Callable[[Request], str]
+    ) -> WebSocketEndpoint:
+        """``endpoint``, proxied to the group's node when another live node serves it.
+        ``group_of`` names the request's storage group (raising for a bad request).
+        ``endpoint`` itself where nothing is ever forwarded (one node, no secret)."""
+        if not self._forwarder.enabled:
+            return endpoint
+
+        async def forwarding(request: Request, send: Send) -> None:
+            url = await self._owner_url(request, group_of)
+            if url is None:
+                await endpoint(request, send)
+                return
+            await self._proxy_websocket(request, send, url)
+
+        return forwarding
+
+    async def _proxy_websocket(self, request: Request, send: Send, base_url: str) -> None:
+        scope = request.scope
+        try:
+            upstream = await connect(
+                self._target(request, _ws_url(base_url)),
+                additional_headers=self._headers(request, _WS_SKIPPED),
+                subprotocols=list(scope.get("subprotocols", ())),
+                open_timeout=_OPEN_TIMEOUT,
+                compression=None,
+                # A node of the cluster (it holds the secret): its messages are events
+                # that it bounds itself.
+                max_size=None,
+            )
+        except InvalidStatus as exc:
+            answer = exc.response
+            headers = [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in answer.headers.raw_items()
+                if name.lower().encode("latin-1") not in _ANSWER_SKIPPED
+            ]
+            refusal = Response(
+                bytes(answer.body or b""), answer.status_code, content_type=None, headers=headers
+            )
+            await refuse_handshake(scope, send, refusal)
+            return
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise Unavailable(
+                f"the node serving this consumer group ({base_url}) did not answer: "
+                f"{type(exc).__name__}",
+                retry_after=1.0,
+            ) from exc
+        async with upstream:
+            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+            down = asyncio.ensure_future(_owner_to_client(upstream, scope, send))
+            up = asyncio.ensure_future(_client_to_owner(request.receive, upstream))
+            try:
+                await asyncio.wait((down, up), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (down, up):
+                    task.cancel()
+                await asyncio.gather(down, up, return_exceptions=True)
+
+    # -- Server-Sent Events ----------------------------------------------------------
+
+    def sse(self, endpoint: Endpoint, group_of: Callable[[Request], str]) -> Endpoint:
+        """``endpoint`` (``GET /ce/sse``), proxied to the group's node when another live
+        node serves it; ``endpoint`` itself where nothing is ever forwarded."""
+        if not self._forwarder.enabled:
+            return endpoint
+
+        async def forwarding(request: Request) -> Response:
+            url = await self._owner_url(request, group_of)
+            if url is None:
+                return await endpoint(request)
+            return await self._proxy_sse(request, url)
+
+        return forwarding
+
+    async def _proxy_sse(self, request: Request, base_url: str) -> Response:
+        client = self._forwarder.http()
+        outgoing = client.build_request(
+            request.method,
+            self._target(request, base_url),
+            headers=self._headers(request, _SSE_SKIPPED),
+            # The stream may be quiet for as long as the owner's keep-alive interval; a
+            # client that leaves ends it from this side.
+            timeout=httpx.Timeout(None, connect=_OPEN_TIMEOUT),
+        )
+        try:
+            upstream = await client.send(outgoing, stream=True)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"the node serving this consumer group ({base_url}) did not answer: "
+                f"{type(exc).__name__}",
+                retry_after=1.0,
+            ) from exc
+        headers = [
+            (name.lower(), value)
+            for name, value in upstream.headers.raw
+            if name.lower() not in _ANSWER_SKIPPED and name.lower() != b"content-type"
+        ]
+        content_type = upstream.headers.get("content-type", "text/event-stream").encode()
+        if upstream.status_code != 200:
+            try:
+                body = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            return Response(body, upstream.status_code, content_type=content_type, headers=headers)
+
+        async def write(send: Send, start: Message) -> None:
+            try:
+                await send(start)
+                piping = asyncio.ensure_future(_pipe_body(upstream, send))
+                gone = asyncio.ensure_future(request.disconnected())
+                try:
+                    await asyncio.wait((piping, gone), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    gone.cancel()
+                    piping.cancel()
+                    await asyncio.gather(piping, gone, return_exceptions=True)
+            finally:
+                # Closing the connection to the owner ends its stream, as the client's own
+                # disconnect would have: the instance's unconfirmed events go to the group.
+                await upstream.aclose()
+
+        return StreamingResponse(
+            write, upstream.status_code, content_type=content_type, headers=headers
+        )
+
+
+async def _owner_to_client(upstream: ClientConnection, scope: Scope, send: Send) -> None:
+    """The owner's messages to the client, a burst at a time; then the owner's close."""
+    try:
+        while True:
+            texts = [await upstream.recv(decode=False)]
+            # What already arrived goes in the same write (the owner sends bursts).
+            while _buffered(upstream) and len(texts) < 256:
+                texts.append(await upstream.recv(decode=False))
+            await send_texts(scope, send, texts)
+    except ConnectionClosed:
+        pass
+    except OSError:
+        return  # the client is gone: the other direction sees it too
+    code = upstream.close_code
+    if code is None or code in _UNSENDABLE_CLOSES:
+        code = _INTERNAL
+    reason = upstream.close_reason or ""
+    with contextlib.suppress(OSError):
+        await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+def _buffered(upstream: ClientConnection) -> bool:
+    """Whether a whole message is waiting in the connection's buffer (no wait to read it).
+
+    websockets has no public "receive what is there" call; its assembler's frame queue
+    says it. Read defensively: an unknown layout means no batching, never a wrong read.
+    """
+    frames = getattr(upstream.recv_messages, "frames", None)
+    try:
+        return frames is not None and len(frames) > 0
+    except TypeError:
+        return False
+
+
+async def _client_to_owner(receive: Receive, upstream: ClientConnection) -> None:
+    """The client's messages to the owner; the client's close closes the owner's side."""
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            await upstream.send(text if text is not None else message.get("bytes") or b"")
+        elif kind == "websocket.disconnect":
+            code = int(message.get("code", 1000))
+            if code in _UNSENDABLE_CLOSES:
+                code = 1000
+            with contextlib.suppress(ConnectionClosed):
+                await upstream.close(code=code)
+            return
+
+
+async def _pipe_body(upstream: httpx.Response, send: Send) -> None:
+    async for chunk in upstream.aiter_raw():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
