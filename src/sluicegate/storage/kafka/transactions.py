@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +63,20 @@ _SHARE_RECORDS = ONE_BATCH_RECORDS
 _SHARE_BYTES = ONE_BATCH_BYTES - 4096
 
 
+_value = operator.attrgetter("value")
+_key = operator.attrgetter("key")
+_headers = operator.attrgetter("headers")
+
+
+def _bytes(records: Sequence[NewRecord]) -> int:
+    """What ``records`` take in a record batch, at most (iterated in C but for headers)."""
+    size = sum(map(len, filter(None, map(_value, records))))
+    size += sum(map(len, filter(None, map(_key, records))))
+    if any(map(_headers, records)):
+        size += sum(record.size() for record in records) - size
+    return size + _RECORD_OVERHEAD * len(records)
+
+
 class Batch:
     """One append's records and, for each, its (Kafka topic, partition)."""
 
@@ -81,8 +96,7 @@ class Batch:
         if shares is None:
             keys = self.keys
             if keys[0] == keys[-1] and len(set(keys)) == 1:
-                size = sum(record.size() for record in self.records)
-                shares = {keys[0]: (len(keys), size + _RECORD_OVERHEAD * len(keys))}
+                shares = {keys[0]: (len(keys), _bytes(self.records))}
             else:
                 shares = {}
                 for key, record in zip(keys, self.records, strict=True):
