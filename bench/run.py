@@ -30,6 +30,7 @@ MODULES = {
     "topic-memory": "bench.topic_memory",
     "kafka-consume": "bench.kafka_consume",
     "kafka-log": "bench.kafka_log_append",
+    "kafka-idle": "bench.kafka_idle_connections",
     "h2": "bench.http2",
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
@@ -41,7 +42,7 @@ MODULES = {
 }
 #: Names for several groups at once.
 ALIASES = {
-    "kafka-all": ("kafka-log", "kafka", "kafka-consume"),
+    "kafka-all": ("kafka-log", "kafka", "kafka-consume", "kafka-idle"),
     "cloudevents": (
         "cloudevents-produce",
         "cloudevents-dedup",
