@@ -31,6 +31,7 @@ MODULES = {
     "kafka-consume": "bench.kafka_consume",
     "kafka-log": "bench.kafka_log_append",
     "kafka-idle": "bench.kafka_idle_connections",
+    "kafka-cpu": "bench.kafka_batch_cpu",
     "h2": "bench.http2",
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
@@ -42,7 +43,7 @@ MODULES = {
 }
 #: Names for several groups at once.
 ALIASES = {
-    "kafka-all": ("kafka-log", "kafka", "kafka-consume", "kafka-idle"),
+    "kafka-all": ("kafka-log", "kafka", "kafka-cpu", "kafka-consume", "kafka-idle"),
     "cloudevents": (
         "cloudevents-produce",
         "cloudevents-dedup",
