@@ -68,8 +68,12 @@ async def _socket(port: int, group: str) -> tuple[asyncio.StreamReader, asyncio.
             await asyncio.sleep(0.5)
 
 
-async def _waiting(client: httpx.AsyncClient) -> float:
-    metrics = (await client.get("/metrics")).text
+async def _waiting(client: httpx.AsyncClient) -> float | None:
+    """Waits parked on the server's log, or None if it did not answer in time (busy)."""
+    try:
+        metrics = (await client.get("/metrics")).text
+    except httpx.TimeoutException:
+        return None
     return next(
         float(line.split()[1])
         for line in metrics.splitlines()
@@ -80,7 +84,7 @@ async def _waiting(client: httpx.AsyncClient) -> float:
 async def _idle(url: str, pid: int, bootstrap: str) -> dict[str, dict[str, Any]]:
     host, port_text = url.removeprefix("http://").split(":")
     port = int(port_text)
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as client:
         topics = []
         for n in range(IDLE_TOPICS):
             created = await client.post("/admin/v1/topics", json={"name": f"bench-idle-{n}"})
@@ -119,7 +123,8 @@ async def _idle(url: str, pid: int, bootstrap: str) -> dict[str, dict[str, Any]]
             waiting = 0.0
             deadline = time.monotonic() + PATIENCE
             while time.monotonic() < deadline:
-                waiting = await _waiting(client)
+                answer = await _waiting(client)
+                waiting = waiting if answer is None else answer
                 if waiting >= IDLE_POLLS + IDLE_SOCKETS:
                     break
                 await asyncio.sleep(1)
