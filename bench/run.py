@@ -30,6 +30,8 @@ MODULES = {
     "topic-memory": "bench.topic_memory",
     "kafka-consume": "bench.kafka_consume",
     "kafka-log": "bench.kafka_log_append",
+    "kafka-idle": "bench.kafka_idle_connections",
+    "kafka-cpu": "bench.kafka_batch_cpu",
     "h2": "bench.http2",
     "cloudevents-produce": "bench.cloudevents_produce",
     "cloudevents-dedup": "bench.cloudevents_dedup",
@@ -47,6 +49,7 @@ ALIASES = {
     # The topics pages (bench.console_pages) and the operations pages (bench.console).
     "console": ("console-topics", "console-ops"),
     "kafka-all": ("kafka-log", "kafka", "kafka-consume"),
+    "kafka-all": ("kafka-log", "kafka", "kafka-cpu", "kafka-consume", "kafka-idle"),
     "cloudevents": (
         "cloudevents-produce",
         "cloudevents-dedup",

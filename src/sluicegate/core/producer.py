@@ -59,6 +59,10 @@ class Producer:
             )
         return NewRecord(topic.name, partition, key, value, headers)
 
+    def partition_of(self, topic: Topic, key: bytes) -> int:
+        """The partition ``record`` chooses for a record of ``topic`` with ``key``."""
+        return self._partitioner.partition(topic.name, key, topic.partitions)
+
     def unkeyed_records(self, topic: Topic, values: Sequence[bytes]) -> list[NewRecord]:
         """Records of ``values`` for ``topic``, with no key or headers, as ``record`` makes them."""
         if topic.partitions == 1:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from sluicegate.config import Settings
+from sluicegate.core.partitioner import partition_for_key
 from tests.conftest import commit_markers, make_settings
 
 TOPICS = "/admin/v1/topics"
@@ -97,3 +98,26 @@ class TestLongPollCap:
         assert second.headers["retry-after"]
         assert (await first).status_code == 200
         assert (await client.get(url, params=params)).status_code == 200
+
+
+async def test_a_batch_partitions_each_record_by_its_key_or_its_partition(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post(TOPICS, json={"name": "keyed", "partitions": 5})
+    assert created.status_code == 201, created.text
+    rows = [
+        {"key": "customer-7", "value": "a"},
+        {"key": "customer-9", "value": "b"},
+        {"key": "customer-7", "value": "c", "partition": 4},  # explicit wins over the key
+        {"key": "customer-7", "value": None},
+        {"value": "d", "partition": 2},
+    ]
+    produced = await client.post(f"{TOPICS}/keyed/records", json={"records": rows})
+    assert produced.status_code == 200, produced.text
+    partitions = [partition for partition, _ in produced.json()["offsets"]]
+    seven = partition_for_key(b"customer-7", 5)
+    assert partitions == [seven, partition_for_key(b"customer-9", 5), 4, seven, 2]
+    bad = await client.post(
+        f"{TOPICS}/keyed/records", json={"records": [{"key": "k", "value": "x", "partition": 5}]}
+    )
+    assert bad.status_code == 400

@@ -13,6 +13,8 @@ its partitions that went the other way.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -33,6 +35,8 @@ from sluicegate.storage.topic_rules import invalid_partition
 __all__ = ["Appends"]
 
 _Key = tuple[str, int]
+_topic_of = operator.attrgetter("topic")
+_partition_of = operator.attrgetter("partition")
 
 
 class _Pending:
@@ -115,6 +119,19 @@ class Appends:
 
     def _record_keys(self, batch: Sequence[NewRecord]) -> list[_Key]:
         """Each record's (Kafka topic, partition), checked against the registry."""
+        if len(batch) > 1:
+            names = set(map(_topic_of, batch))
+            if len(names) == 1:
+                # One topic, the usual batch: checked and keyed by iterations in C.
+                [name] = names
+                topic = self._registry.by_name.get(name)
+                if topic is None:
+                    raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
+                partitions = list(map(_partition_of, batch))
+                for partition in (min(partitions), max(partitions)):
+                    if not 0 <= partition < topic.partitions:
+                        raise invalid_partition(name, partition, topic.partitions)
+                return list(zip(itertools.repeat(self._node.prefix + name), partitions))
         keys: list[_Key] = []
         name = None
         kafka_name, count = "", 0

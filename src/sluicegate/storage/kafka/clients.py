@@ -12,7 +12,22 @@ from typing import Any
 
 from sluicegate.config import KafkaSettings
 
-__all__ = ["admin_config", "consumer_config", "producer_config"]
+__all__ = [
+    "ONE_BATCH_BYTES",
+    "ONE_BATCH_RECORDS",
+    "admin_config",
+    "consumer_config",
+    "producer_config",
+]
+
+#: The most records, and bytes, librdkafka puts in one record batch of the transactional
+#: producer (``batch.num.messages``, ``batch.size``; ``message.max.bytes`` is 1,000,000 too).
+ONE_BATCH_RECORDS = 10_000
+ONE_BATCH_BYTES = 1_000_000
+#: The transactional producer's ``linger.ms``: its records wait for the commit, which
+#: sends them at once (``commit_transaction`` flushes, whatever the linger). A
+#: partition's records of one transaction then go in one record batch if they fit.
+_TRANSACTION_LINGER_MS = 1_000
 
 #: librdkafka's own log lines, in the gateway's log. Only polled clients may have one (the
 #: lines wait in a queue until the next poll), so the admin client logs to stderr.
@@ -52,6 +67,10 @@ def producer_config(
     )
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
+        config["linger.ms"] = _TRANSACTION_LINGER_MS
+        config["batch.num.messages"] = ONE_BATCH_RECORDS
+        config["batch.size"] = ONE_BATCH_BYTES
+        config["message.timeout.ms"] = max(_TRANSACTION_LINGER_MS + 1, round(append_timeout * 1000))
         # The broker aborts a transaction this node left open (a crash) after this long.
         config["transaction.timeout.ms"] = max(60_000, round(append_timeout * 2000))
     return config

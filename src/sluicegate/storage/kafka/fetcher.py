@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message
@@ -36,26 +36,28 @@ _IDLE_SECONDS = 0.2
 
 def to_record(message: Message, topic: str) -> Record:
     """A stored record from a fetched message; ``topic`` is the gateway's name for it."""
-    # A fetched message's headers are always a list of pairs (a dict only goes out).
+    # Every record the reader fetches passes here, on the reader's thread (which shares the
+    # GIL with the loop): positional arguments, and the headers librdkafka made kept as
+    # they are. A fetched message's headers are a list of (str, bytes) pairs, or (str,
+    # None) for a header without a value, which the gateway's records carry as b"".
     headers = cast(list[tuple[str, bytes | None]] | None, message.headers())
+    kept: Sequence[Header] = ()
+    if headers:
+        kept = cast(list[Header], headers)
+        for _, value in headers:
+            if value is None:
+                kept = [(name, b"" if value is None else value) for name, value in headers]
+                break
     offset = message.offset()
-    _, timestamp = message.timestamp()
     return Record(
-        topic=topic,
-        partition=message.partition() or 0,
-        offset=-1 if offset is None else offset,
-        timestamp=timestamp * 1000,
-        key=message.key(),
-        value=message.value(),
-        headers=[_header(name, value) for name, value in headers] if headers else (),
+        topic,
+        message.partition() or 0,
+        -1 if offset is None else offset,
+        message.timestamp()[1] * 1000,
+        message.key(),
+        message.value(),
+        kept,
     )
-
-
-def _header(name: str, value: str | bytes | None) -> Header:
-    # Kafka allows a header without a value; the gateway's records carry bytes.
-    if value is None:
-        return (name, b"")
-    return (name, value.encode() if isinstance(value, str) else value)
 
 
 class _Read:

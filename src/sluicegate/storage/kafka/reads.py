@@ -46,6 +46,13 @@ class Reads:
         self._ends.advance(key, marks.high)
         return marks
 
+    async def _high(self, key: _Key, topic: str) -> int:
+        """The high watermark alone: one question where ``_marks`` asks two."""
+        admin = self._node.running_admin()
+        high = (await admin.list_offsets({key: OffsetSpec.latest()}, topic=topic))[key]
+        self._ends.advance(key, high)
+        return high
+
     async def read(
         self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int
     ) -> list[Record]:
@@ -54,10 +61,16 @@ class Reads:
             raise BadRequest(f"max_records must be >= 1, got {max_records}", field="max_records")
         _, key = self._topics.checked(tp)
         known = self._ends.high(key)
+        if not 0 <= offset < known:
+            # A long poll reads at the end: asking where the partition ends answers it,
+            # and the low watermark is needed only for a position past the end.
+            known = await self._high(key, tp.topic)
+            if offset == known:
+                return []
         if 0 <= offset < known:
-            # The node already knows records exist past ``offset``: no need to ask where the
-            # partition ends first. A position below the low watermark (records purged or
-            # expired) the fetcher finds out itself; the question is then asked to say so.
+            # Records exist past ``offset``: no need to ask where the partition starts. A
+            # position below the low watermark (records purged or expired) the fetcher
+            # finds out itself; the watermarks are then asked, to say so.
             try:
                 return await self._fetch(tp, key, offset, known, max_records, max_bytes)
             except OffsetOutOfRange:
@@ -103,7 +116,8 @@ class Reads:
         millis = max(0, -(-timestamp // 1000))
         found = (await admin.list_offsets({key: OffsetSpec.for_timestamp(millis)}, tp.topic))[key]
         if found < 0:
-            return (await self._marks(key, tp.topic)).high
+            # No record at or after that time: the end (its start is not needed).
+            return await self._high(key, tp.topic)
         return found
 
     async def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:

@@ -14,19 +14,26 @@ others must not fail with it: the committer aborts, then commits each batch on i
 Readers use ``read_committed``, so records of an aborted transaction are never seen.
 
 Per record, the committer does as little Python as it can: one positional ``produce``
-call, and one delivery report through the producer's single ``on_delivery`` function,
-which only keeps the message. librdkafka reports a partition's records in the order they
-were produced, so after the commit each batch takes its records' offsets from its
-partitions' reports in turn; no callback object is made per record. While a committed
-transaction waits for its markers to become visible, the next one is already committing.
+call and no delivery report. A transaction holds at most one record batch's worth of each
+partition (``clients.ONE_BATCH_RECORDS`` and ``ONE_BATCH_BYTES``) and its records wait for
+the commit (a long ``linger.ms``), so librdkafka sends each partition's records as one
+record batch, whose records Kafka stores at consecutive offsets. Only the first and the
+last record of each partition ask for a report: if their offsets are as far apart as the
+partition's records are many, the records in between took the offsets in between, in the
+order they were produced (checked, never assumed: any other writer's records in the range
+would widen it). A partition whose records of one batch alone exceed a record batch gets a
+report per record. While a committed transaction waits for its markers to become visible,
+the next one is already committing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import operator
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +41,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluicegate.core.records import NewRecord
 from sluicegate.errors import SluicegateError, StorageTimeout, StorageUnavailable
+from sluicegate.storage.kafka.clients import ONE_BATCH_BYTES, ONE_BATCH_RECORDS
 from sluicegate.storage.kafka.errors import kafka_error, translate
 
 __all__ = ["TransactionalProducer"]
@@ -46,17 +54,56 @@ _COORDINATOR_PATIENCE = 30.0
 _Key = tuple[str, int]
 
 
+#: Bytes a record takes in a record batch beyond its key, value and headers (an upper
+#: bound: lengths, attributes, offset and timestamp deltas as varints).
+_RECORD_OVERHEAD = 32
+#: What a transaction may hold of one partition so librdkafka sends it as one record
+#: batch: the limits, with room for the batch's own header.
+_SHARE_RECORDS = ONE_BATCH_RECORDS
+_SHARE_BYTES = ONE_BATCH_BYTES - 4096
+
+
+_value = operator.attrgetter("value")
+_key = operator.attrgetter("key")
+_headers = operator.attrgetter("headers")
+
+
+def _bytes(records: Sequence[NewRecord]) -> int:
+    """What ``records`` take in a record batch, at most (iterated in C but for headers)."""
+    size = sum(map(len, filter(None, map(_value, records))))
+    size += sum(map(len, filter(None, map(_key, records))))
+    if any(map(_headers, records)):
+        size += sum(record.size() for record in records) - size
+    return size + _RECORD_OVERHEAD * len(records)
+
+
 class Batch:
     """One append's records and, for each, its (Kafka topic, partition)."""
 
-    __slots__ = ("keys", "records")
+    __slots__ = ("_shares", "keys", "records")
 
     def __init__(self, keys: Sequence[_Key], records: Sequence[NewRecord]) -> None:
         self.keys = keys
         self.records = records
+        self._shares: dict[_Key, tuple[int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def shares(self) -> dict[_Key, tuple[int, int]]:
+        """Per partition: how many of the records go there, and their bytes in a batch."""
+        shares = self._shares
+        if shares is None:
+            keys = self.keys
+            if keys[0] == keys[-1] and len(set(keys)) == 1:
+                shares = {keys[0]: (len(keys), _bytes(self.records))}
+            else:
+                shares = {}
+                for key, record in zip(keys, self.records, strict=True):
+                    count, size = shares.get(key, (0, 0))
+                    shares[key] = (count + 1, size + record.size() + _RECORD_OVERHEAD)
+            self._shares = shares
+        return shares
 
 
 #: Where a record landed: (offset, log-append timestamp in ms).
@@ -110,9 +157,8 @@ class TransactionalProducer:
         await self._loop.run_in_executor(self._executor, self._open)
 
     def _open(self) -> None:
-        producer = Producer(
-            {**self._config, "error_cb": self._error, "on_delivery": self._delivered}
-        )
+        # No producer-wide on_delivery: only the records given one are reported (_commit).
+        producer = Producer({**self._config, "error_cb": self._error})
         # A new cluster creates its transaction log on first use, and a coordinator that
         # just moved is loading: both answer "retriable" for a while, so keep asking.
         deadline = time.monotonic() + max(_COORDINATOR_PATIENCE, self._request_timeout)
@@ -133,6 +179,34 @@ class TransactionalProducer:
     def _delivered(self, _error: KafkaError | None, message: Message) -> None:
         # On the committer thread, inside commit, abort or flush: keep, decode later.
         self._reports.append(message)
+
+    def _take(self) -> list[_Waiting]:
+        """The queued batches the next transaction holds, oldest first.
+
+        As many as fit one record batch per partition (at least one), so that each
+        partition's offsets can be told from its first and last record's (``_commit``).
+        """
+        queue = self._queue
+        held: dict[_Key, tuple[int, int]] = {}
+        taken = 0
+        for batch, _ in queue:
+            shares = batch.shares()
+            merged = {}
+            for key, (count, size) in shares.items():
+                had_count, had_size = held.get(key, (0, 0))
+                count, size = had_count + count, had_size + size
+                if taken and (count > _SHARE_RECORDS or size > _SHARE_BYTES):
+                    break
+                merged[key] = (count, size)
+            else:
+                held.update(merged)
+                taken += 1
+                continue
+            break
+        waiting, self._queue = queue[:taken], queue[taken:]
+        if self._queue:
+            self._wake.set()  # the rest go in the next transaction
+        return waiting
 
     def _error(self, error: KafkaError) -> None:
         if self._loop is not None:
@@ -156,7 +230,7 @@ class TransactionalProducer:
                     if self._closing:
                         return
                     continue
-                waiting, self._queue = self._queue, []
+                waiting = self._take()
                 outcomes = await loop.run_in_executor(
                     self._executor, self._commit_all, [batch for batch, _ in waiting]
                 )
@@ -230,14 +304,27 @@ class TransactionalProducer:
         producer = self._producer
         assert producer is not None
         produce = producer.produce
+        delivered = self._delivered
         reports = self._reports
         reports.clear()
+        plan = _ReportPlan(batches)
         committing = False
         try:
             producer.begin_transaction()
-            for batch in batches:
-                for (topic, _), record in zip(batch.keys, batch.records, strict=True):
-                    if record.headers:
+            for batch, reported in zip(batches, plan.reported, strict=True):
+                for index, ((topic, _), record) in enumerate(
+                    zip(batch.keys, batch.records, strict=True)
+                ):
+                    if index in reported:
+                        produce(
+                            topic,
+                            record.value,
+                            record.key,
+                            record.partition,
+                            on_delivery=delivered,
+                            headers=list(record.headers) if record.headers else None,
+                        )
+                    elif record.headers:
                         produce(
                             topic,
                             record.value,
@@ -252,8 +339,8 @@ class TransactionalProducer:
         except (KafkaException, BufferError) as exc:
             failure = self._failed(exc, committing=committing)
             return [failure] * len(batches)
-        # commit_transaction flushed, which served every record's delivery report.
-        outcomes = _placements(batches, reports)
+        # commit_transaction flushed, which served the delivery reports asked for.
+        outcomes = plan.placements(reports)
         reports.clear()
         return outcomes
 
@@ -335,24 +422,99 @@ class TransactionalProducer:
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 
-def _placements(batches: list[Batch], reports: list[Message]) -> list[Outcome]:
-    """Each batch's placements, from a committed transaction's delivery reports.
+class _ReportPlan:
+    """Which records of a transaction ask for a delivery report, and what the reports say.
 
-    librdkafka reports each partition's records in the order they were produced (the
-    idempotent producer keeps that order on the broker too), and the batches were produced
-    in order: so the n-th report of a partition belongs to the n-th record sent to it.
+    Per partition, the first and the last record of the transaction ask for one, unless
+    the partition's records exceed one record batch: then each record does. librdkafka
+    reports a partition's records in the order they were produced.
     """
-    if len(reports) != sum(len(batch) for batch in batches):
-        # Cannot happen after a successful commit; if it does, say so rather than guess.
-        missing = StorageTimeout("Kafka committed the transaction but a delivery report is missing")
-        return [missing] * len(batches)
-    by_partition: dict[_Key, list[Placed]] = {}
-    for message in reports:
-        key = (message.topic() or "", message.partition() or 0)
-        placed = by_partition.get(key)
-        if placed is None:
-            placed = by_partition[key] = []
-        offset = message.offset()
-        placed.append((-1 if offset is None else offset, message.timestamp()[1]))
-    cursors = {key: iter(placed) for key, placed in by_partition.items()}
-    return [[next(cursors[key]) for key in batch.keys] for batch in batches]
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self._batches = batches
+        held: dict[_Key, tuple[int, int]] = {}
+        for batch in batches:
+            for key, (count, size) in batch.shares().items():
+                had_count, had_size = held.get(key, (0, 0))
+                held[key] = (had_count + count, had_size + size)
+        #: Partitions whose every record is reported (too many for one record batch).
+        self._each = {
+            key
+            for key, (count, size) in held.items()
+            if count > _SHARE_RECORDS or size > _SHARE_BYTES
+        }
+        self._counts = {key: count for key, (count, _) in held.items()}
+        #: Per batch, the indexes of its records that ask for a report.
+        self.reported: list[frozenset[int]] = []
+        each = self._each
+        first_seen: set[_Key] = set()
+        last_at: dict[_Key, tuple[int, int]] = {}
+        for number, batch in enumerate(batches):
+            keys = batch.keys
+            for key in batch.shares():
+                last_at[key] = (number, len(keys) - 1 - keys[::-1].index(key))
+        for number, batch in enumerate(batches):
+            keys = batch.keys
+            indexes: set[int] = set()
+            for key in batch.shares():
+                if key in each:
+                    indexes.update(i for i, k in enumerate(keys) if k == key)
+                    continue
+                if key not in first_seen:
+                    first_seen.add(key)
+                    indexes.add(keys.index(key))
+                where, index = last_at[key]
+                if where == number:
+                    indexes.add(index)
+            self.reported.append(frozenset(indexes))
+
+    def placements(self, reports: list[Message]) -> list[Outcome]:
+        """Each batch's placements, from a committed transaction's delivery reports."""
+        batches = self._batches
+        by_partition: dict[_Key, list[Placed]] = {}
+        for message in reports:
+            key = (message.topic() or "", message.partition() or 0)
+            placed = by_partition.get(key)
+            if placed is None:
+                placed = by_partition[key] = []
+            offset = message.offset()
+            placed.append((-1 if offset is None else offset, message.timestamp()[1]))
+        cursors: dict[_Key, Iterator[Placed]] = {}
+        unknown: set[_Key] = set()
+        for key, count in self._counts.items():
+            cursor = self._cursor(key, count, by_partition.get(key, []))
+            if cursor is None:
+                unknown.add(key)
+            else:
+                cursors[key] = cursor
+        outcomes: list[Outcome] = []
+        for batch in batches:
+            if unknown.intersection(batch.shares()):
+                outcomes.append(
+                    StorageTimeout(
+                        "Kafka committed the batch, but where its records landed is unknown"
+                    )
+                )
+                continue
+            outcomes.append([next(cursors[key]) for key in batch.keys])
+        return outcomes
+
+    def _cursor(self, key: _Key, count: int, placed: list[Placed]) -> Iterator[Placed] | None:
+        """The placements of ``key``'s records in order, or None if the reports cannot say."""
+        if len(placed) == count:
+            return iter(placed)  # one report per record (or a single record)
+        if key in self._each or len(placed) != 2:
+            return None  # cannot happen after a successful commit; never guess
+        (first, first_time), (last, last_time) = placed
+        if last - first + 1 != count:
+            # Another writer's records landed between this transaction's: offsets unknown.
+            logger.error(
+                "records of one transaction in %s[%d] are not at consecutive offsets", *key
+            )
+            return None
+        # One record batch: one log-append time. Should the broker have split it, the
+        # records after the first are given the last one's (the latest they can have).
+        return itertools.chain(
+            ((first, first_time),),
+            zip(range(first + 1, last + 1), itertools.repeat(last_time)),
+        )

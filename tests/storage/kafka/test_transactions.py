@@ -1,0 +1,119 @@
+"""Batches in transactions: offsets told from one report per partition, checked, and
+exact whether a partition's records fit one record batch or not."""
+
+from __future__ import annotations
+
+import asyncio
+
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
+
+from sluicegate.config import KafkaSettings
+from sluicegate.core.records import NewRecord
+from sluicegate.core.topics import TopicSpec
+from sluicegate.errors import StorageTimeout
+from sluicegate.storage.kafka import KafkaLog
+from sluicegate.storage.kafka.clients import ONE_BATCH_RECORDS
+from sluicegate.storage.kafka.transactions import Batch, _ReportPlan
+from tests.storage.kafka.conftest import consume_all_async
+
+_A = ("p.t", 0)
+_B = ("p.t", 1)
+
+
+def _batch(keys: list[tuple[str, int]]) -> Batch:
+    return Batch(keys, [NewRecord("t", p, None, b"v") for _, p in keys])
+
+
+def _report(key: tuple[str, int], offset: int, timestamp: int = 7) -> Message:
+    return Message(
+        topic=key[0],
+        partition=key[1],
+        offset=offset,
+        timestamp=(TIMESTAMP_LOG_APPEND_TIME, timestamp),
+    )
+
+
+def test_only_the_first_and_last_record_of_each_partition_ask_for_a_report() -> None:
+    plan = _ReportPlan([_batch([_A, _B, _A]), _batch([_A, _A]), _batch([_B, _B])])
+    assert plan.reported == [frozenset({0, 1}), frozenset({1}), frozenset({1})]
+
+
+def test_offsets_between_a_partitions_first_and_last_report_are_its_other_records() -> None:
+    plan = _ReportPlan([_batch([_A, _B, _A]), _batch([_A, _A]), _batch([_B, _B])])
+    reports = [_report(_A, 10), _report(_B, 50), _report(_A, 13, 9), _report(_B, 52, 9)]
+    assert plan.placements(reports) == [
+        [(10, 7), (50, 7), (11, 9)],
+        [(12, 9), (13, 9)],
+        [(51, 9), (52, 9)],
+    ]
+
+
+def test_a_gap_between_first_and_last_fails_only_the_batches_of_that_partition() -> None:
+    # Another writer's records between this transaction's: where each landed is unknown.
+    plan = _ReportPlan([_batch([_A, _A]), _batch([_B, _B]), _batch([_A, _B])])
+    reports = [_report(_A, 10), _report(_B, 20), _report(_A, 14), _report(_B, 22)]
+    first, second, third = plan.placements(reports)
+    assert isinstance(first, StorageTimeout)
+    assert second == [(20, 7), (21, 7)]
+    assert isinstance(third, StorageTimeout)
+
+
+def test_a_missing_report_is_never_guessed() -> None:
+    plan = _ReportPlan([_batch([_A, _A, _A])])
+    [outcome] = plan.placements([_report(_A, 3)])
+    assert isinstance(outcome, StorageTimeout)
+
+
+def test_a_partition_too_big_for_one_record_batch_reports_every_record() -> None:
+    many = ONE_BATCH_RECORDS + 1
+    plan = _ReportPlan([_batch([_A] * many), _batch([_B, _B, _B])])
+    assert plan.reported == [frozenset(range(many)), frozenset({0, 2})]
+    reports = [_report(_A, 2 * i) for i in range(many)] + [_report(_B, 0), _report(_B, 2)]
+    placed, small = plan.placements(reports)
+    assert placed == [(2 * i, 7) for i in range(many)]
+    assert small == [(0, 7), (1, 7), (2, 7)]
+
+
+async def test_concurrent_batches_get_the_offsets_their_records_are_stored_at(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    await kafka_log.create_topic(TopicSpec(name="mixed", partitions=3))
+
+    def batch(task: int, number: int) -> list[NewRecord]:
+        # Partitions interleaved within a batch, and batches sharing transactions.
+        return [
+            NewRecord("mixed", (task + i) % 3, None, b"%d-%d-%d" % (task, number, i))
+            for i in range(7)
+        ]
+
+    async def appender(task: int) -> list[tuple[NewRecord, int, int]]:
+        placed = []
+        for number in range(5):
+            records = batch(task, number)
+            for record, appended in zip(records, await kafka_log.append(records), strict=True):
+                assert appended.partition == record.partition
+                placed.append((record, appended.partition, appended.offset))
+        return placed
+
+    results = await asyncio.gather(*(appender(task) for task in range(8)))
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "mixed", 3
+    )
+    stored = {(m.partition(), m.offset()): m.value() for m in messages}
+    placed = [entry for result in results for entry in result]
+    assert len(stored) == len(placed) == 8 * 5 * 7
+    for record, partition, offset in placed:
+        assert stored[(partition, offset)] == record.value
+
+
+async def test_a_batch_beyond_one_record_batch_gets_exact_offsets(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    await kafka_log.create_topic(TopicSpec(name="wide", partitions=1))
+    records = [NewRecord("wide", 0, None, b"%d" % i) for i in range(ONE_BATCH_RECORDS + 5)]
+    appended = await kafka_log.append(records)
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "wide", 1
+    )
+    stored = {m.offset(): m.value() for m in messages}
+    assert [stored[a.offset] for a in appended] == [r.value for r in records]
