@@ -41,6 +41,7 @@ StoredRecord = tuple[bytes | None, bytes | None, tuple[Header, ...]]
 _encode = msgspec.msgpack.Encoder().encode
 _stored = attrgetter("key", "value", "headers")
 _flatten = chain.from_iterable
+_known_size = attrgetter("known_size")
 # Splitting into Raw slices costs no allocation per field, so a read that starts in the
 # middle of a chunk decodes only the records it returns.
 split_chunk = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
@@ -79,13 +80,18 @@ def chunk_rows(
     at = 0
     while at < count:
         end = min(at + CHUNK_RECORDS, count)
-        stored = list(map(_stored, records[at:end]))
-        keys, values, headers = zip(*stored, strict=True)
-        total = (
-            sum(map(len, filter(None, keys)))
-            + sum(map(len, filter(None, values)))
-            + sum(map(len, _flatten(_flatten(headers))))
-        )
+        run = records[at:end]
+        stored = list(map(_stored, run))
+        sizes = list(map(_known_size, run))
+        if None in sizes:
+            keys, values, headers = zip(*stored, strict=True)
+            total = (
+                sum(map(len, filter(None, keys)))
+                + sum(map(len, filter(None, values)))
+                + sum(map(len, _flatten(_flatten(headers))))
+            )
+        else:
+            total = sum(sizes)  # counted by whoever made the records (``NewRecord``)
         if total > CHUNK_BYTES:
             rows += _rows_by_record(topic_id, partition, base + at, ts, records[at:])
             break
@@ -103,9 +109,11 @@ def _rows_by_record(
     total = 0
     for record in records:
         key, value, headers = record.key, record.value, record.headers
-        size = (0 if key is None else len(key)) + (0 if value is None else len(value))
-        for name, data in headers:
-            size += len(name) + len(data)
+        size = record.known_size
+        if size is None:
+            size = (0 if key is None else len(key)) + (0 if value is None else len(value))
+            for name, data in headers:
+                size += len(name) + len(data)
         if stored and (len(stored) >= CHUNK_RECORDS or total + size > CHUNK_BYTES):
             end = base + len(stored)
             rows.append((topic_id, partition, base, end, ts, total, _encode(stored)))
