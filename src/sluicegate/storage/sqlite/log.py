@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from operator import attrgetter
 from pathlib import Path
 
 from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition, Watermarks
@@ -61,8 +60,6 @@ from sluicegate.storage.waiters import Waiters
 __all__ = ["SqliteLog"]
 
 logger = logging.getLogger(__name__)
-#: A record's (topic, partition), the key its partition state is looked up by.
-_place = attrgetter("topic", "partition")
 
 #: WAL readers never block each other or the writer, and sqlite3 releases the GIL while
 #: a statement steps, so a second reader helps even on two cores; more buys nothing.
@@ -345,18 +342,19 @@ class SqliteLog(Log):
                 if not 0 <= record.partition < len(own):
                     raise invalid_partition(record.topic, record.partition, len(own))
                 return writer.append(batch, [own[record.partition]])
+            states: list[PartitionState] = []
+            name = None
+            partitions: Sequence[PartitionState] = ()
             # Validated here so a bad batch fails at once; the writer re-validates only if
-            # a topic changed while the batch was queued (the catalog epoch moved). Each
-            # distinct partition is looked up once, in the order the batch first names it
-            # (so the first bad record names the error), and mapped to every record in C.
-            places = list(map(_place, batch))
-            states_of: dict[tuple[str, int], PartitionState] = {}
-            for topic, index in dict.fromkeys(places):
-                partitions = catalog.get(topic).partitions
+            # a topic changed while the batch was queued (the catalog epoch moved).
+            for record in batch:
+                if record.topic != name:
+                    name = record.topic
+                    partitions = catalog.get(name).partitions
+                index = record.partition
                 if not 0 <= index < len(partitions):
-                    raise invalid_partition(topic, index, len(partitions))
-                states_of[topic, index] = partitions[index]
-            states = list(map(states_of.__getitem__, places))
+                    raise invalid_partition(name, index, len(partitions))
+                states.append(partitions[index])
             return writer.append(batch, states)
         except SluicegateError as exc:
             failed: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()

@@ -23,10 +23,9 @@ import asyncio
 import sqlite3
 import time
 from asyncio import get_running_loop
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from itertools import repeat
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -60,8 +59,6 @@ _INSERT_CHUNK = (
     "INSERT INTO chunks (topic_id, partition, base_offset, end_offset, ts, bytes, records)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-#: Batches over several partitions with more records than this take ``_spread``.
-_SPREAD_FROM = 8
 _UPSERT_OFFSET = (
     "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
     " SET next_offset = excluded.next_offset, committed_at = excluded.committed_at"
@@ -168,47 +165,6 @@ def _as_storage_error(exc: BaseException) -> SluicegateError:
     error = StorageError(f"the storage writer failed: {exc!r}")
     error.__cause__ = exc
     return error
-
-
-def _spread(
-    batch: Sequence[NewRecord],
-    states: list[PartitionState],
-    touched: dict[PartitionState, _Pending],
-    now: int,
-) -> list[Appended]:
-    """Give a batch over several partitions its offsets; its results, in batch order.
-
-    The records are taken partition by partition (in the order the batch first names
-    each, batch order within one), so the Python here runs per partition and the work per
-    record is C: a stable sort of the positions, slices, ``map``.
-    """
-    rank = {state: at for at, state in enumerate(dict.fromkeys(states))}
-    ranks = list(map(rank.__getitem__, states))
-    counts = Counter(ranks)
-    order = sorted(range(len(batch)), key=ranks.__getitem__)
-    appended: list[Appended] = []
-    start = 0
-    for state, at in rank.items():
-        count = counts[at]
-        positions = order[start : start + count]
-        start += count
-        pending = touched.get(state)
-        if pending is None:
-            pending = touched[state] = _Pending(state, now)
-        base = state.next
-        state.next = base + count
-        pending.records.extend(map(batch.__getitem__, positions))
-        appended.extend(
-            map(
-                Appended,
-                repeat(batch[positions[0]].topic, count),
-                repeat(state.index, count),
-                range(base, base + count),
-                repeat(pending.ts, count),
-            )
-        )
-    # ``appended`` follows ``order``; its inverse puts each result back at its record.
-    return list(map(appended.__getitem__, sorted(range(len(batch)), key=order.__getitem__)))
 
 
 def _group_statements(
@@ -493,10 +449,7 @@ class Writer:
                 pending.records.extend(op.batch)
                 topic, index, ts = op.batch[0].topic, first.index, pending.ts
                 op.results = [Appended(topic, index, o, ts) for o in range(base, first.next)]
-            elif op.size > _SPREAD_FROM:
-                op.results = _spread(op.batch, states, touched, now)
             else:
-                # A few records (an event and its marker): the loop costs less than a sort.
                 results = op.results
                 for record, state in zip(op.batch, states, strict=True):
                     pending = touched.get(state)
