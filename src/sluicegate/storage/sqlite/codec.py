@@ -81,8 +81,7 @@ def chunk_rows(
         end = min(at + CHUNK_RECORDS, count)
         run = records[at:end]
         sizes = list(map(_known_size, run))
-        total = 0 if None in sizes else sum(sizes)
-        if not sizes or None in sizes or total > CHUNK_BYTES:
+        if None in sizes or (total := sum(sizes)) > CHUNK_BYTES:
             rows += _rows_by_record(topic_id, partition, base + at, ts, records[at:])
             break
         stored = list(map(_stored, run))
