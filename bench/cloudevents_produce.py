@@ -174,7 +174,6 @@ class _Client:
         self.protocol = protocol
         self._make = make
         self._remaining = count
-        self._writes = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         protocol.connection_made(_Transport(self))  # type: ignore[arg-type]
 
@@ -182,15 +181,12 @@ class _Client:
         self.protocol.data_received(self._make())
 
     def written(self, data: bytes) -> None:
-        # uvicorn writes a response as two writes, head then body.
+        # A response is one write, head and body together (http/response_cycle.py).
         if self.done.done():
             return
-        self._writes += 1
-        if self._writes == 1:
-            if not data.startswith(b"HTTP/1.1 202 "):
-                self.done.set_exception(RuntimeError(f"not a 202: {data[:300]!r}"))
+        if not data.startswith(b"HTTP/1.1 202 "):
+            self.done.set_exception(RuntimeError(f"not a 202: {data[:300]!r}"))
             return
-        self._writes = 0
         self._remaining -= 1
         if self._remaining:
             asyncio.get_running_loop().call_soon(self.protocol.data_received, self._make())

@@ -40,9 +40,16 @@ class NewRecord(msgspec.Struct, frozen=True, gc=False):
     key: bytes | None = None
     value: bytes | None = None
     headers: Sequence[Header] = ()
+    #: What ``size()`` returns, when whoever made the record counted it already: a
+    #: dialect that builds many records from shared headers knows it in a few additions,
+    #: where counting header by header costs more than the rest of storing the record.
+    #: Storage takes it as given (it must equal ``size()``); ``None``: storage counts.
+    known_size: int | None = None
 
     def size(self) -> int:
         """Bytes of key, value and headers: what retention and read limits count."""
+        if self.known_size is not None:
+            return self.known_size
         return (
             (len(self.key) if self.key is not None else 0)
             + (len(self.value) if self.value is not None else 0)

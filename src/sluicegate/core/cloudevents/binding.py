@@ -512,7 +512,13 @@ def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord
         headers.append(("ce_subject", event.subject.encode()))
     tail, key = _tail(event)
     headers.extend(tail)
-    return NewRecord(topic, partition, key, event.data, tuple(headers))
+    size = _headers_size(headers) + (0 if key is None else len(key))
+    size += 0 if event.data is None else len(event.data)
+    return NewRecord(topic, partition, key, event.data, tuple(headers), size)
+
+
+def _headers_size(headers: Sequence[Header]) -> int:
+    return sum(len(name) + len(value) for name, value in headers)
 
 
 def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) -> list[NewRecord]:
@@ -527,19 +533,21 @@ def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) 
     if len(events) == 1:
         (topic, partition), event = places[0], events[0]
         return [to_record(event, topic, partition=partition)]  # nothing repeats
-    heads: dict[tuple[str, str, str], tuple[Header, Header, Header]] = {}
-    tails: dict[tuple[object, ...], tuple[tuple[Header, ...], bytes | None]] = {}
+    # With the bytes they add to a record's size, so that storage need not count them.
+    heads: dict[tuple[str, str, str], tuple[Header, Header, Header, int]] = {}
+    tails: dict[tuple[object, ...], tuple[tuple[Header, ...], bytes | None, int]] = {}
     records: list[NewRecord] = []
     append = records.append
     for event, (topic, partition) in zip(events, places, strict=True):
         shared = (event.specversion, event.source, event.type)
         head = heads.get(shared)
         if head is None:
-            head = heads[shared] = (
+            made = (
                 _shared("ce_specversion", event.specversion),
                 _shared("ce_source", event.source),
                 _shared("ce_type", event.type),
             )
+            head = heads[shared] = (*made, _headers_size(made) + len("ce_id"))
         extensions = event.extensions
         rest = (
             event.time,
@@ -550,11 +558,21 @@ def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) 
         )
         tail = tails.get(rest)
         if tail is None:
-            tail = tails[rest] = _tail(event)
-        headers: tuple[Header, ...] = (head[0], ("ce_id", event.id.encode()), head[1], head[2])
+            made_tail, key = _tail(event)
+            tail = tails[rest] = (
+                made_tail,
+                key,
+                _headers_size(made_tail) + (0 if key is None else len(key)),
+            )
+        event_id = event.id.encode()
+        data = event.data
+        size = head[3] + len(event_id) + tail[2] + (0 if data is None else len(data))
+        headers: tuple[Header, ...] = (head[0], ("ce_id", event_id), head[1], head[2])
         if event.subject is not None:
-            headers += (("ce_subject", event.subject.encode()),)
-        append(NewRecord(topic, partition, tail[1], event.data, headers + tail[0]))
+            subject = event.subject.encode()
+            headers += (("ce_subject", subject),)
+            size += len("ce_subject") + len(subject)
+        append(NewRecord(topic, partition, tail[1], data, headers + tail[0], size))
     return records
 
 

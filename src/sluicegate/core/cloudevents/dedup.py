@@ -306,6 +306,8 @@ def _markers(by_lifetime: dict[int, list[bytes]]) -> list[tuple[list[bytes], int
         header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
         for start in range(0, len(digests), MAX_DIGESTS_PER_MARKER):
             chunk = digests[start : start + MAX_DIGESTS_PER_MARKER]
-            record = NewRecord(MARKER_TOPIC, 0, None, b"".join(chunk), (header,))
+            value = b"".join(chunk)
+            size = len(value) + len(_LIFETIME_HEADER) + len(header[1])
+            record = NewRecord(MARKER_TOPIC, 0, None, value, (header,), size)
             markers.append((chunk, lifetime, record))
     return markers

@@ -10,6 +10,7 @@ pairs, so order and duplicates survive.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 import msgspec
 
@@ -37,6 +38,8 @@ ChunkRow = tuple[int, int, int, int, int, int, bytes]
 StoredRecord = tuple[bytes | None, bytes | None, tuple[Header, ...]]
 
 _encode = msgspec.msgpack.Encoder().encode
+_stored = attrgetter("key", "value", "headers")
+_known_size = attrgetter("known_size")
 # Splitting into Raw slices costs no allocation per field, so a read that starts in the
 # middle of a chunk decodes only the records it returns.
 split_chunk = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
@@ -65,16 +68,42 @@ def chunk_rows(
     topic_id: int, partition: int, base: int, ts: int, records: Sequence[NewRecord]
 ) -> list[ChunkRow]:
     """Rows holding ``records`` at offsets ``base``, ``base + 1``, ..."""
+    # This runs for every record appended. Records that carry their size (``NewRecord.
+    # known_size``) are taken a run at a time: their stored tuples and their bytes in C
+    # (``map``, ``sum``), and a run of ``CHUNK_RECORDS`` within ``CHUNK_BYTES`` is exactly
+    # the chunk the record-by-record cut makes. Counting bytes header by header costs
+    # about the same in C as in the loop (callgrind), so records without their size, and
+    # a run over the byte limit, take the record-by-record cut from there on.
+    rows: list[ChunkRow] = []
+    count = len(records)
+    at = 0
+    while at < count:
+        end = min(at + CHUNK_RECORDS, count)
+        run = records[at:end]
+        sizes = list(map(_known_size, run))
+        if None in sizes or (total := sum(sizes)) > CHUNK_BYTES:
+            rows += _rows_by_record(topic_id, partition, base + at, ts, records[at:])
+            break
+        stored = list(map(_stored, run))
+        rows.append((topic_id, partition, base + at, base + end, ts, total, _encode(stored)))
+        at = end
+    return rows
+
+
+def _rows_by_record(
+    topic_id: int, partition: int, base: int, ts: int, records: Sequence[NewRecord]
+) -> list[ChunkRow]:
+    """``chunk_rows`` one record at a time: the byte limit checked before each record."""
     rows: list[ChunkRow] = []
     stored: list[tuple[bytes | None, bytes | None, Sequence[Header]]] = []
     total = 0
-    # One pass, sizes inlined (no generator for the headers): this runs for every record
-    # appended.
     for record in records:
         key, value, headers = record.key, record.value, record.headers
-        size = (0 if key is None else len(key)) + (0 if value is None else len(value))
-        for name, data in headers:
-            size += len(name) + len(data)
+        size = record.known_size
+        if size is None:
+            size = (0 if key is None else len(key)) + (0 if value is None else len(value))
+            for name, data in headers:
+                size += len(name) + len(data)
         if stored and (len(stored) >= CHUNK_RECORDS or total + size > CHUNK_BYTES):
             end = base + len(stored)
             rows.append((topic_id, partition, base, end, ts, total, _encode(stored)))
