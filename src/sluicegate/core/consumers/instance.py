@@ -399,13 +399,12 @@ class ConsumerInstance:
                 if accept is None:
                     taken = chunk
                 else:
-                    taken = []
-                    for record in chunk:
-                        if accept(record):
-                            if len(taken) == want:
-                                end = record.offset
-                                break
-                            taken.append(record)
+                    # Filtered by a C loop; past ``want`` records, the first one not
+                    # taken is where this partition goes on next time.
+                    taken = list(filter(accept, chunk))
+                    if len(taken) > want:
+                        end = taken[want].offset
+                        del taken[want:]
                     skipped += len(chunk) - len(taken)
                 again = None
                 if taken:
@@ -479,6 +478,7 @@ class ConsumerInstance:
         kept: list[Record] = []
         kept_again: dict[int, int] = {}
         dead = False
+        dead_from: int | None = None
         for index, record in enumerate(taken):
             count = again.get(index)
             if count is not None:
@@ -489,6 +489,7 @@ class ConsumerInstance:
                 if head and not kept and not dead and limit and count > limit and sink:
                     await sink.dead_letter(self.owner, group.name, record, count - 1)
                     counts.dead(tp, offset)  # and forgets the counts after it
+                    dead_from = offset
                     group.dead_letters += 1
                     dead = True
                     continue
@@ -502,7 +503,9 @@ class ConsumerInstance:
         if limit:
             # Only a group that dead-letters needs its counts after a restart; a group
             # that never confirms would otherwise write its whole backlog's counts.
-            await group.save_counts([tp])
+            # Only this batch's blocks are written, not the partition's whole map.
+            redelivered = [taken[index].offset for index in again]
+            await group.save_redelivered(tp, redelivered, dead_from)
         return kept, offsets, kept_again, dead
 
     async def _commit_dead(self) -> None:
