@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,10 +168,15 @@ def instructions_per_event(short: int, long: int, path: str) -> int:
     """Instructions one consumed event costs on ``path``: a run of ``long`` events less
     one of ``short`` (start-up, shut-down and the group's first steps cancel out), both
     reading the same stored events; the reader threads count, the commit process not."""
-    with tempfile.TemporaryDirectory() as data_dir:
-        measure(long, path, data_dir=data_dir, phase="produce")
+    with tempfile.TemporaryDirectory() as scratch:
+        # A copy each: one server at a time may hold a data directory.
+        first, second = f"{scratch}/short", f"{scratch}/long"
+        measure(long, path, data_dir=first, phase="produce")
+        shutil.copytree(first, second)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            few, many = pool.map(lambda n: _instructions(n, path, data_dir), (short, long))
+            few, many = pool.map(
+                lambda run: _instructions(run[0], path, run[1]), ((short, first), (long, second))
+            )
     return round((many - few) / (long - short))
 
 
