@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from itertools import chain
 from operator import attrgetter
@@ -201,6 +202,7 @@ class ConsumerInstance:
         limit = registry.settings.max_unconfirmed if window is None else window
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        woken_at = 0.0
         self.busy += 1
         try:
             while True:
@@ -213,10 +215,13 @@ class ConsumerInstance:
                     self._check_open()
                     remaining = deadline - loop.time()
                     if batch or remaining <= 0:
+                        batch.woken_at = woken_at
                         return batch
                     positions = self._positions() if room > 0 else {}
                     wake = self._wake_future()
                 await waits.wait(self.owner, positions, remaining, gone, wake)
+                # For the streams' wake-to-write figure (``stream.WakeToWrite``).
+                woken_at = time.perf_counter()
         finally:
             self.busy -= 1
             self.touch()
