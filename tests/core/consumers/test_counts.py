@@ -3,7 +3,7 @@ passes them, and what is stored in the log comes back after a restart."""
 
 from __future__ import annotations
 
-from sluicegate.core.consumers.count_store import BLOCK, DeliveryCountStore
+from sluicegate.core.consumers.count_store import DeliveryCountStore
 from sluicegate.core.consumers.counts import DeliveryCounts, PartitionCounts
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import TopicPartition
@@ -68,43 +68,3 @@ async def test_the_store_keeps_counts_in_the_log_across_a_reload(gateway: Gatewa
     await reloaded.load()
     assert set(reloaded.of("ce/app/g")) == {TP}
     assert reloaded.of("nobody") == {}
-
-
-async def test_a_batch_stores_only_the_blocks_it_touches(gateway: Gateway) -> None:
-    store = gateway.delivery_counts
-    group = "ce/app/blocks"
-    first = dict.fromkeys(range(10), 2)
-    later = dict.fromkeys(range(BLOCK * 3, BLOCK * 3 + 5), 3)
-    await store.save(group, {TP: PartitionCounts(high=BLOCK * 4, again={**first, **later})})
-    assert store.blocks(group, TP) == {0, 3}
-    written: list[str] = []
-    state = store._state
-    put_many = state.put_many
-
-    async def recording(items: list[tuple[str, PartitionCounts]]) -> None:
-        written.extend(key for key, _ in items)
-        await put_many(items)
-
-    state.put_many = recording  # type: ignore[method-assign]
-    # A batch redelivering offsets of block 3 writes the partition's key and block 3.
-    await store.save_blocks(group, TP, BLOCK * 4, [], {3: {**later, BLOCK * 3: 4}})
-    assert written == [f"orders/0/{group}", f"orders#3/0/{group}"]
-    reloaded = DeliveryCountStore(gateway.log)
-    await reloaded.load()
-    assert reloaded.of(group) == {
-        TP: PartitionCounts(high=BLOCK * 4, again={**first, **later, BLOCK * 3: 4})
-    }
-    restored = DeliveryCounts()
-    restored.restore(TP, reloaded.of(group)[TP])
-    assert (restored.count(TP, 5), restored.count(TP, BLOCK * 3)) == (2, 4)
-    await store.forget(group, TP)
-    reloaded = DeliveryCountStore(gateway.log)
-    await reloaded.load()
-    assert reloaded.of(group) == {}
-
-
-def test_counts_by_block() -> None:
-    counts = DeliveryCounts()
-    counts.delivered(TP, [1, 2, BLOCK + 1])
-    counts.delivered(TP, [1, 2, BLOCK + 1])
-    assert counts.blocks(TP, {0, 1, 5}, BLOCK) == {0: {1: 2, 2: 2}, 1: {BLOCK + 1: 2}, 5: {}}

@@ -21,7 +21,7 @@ are counted; past that, a redelivery that is not tracked reports 2.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
@@ -121,24 +121,6 @@ class DeliveryCounts:
             again=dict(self._again.get(tp, {})),
             dead=sorted(self._dead.get(tp, ())),
         )
-
-    def blocks(
-        self, tp: TopicPartition, blocks: Collection[int], size: int
-    ) -> dict[int, dict[int, int]]:
-        """``tp``'s redelivery counts in each of ``blocks`` (offsets ``block * size`` to
-        the next block's first), an empty map for a block with none."""
-        out: dict[int, dict[int, int]] = {block: {} for block in blocks}
-        again = self._again.get(tp)
-        if again:
-            for offset, count in again.items():
-                found = out.get(offset // size)
-                if found is not None:
-                    found[offset] = count
-        return out
-
-    def dead_offsets(self, tp: TopicPartition) -> list[int]:
-        """The events of ``tp`` written to the dead stream and not committed, in order."""
-        return sorted(self._dead.get(tp, ()))
 
     def restore(self, tp: TopicPartition, stored: PartitionCounts) -> None:
         """Take ``tp``'s stored counts; what is known here already is never lowered."""

@@ -21,10 +21,10 @@ group whose consumers are all gone is still seen.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-from sluicegate.core.consumers.count_store import BLOCK, DeliveryCountStore
+from sluicegate.core.consumers.count_store import DeliveryCountStore
 from sluicegate.core.consumers.counts import DeliveryCounts
 from sluicegate.core.records import TopicPartition
 from sluicegate.storage.base import Log
@@ -82,30 +82,6 @@ class LocalGroup:
         if self.count_store is not None and partitions:
             counts = self.counts
             await self.count_store.save(self.name, {tp: counts.snapshot(tp) for tp in partitions})
-
-    async def save_redelivered(
-        self, tp: TopicPartition, offsets: Sequence[int], dead_from: int | None
-    ) -> None:
-        """Durably store the counts of ``tp`` that a batch redelivering ``offsets`` changed:
-        the blocks those offsets fall in, and with ``dead_from`` (an event just
-        dead-lettered, whose later events' counts were dropped) every stored block from
-        its own on. A no-op without a store."""
-        store = self.count_store
-        if store is None or not offsets:
-            return
-        touched = {offset // BLOCK for offset in offsets}
-        if dead_from is not None:
-            first = dead_from // BLOCK
-            touched.add(first)
-            touched.update(block for block in store.blocks(self.name, tp) if block >= first)
-        counts = self.counts
-        await store.save_blocks(
-            self.name,
-            tp,
-            counts.high(tp),
-            counts.dead_offsets(tp),
-            counts.blocks(tp, touched, BLOCK),
-        )
 
     def learned(self, tp: TopicPartition, position: int) -> int:
         """Take a committed position read from the log; the group's position now."""

@@ -483,7 +483,6 @@ class ConsumerInstance:
         kept: list[Record] = []
         kept_again: dict[int, int] = {}
         dead = False
-        dead_from: int | None = None
         for index, record in enumerate(taken):
             count = again.get(index)
             if count is not None:
@@ -494,7 +493,6 @@ class ConsumerInstance:
                 if head and not kept and not dead and limit and count > limit and sink:
                     await sink.dead_letter(self.owner, group.name, record, count - 1)
                     counts.dead(tp, offset)  # and forgets the counts after it
-                    dead_from = offset
                     group.dead_letters += 1
                     dead = True
                     continue
@@ -508,9 +506,7 @@ class ConsumerInstance:
         if limit:
             # Only a group that dead-letters needs its counts after a restart; a group
             # that never confirms would otherwise write its whole backlog's counts.
-            # Only this batch's blocks are written, not the partition's whole map.
-            redelivered = [taken[index].offset for index in again]
-            await group.save_redelivered(tp, redelivered, dead_from)
+            await group.save_counts([tp])
         return kept, offsets, kept_again, dead
 
     async def _commit_dead(self) -> None:
