@@ -122,6 +122,7 @@ class GatewayApp:
             max_groups=settings.cloudevents.metrics_max_groups,
         )
         self.metrics.watch_open_consumers("cloudevents", gateway.open_consumers)
+        self.metrics.watch_wake_to_write("cloudevents", gateway.streams.wake_to_write)
         self.router = Router([*self._own_routes(), *routes], websockets)
         self._dispatch: dict[tuple[str, str], _Dispatch] = {}
         #: Sends consumer requests on to other nodes; ``build_app`` sets it, and the

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from sluicegate.core.consumers.lag import GroupFigures
+    from sluicegate.core.consumers.stream import WakeToWrite
 
 __all__ = [
     "CONTENT_TYPE",
@@ -180,6 +181,29 @@ class _OpenConsumers(Collector):
         counts = self._counts()
         for kind in sorted({*CONSUMER_KINDS, *counts}):
             family.add_metric([self._dialect, kind], counts.get(kind, 0))
+        yield family
+
+
+class _WakeToWrite(Collector):
+    """The streams' wake-up to write histogram (``core.consumers.stream.WakeToWrite``)."""
+
+    def __init__(self, dialect: str, source: WakeToWrite) -> None:
+        self._dialect = dialect
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        source = self._source
+        family = HistogramMetricFamily(
+            "sluicegate_consumer_stream_wake_to_write_seconds",
+            "From a waiting consumer stream's wake-up (a commit moved the log) to the write "
+            "of its first events to the connection.",
+            labels=["dialect"],
+        )
+        cumulative, buckets = 0, []
+        for bound, count in zip(source.BOUNDS, source.buckets, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        family.add_metric([self._dialect], buckets, source.total)
         yield family
 
 
@@ -386,6 +410,10 @@ class Metrics:
     def watch_open_consumers(self, dialect: str, counts: Callable[[], dict[str, int]]) -> None:
         """``dialect``'s open consumers by kind: ``long_poll``, ``websocket``, ``sse``."""
         self.registry.register(_OpenConsumers(dialect, counts))
+
+    def watch_wake_to_write(self, dialect: str, source: WakeToWrite) -> None:
+        """``dialect``'s streams' wake-up to write histogram."""
+        self.registry.register(_WakeToWrite(dialect, source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

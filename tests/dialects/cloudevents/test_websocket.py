@@ -17,6 +17,7 @@ from sluicegate.config import Settings
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import PATHS, SUBPROTOCOL
+from sluicegate.observability.metrics import Metrics
 from sluicegate.openapi import load_document
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import PRODUCER, key_for, stored
@@ -113,6 +114,25 @@ async def test_events_produced_while_connected_arrive(
         await produce(served.http, producer, [event("after")])
         (got,) = await received(ws, 1)
     assert (got["id"], got["offset"]) == ("after", "2")
+
+
+async def test_a_woken_streams_write_is_timed_for_metrics(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    delays = served.gateway.streams.wake_to_write
+    async with consume(served, consumer) as ws:
+        await produce(served.http, producer, [event("woke-it")])
+        await received(ws, 1)
+    # Woken by the commit, written once: one figure, in a bucket below the last.
+    assert delays.count == 1
+    assert sum(delays.buckets) == 1
+    assert 0 < delays.total < 10
+    metrics = Metrics()
+    metrics.watch_wake_to_write("cloudevents", delays)
+    text = metrics.render().decode()
+    name = "sluicegate_consumer_stream_wake_to_write_seconds"
+    assert f'{name}_count{{dialect="cloudevents"}} 1.0' in text
+    assert f'{name}_bucket{{dialect="cloudevents",le="+Inf"}} 1.0' in text
 
 
 async def test_confirmed_events_are_never_delivered_again_the_rest_are(

@@ -815,43 +815,71 @@ def _shape(names: tuple[str, ...]) -> _Shape | None:
 def structured_events(records: Sequence[Record], first: int) -> list[bytes]:
     """``structured_json(records[i], first + i)`` for each record, byte for byte, in bulk."""
     rendered: list[bytes] = []
+    append = rendered.append
     #: Per record, the values that went in as they are (``None``: rendered in general).
     verbatim: list[tuple[bytes, ...] | None] = []
+    keep = verbatim.append
     offset = first
+    # A batch is nearly always one shape, one content type and one way with the key:
+    # compared with the record before (equal strings compare by length and bytes,
+    # where a dict look-up would hash every freshly decoded name first), the template
+    # is looked up once per run of records, not once per record.
+    last_names: tuple[str, ...] | None = None
+    shape: _Shape | None = None
+    last_type: bytes | None = None
+    kind = _NO_DATA
+    last_template: tuple[bool, int] | None = None
+    template = b""
     for record in records:
         headers = record.headers
-        shape: _Shape | None = None
-        if headers:
-            names, values = zip(*headers, strict=True)
-            shape = _SHAPES.get(names) or _shape(names)
         value = record.value
-        if shape is None or value == b"":
-            rendered.append(structured_json(record, offset))
-            verbatim.append(None)
+        if not headers or value == b"":
+            append(structured_json(record, offset))
+            keep(None)
+            offset += 1
+            continue
+        names, values = zip(*headers, strict=True)
+        if names != last_names:
+            last_names = names
+            shape = _SHAPES.get(names) or _shape(names)
+            last_template = None
+            last_type = None
+        if shape is None:
+            append(structured_json(record, offset))
+            keep(None)
             offset += 1
             continue
         if value is None:
-            kind = _NO_DATA
+            this_kind = _NO_DATA
         else:
             index = shape.content_type
-            kind = _data_kind(values[index]) if index >= 0 else _AS_BASE64
+            if index < 0:
+                this_kind = _AS_BASE64
+            else:
+                content_type = values[index]
+                if content_type != last_type:
+                    last_type = content_type
+                    kind = _data_kind(content_type)
+                this_kind = kind
         key = record.key
         checked: tuple[bytes, ...] = values
         key_member = False
         if key is not None and not shape.has_partitionkey:
             checked = (*values, key)
             key_member = True
-        template = shape.template(key_member, kind)
+        if last_template != (key_member, this_kind):
+            last_template = (key_member, this_kind)
+            template = shape.template(key_member, this_kind)
         if value is None:
-            rendered.append(template % (*checked, offset))
-        elif kind == _AS_BASE64:
+            append(template % (*checked, offset))
+        elif this_kind == _AS_BASE64:
             base64 = binascii.b2a_base64(value, newline=False)
-            rendered.append(template % (*checked, offset, base64))
+            append(template % (*checked, offset, base64))
         else:
-            rendered.append(template % (*checked, offset, value))
-            if kind == _AS_TEXT:
+            append(template % (*checked, offset, value))
+            if this_kind == _AS_TEXT:
                 checked = (*checked, value)
-        verbatim.append(checked)
+        keep(checked)
         offset += 1
     if not _all_verbatim(chain.from_iterable(v for v in verbatim if v is not None)):
         # Some value needs escaping or is no UTF-8: find which records, render them again.

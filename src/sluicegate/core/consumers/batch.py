@@ -13,7 +13,7 @@ class Batch:
     The sequence number is what the CloudEvents dialect calls an event's ``offset``.
     """
 
-    __slots__ = ("_counts", "first", "records")
+    __slots__ = ("_counts", "first", "records", "woken_at")
 
     def __init__(
         self, first: int, records: list[Record], counts: dict[int, int] | None = None
@@ -21,6 +21,9 @@ class Batch:
         self.first = first
         self.records = records
         self._counts = counts
+        #: ``time.perf_counter()`` when the wait that ended in this batch was woken (by
+        #: the log moving, mostly); 0.0 when the records were there at the first look.
+        self.woken_at = 0.0
 
     def __len__(self) -> int:
         return len(self.records)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from itertools import chain
 from operator import attrgetter
@@ -206,6 +207,7 @@ class ConsumerInstance:
         limit = registry.settings.max_unconfirmed if window is None else window
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        woken_at = 0.0
         self.busy += 1
         try:
             while True:
@@ -218,10 +220,13 @@ class ConsumerInstance:
                     self._check_open()
                     remaining = deadline - loop.time()
                     if batch or remaining <= 0:
+                        batch.woken_at = woken_at
                         return batch
                     positions = self._positions() if room > 0 else {}
                     wake = self._wake_future()
                 await waits.wait(self.owner, positions, remaining, gone, wake)
+                # For the streams' wake-to-write figure (``stream.WakeToWrite``).
+                woken_at = time.perf_counter()
         finally:
             self.busy -= 1
             self.touch()
@@ -404,13 +409,12 @@ class ConsumerInstance:
                 if accept is None:
                     taken = chunk
                 else:
-                    taken = []
-                    for record in chunk:
-                        if accept(record):
-                            if len(taken) == want:
-                                end = record.offset
-                                break
-                            taken.append(record)
+                    # Filtered by a C loop; past ``want`` records, the first one not
+                    # taken is where this partition goes on next time.
+                    taken = list(filter(accept, chunk))
+                    if len(taken) > want:
+                        end = taken[want].offset
+                        del taken[want:]
                     skipped += len(chunk) - len(taken)
                 again = None
                 if taken:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,7 +47,7 @@ from sluicegate.core.consumers.subscription import Subscription
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.errors import BadRequest, ShuttingDown
 
-__all__ = ["ConsumerStream", "Streams"]
+__all__ = ["ConsumerStream", "Streams", "WakeToWrite"]
 
 #: An idle stream's wait lasts a random share, between these, of a quarter of its group
 #: session before it looks again: a heartbeat of the membership, nothing the client
@@ -56,6 +57,29 @@ __all__ = ["ConsumerStream", "Streams"]
 #: 30 s each, 10,000 idle streams cost 333 wake-ups a second, every one of them
 #: leaving a new wait behind for the collector to walk.
 _WAIT_SHARE = (0.5, 1.0)
+
+
+class WakeToWrite:
+    """How long after a waiting stream is woken (by a commit that moved the log, mostly)
+    its first events are written to the connection: the server's share of the produce to
+    consume latency, past the commit. A histogram of fixed bounds, counted in memory by
+    the dialect after each such write and read by /metrics at scrape time."""
+
+    #: Upper bounds in seconds: 0.25 ms to 100 ms, then everything above.
+    BOUNDS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, float("inf"))
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * len(self.BOUNDS)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Count one write ``seconds`` after its stream was woken."""
+        self.buckets[bisect_left(self.BOUNDS, seconds)] += 1
+        self.count += 1
+        self.total += seconds
 
 
 class ConsumerStream:
@@ -122,6 +146,8 @@ class Streams:
         self._open: set[ConsumerStream] = set()
         #: Open streams by kind (``websocket``, ``sse``), for /metrics.
         self.open_by_kind: dict[str, int] = {}
+        #: Wake-up to write of the streams' events (see ``WakeToWrite``), for /metrics.
+        self.wake_to_write = WakeToWrite()
         self._stopping: asyncio.Future[None] | None = None
         self._ended: asyncio.Event | None = None
         self.closing = False

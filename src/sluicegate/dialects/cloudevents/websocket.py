@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -231,6 +232,7 @@ class WebSocketConsumers:
         """
         loop = asyncio.get_running_loop()
         stall = self._stall
+        wake_to_write = self._streams.wake_to_write
         try:
             async with asyncio.timeout(None) as deadline:
                 while True:
@@ -245,6 +247,8 @@ class WebSocketConsumers:
                             end += 1
                         deadline.reschedule(loop.time() + stall)
                         await send_texts(scope, send, texts[start:end])
+                        if start == 0 and batch.woken_at:
+                            wake_to_write.observe(time.perf_counter() - batch.woken_at)
                         offset += end - start
                         stream.sent = offset
                         start = end
