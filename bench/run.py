@@ -48,7 +48,6 @@ MODULES = {
 ALIASES = {
     # The topics pages (bench.console_pages) and the operations pages (bench.console).
     "console": ("console-topics", "console-ops"),
-    "kafka-all": ("kafka-log", "kafka", "kafka-consume"),
     "kafka-all": ("kafka-log", "kafka", "kafka-cpu", "kafka-consume", "kafka-idle"),
     "cloudevents": (
         "cloudevents-produce",
