@@ -3,8 +3,10 @@ limits."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from sluicegate.errors import BadRequest, PayloadTooLarge
@@ -215,3 +217,24 @@ class Request:
         """
         while (await self.receive())["type"] != "http.disconnect":
             pass
+
+    async def streamed(
+        self, delivering: Coroutine[Any, Any, bytes | None], *stops: asyncio.Future[None]
+    ) -> bytes | None:
+        """Run a streamed answer's ``delivering`` until it ends, the client leaves or one
+        of ``stops`` fires: ``None`` once the client is gone (nothing can reach it),
+        ``delivering``'s own last bytes when it ended, else ``b""`` (stopped)."""
+        delivery = asyncio.ensure_future(delivering)
+        leaving = asyncio.ensure_future(self.disconnected())
+        try:
+            waiting: tuple[asyncio.Future[Any], ...] = (delivery, leaving, *stops)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (delivery, leaving):
+                task.cancel()
+            await asyncio.gather(delivery, leaving, return_exceptions=True)
+        if leaving.done() and not leaving.cancelled() and leaving.exception() is None:
+            return None
+        if delivery.done() and not delivery.cancelled():
+            return delivery.result()
+        return b""

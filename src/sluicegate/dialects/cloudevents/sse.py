@@ -376,22 +376,10 @@ class ServerSentEvents:
     ) -> bytes | None:
         """Deliver until either side ends; the body's last bytes (``None``: the client
         is gone or stalled, nothing can reach it)."""
-        stopping = self._streams.stopping()
-        delivering = asyncio.ensure_future(self._deliver(stream, send, timeout))
-        leaving = asyncio.ensure_future(request.disconnected())
-        try:
-            await asyncio.wait(
-                (delivering, leaving, stopping, session.stop), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for task in (delivering, leaving):
-                task.cancel()
-            await asyncio.gather(delivering, leaving, return_exceptions=True)
-        if leaving.done() and not leaving.cancelled() and leaving.exception() is None:
-            return None
-        if delivering.done() and not delivering.cancelled():
-            return delivering.result()
-        return b""  # shutting down, or a reconnection took the instance over
+        # b"": shutting down, or a reconnection took the instance over.
+        return await request.streamed(
+            self._deliver(stream, send, timeout), self._streams.stopping(), session.stop
+        )
 
     async def _deliver(
         self, stream: ConsumerStream, send: Send, timeout: float | None

@@ -264,20 +264,9 @@ class TopicWatch:
     ) -> bytes | None:
         """Deliver until the client leaves (``None``), the gateway stops (``b""``) or
         reading fails (an ``error`` event)."""
-        delivering = asyncio.ensure_future(self._deliver(tail, send, timeout))
-        leaving = asyncio.ensure_future(request.disconnected())
-        stopping = self._gateway.streams.stopping()
-        try:
-            await asyncio.wait((delivering, leaving, stopping), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (delivering, leaving):
-                task.cancel()
-            await asyncio.gather(delivering, leaving, return_exceptions=True)
-        if leaving.done() and not leaving.cancelled() and leaving.exception() is None:
-            return None
-        if delivering.done() and not delivering.cancelled():
-            return delivering.result()
-        return b""
+        return await request.streamed(
+            self._deliver(tail, send, timeout), self._gateway.streams.stopping()
+        )
 
     async def _deliver(self, tail: TopicTail, send: Send, timeout: float | None) -> bytes | None:
         """Send records as the log has them, a heartbeat when there are none; ``b""``
