@@ -32,11 +32,11 @@ from typing import Any
 
 import httpx
 
+from bench.consumer_core import OneTopic, never
 from bench.http_produce import _entry
 from sluicegate.app import GatewayApp, build_app
 from sluicegate.config import load_settings
 from sluicegate.core.auth.principals import Permissions
-from sluicegate.core.consumers.subscription import RecordFilter
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord
 from sluicegate.core.topics import TopicSpec
@@ -57,21 +57,6 @@ CONCURRENCY = 32
 TARGET_MS = 100.0
 READ_TOPIC = "console.orders"
 PARTITIONS = 8
-
-
-class _Topic:
-    def version(self) -> int:
-        return 0
-
-    async def topics(self) -> frozenset[str]:
-        return frozenset({READ_TOPIC})
-
-    def filter(self, topic: str) -> RecordFilter | None:
-        return None
-
-
-async def _never() -> None:
-    await asyncio.Event().wait()
 
 
 class _Timed:
@@ -115,8 +100,8 @@ async def _fill(gateway: Gateway, client: httpx.AsyncClient) -> None:
     consumers = gateway.consumers
     for n in range(INSTANCES):
         owner = f"app-{n % 10}"
-        instance = await consumers.create(owner, f"ce/{owner}/g{n % GROUPS}", _Topic())
-        batch = await instance.next_batch(20, 0, _never)
+        instance = await consumers.create(owner, f"ce/{owner}/g{n % GROUPS}", OneTopic(READ_TOPIC))
+        batch = await instance.next_batch(20, 0, never)
         if len(batch) and n % 2 == 0:
             await instance.confirm()
     for n in range(CLIENTS):

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.consumer_core import OneTopic, never
 from bench.http_produce import _entry
 from sluicegate.config import load_settings
 from sluicegate.core.consumers.registry import ConsumerInstances
-from sluicegate.core.consumers.subscription import RecordFilter
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord
 from sluicegate.core.topics import TopicSpec
@@ -44,26 +44,11 @@ ROUNDS = 5
 TOPIC = "bench.counting"
 
 
-class _Topic:
-    def version(self) -> int:
-        return 0
-
-    async def topics(self) -> frozenset[str]:
-        return frozenset({TOPIC})
-
-    def filter(self, topic: str) -> RecordFilter | None:
-        return None
-
-
-async def _never() -> None:
-    await asyncio.Event().wait()
-
-
 async def _read_all(instances: ConsumerInstances, group: str, limit: int, confirm: bool) -> None:
-    instance = await instances.create("bench", group, _Topic(), max_deliveries=limit)
+    instance = await instances.create("bench", group, OneTopic(TOPIC), max_deliveries=limit)
     read = 0
     while read < BACKLOG:
-        batch = await instance.next_batch(BATCH, 0, _never, window=BACKLOG + BATCH)
+        batch = await instance.next_batch(BATCH, 0, never, window=BACKLOG + BATCH)
         read += len(batch)
         if confirm:
             await instance.confirm()

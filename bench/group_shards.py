@@ -24,11 +24,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.consumer_core import OneTopic, never
 from bench.http_produce import _entry
 from bench.kafka_produce import kafka_cluster
 from sluicegate.config import ClusterSettings, KafkaSettings, load_settings
 from sluicegate.core.consumers.registry import ConsumerInstances
-from sluicegate.core.consumers.subscription import RecordFilter
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.group_shards import GroupShards
 from sluicegate.core.membership import Membership
@@ -46,21 +46,6 @@ PARTITIONS = 12
 BATCH = 100
 ROUNDS = 5
 TOPIC = "bench.shards"
-
-
-class _Topic:
-    def version(self) -> int:
-        return 0
-
-    async def topics(self) -> frozenset[str]:
-        return frozenset({TOPIC})
-
-    def filter(self, topic: str) -> RecordFilter | None:
-        return None
-
-
-async def _never() -> None:
-    await asyncio.Event().wait()
 
 
 async def _shards(log: Log, node_id: str) -> GroupShards:
@@ -103,10 +88,10 @@ async def _claims(bootstrap: str) -> dict[str, Any]:
 
 
 async def _read_all(instances: ConsumerInstances, group: str) -> None:
-    instance = await instances.create("bench", group, _Topic())
+    instance = await instances.create("bench", group, OneTopic(TOPIC))
     read = 0
     while read < BACKLOG:
-        batch = await instance.next_batch(BATCH, 0, _never)
+        batch = await instance.next_batch(BATCH, 0, never)
         read += len(batch)
         await instance.confirm()
     await instances.discard(instance)
