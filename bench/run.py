@@ -43,11 +43,13 @@ MODULES = {
     "group-shards": "bench.group_shards",
     "console-topics": "bench.console_pages",
     "console-ops": "bench.console",
+    "console-tail": "bench.console_tail",
 }
 #: Names for several groups at once.
 ALIASES = {
-    # The topics pages (bench.console_pages) and the operations pages (bench.console).
-    "console": ("console-topics", "console-ops"),
+    # The topics pages (bench.console_pages), the operations pages (bench.console) and
+    # the live tail in Chromium (bench.console_tail).
+    "console": ("console-topics", "console-ops", "console-tail"),
     "kafka-all": ("kafka-log", "kafka", "kafka-cpu", "kafka-consume", "kafka-idle"),
     "cloudevents": (
         "cloudevents-produce",
