@@ -47,6 +47,8 @@ LATEST_EXPIRY = 253_402_300_799.0
 
 ADMIN_CLIENT = "admin"
 ADMIN_KEY_VARIABLE = "SLUICEGATE_ADMIN_KEY"
+#: Seconds a node that lost the admin claim waits for the winner to store the admin key.
+ADMIN_KEY_WAIT = 30.0
 
 
 class Client(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,9 +194,25 @@ class ClientStore:
                 ),
             )
         if not won:
+            await self._admin_key_made()
             return None
         created = await self.create_key(ADMIN_CLIENT, key=admin_key)
         return Bootstrap(client=ADMIN_CLIENT, key=None if admin_key else created.key)
+
+    async def _admin_key_made(self) -> None:
+        """Wait (bounded) until the node that won the admin claim has stored its key.
+
+        The winner makes the key right after its claim. Waiting for it here means a node
+        starts serving only once the key the operator holds works on it too, not a
+        follow's latency later; a winner that died between the two leaves an admin client
+        without a key, which ``sluicegate keys create`` mends, so the wait ends anyway.
+        """
+        deadline = time.monotonic() + ADMIN_KEY_WAIT
+        while not any(key.client == ADMIN_CLIENT for key in self._keys.values()):
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.05)
+            await self._keys.catch_up()
 
     # -- the request path ------------------------------------------------------------
 
