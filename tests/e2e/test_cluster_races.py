@@ -59,8 +59,12 @@ def nodes(kafka_bootstrap: str, tmp_path: Path) -> Iterator[list[ServerProcess]]
 
 @pytest.fixture
 async def http(nodes: list[ServerProcess]) -> AsyncIterator[list[httpx.AsyncClient]]:
+    # Idle connections are dropped well before the server's keep-alive timeout (5 s):
+    # at exactly that age a request can leave on a connection the server is closing.
+    limits = httpx.Limits(keepalive_expiry=1.0)
     clients = [
-        httpx.AsyncClient(base_url=node.url, headers=ADMIN, timeout=ROUND_TIMEOUT) for node in nodes
+        httpx.AsyncClient(base_url=node.url, headers=ADMIN, timeout=ROUND_TIMEOUT, limits=limits)
+        for node in nodes
     ]
     try:
         yield clients
