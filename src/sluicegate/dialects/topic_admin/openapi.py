@@ -129,7 +129,8 @@ def _paths() -> dict[str, Any]:
             f"after {HEARTBEAT_SECONDS:g} s without a record, and `event: error` "
             "(`status`, `error`, `message`) if reading fails, before the stream ends"
         ),
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # A stream of events, not one string: described in words, as `/ce/sse` is.
+        "content": {"text/event-stream": {}},
     }
     return {
         "/admin/v1/topics": {

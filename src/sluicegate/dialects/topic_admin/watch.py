@@ -113,9 +113,10 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 
 def _start(request: Request, default: Start) -> Start:
-    """``?from=``: an offset (digits) or an RFC 3339 time; absent, ``default``."""
+    """``?from=``: an offset (digits) or an RFC 3339 time; absent, ``default``. Present but
+    empty is neither, and a 400 like any other value that is neither."""
     raw = request.query_param("from")
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if raw.isascii() and raw.isdigit() and len(raw) <= 18:
         return Start(offset=int(raw))
