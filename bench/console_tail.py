@@ -29,21 +29,11 @@ from typing import Any
 import httpx
 from playwright.sync_api import sync_playwright
 
+from sluicegate.testing.chromium import CHROMIUM, CHROMIUM_ARGS
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ADMIN_KEY = "sg_bench_console_tail_key_0123456789abcdef"
 TOPIC = "tail.bench"
 BATCH = 250

@@ -1,13 +1,16 @@
-"""What the in-process consumer-core benchmarks share: a subscription to one topic, and a
-wait for new records that never ends (each read finds a backlog)."""
+"""What the in-process consumer-core benchmarks share: a backlog to read, a subscription to
+one topic, and a wait for new records that never ends (each read finds the backlog)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from sluicegate.core.consumers.subscription import RecordFilter
+from sluicegate.core.records import NewRecord
+from sluicegate.core.topics import TopicSpec
+from sluicegate.storage.base import Log
 
-__all__ = ["OneTopic", "never"]
+__all__ = ["OneTopic", "fill_backlog", "never"]
 
 
 class OneTopic:
@@ -28,3 +31,17 @@ class OneTopic:
 
 async def never() -> None:
     await asyncio.Event().wait()
+
+
+async def fill_backlog(log: Log, topic: str, partitions: int, count: int) -> None:
+    """``count`` records of one small JSON value, round-robin over ``partitions`` of a new
+    ``topic``, appended 5,000 at a time."""
+    await log.create_topic(TopicSpec(name=topic, partitions=partitions))
+    value = b'{"order": 12345, "note": "' + b"x" * 60 + b'"}'
+    for start in range(0, count, 5000):
+        await log.append(
+            [
+                NewRecord(topic=topic, partition=n % partitions, key=None, value=value)
+                for n in range(start, min(start + 5000, count))
+            ]
+        )

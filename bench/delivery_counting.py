@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.consumer_core import OneTopic, never
+from bench.consumer_core import OneTopic, fill_backlog, never
 from bench.http_produce import _entry
 from sluicegate.config import load_settings
 from sluicegate.core.consumers.registry import ConsumerInstances
 from sluicegate.core.gateway import Gateway
-from sluicegate.core.records import NewRecord
-from sluicegate.core.topics import TopicSpec
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 
@@ -60,15 +58,7 @@ async def _rounds(data_dir: Path) -> dict[str, dict[str, Any]]:
     async with running(open_log(settings)) as log:
         gateway = Gateway(settings, log)
         await gateway.start()
-        await log.create_topic(TopicSpec(name=TOPIC, partitions=PARTITIONS))
-        value = b'{"order": 12345, "note": "' + b"x" * 60 + b'"}'
-        for start in range(0, BACKLOG, 5000):
-            await log.append(
-                [
-                    NewRecord(topic=TOPIC, partition=n % PARTITIONS, key=None, value=value)
-                    for n in range(start, start + 5000)
-                ]
-            )
+        await fill_backlog(log, TOPIC, PARTITIONS, BACKLOG)
         instances = gateway.consumers
         first: dict[int, list[float]] = {0: [], 5: []}
         again: dict[int, list[float]] = {0: [], 5: []}

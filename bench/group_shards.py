@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.consumer_core import OneTopic, never
+from bench.consumer_core import OneTopic, fill_backlog, never
 from bench.http_produce import _entry
 from bench.kafka_produce import kafka_cluster
 from sluicegate.config import ClusterSettings, KafkaSettings, load_settings
@@ -32,8 +32,6 @@ from sluicegate.core.consumers.registry import ConsumerInstances
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.group_shards import GroupShards
 from sluicegate.core.membership import Membership
-from sluicegate.core.records import NewRecord
-from sluicegate.core.topics import TopicSpec
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.factory import open_log
 from sluicegate.storage.kafka import KafkaLog
@@ -102,15 +100,7 @@ async def _fenced(data_dir: Path) -> dict[str, Any]:
     async with running(open_log(settings)) as log:
         gateway = Gateway(settings, log)
         await gateway.start()
-        await log.create_topic(TopicSpec(name=TOPIC, partitions=PARTITIONS))
-        value = b'{"order": 12345, "note": "' + b"x" * 60 + b'"}'
-        for start in range(0, BACKLOG, 5000):
-            await log.append(
-                [
-                    NewRecord(topic=TOPIC, partition=n % PARTITIONS, key=None, value=value)
-                    for n in range(start, start + 5000)
-                ]
-            )
+        await fill_backlog(log, TOPIC, PARTITIONS, BACKLOG)
         instances = gateway.consumers
         # The same log shared by "several nodes": this one holds every group it is asked.
         placement = await _shards(log, "bench")

@@ -10,7 +10,6 @@ go to ``tests/console/screenshots/`` (not committed) for a reviewer to look at.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,22 +18,12 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
+from sluicegate.testing.chromium import CHROMIUM, CHROMIUM_ARGS
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 from tests.conftest import BACKENDS
 from tests.helpers import E2E_ADMIN_KEY, backend_env
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-CHROMIUM = os.environ.get("SLUICEGATE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: 1280 x 800, the desktop size the console is laid out for; phones are tried apart.
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
