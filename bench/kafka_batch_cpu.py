@@ -23,11 +23,8 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from bench.http_produce import _entry
-from bench.kafka_produce import BATCH, BATCH_BODY, KEY, VALUE, kafka_cluster
+from bench.kafka_produce import BATCH, BATCH_BODY, kafka_cluster, producer_ceiling
 from sluicegate.app import GatewayApp, build_app
 from sluicegate.cli.serve import tune_gc
 from sluicegate.config import load_settings
@@ -117,33 +114,6 @@ async def _gateway_rate(storage: dict[str, Any], duration: float) -> float:
             return produced / (time.process_time() - started)
 
 
-def _producer_rate(bootstrap: str, duration: float) -> float:
-    """Records per CPU-second of confluent-kafka's producer alone, ``acks=all``."""
-    topic = f"bench-cpu-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
-    key, value = KEY.encode(), VALUE.encode()
-    for _ in range(1000):  # warm-up: connections, producer id, metadata
-        producer.produce(topic, value, key)
-    producer.flush(30)
-    sent = 0
-    started = time.process_time()
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        for _ in range(1000):
-            try:
-                producer.produce(topic, value, key)
-            except BufferError:
-                producer.poll(0.01)
-                continue
-            sent += 1
-        producer.poll(0)
-    if producer.flush(60):
-        raise RuntimeError("the producer did not deliver everything")
-    return sent / (time.process_time() - started)
-
-
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
     """Each measure for ``duration`` seconds: Kafka, embedded, the producer alone."""
     with kafka_cluster() as bootstrap:
@@ -156,7 +126,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         }
         on_kafka = asyncio.run(_gateway_rate(kafka, duration))
         embedded = asyncio.run(_gateway_rate({}, duration))
-        alone = _producer_rate(bootstrap, duration)
+        alone = producer_ceiling(bootstrap, duration, clock=time.process_time)
     return {
         "kafka-cpu-batch-100": _entry(
             on_kafka, "records/CPU-s", alone, tasks=TASKS, batch=BATCH, target=0.5
