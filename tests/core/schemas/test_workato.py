@@ -155,6 +155,11 @@ def test_ui_attributes_constrain_nothing_and_are_not_translated() -> None:
     assert is_valid(dressed, {"status": "not in the pick list"})
 
 
+def test_a_scalars_of_and_properties_are_kept_but_constrain_nothing() -> None:
+    dressed = [{"name": "s", "of": "integer", "properties": [{"name": "x"}]}]
+    assert to_json_schema(dressed) == to_json_schema([{"name": "s"}])
+
+
 def test_an_empty_schema_is_any_object() -> None:
     assert to_json_schema([]) == {"$schema": DRAFT_7, "type": "object", "properties": {}}
 
@@ -209,6 +214,21 @@ def test_a_json_schema_object_is_taken_as_it_is() -> None:
             "schema[0].properties",
             "only an array of objects has properties",
         ),
+        (
+            [{"name": "s", "type": "string", "properties": 6779880}],
+            "schema[0].properties",
+            "expected a list of field objects, got a number",
+        ),
+        (
+            [{"name": "s", "properties": [{"name": 1}]}],
+            "schema[0].properties[0].name",
+            "non-empty string name",
+        ),
+        ([{"name": "s", "of": "list"}], "schema[0].of", "unknown type 'list'"),
+        ([{"name": "l", "type": "array", "of": None}], "schema[0].of", "unknown type null"),
+        ([{"name": "s", "label": 5}], "schema[0].label", "expected a string, got 5"),
+        ([{"name": "s", "hint": []}], "schema[0].hint", "expected a string"),
+        ([{"name": "s", "control_type": None}], "schema[0].control_type", "got null"),
         ({"type": "no-such-type"}, "schema", "Invalid JSON Schema"),
         ({"properties": {"a": {"$ref": "#/nowhere"}}}, "schema", "unresolvable $ref"),
     ],

@@ -24,7 +24,9 @@ The translation, the one place these rules live:
   (``additionalProperties`` is left open).
 * UI attributes (``label``, ``hint``, ``control_type``, ``pick_list``, ``sticky``...)
   are kept with the schema as given and constrain nothing; they are not copied into the
-  JSON Schema, so changing only a label does not make a new schema version.
+  JSON Schema, so changing only a label does not make a new schema version. What is kept
+  must still be well-formed: ``label``, ``hint`` and ``control_type`` are text, ``of`` is
+  a type and ``properties`` a field list on any field.
 
 A plain JSON Schema object is accepted too, checked as the registry checks JSON Schema.
 Anything else is ``InvalidSchema`` naming the field path (``schema[2].properties[0].type``).
@@ -55,6 +57,9 @@ _SCALARS: dict[str, dict[str, Any]] = {
 }
 WORKATO_TYPES: tuple[str, ...] = (*_SCALARS, "object", "array")
 _TYPE_LIST = ", ".join(WORKATO_TYPES)
+
+#: UI attributes that are text when given (they constrain nothing).
+_UI_TEXT = ("label", "hint", "control_type")
 
 #: Deeper than this is a mistake (or an attack), not a schema.
 _MAX_DEPTH = 32
@@ -134,7 +139,19 @@ def _field(field: object, path: str, depth: int) -> tuple[str, dict[str, Any], b
             f"{path}.optional: expected true or false, got {_shown(optional)}",
             field=f"{path}.optional",
         )
+    for attribute in _UI_TEXT:
+        if attribute in field and not isinstance(field[attribute], str):
+            raise InvalidSchema(
+                f"{path}.{attribute}: expected a string, got {_shown(field[attribute])}",
+                field=f"{path}.{attribute}",
+            )
     kind = _type(field.get("type", "string"), f"{path}.type")
+    # ``of`` (for anything but an array) and a scalar's ``properties`` say nothing about
+    # the value, but they are kept and returned, so they must be well-formed all the same.
+    if kind != "array" and "of" in field:
+        _type(field["of"], f"{path}.of")
+    if kind not in ("object", "array") and "properties" in field:
+        _object(field["properties"], f"{path}.properties", depth + 1)
     if kind == "object":
         schema = _object(field.get("properties", []), f"{path}.properties", depth + 1)
     elif kind == "array":
@@ -149,8 +166,7 @@ def _field(field: object, path: str, depth: int) -> tuple[str, dict[str, Any], b
 def _items(field: dict[str, Any], path: str, depth: int) -> dict[str, Any]:
     """The JSON Schema of an array field's items, from its ``of`` and ``properties``."""
     has_properties = "properties" in field
-    given = field.get("of")
-    of = _type(given, f"{path}.of") if given is not None else "object" if has_properties else None
+    of = _type(field["of"], f"{path}.of") if "of" in field else "object" if has_properties else None
     if of == "object":
         return _object(field.get("properties", []), f"{path}.properties", depth + 1)
     if has_properties:
