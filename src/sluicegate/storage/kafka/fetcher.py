@@ -22,6 +22,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from sluicegate.core.records import Header, Record
 from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
+from sluicegate.storage.kafka.assignments import KnownTopics
 from sluicegate.storage.kafka.errors import translate
 from sluicegate.storage.kafka.read_ahead import RECORDS, ReadAhead
 from sluicegate.storage.kafka.worker import Worker
@@ -116,6 +117,7 @@ class Fetcher:
         self._timeout = timeout
         self._on_error = on_error
         self._consumer = Consumer({**config, "error_cb": self._error})
+        self._assignments = KnownTopics(self._consumer)
         self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
         #: On the loop: filled by ``_settle``, used and dropped by ``read`` and ``forget``.
         self._ahead = ReadAhead()
@@ -205,7 +207,9 @@ class Fetcher:
 
     def _round(self, reads: dict[_Key, _Read]) -> None:
         consumer = self._consumer
-        consumer.assign([KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()])
+        self._assignments.assign(
+            [KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()]
+        )
         deadline = time.monotonic() + self._timeout
         while reads:
             # consume() returns only when it has as many messages as asked for, or when the

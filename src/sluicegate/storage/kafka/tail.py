@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka import TopicPartition as KafkaPartition
 
+from sluicegate.storage.kafka.assignments import KnownTopics
 from sluicegate.storage.kafka.worker import Worker
 
 __all__ = ["Tail"]
@@ -45,6 +46,7 @@ class Tail:
         self._on_fetched = on_fetched
         self._on_error = on_error
         self._consumer = Consumer({**config, "error_cb": self._error})
+        self._assignments = KnownTopics(self._consumer)
         self._changes: queue.SimpleQueue[tuple[_Key, int] | None] = queue.SimpleQueue()
         #: Watched partitions and when they were last asked for (loop side).
         self._watched: dict[_Key, float] = {}
@@ -102,9 +104,10 @@ class Tail:
                         added.append(KafkaPartition(topic, partition, position))
                 if removed:
                     consumer.incremental_unassign(removed)
+                    self._assignments.forget(p.topic for p in removed)
                     assigned -= len(removed)
                 if added:
-                    consumer.incremental_assign(added)
+                    self._assignments.incremental_assign(added)
                     assigned += len(added)
                 if not assigned:
                     continue
