@@ -6,6 +6,8 @@ its group. The wire itself is tested with real processes in
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +22,8 @@ from sluicegate.errors import Unauthenticated, Unavailable
 from sluicegate.http.forwarding import MAX_NODE_SERIES, SECRET_HEADER, Forwarder
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
+from sluicegate.http.stream_forwarding import StreamForwarder
+from sluicegate.http.types import Message, Send
 from sluicegate.storage.base import running
 from sluicegate.storage.sqlite import SqliteLog
 from tests.conftest import make_settings
@@ -130,6 +134,64 @@ async def test_an_unreachable_live_node_is_a_503(tmp_path: Path) -> None:
     assert forwarder.series["there"].statuses == {503: 1}
 
 
+async def _shards_with_there_serving(
+    log: SqliteLog, membership: Membership, settings: Settings, group: str
+) -> GroupShards:
+    """The group shards, with the shard of ``group`` claimed by the node ``there``."""
+    shards = GroupShards(log, membership, settings.cluster)
+    shard = shards.shard(group)
+    claims = StateTopic(log, "group_shards", ShardClaim)
+    await claims.load()
+    await claims.put(f"{shard}/1/there", ShardClaim(shard, 1, "there", shards.count, 0.0))
+    await shards.load()
+    return shards
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (taken from the system, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_streams_to_a_live_node_that_does_not_answer_are_a_503(tmp_path: Path) -> None:
+    # A real connection refused: the WebSocket and the SSE proxy, each with its own client
+    # library, answer as an instance request does.
+    settings = _settings(tmp_path)
+    owner_url = f"http://127.0.0.1:{_closed_port()}"
+    async with running(SqliteLog(tmp_path / "log")) as log:
+        membership = Membership(log, settings.cluster, shared=True)
+        membership._heard("there", Heartbeat(url=owner_url, started_at=0, sent_at=9e12))
+        forwarder = Forwarder(membership, settings)
+        shards = await _shards_with_there_serving(log, membership, settings, "ce/shop/g")
+        streams = StreamForwarder(forwarder, shards)
+
+        async def never_here(request: Request, send: Send) -> None:
+            raise AssertionError("the group is served by another node")
+
+        auth = (b"authorization", b"Bearer sg_key")
+        websocket = streams.websocket(never_here, lambda request: "ce/shop/g")
+        sse = streams.sse(_local, lambda request: "ce/shop/g")
+        opens: list[Callable[[], Awaitable[object]]] = [
+            lambda: websocket(_request("-", [auth]), _no_send),
+            lambda: sse(_request("-", [auth])),
+        ]
+        for proxied in opens:
+            with pytest.raises(Unavailable) as caught:
+                await proxied()
+            assert caught.value.status == 503
+            assert caught.value.retry_after == 1.0
+            assert caught.value.message.startswith(
+                f"the node serving this consumer group ({owner_url}) did not answer: "
+            )
+        await forwarder.aclose()
+
+
+async def _no_send(message: Message) -> None:
+    raise AssertionError(f"nothing is sent to the client before the owner answers: {message}")
+
+
 def test_metrics_series_are_bounded(tmp_path: Path) -> None:
     forwarder = _forwarder(tmp_path, httpx.MockTransport(lambda r: httpx.Response(200)))
     for n in range(MAX_NODE_SERIES * 2):
@@ -182,13 +244,9 @@ async def test_a_consumer_is_created_on_the_node_serving_its_group(tmp_path: Pat
         membership = Membership(log, settings.cluster, shared=True)
         membership._heard("there", Heartbeat(url="http://there:1", started_at=0, sent_at=9e12))
         forwarder = Forwarder(membership, settings, transport=httpx.MockTransport(owner))
-        shards = GroupShards(log, membership, settings.cluster)
         served_there = "ce/shop/g"
+        shards = await _shards_with_there_serving(log, membership, settings, served_there)
         shard = shards.shard(served_there)
-        claims = StateTopic(log, "group_shards", ShardClaim)
-        await claims.load()
-        await claims.put(f"{shard}/1/there", ShardClaim(shard, 1, "there", shards.count, 0.0))
-        await shards.load()
         free = next(f"ce/shop/h{n}" for n in range(100) if shards.shard(f"ce/shop/h{n}") != shard)
 
         def rebase(request: Request, location: bytes) -> bytes:

@@ -50,7 +50,7 @@ from sluicegate.http.router import Endpoint
 from sluicegate.http.tls import peer_certificate
 from sluicegate.observability.metrics import RequestSeries
 
-__all__ = ["SECRET_HEADER", "Forwarder"]
+__all__ = ["SECRET_HEADER", "Forwarder", "node_unreachable"]
 
 SECRET_HEADER = "x-sluicegate-node-secret"
 _SECRET_HEADER = SECRET_HEADER.encode()
@@ -268,17 +268,21 @@ class Forwarder:
         try:
             upstream = await self._http().send(outgoing)
         except httpx.TransportError as exc:
-            raise Unavailable(
-                f"the node holding this consumer instance ({node_id!r}) did not answer: "
-                f"{type(exc).__name__}",
-                retry_after=1.0,
-            ) from exc
+            raise node_unreachable(f"holding this consumer instance ({node_id!r})", exc) from exc
         headers = [
             (name.lower(), value)
             for name, value in upstream.headers.raw
             if name.lower() not in _ANSWER_SKIPPED
         ]
         return Response(upstream.content, upstream.status_code, content_type=None, headers=headers)
+
+
+def node_unreachable(which: str, failure: BaseException) -> Unavailable:
+    """The 503 for a live node that did not answer (``which`` says which node, as the
+    client knows it). Its heartbeats say it is there, so trying again soon may work."""
+    return Unavailable(
+        f"the node {which} did not answer: {type(failure).__name__}", retry_after=1.0
+    )
 
 
 def _forwardable(request: Request) -> bool:

@@ -40,8 +40,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from sluicegate.core.group_shards import GroupShards
-from sluicegate.errors import Unavailable
-from sluicegate.http.forwarding import SECRET_HEADER, Forwarder
+from sluicegate.http.forwarding import SECRET_HEADER, Forwarder, node_unreachable
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, StreamingResponse
 from sluicegate.http.router import Endpoint, WebSocketEndpoint
@@ -191,11 +190,7 @@ class StreamForwarder:
             await refuse_handshake(scope, send, refusal)
             return
         except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise Unavailable(
-                f"the node serving this consumer group ({base_url}) did not answer: "
-                f"{type(exc).__name__}",
-                retry_after=1.0,
-            ) from exc
+            raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
             down = asyncio.ensure_future(_owner_to_client(upstream, scope, send))
@@ -236,11 +231,7 @@ class StreamForwarder:
         try:
             upstream = await client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
-            raise Unavailable(
-                f"the node serving this consumer group ({base_url}) did not answer: "
-                f"{type(exc).__name__}",
-                retry_after=1.0,
-            ) from exc
+            raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
         headers = [
             (name.lower(), value)
             for name, value in upstream.headers.raw
