@@ -65,7 +65,12 @@ async def test_read_bounds_and_errors(client: httpx.AsyncClient, backend: str) -
     bad = await client.get(f"{TOPICS}/t/records", params={"max_records": "many"})
     assert bad.status_code == 400
     assert bad.json()["message"] == "query parameter max_records must be an integer, got 'many'"
-    assert (await client.get(f"{TOPICS}/t/records", params={"partition": 1})).status_code == 400
+    # The same words as the watch routes (``browse``, ``tail``) use for their parameters.
+    beyond = await client.get(f"{TOPICS}/t/records", params={"partition": 1})
+    assert beyond.status_code == 400
+    assert beyond.json()["message"] == "query parameter partition must be from 0 to 0, got 1"
+    long = await client.get(f"{TOPICS}/t/records", params={"timeout": "x" * 100})
+    assert long.json()["message"] == f"query parameter timeout must be an integer, got {'x' * 40!r}"
     assert (
         await client.post(TOPICS, content=b"{", headers={"content-type": "application/json"})
     ).status_code == 400

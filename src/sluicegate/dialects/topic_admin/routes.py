@@ -12,6 +12,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.producer import Producer
 from sluicegate.core.records import NewRecord, Record, TopicPartition, format_timestamp
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+from sluicegate.dialects.topic_admin.params import int_param, topic_to_read
 from sluicegate.dialects.topic_admin.wire import (
     NewRecordIn,
     PartitionInfo,
@@ -80,19 +81,6 @@ def _records(producer: Producer, topic: Topic, rows: list[NewRecordIn]) -> list[
             known = keyed[key] = (encoded, producer.partition_of(topic, encoded))
         append(NewRecord(name, known[1], known[0], None if value is None else value.encode()))
     return records
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_param(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"query parameter {name} must be between {low} and {high}, got {value}")
-    return value
 
 
 def _topic_out(topic: Topic, partitions: list[PartitionInfo] | None = None) -> TopicOut:
@@ -220,16 +208,14 @@ class TopicAdmin:
 
     async def read(self, request: Request) -> Response:
         """Records of one partition from an offset; waits up to ``timeout`` seconds for more."""
-        name = request.path_params["name"]
-        self._gateway.authorize(request.principal, "consume", name)
-        topic = await self._topics.get(name)
-        partition = _int_param(request, "partition", 0, 0, topic.partitions - 1)
-        tp = TopicPartition(name, partition)
+        topic = await topic_to_read(self._gateway, request)
+        partition = int_param(request, "partition", 0, 0, topic.partitions - 1)
+        tp = TopicPartition(topic.name, partition)
         marks = await self._gateway.log.watermarks(tp)
-        offset = _int_param(request, "offset", marks.low, 0, 2**63 - 1)
+        offset = int_param(request, "offset", marks.low, 0, 2**63 - 1)
         offset = max(offset, marks.low)
-        limit = _int_param(request, "max_records", 100, 1, MAX_READ_RECORDS)
-        timeout = _int_param(request, "timeout", 0, 0, int(MAX_WAIT_SECONDS))
+        limit = int_param(request, "max_records", 100, 1, MAX_READ_RECORDS)
+        timeout = int_param(request, "timeout", 0, 0, int(MAX_WAIT_SECONDS))
         if offset >= marks.high and timeout:
             # A parked request holds memory and a connection: long polls have their own cap.
             principal = request.principal

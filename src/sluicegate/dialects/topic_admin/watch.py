@@ -42,6 +42,7 @@ from sluicegate.core.records import Record, TopicPartition, format_timestamp, pa
 from sluicegate.core.tail import MAX_RATE, Start, TopicTail, positions_at
 from sluicegate.core.topics import Topic
 from sluicegate.dialects.cloudevents.sse import EVENT_STREAM, HEARTBEAT, accepts_event_stream
+from sluicegate.dialects.topic_admin.params import int_param, topic_to_read
 from sluicegate.errors import BadRequest, NotAcceptable, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import ABORT, Response, StreamingResponse, json_response
@@ -95,23 +96,6 @@ class RatesOut(msgspec.Struct, frozen=True):
     points: list[RatePoint]
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_param(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(
-            f"query parameter {name} must be an integer, got {raw[:40]!r}", field=name
-        ) from None
-    if not low <= value <= high:
-        raise BadRequest(
-            f"query parameter {name} must be from {low} to {high}, got {value}", field=name
-        )
-    return value
-
-
 def _start(request: Request, default: Start) -> Start:
     """``?from=``: an offset (digits) or an RFC 3339 time; absent, ``default``. Present but
     empty is neither, and a 400 like any other value that is neither."""
@@ -132,7 +116,7 @@ def _start(request: Request, default: Start) -> Start:
 def _partitions(request: Request, topic: Topic) -> list[int]:
     if request.query_param("partition") is None:
         return list(range(topic.partitions))
-    return [_int(request, "partition", 0, 0, topic.partitions - 1)]
+    return [int_param(request, "partition", 0, 0, topic.partitions - 1)]
 
 
 def _body(chunk: bytes) -> Message:
@@ -156,18 +140,13 @@ class TopicWatch:
             "topic tails", limits.max_websockets, limits.max_websockets_per_client
         )
 
-    async def _topic(self, request: Request) -> Topic:
-        name = request.path_params["name"]
-        self._gateway.authorize(request.principal, "consume", name)
-        return await self._gateway.topics.get(name)
-
     # -- browse ------------------------------------------------------------------------
 
     async def browse(self, request: Request) -> Response:
         """Up to ``limit`` records from ``from`` (default: the oldest kept), decoded."""
-        topic = await self._topic(request)
+        topic = await topic_to_read(self._gateway, request)
         partitions = _partitions(request, topic)
-        limit = _int(request, "limit", 50, 1, BROWSE_LIMIT)
+        limit = int_param(request, "limit", 50, 1, BROWSE_LIMIT)
         start = _start(request, Start(offset=0))
         positions = await positions_at(self._log, topic.name, partitions, start)
         batches: list[list[Record]] = []
@@ -187,8 +166,8 @@ class TopicWatch:
 
     async def rates(self, request: Request) -> Response:
         """Records a minute over the last ``minutes`` minutes, oldest first."""
-        topic = await self._topic(request)
-        minutes = _int(request, "minutes", 15, 1, MAX_RATE_MINUTES)
+        topic = await topic_to_read(self._gateway, request)
+        minutes = int_param(request, "minutes", 15, 1, MAX_RATE_MINUTES)
         step_us = 60_000_000
         now_us = time.time_ns() // 1000
         # Whole minutes, so that two looks a few seconds apart show the same intervals.
@@ -212,18 +191,18 @@ class TopicWatch:
 
     async def tail(self, request: Request) -> Response:
         """Start a stream of the topic's new records (or from ``from``)."""
-        topic = await self._topic(request)
+        topic = await topic_to_read(self._gateway, request)
         if not accepts_event_stream(request.header("accept")):
             raise NotAcceptable(
                 "this endpoint answers with text/event-stream only: send "
                 "Accept: text/event-stream, or no Accept header"
             )
         partitions = _partitions(request, topic)
-        rate = _int(request, "max_rate", MAX_RATE, 1, MAX_RATE)
+        rate = int_param(request, "max_rate", MAX_RATE, 1, MAX_RATE)
         start = _start(request, Start())
         timeout = None
         if request.query_param("timeout") is not None:
-            timeout = float(_int(request, "timeout", 0, 0, MAX_TAIL_TIMEOUT))
+            timeout = float(int_param(request, "timeout", 0, 0, MAX_TAIL_TIMEOUT))
         positions = await positions_at(self._log, topic.name, partitions, start)
         tail = TopicTail(self._log, topic.name, positions, max_rate=rate)
         client = request.principal.name if request.principal else ""
