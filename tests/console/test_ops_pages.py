@@ -19,6 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from sluicegate.core.schemas.compatibility import CompatibilityLevel
 from sluicegate.testing.process import ServerProcess
 from tests.conftest import commit_markers
 from tests.console.conftest import PHONE, Tab
@@ -197,6 +198,9 @@ def test_schema_versions_a_diff_and_the_compatibility_level(tab: Tab, admin: htt
     tab.screenshot("schemas-diff")
 
     expect(tab.page.locator("#level-note")).to_have_text("Inherited from the global default.")
+    # The picker offers the levels the registry takes, as its OpenAPI document lists them.
+    options = tab.page.get_by_label("Compatibility level", exact=True).locator("option")
+    expect(options).to_have_text([level.value for level in CompatibilityLevel])
     tab.page.get_by_label("Compatibility level", exact=True).select_option("FULL")
     tab.page.get_by_role("button", name="Save level").click()
     expect(tab.page.locator("#level-note")).to_have_text("Set on this subject.")

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sluicegate.core.schemas.compatibility import CompatibilityLevel
+
 __all__ = ["build_document"]
 
 _MEDIA = "application/vnd.schemaregistry.v1+json"
@@ -59,15 +61,8 @@ invalid compatibility level, 42204 invalid mode, 42206 schema still referenced, 
 invalid subject, 50001 internal error, 50002 storage timeout; other errors carry their
 HTTP status (400, 401, 403, 404, 405, 413, 415, 429, 503)."""
 
-_LEVELS = [
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-    "NONE",
-]
+#: The console's level picker reads them from here (``Config``'s enum).
+_LEVELS = [level.value for level in CompatibilityLevel]
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -7,15 +7,19 @@ import { errorBox, field, h, replace, status } from "../dom.js";
 import { lineDiff, prettySchema } from "./linediff.js";
 import { useOpsStyle } from "./ops-style.js";
 
-const LEVELS = [
-  "BACKWARD",
-  "BACKWARD_TRANSITIVE",
-  "FORWARD",
-  "FORWARD_TRANSITIVE",
-  "FULL",
-  "FULL_TRANSITIVE",
-  "NONE",
-];
+// The levels the registry takes, as its OpenAPI document lists them: the server keeps the
+// one list, and a page asks for it once.
+let levelsAsked = null;
+function compatibilityLevels() {
+  levelsAsked ??= api("/openapi/schema-registry.json").then(
+    (spec) => spec.components.schemas.Config.properties.compatibilityLevel.enum,
+    (failure) => {
+      levelsAsked = null; // asked again next time, not failed for good
+      throw failure;
+    },
+  );
+  return levelsAsked;
+}
 
 function subjectPath(subject) {
   return encodeURIComponent(subject);
@@ -102,12 +106,12 @@ async function subjectView(subject, box, error) {
   const versions = await api(`/subjects/${subjectPath(subject)}/versions`);
   const fetchVersion = (v) => api(`/subjects/${subjectPath(subject)}/versions/${v}`);
   const latest = versions[versions.length - 1];
-  const level = await compatibility(subject);
+  const [level, levels] = await Promise.all([compatibility(subject), compatibilityLevels()]);
 
   const levelSelect = h(
     "select",
     { name: "compatibility" },
-    LEVELS.map((name) => h("option", { value: name, selected: name === level.level }, name)),
+    levels.map((name) => h("option", { value: name, selected: name === level.level }, name)),
   );
   const levelNote = h("small", { class: "muted", id: "level-note" }, level.own ? "Set on this subject." : "Inherited from the global default.");
   const levelForm = h(
