@@ -26,6 +26,11 @@ from sluicegate.core.topics import validate_topic_name
 from sluicegate.errors import BadRequest, ConfigError, InvalidTopicName
 
 __all__ = [
+    "JWT_ASYMMETRIC_ALGORITHMS",
+    "JWT_EC_ALGORITHMS_BY_CURVE",
+    "JWT_RSA_ALGORITHMS",
+    "JWT_SUPPORTED_ALGORITHMS",
+    "JWT_SYMMETRIC_ALGORITHMS",
     "AuthSettings",
     "ClientSettings",
     "CloudEventRoute",
@@ -229,6 +234,19 @@ class TopicSettings(_Section):
     auto_create: bool = True
     default_partitions: int = 1
     default_retention_ms: int | None = 7 * 24 * 3600 * 1000
+
+
+#: The JWT algorithms ``auth.jwt.algorithms`` may name, by family. ``core.auth.jwt``
+#: verifies with them; they are kept here, below it, because the settings are checked
+#: against them when they are read.
+JWT_SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+JWT_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+#: A JWK's elliptic curve → the one algorithm that uses it.
+JWT_EC_ALGORITHMS_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+JWT_ASYMMETRIC_ALGORITHMS = (
+    JWT_RSA_ALGORITHMS | frozenset(JWT_EC_ALGORITHMS_BY_CURVE.values()) | {"EdDSA"}
+)
+JWT_SUPPORTED_ALGORITHMS = JWT_SYMMETRIC_ALGORITHMS | JWT_ASYMMETRIC_ALGORITHMS
 
 
 class JwtSettings(_Section):
@@ -678,34 +696,27 @@ def _validate_limits(limits: LimitSettings) -> None:
 
 
 def _validate_jwt(jwt: JwtSettings) -> None:
-    # Imported here: core.auth.jwt needs JwtSettings from this module.
-    from sluicegate.core.auth.jwt import (
-        ASYMMETRIC_ALGORITHMS,
-        SUPPORTED_ALGORITHMS,
-        SYMMETRIC_ALGORITHMS,
-    )
-
     algorithms = set(jwt.algorithms)
     if not algorithms:
         if jwt.secret is not None or jwt.jwks is not None:
             raise ConfigError("auth.jwt.algorithms", "required when secret or jwks is set")
         return
-    unknown = sorted(algorithms - SUPPORTED_ALGORITHMS)
+    unknown = sorted(algorithms - JWT_SUPPORTED_ALGORITHMS)
     if unknown:
         raise ConfigError(
             "auth.jwt.algorithms",
-            f"unsupported {unknown}; choose from {sorted(SUPPORTED_ALGORITHMS)}",
+            f"unsupported {unknown}; choose from {sorted(JWT_SUPPORTED_ALGORITHMS)}",
         )
     if not jwt.issuer:
         raise ConfigError("auth.jwt.issuer", "required when JWTs are accepted")
     if not jwt.audience:
         raise ConfigError("auth.jwt.audience", "required when JWTs are accepted")
-    if algorithms & SYMMETRIC_ALGORITHMS:
+    if algorithms & JWT_SYMMETRIC_ALGORITHMS:
         if jwt.secret is None:
             raise ConfigError("auth.jwt.secret", "required for HS256/HS384/HS512")
         if len(jwt.secret.encode()) < 32:
             raise ConfigError("auth.jwt.secret", "must be at least 32 bytes")
-    if algorithms & ASYMMETRIC_ALGORITHMS and not jwt.jwks:
+    if algorithms & JWT_ASYMMETRIC_ALGORITHMS and not jwt.jwks:
         raise ConfigError("auth.jwt.jwks", "required for RS*/PS*/ES*/EdDSA (a file or URL)")
     if not jwt.client_claim:
         raise ConfigError("auth.jwt.client_claim", "must not be empty")

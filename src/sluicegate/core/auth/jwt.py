@@ -29,24 +29,17 @@ from typing import Any
 import httpx
 import jwt
 
-from sluicegate.config import JwtSettings
+from sluicegate.config import (
+    JWT_EC_ALGORITHMS_BY_CURVE,
+    JWT_RSA_ALGORITHMS,
+    JWT_SYMMETRIC_ALGORITHMS,
+    JwtSettings,
+)
 from sluicegate.errors import ConfigError, Unauthenticated
 
-__all__ = [
-    "ASYMMETRIC_ALGORITHMS",
-    "SUPPORTED_ALGORITHMS",
-    "SYMMETRIC_ALGORITHMS",
-    "JwtVerifier",
-    "looks_like_jwt",
-]
+__all__ = ["JwtVerifier", "looks_like_jwt"]
 
 logger = logging.getLogger("sluicegate.auth")
-
-SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-_RSA = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-_EC_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
-ASYMMETRIC_ALGORITHMS = _RSA | frozenset(_EC_BY_CURVE.values()) | {"EdDSA"}
-SUPPORTED_ALGORITHMS = SYMMETRIC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
 
 _MAX_JWKS_BYTES = 1024 * 1024
 _MIN_REFRESH_INTERVAL = 30.0
@@ -63,9 +56,9 @@ def _key_algorithms(data: Mapping[str, Any]) -> frozenset[str]:
     """The algorithms a JWK may verify: its declared ``alg``, else what its type allows."""
     kty = data.get("kty")
     if kty == "RSA":
-        family = _RSA
-    elif kty == "EC" and data.get("crv") in _EC_BY_CURVE:
-        family = frozenset({_EC_BY_CURVE[data["crv"]]})
+        family = JWT_RSA_ALGORITHMS
+    elif kty == "EC" and data.get("crv") in JWT_EC_ALGORITHMS_BY_CURVE:
+        family = frozenset({JWT_EC_ALGORITHMS_BY_CURVE[data["crv"]]})
     elif kty == "OKP" and data.get("crv") in {"Ed25519", "Ed448"}:
         family = frozenset({"EdDSA"})
     else:
@@ -240,7 +233,7 @@ class JwtVerifier:
     # -- verification ----------------------------------------------------------------
 
     def _key_for(self, alg: str, kid: Any) -> Any:
-        if alg in SYMMETRIC_ALGORITHMS:
+        if alg in JWT_SYMMETRIC_ALGORITHMS:
             return self.settings.secret
         if isinstance(kid, str):
             found = self._by_kid.get(kid)
