@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluicegate.cli.options import DEFAULT_URL, ConfigFile, DataDir, Key, Url
+from sluicegate.cli.options import DEFAULT_URL, ConfigFile, DataDir, Key, Url, Yes
 from sluicegate.cli.target import confirm_deletion, open_target, run_command
 
 if TYPE_CHECKING:
@@ -322,7 +322,7 @@ def show_client(
 @clients_app.command("delete")
 def delete_client(
     name: str,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    yes: Yes = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,

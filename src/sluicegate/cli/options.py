@@ -1,4 +1,5 @@
-"""Options every command that talks to a gateway shares: where it is and who asks."""
+"""Options the commands share: where the gateway is, who asks, and the answer to "are
+you sure?"."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["DEFAULT_URL", "ConfigFile", "DataDir", "Key", "Url"]
+__all__ = ["DEFAULT_URL", "ConfigFile", "DataDir", "Key", "Url", "Yes"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 Url = Annotated[str, typer.Option(help="URL of a running server.", envvar="SLUICEGATE_URL")]
@@ -32,3 +33,5 @@ ConfigFile = Annotated[
         show_default=False,
     ),
 ]
+#: For the commands that delete: without it they ask, or refuse where nobody can answer.
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")]

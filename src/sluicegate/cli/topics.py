@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sluicegate.cli.options import DEFAULT_URL, DataDir, Key, Url
+from sluicegate.cli.options import DEFAULT_URL, DataDir, Key, Url, Yes
 from sluicegate.cli.target import (
     AdminClient,
     TargetError,
@@ -106,7 +106,7 @@ def describe(name: str, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataD
 @topics_app.command()
 def delete(
     name: str,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    yes: Yes = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,
