@@ -197,10 +197,7 @@ class Appends:
             if not future.done():
                 future.set_exception(outcome)
             return
-        appended = [
-            Appended(record.topic, record.partition, offset, timestamp * 1000)
-            for record, (offset, timestamp) in zip(batch, outcome, strict=True)
-        ]
+        appended = outcome.appended(batch)
         if self._observe is not None:
             self._observe(len(batch), time.monotonic() - started)
         if not future.done():
