@@ -13,7 +13,13 @@ from sluicegate.core.topics import TopicSpec
 from sluicegate.errors import StorageTimeout
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.kafka.clients import ONE_BATCH_RECORDS
-from sluicegate.storage.kafka.transactions import Batch, Outcome, Placement, _ReportPlan
+from sluicegate.storage.kafka.transactions import (
+    _RECORD_OVERHEAD,
+    Batch,
+    Outcome,
+    Placement,
+    _ReportPlan,
+)
 from tests.storage.kafka.conftest import consume_all_async
 
 _A = ("p.t", 0)
@@ -36,6 +42,18 @@ def _report(key: tuple[str, int], offset: int, timestamp: int = 7) -> Message:
         offset=offset,
         timestamp=(TIMESTAMP_LOG_APPEND_TIME, timestamp),
     )
+
+
+def test_a_batchs_bytes_count_keys_values_and_headers_of_every_record() -> None:
+    records = [
+        NewRecord("t", 0, b"key", b"value"),
+        NewRecord("t", 0, None, b"v"),
+        NewRecord("t", 0, b"k", None),
+        NewRecord("t", 0, None, None),
+        NewRecord("t", 0, b"k", b"v", [("name", b"header")]),
+    ]
+    expected = sum(record.size() for record in records) + _RECORD_OVERHEAD * len(records)
+    assert Batch([_A] * len(records), records).shares() == {_A: (len(records), expected)}
 
 
 def test_only_the_first_and_last_record_of_each_partition_ask_for_a_report() -> None:
