@@ -13,14 +13,21 @@ given as much as what it does with it. Records per second of the process's own C
   the same size) in the same run: the ``kafka-batch-100`` target (>= 0.5) per CPU.
 - ``kafka-cpu-batch-100-embedded``: the same requests on embedded storage (SQLite), against
   the Kafka figure: what storing in Kafka costs per record beyond the request path.
+
+Each gateway entry also says where the CPU went (``cpu_us_per_record``, Linux only): the
+event loop's thread, the Kafka committer's, librdkafka's own threads and the rest, in
+microseconds of CPU per record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
+import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench.http_produce import _entry
@@ -80,8 +87,51 @@ async def _post(app: GatewayApp, body: bytes) -> int:
     return status
 
 
-async def _gateway_rate(storage: dict[str, Any], duration: float) -> float:
-    """Records per CPU-second of 64 tasks posting batches of 100 to an app on ``storage``."""
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds each thread of this process has used, by name: Python's name for its
+    own threads, the kernel's for the others (librdkafka's ``rdk:...``). Linux only."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return {}
+    names = {str(thread.native_id): thread.name for thread in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = {}
+    for task in tasks.iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = names.get(task.name) or stat[stat.index("(") + 1 : stat.rindex(")")]
+        # After the name: state is field 3 of stat(5), utime and stime fields 14 and 15.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu[name] = cpu.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
+def _group(name: str) -> str:
+    if name == "MainThread":
+        return "loop"
+    if name.startswith("kafka-transactions"):
+        return "committer"
+    if name.startswith("rdk:"):
+        return "librdkafka"
+    return "other"
+
+
+def _cpu_per_record(
+    before: dict[str, float], after: dict[str, float], records: int
+) -> dict[str, float]:
+    """Microseconds of CPU per record by group of threads, between two ``_thread_cpu``."""
+    used: dict[str, float] = {}
+    for name, seconds in after.items():
+        group = _group(name)
+        used[group] = used.get(group, 0.0) + seconds - before.get(name, 0.0)
+    return {group: round(seconds / records * 1e6, 3) for group, seconds in sorted(used.items())}
+
+
+async def _gateway_rate(storage: dict[str, Any], duration: float) -> tuple[float, dict[str, float]]:
+    """Records per CPU-second of 64 tasks posting batches of 100 to an app on ``storage``,
+    and the CPU per record of each group of threads."""
     with tempfile.TemporaryDirectory() as data_dir:
         overrides: dict[str, Any] = {
             "storage": {"data_dir": data_dir, **storage.get("storage", {})},
@@ -109,9 +159,11 @@ async def _gateway_rate(storage: dict[str, Any], duration: float) -> float:
                         raise RuntimeError(f"a batch failed: {status}")
                     produced += BATCH
 
+            threads = _thread_cpu()
             started = time.process_time()
             await asyncio.gather(*(producing() for _ in range(TASKS)))
-            return produced / (time.process_time() - started)
+            rate = produced / (time.process_time() - started)
+            return rate, _cpu_per_record(threads, _thread_cpu(), produced)
 
 
 def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
@@ -124,14 +176,25 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
                 "topic_prefix": f"bench-cpu-{uuid.uuid4().hex[:8]}.",
             },
         }
-        on_kafka = asyncio.run(_gateway_rate(kafka, duration))
-        embedded = asyncio.run(_gateway_rate({}, duration))
+        on_kafka, kafka_cpu = asyncio.run(_gateway_rate(kafka, duration))
+        embedded, embedded_cpu = asyncio.run(_gateway_rate({}, duration))
         alone = producer_ceiling(bootstrap, duration, clock=time.process_time)
     return {
         "kafka-cpu-batch-100": _entry(
-            on_kafka, "records/CPU-s", alone, tasks=TASKS, batch=BATCH, target=0.5
+            on_kafka,
+            "records/CPU-s",
+            alone,
+            tasks=TASKS,
+            batch=BATCH,
+            target=0.5,
+            cpu_us_per_record=kafka_cpu,
         ),
         "kafka-cpu-batch-100-embedded": _entry(
-            embedded, "records/CPU-s", on_kafka, tasks=TASKS, batch=BATCH
+            embedded,
+            "records/CPU-s",
+            on_kafka,
+            tasks=TASKS,
+            batch=BATCH,
+            cpu_us_per_record=embedded_cpu,
         ),
     }

@@ -8,12 +8,18 @@ import asyncio
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
 
 from sluicegate.config import KafkaSettings
-from sluicegate.core.records import NewRecord
+from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topics import TopicSpec
 from sluicegate.errors import StorageTimeout
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.kafka.clients import ONE_BATCH_RECORDS
-from sluicegate.storage.kafka.transactions import Batch, _ReportPlan
+from sluicegate.storage.kafka.transactions import (
+    _RECORD_OVERHEAD,
+    Batch,
+    Outcome,
+    Placement,
+    _ReportPlan,
+)
 from tests.storage.kafka.conftest import consume_all_async
 
 _A = ("p.t", 0)
@@ -22,6 +28,11 @@ _B = ("p.t", 1)
 
 def _batch(keys: list[tuple[str, int]]) -> Batch:
     return Batch(keys, [NewRecord("t", p, None, b"v") for _, p in keys])
+
+
+def _placed(outcome: Outcome) -> list[tuple[int, int]]:
+    assert isinstance(outcome, Placement), outcome
+    return list(outcome)
 
 
 def _report(key: tuple[str, int], offset: int, timestamp: int = 7) -> Message:
@@ -33,6 +44,18 @@ def _report(key: tuple[str, int], offset: int, timestamp: int = 7) -> Message:
     )
 
 
+def test_a_batchs_bytes_count_keys_values_and_headers_of_every_record() -> None:
+    records = [
+        NewRecord("t", 0, b"key", b"value"),
+        NewRecord("t", 0, None, b"v"),
+        NewRecord("t", 0, b"k", None),
+        NewRecord("t", 0, None, None),
+        NewRecord("t", 0, b"k", b"v", [("name", b"header")]),
+    ]
+    expected = sum(record.size() for record in records) + _RECORD_OVERHEAD * len(records)
+    assert Batch([_A] * len(records), records).shares() == {_A: (len(records), expected)}
+
+
 def test_only_the_first_and_last_record_of_each_partition_ask_for_a_report() -> None:
     plan = _ReportPlan([_batch([_A, _B, _A]), _batch([_A, _A]), _batch([_B, _B])])
     assert plan.reported == [frozenset({0, 1}), frozenset({1}), frozenset({1})]
@@ -41,10 +64,31 @@ def test_only_the_first_and_last_record_of_each_partition_ask_for_a_report() -> 
 def test_offsets_between_a_partitions_first_and_last_report_are_its_other_records() -> None:
     plan = _ReportPlan([_batch([_A, _B, _A]), _batch([_A, _A]), _batch([_B, _B])])
     reports = [_report(_A, 10), _report(_B, 50), _report(_A, 13, 9), _report(_B, 52, 9)]
-    assert plan.placements(reports) == [
+    assert [_placed(outcome) for outcome in plan.placements(reports)] == [
         [(10, 7), (50, 7), (11, 9)],
         [(12, 9), (13, 9)],
         [(51, 9), (52, 9)],
+    ]
+
+
+def test_a_placement_gives_each_records_result_and_each_partitions_end() -> None:
+    # One partition (a run of offsets, results built in C) and two partitions interleaved.
+    one, mixed = _batch([_A, _A, _A]), _batch([_A, _B, _A])
+    reports = [_report(_A, 10), _report(_B, 50), _report(_A, 14, 9)]
+    one_placed, mixed_placed = _ReportPlan([one, mixed]).placements(reports)
+    assert isinstance(one_placed, Placement)
+    assert isinstance(mixed_placed, Placement)
+    assert one_placed.ends() == {_A: 13}
+    assert mixed_placed.ends() == {_A: 15, _B: 51}
+    assert one_placed.appended(one.records) == [
+        Appended("t", 0, 10, 7000),
+        Appended("t", 0, 11, 9000),
+        Appended("t", 0, 12, 9000),
+    ]
+    assert mixed_placed.appended(mixed.records) == [
+        Appended("t", 0, 13, 9000),
+        Appended("t", 1, 50, 7000),
+        Appended("t", 0, 14, 9000),
     ]
 
 
@@ -54,7 +98,7 @@ def test_a_gap_between_first_and_last_fails_only_the_batches_of_that_partition()
     reports = [_report(_A, 10), _report(_B, 20), _report(_A, 14), _report(_B, 22)]
     first, second, third = plan.placements(reports)
     assert isinstance(first, StorageTimeout)
-    assert second == [(20, 7), (21, 7)]
+    assert _placed(second) == [(20, 7), (21, 7)]
     assert isinstance(third, StorageTimeout)
 
 
@@ -70,8 +114,8 @@ def test_a_partition_too_big_for_one_record_batch_reports_every_record() -> None
     assert plan.reported == [frozenset(range(many)), frozenset({0, 2})]
     reports = [_report(_A, 2 * i) for i in range(many)] + [_report(_B, 0), _report(_B, 2)]
     placed, small = plan.placements(reports)
-    assert placed == [(2 * i, 7) for i in range(many)]
-    assert small == [(0, 7), (1, 7), (2, 7)]
+    assert _placed(placed) == [(2 * i, 7) for i in range(many)]
+    assert _placed(small) == [(0, 7), (1, 7), (2, 7)]
 
 
 async def test_concurrent_batches_get_the_offsets_their_records_are_stored_at(

@@ -128,9 +128,13 @@ class Appends:
                 if topic is None:
                     raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
                 partitions = list(map(_partition_of, batch))
-                for partition in (min(partitions), max(partitions)):
+                lowest, highest = min(partitions), max(partitions)
+                for partition in (lowest, highest):
                     if not 0 <= partition < topic.partitions:
                         raise invalid_partition(name, partition, topic.partitions)
+                if lowest == highest:
+                    # One partition (a keyed batch): one key object, repeated.
+                    return [(self._node.prefix + name, lowest)] * len(batch)
                 return list(zip(itertools.repeat(self._node.prefix + name), partitions))
         keys: list[_Key] = []
         name = None
@@ -197,10 +201,7 @@ class Appends:
             if not future.done():
                 future.set_exception(outcome)
             return
-        appended = [
-            Appended(record.topic, record.partition, offset, timestamp * 1000)
-            for record, (offset, timestamp) in zip(batch, outcome, strict=True)
-        ]
+        appended = outcome.appended(batch)
         if self._observe is not None:
             self._observe(len(batch), time.monotonic() - started)
         if not future.done():

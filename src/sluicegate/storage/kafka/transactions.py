@@ -22,8 +22,9 @@ last record of each partition ask for a report: if their offsets are as far apar
 partition's records are many, the records in between took the offsets in between, in the
 order they were produced (checked, never assumed: any other writer's records in the range
 would widen it). A partition whose records of one batch alone exceed a record batch gets a
-report per record. While a committed transaction waits for its markers to become visible,
-the next one is already committing.
+report per record. A batch's outcome is kept per partition (``Placement``: first offset,
+count, timestamps), not as a placement per record. While a committed transaction waits
+for its markers to become visible, the next one is already committing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from sluicegate.core.records import NewRecord
+from sluicegate.core.records import Appended, NewRecord
 from sluicegate.errors import SluicegateError, StorageTimeout, StorageUnavailable
 from sluicegate.storage.kafka.clients import ONE_BATCH_BYTES, ONE_BATCH_RECORDS
 from sluicegate.storage.kafka.errors import kafka_error, translate
@@ -63,18 +64,19 @@ _SHARE_RECORDS = ONE_BATCH_RECORDS
 _SHARE_BYTES = ONE_BATCH_BYTES - 4096
 
 
-_value = operator.attrgetter("value")
-_key = operator.attrgetter("key")
 _headers = operator.attrgetter("headers")
 
 
 def _bytes(records: Sequence[NewRecord]) -> int:
-    """What ``records`` take in a record batch, at most (iterated in C but for headers)."""
-    size = sum(map(len, filter(None, map(_value, records))))
-    size += sum(map(len, filter(None, map(_key, records))))
-    if any(map(_headers, records)):
-        size += sum(record.size() for record in records) - size
-    return size + _RECORD_OVERHEAD * len(records)
+    """What ``records`` take in a record batch, at most.
+
+    One pass, with a call per record only for those with headers: the passes of ``map``
+    in C this replaces (values, keys, headers) measured twice as long on Python 3.11.
+    """
+    return sum(
+        record.size() if record.headers else len(record.value or b"") + len(record.key or b"")
+        for record in records
+    ) + _RECORD_OVERHEAD * len(records)
 
 
 class Batch:
@@ -108,8 +110,73 @@ class Batch:
 
 #: Where a record landed: (offset, log-append timestamp in ms).
 Placed = tuple[int, int]
-#: A batch's placements in batch order, or why none of it was stored.
-Outcome = list[Placed] | SluicegateError
+#: Where a batch's records of one partition landed: consecutive offsets as (first offset,
+#: count, the first record's timestamp, the others' timestamp); or, when the partition
+#: reported every record, each record's placement.
+_Run = tuple[int, int, int, int] | list[Placed]
+
+
+def _each_placed(run: _Run) -> Iterator[Placed]:
+    if isinstance(run, list):
+        return iter(run)
+    first, count, head, rest = run
+    return itertools.chain(
+        ((first, head),), zip(range(first + 1, first + count), itertools.repeat(rest))
+    )
+
+
+class Placement:
+    """Where a committed batch's records landed, per partition: a batch of 100 records
+    to one partition is one run, not 100 placements (iterate for each record's)."""
+
+    __slots__ = ("keys", "runs")
+
+    def __init__(self, keys: Sequence[_Key], runs: dict[_Key, _Run]) -> None:
+        self.keys = keys
+        self.runs = runs
+
+    def __iter__(self) -> Iterator[Placed]:
+        """Each record's placement, in batch order."""
+        runs = self.runs
+        if len(runs) == 1:
+            [run] = runs.values()
+            return _each_placed(run)
+        cursors = {key: _each_placed(run) for key, run in runs.items()}
+        return map(next, map(cursors.__getitem__, self.keys))
+
+    def ends(self) -> dict[_Key, int]:
+        """Per partition, the offset after the batch's last record there."""
+        return {
+            key: run[-1][0] + 1 if isinstance(run, list) else run[0] + run[1]
+            for key, run in self.runs.items()
+        }
+
+    def appended(self, records: Sequence[NewRecord]) -> list[Appended]:
+        """The results of ``records`` (the batch's, in its order): timestamps in µs."""
+        runs = self.runs
+        if len(runs) == 1:
+            [run] = runs.values()
+            if isinstance(run, tuple):
+                # One partition, consecutive offsets: no placement per record to unpack.
+                first, count, head, rest = run
+                record = records[0]
+                return list(
+                    map(
+                        Appended,
+                        itertools.repeat(record.topic, count),
+                        itertools.repeat(record.partition),
+                        range(first, first + count),
+                        itertools.chain((head * 1000,), itertools.repeat(rest * 1000)),
+                    )
+                )
+        return [
+            Appended(record.topic, record.partition, offset, timestamp * 1000)
+            for record, (offset, timestamp) in zip(records, self, strict=True)
+        ]
+
+
+#: A batch's placement, or why none of it was stored.
+Outcome = Placement | SluicegateError
 _Waiting = tuple[Batch, Callable[[Outcome], None]]
 #: Waits until ``read_committed`` readers see each partition up to its offset.
 Visible = Callable[[Mapping[_Key, int]], Awaitable[None]]
@@ -249,11 +316,10 @@ class TransactionalProducer:
     ) -> None:
         """Wait until the committed batches are visible, then resolve them in commit order."""
         ends: dict[_Key, int] = {}
-        for (batch, _), outcome in zip(waiting, outcomes, strict=True):
+        for outcome in outcomes:
             if not isinstance(outcome, SluicegateError):
-                # Offsets grow per partition in send order: the last one is the end.
-                for key, (offset, _) in zip(batch.keys, outcome, strict=True):
-                    ends[key] = offset + 1
+                # Offsets grow per partition in commit order: the last batch's end is it.
+                ends.update(outcome.ends())
         if ends:
             try:
                 await self._visible(ends)
@@ -312,6 +378,9 @@ class TransactionalProducer:
         try:
             producer.begin_transaction()
             for batch, reported in zip(batches, plan.reported, strict=True):
+                if not any(map(_headers, batch.records)):
+                    _produce_headerless(produce, batch, reported, delivered)
+                    continue
                 for index, ((topic, _), record) in enumerate(
                     zip(batch.keys, batch.records, strict=True)
                 ):
@@ -422,6 +491,38 @@ class TransactionalProducer:
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 
+def _produce_headerless(
+    produce: Callable[..., None],
+    batch: Batch,
+    reported: frozenset[int],
+    delivered: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Produce a batch of records without headers; those in ``reported`` ask for a report.
+
+    The records between two reported ones go by a loop of their own, with no test per
+    record. (Neither ``map`` nor ``Producer.produce_batch`` costs less: the first calls
+    ``produce`` just as often, and the second takes a dict per record, read back key by
+    key in C.)
+    """
+    keys, records = batch.keys, batch.records
+    start = 0
+    for index in sorted(reported):
+        if start < index:
+            _produce_run(produce, keys[start:index], records[start:index])
+        (topic, partition), record = keys[index], records[index]
+        produce(topic, record.value, record.key, partition, on_delivery=delivered)
+        start = index + 1
+    if start < len(records):
+        _produce_run(produce, keys[start:], records[start:])
+
+
+def _produce_run(
+    produce: Callable[..., None], keys: Sequence[_Key], records: Sequence[NewRecord]
+) -> None:
+    for (topic, partition), record in zip(keys, records, strict=True):
+        produce(topic, record.value, record.key, partition)
+
+
 class _ReportPlan:
     """Which records of a transaction ask for a delivery report, and what the reports say.
 
@@ -469,8 +570,7 @@ class _ReportPlan:
             self.reported.append(frozenset(indexes))
 
     def placements(self, reports: list[Message]) -> list[Outcome]:
-        """Each batch's placements, from a committed transaction's delivery reports."""
-        batches = self._batches
+        """Each batch's placement, from a committed transaction's delivery reports."""
         by_partition: dict[_Key, list[Placed]] = {}
         for message in reports:
             key = (message.topic() or "", message.partition() or 0)
@@ -479,30 +579,42 @@ class _ReportPlan:
                 placed = by_partition[key] = []
             offset = message.offset()
             placed.append((-1 if offset is None else offset, message.timestamp()[1]))
-        cursors: dict[_Key, Iterator[Placed]] = {}
+        runs: dict[_Key, _Run] = {}
         unknown: set[_Key] = set()
         for key, count in self._counts.items():
-            cursor = self._cursor(key, count, by_partition.get(key, []))
-            if cursor is None:
+            run = self._run(key, count, by_partition.get(key, []))
+            if run is None:
                 unknown.add(key)
             else:
-                cursors[key] = cursor
+                runs[key] = run
+        #: Per partition, how many of its records the batches before took.
+        taken = dict.fromkeys(runs, 0)
         outcomes: list[Outcome] = []
-        for batch in batches:
-            if unknown.intersection(batch.shares()):
+        for batch in self._batches:
+            shares = batch.shares()
+            if unknown.intersection(shares):
                 outcomes.append(
                     StorageTimeout(
                         "Kafka committed the batch, but where its records landed is unknown"
                     )
                 )
                 continue
-            outcomes.append([next(cursors[key]) for key in batch.keys])
+            mine: dict[_Key, _Run] = {}
+            for key, (count, _) in shares.items():
+                run, before = runs[key], taken[key]
+                taken[key] = before + count
+                if isinstance(run, list):
+                    mine[key] = run[before : before + count]
+                else:
+                    first, _, head, rest = run
+                    mine[key] = (first + before, count, rest if before else head, rest)
+            outcomes.append(Placement(batch.keys, mine))
         return outcomes
 
-    def _cursor(self, key: _Key, count: int, placed: list[Placed]) -> Iterator[Placed] | None:
-        """The placements of ``key``'s records in order, or None if the reports cannot say."""
+    def _run(self, key: _Key, count: int, placed: list[Placed]) -> _Run | None:
+        """The placements of ``key``'s records, or None if the reports cannot say."""
         if len(placed) == count:
-            return iter(placed)  # one report per record (or a single record)
+            return placed  # one report per record (or a single record)
         if key in self._each or len(placed) != 2:
             return None  # cannot happen after a successful commit; never guess
         (first, first_time), (last, last_time) = placed
@@ -514,7 +626,4 @@ class _ReportPlan:
             return None
         # One record batch: one log-append time. Should the broker have split it, the
         # records after the first are given the last one's (the latest they can have).
-        return itertools.chain(
-            ((first, first_time),),
-            zip(range(first + 1, last + 1), itertools.repeat(last_time)),
-        )
+        return (first, count, first_time, last_time)
