@@ -55,8 +55,11 @@ from sluicegate.http.websocket_frames import (
 __all__ = ["HandshakeError", "OwnerSocket", "Refusal", "open_owner_socket"]
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#: Bytes asked of the owner's stream per read: a few of its bursts (32 KiB each).
-_READ_BYTES = 256 * 1024
+#: Bytes asked of the owner's stream per read: two of its bursts (32 KiB each), about two
+#: hundred events relayed in one write. Also the stream reader's limit: it stops reading
+#: from the owner beyond twice this, so a relayed connection holds at most that, a burst
+#: being written and one message being cut.
+_READ_BYTES = 64 * 1024
 #: Seconds the owner has to answer this side's close, once the client has left.
 _CLOSE_TIMEOUT = 5.0
 #: Close codes a close frame may carry (RFC 6455 7.4): the rest become ``1011``.
