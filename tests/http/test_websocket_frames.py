@@ -117,6 +117,13 @@ def test_a_frame_over_the_bound_is_refused_from_its_header() -> None:
     assert FrameReader(2000).feed(frame) == [b"x" * 2000]
 
 
+def test_the_messages_before_an_error_come_with_it() -> None:
+    stream = server(Opcode.TEXT, SHORT) + server(Opcode.TEXT, MEDIUM)
+    with pytest.raises(FrameError) as refused:
+        FrameReader(1000).feed(stream + server(Opcode.TEXT, b"x" * 2000))
+    assert refused.value.texts == [SHORT, MEDIUM]
+
+
 def test_a_fragmented_message_over_the_bound_is_refused() -> None:
     reader = FrameReader(1000)
     reader.feed(server(Opcode.TEXT, b"x" * 600, fin=False))

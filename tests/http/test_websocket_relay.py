@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from sluicegate.http.responses import Response
 from sluicegate.http.websocket import refuse_handshake, send_texts
@@ -213,3 +215,66 @@ async def test_an_owner_gone_without_a_close_is_a_1011(
                 await ws.recv()
     assert ws.close_code == 1011
     assert reason in (ws.close_reason or "")
+
+
+async def _next_frame(reader: asyncio.StreamReader) -> Frame:
+    """The next frame the relay sent the owner (masked, as a client's are), parsed by
+    ``websockets`` as the bytes come."""
+    buffered = StreamReader()
+    parser = Frame.parse(buffered.read_exact, mask=True)
+    while True:
+        try:
+            next(parser)  # wants more bytes
+        except StopIteration as done:
+            frame: Frame = done.value
+            return frame
+        buffered.feed_data(await reader.read(1))
+
+
+async def _fragments_a_ping_and_a_close(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    writer.write(
+        Frame(Opcode.TEXT, b'{"part":', fin=False).serialize(mask=False)
+        + Frame(Opcode.PING, b"are you there").serialize(mask=False)
+        + Frame(Opcode.CONT, b'"two"}').serialize(mask=False)
+    )
+    pong = await _next_frame(reader)
+    assert (pong.opcode, pong.data) == (Opcode.PONG, b"are you there")
+    writer.write(Frame(Opcode.CLOSE, struct.pack("!H", 4003) + b"done").serialize(mask=False))
+    echo = await _next_frame(reader)
+    assert (echo.opcode, echo.data[:2]) == (Opcode.CLOSE, struct.pack("!H", 4003))
+
+
+async def test_fragments_pings_and_the_close_of_a_bare_owner() -> None:
+    async with (
+        bare_owner(_fragments_a_ping_and_a_close) as owner_url,
+        serving_in_loop(_config(_front(owner_url))) as port,
+        connect(f"ws://127.0.0.1:{port}/") as ws,
+    ):
+        async with asyncio.timeout(30):
+            assert await ws.recv() == "first"
+            assert await ws.recv() == '{"part":"two"}'
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+    assert (ws.close_code, ws.close_reason) == (4003, "done")
+
+
+async def _oversize(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(Frame(Opcode.TEXT, b"x" * ((1 << 20) + 1)).serialize(mask=False))
+    close = await _next_frame(reader)
+    assert (close.opcode, close.data[:2]) == (Opcode.CLOSE, struct.pack("!H", 1009))
+
+
+async def test_an_owner_message_over_the_bound_closes_both_sides() -> None:
+    async with (
+        bare_owner(_oversize) as owner_url,
+        serving_in_loop(_config(_front(owner_url))) as port,
+        connect(f"ws://127.0.0.1:{port}/") as ws,
+    ):
+        async with asyncio.timeout(30):
+            assert await ws.recv() == "first"
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+    assert ws.close_code == 1011
+    assert "over" in (ws.close_reason or "")

@@ -79,6 +79,9 @@ class FrameError(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        #: The text messages the same read completed before the error: the peer sent
+        #: them whole, so they are handed on before the connection is failed.
+        self.texts: list[bytes] = []
 
 
 class FrameReader:
@@ -119,15 +122,22 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[bytes]:
         """The text messages completed by ``data``, in order (``FrameError`` on a frame
-        the peer may not send)."""
+        the peer may not send, with the messages completed before it)."""
         texts: list[bytes] = []
-        if self.close is not None:
-            return texts
+        if self.close is None:
+            try:
+                self._cut(data, texts)
+            except FrameError as exc:
+                exc.texts = texts
+                raise
+        return texts
+
+    def _cut(self, data: bytes, texts: list[bytes]) -> None:
         pending = self._pending
         if pending:
             pending += data
             if len(pending) < self._needed:
-                return texts  # a large frame, still arriving: no parse per read
+                return  # a large frame, still arriving: no parse per read
             data = bytes(pending)
             pending.clear()
         end = len(data)
@@ -166,13 +176,12 @@ class FrameReader:
             else:
                 self._frame(first, data[start:stop], texts)
                 if self.close is not None:
-                    return texts
+                    return
             position = stop
         else:
             self._needed = 2
         if position < end:
             pending += memoryview(data)[position:]
-        return texts
 
     def _frame(self, first: int, payload: bytes, texts: list[bytes]) -> None:
         """Any frame but a whole text message: fragments, control frames, the close."""

@@ -318,6 +318,9 @@ class OwnerSocket:
                     break  # the owner's connection ended with no close: 1006
         except FrameError as exc:
             self._close_owner(exc.code, exc.reason)
+            if exc.texts:
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    await send_texts(scope, send, exc.texts)
             await self._close_client(_INTERNAL, f"the group's node: {exc.reason}")
             return
         except OSError:
