@@ -100,9 +100,11 @@ class Forwarder:
         self._membership = membership
         self._node_id = membership.node_id
         self._secret = settings.cluster.secret.encode()
-        #: For ``http/stream_forwarding.py``, which proxies streams with the same secret.
+        #: For ``http/stream_forwarding.py``, which proxies streams with the same secret
+        #: (and relays WebSockets with the consumers' bounds and ping settings).
         self.membership = membership
         self.secret = self._secret
+        self.cloudevents = settings.cloudevents
         #: Forwarding needs other nodes (a shared log) and the secret that proves a hop.
         self.enabled = membership.shared and bool(self._secret)
         self._timeout = httpx.Timeout(

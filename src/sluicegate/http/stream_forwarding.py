@@ -12,9 +12,10 @@ each side sends to the other until one of them ends:
 * WebSocket: the owner's handshake answer is the client's — a refusal (``401``, ``400``,
   ``429``...) goes back as the same HTTP response, an acceptance is accepted here with
   the subprotocol the owner chose. Then text messages both ways, as they come (the
-  owner's bursts are relayed as bursts); the owner's close is the client's close, with
-  its code and reason, and a client that leaves closes the owner's connection with its
-  code, which ends the instance there: its unconfirmed events go to the group again.
+  owner's bursts are relayed as bursts, its frames cut by ``http/websocket_relay.py``);
+  the owner's close is the client's close, with its code and reason, and a client that
+  leaves closes the owner's connection with its code, which ends the instance there: its
+  unconfirmed events go to the group again.
 * Server-Sent Events: the owner's status and headers, then its body as it arrives. The
   client's ``Host`` is kept, so the instance URL the owner writes in the stream is one
   the client can reach (through any node: it names the owner's bridge and is forwarded
@@ -31,13 +32,11 @@ belongs to its connection): it is served here, where the group's placement refus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
+import h11
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from sluicegate.core.group_shards import GroupShards
 from sluicegate.http.forwarding import SECRET_HEADER, Forwarder, node_unreachable
@@ -45,16 +44,17 @@ from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, StreamingResponse
 from sluicegate.http.router import Endpoint, WebSocketEndpoint
 from sluicegate.http.tls import peer_certificate
-from sluicegate.http.types import Message, Receive, Scope, Send
-from sluicegate.http.websocket import refuse_handshake, send_texts
+from sluicegate.http.types import Message, Send
+from sluicegate.http.websocket import refuse_handshake
+from sluicegate.http.websocket_relay import HandshakeError, Refusal, open_owner_socket
 
 __all__ = ["StreamForwarder"]
 
 logger = logging.getLogger("sluicegate.cluster.streams")
 
 _SECRET = SECRET_HEADER.encode()
-#: Never copied to the owner: the connection's own, the handshake's (the client library
-#: makes its own), and the secret (added from this node's settings).
+#: Never copied to the owner: the connection's own, the handshake's (the relay makes its
+#: own), and the secret (added from this node's settings).
 _WS_SKIPPED = frozenset(
     {
         b"host",
@@ -91,18 +91,12 @@ _ANSWER_SKIPPED = frozenset(
 )
 #: Seconds the owner may take to accept a connection or start a stream.
 _OPEN_TIMEOUT = 5.0
-#: A close without a code (1005) or an abnormal one (1006) cannot be sent in a close
-#: frame: the client is told the server side failed (1011).
-_UNSENDABLE_CLOSES = frozenset({1005, 1006, 1015})
-_INTERNAL = 1011
-
-
-def _ws_url(base_url: str) -> str:
-    if base_url.startswith("https://"):
-        return "wss://" + base_url[len("https://") :]
-    if base_url.startswith("http://"):
-        return "ws://" + base_url[len("http://") :]
-    return base_url
+#: The owner's messages are events read from the log, rendered as JSON: up to about six
+#: times the event's stored bytes where its strings are escaped (``\u0000``), and a
+#: record another Kafka producer wrote is bounded by the broker, not by
+#: ``max_event_bytes``. This many times the larger of the two message settings is room
+#: for any of them, and still a bound on what one relayed connection buffers.
+_OWNER_MESSAGE_FACTOR = 8
 
 
 class StreamForwarder:
@@ -114,6 +108,12 @@ class StreamForwarder:
         self._membership = forwarder.membership
         self._node_id = forwarder.membership.node_id
         self._secret = forwarder.secret
+        ce = forwarder.cloudevents
+        self._max_message_bytes = _OWNER_MESSAGE_FACTOR * max(
+            ce.websocket_max_message_bytes, ce.max_event_bytes
+        )
+        self._ping_interval = ce.websocket_ping_interval
+        self._ping_timeout = ce.websocket_ping_timeout
 
     async def _owner_url(self, request: Request, group_of: Callable[[Request], str]) -> str | None:
         """The base URL of the live node serving the request's group, when that is
@@ -134,6 +134,15 @@ class StreamForwarder:
             if name.lower() not in skipped
         ]
         headers.append((SECRET_HEADER, self._secret.decode("latin-1")))
+        return headers
+
+    def _raw_headers(
+        self, request: Request, skipped: frozenset[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (name, value) for name, value in request.scope["headers"] if name.lower() not in skipped
+        ]
+        headers.append((_SECRET, self._secret))
         return headers
 
     @staticmethod
@@ -167,40 +176,30 @@ class StreamForwarder:
     async def _proxy_websocket(self, request: Request, send: Send, base_url: str) -> None:
         scope = request.scope
         try:
-            upstream = await connect(
-                self._target(request, _ws_url(base_url)),
-                additional_headers=self._headers(request, _WS_SKIPPED),
-                subprotocols=list(scope.get("subprotocols", ())),
-                open_timeout=_OPEN_TIMEOUT,
-                compression=None,
-                # A node of the cluster (it holds the secret): its messages are events
-                # that it bounds itself.
-                max_size=None,
-            )
-        except InvalidStatus as exc:
-            answer = exc.response
+            async with asyncio.timeout(_OPEN_TIMEOUT):
+                owner = await open_owner_socket(
+                    base_url,
+                    self._target(request, ""),
+                    self._raw_headers(request, _WS_SKIPPED),
+                    list(scope.get("subprotocols", ())),
+                    max_message_bytes=self._max_message_bytes,
+                )
+        except (OSError, TimeoutError, HandshakeError, h11.ProtocolError) as exc:
+            raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
+        if isinstance(owner, Refusal):
             headers = [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in answer.headers.raw_items()
-                if name.lower().encode("latin-1") not in _ANSWER_SKIPPED
+                (name, value) for name, value in owner.headers if name not in _ANSWER_SKIPPED
             ]
-            refusal = Response(
-                bytes(answer.body or b""), answer.status_code, content_type=None, headers=headers
-            )
+            refusal = Response(owner.body, owner.status, content_type=None, headers=headers)
             await refuse_handshake(scope, send, refusal)
             return
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
-        async with upstream:
-            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            down = asyncio.ensure_future(_owner_to_client(upstream, scope, send))
-            up = asyncio.ensure_future(_client_to_owner(request.receive, upstream))
-            try:
-                await asyncio.wait((down, up), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (down, up):
-                    task.cancel()
-                await asyncio.gather(down, up, return_exceptions=True)
+        await owner.relay(
+            scope,
+            request.receive,
+            send,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+        )
 
     # -- Server-Sent Events ----------------------------------------------------------
 
@@ -264,57 +263,6 @@ class StreamForwarder:
         return StreamingResponse(
             write, upstream.status_code, content_type=content_type, headers=headers
         )
-
-
-async def _owner_to_client(upstream: ClientConnection, scope: Scope, send: Send) -> None:
-    """The owner's messages to the client, a burst at a time; then the owner's close."""
-    try:
-        while True:
-            texts = [await upstream.recv(decode=False)]
-            # What already arrived goes in the same write (the owner sends bursts).
-            while _buffered(upstream) and len(texts) < 256:
-                texts.append(await upstream.recv(decode=False))
-            await send_texts(scope, send, texts)
-    except ConnectionClosed:
-        pass
-    except OSError:
-        return  # the client is gone: the other direction sees it too
-    code = upstream.close_code
-    if code is None or code in _UNSENDABLE_CLOSES:
-        code = _INTERNAL
-    reason = upstream.close_reason or ""
-    with contextlib.suppress(OSError):
-        await send({"type": "websocket.close", "code": code, "reason": reason})
-
-
-def _buffered(upstream: ClientConnection) -> bool:
-    """Whether a whole message is waiting in the connection's buffer (no wait to read it).
-
-    websockets has no public "receive what is there" call; its assembler's frame queue
-    says it. Read defensively: an unknown layout means no batching, never a wrong read.
-    """
-    frames = getattr(upstream.recv_messages, "frames", None)
-    try:
-        return frames is not None and len(frames) > 0
-    except TypeError:
-        return False
-
-
-async def _client_to_owner(receive: Receive, upstream: ClientConnection) -> None:
-    """The client's messages to the owner; the client's close closes the owner's side."""
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "websocket.receive":
-            text = message.get("text")
-            await upstream.send(text if text is not None else message.get("bytes") or b"")
-        elif kind == "websocket.disconnect":
-            code = int(message.get("code", 1000))
-            if code in _UNSENDABLE_CLOSES:
-                code = 1000
-            with contextlib.suppress(ConnectionClosed):
-                await upstream.close(code=code)
-            return
 
 
 async def _pipe_body(upstream: httpx.Response, send: Send) -> None:
