@@ -192,6 +192,17 @@ async def _ignore_everything(reader: asyncio.StreamReader, writer: asyncio.Strea
         pass  # pings included: never a pong
 
 
+@asynccontextmanager
+async def relayed_from(behaviour: Behaviour, **front: float) -> AsyncIterator[Any]:
+    """A client's WebSocket to a front whose owner is a bare server doing ``behaviour``."""
+    async with (
+        bare_owner(behaviour) as owner_url,
+        serving_in_loop(_config(_front(owner_url, **front))) as port,
+        connect(f"ws://127.0.0.1:{port}/") as ws,
+    ):
+        yield ws
+
+
 @pytest.mark.parametrize(
     ("behaviour", "front", "reason"),
     [
@@ -203,11 +214,7 @@ async def _ignore_everything(reader: asyncio.StreamReader, writer: asyncio.Strea
 async def test_an_owner_gone_without_a_close_is_a_1011(
     behaviour: Behaviour, front: dict[str, float], reason: str
 ) -> None:
-    async with (
-        bare_owner(behaviour) as owner_url,
-        serving_in_loop(_config(_front(owner_url, **front))) as port,
-        connect(f"ws://127.0.0.1:{port}/") as ws,
-    ):
+    async with relayed_from(behaviour, **front) as ws:
         async with asyncio.timeout(30):
             assert await ws.recv() == "first"
             await ws.send("hello")
@@ -247,11 +254,7 @@ async def _fragments_a_ping_and_a_close(
 
 
 async def test_fragments_pings_and_the_close_of_a_bare_owner() -> None:
-    async with (
-        bare_owner(_fragments_a_ping_and_a_close) as owner_url,
-        serving_in_loop(_config(_front(owner_url))) as port,
-        connect(f"ws://127.0.0.1:{port}/") as ws,
-    ):
+    async with relayed_from(_fragments_a_ping_and_a_close) as ws:
         async with asyncio.timeout(30):
             assert await ws.recv() == "first"
             assert await ws.recv() == '{"part":"two"}'
@@ -267,11 +270,7 @@ async def _oversize(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
 
 
 async def test_an_owner_message_over_the_bound_closes_both_sides() -> None:
-    async with (
-        bare_owner(_oversize) as owner_url,
-        serving_in_loop(_config(_front(owner_url))) as port,
-        connect(f"ws://127.0.0.1:{port}/") as ws,
-    ):
+    async with relayed_from(_oversize) as ws:
         async with asyncio.timeout(30):
             assert await ws.recv() == "first"
             with pytest.raises(ConnectionClosed):
