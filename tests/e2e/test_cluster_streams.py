@@ -129,6 +129,10 @@ async def test_a_websocket_through_another_node_is_served_by_the_group_s_node(
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(1.5):
                 await direct.recv()  # every event confirmed: nothing comes again
+    # B counted both streams it proxied as requests forwarded to A, accepted there (101).
+    scraped = (await http["node-b"].get("/metrics")).text
+    assert 'sluicegate_cluster_forwarded_requests_total{node="node-a",status="101"} 2.0' in scraped
+    assert 'sluicegate_cluster_forward_duration_seconds_count{node="node-a"}' in scraped
 
 
 async def _is(value: Any, expected: Any) -> bool:

@@ -185,6 +185,8 @@ async def test_streams_to_a_live_node_that_does_not_answer_are_a_503(tmp_path: P
             assert caught.value.message.startswith(
                 f"the node serving this consumer group ({owner_url}) did not answer: "
             )
+        # Counted as forwarded requests to that node, as an instance request would be.
+        assert forwarder.series["there"].statuses == {503: 2}
         await forwarder.aclose()
 
 

@@ -137,6 +137,17 @@ class Forwarder:
             await self._client.aclose()
             self._client = None
 
+    def timer(self, node_id: str) -> Callable[[int], None]:
+        """Starts timing a request sent to ``node_id``; call the result with the status
+        of the other node's answer (its first bytes, for a stream) to count it."""
+        series = self._series(node_id)
+        started = self._clock()
+
+        def answered(status: int) -> None:
+            series.observe(status, self._clock() - started)
+
+        return answered
+
     def _series(self, node_id: str) -> RequestSeries:
         series = self.series.get(node_id)
         if series is None:
@@ -240,8 +251,7 @@ class Forwarder:
             headers=headers,
             content=content,
         )
-        started = self._clock()
-        series = self._series(node_id)
+        answered = self.timer(node_id)
         answer = asyncio.ensure_future(self._send(outgoing, node_id))
         gone = asyncio.ensure_future(_disconnected(request, body_read))
         try:
@@ -253,17 +263,17 @@ class Forwarder:
                 # there too, as the client's own disconnect would have.
                 answer.cancel()
         if not answer.done() or answer.cancelled():
-            series.observe(499, self._clock() - started)
+            answered(499)
             raise ClientDisconnected
         try:
             response = answer.result()
         except ClientDisconnected:
-            series.observe(499, self._clock() - started)
+            answered(499)
             raise
         except Exception:
-            series.observe(503, self._clock() - started)
+            answered(503)
             raise
-        series.observe(response.status, self._clock() - started)
+        answered(response.status)
         return response
 
     async def _send(self, outgoing: httpx.Request, node_id: str) -> Response:

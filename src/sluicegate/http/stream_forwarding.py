@@ -115,9 +115,11 @@ class StreamForwarder:
         self._ping_interval = ce.websocket_ping_interval
         self._ping_timeout = ce.websocket_ping_timeout
 
-    async def _owner_url(self, request: Request, group_of: Callable[[Request], str]) -> str | None:
-        """The base URL of the live node serving the request's group, when that is
-        another node and the request may go there; else ``None`` (served here)."""
+    async def _owner(
+        self, request: Request, group_of: Callable[[Request], str]
+    ) -> tuple[str, str] | None:
+        """The id and base URL of the live node serving the request's group, when that
+        is another node and the request may go there; else ``None`` (served here)."""
         if self._forwarder.received(request) or not self._forwarder.enabled:
             return None
         if b"authorization" not in request.raw_headers and peer_certificate(request.scope):
@@ -125,7 +127,8 @@ class StreamForwarder:
         holder = await self._shards.acquire(group_of(request))
         if holder == self._node_id:
             return None
-        return self._membership.live_url(holder)
+        url = self._membership.live_url(holder)
+        return None if url is None else (holder, url)
 
     def _headers(self, request: Request, skipped: frozenset[bytes]) -> list[tuple[str, str]]:
         headers = [
@@ -165,16 +168,19 @@ class StreamForwarder:
             return endpoint
 
         async def forwarding(request: Request, send: Send) -> None:
-            url = await self._owner_url(request, group_of)
-            if url is None:
+            owner = await self._owner(request, group_of)
+            if owner is None:
                 await endpoint(request, send)
                 return
-            await self._proxy_websocket(request, send, url)
+            await self._proxy_websocket(request, send, *owner)
 
         return forwarding
 
-    async def _proxy_websocket(self, request: Request, send: Send, base_url: str) -> None:
+    async def _proxy_websocket(
+        self, request: Request, send: Send, node_id: str, base_url: str
+    ) -> None:
         scope = request.scope
+        answered = self._forwarder.timer(node_id)
         try:
             async with asyncio.timeout(_OPEN_TIMEOUT):
                 owner = await open_owner_socket(
@@ -185,7 +191,9 @@ class StreamForwarder:
                     max_message_bytes=self._max_message_bytes,
                 )
         except (OSError, TimeoutError, HandshakeError, h11.ProtocolError) as exc:
+            answered(503)
             raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
+        answered(owner.status if isinstance(owner, Refusal) else 101)
         if isinstance(owner, Refusal):
             headers = [
                 (name, value) for name, value in owner.headers if name not in _ANSWER_SKIPPED
@@ -210,15 +218,16 @@ class StreamForwarder:
             return endpoint
 
         async def forwarding(request: Request) -> Response:
-            url = await self._owner_url(request, group_of)
-            if url is None:
+            owner = await self._owner(request, group_of)
+            if owner is None:
                 return await endpoint(request)
-            return await self._proxy_sse(request, url)
+            return await self._proxy_sse(request, *owner)
 
         return forwarding
 
-    async def _proxy_sse(self, request: Request, base_url: str) -> Response:
+    async def _proxy_sse(self, request: Request, node_id: str, base_url: str) -> Response:
         client = self._forwarder.http()
+        answered = self._forwarder.timer(node_id)
         outgoing = client.build_request(
             request.method,
             self._target(request, base_url),
@@ -230,7 +239,9 @@ class StreamForwarder:
         try:
             upstream = await client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
+            answered(503)
             raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
+        answered(upstream.status_code)
         headers = [
             (name.lower(), value)
             for name, value in upstream.headers.raw

@@ -319,12 +319,14 @@ class _ForwardingStats(Collector):
     def collect(self) -> Iterator[Metric]:
         forwarded = CounterMetricFamily(
             "sluicegate_cluster_forwarded_requests",
-            "Requests forwarded to the node holding their consumer instance, by node and status.",
+            "Requests forwarded to the node holding their consumer instance or serving their "
+            "group's stream, by node and status (101: a WebSocket accepted there).",
             labels=["node", "status"],
         )
         latency = HistogramMetricFamily(
             "sluicegate_cluster_forward_duration_seconds",
-            "Time from forwarding a request to having the other node's answer, by node.",
+            "Time from forwarding a request to having the other node's answer (a stream's "
+            "first bytes), by node.",
             labels=["node"],
         )
         bounds = [*map(str, _LATENCY_BUCKETS), "+Inf"]
