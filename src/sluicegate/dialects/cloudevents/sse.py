@@ -59,11 +59,12 @@ import re
 import uuid
 from contextlib import AsyncExitStack
 from functools import partial
+from itertools import repeat
 from urllib.parse import quote
 
 import msgspec
 
-from sluicegate.core.cloudevents.binding import structured_json
+from sluicegate.core.cloudevents.binding import structured_events
 from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
@@ -71,7 +72,7 @@ from sluicegate.core.limits.concurrency import ConcurrencyLimiter
 from sluicegate.dialects.cloudevents.consumers import max_deliveries_of, subscription_of
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of
-from sluicegate.dialects.cloudevents.websocket import stream_group
+from sluicegate.dialects.cloudevents.websocket import bursts, stream_group
 from sluicegate.errors import (
     BadRequest,
     NotAcceptable,
@@ -95,9 +96,6 @@ EVENT_STREAM = b"text/event-stream"
 #: A comment line alone, with no blank line after it: a blank line would end an event
 #: with no data, which the standard drops but some clients hand on as an empty event.
 HEARTBEAT = b": keep-alive\n"
-#: Events are written in chunks of about this many bytes: fewer writes than one per
-#: event, and no more held past the transport's mark than one chunk.
-_CHUNK_BYTES = 32 * 1024
 #: The longest ``timeout`` a stream may ask for (a day).
 _MAX_TIMEOUT = 86_400.0
 #: Seconds the end of a stream may wait for a client that reads nothing.
@@ -190,6 +188,12 @@ def _data_lines(data: bytes) -> bytes:
     """``data`` as the value of ``data:`` lines: JSON written over several lines (line
     breaks are only whitespace in JSON) becomes one ``data:`` line each."""
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\ndata: ")
+
+
+def _events(texts: list[bytes], start: int, end: int, first: int, suffix: bytes) -> bytes:
+    """``texts[start:end]`` as events, the first of them numbered ``first + start``."""
+    numbered = zip(range(first + start, first + end), repeat(suffix), texts[start:end])
+    return b"".join([b"id: %d%s%s\n\n" % event for event in numbered])
 
 
 class _Session:
@@ -408,22 +412,16 @@ class ServerSentEvents:
                         await send(_body(HEARTBEAT))
                         deadline.reschedule(None)
                         continue
-                    offset = batch.first
-                    chunk = bytearray()
-                    for record in batch.records:
-                        data = structured_json(record, offset)
-                        if b"\n" in data or b"\r" in data:
-                            data = _data_lines(data)
-                        chunk += b"id: %d%s%s\n\n" % (offset, suffix, data)
-                        if len(chunk) >= _CHUNK_BYTES:
-                            await send(_body(bytes(chunk)))
-                            instance.confirmable = stream.sent = offset
-                            chunk.clear()
-                            deadline.reschedule(loop.time() + stall)
-                        offset += 1
-                    if chunk:
-                        await send(_body(bytes(chunk)))
-                        instance.confirmable = stream.sent = batch.last
+                    first = batch.first
+                    texts = structured_events(batch.records, first)
+                    joined = b"".join(texts)
+                    if b"\n" in joined or b"\r" in joined:
+                        texts = [_data_lines(text) for text in texts]
+                    del joined
+                    for start, end in bursts(texts):
+                        deadline.reschedule(loop.time() + stall)
+                        await send(_body(_events(texts, start, end, first, suffix)))
+                        instance.confirmable = stream.sent = first + end - 1
                     deadline.reschedule(None)
                     idle_since = loop.time()
         except TimeoutError:

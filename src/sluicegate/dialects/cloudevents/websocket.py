@@ -40,6 +40,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -72,6 +73,7 @@ __all__ = [
     "SUBPROTOCOL",
     "WEBSOCKET_PATH",
     "Close",
+    "bursts",
     "routes",
     "stream_group",
 ]
@@ -116,6 +118,18 @@ def _offset(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS):
         raise BadRequest(f"confirm: expects an event's offset, got {text[:24]!r}")
     return int(text)
+
+
+def bursts(texts: list[bytes]) -> Iterator[tuple[int, int]]:
+    """``texts`` cut into runs of about ``BURST_BYTES``, as ``(start, end)`` slices."""
+    start, count = 0, len(texts)
+    while start < count:
+        end, size = start, 0
+        while end < count and size < BURST_BYTES:
+            size += len(texts[end])
+            end += 1
+        yield start, end
+        start = end
 
 
 def _failure(exc: BaseException, during: str) -> Close:
@@ -239,19 +253,13 @@ class WebSocketConsumers:
                     batch = await stream.next_batch()
                     texts = structured_events(batch.records, batch.first)
                     offset = batch.first - 1
-                    start, count = 0, len(texts)
-                    while start < count:
-                        end, size = start, 0
-                        while end < count and size < BURST_BYTES:
-                            size += len(texts[end])
-                            end += 1
+                    for start, end in bursts(texts):
                         deadline.reschedule(loop.time() + stall)
                         await send_texts(scope, send, texts[start:end])
                         if start == 0 and batch.woken_at:
                             wake_to_write.observe(time.perf_counter() - batch.woken_at)
                         offset += end - start
                         stream.sent = offset
-                        start = end
                     deadline.reschedule(None)
                     # An idle connection would otherwise hold its last events for as
                     # long as it waits for the next (a batch is never empty).
