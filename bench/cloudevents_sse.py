@@ -1,6 +1,9 @@
 """CloudEvents Server-Sent Events consumer benchmark. Run: ``python -m bench.run --only
 cloudevents-sse``.
 
+Each consumer reads the backlog ``ROUNDS`` times, in turn, each time as a new group; the
+figures are the medians.
+
 - ``cloudevents-sse-backlog``: one ``GET /ce/sse`` stream (HTTP/1.1, uvicorn) reads a
   backlog of ``cloudevents_ws.BACKLOG`` events, confirming every 1,000 with ``POST
   …/confirm`` on its instance URL (on a second connection, one confirmation in flight at a
@@ -10,8 +13,9 @@ cloudevents-sse``.
   with ``confirm:`` messages): target ratio ≥ 0.8.
 - ``cloudevents-sse-cpu-per-event``: the server process's CPU time (user + system, every
   thread, from ``/proc``) per event while the SSE stream reads the backlog, against the
-  same while the WebSocket reads it (``ratio`` < 1: SSE costs less). CPU time stays
-  meaningful on a busy machine, where the rates swing with the load.
+  same while the WebSocket reads it (``ratio`` < 1: SSE costs less). On this shared
+  machine CPU time swings with the load too (cache and memory bandwidth are shared), but
+  less than the rates do.
 
 The client counts events by the blank line that ends each (``\\n\\n``: the events' JSON has
 no line breaks, heartbeats are single comment lines), never decoding them, so that a Python
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -35,6 +40,7 @@ from sluicegate.testing.process import serve_in_subprocess
 __all__ = ["run"]
 
 CONFIRM_EVERY = cloudevents_ws.CONFIRM_EVERY
+ROUNDS = cloudevents_ws.ROUNDS
 TARGET_RATIO = 0.8
 
 
@@ -66,14 +72,14 @@ async def _confirm(
         raise RuntimeError(f"confirm refused: {head[:200]!r}")
 
 
-async def _sse_backlog(port: int, total: int) -> float:
+async def _sse_backlog(port: int, group: str, total: int) -> float:
     """Read ``total`` events of a new group, confirming every ``CONFIRM_EVERY``; events/s.
 
     As lean as the WebSocket benchmark's client, so that the two compare the server: the
     stream's bytes are only counted, and confirmations go over a second kept-alive
     connection written by hand (one in flight at a time) rather than through an HTTP
     client library, whose CPU would compete with the server's on a 2-core machine."""
-    reader, writer, instance = await _open(port, "/ce/sse?group=sse-backlog&test=false")
+    reader, writer, instance = await _open(port, f"/ce/sse?group={group}&test=false")
     path = urlsplit(instance).path
     confirms = await asyncio.open_connection("127.0.0.1", port)
     ends = -1  # the instance event ends with a blank line too
@@ -109,19 +115,27 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _measure(url: str, pid: int) -> dict[str, dict[str, Any]]:
+    """``ROUNDS`` reads of the backlog by each consumer in turn (each a new group): the
+    median rates and CPU per event, so that neither gets the warmer machine."""
     port = int(url.rsplit(":", 1)[1])
     total = cloudevents_ws.BACKLOG
     await cloudevents_ws._produce_backlog(url)
-    # The WebSocket benchmark's own reading of its backlog.
-    before = _cpu_seconds(pid)
-    ws = await cloudevents_ws._read_backlog(port)
-    ws_cpu = (_cpu_seconds(pid) - before) / total
-    before = _cpu_seconds(pid)
-    sse = await _sse_backlog(port, total)
-    sse_cpu = (_cpu_seconds(pid) - before) / total
+    rates: dict[str, list[float]] = {"sse": [], "ws": []}
+    cpu: dict[str, list[float]] = {"sse": [], "ws": []}
+    for turn in range(ROUNDS):
+        before = _cpu_seconds(pid)
+        rates["ws"].append(
+            await cloudevents_ws._read_backlog(port, f"group=ws-backlog-{turn}&test=false")
+        )
+        cpu["ws"].append((_cpu_seconds(pid) - before) / total)
+        before = _cpu_seconds(pid)
+        rates["sse"].append(await _sse_backlog(port, f"sse-backlog-{turn}", total))
+        cpu["sse"].append((_cpu_seconds(pid) - before) / total)
+    sse, ws = statistics.median(rates["sse"]), statistics.median(rates["ws"])
+    sse_cpu, ws_cpu = statistics.median(cpu["sse"]), statistics.median(cpu["ws"])
     print(
-        f"backlog: SSE {sse:,.0f} events/s, WebSocket {ws:,.0f} events/s; server CPU "
-        f"{sse_cpu * 1e6:.1f} and {ws_cpu * 1e6:.1f} µs an event",
+        f"backlog, medians of {ROUNDS}: SSE {sse:,.0f} events/s, WebSocket {ws:,.0f} events/s; "
+        f"server CPU {sse_cpu * 1e6:.1f} and {ws_cpu * 1e6:.1f} µs an event",
         flush=True,
     )
     return {
@@ -132,9 +146,10 @@ async def _measure(url: str, pid: int) -> dict[str, dict[str, Any]]:
             baseline_is="WebSocket consumer, same backlog, same server, same run",
             target_ratio=TARGET_RATIO,
             confirm_every=CONFIRM_EVERY,
-            events=cloudevents_ws.BACKLOG,
+            events=total,
+            rounds=ROUNDS,
         ),
-        "cloudevents-sse-ws-backlog": _entry(ws, "events/s", ws, events=cloudevents_ws.BACKLOG),
+        "cloudevents-sse-ws-backlog": _entry(ws, "events/s", ws, events=total, rounds=ROUNDS),
         "cloudevents-sse-cpu-per-event": _entry(
             sse_cpu * 1e6, "µs", ws_cpu * 1e6, baseline_is="WebSocket, same run"
         ),
