@@ -206,6 +206,9 @@ class WebSocketConsumers:
             ) as stream:
                 await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
                 accepted = True
+                # Read for the handshake only; an idle connection would hold them (the
+                # scope's list and the parsed dict, ~1.3 KB) for as long as it is open.
+                request.forget_headers()
                 close = await self._session(stream, request.scope, request.receive, send)
                 if close is not None:
                     await self._close(send, close)
