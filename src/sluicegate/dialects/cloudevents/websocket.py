@@ -227,14 +227,25 @@ class WebSocketConsumers:
         self, stream: ConsumerStream, scope: Scope, receive: Receive, send: Send
     ) -> Close | None:
         """Deliver and listen until either side ends; how to close (``None``: the peer
-        is gone or closed first)."""
+        is gone or closed first).
+
+        Delivery is a task of its own, ended and waited for before this returns, as a
+        task group would do it, without the group's object, its set and a callback that
+        an idle connection would hold for as long as it is open.
+        """
         stopping = self._streams.stopping()
-        async with asyncio.TaskGroup() as tg:
-            delivering = tg.create_task(self._deliver(stream, scope, send), name="ws.deliver")
-            try:
-                return await self._listen(stream, receive, stopping, delivering)
-            finally:
-                delivering.cancel()
+        delivering = asyncio.get_running_loop().create_task(
+            self._deliver(stream, scope, send), name="ws.deliver"
+        )
+        try:
+            return await self._listen(stream, receive, stopping, delivering)
+        finally:
+            delivering.cancel()
+            # A cancellation of this task meanwhile goes on up; delivery, cancelled
+            # already, then ends on its own.
+            await asyncio.wait((delivering,))
+            if not delivering.cancelled():
+                delivering.result()  # raises only what _deliver does not catch
 
     async def _deliver(self, stream: ConsumerStream, scope: Scope, send: Send) -> Close | None:
         """Send events as the log has them, in bursts of ``BURST_BYTES`` or so (one write
