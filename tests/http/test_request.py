@@ -1,4 +1,5 @@
-"""``Request``: header lookup, media type, query and the limited body reader."""
+"""``Request``: header lookup, media type, query and the limited body reader, and the
+headers forgotten once a WebSocket is accepted."""
 
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ def test_repeated_headers_are_joined_in_order() -> None:
 def test_headers_may_come_as_any_iterable() -> None:
     r = Request(scope(iter([(b"x", b"1"), (b"x", b"2")])), receiving(), {})
     assert r.header("x") == "1, 2"
+
+
+def test_forgotten_headers_are_gone_and_the_query_is_read_again() -> None:
+    r = request([(b"x-trace", b"abc")], query=b"group=g&test=false")
+    assert r.header("x-trace") == "abc"
+    assert r.query_param("group") == "g"
+    r.forget_headers()
+    assert r.header("x-trace") is None
+    assert list(r.scope["headers"]) == []
+    assert r._query is None
+    assert r.query_param("group") == "g"
 
 
 def test_header_values_are_latin_1() -> None:

@@ -1,8 +1,11 @@
 """The group coordinator's session deadlines: one heap entry per member, whatever the
-number of heartbeats, and expiry still on time."""
+number of heartbeats, and expiry still on time; its assignments' partitions and its
+members' topic sets are shared between groups, not made for each."""
 
 from __future__ import annotations
 
+from sluicegate.core.records import TopicPartition
+from sluicegate.core.topic_sets import shared_topics
 from sluicegate.storage.groups import GroupCoordinator
 
 
@@ -57,3 +60,28 @@ def test_rejoining_with_a_shorter_session_expires_at_the_shorter_deadline() -> N
     clock.now += 100.0
     groups.expire_due()
     assert groups._deadlines == []
+
+
+def test_groups_share_each_topics_partitions_and_subscription() -> None:
+    counts = {"t": 3}
+    groups = GroupCoordinator(lambda topic: counts.get(topic, 0), Clock())
+    first = groups.join("g1", "m", ["t"], session_timeout=60.0).partitions
+    second = groups.join("g2", "m", ["t"], session_timeout=60.0).partitions
+    assert (
+        first == second == (TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2))
+    )
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    assert groups._groups["g1"].members["m"].topics is groups._groups["g2"].members["m"].topics
+    # A topic that grows is dealt its new partitions too, and one deleted, none.
+    counts["t"] = 4
+    groups.topics_changed(["t"])
+    assert groups.heartbeat("g1", "m").partitions[-1] == TopicPartition("t", 3)
+    del counts["t"]
+    groups.topics_changed(["t"])
+    assert groups.heartbeat("g2", "m").partitions == ()
+
+
+def test_a_topic_set_is_shared_while_it_is_used() -> None:
+    first = shared_topics(["a", "b"])
+    assert shared_topics(frozenset({"b", "a"})) is first
+    assert shared_topics({"a"}) is not first

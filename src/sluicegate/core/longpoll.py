@@ -12,7 +12,7 @@ until its timeout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from sluicegate.core.limits.concurrency import ConcurrencyLimiter
@@ -37,14 +37,14 @@ class LongPolls:
         #: Waits under way now (for /metrics).
         self.waiting = 0
 
-    async def wait(
+    def wait(
         self,
         client: str,
         positions: Mapping[TopicPartition, int],
         timeout: float,
         gone: Callable[[], Awaitable[object]] | None,
         wake: asyncio.Future[None] | None = None,
-    ) -> bool:
+    ) -> Coroutine[Any, Any, bool]:
         """Wait until a partition passes its position (True) or ``timeout`` (False).
 
         ``gone()`` completes when the consumer has gone away: then the wait ends at once
@@ -56,9 +56,23 @@ class LongPolls:
         caller's task (``_wait_in_task``). Beyond the caps:
         ``RateLimited`` (this client's) or ``Overloaded`` (the gateway's), both with
         ``retry_after``, before any waiting.
+
+        Not a coroutine itself but the one that waits: an idle stream would otherwise
+        hold one more coroutine, and its frame, for each of its waits.
         """
         if gone is None and wake is not None and self._limiter is None:
-            return await self._wait_in_task(positions, timeout, wake)
+            return self._wait_in_task(positions, timeout, wake)
+        return self._wait_raced(client, positions, timeout, gone, wake)
+
+    async def _wait_raced(
+        self,
+        client: str,
+        positions: Mapping[TopicPartition, int],
+        timeout: float,
+        gone: Callable[[], Awaitable[object]] | None,
+        wake: asyncio.Future[None] | None,
+    ) -> bool:
+        """``wait`` in a task of its own, raced against ``gone`` and ``wake``."""
         limiter = self._limiter
         if limiter is not None:
             limiter.acquire(client)

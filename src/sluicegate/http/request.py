@@ -148,6 +148,15 @@ class Request:
             self._query = query
         return self._query
 
+    def forget_headers(self) -> None:
+        """Drop the headers, parsed and in the scope, and the parsed query (read again
+        from the scope if asked for): for a connection that outlives its handshake and
+        reads neither again, an accepted WebSocket. Headers read afterwards are absent.
+        """
+        self.raw_headers = {}
+        self.scope["headers"] = ()
+        self._query = None
+
     def query_param(self, name: str) -> str | None:
         if not self.scope.get("query_string"):
             return None  # most requests have no query: nothing to parse

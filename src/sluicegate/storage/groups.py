@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from sluicegate.core.records import TopicPartition
+from sluicegate.core.topic_sets import shared_topics
 from sluicegate.errors import BadRequest, UnknownGroupMember
 from sluicegate.storage.base import Assignment
 
@@ -83,6 +84,9 @@ class GroupCoordinator:
         self._deadlines: list[tuple[float, str, str]] = []
         # Set when a deadline earlier than all others appears, so the sweeper re-plans.
         self._sooner = asyncio.Event()
+        # Each topic's partitions, made once: every assignment shares these objects
+        # instead of making its own (12 per member of a CloudEvents type's group).
+        self._partitions: dict[str, tuple[TopicPartition, ...]] = {}
 
     # -- membership ------------------------------------------------------------------
 
@@ -95,7 +99,7 @@ class GroupCoordinator:
         if (existing := self._groups.get(group)) is not None:
             self._expire(existing, self._now())
         state = self._groups.setdefault(group, _Group(group))
-        subscription = frozenset(topics)
+        subscription = shared_topics(topics)
         member = state.members.get(member_id)
         if member is None or member.topics != subscription:
             member = state.members[member_id] = _Member(subscription, session_timeout, 0.0)
@@ -147,6 +151,8 @@ class GroupCoordinator:
     def topics_changed(self, topics: Iterable[str]) -> None:
         """Rebalance the groups subscribed to ``topics`` (partitions added, topic deleted)."""
         changed = frozenset(topics)
+        for topic in changed:
+            self._partitions.pop(topic, None)
         for state in self._groups.values():
             if state.subscribes(changed):
                 self._rebalance(state)
@@ -240,8 +246,16 @@ class GroupCoordinator:
         topics = sorted({t for member in state.members.values() for t in member.topics})
         dealer = itertools.cycle(members)
         for topic in topics:
-            for partition in range(self._partitions_of(topic)):
+            for tp in self._partitions_in(topic):
                 # Some member subscribes to ``topic``, so this ends within one lap.
                 member_id = next(m for m in dealer if topic in state.members[m].topics)
-                shares[member_id].append(TopicPartition(topic, partition))
+                shares[member_id].append(tp)
         state.assignment = {m: tuple(share) for m, share in shares.items()}
+
+    def _partitions_in(self, topic: str) -> tuple[TopicPartition, ...]:
+        count = self._partitions_of(topic)
+        known = self._partitions.get(topic)
+        if known is None or len(known) != count:
+            known = tuple(TopicPartition(topic, partition) for partition in range(count))
+            self._partitions[topic] = known
+        return known

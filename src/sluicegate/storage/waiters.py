@@ -19,6 +19,11 @@ __all__ = ["Waiters"]
 K = TypeVar("K", bound=Hashable)
 
 
+def _time_out(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
+
+
 class Waiters(Generic[K]):
     """Futures waiting for partitions' ends (one past their last record) to pass a position."""
 
@@ -32,17 +37,19 @@ class Waiters(Generic[K]):
 
     async def wait(self, positions: Mapping[K, int], timeout: float) -> bool:
         """Wait until one partition's end passes its position; False on timeout."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
         for key, position in positions.items():
             self._by_partition.setdefault(key, {})[future] = position
         self.count += 1
+        # The timeout answers the future itself, as a wake-up does (whichever comes
+        # first wins): no ``asyncio.timeout``, whose Timeout object and bound method an
+        # idle stream would hold for its whole wait, and which cancels the task to end it.
+        timer = loop.call_later(timeout, _time_out, future)
         try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            # The wake-up may have landed just as the timeout fired.
-            return future.done() and not future.cancelled() and future.result()
+            return await future
         finally:
+            timer.cancel()
             self.count -= 1
             for key in positions:
                 parked = self._by_partition.get(key)

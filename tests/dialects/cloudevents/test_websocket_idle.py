@@ -1,6 +1,7 @@
 """What an idle WebSocket consumer costs and leaves behind, on both backends, over real
 sockets: its waits heartbeat its group membership (a stream idle for several sessions is
-still a member), uvicorn's protocol drops the handshake once it is answered, and a
+still a member), uvicorn's protocol drops the handshake once it is answered and keeps
+its attributes in slots, and a
 connection that goes away leaves no stream, instance, waiter or protocol object behind."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.http11 import Request as HandshakeRequest
 
 from sluicegate.config import Settings
 from sluicegate.core.consumers.instance import ConsumerInstance
@@ -59,7 +61,9 @@ async def test_an_idle_stream_stays_a_member_for_many_sessions(
 async def test_the_protocol_keeps_no_handshake_once_upgraded(
     served: GatewayServer, consumer: dict[str, str]
 ) -> None:
-    async with connect(served.ws, subprotocols=[SUBPROTOCOL], additional_headers=consumer):
+    async with connect(
+        served.ws, subprotocols=[SUBPROTOCOL], additional_headers=consumer
+    ) as client:
         async with asyncio.timeout(10):
             while not len(served.gateway.streams):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
@@ -67,6 +71,16 @@ async def test_the_protocol_keeps_no_handshake_once_upgraded(
         assert isinstance(protocol, LeanWebSocketsProtocol)
         assert not hasattr(protocol, "request")
         assert not hasattr(protocol, "response")
+        # Every attribute uvicorn set is a slot: no dictionary of its own.
+        assert vars(protocol) == {}
+        # The endpoint forgot the headers once it accepted.
+        assert not protocol.scope["headers"]
+        # The parser still holds the handshake's request, without its headers.
+        gc.collect()  # an earlier test's connections
+        requests = [o for o in gc.get_objects() if isinstance(o, HandshakeRequest)]
+        served_side = [request for request in requests if request is not client.request]
+        assert served_side
+        assert not any(request.headers for request in served_side)
 
 
 async def test_a_connection_that_goes_away_leaves_nothing_behind(

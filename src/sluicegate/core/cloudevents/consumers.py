@@ -36,6 +36,7 @@ from sluicegate.core.cloudevents.types import EventTypes
 from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettings
 from sluicegate.core.consumers.subscription import RecordFilter
 from sluicegate.core.records import Record
+from sluicegate.core.topic_sets import shared_topics
 from sluicegate.errors import BadRequest
 
 __all__ = [
@@ -165,7 +166,7 @@ class EventSubscription:
             topics.add((await self._topics.stream(test_topic(self.client))).name)
         if self.dead:
             topics.add((await self._topics.stream(dead_topic(self.client))).name)
-        return frozenset(topics)
+        return shared_topics(topics)
 
     def filter(self, topic: str) -> RecordFilter | None:
         """Every record of the client's own streams; events of consumable types elsewhere."""

@@ -39,7 +39,9 @@ __all__ = ["DEFAULT_TTL", "GroupFigures", "GroupLag", "PartitionLag"]
 DEFAULT_TTL = 5.0
 
 
-class PartitionLag(msgspec.Struct, frozen=True, kw_only=True):
+# Untracked by the collector (``gc=False``): they hold no container, or none that could
+# refer back to them, and a snapshot holds one per partition of every group known.
+class PartitionLag(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     topic: str
     partition: int
     committed: int
@@ -49,7 +51,7 @@ class PartitionLag(msgspec.Struct, frozen=True, kw_only=True):
     oldest_unconfirmed_age: float
 
 
-class GroupFigures(msgspec.Struct, frozen=True, kw_only=True):
+class GroupFigures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     #: The storage group (``ce/<client>/<group>`` for CloudEvents).
     group: str
     instances: int

@@ -37,8 +37,8 @@ from __future__ import annotations
 import asyncio
 import random
 from bisect import bisect_left
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from sluicegate.core.consumers.batch import Batch
 from sluicegate.core.consumers.instance import ConsumerInstance
@@ -47,7 +47,7 @@ from sluicegate.core.consumers.subscription import Subscription
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.errors import BadRequest, ShuttingDown
 
-__all__ = ["ConsumerStream", "Streams", "WakeToWrite"]
+__all__ = ["ConsumerStream", "OpenStream", "Streams", "WakeToWrite"]
 
 #: An idle stream's wait lasts a random share, between these, of a quarter of its group
 #: session before it looks again: a heartbeat of the membership, nothing the client
@@ -137,6 +137,37 @@ class ConsumerStream:
         await self.instance.confirm(upto)
 
 
+class OpenStream:
+    """``Streams.open``'s ``async with``: the stream made on entry, ended on exit.
+
+    An object of its own rather than an ``asynccontextmanager``, whose suspended
+    generator (its frame and the manager, ~560 bytes) an idle connection would hold for
+    as long as it is open.
+    """
+
+    __slots__ = ("_linger", "_start", "_stream", "_streams")
+
+    def __init__(
+        self, streams: Streams, start: Callable[[], Awaitable[ConsumerStream]], linger: float
+    ) -> None:
+        self._streams = streams
+        self._start: Callable[[], Awaitable[ConsumerStream]] | None = start
+        self._linger = linger
+        self._stream: ConsumerStream | None = None
+
+    async def __aenter__(self) -> ConsumerStream:
+        start, self._start = self._start, None
+        if start is None:
+            raise RuntimeError("a stream is opened once")
+        self._stream = await start()
+        return self._stream
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await self._streams._end(stream, self._linger)
+
+
 class Streams:
     """The open streams of this node; shut down before the server closes connections."""
 
@@ -155,8 +186,7 @@ class Streams:
     def __len__(self) -> int:
         return len(self._open)
 
-    @asynccontextmanager
-    async def open(
+    def open(
         self,
         owner: str,
         group: str,
@@ -167,15 +197,31 @@ class Streams:
         linger: float = 0.0,
         max_deliveries: int = 0,
         kind: str = "websocket",
-    ) -> AsyncIterator[ConsumerStream]:
+    ) -> OpenStream:
         """A new instance of ``owner`` in storage group ``group``, streaming until the
-        block ends; then it is discarded and its unconfirmed events go to the group.
-        ``kind`` names the connection's protocol in /metrics (``websocket``, ``sse``).
+        ``async with`` block ends; then it is discarded and its unconfirmed events go to
+        the group. ``kind`` names the connection's protocol in /metrics (``websocket``,
+        ``sse``).
 
         With ``linger`` (seconds), the instance outlives the block by that long instead
         (unless the gateway shuts down): a client that reconnects in time can still
         confirm on it (Server-Sent Events' ``Last-Event-ID``); then it expires like an
         idle instance."""
+        start = partial(
+            self._start, owner, group, subscription, window, batch_size, max_deliveries, kind
+        )
+        return OpenStream(self, start, linger)
+
+    async def _start(
+        self,
+        owner: str,
+        group: str,
+        subscription: Subscription,
+        window: int,
+        batch_size: int,
+        max_deliveries: int,
+        kind: str,
+    ) -> ConsumerStream:
         if self.closing:
             raise ShuttingDown("the gateway is shutting down; connect again shortly", retry_after=1)
         instances = self._instances
@@ -193,20 +239,21 @@ class Streams:
         by_kind[kind] = by_kind.get(kind, 0) + 1
         # Busy for the connection's whole life: the idle reaper never takes it.
         instance.busy += 1
+        return stream
+
+    async def _end(self, stream: ConsumerStream, linger: float) -> None:
+        instance = stream.instance
+        instance.busy -= 1
+        self.open_by_kind[instance.kind] -= 1
+        self._open.discard(stream)
         try:
-            yield stream
+            if linger > 0 and not self.closing and not instance.closed:
+                self._instances.expire_in(instance, linger)
+            else:
+                await self._instances.discard(instance)
         finally:
-            instance.busy -= 1
-            by_kind[kind] -= 1
-            self._open.discard(stream)
-            try:
-                if linger > 0 and not self.closing and not instance.closed:
-                    instances.expire_in(instance, linger)
-                else:
-                    await instances.discard(instance)
-            finally:
-                if self._ended is not None and not self._open:
-                    self._ended.set()
+            if self._ended is not None and not self._open:
+                self._ended.set()
 
     def stopping(self) -> asyncio.Future[None]:
         """Completes when ``close_all`` begins: every stream should end now."""

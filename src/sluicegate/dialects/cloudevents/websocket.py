@@ -206,6 +206,9 @@ class WebSocketConsumers:
             ) as stream:
                 await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
                 accepted = True
+                # Read for the handshake only; an idle connection would hold them (the
+                # scope's list and the parsed dict, ~1.3 KB) for as long as it is open.
+                request.forget_headers()
                 close = await self._session(stream, request.scope, request.receive, send)
                 if close is not None:
                     await self._close(send, close)
@@ -224,14 +227,25 @@ class WebSocketConsumers:
         self, stream: ConsumerStream, scope: Scope, receive: Receive, send: Send
     ) -> Close | None:
         """Deliver and listen until either side ends; how to close (``None``: the peer
-        is gone or closed first)."""
+        is gone or closed first).
+
+        Delivery is a task of its own, ended and waited for before this returns, as a
+        task group would do it, without the group's object, its set and a callback that
+        an idle connection would hold for as long as it is open.
+        """
         stopping = self._streams.stopping()
-        async with asyncio.TaskGroup() as tg:
-            delivering = tg.create_task(self._deliver(stream, scope, send), name="ws.deliver")
-            try:
-                return await self._listen(stream, receive, stopping, delivering)
-            finally:
-                delivering.cancel()
+        delivering = asyncio.get_running_loop().create_task(
+            self._deliver(stream, scope, send), name="ws.deliver"
+        )
+        try:
+            return await self._listen(stream, receive, stopping, delivering)
+        finally:
+            delivering.cancel()
+            # A cancellation of this task meanwhile goes on up; delivery, cancelled
+            # already, then ends on its own.
+            await asyncio.wait((delivering,))
+            if not delivering.cancelled():
+                delivering.result()  # raises only what _deliver does not catch
 
     async def _deliver(self, stream: ConsumerStream, scope: Scope, send: Send) -> Close | None:
         """Send events as the log has them, in bursts of ``BURST_BYTES`` or so (one write
