@@ -502,23 +502,27 @@ def _shared(name: str, value: str) -> Header:
 
 def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord:
     """The record that stores ``event`` in ``topic`` (partition chosen by the caller)."""
-    headers: list[Header] = [
+    headers: tuple[Header, ...] = (
         _shared("ce_specversion", event.specversion),
         ("ce_id", event.id.encode()),
         _shared("ce_source", event.source),
         _shared("ce_type", event.type),
-    ]
+    )
     if event.subject is not None:
-        headers.append(("ce_subject", event.subject.encode()))
+        headers += (("ce_subject", event.subject.encode()),)
     tail, key = _tail(event)
-    headers.extend(tail)
+    headers += tail
     size = _headers_size(headers) + (0 if key is None else len(key))
     size += 0 if event.data is None else len(event.data)
-    return NewRecord(topic, partition, key, event.data, tuple(headers), size)
+    return NewRecord(topic, partition, key, event.data, headers, size)
 
 
 def _headers_size(headers: Sequence[Header]) -> int:
-    return sum(len(name) + len(value) for name, value in headers)
+    # A plain loop: sum() over a generator resumes the generator once per header.
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value)
+    return size
 
 
 def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) -> list[NewRecord]:
