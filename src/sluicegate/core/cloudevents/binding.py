@@ -82,6 +82,10 @@ _HTTP_PREFIX = b"ce-"
 _JSON = "application/json"
 
 _RFC3339 = RFC3339.fullmatch
+# Bytes are searched with ``find``, not ``in``: on Python 3.11 ``needle in data`` first
+# tries the needle as an integer byte and formats a TypeError that it then discards, about
+# 1,900 instructions each time (seven times for the benchmark's raw event); ``find`` took
+# a third of the time (timeit: 84 against 271 ns for a short header value).
 _CONTROL = CONTROL_CHARACTER.search
 _check_json = msgspec.json.Decoder(msgspec.Raw).decode
 _decode_any = msgspec.json.Decoder().decode
@@ -93,7 +97,7 @@ _encode = msgspec.json.Encoder().encode
 def _header_text(name: str, raw: bytes, index: int | None) -> str:
     """A ``ce-`` header's value: percent-decoded (HTTP binding 3.1.3.2), then UTF-8."""
     try:
-        if b"%" in raw:
+        if raw.find(b"%") >= 0:
             raw = unquote_to_bytes(raw)
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -136,7 +140,7 @@ def from_http_binary(
         if raw_name[:3] != _HTTP_PREFIX:
             continue
         name, context = _binary_name(raw_name, index)
-        if raw_value.isascii() and b"%" not in raw_value:
+        if raw_value.isascii() and raw_value.find(b"%") < 0:
             value = raw_value.decode("ascii")
         else:
             value = _header_text(name, raw_value, index)
@@ -184,7 +188,7 @@ def _checked(
 def _check_json_data(data: bytes, index: int | None) -> None:
     try:
         # Checked, not decoded, unless a \\u escape might be a lone surrogate.
-        (_decode_any if b"\\u" in data else _check_json)(data)
+        (_decode_any if data.find(b"\\u") >= 0 else _check_json)(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRequest(
             f"{'' if index is None else f'events[{index}]: '}the data is not valid JSON, "
@@ -258,7 +262,7 @@ def _data(
     if not raw or raw == b"null":
         return None, datacontenttype
     if datacontenttype is None or is_json_media_type(datacontenttype):
-        if b"\\u" in raw:
+        if raw.find(b"\\u") >= 0:
             _check_text(raw, index)
         return raw, datacontenttype or _JSON
     if raw[:1] != b'"':
@@ -413,7 +417,7 @@ def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] |
     looked for once in the whole body: a body without a backslash, DEL or C1 lead byte
     cannot hold either, and any other body has its strings checked in one joined pass.
     """
-    escapes = any(marker in body for marker in _MAYBE_CONTROL)
+    escapes = any(body.find(marker) >= 0 for marker in _MAYBE_CONTROL)
     times: set[str] = set()
     events: list[CloudEvent] = []
     append = events.append
@@ -444,7 +448,7 @@ def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] |
             datacontenttype = _JSON
         partitionkey = event.partitionkey
         if escapes:
-            if data is not None and b"\\u" in data:
+            if data is not None and data.find(b"\\u") >= 0:
                 return None
             values += (event_id, source, event_type, subject or "", time or "")
             values += (datacontenttype or "", dataschema or "", partitionkey or "")
