@@ -19,8 +19,13 @@ Targets: ``http-baseline`` (``bench.baseline_app``), ``records-v2-text`` and
 ``records-v2-avro`` (the bodies of ``bench.http_produce``), ``records-v2-text-auth``,
 the text request with an API key, and topics v1's ``topics-v1-publish`` (one message, no
 schema) and ``topics-v1-batch-publish-schema`` (100 messages against a JSON Schema), the
-bodies of ``bench.topics_v1_throughput``. The ratio is baseline / target, comparable to the
-request-rate ratios: 0.5 means twice the baseline's cost. The baseline of
+bodies of ``bench.topics_v1_throughput``, and the CloudEvents producer's
+``cloudevents-raw`` (``POST /ce/produce/raw``: the headers and body of
+``bench.cloudevents_produce``'s raw benchmark) and ``cloudevents-batch`` (its 100
+structured events in one ``POST /ce/produce/events``), each request with ids never sent
+before, so that every event is stored rather than acknowledged as a duplicate. The ratio
+is baseline / target, comparable to the request-rate ratios: 0.5 means twice the
+baseline's cost. The baseline of
 ``records-v2-text-auth`` is ``records-v2-text``: its ratio is what authentication leaves
 of a request's budget, as ``bench.auth_overhead`` measures with wrk.
 """
@@ -34,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,8 @@ TARGETS = (
     "records-v2-text-auth",
     "topics-v1-publish",
     "topics-v1-batch-publish-schema",
+    "cloudevents-raw",
+    "cloudevents-batch",
 )
 #: The key the ``records-v2-text-auth`` target authenticates with (its admin client's).
 _KEY = "sg_instructions_benchmark_key_0123456789"
@@ -99,29 +107,37 @@ class _Transport(asyncio.Transport):
 
 
 class _Connection:
-    """One keep-alive client: the next request goes in once the whole response is out."""
+    """One keep-alive client: the next request (``make()``) goes in once the whole response
+    is out, and must have been answered with ``status``."""
 
-    def __init__(self, protocol: asyncio.Protocol, request: bytes, count: int) -> None:
+    def __init__(
+        self,
+        protocol: asyncio.Protocol,
+        make: Callable[[], bytes],
+        count: int,
+        status: bytes = b"200",
+    ) -> None:
         self.protocol = protocol
-        self._request = request
+        self._make = make
+        self._status = b"HTTP/1.1 " + status + b" "
         self._remaining = count
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         protocol.connection_made(_Transport(self))
 
     def start(self) -> None:
-        self.protocol.data_received(self._request)
+        self.protocol.data_received(self._make())
 
     def written(self, data: bytes) -> None:
         # A response is one write, head and body together (http/response_cycle.py, Content-
         # Length, no chunking), so no parsing is needed: the harness's own cost stays small.
         if self.done.done():
             return
-        if not data.startswith(b"HTTP/1.1 200 "):
-            self.done.set_exception(RuntimeError(f"not a 200: {data[:200]!r}"))
+        if not data.startswith(self._status):
+            self.done.set_exception(RuntimeError(f"not a {self._status!r}: {data[:200]!r}"))
             return
         self._remaining -= 1
         if self._remaining:
-            asyncio.get_running_loop().call_soon(self.protocol.data_received, self._request)
+            asyncio.get_running_loop().call_soon(self.protocol.data_received, self._make())
         else:
             self.done.set_result(None)
 
@@ -150,6 +166,9 @@ async def _drive(target: str, requests: int) -> None:
             return
         if target.startswith("topics-v1"):
             await _topics_v1(target, settings, requests, tune_gc)
+            return
+        if target.startswith("cloudevents"):
+            await _cloudevents(target, settings, requests, tune_gc)
             return
         query = "?serializer=confluent" if target == "records-v2-avro" else ""
         body = AVRO_BODY if target == "records-v2-avro" else TEXT_BODY
@@ -193,7 +212,35 @@ async def _topics_v1(target: str, settings: Any, requests: int, tune: Any) -> No
         await _connections(config, request, requests, tune)
 
 
-async def _connections(config: Any, request: bytes, requests: int, tune: Any) -> None:
+async def _cloudevents(target: str, settings: Any, requests: int, tune: Any) -> None:
+    from bench.cloudevents_produce import _requests
+    from sluicegate.app import build_app
+    from sluicegate.core.gateway import Gateway
+    from sluicegate.http.servers.uvicorn import uvicorn_config
+    from sluicegate.observability.metrics import Metrics
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    metrics = Metrics()
+    log = open_log(settings, observe_commit=metrics.observe_commit)
+    async with running(log):
+        gateway = Gateway(settings, log)
+        await gateway.start()
+        # One maker for the warm-up and the counted round: every request has new ids (the
+        # same ids again would be acknowledged as duplicates, not stored). Its own cost, a
+        # counter and for the batch one str.replace over the 20 KB body, is counted too.
+        make = _requests(target.removeprefix("cloudevents-"))
+        config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
+        await _connections(config, make, requests, tune, status=b"202")
+
+
+async def _connections(
+    config: Any,
+    request: bytes | Callable[[], bytes],
+    requests: int,
+    tune: Any,
+    status: bytes = b"200",
+) -> None:
     from uvicorn.server import ServerState
 
     config.load()
@@ -201,13 +248,15 @@ async def _connections(config: Any, request: bytes, requests: int, tune: Any) ->
     protocol_class = config.http_protocol_class
     loop = asyncio.get_running_loop()
     state = ServerState()
+    make = request if callable(request) else lambda: request
 
     async def round_of(count: int) -> None:
         connections = [
             _Connection(
                 protocol_class(config=config, server_state=state, app_state={}, _loop=loop),
-                request,
+                make,
                 count,
+                status,
             )
             for _ in range(CONNECTIONS)
         ]

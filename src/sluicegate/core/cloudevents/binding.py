@@ -82,6 +82,10 @@ _HTTP_PREFIX = b"ce-"
 _JSON = "application/json"
 
 _RFC3339 = RFC3339.fullmatch
+# Bytes are searched with ``find``, not ``in``: on Python 3.11 ``needle in data`` first
+# tries the needle as an integer byte and formats a TypeError that it then discards, about
+# 1,900 instructions each time (seven times for the benchmark's raw event); ``find`` took
+# a third of the time (timeit: 84 against 271 ns for a short header value).
 _CONTROL = CONTROL_CHARACTER.search
 _check_json = msgspec.json.Decoder(msgspec.Raw).decode
 _decode_any = msgspec.json.Decoder().decode
@@ -93,7 +97,7 @@ _encode = msgspec.json.Encoder().encode
 def _header_text(name: str, raw: bytes, index: int | None) -> str:
     """A ``ce-`` header's value: percent-decoded (HTTP binding 3.1.3.2), then UTF-8."""
     try:
-        if b"%" in raw:
+        if raw.find(b"%") >= 0:
             raw = unquote_to_bytes(raw)
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -136,7 +140,7 @@ def from_http_binary(
         if raw_name[:3] != _HTTP_PREFIX:
             continue
         name, context = _binary_name(raw_name, index)
-        if raw_value.isascii() and b"%" not in raw_value:
+        if raw_value.isascii() and raw_value.find(b"%") < 0:
             value = raw_value.decode("ascii")
         else:
             value = _header_text(name, raw_value, index)
@@ -184,7 +188,7 @@ def _checked(
 def _check_json_data(data: bytes, index: int | None) -> None:
     try:
         # Checked, not decoded, unless a \\u escape might be a lone surrogate.
-        (_decode_any if b"\\u" in data else _check_json)(data)
+        (_decode_any if data.find(b"\\u") >= 0 else _check_json)(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRequest(
             f"{'' if index is None else f'events[{index}]: '}the data is not valid JSON, "
@@ -258,7 +262,7 @@ def _data(
     if not raw or raw == b"null":
         return None, datacontenttype
     if datacontenttype is None or is_json_media_type(datacontenttype):
-        if b"\\u" in raw:
+        if raw.find(b"\\u") >= 0:
             _check_text(raw, index)
         return raw, datacontenttype or _JSON
     if raw[:1] != b'"':
@@ -413,7 +417,7 @@ def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] |
     looked for once in the whole body: a body without a backslash, DEL or C1 lead byte
     cannot hold either, and any other body has its strings checked in one joined pass.
     """
-    escapes = any(marker in body for marker in _MAYBE_CONTROL)
+    escapes = any(body.find(marker) >= 0 for marker in _MAYBE_CONTROL)
     times: set[str] = set()
     events: list[CloudEvent] = []
     append = events.append
@@ -444,7 +448,7 @@ def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] |
             datacontenttype = _JSON
         partitionkey = event.partitionkey
         if escapes:
-            if data is not None and b"\\u" in data:
+            if data is not None and data.find(b"\\u") >= 0:
                 return None
             values += (event_id, source, event_type, subject or "", time or "")
             values += (datacontenttype or "", dataschema or "", partitionkey or "")
@@ -502,23 +506,27 @@ def _shared(name: str, value: str) -> Header:
 
 def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord:
     """The record that stores ``event`` in ``topic`` (partition chosen by the caller)."""
-    headers: list[Header] = [
+    headers: tuple[Header, ...] = (
         _shared("ce_specversion", event.specversion),
         ("ce_id", event.id.encode()),
         _shared("ce_source", event.source),
         _shared("ce_type", event.type),
-    ]
+    )
     if event.subject is not None:
-        headers.append(("ce_subject", event.subject.encode()))
+        headers += (("ce_subject", event.subject.encode()),)
     tail, key = _tail(event)
-    headers.extend(tail)
+    headers += tail
     size = _headers_size(headers) + (0 if key is None else len(key))
     size += 0 if event.data is None else len(event.data)
-    return NewRecord(topic, partition, key, event.data, tuple(headers), size)
+    return NewRecord(topic, partition, key, event.data, headers, size)
 
 
 def _headers_size(headers: Sequence[Header]) -> int:
-    return sum(len(name) + len(value) for name, value in headers)
+    # A plain loop: sum() over a generator resumes the generator once per header.
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value)
+    return size
 
 
 def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) -> list[NewRecord]:

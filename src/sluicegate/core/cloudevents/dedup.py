@@ -179,15 +179,23 @@ class EventIds:
         Raises what ``Log.append`` raises; then nothing of this call was stored.
         """
         blake2b = hashlib.blake2b
-        digests = [blake2b(key, digest_size=DIGEST_BYTES).digest() for key, _ in items]
-        pending = dict(zip(digests, [records for _, records in items], strict=True))
-        if len(pending) < len(items):
-            # An identity twice in the call: dict() kept the last records, store the first.
-            pending = {}
-            for digest, (_, records) in zip(digests, items, strict=True):
-                pending.setdefault(digest, records)
-            self._duplicates += len(items) - len(pending)
-        lifetimes = await self._lifetimes(pending.values())
+        if len(items) == 1:
+            # One event (a raw or structured request): no comprehension to build.
+            key, records = items[0]
+            pending = {blake2b(key, digest_size=DIGEST_BYTES).digest(): records}
+            topics = {records[0].topic} if len(records) == 1 else {r.topic for r in records}
+        else:
+            digests = [blake2b(key, digest_size=DIGEST_BYTES).digest() for key, _ in items]
+            pending = dict(zip(digests, [records for _, records in items], strict=True))
+            if len(pending) < len(items):
+                # An identity twice in the call: dict() kept the last records, store the
+                # first.
+                pending = {}
+                for digest, (_, records) in zip(digests, items, strict=True):
+                    pending.setdefault(digest, records)
+                self._duplicates += len(items) - len(pending)
+            topics = {record.topic for records in pending.values() for record in records}
+        lifetimes = await self._lifetimes(topics)
         if not self._marker_topic_exists:
             await self._create_marker_topic()
         while True:
@@ -207,10 +215,10 @@ class EventIds:
         if pending:
             await self._append_claimed(pending, lifetimes)
 
-    async def _lifetimes(self, events: Iterable[Sequence[NewRecord]]) -> dict[str, int]:
-        """How long an event is remembered, in µs, by each topic it may write to."""
+    async def _lifetimes(self, topics: Iterable[str]) -> dict[str, int]:
+        """How long an event is remembered, in µs, by each of ``topics``."""
         lifetimes: dict[str, int] = {}
-        for topic in {record.topic for records in events for record in records}:
+        for topic in topics:
             retention_ms = (await self._log.get_topic(topic)).retention_ms
             lifetimes[topic] = (
                 self._window_us
@@ -225,7 +233,10 @@ class EventIds:
         # From the claim to the append there is no await: no other request can slip in.
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._appending.update(dict.fromkeys(pending, claim))
-        batch = [record for records in pending.values() for record in records]
+        if len(pending) == 1:
+            batch = list(next(iter(pending.values())))
+        else:
+            batch = [record for records in pending.values() for record in records]
         by_lifetime: dict[int, list[bytes]] = {}
         if len(set(lifetimes.values())) <= 1:
             # One lifetime for every topic of this call (the usual case: none keeps events
