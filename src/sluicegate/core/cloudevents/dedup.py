@@ -233,10 +233,7 @@ class EventIds:
         # From the claim to the append there is no await: no other request can slip in.
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._appending.update(dict.fromkeys(pending, claim))
-        if len(pending) == 1:
-            batch = list(next(iter(pending.values())))
-        else:
-            batch = [record for records in pending.values() for record in records]
+        batch = [record for records in pending.values() for record in records]
         by_lifetime: dict[int, list[bytes]] = {}
         if len(set(lifetimes.values())) <= 1:
             # One lifetime for every topic of this call (the usual case: none keeps events

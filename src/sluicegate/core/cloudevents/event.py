@@ -229,6 +229,41 @@ def _required(value: str | None, name: str, index: int | None) -> str:
     return value
 
 
+def _first_wrong(
+    specversion: str | None,
+    id: str | None,
+    source: str | None,
+    type: str | None,
+    subject: str | None,
+    time: str | None,
+    datacontenttype: str | None,
+    dataschema: str | None,
+    index: int | None,
+) -> None:
+    """Raise ``BadRequest`` naming the first of these attributes that is wrong."""
+    if specversion is None:
+        raise _bad("attribute specversion is required", "specversion", index)
+    if specversion != SPECVERSION:
+        raise _bad(
+            f"attribute specversion must be {SPECVERSION!r}, got {specversion[:20]!r}",
+            "specversion",
+            index,
+        )
+    _required(id, "id", index)
+    _required(source, "source", index)
+    _required(type, "type", index)
+    if subject is not None and not subject:
+        raise _bad("attribute subject must not be empty when present", "subject", index)
+    if dataschema is not None and not dataschema:
+        raise _bad("attribute dataschema must not be empty when present", "dataschema", index)
+    if datacontenttype is not None and not datacontenttype.strip():
+        raise _bad(
+            "attribute datacontenttype must not be empty when present", "datacontenttype", index
+        )
+    if time is not None:
+        check_time(time, index)
+
+
 def checked_event(
     *,
     specversion: str | None,
@@ -246,10 +281,9 @@ def checked_event(
 ) -> CloudEvent:
     """A ``CloudEvent`` once every attribute is checked; ``BadRequest`` naming the first
     that is wrong (and ``index``, the event's place in a batch)."""
-    # The usual event passes every check: tested in one expression, made, and its values
-    # checked in one C-level call. Any failure falls through to the checks one by one
-    # below, which find the first attribute that is wrong and say so.
-    if (
+    # The usual event passes every check, tested in one expression; only when that fails
+    # are the attributes checked one by one, to name the first that is wrong.
+    if not (
         specversion == SPECVERSION
         and id
         and source
@@ -259,46 +293,17 @@ def checked_event(
         and (datacontenttype is None or datacontenttype.strip())
         and (time is None or _RFC3339(time) is not None)
     ):
-        event = CloudEvent(
-            id=id,
-            source=source,
-            type=type,
-            subject=subject,
-            time=time,
-            datacontenttype=datacontenttype,
-            dataschema=dataschema,
-            extensions=extensions if extensions is not None else {},
-            literal=literal,
-            data=data,
+        _first_wrong(
+            specversion, id, source, type, subject, time, datacontenttype, dataschema, index
         )
-        if _joined_values(event).isprintable():
-            return event
-    if specversion is None:
-        raise _bad("attribute specversion is required", "specversion", index)
-    if specversion != SPECVERSION:
-        raise _bad(
-            f"attribute specversion must be {SPECVERSION!r}, got {specversion[:20]!r}",
-            "specversion",
-            index,
-        )
-    event_id = _required(id, "id", index)
-    event_source = _required(source, "source", index)
-    event_type = _required(type, "type", index)
-    if subject is not None and not subject:
-        raise _bad("attribute subject must not be empty when present", "subject", index)
-    if dataschema is not None and not dataschema:
-        raise _bad("attribute dataschema must not be empty when present", "dataschema", index)
-    if datacontenttype is not None and not datacontenttype.strip():
-        raise _bad(
-            "attribute datacontenttype must not be empty when present", "datacontenttype", index
-        )
-    if time is not None:
-        check_time(time, index)
+    # Non-empty strings by now (_first_wrong raised otherwise): said for the type checker.
+    assert id
+    assert source
+    assert type
     event = CloudEvent(
-        id=event_id,
-        source=event_source,
-        type=event_type,
-        specversion=specversion,
+        id=id,
+        source=source,
+        type=type,
         subject=subject,
         time=time,
         datacontenttype=datacontenttype,

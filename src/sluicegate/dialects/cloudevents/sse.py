@@ -415,7 +415,7 @@ class ServerSentEvents:
                     first = batch.first
                     texts = structured_events(batch.records, first)
                     joined = b"".join(texts)
-                    if b"\n" in joined or b"\r" in joined:
+                    if joined.find(b"\n") >= 0 or joined.find(b"\r") >= 0:
                         texts = [_data_lines(text) for text in texts]
                     del joined
                     for start, end in bursts(texts):
