@@ -678,19 +678,26 @@ def plain_records(
         elif datacontenttype is None:
             datacontenttype = _JSON
         source, event_type, partitionkey = event.source, event.type, event.partitionkey
-        combination = (source, event_type, event.time, event.dataschema, datacontenttype)
-        common = shared.get((*combination, partitionkey))
+        combination = (
+            source,
+            event_type,
+            event.time,
+            event.dataschema,
+            datacontenttype,
+            partitionkey,
+        )
+        common = shared.get(combination)
         # Checked by _plain (said for the type checker, which cannot know).
         assert source is not None
         assert event_type is not None
         assert event.id is not None
         if common is None:
-            base = bases.get(combination)
+            base = bases.get(combination[:5])
             if base is None:
-                base = bases[combination] = _base_of(event, datacontenttype, now_text, spec_size)
-            common = shared[(*combination, partitionkey)] = _keyed(
-                base, event_type, partitionkey, place
-            )
+                base = bases[combination[:5]] = _base_of(
+                    event, datacontenttype, now_text, spec_size
+                )
+            common = shared[combination] = _keyed(base, event_type, partitionkey, place)
         rest, key, topic, partition, source_key, size = common
         if partition < 0:
             topic, partition = place(event_type, partitionkey)
