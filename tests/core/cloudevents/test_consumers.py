@@ -150,3 +150,35 @@ def test_group_names_are_checked() -> None:
         with pytest.raises(BadRequest, match="invalid consumer group name"):
             check_group_name(bad)
     assert storage_group("shop", "~default") == "ce/shop/~default"
+
+
+def test_the_filter_takes_a_chunk_of_consumed_types_whole_and_judges_any_other_by_record(
+    gateway: Gateway,
+) -> None:
+    subscription = EventSubscription(
+        consumer("Order.*"),
+        gateway.type_registry,
+        gateway.event_topics,
+        events=True,
+        test=False,
+        dead=False,
+    )
+    accept = subscription.filter("orders")
+    assert accept is not None
+
+    def stored(offset: int, event_type: str, event_id: str) -> Record:
+        event = CloudEvent(id=event_id, source="urn:test", type=event_type, data=b"{}")
+        new = to_record(event, "orders")
+        return Record("orders", 0, offset, 1, new.key, new.value, new.headers)
+
+    created = [stored(n, "Order.Created", f"c{n}") for n in range(3)]
+    refunded = stored(3, "Order.Refunded", "r")
+    chunk = [*created, refunded]
+    taken = accept(chunk)
+    assert ids(taken) == ["c0", "c1", "c2", "r"]
+    assert taken is not chunk  # the caller cuts what it gets: never the chunk it read
+    other = stored(4, "Invoice.Sent", "i")
+    plain = Record("orders", 0, 5, 1, None, b"plain", ())
+    # ce_type not fourth: found by the scan.
+    moved = Record("orders", 0, 6, 1, None, b"{}", (("ce_id", b"m"), ("ce_type", b"Order.X")))
+    assert ids(accept([created[0], other, plain, moved, created[1]])) == ["c0", "m", "c1"]
