@@ -336,6 +336,20 @@ def _histogram_delta(before: str, after: str, name: str) -> str:
     return "\n".join(lines)
 
 
+def _mean_ms(before: str, after: str, name: str, series: str = "") -> float:
+    """The mean (ms) of what Prometheus histogram ``name`` observed between two /metrics
+    texts, in its series whose labels contain ``series`` (its first one by default)."""
+    totals: dict[str, float] = {}
+    for text, sign in ((after, 1.0), (before, -1.0)):
+        for line in text.splitlines():
+            for part in ("_sum", "_count"):
+                if line.startswith(name + part) and series in line:
+                    totals[part] = totals.get(part, 0.0) + sign * float(line.rsplit(" ", 1)[1])
+                    break
+    count = totals.get("_count", 0.0)
+    return round(totals.get("_sum", 0.0) / count * 1000, 3) if count else 0.0
+
+
 def _produce_request(port: int, n: int) -> bytes:
     """Batch ``n`` of the latency benchmark as a whole HTTP/1.1 request."""
     body = msgspec.json.encode([{**EVENT, "id": f"l{n}-{i}"} for i in range(RATE_BATCH)])
@@ -463,6 +477,13 @@ async def _latency(url: str, port: int, data_dir: str) -> dict[str, dict[str, An
             commits=commits,
             server_wake_to_write_p99_ms_at_most=wake_p99,
             wakes=wakes,
+            # Where the time goes on the server, on average: the produce request
+            # (parse, checks, commit), the durable commit alone, the wake path.
+            server_produce_request_mean_ms=_mean_ms(
+                before, after, "sluicegate_http_request_duration_seconds", "/ce/produce/events"
+            ),
+            server_commit_mean_ms=_mean_ms(before, after, commit),
+            server_wake_to_write_mean_ms=_mean_ms(before, after, wake),
             disk_fdatasync_median_ms=round(floor_median, 2),
             disk_fdatasync_p99_ms=round(floor_p99, 2),
             disk_fdatasync_max_ms=round(floor_max, 2),
