@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -251,8 +251,9 @@ class EventProducer:
         now_us = self._clock() // 1000
         if event.time is None:
             return msgspec.structs.replace(event, time=format_timestamp(now_us))
-        latest = datetime.fromtimestamp((now_us + self._skew_us) / 1_000_000, UTC)
-        if _time_of(event.time, index) > latest:
+        # In whole microseconds: what _checked_each compares as datetimes (its ``latest``
+        # is now + skew to the microsecond), without making one per request.
+        if _microseconds_of(event.time, index) > now_us + self._skew_us:
             raise BadRequest(
                 f"{_prefix(index)}attribute time {event.time!r} is in the future "
                 f"(the gateway allows {self._skew_us / 1_000_000:g} s of clock skew)",
@@ -389,17 +390,20 @@ def _parse_time(text: str, index: int | None) -> datetime:
         ) from None
 
 
-#: Times parsed by ``_time_of``: a producer's events often carry the same time text (a
-#: fixed one in tests and benchmarks, one per second or per flush in production).
-_PARSED_TIMES: dict[str, datetime] = {}
+#: Times read by ``_microseconds_of``: a producer's events often carry the same time
+#: text (a fixed one in tests and benchmarks, one per second or per flush in production).
+_PARSED_TIMES: dict[str, int] = {}
 _PARSED_TIMES_MAX = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _time_of(text: str, index: int | None) -> datetime:
-    """``_parse_time(text, index)``, parsed once per distinct valid text."""
+def _microseconds_of(text: str, index: int | None) -> int:
+    """``_parse_time(text, index)`` in microseconds since the epoch, parsed once per
+    distinct valid text."""
     parsed = _PARSED_TIMES.get(text)
     if parsed is None:
-        parsed = _parse_time(text, index)
+        parsed = (_parse_time(text, index) - _EPOCH) // _MICROSECOND
         if len(_PARSED_TIMES) >= _PARSED_TIMES_MAX:
             _PARSED_TIMES.clear()
         _PARSED_TIMES[text] = parsed
