@@ -6,7 +6,8 @@ them without storing them twice, for ``cloudevents.dedup_window`` seconds (and n
 longer than the retention of the topic the event went to).
 
 The memory lives in the log, like the rest of the gateway's state: each ``append_once``
-writes, in the **same** ``Log.append`` as the events (one SQLite transaction, one Kafka
+(and ``append_one``, its lane for a request of one event) writes, in the **same**
+``Log.append`` as the events (one SQLite transaction, one Kafka
 transaction), marker records in the internal topic ``__sluicegate_ce_ids`` that list the
 digests of the identities it stored. So an acknowledged event is always remembered, and a
 remembered identity always belongs to a stored event: a crash between the two is

@@ -18,6 +18,9 @@ Every error of a batch names the event's ``index`` (and the ``attribute``), and 
 first wrong event decides the answer. Work that repeats is done once: authorization per
 distinct (source, type) of a request, a type's topic and schema per distinct type.
 
+``produce_one`` is ``produce`` of one event outside a batch (a raw or structured request):
+the same checks, errors and outcome, through ``EventIds.append_one``.
+
 ``produce_to_stream`` stores a client's test or dead events (``streams.py``): the same
 checks but authorization, which the caller does (the client must be a consumer).
 """
