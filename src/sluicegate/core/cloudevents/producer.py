@@ -233,9 +233,8 @@ class EventProducer:
                 return checked
         return self._checked_each(events, batch, now_us, latest)
 
-    def _checked_one(self, event: CloudEvent, index: int | None = None) -> CloudEvent:
-        """``event`` checked as ``_checked_each`` checks each event (the same checks, in
-        the same order, with the same errors), without its per-request sets and dicts."""
+    def _check_size_and_offset(self, event: CloudEvent, index: int | None) -> None:
+        """The first two checks of every event: its size, and no ``offset`` attribute."""
         if event.size() > self._max_event_bytes:
             raise PayloadTooLarge(
                 f"{_prefix(index)}the event is {event.size()} bytes, more than the limit "
@@ -248,6 +247,11 @@ class EventProducer:
                 "their delivery offset in it",
                 **_detail("offset", index),
             )
+
+    def _checked_one(self, event: CloudEvent, index: int | None = None) -> CloudEvent:
+        """``event`` checked as ``_checked_each`` checks each event (the same checks, in
+        the same order, with the same errors), without its per-request sets and dicts."""
+        self._check_size_and_offset(event, index)
         schema = self._schemas.for_type(event.type)
         if schema is not None:
             _check_data(schema, event, index)
@@ -306,18 +310,7 @@ class EventProducer:
         checked: list[CloudEvent] = []
         for index, event in enumerate(events):
             where = index if batch else None
-            if event.size() > self._max_event_bytes:
-                raise PayloadTooLarge(
-                    f"{_prefix(where)}the event is {event.size()} bytes, more than the limit "
-                    f"of {self._max_event_bytes} bytes per event",
-                    **({} if where is None else {"index": where}),
-                )
-            if "offset" in event.extensions:
-                raise BadRequest(
-                    f"{_prefix(where)}attribute offset is reserved: consumers receive "
-                    "their delivery offset in it",
-                    **_detail("offset", where),
-                )
+            self._check_size_and_offset(event, where)
             if event.type not in schemas:
                 schemas[event.type] = self._schemas.for_type(event.type)
             schema = schemas[event.type]
