@@ -19,7 +19,9 @@
   ``/ce/produce/events``) to a connected consumer: the time from sending the batch (its
   durable commit included) to the event's arrival, p99 (target ≤ 5 ms); beside it the
   server's own p99s from /metrics: the durable commit and the wake path (a stream's
-  wake-up to its write), and the producer's answer time.
+  wake-up to its write), and the producer's answer time; and the floor every durable
+  commit stands on, this disk's ``fdatasync`` of a commit-sized write in the data
+  directory, measured just before at the same pace (``_disk_floor``).
 - ``cloudevents-ws-idle-rss`` and ``-idle-loop-lag-p99``: ``IDLE`` open, idle WebSocket
   consumers on a server of their own (raw sockets, each in its own group, each sent the one
   event there is and then waiting on its type's 12 partitions; the benchmark raises its own
@@ -334,6 +336,20 @@ def _histogram_delta(before: str, after: str, name: str) -> str:
     return "\n".join(lines)
 
 
+def _mean_ms(before: str, after: str, name: str, series: str = "") -> float:
+    """The mean (ms) of what Prometheus histogram ``name`` observed between two /metrics
+    texts, in its series whose labels contain ``series`` (its first one by default)."""
+    totals: dict[str, float] = {}
+    for text, sign in ((after, 1.0), (before, -1.0)):
+        for line in text.splitlines():
+            for part in ("_sum", "_count"):
+                if line.startswith(name + part) and series in line:
+                    totals[part] = totals.get(part, 0.0) + sign * float(line.rsplit(" ", 1)[1])
+                    break
+    count = totals.get("_count", 0.0)
+    return round(totals.get("_sum", 0.0) / count * 1000, 3) if count else 0.0
+
+
 def _produce_request(port: int, n: int) -> bytes:
     """Batch ``n`` of the latency benchmark as a whole HTTP/1.1 request."""
     body = msgspec.json.encode([{**EVENT, "id": f"l{n}-{i}"} for i in range(RATE_BATCH)])
@@ -362,7 +378,33 @@ async def _answered(
         await reader.readexactly(length)
 
 
-async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
+#: A 50-event group commit appends about eleven 4 KiB pages (and their frame headers) to
+#: SQLite's WAL: the write ``_disk_floor`` makes durable, as often as the commits come.
+_FLOOR_WRITE = 11 * (4096 + 24)
+
+
+def _disk_floor(directory: str, count: int = 300) -> tuple[float, float, float]:
+    """Median, p99 and maximum of ``fdatasync`` (ms) after appending ``_FLOOR_WRITE``
+    bytes to a file in ``directory``, ``RATE / RATE_BATCH`` times a second: what no
+    durable commit there can beat, whatever the gateway does."""
+    path = os.path.join(directory, "disk-floor.tmp")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    page = b"\x5a" * _FLOOR_WRITE
+    times: list[float] = []
+    try:
+        for _ in range(count):
+            os.write(fd, page)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - started) * 1000)
+            time.sleep(RATE_BATCH / RATE)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(times), _p99(times), max(times)
+
+
+async def _latency(url: str, port: int, data_dir: str) -> dict[str, dict[str, Any]]:
     """Produce → WebSocket delivery at ``RATE`` events/s, end to end: from the moment the
     producer sends a batch (its durable commit included) to each event's arrival, p99.
 
@@ -374,6 +416,7 @@ async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
     the wake path, from the stream's wake-up to its write
     (``sluicegate_consumer_stream_wake_to_write_seconds``).
     """
+    floor_median, floor_p99, floor_max = await asyncio.to_thread(_disk_floor, data_dir)
     # The backlog's group, every event of which is confirmed: only new events arrive.
     reader, writer = await _connect(port, "/ce/ws?group=backlog&test=false")
     frames = FrameCounter()
@@ -434,6 +477,16 @@ async def _latency(url: str, port: int) -> dict[str, dict[str, Any]]:
             commits=commits,
             server_wake_to_write_p99_ms_at_most=wake_p99,
             wakes=wakes,
+            # Where the time goes on the server, on average: the produce request
+            # (parse, checks, commit), the durable commit alone, the wake path.
+            server_produce_request_mean_ms=_mean_ms(
+                before, after, "sluicegate_http_request_duration_seconds", "/ce/produce/events"
+            ),
+            server_commit_mean_ms=_mean_ms(before, after, commit),
+            server_wake_to_write_mean_ms=_mean_ms(before, after, wake),
+            disk_fdatasync_median_ms=round(floor_median, 2),
+            disk_fdatasync_p99_ms=round(floor_p99, 2),
+            disk_fdatasync_max_ms=round(floor_max, 2),
         )
     }
 
@@ -473,7 +526,7 @@ async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
     }
 
 
-async def _streaming(url: str) -> dict[str, dict[str, Any]]:
+async def _streaming(url: str, data_dir: str) -> dict[str, dict[str, Any]]:
     port = int(url.rsplit(":", 1)[1])
     bare = await _bare_rate()
     bare_burst = await _bare_rate(burst=True)
@@ -497,7 +550,7 @@ async def _streaming(url: str) -> dict[str, dict[str, Any]]:
         "cloudevents-ws-bare-bursts": _entry(bare_burst, "events/s", bare, events=BACKLOG),
     }
     results.update(await _max_deliveries(port, rate))
-    results.update(await _latency(url, port))
+    results.update(await _latency(url, port, data_dir))
     print(results, flush=True)
     return results
 
@@ -519,7 +572,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         serve_in_subprocess(data_dir, cpu=SERVER_CPU, env=caps) as server,
     ):
         spread_helper_threads(server.pid)
-        results.update(asyncio.run(_streaming(server.url)))
+        results.update(asyncio.run(_streaming(server.url, data_dir)))
     kafka = kafka_env()
     if kafka is not None:
         with (

@@ -55,7 +55,8 @@ class Gateway:
         self.event_topics = EventTopics(log, settings.cloudevents)
         #: Every CloudEvents type produced so far and its topics (consumers subscribe by it).
         self.type_registry = EventTypes(log)
-        #: CloudEvents are stored only through ``event_ids.append_once`` (source + id once).
+        #: CloudEvents are stored only through ``event_ids.append_once`` or ``append_one``
+        #: (source + id once).
         self.event_ids = EventIds(log, settings.cloudevents)
         self.event_schemas = EventSchemas(self.schemas)
         self.event_producer = EventProducer(

@@ -129,3 +129,24 @@ def test_a_value_json_must_escape_leaves_the_rest_of_the_batch_fast() -> None:
     assert rendered[1] == structured_json(quoted, 2)
     assert msgspec.json.decode(rendered[1])["id"] == 'a"b'
     assert rendered[2] == b'{"id":"a","datacontenttype":"application/json","offset":"3","data":{}}'
+
+
+def test_a_run_of_one_shape_is_broken_by_any_record_unlike_it() -> None:
+    """Records of one shape go the short way until one differs in content type, key,
+    data or header names; each renders as the general renderer does, and the run resumes."""
+    shape = (("ce_id", b"a"), ("ce_type", b"T"), ("content-type", b"application/json"))
+    text = (("ce_id", b"b"), ("ce_type", b"T"), ("content-type", b"text/plain"))
+    keyless = (("ce_id", b"c"), ("ce_type", b"T"))
+    batch = [
+        Record("t", 0, 0, 1, None, b"{}", shape),
+        Record("t", 0, 1, 1, None, b"[1]", shape),
+        Record("t", 0, 2, 1, b"k", b"{}", shape),  # the key becomes partitionkey
+        Record("t", 0, 3, 1, None, b"hi", text),
+        Record("t", 0, 4, 1, None, None, shape),  # no data
+        Record("t", 0, 5, 1, None, b"2", keyless),
+        Record("t", 0, 6, 1, None, b'"x"', (("ce_id", b'q"'), *shape[1:])),
+        Record("t", 0, 7, 1, None, b"3", shape),
+    ]
+    assert structured_events(batch, 1) == [
+        structured_json(record, 1 + n) for n, record in enumerate(batch)
+    ]

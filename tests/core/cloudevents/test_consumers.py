@@ -66,13 +66,16 @@ async def produce(gateway: Gateway, event_type: str, event_id: str) -> None:
     await gateway.log.append([record])
 
 
-async def create(gateway: Gateway, principal: Principal, **flags: bool) -> ConsumerInstance:
+def subscribe(gateway: Gateway, principal: Principal, **flags: bool) -> EventSubscription:
     options = {"events": True, "test": True, "dead": False, **flags}
-    subscription = EventSubscription(
-        principal, gateway.type_registry, gateway.event_topics, **options
-    )
+    return EventSubscription(principal, gateway.type_registry, gateway.event_topics, **options)
+
+
+async def create(gateway: Gateway, principal: Principal, **flags: bool) -> ConsumerInstance:
     return await gateway.consumers.create(
-        principal.name, storage_group(principal.name, "~default"), subscription
+        principal.name,
+        storage_group(principal.name, "~default"),
+        subscribe(gateway, principal, **flags),
     )
 
 
@@ -114,14 +117,7 @@ async def test_test_and_dead_streams_are_the_clients_own(gateway: Gateway) -> No
     only_test = await create(gateway, consumer("Order.*"))
     assert ids((await only_test.next_batch(10, 0, never)).records) == ["t"]
     # Another group of the same client gets them again, with its own position.
-    subscription = EventSubscription(
-        consumer("Order.*"),
-        gateway.type_registry,
-        gateway.event_topics,
-        events=False,
-        test=False,
-        dead=True,
-    )
+    subscription = subscribe(gateway, consumer("Order.*"), events=False, test=False, dead=True)
     audit = await gateway.consumers.create("shop", storage_group("shop", "audit"), subscription)
     assert ids((await audit.next_batch(10, 0, never)).records) == ["d"]
 
@@ -150,3 +146,27 @@ def test_group_names_are_checked() -> None:
         with pytest.raises(BadRequest, match="invalid consumer group name"):
             check_group_name(bad)
     assert storage_group("shop", "~default") == "ce/shop/~default"
+
+
+def test_the_filter_takes_a_chunk_of_consumed_types_whole_and_judges_any_other_by_record(
+    gateway: Gateway,
+) -> None:
+    accept = subscribe(gateway, consumer("Order.*"), test=False).filter("orders")
+    assert accept is not None
+
+    def stored(offset: int, event_type: str, event_id: str) -> Record:
+        event = CloudEvent(id=event_id, source="urn:test", type=event_type, data=b"{}")
+        new = to_record(event, "orders")
+        return Record("orders", 0, offset, 1, new.key, new.value, new.headers)
+
+    created = [stored(n, "Order.Created", f"c{n}") for n in range(3)]
+    refunded = stored(3, "Order.Refunded", "r")
+    chunk = [*created, refunded]
+    taken = accept(chunk)
+    assert ids(taken) == ["c0", "c1", "c2", "r"]
+    assert taken is not chunk  # the caller cuts what it gets: never the chunk it read
+    other = stored(4, "Invoice.Sent", "i")
+    plain = Record("orders", 0, 5, 1, None, b"plain", ())
+    # ce_type not fourth: found by the scan.
+    moved = Record("orders", 0, 6, 1, None, b"{}", (("ce_id", b"m"), ("ce_type", b"Order.X")))
+    assert ids(accept([created[0], other, plain, moved, created[1]])) == ["c0", "m", "c1"]

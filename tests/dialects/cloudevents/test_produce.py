@@ -380,6 +380,7 @@ async def test_an_unexpected_failure_is_500_with_an_incident_id_only(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(gateway.event_ids, "append_once", broken)
+    monkeypatch.setattr(gateway.event_ids, "append_one", broken)  # a single event's lane
     body = error(await post_binary(client, sdk_event("boom"), producer), 500)
     assert set(body) == {"status", "error", "message", "incident_id"}
     assert body["incident_id"] in body["message"]

@@ -36,6 +36,7 @@ import binascii
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -47,6 +48,7 @@ from sluicegate.core.cloudevents.event import (
     RFC3339,
     SPECVERSION,
     CloudEvent,
+    _joined_values,
     check_attribute_name,
     check_extension_value,
     checked_event,
@@ -137,6 +139,90 @@ def from_http_binary(
 ) -> CloudEvent:
     """The event of a binary-mode HTTP message: ``ce-`` headers (lower-case names, as ASGI
     gives them), the body, and ``Content-Type`` as ``datacontenttype``."""
+    names = tuple(headers)
+    shape = _BINARY_SHAPES.get(names, _UNSEEN)
+    if shape is _UNSEEN:
+        shape = _binary_shape(names)
+        if len(_BINARY_SHAPES) >= _REMEMBERED:
+            _BINARY_SHAPES.clear()
+        _BINARY_SHAPES[names] = shape
+    if shape is not None:
+        event = _quick_binary(headers, body, shape, index)
+        if event is not None:
+            return event
+    return _binary_each(headers, body, index)
+
+
+#: The attributes of a binary-mode event ``_quick_binary`` takes: the context attributes
+#: of a ``ce-`` header and one extension, ``partitionkey``; the first four are required.
+_QUICK_ATTRIBUTES = frozenset(CONTEXT_ATTRIBUTES) - {"datacontenttype"} | {"partitionkey"}
+_QUICK_REQUIRED = frozenset({"specversion", "id", "source", "type"})
+#: The ``ce-`` values of a request's headers, in one C call, and their attribute names.
+_BinaryShape = tuple[Callable[[Mapping[bytes, bytes]], tuple[bytes, ...]], tuple[str, ...]]
+#: Header names of a request (all of them, in order) → its shape, ``None`` when the quick
+#: path cannot take it: a producer sends the same headers on every request.
+_BINARY_SHAPES: dict[tuple[bytes, ...], _BinaryShape | None] = {}
+_UNSEEN: Any = object()
+
+
+def _binary_shape(names: tuple[bytes, ...]) -> _BinaryShape | None:
+    raw = [name for name in names if name[:3] == _HTTP_PREFIX]
+    attributes = tuple(name[3:].decode("latin-1") for name in raw)
+    if not _QUICK_REQUIRED <= set(attributes) <= _QUICK_ATTRIBUTES:
+        return None
+    return itemgetter(*raw), attributes
+
+
+def _quick_binary(
+    headers: Mapping[bytes, bytes], body: bytes, shape: _BinaryShape, index: int | None
+) -> CloudEvent | None:
+    """The usual binary-mode event (known ``ce-`` names, ASCII values without a percent
+    sign, attributes that pass every check) made at once; ``None`` for anything else,
+    which ``_binary_each`` then reads header by header and names what is wrong."""
+    getter, names = shape
+    raw = getter(headers)
+    joined = b"".join(raw)
+    if not joined.isascii() or joined.find(b"%") >= 0:
+        return None
+    found = dict(zip(names, map(bytes.decode, raw), strict=True))
+    get = found.get
+    subject, time, dataschema = get("subject"), get("time"), get("dataschema")
+    content_type = headers.get(b"content-type")
+    datacontenttype = content_type.decode("latin-1") if content_type else None
+    # checked_event's one-expression test (the four required attributes are present).
+    if not (
+        found["specversion"] == SPECVERSION
+        and found["id"]
+        and found["source"]
+        and found["type"]
+        and (subject is None or subject)
+        and (dataschema is None or dataschema)
+        and (datacontenttype is None or datacontenttype.strip())
+        and (time is None or _RFC3339(time) is not None)
+    ):
+        return None
+    key = get("partitionkey")
+    data = body if body else None
+    event = CloudEvent(
+        id=found["id"],
+        source=found["source"],
+        type=found["type"],
+        subject=subject,
+        time=time,
+        datacontenttype=datacontenttype,
+        dataschema=dataschema,
+        extensions={} if key is None else {"partitionkey": key},
+        data=data,
+    )
+    if not _joined_values(event).isprintable():
+        return None
+    if data is not None and content_type and _data_kind(content_type) == _AS_JSON:
+        _check_json_data(data, index)
+    return event
+
+
+def _binary_each(headers: Mapping[bytes, bytes], body: bytes, index: int | None) -> CloudEvent:
+    """``from_http_binary`` header by header: any event, and the error of a wrong one."""
     attributes: dict[str, str] = {}
     extensions: dict[str, str] = {}
     for raw_name, raw_value in headers.items():
@@ -559,21 +645,69 @@ def _shared(name: str, value: str) -> Header:
     return header
 
 
-def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord:
-    """The record that stores ``event`` in ``topic`` (partition chosen by the caller)."""
-    headers: tuple[Header, ...] = (
+#: (specversion, source, type) → their headers and the bytes they add to a record with
+#: the name ``ce_id``: a producer's few sources and types, made once each.
+_HEADS: dict[tuple[str, str, str], tuple[Header, Header, Header, int]] = {}
+
+
+def _head(event: CloudEvent) -> tuple[Header, Header, Header, int]:
+    made = (
         _shared("ce_specversion", event.specversion),
-        ("ce_id", event.id.encode()),
         _shared("ce_source", event.source),
         _shared("ce_type", event.type),
     )
+    head = (*made, _headers_size(made) + len("ce_id"))
+    if len(_HEADS) >= _SHARED_HEADERS_MAX:
+        _HEADS.clear()
+    _HEADS[event.specversion, event.source, event.type] = head
+    return head
+
+
+def to_record(event: CloudEvent, topic: str, *, partition: int = 0) -> NewRecord:
+    """The record that stores ``event`` in ``topic`` (partition chosen by the caller).
+
+    The headers of ``to_records`` in the same order (``_tail``'s after ``ce_subject``;
+    tests compare the two), each counted as it is added: one event's record is made
+    without a call per header, nor a list, a tuple and a loop for its tail.
+    """
+    head = _HEADS.get((event.specversion, event.source, event.type)) or _head(event)
+    event_id = event.id.encode()
+    headers: tuple[Header, ...] = (head[0], ("ce_id", event_id), head[1], head[2])
+    size = head[3] + len(event_id)
     if event.subject is not None:
-        headers += (("ce_subject", event.subject.encode()),)
-    tail, key = _tail(event)
-    headers += tail
-    size = _headers_size(headers) + (0 if key is None else len(key))
-    size += 0 if event.data is None else len(event.data)
-    return NewRecord(topic, partition, key, event.data, headers, size)
+        subject = event.subject.encode()
+        headers += (("ce_subject", subject),)
+        size += len("ce_subject") + len(subject)
+    if event.time is not None:
+        time = event.time.encode()
+        headers += (("ce_time", time),)
+        size += len("ce_time") + len(time)
+    if event.dataschema is not None:
+        header = _shared("ce_dataschema", event.dataschema)
+        headers += (header,)
+        size += len(header[0]) + len(header[1])
+    key = None
+    for name, value in event.extensions.items():
+        encoded = value.encode()
+        headers += ((CE_HEADER_PREFIX + name, encoded),)
+        size += len(CE_HEADER_PREFIX) + len(name) + len(encoded)
+        if name == "partitionkey":
+            key = encoded
+            size += len(key)
+    if event.datacontenttype is not None:
+        header = _SHARED_HEADERS.get((_CONTENT_TYPE, event.datacontenttype)) or _shared(
+            _CONTENT_TYPE, event.datacontenttype
+        )
+        headers += (header,)
+        size += len(_CONTENT_TYPE) + len(header[1])
+    if event.literal:
+        literals = ",".join(sorted(event.literal)).encode()
+        headers += ((LITERALS_HEADER, literals),)
+        size += len(LITERALS_HEADER) + len(literals)
+    data = event.data
+    if data is not None:
+        size += len(data)
+    return NewRecord(topic, partition, key, data, headers, size)
 
 
 def _headers_size(headers: Sequence[Header]) -> int:
@@ -1009,6 +1143,14 @@ def structured_events(records: Sequence[Record], first: int) -> list[bytes]:
     kind = _NO_DATA
     last_template: tuple[bool, int] | None = None
     template = b""
+    # The run of records like the last one rendered with JSON data: the same names, the
+    # same content type, the key not a member. One test of each, and the template is
+    # known: half the work per record of the way below, which finds the template.
+    run_names: tuple[str, ...] | None = None
+    run_type = b""
+    run_content_type = 0
+    run_key_ignored = False
+    run_template = b""
     for record in records:
         headers = record.headers
         value = record.value
@@ -1018,6 +1160,16 @@ def structured_events(records: Sequence[Record], first: int) -> list[bytes]:
             offset += 1
             continue
         names, values = zip(*headers, strict=True)
+        if (
+            names == run_names
+            and value is not None
+            and values[run_content_type] == run_type
+            and (run_key_ignored or record.key is None)
+        ):
+            append(run_template % (*values, offset, value))
+            keep(values)
+            offset += 1
+            continue
         if names != last_names:
             last_names = names
             shape = _SHAPES.get(names) or _shape(names)
@@ -1058,6 +1210,11 @@ def structured_events(records: Sequence[Record], first: int) -> list[bytes]:
             append(template % (*checked, offset, value))
             if this_kind == _AS_TEXT:
                 checked = (*checked, value)
+            elif this_kind == _AS_JSON and not key_member:
+                run_names, run_template = names, template
+                run_content_type = shape.content_type
+                run_type = values[run_content_type]
+                run_key_ignored = shape.has_partitionkey
         keep(checked)
         offset += 1
     if not _all_verbatim(chain.from_iterable(v for v in verbatim if v is not None)):

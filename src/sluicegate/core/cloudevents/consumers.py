@@ -25,6 +25,7 @@ poll to do it at once.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 
 from sluicegate.config import CloudEventSettings
@@ -97,6 +98,10 @@ def _consumes(patterns: PatternSet, event_type: bytes) -> bool:
         return False
 
 
+_headers = operator.attrgetter("headers")
+_fourth = operator.itemgetter(3)
+
+
 @functools.lru_cache(maxsize=1024)
 def _filter_for(patterns: PatternSet) -> RecordFilter:
     """Events of a type ``patterns`` match."""
@@ -111,7 +116,21 @@ def _filter_for(patterns: PatternSet) -> RecordFilter:
                 return _consumes(patterns, value)
         return False  # no CloudEvent: written to the topic by another API
 
-    return accepts
+    def accepted(chunk: list[Record]) -> list[Record]:
+        # The fourth header of every record, taken by C loops, is one or a few
+        # ("ce_type", type) pairs in a chunk, each decided once: when all are consumed,
+        # the chunk is, with no Python call per record. Otherwise, record by record.
+        try:
+            fourths = set(map(_fourth, map(_headers, chunk)))
+        except (IndexError, TypeError):  # a record of fewer headers, or of another kind
+            fourths = None
+        if fourths is not None and all(
+            name == "ce_type" and _consumes(patterns, value) for name, value in fourths
+        ):
+            return chunk.copy()  # the caller may cut what it returns
+        return list(filter(accepts, chunk))
+
+    return accepted
 
 
 class EventSubscription:

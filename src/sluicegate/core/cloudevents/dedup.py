@@ -6,7 +6,8 @@ them without storing them twice, for ``cloudevents.dedup_window`` seconds (and n
 longer than the retention of the topic the event went to).
 
 The memory lives in the log, like the rest of the gateway's state: each ``append_once``
-writes, in the **same** ``Log.append`` as the events (one SQLite transaction, one Kafka
+(and ``append_one``, its lane for a request of one event) writes, in the **same**
+``Log.append`` as the events (one SQLite transaction, one Kafka
 transaction), marker records in the internal topic ``__sluicegate_ce_ids`` that list the
 digests of the identities it stored. So an acknowledged event is always remembered, and a
 remembered identity always belongs to a stored event: a crash between the two is
@@ -29,10 +30,11 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
-from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition
+from sluicegate.core.records import Appended, Header, NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
 from sluicegate.errors import OffsetOutOfRange, TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
@@ -82,8 +84,12 @@ class EventIds:
             settings.dedup_max_ids,
             slot_seconds=max(1, int(settings.dedup_window) // _SLOTS_PER_WINDOW),
         )
-        #: Identities whose append is in flight -> a future resolved when it ends either way.
-        self._appending: dict[bytes, asyncio.Future[None]] = {}
+        #: Identities whose append is in flight -> a future done when it ends either way
+        #: (a claim of ``_append_claimed``, or the log's own future for ``append_one``).
+        self._appending: dict[bytes, asyncio.Future[Any]] = {}
+        #: The marker header of the last lifetime ``append_one`` stored with: the same
+        #: for every event whose topic keeps events at least as long as the window.
+        self._one_header: tuple[int, Header] = (-1, (_LIFETIME_HEADER, b""))
         self._duplicates = 0
         self._marker_topic_exists = False
         self._creating_marker_topic = asyncio.Lock()
@@ -214,6 +220,61 @@ class EventIds:
             await asyncio.wait(others)
         if pending:
             await self._append_claimed(pending, lifetimes)
+
+    async def append_one(self, key: bytes, record: NewRecord, retention_ms: int | None) -> None:
+        """``append_once`` of one event (identity ``key``) that writes ``record``, to a
+        topic keeping events ``retention_ms`` (as the caller's metadata says): the same
+        outcome, in the lane a raw or structured request takes, without the dicts, sets
+        and futures that share the work between the identities of a batch."""
+        digest = hashlib.blake2b(key, digest_size=DIGEST_BYTES).digest()
+        window = self._window_us
+        lifetime = window if retention_ms is None else min(window, retention_ms * 1000)
+        if not self._marker_topic_exists:
+            await self._create_marker_topic()
+        appending = self._appending
+        while True:
+            if self._table.remembers(digest, self._clock() // 1_000_000):
+                self._duplicates += 1
+                return
+            other = appending.get(digest)
+            if other is None:
+                break
+            # In flight in another request: wait for its end (never cancelling it), then
+            # look again: remembered now (a duplicate), or ours to take over.
+            await asyncio.wait((other,))
+        header = self._one_header[1]
+        if self._one_header[0] != lifetime:
+            header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
+            self._one_header = (lifetime, header)
+        marker = NewRecord(
+            MARKER_TOPIC,
+            0,
+            None,
+            digest,
+            (header,),
+            DIGEST_BYTES + len(_LIFETIME_HEADER) + len(header[1]),
+        )
+        # From the lookup to the claim there is no await: no other request can slip in.
+        # The claim is the log's future itself, which nobody awaits directly (so nobody
+        # cancels it): waiters use asyncio.wait, this request its own future below.
+        appended = self._log.append((record, marker))
+        appending[digest] = appended
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        # A callback, not code after the await: if this request is cancelled, the append
+        # still ends one way or the other, and its outcome must still be recorded. It
+        # runs before any waiter's (added first), so a waiter wakes to a settled identity.
+        def settle(result: asyncio.Future[list[Appended]]) -> None:
+            del appending[digest]
+            if not result.cancelled() and result.exception() is None:
+                expiry = (result.result()[1].timestamp + lifetime) // 1_000_000
+                self._table.add_one(digest, expiry, self._clock() // 1_000_000)
+            if not done.done():
+                done.set_result(None)
+
+        appended.add_done_callback(settle)
+        await done
+        appended.result()  # raises what the append raised
 
     async def _lifetimes(self, topics: Iterable[str]) -> dict[str, int]:
         """How long an event is remembered, in µs, by each of ``topics``."""

@@ -258,6 +258,35 @@ class IdTable:
         self._expire(now)
         return self._remembered
 
+    # One id at a time, for a request of one event: the probe of ``remembered_of`` and
+    # the bound of ``add_all`` without a list made and walked for one digest.
+
+    def remembers(self, digest: bytes, now: int) -> bool:
+        """Whether ``digest`` is remembered and has not expired at ``now``."""
+        hashed = int.from_bytes(digest, "little")
+        index = hashed & self._mask
+        if index < self._split:
+            index = hashed & (self._mask << 1 | 1)
+        shard = self._shards[index]
+        at = shard.rfind(digest)
+        while at >= 0:
+            if at % _ENTRY == 0:
+                # The last match has the latest expiry: the shard is in expiry order.
+                return _expiry_at(shard, at) >= _seconds(max(now + 1, self.floor))
+            at = shard.rfind(digest, 0, at + DIGEST_BYTES - 1)
+        return False
+
+    def add_one(self, digest: bytes, expiry: int, now: int) -> None:
+        """``add_all`` of one digest (16 bytes, unchecked)."""
+        self._expire(now)
+        if expiry > now and expiry >= self.floor:
+            while self._remembered >= self.max_ids:
+                self._evict_oldest_slot()
+            # The bound may have taken this id's own slot (more than max_ids expire together).
+            if expiry >= self.floor:
+                self._insert((digest,), expiry)
+        self._sweep(now, _SWEEP_PER_ADD)
+
     def effective_window(self, window: int, now: int) -> int:
         """Seconds an id with the full window is remembered now: less once the bound bit."""
         return max(0, min(window, window - (self.floor - now)))

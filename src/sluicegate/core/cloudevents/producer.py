@@ -18,6 +18,9 @@ Every error of a batch names the event's ``index`` (and the ``attribute``), and 
 first wrong event decides the answer. Work that repeats is done once: authorization per
 distinct (source, type) of a request, a type's topic and schema per distinct type.
 
+``produce_one`` is ``produce`` of one event outside a batch (a raw or structured request):
+the same checks, errors and outcome, through ``EventIds.append_one``.
+
 ``produce_to_stream`` stores a client's test or dead events (``streams.py``): the same
 checks but authorization, which the caller does (the client must be a consumer).
 """
@@ -25,8 +28,8 @@ checks but authorization, which the caller does (the client must be a consumer).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -112,7 +115,7 @@ class EventProducer:
             return  # an empty batch: nothing to store
         if len(events) == 1:
             _authorize(principal, events[0], 0 if batch else None)
-            await self._produce_one(self._checked(events, batch, within)[0])
+            await self._produce_one(self._checked_one(events[0], 0 if batch else None))
             return
         if not all(
             principal.may_use_source(source) and principal.may_produce_type(event_type)
@@ -226,21 +229,44 @@ class EventProducer:
         await self._ids.append_once(list(zip(keys, zip(records), strict=True)))
         return True
 
+    def produce_one(self, principal: Principal, event: CloudEvent) -> Awaitable[None]:
+        """``produce`` of one event outside a batch (a raw or structured request, the most
+        frequent): checked before this returns, stored by the awaitable, which ends once
+        durable.
+
+        A plain function, not a coroutine: once the event's topic and type are known
+        (every request but a type's first few) the awaitable is ``EventIds.append_one``'s
+        own, so a request runs one coroutine frame less per layer.
+        """
+        require_producer(principal)
+        _authorize(principal, event, None)
+        event = self._checked_one(event)
+        event_type = event.type
+        name = self._topic_for(event_type)
+        topic = self._topics.cached(name)
+        if topic is None or not self._types.knows(event_type, name):
+            return self._produce_one(event)
+        return self._store_one(event, topic)
+
     async def _produce_one(self, event: CloudEvent) -> None:
         """Store one checked event: what ``produce`` does for many, without the sets,
-        dicts and comprehensions that share work between events (a raw or structured
-        request, the most frequent, has one)."""
+        dicts and comprehensions that share work between events."""
         event_type = event.type
         name = self._topic_for(event_type)
         topic = self._topics.cached(name) or await self._topics.get(name)
         if not self._types.knows(event_type, name):
             await self._types.register([(event_type, name)])
+        await self._store_one(event, topic)
+
+    def _store_one(self, event: CloudEvent, topic: Topic) -> Awaitable[None]:
         key = event.extensions.get("partitionkey")
         partition = self._partitioner.partition(
             topic.name, None if key is None else key.encode(), topic.partitions
         )
         record = to_record(event, topic.name, partition=partition)
-        await self._ids.append_once([(identity_key(event), (record,))])
+        # The topic's retention as the metadata this request routes by says (trusted for
+        # EventTopics' few seconds, as its partitions are), not asked of the log again.
+        return self._ids.append_one(identity_key(event), record, topic.retention_ms)
 
     async def produce_to_stream(self, stream: str, events: Sequence[CloudEvent]) -> None:
         """Check ``events`` and store them in a client's test or dead stream ``stream``.
@@ -282,6 +308,41 @@ class EventProducer:
             if checked is not None:
                 return checked
         return self._checked_each(events, batch, now_us, latest)
+
+    def _check_size_and_offset(self, event: CloudEvent, index: int | None) -> None:
+        """The first two checks of every event: its size, and no ``offset`` attribute."""
+        if event.size() > self._max_event_bytes:
+            raise PayloadTooLarge(
+                f"{_prefix(index)}the event is {event.size()} bytes, more than the limit "
+                f"of {self._max_event_bytes} bytes per event",
+                **({} if index is None else {"index": index}),
+            )
+        if "offset" in event.extensions:
+            raise BadRequest(
+                f"{_prefix(index)}attribute offset is reserved: consumers receive "
+                "their delivery offset in it",
+                **_detail("offset", index),
+            )
+
+    def _checked_one(self, event: CloudEvent, index: int | None = None) -> CloudEvent:
+        """``event`` checked as ``_checked_each`` checks each event (the same checks, in
+        the same order, with the same errors), without its per-request sets and dicts."""
+        self._check_size_and_offset(event, index)
+        schema = self._schemas.for_type(event.type)
+        if schema is not None:
+            _check_data(schema, event, index)
+        now_us = self._clock() // 1000
+        if event.time is None:
+            return msgspec.structs.replace(event, time=format_timestamp(now_us))
+        # In whole microseconds: what _checked_each compares as datetimes (its ``latest``
+        # is now + skew to the microsecond), without making one per request.
+        if _microseconds_of(event.time, index) > now_us + self._skew_us:
+            raise BadRequest(
+                f"{_prefix(index)}attribute time {event.time!r} is in the future "
+                f"(the gateway allows {self._skew_us / 1_000_000:g} s of clock skew)",
+                **_detail("time", index),
+            )
+        return event
 
     def _checked_at_once(
         self,
@@ -325,18 +386,7 @@ class EventProducer:
         checked: list[CloudEvent] = []
         for index, event in enumerate(events):
             where = index if batch else None
-            if event.size() > self._max_event_bytes:
-                raise PayloadTooLarge(
-                    f"{_prefix(where)}the event is {event.size()} bytes, more than the limit "
-                    f"of {self._max_event_bytes} bytes per event",
-                    **({} if where is None else {"index": where}),
-                )
-            if "offset" in event.extensions:
-                raise BadRequest(
-                    f"{_prefix(where)}attribute offset is reserved: consumers receive "
-                    "their delivery offset in it",
-                    **_detail("offset", where),
-                )
+            self._check_size_and_offset(event, where)
             if event.type not in schemas:
                 schemas[event.type] = self._schemas.for_type(event.type)
             schema = schemas[event.type]
@@ -410,6 +460,26 @@ def _parse_time(text: str, index: int | None) -> datetime:
             f"{_prefix(index)}attribute time {text!r} is not a valid date and time",
             **_detail("time", index),
         ) from None
+
+
+#: Times read by ``_microseconds_of``: a producer's events often carry the same time
+#: text (a fixed one in tests and benchmarks, one per second or per flush in production).
+_PARSED_TIMES: dict[str, int] = {}
+_PARSED_TIMES_MAX = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _microseconds_of(text: str, index: int | None) -> int:
+    """``_parse_time(text, index)`` in microseconds since the epoch, parsed once per
+    distinct valid text."""
+    parsed = _PARSED_TIMES.get(text)
+    if parsed is None:
+        parsed = (_parse_time(text, index) - _EPOCH) // _MICROSECOND
+        if len(_PARSED_TIMES) >= _PARSED_TIMES_MAX:
+            _PARSED_TIMES.clear()
+        _PARSED_TIMES[text] = parsed
+    return parsed
 
 
 def _before(text: str, latest: datetime) -> bool:

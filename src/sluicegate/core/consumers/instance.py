@@ -409,9 +409,9 @@ class ConsumerInstance:
                 if accept is None:
                     taken = chunk
                 else:
-                    # Filtered by a C loop; past ``want`` records, the first one not
-                    # taken is where this partition goes on next time.
-                    taken = list(filter(accept, chunk))
+                    # Past ``want`` records, the first one not taken is where this
+                    # partition goes on next time.
+                    taken = accept(chunk)
                     if len(taken) > want:
                         end = taken[want].offset
                         del taken[want:]

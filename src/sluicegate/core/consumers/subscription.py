@@ -18,8 +18,11 @@ from sluicegate.core.records import Record
 
 __all__ = ["RecordFilter", "Subscription"]
 
-#: Whether a record is delivered; records it refuses are skipped (and committed past).
-RecordFilter = Callable[[Record], bool]
+#: The records of a chunk read from one partition that are delivered, in their order;
+#: the others are skipped (and committed past). A chunk at a time, not a record at a
+#: time: a filter that can decide for a whole chunk at once (every record of one event
+#: type, say) then makes no Python call per record.
+RecordFilter = Callable[[list[Record]], list[Record]]
 
 
 class Subscription(Protocol):

@@ -64,6 +64,13 @@ def _require_media_type(request: Request, expected: str, hint: str) -> None:
 async def raw_event(request: Request) -> CloudEvent:
     """The event of a raw (binary-mode) request: ``ce-`` headers and a body whose
     Content-Type is one of ``RAW_MEDIA_TYPES``. Also the form of test and dead events."""
+    media_type = _raw_media_type(request)
+    body = await request.body(json=media_type == "application/json")
+    return from_http_binary(request.raw_headers, body)
+
+
+def _raw_media_type(request: Request) -> str:
+    """The media type of a raw event's body, refused unless one of ``RAW_MEDIA_TYPES``."""
     media_type = request.media_type
     if media_type not in RAW_MEDIA_TYPES:
         shown = media_type or "none"
@@ -72,8 +79,7 @@ async def raw_event(request: Request) -> CloudEvent:
             "application/octet-stream or text/plain (structured events go to "
             "/ce/produce/event, batches to /ce/produce/events)"
         )
-    body = await request.body(json=media_type == "application/json")
-    return from_http_binary(request.raw_headers, body)
+    return media_type
 
 
 class Produce:
@@ -81,12 +87,16 @@ class Produce:
 
     def __init__(self, producer: EventProducer) -> None:
         self._produce = producer.produce
+        self._produce_one = producer.produce_one
         self._produce_batch = producer.produce_batch
 
     async def raw(self, request: Request) -> Response:
         """One event in binary mode; 202 once durable."""
         principal = producer_of(request)
-        await self._produce(principal, [await raw_event(request)])
+        # raw_event's steps, without its coroutine frame.
+        media_type = _raw_media_type(request)
+        body = await request.body(json=media_type == "application/json")
+        await self._produce_one(principal, from_http_binary(request.raw_headers, body))
         return Response(b"", 202, content_type=None)
 
     async def event(self, request: Request) -> Response:
@@ -94,7 +104,7 @@ class Produce:
         principal = producer_of(request)
         _require_media_type(request, STRUCTURED, "a batch goes to /ce/produce/events")
         body = await request.body(json=True)
-        await self._produce(principal, [from_structured(body)], within=len(body))
+        await self._produce_one(principal, from_structured(body))
         return Response(b"", 202, content_type=None)
 
     async def events(self, request: Request) -> Response:
