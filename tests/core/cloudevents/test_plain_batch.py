@@ -27,7 +27,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.partitioner import Partitioner
 from sluicegate.core.records import NewRecord, format_timestamp
 from sluicegate.errors import BadRequest, SluicegateError
-from tests.core.cloudevents.test_batch_paths import _batches
+from tests.core.cloudevents.test_batch_paths import _batches, _event_by_event
 from tests.dialects.cloudevents.conftest import stored
 
 _NOW_US = 1_760_000_000_000_000
@@ -48,8 +48,10 @@ def _events_of(body: bytes) -> list[CloudEvent]:
 
 @settings(max_examples=600, deadline=None)
 @given(_batches())
-def test_decode_batch_gives_the_events_and_errors_of_from_batch(body: bytes) -> None:
-    assert _outcome(lambda: _events_of(body)) == _outcome(lambda: from_batch(body))
+def test_decode_batch_gives_the_events_and_errors_of_the_event_by_event_path(
+    body: bytes,
+) -> None:
+    assert _outcome(lambda: _events_of(body)) == _outcome(lambda: _event_by_event(body))
 
 
 def _placer(partitions: int) -> Any:

@@ -463,22 +463,14 @@ def from_structured(body: bytes) -> CloudEvent:
 
 def from_batch(body: bytes) -> list[CloudEvent]:
     """The events of an ``application/cloudevents-batch+json`` body, each checked."""
-    try:
-        try:
-            decoded = _decode_many(body)
-        except msgspec.ValidationError:
-            return _from_elements(body)
-        plain = _plain(decoded, body)
-        if plain is not None:
-            return plain.cloud_events()
-        return [_from_fast(event, index) for index, event in enumerate(decoded)]
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise _not_json(exc) from None
+    decoded = decode_batch(body)
+    return decoded.cloud_events() if isinstance(decoded, PlainBatch) else decoded
 
 
 def decode_batch(body: bytes) -> PlainBatch | list[CloudEvent]:
-    """``from_batch``, but a batch of plain events is given as decoded and checked,
-    without a ``CloudEvent`` per event (``EventProducer.produce_batch`` takes either)."""
+    """The events of an ``application/cloudevents-batch+json`` body, each checked: a batch
+    of plain events as it was decoded, without a ``CloudEvent`` per event, any other as
+    its ``CloudEvent``s (``EventProducer.produce_batch`` takes either)."""
     try:
         try:
             decoded = _decode_many(body)
