@@ -53,6 +53,27 @@ def test_shorter_lifetimes_keep_each_shard_in_expiry_order() -> None:
         }
 
 
+def test_batches_with_later_and_earlier_expiries_keep_each_shard_in_order() -> None:
+    """A batch whose expiry is the latest yet appends to its shards without looking at
+    them; one with an earlier expiry is put in place: every shard stays in order."""
+    table = IdTable(max_ids=100_000, slot_seconds=1, first_shards=16)
+    rng = random.Random(11)
+    expiries = {}
+    for batch in range(200):
+        expiry = NOW + (batch if batch % 3 else rng.randrange(1, 200))
+        numbers = range(batch * 20, batch * 20 + 20)
+        table.add_all([digest(n) for n in numbers], expiry, NOW)
+        expiries.update(dict.fromkeys(numbers, expiry))
+    for shard in table._shards:
+        stamps = [shard[at + 16 : at + 20] for at in range(0, len(shard), 20)]
+        assert stamps == sorted(stamps)
+    for second in range(0, 201, 13):
+        now = NOW + second
+        assert {n for n in expiries if table.contains(digest(n), now)} == {
+            n for n, expiry in expiries.items() if expiry > now
+        }
+
+
 def test_expired_entries_are_reclaimed_by_later_adds() -> None:
     table = IdTable(max_ids=1_000_000, slot_seconds=1, first_shards=16)
     for n in range(20_000):

@@ -162,6 +162,28 @@ async def test_a_retried_batch_is_stored_once(
     assert len(await stored(gateway, TOPIC)) == 10
 
 
+async def test_a_batch_of_plain_events_and_one_with_an_extension_is_stored_whole(
+    client: httpx.AsyncClient, gateway: Gateway, producer: dict[str, str]
+) -> None:
+    # Plain events are stored from their decoded form; one extension sends the whole
+    # batch the CloudEvent way. Either way: the same records, all in one append.
+    for batch, extra in (("p", {}), ("m", {"traceparent": "00-ab"})):
+        events = [sdk_event(f"{batch}-{n}", partitionkey=f"k{n % 2}") for n in range(4)]
+        events.append(sdk_event(f"{batch}-4", **extra))
+        response = await post_batch(client, batch_body(events), producer)
+        assert response.status_code == 202, response.text
+    records = {dict(r.headers)["ce_id"]: r for r in await stored(gateway, TOPIC)}
+    assert len(records) == 10
+    for batch in ("p", "m"):
+        for n in range(4):
+            record = records[f"{batch}-{n}".encode()]
+            assert record.key == f"k{n % 2}".encode()
+            assert dict(record.headers)["ce_partitionkey"] == record.key
+            assert msgspec.json.decode(record.value or b"") == {"total": 12}
+    assert dict(records[b"m-4"].headers)["ce_traceparent"] == b"00-ab"
+    assert "ce_traceparent" not in dict(records[b"p-4"].headers)
+
+
 # -- 400 -----------------------------------------------------------------------------
 
 

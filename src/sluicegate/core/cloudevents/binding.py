@@ -61,12 +61,15 @@ from sluicegate.errors import BadRequest
 __all__ = [
     "CE_HEADER_PREFIX",
     "LITERALS_HEADER",
+    "PlainBatch",
+    "decode_batch",
     "from_batch",
     "from_http_binary",
     "from_record",
     "from_structured",
     "http_binary",
     "percent_encode",
+    "plain_records",
     "structured_batch",
     "structured_batch_of",
     "structured_events",
@@ -460,12 +463,20 @@ def from_structured(body: bytes) -> CloudEvent:
 
 def from_batch(body: bytes) -> list[CloudEvent]:
     """The events of an ``application/cloudevents-batch+json`` body, each checked."""
+    decoded = decode_batch(body)
+    return decoded.cloud_events() if isinstance(decoded, PlainBatch) else decoded
+
+
+def decode_batch(body: bytes) -> PlainBatch | list[CloudEvent]:
+    """The events of an ``application/cloudevents-batch+json`` body, each checked: a batch
+    of plain events as it was decoded, without a ``CloudEvent`` per event, any other as
+    its ``CloudEvent``s (``EventProducer.produce_batch`` takes either)."""
     try:
         try:
             decoded = _decode_many(body)
         except msgspec.ValidationError:
             return _from_elements(body)
-        plain = _plain_events(decoded, body)
+        plain = _plain(decoded, body)
         if plain is not None:
             return plain
         return [_from_fast(event, index) for index, event in enumerate(decoded)]
@@ -490,10 +501,37 @@ def _json_type(datacontenttype: str) -> bool:
     return known
 
 
-def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] | None:
-    """The events of a batch in which every event is plain, checked with as little work
-    per event as can be; ``None`` when some event is not, for ``_from_fast`` to check
-    event by event (and to name the first that is wrong, exactly as it always does).
+class PlainBatch:
+    """A batch whose events are all plain (``_plain``), decoded and checked but not made
+    into ``CloudEvent`` objects: the producer checks and stores it from the decoded
+    structs (``plain_records``), and makes the events only to name a wrong one."""
+
+    __slots__ = ("events", "pairs", "times")
+
+    def __init__(
+        self,
+        events: list[_Structured],
+        pairs: set[tuple[str, str]],
+        times: set[str | None],
+    ) -> None:
+        self.events = events
+        #: The distinct (source, type) of the events, for permissions and topics.
+        self.pairs = pairs
+        #: The distinct ``time`` values (``None``: some event has none), each RFC 3339.
+        self.times = times
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def cloud_events(self) -> list[CloudEvent]:
+        """The events, as ``from_batch`` gives them."""
+        return [_plain_event(event) for event in self.events]
+
+
+def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
+    """The batch if every event in it is plain, checked with as little work per event as
+    can be; ``None`` when some event is not, for ``_from_fast`` to check event by event
+    (and to name the first that is wrong, exactly as it always does).
 
     Plain: ``specversion`` ``1.0``, ``id``/``source``/``type`` non-empty, ``subject`` and
     ``dataschema`` non-empty when present, JSON data (or none) with a JSON
@@ -504,9 +542,9 @@ def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] |
     cannot hold either, and any other body has its strings checked in one joined pass.
     """
     escapes = any(body.find(marker) >= 0 for marker in _MAYBE_CONTROL)
-    times: set[str] = set()
-    events: list[CloudEvent] = []
-    append = events.append
+    times: set[str | None] = set()
+    pairs: set[tuple[str, str]] = set()
+    add_pair = pairs.add
     values: list[str] = []
     for event in decoded:
         event_id, source, event_type = event.id, event.source, event.type
@@ -523,37 +561,46 @@ def _plain_events(decoded: list[_Structured], body: bytes) -> list[CloudEvent] |
             or (datacontenttype is not None and not _json_type(datacontenttype))
         ):
             return None
-        if time is not None and time not in times:
-            if _RFC3339(time) is None:
+        if time not in times:
+            if time is not None and _RFC3339(time) is None:
                 return None
             times.add(time)
-        data: bytes | None = bytes(event.data)
-        if not data or data == b"null":
-            data = None
-        elif datacontenttype is None:
-            datacontenttype = _JSON
-        partitionkey = event.partitionkey
+        add_pair((source, event_type))
         if escapes:
-            if data is not None and data.find(b"\\u") >= 0:
+            # Empty or ``null`` data holds no escape, so the raw bytes tell.
+            if bytes(event.data).find(b"\\u") >= 0:
                 return None
             values += (event_id, source, event_type, subject or "", time or "")
-            values += (datacontenttype or "", dataschema or "", partitionkey or "")
-        append(
-            CloudEvent(
-                id=event_id,
-                source=source,
-                type=event_type,
-                subject=subject,
-                time=time,
-                datacontenttype=datacontenttype,
-                dataschema=dataschema,
-                extensions={} if partitionkey is None else {"partitionkey": partitionkey},
-                data=data,
-            )
-        )
+            values += (datacontenttype or "", dataschema or "", event.partitionkey or "")
     if escapes and not "".join(values).isprintable() and _CONTROL("".join(values)):
         return None
-    return events
+    return PlainBatch(decoded, pairs, times)
+
+
+def _plain_event(event: _Structured) -> CloudEvent:
+    """The ``CloudEvent`` of an event ``_plain`` accepted (every attribute checked)."""
+    # Checked by _plain (said for the type checker, which cannot know).
+    assert event.id
+    assert event.source
+    assert event.type
+    datacontenttype = event.datacontenttype
+    data: bytes | None = bytes(event.data)
+    if not data or data == b"null":
+        data = None
+    elif datacontenttype is None:
+        datacontenttype = _JSON
+    partitionkey = event.partitionkey
+    return CloudEvent(
+        id=event.id,
+        source=event.source,
+        type=event.type,
+        subject=event.subject,
+        time=event.time,
+        datacontenttype=datacontenttype,
+        dataschema=event.dataschema,
+        extensions={} if partitionkey is None else {"partitionkey": partitionkey},
+        data=data,
+    )
 
 
 def _from_elements(body: bytes) -> list[CloudEvent]:
@@ -716,6 +763,122 @@ def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) 
             size += len("ce_subject") + len(subject)
         append(NewRecord(topic, partition, tail[1], data, headers + tail[0], size))
     return records
+
+
+#: What the records of a plain batch share, per distinct (source, type, time, dataschema,
+#: content type, partition key): the headers after ``ce_id``, the record's key, its
+#: (topic, partition) (``-1``: chosen per record), the identity key's ``source`` part,
+#: and the bytes all of that adds to a record's size.
+_Shared = tuple[tuple[Header, ...], bytes | None, str, int, bytes, int]
+#: What those share but for the partition key: the headers before and after
+#: ``ce_partitionkey``, the ``source`` part of the identity key, and their bytes.
+_Base = tuple[tuple[Header, ...], tuple[Header, ...], bytes, int]
+
+
+def plain_records(
+    batch: PlainBatch, now_text: str, place: Callable[[str, str | None], tuple[str, int]]
+) -> tuple[list[NewRecord], list[bytes]]:
+    """The records of a checked plain batch, the same as ``to_records`` makes of its
+    ``cloud_events()`` (``now_text`` the ``time`` of an event without one), and each
+    event's identity key (``source``, NUL, ``id``), in one pass over the decoded structs.
+
+    ``place(type, partitionkey)`` gives a record's (topic, partition): called once per
+    distinct key and type, but for each record without a key (the partitioner's sticky
+    choice moves from record to record).
+    """
+    spec = _shared("ce_specversion", SPECVERSION)
+    spec_size = len(spec[0]) + len(spec[1]) + len("ce_id")
+    # Two levels: a batch's events nearly all share their source, type, time and content
+    # type, while its partition keys are many (a customer's orders): the headers those
+    # share are made once, and each key adds only its own.
+    bases: dict[tuple[object, ...], _Base] = {}
+    shared: dict[tuple[object, ...], _Shared] = {}
+    records: list[NewRecord] = []
+    keys: list[bytes] = []
+    add_record, add_key = records.append, keys.append
+    for event in batch.events:
+        datacontenttype = event.datacontenttype
+        data: bytes | None = bytes(event.data)
+        if not data or data == b"null":
+            data = None
+        elif datacontenttype is None:
+            datacontenttype = _JSON
+        source, event_type, partitionkey = event.source, event.type, event.partitionkey
+        combination = (
+            source,
+            event_type,
+            event.time,
+            event.dataschema,
+            datacontenttype,
+            partitionkey,
+        )
+        common = shared.get(combination)
+        # Checked by _plain (said for the type checker, which cannot know).
+        assert source is not None
+        assert event_type is not None
+        assert event.id is not None
+        if common is None:
+            base = bases.get(combination[:5])
+            if base is None:
+                base = bases[combination[:5]] = _base_of(
+                    event, datacontenttype, now_text, spec_size
+                )
+            common = shared[combination] = _keyed(base, event_type, partitionkey, place)
+        rest, key, topic, partition, source_key, size = common
+        if partition < 0:
+            topic, partition = place(event_type, partitionkey)
+        event_id = event.id.encode()
+        size += len(event_id)
+        if data is not None:
+            size += len(data)
+        subject = event.subject
+        if subject is None:
+            headers = (spec, ("ce_id", event_id), *rest)
+        else:
+            encoded = subject.encode()
+            size += len("ce_subject") + len(encoded)
+            headers = (spec, ("ce_id", event_id), *rest[:2], ("ce_subject", encoded), *rest[2:])
+        add_record(NewRecord(topic, partition, key, data, headers, size))
+        add_key(source_key + event_id)
+    return records, keys
+
+
+def _base_of(
+    event: _Structured, datacontenttype: str | None, now_text: str, spec_size: int
+) -> _Base:
+    """The headers of ``event``'s record but ``ce_id``, ``ce_subject`` and the key's."""
+    source, event_type = event.source, event.type
+    # Checked by _plain (said for the type checker, which cannot know).
+    assert source
+    assert event_type
+    before: tuple[Header, ...] = (
+        _shared("ce_source", source),
+        _shared("ce_type", event_type),
+        ("ce_time", (event.time or now_text).encode()),
+    )
+    if event.dataschema is not None:
+        before += (_shared("ce_dataschema", event.dataschema),)
+    after: tuple[Header, ...] = ()
+    if datacontenttype is not None:
+        after = (_shared(_CONTENT_TYPE, datacontenttype),)
+    size = spec_size + _headers_size(before) + _headers_size(after)
+    return before, after, source.encode() + b"\x00", size
+
+
+def _keyed(
+    base: _Base,
+    event_type: str,
+    partitionkey: str | None,
+    place: Callable[[str, str | None], tuple[str, int]],
+) -> _Shared:
+    """``base`` with the partition key's header, the record's key and its place."""
+    before, after, source_key, size = base
+    if partitionkey is None:
+        return before + after, None, "", -1, source_key, size
+    key = partitionkey.encode()
+    topic, partition = place(event_type, partitionkey)
+    headers = (*before, ("ce_partitionkey", key), *after)
+    return headers, key, topic, partition, source_key, size + len("ce_partitionkey") + 2 * len(key)
 
 
 def _tail(event: CloudEvent) -> tuple[tuple[Header, ...], bytes | None]:

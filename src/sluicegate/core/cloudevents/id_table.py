@@ -84,6 +84,8 @@ class IdTable:
         self.floor = 0
         #: Ids forgotten before their expiry to keep the bound.
         self.evicted = 0
+        #: The latest expiry ever inserted (4 bytes, big-endian): no entry expires later.
+        self._latest = b""
 
     def reserve(self, count: int) -> None:
         """Size an empty table for ``count`` ids at once, so that filling it splits nothing.
@@ -150,6 +152,24 @@ class IdTable:
         entries = self._entries
         grow_at = _LOAD * len(shards)
         mask, split = self._mask, self._split
+        if tail >= self._latest:
+            # No entry expires later (the usual case: one lifetime, a clock that moves on),
+            # so each id goes at the end of its shard without reading the shard's last
+            # expiry (a slice and a comparison per id).
+            self._latest = tail
+            for digest in digests:
+                hashed = int.from_bytes(digest, "little")
+                index = hashed & mask
+                if index < split:
+                    index = hashed & (mask << 1 | 1)
+                shards[index] += digest + tail
+                entries += 1
+                if entries > grow_at:
+                    self._split_one()
+                    grow_at += _LOAD
+                    mask, split = self._mask, self._split
+            self._count(entries, expiry, len(digests))
+            return
         for digest in digests:
             # The probe of ``remembered_of``, inlined in both: a call per id would cost
             # as much as the rest of the loop.
@@ -171,14 +191,18 @@ class IdTable:
                 self._split_one()
                 grow_at += _LOAD
                 mask, split = self._mask, self._split
+        self._count(entries, expiry, len(digests))
+
+    def _count(self, entries: int, expiry: int, added: int) -> None:
+        """Count ``added`` ids inserted with ``expiry``; ``entries`` in all now."""
         self._entries = entries
         slot = expiry // self.slot_seconds
         count = self._counts.get(slot)
         if count is None:
             heapq.heappush(self._slots, slot)
             count = 0
-        self._counts[slot] = count + len(digests)
-        self._remembered += len(digests)
+        self._counts[slot] = count + added
+        self._remembered += added
 
     def _expire(self, now: int) -> None:
         slots = self._slots

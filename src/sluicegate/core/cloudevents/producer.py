@@ -35,7 +35,12 @@ import msgspec
 
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.auth.principals import Principal
-from sluicegate.core.cloudevents.binding import to_record, to_records
+from sluicegate.core.cloudevents.binding import (
+    PlainBatch,
+    plain_records,
+    to_record,
+    to_records,
+)
 from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.cloudevents.event import CloudEvent, is_json_media_type
 from sluicegate.core.cloudevents.routing import TypeRouter
@@ -152,6 +157,77 @@ class EventProducer:
                 for event, record in zip(events, records, strict=True)
             ]
         )
+
+    async def produce_batch(
+        self,
+        principal: Principal,
+        events: PlainBatch | list[CloudEvent],
+        *,
+        within: int | None = None,
+    ) -> None:
+        """``produce(principal, events, batch=True, within=within)`` for what
+        ``binding.decode_batch`` gives: the same checks, answers and records.
+
+        A batch of plain events is checked and stored from its decoded structs, each
+        check once per distinct value (permissions per (source, type), schema per type,
+        each ``time``) and its records built in one pass; no ``CloudEvent`` is made.
+        When some check fails (or a type has a schema, or an event might be over the size
+        limit), its ``CloudEvent``s take ``produce``, which names the first wrong event.
+        """
+        if isinstance(events, PlainBatch):
+            if (
+                len(events) > 1
+                and within is not None
+                and within <= self._max_event_bytes
+                and await self._produce_plain(principal, events)
+            ):
+                return
+            events = events.cloud_events()
+        await self.produce(principal, events, batch=True, within=within)
+
+    async def _produce_plain(self, principal: Principal, batch: PlainBatch) -> bool:
+        """Store ``batch`` if every check passes at once; False (nothing done) if not.
+
+        Within the body's bound (the caller's test), no event is over the size limit;
+        a plain event has no extension but ``partitionkey``, so none uses ``offset``.
+        """
+        require_producer(principal)
+        if not all(
+            principal.may_use_source(source) and principal.may_produce_type(event_type)
+            for source, event_type in batch.pairs
+        ):
+            return False
+        event_types = {event_type for _, event_type in batch.pairs}
+        schema_for = self._schemas.for_type
+        if any(schema_for(event_type) is not None for event_type in event_types):
+            return False
+        now_us = self._clock() // 1000
+        latest = datetime.fromtimestamp((now_us + self._skew_us) / 1_000_000, UTC)
+        for text in batch.times:
+            if text is not None and not _before(text, latest):
+                return False
+        topics: dict[str, Topic] = {}
+        new_types: list[tuple[str, str]] = []
+        for event_type in event_types:
+            name = self._topic_for(event_type)
+            topics[event_type] = self._topics.cached(name) or await self._topics.get(name)
+            if not self._types.knows(event_type, name):
+                new_types.append((event_type, name))
+        if new_types:
+            await self._types.register(new_types)
+        partition = self._partitioner.partition
+
+        def place(event_type: str, key: str | None) -> tuple[str, int]:
+            topic = topics[event_type]
+            encoded = None if key is None else key.encode()
+            return topic.name, partition(topic.name, encoded, topic.partitions)
+
+        now_text = format_timestamp(now_us) if None in batch.times else ""
+        records, keys = plain_records(batch, now_text, place)
+        # Items of (identity key, (record,)), built by two zips in C: ``zip(records)``
+        # yields each record alone in a tuple.
+        await self._ids.append_once(list(zip(keys, zip(records), strict=True)))
+        return True
 
     def produce_one(self, principal: Principal, event: CloudEvent) -> Awaitable[None]:
         """``produce`` of one event outside a batch (a raw or structured request, the most

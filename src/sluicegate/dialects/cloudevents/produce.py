@@ -8,7 +8,7 @@ binding's binary, structured or batch form, let the core check and store, answer
 from __future__ import annotations
 
 from sluicegate.core.auth.principals import Principal
-from sluicegate.core.cloudevents.binding import from_batch, from_http_binary, from_structured
+from sluicegate.core.cloudevents.binding import decode_batch, from_http_binary, from_structured
 from sluicegate.core.cloudevents.event import CloudEvent
 from sluicegate.core.cloudevents.producer import EventProducer, require_producer
 from sluicegate.core.gateway import Gateway
@@ -88,6 +88,7 @@ class Produce:
     def __init__(self, producer: EventProducer) -> None:
         self._produce = producer.produce
         self._produce_one = producer.produce_one
+        self._produce_batch = producer.produce_batch
 
     async def raw(self, request: Request) -> Response:
         """One event in binary mode; 202 once durable."""
@@ -111,7 +112,7 @@ class Produce:
         principal = producer_of(request)
         _require_media_type(request, BATCH, "a single event goes to /ce/produce/event")
         body = await request.body(json=True)
-        await self._produce(principal, from_batch(body), batch=True, within=len(body))
+        await self._produce_batch(principal, decode_batch(body), within=len(body))
         return Response(b"", 202, content_type=None)
 
 
