@@ -123,15 +123,7 @@ class EventProducer:
         ):
             _authorize_each(principal, events, batch)
         events = self._checked(events, batch, within)
-        topics: dict[str, Topic] = {}
-        new_types: list[tuple[str, str]] = []
-        for event_type in {event.type for event in events}:
-            name = self._topic_for(event_type)
-            topics[event_type] = self._topics.cached(name) or await self._topics.get(name)
-            if not self._types.knows(event_type, name):
-                new_types.append((event_type, name))
-        if new_types:
-            await self._types.register(new_types)
+        topics = await self._topics_of({event.type for event in events})
         partition = self._partitioner.partition
         # Partition keys recur within a request (a customer's orders): chosen once each.
         chosen: dict[tuple[str, str], tuple[str, int]] = {}
@@ -206,15 +198,7 @@ class EventProducer:
         for text in batch.times:
             if text is not None and not _before(text, latest):
                 return False
-        topics: dict[str, Topic] = {}
-        new_types: list[tuple[str, str]] = []
-        for event_type in event_types:
-            name = self._topic_for(event_type)
-            topics[event_type] = self._topics.cached(name) or await self._topics.get(name)
-            if not self._types.knows(event_type, name):
-                new_types.append((event_type, name))
-        if new_types:
-            await self._types.register(new_types)
+        topics = await self._topics_of(event_types)
         partition = self._partitioner.partition
 
         def place(event_type: str, key: str | None) -> tuple[str, int]:
@@ -247,6 +231,20 @@ class EventProducer:
         if topic is None or not self._types.knows(event_type, name):
             return self._produce_one(event)
         return self._store_one(event, topic)
+
+    async def _topics_of(self, event_types: set[str]) -> dict[str, Topic]:
+        """Each type's topic, every type not yet known there registered first (durably,
+        before any of its events is stored: see ``types.py``)."""
+        topics: dict[str, Topic] = {}
+        new_types: list[tuple[str, str]] = []
+        for event_type in event_types:
+            name = self._topic_for(event_type)
+            topics[event_type] = self._topics.cached(name) or await self._topics.get(name)
+            if not self._types.knows(event_type, name):
+                new_types.append((event_type, name))
+        if new_types:
+            await self._types.register(new_types)
+        return topics
 
     async def _produce_one(self, event: CloudEvent) -> None:
         """Store one checked event: what ``produce`` does for many, without the sets,
