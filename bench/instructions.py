@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -144,14 +145,9 @@ class _Connection:
 
 async def _drive(target: str, requests: int) -> None:
     from bench.http_produce import AVRO_BODY, TEXT_BODY
-    from sluicegate.app import build_app
     from sluicegate.cli.serve import tune_gc
     from sluicegate.config import load_settings
-    from sluicegate.core.gateway import Gateway
     from sluicegate.http.servers.uvicorn import uvicorn_config
-    from sluicegate.observability.metrics import Metrics
-    from sluicegate.storage.base import running
-    from sluicegate.storage.factory import open_log
 
     with tempfile.TemporaryDirectory() as data_dir:
         auth = target == "records-v2-text-auth"
@@ -174,64 +170,56 @@ async def _drive(target: str, requests: int) -> None:
         body = AVRO_BODY if target == "records-v2-avro" else TEXT_BODY
         authorization = f"Authorization: Bearer {_KEY}\r\n" if auth else ""
         request = _request(f"/v2/topics/bench/records{query}", body, authorization)
-        metrics = Metrics()
-        log = open_log(settings, observe_commit=metrics.observe_commit)
-        async with running(log):
-            gateway = Gateway(settings, log)
-            await gateway.start()
+        async with _started(settings) as (gateway, config):
             if auth:
                 await gateway.clients.bootstrap_admin(_KEY)
-            config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
-            await _connections(config, request, requests, tune_gc)
+            await _connections(config(), request, requests, tune_gc)
+
+
+@contextlib.asynccontextmanager
+async def _started(settings: Any) -> AsyncIterator[tuple[Any, Callable[[], Any]]]:
+    """A gateway built as ``sluicegate serve`` builds it, started on its log, and the
+    maker of the uvicorn config serving it (called once the benchmark's setup is done)."""
+    from sluicegate.app import build_app
+    from sluicegate.core.gateway import Gateway
+    from sluicegate.http.servers.uvicorn import uvicorn_config
+    from sluicegate.observability.metrics import Metrics
+    from sluicegate.storage.base import running
+    from sluicegate.storage.factory import open_log
+
+    metrics = Metrics()
+    log = open_log(settings, observe_commit=metrics.observe_commit)
+    async with running(log):
+        gateway = Gateway(settings, log)
+        await gateway.start()
+        yield gateway, lambda: uvicorn_config(build_app(gateway, metrics=metrics), settings)
 
 
 async def _topics_v1(target: str, settings: Any, requests: int, tune: Any) -> None:
     import json
 
     from bench.topics_v1_throughput import BATCH_BODY, BODY, SCHEMA
-    from sluicegate.app import build_app
-    from sluicegate.core.gateway import Gateway
     from sluicegate.core.topics import TopicSpec
-    from sluicegate.http.servers.uvicorn import uvicorn_config
-    from sluicegate.observability.metrics import Metrics
-    from sluicegate.storage.base import running
-    from sluicegate.storage.factory import open_log
 
-    metrics = Metrics()
-    log = open_log(settings, observe_commit=metrics.observe_commit)
-    async with running(log):
-        gateway = Gateway(settings, log)
-        await gateway.start()
+    async with _started(settings) as (gateway, config):
         topic = await gateway.topics.create(TopicSpec(name="bench", partitions=1))
         if target == "topics-v1-publish":
             request = _request(f"/api/v1/topics/{topic.id}/publish", BODY)
         else:
             await gateway.schemas.register("bench-value", json.dumps(SCHEMA), "JSON")
             request = _request(f"/api/v1/batch/topics/{topic.id}/publish", BATCH_BODY)
-        config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
-        await _connections(config, request, requests, tune)
+        await _connections(config(), request, requests, tune)
 
 
 async def _cloudevents(target: str, settings: Any, requests: int, tune: Any) -> None:
     from bench.cloudevents_produce import _requests
-    from sluicegate.app import build_app
-    from sluicegate.core.gateway import Gateway
-    from sluicegate.http.servers.uvicorn import uvicorn_config
-    from sluicegate.observability.metrics import Metrics
-    from sluicegate.storage.base import running
-    from sluicegate.storage.factory import open_log
 
-    metrics = Metrics()
-    log = open_log(settings, observe_commit=metrics.observe_commit)
-    async with running(log):
-        gateway = Gateway(settings, log)
-        await gateway.start()
+    async with _started(settings) as (_, config):
         # One maker for the warm-up and the counted round: every request has new ids (the
         # same ids again would be acknowledged as duplicates, not stored). Its own cost, a
         # counter and for the batch one str.replace over the 20 KB body, is counted too.
         make = _requests(target.removeprefix("cloudevents-"))
-        config = uvicorn_config(build_app(gateway, metrics=metrics), settings)
-        await _connections(config, make, requests, tune, status=b"202")
+        await _connections(config(), make, requests, tune, status=b"202")
 
 
 async def _connections(

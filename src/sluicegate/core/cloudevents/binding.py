@@ -577,18 +577,22 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
     return PlainBatch(decoded, pairs, times)
 
 
+def _plain_data(event: _Structured) -> tuple[bytes | None, str | None]:
+    """A plain event's data (none when empty or ``null``) and its ``datacontenttype``
+    (JSON when only implied): ``_data``'s answer for the events ``_plain`` accepts."""
+    data = bytes(event.data)
+    if not data or data == b"null":
+        return None, event.datacontenttype
+    return data, event.datacontenttype or _JSON
+
+
 def _plain_event(event: _Structured) -> CloudEvent:
     """The ``CloudEvent`` of an event ``_plain`` accepted (every attribute checked)."""
     # Checked by _plain (said for the type checker, which cannot know).
     assert event.id
     assert event.source
     assert event.type
-    datacontenttype = event.datacontenttype
-    data: bytes | None = bytes(event.data)
-    if not data or data == b"null":
-        data = None
-    elif datacontenttype is None:
-        datacontenttype = _JSON
+    data, datacontenttype = _plain_data(event)
     partitionkey = event.partitionkey
     return CloudEvent(
         id=event.id,
@@ -797,12 +801,7 @@ def plain_records(
     keys: list[bytes] = []
     add_record, add_key = records.append, keys.append
     for event in batch.events:
-        datacontenttype = event.datacontenttype
-        data: bytes | None = bytes(event.data)
-        if not data or data == b"null":
-            data = None
-        elif datacontenttype is None:
-            datacontenttype = _JSON
+        data, datacontenttype = _plain_data(event)
         source, event_type, partitionkey = event.source, event.type, event.partitionkey
         combination = (
             source,
