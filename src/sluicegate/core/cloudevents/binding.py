@@ -801,7 +801,14 @@ def plain_records(
     keys: list[bytes] = []
     add_record, add_key = records.append, keys.append
     for event in batch.events:
-        data, datacontenttype = _plain_data(event)
+        # ``_plain_data``, inlined: a call per event costs about 1% of the whole request
+        # (bench.instructions' cloudevents-batch).
+        datacontenttype = event.datacontenttype
+        data: bytes | None = bytes(event.data)
+        if not data or data == b"null":
+            data = None
+        elif datacontenttype is None:
+            datacontenttype = _JSON
         source, event_type, partitionkey = event.source, event.type, event.partitionkey
         combination = (
             source,
