@@ -27,6 +27,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.partitioner import Partitioner
 from sluicegate.core.records import NewRecord, format_timestamp
 from sluicegate.errors import BadRequest, SluicegateError
+from tests.conftest import BACKENDS
 from tests.core.cloudevents.test_batch_paths import _batches, _event_by_event
 from tests.dialects.cloudevents.conftest import stored
 
@@ -99,6 +100,12 @@ def test_a_batch_with_one_event_that_is_not_plain_is_made_of_cloud_events() -> N
     assert isinstance(
         decode_batch(json.dumps([plain, {**plain, "id": "e-3"}]).encode()), PlainBatch
     )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The tests that store run on both backends (the others use no gateway)."""
+    return str(request.param)
 
 
 _SHOP = Principal("shop", Permissions(ce_sources=["urn:shop"], ce_produce_types=["Order.*"]))
