@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sluicegate.core.records import Record
+from sluicegate.core.records import NewRecord, Record
 from sluicegate.storage.kafka import read_ahead
 from sluicegate.storage.kafka.read_ahead import ReadAhead
 
@@ -65,3 +65,48 @@ def test_entries_expire_and_are_forgotten_with_their_topic(
     later = time.monotonic() + 60
     monkeypatch.setattr(read_ahead, "time", SimpleNamespace(monotonic=lambda: later))
     assert ahead.take(KEY, 0, 100, max_records=1, max_bytes=BIG) is None
+
+
+def appended(offset: int) -> tuple[int, int, NewRecord]:
+    return offset, 7, NewRecord("t", 0, b"k", b"v%d" % offset, (("h", b"1"),))
+
+
+def test_an_append_at_the_end_of_what_is_kept_continues_it() -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 10, records(10, 11))
+    ahead.extend(KEY, *appended(12))
+    taken = ahead.take(KEY, 10, 13, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [10, 11, 12]
+    # As the reader would have fetched it: the gateway's topic, µs, headers as a list.
+    assert taken[-1] == Record("t", 0, 12, 7, b"k", b"v12", [("h", b"1")])
+
+
+def test_a_read_that_took_everything_leaves_its_end_for_the_next_append() -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 10, records(10))
+    assert ahead.take(KEY, 10, 11, max_records=10, max_bytes=BIG) is not None
+    ahead.extend(KEY, *appended(11))
+    taken = ahead.take(KEY, 11, 12, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [11]
+    ahead.keep(KEY, 20, [])  # a round that ended at 20 with nothing after it
+    ahead.extend(KEY, *appended(20))
+    taken = ahead.take(KEY, 20, 21, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [20]
+
+
+def test_an_append_past_a_gap_or_to_a_full_entry_changes_nothing() -> None:
+    ahead = ReadAhead()
+    ahead.keep(KEY, 10, records(10, 11))
+    # 12 may be a commit marker or another writer's record: 13 does not continue 11.
+    ahead.extend(KEY, *appended(13))
+    assert ahead.take(KEY, 10, 14, max_records=10, max_bytes=BIG) is None
+    ahead.extend(KEY, *appended(10))  # nothing kept: nothing to continue
+    assert ahead.take(KEY, 10, 11, max_records=10, max_bytes=BIG) is None
+    full = records(*range(read_ahead.RECORDS))
+    ahead.keep(KEY, 0, full)
+    ahead.extend(KEY, *appended(read_ahead.RECORDS))
+    end = read_ahead.RECORDS + 1
+    assert ahead.take(KEY, 0, end, max_records=end, max_bytes=BIG) is None

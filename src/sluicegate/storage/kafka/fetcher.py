@@ -20,7 +20,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from sluicegate.core.records import Header, Record
+from sluicegate.core.records import Header, NewRecord, Record
 from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
 from sluicegate.storage.kafka.assignments import KnownTopics
 from sluicegate.storage.kafka.errors import translate
@@ -151,6 +151,11 @@ class Fetcher:
     def forget(self, keys: list[_Key]) -> None:
         """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
         self._ahead.forget(keys)
+
+    def appended(self, key: _Key, offset: int, timestamp: int, record: NewRecord) -> None:
+        """This node's append of ``record`` landed at ``offset`` (on the loop): kept for
+        the read that a waiter it wakes makes, if it continues what is kept."""
+        self._ahead.extend(key, offset, timestamp, record)
 
     async def close(self) -> None:
         self._requests.put(None)
