@@ -89,9 +89,8 @@ class CursorReader:
             if any(p > m.high for p, m in zip(parsed.positions, marks, strict=False)):
                 marks = await self.watermarks(topic)
             return resume_positions(parsed, topic.id, marks)
-        marks = await self.watermarks(topic)
         if since_us is None:
-            return [m.low for m in marks]
+            return [m.low for m in await self.watermarks(topic)]
         log, name = self._log, topic.name
         return [
             await log.offset_for_time(TopicPartition(name, p), since_us + 1)
