@@ -30,7 +30,7 @@ import time
 
 from sluicegate.core.records import NewRecord, Record
 
-__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "ReadAhead"]
+__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "ReadAhead", "footprint"]
 
 _Key = tuple[str, int]
 #: Records kept per partition: a walk reading batches of 50 goes to the broker once in
@@ -79,11 +79,11 @@ class ReadAhead:
         (none: nothing past ``start`` is known yet, which an append may continue);
         ``size``: their ``footprint``s."""
         self._drop(key)
+        if size > MAX_BYTES:
+            return
         kept = self._kept
         while kept and (len(kept) >= _PARTITIONS or self._size + size > MAX_BYTES):
             self._drop(next(iter(kept)))  # the oldest
-        if size > MAX_BYTES:
-            return
         kept[key] = _Entry(start, records, size)
         self._size += size
 
