@@ -206,6 +206,37 @@ async def test_broken_responses_go_as_with_uvicorn(app: App) -> None:
     assert theirs.closed
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"Content-Type", b"application/json"), (b"content-length", b"2")],
+        [[b"content-type", b"application/json"], [b"content-length", b"2"]],
+        [(b"content-type", bytearray(b"application/json")), (b"content-length", b"2")],
+        [(b"location", b"/x/" + b"y" * 200), (b"content-length", b"2")],
+        [(b"content-length", b"2"), (b"connection", b"close")],
+    ],
+    ids=["tuples", "lists", "a bytearray", "a long value", "connection close"],
+)
+async def test_a_head_sent_again_is_the_same_head(headers: list[Any]) -> None:
+    # The second response takes its header lines as the first laid them out (or lays
+    # them out again where they cannot be remembered): the same bytes as uvicorn's.
+    app = _answer(200, headers, b"{}")
+    theirs = await _served(app, GET, ours=False)
+    for _ in range(2):
+        ours = await _served(app, GET)
+        assert _dateless(b"".join(ours.sent)) == _dateless(b"".join(theirs.sent))
+        assert ours.closed == theirs.closed
+
+
+async def test_a_refused_header_is_refused_every_time() -> None:
+    # A header that fails uvicorn's checks is never remembered as a laid-out line.
+    app = _answer(200, [(b"x", b"split\r\ninjected: 1")], b"")
+    for _ in range(2):
+        ours = await _served(app, GET)
+        assert ours.sent == []
+        assert ours.closed
+
+
 async def test_a_body_longer_than_its_length_is_not_written() -> None:
     # uvicorn wrote the head before it found the body too long; here the head waits for
     # the body, so nothing goes out. The connection closes either way.

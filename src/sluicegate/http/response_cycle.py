@@ -21,7 +21,8 @@ header, the headers in order, ``connection: close`` when the connection will clo
 chunked encoding when there is no Content-Length), the same checks of header names and
 values, flow control, HEAD responses, and the same ``RuntimeError`` for a response that
 does not match its Content-Length. Only building the head costs less: the date header is
-laid out once per second, not per response.
+laid out once per second, not per response, and a header line the app sent before is
+taken as it was checked and laid out then.
 
 One addition: the ``sluicegate.http.abort`` extension (``http/responses.py::ABORT``), with
 which a stream drops a client that stopped reading instead of leaving its response
@@ -57,6 +58,15 @@ _defaults: tuple[list[tuple[bytes, bytes]], bytes] | None = None
 #: Header names whose values change how the response is framed or the connection ends.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
+#: Header lines checked and laid out, by the app's ``(name, value)`` pair: responses
+#: repeat the same few (their Content-Type, the lengths of bodies of a size), and two
+#: regular expression searches and a format per header were most of building a head.
+#: Beyond ``_LINES_KEPT`` entries the memory starts over; longer values (a Location with
+#: an id in it) are laid out every time, so that unique values cost no memory.
+_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_LINES_KEPT = 512
+_LINE_VALUE_BYTES = 64
+
 
 def _checked_line(name: bytes, value: bytes) -> bytes:
     if HEADER_RE.search(name):
@@ -64,6 +74,23 @@ def _checked_line(name: bytes, value: bytes) -> bytes:
     if HEADER_VALUE_RE.search(value):
         raise RuntimeError("Invalid HTTP header value.")
     return b"%s: %s\r\n" % (name.lower(), value)
+
+
+def _line(header: tuple[bytes, bytes]) -> bytes:
+    """``_checked_line`` for a header the app sends, remembered in ``_LINES`` if it can be
+    (a tuple of bytes, as ASGI apps nearly always send; a list is not hashable)."""
+    name, value = header
+    line = _checked_line(name, value)
+    if (
+        len(value) <= _LINE_VALUE_BYTES
+        and type(header) is tuple
+        and type(name) is bytes
+        and type(value) is bytes
+    ):
+        if len(_LINES) >= _LINES_KEPT:
+            _LINES.clear()
+        _LINES[header] = line
+    return line
 
 
 def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -162,8 +189,16 @@ class OneWriteCycle(RequestResponseCycle):
         else:
             content.append(defaults)
         has_connection_close = False
-        for name, value in headers:
-            line = _checked_line(name, value)
+        lines = _LINES
+        for header in headers:
+            name, value = header
+            # The dict's own lookup here, _line only when it misses: this runs per header.
+            try:
+                line = lines.get(header)
+            except TypeError:  # a list, or a bytearray in the pair: never remembered
+                line = None
+            if line is None:
+                line = _line(header)
             content.append(line)
             lower = line[: len(name)]
             if lower not in _FRAMING:
