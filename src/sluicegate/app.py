@@ -18,7 +18,7 @@ from sluicegate.errors import (
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
-from sluicegate.http.responses import Response, StreamingResponse, json_response
+from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.tls import peer_certificate
@@ -218,6 +218,8 @@ class GatewayApp:
             # Outside the request's concurrency slot: a stream (Server-Sent Events) is
             # counted by its own cap, for as long as it lasts.
             await response(send)
+        elif WHOLE in scope.get("extensions", ()):
+            await send(response.whole_message())
         else:
             # Response.__call__'s two messages, without its coroutine.
             await send(response.start_message())
