@@ -18,7 +18,7 @@ from sluicegate.errors import (
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
-from sluicegate.http.responses import Response, StreamingResponse, json_response
+from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.tls import peer_certificate
@@ -31,8 +31,9 @@ __all__ = ["GatewayApp", "build_app"]
 
 logger = logging.getLogger("sluicegate.app")
 
-#: A matched request's route, path parameters, metrics series and body limit.
-_Dispatch = tuple[Route, dict[str, str], RequestSeries, int]
+#: A matched request's route, path parameters, metrics series, body limit, and whether
+#: its dialect has a rate limit (most have none: then no call per request to find out).
+_Dispatch = tuple[Route, dict[str, str], RequestSeries, int, bool]
 #: (method, path) pairs whose dispatch is remembered; beyond this the memory starts over.
 #: An entry costs about 500 bytes (the path, its parameters): 1,024 of them hold the
 #: paths a node serves at one time, and a server that sees 10,000 topics' paths keeps
@@ -154,6 +155,7 @@ class GatewayApp:
             params,
             self.metrics.requests(route.dialect, route.path, method),
             self._body_limits.get(route.dialect, DEFAULT_BODY_LIMIT),
+            self._rate.rate_for(route.dialect) is not None,
         )
         if "\ufffd" in path:
             # Checked against the raw path each time, never remembered: a valid U+FFFD
@@ -185,18 +187,22 @@ class GatewayApp:
             except SluicegateError as exc:
                 await self._unmatched(exc, scope, receive, send, started)
                 return
-        route, params, series, body_limit = dispatch
+        route, params, series, body_limit, rated = dispatch
         request = Request(scope, receive, params, body_limit, self._json_limits)
         try:
             if not route.authenticated:
                 response = await route.endpoint(request)
             else:
+                authorization = request.raw_headers.get(b"authorization")
                 principal = self._auth.authenticate(
-                    request.header("authorization"), peer_certificate(scope)
+                    None if authorization is None else authorization.decode("latin-1"),
+                    # Looked for only where no Authorization header is there to decide.
+                    None if authorization else peer_certificate(scope),
                 )
                 request.principal = principal
                 # The client's rate and concurrency limits.
-                self._rate.check(principal.name, route.dialect)
+                if rated:
+                    self._rate.check(principal.name, route.dialect)
                 self._requests.acquire(principal.name)
                 try:
                     response = await route.endpoint(request)
@@ -218,6 +224,8 @@ class GatewayApp:
             # Outside the request's concurrency slot: a stream (Server-Sent Events) is
             # counted by its own cap, for as long as it lasts.
             await response(send)
+        elif WHOLE in scope.get("extensions", ()):
+            await send(response.whole_message())
         else:
             # Response.__call__'s two messages, without its coroutine.
             await send(response.start_message())

@@ -11,6 +11,7 @@ from sluicegate.core.cursors import (
     message_id,
     parse_message_id,
     resume_positions,
+    single_partition_id,
 )
 from sluicegate.core.records import Watermarks
 from sluicegate.errors import InvalidMessageId, MessagePurged
@@ -24,6 +25,17 @@ def test_single_partition_ids_are_short_and_url_safe() -> None:
         assert text.replace("-", "").replace("_", "").isalnum()
         parsed = parse_message_id(text)
         assert (parsed.topic_id, parsed.partition, parsed.positions) == (7, 0, (offset,))
+
+
+@pytest.mark.parametrize("topic_id", [0, 1, 127, 128, 2**14 - 1, 2**14, 2**40])
+@pytest.mark.parametrize("offset", [0, 1, 127, 128, 2**14 - 1, 2**14, 2**21, 2**63 - 1])
+def test_a_single_partition_id_as_bytes_is_the_id(topic_id: int, offset: int) -> None:
+    # What publish puts in its answer, across each varint length's edges; and the id
+    # decodes back to where it came from (the varints' one- and two-byte shortcuts too).
+    text = message_id(topic_id, 0, (offset,))
+    assert single_partition_id(topic_id, offset) == text.encode()
+    parsed = parse_message_id(text)
+    assert (parsed.topic_id, parsed.partition, parsed.positions) == (topic_id, 0, (offset,))
 
 
 @pytest.mark.parametrize("topic_id", [0, 127, 128, 2**14, 2**40])

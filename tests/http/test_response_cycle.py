@@ -15,7 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from sluicegate.config import load_settings
-from sluicegate.http.responses import ABORT
+from sluicegate.http.responses import ABORT, WHOLE
 from sluicegate.http.servers.uvicorn import uvicorn_config
 from sluicegate.http.types import Receive, Scope, Send
 
@@ -204,6 +204,113 @@ async def test_broken_responses_go_as_with_uvicorn(app: App) -> None:
     assert _dateless(b"".join(ours.sent)) == _dateless(b"".join(theirs.sent))
     assert ours.closed
     assert theirs.closed
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"Content-Type", b"application/json"), (b"content-length", b"2")],
+        [[b"content-type", b"application/json"], [b"content-length", b"2"]],
+        [(b"content-type", bytearray(b"application/json")), (b"content-length", b"2")],
+        [(b"location", b"/x/" + b"y" * 200), (b"content-length", b"2")],
+        [(b"content-length", b"2"), (b"connection", b"close")],
+    ],
+    ids=["tuples", "lists", "a bytearray", "a long value", "connection close"],
+)
+async def test_a_head_sent_again_is_the_same_head(headers: list[Any]) -> None:
+    # The second response takes its header lines as the first laid them out (or lays
+    # them out again where they cannot be remembered): the same bytes as uvicorn's.
+    app = _answer(200, headers, b"{}")
+    theirs = await _served(app, GET, ours=False)
+    for _ in range(2):
+        ours = await _served(app, GET)
+        assert _dateless(b"".join(ours.sent)) == _dateless(b"".join(theirs.sent))
+        assert ours.closed == theirs.closed
+
+
+async def test_a_refused_header_is_refused_every_time() -> None:
+    # A header that fails uvicorn's checks is never remembered as a laid-out line.
+    app = _answer(200, [(b"x", b"split\r\ninjected: 1")], b"")
+    for _ in range(2):
+        ours = await _served(app, GET)
+        assert ours.sent == []
+        assert ours.closed
+
+
+def _whole(status: int, headers: list[Any], body: bytes) -> App:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        assert WHOLE in scope["extensions"]
+        await send({"type": WHOLE, "status": status, "headers": headers, "body": body})
+
+    return app
+
+
+def _two(status: int, headers: list[Any], body: bytes) -> App:
+    """What ``_whole`` stands for: Content-Length added, except on a 204."""
+    length = [] if status == 204 else [(b"content-length", str(len(body)).encode())]
+    return _answer(status, [*headers, *length], body)
+
+
+JSON = (b"content-type", b"application/json")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "headers", "body"),
+    [
+        (GET, 200, [JSON], b'{"message_id":"BAI"}'),
+        (GET, 200, [JSON, (b"x-same", b"again")], b"{}"),
+        (GET, 201, [JSON, (b"Location", b"/x/1")], b"{}"),
+        (GET, 429, [JSON, (b"retry-after", b"1")], b"{}"),
+        (GET, 200, [], b""),
+        (GET, 204, [], b""),
+        (GET, 304, [JSON], b""),
+        (HEAD, 200, [JSON], b'{"a":1}'),
+        (CLOSE, 200, [JSON], b"ok"),
+        (HTTP10, 200, [JSON], b"ok"),
+        (GET, 200, [JSON, (b"connection", b"close")], b"ok"),
+        (GET, 200, [[b"content-type", b"text/plain"]], b"ok"),
+        (GET, 200, [JSON], b"x" * 100_000),
+        (GET, 200, [(b"x", b"split\r\ninjected: 1")], b""),
+        (GET, 200, [(b"bad name", b"v")], b"{}"),
+    ],
+)
+async def test_a_whole_response_is_the_start_and_body_messages(
+    request_bytes: bytes, status: int, headers: list[Any], body: bytes
+) -> None:
+    # Byte for byte what uvicorn writes for the two messages, the connection left as it
+    # leaves it; a refused header refused as the start message's would be.
+    two = await _served(_two(status, headers, body), request_bytes)
+    theirs = await _served(_two(status, headers, body), request_bytes, ours=False)
+    for _ in range(2):  # the second time from the lines remembered the first
+        whole = await _served(_whole(status, headers, body), request_bytes)
+        assert _dateless(b"".join(whole.sent)) == _dateless(b"".join(theirs.sent))
+        assert whole.closed == theirs.closed
+        assert (len(whole.writes), len(whole.gathered)) == (len(two.writes), len(two.gathered))
+
+
+async def test_a_whole_response_is_one_write() -> None:
+    transport = await _served(_whole(200, [JSON], b"{}"), GET)
+    assert len(transport.writes) == 1
+    assert transport.writes[0].endswith(b"content-length: 2\r\n\r\n{}")
+
+
+async def test_a_whole_response_after_a_start_is_a_second_start() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [JSON]})
+        await send({"type": WHOLE, "status": 200, "headers": [JSON], "body": b"{}"})
+
+    async def twice(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [JSON]})
+        await send({"type": "http.response.start", "status": 200, "headers": [JSON]})
+
+    ours = await _served(app, GET)
+    two = await _served(twice, GET)
+    assert _dateless(b"".join(ours.sent)) == _dateless(b"".join(two.sent))
+    assert ours.closed
+    assert two.closed
 
 
 async def test_a_body_longer_than_its_length_is_not_written() -> None:

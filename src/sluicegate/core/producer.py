@@ -63,13 +63,21 @@ class Producer:
         """The partition ``record`` chooses for a record of ``topic`` with ``key``."""
         return self._partitioner.partition(topic.name, key, topic.partitions)
 
+    def unkeyed_record(self, topic: Topic, value: bytes) -> NewRecord:
+        """``record(topic, None, value)``, carrying its size: storage need not count it."""
+        partitions = topic.partitions
+        # 0 is what the partitioner answers for every unkeyed record of a one-partition topic.
+        partition = (
+            0 if partitions == 1 else self._partitioner.partition(topic.name, None, partitions)
+        )
+        return NewRecord(topic.name, partition, None, value, (), len(value))
+
     def unkeyed_records(self, topic: Topic, values: Sequence[bytes]) -> list[NewRecord]:
-        """Records of ``values`` for ``topic``, with no key or headers, as ``record`` makes them."""
+        """``unkeyed_record`` of each of ``values``."""
         if topic.partitions == 1:
-            # What the partitioner answers for every unkeyed record of such a topic.
             name = topic.name
-            return [NewRecord(name, 0, None, value) for value in values]
-        return [self.record(topic, None, value) for value in values]
+            return [NewRecord(name, 0, None, value, (), len(value)) for value in values]
+        return [self.unkeyed_record(topic, value) for value in values]
 
     async def topic(self, name: str) -> Topic:
         """The topic to produce to, auto-created if the settings allow it."""

@@ -46,7 +46,7 @@ from sluicegate.errors import (
     UriTooLong,
 )
 from sluicegate.http.response_cycle import OneWriteCycle
-from sluicegate.http.responses import ABORT
+from sluicegate.http.responses import ABORT, WHOLE
 
 __all__ = ["error_bytes", "guarded_protocol"]
 
@@ -146,7 +146,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         self.scope["query_string"] = url.query or b""
         # A dict of its own: the TLS wrapper adds to it.
-        self.scope["extensions"] = {ABORT: {}}
+        self.scope["extensions"] = {ABORT: {}, WHOLE: {}}
         app: ASGI3Application = self.app
         if self.limit_concurrency is not None and (
             len(self.connections) >= self.limit_concurrency

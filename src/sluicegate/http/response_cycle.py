@@ -21,17 +21,24 @@ header, the headers in order, ``connection: close`` when the connection will clo
 chunked encoding when there is no Content-Length), the same checks of header names and
 values, flow control, HEAD responses, and the same ``RuntimeError`` for a response that
 does not match its Content-Length. Only building the head costs less: the date header is
-laid out once per second, not per response.
+laid out once per second, not per response, and a header line the app sent before is
+taken as it was checked and laid out then.
 
-One addition: the ``sluicegate.http.abort`` extension (``http/responses.py::ABORT``), with
+Two additions: the ``sluicegate.http.abort`` extension (``http/responses.py::ABORT``), with
 which a stream drops a client that stopped reading instead of leaving its response
-unfinished.
+unfinished; and ``sluicegate.http.whole`` (``WHOLE``), with which the gateway sends a
+response with its body in one message: one call of ``send`` instead of two, the head laid
+out from remembered lines (with Content-Length from the body) without going through the
+headers for the ones that frame a response. Its bytes are the two messages' bytes, and
+anything unusual (such a header, a 204, a response already started) goes the two
+messages' way.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import (
@@ -42,7 +49,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-from sluicegate.http.responses import ABORT
+from sluicegate.http.responses import ABORT, WHOLE
 
 __all__ = ["OneWriteCycle"]
 
@@ -57,6 +64,17 @@ _defaults: tuple[list[tuple[bytes, bytes]], bytes] | None = None
 #: Header names whose values change how the response is framed or the connection ends.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
+#: Header lines checked and laid out, by the app's ``(name, value)`` pair: responses
+#: repeat the same few (their Content-Type, the lengths of bodies of a size), and two
+#: regular expression searches and a format per header were most of building a head.
+#: Beyond ``_LINES_KEPT`` entries the memory starts over; longer values (a Location with
+#: an id in it) are laid out every time, so that unique values cost no memory.
+_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_LINES_KEPT = 512
+#: The lines of ``_LINES`` whose headers do not frame the response (``_plain_lines``).
+_PLAIN_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_LINE_VALUE_BYTES = 64
+
 
 def _checked_line(name: bytes, value: bytes) -> bytes:
     if HEADER_RE.search(name):
@@ -64,6 +82,48 @@ def _checked_line(name: bytes, value: bytes) -> bytes:
     if HEADER_VALUE_RE.search(value):
         raise RuntimeError("Invalid HTTP header value.")
     return b"%s: %s\r\n" % (name.lower(), value)
+
+
+def _rememberable(header: tuple[bytes, bytes]) -> bool:
+    """Whether ``header`` can key the line caches: a short tuple of bytes (a list, or a
+    bytearray in the pair, is not hashable; long values are seldom sent twice)."""
+    if type(header) is not tuple:
+        return False
+    name, value = header
+    return type(name) is bytes and type(value) is bytes and len(value) <= _LINE_VALUE_BYTES
+
+
+def _line(header: tuple[bytes, bytes]) -> bytes:
+    """``_checked_line`` for a header the app sends, remembered in ``_LINES`` if it can be."""
+    line = _checked_line(*header)
+    if _rememberable(header):
+        if len(_LINES) >= _LINES_KEPT:
+            _LINES.clear()
+        _LINES[header] = line
+    return line
+
+
+def _plain_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """``headers`` as lines, or ``None`` if one of them frames the response."""
+    found = []
+    for header in headers:
+        try:
+            line = _PLAIN_LINES.get(header)
+        except TypeError:  # a list, or a bytearray in the pair: never remembered
+            line = None
+        if line is None:
+            try:
+                line = _line(header)
+            except RuntimeError:
+                return None  # refused where uvicorn refuses it, once the response started
+            if line[: len(header[0])] in _FRAMING:
+                return None
+            if _rememberable(header):
+                if len(_PLAIN_LINES) >= _LINES_KEPT:
+                    _PLAIN_LINES.clear()
+                _PLAIN_LINES[header] = line
+        found.append(line)
+    return b"".join(found)
 
 
 def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -87,7 +147,11 @@ class OneWriteCycle(RequestResponseCycle):
     _head: bytes | None = None
 
     async def send(self, message: ASGISendEvent) -> None:
-        if message["type"] == ABORT:
+        kind = message["type"]
+        if kind == WHOLE:
+            await self._send_whole(message)
+            return
+        if kind == ABORT:
             # Before the drain below: the buffer that would have to drain is the reason.
             if not self.disconnected:
                 self.disconnected = True  # nothing more is sent, and nothing is logged
@@ -153,6 +217,63 @@ class OneWriteCycle(RequestResponseCycle):
                 "after response already completed."
             )
 
+    async def _send_whole(self, message: Mapping[str, Any]) -> None:
+        """A ``WHOLE`` message: the start and body messages' bytes, in one write.
+
+        Its head is laid out straight from remembered lines, with no look for framing
+        headers, when nothing in it needs uvicorn's general path: no header that frames
+        the response (then the two messages are sent the usual way), not a 204 or 304,
+        nothing sent yet, the connection writable.
+        """
+        status: int = message["status"]
+        headers: list[tuple[bytes, bytes]] = message["headers"]
+        body: bytes = message["body"]
+        defaults = _default_lines(self.default_headers)
+        lines = _plain_lines(headers)
+        if (
+            defaults is None
+            or lines is None
+            or status == 204
+            or status == 304
+            or self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+        ):
+            if status != 204:
+                headers = [*headers, (b"content-length", b"%d" % len(body))]
+            await self.send({"type": "http.response.start", "status": status, "headers": headers})
+            await self.send({"type": "http.response.body", "body": body})
+            return
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(self.scope),
+                self.scope["method"],
+                get_path_with_query_string(self.scope),
+                self.scope["http_version"],
+                status,
+            )
+        self.chunked_encoding = False
+        self.expected_content_length = 0
+        self._head = b"".join(
+            (
+                STATUS_LINE[status],
+                defaults,
+                lines,
+                b"content-length: %d\r\n" % len(body),
+                b"" if self.keep_alive else b"connection: close\r\n",
+                b"\r\n",
+            )
+        )
+        self._write(b"" if self.scope["method"] == "HEAD" else body)
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+
     def _head_bytes(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The status line and headers, as uvicorn writes them; sets the framing state."""
         defaults = _default_lines(self.default_headers)
@@ -162,8 +283,16 @@ class OneWriteCycle(RequestResponseCycle):
         else:
             content.append(defaults)
         has_connection_close = False
-        for name, value in headers:
-            line = _checked_line(name, value)
+        lines = _LINES
+        for header in headers:
+            name, value = header
+            # The dict's own lookup here, _line only when it misses: this runs per header.
+            try:
+                line = lines.get(header)
+            except TypeError:  # a list, or a bytearray in the pair: never remembered
+                line = None
+            if line is None:
+                line = _line(header)
             content.append(line)
             lower = line[: len(name)]
             if lower not in _FRAMING:

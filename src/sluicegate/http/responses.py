@@ -9,7 +9,7 @@ import msgspec
 
 from sluicegate.http.types import Message, Send
 
-__all__ = ["ABORT", "JSON", "Response", "StreamingResponse", "json_response"]
+__all__ = ["ABORT", "JSON", "WHOLE", "Response", "StreamingResponse", "json_response"]
 
 JSON = b"application/json"
 #: The ASGI extension (in ``scope["extensions"]`` where the server offers it) and the
@@ -17,6 +17,12 @@ JSON = b"application/json"
 #: stream whose client stopped reading. uvicorn would otherwise log the response left
 #: unfinished as the app's error and wait for the full buffer to drain before closing.
 ABORT = "sluicegate.http.abort"
+#: The ASGI extension and message type with which an app sends a whole response in one
+#: message: ``status``, ``headers`` without Content-Length (the server adds the body's,
+#: except on a 204, as ``Response.start_message`` does) and ``body``. The same bytes as
+#: the start and body messages; one call of the server's ``send`` instead of two, and a
+#: head laid out without looking for the headers that frame a response.
+WHOLE = "sluicegate.http.whole"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -36,6 +42,10 @@ class Response:
         self.headers = headers if headers is not None else []
         if content_type is not None and status != 204:
             self.headers.append((b"content-type", content_type))
+
+    def whole_message(self) -> Message:
+        """The response as one ``WHOLE`` message, for a server that offers the extension."""
+        return {"type": WHOLE, "status": self.status, "headers": self.headers, "body": self.body}
 
     def start_message(self) -> Message:
         """The ``http.response.start`` message; ``http.response.body`` carries ``body``."""

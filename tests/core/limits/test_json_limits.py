@@ -63,6 +63,20 @@ def test_brackets_inside_strings_do_not_count() -> None:
     assert exceeded(limits, json.dumps([[[["\\\\"]]]]).encode()) == "max_json_depth"
 
 
+@pytest.mark.parametrize("note", [1, 100])
+def test_bounds_settled_on_the_raw_bytes_or_the_structure(note: int) -> None:
+    # A small body whose strings hold brackets and colons past the limits is within
+    # them all the same (its raw counts do not settle it, its structure does); a body
+    # past the size counted raw is measured on its structure at once.
+    limits = JsonLimits(max_depth=4, max_keys=100, max_string_bytes=100_000)
+    within = [{"k": "[{:" * note + str(i)} for i in range(100)]
+    assert exceeded(limits, json.dumps(within).encode()) is None
+    over = [{"k": "[{:" * note, "l": i} for i in range(51)]
+    assert exceeded(limits, json.dumps(over).encode()) == "max_json_keys"
+    deep = [[[[["[{:" * note]]]]]
+    assert exceeded(limits, json.dumps(deep).encode()) == "max_json_depth"
+
+
 def test_keys_across_all_objects() -> None:
     limits = JsonLimits(max_depth=64, max_keys=100, max_string_bytes=1000)
     assert exceeded(limits, json.dumps([{"k": i} for i in range(100)]).encode()) is None

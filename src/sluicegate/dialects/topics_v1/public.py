@@ -15,7 +15,7 @@ import msgspec
 
 from sluicegate.core.auth.principals import ANONYMOUS
 from sluicegate.core.cursor_reader import CursorReader, Delivery
-from sluicegate.core.cursors import message_id
+from sluicegate.core.cursors import single_partition_id
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned, LongPolls
 from sluicegate.core.records import NewRecord, parse_timestamp
@@ -145,12 +145,13 @@ class TopicsV1Public:
         _check_media_type(request)
         body = await request.body(json=True)
         value = _stored_value(self._schemas.for_topic(topic.name), body, "the message")
-        [appended] = await self._producer.send([self._producer.record(topic, None, value)])
+        [appended] = await self._producer.send([self._producer.unkeyed_record(topic, value)])
         if topic.partitions == 1:
-            published = message_id(topic.id, 0, (appended.offset + 1,))
+            published = single_partition_id(topic.id, appended.offset + 1)
         else:
-            [published] = await self._reader.id_after(topic, [appended])
-        return Response(b'{"message_id":"' + published.encode() + b'"}')
+            [text] = await self._reader.id_after(topic, [appended])
+            published = text.encode()
+        return Response(b'{"message_id":"' + published + b'"}')
 
     async def batch_publish(self, request: Request) -> Response:
         """Publish up to 100 messages; the valid ones are stored in one atomic append."""
@@ -174,7 +175,7 @@ class TopicsV1Public:
                 results.append(BatchResult(result="error", error=exc.message))
                 continue
             results.append(None)
-            records.append(self._producer.record(topic, None, value))
+            records.append(self._producer.unkeyed_record(topic, value))
         appended = await self._producer.send(records) if records else []
         ids = iter(await self._reader.id_after(topic, appended))
         answer = BatchPublishResponse(
