@@ -209,6 +209,7 @@ _UNLIKE: dict[str, Any] = {
     "text data": lambda r: _with_header(r, 5, ("content-type", b"text/plain")),
     "another header name": lambda r: _with_header(r, 4, ("ce_subject", b"s")),
     "a value JSON escapes": lambda r: _with_header(r, 1, ("ce_id", b'a"b')),
+    "a shared value JSON escapes": lambda r: _with_header(r, 2, ("ce_source", b"urn:\\")),
     "a value that is no UTF-8": lambda r: _with_header(r, 1, ("ce_id", b"\xff")),
     "a header fewer": lambda r: _replaced(r, headers=r.headers[:-1]),
     "no headers": lambda r: _replaced(r, headers=()),
@@ -222,6 +223,14 @@ def test_any_record_unlike_the_rest_renders_the_batch_record_by_record(
 ) -> None:
     batch = _uniform_batch(4, keyed=False)
     batch[at] = _UNLIKE[unlike](batch[at])
+    assert _uniform_events(batch, 1) is None
+    assert structured_events(batch, 1) == _general(batch, 1)
+
+
+@pytest.mark.parametrize("source", [b'urn:"x"', b"urn:\x01", b"urn:\xff"])
+def test_a_value_every_record_shares_is_checked_too(source: bytes) -> None:
+    """A header of one value throughout is checked once, and that once counts."""
+    batch = [_with_header(r, 2, ("ce_source", source)) for r in _uniform_batch(3, keyed=True)]
     assert _uniform_events(batch, 1) is None
     assert structured_events(batch, 1) == _general(batch, 1)
 
