@@ -189,6 +189,9 @@ def test_a_batch_of_one_template_is_rendered_whole(keyed: bool) -> None:
     batch = _uniform_batch(5, keyed=keyed)
     assert _uniform_events(batch, 7) == _general(batch, 7)
     assert structured_events(batch, 7) == _general(batch, 7)
+    assert structured_batch_of(batch, 7) == structured_batch(
+        zip(batch, range(7, 7 + len(batch)), strict=True)
+    )
 
 
 def _replaced(record: Record, **changes: Any) -> Record:
