@@ -446,6 +446,25 @@ async def test_watermarks_follow_appends(harness: Harness) -> None:
     assert (await log.watermarks(tp)).high == marks.high + 1
 
 
+async def test_watermarks_of_a_moment_ago_follow_this_nodes_appends_and_purges(
+    harness: Harness,
+) -> None:
+    log = harness.log
+    await log.create_topic(TopicSpec(name="t"))
+    tp = TopicPartition("t", 0)
+    assert await log.watermarks(tp, max_age=60) == Watermarks(low=0, high=0)
+    [first] = await log.append([rec("t", 0, b"a")])
+    # Asked a moment ago or not, the high is never below what this node appended.
+    assert (await log.watermarks(tp, max_age=60)).high == first.offset + 1
+    [second] = await log.append([rec("t", 0, b"b")])
+    recent = await log.watermarks(tp, max_age=60)
+    assert recent == await log.watermarks(tp)
+    assert recent.high == second.offset + 1
+    await log.purge_topic("t")
+    purged = await log.watermarks(tp, max_age=60)
+    assert purged.low == purged.high >= second.offset + 1
+
+
 async def test_offset_for_time(harness: Harness) -> None:
     log = harness.log
     await log.create_topic(TopicSpec(name="t"))

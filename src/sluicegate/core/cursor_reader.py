@@ -37,6 +37,9 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 #: A record and its message id (the cursor right after it).
 Delivery = tuple[Record, str]
 
+#: Seconds old the watermarks a cursor is checked against may be (``Log.watermarks``).
+_CHECK_MAX_AGE = 1.0
+
 
 def _merge_key(record: Record) -> tuple[int, int]:
     return record.timestamp, record.partition
@@ -61,10 +64,14 @@ class CursorReader:
         self._log = log
         self._max_bytes = max_bytes
 
-    async def watermarks(self, topic: Topic) -> list[Watermarks]:
-        """Low and high watermark of each of ``topic``'s partitions."""
+    async def watermarks(self, topic: Topic, max_age: float = 0.0) -> list[Watermarks]:
+        """Low and high watermark of each of ``topic``'s partitions (see ``Log.watermarks``
+        for ``max_age``)."""
         log, name = self._log, topic.name
-        return [await log.watermarks(TopicPartition(name, p)) for p in range(topic.partitions)]
+        return [
+            await log.watermarks(TopicPartition(name, p), max_age=max_age)
+            for p in range(topic.partitions)
+        ]
 
     async def start(self, topic: Topic, after: str | None, since_us: int | None) -> list[int]:
         """The cursor after message id ``after``, at time ``since_us``, or at the start.
@@ -72,11 +79,18 @@ class CursorReader:
         ``after``: ``InvalidMessageId`` or ``MessagePurged`` if it cannot resume exactly.
         ``since_us``: the first record stamped after it in each partition.
         """
-        marks = await self.watermarks(topic)
         if after is not None:
-            return resume_positions(parse_message_id(after), topic.id, marks)
+            parsed = parse_message_id(after)
+            # A cursor walking a topic is checked once a request: watermarks of a moment
+            # ago will do (on Kafka a question to the broker each, on the request's
+            # path). Its read finds records purged since; a position past what they say
+            # ends the topic is checked against the current ones before it is refused.
+            marks = await self.watermarks(topic, _CHECK_MAX_AGE)
+            if any(p > m.high for p, m in zip(parsed.positions, marks, strict=False)):
+                marks = await self.watermarks(topic)
+            return resume_positions(parsed, topic.id, marks)
         if since_us is None:
-            return [m.low for m in marks]
+            return [m.low for m in await self.watermarks(topic)]
         log, name = self._log, topic.name
         return [
             await log.offset_for_time(TopicPartition(name, p), since_us + 1)

@@ -129,8 +129,15 @@ class Log(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def watermarks(self, tp: TopicPartition) -> Watermarks:
-        """Low and high watermark of a partition."""
+    async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
+        """Low and high watermark of a partition.
+
+        ``max_age``: an answer the node learned at most that many seconds ago will do (as
+        Kafka's consumers keep the watermarks of their last fetch), where asking again
+        costs a round trip. Its high is never below what this node appended since; its
+        low may be older by up to ``max_age`` (a purge or retention elsewhere). For
+        checks that race retention anyway; a read still finds records that are gone.
+        """
 
     @abc.abstractmethod
     async def offset_for_time(self, tp: TopicPartition, timestamp: int) -> int:

@@ -131,6 +131,34 @@ async def test_nodes_share_topics_and_ids(
         assert recreated.id > created.id
 
 
+async def test_a_read_woken_by_this_nodes_append_gets_the_record_kafka_stored(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    """The waiter's read is answered from what the node appended (``read_ahead``): it must
+    be the record another node reads from the broker, through batches' commit markers."""
+    async with open_kafka_log(kafka_settings) as a, open_kafka_log(kafka_settings) as b:
+        created = await a.create_topic(TopicSpec(name="woken"))
+        assert await b.get_topic("woken") == created  # b follows the registry
+        tp = TopicPartition("woken", 0)
+        headers = (("kind", b"first"), ("empty", b""))
+        [first] = await a.append([NewRecord("woken", 0, b"k", b"v0", headers)])
+        assert len(await a.read(tp, first.offset, max_records=5, max_bytes=BIG)) == 1
+        position = first.offset + 1
+        for round_ in range(3):
+            waiting = asyncio.create_task(a.wait({tp: position}, timeout=10))
+            await asyncio.sleep(0.05)
+            if round_ == 1:  # a transaction: its commit marker follows its records
+                await a.append([NewRecord("woken", 0, None, b"t%d" % n) for n in range(2)])
+            [single] = await a.append([NewRecord("woken", 0, b"k", b"s%d" % round_, headers)])
+            assert await asyncio.wait_for(waiting, 10) is True
+            read_here = await a.read(tp, position, max_records=10, max_bytes=BIG)
+            read_there = await b.read(tp, position, max_records=10, max_bytes=BIG)
+            assert read_here == read_there
+            assert read_here[-1].offset == single.offset
+            assert read_here[-1].value == b"s%d" % round_
+            position = single.offset + 1
+
+
 async def test_a_record_too_large_for_kafka_is_413_and_alone_in_failing(
     kafka_log: KafkaLog, kafka_settings: KafkaSettings
 ) -> None:

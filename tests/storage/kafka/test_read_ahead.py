@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sluicegate.core.records import Record
+from sluicegate.core.records import NewRecord, Record
 from sluicegate.storage.kafka import read_ahead
 from sluicegate.storage.kafka.read_ahead import ReadAhead
 
@@ -19,9 +19,13 @@ def records(*offsets: int, size: int = 10) -> list[Record]:
     return [Record("t", 0, o, 0, None, b"x" * size, ()) for o in offsets]
 
 
+def keep(ahead: ReadAhead, start: int, kept: list[Record]) -> None:
+    ahead.keep(KEY, start, kept, sum(read_ahead.footprint(r.value) for r in kept))
+
+
 def test_the_read_from_where_the_last_stopped_is_answered_and_the_rest_kept() -> None:
     ahead = ReadAhead()
-    ahead.keep(KEY, 10, records(10, 11, 13, 14))  # 12: a commit marker
+    keep(ahead, 10, records(10, 11, 13, 14))  # 12: a commit marker
     taken = ahead.take(KEY, 10, 100, max_records=3, max_bytes=BIG)
     assert taken is not None
     assert [r.offset for r in taken] == [10, 11, 13]
@@ -33,16 +37,16 @@ def test_the_read_from_where_the_last_stopped_is_answered_and_the_rest_kept() ->
 
 def test_another_offset_or_too_little_goes_to_the_broker_and_drops_the_entry() -> None:
     ahead = ReadAhead()
-    ahead.keep(KEY, 10, records(10, 11))
+    keep(ahead, 10, records(10, 11))
     assert ahead.take(KEY, 11, 100, max_records=1, max_bytes=BIG) is None
-    ahead.keep(KEY, 10, records(10, 11))
+    keep(ahead, 10, records(10, 11))
     assert ahead.take(KEY, 10, 100, max_records=5, max_bytes=BIG) is None  # ran out
     assert ahead.take(KEY, 10, 100, max_records=1, max_bytes=BIG) is None  # dropped
 
 
 def test_the_end_and_the_byte_limit_complete_a_read() -> None:
     ahead = ReadAhead()
-    ahead.keep(KEY, 0, records(0, 1, 2, 3))
+    keep(ahead, 0, records(0, 1, 2, 3))
     taken = ahead.take(KEY, 0, 2, max_records=10, max_bytes=BIG)
     assert taken is not None
     assert [r.offset for r in taken] == [0, 1]
@@ -58,10 +62,73 @@ def test_entries_expire_and_are_forgotten_with_their_topic(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ahead = ReadAhead()
-    ahead.keep(KEY, 0, records(0, 1))
+    keep(ahead, 0, records(0, 1))
     ahead.forget([KEY])
     assert ahead.take(KEY, 0, 100, max_records=1, max_bytes=BIG) is None
-    ahead.keep(KEY, 0, records(0, 1))
+    keep(ahead, 0, records(0, 1))
     later = time.monotonic() + 60
     monkeypatch.setattr(read_ahead, "time", SimpleNamespace(monotonic=lambda: later))
     assert ahead.take(KEY, 0, 100, max_records=1, max_bytes=BIG) is None
+
+
+def appended(offset: int) -> tuple[int, int, NewRecord]:
+    return offset, 7, NewRecord("t", 0, b"k", b"v%d" % offset, (("h", b"1"),))
+
+
+def test_an_append_at_the_end_of_what_is_kept_continues_it() -> None:
+    ahead = ReadAhead()
+    keep(ahead, 10, records(10, 11))
+    ahead.extend(KEY, *appended(12))
+    taken = ahead.take(KEY, 10, 13, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [10, 11, 12]
+    # As the reader would have fetched it: the gateway's topic, µs, headers as a list.
+    assert taken[-1] == Record("t", 0, 12, 7, b"k", b"v12", [("h", b"1")])
+
+
+def test_a_read_that_took_everything_leaves_its_end_for_the_next_append() -> None:
+    ahead = ReadAhead()
+    keep(ahead, 10, records(10))
+    assert ahead.take(KEY, 10, 11, max_records=10, max_bytes=BIG) is not None
+    ahead.extend(KEY, *appended(11))
+    taken = ahead.take(KEY, 11, 12, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [11]
+    keep(ahead, 20, [])  # a round that ended at 20 with nothing after it
+    ahead.extend(KEY, *appended(20))
+    taken = ahead.take(KEY, 20, 21, max_records=10, max_bytes=BIG)
+    assert taken is not None
+    assert [r.offset for r in taken] == [20]
+
+
+def test_an_append_past_a_gap_or_to_a_full_entry_changes_nothing() -> None:
+    ahead = ReadAhead()
+    keep(ahead, 10, records(10, 11))
+    # 12 may be a commit marker or another writer's record: 13 does not continue 11.
+    ahead.extend(KEY, *appended(13))
+    assert ahead.take(KEY, 10, 14, max_records=10, max_bytes=BIG) is None
+    ahead.extend(KEY, *appended(10))  # nothing kept: nothing to continue
+    assert ahead.take(KEY, 10, 11, max_records=10, max_bytes=BIG) is None
+    full = records(*range(read_ahead.RECORDS))
+    keep(ahead, 0, full)
+    ahead.extend(KEY, *appended(read_ahead.RECORDS))
+    end = read_ahead.RECORDS + 1
+    assert ahead.take(KEY, 0, end, max_records=end, max_bytes=BIG) is None
+
+
+def test_what_is_kept_in_all_is_bounded_by_bytes_the_oldest_going_first() -> None:
+    ahead = ReadAhead()
+    value = 1024 * 1024 - read_ahead.RECORD_OVERHEAD  # a MiB a record, counted
+    per_entry = read_ahead.MAX_BYTES // (1024 * 1024) // 2
+    entries = [("p.t", n) for n in range(3)]
+    for key in entries:
+        kept = records(*range(per_entry), size=value)
+        ahead.keep(key, 0, kept, per_entry * 1024 * 1024)
+    # Three halves of the bound: the first entry made room for the third.
+    assert ahead.take(entries[0], 0, 1, max_records=1, max_bytes=BIG) is None
+    for key in entries[1:]:
+        assert ahead.take(key, 0, 1, max_records=1, max_bytes=BIG) is not None
+    # An append that would pass the bound is not kept either.
+    ahead.extend(entries[2], per_entry, 0, NewRecord("t", 0, None, b"x" * value))
+    end = per_entry + 1
+    assert ahead.take(entries[2], 1, end, max_records=end, max_bytes=1 << 40) is None

@@ -65,6 +65,8 @@ logger = logging.getLogger("sluicegate.consumers")
 _FILTERED_READ = 500
 #: Records a batch may skip (filtered out) before it returns what it has.
 _MAX_SKIPPED = 20_000
+#: Seconds old the end of a partition read empty may be (``Log.watermarks``' max_age).
+_END_MAX_AGE = 1.0
 
 
 _keys = attrgetter("key")
@@ -534,7 +536,9 @@ class ConsumerInstance:
             # Offsets may hold no record (on Kafka, a transaction's commit marker): nothing
             # to read yet the end is past the position, so a wait would return at once,
             # forever. A second read after the end was taken proves nothing lies below it.
-            high = (await log.watermarks(tp)).high
+            # The end the read just learned will do (on Kafka it asked the broker; asking
+            # again would cost every caught-up partition two more round trips a batch).
+            high = (await log.watermarks(tp, max_age=_END_MAX_AGE)).high
             if high <= cursor.position:
                 return []
             records = await log.read(tp, cursor.position, max_records=asked, max_bytes=max_bytes)

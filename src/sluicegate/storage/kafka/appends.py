@@ -169,6 +169,7 @@ class Appends:
     ) -> None:
         """Send one record through the idempotent producer; ``future`` gets where it landed."""
         key = (kafka_topic, record.partition)
+        fetcher = self._node.fetcher
 
         def delivered(report: Report) -> None:
             error, offset, timestamp = report
@@ -176,6 +177,8 @@ class Appends:
                 if not future.done():
                     future.set_exception(translate(error, topic=record.topic))
                 return
+            # Kept for the reads of the waiters it wakes, before it wakes them.
+            fetcher.appended(key, offset, timestamp * 1000, record)
             self._ends.advance(key, offset + 1)
             if not future.done():
                 appended = Appended(record.topic, record.partition, offset, timestamp * 1000)

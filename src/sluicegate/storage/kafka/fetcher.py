@@ -20,16 +20,18 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from sluicegate.core.records import Header, Record
+from sluicegate.core.records import Header, NewRecord, Record
 from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
 from sluicegate.storage.kafka.assignments import KnownTopics
 from sluicegate.storage.kafka.errors import translate
-from sluicegate.storage.kafka.read_ahead import RECORDS, ReadAhead
+from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORDS, ReadAhead, footprint
 from sluicegate.storage.kafka.worker import Worker
 
 __all__ = ["Fetcher", "to_record"]
 
-_CONSUME_BATCH = 1000
+#: Messages one ``consume`` takes of what librdkafka has fetched: a read and what follows
+#: it (``read_ahead``), which is only kept from the same call.
+_CONSUME_BATCH = RECORDS
 _CONSUME_SECONDS = 0.01
 #: Seconds a reader thread waits for work before checking whether it should stop.
 _IDLE_SECONDS = 0.2
@@ -98,8 +100,21 @@ class _Read:
 
 _Key = tuple[str, int]
 _Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
-#: After a read that ended in a round: its topic, the offset it stopped at, what followed.
-_Following = tuple[str, int, list[Record]]
+
+
+class _Following:
+    """After a read that ended in a round: its topic, the offset it stopped at, what
+    followed it in the round, and their ``footprint``s."""
+
+    __slots__ = ("full", "records", "size", "start", "topic")
+
+    def __init__(self, topic: str, start: int, records: list[Record]) -> None:
+        self.topic = topic
+        self.start = start
+        self.records = records
+        self.size = sum(footprint(record.value) for record in records)
+        #: Once a record did not fit, none after it may be kept (no gap in what is kept).
+        self.full = False
 
 
 class Fetcher:
@@ -151,6 +166,11 @@ class Fetcher:
     def forget(self, keys: list[_Key]) -> None:
         """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
         self._ahead.forget(keys)
+
+    def appended(self, key: _Key, offset: int, timestamp: int, record: NewRecord) -> None:
+        """This node's append of ``record`` landed at ``offset`` (on the loop): kept for
+        the read that a waiter it wakes makes, if it continues what is kept."""
+        self._ahead.extend(key, offset, timestamp, record)
 
     async def close(self) -> None:
         self._requests.put(None)
@@ -244,7 +264,7 @@ class Fetcher:
                     # A record past the read's byte limit starts what follows it.
                     last = read.records[-1]
                     rest = [] if last is record else [record]
-                    following[key] = (read.topic, last.offset + 1, rest)
+                    following[key] = _Following(read.topic, last.offset + 1, rest)
             if not messages and time.monotonic() > deadline:
                 for read in reads.values():
                     finished.append((read.future, self._timed_out(read)))
@@ -282,8 +302,8 @@ class Fetcher:
 
     def _settle(self, finished: list[_Outcome], following: dict[_Key, _Following]) -> None:
         # On the loop: what followed a read is kept before its reader can ask for more.
-        for key, (_, start, records) in following.items():
-            self._ahead.keep(key, start, records)
+        for key, after in following.items():
+            self._ahead.keep(key, after.start, after.records, after.size)
         for future, outcome in finished:
             if future.done():
                 continue  # the reader gave up waiting
@@ -295,7 +315,12 @@ class Fetcher:
 
 def _follow(after: _Following, message: Message) -> None:
     """Keep ``message`` if it continues what followed a read (bounded)."""
-    topic, start, records = after
     offset = message.offset()
-    if offset is not None and offset >= start and len(records) < RECORDS:
-        records.append(to_record(message, topic))
+    if offset is None or offset < after.start or after.full:
+        return
+    size = footprint(message.value())
+    if len(after.records) >= RECORDS or after.size + size > MAX_BYTES:
+        after.full = True
+        return
+    after.records.append(to_record(message, after.topic))
+    after.size += size

@@ -179,9 +179,9 @@ class KafkaLog(Log):
         """Records from ``offset`` on, bounded by count and bytes (the first always fits)."""
         return await self._reads.read(tp, offset, max_records=max_records, max_bytes=max_bytes)
 
-    async def watermarks(self, tp: TopicPartition) -> Watermarks:
+    async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
         """Low and high watermark of a partition, as a ``read_committed`` reader sees them."""
-        return await self._reads.watermarks(tp)
+        return await self._reads.watermarks(tp, max_age=max_age)
 
     async def offset_for_time(self, tp: TopicPartition, timestamp: int) -> int:
         """The first offset whose timestamp is >= ``timestamp`` (µs), else the high watermark."""

@@ -5,6 +5,7 @@ until the node learns of a record past their position (``partition_ends``)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 from confluent_kafka.admin import OffsetSpec
@@ -31,6 +32,7 @@ class Reads:
 
     async def _marks(self, key: _Key, topic: str) -> Watermarks:
         admin = self._node.running_admin()
+        asked = time.monotonic()
         # One request cannot ask for two offsets of a partition: two, side by side.
         lows, highs = await asyncio.gather(
             admin.list_offsets({key: OffsetSpec.earliest()}, topic=topic),
@@ -43,7 +45,7 @@ class Reads:
             raise highs
         low = lows[key]
         marks = Watermarks(low=low, high=max(low, highs[key]))
-        self._ends.advance(key, marks.high)
+        self._ends.asked(key, marks, asked)
         return marks
 
     async def _high(self, key: _Key, topic: str) -> int:
@@ -102,9 +104,14 @@ class Reads:
         )
         return await self._node.bounded(read)
 
-    async def watermarks(self, tp: TopicPartition) -> Watermarks:
-        """Low and high watermark of a partition, as a ``read_committed`` reader sees them."""
+    async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
+        """Low and high watermark of a partition, as a ``read_committed`` reader sees them;
+        with ``max_age``, those asked at most that many seconds ago will do."""
         _, key = self._topics.checked(tp)
+        if max_age > 0:
+            recent = self._ends.recent(key, max_age)
+            if recent is not None:
+                return recent
         return await self._marks(key, tp.topic)
 
     async def offset_for_time(self, tp: TopicPartition, timestamp: int) -> int:

@@ -210,6 +210,7 @@ class KafkaTopics:
         keys = [(self.kafka_name(name), p) for p in range(topic.partitions)]
         await admin.delete_records(keys)
         self._node.fetcher.forget(keys)  # records kept for the next read are gone too
+        self._ends.purged(keys)  # and the watermarks asked before
 
     async def delete(self, name: str) -> None:
         """Delete the topic, its records and its groups' committed offsets.

@@ -393,8 +393,8 @@ class SqliteLog(Log):
             max_bytes,
         )
 
-    async def watermarks(self, tp: TopicPartition) -> Watermarks:
-        """Low and high watermark of a partition."""
+    async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
+        """Low and high watermark of a partition (always the current ones: they are here)."""
         return self._catalog.partition(tp).watermarks()
 
     async def offset_for_time(self, tp: TopicPartition, timestamp: int) -> int:
