@@ -7,7 +7,8 @@ the long-poll benchmark's shape (one type, 12 partitions, produced through the p
 core), then one consumer instance reads them all in batches of ``batch_size`` the way
 the dialects do: ``longpoll`` confirms every batch before the next read and renders it as
 one ``application/cloudevents-batch+json`` body (``GET …/events?confirm=true``);
-``stream`` renders each event as a message (``/ce/ws``) and confirms every 1,000. What is
+``stream`` renders each event as a message and frames them in bursts as ``/ce/ws`` does
+under uvicorn (``websocket.bursts``, ``text_frames``), and confirms every 1,000. What is
 counted is the consume side only: reading, filtering, delivery counting, rendering and
 the confirms' commits (``time.process_time`` of every thread of this process; the commit
 process is not counted). Machine load stretches wall-clock time, not CPU time, so the
@@ -42,6 +43,8 @@ from sluicegate.core.cloudevents.binding import (
 )
 from sluicegate.core.cloudevents.consumers import EventSubscription
 from sluicegate.core.gateway import Gateway
+from sluicegate.dialects.cloudevents.websocket import bursts
+from sluicegate.http.websocket_bursts import text_frames
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 from tests.conftest import make_settings
@@ -77,7 +80,9 @@ async def _consume(gateway: Gateway, principal: Principal, count: int, path: str
         if path == "longpoll":
             rendered += len(structured_batch_of(batch.records, batch.first))
         else:
-            rendered += sum(map(len, structured_events(batch.records, batch.first)))
+            texts = structured_events(batch.records, batch.first)
+            for start, end in bursts(texts):
+                rendered += len(text_frames(texts[start:end]))
             if (seen + len(batch.records)) // 1000 > seen // 1000:
                 await instance.confirm()
         seen += len(batch.records)

@@ -1,8 +1,10 @@
-"""Chunk rows: the run-at-a-time cut equals the record-by-record one."""
+"""Chunk rows: the run-at-a-time cut equals the record-by-record one; chunks read whole
+or in part give the same records."""
 
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,10 +13,14 @@ from sluicegate.storage.sqlite.codec import (
     CHUNK_BYTES,
     CHUNK_RECORDS,
     _rows_by_record,
+    chunk_length,
     chunk_rows,
+    decode_chunk,
+    decode_record,
     decode_records,
     split_chunk,
 )
+from sluicegate.storage.sqlite.reads import chunk_records
 
 _small = st.one_of(st.none(), st.binary(max_size=40))
 _header = st.tuples(st.text(max_size=12), st.binary(max_size=20))
@@ -68,3 +74,61 @@ def test_chunk_rows_cut_by_count_then_bytes_and_round_trip() -> None:
     assert [(k, v, tuple(h)) for k, v, h in stored] == [
         (r.key, r.value, tuple(r.headers)) for r in expected
     ]
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, CHUNK_RECORDS, 70_000])
+def test_a_chunk_says_how_many_records_it_holds(count: int) -> None:
+    payload = msgspec.msgpack.encode([(None, b"v", ())] * count)
+    assert chunk_length(payload) == count == len(decode_chunk(payload))
+
+
+def test_a_payload_that_is_no_msgpack_array_has_no_length() -> None:
+    with pytest.raises(ValueError, match="msgpack array"):
+        chunk_length(msgspec.msgpack.encode({"a": 1}))
+
+
+def _stored_chunks(count: int, per_chunk: int) -> list[tuple[int, int, int, bytes]]:
+    records = [
+        NewRecord("t", 0, b"k%d" % n, b"v" * (n % 7), (("ce_id", b"%d" % n),)) for n in range(count)
+    ]
+    chunks = []
+    for base in range(0, count, per_chunk):
+        run = records[base : base + per_chunk]
+        payload = msgspec.msgpack.encode([(r.key, r.value, r.headers) for r in run])
+        chunks.append((base, 1000 + base, sum(r.size() for r in run), payload))
+    return chunks
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    offset=st.integers(0, 49),
+    high=st.integers(0, 50),
+    max_records=st.integers(1, 60),
+    max_bytes=st.sampled_from([10, 100, 1 << 20]),
+)
+def test_chunks_read_whole_or_in_part_give_each_record_as_stored(
+    offset: int, high: int, max_records: int, max_bytes: int
+) -> None:
+    """Whole chunks are decoded as they are, parts of them sliced first: the records,
+    offsets and bounds are those of decoding each record on its own."""
+    chunks = _stored_chunks(50, 16)
+    high = max(high, offset)
+    first = next(n for n, chunk in enumerate(chunks) if chunk[0] + 16 > offset)
+    read = chunk_records(chunks[first:], "t", 0, offset, high, max_records, max_bytes)
+    each = [
+        (base + n, ts, *decode_record(raw))
+        for base, ts, _, payload in chunks
+        for n, raw in enumerate(split_chunk(payload))
+    ]
+    expected = [r for r in each if offset <= r[0] < high][:max_records]
+    assert [(r.offset, r.timestamp, r.key, r.value, tuple(r.headers)) for r in read] == [
+        (at, ts, key, value, tuple(headers)) for at, ts, key, value, headers in expected
+    ][: len(read)]
+    assert len(read) == len(expected) or max_bytes < 1 << 20
+    # Bounded by bytes, a read still takes its first record and stops only at the bound.
+    if expected:
+        assert read
+    if len(read) < len(expected):
+        _, _, key, value, headers = expected[len(read)]
+        following = len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in headers)
+        assert sum(r.size() for r in read) + following > max_bytes

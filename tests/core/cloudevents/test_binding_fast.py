@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluicegate.core.cloudevents.binding import (
     LITERALS_HEADER,
+    PlainBatch,
+    _uniform_events,
+    decode_batch,
     from_structured,
+    plain_records,
     structured_batch,
     structured_batch_of,
     structured_events,
@@ -150,3 +157,138 @@ def test_a_run_of_one_shape_is_broken_by_any_record_unlike_it() -> None:
     assert structured_events(batch, 1) == [
         structured_json(record, 1 + n) for n, record in enumerate(batch)
     ]
+
+
+def _uniform_batch(count: int, *, keyed: bool) -> list[Record]:
+    """Records as the HTTP batch endpoint stores them (``decode_batch``, ``plain_records``):
+    one producer, one type, with partition keys or without."""
+    events = [
+        {
+            "specversion": "1.0",
+            "id": f"b{n}",
+            "source": "urn:bench",
+            "type": "Bench.Happened",
+            "time": "2026-01-01T00:00:00Z",
+            "data": {"order": n, "note": "x" * 10},
+            **({"partitionkey": f"c-{n % 3}"} if keyed else {}),
+        }
+        for n in range(count)
+    ]
+    batch = decode_batch(msgspec.json.encode(events))
+    assert isinstance(batch, PlainBatch)
+    stored, _ = plain_records(batch, "", lambda _type, _key: ("t", 0))
+    return [Record("t", 0, n, 1, new.key, new.value, new.headers) for n, new in enumerate(stored)]
+
+
+def _general(batch: list[Record], first: int) -> list[bytes]:
+    return [structured_json(record, first + n) for n, record in enumerate(batch)]
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_batch_of_one_template_is_rendered_whole(keyed: bool) -> None:
+    batch = _uniform_batch(5, keyed=keyed)
+    assert _uniform_events(batch, 7) == _general(batch, 7)
+    assert structured_events(batch, 7) == _general(batch, 7)
+    assert structured_batch_of(batch, 7) == structured_batch(
+        zip(batch, range(7, 7 + len(batch)), strict=True)
+    )
+
+
+def _replaced(record: Record, **changes: Any) -> Record:
+    return msgspec.structs.replace(record, **changes)
+
+
+def _with_header(record: Record, index: int, header: tuple[str, bytes]) -> Record:
+    headers = list(record.headers)
+    headers[index] = header
+    return _replaced(record, headers=tuple(headers))
+
+
+_UNLIKE: dict[str, Any] = {
+    "no data": lambda r: _replaced(r, value=None),
+    "empty data": lambda r: _replaced(r, value=b""),
+    "a key, no partitionkey header": lambda r: _replaced(r, key=b"k"),
+    "another content type": lambda r: _with_header(r, 5, ("content-type", b"text/json")),
+    "text data": lambda r: _with_header(r, 5, ("content-type", b"text/plain")),
+    "another header name": lambda r: _with_header(r, 4, ("ce_subject", b"s")),
+    "a value JSON escapes": lambda r: _with_header(r, 1, ("ce_id", b'a"b')),
+    "a shared value JSON escapes": lambda r: _with_header(r, 2, ("ce_source", b"urn:\\")),
+    "a value that is no UTF-8": lambda r: _with_header(r, 1, ("ce_id", b"\xff")),
+    "a header fewer": lambda r: _replaced(r, headers=r.headers[:-1]),
+    "no headers": lambda r: _replaced(r, headers=()),
+}
+
+
+@pytest.mark.parametrize("unlike", list(_UNLIKE))
+@pytest.mark.parametrize("at", [0, 2])
+def test_any_record_unlike_the_rest_renders_the_batch_record_by_record(
+    unlike: str, at: int
+) -> None:
+    batch = _uniform_batch(4, keyed=False)
+    batch[at] = _UNLIKE[unlike](batch[at])
+    assert _uniform_events(batch, 1) is None
+    assert structured_events(batch, 1) == _general(batch, 1)
+
+
+@pytest.mark.parametrize("source", [b'urn:"x"', b"urn:\x01", b"urn:\xff"])
+def test_a_value_every_record_shares_is_checked_too(source: bytes) -> None:
+    """A header of one value throughout is checked once, and that once counts."""
+    batch = [_with_header(r, 2, ("ce_source", source)) for r in _uniform_batch(3, keyed=True)]
+    assert _uniform_events(batch, 1) is None
+    assert structured_events(batch, 1) == _general(batch, 1)
+
+
+def test_widths_that_differ_are_not_taken_for_one_template_laid_end_to_end() -> None:
+    """Names laid end to end match those of two records of one shape, but the records
+    are cut at other places: a header fewer in the first, one more in the second."""
+    (first, second) = _uniform_batch(2, keyed=False)
+    batch = [
+        _replaced(first, headers=first.headers[:-1]),
+        _replaced(second, headers=(first.headers[-1], *second.headers)),
+    ]
+    assert _uniform_events(batch, 1) is None
+    assert structured_events(batch, 1) == _general(batch, 1)
+
+
+def test_no_content_type_header_is_rendered_record_by_record() -> None:
+    batch = [
+        _replaced(record, headers=record.headers[:-1]) for record in _uniform_batch(3, keyed=False)
+    ]
+    assert _uniform_events(batch, 1) is None
+    assert structured_events(batch, 1) == _general(batch, 1)
+    assert structured_events([], 1) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(_VALUES, min_size=3, max_size=3),
+            st.one_of(st.none(), _VALUES),
+            st.one_of(_JSON_DATA, st.just(b"null")),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([b"application/json", b"application/x+json", b"text/plain"]),
+    st.booleans(),
+)
+def test_batches_of_one_shape_render_the_same(
+    items: list[tuple[list[bytes], bytes | None, bytes]], content_type: bytes, keyed: bool
+) -> None:
+    """One header shape throughout, any values, keys and JSON data: the whole-batch way
+    when it applies, the record-by-record way when not, the same bytes either way."""
+    names = ["ce_id", "ce_type", "ce_partitionkey" if keyed else "ce_subject"]
+    batch = [
+        Record(
+            "t",
+            0,
+            n,
+            1,
+            key,
+            data,
+            (*zip(names, values, strict=True), ("content-type", content_type)),
+        )
+        for n, (values, key, data) in enumerate(items)
+    ]
+    assert structured_events(batch, 3) == _general(batch, 3)

@@ -165,6 +165,12 @@ def test_the_filter_takes_a_chunk_of_consumed_types_whole_and_judges_any_other_b
     taken = accept(chunk)
     assert ids(taken) == ["c0", "c1", "c2", "r"]
     assert taken is not chunk  # the caller cuts what it gets: never the chunk it read
+    # One type throughout (told without a set), and nothing.
+    assert ids(accept(created)) == ["c0", "c1", "c2"]
+    assert accept(created) is not created
+    assert accept([]) == []
+    refused = [stored(n, "Invoice.Sent", f"i{n}") for n in range(2)]
+    assert accept(refused) == []
     other = stored(4, "Invoice.Sent", "i")
     plain = Record("orders", 0, 5, 1, None, b"plain", ())
     # ce_type not fourth: found by the scan.

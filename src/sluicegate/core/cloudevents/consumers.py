@@ -121,7 +121,14 @@ def _filter_for(patterns: PatternSet) -> RecordFilter:
         # ("ce_type", type) pairs in a chunk, each decided once: when all are consumed,
         # the chunk is, with no Python call per record. Otherwise, record by record.
         try:
-            fourths = set(map(_fourth, map(_headers, chunk)))
+            fourths = list(map(_fourth, map(_headers, chunk)))
+            # One type throughout, nearly always: told by comparing each pair with the
+            # first (equal strings and bytes compare by length and bytes), where a set
+            # would hash every freshly decoded name and type first.
+            if fourths and fourths != [fourths[0]] * len(fourths):
+                fourths = list(set(fourths))
+            else:
+                del fourths[1:]
         except (IndexError, TypeError):  # a record of fewer headers, or of another kind
             fourths = None
         if fourths is not None and all(

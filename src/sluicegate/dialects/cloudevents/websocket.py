@@ -40,7 +40,9 @@ import contextlib
 import logging
 import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -121,14 +123,16 @@ def _offset(text: str) -> int:
 
 
 def bursts(texts: list[bytes]) -> Iterator[tuple[int, int]]:
-    """``texts`` cut into runs of about ``BURST_BYTES``, as ``(start, end)`` slices."""
-    start, count = 0, len(texts)
+    """``texts`` cut into runs of about ``BURST_BYTES``, as ``(start, end)`` slices: each
+    run ends with the text that brings it to ``BURST_BYTES`` or more (or the last)."""
+    # Found by bisection in the running total of the texts' sizes (made by C loops),
+    # not by adding sizes one text at a time in Python.
+    totals = list(accumulate(map(len, texts)))
+    start, count, before = 0, len(texts), 0
     while start < count:
-        end, size = start, 0
-        while end < count and size < BURST_BYTES:
-            size += len(texts[end])
-            end += 1
+        end = min(bisect_left(totals, before + BURST_BYTES, start) + 1, count)
         yield start, end
+        before = totals[end - 1]
         start = end
 
 

@@ -21,7 +21,9 @@ __all__ = [
     "CHUNK_RECORDS",
     "ChunkRow",
     "StoredRecord",
+    "chunk_length",
     "chunk_rows",
+    "decode_chunk",
     "decode_record",
     "decode_records",
     "record_size",
@@ -45,6 +47,23 @@ _known_size = attrgetter("known_size")
 split_chunk = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
 decode_record = msgspec.msgpack.Decoder(StoredRecord).decode
 _decode_records = msgspec.msgpack.Decoder(list[StoredRecord]).decode
+
+
+#: Every record of a chunk in one call: a read that takes a chunk whole (a consumer
+#: going through a backlog, nearly always) neither splits it nor joins the slices again.
+decode_chunk = _decode_records
+
+
+def chunk_length(payload: bytes) -> int:
+    """How many records the chunk ``payload`` holds, from its msgpack array header."""
+    head = payload[0]
+    if head & 0xF0 == 0x90:  # fixarray
+        return head & 0x0F
+    if head == 0xDC:  # array 16
+        return int.from_bytes(payload[1:3], "big")
+    if head == 0xDD:  # array 32
+        return int.from_bytes(payload[1:5], "big")
+    raise ValueError(f"a chunk is a msgpack array, not one that starts with {head:#x}")
 
 
 def decode_records(raws: Sequence[msgspec.Raw]) -> list[StoredRecord]:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from sluicegate.core.records import Record
 from sluicegate.errors import OffsetOutOfRange
 from sluicegate.storage.sqlite.codec import (
+    chunk_length,
+    decode_chunk,
     decode_record,
     decode_records,
     record_size,
@@ -86,13 +88,17 @@ def chunk_records(
             return out
         if base > offset:
             raise _deleted_meanwhile(topic, partition, offset)
-        raws = split_chunk(payload)
+        length = chunk_length(payload)
         start = offset - base
-        stop = min(len(raws), start + max_records - len(out), start + high - offset)
+        stop = min(length, start + max_records - len(out), start + high - offset)
         if total + size <= max_bytes:
             # The whole chunk fits in what is left, so any run of it does: no record
-            # needs measuring, and the run is decoded in one call.
-            records = decode_records(raws[start:stop])
+            # needs measuring, and the run is decoded in one call, the chunk as it is
+            # when the run is all of it.
+            if start == 0 and stop == length:
+                records = decode_chunk(payload)
+            else:
+                records = decode_records(split_chunk(payload)[start:stop])
             out += [
                 Record(topic, partition, at, ts, key, value, headers)
                 for at, (key, value, headers) in enumerate(records, offset)
@@ -103,6 +109,7 @@ def chunk_records(
             continue
         if whole:
             total, whole = sum(record.size() for record in out), False
+        raws = split_chunk(payload)
         for position in range(start, stop):
             key, value, headers = decode_record(raws[position])
             record_bytes = record_size(key, value, headers)
