@@ -170,14 +170,7 @@ class OneWriteCycle(RequestResponseCycle):
             self.waiting_for_100_continue = False
             status: int = message["status"]
             if self.access_log:
-                self.access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    get_client_addr(self.scope),
-                    self.scope["method"],
-                    get_path_with_query_string(self.scope),
-                    self.scope["http_version"],
-                    status,
-                )
+                self._log_access(status)
             self._head = self._head_bytes(status, message.get("headers", ()))
             if self.chunked_encoding is not False:
                 # A stream (no Content-Length): its head goes with the first chunk if that
@@ -217,6 +210,16 @@ class OneWriteCycle(RequestResponseCycle):
                 "after response already completed."
             )
 
+    def _log_access(self, status: int) -> None:
+        self.access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(self.scope),
+            self.scope["method"],
+            get_path_with_query_string(self.scope),
+            self.scope["http_version"],
+            status,
+        )
+
     async def _send_whole(self, message: Mapping[str, Any]) -> None:
         """A ``WHOLE`` message: the start and body messages' bytes, in one write.
 
@@ -247,14 +250,7 @@ class OneWriteCycle(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         if self.access_log:
-            self.access_logger.info(
-                '%s - "%s %s HTTP/%s" %d',
-                get_client_addr(self.scope),
-                self.scope["method"],
-                get_path_with_query_string(self.scope),
-                self.scope["http_version"],
-                status,
-            )
+            self._log_access(status)
         self.chunked_encoding = False
         self.expected_content_length = 0
         self._head = b"".join(
