@@ -93,13 +93,20 @@ def _rememberable(header: tuple[bytes, bytes]) -> bool:
     return type(name) is bytes and type(value) is bytes and len(value) <= _LINE_VALUE_BYTES
 
 
+def _remember(
+    lines: dict[tuple[bytes, bytes], bytes], header: tuple[bytes, bytes], line: bytes
+) -> None:
+    """Keep ``line`` in ``lines`` if ``header`` can key it (bounded: full, it starts over)."""
+    if _rememberable(header):
+        if len(lines) >= _LINES_KEPT:
+            lines.clear()
+        lines[header] = line
+
+
 def _line(header: tuple[bytes, bytes]) -> bytes:
     """``_checked_line`` for a header the app sends, remembered in ``_LINES`` if it can be."""
     line = _checked_line(*header)
-    if _rememberable(header):
-        if len(_LINES) >= _LINES_KEPT:
-            _LINES.clear()
-        _LINES[header] = line
+    _remember(_LINES, header, line)
     return line
 
 
@@ -118,10 +125,7 @@ def _plain_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
                 return None  # refused where uvicorn refuses it, once the response started
             if line[: len(header[0])] in _FRAMING:
                 return None
-            if _rememberable(header):
-                if len(_PLAIN_LINES) >= _LINES_KEPT:
-                    _PLAIN_LINES.clear()
-                _PLAIN_LINES[header] = line
+            _remember(_PLAIN_LINES, header, line)
         found.append(line)
     return b"".join(found)
 
