@@ -102,7 +102,16 @@ class Appends:
         # Entries stay after their append is done (one per partition written, dropped with
         # the topic): cheaper than a done-callback per append on the hot path.
         last_appends = self._last
-        for key in dict.fromkeys(keys) if transactional else keys:
+        if transactional:
+            # A batch to one partition (a keyed one, the usual) holds one key object
+            # repeated: counted by identity, where dict.fromkeys would hash each.
+            first = keys[0]
+            distinct: Iterable[_Key] = (
+                (first,) if keys.count(first) == len(keys) else dict.fromkeys(keys)
+            )
+        else:
+            distinct = keys
+        for key in distinct:
             last = last_appends.get(key)
             if (
                 last is not None
@@ -152,7 +161,11 @@ class Appends:
                     raise UnknownTopic(f"topic {one!r} does not exist", topic=one)
                 if partitions is None:
                     partitions = list(map(_partition_of, batch))
-                lowest, highest = min(partitions), max(partitions)
+                first = partitions[0]
+                if partitions.count(first) == len(partitions):
+                    lowest = highest = first  # one partition: no pass to compare them
+                else:
+                    lowest, highest = min(partitions), max(partitions)
                 for partition in (lowest, highest):
                     if not 0 <= partition < topic.partitions:
                         raise invalid_partition(one, partition, topic.partitions)

@@ -98,7 +98,8 @@ class Batch:
         shares = self._shares
         if shares is None:
             keys, records = self.keys, self.records
-            if keys[0] == keys[-1] and len(set(keys)) == 1:
+            # By identity first (one key object repeated), where a set would hash each.
+            if keys.count(keys[0]) == len(keys):
                 if isinstance(records, TopicBatch):
                     size = records.size() + _RECORD_OVERHEAD * len(records)
                 else:
