@@ -30,6 +30,8 @@ def test_its_size_is_the_sum_of_its_records_sizes() -> None:
     batch = _batch()
     assert batch.size() == sum(record.size() for record in batch) == 10
     assert TopicBatch("t", [], [], []).size() == 0
+    keyed = TopicBatch("t", [1] * 3, [b"key"] * 3, [b"a", None, b"bc"])
+    assert keyed.size() == sum(record.size() for record in keyed) == 12
 
 
 def test_columns_of_different_lengths_are_refused() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from typing import overload
+from typing import cast, overload
 
 from sluicegate.core.records import NewRecord
 
@@ -65,5 +65,14 @@ class TopicBatch(Sequence[NewRecord]):
 
     def size(self) -> int:
         """Bytes of every key and value: the sum of the records' ``NewRecord.size()``."""
-        # filter(None, ...) drops the null keys and values (and empty ones, which count 0).
-        return sum(map(len, filter(None, self.keys))) + sum(map(len, filter(None, self.values)))
+        keys, values = self.keys, self.values
+        try:
+            # Taken for bytes only: a null among them raises TypeError, handled below.
+            size = sum(map(len, cast("Sequence[bytes]", values)))
+        except TypeError:  # a null value: filter(None, ...) drops it (an empty one counts 0)
+            size = sum(map(len, filter(None, values)))
+        first = keys[0] if keys else None
+        if first is not None and keys.count(first) == len(keys):
+            # One key for all (a keyed batch): one key object repeated, counted by identity.
+            return size + len(first) * len(keys)
+        return size + sum(map(len, filter(None, keys)))
