@@ -65,10 +65,10 @@ def _records(producer: Producer, topic: Topic, rows: list[NewRecordIn]) -> Topic
     values = [None if (value := row.value) is None else value.encode() for row in rows]
     count = len(rows)
     first = rows[0].key if rows else None
+    # One pass for both checks: a row with a partition of its own counts as keyless.
     if (
         first is not None
-        and [row.key for row in rows].count(first) == count
-        and [row.partition for row in rows].count(None) == count
+        and [row.key if row.partition is None else None for row in rows].count(first) == count
     ):
         key = first.encode()
         partition = producer.partition_of(topic, key)
