@@ -116,6 +116,19 @@ class JsonLimits:
             )
         self._check_depth(structure)
 
+    def settled_by(self, raw: bytes, depth: int) -> bool:
+        """Whether ``raw`` is within every limit by upper bounds alone, given ``depth``, an
+        upper bound of its nesting depth that the caller knows from its decoded shape (a
+        batch of events nests no deeper than its deepest data); ``check`` decides when
+        not. The bounds are ``check``'s own: the colons for the keys, and the size for
+        the strings."""
+        size = len(raw)
+        return (
+            depth <= self.max_depth
+            and size <= self.max_string_bytes + 2
+            and (size < 4 * self.max_keys or raw.count(b":") <= self.max_keys)
+        )
+
     def _check_depth(self, structure: bytes) -> None:
         brackets = structure.translate(_BRACKETS_ONLY, b":,")
         depth = 0
