@@ -92,3 +92,13 @@ def test_a_plain_batch_within_the_limits_is_settled_by_its_bounds() -> None:
     assert not limits.settled_by(body, 5)
     assert not JsonLimits(4, 1_000, 1_000).settled_by(body, 4)  # the body could hold a long string
     assert not JsonLimits(4, 100, 10_000).settled_by(body, 4)  # colons over the keys allowed
+
+
+def test_the_depth_bound_holds_for_data_with_a_nul() -> None:
+    # msgspec refuses a raw NUL in JSON, so no decoded batch holds one; the bound, which
+    # splits the joined data at NULs, counts every bracket of the batch if one did.
+    datas = [b'["a\x00[[["]', b'{"x": [1]}', b""]
+    # Six brackets and three NULs (one in the data, two between data).
+    assert PlainBatch([], datas, set(), set()).depth_bound() == 2 + 6 + 3
+    assert PlainBatch([], [b'["a", [[]]]', b'{"x": [1]}', b""], set(), set()).depth_bound() == 5
+    assert PlainBatch([], [], set(), set()).depth_bound() == 2
