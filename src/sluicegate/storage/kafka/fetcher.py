@@ -136,6 +136,8 @@ class Fetcher:
         self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
         #: On the loop: filled by ``_settle``, used and dropped by ``read`` and ``forget``.
         self._ahead = ReadAhead()
+        #: Rounds on the broker so far (written by the fetcher thread; for benchmarks).
+        self.rounds = 0
         self.worker = Worker("kafka-fetcher", self._serve, loop)
 
     def start(self) -> None:
@@ -226,6 +228,7 @@ class Fetcher:
             self._consumer.close()
 
     def _round(self, reads: dict[_Key, _Read]) -> None:
+        self.rounds += 1
         consumer = self._consumer
         self._assignments.assign(
             [KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()]

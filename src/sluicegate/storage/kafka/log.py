@@ -137,6 +137,11 @@ class KafkaLog(Log):
         """Gauges for /metrics: long-poll waiters and records not yet acknowledged."""
         return {"waiters": self._ends.waiters.count, "queued_records": self._node.queued()}
 
+    @property
+    def reader_rounds(self) -> int:
+        """Rounds the node's reader has sent to the broker so far (benchmarks count them)."""
+        return self._node.fetcher.rounds
+
     # -- topics ----------------------------------------------------------------------
 
     async def create_topic(self, spec: TopicSpec) -> Topic:
