@@ -6,7 +6,11 @@ one fetch request per broker serves them all, then hands each read its records a
 as it has enough (count, bytes, or the partition's end). Two reads of one partition at
 different offsets go in consecutive rounds. The cost is fixed per node — one consumer
 and one thread — however many HTTP consumers read. What a round fetched past a read is
-kept for the read that continues from there (``read_ahead``).
+kept for the read that continues from there (``read_ahead``), and an entry a read used is
+refilled in the background once it runs low: a refill is a read nobody waits for, which
+goes into the next round unless a waiting read of its partition is queued (it would
+fetch the same partition at another offset: the waiting read goes first, the refill is
+dropped).
 """
 
 from __future__ import annotations
@@ -63,7 +67,13 @@ def to_record(message: Message, topic: str) -> Record:
     )
 
 
+#: Bytes one refill may bring (``read_ahead``'s bound cuts it further when it lands).
+_REFILL_BYTES = MAX_BYTES // 4
+
+
 class _Read:
+    """A read a caller waits for (``future``), or a refill of the read-ahead (None)."""
+
     __slots__ = ("end", "future", "max_bytes", "max_records", "offset", "records", "size", "topic")
 
     def __init__(
@@ -73,7 +83,7 @@ class _Read:
         end: int,
         max_records: int,
         max_bytes: int,
-        future: asyncio.Future[list[Record]],
+        future: asyncio.Future[list[Record]] | None,
     ) -> None:
         self.topic = topic
         self.offset = offset
@@ -97,20 +107,35 @@ class _Read:
             or record.offset + 1 >= self.end
         )
 
+    def reached(self) -> int:
+        """One past the last record taken (the offset read from, if none)."""
+        return self.records[-1].offset + 1 if self.records else self.offset
+
 
 _Key = tuple[str, int]
 _Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
+#: A refill's outcome: its partition, the offset it read from, what it fetched, and the
+#: offset up to which that is every committed record.
+_Refilled = tuple[_Key, int, list[Record], int]
 
 
 class _Following:
-    """After a read that ended in a round: its topic, the offset it stopped at, what
+    """After a read that ended in a round: the read, the offset it stopped at, what
     followed it in the round, and their ``footprint``s."""
 
-    __slots__ = ("full", "records", "size", "start", "topic")
+    __slots__ = ("end", "full", "read", "records", "size", "start", "topic", "until")
 
-    def __init__(self, topic: str, start: int, records: list[Record]) -> None:
-        self.topic = topic
+    def __init__(
+        self, read: _Read, start: int, records: list[Record], until: int | None = None
+    ) -> None:
+        self.topic = read.topic
+        #: Where the read began and what it took: kept too (``ReadAhead.keep``).
+        self.read = (read.offset, read.records)
         self.start = start
+        #: The end the read knew of: a refill goes no further.
+        self.end = read.end
+        #: Where the reader found the partition's end, when it did (None: not found).
+        self.until = until
         self.records = records
         self.size = sum(footprint(record.value) for record in records)
         #: Once a record did not fit, none after it may be kept (no gap in what is kept).
@@ -136,6 +161,8 @@ class Fetcher:
         self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
         #: On the loop: filled by ``_settle``, used and dropped by ``read`` and ``forget``.
         self._ahead = ReadAhead()
+        #: On the loop: partitions with a refill queued or in a round.
+        self._refilling: set[_Key] = set()
         #: Rounds on the broker so far (written by the fetcher thread; for benchmarks).
         self.rounds = 0
         self.worker = Worker("kafka-fetcher", self._serve, loop)
@@ -156,14 +183,27 @@ class Fetcher:
     ) -> asyncio.Future[list[Record]]:
         """Records of ``partition`` from ``offset``, stopping before ``end`` at the latest."""
         future: asyncio.Future[list[Record]] = self._loop.create_future()
-        ahead = self._ahead.take((kafka_topic, partition), offset, end, max_records, max_bytes)
+        key = (kafka_topic, partition)
+        ahead = self._ahead.take(key, offset, end, max_records, max_bytes)
         if ahead is not None:
             future.set_result(ahead)
+            self._refill(key, topic, end)
             return future
         self._requests.put(
             (kafka_topic, partition, _Read(topic, offset, end, max_records, max_bytes, future))
         )
         return future
+
+    def _refill(self, key: _Key, topic: str, end: int) -> None:
+        """Queue a refill of ``key``'s read-ahead if it runs low (on the loop)."""
+        if key in self._refilling:
+            return
+        wanted = self._ahead.wanted(key, end)
+        if wanted is None:
+            return
+        start, room = wanted
+        self._refilling.add(key)
+        self._requests.put((key[0], key[1], _Read(topic, start, end, room, _REFILL_BYTES, None)))
 
     def forget(self, keys: list[_Key]) -> None:
         """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
@@ -212,17 +252,34 @@ class Fetcher:
                     waiting.append(((item[0], item[1]), item[2]))
                 this_round: dict[_Key, _Read] = {}
                 later: list[tuple[_Key, _Read]] = []
+                dropped: list[_Refilled] = []
                 for key, read in waiting:
+                    if read.future is None:
+                        continue
                     if key in this_round:
                         later.append((key, read))
                     else:
                         this_round[key] = read
+                for key, read in waiting:
+                    if read.future is not None:
+                        continue
+                    if key in this_round or any(key == k for k, _ in later):
+                        # A waiting read of the partition goes first.
+                        dropped.append((key, read.offset, [], read.offset))
+                    else:
+                        this_round[key] = read
                 waiting = later
+                if dropped:
+                    self._deliver([], None, dropped)
+                if not this_round:
+                    continue
                 self._round(this_round)
                 assigned = True
                 if stop:
                     for _, read in waiting:
-                        self._deliver([(read.future, StorageUnavailable("the log is closing"))])
+                        if read.future is not None:
+                            closing = StorageUnavailable("the log is closing")
+                            self._deliver([(read.future, closing)])
                     return
         finally:
             self._consumer.close()
@@ -242,6 +299,7 @@ class Fetcher:
                 messages = consumer.consume(1, _CONSUME_SECONDS)
             finished: list[_Outcome] = []
             following: dict[_Key, _Following] = {}
+            refilled: list[_Refilled] = []
             for message in messages:
                 key = (message.topic() or "", message.partition() or 0)
                 read = reads.get(key)
@@ -251,11 +309,25 @@ class Fetcher:
                         _follow(after, message)
                     continue
                 error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    # Every committed record up to where the partition ends (past any
+                    # commit markers there) was read: what is kept says so, and a read
+                    # from between the last record and that end is answered from memory.
+                    del reads[key]
+                    reached = read.reached()
+                    at = message.offset()
+                    until = reached if at is None else max(at, reached)
+                    if read.future is None:
+                        refilled.append((key, read.offset, read.records, until))
+                    else:
+                        finished.append((read.future, read.records))
+                        following[key] = _Following(read, reached, [], until)
+                    continue
                 if error is not None:
                     outcome = self._on_fetch_error(error, read)
                     if outcome is not None:
                         del reads[key]
-                        finished.append((read.future, outcome))
+                        _end(read, outcome, key, finished, refilled)
                     continue
                 offset = message.offset()
                 if offset is None or offset < read.offset:
@@ -263,23 +335,25 @@ class Fetcher:
                 record = to_record(message, read.topic)
                 if read.take(record):
                     del reads[key]
+                    if read.future is None:
+                        # A refill brings what the read-ahead has room for, nothing after.
+                        refilled.append((key, read.offset, read.records, read.reached()))
+                        continue
                     finished.append((read.future, read.records))
                     # A record past the read's byte limit starts what follows it.
                     last = read.records[-1]
                     rest = [] if last is record else [record]
-                    following[key] = _Following(read.topic, last.offset + 1, rest)
+                    following[key] = _Following(read, last.offset + 1, rest)
             if not messages and time.monotonic() > deadline:
-                for read in reads.values():
-                    finished.append((read.future, self._timed_out(read)))
+                for key, read in reads.items():
+                    _end(read, self._timed_out(read), key, finished, refilled)
                 reads.clear()
-            self._deliver(finished, following)
+            self._deliver(finished, following, refilled)
 
     def _on_fetch_error(
         self, error: KafkaError, read: _Read
     ) -> list[Record] | SluicegateError | None:
         code = error.code()
-        if code == KafkaError._PARTITION_EOF:
-            return read.records
         if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
             if read.records:
                 return read.records
@@ -298,15 +372,28 @@ class Fetcher:
         return StorageUnavailable(f"Kafka did not return records within {self._timeout:g}s")
 
     def _deliver(
-        self, finished: list[_Outcome], following: dict[_Key, _Following] | None = None
+        self,
+        finished: list[_Outcome],
+        following: dict[_Key, _Following] | None = None,
+        refilled: list[_Refilled] | None = None,
     ) -> None:
-        if finished or following:
-            self._loop.call_soon_threadsafe(self._settle, finished, following or {})
+        if finished or following or refilled:
+            self._loop.call_soon_threadsafe(self._settle, finished, following or {}, refilled or [])
 
-    def _settle(self, finished: list[_Outcome], following: dict[_Key, _Following]) -> None:
+    def _settle(
+        self,
+        finished: list[_Outcome],
+        following: dict[_Key, _Following],
+        refilled: list[_Refilled],
+    ) -> None:
         # On the loop: what followed a read is kept before its reader can ask for more.
+        ahead = self._ahead
+        for key, start, records, until in refilled:
+            self._refilling.discard(key)
+            ahead.continue_with(key, start, records, until)
         for key, after in following.items():
-            self._ahead.keep(key, after.start, after.records, after.size)
+            ahead.keep(key, after.start, after.records, after.size, after.until, read=after.read)
+            self._refill(key, after.topic, after.end)
         for future, outcome in finished:
             if future.done():
                 continue  # the reader gave up waiting
@@ -314,6 +401,23 @@ class Fetcher:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+def _end(
+    read: _Read,
+    outcome: list[Record] | SluicegateError,
+    key: _Key,
+    finished: list[_Outcome],
+    refilled: list[_Refilled],
+) -> None:
+    """A read ends with ``outcome``: a refill's records, or what its reader gets."""
+    if read.future is None:
+        if isinstance(outcome, SluicegateError):
+            refilled.append((key, read.offset, [], read.offset))
+        else:
+            refilled.append((key, read.offset, outcome, read.reached()))
+    else:
+        finished.append((read.future, outcome))
 
 
 def _follow(after: _Following, message: Message) -> None:
