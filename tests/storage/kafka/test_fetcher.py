@@ -78,7 +78,8 @@ async def test_a_filtered_reader_goes_back_within_what_it_read(
     kafka_settings: KafkaSettings, open_kafka_log: OpenLog
 ) -> None:
     async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
-        await log.create_topic(TopicSpec(name="back"))
+        created = await log.create_topic(TopicSpec(name="back"))
+        assert await other.get_topic("back") == created  # it follows the registry
         tp = TopicPartition("back", 0)
         await log.append([NewRecord("back", 0, None, b"%d" % n) for n in range(2000)])
         first = await log.read(tp, 0, max_records=500, max_bytes=BIG)
@@ -88,3 +89,25 @@ async def test_a_filtered_reader_goes_back_within_what_it_read(
         assert log.reader_rounds == rounds
         assert again == await other.read(tp, first[200].offset, max_records=500, max_bytes=BIG)
         assert again[:300] == first[200:]
+
+
+async def test_partitions_prefetched_together_are_read_from_memory(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
+        created = await log.create_topic(TopicSpec(name="ahead", partitions=3))
+        assert await other.get_topic("ahead") == created  # it follows the registry
+        partitions = [TopicPartition("ahead", p) for p in range(3)]
+        for tp in partitions:
+            await log.append(
+                [NewRecord("ahead", tp.partition, None, b"%d" % n) for n in range(300)]
+            )
+        rounds = log.reader_rounds
+        log.prefetch(dict.fromkeys(partitions, 100))
+        log.prefetch(dict.fromkeys(partitions, 100))  # asked again: nothing more is sent
+        for tp in partitions:
+            # Answered by the one round of the prefetch, landed or still on its way.
+            read = await log.read(tp, 100, max_records=150, max_bytes=BIG)
+            assert read == await other.read(tp, 100, max_records=150, max_bytes=BIG)
+            assert [r.value for r in read] == [b"%d" % n for n in range(100, 250)]
+        assert log.reader_rounds == rounds + 1

@@ -72,9 +72,20 @@ _REFILL_BYTES = MAX_BYTES // 4
 
 
 class _Read:
-    """A read a caller waits for (``future``), or a refill of the read-ahead (None)."""
+    """A read a caller waits for (``future``), or one for the read-ahead (None): a refill
+    of an entry, or a prefetch (``fresh``) that makes one."""
 
-    __slots__ = ("end", "future", "max_bytes", "max_records", "offset", "records", "size", "topic")
+    __slots__ = (
+        "end",
+        "fresh",
+        "future",
+        "max_bytes",
+        "max_records",
+        "offset",
+        "records",
+        "size",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -84,6 +95,8 @@ class _Read:
         max_records: int,
         max_bytes: int,
         future: asyncio.Future[list[Record]] | None,
+        *,
+        fresh: bool = False,
     ) -> None:
         self.topic = topic
         self.offset = offset
@@ -91,6 +104,7 @@ class _Read:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.future = future
+        self.fresh = fresh
         self.records: list[Record] = []
         self.size = 0
 
@@ -114,9 +128,9 @@ class _Read:
 
 _Key = tuple[str, int]
 _Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
-#: A refill's outcome: its partition, the offset it read from, what it fetched, and the
-#: offset up to which that is every committed record.
-_Refilled = tuple[_Key, int, list[Record], int]
+#: A read for the read-ahead: its partition, the offset it read from, what it fetched, the
+#: offset up to which that is every committed record, and whether it was a prefetch.
+_Refilled = tuple[_Key, int, list[Record], int, bool]
 
 
 class _Following:
@@ -161,8 +175,11 @@ class Fetcher:
         self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
         #: On the loop: filled by ``_settle``, used and dropped by ``read`` and ``forget``.
         self._ahead = ReadAhead()
-        #: On the loop: partitions with a refill queued or in a round.
+        #: On the loop: partitions with a refill or prefetch queued or in a round, and the
+        #: reads that missed meanwhile, tried again when it lands (not sent to the broker
+        #: in a round of their own, to wait behind it and fetch the same records again).
         self._refilling: set[_Key] = set()
+        self._parked: dict[_Key, list[tuple[_Read, int]]] = {}
         #: Rounds on the broker so far (written by the fetcher thread; for benchmarks).
         self.rounds = 0
         self.worker = Worker("kafka-fetcher", self._serve, loop)
@@ -184,15 +201,31 @@ class Fetcher:
         """Records of ``partition`` from ``offset``, stopping before ``end`` at the latest."""
         future: asyncio.Future[list[Record]] = self._loop.create_future()
         key = (kafka_topic, partition)
-        ahead = self._ahead.take(key, offset, end, max_records, max_bytes)
+        refilling = key in self._refilling
+        ahead = self._ahead.take(key, offset, end, max_records, max_bytes, drop=not refilling)
         if ahead is not None:
             future.set_result(ahead)
             self._refill(key, topic, end)
             return future
-        self._requests.put(
-            (kafka_topic, partition, _Read(topic, offset, end, max_records, max_bytes, future))
-        )
+        read = _Read(topic, offset, end, max_records, max_bytes, future)
+        if refilling:
+            self._parked.setdefault(key, []).append((read, partition))
+        else:
+            self._requests.put((kafka_topic, partition, read))
         return future
+
+    def _unpark(self, key: _Key) -> None:
+        """The read-ahead of ``key`` was refilled: the reads that waited for it try again."""
+        for read, partition in self._parked.pop(key, ()):
+            future = read.future
+            if future is None or future.done():
+                continue  # the reader gave up waiting
+            ahead = self._ahead.take(key, read.offset, read.end, read.max_records, read.max_bytes)
+            if ahead is not None:
+                future.set_result(ahead)
+                self._refill(key, read.topic, read.end)
+            else:
+                self._requests.put((key[0], partition, read))
 
     def _refill(self, key: _Key, topic: str, end: int) -> None:
         """Queue a refill of ``key``'s read-ahead if it runs low (on the loop)."""
@@ -204,6 +237,21 @@ class Fetcher:
         start, room = wanted
         self._refilling.add(key)
         self._requests.put((key[0], key[1], _Read(topic, start, end, room, _REFILL_BYTES, None)))
+
+    def prefetch(self, key: _Key, topic: str, offset: int, end: int) -> None:
+        """Fetch ``key`` from ``offset`` into the read-ahead unless it holds that already
+        (then refill it if it runs low); records are known below ``end`` (on the loop)."""
+        if key in self._refilling:
+            return
+        ahead = self._ahead
+        if ahead.covers(key, offset):
+            self._refill(key, topic, end)
+            return
+        if ahead.crowded():
+            return
+        self._refilling.add(key)
+        read = _Read(topic, offset, end, RECORDS, _REFILL_BYTES, None, fresh=True)
+        self._requests.put((key[0], key[1], read))
 
     def forget(self, keys: list[_Key]) -> None:
         """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
@@ -265,7 +313,7 @@ class Fetcher:
                         continue
                     if key in this_round or any(key == k for k, _ in later):
                         # A waiting read of the partition goes first.
-                        dropped.append((key, read.offset, [], read.offset))
+                        dropped.append((key, read.offset, [], read.offset, read.fresh))
                     else:
                         this_round[key] = read
                 waiting = later
@@ -318,7 +366,7 @@ class Fetcher:
                     at = message.offset()
                     until = reached if at is None else max(at, reached)
                     if read.future is None:
-                        refilled.append((key, read.offset, read.records, until))
+                        refilled.append((key, read.offset, read.records, until, read.fresh))
                     else:
                         finished.append((read.future, read.records))
                         following[key] = _Following(read, reached, [], until)
@@ -337,7 +385,8 @@ class Fetcher:
                     del reads[key]
                     if read.future is None:
                         # A refill brings what the read-ahead has room for, nothing after.
-                        refilled.append((key, read.offset, read.records, read.reached()))
+                        reached = read.reached()
+                        refilled.append((key, read.offset, read.records, reached, read.fresh))
                         continue
                     finished.append((read.future, read.records))
                     # A record past the read's byte limit starts what follows it.
@@ -388,9 +437,13 @@ class Fetcher:
     ) -> None:
         # On the loop: what followed a read is kept before its reader can ask for more.
         ahead = self._ahead
-        for key, start, records, until in refilled:
+        for key, start, records, until, fresh in refilled:
             self._refilling.discard(key)
-            ahead.continue_with(key, start, records, until)
+            if fresh:
+                ahead.adopt(key, start, records, until)
+            else:
+                ahead.continue_with(key, start, records, until)
+            self._unpark(key)
         for key, after in following.items():
             ahead.keep(key, after.start, after.records, after.size, after.until, read=after.read)
             self._refill(key, after.topic, after.end)
@@ -413,9 +466,9 @@ def _end(
     """A read ends with ``outcome``: a refill's records, or what its reader gets."""
     if read.future is None:
         if isinstance(outcome, SluicegateError):
-            refilled.append((key, read.offset, [], read.offset))
+            refilled.append((key, read.offset, [], read.offset, read.fresh))
         else:
-            refilled.append((key, read.offset, outcome, read.reached()))
+            refilled.append((key, read.offset, outcome, read.reached(), read.fresh))
     else:
         finished.append((read.future, outcome))
 

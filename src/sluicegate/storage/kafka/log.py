@@ -184,6 +184,10 @@ class KafkaLog(Log):
         """Records from ``offset`` on, bounded by count and bytes (the first always fits)."""
         return await self._reads.read(tp, offset, max_records=max_records, max_bytes=max_bytes)
 
+    def prefetch(self, positions: Mapping[TopicPartition, int]) -> None:
+        """Start fetching these partitions from these offsets, in one round of the reader."""
+        self._reads.prefetch(positions)
+
     async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
         """Low and high watermark of a partition, as a ``read_committed`` reader sees them."""
         return await self._reads.watermarks(tp, max_age=max_age)

@@ -32,10 +32,15 @@ An entry a read was answered from is refilled in the background (``wanted``,
 partition is known to go on past it, the fetcher reads on from the entry's end in a round
 of its own, and what it fetched is added if the entry still ends where the refill
 started (nothing was appended or dropped meanwhile). A consumer walking a backlog then
-finds its next batch in memory instead of waiting for a round on the broker. Refills add
-nothing to the bounds: at most ``RECORDS`` records an entry and ``MAX_BYTES`` in all; a
-refill is cut to what fits and evicts no other entry, and it keeps the entry's expiry (its
-older records are trusted no longer than before).
+finds its next batch in memory instead of waiting for a round on the broker. A consumer
+about to read several partitions may ask for them ahead (``Log.prefetch``): the
+partitions without an entry are fetched in one round of their own, each kept as an entry
+(``adopt``) if it has none by then. Refills and prefetches add nothing to the bounds:
+an entry holds at most ``RECORDS`` records past where its last read stopped, plus that
+read's own (a reader may go back into them), and ``MAX_BYTES`` bound them all. A refill
+is cut to what fits and evicts no other entry, and it keeps the entry's expiry (its older
+records are trusted no longer than before); a prefetch is not asked while half the bounds
+are used (``crowded``), and is kept only if it fits without evicting an entry.
 """
 
 from __future__ import annotations
@@ -156,15 +161,27 @@ class ReadAhead:
         self._size += size
 
     def take(
-        self, key: _Key, offset: int, end: int, max_records: int, max_bytes: int
+        self,
+        key: _Key,
+        offset: int,
+        end: int,
+        max_records: int,
+        max_bytes: int,
+        *,
+        drop: bool = True,
     ) -> list[Record] | None:
         """The read's whole answer if what is kept holds it, else None (ask the broker,
-        and forget the entry: the round that answers keeps what follows instead)."""
+        and forget the entry: the round that answers keeps what follows instead; with
+        ``drop`` false it stays, for a refill on its way)."""
         entry = self._kept.get(key)
         if entry is None:
             return None
-        if not entry.base <= offset <= entry.end or time.monotonic() > entry.expires:
+        if time.monotonic() > entry.expires:
             self._drop(key)
+            return None
+        if not entry.base <= offset <= entry.end:
+            if drop:
+                self._drop(key)
             return None
         records = entry.records
         # A read from where the last one stopped starts at ``first``; any other offset the
@@ -191,7 +208,8 @@ class ReadAhead:
             # Every record kept was taken: the answer if the entry reaches the read's end.
             complete = entry.end >= end
         if not complete:
-            self._drop(key)
+            if drop:
+                self._drop(key)
             return None  # it ran out before the read had all it wants
         # What is left, if anything, is still every committed record from there on. The
         # entry's size stays an upper bound until it is dropped (no count per record).
@@ -199,6 +217,29 @@ class ReadAhead:
         entry.first = first + len(taken)
         entry.start = taken[-1].offset + 1 if taken else offset
         return taken
+
+    def covers(self, key: _Key, offset: int) -> bool:
+        """Whether a read of ``key`` from ``offset`` would start in an entry."""
+        entry = self._kept.get(key)
+        return (
+            entry is not None
+            and entry.base <= offset <= entry.end
+            and time.monotonic() <= entry.expires
+        )
+
+    def crowded(self) -> bool:
+        """Whether half the bounds are used: prefetches, which nobody waits for, would
+        soon evict entries that readers are using."""
+        return len(self._kept) >= _PARTITIONS // 2 or self._size >= MAX_BYTES // 2
+
+    def adopt(self, key: _Key, start: int, records: list[Record], end: int) -> None:
+        """``records`` are every committed record of ``key`` from ``start`` to ``end`` (a
+        prefetch): kept as an entry if ``key`` has none and they fit without evicting any."""
+        if key in self._kept or len(self._kept) >= _PARTITIONS:
+            return
+        size = sum(map(footprint, map(_value, records)))
+        if self._size + size <= MAX_BYTES:
+            self.keep(key, start, records, size, end)
 
     def wanted(self, key: _Key, end: int) -> tuple[int, int] | None:
         """Where a refill of ``key``'s entry starts and how many records it may bring,
