@@ -219,3 +219,23 @@ def test_a_refill_is_cut_to_the_bounds_and_evicts_nothing() -> None:
     fitted = ahead.take(KEY, 0, half - 1, max_records=half, max_bytes=1 << 40)
     assert fitted is not None
     assert len(fitted) == half - 1
+
+
+def test_a_refills_records_expire_after_their_own_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(read_ahead, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    ahead = ReadAhead()
+    keep(ahead, 0, records(*range(10)))
+    assert ahead.take(KEY, 0, 1000, max_records=8, max_bytes=BIG) is not None
+    now[0] += 1.5
+    ahead.continue_with(KEY, 10, records(*range(10, 20)), 20)
+    now[0] += 1.0  # the first fetch's records are past their time, the refill's are not
+    assert ahead.take(KEY, 9, 20, max_records=5, max_bytes=BIG) is None
+    keep(ahead, 0, records(*range(10)))
+    assert ahead.take(KEY, 0, 1000, max_records=8, max_bytes=BIG) is not None
+    now[0] += 1.5
+    ahead.continue_with(KEY, 10, records(*range(10, 20)), 20)
+    now[0] += 1.0
+    fresh = ahead.take(KEY, 10, 20, max_records=5, max_bytes=BIG)
+    assert fresh is not None
+    assert [r.offset for r in fresh] == [10, 11, 12, 13, 14]

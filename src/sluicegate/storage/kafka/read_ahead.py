@@ -12,7 +12,8 @@ however few records that is (the end of a partition, or only commit markers befo
 What is kept was committed (the reader is ``read_committed``) and Kafka never rewrites a
 record, so it stays right while it exists. This node's purge and delete forget the
 partitions at once; a purge elsewhere (or retention) can be missed for at most ``_TTL``
-seconds, after which every entry expires whatever happens. Bounded: ``_PARTITIONS``
+seconds: a record is not handed out longer than that after the fetch that brought it
+(a refill's records expire after their own fetch's). Bounded: ``_PARTITIONS``
 partitions, ``RECORDS`` records each, and ``MAX_BYTES`` in all (values plus
 ``RECORD_OVERHEAD`` per record: the oldest entries go first).
 
@@ -38,8 +39,7 @@ partitions without an entry are fetched in one round of their own, each kept as 
 (``adopt``) if it has none by then. Refills and prefetches add nothing to the bounds:
 an entry holds at most ``RECORDS`` records past where its last read stopped, plus that
 read's own (a reader may go back into them), and ``MAX_BYTES`` bound them all. A refill
-is cut to what fits and evicts no other entry, and it keeps the entry's expiry (its older
-records are trusted no longer than before); a prefetch is not asked while half the bounds
+is cut to what fits and evicts no other entry; a prefetch is not asked while half the bounds
 are used (``crowded``), and is kept only if it fits without evicting an entry.
 """
 
@@ -79,7 +79,7 @@ class _Entry:
     last read stopped, ``records[first]`` the first record from there; and an upper bound
     of the bytes they count."""
 
-    __slots__ = ("base", "end", "expires", "first", "last", "records", "size", "start")
+    __slots__ = ("base", "end", "expiries", "first", "last", "records", "size", "start")
 
     def __init__(self, start: int, records: list[Record], size: int, end: int) -> None:
         self.base = self.start = start
@@ -90,7 +90,16 @@ class _Entry:
         self.last = (start, 0)
         self.size = size
         self.end = end
-        self.expires = time.monotonic() + _TTL
+        #: When the records from each offset on expire, per fetch that brought them:
+        #: (offset, monotonic time), ascending (a refill adds one; see the module).
+        self.expiries = [(start, time.monotonic() + _TTL)]
+
+    def expired(self, offset: int) -> bool:
+        """Whether the records from ``offset`` on include some kept too long."""
+        for since, expires in reversed(self.expiries):
+            if since <= offset:
+                return time.monotonic() > expires
+        return time.monotonic() > self.expiries[0][1]
 
 
 class ReadAhead:
@@ -176,7 +185,7 @@ class ReadAhead:
         entry = self._kept.get(key)
         if entry is None:
             return None
-        if time.monotonic() > entry.expires:
+        if entry.expired(offset):
             self._drop(key)
             return None
         if not entry.base <= offset <= entry.end:
@@ -221,11 +230,7 @@ class ReadAhead:
     def covers(self, key: _Key, offset: int) -> bool:
         """Whether a read of ``key`` from ``offset`` would start in an entry."""
         entry = self._kept.get(key)
-        return (
-            entry is not None
-            and entry.base <= offset <= entry.end
-            and time.monotonic() <= entry.expires
-        )
+        return entry is not None and entry.base <= offset <= entry.end and not entry.expired(offset)
 
     def crowded(self) -> bool:
         """Whether half the bounds are used: prefetches, which nobody waits for, would
@@ -245,7 +250,7 @@ class ReadAhead:
         """Where a refill of ``key``'s entry starts and how many records it may bring,
         when the entry runs low and records are known below ``end``; else None."""
         entry = self._kept.get(key)
-        if entry is None or time.monotonic() > entry.expires:
+        if entry is None or entry.expired(entry.start):
             return None
         left = len(entry.records) - entry.first
         if left >= REFILL_BELOW or entry.end >= end:
@@ -282,6 +287,12 @@ class ReadAhead:
         entry.base = base
         entry.last = (base, 0)
         entry.size = size
+        # What the refill brought is trusted for ``_TTL`` from now, what was kept before
+        # no longer than it was; fetches whose records all went are forgotten.
+        expiries = entry.expiries
+        while len(expiries) > 1 and expiries[1][0] <= base:
+            del expiries[0]
+        expiries.append((start, time.monotonic() + _TTL))
         # Cut short, the entry reaches only past its last record.
         if added == len(records):
             entry.end = max(end, entry.end)
