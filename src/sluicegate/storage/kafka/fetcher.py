@@ -67,7 +67,8 @@ def to_record(message: Message, topic: str) -> Record:
     )
 
 
-#: Bytes one refill may bring (``read_ahead``'s bound cuts it further when it lands).
+#: Bytes one refill or prefetch may bring, counted as ``footprint``s (``read_ahead``'s
+#: bound cuts it further when it lands).
 _REFILL_BYTES = MAX_BYTES // 4
 
 
@@ -110,7 +111,10 @@ class _Read:
 
     def take(self, record: Record) -> bool:
         """Add ``record`` if it fits; whether the read has all it wants."""
-        size = record.size()
+        # A read for the read-ahead counts what the read-ahead's bound counts (its value
+        # and a fixed overhead): cheaper than the headers' bytes, and what it brings is
+        # cut to that bound anyway when it lands.
+        size = record.size() if self.future is not None else footprint(record.value)
         if self.records and self.size + size > self.max_bytes:
             return True  # only the first record may exceed max_bytes
         self.records.append(record)
