@@ -7,8 +7,9 @@ as it has enough (count, bytes, or the partition's end). Two reads of one partit
 different offsets go in consecutive rounds. The cost is fixed per node — one consumer
 and one thread — however many HTTP consumers read. What a round fetched past a read is
 kept for the read that continues from there (``read_ahead``), and an entry a read used is
-refilled in the background once it runs low: a refill is a read nobody waits for, which
-goes into the next round unless a waiting read of its partition is queued (it would
+refilled in the background once it runs low; partitions a consumer is about to read
+(``prefetch``) are fetched into it the same way. Those are reads nobody waits for, which
+go into the next round unless a waiting read of their partition is queued (it would
 fetch the same partition at another offset: the waiting read goes first, the refill is
 dropped).
 """
