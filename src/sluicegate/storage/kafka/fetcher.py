@@ -81,6 +81,7 @@ class _Read:
         "end",
         "fresh",
         "future",
+        "generation",
         "max_bytes",
         "max_records",
         "offset",
@@ -97,10 +98,14 @@ class _Read:
         max_records: int,
         max_bytes: int,
         future: asyncio.Future[list[Record]] | None,
+        generation: int,
         *,
         fresh: bool = False,
     ) -> None:
         self.topic = topic
+        #: ``ReadAhead.generation`` when the read was asked: what it fetched is not kept
+        #: if a purge or delete came in between (its records may be gone).
+        self.generation = generation
         self.offset = offset
         self.end = end
         self.max_records = max_records
@@ -134,20 +139,31 @@ class _Read:
 _Key = tuple[str, int]
 _Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
 #: A read for the read-ahead: its partition, the offset it read from, what it fetched, the
-#: offset up to which that is every committed record, and whether it was a prefetch.
-_Refilled = tuple[_Key, int, list[Record], int, bool]
+#: offset up to which that is every committed record, and the read itself.
+_Refilled = tuple[_Key, int, list[Record], int, _Read]
 
 
 class _Following:
     """After a read that ended in a round: the read, the offset it stopped at, what
     followed it in the round, and their ``footprint``s."""
 
-    __slots__ = ("end", "full", "read", "records", "size", "start", "topic", "until")
+    __slots__ = (
+        "end",
+        "full",
+        "generation",
+        "read",
+        "records",
+        "size",
+        "start",
+        "topic",
+        "until",
+    )
 
     def __init__(
         self, read: _Read, start: int, records: list[Record], until: int | None = None
     ) -> None:
         self.topic = read.topic
+        self.generation = read.generation
         #: Where the read began and what it took: kept too (``ReadAhead.keep``).
         self.read = (read.offset, read.records)
         self.start = start
@@ -212,7 +228,7 @@ class Fetcher:
             future.set_result(ahead)
             self._refill(key, topic, end)
             return future
-        read = _Read(topic, offset, end, max_records, max_bytes, future)
+        read = _Read(topic, offset, end, max_records, max_bytes, future, self._ahead.generation)
         if refilling:
             self._parked.setdefault(key, []).append((read, partition))
         else:
@@ -241,7 +257,8 @@ class Fetcher:
             return
         start, room = wanted
         self._refilling.add(key)
-        self._requests.put((key[0], key[1], _Read(topic, start, end, room, _REFILL_BYTES, None)))
+        read = _Read(topic, start, end, room, _REFILL_BYTES, None, self._ahead.generation)
+        self._requests.put((key[0], key[1], read))
 
     def prefetch(self, key: _Key, topic: str, offset: int, end: int) -> None:
         """Fetch ``key`` from ``offset`` into the read-ahead unless it holds that already
@@ -255,7 +272,9 @@ class Fetcher:
         if ahead.crowded():
             return
         self._refilling.add(key)
-        read = _Read(topic, offset, end, RECORDS, _REFILL_BYTES, None, fresh=True)
+        read = _Read(
+            topic, offset, end, RECORDS, _REFILL_BYTES, None, self._ahead.generation, fresh=True
+        )
         self._requests.put((key[0], key[1], read))
 
     def forget(self, keys: list[_Key]) -> None:
@@ -318,7 +337,7 @@ class Fetcher:
                         continue
                     if key in this_round or any(key == k for k, _ in later):
                         # A waiting read of the partition goes first.
-                        dropped.append((key, read.offset, [], read.offset, read.fresh))
+                        dropped.append((key, read.offset, [], read.offset, read))
                     else:
                         this_round[key] = read
                 waiting = later
@@ -371,7 +390,7 @@ class Fetcher:
                     at = message.offset()
                     until = reached if at is None else max(at, reached)
                     if read.future is None:
-                        refilled.append((key, read.offset, read.records, until, read.fresh))
+                        refilled.append((key, read.offset, read.records, until, read))
                     else:
                         finished.append((read.future, read.records))
                         following[key] = _Following(read, reached, [], until)
@@ -391,7 +410,7 @@ class Fetcher:
                     if read.future is None:
                         # A refill brings what the read-ahead has room for, nothing after.
                         reached = read.reached()
-                        refilled.append((key, read.offset, read.records, reached, read.fresh))
+                        refilled.append((key, read.offset, read.records, reached, read))
                         continue
                     finished.append((read.future, read.records))
                     # A record past the read's byte limit starts what follows it.
@@ -442,14 +461,19 @@ class Fetcher:
     ) -> None:
         # On the loop: what followed a read is kept before its reader can ask for more.
         ahead = self._ahead
-        for key, start, records, until, fresh in refilled:
+        generation = ahead.generation
+        for key, start, records, until, read in refilled:
             self._refilling.discard(key)
-            if fresh:
+            if read.generation != generation:
+                pass  # a purge or delete since it was asked: what it fetched may be gone
+            elif read.fresh:
                 ahead.adopt(key, start, records, until)
             else:
                 ahead.continue_with(key, start, records, until)
             self._unpark(key)
         for key, after in following.items():
+            if after.generation != generation:
+                continue
             ahead.keep(key, after.start, after.records, after.size, after.until, read=after.read)
             self._refill(key, after.topic, after.end)
         for future, outcome in finished:
@@ -471,9 +495,9 @@ def _end(
     """A read ends with ``outcome``: a refill's records, or what its reader gets."""
     if read.future is None:
         if isinstance(outcome, SluicegateError):
-            refilled.append((key, read.offset, [], read.offset, read.fresh))
+            refilled.append((key, read.offset, [], read.offset, read))
         else:
-            refilled.append((key, read.offset, outcome, read.reached(), read.fresh))
+            refilled.append((key, read.offset, outcome, read.reached(), read))
     else:
         finished.append((read.future, outcome))
 

@@ -108,6 +108,9 @@ class ReadAhead:
     def __init__(self) -> None:
         self._kept: dict[_Key, _Entry] = {}
         self._size = 0
+        #: How many times partitions were forgotten (``forget``). Purges are rare, so
+        #: any one of them voids every fetch in flight, whatever its partition.
+        self.generation = 0
 
     def keep(
         self,
@@ -300,7 +303,9 @@ class ReadAhead:
             entry.end = records[added - 1].offset + 1
 
     def forget(self, keys: list[_Key]) -> None:
-        """Drop what is kept of ``keys`` (their topic was deleted or purged)."""
+        """Drop what is kept of ``keys`` (their topic was deleted or purged), and move on
+        ``generation``: a fetch asked before this lands after it, and is not kept."""
+        self.generation += 1
         for key in keys:
             self._drop(key)
 
