@@ -111,3 +111,21 @@ async def test_partitions_prefetched_together_are_read_from_memory(
             assert read == await other.read(tp, 100, max_records=150, max_bytes=BIG)
             assert [r.value for r in read] == [b"%d" % n for n in range(100, 250)]
         assert log.reader_rounds == rounds + 1
+
+
+async def test_a_fetch_asked_before_a_purge_is_not_kept_when_it_lands(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    async with open_kafka_log(kafka_settings) as log:
+        await log.create_topic(TopicSpec(name="purged"))
+        tp = TopicPartition("purged", 0)
+        await log.append([NewRecord("purged", 0, None, b"%d" % n) for n in range(300)])
+        rounds = log.reader_rounds
+        log.prefetch({tp: 0})
+        # What a purge does on the loop once its records are gone, before the prefetch
+        # can land (it lands through the loop, which has not run since).
+        log._node.fetcher.forget([(tp.topic, tp.partition)])
+        # The read waits for the prefetch's round, then asks the broker: nothing was kept.
+        read = await log.read(tp, 0, max_records=10, max_bytes=BIG)
+        assert [r.value for r in read] == [b"%d" % n for n in range(10)]
+        assert log.reader_rounds == rounds + 2
