@@ -18,6 +18,7 @@ from sluicegate.errors import (
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
+from sluicegate.http.response_cycle import direct_cycle
 from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.stream_forwarding import StreamForwarder
@@ -188,7 +189,10 @@ class GatewayApp:
                 await self._unmatched(exc, scope, receive, send, started)
                 return
         route, params, series, body_limit, rated = dispatch
-        request = Request(scope, receive, params, body_limit, self._json_limits)
+        # Under uvicorn, the body is taken from the cycle and the response written to it
+        # without receive's and send's coroutines and messages.
+        cycle = direct_cycle(receive, send)
+        request = Request(scope, receive, params, body_limit, self._json_limits, cycle)
         try:
             if not route.authenticated:
                 response = await route.endpoint(request)
@@ -224,12 +228,15 @@ class GatewayApp:
             # Outside the request's concurrency slot: a stream (Server-Sent Events) is
             # counted by its own cap, for as long as it lasts.
             await response(send)
-        elif WHOLE in scope.get("extensions", ()):
-            await send(response.whole_message())
-        else:
-            # Response.__call__'s two messages, without its coroutine.
-            await send(response.start_message())
-            await send({"type": "http.response.body", "body": response.body})
+        elif cycle is None or not cycle.write_whole(
+            response.status, response.headers, response.body
+        ):
+            if WHOLE in scope.get("extensions", ()):
+                await send(response.whole_message())
+            else:
+                # Response.__call__'s two messages, without its coroutine.
+                await send(response.start_message())
+                await send({"type": "http.response.body", "body": response.body})
         series.observe(response.status, perf_counter() - started)
 
     async def _unmatched(

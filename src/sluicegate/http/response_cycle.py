@@ -51,7 +51,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from sluicegate.http.responses import ABORT, WHOLE
 
-__all__ = ["OneWriteCycle"]
+__all__ = ["OneWriteCycle", "direct_cycle"]
 
 #: Bodies up to this size are copied behind their head; larger ones are written after it
 #: in the same call (``writelines``) rather than copied.
@@ -225,16 +225,26 @@ class OneWriteCycle(RequestResponseCycle):
         )
 
     async def _send_whole(self, message: Mapping[str, Any]) -> None:
-        """A ``WHOLE`` message: the start and body messages' bytes, in one write.
-
-        Its head is laid out straight from remembered lines, with no look for framing
-        headers, when nothing in it needs uvicorn's general path: no header that frames
-        the response (then the two messages are sent the usual way), not a 204 or 304,
-        nothing sent yet, the connection writable.
-        """
+        """A ``WHOLE`` message: the start and body messages' bytes, in one write."""
         status: int = message["status"]
         headers: list[tuple[bytes, bytes]] = message["headers"]
         body: bytes = message["body"]
+        if self.write_whole(status, headers, body):
+            return
+        if status != 204:
+            headers = [*headers, (b"content-length", b"%d" % len(body))]
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    def write_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Write a ``WHOLE`` message's response now, if nothing in it needs ``send``'s path:
+        False (nothing written) for a header that frames the response, a 204 or 304, a
+        response started already, a client gone or a paused connection; the caller then
+        sends the start and body messages, whose bytes these are.
+
+        Its head is laid out straight from remembered lines, with no look for framing
+        headers. Not a coroutine: the gateway calls it directly (``direct_cycle``).
+        """
         defaults = _default_lines(self.default_headers)
         lines = _plain_lines(headers)
         if (
@@ -246,11 +256,7 @@ class OneWriteCycle(RequestResponseCycle):
             or self.disconnected
             or self.flow.write_paused
         ):
-            if status != 204:
-                headers = [*headers, (b"content-length", b"%d" % len(body))]
-            await self.send({"type": "http.response.start", "status": status, "headers": headers})
-            await self.send({"type": "http.response.body", "body": body})
-            return
+            return False
         self.response_started = True
         self.waiting_for_100_continue = False
         if self.access_log:
@@ -273,6 +279,33 @@ class OneWriteCycle(RequestResponseCycle):
         if not self.keep_alive:
             self.transport.close()
         self.on_response()
+        return True
+
+    def take_body(self) -> bytes | None:
+        """What ``receive`` would answer at once, as bytes rather than a message: the
+        request's whole body, if all of it has arrived and nothing has received it yet.
+
+        ``None`` where ``receive`` must be awaited: more body to come, a 100 Continue to
+        send first, the body received already (the next message is the disconnect), the
+        client gone or the response complete. Not a coroutine: the gateway calls it
+        directly (``direct_cycle``), where ``receive`` is two coroutines and an Event's.
+        """
+        if (
+            self.more_body
+            or self.disconnected
+            or self.response_complete
+            or self.waiting_for_100_continue
+            or not self.message_event.is_set()
+        ):
+            return None
+        # What receive does before it takes the body: reading resumes (a large body
+        # paused it), and the event is cleared for the message that comes next.
+        if self.flow.read_paused:
+            self.flow.resume_reading()
+        self.message_event.clear()
+        body = bytes(self.body)
+        self.body = bytearray()
+        return body
 
     def _head_bytes(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The status line and headers, as uvicorn writes them; sets the framing state."""
@@ -341,3 +374,16 @@ class OneWriteCycle(RequestResponseCycle):
             self._head = None
             if not self.disconnected and not self.transport.is_closing():
                 self.transport.write(head)
+
+
+def direct_cycle(receive: object, send: object) -> OneWriteCycle | None:
+    """The ``OneWriteCycle`` whose own ``receive`` and ``send`` these are, else ``None``.
+
+    An app handed a cycle's own methods (nothing wraps them) may call the cycle's
+    ``take_body`` and ``write_whole`` instead: what ``receive`` and a ``WHOLE`` message
+    do, without their coroutines and messages.
+    """
+    cycle = getattr(send, "__self__", None)
+    if type(cycle) is OneWriteCycle and getattr(receive, "__self__", None) is cycle:
+        return cycle
+    return None

@@ -143,7 +143,9 @@ class TopicsV1Public:
         topic = self._catalog.cached_by_id(topic_id) or await self._fresh_topic(topic_id)
         self._gateway.authorize(request.principal, "produce", topic.name)
         _check_media_type(request)
-        body = await request.body(json=True)
+        body = request.ready_body(json=True)
+        if body is None:
+            body = await request.body(json=True)
         value = _stored_value(self._schemas.for_topic(topic.name), body, "the message")
         [appended] = await self._producer.send([self._producer.unkeyed_record(topic, value)])
         if topic.partitions == 1:
