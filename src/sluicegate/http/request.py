@@ -199,7 +199,7 @@ class Request:
 
     def ready_body(self, limit: int | None = None, *, json: bool = False) -> bytes | None:
         """``body()``'s answer without waiting, if the whole body is there already (nearly
-        always); ``None``: await ``body()``. The same checks, in the same order.
+        always); ``None``: await ``body()``. The same checks, with the same outcomes.
 
         Through the server's cycle (``cycle``), not ``receive``: a request's body then
         costs no coroutine, neither ``body()``'s nor ``receive``'s.
@@ -207,16 +207,22 @@ class Request:
         cycle = self.cycle
         if cycle is None:
             return None
-        if limit is None:
-            limit = self.body_limit
-        self._check_declared(limit)
         body = cycle.take_body()
         if body is None:
+            self._check_declared(self.body_limit if limit is None else limit)
             return None
+        if limit is None:
+            limit = self.body_limit
         if len(body) > limit:
+            # A whole body is as long as its Content-Length, if it declared one (the
+            # parser refuses any other): refused as body() refuses the declared length.
+            self._check_declared(limit)
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
         if json:
-            self._check_json(body)
+            if self.json_limits is not None:
+                self.json_limits.check(body)
+            if not body.isascii():
+                check_utf8(body)
         return body
 
     async def body(self, limit: int | None = None, *, json: bool = False) -> bytes:
@@ -235,7 +241,7 @@ class Request:
         if ready is not None:
             return ready
         if self.cycle is None:
-            self._check_declared(limit)  # else ready_body has checked it
+            self._check_declared(limit)  # else ready_body has checked it, finding no body
         chunks: list[bytes] = []
         size = 0
         while True:

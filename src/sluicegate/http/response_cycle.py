@@ -245,7 +245,12 @@ class OneWriteCycle(RequestResponseCycle):
         Its head is laid out straight from remembered lines, with no look for framing
         headers. Not a coroutine: the gateway calls it directly (``direct_cycle``).
         """
-        defaults = _default_lines(self.default_headers)
+        # _default_lines' first test, inlined: the lines are nearly always remembered.
+        known = _defaults
+        if known is not None and known[0] is self.default_headers:
+            defaults: bytes | None = known[1]
+        else:
+            defaults = _default_lines(self.default_headers)
         lines = _plain_lines(headers)
         if (
             defaults is None
@@ -263,7 +268,7 @@ class OneWriteCycle(RequestResponseCycle):
             self._log_access(status)
         self.chunked_encoding = False
         self.expected_content_length = 0
-        self._head = b"".join(
+        head = b"".join(
             (
                 STATUS_LINE[status],
                 defaults,
@@ -273,7 +278,13 @@ class OneWriteCycle(RequestResponseCycle):
                 b"\r\n",
             )
         )
-        self._write(b"" if self.scope["method"] == "HEAD" else body)
+        # _write's, with nothing kept: the head and the body in one call.
+        if self.scope["method"] == "HEAD":
+            self.transport.write(head)
+        elif len(body) <= _COPY_BYTES:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
