@@ -32,6 +32,13 @@ out from remembered lines (with Content-Length from the body) without going thro
 headers for the ones that frame a response. Its bytes are the two messages' bytes, and
 anything unusual (such a header, a 204, a response already started) goes the two
 messages' way.
+
+And two methods an app may call on the cycle itself, when it was handed the cycle's own
+``receive`` and ``send`` (``direct_cycle``; the gateway, served by uvicorn): ``take_body``,
+what ``receive`` answers at once, as bytes, and ``write_whole``, what a ``WHOLE`` message
+writes. Neither is a coroutine: ``receive`` costs two coroutines and an Event's wait per
+request, ``send`` two coroutines and a message. Each declines (``None``, ``False``) where
+the coroutine has to wait or decide, and the app then awaits it as before.
 """
 
 from __future__ import annotations
@@ -251,7 +258,14 @@ class OneWriteCycle(RequestResponseCycle):
             defaults: bytes | None = known[1]
         else:
             defaults = _default_lines(self.default_headers)
-        lines = _plain_lines(headers)
+        # A lone header (a JSON answer's Content-Type, most of them) from _PLAIN_LINES
+        # without _plain_lines' call, list and join.
+        try:
+            lines = _PLAIN_LINES.get(headers[0]) if len(headers) == 1 else None
+        except TypeError:  # a list, or a bytearray in the pair: never remembered
+            lines = None
+        if lines is None:
+            lines = _plain_lines(headers)
         if (
             defaults is None
             or lines is None

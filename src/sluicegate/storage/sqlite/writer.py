@@ -463,10 +463,11 @@ class Writer:
                 pending = touched[first] = _Pending(first, now)
             if op.size == 1:
                 # The most common case of all: one record (a produce request).
+                record = op.batch[0]
                 offset = first.next
                 first.next = offset + 1
-                pending.records.append(op.batch[0])
-                op.results = [Appended(op.batch[0].topic, first.index, offset, pending.ts)]
+                pending.records.append(record)
+                op.results = [Appended(record.topic, first.index, offset, pending.ts)]
             elif states.count(first) == len(states):
                 # The common case, one partition: offsets in bulk, no per-record lookups.
                 base = first.next
