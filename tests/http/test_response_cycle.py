@@ -270,6 +270,8 @@ WHOLE_CASES = [
     (HTTP10, 200, [JSON], b"ok"),
     (GET, 200, [JSON, (b"connection", b"close")], b"ok"),
     (GET, 200, [[b"content-type", b"text/plain"]], b"ok"),
+    (GET, 200, [(b"content-type", bytearray(b"text/plain"))], b"ok"),
+    (GET, 200, [(b"connection", b"close")], b"ok"),
     (GET, 200, [JSON], b"x" * 100_000),
     (GET, 200, [(b"x", b"split\r\ninjected: 1")], b""),
     (GET, 200, [(b"bad name", b"v")], b"{}"),
