@@ -272,6 +272,8 @@ WHOLE_CASES = [
     (GET, 200, [[b"content-type", b"text/plain"]], b"ok"),
     (GET, 200, [(b"content-type", bytearray(b"text/plain"))], b"ok"),
     (GET, 200, [(b"connection", b"close")], b"ok"),
+    (GET, 200, [JSON], b"x" * 255),
+    (GET, 200, [JSON], b"x" * 256),
     (GET, 200, [JSON], b"x" * 100_000),
     (GET, 200, [(b"x", b"split\r\ninjected: 1")], b""),
     (GET, 200, [(b"bad name", b"v")], b"{}"),

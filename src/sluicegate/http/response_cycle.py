@@ -81,6 +81,9 @@ _LINES_KEPT = 512
 #: The lines of ``_LINES`` whose headers do not frame the response (``_plain_lines``).
 _PLAIN_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _LINE_VALUE_BYTES = 64
+#: The Content-Length lines of short bodies (most answers: an id, an offset, nothing),
+#: laid out once; 16 KB. Longer bodies' lines are formatted each time.
+_LENGTH_LINES = tuple(b"content-length: %d\r\n" % length for length in range(256))
 
 
 def _checked_line(name: bytes, value: bytes) -> bytes:
@@ -282,12 +285,13 @@ class OneWriteCycle(RequestResponseCycle):
             self._log_access(status)
         self.chunked_encoding = False
         self.expected_content_length = 0
+        size = len(body)
         head = b"".join(
             (
                 STATUS_LINE[status],
                 defaults,
                 lines,
-                b"content-length: %d\r\n" % len(body),
+                _LENGTH_LINES[size] if size < 256 else b"content-length: %d\r\n" % size,
                 b"" if self.keep_alive else b"connection: close\r\n",
                 b"\r\n",
             )
@@ -295,7 +299,7 @@ class OneWriteCycle(RequestResponseCycle):
         # _write's, with nothing kept: the head and the body in one call.
         if self.scope["method"] == "HEAD":
             self.transport.write(head)
-        elif len(body) <= _COPY_BYTES:
+        elif size <= _COPY_BYTES:
             self.transport.write(head + body)
         else:
             self.transport.writelines((head, body))
