@@ -14,7 +14,8 @@ import time
 import msgspec
 import pytest
 
-from sluicegate.core.records import NewRecord, Record, TopicPartition, Watermarks
+from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition, Watermarks
+from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.core.topics import TopicSpec, TopicUpdate
 from sluicegate.errors import (
     BadRequest,
@@ -329,6 +330,52 @@ async def test_single_and_multi_record_appends_keep_the_order_of_calls(log: Log)
         expected += [r.value for r in batch if r.partition == 0]
     await asyncio.gather(*futures)
     assert [r.value for r in await read_all(log, "t", 0)] == expected
+
+
+async def test_topic_batches_are_stored_as_the_records_they_hold(log: Log) -> None:
+    # A TopicBatch through append and append_offsets, beside plain lists, sharing commits.
+    await log.create_topic(TopicSpec(name="t", partitions=3))
+    batches: list[list[NewRecord]] = []
+    calls = []
+    for i in range(24):
+        values = [b"%d-%d" % (i, j) for j in range(5)]
+        if i % 3 == 0:  # one key, one partition
+            batch = TopicBatch("t", [1] * 5, [b"k"] * 5, values)
+        elif i % 3 == 1:  # partitions interleaved, keys and values some null
+            keys = [None, b"a", None, b"b", b"c"]
+            batch = TopicBatch("t", [j % 3 for j in range(5)], keys, [*values[:4], None])
+        else:
+            batch = [rec("t", 2, value) for value in values]
+        batches.append(list(batch))
+        calls.append(log.append_offsets(batch) if i % 2 else _offsets(log.append(batch)))
+    results = await asyncio.gather(*calls)
+    stored = {
+        (partition, r.offset): (r.key, r.value)
+        for partition in range(3)
+        for r in await read_all(log, "t", partition)
+    }
+    assert len(stored) == 24 * 5
+    for batch, offsets in zip(batches, results, strict=True):
+        assert [partition for partition, _ in offsets] == [r.partition for r in batch]
+        assert [stored[place] for place in offsets] == [(r.key, r.value) for r in batch]
+    one = await log.append_offsets(TopicBatch("t", [0], [None], [b"alone"]))
+    assert stored.keys().isdisjoint(one)
+    assert [r.value for r in await read_all(log, "t", 0, one[0][1])] == [b"alone"]
+
+
+async def _offsets(appending: asyncio.Future[list[Appended]]) -> list[tuple[int, int]]:
+    return [(appended.partition, appended.offset) for appended in await appending]
+
+
+async def test_a_topic_batch_with_a_bad_partition_or_topic_stores_nothing(log: Log) -> None:
+    await log.create_topic(TopicSpec(name="t", partitions=2))
+    with pytest.raises(InvalidPartition):
+        await log.append_offsets(TopicBatch("t", [0, 2], [None, None], [b"a", b"b"]))
+    with pytest.raises(UnknownTopic):
+        await log.append(TopicBatch("nowhere", [0, 0], [None, None], [b"a", b"b"]))
+    for partition in (0, 1):
+        marks = await log.watermarks(TopicPartition("t", partition))
+        assert marks.high == 0
 
 
 async def test_appends_racing_a_topic_delete_are_whole_or_absent(harness: Harness) -> None:

@@ -439,6 +439,9 @@ async def test_appends_time_out_in_flight_and_queued_all_or_nothing(tmp_path: Pa
         assert [type(o) for o in outcomes] == [StorageTimeout, StorageTimeout]
         assert "either all stored or none is" in str(outcomes[0])
         assert waited < 0.9  # told at the deadline, not when the lock timed out (1 s)
+    # Closed once the transaction in flight has ended; the next append, on a log with the
+    # default timeout, is not raced against the busy handler's last retry.
+    async with running(SqliteLog(tmp_path)) as log:
         await log.append([rec(b"after")])
         stored = [r.value for r in await log.read(TP, 0, max_records=10, max_bytes=1 << 20)]
         # The transaction that held "in-flight" failed on the lock, so it was not stored;

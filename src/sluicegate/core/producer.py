@@ -37,6 +37,8 @@ class Producer:
         #: Append records atomically and durably: ``Log.append``, whose future fails with
         #: ``StorageTimeout`` past the deadline.
         self.send = log.append
+        #: ``send``, answering each record's (partition, offset) only: ``Log.append_offsets``.
+        self.send_offsets = log.append_offsets
 
     def record(
         self,

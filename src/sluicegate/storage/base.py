@@ -117,6 +117,17 @@ class Log(abc.ABC):
         either every record of the batch is stored or none is.
         """
 
+    async def append_offsets(self, batch: Sequence[NewRecord]) -> list[tuple[int, int]]:
+        """``append``, answering each record's (partition, offset) only, in batch order.
+
+        For a caller that needs no more (a produce request's answer): a backend may then
+        tell a batch's offsets without an ``Appended`` per record. Everything else is
+        ``append``'s: the batch is queued once the call is awaited, before control goes
+        back to the loop; all or none of it is stored; a caller that stops waiting leaves
+        it to be committed or failed as a whole.
+        """
+        return [(appended.partition, appended.offset) for appended in await self.append(batch)]
+
     @abc.abstractmethod
     async def read(
         self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int

@@ -144,3 +144,36 @@ async def test_a_batch_of_keyed_records_lands_by_key_and_reads_back_as_sent(
             row["key"],
             row["value"],
         )
+
+
+async def test_a_batch_of_one_key_lands_on_its_partition_and_reads_back_as_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    # One key for every row: the key and its partition are made once, for all of them.
+    created = await client.post(TOPICS, json={"name": "one-key", "partitions": 4})
+    assert created.status_code == 201, created.text
+    rows = [{"key": "device-3", "value": None if i == 2 else f"reading-{i}"} for i in range(9)]
+    produced = await client.post(f"{TOPICS}/one-key/records", json={"records": rows})
+    assert produced.status_code == 200, produced.text
+    partition = partition_for_key(b"device-3", 4)
+    offsets = produced.json()["offsets"]
+    assert [p for p, _ in offsets] == [partition] * len(rows)
+    params = {"partition": partition, "offset": offsets[0][1], "max_records": 100}
+    records = (await client.get(f"{TOPICS}/one-key/records", params=params)).json()["records"]
+    assert [(r["offset"], r["key"], r["value"]) for r in records] == [
+        (offset, row["key"], row["value"]) for (_, offset), row in zip(offsets, rows, strict=True)
+    ]
+
+
+async def test_a_row_with_its_own_partition_keeps_it_in_a_batch_of_one_key(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post(TOPICS, json={"name": "one-key-but", "partitions": 4})
+    assert created.status_code == 201, created.text
+    by_key = partition_for_key(b"device-3", 4)
+    own = (by_key + 1) % 4
+    rows = [{"key": "device-3", "value": f"{i}"} for i in range(5)]
+    rows[3]["partition"] = own
+    produced = await client.post(f"{TOPICS}/one-key-but/records", json={"records": rows})
+    assert produced.status_code == 200, produced.text
+    assert [p for p, _ in produced.json()["offsets"]] == [by_key, by_key, by_key, own, by_key]

@@ -9,6 +9,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
 
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import Appended, NewRecord
+from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.core.topics import TopicSpec
 from sluicegate.errors import StorageTimeout
 from sluicegate.storage.kafka import KafkaLog
@@ -54,6 +55,25 @@ def test_a_batchs_bytes_count_keys_values_and_headers_of_every_record() -> None:
     ]
     expected = sum(record.size() for record in records) + _RECORD_OVERHEAD * len(records)
     assert Batch([_A] * len(records), records).shares() == {_A: (len(records), expected)}
+
+
+def test_a_topic_batchs_shares_are_those_of_the_records_it_holds() -> None:
+    one = TopicBatch("t", [0, 0, 0], [b"key", b"key", b"key"], [b"value", None, b"v"])
+    mixed = TopicBatch("t", [0, 1, 0], [None, b"k", b"key"], [b"value", b"v", None])
+    for batch in (one, mixed):
+        keys = [("p.t", partition) for partition in batch.partitions]
+        assert Batch(keys, batch).shares() == Batch(keys, list(batch)).shares()
+
+
+def test_a_placements_offsets_are_its_results_partitions_and_offsets() -> None:
+    one, mixed = _batch([_A, _A, _A]), _batch([_A, _B, _A])
+    reports = [_report(_A, 10), _report(_B, 50), _report(_A, 14, 9)]
+    placements = _ReportPlan([one, mixed]).placements(reports)
+    for placed, batch in zip(placements, (one, mixed), strict=True):
+        assert isinstance(placed, Placement)
+        expected = [(a.partition, a.offset) for a in placed.appended(batch.records)]
+        assert placed.offsets() == expected
+    assert expected == [(0, 13), (1, 50), (0, 14)]
 
 
 def test_only_the_first_and_last_record_of_each_partition_ask_for_a_report() -> None:
@@ -161,3 +181,32 @@ async def test_a_batch_beyond_one_record_batch_gets_exact_offsets(
     )
     stored = {m.offset(): m.value() for m in messages}
     assert [stored[a.offset] for a in appended] == [r.value for r in records]
+
+
+async def test_topic_batches_get_the_offsets_their_records_are_stored_at(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    # Produced from their columns: one key and partition, partitions interleaved, and one
+    # key beyond one record batch (a report per record), sharing transactions.
+    await kafka_log.create_topic(TopicSpec(name="columns", partitions=3))
+    batches = [
+        TopicBatch("columns", [task % 3] * 50, [b"k%d" % task] * 50, [b"%d" % i for i in range(50)])
+        if task % 2
+        else TopicBatch(
+            "columns", [i % 3 for i in range(7)], [None] * 7, [b"%d" % i for i in range(7)]
+        )
+        for task in range(16)
+    ]
+    wide = ONE_BATCH_RECORDS + 5
+    batches.append(
+        TopicBatch("columns", [1] * wide, [b"w"] * wide, [b"w%d" % i for i in range(wide)])
+    )
+    results = await asyncio.gather(*(kafka_log.append_offsets(batch) for batch in batches))
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "columns", 3
+    )
+    stored = {(m.partition(), m.offset()): (m.key(), m.value()) for m in messages}
+    assert len(stored) == sum(map(len, batches))
+    for batch, offsets in zip(batches, results, strict=True):
+        assert [stored[place] for place in offsets] == [(r.key, r.value) for r in batch]
+        assert [partition for partition, _ in offsets] == list(batch.partitions)

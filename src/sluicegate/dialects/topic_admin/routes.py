@@ -10,7 +10,8 @@ import msgspec
 
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.producer import Producer
-from sluicegate.core.records import NewRecord, Record, TopicPartition, format_timestamp
+from sluicegate.core.records import Record, TopicPartition, format_timestamp
+from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
 from sluicegate.dialects.topic_admin.params import int_param, topic_to_read
 from sluicegate.dialects.topic_admin.wire import (
@@ -54,33 +55,46 @@ def _decode(body: bytes, kind: type[T]) -> T:
     return cast(T, decode_json(body, decode))
 
 
-def _records(producer: Producer, topic: Topic, rows: list[NewRecordIn]) -> list[NewRecord]:
-    """The records of a produce request, partitioned as ``Producer.record`` does.
+def _records(producer: Producer, topic: Topic, rows: list[NewRecordIn]) -> TopicBatch:
+    """The records of a produce request, partitioned as ``Producer.record`` does, as one
+    ``TopicBatch``: columns, not a ``NewRecord`` per row.
 
-    A batch often repeats a few keys: each distinct key is encoded and hashed once.
+    A batch often repeats a few keys: each distinct key is encoded and hashed once, and a
+    batch of one key (one customer's, one device's) gets its key and partition repeated.
     """
-    name = topic.name
+    values = [None if (value := row.value) is None else value.encode() for row in rows]
+    count = len(rows)
+    first = rows[0].key if rows else None
+    # One pass for both checks: a row with a partition of its own counts as keyless.
+    if (
+        first is not None
+        and [row.key if row.partition is None else None for row in rows].count(first) == count
+    ):
+        key = first.encode()
+        partition = producer.partition_of(topic, key)
+        return TopicBatch(topic.name, [partition] * count, [key] * count, values)
+    partitions: list[int] = []
+    keys: list[bytes | None] = []
     keyed: dict[str, tuple[bytes, int]] = {}
-    records: list[NewRecord] = []
-    append = records.append
     for row in rows:
-        key, value = row.key, row.value
-        if key is None or row.partition is not None:
-            append(
-                producer.record(
-                    topic,
-                    None if key is None else key.encode(),
-                    None if value is None else value.encode(),
-                    partition=row.partition,
-                )
+        name = row.key
+        if name is None or row.partition is not None:
+            record = producer.record(
+                topic,
+                None if name is None else name.encode(),
+                None,
+                partition=row.partition,
             )
+            partitions.append(record.partition)
+            keys.append(record.key)
             continue
-        known = keyed.get(key)
+        known = keyed.get(name)
         if known is None:
-            encoded = key.encode()
-            known = keyed[key] = (encoded, producer.partition_of(topic, encoded))
-        append(NewRecord(name, known[1], known[0], None if value is None else value.encode()))
-    return records
+            encoded = name.encode()
+            known = keyed[name] = (encoded, producer.partition_of(topic, encoded))
+        keys.append(known[0])
+        partitions.append(known[1])
+    return TopicBatch(topic.name, partitions, keys, values)
 
 
 def _topic_out(topic: Topic, partitions: list[PartitionInfo] | None = None) -> TopicOut:
@@ -199,12 +213,15 @@ class TopicAdmin:
     async def produce(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._gateway.authorize(request.principal, "produce", name)
-        batch = _decode(await request.body(json=True), ProduceBatch)
+        rows = _decode(await request.body(json=True), ProduceBatch).records
         producer = self._gateway.producer
         topic = await producer.topic(name)
-        records = _records(producer, topic, batch.records)
-        appended = await producer.send(records) if records else []
-        return json_response(ProduceResult([(a.partition, a.offset) for a in appended]))
+        records = _records(producer, topic, rows)
+        # The decoded rows (an object and two strings each) are freed now, while their
+        # memory is still in the cache, not after the commit that the wait spans.
+        del rows
+        offsets = await producer.send_offsets(records) if records else []
+        return json_response(ProduceResult(offsets))
 
     async def read(self, request: Request) -> Response:
         """Records of one partition from an offset; waits up to ``timeout`` seconds for more."""

@@ -17,11 +17,13 @@ import itertools
 import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import OffsetSpec
 
 from sluicegate.core.records import Appended, NewRecord
+from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.errors import Overloaded, SluicegateError, StorageUnavailable, UnknownTopic
 from sluicegate.storage.base import CommitObserver
 from sluicegate.storage.kafka.delivery import Report
@@ -42,11 +44,16 @@ _partition_of = operator.attrgetter("partition")
 class _Pending:
     """The last append of a partition: which producer took it, and whether it went yet."""
 
-    __slots__ = ("deferred", "future", "transactional")
+    __slots__ = ("deferred", "future", "offsets", "transactional")
 
-    def __init__(self, transactional: bool, future: asyncio.Future[list[Appended]]) -> None:
+    def __init__(
+        self, transactional: bool, future: asyncio.Future[list[Any]], offsets: bool
+    ) -> None:
         self.transactional = transactional
+        #: Resolves with the ``Appended`` of each record, or with only each one's
+        #: (partition, offset) if ``offsets``.
         self.future = future
+        self.offsets = offsets
         self.deferred = False
 
 
@@ -68,7 +75,18 @@ class Appends:
 
     def append(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
         """Queue all records or none; see ``Log.append``."""
-        result: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+        return self._append(batch, offsets=False)
+
+    async def append_offsets(self, batch: Sequence[NewRecord]) -> list[tuple[int, int]]:
+        """``Log.append_offsets``: a transaction's offsets told from its placement, with no
+        ``Appended`` made per record (a batch to one partition: a range, zipped in C)."""
+        if len(batch) < 2:
+            return [(a.partition, a.offset) for a in await self._append(batch, offsets=False)]
+        offsets: list[tuple[int, int]] = await self._append(batch, offsets=True)
+        return offsets
+
+    def _append(self, batch: Sequence[NewRecord], *, offsets: bool) -> asyncio.Future[list[Any]]:
+        result: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         try:
             self._admit(len(batch))
             if not batch:
@@ -79,12 +97,21 @@ class Appends:
             result.set_exception(exc)
             return result
         transactional = len(batch) > 1
-        pending = _Pending(transactional, result)
-        blockers: list[asyncio.Future[list[Appended]]] = []
+        pending = _Pending(transactional, result, offsets)
+        blockers: list[asyncio.Future[list[Any]]] = []
         # Entries stay after their append is done (one per partition written, dropped with
         # the topic): cheaper than a done-callback per append on the hot path.
         last_appends = self._last
-        for key in dict.fromkeys(keys) if transactional else keys:
+        if transactional:
+            # A batch to one partition (a keyed one, the usual) holds one key object
+            # repeated: counted by identity, where dict.fromkeys would hash each.
+            first = keys[0]
+            distinct: Iterable[_Key] = (
+                (first,) if keys.count(first) == len(keys) else dict.fromkeys(keys)
+            )
+        else:
+            distinct = keys
+        for key in distinct:
             last = last_appends.get(key)
             if (
                 last is not None
@@ -120,22 +147,32 @@ class Appends:
     def _record_keys(self, batch: Sequence[NewRecord]) -> list[_Key]:
         """Each record's (Kafka topic, partition), checked against the registry."""
         if len(batch) > 1:
-            names = set(map(_topic_of, batch))
+            partitions: Sequence[int] | None
+            if isinstance(batch, TopicBatch):
+                # Its columns, as they are: no record is made.
+                names, partitions = {batch.topic}, batch.partitions
+            else:
+                names, partitions = set(map(_topic_of, batch)), None
             if len(names) == 1:
                 # One topic, the usual batch: checked and keyed by iterations in C.
-                [name] = names
-                topic = self._registry.by_name.get(name)
+                [one] = names
+                topic = self._registry.by_name.get(one)
                 if topic is None:
-                    raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
-                partitions = list(map(_partition_of, batch))
-                lowest, highest = min(partitions), max(partitions)
+                    raise UnknownTopic(f"topic {one!r} does not exist", topic=one)
+                if partitions is None:
+                    partitions = list(map(_partition_of, batch))
+                first = partitions[0]
+                if partitions.count(first) == len(partitions):
+                    lowest = highest = first  # one partition: no pass to compare them
+                else:
+                    lowest, highest = min(partitions), max(partitions)
                 for partition in (lowest, highest):
                     if not 0 <= partition < topic.partitions:
-                        raise invalid_partition(name, partition, topic.partitions)
+                        raise invalid_partition(one, partition, topic.partitions)
                 if lowest == highest:
                     # One partition (a keyed batch): one key object, repeated.
-                    return [(self._node.prefix + name, lowest)] * len(batch)
-                return list(zip(itertools.repeat(self._node.prefix + name), partitions))
+                    return [(self._node.prefix + one, lowest)] * len(batch)
+                return list(zip(itertools.repeat(self._node.prefix + one), partitions))
         keys: list[_Key] = []
         name = None
         kafka_name, count = "", 0
@@ -161,7 +198,7 @@ class Appends:
         started = time.monotonic()
         self._node.transactions.submit(
             Batch(keys, batch),
-            lambda outcome: self._committed(batch, outcome, pending.future, started),
+            lambda outcome: self._committed(batch, outcome, pending, started),
         )
 
     def send_single(
@@ -196,19 +233,20 @@ class Appends:
         self,
         batch: Sequence[NewRecord],
         outcome: Outcome,
-        future: asyncio.Future[list[Appended]],
+        pending: _Pending,
         started: float,
     ) -> None:
         # Waiters were woken once for the whole transaction (until_visible).
+        future = pending.future
         if isinstance(outcome, SluicegateError):
             if not future.done():
                 future.set_exception(outcome)
             return
-        appended = outcome.appended(batch)
+        result = outcome.offsets() if pending.offsets else outcome.appended(batch)
         if self._observe is not None:
             self._observe(len(batch), time.monotonic() - started)
         if not future.done():
-            future.set_result(appended)
+            future.set_result(result)
 
     async def until_visible(self, ends: Mapping[_Key, int]) -> None:
         """Return once ``read_committed`` readers see every partition up to its end."""

@@ -173,6 +173,10 @@ class KafkaLog(Log):
         """Queue all records or none; see ``Log.append``."""
         return self._appends.append(batch)
 
+    async def append_offsets(self, batch: Sequence[NewRecord]) -> list[tuple[int, int]]:
+        """``append``, answering each record's (partition, offset) only; see ``Log``."""
+        return await self._appends.append_offsets(batch)
+
     async def read(
         self, tp: TopicPartition, offset: int, *, max_records: int, max_bytes: int
     ) -> list[Record]:

@@ -41,6 +41,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluicegate.core.records import Appended, NewRecord
+from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.errors import SluicegateError, StorageTimeout, StorageUnavailable
 from sluicegate.storage.kafka.clients import ONE_BATCH_BYTES, ONE_BATCH_RECORDS
 from sluicegate.storage.kafka.errors import kafka_error, translate
@@ -96,9 +97,20 @@ class Batch:
         """Per partition: how many of the records go there, and their bytes in a batch."""
         shares = self._shares
         if shares is None:
-            keys = self.keys
-            if keys[0] == keys[-1] and len(set(keys)) == 1:
-                shares = {keys[0]: (len(keys), _bytes(self.records))}
+            keys, records = self.keys, self.records
+            # By identity first (one key object repeated), where a set would hash each.
+            if keys.count(keys[0]) == len(keys):
+                if isinstance(records, TopicBatch):
+                    size = records.size() + _RECORD_OVERHEAD * len(records)
+                else:
+                    size = _bytes(records)
+                shares = {keys[0]: (len(keys), size)}
+            elif isinstance(records, TopicBatch):
+                shares = {}
+                for key, record_key, value in zip(keys, records.keys, records.values, strict=True):
+                    count, size = shares.get(key, (0, 0))
+                    size += len(record_key or b"") + len(value or b"") + _RECORD_OVERHEAD
+                    shares[key] = (count + 1, size)
             else:
                 shares = {}
                 for key, record in zip(keys, self.records, strict=True):
@@ -150,6 +162,18 @@ class Placement:
             key: run[-1][0] + 1 if isinstance(run, list) else run[0] + run[1]
             for key, run in self.runs.items()
         }
+
+    def offsets(self) -> list[tuple[int, int]]:
+        """Each record's (partition, offset), in batch order."""
+        runs = self.runs
+        if len(runs) == 1:
+            [((_, partition), run)] = runs.items()
+            if isinstance(run, tuple):
+                # One partition, consecutive offsets: the pairs zipped from a range, in C.
+                first, count, _, _ = run
+                pairs = zip(itertools.repeat(partition), range(first, first + count), strict=False)
+                return list(pairs)
+        return [(key[1], offset) for key, (offset, _) in zip(self.keys, self, strict=True)]
 
     def appended(self, records: Sequence[NewRecord]) -> list[Appended]:
         """The results of ``records`` (the batch's, in its order): timestamps in µs."""
@@ -378,6 +402,9 @@ class TransactionalProducer:
         try:
             producer.begin_transaction()
             for batch, reported in zip(batches, plan.reported, strict=True):
+                if isinstance(batch.records, TopicBatch):
+                    _produce_columns(produce, batch, reported, delivered)
+                    continue
                 if not any(map(_headers, batch.records)):
                     _produce_headerless(produce, batch, reported, delivered)
                     continue
@@ -514,6 +541,37 @@ def _produce_headerless(
         start = index + 1
     if start < len(records):
         _produce_run(produce, keys[start:], records[start:])
+
+
+def _produce_columns(
+    produce: Callable[..., None],
+    batch: Batch,
+    reported: frozenset[int],
+    delivered: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Produce a ``TopicBatch`` from its columns; the records in ``reported`` ask for a
+    report. No record object is made; a batch of one key and partition (a keyed batch)
+    goes by a loop over its values alone."""
+    records = batch.records
+    assert isinstance(records, TopicBatch)
+    topic = batch.keys[0][0]
+    values, keys, partitions = records.values, records.keys, records.partitions
+    one_key = keys.count(keys[0]) == len(keys) and partitions.count(partitions[0]) == len(keys)
+    start = 0
+    for index in (*sorted(reported), len(values)):
+        if start < index:
+            if one_key:
+                key, partition = keys[0], partitions[0]
+                for value in values[start:index]:
+                    produce(topic, value, key, partition)
+            else:
+                for value, key, partition in zip(
+                    values[start:index], keys[start:index], partitions[start:index], strict=True
+                ):
+                    produce(topic, value, key, partition)
+        if index < len(values):
+            produce(topic, values[index], keys[index], partitions[index], on_delivery=delivered)
+        start = index + 1
 
 
 def _produce_run(
