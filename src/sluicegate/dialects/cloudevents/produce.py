@@ -95,7 +95,10 @@ class Produce:
         principal = producer_of(request)
         # raw_event's steps, without its coroutine frame.
         media_type = _raw_media_type(request)
-        body = await request.body(json=media_type == "application/json")
+        json = media_type == "application/json"
+        body = request.ready_body(json=json)  # without body()'s coroutine when it is there
+        if body is None:
+            body = await request.body(json=json)
         await self._produce_one(principal, from_http_binary(request.raw_headers, body))
         return Response(b"", 202, content_type=None)
 
