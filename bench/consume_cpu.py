@@ -1,8 +1,11 @@
 """CPU per event of the CloudEvents consume path, in process, without HTTP.
 
     python -m bench.consume_cpu [--events N] [--profile FILE] [--path longpoll|stream]
+                                [--backend sqlite|kafka] [--bootstrap HOST:PORT]
 
-A gateway on SQLite (its commit process, ``synchronous=FULL``) is given ``N`` events of
+A gateway on SQLite (its commit process, ``synchronous=FULL``), or on Kafka with
+``--backend kafka`` (``--bootstrap``, else ``$SLUICEGATE_TEST_KAFKA_BOOTSTRAP``; topics
+of a prefix of their own), is given ``N`` events of
 the long-poll benchmark's shape (one type, 12 partitions, produced through the producer
 core), then one consumer instance reads them all in batches of ``batch_size`` the way
 the dialects do: ``longpoll`` confirms every batch before the next read and renders it as
@@ -11,8 +14,10 @@ one ``application/cloudevents-batch+json`` body (``GET …/events?confirm=true``
 under uvicorn (``websocket.bursts``, ``text_frames``), and confirms every 1,000. What is
 counted is the consume side only: reading, filtering, delivery counting, rendering and
 the confirms' commits (``time.process_time`` of every thread of this process; the commit
-process is not counted). Machine load stretches wall-clock time, not CPU time, so the
-figure stays comparable on a busy machine; ``bench.instructions``-style counts come from
+process is not counted; on Kafka, librdkafka's threads and the reader's are, and the
+reader's thread is also given apart, with the broker rounds it sent per 1,000 events).
+Machine load stretches wall-clock time, not CPU time, so the figure stays comparable on
+a busy machine; ``bench.instructions``-style counts come from
 running this under callgrind with two sizes and subtracting (see the design notes).
 """
 
@@ -21,11 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +54,7 @@ from sluicegate.dialects.cloudevents.websocket import bursts
 from sluicegate.http.websocket_bursts import text_frames
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
+from sluicegate.storage.kafka import KafkaLog
 from tests.conftest import make_settings
 
 __all__ = ["measure"]
@@ -90,10 +98,32 @@ async def _consume(gateway: Gateway, principal: Principal, count: int, path: str
     return rendered
 
 
+def _thread_cpu(name: str) -> float:
+    """CPU seconds of this process's thread called ``name`` so far (0: there is none)."""
+    for thread in threading.enumerate():
+        if thread.name == name and thread.native_id is not None:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+            # utime and stime: fields 14 and 15, counted after the parenthesised name.
+            fields = stat.rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def _rounds(log: object) -> int:
+    return log.reader_rounds if isinstance(log, KafkaLog) else 0
+
+
 async def _run(
-    count: int, path: str, profile: str | None, data_dir: str, phase: str
+    count: int, path: str, profile: str | None, data_dir: str, phase: str, bootstrap: str | None
 ) -> dict[str, float]:
-    settings = make_settings(Path(data_dir), auth={"enabled": False})
+    sections: dict[str, dict[str, object]] = {"auth": {"enabled": False}}
+    if bootstrap is not None:
+        sections["storage"] = {"data_dir": data_dir, "backend": "kafka"}
+        sections["kafka"] = {
+            "bootstrap_servers": bootstrap,
+            "topic_prefix": f"bench{uuid.uuid4().hex[:8]}.",
+        }
+    settings = make_settings(Path(data_dir), **sections)
     log = open_log(settings)
     async with running(log):
         gateway = Gateway(settings, log)
@@ -106,6 +136,7 @@ async def _run(
         tune_gc()  # as ``sluicegate serve`` does
         profiler = cProfile.Profile() if profile else None
         cpu, wall, loop_cpu = time.process_time(), time.perf_counter(), time.thread_time()
+        reader_cpu, rounds = _thread_cpu("kafka-fetcher"), _rounds(log)
         if profiler is not None:
             profiler.enable()
         rendered = await _consume(gateway, principal, count, path)
@@ -114,7 +145,9 @@ async def _run(
             profiler.dump_stats(profile)  # type: ignore[arg-type]
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         loop_cpu = time.thread_time() - loop_cpu
-    return {
+        reader_cpu = _thread_cpu("kafka-fetcher") - reader_cpu
+        rounds = _rounds(log) - rounds
+    measured: dict[str, float] = {
         "events": count,
         "cpu_us_per_event": round(cpu / count * 1e6, 3),
         "events_per_cpu_second": round(count / cpu),
@@ -122,6 +155,10 @@ async def _run(
         "wall_events_per_second": round(count / wall),
         "bytes_rendered": rendered,
     }
+    if bootstrap is not None:
+        measured["reader_cpu_us_per_event"] = round(reader_cpu / count * 1e6, 3)
+        measured["broker_rounds_per_1000_events"] = round(rounds / count * 1000, 2)
+    return measured
 
 
 def measure(
@@ -130,16 +167,18 @@ def measure(
     profile: str | None = None,
     data_dir: str | None = None,
     phase: str = "both",
+    bootstrap: str | None = None,
 ) -> dict[str, float]:
     """CPU per event of reading ``count`` events along ``path`` (see the module docstring).
 
     ``phase``: ``produce`` only stores the events in ``data_dir``, ``consume`` only reads
     them from there (a new group each time), so that a run under callgrind counts the
-    consume side alone."""
+    consume side alone (SQLite only: a Kafka run's topics are new each time).
+    ``bootstrap``: a Kafka cluster to store the events in instead of SQLite."""
     if data_dir is not None:
-        return asyncio.run(_run(count, path, profile, data_dir, phase))
+        return asyncio.run(_run(count, path, profile, data_dir, phase, bootstrap))
     with tempfile.TemporaryDirectory() as temporary:
-        return asyncio.run(_run(count, path, profile, temporary, phase))
+        return asyncio.run(_run(count, path, profile, temporary, phase, bootstrap))
 
 
 #: callgrind's total: it prints it twice ("Collected :" and "I refs:"), count it once.
@@ -193,17 +232,30 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the consume phase here")
     parser.add_argument("--data-dir", help="keep the log here (default: a temporary one)")
     parser.add_argument("--phase", choices=("both", "produce", "consume"), default="both")
+    parser.add_argument("--backend", choices=("sqlite", "kafka"), default="sqlite")
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("SLUICEGATE_TEST_KAFKA_BOOTSTRAP"),
+        help="the Kafka cluster of --backend kafka",
+    )
     parser.add_argument(
         "--instructions",
         action="store_true",
         help="count instructions per event under callgrind (events/5 against events)",
     )
     args = parser.parse_args()
+    bootstrap = None
+    if args.backend == "kafka":
+        if not args.bootstrap:
+            parser.error("--backend kafka needs --bootstrap or $SLUICEGATE_TEST_KAFKA_BOOTSTRAP")
+        if args.phase != "both" or args.instructions:
+            parser.error("--backend kafka measures produce and consume in one run (--phase both)")
+        bootstrap = args.bootstrap
     if args.instructions:
         per_event = instructions_per_event(args.events // 5, args.events, args.path)
         print({"path": args.path, "instructions_per_event": per_event})
         return
-    print(measure(args.events, args.path, args.profile, args.data_dir, args.phase))
+    print(measure(args.events, args.path, args.profile, args.data_dir, args.phase, bootstrap))
 
 
 if __name__ == "__main__":

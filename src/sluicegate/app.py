@@ -18,6 +18,7 @@ from sluicegate.errors import (
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
+from sluicegate.http.response_cycle import OneWriteCycle
 from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.stream_forwarding import StreamForwarder
@@ -188,16 +189,24 @@ class GatewayApp:
                 await self._unmatched(exc, scope, receive, send, started)
                 return
         route, params, series, body_limit, rated = dispatch
-        request = Request(scope, receive, params, body_limit, self._json_limits)
+        # Under uvicorn, the body is taken from the cycle and the response written to it
+        # without receive's and send's coroutines and messages: response_cycle.direct_cycle,
+        # inlined (a call per request).
+        cycle = getattr(send, "__self__", None)
+        if type(cycle) is not OneWriteCycle or getattr(receive, "__self__", None) is not cycle:
+            cycle = None
+        request = Request(scope, receive, params, body_limit, self._json_limits, cycle)
         try:
             if not route.authenticated:
                 response = await route.endpoint(request)
             else:
                 authorization = request.raw_headers.get(b"authorization")
-                principal = self._auth.authenticate(
+                auth = self._auth
+                principal = auth.authenticate(
                     None if authorization is None else authorization.decode("latin-1"),
-                    # Looked for only where no Authorization header is there to decide.
-                    None if authorization else peer_certificate(scope),
+                    # Looked for only where it can decide: authentication on, and no
+                    # Authorization header.
+                    None if authorization or not auth.enabled else peer_certificate(scope),
                 )
                 request.principal = principal
                 # The client's rate and concurrency limits.
@@ -224,12 +233,15 @@ class GatewayApp:
             # Outside the request's concurrency slot: a stream (Server-Sent Events) is
             # counted by its own cap, for as long as it lasts.
             await response(send)
-        elif WHOLE in scope.get("extensions", ()):
-            await send(response.whole_message())
-        else:
-            # Response.__call__'s two messages, without its coroutine.
-            await send(response.start_message())
-            await send({"type": "http.response.body", "body": response.body})
+        elif cycle is None or not cycle.write_whole(
+            response.status, response.headers, response.body
+        ):
+            if WHOLE in scope.get("extensions", ()):
+                await send(response.whole_message())
+            else:
+                # Response.__call__'s two messages, without its coroutine.
+                await send(response.start_message())
+                await send({"type": "http.response.body", "body": response.body})
         series.observe(response.status, perf_counter() - started)
 
     async def _unmatched(

@@ -3,15 +3,20 @@ headers forgotten once a WebSocket is accepted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
 
 import sluicegate.http.request as request_module
 from sluicegate.core.limits.json_limits import JsonLimits
-from sluicegate.errors import BadRequest, PayloadTooLarge
+from sluicegate.errors import BadRequest, PayloadTooLarge, SluicegateError
 from sluicegate.http.request import ClientDisconnected, Request
+from sluicegate.http.response_cycle import direct_cycle
+from sluicegate.http.responses import WHOLE
+from sluicegate.http.types import Receive, Scope, Send
+from tests.http.test_response_cycle import _protocol
 
 
 def scope(headers: Iterable[tuple[bytes, bytes]] = (), query: bytes = b"") -> dict[str, Any]:
@@ -204,3 +209,82 @@ async def test_a_json_body_must_be_utf8() -> None:
     with pytest.raises(BadRequest, match=r"`value` is not valid UTF-8 \(byte 11\)"):
         await request([], b'{"value": "\xff"}').body(json=True)
     assert await request([], b'{"value": "\xff"}').body() == b'{"value": "\xff"}'
+
+
+async def _read_served(
+    raw: bytes, read: Callable[[Request], Awaitable[bytes | None]], *, direct: bool
+) -> bytes | tuple[type[SluicegateError], str] | None:
+    """What ``read`` makes of the request ``raw`` as uvicorn's protocol hands it to an
+    app: the body, ``None``, or the error's type and message. ``direct``: the request
+    takes its body from the cycle, as the gateway's requests do."""
+    outcome: list[bytes | tuple[type[SluicegateError], str] | None] = []
+    limits = JsonLimits(max_depth=2, max_keys=10, max_string_bytes=100)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        cycle = direct_cycle(receive, send) if direct else None
+        request = Request(scope, receive, {}, body_limit=20, json_limits=limits, cycle=cycle)
+        try:
+            outcome.append(await read(request))
+        except SluicegateError as exc:
+            outcome.append((type(exc), exc.message))
+        await send({"type": WHOLE, "status": 200, "headers": [], "body": b""})
+
+    protocol, _ = _protocol(app)
+    protocol.data_received(raw)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    protocol.connection_lost(None)
+    [found] = outcome
+    return found
+
+
+def _post(body: bytes, length: int | None = None) -> bytes:
+    declared = len(body) if length is None else length
+    return b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: %d\r\n\r\n%s" % (declared, body)
+
+
+def _chunked(body: bytes) -> bytes:
+    head = b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+    return head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+async def _ready(request: Request, json: bool) -> bytes | None:
+    return request.ready_body(json=json)
+
+
+@pytest.mark.parametrize(
+    ("raw", "json"),
+    [
+        (_post(b'{"a": 1}'), True),
+        (_post(b"[[[1]]]"), False),
+        (_post(b"[[[1]]]"), True),
+        (_post(b'{"a": "\xff"}'), True),
+        (_post(b"x" * 21), False),
+        (_post(b"x" * 20), False),
+        (_chunked(b"x" * 21), False),
+        (_chunked(b"x" * 20), False),
+    ],
+    ids=[
+        "json",
+        "deep, not json",
+        "deep json",
+        "not UTF-8",
+        "declared over the limit",
+        "at it",
+        "chunked, over the limit",
+        "chunked, at it",
+    ],
+)
+async def test_a_ready_body_is_what_body_gives_through_receive(raw: bytes, json: bool) -> None:
+    expected = await _read_served(raw, lambda r: r.body(json=json), direct=False)
+    assert await _read_served(raw, lambda r: _ready(r, json), direct=True) == expected
+    assert await _read_served(raw, lambda r: r.body(json=json), direct=True) == expected
+
+
+async def test_a_body_still_arriving_is_not_ready() -> None:
+    raw = _post(b"hello", length=10)
+    assert await _read_served(raw, lambda r: _ready(r, False), direct=True) is None
+
+
+async def test_without_a_cycle_no_body_is_ready() -> None:
+    assert request((), b"hello").ready_body() is None

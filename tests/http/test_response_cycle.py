@@ -15,6 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from sluicegate.config import load_settings
+from sluicegate.http.response_cycle import OneWriteCycle, direct_cycle
 from sluicegate.http.responses import ABORT, WHOLE
 from sluicegate.http.servers.uvicorn import uvicorn_config
 from sluicegate.http.types import Receive, Scope, Send
@@ -255,26 +256,31 @@ def _two(status: int, headers: list[Any], body: bytes) -> App:
 JSON = (b"content-type", b"application/json")
 
 
-@pytest.mark.parametrize(
-    ("request_bytes", "status", "headers", "body"),
-    [
-        (GET, 200, [JSON], b'{"message_id":"BAI"}'),
-        (GET, 200, [JSON, (b"x-same", b"again")], b"{}"),
-        (GET, 201, [JSON, (b"Location", b"/x/1")], b"{}"),
-        (GET, 429, [JSON, (b"retry-after", b"1")], b"{}"),
-        (GET, 200, [], b""),
-        (GET, 204, [], b""),
-        (GET, 304, [JSON], b""),
-        (HEAD, 200, [JSON], b'{"a":1}'),
-        (CLOSE, 200, [JSON], b"ok"),
-        (HTTP10, 200, [JSON], b"ok"),
-        (GET, 200, [JSON, (b"connection", b"close")], b"ok"),
-        (GET, 200, [[b"content-type", b"text/plain"]], b"ok"),
-        (GET, 200, [JSON], b"x" * 100_000),
-        (GET, 200, [(b"x", b"split\r\ninjected: 1")], b""),
-        (GET, 200, [(b"bad name", b"v")], b"{}"),
-    ],
-)
+#: Whole responses, each with the request it answers: plain, framed by the app, refused.
+WHOLE_CASES = [
+    (GET, 200, [JSON], b'{"message_id":"BAI"}'),
+    (GET, 200, [JSON, (b"x-same", b"again")], b"{}"),
+    (GET, 201, [JSON, (b"Location", b"/x/1")], b"{}"),
+    (GET, 429, [JSON, (b"retry-after", b"1")], b"{}"),
+    (GET, 200, [], b""),
+    (GET, 204, [], b""),
+    (GET, 304, [JSON], b""),
+    (HEAD, 200, [JSON], b'{"a":1}'),
+    (CLOSE, 200, [JSON], b"ok"),
+    (HTTP10, 200, [JSON], b"ok"),
+    (GET, 200, [JSON, (b"connection", b"close")], b"ok"),
+    (GET, 200, [[b"content-type", b"text/plain"]], b"ok"),
+    (GET, 200, [(b"content-type", bytearray(b"text/plain"))], b"ok"),
+    (GET, 200, [(b"connection", b"close")], b"ok"),
+    (GET, 200, [JSON], b"x" * 255),
+    (GET, 200, [JSON], b"x" * 256),
+    (GET, 200, [JSON], b"x" * 100_000),
+    (GET, 200, [(b"x", b"split\r\ninjected: 1")], b""),
+    (GET, 200, [(b"bad name", b"v")], b"{}"),
+]
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "headers", "body"), WHOLE_CASES)
 async def test_a_whole_response_is_the_start_and_body_messages(
     request_bytes: bytes, status: int, headers: list[Any], body: bytes
 ) -> None:
@@ -365,3 +371,162 @@ async def test_abort_drops_the_connection_and_nothing_is_logged(
     assert transport.aborted
     assert b"".join(transport.sent).endswith(b"5\r\nevent\r\n")  # nothing after the abort
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def _direct(status: int, headers: list[Any], body: bytes) -> App:
+    """``_whole``, written to the cycle itself, as the gateway does; the two messages
+    where ``write_whole`` declines."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        cycle = direct_cycle(receive, send)
+        assert cycle is not None
+        if not cycle.write_whole(status, headers, body):
+            await _two(status, headers, body)(scope, _nothing_more, send)
+
+    return app
+
+
+async def _nothing_more() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "headers", "body"), WHOLE_CASES)
+async def test_a_response_written_to_the_cycle_is_the_start_and_body_messages(
+    request_bytes: bytes, status: int, headers: list[Any], body: bytes
+) -> None:
+    theirs = await _served(_two(status, headers, body), request_bytes, ours=False)
+    for _ in range(2):
+        direct = await _served(_direct(status, headers, body), request_bytes)
+        assert _dateless(b"".join(direct.sent)) == _dateless(b"".join(theirs.sent))
+        assert direct.closed == theirs.closed
+
+
+async def test_a_response_started_already_is_not_written_whole() -> None:
+    declined = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        cycle = direct_cycle(receive, send)
+        assert cycle is not None
+        await send({"type": "http.response.start", "status": 200, "headers": [JSON]})
+        declined.append(not cycle.write_whole(200, [JSON], b"{}"))
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = await _served(app, GET)
+    assert declined == [True]
+    assert b"".join(transport.sent).endswith(b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n")
+
+
+POST = b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"
+
+
+def _taking(taken: list[bytes | None], times: int = 2) -> App:
+    """Takes the body from the cycle ``times`` times, then answers."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        cycle = direct_cycle(receive, send)
+        assert cycle is not None
+        taken.extend(cycle.take_body() for _ in range(times))
+        await send({"type": WHOLE, "status": 200, "headers": [], "body": b""})
+
+    return app
+
+
+async def test_a_whole_body_is_taken_once() -> None:
+    taken: list[bytes | None] = []
+    transport = await _served(_taking(taken), POST + POST)  # pipelined: one body each
+    assert taken == [b"hello", None, b"hello", None]
+    assert len(transport.writes) == 2
+
+
+async def test_after_the_body_is_taken_receive_waits_for_the_disconnect() -> None:
+    messages = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        cycle = direct_cycle(receive, send)
+        assert cycle is not None
+        assert cycle.take_body() == b"hello"
+        messages.append(await receive())
+
+    protocol, _ = _protocol(app)
+    protocol.data_received(POST)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert messages == []
+    protocol.connection_lost(None)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert messages == [{"type": "http.disconnect"}]
+
+
+async def _body_by_receive(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message["body"]
+        if not message["more_body"]:
+            return body
+
+
+@pytest.mark.parametrize(
+    ("head", "parts", "body", "first_write"),
+    [
+        (b"content-length: 10", [b"hello", b"world"], b"helloworld", None),
+        (b"transfer-encoding: chunked", [b"5\r\nhello\r\n", b"0\r\n\r\n"], b"hello", None),
+        (
+            b"content-length: 5\r\nexpect: 100-continue",
+            [b"hello"],
+            b"hello",
+            b"HTTP/1.1 100 Continue",
+        ),
+    ],
+    ids=["still arriving", "chunked, still arriving", "100 Continue to send"],
+)
+async def test_a_body_receive_must_wait_for_is_not_taken(
+    head: bytes, parts: list[bytes], body: bytes, first_write: bytes | None
+) -> None:
+    seen: list[bytes | None] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        cycle = direct_cycle(receive, send)
+        assert cycle is not None
+        seen.append(cycle.take_body())
+        seen.append(await _body_by_receive(receive))
+        await send({"type": WHOLE, "status": 200, "headers": [], "body": b""})
+
+    protocol, transport = _protocol(app)
+    protocol.data_received(b"POST /x HTTP/1.1\r\nhost: a\r\n" + head + b"\r\n\r\n" + parts[0])
+    for part in parts[1:]:
+        for _ in range(10):
+            await asyncio.sleep(0)
+        protocol.data_received(part)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert seen == [None, body]
+    if first_write is not None:
+        assert transport.writes[0].startswith(first_write)
+    protocol.connection_lost(None)
+
+
+async def test_only_a_cycles_own_methods_give_it() -> None:
+    found: list[OneWriteCycle | None] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped_send(message: Any) -> None:
+            await send(message)
+
+        async def wrapped_receive() -> Any:
+            return await receive()
+
+        found.append(direct_cycle(receive, send))
+        found.append(direct_cycle(receive, wrapped_send))
+        found.append(direct_cycle(wrapped_receive, send))
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    await _served(app, GET)
+    await _served(app, GET, ours=False)  # uvicorn's own cycle
+    assert isinstance(found[0], OneWriteCycle)
+    assert found[1:] == [None, None, None, None, None]

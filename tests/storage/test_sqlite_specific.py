@@ -271,6 +271,29 @@ async def test_max_commit_records_splits_transactions(tmp_path: Path) -> None:
     assert sum(commits) == 320
 
 
+async def test_a_group_ends_at_a_write_that_runs_alone(tmp_path: Path) -> None:
+    # Appends queued before a topic change commit before it, those queued after it
+    # after it: a group never takes the queue past it, whole or entry by entry.
+    commits: list[int] = []
+    log = SqliteLog(tmp_path, observe_commit=lambda n, seconds: commits.append(n))
+    async with running(log):
+        await log.create_topic(TopicSpec(name="t"))
+        first = log.append([rec(b"first")])
+        await asyncio.sleep(0)  # the writer takes it: the rest queue behind its commit
+        before = [log.append([rec(b"before")]) for _ in range(10)]
+        creating = asyncio.ensure_future(log.create_topic(TopicSpec(name="u")))
+        await asyncio.sleep(0)  # its first step queues the topic's creation
+        after = [log.append([rec(b"after")] * 3) for _ in range(10)]
+        await first
+        offsets = [appended.offset for future in before for appended in await future]
+        await creating
+        later = [appended.offset for future in after for appended in await future]
+    assert offsets == list(range(1, 11))
+    assert later == list(range(11, 41))
+    assert 30 in commits  # the appends after the change, one commit of their own
+    assert sum(commits) == 41
+
+
 async def test_check_probes_the_database(tmp_path: Path) -> None:
     log = SqliteLog(tmp_path)
     with pytest.raises(StorageUnavailable):

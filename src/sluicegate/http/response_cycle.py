@@ -32,6 +32,13 @@ out from remembered lines (with Content-Length from the body) without going thro
 headers for the ones that frame a response. Its bytes are the two messages' bytes, and
 anything unusual (such a header, a 204, a response already started) goes the two
 messages' way.
+
+And two methods an app may call on the cycle itself, when it was handed the cycle's own
+``receive`` and ``send`` (``direct_cycle``; the gateway, served by uvicorn): ``take_body``,
+what ``receive`` answers at once, as bytes, and ``write_whole``, what a ``WHOLE`` message
+writes. Neither is a coroutine: ``receive`` costs two coroutines and an Event's wait per
+request, ``send`` two coroutines and a message. Each declines (``None``, ``False``) where
+the coroutine has to wait or decide, and the app then awaits it as before.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from sluicegate.http.responses import ABORT, WHOLE
 
-__all__ = ["OneWriteCycle"]
+__all__ = ["OneWriteCycle", "direct_cycle"]
 
 #: Bodies up to this size are copied behind their head; larger ones are written after it
 #: in the same call (``writelines``) rather than copied.
@@ -74,6 +81,9 @@ _LINES_KEPT = 512
 #: The lines of ``_LINES`` whose headers do not frame the response (``_plain_lines``).
 _PLAIN_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _LINE_VALUE_BYTES = 64
+#: The Content-Length lines of short bodies (most answers: an id, an offset, nothing),
+#: laid out once; 16 KB. Longer bodies' lines are formatted each time.
+_LENGTH_LINES = tuple(b"content-length: %d\r\n" % length for length in range(256))
 
 
 def _checked_line(name: bytes, value: bytes) -> bytes:
@@ -225,18 +235,40 @@ class OneWriteCycle(RequestResponseCycle):
         )
 
     async def _send_whole(self, message: Mapping[str, Any]) -> None:
-        """A ``WHOLE`` message: the start and body messages' bytes, in one write.
-
-        Its head is laid out straight from remembered lines, with no look for framing
-        headers, when nothing in it needs uvicorn's general path: no header that frames
-        the response (then the two messages are sent the usual way), not a 204 or 304,
-        nothing sent yet, the connection writable.
-        """
+        """A ``WHOLE`` message: the start and body messages' bytes, in one write."""
         status: int = message["status"]
         headers: list[tuple[bytes, bytes]] = message["headers"]
         body: bytes = message["body"]
-        defaults = _default_lines(self.default_headers)
-        lines = _plain_lines(headers)
+        if self.write_whole(status, headers, body):
+            return
+        if status != 204:
+            headers = [*headers, (b"content-length", b"%d" % len(body))]
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    def write_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Write a ``WHOLE`` message's response now, if nothing in it needs ``send``'s path:
+        False (nothing written) for a header that frames the response, a 204 or 304, a
+        response started already, a client gone or a paused connection; the caller then
+        sends the start and body messages, whose bytes these are.
+
+        Its head is laid out straight from remembered lines, with no look for framing
+        headers. Not a coroutine: the gateway calls it directly (``direct_cycle``).
+        """
+        # _default_lines' first test, inlined: the lines are nearly always remembered.
+        known = _defaults
+        if known is not None and known[0] is self.default_headers:
+            defaults: bytes | None = known[1]
+        else:
+            defaults = _default_lines(self.default_headers)
+        # A lone header (a JSON answer's Content-Type, most of them) from _PLAIN_LINES
+        # without _plain_lines' call, list and join.
+        try:
+            lines = _PLAIN_LINES.get(headers[0]) if len(headers) == 1 else None
+        except TypeError:  # a list, or a bytearray in the pair: never remembered
+            lines = None
+        if lines is None:
+            lines = _plain_lines(headers)
         if (
             defaults is None
             or lines is None
@@ -246,33 +278,63 @@ class OneWriteCycle(RequestResponseCycle):
             or self.disconnected
             or self.flow.write_paused
         ):
-            if status != 204:
-                headers = [*headers, (b"content-length", b"%d" % len(body))]
-            await self.send({"type": "http.response.start", "status": status, "headers": headers})
-            await self.send({"type": "http.response.body", "body": body})
-            return
+            return False
         self.response_started = True
         self.waiting_for_100_continue = False
         if self.access_log:
             self._log_access(status)
         self.chunked_encoding = False
         self.expected_content_length = 0
-        self._head = b"".join(
+        size = len(body)
+        head = b"".join(
             (
                 STATUS_LINE[status],
                 defaults,
                 lines,
-                b"content-length: %d\r\n" % len(body),
+                _LENGTH_LINES[size] if size < 256 else b"content-length: %d\r\n" % size,
                 b"" if self.keep_alive else b"connection: close\r\n",
                 b"\r\n",
             )
         )
-        self._write(b"" if self.scope["method"] == "HEAD" else body)
+        # _write's, with nothing kept: the head and the body in one call.
+        if self.scope["method"] == "HEAD":
+            self.transport.write(head)
+        elif size <= _COPY_BYTES:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
             self.transport.close()
         self.on_response()
+        return True
+
+    def take_body(self) -> bytes | None:
+        """What ``receive`` would answer at once, as bytes rather than a message: the
+        request's whole body, if all of it has arrived and nothing has received it yet.
+
+        ``None`` where ``receive`` must be awaited: more body to come, a 100 Continue to
+        send first, the body received already (the next message is the disconnect), the
+        client gone or the response complete. Not a coroutine: the gateway calls it
+        directly (``direct_cycle``), where ``receive`` is two coroutines and an Event's.
+        """
+        if (
+            self.more_body
+            or self.disconnected
+            or self.response_complete
+            or self.waiting_for_100_continue
+            or not self.message_event.is_set()
+        ):
+            return None
+        # What receive does before it takes the body: reading resumes (a large body
+        # paused it), and the event is cleared for the message that comes next.
+        if self.flow.read_paused:
+            self.flow.resume_reading()
+        self.message_event.clear()
+        body = bytes(self.body)
+        self.body = bytearray()
+        return body
 
     def _head_bytes(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The status line and headers, as uvicorn writes them; sets the framing state."""
@@ -341,3 +403,16 @@ class OneWriteCycle(RequestResponseCycle):
             self._head = None
             if not self.disconnected and not self.transport.is_closing():
                 self.transport.write(head)
+
+
+def direct_cycle(receive: object, send: object) -> OneWriteCycle | None:
+    """The ``OneWriteCycle`` whose own ``receive`` and ``send`` these are, else ``None``.
+
+    An app handed a cycle's own methods (nothing wraps them) may call the cycle's
+    ``take_body`` and ``write_whole`` instead: what ``receive`` and a ``WHOLE`` message
+    do, without their coroutines and messages.
+    """
+    cycle = getattr(send, "__self__", None)
+    if type(cycle) is OneWriteCycle and getattr(receive, "__self__", None) is cycle:
+        return cycle
+    return None

@@ -139,6 +139,15 @@ class Log(abc.ABC):
         gives ``[]``; below the low or above the high watermark, ``OffsetOutOfRange``.
         """
 
+    def prefetch(self, positions: Mapping[TopicPartition, int]) -> None:
+        """A hint: these partitions will be read from these offsets soon.
+
+        A backend that reads over a network may start fetching them side by side, so
+        that the reads find their records in memory; it changes nothing a read returns.
+        Embedded storage reads as fast as it would fetch: the default does nothing.
+        """
+        return
+
     @abc.abstractmethod
     async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
         """Low and high watermark of a partition.

@@ -78,7 +78,7 @@ def test_a_batch_body_gets_the_answer_of_the_checks_made_first(
     )
 
 
-def test_a_plain_batch_within_the_limits_is_settled_by_its_bounds() -> None:
+def test_a_plain_batch_within_the_limits_is_told_by_its_bounds() -> None:
     event = b'{"specversion": "1.0", "id": "a", "source": "s", "type": "t", "data": {"n": [1]}}'
     body = b"[" + b", ".join([event] * 50) + b"]"
     decoded = decode_batch(body)
@@ -88,10 +88,12 @@ def test_a_plain_batch_within_the_limits_is_settled_by_its_bounds() -> None:
     # More brackets in the body than the depth allows: only the shape tells.
     limits = JsonLimits(max_depth=4, max_keys=1_000, max_string_bytes=10_000)
     assert body.count(b"{") > limits.max_depth
-    assert limits.settled_by(body, decoded.depth_bound())
-    assert not limits.settled_by(body, 5)
-    assert not JsonLimits(4, 1_000, 1_000).settled_by(body, 4)  # the body could hold a long string
-    assert not JsonLimits(4, 100, 10_000).settled_by(body, 4)  # colons over the keys allowed
+    assert limits.bounded_at_depth(body, decoded.depth_bound())
+    assert not limits.bounded_at_depth(body, 5)
+    assert not JsonLimits(4, 1_000, 1_000).bounded_at_depth(
+        body, 4
+    )  # the body could hold a long string
+    assert not JsonLimits(4, 100, 10_000).bounded_at_depth(body, 4)  # colons over the keys allowed
 
 
 def test_the_depth_bound_holds_for_data_with_a_nul() -> None:

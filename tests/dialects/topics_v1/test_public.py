@@ -66,3 +66,22 @@ async def test_the_violations_listed_are_bounded(
     assert len(body["errors"]) == 100
     assert body["errors"][0] == {"pointer": "/0", "reason": '"x" is not of type "integer"'}
     assert body["message"].endswith("; and 50 more")
+
+
+async def test_content_types_accepted_are_remembered_within_a_bound(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    from sluicegate.dialects.topics_v1 import public
+
+    topic = await gateway.topics.create(TopicSpec(name="people"))
+    url = f"/api/v1/topics/{topic.id}/publish"
+    for index in range(2 * public._ACCEPTED_KEPT):
+        for _ in range(2):  # the second time from the set, the answer the same
+            headers = {"content-type": f"application/x-{index}+json; charset=utf-8"}
+            response = await client.post(url, content=b"{}", headers=headers)
+            assert response.status_code == 200
+    assert len(public._ACCEPTED) <= public._ACCEPTED_KEPT
+    for _ in range(2):  # refused every time, never remembered
+        response = await client.post(url, content=b"{}", headers={"content-type": "text/plain"})
+        assert response.status_code == 415
+    assert b"text/plain" not in public._ACCEPTED

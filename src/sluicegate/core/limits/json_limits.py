@@ -20,6 +20,11 @@ per byte or per token, so it costs a fraction of decoding:
    ``translate`` keeps, which steps 2 and 3 then reuse; a small body has them counted
    on its raw bytes first, and only a body those counts do not settle is translated.
 
+A caller about to decode a large body into a type that bounds its depth (a batch of
+records: an object, an array, objects of scalars) can ask ``bounded_at_depth`` first: the
+strings and keys bounded as above, the depth left to the decoder, ``check`` run only if
+the decode fails or those bounds do not hold, so that every refusal stays what it is.
+
 Malformed JSON (unbalanced brackets, a string that never ends) is not this check's
 business: it returns and leaves the error to the decoder, which reports it precisely.
 """
@@ -116,12 +121,17 @@ class JsonLimits:
             )
         self._check_depth(structure)
 
-    def settled_by(self, raw: bytes, depth: int) -> bool:
-        """Whether ``raw`` is within every limit by upper bounds alone, given ``depth``, an
-        upper bound of its nesting depth that the caller knows from its decoded shape (a
-        batch of events nests no deeper than its deepest data); ``check`` decides when
-        not. The bounds are ``check``'s own: the colons for the keys, and the size for
-        the strings."""
+    def bounded_at_depth(self, raw: bytes, depth: int) -> bool:
+        """Whether ``raw`` is within every limit provided its document nests at most
+        ``depth`` levels: ``check(raw)`` would then return. For a large body that a
+        typed decoder is about to read: a document that decodes into a type whose
+        documents nest at most ``depth`` levels is that deep at most, so when this is
+        true, ``check`` is needed only if the decode fails (its errors come first).
+
+        Counted as ``check`` bounds them before its structure pass, without it: strings
+        by the body's size, keys by its colons (or by its size). A body this does not
+        settle is for ``check`` at once, before it is decoded.
+        """
         size = len(raw)
         return (
             depth <= self.max_depth

@@ -104,7 +104,10 @@ class Produce:
         principal = producer_of(request)
         # raw_event's steps, without its coroutine frame.
         media_type = _raw_media_type(request)
-        body = await request.body(json=media_type == "application/json")
+        json = media_type == "application/json"
+        body = request.ready_body(json=json)  # without body()'s coroutine when it is there
+        if body is None:
+            body = await request.body(json=json)
         await self._produce_one(principal, from_http_binary(request.raw_headers, body))
         return Response(b"", 202, content_type=None)
 
@@ -124,7 +127,9 @@ class Produce:
         # (``_checked_batch_body``) before it judges any event, so every answer is the same,
         # and settles the limits of a plain batch (the usual) by its decoded shape, not by
         # passes over the body's structure (as costly as decoding it).
-        body = await request.body()
+        body = request.ready_body()  # without body()'s coroutine when it is there
+        if body is None:
+            body = await request.body()
         check = partial(_checked_batch_body, request.json_limits)
         await self._produce_batch(principal, decode_batch(body, check), within=len(body))
         return Response(b"", 202, content_type=None)
@@ -133,7 +138,9 @@ class Produce:
 def _checked_batch_body(limits: JsonLimits | None, body: bytes, plain: PlainBatch | None) -> None:
     """``Request.body(json=True)``'s checks of a batch's ``body`` (``plain``: the body
     decoded as a plain batch, or ``None``): the JSON limits, then UTF-8."""
-    if limits is not None and (plain is None or not limits.settled_by(body, plain.depth_bound())):
+    if limits is not None and (
+        plain is None or not limits.bounded_at_depth(body, plain.depth_bound())
+    ):
         limits.check(body)
     check_utf8(body)
 

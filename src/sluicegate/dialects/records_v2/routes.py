@@ -77,7 +77,10 @@ class RecordsV2:
                 f"unsupported Content-Type {shown!r}: expected application/json"
             )
         self._gateway.authorize(request.principal, "produce", topic_name)
-        produce = decode_json(await request.body(json=True), self._decode_request)
+        body = request.ready_body(json=True)  # without body()'s coroutine when it is there
+        if body is None:
+            body = await request.body(json=True)
+        produce = decode_json(body, self._decode_request)
         headers = _headers(produce)
         topic = self._producer.known_topic(topic_name) or await self._producer.topic(topic_name)
         key_payload, value_payload = produce.key, produce.value

@@ -6,7 +6,12 @@ one fetch request per broker serves them all, then hands each read its records a
 as it has enough (count, bytes, or the partition's end). Two reads of one partition at
 different offsets go in consecutive rounds. The cost is fixed per node — one consumer
 and one thread — however many HTTP consumers read. What a round fetched past a read is
-kept for the read that continues from there (``read_ahead``).
+kept for the read that continues from there (``read_ahead``), and an entry a read used is
+refilled in the background once it runs low; partitions a consumer is about to read
+(``prefetch``) are fetched into it the same way. Those are reads nobody waits for, which
+go into the next round unless a waiting read of their partition is queued (it would
+fetch the same partition at another offset: the waiting read goes first, the refill is
+dropped).
 """
 
 from __future__ import annotations
@@ -63,8 +68,27 @@ def to_record(message: Message, topic: str) -> Record:
     )
 
 
+#: Bytes one refill or prefetch may bring, counted as ``footprint``s (``read_ahead``'s
+#: bound cuts it further when it lands).
+_REFILL_BYTES = MAX_BYTES // 4
+
+
 class _Read:
-    __slots__ = ("end", "future", "max_bytes", "max_records", "offset", "records", "size", "topic")
+    """A read a caller waits for (``future``), or one for the read-ahead (None): a refill
+    of an entry, or a prefetch (``fresh``) that makes one."""
+
+    __slots__ = (
+        "end",
+        "fresh",
+        "future",
+        "generation",
+        "max_bytes",
+        "max_records",
+        "offset",
+        "records",
+        "size",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -73,20 +97,30 @@ class _Read:
         end: int,
         max_records: int,
         max_bytes: int,
-        future: asyncio.Future[list[Record]],
+        future: asyncio.Future[list[Record]] | None,
+        generation: int,
+        *,
+        fresh: bool = False,
     ) -> None:
         self.topic = topic
+        #: ``ReadAhead.generation`` when the read was asked: what it fetched is not kept
+        #: if a purge or delete came in between (its records may be gone).
+        self.generation = generation
         self.offset = offset
         self.end = end
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.future = future
+        self.fresh = fresh
         self.records: list[Record] = []
         self.size = 0
 
     def take(self, record: Record) -> bool:
         """Add ``record`` if it fits; whether the read has all it wants."""
-        size = record.size()
+        # A read for the read-ahead counts what the read-ahead's bound counts (its value
+        # and a fixed overhead): cheaper than the headers' bytes, and what it brings is
+        # cut to that bound anyway when it lands.
+        size = record.size() if self.future is not None else footprint(record.value)
         if self.records and self.size + size > self.max_bytes:
             return True  # only the first record may exceed max_bytes
         self.records.append(record)
@@ -97,20 +131,46 @@ class _Read:
             or record.offset + 1 >= self.end
         )
 
+    def reached(self) -> int:
+        """One past the last record taken (the offset read from, if none)."""
+        return self.records[-1].offset + 1 if self.records else self.offset
+
 
 _Key = tuple[str, int]
 _Outcome = tuple[asyncio.Future[list[Record]], list[Record] | SluicegateError]
+#: A read for the read-ahead: its partition, the offset it read from, what it fetched, the
+#: offset up to which that is every committed record, and the read itself.
+_Refilled = tuple[_Key, int, list[Record], int, _Read]
 
 
 class _Following:
-    """After a read that ended in a round: its topic, the offset it stopped at, what
+    """After a read that ended in a round: the read, the offset it stopped at, what
     followed it in the round, and their ``footprint``s."""
 
-    __slots__ = ("full", "records", "size", "start", "topic")
+    __slots__ = (
+        "end",
+        "full",
+        "generation",
+        "read",
+        "records",
+        "size",
+        "start",
+        "topic",
+        "until",
+    )
 
-    def __init__(self, topic: str, start: int, records: list[Record]) -> None:
-        self.topic = topic
+    def __init__(
+        self, read: _Read, start: int, records: list[Record], until: int | None = None
+    ) -> None:
+        self.topic = read.topic
+        self.generation = read.generation
+        #: Where the read began and what it took: kept too (``ReadAhead.keep``).
+        self.read = (read.offset, read.records)
         self.start = start
+        #: The end the read knew of: a refill goes no further.
+        self.end = read.end
+        #: Where the reader found the partition's end, when it did (None: not found).
+        self.until = until
         self.records = records
         self.size = sum(footprint(record.value) for record in records)
         #: Once a record did not fit, none after it may be kept (no gap in what is kept).
@@ -136,6 +196,13 @@ class Fetcher:
         self._requests: queue.SimpleQueue[tuple[str, int, _Read] | None] = queue.SimpleQueue()
         #: On the loop: filled by ``_settle``, used and dropped by ``read`` and ``forget``.
         self._ahead = ReadAhead()
+        #: On the loop: partitions with a refill or prefetch queued or in a round, and the
+        #: reads that missed meanwhile, tried again when it lands (not sent to the broker
+        #: in a round of their own, to wait behind it and fetch the same records again).
+        self._refilling: set[_Key] = set()
+        self._parked: dict[_Key, list[tuple[_Read, int]]] = {}
+        #: Rounds on the broker so far (written by the fetcher thread; for benchmarks).
+        self.rounds = 0
         self.worker = Worker("kafka-fetcher", self._serve, loop)
 
     def start(self) -> None:
@@ -154,14 +221,61 @@ class Fetcher:
     ) -> asyncio.Future[list[Record]]:
         """Records of ``partition`` from ``offset``, stopping before ``end`` at the latest."""
         future: asyncio.Future[list[Record]] = self._loop.create_future()
-        ahead = self._ahead.take((kafka_topic, partition), offset, end, max_records, max_bytes)
+        key = (kafka_topic, partition)
+        refilling = key in self._refilling
+        ahead = self._ahead.take(key, offset, end, max_records, max_bytes, drop=not refilling)
         if ahead is not None:
             future.set_result(ahead)
+            self._refill(key, topic, end)
             return future
-        self._requests.put(
-            (kafka_topic, partition, _Read(topic, offset, end, max_records, max_bytes, future))
-        )
+        read = _Read(topic, offset, end, max_records, max_bytes, future, self._ahead.generation)
+        if refilling:
+            self._parked.setdefault(key, []).append((read, partition))
+        else:
+            self._requests.put((kafka_topic, partition, read))
         return future
+
+    def _unpark(self, key: _Key) -> None:
+        """The read-ahead of ``key`` was refilled: the reads that waited for it try again."""
+        for read, partition in self._parked.pop(key, ()):
+            future = read.future
+            if future is None or future.done():
+                continue  # the reader gave up waiting
+            ahead = self._ahead.take(key, read.offset, read.end, read.max_records, read.max_bytes)
+            if ahead is not None:
+                future.set_result(ahead)
+                self._refill(key, read.topic, read.end)
+            else:
+                self._requests.put((key[0], partition, read))
+
+    def _refill(self, key: _Key, topic: str, end: int) -> None:
+        """Queue a refill of ``key``'s read-ahead if it runs low (on the loop)."""
+        if key in self._refilling:
+            return
+        wanted = self._ahead.wanted(key, end)
+        if wanted is None:
+            return
+        start, room = wanted
+        self._refilling.add(key)
+        read = _Read(topic, start, end, room, _REFILL_BYTES, None, self._ahead.generation)
+        self._requests.put((key[0], key[1], read))
+
+    def prefetch(self, key: _Key, topic: str, offset: int, end: int) -> None:
+        """Fetch ``key`` from ``offset`` into the read-ahead unless it holds that already
+        (then refill it if it runs low); records are known below ``end`` (on the loop)."""
+        if key in self._refilling:
+            return
+        ahead = self._ahead
+        if ahead.covers(key, offset):
+            self._refill(key, topic, end)
+            return
+        if ahead.crowded():
+            return
+        self._refilling.add(key)
+        read = _Read(
+            topic, offset, end, RECORDS, _REFILL_BYTES, None, self._ahead.generation, fresh=True
+        )
+        self._requests.put((key[0], key[1], read))
 
     def forget(self, keys: list[_Key]) -> None:
         """Drop what is kept of ``keys`` (on the loop; their records are gone)."""
@@ -210,22 +324,40 @@ class Fetcher:
                     waiting.append(((item[0], item[1]), item[2]))
                 this_round: dict[_Key, _Read] = {}
                 later: list[tuple[_Key, _Read]] = []
+                dropped: list[_Refilled] = []
                 for key, read in waiting:
+                    if read.future is None:
+                        continue
                     if key in this_round:
                         later.append((key, read))
                     else:
                         this_round[key] = read
+                for key, read in waiting:
+                    if read.future is not None:
+                        continue
+                    if key in this_round or any(key == k for k, _ in later):
+                        # A waiting read of the partition goes first.
+                        dropped.append((key, read.offset, [], read.offset, read))
+                    else:
+                        this_round[key] = read
                 waiting = later
+                if dropped:
+                    self._deliver([], None, dropped)
+                if not this_round:
+                    continue
                 self._round(this_round)
                 assigned = True
                 if stop:
                     for _, read in waiting:
-                        self._deliver([(read.future, StorageUnavailable("the log is closing"))])
+                        if read.future is not None:
+                            closing = StorageUnavailable("the log is closing")
+                            self._deliver([(read.future, closing)])
                     return
         finally:
             self._consumer.close()
 
     def _round(self, reads: dict[_Key, _Read]) -> None:
+        self.rounds += 1
         consumer = self._consumer
         self._assignments.assign(
             [KafkaPartition(t, p, read.offset) for (t, p), read in reads.items()]
@@ -239,6 +371,7 @@ class Fetcher:
                 messages = consumer.consume(1, _CONSUME_SECONDS)
             finished: list[_Outcome] = []
             following: dict[_Key, _Following] = {}
+            refilled: list[_Refilled] = []
             for message in messages:
                 key = (message.topic() or "", message.partition() or 0)
                 read = reads.get(key)
@@ -248,11 +381,25 @@ class Fetcher:
                         _follow(after, message)
                     continue
                 error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    # Every committed record up to where the partition ends (past any
+                    # commit markers there) was read: what is kept says so, and a read
+                    # from between the last record and that end is answered from memory.
+                    del reads[key]
+                    reached = read.reached()
+                    at = message.offset()
+                    until = reached if at is None else max(at, reached)
+                    if read.future is None:
+                        refilled.append((key, read.offset, read.records, until, read))
+                    else:
+                        finished.append((read.future, read.records))
+                        following[key] = _Following(read, reached, [], until)
+                    continue
                 if error is not None:
                     outcome = self._on_fetch_error(error, read)
                     if outcome is not None:
                         del reads[key]
-                        finished.append((read.future, outcome))
+                        _end(read, outcome, key, finished, refilled)
                     continue
                 offset = message.offset()
                 if offset is None or offset < read.offset:
@@ -260,23 +407,26 @@ class Fetcher:
                 record = to_record(message, read.topic)
                 if read.take(record):
                     del reads[key]
+                    if read.future is None:
+                        # A refill brings what the read-ahead has room for, nothing after.
+                        reached = read.reached()
+                        refilled.append((key, read.offset, read.records, reached, read))
+                        continue
                     finished.append((read.future, read.records))
                     # A record past the read's byte limit starts what follows it.
                     last = read.records[-1]
                     rest = [] if last is record else [record]
-                    following[key] = _Following(read.topic, last.offset + 1, rest)
+                    following[key] = _Following(read, last.offset + 1, rest)
             if not messages and time.monotonic() > deadline:
-                for read in reads.values():
-                    finished.append((read.future, self._timed_out(read)))
+                for key, read in reads.items():
+                    _end(read, self._timed_out(read), key, finished, refilled)
                 reads.clear()
-            self._deliver(finished, following)
+            self._deliver(finished, following, refilled)
 
     def _on_fetch_error(
         self, error: KafkaError, read: _Read
     ) -> list[Record] | SluicegateError | None:
         code = error.code()
-        if code == KafkaError._PARTITION_EOF:
-            return read.records
         if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
             if read.records:
                 return read.records
@@ -295,15 +445,37 @@ class Fetcher:
         return StorageUnavailable(f"Kafka did not return records within {self._timeout:g}s")
 
     def _deliver(
-        self, finished: list[_Outcome], following: dict[_Key, _Following] | None = None
+        self,
+        finished: list[_Outcome],
+        following: dict[_Key, _Following] | None = None,
+        refilled: list[_Refilled] | None = None,
     ) -> None:
-        if finished or following:
-            self._loop.call_soon_threadsafe(self._settle, finished, following or {})
+        if finished or following or refilled:
+            self._loop.call_soon_threadsafe(self._settle, finished, following or {}, refilled or [])
 
-    def _settle(self, finished: list[_Outcome], following: dict[_Key, _Following]) -> None:
+    def _settle(
+        self,
+        finished: list[_Outcome],
+        following: dict[_Key, _Following],
+        refilled: list[_Refilled],
+    ) -> None:
         # On the loop: what followed a read is kept before its reader can ask for more.
+        ahead = self._ahead
+        generation = ahead.generation
+        for key, start, records, until, read in refilled:
+            self._refilling.discard(key)
+            if read.generation != generation:
+                pass  # a purge or delete since it was asked: what it fetched may be gone
+            elif read.fresh:
+                ahead.adopt(key, start, records, until)
+            else:
+                ahead.continue_with(key, start, records, until)
+            self._unpark(key)
         for key, after in following.items():
-            self._ahead.keep(key, after.start, after.records, after.size)
+            if after.generation != generation:
+                continue
+            ahead.keep(key, after.start, after.records, after.size, after.until, read=after.read)
+            self._refill(key, after.topic, after.end)
         for future, outcome in finished:
             if future.done():
                 continue  # the reader gave up waiting
@@ -311,6 +483,23 @@ class Fetcher:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+def _end(
+    read: _Read,
+    outcome: list[Record] | SluicegateError,
+    key: _Key,
+    finished: list[_Outcome],
+    refilled: list[_Refilled],
+) -> None:
+    """A read ends with ``outcome``: a refill's records, or what its reader gets."""
+    if read.future is None:
+        if isinstance(outcome, SluicegateError):
+            refilled.append((key, read.offset, [], read.offset, read))
+        else:
+            refilled.append((key, read.offset, outcome, read.reached(), read))
+    else:
+        finished.append((read.future, outcome))
 
 
 def _follow(after: _Following, message: Message) -> None:

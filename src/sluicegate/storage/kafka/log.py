@@ -137,6 +137,11 @@ class KafkaLog(Log):
         """Gauges for /metrics: long-poll waiters and records not yet acknowledged."""
         return {"waiters": self._ends.waiters.count, "queued_records": self._node.queued()}
 
+    @property
+    def reader_rounds(self) -> int:
+        """Rounds the node's reader has sent to the broker so far (benchmarks count them)."""
+        return self._node.fetcher.rounds
+
     # -- topics ----------------------------------------------------------------------
 
     async def create_topic(self, spec: TopicSpec) -> Topic:
@@ -182,6 +187,10 @@ class KafkaLog(Log):
     ) -> list[Record]:
         """Records from ``offset`` on, bounded by count and bytes (the first always fits)."""
         return await self._reads.read(tp, offset, max_records=max_records, max_bytes=max_bytes)
+
+    def prefetch(self, positions: Mapping[TopicPartition, int]) -> None:
+        """Start fetching these partitions from these offsets, in one round of the reader."""
+        self._reads.prefetch(positions)
 
     async def watermarks(self, tp: TopicPartition, *, max_age: float = 0.0) -> Watermarks:
         """Low and high watermark of a partition, as a ``read_committed`` reader sees them."""

@@ -4,33 +4,54 @@ A consumer walking a partition asks for a batch, then for the next one from wher
 batch ended. The reader's consumer has usually fetched well past the first batch by then
 (a fetch returns up to a megabyte per partition), so what came in the same round beyond
 the read is kept, per partition, from the offset the read stopped at: the next read from
-exactly that offset is answered from memory, without a round on the broker.
+there is answered from memory, without a round on the broker. So is a read from any
+offset the entry covers (a filtered read that took fewer records than it fetched goes on
+from the first one it left), and a read the entry holds to the partition's known end,
+however few records that is (the end of a partition, or only commit markers before it).
 
 What is kept was committed (the reader is ``read_committed``) and Kafka never rewrites a
 record, so it stays right while it exists. This node's purge and delete forget the
 partitions at once; a purge elsewhere (or retention) can be missed for at most ``_TTL``
-seconds, after which every entry expires whatever happens. Bounded: ``_PARTITIONS``
+seconds: a record is not handed out longer than that after the fetch that brought it
+(a refill's records expire after their own fetch's). Bounded: ``_PARTITIONS``
 partitions, ``RECORDS`` records each, and ``MAX_BYTES`` in all (values plus
 ``RECORD_OVERHEAD`` per record: the oldest entries go first).
 
 The node's own single-record appends continue an entry (``extend``): a long poll parked
 at a partition's end is woken by this node's append and reads the record it was woken
 for, which is then answered here instead of by a round on the broker. An entry holds
-every committed record from its start to its end (one past its last record, or its start
-when it holds none yet), so an acknowledged record whose offset is exactly that end is
+every committed record from its base to its end (one past its last record, its base
+when it holds none yet, or where the reader found the partition's end, past the commit
+markers there), so an acknowledged record whose offset is exactly that end is
 the next committed record, and one a ``read_committed`` reader already sees: an open
 transaction's records would lie below it, between the entry's records and it, and none
 does. Any other offset (a commit marker, another writer's record in between) leaves the
 entry as it is, and the next read goes to the broker.
+
+An entry a read was answered from is refilled in the background (``wanted``,
+``continue_with``): once fewer than ``REFILL_BELOW`` records are left in it and the
+partition is known to go on past it, the fetcher reads on from the entry's end in a round
+of its own, and what it fetched is added if the entry still ends where the refill
+started (nothing was appended or dropped meanwhile). A consumer walking a backlog then
+finds its next batch in memory instead of waiting for a round on the broker. A consumer
+about to read several partitions may ask for them ahead (``Log.prefetch``): the
+partitions without an entry are fetched in one round of their own, each kept as an entry
+(``adopt``) if it has none by then. Refills and prefetches add nothing to the bounds:
+an entry holds at most ``RECORDS`` records past where its last read stopped, plus that
+read's own (a reader may go back into them), and ``MAX_BYTES`` bound them all. A refill
+is cut to what fits and evicts no other entry; a prefetch is not asked while half the bounds
+are used (``crowded``), and is kept only if it fits without evicting an entry.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
+from operator import attrgetter
 
 from sluicegate.core.records import NewRecord, Record
 
-__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "ReadAhead", "footprint"]
+__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "REFILL_BELOW", "ReadAhead", "footprint"]
 
 _Key = tuple[str, int]
 #: Records kept per partition: a walk reading batches of 50 goes to the broker once in
@@ -40,8 +61,12 @@ RECORDS = 4000
 MAX_BYTES = 16 * 1024 * 1024
 #: What a kept record costs besides its value: its ``Record``, key, header list, slot.
 RECORD_OVERHEAD = 200
+#: An entry holding fewer records than this is refilled, if the partition goes on.
+REFILL_BELOW = RECORDS // 2
 _PARTITIONS = 64
 _TTL = 2.0
+_value = attrgetter("value")
+_offset = attrgetter("offset")
 
 
 def footprint(value: bytes | None) -> int:
@@ -50,21 +75,31 @@ def footprint(value: bytes | None) -> int:
 
 
 class _Entry:
-    """Every committed record of a partition from ``records[first]`` on (or from ``start``
-    when none is left), and an upper bound of the bytes they count."""
+    """Every committed record of a partition from ``base`` to ``end``; ``start``: where the
+    last read stopped, ``records[first]`` the first record from there; and an upper bound
+    of the bytes they count."""
 
-    __slots__ = ("expires", "first", "records", "size", "start")
+    __slots__ = ("base", "end", "expiries", "first", "last", "records", "size", "start")
 
-    def __init__(self, start: int, records: list[Record], size: int) -> None:
-        self.start = start
+    def __init__(self, start: int, records: list[Record], size: int, end: int) -> None:
+        self.base = self.start = start
         self.records = records
         self.first = 0
+        #: Where the last read began, and the index of its first record: a refill keeps
+        #: the records from there (a filtered reader may go back to one of them).
+        self.last = (start, 0)
         self.size = size
-        self.expires = time.monotonic() + _TTL
+        self.end = end
+        #: When the records from each offset on expire, per fetch that brought them:
+        #: (offset, monotonic time), ascending (a refill adds one; see the module).
+        self.expiries = [(start, time.monotonic() + _TTL)]
 
-    def end(self) -> int:
-        records = self.records
-        return records[-1].offset + 1 if len(records) > self.first else self.start
+    def expired(self, offset: int) -> bool:
+        """Whether the records from ``offset`` on include some kept too long."""
+        for since, expires in reversed(self.expiries):
+            if since <= offset:
+                return time.monotonic() > expires
+        return time.monotonic() > self.expiries[0][1]
 
 
 class ReadAhead:
@@ -73,25 +108,48 @@ class ReadAhead:
     def __init__(self) -> None:
         self._kept: dict[_Key, _Entry] = {}
         self._size = 0
+        #: How many times partitions were forgotten (``forget``). Purges are rare, so
+        #: any one of them voids every fetch in flight, whatever its partition.
+        self.generation = 0
 
-    def keep(self, key: _Key, start: int, records: list[Record], size: int) -> None:
+    def keep(
+        self,
+        key: _Key,
+        start: int,
+        records: list[Record],
+        size: int,
+        end: int | None = None,
+        *,
+        read: tuple[int, list[Record]] | None = None,
+    ) -> None:
         """``records`` are every committed record of ``key`` from ``start`` on, in order
-        (none: nothing past ``start`` is known yet, which an append may continue);
-        ``size``: their ``footprint``s."""
+        (none: nothing past ``start`` is known yet, which an append may continue), up to
+        ``end`` (default: one past the last of them); ``size``: their ``footprint``s.
+        ``read``: the offset and the records of the read that stopped at ``start``, kept
+        too (a filtered reader that took fewer goes on from one of them)."""
         self._drop(key)
+        base, first = start, 0
+        if read is not None and read[1]:
+            base, taken = read
+            first = len(taken)
+            size += sum(map(footprint, map(_value, taken)))
+            records = taken + records
         if size > MAX_BYTES:
             return
         kept = self._kept
         while kept and (len(kept) >= _PARTITIONS or self._size + size > MAX_BYTES):
             self._drop(next(iter(kept)))  # the oldest
-        kept[key] = _Entry(start, records, size)
+        last = records[-1].offset + 1 if records else start
+        entry = _Entry(base, records, size, last if end is None else max(end, last))
+        entry.start, entry.first = start, first
+        kept[key] = entry
         self._size += size
 
     def extend(self, key: _Key, offset: int, timestamp: int, record: NewRecord) -> None:
         """Add ``record``, just acknowledged at ``offset`` and ``timestamp`` (µs), if it is
         the next committed record of ``key``'s entry (see above); else change nothing."""
         entry = self._kept.get(key)
-        if entry is None or offset != entry.end():
+        if entry is None or offset != entry.end:
             return
         size = footprint(record.value)
         if len(entry.records) - entry.first >= RECORDS or self._size + size > MAX_BYTES:
@@ -110,27 +168,45 @@ class ReadAhead:
                 headers,
             )
         )
+        entry.end = offset + 1
         entry.size += size
         self._size += size
 
     def take(
-        self, key: _Key, offset: int, end: int, max_records: int, max_bytes: int
+        self,
+        key: _Key,
+        offset: int,
+        end: int,
+        max_records: int,
+        max_bytes: int,
+        *,
+        drop: bool = True,
     ) -> list[Record] | None:
         """The read's whole answer if what is kept holds it, else None (ask the broker,
-        and forget the entry: the round that answers keeps what follows instead)."""
+        and forget the entry: the round that answers keeps what follows instead; with
+        ``drop`` false it stays, for a refill on its way)."""
         entry = self._kept.get(key)
         if entry is None:
             return None
-        if entry.start != offset or time.monotonic() > entry.expires:
+        if entry.expired(offset):
             self._drop(key)
             return None
+        if not entry.base <= offset <= entry.end:
+            if drop:
+                self._drop(key)
+            return None
         records = entry.records
-        first = entry.first
+        # A read from where the last one stopped starts at ``first``; any other offset the
+        # entry covers is found by bisection (the offsets ascend, with gaps at markers).
+        first = entry.first if offset == entry.start else bisect_left(records, offset, key=_offset)
         taken: list[Record] = []
         size = 0
         complete = False
         for index in range(first, len(records)):
             record = records[index]
+            if record.offset >= end:
+                complete = True  # the rest is past what the reader knows of
+                break
             record_size = record.size()
             if taken and size + record_size > max_bytes:
                 complete = True  # only the first record may exceed max_bytes
@@ -140,17 +216,96 @@ class ReadAhead:
             if len(taken) >= max_records or size >= max_bytes or record.offset + 1 >= end:
                 complete = True
                 break
+        else:
+            # Every record kept was taken: the answer if the entry reaches the read's end.
+            complete = entry.end >= end
         if not complete:
-            self._drop(key)
+            if drop:
+                self._drop(key)
             return None  # it ran out before the read had all it wants
         # What is left, if anything, is still every committed record from there on. The
         # entry's size stays an upper bound until it is dropped (no count per record).
+        entry.last = (offset, first)
         entry.first = first + len(taken)
-        entry.start = taken[-1].offset + 1
+        entry.start = taken[-1].offset + 1 if taken else offset
         return taken
 
+    def covers(self, key: _Key, offset: int) -> bool:
+        """Whether a read of ``key`` from ``offset`` would start in an entry."""
+        entry = self._kept.get(key)
+        return entry is not None and entry.base <= offset <= entry.end and not entry.expired(offset)
+
+    def crowded(self) -> bool:
+        """Whether half the bounds are used: prefetches, which nobody waits for, would
+        soon evict entries that readers are using."""
+        return len(self._kept) >= _PARTITIONS // 2 or self._size >= MAX_BYTES // 2
+
+    def adopt(self, key: _Key, start: int, records: list[Record], end: int) -> None:
+        """``records`` are every committed record of ``key`` from ``start`` to ``end`` (a
+        prefetch): kept as an entry if ``key`` has none and they fit without evicting any."""
+        if key in self._kept or len(self._kept) >= _PARTITIONS:
+            return
+        size = sum(map(footprint, map(_value, records)))
+        if self._size + size <= MAX_BYTES:
+            self.keep(key, start, records, size, end)
+
+    def wanted(self, key: _Key, end: int) -> tuple[int, int] | None:
+        """Where a refill of ``key``'s entry starts and how many records it may bring,
+        when the entry runs low and records are known below ``end``; else None."""
+        entry = self._kept.get(key)
+        if entry is None or entry.expired(entry.start):
+            return None
+        left = len(entry.records) - entry.first
+        if left >= REFILL_BELOW or entry.end >= end:
+            return None
+        return entry.end, RECORDS - left
+
+    def continue_with(self, key: _Key, start: int, records: list[Record], end: int) -> None:
+        """``records`` are every committed record of ``key`` from ``start`` to ``end`` (a
+        refill): added to the entry if it still ends at ``start``, as many as the bounds
+        allow."""
+        entry = self._kept.get(key)
+        if entry is None or entry.end != start:
+            return
+        # The records before the last read go (the list would otherwise keep them alive),
+        # and the entry's size is counted again: an upper bound while reads took from it.
+        base, index = entry.last
+        kept = entry.records[index:]
+        size = sum(map(footprint, map(_value, kept)))
+        left = len(entry.records) - entry.first
+        room = min(RECORDS - left, len(records))
+        budget = MAX_BYTES - (self._size - entry.size + size)
+        added = 0
+        for record in records[:room]:
+            cost = footprint(record.value)
+            if cost > budget:
+                break
+            budget -= cost
+            size += cost
+            added += 1
+        kept.extend(records[:added])
+        self._size += size - entry.size
+        entry.records = kept
+        entry.first -= index
+        entry.base = base
+        entry.last = (base, 0)
+        entry.size = size
+        # What the refill brought is trusted for ``_TTL`` from now, what was kept before
+        # no longer than it was; fetches whose records all went are forgotten.
+        expiries = entry.expiries
+        while len(expiries) > 1 and expiries[1][0] <= base:
+            del expiries[0]
+        expiries.append((start, time.monotonic() + _TTL))
+        # Cut short, the entry reaches only past its last record.
+        if added == len(records):
+            entry.end = max(end, entry.end)
+        elif added:
+            entry.end = records[added - 1].offset + 1
+
     def forget(self, keys: list[_Key]) -> None:
-        """Drop what is kept of ``keys`` (their topic was deleted or purged)."""
+        """Drop what is kept of ``keys`` (their topic was deleted or purged), and move on
+        ``generation``: a fetch asked before this lands after it, and is not kept."""
+        self.generation += 1
         for key in keys:
             self._drop(key)
 

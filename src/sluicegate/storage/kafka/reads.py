@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from confluent_kafka.admin import OffsetSpec
 
 from sluicegate.core.records import Record, TopicPartition, Watermarks
-from sluicegate.errors import BadRequest, OffsetOutOfRange
+from sluicegate.errors import BadRequest, OffsetOutOfRange, SluicegateError
 from sluicegate.storage.kafka.node import KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.topics import KafkaTopics
@@ -83,6 +83,19 @@ class Reads:
         if not marks.low <= offset < marks.high:
             raise offset_out_of_range(tp.topic, tp.partition, offset, marks.low, marks.high)
         return await self._fetch(tp, key, offset, marks.high, max_records, max_bytes)
+
+    def prefetch(self, positions: Mapping[TopicPartition, int]) -> None:
+        """Have the fetcher read ahead of ``positions`` where records are known past them
+        (a hint: a partition unknown or at its known end is left alone)."""
+        fetcher = self._node.fetcher
+        for tp, position in positions.items():
+            try:
+                _, key = self._topics.checked(tp)
+            except SluicegateError:
+                continue  # the read itself will say why
+            end = self._ends.high(key)
+            if 0 <= position < end:
+                fetcher.prefetch(key, tp.topic, position, end)
 
     async def _fetch(
         self,

@@ -38,6 +38,7 @@ from sluicegate.storage.sqlite.catalog import (
     PartitionState,
     TopicState,
     load_catalog,
+    unknown_topic,
 )
 from sluicegate.storage.sqlite.checkpoints import Checkpointer, WalCap, checkpoint
 from sluicegate.storage.sqlite.commit_process import CommitProcess
@@ -338,7 +339,10 @@ class SqliteLog(Log):
             if len(batch) == 1:
                 # A produce request's single record: the loop below, unrolled.
                 record = batch[0]
-                own = catalog.get(record.topic).partitions
+                state = catalog.by_name.get(record.topic)  # catalog.get, inlined
+                if state is None:
+                    raise unknown_topic(record.topic)
+                own = state.partitions
                 if not 0 <= record.partition < len(own):
                     raise invalid_partition(record.topic, record.partition, len(own))
                 return writer.append(batch, [own[record.partition]])

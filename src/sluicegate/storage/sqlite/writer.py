@@ -232,6 +232,8 @@ class Writer:
         self._in_flight: list[_Append] = []
         self._queue: deque[_Append | _CommitOffsets | _ExclusiveEntry[Any]] = deque()
         self._queued_records = 0
+        #: Exclusive operations in the queue: with none, a group can take it whole.
+        self._queued_exclusives = 0
         self._wakeup = asyncio.Event()
         #: Whether a group commit is in flight (its callback starts the next).
         self._committing = False
@@ -259,6 +261,8 @@ class Writer:
         self._admit(entry.size)
         self._queue.append(entry)
         self._queued_records += entry.size
+        if entry.exclusive:
+            self._queued_exclusives += 1
         # While a commit is in flight its callback takes the queue: no need to wake the task.
         if not self._committing and not self._wakeup.is_set():
             self._wakeup.set()
@@ -267,9 +271,21 @@ class Writer:
         self, batch: Sequence[NewRecord], states: list[PartitionState]
     ) -> asyncio.Future[list[Appended]]:
         """Queue a validated batch (``states[i]`` is record i's partition)."""
+        # _enqueue and _admit's tests, inlined: one of these per produce request.
+        size = len(batch)
+        queued = self._queued_records
+        if (
+            self._stopped is not None
+            or self._closing
+            or (queued and queued + size > self._max_pending)
+        ):
+            self._admit(size)  # raises the error that says why
         future: asyncio.Future[list[Appended]] = self._loop.create_future()
         deadline = time.monotonic() + self._timeout
-        self._enqueue(_Append(batch, states, self._catalog.epoch, future, deadline, len(batch)))
+        self._queue.append(_Append(batch, states, self._catalog.epoch, future, deadline, size))
+        self._queued_records = queued + size
+        if not self._committing and not self._wakeup.is_set():
+            self._wakeup.set()
         return future
 
     def commit_offsets(
@@ -359,6 +375,7 @@ class Writer:
                     await self._wakeup.wait()
                 elif (head := queue[0]).exclusive:
                     queue.popleft()
+                    self._queued_exclusives -= 1
                     await self._run_exclusive(head)  # type: ignore[arg-type]
                 elif not self._checkpoint_first():
                     self._commit(self._take_group())
@@ -379,12 +396,20 @@ class Writer:
             if not entry.future.done():
                 entry.future.set_exception(_copy(error))
         self._queued_records = 0
+        self._queued_exclusives = 0
 
     def _take_group(self) -> list[_Append | _CommitOffsets]:
-        group: list[_Append | _CommitOffsets] = []
-        records = 0
         limit = self._max_commit
         queue = self._queue
+        if not self._queued_exclusives and self._queued_records <= limit:
+            # Nothing queued runs alone and all of it fits one commit (nearly always):
+            # the whole queue, without a look at each entry.
+            whole: list[_Append | _CommitOffsets] = list(queue)  # type: ignore[arg-type]
+            queue.clear()
+            self._queued_records = 0
+            return whole
+        group: list[_Append | _CommitOffsets] = []
+        records = 0
         while queue:
             head = queue[0]
             if head.exclusive or (group and records + head.size > limit):
@@ -438,10 +463,11 @@ class Writer:
                 pending = touched[first] = _Pending(first, now)
             if op.size == 1:
                 # The most common case of all: one record (a produce request).
+                record = op.batch[0]
                 offset = first.next
                 first.next = offset + 1
-                pending.records.append(op.batch[0])
-                op.results = [Appended(op.batch[0].topic, first.index, offset, pending.ts)]
+                pending.records.append(record)
+                op.results = [Appended(record.topic, first.index, offset, pending.ts)]
             elif states.count(first) == len(states):
                 # The common case, one partition: offsets in bulk, no per-record lookups.
                 base = first.next
@@ -525,6 +551,7 @@ class Writer:
         # Nobody awaits it: a failure that matters stops the writer through run().
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._queue.appendleft(_ExclusiveEntry(op, future))
+        self._queued_exclusives += 1
         return True
 
     def _committed(self, fatal: BaseException | None) -> None:
