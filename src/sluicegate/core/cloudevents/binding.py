@@ -467,18 +467,35 @@ def from_batch(body: bytes) -> list[CloudEvent]:
     return decoded.cloud_events() if isinstance(decoded, PlainBatch) else decoded
 
 
-def decode_batch(body: bytes) -> PlainBatch | list[CloudEvent]:
+def decode_batch(
+    body: bytes, check: Callable[[bytes, PlainBatch | None], None] | None = None
+) -> PlainBatch | list[CloudEvent]:
     """The events of an ``application/cloudevents-batch+json`` body, each checked: a batch
     of plain events as it was decoded, without a ``CloudEvent`` per event, any other as
-    its ``CloudEvent``s (``EventProducer.produce_batch`` takes either)."""
+    its ``CloudEvent``s (``EventProducer.produce_batch`` takes either).
+
+    ``check`` is what the body must pass before any error of its own events is raised
+    (the JSON limits of a body read without them): called once, with the plain batch
+    when the body decoded as one, so that it can settle the limits by the bounds that
+    shape gives instead of a pass over the body's structure, else with ``None``.
+    """
+    error: Exception | None = None
+    decoded: list[_Structured] | None = None
     try:
-        try:
-            decoded = _decode_many(body)
-        except msgspec.ValidationError:
+        decoded = _decode_many(body)
+    except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError among them
+        error = exc
+    plain = None if decoded is None else _plain(decoded, body)
+    if check is not None:
+        check(body, plain)
+    if plain is not None:
+        return plain
+    try:
+        if isinstance(error, msgspec.ValidationError):
             return _from_elements(body)
-        plain = _plain(decoded, body)
-        if plain is not None:
-            return plain
+        if error is not None:
+            raise error
+        assert decoded is not None  # no error: decoded (said for the type checker)
         return [_from_fast(event, index) for index, event in enumerate(decoded)]
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
@@ -488,6 +505,11 @@ def decode_batch(body: bytes) -> PlainBatch | list[CloudEvent]:
 #: or the UTF-8 lead byte of U+0080-U+00BF (C1 controls among them). A raw C0 control
 #: is not JSON inside a string, so a body with none of these has no control characters.
 _MAYBE_CONTROL = (b"\\", b"\x7f", b"\xc2")
+#: Deleted from a batch's data joined by NULs, to leave the brackets that open a level
+#: and the NULs (``PlainBatch.depth_bound``).
+_NOT_OPENING = bytes(sorted(set(range(256)) - set(b"{[\x00")))
+#: What no attribute value equals (not even ``None``): "no previous event".
+_UNSEEN = object()
 #: ``datacontenttype`` values seen, and whether they are JSON (bounded like ``_DATA_KIND``).
 _JSON_TYPE: dict[str, bool] = {}
 
@@ -506,15 +528,18 @@ class PlainBatch:
     into ``CloudEvent`` objects: the producer checks and stores it from the decoded
     structs (``plain_records``), and makes the events only to name a wrong one."""
 
-    __slots__ = ("events", "pairs", "times")
+    __slots__ = ("datas", "events", "pairs", "times")
 
     def __init__(
         self,
         events: list[_Structured],
+        datas: list[bytes],
         pairs: set[tuple[str, str]],
         times: set[str | None],
     ) -> None:
         self.events = events
+        #: Each event's data as it was sent (empty when absent).
+        self.datas = datas
         #: The distinct (source, type) of the events, for permissions and topics.
         self.pairs = pairs
         #: The distinct ``time`` values (``None``: some event has none), each RFC 3339.
@@ -522,6 +547,22 @@ class PlainBatch:
 
     def __len__(self) -> int:
         return len(self.events)
+
+    def depth_bound(self) -> int:
+        """An upper bound of the body's JSON nesting depth: an array of objects whose
+        members are strings but ``data``, so two levels and the deepest data's, which is
+        at most the number of brackets it opens (those in its strings counted too).
+
+        Counted in C over the data joined by NULs, of which only the opening brackets
+        and the NULs are kept (one ``translate``, not a call or two per event): the runs
+        between NULs are each event's brackets. JSON holds no raw NUL; should some data
+        hold one anyway, every bracket of the batch counts, which bounds it all the same.
+        """
+        datas = self.datas
+        opening = b"\x00".join(datas).translate(None, _NOT_OPENING)
+        if opening.count(b"\x00") != len(datas) - 1:
+            return 2 + len(opening)
+        return 2 + max(map(len, opening.split(b"\x00")))
 
     def cloud_events(self) -> list[CloudEvent]:
         """The events, as ``from_batch`` gives them."""
@@ -546,6 +587,11 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
     pairs: set[tuple[str, str]] = set()
     add_pair = pairs.add
     values: list[str] = []
+    # A batch's events nearly all share their time, source and type: compared with the
+    # previous event's (equal strings compare by length and bytes), each freshly decoded
+    # value is hashed only when it changes. No source or type is empty, nor the marker.
+    last_time: object = _UNSEEN
+    last_source = last_type = ""
     for event in decoded:
         event_id, source, event_type = event.id, event.source, event.type
         subject, time, dataschema = event.subject, event.time, event.dataschema
@@ -561,20 +607,26 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
             or (datacontenttype is not None and not _json_type(datacontenttype))
         ):
             return None
-        if time not in times:
-            if time is not None and _RFC3339(time) is None:
-                return None
-            times.add(time)
-        add_pair((source, event_type))
+        if time != last_time:
+            if time not in times:
+                if time is not None and _RFC3339(time) is None:
+                    return None
+                times.add(time)
+            last_time = time
+        if source != last_source or event_type != last_type:
+            add_pair((source, event_type))
+            last_source, last_type = source, event_type
         if escapes:
-            # Empty or ``null`` data holds no escape, so the raw bytes tell.
-            if bytes(event.data).find(b"\\u") >= 0:
-                return None
             values += (event_id, source, event_type, subject or "", time or "")
             values += (datacontenttype or "", dataschema or "", event.partitionkey or "")
-    if escapes and not "".join(values).isprintable() and _CONTROL("".join(values)):
-        return None
-    return PlainBatch(decoded, pairs, times)
+    datas = [bytes(event.data) for event in decoded]
+    if escapes:
+        # Empty or ``null`` data holds no escape, so the raw bytes tell.
+        if any(data.find(b"\\u") >= 0 for data in datas):
+            return None
+        if not "".join(values).isprintable() and _CONTROL("".join(values)):
+            return None
+    return PlainBatch(decoded, datas, pairs, times)
 
 
 def _plain_data(event: _Structured) -> tuple[bytes | None, str | None]:
@@ -794,42 +846,54 @@ def plain_records(
     spec_size = len(spec[0]) + len(spec[1]) + len("ce_id")
     # Two levels: a batch's events nearly all share their source, type, time and content
     # type, while its partition keys are many (a customer's orders): the headers those
-    # share are made once, and each key adds only its own.
-    bases: dict[tuple[object, ...], _Base] = {}
-    shared: dict[tuple[object, ...], _Shared] = {}
+    # share are made once, and each key adds only its own. The shared part is compared
+    # with the previous event's (equal strings compare by length and bytes), so only a
+    # change of it hashes the freshly decoded values; the key is looked up in its part's
+    # own dictionary.
+    bases: dict[tuple[object, ...], tuple[dict[str | None, _Shared], _Base]] = {}
+    keyed: dict[str | None, _Shared] = {}
+    base: _Base | None = None
+    last_source = last_type = ""  # no source or type is empty
+    last_time: object = _UNSEEN
+    last_schema: object = _UNSEEN
+    last_content: object = _UNSEEN
     records: list[NewRecord] = []
     keys: list[bytes] = []
     add_record, add_key = records.append, keys.append
-    for event in batch.events:
+    for event, sent in zip(batch.events, batch.datas, strict=True):
         # ``_plain_data``, inlined: a call per event costs about 1% of the whole request
         # (bench.instructions' cloudevents-batch).
         datacontenttype = event.datacontenttype
-        data: bytes | None = bytes(event.data)
+        data: bytes | None = sent
         if not data or data == b"null":
             data = None
         elif datacontenttype is None:
             datacontenttype = _JSON
         source, event_type, partitionkey = event.source, event.type, event.partitionkey
-        combination = (
-            source,
-            event_type,
-            event.time,
-            event.dataschema,
-            datacontenttype,
-            partitionkey,
-        )
-        common = shared.get(combination)
+        time, dataschema = event.time, event.dataschema
         # Checked by _plain (said for the type checker, which cannot know).
         assert source is not None
         assert event_type is not None
         assert event.id is not None
+        if (
+            source != last_source
+            or event_type != last_type
+            or time != last_time
+            or dataschema != last_schema
+            or datacontenttype != last_content
+        ):
+            last_source, last_type, last_time = source, event_type, time
+            last_schema, last_content = dataschema, datacontenttype
+            shape = (source, event_type, time, dataschema, datacontenttype)
+            known = bases.get(shape)
+            if known is None:
+                made = _base_of(event, datacontenttype, now_text, spec_size)
+                known = bases[shape] = ({}, made)
+            keyed, base = known
+        common = keyed.get(partitionkey)
         if common is None:
-            base = bases.get(combination[:5])
-            if base is None:
-                base = bases[combination[:5]] = _base_of(
-                    event, datacontenttype, now_text, spec_size
-                )
-            common = shared[combination] = _keyed(base, event_type, partitionkey, place)
+            assert base is not None  # set with keyed, on the first event
+            common = keyed[partitionkey] = _keyed(base, event_type, partitionkey, place)
         rest, key, topic, partition, source_key, size = common
         if partition < 0:
             topic, partition = place(event_type, partitionkey)

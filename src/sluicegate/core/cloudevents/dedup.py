@@ -30,6 +30,8 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sluicegate.config import CloudEventSettings
@@ -47,6 +49,8 @@ MARKER_TOPIC = f"{INTERNAL_PREFIX}_ce_ids"
 #: 64 KiB of digests per marker record: far below any broker's record size limit.
 MAX_DIGESTS_PER_MARKER = 4096
 _LIFETIME_HEADER = "lifetime_ms"
+#: An item's records (``append_once``), taken by a C loop.
+_SECOND = itemgetter(1)
 #: Expiry slots per window: the granularity at which the bound forgets ids.
 _SLOTS_PER_WINDOW = 4096
 _READ_RECORDS = 1000
@@ -175,13 +179,19 @@ class EventIds:
 
     # -- storing ---------------------------------------------------------------------
 
-    async def append_once(self, items: Sequence[tuple[bytes, Sequence[NewRecord]]]) -> None:
+    async def append_once(
+        self,
+        items: Sequence[tuple[bytes, Sequence[NewRecord]]],
+        topics: set[str] | None = None,
+    ) -> None:
         """Durably store each item's records unless its identity key is already stored.
 
-        Each item is (identity key, the records that event writes). Items already stored
-        in the window are skipped; an identity another request is appending is waited for
-        (and taken over if that append fails); an identity twice in ``items`` is stored
-        once. What remains is one ``Log.append`` with the markers, awaited until durable.
+        Each item is (identity key, the records that event writes); ``topics`` are the
+        topics of those records when the caller knows them (else they are collected).
+        Items already stored in the window are skipped; an identity another request is
+        appending is waited for (and taken over if that append fails); an identity twice
+        in ``items`` is stored once. What remains is one ``Log.append`` with the markers,
+        awaited until durable.
         Raises what ``Log.append`` raises; then nothing of this call was stored.
         """
         blake2b = hashlib.blake2b
@@ -192,7 +202,7 @@ class EventIds:
             topics = {records[0].topic} if len(records) == 1 else {r.topic for r in records}
         else:
             digests = [blake2b(key, digest_size=DIGEST_BYTES).digest() for key, _ in items]
-            pending = dict(zip(digests, [records for _, records in items], strict=True))
+            pending = dict(zip(digests, map(_SECOND, items), strict=True))
             if len(pending) < len(items):
                 # An identity twice in the call: dict() kept the last records, store the
                 # first.
@@ -200,7 +210,8 @@ class EventIds:
                 for digest, (_, records) in zip(digests, items, strict=True):
                     pending.setdefault(digest, records)
                 self._duplicates += len(items) - len(pending)
-            topics = {record.topic for records in pending.values() for record in records}
+            if topics is None:
+                topics = {record.topic for records in pending.values() for record in records}
         lifetimes = await self._lifetimes(topics)
         if not self._marker_topic_exists:
             await self._create_marker_topic()
@@ -294,7 +305,8 @@ class EventIds:
         # From the claim to the append there is no await: no other request can slip in.
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._appending.update(dict.fromkeys(pending, claim))
-        batch = [record for records in pending.values() for record in records]
+        # Flattened in C: no Python code per event.
+        batch = list(chain.from_iterable(pending.values()))
         by_lifetime: dict[int, list[bytes]] = {}
         if len(set(lifetimes.values())) <= 1:
             # One lifetime for every topic of this call (the usual case: none keeps events

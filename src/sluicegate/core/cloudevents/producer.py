@@ -210,7 +210,11 @@ class EventProducer:
         records, keys = plain_records(batch, now_text, place)
         # Items of (identity key, (record,)), built by two zips in C: ``zip(records)``
         # yields each record alone in a tuple.
-        await self._ids.append_once(list(zip(keys, zip(records), strict=True)))
+        await self._ids.append_once(
+            list(zip(keys, zip(records), strict=True)),
+            # Every record goes to its type's topic: the set append_once would collect.
+            {topic.name for topic in topics.values()},
+        )
         return True
 
     def produce_one(self, principal: Principal, event: CloudEvent) -> Awaitable[None]:

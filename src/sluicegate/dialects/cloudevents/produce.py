@@ -7,13 +7,22 @@ binding's binary, structured or batch form, let the core check and store, answer
 
 from __future__ import annotations
 
+from functools import partial
+
 from sluicegate.core.auth.principals import Principal
-from sluicegate.core.cloudevents.binding import decode_batch, from_http_binary, from_structured
+from sluicegate.core.cloudevents.binding import (
+    PlainBatch,
+    decode_batch,
+    from_http_binary,
+    from_structured,
+)
 from sluicegate.core.cloudevents.event import CloudEvent
 from sluicegate.core.cloudevents.producer import EventProducer, require_producer
 from sluicegate.core.gateway import Gateway
+from sluicegate.core.limits.json_limits import JsonLimits
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.errors import Forbidden, Unauthenticated, UnsupportedMediaType
+from sluicegate.http.json_body import check_utf8
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -114,9 +123,26 @@ class Produce:
         """A batch: all events stored, in one atomic append, or none; 202 once durable."""
         principal = producer_of(request)
         _require_media_type(request, BATCH, "a single event goes to /ce/produce/event")
-        body = await request.body(json=True)
-        await self._produce_batch(principal, decode_batch(body), within=len(body))
+        # Read without the JSON checks of ``body(json=True)``: ``decode_batch`` makes them
+        # (``_checked_batch_body``) before it judges any event, so every answer is the same,
+        # and settles the limits of a plain batch (the usual) by its decoded shape, not by
+        # passes over the body's structure (as costly as decoding it).
+        body = request.ready_body()  # without body()'s coroutine when it is there
+        if body is None:
+            body = await request.body()
+        check = partial(_checked_batch_body, request.json_limits)
+        await self._produce_batch(principal, decode_batch(body, check), within=len(body))
         return Response(b"", 202, content_type=None)
+
+
+def _checked_batch_body(limits: JsonLimits | None, body: bytes, plain: PlainBatch | None) -> None:
+    """``Request.body(json=True)``'s checks of a batch's ``body`` (``plain``: the body
+    decoded as a plain batch, or ``None``): the JSON limits, then UTF-8."""
+    if limits is not None and (
+        plain is None or not limits.bounded_at_depth(body, plain.depth_bound())
+    ):
+        limits.check(body)
+    check_utf8(body)
 
 
 def routes(gateway: Gateway) -> list[Route]:
