@@ -18,7 +18,7 @@ from sluicegate.errors import (
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
-from sluicegate.http.response_cycle import OneWriteCycle
+from sluicegate.http.response_cycle import direct_cycle
 from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
 from sluicegate.http.stream_forwarding import StreamForwarder
@@ -190,11 +190,8 @@ class GatewayApp:
                 return
         route, params, series, body_limit, rated = dispatch
         # Under uvicorn, the body is taken from the cycle and the response written to it
-        # without receive's and send's coroutines and messages: response_cycle.direct_cycle,
-        # inlined (a call per request).
-        cycle = getattr(send, "__self__", None)
-        if type(cycle) is not OneWriteCycle or getattr(receive, "__self__", None) is not cycle:
-            cycle = None
+        # without receive's and send's coroutines and messages.
+        cycle = direct_cycle(receive, send)
         request = Request(scope, receive, params, body_limit, self._json_limits, cycle)
         try:
             if not route.authenticated:
