@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,6 +38,29 @@ def test_a_single_partition_id_as_bytes_is_the_id(topic_id: int, offset: int) ->
     assert single_partition_id(topic_id, offset) == text.encode()
     parsed = parse_message_id(text)
     assert (parsed.topic_id, parsed.partition, parsed.positions) == (topic_id, 0, (offset,))
+
+
+def _reference_id(topic_id: int, offset: int) -> bytes:
+    """The id's layout written out plainly: two varints, URL-safe base64 without padding."""
+    data = bytearray()
+    for value in (topic_id, offset):
+        while value >= 0x80:
+            data.append(value & 0x7F | 0x80)
+            value >>= 7
+        data.append(value)
+    return base64.urlsafe_b64encode(bytes(data)).rstrip(b"=")
+
+
+@given(
+    topic_id=st.one_of(st.integers(0, 200), st.integers(0, 2**63 - 1)),
+    offset=st.one_of(st.integers(0, 2**29), st.integers(0, 2**63 - 1)),
+)
+def test_ids_are_laid_out_as_two_varints_in_base64(topic_id: int, offset: int) -> None:
+    # Against a plain encoding, not the module's own: publish's shortcuts for small topic
+    # ids and the varints' unrolled lengths must give exactly the bytes of the layout.
+    expected = _reference_id(topic_id, offset)
+    assert single_partition_id(topic_id, offset) == expected
+    assert message_id(topic_id, 0, (offset,)).encode() == expected
 
 
 @pytest.mark.parametrize("topic_id", [0, 127, 128, 2**14, 2**40])
