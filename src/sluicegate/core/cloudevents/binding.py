@@ -554,17 +554,25 @@ class PlainBatch:
     def __len__(self) -> int:
         return len(self.events)
 
-    def depth_bound(self) -> int:
+    def depth_bound(self, enough: int | None = None) -> int:
         """An upper bound of the body's JSON nesting depth: an array of objects whose
         members are strings but ``data``, so two levels and the deepest data's, which is
         at most the number of brackets it opens (those in its strings counted too).
 
-        Counted in C over the data joined by NULs, of which only the opening brackets
-        and the NULs are kept (one ``translate``, not a call or two per event): the runs
-        between NULs are each event's brackets. JSON holds no raw NUL; should some data
-        hold one anyway, every bracket of the batch counts, which bounds it all the same.
+        Each level of a JSON value opens and closes a bracket, so a data of ``n`` bytes
+        nests at most ``n // 2`` levels: when that bound of the longest data is
+        ``enough`` (at most it), it is the answer, from one pass over the lengths.
+        Otherwise the brackets are counted in C over the data joined by NULs, of which
+        only the opening brackets and the NULs are kept (one ``translate``, not a call
+        or two per event): the runs between NULs are each event's brackets. JSON holds
+        no raw NUL; should some data hold one anyway, every bracket of the batch counts,
+        which bounds it all the same.
         """
         datas = self.datas
+        if enough is not None:
+            by_length = 2 + max(map(len, datas), default=0) // 2
+            if by_length <= enough:
+                return by_length
         opening = b"\x00".join(datas).translate(None, _NOT_OPENING)
         if opening.count(b"\x00") != len(datas) - 1:
             return 2 + len(opening)
