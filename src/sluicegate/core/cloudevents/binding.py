@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from operator import add, attrgetter, countOf, itemgetter
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 import msgspec
@@ -306,7 +306,6 @@ class _Structured(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     data_base64: str | None = None
 
 
-_T = TypeVar("_T")
 _decode_one = msgspec.json.Decoder(_Structured).decode
 _decode_many = msgspec.json.Decoder(list[_Structured]).decode
 # Any other event: every member kept raw, each attribute then checked by hand.
@@ -529,7 +528,7 @@ class PlainBatch:
     into ``CloudEvent`` objects: the producer checks and stores it from the decoded
     structs (``plain_records``), and makes the events only to name a wrong one."""
 
-    __slots__ = ("datas", "events", "ids", "pairs", "partitionkeys", "subjects", "times", "uniform")
+    __slots__ = ("datas", "events", "pairs", "times", "uniform")
 
     def __init__(
         self,
@@ -539,9 +538,6 @@ class PlainBatch:
         times: set[str | None],
         *,
         uniform: bool = False,
-        ids: list[str] | None = None,
-        subjects: list[str | None] | None = None,
-        partitionkeys: list[str | None] | None = None,
     ) -> None:
         self.events = events
         #: Each event's data as it was sent (empty when absent).
@@ -554,13 +550,6 @@ class PlainBatch:
         #: type, and either all have a subject or none has: ``plain_records`` then makes
         #: the records column by column (``_uniform_records``).
         self.uniform = uniform
-        #: The events' ids, subjects and partition keys, as ``_plain`` read them (made
-        #: from the events when not given).
-        self.ids = ids if ids is not None else [cast(str, event.id) for event in events]
-        self.subjects = subjects if subjects is not None else [e.subject for e in events]
-        self.partitionkeys = (
-            partitionkeys if partitionkeys is not None else [e.partitionkey for e in events]
-        )
 
     def __len__(self) -> int:
         return len(self.events)
@@ -606,92 +595,66 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
     characters) or ``_data`` event by event (``\\u`` escapes of lone surrogates) is
     looked for once in the whole body: a body without a backslash, DEL or C1 lead byte
     cannot hold either, and any other body has its strings checked in one joined pass.
-
-    Checked attribute by attribute, not event by event: each attribute's column is one
-    comprehension, and each rule one C loop over it (``all``, ``list.count``) or a look
-    at its distinct values (``_distinct``), so no Python code runs per event and rule.
     """
     escapes = any(body.find(marker) >= 0 for marker in _MAYBE_CONTROL)
-    count = len(decoded)
-    if not count:
-        return PlainBatch(decoded, [], set(), set())
-    # Typed as they are once the first test below has passed (``None`` fails it).
-    ids = cast("list[str]", [event.id for event in decoded])
-    sources = cast("list[str]", [event.source for event in decoded])
-    types = cast("list[str]", [event.type for event in decoded])
-    if (
-        not all(ids)
-        or not all(sources)
-        or not all(types)
-        or [event.specversion for event in decoded].count(SPECVERSION) != count
-        or [event.data_base64 for event in decoded].count(None) != count
-    ):
-        return None
-    subjects = [event.subject for event in decoded]
-    schemas = [event.dataschema for event in decoded]
-    subject_set, schema_set = _distinct(subjects), _distinct(schemas)
-    contents = _distinct([event.datacontenttype for event in decoded])
-    times = _distinct([event.time for event in decoded])
-    if (
-        "" in subject_set
-        or "" in schema_set
-        or any(content is not None and not _json_type(content) for content in contents)
-        or any(time is not None and _RFC3339(time) is None for time in times)
-    ):
-        return None
-    partitionkeys = [event.partitionkey for event in decoded]
+    times: set[str | None] = set()
+    pairs: set[tuple[str, str]] = set()
+    add_pair = pairs.add
+    values: list[str] = []
+    # A batch's events nearly all share their time, source and type: compared with the
+    # previous event's (equal strings compare by length and bytes), each freshly decoded
+    # value is hashed only when it changes. No source or type is empty, nor the marker.
+    last_time: object = _UNSEEN
+    last_source = last_type = ""
+    # What ``PlainBatch.uniform`` asks beyond one (source, type) and one time: the first
+    # event's dataschema and content type throughout, and a subject in all or in none.
+    uniform = True
+    if decoded:
+        first = decoded[0]
+        schema, content = first.dataschema, first.datacontenttype
+        unsubjected = first.subject is None
+    for event in decoded:
+        event_id, source, event_type = event.id, event.source, event.type
+        subject, time, dataschema = event.subject, event.time, event.dataschema
+        datacontenttype = event.datacontenttype
+        if (
+            event.specversion != SPECVERSION
+            or not event_id
+            or not source
+            or not event_type
+            or subject == ""
+            or dataschema == ""
+            or event.data_base64 is not None
+            or (datacontenttype is not None and not _json_type(datacontenttype))
+        ):
+            return None
+        if uniform and (
+            (subject is None) is not unsubjected
+            or dataschema != schema
+            or datacontenttype != content
+        ):
+            uniform = False
+        if time != last_time:
+            if time not in times:
+                if time is not None and _RFC3339(time) is None:
+                    return None
+                times.add(time)
+            last_time = time
+        if source != last_source or event_type != last_type:
+            add_pair((source, event_type))
+            last_source, last_type = source, event_type
+        if escapes:
+            values += (event_id, source, event_type, subject or "", time or "")
+            values += (datacontenttype or "", dataschema or "", event.partitionkey or "")
     datas = [bytes(event.data) for event in decoded]
     if escapes:
         # Empty or ``null`` data holds no escape, so the raw bytes tell.
         if any(data.find(b"\\u") >= 0 for data in datas):
             return None
-        # Every value, absent ones left out; each distinct time and content type once
-        # (a control character is found in any order).
-        joined = "".join(
-            chain(
-                ids,
-                sources,
-                types,
-                filter(None, subjects),
-                filter(None, times),
-                filter(None, contents),
-                filter(None, schemas),
-                filter(None, partitionkeys),
-            )
-        )
-        if not joined.isprintable() and _CONTROL(joined):
+        if not "".join(values).isprintable() and _CONTROL("".join(values)):
             return None
-    if len(_distinct(sources)) == 1 and len(_distinct(types)) == 1:
-        pairs = {(sources[0], types[0])}
-    else:
-        pairs = set(zip(sources, types, strict=True))
-    uniform = (
-        len(pairs) == 1
-        and len(times) == 1
-        and len(contents) == 1
-        and len(schema_set) == 1
-        and (None not in subject_set or len(subject_set) == 1)
-    )
-    return PlainBatch(
-        decoded,
-        datas,
-        pairs,
-        times,
-        uniform=uniform,
-        ids=ids,
-        subjects=subjects,
-        partitionkeys=partitionkeys,
-    )
-
-
-def _distinct(column: list[_T]) -> set[_T]:
-    """The distinct values of ``column`` (not empty): those of a batch nearly always
-    repeat one value, which ``list.count`` tells by comparing (equal strings compare by
-    length and bytes) without hashing every freshly decoded string."""
-    first = column[0]
-    if column.count(first) == len(column):
-        return {first}
-    return set(column)
+    uniform = uniform and len(pairs) == 1 and len(times) == 1
+    return PlainBatch(decoded, datas, pairs, times, uniform=uniform)
 
 
 def _plain_data(event: _Structured) -> tuple[bytes | None, str | None]:
@@ -1019,7 +982,7 @@ def _uniform_records(
         return None  # an event without data (nor its content type): the loop's rule
     first = events[0]
     # In the order of their first event, as the loop asks ``place`` for them.
-    partitionkeys = batch.partitionkeys
+    partitionkeys = [event.partitionkey for event in events]
     distinct = dict.fromkeys(partitionkeys)
     unkeyed = None in distinct
     if unkeyed and len(distinct) > 1:
@@ -1029,7 +992,7 @@ def _uniform_records(
     before, after, source_key, size = _base_of(
         first, first.datacontenttype or _JSON, now_text, spec_size
     )
-    ids = list(map(str.encode, batch.ids))
+    ids = list(map(str.encode, cast("list[str]", [event.id for event in events])))
     count = len(ids)
     id_lengths = list(map(len, ids))
     packable = max(id_lengths) <= _BIN8_MAX
@@ -1042,7 +1005,7 @@ def _uniform_records(
     middle = b"".join(map(_pack, before[:2]))
     if first.subject is not None:
         # A subject in every event (``uniform``: in all or in none).
-        subjects = list(map(str.encode, cast("list[str]", batch.subjects)))
+        subjects = list(map(str.encode, cast("list[str]", [e.subject for e in events])))
         columns.append(zip(repeat("ce_subject"), subjects))
         subject_lengths = list(map(len, subjects))
         sizes = map(add, sizes, subject_lengths)
