@@ -54,15 +54,6 @@ def test_chunk_rows_equals_the_record_by_record_cut(records: list[NewRecord], ba
     sized = [msgspec.structs.replace(r, known_size=r.size()) for r in records]
     assert chunk_rows(7, 3, base, 1234, sized) == expected
     assert _rows_by_record(7, 3, base, 1234, sized) == expected
-    # Records whose headers come packed too, all of them or some (a run with one
-    # without encodes every record's headers), give the same rows again.
-    packed = [
-        msgspec.structs.replace(r, packed_headers=msgspec.Raw(msgspec.msgpack.encode(r.headers)))
-        for r in sized
-    ]
-    assert chunk_rows(7, 3, base, 1234, packed) == expected
-    mixed = [r if n % 3 else s for n, (r, s) in enumerate(zip(packed, sized, strict=True))]
-    assert chunk_rows(7, 3, base, 1234, mixed) == expected
 
 
 def test_chunk_rows_cut_by_count_then_bytes_and_round_trip() -> None:

@@ -45,13 +45,6 @@ class NewRecord(msgspec.Struct, frozen=True, gc=False):
     #: where counting header by header costs more than the rest of storing the record.
     #: Storage takes it as given (it must equal ``size()``); ``None``: storage counts.
     known_size: int | None = None
-    #: The headers as the SQLite backend stores them (msgpack: an array of
-    #: ``[name, value]`` arrays), when whoever made the record encoded them already: the
-    #: CloudEvents binding joins a batch's from a few shared pieces, where encoding them
-    #: header by header costs SQLite's chunk encoding most of its work. Storage writes
-    #: them as given (they must equal the encoding of ``headers``); ``None``: storage
-    #: encodes ``headers``. Other backends read ``headers`` only.
-    packed_headers: msgspec.Raw | None = None
 
     def size(self) -> int:
         """Bytes of key, value and headers: what retention and read limits count."""

@@ -849,17 +849,6 @@ def to_records(events: Sequence[CloudEvent], places: Sequence[tuple[str, int]]) 
     return records
 
 
-_pack = msgspec.msgpack.Encoder().encode
-#: msgpack's ``fixarray`` head (or-ed with a length up to 15) and its ``bin 8`` heads by
-#: length: how SQLite's chunks store a record's headers (``NewRecord.packed_headers``).
-_FIXARRAY = 0x90
-_BIN8_MAX = 255
-_BIN8 = [bytes((0xC4, length)) for length in range(_BIN8_MAX + 1)]
-#: A ``[name, value]`` pair's encoding up to the value's ``bin`` head.
-_ID_PAIR_HEAD = _pack(("ce_id", b""))[: -len(_BIN8[0])]
-_SUBJECT_PAIR_HEAD = _pack(("ce_subject", b""))[: -len(_BIN8[0])]
-
-
 #: What the records of a plain batch share, per distinct (source, type, time, dataschema,
 #: content type, partition key): the headers after ``ce_id``, the record's key, its
 #: (topic, partition) (``-1``: chosen per record), the identity key's ``source`` part,
@@ -972,10 +961,6 @@ def _uniform_records(
     ``zip`` of the shared headers repeated and the columns that vary (``ce_id``, the
     subject, the partition key's), its size and the record itself. Only a distinct
     partition key costs Python code of its own.
-
-    The headers also come packed as SQLite stores them (``NewRecord.packed_headers``,
-    msgpack), joined from the shared headers' encoding, made once, and the ids' and
-    subjects' own bytes: when each is at most 255 bytes (a ``bin 8``), nearly always.
     """
     events, datas = batch.events, batch.datas
     if b"" in datas or b"null" in datas:
@@ -994,31 +979,16 @@ def _uniform_records(
     )
     ids = list(map(str.encode, cast("list[str]", [event.id for event in events])))
     count = len(ids)
-    id_lengths = list(map(len, ids))
-    packable = max(id_lengths) <= _BIN8_MAX
     columns: list[Iterable[object]] = [repeat(spec, count), zip(repeat("ce_id"), ids)]
     columns += map(repeat, before[:2])
-    sizes = map(add, id_lengths, map(len, datas))
-    # The packed headers: ``head``, the id's ``bin 8`` head and bytes, then ``middle``
-    # (with a subject: its pair), then the rest, which depends on the key alone.
-    headers_count = 2 + len(before) + len(after) + (not unkeyed)
-    middle = b"".join(map(_pack, before[:2]))
+    sizes = map(add, map(len, ids), map(len, datas))
     if first.subject is not None:
         # A subject in every event (``uniform``: in all or in none).
         subjects = list(map(str.encode, cast("list[str]", [e.subject for e in events])))
         columns.append(zip(repeat("ce_subject"), subjects))
-        subject_lengths = list(map(len, subjects))
-        sizes = map(add, sizes, subject_lengths)
+        sizes = map(add, sizes, map(len, subjects))
         size += len("ce_subject")
-        headers_count += 1
-        packable = packable and max(subject_lengths) <= _BIN8_MAX
     columns += map(repeat, before[2:])
-    head = bytes((_FIXARRAY | headers_count,)) + _pack(spec) + _ID_PAIR_HEAD
-    rest = b"".join(map(_pack, before[2:]))
-    if first.subject is None:
-        rest = middle + rest
-    packed_after = b"".join(map(_pack, after))
-    tails: Iterable[bytes]
     if unkeyed:
         columns += map(repeat, after)
         places = [place(event_type, None) for _ in range(count)]
@@ -1026,19 +996,16 @@ def _uniform_records(
         partitions: Iterable[int] = map(itemgetter(1), places)
         record_keys: Iterable[bytes | None] = repeat(None)
         sizes = map(add, sizes, repeat(size))
-        tails = repeat(rest + packed_after)
     else:
-        keyed: dict[str | None, tuple[str, int, bytes, Header, int, bytes]] = {}
+        keyed: dict[str | None, tuple[str, int, bytes, Header, int]] = {}
         for partitionkey in distinct:
             assert partitionkey is not None  # none is (said for the type checker)
             key = partitionkey.encode()
-            key_header = ("ce_partitionkey", key)
             keyed[partitionkey] = (
                 *place(event_type, partitionkey),
                 key,
-                key_header,
+                ("ce_partitionkey", key),
                 size + len("ce_partitionkey") + 2 * len(key),
-                rest + _pack(key_header) + packed_after,
             )
         common = list(map(keyed.__getitem__, partitionkeys))
         topics = map(itemgetter(0), common)
@@ -1047,28 +1014,9 @@ def _uniform_records(
         columns.append(map(itemgetter(3), common))
         columns += map(repeat, after)
         sizes = map(add, sizes, map(itemgetter(4), common))
-        tails = map(itemgetter(5), common)
     # The columns of repeated headers are cut by the ids' (``zip`` ends with the shortest).
     headers = zip(*columns, strict=False)
-    packed: Iterable[msgspec.Raw | None] = repeat(None)
-    if packable:
-        parts: Iterable[tuple[bytes, ...]]
-        id_heads = map(_BIN8.__getitem__, id_lengths)
-        if first.subject is None:
-            parts = zip(repeat(head), id_heads, ids, tails)
-        else:
-            subject_heads = map(_BIN8.__getitem__, subject_lengths)
-            parts = zip(
-                repeat(head),
-                id_heads,
-                ids,
-                repeat(middle + _SUBJECT_PAIR_HEAD),
-                subject_heads,
-                subjects,
-                tails,
-            )
-        packed = map(msgspec.Raw, map(b"".join, parts))
-    records = list(map(NewRecord, topics, partitions, record_keys, datas, headers, sizes, packed))
+    records = list(map(NewRecord, topics, partitions, record_keys, datas, headers, sizes))
     # A comprehension: ``map(source_key.__add__, ids)`` calls a slot wrapper per id, which
     # took 1.7 times as long (timeit).
     return records, [source_key + event_id for event_id in ids]

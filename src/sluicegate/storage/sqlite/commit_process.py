@@ -100,8 +100,6 @@ class CommitProcess:
         self._jobs = 0
         self._gone: str | None = None
         self._encode_into = msgspec.msgpack.Encoder().encode_into
-        #: How long the next frame's buffer starts (the last frame's length, bounded).
-        self._frame_bytes = FRAME_LENGTH.size
         self._decode = msgspec.msgpack.Decoder(tuple[int, list[Any] | None]).decode
 
     async def start(self) -> None:
@@ -127,13 +125,9 @@ class CommitProcess:
             raise StorageUnavailable(self._gone or "the commit process is not running")
         self._jobs += 1
         # Encoded behind room for its length: a group commit's frame can be megabytes,
-        # and prefixing the length afterwards would copy all of it once more. The buffer
-        # starts as long as the last frame (the encoder cuts it to what it wrote): one
-        # group commit is much like the next, and a buffer grown from nothing is copied
-        # at every step of its growth.
-        frame = bytearray(self._frame_bytes)
+        # and prefixing the length afterwards would copy all of it once more.
+        frame = bytearray(FRAME_LENGTH.size)
         self._encode_into([self._jobs, statements], frame, FRAME_LENGTH.size)
-        self._frame_bytes = min(len(frame), _PIPE_BYTES)
         FRAME_LENGTH.pack_into(frame, 0, len(frame) - FRAME_LENGTH.size)
         process.stdin.write(frame)
         self._pending[self._jobs] = done
