@@ -13,7 +13,12 @@ import httpx
 import pytest
 
 from sluicegate.config import CloudEventSettings
-from sluicegate.core.cloudevents.dedup import MARKER_TOPIC, EventIds, identity_digest
+from sluicegate.core.cloudevents.dedup import (
+    MARKER_TOPIC,
+    EventIds,
+    _digests,
+    identity_digest,
+)
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import TopicSpec
@@ -453,3 +458,12 @@ async def test_alone_never_remembered_beyond_the_retention_it_is_given(clocked: 
         await one(ids, 1, retention_ms=60_000)  # forgotten with its topic's records
         await one(ids, 2)  # still remembered
         assert await values(log) == [b"event 1", b"event 1", b"event 2"]
+
+
+def test_a_batch_s_digests_are_each_key_s_identity_digest() -> None:
+    # Keys shorter and longer than BLAKE2b's 128-byte block, and the empty one; the
+    # empty hash copied for each key is left as it was.
+    keys = [b"", b"urn:shop\x00e-1", b"s" * 127 + b"\x00i", b"s" * 300 + b"\x00" + b"i" * 9]
+    items = [(key, None) for key in keys]
+    assert _digests(items) == [identity_digest(key) for key in keys]
+    assert _digests(items) == [identity_digest(key) for key in keys]

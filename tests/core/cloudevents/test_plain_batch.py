@@ -70,6 +70,12 @@ def _placer(partitions: int) -> Any:
 @settings(max_examples=400, deadline=None)
 @given(_batches(), st.integers(1, 12))
 def test_plain_records_are_those_of_to_records(body: bytes, partitions: int) -> None:
+    _check_plain_records(body, partitions)
+
+
+def _check_plain_records(body: bytes, partitions: int) -> None:
+    """``plain_records`` of ``body``, if a plain batch, against ``to_records`` of its
+    ``CloudEvent``s, with the same sticky partitioner for records without a key."""
     try:
         decoded = decode_batch(body)
     except BadRequest:
@@ -88,6 +94,85 @@ def test_plain_records_are_those_of_to_records(body: bytes, partitions: int) -> 
     assert [r.known_size for r in records] == [
         msgspec.structs.replace(r, known_size=None).size() for r in records
     ]
+
+
+# Uniform batches (``PlainBatch.uniform``): what the events may differ in, and what one
+# event may break that uniformity with.
+_UNIFORM_TEXTS = st.sampled_from(["a", 'quote"', "back\\slash", "caf\xe9", "nbsp\xa0", "y" * 300])
+_UNIFORM_DATA = st.sampled_from(['{"order": 1}', "[1, [2]]", '"text"', "0", "null"])
+_BREAKS = st.sampled_from(
+    ["source", "type", "time", "dataschema", "datacontenttype", "subject", "data", "key"]
+)
+
+
+@st.composite
+def _uniform_batches(draw: st.DrawFn) -> bytes:
+    """A plain batch whose events share their source, type, time, dataschema and content
+    type and differ in their ids, data, subjects and partition keys; now and then one
+    event breaks one of these (an attribute of its own, a subject or data missing where
+    the others have one, or the reverse, a key missing among keyed events)."""
+    shared: dict[str, str] = {"specversion": json.dumps("1.0")}
+    shared["source"] = json.dumps(draw(_UNIFORM_TEXTS))
+    shared["type"] = json.dumps(draw(_UNIFORM_TEXTS))
+    for name, values in (
+        ("time", st.sampled_from(["2025-01-31T12:00:00Z", "2025-01-31t12:00:00.123z"])),
+        ("dataschema", _UNIFORM_TEXTS),
+        ("datacontenttype", st.sampled_from(["application/json", "text/x+json"])),
+    ):
+        if draw(st.booleans()):
+            shared[name] = json.dumps(draw(values))
+    subjects, keyed = draw(st.booleans()), draw(st.booleans())
+    elements = []
+    for number in range(draw(st.integers(1, 8))):
+        members = dict(shared)
+        members["id"] = json.dumps(f"{draw(_UNIFORM_TEXTS)}-{draw(st.integers(0, 9))}")
+        if subjects:
+            members["subject"] = json.dumps(draw(_UNIFORM_TEXTS))
+        if keyed:
+            members["partitionkey"] = json.dumps(f"{draw(_UNIFORM_TEXTS)}{number % 3}")
+        if draw(st.integers(0, 9)):
+            members["data"] = draw(_UNIFORM_DATA)
+        order = draw(st.permutations(list(members)))
+        elements.append("{" + ", ".join(f'"{n}": {members[n]}' for n in order) + "}")
+    if draw(st.integers(0, 2)) == 0:
+        at = draw(st.integers(0, len(elements) - 1))
+        broken = json.loads(elements[at])
+        name = draw(_BREAKS)
+        if name in ("subject", "data") and name in broken:
+            del broken[name]
+        elif name == "key":
+            broken.pop("partitionkey", None) if keyed else broken.update(partitionkey="k")
+        elif name == "data":
+            broken["data"] = None
+        else:
+            broken[name] = "other"
+        elements[at] = json.dumps(broken)
+    return ("[" + ", ".join(elements) + "]").encode()
+
+
+@settings(max_examples=600, deadline=None)
+@given(_uniform_batches(), st.integers(1, 12))
+def test_plain_records_of_uniform_batches_are_those_of_to_records(
+    body: bytes, partitions: int
+) -> None:
+    _check_plain_records(body, partitions)
+
+
+def test_a_uniform_batch_is_told_and_made_column_by_column() -> None:
+    events = [_event(n, subject=f"order-{n}") for n in range(5)]
+    decoded = decode_batch(json.dumps(events).encode())
+    assert isinstance(decoded, PlainBatch)
+    assert decoded.uniform
+    records, keys = plain_records(decoded, _NOW_TEXT, _placer(4))
+    assert [dict(r.headers)["ce_subject"] for r in records] == [
+        f"order-{n}".encode() for n in range(5)
+    ]
+    assert keys == [f"urn:shop\x00e-{n}".encode() for n in range(5)]
+    for breaking in ({"subject": None}, {"dataschema": "urn:s"}, {"type": "Order.Paid"}):
+        mixed = [*events[:2], _event(2, **breaking), *events[3:]]
+        decoded = decode_batch(json.dumps(mixed).encode())
+        assert isinstance(decoded, PlainBatch)
+        assert not decoded.uniform
 
 
 def test_a_batch_with_one_event_that_is_not_plain_is_made_of_cloud_events() -> None:

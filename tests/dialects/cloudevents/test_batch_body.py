@@ -5,6 +5,7 @@ checks made first (limits, then UTF-8, then the events) give it."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -104,3 +105,27 @@ def test_the_depth_bound_holds_for_data_with_a_nul() -> None:
     assert PlainBatch([], datas, set(), set()).depth_bound() == 2 + 6 + 3
     assert PlainBatch([], [b'["a", [[]]]', b'{"x": [1]}', b""], set(), set()).depth_bound() == 5
     assert PlainBatch([], [], set(), set()).depth_bound() == 2
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of a decoded JSON value (0 for a scalar)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.builds(_nested, st.integers(0, 12)) | st.sampled_from(['"[[[["', "[]", "{}"])),
+    st.integers(0, 20),
+)
+def test_the_depth_bound_by_length_bounds_the_depth(datas: list[str], enough: int) -> None:
+    batch = PlainBatch([], [data.encode() for data in datas], set(), set())
+    deepest = 2 + max((_depth(json.loads(data)) for data in datas), default=0)
+    bound = batch.depth_bound(enough)
+    assert deepest <= bound
+    # Within ``enough`` the bound is the one the lengths give, else the counted one.
+    if bound > enough:
+        assert bound == batch.depth_bound()

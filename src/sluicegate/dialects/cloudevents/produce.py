@@ -139,7 +139,7 @@ def _checked_batch_body(limits: JsonLimits | None, body: bytes, plain: PlainBatc
     """``Request.body(json=True)``'s checks of a batch's ``body`` (``plain``: the body
     decoded as a plain batch, or ``None``): the JSON limits, then UTF-8."""
     if limits is not None and (
-        plain is None or not limits.bounded_at_depth(body, plain.depth_bound())
+        plain is None or not limits.bounded_at_depth(body, plain.depth_bound(limits.max_depth))
     ):
         limits.check(body)
     check_utf8(body)
