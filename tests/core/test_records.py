@@ -1,6 +1,12 @@
 import pytest
 
-from sluicegate.core.records import NewRecord, format_timestamp, parse_timestamp
+from sluicegate.core.records import (
+    NewRecord,
+    Record,
+    format_timestamp,
+    parse_timestamp,
+    records_size,
+)
 from sluicegate.core.topics import validate_topic_name
 from sluicegate.errors import InvalidTopicName
 
@@ -45,3 +51,14 @@ def test_legal_topic_names(name: str) -> None:
 def test_illegal_topic_names(name: str) -> None:
     with pytest.raises(InvalidTopicName, match="invalid topic name"):
         validate_topic_name(name)
+
+
+def test_records_size_is_the_sum_of_their_sizes() -> None:
+    batch = [
+        Record("t", 0, 0, 0, None, None),
+        Record("t", 0, 1, 0, b"", b"", [("a", b"")]),
+        Record("t", 0, 2, 0, b"key", b"value", [("name", b"v"), ("ce_type", b"T.x")]),
+        Record("t", 1, 3, 0, None, b"\xff" * 300, (("é", b"\x00"),)),
+    ]
+    assert records_size(batch) == sum(record.size() for record in batch) == 326
+    assert records_size([]) == 0
