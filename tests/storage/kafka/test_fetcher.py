@@ -129,3 +129,22 @@ async def test_a_fetch_asked_before_a_purge_is_not_kept_when_it_lands(
         read = await log.read(tp, 0, max_records=10, max_bytes=BIG)
         assert [r.value for r in read] == [b"%d" % n for n in range(10)]
         assert log.reader_rounds == rounds + 2
+
+
+async def test_a_read_ended_by_its_bytes_keeps_what_followed_it_in_the_fetch(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
+        created = await log.create_topic(TopicSpec(name="bytes"))
+        assert await other.get_topic("bytes") == created  # it follows the registry
+        tp = TopicPartition("bytes", 0)
+        await log.append([NewRecord("bytes", 0, b"k", b"%03d" % n + b"." * 97) for n in range(600)])
+        # 101 bytes a record: the tenth would pass 1,000, and ends the read before it.
+        first = await log.read(tp, 0, max_records=1000, max_bytes=1000)
+        assert [r.value[:3] for r in first] == [b"%03d" % n for n in range(9)]
+        rounds = log.reader_rounds
+        # The rest of the fetch's run, from the record that did not fit, was kept.
+        rest = await log.read(tp, 9, max_records=500, max_bytes=BIG)
+        assert log.reader_rounds == rounds
+        assert rest == await other.read(tp, 9, max_records=500, max_bytes=BIG)
+        assert [r.value[:3] for r in rest] == [b"%03d" % n for n in range(9, 509)]
