@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluicegate.core.records import (
     NewRecord,
@@ -62,3 +64,21 @@ def test_records_size_is_the_sum_of_their_sizes() -> None:
     ]
     assert records_size(batch) == sum(record.size() for record in batch) == 326
     assert records_size([]) == 0
+
+
+_RECORDS = st.builds(
+    Record,
+    topic=st.just("t"),
+    partition=st.just(0),
+    offset=st.integers(0, 100),
+    timestamp=st.just(1),
+    key=st.one_of(st.none(), st.binary(max_size=5)),
+    value=st.one_of(st.none(), st.binary(max_size=50)),
+    headers=st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=4).map(tuple),
+)
+
+
+@settings(deadline=None)  # timed per example: a loaded machine is not a failure
+@given(st.lists(_RECORDS, max_size=10))
+def test_records_size_is_the_sum_of_any_records_sizes(records: list[Record]) -> None:
+    assert records_size(records) == sum(record.size() for record in records)
