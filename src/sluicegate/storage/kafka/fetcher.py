@@ -19,29 +19,20 @@ from __future__ import annotations
 import asyncio
 import queue
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from itertools import groupby
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from sluicegate.core.records import NewRecord, Record, records_size
+from sluicegate.core.records import Header, NewRecord, Record
 from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
 from sluicegate.storage.kafka.assignments import KnownTopics
 from sluicegate.storage.kafka.errors import translate
-from sluicegate.storage.kafka.messages import offsets_of, to_records
-from sluicegate.storage.kafka.read_ahead import (
-    MAX_BYTES,
-    RECORDS,
-    ReadAhead,
-    footprint,
-    footprints,
-)
+from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORDS, ReadAhead, footprint
 from sluicegate.storage.kafka.worker import Worker
 
-__all__ = ["Fetcher"]
+__all__ = ["Fetcher", "to_record"]
 
 #: Messages one ``consume`` takes of what librdkafka has fetched: a read and what follows
 #: it (``read_ahead``), which is only kept from the same call.
@@ -50,10 +41,31 @@ _CONSUME_SECONDS = 0.01
 #: Seconds a reader thread waits for work before checking whether it should stop.
 _IDLE_SECONDS = 0.2
 
-# Unbound methods, called by ``map`` for each message of a batch.
-_TOPIC = Message.topic
-_PARTITION = Message.partition
-_ERROR = Message.error
+
+def to_record(message: Message, topic: str) -> Record:
+    """A stored record from a fetched message; ``topic`` is the gateway's name for it."""
+    # Every record the reader fetches passes here, on the reader's thread (which shares the
+    # GIL with the loop): positional arguments, and the headers librdkafka made kept as
+    # they are. A fetched message's headers are a list of (str, bytes) pairs, or (str,
+    # None) for a header without a value, which the gateway's records carry as b"".
+    headers = cast(list[tuple[str, bytes | None]] | None, message.headers())
+    kept: Sequence[Header] = ()
+    if headers:
+        kept = cast(list[Header], headers)
+        for _, value in headers:
+            if value is None:
+                kept = [(name, b"" if value is None else value) for name, value in headers]
+                break
+    offset = message.offset()
+    return Record(
+        topic,
+        message.partition() or 0,
+        -1 if offset is None else offset,
+        message.timestamp()[1] * 1000,
+        message.key(),
+        message.value(),
+        kept,
+    )
 
 
 #: Bytes one refill or prefetch may bring, counted as ``footprint``s (``read_ahead``'s
@@ -66,7 +78,6 @@ class _Read:
     of an entry, or a prefetch (``fresh``) that makes one."""
 
     __slots__ = (
-        "done",
         "end",
         "fresh",
         "future",
@@ -103,44 +114,22 @@ class _Read:
         self.fresh = fresh
         self.records: list[Record] = []
         self.size = 0
-        self.done = False
 
-    def take(self, messages: list[Message], offsets: list[int], partition: int) -> int:
-        """Take what the read wants of ``messages``, a run of its partition at ascending
-        ``offsets``; how many it took. ``done``: whether it has all it wants."""
-        # By count, and by the end the read knows of: a record at ``end - 1`` or past it
-        # is its last; found without converting what the read will not take.
-        count = min(len(messages), self.max_records - len(self.records))
-        past = bisect_left(offsets, self.end - 1, 0, count)
-        if past < count:
-            count = past + 1
-        records = to_records(messages[:count], offsets[:count], self.topic, partition)
-        # A read for the read-ahead counts what the read-ahead's bound counts (values and
-        # a fixed overhead): cheaper than the headers' bytes, and what it brings is cut
-        # to that bound anyway when it lands.
-        size = records_size(records) if self.future is not None else footprints(records)
-        if self.size + size >= self.max_bytes:
-            self.done = True
-            return self._fit(records)
-        self.records += records
+    def take(self, record: Record) -> bool:
+        """Add ``record`` if it fits; whether the read has all it wants."""
+        # A read for the read-ahead counts what the read-ahead's bound counts (its value
+        # and a fixed overhead): cheaper than the headers' bytes, and what it brings is
+        # cut to that bound anyway when it lands.
+        size = record.size() if self.future is not None else footprint(record.value)
+        if self.records and self.size + size > self.max_bytes:
+            return True  # only the first record may exceed max_bytes
+        self.records.append(record)
         self.size += size
-        self.done = len(self.records) >= self.max_records or offsets[count - 1] + 1 >= self.end
-        return count
-
-    def _fit(self, records: list[Record]) -> int:
-        """Take ``records`` one by one until the read's bytes end it (only the first
-        record may exceed them); how many it took."""
-        taken = 0
-        for record in records:
-            size = record.size() if self.future is not None else footprint(record.value)
-            if self.records and self.size + size > self.max_bytes:
-                break
-            self.records.append(record)
-            self.size += size
-            taken += 1
-            if self.size >= self.max_bytes:
-                break
-        return taken
+        return (
+            len(self.records) >= self.max_records
+            or self.size >= self.max_bytes
+            or record.offset + 1 >= self.end
+        )
 
     def reached(self) -> int:
         """One past the last record taken (the offset read from, if none)."""
@@ -170,7 +159,9 @@ class _Following:
         "until",
     )
 
-    def __init__(self, read: _Read, start: int, until: int | None = None) -> None:
+    def __init__(
+        self, read: _Read, start: int, records: list[Record], until: int | None = None
+    ) -> None:
         self.topic = read.topic
         self.generation = read.generation
         #: Where the read began and what it took: kept too (``ReadAhead.keep``).
@@ -180,75 +171,10 @@ class _Following:
         self.end = read.end
         #: Where the reader found the partition's end, when it did (None: not found).
         self.until = until
-        self.records: list[Record] = []
-        self.size = 0
+        self.records = records
+        self.size = sum(footprint(record.value) for record in records)
         #: Once a record did not fit, none after it may be kept (no gap in what is kept).
         self.full = False
-
-    def follow(self, messages: list[Message], offsets: list[int], partition: int) -> None:
-        """Keep what of ``messages`` (a run of the partition at ``offsets``) continues
-        what followed the read, within ``RECORDS`` and ``MAX_BYTES``."""
-        if self.full:
-            return
-        if offsets[0] < self.start:
-            messages, offsets = _from(messages, offsets, self.start)
-            if not messages:
-                return
-        room = RECORDS - len(self.records)
-        if len(messages) > room:
-            self.full = True
-            messages, offsets = messages[:room], offsets[:room]
-        records = to_records(messages, offsets, self.topic, partition)
-        size = footprints(records)
-        if self.size + size > MAX_BYTES:
-            # Cut where the bytes run out, record by record (rare: a run is a fetch's).
-            self.full = True
-            size = count = 0
-            for record in records:
-                more = footprint(record.value)
-                if self.size + size + more > MAX_BYTES:
-                    break
-                size += more
-                count += 1
-            del records[count:]
-        self.records += records
-        self.size += size
-
-
-def _from(
-    messages: list[Message], offsets: list[int], start: int
-) -> tuple[list[Message], list[int]]:
-    """The messages at ``start`` or past it, and their offsets."""
-    kept = [index for index, offset in enumerate(offsets) if offset >= start]
-    return [messages[index] for index in kept], [offsets[index] for index in kept]
-
-
-def _runs(messages: list[Message]) -> Iterator[tuple[_Key, int, int, KafkaError | None]]:
-    """``messages`` cut into runs of one partition's records, each given as its partition,
-    where it starts and where it stops; an error (a partition's end, mostly) is a run of
-    its own, with its error. Found by C loops, not a step per message."""
-    places = list(zip(map(_TOPIC, messages), map(_PARTITION, messages), strict=True))
-    errors = list(map(_ERROR, messages))
-    # Truth, not equality: a KafkaError refuses to be compared with None.
-    clean = not any(errors)
-    start = 0
-    for (topic, partition), run in groupby(places):
-        stop = start + len(list(run))
-        key = (topic or "", partition or 0)
-        if clean:
-            yield key, start, stop, None
-        else:
-            first = start
-            for index in range(start, stop):
-                error = errors[index]
-                if error is not None:
-                    if first < index:
-                        yield key, first, index, None
-                    yield key, index, index + 1, error
-                    first = index + 1
-            if first < stop:
-                yield key, first, stop, None
-        start = stop
 
 
 class Fetcher:
@@ -446,56 +372,51 @@ class Fetcher:
             finished: list[_Outcome] = []
             following: dict[_Key, _Following] = {}
             refilled: list[_Refilled] = []
-            for key, start, stop, error in _runs(messages):
+            for message in messages:
+                key = (message.topic() or "", message.partition() or 0)
                 read = reads.get(key)
+                if read is None:
+                    after = following.get(key)
+                    if after is not None and message.error() is None:
+                        _follow(after, message)
+                    continue
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    # Every committed record up to where the partition ends (past any
+                    # commit markers there) was read: what is kept says so, and a read
+                    # from between the last record and that end is answered from memory.
+                    del reads[key]
+                    reached = read.reached()
+                    at = message.offset()
+                    until = reached if at is None else max(at, reached)
+                    if read.future is None:
+                        refilled.append((key, read.offset, read.records, until, read))
+                    else:
+                        finished.append((read.future, read.records))
+                        following[key] = _Following(read, reached, [], until)
+                    continue
                 if error is not None:
-                    if read is None:
-                        continue
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        # Every committed record up to where the partition ends (past any
-                        # commit markers there) was read: what is kept says so, and a read
-                        # from between the last record and that end is answered from memory.
-                        del reads[key]
-                        reached = read.reached()
-                        at = messages[start].offset()
-                        until = reached if at is None else max(at, reached)
-                        if read.future is None:
-                            refilled.append((key, read.offset, read.records, until, read))
-                        else:
-                            finished.append((read.future, read.records))
-                            following[key] = _Following(read, reached, until)
-                        continue
                     outcome = self._on_fetch_error(error, read)
                     if outcome is not None:
                         del reads[key]
                         _end(read, outcome, key, finished, refilled)
                     continue
-                if read is None:
-                    after = following.get(key)
-                    if after is not None:
-                        run = messages[start:stop]
-                        after.follow(run, offsets_of(run), key[1])
-                    continue
-                run = messages[start:stop]
-                offsets = offsets_of(run)
-                if offsets[0] < read.offset:
-                    run, offsets = _from(run, offsets, read.offset)  # fetched before the assign
-                    if not run:
+                offset = message.offset()
+                if offset is None or offset < read.offset:
+                    continue  # fetched before this round's assign
+                record = to_record(message, read.topic)
+                if read.take(record):
+                    del reads[key]
+                    if read.future is None:
+                        # A refill brings what the read-ahead has room for, nothing after.
+                        reached = read.reached()
+                        refilled.append((key, read.offset, read.records, reached, read))
                         continue
-                taken = read.take(run, offsets, key[1])
-                if not read.done:
-                    continue
-                del reads[key]
-                if read.future is None:
-                    # A refill brings what the read-ahead has room for, nothing after.
-                    refilled.append((key, read.offset, read.records, read.reached(), read))
-                    continue
-                finished.append((read.future, read.records))
-                # What follows the read in this batch (from a record past its bytes, if
-                # one ended it) is kept for the read that continues from there.
-                after = following[key] = _Following(read, read.reached())
-                if taken < len(run):
-                    after.follow(run[taken:], offsets[taken:], key[1])
+                    finished.append((read.future, read.records))
+                    # A record past the read's byte limit starts what follows it.
+                    last = read.records[-1]
+                    rest = [] if last is record else [record]
+                    following[key] = _Following(read, last.offset + 1, rest)
             if not messages and time.monotonic() > deadline:
                 for key, read in reads.items():
                     _end(read, self._timed_out(read), key, finished, refilled)
@@ -579,3 +500,16 @@ def _end(
             refilled.append((key, read.offset, outcome, read.reached(), read))
     else:
         finished.append((read.future, outcome))
+
+
+def _follow(after: _Following, message: Message) -> None:
+    """Keep ``message`` if it continues what followed a read (bounded)."""
+    offset = message.offset()
+    if offset is None or offset < after.start or after.full:
+        return
+    size = footprint(message.value())
+    if len(after.records) >= RECORDS or after.size + size > MAX_BYTES:
+        after.full = True
+        return
+    after.records.append(to_record(message, after.topic))
+    after.size += size
