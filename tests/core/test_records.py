@@ -1,14 +1,6 @@
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from sluicegate.core.records import (
-    NewRecord,
-    Record,
-    format_timestamp,
-    parse_timestamp,
-    records_size,
-)
+from sluicegate.core.records import NewRecord, format_timestamp, parse_timestamp
 from sluicegate.core.topics import validate_topic_name
 from sluicegate.errors import InvalidTopicName
 
@@ -53,32 +45,3 @@ def test_legal_topic_names(name: str) -> None:
 def test_illegal_topic_names(name: str) -> None:
     with pytest.raises(InvalidTopicName, match="invalid topic name"):
         validate_topic_name(name)
-
-
-def test_records_size_is_the_sum_of_their_sizes() -> None:
-    batch = [
-        Record("t", 0, 0, 0, None, None),
-        Record("t", 0, 1, 0, b"", b"", [("a", b"")]),
-        Record("t", 0, 2, 0, b"key", b"value", [("name", b"v"), ("ce_type", b"T.x")]),
-        Record("t", 1, 3, 0, None, b"\xff" * 300, (("é", b"\x00"),)),
-    ]
-    assert records_size(batch) == sum(record.size() for record in batch) == 326
-    assert records_size([]) == 0
-
-
-_RECORDS = st.builds(
-    Record,
-    topic=st.just("t"),
-    partition=st.just(0),
-    offset=st.integers(0, 100),
-    timestamp=st.just(1),
-    key=st.one_of(st.none(), st.binary(max_size=5)),
-    value=st.one_of(st.none(), st.binary(max_size=50)),
-    headers=st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=4).map(tuple),
-)
-
-
-@settings(deadline=None)  # timed per example: a loaded machine is not a failure
-@given(st.lists(_RECORDS, max_size=10))
-def test_records_size_is_the_sum_of_any_records_sizes(records: list[Record]) -> None:
-    assert records_size(records) == sum(record.size() for record in records)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from itertools import chain
-from operator import attrgetter
 
 import msgspec
 
@@ -19,7 +17,6 @@ __all__ = [
     "Watermarks",
     "format_timestamp",
     "parse_timestamp",
-    "records_size",
 ]
 
 #: A record header: a name and raw bytes. Order and duplicates are kept, as in Kafka.
@@ -87,23 +84,6 @@ class Record(msgspec.Struct, frozen=True, gc=False):
             + (len(self.value) if self.value is not None else 0)
             + sum(len(name) + len(value) for name, value in self.headers)
         )
-
-
-_keys = attrgetter("key")
-_values = attrgetter("value")
-_headers = attrgetter("headers")
-
-
-def records_size(records: Sequence[Record]) -> int:
-    """``sum(record.size() for record in records)``, counted by C loops: that sum, one
-    Python call and a generator per record, costs as much as rendering the event."""
-    # Names and values of every header, laid end to end; None and b"" keys/values add 0.
-    headers = chain.from_iterable(chain.from_iterable(map(_headers, records)))
-    return (
-        sum(map(len, filter(None, map(_keys, records))))
-        + sum(map(len, filter(None, map(_values, records))))
-        + sum(map(len, headers))
-    )
 
 
 class Watermarks(msgspec.Struct, frozen=True):

@@ -244,7 +244,7 @@ def test_a_refills_records_expire_after_their_own_fetch(monkeypatch: pytest.Monk
 def _one_by_one(
     kept: list[Record], offset: int, end: int, max_records: int, max_bytes: int
 ) -> list[Record]:
-    """What a read takes counted record by record, as the read-ahead once did."""
+    """What a read takes, by its rules alone, one record after the other."""
     taken: list[Record] = []
     size = 0
     for record in kept:

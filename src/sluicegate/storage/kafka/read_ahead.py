@@ -49,17 +49,9 @@ import time
 from bisect import bisect_left
 from operator import attrgetter
 
-from sluicegate.core.records import NewRecord, Record, records_size
+from sluicegate.core.records import NewRecord, Record
 
-__all__ = [
-    "MAX_BYTES",
-    "RECORDS",
-    "RECORD_OVERHEAD",
-    "REFILL_BELOW",
-    "ReadAhead",
-    "footprint",
-    "footprints",
-]
+__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "REFILL_BELOW", "ReadAhead", "footprint"]
 
 _Key = tuple[str, int]
 #: Records kept per partition: a walk reading batches of 50 goes to the broker once in
@@ -80,28 +72,6 @@ _offset = attrgetter("offset")
 def footprint(value: bytes | None) -> int:
     """What keeping a record with ``value`` counts against ``MAX_BYTES``."""
     return (len(value) if value is not None else 0) + RECORD_OVERHEAD
-
-
-def _within(records: list[Record], max_bytes: int) -> tuple[list[Record], int]:
-    """The first of ``records`` that fit in ``max_bytes`` (at least one), and their bytes;
-    as a read takes them: it stops once it has ``max_bytes``, and before a record that
-    would take it past them."""
-    taken: list[Record] = []
-    size = 0
-    for record in records:
-        record_size = record.size()
-        if taken and size + record_size > max_bytes:
-            break
-        taken.append(record)
-        size += record_size
-        if size >= max_bytes:
-            break
-    return taken, size
-
-
-def footprints(records: list[Record]) -> int:
-    """``sum(footprint(record.value) for record in records)``, by C loops."""
-    return sum(map(len, filter(None, map(_value, records)))) + RECORD_OVERHEAD * len(records)
 
 
 class _Entry:
@@ -162,7 +132,7 @@ class ReadAhead:
         if read is not None and read[1]:
             base, taken = read
             first = len(taken)
-            size += footprints(taken)
+            size += sum(map(footprint, map(_value, taken)))
             records = taken + records
         if size > MAX_BYTES:
             return
@@ -229,23 +199,26 @@ class ReadAhead:
         # A read from where the last one stopped starts at ``first``; any other offset the
         # entry covers is found by bisection (the offsets ascend, with gaps at markers).
         first = entry.first if offset == entry.start else bisect_left(records, offset, key=_offset)
-        # The records it may take by count and by the end it knows of (one at ``end - 1``
-        # ends it; one past it is not the reader's yet), found without a step per record.
-        last = min(len(records), first + max_records)
-        stop = bisect_left(records, end, first, last, key=_offset)
-        taken = records[first:stop]
-        size = records_size(taken)
-        if size >= max_bytes and len(taken) > 1:
-            # The bytes end it: counted record by record (only the first may exceed them).
-            taken, size = _within(taken, max_bytes)
-            complete = True
+        taken: list[Record] = []
+        size = 0
+        complete = False
+        for index in range(first, len(records)):
+            record = records[index]
+            if record.offset >= end:
+                complete = True  # the rest is past what the reader knows of
+                break
+            record_size = record.size()
+            if taken and size + record_size > max_bytes:
+                complete = True  # only the first record may exceed max_bytes
+                break
+            taken.append(record)
+            size += record_size
+            if len(taken) >= max_records or size >= max_bytes or record.offset + 1 >= end:
+                complete = True
+                break
         else:
-            complete = (
-                stop < len(records)  # cut by count or by the end
-                or len(taken) >= max_records
-                or size >= max_bytes
-                or entry.end >= end  # every record kept was taken, and the entry reaches it
-            )
+            # Every record kept was taken: the answer if the entry reaches the read's end.
+            complete = entry.end >= end
         if not complete:
             if drop:
                 self._drop(key)
@@ -272,7 +245,7 @@ class ReadAhead:
         prefetch): kept as an entry if ``key`` has none and they fit without evicting any."""
         if key in self._kept or len(self._kept) >= _PARTITIONS:
             return
-        size = footprints(records)
+        size = sum(map(footprint, map(_value, records)))
         if self._size + size <= MAX_BYTES:
             self.keep(key, start, records, size, end)
 
@@ -298,22 +271,18 @@ class ReadAhead:
         # and the entry's size is counted again: an upper bound while reads took from it.
         base, index = entry.last
         kept = entry.records[index:]
-        size = footprints(kept)
+        size = sum(map(footprint, map(_value, kept)))
         left = len(entry.records) - entry.first
         room = min(RECORDS - left, len(records))
         budget = MAX_BYTES - (self._size - entry.size + size)
-        added = room
-        cost = footprints(records[:room])
-        if cost > budget:
-            # Cut to the budget record by record (a refill fits whole nearly always).
-            added = cost = 0
-            for record in records[:room]:
-                more = footprint(record.value)
-                if cost + more > budget:
-                    break
-                cost += more
-                added += 1
-        size += cost
+        added = 0
+        for record in records[:room]:
+            cost = footprint(record.value)
+            if cost > budget:
+                break
+            budget -= cost
+            size += cost
+            added += 1
         kept.extend(records[:added])
         self._size += size - entry.size
         entry.records = kept
