@@ -129,3 +129,38 @@ async def test_a_fetch_asked_before_a_purge_is_not_kept_when_it_lands(
         read = await log.read(tp, 0, max_records=10, max_bytes=BIG)
         assert [r.value for r in read] == [b"%d" % n for n in range(10)]
         assert log.reader_rounds == rounds + 2
+
+
+async def test_a_read_ended_by_its_bytes_keeps_what_followed_it_in_the_fetch(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
+        created = await log.create_topic(TopicSpec(name="bytes"))
+        assert await other.get_topic("bytes") == created  # it follows the registry
+        tp = TopicPartition("bytes", 0)
+        await log.append([NewRecord("bytes", 0, b"k", b"%03d" % n + b"." * 97) for n in range(600)])
+        # 101 bytes a record: the tenth would pass 1,000, and ends the read before it.
+        first = await log.read(tp, 0, max_records=1000, max_bytes=1000)
+        assert [r.value[:3] for r in first] == [b"%03d" % n for n in range(9)]
+        rounds = log.reader_rounds
+        # The rest of the fetch's run, from the record that did not fit, was kept.
+        rest = await log.read(tp, 9, max_records=500, max_bytes=BIG)
+        assert log.reader_rounds == rounds
+        assert rest == await other.read(tp, 9, max_records=500, max_bytes=BIG)
+        assert [r.value[:3] for r in rest] == [b"%03d" % n for n in range(9, 509)]
+
+
+async def test_a_record_larger_than_a_partitions_fetch_is_read_whole(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    # The reader's fetch brings at most 256 KiB of a partition; a larger record batch
+    # still comes whole, with what lies around it.
+    async with open_kafka_log(kafka_settings) as log:
+        await log.create_topic(TopicSpec(name="large"))
+        tp = TopicPartition("large", 0)
+        large = bytes(range(256)) * 2400  # 614,400 bytes
+        await log.append([NewRecord("large", 0, None, b"before")])
+        await log.append([NewRecord("large", 0, None, large)])
+        await log.append([NewRecord("large", 0, None, b"after")])
+        read = await _walk(log, tp, 0, 10)
+        assert [r.value for r in read] == [b"before", large, b"after"]

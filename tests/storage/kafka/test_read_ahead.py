@@ -239,3 +239,48 @@ def test_a_refills_records_expire_after_their_own_fetch(monkeypatch: pytest.Monk
     fresh = ahead.take(KEY, 10, 20, max_records=5, max_bytes=BIG)
     assert fresh is not None
     assert [r.offset for r in fresh] == [10, 11, 12, 13, 14]
+
+
+def _one_by_one(
+    kept: list[Record], offset: int, end: int, max_records: int, max_bytes: int
+) -> list[Record]:
+    """What a read takes, by its rules alone, one record after the other."""
+    taken: list[Record] = []
+    size = 0
+    for record in kept:
+        if record.offset < offset:
+            continue
+        if record.offset >= end:
+            break
+        if taken and size + record.size() > max_bytes:
+            break
+        taken.append(record)
+        size += record.size()
+        if len(taken) >= max_records or size >= max_bytes or record.offset + 1 >= end:
+            break
+    return taken
+
+
+def test_a_read_takes_what_counting_record_by_record_takes() -> None:
+    # Offsets with gaps (markers), values and headers of varying sizes: every cut by
+    # count, end and bytes lands where counting one record at a time put it.
+    kept = [
+        Record("t", 0, o, 0, b"k" if o % 3 else None, b"v" * (o % 7), [("h", b"x" * (o % 5))])
+        for o in (*range(40), *range(41, 60), *range(62, 80))
+    ]
+    for offset in (0, 5, 41, 62):
+        for end in (30, 61, 80, 100):
+            for max_records in (1, 7, 500):
+                for max_bytes in (1, 9, 40, 200, BIG):
+                    ahead = ReadAhead()
+                    keep(ahead, 0, kept)
+                    expected = _one_by_one(kept, offset, end, max_records, max_bytes)
+                    taken = ahead.take(KEY, offset, end, max_records, max_bytes)
+                    if taken is not None:
+                        assert taken == expected, (offset, end, max_records, max_bytes)
+                    else:
+                        # Not answered: only when the records kept ran out first.
+                        assert expected[-1] is kept[-1]
+                        assert len(expected) < max_records
+                        assert sum(r.size() for r in expected) < max_bytes
+                        assert end > 80

@@ -77,14 +77,21 @@ def producer_config(
 
 
 def consumer_config(
-    settings: KafkaSettings, client_id: str, group_id: str, *, fetch_wait_ms: int
+    settings: KafkaSettings,
+    client_id: str,
+    group_id: str,
+    *,
+    fetch_wait_ms: int,
+    partition_fetch_bytes: int | None = None,
 ) -> dict[str, Any]:
     """A node-wide fetcher: assigned partitions only, committed records only, no commits.
 
     ``fetch_wait_ms``: how long the broker may hold a fetch of a partition at its end. The
     tail waits there for new records (long); the reader never asks past the end it knows,
     but librdkafka keeps one fetch in flight per broker and a new assignment waits for it,
-    so the reader's must be short.
+    so the reader's must be short. ``partition_fetch_bytes``: the most one fetch brings of
+    a partition (``max.partition.fetch.bytes``; None: librdkafka's 1 MiB). A larger record
+    batch still comes whole, so a record of any size is read.
     """
     config = _base(settings, client_id)
     config.update(
@@ -102,6 +109,8 @@ def consumer_config(
             "socket.timeout.ms": max(10, round(settings.request_timeout * 1000)),
         }
     )
+    if partition_fetch_bytes is not None:
+        config["max.partition.fetch.bytes"] = partition_fetch_bytes
     return config
 
 
