@@ -49,6 +49,8 @@ MARKER_TOPIC = f"{INTERNAL_PREFIX}_ce_ids"
 #: 64 KiB of digests per marker record: far below any broker's record size limit.
 MAX_DIGESTS_PER_MARKER = 4096
 _LIFETIME_HEADER = "lifetime_ms"
+#: The bytes of a marker of one digest but its lifetime header's value.
+_ONE_MARKER_BYTES = DIGEST_BYTES + len(_LIFETIME_HEADER)
 #: An item's records (``append_once``), taken by a C loop.
 _SECOND = itemgetter(1)
 #: Expiry slots per window: the granularity at which the bound forgets ids.
@@ -255,14 +257,20 @@ class EventIds:
         topic keeping events ``retention_ms`` (as the caller's metadata says): the same
         outcome, in the lane a raw or structured request takes, without the dicts, sets
         and futures that share the work between the identities of a batch."""
-        digest = hashlib.blake2b(key, digest_size=DIGEST_BYTES).digest()
+        # A copy of the empty hash, as _digests makes them: no keyword to parse.
+        hashed = _BLAKE2B_128.copy()
+        hashed.update(key)
+        digest = hashed.digest()
         window = self._window_us
         lifetime = window if retention_ms is None else min(window, retention_ms * 1000)
         if not self._marker_topic_exists:
             await self._create_marker_topic()
         appending = self._appending
         while True:
-            if self._table.remembers(digest, self._clock() // 1_000_000):
+            # Read once (while nothing is awaited) for the lookup and for the table's
+            # expiry in settle: a commit later, the table's clock is at most that late.
+            now = self._clock() // 1_000_000
+            if self._table.remembers(digest, now):
                 self._duplicates += 1
                 return
             other = appending.get(digest)
@@ -276,12 +284,7 @@ class EventIds:
             header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
             self._one_header = (lifetime, header)
         marker = NewRecord(
-            MARKER_TOPIC,
-            0,
-            None,
-            digest,
-            (header,),
-            DIGEST_BYTES + len(_LIFETIME_HEADER) + len(header[1]),
+            MARKER_TOPIC, 0, None, digest, (header,), _ONE_MARKER_BYTES + len(header[1])
         )
         # From the lookup to the claim there is no await: no other request can slip in.
         # The claim is the log's future itself, which nobody awaits directly (so nobody
@@ -297,7 +300,7 @@ class EventIds:
             del appending[digest]
             if not result.cancelled() and result.exception() is None:
                 expiry = (result.result()[1].timestamp + lifetime) // 1_000_000
-                self._table.add_one(digest, expiry, self._clock() // 1_000_000)
+                self._table.add_one(digest, expiry, now)
             if not done.done():
                 done.set_result(None)
 
