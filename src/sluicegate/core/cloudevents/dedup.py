@@ -18,8 +18,10 @@ Marker record format (version 1): key null; value the 16-byte BLAKE2b digests of
 identity keys (``source`` UTF-8, a NUL byte, ``id`` UTF-8) back to back, at most
 ``MAX_DIGESTS_PER_MARKER`` per record; header ``lifetime_ms`` = how long these identities
 are remembered after the record's timestamp (ASCII decimal). One marker per append and
-lifetime, not one per event: a batch of 100 events costs one more record, not 100.
-The topic's retention is the window, so its disk use is bounded too.
+lifetime, not one per event: a batch of 100 events costs one more record, not 100, and
+the single events ``append_one`` takes in one turn of the event loop are appended together
+with one marker of their digests. The topic's retention is the window, so its disk use is
+bounded too.
 """
 
 from __future__ import annotations
