@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -22,7 +23,7 @@ from sluicegate.core.cloudevents.dedup import (
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import TopicSpec
-from sluicegate.errors import InvalidPartition, PayloadTooLarge
+from sluicegate.errors import InvalidPartition, PayloadTooLarge, StorageTimeout
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.sqlite import SqliteLog
@@ -532,6 +533,33 @@ async def test_alone_a_failed_group_answers_each_event_as_its_own_append(
     assert (ids.stats()["remembered_ids"], ids.stats()["appending_ids"]) == (3, 0)
     await one(ids, 9)  # the broken identity was never claimed for good
     assert b"event 9" in await values(log)
+
+
+async def test_alone_a_timed_out_group_is_not_appended_again(tmp_path: Path) -> None:
+    # A timed-out append is still committed or failed as a whole, later: its events are
+    # not appended again one by one, which would store them twice if it commits.
+    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
+        await ids.load()
+        await one(ids, 0)  # the marker topic exists from here on
+        # Another connection holds the write lock: the group's commit waits for it.
+        blocker = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        group = asyncio.gather(*(one(ids, n) for n in (1, 2, 3)), return_exceptions=True)
+        await asyncio.sleep(0.3)  # past the deadline, within SQLite's busy timeout (1 s)
+        blocker.execute("ROLLBACK")  # the group's commit goes through now
+        blocker.close()
+        answers = await group
+        assert [type(answer) for answer in answers] == [StorageTimeout] * 3
+        assert ids.stats()["appending_ids"] == 0
+        await asyncio.sleep(0.2)  # anything appended after the timeout has committed
+        stored_values = await values(log)
+        # All of the group or none of it, and each event once.
+        assert stored_values in (
+            [b"event 0"],
+            [b"event 0", b"event 1", b"event 2", b"event 3"],
+        )
 
 
 async def test_alone_a_cancelled_request_of_a_group_is_still_stored_and_remembered(

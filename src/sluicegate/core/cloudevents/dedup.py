@@ -41,7 +41,7 @@ from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
 from sluicegate.core.records import Appended, Header, NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
-from sluicegate.errors import OffsetOutOfRange, TopicExists, UnknownTopic
+from sluicegate.errors import OffsetOutOfRange, StorageTimeout, TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
 
 __all__ = ["MARKER_TOPIC", "MAX_DIGESTS_PER_MARKER", "EventIds", "identity_digest"]
@@ -333,7 +333,8 @@ class EventIds:
     def _settle_group(self, group: _Group, result: asyncio.Future[list[Appended]] | None) -> None:
         # Runs before any waiter's callback (the claim is set last), so a waiter wakes to
         # a settled identity.
-        if result is not None and not result.cancelled() and result.exception() is None:
+        error = None if result is None or result.cancelled() else result.exception()
+        if result is not None and not result.cancelled() and error is None:
             expiry = (result.result()[-1].timestamp + group.lifetime) // 1_000_000
             appending = self._appending
             for digest in group.digests:
@@ -342,6 +343,16 @@ class EventIds:
             for done in group.done:
                 if not done.done():
                     done.set_result(None)
+        elif isinstance(error, StorageTimeout):
+            # The outcome is unknown: the group is still committed or failed as a whole,
+            # later. Appended again alone, its events could be stored twice; each request
+            # is told what a single event's append would have told it.
+            appending = self._appending
+            for digest in group.digests:
+                del appending[digest]
+            for done in group.done:
+                if not done.done():
+                    done.set_exception(error)
         else:
             # Nothing of the group was stored. One event's record may be what failed (a
             # partition its topic no longer has): alone, each gets its own answer, and
