@@ -76,6 +76,27 @@ def test_cloudevents_sources_and_types() -> None:
     assert kind.value.detail == {"check": "type"}
 
 
+def test_may_produce_is_both_checks() -> None:
+    principals = [
+        make(ce_sources=["urn:shop:*"], ce_produce_types=["com.example.order.*"]),
+        make(ce_sources=["*"], ce_produce_types=["com.example.order.*"]),
+        make(ce_sources=["urn:shop:*"], ce_produce_types=["*"]),
+        make(ce_sources=["urn:shop:*"]),
+        make(ce_produce_types=["*"]),
+        make(),
+        Principal.anonymous(),
+    ]
+    pairs = [
+        (source, event_type)
+        for source in ("urn:shop:eu", "urn:other")
+        for event_type in ("com.example.order.paid", "com.example.invoice.created")
+    ]
+    for principal in principals:
+        for source, event_type in pairs:
+            both = principal.may_use_source(source) and principal.may_produce_type(event_type)
+            assert principal.may_produce(source, event_type) is both
+
+
 def test_no_permissions_allow_nothing() -> None:
     principal = make()
     assert not principal.allows("produce", "a")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -22,7 +23,7 @@ from sluicegate.core.cloudevents.dedup import (
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import TopicSpec
-from sluicegate.errors import InvalidPartition, PayloadTooLarge
+from sluicegate.errors import InvalidPartition, PayloadTooLarge, StorageTimeout
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.sqlite import SqliteLog
@@ -467,3 +468,142 @@ def test_a_batch_s_digests_are_each_key_s_identity_digest() -> None:
     items = [(key, None) for key in keys]
     assert _digests(items) == [identity_digest(key) for key in keys]
     assert _digests(items) == [identity_digest(key) for key in keys]
+
+
+# -- the one-event lane, grouped: the single events of one loop turn in one append -----
+
+
+async def test_alone_events_of_one_loop_turn_share_an_append_and_one_marker(
+    storage: Storage,
+) -> None:
+    async with storage.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = await storage.loaded(log, dedup_window=3600.0)
+        await one(ids, 0)  # the marker topic exists from here on
+        # Started together, as the requests a server reads in one turn: one group.
+        await asyncio.gather(*(one(ids, n) for n in range(1, 6)))
+        markers = await stored(log, MARKER_TOPIC)
+        assert len(markers) == 2
+        assert markers[1].value == b"".join(identity_digest(event(n)[0]) for n in range(1, 6))
+        assert list(markers[1].headers) == [("lifetime_ms", b"3600000")]
+        if storage.backend == "sqlite":
+            # One commit: the events and their marker.
+            assert {r.timestamp for r in await stored(log) if r.value != b"event 0"} == {
+                markers[1].timestamp
+            }
+        assert ids.stats()["appending_ids"] == 0
+        await asyncio.gather(*(one(ids, n) for n in range(7)))  # 6 alone is new
+        assert await values(log) == [b"event %d" % n for n in range(7)]
+        assert ids.stats()["duplicates_skipped_total"] == 6
+    async with storage.running() as log:
+        # Remembered across a restart, from the group's marker.
+        restarted = await storage.loaded(log, dedup_window=3600.0)
+        assert restarted.stats()["remembered_ids"] == 7
+        await asyncio.gather(*(one(restarted, n) for n in range(7)))
+        assert await values(log) == [b"event %d" % n for n in range(7)]
+
+
+async def test_alone_one_identity_twice_in_a_loop_turn_is_stored_once(
+    log: Log, ids: EventIds
+) -> None:
+    await one(ids, 0)  # the marker topic exists from here on
+    await asyncio.gather(one(ids, 1), one(ids, 2), one(ids, 1))
+    assert await values(log) == [b"event 0", b"event 1", b"event 2"]
+    assert ids.stats()["duplicates_skipped_total"] == 1
+    assert ids.stats()["appending_ids"] == 0
+
+
+async def test_alone_a_failed_group_answers_each_event_as_its_own_append(
+    log: Log, ids: EventIds
+) -> None:
+    await one(ids, 0)  # the marker topic exists from here on
+    key, _ = event(9)
+    broken = ids.append_one(key, NewRecord(TOPIC, 9, None, b"no such partition"), None)
+    answers = await asyncio.gather(one(ids, 1), broken, one(ids, 2), return_exceptions=True)
+    # The group's append refused the partition, so nothing of it was stored; alone, the
+    # other two are, and only the broken event fails.
+    assert answers[0] is None
+    assert answers[2] is None
+    assert isinstance(answers[1], InvalidPartition)
+    assert await values(log) == [b"event 0", b"event 1", b"event 2"]
+    markers = await stored(log, MARKER_TOPIC)
+    assert sorted(m.value or b"" for m in markers[1:]) == sorted(
+        identity_digest(event(n)[0]) for n in (1, 2)
+    )
+    assert (ids.stats()["remembered_ids"], ids.stats()["appending_ids"]) == (3, 0)
+    await one(ids, 9)  # the broken identity was never claimed for good
+    assert b"event 9" in await values(log)
+
+
+async def test_alone_a_timed_out_group_is_not_appended_again(tmp_path: Path) -> None:
+    # A timed-out append is still committed or failed as a whole, later: its events are
+    # not appended again one by one, which would store them twice if it commits.
+    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
+        await ids.load()
+        await one(ids, 0)  # the marker topic exists from here on
+        # Another connection holds the write lock: the group's commit waits for it.
+        blocker = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        group = asyncio.gather(*(one(ids, n) for n in (1, 2, 3)), return_exceptions=True)
+        await asyncio.sleep(0.3)  # past the deadline, within SQLite's busy timeout (1 s)
+        blocker.execute("ROLLBACK")  # the group's commit goes through now
+        blocker.close()
+        answers = await group
+        assert [type(answer) for answer in answers] == [StorageTimeout] * 3
+        assert ids.stats()["appending_ids"] == 0
+        await asyncio.sleep(0.2)  # anything appended after the timeout has committed
+        stored_values = await values(log)
+        # All of the group or none of it, and each event once.
+        assert stored_values in (
+            [b"event 0"],
+            [b"event 0", b"event 1", b"event 2", b"event 3"],
+        )
+
+
+async def test_alone_a_cancelled_request_of_a_group_is_still_stored_and_remembered(
+    log: Log, ids: EventIds
+) -> None:
+    await one(ids, 0)  # the marker topic exists from here on
+    requests = [asyncio.ensure_future(one(ids, n)) for n in (1, 2)]
+    await asyncio.sleep(0)  # both claim their identities in one group
+    assert ids.stats()["appending_ids"] == 2
+    requests[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await requests[0]
+    await requests[1]
+    await one(ids, 1)  # a duplicate: the group's append stored it
+    assert await values(log) == [b"event 0", b"event 1", b"event 2"]
+    assert ids.stats()["appending_ids"] == 0
+
+
+async def test_alone_lifetimes_of_one_loop_turn_go_in_markers_of_their_own(
+    clocked: Storage,
+) -> None:
+    async with clocked.running() as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3, retention_ms=60_000))
+        ids = await clocked.loaded(log, dedup_window=600.0)
+        await one(ids, 0)  # the marker topic exists from here on
+        await asyncio.gather(
+            one(ids, 1, retention_ms=60_000), one(ids, 2), one(ids, 3, retention_ms=60_000)
+        )
+        lifetimes = [(m.value, list(m.headers)) for m in (await stored(log, MARKER_TOPIC))[1:]]
+        digest = [identity_digest(event(n)[0]) for n in range(4)]
+        assert sorted(lifetimes) == sorted(
+            [
+                (digest[1], [("lifetime_ms", b"60000")]),
+                (digest[2], [("lifetime_ms", b"600000")]),
+                (digest[3], [("lifetime_ms", b"60000")]),
+            ]
+        )
+        clocked.clock.advance(60)
+        await asyncio.gather(*(one(ids, n) for n in (1, 2, 3)))
+        assert await values(log) == [
+            b"event 0",
+            b"event 1",
+            b"event 1",
+            b"event 2",
+            b"event 3",
+            b"event 3",
+        ]

@@ -177,3 +177,38 @@ TableAgainstModel.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None
 )
 test_the_table_agrees_with_a_model = TableAgainstModel.TestCase
+
+
+def _state(table: IdTable) -> tuple[object, ...]:
+    return (
+        table._shards,
+        table._mask,
+        table._split,
+        table._entries,
+        table._sweep_at,
+        table._counts,
+        sorted(table._slots),
+        table._remembered,
+        table.floor,
+        table.evicted,
+        table._latest,
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_add_one_leaves_the_table_add_all_leaves(seed: int) -> None:
+    # add_one's own insert of the usual id (latest expiry, slot counted, no split) and
+    # its tests before _expire and _sweep, against add_all of the same ids: clocks that
+    # move on, lifetimes shorter than earlier ones, new slots, splits, the bound reached.
+    rng = random.Random(seed)
+    one = IdTable(max_ids=40, slot_seconds=2, first_shards=2)
+    alls = IdTable(max_ids=40, slot_seconds=2, first_shards=2)
+    now = NOW
+    for n in range(2_000):
+        now += rng.choice((0, 0, 0, 1, 3))
+        expiry = now + rng.choice((40, 40, 40, 10, 1, 0, 90))
+        one.add_one(digest(n), expiry, now)
+        alls.add_all([digest(n)], expiry, now)
+        assert _state(one) == _state(alls)
+    assert one.evicted > 0  # the bound was reached
+    assert len(one._shards) > 2  # shards were split

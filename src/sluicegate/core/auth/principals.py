@@ -184,6 +184,15 @@ class Principal:
                 check="source",
             )
 
+    def may_produce(self, source: str, event_type: str) -> bool:
+        """``may_use_source(source) and may_produce_type(event_type)`` in one call, with
+        ``_check`` inlined: a single event's produce asks both on every request."""
+        sources = self._sets["ce_sources"]
+        if not (sources.everything or (sources and _decide(sources, source))):
+            return False
+        types = self._sets["ce_produce_types"]
+        return types.everything or bool(types and _decide(types, event_type))
+
     def may_produce_type(self, event_type: str) -> bool:
         """Whether this client may produce events of ``event_type``."""
         return self._check("ce_produce_types", event_type)

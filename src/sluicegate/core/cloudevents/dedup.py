@@ -18,8 +18,10 @@ Marker record format (version 1): key null; value the 16-byte BLAKE2b digests of
 identity keys (``source`` UTF-8, a NUL byte, ``id`` UTF-8) back to back, at most
 ``MAX_DIGESTS_PER_MARKER`` per record; header ``lifetime_ms`` = how long these identities
 are remembered after the record's timestamp (ASCII decimal). One marker per append and
-lifetime, not one per event: a batch of 100 events costs one more record, not 100.
-The topic's retention is the window, so its disk use is bounded too.
+lifetime, not one per event: a batch of 100 events costs one more record, not 100, and
+the single events ``append_one`` takes in one turn of the event loop are appended together
+with one marker of their digests. The topic's retention is the window, so its disk use is
+bounded too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -38,7 +41,7 @@ from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
 from sluicegate.core.records import Appended, Header, NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
-from sluicegate.errors import OffsetOutOfRange, TopicExists, UnknownTopic
+from sluicegate.errors import OffsetOutOfRange, StorageTimeout, TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
 
 __all__ = ["MARKER_TOPIC", "MAX_DIGESTS_PER_MARKER", "EventIds", "identity_digest"]
@@ -49,6 +52,10 @@ MARKER_TOPIC = f"{INTERNAL_PREFIX}_ce_ids"
 #: 64 KiB of digests per marker record: far below any broker's record size limit.
 MAX_DIGESTS_PER_MARKER = 4096
 _LIFETIME_HEADER = "lifetime_ms"
+#: The bytes of a marker of one digest but its lifetime header's value.
+_ONE_MARKER_BYTES = DIGEST_BYTES + len(_LIFETIME_HEADER)
+#: Single events appended together at most (``append_one``): one marker's digests.
+_GROUPED_MAX = MAX_DIGESTS_PER_MARKER
 #: An item's records (``append_once``), taken by a C loop.
 _SECOND = itemgetter(1)
 #: Expiry slots per window: the granularity at which the bound forgets ids.
@@ -112,6 +119,8 @@ class EventIds:
         #: The marker header of the last lifetime ``append_one`` stored with: the same
         #: for every event whose topic keeps events at least as long as the window.
         self._one_header: tuple[int, Header] = (-1, (_LIFETIME_HEADER, b""))
+        #: The single events of this loop turn (``append_one``), appended together.
+        self._group: _Group | None = None
         self._duplicates = 0
         self._marker_topic_exists = False
         self._creating_marker_topic = asyncio.Lock()
@@ -254,15 +263,29 @@ class EventIds:
         """``append_once`` of one event (identity ``key``) that writes ``record``, to a
         topic keeping events ``retention_ms`` (as the caller's metadata says): the same
         outcome, in the lane a raw or structured request takes, without the dicts, sets
-        and futures that share the work between the identities of a batch."""
-        digest = hashlib.blake2b(key, digest_size=DIGEST_BYTES).digest()
+        and futures that share the work between the identities of a batch.
+
+        The single events claimed in one turn of the event loop (the requests a server
+        reads at once) are stored by one ``Log.append`` with one marker listing their
+        digests (``_flush``): one marker record per group, not per event. An append is
+        all or nothing, so a marker still never names an event that was not stored. If a
+        group's append fails, each of its events is appended alone, as it would have been
+        on its own, and gets the answer of its own append.
+        """
+        # A copy of the empty hash, as _digests makes them: no keyword to parse.
+        hashed = _BLAKE2B_128.copy()
+        hashed.update(key)
+        digest = hashed.digest()
         window = self._window_us
         lifetime = window if retention_ms is None else min(window, retention_ms * 1000)
         if not self._marker_topic_exists:
             await self._create_marker_topic()
         appending = self._appending
         while True:
-            if self._table.remembers(digest, self._clock() // 1_000_000):
+            # Read once (while nothing is awaited) for the lookup and for the table's
+            # expiry when the group settles: a commit later, at most that late.
+            now = self._clock() // 1_000_000
+            if self._table.remembers(digest, now):
                 self._duplicates += 1
                 return
             other = appending.get(digest)
@@ -271,39 +294,117 @@ class EventIds:
             # In flight in another request: wait for its end (never cancelling it), then
             # look again: remembered now (a duplicate), or ours to take over.
             await asyncio.wait((other,))
-        header = self._one_header[1]
-        if self._one_header[0] != lifetime:
-            header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
-            self._one_header = (lifetime, header)
-        marker = NewRecord(
-            MARKER_TOPIC,
-            0,
-            None,
-            digest,
-            (header,),
-            DIGEST_BYTES + len(_LIFETIME_HEADER) + len(header[1]),
-        )
+        # The request's own future, which the group's settling ends: a cancelled request
+        # cancels only it, never the append, which ends one way or the other and whose
+        # outcome is still recorded.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        group = self._group
+        if group is None or group.lifetime != lifetime or len(group.digests) >= _GROUPED_MAX:
+            group = self._group = _Group(lifetime, now, loop)
+            loop.call_soon(self._flush, group)
         # From the lookup to the claim there is no await: no other request can slip in.
-        # The claim is the log's future itself, which nobody awaits directly (so nobody
-        # cancels it): waiters use asyncio.wait, this request its own future below.
-        appended = self._log.append((record, marker))
-        appending[digest] = appended
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group.digests.append(digest)
+        group.records.append(record)
+        group.done.append(done)
+        appending[digest] = group.claim
+        await done  # raises what the append raised
 
-        # A callback, not code after the await: if this request is cancelled, the append
-        # still ends one way or the other, and its outcome must still be recorded. It
-        # runs before any waiter's (added first), so a waiter wakes to a settled identity.
+    def _flush(self, group: _Group) -> None:
+        """Append the events ``append_one`` grouped in one loop turn, with their marker."""
+        if self._group is group:
+            self._group = None
+        if len(group.digests) == 1:
+            self._append_alone(group.digests[0], group.records[0], group.lifetime, group.done[0])
+            group.claim.set_result(None)  # a waiter looks again: the append's future now
+            return
+        header = self._marker_header(group.lifetime)
+        value = b"".join(group.digests)
+        size = len(value) + len(_LIFETIME_HEADER) + len(header[1])
+        batch = group.records
+        batch.append(NewRecord(MARKER_TOPIC, 0, None, value, (header,), size))
+        try:
+            appended = self._log.append(batch)
+        except Exception:  # noqa: BLE001 - each event then gets its own append's answer
+            self._settle_group(group, None)
+            return
+        appended.add_done_callback(partial(self._settle_group, group))
+
+    def _settle_group(self, group: _Group, result: asyncio.Future[list[Appended]] | None) -> None:
+        # Runs before any waiter's callback (the claim is set last), so a waiter wakes to
+        # a settled identity.
+        error = None if result is None or result.cancelled() else result.exception()
+        if result is not None and not result.cancelled() and error is None:
+            expiry = (result.result()[-1].timestamp + group.lifetime) // 1_000_000
+            appending = self._appending
+            for digest in group.digests:
+                del appending[digest]
+            self._table.add_all(group.digests, expiry, group.now)
+            for done in group.done:
+                if not done.done():
+                    done.set_result(None)
+        elif isinstance(error, StorageTimeout):
+            # The outcome is unknown: the group is still committed or failed as a whole,
+            # later. Appended again alone, its events could be stored twice; each request
+            # is told what a single event's append would have told it.
+            appending = self._appending
+            for digest in group.digests:
+                del appending[digest]
+            for done in group.done:
+                if not done.done():
+                    done.set_exception(error)
+        else:
+            # Nothing of the group was stored. One event's record may be what failed (a
+            # partition its topic no longer has): alone, each gets its own answer, and
+            # keeps its claim (now its own append's) until then.
+            for digest, record, done in zip(group.digests, group.records, group.done, strict=False):
+                self._append_alone(digest, record, group.lifetime, done)
+        group.claim.set_result(None)
+
+    def _append_alone(
+        self, digest: bytes, record: NewRecord, lifetime: int, done: asyncio.Future[None]
+    ) -> None:
+        """Append ``record`` with the marker of ``digest`` alone; settle ``done``."""
+        header = self._marker_header(lifetime)
+        marker = NewRecord(
+            MARKER_TOPIC, 0, None, digest, (header,), _ONE_MARKER_BYTES + len(header[1])
+        )
+        appending = self._appending
+        try:
+            appended = self._log.append((record, marker))
+        except Exception as exc:  # noqa: BLE001 - the request's answer
+            del appending[digest]
+            if not done.done():
+                done.set_exception(exc)
+            return
+        # The claim is the log's future itself, which nobody awaits directly (so nobody
+        # cancels it): waiters use asyncio.wait, the request its own future.
+        appending[digest] = appended
+
         def settle(result: asyncio.Future[list[Appended]]) -> None:
             del appending[digest]
-            if not result.cancelled() and result.exception() is None:
+            failed = result.cancelled() or result.exception() is not None
+            if not failed:
                 expiry = (result.result()[1].timestamp + lifetime) // 1_000_000
                 self._table.add_one(digest, expiry, self._clock() // 1_000_000)
             if not done.done():
-                done.set_result(None)
+                if failed:
+                    try:
+                        result.result()
+                    except BaseException as exc:  # noqa: BLE001 - the request's answer
+                        done.set_exception(exc)
+                else:
+                    done.set_result(None)
 
         appended.add_done_callback(settle)
-        await done
-        appended.result()  # raises what the append raised
+
+    def _marker_header(self, lifetime: int) -> Header:
+        """The marker header of ``lifetime`` (µs): the last one made, or a new one."""
+        made, header = self._one_header
+        if made != lifetime:
+            header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
+            self._one_header = (lifetime, header)
+        return header
 
     async def _lifetimes(self, topics: Iterable[str]) -> dict[str, int]:
         """How long an event is remembered, in µs, by each of ``topics``."""
@@ -396,6 +497,23 @@ class EventIds:
             "duplicates_skipped_total": self._duplicates,
             "evicted_ids_total": self._table.evicted,
         }
+
+
+class _Group:
+    """Single events claimed in one loop turn, for one ``Log.append`` with one marker."""
+
+    __slots__ = ("claim", "digests", "done", "lifetime", "now", "records")
+
+    def __init__(self, lifetime: int, now: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.lifetime = lifetime
+        #: Seconds: the clock of the group's first lookup, for the table when it settles.
+        self.now = now
+        self.digests: list[bytes] = []
+        self.records: list[NewRecord] = []
+        #: Each request's own future, ended when the group (or its own append) settles.
+        self.done: list[asyncio.Future[None]] = []
+        #: The claim of every identity in the group: done once the group has settled.
+        self.claim: asyncio.Future[None] = loop.create_future()
 
 
 def _markers(by_lifetime: dict[int, list[bytes]]) -> list[tuple[list[bytes], int, NewRecord]]:

@@ -278,14 +278,40 @@ class IdTable:
 
     def add_one(self, digest: bytes, expiry: int, now: int) -> None:
         """``add_all`` of one digest (16 bytes, unchecked)."""
-        self._expire(now)
+        # The tests that open _expire and _sweep, made here: most adds need neither call.
+        slots = self._slots
+        if slots and (slots[0] + 1) * self.slot_seconds <= now + 1:
+            self._expire(now)
         if expiry > now and expiry >= self.floor:
             while self._remembered >= self.max_ids:
                 self._evict_oldest_slot()
             # The bound may have taken this id's own slot (more than max_ids expire together).
             if expiry >= self.floor:
-                self._insert((digest,), expiry)
-        self._sweep(now, _SWEEP_PER_ADD)
+                self._insert_one(digest, expiry)
+        if self._entries > self._remembered + self._remembered // 32:
+            self._sweep(now, _SWEEP_PER_ADD)
+
+    def _insert_one(self, digest: bytes, expiry: int) -> None:
+        """``_insert((digest,), expiry)``: the usual case (no entry expires later, no
+        shard to split, the expiry's slot counted already) without its loop, nor the
+        calls of ``_seconds`` and ``_count``; anything else through ``_insert``."""
+        tail = expiry.to_bytes(4, "big")
+        slot = expiry // self.slot_seconds
+        count = self._counts.get(slot)
+        shards = self._shards
+        entries = self._entries + 1
+        if count is None or tail < self._latest or entries > _LOAD * len(shards):
+            self._insert((digest,), expiry)
+            return
+        self._latest = tail
+        hashed = int.from_bytes(digest, "little")
+        index = hashed & self._mask
+        if index < self._split:
+            index = hashed & (self._mask << 1 | 1)
+        shards[index] += digest + tail
+        self._entries = entries
+        self._counts[slot] = count + 1
+        self._remembered += 1
 
     def effective_window(self, window: int, now: int) -> int:
         """Seconds an id with the full window is remembered now: less once the bound bit."""

@@ -101,7 +101,11 @@ class Produce:
 
     async def raw(self, request: Request) -> Response:
         """One event in binary mode; 202 once durable."""
-        principal = producer_of(request)
+        # producer_of's steps, without its call and principal_of's.
+        principal = request.principal
+        if principal is None:
+            principal = principal_of(request)  # raises Unauthenticated
+        require_producer(principal)
         # raw_event's steps, without its coroutine frame.
         media_type = _raw_media_type(request)
         json = media_type == "application/json"
