@@ -29,6 +29,12 @@ def _aborted_transaction(bootstrap: str, topic: str, count: int) -> None:
     producer.abort_transaction(30)
 
 
+async def _created_on_both(log: KafkaLog, other: KafkaLog, spec: TopicSpec) -> None:
+    """``spec`` created through ``log``, and ``other`` following the registry to it."""
+    created = await log.create_topic(spec)
+    assert await other.get_topic(spec.name) == created
+
+
 async def _walk(log: KafkaLog, tp: TopicPartition, position: int, size: int) -> list[Record]:
     """Every record from ``position`` to the end, read ``size`` at a time."""
     walked: list[Record] = []
@@ -78,8 +84,7 @@ async def test_a_filtered_reader_goes_back_within_what_it_read(
     kafka_settings: KafkaSettings, open_kafka_log: OpenLog
 ) -> None:
     async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
-        created = await log.create_topic(TopicSpec(name="back"))
-        assert await other.get_topic("back") == created  # it follows the registry
+        await _created_on_both(log, other, TopicSpec(name="back"))
         tp = TopicPartition("back", 0)
         await log.append([NewRecord("back", 0, None, b"%d" % n) for n in range(2000)])
         first = await log.read(tp, 0, max_records=500, max_bytes=BIG)
@@ -95,8 +100,7 @@ async def test_partitions_prefetched_together_are_read_from_memory(
     kafka_settings: KafkaSettings, open_kafka_log: OpenLog
 ) -> None:
     async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
-        created = await log.create_topic(TopicSpec(name="ahead", partitions=3))
-        assert await other.get_topic("ahead") == created  # it follows the registry
+        await _created_on_both(log, other, TopicSpec(name="ahead", partitions=3))
         partitions = [TopicPartition("ahead", p) for p in range(3)]
         for tp in partitions:
             await log.append(
@@ -135,8 +139,7 @@ async def test_a_read_ended_by_its_bytes_keeps_what_followed_it_in_the_fetch(
     kafka_settings: KafkaSettings, open_kafka_log: OpenLog
 ) -> None:
     async with open_kafka_log(kafka_settings) as log, open_kafka_log(kafka_settings) as other:
-        created = await log.create_topic(TopicSpec(name="bytes"))
-        assert await other.get_topic("bytes") == created  # it follows the registry
+        await _created_on_both(log, other, TopicSpec(name="bytes"))
         tp = TopicPartition("bytes", 0)
         await log.append([NewRecord("bytes", 0, b"k", b"%03d" % n + b"." * 97) for n in range(600)])
         # 101 bytes a record: the tenth would pass 1,000, and ends the read before it.
