@@ -55,7 +55,7 @@ import msgspec
 
 from bench.cloudevents_consume import kafka_env
 from bench.http_produce import _entry
-from bench.probes import loop_lags_ms, parked
+from bench.probes import PROBE, loop_lags_ms, parked
 from bench.servers import SERVER_CPU, spread_helper_threads
 from bench.topics_v1 import _p99, _rss_mb
 from sluicegate.http.websocket import send_texts
@@ -513,7 +513,7 @@ async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
         # Every stream has sent its event and is parked on the log, its set-up done.
         await parked(client, IDLE, "WebSocket consumers", 180)
         rss_after = _rss_mb(pid)
-        lags = await loop_lags_ms(client)
+        lags = await loop_lags_ms(url)
     for _, writer in connections:
         writer.close()
     return {
@@ -521,7 +521,7 @@ async def _idle(url: str, port: int, pid: int) -> dict[str, dict[str, Any]]:
             rss_after - rss_before, "MB", 300, connections=IDLE, rss_before_mb=round(rss_before)
         ),
         "cloudevents-ws-idle-loop-lag-p99": _entry(
-            _p99(lags), "ms", 10, connections=IDLE, probe="/healthz round trip"
+            _p99(lags), "ms", 10, connections=IDLE, probe=PROBE
         ),
     }
 

@@ -36,7 +36,7 @@ import httpx
 import msgspec
 
 from bench.http_produce import TEXT_BODY, _entry, take_turns
-from bench.probes import loop_lags_ms, parked
+from bench.probes import PROBE, loop_lags_ms, parked
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.topics_v1_throughput import (
     BATCH_BODY,
@@ -202,7 +202,7 @@ async def idle_long_polls(
         parking = time.monotonic() - opening
         rss_after = _rss_mb(pid)
         parked_figures = while_parked() if while_parked is not None else {}
-        lags = await loop_lags_ms(client)
+        lags = await loop_lags_ms(url)
         reader, writer = await asyncio.open_connection(host, port)
         after_durable, end_to_end = [], []
         last: str | None = None
@@ -236,7 +236,7 @@ async def idle_long_polls(
             parked_in_s=round(parking, 1),
         ),
         f"{prefix}-idle-long-polls-loop-lag-p99": _entry(
-            _p99(lags), "ms", 10, polls=IDLE_POLLS, probe="/healthz round trip"
+            _p99(lags), "ms", 10, polls=IDLE_POLLS, probe=PROBE
         ),
         f"{prefix}-long-poll-wake-p99": _entry(
             _p99(after_durable),
