@@ -210,6 +210,24 @@ def test_an_idle_keep_alive_connection_is_closed(server: ServerProcess) -> None:
         assert time.monotonic() - started < KEEP_ALIVE + SLACK
 
 
+def test_keep_alive_counts_from_the_last_response(server: ServerProcess) -> None:
+    # Requests closer together than the keep-alive timeout keep the connection open past
+    # it, however long that goes on; once they stop, it closes the timeout after the last.
+    with connect(server) as sock:
+        first = time.monotonic()
+        while time.monotonic() - first < 2.5 * KEEP_ALIVE:
+            sock.sendall(request_bytes("GET", b"/healthz", []))
+            response = read_response(sock)
+            assert response is not None
+            assert response.status == 200
+            time.sleep(KEEP_ALIVE * 0.4)
+        sock.sendall(request_bytes("GET", b"/healthz", []))
+        assert read_response(sock) is not None
+        last = time.monotonic()
+        assert read_response(sock) is None
+        assert KEEP_ALIVE * 0.9 <= time.monotonic() - last < KEEP_ALIVE + SLACK
+
+
 @pytest.mark.parametrize(
     ("head", "status", "code"),
     [
