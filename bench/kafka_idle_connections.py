@@ -26,8 +26,9 @@ from bench.cloudevents_ws import EVENT, _connect
 from bench.http_produce import _entry
 from bench.kafka_consume import broker_connections
 from bench.kafka_produce import kafka_cluster, kafka_server_env
+from bench.probes import read_answer
 from bench.servers import SERVER_CPU, spread_helper_threads
-from bench.topics_v1 import _answer, _request, idle_poll_caps
+from bench.topics_v1 import _request, idle_poll_caps
 from sluicegate.testing.process import serve_in_subprocess
 
 __all__ = ["run"]
@@ -52,7 +53,7 @@ async def _keep_polling(host: str, port: int, path: str) -> None:
         try:
             while True:
                 writer.write(_request(path, _POLL))
-                await _answer(reader)
+                await read_answer(reader)
         except (OSError, asyncio.IncompleteReadError):
             await asyncio.sleep(0.5)
         finally:

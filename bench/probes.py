@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-__all__ = ["PROBE", "loop_lags_ms", "parked"]
+__all__ = ["PROBE", "loop_lags_ms", "parked", "read_answer"]
 
 #: What ``loop_lags_ms`` measures, as the results name it.
 PROBE = "/healthz round trip, one keep-alive connection"
@@ -47,7 +47,9 @@ async def loop_lags_ms(url: str, probes: int = 300) -> list[float]:
         for _ in range(probes):
             started = time.perf_counter()
             writer.write(request)
-            await _ok(reader)
+            status, _ = await read_answer(reader)
+            if status != 200:
+                raise RuntimeError(f"/healthz answered {status}")
             lags.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(0.01)
     finally:
@@ -55,13 +57,12 @@ async def loop_lags_ms(url: str, probes: int = 300) -> list[float]:
     return lags
 
 
-async def _ok(reader: asyncio.StreamReader) -> None:
-    """Read one whole answer; raise unless it is a 200."""
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One whole HTTP/1.1 answer from ``reader``: its status and its body."""
     head = await reader.readuntil(b"\r\n\r\n")
-    status, *fields = head.split(b"\r\n")
-    if status.split(b" ", 2)[1] != b"200":
-        raise RuntimeError(f"/healthz answered {status.decode(errors='replace')}")
-    length = next(
-        (int(f.split(b":", 1)[1]) for f in fields if f.lower().startswith(b"content-length:")), 0
-    )
-    await reader.readexactly(length)
+    status_line, *fields = head.split(b"\r\n")
+    length = 0
+    for field in fields:
+        if field.lower().startswith(b"content-length:"):
+            length = int(field.split(b":", 1)[1])
+    return int(status_line.split(b" ", 2)[1]), await reader.readexactly(length)

@@ -36,7 +36,7 @@ import httpx
 import msgspec
 
 from bench.http_produce import TEXT_BODY, _entry, take_turns
-from bench.probes import PROBE, loop_lags_ms, parked
+from bench.probes import PROBE, loop_lags_ms, parked, read_answer
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.topics_v1_throughput import (
     BATCH_BODY,
@@ -156,15 +156,6 @@ def _request(path: str, body: bytes) -> bytes:
     ).encode() + body
 
 
-async def _answer(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return await reader.readexactly(length)
-
-
 def _p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -216,7 +207,7 @@ async def idle_long_polls(
             sent = time.perf_counter()
             published = await client.post(f"/api/v1/topics/{hot}/publish", json={"n": n})
             durable = time.perf_counter()
-            answer = msgspec.json.decode(await _answer(reader))
+            answer = msgspec.json.decode((await read_answer(reader))[1])
             arrived = time.perf_counter()
             last = answer["messages"][0]["message_id"]
             assert last == published.json()["message_id"]
