@@ -7,9 +7,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from sluicegate.core.records import NewRecord, TopicPartition, Watermarks
 from sluicegate.core.topics import TopicSpec
@@ -208,6 +210,35 @@ async def test_the_database_is_wal_with_full_sync(tmp_path: Path) -> None:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         finally:
             conn.close()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/sys/fs/pipe-max-size").exists()
+    or int(Path("/proc/sys/fs/pipe-max-size").read_text()) < 1 << 20,
+    reason="needs Linux pipes that may hold 1 MiB",
+)
+@pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+def test_a_group_commit_of_a_megabyte_is_one_write(
+    tmp_path: Path, new_loop: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    # Left to the loop, the pipe holds 64 KiB (uvloop's, a socket pair, a little more):
+    # the rest of a big frame would wait for the process to read and the loop to notice.
+    async def commit_a_megabyte() -> None:
+        log = SqliteLog(tmp_path)
+        async with running(log):
+            await log.create_topic(TopicSpec(name="t"))
+            commits = log._commits
+            assert commits is not None
+            assert commits._input is not None
+            done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+            commits.submit([("SELECT length(?)", [b"x" * 1_000_000], False)], done.set_result)
+            assert commits._input.get_write_buffer_size() == 0  # all of it is in the pipe
+            assert await done is None
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(commit_a_megabyte())
 
 
 def test_settings_are_checked() -> None:

@@ -77,14 +77,30 @@ def _error(data_dir: Path, reply: Sequence[Any]) -> SluicegateError:
 _PIPE_BYTES = 1024 * 1024
 
 
-def _widen_pipe(stdin: asyncio.StreamWriter | None) -> None:
+def _wide_pipe() -> tuple[int, int]:
+    """A pipe's read and write ends, widened to ``_PIPE_BYTES`` where the kernel allows.
+
+    Made here rather than asked of ``create_subprocess_exec``: uvloop gives a child's
+    standard input as a socket pair, whose buffer ``F_SETPIPE_SZ`` cannot widen.
+    """
+    read_fd, write_fd = os.pipe()
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    pipe = stdin.get_extra_info("pipe") if stdin is not None else None
-    if set_size is None or pipe is None:
-        return
-    # Not allowed past /proc/sys/fs/pipe-max-size: the default size still works.
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(pipe.fileno(), set_size, _PIPE_BYTES)
+    if set_size is not None:
+        # Not allowed past /proc/sys/fs/pipe-max-size: the default size still works.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_fd, set_size, _PIPE_BYTES)
+    return read_fd, write_fd
+
+
+class _Input(asyncio.BaseProtocol):
+    """The write end's protocol: it only says when the pipe has closed."""
+
+    def __init__(self, closed: asyncio.Future[None]) -> None:
+        self.closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class CommitProcess:
@@ -96,6 +112,9 @@ class CommitProcess:
         self._lock_fd = lock_fd
         self._pragmas = tuple(pragmas)
         self._process: asyncio.subprocess.Process | None = None
+        #: The pipe to the process's standard input, and what is set when it has closed.
+        self._input: asyncio.WriteTransport | None = None
+        self._input_closed: asyncio.Future[None] | None = None
         self._pending: dict[int, Callable[[BaseException | None], None]] = {}
         self._jobs = 0
         self._gone: str | None = None
@@ -103,25 +122,36 @@ class CommitProcess:
         self._decode = msgspec.msgpack.Decoder(tuple[int, list[Any] | None]).decode
 
     async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sluicegate.storage.sqlite.commit_worker",
-            str(self._database),
-            str(os.getpid()),
-            *self._pragmas,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            pass_fds=(self._lock_fd,),
-        )
-        _widen_pipe(self._process.stdin)
+        read_fd, write_fd = _wide_pipe()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sluicegate.storage.sqlite.commit_worker",
+                str(self._database),
+                str(os.getpid()),
+                *self._pragmas,
+                stdin=read_fd,
+                stdout=asyncio.subprocess.PIPE,
+                pass_fds=(self._lock_fd,),
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)  # the process has its own copy
+        loop = asyncio.get_running_loop()
+        closed = self._input_closed = loop.create_future()
+        # The transport owns the file from here and closes it.
+        pipe = os.fdopen(write_fd, "wb", buffering=0)
+        self._input, _ = await loop.connect_write_pipe(lambda: _Input(closed), pipe)
 
     def submit(
         self, statements: Sequence[Statement], done: Callable[[BaseException | None], None]
     ) -> None:
         """Send one group commit; ``done(error)`` runs on the loop when it has committed."""
-        process = self._process
-        if self._gone is not None or process is None or process.stdin is None:
+        pipe = self._input
+        if self._gone is not None or pipe is None:
             raise StorageUnavailable(self._gone or "the commit process is not running")
         self._jobs += 1
         # Encoded behind room for its length: a group commit's frame can be megabytes,
@@ -129,7 +159,7 @@ class CommitProcess:
         frame = bytearray(FRAME_LENGTH.size)
         self._encode_into([self._jobs, statements], frame, FRAME_LENGTH.size)
         FRAME_LENGTH.pack_into(frame, 0, len(frame) - FRAME_LENGTH.size)
-        process.stdin.write(frame)
+        pipe.write(frame)
         self._pending[self._jobs] = done
 
     async def run(self) -> None:
@@ -168,8 +198,7 @@ class CommitProcess:
         if process is None or process.returncode is not None:
             return
         self._gone = self._gone or "the commit process was closed"
-        if process.stdin is not None:
-            process.stdin.close()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await process.stdin.wait_closed()
+        if self._input is not None and self._input_closed is not None:
+            self._input.close()  # after what it still holds: the process commits that too
+            await self._input_closed
         await process.wait()
