@@ -55,7 +55,7 @@ import msgspec
 
 from bench.cloudevents_consume import kafka_env
 from bench.http_produce import _entry
-from bench.probes import PROBE, loop_lags_ms, parked
+from bench.probes import PROBE, loop_lags_ms, parked, read_answer
 from bench.servers import SERVER_CPU, spread_helper_threads
 from bench.topics_v1 import _p99, _rss_mb
 from sluicegate.http.websocket import send_texts
@@ -366,16 +366,9 @@ async def _answered(
 ) -> None:
     """Send ``request`` and read its answer, which must be a 2xx."""
     writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head[9:10] == b"2":
-        raise RuntimeError(f"produce refused: {head[:200]!r}")
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
+    status, body = await read_answer(reader)
+    if not 200 <= status < 300:
+        raise RuntimeError(f"produce refused: {status} {body[:200]!r}")
 
 
 #: A 50-event group commit appends about eleven 4 KiB pages (and their frame headers) to
