@@ -166,7 +166,8 @@ class KafkaSettings(_Section):
     #: Empty: ``sluicegate-<topic_prefix><server.node_id>``.
     transactional_id: str = ""
     #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``);
-    #: measured best at 1 (see docs/design-notes.md, "The Kafka backend").
+    #: measured best at 1 (see docs/design-notes.md, "The Kafka backend"). librdkafka
+    #: waits in whole milliseconds, rounded up: 0.5 acts as 1, 1.25 as 2.
     linger_ms: float = 1.0
 
     def __repr__(self) -> str:
