@@ -89,3 +89,23 @@ def test_a_server_restarted_at_once_after_kill_9_starts(tmp_path: Path) -> None:
             url = f"{server.url}/v2/topics/t/records"
             response = httpx.post(url, content=BODY, headers=HEADERS)
             assert response.json()["offset"] == 2 * expected - 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_whole_process_group_stops_the_server_cleanly(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # Ctrl-C in a terminal, ``timeout`` and ``kill -- -PGID`` signal every process of the
+    # job, the commit process too: it must outlive the server's graceful shutdown, which
+    # commits what is queued through it.
+    with serve_in_subprocess(tmp_path, new_session=True) as server:
+        url = f"{server.url}/v2/topics/t/records"
+        httpx.post(url, content=BODY, headers=HEADERS).raise_for_status()
+        [worker] = children(server.pid)
+        os.killpg(server.pid, signum)
+        assert server.process.wait(timeout=30) == 0
+        assert gone(worker), "the commit process outlived its server"
+    with serve_in_subprocess(tmp_path) as server:
+        response = httpx.post(f"{server.url}/v2/topics/t/records", content=BODY, headers=HEADERS)
+        assert response.json()["offset"] == 1

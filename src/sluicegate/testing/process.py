@@ -87,13 +87,15 @@ def serve_in_subprocess(
     cpu: int | None = None,
     stdout: str | Path | None = None,
     log_file: str | Path | None = None,
+    new_session: bool = False,
 ) -> Iterator[ServerProcess]:
     """Start ``sluicegate serve --port 0`` on ``data_dir``; stop it (SIGTERM) on exit.
 
     Logs are JSON (stderr is a pipe); after start-up they are read so a chatty server
     never blocks on a full pipe: appended to ``log_file`` if given, and its errors kept in
     ``log``. ``cpu`` pins the server to one core. The server's stdout (the first-start
-    message) goes to the file ``stdout``, or nowhere.
+    message) goes to the file ``stdout``, or nowhere. ``new_session``: the server leads a
+    process group of its own, as a shell's job does, so that a test can signal the group.
     """
     command = [
         sys.executable,
@@ -119,6 +121,7 @@ def serve_in_subprocess(
             stdout=out,
             stderr=subprocess.PIPE,
             env=full_env,
+            start_new_session=new_session,
         )
     log: list[str] = []
     drain: threading.Thread | None = None

@@ -14,6 +14,8 @@ so that the server translates it as it would its own sqlite3 error.
 Its lifetime is the server's: it holds the data directory's ``flock`` through an
 inherited descriptor (a restarted server cannot open the directory while it still
 commits), asks the kernel to kill it when the server dies, and ends when its input does.
+It ignores SIGINT and SIGTERM: a signal to the whole job (Ctrl-C in a terminal) reaches
+it too, and the server's graceful shutdown still commits through it.
 """
 
 from __future__ import annotations

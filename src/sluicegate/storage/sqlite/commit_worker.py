@@ -52,7 +52,17 @@ def _serve(database: str, pragmas: Sequence[str]) -> None:
     conn.close()
 
 
+def _outlive_the_servers_shutdown() -> None:
+    # Ctrl-C in a terminal, ``timeout``, ``kill -- -PGID`` and a service manager's stop
+    # signal every process of the job, this one too; but the server's graceful shutdown
+    # commits what is queued through this process. The server decides when it ends: it
+    # closes our input (``_serve`` returns), or it dies (``_die_with_parent``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def main() -> None:
+    _outlive_the_servers_shutdown()
     database, parent, *pragmas = sys.argv[1:]
     _die_with_parent(int(parent))
     _serve(database, pragmas)
