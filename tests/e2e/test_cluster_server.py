@@ -225,6 +225,41 @@ async def _set_is(live: Any, expected: set[str]) -> bool:
     return bool(await live == expected)
 
 
+async def _followed(client: httpx.AsyncClient) -> float:
+    """The identities a node learned from the other nodes' markers (its /metrics)."""
+    metrics = (await client.get("/metrics")).text
+    found = re.search(r"^sluicegate_cloudevents_dedup_followed_ids_total (\S+)$", metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_a_retried_event_is_stored_once_whichever_node_it_reaches(
+    nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
+) -> None:
+    key = await _consumer_key(http)
+    await _produce(http["node-a"], key, "dup-1", "dup-2")
+    for node_id in ("node-b", "node-c"):
+
+        async def learned(client: httpx.AsyncClient = http[node_id]) -> bool:
+            return await _followed(client) >= 2
+
+        await _eventually(learned, f"{node_id} read node-a's marker")
+    # A producer retrying through a load balancer reaches the other nodes.
+    await _produce(http["node-b"], key, "dup-2", "dup-3")
+    await _produce(http["node-c"], key, "dup-1")
+
+    instance = await _create(http["node-a"], key, "audit")
+    received: list[str] = []
+    while True:
+        poll = await http["node-a"].get(f"{instance}/events", params={"timeout": "2"}, headers=key)
+        if poll.status_code == 204:
+            break
+        assert poll.status_code == 200, poll.text
+        received += [event["id"] for event in poll.json()]
+    assert sorted(received) == ["dup-1", "dup-2", "dup-3"]
+    metrics = (await http["node-b"].get("/metrics")).text
+    assert "sluicegate_cloudevents_dedup_duplicates_skipped_total 1.0" in metrics, metrics
+
+
 async def test_secret_header_from_a_client_is_refused(
     nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
 ) -> None:

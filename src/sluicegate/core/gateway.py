@@ -126,6 +126,7 @@ class Gateway:
             tg.create_task(self.schemas.follow(), name="schemas.follow")
             tg.create_task(self.auth.run(), name="auth")
             tg.create_task(self.type_registry.follow(), name="type_registry.follow")
+            tg.create_task(self.event_ids.follow(), name="event_ids.follow")
             tg.create_task(self.consumers.run(), name="consumers.reaper")
             tg.create_task(self.cluster.run(), name="cluster.membership")
             tg.create_task(self.group_shards.run(), name="cluster.group_shards")

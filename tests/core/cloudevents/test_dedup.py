@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import sqlite3
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -115,6 +118,38 @@ async def values(log: Log) -> list[bytes]:
     return sorted(r.value or b"" for r in await stored(log))
 
 
+def assert_marker_headers(marker: Record, lifetime_ms: bytes) -> None:
+    """The documented headers: the lifetime, then the writing process's origin token."""
+    (name, lifetime), (origin_name, origin) = marker.headers
+    assert (name, lifetime) == ("lifetime_ms", lifetime_ms)
+    assert origin_name == "origin"
+    assert re.fullmatch(rb"[0-9a-f]{16}", origin)
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    deadline = time.monotonic() + 20.0
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, f"not within 20 s: {what}"
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def following(*nodes: EventIds) -> AsyncIterator[None]:
+    """Each of ``nodes`` following the marker topic, as ``Gateway.run`` has it."""
+    tasks = [asyncio.create_task(node.follow()) for node in nodes]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_a_retried_batch_is_stored_once(log: Log, ids: EventIds) -> None:
     batch = [event(n) for n in range(10)]
     await ids.append_once(batch)
@@ -149,7 +184,7 @@ async def test_markers_are_in_the_events_append_in_the_documented_format(
     await ids.append_once(batch)
     [marker] = await stored(log, MARKER_TOPIC)
     assert marker.key is None
-    assert list(marker.headers) == [("lifetime_ms", b"3600000")]
+    assert_marker_headers(marker, b"3600000")
     assert marker.value == b"".join(identity_digest(key) for key, _ in batch)
     topic = await log.get_topic(MARKER_TOPIC)
     assert (topic.partitions, topic.retention_ms) == (1, 3_600_000)
@@ -367,7 +402,7 @@ async def test_alone_the_marker_is_in_the_events_append_in_the_documented_format
     await one(ids, 1)
     [marker] = await stored(log, MARKER_TOPIC)
     assert marker.key is None
-    assert list(marker.headers) == [("lifetime_ms", b"3600000")]
+    assert_marker_headers(marker, b"3600000")
     assert marker.value == identity_digest(event(1)[0])
     if storage.backend == "sqlite":
         [record] = await stored(log)
@@ -452,9 +487,9 @@ async def test_alone_never_remembered_beyond_the_retention_it_is_given(clocked: 
         ids = await clocked.loaded(log, dedup_window=600.0)
         await one(ids, 1, retention_ms=60_000)
         [marker] = await stored(log, MARKER_TOPIC)
-        assert list(marker.headers) == [("lifetime_ms", b"60000")]
+        assert_marker_headers(marker, b"60000")
         await one(ids, 2)  # a topic without a retention: the window
-        assert list((await stored(log, MARKER_TOPIC))[1].headers) == [("lifetime_ms", b"600000")]
+        assert_marker_headers((await stored(log, MARKER_TOPIC))[1], b"600000")
         clocked.clock.advance(60)
         await one(ids, 1, retention_ms=60_000)  # forgotten with its topic's records
         await one(ids, 2)  # still remembered
@@ -485,7 +520,7 @@ async def test_alone_events_of_one_loop_turn_share_an_append_and_one_marker(
         markers = await stored(log, MARKER_TOPIC)
         assert len(markers) == 2
         assert markers[1].value == b"".join(identity_digest(event(n)[0]) for n in range(1, 6))
-        assert list(markers[1].headers) == [("lifetime_ms", b"3600000")]
+        assert_marker_headers(markers[1], b"3600000")
         if storage.backend == "sqlite":
             # One commit: the events and their marker.
             assert {r.timestamp for r in await stored(log) if r.value != b"event 0"} == {
@@ -588,13 +623,13 @@ async def test_alone_lifetimes_of_one_loop_turn_go_in_markers_of_their_own(
         await asyncio.gather(
             one(ids, 1, retention_ms=60_000), one(ids, 2), one(ids, 3, retention_ms=60_000)
         )
-        lifetimes = [(m.value, list(m.headers)) for m in (await stored(log, MARKER_TOPIC))[1:]]
+        lifetimes = [(m.value, m.headers[0]) for m in (await stored(log, MARKER_TOPIC))[1:]]
         digest = [identity_digest(event(n)[0]) for n in range(4)]
         assert sorted(lifetimes) == sorted(
             [
-                (digest[1], [("lifetime_ms", b"60000")]),
-                (digest[2], [("lifetime_ms", b"600000")]),
-                (digest[3], [("lifetime_ms", b"60000")]),
+                (digest[1], ("lifetime_ms", b"60000")),
+                (digest[2], ("lifetime_ms", b"600000")),
+                (digest[3], ("lifetime_ms", b"60000")),
             ]
         )
         clocked.clock.advance(60)
@@ -607,3 +642,79 @@ async def test_alone_lifetimes_of_one_loop_turn_go_in_markers_of_their_own(
             b"event 3",
             b"event 3",
         ]
+
+
+# -- several nodes: each follows the others' markers -----------------------------------
+
+
+async def test_an_identity_stored_through_another_node_is_a_duplicate_on_this_one(
+    log: Log, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluicegate.core.cloudevents.dedup._TOPIC_LOOK_SECONDS", 0.05)
+    # Two nodes on one log; neither has seen a marker topic yet when it starts.
+    first, second = await storage.loaded(log), await storage.loaded(log)
+    async with following(first, second):
+        await first.append_once([event(n) for n in range(3)])  # creates the marker topic
+        await one(first, 3)
+        await eventually(
+            lambda: second.stats()["followed_ids_total"] == 4, "the second node read them"
+        )
+        await second.append_once([event(1), event(4)])
+        await one(second, 3)
+        assert await values(log) == [b"event %d" % n for n in range(5)]
+        assert second.stats()["duplicates_skipped_total"] == 2
+        # And back: the first node learns what the second stored.
+        await eventually(lambda: first.stats()["followed_ids_total"] == 1, "the first read it")
+        await one(first, 4)
+        assert await values(log) == [b"event %d" % n for n in range(5)]
+    # Each node remembers every identity once: its own from its appends, the other's
+    # from the other's markers, never its own twice.
+    assert first.stats()["remembered_ids"] == second.stats()["remembered_ids"] == 5
+
+
+async def test_a_node_started_later_loads_then_follows(log: Log, storage: Storage) -> None:
+    first = await storage.loaded(log)
+    await first.append_once([event(n) for n in range(2)])
+    second = await storage.loaded(log)  # loads what is stored so far
+    async with following(second):
+        await first.append_once([event(n) for n in range(2, 4)])
+        await eventually(lambda: second.stats()["followed_ids_total"] == 2, "the new ones read")
+        await second.append_once([event(n) for n in range(5)])
+    assert await values(log) == [b"event %d" % n for n in range(5)]
+    assert second.stats()["duplicates_skipped_total"] == 4
+    assert second.stats()["remembered_ids"] == 5
+
+
+@pytest.mark.parametrize("lane", ["alone", "batch"])
+async def test_a_timed_out_append_is_remembered_once_its_marker_is_read(
+    tmp_path: Path, lane: str
+) -> None:
+    # The append's outcome is unknown to the request (StorageTimeout), and it commits
+    # afterwards: its identities are remembered once the node reads its marker, so a
+    # retry is then a duplicate rather than a second copy.
+    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
+        await ids.load()
+        await one(ids, 0)  # the marker topic exists from here on
+        async with following(ids):
+            # Another connection holds the write lock: the commit waits for it.
+            blocker = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            requests = (
+                [one(ids, n) for n in (1, 2, 3)]
+                if lane == "alone"
+                else [ids.append_once([event(n) for n in (1, 2, 3)])]
+            )
+            attempt = asyncio.gather(*requests, return_exceptions=True)
+            await asyncio.sleep(0.3)  # past the deadline, within SQLite's busy timeout (1 s)
+            blocker.execute("ROLLBACK")  # the commit goes through now
+            blocker.close()
+            answers = await attempt
+            assert {type(answer) for answer in answers} == {StorageTimeout}
+            await eventually(lambda: ids.stats()["uncertain_ids"] == 0, "the marker read")
+            assert ids.stats()["remembered_ids"] == 4
+            for n in (1, 2, 3):
+                await one(ids, n)  # the retries
+            assert await values(log) == [b"event %d" % n for n in range(4)]
+            assert ids.stats()["duplicates_skipped_total"] == 3

@@ -17,11 +17,19 @@ last window at start.
 Marker record format (version 1): key null; value the 16-byte BLAKE2b digests of the
 identity keys (``source`` UTF-8, a NUL byte, ``id`` UTF-8) back to back, at most
 ``MAX_DIGESTS_PER_MARKER`` per record; header ``lifetime_ms`` = how long these identities
-are remembered after the record's timestamp (ASCII decimal). One marker per append and
-lifetime, not one per event: a batch of 100 events costs one more record, not 100, and
-the single events ``append_one`` takes in one turn of the event loop are appended together
-with one marker of their digests. The topic's retention is the window, so its disk use is
-bounded too.
+are remembered after the record's timestamp (ASCII decimal), and header ``origin`` = a
+token of the process that wrote it (readers ignore other headers; markers without an
+``origin`` are anyone's). One marker per append and lifetime, not one per event: a batch
+of 100 events costs one more record, not 100, and the single events ``append_one`` takes
+in one turn of the event loop are appended together with one marker of their digests. The
+topic's retention is the window, so its disk use is bounded too.
+
+Every node follows the marker topic while it runs (``follow``), so an identity stored
+through one node is a duplicate on every other as soon as its marker is read there: a
+producer retrying through a load balancer is answered alike by every node. A node skips
+its own markers, whose appends remembered their identities already, except those of
+appends whose outcome was unknown to it (``StorageTimeout``): seen committed, they are
+remembered then.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
@@ -41,7 +50,14 @@ from sluicegate.config import CloudEventSettings
 from sluicegate.core.cloudevents.id_table import DIGEST_BYTES, IdTable
 from sluicegate.core.records import Appended, Header, NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
-from sluicegate.errors import OffsetOutOfRange, StorageTimeout, TopicExists, UnknownTopic
+from sluicegate.errors import (
+    OffsetOutOfRange,
+    ShuttingDown,
+    SluicegateError,
+    StorageTimeout,
+    TopicExists,
+    UnknownTopic,
+)
 from sluicegate.storage.base import Log
 
 __all__ = ["MARKER_TOPIC", "MAX_DIGESTS_PER_MARKER", "EventIds", "identity_digest"]
@@ -52,8 +68,17 @@ MARKER_TOPIC = f"{INTERNAL_PREFIX}_ce_ids"
 #: 64 KiB of digests per marker record: far below any broker's record size limit.
 MAX_DIGESTS_PER_MARKER = 4096
 _LIFETIME_HEADER = "lifetime_ms"
-#: The bytes of a marker of one digest but its lifetime header's value.
-_ONE_MARKER_BYTES = DIGEST_BYTES + len(_LIFETIME_HEADER)
+_ORIGIN_HEADER = "origin"
+#: How often ``follow`` looks for a marker topic that another node may have created.
+_TOPIC_LOOK_SECONDS = 2.0
+#: ``follow`` reads what came in the last tenth of a second at once rather than waking
+#: for every commit: on one node the markers it reads are nearly all its own.
+_FOLLOW_PAUSE = 0.1
+#: Identities of appends with an unknown outcome kept for ``follow`` to settle: at most
+#: this many, each for at most ``_UNCERTAIN_SECONDS`` (an append commits or fails well
+#: within its timeout; a marker not seen by then was not committed).
+_UNCERTAIN_MAX = 100_000
+_UNCERTAIN_SECONDS = 600.0
 #: Single events appended together at most (``append_one``): one marker's digests.
 _GROUPED_MAX = MAX_DIGESTS_PER_MARKER
 #: An item's records (``append_once``), taken by a C loop.
@@ -118,9 +143,18 @@ class EventIds:
         #: Identities whose append is in flight -> a future done when it ends either way
         #: (a claim of ``_append_claimed``, or the log's own future for ``append_one``).
         self._appending: dict[bytes, asyncio.Future[Any]] = {}
-        #: The marker header of the last lifetime ``append_one`` stored with: the same
+        #: This process's mark on the markers it writes, which ``follow`` skips.
+        self._origin: Header = (_ORIGIN_HEADER, secrets.token_hex(8).encode())
+        #: The marker headers of the last lifetime ``append_one`` stored with: the same
         #: for every event whose topic keeps events at least as long as the window.
-        self._one_header: tuple[int, Header] = (-1, (_LIFETIME_HEADER, b""))
+        self._one_headers: tuple[int, tuple[Header, ...], int] = (-1, (), 0)
+        #: Where ``follow`` reads next in each marker partition (from where ``load`` ended).
+        self._follow_from: dict[TopicPartition, int] = {}
+        self._marker_topic_made = asyncio.Event()
+        #: Digests of this node's appends whose outcome was unknown (``StorageTimeout``)
+        #: -> when to stop waiting for their marker (``time.monotonic``), oldest first.
+        self._uncertain: dict[bytes, float] = {}
+        self._followed = 0
         #: The single events of this loop turn (``append_one``), appended together.
         self._group: _Group | None = None
         self._duplicates = 0
@@ -154,10 +188,12 @@ class EventIds:
             async for records in self._markers_from(tp, start):
                 count += sum(len(r.value or b"") for r in records) // DIGEST_BYTES
         self._table.reserve(count)
+        ends = dict(starts)
         for tp, start in starts.items():
-            async for records in self._markers_from(tp, start):
+            async for records in self._markers_from(tp, start, ends):
                 for record in records:
                     self._remember_marker(record, now)
+        self._follow_from = ends
 
     async def _create_marker_topic(self) -> None:
         """Create the marker topic once, however many first requests ask at once."""
@@ -170,9 +206,16 @@ class EventIds:
                         )
                     )
                 self._marker_topic_exists = True
+        self._marker_topic_made.set()
 
-    async def _markers_from(self, tp: TopicPartition, position: int) -> AsyncIterator[list[Record]]:
-        """The marker records from ``position`` to the high watermark, in bounded reads."""
+    async def _markers_from(
+        self,
+        tp: TopicPartition,
+        position: int,
+        reached: dict[TopicPartition, int] | None = None,
+    ) -> AsyncIterator[list[Record]]:
+        """The marker records from ``position`` to the high watermark, in bounded reads;
+        ``reached[tp]`` is then where the next read starts."""
         high = (await self._log.watermarks(tp)).high
         while position < high:
             try:
@@ -184,11 +227,19 @@ class EventIds:
                 position = (await self._log.watermarks(tp)).low
                 continue
             if not records:
-                return
+                # Nothing but a Kafka transaction's commit marker below the watermark.
+                position = high
+                break
             yield records
             position = records[-1].offset + 1
+        if reached is not None:
+            reached[tp] = position
 
-    def _remember_marker(self, record: Record, now: int) -> None:
+    def _remember_marker(
+        self, record: Record, now: int, only: dict[bytes, float] | None = None
+    ) -> int:
+        """Remember the identities of the marker ``record`` (those in ``only``, taken out
+        of it, if given) at ``now`` (µs); returns how many."""
         lifetime = next((v for name, v in record.headers if name == _LIFETIME_HEADER), None)
         value = record.value or b""
         if lifetime is None or not lifetime.isdigit() or len(value) % DIGEST_BYTES:
@@ -198,13 +249,88 @@ class EventIds:
                 record.partition,
                 record.offset,
             )
-            return
+            return 0
         lifetime_us = min(int(lifetime) * 1000, self._window_us)
+        digests = [value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)]
+        if only is not None:
+            digests = [digest for digest in digests if only.pop(digest, None) is not None]
         self._table.add_all(
-            [value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)],
-            (record.timestamp + lifetime_us) // 1_000_000,
-            now // 1_000_000,
+            digests, (record.timestamp + lifetime_us) // 1_000_000, now // 1_000_000
         )
+        return len(digests)
+
+    # -- following other nodes -------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Remember the identities other nodes store, from their markers as they come, and
+        those of this node's appends with an unknown outcome, once seen committed.
+
+        Runs until cancelled, or returns when the log shuts down.
+        """
+        while True:
+            try:
+                while not self._follow_from:
+                    if await self._find_marker_topic():
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._marker_topic_made.wait(), _TOPIC_LOOK_SECONDS)
+                if not await self._log.wait(dict(self._follow_from), timeout=30.0):
+                    # No news: the wait timed out, or close() woke it (a closed log answers
+                    # every wait at once: looping on would spin).
+                    await self._log.check()
+                await self._catch_up()
+                await asyncio.sleep(_FOLLOW_PAUSE)
+            except ShuttingDown:
+                return
+            except UnknownTopic:
+                # Deleted by an operator: look for it again, as before it first existed.
+                self._follow_from = {}
+                self._marker_topic_exists = False
+                self._marker_topic_made.clear()
+            except SluicegateError as exc:
+                # Storage unavailable for now: this node answers what it knows meanwhile.
+                logger.warning("following the CloudEvents identity markers: %s", exc.message)
+                await asyncio.sleep(1.0)
+
+    async def _find_marker_topic(self) -> bool:
+        """Whether the marker topic exists now; if so, follow it from its start."""
+        try:
+            topic = await self._log.get_topic(MARKER_TOPIC)
+        except UnknownTopic:
+            return False
+        self._marker_topic_exists = True
+        self._follow_from = {TopicPartition(MARKER_TOPIC, p): 0 for p in range(topic.partitions)}
+        return True
+
+    async def _catch_up(self) -> None:
+        """Read the markers written since the last call."""
+        now = self._clock()
+        for tp, position in list(self._follow_from.items()):
+            async for records in self._markers_from(tp, position, self._follow_from):
+                for record in records:
+                    if self._origin not in record.headers:
+                        self._followed += self._remember_marker(record, now)
+                    elif self._uncertain and self._prune_uncertain():
+                        # Own: its append remembered it, unless its outcome was unknown.
+                        self._remember_marker(record, now, only=self._uncertain)
+
+    def _note_uncertain(self, digests: Iterable[bytes]) -> None:
+        """Keep ``digests``, of an append whose outcome is unknown, for ``follow``: if its
+        marker shows up, the append committed and they are remembered then."""
+        self._uncertain.update(dict.fromkeys(digests, time.monotonic() + _UNCERTAIN_SECONDS))
+        self._prune_uncertain()
+
+    def _prune_uncertain(self) -> bool:
+        """Drop the oldest uncertain digests past their time or over the bound; whether
+        any are left."""
+        uncertain = self._uncertain
+        now = time.monotonic()
+        while uncertain:
+            oldest, until = next(iter(uncertain.items()))
+            if until > now and len(uncertain) <= _UNCERTAIN_MAX:
+                return True
+            del uncertain[oldest]
+        return False
 
     # -- storing ---------------------------------------------------------------------
 
@@ -316,11 +442,10 @@ class EventIds:
             self._append_alone(group.digests[0], group.records[0], group.lifetime, group.done[0])
             group.claim.set_result(None)  # a waiter looks again: the append's future now
             return
-        header = self._marker_header(group.lifetime)
+        headers, size = self._marker_headers(group.lifetime)
         value = b"".join(group.digests)
-        size = len(value) + len(_LIFETIME_HEADER) + len(header[1])
         batch = group.records
-        batch.append(NewRecord(MARKER_TOPIC, 0, None, value, (header,), size))
+        batch.append(NewRecord(MARKER_TOPIC, 0, None, value, headers, len(value) + size))
         try:
             appended = self._log.append(batch)
         except Exception:  # noqa: BLE001 - each event then gets its own append's answer
@@ -348,6 +473,7 @@ class EventIds:
             appending = self._appending
             for digest in group.digests:
                 del appending[digest]
+            self._note_uncertain(group.digests)
             for done in group.done:
                 if not done.done():
                     done.set_exception(error)
@@ -363,10 +489,8 @@ class EventIds:
         self, digest: bytes, record: NewRecord, lifetime: int, done: asyncio.Future[None]
     ) -> None:
         """Append ``record`` with the marker of ``digest`` alone; settle ``done``."""
-        header = self._marker_header(lifetime)
-        marker = NewRecord(
-            MARKER_TOPIC, 0, None, digest, (header,), _ONE_MARKER_BYTES + len(header[1])
-        )
+        headers, size = self._marker_headers(lifetime)
+        marker = NewRecord(MARKER_TOPIC, 0, None, digest, headers, DIGEST_BYTES + size)
         appending = self._appending
         try:
             appended = self._log.append((record, marker))
@@ -385,6 +509,8 @@ class EventIds:
             if not failed:
                 expiry = (result.result()[1].timestamp + lifetime) // 1_000_000
                 self._table.add_one(digest, expiry, self._clock() // 1_000_000)
+            elif not result.cancelled() and isinstance(result.exception(), StorageTimeout):
+                self._note_uncertain((digest,))
             if not done.done():
                 if failed:
                     try:
@@ -396,13 +522,29 @@ class EventIds:
 
         appended.add_done_callback(settle)
 
-    def _marker_header(self, lifetime: int) -> Header:
-        """The marker header of ``lifetime`` (µs): the last one made, or a new one."""
-        made, header = self._one_header
+    def _marker_headers(self, lifetime: int) -> tuple[tuple[Header, ...], int]:
+        """The headers of a marker of ``lifetime`` (µs) and their bytes: the last ones
+        made, or new ones."""
+        made, headers, size = self._one_headers
         if made != lifetime:
-            header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
-            self._one_header = (lifetime, header)
-        return header
+            headers = ((_LIFETIME_HEADER, b"%d" % (lifetime // 1000)), self._origin)
+            size = sum(len(name) + len(value) for name, value in headers)
+            self._one_headers = (lifetime, headers, size)
+        return headers, size
+
+    def _markers(
+        self, by_lifetime: dict[int, list[bytes]]
+    ) -> list[tuple[list[bytes], int, NewRecord]]:
+        """(digests, lifetime µs, marker record) for each chunk of digests of one lifetime."""
+        markers = []
+        for lifetime, digests in by_lifetime.items():
+            headers, size = self._marker_headers(lifetime)
+            for start in range(0, len(digests), MAX_DIGESTS_PER_MARKER):
+                chunk = digests[start : start + MAX_DIGESTS_PER_MARKER]
+                value = b"".join(chunk)
+                record = NewRecord(MARKER_TOPIC, 0, None, value, headers, len(value) + size)
+                markers.append((chunk, lifetime, record))
+        return markers
 
     async def _lifetimes(self, topics: Iterable[str]) -> dict[str, int]:
         """How long an event is remembered, in µs, by each of ``topics``."""
@@ -433,7 +575,7 @@ class EventIds:
             for digest, records in pending.items():
                 lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
                 by_lifetime.setdefault(lifetime, []).append(digest)
-        markers = _markers(by_lifetime)
+        markers = self._markers(by_lifetime)
         batch.extend(marker for _, _, marker in markers)
         try:
             appended = self._log.append(batch)
@@ -469,6 +611,8 @@ class EventIds:
             first_marker = len(results) - len(markers)
             for (digests, lifetime, _), stored in zip(markers, results[first_marker:], strict=True):
                 self._table.add_all(digests, (stored.timestamp + lifetime) // 1_000_000, now)
+        elif not done.cancelled() and isinstance(done.exception(), StorageTimeout):
+            self._note_uncertain(pending)
         self._release(pending, claim)
 
     def _release(
@@ -494,6 +638,8 @@ class EventIds:
             "appending_ids": len(self._appending),
             "duplicates_skipped_total": self._duplicates,
             "evicted_ids_total": self._table.evicted,
+            "followed_ids_total": self._followed,
+            "uncertain_ids": len(self._uncertain),
         }
 
 
@@ -512,17 +658,3 @@ class _Group:
         self.done: list[asyncio.Future[None]] = []
         #: The claim of every identity in the group: done once the group has settled.
         self.claim: asyncio.Future[None] = loop.create_future()
-
-
-def _markers(by_lifetime: dict[int, list[bytes]]) -> list[tuple[list[bytes], int, NewRecord]]:
-    """(digests, lifetime µs, marker record) for each chunk of digests of one lifetime."""
-    markers = []
-    for lifetime, digests in by_lifetime.items():
-        header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
-        for start in range(0, len(digests), MAX_DIGESTS_PER_MARKER):
-            chunk = digests[start : start + MAX_DIGESTS_PER_MARKER]
-            value = b"".join(chunk)
-            size = len(value) + len(_LIFETIME_HEADER) + len(header[1])
-            record = NewRecord(MARKER_TOPIC, 0, None, value, (header,), size)
-            markers.append((chunk, lifetime, record))
-    return markers
