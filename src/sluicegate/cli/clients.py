@@ -24,9 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["clients_app", "keys_app"]
 
 clients_app = typer.Typer(
-    help="Create, list, show, change and delete clients.", no_args_is_help=True
+    help="Create, list, show, change and delete clients.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 out = Console()
 err = Console(stderr=True)
 

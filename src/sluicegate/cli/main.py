@@ -23,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help texts are Markdown: their paragraphs reflow to the terminal's width.
+    rich_markup_mode="markdown",
 )
 err = Console(stderr=True)
 

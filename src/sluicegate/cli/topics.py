@@ -25,7 +25,11 @@ from sluicegate.cli.target import (
 
 __all__ = ["consume", "produce", "topics_app"]
 
-topics_app = typer.Typer(help="List, create, describe and delete topics.", no_args_is_help=True)
+topics_app = typer.Typer(
+    help="List, create, describe and delete topics.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 out = Console()
 err = Console(stderr=True)
 #: Seconds one consume of ``--follow`` long-polls for.
@@ -221,7 +225,9 @@ def consume(
     max_records: Annotated[
         int | None, typer.Option("--max", help="Stop after this many records.")
     ] = None,
-    show_keys: Annotated[bool, typer.Option("--keys", help="Print key<TAB>value.")] = False,
+    show_keys: Annotated[
+        bool, typer.Option("--keys", help="Print each key, a tab, then its value.")
+    ] = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,
