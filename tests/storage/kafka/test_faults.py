@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from sluicegate.app import build_app
-from sluicegate.config import KafkaSettings
+from sluicegate.config import CloudEventSettings, KafkaSettings
+from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord
 from sluicegate.core.topics import TopicSpec
@@ -219,3 +220,77 @@ async def _produce_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
             assert present in ([], values)  # outcome unknown, but whole
         else:
             assert present == [], error  # failed means not stored
+
+
+async def test_events_retried_through_faults_are_stored_once(tmp_path: Path) -> None:
+    # CloudEvents de-duplication under the same faults: a producer retries each event
+    # until it is acknowledged, as a client does after a 408 or a 503. A retry of an
+    # append whose outcome was unknown waits for it (EventIds.follow finds it out).
+    proxy_port = _free_port()
+    with KafkaBroker(tmp_path / "kafka", advertised_port=proxy_port) as broker:
+        proxy = FaultProxy(proxy_port, broker.port)
+        await proxy.start()
+        try:
+            await _retry_events_through_faults(proxy, f"127.0.0.1:{proxy_port}")
+        finally:
+            await proxy.close()
+
+
+async def _retry_events_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap, topic_prefix="retried.", request_timeout=3.0
+    )
+    sent: list[bytes] = []
+    errors: collections.Counter[str] = collections.Counter()
+    stop = asyncio.Event()
+    # Stalls longer than the append timeout: some appends end with an unknown outcome.
+    async with running(KafkaLog(settings, node_id="retried", append_timeout=1.5)) as log:
+        await log.create_topic(TopicSpec(name="ce", partitions=2))
+        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
+        await ids.load()
+        follower = asyncio.create_task(ids.follow())
+
+        async def produce(worker: int) -> None:
+            request = 0
+            while not stop.is_set():
+                # Single events (their own lane) and batches of three, in turns.
+                values = [b"w%d-%d-%d" % (worker, request, i) for i in range(request % 2 * 2 + 1)]
+                items = [
+                    (b"/w\x00" + value, [NewRecord("ce", i % 2, None, value)])
+                    for i, value in enumerate(values)
+                ]
+                request += 1
+                while True:
+                    try:
+                        if len(items) == 1:
+                            key, (record,) = items[0]
+                            await ids.append_one(key, record, None)
+                        else:
+                            await ids.append_once(items)
+                    except SluicegateError as exc:
+                        errors[type(exc).__name__] += 1
+                        await asyncio.sleep(0.1)
+                        continue
+                    break
+                sent.extend(values)
+
+        async with asyncio.TaskGroup() as tg:
+            for worker in range(4):
+                tg.create_task(produce(worker))
+            for _ in range(2):
+                await asyncio.sleep(1)
+                proxy.stall()
+                await asyncio.sleep(3)
+                proxy.flow()
+                await asyncio.sleep(0.5)
+                proxy.cut()
+            await asyncio.sleep(3)
+            stop.set()
+        follower.cancel()
+        assert ids.stats()["unknown_outcome_ids"] == 0
+    assert sent, "nothing was acknowledged at all"
+    assert errors["StorageTimeout"], f"no outcome was unknown: the test proves nothing {errors}"
+    messages = await consume_all_async(bootstrap, "retried.ce", 2)
+    stored = collections.Counter(m.value() for m in messages)
+    assert [v for v, n in stored.items() if n > 1] == []
+    assert set(stored) == set(sent)

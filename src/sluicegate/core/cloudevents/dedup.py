@@ -17,19 +17,23 @@ last window at start.
 Marker record format (version 1): key null; value the 16-byte BLAKE2b digests of the
 identity keys (``source`` UTF-8, a NUL byte, ``id`` UTF-8) back to back, at most
 ``MAX_DIGESTS_PER_MARKER`` per record; header ``lifetime_ms`` = how long these identities
-are remembered after the record's timestamp (ASCII decimal), and header ``origin`` = a
-token of the process that wrote it (readers ignore other headers; markers without an
-``origin`` are anyone's). One marker per append and lifetime, not one per event: a batch
-of 100 events costs one more record, not 100, and the single events ``append_one`` takes
-in one turn of the event loop are appended together with one marker of their digests. The
-topic's retention is the window, so its disk use is bounded too.
+are remembered after the record's timestamp (ASCII decimal), and header ``origin`` =
+``<token>.<n>``: a random token of the process that wrote it and the marker's number in
+that process, counted up in the order its markers are appended (readers ignore other
+headers; a marker without ``origin`` is anyone's). One marker per append and lifetime, not
+one per event: a batch of 100 events costs one more record, not 100, and the single events
+``append_one`` takes in one turn of the event loop are appended together with one marker
+of their digests. A marker may list no identity (``_append_barrier``). The topic's
+retention is the window, so its disk use is bounded too.
 
 Every node follows the marker topic while it runs (``follow``), so an identity stored
 through one node is a duplicate on every other as soon as its marker is read there: a
 producer retrying through a load balancer is answered alike by every node. A node skips
-its own markers, whose appends remembered their identities already, except those of
-appends whose outcome was unknown to it (``StorageTimeout``): seen committed, they are
-remembered then.
+its own markers, whose appends remembered their identities already, but for appends whose
+outcome it does not know (``StorageTimeout``: the caller was answered while the append may
+still commit). Their identities stay claimed until ``follow`` finds the outcome out: their
+marker read means committed (remembered, so a retry is a duplicate), a later marker of
+this process read without theirs means failed (released, so a retry stores the events).
 """
 
 from __future__ import annotations
@@ -74,11 +78,10 @@ _TOPIC_LOOK_SECONDS = 2.0
 #: ``follow`` reads what came in the last tenth of a second at once rather than waking
 #: for every commit: on one node the markers it reads are nearly all its own.
 _FOLLOW_PAUSE = 0.1
-#: Identities of appends with an unknown outcome kept for ``follow`` to settle: at most
-#: this many, each for at most ``_UNCERTAIN_SECONDS`` (an append commits or fails well
-#: within its timeout; a marker not seen by then was not committed).
-_UNCERTAIN_MAX = 100_000
-_UNCERTAIN_SECONDS = 600.0
+#: How long the identities of an append with an unknown outcome stay claimed at most when
+#: ``follow`` cannot find the outcome out (storage still unavailable): then a retry waiting
+#: for them stores its events, as it would have without the claim.
+_UNKNOWN_SECONDS = 60.0
 #: Single events appended together at most (``append_one``): one marker's digests.
 _GROUPED_MAX = MAX_DIGESTS_PER_MARKER
 #: An item's records (``append_once``), taken by a C loop.
@@ -143,17 +146,20 @@ class EventIds:
         #: Identities whose append is in flight -> a future done when it ends either way
         #: (a claim of ``_append_claimed``, or the log's own future for ``append_one``).
         self._appending: dict[bytes, asyncio.Future[Any]] = {}
-        #: This process's mark on the markers it writes, which ``follow`` skips.
-        self._origin: Header = (_ORIGIN_HEADER, secrets.token_hex(8).encode())
-        #: The marker headers of the last lifetime ``append_one`` stored with: the same
-        #: for every event whose topic keeps events at least as long as the window.
-        self._one_headers: tuple[int, tuple[Header, ...], int] = (-1, (), 0)
+        #: This process's mark on the markers it writes (``<token>.``, then the marker's
+        #: number), which ``follow`` tells its own markers by.
+        self._origin = secrets.token_hex(8).encode() + b"."
+        self._markers_made = 0
+        #: The lifetime header last made, and its bytes with the origin header's name: the
+        #: same for every event whose topic keeps events at least as long as the window.
+        self._lifetime_header: tuple[int, Header, int] = (-1, (_LIFETIME_HEADER, b""), 0)
         #: Where ``follow`` reads next in each marker partition (from where ``load`` ended).
         self._follow_from: dict[TopicPartition, int] = {}
         self._marker_topic_made = asyncio.Event()
-        #: Digests of this node's appends whose outcome was unknown (``StorageTimeout``)
-        #: -> when to stop waiting for their marker (``time.monotonic``), oldest first.
-        self._uncertain: dict[bytes, float] = {}
+        #: Appends with an unknown outcome, by the number of each of their markers.
+        self._unknown: dict[int, _Unknown] = {}
+        #: The empty marker appended for them (``_append_barrier``), while in flight.
+        self._barrier: asyncio.Future[list[Appended]] | None = None
         self._followed = 0
         #: The single events of this loop turn (``append_one``), appended together.
         self._group: _Group | None = None
@@ -235,11 +241,8 @@ class EventIds:
         if reached is not None:
             reached[tp] = position
 
-    def _remember_marker(
-        self, record: Record, now: int, only: dict[bytes, float] | None = None
-    ) -> int:
-        """Remember the identities of the marker ``record`` (those in ``only``, taken out
-        of it, if given) at ``now`` (µs); returns how many."""
+    def _remember_marker(self, record: Record, now: int) -> int:
+        """Remember the identities of the marker ``record`` at ``now`` (µs); how many."""
         lifetime = next((v for name, v in record.headers if name == _LIFETIME_HEADER), None)
         value = record.value or b""
         if lifetime is None or not lifetime.isdigit() or len(value) % DIGEST_BYTES:
@@ -252,8 +255,6 @@ class EventIds:
             return 0
         lifetime_us = min(int(lifetime) * 1000, self._window_us)
         digests = [value[at : at + DIGEST_BYTES] for at in range(0, len(value), DIGEST_BYTES)]
-        if only is not None:
-            digests = [digest for digest in digests if only.pop(digest, None) is not None]
         self._table.add_all(
             digests, (record.timestamp + lifetime_us) // 1_000_000, now // 1_000_000
         )
@@ -263,7 +264,7 @@ class EventIds:
 
     async def follow(self) -> None:
         """Remember the identities other nodes store, from their markers as they come, and
-        those of this node's appends with an unknown outcome, once seen committed.
+        find out the outcome of this node's appends whose callers got ``StorageTimeout``.
 
         Runs until cancelled, or returns when the log shuts down.
         """
@@ -274,7 +275,11 @@ class EventIds:
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._marker_topic_made.wait(), _TOPIC_LOOK_SECONDS)
-                if not await self._log.wait(dict(self._follow_from), timeout=30.0):
+                if self._unknown and self._barrier is None:
+                    self._append_barrier()
+                # While outcomes are unknown, a failed barrier is tried again a second later.
+                timeout = 1.0 if self._unknown else 30.0
+                if not await self._log.wait(dict(self._follow_from), timeout=timeout):
                     # No news: the wait timed out, or close() woke it (a closed log answers
                     # every wait at once: looping on would spin).
                     await self._log.check()
@@ -305,32 +310,86 @@ class EventIds:
     async def _catch_up(self) -> None:
         """Read the markers written since the last call."""
         now = self._clock()
+        own = self._origin
         for tp, position in list(self._follow_from.items()):
             async for records in self._markers_from(tp, position, self._follow_from):
                 for record in records:
-                    if self._origin not in record.headers:
+                    origin = next((v for n, v in record.headers if n == _ORIGIN_HEADER), b"")
+                    if not origin.startswith(own):
                         self._followed += self._remember_marker(record, now)
-                    elif self._uncertain and self._prune_uncertain():
+                    elif self._unknown:
                         # Own: its append remembered it, unless its outcome was unknown.
-                        self._remember_marker(record, now, only=self._uncertain)
+                        self._found_out(int(origin[len(own) :]), record, now)
 
-    def _note_uncertain(self, digests: Iterable[bytes]) -> None:
-        """Keep ``digests``, of an append whose outcome is unknown, for ``follow``: if its
-        marker shows up, the append committed and they are remembered then."""
-        self._uncertain.update(dict.fromkeys(digests, time.monotonic() + _UNCERTAIN_SECONDS))
-        self._prune_uncertain()
+    def _hold_unknown(self, markers: dict[int, list[bytes]]) -> None:
+        """Keep claimed the identities of an append whose caller got ``StorageTimeout``
+        (``markers``: each of its markers' number and identities) until ``follow`` finds
+        out whether it committed."""
+        loop = asyncio.get_running_loop()
+        unknown = _Unknown(markers, loop.create_future())
+        unknown.timer = loop.call_later(_UNKNOWN_SECONDS, self._settle_unknown, unknown)
+        appending = self._appending
+        for number, digests in markers.items():
+            self._unknown[number] = unknown
+            for digest in digests:
+                appending[digest] = unknown.hold
+        if self._barrier is None:
+            self._append_barrier()
 
-    def _prune_uncertain(self) -> bool:
-        """Drop the oldest uncertain digests past their time or over the bound; whether
-        any are left."""
-        uncertain = self._uncertain
-        now = time.monotonic()
-        while uncertain:
-            oldest, until = next(iter(uncertain.items()))
-            if until > now and len(uncertain) <= _UNCERTAIN_MAX:
-                return True
-            del uncertain[oldest]
-        return False
+    def _found_out(self, number: int, record: Record, now: int) -> None:
+        """This process's marker ``number`` was read (``record``): settle what it tells."""
+        unknown = self._unknown.pop(number, None)
+        if unknown is not None:
+            # Its append committed: remembered now, as its caller's settling would have.
+            self._remember_marker(record, now)
+            self._unhold(unknown, unknown.markers.pop(number))
+            if not unknown.markers:
+                self._settle_unknown(unknown)
+        # Markers are appended in the order of their numbers, and one is read only once
+        # every append before it has committed or failed: an earlier one not read failed.
+        for earlier in [n for n in self._unknown if n < number]:
+            failed = self._unknown.get(earlier)
+            if failed is not None:
+                self._settle_unknown(failed)
+
+    def _settle_unknown(self, unknown: _Unknown) -> None:
+        """Release every identity ``unknown`` still holds, and wake who waits for them."""
+        unknown.timer.cancel()
+        for number, digests in unknown.markers.items():
+            del self._unknown[number]
+            self._unhold(unknown, digests)
+        unknown.markers.clear()
+        if not unknown.hold.done():
+            unknown.hold.set_result(None)  # waiters look again: remembered, or theirs
+
+    def _unhold(self, unknown: _Unknown, digests: list[bytes]) -> None:
+        appending = self._appending
+        for digest in digests:
+            if appending.get(digest) is unknown.hold:
+                del appending[digest]
+
+    def _append_barrier(self) -> None:
+        """Append a marker of no identity: once ``follow`` reads it, every append of this
+        process before it has committed or failed, and those it did not read failed."""
+        # Two records, as every marker append has at least: a multi-record append is a
+        # Kafka transaction, ordered after this node's earlier ones however they end (one
+        # record would take the idempotent producer, which does not wait for them).
+        batch = [
+            NewRecord(MARKER_TOPIC, 0, None, b"", headers, size)
+            for headers, size, _ in (self._marker_headers(self._window_us) for _ in range(2))
+        ]
+        try:
+            barrier = self._log.append(batch)
+        except SluicegateError:
+            return  # tried again by ``follow``
+        self._barrier = barrier
+
+        def done(result: asyncio.Future[list[Appended]]) -> None:
+            self._barrier = None
+            if not result.cancelled():
+                result.exception()  # read: a failed barrier is tried again by ``follow``
+
+        barrier.add_done_callback(done)
 
     # -- storing ---------------------------------------------------------------------
 
@@ -442,7 +501,7 @@ class EventIds:
             self._append_alone(group.digests[0], group.records[0], group.lifetime, group.done[0])
             group.claim.set_result(None)  # a waiter looks again: the append's future now
             return
-        headers, size = self._marker_headers(group.lifetime)
+        headers, size, group.number = self._marker_headers(group.lifetime)
         value = b"".join(group.digests)
         batch = group.records
         batch.append(NewRecord(MARKER_TOPIC, 0, None, value, headers, len(value) + size))
@@ -470,10 +529,7 @@ class EventIds:
             # The outcome is unknown: the group is still committed or failed as a whole,
             # later. Appended again alone, its events could be stored twice; each request
             # is told what a single event's append would have told it.
-            appending = self._appending
-            for digest in group.digests:
-                del appending[digest]
-            self._note_uncertain(group.digests)
+            self._hold_unknown({group.number: group.digests})
             for done in group.done:
                 if not done.done():
                     done.set_exception(error)
@@ -489,7 +545,7 @@ class EventIds:
         self, digest: bytes, record: NewRecord, lifetime: int, done: asyncio.Future[None]
     ) -> None:
         """Append ``record`` with the marker of ``digest`` alone; settle ``done``."""
-        headers, size = self._marker_headers(lifetime)
+        headers, size, number = self._marker_headers(lifetime)
         marker = NewRecord(MARKER_TOPIC, 0, None, digest, headers, DIGEST_BYTES + size)
         appending = self._appending
         try:
@@ -510,7 +566,7 @@ class EventIds:
                 expiry = (result.result()[1].timestamp + lifetime) // 1_000_000
                 self._table.add_one(digest, expiry, self._clock() // 1_000_000)
             elif not result.cancelled() and isinstance(result.exception(), StorageTimeout):
-                self._note_uncertain((digest,))
+                self._hold_unknown({number: [digest]})
             if not done.done():
                 if failed:
                     try:
@@ -522,28 +578,28 @@ class EventIds:
 
         appended.add_done_callback(settle)
 
-    def _marker_headers(self, lifetime: int) -> tuple[tuple[Header, ...], int]:
-        """The headers of a marker of ``lifetime`` (µs) and their bytes: the last ones
-        made, or new ones."""
-        made, headers, size = self._one_headers
+    def _marker_headers(self, lifetime: int) -> tuple[tuple[Header, ...], int, int]:
+        """A new marker's headers for ``lifetime`` (µs), their bytes and its number."""
+        made, header, size = self._lifetime_header
         if made != lifetime:
-            headers = ((_LIFETIME_HEADER, b"%d" % (lifetime // 1000)), self._origin)
-            size = sum(len(name) + len(value) for name, value in headers)
-            self._one_headers = (lifetime, headers, size)
-        return headers, size
+            header = (_LIFETIME_HEADER, b"%d" % (lifetime // 1000))
+            size = len(_LIFETIME_HEADER) + len(header[1]) + len(_ORIGIN_HEADER)
+            self._lifetime_header = (lifetime, header, size)
+        number = self._markers_made = self._markers_made + 1
+        origin = self._origin + b"%d" % number
+        return (header, (_ORIGIN_HEADER, origin)), size + len(origin), number
 
-    def _markers(
-        self, by_lifetime: dict[int, list[bytes]]
-    ) -> list[tuple[list[bytes], int, NewRecord]]:
-        """(digests, lifetime µs, marker record) for each chunk of digests of one lifetime."""
+    def _markers(self, by_lifetime: dict[int, list[bytes]]) -> list[_Marker]:
+        """(digests, lifetime µs, marker record, its number) for each chunk of digests of
+        one lifetime."""
         markers = []
         for lifetime, digests in by_lifetime.items():
-            headers, size = self._marker_headers(lifetime)
             for start in range(0, len(digests), MAX_DIGESTS_PER_MARKER):
+                headers, size, number = self._marker_headers(lifetime)
                 chunk = digests[start : start + MAX_DIGESTS_PER_MARKER]
                 value = b"".join(chunk)
                 record = NewRecord(MARKER_TOPIC, 0, None, value, headers, len(value) + size)
-                markers.append((chunk, lifetime, record))
+                markers.append((chunk, lifetime, record, number))
         return markers
 
     async def _lifetimes(self, topics: Iterable[str]) -> dict[str, int]:
@@ -576,7 +632,7 @@ class EventIds:
                 lifetime = min((lifetimes[r.topic] for r in records), default=self._window_us)
                 by_lifetime.setdefault(lifetime, []).append(digest)
         markers = self._markers(by_lifetime)
-        batch.extend(marker for _, _, marker in markers)
+        batch.extend(marker for _, _, marker, _ in markers)
         try:
             appended = self._log.append(batch)
         except BaseException:
@@ -600,7 +656,7 @@ class EventIds:
         self,
         done: asyncio.Future[list[Appended]],
         pending: dict[bytes, Sequence[NewRecord]],
-        markers: list[tuple[list[bytes], int, NewRecord]],
+        markers: list[_Marker],
         claim: asyncio.Future[None],
     ) -> None:
         if claim.done():
@@ -609,10 +665,15 @@ class EventIds:
             results = done.result()
             now = self._clock() // 1_000_000
             first_marker = len(results) - len(markers)
-            for (digests, lifetime, _), stored in zip(markers, results[first_marker:], strict=True):
+            for (digests, lifetime, _, _), stored in zip(
+                markers, results[first_marker:], strict=True
+            ):
                 self._table.add_all(digests, (stored.timestamp + lifetime) // 1_000_000, now)
         elif not done.cancelled() and isinstance(done.exception(), StorageTimeout):
-            self._note_uncertain(pending)
+            # Held, not released: a retry waits for the outcome (``follow``).
+            self._hold_unknown({number: digests for digests, _, _, number in markers})
+            claim.set_result(None)  # waiters look again and wait for the hold
+            return
         self._release(pending, claim)
 
     def _release(
@@ -639,14 +700,33 @@ class EventIds:
             "duplicates_skipped_total": self._duplicates,
             "evicted_ids_total": self._table.evicted,
             "followed_ids_total": self._followed,
-            "uncertain_ids": len(self._uncertain),
+            # Each marker's identities once (an append of several markers is listed once
+            # per marker).
+            "unknown_outcome_ids": sum(len(u.markers[n]) for n, u in self._unknown.items()),
         }
+
+
+#: A marker of an append: its identities, their lifetime (µs), the record, its number.
+_Marker = tuple[list[bytes], int, NewRecord, int]
+
+
+class _Unknown:
+    """An append whose caller got ``StorageTimeout``: committed or not, ``follow`` finds
+    out. ``hold`` claims its identities until then (``EventIds._appending``)."""
+
+    __slots__ = ("hold", "markers", "timer")
+
+    def __init__(self, markers: dict[int, list[bytes]], hold: asyncio.Future[None]) -> None:
+        #: The number and identities of each of its markers not read yet.
+        self.markers = markers
+        self.hold = hold
+        self.timer: asyncio.TimerHandle
 
 
 class _Group:
     """Single events claimed in one loop turn, for one ``Log.append`` with one marker."""
 
-    __slots__ = ("claim", "digests", "done", "lifetime", "now", "records")
+    __slots__ = ("claim", "digests", "done", "lifetime", "now", "number", "records")
 
     def __init__(self, lifetime: int, now: int, loop: asyncio.AbstractEventLoop) -> None:
         self.lifetime = lifetime
@@ -658,3 +738,5 @@ class _Group:
         self.done: list[asyncio.Future[None]] = []
         #: The claim of every identity in the group: done once the group has settled.
         self.claim: asyncio.Future[None] = loop.create_future()
+        #: Its marker's number (``EventIds._marker_headers``), once made.
+        self.number = 0
