@@ -768,3 +768,19 @@ async def test_a_retry_stores_the_events_of_a_timed_out_append_that_was_never_wr
             assert (stats["unknown_outcome_ids"], stats["appending_ids"]) == (0, 0)
             await one(ids, 9)  # the commit ahead, remembered once its marker was read
             assert ids.stats()["duplicates_skipped_total"] == 1
+
+
+async def test_identities_held_for_unknown_outcomes_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluicegate.core.cloudevents.dedup._UNKNOWN_MAX_IDS", 2)
+    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
+        await ids.load()
+        await one(ids, 0)  # the marker topic exists from here on
+        async with write_lock(tmp_path):
+            answers = await timed_out_attempt(ids, "batch")
+            assert {type(answer) for answer in answers} == {StorageTimeout}
+            # Three would pass the bound of two: released at once, as a failed append's.
+            assert (ids.stats()["unknown_outcome_ids"], ids.stats()["appending_ids"]) == (0, 0)

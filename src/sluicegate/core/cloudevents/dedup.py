@@ -82,6 +82,10 @@ _FOLLOW_PAUSE = 0.1
 #: ``follow`` cannot find the outcome out (storage still unavailable): then a retry waiting
 #: for them stores its events, as it would have without the claim.
 _UNKNOWN_SECONDS = 60.0
+#: Identities held so at most (about 100 MB): past it, one more such append's identities
+#: are released at once, as before holds existed, rather than kept without bound while
+#: storage stalls under load.
+_UNKNOWN_MAX_IDS = 1_000_000
 #: Single events appended together at most (``append_one``): one marker's digests.
 _GROUPED_MAX = MAX_DIGESTS_PER_MARKER
 #: An item's records (``append_once``), taken by a C loop.
@@ -325,10 +329,15 @@ class EventIds:
         """Keep claimed the identities of an append whose caller got ``StorageTimeout``
         (``markers``: each of its markers' number and identities) until ``follow`` finds
         out whether it committed."""
+        appending = self._appending
+        if sum(map(len, markers.values())) + self._held() > _UNKNOWN_MAX_IDS:
+            for digests in markers.values():
+                for digest in digests:
+                    appending.pop(digest, None)
+            return
         loop = asyncio.get_running_loop()
         unknown = _Unknown(markers, loop.create_future())
         unknown.timer = loop.call_later(_UNKNOWN_SECONDS, self._settle_unknown, unknown)
-        appending = self._appending
         for number, digests in markers.items():
             self._unknown[number] = unknown
             for digest in digests:
@@ -367,6 +376,11 @@ class EventIds:
         for digest in digests:
             if appending.get(digest) is unknown.hold:
                 del appending[digest]
+
+    def _held(self) -> int:
+        """Identities held for appends with an unknown outcome."""
+        # By marker: an append of several markers is listed once per marker.
+        return sum(len(unknown.markers[n]) for n, unknown in self._unknown.items())
 
     def _append_barrier(self) -> None:
         """Append a marker of no identity: once ``follow`` reads it, every append of this
@@ -700,9 +714,7 @@ class EventIds:
             "duplicates_skipped_total": self._duplicates,
             "evicted_ids_total": self._table.evicted,
             "followed_ids_total": self._followed,
-            # Each marker's identities once (an append of several markers is listed once
-            # per marker).
-            "unknown_outcome_ids": sum(len(u.markers[n]) for n, u in self._unknown.items()),
+            "unknown_outcome_ids": self._held(),
         }
 
 
