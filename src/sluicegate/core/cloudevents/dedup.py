@@ -75,16 +75,18 @@ _LIFETIME_HEADER = "lifetime_ms"
 _ORIGIN_HEADER = "origin"
 #: How often ``follow`` looks for a marker topic that another node may have created.
 _TOPIC_LOOK_SECONDS = 2.0
-#: ``follow`` reads what came in the last tenth of a second at once rather than waking
-#: for every commit: on one node the markers it reads are nearly all its own.
-_FOLLOW_PAUSE = 0.1
+#: How often ``follow`` reads the markers that came since it last did. A timer, not a
+#: wait on the log: the markers come with nearly every produce, and on one node nearly
+#: all are its own, so waking for each commit would cost more than it brings; a parked
+#: wait would also count among the consumers' waits on the log (its ``waiters`` gauge).
+_FOLLOW_INTERVAL = 0.25
 #: How long the identities of an append with an unknown outcome stay claimed at most when
 #: ``follow`` cannot find the outcome out (storage still unavailable): then a retry waiting
 #: for them stores its events, as it would have without the claim.
 _UNKNOWN_SECONDS = 60.0
-#: Identities held so at most (about 100 MB): past it, one more such append's identities
-#: are released at once, as before holds existed, rather than kept without bound while
-#: storage stalls under load.
+#: At most this many identities held that way (about 100 MB): past it, an append's
+#: identities are released at once, as before holds existed, rather than kept without
+#: bound while storage stalls under load.
 _UNKNOWN_MAX_IDS = 1_000_000
 #: Single events appended together at most (``append_one``): one marker's digests.
 _GROUPED_MAX = MAX_DIGESTS_PER_MARKER
@@ -280,15 +282,9 @@ class EventIds:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._marker_topic_made.wait(), _TOPIC_LOOK_SECONDS)
                 if self._unknown and self._barrier is None:
-                    self._append_barrier()
-                # While outcomes are unknown, a failed barrier is tried again a second later.
-                timeout = 1.0 if self._unknown else 30.0
-                if not await self._log.wait(dict(self._follow_from), timeout=timeout):
-                    # No news: the wait timed out, or close() woke it (a closed log answers
-                    # every wait at once: looping on would spin).
-                    await self._log.check()
+                    self._append_barrier()  # the last one failed: once more
+                await asyncio.sleep(_FOLLOW_INTERVAL)
                 await self._catch_up()
-                await asyncio.sleep(_FOLLOW_PAUSE)
             except ShuttingDown:
                 return
             except UnknownTopic:
