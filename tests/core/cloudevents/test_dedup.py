@@ -709,32 +709,45 @@ async def write_lock(tmp_path: Path) -> AsyncIterator[None]:
         blocker.close()
 
 
+@contextlib.asynccontextmanager
+async def quick_timeouts(tmp_path: Path) -> AsyncIterator[tuple[Log, EventIds]]:
+    """A SQLite log whose appends time out after 0.2 s and its ``EventIds``, the marker
+    topic made (by event 0)."""
+    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
+        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
+        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
+        await ids.load()
+        await one(ids, 0)
+        yield log, ids
+
+
+async def timed_out_then_retried(ids: EventIds, lane: str) -> asyncio.Future[list[None]]:
+    """Events 1, 2 and 3 answered StorageTimeout, then sent again: the retries, seen
+    waiting for the first attempt's outcome."""
+    answers = await timed_out_attempt(ids, lane)
+    assert {type(answer) for answer in answers} == {StorageTimeout}
+    assert ids.stats()["unknown_outcome_ids"] >= 3  # held (and whatever else timed out)
+    retries = asyncio.gather(*(one(ids, n) for n in (1, 2, 3)))
+    await asyncio.sleep(0.1)
+    assert not retries.done()
+    return retries
+
+
 @pytest.mark.parametrize("lane", ["alone", "batch"])
 async def test_a_retry_waits_for_a_timed_out_append_that_then_commits(
     tmp_path: Path, lane: str
 ) -> None:
     # The request is answered StorageTimeout while its append may still commit: a retry
     # waits for the outcome, here a commit, and is then a duplicate, not a second copy.
-    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
-        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
-        await ids.load()
-        await one(ids, 0)  # the marker topic exists from here on
-        async with following(ids):
-            async with write_lock(tmp_path):
-                answers = await timed_out_attempt(ids, lane)
-                assert {type(answer) for answer in answers} == {StorageTimeout}
-                assert ids.stats()["unknown_outcome_ids"] == 3
-                retries = asyncio.gather(*(one(ids, n) for n in (1, 2, 3)))
-                await asyncio.sleep(0.1)
-                assert not retries.done()  # waiting for the outcome
-            # Released within the busy timeout: the held commit goes through now.
-            await retries
-            assert await values(log) == [b"event %d" % n for n in range(4)]
-            stats = ids.stats()
-            assert stats["duplicates_skipped_total"] == 3
-            assert stats["remembered_ids"] == 4
-            assert (stats["unknown_outcome_ids"], stats["appending_ids"]) == (0, 0)
+    async with quick_timeouts(tmp_path) as (log, ids), following(ids):
+        async with write_lock(tmp_path):
+            retries = await timed_out_then_retried(ids, lane)
+        # Released within the busy timeout: the held commit goes through now.
+        await retries
+        assert await values(log) == [b"event %d" % n for n in range(4)]
+        stats = ids.stats()
+        assert (stats["duplicates_skipped_total"], stats["remembered_ids"]) == (3, 4)
+        assert (stats["unknown_outcome_ids"], stats["appending_ids"]) == (0, 0)
 
 
 @pytest.mark.parametrize("lane", ["alone", "batch"])
@@ -744,43 +757,29 @@ async def test_a_retry_stores_the_events_of_a_timed_out_append_that_was_never_wr
     # The append waits in the writer's queue behind a commit held up by the lock, past its
     # deadline: it is answered StorageTimeout and skipped when its turn comes. The retry
     # learns that from a later marker of this process (a barrier) and stores the events.
-    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
-        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
-        await ids.load()
-        await one(ids, 0)  # the marker topic exists from here on
-        async with following(ids):
-            async with write_lock(tmp_path):
-                ahead = asyncio.gather(one(ids, 9), return_exceptions=True)
-                await asyncio.sleep(0.05)  # its commit is under way, waiting for the lock
-                answers = await timed_out_attempt(ids, lane)
-                assert {type(answer) for answer in answers} == {StorageTimeout}
-                retries = asyncio.gather(*(one(ids, n) for n in (1, 2, 3)))
-                await asyncio.sleep(0.1)
-                assert not retries.done()  # waiting for the outcome
-            # Released within the busy timeout: the commit ahead goes through, the queued
-            # append is skipped, a barrier after it is read, and the retries store.
-            await retries
-            assert [type(answer) for answer in await ahead] == [StorageTimeout]
-            assert await values(log) == [b"event %d" % n for n in (0, 1, 2, 3, 9)]
-            stats = ids.stats()
-            assert stats["duplicates_skipped_total"] == 0
-            assert (stats["unknown_outcome_ids"], stats["appending_ids"]) == (0, 0)
-            await one(ids, 9)  # the commit ahead, remembered once its marker was read
-            assert ids.stats()["duplicates_skipped_total"] == 1
+    async with quick_timeouts(tmp_path) as (log, ids), following(ids):
+        async with write_lock(tmp_path):
+            ahead = asyncio.gather(one(ids, 9), return_exceptions=True)
+            await asyncio.sleep(0.05)  # its commit is under way, waiting for the lock
+            retries = await timed_out_then_retried(ids, lane)
+        # Released within the busy timeout: the commit ahead goes through, the queued
+        # append is skipped, a barrier after it is read, and the retries store.
+        await retries
+        assert [type(answer) for answer in await ahead] == [StorageTimeout]
+        assert await values(log) == [b"event %d" % n for n in (0, 1, 2, 3, 9)]
+        stats = ids.stats()
+        assert stats["duplicates_skipped_total"] == 0
+        assert (stats["unknown_outcome_ids"], stats["appending_ids"]) == (0, 0)
+        await one(ids, 9)  # the commit ahead, remembered once its marker was read
+        assert ids.stats()["duplicates_skipped_total"] == 1
 
 
 async def test_identities_held_for_unknown_outcomes_are_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sluicegate.core.cloudevents.dedup._UNKNOWN_MAX_IDS", 2)
-    async with running(SqliteLog(tmp_path, append_timeout=0.2)) as log:
-        await log.create_topic(TopicSpec(name=TOPIC, partitions=3))
-        ids = EventIds(log, CloudEventSettings(dedup_window=3600.0))
-        await ids.load()
-        await one(ids, 0)  # the marker topic exists from here on
-        async with write_lock(tmp_path):
-            answers = await timed_out_attempt(ids, "batch")
-            assert {type(answer) for answer in answers} == {StorageTimeout}
-            # Three would pass the bound of two: released at once, as a failed append's.
-            assert (ids.stats()["unknown_outcome_ids"], ids.stats()["appending_ids"]) == (0, 0)
+    async with quick_timeouts(tmp_path) as (_, ids), write_lock(tmp_path):
+        answers = await timed_out_attempt(ids, "batch")
+        assert {type(answer) for answer in answers} == {StorageTimeout}
+        # Three would pass the bound of two: released at once, as a failed append's.
+        assert (ids.stats()["unknown_outcome_ids"], ids.stats()["appending_ids"]) == (0, 0)

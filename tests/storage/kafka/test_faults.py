@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -152,17 +153,41 @@ async def test_broker_down_during_produce_never_200_and_recovers(
     await _check_stored(http, broker, producers)
 
 
-async def test_delays_stalls_and_cuts_lose_nothing_and_duplicate_nothing(
-    tmp_path: Path,
-) -> None:
+@contextlib.asynccontextmanager
+async def behind_a_fault_proxy(tmp_path: Path) -> AsyncIterator[tuple[FaultProxy, str]]:
+    """A broker of its own reached through a fault proxy, and the proxy's address."""
     proxy_port = _free_port()
     with KafkaBroker(tmp_path / "kafka", advertised_port=proxy_port) as broker:
         proxy = FaultProxy(proxy_port, broker.port)
         await proxy.start()
         try:
-            await _produce_through_faults(proxy, f"127.0.0.1:{proxy_port}")
+            yield proxy, f"127.0.0.1:{proxy_port}"
         finally:
             await proxy.close()
+
+
+async def _faults(proxy: FaultProxy, *, stall: float, delay: bool) -> None:
+    """Twice: (50 ms of delay for a second,) a stall of ``stall`` seconds, then every
+    connection cut; then three seconds of calm."""
+    for _ in range(2):
+        await asyncio.sleep(1)
+        if delay:
+            proxy.delay = 0.05
+            await asyncio.sleep(1)
+            proxy.delay = 0.0
+        proxy.stall()
+        await asyncio.sleep(stall)
+        proxy.flow()
+        await asyncio.sleep(0.5)
+        proxy.cut()
+    await asyncio.sleep(3)
+
+
+async def test_delays_stalls_and_cuts_lose_nothing_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    async with behind_a_fault_proxy(tmp_path) as (proxy, bootstrap):
+        await _produce_through_faults(proxy, bootstrap)
 
 
 async def _produce_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
@@ -193,17 +218,7 @@ async def _produce_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
         async with asyncio.TaskGroup() as tg:
             for worker in range(4):
                 tg.create_task(produce(worker))
-            for _ in range(2):
-                await asyncio.sleep(1)
-                proxy.delay = 0.05
-                await asyncio.sleep(1)
-                proxy.delay = 0.0
-                proxy.stall()
-                await asyncio.sleep(2)
-                proxy.flow()
-                await asyncio.sleep(0.5)
-                proxy.cut()
-            await asyncio.sleep(3)
+            await _faults(proxy, stall=2.0, delay=True)
             stop.set()
         # Healed: both producers take records again, without a restart.
         await log.append([NewRecord("t", 0, None, b"after-1")])
@@ -226,14 +241,8 @@ async def test_events_retried_through_faults_are_stored_once(tmp_path: Path) -> 
     # CloudEvents de-duplication under the same faults: a producer retries each event
     # until it is acknowledged, as a client does after a 408 or a 503. A retry of an
     # append whose outcome was unknown waits for it (EventIds.follow finds it out).
-    proxy_port = _free_port()
-    with KafkaBroker(tmp_path / "kafka", advertised_port=proxy_port) as broker:
-        proxy = FaultProxy(proxy_port, broker.port)
-        await proxy.start()
-        try:
-            await _retry_events_through_faults(proxy, f"127.0.0.1:{proxy_port}")
-        finally:
-            await proxy.close()
+    async with behind_a_fault_proxy(tmp_path) as (proxy, bootstrap):
+        await _retry_events_through_faults(proxy, bootstrap)
 
 
 async def _retry_events_through_faults(proxy: FaultProxy, bootstrap: str) -> None:
@@ -277,14 +286,7 @@ async def _retry_events_through_faults(proxy: FaultProxy, bootstrap: str) -> Non
         async with asyncio.TaskGroup() as tg:
             for worker in range(4):
                 tg.create_task(produce(worker))
-            for _ in range(2):
-                await asyncio.sleep(1)
-                proxy.stall()
-                await asyncio.sleep(3)
-                proxy.flow()
-                await asyncio.sleep(0.5)
-                proxy.cut()
-            await asyncio.sleep(3)
+            await _faults(proxy, stall=3.0, delay=False)
             stop.set()
         follower.cancel()
         assert ids.stats()["unknown_outcome_ids"] == 0

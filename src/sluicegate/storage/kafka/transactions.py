@@ -447,6 +447,10 @@ class TransactionalProducer:
             self._resume()
         if self._must_abort and not self._abort():
             raise StorageUnavailable("Kafka's transaction coordinator is unreachable")
+        if self._producer is None:
+            # The abort found the producer failed for good (fenced, its epoch to bump):
+            # a new one takes over, fencing it, as after a fatal error anywhere else.
+            self._open()
 
     def _resume(self) -> None:
         """Finish the commit that timed out: librdkafka resumes it where it stopped."""
