@@ -1,7 +1,7 @@
 """One event (a raw or structured request) takes paths of its own
-(``binding._quick_binary``, ``EventProducer._checked_one``, ``produce_one``): they must
-give exactly what the header-by-header and event-by-event paths give, events and errors
-alike."""
+(``binding.plain_binary``, ``EventProducer._checked_one``, ``produce_one``,
+``produce_binary``): they must give exactly what the header-by-header and event-by-event
+paths give, events, records and errors alike."""
 
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluicegate.core.auth.principals import Permissions, Principal
 from sluicegate.core.cloudevents.binding import (
     _binary_each,
     _binary_shape,
-    _quick_binary,
     from_http_binary,
+    plain_binary,
+    to_record,
 )
 from sluicegate.core.cloudevents.event import CloudEvent
+from sluicegate.core.cloudevents.producer import identity_key
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import BadRequest
+from sluicegate.core.records import NewRecord
+from sluicegate.errors import BadRequest, SluicegateError
 from tests.core.cloudevents.test_batch_paths import _checked_batches, _outcome
 
 _NOW_US = 1_760_000_000_000_000
@@ -145,6 +149,21 @@ def test_a_binary_event_is_read_as_header_by_header(
     # Twice: the second time finds the headers' shape remembered.
     for _ in range(2):
         assert _outcome(lambda _: from_http_binary(headers, body, index=index), b"") == expected
+    plain = plain_binary(headers, body)
+    if plain is not None:
+        # Only an event the general path accepts, and what it makes of it.
+        event = _binary_each(headers, body, index)
+        assert plain.cloud_event() == event
+        assert (plain.source, plain.type, plain.time) == (event.source, event.type, event.time)
+        assert plain.size == event.size()
+        assert plain.identity == identity_key(event)
+        key = event.partitionkey
+        assert plain.key == (None if key is None else key.encode())
+        if event.time is not None:
+            assert plain.record("t", 1, "") == to_record(event, "t", partition=1)
+        now = "2025-10-09T08:53:20.000000Z"
+        timed = msgspec.structs.replace(event, time=event.time or now)
+        assert plain.record("t", 1, now) == to_record(timed, "t", partition=1)
 
 
 def test_the_usual_binary_event_takes_the_quick_path() -> None:
@@ -157,10 +176,103 @@ def test_the_usual_binary_event_takes_the_quick_path() -> None:
         b"ce-partitionkey": b"customer-42",
         b"content-type": b"application/json",
     }
-    shape = _binary_shape(tuple(headers))
-    assert shape is not None
-    quick = _quick_binary(headers, b'{"total": 12.5}', shape, None)
-    assert quick is not None
-    assert quick == _binary_each(headers, b'{"total": 12.5}', None)
+    plain = plain_binary(headers, b'{"total": 12.5}')
+    assert plain is not None
+    event = _binary_each(headers, b'{"total": 12.5}', None)
+    assert plain.cloud_event() == event
+    assert plain.record("t", 3, "") == to_record(event, "t", partition=3)
     # Another extension: header by header.
     assert _binary_shape((*headers, b"ce-tenant")) is None
+
+
+class _Appends:
+    """What ``EventIds.append_one`` is asked to store, in place of storing it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bytes, NewRecord, int | None]] = []
+
+    def append_one(self, key: bytes, record: NewRecord, retention_ms: int | None) -> object:
+        self.calls.append((key, record, retention_ms))
+        return self  # what the lane hands back for the request to await
+
+
+_PRODUCER = Principal(
+    "shop", Permissions(ce_sources=["urn:shop"], ce_produce_types=["Order.*", "Other.Known"])
+)
+
+
+async def test_a_plain_raw_event_is_stored_as_the_general_lane_stores_it(gateway: Gateway) -> None:
+    """``produce_binary`` stores exactly the record, identity and retention that
+    ``produce_one`` stores, and takes no event that ``produce_one`` would refuse."""
+    producer = gateway.event_producer
+    await gateway.event_schemas.set("Order.Typed", '{"type": "object"}')
+    for event_type in ("Order.Created", "Order.Typed", "Other.Known"):
+        first = CloudEvent(
+            id="first",
+            source="urn:shop",
+            type=event_type,
+            datacontenttype="application/json",
+            data=b"{}",
+        )
+        await producer.produce_one(Principal.anonymous(), first)
+    ids = producer._ids
+    appends = _Appends()
+    producer._ids = appends  # type: ignore[assignment]
+    producer._clock = lambda: _NOW_US * 1000
+    producer._max_event_bytes = 120
+    taken: list[bytes] = []
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.sampled_from(["Order.Created", "Order.Typed", "Order.Unseen", "Other.Known"]),
+        st.sampled_from([b"urn:shop", b"urn:elsewhere"]),
+        st.sampled_from(
+            [None, b"2025-01-31T12:00:00Z", b"2025-02-30T12:00:00Z", b"2999-01-01T00:00:00Z"]
+        ),
+        st.sampled_from([None, b"customer-42", b"customer-7"]),
+        st.sampled_from([b"", b'{"total": 12.5}', b'["not an object"]', b'"' + b"x" * 100 + b'"']),
+    )
+    def check(
+        event_type: str, source: bytes, time: bytes | None, key: bytes | None, body: bytes
+    ) -> None:
+        headers = {
+            b"host": b"gateway",
+            b"content-type": b"application/json",
+            b"ce-specversion": b"1.0",
+            b"ce-id": b"e-1",
+            b"ce-source": source,
+            b"ce-type": event_type.encode(),
+        }
+        if time is not None:
+            headers[b"ce-time"] = time
+        if key is not None:
+            headers[b"ce-partitionkey"] = key
+        plain = plain_binary(headers, body)
+        assert plain is not None
+        appends.calls.clear()
+        stored = producer.produce_binary(_PRODUCER, plain)
+        fast = list(appends.calls)
+        appends.calls.clear()
+        try:
+            general = producer.produce_one(_PRODUCER, plain.cloud_event())
+        except SluicegateError:
+            assert stored is None
+            return
+        if stored is None:
+            # Declined only where the general lane has more to do than storing.
+            assert event_type in ("Order.Typed", "Order.Unseen")
+            if hasattr(general, "close"):
+                general.close()  # the coroutine of a first use, not run here
+            return
+        assert stored is appends
+        assert general is appends
+        assert fast == appends.calls
+        assert len(fast) == 1
+        taken.append(plain.identity)
+
+    try:
+        check()
+    finally:
+        producer._ids = ids
+        producer._clock = time.time_ns
+    assert taken  # the plain lane stored some

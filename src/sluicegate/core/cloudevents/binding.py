@@ -48,7 +48,6 @@ from sluicegate.core.cloudevents.event import (
     RFC3339,
     SPECVERSION,
     CloudEvent,
-    _joined_values,
     check_attribute_name,
     check_extension_value,
     checked_event,
@@ -62,6 +61,7 @@ __all__ = [
     "CE_HEADER_PREFIX",
     "LITERALS_HEADER",
     "PlainBatch",
+    "PlainBinary",
     "decode_batch",
     "from_batch",
     "from_http_binary",
@@ -69,6 +69,7 @@ __all__ = [
     "from_structured",
     "http_binary",
     "percent_encode",
+    "plain_binary",
     "plain_records",
     "structured_batch",
     "structured_batch_of",
@@ -139,6 +140,135 @@ def from_http_binary(
 ) -> CloudEvent:
     """The event of a binary-mode HTTP message: ``ce-`` headers (lower-case names, as ASGI
     gives them), the body, and ``Content-Type`` as ``datacontenttype``."""
+    plain = plain_binary(headers, body)
+    if plain is not None:
+        return plain.cloud_event()
+    return _binary_each(headers, body, index)
+
+
+#: The attributes of a plain binary-mode event: the context attributes of a ``ce-``
+#: header and one extension, ``partitionkey``; the first four are required.
+_PLAIN_ATTRIBUTES = frozenset(CONTEXT_ATTRIBUTES) - {"datacontenttype"} | {"partitionkey"}
+_PLAIN_REQUIRED = ("specversion", "id", "source", "type")
+#: The order of a stored event's ``ce_`` headers (``to_record``'s), ``time`` among them.
+_RECORD_ORDER = (*_PLAIN_REQUIRED, "subject", "time", "dataschema", "partitionkey")
+#: A byte a plain event's header values never hold: one not printable ASCII, or ``%``
+#: (a percent-encoded value is decoded header by header).
+_NOT_PLAIN = re.compile(rb"[^\x20-\x24\x26-\x7e]").search
+
+
+class _BinaryShape:
+    """What the header names of a plain binary-mode request fix, found once per names.
+
+    ``values`` takes the request's values in the record's header order (``ce-``
+    attributes, then Content-Type if there is one) in one C call; ``names`` are those
+    headers' names in the record.
+    """
+
+    __slots__ = (
+        "attributes",
+        "content_type_at",
+        "key_at",
+        "names",
+        "names_size",
+        "subject_at",
+        "time_at",
+        "time_before",
+        "values",
+    )
+
+    def __init__(self, attributes: tuple[str, ...], content_type: bool) -> None:
+        raw = [b"ce-" + name.encode() for name in attributes]
+        self.names = tuple(CE_HEADER_PREFIX + name for name in attributes)
+        if content_type:
+            raw.append(b"content-type")
+            self.names += (_CONTENT_TYPE,)
+        #: The attribute of each value but Content-Type's.
+        self.attributes = attributes
+        self.values: Callable[[Mapping[bytes, bytes]], tuple[bytes, ...]] = itemgetter(*raw)
+        self.names_size = sum(map(len, self.names))
+        self.content_type_at = len(attributes) if content_type else -1
+        self.subject_at = attributes.index("subject") if "subject" in attributes else -1
+        self.time_at = attributes.index("time") if "time" in attributes else -1
+        self.key_at = attributes.index("partitionkey") if "partitionkey" in attributes else -1
+        #: Where a ``ce_time`` header goes when the gateway gives the event its time.
+        self.time_before = sum(1 for name in attributes if name in _RECORD_ORDER[:5])
+
+
+#: Header names of a request (all of them, in order) → its shape, ``None`` when it is not
+#: a plain event's: a producer sends the same headers on every request.
+_BINARY_SHAPES: dict[tuple[bytes, ...], _BinaryShape | None] = {}
+_UNSEEN: Any = object()
+
+
+def _binary_shape(names: tuple[bytes, ...]) -> _BinaryShape | None:
+    present = {name[3:].decode("latin-1") for name in names if name[:3] == _HTTP_PREFIX}
+    if not set(_PLAIN_REQUIRED) <= present <= _PLAIN_ATTRIBUTES:
+        return None
+    attributes = tuple(name for name in _RECORD_ORDER if name in present)
+    return _BinaryShape(attributes, b"content-type" in names)
+
+
+class PlainBinary(msgspec.Struct, gc=False):
+    """The usual binary-mode event, checked as ``from_http_binary`` checks it (known
+    ``ce-`` names; printable ASCII values without a percent sign; every attribute
+    valid; JSON data that is JSON) but kept as its header values: the producer stores it
+    from them (``record``), with no ``CloudEvent`` made and no value decoded but its
+    ``source``, ``type`` and ``time``."""
+
+    shape: _BinaryShape
+    #: The header values, in ``shape.values``' order.
+    values: tuple[bytes, ...]
+    source: str
+    type: str
+    time: str | None
+    #: ``source``, NUL, ``id``: the event's identity for de-duplication.
+    identity: bytes
+    key: bytes | None
+    data: bytes | None
+    #: What ``CloudEvent.size`` counts: every attribute's value and the data.
+    size: int
+
+    def record(self, topic: str, partition: int, now: str) -> NewRecord:
+        """``to_record(self.cloud_event(), topic, partition=partition)`` of the event
+        given ``now`` as its ``time`` when it has none: the same headers, in order."""
+        shape = self.shape
+        headers = tuple(zip(shape.names, self.values, strict=True))
+        size = shape.names_size + self.size
+        if self.time is None:
+            at = shape.time_before
+            stamp = now.encode()
+            headers = (*headers[:at], ("ce_time", stamp), *headers[at:])
+            size += len("ce_time") + len(stamp)
+        key = self.key
+        if key is not None:
+            size += len(key)
+        return NewRecord(topic, partition, key, self.data, headers, size)
+
+    def cloud_event(self) -> CloudEvent:
+        """The event as a ``CloudEvent``."""
+        shape = self.shape
+        values = self.values
+        found = dict(zip(shape.attributes, map(bytes.decode, values), strict=False))
+        get = found.get
+        key = get("partitionkey")
+        at = shape.content_type_at
+        return CloudEvent(
+            id=found["id"],
+            source=self.source,
+            type=self.type,
+            subject=get("subject"),
+            time=self.time,
+            datacontenttype=None if at < 0 else values[at].decode(),
+            dataschema=get("dataschema"),
+            extensions={} if key is None else {"partitionkey": key},
+            data=self.data,
+        )
+
+
+def plain_binary(headers: Mapping[bytes, bytes], body: bytes) -> PlainBinary | None:
+    """The event of a binary-mode HTTP message as a ``PlainBinary``; ``None`` for any
+    other (``from_http_binary`` reads it header by header, and names what is wrong)."""
     names = tuple(headers)
     shape = _BINARY_SHAPES.get(names, _UNSEEN)
     if shape is _UNSEEN:
@@ -146,85 +276,44 @@ def from_http_binary(
         if len(_BINARY_SHAPES) >= _REMEMBERED:
             _BINARY_SHAPES.clear()
         _BINARY_SHAPES[names] = shape
-    if shape is not None:
-        event = _quick_binary(headers, body, shape, index)
-        if event is not None:
-            return event
-    return _binary_each(headers, body, index)
-
-
-#: The attributes of a binary-mode event ``_quick_binary`` takes: the context attributes
-#: of a ``ce-`` header and one extension, ``partitionkey``; the first four are required.
-_QUICK_ATTRIBUTES = frozenset(CONTEXT_ATTRIBUTES) - {"datacontenttype"} | {"partitionkey"}
-_QUICK_REQUIRED = frozenset({"specversion", "id", "source", "type"})
-#: The ``ce-`` values of a request's headers, in one C call, and their attribute names.
-_BinaryShape = tuple[Callable[[Mapping[bytes, bytes]], tuple[bytes, ...]], tuple[str, ...]]
-#: Header names of a request (all of them, in order) → its shape, ``None`` when the quick
-#: path cannot take it: a producer sends the same headers on every request.
-_BINARY_SHAPES: dict[tuple[bytes, ...], _BinaryShape | None] = {}
-_UNSEEN: Any = object()
-
-
-def _binary_shape(names: tuple[bytes, ...]) -> _BinaryShape | None:
-    raw = [name for name in names if name[:3] == _HTTP_PREFIX]
-    attributes = tuple(name[3:].decode("latin-1") for name in raw)
-    if not _QUICK_REQUIRED <= set(attributes) <= _QUICK_ATTRIBUTES:
+    if shape is None:
         return None
-    return itemgetter(*raw), attributes
-
-
-def _quick_binary(
-    headers: Mapping[bytes, bytes], body: bytes, shape: _BinaryShape, index: int | None
-) -> CloudEvent | None:
-    """The usual binary-mode event (known ``ce-`` names, ASCII values without a percent
-    sign, attributes that pass every check) made at once; ``None`` for anything else,
-    which ``_binary_each`` then reads header by header and names what is wrong."""
-    getter, names = shape
-    raw = getter(headers)
-    joined = b"".join(raw)
-    if not joined.isascii() or joined.find(b"%") >= 0:
+    values = shape.values(headers)
+    joined = b"".join(values)
+    # Every value present is not empty (a subject, a dataschema, a Content-Type must not
+    # be; an empty partitionkey may, and is read header by header).
+    if _NOT_PLAIN(joined) is not None or values[0] != b"1.0" or b"" in values:
         return None
-    found = dict(zip(names, map(bytes.decode, raw), strict=True))
-    get = found.get
-    subject, time, dataschema = get("subject"), get("time"), get("dataschema")
-    content_type = headers.get(b"content-type")
-    datacontenttype = content_type.decode("latin-1") if content_type else None
-    # checked_event's one-expression test (the four required attributes are present).
-    if not (
-        found["specversion"] == SPECVERSION
-        and found["id"]
-        and found["source"]
-        and found["type"]
-        and (subject is None or subject)
-        and (dataschema is None or dataschema)
-        and (datacontenttype is None or datacontenttype.strip())
-        and (time is None or _RFC3339(time) is not None)
-    ):
+    time = None
+    if shape.time_at >= 0:
+        time = values[shape.time_at].decode()
+        if _RFC3339(time) is None:
+            return None
+    at = shape.content_type_at
+    if at >= 0 and not values[at].strip():
         return None
-    key = get("partitionkey")
     data = body if body else None
-    event = CloudEvent(
-        id=found["id"],
-        source=found["source"],
-        type=found["type"],
-        subject=subject,
-        time=time,
-        datacontenttype=datacontenttype,
-        dataschema=dataschema,
-        extensions={} if key is None else {"partitionkey": key},
-        data=data,
-    )
-    if not _joined_values(event).isprintable():
-        return None
-    if data is not None and content_type:
+    if data is not None and at >= 0:
+        content_type = values[at]
         kind = _DATA_KIND.get(content_type)  # _data_kind's memory, without its call
         if (_data_kind(content_type) if kind is None else kind) == _AS_JSON:
             try:
-                # _check_json_data's check, inline; on an error it says what is wrong.
+                # _check_json_data's check, inline: the error is named header by header.
                 (_decode_any if data.find(b"\\u") >= 0 else _check_json)(data)
             except (msgspec.DecodeError, RecursionError):
-                _check_json_data(data, index)
-    return event
+                return None
+    key_at = shape.key_at
+    return PlainBinary(
+        shape,
+        values,
+        values[2].decode(),
+        values[3].decode(),
+        time,
+        values[2] + b"\x00" + values[1],
+        None if key_at < 0 else values[key_at],
+        data,
+        len(joined) if data is None else len(joined) + len(data),
+    )
 
 
 def _binary_each(headers: Mapping[bytes, bytes], body: bytes, index: int | None) -> CloudEvent:

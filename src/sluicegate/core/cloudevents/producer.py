@@ -37,6 +37,7 @@ from sluicegate.config import CloudEventSettings
 from sluicegate.core.auth.principals import Principal
 from sluicegate.core.cloudevents.binding import (
     PlainBatch,
+    PlainBinary,
     plain_records,
     to_record,
     to_records,
@@ -236,6 +237,46 @@ class EventProducer:
         if topic is None or not self._types.knows(event_type, name):
             return self._produce_one(event)
         return self._store_one(event, topic)
+
+    def produce_binary(self, principal: Principal, event: PlainBinary) -> Awaitable[None] | None:
+        """``produce_one`` of a raw request's plain event, stored from its header values
+        (``PlainBinary.record``) when every check passes at once; ``None``, with nothing
+        done, when any would fail or needs more than this lane does (a schema to satisfy,
+        the type's first use), for ``produce_one`` of its ``CloudEvent`` to decide.
+        """
+        event_type = event.type
+        # ``may_produce`` holds only for a producer: require_producer's test is in it.
+        if not principal.may_produce(event.source, event_type):
+            return None
+        if event.size > self._max_event_bytes or self._schemas.for_type(event_type) is not None:
+            return None
+        name = self._topic_for(event_type)
+        topic = self._topics.cached(name)
+        if topic is None or not self._types.knows(event_type, name):
+            return None
+        now_us = self._clock() // 1000
+        if event.time is None:
+            now = format_timestamp(now_us)
+        else:
+            # _checked_one's test of the time, without its error (the general lane's).
+            time_us = _PARSED_TIMES.get(event.time)
+            if time_us is None:
+                try:
+                    time_us = _microseconds_of(event.time, None)
+                except BadRequest:
+                    return None
+            if time_us > now_us + self._skew_us:
+                return None
+            now = ""
+        key = event.key
+        partition = (
+            self._partitioner.partition(topic.name, None, topic.partitions)
+            if key is None
+            else partition_for_key(key, topic.partitions)
+        )
+        return self._ids.append_one(
+            event.identity, event.record(topic.name, partition, now), topic.retention_ms
+        )
 
     async def _topics_of(self, event_types: set[str]) -> dict[str, Topic]:
         """Each type's topic, every type not yet known there registered first (durably,

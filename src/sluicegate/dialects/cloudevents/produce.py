@@ -15,6 +15,7 @@ from sluicegate.core.cloudevents.binding import (
     decode_batch,
     from_http_binary,
     from_structured,
+    plain_binary,
 )
 from sluicegate.core.cloudevents.event import CloudEvent
 from sluicegate.core.cloudevents.producer import EventProducer, require_producer
@@ -97,6 +98,7 @@ class Produce:
     def __init__(self, producer: EventProducer) -> None:
         self._produce = producer.produce
         self._produce_one = producer.produce_one
+        self._produce_binary = producer.produce_binary
         self._produce_batch = producer.produce_batch
 
     async def raw(self, request: Request) -> Response:
@@ -112,7 +114,15 @@ class Produce:
         body = request.ready_body(json=json)  # without body()'s coroutine when it is there
         if body is None:
             body = await request.body(json=json)
-        await self._produce_one(principal, from_http_binary(request.raw_headers, body))
+        headers = request.raw_headers
+        # The usual event takes the plain lane; anything else, or any doubt, the general
+        # one, which gives every error.
+        plain = plain_binary(headers, body)
+        stored = None if plain is None else self._produce_binary(principal, plain)
+        if stored is None:
+            event = from_http_binary(headers, body) if plain is None else plain.cloud_event()
+            stored = self._produce_one(principal, event)
+        await stored
         return Response(b"", 202, content_type=None)
 
     async def event(self, request: Request) -> Response:
