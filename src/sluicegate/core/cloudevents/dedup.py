@@ -272,7 +272,7 @@ class EventIds:
         """Remember the identities other nodes store, from their markers as they come, and
         find out the outcome of this node's appends whose callers got ``StorageTimeout``.
 
-        Runs until cancelled, or returns when the log shuts down.
+        Runs until cancelled, or until a read finds the log shutting down.
         """
         while True:
             try:
