@@ -152,6 +152,8 @@ _PLAIN_ATTRIBUTES = frozenset(CONTEXT_ATTRIBUTES) - {"datacontenttype"} | {"part
 _PLAIN_REQUIRED = ("specversion", "id", "source", "type")
 #: The order of a stored event's ``ce_`` headers (``to_record``'s), ``time`` among them.
 _RECORD_ORDER = (*_PLAIN_REQUIRED, "subject", "time", "dataschema", "partitionkey")
+_BEFORE_TIME = _RECORD_ORDER[: _RECORD_ORDER.index("time")]
+_SPECVERSION = SPECVERSION.encode()
 #: A byte a plain event's header values never hold: one not printable ASCII, or ``%``
 #: (a percent-encoded value is decoded header by header).
 _NOT_PLAIN = re.compile(rb"[^\x20-\x24\x26-\x7e]").search
@@ -171,7 +173,6 @@ class _BinaryShape:
         "key_at",
         "names",
         "names_size",
-        "subject_at",
         "time_at",
         "time_before",
         "values",
@@ -188,11 +189,10 @@ class _BinaryShape:
         self.values: Callable[[Mapping[bytes, bytes]], tuple[bytes, ...]] = itemgetter(*raw)
         self.names_size = sum(map(len, self.names))
         self.content_type_at = len(attributes) if content_type else -1
-        self.subject_at = attributes.index("subject") if "subject" in attributes else -1
         self.time_at = attributes.index("time") if "time" in attributes else -1
         self.key_at = attributes.index("partitionkey") if "partitionkey" in attributes else -1
         #: Where a ``ce_time`` header goes when the gateway gives the event its time.
-        self.time_before = sum(1 for name in attributes if name in _RECORD_ORDER[:5])
+        self.time_before = sum(1 for name in attributes if name in _BEFORE_TIME)
 
 
 #: Header names of a request (all of them, in order) → its shape, ``None`` when it is not
@@ -280,9 +280,9 @@ def plain_binary(headers: Mapping[bytes, bytes], body: bytes) -> PlainBinary | N
         return None
     values = shape.values(headers)
     joined = b"".join(values)
-    # Every value present is not empty (a subject, a dataschema, a Content-Type must not
-    # be; an empty partitionkey may, and is read header by header).
-    if _NOT_PLAIN(joined) is not None or values[0] != b"1.0" or b"" in values:
+    # No value may be empty here (a subject, a dataschema, a Content-Type must not be; an
+    # empty partitionkey may, and is read header by header).
+    if _NOT_PLAIN(joined) is not None or values[0] != _SPECVERSION or b"" in values:
         return None
     time = None
     if shape.time_at >= 0:
