@@ -215,5 +215,9 @@ async def test_three_instances_of_a_group_lose_nothing_and_repeat_nothing_confir
     assert set(produced) - set(ledger.confirmed) == set(), "events were lost"
     assert len(produced) == 301
     redelivered = [event_id for event_id, count in ledger.delivered.items() if count > 1]
-    # The vanished instance's last batch came again (at least once); nothing else must.
-    assert len(redelivered) <= 2 * world.gateway.settings.cloudevents.batch_size
+    # Only what was delivered and not yet confirmed comes again (the violations above):
+    # the vanished instance's last batch, and, at each of the two changes of membership
+    # (its deletion, the replacement's arrival), the batch each steady instance holds
+    # unconfirmed on a partition that moves (its new owner reads from the group's
+    # committed position: at least once). At most five batches, then.
+    assert len(redelivered) <= 5 * world.gateway.settings.cloudevents.batch_size
