@@ -154,9 +154,11 @@ _PLAIN_REQUIRED = ("specversion", "id", "source", "type")
 _RECORD_ORDER = (*_PLAIN_REQUIRED, "subject", "time", "dataschema", "partitionkey")
 _BEFORE_TIME = _RECORD_ORDER[: _RECORD_ORDER.index("time")]
 _SPECVERSION = SPECVERSION.encode()
-#: A byte a plain event's header values never hold: one not printable ASCII, or ``%``
-#: (a percent-encoded value is decoded header by header).
-_NOT_PLAIN = re.compile(rb"[^\x20-\x24\x26-\x7e]").search
+#: The bytes a plain event's header values hold: printable ASCII but ``%`` (a
+#: percent-encoded value is decoded header by header). Values are plain when deleting
+#: these leaves nothing: ``bytes.translate`` does that in a fifth of a regular
+#: expression's search for any other byte.
+_PLAIN_BYTES = bytes(byte for byte in range(0x20, 0x7F) if byte != ord("%"))
 
 
 class _BinaryShape:
@@ -282,7 +284,7 @@ def plain_binary(headers: Mapping[bytes, bytes], body: bytes) -> PlainBinary | N
     joined = b"".join(values)
     # No value may be empty here (a subject, a dataschema, a Content-Type must not be; an
     # empty partitionkey may, and is read header by header).
-    if _NOT_PLAIN(joined) is not None or values[0] != _SPECVERSION or b"" in values:
+    if joined.translate(None, _PLAIN_BYTES) or values[0] != _SPECVERSION or b"" in values:
         return None
     time = None
     if shape.time_at >= 0:
