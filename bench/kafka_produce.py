@@ -9,6 +9,12 @@
   in the same run: confluent-kafka's producer alone, ``acks=all`` and idempotent, with
   records of the same size. The same batches on embedded storage are reported beside it
   (``embedded``): what the gateway's request path does with 100 records whatever stores them.
+- ``kafka-batch-100-transactions``: the same rate against what Kafka's transactions allow
+  these batches, measured in the same run. Each batch is all or nothing, so the gateway
+  stores it in a transaction, and a producer has one transaction open at a time. The
+  baseline is that producer alone (the gateway's transactional settings), committing
+  one transaction after another, each holding every record the 64 connections can have
+  in flight (64 x 100): the most one gateway transaction can hold in this benchmark.
 
 The broker is ``$SLUICEGATE_BENCH_KAFKA_BOOTSTRAP`` (or the tests'
 ``$SLUICEGATE_TEST_KAFKA_BOOTSTRAP``) if set, else a single-node broker started for the
@@ -33,7 +39,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.http_produce import TEXT_BODY, take_turns
 from bench.servers import SERVER_CPU, spread_helper_threads
-from bench.wrk import combined
+from bench.wrk import CONNECTIONS, combined
+from sluicegate.config import KafkaSettings
+from sluicegate.storage.kafka.clients import producer_config
 from sluicegate.testing.kafka_broker import KafkaBroker
 from sluicegate.testing.process import serve_in_subprocess
 
@@ -97,6 +105,39 @@ def producer_ceiling(
     return sent / (clock() - started)
 
 
+def transactional_ceiling(bootstrap: str, duration: float, per_transaction: int) -> float:
+    """Records a second (wall time) of a transactional producer alone, configured as the
+    gateway's committer is, committing transactions of ``per_transaction`` records of the
+    benchmark's size, one after another."""
+    topic = f"bench-transactions-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
+    config = producer_config(
+        KafkaSettings(bootstrap_servers=bootstrap),
+        "bench-transactions",
+        append_timeout=30.0,
+        transactional_id=f"bench-transactions-{uuid.uuid4().hex[:8]}",
+    )
+    del config["logger"]  # librdkafka's log lines to stderr, not the gateway's logger
+    producer = Producer(config)
+    producer.init_transactions(30)
+    key, value = KEY.encode(), VALUE.encode()
+
+    def one_transaction() -> None:
+        producer.begin_transaction()
+        for _ in range(per_transaction):
+            producer.produce(topic, value, key, 0)
+        producer.commit_transaction(30)
+
+    one_transaction()  # warm-up: the coordinator, the partition's first registration
+    sent = 0
+    started = time.monotonic()
+    while time.monotonic() < started + duration:
+        one_transaction()
+        sent += per_transaction
+    return sent / (time.monotonic() - started)
+
+
 def _entry(value: float, unit: str, baseline: float, **extra: Any) -> dict[str, Any]:
     return {
         "value": round(value, 1),
@@ -153,6 +194,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
         )
         rates = {name: combined(results) for name, results in runs.items()}
         ceiling = producer_ceiling(bootstrap, duration)
+        transactions = transactional_ceiling(bootstrap, duration, CONNECTIONS * BATCH)
     embedded_rps, _ = rates["embedded-records-v2-text"]
     kafka_rps, kafka_p99 = rates["kafka-records-v2-text"]
     batch_rps, batch_p99 = rates["kafka-batch-100"]
@@ -168,5 +210,12 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             p99_ms=batch_p99,
             target=0.5,
             embedded=round(embedded_batch_rps * BATCH, 1),
+        ),
+        # The same rate against what one producer's transactions allow, one at a time.
+        "kafka-batch-100-transactions": _entry(
+            batch_rps * BATCH,
+            "records/s",
+            transactions,
+            records_per_transaction=CONNECTIONS * BATCH,
         ),
     }

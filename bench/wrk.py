@@ -10,7 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WrkResult", "combined", "run_wrk"]
+__all__ = ["CONNECTIONS", "WrkResult", "combined", "run_wrk"]
+
+#: Connections wrk opens unless told otherwise: each has one request in flight.
+CONNECTIONS = 64
 
 # wrk's Lua API: request() builds the request, delay() paces a connection, done() reports.
 _SCRIPT = """
@@ -55,7 +58,7 @@ def run_wrk(
     url: str,
     body: str,
     *,
-    connections: int = 64,
+    connections: int = CONNECTIONS,
     duration: float = 10.0,
     threads: int = 1,
     authorization: str | None = None,
