@@ -14,7 +14,13 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import NewRecord, TopicPartition
 from sluicegate.core.topics import TopicSpec, TopicUpdate
-from sluicegate.errors import PayloadTooLarge, StorageUnavailable, UnknownTopic
+from sluicegate.errors import (
+    InvalidPartition,
+    Overloaded,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UnknownTopic,
+)
 from sluicegate.storage.base import running
 from sluicegate.storage.kafka import KafkaLog
 from tests.storage.kafka.conftest import OpenLog, consume_all_async
@@ -182,6 +188,33 @@ async def test_a_record_too_large_for_kafka_is_413_and_alone_in_failing(
         kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "big", 2
     )
     assert sorted(m.value() for m in messages) == sorted([b"good 0", b"good 1"] * 2)
+
+
+async def test_single_records_past_the_pending_bound_are_overloaded(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    # Single records go straight to the idempotent producer (``Appends._append_one``);
+    # a full queue, an unknown topic and a partition out of range are refused there too.
+    async with open_kafka_log(kafka_settings, max_pending_appends=10) as log:
+        await log.create_topic(TopicSpec(name="bounded", partitions=2))
+        values = [b"%d" % i for i in range(30)]
+        results = await asyncio.gather(
+            *(log.append([NewRecord("bounded", i % 2, None, v)]) for i, v in enumerate(values)),
+            return_exceptions=True,
+        )
+        accepted = [v for v, r in zip(values, results, strict=True) if isinstance(r, list)]
+        assert len(accepted) == 10
+        assert all(isinstance(r, Overloaded) for r in results if not isinstance(r, list))
+        with pytest.raises(UnknownTopic):
+            await log.append([NewRecord("missing", 0, None, b"x")])
+        with pytest.raises(InvalidPartition):
+            await log.append([NewRecord("bounded", 2, None, b"x")])
+        # Once reported, the queue takes records again.
+        await log.append([NewRecord("bounded", 0, None, b"after")])
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "bounded", 2
+    )
+    assert sorted(m.value() for m in messages) == sorted([*accepted, b"after"])
 
 
 async def test_an_unreachable_cluster_fails_start_within_the_request_timeout() -> None:

@@ -75,13 +75,40 @@ class Appends:
 
     def append(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
         """Queue all records or none; see ``Log.append``."""
+        if len(batch) == 1:
+            return self._append_one(batch)
         return self._append(batch, offsets=False)
+
+    def _append_one(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
+        """``_append`` of one record, the usual request, sent at once when nothing stands
+        in its way; anything else (a refusal to name, a partition whose last append went
+        through a transaction and is not done) takes ``_append``."""
+        [record] = batch
+        node = self._node
+        topic = self._registry.by_name.get(record.topic)
+        partition = record.partition
+        if (
+            not node.running
+            or node.down
+            or node.queued() >= node.max_pending
+            or topic is None
+            or not 0 <= partition < topic.partitions
+        ):
+            return self._append(batch, offsets=False)
+        key = (node.prefix + record.topic, partition)
+        last = self._last.get(key)
+        if last is not None and (last.transactional or last.deferred) and not last.future.done():
+            return self._append(batch, offsets=False)
+        result: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+        self._last[key] = _Pending(False, result, False)
+        self.send_single(key[0], record, result)
+        return result
 
     async def append_offsets(self, batch: Sequence[NewRecord]) -> list[tuple[int, int]]:
         """``Log.append_offsets``: a transaction's offsets told from its placement, with no
         ``Appended`` made per record (a batch to one partition: a range, zipped in C)."""
         if len(batch) < 2:
-            return [(a.partition, a.offset) for a in await self._append(batch, offsets=False)]
+            return [(a.partition, a.offset) for a in await self.append(batch)]
         offsets: list[tuple[int, int]] = await self._append(batch, offsets=True)
         return offsets
 

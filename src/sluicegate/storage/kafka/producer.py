@@ -48,14 +48,19 @@ class IdempotentProducer:
 
     def send(self, topic: str, record: NewRecord, on_report: Callable[[Report], None]) -> None:
         """Queue ``record`` for ``topic`` (the Kafka name); raises if it cannot be queued."""
-        self._producer.produce(
-            topic,
-            record.value,
-            record.key,
-            partition=record.partition,
-            headers=list(record.headers) if record.headers else None,
-            on_delivery=self._reports.callback(on_report),
-        )
+        callback = self._reports.callback(on_report)
+        if record.headers:
+            self._producer.produce(
+                topic,
+                record.value,
+                record.key,
+                record.partition,
+                callback,
+                headers=list(record.headers),
+            )
+        else:
+            # All positional: confluent-kafka then has no keyword to match.
+            self._producer.produce(topic, record.value, record.key, record.partition, callback)
 
     def queued(self) -> int:
         return len(self._producer)
