@@ -54,7 +54,7 @@ async def test_records_are_plain_kafka_records(
     headers = [("h", b"\x00\x01"), ("h", b"again")]
     single = await kafka_log.append([NewRecord("plain", 0, b"k", b"one", headers)])
     batch = await kafka_log.append(
-        [NewRecord("plain", 0, None, b"two"), NewRecord("plain", 1, b"k2", None)]
+        [NewRecord("plain", 0, None, b"two", [("h2", b"")]), NewRecord("plain", 1, b"k2", None)]
     )
     messages = await consume_all_async(
         kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "plain", 2
@@ -62,7 +62,7 @@ async def test_records_are_plain_kafka_records(
     seen = {(m.partition(), m.offset()): m for m in messages}
     for appended, (key, value, hdrs) in zip(
         [*single, *batch],
-        [(b"k", b"one", headers), (None, b"two", None), (b"k2", None, None)],
+        [(b"k", b"one", headers), (None, b"two", [("h2", b"")]), (b"k2", None, None)],
         strict=True,
     ):
         message = seen[(appended.partition, appended.offset)]

@@ -411,25 +411,18 @@ class TransactionalProducer:
                 for index, ((topic, _), record) in enumerate(
                     zip(batch.keys, batch.records, strict=True)
                 ):
-                    if index in reported:
-                        produce(
-                            topic,
-                            record.value,
-                            record.key,
-                            record.partition,
-                            on_delivery=delivered,
-                            headers=list(record.headers) if record.headers else None,
-                        )
-                    elif record.headers:
-                        produce(
-                            topic,
-                            record.value,
-                            record.key,
-                            record.partition,
-                            headers=list(record.headers),
-                        )
-                    else:
-                        produce(topic, record.value, record.key, record.partition)
+                    # Positional, as in IdempotentProducer.send: (on_delivery, its alias,
+                    # timestamp 0 for "now", headers), no keyword to look up.
+                    produce(
+                        topic,
+                        record.value,
+                        record.key,
+                        record.partition,
+                        delivered if index in reported else None,
+                        None,
+                        0,
+                        list(record.headers) if record.headers else None,
+                    )
             committing = True
             producer.commit_transaction(self._append_timeout)
         except (KafkaException, BufferError) as exc:
@@ -541,7 +534,7 @@ def _produce_headerless(
         if start < index:
             _produce_run(produce, keys[start:index], records[start:index])
         (topic, partition), record = keys[index], records[index]
-        produce(topic, record.value, record.key, partition, on_delivery=delivered)
+        produce(topic, record.value, record.key, partition, delivered)
         start = index + 1
     if start < len(records):
         _produce_run(produce, keys[start:], records[start:])
@@ -574,7 +567,7 @@ def _produce_columns(
                 ):
                     produce(topic, value, key, partition)
         if index < len(values):
-            produce(topic, values[index], keys[index], partitions[index], on_delivery=delivered)
+            produce(topic, values[index], keys[index], partitions[index], delivered)
         start = index + 1
 
 
