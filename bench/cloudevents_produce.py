@@ -36,11 +36,12 @@ from typing import Any
 import httpx
 
 from bench.http_produce import TEXT_BODY, _entry, _wrk
+from bench.in_memory import MemoryConnection
 from bench.servers import SERVER_CPU, baseline_server, spread_helper_threads
 from bench.wrk import WrkResult, combined
 from sluicegate.testing.process import serve_in_subprocess
 
-__all__ = ["run"]
+__all__ = ["requests_of", "run"]
 
 EVENTS_PER_BATCH = 100
 DATA = {"order": 1001, "total": 12.5, "currency": "EUR", "note": "x" * 60}
@@ -164,37 +165,7 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
 # -- in process: CPU per event, and the profile ------------------------------------
 
 
-class _Client:
-    """One keep-alive connection fed in memory: its next request (new ids) goes in once
-    the whole response is out."""
-
-    def __init__(self, protocol: asyncio.Protocol, make: Callable[[], bytes], count: int) -> None:
-        from bench.instructions import _Transport
-
-        self.protocol = protocol
-        self._make = make
-        self._remaining = count
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        protocol.connection_made(_Transport(self))  # type: ignore[arg-type]
-
-    def start(self) -> None:
-        self.protocol.data_received(self._make())
-
-    def written(self, data: bytes) -> None:
-        # A response is one write, head and body together (http/response_cycle.py).
-        if self.done.done():
-            return
-        if not data.startswith(b"HTTP/1.1 202 "):
-            self.done.set_exception(RuntimeError(f"not a 202: {data[:300]!r}"))
-            return
-        self._remaining -= 1
-        if self._remaining:
-            asyncio.get_running_loop().call_soon(self.protocol.data_received, self._make())
-        else:
-            self.done.set_result(None)
-
-
-def _requests(kind: str) -> Callable[[], bytes]:
+def requests_of(kind: str) -> Callable[[], bytes]:
     """A maker of ``kind`` requests, each with ids of its own."""
     serial = 0
     batch = _batch_body()
@@ -245,16 +216,17 @@ async def _in_process(kind: str, requests: int, connections: int, profile: str |
             config.load()
             loop = asyncio.get_running_loop()
             state = ServerState()
-            make = _requests(kind)
+            make = requests_of(kind)
 
             async def round_of(count: int) -> None:
                 clients = [
-                    _Client(
+                    MemoryConnection(
                         config.http_protocol_class(
                             config=config, server_state=state, app_state={}, _loop=loop
                         ),
                         make,
                         count,
+                        b"202",
                     )
                     for _ in range(connections)
                 ]

@@ -55,6 +55,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.in_memory import MemoryConnection
+
 __all__ = ["run"]
 
 TARGETS = (
@@ -99,77 +101,6 @@ def _request(path: str, body: str, authorization: str = "") -> bytes:
         f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data
-
-
-class _Transport(asyncio.Transport):
-    """What uvicorn's protocol writes to: it counts responses instead of sending them."""
-
-    def __init__(self, connection: _Connection) -> None:
-        super().__init__()
-        self._connection = connection
-        self._closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default
-        )
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._connection.written(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._connection.protocol
-
-    def close(self) -> None:
-        self._closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
-class _Connection:
-    """One keep-alive client: the next request (``make()``) goes in once the whole response
-    is out, and must have been answered with ``status``."""
-
-    def __init__(
-        self,
-        protocol: asyncio.Protocol,
-        make: Callable[[], bytes],
-        count: int,
-        status: bytes = b"200",
-    ) -> None:
-        self.protocol = protocol
-        self._make = make
-        self._status = b"HTTP/1.1 " + status + b" "
-        self._remaining = count
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        protocol.connection_made(_Transport(self))
-
-    def start(self) -> None:
-        self.protocol.data_received(self._make())
-
-    def written(self, data: bytes) -> None:
-        # A response is one write, head and body together (http/response_cycle.py, Content-
-        # Length, no chunking), so no parsing is needed: the harness's own cost stays small.
-        if self.done.done():
-            return
-        if not data.startswith(self._status):
-            self.done.set_exception(RuntimeError(f"not a {self._status!r}: {data[:200]!r}"))
-            return
-        self._remaining -= 1
-        if self._remaining:
-            asyncio.get_running_loop().call_soon(self.protocol.data_received, self._make())
-        else:
-            self.done.set_result(None)
 
 
 async def _drive(target: str, requests: int) -> None:
@@ -258,13 +189,13 @@ async def _topics_v1(target: str, settings: Any, requests: int, tune: Any) -> No
 
 
 async def _cloudevents(target: str, settings: Any, requests: int, tune: Any) -> None:
-    from bench.cloudevents_produce import _requests
+    from bench.cloudevents_produce import requests_of
 
     async with _started(settings) as (_, config):
         # One maker for the warm-up and the counted round: every request has new ids (the
         # same ids again would be acknowledged as duplicates, not stored). Its own cost, a
         # counter and for the batch one str.replace over the 20 KB body, is counted too.
-        make = _requests(target.removeprefix("cloudevents-"))
+        make = requests_of(target.removeprefix("cloudevents-"))
         await _connections(config(), make, requests, tune, status=b"202")
 
 
@@ -286,7 +217,7 @@ async def _connections(
 
     async def round_of(count: int) -> None:
         connections = [
-            _Connection(
+            MemoryConnection(
                 protocol_class(config=config, server_state=state, app_state={}, _loop=loop),
                 make,
                 count,
