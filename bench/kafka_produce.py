@@ -75,14 +75,20 @@ def kafka_server_env(bootstrap: str) -> dict[str, str]:
     }
 
 
+def _new_topic(bootstrap: str, prefix: str) -> str:
+    """A one-partition topic of its own for a ceiling's records; its name."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
+    return topic
+
+
 def producer_ceiling(
     bootstrap: str, duration: float, clock: Callable[[], float] = time.monotonic
 ) -> float:
     """Records a second of confluent-kafka's producer alone (``acks=all``, idempotent), by
     ``clock``: wall time by default, ``time.process_time`` for records per CPU-second."""
-    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
+    topic = _new_topic(bootstrap, "bench-ceiling")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
     key, value = KEY.encode(), VALUE.encode()
     for _ in range(1000):  # warm-up: connections, producer id, metadata
@@ -109,9 +115,7 @@ def transactional_ceiling(bootstrap: str, duration: float, per_transaction: int)
     """Records a second (wall time) of a transactional producer alone, configured as the
     gateway's committer is, committing transactions of ``per_transaction`` records of the
     benchmark's size, one after another."""
-    topic = f"bench-transactions-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
+    topic = _new_topic(bootstrap, "bench-transactions")
     config = producer_config(
         KafkaSettings(bootstrap_servers=bootstrap),
         "bench-transactions",

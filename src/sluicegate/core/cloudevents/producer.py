@@ -268,15 +268,17 @@ class EventProducer:
             if time_us > now_us + self._skew_us:
                 return None
             now = ""
-        key = event.key
-        partition = (
-            self._partitioner.partition(topic.name, None, topic.partitions)
-            if key is None
-            else partition_for_key(key, topic.partitions)
-        )
+        partition = self._partition_of(topic, event.key)
         return self._ids.append_one(
             event.identity, event.record(topic.name, partition, now), topic.retention_ms
         )
+
+    def _partition_of(self, topic: Topic, key: bytes | None) -> int:
+        """The partition of a single event with partition key ``key`` (encoded) in
+        ``topic``: the key's, or the partitioner's choice for an event without one."""
+        if key is None:
+            return self._partitioner.partition(topic.name, None, topic.partitions)
+        return partition_for_key(key, topic.partitions)  # what partition() calls
 
     async def _topics_of(self, event_types: set[str]) -> dict[str, Topic]:
         """Each type's topic, every type not yet known there registered first (durably,
@@ -304,11 +306,7 @@ class EventProducer:
 
     def _store_one(self, event: CloudEvent, topic: Topic) -> Awaitable[None]:
         key = event.extensions.get("partitionkey")
-        partition = (
-            self._partitioner.partition(topic.name, None, topic.partitions)
-            if key is None
-            else partition_for_key(key.encode(), topic.partitions)  # what partition() calls
-        )
+        partition = self._partition_of(topic, None if key is None else key.encode())
         record = to_record(event, topic.name, partition=partition)
         # The topic's retention as the metadata this request routes by says (trusted for
         # EventTopics' few seconds, as its partitions are), not asked of the log again.
