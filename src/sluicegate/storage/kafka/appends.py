@@ -19,14 +19,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import OffsetSpec
 
 from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.errors import Overloaded, SluicegateError, StorageUnavailable, UnknownTopic
 from sluicegate.storage.base import CommitObserver
-from sluicegate.storage.kafka.delivery import Report
 from sluicegate.storage.kafka.errors import kafka_error, translate
 from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
@@ -235,12 +234,15 @@ class Appends:
         key = (kafka_topic, record.partition)
         fetcher = self._node.fetcher
 
-        def delivered(report: Report) -> None:
-            error, offset, timestamp = report
+        def delivered(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 if not future.done():
                     future.set_exception(translate(error, topic=record.topic))
                 return
+            offset = message.offset()
+            _, timestamp = message.timestamp()
+            if offset is None:  # never for an acknowledged record of an idempotent producer
+                offset = -1
             # Kept for the reads of the waiters it wakes, before it wakes them.
             fetcher.appended(key, offset, timestamp * 1000, record)
             self._ends.advance(key, offset + 1)
