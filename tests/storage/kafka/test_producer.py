@@ -1,6 +1,6 @@
-"""The idempotent producer serves its delivery reports on the event loop, with no thread of
-its own: every report runs there, a failing callback stops no other, and closing reports
-every record still in flight."""
+"""The idempotent producer's delivery reports: served by its thread while few records are
+in flight, by the event loop under load, and always run on the loop, in order; a failing
+callback stops no other, and closing reports every record still in flight."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from confluent_kafka import KafkaError, Message
@@ -51,64 +51,96 @@ def _record(topic: str, number: int) -> NewRecord:
 class _Reports:
     """Collects each record's outcome and the thread it was reported on."""
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self) -> None:
         self.outcomes: list[Outcome] = []
         self.threads: set[int] = set()
-        self._expected = expected
-        self.all_in = asyncio.get_running_loop().create_future()
 
     def callback(self, number: int) -> OnDelivery:
         def delivered(error: KafkaError | None, message: Message) -> None:
             self.threads.add(threading.get_ident())
             self.outcomes.append((number, error, message.offset()))
-            if len(self.outcomes) == self._expected and not self.all_in.done():
-                self.all_in.set_result(None)
 
         return delivered
 
+    async def count_reaches(self, count: int) -> None:
+        await _until(lambda: len(self.outcomes) >= count)
 
-async def test_reports_run_on_the_loop_in_order_and_no_thread_is_started(
-    kafka_settings: KafkaSettings, topic: str, kafka_bootstrap: str
+
+def _send_each(producer: IdempotentProducer, topic: str, numbers: range, reports: _Reports) -> None:
+    for number in numbers:
+        producer.send(topic, _record(topic, number), reports.callback(number))
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while not condition():  # noqa: ASYNC110 (the producer's state: nothing signals it)
+            await asyncio.sleep(0.001)
+
+
+async def _until_the_loop_polls(
+    producer: IdempotentProducer, topic: str, reports: _Reports, sent: int
+) -> int:
+    """Send 20 records a millisecond until the loop takes over; how many were sent."""
+    async with asyncio.timeout(30):
+        while not producer._loop_polls:
+            _send_each(producer, topic, range(sent, sent + 20), reports)
+            sent += 20
+            await asyncio.sleep(0.001)
+    return sent
+
+
+async def test_reports_run_on_the_loop_in_order_whoever_polls(
+    producer: IdempotentProducer, topic: str, kafka_bootstrap: str
 ) -> None:
-    threads_before = threading.active_count()
-    producer = _started(kafka_settings)
-    try:
-        assert threading.active_count() == threads_before
-        reports = _Reports(200)
-        for number in range(200):
-            producer.send(topic, _record(topic, number), reports.callback(number))
-        async with asyncio.timeout(30):
-            await reports.all_in
-        assert reports.threads == {threading.get_ident()}
-        # One partition: reported in the order sent, at consecutive offsets.
-        assert [number for number, _, _ in reports.outcomes] == list(range(200))
-        assert all(error is None for _, error, _ in reports.outcomes)
-        first = reports.outcomes[0][2]
-        assert first is not None
-        assert [offset for _, _, offset in reports.outcomes] == list(range(first, first + 200))
-        assert producer.queued() == 0
-    finally:
-        await producer.close(10.0)
+    reports = _Reports()
+    sent = 0
+
+    async def one_at_a_time(count: int) -> None:
+        # Few in flight: the thread serves them.
+        nonlocal sent
+        for _ in range(count):
+            _send_each(producer, topic, range(sent, sent + 1), reports)
+            sent += 1
+            await reports.count_reaches(sent)
+            assert not producer._loop_polls
+
+    await one_at_a_time(10)
+    sent = await _until_the_loop_polls(producer, topic, reports, sent)
+    # Nothing in flight any more: it hands back to the thread.
+    await reports.count_reaches(sent)
+    await _until(lambda: not producer._loop_polls)
+    await one_at_a_time(10)
+    assert reports.threads == {threading.get_ident()}
+    # One partition: reported in the order sent, at consecutive offsets.
+    assert [number for number, _, _ in reports.outcomes] == list(range(sent))
+    assert all(error is None for _, error, _ in reports.outcomes)
+    first = reports.outcomes[0][2]
+    assert first is not None
+    assert [offset for _, _, offset in reports.outcomes] == list(range(first, first + sent))
+    assert producer.queued() == 0
     stored = await consume_all_async(kafka_bootstrap, topic)
-    assert [m.value() for m in stored] == [b"%d" % n for n in range(200)]
+    assert [m.value() for m in stored] == [b"%d" % n for n in range(sent)]
 
 
+@pytest.mark.parametrize("loop_polls", [False, True], ids=["thread", "loop"])
 async def test_a_failing_callback_stops_no_other_report(
-    producer: IdempotentProducer, topic: str, caplog: pytest.LogCaptureFixture
+    producer: IdempotentProducer, topic: str, caplog: pytest.LogCaptureFixture, loop_polls: bool
 ) -> None:
-    reports = _Reports(3)
+    reports = _Reports()
+    sent = await _until_the_loop_polls(producer, topic, reports, 0) if loop_polls else 0
+    assert producer._loop_polls == loop_polls
 
     def failing(error: KafkaError | None, message: Message) -> None:
         raise RuntimeError("a bug in a callback")
 
-    producer.send(topic, _record(topic, 0), reports.callback(0))
-    producer.send(topic, _record(topic, 1), failing)
-    producer.send(topic, _record(topic, 2), reports.callback(2))
-    producer.send(topic, _record(topic, 3), reports.callback(3))
     with caplog.at_level(logging.ERROR, logger="sluicegate.storage.kafka.producer"):
-        async with asyncio.timeout(30):
-            await reports.all_in
-    assert [number for number, error, _ in reports.outcomes if error is None] == [0, 2, 3]
+        producer.send(topic, _record(topic, sent), failing)
+        _send_each(producer, topic, range(sent + 1, sent + 4), reports)
+        await reports.count_reaches(sent + 3)
+    assert [n for n, error, _ in reports.outcomes if error is None] == [
+        *range(sent),
+        *range(sent + 1, sent + 4),
+    ]
     assert "a Kafka delivery callback failed" in caplog.text
     assert "a bug in a callback" in caplog.text
 
@@ -117,12 +149,12 @@ async def test_close_reports_every_record_in_flight(
     kafka_settings: KafkaSettings, topic: str, kafka_bootstrap: str
 ) -> None:
     producer = _started(kafka_settings)
-    reports = _Reports(1000)
+    reports = _Reports()
     for number in range(1000):
         producer.send(topic, _record(topic, number), reports.callback(number))
     await producer.close(10.0)
     # Closing waited for every report: none is left for a poll that will never come.
-    assert reports.all_in.done()
+    assert len(reports.outcomes) == 1000
     assert sorted(number for number, _, _ in reports.outcomes) == list(range(1000))
     delivered = [number for number, error, _ in reports.outcomes if error is None]
     stored = await consume_all_async(kafka_bootstrap, topic)

@@ -194,7 +194,7 @@ class KafkaNode:
 
     def worker_ends(self) -> list[asyncio.Future[None]]:
         """Futures that fail if a client thread dies (``run`` brings the gateway down)."""
-        return [self.fetcher.worker.ended, self.tail.worker.ended]
+        return [self.fetcher.worker.ended, self.tail.worker.ended, self.producer.worker.ended]
 
     async def release(self) -> None:
         """Flush what is in flight and close every client that was opened."""

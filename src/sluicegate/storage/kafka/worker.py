@@ -1,8 +1,8 @@
 """A thread that runs one blocking librdkafka loop, and tells the event loop how it ended.
 
-The backend's consumers block in librdkafka, so each runs on a thread of its own. A
-thread that dies must not leave the gateway serving requests nobody answers: ``ended``
-fails with the thread's exception, and the log's ``run`` awaits it.
+The backend's consumers and its producer's poller block in librdkafka, so each runs on a
+thread of its own. A thread that dies must not leave the gateway serving requests nobody
+answers: ``ended`` fails with the thread's exception, and the log's ``run`` awaits it.
 """
 
 from __future__ import annotations
