@@ -206,8 +206,8 @@ class IdempotentProducer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        # What the thread served last has crossed ahead of anything queued after this.
-        await asyncio.sleep(0)
+        # What the thread served last has run: it was queued on the loop before the thread
+        # ended, so before the join above could resolve.
         self._loop_polls = True
         deadline = time.monotonic() + timeout
         while len(self._producer) and time.monotonic() < deadline:
