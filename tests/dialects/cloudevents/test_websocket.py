@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
@@ -193,6 +194,30 @@ async def test_dead_events_are_stored_in_the_clients_dead_stream(
     assert dead["offset"] == "2"  # this connection's number, not the one sent back
     (record,) = await stored(gateway, dead_topic("billing"))
     assert ("ce_offset", b"1") not in record.headers
+
+
+async def test_a_dead_event_is_stored_whatever_its_data_and_the_types_schema(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str], gateway: Gateway
+) -> None:
+    # Valid when produced; the schema then changes, and the consumer reports the event
+    # dead with data edited: neither may keep it out of the dead stream.
+    await produce(served.http, producer, [event("e1")])
+    schema = {"type": "object", "required": ["total"]}
+    await gateway.event_schemas.set("Order.Created", json.dumps(schema))
+    async with consume(served, consumer, "?dead=true&group=d") as ws:
+        (got,) = await received(ws, 1)
+        await ws.send("dead:" + json.dumps({**got, "data": {"edited": True}}))
+        (dead,) = await received(ws, 1)
+        await ws.send("confirm:2")
+    assert (dead["id"], dead["data"]) == ("e1", {"edited": True})
+    # A new event is still held to the schema.
+    async with httpx.AsyncClient(base_url=served.http) as http:
+        refused = await http.post(
+            "/ce/produce/event",
+            content=json.dumps(event("e2")),
+            headers={**producer, "content-type": "application/cloudevents+json"},
+        )
+    assert refused.status_code == 422, refused.text
 
 
 # -- flow control ----------------------------------------------------------------------

@@ -316,13 +316,20 @@ class EventProducer:
             topic.retention_ms,
         )
 
-    async def produce_to_stream(self, stream: str, events: Sequence[CloudEvent]) -> None:
+    async def produce_to_stream(
+        self, stream: str, events: Sequence[CloudEvent], *, check_data: bool = True
+    ) -> None:
         """Check ``events`` and store them in a client's test or dead stream ``stream``.
+
+        ``check_data=False`` (a dead event a consumer reports) skips the check of the data
+        against the type's schema, and only that: the consumer reports the event as it has
+        it, perhaps edited, and data the schema refuses (the schema changed since, or the
+        data is why the event is dead) must not keep it out of the dead stream.
 
         De-duplicated within the stream: a dead event keeps the ``source`` and ``id`` of
         the event it reports, which is stored (and remembered) already.
         """
-        checked = self._checked(events, batch=False)
+        checked = self._checked(events, batch=False, check_data=check_data)
         topic = self._topics.cached(stream) or await self._topics.stream(stream)
         scope = b"\x00" + stream.encode() + b"\x00"
         await self._ids.append_once(
@@ -346,16 +353,22 @@ class EventProducer:
     # -- checks ----------------------------------------------------------------------
 
     def _checked(
-        self, events: Sequence[CloudEvent], batch: bool, within: int | None = None
+        self,
+        events: Sequence[CloudEvent],
+        batch: bool,
+        within: int | None = None,
+        *,
+        check_data: bool = True,
     ) -> list[CloudEvent]:
-        """``events`` checked (size, time, reserved names, data), each with a ``time``."""
+        """``events`` checked (size, time, reserved names, and data against the type's
+        schema unless ``check_data`` is False), each with a ``time``."""
         now_us = self._clock() // 1000
         latest = datetime.fromtimestamp((now_us + self._skew_us) / 1_000_000, UTC)
         if len(events) > 1:  # one event is checked as fast one by one
-            checked = self._checked_at_once(events, now_us, latest, within)
+            checked = self._checked_at_once(events, now_us, latest, within, check_data)
             if checked is not None:
                 return checked
-        return self._checked_each(events, batch, now_us, latest)
+        return self._checked_each(events, batch, now_us, latest, check_data)
 
     def _check_size_and_offset(self, event: CloudEvent, index: int | None) -> None:
         """The first two checks of every event: its size, and no ``offset`` attribute."""
@@ -403,6 +416,7 @@ class EventProducer:
         now_us: int,
         latest: datetime,
         within: int | None,
+        check_data: bool = True,
     ) -> list[CloudEvent] | None:
         """``events`` checked, each check made once for the whole request; ``None`` when
         any event fails one (or has a schema to satisfy), for ``_checked_each`` to find
@@ -413,7 +427,7 @@ class EventProducer:
             return None
         if any("offset" in event.extensions for event in events):
             return None
-        for event_type in {event.type for event in events}:
+        for event_type in {event.type for event in events} if check_data else ():
             if self._schemas.for_type(event_type) is not None:
                 return None
         times = {event.time for event in events}
@@ -429,7 +443,12 @@ class EventProducer:
         ]
 
     def _checked_each(
-        self, events: Sequence[CloudEvent], batch: bool, now_us: int, latest: datetime
+        self,
+        events: Sequence[CloudEvent],
+        batch: bool,
+        now_us: int,
+        latest: datetime,
+        check_data: bool = True,
     ) -> list[CloudEvent]:
         """``events`` checked one by one: the first that is wrong decides the error."""
         now_text: str | None = None
@@ -440,11 +459,12 @@ class EventProducer:
         for index, event in enumerate(events):
             where = index if batch else None
             self._check_size_and_offset(event, where)
-            if event.type not in schemas:
-                schemas[event.type] = self._schemas.for_type(event.type)
-            schema = schemas[event.type]
-            if schema is not None:
-                _check_data(schema, event, where)
+            if check_data:
+                if event.type not in schemas:
+                    schemas[event.type] = self._schemas.for_type(event.type)
+                schema = schemas[event.type]
+                if schema is not None:
+                    _check_data(schema, event, where)
             if event.time is None:
                 now_text = now_text or format_timestamp(now_us)
                 event = msgspec.structs.replace(event, time=now_text)

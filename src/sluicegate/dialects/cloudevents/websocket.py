@@ -380,7 +380,9 @@ class WebSocketConsumers:
             # delivery number, nothing of the event's own.
             extensions = {k: v for k, v in event.extensions.items() if k != "offset"}
             event = msgspec.structs.replace(event, extensions=extensions)
-        await self._producer.produce_to_stream(dead_topic(stream.instance.owner), [event])
+        await self._producer.produce_to_stream(
+            dead_topic(stream.instance.owner), [event], check_data=False
+        )
 
     async def _close(self, send: Send, close: Close) -> None:
         with contextlib.suppress(OSError):  # the peer left first
