@@ -4,8 +4,16 @@ exact whether a partition's records fit one record batch or not."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
+import pytest
+from confluent_kafka import (
+    TIMESTAMP_LOG_APPEND_TIME,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
 
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import Appended, NewRecord
@@ -210,3 +218,49 @@ async def test_topic_batches_get_the_offsets_their_records_are_stored_at(
     for batch, offsets in zip(batches, results, strict=True):
         assert [stored[place] for place in offsets] == [(r.key, r.value) for r in batch]
         assert [partition for partition, _ in offsets] == list(batch.partitions)
+
+
+class _CommitInterrupted:
+    """The committer's producer, whose first ``commit_transaction`` fails as librdkafka
+    fails one it has not finished (a retriable error) before the commit is sent."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self.interrupted = False
+
+    def commit_transaction(self, timeout: float) -> None:
+        if not self.interrupted:
+            self.interrupted = True
+            error = KafkaError(KafkaError._TRANSPORT, "connection to the coordinator lost")
+            raise KafkaException(KafkaError(error.code(), error.str(), retriable=True))
+        self._producer.commit_transaction(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+async def test_a_commit_interrupted_by_a_retriable_error_is_408_and_completes_later(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    # Its outcome is unknown when the error comes: 503 would tell the caller nothing was
+    # stored, and a retry would store the batch twice once the commit completes.
+    await kafka_log.create_topic(TopicSpec(name="interrupted", partitions=1))
+    transactions = kafka_log._node._transactions
+    assert transactions is not None
+    producer = transactions._producer
+    assert producer is not None
+    interrupted = _CommitInterrupted(producer)
+    transactions._producer = interrupted  # type: ignore[assignment]
+    first = [NewRecord("interrupted", 0, None, b"first-%d" % i) for i in range(3)]
+    with pytest.raises(StorageTimeout, match="either all stored or none is"):
+        await kafka_log.append(first)
+    assert interrupted.interrupted
+    # The next transaction first finishes the interrupted one, which stores the batch.
+    second = [NewRecord("interrupted", 0, None, b"second-%d" % i) for i in range(2)]
+    appended = await kafka_log.append(second)
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "interrupted", 1
+    )
+    values = [m.value() for m in messages]
+    assert values == [r.value for r in first + second]
+    assert [a.offset for a in appended] == [messages[3].offset(), messages[4].offset()]

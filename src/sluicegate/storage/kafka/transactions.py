@@ -490,7 +490,10 @@ class TransactionalProducer:
         )
         self._reports.clear()
         error = kafka_error(exc)
-        timed_out = error is not None and error.code() == KafkaError._TIMED_OUT
+        # Whether the batches may be stored yet: the caller must hear 408 ("all or none,
+        # not known which"), never 503, which says nothing was stored and invites a
+        # retry that would store them twice.
+        unknown = error is not None and error.code() == KafkaError._TIMED_OUT
         if error is not None and error.fatal():
             logger.error("the transactional producer failed fatally (%s); making a new one", exc)
             self._producer = None
@@ -498,6 +501,7 @@ class TransactionalProducer:
             # The commit may complete yet (or have completed): abort is no longer ours to
             # choose. The next transaction first resumes it.
             self._must_resume = True
+            unknown = True
         else:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
@@ -506,8 +510,11 @@ class TransactionalProducer:
             return translate(cause)
         if isinstance(exc, BufferError):
             return StorageUnavailable("the producer's queue is full")
-        if timed_out:
-            return StorageTimeout(f"Kafka did not commit the transaction in time: {exc}")
+        if unknown:
+            return StorageTimeout(
+                f"Kafka did not confirm the transaction's commit: {exc}; the records are "
+                "either all stored or none is"
+            )
         return translate(error) if error is not None else StorageUnavailable(str(exc))
 
 
