@@ -113,6 +113,7 @@ def test_kafka_from_two_variables_and_a_client_table(tmp_path: Path) -> None:
     config = tmp_path / "sluicegate.toml"
     config.write_text(
         '[kafka.client]\n"security.protocol" = "SASL_SSL"\n"sasl.mechanism" = "PLAIN"\n'
+        '"sasl.username" = "gw"\n"sasl.password" = "secret"\n'
     )
     settings = load_settings(
         config,
@@ -123,7 +124,12 @@ def test_kafka_from_two_variables_and_a_client_table(tmp_path: Path) -> None:
     )
     assert settings.storage.backend == "kafka"
     assert settings.kafka.bootstrap_servers == "10.0.0.1:9092,10.0.0.2:9092"
-    assert settings.kafka.client == {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}
+    assert settings.kafka.client == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "gw",
+        "sasl.password": "secret",
+    }
     log = open_log(settings)
     assert isinstance(log, KafkaLog)
 
@@ -134,6 +140,25 @@ def test_kafka_from_two_variables_and_a_client_table(tmp_path: Path) -> None:
         ({}, "kafka.bootstrap_servers", "required"),
         ({"bootstrap_servers": "no-port"}, "kafka.bootstrap_servers", "host:port"),
         ({"bootstrap_servers": "h:1", "client": {"acks": "1"}}, "kafka.client", "'acks'"),
+        (
+            {"bootstrap_servers": "h:1", "client": {"no.such.setting": "1"}},
+            "kafka.client",
+            'librdkafka refuses it: No such configuration property: "no.such.setting"',
+        ),
+        (
+            {"bootstrap_servers": "h:1", "client": {"linger.ms": "soon"}},
+            "kafka.client",
+            "Invalid value",
+        ),
+        (
+            {
+                "bootstrap_servers": "h:1",
+                "client": {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"},
+            },
+            "kafka.client",
+            "sasl.username and sasl.password must be set",
+        ),
+        ({"bootstrap_servers": "h:1", "linger_ms": -1}, "kafka.linger_ms", ">= 0"),
         ({"bootstrap_servers": "h:1", "request_timeout": 0}, "kafka.request_timeout", "> 0"),
         ({"bootstrap_servers": "h:1", "replication_factor": 0}, "kafka.replication_factor", "-1"),
         ({"bootstrap_servers": "h:1", "topic_prefix": "a b"}, "kafka.topic_prefix", "a-zA-Z"),

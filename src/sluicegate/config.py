@@ -615,6 +615,7 @@ def _validate_kafka(kafka: KafkaSettings) -> None:
         raise ConfigError(
             "kafka.client", f"{reserved} are set by sluicegate and may not be overridden"
         )
+    _check_client_table(kafka.client)
     if not kafka.request_timeout > 0:
         raise ConfigError("kafka.request_timeout", "must be > 0")
     if kafka.replication_factor != -1 and kafka.replication_factor < 1:
@@ -628,6 +629,26 @@ def _validate_kafka(kafka: KafkaSettings) -> None:
             raise ConfigError(
                 "kafka.topic_prefix", "expected characters of [a-zA-Z0-9._-] only"
             ) from None
+
+
+def _check_client_table(client: Mapping[str, Any]) -> None:
+    """librdkafka's own check of ``kafka.client`` (names, values, TLS files, SASL), at
+    start rather than when the first client is made: a producer and a consumer are made
+    with it and dropped. Without bootstrap servers they connect to nothing; they take
+    about a millisecond."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    # Quiet: without bootstrap servers librdkafka would warn that it cannot connect.
+    for make, own in ((Producer, {}), (Consumer, {"group.id": "sluicegate-config-check"})):
+        try:
+            made = make({**client, **own, "log_level": 0})
+        except KafkaException as exc:
+            reason = exc.args[0].str() if exc.args else str(exc)
+            raise ConfigError("kafka.client", f"librdkafka refuses it: {reason}") from None
+        except (TypeError, ValueError) as exc:  # a value of a type librdkafka cannot take
+            raise ConfigError("kafka.client", f"librdkafka refuses it: {exc}") from None
+        if isinstance(made, Consumer):
+            made.close()
 
 
 def _validate_cluster(settings: Settings) -> None:
