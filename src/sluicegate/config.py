@@ -372,7 +372,7 @@ class CloudEventSettings(_Section):
     routes: list[CloudEventRoute] = msgspec.field(default_factory=list)
     #: Bytes of one request, a single event or a batch (413 beyond).
     max_request_bytes: int = 1024 * 1024
-    #: Bytes of one event: its data and every attribute's name and value (413 beyond).
+    #: Bytes of one event: its data and every attribute's value (413 beyond).
     max_event_bytes: int = 64 * 1024
     #: Seconds an event's ``time`` may lie ahead of the gateway's clock (400 beyond).
     clock_skew: float = 5.0
