@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, ConsumerGroupTopicPartitions
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, ConsumerGroupTopicPartitions, KafkaError
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -18,11 +18,13 @@ from sluicegate.errors import (
     InvalidPartition,
     Overloaded,
     PayloadTooLarge,
+    StorageTimeout,
     StorageUnavailable,
     UnknownTopic,
 )
 from sluicegate.storage.base import running
 from sluicegate.storage.kafka import KafkaLog
+from sluicegate.storage.kafka.errors import translate
 from tests.storage.kafka.conftest import OpenLog, consume_all_async
 
 BIG = 1 << 30
@@ -215,6 +217,44 @@ async def test_single_records_past_the_pending_bound_are_overloaded(
         kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "bounded", 2
     )
     assert sorted(m.value() for m in messages) == sorted([*accepted, b"after"])
+
+
+async def test_a_fatal_error_of_the_idempotent_producer_puts_a_new_one_in_its_place(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings
+) -> None:
+    # A fatal error leaves a producer refusing every record for good. No client API makes
+    # one happen, so the test reports it as librdkafka does: through the producer's
+    # error callback. Everything after that is real.
+    await kafka_log.create_topic(TopicSpec(name="renewed", partitions=1))
+    node = kafka_log._node
+    first = node.producer
+    await kafka_log.append([NewRecord("renewed", 0, None, b"before")])
+    fatal = KafkaError(KafkaError._FATAL, "injected: out of order sequence", fatal=True)
+    first._error(fatal)
+    await asyncio.sleep(0)  # the callback crosses to the loop (the thread's side)
+    second = node.producer
+    assert second is not first
+    async with asyncio.timeout(15):
+        await first.worker.ended  # closed, its thread ended
+    await kafka_log.append([NewRecord("renewed", 0, None, b"after")])
+    # The retired producer's thread ending is no death of the log, and a second report
+    # from the retired producer replaces nothing.
+    first._error(fatal)
+    await asyncio.sleep(0)
+    assert node.producer is second
+    assert not any(ended.done() for ended in node.worker_ends())
+    await kafka_log.append([NewRecord("renewed", 0, None, b"last")])
+    await kafka_log.check()
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "renewed", 1
+    )
+    assert [m.value() for m in messages] == [b"before", b"after", b"last"]
+
+
+def test_records_whose_outcome_is_unknown_are_408_and_those_never_sent_503() -> None:
+    for code in (KafkaError._FATAL, KafkaError._PURGE_INFLIGHT, KafkaError._MSG_TIMED_OUT):
+        assert isinstance(translate(KafkaError(code)), StorageTimeout), code
+    assert isinstance(translate(KafkaError(KafkaError._PURGE_QUEUE)), StorageUnavailable)
 
 
 async def test_an_unreachable_cluster_fails_start_within_the_request_timeout() -> None:

@@ -33,8 +33,16 @@ _UNKNOWN_TOPIC = {
     KafkaError._UNKNOWN_PARTITION,
     KafkaError.UNKNOWN_TOPIC_ID,
 }
-_TIMED_OUT = {KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
+#: Sent, but whether it was stored is not known: timed out, purged in flight (a producer
+#: closed under it), or failed by a producer's fatal error.
+_TIMED_OUT = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._PURGE_INFLIGHT,
+    KafkaError._FATAL,
+}
 _UNAVAILABLE = {
+    KafkaError._PURGE_QUEUE,  # never sent
     KafkaError._TRANSPORT,
     KafkaError._ALL_BROKERS_DOWN,
     KafkaError._RESOLVE,
@@ -84,7 +92,9 @@ def translate(error: KafkaError, *, topic: str | None = None) -> SluicegateError
     if code == KafkaError.OFFSET_OUT_OF_RANGE:
         return OffsetOutOfRange(f"offset out of range: {text}", **detail)
     if code in _TIMED_OUT:
-        return StorageTimeout(f"Kafka did not confirm the write in time: {text}")
+        return StorageTimeout(
+            f"Kafka did not confirm the write: {text}; it is either stored or not"
+        )
     if code in _INVALID:
         return BadRequest(f"Kafka refused the request: {text}", **detail)
     if code in _UNAVAILABLE or error.retriable():

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError
 
@@ -30,6 +32,7 @@ from sluicegate.storage.kafka.fetcher import Fetcher
 from sluicegate.storage.kafka.producer import IdempotentProducer
 from sluicegate.storage.kafka.tail import Tail
 from sluicegate.storage.kafka.transactions import TransactionalProducer, Visible
+from sluicegate.storage.kafka.worker import Worker
 
 __all__ = ["PROBE_INTERVAL", "KafkaNode"]
 
@@ -88,6 +91,13 @@ class KafkaNode:
         self.max_pending = max_pending_appends
         self._admin: KafkaAdmin | None = None
         self._producer: IdempotentProducer | None = None
+        self._producer_config: dict[str, Any] = {}
+        #: Producers replaced after a fatal error, while they close (a reference each),
+        #: and the threads of every producer replaced: their end is no death.
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._retired: set[Worker] = set()
+        #: Fails when a client thread of the node dies (the log's ``run`` awaits it).
+        self._died: asyncio.Future[None] | None = None
         self._transactions: TransactionalProducer | None = None
         self._fetcher: Fetcher | None = None
         self._tail: Tail | None = None
@@ -146,15 +156,15 @@ class KafkaNode:
         with contextlib.suppress(TopicExists):
             configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
             await self._admin.create_topic(registry, 1, configs)
+        self._died = loop.create_future()
+        self._producer_config = producer_config(
+            settings,
+            f"{client}-producer",
+            append_timeout=self.append_timeout,
+            transactional_id=None,
+        )
         self._producer = IdempotentProducer(
-            producer_config(
-                settings,
-                f"{client}-producer",
-                append_timeout=self.append_timeout,
-                transactional_id=None,
-            ),
-            loop,
-            self.kafka_error,
+            self._producer_config, loop, functools.partial(self._producer_error, 0)
         )
         self._transactions = TransactionalProducer(
             producer_config(
@@ -187,17 +197,62 @@ class KafkaNode:
             on_fetched,
             self.kafka_error,
         )
-        self._producer.start()
-        self._fetcher.start()
-        self._tail.start()
+        for threaded in (self._producer, self._fetcher, self._tail):
+            self._watch(threaded.worker)
+            threaded.start()
         await self._transactions.start()
 
     def worker_ends(self) -> list[asyncio.Future[None]]:
         """Futures that fail if a client thread dies (``run`` brings the gateway down)."""
-        return [self.fetcher.worker.ended, self.tail.worker.ended, self.producer.worker.ended]
+        assert self._died is not None  # used only after open()
+        return [self._died]
+
+    def _watch(self, worker: Worker) -> None:
+        """Tell ``worker_ends`` when ``worker`` ends, unless its client was retired."""
+
+        def ended(done: asyncio.Future[None]) -> None:
+            died = self._died
+            if worker in self._retired or died is None or died.done():
+                return
+            error = done.exception()
+            if error is None:
+                died.set_result(None)
+            else:
+                died.set_exception(error)
+
+        worker.ended.add_done_callback(ended)
+
+    def _producer_error(self, generation: int, error: KafkaError) -> None:
+        """The error callback (on the loop) of the idempotent producer ``generation``
+        (the node's first is 0, each one replacing it the next number).
+
+        A fatal error leaves that producer refusing every record for good (librdkafka
+        cannot keep its guarantees: a sequence it cannot repair, say), so a new one takes
+        over at once, with a new producer id; the old one is closed, and its records in
+        flight are failed with their outcome unknown (408).
+        """
+        self.kafka_error(error)
+        old = self._producer
+        current = generation == len(self._retired)
+        if not error.fatal() or not current or old is None or self.closing or not self.running:
+            return
+        logger.error("the idempotent producer failed fatally (%s); making a new one", error.str())
+        self._producer = IdempotentProducer(
+            self._producer_config,
+            asyncio.get_running_loop(),
+            functools.partial(self._producer_error, generation + 1),
+        )
+        self._watch(self._producer.worker)
+        self._producer.start()
+        self._retired.add(old.worker)
+        closing = asyncio.create_task(old.close(self.timeout), name="kafka-producer-retired")
+        self._retiring.add(closing)
+        closing.add_done_callback(self._retiring.discard)
 
     async def release(self) -> None:
         """Flush what is in flight and close every client that was opened."""
+        if self._retiring:
+            await asyncio.wait(self._retiring)
         if self._producer is not None:
             await self._producer.close(self.timeout)
         if self._transactions is not None:
