@@ -3,6 +3,8 @@
 Every endpoint and error; cursor walks that lose and repeat nothing (also while another
 task publishes, and over 8 partitions written through records v2); long polls woken by
 a publish, ended by their timeout, by a purge or a delete, and freed by a disconnect.
+On Kafka, what a ``sluicegate serve`` process published is read straight from the broker
+by a plain Kafka consumer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
 from sluicegate.app import build_app
 from sluicegate.config import Settings
@@ -27,9 +30,11 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import TopicPartition
 from sluicegate.core.schemas import wire
 from sluicegate.core.topics import Topic, TopicSpec
+from sluicegate.testing.process import serve_in_subprocess
 from tests.conftest import make_settings
 from tests.e2e.conftest import on_server
-from tests.helpers import serving
+from tests.helpers import E2E_ADMIN_KEY, backend_env, serving
+from tests.storage.kafka.conftest import consume_all
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 PERSON = {
@@ -254,7 +259,7 @@ async def test_bad_requests_get_a_clear_error(
 
 @pytest.mark.parametrize("action", ["publish", "consume", "batch"])
 async def test_401_403_404(world: World, action: str) -> None:
-    body = {"payloads": [{}]} if action == "batch" else {}
+    body: dict[str, Any] = {"payloads": [{}]} if action == "batch" else {}
     verb = "publish" if action == "batch" else action
     batch = action == "batch"
     anonymous = await world.http.post(world.url(verb, batch=batch), json=body)
@@ -494,7 +499,7 @@ async def test_records_of_records_v2_read_here_and_back(world: World) -> None:
         None,
     ]
     for value in values:
-        record = {"key": {"type": "text", "data": "k"}}
+        record: dict[str, Any] = {"key": {"type": "text", "data": "k"}}
         if value is not None:
             record["value"] = value
         response = await world.http.post(
@@ -522,6 +527,59 @@ async def test_records_of_records_v2_read_here_and_back(world: World) -> None:
     wrong = await world.http.post(world.url("publish"), json={"name": 5}, headers=world.app)
     assert wrong.status_code == 400
     assert wrong.json()["code"] == "invalid_schema"
+
+
+# -- on Kafka: plain Kafka records --------------------------------------------------------
+
+
+def test_a_plain_kafka_consumer_reads_what_was_published(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Kafka only: a record read straight from the broker is what any Kafka client sees.
+    env = {"SLUICEGATE_ADMIN_KEY": E2E_ADMIN_KEY, **backend_env(request, "kafka")}
+    json_type = {"content-type": "application/json"}
+    # Payloads with their own spacing and key order: each is stored as it was sent.
+    single = b'{"sku": "a-1",  "qty": 1}'
+    batch = [b'{"qty":2,"sku":"b-2"}', b'{ "sku" : "c-3", "qty": 3 }', b'{"sku":"d-4","qty":4}']
+    partial = [b'{"sku": "e-5", "qty": 5}', b'{"qty": "six"}', b'{"sku":"g-7",  "qty":7}']
+    with (
+        serve_in_subprocess(tmp_path, args=(), env=env) as server,
+        httpx.Client(
+            base_url=server.url,
+            headers={"authorization": f"Bearer {E2E_ADMIN_KEY}"},
+            timeout=30,
+        ) as http,
+    ):
+        schema = [{"name": "sku"}, {"name": "qty", "type": "integer"}]
+        created = http.post(
+            "/api/event_streams/topics", json={"name": "shop.orders", "schema": schema}
+        )
+        assert created.status_code == 200, created.text
+        topic = created.json()["data"]
+        published = http.post(
+            f"/api/v1/topics/{topic['id']}/publish", content=single, headers=json_type
+        )
+        assert published.status_code == 200, published.text
+        for payloads, errors in ((batch, [False] * 3), (partial, [False, True, False])):
+            answer = http.post(
+                f"/api/v1/batch/topics/{topic['id']}/publish",
+                content=b'{"payloads": [' + b", ".join(payloads) + b"]}",
+                headers=json_type,
+            )
+            assert answer.status_code == 200, answer.text
+            results = answer.json()["message_ids"]
+            assert [r["result"] == "error" for r in results.values()] == errors, results
+    # Read from the broker alone, the server gone: the name is the prefix and the topic's.
+    kafka_topic = env["SLUICEGATE_KAFKA__TOPIC_PREFIX"] + topic["name"]
+    messages = consume_all(kafka_bootstrap, kafka_topic)
+    # One record per message, its value the message's JSON text as sent: no key, no
+    # headers. A batch is one transaction of its complying messages, in their order, and
+    # its commit marker takes an offset (4, then 7): a read_committed reader skips them.
+    assert [m.value() for m in messages] == [single, *batch, partial[0], partial[2]]
+    assert [m.offset() for m in messages] == [0, 1, 2, 3, 5, 6]
+    assert all(m.key() is None and m.headers() is None for m in messages)
+    assert all(m.partition() == 0 for m in messages)
+    assert all(m.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME for m in messages)
 
 
 async def test_the_openapi_document_is_served(world: World) -> None:

@@ -75,8 +75,10 @@ def consume_all(
                 continue
             error = message.error()
             if error is not None:
+                partition = message.partition()
                 assert error.code() == error._PARTITION_EOF, error
-                ended.add(message.partition())
+                assert partition is not None
+                ended.add(partition)
                 continue
             messages.append(message)
         assert len(ended) == partitions, "the consumer did not reach the end in time"
