@@ -96,6 +96,11 @@ async def test_settings_are_kafka_topic_configs(
     expected = {"retention.ms": "-1", "retention.bytes": "4096"}
     configs = await _configs_once_applied(kafka_admin, kafka_name, expected)
     assert (configs["retention.ms"], configs["retention.bytes"]) == ("-1", "4096")
+    # A setting dropped from the topic's config goes back to the broker's default.
+    await kafka_log.alter_topic("conf", TopicUpdate(config={"description": "now plain"}))
+    configs = await _configs_once_applied(kafka_admin, kafka_name, {"cleanup.policy": "delete"})
+    assert configs["cleanup.policy"] == "delete"
+    assert configs["retention.bytes"] == "4096"
 
 
 async def test_group_offsets_are_kafkas_own(

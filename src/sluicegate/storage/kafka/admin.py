@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -109,10 +109,18 @@ class KafkaAdmin:
         )
         await self._await(futures[name], topic=name)
 
-    async def set_configs(self, name: str, configs: Mapping[str, str]) -> None:
+    async def set_configs(
+        self, name: str, configs: Mapping[str, str], removed: Iterable[str] = ()
+    ) -> None:
+        """Set ``configs`` on topic ``name``; the ``removed`` ones go back to the broker's
+        default (those left out are left as they are)."""
         entries = [
             ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
             for key, value in configs.items()
+        ]
+        entries += [
+            ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE)
+            for key in removed
         ]
         resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
         futures = self._client.incremental_alter_configs([resource], **self._options())

@@ -195,9 +195,9 @@ class KafkaTopics:
         if new.partitions > old.partitions:
             await admin.grow(kafka_name, new.partitions)
             await admin.until_led(kafka_name, new.partitions)
-        configs = kafka_topic_configs(new)
-        if configs != kafka_topic_configs(old):
-            await admin.set_configs(kafka_name, configs)
+        configs, before = kafka_topic_configs(new), kafka_topic_configs(old)
+        if configs != before:
+            await admin.set_configs(kafka_name, configs, removed=before.keys() - configs.keys())
         await self._write(name, encode_entry(new, creating=False))
         if new.partitions > old.partitions:
             self._groups.topics_changed([name])
