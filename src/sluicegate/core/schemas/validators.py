@@ -94,15 +94,28 @@ def _pointer(path: list[str | int]) -> str:
 def compile_json_schema(document: Any, resources: dict[str, Any]) -> Any:
     """A ``jsonschema-rs`` validator; draft 7 without ``$schema``, as the registry reads it.
 
-    Raises ``jsonschema_rs.ValidationError`` or ``ValueError`` for what it cannot compile.
+    Raises ``jsonschema_rs.ValidationError`` or ``ValueError`` for what it cannot compile,
+    or would read otherwise than its draft says (then Python's ``jsonschema`` checks).
     """
     return _compile(document, document, resources)
 
 
+#: ``$schema`` of the drafts without ``dependencies`` (split into ``dependentRequired``
+#: and ``dependentSchemas``), which jsonschema-rs still applies in them.
+_WITHOUT_DEPENDENCIES = ("/draft/2019-09/", "/draft/2020-12/")
+
+
 def _compile(document: Any, compiled: Any, resources: dict[str, Any]) -> Any:
     """``compiled`` under the draft ``document`` names (draft 7 if none), offline."""
-    known = isinstance(document, dict) and isinstance(document.get("$schema"), str)
-    cls = jsonschema_rs.validator_cls_for(document) if known else jsonschema_rs.Draft7Validator
+    draft = document.get("$schema") if isinstance(document, dict) else None
+    if not isinstance(draft, str):
+        cls = jsonschema_rs.Draft7Validator
+    else:
+        if any(marker in draft for marker in _WITHOUT_DEPENDENCIES) and _has_any(
+            document, _DEPENDENCIES
+        ):
+            raise ValueError(f"jsonschema-rs applies dependencies, which {draft} does not have")
+        cls = jsonschema_rs.validator_cls_for(document)
     registry = jsonschema_rs.Registry(resources=list(resources.items())) if resources else None
     return cls(compiled, registry=registry, offline=True)
 
@@ -110,13 +123,16 @@ def _compile(document: Any, compiled: Any, resources: dict[str, Any]) -> Any:
 #: Keywords that resolve another schema by its location. A document with none of them
 #: means the same wherever it sits, so it can check a batch as an array's ``items``.
 _REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+_DEPENDENCIES = frozenset({"dependencies"})
 
 
-def _refers(node: Any) -> bool:
+def _has_any(node: Any, keys: frozenset[str]) -> bool:
+    """Whether an object anywhere in ``node`` has one of ``keys`` (a property of that name
+    counts too: a false alarm costs only the slower validator)."""
     if isinstance(node, dict):
-        return not _REFERENCES.isdisjoint(node) or any(map(_refers, node.values()))
+        return not keys.isdisjoint(node) or any(_has_any(value, keys) for value in node.values())
     if isinstance(node, list):
-        return any(map(_refers, node))
+        return any(_has_any(item, keys) for item in node)
     return False
 
 
@@ -126,7 +142,7 @@ def compile_batch_schema(document: Any, resources: dict[str, Any]) -> Any | None
     One call checks a whole batch in native code instead of a call per message. ``None``
     for a document with references: they may name places relative to its root.
     """
-    if _refers(document):
+    if _has_any(document, _REFERENCES):
         return None
     items = document
     if isinstance(document, dict):
