@@ -315,6 +315,28 @@ async def test_dead_events_reach_the_dead_consumers_of_every_group(
     assert bad.status_code in {400, 415}
 
 
+async def test_a_dead_event_is_stored_whatever_the_schema_says_of_its_data(
+    client: httpx.AsyncClient, gateway: Gateway, consumer: dict[str, str]
+) -> None:
+    # The data a type's schema refuses is often why an event is dead: reported through
+    # POST .../dead it is stored all the same (a produced event is still held to it).
+    await gateway.event_schemas.set("Order.Created", '{"type": "object", "required": ["n"]}')
+    reporter = await create(client, consumer)
+    auditors = await create(client, consumer, group="audit", dead="true", events="false")
+    headers = {
+        **consumer,
+        "content-type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": "e-10",
+        "ce-source": "urn:shop",
+        "ce-type": "Order.Created",
+    }
+    stored = await client.post(f"{reporter}/dead", content=b'{"edited": 1}', headers=headers)
+    assert stored.status_code == 202, stored.text
+    [dead] = (await poll(client, auditors, consumer)).json()
+    assert (dead["id"], dead["data"]) == ("e-10", {"edited": 1})
+
+
 async def test_test_events_reach_test_consumers(
     client: httpx.AsyncClient, gateway: Gateway, consumer: dict[str, str]
 ) -> None:
