@@ -108,9 +108,8 @@ _WITHOUT_DEPENDENCIES = ("/draft/2019-09/", "/draft/2020-12/")
 def _compile(document: Any, compiled: Any, resources: dict[str, Any]) -> Any:
     """``compiled`` under the draft ``document`` names (draft 7 if none), offline."""
     draft = document.get("$schema") if isinstance(document, dict) else None
-    if not isinstance(draft, str):
-        cls = jsonschema_rs.Draft7Validator
-    else:
+    cls: type[jsonschema_rs.Validator] = jsonschema_rs.Draft7Validator
+    if isinstance(draft, str):
         if any(marker in draft for marker in _WITHOUT_DEPENDENCIES) and _has_any(
             document, _DEPENDENCIES
         ):
