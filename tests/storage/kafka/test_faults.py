@@ -73,13 +73,22 @@ async def http(broker: KafkaBroker, tmp_path: Path) -> AsyncIterator[httpx.Async
             yield client
 
 
-class Producers:
-    """Concurrent records-v2 producers, each sending unique values, counting outcomes."""
+#: The topic admin API's multi-record produce: all or nothing, a Kafka transaction.
+BATCH_URL = "/admin/v1/topics/faults/records"
+BATCH = 5
 
-    def __init__(self, http: httpx.AsyncClient, workers: int = 4) -> None:
+
+class Producers:
+    """Concurrent producers, each sending unique values, counting outcomes: records-v2
+    single records, and (``batch_workers``) all-or-nothing batches of ``BATCH``."""
+
+    def __init__(self, http: httpx.AsyncClient, workers: int = 4, batch_workers: int = 0) -> None:
         self.http = http
         self.workers = workers
+        self.batch_workers = batch_workers
         self.acked: list[str] = []
+        #: Every batch sent, whatever its answer.
+        self.batches: list[list[str]] = []
         self.statuses: collections.Counter[int] = collections.Counter()
         self.stop = asyncio.Event()
 
@@ -87,6 +96,22 @@ class Producers:
         async with asyncio.TaskGroup() as tg:
             for worker in range(self.workers):
                 tg.create_task(self._produce(worker))
+            for worker in range(self.batch_workers):
+                tg.create_task(self._produce_batches(worker))
+
+    async def _produce_batches(self, worker: int) -> None:
+        sent = 0
+        while not self.stop.is_set():
+            values = [f"b{worker}-{sent}-{i}" for i in range(BATCH)]
+            sent += 1
+            self.batches.append(values)
+            body = {"records": [{"value": value} for value in values]}
+            response = await self.http.post(BATCH_URL, json=body)
+            self.statuses[response.status_code] += 1
+            if response.status_code == 200:
+                self.acked.extend(values)
+            else:
+                await asyncio.sleep(0.05)
 
     async def _produce(self, worker: int) -> None:
         sent = 0
@@ -121,13 +146,19 @@ async def _check_stored(http: httpx.AsyncClient, broker: KafkaBroker, producers:
     duplicates = [v for v, n in collections.Counter(stored).items() if n > 1]
     assert duplicates == []
     assert set(producers.acked) <= set(stored)
+    # A batch is stored whole or not at all, whatever it was answered.
+    kept = set(stored)
+    partial = [b for b in producers.batches if 0 < len(kept.intersection(b)) < len(b)]
+    assert partial == []
 
 
 @pytest.mark.parametrize("how", ["stop", "kill -9"])
 async def test_broker_down_during_produce_never_200_and_recovers(
     http: httpx.AsyncClient, broker: KafkaBroker, how: str
 ) -> None:
-    producers = Producers(http)
+    # Single records (the idempotent producer) and batches (the transactional one), both
+    # through the outage and after it.
+    producers = Producers(http, batch_workers=2)
     running_producers = asyncio.create_task(producers.run())
     try:
         await producers.until_acked(50, timeout=30)
@@ -143,9 +174,13 @@ async def test_broker_down_during_produce_never_200_and_recovers(
         assert failures > 0
         assert (await http.get("/readyz")).status_code == 503
         # Requests in flight when the broker went may have been acked; none after that.
-        assert len(producers.acked) - acked_before <= producers.workers
+        in_flight = producers.workers + producers.batch_workers * BATCH
+        assert len(producers.acked) - acked_before <= in_flight
         await asyncio.to_thread(broker.start)
         await producers.until_acked(50, timeout=60)  # the same gateway, recovered
+        batches_before = len(producers.batches)
+        await producers.until_acked(50, timeout=60)
+        assert len(producers.batches) > batches_before  # batches went on too
         assert (await http.get("/readyz")).status_code == 200
     finally:
         producers.stop.set()

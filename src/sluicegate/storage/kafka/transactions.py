@@ -515,6 +515,13 @@ class TransactionalProducer:
                 f"Kafka did not confirm the transaction's commit: {exc}; the records are "
                 "either all stored or none is"
             )
+        if error is not None and error.txn_requires_abort():
+            # Aborted above, or by the next transaction first: never committed, so 503, as
+            # for any write nothing of which is stored (a broker that went away while
+            # records were in flight leaves "skipped sequence numbers" here).
+            return StorageUnavailable(
+                f"Kafka aborted the transaction: {error.str()}; nothing of it is stored"
+            )
         return translate(error) if error is not None else StorageUnavailable(str(exc))
 
 
