@@ -284,22 +284,33 @@ async def test_confirm_true_confirms_what_was_read_before(
 # -- test and dead streams -------------------------------------------------------------
 
 
+def dead_headers(
+    auth: dict[str, str], event_id: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The headers of a JSON event of ``Order.Created`` reported dead in binary mode."""
+    return {
+        **auth,
+        "content-type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": "urn:shop",
+        "ce-type": "Order.Created",
+        **(extra or {}),
+    }
+
+
 async def test_dead_events_reach_the_dead_consumers_of_every_group(
     client: httpx.AsyncClient, gateway: Gateway, consumer: dict[str, str]
 ) -> None:
     reporter = await create(client, consumer)
     workers = await create(client, consumer, group="workers", dead="true", test="false")
     auditors = await create(client, consumer, group="audit", dead="true", events="false")
-    headers = {
-        **consumer,
-        "content-type": "application/json",
-        "ce-specversion": "1.0",
-        "ce-id": "e-9",
-        "ce-source": "urn:shop",
-        "ce-type": "Order.Created",
-        "ce-offset": "7",  # copied from the raw form it was received in: dropped
-        "ce-reason": "cannot%20parse",
-    }
+    headers = dead_headers(
+        consumer,
+        "e-9",
+        # Copied from the raw form it was received in: dropped.
+        {"ce-offset": "7", "ce-reason": "cannot%20parse"},
+    )
     stored = await client.post(f"{reporter}/dead", content=b'{"n": 9}', headers=headers)
     assert stored.status_code == 202, stored.text
     for instance in (workers, auditors):
@@ -323,14 +334,7 @@ async def test_a_dead_event_is_stored_whatever_the_schema_says_of_its_data(
     await gateway.event_schemas.set("Order.Created", '{"type": "object", "required": ["n"]}')
     reporter = await create(client, consumer)
     auditors = await create(client, consumer, group="audit", dead="true", events="false")
-    headers = {
-        **consumer,
-        "content-type": "application/json",
-        "ce-specversion": "1.0",
-        "ce-id": "e-10",
-        "ce-source": "urn:shop",
-        "ce-type": "Order.Created",
-    }
+    headers = dead_headers(consumer, "e-10")
     stored = await client.post(f"{reporter}/dead", content=b'{"edited": 1}', headers=headers)
     assert stored.status_code == 202, stored.text
     [dead] = (await poll(client, auditors, consumer)).json()
