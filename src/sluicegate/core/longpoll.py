@@ -17,6 +17,7 @@ from typing import Any
 
 from sluicegate.core.limits.concurrency import ConcurrencyLimiter
 from sluicegate.core.records import TopicPartition
+from sluicegate.errors import StorageUnavailable
 from sluicegate.storage.base import Log
 
 __all__ = ["Abandoned", "LongPolls"]
@@ -73,6 +74,7 @@ class LongPolls:
         wake: asyncio.Future[None] | None,
     ) -> bool:
         """``wait`` in a task of its own, raced against ``gone`` and ``wake``."""
+        self._raise_if_unreachable()
         limiter = self._limiter
         if limiter is not None:
             limiter.acquire(client)
@@ -102,11 +104,23 @@ class LongPolls:
             if left:
                 raise Abandoned
             # Woken early (``wake``), or the log's answer.
-            return waiting.cancelled() or waiting.result()
+            if waiting.cancelled() or waiting.result():
+                return True
+            # Nothing came: not "nothing new" if the storage could not be reached.
+            self._raise_if_unreachable()
+            return False
         finally:
             self.waiting -= 1
             if limiter is not None:
                 limiter.release(client)
+
+    def _raise_if_unreachable(self) -> None:
+        """``StorageUnavailable`` (503) for a request's long poll while the storage is
+        known to be unreachable. A stream (``_wait_in_task``) waits through an outage
+        instead: its connection stays, and records flow again once the storage is back."""
+        why = self._log.unreachable()
+        if why is not None:
+            raise StorageUnavailable(f"{why}; nothing can be read now")
 
     async def _wait_in_task(
         self, positions: Mapping[TopicPartition, int], timeout: float, wake: asyncio.Future[None]

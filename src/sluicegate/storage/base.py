@@ -68,6 +68,13 @@ class Log(abc.ABC):
         """Gauges for /metrics, e.g. ``{"waiters": 12, "pending_appends": 0}``."""
         return {}
 
+    def unreachable(self) -> str | None:
+        """Why the storage cannot be reached now, as far as the log already knows (no
+        request is made), else ``None``. A long poll that found nothing asks it before it
+        answers "nothing new", which an outage would otherwise look like. Embedded
+        storage is always reached: the default."""
+        return None
+
     # -- topics ----------------------------------------------------------------------
 
     @abc.abstractmethod

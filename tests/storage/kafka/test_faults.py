@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -186,6 +187,65 @@ async def test_broker_down_during_produce_never_200_and_recovers(
         producers.stop.set()
         await running_producers
     await _check_stored(http, broker, producers)
+
+
+async def test_long_polls_in_an_outage_are_503_not_nothing_new(
+    http: httpx.AsyncClient, broker: KafkaBroker
+) -> None:
+    # A CloudEvents consumer instance's poll, and a topics v1 cursor's, both made and
+    # answered "nothing new" while the broker is up.
+    created = await http.post("/ce/consumers", params={"group": "outage"})
+    assert created.status_code == 201, created.text
+    events = urlsplit(created.headers["location"]).path + "/events"
+    schema = [{"name": "n", "type": "integer"}]
+    topic = await http.post("/api/event_streams/topics", json={"name": "outage", "schema": schema})
+    assert topic.status_code == 200, topic.text
+    topic_id = topic.json()["data"]["id"]
+    published = await http.post(f"/api/v1/topics/{topic_id}/publish", json={"n": 1})
+    assert published.status_code == 200, published.text
+    cursor = {"after_message_id": published.json()["message_id"], "timeout_secs": 1}
+    consume = f"/api/v1/topics/{topic_id}/consume"
+
+    async def poll_ce() -> httpx.Response:
+        return await http.get(events, params={"timeout": "1"})
+
+    async def poll_v1() -> httpx.Response:
+        return await http.post(consume, json=cursor)
+
+    nothing_new = {poll_ce: 204, poll_v1: 200}
+    for poll, status in nothing_new.items():
+        response = await poll()
+        assert response.status_code == status, response.text
+    # Polls waiting when the broker goes: they end at their timeout, with 503.
+    waiting = [
+        asyncio.create_task(http.get(events, params={"timeout": "5"})),
+        asyncio.create_task(http.post(consume, json={**cursor, "timeout_secs": 5})),
+    ]
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(broker.stop)
+    try:
+        for ended in await asyncio.gather(*waiting):
+            assert ended.status_code == 503, ended.text
+        # Once the gateway knows no broker answers, a poll that found nothing is 503:
+        # an empty answer would tell the consumer there is nothing new.
+        for poll, status in nothing_new.items():
+            statuses: list[int] = []
+            deadline = time.monotonic() + 20
+            while not statuses or statuses[-1] != 503:
+                assert time.monotonic() < deadline, statuses
+                response = await poll()
+                statuses.append(response.status_code)
+            assert set(statuses) <= {status, 503}, statuses
+            assert "Kafka" in response.json()["message"], response.text
+    finally:
+        await asyncio.to_thread(broker.start)
+    # Recovered, the same consumers poll again: nothing new once more.
+    for poll, status in nothing_new.items():
+        deadline = time.monotonic() + 60
+        while (response := await poll()).status_code != status:
+            assert response.status_code == 503, response.text
+            assert time.monotonic() < deadline, "the poll did not recover"
+            await asyncio.sleep(0.5)
 
 
 @contextlib.asynccontextmanager

@@ -159,8 +159,14 @@ class KafkaAdmin:
             except SluicegateError as exc:
                 # Patient callers just created the topic: a broker may not know it yet.
                 unknown_yet = patience > 0 and isinstance(exc, UnknownTopic)
+                leaderless = _leaderless(exc)
                 late = asyncio.get_running_loop().time() > deadline
-                if late or not (unknown_yet or _leaderless(exc)):
+                if late and leaderless:
+                    # Still no leader (every broker gone, say): unavailable, not a failure.
+                    raise StorageUnavailable(
+                        f"no Kafka broker leads the partitions now: {exc.message}"
+                    ) from exc
+                if late or not (unknown_yet or leaderless):
                     raise
             await asyncio.sleep(_RETRY_SECONDS)
             # librdkafka may keep answering from metadata cached before the leader was

@@ -133,6 +133,10 @@ class KafkaLog(Log):
         """Raise ``StorageUnavailable`` unless a broker answers now."""
         await self._node.check()
 
+    def unreachable(self) -> str | None:
+        """Set while librdkafka reports every broker down, until one answers again."""
+        return "every Kafka broker is unreachable" if self._node.down else None
+
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics: long-poll waiters and records not yet acknowledged."""
         return {"waiters": self._ends.waiters.count, "queued_records": self._node.queued()}
