@@ -81,6 +81,28 @@ async def test_text_records_are_what_a_kafka_consumer_reads(
     assert all(m.headers() == [("n", b"hi")] for m in messages)
 
 
+async def test_a_record_the_broker_finds_too_large_is_413_and_not_stored(
+    url: str, kafka_settings: Settings
+) -> None:
+    # Within the gateway's own limits, over the topic's max.message.bytes: the broker
+    # refuses it, and the client hears 413, not 500.
+    async with httpx.AsyncClient(base_url=url) as http:
+        created = await http.post(
+            "/admin/v1/topics", json={"name": "small", "config": {"max.message.bytes": "1024"}}
+        )
+        assert created.status_code in {200, 201}, created.text
+        big = {"value": {"type": "text", "data": "x" * 4096}}
+        refused = await http.post("/v2/topics/small/records", json=big)
+        assert refused.status_code == 413, refused.text
+        assert "larger than Kafka accepts" in refused.json()["message"]
+        fits = {"value": {"type": "text", "data": "fits"}}
+        stored = await http.post("/v2/topics/small/records", json=fits)
+        assert stored.status_code == 200, stored.text
+    topic = kafka_settings.kafka.topic_prefix + "small"
+    messages = await consume_all_async(kafka_settings.kafka.bootstrap_servers, topic)
+    assert [m.value() for m in messages] == [b"fits"]
+
+
 async def test_avro_records_read_with_their_deserializer_and_our_registry(
     url: str, kafka_settings: Settings
 ) -> None:
