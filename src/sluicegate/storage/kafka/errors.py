@@ -35,7 +35,7 @@ _UNKNOWN_TOPIC = {
 }
 #: Sent, but whether it was stored is not known: timed out, purged in flight (a producer
 #: closed under it), or failed by a producer's fatal error.
-_TIMED_OUT = {
+_OUTCOME_UNKNOWN = {
     KafkaError._MSG_TIMED_OUT,
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError._PURGE_INFLIGHT,
@@ -91,7 +91,7 @@ def translate(error: KafkaError, *, topic: str | None = None) -> SluicegateError
         return TopicExists(f"topic {topic!r} already exists", **detail)
     if code == KafkaError.OFFSET_OUT_OF_RANGE:
         return OffsetOutOfRange(f"offset out of range: {text}", **detail)
-    if code in _TIMED_OUT:
+    if code in _OUTCOME_UNKNOWN:
         return StorageTimeout(
             f"Kafka did not confirm the write: {text}; it is either stored or not"
         )
