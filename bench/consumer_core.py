@@ -28,6 +28,9 @@ class OneTopic:
     def filter(self, topic: str) -> RecordFilter | None:
         return None
 
+    def every_instance(self, topic: str) -> bool:
+        return False
+
 
 async def never() -> None:
     await asyncio.Event().wait()

@@ -35,11 +35,15 @@ class FakeClock:
 
 
 class Topics:
-    """A subscription to a set of topics that a test can grow, with an optional filter."""
+    """A subscription to a set of topics that a test can grow, with an optional filter;
+    every instance reads all of the topics in ``everyone``."""
 
-    def __init__(self, *names: str, accept: RecordFilter | None = None) -> None:
+    def __init__(
+        self, *names: str, accept: RecordFilter | None = None, everyone: Iterable[str] = ()
+    ) -> None:
         self.names = set(names)
         self.accept = accept
+        self.everyone = frozenset(everyone)
         self._version = 0
 
     def add(self, name: str) -> None:
@@ -54,6 +58,9 @@ class Topics:
 
     def filter(self, topic: str) -> RecordFilter | None:
         return self.accept
+
+    def every_instance(self, topic: str) -> bool:
+        return topic in self.everyone
 
 
 async def never() -> None:

@@ -264,6 +264,47 @@ async def test_a_topic_added_to_the_subscription_is_read_without_a_restart(
     assert instance.topics == {orders, invoices}
 
 
+async def test_a_topic_every_instance_reads_is_not_shared_out(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    shared = await make_topic(gateway, "orders")
+    broadcast = await make_topic(gateway, "notices", partitions=2)
+    await append(gateway, shared, 0, [b"order"])
+    await append(gateway, broadcast, 0, [b"n0"])
+    await append(gateway, broadcast, 1, [b"n1"])
+
+    def subscription() -> Topics:
+        return Topics(shared, broadcast, everyone=[broadcast])
+
+    one = await instances.create("app", GROUP, subscription())
+    two = await instances.create("app", GROUP, subscription())
+    got = [sorted(values((await i.next_batch(10, 0, never)).records)) for i in (one, two)]
+    # The shared topic's one partition has one owner; the other topic is read by both.
+    assert sorted(got) == [[b"n0", b"n1"], [b"n0", b"n1", b"order"]]
+    assert sorted(len(i.partitions) for i in (one, two)) == [2, 3]
+    # ``one`` confirms: ``two``, behind it, still gets what is new after, and nothing
+    # is counted as a redelivery (each instance reads each record once on purpose).
+    await one.confirm()
+    await append(gateway, broadcast, 0, [b"n0-later"])
+    batch = await two.next_batch(10, 0, never)
+    assert values(batch.records) == [b"n0-later"]
+    assert batch.deliveries(0) == 1
+    # An instance created now starts at the group's position: what ``one`` confirmed is
+    # done; the record nobody confirmed yet is not.
+    three = await instances.create("app", GROUP, subscription())
+    assert values((await three.next_batch(10, 0, never)).records) == [b"n0-later"]
+    # A lagging instance's confirmation never moves the group back.
+    end = await committed(gateway, broadcast)
+    await two.confirm(1)
+    assert await committed(gateway, broadcast) == end
+    # Deleting every instance leaves the unconfirmed record for the next one.
+    for instance in (one, two, three):
+        await instances.delete("app", GROUP, instance.id)
+    four = await instances.create("app", GROUP, subscription())
+    batch = await four.next_batch(10, 0, never)
+    assert [r.value for r in batch.records if r.topic == broadcast] == [b"n0-later"]
+
+
 async def test_filtered_records_are_skipped_and_committed_past(
     gateway: Gateway, instances: ConsumerInstances
 ) -> None:

@@ -31,6 +31,9 @@ class NoTopics:
     def filter(self, topic: str) -> RecordFilter | None:
         return None
 
+    def every_instance(self, topic: str) -> bool:
+        return False
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

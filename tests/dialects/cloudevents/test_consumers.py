@@ -299,12 +299,15 @@ def dead_headers(
     }
 
 
-async def test_dead_events_reach_the_dead_consumers_of_every_group(
+async def test_dead_events_reach_every_dead_instance_whatever_its_group(
     client: httpx.AsyncClient, gateway: Gateway, consumer: dict[str, str]
 ) -> None:
     reporter = await create(client, consumer)
     workers = await create(client, consumer, group="workers", dead="true", test="false")
-    auditors = await create(client, consumer, group="audit", dead="true", events="false")
+    # Two instances of one group: each of them gets it, unlike the group's normal events.
+    auditors = [
+        await create(client, consumer, group="audit", dead="true", events="false") for _ in range(2)
+    ]
     headers = dead_headers(
         consumer,
         "e-9",
@@ -313,7 +316,7 @@ async def test_dead_events_reach_the_dead_consumers_of_every_group(
     )
     stored = await client.post(f"{reporter}/dead", content=b'{"n": 9}', headers=headers)
     assert stored.status_code == 202, stored.text
-    for instance in (workers, auditors):
+    for instance in (workers, *auditors):
         [dead] = (await poll(client, instance, consumer)).json()
         assert (dead["id"], dead["reason"], dead["data"], dead["offset"]) == (
             "e-9",
@@ -341,18 +344,29 @@ async def test_a_dead_event_is_stored_whatever_the_schema_says_of_its_data(
     assert (dead["id"], dead["data"]) == ("e-10", {"edited": 1})
 
 
-async def test_test_events_reach_test_consumers(
+async def test_test_events_reach_every_test_instance_whatever_its_group(
     client: httpx.AsyncClient, gateway: Gateway, consumer: dict[str, str]
 ) -> None:
     from sluicegate.core.cloudevents.event import CloudEvent
 
-    tester = await create(client, consumer)
+    testers = [await create(client, consumer) for _ in range(2)]
+    testers.append(await create(client, consumer, group="other"))
     quiet = await create(client, consumer, group="quiet", test="false")
     sample = CloudEvent(id="t-1", source="urn:me", type="Anything.At.All", data=b"{}")
     await gateway.event_producer.produce_to_stream(test_topic("billing"), [sample])
-    [got] = (await poll(client, tester, consumer)).json()
-    assert (got["id"], got["type"]) == ("t-1", "Anything.At.All")
+    for tester in testers:
+        [got] = (await poll(client, tester, consumer)).json()
+        assert (got["id"], got["type"], got["offset"]) == ("t-1", "Anything.At.All", "1")
     assert (await poll(client, quiet, consumer)).status_code == 204
+    # One of the group confirms it: the other still has it unconfirmed, and an instance
+    # of the group created afterwards does not get it again.
+    confirmed = await client.post(f"{testers[0]}/confirm", headers=consumer)
+    assert confirmed.status_code == 204
+    late = await create(client, consumer)
+    assert (await poll(client, late, consumer)).status_code == 204
+    # Deleting the instance that did not confirm sends it to nobody else.
+    assert (await client.delete(testers[1], headers=consumer)).status_code == 204
+    assert (await poll(client, late, consumer)).status_code == 204
 
 
 # -- 404 -------------------------------------------------------------------------------

@@ -180,6 +180,29 @@ async def test_groups_each_get_every_event(
         assert [e["id"] for e in await received(b, 1)] == ["e1"]
 
 
+async def test_a_test_event_reaches_every_connection_of_a_group(
+    served: GatewayServer, consumer: dict[str, str]
+) -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "t-1",
+        "ce-source": "urn:me",
+        "ce-type": "Order.Created",
+        "content-type": "application/json",
+        **consumer,
+    }
+    async with (
+        consume(served, consumer, "?group=g") as one,
+        consume(served, consumer, "?group=g") as two,
+    ):
+        async with httpx.AsyncClient(base_url=served.http, timeout=30) as http:
+            sent = await http.post("/ce/tools/consumer/test", content=b"{}", headers=headers)
+        assert sent.status_code == 202, sent.text
+        for ws in (one, two):
+            (got,) = await received(ws, 1)
+            assert (got["id"], got["offset"]) == ("t-1", "1")
+
+
 async def test_dead_events_are_stored_in_the_clients_dead_stream(
     served: GatewayServer, producer: dict[str, str], consumer: dict[str, str], gateway: Gateway
 ) -> None:

@@ -12,8 +12,9 @@ An instance subscribes to:
   the ``ce_type`` header, since a route may put several types in one topic (and a
   record without CloudEvents headers, written there by another API, is no event);
 * ``test=true``: the client's own test stream, ``dead=true``: its own dead stream
-  (``streams.py``), every record of them. Each group reads them with its own committed
-  position, as it reads its normal events.
+  (``streams.py``), every record of them, read whole by every instance rather than
+  shared out by the group (``Subscription.every_instance``): each of its instances sees
+  each test and dead event, whatever its group.
 
 A type produced for the first time after an instance was created is found without a
 restart: each instance compares the type registry's version at each read and re-joins
@@ -201,6 +202,10 @@ class EventSubscription:
         if self.dead and topic == dead_topic(self.client):
             return None
         return self._accepts
+
+    def every_instance(self, topic: str) -> bool:
+        """The client's test and dead streams: every instance sees each of their events."""
+        return topic == test_topic(self.client) or topic == dead_topic(self.client)
 
 
 async def follow_types(types: EventTypes, instances: ConsumerInstances) -> None:

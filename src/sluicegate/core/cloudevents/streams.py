@@ -3,10 +3,12 @@
 ``POST /ce/tools/consumer/test`` stores a test event, and a consumer reports an event it
 cannot handle as dead (``POST …/dead``, WebSocket ``dead:``). Both belong to the client,
 not to an event type: they live in two internal single-partition topics per client,
-created on first use, which every consumer group of that client reads with its own
-committed position, as it reads its normal events. So a test or dead event reaches one
-instance of each of the client's groups (the ones created with ``test=true`` or
-``dead=true``): "seen by every consumer instance of the client, whatever its group".
+created on first use. Every consumer instance of the client created with ``test=true``
+(``dead=true``) reads all of the stream, whatever its group: "seen by every consumer
+instance of the client, whatever its group". Each instance starts at its group's
+committed position and goes on from its own; a confirmation moves the group's position,
+so an instance created later skips what one before it confirmed
+(``core/consumers/instance.py``).
 
 Topic names: ``__sluicegate_ce_test.<client>`` and ``__sluicegate_ce_dead.<client>``,
 the client name made topic-legal (characters outside ``[a-zA-Z0-9._-]`` become ``_``)

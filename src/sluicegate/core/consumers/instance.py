@@ -17,6 +17,16 @@ one is deleted or expires — starts from the committed position and gets them a
 Confirmed events are committed, and nobody reads below the committed position, so they
 never come again.
 
+Topics read by every instance (``Subscription.every_instance``: CloudEvents' test and dead
+streams, which every instance of the client sees) are not shared out by the group: each
+instance reads all of their partitions, from the group's committed position when it
+starts and on from its own position after that, never skipping what another instance
+confirmed meanwhile. Confirmations commit them as any other (only forward, so the group's
+position is the furthest any instance confirmed without a gap), and an instance created
+later starts there: what one instance confirmed, later ones do not see; what nobody
+confirmed yet, they do. Their deliveries are not counted for dead-lettering: several
+instances read each of them on purpose.
+
 Rebalances are seen at the next heartbeat (each read). A partition that moved away is
 no longer read; deliveries from it that are still unconfirmed may be confirmed (and
 committed) until the instance's client does so, so a confirmation is never lost to a
@@ -95,6 +105,7 @@ class ConsumerInstance:
         "_generation",
         "_lock",
         "_next",
+        "_own",
         "_registry",
         "_rotation",
         "_subscription_version",
@@ -142,6 +153,8 @@ class ConsumerInstance:
         self._subscription_version = -1
         self._generation = -1
         self._assigned: tuple[TopicPartition, ...] = ()
+        #: The partitions of the topics every instance reads (the end of ``_assigned``).
+        self._own: tuple[TopicPartition, ...] = ()
         self._cursors: dict[TopicPartition, PartitionCursor] | None = None
         #: The next delivery sequence number.
         self._next = 1
@@ -295,19 +308,33 @@ class ConsumerInstance:
 
     async def _join(self, topics: frozenset[str]) -> None:
         registry = self._registry
+        log = registry.log
+        every_instance = self.subscription.every_instance
+        own = [topic for topic in sorted(topics) if every_instance(topic)]
+        shared = topics.difference(own)
         while True:
             try:
-                assignment = await registry.log.join_group(
-                    self.group.name, self.id, sorted(topics), registry.settings.session_timeout
+                assignment = await log.join_group(
+                    self.group.name, self.id, sorted(shared), registry.settings.session_timeout
                 )
                 break
             except UnknownTopic as exc:
                 # Deleted since the subscription listed it: read the others.
                 missing = exc.detail.get("topic")
-                if missing not in topics:
+                if missing not in shared:
                     raise
-                topics = topics - {missing}
-        self._topics = topics
+                shared = shared - {missing}
+        partitions: list[TopicPartition] = []
+        for name in own:
+            try:
+                topic = await log.get_topic(name)
+            except UnknownTopic:
+                continue  # deleted too
+            shared = shared | {name}
+            partitions.extend(TopicPartition(name, p) for p in range(topic.partitions))
+        self._topics = shared
+        self._own = tuple(partitions)
+        self._generation = -1  # the own partitions may have changed with the same share
         self._apply(assignment)
 
     async def _refresh(self) -> None:
@@ -335,7 +362,7 @@ class ConsumerInstance:
         if assignment.generation == self._generation:
             return
         self._generation = assignment.generation
-        self._assigned = assignment.partitions
+        self._assigned = assignment.partitions + self._own
         self._rotation = 0
         cursors = self._cursors
         if cursors:
@@ -375,7 +402,7 @@ class ConsumerInstance:
                 self._subscription_version = -1  # re-join without it
                 return None
             cursor = cursors.get(tp)
-        elif (committed := group.committed.get(tp)) is not None:
+        elif (committed := group.committed.get(tp)) is not None and tp not in self._own:
             # Another instance of the group may have committed past this one's position
             # (this partition had another owner for a while): never read below it.
             cursor.skip_to(committed)
@@ -403,6 +430,7 @@ class ConsumerInstance:
             if cursor is None:
                 continue
             accept = self.subscription.filter(tp.topic)
+            counted = tp not in self._own
             while (want := limit - len(records)) > 0 and bytes_left > 0:
                 asked = want if accept is None else max(want, _FILTERED_READ)
                 chunk = await self._read_chunk(tp, cursor, asked, bytes_left)
@@ -429,7 +457,8 @@ class ConsumerInstance:
                 again = None
                 if taken:
                     offsets = [record.offset for record in taken]
-                    again = group.counts.delivered(tp, offsets)
+                    if counted:
+                        again = group.counts.delivered(tp, offsets)
                     group.deliveries += len(taken)
                 if again:
                     try:
@@ -601,7 +630,9 @@ class ConsumerInstance:
             # The next instance's delivery of what is unconfirmed here is a second one:
             # store how far this one delivered, so that a restart does not forget it.
             try:
-                await self.group.save_counts([tp for tp, c in cursors.items() if c.unconfirmed])
+                await self.group.save_counts(
+                    [tp for tp, c in cursors.items() if c.unconfirmed and tp not in self._own]
+                )
             except SluicegateError:
                 logger.exception("storing delivery counts of group %r failed", self.group.name)
         self._cursors = None

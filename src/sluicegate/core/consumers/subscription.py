@@ -39,3 +39,8 @@ class Subscription(Protocol):
     def filter(self, topic: str) -> RecordFilter | None:
         """The filter of ``topic``'s records; ``None`` delivers every record (fastest)."""
         ...
+
+    def every_instance(self, topic: str) -> bool:
+        """Whether every instance reads all of ``topic``, each from a position of its own,
+        instead of the group sharing its partitions out (see ``instance``)."""
+        ...
