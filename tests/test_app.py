@@ -10,6 +10,7 @@ import pytest
 from sluicegate.app import GatewayApp
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
+from sluicegate.errors import UnknownTopic
 from tests.conftest import make_settings
 
 
@@ -25,6 +26,31 @@ async def test_readyz_follows_storage(client: httpx.AsyncClient, gateway: Gatewa
     response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"] in {"storage_unavailable", "shutting_down"}
+
+
+async def test_while_starting_only_healthz_is_served_each_dialect_says_503(
+    client: httpx.AsyncClient, app: GatewayApp, gateway: Gateway
+) -> None:
+    app.starting = "its storage is not ready yet"
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["error"] == "starting"
+    assert "the gateway is starting: its storage is not ready yet" in ready.json()["message"]
+    assert ready.headers["retry-after"] == "5"
+    record = {"value": {"type": "text", "data": "x"}}
+    produced = await client.post("/v2/topics/early/records", json=record)
+    assert produced.status_code == 503
+    assert produced.json()["error_code"] == 503  # records v2's own error body
+    event = {"specversion": "1.0", "id": "1", "source": "urn:s", "type": "T", "data": {}}
+    headers = {"content-type": "application/cloudevents+json"}
+    ce = await client.post("/ce/produce/event", json=event, headers=headers)
+    assert (ce.status_code, ce.json()["status"]) == (503, 503)  # CloudEvents' own
+    with pytest.raises(UnknownTopic):
+        await gateway.log.get_topic("early")  # nothing reached the storage
+    app.starting = None
+    assert (await client.get("/readyz")).status_code == 200
+    assert (await client.post("/v2/topics/early/records", json=record)).status_code == 200
 
 
 async def test_metrics_label_routes_by_template(client: httpx.AsyncClient) -> None:

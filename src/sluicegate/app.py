@@ -15,6 +15,7 @@ from sluicegate.errors import (
     NotFound,
     ServerError,
     SluicegateError,
+    Starting,
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
@@ -35,6 +36,8 @@ logger = logging.getLogger("sluicegate.app")
 #: A matched request's route, path parameters, metrics series, body limit, and whether
 #: its dialect has a rate limit (most have none: then no call per request to find out).
 _Dispatch = tuple[Route, dict[str, str], RequestSeries, int, bool]
+#: Seconds a client is asked to wait while the gateway starts.
+_STARTING_RETRY_AFTER = 5.0
 #: (method, path) pairs whose dispatch is remembered; beyond this the memory starts over.
 #: An entry costs about 500 bytes (the path, its parameters): 1,024 of them hold the
 #: paths a node serves at one time, and a server that sees 10,000 topics' paths keeps
@@ -133,6 +136,10 @@ class GatewayApp:
         #: The last minutes of a few metrics; ``build_app`` sets it, and the server runs
         #: its sampler (``MetricsHistory.run``) beside the housekeeping.
         self.history: MetricsHistory | None = None
+        #: What the gateway waits for before it serves (the server sets it while its
+        #: storage starts): every request but ``/healthz`` is then a 503 in its
+        #: dialect's format. ``None``: serving.
+        self.starting: str | None = None
 
     def _own_routes(self) -> list[Route]:
         return [
@@ -140,6 +147,13 @@ class GatewayApp:
             Route("/readyz", self._readyz, authenticated=False),
             Route("/metrics", self._metrics, authenticated=False),
         ]
+
+    def _not_started(self) -> Starting:
+        reason = self.gateway.log.unreachable()
+        return Starting(
+            f"the gateway is starting: {self.starting}" + (f" ({reason})" if reason else ""),
+            retry_after=_STARTING_RETRY_AFTER,
+        )
 
     def _dispatch_for(self, method: str, path: str, scope: Scope) -> _Dispatch:
         """What serves ``method path``: its route, parameters, metrics and body limit.
@@ -194,6 +208,8 @@ class GatewayApp:
         cycle = direct_cycle(receive, send)
         request = Request(scope, receive, params, body_limit, self._json_limits, cycle)
         try:
+            if self.starting is not None and route.path != "/healthz":
+                raise self._not_started()
             if not route.authenticated:
                 response = await route.endpoint(request)
             else:
@@ -268,6 +284,8 @@ class GatewayApp:
         try:
             if route is None:
                 raise NotFound(f"no WebSocket endpoint at {path}")
+            if self.starting is not None:
+                raise self._not_started()
             if route.authenticated:
                 principal = self._auth.authenticate(
                     request.header("authorization"), peer_certificate(scope)

@@ -358,6 +358,13 @@ class StorageUnavailable(Unavailable):
     code = "storage_unavailable"
 
 
+class Starting(Unavailable):
+    """The gateway has not started serving yet: its storage is not ready (a Kafka
+    cluster that does not answer yet, the gateway's state being read)."""
+
+    code = "starting"
+
+
 class GroupElsewhere(Unavailable):
     """This node does not serve the consumer group: another node holds its shard, or this
     node lost it. Normally a request is sent on to the group's node before it gets here;

@@ -112,8 +112,18 @@ async def serve(settings: Settings) -> None:
         async with asyncio.TaskGroup() as tg:
             ready: asyncio.Future[None] = loop.create_future()
             tg.create_task(log.run(ready), name="storage")
-            await ready
+            # Served at once, every request but /healthz a 503 until the gateway has
+            # started: a Kafka cluster that does not answer yet is waited for.
+            app.starting = "its storage is not ready yet"
+            serving = tg.create_task(server.serve(sock), name="http")
+            await asyncio.wait((ready, serving), return_when=asyncio.FIRST_COMPLETED)
+            if not ready.done():
+                # Stopped (SIGINT, SIGTERM) before the storage was ready.
+                logger.info("stopped before the storage was ready")
+                await log.close()
+                return
             await gateway.start()
+            app.starting = None
             housekeeping = tg.create_task(gateway.run(), name="housekeeping")
             loop_lag = tg.create_task(metrics.loop_lag.watch(), name="loop-lag")
             background = [housekeeping, loop_lag]
@@ -146,7 +156,7 @@ async def serve(settings: Settings) -> None:
                 where,
                 extra={"url": f"{scheme}://{shown}:{port}", "port": port},
             )
-            await server.serve(sock)
+            await serving
             for task in background:
                 task.cancel()
             await asyncio.wait(background)

@@ -280,6 +280,11 @@ class KafkaBroker:
         except OSError:
             return "(no log)"
 
+    @property
+    def running(self) -> bool:
+        """Whether the broker's process is alive (started, and not stopped or dead)."""
+        return self._process is not None and self._process.poll() is None
+
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM for a clean shutdown; SIGKILL if it does not end in ``timeout``."""
         process, self._process = self._process, None

@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -246,6 +250,93 @@ async def test_long_polls_in_an_outage_are_503_not_nothing_new(
             assert response.status_code == 503, response.text
             assert time.monotonic() < deadline, "the poll did not recover"
             await asyncio.sleep(0.5)
+
+
+#: The topic of the gateway started while the broker is down.
+WAITED = "/v2/topics/waited/records"
+
+
+def _serve(tmp_path: Path, broker: KafkaBroker, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``sluicegate serve`` on ``broker`` at ``port`` (known before it is ready to say it)."""
+    env = {
+        **os.environ,
+        "SLUICEGATE_STORAGE__BACKEND": "kafka",
+        "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SLUICEGATE_KAFKA__REQUEST_TIMEOUT": "2",
+        "SLUICEGATE_SERVER__LOG_FORMAT": "json",
+    }
+    command = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--no-auth"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path)]
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env
+        )
+
+
+async def _until(http: httpx.AsyncClient, path: str, status: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get(path)).status_code == status:
+                return
+        assert time.monotonic() < deadline, f"{path} did not answer {status}"
+        await asyncio.sleep(0.2)
+
+
+async def _starting(http: httpx.AsyncClient) -> None:
+    """What a gateway waiting for its cluster answers: alive, not ready, 503 elsewhere."""
+    await _until(http, "/healthz", 200, 60)
+    # Its first question to the cluster takes the request timeout (2 s) to fail; from
+    # then on the answer says why it waits.
+    deadline = time.monotonic() + 30
+    while "every Kafka broker is unreachable" not in (ready := await http.get("/readyz")).text:
+        assert (ready.status_code, ready.json()["error"]) == (503, "starting"), ready.text
+        assert time.monotonic() < deadline, ready.text
+        await asyncio.sleep(0.2)
+    assert ready.status_code == 503
+    produced = await http.post(WAITED, json={"value": {"type": "text", "data": "early"}})
+    assert (produced.status_code, produced.json()["error_code"]) == (503, 503), produced.text
+    assert produced.headers["retry-after"] == "5"
+
+
+async def test_a_gateway_started_while_the_broker_is_down_waits_for_it(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(broker.stop)
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            # Stopped while it waits: it ends at once, cleanly.
+            process = _serve(tmp_path / "first", broker, port, log)
+            try:
+                await _starting(http)
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(process.wait, 15) == 0
+            finally:
+                process.kill()
+                process.wait()
+            # Left to wait: it serves once the broker is back, without a restart.
+            process = _serve(tmp_path / "second", broker, port, log)
+            try:
+                await _starting(http)
+                await asyncio.to_thread(broker.start)
+                await _until(http, "/readyz", 200, 60)
+                record = {"value": {"type": "text", "data": "after"}}
+                produced = await http.post(WAITED, json=record)
+                assert produced.status_code == 200, produced.text
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(process.wait, 30) == 0
+            finally:
+                process.kill()
+                process.wait()
+    finally:
+        if not broker.running:
+            await asyncio.to_thread(broker.start)
+    logged = log.read_text()
+    assert "did not answer" in logged
+    assert "stopped before the storage was ready" in logged
+    assert await _stored_values(broker.bootstrap_servers, "waited") == ["after"]
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,8 @@ settings) and ``group_offsets``. This class owns their lifecycle and forwards to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from sluicegate.config import KafkaSettings
@@ -80,9 +81,13 @@ class KafkaLog(Log):
         self._started = True
         node = self._node
         try:
-            await node.open(
+            # A cluster away at start is waited for (``KafkaNode._reach``), unless the
+            # gateway is stopped meanwhile.
+            opening = node.open(
                 self._topics.registry_key[0], self._ends.advanced, self._appends.until_visible
             )
+            if not await self._unless_stopped(opening):
+                return
             await self._topics.catch_up()
             workers: list[asyncio.Future[Any]] = node.worker_ends()
             transactions = node.transactions
@@ -118,6 +123,24 @@ class KafkaLog(Log):
                 await node.release()
             finally:
                 self._stopped.set()
+
+    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
+        """Run ``step`` to its end, or cancel it when ``close()`` comes first; whether it
+        ran to its end."""
+        task = asyncio.ensure_future(step)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            return False
+        task.result()
+        return True
 
     async def close(self) -> None:
         """Refuse new writes, commit the queue, wake every waiter; ``run`` then returns."""
