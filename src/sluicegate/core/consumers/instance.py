@@ -41,6 +41,7 @@ what was delivered; whatever the log raises otherwise.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,7 @@ from sluicegate.core.consumers.cursor import PartitionCursor
 from sluicegate.core.consumers.subscription import Subscription
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.records import Record, TopicPartition
+from sluicegate.core.topic_sets import shared_topics
 from sluicegate.errors import (
     BadRequest,
     OffsetOutOfRange,
@@ -82,6 +84,12 @@ _END_MAX_AGE = 1.0
 _keys = attrgetter("key")
 _values = attrgetter("value")
 _headers = attrgetter("headers")
+
+
+@functools.lru_cache(maxsize=4096)
+def _partitions(sizes: tuple[tuple[str, int], ...]) -> tuple[TopicPartition, ...]:
+    """The partitions of topics of these sizes, one tuple for every instance reading them."""
+    return tuple(TopicPartition(name, p) for name, count in sizes for p in range(count))
 
 
 def _size(records: list[Record]) -> int:
@@ -311,7 +319,8 @@ class ConsumerInstance:
         log = registry.log
         every_instance = self.subscription.every_instance
         own = [topic for topic in sorted(topics) if every_instance(topic)]
-        shared = topics.difference(own)
+        shared = topics.difference(own) if own else topics
+        dropped: set[str] = set()
         while True:
             try:
                 assignment = await log.join_group(
@@ -324,16 +333,16 @@ class ConsumerInstance:
                 if missing not in shared:
                     raise
                 shared = shared - {missing}
-        partitions: list[TopicPartition] = []
+                dropped.add(missing)
+        sizes: list[tuple[str, int]] = []
         for name in own:
             try:
-                topic = await log.get_topic(name)
+                sizes.append((name, (await log.get_topic(name)).partitions))
             except UnknownTopic:
-                continue  # deleted too
-            shared = shared | {name}
-            partitions.extend(TopicPartition(name, p) for p in range(topic.partitions))
-        self._topics = shared
-        self._own = tuple(partitions)
+                dropped.add(name)  # deleted too
+        # Shared with every instance of an equal subscription: 10,000 idle instances.
+        self._topics = shared_topics(topics - dropped) if dropped else topics
+        self._own = _partitions(tuple(sizes))
         self._generation = -1  # the own partitions may have changed with the same share
         self._apply(assignment)
 
