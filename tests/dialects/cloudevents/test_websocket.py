@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from sluicegate.app import GatewayApp
 from sluicegate.config import Settings
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.gateway import Gateway
@@ -355,6 +356,23 @@ async def refused(
         ):
             pass
     return refusal.value.response
+
+
+async def test_a_handshake_while_the_gateway_starts_gets_503(
+    served: GatewayServer, consumer: dict[str, str]
+) -> None:
+    app = served.server.config.app
+    assert isinstance(app, GatewayApp)
+    app.starting = "its storage is not ready yet"
+    try:
+        response = await refused(served, consumer, subprotocols=[SUBPROTOCOL])
+    finally:
+        app.starting = None
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert b"the gateway is starting" in response.body
+    async with consume(served, consumer):
+        pass  # served once started
 
 
 async def test_handshakes_without_credentials_or_as_no_consumer_get_401(
