@@ -167,6 +167,35 @@ async def test_events_are_complete_with_increasing_offsets(
     assert (fourth["id"], fourth["offset"]) == ("e-4", "4")
 
 
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (None, "application/cloudevents-batch+json"),
+        ("*/*", "application/cloudevents-batch+json"),
+        ("application/cloudevents+json", "application/cloudevents+json"),
+        ("Application/CloudEvents+JSON; charset=utf-8, */*;q=0.1", "application/cloudevents+json"),
+        (
+            "application/cloudevents+json, application/cloudevents-batch+json",
+            "application/cloudevents-batch+json",
+        ),
+    ],
+)
+async def test_a_batch_is_the_batch_type_or_the_type_mconnect_documents_when_asked(
+    client: httpx.AsyncClient,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+    accept: str | None,
+    media_type: str,
+) -> None:
+    instance = await create(client, consumer)
+    await produce(client, producer, event("e-1"))
+    headers = consumer if accept is None else {**consumer, "accept": accept}
+    response = await client.get(f"{instance}/events", params={"timeout": "0"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == media_type
+    assert [e["id"] for e in response.json()] == ["e-1"]
+
+
 async def test_a_batch_holds_batch_size_events_at_most(
     client: httpx.AsyncClient, producer: dict[str, str], consumer: dict[str, str]
 ) -> None:

@@ -10,7 +10,9 @@ work is the consumer core's (``core.consumers``) on a CloudEvents subscription
 * ``…/raw``: the data as the body, every attribute as a ``ce-`` header, ``ce-offset``;
 * ``…/event``: one ``application/cloudevents+json`` event with ``offset``;
 * ``…/events``: an ``application/cloudevents-batch+json`` array (``cloudevents.batch_size``
-  events and ``cloudevents.batch_bytes`` of data at most).
+  events and ``cloudevents.batch_bytes`` of data at most); the same array as
+  ``application/cloudevents+json``, the type MConnect Events documents for it, to a
+  client whose ``Accept`` asks for that type and not the batch type.
 
 A poll with nothing to deliver waits (``cloudevents.poll_timeout``, or ``?timeout=``
 seconds up to ``cloudevents.max_poll_timeout``) and answers ``204``. Errors are rendered
@@ -55,6 +57,16 @@ BATCH = b"application/cloudevents-batch+json"
 INSTANCE_PATH = "/{bridge}/ce/consumers/{group}/instances/{instance}"
 _MAX_OFFSET_DIGITS = 18
 _FLAGS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _batch_media_type(request: Request) -> bytes:
+    """The Content-Type of ``…/events``: the CloudEvents JSON batch format's, unless the
+    client's ``Accept`` names ``application/cloudevents+json`` and not it."""
+    accept = request.raw_headers.get(b"accept")
+    if accept is None or b"cloudevents+json" not in accept.lower():
+        return BATCH  # also what "*/*", no Accept and the batch type itself get
+    named = {part.split(b";", 1)[0].strip().lower() for part in accept.split(b",")}
+    return STRUCTURED if STRUCTURED in named and BATCH not in named else BATCH
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -233,7 +245,8 @@ class Consumers:
         batch = await self._poll(request, self._batch_size)
         if not batch:
             return Response(b"", 204, content_type=None)
-        return Response(structured_batch_of(batch.records, batch.first), content_type=BATCH)
+        body = structured_batch_of(batch.records, batch.first)
+        return Response(body, content_type=_batch_media_type(request))
 
     # -- confirming and dead events --------------------------------------------------
 
