@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -111,12 +112,8 @@ class Producers:
             sent += 1
             self.batches.append(values)
             body = {"records": [{"value": value} for value in values]}
-            response = await self.http.post(BATCH_URL, json=body)
-            self.statuses[response.status_code] += 1
-            if response.status_code == 200:
+            if await self._post(BATCH_URL, body):
                 self.acked.extend(values)
-            else:
-                await asyncio.sleep(0.05)
 
     async def _produce(self, worker: int) -> None:
         sent = 0
@@ -124,12 +121,17 @@ class Producers:
             value = f"w{worker}-{sent}"
             sent += 1
             body = {"value": {"type": "text", "data": value}}
-            response = await self.http.post(URL, json=body)
-            self.statuses[response.status_code] += 1
-            if response.status_code == 200:
+            if await self._post(URL, body):
                 self.acked.append(value)
-            else:
-                await asyncio.sleep(0.05)
+
+    async def _post(self, url: str, body: dict[str, Any]) -> bool:
+        """Send ``body``, count its status; whether it was acknowledged (200). A refusal
+        is followed by a short pause: an outage answers at once, and so would the retry."""
+        response = await self.http.post(url, json=body)
+        self.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            await asyncio.sleep(0.05)
+        return response.status_code == 200
 
     async def until_acked(self, count: int, timeout: float) -> None:
         target = len(self.acked) + count
