@@ -77,15 +77,29 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.001)
 
 
+#: Records in flight at most while the loop is made to take over: far above the 40 from
+#: which it does, far below librdkafka's queue of 100,000.
+_IN_FLIGHT_BOUND = 10_000
+
+
 async def _until_the_loop_polls(
     producer: IdempotentProducer, topic: str, reports: _Reports, sent: int
 ) -> int:
-    """Send 20 records a millisecond until the loop takes over; how many were sent."""
+    """Send 20 records a loop turn until the loop takes over; how many were sent.
+
+    A turn, not a millisecond: the loop hands polling back to the thread once no record
+    was sent for ``_LOOP_QUIET`` (0.3 ms), so a pause between sends let the loop take over
+    and hand back before this looked, again and again on a busy machine, until
+    librdkafka's queue was full. In-flight records are bounded, for the same reason.
+    """
     async with asyncio.timeout(30):
         while not producer._loop_polls:
-            _send_each(producer, topic, range(sent, sent + 20), reports)
-            sent += 20
-            await asyncio.sleep(0.001)
+            if producer.queued() < _IN_FLIGHT_BOUND:
+                _send_each(producer, topic, range(sent, sent + 20), reports)
+                sent += 20
+                await asyncio.sleep(0)  # the thread's hand-over runs in the loop's turn
+            else:
+                await asyncio.sleep(0.001)
     return sent
 
 
