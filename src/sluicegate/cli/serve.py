@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import ipaddress
 import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable
 from functools import partial
 
 from sluicegate.app import GatewayApp, build_app
@@ -68,6 +70,20 @@ def _listen_url(settings: Settings, address: tuple[str, int]) -> str:
     return f"{scheme}://{shown}:{port}"
 
 
+async def _unless_stopped(step: Awaitable[None], serving: asyncio.Task[None]) -> bool:
+    """Await ``step``, unless the server stops first (SIGINT, SIGTERM): then cancel it.
+    Whether ``step`` ended."""
+    task = asyncio.ensure_future(step)
+    await asyncio.wait((task, serving), return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
 async def _leave_cluster(gateway: Gateway, app: GatewayApp) -> None:
     """Tell the other nodes this one is gone, so that they stop forwarding to it at once
     rather than after the heartbeat timeout; then close the connections to them."""
@@ -113,16 +129,19 @@ async def serve(settings: Settings) -> None:
             ready: asyncio.Future[None] = loop.create_future()
             tg.create_task(log.run(ready), name="storage")
             # Served at once, every request but /healthz a 503 until the gateway has
-            # started: a Kafka cluster that does not answer yet is waited for.
+            # started: a Kafka cluster that does not answer yet, or goes away while the
+            # state is read, is waited for.
             app.starting = "its storage is not ready yet"
             serving = tg.create_task(server.serve(sock), name="http")
-            await asyncio.wait((ready, serving), return_when=asyncio.FIRST_COMPLETED)
-            if not ready.done():
-                # Stopped (SIGINT, SIGTERM) before the storage was ready.
+            if not await _unless_stopped(ready, serving):
                 logger.info("stopped before the storage was ready")
                 await log.close()
                 return
-            await gateway.start()
+            app.starting = "it is reading its state from the log"
+            if not await _unless_stopped(gateway.start(), serving):
+                logger.info("stopped before the gateway had read its state")
+                await log.close()
+                return
             app.starting = None
             housekeeping = tg.create_task(gateway.run(), name="housekeeping")
             loop_lag = tg.create_task(metrics.loop_lag.watch(), name="loop-lag")

@@ -29,6 +29,7 @@ from sluicegate.core.producer import Producer
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.errors import Unauthenticated
 from sluicegate.storage.base import Log
+from sluicegate.storage.outages import until_available
 
 __all__ = ["Gateway"]
 
@@ -110,7 +111,17 @@ class Gateway:
         return principal is not None and principal.allows(action, topic)
 
     async def start(self) -> None:
-        """Load state from the log; the log must be running."""
+        """Load the state kept in the log (the log must be running), waiting out storage
+        outages.
+
+        A cluster lost while the state is read fails a read within the request timeout;
+        the state is then read again from where it stopped: every loader is safe to call
+        again (a state topic takes up its replay, ``EventIds`` reads its markers afresh,
+        registrations and heartbeats are written again alike), so a record is applied once.
+        """
+        await until_available(self._load, "reading the gateway's state failed")
+
+    async def _load(self) -> None:
         await self.auth.load()
         await self.schemas.load()
         await self.event_schemas.load_configured(self.settings.cloudevents.schemas)

@@ -75,12 +75,16 @@ class StateTopic(Generic[T]):
         self._open_claims: dict[str, set[str]] = {}
 
     async def load(self) -> None:
-        """Create the topic if needed and replay it into memory."""
+        """Create the topic if needed and replay it into memory.
+
+        Called again after a failure (a storage outage while starting), the replay takes
+        up where it stopped: every record is applied once.
+        """
         with contextlib.suppress(TopicExists):
             await self._log.create_topic(
                 TopicSpec(name=self.topic, partitions=1, config={"cleanup.policy": "compact"})
             )
-        self._position = (await self._log.watermarks(self._tp)).low
+        self._position = max(self._position, (await self._log.watermarks(self._tp)).low)
         await self.catch_up()
 
     async def catch_up(self) -> None:

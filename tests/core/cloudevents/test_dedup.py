@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from sluicegate.config import CloudEventSettings
+from sluicegate.core.cloudevents import dedup
 from sluicegate.core.cloudevents.dedup import (
     MARKER_TOPIC,
     EventIds,
@@ -26,7 +27,12 @@ from sluicegate.core.cloudevents.dedup import (
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import TopicSpec
-from sluicegate.errors import InvalidPartition, PayloadTooLarge, StorageTimeout
+from sluicegate.errors import (
+    InvalidPartition,
+    PayloadTooLarge,
+    StorageTimeout,
+    StorageUnavailable,
+)
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.sqlite import SqliteLog
@@ -57,15 +63,17 @@ class Storage:
             return running(KafkaLog(self._kafka, node_id=self._node))
         return running(SqliteLog(self._data_dir, clock=self.clock, retention_interval=3600.0))
 
-    async def loaded(self, log: Log, **settings: Any) -> EventIds:
-        """``EventIds`` on ``log`` with ``settings``, loaded."""
+    def made(self, log: Log, **settings: Any) -> EventIds:
+        """``EventIds`` on ``log`` with ``settings``, not loaded yet."""
         config = CloudEventSettings(**settings)
         # Log-append time and expiry on one clock where the gateway owns it (SQLite).
-        ids = (
-            EventIds(log, config, clock=self.clock)
-            if self.backend == "sqlite"
-            else EventIds(log, config)
-        )
+        if self.backend == "sqlite":
+            return EventIds(log, config, clock=self.clock)
+        return EventIds(log, config)
+
+    async def loaded(self, log: Log, **settings: Any) -> EventIds:
+        """``EventIds`` on ``log`` with ``settings``, loaded."""
+        ids = self.made(log, **settings)
         await ids.load()
         return ids
 
@@ -680,6 +688,39 @@ async def test_a_node_started_later_loads_then_follows(log: Log, storage: Storag
     assert await values(log) == [b"event %d" % n for n in range(5)]
     assert second.stats()["duplicates_skipped_total"] == 4
     assert second.stats()["remembered_ids"] == 5
+
+
+async def test_a_load_cut_short_loads_again_from_the_start(
+    log: Log, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage outage while a node starts fails its load; the next load remembers each
+    identity once, not those the first read twice."""
+    first = await storage.loaded(log)
+    for n in range(6):
+        await first.append_once([event(n)])
+    monkeypatch.setattr(dedup, "_READ_RECORDS", 2)
+    read = log.read
+    # A load reads the markers twice: the first pass counts them, the second remembers
+    # them. The second read of the second pass fails.
+    passes, reads_in_pass, last = 0, 0, -1
+
+    async def cut_in_the_second_pass(tp: TopicPartition, offset: int, **limits: Any) -> Any:
+        nonlocal passes, reads_in_pass, last
+        if tp.topic == MARKER_TOPIC:
+            if offset <= last or passes == 0:
+                passes, reads_in_pass = passes + 1, 0
+            last, reads_in_pass = offset, reads_in_pass + 1
+            if passes == 2 and reads_in_pass == 2:
+                raise StorageUnavailable("every Kafka broker is unreachable")
+        return await read(tp, offset, **limits)
+
+    monkeypatch.setattr(log, "read", cut_in_the_second_pass)
+    second = storage.made(log)
+    with pytest.raises(StorageUnavailable):
+        await second.load()
+    assert 0 < second.stats()["remembered_ids"] < 6
+    await second.load()
+    assert second.stats()["remembered_ids"] == 6
 
 
 def timed_out_attempt(ids: EventIds, lane: str) -> Awaitable[list[BaseException | None]]:

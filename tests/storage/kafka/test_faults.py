@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -27,12 +28,15 @@ import pytest
 
 from sluicegate.app import build_app
 from sluicegate.config import CloudEventSettings, KafkaSettings
+from sluicegate.core import state_topic
 from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.gateway import Gateway
-from sluicegate.core.records import NewRecord
-from sluicegate.core.topics import TopicSpec
+from sluicegate.core.records import NewRecord, TopicPartition
+from sluicegate.core.schemas.state import STATE_TOPIC
+from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec
 from sluicegate.errors import SluicegateError, StorageTimeout
 from sluicegate.observability.metrics import Metrics
+from sluicegate.storage import outages
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 from sluicegate.storage.kafka import KafkaLog
@@ -42,6 +46,7 @@ from tests.storage.kafka.conftest import consume_all_async
 from tests.storage.kafka.fault_proxy import FaultProxy
 
 URL = "/v2/topics/faults/records"
+SCHEMAS_TOPIC = f"{INTERNAL_PREFIX}_{STATE_TOPIC}"
 
 
 def _free_port() -> int:
@@ -484,3 +489,53 @@ async def _retry_events_through_faults(proxy: FaultProxy, bootstrap: str) -> Non
     stored = collections.Counter(m.value() for m in messages)
     assert [v for v, n in stored.items() if n > 1] == []
     assert set(stored) == set(sent)
+
+
+async def test_a_broker_stalled_while_the_state_is_read_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A node starts while another has written its state: the connection stalls in the
+    # middle of the replay, the read fails within the request timeout, and the node
+    # reads on from where it stopped once the broker answers again.
+    monkeypatch.setattr(state_topic, "_READ_BATCH", 2)
+    monkeypatch.setattr(outages, "RETRY_DELAYS", (0.5, 1.0))
+    async with behind_a_fault_proxy(tmp_path) as (proxy, bootstrap):
+        settings = on_kafka(
+            make_settings(tmp_path, auth={"enabled": False}, kafka={"request_timeout": 2.0}),
+            bootstrap,
+        )
+        schema = '{"type": "record", "name": "R%d", "fields": []}'
+        async with running(open_log(settings)) as log:
+            first = Gateway(settings, log)
+            await first.start()
+            for n in range(6):
+                await first.schemas.register(f"subject-{n}", schema % n)
+        async with running(open_log(settings)) as log:
+            read = log.read
+            stalled: list[asyncio.Task[None]] = []
+
+            async def stall_in_the_replay(tp: TopicPartition, offset: int, **limits: Any) -> Any:
+                if tp.topic == SCHEMAS_TOPIC and offset > 0 and not stalled:
+                    proxy.stall()
+                    stalled.append(asyncio.create_task(_flow_after(proxy, 10.0)))
+                return await read(tp, offset, **limits)
+
+            monkeypatch.setattr(log, "read", stall_in_the_replay)
+            second = Gateway(settings, log)
+            with caplog.at_level(logging.WARNING, logger="sluicegate.storage.outages"):
+                await second.start()
+            await stalled[0]
+            assert "reading the gateway's state failed" in caplog.text
+            assert second.schemas.subjects() == first.schemas.subjects()
+            assert second.schemas.changes == first.schemas.changes
+            # Writes are taken again once every client has seen the broker back (503
+            # until then, which a client retries).
+            async with asyncio.timeout(30):
+                await outages.until_available(
+                    lambda: second.schemas.register("after", schema % 7), "registering"
+                )
+
+
+async def _flow_after(proxy: FaultProxy, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    proxy.flow()

@@ -145,10 +145,12 @@ class EventIds:
         #: Microseconds since the epoch; the log's own clock in tests.
         self._clock = clock
         self._window_us = round(settings.dedup_window * 1_000_000)
-        self._table = IdTable(
+        self._new_table = partial(
+            IdTable,
             settings.dedup_max_ids,
             slot_seconds=max(1, int(settings.dedup_window) // _SLOTS_PER_WINDOW),
         )
+        self._table = self._new_table()
         #: Identities whose append is in flight -> a future done when it ends either way
         #: (a claim of ``_append_claimed``, or the log's own future for ``append_one``).
         self._appending: dict[bytes, asyncio.Future[Any]] = {}
@@ -187,6 +189,8 @@ class EventIds:
                 MARKER_TOPIC, TopicUpdate(retention_ms=self._window_us // 1000)
             )
         self._marker_topic_exists = True
+        # Called again after a failure (a storage outage while starting): read afresh.
+        self._table = self._new_table()
         now = self._clock()
         starts = {
             tp: await self._log.offset_for_time(tp, now - self._window_us)

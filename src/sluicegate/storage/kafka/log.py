@@ -35,6 +35,7 @@ from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.reads import Reads
 from sluicegate.storage.kafka.registry import TopicRegistry
 from sluicegate.storage.kafka.topics import KafkaTopics
+from sluicegate.storage.outages import until_available
 
 __all__ = ["KafkaLog"]
 
@@ -81,14 +82,11 @@ class KafkaLog(Log):
         self._started = True
         node = self._node
         try:
-            # A cluster away at start is waited for (``KafkaNode._reach``), unless the
-            # gateway is stopped meanwhile.
-            opening = node.open(
-                self._topics.registry_key[0], self._ends.advanced, self._appends.until_visible
-            )
-            if not await self._unless_stopped(opening):
+            # A cluster away at start, or lost while the registry is read, is waited for
+            # (``KafkaNode._reach``, ``until_available``), unless the gateway is stopped
+            # meanwhile. The registry's replay takes up where it stopped.
+            if not await self._unless_stopped(self._open()):
                 return
-            await self._topics.catch_up()
             workers: list[asyncio.Future[Any]] = node.worker_ends()
             transactions = node.transactions
             async with asyncio.TaskGroup() as tg:
@@ -123,6 +121,12 @@ class KafkaLog(Log):
                 await node.release()
             finally:
                 self._stopped.set()
+
+    async def _open(self) -> None:
+        await self._node.open(
+            self._topics.registry_key[0], self._ends.advanced, self._appends.until_visible
+        )
+        await until_available(self._topics.catch_up, "reading the Kafka topic registry failed")
 
     async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
         """Run ``step`` to its end, or cancel it when ``close()`` comes first; whether it

@@ -33,6 +33,7 @@ from sluicegate.storage.kafka.producer import IdempotentProducer
 from sluicegate.storage.kafka.tail import Tail
 from sluicegate.storage.kafka.transactions import TransactionalProducer, Visible
 from sluicegate.storage.kafka.worker import Worker
+from sluicegate.storage.outages import until_available
 
 __all__ = ["PROBE_INTERVAL", "KafkaNode"]
 
@@ -41,9 +42,6 @@ logger = logging.getLogger(__name__)
 _Key = tuple[str, int]
 #: Seconds between probes of a cluster that was reported down.
 PROBE_INTERVAL = 1.0
-#: Seconds before asking again a cluster that did not answer at start, doubled each
-#: time up to the second figure.
-_START_RETRY = (1.0, 5.0)
 #: Seconds between passes that stop following partitions nobody waits on.
 _TAIL_SWEEP_INTERVAL = 10.0
 #: Milliseconds the broker may hold the reader's fetch at a partition's end (see
@@ -136,31 +134,29 @@ class KafkaNode:
         assert self._tail is not None
         return self._tail
 
-    async def _reach(self, admin: KafkaAdmin) -> None:
-        """Return once a broker answers, asking again until one does.
+    async def _reach(self, admin: KafkaAdmin, registry: str) -> None:
+        """Return once a broker answers and the ``registry`` topic exists, asking again
+        until then.
 
         A node started while its cluster is away (a broker restarting, the network not
         up yet) waits for it, its server answering 503 and ``/readyz`` not ready, instead
         of exiting and waiting for a supervisor to start it again. ``down`` says so
         meanwhile. The log's ``close`` ends the wait.
         """
-        delay, longest = _START_RETRY
-        while True:
-            try:
-                await admin.describe_cluster()
-            except StorageUnavailable as exc:
-                self.down = True
-                logger.warning(
-                    "Kafka at %s did not answer (%s); asking again in %.0f s",
-                    self.settings.bootstrap_servers,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, longest)
-            else:
-                self.down = False
-                return
+
+        async def reach() -> None:
+            await admin.describe_cluster()
+            with contextlib.suppress(TopicExists):
+                configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
+                await admin.create_topic(registry, 1, configs)
+
+        def away() -> None:
+            self.down = True
+
+        await until_available(
+            reach, f"Kafka at {self.settings.bootstrap_servers} did not answer", on_failure=away
+        )
+        self.down = False
 
     async def open(
         self,
@@ -181,10 +177,7 @@ class KafkaNode:
             timeout=self.timeout,
             replication_factor=settings.replication_factor,
         )
-        await self._reach(self._admin)
-        with contextlib.suppress(TopicExists):
-            configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
-            await self._admin.create_topic(registry, 1, configs)
+        await self._reach(self._admin, registry)
         self._died = loop.create_future()
         self._producer_config = producer_config(
             settings,
