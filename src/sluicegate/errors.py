@@ -18,7 +18,7 @@ it into a 500 with an incident id.
       - InvalidRecord
       - InvalidMessageId
     + Unauthenticated           401 missing, malformed, unknown, revoked or expired credentials
-      - MissingCredentials      none at all (CloudEvents: 400, as its seed says)
+      - MissingCredentials          none at all (CloudEvents: 400, as its seed says)
     + Forbidden                 403 a known principal without the permission
     + OriginNotAllowed          403 a WebSocket handshake from a web page not allowed
     + NotFound                  404
