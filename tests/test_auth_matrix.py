@@ -7,9 +7,7 @@ the rule is written down per route, never guessed from the answer.
 Credentials, each for the client a route needs unless said otherwise:
 
 - no credentials, an unknown key, a revoked key, an expired JWT, an ``alg: none`` JWT and
-  a JWT for another audience → 401 with ``WWW-Authenticate`` (RFC 9110); the cloudevents
-  dialect answers no credentials at all 400 ``missing_credentials``, as its seed answers a
-  request without a client certificate;
+  a JWT for another audience → 401 with ``WWW-Authenticate`` (RFC 9110);
 - a valid key of ``app-outsider``, who holds every permission on ``other.*`` only → 403,
   except where any valid client may (registry reads, the filtered topic list); the
   cloudevents dialect answers 401 instead, as its seed says of every authorization error;
@@ -414,11 +412,7 @@ async def test_route_answers_credentials(
     response = await world.http.request(method, path, content=content, headers=headers)
     status, text = response.status_code, response.text
 
-    if case == "no_credentials" and route.dialect == "cloudevents":
-        assert status == 400, text
-        assert response.json()["error"] == "missing_credentials"
-        assert "www-authenticate" not in response.headers
-    elif case in UNAUTHENTICATED:
+    if case in UNAUTHENTICATED:
         assert status == 401, text
         assert response.headers["www-authenticate"].startswith("Bearer")
     elif case == "without_permission" and need is not Need.ANY:
@@ -518,9 +512,8 @@ async def test_websocket_route_answers_credentials(
         headers["authorization"] = authorization
     status, body = await handshake(build_app(world.gateway), route.path, headers)
     if case in UNAUTHENTICATED or case == "without_permission":
-        # Refused before the upgrade, as this dialect refuses: 401 for every failure, 400
-        # without any credentials.
-        assert status == (400 if case == "no_credentials" else 401), body
+        # Refused before the upgrade, as this dialect refuses: 401 for every failure.
+        assert status == 401, body
         text = body.decode()
         assert authorization is None or authorization.removeprefix("Bearer ") not in text
         caller = OUTSIDER if case == "without_permission" else None

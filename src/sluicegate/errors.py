@@ -18,7 +18,6 @@ it into a 500 with an incident id.
       - InvalidRecord
       - InvalidMessageId
     + Unauthenticated           401 missing, malformed, unknown, revoked or expired credentials
-      - MissingCredentials          none at all (CloudEvents: 400, as its seed says)
     + Forbidden                 403 a known principal without the permission
     + OriginNotAllowed          403 a WebSocket handshake from a web page not allowed
     + NotFound                  404
@@ -71,7 +70,6 @@ __all__ = [
     "InvalidTopicName",
     "MessagePurged",
     "MethodNotAllowed",
-    "MissingCredentials",
     "NotAcceptable",
     "NotFound",
     "OffsetOutOfRange",
@@ -175,14 +173,6 @@ class Unauthenticated(ClientError):
 
     status = 401
     code = "unauthenticated"
-
-
-class MissingCredentials(Unauthenticated):
-    """No credentials at all: no ``Authorization`` header and no client certificate.
-
-    A 401 like any other in every dialect but CloudEvents, whose seed answers a request
-    without its client certificate ``400`` and keeps ``401`` for credentials it refuses.
-    """
 
 
 class Forbidden(ClientError):

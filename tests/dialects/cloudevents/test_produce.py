@@ -231,14 +231,13 @@ async def test_offset_is_reserved_for_consumers(
     assert body["attribute"] == "offset"
 
 
-# -- 401, and 400 without credentials ------------------------------------------------
+# -- 401 -----------------------------------------------------------------------------
 
 
 async def test_every_authorization_failure_is_401_naming_what_was_refused(
     client: httpx.AsyncClient, gateway: Gateway, producer: dict[str, str]
 ) -> None:
-    unknown = {"authorization": "Bearer sg_not_a_key_at_all_0000000000000000"}
-    body = error(await post_binary(client, sdk_event(), unknown), 401)
+    body = error(await post_binary(client, sdk_event(), {}), 401)
     assert body["error"] == "unauthenticated"
     consumer = await key_for(gateway, "reader", Permissions(ce_consume_types=["*"]))
     body = error(await post_binary(client, sdk_event(), consumer), 401)
@@ -252,24 +251,6 @@ async def test_every_authorization_failure_is_401_naming_what_was_refused(
     assert (body["attribute"], body["index"]) == ("type", 1)
     assert "User.Created" in body["message"]
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert await stored(gateway, TOPIC) == []
-
-
-async def test_a_request_without_any_credentials_is_400(
-    client: httpx.AsyncClient, gateway: Gateway
-) -> None:
-    """The seed's 400 for a request that "does not include the client certificate": no
-    ``Authorization`` header and no certificate, on every kind of produce."""
-    structured = sdk_http.to_structured(sdk_event(), JSON)
-    for response in (
-        await post_binary(client, sdk_event(), {}),
-        await client.post("/ce/produce/event", content=structured.body, headers=structured.headers),
-        await post_batch(client, batch_body([sdk_event()]), {}),
-    ):
-        body = error(response, 400)
-        assert body["error"] == "missing_credentials"
-        assert "client certificate" in body["message"]
-        assert "www-authenticate" not in response.headers
     assert await stored(gateway, TOPIC) == []
 
 

@@ -328,7 +328,7 @@ async def test_refusals_are_the_dialects_errors(
     consumer: dict[str, str],
 ) -> None:
     cases = [
-        ({}, "", 400),
+        ({}, "", 401),
         ({"authorization": "Bearer nope"}, "", 401),
         (producer, "", 401),  # a client that consumes nothing
         ({**consumer, "accept": "application/json"}, "", 406),

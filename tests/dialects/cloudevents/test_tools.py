@@ -71,7 +71,7 @@ async def test_my_settings_shows_what_the_client_may_do_and_no_secret(
     producer_only = await key_for(gateway, "writer", PRODUCER)
     shown = (await client.get("/ce/tools/my-settings", headers=producer_only)).json()
     assert shown["consumer"] is None
-    assert (await client.get("/ce/tools/my-settings")).status_code == 400
+    assert (await client.get("/ce/tools/my-settings")).status_code == 401
 
 
 async def test_a_test_event_goes_to_the_callers_own_stream(

@@ -88,7 +88,7 @@ async def test_a_bad_message_closes_with_1008(gateway: Gateway, port: int) -> No
 async def test_handshakes_refused_before_the_upgrade(gateway: Gateway, port: int) -> None:
     with pytest.raises(RefusedHandshake) as anonymous:
         await consume(port, {})
-    assert anonymous.value.status == 400
+    assert anonymous.value.status == 401
     consumer = await key_for(gateway, "billing", CONSUMER)
     with pytest.raises(RefusedHandshake) as no_subprotocol:
         await H2WebSocket.connect(port, "/ce/ws", headers=list(consumer.items()))

@@ -35,7 +35,7 @@ from sluicegate.core.auth.certificates import PeerCertificate
 from sluicegate.core.auth.clients import ClientStore
 from sluicegate.core.auth.jwt import JwtVerifier, looks_like_jwt
 from sluicegate.core.auth.principals import Principal
-from sluicegate.errors import MissingCredentials, Unauthenticated
+from sluicegate.errors import Unauthenticated
 
 __all__ = ["Authenticator"]
 
@@ -99,7 +99,7 @@ class Authenticator:
             return self._from_header(authorization)
         if peer_cert is not None:
             return self._from_certificate(peer_cert)
-        raise MissingCredentials(_NO_CREDENTIALS)
+        raise Unauthenticated(_NO_CREDENTIALS)
 
     # -- Authorization header --------------------------------------------------------
 

@@ -17,8 +17,8 @@ work is the consumer core's (``core.consumers``) on a CloudEvents subscription
 A poll with nothing to deliver waits (``cloudevents.poll_timeout``, or ``?timeout=``
 seconds up to ``cloudevents.max_poll_timeout``) and answers ``204``. Errors are rendered
 by ``errors.py``: 401 for every authorization failure (a client without
-``ce_consume_types`` is no consumer), 400 without any credentials, 404 for an instance
-that is not there — deleted, expired, another client's, or on another bridge.
+``ce_consume_types`` is no consumer), 404 for an instance that is not there — deleted,
+expired, another client's, or on another bridge.
 """
 
 from __future__ import annotations

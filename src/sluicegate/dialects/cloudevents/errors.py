@@ -16,14 +16,11 @@ The seed lists the statuses and asks for a body that says what is wrong; this is
 The seed answers **401 on any authorization error** — not a producer or consumer, a
 source or type not allowed — where other dialects answer 403: a ``Forbidden`` is
 rendered as ``401`` with ``error`` ``unauthorized``, its message naming what was refused.
-Credentials refused (unknown, revoked, expired) are ``401`` ``unauthenticated`` as
-everywhere. A request with **no credentials at all** is the seed's ``400`` for a request
-that "does not include the client certificate": ``error`` ``missing_credentials``.
 """
 
 from __future__ import annotations
 
-from sluicegate.errors import Forbidden, MissingCredentials, SluicegateError
+from sluicegate.errors import Forbidden, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 
@@ -36,8 +33,6 @@ def render_error(exc: SluicegateError, request: Request) -> Response:
     """The response for ``exc`` in this dialect's format."""
     if isinstance(exc, Forbidden):
         status, code = 401, "unauthorized"
-    elif isinstance(exc, MissingCredentials):
-        status, code = 400, "missing_credentials"
     else:
         status, code = exc.status, exc.code
     body: dict[str, object] = {"status": status, "error": code, "message": exc.message}

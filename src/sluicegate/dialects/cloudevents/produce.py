@@ -22,7 +22,7 @@ from sluicegate.core.cloudevents.producer import EventProducer, require_producer
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.limits.json_limits import JsonLimits
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.errors import Forbidden, MissingCredentials, UnsupportedMediaType
+from sluicegate.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from sluicegate.http.json_body import check_utf8
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
@@ -39,7 +39,7 @@ BATCH = "application/cloudevents-batch+json"
 def principal_of(request: Request) -> Principal:
     """The request's client (every route here is authenticated)."""
     if request.principal is None:
-        raise MissingCredentials("this request needs credentials")
+        raise Unauthenticated("this request needs credentials")
     return request.principal
 
 
@@ -106,7 +106,7 @@ class Produce:
         # producer_of's steps, without its call and principal_of's.
         principal = request.principal
         if principal is None:
-            principal = principal_of(request)  # raises MissingCredentials
+            principal = principal_of(request)  # raises Unauthenticated
         require_producer(principal)
         # raw_event's steps, without its coroutine frame.
         media_type = _raw_media_type(request)

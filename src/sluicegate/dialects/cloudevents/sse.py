@@ -44,10 +44,10 @@ and unconfirmed, at most one batch read ahead of what was sent, and each write w
 the transport to drain, so a client that stops reading stops the reading of the log.
 
 Refusals, before the stream starts, in the dialect's error format: ``401`` for every
-authorization failure (``400`` without any credentials), ``406`` for an ``Accept`` that
-excludes ``text/event-stream``, ``400`` for a bad query option or ``Last-Event-ID``,
-``429``/``503`` beyond the caps (``limits.max_websockets[_per_client]``, counted apart
-from WebSockets; and the instance caps), ``503`` while the gateway shuts down.
+authorization failure, ``406`` for an ``Accept`` that excludes ``text/event-stream``,
+``400`` for a bad query option or ``Last-Event-ID``, ``429``/``503`` beyond the caps
+(``limits.max_websockets[_per_client]``, counted apart from WebSockets; and the
+instance caps), ``503`` while the gateway shuts down.
 """
 
 from __future__ import annotations

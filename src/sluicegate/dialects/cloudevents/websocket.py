@@ -8,7 +8,7 @@ the client's group (``core.consumers.stream``), counting ``offset`` from 1.
 Handshake, refused over HTTP before any upgrade, in the dialect's error format:
 
 * credentials as on every route (Bearer, Basic, TLS client certificate): ``401``, also
-  for a client that consumes nothing; ``400`` for none at all (``errors.py``);
+  for a client that consumes nothing;
 * ``400`` without the subprotocol ``cloudevents.json`` or with a bad query option;
 * ``403`` for an ``Origin`` that is not allowed (``cloudevents.websocket_allowed_origins``;
   a page of the gateway's own origin always is; clients that are no browser send none);
