@@ -9,6 +9,9 @@
   in the same run: confluent-kafka's producer alone, ``acks=all`` and idempotent, with
   records of the same size. The same batches on embedded storage are reported beside it
   (``embedded``): what the gateway's request path does with 100 records whatever stores them.
+- ``kafka-batch-100-embedded``: those same batches on embedded storage against the same
+  producer alone: how far the request path itself goes with no Kafka behind it, the
+  other ceiling ``kafka-batch-100`` stands under.
 - ``kafka-batch-100-transactions``: the same rate against what Kafka's transactions allow
   these batches, measured in the same run. Each batch is all or nothing, so the gateway
   stores it in a transaction, and a producer has one transaction open at a time. The
@@ -223,6 +226,8 @@ def run(duration: float = 10.0) -> dict[str, dict[str, Any]]:
             target=0.5,
             embedded=round(embedded_batch_rps * BATCH, 1),
         ),
+        # The request path's own ceiling: the same batches, stored with no Kafka.
+        "kafka-batch-100-embedded": _entry(embedded_batch_rps * BATCH, "records/s", ceiling),
         # The same rate against what one producer's transactions allow, one at a time.
         "kafka-batch-100-transactions": _entry(
             batch_rps * BATCH,
