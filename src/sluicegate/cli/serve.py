@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import ipaddress
 import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable
 from functools import partial
 
 from sluicegate.app import GatewayApp, build_app
@@ -20,6 +18,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError, SluicegateError
 from sluicegate.http.servers import bind, http_server
 from sluicegate.observability.metrics import Metrics
+from sluicegate.stopping import unless_stopped
 from sluicegate.storage.factory import open_log
 
 __all__ = ["serve", "tune_gc"]
@@ -68,20 +67,6 @@ def _listen_url(settings: Settings, address: tuple[str, int]) -> str:
     scheme = "https" if settings.server.tls.certfile else "http"
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}"
-
-
-async def _unless_stopped(step: Awaitable[None], serving: asyncio.Task[None]) -> bool:
-    """Await ``step``, unless the server stops first (SIGINT, SIGTERM): then cancel it.
-    Whether ``step`` ended."""
-    task = asyncio.ensure_future(step)
-    await asyncio.wait((task, serving), return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-        return True
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return False
 
 
 async def _leave_cluster(gateway: Gateway, app: GatewayApp) -> None:
@@ -133,12 +118,13 @@ async def serve(settings: Settings) -> None:
             # state is read, is waited for.
             app.starting = "its storage is not ready yet"
             serving = tg.create_task(server.serve(sock), name="http")
-            if not await _unless_stopped(ready, serving):
+            # The server's task ends on SIGINT or SIGTERM: each wait below ends with it.
+            if not await unless_stopped(ready, serving):
                 logger.info("stopped before the storage was ready")
                 await log.close()
                 return
             app.starting = "it is reading its state from the log"
-            if not await _unless_stopped(gateway.start(), serving):
+            if not await unless_stopped(gateway.start(), serving):
                 logger.info("stopped before the gateway had read its state")
                 await log.close()
                 return

@@ -18,14 +18,14 @@ settings) and ``group_offsets``. This class owns their lifecycle and forwards to
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import Appended, NewRecord, Record, TopicPartition, Watermarks
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
 from sluicegate.errors import StorageUnavailable
+from sluicegate.stopping import unless_stopped
 from sluicegate.storage.base import Assignment, CommitObserver, Log
 from sluicegate.storage.groups import GroupCoordinator
 from sluicegate.storage.kafka.appends import Appends
@@ -85,7 +85,7 @@ class KafkaLog(Log):
             # A cluster away at start, or lost while the registry is read, is waited for
             # (``KafkaNode._reach``, ``until_available``), unless the gateway is stopped
             # meanwhile. The registry's replay takes up where it stopped.
-            if not await self._unless_stopped(self._open()):
+            if not await unless_stopped(self._open(), self._stop.wait()):
                 return
             workers: list[asyncio.Future[Any]] = node.worker_ends()
             transactions = node.transactions
@@ -127,24 +127,6 @@ class KafkaLog(Log):
             self._topics.registry_key[0], self._ends.advanced, self._appends.until_visible
         )
         await until_available(self._topics.catch_up, "reading the Kafka topic registry failed")
-
-    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
-        """Run ``step`` to its end, or cancel it when ``close()`` comes first; whether it
-        ran to its end."""
-        task = asyncio.ensure_future(step)
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if task.cancelled():
-            return False
-        task.result()
-        return True
 
     async def close(self) -> None:
         """Refuse new writes, commit the queue, wake every waiter; ``run`` then returns."""
