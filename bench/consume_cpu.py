@@ -14,8 +14,8 @@ one ``application/cloudevents-batch+json`` body (``GET …/events?confirm=true``
 under uvicorn (``websocket.bursts``, ``text_frames``), and confirms every 1,000. What is
 counted is the consume side only: reading, filtering, delivery counting, rendering and
 the confirms' commits (``time.process_time`` of every thread of this process; the commit
-process is not counted; on Kafka, librdkafka's threads and the reader's are, and the
-reader's thread is also given apart, with the broker rounds it sent per 1,000 events).
+process is not counted; on Kafka, librdkafka's threads are, and the reader process, which
+has a core of its own, is given apart, with the broker rounds it sent per 1,000 events).
 Machine load stretches wall-clock time, not CPU time, so the figure stays comparable on
 a busy machine; ``bench.instructions``-style counts come from
 running this under callgrind with two sizes and subtracting (see the design notes).
@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -98,15 +97,15 @@ async def _consume(gateway: Gateway, principal: Principal, count: int, path: str
     return rendered
 
 
-def _thread_cpu(name: str) -> float:
-    """CPU seconds of this process's thread called ``name`` so far (0: there is none)."""
-    for thread in threading.enumerate():
-        if thread.name == name and thread.native_id is not None:
-            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-            # utime and stime: fields 14 and 15, counted after the parenthesised name.
-            fields = stat.rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+def _reader_cpu(log: object) -> float:
+    """CPU seconds of the Kafka reader process so far (0: there is none)."""
+    pid = log.reader_pid if isinstance(log, KafkaLog) else None
+    if pid is None:
+        return 0.0
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # utime and stime: fields 14 and 15, counted after the parenthesised name.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rounds(log: object) -> int:
@@ -136,7 +135,7 @@ async def _run(
         tune_gc()  # as ``sluicegate serve`` does
         profiler = cProfile.Profile() if profile else None
         cpu, wall, loop_cpu = time.process_time(), time.perf_counter(), time.thread_time()
-        reader_cpu, rounds = _thread_cpu("kafka-fetcher"), _rounds(log)
+        reader_cpu, rounds = _reader_cpu(log), _rounds(log)
         if profiler is not None:
             profiler.enable()
         rendered = await _consume(gateway, principal, count, path)
@@ -145,7 +144,7 @@ async def _run(
             profiler.dump_stats(profile)  # type: ignore[arg-type]
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         loop_cpu = time.thread_time() - loop_cpu
-        reader_cpu = _thread_cpu("kafka-fetcher") - reader_cpu
+        reader_cpu = _reader_cpu(log) - reader_cpu
         rounds = _rounds(log) - rounds
     measured: dict[str, float] = {
         "events": count,

@@ -67,8 +67,13 @@ class Appended(msgspec.Struct, frozen=True, gc=False):
     timestamp: int
 
 
-class Record(msgspec.Struct, frozen=True, gc=False):
-    """A stored record."""
+class Record(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A stored record.
+
+    Array-like: the Kafka reader process sends each as a msgpack array, which the server
+    decodes into records in one C call (``storage/kafka/reader_process.py``); one without
+    headers leaves them out.
+    """
 
     topic: str
     partition: int

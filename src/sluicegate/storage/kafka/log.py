@@ -155,6 +155,11 @@ class KafkaLog(Log):
         """Rounds the node's reader has sent to the broker so far (benchmarks count them)."""
         return self._node.fetcher.rounds
 
+    @property
+    def reader_pid(self) -> int | None:
+        """The reader process's id (benchmarks count its CPU; fault tests kill it)."""
+        return self._node.fetcher.worker.pid
+
     # -- topics ----------------------------------------------------------------------
 
     async def create_topic(self, spec: TopicSpec) -> Topic:

@@ -30,6 +30,7 @@ from sluicegate.storage.kafka.admin import KafkaAdmin
 from sluicegate.storage.kafka.clients import admin_config, consumer_config, producer_config
 from sluicegate.storage.kafka.fetcher import Fetcher
 from sluicegate.storage.kafka.producer import IdempotentProducer
+from sluicegate.storage.kafka.reader_process import ReaderProcess
 from sluicegate.storage.kafka.tail import Tail
 from sluicegate.storage.kafka.transactions import TransactionalProducer, Visible
 from sluicegate.storage.kafka.worker import Worker
@@ -219,22 +220,26 @@ class KafkaNode:
             on_fetched,
             self.kafka_error,
         )
-        for threaded in (self._producer, self._fetcher, self._tail):
+        for threaded in (self._producer, self._tail):
             self._watch(threaded.worker)
             threaded.start()
+        self._watch(self._fetcher.worker)
+        await self._fetcher.start()
         await self._transactions.start()
 
     def worker_ends(self) -> list[asyncio.Future[None]]:
-        """Futures that fail if a client thread dies (``run`` brings the gateway down)."""
+        """Futures that fail if a client thread or the reader process dies (``run``
+        brings the gateway down)."""
         assert self._died is not None  # used only after open()
         return [self._died]
 
-    def _watch(self, worker: Worker) -> None:
+    def _watch(self, worker: Worker | ReaderProcess) -> None:
         """Tell ``worker_ends`` when ``worker`` ends, unless its client was retired."""
 
         def ended(done: asyncio.Future[None]) -> None:
             died = self._died
-            if worker in self._retired or died is None or died.done():
+            retired = isinstance(worker, Worker) and worker in self._retired
+            if retired or died is None or died.done():
                 return
             error = done.exception()
             if error is None:

@@ -21,11 +21,8 @@ it too, and the server's graceful shutdown still commits through it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import sqlite3
-import struct
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,16 +31,14 @@ from typing import Any
 import msgspec
 
 from sluicegate.errors import SluicegateError, StorageError, StorageUnavailable
+from sluicegate.storage.pipes import FRAME_LENGTH, PipeClosed, wide_pipe
 from sluicegate.storage.sqlite.connection import transaction
 from sluicegate.storage.sqlite.errors import translate
 
-__all__ = ["FRAME_LENGTH", "CommitProcess", "Statement", "run_statements"]
+__all__ = ["CommitProcess", "Statement", "run_statements"]
 
 #: ``(sql, parameters, many)``: ``executemany`` with a list of rows when ``many``.
 Statement = tuple[str, Sequence[Any], bool]
-
-#: Every frame starts with its length.
-FRAME_LENGTH = struct.Struct("<I")
 
 
 def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
@@ -72,39 +67,6 @@ def _error(data_dir: Path, reply: Sequence[Any]) -> SluicegateError:
     return error
 
 
-#: Bytes the pipe to the process holds (Linux's default is 64 KiB). A group commit of
-#: thousands of records is a frame of a megabyte or so: in a pipe that holds all of it,
-#: it is one write, not a write per 64 KiB each waiting for the loop to be told the
-#: process has read the last one.
-_PIPE_BYTES = 1024 * 1024
-
-
-def _wide_pipe() -> tuple[int, int]:
-    """A pipe's read and write ends, widened to ``_PIPE_BYTES`` where the kernel allows.
-
-    Made here rather than asked of ``create_subprocess_exec``: uvloop gives a child's
-    standard input as a socket pair, whose buffer ``F_SETPIPE_SZ`` cannot widen.
-    """
-    read_fd, write_fd = os.pipe()
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    if set_size is not None:
-        # Not allowed past /proc/sys/fs/pipe-max-size: the default size still works.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(write_fd, set_size, _PIPE_BYTES)
-    return read_fd, write_fd
-
-
-class _Input(asyncio.BaseProtocol):
-    """The write end's protocol: it only says when the pipe has closed."""
-
-    def __init__(self, closed: asyncio.Future[None]) -> None:
-        self.closed = closed
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
 class CommitProcess:
     """The server's side: start the process, send it commits, hand back their outcomes."""
 
@@ -124,7 +86,7 @@ class CommitProcess:
         self._decode = msgspec.msgpack.Decoder(tuple[int, list[Any] | None]).decode
 
     async def start(self) -> None:
-        read_fd, write_fd = _wide_pipe()
+        read_fd, write_fd = wide_pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -146,7 +108,7 @@ class CommitProcess:
         closed = self._input_closed = loop.create_future()
         # The transport owns the file from here and closes it.
         pipe = os.fdopen(write_fd, "wb", buffering=0)
-        self._input, _ = await loop.connect_write_pipe(lambda: _Input(closed), pipe)
+        self._input, _ = await loop.connect_write_pipe(lambda: PipeClosed(closed), pipe)
 
     def submit(
         self, statements: Sequence[Statement], done: Callable[[BaseException | None], None]

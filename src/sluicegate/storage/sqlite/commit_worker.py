@@ -6,8 +6,6 @@ server never imports it: runpy warns when the module it runs was imported alread
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -15,19 +13,8 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.storage.sqlite.commit_process import FRAME_LENGTH, run_statements
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(0)  # the server died before we could ask: nothing to serve
+from sluicegate.storage.pipes import FRAME_LENGTH, die_with_parent, outlive_the_servers_shutdown
+from sluicegate.storage.sqlite.commit_process import run_statements
 
 
 def _serve(database: str, pragmas: Sequence[str]) -> None:
@@ -52,19 +39,10 @@ def _serve(database: str, pragmas: Sequence[str]) -> None:
     conn.close()
 
 
-def _outlive_the_servers_shutdown() -> None:
-    # Ctrl-C in a terminal, ``timeout``, ``kill -- -PGID`` and a service manager's stop
-    # signal every process of the job, this one too; but the server's graceful shutdown
-    # commits what is queued through this process. The server decides when it ends: it
-    # closes our input (``_serve`` returns), or it dies (``_die_with_parent``).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def main() -> None:
-    _outlive_the_servers_shutdown()
+    outlive_the_servers_shutdown()
     database, parent, *pragmas = sys.argv[1:]
-    _die_with_parent(int(parent))
+    die_with_parent(int(parent))
     _serve(database, pragmas)
 
 

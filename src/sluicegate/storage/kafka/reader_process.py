@@ -1,0 +1,219 @@
+"""The node's Kafka reads in a process of their own, so that no fetched message waits for
+the loop's GIL.
+
+Every record a consumer reads was a librdkafka message first, and turning one into a
+Python record costs a few microseconds (``consume``, its headers, its fields). On a
+thread of the server, that work and the event loop took turns under one GIL, at about
+1.7 µs a message more than either alone (``docs/design-notes.md``). This process runs the
+node's one reading consumer (``reader_worker``) with an interpreter of its own, on the
+other core, and sends what it read as msgpack that the server decodes straight into
+``Record``s in one C call. It is the SQLite commit process's shape, applied to reads.
+
+The server sends it a frame of requests (``Request``) once per loop turn in which reads
+were asked, and it answers with ``Outcome`` frames. The process lives as long as the
+server, ignores the job's stop signals, and ends when its input closes. One that ends
+on its own (killed, out of memory) is replaced: the reads it held fail with ``503`` and
+what the server keeps in memory stays valid, since only the server's reads fill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from sluicegate.core.records import Record
+from sluicegate.errors import StorageError, StorageUnavailable
+from sluicegate.storage.pipes import FRAME_LENGTH, PipeClosed, wide_pipe
+
+__all__ = [
+    "CLOSING",
+    "KAFKA_ERROR",
+    "OUT_OF_RANGE",
+    "TIMED_OUT",
+    "Outcome",
+    "ReaderProcess",
+    "Request",
+    "Settings",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A read: its id, the Kafka topic and partition, the gateway's topic name, the offset to
+#: read from, the end not to pass, its most records and bytes, and whether a caller waits
+#: for it (else it fills the read-ahead, whose bound counts bytes another way).
+Request = tuple[int, str, int, str, int, int, int, int, bool]
+
+#: Why a read failed (``Outcome.failed``).
+OUT_OF_RANGE, KAFKA_ERROR, TIMED_OUT, CLOSING = range(4)
+
+
+class Settings(msgspec.Struct, array_like=True, frozen=True):
+    """The process's first frame: its consumer's librdkafka settings, and how long a read
+    may wait for a broker."""
+
+    config: dict[str, Any]
+    timeout: float
+
+
+class Outcome(msgspec.Struct, array_like=True, gc=False):
+    """What the process has to say: each list in the order the server must apply it."""
+
+    #: Reads for the read-ahead: id, the offset read from, records, and the offset up to
+    #: which they are every committed record.
+    refilled: list[tuple[int, int, list[Record], int]] = []
+    #: After a read answered in this frame: its id, where what followed starts, those
+    #: records, their ``footprint`` bytes, and where the partition ends (if found).
+    following: list[tuple[int, int, list[Record], int, int | None]] = []
+    #: Waited reads answered: id and records.
+    finished: list[tuple[int, list[Record]]] = []
+    #: Waited reads failed: id, why (``OUT_OF_RANGE``...), Kafka's error code, message.
+    failed: list[tuple[int, int, int, str]] = []
+    #: The consumer's error callbacks: code, message, fatal, retriable.
+    errors: list[tuple[int, str, bool, bool]] = []
+    #: librdkafka's log lines: level and message.
+    logs: list[tuple[int, str]] = []
+    #: Rounds on the broker so far.
+    rounds: int = 0
+
+
+#: A process that ends sooner than this after it started is not started again: something
+#: in its setup fails, and the server stops rather than start it in a loop.
+_SHORTEST_LIFE = 1.0
+
+
+class ReaderProcess:
+    """The server's side: start the process, send it reads, hand its outcomes to the loop."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        timeout: float,
+        on_outcome: Callable[[Outcome], None],
+        on_lost: Callable[[str], None],
+    ) -> None:
+        # The server's logger cannot cross: the process collects librdkafka's lines itself.
+        config = {name: value for name, value in config.items() if name != "logger"}
+        self._settings = msgspec.msgpack.encode(Settings(config, timeout))
+        self._on_outcome = on_outcome
+        self._on_lost = on_lost
+        self._process: asyncio.subprocess.Process | None = None
+        self._input: asyncio.WriteTransport | None = None
+        self._input_closed: asyncio.Future[None] | None = None
+        self._outbox: list[Request] = []
+        self._flushing = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._encode_into = msgspec.msgpack.Encoder().encode_into
+        self._decode = msgspec.msgpack.Decoder(Outcome).decode
+        #: Resolves when the process is closed, or fails when it could not be replaced.
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._task = asyncio.create_task(self._run(), name="kafka-reader-process")
+        self._task.add_done_callback(self._ended)
+
+    async def _spawn(self) -> None:
+        read_fd, write_fd = wide_pipe()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sluicegate.storage.kafka.reader_worker",
+                str(os.getpid()),
+                stdin=read_fd,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)  # the process has its own copy
+        loop = asyncio.get_running_loop()
+        closed = self._input_closed = loop.create_future()
+        # The transport owns the file from here and closes it. The settings go through
+        # the pipe, not the command line: they may hold SASL passwords.
+        pipe = os.fdopen(write_fd, "wb", buffering=0)
+        self._input, _ = await loop.connect_write_pipe(lambda: PipeClosed(closed), pipe)
+        self._input.write(FRAME_LENGTH.pack(len(self._settings)) + self._settings)
+        if self._outbox:
+            self._flush()
+
+    def send(self, request: Request) -> None:
+        """Queue ``request``; the requests of one loop turn go in one frame."""
+        self._outbox.append(request)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        pipe = self._input
+        if not self._outbox or pipe is None or pipe.is_closing():
+            return  # sent once the process is there again (``_spawn``)
+        frame = bytearray(FRAME_LENGTH.size)
+        self._encode_into(self._outbox, frame, FRAME_LENGTH.size)
+        FRAME_LENGTH.pack_into(frame, 0, len(frame) - FRAME_LENGTH.size)
+        pipe.write(frame)
+        self._outbox = []
+
+    async def _run(self) -> None:
+        """Hand on the process's outcomes; start it again if it ends on its own."""
+        while True:
+            process = self._process
+            assert process is not None
+            assert process.stdout is not None
+            started = time.monotonic()
+            stdout = process.stdout
+            while True:
+                try:
+                    head = await stdout.readexactly(FRAME_LENGTH.size)
+                    body = await stdout.readexactly(FRAME_LENGTH.unpack(head)[0])
+                except asyncio.IncompleteReadError:
+                    break
+                self._on_outcome(self._decode(body))
+            code = await process.wait()
+            if self._closing:
+                return
+            if self._input is not None:
+                self._input.close()
+            why = f"the Kafka reader process exited with status {code}"
+            self._on_lost(why)
+            if time.monotonic() - started < _SHORTEST_LIFE:
+                raise StorageError(f"{why} {time.monotonic() - started:.1f}s after it started")
+            logger.error("%s; starting another", why)
+            await self._spawn()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self.ended.done():
+            return
+        if task.cancelled():
+            self.ended.set_exception(StorageUnavailable("the Kafka reader was cancelled"))
+        elif (error := task.exception()) is not None:
+            self.ended.set_exception(error)
+        else:
+            self.ended.set_result(None)
+
+    async def close(self) -> None:
+        """End the process's input; it answers what it holds, then exits."""
+        self._closing = True
+        if self._input is not None and self._input_closed is not None:
+            self._flush()
+            self._input.close()
+            await self._input_closed
+        if self._task is not None:
+            await asyncio.wait([self._task])
+        elif self._process is not None:
+            await self._process.wait()
