@@ -169,16 +169,26 @@ class Fetcher:
             )
         )
 
-    def _unpark(self, key: _Key) -> None:
-        """The read-ahead of ``key`` was refilled: the reads that waited for it try again."""
-        for read in self._parked.pop(key, ()):
+    def _unpark(self, key: _Key, *, refilling: bool = False) -> None:
+        """The read-ahead of ``key`` was refilled (``refilling``: in part, more is on its
+        way): the reads that waited for it try again, and wait on if it is not enough."""
+        parked = self._parked.pop(key, ())
+        ahead = self._ahead
+        for index, read in enumerate(parked):
             future = read.future
             if future is None or future.done():
                 continue  # the reader gave up waiting
-            ahead = self._ahead.take(key, read.offset, read.end, read.max_records, read.max_bytes)
-            if ahead is not None:
-                future.set_result(ahead)
-                self._refill(key, read.topic, read.end)
+            found = ahead.take(
+                key, read.offset, read.end, read.max_records, read.max_bytes, drop=not refilling
+            )
+            if found is not None:
+                future.set_result(found)
+                if not refilling:
+                    self._refill(key, read.topic, read.end)
+            elif refilling:
+                # Reads of one partition go in the order asked: the rest wait too.
+                self._parked[key] = list(parked[index:])
+                return
             else:
                 self._ask(read)
 
@@ -234,17 +244,19 @@ class Fetcher:
             _client_log.log(level, "%s", line)
         reads, ahead = self._reads, self._ahead
         generation = ahead.generation
-        for number, start, records, reached in outcome.refilled:
-            read = reads.pop(number)
+        for number, start, records, reached, more in outcome.refilled:
+            read = reads[number] if more else reads.pop(number)
             key = read.key
-            self._refilling.discard(key)
+            if not more:
+                self._refilling.discard(key)
             if read.generation != generation:
                 pass  # a purge or delete since it was asked: what it fetched may be gone
             elif read.fresh:
                 ahead.adopt(key, start, records, reached)
+                read.fresh = False  # what else it brings continues the entry
             else:
                 ahead.continue_with(key, start, records, reached)
-            self._unpark(key)
+            self._unpark(key, refilling=more)
         if outcome.following:
             answered = dict(outcome.finished)
             for number, start, records, size, until in outcome.following:

@@ -6,8 +6,9 @@ consumers it serves (``node``):
 
 - one idempotent ``acks=all`` producer for single-record appends (``producer``), and one
   transactional producer that group-commits multi-record batches (``transactions``);
-- one reader consumer serving every read in batched rounds (``fetcher``), and one tail
-  consumer following the partitions somebody waits on (``tail``);
+- one reader consumer serving every read in batched rounds, in a process of its own
+  (``fetcher``, ``reader_process``), and one tail consumer following the partitions
+  somebody waits on (``tail``);
 - one admin client for topics, offsets and group offsets (``admin``).
 
 The contract's parts live in modules of their own: ``appends``, ``reads`` (with

@@ -65,9 +65,10 @@ class Settings(msgspec.Struct, array_like=True, frozen=True):
 class Outcome(msgspec.Struct, array_like=True, gc=False):
     """What the process has to say: each list in the order the server must apply it."""
 
-    #: Reads for the read-ahead: id, the offset read from, records, and the offset up to
-    #: which they are every committed record.
-    refilled: list[tuple[int, int, list[Record], int]] = []
+    #: Reads for the read-ahead: id, the offset these records start from, the records,
+    #: the offset up to which they are every committed record, and whether more follow
+    #: (a refill sends what it has after each batch of messages).
+    refilled: list[tuple[int, int, list[Record], int, bool]] = []
     #: After a read answered in this frame: its id, where what followed starts, those
     #: records, their ``footprint`` bytes, and where the partition ends (if found).
     following: list[tuple[int, int, list[Record], int, int | None]] = []
@@ -86,6 +87,45 @@ class Outcome(msgspec.Struct, array_like=True, gc=False):
 #: A process that ends sooner than this after it started is not started again: something
 #: in its setup fails, and the server stops rather than start it in a loop.
 _SHORTEST_LIFE = 1.0
+
+
+class _Frames(asyncio.Protocol):
+    """The read end of the process's output: each whole frame decoded and handed on.
+
+    Unlike a ``StreamReader``, it never pauses its transport: the process sends only what
+    was asked for, and a frame of a megabyte is read as the pipe delivers it.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[memoryview], Outcome],
+        on_outcome: Callable[[Outcome], None],
+        closed: asyncio.Future[None],
+    ) -> None:
+        self._decode = decode
+        self._on_outcome = on_outcome
+        self._closed = closed
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start, size = 0, len(buffer)
+        header = FRAME_LENGTH.size
+        with memoryview(buffer) as view:
+            while size - start >= header:
+                (length,) = FRAME_LENGTH.unpack_from(buffer, start)
+                end = start + header + length
+                if end > size:
+                    break
+                # Decoding copies what it keeps: the view is not held past this call.
+                self._on_outcome(self._decode(view[start + header : end]))
+                start = end
+        del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
 
 
 class ReaderProcess:
@@ -107,6 +147,7 @@ class ReaderProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._input: asyncio.WriteTransport | None = None
         self._input_closed: asyncio.Future[None] | None = None
+        self._output_closed: asyncio.Future[None] | None = None
         self._outbox: list[Request] = []
         self._flushing = False
         self._closing = False
@@ -126,27 +167,36 @@ class ReaderProcess:
         self._task.add_done_callback(self._ended)
 
     async def _spawn(self) -> None:
-        read_fd, write_fd = wide_pipe()
+        loop = asyncio.get_running_loop()
+        # Both pipes widened: a frame of a round's records is about a megabyte, which then
+        # goes in one write, not one per 64 KiB each waiting for the loop to read the last.
+        input_read, input_write = wide_pipe()
+        output_read, output_write = wide_pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "sluicegate.storage.kafka.reader_worker",
                 str(os.getpid()),
-                stdin=read_fd,
-                stdout=asyncio.subprocess.PIPE,
+                stdin=input_read,
+                stdout=output_write,
             )
         except BaseException:
-            os.close(write_fd)
+            os.close(input_write)
+            os.close(output_read)
             raise
         finally:
-            os.close(read_fd)  # the process has its own copy
-        loop = asyncio.get_running_loop()
+            os.close(input_read)  # the process has its own copies
+            os.close(output_write)
+        self._output_closed = loop.create_future()
+        frames = _Frames(self._decode, self._on_outcome, self._output_closed)
+        # The transports own the files from here and close them.
+        await loop.connect_read_pipe(lambda: frames, os.fdopen(output_read, "rb", buffering=0))
         closed = self._input_closed = loop.create_future()
-        # The transport owns the file from here and closes it. The settings go through
-        # the pipe, not the command line: they may hold SASL passwords.
-        pipe = os.fdopen(write_fd, "wb", buffering=0)
+        pipe = os.fdopen(input_write, "wb", buffering=0)
         self._input, _ = await loop.connect_write_pipe(lambda: PipeClosed(closed), pipe)
+        # The settings go through the pipe, not the command line: they may hold SASL
+        # passwords.
         self._input.write(FRAME_LENGTH.pack(len(self._settings)) + self._settings)
         if self._outbox:
             self._flush()
@@ -170,20 +220,13 @@ class ReaderProcess:
         self._outbox = []
 
     async def _run(self) -> None:
-        """Hand on the process's outcomes; start it again if it ends on its own."""
+        """Wait for the process to end; start another if it ends on its own."""
         while True:
-            process = self._process
+            process, output_closed = self._process, self._output_closed
             assert process is not None
-            assert process.stdout is not None
+            assert output_closed is not None
             started = time.monotonic()
-            stdout = process.stdout
-            while True:
-                try:
-                    head = await stdout.readexactly(FRAME_LENGTH.size)
-                    body = await stdout.readexactly(FRAME_LENGTH.unpack(head)[0])
-                except asyncio.IncompleteReadError:
-                    break
-                self._on_outcome(self._decode(body))
+            await output_closed  # every frame it sent was handed on
             code = await process.wait()
             if self._closing:
                 return
@@ -215,5 +258,3 @@ class ReaderProcess:
             await self._input_closed
         if self._task is not None:
             await asyncio.wait([self._task])
-        elif self._process is not None:
-            await self._process.wait()

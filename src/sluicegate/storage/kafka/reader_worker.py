@@ -56,21 +56,29 @@ _value = itemgetter(1)
 _Wire = Any
 
 
-def _wire(message: Message, topic: str, partition: int, offset: int) -> tuple[_Wire, int]:
-    """A fetched message as the server's ``Record``, and its bytes as ``Record.size``."""
+def _wire(message: Message, topic: str, partition: int, offset: int) -> _Wire:
+    """A fetched message as the server's ``Record``."""
     # Every record read passes here. A fetched message's headers are a list of (str,
     # bytes) pairs, or (str, None) for a header without a value, which the gateway's
     # records carry as b"": looked for by one C loop (``in`` over a ``map``).
-    key, value = message.key(), message.value()
-    size = (0 if key is None else len(key)) + (0 if value is None else len(value))
-    record: _Wire = [topic, partition, offset, message.timestamp()[1] * 1000, key, value]
+    record = [topic, partition, offset, message.timestamp()[1] * 1000, message.key()]
+    record.append(message.value())
     headers: Any = message.headers()
     if headers:
         if None in map(_value, headers):
             headers = [(name, b"" if data is None else data) for name, data in headers]
-        size += sum(len(name) + len(data) for name, data in headers)
         record.append(headers)
-    return record, size
+    return record
+
+
+def _size(record: _Wire) -> int:
+    """A record's bytes as ``Record.size`` counts them: key, value, headers' names and
+    values."""
+    key, value = record[4], record[5]
+    size = (0 if key is None else len(key)) + (0 if value is None else len(value))
+    if len(record) > 6:
+        size += sum(len(name) + len(data) for name, data in record[6])
+    return size
 
 
 class _Read:
@@ -84,6 +92,8 @@ class _Read:
         "offset",
         "records",
         "size",
+        "start",
+        "taken",
         "topic",
         "waited",
     )
@@ -100,28 +110,46 @@ class _Read:
             self.max_bytes,
             self.waited,
         ) = request
+        #: The records taken and not sent yet, from ``start`` (a read for the read-ahead
+        #: sends what it has after each batch of messages: ``partial``), and how many
+        #: records and bytes it has taken in all.
         self.records: list[_Wire] = []
+        self.start = self.offset
+        self.taken = 0
         self.size = 0
 
-    def take(self, record: _Wire, size: int) -> bool:
-        """Add ``record`` (of ``size`` bytes) if it fits; whether the read has all it wants."""
+    def take(self, record: _Wire) -> bool:
+        """Add ``record`` if it fits; whether the read has all it wants."""
         # A read for the read-ahead counts what the read-ahead's bound counts (its value
-        # and a fixed overhead): what it brings is cut to that bound anyway when it lands.
-        if not self.waited:
-            size = footprint(record[5])
-        if self.records and self.size + size > self.max_bytes:
+        # and a fixed overhead, no header): what it brings is cut to that bound anyway
+        # when it lands, and most records a consumer reads come that way.
+        size = _size(record) if self.waited else footprint(record[5])
+        if self.taken and self.size + size > self.max_bytes:
             return True  # only the first record may exceed max_bytes
         self.records.append(record)
+        self.taken += 1
         self.size += size
         return (
-            len(self.records) >= self.max_records
+            self.taken >= self.max_records
             or self.size >= self.max_bytes
             or record[2] + 1 >= self.end
         )
 
     def reached(self) -> int:
-        """One past the last record taken (the offset read from, if none)."""
-        return int(self.records[-1][2]) + 1 if self.records else self.offset
+        """One past the last record taken (where the unsent records start, if none)."""
+        return int(self.records[-1][2]) + 1 if self.records else self.start
+
+    def refilled(self, *, more: bool) -> tuple[int, int, list[_Wire], int, bool]:
+        """What a read for the read-ahead sends: the records taken since the last time."""
+        reached = self.reached()
+        sent = (self.id, self.start, self.records, reached, more)
+        self.start, self.records = reached, []
+        return sent
+
+    def ended(self, until: int) -> tuple[int, int, list[_Wire], int, bool]:
+        """A read for the read-ahead's last answer: its records are every committed
+        record up to ``until``."""
+        return (self.id, self.start, self.records, until, False)
 
 
 class _Following:
@@ -150,7 +178,7 @@ class _Following:
         if len(self.records) >= RECORDS or self.size + size > MAX_BYTES:
             self.full = True
             return
-        self.records.append(_wire(message, self.read.topic, partition, offset)[0])
+        self.records.append(_wire(message, self.read.topic, partition, offset))
         self.size += size
 
 
@@ -223,7 +251,7 @@ class _Reader:
                         continue
                     if key in this_round or any(key == k for k, _ in later):
                         # A waiting read of the partition goes first.
-                        outcome.refilled.append((read.id, read.offset, [], read.offset))
+                        outcome.refilled.append(read.refilled(more=False))
                     else:
                         this_round[key] = read
                 waiting = later
@@ -276,7 +304,7 @@ class _Reader:
                         outcome.finished.append((read.id, read.records))
                         following[key] = _Following(read, reached, [], until)
                     else:
-                        outcome.refilled.append((read.id, read.offset, read.records, until))
+                        outcome.refilled.append(read.ended(until))
                     continue
                 if error is not None:
                     if self._on_fetch_error(error, read, outcome):
@@ -285,14 +313,12 @@ class _Reader:
                 offset = message.offset()
                 if offset is None or offset < read.offset:
                     continue  # fetched before this round's assign
-                record, size = _wire(message, read.topic, key[1], offset)
-                if read.take(record, size):
+                record = _wire(message, read.topic, key[1], offset)
+                if read.take(record):
                     del reads[key]
                     if not read.waited:
                         # A refill brings what the read-ahead has room for, nothing after.
-                        outcome.refilled.append(
-                            (read.id, read.offset, read.records, read.reached())
-                        )
+                        outcome.refilled.append(read.refilled(more=False))
                         continue
                     outcome.finished.append((read.id, read.records))
                     # A record past the read's byte limit starts what follows it.
@@ -307,6 +333,11 @@ class _Reader:
                         why = f"Kafka did not return records within {self._timeout:g}s"
                         outcome.failed.append((read.id, TIMED_OUT, 0, why))
                 reads.clear()
+            for read in reads.values():
+                if read.records and not read.waited:
+                    # What a refill has so far goes now: a read of its partition may be
+                    # waiting for it, and a refill of thousands takes several fetches.
+                    outcome.refilled.append(read.refilled(more=True))
             for after in following.values():
                 outcome.following.append(
                     (after.read.id, after.start, after.records, after.size, after.until)
@@ -327,7 +358,8 @@ class _Reader:
         if read.waited:
             outcome.failed.append((read.id, KAFKA_ERROR, code, error.str()))
         else:
-            outcome.refilled.append((read.id, read.offset, [], read.offset))
+            read.records = []
+            outcome.refilled.append(read.refilled(more=False))
         return True
 
     def _send(self, outcome: Outcome) -> None:
@@ -358,7 +390,7 @@ def _end(read: _Read, outcome: Outcome) -> None:
     if read.waited:
         outcome.finished.append((read.id, read.records))
     else:
-        outcome.refilled.append((read.id, read.offset, read.records, read.reached()))
+        outcome.refilled.append(read.refilled(more=False))
 
 
 class _Lines(logging.Handler):
