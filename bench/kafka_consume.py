@@ -9,10 +9,10 @@ Run: ``python -m bench.run --only kafka-consume``. The same targets as on embedd
   added resident memory (≤ 200 MB), ``/healthz`` round trips while they wait (loop lag,
   p99 ≤ 10 ms), and a publish reaching a waiting consumer (p99 ≤ 5 ms after the
   publisher's 200).
-- ``kafka-idle-long-polls-broker-connections``: the server's established TCP connections
-  to the broker's port while the 10,000 polls wait, against the same count before they
-  were opened (read from ``/proc/<pid>/fd`` and ``/proc/net/tcp``): a consumer must cost
-  no connection, only memory.
+- ``kafka-idle-long-polls-broker-connections``: the established TCP connections of the
+  server and its reader process to the broker's port while the 10,000 polls wait, against
+  the same count before they were opened (read from ``/proc/<pid>/fd`` and
+  ``/proc/net/tcp``): a consumer must cost no connection, only memory.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,23 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def _with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (the Kafka reader process among them)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(FileNotFoundError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def broker_connections(pid: int, bootstrap: str) -> int:
-    """Established TCP connections of process ``pid`` to the port of ``bootstrap``."""
+    """Established TCP connections of process ``pid`` and its children to the port of
+    ``bootstrap``."""
     port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
-    inodes = _socket_inodes(pid)
+    inodes: set[str] = set()
+    for process in _with_children(pid):
+        with suppress(FileNotFoundError):
+            inodes |= _socket_inodes(process)
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         path = Path(table)

@@ -2,13 +2,13 @@
 
 Run: ``python -m bench.run --only kafka-idle`` (also part of ``kafka-all``).
 
-- ``kafka-idle-broker-connections``: the server's established TCP connections to the
-  broker's port (``bench.kafka_consume.broker_connections``) while ``IDLE_POLLS`` topics v1
-  long polls (on ``IDLE_TOPICS`` idle topics) and ``IDLE_SOCKETS`` CloudEvents WebSocket
-  consumers (each in a group of its own) wait, against the count before any of them was
-  opened: the node's fixed few. A consumer must cost memory, never a connection, so the
-  ratio is 1.0. A long poll answered at its timeout is sent again at once, so all of them
-  wait while the connections are counted.
+- ``kafka-idle-broker-connections``: the established TCP connections of the server and
+  its reader process to the broker's port (``bench.kafka_consume.broker_connections``)
+  while ``IDLE_POLLS`` topics v1 long polls (on ``IDLE_TOPICS`` idle topics) and
+  ``IDLE_SOCKETS`` CloudEvents WebSocket consumers (each in a group of its own) wait,
+  against the count before any of them was opened: the node's fixed few. A consumer must
+  cost memory, never a connection, so the ratio is 1.0. A long poll answered at its
+  timeout is sent again at once, so all of them wait while the connections are counted.
 """
 
 from __future__ import annotations

@@ -194,3 +194,27 @@ async def test_headers_a_plain_client_wrote_come_back_as_written(
         [],
     ]
     assert [(r.partition, r.offset) for r in read] == [(0, 0), (0, 1), (0, 2)]
+
+
+async def test_a_read_behind_a_long_prefetch_is_answered_from_its_first_part(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog
+) -> None:
+    # A prefetch of 4,000 records of 1 KiB takes many fetches of 256 KiB. The reader
+    # process sends what it has after each batch of messages, so a read of the same
+    # partition, parked behind the prefetch, is answered before the prefetch ends.
+    async with open_kafka_log(kafka_settings) as log:
+        await log.create_topic(TopicSpec(name="parts"))
+        tp = TopicPartition("parts", 0)
+        value = b"x" * 1024
+        for _ in range(8):
+            await log.append([NewRecord("parts", 0, None, value) for _ in range(500)])
+        fetcher = log._node.fetcher
+        key = (kafka_settings.topic_prefix + "parts", 0)
+        log.prefetch({tp: 0})
+        read = await log.read(tp, 0, max_records=10, max_bytes=BIG)
+        assert [(r.offset, r.value) for r in read] == [(n, value) for n in range(10)]
+        assert key in fetcher._refilling  # the prefetch is still fetching
+        # Then the rest, every record once (each append of 500 was a transaction: its
+        # commit marker takes an offset).
+        rest = await _walk(log, tp, read[-1].offset + 1, 1000)
+        assert [r.value for r in rest] == [value] * 3990
