@@ -135,3 +135,20 @@ async def test_errors_and_log_lines_of_the_reader_reach_the_server(
     assert any("Connection refused" in r.getMessage() for r in lines), lines
     assert fetcher.worker.ended.done()
     assert fetcher.worker.ended.exception() is None
+
+
+async def test_a_reader_that_does_not_end_when_asked_is_killed(
+    kafka_settings: KafkaSettings,
+) -> None:
+    config = consumer_config(kafka_settings, "test-reader", "test-group", fetch_wait_ms=10)
+    process = ReaderProcess(config, timeout=1.0, on_outcome=lambda _: None, on_lost=lambda _: None)
+    await process.start()
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    started = time.monotonic()
+    await asyncio.wait_for(process.close(), 30)
+    assert time.monotonic() - started < 10  # its round's deadline (1 s) and the grace
+    assert process.ended.done()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -19,6 +19,7 @@ what the server keeps in memory stays valid, since only the server's reads fill 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -84,6 +85,10 @@ class Outcome(msgspec.Struct, array_like=True, gc=False):
     rounds: int = 0
 
 
+#: Seconds past a round's deadline that a process asked to end may take before it is
+#: killed.
+_CLOSE_GRACE = 5.0
+
 #: A process that ends sooner than this after it started is not started again: something
 #: in its setup fails, and the server stops rather than start it in a loop.
 _SHORTEST_LIFE = 1.0
@@ -142,6 +147,7 @@ class ReaderProcess:
         # The server's logger cannot cross: the process collects librdkafka's lines itself.
         config = {name: value for name, value in config.items() if name != "logger"}
         self._settings = msgspec.msgpack.encode(Settings(config, timeout))
+        self._timeout = timeout
         self._on_outcome = on_outcome
         self._on_lost = on_lost
         self._process: asyncio.subprocess.Process | None = None
@@ -250,11 +256,24 @@ class ReaderProcess:
             self.ended.set_result(None)
 
     async def close(self) -> None:
-        """End the process's input; it answers what it holds, then exits."""
+        """End the process's input; it answers what it holds, then exits. One that has
+        not ended a round's deadline later (stopped, hung) is killed."""
         self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout + _CLOSE_GRACE
         if self._input is not None and self._input_closed is not None:
             self._flush()
             self._input.close()
-            await self._input_closed
-        if self._task is not None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(self._input_closed)
+            except TimeoutError:
+                self._input.abort()  # a full pipe nobody reads
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait([self._task], timeout=deadline - loop.time())
+        if not done and self._process is not None:
+            logger.error("the Kafka reader process did not end when asked; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
             await asyncio.wait([self._task])
