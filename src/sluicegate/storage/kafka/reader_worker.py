@@ -45,8 +45,6 @@ from sluicegate.storage.pipes import FRAME_LENGTH, die_with_parent, outlive_the_
 #: it, which is only kept from the same call.
 _CONSUME_BATCH = RECORDS
 _CONSUME_SECONDS = 0.01
-#: Seconds the reader waits for work before checking whether it should stop.
-_IDLE_SECONDS = 0.2
 #: A header's value.
 _value = itemgetter(1)
 
@@ -219,10 +217,7 @@ class _Reader:
                         # Nothing to read: no fetches either, until the next round.
                         self._consumer.unassign()
                         assigned = False
-                    try:
-                        item = self.requests.get(timeout=_IDLE_SECONDS)
-                    except queue.Empty:
-                        continue
+                    item = self.requests.get()  # None when the server's pipe closes
                     if item is None:
                         return
                     waiting.append(((item[1], item[2]), _Read(item)))
