@@ -88,14 +88,22 @@ async def test_a_reader_killed_while_idle_is_replaced_without_a_failed_read(
         assert [r.value for r in read] == [b"%d" % n for n in range(10)]
 
 
+async def _started(settings: KafkaSettings, *, timeout: float) -> tuple[ReaderProcess, int]:
+    """A reader process on its own (no fetcher), started, and its process id."""
+    config = consumer_config(settings, "test-reader", "test-group", fetch_wait_ms=10)
+    process = ReaderProcess(
+        config, timeout=timeout, on_outcome=lambda _: None, on_lost=lambda _: None
+    )
+    await process.start()
+    assert process.pid is not None
+    return process, process.pid
+
+
 async def test_a_reader_process_that_cannot_stay_up_ends_the_node(
     kafka_settings: KafkaSettings,
 ) -> None:
-    config = consumer_config(kafka_settings, "test-reader", "test-group", fetch_wait_ms=10)
-    process = ReaderProcess(config, timeout=5.0, on_outcome=lambda _: None, on_lost=lambda _: None)
-    await process.start()
-    assert process.pid is not None
-    os.kill(process.pid, signal.SIGKILL)
+    process, pid = await _started(kafka_settings, timeout=5.0)
+    os.kill(pid, signal.SIGKILL)
     with pytest.raises(StorageError, match=r"exited with status -9 .* after it started"):
         await asyncio.wait_for(process.ended, 10)
     await process.close()
@@ -140,11 +148,7 @@ async def test_errors_and_log_lines_of_the_reader_reach_the_server(
 async def test_a_reader_that_does_not_end_when_asked_is_killed(
     kafka_settings: KafkaSettings,
 ) -> None:
-    config = consumer_config(kafka_settings, "test-reader", "test-group", fetch_wait_ms=10)
-    process = ReaderProcess(config, timeout=1.0, on_outcome=lambda _: None, on_lost=lambda _: None)
-    await process.start()
-    pid = process.pid
-    assert pid is not None
+    process, pid = await _started(kafka_settings, timeout=1.0)
     os.kill(pid, signal.SIGSTOP)
     started = time.monotonic()
     await asyncio.wait_for(process.close(), 30)
