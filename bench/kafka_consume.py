@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.http_produce import _entry
 from bench.kafka_produce import kafka_cluster, kafka_server_env
-from bench.servers import SERVER_CPU, spread_helper_threads
+from bench.servers import SERVER_CPU, child_processes, spread_helper_threads
 from bench.topics_v1 import IDLE_POLLS, idle_long_polls, idle_poll_caps, walk_entry
 from sluicegate.testing.process import serve_in_subprocess
 
@@ -48,21 +48,12 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _with_children(pid: int) -> list[int]:
-    """``pid`` and its child processes (the Kafka reader process among them)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with suppress(FileNotFoundError):
-            found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
 def broker_connections(pid: int, bootstrap: str) -> int:
     """Established TCP connections of process ``pid`` and its children to the port of
     ``bootstrap``."""
     port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
     inodes: set[str] = set()
-    for process in _with_children(pid):
+    for process in [pid, *child_processes(pid)]:
         with suppress(FileNotFoundError):
             inodes |= _socket_inodes(process)
     count = 0

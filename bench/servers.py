@@ -19,7 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["SERVER_CPU", "WRK_CPU", "baseline_server", "spread_helper_threads"]
+__all__ = [
+    "SERVER_CPU",
+    "WRK_CPU",
+    "baseline_server",
+    "child_processes",
+    "spread_helper_threads",
+]
 
 SERVER_CPU = 0
 WRK_CPU = 1
@@ -72,18 +78,26 @@ def baseline_server(http2: bool = False) -> Iterator[str]:
             process.wait()
 
 
+def child_processes(pid: int) -> list[int]:
+    """The child processes of ``pid`` (sluicegate's commit process, or its Kafka reader)."""
+    found: list[int] = []
+    for entry in os.listdir(f"/proc/{pid}/task"):
+        with suppress(FileNotFoundError):
+            found += map(int, Path(f"/proc/{pid}/task/{entry}/children").read_text().split())
+    return found
+
+
 def spread_helper_threads(pid: int) -> None:
     """Let every thread of ``pid`` but its main thread (the event loop), and every thread
-    of its child processes (sluicegate's commit process), use every core."""
+    of its child processes, use every core."""
     every = set(range(os.cpu_count() or 1))
     for entry in os.listdir(f"/proc/{pid}/task"):
         tid = int(entry)
         if tid != pid:
             with suppress(ProcessLookupError):
                 os.sched_setaffinity(tid, every)
+    for child in child_processes(pid):
         with suppress(FileNotFoundError):
-            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
-            for child in children:
-                for child_tid in os.listdir(f"/proc/{child}/task"):
-                    with suppress(ProcessLookupError):
-                        os.sched_setaffinity(int(child_tid), every)
+            for child_tid in os.listdir(f"/proc/{child}/task"):
+                with suppress(ProcessLookupError):
+                    os.sched_setaffinity(int(child_tid), every)
