@@ -4,6 +4,7 @@ instance's life with its block, waits that are no long polls, and shutdown."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 
 import pytest
 
@@ -11,7 +12,8 @@ from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettin
 from sluicegate.core.consumers.stream import Streams
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import LongPolls
-from sluicegate.errors import BadRequest, ShuttingDown
+from sluicegate.core.records import TopicPartition
+from sluicegate.errors import BadRequest, ShuttingDown, StorageUnavailable
 from tests.core.consumers.conftest import FakeClock, Topics, append, make_topic
 
 
@@ -52,6 +54,85 @@ async def test_only_what_was_sent_may_be_confirmed(gateway: Gateway, streams: St
         with pytest.raises(BadRequest, match="offset 0 was never sent"):
             await stream.confirm(0)
         await stream.confirm(1)
+
+
+class _HeldCommits:
+    """The log's ``commit_offsets``, counted, the first one held until ``release``."""
+
+    def __init__(self, commit: Callable[..., Awaitable[None]]) -> None:
+        self._commit = commit
+        self.calls: list[dict[TopicPartition, int]] = []
+        self.release = asyncio.Event()
+        self.failure: Exception | None = None
+        #: Set as a call ends, before its caller hears of it.
+        self.ended = asyncio.Event()
+
+    async def __call__(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self.calls.append(dict(offsets))
+        try:
+            if len(self.calls) == 1:
+                await self.release.wait()
+            if self.failure is not None:
+                raise self.failure
+            await self._commit(group, offsets)
+        finally:
+            self.ended.set()
+
+
+async def test_confirmations_during_a_commit_ride_on_one_more(
+    gateway: Gateway, streams: Streams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"%d" % n for n in range(6)])
+    commits = _HeldCommits(gateway.log.commit_offsets)
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    async with streams.open("c", "g", Topics(topic), window=6, batch_size=6) as stream:
+        stream.sent = len(await stream.next_batch())
+        for upto in range(1, 6):
+            # Returns with the first commit still held: nothing waits for the group.
+            await asyncio.wait_for(stream.confirm(upto), 5)
+        assert len(commits.calls) == 1
+        commits.release.set()
+        await stream.settle()
+        # The four confirmations made during the first commit, in one.
+        assert commits.calls == [{TopicPartition(topic, 0): 1}, {TopicPartition(topic, 0): 5}]
+    assert (await gateway.log.committed_offsets("g", topic))[0] == 5
+
+
+async def test_what_a_stream_confirmed_is_committed_before_its_instance_leaves(
+    gateway: Gateway, instances: ConsumerInstances, streams: Streams
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
+        stream.sent = len(await stream.next_batch())
+        await stream.confirm(2)  # the block ends before its commit could have
+    successor = await instances.create("c", "g", Topics(topic))
+    assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"c"]
+
+
+async def test_a_failed_commit_is_told_by_the_next_confirmation(
+    gateway: Gateway,
+    instances: ConsumerInstances,
+    streams: Streams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    commits = _HeldCommits(gateway.log.commit_offsets)
+    commits.failure = StorageUnavailable("the log is away")
+    commits.release.set()
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
+        stream.sent = len(await stream.next_batch())
+        await stream.confirm(1)
+        await asyncio.wait_for(commits.ended.wait(), 5)
+        with pytest.raises(StorageUnavailable, match="the log is away"):
+            await stream.confirm(2)
+        commits.failure = None  # told once; the next commit carries both
+        await stream.confirm(2)
+    successor = await instances.create("c", "g", Topics(topic))
+    assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"c"]
 
 
 async def test_an_idle_stream_takes_no_long_poll_slot(gateway: Gateway, streams: Streams) -> None:

@@ -254,13 +254,18 @@ class ConsumerInstance:
             self.busy -= 1
             self.touch()
 
-    async def confirm(self, upto: int | None = None) -> None:
+    async def confirm(self, upto: int | None = None, *, commit: bool = True) -> None:
         """Confirm every delivery with sequence number <= ``upto`` (all when ``None``).
 
-        Durable before it returns: the group's committed positions are written. A number
-        beyond the last delivery is a ``BadRequest``; one already confirmed changes
-        nothing. Deliveries from a partition that has moved to another instance are
-        committed all the same: the client handled them (see ``group``).
+        Durable before it returns: the group's committed positions are written (with
+        ``commit=False`` the caller commits later, see ``commit``). A number beyond the
+        last delivery is a ``BadRequest``; one already confirmed changes nothing.
+        Deliveries from a partition that has moved to another instance are committed all
+        the same: the client handled them (see ``group``).
+
+        The commit runs outside the instance's lock: a read of the next batch (a stream
+        delivers while its client confirms) need not wait for the group's write, and
+        the group's own lock keeps its commits in order.
         """
         self.busy += 1
         try:
@@ -285,10 +290,20 @@ class ConsumerInstance:
                     for cursor in self._cursors.values():
                         cursor.confirm(upto)
                 self.wake()  # a full window may have room now
+            if commit:
                 await self._commit()
         finally:
             self.busy -= 1
             self.touch()
+
+    async def commit(self) -> None:
+        """Commit what was confirmed and is not committed yet; durable when it returns."""
+        self.busy += 1
+        try:
+            self._check_open()
+            await self._commit()
+        finally:
+            self.busy -= 1
 
     def wake(self) -> None:
         """End a long poll of this instance early so that it looks again."""
@@ -619,11 +634,12 @@ class ConsumerInstance:
         cursors = self._cursors
         if not cursors:
             return
-        assigned = set(self._assigned)
         await self.group.commit(
             self._registry.log, {tp: cursor.committable() for tp, cursor in cursors.items()}
         )
         # Partitions that moved away are done with once nothing from them is in flight.
+        # The assignment as it is now: a read may have rebalanced while this committed.
+        assigned = set(self._assigned)
         for tp in [tp for tp, c in cursors.items() if tp not in assigned and not c.unconfirmed]:
             del cursors[tp]
 

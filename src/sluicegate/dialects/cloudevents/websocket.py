@@ -17,20 +17,23 @@ Handshake, refused over HTTP before any upgrade, in the dialect's error format:
 
 Protocol: the server sends each event as one text message, its complete structured
 JSON form plus ``offset`` (the long polls' renderer); the client sends ``confirm:<offset>``
-(every event up to it, durable before the next message is read) and ``dead:<event
-json>`` (stored in the client's dead stream). The connection is closed with
+(every event up to it: the window has room at once, and the group commits it while
+the connection goes on, one commit carrying what was confirmed while the one before it
+was written) and ``dead:<event json>`` (stored in the client's dead stream). The
+connection is closed with
 
-* ``1001`` when the gateway shuts down (after the confirmation it may be committing);
+* ``1001`` when the gateway shuts down;
 * ``1008`` for anything else the client sends — a binary message, another prefix, an
   offset that is no number or was not sent, a dead event that is not valid — with a
   reason saying what was wrong;
 * ``1009`` for a message over ``cloudevents.websocket_max_message_bytes`` (the server
   refuses it while reading) or a dead event over ``cloudevents.max_event_bytes``;
-* ``1011`` when the gateway fails (storage, say) or the peer misses a heartbeat;
+* ``1011`` when the gateway fails (storage, say; a failed commit at the next
+  confirmation) or the peer misses a heartbeat;
 * a client's own close (normally ``1000``) is answered with the same code.
 
 Whatever ends a connection, the events it sent and were not confirmed go to the group
-again; confirmed ones never do.
+again; confirmed ones never do (their commit lands before the instance leaves).
 """
 
 from __future__ import annotations
@@ -303,7 +306,7 @@ class WebSocketConsumers:
         others: an idle connection would hold that task (and its coroutine, context and
         callbacks) for as long as it is open. The end of delivery or the start of a
         shutdown interrupts a ``receive`` in progress by cancelling this task, and only
-        that: never a confirmation being committed.
+        that: never a confirmation being applied.
         """
         task = asyncio.current_task()
         assert task is not None
