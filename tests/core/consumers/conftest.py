@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import pytest
 
@@ -11,7 +11,7 @@ from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettin
 from sluicegate.core.consumers.subscription import RecordFilter
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import LongPolls
-from sluicegate.core.records import NewRecord
+from sluicegate.core.records import NewRecord, TopicPartition
 from sluicegate.core.topics import TopicSpec
 from tests.conftest import BACKENDS
 
@@ -61,6 +61,29 @@ class Topics:
 
     def every_instance(self, topic: str) -> bool:
         return topic in self.everyone
+
+
+class HeldCommits:
+    """The log's ``commit_offsets``, counted, the first one held until ``release``."""
+
+    def __init__(self, commit: Callable[..., Awaitable[None]]) -> None:
+        self._commit = commit
+        self.calls: list[dict[TopicPartition, int]] = []
+        self.release = asyncio.Event()
+        self.failure: Exception | None = None
+        #: Set as a call ends, before its caller hears of it.
+        self.ended = asyncio.Event()
+
+    async def __call__(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self.calls.append(dict(offsets))
+        try:
+            if len(self.calls) == 1:
+                await self.release.wait()
+            if self.failure is not None:
+                raise self.failure
+            await self._commit(group, offsets)
+        finally:
+            self.ended.set()
 
 
 async def never() -> None:

@@ -13,9 +13,10 @@ from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettin
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned, LongPolls
 from sluicegate.core.records import Record, TopicPartition
-from sluicegate.errors import BadRequest, UnknownConsumerInstance
+from sluicegate.errors import BadRequest, StorageUnavailable, UnknownConsumerInstance
 from tests.core.consumers.conftest import (
     FakeClock,
+    HeldCommits,
     Topics,
     append,
     make_topic,
@@ -191,6 +192,75 @@ async def test_a_second_instance_takes_half_the_partitions_and_their_unconfirmed
     assert not await second.next_batch(10, 0, never)
     await instances.delete("app", GROUP, second.id)
     assert not await first.next_batch(10, 0, never)
+
+
+async def test_confirmations_that_do_not_wait_share_the_groups_next_commit(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = await make_topic(gateway, "orders", partitions=2)
+    for partition in range(2):
+        await append(gateway, topic, partition, [b"a", b"b"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    second = await instances.create("app", GROUP, Topics(topic))
+    assert len((await first.next_batch(10, 0, never)).records) == 2  # after the rebalance
+    assert len((await second.next_batch(10, 0, never)).records) == 2
+    commits = HeldCommits(gateway.log.commit_offsets)
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    await first.confirm(1, durable=False)  # its round is held
+    # Both return with that round still held: the window has room, nothing waits.
+    await asyncio.wait_for(first.confirm(durable=False), 5)
+    await asyncio.wait_for(second.confirm(durable=False), 5)
+    assert len(commits.calls) == 1
+    commits.release.set()
+    await first.settle()
+    await second.settle()
+    # The two confirmations made during the first round: one more commit, for both.
+    assert len(commits.calls) == 2
+    assert set(commits.calls[1]) == {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+    assert await committed(gateway, topic) == {0: 2, 1: 2}
+
+
+async def test_what_was_confirmed_without_waiting_is_committed_before_others_read_it(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    await first.next_batch(10, 0, never)
+    commits = HeldCommits(gateway.log.commit_offsets)
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    await first.confirm(2, durable=False)
+    # A newcomer's first read waits for the round under way, then starts past it.
+    newcomer = asyncio.ensure_future(instances.create("app", "ce/app/~default", Topics(topic)))
+    await asyncio.sleep(0.1)
+    commits.release.set()
+    await instances.delete("app", GROUP, first.id)  # its close waits for the round too
+    second = await newcomer
+    assert values((await second.next_batch(10, 0, never)).records) == [b"c"]
+
+
+async def test_a_failed_background_commit_is_raised_once_and_carried_by_the_next(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    instance = await instances.create("app", GROUP, Topics(topic))
+    await instance.next_batch(10, 0, never)
+    commits = HeldCommits(gateway.log.commit_offsets)
+    commits.failure = StorageUnavailable("the log is away")
+    commits.release.set()
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    await instance.confirm(1, durable=False)
+    with pytest.raises(StorageUnavailable, match="the log is away"):
+        await instance.settle()
+    commits.ended.clear()
+    await instance.confirm(2, durable=False)
+    await asyncio.wait_for(commits.ended.wait(), 5)
+    commits.failure = None
+    with pytest.raises(StorageUnavailable):
+        await instance.confirm(2, durable=False)  # told by the next that does not wait
+    await instance.confirm()  # a durable one carries what the failed rounds did not
+    assert await committed(gateway, topic) == {0: 3}
 
 
 @dataclass

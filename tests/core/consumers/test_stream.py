@@ -4,7 +4,6 @@ instance's life with its block, waits that are no long polls, and shutdown."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
 
 import pytest
 
@@ -14,7 +13,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.records import TopicPartition
 from sluicegate.errors import BadRequest, ShuttingDown, StorageUnavailable
-from tests.core.consumers.conftest import FakeClock, Topics, append, make_topic
+from tests.core.consumers.conftest import FakeClock, HeldCommits, Topics, append, make_topic
 
 
 @pytest.fixture
@@ -56,35 +55,12 @@ async def test_only_what_was_sent_may_be_confirmed(gateway: Gateway, streams: St
         await stream.confirm(1)
 
 
-class _HeldCommits:
-    """The log's ``commit_offsets``, counted, the first one held until ``release``."""
-
-    def __init__(self, commit: Callable[..., Awaitable[None]]) -> None:
-        self._commit = commit
-        self.calls: list[dict[TopicPartition, int]] = []
-        self.release = asyncio.Event()
-        self.failure: Exception | None = None
-        #: Set as a call ends, before its caller hears of it.
-        self.ended = asyncio.Event()
-
-    async def __call__(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        self.calls.append(dict(offsets))
-        try:
-            if len(self.calls) == 1:
-                await self.release.wait()
-            if self.failure is not None:
-                raise self.failure
-            await self._commit(group, offsets)
-        finally:
-            self.ended.set()
-
-
 async def test_confirmations_during_a_commit_ride_on_one_more(
     gateway: Gateway, streams: Streams, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"%d" % n for n in range(6)])
-    commits = _HeldCommits(gateway.log.commit_offsets)
+    commits = HeldCommits(gateway.log.commit_offsets)
     monkeypatch.setattr(gateway.log, "commit_offsets", commits)
     async with streams.open("c", "g", Topics(topic), window=6, batch_size=6) as stream:
         stream.sent = len(await stream.next_batch())
@@ -93,7 +69,7 @@ async def test_confirmations_during_a_commit_ride_on_one_more(
             await asyncio.wait_for(stream.confirm(upto), 5)
         assert len(commits.calls) == 1
         commits.release.set()
-        await stream.settle()
+        await stream.instance.settle()
         # The four confirmations made during the first commit, in one.
         assert commits.calls == [{TopicPartition(topic, 0): 1}, {TopicPartition(topic, 0): 5}]
     assert (await gateway.log.committed_offsets("g", topic))[0] == 5
@@ -119,7 +95,7 @@ async def test_a_failed_commit_is_told_by_the_next_confirmation(
 ) -> None:
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"a", b"b", b"c"])
-    commits = _HeldCommits(gateway.log.commit_offsets)
+    commits = HeldCommits(gateway.log.commit_offsets)
     commits.failure = StorageUnavailable("the log is away")
     commits.release.set()
     monkeypatch.setattr(gateway.log, "commit_offsets", commits)

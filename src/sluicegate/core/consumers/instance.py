@@ -9,7 +9,8 @@ Delivery: each record handed out gets the next number of the instance's *deliver
 sequence* (1, 2, 3... per instance), and ``confirm(n)`` confirms every delivery up to
 ``n``. Per partition the committable position is the first unconfirmed delivery (see
 ``cursor``); the group commits it, only forward (see ``group``), before ``confirm``
-returns.
+returns, or in its next background round for a confirmation nobody waits on (a stream's,
+a poll's ``confirm=true``; see ``confirm``).
 
 At least once: delivered but unconfirmed events are never committed, so whoever reads
 the partition next — another instance after a rebalance, the next instance after this
@@ -110,6 +111,7 @@ class ConsumerInstance:
     __slots__ = (
         "_assigned",
         "_cursors",
+        "_failure",
         "_generation",
         "_lock",
         "_next",
@@ -169,6 +171,9 @@ class ConsumerInstance:
         self._rotation = 0
         self._lock: asyncio.Lock | None = None
         self._wake: asyncio.Future[None] | None = None
+        #: What the group's background commit of this instance's confirmations failed
+        #: with, until a confirmation raises it.
+        self._failure: Exception | None = None
 
     # -- what callers ask ------------------------------------------------------------
 
@@ -254,14 +259,21 @@ class ConsumerInstance:
             self.busy -= 1
             self.touch()
 
-    async def confirm(self, upto: int | None = None, *, commit: bool = True) -> None:
+    async def confirm(self, upto: int | None = None, *, durable: bool = True) -> None:
         """Confirm every delivery with sequence number <= ``upto`` (all when ``None``).
 
-        Durable before it returns: the group's committed positions are written (with
-        ``commit=False`` the caller commits later, see ``commit``). A number beyond the
-        last delivery is a ``BadRequest``; one already confirmed changes nothing.
-        Deliveries from a partition that has moved to another instance are committed all
-        the same: the client handled them (see ``group``).
+        Durable before it returns: the group's committed positions are written. A number
+        beyond the last delivery is a ``BadRequest``; one already confirmed changes
+        nothing. Deliveries from a partition that has moved to another instance are
+        committed all the same: the client handled them (see ``group``).
+
+        With ``durable=False`` the confirmation is made (a full window has room at once)
+        and its commit left to the group's next background round (``commit_soon``): for
+        confirmations nobody answers (a WebSocket's) or whose answer is the next events
+        (a poll's ``confirm=true``). ``close`` waits for that round, so what was
+        confirmed is never delivered to the group again unless the node dies first: at
+        least once, as a crash during a commit always allowed. A round that failed is
+        raised here, once, by the next confirmation that does not wait.
 
         The commit runs outside the instance's lock: a read of the next batch (a stream
         delivers while its client confirms) need not wait for the group's write, and
@@ -271,6 +283,8 @@ class ConsumerInstance:
         try:
             async with self._locked():
                 self._check_open()
+                if not durable:
+                    self._raise_failure()
                 delivered = self._next - 1 if self.confirmable is None else self.confirmable
                 if upto is None:
                     upto = delivered
@@ -290,20 +304,29 @@ class ConsumerInstance:
                     for cursor in self._cursors.values():
                         cursor.confirm(upto)
                 self.wake()  # a full window may have room now
-            if commit:
+            if durable:
+                self._failure = None  # this commit carries what a failed round did
                 await self._commit()
+            else:
+                self.group.commit_soon(self._registry.log, self)
         finally:
             self.busy -= 1
             self.touch()
 
-    async def commit(self) -> None:
-        """Commit what was confirmed and is not committed yet; durable when it returns."""
-        self.busy += 1
-        try:
-            self._check_open()
-            await self._commit()
-        finally:
-            self.busy -= 1
+    async def settle(self) -> None:
+        """Wait for the background commit of this instance's confirmations; raise the
+        error it failed with (once)."""
+        await self.group.flushed(self)
+        self._raise_failure()
+
+    def commit_failed(self, error: Exception) -> None:
+        """The group's background round carrying this instance's confirmations failed."""
+        self._failure = error
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def wake(self) -> None:
         """End a long poll of this instance early so that it looks again."""
@@ -412,6 +435,9 @@ class ConsumerInstance:
         group = self.group
         if cursor is None:
             log = self._registry.log
+            # Confirmations of the group's other instances being committed in the
+            # background count as committed: never read what another confirmed.
+            await group.flushed()
             try:
                 stored = await log.committed_offsets(group.name, tp.topic)
                 for other in self._assigned:
@@ -631,17 +657,24 @@ class ConsumerInstance:
 
     async def _commit(self) -> None:
         """Commit every partition's confirmed prefix that is ahead of the group's."""
+        if self._cursors:
+            await self.group.commit(self._registry.log, self.committable())
+            self.forget_moved()
+
+    def committable(self) -> dict[TopicPartition, int]:
+        """Each partition's position up to which everything was confirmed."""
         cursors = self._cursors
-        if not cursors:
-            return
-        await self.group.commit(
-            self._registry.log, {tp: cursor.committable() for tp, cursor in cursors.items()}
-        )
-        # Partitions that moved away are done with once nothing from them is in flight.
-        # The assignment as it is now: a read may have rebalanced while this committed.
-        assigned = set(self._assigned)
-        for tp in [tp for tp, c in cursors.items() if tp not in assigned and not c.unconfirmed]:
-            del cursors[tp]
+        return {tp: cursor.committable() for tp, cursor in cursors.items()} if cursors else {}
+
+    def forget_moved(self) -> None:
+        """Drop the cursors of partitions that moved away once nothing from them is in
+        flight (called after a commit, when confirmations may have emptied them)."""
+        cursors = self._cursors
+        if cursors:
+            # The assignment as it is now: a read may have rebalanced while it committed.
+            assigned = set(self._assigned)
+            for tp in [tp for tp, c in cursors.items() if tp not in assigned and not c.unconfirmed]:
+                del cursors[tp]
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -650,6 +683,10 @@ class ConsumerInstance:
         if self.closed:
             return
         self.closed = True
+        try:
+            await self.settle()  # what was confirmed is committed before the group moves on
+        except SluicegateError:
+            logger.exception("committing confirmations in group %r failed", self.group.name)
         cursors = self._cursors
         if cursors and self.group.max_deliveries:
             # The next instance's delivery of what is unconfirmed here is a second one:

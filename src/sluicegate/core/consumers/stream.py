@@ -26,9 +26,9 @@ it. The server pushes events as they come instead of waiting for a poll, so:
   stop (``stopping``), then waits for them to end: the dialect closes each connection
   with its own code (WebSocket: 1001), and the commit of what it confirmed lands before
   its instance leaves the group.
-* **Confirmations** open the window at once; their commit follows, one at a time per
-  stream, each carrying whatever was confirmed while the one before it was written
-  (``ConsumerStream.confirm``).
+* **Confirmations** open the window at once; the group commits them in the background,
+  one round at a time carrying whatever was confirmed while the one before it was
+  written (``ConsumerInstance.confirm``, ``LocalGroup.commit_soon``).
 
 Resource handling: ``Streams.open`` owns the instance; nothing outlives its ``async
 with`` block. Error handling: ``ShuttingDown`` from ``open`` once ``close_all`` began;
@@ -39,7 +39,6 @@ confirmation beyond what was sent; whatever the instance raises otherwise.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
@@ -53,8 +52,6 @@ from sluicegate.core.longpoll import LongPolls
 from sluicegate.errors import BadRequest, ShuttingDown
 
 __all__ = ["ConsumerStream", "OpenStream", "Streams", "WakeToWrite"]
-
-logger = logging.getLogger("sluicegate.consumers")
 
 #: An idle stream's wait lasts a random share, between these, of a quarter of its group
 #: session before it looks again: a heartbeat of the membership, nothing the client
@@ -92,17 +89,7 @@ class WakeToWrite:
 class ConsumerStream:
     """One consumer instance streaming to one connection; built by ``Streams.open``."""
 
-    __slots__ = (
-        "_again",
-        "_batch_size",
-        "_committing",
-        "_failure",
-        "_polls",
-        "_wait_step",
-        "_window",
-        "instance",
-        "sent",
-    )
+    __slots__ = ("_batch_size", "_polls", "_wait_step", "_window", "instance", "sent")
 
     def __init__(
         self,
@@ -120,11 +107,6 @@ class ConsumerStream:
         self._window = window
         self._batch_size = batch_size
         self._wait_step = session_timeout / 4
-        #: The commit of confirmations under way (see ``confirm``), whether more were
-        #: confirmed since it began, and the error a commit ended with.
-        self._committing: asyncio.Task[None] | None = None
-        self._again = False
-        self._failure: Exception | None = None
 
     async def next_batch(self, wait: float | None = None) -> Batch:
         """The next events (``batch_size`` at most), waiting as long as it takes, while
@@ -150,56 +132,16 @@ class ConsumerStream:
 
     async def confirm(self, upto: int) -> None:
         """Confirm every event sent with offset <= ``upto``: the window has room at
-        once, the group's commit follows.
-
-        The commit is not awaited: a connection's confirmations have no answer to wait
-        for, and one commit at a time carries every confirmation that came meanwhile, so
-        a client confirming faster than the group's writes keeps its window open instead
-        of queueing a write per message. What is confirmed is committed before the
-        stream ends (``settle``, which ``Streams`` awaits before the instance is
-        discarded), so confirmed events never go to the group again; a crash before the
-        commit sends them again, as a crash during one always could (at least once).
+        once; the group commits it in the background (``ConsumerInstance.confirm``), and
+        before the instance leaves the group.
 
         ``BadRequest`` for an offset that was not sent (0, or beyond ``sent``); the
-        error an earlier commit failed with, once.
+        error a background commit failed with, once.
         """
         if not 1 <= upto <= self.sent:
             told = f"offsets 1 to {self.sent}" if self.sent else "no events yet"
             raise BadRequest(f"offset {upto} was never sent: this connection has sent {told}")
-        self._raise_failure()
-        await self.instance.confirm(upto, commit=False)
-        if self._committing is None:
-            self._committing = asyncio.get_running_loop().create_task(
-                self._commit(), name="stream.commit"
-            )
-        else:
-            self._again = True
-
-    async def _commit(self) -> None:
-        try:
-            while True:
-                self._again = False
-                await self.instance.commit()
-                if not self._again:
-                    return
-        except Exception as exc:  # noqa: BLE001 - told by the next confirm or settle
-            self._failure = exc
-        finally:
-            self._committing = None
-
-    async def settle(self) -> None:
-        """Wait for the commit of confirmations under way; raise the error it (or one
-        before it) failed with."""
-        committing = self._committing
-        if committing is not None:
-            # Shielded: a cancelled caller leaves the commit to finish on its own.
-            await asyncio.shield(committing)
-        self._raise_failure()
-
-    def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+        await self.instance.confirm(upto, durable=False)
 
 
 class OpenStream:
@@ -308,16 +250,9 @@ class Streams:
 
     async def _end(self, stream: ConsumerStream, linger: float) -> None:
         instance = stream.instance
-        try:
-            # Confirmed events stay confirmed: their commit lands before the instance
-            # leaves the group.
-            await stream.settle()
-        except Exception:
-            logger.exception("committing a stream's confirmations failed")
-        finally:
-            instance.busy -= 1
-            self.open_by_kind[instance.kind] -= 1
-            self._open.discard(stream)
+        instance.busy -= 1
+        self.open_by_kind[instance.kind] -= 1
+        self._open.discard(stream)
         try:
             if linger > 0 and not self.closing and not instance.closed:
                 self._instances.expire_in(instance, linger)

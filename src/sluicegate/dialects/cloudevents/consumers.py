@@ -219,7 +219,9 @@ class Consumers:
             )
         timeout = self._timeout(request)
         if _flag(request, "confirm", False):
-            await instance.confirm()
+            # Its answer is the next events, not the commit: the group's background
+            # round writes it (see ``ConsumerInstance.confirm``).
+            await instance.confirm(durable=False)
         try:
             return await instance.next_batch(max_events, timeout, request.disconnected)
         except Abandoned:
