@@ -97,8 +97,8 @@ async def serve(settings: Settings) -> None:
     log = open_log(settings, observe_commit=metrics.observe_commit)
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
-    # WebSocket streams are told to stop first on shutdown, so that each ends after the
-    # confirmation it may be committing and closes with 1001 (going away).
+    # WebSocket streams are told to stop first on shutdown, so that each closes with 1001
+    # (going away) and its instance leaves after the commit of what it confirmed.
     server = http_server(
         app,
         settings,
@@ -165,6 +165,8 @@ async def serve(settings: Settings) -> None:
             for task in background:
                 task.cancel()
             await asyncio.wait(background)
+            # Confirmations answered before HTTP stopped whose commit is still under way.
+            await gateway.consumers.flush()
             await _leave_cluster(gateway, app)
             logger.info("HTTP stopped; committing queued writes")
             await log.close()

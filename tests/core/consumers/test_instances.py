@@ -263,6 +263,24 @@ async def test_a_failed_background_commit_is_raised_once_and_carried_by_the_next
     assert await committed(gateway, topic) == {0: 3}
 
 
+async def test_flush_waits_for_every_groups_background_commits(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
+    instance = await instances.create("app", GROUP, Topics(topic))
+    await instance.next_batch(10, 0, never)
+    commits = HeldCommits(gateway.log.commit_offsets)
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    await instance.confirm(durable=False)
+    flushing = asyncio.ensure_future(instances.flush())  # as a server's shutdown does
+    await asyncio.sleep(0.1)
+    assert not flushing.done()
+    commits.release.set()
+    await asyncio.wait_for(flushing, 5)
+    assert await committed(gateway, topic) == {0: 2}
+
+
 @dataclass
 class Handover:
     """Three events read by ``first``, whose single partition then went to ``second``."""

@@ -293,6 +293,12 @@ class ConsumerInstances:
 
     # -- idle expiry -----------------------------------------------------------------
 
+    async def flush(self) -> None:
+        """Wait for every group's background commits (``LocalGroup.commit_soon``): at
+        shutdown, once nothing confirms any more and before the log closes."""
+        for group in [*self._groups.values(), *self._idle.values()]:
+            await group.flushed()
+
     def expire_in(self, instance: ConsumerInstance, seconds: float) -> None:
         """Let ``instance`` expire ``seconds`` from now unless it is used before.
 
