@@ -9,7 +9,9 @@ of a prefix of their own), is given ``N`` events of
 the long-poll benchmark's shape (one type, 12 partitions, produced through the producer
 core), then one consumer instance reads them all in batches of ``batch_size`` the way
 the dialects do: ``longpoll`` confirms every batch before the next read and renders it as
-one ``application/cloudevents-batch+json`` body (``GET …/events?confirm=true``);
+one ``application/cloudevents-batch+json`` body (``GET …/events?confirm=true``; both
+paths' confirmations are committed in the group's background rounds, as the dialects'
+are, and the last one is awaited);
 ``stream`` renders each event as a message and frames them in bursts as ``/ce/ws`` does
 under uvicorn (``websocket.bursts``, ``text_frames``), and confirms every 1,000. What is
 counted is the consume side only: reading, filtering, delivery counting, rendering and
@@ -82,7 +84,7 @@ async def _consume(gateway: Gateway, principal: Principal, count: int, path: str
     seen = rendered = 0
     while seen < count:
         if path == "longpoll":
-            await instance.confirm()
+            await instance.confirm(durable=False)
         batch = await instance.next_batch(batch_size, 0, None)
         if path == "longpoll":
             rendered += len(structured_batch_of(batch.records, batch.first))
@@ -91,7 +93,7 @@ async def _consume(gateway: Gateway, principal: Principal, count: int, path: str
             for start, end in bursts(texts):
                 rendered += len(text_frames(texts[start:end]))
             if (seen + len(batch.records)) // 1000 > seen // 1000:
-                await instance.confirm()
+                await instance.confirm(durable=False)
         seen += len(batch.records)
     await instance.confirm()
     return rendered

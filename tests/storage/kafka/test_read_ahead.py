@@ -19,8 +19,16 @@ def records(*offsets: int, size: int = 10) -> list[Record]:
     return [Record("t", 0, o, 0, None, b"x" * size, ()) for o in offsets]
 
 
+def sizes(kept: list[Record]) -> list[int]:
+    return [record.size() for record in kept]
+
+
 def keep(ahead: ReadAhead, start: int, kept: list[Record]) -> None:
-    ahead.keep(KEY, start, kept, sum(read_ahead.footprint(r.value) for r in kept))
+    ahead.keep(KEY, start, kept, sizes(kept))
+
+
+def refill(ahead: ReadAhead, start: int, brought: list[Record], end: int) -> None:
+    ahead.continue_with(KEY, start, brought, sizes(brought), end)
 
 
 def test_the_read_from_where_the_last_stopped_is_answered_and_the_rest_kept() -> None:
@@ -125,7 +133,7 @@ def test_what_is_kept_in_all_is_bounded_by_bytes_the_oldest_going_first() -> Non
     entries = [("p.t", n) for n in range(3)]
     for key in entries:
         kept = records(*range(per_entry), size=value)
-        ahead.keep(key, 0, kept, per_entry * 1024 * 1024)
+        ahead.keep(key, 0, kept, sizes(kept))
     # Three halves of the bound: the first entry made room for the third.
     assert ahead.take(entries[0], 0, 1, max_records=1, max_bytes=BIG) is None
     for key in entries[1:]:
@@ -151,7 +159,7 @@ def test_any_offset_the_entry_covers_is_answered_from_it() -> None:
 def test_an_entry_that_reached_the_partitions_end_answers_a_read_to_it() -> None:
     ahead = ReadAhead()
     # The reader found the end at 12: 11 is a commit marker, no record lies there.
-    ahead.keep(KEY, 10, records(10), read_ahead.footprint(b"x" * 10), 12)
+    ahead.keep(KEY, 10, records(10), [10], 12)
     taken = ahead.take(KEY, 10, 12, max_records=1000, max_bytes=BIG)
     assert taken is not None
     assert [r.offset for r in taken] == [10]
@@ -163,7 +171,7 @@ def test_an_entry_that_reached_the_partitions_end_answers_a_read_to_it() -> None
 def test_the_read_that_made_an_entry_is_kept_with_it() -> None:
     ahead = ReadAhead()
     after = records(13, 14)
-    ahead.keep(KEY, 13, after, 2 * read_ahead.footprint(b"x" * 10), read=(10, records(10, 12)))
+    ahead.keep(KEY, 13, after, [10] * 4, read=(10, records(10, 12)))
     back = ahead.take(KEY, 12, 100, max_records=2, max_bytes=BIG)
     assert back is not None
     assert [r.offset for r in back] == [12, 13]
@@ -181,13 +189,13 @@ def test_an_entry_running_low_is_refilled_from_its_end_while_it_ends_there() -> 
     )
     assert ahead.wanted(KEY, read_ahead.REFILL_BELOW + 10) is None  # nothing known past it
     start = read_ahead.REFILL_BELOW + 10
-    ahead.continue_with(KEY, start, records(start + 1, start + 2), start + 5)
+    refill(ahead, start, records(start + 1, start + 2), start + 5)
     taken = ahead.take(KEY, 20, start + 5, max_records=10_000, max_bytes=BIG)
     assert taken is not None
     assert [r.offset for r in taken] == [*range(20, start), start + 1, start + 2]
     # A refill from where the entry no longer ends (an append continued it) is dropped.
     ahead.extend(KEY, *appended(start + 5))
-    ahead.continue_with(KEY, start + 5, records(start + 6), start + 7)
+    refill(ahead, start + 5, records(start + 6), start + 7)
     assert ahead.take(KEY, start + 3, start + 7, max_records=10, max_bytes=BIG) is None
 
 
@@ -196,7 +204,7 @@ def test_a_refill_keeps_the_last_read_and_drops_what_came_before_it() -> None:
     keep(ahead, 0, records(*range(100)))
     assert ahead.take(KEY, 0, 1000, max_records=50, max_bytes=BIG) is not None
     assert ahead.take(KEY, 50, 1000, max_records=40, max_bytes=BIG) is not None
-    ahead.continue_with(KEY, 100, records(*range(100, 110)), 110)
+    refill(ahead, 100, records(*range(100, 110)), 110)
     back = ahead.take(KEY, 60, 1000, max_records=50, max_bytes=BIG)  # within the last read
     assert back is not None
     assert [r.offset for r in back] == list(range(60, 110))
@@ -208,14 +216,15 @@ def test_a_refill_is_cut_to_the_bounds_and_evicts_nothing() -> None:
     other = ("p.t", 1)
     value = 1024 * 1024 - read_ahead.RECORD_OVERHEAD  # a MiB a record, counted
     half = read_ahead.MAX_BYTES // (1024 * 1024) // 2
-    ahead.keep(other, 0, records(*range(half), size=value), half * 1024 * 1024)
+    kept = records(*range(half), size=value)
+    ahead.keep(other, 0, kept, sizes(kept))
     keep(ahead, 0, [])
-    ahead.continue_with(KEY, 0, records(*range(half + 5), size=value), half + 5)
+    refill(ahead, 0, records(*range(half + 5), size=value), half + 5)
     taken = ahead.take(KEY, 0, half + 5, max_records=half + 5, max_bytes=1 << 40)
     assert taken is None  # cut at the bound: it no longer reaches the end
     assert ahead.take(other, 0, 1, max_records=1, max_bytes=BIG) is not None
     keep(ahead, 0, [])
-    ahead.continue_with(KEY, 0, records(*range(half - 1), size=value), half - 1)
+    refill(ahead, 0, records(*range(half - 1), size=value), half - 1)
     fitted = ahead.take(KEY, 0, half - 1, max_records=half, max_bytes=1 << 40)
     assert fitted is not None
     assert len(fitted) == half - 1
@@ -228,13 +237,13 @@ def test_a_refills_records_expire_after_their_own_fetch(monkeypatch: pytest.Monk
     keep(ahead, 0, records(*range(10)))
     assert ahead.take(KEY, 0, 1000, max_records=8, max_bytes=BIG) is not None
     now[0] += 1.5
-    ahead.continue_with(KEY, 10, records(*range(10, 20)), 20)
+    refill(ahead, 10, records(*range(10, 20)), 20)
     now[0] += 1.0  # the first fetch's records are past their time, the refill's are not
     assert ahead.take(KEY, 9, 20, max_records=5, max_bytes=BIG) is None
     keep(ahead, 0, records(*range(10)))
     assert ahead.take(KEY, 0, 1000, max_records=8, max_bytes=BIG) is not None
     now[0] += 1.5
-    ahead.continue_with(KEY, 10, records(*range(10, 20)), 20)
+    refill(ahead, 10, records(*range(10, 20)), 20)
     now[0] += 1.0
     fresh = ahead.take(KEY, 10, 20, max_records=5, max_bytes=BIG)
     assert fresh is not None

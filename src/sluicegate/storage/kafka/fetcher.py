@@ -34,8 +34,8 @@ from sluicegate.storage.kafka.reader_process import (
 
 __all__ = ["Fetcher"]
 
-#: Bytes one refill or prefetch may bring, counted as ``footprint``s (``read_ahead``'s
-#: bound cuts it further when it lands).
+#: Bytes one refill or prefetch may bring, counted as ``read_ahead``'s bound counts them
+#: (which cuts it further when it lands).
 _REFILL_BYTES = MAX_BYTES // 4
 
 #: librdkafka's log lines, which the reader process sends along.
@@ -244,7 +244,7 @@ class Fetcher:
             _client_log.log(level, "%s", line)
         reads, ahead = self._reads, self._ahead
         generation = ahead.generation
-        for number, start, records, reached, more in outcome.refilled:
+        for number, start, records, sizes, reached, more in outcome.refilled:
             read = reads[number] if more else reads.pop(number)
             key = read.key
             if not more:
@@ -252,19 +252,19 @@ class Fetcher:
             if read.generation != generation:
                 pass  # a purge or delete since it was asked: what it fetched may be gone
             elif read.fresh:
-                ahead.adopt(key, start, records, reached)
+                ahead.adopt(key, start, records, sizes, reached)
                 read.fresh = False  # what else it brings continues the entry
             else:
-                ahead.continue_with(key, start, records, reached)
+                ahead.continue_with(key, start, records, sizes, reached)
             self._unpark(key, refilling=more)
         if outcome.following:
             answered = dict(outcome.finished)
-            for number, start, records, size, until in outcome.following:
+            for number, start, records, sizes, until in outcome.following:
                 read = reads[number]
                 if read.generation != generation:
                     continue
                 taken = (read.offset, answered[number])
-                ahead.keep(read.key, start, records, size, until, read=taken)
+                ahead.keep(read.key, start, records, sizes, until, read=taken)
                 self._refill(read.key, read.topic, read.end)
         for number, records in outcome.finished:
             future = reads.pop(number).future

@@ -14,8 +14,13 @@ record, so it stays right while it exists. This node's purge and delete forget t
 partitions at once; a purge elsewhere (or retention) can be missed for at most ``_TTL``
 seconds: a record is not handed out longer than that after the fetch that brought it
 (a refill's records expire after their own fetch's). Bounded: ``_PARTITIONS``
-partitions, ``RECORDS`` records each, and ``MAX_BYTES`` in all (values plus
-``RECORD_OVERHEAD`` per record: the oldest entries go first).
+partitions, ``RECORDS`` records each, and ``MAX_BYTES`` in all (each record's
+``Record.size()`` plus ``RECORD_OVERHEAD``: the oldest entries go first).
+
+Sizes come with the records: the reader process counts each record's ``Record.size()``
+(on its own core; counting eight headers costs about half a microsecond a record) and an
+entry keeps their running sum, so a read's byte limit is found by bisection and what an
+entry counts against the bound by a subtraction, never by a loop over its records.
 
 The node's own single-record appends continue an entry (``extend``): a long poll parked
 at a partition's end is woken by this node's append and reads the record it was woken
@@ -46,12 +51,13 @@ are used (``crowded``), and is kept only if it fits without evicting an entry.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from operator import attrgetter
 
 from sluicegate.core.records import NewRecord, Record
 
-__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "REFILL_BELOW", "ReadAhead", "footprint"]
+__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "REFILL_BELOW", "ReadAhead"]
 
 _Key = tuple[str, int]
 #: Records kept per partition: a walk reading batches of 50 goes to the broker once in
@@ -65,30 +71,31 @@ RECORD_OVERHEAD = 200
 REFILL_BELOW = RECORDS // 2
 _PARTITIONS = 64
 _TTL = 2.0
-_value = attrgetter("value")
 _offset = attrgetter("offset")
 
 
-def footprint(value: bytes | None) -> int:
-    """What keeping a record with ``value`` counts against ``MAX_BYTES``."""
-    return (len(value) if value is not None else 0) + RECORD_OVERHEAD
+def _counted(sums: list[int]) -> int:
+    """What the records of running sums ``sums`` count against ``MAX_BYTES``."""
+    return sums[-1] - sums[0] + RECORD_OVERHEAD * (len(sums) - 1)
 
 
 class _Entry:
     """Every committed record of a partition from ``base`` to ``end``; ``start``: where the
-    last read stopped, ``records[first]`` the first record from there; and an upper bound
-    of the bytes they count."""
+    last read stopped, ``records[first]`` the first record from there; ``sums[i]``: the
+    bytes (``Record.size()``) of the records before ``records[i]``, from any origin; and
+    an upper bound of the bytes they count."""
 
-    __slots__ = ("base", "end", "expiries", "first", "last", "records", "size", "start")
+    __slots__ = ("base", "end", "expiries", "first", "last", "records", "size", "start", "sums")
 
-    def __init__(self, start: int, records: list[Record], size: int, end: int) -> None:
+    def __init__(self, start: int, records: list[Record], sums: list[int], end: int) -> None:
         self.base = self.start = start
         self.records = records
+        self.sums = sums
         self.first = 0
         #: Where the last read began, and the index of its first record: a refill keeps
         #: the records from there (a filtered reader may go back to one of them).
         self.last = (start, 0)
-        self.size = size
+        self.size = _counted(sums)
         self.end = end
         #: When the records from each offset on expire, per fetch that brought them:
         #: (offset, monotonic time), ascending (a refill adds one; see the module).
@@ -117,30 +124,32 @@ class ReadAhead:
         key: _Key,
         start: int,
         records: list[Record],
-        size: int,
+        sizes: list[int],
         end: int | None = None,
         *,
         read: tuple[int, list[Record]] | None = None,
     ) -> None:
         """``records`` are every committed record of ``key`` from ``start`` on, in order
         (none: nothing past ``start`` is known yet, which an append may continue), up to
-        ``end`` (default: one past the last of them); ``size``: their ``footprint``s.
-        ``read``: the offset and the records of the read that stopped at ``start``, kept
-        too (a filtered reader that took fewer goes on from one of them)."""
+        ``end`` (default: one past the last of them). ``read``: the offset and the records
+        of the read that stopped at ``start``, kept too (a filtered reader that took fewer
+        goes on from one of them). ``sizes``: each record's ``Record.size()``, the read's
+        first."""
         self._drop(key)
         base, first = start, 0
         if read is not None and read[1]:
             base, taken = read
             first = len(taken)
-            size += sum(map(footprint, map(_value, taken)))
             records = taken + records
+        sums = list(accumulate(sizes, initial=0))
+        size = _counted(sums)
         if size > MAX_BYTES:
             return
         kept = self._kept
         while kept and (len(kept) >= _PARTITIONS or self._size + size > MAX_BYTES):
             self._drop(next(iter(kept)))  # the oldest
         last = records[-1].offset + 1 if records else start
-        entry = _Entry(base, records, size, last if end is None else max(end, last))
+        entry = _Entry(base, records, sums, last if end is None else max(end, last))
         entry.start, entry.first = start, first
         kept[key] = entry
         self._size += size
@@ -151,7 +160,8 @@ class ReadAhead:
         entry = self._kept.get(key)
         if entry is None or offset != entry.end:
             return
-        size = footprint(record.value)
+        bytes_ = record.size()
+        size = bytes_ + RECORD_OVERHEAD
         if len(entry.records) - entry.first >= RECORDS or self._size + size > MAX_BYTES:
             return
         # As the reader would have fetched it (headers as a list, as librdkafka gives
@@ -168,6 +178,7 @@ class ReadAhead:
                 headers,
             )
         )
+        entry.sums.append(entry.sums[-1] + bytes_)
         entry.end = offset + 1
         entry.size += size
         self._size += size
@@ -199,26 +210,32 @@ class ReadAhead:
         # A read from where the last one stopped starts at ``first``; any other offset the
         # entry covers is found by bisection (the offsets ascend, with gaps at markers).
         first = entry.first if offset == entry.start else bisect_left(records, offset, key=_offset)
-        taken: list[Record] = []
-        size = 0
-        complete = False
-        for index in range(first, len(records)):
-            record = records[index]
-            if record.offset >= end:
-                complete = True  # the rest is past what the reader knows of
-                break
-            record_size = record.size()
-            if taken and size + record_size > max_bytes:
-                complete = True  # only the first record may exceed max_bytes
-                break
-            taken.append(record)
-            size += record_size
-            if len(taken) >= max_records or size >= max_bytes or record.offset + 1 >= end:
-                complete = True
-                break
+        count = len(records)
+        if first == count:
+            taken: list[Record] = []
+            complete = entry.end >= end  # nothing left: the answer if it ends there
         else:
-            # Every record kept was taken: the answer if the entry reaches the read's end.
-            complete = entry.end >= end
+            # The records below ``end``, ``max_records`` of them, and as many as fit in
+            # ``max_bytes`` by the running sums (only the first may exceed it alone).
+            stop = (
+                count
+                if records[-1].offset < end
+                else bisect_left(records, end, lo=first, key=_offset)
+            )
+            limit = min(stop, first + max(max_records, 1))
+            sums = entry.sums
+            cut = bisect_right(sums, sums[first] + max_bytes, lo=first + 1, hi=limit + 1) - 1
+            cut = max(cut, first + 1) if limit > first else first
+            taken = records[first:cut]
+            # Cut short by a bound, or every record up to the entry's end where the read's
+            # end is known: the whole answer. Else it ran out before the read had all.
+            complete = (
+                cut < count
+                or cut - first >= max_records
+                or sums[cut] - sums[first] >= max_bytes
+                or records[cut - 1].offset + 1 >= end
+                or entry.end >= end
+            )
         if not complete:
             if drop:
                 self._drop(key)
@@ -240,14 +257,16 @@ class ReadAhead:
         soon evict entries that readers are using."""
         return len(self._kept) >= _PARTITIONS // 2 or self._size >= MAX_BYTES // 2
 
-    def adopt(self, key: _Key, start: int, records: list[Record], end: int) -> None:
+    def adopt(
+        self, key: _Key, start: int, records: list[Record], sizes: list[int], end: int
+    ) -> None:
         """``records`` are every committed record of ``key`` from ``start`` to ``end`` (a
-        prefetch): kept as an entry if ``key`` has none and they fit without evicting any."""
+        prefetch; ``sizes``: theirs): kept as an entry if ``key`` has none and they fit
+        without evicting any."""
         if key in self._kept or len(self._kept) >= _PARTITIONS:
             return
-        size = sum(map(footprint, map(_value, records)))
-        if self._size + size <= MAX_BYTES:
-            self.keep(key, start, records, size, end)
+        if self._size + sum(sizes) + RECORD_OVERHEAD * len(sizes) <= MAX_BYTES:
+            self.keep(key, start, records, sizes, end)
 
     def wanted(self, key: _Key, end: int) -> tuple[int, int] | None:
         """Where a refill of ``key``'s entry starts and how many records it may bring,
@@ -260,10 +279,12 @@ class ReadAhead:
             return None
         return entry.end, RECORDS - left
 
-    def continue_with(self, key: _Key, start: int, records: list[Record], end: int) -> None:
+    def continue_with(
+        self, key: _Key, start: int, records: list[Record], sizes: list[int], end: int
+    ) -> None:
         """``records`` are every committed record of ``key`` from ``start`` to ``end`` (a
-        refill): added to the entry if it still ends at ``start``, as many as the bounds
-        allow."""
+        refill; ``sizes``: theirs): added to the entry if it still ends at ``start``, as
+        many as the bounds allow."""
         entry = self._kept.get(key)
         if entry is None or entry.end != start:
             return
@@ -271,21 +292,23 @@ class ReadAhead:
         # and the entry's size is counted again: an upper bound while reads took from it.
         base, index = entry.last
         kept = entry.records[index:]
-        size = sum(map(footprint, map(_value, kept)))
+        sums = entry.sums[index:]
         left = len(entry.records) - entry.first
         room = min(RECORDS - left, len(records))
-        budget = MAX_BYTES - (self._size - entry.size + size)
-        added = 0
-        for record in records[:room]:
-            cost = footprint(record.value)
-            if cost > budget:
-                break
-            budget -= cost
-            size += cost
-            added += 1
+        budget = MAX_BYTES - (self._size - entry.size + _counted(sums))
+        # As many of the new records as the budget holds: their running sums, searched.
+        more = list(accumulate(sizes[:room], initial=sums[-1]))
+        origin = more[0]
+        fits = bisect_right(
+            range(room + 1), budget, key=lambda n: more[n] - origin + RECORD_OVERHEAD * n
+        )
+        added = max(fits - 1, 0)
         kept.extend(records[:added])
+        sums.extend(more[1 : added + 1])
+        size = _counted(sums)
         self._size += size - entry.size
         entry.records = kept
+        entry.sums = sums
         entry.first -= index
         entry.base = base
         entry.last = (base, 0)

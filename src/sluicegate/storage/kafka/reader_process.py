@@ -67,12 +67,14 @@ class Outcome(msgspec.Struct, array_like=True, gc=False):
     """What the process has to say: each list in the order the server must apply it."""
 
     #: Reads for the read-ahead: id, the offset these records start from, the records,
-    #: the offset up to which they are every committed record, and whether more follow
-    #: (a refill sends what it has after each batch of messages).
-    refilled: list[tuple[int, int, list[Record], int, bool]] = []
+    #: their sizes (``Record.size()``), the offset up to which they are every committed
+    #: record, and whether more follow (a refill sends what it has after each batch of
+    #: messages).
+    refilled: list[tuple[int, int, list[Record], list[int], int, bool]] = []
     #: After a read answered in this frame: its id, where what followed starts, those
-    #: records, their ``footprint`` bytes, and where the partition ends (if found).
-    following: list[tuple[int, int, list[Record], int, int | None]] = []
+    #: records, the sizes of the read's records and then of those, and where the
+    #: partition ends (if found).
+    following: list[tuple[int, int, list[Record], list[int], int | None]] = []
     #: Waited reads answered: id and records.
     finished: list[tuple[int, list[Record]]] = []
     #: Waited reads failed: id, why (``OUT_OF_RANGE``...), Kafka's error code, message.

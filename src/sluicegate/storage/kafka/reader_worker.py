@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from sluicegate.storage.kafka.assignments import KnownTopics
-from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORDS, footprint
+from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORD_OVERHEAD, RECORDS
 from sluicegate.storage.kafka.reader_process import (
     CLOSING,
     KAFKA_ERROR,
@@ -90,6 +90,7 @@ class _Read:
         "offset",
         "records",
         "size",
+        "sizes",
         "start",
         "taken",
         "topic",
@@ -109,24 +110,28 @@ class _Read:
             self.waited,
         ) = request
         #: The records taken and not sent yet, from ``start`` (a read for the read-ahead
-        #: sends what it has after each batch of messages: ``partial``), and how many
-        #: records and bytes it has taken in all.
+        #: sends what it has after each batch of messages: ``partial``), their sizes,
+        #: and how many records and bytes it has taken in all.
         self.records: list[_Wire] = []
+        self.sizes: list[int] = []
         self.start = self.offset
         self.taken = 0
         self.size = 0
 
     def take(self, record: _Wire) -> bool:
         """Add ``record`` if it fits; whether the read has all it wants."""
-        # A read for the read-ahead counts what the read-ahead's bound counts (its value
-        # and a fixed overhead, no header): what it brings is cut to that bound anyway
-        # when it lands, and most records a consumer reads come that way.
-        size = _size(record) if self.waited else footprint(record[5])
-        if self.taken and self.size + size > self.max_bytes:
+        # A read for the read-ahead counts what the read-ahead's bound counts (a fixed
+        # overhead a record besides): what it brings is cut to that bound anyway when it
+        # lands. Its sizes go along either way: the read-ahead keeps a waited read's
+        # records too, with what followed them.
+        size = _size(record)
+        cost = size if self.waited else size + RECORD_OVERHEAD
+        if self.taken and self.size + cost > self.max_bytes:
             return True  # only the first record may exceed max_bytes
         self.records.append(record)
+        self.sizes.append(size)
         self.taken += 1
-        self.size += size
+        self.size += cost
         return (
             self.taken >= self.max_records
             or self.size >= self.max_bytes
@@ -137,23 +142,23 @@ class _Read:
         """One past the last record taken (where the unsent records start, if none)."""
         return int(self.records[-1][2]) + 1 if self.records else self.start
 
-    def refilled(self, *, more: bool) -> tuple[int, int, list[_Wire], int, bool]:
+    def refilled(self, *, more: bool) -> tuple[int, int, list[_Wire], list[int], int, bool]:
         """What a read for the read-ahead sends: the records taken since the last time."""
         reached = self.reached()
-        sent = (self.id, self.start, self.records, reached, more)
-        self.start, self.records = reached, []
+        sent = (self.id, self.start, self.records, self.sizes, reached, more)
+        self.start, self.records, self.sizes = reached, [], []
         return sent
 
-    def ended(self, until: int) -> tuple[int, int, list[_Wire], int, bool]:
+    def ended(self, until: int) -> tuple[int, int, list[_Wire], list[int], int, bool]:
         """A read for the read-ahead's last answer: its records are every committed
         record up to ``until``."""
-        return (self.id, self.start, self.records, until, False)
+        return (self.id, self.start, self.records, self.sizes, until, False)
 
 
 class _Following:
     """What followed a read that ended in a round, up to the read-ahead's bounds."""
 
-    __slots__ = ("full", "read", "records", "size", "start", "until")
+    __slots__ = ("full", "read", "records", "size", "sizes", "start", "until")
 
     def __init__(
         self, read: _Read, start: int, records: list[_Wire], until: int | None = None
@@ -163,7 +168,9 @@ class _Following:
         #: Where the reader found the partition's end, when it did (None: not found).
         self.until = until
         self.records = records
-        self.size = sum(footprint(record[5]) for record in records)
+        self.sizes = [_size(record) for record in records]
+        #: What they count against the read-ahead's bound.
+        self.size = sum(self.sizes) + RECORD_OVERHEAD * len(records)
         #: Once a record did not fit, none after it may be kept (no gap in what is kept).
         self.full = False
 
@@ -172,12 +179,20 @@ class _Following:
         offset = message.offset()
         if offset is None or offset < self.start or self.full:
             return
-        size = footprint(message.value())
-        if len(self.records) >= RECORDS or self.size + size > MAX_BYTES:
+        record = _wire(message, self.read.topic, partition, offset)
+        size = _size(record)
+        cost = size + RECORD_OVERHEAD
+        if len(self.records) >= RECORDS or self.size + cost > MAX_BYTES:
             self.full = True
             return
-        self.records.append(_wire(message, self.read.topic, partition, offset))
-        self.size += size
+        self.records.append(record)
+        self.sizes.append(size)
+        self.size += cost
+
+    def sent(self) -> tuple[int, int, list[_Wire], list[int], int | None]:
+        """``Outcome.following``'s entry: the sizes of the read's records come first."""
+        read = self.read
+        return (read.id, self.start, self.records, read.sizes + self.sizes, self.until)
 
 
 _Key = tuple[str, int]
@@ -333,10 +348,7 @@ class _Reader:
                     # What a refill has so far goes now: a read of its partition may be
                     # waiting for it, and a refill of thousands takes several fetches.
                     outcome.refilled.append(read.refilled(more=True))
-            for after in following.values():
-                outcome.following.append(
-                    (after.read.id, after.start, after.records, after.size, after.until)
-                )
+            outcome.following.extend(after.sent() for after in following.values())
             self._send(outcome)
 
     def _on_fetch_error(self, error: KafkaError, read: _Read, outcome: Outcome) -> bool:
@@ -353,7 +365,7 @@ class _Reader:
         if read.waited:
             outcome.failed.append((read.id, KAFKA_ERROR, code, error.str()))
         else:
-            read.records = []
+            read.records, read.sizes = [], []
             outcome.refilled.append(read.refilled(more=False))
         return True
 
