@@ -293,3 +293,27 @@ def test_a_read_takes_what_counting_record_by_record_takes() -> None:
                         assert len(expected) < max_records
                         assert sum(r.size() for r in expected) < max_bytes
                         assert end > 80
+
+
+def test_a_read_across_a_refill_and_an_append_is_cut_by_the_same_bytes() -> None:
+    # Records of varied sizes; the entry's running sums continue through a refill (after
+    # the last read's records were let go) and the node's own append.
+    def varied(*offsets: int) -> list[Record]:
+        return [
+            Record("t", 0, o, 0, None, b"v" * (o % 11), [("h", b"x" * (o % 4))] * (o % 3))
+            for o in offsets
+        ]
+
+    first, refilled = varied(*range(100)), varied(*range(100, 110))
+    record = NewRecord("t", 0, b"k", b"v" * 7, [("h", b"x" * 5)])
+    appended = Record("t", 0, 110, 0, b"k", b"v" * 7, [("h", b"x" * 5)])
+    everything = [*first, *refilled, appended]
+    for max_bytes in (1, 13, 60, 200, 400, BIG):
+        ahead = ReadAhead()
+        keep(ahead, 0, first)
+        assert ahead.take(KEY, 0, 1000, max_records=50, max_bytes=BIG) is not None
+        assert ahead.take(KEY, 50, 1000, max_records=40, max_bytes=BIG) is not None
+        refill(ahead, 100, refilled, 110)
+        ahead.extend(KEY, 110, 0, record)
+        taken = ahead.take(KEY, 60, 111, max_records=500, max_bytes=max_bytes)
+        assert taken == _one_by_one(everything, 60, 111, 500, max_bytes), max_bytes

@@ -14,13 +14,13 @@ record, so it stays right while it exists. This node's purge and delete forget t
 partitions at once; a purge elsewhere (or retention) can be missed for at most ``_TTL``
 seconds: a record is not handed out longer than that after the fetch that brought it
 (a refill's records expire after their own fetch's). Bounded: ``_PARTITIONS``
-partitions, ``RECORDS`` records each, and ``MAX_BYTES`` in all (each record's
-``Record.size()`` plus ``RECORD_OVERHEAD``: the oldest entries go first).
+partitions, ``RECORDS`` records each, and ``MAX_BYTES`` in all (values plus
+``RECORD_OVERHEAD`` per record: the oldest entries go first).
 
-Sizes come with the records: the reader process counts each record's ``Record.size()``
-(on its own core; counting eight headers costs about half a microsecond a record) and an
-entry keeps their running sum, so a read's byte limit is found by bisection and what an
-entry counts against the bound by a subtraction, never by a loop over its records.
+A read's byte limit counts ``Record.size()``, headers included. Those sizes come with
+the records: the reader process counts them (on its own core; counting eight headers
+costs about half a microsecond a record), an entry keeps their running sums, and a read's
+cut is found by bisection instead of a loop over its records.
 
 The node's own single-record appends continue an entry (``extend``): a long poll parked
 at a partition's end is woken by this node's append and reads the record it was woken
@@ -57,7 +57,7 @@ from operator import attrgetter
 
 from sluicegate.core.records import NewRecord, Record
 
-__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "REFILL_BELOW", "ReadAhead"]
+__all__ = ["MAX_BYTES", "RECORDS", "RECORD_OVERHEAD", "REFILL_BELOW", "ReadAhead", "footprint"]
 
 _Key = tuple[str, int]
 #: Records kept per partition: a walk reading batches of 50 goes to the broker once in
@@ -71,12 +71,18 @@ RECORD_OVERHEAD = 200
 REFILL_BELOW = RECORDS // 2
 _PARTITIONS = 64
 _TTL = 2.0
+_value = attrgetter("value")
 _offset = attrgetter("offset")
 
 
-def _counted(sums: list[int]) -> int:
-    """What the records of running sums ``sums`` count against ``MAX_BYTES``."""
-    return sums[-1] - sums[0] + RECORD_OVERHEAD * (len(sums) - 1)
+def footprint(value: bytes | None) -> int:
+    """What keeping a record with ``value`` counts against ``MAX_BYTES``."""
+    return (len(value) if value is not None else 0) + RECORD_OVERHEAD
+
+
+def _footprints(records: list[Record]) -> int:
+    """``sum(footprint(r.value) for r in records)``, counted by C loops."""
+    return sum(map(len, filter(None, map(_value, records)))) + RECORD_OVERHEAD * len(records)
 
 
 class _Entry:
@@ -87,7 +93,9 @@ class _Entry:
 
     __slots__ = ("base", "end", "expiries", "first", "last", "records", "size", "start", "sums")
 
-    def __init__(self, start: int, records: list[Record], sums: list[int], end: int) -> None:
+    def __init__(
+        self, start: int, records: list[Record], sums: list[int], size: int, end: int
+    ) -> None:
         self.base = self.start = start
         self.records = records
         self.sums = sums
@@ -95,7 +103,7 @@ class _Entry:
         #: Where the last read began, and the index of its first record: a refill keeps
         #: the records from there (a filtered reader may go back to one of them).
         self.last = (start, 0)
-        self.size = _counted(sums)
+        self.size = size
         self.end = end
         #: When the records from each offset on expire, per fetch that brought them:
         #: (offset, monotonic time), ascending (a refill adds one; see the module).
@@ -141,15 +149,15 @@ class ReadAhead:
             base, taken = read
             first = len(taken)
             records = taken + records
-        sums = list(accumulate(sizes, initial=0))
-        size = _counted(sums)
+        size = _footprints(records)
         if size > MAX_BYTES:
             return
         kept = self._kept
         while kept and (len(kept) >= _PARTITIONS or self._size + size > MAX_BYTES):
             self._drop(next(iter(kept)))  # the oldest
         last = records[-1].offset + 1 if records else start
-        entry = _Entry(base, records, sums, last if end is None else max(end, last))
+        sums = list(accumulate(sizes, initial=0))
+        entry = _Entry(base, records, sums, size, last if end is None else max(end, last))
         entry.start, entry.first = start, first
         kept[key] = entry
         self._size += size
@@ -160,8 +168,7 @@ class ReadAhead:
         entry = self._kept.get(key)
         if entry is None or offset != entry.end:
             return
-        bytes_ = record.size()
-        size = bytes_ + RECORD_OVERHEAD
+        size = footprint(record.value)
         if len(entry.records) - entry.first >= RECORDS or self._size + size > MAX_BYTES:
             return
         # As the reader would have fetched it (headers as a list, as librdkafka gives
@@ -178,7 +185,7 @@ class ReadAhead:
                 headers,
             )
         )
-        entry.sums.append(entry.sums[-1] + bytes_)
+        entry.sums.append(entry.sums[-1] + record.size())
         entry.end = offset + 1
         entry.size += size
         self._size += size
@@ -265,7 +272,7 @@ class ReadAhead:
         without evicting any."""
         if key in self._kept or len(self._kept) >= _PARTITIONS:
             return
-        if self._size + sum(sizes) + RECORD_OVERHEAD * len(sizes) <= MAX_BYTES:
+        if self._size + _footprints(records) <= MAX_BYTES:
             self.keep(key, start, records, sizes, end)
 
     def wanted(self, key: _Key, end: int) -> tuple[int, int] | None:
@@ -292,20 +299,28 @@ class ReadAhead:
         # and the entry's size is counted again: an upper bound while reads took from it.
         base, index = entry.last
         kept = entry.records[index:]
-        sums = entry.sums[index:]
+        size = _footprints(kept)
         left = len(entry.records) - entry.first
         room = min(RECORDS - left, len(records))
-        budget = MAX_BYTES - (self._size - entry.size + _counted(sums))
-        # As many of the new records as the budget holds: their running sums, searched.
-        more = list(accumulate(sizes[:room], initial=sums[-1]))
-        origin = more[0]
-        fits = bisect_right(
-            range(room + 1), budget, key=lambda n: more[n] - origin + RECORD_OVERHEAD * n
-        )
-        added = max(fits - 1, 0)
+        budget = MAX_BYTES - (self._size - entry.size + size)
+        brought = records[:room]
+        cost = _footprints(brought)
+        if cost <= budget:
+            added = room  # most refills: all of it, counted by C loops
+        else:
+            added = cost = 0
+            for record in brought:
+                one = footprint(record.value)
+                if cost + one > budget:
+                    break
+                cost += one
+                added += 1
+        size += cost
         kept.extend(records[:added])
-        sums.extend(more[1 : added + 1])
-        size = _counted(sums)
+        sums = entry.sums[index:]
+        running = accumulate(sizes[:added], initial=sums[-1])
+        next(running)  # the initial sum, there already
+        sums.extend(running)
         self._size += size - entry.size
         entry.records = kept
         entry.sums = sums

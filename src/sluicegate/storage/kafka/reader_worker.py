@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from sluicegate.storage.kafka.assignments import KnownTopics
-from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORD_OVERHEAD, RECORDS
+from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORDS, footprint
 from sluicegate.storage.kafka.reader_process import (
     CLOSING,
     KAFKA_ERROR,
@@ -120,12 +120,12 @@ class _Read:
 
     def take(self, record: _Wire) -> bool:
         """Add ``record`` if it fits; whether the read has all it wants."""
-        # A read for the read-ahead counts what the read-ahead's bound counts (a fixed
-        # overhead a record besides): what it brings is cut to that bound anyway when it
-        # lands. Its sizes go along either way: the read-ahead keeps a waited read's
-        # records too, with what followed them.
+        # A read for the read-ahead counts what the read-ahead's bound counts (its value
+        # and a fixed overhead, no header): what it brings is cut to that bound anyway
+        # when it lands. Sizes go along either way: the read-ahead cuts reads by them,
+        # and keeps a waited read's records too, with what followed them.
         size = _size(record)
-        cost = size if self.waited else size + RECORD_OVERHEAD
+        cost = size if self.waited else footprint(record[5])
         if self.taken and self.size + cost > self.max_bytes:
             return True  # only the first record may exceed max_bytes
         self.records.append(record)
@@ -170,7 +170,7 @@ class _Following:
         self.records = records
         self.sizes = [_size(record) for record in records]
         #: What they count against the read-ahead's bound.
-        self.size = sum(self.sizes) + RECORD_OVERHEAD * len(records)
+        self.size = sum(footprint(record[5]) for record in records)
         #: Once a record did not fit, none after it may be kept (no gap in what is kept).
         self.full = False
 
@@ -179,14 +179,13 @@ class _Following:
         offset = message.offset()
         if offset is None or offset < self.start or self.full:
             return
-        record = _wire(message, self.read.topic, partition, offset)
-        size = _size(record)
-        cost = size + RECORD_OVERHEAD
+        cost = footprint(message.value())
         if len(self.records) >= RECORDS or self.size + cost > MAX_BYTES:
             self.full = True
             return
+        record = _wire(message, self.read.topic, partition, offset)
         self.records.append(record)
-        self.sizes.append(size)
+        self.sizes.append(_size(record))
         self.size += cost
 
     def sent(self) -> tuple[int, int, list[_Wire], list[int], int | None]:
