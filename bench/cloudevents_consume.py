@@ -3,7 +3,8 @@
 - ``cloudevents-consume-events``: a backlog of ``BACKLOG`` events (one type, 12
   partitions, produced in batches through ``/ce/produce/events``), read by one consumer
   instance with ``GET …/events?confirm=true`` (batches of ``cloudevents.batch_size``,
-  1,000; each poll confirms the batch before, durably) over one keep-alive connection;
+  1,000; each poll confirms the batch before, committed in the group's background round,
+  the last one by a ``POST …/confirm`` that waits) over one keep-alive connection;
   events/s against the 100,000 target. The events are parsed by the client, as a
   consumer would.
 - ``cloudevents-idle-instances-rss``: ``INSTANCES`` live consumer instances (10 in each
