@@ -64,7 +64,7 @@ from sluicegate.errors import (
     UnknownGroupMember,
     UnknownTopic,
 )
-from sluicegate.storage.base import Assignment
+from sluicegate.storage.base import Assignment, Log
 
 if TYPE_CHECKING:
     from sluicegate.core.consumers.group import LocalGroup
@@ -91,6 +91,18 @@ _headers = attrgetter("headers")
 def _partitions(sizes: tuple[tuple[str, int], ...]) -> tuple[TopicPartition, ...]:
     """The partitions of topics of these sizes, one tuple for every instance reading them."""
     return tuple(TopicPartition(name, p) for name, count in sizes for p in range(count))
+
+
+async def _lows(log: Log, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's low watermark, asked side by side; the first error raised once
+    every question has ended."""
+    answers = await asyncio.gather(
+        *(log.watermarks(tp) for tp in partitions), return_exceptions=True
+    )
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    return {tp: marks.low for tp, marks in zip(partitions, answers, strict=True)}  # type: ignore[union-attr]
 
 
 def _size(records: list[Record]) -> int:
@@ -440,13 +452,15 @@ class ConsumerInstance:
             await group.flushed()
             try:
                 stored = await log.committed_offsets(group.name, tp.topic)
-                for other in self._assigned:
-                    if other.topic != tp.topic or other in cursors:
-                        continue
-                    position = stored.get(other.partition, -1)
-                    if position < 0 and other not in group.committed:
-                        # A group that never committed here starts at the earliest event.
-                        position = (await log.watermarks(other)).low
+                new = [o for o in self._assigned if o.topic == tp.topic and o not in cursors]
+                # A group that never committed here starts at the earliest event: asked
+                # side by side (on Kafka each is a round trip, twelve for a type's topic).
+                fresh = [
+                    o for o in new if stored.get(o.partition, -1) < 0 and o not in group.committed
+                ]
+                earliest = await _lows(log, fresh) if fresh else {}
+                for other in new:
+                    position = earliest.get(other, stored.get(other.partition, -1))
                     cursors[other] = PartitionCursor(group.learned(other, position))
             except UnknownTopic:
                 self._subscription_version = -1  # re-join without it
