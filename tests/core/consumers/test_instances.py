@@ -223,20 +223,25 @@ async def test_confirmations_that_do_not_wait_share_the_groups_next_commit(
 async def test_what_was_confirmed_without_waiting_is_committed_before_others_read_it(
     gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = await make_topic(gateway, "orders")
-    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    topic = await make_topic(gateway, "orders", partitions=2)
+    for partition in range(2):
+        await append(gateway, topic, partition, [b"a", b"b"])
     first = await instances.create("app", GROUP, Topics(topic))
-    await first.next_batch(10, 0, never)
+    assert len((await first.next_batch(10, 0, never)).records) == 4
     commits = HeldCommits(gateway.log.commit_offsets)
     monkeypatch.setattr(gateway.log, "commit_offsets", commits)
-    await first.confirm(2, durable=False)
-    # A newcomer's first read waits for the round under way, then starts past it.
-    newcomer = asyncio.ensure_future(instances.create("app", "ce/app/~default", Topics(topic)))
+    await first.confirm(durable=False)  # all four; the round is held
+    second = await instances.create("app", GROUP, Topics(topic))  # takes one partition
+    # Its first read of that partition waits for the round under way, then starts past
+    # what ``first`` confirmed: nothing is left there.
+    reading = asyncio.ensure_future(second.next_batch(10, 0, never))
     await asyncio.sleep(0.1)
+    assert not reading.done()
     commits.release.set()
-    await instances.delete("app", GROUP, first.id)  # its close waits for the round too
-    second = await newcomer
-    assert values((await second.next_batch(10, 0, never)).records) == [b"c"]
+    assert not await asyncio.wait_for(reading, 5)
+    closing = asyncio.ensure_future(instances.delete("app", GROUP, first.id))
+    await asyncio.wait_for(closing, 5)
+    assert not await second.next_batch(10, 0, never)  # the other partition too
 
 
 async def test_a_failed_background_commit_is_raised_once_and_carried_by_the_next(
