@@ -194,12 +194,18 @@ async def test_a_second_instance_takes_half_the_partitions_and_their_unconfirmed
     assert not await first.next_batch(10, 0, never)
 
 
-async def test_confirmations_that_do_not_wait_share_the_groups_next_commit(
-    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def two_by_two(gateway: Gateway) -> str:
+    """A topic of two partitions holding a and b each."""
     topic = await make_topic(gateway, "orders", partitions=2)
     for partition in range(2):
         await append(gateway, topic, partition, [b"a", b"b"])
+    return topic
+
+
+async def test_confirmations_that_do_not_wait_share_the_groups_next_commit(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = await two_by_two(gateway)
     first = await instances.create("app", GROUP, Topics(topic))
     second = await instances.create("app", GROUP, Topics(topic))
     assert len((await first.next_batch(10, 0, never)).records) == 2  # after the rebalance
@@ -223,9 +229,7 @@ async def test_confirmations_that_do_not_wait_share_the_groups_next_commit(
 async def test_what_was_confirmed_without_waiting_is_committed_before_others_read_it(
     gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = await make_topic(gateway, "orders", partitions=2)
-    for partition in range(2):
-        await append(gateway, topic, partition, [b"a", b"b"])
+    topic = await two_by_two(gateway)
     first = await instances.create("app", GROUP, Topics(topic))
     assert len((await first.next_batch(10, 0, never)).records) == 4
     commits = HeldCommits(gateway.log.commit_offsets)
