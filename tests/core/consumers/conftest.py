@@ -64,23 +64,26 @@ class Topics:
 
 
 class HeldCommits:
-    """The log's ``commit_offsets``, counted, the first one held until ``release``."""
+    """The log's ``commit_offsets``, counted, the first one held until ``release``; each
+    call raises the next of ``failures`` while there are any."""
 
     def __init__(self, commit: Callable[..., Awaitable[None]]) -> None:
         self._commit = commit
         self.calls: list[dict[TopicPartition, int]] = []
         self.release = asyncio.Event()
-        self.failure: Exception | None = None
-        #: Set as a call ends, before its caller hears of it.
+        self.failures: list[Exception] = []
+        #: Set as the first call begins, and as a call ends (before its caller hears).
+        self.called = asyncio.Event()
         self.ended = asyncio.Event()
 
     async def __call__(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         self.calls.append(dict(offsets))
+        self.called.set()
         try:
             if len(self.calls) == 1:
                 await self.release.wait()
-            if self.failure is not None:
-                raise self.failure
+            if self.failures:
+                raise self.failures.pop(0)
             await self._commit(group, offsets)
         finally:
             self.ended.set()

@@ -64,8 +64,10 @@ async def test_confirmations_during_a_commit_ride_on_one_more(
     monkeypatch.setattr(gateway.log, "commit_offsets", commits)
     async with streams.open("c", "g", Topics(topic), window=6, batch_size=6) as stream:
         stream.sent = len(await stream.next_batch())
-        for upto in range(1, 6):
-            # Returns with the first commit still held: nothing waits for the group.
+        await stream.confirm(1)
+        await asyncio.wait_for(commits.called.wait(), 5)  # its commit is held
+        for upto in range(2, 6):
+            # Each returns with that commit still held: nothing waits for the group.
             await asyncio.wait_for(stream.confirm(upto), 5)
         assert len(commits.calls) == 1
         commits.release.set()
@@ -96,7 +98,7 @@ async def test_a_failed_commit_is_told_by_the_next_confirmation(
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"a", b"b", b"c"])
     commits = HeldCommits(gateway.log.commit_offsets)
-    commits.failure = StorageUnavailable("the log is away")
+    commits.failures = [StorageUnavailable("the log is away")]
     commits.release.set()
     monkeypatch.setattr(gateway.log, "commit_offsets", commits)
     async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
@@ -105,8 +107,7 @@ async def test_a_failed_commit_is_told_by_the_next_confirmation(
         await asyncio.wait_for(commits.ended.wait(), 5)
         with pytest.raises(StorageUnavailable, match="the log is away"):
             await stream.confirm(2)
-        commits.failure = None  # told once; the next commit carries both
-        await stream.confirm(2)
+        await stream.confirm(2)  # told once; the next commit carries both
     successor = await instances.create("c", "g", Topics(topic))
     assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"c"]
 

@@ -144,7 +144,7 @@ class LocalGroup:
         One round is written at a time and carries every instance that confirmed while
         the one before it was written, so clients confirming faster than the group's
         commits take (5 to 10 ms on Kafka) share them instead of queueing one each. A round
-        that fails is told to each of its instances (``ConsumerInstance.commit_failed``).
+        that fails is told to each of its instances (``ConsumerInstance.commit_ended``).
         """
         pending = self._pending
         if pending is None:
@@ -169,10 +169,10 @@ class LocalGroup:
                     await self.commit(log, offsets)
                 except Exception as exc:  # noqa: BLE001 - told to each instance
                     for instance in round_.instances:
-                        instance.commit_failed(exc)
+                        instance.commit_ended(exc)
                 else:
                     for instance in round_.instances:
-                        instance.forget_moved()
+                        instance.commit_ended(None)
                 finally:
                     self._writing = None
                     round_.done.set_result(None)

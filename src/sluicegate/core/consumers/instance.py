@@ -99,10 +99,12 @@ async def _lows(log: Log, partitions: list[TopicPartition]) -> dict[TopicPartiti
     answers = await asyncio.gather(
         *(log.watermarks(tp) for tp in partitions), return_exceptions=True
     )
-    for answer in answers:
+    lows: dict[TopicPartition, int] = {}
+    for tp, answer in zip(partitions, answers, strict=True):
         if isinstance(answer, BaseException):
             raise answer
-    return {tp: marks.low for tp, marks in zip(partitions, answers, strict=True)}  # type: ignore[union-attr]
+        lows[tp] = answer.low
+    return lows
 
 
 def _size(records: list[Record]) -> int:
@@ -331,9 +333,12 @@ class ConsumerInstance:
         await self.group.flushed(self)
         self._raise_failure()
 
-    def commit_failed(self, error: Exception) -> None:
-        """The group's background round carrying this instance's confirmations failed."""
+    def commit_ended(self, error: Exception | None) -> None:
+        """The group's background round carrying this instance's confirmations ended:
+        written (``None``: a failure before it is made good too), or failed."""
         self._failure = error
+        if error is None:
+            self._forget_moved()
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
@@ -673,14 +678,14 @@ class ConsumerInstance:
         """Commit every partition's confirmed prefix that is ahead of the group's."""
         if self._cursors:
             await self.group.commit(self._registry.log, self.committable())
-            self.forget_moved()
+            self._forget_moved()
 
     def committable(self) -> dict[TopicPartition, int]:
         """Each partition's position up to which everything was confirmed."""
         cursors = self._cursors
         return {tp: cursor.committable() for tp, cursor in cursors.items()} if cursors else {}
 
-    def forget_moved(self) -> None:
+    def _forget_moved(self) -> None:
         """Drop the cursors of partitions that moved away once nothing from them is in
         flight (called after a commit, when confirmations may have emptied them)."""
         cursors = self._cursors
