@@ -249,17 +249,26 @@ async def test_what_was_confirmed_without_waiting_is_committed_before_others_rea
     assert not await second.next_batch(10, 0, never)  # the other partition too
 
 
-async def test_a_failed_background_commit_is_raised_once_and_carried_by_the_next(
+async def read_with_commits_held(
     gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[str, ConsumerInstance, HeldCommits]:
+    """An instance that read a, b and c of a one-partition topic, and the log's commits
+    counted from now on (the first held until released)."""
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"a", b"b", b"c"])
     instance = await instances.create("app", GROUP, Topics(topic))
     await instance.next_batch(10, 0, never)
     commits = HeldCommits(gateway.log.commit_offsets)
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    return topic, instance, commits
+
+
+async def test_a_failed_background_commit_is_raised_once_and_carried_by_the_next(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic, instance, commits = await read_with_commits_held(gateway, instances, monkeypatch)
     commits.failures = [StorageUnavailable("the log is away")] * 2
     commits.release.set()
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
     await instance.confirm(1, durable=False)
     with pytest.raises(StorageUnavailable, match="the log is away"):
         await instance.settle()
@@ -275,13 +284,8 @@ async def test_a_failed_background_commit_is_raised_once_and_carried_by_the_next
 async def test_a_round_written_after_a_failed_one_makes_it_good(
     gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = await make_topic(gateway, "orders")
-    await append(gateway, topic, 0, [b"a", b"b", b"c"])
-    instance = await instances.create("app", GROUP, Topics(topic))
-    await instance.next_batch(10, 0, never)
-    commits = HeldCommits(gateway.log.commit_offsets)
+    topic, instance, commits = await read_with_commits_held(gateway, instances, monkeypatch)
     commits.failures = [StorageUnavailable("the log is away")]
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
     await instance.confirm(1, durable=False)  # its round is held, and will fail
     await asyncio.wait_for(commits.called.wait(), 5)
     await instance.confirm(2, durable=False)  # gathered for the round after it
