@@ -73,6 +73,11 @@ class Record(msgspec.Struct, frozen=True, gc=False, array_like=True):
     Array-like: the Kafka reader process sends each as a msgpack array, which the server
     decodes into records in one C call (``storage/kafka/reader_process.py``); one without
     headers leaves them out.
+
+    Headers are tuples, never a list: consumers' read-aheads keep tens of thousands of
+    records alive, and the collector stops following a tuple of strings and bytes after
+    its first collection, where it walks a list and its pairs at every collection of the
+    generation that holds them.
     """
 
     topic: str
@@ -81,7 +86,7 @@ class Record(msgspec.Struct, frozen=True, gc=False, array_like=True):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[Header] = ()
+    headers: tuple[Header, ...] = ()
 
     def size(self) -> int:
         return (

@@ -92,8 +92,8 @@ def test_an_append_at_the_end_of_what_is_kept_continues_it() -> None:
     taken = ahead.take(KEY, 10, 13, max_records=10, max_bytes=BIG)
     assert taken is not None
     assert [r.offset for r in taken] == [10, 11, 12]
-    # As the reader would have fetched it: the gateway's topic, µs, headers as a list.
-    assert taken[-1] == Record("t", 0, 12, 7, b"k", b"v12", [("h", b"1")])
+    # As the reader would have fetched it: the gateway's topic, µs, headers as a tuple.
+    assert taken[-1] == Record("t", 0, 12, 7, b"k", b"v12", (("h", b"1"),))
 
 
 def test_a_read_that_took_everything_leaves_its_end_for_the_next_append() -> None:
@@ -274,7 +274,7 @@ def test_a_read_takes_what_counting_record_by_record_takes() -> None:
     # Offsets with gaps (markers), values and headers of varying sizes: every cut by
     # count, end and bytes lands where counting one record at a time put it.
     kept = [
-        Record("t", 0, o, 0, b"k" if o % 3 else None, b"v" * (o % 7), [("h", b"x" * (o % 5))])
+        Record("t", 0, o, 0, b"k" if o % 3 else None, b"v" * (o % 7), (("h", b"x" * (o % 5)),))
         for o in (*range(40), *range(41, 60), *range(62, 80))
     ]
     for offset in (0, 5, 41, 62):
@@ -300,13 +300,13 @@ def test_a_read_across_a_refill_and_an_append_is_cut_by_the_same_bytes() -> None
     # the last read's records were let go) and the node's own append.
     def varied(*offsets: int) -> list[Record]:
         return [
-            Record("t", 0, o, 0, None, b"v" * (o % 11), [("h", b"x" * (o % 4))] * (o % 3))
+            Record("t", 0, o, 0, None, b"v" * (o % 11), (("h", b"x" * (o % 4)),) * (o % 3))
             for o in offsets
         ]
 
     first, refilled = varied(*range(100)), varied(*range(100, 110))
     record = NewRecord("t", 0, b"k", b"v" * 7, [("h", b"x" * 5)])
-    appended = Record("t", 0, 110, 0, b"k", b"v" * 7, [("h", b"x" * 5)])
+    appended = Record("t", 0, 110, 0, b"k", b"v" * 7, (("h", b"x" * 5),))
     everything = [*first, *refilled, appended]
     for max_bytes in (1, 13, 60, 200, 400, BIG):
         ahead = ReadAhead()

@@ -171,9 +171,9 @@ class ReadAhead:
         size = footprint(record.value)
         if len(entry.records) - entry.first >= RECORDS or self._size + size > MAX_BYTES:
             return
-        # As the reader would have fetched it (headers as a list, as librdkafka gives
-        # them). The expiry stays: it bounds how long the entry's older records are trusted.
-        headers = list(record.headers) if record.headers else ()
+        # As the reader would have fetched it (see ``Record`` for the tuple). The expiry
+        # stays: it bounds how long the entry's older records are trusted.
+        headers = tuple(record.headers)
         entry.records.append(
             Record(
                 record.topic,
