@@ -165,10 +165,13 @@ class KafkaSettings(_Section):
     #: The producer's ``transactional.id``: stable per node, unique in the cluster.
     #: Empty: ``sluicegate-<topic_prefix><server.node_id>``.
     transactional_id: str = ""
-    #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``);
-    #: measured best at 1 (see docs/design-notes.md, "The Kafka backend"). librdkafka
+    #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``).
+    #: 0: records of concurrent requests still share produce requests while earlier ones
+    #: are out, and a request never waits for a timer; 1 costs the broker and librdkafka
+    #: about half the CPU per record for a millisecond of latency on every request (see
+    #: docs/design-notes.md, "Kafka single-record produce: no linger"). librdkafka
     #: waits in whole milliseconds, rounded up: 0.5 acts as 1, 1.25 as 2.
-    linger_ms: float = 1.0
+    linger_ms: float = 0.0
 
     def __repr__(self) -> str:
         # The client table may hold SASL passwords and key passphrases: never print them.
