@@ -6,6 +6,7 @@ import gc
 import io
 import weakref
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -42,20 +43,22 @@ def test_cyclic_garbage_is_collected_between_rounds_at_most_once_a_period(
     # A consumer of a port nobody listens on: made, never connected (nothing is read).
     settings = Settings({"bootstrap.servers": "127.0.0.1:9", "group.id": "unused"}, 1.0)
     reader = reader_worker._Reader(settings, io.BytesIO())
-    now = [1000.0]
-    monkeypatch.setattr(reader_worker.time, "monotonic", lambda: now[0])
-    reader._collected = now[0]
-    young = _garbage()
-    reader._collect()
-    assert young() is not None  # within the period: left for later
-    now[0] += reader_worker._COLLECT_EVERY
-    reader._collect()
-    assert young() is None
-    again = _garbage()
-    now[0] += reader_worker._COLLECT_EVERY / 2
-    reader._collect()
-    assert again() is not None  # the period counts from the last collection
-    now[0] += reader_worker._COLLECT_EVERY / 2
-    reader._collect()
-    assert again() is None
-    reader._consumer.close()
+    try:
+        now = [1000.0]
+        monkeypatch.setattr(reader_worker, "time", SimpleNamespace(monotonic=lambda: now[0]))
+        reader._collected = now[0]
+        young = _garbage()
+        reader._collect()
+        assert young() is not None  # within the period: left for later
+        now[0] += reader_worker._COLLECT_EVERY
+        reader._collect()
+        assert young() is None
+        again = _garbage()
+        now[0] += reader_worker._COLLECT_EVERY / 2
+        reader._collect()
+        assert again() is not None  # the period counts from the last collection
+        now[0] += reader_worker._COLLECT_EVERY / 2
+        reader._collect()
+        assert again() is None
+    finally:
+        reader._consumer.close()

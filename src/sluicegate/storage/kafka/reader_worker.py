@@ -286,7 +286,7 @@ class _Reader:
         """Collect cyclic garbage, at most once a ``_COLLECT_EVERY``, between rounds.
 
         The collector is off in this process (``main``): a round makes about ten lists
-        and tuples per message and keeps thousands of messages' alive until it sends them,
+        and tuples per message and keeps thousands of messages alive until it sends them,
         so the automatic collections walked them again and again, about a sixth of the
         process's CPU. What a round makes holds no cycle; whatever else might (an
         exception's traceback) is collected here, where little is alive."""
