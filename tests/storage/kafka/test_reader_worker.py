@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import logging
 import weakref
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -33,12 +34,27 @@ def collector_off() -> Iterator[None]:
             gc.enable()
 
 
+@pytest.fixture
+def client_logger_kept() -> Iterator[None]:
+    """The reader takes over librdkafka's logger, as its process may: given back after,
+    for the in-process clients of the tests that follow."""
+    logger = logging.getLogger("sluicegate.storage.kafka.librdkafka")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    try:
+        yield
+    finally:
+        for handler in [h for h in logger.handlers if h not in handlers]:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def _garbage() -> weakref.ref[_Cycle]:
     return weakref.ref(_Cycle())
 
 
 def test_cyclic_garbage_is_collected_between_rounds_at_most_once_a_period(
-    collector_off: None, monkeypatch: pytest.MonkeyPatch
+    collector_off: None, client_logger_kept: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A consumer of a port nobody listens on: made, never connected (nothing is read).
     settings = Settings({"bootstrap.servers": "127.0.0.1:9", "group.id": "unused"}, 1.0)
