@@ -167,9 +167,9 @@ class KafkaSettings(_Section):
     transactional_id: str = ""
     #: Milliseconds the producer waits to fill a batch (librdkafka's ``linger.ms``).
     #: 0: records of concurrent requests still share produce requests while earlier ones
-    #: are out, and a request never waits for a timer; 1 costs the broker and librdkafka
-    #: about half the CPU per record for a millisecond of latency on every request (see
-    #: docs/design-notes.md, "Kafka single-record produce: no linger"). librdkafka
+    #: are out, and a request never waits for a timer; 1 adds a millisecond to every
+    #: request and, at low load, halves what the broker and librdkafka spend per record
+    #: (see docs/design-notes.md, "Kafka single-record produce: no linger"). librdkafka
     #: waits in whole milliseconds, rounded up: 0.5 acts as 1, 1.25 as 2.
     linger_ms: float = 0.0
 
