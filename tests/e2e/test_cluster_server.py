@@ -48,14 +48,19 @@ def _env(kafka_bootstrap: str, prefix: str, node_id: str) -> dict[str, str]:
 
 @pytest.fixture
 def nodes(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:
-    """Three ``sluicegate serve`` processes sharing one topic prefix and secret."""
+    """Three ``sluicegate serve`` processes sharing one topic prefix and secret; each one's
+    whole log is kept beside its data (``<node>.log`` in the test's directory), for a
+    node that ends when no test stopped it."""
     prefix = f"c{int(time.time() * 1000) % 10**9}."
     with ExitStack() as stack:
         started = {}
         for node_id in NODES:
             started[node_id] = stack.enter_context(
                 serve_in_subprocess(
-                    tmp_path / node_id, args=(), env=_env(kafka_bootstrap, prefix, node_id)
+                    tmp_path / node_id,
+                    args=(),
+                    env=_env(kafka_bootstrap, prefix, node_id),
+                    log_file=tmp_path / f"{node_id}.log",
                 )
             )
         yield started
