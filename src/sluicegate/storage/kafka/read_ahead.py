@@ -65,7 +65,7 @@ _Key = tuple[str, int]
 RECORDS = 4000
 #: Bytes kept in all, counted as values plus ``RECORD_OVERHEAD`` per record.
 MAX_BYTES = 16 * 1024 * 1024
-#: What a kept record costs besides its value: its ``Record``, key, header list, slot.
+#: What a kept record costs besides its value: its ``Record``, key, header tuple, slot.
 RECORD_OVERHEAD = 200
 #: An entry holding fewer records than this is refilled, if the partition goes on.
 REFILL_BELOW = RECORDS // 2
