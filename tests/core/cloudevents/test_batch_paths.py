@@ -87,6 +87,9 @@ _DATA = st.sampled_from(
 
 
 _CLEAN_TEXTS = st.sampled_from(["a", "urn:shop", 'quote"', "back\\slash", "caf\xe9", "nbsp\xa0"])
+#: A plain event's ``source`` (a URI-reference) and ``dataschema`` (a URI).
+_CLEAN_SOURCES = st.sampled_from(["urn:shop", "/sensors/1", "https://shop.example/a?b#c"])
+_CLEAN_SCHEMAS = st.sampled_from(["urn:schema", "https://shop.example/order.json#/v2"])
 _CLEAN_TIMES = st.sampled_from(["2025-01-31T12:00:00Z", "2025-01-31t12:00:00.123z"])
 _JSON_TYPES = st.sampled_from(["application/json", "application/cloudevents+json"])
 
@@ -101,12 +104,13 @@ def _events(draw: st.DrawFn, clean: bool = False) -> str:
     members["specversion"] = json.dumps(draw(st.sampled_from(versions)))
     for name in ("id", "source", "type"):
         if clean or draw(st.integers(0, 9)):
-            members[name] = json.dumps(draw(texts) if draw(st.booleans()) else name + "-1")
+            values = _CLEAN_SOURCES if clean and name == "source" else texts
+            members[name] = json.dumps(draw(values) if draw(st.booleans()) else name + "-1")
     optional: dict[str, Any] = {
         "subject": texts,
         "time": _CLEAN_TIMES if clean else _TIMES,
         "datacontenttype": _JSON_TYPES if clean else _CONTENT_TYPES,
-        "dataschema": texts,
+        "dataschema": _CLEAN_SCHEMAS if clean else texts,
         "partitionkey": texts,
     }
     for name, values in optional.items():

@@ -105,6 +105,9 @@ def test_binary_form_built_by_the_sdk_is_read() -> None:
         ({"id": ""}, "id", "must not be empty"),
         ({"time": "2025-01-31 12:00:00"}, "time", "RFC 3339"),
         ({"subject": ""}, "subject", "must not be empty"),
+        ({"source": "urn:shop with space"}, "source", "must be a URI-reference"),
+        ({"source": "urn:shop%7Corders"}, "source", "must be a URI-reference"),  # "|"
+        ({"dataschema": "order.json"}, "dataschema", "must be a URI"),
     ],
 )
 def test_binary_form_names_the_wrong_attribute(
@@ -219,6 +222,9 @@ def test_structured_event_written_by_the_sdk_round_trips() -> None:
         ({**_BASE, "data": 1, "data_base64": "AA=="}, "data_base64", "not both"),
         ({**_BASE, "data_base64": "!!"}, "data_base64", "not valid base64"),
         ({**_BASE, "datacontenttype": "text/plain", "data": {}}, "data", "JSON string"),
+        ({**_BASE, "source": "caf\xe9"}, "source", "must be a URI-reference"),
+        ({**_BASE, "source": "1shop:orders"}, "source", "must be a URI-reference"),
+        ({**_BASE, "dataschema": "/schemas/order.json"}, "dataschema", "must be a URI"),
     ],
 )
 def test_structured_event_errors_name_the_attribute(
@@ -241,6 +247,45 @@ def test_batch_errors_name_the_index() -> None:
         from_batch(b'{"a": 1}')
     with pytest.raises(BadRequest, match="not valid JSON"):
         from_batch(b"[{")
+
+
+@pytest.mark.parametrize(
+    ("source", "dataschema"),
+    [
+        ("urn:shop", "urn:schema:order"),
+        ("/sensors/1", "https://schemas.example/order.json#/definitions/v2"),
+        ("//shop.example/orders", "urn:a%20b"),
+        ("https://shop.example/orders?region=eu#x", None),
+        ("sensor-1", None),
+    ],
+)
+def test_source_and_dataschema_are_a_uri_reference_and_a_uri(
+    source: str, dataschema: str | None
+) -> None:
+    # The CloudEvents types of the two attributes (RFC 3986): what a consumer's SDK may
+    # parse them as, refusing the event if they were not.
+    event = {**_BASE, "source": source, "data": {}}
+    if dataschema is not None:
+        event["dataschema"] = dataschema
+    assert from_structured(msgspec.json.encode(event)).source == source
+    [read] = from_batch(msgspec.json.encode([event]))
+    assert (read.source, read.dataschema) == (source, dataschema)
+    sent = {f"ce-{k}".encode(): percent_encode(v.encode()) for k, v in event.items() if k != "data"}
+    binary = from_http_binary(sent, b"")
+    assert (binary.source, binary.dataschema) == (source, dataschema)
+
+
+def test_a_batch_names_the_event_whose_source_or_dataschema_is_no_uri() -> None:
+    good = {**_BASE, "dataschema": "urn:schema", "data": {}}
+    batch = [{**good, "id": str(i)} for i in range(5)]
+    batch[3]["source"] = "urn:shop orders"
+    with pytest.raises(BadRequest, match=r"events\[3\]: attribute source must be a URI-ref"):
+        from_batch(msgspec.json.encode(batch))
+    batch[3]["source"] = "urn:shop"
+    batch[0]["dataschema"] = "order.json"
+    with pytest.raises(BadRequest, match=r"events\[0\]: attribute dataschema must be a URI") as e:
+        from_batch(msgspec.json.encode(batch))
+    assert e.value.detail == {"attribute": "dataschema", "index": 0}
 
 
 def test_batch_decodes_every_event_in_order() -> None:

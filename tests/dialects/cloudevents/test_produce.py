@@ -210,6 +210,28 @@ async def test_bad_json_and_bad_attributes_are_400_naming_attribute_and_index(
     }
 
 
+async def test_a_source_or_dataschema_that_is_no_uri_is_400_in_every_form(
+    client: httpx.AsyncClient, producer: dict[str, str]
+) -> None:
+    # The SDK's own HTTP binding percent-encodes the space; the gateway decodes it again.
+    body = error(await post_binary(client, sdk_event(source="urn:shop orders"), producer), 400)
+    assert body["attribute"] == "source"
+    assert "URI-reference" in body["message"]
+    raw = {"ce-specversion": "1.0", "ce-id": "r-1", "ce-source": "urn:shop", "ce-type": "T"}
+    raw |= {"ce-dataschema": "order.json", "content-type": "application/json", **producer}
+    body = error(await client.post("/ce/produce/raw", content=b"{}", headers=raw), 400)
+    assert body["attribute"] == "dataschema"
+    structured = {"content-type": "application/cloudevents+json", **producer}
+    event = JSON.write(sdk_event(dataschema="https://schemas.example/order.json")).replace(
+        b'"urn:shop"', b'"caf\xc3\xa9"', 1
+    )
+    body = error(await client.post("/ce/produce/event", content=event, headers=structured), 400)
+    assert body["attribute"] == "source"
+    events = [sdk_event("b-0"), sdk_event("b-1", dataschema="/schemas/order.json")]
+    body = error(await post_batch(client, batch_body(events), producer), 400)
+    assert (body["attribute"], body["index"]) == ("dataschema", 1)
+
+
 async def test_a_time_in_the_future_is_400(
     client: httpx.AsyncClient, gateway: Gateway, producer: dict[str, str]
 ) -> None:

@@ -53,6 +53,8 @@ from sluicegate.core.cloudevents.event import (
     checked_event,
     is_json_media_type,
     is_text_media_type,
+    is_uri,
+    is_uri_reference,
 )
 from sluicegate.core.records import Header, NewRecord, Record
 from sluicegate.errors import BadRequest
@@ -175,6 +177,7 @@ class _BinaryShape:
         "key_at",
         "names",
         "names_size",
+        "schema_at",
         "time_at",
         "time_before",
         "values",
@@ -193,6 +196,7 @@ class _BinaryShape:
         self.content_type_at = len(attributes) if content_type else -1
         self.time_at = attributes.index("time") if "time" in attributes else -1
         self.key_at = attributes.index("partitionkey") if "partitionkey" in attributes else -1
+        self.schema_at = attributes.index("dataschema") if "dataschema" in attributes else -1
         #: Where a ``ce_time`` header goes when the gateway gives the event its time.
         self.time_before = sum(1 for name in attributes if name in _BEFORE_TIME)
 
@@ -286,6 +290,11 @@ def plain_binary(headers: Mapping[bytes, bytes], body: bytes) -> PlainBinary | N
     # empty partitionkey may, and is read header by header).
     if joined.translate(None, _PLAIN_BYTES) or values[0] != _SPECVERSION or b"" in values:
         return None
+    source = values[2].decode()
+    if not is_uri_reference(source) or (
+        shape.schema_at >= 0 and not is_uri(values[shape.schema_at].decode())
+    ):
+        return None
     time = None
     if shape.time_at >= 0:
         time = values[shape.time_at].decode()
@@ -308,7 +317,7 @@ def plain_binary(headers: Mapping[bytes, bytes], body: bytes) -> PlainBinary | N
     return PlainBinary(
         shape,
         values,
-        values[2].decode(),
+        source,
         values[3].decode(),
         time,
         values[2] + b"\x00" + values[1],
@@ -685,8 +694,9 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
     can be; ``None`` when some event is not, for ``_from_fast`` to check event by event
     (and to name the first that is wrong, exactly as it always does).
 
-    Plain: ``specversion`` ``1.0``, ``id``/``source``/``type`` non-empty, ``subject`` and
-    ``dataschema`` non-empty when present, JSON data (or none) with a JSON
+    Plain: ``specversion`` ``1.0``, ``id``/``source``/``type`` non-empty, ``source`` a
+    URI-reference, ``subject`` and ``dataschema`` non-empty when present, ``dataschema`` a
+    URI (each distinct value checked once), JSON data (or none) with a JSON
     ``datacontenttype`` (or none), no ``data_base64``, and ``time`` RFC 3339 (each
     distinct value checked once). What ``checked_event`` checks value by value (control
     characters) or ``_data`` event by event (``\\u`` escapes of lone surrogates) is
@@ -710,6 +720,8 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
         first = decoded[0]
         schema, content = first.dataschema, first.datacontenttype
         unsubjected = first.subject is None
+        if schema and not is_uri(schema):
+            return None
     for event in decoded:
         event_id, source, event_type = event.id, event.source, event.type
         subject, time, dataschema = event.subject, event.time, event.dataschema
@@ -725,6 +737,8 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
             or (datacontenttype is not None and not _json_type(datacontenttype))
         ):
             return None
+        if dataschema != schema and dataschema is not None and not is_uri(dataschema):
+            return None
         if uniform and (
             (subject is None) is not unsubjected
             or dataschema != schema
@@ -738,6 +752,8 @@ def _plain(decoded: list[_Structured], body: bytes) -> PlainBatch | None:
                 times.add(time)
             last_time = time
         if source != last_source or event_type != last_type:
+            if not is_uri_reference(source):
+                return None
             add_pair((source, event_type))
             last_source, last_type = source, event_type
         if escapes:

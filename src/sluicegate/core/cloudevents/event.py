@@ -5,6 +5,8 @@ every writer (Kafka headers, HTTP headers, structured JSON) reads one, so the ru
 the specification live here once:
 
 * ``specversion`` is ``1.0``; ``id``, ``source`` and ``type`` are non-empty strings;
+* ``source`` is a URI-reference and ``dataschema``, when present, a URI (RFC 3986, the
+  specification's types: a consumer's SDK may parse them, and refuse the event if not);
 * ``subject`` and ``dataschema``, when present, are non-empty; ``time`` is RFC 3339;
 * attribute names are 1-20 characters of ``[a-z0-9]``;
 * extension values are strings, booleans or 32-bit integers (the JSON format's types);
@@ -18,8 +20,9 @@ of a batch, its ``index``), so each dialect can say where the problem is.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+import jsonschema_rs
 import msgspec
 
 from sluicegate.errors import BadRequest
@@ -37,6 +40,8 @@ __all__ = [
     "checked_event",
     "is_json_media_type",
     "is_text_media_type",
+    "is_uri",
+    "is_uri_reference",
 ]
 
 SPECVERSION = "1.0"
@@ -60,6 +65,19 @@ RFC3339 = re.compile(
     r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
 )
 _INT32 = (-(2**31), 2**31 - 1)
+
+
+def _format(name: str) -> Callable[[str], bool]:
+    validator = jsonschema_rs.validator_for(
+        {"type": "string", "format": name}, validate_formats=True
+    )
+    return validator.is_valid
+
+
+#: RFC 3986 as JSON Schema's formats check it (jsonschema-rs, compiled: a tenth of a µs a
+#: value): ``source`` is a URI-reference, ``dataschema`` a URI (a scheme, then the rest).
+is_uri_reference = _format("uri-reference")
+is_uri = _format("uri")
 _RFC3339 = RFC3339.fullmatch
 # The CloudEvents String type excludes the control characters (C0, DEL and C1).
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -221,6 +239,10 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 80 else repr(value[:80]) + "…"
+
+
 def _required(value: str | None, name: str, index: int | None) -> str:
     if value is None:
         raise _bad(f"attribute {name} is required", name, index)
@@ -250,12 +272,25 @@ def _first_wrong(
             index,
         )
     _required(id, "id", index)
-    _required(source, "source", index)
+    source = _required(source, "source", index)
+    if not is_uri_reference(source):
+        raise _bad(
+            f"attribute source must be a URI-reference (RFC 3986), got {_shown(source)}",
+            "source",
+            index,
+        )
     _required(type, "type", index)
     if subject is not None and not subject:
         raise _bad("attribute subject must not be empty when present", "subject", index)
     if dataschema is not None and not dataschema:
         raise _bad("attribute dataschema must not be empty when present", "dataschema", index)
+    if dataschema is not None and not is_uri(dataschema):
+        raise _bad(
+            "attribute dataschema must be a URI (RFC 3986, with a scheme), got "
+            + _shown(dataschema),
+            "dataschema",
+            index,
+        )
     if datacontenttype is not None and not datacontenttype.strip():
         raise _bad(
             "attribute datacontenttype must not be empty when present", "datacontenttype", index
@@ -287,9 +322,10 @@ def checked_event(
         specversion == SPECVERSION
         and id
         and source
+        and is_uri_reference(source)
         and type
         and (subject is None or subject)
-        and (dataschema is None or dataschema)
+        and (dataschema is None or (dataschema and is_uri(dataschema)))
         and (datacontenttype is None or datacontenttype.strip())
         and (time is None or _RFC3339(time) is not None)
     ):
