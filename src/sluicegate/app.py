@@ -16,6 +16,7 @@ from sluicegate.errors import (
     ServerError,
     SluicegateError,
     Starting,
+    UpgradeRequired,
 )
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
@@ -158,11 +159,12 @@ class GatewayApp:
     def _dispatch_for(self, method: str, path: str, scope: Scope) -> _Dispatch:
         """What serves ``method path``: its route, parameters, metrics and body limit.
 
-        Raises ``NotFound``, ``MethodNotAllowed``, or ``BadRequest`` for a path that is
-        not UTF-8. Clients hit the same few paths again and again (one topic, one
-        consumer), so the answer is remembered, bounded so that a scan of random paths
-        costs no memory. The parameters are then shared between requests to the same
-        path: endpoints read them, never write.
+        Raises ``NotFound``, ``MethodNotAllowed``, ``UpgradeRequired`` (a WebSocket
+        endpoint's path), or ``BadRequest`` for a path that is not UTF-8. Clients hit the
+        same few paths again and again (one topic, one consumer), so the answer is
+        remembered, bounded so that a scan of random paths costs no memory. The
+        parameters are then shared between requests to the same path: endpoints read
+        them, never write.
         """
         route, params = self.router.match(method, path)
         dispatch = (
@@ -260,11 +262,15 @@ class GatewayApp:
     async def _unmatched(
         self, exc: SluicegateError, scope: Scope, receive: Receive, send: Send, started: float
     ) -> None:
-        """A 404, a 405 or a path that is not UTF-8, rendered by the dialect the path
-        looks like it belongs to."""
+        """A 404, a 405, a 426 or a path that is not UTF-8, rendered by the dialect the
+        path looks like it belongs to."""
         closest = self.router.closest(scope["path"])
         render = closest.render_error if closest else plain_errors
         response = _with_error_headers(render(exc, Request(scope, receive, {})), exc)
+        if isinstance(exc, UpgradeRequired) and scope.get("http_version", "1.1")[0] == "1":
+            # RFC 9110 says which protocol a 426 wants in Upgrade; HTTP/2 has no such header
+            # (a WebSocket opens there with extended CONNECT).
+            response.headers.append((b"upgrade", b"websocket"))
         await response(send)
         series = self.metrics.requests("none", "unmatched", scope["method"])
         series.observe(response.status, perf_counter() - started)

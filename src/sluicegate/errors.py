@@ -94,6 +94,7 @@ __all__ = [
     "UnknownTopic",
     "Unprocessable",
     "UnsupportedMediaType",
+    "UpgradeRequired",
     "UriTooLong",
     "VersionNotFound",
 ]
@@ -242,6 +243,13 @@ class MethodNotAllowed(ClientError):
     def __init__(self, message: str, allowed: list[str]) -> None:
         super().__init__(message, allowed=allowed)
         self.allowed = allowed
+
+
+class UpgradeRequired(ClientError):
+    """A plain HTTP request to a WebSocket endpoint: it speaks only after a handshake."""
+
+    status = 426
+    code = "upgrade_required"
 
 
 class NotAcceptable(ClientError):

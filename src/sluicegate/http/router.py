@@ -6,7 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from sluicegate.errors import MethodNotAllowed, NotFound, SluicegateError
+from sluicegate.errors import MethodNotAllowed, NotFound, SluicegateError, UpgradeRequired
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.types import Send
@@ -109,7 +109,8 @@ class Router:
                 self._by_segment.setdefault(first, []).append(route)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        """The route and its path parameters; ``NotFound`` or ``MethodNotAllowed``."""
+        """The route and its path parameters; ``NotFound``, ``MethodNotAllowed``, or
+        ``UpgradeRequired`` for a WebSocket endpoint's path."""
         allowed: list[str] = []
         candidates = self._static.get(path)
         if candidates:
@@ -129,6 +130,11 @@ class Router:
         if allowed:
             raise MethodNotAllowed(
                 f"method {method} is not allowed on {path}", allowed=sorted(set(allowed))
+            )
+        if path in self.websockets:
+            raise UpgradeRequired(
+                f"{path} is a WebSocket endpoint: open it with a WebSocket handshake "
+                "(Upgrade: websocket over HTTP/1.1, extended CONNECT over HTTP/2)"
             )
         raise NotFound(f"no route for {method} {path}")
 

@@ -107,6 +107,19 @@ async def test_every_path_of_the_endpoint_streams(
     assert got["id"] == "e1"
 
 
+@pytest.mark.parametrize("path", ["/ce/ws", "/ce/", "/ce"])
+async def test_a_plain_http_request_to_the_endpoint_is_426(
+    served: GatewayServer, consumer: dict[str, str], path: str
+) -> None:
+    # Over a real socket, as a client that forgot the handshake (curl) sends it.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{served.port}") as client:
+        response = await client.get(path, headers=consumer)
+    assert response.status_code == 426
+    assert response.headers["upgrade"] == "websocket"
+    assert response.json()["error"] == "upgrade_required"
+    assert "WebSocket handshake" in response.json()["message"]
+
+
 async def test_events_produced_while_connected_arrive(
     served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
 ) -> None:

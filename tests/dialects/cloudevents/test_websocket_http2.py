@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 
@@ -94,3 +95,17 @@ async def test_handshakes_refused_before_the_upgrade(gateway: Gateway, port: int
         await H2WebSocket.connect(port, "/ce/ws", headers=list(consumer.items()))
     assert 400 <= no_subprotocol.value.status < 500
     assert msgspec.json.decode(no_subprotocol.value.body)
+
+
+async def test_a_plain_request_to_the_endpoint_is_426_without_an_upgrade_header(
+    gateway: Gateway, port: int
+) -> None:
+    # HTTP/2 forbids Upgrade (a connection header): the stream must still answer cleanly.
+    async with httpx.AsyncClient(http1=False, http2=True) as client:
+        consumer = await key_for(gateway, "billing", CONSUMER)
+        response = await client.get(f"http://127.0.0.1:{port}/ce/ws", headers=consumer)
+        assert response.status_code == 426
+        assert "upgrade" not in response.headers
+        assert "extended CONNECT" in response.json()["message"]
+        # The connection is still good for the next request.
+        assert (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
