@@ -65,6 +65,9 @@ RFC3339 = re.compile(
     r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
 )
 _INT32 = (-(2**31), 2**31 - 1)
+_RFC3339 = RFC3339.fullmatch
+# The CloudEvents String type excludes the control characters (C0, DEL and C1).
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _format(name: str) -> Callable[[str], bool]:
@@ -78,9 +81,6 @@ def _format(name: str) -> Callable[[str], bool]:
 #: value): ``source`` is a URI-reference, ``dataschema`` a URI (a scheme, then the rest).
 is_uri_reference = _format("uri-reference")
 is_uri = _format("uri")
-_RFC3339 = RFC3339.fullmatch
-# The CloudEvents String type excludes the control characters (C0, DEL and C1).
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
