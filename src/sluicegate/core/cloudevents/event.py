@@ -239,10 +239,6 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _shown(value: str) -> str:
-    return repr(value) if len(value) <= 80 else repr(value[:80]) + "…"
-
-
 def _required(value: str | None, name: str, index: int | None) -> str:
     if value is None:
         raise _bad(f"attribute {name} is required", name, index)
@@ -275,22 +271,23 @@ def _first_wrong(
     source = _required(source, "source", index)
     if not is_uri_reference(source):
         raise _bad(
-            f"attribute source must be a URI-reference (RFC 3986), got {_shown(source)}",
+            f"attribute source must be a URI-reference (RFC 3986), got {source[:80]!r}",
             "source",
             index,
         )
     _required(type, "type", index)
     if subject is not None and not subject:
         raise _bad("attribute subject must not be empty when present", "subject", index)
-    if dataschema is not None and not dataschema:
-        raise _bad("attribute dataschema must not be empty when present", "dataschema", index)
-    if dataschema is not None and not is_uri(dataschema):
-        raise _bad(
-            "attribute dataschema must be a URI (RFC 3986, with a scheme), got "
-            + _shown(dataschema),
-            "dataschema",
-            index,
-        )
+    if dataschema is not None:
+        if not dataschema:
+            raise _bad("attribute dataschema must not be empty when present", "dataschema", index)
+        if not is_uri(dataschema):
+            raise _bad(
+                f"attribute dataschema must be a URI (RFC 3986, with a scheme), got "
+                f"{dataschema[:80]!r}",
+                "dataschema",
+                index,
+            )
     if datacontenttype is not None and not datacontenttype.strip():
         raise _bad(
             "attribute datacontenttype must not be empty when present", "datacontenttype", index
