@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -11,6 +13,7 @@ from sluicegate.app import GatewayApp
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import UnknownTopic
+from sluicegate.http.servers import STOPPED
 from tests.conftest import make_settings
 
 
@@ -193,3 +196,58 @@ async def test_a_query_that_is_not_utf8_is_400_naming_the_parameter(
         "error_code": 400,
         "message": "query parameter 'offset' is not valid UTF-8 once percent-decoded",
     }
+
+
+async def _call_cancelled(app: GatewayApp, path: str, message: str) -> list[dict[str, object]]:
+    """Serve ``GET path`` (a long poll) directly, cancel it with ``message`` once it waits;
+    the messages the app sent."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [],
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+    }
+    sent: list[dict[str, object]] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # then nothing: the client stays
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    task = asyncio.ensure_future(app(scope, receive, send))
+    await asyncio.sleep(0.1)
+    assert not task.done()  # waiting on the log
+    task.cancel(msg=message)
+    await asyncio.wait([task])
+    if task.cancelled():
+        raise asyncio.CancelledError
+    task.result()
+    return sent
+
+
+async def test_a_request_the_graceful_shutdown_cuts_short_is_answered_in_its_dialect(
+    client: httpx.AsyncClient, app: GatewayApp
+) -> None:
+    instance = await client.post("/ce/consumers", params={"group": "g"})
+    assert instance.status_code == 201
+    path = httpx.URL(instance.headers["location"]).path + "/events"
+    start, body = await _call_cancelled(app, path, STOPPED)
+    assert start["status"] == 408
+    assert isinstance(body["body"], bytes)
+    error = json.loads(body["body"])
+    assert (error["status"], error["error"]) == (408, "stopped_mid_request")
+    # Any other cancellation goes on: the server (or the client leaving) cancelled it.
+    with pytest.raises(asyncio.CancelledError):
+        await _call_cancelled(app, path, "something else")

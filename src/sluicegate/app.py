@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from sluicegate.errors import (
     ServerError,
     SluicegateError,
     Starting,
+    StoppedMidRequest,
     UpgradeRequired,
 )
 from sluicegate.http.forwarding import Forwarder
@@ -23,6 +25,7 @@ from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Requ
 from sluicegate.http.response_cycle import direct_cycle
 from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.servers import STOPPED
 from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Receive, Scope, Send
@@ -238,6 +241,19 @@ class GatewayApp:
             # Nobody to answer; 499 as nginx logs it, for the metrics only.
             series.observe(499, perf_counter() - started)
             return
+        except asyncio.CancelledError as exc:
+            if exc.args != (STOPPED,):
+                raise
+            # The server's graceful shutdown ran out (``http.servers.STOPPED``): answered
+            # in the dialect's format instead of the server's bare 500 or a cut connection.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            stopped = StoppedMidRequest(
+                "the server stopped before this request finished; a write it made is "
+                "stored whole or not at all"
+            )
+            response = _with_error_headers(route.render_error(stopped, request), stopped)
         except Exception:
             incident = uuid.uuid4().hex[:16]
             logger.exception(

@@ -79,7 +79,8 @@ class ServerSettings(_Section):
     port: int = 8080
     #: This node's id; the cloudevents dialect calls it the bridge.
     node_id: str = DEFAULT_NODE_ID
-    #: Seconds in-flight requests get to finish on shutdown.
+    #: Seconds streams and in-flight requests get to finish on shutdown, together (long
+    #: polls answer at once); a request still running then is answered 408.
     graceful_shutdown: float = 10.0
     #: ``json``, ``text``, or ``auto`` (JSON unless stderr is a terminal).
     log_format: Literal["auto", "json", "text"] = "auto"

@@ -40,6 +40,7 @@ it into a 500 with an incident id.
     + HeadersTooLarge           431
   x ServerError                 the gateway could not do it now; the same request may succeed later
     + StorageTimeout            408 (records v2) — the write's outcome is decided, see its docstring
+      - StoppedMidRequest       the server stopped before the request finished
     + Unavailable               503, with retry_after
       - ShuttingDown
       - Overloaded
@@ -82,6 +83,7 @@ __all__ = [
     "ServerError",
     "ShuttingDown",
     "SluicegateError",
+    "StoppedMidRequest",
     "StorageError",
     "StorageTimeout",
     "StorageUnavailable",
@@ -342,6 +344,14 @@ class StorageTimeout(ServerError):
     status = 408
     code = "storage_timeout"
     retriable = True
+
+
+class StoppedMidRequest(StorageTimeout):
+    """The server's graceful shutdown ran out before the request finished (storage that
+    does not answer, mostly). As for ``StorageTimeout``, a write the request made is
+    stored whole or not at all."""
+
+    code = "stopped_mid_request"
 
 
 class Unavailable(ServerError):

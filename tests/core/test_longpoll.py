@@ -134,3 +134,19 @@ async def test_a_cancelled_stream_wait_is_cancelled_and_frees_its_waiter(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert gateway.log.stats()["waiters"] == 0
+
+
+async def test_end_answers_every_wait_as_its_timeout_and_frees_everything(
+    gateway: Gateway, polls: LongPolls
+) -> None:
+    waits = [asyncio.ensure_future(polls.wait(client, {TP: 0}, 30, never)) for client in ("a", "b")]
+    await asyncio.sleep(0.05)
+    assert gateway.log.stats()["waiters"] == 2
+    polls.end()
+    assert await asyncio.wait_for(asyncio.gather(*waits), 5) == [False, False]
+    assert gateway.log.stats()["waiters"] == 0
+    assert polls.waiting == 0
+    # A later poll does not wait at all, and takes no slot: the caps stay untouched.
+    for client in ("a", "a", "a", "b", "c"):
+        assert await asyncio.wait_for(polls.wait(client, {TP: 0}, 30, never), 1) is False
+    assert gateway.log.stats()["waiters"] == 0

@@ -75,6 +75,18 @@ def test_a_dead_commit_process_stops_the_server(tmp_path: Path) -> None:
         else:
             assert response.status_code >= 500, response.text
         assert server.process.wait(timeout=30) != 0
+        # The log says what stopped it, with the traceback, not only the task groups
+        # around the error.
+        _until_logged(server, "the server stopped")
+        [stopped] = [line for line in server.log if "the server stopped" in line]
+        assert "the commit process exited" in stopped
+
+
+def _until_logged(server: ServerProcess, text: str) -> None:
+    deadline = time.monotonic() + 10
+    while not any(text in line for line in server.log):
+        assert time.monotonic() < deadline, server.log
+        time.sleep(0.05)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")

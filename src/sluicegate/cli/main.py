@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,6 +28,8 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 err = Console(stderr=True)
+
+E = TypeVar("E", bound=BaseException)
 
 #: Exit codes: 0 ok, 1 the operation failed, 2 bad usage or configuration.
 EXIT_FAILED = 1
@@ -100,9 +103,18 @@ def serve(
     try:
         run_async(serve_forever(settings))
     except* ConfigError as group:
-        raise fail(f"configuration: {group.exceptions[0].message}", EXIT_USAGE) from None
+        raise fail(f"configuration: {_first(group).message}", EXIT_USAGE) from None
     except* SluicegateError as group:
-        raise fail(str(group.exceptions[0])) from None
+        # What stopped the server is logged with its traceback (which task, where); the
+        # line on stderr is the error itself, not the task groups around it.
+        logging.getLogger("sluicegate.serve").error("the server stopped", exc_info=group)
+        raise fail(str(_first(group))) from None
+
+
+def _first(group: BaseExceptionGroup[E]) -> E:
+    """The first error in ``group``, however deep the task groups nest it."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _register_subcommands() -> None:

@@ -97,12 +97,13 @@ async def serve(settings: Settings) -> None:
     log = open_log(settings, observe_commit=metrics.observe_commit)
     gateway = Gateway(settings, log)
     app = build_app(gateway, metrics=metrics)
-    # WebSocket streams are told to stop first on shutdown, so that each closes with 1001
-    # (going away) and its instance leaves after the commit of what it confirmed.
+    # When the stop begins, long polls answer at once and streams are told to stop, so
+    # that each WebSocket closes with 1001 (going away) and its instance leaves after the
+    # commit of what it confirmed, before the server waits for in-flight requests.
     server = http_server(
         app,
         settings,
-        before_shutdown=partial(gateway.streams.close_all, settings.server.graceful_shutdown),
+        before_shutdown=partial(gateway.stop_serving, settings.server.graceful_shutdown),
     )
     sock = bind(settings.server.host, settings.server.port)
     gateway.cluster.advertise(_listen_url(settings, sock.getsockname()[:2]))

@@ -68,12 +68,14 @@ class Gateway:
             ids=self.event_ids,
             schemas=self.event_schemas,
         )
+        #: The long polls of each dialect that has them (``new_long_polls``).
+        self._long_polls: list[LongPolls] = []
         #: This node's CloudEvents consumer instances (long polling; WebSocket and SSE next).
         #: Delivery counts of the groups that dead-letter, kept in the log.
         self.delivery_counts = DeliveryCountStore(log)
         self.consumers = ConsumerInstances(
             log,
-            LongPolls(log, self.limits.long_polls),
+            self.new_long_polls(),
             consumer_settings(settings.cloudevents),
             dead_letters=StreamDeadLetters(self.event_producer),
             count_store=self.delivery_counts,
@@ -92,6 +94,20 @@ class Gateway:
         #: Which node serves each consumer group (``group_shards.owner(group)``).
         self.group_shards = GroupShards(log, self.cluster, settings.cluster)
         self.consumers.placement = self.group_shards
+
+    def new_long_polls(self) -> LongPolls:
+        """Long polls of requests, under the long-poll caps, each dialect's own (its waits
+        are counted apart), all ended when the server stops (``stop_serving``)."""
+        polls = LongPolls(self.log, self.limits.long_polls)
+        self._long_polls.append(polls)
+        return polls
+
+    async def stop_serving(self, grace: float) -> None:
+        """The server stops taking requests: every long poll answers now, as at its
+        timeout, and every stream is told to end, within ``grace`` seconds."""
+        for polls in self._long_polls:
+            polls.end()
+        await self.streams.close_all(grace)
 
     def _instance_counts(self) -> tuple[int, int]:
         """This node's consumer instances and streams, for its heartbeats."""

@@ -7,6 +7,10 @@ yet — so a flood of idle consumers is refused at the per-client and overall ca
 instead of costing memory. A consumer that goes away stops waiting at once: its waiter
 is removed from the log (the ``waiters`` gauge on ``/metrics`` drops) rather than parked
 until its timeout.
+
+When the server stops, ``end()`` ends every long poll at once as if its timeout had
+passed, so that each consumer gets its usual empty answer now instead of a request cut
+off at the end of the graceful shutdown; a poll that comes later does not wait at all.
 """
 
 from __future__ import annotations
@@ -37,6 +41,19 @@ class LongPolls:
         self._limiter = limiter
         #: Waits under way now (for /metrics).
         self.waiting = 0
+        #: Set by ``end()``: every wait, now and later, ends at once.
+        self.ended = False
+        #: The log's waits of the long polls under way, which ``end()`` cancels. A set, not
+        #: one future every wait also waits on: 10,000 idle polls would leave that future
+        #: 10,000 callbacks, each removed by a walk of the list when its poll ends.
+        self._log_waits: set[asyncio.Future[bool]] = set()
+
+    def end(self) -> None:
+        """End every request's wait under way, and every later one at once, as a timeout
+        does. (A stream's waits end when the stream is closed: ``Streams.close_all``.)"""
+        self.ended = True
+        for waiting in self._log_waits:
+            waiting.cancel()
 
     def wait(
         self,
@@ -73,14 +90,17 @@ class LongPolls:
         gone: Callable[[], Awaitable[object]] | None,
         wake: asyncio.Future[None] | None,
     ) -> bool:
-        """``wait`` in a task of its own, raced against ``gone`` and ``wake``."""
+        """``wait`` in a task of its own, raced against ``gone``, ``wake`` and ``end()``."""
         self._raise_if_unreachable()
+        if self.ended:
+            return False
         limiter = self._limiter
         if limiter is not None:
             limiter.acquire(client)
         self.waiting += 1
         try:
             waiting = asyncio.ensure_future(self._log.wait(positions, timeout))
+            self._log_waits.add(waiting)
             watching = None if gone is None else asyncio.ensure_future(gone())
             ends: set[asyncio.Future[Any]] = {waiting}
             if watching is not None:
@@ -97,12 +117,15 @@ class LongPolls:
                         left = True
                         watching.exception()  # retrieved: a failed receive only means "gone"
                     watching.cancel()
+                self._log_waits.discard(waiting)
                 if not waiting.done():
                     waiting.cancel()
                     # The log's own finally clause unparks the waiter before this returns.
                     await asyncio.gather(waiting, return_exceptions=True)
             if left:
                 raise Abandoned
+            if self.ended:
+                return False  # the server stops: answer now, as at the timeout
             # Woken early (``wake``), or the log's answer.
             if waiting.cancelled() or waiting.result():
                 return True

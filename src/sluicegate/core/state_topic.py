@@ -37,12 +37,15 @@ from sluicegate.core.records import NewRecord, Record, TopicPartition
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec
 from sluicegate.errors import ShuttingDown, TopicExists
 from sluicegate.storage.base import Log
+from sluicegate.storage.outages import until_available
 
 __all__ = ["StateTopic"]
 
 T = TypeVar("T")
 
 _READ_BATCH = 1000
+#: Seconds a follower waits for a record before it asks whether the log still answers.
+_FOLLOW_WAIT = 30.0
 _READ_BYTES = 4 * 1024 * 1024
 #: Keys of claim records start with this; ``put`` keys never do (no caller writes NUL).
 _CLAIM = "\x00claim\x00"
@@ -104,10 +107,15 @@ class StateTopic(Generic[T]):
     async def follow(self) -> None:
         """Apply changes written by other nodes as they arrive.
 
-        Runs until cancelled, or returns when the log shuts down.
+        Runs until cancelled, or returns when the log shuts down. A storage outage does
+        not end it (the node goes on serving, its requests answered 503): it asks again,
+        further apart, and takes up from where it stopped.
         """
+        await until_available(self._follow, f"following {self._tp.topic} failed")
+
+    async def _follow(self) -> None:
         while True:
-            if await self._log.wait({self._tp: self._position}, timeout=30.0):
+            if await self._log.wait({self._tp: self._position}, timeout=_FOLLOW_WAIT):
                 await self.catch_up()
                 continue
             # No data: the wait timed out, or close() woke us. A closed log answers every

@@ -1,10 +1,12 @@
-"""Waiting out a storage outage while starting: asking again, further apart, until the
-storage answers.
+"""Waiting out a storage outage: asking again, further apart, until the storage answers.
 
 Serving requests, an outage is an answer (``503``, ``408``) and the client retries. At
 start there is no client: a node whose Kafka cluster is away when it starts, or goes
 away while the node reads its state, waits for it rather than exiting and leaving the
 restart to a supervisor. Its server answers ``503`` meanwhile (``GatewayApp.starting``).
+Nor is there a client for the housekeeping that runs beside the server (the state
+topics' followers): one that meets an outage waits it out the same way, since its end
+would stop the whole node.
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ async def serve_gateway(gateway: Gateway) -> AsyncIterator[GatewayServer]:
     shutdown), housekeeping included, until the block ends."""
     config = uvicorn_config(build_app(gateway), gateway.settings)
     config.host, config.port = "127.0.0.1", 0
-    stop_streams = partial(gateway.streams.close_all, gateway.settings.server.graceful_shutdown)
-    server = _Server(config, stop_streams)
+    graceful = gateway.settings.server.graceful_shutdown
+    server = _Server(config, graceful, partial(gateway.stop_serving, graceful))
     async with asyncio.TaskGroup() as tg:
         housekeeping = tg.create_task(gateway.run())
         serving = tg.create_task(server.serve())

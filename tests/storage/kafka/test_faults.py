@@ -29,6 +29,7 @@ import pytest
 from sluicegate.app import build_app
 from sluicegate.config import CloudEventSettings, KafkaSettings
 from sluicegate.core import state_topic
+from sluicegate.core.cloudevents import types as event_types
 from sluicegate.core.cloudevents.dedup import EventIds
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord, TopicPartition
@@ -539,3 +540,46 @@ async def test_a_broker_stalled_while_the_state_is_read_is_waited_for(
 async def _flow_after(proxy: FaultProxy, seconds: float) -> None:
     await asyncio.sleep(seconds)
     proxy.flow()
+
+
+async def test_a_broker_stalled_past_every_timeout_ends_no_housekeeping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The gateway's housekeeping (``Gateway.run``: the state topics' followers, the
+    # CloudEvents types' and identities', membership, the consumer reaper) meets a broker
+    # that answers nothing for longer than a follower waits and than the request timeout.
+    # None of it may end: the server would stop with it, where it must serve 503s and
+    # take up where it stopped once the broker answers.
+    monkeypatch.setattr(state_topic, "_FOLLOW_WAIT", 0.5)
+    monkeypatch.setattr(event_types, "_LOOK_AGAIN", 0.5)
+    monkeypatch.setattr(outages, "RETRY_DELAYS", (0.5, 1.0))
+    schema = '{"type": "record", "name": "R%d", "fields": []}'
+    async with behind_a_fault_proxy(tmp_path) as (proxy, bootstrap):
+        settings = on_kafka(
+            make_settings(tmp_path, auth={"enabled": False}, kafka={"request_timeout": 2.0}),
+            bootstrap,
+        )
+        async with running(open_log(settings)) as log, running(open_log(settings)) as other_log:
+            gateway, other = Gateway(settings, log), Gateway(settings, other_log)
+            await gateway.start()
+            await other.start()
+            housekeeping = asyncio.create_task(gateway.run())
+            try:
+                await asyncio.sleep(1)
+                proxy.stall()
+                with caplog.at_level(logging.WARNING):
+                    await asyncio.sleep(8)
+                assert not housekeeping.done()
+                assert "Kafka did not answer" in caplog.text
+                proxy.flow()
+                # The followers go on: another node's schema reaches this one.
+                async with asyncio.timeout(60):
+                    await outages.until_available(
+                        lambda: other.schemas.register("after", schema % 1), "registering"
+                    )
+                    while "after" not in gateway.schemas.subjects():
+                        assert not housekeeping.done()
+                        await asyncio.sleep(0.1)
+            finally:
+                housekeeping.cancel()
+                await asyncio.gather(housekeeping, return_exceptions=True)

@@ -31,6 +31,7 @@ from sluicegate.core.auth.patterns import PatternSet
 from sluicegate.core.state_topic import StateTopic
 from sluicegate.errors import UnknownTopic
 from sluicegate.storage.base import Log
+from sluicegate.storage.outages import until_available
 
 __all__ = ["EventTypes", "TypeEntry"]
 
@@ -87,14 +88,18 @@ class EventTypes:
         """Apply other nodes' registrations as they are written; runs until cancelled.
 
         Until the state topic exists, it is looked for every ``_LOOK_AGAIN`` seconds
-        (another node may make it), or at once when this node makes it.
+        (another node may make it), or at once when this node makes it. A storage outage
+        meanwhile does not end it: it looks again once the storage answers.
         """
+        await until_available(self._look_for_the_topic, "looking for the CloudEvents types failed")
+        await self._state.follow()
+
+    async def _look_for_the_topic(self) -> None:
         while not self._opened.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._opened.wait(), _LOOK_AGAIN)
             if not self._opened.is_set():
                 await self.load()
-        await self._state.follow()
 
     def _applied(self, event_type: str, entry: TypeEntry | None) -> None:
         if entry is not None:

@@ -267,6 +267,8 @@ class ConsumerInstance:
                     positions = self._positions() if room > 0 else {}
                     wake = self._wake_future()
                 await waits.wait(self.owner, positions, remaining, gone, wake)
+                if waits.ended:
+                    return batch  # the server stops: the timeout's empty batch, now
                 # For the streams' wake-to-write figure (``stream.WakeToWrite``).
                 woken_at = time.perf_counter()
         finally:

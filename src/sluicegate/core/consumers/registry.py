@@ -335,7 +335,12 @@ class ConsumerInstances:
             if due > now:
                 heapq.heappush(deadlines, (due, instance_id))
                 continue
-            await self.discard(instance)
+            try:
+                await self.discard(instance)
+            except SluicegateError:
+                # Closed and forgotten before the failing step (a storage outage while it
+                # leaves its group): it answers 404 all the same, and the reaper goes on.
+                logger.exception("closing %r, idle past its timeout, failed", instance)
             reaped += 1
         return reaped
 

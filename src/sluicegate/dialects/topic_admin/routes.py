@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from sluicegate.core.gateway import Gateway
+from sluicegate.core.longpoll import Abandoned
 from sluicegate.core.producer import Producer
 from sluicegate.core.records import Record, TopicPartition, format_timestamp
 from sluicegate.core.topic_batch import TopicBatch
@@ -28,7 +29,7 @@ from sluicegate.dialects.topic_admin.wire import (
 from sluicegate.errors import BadRequest
 from sluicegate.http.json_body import check_utf8, decode_json
 from sluicegate.http.pagination import page_request, paginate
-from sluicegate.http.request import Request
+from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response, json_response
 from sluicegate.http.router import Route
 
@@ -166,6 +167,7 @@ class TopicAdmin:
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
         self._topics = gateway.topics
+        self._long_polls = gateway.new_long_polls()
 
     async def list_topics(self, request: Request) -> Response:
         """Topics by name, a page at a time; only those the principal may administer,
@@ -265,8 +267,15 @@ class TopicAdmin:
         if offset >= marks.high and timeout:
             # A parked request holds memory and a connection: long polls have their own cap.
             principal = request.principal
-            async with self._gateway.limits.long_polls.slot(principal.name if principal else ""):
-                await self._gateway.log.wait({tp: offset}, timeout)
+            try:
+                await self._long_polls.wait(
+                    principal.name if principal else "",
+                    {tp: offset},
+                    timeout,
+                    request.disconnected,
+                )
+            except Abandoned:
+                raise ClientDisconnected from None
         records = await self._gateway.log.read(
             tp, offset, max_records=limit, max_bytes=_MAX_READ_BYTES
         )

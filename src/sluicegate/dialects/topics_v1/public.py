@@ -17,7 +17,7 @@ from sluicegate.core.auth.principals import ANONYMOUS
 from sluicegate.core.cursor_reader import CursorReader, Delivery
 from sluicegate.core.cursors import single_partition_id
 from sluicegate.core.gateway import Gateway
-from sluicegate.core.longpoll import Abandoned, LongPolls
+from sluicegate.core.longpoll import Abandoned
 from sluicegate.core.records import NewRecord, parse_timestamp
 from sluicegate.core.schemas.validators import TopicSchemas, ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
@@ -137,7 +137,7 @@ class TopicsV1Public:
         self._producer = gateway.producer
         self._schemas = TopicSchemas(gateway.schemas)
         self._reader = CursorReader(gateway.log)
-        self._long_polls = LongPolls(gateway.log, gateway.limits.long_polls)
+        self._long_polls = gateway.new_long_polls()
         self._payloads = PayloadReader(gateway.schemas)
         self._decode_consume = msgspec.json.Decoder(ConsumeRequest).decode
         self._decode_batch = msgspec.json.Decoder(BatchPublishRequest).decode

@@ -18,10 +18,26 @@ from sluicegate.config import Settings
 from sluicegate.errors import ConfigError
 from sluicegate.http.types import ASGIApp
 
-__all__ = ["BACKLOG", "BeforeShutdown", "HttpServer", "bind", "http_server"]
+__all__ = [
+    "ANSWER_SECONDS",
+    "BACKLOG",
+    "STOPPED",
+    "BeforeShutdown",
+    "HttpServer",
+    "bind",
+    "http_server",
+]
 
 #: Connections accepted by the kernel before the server takes them.
 BACKLOG = 2048
+
+#: The message with which a server cancels the requests still running when its graceful
+#: shutdown runs out, so that the app can tell that cancellation from any other and
+#: answer them in their dialect's format (``GatewayApp``): the server's own answer would
+#: be a bare 500 (uvicorn) or a connection cut off (Hypercorn).
+STOPPED = "sluicegate: the graceful shutdown ran out before the request finished"
+#: Seconds those answers get to go out before the server closes what is left.
+ANSWER_SECONDS = 1.0
 
 
 class HttpServer(Protocol):
@@ -29,7 +45,9 @@ class HttpServer(Protocol):
 
     async def serve(self, sock: socket.socket) -> None:
         """Serve ``sock`` until ``request_exit``, then let in-flight requests finish
-        within ``server.graceful_shutdown``. Cancelled, it drops every connection at once."""
+        within ``server.graceful_shutdown``; those still running then are cancelled with
+        ``STOPPED`` and get ``ANSWER_SECONDS`` to answer. Cancelled, it drops every
+        connection at once."""
 
     def request_exit(self) -> None:
         """Begin a graceful stop (safe to call from a signal handler, and more than once)."""

@@ -43,7 +43,7 @@ from hypercorn.typing import AppWrapper
 from sluicegate.config import Settings
 from sluicegate.errors import RequestTimeout
 from sluicegate.http.protocol import error_bytes
-from sluicegate.http.servers import BACKLOG, BeforeShutdown
+from sluicegate.http.servers import ANSWER_SECONDS, BACKLOG, STOPPED, BeforeShutdown
 from sluicegate.http.tls import server_ssl_context, tls_extension
 from sluicegate.http.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -175,14 +175,22 @@ class _BodyDeadline:
 
 
 class _ConnectionApp:
-    """The app as Hypercorn calls it (its ``AppWrapper``), for one connection."""
+    """The app as Hypercorn calls it (its ``AppWrapper``), for one connection; each HTTP
+    request's task is in ``requests`` while the app serves it."""
 
-    __slots__ = ("_app", "_body_timeout", "_tls")
+    __slots__ = ("_app", "_body_timeout", "_requests", "_tls")
 
-    def __init__(self, app: ASGIApp, body_timeout: float, tls: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        body_timeout: float,
+        tls: dict[str, Any] | None,
+        requests: set[asyncio.Task[Any]],
+    ) -> None:
         self._app = app
         self._body_timeout = body_timeout
         self._tls = tls
+        self._requests = requests
 
     async def __call__(
         self,
@@ -198,7 +206,13 @@ class _ConnectionApp:
             await self._app(scope, receive, send)
             return
         deadline = _BodyDeadline(receive, send, self._body_timeout)
-        await self._app(scope, deadline.receive, deadline.send)
+        task = asyncio.current_task()
+        assert task is not None  # Hypercorn runs each request's app in a task
+        self._requests.add(task)
+        try:
+            await self._app(scope, deadline.receive, deadline.send)
+        finally:
+            self._requests.discard(task)
 
 
 class _Connection(TCPServer):
@@ -254,6 +268,8 @@ class HypercornServer:
         self._hurry = asyncio.Event()
         #: Each connection's task, and its transport to abort when it is cut off.
         self._connections: dict[asyncio.Task[None], asyncio.WriteTransport] = {}
+        #: The tasks of the HTTP requests being served (``_ConnectionApp``).
+        self._requests: set[asyncio.Task[Any]] = set()
 
     def request_exit(self) -> None:
         """See ``HttpServer.request_exit``; a second call stops without waiting."""
@@ -275,12 +291,15 @@ class HypercornServer:
         try:
             await self._exit.wait()
             listener.close()
+            loop = asyncio.get_running_loop()
+            # One graceful period for the streams' ends and the requests' together.
+            deadline = loop.time() + self._graceful
             if self._before_shutdown is not None:
                 await self._before_shutdown()
             # Idle connections close at once, HTTP/1.1 ones after their response, and
             # HTTP/2 ones refuse new streams and close when their last one ends.
             await context.terminated.set()
-            await self._drain()
+            await self._drain(max(0.0, deadline - loop.time()))
         finally:
             listener.close()
             # Aborted first, so that a request cut off gets no answer (Hypercorn answers
@@ -291,19 +310,30 @@ class HypercornServer:
             if self._connections:
                 await asyncio.wait(self._connections)
 
-    async def _drain(self) -> None:
-        """Wait for the connections to end, within the graceful shutdown's time."""
+    async def _drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the connections to end; then cancel the
+        requests still running with ``STOPPED`` and give their answers
+        ``ANSWER_SECONDS`` to go out."""
         hurry = asyncio.create_task(self._hurry.wait())
         try:
-            async with asyncio.timeout(self._graceful):
+            if not await self._connections_end(timeout, hurry):
+                for task in self._requests:
+                    task.cancel(msg=STOPPED)
+                await self._connections_end(ANSWER_SECONDS, hurry)
+        finally:
+            hurry.cancel()
+
+    async def _connections_end(self, timeout: float, hurry: asyncio.Task[Any]) -> bool:
+        """Whether every connection ended within ``timeout`` (False if hurried too)."""
+        try:
+            async with asyncio.timeout(timeout):
                 while self._connections and not self._hurry.is_set():
                     await asyncio.wait(
                         [*self._connections, hurry], return_when=asyncio.FIRST_COMPLETED
                     )
         except TimeoutError:
-            pass
-        finally:
-            hurry.cancel()
+            return False
+        return not self._connections
 
     async def _connection(
         self, context: WorkerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -312,7 +342,9 @@ class HypercornServer:
         if task is None:  # never: asyncio serves each connection in a task
             return
         self._connections[task] = writer.transport
-        app = _ConnectionApp(self._app, self._body_timeout, tls_extension(writer.transport))
+        app = _ConnectionApp(
+            self._app, self._body_timeout, tls_extension(writer.transport), self._requests
+        )
         # Hypercorn types scopes and messages as TypedDicts; the app takes plain mappings.
         wrapped = cast(AppWrapper, app)
         try:

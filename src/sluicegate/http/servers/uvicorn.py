@@ -3,6 +3,7 @@ uvloop, TLS with client certificates in the scope, and the CLI's own signal hand
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import uvicorn
 
 from sluicegate.config import Settings
 from sluicegate.http.protocol import guarded_protocol
-from sluicegate.http.servers import BeforeShutdown
+from sluicegate.http.servers import ANSWER_SECONDS, STOPPED, BeforeShutdown
 from sluicegate.http.tls import uvicorn_tls_options
 from sluicegate.http.types import ASGIApp
 from sluicegate.http.websocket_bursts import BurstWebSocketProtocol
@@ -46,7 +47,9 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         lifespan="off",
         log_config=None,
         access_log=settings.server.access_log,
-        timeout_graceful_shutdown=int(settings.server.graceful_shutdown),
+        # uvicorn cancels what still runs when this runs out, and answers a bare 500 for
+        # a request: ``_Server`` cancels those itself ``ANSWER_SECONDS`` earlier.
+        timeout_graceful_shutdown=settings.server.graceful_shutdown + ANSWER_SECONDS,  # type: ignore[arg-type]
         # A float works (it is given to loop.call_later) though uvicorn annotates an int.
         timeout_keep_alive=settings.server.keep_alive_timeout,  # type: ignore[arg-type]
         server_header=False,
@@ -58,21 +61,36 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handling, and with ``before_shutdown``.
+    """uvicorn without its signal handling, with ``before_shutdown``, and with the
+    requests still running when the graceful shutdown runs out cancelled with ``STOPPED``.
 
     uvicorn re-raises a captured SIGTERM after ``serve()`` returns, which would end the
     process before storage drains; here the CLI owns the signals and drains storage
     after HTTP has stopped.
     """
 
-    def __init__(self, config: uvicorn.Config, before_shutdown: BeforeShutdown | None) -> None:
+    def __init__(
+        self, config: uvicorn.Config, graceful: float, before_shutdown: BeforeShutdown | None
+    ) -> None:
         super().__init__(config)
+        self._graceful = graceful
         self._before_shutdown = before_shutdown
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        # One graceful period for the streams' ends and the requests' together.
+        deadline = loop.time() + self._graceful
         if self._before_shutdown is not None:
             await self._before_shutdown()
-        await super().shutdown(sockets)
+        stopping = loop.call_at(deadline, self._stop_requests)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            stopping.cancel()
+
+    def _stop_requests(self) -> None:
+        for task in self.server_state.tasks:
+            task.cancel(msg=STOPPED)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -85,7 +103,9 @@ class UvicornServer:
     def __init__(
         self, app: ASGIApp, settings: Settings, before_shutdown: BeforeShutdown | None = None
     ) -> None:
-        self._server = _Server(uvicorn_config(app, settings), before_shutdown)
+        self._server = _Server(
+            uvicorn_config(app, settings), settings.server.graceful_shutdown, before_shutdown
+        )
 
     async def serve(self, sock: socket.socket) -> None:
         """See ``HttpServer.serve``."""
