@@ -16,7 +16,6 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
-    TopicCollection,
 )
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import (
@@ -82,9 +81,16 @@ class KafkaAdmin:
     def _options(self) -> dict[str, float]:
         return {"request_timeout": self._timeout}
 
-    async def describe_cluster(self) -> None:
-        """Return once a broker answered (the cheapest question there is)."""
-        await self._await(self._client.describe_cluster(**self._options()))
+    async def ping(self, topic: str) -> None:
+        """Return once the broker leading partition 0 of ``topic`` answered (its end).
+
+        Not DescribeCluster, the cheapest question there is: librdkafka (2.16) aborts the
+        process when a DescribeCluster or DescribeTopics answer holds metadata it refuses
+        (no broker in it yet, from a broker starting or back after a stall), since those
+        requests' parsers then report success with no result. The same goes for
+        ``until_led``'s metadata refresh below.
+        """
+        await self.list_offsets({(topic, 0): OffsetSpec.latest()}, topic)
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(
@@ -170,11 +176,13 @@ class KafkaAdmin:
                     raise
             await asyncio.sleep(_RETRY_SECONDS)
             # librdkafka may keep answering from metadata cached before the leader was
-            # elected; asking for the topics' metadata refreshes it.
-            topics = TopicCollection(sorted({t for t, _ in specs}))
-            for future in self._client.describe_topics(topics, **self._options()).values():
-                with contextlib.suppress(SluicegateError):
-                    await self._await(future)
+            # elected; asking for the topics' metadata refreshes it. (A plain metadata
+            # request, on a thread since it blocks: not DescribeTopics, see ``ping``.)
+            for name in sorted({t for t, _ in specs}):
+                with contextlib.suppress(KafkaException):
+                    await asyncio.to_thread(
+                        self._client.list_topics, topic=name, timeout=self._timeout
+                    )
 
     async def commit(self, group: str, offsets: Mapping[_Key, int]) -> None:
         """Store the group's next offsets in ``__consumer_offsets``."""

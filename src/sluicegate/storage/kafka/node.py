@@ -92,6 +92,8 @@ class KafkaNode:
         self.timeout = settings.request_timeout
         self.max_pending = max_pending_appends
         self._admin: KafkaAdmin | None = None
+        #: The topic registry's name: partition 0 of it is what ``check`` asks about.
+        self._registry = ""
         self._producer: IdempotentProducer | None = None
         self._producer_config: dict[str, Any] = {}
         #: Producers replaced after a fatal error, while they close (a reference each),
@@ -146,10 +148,12 @@ class KafkaNode:
         """
 
         async def reach() -> None:
-            await admin.describe_cluster()
+            # Creating the topic asks the cluster's controller: it is the first question
+            # that must be answered, and an answer (``TopicExists`` included) is one.
             with contextlib.suppress(TopicExists):
                 configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
                 await admin.create_topic(registry, 1, configs)
+            await admin.ping(registry)
 
         def away() -> None:
             self.down = True
@@ -179,6 +183,7 @@ class KafkaNode:
             replication_factor=settings.replication_factor,
         )
         await self._reach(self._admin, registry)
+        self._registry = registry
         self._died = loop.create_future()
         self._producer_config = producer_config(
             settings,
@@ -322,7 +327,7 @@ class KafkaNode:
 
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a broker answers now."""
-        await self.running_admin().describe_cluster()
+        await self.running_admin().ping(self._registry)
         self.down = False
 
     async def probe_forever(self) -> None:
@@ -333,7 +338,7 @@ class KafkaNode:
             if not self.down:
                 continue
             try:
-                await admin.describe_cluster()
+                await admin.ping(self._registry)
             except SluicegateError:
                 continue
             logger.info("a Kafka broker answers again")
