@@ -97,6 +97,9 @@ async def test_a_lost_shard_closes_its_instances_and_the_new_node_redelivers_the
         closing.cancel()
     again = await second.next_batch(10, 0, never)
     assert {r.value for r in again.records} == {b"e0", b"e1", b"e2", b"e3"} - confirmed
+    # A request to it under way hears why (503: connect again); a later one finds none.
+    with pytest.raises(GroupElsewhere):
+        await first.next_batch(10, 0, never)
     with pytest.raises(UnknownConsumerInstance):
         on_a.get("shop", GROUP, first.id)
     assert on_a.group(GROUP) is None

@@ -19,6 +19,7 @@ from sluicegate.config import Settings
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import PATHS, SUBPROTOCOL
+from sluicegate.errors import GroupElsewhere
 from sluicegate.observability.metrics import Metrics
 from sluicegate.openapi import load_document
 from tests.conftest import make_settings
@@ -333,6 +334,22 @@ async def test_an_internal_failure_closes_with_1011_and_an_incident(
     assert reason.startswith("internal server error; incident id ")
 
 
+async def test_a_group_the_node_no_longer_serves_closes_with_1013(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    # As ``ConsumerInstances.close_lost`` closes the instances of a group shard the node
+    # lost (its heartbeats did not reach the log): the client is to connect again.
+    await produce(served.http, producer, [event("e1")])
+    async with consume(served, consumer) as ws:
+        await received(ws, 1)
+        [instance] = served.gateway.consumers.live()
+        lost = GroupElsewhere("this node no longer serves the consumer group: connect again")
+        await served.gateway.consumers.discard(instance, lost)
+        code, reason = await closed_with(ws)
+    assert (code, reason) == (1013, lost.message)
+    await ended(served)
+
+
 async def test_a_clients_close_ends_its_instance(
     served: GatewayServer, consumer: dict[str, str]
 ) -> None:
@@ -462,6 +479,6 @@ def test_the_openapi_document_describes_the_protocol() -> None:
     described = load_document("cloudevents")["paths"]["/ce/ws"]["x-websocket"]
     assert described["subprotocol"] == SUBPROTOCOL
     assert described["paths"] == list(PATHS)
-    assert set(described["closeCodes"]) == {"1000", "1001", "1008", "1009", "1011"}
+    assert set(described["closeCodes"]) == {"1000", "1001", "1008", "1009", "1011", "1013"}
     names = [p["name"] for p in described["parameters"]]
     assert names == ["events", "test", "dead", "max_deliveries", "group"]

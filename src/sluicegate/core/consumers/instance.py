@@ -124,6 +124,7 @@ class ConsumerInstance:
 
     __slots__ = (
         "_assigned",
+        "_closed_because",
         "_cursors",
         "_failure",
         "_generation",
@@ -163,6 +164,7 @@ class ConsumerInstance:
         self.group = group
         self.subscription = subscription
         self.closed = False
+        self._closed_because: SluicegateError | None = None
         #: Requests using the instance now; the reaper never takes a busy instance.
         self.busy = 0
         #: The last delivery a confirmation may name when it is not the last one read: a
@@ -699,11 +701,16 @@ class ConsumerInstance:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Leave the group (its other members take the partitions) and free everything."""
+    async def close(self, why: SluicegateError | None = None) -> None:
+        """Leave the group (its other members take the partitions) and free everything.
+
+        ``why``: what a request to the instance under way hears from now on (default: it
+        was deleted or expired).
+        """
         if self.closed:
             return
         self.closed = True
+        self._closed_because = why
         try:
             await self.settle()  # what was confirmed is committed before the group moves on
         except SluicegateError:
@@ -727,7 +734,9 @@ class ConsumerInstance:
         if self.closed:
             raise self._gone()
 
-    def _gone(self) -> UnknownConsumerInstance:
+    def _gone(self) -> SluicegateError:
+        if self._closed_because is not None:
+            return self._closed_because
         return UnknownConsumerInstance(
             f"consumer instance {self.id!r} was deleted or expired", instance=self.id
         )

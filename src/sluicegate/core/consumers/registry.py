@@ -232,9 +232,13 @@ class ConsumerInstances:
             for local in list(self.groups()):
                 if placement.shard(local.name) != shard:
                     continue
+                lost = GroupElsewhere(
+                    "this node no longer serves the consumer group (it lost touch with the "
+                    "log, or another node took the group): connect again"
+                )
                 for instance in list(local.instances.values()):
                     try:
-                        await self.discard(instance)
+                        await self.discard(instance, lost)
                     except SluicegateError:
                         # Closed and forgotten before the failing step (leaving its
                         # group): it answers 404 all the same, and the task goes on.
@@ -262,12 +266,13 @@ class ConsumerInstances:
         """Delete an instance (``UnknownConsumerInstance`` as ``get``)."""
         await self.discard(self.get(owner, group, instance_id))
 
-    async def discard(self, instance: ConsumerInstance) -> None:
-        """Close ``instance`` and forget it; its group's other instances look again."""
+    async def discard(self, instance: ConsumerInstance, why: SluicegateError | None = None) -> None:
+        """Close ``instance`` and forget it; its group's other instances look again.
+        ``why``: what a request to it under way hears (``ConsumerInstance.close``)."""
         if self._instances.get(instance.id) is not instance:
             return
         self._forget(instance)
-        await instance.close()
+        await instance.close(why)
         instance.group.changed()
 
     def _forget(self, instance: ConsumerInstance) -> None:

@@ -28,8 +28,11 @@ connection is closed with
   reason saying what was wrong;
 * ``1009`` for a message over ``cloudevents.websocket_max_message_bytes`` (the server
   refuses it while reading) or a dead event over ``cloudevents.max_event_bytes``;
-* ``1011`` when the gateway fails (storage, say; a failed commit at the next
-  confirmation) or the peer misses a heartbeat;
+* ``1011`` when the gateway fails (a failed commit at the next confirmation, say) or the
+  peer misses a heartbeat;
+* ``1013`` (try again later) when the gateway cannot serve the stream for now: its
+  storage is unreachable, or the node no longer serves the group (it lost touch with the
+  log, or the group moved to another node); connecting again is the cure;
 * a client's own close (normally ``1000``) is answered with the same code.
 
 Whatever ends a connection, the events it sent and were not confirmed go to the group
@@ -65,6 +68,7 @@ from sluicegate.errors import (
     OriginNotAllowed,
     PayloadTooLarge,
     SluicegateError,
+    Unavailable,
 )
 from sluicegate.http.request import Request
 from sluicegate.http.router import WebSocketRoute
@@ -94,6 +98,7 @@ GOING_AWAY = 1001
 POLICY = 1008
 TOO_BIG = 1009
 INTERNAL = 1011
+TRY_AGAIN_LATER = 1013
 #: RFC 6455 5.5: a close frame's payload is 125 bytes, 2 of them the code.
 _MAX_REASON_BYTES = 123
 _MAX_OFFSET_DIGITS = 18
@@ -141,6 +146,8 @@ def bursts(texts: list[bytes]) -> Iterator[tuple[int, int]]:
 
 def _failure(exc: BaseException, during: str) -> Close:
     """The close of a connection whose server side failed; logged with an incident id."""
+    if isinstance(exc, Unavailable):
+        return Close(TRY_AGAIN_LATER, _reason(exc.message))
     if isinstance(exc, SluicegateError):
         return Close(INTERNAL, _reason(exc.message))
     incident = uuid.uuid4().hex[:16]
