@@ -44,9 +44,9 @@ __all__ = ["StateTopic"]
 T = TypeVar("T")
 
 _READ_BATCH = 1000
+_READ_BYTES = 4 * 1024 * 1024
 #: Seconds a follower waits for a record before it asks whether the log still answers.
 _FOLLOW_WAIT = 30.0
-_READ_BYTES = 4 * 1024 * 1024
 #: Keys of claim records start with this; ``put`` keys never do (no caller writes NUL).
 _CLAIM = "\x00claim\x00"
 
