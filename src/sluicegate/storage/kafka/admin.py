@@ -16,6 +16,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    TopicCollection,
 )
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import (
@@ -87,10 +88,12 @@ class KafkaAdmin:
         Not DescribeCluster, the cheapest question there is: librdkafka (2.16) aborts the
         process when a DescribeCluster or DescribeTopics answer holds metadata it refuses
         (no broker in it yet, from a broker starting or back after a stall), since those
-        requests' parsers then report success with no result. The same goes for
-        ``until_led``'s metadata refresh below.
+        requests' parsers then report success with no result. Asked once: a partition
+        without a leader is an answer that the cluster cannot serve now.
         """
-        await self.list_offsets({(topic, 0): OffsetSpec.latest()}, topic)
+        asked = {KafkaPartition(topic, 0): OffsetSpec.latest()}
+        for future in self._client.list_offsets(asked, **self._options()).values():
+            await self._await(future, topic=topic)
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(
@@ -176,13 +179,14 @@ class KafkaAdmin:
                     raise
             await asyncio.sleep(_RETRY_SECONDS)
             # librdkafka may keep answering from metadata cached before the leader was
-            # elected; asking for the topics' metadata refreshes it. (A plain metadata
-            # request, on a thread since it blocks: not DescribeTopics, see ``ping``.)
-            for name in sorted({t for t, _ in specs}):
-                with contextlib.suppress(KafkaException):
-                    await asyncio.to_thread(
-                        self._client.list_topics, topic=name, timeout=self._timeout
-                    )
+            # elected; asking for the topics' metadata refreshes it. (DescribeTopics, which
+            # ``ping`` avoids: asked only for a topic just created, not every second of an
+            # outage. A plain metadata request on a thread was tried instead: a node died
+            # of a segmentation fault at start, in that path, in one CI run.)
+            topics = TopicCollection(sorted({t for t, _ in specs}))
+            for future in self._client.describe_topics(topics, **self._options()).values():
+                with contextlib.suppress(SluicegateError):
+                    await self._await(future)
 
     async def commit(self, group: str, offsets: Mapping[_Key, int]) -> None:
         """Store the group's next offsets in ``__consumer_offsets``."""
