@@ -82,18 +82,9 @@ class KafkaAdmin:
     def _options(self) -> dict[str, float]:
         return {"request_timeout": self._timeout}
 
-    async def ping(self, topic: str) -> None:
-        """Return once the broker leading partition 0 of ``topic`` answered (its end).
-
-        Not DescribeCluster, the cheapest question there is: librdkafka (2.16) aborts the
-        process when a DescribeCluster or DescribeTopics answer holds metadata it refuses
-        (no broker in it yet, from a broker starting or back after a stall), since those
-        requests' parsers then report success with no result. Asked once: a partition
-        without a leader is an answer that the cluster cannot serve now.
-        """
-        asked = {KafkaPartition(topic, 0): OffsetSpec.latest()}
-        for future in self._client.list_offsets(asked, **self._options()).values():
-            await self._await(future, topic=topic)
+    async def describe_cluster(self) -> None:
+        """Return once a broker answered (the cheapest question there is)."""
+        await self._await(self._client.describe_cluster(**self._options()))
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(
@@ -179,10 +170,7 @@ class KafkaAdmin:
                     raise
             await asyncio.sleep(_RETRY_SECONDS)
             # librdkafka may keep answering from metadata cached before the leader was
-            # elected; asking for the topics' metadata refreshes it. (DescribeTopics, which
-            # ``ping`` avoids: asked only for a topic just created, not every second of an
-            # outage. A plain metadata request on a thread was tried instead: a node died
-            # of a segmentation fault at start, in that path, in one CI run.)
+            # elected; asking for the topics' metadata refreshes it.
             topics = TopicCollection(sorted({t for t, _ in specs}))
             for future in self._client.describe_topics(topics, **self._options()).values():
                 with contextlib.suppress(SluicegateError):

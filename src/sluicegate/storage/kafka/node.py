@@ -92,8 +92,6 @@ class KafkaNode:
         self.timeout = settings.request_timeout
         self.max_pending = max_pending_appends
         self._admin: KafkaAdmin | None = None
-        #: The topic registry's name: partition 0 of it is what ``check`` asks about.
-        self._registry = ""
         self._producer: IdempotentProducer | None = None
         self._producer_config: dict[str, Any] = {}
         #: Producers replaced after a fatal error, while they close (a reference each),
@@ -148,12 +146,10 @@ class KafkaNode:
         """
 
         async def reach() -> None:
-            # Creating the topic asks the cluster's controller: it is the first question
-            # that must be answered, and an answer (``TopicExists`` included) is one.
+            await admin.describe_cluster()
             with contextlib.suppress(TopicExists):
                 configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
                 await admin.create_topic(registry, 1, configs)
-            await admin.ping(registry)
 
         def away() -> None:
             self.down = True
@@ -183,7 +179,6 @@ class KafkaNode:
             replication_factor=settings.replication_factor,
         )
         await self._reach(self._admin, registry)
-        self._registry = registry
         self._died = loop.create_future()
         self._producer_config = producer_config(
             settings,
@@ -327,7 +322,7 @@ class KafkaNode:
 
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a broker answers now."""
-        await self.running_admin().ping(self._registry)
+        await self.running_admin().describe_cluster()
         self.down = False
 
     async def probe_forever(self) -> None:
@@ -338,7 +333,7 @@ class KafkaNode:
             if not self.down:
                 continue
             try:
-                await admin.ping(self._registry)
+                await admin.describe_cluster()
             except SluicegateError:
                 continue
             logger.info("a Kafka broker answers again")
