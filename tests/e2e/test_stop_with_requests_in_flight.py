@@ -34,6 +34,17 @@ def env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
     return {"SLUICEGATE_SERVER__GRACEFUL_SHUTDOWN": str(GRACEFUL), **backend_env(request, backend)}
 
 
+def _event(event_id: str) -> dict[str, str]:
+    """The headers of a raw CloudEvent ``event_id`` (its body: ``{}``)."""
+    return {
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": "urn:shop",
+        "ce-type": "Order.Created",
+        "content-type": "application/json",
+    }
+
+
 def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -64,14 +75,7 @@ def test_long_polls_answer_at_once_when_the_stop_begins(
         ThreadPoolExecutor(3) as pool,
     ):
         # A CloudEvents consumer that has read everything there is.
-        event = {
-            "ce-specversion": "1.0",
-            "ce-id": "1",
-            "ce-source": "urn:shop",
-            "ce-type": "Order.Created",
-            "content-type": "application/json",
-        }
-        assert http.post("/ce/produce/raw", content=b"{}", headers=event).status_code == 202
+        assert http.post("/ce/produce/raw", content=b"{}", headers=_event("1")).status_code == 202
         instance = http.post("/ce/consumers", params={"group": "billing"})
         assert instance.status_code == 201, instance.text
         events = f"{instance.headers['location']}/events"
@@ -127,14 +131,7 @@ def test_a_request_the_stop_cuts_short_is_answered_in_its_dialect(tmp_path: Path
     ):
         record = {"value": {"type": "text", "data": "first"}}
         assert http.post("/v2/topics/orders/records", json=record).status_code == 200
-        event = {
-            "ce-specversion": "1.0",
-            "ce-id": "1",
-            "ce-source": "urn:shop",
-            "ce-type": "Order.Created",
-            "content-type": "application/json",
-        }
-        assert http.post("/ce/produce/raw", content=b"{}", headers=event).status_code == 202
+        assert http.post("/ce/produce/raw", content=b"{}", headers=_event("1")).status_code == 202
         # No commit finishes from here: both writes below wait for theirs.
         commits = _commit_process(server)
         os.kill(commits, signal.SIGSTOP)
@@ -143,7 +140,7 @@ def test_a_request_the_stop_cuts_short_is_answered_in_its_dialect(tmp_path: Path
             stuck = {
                 "records v2": pool.submit(http.post, "/v2/topics/orders/records", json=record),
                 "cloudevents": pool.submit(
-                    http.post, "/ce/produce/raw", content=b"{}", headers={**event, "ce-id": "2"}
+                    http.post, "/ce/produce/raw", content=b"{}", headers=_event("2")
                 ),
             }
             time.sleep(1.0)
