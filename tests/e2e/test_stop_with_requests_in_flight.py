@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.e2e.test_commit_process import children
 from tests.helpers import backend_env
 
 #: The graceful shutdown the servers here are given: far longer than a stop takes when
@@ -111,15 +112,6 @@ def test_long_polls_answer_at_once_when_the_stop_begins(
     assert took < GRACEFUL / 2
 
 
-def _commit_process(server: ServerProcess) -> int:
-    [child] = [
-        int(pid)
-        for task in os.listdir(f"/proc/{server.pid}/task")
-        for pid in Path(f"/proc/{server.pid}/task/{task}/children").read_text().split()
-    ]
-    return child
-
-
 def test_a_request_the_stop_cuts_short_is_answered_in_its_dialect(tmp_path: Path) -> None:
     # Under each server (``http_server``); a write held by the SQLite commit process.
     graceful = 1.0
@@ -133,7 +125,7 @@ def test_a_request_the_stop_cuts_short_is_answered_in_its_dialect(tmp_path: Path
         assert http.post("/v2/topics/orders/records", json=record).status_code == 200
         assert http.post("/ce/produce/raw", content=b"{}", headers=_event("1")).status_code == 202
         # No commit finishes from here: both writes below wait for theirs.
-        commits = _commit_process(server)
+        [commits] = children(server.pid)  # the commit process
         os.kill(commits, signal.SIGSTOP)
         try:
             record = {"value": {"type": "text", "data": "second"}}
