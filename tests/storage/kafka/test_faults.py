@@ -264,12 +264,13 @@ async def test_long_polls_in_an_outage_are_503_not_nothing_new(
 WAITED = "/v2/topics/waited/records"
 
 
-def _serve(tmp_path: Path, broker: KafkaBroker, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``sluicegate serve`` on ``broker`` at ``port`` (known before it is ready to say it)."""
+def _serve(tmp_path: Path, bootstrap: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``sluicegate serve`` on the cluster of ``bootstrap`` at ``port`` (known before it
+    is ready to say it)."""
     env = {
         **os.environ,
         "SLUICEGATE_STORAGE__BACKEND": "kafka",
-        "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "SLUICEGATE_KAFKA__REQUEST_TIMEOUT": "2",
         "SLUICEGATE_SERVER__LOG_FORMAT": "json",
     }
@@ -316,7 +317,7 @@ async def test_a_gateway_started_while_the_broker_is_down_waits_for_it(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             # Stopped while it waits: it ends at once, cleanly.
-            process = _serve(tmp_path / "first", broker, port, log)
+            process = _serve(tmp_path / "first", broker.bootstrap_servers, port, log)
             try:
                 await _starting(http)
                 process.send_signal(signal.SIGTERM)
@@ -325,7 +326,7 @@ async def test_a_gateway_started_while_the_broker_is_down_waits_for_it(
                 process.kill()
                 process.wait()
             # Left to wait: it serves once the broker is back, without a restart.
-            process = _serve(tmp_path / "second", broker, port, log)
+            process = _serve(tmp_path / "second", broker.bootstrap_servers, port, log)
             try:
                 await _starting(http)
                 await asyncio.to_thread(broker.start)
@@ -583,3 +584,59 @@ async def test_a_broker_stalled_past_every_timeout_ends_no_housekeeping(
             finally:
                 housekeeping.cancel()
                 await asyncio.gather(housekeeping, return_exceptions=True)
+
+
+async def test_metadata_answers_without_brokers_end_no_node(tmp_path: Path) -> None:
+    # A broker starting up may answer a metadata request with no broker in it. librdkafka
+    # (2.16) aborts the whole process when such an answer comes back to DescribeCluster,
+    # which the node once asked as its liveness question: at start, for /readyz, and
+    # every second while its cluster is reported down. Here every metadata answer hides
+    # the brokers while the node is asked whether it is ready, then while it looks for
+    # a cluster it lost (every connection cut): a client whose brokers were all lost
+    # learns them again from such an answer, and librdkafka does not ask again by itself.
+    async with behind_a_fault_proxy(tmp_path) as (proxy, bootstrap):
+        port = _free_port()
+        log = tmp_path / "serve.log"
+        process = _serve(tmp_path / "node", bootstrap, port, log)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                await _until(http, "/readyz", 200, 60)
+                before = {"value": {"type": "text", "data": "before"}}
+                assert (await http.post(WAITED, json=before)).status_code == 200
+                proxy.hide_brokers = True
+                answers = collections.Counter[int]()
+                for seconds in (3, 6):
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline:
+                        with contextlib.suppress(httpx.TransportError):
+                            answers[(await http.get("/readyz")).status_code] += 1
+                        assert process.poll() is None, log.read_text()
+                        await asyncio.sleep(0.2)
+                    proxy.cut()
+                assert proxy.hidden > 0
+                assert answers, "/readyz never answered"
+                assert set(answers) <= {200, 503}, log.read_text()
+                proxy.hide_brokers = False
+                await _until(http, "/readyz", 200, 30)
+                # Each client of the node learns the brokers again on its own; until the
+                # producers have, "every broker down" may still turn a produce away. Then
+                # a record through the idempotent producer, two in one transaction.
+                await _posted(http, WAITED, {"value": {"type": "text", "data": "after"}})
+                batch = {"records": [{"value": "batch-1"}, {"value": "batch-2"}]}
+                await _posted(http, "/admin/v1/topics/waited/records", batch)
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(process.wait, 30) == 0, log.read_text()
+        finally:
+            process.kill()
+            process.wait()
+        stored = await _stored_values(bootstrap, "waited")
+        assert sorted(stored) == ["after", "batch-1", "batch-2", "before"]
+
+
+async def _posted(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
+    """POST ``body`` until it is answered 200, within 30 s; only 503s before."""
+    deadline = time.monotonic() + 30
+    while (answer := await http.post(path, json=body)).status_code != 200:
+        assert answer.status_code == 503, answer.text
+        assert time.monotonic() < deadline, answer.text
+        await asyncio.sleep(float(answer.headers["retry-after"]))

@@ -261,6 +261,12 @@ def test_records_whose_outcome_is_unknown_are_408_and_those_never_sent_503() -> 
     assert isinstance(translate(KafkaError(KafkaError._PURGE_QUEUE)), StorageUnavailable)
 
 
+def test_requests_failed_by_brokers_forgotten_or_moved_are_503() -> None:
+    # Not retriable by librdkafka's own flag, yet only a moment of a cluster's life.
+    for code in (KafkaError._DESTROY_BROKER, KafkaError._NODE_UPDATE, KafkaError._PARTIAL):
+        assert isinstance(translate(KafkaError(code)), StorageUnavailable), code
+
+
 async def test_a_cluster_unreachable_at_start_is_waited_for_until_close() -> None:
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:9", request_timeout=1.0)
     log = KafkaLog(settings, node_id="nowhere")

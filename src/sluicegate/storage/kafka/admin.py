@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -39,6 +40,8 @@ _Key = tuple[str, int]
 #: librdkafka's "no committed offset" (OFFSET_INVALID).
 _NO_OFFSET = -1001
 _RETRY_SECONDS = 0.05
+#: Seconds at least between two of ``_relearn_brokers``' metadata requests.
+_RELEARN_INTERVAL = 1.0
 #: Seconds a topic just created may take to have leaders for all its partitions.
 _LEADER_PATIENCE = 30.0
 #: Answers of a partition whose leadership is moving (or a broker that just restarted).
@@ -58,33 +61,87 @@ def _leaderless(exc: Exception) -> bool:
 
 
 class KafkaAdmin:
-    """Topic, offset and group-offset requests of one node, bounded by ``timeout``."""
+    """Topic, offset and group-offset requests of one node, bounded by ``timeout``.
 
-    def __init__(self, config: dict[str, Any], *, timeout: float, replication_factor: int):
+    ``topic`` is the one ``ping`` asks about (the node's topic registry, which may not
+    exist yet).
+    """
+
+    def __init__(
+        self, config: dict[str, Any], *, timeout: float, replication_factor: int, topic: str
+    ):
         self._client = AdminClient(config)
         self._timeout = timeout
         self._replication = replication_factor
+        self._topic = topic
+        #: The metadata request of ``_relearn_brokers`` in flight, if any, and when the
+        #: last one started (loop time).
+        self._relearning: asyncio.Future[Any] | None = None
+        self._relearned_at = -_RELEARN_INTERVAL
 
     async def _await(self, future: Future[T], topic: str | None = None) -> T:
         try:
             async with asyncio.timeout(self._timeout):
                 return await asyncio.wrap_future(future)
         except TimeoutError:
+            self._relearn_brokers()
             raise StorageUnavailable(
                 f"Kafka did not answer within {self._timeout:g}s (kafka.request_timeout)"
             ) from None
         except KafkaException as exc:
             error = kafka_error(exc)
-            if error is None:
-                raise StorageUnavailable(f"Kafka failed: {exc}") from exc
-            raise translate(error, topic=topic) from exc
+            failure = (
+                StorageUnavailable(f"Kafka failed: {exc}")
+                if error is None
+                else translate(error, topic=topic)
+            )
+            if isinstance(failure, StorageUnavailable):
+                self._relearn_brokers()
+            raise failure from exc
 
     def _options(self) -> dict[str, float]:
         return {"request_timeout": self._timeout}
 
-    async def describe_cluster(self) -> None:
-        """Return once a broker answered (the cheapest question there is)."""
-        await self._await(self._client.describe_cluster(**self._options()))
+    def _relearn_brokers(self) -> None:
+        """After a request failed for want of a broker: ask for metadata the plain way,
+        in the background, one request at a time and at most one a second.
+
+        A client that lost every broker connects to its bootstrap servers again and asks
+        which brokers there are; a metadata answer that lists none (a broker starting up
+        or fenced after a stall answers so) leaves it knowing none, and librdkafka does
+        not ask again by itself: a request for the controller then waits until the
+        connection closes, minutes later. A plain metadata request goes to any broker
+        connected, bootstrap ones included, and its answer teaches the client the brokers
+        again. It blocks, so it runs on a thread.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._relearning is not None or now - self._relearned_at < _RELEARN_INTERVAL:
+            return
+        self._relearned_at = now
+        ask = functools.partial(self._client.list_topics, topic=self._topic, timeout=self._timeout)
+        self._relearning = relearning = asyncio.ensure_future(asyncio.to_thread(ask))
+
+        def done(_: asyncio.Future[Any]) -> None:
+            self._relearning = None
+            if not relearning.cancelled():
+                relearning.exception()  # a cluster still away: the next failure asks again
+
+        relearning.add_done_callback(done)
+
+    async def ping(self) -> None:
+        """Return once a broker answered a question about the admin's topic.
+
+        DescribeConfigs of that topic, sent to the broker librdkafka knows as the
+        controller as DescribeCluster would be. Not DescribeCluster: its answer is parsed
+        as metadata, and librdkafka (2.16) aborts the process when that metadata lists no
+        broker, its parser reporting success with no result. DescribeConfigs' parser fails
+        such an answer. (DescribeTopics, below, shares the flaw only for an answer listing
+        neither a broker nor a topic, and a broker lists every topic asked about.)
+        """
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
+        futures = self._client.describe_configs([resource], **self._options())
+        with contextlib.suppress(UnknownTopic):
+            await self._await(futures[resource], topic=self._topic)
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(

@@ -60,6 +60,12 @@ _UNAVAILABLE = {
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.NOT_COORDINATOR,
     KafkaError.NETWORK_EXCEPTION,
+    # A broker handle decommissioned under a request in flight (librdkafka forgets the
+    # brokers it learned when every connection is lost, and those a metadata answer no
+    # longer lists), or moved to a new address; a partial metadata answer.
+    KafkaError._DESTROY_BROKER,
+    KafkaError._NODE_UPDATE,
+    KafkaError._PARTIAL,
 }
 _INVALID = {
     KafkaError.INVALID_PARTITIONS,

@@ -146,7 +146,7 @@ class KafkaNode:
         """
 
         async def reach() -> None:
-            await admin.describe_cluster()
+            await admin.ping()
             with contextlib.suppress(TopicExists):
                 configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
                 await admin.create_topic(registry, 1, configs)
@@ -177,6 +177,7 @@ class KafkaNode:
             admin_config(settings, f"{client}-admin"),
             timeout=self.timeout,
             replication_factor=settings.replication_factor,
+            topic=registry,
         )
         await self._reach(self._admin, registry)
         self._died = loop.create_future()
@@ -322,7 +323,7 @@ class KafkaNode:
 
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a broker answers now."""
-        await self.running_admin().describe_cluster()
+        await self.running_admin().ping()
         self.down = False
 
     async def probe_forever(self) -> None:
@@ -333,7 +334,7 @@ class KafkaNode:
             if not self.down:
                 continue
             try:
-                await admin.describe_cluster()
+                await admin.ping()
             except SluicegateError:
                 continue
             logger.info("a Kafka broker answers again")
