@@ -141,6 +141,11 @@ def test_kafka_from_two_variables_and_a_client_table(tmp_path: Path) -> None:
         ({"bootstrap_servers": "no-port"}, "kafka.bootstrap_servers", "host:port"),
         ({"bootstrap_servers": "h:1", "client": {"acks": "1"}}, "kafka.client", "'acks'"),
         (
+            {"bootstrap_servers": "h:1", "client": {"allow.auto.create.topics": True}},
+            "kafka.client",
+            "'allow.auto.create.topics'",
+        ),
+        (
             {"bootstrap_servers": "h:1", "client": {"no.such.setting": "1"}},
             "kafka.client",
             'librdkafka refuses it: No such configuration property: "no.such.setting"',

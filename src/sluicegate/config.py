@@ -123,10 +123,12 @@ class StorageSettings(_Section):
 
 
 #: librdkafka settings the Kafka backend owns: what makes an acknowledgement durable
-#: (``acks``, idempotence, transactions), what reads see, and how callbacks are delivered.
+#: (``acks``, idempotence, transactions), what reads see, how callbacks are delivered, and
+#: that only the backend creates topics.
 KAFKA_RESERVED_CLIENT_SETTINGS = frozenset(
     {
         "bootstrap.servers",
+        "allow.auto.create.topics",
         "acks",
         "request.required.acks",
         "enable.idempotence",

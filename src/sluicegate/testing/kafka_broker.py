@@ -148,8 +148,11 @@ class KafkaBroker:
         # back-to-back full collections, answering nothing.
         heap: str = "2g",
         advertised_port: int | None = None,
+        auto_create_topics: bool = False,
     ) -> None:
         self.directory = directory
+        #: ``auto.create.topics.enable``: Kafka's default is on, the tests' broker's off.
+        self.auto_create_topics = auto_create_topics
         self.version = version
         self.port = port or _free_port()
         #: The port clients are told to connect to: another than ``port`` puts a proxy
@@ -192,7 +195,7 @@ class KafkaBroker:
             # Tests create groups constantly: no three-second wait before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
-            "auto.create.topics.enable": "false",
+            "auto.create.topics.enable": str(self.auto_create_topics).lower(),
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 

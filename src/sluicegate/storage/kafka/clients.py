@@ -42,6 +42,12 @@ def _base(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
         # librdkafka retries and reconnects on its own; without this it reports every
         # refused connection at error level, and an outage floods the log.
         "log.connection.close": False,
+        # Every topic is created by the admin client, with its configs. A producer's or
+        # the admin's metadata request may otherwise create a topic it names (librdkafka's
+        # default for both, on a cluster with auto.create.topics.enable, Kafka's
+        # default): a topic just deleted, made again with the broker's defaults by the
+        # producers' refresh of the topics they know.
+        "allow.auto.create.topics": False,
     }
 
 
