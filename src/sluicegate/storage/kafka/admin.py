@@ -40,8 +40,10 @@ _Key = tuple[str, int]
 #: librdkafka's "no committed offset" (OFFSET_INVALID).
 _NO_OFFSET = -1001
 _RETRY_SECONDS = 0.05
-#: Seconds at least between two of ``_relearn_brokers``' metadata requests.
-_RELEARN_INTERVAL = 1.0
+#: Seconds ``_relearn_brokers``' metadata request may wait, and at least between two of
+#: them. A connected broker answers in milliseconds; with none, the request waits for one,
+#: and a stop waits for its thread.
+_RELEARN_SECONDS = 1.0
 #: Seconds a topic just created may take to have leaders for all its partitions.
 _LEADER_PATIENCE = 30.0
 #: Answers of a partition whose leadership is moving (or a broker that just restarted).
@@ -77,7 +79,7 @@ class KafkaAdmin:
         #: The metadata request of ``_relearn_brokers`` in flight, if any, and when the
         #: last one started (loop time).
         self._relearning: asyncio.Future[Any] | None = None
-        self._relearned_at = -_RELEARN_INTERVAL
+        self._relearned_at = -_RELEARN_SECONDS
 
     async def _await(self, future: Future[T], topic: str | None = None) -> T:
         try:
@@ -104,7 +106,8 @@ class KafkaAdmin:
 
     def _relearn_brokers(self) -> None:
         """After a request failed for want of a broker: ask for metadata the plain way,
-        in the background, one request at a time and at most one a second.
+        in the background: one request at a time, at most one a second, each waiting at
+        most a second.
 
         A client that lost every broker connects to its bootstrap servers again and asks
         which brokers there are; a metadata answer that lists none (a broker starting up
@@ -115,10 +118,12 @@ class KafkaAdmin:
         again. It blocks, so it runs on a thread.
         """
         now = asyncio.get_running_loop().time()
-        if self._relearning is not None or now - self._relearned_at < _RELEARN_INTERVAL:
+        if self._relearning is not None or now - self._relearned_at < _RELEARN_SECONDS:
             return
         self._relearned_at = now
-        ask = functools.partial(self._client.list_topics, topic=self._topic, timeout=self._timeout)
+        ask = functools.partial(
+            self._client.list_topics, topic=self._topic, timeout=_RELEARN_SECONDS
+        )
         self._relearning = relearning = asyncio.ensure_future(asyncio.to_thread(ask))
 
         def done(_: asyncio.Future[Any]) -> None:
