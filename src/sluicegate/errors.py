@@ -397,6 +397,13 @@ class StorageError(ServerError):
     code = "storage_error"
 
 
+class StorageForbidden(StorageError):
+    """The storage refused the gateway's own credentials or permissions (a Kafka SASL
+    login, a Kafka ACL): the operator's to fix, not the client's, and not retried."""
+
+    code = "storage_forbidden"
+
+
 class DataDirectoryError(StorageError):
     """The data directory is missing, unreadable, corrupt or held by another server."""
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -149,8 +149,15 @@ class KafkaBroker:
         heap: str = "2g",
         advertised_port: int | None = None,
         auto_create_topics: bool = False,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = directory
+        #: Users and passwords of a second listener, ``SASL_PLAINTEXT`` with the ``PLAIN``
+        #: mechanism, whose principals (``User:<name>``) are authorized by ACLs; the plain
+        #: listener's clients stay super users (``User:ANONYMOUS``), so a test grants ACLs
+        #: through it. None: no such listener and no authorizer.
+        self.sasl_users = dict(sasl_users) if sasl_users is not None else None
+        self.sasl_port = _free_port() if sasl_users is not None else None
         #: ``auto.create.topics.enable``: Kafka's default is on, the tests' broker's off.
         self.auto_create_topics = auto_create_topics
         self.version = version
@@ -166,6 +173,13 @@ class KafkaBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The ``SASL_PLAINTEXT`` listener's address (a broker started with ``sasl_users``)."""
+        if self.sasl_port is None:
+            raise BrokerError("this broker has no SASL listener (start it with sasl_users)")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -197,7 +211,34 @@ class KafkaBroker:
             "num.partitions": "1",
             "auto.create.topics.enable": str(self.auto_create_topics).lower(),
         }
+        if self.sasl_users is not None:
+            settings.update(self._sasl_properties(self.sasl_users))
         return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _sasl_properties(self, users: Mapping[str, str]) -> dict[str, str]:
+        accounts = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+        return {
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},"
+                f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.advertised_port},"
+                f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            ),
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};"
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            # The controller's listener and the plain one authenticate nobody: their
+            # principal is ANONYMOUS, a super user, as the broker's own requests must be.
+            "super.users": "User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+        }
 
     def _java(self, lib: Path, *args: str, heap: str = "256m") -> list[str]:
         java = _require("java", "install a Java 17+ runtime (Debian: apt-get install default-jre)")

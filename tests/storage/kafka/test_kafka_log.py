@@ -18,6 +18,7 @@ from sluicegate.errors import (
     InvalidPartition,
     Overloaded,
     PayloadTooLarge,
+    StorageForbidden,
     StorageTimeout,
     StorageUnavailable,
     UnknownTopic,
@@ -265,6 +266,24 @@ def test_requests_failed_by_brokers_forgotten_or_moved_are_503() -> None:
     # Not retriable by librdkafka's own flag, yet only a moment of a cluster's life.
     for code in (KafkaError._DESTROY_BROKER, KafkaError._NODE_UPDATE, KafkaError._PARTIAL):
         assert isinstance(translate(KafkaError(code)), StorageUnavailable), code
+
+
+def test_refusals_of_the_gateways_login_or_acls_are_500s_that_say_so() -> None:
+    # Not the client's doing, and no retry gets past them: never a 503.
+    for code in (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ):
+        refused = translate(KafkaError(code), topic="orders")
+        assert isinstance(refused, StorageForbidden), code
+        assert (refused.status, refused.retriable) == (500, False)
+        assert "ACLs do not allow the gateway's principal this on topic 'orders'" in str(refused)
+    for code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        refused = translate(KafkaError(code))
+        assert isinstance(refused, StorageForbidden), code
+        assert "refused the gateway's credentials" in str(refused)
 
 
 async def test_a_cluster_unreachable_at_start_is_waited_for_until_close() -> None:

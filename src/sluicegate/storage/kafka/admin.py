@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -66,13 +66,21 @@ class KafkaAdmin:
     """Topic, offset and group-offset requests of one node, bounded by ``timeout``.
 
     ``topic`` is the one ``ping`` asks about (the node's topic registry, which may not
-    exist yet).
+    exist yet). ``on_error`` hears the client's errors, and its log lines go to the
+    config's ``logger``, when ``poll`` serves them.
     """
 
     def __init__(
-        self, config: dict[str, Any], *, timeout: float, replication_factor: int, topic: str
+        self,
+        config: dict[str, Any],
+        *,
+        timeout: float,
+        replication_factor: int,
+        topic: str,
+        on_error: Callable[[KafkaError], None],
     ):
-        self._client = AdminClient(config)
+        with_callback: dict[str, Any] = {**config, "error_cb": on_error}
+        self._client = AdminClient(with_callback)
         self._timeout = timeout
         self._replication = replication_factor
         self._topic = topic
@@ -132,6 +140,14 @@ class KafkaAdmin:
                 relearning.exception()  # a cluster still away: the next failure asks again
 
         relearning.add_done_callback(done)
+
+    def poll(self) -> None:
+        """Serve the error callback and the log lines waiting in the client's queue.
+
+        Answers to requests need no poll (librdkafka's background thread resolves their
+        futures), so only these wait; the node polls every second, which bounds them.
+        """
+        self._client.poll(0)
 
     async def ping(self) -> None:
         """Return once a broker answered a question about the admin's topic.

@@ -166,7 +166,7 @@ class Appends:
         if not node.running:
             node.require_running()
         if node.down:
-            raise StorageUnavailable("no Kafka broker is reachable", retry_after=PROBE_INTERVAL)
+            raise StorageUnavailable(node.outage(), retry_after=PROBE_INTERVAL)
         if size and node.queued() + size > node.max_pending:
             raise Overloaded(f"more than {node.max_pending} records are waiting for Kafka")
 

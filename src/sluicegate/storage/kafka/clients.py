@@ -29,8 +29,8 @@ ONE_BATCH_BYTES = 1_000_000
 #: partition's records of one transaction then go in one record batch if they fit.
 _TRANSACTION_LINGER_MS = 1_000
 
-#: librdkafka's own log lines, in the gateway's log. Only polled clients may have one (the
-#: lines wait in a queue until the next poll), so the admin client logs to stderr.
+#: librdkafka's own log lines, in the gateway's log. Only polled clients may have one: the
+#: lines wait in a queue until the next poll (the admin client's, in ``KafkaNode``).
 _client_log = logging.getLogger("sluicegate.storage.kafka.librdkafka")
 
 
@@ -121,4 +121,4 @@ def consumer_config(
 
 
 def admin_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
-    return _base(settings, client_id)
+    return {**_base(settings, client_id), "logger": _client_log}

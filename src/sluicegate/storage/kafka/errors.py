@@ -2,7 +2,9 @@
 
 Everything the Kafka backend raises goes through ``translate`` at the boundary, so the
 dialects see the same hierarchy as on SQLite: a message too large is 413, an unknown
-topic 404, a broker that does not answer 503, a record not confirmed in time 408.
+topic 404, a broker that does not answer 503, a record not confirmed in time 408. A
+refusal of the gateway's own login or of one of its ACLs is a 500 that says so: the
+client is not at fault, and a retry would be refused the same way.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from sluicegate.errors import (
     PayloadTooLarge,
     SluicegateError,
     StorageError,
+    StorageForbidden,
     StorageTimeout,
     StorageUnavailable,
     TopicExists,
     UnknownTopic,
 )
 
-__all__ = ["kafka_error", "translate"]
+__all__ = ["REFUSED_LOGIN", "kafka_error", "translate"]
 
 _TOO_LARGE = {
     KafkaError.MSG_SIZE_TOO_LARGE,
@@ -32,6 +35,15 @@ _UNKNOWN_TOPIC = {
     KafkaError._UNKNOWN_TOPIC,
     KafkaError._UNKNOWN_PARTITION,
     KafkaError.UNKNOWN_TOPIC_ID,
+}
+#: The cluster refused the gateway's SASL login (bad credentials, an unknown user).
+REFUSED_LOGIN = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
+#: An ACL of the cluster does not allow the gateway's principal what it asked.
+_NOT_ALLOWED = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 }
 #: Sent, but whether it was stored is not known: timed out, purged in flight (a producer
 #: closed under it), or failed by a producer's fatal error.
@@ -97,6 +109,15 @@ def translate(error: KafkaError, *, topic: str | None = None) -> SluicegateError
         return TopicExists(f"topic {topic!r} already exists", **detail)
     if code == KafkaError.OFFSET_OUT_OF_RANGE:
         return OffsetOutOfRange(f"offset out of range: {text}", **detail)
+    if code in _NOT_ALLOWED:
+        where = "" if topic is None else f" on topic {topic!r}"
+        return StorageForbidden(
+            f"Kafka's ACLs do not allow the gateway's principal this{where}: {text} (the "
+            "README's 'Storing in Apache Kafka' lists the ACLs it needs)",
+            **detail,
+        )
+    if code in REFUSED_LOGIN:
+        return StorageForbidden(f"Kafka refused the gateway's credentials: {text}")
     if code in _OUTCOME_UNKNOWN:
         return StorageTimeout(
             f"Kafka did not confirm the write: {text}; it is either stored or not"

@@ -145,7 +145,7 @@ class KafkaLog(Log):
 
     def unreachable(self) -> str | None:
         """Set while librdkafka reports every broker down, until one answers again."""
-        return "every Kafka broker is unreachable" if self._node.down else None
+        return self._node.outage() if self._node.down else None
 
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics: long-poll waiters and records not yet acknowledged."""

@@ -28,6 +28,7 @@ from sluicegate.errors import (
 )
 from sluicegate.storage.kafka.admin import KafkaAdmin
 from sluicegate.storage.kafka.clients import admin_config, consumer_config, producer_config
+from sluicegate.storage.kafka.errors import REFUSED_LOGIN
 from sluicegate.storage.kafka.fetcher import Fetcher
 from sluicegate.storage.kafka.producer import IdempotentProducer
 from sluicegate.storage.kafka.reader_process import ReaderProcess
@@ -107,6 +108,9 @@ class KafkaNode:
         self.closing = False
         #: Set when a client reports every broker down; cleared by the next good answer.
         self.down = False
+        #: Why the cluster last refused the gateway's SASL login, while it does; cleared
+        #: by the next good answer.
+        self.refused: str | None = None
 
     # -- the clients (made by ``open``) ----------------------------------------------
 
@@ -146,7 +150,7 @@ class KafkaNode:
         """
 
         async def reach() -> None:
-            await admin.ping()
+            await self._ping(admin)
             with contextlib.suppress(TopicExists):
                 configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
                 await admin.create_topic(registry, 1, configs)
@@ -155,9 +159,32 @@ class KafkaNode:
             self.down = True
 
         await until_available(
-            reach, f"Kafka at {self.settings.bootstrap_servers} did not answer", on_failure=away
+            reach, f"Kafka at {self.settings.bootstrap_servers} cannot be used", on_failure=away
         )
+
+    async def _ping(self, admin: KafkaAdmin) -> None:
+        """``admin.ping()``; its failure says so when the cluster refuses our login.
+
+        A refused login is no answer to librdkafka, which tries again until the request
+        times out; only the client's error callback (served by ``poll``) tells why.
+        """
+        try:
+            await admin.ping()
+        except StorageUnavailable as exc:
+            admin.poll()
+            if self.refused is None:
+                raise
+            raise StorageUnavailable(self.outage()) from exc
         self.down = False
+        if self.refused is not None:
+            logger.info("Kafka accepts the gateway's credentials again")
+            self.refused = None
+
+    def outage(self) -> str:
+        """What keeps the node from its cluster, as ``/readyz`` and the 503s say it."""
+        if self.refused is not None:
+            return f"Kafka refuses the gateway's credentials ({self.refused})"
+        return "every Kafka broker is unreachable"
 
     async def open(
         self,
@@ -178,6 +205,7 @@ class KafkaNode:
             timeout=self.timeout,
             replication_factor=settings.replication_factor,
             topic=registry,
+            on_error=self.kafka_error,
         )
         await self._reach(self._admin, registry)
         self._died = loop.create_future()
@@ -314,31 +342,39 @@ class KafkaNode:
 
     def kafka_error(self, error: KafkaError) -> None:
         """A client's error callback (on the loop): librdkafka retries; we only watch."""
-        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+        code = error.code()
+        if code == KafkaError._ALL_BROKERS_DOWN:
             if not self.down:
                 logger.warning("every Kafka broker is unreachable: %s", error.str())
             self.down = True
+        elif code in REFUSED_LOGIN:
+            # Reported on every connection attempt; said once, until a broker answers.
+            if self.refused is None:
+                logger.error(
+                    "Kafka refuses the gateway's credentials (kafka.client's sasl.* settings): %s",
+                    error.str(),
+                )
+            self.refused = error.str()
         elif error.fatal():
             logger.error("Kafka client error: %s", error.str())
 
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a broker answers now."""
-        await self.running_admin().ping()
-        self.down = False
+        await self._ping(self.running_admin())
 
     async def probe_forever(self) -> None:
         """While the cluster is reported down, ask it every second whether it is back."""
         admin = self.running_admin()
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
+            admin.poll()  # its error callback and log lines wait for it
             if not self.down:
                 continue
             try:
-                await admin.ping()
+                await self._ping(admin)
             except SluicegateError:
                 continue
             logger.info("a Kafka broker answers again")
-            self.down = False
 
     async def sweep_tail_forever(self) -> None:
         """Stop following partitions nobody waited on for a while."""

@@ -42,7 +42,12 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topic_batch import TopicBatch
-from sluicegate.errors import SluicegateError, StorageTimeout, StorageUnavailable
+from sluicegate.errors import (
+    SluicegateError,
+    StorageForbidden,
+    StorageTimeout,
+    StorageUnavailable,
+)
 from sluicegate.storage.kafka.clients import ONE_BATCH_BYTES, ONE_BATCH_RECORDS
 from sluicegate.storage.kafka.errors import kafka_error, translate
 
@@ -262,6 +267,9 @@ class TransactionalProducer:
                 if error is not None and error.retriable() and time.monotonic() < deadline:
                     continue
                 failure = translate(error) if error is not None else StorageUnavailable(str(exc))
+                if isinstance(failure, StorageForbidden):  # librdkafka's text names no id
+                    identity = self._config["transactional.id"]
+                    failure = StorageForbidden(f"{failure.message}; transactional id {identity!r}")
                 raise failure from exc
         self._producer = producer
         self._must_abort = False
@@ -518,7 +526,11 @@ class TransactionalProducer:
         if error is not None and error.txn_requires_abort():
             # Aborted above, or by the next transaction first: never committed, so 503, as
             # for any write nothing of which is stored (a broker that went away while
-            # records were in flight leaves "skipped sequence numbers" here).
+            # records were in flight leaves "skipped sequence numbers" here), unless an
+            # ACL refused a partition of it, which a retry would meet again.
+            refused = translate(error)
+            if isinstance(refused, StorageForbidden):
+                return refused
             return StorageUnavailable(
                 f"Kafka aborted the transaction: {error.str()}; nothing of it is stored"
             )

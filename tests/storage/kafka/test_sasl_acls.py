@@ -1,0 +1,318 @@
+"""A gateway on a cluster that authenticates it (SASL PLAIN) and authorizes it (ACLs).
+
+The README lists the ACLs a gateway's principal needs; a node granted exactly those
+serves every dialect. A refused login is said by ``/readyz`` and the log (librdkafka only
+retries, so it looked like a cluster that does not answer). An ACL the gateway lacks is
+a 500 that says so, for single records and transactions alike (a transaction's refusal
+was a 503, inviting retries that meet it again), and a transactional id it may not use
+stops its start with that error on one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from sluicegate.testing.kafka_broker import KafkaBroker
+from sluicegate.testing.process import serve_in_subprocess
+
+USER = "gateway"
+PASSWORD = "gateway-password-for-the-acl-tests"
+NODE = "n1"
+EVENT_TYPE = "Order.Created"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker whose SASL listener knows ``USER`` and authorizes by ACLs."""
+    with KafkaBroker(tmp_path_factory.mktemp("kafka"), sasl_users={USER: PASSWORD}) as broker:
+        yield broker
+
+
+def _allow(kind: ResourceType, name: str, pattern: ResourcePatternType) -> Iterator[AclBinding]:
+    operations = {
+        # The README's list, operation by operation.
+        ResourceType.TOPIC: (
+            "CREATE",
+            "DESCRIBE",
+            "DESCRIBE_CONFIGS",
+            "ALTER",
+            "ALTER_CONFIGS",
+            "WRITE",
+            "READ",
+            "DELETE",
+        ),
+        ResourceType.GROUP: ("READ", "DESCRIBE", "DELETE"),
+        ResourceType.TRANSACTIONAL_ID: ("WRITE", "DESCRIBE"),
+        ResourceType.BROKER: ("IDEMPOTENT_WRITE",),
+    }[kind]
+    for operation in operations:
+        yield AclBinding(
+            kind,
+            name,
+            pattern,
+            f"User:{USER}",
+            "*",
+            AclOperation[operation],
+            AclPermissionType.ALLOW,
+        )
+
+
+def _grant(
+    broker: KafkaBroker,
+    prefix: str,
+    *,
+    transactional_id: bool = True,
+    denied_writes: Sequence[str] = (),
+) -> None:
+    """The README's ACLs for a gateway of ``prefix`` and node ``NODE``, granted through
+    the plain listener (a super user's); ``denied_writes``: topics (the gateway's names)
+    it may not write to."""
+    prefixed = ResourcePatternType.PREFIXED
+    acls = [
+        *_allow(ResourceType.TOPIC, prefix, prefixed),
+        *_allow(ResourceType.GROUP, prefix, prefixed),
+        *_allow(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL),
+    ]
+    if transactional_id:
+        name = f"sluicegate-{prefix}{NODE}"
+        acls += _allow(ResourceType.TRANSACTIONAL_ID, name, ResourcePatternType.LITERAL)
+    acls += [
+        AclBinding(
+            ResourceType.TOPIC,
+            prefix + topic,
+            ResourcePatternType.LITERAL,
+            f"User:{USER}",
+            "*",
+            AclOperation.WRITE,
+            AclPermissionType.DENY,
+        )
+        for topic in denied_writes
+    ]
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    for done in admin.create_acls(acls, request_timeout=30).values():
+        done.result()
+
+
+def _config(directory: Path, broker: KafkaBroker, prefix: str, password: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "sluicegate.toml"
+    path.write_text(
+        f"""
+[storage]
+backend = "kafka"
+
+[server]
+node_id = "{NODE}"
+
+[kafka]
+bootstrap_servers = "{broker.sasl_bootstrap_servers}"
+topic_prefix = "{prefix}"
+request_timeout = 2.0
+
+[kafka.client]
+"security.protocol" = "SASL_PLAINTEXT"
+"sasl.mechanism" = "PLAIN"
+"sasl.username" = "{USER}"
+"sasl.password" = "{password}"
+"""
+    )
+    return path
+
+
+def _events(*ids: str) -> str:
+    return json.dumps(
+        [
+            {"specversion": "1.0", "id": id_, "source": "urn:acl", "type": EVENT_TYPE, "data": {}}
+            for id_ in ids
+        ]
+    )
+
+
+async def test_the_acls_the_readme_lists_are_enough_for_every_dialect(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    prefix = "readme."
+    _grant(broker, prefix)
+    config = _config(tmp_path, broker, prefix, PASSWORD)
+    with serve_in_subprocess(tmp_path / "data", args=("--no-auth", "--config", str(config))) as (
+        server
+    ):
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            # The topic admin API: create, produce (a transaction), read, grow, configure.
+            made = await http.post("/admin/v1/topics", json={"name": "orders", "partitions": 1})
+            assert made.status_code == 201, made.text
+            rows = {"records": [{"value": "a"}, {"value": "b"}]}
+            batch = await http.post("/admin/v1/topics/orders/records", json=rows)
+            assert batch.status_code == 200, batch.text
+            # Records v2: a single record, through the idempotent producer.
+            record = {"value": {"type": "text", "data": "c"}}
+            single = await http.post("/v2/topics/orders/records", json=record)
+            assert single.status_code == 200, single.text
+            read = await http.get("/admin/v1/topics/orders/records", params={"partition": 0})
+            assert read.status_code == 200, read.text
+            assert [r["value"] for r in read.json()["records"]] == ["a", "b", "c"]
+            grown = await http.patch(
+                "/admin/v1/topics/orders", json={"partitions": 2, "retention_ms": 3_600_000}
+            )
+            assert grown.status_code == 200, grown.text
+            # Topics v1: a topic of its own, a publish, a consume.
+            topic = await http.post(
+                "/api/event_streams/topics", json={"name": "people", "schema": []}
+            )
+            assert topic.status_code == 200, topic.text
+            topic_id = topic.json()["data"]["id"]
+            published = await http.post(f"/api/v1/topics/{topic_id}/publish", json={"n": 1})
+            assert published.status_code == 200, published.text
+            consumed = await http.post(f"/api/v1/topics/{topic_id}/consume", json={})
+            assert consumed.status_code == 200, consumed.text
+            assert [m["payload"] for m in consumed.json()["messages"]] == [{"n": 1}]
+            # CloudEvents: a batch (a transaction), a consumer, its confirmation (the
+            # group's offsets, committed to Kafka).
+            produced = await http.post(
+                "/ce/produce/events",
+                content=_events("e1", "e2"),
+                headers={"content-type": "application/cloudevents-batch+json"},
+            )
+            assert produced.status_code == 202, produced.text
+            created = await http.post("/ce/consumers", params={"group": "billing"})
+            assert created.status_code == 201, created.text
+            instance = urlsplit(created.headers["location"]).path
+            polled = await http.get(f"{instance}/events", params={"timeout": "5"})
+            assert [event["id"] for event in polled.json()] == ["e1", "e2"]
+            confirmed = await http.post(f"{instance}/confirm")
+            assert confirmed.status_code == 204, confirmed.text
+            assert (await http.delete(instance)).status_code == 204
+            # Purged, then deleted.
+            purged = await http.post("/admin/v1/topics/orders/purge")
+            assert purged.status_code == 204, purged.text
+            deleted = await http.delete("/admin/v1/topics/orders")
+            assert deleted.status_code == 204, deleted.text
+    errors = [line for line in server.log if '"level":"error"' in line]
+    assert not errors, errors
+
+
+async def test_an_acl_the_gateway_lacks_is_a_500_that_says_so(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    prefix = "denied."
+    _grant(broker, prefix, denied_writes=["locked"])
+    config = _config(tmp_path, broker, prefix, PASSWORD)
+    with serve_in_subprocess(tmp_path / "data", args=("--no-auth", "--config", str(config))) as (
+        server
+    ):
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            for name in ("locked", "open"):
+                made = await http.post("/admin/v1/topics", json={"name": name, "partitions": 1})
+                assert made.status_code == 201, made.text
+            record = {"value": {"type": "text", "data": "x"}}
+            single = await http.post("/v2/topics/locked/records", json=record)
+            assert single.status_code == 500, single.text
+            assert "ACLs do not allow" in single.json()["message"]
+            assert "Topic authorization failed" in single.json()["message"]
+            rows = {"records": [{"value": "a"}, {"value": "b"}]}
+            batch = await http.post("/admin/v1/topics/locked/records", json=rows)
+            assert (batch.status_code, batch.json()["error"]) == (500, "storage_forbidden")
+            assert "Topic authorization failed" in batch.json()["message"]
+            # Both producers serve on: the refusal was this topic's, not theirs.
+            assert (await http.post("/v2/topics/open/records", json=record)).status_code == 200
+            again = await http.post("/admin/v1/topics/open/records", json=rows)
+            assert again.status_code == 200, again.text
+            read = await http.get("/admin/v1/topics/locked/records", params={"partition": 0})
+            assert read.json()["records"] == []
+            assert (await http.get("/readyz")).status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(data: Path, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``sluicegate serve`` at ``port``, known before it says it listens (a node waiting
+    for its cluster answers ``/readyz`` without saying so)."""
+    command = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--no-auth"]
+    command += ["--config", str(config), "--port", str(port), "--data-dir", str(data)]
+    env = {**os.environ, "SLUICEGATE_SERVER__LOG_FORMAT": "json"}
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env
+        )
+
+
+async def test_a_refused_login_is_said_by_readyz_and_the_log(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    prefix = "login."
+    _grant(broker, prefix)
+    config = _config(tmp_path, broker, prefix, "not-the-password")
+    port, log = _free_port(), tmp_path / "serve.log"
+    process = _serve(tmp_path / "data", config, port, log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    ready = await http.get("/readyz")
+                except httpx.TransportError:
+                    ready = None
+                if ready is not None and "refuses the gateway's credentials" in ready.text:
+                    break
+                assert time.monotonic() < deadline, ready.text if ready else "no answer"
+                await asyncio.sleep(0.2)
+            assert (ready.status_code, ready.json()["error"]) == (503, "starting")
+            assert "Authentication failed" in ready.json()["message"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        process.kill()
+        process.wait()
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    said = [e["msg"] for e in entries if e["logger"] == "sluicegate.storage.kafka.node"]
+    assert any("refuses the gateway's credentials" in message for message in said), said
+    # librdkafka's own lines are the gateway's log entries too, not raw text on stderr.
+    assert not [line for line in log.read_text().splitlines() if line.startswith("%")]
+
+
+async def test_a_transactional_id_it_may_not_use_stops_the_start_saying_so(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    prefix = "notxn."
+    _grant(broker, prefix, transactional_id=False)
+    config = _config(tmp_path, broker, prefix, PASSWORD)
+    log = tmp_path / "serve.log"
+    process = _serve(tmp_path / "data", config, _free_port(), log)
+    try:
+        code = await asyncio.to_thread(process.wait, 120)
+    finally:
+        process.kill()
+        process.wait()
+    assert code == 1
+    # The last thing it says, on stderr after its log: one error (wrapped as a terminal's).
+    said = " ".join(log.read_text().partition("\nerror: ")[2].split())
+    assert said.startswith("Kafka's ACLs do not allow the gateway's principal this"), said
+    assert "Transactional Id authorization failed" in said, said
+    assert f"transactional id 'sluicegate-{prefix}{NODE}'" in said, said
