@@ -130,6 +130,26 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+def _pkcs12(key_pem: bytes, chain_pem: bytes, password: str) -> bytes:
+    """A PKCS #12 key store (Kafka's default kind) of a PEM key and certificate chain."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import (
+        BestAvailableEncryption,
+        load_pem_private_key,
+        pkcs12,
+    )
+
+    key = load_pem_private_key(key_pem, password=None)
+    leaf, *chain = x509.load_pem_x509_certificates(chain_pem)
+    return pkcs12.serialize_key_and_certificates(
+        b"listener",
+        key,  # type: ignore[arg-type]
+        leaf,
+        chain or None,
+        BestAvailableEncryption(password.encode()),
+    )
+
+
 class KafkaBroker:
     """One combined broker/controller whose storage lives in ``directory``.
 
@@ -150,6 +170,7 @@ class KafkaBroker:
         advertised_port: int | None = None,
         auto_create_topics: bool = False,
         sasl_users: Mapping[str, str] | None = None,
+        tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.directory = directory
         #: Users and passwords of a second listener, ``SASL_PLAINTEXT`` with the ``PLAIN``
@@ -158,6 +179,12 @@ class KafkaBroker:
         #: through it. None: no such listener and no authorizer.
         self.sasl_users = dict(sasl_users) if sasl_users is not None else None
         self.sasl_port = _free_port() if sasl_users is not None else None
+        #: The private key and certificate chain (PEM) of a third listener, ``SASL_SSL``,
+        #: for the same users (with ``sasl_users`` only).
+        self.tls = tls
+        self.sasl_ssl_port = _free_port() if tls is not None else None
+        if tls is not None and sasl_users is None:
+            raise BrokerError("a TLS listener is one of SASL users: give sasl_users too")
         #: ``auto.create.topics.enable``: Kafka's default is on, the tests' broker's off.
         self.auto_create_topics = auto_create_topics
         self.version = version
@@ -180,6 +207,13 @@ class KafkaBroker:
         if self.sasl_port is None:
             raise BrokerError("this broker has no SASL listener (start it with sasl_users)")
         return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The ``SASL_SSL`` listener's address (a broker started with ``tls``)."""
+        if self.sasl_ssl_port is None:
+            raise BrokerError("this broker has no TLS listener (start it with tls)")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -217,28 +251,43 @@ class KafkaBroker:
 
     def _sasl_properties(self, users: Mapping[str, str]) -> dict[str, str]:
         accounts = " ".join(f'user_{name}="{password}"' for name, password in users.items())
-        return {
+        login = f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};"
+        listeners = {"SASL_PLAINTEXT": self.sasl_port}
+        if self.sasl_ssl_port is not None:
+            listeners["SASL_SSL"] = self.sasl_ssl_port
+        extra = "".join(f",{name}://127.0.0.1:{port}" for name, port in listeners.items())
+        settings = {
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},"
-                f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+                f"PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}{extra}"
             ),
-            "advertised.listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.advertised_port},"
-                f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
-            ),
-            "listener.security.protocol.map": (
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
-            ),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.advertised_port}{extra}",
+            "listener.security.protocol.map": ",".join(
+                f"{name}:{name}" for name in ("PLAINTEXT", *listeners)
+            )
+            + ",CONTROLLER:PLAINTEXT",
             "sasl.enabled.mechanisms": "PLAIN",
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};"
-            ),
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             # The controller's listener and the plain one authenticate nobody: their
             # principal is ANONYMOUS, a super user, as the broker's own requests must be.
             "super.users": "User:ANONYMOUS",
             "allow.everyone.if.no.acl.found": "false",
         }
+        for name in listeners:
+            settings[f"listener.name.{name.lower()}.plain.sasl.jaas.config"] = login
+        if self.tls is not None:
+            password = "sluicegate-test-keystore"
+            keystore = self.directory / "listener.p12"
+            keystore.write_bytes(_pkcs12(*self.tls, password))
+            settings.update(
+                {
+                    "ssl.keystore.type": "PKCS12",
+                    "ssl.keystore.location": str(keystore),
+                    "ssl.keystore.password": password,
+                    "ssl.key.password": password,
+                }
+            )
+        return settings
 
     def _java(self, lib: Path, *args: str, heap: str = "256m") -> list[str]:
         java = _require("java", "install a Java 17+ runtime (Debian: apt-get install default-jre)")

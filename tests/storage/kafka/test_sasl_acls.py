@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import trustme
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -43,9 +44,21 @@ EVENT_TYPE = "Order.Created"
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """A broker whose SASL listener knows ``USER`` and authorizes by ACLs."""
-    with KafkaBroker(tmp_path_factory.mktemp("kafka"), sasl_users={USER: PASSWORD}) as broker:
+def authority() -> trustme.CA:
+    """The certificate authority of the broker's TLS listener."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, authority: trustme.CA
+) -> Iterator[KafkaBroker]:
+    """A broker whose SASL listeners (one plain, one TLS) know ``USER`` and authorize by
+    ACLs."""
+    leaf = authority.issue_cert("127.0.0.1")
+    tls = (leaf.private_key_pem.bytes(), b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    directory = tmp_path_factory.mktemp("kafka")
+    with KafkaBroker(directory, sasl_users={USER: PASSWORD}, tls=tls) as broker:
         yield broker
 
 
@@ -114,9 +127,24 @@ def _grant(
         done.result()
 
 
-def _config(directory: Path, broker: KafkaBroker, prefix: str, password: str) -> Path:
+def _config(
+    directory: Path,
+    broker: KafkaBroker,
+    prefix: str,
+    password: str,
+    *,
+    authority: trustme.CA | None = None,
+) -> Path:
+    """The gateway's settings for the plain SASL listener, or with ``authority`` (the CA
+    it trusts) for the TLS one."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "sluicegate.toml"
+    if authority is None:
+        bootstrap, protocol, tls = broker.sasl_bootstrap_servers, "SASL_PLAINTEXT", ""
+    else:
+        bootstrap, protocol = broker.sasl_ssl_bootstrap_servers, "SASL_SSL"
+        authority.cert_pem.write_to_path(str(directory / "kafka-ca.pem"))
+        tls = f'"ssl.ca.location" = "{directory / "kafka-ca.pem"}"'
     path.write_text(
         f"""
 [storage]
@@ -126,15 +154,16 @@ backend = "kafka"
 node_id = "{NODE}"
 
 [kafka]
-bootstrap_servers = "{broker.sasl_bootstrap_servers}"
+bootstrap_servers = "{bootstrap}"
 topic_prefix = "{prefix}"
 request_timeout = 2.0
 
 [kafka.client]
-"security.protocol" = "SASL_PLAINTEXT"
+"security.protocol" = "{protocol}"
 "sasl.mechanism" = "PLAIN"
 "sasl.username" = "{USER}"
 "sasl.password" = "{password}"
+{tls}
 """
     )
     return path
@@ -149,12 +178,13 @@ def _events(*ids: str) -> str:
     )
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["sasl-plaintext", "sasl-ssl"])
 async def test_the_acls_the_readme_lists_are_enough_for_every_dialect(
-    broker: KafkaBroker, tmp_path: Path
+    broker: KafkaBroker, authority: trustme.CA, tmp_path: Path, tls: bool
 ) -> None:
-    prefix = "readme."
+    prefix = f"readme-{tls:d}."
     _grant(broker, prefix)
-    config = _config(tmp_path, broker, prefix, PASSWORD)
+    config = _config(tmp_path, broker, prefix, PASSWORD, authority=authority if tls else None)
     with serve_in_subprocess(tmp_path / "data", args=("--no-auth", "--config", str(config))) as (
         server
     ):
@@ -273,16 +303,7 @@ async def test_a_refused_login_is_said_by_readyz_and_the_log(
     process = _serve(tmp_path / "data", config, port, log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    ready = await http.get("/readyz")
-                except httpx.TransportError:
-                    ready = None
-                if ready is not None and "refuses the gateway's credentials" in ready.text:
-                    break
-                assert time.monotonic() < deadline, ready.text if ready else "no answer"
-                await asyncio.sleep(0.2)
+            ready = await _until_said(http, "refuses the gateway's credentials")
             assert (ready.status_code, ready.json()["error"]) == (503, "starting")
             assert "Authentication failed" in ready.json()["message"]
         process.send_signal(signal.SIGTERM)
@@ -295,6 +316,40 @@ async def test_a_refused_login_is_said_by_readyz_and_the_log(
     assert any("refuses the gateway's credentials" in message for message in said), said
     # librdkafka's own lines are the gateway's log entries too, not raw text on stderr.
     assert not [line for line in log.read_text().splitlines() if line.startswith("%")]
+
+
+async def test_a_broker_certificate_it_does_not_trust_is_said_by_readyz(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    prefix = "untrusted."
+    _grant(broker, prefix)
+    config = _config(tmp_path, broker, prefix, PASSWORD, authority=trustme.CA())
+    port, log = _free_port(), tmp_path / "serve.log"
+    process = _serve(tmp_path / "data", config, port, log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            ready = await _until_said(http, "the TLS handshake with Kafka fails")
+            assert (ready.status_code, ready.json()["error"]) == (503, "starting")
+            assert "certificate verify failed" in ready.json()["message"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def _until_said(http: httpx.AsyncClient, words: str) -> httpx.Response:
+    """``/readyz``'s answer once it says ``words`` (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ready = await http.get("/readyz")
+        except httpx.TransportError:
+            ready = None
+        if ready is not None and words in ready.text:
+            return ready
+        assert time.monotonic() < deadline, ready.text if ready else "no answer"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_transactional_id_it_may_not_use_stops_the_start_saying_so(

@@ -42,6 +42,11 @@ __all__ = ["PROBE_INTERVAL", "KafkaNode"]
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, int]
+#: Errors that say why the cluster turns the node's connections away.
+_TURNED_AWAY = {
+    **dict.fromkeys(REFUSED_LOGIN, "Kafka refuses the gateway's credentials"),
+    KafkaError._SSL: "the TLS handshake with Kafka fails",
+}
 #: Seconds between probes of a cluster that was reported down.
 PROBE_INTERVAL = 1.0
 #: Seconds between passes that stop following partitions nobody waits on.
@@ -108,8 +113,9 @@ class KafkaNode:
         self.closing = False
         #: Set when a client reports every broker down; cleared by the next good answer.
         self.down = False
-        #: Why the cluster last refused the gateway's SASL login, while it does; cleared
-        #: by the next good answer.
+        #: Why the cluster last turned the node's connections away (its SASL login
+        #: refused, the TLS handshake failed), while it does; cleared by the next good
+        #: answer.
         self.refused: str | None = None
 
     # -- the clients (made by ``open``) ----------------------------------------------
@@ -165,8 +171,9 @@ class KafkaNode:
     async def _ping(self, admin: KafkaAdmin) -> None:
         """``admin.ping()``; its failure says so when the cluster refuses our login.
 
-        A refused login is no answer to librdkafka, which tries again until the request
-        times out; only the client's error callback (served by ``poll``) tells why.
+        A refused login or a failed handshake is no answer to librdkafka, which tries
+        again until the request times out; only the client's error callback (served by
+        ``poll``) tells why.
         """
         try:
             await admin.ping()
@@ -174,17 +181,15 @@ class KafkaNode:
             admin.poll()
             if self.refused is None:
                 raise
-            raise StorageUnavailable(self.outage()) from exc
+            raise StorageUnavailable(self.refused) from exc
         self.down = False
         if self.refused is not None:
-            logger.info("Kafka accepts the gateway's credentials again")
+            logger.info("Kafka accepts the gateway's connections again")
             self.refused = None
 
     def outage(self) -> str:
         """What keeps the node from its cluster, as ``/readyz`` and the 503s say it."""
-        if self.refused is not None:
-            return f"Kafka refuses the gateway's credentials ({self.refused})"
-        return "every Kafka broker is unreachable"
+        return self.refused or "every Kafka broker is unreachable"
 
     async def open(
         self,
@@ -347,14 +352,12 @@ class KafkaNode:
             if not self.down:
                 logger.warning("every Kafka broker is unreachable: %s", error.str())
             self.down = True
-        elif code in REFUSED_LOGIN:
+        elif code in _TURNED_AWAY:
             # Reported on every connection attempt; said once, until a broker answers.
+            why = f"{_TURNED_AWAY[code]}: {error.str()}"
             if self.refused is None:
-                logger.error(
-                    "Kafka refuses the gateway's credentials (kafka.client's sasl.* settings): %s",
-                    error.str(),
-                )
-            self.refused = error.str()
+                logger.error("%s (see kafka.client's sasl.* and ssl.* settings)", why)
+            self.refused = why
         elif error.fatal():
             logger.error("Kafka client error: %s", error.str())
 
