@@ -1,8 +1,10 @@
-"""A gateway on a cluster that authenticates it (SASL PLAIN) and authorizes it (ACLs).
+"""A gateway on a cluster that authenticates it (SASL PLAIN, over TLS or not) and
+authorizes it (ACLs).
 
 The README lists the ACLs a gateway's principal needs; a node granted exactly those
-serves every dialect. A refused login is said by ``/readyz`` and the log (librdkafka only
-retries, so it looked like a cluster that does not answer). An ACL the gateway lacks is
+serves every dialect, on either listener. A refused login, and a broker certificate the
+gateway does not trust, are said by ``/readyz`` and the log (librdkafka only retries, so
+both looked like a cluster that does not answer). An ACL the gateway lacks is
 a 500 that says so, for single records and transactions alike (a transaction's refusal
 was a 503, inviting retries that meet it again), and a transactional id it may not use
 stops its start with that error on one line.
