@@ -121,3 +121,20 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker.bootstrap_servers
+
+
+#: The 3.x line's last version: clusters in use are often 3.x, so the storage contract
+#: runs on it too (``tests/storage/conftest.py``).
+KAFKA_3_VERSION = "3.9.1"
+
+
+@pytest.fixture(scope="session")
+def kafka_3_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Kafka ``KAFKA_3_VERSION`` broker's bootstrap servers, started for the run unless
+    ``$SLUICEGATE_TEST_KAFKA_3_BOOTSTRAP`` names one."""
+    existing = os.environ.get("SLUICEGATE_TEST_KAFKA_3_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    with KafkaBroker(tmp_path_factory.mktemp("kafka-3"), version=KAFKA_3_VERSION) as broker:
+        yield broker.bootstrap_servers

@@ -112,3 +112,34 @@ async def test_a_key_deleted_can_be_claimed_again(log: Log) -> None:
     await a.delete("k")
     assert await a.claim("k", Owner("two")) == (Owner("two"), True)
     assert (await _loaded(log)).get("k") == Owner("two")
+
+
+#: Records no gateway writes, which any Kafka producer with the right may: a key that is
+#: no UTF-8, a value that is no JSON, JSON of another shape, and a claim holding either.
+_UNREADABLE = [
+    (b"\xff\xfe", b'{"node": "x"}'),
+    (b"k", b"{not json"),
+    (b"k", b'{"unexpected": 1}'),
+    (b"k", b"[]"),
+    (b"\x00claim\x00token\x00k", b"{"),
+]
+
+
+async def test_records_it_cannot_read_are_skipped_on_replay_and_when_followed(
+    log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = await _loaded(log)
+    await writer.put("before", Owner("a"))
+    garbage = [NewRecord(writer.topic, 0, key, value) for key, value in _UNREADABLE]
+    await log.append(garbage)
+    await writer.put("after", Owner("b"))
+    # A node starting now replays them all; one running, that follows the topic, too.
+    starting = await _loaded(log)
+    await writer.catch_up()
+    for node in (starting, writer):
+        assert dict(node.items()) == {"before": Owner("a"), "after": Owner("b")}
+    skipped = [r for r in caplog.records if "the gateway cannot read it" in r.getMessage()]
+    assert len(skipped) == 2 * len(_UNREADABLE)
+    assert all(r.levelname == "ERROR" for r in skipped)
+    # A claim decided after them is decided as before.
+    assert await starting.claim("k", Owner("c")) == (Owner("c"), True)

@@ -24,7 +24,8 @@ from sluicegate.storage.base import Log, running
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.sqlite import SqliteLog
 
-BACKENDS = ["sqlite", "kafka"]
+#: ``kafka-3``: the Kafka backend on a broker of the 3.x line (``KAFKA_3_VERSION``).
+BACKENDS = ["sqlite", "kafka", "kafka-3"]
 #: Backends whose log-append time the gateway takes from an injected clock, and that
 #: apply retention when asked.
 CLOCKED_BACKENDS = ["sqlite"]
@@ -77,8 +78,8 @@ def _open(
         # A long interval: retention runs only when a test asks for it.
         log = SqliteLog(tmp_path / "data", clock=clock, retention_interval=3600.0)
         return Harness(log, gap_free=True, clock=clock, enforce_retention=log.enforce_retention)
-    if backend == "kafka":
-        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+    if backend in ("kafka", "kafka-3"):
+        bootstrap: str = request.getfixturevalue(backend.replace("-", "_") + "_bootstrap")
         return Harness(KafkaLog(kafka_test_settings(bootstrap), node_id="node"), gap_free=False)
     raise ValueError(f"unknown backend {backend!r}")
 

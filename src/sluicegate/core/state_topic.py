@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
@@ -40,6 +41,8 @@ from sluicegate.storage.base import Log
 from sluicegate.storage.outages import until_available
 
 __all__ = ["StateTopic"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -129,20 +132,23 @@ class StateTopic(Generic[T]):
     def _apply(self, record: Record) -> None:
         if record.key is None:
             return
-        key = record.key.decode()
-        if key.startswith(_CLAIM):
-            self._apply_claim(key, record.value)
+        try:
+            key = record.key.decode()
+            value = None if record.value is None else self._decoder.decode(record.value)
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+            _skip_unreadable(record, exc)
             return
-        if record.value is None:
+        if key.startswith(_CLAIM):
+            self._apply_claim(key, value)
+            return
+        if value is None:
             self._items.pop(key, None)
-            value: T | None = None
         else:
-            value = self._decoder.decode(record.value)
             self._items[key] = value
         if self._on_change is not None:
             self._on_change(key, value)
 
-    def _apply_claim(self, claim_key: str, value: bytes | None) -> None:
+    def _apply_claim(self, claim_key: str, value: T | None) -> None:
         logical = claim_key[len(_CLAIM) :].partition("\x00")[2]
         if value is None:
             if self._claims.get(logical) == claim_key:
@@ -156,11 +162,10 @@ class StateTopic(Generic[T]):
         self._open_claims.setdefault(logical, set()).add(claim_key)
         if logical in self._items:
             return  # set already (by an earlier claim or a plain write): this claim lost
-        decoded = self._decoder.decode(value)
-        self._items[logical] = decoded
+        self._items[logical] = value
         self._claims[logical] = claim_key
         if self._on_change is not None:
-            self._on_change(logical, decoded)
+            self._on_change(logical, value)
 
     async def claim(self, key: str, value: T) -> tuple[T, bool]:
         """Set ``key`` to ``value`` unless it is set, decided once across nodes.
@@ -227,3 +232,21 @@ class StateTopic(Generic[T]):
 
     def values(self) -> Iterator[T]:
         return iter(list(self._items.values()))
+
+
+def _skip_unreadable(record: Record, error: Exception) -> None:
+    """Say that a record of an internal topic is skipped, being none the gateway can read.
+
+    On Kafka anything with write access may append to the gateway's topics (a client
+    that names one by mistake, a mirror, a newer gateway whose records an older one does
+    not know). Such a record changes nothing: raising would stop the node that follows
+    the topic, and every node at its next start, until the record is gone.
+    """
+    logger.error(
+        "skipping the record at %s/%d@%d: the gateway cannot read it (%s); it was written "
+        "by something else, or by a newer version",
+        record.topic,
+        record.partition,
+        record.offset,
+        error,
+    )

@@ -422,16 +422,21 @@ def _directory(path: str | None) -> Iterator[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sluicegate.testing.kafka_broker")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("fetch", help="resolve the broker's jars into the cache")
+    fetching = commands.add_parser("fetch", help="resolve the broker's jars into the cache")
     run = commands.add_parser("run", help="serve a broker until interrupted")
+    for command in (fetching, run):
+        command.add_argument("--version", default=KAFKA_VERSION, help="Apache Kafka's version")
     run.add_argument("--port", type=int, default=9092)
     run.add_argument("--dir", help="storage directory (kept); a temporary one by default")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
-            print(fetch())
+            print(fetch(args.version))
             return 0
-        with _directory(args.dir) as directory, KafkaBroker(directory, port=args.port) as broker:
+        with (
+            _directory(args.dir) as directory,
+            KafkaBroker(directory, port=args.port, version=args.version) as broker,
+        ):
             # Blocked only now: the broker must not inherit a mask that ignores SIGTERM.
             stop_signals = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)

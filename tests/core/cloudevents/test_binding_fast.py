@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -64,6 +65,9 @@ _VALUES = st.one_of(
     st.binary(max_size=8),
 )
 _JSON_DATA = st.sampled_from([b'{"a":1}', b"[1,2]", b'"text"', b"3", b'{"e":"\\u00e9"}'])
+#: Data no producer through the gateway could store as JSON, which another Kafka
+#: producer may: not JSON, two values, JSON with bytes that are no UTF-8, a lone surrogate.
+_BAD_JSON_DATA = st.sampled_from([b"not json", b"1 2", b'"\xff"', b'{"a":"\\ud800"}', b"{"])
 
 
 @st.composite
@@ -72,7 +76,7 @@ def records(draw: st.DrawFn) -> Record:
     for name in draw(st.lists(_NAMES, max_size=9)):
         value = draw(_CONTENT_TYPES if name == "content-type" else _VALUES)
         headers.append((name, value))
-    value = draw(st.one_of(st.none(), st.just(b""), _JSON_DATA, _VALUES))
+    value = draw(st.one_of(st.none(), st.just(b""), _JSON_DATA, _BAD_JSON_DATA, _VALUES))
     key = draw(st.one_of(st.none(), _VALUES))
     return Record("t", 0, draw(st.integers(0, 1000)), 1, key, value, tuple(headers))
 
@@ -82,9 +86,10 @@ def records(draw: st.DrawFn) -> Record:
 def test_bulk_rendering_is_the_general_rendering(batch: list[Record], first: int) -> None:
     general = [structured_json(record, first + n) for n, record in enumerate(batch)]
     assert structured_events(batch, first) == general
-    assert structured_batch_of(batch, first) == structured_batch(
-        zip(batch, range(first, first + len(batch)), strict=True)
-    )
+    whole = structured_batch_of(batch, first)
+    assert whole == structured_batch(zip(batch, range(first, first + len(batch)), strict=True))
+    # Whatever the records hold, a consumer gets JSON it can read.
+    assert len(msgspec.json.decode(whole)) == len(batch)
 
 
 #: What a producer may send as an attribute: quotes, backslashes, any text but controls.
@@ -214,6 +219,8 @@ _UNLIKE: dict[str, Any] = {
     "a value JSON escapes": lambda r: _with_header(r, 1, ("ce_id", b'a"b')),
     "a shared value JSON escapes": lambda r: _with_header(r, 2, ("ce_source", b"urn:\\")),
     "a value that is no UTF-8": lambda r: _with_header(r, 1, ("ce_id", b"\xff")),
+    "data that is no JSON": lambda r: _replaced(r, value=b"{not json"),
+    "JSON data that is no UTF-8": lambda r: _replaced(r, value=b'"\xff"'),
     "a header fewer": lambda r: _replaced(r, headers=r.headers[:-1]),
     "no headers": lambda r: _replaced(r, headers=()),
 }
@@ -292,3 +299,46 @@ def test_batches_of_one_shape_render_the_same(
         for n, (values, key, data) in enumerate(items)
     ]
     assert structured_events(batch, 3) == _general(batch, 3)
+
+
+@pytest.mark.parametrize("data", [b"not json", b'{"a":1} trailing', b'"\xff"', b"[1,"])
+def test_data_that_is_not_the_json_its_content_type_says_goes_as_base64(data: bytes) -> None:
+    """Not the gateway's doing (another Kafka producer, a records v2 client): the
+    consumer still reads JSON, and the data byte for byte."""
+    good = _uniform_batch(3, keyed=False)
+    batch = [good[0], _replaced(good[1], value=data), good[2]]
+    for rendered in (
+        structured_events(batch, 1),
+        [structured_json(r, 1 + n) for n, r in enumerate(batch)],
+    ):
+        events = [msgspec.json.decode(event) for event in rendered]
+        assert "data" not in events[1]
+        assert base64.b64decode(events[1]["data_base64"]) == data
+        assert events[1]["datacontenttype"] == "application/json"
+        assert [events[0]["data"], events[2]["data"]] == [
+            msgspec.json.decode(good[0].value or b""),
+            msgspec.json.decode(good[2].value or b""),
+        ]
+
+
+def test_a_literal_extension_that_is_not_json_goes_as_a_string() -> None:
+    record = Record(
+        "t",
+        0,
+        0,
+        1,
+        None,
+        None,
+        (
+            ("ce_id", b"a"),
+            ("ce_count", b"12"),
+            ("ce_flag", b"tru"),
+            (LITERALS_HEADER, b"count,flag"),
+        ),
+    )
+    assert msgspec.json.decode(structured_json(record, 1)) == {
+        "id": "a",
+        "count": 12,
+        "flag": "tru",
+        "offset": "1",
+    }

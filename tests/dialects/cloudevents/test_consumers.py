@@ -15,6 +15,7 @@ from sluicegate.config import Settings
 from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.cloudevents.streams import test_topic
 from sluicegate.core.gateway import Gateway
+from sluicegate.core.records import NewRecord
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import CONSUMER, key_for
 from tests.dialects.cloudevents.test_produce import error
@@ -165,6 +166,39 @@ async def test_events_are_complete_with_increasing_offsets(
     await produce(client, producer, event("e-4"))
     [fourth] = (await poll(client, instance, consumer)).json()
     assert (fourth["id"], fourth["offset"]) == ("e-4", "4")
+
+
+async def test_a_record_another_producer_wrote_with_data_that_is_not_json_is_readable(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+) -> None:
+    """Any Kafka producer may write to an event topic: data its content type calls JSON
+    that is not went into the batch as it was, and made the whole batch unreadable."""
+    instance = await create(client, consumer)
+    await produce(client, producer, event("e-1"))
+    foreign = NewRecord(
+        "ce.Order.Created",
+        0,
+        b"k",
+        b"{not json",
+        (
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"foreign-1"),
+            ("ce_source", b"urn:elsewhere"),
+            ("ce_type", b"Order.Created"),
+            ("content-type", b"application/json"),
+        ),
+    )
+    await gateway.log.append([foreign])
+    await produce(client, producer, event("e-2"))
+    received: dict[str, dict[str, Any]] = {}
+    while (response := await poll(client, instance, consumer)).status_code == 200:
+        received.update((e["id"], e) for e in response.json())
+    assert sorted(received) == ["e-1", "e-2", "foreign-1"]
+    assert base64.b64decode(received["foreign-1"]["data_base64"]) == b"{not json"
+    assert received["e-2"]["data"] == {"n": "e-2"}
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,12 @@ import asyncio
 import time
 
 import pytest
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, ConsumerGroupTopicPartitions, KafkaError
+from confluent_kafka import (
+    TIMESTAMP_LOG_APPEND_TIME,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    Producer,
+)
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -25,6 +30,7 @@ from sluicegate.errors import (
 )
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.kafka.errors import translate
+from sluicegate.storage.kafka.registry import REGISTRY_TOPIC
 from tests.storage.kafka.conftest import OpenLog, consume_all_async
 
 BIG = 1 << 30
@@ -340,3 +346,33 @@ async def test_ten_thousand_waiting_consumers_open_no_connection(
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_registry_records_it_cannot_read_are_skipped_by_every_node(
+    kafka_settings: KafkaSettings,
+    open_kafka_log: OpenLog,
+    kafka_bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any producer with the right may append to the registry topic: what the gateway
+    cannot read stopped the node that followed it, and every node at its next start."""
+    unreadable = [
+        (b"\xff", b'{"partitions": 1, "created_at": 1, "updated_at": 1}'),
+        (b"x", b"{not json"),
+        (b"y", b'{"partitions": 0, "created_at": 1, "updated_at": 1}'),
+        (b"z", b"[]"),
+    ]
+    async with open_kafka_log(kafka_settings) as running_node:
+        await running_node.create_topic(TopicSpec(name="before", partitions=1))
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        for key, value in unreadable:
+            producer.produce(kafka_settings.topic_prefix + REGISTRY_TOPIC, value, key)
+        assert producer.flush(10) == 0
+        await running_node.create_topic(TopicSpec(name="after", partitions=2))
+        async with open_kafka_log(kafka_settings) as starting_node:
+            for log in (running_node, starting_node):
+                names = {topic.name for topic in await log.list_topics()}
+                assert names == {"before", "after"}
+                await log.append([NewRecord("after", 1, None, b"still served")])
+    skipped = [r for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(skipped) == 2 * len(unreadable)

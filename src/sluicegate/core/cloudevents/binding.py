@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from operator import add, attrgetter, countOf, itemgetter
@@ -1287,8 +1288,8 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
     if literals is not None:
         for literal in literals.decode("utf-8", "replace").split(","):
             text = members.get(literal)
-            if text is not None:
-                members[literal] = msgspec.Raw(text.encode())
+            if text is not None and _json_texts((encoded := text.encode(),)):
+                members[literal] = msgspec.Raw(encoded)
     if "partitionkey" not in members and record.key is not None:
         members["partitionkey"] = record.key.decode("utf-8", "replace")
     if offset is not None:
@@ -1298,13 +1299,40 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
     data = record.value
     if data is not None:
         kind = _data_kind(content_type)
-        if kind == _AS_JSON:
+        if kind == _AS_JSON and _json_texts((data,)):
             members["data"] = msgspec.Raw(data)
         elif kind == _AS_TEXT and (text := _utf8(data)) is not None:
             members["data"] = text
         else:
             members["data_base64"] = data
     return members
+
+
+def _json_texts(values: Sequence[bytes]) -> bool:
+    """Whether each of ``values`` is JSON the produce path accepts (well formed, UTF-8).
+
+    Data whose content type says JSON goes into an event's JSON as it is, so only then:
+    the gateway checked what it stored, but on Kafka any producer may write to an event
+    topic (and a records v2 client allowed to may, on any backend), and one record of
+    bad JSON would make every batch holding it unreadable to its consumers, who could
+    then confirm nothing. Data that fails goes as ``data_base64``, byte for byte.
+    """
+    joined = _SEPARATOR.join(values)
+    # A \u escape may be a lone surrogate, which only a full decode refuses. Looked for
+    # after a backslash is: one byte is found by memchr, two bytes at a tenth the speed.
+    escaped = joined.find(b"\\") >= 0 and joined.find(b"\\u") >= 0
+    check = _decode_any if escaped else _check_json
+    try:
+        deque(map(check, values), maxlen=0)  # each checked alone, by a C loop
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    if joined.isascii():
+        return True
+    try:
+        joined.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def structured_json(record: Record, offset: int | None = None) -> bytes:
@@ -1461,6 +1489,8 @@ def _uniform_events(records: Sequence[Record], first: int) -> list[bytes] | None
     data = list(map(_VALUE, records))
     if None in data or b"" in data or not _all_verbatim(_distinct_columns(values, width)):
         return None
+    if not _json_texts(data):
+        return None
     arguments = zip(*([iter(values)] * width), range(first, first + count), data, strict=True)
     return list(map(shape.template(False, _AS_JSON).__mod__, arguments))
 
@@ -1511,6 +1541,8 @@ def _events_by_record(records: Sequence[Record], first: int) -> list[bytes]:
     run_content_type = 0
     run_key_ignored = False
     run_template = b""
+    #: Indexes of the records whose data went in as JSON, as it is.
+    as_json: list[int] = []
     for record in records:
         headers = record.headers
         value = record.value
@@ -1528,6 +1560,7 @@ def _events_by_record(records: Sequence[Record], first: int) -> list[bytes]:
         ):
             append(run_template % (*values, offset, value))
             keep(values)
+            as_json.append(offset - first)
             offset += 1
             continue
         if names != last_names:
@@ -1570,17 +1603,25 @@ def _events_by_record(records: Sequence[Record], first: int) -> list[bytes]:
             append(template % (*checked, offset, value))
             if this_kind == _AS_TEXT:
                 checked = (*checked, value)
-            elif this_kind == _AS_JSON and not key_member:
-                run_names, run_template = names, template
-                run_content_type = shape.content_type
-                run_type = values[run_content_type]
-                run_key_ignored = shape.has_partitionkey
+            elif this_kind == _AS_JSON:
+                as_json.append(offset - first)
+                if not key_member:
+                    run_names, run_template = names, template
+                    run_content_type = shape.content_type
+                    run_type = values[run_content_type]
+                    run_key_ignored = shape.has_partitionkey
         keep(checked)
         offset += 1
     if not _all_verbatim(chain.from_iterable(v for v in verbatim if v is not None)):
         # Some value needs escaping or is no UTF-8: find which records, render them again.
         for index, taken in enumerate(verbatim):
             if taken is not None and not _all_verbatim(taken):
+                rendered[index] = structured_json(records[index], first + index)
+    if as_json and not _json_texts([cast(bytes, records[index].value) for index in as_json]):
+        # Some data is not the JSON its content type says (``_json_texts``): again,
+        # the records that hold it.
+        for index in as_json:
+            if not _json_texts((cast(bytes, records[index].value),)):
                 rendered[index] = structured_json(records[index], first + index)
     return rendered
 

@@ -17,8 +17,9 @@ lost a race with another node and is ignored by every node alike.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -28,6 +29,8 @@ from sluicegate.errors import UnknownTopic
 
 __all__ = ["REGISTRY_TOPIC", "TopicEntry", "TopicRegistry", "encode_entry"]
 
+logger = logging.getLogger(__name__)
+
 #: The registry's Kafka topic (after the prefix); outside the names gateways may create.
 REGISTRY_TOPIC = "__sluicegate-topics"
 
@@ -35,8 +38,8 @@ REGISTRY_TOPIC = "__sluicegate-topics"
 class TopicEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A registry record's value. ``id`` is absent on the record that creates a topic."""
 
-    id: int | None = None
-    partitions: int
+    id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    partitions: Annotated[int, msgspec.Meta(ge=1)]
     retention_ms: int | None = None
     retention_bytes: int | None = None
     config: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -103,13 +106,21 @@ class TopicRegistry:
         self.position = record.offset + 1
         if record.key is None:
             return
-        name = record.key.decode()
+        try:
+            name = record.key.decode()
+            entry = None if record.value is None else _decoder.decode(record.value)
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+            # Not the gateway's (anything with write access may append here): raising would
+            # stop this node, and every node at its next start, as state_topic says.
+            logger.error(
+                "skipping registry record %d, which the gateway cannot read: %s", record.offset, exc
+            )
+            return
         current = self.by_name.get(name)
-        if record.value is None:
+        if entry is None:
             if current is not None:
                 self._remove(current)
             return
-        entry = _decoder.decode(record.value)
         if entry.id is None:
             if current is not None:
                 return  # another node created this name first
