@@ -274,6 +274,15 @@ def test_requests_failed_by_brokers_forgotten_or_moved_are_503() -> None:
         assert isinstance(translate(KafkaError(code)), StorageUnavailable), code
 
 
+def test_an_unknown_topic_the_report_does_not_name_is_said_so() -> None:
+    # A transaction's record reports carry Kafka's names, not the gateway's.
+    unknown = translate(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+    assert isinstance(unknown, UnknownTopic)
+    assert str(unknown).startswith("a topic does not exist in Kafka: ")
+    named = translate(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART), topic="orders")
+    assert str(named).startswith("topic 'orders' does not exist in Kafka: ")
+
+
 def test_refusals_of_the_gateways_login_or_acls_are_500s_that_say_so() -> None:
     # Not the client's doing, and no retry gets past them: never a 503.
     for code in (

@@ -103,10 +103,11 @@ def translate(error: KafkaError, *, topic: str | None = None) -> SluicegateError
     detail = {} if topic is None else {"topic": topic}
     if code in _TOO_LARGE:
         return PayloadTooLarge(f"the record is larger than Kafka accepts: {text}", **detail)
+    named = "a topic" if topic is None else f"topic {topic!r}"
     if code in _UNKNOWN_TOPIC:
-        return UnknownTopic(f"topic {topic!r} does not exist in Kafka: {text}", **detail)
+        return UnknownTopic(f"{named} does not exist in Kafka: {text}", **detail)
     if code == KafkaError.TOPIC_ALREADY_EXISTS:
-        return TopicExists(f"topic {topic!r} already exists", **detail)
+        return TopicExists(f"{named} already exists", **detail)
     if code == KafkaError.OFFSET_OUT_OF_RANGE:
         return OffsetOutOfRange(f"offset out of range: {text}", **detail)
     if code in _NOT_ALLOWED:
