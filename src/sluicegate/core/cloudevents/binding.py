@@ -1326,6 +1326,10 @@ def _json_texts(values: Sequence[bytes]) -> bool:
         deque(map(check, values), maxlen=0)  # each checked alone, by a C loop
     except (msgspec.DecodeError, RecursionError):
         return False
+    return _is_utf8(joined)
+
+
+def _is_utf8(joined: bytes) -> bool:
     if joined.isascii():
         return True
     try:
@@ -1633,13 +1637,7 @@ def _all_verbatim(values: Iterable[bytes]) -> bool:
     # times faster than a regular expression's search.
     if len(joined.translate(None, _ESCAPED)) != len(joined):
         return False
-    if joined.isascii():
-        return True
-    try:
-        joined.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    return _is_utf8(joined)
 
 
 def structured_batch_of(records: Sequence[Record], first: int) -> bytes:

@@ -7,10 +7,10 @@ means and what a read sees, so configuration may not change them (``config.py`` 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sluicegate.config import KafkaSettings
+from sluicegate.storage.kafka.client_log import client_log
 
 __all__ = [
     "ONE_BATCH_BYTES",
@@ -28,10 +28,6 @@ ONE_BATCH_BYTES = 1_000_000
 #: sends them at once (``commit_transaction`` flushes, whatever the linger). A
 #: partition's records of one transaction then go in one record batch if they fit.
 _TRANSACTION_LINGER_MS = 1_000
-
-#: librdkafka's own log lines, in the gateway's log. Only polled clients may have one: the
-#: lines wait in a queue until the next poll (the admin client's, in ``KafkaNode``).
-_client_log = logging.getLogger("sluicegate.storage.kafka.librdkafka")
 
 
 def _base(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
@@ -58,7 +54,7 @@ def producer_config(
     config = _base(settings, client_id)
     config.update(
         {
-            "logger": _client_log,
+            "logger": client_log,
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": settings.linger_ms,
@@ -102,7 +98,7 @@ def consumer_config(
     config = _base(settings, client_id)
     config.update(
         {
-            "logger": _client_log,
+            "logger": client_log,
             # Required by librdkafka; the fetchers never join it (assign, not subscribe).
             "group.id": group_id,
             "isolation.level": "read_committed",
@@ -121,4 +117,4 @@ def consumer_config(
 
 
 def admin_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
-    return {**_base(settings, client_id), "logger": _client_log}
+    return {**_base(settings, client_id), "logger": client_log}

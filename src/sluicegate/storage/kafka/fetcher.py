@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from confluent_kafka import KafkaError
 
 from sluicegate.core.records import NewRecord, Record
 from sluicegate.errors import OffsetOutOfRange, SluicegateError, StorageUnavailable
+from sluicegate.storage.kafka.client_log import client_log
 from sluicegate.storage.kafka.errors import translate
 from sluicegate.storage.kafka.read_ahead import MAX_BYTES, RECORDS, ReadAhead
 from sluicegate.storage.kafka.reader_process import (
@@ -37,9 +37,6 @@ __all__ = ["Fetcher"]
 #: Bytes one refill or prefetch may bring, counted as ``read_ahead``'s bound counts them
 #: (which cuts it further when it lands).
 _REFILL_BYTES = MAX_BYTES // 4
-
-#: librdkafka's log lines, which the reader process sends along.
-_client_log = logging.getLogger("sluicegate.storage.kafka.librdkafka")
 
 _Key = tuple[str, int]
 
@@ -241,7 +238,7 @@ class Fetcher:
         for code, reason, fatal, retriable in outcome.errors:
             self._on_error(KafkaError(code, reason, fatal=fatal, retriable=retriable))
         for level, line in outcome.logs:
-            _client_log.log(level, "%s", line)
+            client_log.log(level, "%s", line)
         reads, ahead = self._reads, self._ahead
         generation = ahead.generation
         for number, start, records, sizes, reached, more in outcome.refilled:

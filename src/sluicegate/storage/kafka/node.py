@@ -169,7 +169,7 @@ class KafkaNode:
         )
 
     async def _ping(self, admin: KafkaAdmin) -> None:
-        """``admin.ping()``; its failure says so when the cluster refuses our login.
+        """``admin.ping()``; its failure says so when the cluster turns us away.
 
         A refused login or a failed handshake is no answer to librdkafka, which tries
         again until the request times out; only the client's error callback (served by
