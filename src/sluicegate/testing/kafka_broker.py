@@ -176,7 +176,9 @@ class KafkaBroker:
         #: Users and passwords of a second listener, ``SASL_PLAINTEXT`` with the ``PLAIN``
         #: mechanism, whose principals (``User:<name>``) are authorized by ACLs; the plain
         #: listener's clients stay super users (``User:ANONYMOUS``), so a test grants ACLs
-        #: through it. None: no such listener and no authorizer.
+        #: through it. None: no such listener and no authorizer. The SASL listeners take
+        #: ``SCRAM-SHA-512`` too, for users whose credentials a client made
+        #: (``alter_user_scram_credentials``: they live in the cluster's metadata).
         self.sasl_users = dict(sasl_users) if sasl_users is not None else None
         self.sasl_port = _free_port() if sasl_users is not None else None
         #: The private key and certificate chain (PEM) of a third listener, ``SASL_SSL``,
@@ -266,15 +268,17 @@ class KafkaBroker:
                 f"{name}:{name}" for name in ("PLAINTEXT", *listeners)
             )
             + ",CONTROLLER:PLAINTEXT",
-            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             # The controller's listener and the plain one authenticate nobody: their
             # principal is ANONYMOUS, a super user, as the broker's own requests must be.
             "super.users": "User:ANONYMOUS",
             "allow.everyone.if.no.acl.found": "false",
         }
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         for name in listeners:
             settings[f"listener.name.{name.lower()}.plain.sasl.jaas.config"] = login
+            settings[f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config"] = scram
         if self.tls is not None:
             password = "sluicegate-test-keystore"
             keystore = self.directory / "listener.p12"

@@ -1,5 +1,5 @@
-"""A gateway on a cluster that authenticates it (SASL PLAIN, over TLS or not) and
-authorizes it (ACLs).
+"""A gateway on a cluster that authenticates it (SASL PLAIN, or SCRAM-SHA-512 over TLS
+as the README's example has it) and authorizes it (ACLs).
 
 The README lists the ACLs a gateway's principal needs; a node granted exactly those
 serves every dialect, on either listener. A refused login, and a broker certificate the
@@ -34,6 +34,9 @@ from confluent_kafka.admin import (
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
 )
 
 from sluicegate.storage.kafka.client_log import REPEAT_WINDOW
@@ -62,6 +65,12 @@ def broker(
     tls = (leaf.private_key_pem.bytes(), b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
     directory = tmp_path_factory.mktemp("kafka")
     with KafkaBroker(directory, sasl_users={USER: PASSWORD}, tls=tls) as broker:
+        # The same user and password for SCRAM-SHA-512, kept in the cluster's metadata.
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        scram = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+        upsert = UserScramCredentialUpsertion(USER, scram, PASSWORD.encode())
+        for done in admin.alter_user_scram_credentials([upsert]).values():
+            done.result()
         yield broker
 
 
@@ -137,9 +146,10 @@ def _config(
     password: str,
     *,
     authority: trustme.CA | None = None,
+    mechanism: str = "PLAIN",
 ) -> Path:
     """The gateway's settings for the plain SASL listener, or with ``authority`` (the CA
-    it trusts) for the TLS one."""
+    it trusts) for the TLS one; ``mechanism`` is SASL's."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "sluicegate.toml"
     if authority is None:
@@ -163,7 +173,7 @@ request_timeout = 2.0
 
 [kafka.client]
 "security.protocol" = "{protocol}"
-"sasl.mechanism" = "PLAIN"
+"sasl.mechanism" = "{mechanism}"
 "sasl.username" = "{USER}"
 "sasl.password" = "{password}"
 {tls}
@@ -181,13 +191,19 @@ def _events(*ids: str) -> str:
     )
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["sasl-plaintext", "sasl-ssl"])
+@pytest.mark.parametrize(
+    ("tls", "mechanism"),
+    # The second is the README's example: SCRAM-SHA-512 over TLS, a CA file to trust.
+    [(False, "PLAIN"), (True, "SCRAM-SHA-512")],
+    ids=["sasl-plaintext-plain", "sasl-ssl-scram"],
+)
 async def test_the_acls_the_readme_lists_are_enough_for_every_dialect(
-    broker: KafkaBroker, authority: trustme.CA, tmp_path: Path, tls: bool
+    broker: KafkaBroker, authority: trustme.CA, tmp_path: Path, tls: bool, mechanism: str
 ) -> None:
     prefix = f"readme-{tls:d}."
     _grant(broker, prefix)
-    config = _config(tmp_path, broker, prefix, PASSWORD, authority=authority if tls else None)
+    trusted = authority if tls else None
+    config = _config(tmp_path, broker, prefix, PASSWORD, authority=trusted, mechanism=mechanism)
     with serve_in_subprocess(tmp_path / "data", args=("--no-auth", "--config", str(config))) as (
         server
     ):
