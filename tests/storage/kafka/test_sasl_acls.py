@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -74,23 +76,27 @@ def broker(
         yield broker
 
 
+#: The ACLs the README's "Storing in Apache Kafka" lists, by resource
+#: (``test_the_readme_lists_these_acls`` holds the two together).
+README_ACLS = {
+    ResourceType.TOPIC: (
+        "CREATE",
+        "DESCRIBE",
+        "DESCRIBE_CONFIGS",
+        "ALTER",
+        "ALTER_CONFIGS",
+        "WRITE",
+        "READ",
+        "DELETE",
+    ),
+    ResourceType.GROUP: ("READ", "DESCRIBE", "DELETE"),
+    ResourceType.TRANSACTIONAL_ID: ("WRITE", "DESCRIBE"),
+    ResourceType.BROKER: ("IDEMPOTENT_WRITE",),
+}
+
+
 def _allow(kind: ResourceType, name: str, pattern: ResourcePatternType) -> Iterator[AclBinding]:
-    operations = {
-        # The README's list, operation by operation.
-        ResourceType.TOPIC: (
-            "CREATE",
-            "DESCRIBE",
-            "DESCRIBE_CONFIGS",
-            "ALTER",
-            "ALTER_CONFIGS",
-            "WRITE",
-            "READ",
-            "DELETE",
-        ),
-        ResourceType.GROUP: ("READ", "DESCRIBE", "DELETE"),
-        ResourceType.TRANSACTIONAL_ID: ("WRITE", "DESCRIBE"),
-        ResourceType.BROKER: ("IDEMPOTENT_WRITE",),
-    }[kind]
+    operations = README_ACLS[kind]
     for operation in operations:
         yield AclBinding(
             kind,
@@ -400,3 +406,42 @@ async def test_a_transactional_id_it_may_not_use_stops_the_start_saying_so(
     assert said.startswith("Kafka's ACLs do not allow the gateway's principal this"), said
     assert "Transactional Id authorization failed" in said, said
     assert f"transactional id 'sluicegate-{prefix}{NODE}'" in said, said
+
+
+def _readme_section() -> str:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    section = readme[readme.index("### Storing in Apache Kafka") :]
+    return section[: section.index("\n## ")]
+
+
+def test_the_readme_lists_these_acls() -> None:
+    said = " ".join(_readme_section().split())
+    listed = {
+        ResourceType.TOPIC: r"on its topics \(and on `<prefix>__sluicegate\*`\): ([^;]+);",
+        ResourceType.GROUP: r"on its groups: ([^;]+);",
+        ResourceType.TRANSACTIONAL_ID: r"on its transactional id \(.*?\): ([^;]+);",
+        ResourceType.BROKER: r"and ([a-z ]+) on the cluster",
+    }
+    for kind, pattern in listed.items():
+        found = re.search(pattern, said)
+        assert found is not None, pattern
+        words = re.sub(r" \([^)]*\)", "", found.group(1)).split(", ")
+        assert (
+            tuple(w.upper().replace("-", "_").replace(" ", "_") for w in words)
+            == (README_ACLS[kind])
+        ), found.group(1)
+
+
+def test_the_readme_example_is_the_one_these_tests_run() -> None:
+    section = _readme_section()
+    start = section.index("```toml\n") + len("```toml\n")
+    example = tomllib.loads(section[start : section.index("```", start)])
+    client = example["kafka"]["client"]
+    assert (client["security.protocol"], client["sasl.mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert set(client) == {
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.location",
+    }
