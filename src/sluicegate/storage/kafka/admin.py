@@ -31,6 +31,7 @@ from confluent_kafka.admin import (
 )
 
 from sluicegate.errors import SluicegateError, StorageUnavailable, UnknownTopic
+from sluicegate.storage.kafka.durability import Replication
 from sluicegate.storage.kafka.errors import kafka_error, translate
 
 __all__ = ["KafkaAdmin"]
@@ -163,6 +164,30 @@ class KafkaAdmin:
         futures = self._client.describe_configs([resource], **self._options())
         with contextlib.suppress(UnknownTopic):
             await self._await(futures[resource], topic=self._topic)
+
+    async def replication(self) -> Replication:
+        """How the admin's topic is replicated (the fewest replicas of its partitions),
+        its ``min.insync.replicas``, and how many brokers the cluster has.
+
+        A metadata request (it blocks, so on a thread, bounded by the request timeout)
+        and DescribeConfigs of the topic: what any principal that may use the topic may
+        ask, where the broker's own configs would need a right on the cluster.
+        """
+        ask = functools.partial(self._client.list_topics, topic=self._topic, timeout=self._timeout)
+        try:
+            metadata = await asyncio.to_thread(ask)
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            raise (StorageUnavailable(str(exc)) if error is None else translate(error)) from exc
+        found = metadata.topics.get(self._topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise UnknownTopic(f"topic {self._topic!r} has no partitions", topic=self._topic)
+        replicas = min(len(partition.replicas) for partition in found.partitions.values())
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
+        futures = self._client.describe_configs([resource], **self._options())
+        configs = await self._await(futures[resource], topic=self._topic)
+        min_insync = int(configs["min.insync.replicas"].value)
+        return Replication(len(metadata.brokers), replicas, min_insync)
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(

@@ -28,6 +28,7 @@ from sluicegate.errors import (
 )
 from sluicegate.storage.kafka.admin import KafkaAdmin
 from sluicegate.storage.kafka.clients import admin_config, consumer_config, producer_config
+from sluicegate.storage.kafka.durability import durability_warning
 from sluicegate.storage.kafka.errors import REFUSED_LOGIN
 from sluicegate.storage.kafka.fetcher import Fetcher
 from sluicegate.storage.kafka.producer import IdempotentProducer
@@ -168,6 +169,18 @@ class KafkaNode:
             reach, f"Kafka at {self.settings.bootstrap_servers} cannot be used", on_failure=away
         )
 
+    async def _say_if_durability_is_weak(self, admin: KafkaAdmin) -> None:
+        """Warn, once at start, when an acknowledged record may be on one broker only
+        on a cluster that has more (``durability``)."""
+        try:
+            replication = await admin.replication()
+        except SluicegateError as exc:  # a question of ours, not a reason not to serve
+            logger.info("could not tell how the gateway's topics are replicated: %s", exc)
+            return
+        warning = durability_warning(replication)
+        if warning is not None:
+            logger.warning("%s", warning)
+
     async def _ping(self, admin: KafkaAdmin) -> None:
         """``admin.ping()``; its failure says so when the cluster turns us away.
 
@@ -213,6 +226,7 @@ class KafkaNode:
             on_error=self.kafka_error,
         )
         await self._reach(self._admin, registry)
+        await self._say_if_durability_is_weak(self._admin)
         self._died = loop.create_future()
         self._producer_config = producer_config(
             settings,
