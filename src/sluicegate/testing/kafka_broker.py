@@ -4,10 +4,13 @@ For development, tests and CI: nothing to install by hand but Java 17+ and Maven
 ``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
 Maven into a cache kept between runs; ``KafkaBroker`` formats a fresh storage directory,
 starts a combined broker/controller on free loopback ports, waits until it answers
-metadata requests, and stops it with SIGTERM (Kafka's own clean shutdown).
+metadata requests, and stops it with SIGTERM (Kafka's own clean shutdown). Given users,
+it also listens for SASL clients (and, given a key and certificate, for SASL over TLS)
+and authorizes them by ACLs, as a production cluster would.
 
     python -m sluicegate.testing.kafka_broker fetch     # resolve the jars once
     python -m sluicegate.testing.kafka_broker run       # serve until Ctrl-C
+    python -m sluicegate.testing.kafka_broker run --version 3.9.1   # another release
 """
 
 from __future__ import annotations
