@@ -60,6 +60,21 @@ class InternalError(ServerError):
         self.incident = incident
 
 
+def _log_incident(exc: SluicegateError, method: str, path: str) -> None:
+    """Log a 500 the gateway answers by design (its storage failed, or refused it) under
+    a new incident id, which the dialects that have an ``incident_id`` member show.
+
+    Unlike a 503 or a 408, which say what to do and are counted in /metrics, a 500 is
+    something for an operator to look at: the log must have it, and the client an id to
+    quote. Set just before the error is rendered, with no await between: an error shared
+    by several requests (one failed commit fails every waiter) carries each one's id in
+    turn.
+    """
+    incident = uuid.uuid4().hex[:16]
+    exc.detail = {**exc.detail, "incident": incident}
+    logger.error("%s %s answered 500: %s", method, path, exc.message, extra={"incident": incident})
+
+
 def _with_error_headers(response: Response, exc: SluicegateError) -> Response:
     """Headers every dialect's error responses need, added in one place.
 
@@ -236,6 +251,8 @@ class GatewayApp:
                 finally:
                     self._requests.release(principal.name)
         except SluicegateError as exc:
+            if exc.status == 500:
+                _log_incident(exc, method, route.path)
             response = _with_error_headers(route.render_error(exc, request), exc)
         except ClientDisconnected:
             # Nobody to answer; 499 as nginx logs it, for the metrics only.

@@ -20,6 +20,7 @@ from sluicegate.core.cloudevents.binding import structured_json
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.partitioner import partition_for_key
 from sluicegate.core.records import NewRecord
+from sluicegate.errors import StorageForbidden
 from tests.dialects.cloudevents.conftest import key_for, stored
 
 TOPIC = "ce.Order.Created"
@@ -390,6 +391,29 @@ async def test_an_unknown_path_is_404_in_this_dialect(
 ) -> None:
     body = error(await client.post("/ce/produce/nothing", content=b"{}", headers=producer), 404)
     assert body["error"] == "not_found"
+
+
+async def test_a_storage_failure_is_500_with_an_incident_id_the_log_has(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    producer: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 500 the gateway answers by design (its storage failed, or refused it) says what
+    failed, and is logged under the incident id the body carries, as the seed's 500 is."""
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise StorageForbidden("Kafka's ACLs do not allow the gateway's principal this")
+
+    monkeypatch.setattr(gateway.event_ids, "append_once", failing)
+    monkeypatch.setattr(gateway.event_ids, "append_one", failing)
+    body = error(await post_binary(client, sdk_event("refused"), producer), 500)
+    assert body["error"] == "storage_forbidden"
+    assert body["message"] == "Kafka's ACLs do not allow the gateway's principal this"
+    [logged] = [r for r in caplog.records if getattr(r, "incident", None) == body["incident_id"]]
+    assert logged.levelname == "ERROR"
+    assert "/ce/produce/raw answered 500: Kafka's ACLs" in logged.getMessage()
 
 
 async def test_an_unexpected_failure_is_500_with_an_incident_id_only(
