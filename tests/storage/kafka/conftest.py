@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +25,28 @@ from sluicegate.storage.kafka import KafkaLog
 from tests.storage.conftest import kafka_test_settings
 
 OpenLog = Callable[..., AbstractAsyncContextManager[KafkaLog]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_at(
+    data: Path, port: int, log: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``sluicegate serve --no-auth`` on 127.0.0.1 at ``port``, known before the server
+    says it listens (a node waiting for its cluster answers ``/readyz`` without saying
+    so); its JSON log goes to ``log``."""
+    command = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--no-auth", *args]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
+    full_env = {**os.environ, **(env or {}), "SLUICEGATE_SERVER__LOG_FORMAT": "json"}
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=full_env
+        )
 
 
 @pytest.fixture

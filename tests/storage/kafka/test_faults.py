@@ -12,11 +12,8 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -43,18 +40,11 @@ from sluicegate.storage.factory import open_log
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.testing.kafka_broker import KafkaBroker
 from tests.conftest import make_settings, on_kafka
-from tests.storage.kafka.conftest import consume_all_async
+from tests.storage.kafka.conftest import consume_all_async, free_port, serve_at
 from tests.storage.kafka.fault_proxy import FaultProxy
 
 URL = "/v2/topics/faults/records"
 SCHEMAS_TOPIC = f"{INTERNAL_PREFIX}_{STATE_TOPIC}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -265,21 +255,13 @@ WAITED = "/v2/topics/waited/records"
 
 
 def _serve(tmp_path: Path, bootstrap: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``sluicegate serve`` on the cluster of ``bootstrap`` at ``port`` (known before it
-    is ready to say it)."""
+    """``sluicegate serve`` on the cluster of ``bootstrap`` at ``port``."""
     env = {
-        **os.environ,
         "SLUICEGATE_STORAGE__BACKEND": "kafka",
         "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "SLUICEGATE_KAFKA__REQUEST_TIMEOUT": "2",
-        "SLUICEGATE_SERVER__LOG_FORMAT": "json",
     }
-    command = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--no-auth"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path)]
-    with log.open("ab") as err:
-        return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env
-        )
+    return serve_at(tmp_path, port, log, env=env)
 
 
 async def _until(http: httpx.AsyncClient, path: str, status: int, seconds: float) -> None:
@@ -312,7 +294,7 @@ async def test_a_gateway_started_while_the_broker_is_down_waits_for_it(
     broker: KafkaBroker, tmp_path: Path
 ) -> None:
     await asyncio.to_thread(broker.stop)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
@@ -351,7 +333,7 @@ async def test_a_gateway_started_while_the_broker_is_down_waits_for_it(
 @contextlib.asynccontextmanager
 async def behind_a_fault_proxy(tmp_path: Path) -> AsyncIterator[tuple[FaultProxy, str]]:
     """A broker of its own reached through a fault proxy, and the proxy's address."""
-    proxy_port = _free_port()
+    proxy_port = free_port()
     with KafkaBroker(tmp_path / "kafka", advertised_port=proxy_port) as broker:
         proxy = FaultProxy(proxy_port, broker.port)
         await proxy.start()
@@ -595,7 +577,7 @@ async def test_metadata_answers_without_brokers_end_no_node(tmp_path: Path) -> N
     # a cluster it lost (every connection cut): a client whose brokers were all lost
     # learns them again from such an answer, and librdkafka does not ask again by itself.
     async with behind_a_fault_proxy(tmp_path) as (proxy, bootstrap):
-        port = _free_port()
+        port = free_port()
         log = tmp_path / "serve.log"
         process = _serve(tmp_path / "node", bootstrap, port, log)
         try:

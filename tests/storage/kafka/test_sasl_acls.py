@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -44,6 +40,7 @@ from confluent_kafka.admin import (
 from sluicegate.storage.kafka.client_log import REPEAT_WINDOW
 from sluicegate.testing.kafka_broker import KafkaBroker
 from sluicegate.testing.process import serve_in_subprocess
+from tests.storage.kafka.conftest import free_port, serve_at
 
 USER = "gateway"
 PASSWORD = "gateway-password-for-the-acl-tests"
@@ -301,25 +298,6 @@ async def test_an_acl_the_gateway_lacks_is_a_500_that_says_so(
             assert (await http.get("/readyz")).status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _serve(data: Path, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``sluicegate serve`` at ``port``, known before it says it listens (a node waiting
-    for its cluster answers ``/readyz`` without saying so)."""
-    command = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--no-auth"]
-    command += ["--config", str(config), "--port", str(port), "--data-dir", str(data)]
-    env = {**os.environ, "SLUICEGATE_SERVER__LOG_FORMAT": "json"}
-    with log.open("ab") as err:
-        return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env
-        )
-
-
 async def test_a_refused_login_is_said_by_readyz_and_the_log(
     broker: KafkaBroker, tmp_path: Path
 ) -> None:
@@ -365,8 +343,8 @@ async def _waiting(tmp_path: Path, config: Path, log: Path, words: str) -> dict[
     """Serve with ``config`` until ``/readyz`` says ``words`` (a minute at most), as a
     node waiting for its cluster: its answer (a 503, ``starting``), once the node has
     stopped cleanly on SIGTERM."""
-    port = _free_port()
-    process = _serve(tmp_path / "data", config, port, log)
+    port = free_port()
+    process = serve_at(tmp_path / "data", port, log, "--config", str(config))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             deadline = time.monotonic() + 60
@@ -396,7 +374,7 @@ async def test_a_transactional_id_it_may_not_use_stops_the_start_saying_so(
     _grant(broker, prefix, transactional_id=False)
     config = _config(tmp_path, broker, prefix, PASSWORD)
     log = tmp_path / "serve.log"
-    process = _serve(tmp_path / "data", config, _free_port(), log)
+    process = serve_at(tmp_path / "data", free_port(), log, "--config", str(config))
     try:
         code = await asyncio.to_thread(process.wait, 120)
     finally:
