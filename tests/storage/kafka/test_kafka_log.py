@@ -4,6 +4,7 @@ offsets, a registry shared by nodes, and its errors."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import pytest
@@ -211,10 +212,19 @@ async def test_single_records_past_the_pending_bound_are_overloaded(
     async with open_kafka_log(kafka_settings, max_pending_appends=10) as log:
         await log.create_topic(TopicSpec(name="bounded", partitions=2))
         values = [b"%d" % i for i in range(30)]
-        results = await asyncio.gather(
-            *(log.append([NewRecord("bounded", i % 2, None, v)]) for i, v in enumerate(values)),
-            return_exceptions=True,
-        )
+        # The bound counts records whose report is not served yet, and the producer's own
+        # thread serves reports as the broker sends them, taking the GIL for each: the 30
+        # appends are made while it cannot have it, or it could free room between them
+        # (on a loaded machine it did, and 20 went through).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(60)
+        try:
+            futures = [
+                log.append([NewRecord("bounded", i % 2, None, v)]) for i, v in enumerate(values)
+            ]
+        finally:
+            sys.setswitchinterval(switch)
+        results = await asyncio.gather(*futures, return_exceptions=True)
         accepted = [v for v, r in zip(values, results, strict=True) if isinstance(r, list)]
         assert len(accepted) == 10
         assert all(isinstance(r, Overloaded) for r in results if not isinstance(r, list))

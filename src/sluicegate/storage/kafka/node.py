@@ -9,7 +9,6 @@ answers the question every operation asks first: may I use them now?
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -158,9 +157,15 @@ class KafkaNode:
 
         async def reach() -> None:
             await self._ping(admin)
-            with contextlib.suppress(TopicExists):
-                configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
+            configs = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
+            try:
                 await admin.create_topic(registry, 1, configs)
+            except TopicExists:
+                return
+            # A topic just created may be named by a broker's metadata before it has a
+            # partition there; what follows (the durability check, the registry's tail)
+            # asks for its partition.
+            await admin.until_led(registry, 1)
 
         def away() -> None:
             self.down = True
