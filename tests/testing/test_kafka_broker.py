@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sluicegate.testing.kafka_broker import KAFKA_VERSION, KafkaBroker, fetch
+from sluicegate.testing.kafka_broker import (
+    KAFKA_VERSION,
+    BrokerError,
+    KafkaBroker,
+    KafkaCluster,
+    _cluster_id,
+    fetch,
+)
 
 
 def _create_topic(bootstrap: str, partitions: int = 1) -> str:
@@ -83,3 +92,39 @@ def test_fetch_resolves_once_and_is_cached() -> None:
     assert f"kafka_2.13-{KAFKA_VERSION}.jar" in jars
     assert any(name.startswith("slf4j-simple-") for name in jars)  # the broker logs
     assert fetch() == lib
+
+
+def _settings(broker: KafkaBroker) -> dict[str, str]:
+    lines = broker._properties().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_a_clusters_nodes_share_a_quorum_and_keep_three_replicas(tmp_path: Path) -> None:
+    # What a cluster is made of, without starting it (the failover tests start one).
+    cluster = KafkaCluster(tmp_path, size=3)
+    nodes = [_settings(broker) for broker in cluster.brokers]
+    assert [node["node.id"] for node in nodes] == ["1", "2", "3"]
+    voters = {node["controller.quorum.voters"] for node in nodes}
+    assert len(voters) == 1
+    assert voters.pop().count("@127.0.0.1:") == 3
+    assert len({node["listeners"] for node in nodes}) == 3
+    assert len({node["log.dirs"] for node in nodes}) == 3
+    for node in nodes:
+        assert node["default.replication.factor"] == "3"
+        assert node["min.insync.replicas"] == "2"
+        assert node["transaction.state.log.replication.factor"] == "3"
+        assert node["transaction.state.log.min.isr"] == "2"
+        assert node["offsets.topic.replication.factor"] == "3"
+    assert cluster.bootstrap_servers.count(",") == 2
+    assert cluster.node(2) is cluster.brokers[1]
+    alone = _settings(KafkaBroker(tmp_path / "alone"))
+    assert (alone["default.replication.factor"], alone["min.insync.replicas"]) == ("1", "1")
+    with pytest.raises(BrokerError, match="two nodes or more"):
+        KafkaCluster(tmp_path, size=1)
+
+
+def test_cluster_ids_are_kafkas_and_never_read_as_an_option() -> None:
+    for _ in range(200):
+        made = _cluster_id()
+        assert not made.startswith("-")
+        assert len(base64.urlsafe_b64decode(made + "==")) == 16

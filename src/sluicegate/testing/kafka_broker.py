@@ -1,4 +1,4 @@
-"""A single-node Apache Kafka broker (KRaft, no ZooKeeper) on 127.0.0.1.
+"""Apache Kafka brokers (KRaft, no ZooKeeper) on 127.0.0.1: one node, or a cluster of several.
 
 For development, tests and CI: nothing to install by hand but Java 17+ and Maven.
 ``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
@@ -6,7 +6,10 @@ Maven into a cache kept between runs; ``KafkaBroker`` formats a fresh storage di
 starts a combined broker/controller on free loopback ports, waits until it answers
 metadata requests, and stops it with SIGTERM (Kafka's own clean shutdown). Given users,
 it also listens for SASL clients (and, given a key and certificate, for SASL over TLS)
-and authorizes them by ACLs, as a production cluster would.
+and authorizes them by ACLs, as a production cluster would. ``KafkaCluster`` runs several
+such nodes as one cluster (each a broker and a voter of the controller quorum), whose
+topics keep three replicas and need two in sync, as production clusters are set up: a
+node can be stopped or killed and its partitions' leadership moves to another.
 
     python -m sluicegate.testing.kafka_broker fetch     # resolve the jars once
     python -m sluicegate.testing.kafka_broker run       # serve until Ctrl-C
@@ -16,6 +19,7 @@ and authorizes them by ACLs, as a production cluster would.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import os
@@ -26,11 +30,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["KAFKA_VERSION", "BrokerError", "KafkaBroker", "cache_dir", "fetch", "main"]
+__all__ = [
+    "KAFKA_VERSION",
+    "BrokerError",
+    "KafkaBroker",
+    "KafkaCluster",
+    "cache_dir",
+    "fetch",
+    "main",
+]
 
 #: The broker's version; its jars are cached per version.
 KAFKA_VERSION = "4.1.1"
@@ -157,7 +170,9 @@ class KafkaBroker:
     """One combined broker/controller whose storage lives in ``directory``.
 
     ``start()`` formats the storage on first start only, so a stopped broker started again
-    on the same directory keeps its records, as a real one does.
+    on the same directory keeps its records, as a real one does. Alone, it is a cluster of
+    one; ``KafkaCluster`` makes several of them one cluster (``node_id``, ``voters``,
+    ``cluster_id`` and ``replicas``).
     """
 
     def __init__(
@@ -174,8 +189,21 @@ class KafkaBroker:
         auto_create_topics: bool = False,
         sasl_users: Mapping[str, str] | None = None,
         tls: tuple[bytes, bytes] | None = None,
+        node_id: int = 1,
+        controller_port: int | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+        replicas: int = 1,
     ) -> None:
         self.directory = directory
+        self.node_id = node_id
+        #: ``controller.quorum.voters``: this node alone unless given.
+        self._voters = voters
+        #: Given to the nodes of one cluster; a node alone asks Kafka's tool for one.
+        self._cluster_id = cluster_id
+        #: Replicas of the internal topics and of topics created without a count, with one
+        #: fewer needed in sync (one needs one).
+        self.replicas = replicas
         #: Users and passwords of a second listener, ``SASL_PLAINTEXT`` with the ``PLAIN``
         #: mechanism, whose principals (``User:<name>``) are authorized by ACLs; the plain
         #: listener's clients stay super users (``User:ANONYMOUS``), so a test grants ACLs
@@ -197,7 +225,7 @@ class KafkaBroker:
         #: The port clients are told to connect to: another than ``port`` puts a proxy
         #: (the fault tests') between every client and the broker.
         self.advertised_port = advertised_port or self.port
-        self.controller_port = _free_port()
+        self.controller_port = controller_port or _free_port()
         self.heap = heap
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: Path = directory / "broker.log"
@@ -227,10 +255,13 @@ class KafkaBroker:
 
     def _properties(self) -> str:
         data = self.directory / "data"
+        replicas = str(self.replicas)
+        in_sync = str(max(1, self.replicas - 1))
+        voters = self._voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
@@ -239,17 +270,25 @@ class KafkaBroker:
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(data),
-            # One node: every internal topic has one replica, and min ISR 1.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            # One node: every topic has one replica, and min ISR 1. Several: a node may
+            # be lost without losing an acknowledged record or stopping writes.
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": in_sync,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": in_sync,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": in_sync,
             # Tests create groups constantly: no three-second wait before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
             "auto.create.topics.enable": str(self.auto_create_topics).lower(),
         }
+        if self.replicas > 1:
+            # A node killed is declared gone after its session times out (9 s by
+            # default) and its partitions get new leaders then: sooner, for tests.
+            settings["broker.session.timeout.ms"] = "4000"
+            settings["broker.heartbeat.interval.ms"] = "1000"
         if self.sasl_users is not None:
             settings.update(self._sasl_properties(self.sasl_users))
         return "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -303,15 +342,17 @@ class KafkaBroker:
     def _format(self, lib: Path, properties: Path) -> None:
         if (self.directory / "data" / "meta.properties").exists():
             return
-        uuid = subprocess.run(
-            self._java(lib, "kafka.tools.StorageTool", "random-uuid"),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        cluster_id = uuid.stdout.strip().splitlines()[-1] if uuid.returncode == 0 else ""
-        if not cluster_id:
-            raise BrokerError(f"kafka-storage random-uuid failed:\n{uuid.stderr[-4000:]}")
+        cluster_id = self._cluster_id
+        if cluster_id is None:
+            made = subprocess.run(
+                self._java(lib, "kafka.tools.StorageTool", "random-uuid"),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            cluster_id = made.stdout.strip().splitlines()[-1] if made.returncode == 0 else ""
+            if not cluster_id:
+                raise BrokerError(f"kafka-storage random-uuid failed:\n{made.stderr[-4000:]}")
         done = subprocess.run(
             self._java(
                 lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)
@@ -327,6 +368,16 @@ class KafkaBroker:
 
     def start(self, timeout: float = 180.0) -> None:
         """Fetch if needed, format on first start, run, and wait until metadata answers."""
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> None:
+        """Fetch if needed, format on first start, and run, without waiting for it (a node
+        of a cluster answers only once a majority of its quorum runs)."""
         lib = fetch(self.version)
         self.directory.mkdir(parents=True, exist_ok=True)
         properties = self.directory / "server.properties"
@@ -341,13 +392,9 @@ class KafkaBroker:
                 # Its own process group: Ctrl-C in a terminal reaches us, and we stop it cleanly.
                 start_new_session=True,
             )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the launched broker answers metadata requests naming a broker."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self._process is not None
@@ -387,15 +434,15 @@ class KafkaBroker:
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM for a clean shutdown; SIGKILL if it does not end in ``timeout``."""
+        _end(self._terminate(), timeout)
+
+    def _terminate(self) -> subprocess.Popen[bytes] | None:
+        """SIGTERM, not waiting: the process to wait for, if it was running."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
-            return
+            return None
         process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        return process
 
     def kill(self) -> None:
         """SIGKILL, as a crash or a power cut: no clean shutdown, no flush."""
@@ -405,6 +452,129 @@ class KafkaBroker:
             process.wait(timeout=30)
 
     def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _end(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Wait up to ``timeout`` for a terminated broker to end, then kill it."""
+    if process is None:
+        return
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def _cluster_id() -> str:
+    """A cluster id as Kafka makes them (``Uuid``: 16 random bytes, URL-safe base64), never
+    starting with ``-``, which the storage tool would read as an option."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not made.startswith("-"):
+            return made
+
+
+class KafkaCluster:
+    """``size`` combined broker/controllers on 127.0.0.1 forming one cluster, each node a
+    voter of the controller quorum, in ``directory/node-<id>``.
+
+    Every topic created without a replica count gets one per node, up to three, and
+    needs one fewer in sync: a single node may stop or die without an acknowledged
+    record lost or writes refused, as in production. Nodes are reached as ``brokers``
+    (``node(id)``) to stop, kill and start one at a time.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        size: int = 3,
+        version: str = KAFKA_VERSION,
+        heap: str = "1g",
+    ) -> None:
+        if size < 2:
+            raise BrokerError("a cluster has two nodes or more; KafkaBroker runs one")
+        controller_ports = [_free_port() for _ in range(size)]
+        voters = ",".join(f"{i}@127.0.0.1:{port}" for i, port in enumerate(controller_ports, 1))
+        cluster_id = _cluster_id()
+        self.brokers = [
+            KafkaBroker(
+                directory / f"node-{node_id}",
+                version=version,
+                heap=heap,
+                node_id=node_id,
+                controller_port=port,
+                voters=voters,
+                cluster_id=cluster_id,
+                replicas=min(size, 3),
+            )
+            for node_id, port in enumerate(controller_ports, 1)
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(broker.bootstrap_servers for broker in self.brokers)
+
+    def node(self, node_id: int) -> KafkaBroker:
+        return self.brokers[node_id - 1]
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Launch every node, then wait until each answers naming all of them."""
+        deadline = time.monotonic() + timeout
+        try:
+            for broker in self.brokers:
+                broker.launch()
+            for broker in self.brokers:
+                broker.wait_ready(max(1.0, deadline - time.monotonic()))
+            self._until_all_known(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _until_all_known(self, deadline: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        known = 0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                known = len(admin.list_topics(timeout=2.0).brokers)
+                if known == len(self.brokers):
+                    return
+            time.sleep(0.25)
+        raise BrokerError(f"the cluster names {known} of its {len(self.brokers)} brokers")
+
+    def leader(self, topic: str, partition: int = 0) -> KafkaBroker:
+        """The node leading ``partition`` of ``topic`` now."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        found = admin.list_topics(topic, timeout=10.0).topics.get(topic)
+        if found is None or found.error is not None or partition not in found.partitions:
+            raise BrokerError(f"the cluster has no partition {partition} of {topic!r}")
+        node_id = found.partitions[partition].leader
+        if node_id < 1:
+            raise BrokerError(f"partition {partition} of {topic!r} has no leader now")
+        return self.node(node_id)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM to every running node at once (each waits for the quorum while it shuts
+        down cleanly), then wait for them all."""
+        processes = [broker._terminate() for broker in self.brokers]
+        for process in processes:
+            _end(process, timeout)
+
+    def __enter__(self) -> KafkaCluster:
         self.start()
         return self
 

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from sluicegate.app import build_app
 from sluicegate.config import CloudEventSettings, KafkaSettings
 from sluicegate.core import state_topic
 from sluicegate.core.cloudevents import types as event_types
@@ -33,7 +32,6 @@ from sluicegate.core.records import NewRecord, TopicPartition
 from sluicegate.core.schemas.state import STATE_TOPIC
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec
 from sluicegate.errors import SluicegateError, StorageTimeout
-from sluicegate.observability.metrics import Metrics
 from sluicegate.storage import outages
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
@@ -42,8 +40,14 @@ from sluicegate.testing.kafka_broker import KafkaBroker
 from tests.conftest import make_settings, on_kafka
 from tests.storage.kafka.conftest import consume_all_async, free_port, serve_at
 from tests.storage.kafka.fault_proxy import FaultProxy
+from tests.storage.kafka.producers import (
+    BATCH,
+    Producers,
+    check_stored,
+    gateway_client,
+    stored_values,
+)
 
-URL = "/v2/topics/faults/records"
 SCHEMAS_TOPIC = f"{INTERNAL_PREFIX}_{STATE_TOPIC}"
 
 
@@ -57,102 +61,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
 @pytest.fixture
 async def http(broker: KafkaBroker, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """Records v2 on a gateway stored on ``broker``, with short deadlines."""
-    settings = on_kafka(
-        make_settings(
-            tmp_path,
-            auth={"enabled": False},
-            storage={"append_timeout": 4.0},
-            kafka={"request_timeout": 2.0},
-        ),
-        broker.bootstrap_servers,
+    client = gateway_client(
+        tmp_path, broker.bootstrap_servers, append_timeout=4.0, request_timeout=2.0
     )
-    async with running(open_log(settings)) as log:
-        gateway = Gateway(settings, log)
-        await gateway.start()
-        transport = httpx.ASGITransport(app=build_app(gateway, metrics=Metrics()))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            client.headers["x-topic-prefix"] = settings.kafka.topic_prefix
-            yield client
-
-
-#: The topic admin API's multi-record produce: all or nothing, a Kafka transaction.
-BATCH_URL = "/admin/v1/topics/faults/records"
-BATCH = 5
-
-
-class Producers:
-    """Concurrent producers, each sending unique values, counting outcomes: records-v2
-    single records, and (``batch_workers``) all-or-nothing batches of ``BATCH``."""
-
-    def __init__(self, http: httpx.AsyncClient, workers: int = 4, batch_workers: int = 0) -> None:
-        self.http = http
-        self.workers = workers
-        self.batch_workers = batch_workers
-        self.acked: list[str] = []
-        #: Every batch sent, whatever its answer.
-        self.batches: list[list[str]] = []
-        self.statuses: collections.Counter[int] = collections.Counter()
-        self.stop = asyncio.Event()
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for worker in range(self.workers):
-                tg.create_task(self._produce(worker))
-            for worker in range(self.batch_workers):
-                tg.create_task(self._produce_batches(worker))
-
-    async def _produce_batches(self, worker: int) -> None:
-        sent = 0
-        while not self.stop.is_set():
-            values = [f"b{worker}-{sent}-{i}" for i in range(BATCH)]
-            sent += 1
-            self.batches.append(values)
-            body = {"records": [{"value": value} for value in values]}
-            if await self._post(BATCH_URL, body):
-                self.acked.extend(values)
-
-    async def _produce(self, worker: int) -> None:
-        sent = 0
-        while not self.stop.is_set():
-            value = f"w{worker}-{sent}"
-            sent += 1
-            body = {"value": {"type": "text", "data": value}}
-            if await self._post(URL, body):
-                self.acked.append(value)
-
-    async def _post(self, url: str, body: dict[str, Any]) -> bool:
-        """Send ``body``, count its status; whether it was acknowledged (200). A refusal
-        is followed by a short pause: an outage answers at once, and so would the retry."""
-        response = await self.http.post(url, json=body)
-        self.statuses[response.status_code] += 1
-        if response.status_code != 200:
-            await asyncio.sleep(0.05)
-        return response.status_code == 200
-
-    async def until_acked(self, count: int, timeout: float) -> None:
-        target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            assert time.monotonic() < deadline, f"only {len(self.acked)} acks: {self.statuses}"
-            await asyncio.sleep(0.05)
-
-
-async def _stored_values(bootstrap: str, topic: str) -> list[str]:
-    messages = await consume_all_async(bootstrap, topic)
-    return [message.value().decode() for message in messages]
-
-
-async def _check_stored(http: httpx.AsyncClient, broker: KafkaBroker, producers: Producers) -> None:
-    assert set(producers.statuses) <= {200, 408, 503}, producers.statuses
-    topic = http.headers["x-topic-prefix"] + "faults"
-    stored = await _stored_values(broker.bootstrap_servers, topic)
-    duplicates = [v for v, n in collections.Counter(stored).items() if n > 1]
-    assert duplicates == []
-    assert set(producers.acked) <= set(stored)
-    # A batch is stored whole or not at all, whatever it was answered.
-    kept = set(stored)
-    partial = [b for b in producers.batches if 0 < len(kept.intersection(b)) < len(b)]
-    assert partial == []
+    async with client as http:
+        yield http
 
 
 @pytest.mark.parametrize("how", ["stop", "kill -9"])
@@ -188,7 +101,7 @@ async def test_broker_down_during_produce_never_200_and_recovers(
     finally:
         producers.stop.set()
         await running_producers
-    await _check_stored(http, broker, producers)
+    await check_stored(http, broker.bootstrap_servers, producers)
 
 
 async def test_long_polls_in_an_outage_are_503_not_nothing_new(
@@ -327,7 +240,7 @@ async def test_a_gateway_started_while_the_broker_is_down_waits_for_it(
     logged = log.read_text()
     assert "did not answer" in logged
     assert "stopped before the storage was ready" in logged
-    assert await _stored_values(broker.bootstrap_servers, "waited") == ["after"]
+    assert await stored_values(broker.bootstrap_servers, "waited") == ["after"]
 
 
 @contextlib.asynccontextmanager
@@ -611,7 +524,7 @@ async def test_metadata_answers_without_brokers_end_no_node(tmp_path: Path) -> N
         finally:
             process.kill()
             process.wait()
-        stored = await _stored_values(bootstrap, "waited")
+        stored = await stored_values(bootstrap, "waited")
         assert sorted(stored) == ["after", "batch-1", "batch-2", "before"]
 
 

@@ -1,0 +1,180 @@
+"""A cluster of three brokers, as production runs Kafka, one of them killed under load.
+
+Topics keep three replicas and need two in sync (``KafkaCluster``), so one broker lost
+must cost no acknowledged record and no refused write: its partitions get new leaders
+once the controller declares it gone (four seconds here), the idempotent and the
+transactional producers send on to them, and the node-wide fetch layer reads from them.
+Each test is bounded in records and seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from sluicegate.config import KafkaSettings
+from sluicegate.testing.kafka_broker import KafkaBroker, KafkaCluster
+from tests.storage.conftest import kafka_test_settings
+from tests.storage.kafka.conftest import OpenLog
+from tests.storage.kafka.producers import Producers, check_stored, gateway_client
+
+#: Longer than a leader election (the session timeout, then a metadata refresh): a
+#: record sent as its leader dies is acknowledged by the next one, not timed out.
+APPEND_TIMEOUT = 20.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    with KafkaCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def http(cluster: KafkaCluster, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    client = gateway_client(
+        tmp_path, cluster.bootstrap_servers, append_timeout=APPEND_TIMEOUT, request_timeout=5.0
+    )
+    async with client as http:
+        yield http
+
+
+@pytest.fixture
+async def killed(cluster: KafkaCluster) -> AsyncIterator[list[KafkaBroker]]:
+    """The brokers a test kills: started again after it, whatever its outcome."""
+    brokers: list[KafkaBroker] = []
+    yield brokers
+    for broker in brokers:
+        if not broker.running:
+            await asyncio.to_thread(broker.start)
+
+
+async def test_a_leader_killed_during_produce_loses_nothing_and_refuses_nothing(
+    http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker]
+) -> None:
+    producers = Producers(http, batch_workers=2)
+    running_producers = asyncio.create_task(producers.run())
+    topic = http.headers["x-topic-prefix"] + "faults"
+    try:
+        await producers.until_acked(50, timeout=30)
+        leader = await asyncio.to_thread(cluster.leader, topic)
+        killed.append(leader)
+        await asyncio.to_thread(leader.kill)
+        # Writes go on with the broker still dead: single records and batches.
+        batches_before = len(producers.batches)
+        await producers.until_acked(200, timeout=60)
+        assert len(producers.batches) > batches_before
+        successor = await asyncio.to_thread(cluster.leader, topic)
+        assert successor is not leader
+        assert (await http.get("/readyz")).status_code == 200
+        # And once it is back (a follower now, catching up).
+        await asyncio.to_thread(leader.start)
+        await producers.until_acked(50, timeout=60)
+    finally:
+        producers.stop.set()
+        await running_producers
+    # A request in flight as its leader died was acknowledged by the next one.
+    assert set(producers.statuses) == {200}, producers.statuses
+    await check_stored(http, cluster.bootstrap_servers, producers)
+
+
+async def _events(http: httpx.AsyncClient, instance: str, seconds: float) -> list[dict[str, Any]]:
+    """What one poll of ``instance`` gets within ``seconds`` (none: ``[]``)."""
+    polled = await http.get(f"{instance}/events", params={"timeout": str(seconds)})
+    if polled.status_code == 204:
+        return []
+    assert polled.status_code == 200, polled.text
+    events: list[dict[str, Any]] = polled.json()
+    return events
+
+
+async def _produce(http: httpx.AsyncClient, ids: list[str]) -> None:
+    batch = [
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "urn:shop",
+            "type": "Order.Created",
+            "partitionkey": f"customer-{n}",
+            "data": {"n": n},
+        }
+        for n, event_id in enumerate(ids)
+    ]
+    headers = {"content-type": "application/cloudevents-batch+json"}
+    response = await http.post("/ce/produce/events", json=batch, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
+    http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker]
+) -> None:
+    # Events keyed over the topic's partitions, so that the broker killed led some of
+    # them (and may have been the group's coordinator, where confirms are committed).
+    created = await http.post("/ce/consumers", params={"group": "failover"})
+    assert created.status_code == 201, created.text
+    instance = urlsplit(created.headers["location"]).path
+    before = [f"before-{n}" for n in range(40)]
+    after = [f"after-{n}" for n in range(40)]
+    await _produce(http, before)
+    received: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(received) < len(before):
+        assert time.monotonic() < deadline, received
+        received += [event["id"] for event in await _events(http, instance, 1)]
+    confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
+    assert confirmed.status_code == 204, confirmed.text
+    broker = cluster.node(2)
+    killed.append(broker)
+    await asyncio.to_thread(broker.kill)
+    await _produce(http, after)
+    deadline = time.monotonic() + 60
+    while len(received) < len(before) + len(after):
+        assert time.monotonic() < deadline, f"{len(received)} events: {received}"
+        received += [event["id"] for event in await _events(http, instance, 1)]
+    assert sorted(received) == sorted(before + after)
+    confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
+    assert confirmed.status_code == 204, confirmed.text
+    assert (await http.delete(instance)).status_code == 204
+    # What was confirmed with the broker dead is committed: nothing comes back to the
+    # group's next instance, before or after the broker returns.
+    for step in ("dead", "back"):
+        if step == "back":
+            await asyncio.to_thread(broker.start)
+        successor = await http.post("/ce/consumers", params={"group": "failover"})
+        assert successor.status_code == 201, successor.text
+        path = urlsplit(successor.headers["location"]).path
+        assert await _events(http, path, 2) == [], step
+        assert (await http.delete(path)).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("replication_factor", "warned"), [(1, True), (-1, False)], ids=["one", "default"]
+)
+async def test_the_start_warns_of_one_replica_on_a_cluster_of_three(
+    cluster: KafkaCluster,
+    open_kafka_log: OpenLog,
+    caplog: pytest.LogCaptureFixture,
+    replication_factor: int,
+    warned: bool,
+) -> None:
+    # -1 is the cluster's default: three replicas, two in sync.
+    caplog.set_level(logging.INFO, logger="sluicegate.storage.kafka.node")
+    settings: KafkaSettings = kafka_test_settings(
+        cluster.bootstrap_servers, replication_factor=replication_factor
+    )
+    async with open_kafka_log(settings):
+        pass
+    said = [r.getMessage() for r in caplog.records if r.name == "sluicegate.storage.kafka.node"]
+    replicas = [message for message in said if "replica" in message]
+    if warned:
+        assert len(replicas) == 1, said
+        assert "1 replica(s) on a cluster of 3 brokers" in replicas[0]
+    else:
+        assert replicas == [], said
