@@ -484,6 +484,20 @@ def _cluster_id() -> str:
             return made
 
 
+def _java_hash(text: str) -> int:
+    """Java's ``String.hashCode``: over UTF-16 code units, in 32-bit arithmetic."""
+    units = text.encode("utf-16-be")
+    value = 0
+    for i in range(0, len(units), 2):
+        value = (value * 31 + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _java_abs(value: int) -> int:
+    """Kafka's ``Utils.abs``: the smallest int is 0, not itself."""
+    return 0 if value == -(1 << 31) else abs(value)
+
+
 class KafkaCluster:
     """``size`` combined broker/controllers on 127.0.0.1 forming one cluster, each node a
     voter of the controller quorum, in ``directory/node-<id>``.
@@ -566,6 +580,19 @@ class KafkaCluster:
         if node_id < 1:
             raise BrokerError(f"partition {partition} of {topic!r} has no leader now")
         return self.node(node_id)
+
+    def coordinator(self, internal_topic: str, key: str) -> KafkaBroker:
+        """The node coordinating ``key`` now: a transactional id (``__transaction_state``)
+        or a group id (``__consumer_offsets``), which Kafka hashes to a partition of that
+        topic (``partitionFor``: ``Utils.abs(key.hashCode()) % partitions``) whose leader
+        coordinates it. No admin API names a transaction's coordinator."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        found = admin.list_topics(internal_topic, timeout=10.0).topics.get(internal_topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise BrokerError(f"the cluster has no {internal_topic} yet")
+        return self.leader(internal_topic, _java_abs(_java_hash(key)) % len(found.partitions))
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM to every running node at once (each waits for the quorum while it shuts

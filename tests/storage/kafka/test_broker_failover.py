@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
 
-from sluicegate.config import KafkaSettings
+from sluicegate.config import DEFAULT_NODE_ID, KafkaSettings
 from sluicegate.testing.kafka_broker import KafkaBroker, KafkaCluster
 from tests.storage.conftest import kafka_test_settings
 from tests.storage.kafka.conftest import OpenLog
@@ -56,26 +57,39 @@ async def killed(cluster: KafkaCluster) -> AsyncIterator[list[KafkaBroker]]:
             await asyncio.to_thread(broker.start)
 
 
-async def test_a_leader_killed_during_produce_loses_nothing_and_refuses_nothing(
-    http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker]
+def _victim(cluster: KafkaCluster, http: httpx.AsyncClient, role: str) -> KafkaBroker:
+    prefix = http.headers["x-topic-prefix"]
+    if role == "partition leader":
+        return cluster.leader(prefix + "faults")
+    # The coordinator of the gateway's transactional id (``kafka.transactional_id``).
+    return cluster.coordinator("__transaction_state", f"sluicegate-{prefix}{DEFAULT_NODE_ID}")
+
+
+@pytest.mark.parametrize("role", ["partition leader", "transaction coordinator"])
+async def test_a_broker_killed_during_produce_loses_nothing_and_refuses_nothing(
+    http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker], role: str
 ) -> None:
+    # The partition's leader: the idempotent producer's records and the transactions'
+    # go to its successor. The transaction coordinator: the batches' transactions move
+    # to the coordinator that takes over the gateway's transactional id.
     producers = Producers(http, batch_workers=2)
     running_producers = asyncio.create_task(producers.run())
     topic = http.headers["x-topic-prefix"] + "faults"
     try:
         await producers.until_acked(50, timeout=30)
-        leader = await asyncio.to_thread(cluster.leader, topic)
-        killed.append(leader)
-        await asyncio.to_thread(leader.kill)
+        victim = await asyncio.to_thread(_victim, cluster, http, role)
+        killed.append(victim)
+        await asyncio.to_thread(victim.kill)
         # Writes go on with the broker still dead: single records and batches.
         batches_before = len(producers.batches)
         await producers.until_acked(200, timeout=60)
         assert len(producers.batches) > batches_before
-        successor = await asyncio.to_thread(cluster.leader, topic)
-        assert successor is not leader
+        if role == "partition leader":
+            assert await asyncio.to_thread(cluster.leader, topic) is not victim
+        assert (await asyncio.to_thread(_victim, cluster, http, role)) is not victim
         assert (await http.get("/readyz")).status_code == 200
         # And once it is back (a follower now, catching up).
-        await asyncio.to_thread(leader.start)
+        await asyncio.to_thread(victim.start)
         await producers.until_acked(50, timeout=60)
     finally:
         producers.stop.set()
@@ -83,6 +97,20 @@ async def test_a_leader_killed_during_produce_loses_nothing_and_refuses_nothing(
     # A request in flight as its leader died was acknowledged by the next one.
     assert set(producers.statuses) == {200}, producers.statuses
     await check_stored(http, cluster.bootstrap_servers, producers)
+
+
+def _group_coordinator(cluster: KafkaCluster, prefix: str) -> KafkaBroker:
+    """The node coordinating the group ``failover`` under ``prefix``, as Kafka says it; and
+    as ``KafkaCluster.coordinator`` finds it by hashing, which the transactions' test needs
+    (no admin API names a transaction's coordinator)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    listed = admin.list_consumer_groups(request_timeout=10).result()
+    ours = [g.group_id for g in listed.valid if g.group_id.startswith(prefix)]
+    [group] = [g for g in ours if g.endswith("/failover")]
+    described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    coordinator = cluster.node(described.coordinator.id)
+    assert cluster.coordinator("__consumer_offsets", group) is coordinator
+    return coordinator
 
 
 async def _events(http: httpx.AsyncClient, instance: str, seconds: float) -> list[dict[str, Any]]:
@@ -115,8 +143,8 @@ async def _produce(http: httpx.AsyncClient, ids: list[str]) -> None:
 async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
     http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker]
 ) -> None:
-    # Events keyed over the topic's partitions, so that the broker killed led some of
-    # them (and may have been the group's coordinator, where confirms are committed).
+    # Events keyed over the topic's partitions; the broker killed is the group's
+    # coordinator, where confirms are committed, and leads some of them (a third).
     created = await http.post("/ce/consumers", params={"group": "failover"})
     assert created.status_code == 201, created.text
     instance = urlsplit(created.headers["location"]).path
@@ -130,7 +158,7 @@ async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
         received += [event["id"] for event in await _events(http, instance, 1)]
     confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
     assert confirmed.status_code == 204, confirmed.text
-    broker = cluster.node(2)
+    broker = await asyncio.to_thread(_group_coordinator, cluster, http.headers["x-topic-prefix"])
     killed.append(broker)
     await asyncio.to_thread(broker.kill)
     await _produce(http, after)
@@ -139,8 +167,16 @@ async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
         assert time.monotonic() < deadline, f"{len(received)} events: {received}"
         received += [event["id"] for event in await _events(http, instance, 1)]
     assert sorted(received) == sorted(before + after)
-    confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
-    assert confirmed.status_code == 204, confirmed.text
+    # A confirm sent to the dead coordinator waits for it until the request timeout
+    # (503); the gateway then looks the coordinator up afresh, and a retry is stored.
+    statuses: list[int] = []
+    deadline = time.monotonic() + 45
+    while not statuses or statuses[-1] != 204:
+        assert time.monotonic() < deadline, statuses
+        confirm = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
+        statuses.append(confirm.status_code)
+        assert confirm.status_code in (204, 503), confirm.text
+    assert len(statuses) <= 3, statuses
     assert (await http.delete(instance)).status_code == 204
     # What was confirmed with the broker dead is committed: nothing comes back to the
     # group's next instance, before or after the broker returns.

@@ -15,7 +15,7 @@ from confluent_kafka import (
     Producer,
 )
 from confluent_kafka import TopicPartition as KafkaPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions
 
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import NewRecord, TopicPartition
@@ -31,7 +31,7 @@ from sluicegate.errors import (
 )
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.kafka.errors import translate
-from sluicegate.storage.kafka.registry import REGISTRY_TOPIC
+from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, encode_entry
 from tests.storage.kafka.conftest import OpenLog, consume_all_async
 
 BIG = 1 << 30
@@ -365,6 +365,52 @@ async def test_ten_thousand_waiting_consumers_open_no_connection(
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_partitions_added_outside_the_gateway_are_taken_by_every_node(
+    kafka_settings: KafkaSettings,
+    open_kafka_log: OpenLog,
+    kafka_admin: AdminClient,
+    kafka_bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As kafka-topics.sh --alter --partitions does it; then another Kafka client writes
+    # to a new partition, which the gateway's readers must not miss.
+    async with open_kafka_log(kafka_settings) as a, open_kafka_log(kafka_settings) as b:
+        created = await a.create_topic(TopicSpec(name="grown", partitions=2, config={"x": 1}))
+        kafka_name = kafka_settings.topic_prefix + "grown"
+        grow = kafka_admin.create_partitions([NewPartitions(kafka_name, 4)])[kafka_name]
+        await asyncio.to_thread(grow.result, 30)
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer.produce(kafka_name, b"from another client", partition=3)
+        assert await asyncio.to_thread(producer.flush, 10) == 0
+        assert await a._topics.adopt_growth() == ["grown"]
+        grown = await a.get_topic("grown")
+        assert (grown.id, grown.partitions, grown.config) == (created.id, 4, {"x": 1})
+        assert grown.updated_at > created.updated_at
+        # b follows the registry; asked itself, it finds nothing left to take.
+        for _ in range(200):
+            if (await b.get_topic("grown")).partitions == 4:
+                break
+            await asyncio.sleep(0.05)
+        assert await b.get_topic("grown") == grown
+        assert await b._topics.adopt_growth() == []
+        tp = TopicPartition("grown", 3)
+        [record] = await b.read(tp, 0, max_records=5, max_bytes=BIG)
+        assert record.value == b"from another client"
+        [appended] = await a.append([NewRecord("grown", 3, None, b"from the gateway")])
+        assert appended.offset == 1
+        with pytest.raises(InvalidPartition):
+            await a.append([NewRecord("grown", 4, None, b"x")])
+        # An update written from an entry read before the growth does not undo it.
+        stale = encode_entry(created, creating=False)
+        producer.produce(kafka_settings.topic_prefix + REGISTRY_TOPIC, stale, b"grown")
+        assert await asyncio.to_thread(producer.flush, 10) == 0
+        await a.create_topic(TopicSpec(name="after-the-stale-entry"))  # a has read it
+        assert (await a.get_topic("grown")).partitions == 4
+    said = [r.getMessage() for r in caplog.records if "grew outside the gateway" in r.getMessage()]
+    assert len(said) == 1
+    assert "'grown' has 4 partitions in Kafka, 2 in the gateway's registry" in said[0]
 
 
 async def test_registry_records_it_cannot_read_are_skipped_by_every_node(

@@ -1,7 +1,18 @@
 """The Admin API, awaited on the loop: librdkafka answers admin requests on its own
 background thread and resolves ``concurrent.futures`` futures, which the loop awaits
 without a thread of ours. Every call is bounded by the request timeout and its errors
-are translated (``errors``)."""
+are translated (``errors``).
+
+**Group offsets have a client of their own, replaced when it gets stuck.** Commits and
+reads of committed offsets go to the group's coordinator, which librdkafka (2.16) looks up
+once and caches. When that broker dies, a request finds the cached coordinator down and
+waits for it to come back, re-asking who coordinates only when some broker's state
+changes; none does, so every such request of the client times out, and kept doing so for
+as long as we watched (minutes), until the client aborted the process (an assertion in
+its coordinator path, librdkafka #4605). A coordinator request that fails unavailable
+replaces that client: the next one looks the coordinator up afresh and finds the
+successor. The replaced client is kept until its requests have timed out, then dropped.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +92,12 @@ class KafkaAdmin:
         on_error: Callable[[KafkaError], None],
     ):
         with_callback: dict[str, Any] = {**config, "error_cb": on_error}
+        self._config = with_callback
         self._client = AdminClient(with_callback)
+        #: Group-offset requests' client (see the module's docstring), and those it
+        #: replaced, kept until their requests end.
+        self._coordinated = AdminClient(with_callback)
+        self._replaced: list[AdminClient] = []
         self._timeout = timeout
         self._replication = replication_factor
         self._topic = topic
@@ -109,6 +125,22 @@ class KafkaAdmin:
             if isinstance(failure, StorageUnavailable):
                 self._relearn_brokers()
             raise failure from exc
+
+    async def _await_coordinator(
+        self, client: AdminClient, future: Future[T], topic: str | None = None
+    ) -> T:
+        """``_await`` of a request of the group-offsets client ``client``; replaced if the
+        request failed unavailable (its coordinator may be dead and cached)."""
+        try:
+            return await self._await(future, topic=topic)
+        except StorageUnavailable:
+            if client is self._coordinated:
+                self._coordinated = AdminClient(self._config)
+                self._replaced.append(client)
+                # librdkafka fails its requests at the request timeout; dropped after.
+                loop = asyncio.get_running_loop()
+                loop.call_later(self._timeout + 1.0, self._replaced.remove, client)
+            raise
 
     def _options(self) -> dict[str, float]:
         return {"request_timeout": self._timeout}
@@ -149,6 +181,9 @@ class KafkaAdmin:
         futures), so only these wait; the node polls every second, which bounds them.
         """
         self._client.poll(0)
+        self._coordinated.poll(0)
+        for replaced in self._replaced:
+            replaced.poll(0)
 
     async def ping(self) -> None:
         """Return once a broker answered a question about the admin's topic.
@@ -188,6 +223,19 @@ class KafkaAdmin:
         configs = await self._await(futures[resource], topic=self._topic)
         min_insync = int(configs["min.insync.replicas"].value)
         return Replication(len(metadata.brokers), replicas, min_insync)
+
+    async def partition_counts(self, names: Sequence[str]) -> dict[str, int]:
+        """How many partitions Kafka has for each of ``names`` (one DescribeTopics request);
+        a topic Kafka does not have is left out."""
+        if not names:
+            return {}
+        futures = self._client.describe_topics(TopicCollection(list(names)), **self._options())
+        counts: dict[str, int] = {}
+        for name, future in futures.items():
+            with contextlib.suppress(UnknownTopic):
+                described = await self._await(future, topic=name)
+                counts[name] = len(described.partitions)
+        return counts
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(
@@ -284,8 +332,9 @@ class KafkaAdmin:
         request = ConsumerGroupTopicPartitions(
             group, [KafkaPartition(t, p, offset) for (t, p), offset in offsets.items()]
         )
-        futures = self._client.alter_consumer_group_offsets([request], **self._options())
-        answer = await self._await(futures[group])
+        client = self._coordinated
+        futures = client.alter_consumer_group_offsets([request], **self._options())
+        answer = await self._await_coordinator(client, futures[group])
         for tp in answer.topic_partitions or ():
             if tp.error is not None:
                 raise translate(tp.error, topic=tp.topic)
@@ -295,8 +344,9 @@ class KafkaAdmin:
         request = ConsumerGroupTopicPartitions(
             group, [KafkaPartition(topic, p) for p in range(partitions)]
         )
-        futures = self._client.list_consumer_group_offsets([request], **self._options())
-        answer = await self._await(futures[group], topic=topic)
+        client = self._coordinated
+        futures = client.list_consumer_group_offsets([request], **self._options())
+        answer = await self._await_coordinator(client, futures[group], topic)
         return {
             tp.partition: tp.offset
             for tp in answer.topic_partitions or ()

@@ -132,10 +132,15 @@ class TopicRegistry:
             topic_id = entry.id
         else:
             return  # an update of a topic that was deleted (and perhaps created again)
+        partitions = entry.partitions
+        if current is not None and current.id == topic_id:
+            # Kafka never shrinks a topic: an update written from an entry read before a
+            # growth (``KafkaTopics.adopt_growth``) keeps the growth.
+            partitions = max(partitions, current.partitions)
         topic = Topic(
             name=name,
             id=topic_id,
-            partitions=entry.partitions,
+            partitions=partitions,
             retention_ms=entry.retention_ms,
             retention_bytes=entry.retention_bytes,
             config=entry.config,

@@ -4,6 +4,16 @@ gateway's own facts about each (its id, the dialects' settings) in the registry 
 The registry (``registry``) is replayed at start and followed afterwards, so a topic
 another node created or deleted is known here too; an operation that does not find a
 topic asks the registry again before answering that it does not exist.
+
+A topic's partitions may also grow outside the gateway (``kafka-topics.sh --alter``, any
+admin client). Every ``GROWTH_INTERVAL`` a node asks Kafka how many partitions the
+gateway's topics have, and where one has more than the registry says, it writes the
+new count to the registry, as its own ``alter`` does: from then on every node reads
+the new partitions (records other clients write there reach the HTTP consumers too),
+the partitioners spread over them, and groups take them into their assignments. Kafka
+never shrinks a topic, so the registry keeps the largest count an update of a topic
+names (``TopicRegistry.apply``): a node's stale update does not undo a growth another
+node adopted.
 """
 
 from __future__ import annotations
@@ -13,11 +23,12 @@ import contextlib
 import logging
 import time
 
+import msgspec
 from confluent_kafka.admin import OffsetSpec
 
 from sluicegate.core.records import Appended, NewRecord, TopicPartition
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
-from sluicegate.errors import StorageUnavailable, TopicExists, UnknownTopic
+from sluicegate.errors import SluicegateError, StorageUnavailable, TopicExists, UnknownTopic
 from sluicegate.storage.groups import GroupCoordinator
 from sluicegate.storage.kafka.appends import Appends
 from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
@@ -26,7 +37,7 @@ from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, TopicRegistry, enc
 from sluicegate.storage.kafka.topic_configs import kafka_topic_configs
 from sluicegate.storage.topic_rules import invalid_partition, updated_topic, validate_spec
 
-__all__ = ["KafkaTopics"]
+__all__ = ["GROWTH_INTERVAL", "KafkaTopics"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +46,9 @@ _Key = tuple[str, int]
 _CREATE_ATTEMPTS = 20
 _REGISTRY_BATCH = 1000
 _REGISTRY_BYTES = 4 * 1024 * 1024
+#: Seconds between a node's questions about its topics' partition counts (Kafka's own
+#: consumers notice new partitions after ``metadata.max.age.ms``, 5 minutes by default).
+GROWTH_INTERVAL = 30.0
 
 
 def _wall_clock_us() -> int:
@@ -58,6 +72,9 @@ class KafkaTopics:
         self._ends = ends
         self._groups = groups
         self._lock = asyncio.Lock()
+        #: Held by this node's changes of a topic's registry entry (``alter``, a growth
+        #: adopted), so that neither writes an entry read before the other's.
+        self._changing = asyncio.Lock()
         #: The registry's (Kafka topic, partition).
         self.registry_key: _Key = (node.prefix + REGISTRY_TOPIC, 0)
 
@@ -188,6 +205,10 @@ class KafkaTopics:
 
     async def alter(self, name: str, update: TopicUpdate) -> Topic:
         """Change settings; partitions may only grow (``BadRequest`` otherwise)."""
+        async with self._changing:
+            return await self._alter(name, update)
+
+    async def _alter(self, name: str, update: TopicUpdate) -> Topic:
         admin = self._node.running_admin()
         old = await self.known(name)
         new = updated_topic(old, update, max(_wall_clock_us(), old.updated_at + 1))
@@ -202,6 +223,52 @@ class KafkaTopics:
         if new.partitions > old.partitions:
             self._groups.topics_changed([name])
         return self._registry.get(name)
+
+    async def adopt_growth_forever(self) -> None:
+        """``adopt_growth`` every ``GROWTH_INTERVAL``, for as long as the log runs."""
+        while True:
+            await asyncio.sleep(GROWTH_INTERVAL)
+            if self._node.down:
+                continue  # the probe says so; the next round asks again
+            try:
+                await self.adopt_growth()
+            except SluicegateError as exc:
+                logger.warning("cannot ask Kafka how many partitions topics have: %s", exc)
+
+    async def adopt_growth(self) -> list[str]:
+        """Take the partition count Kafka has for each of the gateway's topics that grew
+        outside it; the names of those taken."""
+        topics = {self.kafka_name(t.name): t for t in self.listed(include_internal=False)}
+        counts = await self._node.admin.partition_counts(sorted(topics))
+        grown: list[str] = []
+        for kafka_name, count in counts.items():
+            if count <= topics[kafka_name].partitions:
+                continue
+            async with self._changing:
+                await self.catch_up()  # another node may have taken it already
+                name = topics[kafka_name].name
+                current = self._registry.by_name.get(name)
+                if current is None or current.id != topics[kafka_name].id:
+                    continue  # deleted, perhaps created again, meanwhile
+                if count <= current.partitions:
+                    continue
+                logger.warning(
+                    "topic %r has %d partitions in Kafka, %d in the gateway's registry: it "
+                    "grew outside the gateway, whose nodes use every partition from now on",
+                    name,
+                    count,
+                    current.partitions,
+                )
+                new = msgspec.structs.replace(
+                    current,
+                    partitions=count,
+                    updated_at=max(_wall_clock_us(), current.updated_at + 1),
+                )
+                await self._write(name, encode_entry(new, creating=False))
+                grown.append(name)
+        if grown:
+            self._groups.topics_changed(grown)
+        return grown
 
     async def purge(self, name: str) -> None:
         """Drop every record; offsets keep counting from the old high watermark."""
