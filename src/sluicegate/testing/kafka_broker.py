@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 __all__ = [
     "KAFKA_VERSION",
@@ -166,7 +167,29 @@ def _pkcs12(key_pem: bytes, chain_pem: bytes, password: str) -> bytes:
     )
 
 
-class KafkaBroker:
+class _Running:
+    """Started by ``with``, stopped at its end."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class KafkaBroker(_Running):
     """One combined broker/controller whose storage lives in ``directory``.
 
     ``start()`` formats the storage on first start only, so a stopped broker started again
@@ -451,18 +474,6 @@ class KafkaBroker:
             process.kill()
             process.wait(timeout=30)
 
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def _end(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
     """Wait up to ``timeout`` for a terminated broker to end, then kill it."""
@@ -498,7 +509,7 @@ def _java_abs(value: int) -> int:
     return 0 if value == -(1 << 31) else abs(value)
 
 
-class KafkaCluster:
+class KafkaCluster(_Running):
     """``size`` combined broker/controllers on 127.0.0.1 forming one cluster, each node a
     voter of the controller quorum, in ``directory/node-<id>``.
 
@@ -600,18 +611,6 @@ class KafkaCluster:
         processes = [broker._terminate() for broker in self.brokers]
         for process in processes:
             _end(process, timeout)
-
-    def __enter__(self) -> KafkaCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager
