@@ -141,5 +141,7 @@ async def test_records_it_cannot_read_are_skipped_on_replay_and_when_followed(
     skipped = [r for r in caplog.records if "the gateway cannot read it" in r.getMessage()]
     assert len(skipped) == 2 * len(_UNREADABLE)
     assert all(r.levelname == "ERROR" for r in skipped)
+    # Counted on the log, which /metrics reads.
+    assert log.stats()["unreadable_records_skipped_total"] == 2 * len(_UNREADABLE)
     # A claim decided after them is decided as before.
     assert await starting.claim("k", Owner("c")) == (Owner("c"), True)

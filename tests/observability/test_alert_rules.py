@@ -54,6 +54,15 @@ def test_it_alerts_on_growing_lag_old_events_and_dead_letters() -> None:
     assert "rate(sluicegate_consumer_group_dead_letters_total[5m])) > 0" in exprs
 
 
+def test_it_alerts_on_records_of_internal_topics_skipped() -> None:
+    rules = {rule["alert"]: rule for group in load()["groups"] for rule in group["rules"]}
+    skipped = rules["SluicegateUnreadableInternalRecords"]
+    assert (
+        "increase(sluicegate_storage_unreadable_records_skipped_total[10m]) > 0"
+        in (skipped["expr"])
+    )
+
+
 async def test_every_metric_it_names_is_exported(
     client: httpx.AsyncClient, gateway: Gateway
 ) -> None:

@@ -137,6 +137,7 @@ class StateTopic(Generic[T]):
             value = None if record.value is None else self._decoder.decode(record.value)
         except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             _skip_unreadable(record, exc)
+            self._log.skip_unreadable()
             return
         if key.startswith(_CLAIM):
             self._apply_claim(key, value)

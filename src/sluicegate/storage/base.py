@@ -47,6 +47,10 @@ class Assignment(msgspec.Struct, frozen=True):
 class Log(abc.ABC):
     """A durable, partitioned log with topics and consumer groups."""
 
+    #: Records of the gateway's internal topics it skipped, being none it can read
+    #: (``skip_unreadable``); /metrics counts them.
+    unreadable_records = 0
+
     # -- lifecycle -------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -65,8 +69,14 @@ class Log(abc.ABC):
         """Raise ``StorageUnavailable`` unless the log can take writes now (for /readyz)."""
 
     def stats(self) -> dict[str, float]:
-        """Gauges for /metrics, e.g. ``{"waiters": 12, "pending_appends": 0}``."""
-        return {}
+        """Gauges for /metrics, e.g. ``{"waiters": 12, "pending_appends": 0}``; a name
+        ending in ``_total`` is a counter."""
+        return {"unreadable_records_skipped_total": self.unreadable_records}
+
+    def skip_unreadable(self) -> None:
+        """Count a record of an internal topic that is skipped as unreadable (the caller
+        says which): anything with write access to a Kafka topic may append to it."""
+        self.unreadable_records += 1
 
     def unreachable(self) -> str | None:
         """Why the storage cannot be reached now, as far as the log already knows (no

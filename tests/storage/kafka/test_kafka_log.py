@@ -435,9 +435,12 @@ async def test_registry_records_it_cannot_read_are_skipped_by_every_node(
         assert producer.flush(10) == 0
         await running_node.create_topic(TopicSpec(name="after", partitions=2))
         async with open_kafka_log(kafka_settings) as starting_node:
-            for log in (running_node, starting_node):
+            nodes = (running_node, starting_node)
+            for log in nodes:
                 names = {topic.name for topic in await log.list_topics()}
                 assert names == {"before", "after"}
                 await log.append([NewRecord("after", 1, None, b"still served")])
+            counted = [log.stats()["unreadable_records_skipped_total"] for log in nodes]
+            assert counted == [len(unreadable)] * 2
     skipped = [r for r in caplog.records if "cannot read" in r.getMessage()]
     assert len(skipped) == 2 * len(unreadable)

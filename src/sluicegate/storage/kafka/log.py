@@ -64,7 +64,7 @@ class KafkaLog(Log):
             max_pending_appends=max_pending_appends,
         )
         self._ends = PartitionEnds()
-        registry = TopicRegistry(lambda topic: self._topics.removed(topic))
+        registry = TopicRegistry(lambda topic: self._topics.removed(topic), self.skip_unreadable)
         self._groups = GroupCoordinator(registry.partition_count)
         self._appends = Appends(self._node, registry, self._ends, observe_commit)
         self._topics = KafkaTopics(self._node, registry, self._appends, self._ends, self._groups)
@@ -150,7 +150,11 @@ class KafkaLog(Log):
 
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics: long-poll waiters and records not yet acknowledged."""
-        return {"waiters": self._ends.waiters.count, "queued_records": self._node.queued()}
+        return {
+            **super().stats(),
+            "waiters": self._ends.waiters.count,
+            "queued_records": self._node.queued(),
+        }
 
     @property
     def reader_rounds(self) -> int:

@@ -69,8 +69,12 @@ def encode_entry(topic: Topic, *, creating: bool) -> bytes:
 class TopicRegistry:
     """Topics by name and id, as the registry topic says up to ``position``."""
 
-    def __init__(self, on_removed: Callable[[Topic], None]) -> None:
+    def __init__(
+        self, on_removed: Callable[[Topic], None], on_unreadable: Callable[[], None]
+    ) -> None:
         self._on_removed = on_removed
+        #: Told of each record skipped as unreadable (the log counts them).
+        self._on_unreadable = on_unreadable
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[int, Topic] = {}
         #: Ids of topics deleted since the replay began: a late update never revives one.
@@ -115,6 +119,7 @@ class TopicRegistry:
             logger.error(
                 "skipping registry record %d, which the gateway cannot read: %s", record.offset, exc
             )
+            self._on_unreadable()
             return
         current = self.by_name.get(name)
         if entry is None:

@@ -262,7 +262,7 @@ class SqliteLog(Log):
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics: long-poll waiters and records queued for the writer."""
         queued = self._writer.queued_records if self._writer is not None else 0
-        return {"waiters": self._waiters.count, "queued_records": queued}
+        return {**super().stats(), "waiters": self._waiters.count, "queued_records": queued}
 
     def _running_writer(self) -> Writer:
         if self._writer is None:
