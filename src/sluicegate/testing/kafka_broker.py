@@ -592,6 +592,28 @@ class KafkaCluster(_Running):
             raise BrokerError(f"partition {partition} of {topic!r} has no leader now")
         return self.node(node_id)
 
+    def until_fully_replicated(self, timeout: float = 120.0) -> None:
+        """Return once every partition of every topic has all its replicas in sync: what
+        an operator waits for before restarting the next broker of a rolling restart."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        deadline = time.monotonic() + timeout
+        behind: list[str] = ["(not asked yet)"]
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                topics = admin.list_topics(timeout=5.0).topics.values()
+                behind = [
+                    f"{topic.topic}/{partition.id}"
+                    for topic in topics
+                    for partition in topic.partitions.values()
+                    if sorted(partition.isrs) != sorted(partition.replicas)
+                ]
+                if not behind:
+                    return
+            time.sleep(0.25)
+        raise BrokerError(f"partitions not fully replicated after {timeout:.0f}s: {behind[:10]}")
+
     def coordinator(self, internal_topic: str, key: str) -> KafkaBroker:
         """The node coordinating ``key`` now: a transactional id (``__transaction_state``)
         or a group id (``__consumer_offsets``), which Kafka hashes to a partition of that

@@ -113,6 +113,32 @@ def _group_coordinator(cluster: KafkaCluster, prefix: str) -> KafkaBroker:
     return coordinator
 
 
+async def test_a_rolling_restart_of_every_broker_refuses_no_write(
+    http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker]
+) -> None:
+    # As an upgrade goes: each broker stopped cleanly (its leaderships handed over
+    # first), started again, and the next one only once every partition is in sync.
+    producers = Producers(http, batch_workers=2)
+    running_producers = asyncio.create_task(producers.run())
+    try:
+        await producers.until_acked(50, timeout=30)
+        for broker in cluster.brokers:
+            killed.append(broker)
+            await asyncio.to_thread(broker.stop)
+            await producers.until_acked(50, timeout=60)
+            await asyncio.to_thread(broker.start)
+            await asyncio.to_thread(cluster.until_fully_replicated)
+            await producers.until_acked(50, timeout=60)
+        batches = len(producers.batches)
+        await producers.until_acked(50, timeout=60)
+        assert len(producers.batches) > batches
+    finally:
+        producers.stop.set()
+        await running_producers
+    assert set(producers.statuses) == {200}, producers.statuses
+    await check_stored(http, cluster.bootstrap_servers, producers)
+
+
 async def _events(http: httpx.AsyncClient, instance: str, seconds: float) -> list[dict[str, Any]]:
     """What one poll of ``instance`` gets within ``seconds`` (none: ``[]``)."""
     polled = await http.get(f"{instance}/events", params={"timeout": str(seconds)})
