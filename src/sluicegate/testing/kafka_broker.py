@@ -5,8 +5,9 @@ For development, tests and CI: nothing to install by hand but Java 17+ and Maven
 Maven into a cache kept between runs; ``KafkaBroker`` formats a fresh storage directory,
 starts a combined broker/controller on free loopback ports, waits until it answers
 metadata requests, and stops it with SIGTERM (Kafka's own clean shutdown). Given users,
-it also listens for SASL clients (and, given a key and certificate, for SASL over TLS)
-and authorizes them by ACLs, as a production cluster would. ``KafkaCluster`` runs several
+it also listens for SASL clients (and, given a key and certificate, for SASL over TLS,
+and, given a client CA, for clients with a certificate) and authorizes them by ACLs, as a
+production cluster would. ``KafkaCluster`` runs several
 such nodes as one cluster (each a broker and a voter of the controller quorum), whose
 topics keep three replicas and need two in sync, as production clusters are set up: a
 node can be stopped or killed and its partitions' leadership moves to another.
@@ -212,6 +213,7 @@ class KafkaBroker(_Running):
         auto_create_topics: bool = False,
         sasl_users: Mapping[str, str] | None = None,
         tls: tuple[bytes, bytes] | None = None,
+        client_ca: bytes | None = None,
         node_id: int = 1,
         controller_port: int | None = None,
         voters: str | None = None,
@@ -241,6 +243,13 @@ class KafkaBroker(_Running):
         self.sasl_ssl_port = _free_port() if tls is not None else None
         if tls is not None and sasl_users is None:
             raise BrokerError("a TLS listener is one of SASL users: give sasl_users too")
+        #: The CA (PEM) of a fourth listener, ``SSL`` with client certificates required,
+        #: whose principal is the certificate's common name (``User:<CN>``, the usual
+        #: ``ssl.principal.mapping.rules``), authorized by the same ACLs (with ``tls``).
+        self.client_ca = client_ca
+        self.ssl_port = _free_port() if client_ca is not None else None
+        if client_ca is not None and tls is None:
+            raise BrokerError("a listener for client certificates needs tls (its own)")
         #: ``auto.create.topics.enable``: Kafka's default is on, the tests' broker's off.
         self.auto_create_topics = auto_create_topics
         self.version = version
@@ -270,6 +279,13 @@ class KafkaBroker(_Running):
         if self.sasl_ssl_port is None:
             raise BrokerError("this broker has no TLS listener (start it with tls)")
         return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        """The ``SSL`` listener's address (a broker started with ``client_ca``)."""
+        if self.ssl_port is None:
+            raise BrokerError("this broker has no client-certificate listener (client_ca)")
+        return f"127.0.0.1:{self.ssl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -322,6 +338,8 @@ class KafkaBroker(_Running):
         listeners = {"SASL_PLAINTEXT": self.sasl_port}
         if self.sasl_ssl_port is not None:
             listeners["SASL_SSL"] = self.sasl_ssl_port
+        if self.ssl_port is not None:
+            listeners["SSL"] = self.ssl_port
         extra = "".join(f",{name}://127.0.0.1:{port}" for name, port in listeners.items())
         settings = {
             "listeners": (
@@ -341,7 +359,7 @@ class KafkaBroker(_Running):
             "allow.everyone.if.no.acl.found": "false",
         }
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        for name in listeners:
+        for name in listeners.keys() - {"SSL"}:
             settings[f"listener.name.{name.lower()}.plain.sasl.jaas.config"] = login
             settings[f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config"] = scram
         if self.tls is not None:
@@ -354,6 +372,17 @@ class KafkaBroker(_Running):
                     "ssl.keystore.location": str(keystore),
                     "ssl.keystore.password": password,
                     "ssl.key.password": password,
+                }
+            )
+        if self.client_ca is not None:
+            authorities = self.directory / "client-ca.pem"
+            authorities.write_bytes(self.client_ca)
+            settings.update(
+                {
+                    "listener.name.ssl.ssl.client.auth": "required",
+                    "listener.name.ssl.ssl.truststore.type": "PEM",
+                    "listener.name.ssl.ssl.truststore.location": str(authorities),
+                    "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
                 }
             )
         return settings

@@ -63,7 +63,9 @@ def broker(
     leaf = authority.issue_cert("127.0.0.1")
     tls = (leaf.private_key_pem.bytes(), b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
     directory = tmp_path_factory.mktemp("kafka")
-    with KafkaBroker(directory, sasl_users={USER: PASSWORD}, tls=tls) as broker:
+    users = {USER: PASSWORD}
+    client_ca = authority.cert_pem.bytes()  # it signs the gateway's certificate too
+    with KafkaBroker(directory, sasl_users=users, tls=tls, client_ca=client_ca) as broker:
         # The same user and password for SCRAM-SHA-512, kept in the cluster's metadata.
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         scram = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
@@ -150,9 +152,11 @@ def _config(
     *,
     authority: trustme.CA | None = None,
     mechanism: str = "PLAIN",
+    certificate: trustme.LeafCert | None = None,
 ) -> Path:
     """The gateway's settings for the plain SASL listener, or with ``authority`` (the CA
-    it trusts) for the TLS one; ``mechanism`` is SASL's."""
+    it trusts) for the TLS one; ``mechanism`` is SASL's. With a client ``certificate``
+    too, the listener that authenticates by certificate, with no SASL at all."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "sluicegate.toml"
     if authority is None:
@@ -161,6 +165,16 @@ def _config(
         bootstrap, protocol = broker.sasl_ssl_bootstrap_servers, "SASL_SSL"
         authority.cert_pem.write_to_path(str(directory / "kafka-ca.pem"))
         tls = f'"ssl.ca.location" = "{directory / "kafka-ca.pem"}"'
+    sasl = f'''"sasl.mechanism" = "{mechanism}"
+"sasl.username" = "{USER}"
+"sasl.password" = "{password}"'''
+    if certificate is not None:
+        bootstrap, protocol, sasl = broker.ssl_bootstrap_servers, "SSL", ""
+        certificate.cert_chain_pems[0].write_to_path(str(directory / "gateway.pem"))
+        certificate.private_key_pem.write_to_path(str(directory / "gateway.key"))
+        tls += f'''
+"ssl.certificate.location" = "{directory / "gateway.pem"}"
+"ssl.key.location" = "{directory / "gateway.key"}"'''
     path.write_text(
         f"""
 [storage]
@@ -176,9 +190,7 @@ request_timeout = 2.0
 
 [kafka.client]
 "security.protocol" = "{protocol}"
-"sasl.mechanism" = "{mechanism}"
-"sasl.username" = "{USER}"
-"sasl.password" = "{password}"
+{sasl}
 {tls}
 """
     )
@@ -195,18 +207,30 @@ def _events(*ids: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("tls", "mechanism"),
-    # The second is the README's example: SCRAM-SHA-512 over TLS, a CA file to trust.
-    [(False, "PLAIN"), (True, "SCRAM-SHA-512")],
-    ids=["sasl-plaintext-plain", "sasl-ssl-scram"],
+    "listener",
+    # The second is the README's example: SCRAM-SHA-512 over TLS, a CA file to trust. The
+    # third authenticates by the gateway's certificate (mutual TLS), whose CN is its user.
+    ["sasl-plaintext-plain", "sasl-ssl-scram", "ssl-client-certificate"],
 )
 async def test_the_acls_the_readme_lists_are_enough_for_every_dialect(
-    broker: KafkaBroker, authority: trustme.CA, tmp_path: Path, tls: bool, mechanism: str
+    broker: KafkaBroker, authority: trustme.CA, tmp_path: Path, listener: str
 ) -> None:
-    prefix = f"readme-{tls:d}."
+    prefix = f"readme-{listener}."
     _grant(broker, prefix)
-    trusted = authority if tls else None
-    config = _config(tmp_path, broker, prefix, PASSWORD, authority=trusted, mechanism=mechanism)
+    tls = listener != "sasl-plaintext-plain"
+    config = _config(
+        tmp_path,
+        broker,
+        prefix,
+        PASSWORD,
+        authority=authority if tls else None,
+        mechanism="PLAIN" if listener == "sasl-plaintext-plain" else "SCRAM-SHA-512",
+        certificate=(
+            authority.issue_cert(USER, common_name=USER)
+            if listener == "ssl-client-certificate"
+            else None
+        ),
+    )
     served = tmp_path / "serve.log"
     args = ("--no-auth", "--config", str(config))
     with serve_in_subprocess(tmp_path / "data", args=args, log_file=served) as (server):
@@ -337,6 +361,20 @@ async def test_a_broker_certificate_it_does_not_trust_is_said_by_readyz(
         "Kafka fails: "
     )
     assert "certificate verify failed" in ready["message"]
+
+
+async def test_a_client_certificate_the_broker_does_not_trust_is_said_by_readyz(
+    broker: KafkaBroker, authority: trustme.CA, tmp_path: Path
+) -> None:
+    prefix = "stranger."
+    _grant(broker, prefix)
+    stranger = trustme.CA().issue_cert(USER, common_name=USER)  # the broker's CA signed none
+    config = _config(tmp_path, broker, prefix, PASSWORD, authority=authority, certificate=stranger)
+    ready = await _waiting(tmp_path, config, tmp_path / "serve.log", "the TLS handshake")
+    # Refused once the client's side of the handshake is done (TLS 1.3): an alert on
+    # its first request, which librdkafka reports as a transport error.
+    assert "the TLS handshake with Kafka fails" in ready["message"], ready
+    assert "alert bad certificate" in ready["message"], ready
 
 
 async def _waiting(tmp_path: Path, config: Path, log: Path, words: str) -> dict[str, str]:

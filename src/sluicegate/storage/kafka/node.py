@@ -43,10 +43,26 @@ logger = logging.getLogger(__name__)
 
 _Key = tuple[str, int]
 #: Errors that say why the cluster turns the node's connections away.
+_HANDSHAKE = "the TLS handshake with Kafka fails"
 _TURNED_AWAY = {
     **dict.fromkeys(REFUSED_LOGIN, "Kafka refuses the gateway's credentials"),
-    KafkaError._SSL: "the TLS handshake with Kafka fails",
+    KafkaError._SSL: _HANDSHAKE,
 }
+
+
+def _turned_away(error: KafkaError) -> str | None:
+    """Why the cluster turns the gateway's connections away, if ``error`` says it does."""
+    code = error.code()
+    if code in _TURNED_AWAY:
+        return _TURNED_AWAY[code]
+    # TLS 1.3 checks a client's certificate once the client has finished its side of the
+    # handshake: a broker refusing it (untrusted, none sent) sends an alert, which the
+    # client reads as a transport error on its first request.
+    if code == KafkaError._TRANSPORT and "SSL alert number" in error.str():
+        return _HANDSHAKE
+    return None
+
+
 #: Seconds between probes of a cluster that was reported down.
 PROBE_INTERVAL = 1.0
 #: Seconds between passes that stop following partitions nobody waits on.
@@ -371,9 +387,9 @@ class KafkaNode:
             if not self.down:
                 logger.warning("every Kafka broker is unreachable: %s", error.str())
             self.down = True
-        elif code in _TURNED_AWAY:
+        elif (turned_away := _turned_away(error)) is not None:
             # Reported on every connection attempt; said once, until a broker answers.
-            why = f"{_TURNED_AWAY[code]}: {error.str()}"
+            why = f"{turned_away}: {error.str()}"
             if self.refused is None:
                 logger.error("%s (see kafka.client's sasl.* and ssl.* settings)", why)
             self.refused = why
