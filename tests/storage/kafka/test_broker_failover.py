@@ -49,12 +49,15 @@ async def http(cluster: KafkaCluster, tmp_path: Path) -> AsyncIterator[httpx.Asy
 
 @pytest.fixture
 async def killed(cluster: KafkaCluster) -> AsyncIterator[list[KafkaBroker]]:
-    """The brokers a test kills: started again after it, whatever its outcome."""
+    """The brokers a test kills: started again after it, whatever its outcome, and the
+    next test begins with every replica in sync (else it could lose two of three)."""
     brokers: list[KafkaBroker] = []
     yield brokers
     for broker in brokers:
         if not broker.running:
             await asyncio.to_thread(broker.start)
+    if brokers:
+        await asyncio.to_thread(cluster.until_fully_replicated)
 
 
 def _victim(cluster: KafkaCluster, http: httpx.AsyncClient, role: str) -> KafkaBroker:
