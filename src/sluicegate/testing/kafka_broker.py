@@ -19,6 +19,7 @@ node can be stopped or killed and its partitions' leadership moves to another.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import base64
 import contextlib
@@ -168,14 +169,16 @@ def _pkcs12(key_pem: bytes, chain_pem: bytes, password: str) -> bytes:
     )
 
 
-class _Running:
+class _Running(abc.ABC):
     """Started by ``with``, stopped at its end."""
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Run, and return once clients can use it."""
 
+    @abc.abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop cleanly (and for good, if it does not end in time)."""
 
     def __enter__(self) -> Self:
         self.start()
