@@ -64,6 +64,8 @@ class Producers:
         #: Every batch sent, whatever its answer.
         self.batches: list[list[str]] = []
         self.statuses: collections.Counter[int] = collections.Counter()
+        #: The bodies of the answers that were not 200, to say what refused.
+        self.refusals: list[str] = []
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -98,6 +100,7 @@ class Producers:
         response = await self.http.post(url, json=body)
         self.statuses[response.status_code] += 1
         if response.status_code != 200:
+            self.refusals.append(response.text)
             await asyncio.sleep(0.05)
         return response.status_code == 200
 
