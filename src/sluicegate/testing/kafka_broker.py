@@ -237,7 +237,9 @@ class KafkaBroker(_Running):
         #: listener's clients stay super users (``User:ANONYMOUS``), so a test grants ACLs
         #: through it. None: no such listener and no authorizer. The SASL listeners take
         #: ``SCRAM-SHA-512`` too, for users whose credentials a client made
-        #: (``alter_user_scram_credentials``: they live in the cluster's metadata).
+        #: (``alter_user_scram_credentials``: they live in the cluster's metadata), and
+        #: ``OAUTHBEARER`` with Kafka's unsecured tokens (any user, its name the token's
+        #: subject, no signature checked: the mechanism's path, not an identity provider).
         self.sasl_users = dict(sasl_users) if sasl_users is not None else None
         self.sasl_port = _free_port() if sasl_users is not None else None
         #: The private key and certificate chain (PEM) of a third listener, ``SASL_SSL``,
@@ -354,7 +356,7 @@ class KafkaBroker(_Running):
                 f"{name}:{name}" for name in ("PLAINTEXT", *listeners)
             )
             + ",CONTROLLER:PLAINTEXT",
-            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512,OAUTHBEARER",
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             # The controller's listener and the plain one authenticate nobody: their
             # principal is ANONYMOUS, a super user, as the broker's own requests must be.
@@ -362,9 +364,13 @@ class KafkaBroker(_Running):
             "allow.everyone.if.no.acl.found": "false",
         }
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        # Kafka's unsecured validator (its default): the token's "sub" is the principal,
+        # its signature is not checked. For tests of the mechanism, never for production.
+        oauth = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
         for name in listeners.keys() - {"SSL"}:
             settings[f"listener.name.{name.lower()}.plain.sasl.jaas.config"] = login
             settings[f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config"] = scram
+            settings[f"listener.name.{name.lower()}.oauthbearer.sasl.jaas.config"] = oauth
         if self.tls is not None:
             password = "sluicegate-test-keystore"
             keystore = self.directory / "listener.p12"

@@ -27,6 +27,7 @@ from sluicegate.errors import (
     StorageForbidden,
     StorageTimeout,
     StorageUnavailable,
+    TopicExists,
     UnknownTopic,
 )
 from sluicegate.storage.kafka import KafkaLog
@@ -384,7 +385,7 @@ async def test_partitions_added_outside_the_gateway_are_taken_by_every_node(
         producer = Producer({"bootstrap.servers": kafka_bootstrap})
         producer.produce(kafka_name, b"from another client", partition=3)
         assert await asyncio.to_thread(producer.flush, 10) == 0
-        assert await a._topics.adopt_growth() == ["grown"]
+        assert await a._topics.adopt_outside_changes() == (["grown"], [])
         grown = await a.get_topic("grown")
         assert (grown.id, grown.partitions, grown.config) == (created.id, 4, {"x": 1})
         assert grown.updated_at > created.updated_at
@@ -394,7 +395,7 @@ async def test_partitions_added_outside_the_gateway_are_taken_by_every_node(
                 break
             await asyncio.sleep(0.05)
         assert await b.get_topic("grown") == grown
-        assert await b._topics.adopt_growth() == []
+        assert await b._topics.adopt_outside_changes() == ([], [])
         tp = TopicPartition("grown", 3)
         [record] = await b.read(tp, 0, max_records=5, max_bytes=BIG)
         assert record.value == b"from another client"
@@ -411,6 +412,58 @@ async def test_partitions_added_outside_the_gateway_are_taken_by_every_node(
     said = [r.getMessage() for r in caplog.records if "grew outside the gateway" in r.getMessage()]
     assert len(said) == 1
     assert "'grown' has 4 partitions in Kafka, 2 in the gateway's registry" in said[0]
+
+
+async def test_a_topic_deleted_outside_the_gateway_leaves_every_node(
+    kafka_settings: KafkaSettings,
+    open_kafka_log: OpenLog,
+    kafka_admin: AdminClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As kafka-topics.sh --delete does it. One check that misses a topic is not enough
+    # (a broker's metadata may lag behind it): only a second one in a row drops it.
+    def delete_in_kafka(name: str) -> None:
+        kafka_name = kafka_settings.topic_prefix + name
+        kafka_admin.delete_topics([kafka_name])[kafka_name].result(30)
+
+    async with open_kafka_log(kafka_settings) as a, open_kafka_log(kafka_settings) as b:
+        kept = await a.create_topic(TopicSpec(name="kept", partitions=2))
+        back = await a.create_topic(TopicSpec(name="back", partitions=3))
+        gone = await a.create_topic(TopicSpec(name="gone", partitions=2))
+        await asyncio.to_thread(delete_in_kafka, "gone")
+        await asyncio.to_thread(delete_in_kafka, "back")
+        assert await a._topics.adopt_outside_changes() == ([], [])
+        # "back" is made again in Kafka before the next check: it stays, as it was.
+        for _ in range(100):  # Kafka finishes a deletion a moment after it answers
+            try:
+                await a._node.admin.create_topic(kafka_settings.topic_prefix + "back", 3, {})
+                break
+            except TopicExists:
+                await asyncio.sleep(0.1)
+        await a._node.admin.until_led(kafka_settings.topic_prefix + "back", 3)
+        assert await a._topics.adopt_outside_changes() == ([], ["gone"])
+        assert await a.get_topic("back") == back
+        for _ in range(200):  # b follows the registry
+            if "gone" not in {t.name for t in await b.list_topics()}:
+                break
+            await asyncio.sleep(0.05)
+        for log in (a, b):
+            with pytest.raises(UnknownTopic):
+                await log.get_topic("gone")
+            assert sorted(t.name for t in await log.list_topics()) == ["back", "kept"]
+        assert await b._topics.adopt_outside_changes() == ([], [])
+        # The name is free again; the topic made under it is a new one.
+        again = await b.create_topic(TopicSpec(name="gone", partitions=1))
+        assert again.id not in (gone.id, kept.id, back.id)
+        assert await a.get_topic("gone") == again
+        [appended] = await a.append([NewRecord("gone", 0, None, b"anew")])
+        assert appended.offset == 0
+        assert await a._topics.adopt_outside_changes() == ([], [])
+    said = [r.getMessage() for r in caplog.records if "outside the gateway" in r.getMessage()]
+    assert said == [
+        "topic 'gone' is gone from Kafka (missing in two checks 30 s apart): it was deleted "
+        "outside the gateway, whose nodes drop it now"
+    ]
 
 
 async def test_registry_records_it_cannot_read_are_skipped_by_every_node(

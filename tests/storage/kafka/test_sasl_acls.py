@@ -168,6 +168,13 @@ def _config(
     sasl = f'''"sasl.mechanism" = "{mechanism}"
 "sasl.username" = "{USER}"
 "sasl.password" = "{password}"'''
+    if mechanism == "OAUTHBEARER":
+        # librdkafka makes an unsigned token whose subject is the user (the test broker's
+        # validator takes it); a cluster with an identity provider sets
+        # "sasl.oauthbearer.method" = "oidc" and its client id, secret and token URL.
+        sasl = f'''"sasl.mechanism" = "OAUTHBEARER"
+"enable.sasl.oauthbearer.unsecure.jwt" = true
+"sasl.oauthbearer.config" = "principal={USER}"'''
     if certificate is not None:
         bootstrap, protocol, sasl = broker.ssl_bootstrap_servers, "SSL", ""
         certificate.cert_chain_pems[0].write_to_path(str(directory / "gateway.pem"))
@@ -209,22 +216,24 @@ def _events(*ids: str) -> str:
 @pytest.mark.parametrize(
     "listener",
     # The second is the README's example: SCRAM-SHA-512 over TLS, a CA file to trust. The
-    # third authenticates by the gateway's certificate (mutual TLS), whose CN is its user.
-    ["sasl-plaintext-plain", "sasl-ssl-scram", "ssl-client-certificate"],
+    # third authenticates by the gateway's certificate (mutual TLS), whose CN is its user;
+    # the fourth by an OAuth bearer token, whose subject is.
+    ["sasl-plaintext-plain", "sasl-ssl-scram", "ssl-client-certificate", "sasl-oauthbearer"],
 )
 async def test_the_acls_the_readme_lists_are_enough_for_every_dialect(
     broker: KafkaBroker, authority: trustme.CA, tmp_path: Path, listener: str
 ) -> None:
     prefix = f"readme-{listener}."
     _grant(broker, prefix)
-    tls = listener != "sasl-plaintext-plain"
+    tls = listener not in ("sasl-plaintext-plain", "sasl-oauthbearer")
+    mechanisms = {"sasl-plaintext-plain": "PLAIN", "sasl-oauthbearer": "OAUTHBEARER"}
     config = _config(
         tmp_path,
         broker,
         prefix,
         PASSWORD,
         authority=authority if tls else None,
-        mechanism="PLAIN" if listener == "sasl-plaintext-plain" else "SCRAM-SHA-512",
+        mechanism=mechanisms.get(listener, "SCRAM-SHA-512"),
         certificate=(
             authority.issue_cert(USER, common_name=USER)
             if listener == "ssl-client-certificate"

@@ -19,7 +19,7 @@ from sluicegate.config import KafkaSettings
 from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.core.topics import TopicSpec
-from sluicegate.errors import StorageTimeout
+from sluicegate.errors import StorageTimeout, StorageUnavailable
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.kafka.clients import ONE_BATCH_RECORDS
 from sluicegate.storage.kafka.transactions import (
@@ -264,3 +264,59 @@ async def test_a_commit_interrupted_by_a_retriable_error_is_408_and_completes_la
     values = [m.value() for m in messages]
     assert values == [r.value for r in first + second]
     assert [a.offset for a in appended] == [messages[3].offset(), messages[4].offset()]
+
+
+class _CommitsAborted:
+    """The committer's producer, whose first ``failures`` commits fail with an error
+    Kafka tells the producer to abort on, before the commit is sent."""
+
+    def __init__(self, producer: Producer, failures: int) -> None:
+        self._producer = producer
+        self.failures = failures
+
+    def commit_transaction(self, timeout: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaException(
+                KafkaError(
+                    KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    "injected: skipped sequence numbers",
+                    txn_requires_abort=True,
+                )
+            )
+        self._producer.commit_transaction(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+async def test_a_transaction_kafka_aborts_is_committed_again_once(
+    kafka_log: KafkaLog, kafka_settings: KafkaSettings, failures: int
+) -> None:
+    # Aborted, nothing of it is stored: the gateway commits it again before anything
+    # else rather than answer 503. A second abort in a row is the caller's 503.
+    await kafka_log.create_topic(TopicSpec(name="aborted", partitions=2))
+    transactions = kafka_log._node._transactions
+    assert transactions is not None
+    producer = transactions._producer
+    assert producer is not None
+    aborting = _CommitsAborted(producer, failures)
+    transactions._producer = aborting  # type: ignore[assignment]
+    batch = [NewRecord("aborted", i % 2, None, b"batch-%d" % i) for i in range(4)]
+    appended: list[Appended] = []
+    if failures == 1:
+        appended = await kafka_log.append(batch)
+    else:
+        with pytest.raises(StorageUnavailable, match="nothing of it is stored"):
+            await kafka_log.append(batch)
+    assert aborting.failures == 0
+    after = NewRecord("aborted", 0, None, b"after")
+    appended += await kafka_log.append([after])
+    messages = await consume_all_async(
+        kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + "aborted", 2
+    )
+    stored = {m.value(): (m.partition(), m.offset()) for m in messages}
+    sent = [*batch, after] if failures == 1 else [after]
+    assert len(messages) == len(stored) == len(sent)  # each once
+    assert [stored[r.value] for r in sent] == [(a.partition, a.offset) for a in appended]

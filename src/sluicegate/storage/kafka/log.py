@@ -95,7 +95,10 @@ class KafkaLog(Log):
                 housekeeping = [
                     tg.create_task(self._groups.sweep(), name="group-session-sweeper"),
                     tg.create_task(self._topics.follow(), name="kafka-topic-registry"),
-                    tg.create_task(self._topics.adopt_growth_forever(), name="kafka-topic-growth"),
+                    tg.create_task(
+                        self._topics.adopt_outside_changes_forever(),
+                        name="kafka-outside-changes",
+                    ),
                     tg.create_task(node.probe_forever(), name="kafka-probe"),
                     tg.create_task(node.sweep_tail_forever(), name="kafka-tail-sweeper"),
                 ]

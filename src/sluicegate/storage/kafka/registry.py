@@ -140,7 +140,7 @@ class TopicRegistry:
         partitions = entry.partitions
         if current is not None and current.id == topic_id:
             # Kafka never shrinks a topic: an update written from an entry read before a
-            # growth (``KafkaTopics.adopt_growth``) keeps the growth.
+            # growth (``KafkaTopics.adopt_outside_changes``) keeps the growth.
             partitions = max(partitions, current.partitions)
         topic = Topic(
             name=name,

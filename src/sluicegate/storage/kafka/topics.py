@@ -5,15 +5,21 @@ The registry (``registry``) is replayed at start and followed afterwards, so a t
 another node created or deleted is known here too; an operation that does not find a
 topic asks the registry again before answering that it does not exist.
 
-A topic's partitions may also grow outside the gateway (``kafka-topics.sh --alter``, any
-admin client). Every ``GROWTH_INTERVAL`` a node asks Kafka how many partitions the
-gateway's topics have, and where one has more than the registry says, it writes the
-new count to the registry, as its own ``alter`` does: from then on every node reads
-the new partitions (records other clients write there reach the HTTP consumers too),
-the partitioners spread over them, and groups take them into their assignments. Kafka
-never shrinks a topic, so the registry keeps the largest count an update of a topic
-names (``TopicRegistry.apply``): a node's stale update does not undo a growth another
-node adopted.
+A topic may also change outside the gateway (``kafka-topics.sh``, any admin client).
+Every ``OUTSIDE_CHECK_INTERVAL`` a node asks Kafka for the gateway's topics (one
+DescribeTopics request) and adopts what it finds, writing the registry as its own
+operations do:
+
+- a topic with more partitions than the registry says grew: from then on every node
+  reads the new partitions (records other clients write there reach the HTTP consumers
+  too), the partitioners spread over them, and groups take them into their assignments.
+  Kafka never shrinks a topic, so the registry keeps the largest count an update of a
+  topic names (``TopicRegistry.apply``): a node's stale update does not undo a growth
+  another node adopted;
+- a topic Kafka no longer has, in two checks in a row, was deleted: it leaves the
+  registry as if deleted through the gateway (its name is free again; CloudEvents
+  creates an event type's topic anew on its next event). One check is not enough: a
+  broker's metadata may lag a moment behind a topic created or changed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import NamedTuple
 
 import msgspec
 from confluent_kafka.admin import OffsetSpec
@@ -37,7 +44,7 @@ from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, TopicRegistry, enc
 from sluicegate.storage.kafka.topic_configs import kafka_topic_configs
 from sluicegate.storage.topic_rules import invalid_partition, updated_topic, validate_spec
 
-__all__ = ["GROWTH_INTERVAL", "KafkaTopics"]
+__all__ = ["OUTSIDE_CHECK_INTERVAL", "KafkaTopics", "OutsideChanges"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +53,16 @@ _Key = tuple[str, int]
 _CREATE_ATTEMPTS = 20
 _REGISTRY_BATCH = 1000
 _REGISTRY_BYTES = 4 * 1024 * 1024
-#: Seconds between a node's questions about its topics' partition counts (Kafka's own
-#: consumers notice new partitions after ``metadata.max.age.ms``, 5 minutes by default).
-GROWTH_INTERVAL = 30.0
+#: Seconds between a node's questions about its topics in Kafka (Kafka's own consumers
+#: notice new partitions after ``metadata.max.age.ms``, 5 minutes by default).
+OUTSIDE_CHECK_INTERVAL = 30.0
+
+
+class OutsideChanges(NamedTuple):
+    """The topics a check found changed outside the gateway, and adopted."""
+
+    grown: list[str]
+    deleted: list[str]
 
 
 def _wall_clock_us() -> int:
@@ -75,6 +89,8 @@ class KafkaTopics:
         #: Held by this node's changes of a topic's registry entry (``alter``, a growth
         #: adopted), so that neither writes an entry read before the other's.
         self._changing = asyncio.Lock()
+        #: The topics (name: id) Kafka did not have at the last check.
+        self._missing: dict[str, int] = {}
         #: The registry's (Kafka topic, partition).
         self.registry_key: _Key = (node.prefix + REGISTRY_TOPIC, 0)
 
@@ -224,51 +240,71 @@ class KafkaTopics:
             self._groups.topics_changed([name])
         return self._registry.get(name)
 
-    async def adopt_growth_forever(self) -> None:
-        """``adopt_growth`` every ``GROWTH_INTERVAL``, for as long as the log runs."""
+    async def adopt_outside_changes_forever(self) -> None:
+        """``adopt_outside_changes`` every ``OUTSIDE_CHECK_INTERVAL``, while the log runs."""
         while True:
-            await asyncio.sleep(GROWTH_INTERVAL)
+            await asyncio.sleep(OUTSIDE_CHECK_INTERVAL)
             if self._node.down:
                 continue  # the probe says so; the next round asks again
             try:
-                await self.adopt_growth()
+                await self.adopt_outside_changes()
             except SluicegateError as exc:
-                logger.warning("cannot ask Kafka how many partitions topics have: %s", exc)
+                logger.warning("cannot ask Kafka about the gateway's topics: %s", exc)
 
-    async def adopt_growth(self) -> list[str]:
-        """Take the partition count Kafka has for each of the gateway's topics that grew
-        outside it; the names of those taken."""
+    async def adopt_outside_changes(self) -> OutsideChanges:
+        """Take what Kafka says of the gateway's topics where it differs from the registry
+        because of a change made outside the gateway: a growth, a deletion."""
         topics = {self.kafka_name(t.name): t for t in self.listed(include_internal=False)}
         counts = await self._node.admin.partition_counts(sorted(topics))
-        grown: list[str] = []
+        changes = OutsideChanges(grown=[], deleted=[])
         for kafka_name, count in counts.items():
-            if count <= topics[kafka_name].partitions:
-                continue
-            async with self._changing:
-                await self.catch_up()  # another node may have taken it already
-                name = topics[kafka_name].name
-                current = self._registry.by_name.get(name)
-                if current is None or current.id != topics[kafka_name].id:
-                    continue  # deleted, perhaps created again, meanwhile
-                if count <= current.partitions:
-                    continue
-                logger.warning(
-                    "topic %r has %d partitions in Kafka, %d in the gateway's registry: it "
-                    "grew outside the gateway, whose nodes use every partition from now on",
-                    name,
-                    count,
-                    current.partitions,
-                )
-                new = msgspec.structs.replace(
-                    current,
-                    partitions=count,
-                    updated_at=max(_wall_clock_us(), current.updated_at + 1),
-                )
-                await self._write(name, encode_entry(new, creating=False))
-                grown.append(name)
-        if grown:
-            self._groups.topics_changed(grown)
-        return grown
+            topic = topics[kafka_name]
+            if count > topic.partitions and await self._adopt_growth(topic, count):
+                changes.grown.append(topic.name)
+        if changes.grown:
+            self._groups.topics_changed(changes.grown)
+        missing = {t.name: t.id for kafka_name, t in topics.items() if kafka_name not in counts}
+        missing_before, self._missing = self._missing, missing
+        for name, topic_id in missing.items():
+            if missing_before.get(name) == topic_id and await self._adopt_deletion(name, topic_id):
+                changes.deleted.append(name)
+        return changes
+
+    async def _adopt_growth(self, topic: Topic, count: int) -> bool:
+        async with self._changing:
+            await self.catch_up()  # another node may have taken it already
+            current = self._registry.by_name.get(topic.name)
+            if current is None or current.id != topic.id or count <= current.partitions:
+                return False  # deleted, perhaps created again, or grown meanwhile
+            logger.warning(
+                "topic %r has %d partitions in Kafka, %d in the gateway's registry: it "
+                "grew outside the gateway, whose nodes use every partition from now on",
+                topic.name,
+                count,
+                current.partitions,
+            )
+            new = msgspec.structs.replace(
+                current,
+                partitions=count,
+                updated_at=max(_wall_clock_us(), current.updated_at + 1),
+            )
+            await self._write(topic.name, encode_entry(new, creating=False))
+            return True
+
+    async def _adopt_deletion(self, name: str, topic_id: int) -> bool:
+        async with self._changing:
+            await self.catch_up()  # another node may have dropped it already
+            current = self._registry.by_name.get(name)
+            if current is None or current.id != topic_id:
+                return False
+            logger.warning(
+                "topic %r is gone from Kafka (missing in two checks %.0f s apart): it was "
+                "deleted outside the gateway, whose nodes drop it now",
+                name,
+                OUTSIDE_CHECK_INTERVAL,
+            )
+            await self._write(name, None)
+            return True
 
     async def purge(self, name: str) -> None:
         """Drop every record; offsets keep counting from the old high watermark."""

@@ -238,6 +238,9 @@ class TransactionalProducer:
         self._must_abort = False
         #: A commit that timed out may still complete: it is resumed before the next one.
         self._must_resume = False
+        #: The last transaction failed with an error Kafka told us to abort on, and was
+        #: aborted: nothing of it is stored (committer thread only).
+        self._aborted = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
         self._queue: list[_Waiting] = []
         #: The current transaction's delivery reports (committer thread only).
@@ -384,7 +387,15 @@ class TransactionalProducer:
     # -- the committer thread --------------------------------------------------------
 
     def _commit_all(self, batches: list[Batch]) -> list[Outcome]:
+        started = time.monotonic()
         outcomes = self._commit(batches)
+        if self._aborted and time.monotonic() - started < self._append_timeout / 2:
+            # Kafka made us abort it (records failed while a broker went away, an epoch
+            # a restarted broker fenced): nothing of it is stored, so committing it again,
+            # once, is safe, and done before any later batch it keeps each partition's
+            # order. A client would retry the 503 itself, later and out of order.
+            logger.info("a transaction Kafka aborted is committed again: %s", outcomes[0])
+            outcomes = self._commit(batches)
         if len(batches) > 1 and all(isinstance(o, SluicegateError) for o in outcomes):
             failure = outcomes[0]
             assert isinstance(failure, SluicegateError)
@@ -395,6 +406,7 @@ class TransactionalProducer:
 
     def _commit(self, batches: list[Batch]) -> list[Outcome]:
         """One transaction holding every batch; each batch's outcome (all the same)."""
+        self._aborted = False
         try:
             self._ready()
         except SluicegateError as exc:
@@ -502,6 +514,7 @@ class TransactionalProducer:
         # not known which"), never 503, which says nothing was stored and invites a
         # retry that would store them twice.
         unknown = error is not None and error.code() == KafkaError._TIMED_OUT
+        aborted = False
         if error is not None and error.fatal():
             logger.error("the transactional producer failed fatally (%s); making a new one", exc)
             self._producer = None
@@ -513,7 +526,7 @@ class TransactionalProducer:
         else:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
-            self._abort()
+            aborted = self._abort()
         if cause is not None:
             return translate(cause)
         if isinstance(exc, BufferError):
@@ -531,6 +544,7 @@ class TransactionalProducer:
             refused = translate(error)
             if isinstance(refused, StorageForbidden):
                 return refused
+            self._aborted = aborted
             return StorageUnavailable(
                 f"Kafka aborted the transaction: {error.str()}; nothing of it is stored"
             )
