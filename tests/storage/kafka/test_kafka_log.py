@@ -4,6 +4,7 @@ offsets, a registry shared by nodes, and its errors."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 
@@ -463,6 +464,52 @@ async def test_a_topic_deleted_outside_the_gateway_leaves_every_node(
     assert said == [
         "topic 'gone' is gone from Kafka (missing in two checks 30 s apart): it was deleted "
         "outside the gateway, whose nodes drop it now"
+    ]
+
+
+async def test_a_topic_made_again_under_its_name_is_written_at_once(
+    kafka_settings: KafkaSettings,
+    open_kafka_log: OpenLog,
+    kafka_admin: AdminClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Deleted outside the gateway, written to in vain (so librdkafka remembers it
+    # missing), then deleted and made again through the gateway: both producers write
+    # to the new topic at once, not after their next metadata refresh, minutes away.
+    caplog.set_level(logging.INFO, logger="sluicegate.storage.kafka")
+    kafka_name = kafka_settings.topic_prefix + "again"
+
+    def single(value: bytes) -> list[NewRecord]:
+        return [NewRecord("again", 0, None, value)]
+
+    def batch(value: bytes) -> list[NewRecord]:
+        return [NewRecord("again", 0, None, value + b"-%d" % n) for n in range(2)]
+
+    async with open_kafka_log(kafka_settings) as log:
+        await log.create_topic(TopicSpec(name="again", partitions=1))
+        await log.append(single(b"old"))
+        await log.append(batch(b"old"))
+        await asyncio.to_thread(kafka_admin.delete_topics([kafka_name])[kafka_name].result, 30)
+        # Both producers learn it is gone, as their next metadata refresh would tell them.
+        node = log._node
+        await node.producer.learn(kafka_name, 5)
+        transactional = node.transactions._producer
+        assert transactional is not None
+        await asyncio.to_thread(transactional.list_topics, topic=kafka_name, timeout=5)
+        for lost in (single(b"lost"), batch(b"lost")):
+            with pytest.raises((UnknownTopic, StorageUnavailable, StorageTimeout)):
+                await log.append(lost)
+        await log.delete_topic("again")
+        await log.create_topic(TopicSpec(name="again", partitions=1))
+        caplog.clear()
+        await log.append(single(b"new"))
+        await log.append(batch(b"new"))
+        messages = await consume_all_async(kafka_settings.bootstrap_servers, kafka_name, 1)
+    assert [m.value() for m in messages] == [b"new", b"new-0", b"new-1"]
+    said = [r.getMessage() for r in caplog.records if "asking again" in r.getMessage()]
+    assert said == [
+        f"librdkafka took topic {kafka_name!r} for missing: asking again",
+        f"librdkafka took a topic of {[kafka_name]} for missing: asking again",
     ]
 
 

@@ -220,23 +220,34 @@ async def test_topic_batches_get_the_offsets_their_records_are_stored_at(
         assert [partition for partition, _ in offsets] == list(batch.partitions)
 
 
-class _CommitInterrupted:
-    """The committer's producer, whose first ``commit_transaction`` fails as librdkafka
-    fails one it has not finished (a retriable error) before the commit is sent."""
+class _FailingCommits:
+    """The committer's producer, whose first ``failures`` commits fail with ``error``
+    before the commit is sent, as librdkafka fails them."""
 
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, error: KafkaError, failures: int) -> None:
         self._producer = producer
-        self.interrupted = False
+        self._error = error
+        self.failures = failures
 
     def commit_transaction(self, timeout: float) -> None:
-        if not self.interrupted:
-            self.interrupted = True
-            error = KafkaError(KafkaError._TRANSPORT, "connection to the coordinator lost")
-            raise KafkaException(KafkaError(error.code(), error.str(), retriable=True))
+        if self.failures:
+            self.failures -= 1
+            raise KafkaException(self._error)
         self._producer.commit_transaction(timeout)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)
+
+
+def _failing_commits(kafka_log: KafkaLog, error: KafkaError, failures: int) -> _FailingCommits:
+    """Put ``_FailingCommits`` in the place of ``kafka_log``'s committer's producer."""
+    transactions = kafka_log._node._transactions
+    assert transactions is not None
+    producer = transactions._producer
+    assert producer is not None
+    failing = _FailingCommits(producer, error, failures)
+    transactions._producer = failing  # type: ignore[assignment]
+    return failing
 
 
 async def test_a_commit_interrupted_by_a_retriable_error_is_408_and_completes_later(
@@ -245,16 +256,13 @@ async def test_a_commit_interrupted_by_a_retriable_error_is_408_and_completes_la
     # Its outcome is unknown when the error comes: 503 would tell the caller nothing was
     # stored, and a retry would store the batch twice once the commit completes.
     await kafka_log.create_topic(TopicSpec(name="interrupted", partitions=1))
-    transactions = kafka_log._node._transactions
-    assert transactions is not None
-    producer = transactions._producer
-    assert producer is not None
-    interrupted = _CommitInterrupted(producer)
-    transactions._producer = interrupted  # type: ignore[assignment]
+    # A commit librdkafka has not finished: a retriable error before it is sent.
+    lost = KafkaError(KafkaError._TRANSPORT, "connection to the coordinator lost", retriable=True)
+    interrupted = _failing_commits(kafka_log, lost, 1)
     first = [NewRecord("interrupted", 0, None, b"first-%d" % i) for i in range(3)]
     with pytest.raises(StorageTimeout, match="either all stored or none is"):
         await kafka_log.append(first)
-    assert interrupted.interrupted
+    assert interrupted.failures == 0
     # The next transaction first finishes the interrupted one, which stores the batch.
     second = [NewRecord("interrupted", 0, None, b"second-%d" % i) for i in range(2)]
     appended = await kafka_log.append(second)
@@ -266,30 +274,6 @@ async def test_a_commit_interrupted_by_a_retriable_error_is_408_and_completes_la
     assert [a.offset for a in appended] == [messages[3].offset(), messages[4].offset()]
 
 
-class _CommitsAborted:
-    """The committer's producer, whose first ``failures`` commits fail with an error
-    Kafka tells the producer to abort on, before the commit is sent."""
-
-    def __init__(self, producer: Producer, failures: int) -> None:
-        self._producer = producer
-        self.failures = failures
-
-    def commit_transaction(self, timeout: float) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise KafkaException(
-                KafkaError(
-                    KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                    "injected: skipped sequence numbers",
-                    txn_requires_abort=True,
-                )
-            )
-        self._producer.commit_transaction(timeout)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._producer, name)
-
-
 @pytest.mark.parametrize("failures", [1, 2])
 async def test_a_transaction_kafka_aborts_is_committed_again_once(
     kafka_log: KafkaLog, kafka_settings: KafkaSettings, failures: int
@@ -297,12 +281,12 @@ async def test_a_transaction_kafka_aborts_is_committed_again_once(
     # Aborted, nothing of it is stored: the gateway commits it again before anything
     # else rather than answer 503. A second abort in a row is the caller's 503.
     await kafka_log.create_topic(TopicSpec(name="aborted", partitions=2))
-    transactions = kafka_log._node._transactions
-    assert transactions is not None
-    producer = transactions._producer
-    assert producer is not None
-    aborting = _CommitsAborted(producer, failures)
-    transactions._producer = aborting  # type: ignore[assignment]
+    abortable = KafkaError(
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "injected: skipped sequence numbers",
+        txn_requires_abort=True,
+    )
+    aborting = _failing_commits(kafka_log, abortable, failures)
     batch = [NewRecord("aborted", i % 2, None, b"batch-%d" % i) for i in range(4)]
     appended: list[Appended] = []
     if failures == 1:

@@ -218,6 +218,12 @@ class EventProducer:
         )
         return True
 
+    def topic_gone(self) -> None:
+        """A produce found a topic it routed to unknown to the log: deleted since this
+        node looked (its metadata is trusted a few seconds), so nothing was stored. The
+        topics are looked up again, and a type's is made again, by the next produce."""
+        self._topics.forget()
+
     def produce_one(self, principal: Principal, event: CloudEvent) -> Awaitable[None]:
         """``produce`` of one event outside a batch (a raw or structured request, the most
         frequent): checked before this returns, stored by the awaitable, which ends once

@@ -49,6 +49,11 @@ class EventTopics:
         self._cache: dict[str, tuple[float, Topic]] = {}
         self._creating: dict[str, asyncio.Future[Topic]] = {}
 
+    def forget(self) -> None:
+        """Forget every topic seen: one of them was deleted since (through the admin API
+        or outside the gateway), and ``get`` makes it again."""
+        self._cache.clear()
+
     def cached(self, name: str) -> Topic | None:
         """The topic if it was seen recently; ``None`` means ask ``get``."""
         entry = self._cache.get(name)

@@ -22,7 +22,7 @@ from sluicegate.core.cloudevents.producer import EventProducer, require_producer
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.limits.json_limits import JsonLimits
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.errors import Forbidden, Unauthenticated, UnsupportedMediaType
+from sluicegate.errors import Forbidden, Unauthenticated, UnknownTopic, UnsupportedMediaType
 from sluicegate.http.json_body import check_utf8
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
@@ -100,6 +100,7 @@ class Produce:
         self._produce_one = producer.produce_one
         self._produce_binary = producer.produce_binary
         self._produce_batch = producer.produce_batch
+        self._topic_gone = producer.topic_gone
 
     async def raw(self, request: Request) -> Response:
         """One event in binary mode; 202 once durable."""
@@ -122,7 +123,14 @@ class Produce:
         if stored is None:
             event = from_http_binary(headers, body) if plain is None else plain.cloud_event()
             stored = self._produce_one(principal, event)
-        await stored
+        try:
+            await stored
+        except UnknownTopic:
+            # The type's topic was deleted since it was looked up: nothing was stored.
+            # Made again by this second try, which a client would otherwise have to make.
+            self._topic_gone()
+            event = from_http_binary(headers, body) if plain is None else plain.cloud_event()
+            await self._produce_one(principal, event)
         return Response(b"", 202, content_type=None)
 
     async def event(self, request: Request) -> Response:
@@ -130,7 +138,11 @@ class Produce:
         principal = producer_of(request)
         _require_media_type(request, STRUCTURED, "a batch goes to /ce/produce/events")
         body = await request.body(json=True)
-        await self._produce_one(principal, from_structured(body))
+        try:
+            await self._produce_one(principal, from_structured(body))
+        except UnknownTopic:  # as in raw
+            self._topic_gone()
+            await self._produce_one(principal, from_structured(body))
         return Response(b"", 202, content_type=None)
 
     async def events(self, request: Request) -> Response:
@@ -145,7 +157,11 @@ class Produce:
         if body is None:
             body = await request.body()
         check = partial(_checked_batch_body, request.json_limits)
-        await self._produce_batch(principal, decode_batch(body, check), within=len(body))
+        try:
+            await self._produce_batch(principal, decode_batch(body, check), within=len(body))
+        except UnknownTopic:  # as in raw
+            self._topic_gone()
+            await self._produce_batch(principal, decode_batch(body, check), within=len(body))
         return Response(b"", 202, content_type=None)
 
 

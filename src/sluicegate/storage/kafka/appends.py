@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,8 @@ from sluicegate.storage.kafka.transactions import Batch, Outcome
 from sluicegate.storage.topic_rules import invalid_partition
 
 __all__ = ["Appends"]
+
+logger = logging.getLogger(__name__)
 
 _Key = tuple[str, int]
 _topic_of = operator.attrgetter("topic")
@@ -71,6 +74,8 @@ class Appends:
         self._ends = ends
         self._observe = observe_commit
         self._last: dict[_Key, _Pending] = {}
+        #: Sends waiting for librdkafka to learn of their topic again (``send_single``).
+        self._relearning: set[asyncio.Future[None]] = set()
 
     def append(self, batch: Sequence[NewRecord]) -> asyncio.Future[list[Appended]]:
         """Queue all records or none; see ``Log.append``."""
@@ -228,7 +233,12 @@ class Appends:
         )
 
     def send_single(
-        self, kafka_topic: str, record: NewRecord, future: asyncio.Future[list[Appended]]
+        self,
+        kafka_topic: str,
+        record: NewRecord,
+        future: asyncio.Future[list[Appended]],
+        *,
+        relearned: bool = False,
     ) -> None:
         """Send one record through the idempotent producer; ``future`` gets where it landed."""
         key = (kafka_topic, record.partition)
@@ -256,7 +266,33 @@ class Appends:
             future.set_exception(Overloaded("the Kafka producer's queue is full"))
         except KafkaException as exc:
             error = kafka_error(exc)
+            if (
+                error is not None
+                and error.code() == KafkaError._UNKNOWN_TOPIC
+                and not relearned
+                and record.topic in self._registry.by_name
+            ):
+                # librdkafka remembers the topic missing: it was deleted, and made again
+                # under its name since. It forgets at its next metadata refresh, minutes
+                # away: ask now, then send again, once.
+                relearning = asyncio.ensure_future(self._relearn(kafka_topic, record, future))
+                self._relearning.add(relearning)
+                relearning.add_done_callback(self._relearning.discard)
+                return
             future.set_exception(translate(error, topic=record.topic) if error is not None else exc)
+
+    async def _relearn(
+        self, kafka_topic: str, record: NewRecord, future: asyncio.Future[list[Appended]]
+    ) -> None:
+        logger.info("librdkafka took topic %r for missing: asking again", kafka_topic)
+        try:
+            await self._node.producer.learn(kafka_topic, self._node.timeout)
+            self._node.require_running()
+        except SluicegateError as exc:  # stopped meanwhile
+            if not future.done():
+                future.set_exception(exc)
+            return
+        self.send_single(kafka_topic, record, future, relearned=True)
 
     def _committed(
         self,

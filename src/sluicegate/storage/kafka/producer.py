@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from sluicegate.core.records import NewRecord
 from sluicegate.storage.kafka.worker import Worker
@@ -121,6 +121,13 @@ class IdempotentProducer:
         elif not self._taking_over and len(self._producer) >= _LOOP_FROM:
             self._taking_over = True
             self._thread_turn.clear()
+
+    async def learn(self, topic: str, timeout: float) -> None:
+        """Ask the cluster about ``topic`` now (the Kafka name), refreshing what librdkafka
+        knows of it: a topic it remembers missing may have been made again since. A
+        failure is left to the send that follows."""
+        with contextlib.suppress(KafkaException):
+            await asyncio.to_thread(self._producer.list_topics, topic=topic, timeout=timeout)
 
     def queued(self) -> int:
         return len(self._producer)

@@ -30,6 +30,7 @@ for its markers to become visible, the next one is already committing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import operator
@@ -43,6 +44,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.errors import (
+    ClientError,
     SluicegateError,
     StorageForbidden,
     StorageTimeout,
@@ -241,6 +243,9 @@ class TransactionalProducer:
         #: The last transaction failed with an error Kafka told us to abort on, and was
         #: aborted: nothing of it is stored (committer thread only).
         self._aborted = False
+        #: The last transaction failed because librdkafka refused a record's topic as
+        #: unknown at once, before sending it (committer thread only).
+        self._unknown_topic = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
         self._queue: list[_Waiting] = []
         #: The current transaction's delivery reports (committer thread only).
@@ -389,7 +394,17 @@ class TransactionalProducer:
     def _commit_all(self, batches: list[Batch]) -> list[Outcome]:
         started = time.monotonic()
         outcomes = self._commit(batches)
-        if self._aborted and time.monotonic() - started < self._append_timeout / 2:
+        if self._aborted and self._unknown_topic and self._producer is not None:
+            # librdkafka refused a record at once: it remembers the topic missing (deleted,
+            # and made again under its name since) until its next metadata refresh,
+            # minutes away. Aborted, nothing of it stored: ask now and commit again, once.
+            topics = {topic for batch in batches for topic, _ in batch.shares()}
+            logger.info("librdkafka took a topic of %s for missing: asking again", sorted(topics))
+            for topic in topics:
+                with contextlib.suppress(KafkaException):
+                    self._producer.list_topics(topic=topic, timeout=self._request_timeout)
+            outcomes = self._commit(batches)
+        elif self._aborted and time.monotonic() - started < self._append_timeout / 2:
             # Kafka made us abort it (records failed while a broker went away, an epoch
             # a restarted broker fenced): nothing of it is stored, so committing it again,
             # once, is safe, and done before any later batch it keeps each partition's
@@ -406,7 +421,7 @@ class TransactionalProducer:
 
     def _commit(self, batches: list[Batch]) -> list[Outcome]:
         """One transaction holding every batch; each batch's outcome (all the same)."""
-        self._aborted = False
+        self._aborted = self._unknown_topic = False
         try:
             self._ready()
         except SluicegateError as exc:
@@ -527,6 +542,9 @@ class TransactionalProducer:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
             aborted = self._abort()
+            if error is not None and error.code() == KafkaError._UNKNOWN_TOPIC:
+                self._aborted = aborted
+                self._unknown_topic = True
         if cause is not None:
             return translate(cause)
         if isinstance(exc, BufferError):
@@ -544,7 +562,9 @@ class TransactionalProducer:
             refused = translate(error)
             if isinstance(refused, StorageForbidden):
                 return refused
-            self._aborted = aborted
+            # Committed again unless what Kafka refused would be refused again: a topic
+            # it does not have (say) is 503 at once, not after another try's timeout.
+            self._aborted = aborted and not isinstance(refused, ClientError)
             return StorageUnavailable(
                 f"Kafka aborted the transaction: {error.str()}; nothing of it is stored"
             )
