@@ -56,6 +56,8 @@ _RETRY_SECONDS = 0.05
 #: them. A connected broker answers in milliseconds; with none, the request waits for one,
 #: and a stop waits for its thread.
 _RELEARN_SECONDS = 1.0
+#: Seconds ``ping``'s first question waits before the client is taught the brokers again.
+_PING_FIRST_WAIT = 1.0
 #: Seconds a topic just created may take to have leaders for all its partitions.
 _LEADER_PATIENCE = 30.0
 #: Answers of a partition whose leadership is moving (or a broker that just restarted).
@@ -106,9 +108,11 @@ class KafkaAdmin:
         self._relearning: asyncio.Future[Any] | None = None
         self._relearned_at = -_RELEARN_SECONDS
 
-    async def _await(self, future: Future[T], topic: str | None = None) -> T:
+    async def _await(
+        self, future: Future[T], topic: str | None = None, *, timeout: float | None = None
+    ) -> T:
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout if timeout is None else timeout):
                 return await asyncio.wrap_future(future)
         except TimeoutError:
             self._relearn_brokers()
@@ -194,11 +198,28 @@ class KafkaAdmin:
         broker, its parser reporting success with no result. DescribeConfigs' parser fails
         such an answer. (DescribeTopics, below, shares the flaw only for an answer listing
         neither a broker nor a topic, and a broker lists every topic asked about.)
+
+        A broker killed stays "the controller" for the client until it asks for metadata
+        again, and a question sent there waits for it: so the first question waits
+        ``_PING_FIRST_WAIT`` only; then the client is taught the live brokers
+        (``_relearn_brokers``, which that failure starts) and asked again for the rest of
+        the request timeout. A live cluster answers in milliseconds either way.
         """
         resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
-        futures = self._client.describe_configs([resource], **self._options())
+        first = min(_PING_FIRST_WAIT, self._timeout / 2)
+        try:
+            await self._describe_configs(resource, first)
+            return
+        except StorageUnavailable:
+            relearning = self._relearning
+            if relearning is not None:
+                await asyncio.wait([relearning])
+        await self._describe_configs(resource, self._timeout - first)
+
+    async def _describe_configs(self, resource: ConfigResource, timeout: float) -> None:
+        futures = self._client.describe_configs([resource], request_timeout=timeout)
         with contextlib.suppress(UnknownTopic):
-            await self._await(futures[resource], topic=self._topic)
+            await self._await(futures[resource], topic=self._topic, timeout=timeout)
 
     async def replication(self) -> Replication:
         """How the admin's topic is replicated (the fewest replicas of its partitions),

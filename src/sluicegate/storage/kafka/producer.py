@@ -93,6 +93,9 @@ class IdempotentProducer:
         #: Reports the thread served, waiting to cross to the loop (thread only).
         self._crossing: list[_Report] = []
         self.worker = Worker("kafka-delivery", self._poll_on_the_thread, loop)
+        #: ``learn``'s questions in flight, by topic, and the lock that runs one at a time.
+        self._learning: dict[str, asyncio.Future[None]] = {}
+        self._asking = asyncio.Lock()
 
     def start(self) -> None:
         self.worker.start()
@@ -125,9 +128,23 @@ class IdempotentProducer:
     async def learn(self, topic: str, timeout: float) -> None:
         """Ask the cluster about ``topic`` now (the Kafka name), refreshing what librdkafka
         knows of it: a topic it remembers missing may have been made again since. A
-        failure is left to the send that follows."""
-        with contextlib.suppress(KafkaException):
-            await asyncio.to_thread(self._producer.list_topics, topic=topic, timeout=timeout)
+        failure is left to the send that follows.
+
+        One question at a time, shared by every caller meanwhile: ``list_topics`` for a
+        topic on several threads at once makes and drops the same librdkafka topic object
+        concurrently, which one CI run's segmentation fault is blamed on (design notes).
+        """
+        asking = self._learning.get(topic)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(topic, timeout))
+            self._learning[topic] = asking
+            asking.add_done_callback(lambda _: self._learning.pop(topic, None))
+        await asyncio.shield(asking)
+
+    async def _ask(self, topic: str, timeout: float) -> None:
+        async with self._asking:
+            with contextlib.suppress(KafkaException):
+                await asyncio.to_thread(self._producer.list_topics, topic=topic, timeout=timeout)
 
     def queued(self) -> int:
         return len(self._producer)
