@@ -86,8 +86,9 @@ class KafkaTopics:
         self._ends = ends
         self._groups = groups
         self._lock = asyncio.Lock()
-        #: Held by this node's changes of a topic's registry entry (``alter``, a growth
-        #: adopted), so that neither writes an entry read before the other's.
+        #: Held by this node's changes of a topic's registry entry (``alter``, a change
+        #: made outside the gateway adopted), so that none writes an entry read before
+        #: another's.
         self._changing = asyncio.Lock()
         #: The topics (name: id) Kafka did not have at the last check.
         self._missing: dict[str, int] = {}

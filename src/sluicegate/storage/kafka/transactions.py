@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import itertools
 import logging
 import operator
@@ -240,12 +241,9 @@ class TransactionalProducer:
         self._must_abort = False
         #: A commit that timed out may still complete: it is resumed before the next one.
         self._must_resume = False
-        #: The last transaction failed with an error Kafka told us to abort on, and was
-        #: aborted: nothing of it is stored (committer thread only).
-        self._aborted = False
-        #: The last transaction failed because librdkafka refused a record's topic as
-        #: unknown at once, before sending it (committer thread only).
-        self._unknown_topic = False
+        #: How the last transaction, aborted with nothing of it stored, may be committed
+        #: again; None: it may not (committer thread only).
+        self._retry: _Retry | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
         self._queue: list[_Waiting] = []
         #: The current transaction's delivery reports (committer thread only).
@@ -394,7 +392,7 @@ class TransactionalProducer:
     def _commit_all(self, batches: list[Batch]) -> list[Outcome]:
         started = time.monotonic()
         outcomes = self._commit(batches)
-        if self._aborted and self._unknown_topic and self._producer is not None:
+        if self._retry is _Retry.RELEARN and self._producer is not None:
             # librdkafka refused a record at once: it remembers the topic missing (deleted,
             # and made again under its name since) until its next metadata refresh,
             # minutes away. Aborted, nothing of it stored: ask now and commit again, once.
@@ -404,7 +402,7 @@ class TransactionalProducer:
                 with contextlib.suppress(KafkaException):
                     self._producer.list_topics(topic=topic, timeout=self._request_timeout)
             outcomes = self._commit(batches)
-        elif self._aborted and time.monotonic() - started < self._append_timeout / 2:
+        elif self._retry is not None and time.monotonic() - started < self._append_timeout / 2:
             # Kafka made us abort it (records failed while a broker went away, an epoch
             # a restarted broker fenced): nothing of it is stored, so committing it again,
             # once, is safe, and done before any later batch it keeps each partition's
@@ -421,7 +419,7 @@ class TransactionalProducer:
 
     def _commit(self, batches: list[Batch]) -> list[Outcome]:
         """One transaction holding every batch; each batch's outcome (all the same)."""
-        self._aborted = self._unknown_topic = False
+        self._retry = None
         try:
             self._ready()
         except SluicegateError as exc:
@@ -542,9 +540,8 @@ class TransactionalProducer:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
             aborted = self._abort()
-            if error is not None and error.code() == KafkaError._UNKNOWN_TOPIC:
-                self._aborted = aborted
-                self._unknown_topic = True
+            if aborted and error is not None and error.code() == KafkaError._UNKNOWN_TOPIC:
+                self._retry = _Retry.RELEARN
         if cause is not None:
             return translate(cause)
         if isinstance(exc, BufferError):
@@ -564,11 +561,23 @@ class TransactionalProducer:
                 return refused
             # Committed again unless what Kafka refused would be refused again: a topic
             # it does not have (say) is 503 at once, not after another try's timeout.
-            self._aborted = aborted and not isinstance(refused, ClientError)
+            if not aborted or isinstance(refused, ClientError):
+                self._retry = None
+            elif self._retry is None:
+                self._retry = _Retry.AGAIN
             return StorageUnavailable(
                 f"Kafka aborted the transaction: {error.str()}; nothing of it is stored"
             )
         return translate(error) if error is not None else StorageUnavailable(str(exc))
+
+
+class _Retry(enum.Enum):
+    """How a transaction aborted with nothing of it stored is committed again, once."""
+
+    #: librdkafka refused a record's topic as unknown at once: its metadata asked first.
+    RELEARN = enum.auto()
+    #: Kafka told the producer to abort it: committed again as it was.
+    AGAIN = enum.auto()
 
 
 #: Reports of records dropped because their transaction ended: never the cause.
