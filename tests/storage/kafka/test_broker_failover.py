@@ -22,6 +22,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from sluicegate.config import DEFAULT_NODE_ID, KafkaSettings
+from sluicegate.core.records import NewRecord, TopicPartition
+from sluicegate.core.topics import TopicSpec
 from sluicegate.testing.kafka_broker import KafkaBroker, KafkaCluster
 from tests.storage.conftest import kafka_test_settings
 from tests.storage.kafka.conftest import OpenLog
@@ -220,6 +222,42 @@ async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
         path = urlsplit(successor.headers["location"]).path
         assert await _events(http, path, 2) == [], step
         assert (await http.delete(path)).status_code == 204
+
+
+async def test_a_partition_whose_leader_was_killed_says_where_it_ends_once_another_leads(
+    cluster: KafkaCluster, open_kafka_log: OpenLog, killed: list[KafkaBroker]
+) -> None:
+    # The node's admin client still has the dead leader cached, and a question sent
+    # there waits for it until the request timeout (5 s): as a poll did in CI. Asked
+    # anew with the metadata refreshed, the successor answers.
+    settings = kafka_test_settings(cluster.bootstrap_servers, request_timeout=5.0)
+    async with open_kafka_log(settings, append_timeout=APPEND_TIMEOUT) as log:
+        await log.create_topic(TopicSpec(name="ends"))
+        await log.append([NewRecord("ends", 0, value=b"%d" % n) for n in range(10)])
+        tp = TopicPartition("ends", 0)
+        before = await log.watermarks(tp)  # a batch is a transaction: its marker counts
+        assert before.high > 10
+        topic = settings.topic_prefix + "ends"
+        leader = await asyncio.to_thread(cluster.leader, topic)
+        killed.append(leader)
+        await asyncio.to_thread(leader.kill)
+        deadline = time.monotonic() + 30
+        while (await asyncio.to_thread(_leader_id, cluster, topic)) in (leader.node_id, -1):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        marks = await log.watermarks(tp)
+        # A transaction coordinator taking over may write a commit marker again.
+        assert marks.low == 0
+        assert marks.high >= before.high, (before, marks)
+        # A long poll at the end asks for the end alone.
+        assert await log.read(tp, marks.high, max_records=10, max_bytes=1 << 20) == []
+
+
+def _leader_id(cluster: KafkaCluster, topic: str) -> int:
+    """The id of the broker leading ``topic``'s partition 0, as a fresh client learns it."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    leader: int = admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+    return leader
 
 
 @pytest.mark.parametrize(

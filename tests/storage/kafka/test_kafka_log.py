@@ -313,6 +313,32 @@ def test_refusals_of_the_gateways_login_or_acls_are_500s_that_say_so() -> None:
         assert "refused the gateway's credentials" in str(refused)
 
 
+NODE_LOGGER = "sluicegate.storage.kafka.node"
+
+
+async def test_a_clients_report_of_every_broker_down_is_asked_about_before_the_node_is_down(
+    kafka_log: KafkaLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # librdkafka connects to the brokers it needs: a client whose connections all went
+    # to a broker stopped (a rolling restart) reports every broker down while the others
+    # serve. The test hands the node such a report as the client's error callback does,
+    # with the broker up; the node asks the cluster, finds it, and never turns away.
+    caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+    await kafka_log.create_topic(TopicSpec(name="reported", partitions=1))
+    node = kafka_log._node
+    node.kafka_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "injected: 1/1 brokers are down"))
+    assert kafka_log.unreachable() is None
+    await kafka_log.append([NewRecord("reported", 0, None, b"served")])
+    said: list[str] = []
+    async with asyncio.timeout(10):
+        while not any("another broker answers" in message for message in said):
+            await asyncio.sleep(0.05)
+            said = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER]
+    assert kafka_log.unreachable() is None
+    assert not any("every Kafka broker is unreachable" in message for message in said), said
+    await kafka_log.check()
+
+
 async def test_a_cluster_unreachable_at_start_is_waited_for_until_close() -> None:
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:9", request_timeout=1.0)
     log = KafkaLog(settings, node_id="nowhere")

@@ -56,18 +56,27 @@ _RETRY_SECONDS = 0.05
 #: them. A connected broker answers in milliseconds; with none, the request waits for one,
 #: and a stop waits for its thread.
 _RELEARN_SECONDS = 1.0
-#: Seconds ``ping``'s first question waits before the client is taught the brokers again.
-_PING_FIRST_WAIT = 1.0
+#: Seconds a question that may have gone to a broker just killed waits before the client
+#: is taught the brokers (and leaders) again and the question asked anew.
+_SHORT_WAIT = 1.0
 #: Seconds a topic just created may take to have leaders for all its partitions.
 _LEADER_PATIENCE = 30.0
-#: Answers of a partition whose leadership is moving (or a broker that just restarted).
+#: Answers of a partition whose leadership is moving (or a broker that just restarted);
+#: a leader just elected answers OFFSET_NOT_AVAILABLE until its high watermark caught up.
 _LEADERLESS = {
+    KafkaError.OFFSET_NOT_AVAILABLE,
     KafkaError._NOENT,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.UNKNOWN_LEADER_EPOCH,
     KafkaError.FENCED_LEADER_EPOCH,
 }
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Retrieve a finished task's exception: one nobody awaits any more is not an error."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _leaderless(exc: Exception) -> bool:
@@ -189,7 +198,7 @@ class KafkaAdmin:
         for replaced in self._replaced:
             replaced.poll(0)
 
-    async def ping(self) -> None:
+    async def ping(self, *, timeout: float | None = None) -> None:
         """Return once a broker answered a question about the admin's topic.
 
         DescribeConfigs of that topic, sent to the broker librdkafka knows as the
@@ -201,12 +210,14 @@ class KafkaAdmin:
 
         A broker killed stays "the controller" for the client until it asks for metadata
         again, and a question sent there waits for it: so the first question waits
-        ``_PING_FIRST_WAIT`` only; then the client is taught the live brokers
+        ``_SHORT_WAIT`` only; then the client is taught the live brokers
         (``_relearn_brokers``, which that failure starts) and asked again for the rest of
-        the request timeout. A live cluster answers in milliseconds either way.
+        the request timeout (or ``timeout``, when given). A live cluster answers in
+        milliseconds either way.
         """
         resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
-        first = min(_PING_FIRST_WAIT, self._timeout / 2)
+        timeout = self._timeout if timeout is None else timeout
+        first = min(_SHORT_WAIT, timeout / 2)
         try:
             await self._describe_configs(resource, first)
             return
@@ -214,7 +225,7 @@ class KafkaAdmin:
             relearning = self._relearning
             if relearning is not None:
                 await asyncio.wait([relearning])
-        await self._describe_configs(resource, self._timeout - first)
+        await self._describe_configs(resource, timeout - first)
 
     async def _describe_configs(self, resource: ConfigResource, timeout: float) -> None:
         futures = self._client.describe_configs([resource], request_timeout=timeout)
@@ -229,6 +240,18 @@ class KafkaAdmin:
         and DescribeConfigs of the topic: what any principal that may use the topic may
         ask, where the broker's own configs would need a right on the cluster.
         """
+        # The topic may be just created: a broker other than its leader (which answered
+        # ``until_led``) may not know it yet for a moment, in its metadata or its configs.
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        while True:
+            try:
+                return await self._ask_replication()
+            except UnknownTopic:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(_RETRY_SECONDS)
+
+    async def _ask_replication(self) -> Replication:
         ask = functools.partial(self._client.list_topics, topic=self._topic, timeout=self._timeout)
         try:
             metadata = await asyncio.to_thread(ask)
@@ -312,41 +335,85 @@ class KafkaAdmin:
     ) -> dict[_Key, int]:
         """Offsets as a ``read_committed`` reader sees them (the end is the last stable one).
 
-        A partition without a leader yet (a topic just created, a broker failing over) is
-        asked again until the request timeout, or ``patience`` seconds if longer.
+        Asked again until the request timeout, or ``patience`` seconds if longer, while a
+        partition has no leader (a topic just created, a broker failing over) or no broker
+        answers. A question goes to the leader librdkafka has cached, and a leader killed
+        stays so (in the cluster's metadata too, until the controller fences it, seconds
+        later): a question sent there waits for it, even once another broker leads. So a
+        question unanswered after ``_SHORT_WAIT`` is asked anew, the metadata refreshed
+        first, and the first answer of either is taken: a slow cluster's, or the new
+        leader's.
         """
-        deadline = asyncio.get_running_loop().time() + max(self._timeout, patience)
-        while True:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self._timeout, patience)
+        partitions = {KafkaPartition(t, p): spec for (t, p), spec in specs.items()}
+        topics = sorted({t for t, _ in specs})
+
+        async def ask(refreshed: bool) -> dict[_Key, int]:
+            if refreshed:
+                await self._refresh_metadata(topics, deadline)
+            wait = max(deadline - loop.time(), _RETRY_SECONDS)
             futures = self._client.list_offsets(
-                {KafkaPartition(t, p): spec for (t, p), spec in specs.items()},
-                isolation_level=IsolationLevel.READ_COMMITTED,
-                **self._options(),
+                partitions, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=wait
             )
-            try:
-                out: dict[_Key, int] = {}
-                for tp, future in futures.items():
-                    info = await self._await(future, topic=topic)
-                    out[(tp.topic, tp.partition)] = info.offset
-                return out
-            except SluicegateError as exc:
-                # Patient callers just created the topic: a broker may not know it yet.
-                unknown_yet = patience > 0 and isinstance(exc, UnknownTopic)
-                leaderless = _leaderless(exc)
-                late = asyncio.get_running_loop().time() > deadline
-                if late and leaderless:
-                    # Still no leader (every broker gone, say): unavailable, not a failure.
-                    raise StorageUnavailable(
-                        f"no Kafka broker leads the partitions now: {exc.message}"
-                    ) from exc
-                if late or not (unknown_yet or leaderless):
-                    raise
-            await asyncio.sleep(_RETRY_SECONDS)
-            # librdkafka may keep answering from metadata cached before the leader was
-            # elected; asking for the topics' metadata refreshes it.
-            topics = TopicCollection(sorted({t for t, _ in specs}))
-            for future in self._client.describe_topics(topics, **self._options()).values():
-                with contextlib.suppress(SluicegateError):
-                    await self._await(future)
+            out: dict[_Key, int] = {}
+            for tp, future in futures.items():
+                info = await self._await(future, topic=topic, timeout=wait)
+                out[(tp.topic, tp.partition)] = info.offset
+            return out
+
+        asking: set[asyncio.Task[dict[_Key, int]]] = set()
+        failure: SluicegateError | None = None
+        try:
+            while True:
+                question = asyncio.ensure_future(ask(refreshed=failure is not None or bool(asking)))
+                question.add_done_callback(_retrieved)
+                asking.add(question)
+                wait = max(min(_SHORT_WAIT, deadline - loop.time()), 0)
+                done, asking = await asyncio.wait(
+                    asking, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                for answered in done:
+                    exc = answered.exception()
+                    if exc is None:
+                        return answered.result()
+                    if not isinstance(exc, SluicegateError) or not (
+                        # Patient callers just created the topic: a broker may not know it.
+                        (patience > 0 and isinstance(exc, UnknownTopic))
+                        or _leaderless(exc)
+                        or isinstance(exc, StorageUnavailable)
+                    ):
+                        raise exc
+                    failure = exc
+                if loop.time() >= deadline:
+                    if failure is not None and _leaderless(failure):
+                        # Still no leader (every broker gone, say): unavailable.
+                        raise StorageUnavailable(
+                            f"no Kafka broker leads the partitions now: {failure.message}"
+                        ) from failure
+                    raise failure or StorageUnavailable(
+                        f"Kafka did not answer within {self._timeout:g}s (kafka.request_timeout)"
+                    )
+                if done:
+                    await asyncio.sleep(_RETRY_SECONDS)
+                else:
+                    self._relearn_brokers()
+        finally:
+            for question in asking:
+                question.cancel()
+
+    async def _refresh_metadata(self, topics: list[str], deadline: float) -> None:
+        """Ask for ``topics``' metadata (by ``deadline``, loop time), which refreshes the
+        leaders librdkafka cached; after a broker lost, wait for the client to be taught
+        the live ones first (``_relearn_brokers``, which that failure started)."""
+        relearning = self._relearning
+        if relearning is not None:
+            await asyncio.wait([relearning])
+        wait = max(min(_SHORT_WAIT, deadline - asyncio.get_running_loop().time()), _RETRY_SECONDS)
+        described = self._client.describe_topics(TopicCollection(topics), request_timeout=wait)
+        for future in described.values():
+            with contextlib.suppress(SluicegateError):
+                await self._await(future, timeout=wait)
 
     async def commit(self, group: str, offsets: Mapping[_Key, int]) -> None:
         """Store the group's next offsets in ``__consumer_offsets``."""

@@ -9,6 +9,7 @@ answers the question every operation asks first: may I use them now?
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -65,6 +66,9 @@ def _turned_away(error: KafkaError) -> str | None:
 
 #: Seconds between probes of a cluster that was reported down.
 PROBE_INTERVAL = 1.0
+#: Seconds the node's own question may take to answer a client's "every broker down"
+#: report before the node is marked down (``_confirm_down``).
+_CONFIRM_SECONDS = 2.0
 #: Seconds between passes that stop following partitions nobody waits on.
 _TAIL_SWEEP_INTERVAL = 10.0
 #: Milliseconds the broker may hold the reader's fetch at a partition's end (see
@@ -127,8 +131,14 @@ class KafkaNode:
         self._tail: Tail | None = None
         self.running = False
         self.closing = False
-        #: Set when a client reports every broker down; cleared by the next good answer.
+        #: Set when no broker answers the node (a client reported every broker down, and
+        #: the node's own question went unanswered); cleared by the next good answer.
         self.down = False
+        #: A client's last "every broker down" report, while ``probe_forever`` has not
+        #: asked the cluster about it yet; and what wakes it to ask.
+        self._down_report: str | None = None
+        self._reported = asyncio.Event()
+        self._probing = False
         #: Why the cluster last turned the node's connections away (its SASL login
         #: refused, the TLS handshake failed), while it does; cleared by the next good
         #: answer.
@@ -202,7 +212,7 @@ class KafkaNode:
         if warning is not None:
             logger.warning("%s", warning)
 
-    async def _ping(self, admin: KafkaAdmin) -> None:
+    async def _ping(self, admin: KafkaAdmin, *, timeout: float | None = None) -> None:
         """``admin.ping()``; its failure says so when the cluster turns us away.
 
         A refused login or a failed handshake is no answer to librdkafka, which tries
@@ -210,7 +220,7 @@ class KafkaNode:
         ``poll``) tells why.
         """
         try:
-            await admin.ping()
+            await admin.ping(timeout=timeout)
         except StorageUnavailable as exc:
             admin.poll()
             if self.refused is None:
@@ -384,9 +394,11 @@ class KafkaNode:
         """A client's error callback (on the loop): librdkafka retries; we only watch."""
         code = error.code()
         if code == KafkaError._ALL_BROKERS_DOWN:
-            if not self.down:
-                logger.warning("every Kafka broker is unreachable: %s", error.str())
-            self.down = True
+            if self._probing:
+                self._down_report = error.str()
+                self._reported.set()  # ``probe_forever`` asks the cluster (``_confirm_down``)
+            else:  # still starting: nothing is served yet, and the start retries
+                self.down = True
         elif (turned_away := _turned_away(error)) is not None:
             # Reported on every connection attempt; said once, until a broker answers.
             why = f"{turned_away}: {error.str()}"
@@ -401,11 +413,20 @@ class KafkaNode:
         await self._ping(self.running_admin())
 
     async def probe_forever(self) -> None:
-        """While the cluster is reported down, ask it every second whether it is back."""
+        """Ask the cluster whether a client's "every broker down" report holds as soon as
+        one comes; while the node is down, ask every second whether it is back."""
         admin = self.running_admin()
+        self._probing = True
         while True:
-            await asyncio.sleep(PROBE_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_INTERVAL):
+                    await self._reported.wait()
             admin.poll()  # its error callback and log lines wait for it
+            report, self._down_report = self._down_report, None
+            self._reported.clear()
+            if report is not None:
+                await self._confirm_down(admin, report)
+                continue
             if not self.down:
                 continue
             try:
@@ -413,6 +434,30 @@ class KafkaNode:
             except SluicegateError:
                 continue
             logger.info("a Kafka broker answers again")
+
+    async def _confirm_down(self, admin: KafkaAdmin, report: str) -> None:
+        """Mark the node down after a client's "every broker down" ``report`` only if the
+        node's own question goes unanswered for ``_CONFIRM_SECONDS`` as well.
+
+        A report speaks of that client's connections only: librdkafka connects to the
+        brokers it needs, so a client whose connections all went to a broker stopped
+        (a rolling restart) reports every broker down while the others serve. Marked
+        down at once, the node would refuse every request with 503 until the next probe.
+        Meanwhile requests go on as usual; in a real outage they wait for the cluster
+        until this says so (a few seconds), as they would without the report.
+        """
+        was_down = self.down
+        try:
+            await self._ping(admin, timeout=min(self.timeout, _CONFIRM_SECONDS))
+        except SluicegateError:
+            if not was_down:
+                logger.warning("every Kafka broker is unreachable: %s", report)
+            self.down = True
+            return
+        if was_down:
+            logger.info("a Kafka broker answers again")
+        else:
+            logger.info("a Kafka client lost its brokers (%s); another broker answers", report)
 
     async def sweep_tail_forever(self) -> None:
         """Stop following partitions nobody waited on for a while."""
