@@ -141,6 +141,10 @@ def _free_port() -> int:
         return port
 
 
+#: Kafka's validator of signed JWTs, keys from ``sasl.oauthbearer.jwks.endpoint.url``.
+_JWT_VALIDATOR = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+
+
 def _answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1.0):
@@ -217,6 +221,7 @@ class KafkaBroker(_Running):
         sasl_users: Mapping[str, str] | None = None,
         tls: tuple[bytes, bytes] | None = None,
         client_ca: bytes | None = None,
+        oauthbearer_jwks_url: str | None = None,
         node_id: int = 1,
         controller_port: int | None = None,
         voters: str | None = None,
@@ -242,6 +247,12 @@ class KafkaBroker(_Running):
         #: subject, no signature checked: the mechanism's path, not an identity provider).
         self.sasl_users = dict(sasl_users) if sasl_users is not None else None
         self.sasl_port = _free_port() if sasl_users is not None else None
+        #: An identity provider's JWKS address: ``OAUTHBEARER`` then takes only tokens it
+        #: signed (Kafka's JWT validator, as a cluster with OIDC runs), in place of the
+        #: unsecured ones (with ``sasl_users`` only).
+        self.oauthbearer_jwks_url = oauthbearer_jwks_url
+        if oauthbearer_jwks_url is not None and sasl_users is None:
+            raise BrokerError("OAUTHBEARER is a mechanism of the SASL listeners: give sasl_users")
         #: The private key and certificate chain (PEM) of a third listener, ``SASL_SSL``,
         #: for the same users (with ``sasl_users`` only).
         self.tls = tls
@@ -371,6 +382,11 @@ class KafkaBroker(_Running):
             settings[f"listener.name.{name.lower()}.plain.sasl.jaas.config"] = login
             settings[f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config"] = scram
             settings[f"listener.name.{name.lower()}.oauthbearer.sasl.jaas.config"] = oauth
+            if self.oauthbearer_jwks_url is not None:
+                handler = f"listener.name.{name.lower()}.oauthbearer.sasl.server.callback.handler"
+                settings[f"{handler}.class"] = _JWT_VALIDATOR
+        if self.oauthbearer_jwks_url is not None:
+            settings["sasl.oauthbearer.jwks.endpoint.url"] = self.oauthbearer_jwks_url
         if self.tls is not None:
             password = "sluicegate-test-keystore"
             keystore = self.directory / "listener.p12"
@@ -395,6 +411,13 @@ class KafkaBroker(_Running):
                 }
             )
         return settings
+
+    def _system_properties(self) -> list[str]:
+        """The broker JVM's ``-D`` settings: Kafka (4.0 on) fetches keys only from the
+        addresses this one allows."""
+        if self.oauthbearer_jwks_url is None:
+            return []
+        return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.oauthbearer_jwks_url}"]
 
     def _java(self, lib: Path, *args: str, heap: str = "256m") -> list[str]:
         java = _require("java", "install a Java 17+ runtime (Debian: apt-get install default-jre)")
@@ -446,7 +469,9 @@ class KafkaBroker(_Running):
         self._format(lib, properties)
         with open(self._log_file, "ab") as log:
             self._process = subprocess.Popen(
-                self._java(lib, "kafka.Kafka", str(properties), heap=self.heap),
+                self._java(
+                    lib, *self._system_properties(), "kafka.Kafka", str(properties), heap=self.heap
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -13,12 +13,13 @@ stops its start with that error on one line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import signal
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,11 +27,7 @@ import httpx
 import pytest
 import trustme
 from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
     AdminClient,
-    ResourcePatternType,
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
@@ -40,6 +37,7 @@ from confluent_kafka.admin import (
 from sluicegate.storage.kafka.client_log import REPEAT_WINDOW
 from sluicegate.testing.kafka_broker import KafkaBroker
 from sluicegate.testing.process import serve_in_subprocess
+from tests.storage.kafka.acls import README_ACLS, grant_readme_acls
 from tests.storage.kafka.conftest import free_port, serve_at
 
 USER = "gateway"
@@ -75,73 +73,8 @@ def broker(
         yield broker
 
 
-#: The ACLs the README's "Storing in Apache Kafka" lists, by resource
-#: (``test_the_readme_lists_these_acls`` holds the two together).
-README_ACLS = {
-    ResourceType.TOPIC: (
-        "CREATE",
-        "DESCRIBE",
-        "DESCRIBE_CONFIGS",
-        "ALTER",
-        "ALTER_CONFIGS",
-        "WRITE",
-        "READ",
-        "DELETE",
-    ),
-    ResourceType.GROUP: ("READ", "DESCRIBE", "DELETE"),
-    ResourceType.TRANSACTIONAL_ID: ("WRITE", "DESCRIBE"),
-    ResourceType.BROKER: ("IDEMPOTENT_WRITE",),
-}
-
-
-def _allow(kind: ResourceType, name: str, pattern: ResourcePatternType) -> Iterator[AclBinding]:
-    operations = README_ACLS[kind]
-    for operation in operations:
-        yield AclBinding(
-            kind,
-            name,
-            pattern,
-            f"User:{USER}",
-            "*",
-            AclOperation[operation],
-            AclPermissionType.ALLOW,
-        )
-
-
-def _grant(
-    broker: KafkaBroker,
-    prefix: str,
-    *,
-    transactional_id: bool = True,
-    denied_writes: Sequence[str] = (),
-) -> None:
-    """The README's ACLs for a gateway of ``prefix`` and node ``NODE``, granted through
-    the plain listener (a super user's); ``denied_writes``: topics (the gateway's names)
-    it may not write to."""
-    prefixed = ResourcePatternType.PREFIXED
-    acls = [
-        *_allow(ResourceType.TOPIC, prefix, prefixed),
-        *_allow(ResourceType.GROUP, prefix, prefixed),
-        *_allow(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL),
-    ]
-    if transactional_id:
-        name = f"sluicegate-{prefix}{NODE}"
-        acls += _allow(ResourceType.TRANSACTIONAL_ID, name, ResourcePatternType.LITERAL)
-    acls += [
-        AclBinding(
-            ResourceType.TOPIC,
-            prefix + topic,
-            ResourcePatternType.LITERAL,
-            f"User:{USER}",
-            "*",
-            AclOperation.WRITE,
-            AclPermissionType.DENY,
-        )
-        for topic in denied_writes
-    ]
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-    for done in admin.create_acls(acls, request_timeout=30).values():
-        done.result()
+#: The README's ACLs for a gateway of a prefix and node ``NODE`` whose principal is ``USER``.
+_grant = functools.partial(grant_readme_acls, user=USER, node=NODE)
 
 
 def _config(

@@ -374,9 +374,11 @@ class KafkaAdmin:
                     asking, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
                 for answered in done:
-                    exc = answered.exception()
-                    if exc is None:
+                    if answered.exception() is None:
                         return answered.result()
+                for answered in done:
+                    exc = answered.exception()
+                    assert exc is not None  # every answer in ``done`` failed, by now
                     if not isinstance(exc, SluicegateError) or not (
                         # Patient callers just created the topic: a broker may not know it.
                         (patience > 0 and isinstance(exc, UnknownTopic))
