@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as KafkaPartition
@@ -47,6 +49,64 @@ def serve_at(
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=full_env
         )
+
+
+def write_gateway_config(
+    directory: Path, *, node: str, bootstrap: str, prefix: str, client: str
+) -> Path:
+    """A gateway's ``sluicegate.toml`` in ``directory`` for node ``node`` on a cluster
+    at ``bootstrap``, its topics under ``prefix``; ``client``: the ``[kafka.client]``
+    table's lines (security, SASL, TLS)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "sluicegate.toml"
+    path.write_text(
+        f"""
+[storage]
+backend = "kafka"
+
+[server]
+node_id = "{node}"
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic_prefix = "{prefix}"
+request_timeout = 2.0
+
+[kafka.client]
+{client}
+"""
+    )
+    return path
+
+
+async def serve_until_readyz_says(
+    tmp_path: Path, config: Path, log: Path, words: str
+) -> dict[str, str]:
+    """Serve with ``config`` until ``/readyz`` says ``words`` (a minute at most), as a
+    node waiting for its cluster: its answer (a 503, ``starting``), once the node has
+    stopped cleanly on SIGTERM."""
+    port = free_port()
+    process = serve_at(tmp_path / "data", port, log, "--config", str(config))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    ready: httpx.Response | None = await http.get("/readyz")
+                except httpx.TransportError:
+                    ready = None
+                if ready is not None and words in ready.text:
+                    break
+                assert time.monotonic() < deadline, ready.text if ready else "no answer"
+                await asyncio.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        process.kill()
+        process.wait()
+    assert (ready.status_code, ready.json()["error"]) == (503, "starting")
+    answer: dict[str, str] = ready.json()
+    return answer
 
 
 @pytest.fixture

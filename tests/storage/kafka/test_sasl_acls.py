@@ -16,7 +16,6 @@ import asyncio
 import functools
 import json
 import re
-import signal
 import time
 import tomllib
 from collections.abc import Iterator
@@ -38,7 +37,12 @@ from sluicegate.storage.kafka.client_log import REPEAT_WINDOW
 from sluicegate.testing.kafka_broker import KafkaBroker
 from sluicegate.testing.process import serve_in_subprocess
 from tests.storage.kafka.acls import README_ACLS, grant_readme_acls
-from tests.storage.kafka.conftest import free_port, serve_at
+from tests.storage.kafka.conftest import (
+    free_port,
+    serve_at,
+    serve_until_readyz_says,
+    write_gateway_config,
+)
 
 USER = "gateway"
 PASSWORD = "gateway-password-for-the-acl-tests"
@@ -91,7 +95,6 @@ def _config(
     it trusts) for the TLS one; ``mechanism`` is SASL's. With a client ``certificate``
     too, the listener that authenticates by certificate, with no SASL at all."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "sluicegate.toml"
     if authority is None:
         bootstrap, protocol, tls = broker.sasl_bootstrap_servers, "SASL_PLAINTEXT", ""
     else:
@@ -115,26 +118,12 @@ def _config(
         tls += f'''
 "ssl.certificate.location" = "{directory / "gateway.pem"}"
 "ssl.key.location" = "{directory / "gateway.key"}"'''
-    path.write_text(
-        f"""
-[storage]
-backend = "kafka"
-
-[server]
-node_id = "{NODE}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic_prefix = "{prefix}"
-request_timeout = 2.0
-
-[kafka.client]
-"security.protocol" = "{protocol}"
+    client = f'''"security.protocol" = "{protocol}"
 {sasl}
-{tls}
-"""
+{tls}'''
+    return write_gateway_config(
+        directory, node=NODE, bootstrap=bootstrap, prefix=prefix, client=client
     )
-    return path
 
 
 def _events(*ids: str) -> str:
@@ -272,7 +261,9 @@ async def test_a_refused_login_is_said_by_readyz_and_the_log(
     config = _config(tmp_path, broker, prefix, "not-the-password")
     log = tmp_path / "serve.log"
     started = time.monotonic()
-    ready = await _waiting(tmp_path, config, log, "refuses the gateway's credentials")
+    ready = await serve_until_readyz_says(
+        tmp_path, config, log, "refuses the gateway's credentials"
+    )
     lived = time.monotonic() - started
     assert "Authentication failed" in ready["message"]
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
@@ -297,7 +288,9 @@ async def test_a_broker_certificate_it_does_not_trust_is_said_by_readyz(
     prefix = "untrusted."
     _grant(broker, prefix)
     config = _config(tmp_path, broker, prefix, PASSWORD, authority=trustme.CA())
-    ready = await _waiting(tmp_path, config, tmp_path / "serve.log", "the TLS handshake")
+    ready = await serve_until_readyz_says(
+        tmp_path, config, tmp_path / "serve.log", "the TLS handshake"
+    )
     assert ready["message"].startswith(
         "the gateway is starting: its storage is not ready yet (the TLS handshake with "
         "Kafka fails: "
@@ -312,39 +305,13 @@ async def test_a_client_certificate_the_broker_does_not_trust_is_said_by_readyz(
     _grant(broker, prefix)
     stranger = trustme.CA().issue_cert(USER, common_name=USER)  # the broker's CA signed none
     config = _config(tmp_path, broker, prefix, PASSWORD, authority=authority, certificate=stranger)
-    ready = await _waiting(tmp_path, config, tmp_path / "serve.log", "the TLS handshake")
+    ready = await serve_until_readyz_says(
+        tmp_path, config, tmp_path / "serve.log", "the TLS handshake"
+    )
     # Refused once the client's side of the handshake is done (TLS 1.3): an alert on
     # its first request, which librdkafka reports as a transport error.
     assert "the TLS handshake with Kafka fails" in ready["message"], ready
     assert "alert bad certificate" in ready["message"], ready
-
-
-async def _waiting(tmp_path: Path, config: Path, log: Path, words: str) -> dict[str, str]:
-    """Serve with ``config`` until ``/readyz`` says ``words`` (a minute at most), as a
-    node waiting for its cluster: its answer (a 503, ``starting``), once the node has
-    stopped cleanly on SIGTERM."""
-    port = free_port()
-    process = serve_at(tmp_path / "data", port, log, "--config", str(config))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    ready: httpx.Response | None = await http.get("/readyz")
-                except httpx.TransportError:
-                    ready = None
-                if ready is not None and words in ready.text:
-                    break
-                assert time.monotonic() < deadline, ready.text if ready else "no answer"
-                await asyncio.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
-    finally:
-        process.kill()
-        process.wait()
-    assert (ready.status_code, ready.json()["error"]) == (503, "starting")
-    answer: dict[str, str] = ready.json()
-    return answer
 
 
 async def test_a_transactional_id_it_may_not_use_stops_the_start_saying_so(
