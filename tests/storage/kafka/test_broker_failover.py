@@ -104,14 +104,24 @@ async def test_a_broker_killed_during_produce_loses_nothing_and_refuses_nothing(
     await check_stored(http, cluster.bootstrap_servers, producers)
 
 
+def _group_id(cluster: KafkaCluster, prefix: str) -> str:
+    """Kafka's name of the group ``failover`` under ``prefix``."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    listed = admin.list_consumer_groups(request_timeout=10).result()
+    [group] = [
+        g.group_id
+        for g in listed.valid
+        if g.group_id.startswith(prefix) and g.group_id.endswith("/failover")
+    ]
+    return group
+
+
 def _group_coordinator(cluster: KafkaCluster, prefix: str) -> KafkaBroker:
     """The node coordinating the group ``failover`` under ``prefix``, as Kafka says it; and
     as ``KafkaCluster.coordinator`` finds it by hashing, which the transactions' test needs
     (no admin API names a transaction's coordinator)."""
+    group = _group_id(cluster, prefix)
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    listed = admin.list_consumer_groups(request_timeout=10).result()
-    ours = [g.group_id for g in listed.valid if g.group_id.startswith(prefix)]
-    [group] = [g for g in ours if g.endswith("/failover")]
     described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
     coordinator = cluster.node(described.coordinator.id)
     assert cluster.coordinator("__consumer_offsets", group) is coordinator
@@ -222,6 +232,49 @@ async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
         path = urlsplit(successor.headers["location"]).path
         assert await _events(http, path, 2) == [], step
         assert (await http.delete(path)).status_code == 204
+
+
+async def test_a_consumer_made_after_its_groups_coordinator_was_killed_reads_at_once(
+    http: httpx.AsyncClient, cluster: KafkaCluster, killed: list[KafkaBroker]
+) -> None:
+    # A new instance's first poll asks for the group's committed offsets, and the
+    # gateway's group-offsets client last talked to the coordinator now dead (a confirm
+    # went there). Once another broker coordinates the group, the poll finds it and
+    # starts where the group confirmed. (Asked during the election, the question waits
+    # the request timeout and is 503: see ``KafkaAdmin.committed``.)
+    first = await http.post("/ce/consumers", params={"group": "failover"})
+    assert first.status_code == 201, first.text
+    instance = urlsplit(first.headers["location"]).path
+    before = [f"before-{n}" for n in range(10)]
+    await _produce(http, before)
+    received: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(received) < len(before):
+        assert time.monotonic() < deadline, received
+        received += [event["id"] for event in await _events(http, instance, 1)]
+    confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
+    assert confirmed.status_code == 204, confirmed.text
+    assert (await http.delete(instance)).status_code == 204
+    prefix = http.headers["x-topic-prefix"]
+    group = await asyncio.to_thread(_group_id, cluster, prefix)
+    broker = await asyncio.to_thread(_group_coordinator, cluster, prefix)
+    killed.append(broker)
+    await asyncio.to_thread(broker.kill)
+    deadline = time.monotonic() + 30
+    while await asyncio.to_thread(cluster.coordinator, "__consumer_offsets", group) is broker:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    after = [f"after-{n}" for n in range(10)]
+    await _produce(http, after)
+    second = await http.post("/ce/consumers", params={"group": "failover"})
+    assert second.status_code == 201, second.text
+    successor = urlsplit(second.headers["location"]).path
+    received = []
+    deadline = time.monotonic() + 30
+    while len(received) < len(after):
+        assert time.monotonic() < deadline, received
+        received += [event["id"] for event in await _events(http, successor, 1)]
+    assert sorted(received) == sorted(after)
 
 
 async def test_a_partition_whose_leader_was_killed_says_where_it_ends_once_another_leads(

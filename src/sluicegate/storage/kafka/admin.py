@@ -430,7 +430,13 @@ class KafkaAdmin:
                 raise translate(tp.error, topic=tp.topic)
 
     async def committed(self, group: str, topic: str, partitions: int) -> dict[int, int]:
-        """The group's committed offsets on ``topic``, by partition (absent: none)."""
+        """The group's committed offsets on ``topic``, by partition (absent: none).
+
+        Not asked anew after a short wait, as ``list_offsets`` is: with a second
+        group-offsets question out (on a client of its own) while the first waited for a
+        coordinator just killed, librdkafka (2.16) aborted the process, an assertion in
+        its coordinator path (``rd_kafka_enq_once_del_source_return``).
+        """
         request = ConsumerGroupTopicPartitions(
             group, [KafkaPartition(topic, p) for p in range(partitions)]
         )
