@@ -73,7 +73,7 @@ _LEADERLESS = {
 }
 
 
-def _retrieved(task: asyncio.Task[Any]) -> None:
+def _retrieved(task: asyncio.Future[Any]) -> None:
     """Retrieve a finished task's exception: one nobody awaits any more is not an error."""
     if not task.cancelled():
         task.exception()
@@ -182,10 +182,15 @@ class KafkaAdmin:
 
         def done(_: asyncio.Future[Any]) -> None:
             self._relearning = None
-            if not relearning.cancelled():
-                relearning.exception()  # a cluster still away: the next failure asks again
+            _retrieved(relearning)  # a cluster still away: the next failure asks again
 
         relearning.add_done_callback(done)
+
+    async def _relearned(self) -> None:
+        """Return once ``_relearn_brokers``' request in flight, if any, has ended."""
+        relearning = self._relearning
+        if relearning is not None:
+            await asyncio.wait([relearning])
 
     def poll(self) -> None:
         """Serve the error callback and the log lines waiting in the client's queue.
@@ -222,9 +227,7 @@ class KafkaAdmin:
             await self._describe_configs(resource, first)
             return
         except StorageUnavailable:
-            relearning = self._relearning
-            if relearning is not None:
-                await asyncio.wait([relearning])
+            await self._relearned()
         await self._describe_configs(resource, timeout - first)
 
     async def _describe_configs(self, resource: ConfigResource, timeout: float) -> None:
@@ -408,9 +411,7 @@ class KafkaAdmin:
         """Ask for ``topics``' metadata (by ``deadline``, loop time), which refreshes the
         leaders librdkafka cached; after a broker lost, wait for the client to be taught
         the live ones first (``_relearn_brokers``, which that failure started)."""
-        relearning = self._relearning
-        if relearning is not None:
-            await asyncio.wait([relearning])
+        await self._relearned()
         wait = max(min(_SHORT_WAIT, deadline - asyncio.get_running_loop().time()), _RETRY_SECONDS)
         described = self._client.describe_topics(TopicCollection(topics), request_timeout=wait)
         for future in described.values():
