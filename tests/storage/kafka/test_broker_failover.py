@@ -167,6 +167,17 @@ async def _events(http: httpx.AsyncClient, instance: str, seconds: float) -> lis
     return events
 
 
+async def _receive(http: httpx.AsyncClient, instance: str, count: int, seconds: float) -> list[str]:
+    """The ids of the events ``instance`` polls until it has ``count`` of them, within
+    ``seconds``."""
+    received: list[str] = []
+    deadline = time.monotonic() + seconds
+    while len(received) < count:
+        assert time.monotonic() < deadline, f"{len(received)} events: {received}"
+        received += [event["id"] for event in await _events(http, instance, 1)]
+    return received
+
+
 async def _produce(http: httpx.AsyncClient, ids: list[str]) -> None:
     batch = [
         {
@@ -195,21 +206,14 @@ async def test_a_consumer_reads_and_confirms_across_a_broker_killed(
     before = [f"before-{n}" for n in range(40)]
     after = [f"after-{n}" for n in range(40)]
     await _produce(http, before)
-    received: list[str] = []
-    deadline = time.monotonic() + 30
-    while len(received) < len(before):
-        assert time.monotonic() < deadline, received
-        received += [event["id"] for event in await _events(http, instance, 1)]
+    received = await _receive(http, instance, len(before), 30)
     confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
     assert confirmed.status_code == 204, confirmed.text
     broker = await asyncio.to_thread(_group_coordinator, cluster, http.headers["x-topic-prefix"])
     killed.append(broker)
     await asyncio.to_thread(broker.kill)
     await _produce(http, after)
-    deadline = time.monotonic() + 60
-    while len(received) < len(before) + len(after):
-        assert time.monotonic() < deadline, f"{len(received)} events: {received}"
-        received += [event["id"] for event in await _events(http, instance, 1)]
+    received += await _receive(http, instance, len(after), 60)
     assert sorted(received) == sorted(before + after)
     # A confirm sent to the dead coordinator waits for it until the request timeout
     # (503); the gateway then looks the coordinator up afresh, and a retry is stored.
@@ -247,11 +251,7 @@ async def test_a_consumer_made_after_its_groups_coordinator_was_killed_reads_at_
     instance = urlsplit(first.headers["location"]).path
     before = [f"before-{n}" for n in range(10)]
     await _produce(http, before)
-    received: list[str] = []
-    deadline = time.monotonic() + 30
-    while len(received) < len(before):
-        assert time.monotonic() < deadline, received
-        received += [event["id"] for event in await _events(http, instance, 1)]
+    received = await _receive(http, instance, len(before), 30)
     confirmed = await http.post(f"{instance}/confirm", params={"offset": str(len(received))})
     assert confirmed.status_code == 204, confirmed.text
     assert (await http.delete(instance)).status_code == 204
@@ -269,12 +269,7 @@ async def test_a_consumer_made_after_its_groups_coordinator_was_killed_reads_at_
     second = await http.post("/ce/consumers", params={"group": "failover"})
     assert second.status_code == 201, second.text
     successor = urlsplit(second.headers["location"]).path
-    received = []
-    deadline = time.monotonic() + 30
-    while len(received) < len(after):
-        assert time.monotonic() < deadline, received
-        received += [event["id"] for event in await _events(http, successor, 1)]
-    assert sorted(received) == sorted(after)
+    assert sorted(await _receive(http, successor, len(after), 30)) == sorted(after)
 
 
 async def test_a_partition_whose_leader_was_killed_says_where_it_ends_once_another_leads(
