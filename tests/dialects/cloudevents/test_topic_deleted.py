@@ -20,6 +20,7 @@ from tests.dialects.cloudevents.test_produce import (
     post_binary,
     sdk_event,
 )
+from tests.storage.kafka.conftest import delete_in_kafka
 
 
 @pytest.mark.parametrize("backend", ["kafka"])  # where a topic can go behind its back
@@ -32,7 +33,7 @@ async def test_an_event_topic_deleted_outside_the_gateway_is_made_again(
     assert (await post_binary(client, sdk_event("before"), producer)).status_code == 202
     kafka_name = gateway.settings.kafka.topic_prefix + TOPIC
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    await asyncio.to_thread(admin.delete_topics([kafka_name])[kafka_name].result, 30)
+    await asyncio.to_thread(delete_in_kafka, admin, kafka_name)
     topics = gateway.log._topics  # type: ignore[attr-defined]
     assert await topics.adopt_outside_changes() == ([], [])
     assert await topics.adopt_outside_changes() == ([], [TOPIC])

@@ -138,6 +138,17 @@ def kafka_admin(kafka_bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": kafka_bootstrap})
 
 
+def delete_in_kafka(admin: AdminClient, kafka_name: str) -> None:
+    """Delete a topic as ``kafka-topics.sh --delete`` does, and return once the broker's
+    metadata no longer lists it: Kafka answers the deletion a moment before its metadata
+    has it, and a check made in that moment still finds the topic."""
+    admin.delete_topics([kafka_name])[kafka_name].result(30)
+    deadline = time.monotonic() + 30
+    while kafka_name in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, f"{kafka_name!r} is still listed after 30 s"
+        time.sleep(0.05)
+
+
 def consume_all(
     bootstrap: str, topic: str, partitions: int = 1, *, committed: bool = True
 ) -> list[Any]:

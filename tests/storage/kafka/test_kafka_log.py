@@ -34,7 +34,7 @@ from sluicegate.errors import (
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.kafka.errors import translate
 from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, encode_entry
-from tests.storage.kafka.conftest import OpenLog, consume_all_async
+from tests.storage.kafka.conftest import OpenLog, consume_all_async, delete_in_kafka
 
 BIG = 1 << 30
 
@@ -449,16 +449,15 @@ async def test_a_topic_deleted_outside_the_gateway_leaves_every_node(
 ) -> None:
     # As kafka-topics.sh --delete does it. One check that misses a topic is not enough
     # (a broker's metadata may lag behind it): only a second one in a row drops it.
-    def delete_in_kafka(name: str) -> None:
-        kafka_name = kafka_settings.topic_prefix + name
-        kafka_admin.delete_topics([kafka_name])[kafka_name].result(30)
+    def delete(name: str) -> None:
+        delete_in_kafka(kafka_admin, kafka_settings.topic_prefix + name)
 
     async with open_kafka_log(kafka_settings) as a, open_kafka_log(kafka_settings) as b:
         kept = await a.create_topic(TopicSpec(name="kept", partitions=2))
         back = await a.create_topic(TopicSpec(name="back", partitions=3))
         gone = await a.create_topic(TopicSpec(name="gone", partitions=2))
-        await asyncio.to_thread(delete_in_kafka, "gone")
-        await asyncio.to_thread(delete_in_kafka, "back")
+        await asyncio.to_thread(delete, "gone")
+        await asyncio.to_thread(delete, "back")
         assert await a._topics.adopt_outside_changes() == ([], [])
         # "back" is made again in Kafka before the next check: it stays, as it was.
         for _ in range(100):  # Kafka finishes a deletion a moment after it answers
@@ -515,7 +514,7 @@ async def test_a_topic_made_again_under_its_name_is_written_at_once(
         await log.create_topic(TopicSpec(name="again", partitions=1))
         await log.append(single(b"old"))
         await log.append(batch(b"old"))
-        await asyncio.to_thread(kafka_admin.delete_topics([kafka_name])[kafka_name].result, 30)
+        await asyncio.to_thread(delete_in_kafka, kafka_admin, kafka_name)
         # Both producers learn it is gone, as their next metadata refresh would tell them.
         node = log._node
         await node.producer.learn(kafka_name, 5)
