@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import sys
 from pathlib import Path
@@ -100,6 +101,10 @@ def serve(
         overrides["auth"] = {"enabled": False}
     settings = settings_from(config, overrides)
     configure_logging(settings.server.log_level, settings.server.log_format)
+    # A fatal signal in native code (librdkafka has aborted a process on a malformed
+    # answer) leaves every thread's Python stack on stderr: what was running, not a bare
+    # "double free".
+    faulthandler.enable()
     try:
         run_async(serve_forever(settings))
     except* ConfigError as group:

@@ -21,6 +21,13 @@ each claimant tombstones its claim, so that compaction removes claims once decid
 node that dies between its winning claim and the plain record leaves the claim, which
 still holds on every replay, and one that dies before tombstoning a lost claim leaves it
 behind the plain record; ``delete`` of the key removes such claims too.
+
+On Kafka the topic may be deleted behind the gateway's back (``kafka-topics.sh
+--delete``). Until the log has taken the deletion (``storage.kafka.topics``), reading and
+writing the topic is ``StorageUnavailable``: the node serves on with what it knows, and
+its follower asks again. Once the log no longer has the topic, the follower makes it
+again and starts over from the new, empty topic, dropping what it knew: what the topic
+held is lost, and a node that knew it keeps no more of it than one started afterwards.
 """
 
 from __future__ import annotations
@@ -34,9 +41,9 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from sluicegate.core.records import NewRecord, Record, TopicPartition
+from sluicegate.core.records import NewRecord, Record, TopicPartition, Watermarks
 from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec
-from sluicegate.errors import ShuttingDown, TopicExists
+from sluicegate.errors import ShuttingDown, StorageUnavailable, TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
 from sluicegate.storage.outages import until_available
 
@@ -68,6 +75,8 @@ class StateTopic(Generic[T]):
         self._log = log
         self.topic = f"{INTERNAL_PREFIX}_{name}"
         self._tp = TopicPartition(self.topic, 0)
+        #: The id of the topic read so far: another one under the name is a new topic.
+        self._topic_id: int | None = None
         self._decoder = msgspec.json.Decoder(value_type)
         self._encoder = msgspec.json.Encoder()
         self._items: dict[str, T] = {}
@@ -86,21 +95,59 @@ class StateTopic(Generic[T]):
         Called again after a failure (a storage outage while starting), the replay takes
         up where it stopped: every record is applied once.
         """
+        async with self._catch_up_lock:
+            await self._attach()
+        self._position = max(self._position, (await self._watermarks()).low)
+        await self.catch_up()
+
+    async def _attach(self) -> None:
+        """Create the topic unless the log has it; if the log's is not the one read so far
+        (deleted outside the gateway and made again), start over from it."""
         with contextlib.suppress(TopicExists):
             await self._log.create_topic(
                 TopicSpec(name=self.topic, partitions=1, config={"cleanup.policy": "compact"})
             )
-        self._position = max(self._position, (await self._log.watermarks(self._tp)).low)
-        await self.catch_up()
+        try:
+            topic_id = (await self._log.get_topic(self.topic)).id
+        except UnknownTopic as exc:  # made in Kafka by another node, not yet in the registry
+            raise _gone(self.topic) from exc
+        if self._topic_id is not None and topic_id != self._topic_id:
+            self._start_over()
+        self._topic_id = topic_id
+
+    def _start_over(self) -> None:
+        logger.error(
+            "the gateway's internal topic %s was deleted outside the gateway: what it held "
+            "is lost (entries this node knew: %d); the gateway made it again, empty",
+            self.topic,
+            len(self._items),
+        )
+        dropped = list(self._items)
+        self._items.clear()
+        self._claims.clear()
+        self._open_claims.clear()
+        self._position = 0
+        if self._on_change is not None:
+            for key in dropped:
+                self._on_change(key, None)
+
+    async def _watermarks(self) -> Watermarks:
+        try:
+            return await self._log.watermarks(self._tp)
+        except UnknownTopic as exc:
+            raise _gone(self.topic) from exc
 
     async def catch_up(self) -> None:
         """Apply every record up to the current high watermark."""
         async with self._catch_up_lock:
-            high = (await self._log.watermarks(self._tp)).high
+            high = (await self._watermarks()).high
             while self._position < high:
-                records = await self._log.read(
-                    self._tp, self._position, max_records=_READ_BATCH, max_bytes=_READ_BYTES
-                )
+                try:
+                    records = await self._log.read(
+                        self._tp, self._position, max_records=_READ_BATCH, max_bytes=_READ_BYTES
+                    )
+                except UnknownTopic as exc:
+                    raise _gone(self.topic) from exc
                 if not records:
                     break
                 for record in records:
@@ -118,16 +165,26 @@ class StateTopic(Generic[T]):
 
     async def _follow(self) -> None:
         while True:
-            if await self._log.wait({self._tp: self._position}, timeout=_FOLLOW_WAIT):
-                await self.catch_up()
-                continue
-            # No data: the wait timed out, or close() woke us. A closed log answers every
-            # wait at once, so looping on would spin without ever yielding.
             try:
-                await self._log.check()
-            except ShuttingDown:
-                return
-            await self.catch_up()
+                if not await self._log.wait({self._tp: self._position}, timeout=_FOLLOW_WAIT):
+                    # No data: the wait timed out, or close() woke us. A closed log answers
+                    # every wait at once, so looping on would spin without ever yielding.
+                    try:
+                        await self._log.check()
+                    except ShuttingDown:
+                        return
+                await self.catch_up()
+            except (UnknownTopic, _TopicGone):
+                await self._follow_anew()
+
+    async def _follow_anew(self) -> None:
+        """The topic is gone: follow the one made again under its name, or raise
+        ``_TopicGone`` while the log still lists the one deleted (asked again later)."""
+        async with self._catch_up_lock:
+            before = self._topic_id
+            await self._attach()
+            if self._topic_id == before:
+                raise _gone(self.topic)
 
     def _apply(self, record: Record) -> None:
         if record.key is None:
@@ -197,12 +254,7 @@ class StateTopic(Generic[T]):
     async def put_many(self, items: Sequence[tuple[str, T]]) -> None:
         """Durably set several keys in one append: all of them or none."""
         encode = self._encoder.encode
-        await self._log.append(
-            [
-                NewRecord(topic=self.topic, partition=0, key=key.encode(), value=encode(value))
-                for key, value in items
-            ]
-        )
+        await self._append([NewRecord(self.topic, 0, k.encode(), encode(v)) for k, v in items])
         await self.catch_up()
 
     async def delete(self, key: str) -> None:
@@ -214,10 +266,14 @@ class StateTopic(Generic[T]):
         await self._write(key, None)
 
     async def _write(self, key: str, value: bytes | None) -> None:
-        await self._log.append(
-            [NewRecord(topic=self.topic, partition=0, key=key.encode(), value=value)]
-        )
+        await self._append([NewRecord(self.topic, 0, key.encode(), value)])
         await self.catch_up()
+
+    async def _append(self, records: list[NewRecord]) -> None:
+        try:
+            await self._log.append(records)
+        except UnknownTopic as exc:
+            raise _gone(self.topic) from exc
 
     def get(self, key: str) -> T | None:
         return self._items.get(key)
@@ -233,6 +289,18 @@ class StateTopic(Generic[T]):
 
     def values(self) -> Iterator[T]:
         return iter(list(self._items.values()))
+
+
+class _TopicGone(StorageUnavailable):
+    """The log lists the topic, but its storage no longer has it (deleted outside)."""
+
+
+def _gone(topic: str) -> _TopicGone:
+    return _TopicGone(
+        f"the gateway's internal topic {topic} is gone from the storage (deleted outside "
+        "the gateway?): its state is read and written again once the gateway has made it "
+        "anew"
+    )
 
 
 def _skip_unreadable(record: Record, error: Exception) -> None:

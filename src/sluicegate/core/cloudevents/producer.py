@@ -52,7 +52,7 @@ from sluicegate.core.partitioner import Partitioner, partition_for_key
 from sluicegate.core.records import format_timestamp
 from sluicegate.core.schemas.validators import ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
-from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
+from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, UnknownTopic, Unprocessable
 
 __all__ = ["EventProducer", "identity_key", "require_producer"]
 
@@ -336,11 +336,7 @@ class EventProducer:
         the event it reports, which is stored (and remembered) already.
         """
         checked = self._checked(events, batch=False, check_data=check_data)
-        topic = self._topics.cached(stream) or await self._topics.stream(stream)
-        scope = b"\x00" + stream.encode() + b"\x00"
-        await self._ids.append_once(
-            [(scope + identity_key(event), (to_record(event, topic.name),)) for event in checked]
-        )
+        await self._store_in_stream(stream, b"\x00" + stream.encode() + b"\x00", checked)
 
     async def store_dead_letter(self, stream: str, group: str, event: CloudEvent) -> None:
         """Store ``event``, which ``group`` gave up on, in the dead stream ``stream``.
@@ -350,11 +346,29 @@ class EventProducer:
         by the same group (a crash between the write and the commit past it) it is stored
         once, while two groups that both gave up on it each leave their own record.
         """
-        topic = self._topics.cached(stream) or await self._topics.stream(stream)
         scope = b"\x00" + stream.encode() + b"\x00" + group.encode() + b"\x00"
-        await self._ids.append_once(
-            [(scope + identity_key(event), (to_record(event, topic.name),))]
-        )
+        await self._store_in_stream(stream, scope, [event])
+
+    async def _store_in_stream(
+        self, stream: str, scope: bytes, events: Sequence[CloudEvent]
+    ) -> None:
+        """Store ``events`` in the stream ``stream``, each once per ``scope``.
+
+        A stream deleted since this node looked it up (outside the gateway: its topic is
+        internal) stored nothing; the second try makes it again, as a type's next events
+        make the type's topic again (``topic_gone``).
+        """
+        for last_try in (False, True):
+            topic = self._topics.cached(stream) or await self._topics.stream(stream)
+            try:
+                await self._ids.append_once(
+                    [(scope + identity_key(e), (to_record(e, topic.name),)) for e in events]
+                )
+                return
+            except UnknownTopic:
+                if last_try:
+                    raise
+                self.topic_gone()
 
     # -- checks ----------------------------------------------------------------------
 

@@ -19,7 +19,10 @@ operations do:
 - a topic Kafka no longer has, in two checks in a row, was deleted: it leaves the
   registry as if deleted through the gateway (its name is free again; CloudEvents
   creates an event type's topic anew on its next event). One check is not enough: a
-  broker's metadata may lag a moment behind a topic created or changed.
+  broker's metadata may lag a moment behind a topic created or changed. The gateway's
+  own (internal) topics are no exception: what one held is lost, and the code that
+  follows it makes it again (``core.state_topic``, the CloudEvents identity markers).
+  Partitions added to an internal topic are not taken: its readers read what they made.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import msgspec
 from confluent_kafka.admin import OffsetSpec
 
 from sluicegate.core.records import Appended, NewRecord, TopicPartition
-from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
+from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate, is_internal
 from sluicegate.errors import SluicegateError, StorageUnavailable, TopicExists, UnknownTopic
 from sluicegate.storage.groups import GroupCoordinator
 from sluicegate.storage.kafka.appends import Appends
@@ -242,25 +245,30 @@ class KafkaTopics:
         return self._registry.get(name)
 
     async def adopt_outside_changes_forever(self) -> None:
-        """``adopt_outside_changes`` every ``OUTSIDE_CHECK_INTERVAL``, while the log runs."""
+        """``adopt_outside_changes`` at start, then every ``OUTSIDE_CHECK_INTERVAL``, while
+        the log runs: a node started after one of the gateway's own topics was deleted
+        outside it adopts the deletion in one interval, and reads its state from then on."""
         while True:
+            if not self._node.down:  # else the probe says so; the next round asks again
+                try:
+                    await self.adopt_outside_changes()
+                except SluicegateError as exc:
+                    logger.warning("cannot ask Kafka about the gateway's topics: %s", exc)
             await asyncio.sleep(OUTSIDE_CHECK_INTERVAL)
-            if self._node.down:
-                continue  # the probe says so; the next round asks again
-            try:
-                await self.adopt_outside_changes()
-            except SluicegateError as exc:
-                logger.warning("cannot ask Kafka about the gateway's topics: %s", exc)
 
     async def adopt_outside_changes(self) -> OutsideChanges:
         """Take what Kafka says of the gateway's topics where it differs from the registry
         because of a change made outside the gateway: a growth, a deletion."""
-        topics = {self.kafka_name(t.name): t for t in self.listed(include_internal=False)}
+        topics = {self.kafka_name(t.name): t for t in self.listed(include_internal=True)}
         counts = await self._node.admin.partition_counts(sorted(topics))
         changes = OutsideChanges(grown=[], deleted=[])
         for kafka_name, count in counts.items():
             topic = topics[kafka_name]
-            if count > topic.partitions and await self._adopt_growth(topic, count):
+            # The gateway's own topics are read as it made them: partitions added to one
+            # would hold what no node reads or writes.
+            if is_internal(topic.name) or count <= topic.partitions:
+                continue
+            if await self._adopt_growth(topic, count):
                 changes.grown.append(topic.name)
         if changes.grown:
             self._groups.topics_changed(changes.grown)
@@ -298,12 +306,22 @@ class KafkaTopics:
             current = self._registry.by_name.get(name)
             if current is None or current.id != topic_id:
                 return False
-            logger.warning(
-                "topic %r is gone from Kafka (missing in two checks %.0f s apart): it was "
-                "deleted outside the gateway, whose nodes drop it now",
-                name,
-                OUTSIDE_CHECK_INTERVAL,
-            )
+            if is_internal(name):
+                # Its followers make it again, empty (``core.state_topic``).
+                logger.error(
+                    "the gateway's internal topic %r is gone from Kafka (missing in two "
+                    "checks %.0f s apart): it was deleted outside the gateway, and the "
+                    "state it held with it",
+                    name,
+                    OUTSIDE_CHECK_INTERVAL,
+                )
+            else:
+                logger.warning(
+                    "topic %r is gone from Kafka (missing in two checks %.0f s apart): it "
+                    "was deleted outside the gateway, whose nodes drop it now",
+                    name,
+                    OUTSIDE_CHECK_INTERVAL,
+                )
             await self._write(name, None)
             return True
 
