@@ -1,6 +1,7 @@
 """The gateway's own topics deleted with Kafka's tools: every node serves on, the topic is
 made again, empty (a state topic by its followers, a client's stream by its next event),
-and a node started afterwards starts."""
+and a node started afterwards starts; so does one started after the topic registry was
+deleted, with its state."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ from sluicegate.core.auth.principals import ANONYMOUS
 from sluicegate.core.cloudevents import streams
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.schemas.state import STATE_TOPIC
-from sluicegate.core.topics import INTERNAL_PREFIX
+from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec
 from sluicegate.errors import StorageUnavailable
 from sluicegate.observability.metrics import Metrics
 from sluicegate.storage import outages
 from sluicegate.storage.base import running
 from sluicegate.storage.factory import open_log
 from sluicegate.storage.kafka import KafkaLog, topics
+from sluicegate.storage.kafka.registry import REGISTRY_TOPIC
 from tests.conftest import make_settings, on_kafka
 from tests.dialects.cloudevents.conftest import stored
 from tests.storage.kafka.conftest import delete_in_kafka
@@ -185,3 +187,25 @@ async def test_a_clients_test_stream_deleted_outside_is_made_again_by_its_next_e
             assert response.status_code == 202, response.text
         records = await stored(gateway, stream)
         assert [dict(r.headers)["ce_id"] for r in records] == [b"after"]
+
+
+async def test_the_topic_registry_deleted_outside_leaves_the_state_to_nodes_started_after(
+    settings: Settings, kafka_admin: AdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry lists the gateway's topics; deleted, no topic can be created (503, not a
+    # 404 naming the registry). A node started afterwards makes it again, empty, and takes
+    # the gateway's own topics back from Kafka as they are: its state is still there.
+    monkeypatch.setattr(outages, "RETRY_DELAYS", (0.2, 0.5))
+    async with serving(settings) as first:
+        await first.schemas.register("before", SCHEMA % 1)
+        kafka_name = settings.kafka.topic_prefix + REGISTRY_TOPIC
+        await asyncio.to_thread(delete_in_kafka, kafka_admin, kafka_name)
+        with pytest.raises(StorageUnavailable, match=r"topic registry .* is gone from Kafka"):
+            await first.log.create_topic(TopicSpec(name="orders", partitions=1))
+        assert first.schemas.subjects() == ["before"]
+    async with asyncio.timeout(60), serving(settings) as second:
+        assert second.schemas.subjects() == ["before"]
+        await second.schemas.register("after", SCHEMA % 2)
+        await second.log.create_topic(TopicSpec(name="payments", partitions=1))
+        listed = {t.name for t in await second.log.list_topics(include_internal=True)}
+        assert {SCHEMAS_TOPIC, "payments"} <= listed

@@ -166,7 +166,14 @@ class KafkaTopics:
         future: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
         record = NewRecord(REGISTRY_TOPIC, 0, name.encode(), value)
         self._appends.send_single(self.registry_key[0], record, future)
-        [appended] = await future
+        try:
+            [appended] = await future
+        except UnknownTopic as exc:
+            raise StorageUnavailable(
+                f"the gateway's topic registry {self.registry_key[0]!r} is gone from Kafka "
+                "(deleted outside the gateway?): no topic can be created, changed or "
+                "deleted until a node is started again, which makes it anew"
+            ) from exc
         while self._registry.position <= appended.offset:
             await self.catch_up()
         return appended
@@ -199,7 +206,14 @@ class KafkaTopics:
                 break
             except TopicExists:
                 await self.catch_up()
-                if spec.name in self._registry.by_name or attempt == _CREATE_ATTEMPTS - 1:
+                if spec.name in self._registry.by_name:
+                    raise TopicExists(
+                        f"topic {spec.name!r} already exists", topic=spec.name
+                    ) from None
+                if is_internal(spec.name):
+                    topic = await self._take_own(topic, configs)
+                    break
+                if attempt == _CREATE_ATTEMPTS - 1:
                     raise TopicExists(
                         f"topic {spec.name!r} already exists", topic=spec.name
                     ) from None
@@ -210,6 +224,24 @@ class KafkaTopics:
         if created.id != appended.offset + 1:  # the id the registry gives its creator
             raise TopicExists(f"topic {spec.name!r} already exists", topic=spec.name)
         return created
+
+    async def _take_own(self, topic: Topic, configs: dict[str, str]) -> Topic:
+        """``topic``, one of the gateway's own, as Kafka has it though the registry does
+        not: the registry topic was deleted and made again empty, and what this topic
+        holds (a node's state) is still there. Taken with Kafka's partition count and the
+        settings the gateway gives it; a node making it at this moment writes the same."""
+        admin = self._node.running_admin()
+        kafka_name = self.kafka_name(topic.name)
+        counts = await admin.partition_counts([kafka_name])
+        if kafka_name not in counts:
+            raise StorageUnavailable(f"Kafka says topic {kafka_name!r} exists, then not")
+        await admin.set_configs(kafka_name, configs)
+        logger.warning(
+            "topic %r is in Kafka but not in the gateway's topic registry (which was deleted "
+            "and made again?): the gateway's own, it is taken as it is",
+            topic.name,
+        )
+        return msgspec.structs.replace(topic, partitions=counts[kafka_name])
 
     async def by_id(self, topic_id: int) -> Topic:
         """The topic with this stable id, or ``UnknownTopic``."""
