@@ -4,9 +4,12 @@ offsets, a registry shared by nodes, and its errors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import (
@@ -16,7 +19,7 @@ from confluent_kafka import (
     Producer,
 )
 from confluent_kafka import TopicPartition as KafkaPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import NewRecord, TopicPartition
@@ -357,14 +360,25 @@ async def test_a_cluster_unreachable_at_start_is_waited_for_until_close() -> Non
     assert not ready.done()
 
 
-def _connections_to(port: int) -> int:
-    """This machine's established TCP connections to 127.0.0.1:``port`` (client side)."""
+def _connections_to(port: int, pids: list[int]) -> int:
+    """The established TCP connections of the processes ``pids`` to 127.0.0.1:``port``.
+
+    Only theirs: whatever else on the machine talks to that port is not the node's doing.
+    """
+    sockets = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    sockets.add(target[len("socket:[") : -1])
     remote = f"0100007F:{port:04X}"
     count = 0
     with open("/proc/net/tcp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
-            if fields[2] == remote and fields[3] == "01":  # ESTABLISHED
+            # ESTABLISHED, and one of theirs (the socket's inode)
+            if fields[2] == remote and fields[3] == "01" and fields[9] in sockets:
                 count += 1
     return count
 
@@ -377,14 +391,22 @@ async def test_ten_thousand_waiting_consumers_open_no_connection(
     # Every client of the node talks to the broker once: the fixed few connections.
     await kafka_log.append([NewRecord("idle", p, None, b"x") for p in range(20)])
     await kafka_log.read(TopicPartition("idle", 0), 0, max_records=1, max_bytes=BIG)
-    await kafka_log.wait({TopicPartition("idle", 0): 5}, timeout=0.2)
-    before = _connections_to(port)
+    await kafka_log.wait({TopicPartition("idle", p): 5 for p in range(20)}, timeout=0.2)
+    node = [os.getpid(), kafka_log.reader_pid or os.getpid()]  # the reader is a process
+    # On a broker just started, one more connection came a second or two later (not the
+    # waiters': it came without them too): the count is taken once it holds for two seconds.
+    counts = [_connections_to(port, node)]
+    while len(counts) < 30 and (len(counts) < 5 or len(set(counts[-5:])) > 1):
+        await asyncio.sleep(0.5)
+        counts.append(_connections_to(port, node))
+    before = counts[-1]
+    assert before > 0
     waiting = [
         asyncio.create_task(kafka_log.wait({TopicPartition("idle", i % 20): 1}, timeout=30))
         for i in range(10_000)
     ]
     await asyncio.sleep(1)
-    assert _connections_to(port) <= before
+    assert _connections_to(port, node) <= before
     assert kafka_log.stats()["waiters"] >= 10_000  # and the topic registry's follower
     await kafka_log.append([NewRecord("idle", 7, None, b"wake")])
     woken = await asyncio.wait_for(asyncio.gather(*waiting[7::20]), 10)
@@ -439,6 +461,45 @@ async def test_partitions_added_outside_the_gateway_are_taken_by_every_node(
     said = [r.getMessage() for r in caplog.records if "grew outside the gateway" in r.getMessage()]
     assert len(said) == 1
     assert "'grown' has 4 partitions in Kafka, 2 in the gateway's registry" in said[0]
+
+
+async def test_a_topic_made_with_kafkas_tools_under_the_prefix_is_taken_by_its_creation(
+    kafka_settings: KafkaSettings,
+    kafka_log: KafkaLog,
+    kafka_admin: AdminClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Made in Kafka, not through the gateway: its name was "taken" (409) yet unknown (404)
+    # for good. Created through the gateway now, it is taken with its records; with fewer
+    # partitions than asked for, it grows to them.
+    def made_in_kafka(name: str, partitions: int) -> None:
+        kafka_name = kafka_settings.topic_prefix + name
+        kafka_admin.create_topics([NewTopic(kafka_name, partitions, 1)])[kafka_name].result(30)
+        producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers})
+        producer.produce(kafka_name, b"already", partition=partitions - 1)
+        assert producer.flush(30) == 0
+
+    await asyncio.to_thread(made_in_kafka, "made", 2)
+    await asyncio.to_thread(made_in_kafka, "small", 1)
+    made = await kafka_log.create_topic(TopicSpec(name="made", partitions=1, retention_ms=60_000))
+    assert (made.partitions, made.retention_ms) == (2, 60_000)
+    [record] = await kafka_log.read(TopicPartition("made", 1), 0, max_records=10, max_bytes=1 << 20)
+    assert record.value == b"already"
+    small = await kafka_log.create_topic(TopicSpec(name="small", partitions=3))
+    assert small.partitions == 3
+    await kafka_log.append([NewRecord("small", 2, None, b"new")])
+    kafka_name = kafka_settings.topic_prefix + "small"
+    messages = await consume_all_async(kafka_settings.bootstrap_servers, kafka_name, 3)
+    assert sorted((m.partition(), m.value()) for m in messages) == [(0, b"already"), (2, b"new")]
+    with pytest.raises(TopicExists):
+        await kafka_log.create_topic(TopicSpec(name="made", partitions=1))
+    said = [r.getMessage() for r in caplog.records if "taken as it is" in r.getMessage()]
+    assert said == [
+        "topic 'made' is in Kafka but not in the gateway's topic registry: taken as it is, "
+        "with its records, and 2 partitions",
+        "topic 'small' is in Kafka but not in the gateway's topic registry: taken as it is, "
+        "with its records, and 3 partitions",
+    ]
 
 
 async def test_a_topic_deleted_outside_the_gateway_leaves_every_node(

@@ -206,18 +206,24 @@ class KafkaTopics:
                 break
             except TopicExists:
                 await self.catch_up()
+                last = attempt == _CREATE_ATTEMPTS - 1
                 if spec.name in self._registry.by_name:
                     raise TopicExists(
                         f"topic {spec.name!r} already exists", topic=spec.name
                     ) from None
-                if is_internal(spec.name):
-                    topic = await self._take_own(topic, configs)
-                    break
-                if attempt == _CREATE_ATTEMPTS - 1:
-                    raise TopicExists(
-                        f"topic {spec.name!r} already exists", topic=spec.name
-                    ) from None
-                # Deleted a moment ago, by us or another node: the deletion is finishing.
+                # In Kafka, not in the registry. One of the gateway's own (the registry was
+                # deleted and made again) is taken at once; any other may be one deleted a
+                # moment ago, by us or another node, whose deletion is finishing: taken
+                # only if it is still there after the last try.
+                if is_internal(spec.name) or last:
+                    taken = await self._taken_over(topic, configs)
+                    if taken is not None:
+                        topic = taken
+                        break
+                    if last:
+                        raise TopicExists(
+                            f"topic {spec.name!r} already exists", topic=spec.name
+                        ) from None
                 await asyncio.sleep(0.1)
         appended = await self._write(spec.name, encode_entry(topic, creating=True))
         created = self._registry.get(spec.name)
@@ -225,23 +231,30 @@ class KafkaTopics:
             raise TopicExists(f"topic {spec.name!r} already exists", topic=spec.name)
         return created
 
-    async def _take_own(self, topic: Topic, configs: dict[str, str]) -> Topic:
-        """``topic``, one of the gateway's own, as Kafka has it though the registry does
-        not: the registry topic was deleted and made again empty, and what this topic
-        holds (a node's state) is still there. Taken with Kafka's partition count and the
-        settings the gateway gives it; a node making it at this moment writes the same."""
+    async def _taken_over(self, topic: Topic, configs: dict[str, str]) -> Topic | None:
+        """``topic`` as Kafka has it though the registry does not (made with Kafka's
+        tools under the gateway's prefix, left by a creation whose registry record failed,
+        or the gateway's own after the registry was deleted and made again): its records
+        kept, grown to the partitions asked for if it has fewer, the settings asked for
+        applied. ``None`` if Kafka has no such topic by now. Two nodes taking it at once
+        both write its registry entry; the first one read holds, as for two creations."""
         admin = self._node.running_admin()
         kafka_name = self.kafka_name(topic.name)
-        counts = await admin.partition_counts([kafka_name])
-        if kafka_name not in counts:
-            raise StorageUnavailable(f"Kafka says topic {kafka_name!r} exists, then not")
+        had = (await admin.partition_counts([kafka_name])).get(kafka_name)
+        if had is None:
+            return None
+        partitions = max(had, topic.partitions)
+        if partitions > had:
+            await admin.grow(kafka_name, partitions)
+            await admin.until_led(kafka_name, partitions)
         await admin.set_configs(kafka_name, configs)
         logger.warning(
-            "topic %r is in Kafka but not in the gateway's topic registry (which was deleted "
-            "and made again?): the gateway's own, it is taken as it is",
+            "topic %r is in Kafka but not in the gateway's topic registry: taken as it is, "
+            "with its records, and %d partitions",
             topic.name,
+            partitions,
         )
-        return msgspec.structs.replace(topic, partitions=counts[kafka_name])
+        return msgspec.structs.replace(topic, partitions=partitions)
 
     async def by_id(self, topic_id: int) -> Topic:
         """The topic with this stable id, or ``UnknownTopic``."""
