@@ -23,6 +23,11 @@ operations do:
   own (internal) topics are no exception: what one held is lost, and the code that
   follows it makes it again (``core.state_topic``, the CloudEvents identity markers).
   Partitions added to an internal topic are not taken: its readers read what they made.
+
+And a topic Kafka has under the gateway's prefix but the registry does not (made with
+Kafka's tools, left by a creation whose registry record failed, or any topic after the
+registry itself was deleted and made again) is taken by the next creation of its name,
+its records kept (``KafkaTopics._taken_over``).
 """
 
 from __future__ import annotations
