@@ -134,11 +134,18 @@ def fetch(version: str = KAFKA_VERSION, *, cache: Path | None = None) -> Path:
     return lib
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_port(taken: set[int] | None = None) -> int:
+    """A loopback port free now and not in ``taken``, which it joins: the kernel may hand
+    out a port just released again, and a broker's two listeners may not share one."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if taken is None:
+            return port
+        if port not in taken:
+            taken.add(port)
+            return port
 
 
 #: Kafka's validator of signed JWTs, keys from ``sasl.oauthbearer.jwks.endpoint.url``.
@@ -246,7 +253,9 @@ class KafkaBroker(_Running):
         #: ``OAUTHBEARER`` with Kafka's unsecured tokens (any user, its name the token's
         #: subject, no signature checked: the mechanism's path, not an identity provider).
         self.sasl_users = dict(sasl_users) if sasl_users is not None else None
-        self.sasl_port = _free_port() if sasl_users is not None else None
+        #: Ports given or picked, so that no two picked are the same.
+        taken = {p for p in (port, advertised_port, controller_port) if p}
+        self.sasl_port = _free_port(taken) if sasl_users is not None else None
         #: An identity provider's JWKS address: ``OAUTHBEARER`` then takes only tokens it
         #: signed (Kafka's JWT validator, as a cluster with OIDC runs), in place of the
         #: unsecured ones (with ``sasl_users`` only).
@@ -256,24 +265,24 @@ class KafkaBroker(_Running):
         #: The private key and certificate chain (PEM) of a third listener, ``SASL_SSL``,
         #: for the same users (with ``sasl_users`` only).
         self.tls = tls
-        self.sasl_ssl_port = _free_port() if tls is not None else None
+        self.sasl_ssl_port = _free_port(taken) if tls is not None else None
         if tls is not None and sasl_users is None:
             raise BrokerError("a TLS listener is one of SASL users: give sasl_users too")
         #: The CA (PEM) of a fourth listener, ``SSL`` with client certificates required,
         #: whose principal is the certificate's common name (``User:<CN>``, the usual
         #: ``ssl.principal.mapping.rules``), authorized by the same ACLs (with ``tls``).
         self.client_ca = client_ca
-        self.ssl_port = _free_port() if client_ca is not None else None
+        self.ssl_port = _free_port(taken) if client_ca is not None else None
         if client_ca is not None and tls is None:
             raise BrokerError("a listener for client certificates needs tls (its own)")
         #: ``auto.create.topics.enable``: Kafka's default is on, the tests' broker's off.
         self.auto_create_topics = auto_create_topics
         self.version = version
-        self.port = port or _free_port()
+        self.port = port or _free_port(taken)
         #: The port clients are told to connect to: another than ``port`` puts a proxy
         #: (the fault tests') between every client and the broker.
         self.advertised_port = advertised_port or self.port
-        self.controller_port = controller_port or _free_port()
+        self.controller_port = controller_port or _free_port(taken)
         self.heap = heap
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: Path = directory / "broker.log"
@@ -592,7 +601,8 @@ class KafkaCluster(_Running):
     ) -> None:
         if size < 2:
             raise BrokerError("a cluster has two nodes or more; KafkaBroker runs one")
-        controller_ports = [_free_port() for _ in range(size)]
+        picked: set[int] = set()
+        controller_ports = [_free_port(picked) for _ in range(size)]
         voters = ",".join(f"{i}@127.0.0.1:{port}" for i, port in enumerate(controller_ports, 1))
         cluster_id = _cluster_id()
         self.brokers = [
