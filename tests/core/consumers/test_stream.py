@@ -89,6 +89,34 @@ async def test_what_a_stream_confirmed_is_committed_before_its_instance_leaves(
     assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"c"]
 
 
+async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
+    gateway: Gateway,
+    instances: ConsumerInstances,
+    streams: Streams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b"])
+    commits = HeldCommits(gateway.log.commit_offsets)
+    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+
+    async def connection() -> None:
+        async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
+            stream.sent = len(await stream.next_batch())
+            await stream.confirm(2)
+
+    ending = asyncio.ensure_future(connection())
+    await asyncio.wait_for(commits.called.wait(), 5)
+    await asyncio.sleep(0.05)
+    # The block is over (its instance forgotten), its commit held: whoever waits for
+    # the streams to end waits on.
+    assert (len(instances), len(streams), ending.done()) == (0, 1, False)
+    commits.release.set()
+    await asyncio.wait_for(ending, 5)
+    assert len(streams) == 0
+    assert (await gateway.log.committed_offsets("g", topic))[0] == 2
+
+
 async def test_a_failed_commit_is_told_by_the_next_confirmation(
     gateway: Gateway,
     instances: ConsumerInstances,

@@ -24,7 +24,13 @@ from sluicegate.observability.metrics import Metrics
 from sluicegate.openapi import load_document
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import PRODUCER, key_for, stored
-from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce, serve_gateway
+from tests.dialects.cloudevents.ws_support import (
+    GatewayServer,
+    ended,
+    event,
+    produce,
+    serve_gateway,
+)
 
 
 @pytest.fixture
@@ -69,13 +75,6 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
     assert ws.close_code is not None
     assert ws.close_reason is not None
     return ws.close_code, ws.close_reason
-
-
-async def ended(served: GatewayServer) -> None:
-    """Wait until the server has ended every stream and freed its instance."""
-    async with asyncio.timeout(5):
-        while len(served.gateway.streams) or len(served.gateway.consumers):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 # -- streaming -------------------------------------------------------------------------

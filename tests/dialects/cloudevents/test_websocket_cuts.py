@@ -23,7 +23,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import CONSUMER, PRODUCER, key_for, stored
-from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce
+from tests.dialects.cloudevents.ws_support import GatewayServer, ended, event, produce
 
 EVENTS = 5000
 CUTS = 20
@@ -43,12 +43,6 @@ async def producing(served: GatewayServer, auth: dict[str, str], rng: random.Ran
         await produce(served.http, auth, [event(f"p{n}") for n in range(sent, sent + size)])
         sent += size
         await asyncio.sleep(rng.random() * 0.01)
-
-
-async def ended(served: GatewayServer) -> None:
-    async with asyncio.timeout(30):
-        while len(served.gateway.streams) or len(served.gateway.consumers):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.timeout(900)  # 21 group joins and 5,000 events on a Kafka broker

@@ -80,6 +80,14 @@ async def serve_gateway(gateway: Gateway) -> AsyncIterator[GatewayServer]:
             housekeeping.cancel()
 
 
+async def ended(served: GatewayServer) -> None:
+    """Wait until the server has ended every stream: its instance has left the group,
+    what it confirmed is committed."""
+    async with asyncio.timeout(30):
+        while len(served.gateway.streams) or len(served.gateway.consumers):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 async def produce(url: str, auth: dict[str, str], events: list[dict[str, Any]]) -> None:
     """Store ``events`` as one batch through the producer API."""
     headers = {"content-type": "application/cloudevents-batch+json", **auth}

@@ -191,6 +191,8 @@ class Streams:
         self.closing = False
 
     def __len__(self) -> int:
+        """Streams open, or ending: their instance not yet gone from the group (what
+        it confirmed is committed by then)."""
         return len(self._open)
 
     def open(
@@ -252,13 +254,13 @@ class Streams:
         instance = stream.instance
         instance.busy -= 1
         self.open_by_kind[instance.kind] -= 1
-        self._open.discard(stream)
         try:
             if linger > 0 and not self.closing and not instance.closed:
                 self._instances.expire_in(instance, linger)
             else:
                 await self._instances.discard(instance)
         finally:
+            self._open.discard(stream)
             if self._ended is not None and not self._open:
                 self._ended.set()
 
