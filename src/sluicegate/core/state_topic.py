@@ -107,10 +107,8 @@ class StateTopic(Generic[T]):
             await self._log.create_topic(
                 TopicSpec(name=self.topic, partitions=1, config={"cleanup.policy": "compact"})
             )
-        try:
+        with self._gone_if_unknown():  # made in Kafka by another node, not yet in the registry
             topic_id = (await self._log.get_topic(self.topic)).id
-        except UnknownTopic as exc:  # made in Kafka by another node, not yet in the registry
-            raise _gone(self.topic) from exc
         if self._topic_id is not None and topic_id != self._topic_id:
             self._start_over()
         self._topic_id = topic_id
@@ -132,8 +130,15 @@ class StateTopic(Generic[T]):
                 self._on_change(key, None)
 
     async def _watermarks(self) -> Watermarks:
-        try:
+        with self._gone_if_unknown():
             return await self._log.watermarks(self._tp)
+
+    @contextlib.contextmanager
+    def _gone_if_unknown(self) -> Iterator[None]:
+        """The log's ``UnknownTopic`` for this topic, raised as ``_TopicGone``: the
+        storage lost it, and the follower makes it again (``_follow_anew``)."""
+        try:
+            yield
         except UnknownTopic as exc:
             raise _gone(self.topic) from exc
 
@@ -142,12 +147,10 @@ class StateTopic(Generic[T]):
         async with self._catch_up_lock:
             high = (await self._watermarks()).high
             while self._position < high:
-                try:
+                with self._gone_if_unknown():
                     records = await self._log.read(
                         self._tp, self._position, max_records=_READ_BATCH, max_bytes=_READ_BYTES
                     )
-                except UnknownTopic as exc:
-                    raise _gone(self.topic) from exc
                 if not records:
                     break
                 for record in records:
@@ -270,10 +273,8 @@ class StateTopic(Generic[T]):
         await self.catch_up()
 
     async def _append(self, records: list[NewRecord]) -> None:
-        try:
+        with self._gone_if_unknown():
             await self._log.append(records)
-        except UnknownTopic as exc:
-            raise _gone(self.topic) from exc
 
     def get(self, key: str) -> T | None:
         return self._items.get(key)
