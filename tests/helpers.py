@@ -1,15 +1,17 @@
 """Helpers shared by test modules: JWTs as an identity provider (or an attacker) makes
 them, a server (uvicorn or Hypercorn) serving an app on a real socket inside the test's
-event loop, and the environment that puts a server process on a storage backend."""
+event loop, the environment that puts a server process on a storage backend, and
+``eventually``, which polls a condition until it holds."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +26,7 @@ from sluicegate.http.types import ASGIApp
 __all__ = [
     "E2E_ADMIN_KEY",
     "backend_env",
+    "eventually",
     "jwt_claims",
     "serving",
     "serving_in_loop",
@@ -48,6 +51,28 @@ def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
         "SLUICEGATE_KAFKA__BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap"),
         "SLUICEGATE_KAFKA__TOPIC_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
     }
+
+
+async def eventually(
+    check: Callable[[], object], what: str, *, timeout: float = 30.0, interval: float = 0.01
+) -> Any:
+    """Ask ``check`` (its answer, or the awaitable it returns, awaited) every ``interval``
+    seconds until the answer is truthy, and return that answer; an AssertionError naming
+    ``what`` once ``timeout`` seconds have passed.
+
+    For state that nothing signals (gauges, a follower's progress, another process's
+    view): where something can be awaited instead, await it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if answer:
+            return answer
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(interval)
 
 
 @asynccontextmanager

@@ -23,7 +23,7 @@ from sluicegate.core.gateway import Gateway
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import key_for
 from tests.e2e.conftest import on_server
-from tests.helpers import serving
+from tests.helpers import eventually, serving
 
 PRODUCER = Permissions(ce_sources=["urn:shop"], ce_produce_types=["Order.*"])
 CONSUMER = Permissions(ce_consume_types=["Order.*"])
@@ -97,12 +97,6 @@ async def world(gateway: Gateway, settings: Settings, http_server: str) -> Async
         await asyncio.gather(housekeeping, return_exceptions=True)
 
 
-async def until(condition: Any) -> None:
-    async with asyncio.timeout(20):
-        while not condition():  # noqa: ASYNC110 (gauges, nothing to await)
-            await asyncio.sleep(0.01)
-
-
 async def test_a_long_poll_ends_at_its_timeout_or_when_an_event_arrives(world: World) -> None:
     await world.produce("first")  # the type exists: the instance subscribes to it at once
     instance = await world.create()
@@ -110,7 +104,7 @@ async def test_a_long_poll_ends_at_its_timeout_or_when_an_event_arrives(world: W
     assert (await world.poll(instance, 0.2)).status_code == 204
     before = world.waiters()
     polling = asyncio.ensure_future(world.poll(instance, 30))
-    await until(lambda: world.waiters() > before)
+    await eventually(lambda: world.waiters() > before, "the poll waiting", timeout=20)
     await world.produce("woken")
     response = await asyncio.wait_for(polling, 20)
     assert response.status_code == 200
@@ -121,7 +115,7 @@ async def test_a_type_produced_first_while_a_poll_waits_wakes_it(world: World) -
     instance = await world.create()
     before = world.waiters()
     polling = asyncio.ensure_future(world.poll(instance, 30))
-    await until(lambda: world.waiters() > before)
+    await eventually(lambda: world.waiters() > before, "the poll waiting", timeout=20)
     await world.produce("the very first")
     response = await asyncio.wait_for(polling, 20)
     assert [e["id"] for e in response.json()] == ["the very first"]
@@ -135,11 +129,13 @@ async def test_a_disconnect_frees_the_waiter_and_the_instance(world: World) -> N
         polling = asyncio.ensure_future(
             leaving.get(f"{instance}/events", params={"timeout": "60"}, headers=world.consumer)
         )
-        await until(lambda: world.waiters() > before)
+        await eventually(lambda: world.waiters() > before, "the poll waiting", timeout=20)
         polling.cancel()  # closes the connection mid-request
         await asyncio.gather(polling, return_exceptions=True)
-    await until(lambda: world.waiters() == before)
-    await until(lambda: world.gateway.limits.long_polls.in_flight == slots)
+    await eventually(lambda: world.waiters() == before, "the waiter freed", timeout=20)
+    await eventually(
+        lambda: world.gateway.limits.long_polls.in_flight == slots, "the slot freed", timeout=20
+    )
     # The instance lives on, free for the next poll.
     assert (await world.poll(instance, 0)).status_code == 204
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.helpers import eventually
 
 ADMIN_KEY = "sg_race_admin_key_0123456789abcdef0123456789"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
@@ -87,14 +88,6 @@ async def _both(
     return list(await asyncio.gather(*(send(client) for client in clients)))
 
 
-async def _eventually(check: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
-
-
 async def _shows(client: httpx.AsyncClient, topic_id: int, expected: Any) -> bool:
     shown = await client.get(f"/api/event_streams/topics/{topic_id}")
     assert shown.status_code == 200, shown.text
@@ -160,9 +153,10 @@ async def _race_round(http: list[httpx.AsyncClient], round_: int) -> None:
     topic_id = created.json()["data"]["id"]
     for client in http:
         # The other node learns of the schema set after creation as it follows the log.
-        await _eventually(
+        await eventually(
             lambda client=client: _shows(client, topic_id, created.json()["data"]),
             f"topic {topic_id} as created, on {client.base_url}",
+            interval=0.1,
         )
 
     # A first event of a new type from each node: each creates the type's topic on

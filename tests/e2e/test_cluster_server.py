@@ -22,6 +22,7 @@ import pytest
 
 from sluicegate.http.forwarding import SECRET_HEADER
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
+from tests.helpers import eventually
 
 ADMIN_KEY = "sg_cluster_admin_key_0123456789abcdef012345"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
@@ -31,6 +32,8 @@ HEARTBEAT_INTERVAL = 0.5
 # a heartbeat append does not make a live node look gone in the other tests.
 HEARTBEAT_TIMEOUT = 6.0
 NODES = ("node-a", "node-b", "node-c")
+#: Seconds between looks at the nodes' HTTP endpoints while waiting for them to agree.
+POLL_INTERVAL = 0.2
 
 
 def _env(kafka_bootstrap: str, prefix: str, node_id: str) -> dict[str, str]:
@@ -90,17 +93,6 @@ async def http(nodes: dict[str, ServerProcess]) -> AsyncIterator[dict[str, httpx
             await client.aclose()
 
 
-async def _eventually(check: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.2)
-
-
 async def _live(client: httpx.AsyncClient) -> set[str]:
     response = await client.get("/admin/v1/nodes", headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -132,7 +124,7 @@ async def _consumer_key(http: dict[str, httpx.AsyncClient]) -> dict[str, str]:
             )
             return probe.status_code != 401
 
-        await _eventually(known, f"the new key works on {node_id}")
+        await eventually(known, f"the new key works on {node_id}", interval=POLL_INTERVAL)
     return headers
 
 
@@ -169,8 +161,10 @@ async def test_round_robin_over_three_nodes(
     nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
 ) -> None:
     for client in http.values():
-        await _eventually(
-            lambda client=client: _set_is(_live(client), set(NODES)), "every node sees all three"
+        await eventually(
+            lambda client=client: _set_is(_live(client), set(NODES)),
+            "every node sees all three",
+            interval=POLL_INTERVAL,
         )
     key = await _consumer_key(http)
     balancer = RoundRobin(list(http.values()))
@@ -247,7 +241,7 @@ async def test_a_retried_event_is_stored_once_whichever_node_it_reaches(
         async def learned(client: httpx.AsyncClient = http[node_id]) -> bool:
             return await _followed(client) >= 2
 
-        await _eventually(learned, f"{node_id} read node-a's marker")
+        await eventually(learned, f"{node_id} read node-a's marker", interval=POLL_INTERVAL)
     # A producer retrying through a load balancer reaches the other nodes.
     await _produce(http["node-b"], key, "dup-2", "dup-3")
     await _produce(http["node-c"], key, "dup-1")
@@ -275,7 +269,11 @@ async def test_a_retried_event_is_stored_once_whichever_node_it_reaches(
 async def test_secret_header_from_a_client_is_refused(
     nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
 ) -> None:
-    await _eventually(lambda: _set_is(_live(http["node-b"]), set(NODES)), "B sees all three")
+    await eventually(
+        lambda: _set_is(_live(http["node-b"]), set(NODES)),
+        "B sees all three",
+        interval=POLL_INTERVAL,
+    )
     key = await _consumer_key(http)
     instance = await _create(http["node-a"], key, "audit")
     for client in (http["node-a"], http["node-b"]):
@@ -306,13 +304,19 @@ async def test_secret_header_from_a_client_is_refused(
         )
         return answer.status_code == 404
 
-    await _eventually(refused_as_missing, "another client's key gets 404 through B")
+    await eventually(
+        refused_as_missing, "another client's key gets 404 through B", interval=POLL_INTERVAL
+    )
 
 
 async def test_a_killed_node_s_instances_answer_404_after_the_heartbeat_timeout(
     nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
 ) -> None:
-    await _eventually(lambda: _set_is(_live(http["node-a"]), set(NODES)), "A sees all three")
+    await eventually(
+        lambda: _set_is(_live(http["node-a"]), set(NODES)),
+        "A sees all three",
+        interval=POLL_INTERVAL,
+    )
     key = await _consumer_key(http)
     instance = await _create(http["node-c"], key, "shipping")
     assert instance.startswith("/node-c/")
@@ -329,13 +333,20 @@ async def test_a_killed_node_s_instances_answer_404_after_the_heartbeat_timeout(
         assert answer.status_code in {404, 503}, answer.text  # 503: still live, unreachable
         return answer.status_code == 404 and "not on this bridge" in answer.json()["message"]
 
-    await _eventually(not_on_this_bridge, "404 from A for the killed node's instance")
+    await eventually(
+        not_on_this_bridge, "404 from A for the killed node's instance", interval=POLL_INTERVAL
+    )
     assert time.monotonic() - killed < HEARTBEAT_TIMEOUT + 5
     assert await _live(http["node-a"]) == {"node-a", "node-b"}
 
     # A clean stop says so at once: its node is no longer listed at all.
     assert nodes["node-b"].stop() == 0
-    await _eventually(lambda: _absent(http["node-a"], "node-b"), "node-b's tombstone on A", 5)
+    await eventually(
+        lambda: _absent(http["node-a"], "node-b"),
+        "node-b's tombstone on A",
+        timeout=5,
+        interval=POLL_INTERVAL,
+    )
 
 
 async def _absent(client: httpx.AsyncClient, node_id: str) -> bool:
@@ -355,8 +366,10 @@ async def test_instances_of_one_group_created_through_two_nodes_share_its_partit
     nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
 ) -> None:
     for client in http.values():
-        await _eventually(
-            lambda client=client: _set_is(_live(client), set(NODES)), "every node sees all three"
+        await eventually(
+            lambda client=client: _set_is(_live(client), set(NODES)),
+            "every node sees all three",
+            interval=POLL_INTERVAL,
         )
     key = await _consumer_key(http)
     produced = [f"order-{n}" for n in range(48)]
@@ -400,8 +413,10 @@ async def test_a_killed_node_s_unconfirmed_events_go_to_an_instance_made_through
     nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
 ) -> None:
     for client in http.values():
-        await _eventually(
-            lambda client=client: _set_is(_live(client), set(NODES)), "every node sees all three"
+        await eventually(
+            lambda client=client: _set_is(_live(client), set(NODES)),
+            "every node sees all three",
+            interval=POLL_INTERVAL,
         )
     key = await _consumer_key(http)
     produced = [f"order-{n}" for n in range(24)]
@@ -426,10 +441,11 @@ async def test_a_killed_node_s_unconfirmed_events_go_to_an_instance_made_through
     unconfirmed = {event["id"] for event in delivered[12:]}
 
     nodes["node-c"].kill()
-    await _eventually(
+    await eventually(
         lambda: _set_is(_live(http["node-b"]), {"node-a", "node-b"}),
         "B sees C gone",
-        HEARTBEAT_TIMEOUT + 10,
+        timeout=HEARTBEAT_TIMEOUT + 10,
+        interval=POLL_INTERVAL,
     )
 
     # The next instance of the group, created through B, takes the group from its

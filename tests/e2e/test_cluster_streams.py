@@ -24,13 +24,14 @@ from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 from tests.e2e.test_cluster_server import (
     ADMIN,
     HEARTBEAT_TIMEOUT,
+    POLL_INTERVAL,
     _consumer_key,
     _env,
-    _eventually,
     _live,
     _produce,
     _set_is,
 )
+from tests.helpers import eventually
 
 NODES = ("node-a", "node-b")
 SUBPROTOCOL = "cloudevents.json"
@@ -58,8 +59,10 @@ async def http(nodes: dict[str, ServerProcess]) -> AsyncIterator[dict[str, httpx
     }
     try:
         for client in clients.values():
-            await _eventually(
-                lambda client=client: _set_is(_live(client), set(NODES)), "both nodes live"
+            await eventually(
+                lambda client=client: _set_is(_live(client), set(NODES)),
+                "both nodes live",
+                interval=POLL_INTERVAL,
             )
         yield clients
     finally:
@@ -108,8 +111,10 @@ async def test_a_websocket_through_another_node_is_served_by_the_group_s_node(
         again = await _receive(through_b, 4)
         assert sorted(e["id"] for e in again) == sorted(e["id"] for e in got[2:])
         # The instance is A's: the stream is counted there, not on B.
-        await _eventually(
-            lambda: _is(_streams_on(http["node-b"], "node-a"), 1), "A's heartbeat counts it"
+        await eventually(
+            lambda: _is(_streams_on(http["node-b"], "node-a"), 1),
+            "A's heartbeat counts it",
+            interval=POLL_INTERVAL,
         )
         assert await _streams_on(http["node-b"], "node-b") == 0
         await through_b.send(f"confirm:{again[1]['offset']}")
@@ -166,8 +171,16 @@ async def test_the_owner_s_refusals_and_closes_reach_the_client_through_the_prox
 
     # The client's own close ends the instance on A.
     async with _ws(b, key, "audit"):
-        await _eventually(lambda: _is(_streams_on(http["node-a"], "node-a"), 1), "open on A")
-    await _eventually(lambda: _is(_streams_on(http["node-a"], "node-a"), 0), "closed on A")
+        await eventually(
+            lambda: _is(_streams_on(http["node-a"], "node-a"), 1),
+            "open on A",
+            interval=POLL_INTERVAL,
+        )
+    await eventually(
+        lambda: _is(_streams_on(http["node-a"], "node-a"), 0),
+        "closed on A",
+        interval=POLL_INTERVAL,
+    )
 
 
 async def test_a_server_sent_events_stream_through_another_node(
@@ -212,10 +225,11 @@ async def test_a_group_whose_node_died_is_served_through_the_node_reached(
     async with _ws(a, key, "ship") as first:
         await _receive(first, 2)
         a.kill()  # nothing confirmed
-    await _eventually(
+    await eventually(
         lambda: _set_is(_live(http["node-b"]), {"node-b"}),
         "B sees A gone",
         timeout=HEARTBEAT_TIMEOUT + 20,
+        interval=POLL_INTERVAL,
     )
     async with _ws(b, key, "ship") as ws:
         again = await _receive(ws, 2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +16,11 @@ from sluicegate.core.auth.principals import Permissions
 from sluicegate.errors import BadRequest, ConfigError, Conflict, NotFound, Unauthenticated
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.sqlite import SqliteLog
+from tests.helpers import eventually
 
 CONFIGURED = [
     ClientSettings(name="ops", admin=["*"], certificate_subjects=["ops.example.com"]),
 ]
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` (state another task changes) until it holds or ``timeout`` passes."""
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.fixture
@@ -194,10 +186,18 @@ async def test_another_node_sees_changes_by_following(log: Log) -> None:
     try:
         await writer.create_client("late", Permissions(consume=["x"]))
         created = await writer.create_key("late")
-        await wait_until(lambda: follower.find_key(hash_key(created.key)) is not None)
+        await eventually(
+            lambda: follower.find_key(hash_key(created.key)) is not None,
+            "the follower knows the key",
+            timeout=5,
+        )
         assert follower.principal("late") is not None
         await writer.revoke_key("late", created.record.id)
-        await wait_until(lambda: follower.find_key(hash_key(created.key)) is None)
+        await eventually(
+            lambda: follower.find_key(hash_key(created.key)) is None,
+            "the follower forgot the key",
+            timeout=5,
+        )
     finally:
         following.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from sluicegate.storage.base import Log, running
 from sluicegate.storage.kafka import KafkaLog
 from sluicegate.storage.sqlite import SqliteLog
 from tests.conftest import BACKENDS
+from tests.helpers import eventually
 from tests.storage.conftest import ManualClock, kafka_test_settings
 
 TOPIC = "ce.orders"
@@ -132,18 +132,6 @@ def assert_marker_headers(marker: Record, lifetime_ms: bytes) -> None:
     assert (name, lifetime) == ("lifetime_ms", lifetime_ms)
     assert origin_name == "origin"
     assert re.fullmatch(rb"[0-9a-f]{16}\.[1-9][0-9]*", origin)
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
-    deadline = time.monotonic() + 20.0
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"not within 20 s: {what}"
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -662,14 +650,18 @@ async def test_an_identity_stored_through_another_node_is_a_duplicate_on_this_on
         await first.append_once([event(n) for n in range(3)])  # creates the marker topic
         await one(first, 3)
         await eventually(
-            lambda: second.stats()["followed_ids_total"] == 4, "the second node read them"
+            lambda: second.stats()["followed_ids_total"] == 4,
+            "the second node read them",
+            timeout=20,
         )
         await second.append_once([event(1), event(4)])
         await one(second, 3)
         assert await values(log) == [b"event %d" % n for n in range(5)]
         assert second.stats()["duplicates_skipped_total"] == 2
         # And back: the first node learns what the second stored.
-        await eventually(lambda: first.stats()["followed_ids_total"] == 1, "the first read it")
+        await eventually(
+            lambda: first.stats()["followed_ids_total"] == 1, "the first read it", timeout=20
+        )
         await one(first, 4)
         assert await values(log) == [b"event %d" % n for n in range(5)]
     # Each node remembers every identity once: its own from its appends, the other's
@@ -683,7 +675,9 @@ async def test_a_node_started_later_loads_then_follows(log: Log, storage: Storag
     second = await storage.loaded(log)  # loads what is stored so far
     async with following(second):
         await first.append_once([event(n) for n in range(2, 4)])
-        await eventually(lambda: second.stats()["followed_ids_total"] == 2, "the new ones read")
+        await eventually(
+            lambda: second.stats()["followed_ids_total"] == 2, "the new ones read", timeout=20
+        )
         await second.append_once([event(n) for n in range(5)])
     assert await values(log) == [b"event %d" % n for n in range(5)]
     assert second.stats()["duplicates_skipped_total"] == 4

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,7 @@ from sluicegate.storage.kafka import KafkaLog, topics
 from sluicegate.storage.kafka.registry import REGISTRY_TOPIC
 from tests.conftest import make_settings, on_kafka
 from tests.dialects.cloudevents.conftest import stored
+from tests.helpers import eventually
 from tests.storage.kafka.conftest import delete_in_kafka
 
 SCHEMAS_TOPIC = f"{INTERNAL_PREFIX}_{STATE_TOPIC}"
@@ -69,14 +70,6 @@ async def serving(settings: Settings) -> AsyncIterator[Gateway]:
                 await housekeeping
 
 
-async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not so after {seconds} s")
-
-
 def errors_said(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -95,7 +88,7 @@ async def test_a_state_topic_deleted_outside_is_made_again_empty_and_followed_by
     monkeypatch.setattr(outages, "RETRY_DELAYS", (0.2, 0.5))
     async with serving(settings) as a, serving(settings) as b:
         await a.schemas.register("before", SCHEMA % 1)
-        await until(lambda: b.schemas.subjects() == ["before"])
+        await eventually(lambda: b.schemas.subjects() == ["before"], "B's schemas read")
         kafka_name = settings.kafka.topic_prefix + SCHEMAS_TOPIC
         await asyncio.to_thread(delete_in_kafka, kafka_admin, kafka_name)
         # Until the gateway has taken the deletion, the state is not written (503), and
@@ -109,9 +102,11 @@ async def test_a_state_topic_deleted_outside_is_made_again_empty_and_followed_by
         assert await log._topics.adopt_outside_changes() == ([], [])
         assert await log._topics.adopt_outside_changes() == ([], [SCHEMAS_TOPIC])
         # Every node follows the topic made again: what the old one held is gone on each.
-        await until(lambda: a.schemas.subjects() == b.schemas.subjects() == [])
+        await eventually(
+            lambda: a.schemas.subjects() == b.schemas.subjects() == [], "both nodes' schemas gone"
+        )
         await b.schemas.register("after", SCHEMA % 3)
-        await until(lambda: a.schemas.subjects() == ["after"])
+        await eventually(lambda: a.schemas.subjects() == ["after"], "A's schemas read")
         assert (await a.schemas.register("after", SCHEMA % 3)) == (
             await b.schemas.register("after", SCHEMA % 3)
         )

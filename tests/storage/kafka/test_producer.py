@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from confluent_kafka import KafkaError, Message
@@ -18,9 +18,12 @@ from sluicegate.config import KafkaSettings
 from sluicegate.core.records import NewRecord
 from sluicegate.storage.kafka.clients import producer_config
 from sluicegate.storage.kafka.producer import IdempotentProducer, OnDelivery
+from tests.helpers import eventually
 from tests.storage.kafka.conftest import consume_all_async
 
 Outcome = tuple[int, KafkaError | None, int | None]
+#: Seconds between looks at the producer's state: nothing signals it, so look often.
+_PRODUCER_STEP = 0.001
 
 
 @pytest.fixture
@@ -63,18 +66,14 @@ class _Reports:
         return delivered
 
     async def count_reaches(self, count: int) -> None:
-        await _until(lambda: len(self.outcomes) >= count)
+        await eventually(
+            lambda: len(self.outcomes) >= count, f"{count} reports", interval=_PRODUCER_STEP
+        )
 
 
 def _send_each(producer: IdempotentProducer, topic: str, numbers: range, reports: _Reports) -> None:
     for number in numbers:
         producer.send(topic, _record(topic, number), reports.callback(number))
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(30):
-        while not condition():  # noqa: ASYNC110 (the producer's state: nothing signals it)
-            await asyncio.sleep(0.001)
 
 
 #: Records in flight at most while the loop is made to take over: far above the 40 from
@@ -122,7 +121,9 @@ async def test_reports_run_on_the_loop_in_order_whoever_polls(
     sent = await _until_the_loop_polls(producer, topic, reports, sent)
     # Nothing in flight any more: it hands back to the thread.
     await reports.count_reaches(sent)
-    await _until(lambda: not producer._loop_polls)
+    await eventually(
+        lambda: not producer._loop_polls, "the thread polling again", interval=_PRODUCER_STEP
+    )
     await one_at_a_time(10)
     assert reports.threads == {threading.get_ident()}
     # One partition: reported in the order sent, at consecutive offsets.
