@@ -13,6 +13,7 @@ from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.records import NewRecord, TopicPartition
 from sluicegate.core.topics import TopicSpec
+from sluicegate.storage.base import Log
 from tests.conftest import BACKENDS
 
 
@@ -75,6 +76,13 @@ class HeldCommits:
         #: Set as the first call begins, and as a call ends (before its caller hears).
         self.called = asyncio.Event()
         self.ended = asyncio.Event()
+
+    @classmethod
+    def on(cls, log: Log, monkeypatch: pytest.MonkeyPatch) -> HeldCommits:
+        """``log``'s commits, counted and held from now on (until the test ends)."""
+        held = cls(log.commit_offsets)
+        monkeypatch.setattr(log, "commit_offsets", held)
+        return held
 
     async def __call__(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         self.calls.append(dict(offsets))

@@ -210,8 +210,7 @@ async def test_confirmations_that_do_not_wait_share_the_groups_next_commit(
     second = await instances.create("app", GROUP, Topics(topic))
     assert len((await first.next_batch(10, 0, never)).records) == 2  # after the rebalance
     assert len((await second.next_batch(10, 0, never)).records) == 2
-    commits = HeldCommits(gateway.log.commit_offsets)
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
     await first.confirm(1, durable=False)  # its round is held
     await asyncio.wait_for(commits.called.wait(), 5)
     # Both return with that round still held: the window has room, nothing waits.
@@ -233,8 +232,7 @@ async def test_what_was_confirmed_without_waiting_is_committed_before_others_rea
     topic = await two_by_two(gateway)
     first = await instances.create("app", GROUP, Topics(topic))
     assert len((await first.next_batch(10, 0, never)).records) == 4
-    commits = HeldCommits(gateway.log.commit_offsets)
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
     await first.confirm(durable=False)  # all four; the round is held
     second = await instances.create("app", GROUP, Topics(topic))  # takes one partition
     # Its first read of that partition waits for the round under way, then starts past
@@ -258,8 +256,7 @@ async def read_with_commits_held(
     await append(gateway, topic, 0, [b"a", b"b", b"c"])
     instance = await instances.create("app", GROUP, Topics(topic))
     await instance.next_batch(10, 0, never)
-    commits = HeldCommits(gateway.log.commit_offsets)
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
     return topic, instance, commits
 
 
@@ -302,8 +299,7 @@ async def test_flush_waits_for_every_groups_background_commits(
     await append(gateway, topic, 0, [b"a", b"b"])
     instance = await instances.create("app", GROUP, Topics(topic))
     await instance.next_batch(10, 0, never)
-    commits = HeldCommits(gateway.log.commit_offsets)
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
     await instance.confirm(durable=False)
     flushing = asyncio.ensure_future(instances.flush())  # as a server's shutdown does
     await asyncio.sleep(0.1)

@@ -60,8 +60,7 @@ async def test_confirmations_during_a_commit_ride_on_one_more(
 ) -> None:
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"%d" % n for n in range(6)])
-    commits = HeldCommits(gateway.log.commit_offsets)
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
     async with streams.open("c", "g", Topics(topic), window=6, batch_size=6) as stream:
         stream.sent = len(await stream.next_batch())
         await stream.confirm(1)
@@ -97,8 +96,7 @@ async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
 ) -> None:
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"a", b"b"])
-    commits = HeldCommits(gateway.log.commit_offsets)
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
 
     async def connection() -> None:
         async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
@@ -125,10 +123,9 @@ async def test_a_failed_commit_is_told_by_the_next_confirmation(
 ) -> None:
     topic = await make_topic(gateway, "orders")
     await append(gateway, topic, 0, [b"a", b"b", b"c"])
-    commits = HeldCommits(gateway.log.commit_offsets)
+    commits = HeldCommits.on(gateway.log, monkeypatch)
     commits.failures = [StorageUnavailable("the log is away")]
     commits.release.set()
-    monkeypatch.setattr(gateway.log, "commit_offsets", commits)
     async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
         stream.sent = len(await stream.next_batch())
         await stream.confirm(1)
