@@ -14,6 +14,7 @@ from sluicegate.core.longpoll import LongPolls
 from sluicegate.core.records import TopicPartition
 from sluicegate.errors import BadRequest, ShuttingDown, StorageUnavailable
 from tests.core.consumers.conftest import FakeClock, HeldCommits, Topics, append, make_topic
+from tests.helpers import eventually
 
 
 @pytest.fixture
@@ -105,10 +106,9 @@ async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
 
     ending = asyncio.ensure_future(connection())
     await asyncio.wait_for(commits.called.wait(), 5)
-    await asyncio.sleep(0.05)
-    # The block is over (its instance forgotten), its commit held: whoever waits for
-    # the streams to end waits on.
-    assert (len(instances), len(streams), ending.done()) == (0, 1, False)
+    await eventually(lambda: len(instances) == 0, "the block over, its instance forgotten")
+    # Its commit held: whoever waits for the streams to end waits on.
+    assert (len(streams), ending.done()) == (1, False)
     commits.release.set()
     await asyncio.wait_for(ending, 5)
     assert len(streams) == 0
