@@ -13,6 +13,8 @@ from sluicegate.core.auth.apikeys import hash_key
 from sluicegate.core.auth.certificates import PeerCertificate
 from sluicegate.core.auth.clients import Bootstrap, ClientStore, first_start_message
 from sluicegate.core.auth.principals import Permissions
+from sluicegate.core.records import NewRecord
+from sluicegate.core.topics import INTERNAL_PREFIX
 from sluicegate.errors import BadRequest, ConfigError, Conflict, NotFound, Unauthenticated
 from sluicegate.storage.base import Log, running
 from sluicegate.storage.sqlite import SqliteLog
@@ -256,6 +258,27 @@ async def test_no_bootstrap_when_clients_are_configured(log: Log) -> None:
     await store.load()
     assert await store.bootstrap_admin() is None
     assert [c.name for c in store.clients()] == ["ops"]
+
+
+async def test_no_bootstrap_but_a_warning_when_keys_outlived_their_clients(
+    log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ClientStore(log)
+    await store.load()
+    first = await store.bootstrap_admin()
+    assert first is not None
+    assert first.key is not None
+    # The clients' records lost, the keys' kept (as when only the clients' internal
+    # topic was deleted): a tombstone written to that topic alone.
+    await log.append([NewRecord(f"{INTERNAL_PREFIX}_clients", 0, b"admin", None)])
+    restarted = ClientStore(log)
+    await restarted.load()
+    assert restarted.clients() == []
+    assert restarted.find_key(hash_key(first.key)) is not None  # a key of no client
+    assert await restarted.bootstrap_admin() is None
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "no client exists, but 1 API keys do" in warning
+    assert "sluicegate clients create <name> --admin '*' --with-key" in warning
 
 
 async def test_nodes_started_together_on_an_empty_log_make_one_admin_key(log: Log) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -33,6 +34,8 @@ from sluicegate.core.auth.principals import Permissions, Principal, validate_cli
 from sluicegate.core.state_topic import StateTopic
 from sluicegate.errors import BadRequest, ConfigError, Conflict, NotFound, Unauthenticated
 from sluicegate.storage.base import Log
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ADMIN_CLIENT",
@@ -179,7 +182,18 @@ class ClientStore:
             raise ConfigError(
                 ADMIN_KEY_VARIABLE, "must be 32 to 256 characters of A-Z, a-z, 0-9, '_' and '-'"
             )
-        if self._configured or len(self._stored) or len(self._keys):
+        if self._configured or len(self._stored):
+            return None
+        if len(self._keys):
+            # Keys of no client: the clients' records were lost (their internal topic
+            # deleted with Kafka's tools, say). A new admin would bring back to life the
+            # keys of the old one of that name; the operator decides.
+            logger.warning(
+                "no client exists, but %d API keys do (the clients' records were lost): no "
+                "admin client was created. Create one on the storage itself: sluicegate "
+                "clients create <name> --admin '*' --with-key, with --config or --data-dir",
+                len(self._keys),
+            )
             return None
         async with self._lock:
             # Nodes started together on an empty cluster all get here: the log decides
