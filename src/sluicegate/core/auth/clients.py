@@ -176,7 +176,8 @@ class ClientStore:
         """On a first start (no client anywhere), create ``admin`` with every permission.
 
         Its key is ``admin_key`` (the ``SLUICEGATE_ADMIN_KEY`` variable) if given, else a
-        new one returned in the result to show once. Returns ``None`` if clients exist.
+        new one returned in the result to show once. Returns ``None`` if clients exist,
+        and, with a warning, if keys of clients that are gone do.
         """
         if admin_key is not None and not validate_custom_key(admin_key):
             raise ConfigError(
@@ -185,13 +186,15 @@ class ClientStore:
         if self._configured or len(self._stored):
             return None
         if len(self._keys):
-            # Keys of no client: the clients' records were lost (their internal topic
-            # deleted with Kafka's tools, say). A new admin would bring back to life the
-            # keys of the old one of that name; the operator decides.
+            # Keys of clients that are gone: removed from the config file, or their
+            # records lost (the internal topic deleted with Kafka's tools, say). A new
+            # admin would bring back to life the keys of an old one of that name; the
+            # operator decides.
             logger.warning(
-                "no client exists, but %d API keys do (the clients' records were lost): no "
-                "admin client was created. Create one on the storage itself: sluicegate "
-                "clients create <name> --admin '*' --with-key, with --config or --data-dir",
+                "no client exists, but %d API keys do (of clients removed from the config "
+                "file, or whose records were lost): no admin client was created. Create one "
+                "on the storage itself: sluicegate clients create <name> --admin '*' "
+                "--with-key, with --config or --data-dir",
                 len(self._keys),
             )
             return None
