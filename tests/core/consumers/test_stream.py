@@ -115,6 +115,33 @@ async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
     assert (await gateway.log.committed_offsets("g", topic))[0] == 2
 
 
+async def test_a_successor_made_while_the_commit_is_held_reads_after_what_was_confirmed(
+    gateway: Gateway,
+    instances: ConsumerInstances,
+    streams: Streams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A client that closes and connects again at once: its new instance joins while the
+    # old one still commits what it confirmed.
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c"])
+    commits = HeldCommits.on(gateway.log, monkeypatch)
+
+    async def connection() -> None:
+        async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
+            stream.sent = len(await stream.next_batch())
+            await stream.confirm(2)
+
+    ending = asyncio.ensure_future(connection())
+    await asyncio.wait_for(commits.called.wait(), 5)
+    successor = await instances.create("c", "g", Topics(topic))
+    reading = asyncio.ensure_future(successor.next_batch(10, 10, _never))
+    await asyncio.sleep(0.2)
+    commits.release.set()
+    await asyncio.wait_for(ending, 5)
+    assert [r.value for r in (await asyncio.wait_for(reading, 15)).records] == [b"c"]
+
+
 async def test_a_failed_commit_is_told_by_the_next_confirmation(
     gateway: Gateway,
     instances: ConsumerInstances,
