@@ -89,14 +89,13 @@ async def test_what_a_stream_confirmed_is_committed_before_its_instance_leaves(
     assert [r.value for r in (await successor.next_batch(10, 0, _never)).records] == [b"c"]
 
 
-async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
-    gateway: Gateway,
-    instances: ConsumerInstances,
-    streams: Streams,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def _closing_with_its_commit_held(
+    gateway: Gateway, streams: Streams, monkeypatch: pytest.MonkeyPatch, values: list[bytes]
+) -> tuple[str, HeldCommits, asyncio.Future[None]]:
+    """A stream that read ``values``, confirmed the first two and ended, its commit held:
+    the topic, the held commits, and the connection's end (a future)."""
     topic = await make_topic(gateway, "orders")
-    await append(gateway, topic, 0, [b"a", b"b"])
+    await append(gateway, topic, 0, values)
     commits = HeldCommits.on(gateway.log, monkeypatch)
 
     async def connection() -> None:
@@ -106,6 +105,18 @@ async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
 
     ending = asyncio.ensure_future(connection())
     await asyncio.wait_for(commits.called.wait(), 5)
+    return topic, commits, ending
+
+
+async def test_a_stream_counts_as_open_until_its_confirmations_are_committed(
+    gateway: Gateway,
+    instances: ConsumerInstances,
+    streams: Streams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic, commits, ending = await _closing_with_its_commit_held(
+        gateway, streams, monkeypatch, [b"a", b"b"]
+    )
     await eventually(lambda: len(instances) == 0, "the block over, its instance forgotten")
     # Its commit held: whoever waits for the streams to end waits on.
     assert (len(streams), ending.done()) == (1, False)
@@ -123,17 +134,9 @@ async def test_a_successor_made_while_the_commit_is_held_reads_after_what_was_co
 ) -> None:
     # A client that closes and connects again at once: its new instance joins while the
     # old one still commits what it confirmed.
-    topic = await make_topic(gateway, "orders")
-    await append(gateway, topic, 0, [b"a", b"b", b"c"])
-    commits = HeldCommits.on(gateway.log, monkeypatch)
-
-    async def connection() -> None:
-        async with streams.open("c", "g", Topics(topic), window=10, batch_size=10) as stream:
-            stream.sent = len(await stream.next_batch())
-            await stream.confirm(2)
-
-    ending = asyncio.ensure_future(connection())
-    await asyncio.wait_for(commits.called.wait(), 5)
+    topic, commits, ending = await _closing_with_its_commit_held(
+        gateway, streams, monkeypatch, [b"a", b"b", b"c"]
+    )
     successor = await instances.create("c", "g", Topics(topic))
     reading = asyncio.ensure_future(successor.next_batch(10, 10, _never))
     await asyncio.sleep(0.2)
