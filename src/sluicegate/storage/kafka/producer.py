@@ -80,6 +80,10 @@ class IdempotentProducer:
         self._loop = loop
         self._on_error = on_error
         self._producer = Producer({**config, "error_cb": self._error})
+        #: Records sent whose report has not run on the loop yet (loop only). Not
+        #: ``len(producer)``, which counts librdkafka's queued events too: a report
+        #: waiting to be served, an error, would count a record twice or one that is none.
+        self._in_flight = 0
         #: The loop polls (else the thread does, or is about to stop doing so).
         self._loop_polls = False
         #: The loop asked the thread to stop polling and waits for it.
@@ -118,6 +122,7 @@ class IdempotentProducer:
             0,
             list(record.headers) if record.headers else None,
         )
+        self._in_flight += 1
         if self._loop_polls:
             self._last_send = time.monotonic()
             self._serve()
@@ -147,7 +152,8 @@ class IdempotentProducer:
                 await asyncio.to_thread(self._producer.list_topics, topic=topic, timeout=timeout)
 
     def queued(self) -> int:
-        return len(self._producer)
+        """Records sent and not reported yet: what the node's bound counts."""
+        return self._in_flight
 
     # -- either side ---------------------------------------------------------------
 
@@ -156,6 +162,7 @@ class IdempotentProducer:
     ) -> None:
         """Every record's report: its callback runs on the loop, whichever side serves it."""
         if self._loop_polls:
+            self._in_flight -= 1
             on_delivery(error, message)
         else:
             self._crossing.append((on_delivery, error, message))
@@ -220,7 +227,16 @@ class IdempotentProducer:
         """Hand what the thread served to the loop, in one call."""
         if self._crossing:
             served, self._crossing = self._crossing, []
-            self._call_on_loop(_run_all, served)
+            self._call_on_loop(self._run_crossed, served)
+
+    def _run_crossed(self, served: list[_Report]) -> None:
+        """Run, on the loop, the reports the thread served."""
+        self._in_flight -= len(served)
+        for on_delivery, error, message in served:
+            try:
+                on_delivery(error, message)
+            except Exception:
+                logger.exception("a Kafka delivery callback failed")
 
     # -- closing ---------------------------------------------------------------------
 
@@ -242,11 +258,3 @@ class IdempotentProducer:
         # Whatever is left gets a report too (purged: outcome unknown), so no future hangs.
         self._producer.purge()
         self._serve()
-
-
-def _run_all(served: list[_Report]) -> None:
-    for on_delivery, error, message in served:
-        try:
-            on_delivery(error, message)
-        except Exception:
-            logger.exception("a Kafka delivery callback failed")
