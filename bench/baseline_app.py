@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.cli.main import run_async
+from sluicegate.cli.event_loop import run_async
 from sluicegate.cli.serve import tune_gc
 from sluicegate.config import load_settings
 from sluicegate.http.servers import bind, http_server

@@ -269,7 +269,7 @@ def main() -> None:
     profile.add_argument("--connections", type=int, default=0, help="16 batch, 64 raw")
     profile.add_argument("--cprofile", metavar="FILE", help="profile into FILE and print it")
     args = parser.parse_args()
-    from sluicegate.cli.main import run_async
+    from sluicegate.cli.event_loop import run_async
 
     batch = args.kind == "batch"
     requests = args.requests or (640 if batch else 12_800)

@@ -209,7 +209,7 @@ async def bare_burst_app(scope: dict[str, Any], receive: Any, send: Any) -> None
 def _serve_bare(port: int, app: Any = bare_app) -> None:
     import uvicorn
 
-    from sluicegate.cli.main import run_async
+    from sluicegate.cli.event_loop import run_async
     from sluicegate.cli.serve import tune_gc
     from sluicegate.config import load_settings
     from sluicegate.http.servers.uvicorn import uvicorn_config

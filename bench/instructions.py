@@ -314,7 +314,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "drive":
-        from sluicegate.cli.main import run_async
+        from sluicegate.cli.event_loop import run_async
 
         run_async(_drive(args.target, args.requests))
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import faulthandler
 import logging
 import sys
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 
 from sluicegate import __version__
+from sluicegate.cli.event_loop import run_async
 from sluicegate.config import Settings, load_settings
 from sluicegate.errors import ConfigError, SluicegateError
 
@@ -49,18 +49,6 @@ def settings_from(config: Path | None, overrides: dict[str, Any]) -> Settings:
         return load_settings(config, overrides=overrides)
     except ConfigError as exc:
         raise fail(f"configuration: {exc.message}", EXIT_USAGE) from None
-
-
-def run_async(coro: Any) -> Any:
-    """Run ``coro`` on uvloop where available; ``asyncio.Runner`` owns the loop."""
-    try:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
 
 
 ConfigOption = Annotated[

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from sluicegate.cli.event_loop import run_async
 from sluicegate.errors import SluicegateError
 from sluicegate.http.pagination import MAX_LIMIT
 
@@ -171,8 +172,6 @@ def run_command(coro: Any) -> Any:
     """Run a command's coroutine; a ``TargetError`` becomes one line on stderr and an exit."""
     import typer
     from rich.console import Console
-
-    from sluicegate.cli.main import run_async
 
     try:
         return run_async(coro)
