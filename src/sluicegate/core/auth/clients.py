@@ -35,8 +35,6 @@ from sluicegate.core.state_topic import StateTopic
 from sluicegate.errors import BadRequest, ConfigError, Conflict, NotFound, Unauthenticated
 from sluicegate.storage.base import Log
 
-logger = logging.getLogger(__name__)
-
 __all__ = [
     "ADMIN_CLIENT",
     "Bootstrap",
@@ -44,6 +42,8 @@ __all__ = [
     "ClientStore",
     "first_start_message",
 ]
+
+logger = logging.getLogger("sluicegate.auth")
 
 #: The last instant an RFC 3339 timestamp can name (9999-12-31T23:59:59Z), in seconds.
 LATEST_EXPIRY = 253_402_300_799.0
