@@ -260,14 +260,19 @@ async def test_no_bootstrap_when_clients_are_configured(log: Log) -> None:
     assert [c.name for c in store.clients()] == ["ops"]
 
 
+@pytest.mark.parametrize(
+    ("extra_keys", "said"), [(0, "1 API key does (of"), (1, "2 API keys do (of")]
+)
 async def test_no_bootstrap_but_a_warning_when_keys_outlived_their_clients(
-    log: Log, caplog: pytest.LogCaptureFixture
+    log: Log, caplog: pytest.LogCaptureFixture, extra_keys: int, said: str
 ) -> None:
     store = ClientStore(log)
     await store.load()
     first = await store.bootstrap_admin()
     assert first is not None
     assert first.key is not None
+    for _ in range(extra_keys):
+        await store.create_key("admin")
     # The clients' records lost, the keys' kept (as when only the clients' internal
     # topic was deleted): a tombstone written to that topic alone.
     await log.append([NewRecord(f"{INTERNAL_PREFIX}_clients", 0, b"admin", None)])
@@ -277,7 +282,7 @@ async def test_no_bootstrap_but_a_warning_when_keys_outlived_their_clients(
     assert restarted.find_key(hash_key(first.key)) is not None  # a key of no client
     assert await restarted.bootstrap_admin() is None
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert "no client exists, but 1 API keys do" in warning
+    assert f"no client exists, but {said} clients removed" in warning
     assert "sluicegate clients create <name> --admin '*' --with-key" in warning
 
 

@@ -190,12 +190,13 @@ class ClientStore:
             # records lost (the internal topic deleted with Kafka's tools, say). A new
             # admin would bring back to life the keys of an old one of that name; the
             # operator decides.
+            count = len(self._keys)
             logger.warning(
-                "no client exists, but %d API keys do (of clients removed from the config "
-                "file, or whose records were lost): no admin client was created. Create one "
-                "on the storage itself: sluicegate clients create <name> --admin '*' "
-                "--with-key, with --config or --data-dir",
-                len(self._keys),
+                "no client exists, but %s (of clients removed from the config file, or "
+                "whose records were lost): no admin client was created. Create one on the "
+                "storage itself: sluicegate clients create <name> --admin '*' --with-key, "
+                "with --config or --data-dir",
+                "1 API key does" if count == 1 else f"{count} API keys do",
             )
             return None
         async with self._lock:
