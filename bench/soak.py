@@ -59,6 +59,7 @@ import httpx
 from bench.compare import server_env, source_trees
 from bench.soak_consumers import KEEPALIVE_EXPIRY, ConsumerConfig, ConsumerLoad
 from bench.soak_report import judge, plot
+from bench.soak_tally import Tally
 from sluicegate.storage.sqlite.directory import DATABASE_FILE
 from sluicegate.testing.process import serve_in_subprocess
 
@@ -109,27 +110,6 @@ class SoakConfig:
     warm_up: bool = True
     #: The consumers of ``bench.soak_consumers``; None: the records v2 load alone.
     consumers: ConsumerConfig | None = field(default_factory=ConsumerConfig)
-
-
-@dataclass
-class Tally:
-    """What the load did: answers, errors of well-formed requests, bytes stored."""
-
-    ok: int = 0
-    errors: int = 0
-    error_examples: list[str] = field(default_factory=list)
-    skipped: int = 0
-    dropped_clients: int = 0
-    topics_created: int = 0
-    stored_bytes: int = 0
-    last_offsets: dict[str, int] = field(default_factory=dict)
-    #: Records acknowledged per topic (the cursor walks must see them all).
-    acknowledged: dict[str, int] = field(default_factory=dict)
-
-    def error(self, what: str) -> None:
-        self.errors += 1
-        if len(self.error_examples) < 20:
-            self.error_examples.append(what)
 
 
 def _children(pid: int) -> list[int]:

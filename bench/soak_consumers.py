@@ -32,15 +32,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import websockets
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-if TYPE_CHECKING:
-    from bench.soak import Tally
+from bench.soak_tally import Tally
 
 __all__ = ["KEEPALIVE_EXPIRY", "ConsumerConfig", "ConsumerLoad"]
 
