@@ -8,7 +8,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sluicegate.config import TopicSettings
-from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate, is_internal, validate_topic_name
+from sluicegate.core.topics import (
+    RESERVED_PREFIX,
+    Topic,
+    TopicSpec,
+    TopicUpdate,
+    is_internal,
+    validate_topic_name,
+)
 from sluicegate.errors import TopicExists, UnknownTopic
 from sluicegate.storage.base import Log
 
@@ -132,7 +139,10 @@ class TopicCatalog:
     async def create(self, spec: TopicSpec) -> Topic:
         validate_topic_name(spec.name)
         if is_internal(spec.name):
-            raise TopicExists("topic names starting with '__sluicegate' are reserved")
+            raise TopicExists(
+                f"topic names starting with {RESERVED_PREFIX!r} are reserved for internal "
+                "topics (Kafka's own and the gateway's)"
+            )
         return self._remember(await self._log.create_topic(spec))
 
     async def by_id(self, topic_id: int) -> Topic:

@@ -12,6 +12,7 @@ from sluicegate.errors import InvalidTopicName
 __all__ = [
     "INTERNAL_PREFIX",
     "MAX_RETENTION",
+    "RESERVED_PREFIX",
     "Topic",
     "TopicSpec",
     "TopicUpdate",
@@ -21,9 +22,14 @@ __all__ = [
 
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
+#: Names starting with this are internal: Kafka's own topics (``__consumer_offsets``,
+#: ``__transaction_state``, ``__share_group_state``…) and the gateway's. They are hidden
+#: from listings and from the dialects, which can neither create nor read one: on a Kafka
+#: cluster shared with other applications (and an empty ``kafka.topic_prefix``) a dialect's
+#: name is the Kafka name, and Kafka's internal topics must never be taken as a dialect's.
+RESERVED_PREFIX = "__"
 #: Topics whose names start with this hold the gateway's own state (schemas, clients).
-#: Like Kafka's ``__consumer_offsets`` they are hidden from listings and from dialects.
-INTERNAL_PREFIX = "__sluicegate"
+INTERNAL_PREFIX = f"{RESERVED_PREFIX}sluicegate"
 
 #: Retention settings are Kafka longs (``retention.ms``, ``retention.bytes``).
 MAX_RETENTION = 2**63 - 1
@@ -42,7 +48,8 @@ def validate_topic_name(name: str) -> str:
 
 
 def is_internal(name: str) -> bool:
-    return name.startswith(INTERNAL_PREFIX)
+    """Whether ``name`` is reserved for internal topics (``RESERVED_PREFIX``)."""
+    return name.startswith(RESERVED_PREFIX)
 
 
 class TopicSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -101,7 +101,7 @@ class Log(abc.ABC):
 
     @abc.abstractmethod
     async def list_topics(self, *, include_internal: bool = False) -> list[Topic]:
-        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+        """All topics by name; internal (``__*``: Kafka's and the gateway's) ones only if asked."""
 
     @abc.abstractmethod
     async def alter_topic(self, name: str, update: TopicUpdate) -> Topic:

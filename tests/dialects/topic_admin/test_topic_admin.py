@@ -48,6 +48,16 @@ async def test_internal_topics_are_hidden_and_reserved(client: httpx.AsyncClient
     assert (await client.get(TOPICS)).json() == []
     assert (await client.post(TOPICS, json={"name": "__sluicegate_x"})).status_code == 409
     assert (await client.get(f"{TOPICS}/__sluicegate_schemas")).status_code == 404
+    # So are Kafka's own (``__consumer_offsets``…): every name starting with "__".
+    refused = await client.post(TOPICS, json={"name": "__consumer_offsets"})
+    assert refused.status_code == 409
+    assert "reserved for internal topics" in refused.json()["message"]
+    produced = await client.post(
+        "/v2/topics/__anything/records", json={"value": {"type": "text", "data": "x"}}
+    )
+    assert produced.status_code == 404
+    assert (await client.get(f"{TOPICS}/__anything")).status_code == 404
+    assert (await client.get(TOPICS)).json() == []
 
 
 async def test_read_bounds_and_errors(client: httpx.AsyncClient, backend: str) -> None:

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from sluicegate.app import build_app
 from sluicegate.config import Settings
@@ -36,6 +38,7 @@ from tests.helpers import eventually
 from tests.storage.kafka.conftest import delete_in_kafka
 
 SCHEMAS_TOPIC = f"{INTERNAL_PREFIX}_{STATE_TOPIC}"
+OFFSETS_TOPIC = "__consumer_offsets"
 SCHEMA = '{"type": "record", "name": "R%d", "fields": []}'
 TEST_EVENT = {
     "ce-specversion": "1.0",
@@ -205,3 +208,42 @@ async def test_the_topic_registry_deleted_outside_leaves_the_state_to_nodes_star
         await second.log.create_topic(TopicSpec(name="orders", partitions=1))
         listed = {t.name for t in await second.log.list_topics(include_internal=True)}
         assert {SCHEMAS_TOPIC, "orders"} <= listed
+
+
+async def test_kafkas_own_topics_are_never_taken_for_a_dialects(
+    settings: Settings, kafka_admin: AdminClient
+) -> None:
+    # With no topic prefix, a dialect's topic name is the Kafka name. Asked for Kafka's
+    # group offsets topic, a node used to create it, find it in Kafka, and take it after its
+    # tries: its settings (retention, cleanup policy) rewritten as a dialect topic's.
+    settings = msgspec.structs.replace(
+        settings, kafka=msgspec.structs.replace(settings.kafka, topic_prefix="")
+    )
+    # Kafka makes its offsets topic at the first question about a group.
+    offsets = await asyncio.to_thread(
+        kafka_admin.list_consumer_group_offsets, [ConsumerGroupTopicPartitions("a-group")]
+    )
+    await asyncio.to_thread(offsets["a-group"].result, 30)
+    before = await asyncio.to_thread(_offsets_topic, kafka_admin)
+    async with serving(settings) as gateway:
+        app = build_app(gateway, metrics=Metrics())
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            produced = await client.post(
+                f"/v2/topics/{OFFSETS_TOPIC}/records", json={"value": {"type": "text", "data": "x"}}
+            )
+            assert produced.status_code == 404, produced.text
+            created = await client.post("/admin/v1/topics", json={"name": OFFSETS_TOPIC})
+            assert created.status_code == 409, created.text
+            assert "reserved for internal topics" in created.json()["message"]
+            listed = (await client.get("/admin/v1/topics")).json()
+            assert [t for t in listed if t["name"].startswith("__")] == []
+    assert await asyncio.to_thread(_offsets_topic, kafka_admin) == before
+
+
+def _offsets_topic(admin: AdminClient) -> tuple[int, dict[str, str]]:
+    """Kafka's group offsets topic as Kafka has it: its partitions and its settings."""
+    partitions = len(admin.list_topics(OFFSETS_TOPIC, timeout=10).topics[OFFSETS_TOPIC].partitions)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, OFFSETS_TOPIC)
+    configs = admin.describe_configs([resource])[resource].result(30)
+    return partitions, {name: entry.value for name, entry in configs.items()}

@@ -184,7 +184,7 @@ class KafkaLog(Log):
         return await self._topics.by_id(topic_id)
 
     async def list_topics(self, *, include_internal: bool = False) -> list[Topic]:
-        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+        """All topics by name; internal (``__*``: Kafka's and the gateway's) ones only if asked."""
         return self._topics.listed(include_internal=include_internal)
 
     async def alter_topic(self, name: str, update: TopicUpdate) -> Topic:

@@ -270,7 +270,7 @@ class KafkaTopics:
         return self._registry.get_by_id(topic_id)
 
     def listed(self, *, include_internal: bool) -> list[Topic]:
-        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+        """All topics by name; internal (``__*``: Kafka's and the gateway's) ones only if asked."""
         return self._registry.topics(include_internal=include_internal)
 
     async def alter(self, name: str, update: TopicUpdate) -> Topic:

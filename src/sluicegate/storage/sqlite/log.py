@@ -300,7 +300,7 @@ class SqliteLog(Log):
         return self._catalog.get_by_id(topic_id).topic
 
     async def list_topics(self, *, include_internal: bool = False) -> list[Topic]:
-        """All topics by name; internal (``__sluicegate*``) ones only if asked."""
+        """All topics by name; internal (``__*``: Kafka's and the gateway's) ones only if asked."""
         return self._catalog.topics(include_internal=include_internal)
 
     async def alter_topic(self, name: str, update: TopicUpdate) -> Topic:
