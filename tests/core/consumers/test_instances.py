@@ -247,6 +247,27 @@ async def test_what_was_confirmed_without_waiting_is_committed_before_others_rea
     assert not await second.next_batch(10, 0, never)  # the other partition too
 
 
+async def test_a_confirmation_that_does_not_wait_survives_the_partitions_move(
+    gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A poll's ``confirm=true``: the confirmation's commit is left to a background round,
+    # and the same poll's read then sees a rebalance that moved a partition away. The
+    # cursor that round commits from must outlive the move.
+    topic = await two_by_two(gateway)
+    first = await instances.create("app", GROUP, Topics(topic))
+    assert len((await first.next_batch(10, 0, never)).records) == 4
+    second = await instances.create("app", GROUP, Topics(topic))  # takes one partition
+    commits = HeldCommits.on(gateway.log, monkeypatch)
+    await first.confirm(durable=False)  # all four; the round is held
+    assert not await first.next_batch(10, 0, never)  # the rebalance seen, nothing new
+    assert len(first.partitions) == 1
+    commits.release.set()
+    await first.settle()
+    assert await committed(gateway, topic) == {0: 2, 1: 2}
+    await instances.delete("app", GROUP, first.id)
+    assert not await second.next_batch(10, 0, never)
+
+
 async def read_with_commits_held(
     gateway: Gateway, instances: ConsumerInstances, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, ConsumerInstance, HeldCommits]:

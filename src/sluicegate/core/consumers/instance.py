@@ -432,13 +432,7 @@ class ConsumerInstance:
         self._generation = assignment.generation
         self._assigned = assignment.partitions + self._own
         self._rotation = 0
-        cursors = self._cursors
-        if cursors:
-            # A partition that moved away is no longer read; its cursor stays while
-            # deliveries from it are unconfirmed, so that confirming them still commits.
-            owned = set(assignment.partitions)
-            for tp in [tp for tp, c in cursors.items() if tp not in owned and not c.unconfirmed]:
-                del cursors[tp]
+        self._forget_moved()
 
     # -- reading ---------------------------------------------------------------------
 
@@ -690,13 +684,28 @@ class ConsumerInstance:
         return {tp: cursor.committable() for tp, cursor in cursors.items()} if cursors else {}
 
     def _forget_moved(self) -> None:
-        """Drop the cursors of partitions that moved away once nothing from them is in
-        flight (called after a commit, when confirmations may have emptied them)."""
+        """Drop the cursors of partitions that moved away once nothing of them is owed:
+        no delivery unconfirmed, and every confirmation committed (after a rebalance, and
+        after a commit, which may have written the last of them).
+
+        A partition that moved away is no longer read, but its cursor is what a commit
+        takes its confirmed position from: dropped while a background round (a poll's
+        ``confirm=true``, a stream's ``confirm:``) has yet to write it, the confirmation
+        would never be committed, and the partition's next owner would deliver those
+        events again.
+        """
         cursors = self._cursors
         if cursors:
             # The assignment as it is now: a read may have rebalanced while it committed.
             assigned = set(self._assigned)
-            for tp in [tp for tp, c in cursors.items() if tp not in assigned and not c.unconfirmed]:
+            committed = self.group.committed
+            for tp in [
+                tp
+                for tp, c in cursors.items()
+                if tp not in assigned
+                and not c.unconfirmed
+                and c.committable() <= committed.get(tp, -1)
+            ]:
                 del cursors[tp]
 
     # -- lifecycle -------------------------------------------------------------------
