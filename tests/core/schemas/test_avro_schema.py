@@ -304,3 +304,64 @@ def test_encode_refuses_invalid_data() -> None:
 def test_decode_of_garbage_is_an_invalid_record() -> None:
     with pytest.raises(InvalidRecord, match="data is not Avro written with this schema"):
         parse(ORDER).decode(b"\x02")
+
+
+def field_of(kind: object) -> AvroSchema:
+    return parse({"type": "record", "name": "R", "fields": [{"name": "v", "type": kind}]})
+
+
+DATE = {"type": "int", "logicalType": "date"}
+MICROS = {"type": "long", "logicalType": "timestamp-micros"}
+UUID = {"type": "string", "logicalType": "uuid"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        (DATE, 2**31 - 1, "would not read back"),
+        (MICROS, 2**62, "would not read back"),
+        (["null", UUID], "not-a-uuid", "a uuid that is not one"),
+        ("float", 1e300, "beyond the range of Avro's 32-bit float"),
+        ({"type": "array", "items": {"type": "map", "values": "float"}}, [{"a": -1e39}], "float"),
+    ],
+)
+def test_values_fastavro_writes_but_cannot_read_back_are_refused(
+    kind: object, value: object, message: str
+) -> None:
+    # Stored, each would fail (or turn into ``null``) for every consumer after.
+    with pytest.raises(InvalidSchema, match=message):
+        field_of(kind).encode({"v": value})
+
+
+def test_a_named_type_used_again_by_name_is_read_back_too() -> None:
+    node = {
+        "type": "record",
+        "name": "Node",
+        "fields": [{"name": "v", "type": "float"}, {"name": "next", "type": ["null", "Node"]}],
+    }
+    with pytest.raises(InvalidSchema, match="32-bit float"):
+        parse(node).encode({"v": 1.0, "next": {"v": 1e39, "next": None}})
+    assert parse(node).encode({"v": 1.0, "next": None}) == b"\x00\x00\x80\x3f\x00"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        (DATE, 19_000),
+        (DATE, -719_162),  # 0001-01-01, the first day Python has
+        (MICROS, 1_700_000_000_000_000),
+        (UUID, "123e4567-e89b-12d3-a456-426614174000"),
+        ("float", 3.4e38),
+        ("double", 1e300),
+    ],
+)
+def test_values_in_range_are_stored(kind: object, value: object) -> None:
+    schema = field_of(kind)
+    assert schema.decode(schema.encode({"v": value})) is not None
+
+
+def test_a_stored_value_past_pythons_dates_is_an_invalid_record_not_a_crash() -> None:
+    # Written by another Kafka client (valid Avro): its readers here must not fail.
+    payload = b"\xfe\xff\xff\xff\x0f"  # the int 2**31 - 1, zig-zag
+    with pytest.raises(InvalidRecord, match="data is not Avro written with this schema"):
+        field_of(DATE).decode(payload)

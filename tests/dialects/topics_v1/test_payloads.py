@@ -43,6 +43,21 @@ async def test_confluent_framed_values_are_decoded_with_their_schema(gateway: Ga
     assert json.loads(bytes(PayloadReader(gateway.schemas).payload(framed))) == {"name": "Jane"}
 
 
+async def test_a_framed_value_its_schema_cannot_read_is_plain_bytes(gateway: Gateway) -> None:
+    # Valid Avro (a date of 2**31 - 1 days) that Python's dates do not hold, written by
+    # another Kafka client or as a records v2 binary value: shown as bytes, never a 500
+    # that stops every consumer at it.
+    avro = {
+        "type": "record",
+        "name": "D",
+        "fields": [{"name": "d", "type": {"type": "int", "logicalType": "date"}}],
+    }
+    registered = await gateway.schemas.register("dates-value", json.dumps(avro))
+    framed = b"\x00" + registered.id.to_bytes(4, "big") + b"\xfe\xff\xff\xff\x0f"
+    payload = json.loads(bytes(PayloadReader(gateway.schemas).payload(framed)))
+    assert payload == {"data_base64": base64.b64encode(framed).decode()}
+
+
 def test_time_has_milliseconds_and_an_offset_as_in_the_seed() -> None:
     assert message_time(1_681_484_834_437_912) == "2023-04-14T15:07:14.437+00:00"
     assert message_time(0) == "1970-01-01T00:00:00.000+00:00"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
@@ -37,7 +38,33 @@ NAMED = frozenset({"record", "error", "enum", "fixed"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_DEPTH = 128
 _PARSE_ERRORS = (SchemaParseException, UnknownType, KeyError, TypeError, ValueError, AttributeError)
-_DECODE_ERRORS = (EOFError, ValueError, IndexError, TypeError, KeyError, UnicodeDecodeError)
+#: What fastavro raises for bytes it cannot read; ``ArithmeticError`` for a logical type's
+#: value past what Python's ``date``/``datetime`` hold (valid Avro all the same).
+_DECODE_ERRORS = (
+    EOFError,
+    ValueError,
+    IndexError,
+    TypeError,
+    KeyError,
+    UnicodeDecodeError,
+    ArithmeticError,
+)
+#: Logical types whose values fastavro writes as given but reads into a Python value,
+#: which fails for some of them (a ``date`` of 2**31 - 1 days, a ``uuid`` that is not one).
+_CONVERTED_ON_READ = frozenset(
+    {
+        "date",
+        "time-millis",
+        "time-micros",
+        "timestamp-millis",
+        "timestamp-micros",
+        "timestamp-nanos",
+        "local-timestamp-millis",
+        "local-timestamp-micros",
+        "local-timestamp-nanos",
+        "uuid",
+    }
+)
 
 
 class AvroSchema:
@@ -53,6 +80,10 @@ class AvroSchema:
         self.full_name: str | None = (
             parsed["name"] if isinstance(parsed, dict) and parsed.get("type") in NAMED else None
         )
+        # What ``encode`` must read back to be sure that every reader can (see there).
+        kinds = _kinds(parsed, names, set())
+        self._read_back = bool(kinds & _CONVERTED_ON_READ)
+        self._floats = "float" in kinds
 
     @classmethod
     def parse(cls, text: str, references: Iterable[AvroSchema] = ()) -> AvroSchema:
@@ -89,11 +120,34 @@ class AvroSchema:
             raise InvalidSchema(message)
 
     def encode(self, datum: object) -> bytes:
-        """Validate ``datum``, then write Avro binary (no header)."""
+        """Validate ``datum``, then write Avro binary (no header).
+
+        What fastavro validates and writes is not always what it can read: a logical
+        type's value past Python's dates (a ``date`` of 2**31 - 1 days) or a ``uuid``
+        that is not one are written as given and fail every read after, and a ``float``
+        past 32 bits is written as infinity, which JSON shows as ``null``. Such a record
+        would stop every consumer at it, so a schema with those types has each datum read
+        back before it is stored, and refused (``InvalidSchema``) if it does not come
+        back.
+        """
         self.validate(datum)
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, self.parsed, datum)
-        return buffer.getvalue()
+        payload = buffer.getvalue()
+        if self._read_back or self._floats:
+            try:
+                back = fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+            except _DECODE_ERRORS as exc:
+                raise InvalidSchema(
+                    f"a value would not read back with this schema ({exc}): a date, time "
+                    "or timestamp out of range, or a uuid that is not one"
+                ) from None
+            if self._floats and not _finite(back):
+                raise InvalidSchema(
+                    "a float is beyond the range of Avro's 32-bit float (about ±3.4e38); "
+                    "a double holds it"
+                )
+        return payload
 
     def decode(self, payload: bytes) -> object:
         """Read Avro binary written with this schema."""
@@ -101,6 +155,50 @@ class AvroSchema:
             return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
         except _DECODE_ERRORS as exc:
             raise InvalidRecord(f"data is not Avro written with this schema: {exc}") from None
+
+
+def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
+    """Every primitive type and logical type ``node`` can hold, through named types."""
+    if isinstance(node, str):
+        if node in PRIMITIVES:
+            return {node}
+        named = names.get(node)
+        if named is None or node in seen:
+            return set()
+        seen.add(node)
+        return _kinds(named, names, seen)
+    if isinstance(node, list):
+        return set().union(*(_kinds(branch, names, seen) for branch in node))
+    if not isinstance(node, dict):
+        return set()
+    kind = node.get("type")
+    found = _kinds(kind, names, seen) if isinstance(kind, (str, list)) else set()
+    if isinstance(kind, dict):
+        found |= _kinds(kind, names, seen)
+    logical = node.get("logicalType")
+    if isinstance(logical, str):
+        found.add(logical)
+    name = node.get("name")
+    if kind in NAMED and isinstance(name, str):
+        seen.add(name)
+    for field in node.get("fields", ()):
+        if isinstance(field, dict):
+            found |= _kinds(field.get("type"), names, seen)
+    for child in ("items", "values"):
+        if child in node:
+            found |= _kinds(node[child], names, seen)
+    return found
+
+
+def _finite(datum: object) -> bool:
+    """Whether no float anywhere in ``datum`` (as fastavro reads it) is infinite or NaN."""
+    if isinstance(datum, float):
+        return math.isfinite(datum)
+    if isinstance(datum, dict):
+        return all(_finite(value) for value in datum.values())
+    if isinstance(datum, list):
+        return all(_finite(item) for item in datum)
+    return True
 
 
 def _parse_error_text(exc: BaseException) -> str:
