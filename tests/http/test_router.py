@@ -48,3 +48,23 @@ def test_wrong_method_lists_allowed() -> None:
 def test_unknown_paths(path: str) -> None:
     with pytest.raises(NotFound):
         ROUTER.match("POST", path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/node-1/ce/consumers/~default/instances/abc",
+        "/node-1/ce/consumers/~default/instances/abc/",
+        "/node-1/ce/consumers/~default/instances/abc/nope",
+        "/node-1/ce/consumers/~default/instances",
+    ],
+)
+def test_a_near_miss_under_a_leading_parameter_gets_that_routes_errors(path: str) -> None:
+    closest = ROUTER.closest(path)
+    assert closest is not None
+    assert closest.path == "/{bridge}/ce/consumers/{group}/instances/{instance}"
+
+
+@pytest.mark.parametrize("path", ["/node-1/other/x", "/node-1", "/"])
+def test_a_path_like_no_route_has_no_closest(path: str) -> None:
+    assert ROUTER.closest(path) is None

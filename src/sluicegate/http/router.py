@@ -148,5 +148,12 @@ class Router:
         if static is not None:
             return static
         # A template that starts with a parameter (``/{bridge}/ce/...``): the one whose
-        # pattern the path fits.
-        return next((route for route in self._wildcard if route.pattern.fullmatch(path)), None)
+        # pattern the path fits, else one whose second segment is the path's (a near miss
+        # under an instance's address: ``/node-1/ce/consumers/g/instances/i/nope``).
+        fitting = next((route for route in self._wildcard if route.pattern.fullmatch(path)), None)
+        if fitting is not None:
+            return fitting
+        second = path.split("/", 3)[2:3]
+        if not second:
+            return None
+        return next((r for r in self._wildcard if r.path.split("/", 3)[2:3] == second), None)

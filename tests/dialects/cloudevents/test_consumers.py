@@ -457,3 +457,7 @@ async def test_a_deleted_foreign_or_elsewhere_instance_is_404(
         await client.delete(instance, headers=consumer),
     ]:
         assert "deleted" in error(response, 404)["message"]
+    # A path near an instance's that no route has: the dialect's 404, ``status`` and all.
+    for near in (f"{instance}/", f"{instance}/nope", instance.rsplit("/", 1)[0]):
+        body = error(await client.get(near, headers=consumer), 404)
+        assert body["status"] == 404
