@@ -197,6 +197,16 @@ async def test_since_time_starts_at_a_time_and_the_future_means_now(world: World
     assert [m["payload"] for m in early.json()["messages"]] == [{"n": 1}]
 
 
+async def test_since_time_a_messages_own_time_goes_on_after_that_message(world: World) -> None:
+    # The seed's "Last message timestamp": the time a consume showed, to the millisecond.
+    await world.publish({"n": 1})
+    [first] = (await world.consume()).json()["messages"]
+    await asyncio.sleep(0.002)  # the next message in a later millisecond
+    await world.publish({"n": 2})
+    response = await world.consume(since_time=first["time"])
+    assert [m["payload"] for m in response.json()["messages"]] == [{"n": 2}]
+
+
 async def test_schema_violations_are_each_listed(world: World) -> None:
     await world.gateway.schemas.register("people-value", json.dumps(PERSON), "JSON")
     response = await world.http.post(world.url("publish"), json={"age": -1}, headers=world.app)

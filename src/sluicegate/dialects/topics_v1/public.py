@@ -290,14 +290,22 @@ def _payloads(batch: BatchPublishRequest) -> list[msgspec.Raw]:
 
 
 def _since(text: str | None) -> int | None:
-    """``since_time`` in microseconds; a time in the future means now (as the seed says)."""
+    """``since_time`` as the log's start time: the last microsecond of its millisecond, so
+    that what is read is stamped at least a millisecond later. A time in the future means
+    now (as the seed says).
+
+    The seed offers a message's time as a place to go on from ("the Last message
+    timestamp"), and a message's ``time`` is shown to the millisecond (``message_time``):
+    compared to the microsecond, the message whose time was given came back with the
+    next consume. A message is after ``since_time`` when its time as shown is.
+    """
     if text is None:
         return None
     try:
         since = parse_timestamp(text)
     except ValueError as exc:
         raise BadRequest(f"invalid since_time: {exc}") from None
-    return min(since, time.time_ns() // 1000)
+    return min(since, time.time_ns() // 1000) // 1000 * 1000 + 999
 
 
 def routes(gateway: Gateway) -> list[Route]:
