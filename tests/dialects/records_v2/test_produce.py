@@ -172,9 +172,11 @@ async def test_bad_topic_names(client: httpx.AsyncClient, topic: str, message: s
     ],
 )
 async def test_bad_bodies_name_the_field(
-    client: httpx.AsyncClient, body: Any, message: str
+    client: httpx.AsyncClient, gateway: Gateway, body: Any, message: str
 ) -> None:
-    assert_error(await produce(client, body), 400, message)
+    assert_error(await produce(client, body, topic="refused"), 400, message)
+    # A refused request leaves no topic behind (auto-creation is for records stored).
+    assert [t.name for t in await gateway.log.list_topics()] == []
 
 
 async def test_malformed_json(client: httpx.AsyncClient) -> None:

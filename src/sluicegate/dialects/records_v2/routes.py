@@ -82,7 +82,6 @@ class RecordsV2:
             body = await request.body(json=True)
         produce = decode_json(body, self._decode_request)
         headers = _headers(produce)
-        topic = self._producer.known_topic(topic_name) or await self._producer.topic(topic_name)
         key_payload, value_payload = produce.key, produce.value
         key: bytes | None
         value: bytes | None
@@ -96,6 +95,10 @@ class RecordsV2:
             value, value_info = await self._avro(value_payload, "value", topic_name, serializer)
         else:
             value, value_info = _plain(value_payload, "value"), None
+        # Looked up (and auto-created) only for a record that can be stored: a refused
+        # request leaves no topic behind. An Avro schema is registered before, as a
+        # Confluent serializer registers it before its producer finds the topic.
+        topic = self._producer.known_topic(topic_name) or await self._producer.topic(topic_name)
         record = self._producer.record(topic, key, value, headers)
         [appended] = await self._producer.send([record])
         response = ProduceResponse(
