@@ -232,6 +232,13 @@ def _cases() -> list[Any]:
         ("publish", b"x" * (1024 * 1024 + 1), json_type, 413, "payload_too_large"),
         ("publish", b"{}", {"content-type": "text/plain"}, 415, "unsupported_media_type"),
         (
+            "publish",
+            b"{}",
+            {**json_type, "content-encoding": "gzip"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
             "consume",
             b'{"after_message_id": "BAE", "since_time": "2020-01-01T00:00:00Z"}',
             json_type,

@@ -11,7 +11,7 @@ import pytest
 
 import sluicegate.http.request as request_module
 from sluicegate.core.limits.json_limits import JsonLimits
-from sluicegate.errors import BadRequest, PayloadTooLarge, SluicegateError
+from sluicegate.errors import BadRequest, PayloadTooLarge, SluicegateError, UnsupportedMediaType
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.response_cycle import direct_cycle
 from sluicegate.http.responses import WHOLE
@@ -126,6 +126,18 @@ def test_query_parameters_last_value_wins() -> None:
 async def test_body_in_one_or_many_messages() -> None:
     assert await request((), b"hello").body() == b"hello"
     assert await request((), b"he", b"ll", b"o").body() == b"hello"
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"br", b"GZIP", b"gzip, identity"])
+async def test_a_coded_body_is_refused_as_unsupported(coding: bytes) -> None:
+    coded = request([(b"content-encoding", coding)], b"\x1f\x8b")
+    with pytest.raises(UnsupportedMediaType, match="unsupported Content-Encoding"):
+        await coded.body()
+
+
+@pytest.mark.parametrize("coding", [b"identity", b"Identity ", b""])
+async def test_an_identity_coded_body_is_read(coding: bytes) -> None:
+    assert await request([(b"content-encoding", coding)], b"hello").body() == b"hello"
 
 
 async def test_declared_length_over_the_limit_is_refused_before_reading() -> None:

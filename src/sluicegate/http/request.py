@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from sluicegate.errors import BadRequest, PayloadTooLarge
+from sluicegate.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from sluicegate.http.json_body import check_utf8
 from sluicegate.http.types import Receive, Scope
 
@@ -204,6 +204,14 @@ class Request:
         Through the server's cycle (``cycle``), not ``receive``: a request's body then
         costs no coroutine, neither ``body()``'s nor ``receive``'s.
         """
+        coding = self.raw_headers.get(b"content-encoding")
+        if coding is not None and coding.strip().lower() not in (b"identity", b""):
+            # Read as it is, a compressed body would be stored compressed, or refused as
+            # bad JSON with a message that misleads (RFC 9110: 415).
+            raise UnsupportedMediaType(
+                f"unsupported Content-Encoding {coding.decode('latin-1')!r}: send the "
+                "body uncompressed"
+            )
         cycle = self.cycle
         if cycle is None:
             return None
