@@ -77,6 +77,8 @@ class Need(enum.Enum):
     SUBJECT = "write access to the subject"
     CE_PRODUCE = "CloudEvents sources and types to produce"
     CE_CONSUME = "CloudEvents types to consume"
+    #: A CloudEvents producer or consumer (the seed's 401 for "not registered as either").
+    CE_ANY = "CloudEvents sources and types to produce, or types to consume"
 
 
 INSTANCE = "/{bridge}/ce/consumers/{group}/instances/{instance}"
@@ -163,7 +165,7 @@ NEEDS: dict[str, Need] = {
     "POST /ce/produce/raw": Need.CE_PRODUCE,
     "POST /ce/produce/event": Need.CE_PRODUCE,
     "POST /ce/produce/events": Need.CE_PRODUCE,
-    "GET /ce/tools/my-settings": Need.ANY,
+    "GET /ce/tools/my-settings": Need.CE_ANY,
     "POST /ce/tools/consumer/test": Need.CE_CONSUME,
     "PUT /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
     "GET /admin/v1/cloudevents/types/{type:path}/schema": Need.ADMIN_ALL,
@@ -194,6 +196,7 @@ PERMITTED = {
     Need.SUBJECT: "app-producer",
     Need.CE_PRODUCE: "app-ce-producer",
     Need.CE_CONSUME: "app-ce-consumer",
+    Need.CE_ANY: "app-ce-consumer",
 }
 CLIENTS = {
     OUTSIDER: Permissions(produce=["other.*"], consume=["other.*"], admin=["other.*"]),

@@ -72,6 +72,11 @@ async def test_my_settings_shows_what_the_client_may_do_and_no_secret(
     shown = (await client.get("/ce/tools/my-settings", headers=producer_only)).json()
     assert shown["consumer"] is None
     assert (await client.get("/ce/tools/my-settings")).status_code == 401
+    # Neither a producer nor a consumer: the dialect's 401, saying what it lacks.
+    neither = await key_for(gateway, "bystander", Permissions(consume=["orders"]))
+    refused = await client.get("/ce/tools/my-settings", headers=neither)
+    assert refused.status_code == 401
+    assert "neither as a CloudEvents producer" in refused.json()["message"]
 
 
 async def test_a_test_event_goes_to_the_callers_own_stream(

@@ -27,6 +27,7 @@ from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of, principal_of, raw_event
 from sluicegate.dialects.cloudevents.sse import SSE_PATH
 from sluicegate.dialects.cloudevents.websocket import WEBSOCKET_PATH
+from sluicegate.errors import Forbidden
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -148,8 +149,20 @@ class Tools:
         )
 
     async def my_settings(self, request: Request) -> Response:
-        """The caller's settings; 200."""
-        return Response(self._encode(self.settings_of(principal_of(request))))
+        """The caller's settings; 200. A client registered neither as a producer nor as
+        a consumer gets the seed's 401 for "not registered as producer or consumer", as
+        on every other route of the dialect."""
+        principal = principal_of(request)
+        permissions = principal.permissions
+        producer = permissions.ce_produce_types and permissions.ce_sources
+        if not producer and not permissions.ce_consume_types:
+            raise Forbidden(
+                f"client {principal.name!r} is registered neither as a CloudEvents producer "
+                "(it needs ce_sources and ce_produce_types) nor as a consumer (it needs "
+                "ce_consume_types)",
+                check="client",
+            )
+        return Response(self._encode(self.settings_of(principal)))
 
     async def consumer_test(self, request: Request) -> Response:
         """A test event into the caller's test stream; 202 once durable."""
