@@ -75,6 +75,8 @@ class Need(enum.Enum):
     ADMIN_ALL = "admin on '*'"
     #: Admin on the subject, or produce on the topic of a ``<topic>-key|value`` subject.
     SUBJECT = "write access to the subject"
+    #: Admin on the subject: deleting it or its versions, its compatibility, its mode.
+    SUBJECT_ADMIN = "admin on the subject"
     CE_PRODUCE = "CloudEvents sources and types to produce"
     CE_CONSUME = "CloudEvents types to consume"
     #: A CloudEvents producer or consumer (the seed's 401 for "not registered as either").
@@ -152,12 +154,12 @@ NEEDS: dict[str, Need] = {
     "GET /contexts": Need.ANY,
     "GET /associations/resources/{namespace}/{name}": Need.ANY,
     # Schema registry writes.
-    "DELETE /subjects/{subject}": Need.SUBJECT,
+    "DELETE /subjects/{subject}": Need.SUBJECT_ADMIN,
     "POST /subjects/{subject}/versions": Need.SUBJECT,
-    "DELETE /subjects/{subject}/versions/{version}": Need.SUBJECT,
-    "PUT /config/{subject}": Need.SUBJECT,
-    "DELETE /config/{subject}": Need.SUBJECT,
-    "PUT /mode/{subject}": Need.SUBJECT,
+    "DELETE /subjects/{subject}/versions/{version}": Need.SUBJECT_ADMIN,
+    "PUT /config/{subject}": Need.SUBJECT_ADMIN,
+    "DELETE /config/{subject}": Need.SUBJECT_ADMIN,
+    "PUT /mode/{subject}": Need.SUBJECT_ADMIN,
     "PUT /config": Need.ADMIN_ALL,
     "DELETE /config": Need.ADMIN_ALL,
     "PUT /mode": Need.ADMIN_ALL,
@@ -194,6 +196,7 @@ PERMITTED = {
     Need.ADMIN: "app-owner",
     Need.ADMIN_ALL: "app-operator",
     Need.SUBJECT: "app-producer",
+    Need.SUBJECT_ADMIN: "app-subject-owner",
     Need.CE_PRODUCE: "app-ce-producer",
     Need.CE_CONSUME: "app-ce-consumer",
     Need.CE_ANY: "app-ce-consumer",
@@ -204,6 +207,7 @@ CLIENTS = {
     "app-consumer": Permissions(consume=[TOPIC]),
     "app-owner": Permissions(admin=[TOPIC]),
     "app-operator": Permissions(admin=["*"]),
+    "app-subject-owner": Permissions(admin=[SUBJECT]),
     BYSTANDER: Permissions(),
     "app-ce-producer": Permissions(ce_sources=["urn:matrix"], ce_produce_types=["Matrix.*"]),
     "app-ce-consumer": Permissions(ce_consume_types=["Matrix.*"]),
@@ -429,6 +433,36 @@ async def test_route_answers_credentials(
         caller = OUTSIDER if case == "without_permission" else None
         named = [name for name in CLIENTS if name != caller and name in text]
         assert named == [], text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_producer_may_register_its_topics_schemas_but_not_loosen_or_delete_them(
+    world: World,
+) -> None:
+    """A serializer's auto-registration is the producer's; the subject's compatibility,
+    mode and versions, which its topic's consumers rely on, are the subject's admin's."""
+    producer = {
+        "authorization": f"Bearer {world.keys['app-producer'][0]}",
+        "content-type": _SR_TYPE,
+    }
+    subject = f"/subjects/{SUBJECT}"
+    registered = await world.http.post(
+        f"{subject}/versions", json={"schema": json.dumps("string")}, headers=producer
+    )
+    assert registered.status_code == 200, registered.text
+    for method, path, body in [
+        ("PUT", f"/config/{SUBJECT}", {"compatibility": "NONE"}),
+        ("DELETE", f"/config/{SUBJECT}", None),
+        ("PUT", f"/mode/{SUBJECT}", {"mode": "READWRITE"}),
+        ("DELETE", f"{subject}/versions/latest", None),
+        ("DELETE", subject, None),
+        ("DELETE", f"{subject}?permanent=true", None),
+    ]:
+        content = None if body is None else json.dumps(body).encode()
+        answer = await world.http.request(method, path, content=content, headers=producer)
+        assert answer.status_code == 403, (method, path, answer.text)
+        assert "needs admin on the subject" in answer.text
+    assert world.gateway.schemas.versions(SUBJECT)
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -1,11 +1,14 @@
 """Who may do what on the registry API.
 
 Reading (``GET``, lookups, compatibility checks) needs only valid credentials, as
-Confluent's serializers and deserializers of any client need to resolve ids. Writing a
-subject needs the admin permission on the subject's name, or the produce permission on
-the topic a ``<topic>-key|value`` subject belongs to (so a producer whose serializer
-auto-registers its schema may do so). Global settings (``/config``, ``/mode``) need
-admin on every topic.
+Confluent's serializers and deserializers of any client need to resolve ids. Registering
+a schema under a subject needs the admin permission on the subject's name, or the produce
+permission on the topic a ``<topic>-key|value`` subject belongs to (so a producer whose
+serializer auto-registers its schema may do so). Everything else that changes a subject
+(deleting it or its versions, its compatibility or mode) needs admin on the subject: a
+producer that could set its topic's compatibility to ``NONE``, or delete the schema its
+topic's consumers read with, could take the topic's contract away from them. Global
+settings (``/config``, ``/mode``) need admin on every topic.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ def _is_read(route: Route) -> bool:
     )
 
 
-def _may_write(principal: Principal, subject: str) -> bool:
+def _is_registration(route: Route) -> bool:
+    return route.path.endswith("/subjects/{subject}/versions") and "POST" in route.methods
+
+
+def _may_register(principal: Principal, subject: str) -> bool:
     if principal.allows("admin", subject):
         return True
     for suffix in ("-key", "-value"):
@@ -39,7 +46,7 @@ def _may_write(principal: Principal, subject: str) -> bool:
     return False
 
 
-def _guard(endpoint: Endpoint, read: bool) -> Endpoint:
+def _guard(endpoint: Endpoint, read: bool, registration: bool) -> Endpoint:
     async def checked(request: Request) -> Response:
         principal = request.principal
         if principal is None:
@@ -48,10 +55,18 @@ def _guard(endpoint: Endpoint, read: bool) -> Endpoint:
             subject = request.path_params.get("subject")
             if subject is None:
                 principal.require_admin()
-            elif not _may_write(principal, subject):
+            elif registration and not _may_register(principal, subject):
                 raise Forbidden(
-                    f"client {principal.name!r} may not change subject {subject!r}: it needs "
-                    "admin on the subject, or produce on the topic of a <topic>-key|value subject",
+                    f"client {principal.name!r} may not register a schema under subject "
+                    f"{subject!r}: it needs admin on the subject, or produce on the topic "
+                    "of a <topic>-key|value subject",
+                    check="admin",
+                )
+            elif not registration and not principal.allows("admin", subject):
+                raise Forbidden(
+                    f"client {principal.name!r} may not change subject {subject!r}: it "
+                    "needs admin on the subject (producing to its topic allows only "
+                    "registering schemas)",
                     check="admin",
                 )
         return await endpoint(request)
@@ -62,6 +77,9 @@ def _guard(endpoint: Endpoint, read: bool) -> Endpoint:
 def guarded(routes: list[Route]) -> list[Route]:
     """``routes`` with each endpoint behind its permission check."""
     return [
-        dataclasses.replace(route, endpoint=_guard(route.endpoint, _is_read(route)))
+        dataclasses.replace(
+            route,
+            endpoint=_guard(route.endpoint, _is_read(route), _is_registration(route)),
+        )
         for route in routes
     ]
