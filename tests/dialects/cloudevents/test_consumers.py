@@ -317,7 +317,12 @@ async def test_confirm_and_redelivery_to_the_next_instance(
     assert len((await poll(client, instance, consumer)).json()) == 3
     confirmed = await client.post(f"{instance}/confirm", params={"offset": "1"}, headers=consumer)
     assert confirmed.status_code == 204
-    for bad, message in [("4", "never delivered"), ("x", "offset"), ("0", ">= 1")]:
+    for bad, message in [
+        ("4", "never delivered"),
+        ("x", "offset"),
+        ("0", ">= 1"),
+        ("9223372036854775807", "never delivered"),
+    ]:
         response = await client.post(
             f"{instance}/confirm", params={"offset": bad}, headers=consumer
         )

@@ -106,3 +106,10 @@ async def test_only_a_consumer_may_send_test_events(
     bad = {**RAW, "ce-specversion": "2.0", **await key_for(gateway, "reader", CONSUMER)}
     response = await client.post("/ce/tools/consumer/test", content=b"{}", headers=bad)
     assert (response.status_code, response.json()["attribute"]) == (400, "specversion")
+    # A body of no raw event's type: 415, without the producer's other endpoints.
+    untyped = {k: v for k, v in bad.items() if k != "content-type"}
+    response = await client.post("/ce/tools/consumer/test", content=b"{}", headers=untyped)
+    assert response.status_code == 415
+    message = response.json()["message"]
+    assert message.startswith("no Content-Type: a raw event's body is application/json")
+    assert "/ce/produce" not in message

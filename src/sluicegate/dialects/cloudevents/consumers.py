@@ -85,10 +85,16 @@ def _offset(request: Request) -> int | None:
     value = request.query_param("offset")
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit() and len(value) <= _MAX_OFFSET_DIGITS):
+    if not (value.isascii() and value.isdigit()):
         raise BadRequest(
             f"query parameter offset must be an event's offset (a positive integer), "
             f"got {value[:40]!r}",
+            field="offset",
+        )
+    if len(value) > _MAX_OFFSET_DIGITS:
+        raise BadRequest(
+            f"offset {value[:40]} was never delivered: an instance's offsets have at most "
+            f"{_MAX_OFFSET_DIGITS} digits",
             field="offset",
         )
     return int(value)

@@ -63,31 +63,37 @@ def consumer_of(request: Request) -> Principal:
     return principal
 
 
+def _refused(media_type: str) -> str:
+    """How a 415 names the request's media type (``""``: it sent none)."""
+    return f"unsupported Content-Type {media_type!r}" if media_type else "no Content-Type"
+
+
 def _require_media_type(request: Request, expected: str, hint: str) -> None:
     if request.media_type != expected:
-        shown = request.media_type or "none"
-        raise UnsupportedMediaType(
-            f"unsupported Content-Type {shown!r}: expected {expected} ({hint})"
-        )
+        refused = _refused(request.media_type)
+        raise UnsupportedMediaType(f"{refused}: expected {expected} ({hint})")
 
 
 async def raw_event(request: Request) -> CloudEvent:
     """The event of a raw (binary-mode) request: ``ce-`` headers and a body whose
     Content-Type is one of ``RAW_MEDIA_TYPES``. Also the form of test and dead events."""
-    media_type = _raw_media_type(request)
+    media_type = _raw_media_type(request, "")
     body = await request.body(json=media_type == "application/json")
     return from_http_binary(request.raw_headers, body)
 
 
-def _raw_media_type(request: Request) -> str:
-    """The media type of a raw event's body, refused unless one of ``RAW_MEDIA_TYPES``."""
+#: Where a producer's other forms of event go, said when a raw event's type is refused.
+_OTHER_FORMS = " (structured events go to /ce/produce/event, batches to /ce/produce/events)"
+
+
+def _raw_media_type(request: Request, others: str = _OTHER_FORMS) -> str:
+    """The media type of a raw event's body, refused unless one of ``RAW_MEDIA_TYPES``;
+    ``others`` ends the refusal (where the other forms go, for a producer)."""
     media_type = request.media_type
     if media_type not in RAW_MEDIA_TYPES:
-        shown = media_type or "none"
         raise UnsupportedMediaType(
-            f"unsupported Content-Type {shown!r}: a raw event's body is application/json, "
-            "application/octet-stream or text/plain (structured events go to "
-            "/ce/produce/event, batches to /ce/produce/events)"
+            f"{_refused(media_type)}: a raw event's body is application/json, "
+            f"application/octet-stream or text/plain{others}"
         )
     return media_type
 
