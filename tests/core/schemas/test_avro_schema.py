@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -281,7 +282,10 @@ def test_union_of_records_blames_the_branch_of_the_same_shape() -> None:
 def test_encode_decode_round_trip() -> None:
     schema = parse(ORDER)
     payload = schema.encode(VALID_ORDER)
-    assert schema.decode(payload) == VALID_ORDER
+    # Read as JSON shows it: bytes in Avro's JSON encoding, which encode takes back.
+    read = schema.decode(payload)
+    assert read == {**VALID_ORDER, "digest": "\x00\x01\x02\x03"}
+    assert schema.encode(read) == payload
 
 
 def test_encode_is_avro_binary() -> None:
@@ -365,3 +369,48 @@ def test_a_stored_value_past_pythons_dates_is_an_invalid_record_not_a_crash() ->
     payload = b"\xfe\xff\xff\xff\x0f"  # the int 2**31 - 1, zig-zag
     with pytest.raises(InvalidRecord, match="data is not Avro written with this schema"):
         field_of(DATE).decode(payload)
+
+
+DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}
+
+
+@pytest.mark.parametrize(
+    ("kind", "sent", "read"),
+    [
+        ("bytes", "\u0000\u00ff\u0041", "\u0000\u00ffA"),  # Avro's JSON encoding
+        ({"type": "fixed", "name": "F4", "size": 4}, "abcd", "abcd"),
+        (["null", "bytes"], "xy", "xy"),
+        ({"type": "map", "values": "bytes"}, {"k": "\u00e9"}, {"k": "\u00e9"}),
+        (DECIMAL, 12.34, Decimal("12.34")),
+        (DECIMAL, "12.3", Decimal("12.30")),  # as it is read: a string holding the number
+        (DECIMAL, 12, Decimal("12.00")),
+        (["null", DECIMAL], 1.5, Decimal("1.50")),
+    ],
+)
+def test_binary_values_travel_in_avros_json_encoding(
+    kind: object, sent: object, read: object
+) -> None:
+    schema = field_of(kind)
+    assert schema.decode(schema.encode({"v": sent})) == {"v": read}
+
+
+def test_a_string_in_a_union_with_a_string_branch_stays_a_string() -> None:
+    schema = field_of(["null", "string", "bytes"])
+    assert schema.encode({"v": "xy"}) == b"\x02\x04xy"  # branch 1: the string
+
+
+@pytest.mark.parametrize(
+    ("kind", "sent", "message"),
+    [
+        ("bytes", "\u0100", "code points 0-255"),
+        ({"type": "fixed", "name": "F4", "size": 4}, "abc", "fixed F4"),
+        (DECIMAL, "\u0004\u00d2", "Expected a decimal"),
+        (DECIMAL, 12.345, "a decimal does not fit its schema"),
+        (DECIMAL, 1_234_567_890, "a decimal does not fit its schema"),
+    ],
+)
+def test_binary_values_that_cannot_be_stored_are_refused(
+    kind: object, sent: object, message: str
+) -> None:
+    with pytest.raises(InvalidSchema, match=message):
+        field_of(kind).encode({"v": sent})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from decimal import Decimal
 from typing import Any
 
 import fastavro
@@ -106,6 +107,38 @@ async def test_strategies(client: httpx.AsyncClient) -> None:
         response = await client.post(URL, json=body)
         assert response.status_code == 200, response.text
         assert response.json()["value"]["schema_artifact_id"] == subject
+
+
+async def test_bytes_fixed_and_decimal_in_avros_json_encoding(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    # As Confluent's REST proxy takes them: bytes and fixed as strings of code points
+    # 0-255; a decimal as the number (what a read shows). Stored as any Avro client
+    # writes them.
+    schema = json.dumps(
+        {
+            "type": "record",
+            "name": "Payment",
+            "fields": [
+                {"name": "digest", "type": "bytes"},
+                {"name": "tag", "type": {"type": "fixed", "name": "Tag", "size": 2}},
+                {
+                    "name": "amount",
+                    "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+                },
+            ],
+        }
+    )
+    data = {"digest": "\u0000\u00ff", "tag": "ok", "amount": 12.5}
+    body = {"value": {"type": "avro", "schema": schema, "data": data}}
+    response = await client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    [record] = await gateway.log.read(
+        TopicPartition("test-topic", 0), 0, max_records=1, max_bytes=1 << 20
+    )
+    assert record.value is not None
+    _, stored = unframe(record.value, schema)
+    assert stored == {"digest": b"\x00\xff", "tag": b"ok", "amount": Decimal("12.50")}
 
 
 async def test_data_not_matching_schema(client: httpx.AsyncClient) -> None:

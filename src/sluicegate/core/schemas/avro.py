@@ -21,6 +21,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 import fastavro
@@ -84,6 +85,8 @@ class AvroSchema:
         kinds = _kinds(parsed, names, set())
         self._read_back = bool(kinds & _CONVERTED_ON_READ)
         self._floats = "float" in kinds
+        #: ``bytes`` or ``fixed`` somewhere: JSON holds those in Avro's JSON encoding.
+        self._binary = bool(kinds & {"bytes", "fixed"})
 
     @classmethod
     def parse(cls, text: str, references: Iterable[AvroSchema] = ()) -> AvroSchema:
@@ -115,12 +118,17 @@ class AvroSchema:
 
     def validate(self, datum: object) -> None:
         """Raise ``InvalidSchema`` whose message names the first field that does not match."""
-        if not fastavro_validate(datum, self.parsed, raise_errors=False):
+        try:
+            valid = fastavro_validate(datum, self.parsed, raise_errors=False)
+        except ValueError as exc:  # a decimal past its precision or scale
+            raise InvalidSchema(f"a decimal does not fit its schema: {exc}") from None
+        if not valid:
             message = describe_mismatch(self.parsed, datum, self.names)
             raise InvalidSchema(message)
 
     def encode(self, datum: object) -> bytes:
-        """Validate ``datum``, then write Avro binary (no header).
+        """Validate ``datum`` (a JSON value, see ``from_json``), then write Avro binary
+        (no header).
 
         What fastavro validates and writes is not always what it can read: a logical
         type's value past Python's dates (a ``date`` of 2**31 - 1 days) or a ``uuid``
@@ -130,9 +138,14 @@ class AvroSchema:
         back before it is stored, and refused (``InvalidSchema``) if it does not come
         back.
         """
+        if self._binary:
+            datum = self.from_json(datum)
         self.validate(datum)
         buffer = io.BytesIO()
-        fastavro.schemaless_writer(buffer, self.parsed, datum)
+        try:
+            fastavro.schemaless_writer(buffer, self.parsed, datum)
+        except ValueError as exc:  # a decimal past its precision or scale
+            raise InvalidSchema(f"a decimal does not fit its schema: {exc}") from None
         payload = buffer.getvalue()
         if self._read_back or self._floats:
             try:
@@ -150,11 +163,24 @@ class AvroSchema:
         return payload
 
     def decode(self, payload: bytes) -> object:
-        """Read Avro binary written with this schema."""
+        """Read Avro binary written with this schema, as JSON shows it: ``bytes`` and
+        ``fixed`` in Avro's JSON encoding (``from_json`` takes it back)."""
         try:
-            return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+            datum = fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
         except _DECODE_ERRORS as exc:
             raise InvalidRecord(f"data is not Avro written with this schema: {exc}") from None
+        return _binary_as_text(datum) if self._binary else datum
+
+    def from_json(self, datum: object) -> object:
+        """``datum`` as fastavro writes it, from the JSON form of Avro's JSON encoding,
+        as Confluent's REST proxy takes it: a ``bytes`` or ``fixed`` value is a string
+        whose code points 0-255 are its bytes (``"\u00ff\u0001"``). A ``decimal`` is
+        a JSON number or a string holding one (``12.34``, ``"12.34"``), the way it is
+        shown when read; its bytes in that encoding would be read as a number too often
+        to be told apart. Unions are untagged, as everywhere here: a string goes to a
+        ``string`` branch before a binary one.
+        """
+        return _FromJson(self.names).convert(self.parsed, datum, "$")
 
 
 def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
@@ -175,6 +201,8 @@ def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
     found = _kinds(kind, names, seen) if isinstance(kind, (str, list)) else set()
     if isinstance(kind, dict):
         found |= _kinds(kind, names, seen)
+    if kind in NAMED:
+        found.add(kind)
     logical = node.get("logicalType")
     if isinstance(logical, str):
         found.add(logical)
@@ -188,6 +216,96 @@ def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
         if child in node:
             found |= _kinds(node[child], names, seen)
     return found
+
+
+_DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+class _FromJson:
+    """``AvroSchema.from_json``: a walk of the schema beside the datum."""
+
+    def __init__(self, names: Mapping[str, Any]) -> None:
+        self._names = names
+
+    def convert(self, node: Any, datum: object, path: str) -> object:
+        node = _resolve(node, self._names)
+        if isinstance(node, list):
+            return self._union(node, datum, path)
+        kind = node.get("type") if isinstance(node, dict) else node
+        if isinstance(kind, (dict, list)):  # {"type": {...}}: the type inside
+            return self.convert(kind, datum, path)
+        if kind in ("bytes", "fixed"):
+            return self._binary(node, datum, path)
+        if kind in ("record", "error") and isinstance(datum, dict):
+            converted = dict(datum)
+            for field in node["fields"]:
+                name = field["name"]
+                if name in datum:
+                    converted[name] = self.convert(field["type"], datum[name], f"{path}.{name}")
+            return converted
+        if kind == "array" and isinstance(datum, list):
+            return [
+                self.convert(node["items"], item, f"{path}[{i}]") for i, item in enumerate(datum)
+            ]
+        if kind == "map" and isinstance(datum, dict):
+            return {k: self.convert(node["values"], v, f"{path}.{k}") for k, v in datum.items()}
+        return datum
+
+    def _binary(self, node: Any, datum: object, path: str) -> object:
+        decimal = isinstance(node, dict) and node.get("logicalType") == "decimal"
+        if decimal:
+            if isinstance(datum, (int, float)) and not isinstance(datum, bool):
+                return Decimal(repr(datum)) if isinstance(datum, float) else Decimal(datum)
+            if isinstance(datum, str) and _DECIMAL.fullmatch(datum):
+                return Decimal(datum)
+            if isinstance(datum, str):
+                raise InvalidSchema(
+                    f"Expected a decimal (a JSON number, or a string holding one), got "
+                    f"{_describe(datum)} - at {path}"
+                )
+            return datum
+        if isinstance(datum, str):
+            try:
+                return datum.encode("latin-1")
+            except UnicodeEncodeError as exc:
+                raise InvalidSchema(
+                    f"Expected bytes in Avro's JSON encoding (a string of code points "
+                    f"0-255), got a code point {ord(datum[exc.start]):#x} - at {path}"
+                ) from None
+        return datum
+
+    def _union(self, branches: list[Any], datum: object, path: str) -> object:
+        resolved = [_resolve(branch, self._names) for branch in branches]
+        kinds = [b.get("type") if isinstance(b, dict) else b for b in resolved]
+        if isinstance(datum, str):
+            if any(kind in ("string", "enum") for kind in kinds):
+                return datum
+        elif isinstance(datum, (bool, int, float)):
+            if any(kind in ("int", "long", "float", "double", "boolean") for kind in kinds):
+                return datum
+        elif datum is None:
+            return datum
+        # The first branch the converted value fits; as it was if none does (and then
+        # validation says why).
+        for branch in resolved:
+            try:
+                converted = self.convert(branch, datum, path)
+            except InvalidSchema:
+                continue
+            if _matches(branch, converted, dict(self._names)):
+                return converted
+        return datum
+
+
+def _binary_as_text(datum: object) -> object:
+    """A read datum with every ``bytes`` value as the string Avro's JSON encoding makes."""
+    if isinstance(datum, bytes):
+        return datum.decode("latin-1")
+    if isinstance(datum, dict):
+        return {key: _binary_as_text(value) for key, value in datum.items()}
+    if isinstance(datum, list):
+        return [_binary_as_text(item) for item in datum]
+    return datum
 
 
 def _finite(datum: object) -> bool:
@@ -359,7 +477,10 @@ def _matches(node: Any, datum: object, names: dict[str, Any]) -> bool:
         "__fastavro_parsed": True,
         "__named_schemas": names,
     }
-    return bool(fastavro_validate({"value": datum}, probe, raise_errors=False))
+    try:
+        return bool(fastavro_validate({"value": datum}, probe, raise_errors=False))
+    except ValueError:  # a decimal past its precision or scale
+        return False
 
 
 def describe_mismatch(schema: Any, datum: object, names: dict[str, Any]) -> str:

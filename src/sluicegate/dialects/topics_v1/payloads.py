@@ -6,7 +6,8 @@ here too. Their value becomes the ``payload`` as follows:
 * no value (a tombstone): ``null``;
 * a JSON document: as it is;
 * Confluent's wire format (magic byte 0 and a schema id this registry knows): decoded
-  with that schema (Avro or JSON Schema) and written as JSON (Avro ``bytes`` as base64);
+  with that schema (Avro or JSON Schema) and written as JSON (Avro ``bytes`` and ``fixed``
+  in Avro's JSON encoding, as publish takes them);
 * other UTF-8 text: a JSON string holding it;
 * anything else: ``{"data_base64": "<the bytes in base64>"}``, as CloudEvents writes
   binary data.
