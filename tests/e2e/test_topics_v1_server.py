@@ -207,6 +207,21 @@ async def test_since_time_a_messages_own_time_goes_on_after_that_message(world: 
     assert [m["payload"] for m in response.json()["messages"]] == [{"n": 2}]
 
 
+async def test_a_lone_surrogate_escape_is_said_as_such_with_or_without_a_schema(
+    world: World,
+) -> None:
+    body = b'{"lone": "\\ud800"}'
+    headers = {**world.app, "content-type": "application/json"}
+    for _ in range(2):
+        response = await world.http.post(world.url("publish"), content=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["message"] == (
+            "the message holds a lone UTF-16 surrogate escape (\\ud800-\\udfff) in "
+            "`lone`, which is not Unicode text"
+        )
+        await world.gateway.schemas.register("people-value", json.dumps(PERSON), "JSON")
+
+
 async def test_schema_violations_are_each_listed(world: World) -> None:
     await world.gateway.schemas.register("people-value", json.dumps(PERSON), "JSON")
     response = await world.http.post(world.url("publish"), json={"age": -1}, headers=world.app)

@@ -21,7 +21,7 @@ import msgspec
 
 from sluicegate.errors import BadRequest
 
-__all__ = ["check_utf8", "decode_json"]
+__all__ = ["check_utf8", "decode_json", "lone_surrogate_at"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,13 @@ def _bad_string_path(body: bytes) -> str | None:
     return _first_bad_string(document, "")
 
 
+def lone_surrogate_at(body: bytes) -> str | None:
+    """Where JSON ``body`` holds a string with a lone UTF-16 surrogate escape, if it does:
+    to say so when msgspec refuses it (its message for one is "Input data was
+    truncated")."""
+    return _bad_string_path(body) if b"\\u" in body else None
+
+
 def check_utf8(body: bytes) -> None:
     """Raise ``BadRequest`` naming the field if ``body`` is not UTF-8."""
     if body.isascii():
@@ -99,7 +106,7 @@ def decode_json(body: bytes, decode: Callable[[bytes], T]) -> T:
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid request body: {_validation_message(exc)}") from None
     except msgspec.DecodeError as exc:
-        where = _bad_string_path(body) if b"\\u" in body else None
+        where = lone_surrogate_at(body)
         if where is not None:
             raise BadRequest(
                 f"invalid request body: {where} holds a lone UTF-16 surrogate "

@@ -40,7 +40,7 @@ from sluicegate.errors import (
     UnknownTopic,
     UnsupportedMediaType,
 )
-from sluicegate.http.json_body import decode_json
+from sluicegate.http.json_body import decode_json, lone_surrogate_at
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
@@ -86,7 +86,14 @@ def _check_media_type(request: Request) -> None:
         _ACCEPTED.add(raw)
 
 
-def _not_json(what: str, exc: msgspec.DecodeError) -> BadRequest:
+def _not_json(what: str, exc: msgspec.DecodeError, data: bytes) -> BadRequest:
+    where = lone_surrogate_at(data)
+    if where is not None:
+        shown = "" if where == "the body" else f" in {where}"
+        return BadRequest(
+            f"{what} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff){shown}, "
+            "which is not Unicode text"
+        )
     return BadRequest(f"{what} is not valid JSON: {exc}")
 
 
@@ -98,7 +105,7 @@ def _stored_value(schema: ValueSchema | None, data: bytes, what: str) -> bytes:
             return data
         datum = _decode_any(data)
     except msgspec.DecodeError as exc:
-        raise _not_json(what, exc) from None
+        raise _not_json(what, exc, data) from None
     violations = schema.violations(datum)
     if violations:
         listed, shown = describe_violations(violations)
@@ -170,7 +177,7 @@ class TopicsV1Public:
             try:
                 _check_json(body)
             except msgspec.DecodeError as exc:
-                raise _not_json("the message", exc) from None
+                raise _not_json("the message", exc, body) from None
             value = body
         else:
             value = _stored_value(schema, body, "the message")
