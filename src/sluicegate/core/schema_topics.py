@@ -132,8 +132,10 @@ class SchemaTopics:
         retention_ms: int | msgspec.UnsetType | None = msgspec.UNSET,
         description: str | msgspec.UnsetType = msgspec.UNSET,
         schema: ValueSchema | msgspec.UnsetType = msgspec.UNSET,
+        partitions: int | msgspec.UnsetType = msgspec.UNSET,
     ) -> SchemaTopic:
-        """Change what is given; a new schema is a new version of the value subject.
+        """Change what is given (partitions only grow); a new schema is a new version of
+        the value subject.
 
         The schema is registered before the topic is changed: if the change then fails,
         the registry already holds the new version and the next update settles it.
@@ -147,7 +149,7 @@ class SchemaTopics:
             )
             config[SCHEMA_AS_GIVEN] = schema.given
             config[SCHEMA_ID] = registered.id
-        update = TopicUpdate(retention_ms=retention_ms, config=config)
+        update = TopicUpdate(retention_ms=retention_ms, config=config, partitions=partitions)
         return self.describe(await self._topics.alter(topic.name, update))
 
     async def purge(self, topic: Topic) -> None:

@@ -197,6 +197,18 @@ async def test_update_description_and_retention_only(client: httpx.AsyncClient) 
     assert cleared.json()["data"]["description"] == ""
 
 
+async def test_update_grows_partitions_as_create_sets_them(client: httpx.AsyncClient) -> None:
+    topic = await create(client)
+    url = f"{TOPICS}/{topic['id']}"
+    grown = await client.put(url, json={"partitions": 3})
+    assert grown.json()["data"]["partitions"] == 3
+    assert (await client.get(url)).json()["data"]["partitions"] == 3
+    fewer = await client.put(url, json={"partitions": 2})
+    assert "only grow" in error(fewer, 400, "bad_request")
+    assert (await client.put(url, json={"partitions": "4"})).status_code == 400
+    assert (await client.get(url)).json()["data"]["partitions"] == 3
+
+
 async def test_update_errors(client: httpx.AsyncClient) -> None:
     topic = await create(client)
     url = f"{TOPICS}/{topic['id']}"

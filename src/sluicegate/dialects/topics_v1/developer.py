@@ -133,6 +133,7 @@ class DeveloperApi:
             retention_ms=_unless_unset(body.retention, retention_ms),
             description=_unless_unset(body.description, check_description),
             schema=_unless_unset(body.schema, parse_value_schema),
+            partitions=body.partitions,
         )
         return json_response({"data": topic_out(described)})
 

@@ -54,6 +54,8 @@ class TopicUpdateIn(msgspec.Struct):
     schema: Any = msgspec.UNSET
     retention: float | msgspec.UnsetType | None = msgspec.UNSET
     description: str | msgspec.UnsetType | None = msgspec.UNSET
+    #: As on create; partitions only grow (Kafka's rule).
+    partitions: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class TopicOut(msgspec.Struct):
