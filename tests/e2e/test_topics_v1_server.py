@@ -207,7 +207,7 @@ async def test_since_time_a_messages_own_time_goes_on_after_that_message(world: 
     assert [m["payload"] for m in response.json()["messages"]] == [{"n": 2}]
 
 
-async def test_a_lone_surrogate_escape_is_said_as_such_with_or_without_a_schema(
+async def test_a_lone_surrogate_or_a_huge_number_is_said_as_such(
     world: World,
 ) -> None:
     body = b'{"lone": "\\ud800"}'
@@ -220,6 +220,10 @@ async def test_a_lone_surrogate_escape_is_said_as_such_with_or_without_a_schema(
             "`lone`, which is not Unicode text"
         )
         await world.gateway.schemas.register("people-value", json.dumps(PERSON), "JSON")
+    # Valid JSON, stored as sent without a schema, but beyond what a schema can check.
+    huge = await world.http.post(world.url("publish"), content=b'{"n": 1e400}', headers=headers)
+    assert huge.status_code == 400
+    assert "beyond a double's range" in huge.json()["message"]
 
 
 async def test_schema_violations_are_each_listed(world: World) -> None:

@@ -94,6 +94,13 @@ def _not_json(what: str, exc: msgspec.DecodeError, data: bytes) -> BadRequest:
             f"{what} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff){shown}, "
             "which is not Unicode text"
         )
+    if str(exc).startswith("Number out of range"):
+        # Valid JSON (a topic without a schema stores it as sent), but no number a
+        # schema's checks can hold.
+        return BadRequest(
+            f"{what} holds a number beyond a double's range (such as 1e400), which the "
+            "topic's schema cannot check"
+        )
     return BadRequest(f"{what} is not valid JSON: {exc}")
 
 
