@@ -135,13 +135,18 @@ def test_an_id_past_the_end_was_never_issued() -> None:
         resume_positions(parse_message_id(message_id(3, 0, (0,))), 3, [Watermarks(0, 5)])
 
 
-def test_a_purged_message_is_an_error_not_a_restart() -> None:
-    # Offset 1 is below the low watermark 2: its message is gone.
-    with pytest.raises(MessagePurged, match="purged"):
-        resume_positions(parse_message_id(message_id(3, 0, (2,))), 3, MARKS)
-    # After a purge of everything (low == high), the last message's id is gone too.
-    with pytest.raises(MessagePurged):
-        resume_positions(parse_message_id(message_id(3, 0, (10,))), 3, [Watermarks(10, 10)])
+def test_messages_purged_before_they_were_read_are_an_error_not_a_restart() -> None:
+    # Next offset 1 is below the low watermark 2: offset 1, not read yet, is gone.
+    with pytest.raises(MessagePurged, match="before they were read"):
+        resume_positions(parse_message_id(message_id(3, 0, (1,))), 3, MARKS)
+
+
+def test_an_id_whose_own_message_is_gone_resumes_after_it() -> None:
+    # Its reader had that message: nothing it had not read is missing.
+    assert resume_positions(parse_message_id(message_id(3, 0, (2,))), 3, MARKS) == [2]
+    # After a purge of everything (low == high), the last message's id goes on.
+    after = resume_positions(parse_message_id(message_id(3, 0, (10,))), 3, [Watermarks(10, 10)])
+    assert after == [10]
 
 
 def test_records_the_id_had_not_reached_in_another_partition_were_removed() -> None:

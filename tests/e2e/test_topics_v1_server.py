@@ -328,16 +328,21 @@ async def test_ids_of_another_topic_never_issued_or_purged(world: World) -> None
     unissued = mine[:-1] + ("I" if mine[-1] != "I" else "M")
     beyond = await world.consume(after_message_id=unissued)
     assert beyond.status_code == 400, beyond.text
+    unread = await world.publish({"x": 3})
     purged = await world.http.post(
         f"/admin/v1/topics/{world.topic.name}/purge", headers=world.admin
     )
     assert purged.status_code in (200, 204), purged.text
+    # ``mine``'s reader had not read x=3, which is gone: an error, not a silent skip.
     gone = await world.consume(after_message_id=mine)
     assert gone.status_code == 404
     assert gone.json()["code"] == "message_purged"
-    # Publishing goes on from the old high watermark; new ids work.
-    fresh = await world.publish({"x": 3})
+    # Publishing goes on from the old high watermark; new ids work, and the reader that
+    # had read everything goes on after the purge from its own id.
+    fresh = await world.publish({"x": 4})
     assert (await world.consume()).json()["messages"][0]["message_id"] == fresh
+    caught_up = await world.consume(after_message_id=unread)
+    assert [m["message_id"] for m in caught_up.json()["messages"]] == [fresh]
 
 
 # -- cursor walks ----------------------------------------------------------------------

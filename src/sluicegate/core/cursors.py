@@ -16,8 +16,11 @@ Layout, before base64url (no padding): unsigned LEB128 varints.
 Anything else (bad characters, a truncated or overlong varint, three values, an id that
 does not re-encode to itself) is malformed. Valid-looking ids are then checked against
 the topic: another topic's id or a position past the high watermark (never issued) is
-``InvalidMessageId`` (400); a message below the low watermark, or records the id had not
-yet reached that were removed since, is ``MessagePurged`` (404), never a silent restart.
+``InvalidMessageId`` (400); records the id had not yet reached that were removed since
+(purged, or expired by retention) is ``MessagePurged`` (404), never a silent restart.
+The message the id names may be gone itself: its reader had it, and resuming after it
+is exact (a consumer that had read everything goes on after a purge, as a long poll
+waiting through one does).
 """
 
 from __future__ import annotations
@@ -254,12 +257,10 @@ def resume_positions(
     own = positions[parsed.partition]
     if own < 1:
         raise InvalidMessageId(f"message id names no message of topic {topic_id}")
-    if own - 1 < watermarks[parsed.partition].low or any(
-        position < marks.low for position, marks in zip(positions, watermarks, strict=False)
-    ):
+    if any(position < marks.low for position, marks in zip(positions, watermarks, strict=False)):
         raise MessagePurged(
-            f"the message this id names, or messages after it, were purged from topic "
-            f"{topic_id} (or expired by its retention); start again without "
+            f"messages after the one this id names were purged from topic {topic_id} (or "
+            "expired by its retention) before they were read; start again without "
             "after_message_id, or with since_time"
         )
     return [*positions, *(marks.low for marks in watermarks[len(positions) :])]
