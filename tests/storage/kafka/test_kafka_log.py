@@ -454,6 +454,27 @@ async def test_partitions_added_outside_the_gateway_are_taken_by_every_node(
     assert "'grown' has 4 partitions in Kafka, 2 in the gateway's registry" in said[0]
 
 
+async def test_a_producer_that_wrote_before_the_growth_writes_to_the_new_partitions(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog, kafka_admin: AdminClient
+) -> None:
+    # librdkafka remembers the topic's partitions from its first write, for minutes: a
+    # record for a partition added since was refused as "Unknown partition", a 404.
+    async with open_kafka_log(kafka_settings) as log:
+        await log.create_topic(TopicSpec(name="used", partitions=1))
+        await log.append([NewRecord("used", 0, None, b"before")])
+        await log.append([NewRecord("used", 0, None, b"a"), NewRecord("used", 0, None, b"b")])
+        kafka_name = kafka_settings.topic_prefix + "used"
+        grow = kafka_admin.create_partitions([NewPartitions(kafka_name, 3)])[kafka_name]
+        await asyncio.to_thread(grow.result, 30)
+        assert await log._topics.adopt_outside_changes() == (["used"], [])
+        [single] = await log.append([NewRecord("used", 2, None, b"single")])
+        assert (single.partition, single.offset) == (2, 0)
+        both = await log.append(
+            [NewRecord("used", 1, None, b"x"), NewRecord("used", 2, None, b"y")]
+        )
+        assert [(a.partition, a.offset) for a in both] == [(1, 0), (2, 1)]
+
+
 async def test_a_topic_made_with_kafkas_tools_under_the_prefix_is_taken_by_its_creation(
     kafka_settings: KafkaSettings,
     kafka_log: KafkaLog,

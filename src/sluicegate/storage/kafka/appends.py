@@ -27,7 +27,7 @@ from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topic_batch import TopicBatch
 from sluicegate.errors import Overloaded, SluicegateError, StorageUnavailable, UnknownTopic
 from sluicegate.storage.base import CommitObserver
-from sluicegate.storage.kafka.errors import kafka_error, translate
+from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, translate
 from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.registry import TopicRegistry
@@ -268,13 +268,14 @@ class Appends:
             error = kafka_error(exc)
             if (
                 error is not None
-                and error.code() == KafkaError._UNKNOWN_TOPIC
+                and error.code() in STALE_METADATA
                 and not relearned
                 and record.topic in self._registry.by_name
             ):
-                # librdkafka remembers the topic missing: it was deleted, and made again
-                # under its name since. It forgets at its next metadata refresh, minutes
-                # away: ask now, then send again, once.
+                # librdkafka remembers the topic missing (deleted, and made again under
+                # its name since) or with fewer partitions (grown since, through another
+                # node or Kafka's tools). It learns otherwise at its next metadata
+                # refresh, minutes away: ask now, then send again, once.
                 relearning = asyncio.ensure_future(self._relearn(kafka_topic, record, future))
                 self._relearning.add(relearning)
                 relearning.add_done_callback(self._relearning.discard)

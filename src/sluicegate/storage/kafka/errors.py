@@ -24,7 +24,7 @@ from sluicegate.errors import (
     UnknownTopic,
 )
 
-__all__ = ["REFUSED_LOGIN", "kafka_error", "translate"]
+__all__ = ["REFUSED_LOGIN", "STALE_METADATA", "kafka_error", "translate"]
 
 _TOO_LARGE = {
     KafkaError.MSG_SIZE_TOO_LARGE,
@@ -36,6 +36,10 @@ _UNKNOWN_TOPIC = {
     KafkaError._UNKNOWN_PARTITION,
     KafkaError.UNKNOWN_TOPIC_ID,
 }
+#: librdkafka refused a record at once from what it remembers of the topic: missing, or
+#: without that partition. The topic may have been made again, or grown, since it last
+#: asked the cluster (its refresh is minutes apart): asking again settles it.
+STALE_METADATA = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION})
 #: The cluster refused the gateway's SASL login (bad credentials, an unknown user).
 REFUSED_LOGIN = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
 #: An ACL of the cluster does not allow the gateway's principal what it asked.

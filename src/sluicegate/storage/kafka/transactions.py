@@ -52,7 +52,7 @@ from sluicegate.errors import (
     StorageUnavailable,
 )
 from sluicegate.storage.kafka.clients import ONE_BATCH_BYTES, ONE_BATCH_RECORDS
-from sluicegate.storage.kafka.errors import kafka_error, translate
+from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, translate
 
 __all__ = ["TransactionalProducer"]
 
@@ -394,8 +394,9 @@ class TransactionalProducer:
         outcomes = self._commit(batches)
         if self._retry is _Retry.RELEARN and self._producer is not None:
             # librdkafka refused a record at once: it remembers the topic missing (deleted,
-            # and made again under its name since) until its next metadata refresh,
-            # minutes away. Aborted, nothing of it stored: ask now and commit again, once.
+            # and made again under its name since) or with fewer partitions (grown since)
+            # until its next metadata refresh, minutes away. Aborted, nothing of it
+            # stored: ask now and commit again, once.
             topics = {topic for batch in batches for topic, _ in batch.shares()}
             logger.info("librdkafka took a topic of %s for missing: asking again", sorted(topics))
             for topic in topics:
@@ -540,7 +541,7 @@ class TransactionalProducer:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
             aborted = self._abort()
-            if aborted and error is not None and error.code() == KafkaError._UNKNOWN_TOPIC:
+            if aborted and error is not None and error.code() in STALE_METADATA:
                 self._retry = _Retry.RELEARN
         if cause is not None:
             return translate(cause)
