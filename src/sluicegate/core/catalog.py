@@ -86,6 +86,14 @@ class TopicCatalog:
             return cached[1]
         return None
 
+    def forget(self, name: str) -> None:
+        """Drop what the cache says of ``name``: a write found it gone or with fewer
+        partitions (deleted, and perhaps made again, through another node), and the next
+        ``get`` asks the log."""
+        forgotten = self._cache.pop(name, None)
+        if forgotten is not None:
+            self._cache_by_id.pop(forgotten[1].id, None)
+
     async def get(self, name: str, *, auto_create: bool = False) -> Topic:
         """The topic ``name``; created with the defaults if allowed and missing."""
         cached = self.cached(name)
@@ -164,7 +172,5 @@ class TopicCatalog:
 
     async def delete(self, name: str) -> None:
         await self.get(name)
-        forgotten = self._cache.pop(name, None)
-        if forgotten is not None:
-            self._cache_by_id.pop(forgotten[1].id, None)
+        self.forget(name)
         await self._log.delete_topic(name)

@@ -34,6 +34,8 @@ class Producer:
         # The catalog's and the log's own methods, not wrappers: both run on every request.
         #: The topic if it is in the catalog's cache (no await), else None.
         self.known_topic = catalog.cached
+        #: Drop the cache's word on a topic a write found gone or smaller.
+        self.forget_topic = catalog.forget
         #: Append records atomically and durably: ``Log.append``, whose future fails with
         #: ``StorageTimeout`` past the deadline.
         self.send = log.append

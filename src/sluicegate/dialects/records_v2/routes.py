@@ -22,8 +22,10 @@ from sluicegate.dialects.records_v2.wire import (
 from sluicegate.errors import (
     BadRequest,
     IncompatibleSchema,
+    InvalidPartition,
     InvalidSchema,
     InvalidTopicName,
+    UnknownTopic,
     UnsupportedMediaType,
 )
 from sluicegate.http.json_body import decode_json
@@ -99,8 +101,19 @@ class RecordsV2:
         # request leaves no topic behind. An Avro schema is registered before, as a
         # Confluent serializer registers it before its producer finds the topic.
         topic = self._producer.known_topic(topic_name) or await self._producer.topic(topic_name)
-        record = self._producer.record(topic, key, value, headers)
-        [appended] = await self._producer.send([record])
+        try:
+            [appended] = await self._producer.send(
+                [self._producer.record(topic, key, value, headers)]
+            )
+        except (UnknownTopic, InvalidPartition):
+            # The topic was deleted (and perhaps made again with fewer partitions) through
+            # another node since this one cached it; nothing was stored. Looked up again
+            # (auto-created if allowed, the partition chosen anew), once.
+            self._producer.forget_topic(topic_name)
+            topic = await self._producer.topic(topic_name)
+            [appended] = await self._producer.send(
+                [self._producer.record(topic, key, value, headers)]
+            )
         response = ProduceResponse(
             partition_id=appended.partition,
             topic_name=appended.topic,
