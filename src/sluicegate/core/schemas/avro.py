@@ -174,7 +174,7 @@ class AvroSchema:
     def from_json(self, datum: object) -> object:
         """``datum`` as fastavro writes it, from the JSON form of Avro's JSON encoding,
         as Confluent's REST proxy takes it: a ``bytes`` or ``fixed`` value is a string
-        whose code points 0-255 are its bytes (``"\u00ff\u0001"``). A ``decimal`` is
+        whose code points 0-255 are its bytes (``"\\u00ff\\u0001"``). A ``decimal`` is
         a JSON number or a string holding one (``12.34``, ``"12.34"``), the way it is
         shown when read; its bytes in that encoding would be read as a number too often
         to be told apart. Unions are untagged, as everywhere here: a string goes to a
@@ -198,9 +198,7 @@ def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
     if not isinstance(node, dict):
         return set()
     kind = node.get("type")
-    found = _kinds(kind, names, seen) if isinstance(kind, (str, list)) else set()
-    if isinstance(kind, dict):
-        found |= _kinds(kind, names, seen)
+    found = _kinds(kind, names, seen) if isinstance(kind, (str, list, dict)) else set()
     if kind in NAMED:
         found.add(kind)
     logical = node.get("logicalType")
@@ -224,7 +222,7 @@ _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 class _FromJson:
     """``AvroSchema.from_json``: a walk of the schema beside the datum."""
 
-    def __init__(self, names: Mapping[str, Any]) -> None:
+    def __init__(self, names: dict[str, Any]) -> None:
         self._names = names
 
     def convert(self, node: Any, datum: object, path: str) -> object:
@@ -292,7 +290,7 @@ class _FromJson:
                 converted = self.convert(branch, datum, path)
             except InvalidSchema:
                 continue
-            if _matches(branch, converted, dict(self._names)):
+            if _matches(branch, converted, self._names):
                 return converted
         return datum
 

@@ -153,16 +153,15 @@ class Tools:
         a consumer gets the seed's 401 for "not registered as producer or consumer", as
         on every other route of the dialect."""
         principal = principal_of(request)
-        permissions = principal.permissions
-        producer = permissions.ce_produce_types and permissions.ce_sources
-        if not producer and not permissions.ce_consume_types:
+        settings = self.settings_of(principal)
+        if settings.producer is None and settings.consumer is None:
             raise Forbidden(
                 f"client {principal.name!r} is registered neither as a CloudEvents producer "
                 "(it needs ce_sources and ce_produce_types) nor as a consumer (it needs "
                 "ce_consume_types)",
                 check="client",
             )
-        return Response(self._encode(self.settings_of(principal)))
+        return Response(self._encode(settings))
 
     async def consumer_test(self, request: Request) -> Response:
         """A test event into the caller's test stream; 202 once durable."""
