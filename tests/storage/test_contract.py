@@ -665,6 +665,20 @@ async def test_growing_partitions_rebalances(log: Log) -> None:
     assert set(a2.partitions) | set(b2.partitions) == {TopicPartition("t", p) for p in range(4)}
 
 
+async def test_a_topic_deleted_and_made_again_under_a_group_rebalances_it(log: Log) -> None:
+    await log.create_topic(TopicSpec(name="t", partitions=2))
+    joined = await log.join_group("g", "a", ["t"], 30)
+    await log.delete_topic("t")
+    gone = await log.heartbeat("g", "a")
+    assert gone.generation > joined.generation
+    assert gone.partitions == ()
+    # Made again, with more partitions: the member, still subscribed, is given them.
+    await log.create_topic(TopicSpec(name="t", partitions=3))
+    again = await log.heartbeat("g", "a")
+    assert again.generation > gone.generation
+    assert set(again.partitions) == {TopicPartition("t", p) for p in range(3)}
+
+
 async def test_silent_members_expire_and_their_partitions_move(log: Log) -> None:
     await log.create_topic(TopicSpec(name="t", partitions=4))
     await log.join_group("g", "quiet", ["t"], 0.05)

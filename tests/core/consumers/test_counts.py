@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from sluicegate.core.consumers.count_store import DeliveryCountStore
 from sluicegate.core.consumers.counts import DeliveryCounts, PartitionCounts
+from sluicegate.core.consumers.group import LocalGroup
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import TopicPartition
+from sluicegate.core.topics import TopicSpec
 
 TP = TopicPartition("orders", 0)
 
@@ -68,3 +70,31 @@ async def test_the_store_keeps_counts_in_the_log_across_a_reload(gateway: Gatewa
     await reloaded.load()
     assert set(reloaded.of("ce/app/g")) == {TP}
     assert reloaded.of("nobody") == {}
+
+
+async def test_counts_of_an_earlier_topic_of_the_name_are_not_the_new_ones(
+    gateway: Gateway,
+) -> None:
+    # Stored before a restart (or by another node) for a topic since deleted and made again
+    # under its name: its high and redeliveries would count the new topic's first events
+    # as delivered before, and dead-letter them too soon.
+    log, store = gateway.log, gateway.delivery_counts
+    old = await log.create_topic(TopicSpec(name="orders"))
+    await log.create_topic(TopicSpec(name="payments"))
+    await store.save("g", {TP: PartitionCounts(high=5, again={1: 3}, topic_id=old.id)})
+    await log.delete_topic("orders")
+    new = await log.create_topic(TopicSpec(name="orders", partitions=2))
+    current = TopicPartition("orders", 1)
+    await store.save("g", {current: PartitionCounts(high=2, again={0: 2}, topic_id=new.id)})
+    unknown = TopicPartition("payments", 0)  # stored before counts carried a topic's id
+    await store.save("g", {unknown: PartitionCounts(high=4, again={2: 2})})
+    group = LocalGroup("g", store)  # as after a restart: what the store holds
+    assert group.counts.high(TP) == 5
+    await group.check_topics(log, ["orders", "payments"])
+    assert (group.counts.high(TP), group.counts.count(TP, 1)) == (0, 0)
+    assert not store.stored("g", TP)
+    assert group.counts.count(current, 0) == 2
+    assert group.counts.count(unknown, 2) == 2
+    assert group.topic_ids == {"orders": new.id, "payments": (await log.get_topic("payments")).id}
+    # A snapshot says which topic it counted.
+    assert group.counts.snapshot(current, new.id).topic_id == new.id

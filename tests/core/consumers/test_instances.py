@@ -401,6 +401,55 @@ async def test_a_topic_added_to_the_subscription_is_read_without_a_restart(
     assert instance.topics == {orders, invoices}
 
 
+async def test_a_topic_deleted_and_made_again_is_read_from_its_start(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    # The type's topic of a live group deleted, then made again under its name (as
+    # CloudEvents does with the type's next event): the new topic's events are new, its
+    # offsets start at 0 again, and neither the live instance nor a later one may take the
+    # old topic's positions for its own.
+    topic = await make_topic(gateway, "orders")
+    await append(gateway, topic, 0, [b"a", b"b", b"c", b"d"])
+    first = await instances.create("app", GROUP, Topics(topic))
+    await first.next_batch(10, 0, never)
+    await first.confirm(3)  # a, b, c: "d" in flight when the topic goes
+    await gateway.log.delete_topic(topic)
+    await make_topic(gateway, topic)
+    await append(gateway, topic, 0, [b"w", b"x", b"y", b"z", b"more"])
+    batch = await first.next_batch(10, 0, never)
+    assert values(batch.records) == [b"w", b"x", b"y", b"z", b"more"]
+    assert [batch.deliveries(i) for i in range(len(batch))] == [1] * 5
+    assert first.unconfirmed == 5  # the old topic's "d" is nobody's to confirm now
+    await first.confirm(batch.first + 1)
+    assert await committed(gateway, topic) == {0: 2}
+    # Again, with the group left without instances: the next instance starts afresh too.
+    await instances.delete("app", GROUP, first.id)
+    await gateway.log.delete_topic(topic)
+    await make_topic(gateway, topic, partitions=2)
+    await append(gateway, topic, 0, [b"p0"])
+    await append(gateway, topic, 1, [b"p1"])
+    second = await instances.create("app", GROUP, Topics(topic))
+    batch = await second.next_batch(10, 0, never)
+    assert sorted(values(batch.records)) == [b"p0", b"p1"]
+
+
+async def test_a_topic_every_instance_reads_made_again_is_read_from_its_start(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    notices = await make_topic(gateway, "notices")
+    await append(gateway, notices, 0, [b"old-1", b"old-2"])
+    instance = await instances.create("app", GROUP, Topics(notices, everyone=[notices]))
+    await instance.next_batch(10, 0, never)
+    await instance.confirm()
+    await gateway.log.delete_topic(notices)
+    await make_topic(gateway, notices, partitions=2)
+    await append(gateway, notices, 0, [b"new-0"])
+    await append(gateway, notices, 1, [b"new-1"])
+    batch = await instance.next_batch(10, 0, never)
+    assert sorted(values(batch.records)) == [b"new-0", b"new-1"]
+    assert len(instance.partitions) == 2
+
+
 async def test_a_topic_every_instance_reads_is_not_shared_out(
     gateway: Gateway, instances: ConsumerInstances
 ) -> None:

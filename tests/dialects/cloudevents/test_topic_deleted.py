@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient
 
 from sluicegate.core.gateway import Gateway
 from tests.dialects.cloudevents.conftest import stored
+from tests.dialects.cloudevents.test_consumers import create, poll
 from tests.dialects.cloudevents.test_produce import (
     JSON,
     TOPIC,
@@ -66,3 +67,24 @@ async def test_an_event_topic_deleted_through_the_gateway_is_made_again_at_once(
     assert (await post_batch(client, batch, producer)).status_code == 202
     records = await stored(gateway, TOPIC)
     assert sorted(dict(record.headers)["ce_id"] for record in records) == [b"batch-1", b"batch-2"]
+
+
+async def test_a_live_consumer_reads_the_type_made_again_from_its_first_event(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+) -> None:
+    # The instance read and confirmed the old topic's events; the new topic's offsets
+    # start at 0 again, and its first events are new to the group, not behind it.
+    instance = await create(client, consumer)
+    old = [sdk_event(f"old-{n}") for n in range(3)]
+    assert (await post_batch(client, batch_body(old), producer)).status_code == 202
+    got = await poll(client, instance, consumer)
+    assert sorted(e["id"] for e in got.json()) == ["old-0", "old-1", "old-2"]
+    assert (await client.post(f"{instance}/confirm", headers=consumer)).status_code == 204
+    await gateway.log.delete_topic(TOPIC)
+    for n in range(2):
+        assert (await post_binary(client, sdk_event(f"new-{n}"), producer)).status_code == 202
+    got = await poll(client, instance, consumer)
+    assert sorted(e["id"] for e in got.json()) == ["new-0", "new-1"]

@@ -21,7 +21,7 @@ are counted; past that, a redelivery that is not tracked reports 2.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import msgspec
 
@@ -39,6 +39,9 @@ class PartitionCounts(msgspec.Struct, frozen=True, kw_only=True):
     high: int
     again: dict[int, int] = msgspec.field(default_factory=dict)
     dead: list[int] = msgspec.field(default_factory=list)
+    #: The id of the topic counted (0: unknown, as stored before ids were): counts of a
+    #: topic deleted and made again under its name are not the new topic's.
+    topic_id: int = 0
 
 
 class DeliveryCounts:
@@ -114,12 +117,13 @@ class DeliveryCounts:
         """Whether ``tp`` has redeliveries or dead events that a restart must not forget."""
         return bool(self._again.get(tp) or self._dead.get(tp))
 
-    def snapshot(self, tp: TopicPartition) -> PartitionCounts:
-        """``tp``'s counts, to store."""
+    def snapshot(self, tp: TopicPartition, topic_id: int = 0) -> PartitionCounts:
+        """``tp``'s counts, to store (``topic_id``: the id of the topic counted)."""
         return PartitionCounts(
             high=self._high.get(tp, 0),
             again=dict(self._again.get(tp, {})),
             dead=sorted(self._dead.get(tp, ())),
+            topic_id=topic_id,
         )
 
     def restore(self, tp: TopicPartition, stored: PartitionCounts) -> None:
@@ -136,6 +140,13 @@ class DeliveryCounts:
             if tracked:
                 for offset in stored.dead:
                     tracked.pop(offset, None)
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """Drop every count of ``partitions`` (their topic is gone)."""
+        for tp in partitions:
+            self._high.pop(tp, None)
+            self._again.pop(tp, None)
+            self._dead.pop(tp, None)
 
     def partitions(self) -> list[TopicPartition]:
         """The partitions with a known delivered end."""

@@ -16,6 +16,13 @@ whole group) and its figures for ``/metrics`` and the admin API: deliveries,
 redeliveries and dead-letters since this node started. It outlives its last instance
 here (``ConsumerInstances`` keeps a bounded number of idle groups), so that the lag of a
 group whose consumers are all gone is still seen.
+
+Positions are a topic's, not a name's: a topic deleted and made again under its name
+(CloudEvents makes a type's topic again with its next event) starts at offset 0 with new
+events, so every read first checks the ids of the topics it reads (``check_topics``) and
+a topic whose id changed, or that is gone, leaves the group's positions, its instances'
+cursors and its delivery counts; the group's committed offsets in storage went with the
+old topic (``Log.delete_topic``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING
 from sluicegate.core.consumers.count_store import DeliveryCountStore
 from sluicegate.core.consumers.counts import DeliveryCounts
 from sluicegate.core.records import TopicPartition
+from sluicegate.errors import UnknownTopic
 from sluicegate.storage.base import Log
 
 if TYPE_CHECKING:
@@ -42,6 +50,8 @@ class LocalGroup:
         "_committing",
         "_flusher",
         "_pending",
+        "_replaced",
+        "_replacements",
         "_writing",
         "committed",
         "count_store",
@@ -53,6 +63,7 @@ class LocalGroup:
         "max_deliveries",
         "name",
         "redeliveries",
+        "topic_ids",
     )
 
     def __init__(self, name: str, count_store: DeliveryCountStore | None = None) -> None:
@@ -72,6 +83,13 @@ class LocalGroup:
         #: The committed position of each partition read so far (from the log, then
         #: from this group's own commits): reads never start below it.
         self.committed: dict[TopicPartition, int] = {}
+        #: The id of each topic read so far: the topic ``committed``, the instances'
+        #: cursors and ``counts`` hold positions of (``check_topics``).
+        self.topic_ids: dict[str, int] = {}
+        #: Topics deleted (and maybe made again) under the group so far, and the number of
+        #: the last such change of each: a commit waiting meanwhile leaves them out.
+        self._replacements = 0
+        self._replaced: dict[str, int] = {}
         self._committing: asyncio.Lock | None = None
         #: Confirmations committed in the background (``commit_soon``): the round being
         #: written, the one gathering for after it, and the task that writes them.
@@ -94,8 +112,10 @@ class LocalGroup:
         if self.count_store is not None and partitions:
             if self.fence is not None:
                 self.fence(self.name)
-            counts = self.counts
-            await self.count_store.save(self.name, {tp: counts.snapshot(tp) for tp in partitions})
+            counts, ids = self.counts, self.topic_ids
+            await self.count_store.save(
+                self.name, {tp: counts.snapshot(tp, ids.get(tp.topic, 0)) for tp in partitions}
+            )
 
     def learned(self, tp: TopicPartition, position: int) -> int:
         """Take a committed position read from the log; the group's position now."""
@@ -112,7 +132,14 @@ class LocalGroup:
         """
         if self._committing is None:
             self._committing = asyncio.Lock()
+        seen = self._replacements
         async with self._committing:
+            # A topic that went since these positions were taken (while this commit waited
+            # its turn, or before: a moved partition's cursor nobody read since): they are
+            # the old topic's, which one made again under its name must not start from.
+            await self.check_topics(log, {tp.topic for tp in offsets})
+            offsets = self._current(offsets, seen)
+            seen = self._replacements
             committed = self.committed
             ahead = {tp: p for tp, p in offsets.items() if p > committed.get(tp, -1)}
             if not ahead:
@@ -122,9 +149,12 @@ class LocalGroup:
                 # design notes for what a node cut off in mid-commit can still do.
                 self.fence(self.name)
             await log.commit_offsets(self.name, ahead)
+            # Gone while it was written: stored all the same (see the design notes,
+            # "A topic made again under a live group"), but not taken here.
+            taken = self._current(ahead, seen)
             counts, store = self.counts, self.count_store
             done: list[TopicPartition] = []
-            for tp, position in ahead.items():
+            for tp, position in taken.items():
                 if position > committed.get(tp, -1):
                     committed[tp] = position
                 counts.committed(tp, position)
@@ -137,6 +167,68 @@ class LocalGroup:
             # Committed past everything ever delivered: nothing stored is needed any more.
             for tp in done:
                 await store.forget(self.name, tp)  # type: ignore[union-attr]
+
+    def _current(
+        self, offsets: Mapping[TopicPartition, int], seen: int
+    ) -> Mapping[TopicPartition, int]:
+        """``offsets`` but those of topics gone since replacement number ``seen``."""
+        if self._replacements == seen:
+            return offsets
+        replaced = self._replaced
+        return {tp: p for tp, p in offsets.items() if replaced.get(tp.topic, 0) <= seen}
+
+    async def check_topics(self, log: Log, names: Collection[str]) -> None:
+        """Before a read of ``names``: forget what the group holds of a topic that was
+        deleted, or deleted and made again (its id changed), since it was last read."""
+        ids = self.topic_ids
+        for name in names:
+            try:
+                now: int | None = (await log.get_topic(name)).id
+            except UnknownTopic:
+                now = None
+            known = ids.get(name)
+            if now == known:
+                continue
+            if now is None:
+                del ids[name]
+            else:
+                ids[name] = now
+            if known is not None:
+                await self._forget_topic(name)
+            elif now is not None:
+                await self._forget_stale_counts(name, now)
+
+    async def _forget_topic(self, name: str) -> None:
+        self._replacements += 1
+        self._replaced[name] = self._replacements
+        committed = self.committed
+        for tp in [tp for tp in committed if tp.topic == name]:
+            del committed[tp]
+        for instance in self.instances.values():
+            instance.topic_replaced(name)
+        gone = [tp for tp in self.counts.partitions() if tp.topic == name]
+        self.counts.forget(gone)
+        store = self.count_store
+        if store is not None:
+            for tp in gone:
+                if store.stored(self.name, tp):
+                    await store.forget(self.name, tp)
+
+    async def _forget_stale_counts(self, name: str, topic_id: int) -> None:
+        """The first read of ``name`` here: counts stored for an earlier topic of that name
+        (before a restart, or on another node) are not this one's."""
+        store = self.count_store
+        if store is None:
+            return
+        stale = [
+            tp
+            for tp, stored in store.of(self.name).items()
+            if tp.topic == name and stored.topic_id not in (0, topic_id)
+        ]
+        if stale:
+            self.counts.forget(stale)
+            for tp in stale:
+                await store.forget(self.name, tp)
 
     def commit_soon(self, log: Log, instance: ConsumerInstance) -> None:
         """Commit what ``instance`` confirmed in the group's next background round.

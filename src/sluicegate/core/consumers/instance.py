@@ -80,6 +80,9 @@ _FILTERED_READ = 500
 _MAX_SKIPPED = 20_000
 #: Seconds old the end of a partition read empty may be (``Log.watermarks``' max_age).
 _END_MAX_AGE = 1.0
+#: ``_subscription_version`` of an instance that must join its group again at its next
+#: read, whether or not its topics' names changed (one of them was made again).
+_REJOIN = -2
 
 
 _keys = attrgetter("key")
@@ -409,12 +412,16 @@ class ConsumerInstance:
         """Heartbeat, and re-join if the subscription grew: the assignment is current."""
         self._check_open()
         registry = self._registry
+        # A topic deleted and made again since the last read is a new topic: its positions
+        # are forgotten, and its partitions may be more (``topic_replaced``).
+        await self.group.check_topics(registry.log, {tp.topic for tp in self._assigned})
         try:
-            if self._subscription_version != self.subscription.version():
-                version = self.subscription.version()
+            version = self.subscription.version()
+            if self._subscription_version != version:
+                rejoin = self._subscription_version == _REJOIN
                 topics = await self.subscription.topics()
                 self._subscription_version = version
-                if topics != self._topics:
+                if rejoin or topics != self._topics:
                     await self._join(topics)
                     self.group.changed(self)  # the others' shares changed too
                     return
@@ -425,6 +432,18 @@ class ConsumerInstance:
             await registry.discard(self)
             raise self._gone() from None
         self._apply(assignment)
+
+    def topic_replaced(self, name: str) -> None:
+        """The group forgot topic ``name`` (deleted, maybe made again under its name): its
+        cursors go, and the instance joins again at its next read. The deliveries from it
+        still unconfirmed are nobody's to confirm now; their events are gone."""
+        cursors = self._cursors
+        if cursors:
+            for tp in [tp for tp in cursors if tp.topic == name]:
+                del cursors[tp]
+        if name in self._topics:
+            self._subscription_version = _REJOIN
+            self.wake()
 
     def _apply(self, assignment: Assignment) -> None:
         if assignment.generation == self._generation:

@@ -64,7 +64,11 @@ class KafkaLog(Log):
             max_pending_appends=max_pending_appends,
         )
         self._ends = PartitionEnds()
-        registry = TopicRegistry(lambda topic: self._topics.removed(topic), self.skip_unreadable)
+        registry = TopicRegistry(
+            lambda topic: self._topics.removed(topic),
+            lambda name: self._groups.topics_changed([name]),
+            self.skip_unreadable,
+        )
         self._groups = GroupCoordinator(registry.partition_count)
         self._appends = Appends(self._node, registry, self._ends, observe_commit)
         self._topics = KafkaTopics(self._node, registry, self._appends, self._ends, self._groups)

@@ -70,9 +70,15 @@ class TopicRegistry:
     """Topics by name and id, as the registry topic says up to ``position``."""
 
     def __init__(
-        self, on_removed: Callable[[Topic], None], on_unreadable: Callable[[], None]
+        self,
+        on_removed: Callable[[Topic], None],
+        on_resized: Callable[[str], None],
+        on_unreadable: Callable[[], None],
     ) -> None:
         self._on_removed = on_removed
+        #: Told of a topic name whose partitions changed: created (perhaps again after a
+        #: deletion), or grown, here or on another node.
+        self._on_resized = on_resized
         #: Told of each record skipped as unreadable (the log counts them).
         self._on_unreadable = on_unreadable
         self.by_name: dict[str, Topic] = {}
@@ -154,6 +160,8 @@ class TopicRegistry:
         )
         self.by_name[name] = topic
         self.by_id[topic_id] = topic
+        if current is None or partitions != current.partitions:
+            self._on_resized(name)
 
     def _remove(self, topic: Topic) -> None:
         del self.by_name[topic.name]

@@ -290,8 +290,6 @@ class KafkaTopics:
         if configs != before:
             await admin.set_configs(kafka_name, configs, removed=before.keys() - configs.keys())
         await self._write(name, encode_entry(new, creating=False))
-        if new.partitions > old.partitions:
-            self._groups.topics_changed([name])
         return self._registry.get(name)
 
     async def adopt_outside_changes_forever(self) -> None:
@@ -320,8 +318,6 @@ class KafkaTopics:
                 continue
             if await self._adopt_growth(topic, count):
                 changes.grown.append(topic.name)
-        if changes.grown:
-            self._groups.topics_changed(changes.grown)
         missing = {t.name: t.id for kafka_name, t in topics.items() if kafka_name not in counts}
         missing_before, self._missing = self._missing, missing
         for name, topic_id in missing.items():

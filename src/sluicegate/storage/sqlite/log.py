@@ -287,9 +287,12 @@ class SqliteLog(Log):
     async def create_topic(self, spec: TopicSpec) -> Topic:
         """Create a topic; ``TopicExists`` if the name is taken, ``BadRequest`` if invalid."""
         validate_spec(spec)
-        return await self._running_writer().exclusive(
+        topic = await self._running_writer().exclusive(
             CreateTopic(self._catalog, spec, self._clock())
         )
+        # A group may subscribe to the name already (the topic was deleted under it).
+        self._groups.topics_changed([topic.name])
+        return topic
 
     async def get_topic(self, name: str) -> Topic:
         """The topic called ``name``, or ``UnknownTopic``."""
