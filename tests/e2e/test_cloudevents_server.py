@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from cloudevents.core.bindings import kafka as sdk_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from cloudevents.v1.kafka import KafkaMessage, from_binary
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from sluicegate.testing.process import ServerProcess, serve_in_subprocess
 
@@ -129,3 +130,43 @@ async def test_a_plain_kafka_consumer_reads_the_event_unchanged(
     classic = from_binary(record)
     assert (classic["region"], classic["partitionkey"]) == ("eu", b"cust-1")
     assert classic.data == {"order": "k-1"}
+
+
+def _produce_structured(bootstrap: str, topic: str, event: SdkEvent) -> None:
+    """``event`` written by a plain Kafka producer in the binding's structured mode."""
+    message = sdk_kafka.to_structured(event, JSON)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer.produce(
+        topic, value=message.value, key=message.key, headers=list(message.headers.items())
+    )
+    assert producer.flush(30) == 0
+
+
+@pytest.mark.parametrize("served", ["kafka"], indirect=True)
+async def test_an_event_a_kafka_producer_wrote_in_structured_mode_is_consumed(
+    served: Served, request: pytest.FixtureRequest
+) -> None:
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    sent = order("kafka-structured", partitionkey="cust-7", region="eu")
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        # The type's topic is the gateway's: made by its first event of the type.
+        first = sdk_http.to_binary(order("through-http"), JSON)
+        response = await http.post("/ce/produce/raw", content=first.body, headers=first.headers)
+        assert response.status_code == 202, response.text
+        topic = f"{served.prefix}ce.Order.Shipped"
+        await asyncio.to_thread(_produce_structured, bootstrap, topic, sent)
+        group = f"structured-{uuid.uuid4().hex[:8]}"
+        created = await http.post("/ce/consumers", params={"group": group, "test": "false"})
+        assert created.status_code == 201, created.text
+        instance = urlsplit(created.headers["location"]).path
+        received: dict[str, dict[str, object]] = {}
+        for _ in range(20):
+            polled = await http.get(f"{instance}/events", params={"timeout": "2"})
+            if polled.status_code == 200:
+                received.update((event["id"], event) for event in polled.json())
+            if "kafka-structured" in received:
+                break
+    event = received["kafka-structured"]
+    assert event["data"] == {"order": "kafka-structured"}
+    assert (event["partitionkey"], event["region"], event["source"]) == ("cust-7", "eu", "urn:shop")
+    assert (event["time"], event["datacontenttype"]) == ("2025-01-31T12:00:00Z", "application/json")

@@ -20,6 +20,7 @@ from sluicegate.core.cloudevents.binding import (
     from_http_binary,
     from_record,
     from_structured,
+    from_structured_record,
     http_binary,
     percent_encode,
     structured_batch,
@@ -334,6 +335,45 @@ def test_the_sdk_reads_what_to_record_writes() -> None:
     assert current.get_extension("partitionkey") == "k1"
     assert current.get_time() == datetime(2025, 1, 31, 12, tzinfo=UTC)
     assert current.get_data() == {"total": 3}
+
+
+def test_a_structured_mode_record_the_sdk_writes_is_read_in_the_binary_form() -> None:
+    sent = SdkEvent(
+        {
+            **_BASE,
+            "time": datetime(2025, 1, 31, 12, tzinfo=UTC),
+            "datacontenttype": "application/json",
+            "partitionkey": "k1",
+        },
+        {"total": 3},
+    )
+    message = sdk_kafka.to_structured(sent, JSONFormat())
+    key = message.key.encode() if isinstance(message.key, str) else message.key  # as Kafka has it
+    record = Record("t", 2, 9, 5, key, message.value, tuple(message.headers.items()))
+    binary = from_structured_record(record)
+    assert binary is not None
+    assert (binary.topic, binary.partition, binary.offset, binary.timestamp) == ("t", 2, 9, 5)
+    assert binary.key == b"k1"
+    assert structured_json(binary) == structured_json(stored(to_record(from_record(binary), "t")))
+    read = sdk_kafka.from_binary(
+        sdk_kafka.KafkaMessage(headers=dict(binary.headers), key=binary.key, value=binary.value),
+        JSONFormat(),
+    )
+    assert read.get_attributes() == sent.get_attributes()
+    assert read.get_data() == sent.get_data()
+    # Told by the content-type header, in any case; the JSON format only; a valid event.
+    shouting = (("Content-Type", b"Application/CloudEvents+JSON"),)
+    assert from_structured_record(Record("t", 0, 0, 1, None, message.value, shouting))
+    for content_type, value in [
+        (b"application/cloudevents+avro", message.value),
+        (b"application/json", message.value),
+        (b"application/cloudevents+json", b'{"id": "1"}'),
+        (b"application/cloudevents+json", b"not json"),
+        (b"application/cloudevents+json", None),
+    ]:
+        plain = Record("t", 0, 0, 1, None, value, (("content-type", content_type),))
+        assert from_structured_record(plain) is None
+    assert from_structured_record(Record("t", 0, 0, 1, None, message.value, ())) is None
 
 
 def test_a_record_without_the_partitionkey_header_still_gives_its_key() -> None:

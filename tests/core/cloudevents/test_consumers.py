@@ -176,3 +176,35 @@ def test_the_filter_takes_a_chunk_of_consumed_types_whole_and_judges_any_other_b
     # ce_type not fourth: found by the scan.
     moved = Record("orders", 0, 6, 1, None, b"{}", (("ce_id", b"m"), ("ce_type", b"Order.X")))
     assert ids(accept([created[0], other, plain, moved, created[1]])) == ["c0", "m", "c1"]
+
+
+async def test_an_event_written_in_structured_mode_is_delivered_as_the_gateway_stores_one(
+    gateway: Gateway,
+) -> None:
+    # The Kafka binding lets a producer write an event in structured mode (the JSON format
+    # as the value, told by the content-type header); any Kafka client may write to the
+    # type's topic. Delivered, whole, as any other event of the type.
+    await produce(gateway, "Order.Created", "binary")
+    structured = (
+        b'{"specversion": "1.0", "id": "structured", "source": "urn:kafka", '
+        b'"type": "Order.Created", "time": "2025-01-31T12:00:00Z", "region": "eu", '
+        b'"datacontenttype": "application/json", "data": {"n": 1}}'
+    )
+    content_type = ("content-type", b"application/cloudevents+json; charset=UTF-8")
+    wrong_type = structured.replace(b"Order.Created", b"Order.Refused")
+    await gateway.log.append(
+        [
+            NewRecord("orders", 0, b"k-1", structured, (content_type,)),
+            NewRecord("orders", 0, None, wrong_type, (content_type,)),
+            NewRecord("orders", 0, None, b'{"id": "no event"}', (content_type,)),
+            NewRecord("orders", 0, None, structured, (("content-type", b"application/json"),)),
+        ]
+    )
+    instance = await create(gateway, consumer("Order.Created"), test=False)
+    batch = await instance.next_batch(10, 0, never)
+    assert ids(batch.records) == ["binary", "structured"]
+    event = batch.records[1]
+    headers = dict(event.headers)
+    assert (headers["ce_source"], headers["ce_region"]) == (b"urn:kafka", b"eu")
+    assert (headers["content-type"], event.value) == (b"application/json", b'{"n": 1}')
+    assert (event.key, event.offset) == (b"k-1", batch.records[0].offset + 1)

@@ -70,6 +70,7 @@ __all__ = [
     "from_http_binary",
     "from_record",
     "from_structured",
+    "from_structured_record",
     "http_binary",
     "percent_encode",
     "plain_binary",
@@ -1223,6 +1224,41 @@ def from_record(record: Record) -> CloudEvent:
         extensions=extensions,
         literal=literal,
         data=record.value,
+    )
+
+
+def from_structured_record(record: Record) -> Record | None:
+    """The binary-mode record of an event a Kafka producer wrote in structured mode, with
+    the record's place, time and key; ``None`` for a record that holds no such event.
+
+    The Kafka binding lets the sender choose the mode, and tells the receiver by the
+    ``content-type`` header: prefixed with ``application/cloudevents`` (in any case) the
+    value is an event format's. The JSON format is the one every receiver supporting the
+    mode must read; another format, or a value that is no valid event, is no event here.
+    """
+    content_type = None
+    for name, value in record.headers:
+        if name.lower() == _CONTENT_TYPE:
+            content_type = value
+    if (
+        content_type is None
+        or record.value is None
+        or not content_type.lower().lstrip().startswith(b"application/cloudevents+json")
+    ):
+        return None
+    try:
+        event = from_structured(record.value)
+    except BadRequest:
+        return None
+    made = to_record(event, record.topic, partition=record.partition)
+    return Record(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key if record.key is not None else made.key,
+        made.value,
+        tuple(made.headers),
     )
 
 

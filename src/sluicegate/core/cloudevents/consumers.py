@@ -32,6 +32,7 @@ import re
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.auth.patterns import PatternSet
 from sluicegate.core.auth.principals import Principal
+from sluicegate.core.cloudevents.binding import from_structured_record
 from sluicegate.core.cloudevents.streams import dead_topic, test_topic
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
@@ -105,7 +106,7 @@ _fourth = operator.itemgetter(3)
 
 @functools.lru_cache(maxsize=1024)
 def _filter_for(patterns: PatternSet) -> RecordFilter:
-    """Events of a type ``patterns`` match."""
+    """Events of a type ``patterns`` match, each in the binary mode of the Kafka binding."""
 
     def accepts(record: Record) -> bool:
         headers = record.headers
@@ -115,7 +116,17 @@ def _filter_for(patterns: PatternSet) -> RecordFilter:
         for name, value in headers:
             if name == "ce_type":
                 return _consumes(patterns, value)
-        return False  # no CloudEvent: written to the topic by another API
+        return False
+
+    def accepted_one(record: Record) -> Record | None:
+        if accepts(record):
+            return record
+        if any(name == "ce_type" for name, _ in record.headers):
+            return None  # an event of a type not consumed
+        # A Kafka producer's event in structured mode, or no event at all (a record written
+        # to the topic by another API): the first is delivered as the gateway stores events.
+        event = from_structured_record(record)
+        return event if event is not None and accepts(event) else None
 
     def accepted(chunk: list[Record]) -> list[Record]:
         # The fourth header of every record, taken by C loops, is one or a few
@@ -136,7 +147,7 @@ def _filter_for(patterns: PatternSet) -> RecordFilter:
             name == "ce_type" and _consumes(patterns, value) for name, value in fourths
         ):
             return chunk.copy()  # the caller may cut what it returns
-        return list(filter(accepts, chunk))
+        return [event for event in map(accepted_one, chunk) if event is not None]
 
     return accepted
 
