@@ -153,7 +153,15 @@ def test_binary_data_comes_back_as_base64_and_text_as_a_string() -> None:
 
 def test_structured_event_with_typed_extensions_keeps_their_json_types() -> None:
     body = msgspec.json.encode(
-        {**_BASE, "count": 5, "flag": False, "label": "5", "nothing": None, "data": [1, "x"]}
+        {
+            **_BASE,
+            "time": "2025-01-31T12:00:00Z",
+            "count": 5,
+            "flag": False,
+            "label": "5",
+            "nothing": None,
+            "data": [1, "x"],
+        }
     )
     event = from_structured(body)
     assert event.extensions == {"count": "5", "flag": "false", "label": "5"}
@@ -374,6 +382,22 @@ def test_a_structured_mode_record_the_sdk_writes_is_read_in_the_binary_form() ->
         plain = Record("t", 0, 0, 1, None, value, (("content-type", content_type),))
         assert from_structured_record(plain) is None
     assert from_structured_record(Record("t", 0, 0, 1, None, message.value, ())) is None
+
+
+def test_an_event_stored_without_a_time_is_given_its_records_time() -> None:
+    # Not the gateway's doing (it stores every event with one): another Kafka client's
+    # record. A consumed event has a time, the seed says: when it was produced will do.
+    record = Record("t", 0, 0, 1_738_324_800_250_000, None, b"{}", (("ce_id", b"1"),))
+    when = "2025-01-31T12:00:00.250000Z"
+    assert decode(structured_json(record, 1))["time"] == when
+    assert decode(structured_batch([(record, 1), (record, 2)]))[1]["time"] == when
+    assert (b"ce-time", when.encode()) in http_binary(record, 1)[0]
+    assert from_record(record).time == when
+    timed = Record(
+        "t", 0, 0, 1, None, b"{}", (("ce_id", b"1"), ("ce_time", b"2020-01-01T00:00:00Z"))
+    )
+    assert decode(structured_json(timed, 1))["time"] == "2020-01-01T00:00:00Z"
+    assert [v for n, v in http_binary(timed, 1)[0] if n == b"ce-time"] == [b"2020-01-01T00:00:00Z"]
 
 
 def test_a_record_without_the_partitionkey_header_still_gives_its_key() -> None:

@@ -67,6 +67,8 @@ _VALUES = st.one_of(
 _JSON_DATA = st.sampled_from([b'{"a":1}', b"[1,2]", b'"text"', b"3", b'{"e":"\\u00e9"}'])
 #: Data no producer through the gateway could store as JSON, which another Kafka
 #: producer may: not JSON, two values, JSON with bytes that are no UTF-8, a lone surrogate.
+#: The time every event the gateway stores has (one without takes the general path).
+_TIME = ("ce_time", b"2026-01-01T00:00:00Z")
 _BAD_JSON_DATA = st.sampled_from([b"not json", b"1 2", b'"\xff"', b'{"a":"\\ud800"}', b"{"])
 
 
@@ -131,24 +133,24 @@ def test_events_as_produced_render_the_same(events: list[dict[str, object]]) -> 
 
 
 def test_a_value_json_must_escape_leaves_the_rest_of_the_batch_fast() -> None:
-    plain = Record(
-        "t", 0, 0, 1, None, b"{}", (("ce_id", b"a"), ("content-type", b"application/json"))
-    )
-    quoted = Record(
-        "t", 0, 1, 1, None, b"{}", (("ce_id", b'a"b'), ("content-type", b"application/json"))
-    )
+    time, content_type = _TIME, ("content-type", b"application/json")
+    plain = Record("t", 0, 0, 1, None, b"{}", (("ce_id", b"a"), time, content_type))
+    quoted = Record("t", 0, 1, 1, None, b"{}", (("ce_id", b'a"b'), time, content_type))
     rendered = structured_events([plain, quoted, plain], 1)
     assert rendered[1] == structured_json(quoted, 2)
     assert msgspec.json.decode(rendered[1])["id"] == 'a"b'
-    assert rendered[2] == b'{"id":"a","datacontenttype":"application/json","offset":"3","data":{}}'
+    assert rendered[2] == (
+        b'{"id":"a","time":"2026-01-01T00:00:00Z","datacontenttype":"application/json",'
+        b'"offset":"3","data":{}}'
+    )
 
 
 def test_a_run_of_one_shape_is_broken_by_any_record_unlike_it() -> None:
     """Records of one shape go the short way until one differs in content type, key,
     data or header names; each renders as the general renderer does, and the run resumes."""
-    shape = (("ce_id", b"a"), ("ce_type", b"T"), ("content-type", b"application/json"))
-    text = (("ce_id", b"b"), ("ce_type", b"T"), ("content-type", b"text/plain"))
-    keyless = (("ce_id", b"c"), ("ce_type", b"T"))
+    shape = (("ce_id", b"a"), ("ce_type", b"T"), _TIME, ("content-type", b"application/json"))
+    text = (("ce_id", b"b"), ("ce_type", b"T"), _TIME, ("content-type", b"text/plain"))
+    keyless = (("ce_id", b"c"), ("ce_type", b"T"), _TIME)
     batch = [
         Record("t", 0, 0, 1, None, b"{}", shape),
         Record("t", 0, 1, 1, None, b"[1]", shape),
@@ -294,7 +296,7 @@ def test_batches_of_one_shape_render_the_same(
             1,
             key,
             data,
-            (*zip(names, values, strict=True), ("content-type", content_type)),
+            (*zip(names, values, strict=True), _TIME, ("content-type", content_type)),
         )
         for n, (values, key, data) in enumerate(items)
     ]
@@ -331,6 +333,7 @@ def test_a_literal_extension_that_is_not_json_goes_as_a_string() -> None:
         None,
         (
             ("ce_id", b"a"),
+            _TIME,
             ("ce_count", b"12"),
             ("ce_flag", b"tru"),
             (LITERALS_HEADER, b"count,flag"),
@@ -338,6 +341,7 @@ def test_a_literal_extension_that_is_not_json_goes_as_a_string() -> None:
     )
     assert msgspec.json.decode(structured_json(record, 1)) == {
         "id": "a",
+        "time": "2026-01-01T00:00:00Z",
         "count": 12,
         "flag": "tru",
         "offset": "1",

@@ -57,7 +57,7 @@ from sluicegate.core.cloudevents.event import (
     is_uri,
     is_uri_reference,
 )
-from sluicegate.core.records import Header, NewRecord, Record
+from sluicegate.core.records import Header, NewRecord, Record, format_timestamp
 from sluicegate.errors import BadRequest
 
 __all__ = [
@@ -1218,7 +1218,7 @@ def from_record(record: Record) -> CloudEvent:
         type=attributes.get("type", ""),
         specversion=attributes.get("specversion", "1.0"),
         subject=attributes.get("subject"),
-        time=attributes.get("time"),
+        time=attributes.get("time") or format_timestamp(record.timestamp),
         datacontenttype=datacontenttype,
         dataschema=attributes.get("dataschema"),
         extensions=extensions,
@@ -1328,6 +1328,8 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
                 members[literal] = msgspec.Raw(encoded)
     if "partitionkey" not in members and record.key is not None:
         members["partitionkey"] = record.key.decode("utf-8", "replace")
+    if "time" not in members:
+        members["time"] = format_timestamp(record.timestamp)
     if offset is not None:
         members["offset"] = str(offset)
     else:
@@ -1468,7 +1470,8 @@ def _shape(names: tuple[str, ...]) -> _Shape | None:
             members = []  # the literals header, ce_offset, a header of no attribute
             break
     shape: _Shape | None = None
-    if members and len(set(members)) == len(members):
+    # Without a time (a record another Kafka client wrote), the record's own time goes in.
+    if members and "time" in members and len(set(members)) == len(members):
         head = b",".join(_encode(member).replace(b"%", b"%%") + b':"%s"' for member in members)
         shape = _Shape(b"{" + head, content_type, "partitionkey" in members)
     if len(_SHAPES) >= _MAX_SHAPES:
@@ -1705,17 +1708,20 @@ def http_binary(
     """The binary HTTP form of a stored event: ``ce-`` headers (``ce-offset`` last when
     given), ``content-type`` from ``datacontenttype``, and the data as the body."""
     headers: list[tuple[bytes, bytes]] = []
-    has_key_header = False
+    has_key_header = has_time = False
     for name, value in record.headers:
         if name[:3] == CE_HEADER_PREFIX:
             if name == "ce_offset":
                 continue
             has_key_header = has_key_header or name == "ce_partitionkey"
+            has_time = has_time or name == "ce_time"
             headers.append((b"ce-" + name[3:].encode(), percent_encode(value)))
         elif name == _CONTENT_TYPE:
             headers.append((b"content-type", value))
     if not has_key_header and record.key is not None:
         headers.append((b"ce-partitionkey", percent_encode(record.key)))
+    if not has_time:
+        headers.append((b"ce-time", format_timestamp(record.timestamp).encode()))
     if offset is not None:
         headers.append((b"ce-offset", str(offset).encode()))
     return headers, record.value if record.value is not None else b""
