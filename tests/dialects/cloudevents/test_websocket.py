@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +290,7 @@ async def test_a_full_window_stops_delivery_until_a_confirm(
         ("dead:{", 1008, None),
         ("dead:" + json.dumps(event("big", data="x" * 5000)), 1009, None),
         ("dead:" + "x" * 9000, 1009, None),  # over websocket_max_message_bytes
+        (b"confirm:\xff", 1007, "a text message must be UTF-8"),  # sent as text, below
     ],
 )
 async def test_protocol_violations_close_with_a_code_and_a_reason(
@@ -298,18 +300,22 @@ async def test_protocol_violations_close_with_a_code_and_a_reason(
     message: str | bytes,
     code: int,
     reason: str | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await produce(served.http, producer, [event("e1")])
-    async with consume(served, consumer) as ws:
-        await received(ws, 1)
-        await ws.send(message)
-        got_code, got_reason = await closed_with(ws)
+    with caplog.at_level(logging.INFO):
+        async with consume(served, consumer) as ws:
+            await received(ws, 1)
+            await ws.send(message, text=code == 1007 or None)
+            got_code, got_reason = await closed_with(ws)
     assert got_code == code
     if reason is not None:
         assert got_reason == reason
     else:
         assert got_reason  # says what was wrong
     await ended(served)
+    # A client's mistake: nothing the operator must look at.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_an_internal_failure_closes_with_1011_and_an_incident(

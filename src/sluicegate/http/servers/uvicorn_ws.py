@@ -185,3 +185,20 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         if getattr(self, "response", None) is not None:
             del self.response
         super().start_keepalive()
+
+    def send_receive_event_to_app(self) -> None:
+        # A text message that is no UTF-8 is the client's fault, which uvicorn closes with
+        # 1007 and logs as an error with a traceback: any client could fill the server's
+        # error log (and its alerts) at will. Closed the same way here, with a reason.
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            frames = self.frames
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            if not data.isascii():
+                try:
+                    data.decode()
+                except UnicodeDecodeError:
+                    self.frames = []
+                    self.conn.send_close(1007, "a text message must be UTF-8")
+                    self.handle_parser_exception()
+                    return
+        super().send_receive_event_to_app()
