@@ -17,6 +17,7 @@ from sluicegate.core.cursors import (
 )
 from sluicegate.core.records import Watermarks
 from sluicegate.errors import InvalidMessageId, MessagePurged
+from sluicegate.storage.topic_rules import MAX_PARTITIONS
 
 
 def test_single_partition_ids_are_short_and_url_safe() -> None:
@@ -92,6 +93,16 @@ def test_multi_partition_ids_round_trip() -> None:
     assert (parsed.topic_id, parsed.partition, parsed.positions) == (42, 3, positions)
 
 
+def test_the_longest_id_the_gateway_can_issue_is_read_back() -> None:
+    # The most partitions a topic may have, every offset at its longest: an id a wide
+    # topic's consumer must be able to go on from (8,192 characters were once the bound).
+    positions = (2**63 - 1,) * MAX_PARTITIONS
+    text = message_id(2**63 - 1, MAX_PARTITIONS - 1, positions)
+    assert len(text) > 100_000
+    parsed = parse_message_id(text)
+    assert (parsed.partition, parsed.positions) == (MAX_PARTITIONS - 1, positions)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -105,7 +116,7 @@ def test_multi_partition_ids_round_trip() -> None:
         "gwAQ",  # an overlong varint for 3
         "AwEC",  # three values: neither layout
         "AwUBAg",  # the message's partition (5) beyond the positions
-        "x" * 9000,
+        "x" * 140_000,
     ],
 )
 def test_malformed_ids_are_refused(text: str) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 from sluicegate.core.records import Watermarks
 from sluicegate.errors import InvalidMessageId, MessagePurged
+from sluicegate.storage.topic_rules import MAX_PARTITIONS
 
 __all__ = [
     "MessageId",
@@ -42,8 +43,10 @@ __all__ = [
     "single_partition_id",
 ]
 
-#: Longer ids are not ones this gateway issued (a 1,000-partition topic's id is shorter).
-_MAX_LENGTH = 8192
+#: Longer ids are not ones this gateway issued: the longest it can issue, a topic of the
+#: most partitions a topic may have with every varint at its longest (10 bytes), in
+#: base64 (about 133,000 characters, held in a body of at most 1 MiB).
+_MAX_LENGTH = -(-(MAX_PARTITIONS + 2) * 10 * 4 // 3)
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 

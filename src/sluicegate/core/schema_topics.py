@@ -34,6 +34,7 @@ from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.core.schemas.workato import ValueSchema
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
 from sluicegate.errors import Conflict, NotFound, SubjectNotFound
+from sluicegate.storage.topic_rules import updated_topic
 
 __all__ = [
     "DESCRIPTION",
@@ -135,21 +136,27 @@ class SchemaTopics:
         partitions: int | msgspec.UnsetType = msgspec.UNSET,
     ) -> SchemaTopic:
         """Change what is given (partitions only grow); a new schema is a new version of
-        the value subject.
+        the value subject, and so is going back to an earlier one: the topic's schema is
+        the subject's latest version.
 
-        The schema is registered before the topic is changed: if the change then fails,
-        the registry already holds the new version and the next update settles it.
+        The schema is registered before the topic is changed, once the change has passed
+        the rules every backend applies (``updated_topic``), so that a refused request
+        changes nothing. A change that fails after that (the storage unreachable, the
+        topic deleted meanwhile) leaves the new version registered; the next update
+        settles the rest.
         """
         config = dict(topic.config)
         if not isinstance(description, msgspec.UnsetType):
             config[DESCRIPTION] = description
+        update = TopicUpdate(retention_ms=retention_ms, config=config, partitions=partitions)
         if not isinstance(schema, msgspec.UnsetType):
+            updated_topic(topic, update, topic.updated_at + 1)  # BadRequest: nothing done
             registered = await self._registry.register(
-                value_subject(topic.name), schema.text, SchemaType.JSON
+                value_subject(topic.name), schema.text, SchemaType.JSON, as_latest=True
             )
             config[SCHEMA_AS_GIVEN] = schema.given
             config[SCHEMA_ID] = registered.id
-        update = TopicUpdate(retention_ms=retention_ms, config=config, partitions=partitions)
+            update = TopicUpdate(retention_ms=retention_ms, config=config, partitions=partitions)
         return self.describe(await self._topics.alter(topic.name, update))
 
     async def purge(self, topic: Topic) -> None:

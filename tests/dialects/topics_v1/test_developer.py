@@ -178,6 +178,40 @@ async def test_an_unchanged_schema_makes_no_version(client: httpx.AsyncClient) -
     assert (await versions(client, "orders-value")).json() == [1]
 
 
+async def test_going_back_to_an_earlier_schema_makes_it_the_topics_again(
+    client: httpx.AsyncClient,
+) -> None:
+    first = [{"name": "a", "type": "integer"}]
+    second = [{"name": "b", "type": "string"}]
+    topic = await create(client, "revert", schema=first)
+    url = f"{TOPICS}/{topic['id']}"
+    assert (await client.put(url, json={"schema": second})).json()["data"]["schema_version"] == 2
+    back = (await client.put(url, json={"schema": first})).json()["data"]
+    assert (back["schema"], back["schema_version"]) == (first, 3)
+    assert back["schema_id"] == topic["schema_id"]  # the same schema, as a new version
+    assert (await versions(client, "revert-value")).json() == [1, 2, 3]
+    publish = f"/api/v1/topics/{topic['id']}/publish"
+    assert (await client.post(publish, json={"a": 1})).status_code == 200
+    assert (await client.post(publish, json={"b": "x"})).status_code == 400
+    # The same schema again changes nothing.
+    again = (await client.put(url, json={"schema": first})).json()["data"]
+    assert again["schema_version"] == 3
+
+
+async def test_a_refused_update_leaves_the_schema_as_it_was(client: httpx.AsyncClient) -> None:
+    topic = await create(client, partitions=3)
+    url = f"{TOPICS}/{topic['id']}"
+    other = [{"name": "zz"}]
+    fewer = await client.put(url, json={"schema": other, "partitions": 2})
+    assert "only grow" in error(fewer, 400, "bad_request")
+    bad_retention = await client.put(url, json={"schema": other, "retention": -5})
+    assert bad_retention.status_code == 400
+    assert (await versions(client, "orders-value")).json() == [1]
+    assert (await client.get(url)).json() == {"data": topic}
+    publish = f"/api/v1/topics/{topic['id']}/publish"
+    assert (await client.post(publish, json={"id": 1})).status_code == 200
+
+
 async def test_update_description_and_retention_only(client: httpx.AsyncClient) -> None:
     topic = await create(client)
     response = await client.put(

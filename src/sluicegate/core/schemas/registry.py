@@ -161,8 +161,14 @@ class SchemaRegistry:
         references: Sequence[SchemaReference] = (),
         *,
         normalize: bool = False,
+        as_latest: bool = False,
     ) -> RegisteredSchema:
         """Register ``schema`` under ``subject``, or return the version that already has it.
+
+        ``as_latest``: a schema an earlier version has, but not the latest, is registered
+        again as a new version, so that it is the subject's latest (the schema a topic's
+        messages are checked against) — what going back to an earlier schema means to a
+        topic's owner; Confluent's API returns the earlier version instead.
 
         Raises ``InvalidSchema`` if it does not parse, ``IncompatibleSchema`` (with the
         reasons in ``detail["messages"]``) if the subject's compatibility level refuses it.
@@ -173,14 +179,16 @@ class SchemaRegistry:
         async with self._write_lock:
             # Concurrent first produces of one schema queue here: one registers, the rest
             # find it remembered.
-            known = self._fast.get((subject, kind, schema)) if not refs else None
+            known = self._fast.get((subject, kind, schema)) if not refs and not as_latest else None
             if known is not None:
                 return known
             while True:
                 # Each turn decides against what the log holds now; a turn whose id or
                 # version another node claimed first decides again against the winner.
                 await self._state.catch_up()
-                registered = await self._register_once(subject, schema, kind, refs, normalize)
+                registered = await self._register_once(
+                    subject, schema, kind, refs, normalize=normalize, as_latest=as_latest
+                )
                 if registered is not None:
                     return self._remember(subject, schema, registered)
 
@@ -190,7 +198,9 @@ class SchemaRegistry:
         schema: str,
         kind: SchemaType,
         refs: tuple[SchemaReference, ...],
+        *,
         normalize: bool,
+        as_latest: bool,
     ) -> RegisteredSchema | None:
         """One turn of ``register``; ``None`` when it wrote a claim and must decide again
         (a new id claimed, or a version that another schema took first)."""
@@ -199,7 +209,7 @@ class SchemaRegistry:
         schema_id = self._ids.get(identity)
         live = self._live_versions(subject)
         for stored in live:
-            if stored.schema_id == schema_id:
+            if stored.schema_id == schema_id and (not as_latest or stored is live[-1]):
                 return self._registered(stored)
         level = self.compatibility_level(subject, default_to_global=True)
         previous = [(v.version, self.parsed(v.schema_id)) for v in live]
@@ -490,7 +500,7 @@ class SchemaRegistry:
         """Soft-delete one version, or permanently remove a soft-deleted one."""
         async with self._write_lock:
             await self._state.catch_up()
-            stored = self._find_version(subject, version, deleted=permanent)
+            stored = self._find_version(subject, version, deleted=permanent, deleting=True)
             if permanent and not stored.deleted:
                 raise NotFound(
                     f"Subject '{subject}' Version {stored.version} was not deleted first "
@@ -534,7 +544,12 @@ class SchemaRegistry:
         versions = self._subjects.get(subject, {})
         return sorted((v for v in versions.values() if not v.deleted), key=lambda v: v.version)
 
-    def _find_version(self, subject: str, version: Version, *, deleted: bool) -> StoredVersion:
+    def _find_version(
+        self, subject: str, version: Version, *, deleted: bool, deleting: bool = False
+    ) -> StoredVersion:
+        """The version, soft-deleted ones only with ``deleted``. A soft-deleted one is
+        "not found" (40402) to a read, as Confluent and Karapace answer; a soft delete of
+        it again (``deleting``) says it was soft deleted (40406)."""
         versions = self._subjects.get(subject, {})
         visible = {n: v for n, v in versions.items() if deleted or not v.deleted}
         if not visible:
@@ -544,7 +559,7 @@ class SchemaRegistry:
         stored = visible.get(version)
         if stored is not None:
             return stored
-        if version in versions:
+        if deleting and version in versions:
             raise VersionNotFound(
                 f"Subject '{subject}' Version {version} was soft deleted.Set permanent=true "
                 "to delete permanently",
