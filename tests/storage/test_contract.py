@@ -123,6 +123,17 @@ async def test_topic_names_are_unique_and_unknown_names_raise(log: Log) -> None:
         await log.alter_topic("nope", TopicUpdate(partitions=2))
 
 
+async def test_names_that_differ_only_in_dot_and_underscore_collide(log: Log) -> None:
+    # Kafka refuses them (its metrics write both the same way): embedded storage too, so
+    # that what a deployment made on one backend can move to the other.
+    await log.create_topic(TopicSpec(name="orders.eu"))
+    with pytest.raises(BadRequest, match="collides with existing topic"):
+        await log.create_topic(TopicSpec(name="orders_eu"))
+    assert [t.name for t in await log.list_topics()] == ["orders.eu"]
+    await log.delete_topic("orders.eu")
+    await log.create_topic(TopicSpec(name="orders_eu"))  # the name is free again
+
+
 async def test_alter_topic_grows_partitions_and_changes_settings(harness: Harness) -> None:
     log = harness.log
     before = await log.create_topic(TopicSpec(name="t", partitions=2, retention_ms=1000))

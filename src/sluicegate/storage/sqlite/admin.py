@@ -8,7 +8,7 @@ from collections.abc import Callable
 import msgspec
 
 from sluicegate.core.topics import Topic, TopicSpec, TopicUpdate
-from sluicegate.errors import TopicExists
+from sluicegate.errors import BadRequest, TopicExists
 from sluicegate.storage.sqlite.catalog import Catalog, PartitionState, TopicState
 from sluicegate.storage.sqlite.writer import Exclusive
 from sluicegate.storage.topic_rules import updated_topic
@@ -33,6 +33,17 @@ class CreateTopic(Exclusive[Topic]):
         name = self._spec.name
         if name in self._catalog.by_name:
             raise TopicExists(f"topic {name!r} already exists", topic=name)
+        if "." in name or "_" in name:
+            # Kafka refuses two names that differ only in '.' and '_' (its metrics names
+            # write both alike): refused here too, so that topics can move to Kafka.
+            alike = name.replace(".", "_")
+            for other in self._catalog.by_name:
+                if other.replace(".", "_") == alike:
+                    raise BadRequest(
+                        f"topic {name!r} collides with existing topic {other!r}: names "
+                        "that differ only in '.' and '_' are one name to Kafka",
+                        topic=name,
+                    )
         return True
 
     def work(self, conn: sqlite3.Connection) -> None:
