@@ -178,6 +178,24 @@ def test_references_supply_named_types() -> None:
             },
             "Invalid Avro schema: Default value <x> must match schema type: int",
         ),
+        (
+            {"type": "bytes", "logicalType": "decimal", "scale": 2},
+            "Invalid Avro schema at /: decimal precision must be a positive integer, got None",
+        ),
+        (
+            {
+                "type": "record",
+                "name": "R",
+                "fields": [
+                    {
+                        "name": "d",
+                        "type": {"type": "fixed", "name": "F", "size": 4, "logicalType": "decimal"},
+                    }
+                ],
+            },
+            "Invalid Avro schema at /fields/0/type: decimal precision must be a positive "
+            "integer, got None",
+        ),
     ],
 )
 def test_invalid_schemas(document: object, message: str) -> None:
@@ -414,3 +432,247 @@ def test_binary_values_that_cannot_be_stored_are_refused(
 ) -> None:
     with pytest.raises(InvalidSchema, match=message):
         field_of(kind).encode({"v": sent})
+
+
+def decimal(precision: int, scale: int) -> dict[str, Any]:
+    return {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
+
+
+FIXED_DECIMAL = {
+    "type": "fixed",
+    "name": "F3",
+    "size": 3,  # holds 8388607: precision 6, but not every 7 digits
+    "logicalType": "decimal",
+    "precision": 6,
+    "scale": 2,
+}
+
+
+RECORD_WITH_DECIMAL = {
+    "type": "record",
+    "name": "P",
+    "fields": [{"name": "d", "type": decimal(5, 2)}],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "sent", "message"),
+    [
+        # fastavro counts the digits as sent, before padding to the scale: 9999900 went in.
+        (decimal(6, 2), 99999, "99999 needs 7 digits at scale 2, over its precision of 6 - at $.v"),
+        (decimal(5, 2), 99999, "99999 needs 7 digits at scale 2, over its precision of 5 - at $.v"),
+        (
+            decimal(5, 2),
+            1234.5,
+            "1234.5 needs 6 digits at scale 2, over its precision of 5 - at $.v",
+        ),
+        (
+            decimal(5, 2),
+            "-1234.5",
+            "-1234.5 needs 6 digits at scale 2, over its precision of 5 - at $.v",
+        ),
+        (
+            decimal(9, 2),
+            1e300,
+            "1E+300 needs 303 digits at scale 2, over its precision of 9 - at $.v",
+        ),
+        # Counted, not built: a billion zeros would take the server down.
+        (
+            decimal(9, 2),
+            "1e999999999",
+            "1E+999999999 needs 1000000002 digits at scale 2, over its precision of 9 - at $.v",
+        ),
+        (FIXED_DECIMAL, 99999, "99999 needs 7 digits at scale 2, over its precision of 6 - at $.v"),
+        (
+            FIXED_DECIMAL,
+            83886.07,
+            "83886.07 needs 7 digits at scale 2, over its precision of 6 - at $.v",
+        ),
+        # In a union none of whose branches takes it, the reason, not "expected one of".
+        (
+            ["null", decimal(5, 2)],
+            1234.5,
+            "1234.5 needs 6 digits at scale 2, over its precision of 5 - at $.v",
+        ),
+        (
+            ["null", FIXED_DECIMAL],
+            "99999",
+            "99999 needs 7 digits at scale 2, over its precision of 6 - at $.v",
+        ),
+        (
+            ["null", RECORD_WITH_DECIMAL],
+            {"d": 99999},
+            "99999 needs 7 digits at scale 2, over its precision of 5 - at $.v.d",
+        ),
+        (
+            {"type": "array", "items": decimal(5, 2)},
+            [1, 1234.5],
+            "1234.5 needs 6 digits at scale 2, over its precision of 5 - at $.v[1]",
+        ),
+        (
+            {"type": "map", "values": decimal(5, 2)},
+            {"k": 99999},
+            "99999 needs 7 digits at scale 2, over its precision of 5 - at $.v.k",
+        ),
+        # Past the scale: refused as before, now naming the field.
+        (
+            decimal(9, 2),
+            12.345,
+            "12.345 has 3 digits after the point, over its scale of 2 - at $.v",
+        ),
+    ],
+)
+def test_decimals_past_their_precision_are_refused(
+    kind: object, sent: object, message: str
+) -> None:
+    with pytest.raises(InvalidSchema) as caught:
+        field_of(kind).encode({"v": sent})
+    assert caught.value.message == f"a decimal does not fit its schema: {message}"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        Decimal("99999"),
+        Decimal("-1000.0"),
+        99999,
+        Decimal("1E+3"),
+        Decimal("NaN"),
+        Decimal("-Infinity"),
+    ],
+)
+def test_decimals_given_as_python_values_are_checked_too(sent: object) -> None:
+    # ``encode`` takes them as they are (no JSON in between): the same rule holds.
+    with pytest.raises(InvalidSchema, match=r"^a decimal does not fit its schema: .* - at \$\.v$"):
+        field_of(decimal(5, 2)).encode({"v": sent})
+
+
+@pytest.mark.parametrize(
+    ("kind", "sent", "payload"),
+    [
+        (decimal(5, 2), 99.5, b"\x04\x26\xde"),  # unscaled 9950: padded to the scale
+        (decimal(5, 2), 999.99, b"\x06\x01\x86\x9f"),
+        (decimal(5, 2), "-999.99", b"\x06\xfe\x79\x61"),
+        (decimal(5, 2), Decimal("999"), b"\x06\x01\x86\x3c"),
+        (decimal(5, 2), Decimal("0E+9"), b"\x02\x00"),  # zero: one digit, whatever its exponent
+        (decimal(5, 2), 0, b"\x02\x00"),
+        (decimal(5, 0), Decimal("1E+4"), b"\x04\x27\x10"),
+        (FIXED_DECIMAL, 9999.99, b"\x0f\x42\x3f"),
+        (FIXED_DECIMAL, -9999.99, b"\xf0\xbd\xc1"),
+        (["null", decimal(5, 2)], 99.5, b"\x02\x04\x26\xde"),
+    ],
+)
+def test_decimals_that_fit_are_stored_as_before(kind: object, sent: object, payload: bytes) -> None:
+    assert field_of(kind).encode({"v": sent}) == payload
+
+
+def test_a_union_of_decimals_never_writes_one_past_its_branch() -> None:
+    wide = {**FIXED_DECIMAL, "name": "Wide", "size": 8, "precision": 12}
+    schema = field_of([decimal(5, 2), wide])
+    assert schema.encode({"v": 99.5}) == b"\x00\x04\x26\xde"
+    # fastavro writes a union's first branch its check passes: it counted five digits and
+    # wrote 9999900 to the decimal(5, 2). Now it counts seven, and stops at that branch
+    # rather than trying the next (a limit of fastavro): refused, not stored wrong.
+    with pytest.raises(InvalidSchema, match=r"^a decimal does not fit its schema: "):
+        schema.encode({"v": 99999})
+
+
+def record_with(*fields: dict[str, Any]) -> AvroSchema:
+    return parse(
+        {"type": "record", "name": "BD", "fields": [{"name": "a", "type": "int"}, *fields]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "stored"),
+    [
+        ({"name": "by", "type": "bytes", "default": "\u00ff"}, b"\xff"),
+        (
+            {
+                "name": "fx",
+                "type": {"type": "fixed", "name": "F2", "size": 2},
+                "default": "\u0000a",
+            },
+            b"\x00a",
+        ),
+        # A decimal's default is its bytes, not a number: "1" is the byte 0x31, 0.49.
+        ({"name": "d", "type": decimal(5, 2), "default": "\u0000\u0001"}, Decimal("0.01")),
+        ({"name": "d", "type": decimal(5, 2), "default": "1"}, Decimal("0.49")),
+        ({"name": "d", "type": decimal(5, 2), "default": "\u00ff"}, Decimal("-0.01")),
+        ({"name": "d", "type": FIXED_DECIMAL, "default": "\u0000\u0000\u0064"}, Decimal("1.00")),
+        # A union's default is a value of its first branch, even where a string would go
+        # to a string branch if sent.
+        ({"name": "u", "type": ["bytes", "null"], "default": "\u00ff"}, b"\xff"),
+        ({"name": "u", "type": ["bytes", "string"], "default": "xy"}, b"xy"),
+        ({"name": "u", "type": ["null", "bytes"], "default": None}, None),
+        (
+            {"name": "l", "type": {"type": "array", "items": "bytes"}, "default": ["a", "\u00e9"]},
+            [b"a", b"\xe9"],
+        ),
+        (
+            {"name": "m", "type": {"type": "map", "values": "bytes"}, "default": {"k": "\u0001"}},
+            {"k": b"\x01"},
+        ),
+        # Strings, numbers, enums: as fastavro applied them before.
+        ({"name": "s", "type": "string", "default": "x"}, "x"),
+        (
+            {
+                "name": "e",
+                "type": {"type": "enum", "name": "E", "symbols": ["A", "B"]},
+                "default": "B",
+            },
+            "B",
+        ),
+    ],
+)
+def test_binary_and_decimal_defaults_are_applied(field: dict[str, Any], stored: object) -> None:
+    schema = record_with(field)
+    payload = schema.encode({"a": 1})
+    assert payload == schema.encode({"a": 1, field["name"]: stored})
+    back = schema.decode(payload)
+    assert isinstance(back, dict)
+    assert back["a"] == 1
+
+
+def test_defaults_in_nested_records_are_applied() -> None:
+    inner = {
+        "type": "record",
+        "name": "In",
+        "fields": [
+            {"name": "b", "type": "bytes", "default": "z"},
+            {"name": "d", "type": decimal(5, 2), "default": "\u0001"},
+        ],
+    }
+    schema = record_with(
+        {"name": "inner", "type": inner, "default": {"b": "\u00ff"}},
+        {"name": "items", "type": {"type": "array", "items": "In"}},
+    )
+    # The record's default names b, leaves d to its own default; each item takes both.
+    assert schema.decode(schema.encode({"a": 1, "items": [{}, {"b": "q", "d": 2}]})) == {
+        "a": 1,
+        "inner": {"b": "\u00ff", "d": Decimal("0.01")},
+        "items": [{"b": "z", "d": Decimal("0.01")}, {"b": "q", "d": Decimal("2.00")}],
+    }
+
+
+def test_present_fields_are_not_taken_for_their_defaults() -> None:
+    schema = record_with(
+        {"name": "by", "type": "bytes", "default": "\u00ff"},
+        {"name": "d", "type": decimal(5, 2), "default": "\u0001"},
+    )
+    assert schema.decode(schema.encode({"a": 1, "by": "x", "d": "1"})) == {
+        "a": 1,
+        "by": "x",
+        "d": Decimal("1.00"),  # a value sent is a number, a default is bytes
+    }
+    with pytest.raises(InvalidSchema, match=r"Expected bytes, got int 5 - at \$\.by$"):
+        schema.encode({"a": 1, "by": 5})
+
+
+def test_a_default_that_cannot_be_bytes_is_refused_naming_it() -> None:
+    schema = record_with({"name": "by", "type": "bytes", "default": "\u0100"})
+    with pytest.raises(InvalidSchema, match=r"code point 0x100 - at \$\.by \(its default\)$"):
+        schema.encode({"a": 1})
+    past = record_with({"name": "d", "type": decimal(2, 0), "default": "\u0001\u0000"})
+    with pytest.raises(InvalidSchema, match=r"256 needs 3 digits .* - at \$\.d \(its default\)$"):
+        past.encode({"a": 1})

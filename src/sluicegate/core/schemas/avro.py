@@ -20,7 +20,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeGuard
 
@@ -179,8 +179,14 @@ class AvroSchema:
         shown when read; its bytes in that encoding would be read as a number too often
         to be told apart. Unions are untagged, as everywhere here: a string goes to a
         ``string`` branch before a binary one.
+
+        A field left out takes its ``default``, which the schema holds in Avro's JSON
+        encoding too; a decimal must fit its precision and scale, as Java writes it.
         """
-        return _FromJson(self.names).convert(self.parsed, datum, "$")
+        try:
+            return _FromJson(self.names).convert(self.parsed, datum, "$")
+        except _Misfit as exc:
+            raise InvalidSchema(f"a decimal does not fit its schema: {exc}") from None
 
 
 def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
@@ -219,6 +225,12 @@ def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
 _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+class _Misfit(Exception):
+    """A decimal past its schema's precision or scale (``from_json`` raises it as
+    ``InvalidSchema``). Kept apart from the other refusals so that a union none of whose
+    branches takes the value says this, not just "expected one of"."""
+
+
 class _FromJson:
     """``AvroSchema.from_json``: a walk of the schema beside the datum."""
 
@@ -235,12 +247,7 @@ class _FromJson:
         if kind in ("bytes", "fixed"):
             return self._binary(node, datum, path)
         if kind in ("record", "error") and isinstance(datum, dict):
-            converted = dict(datum)
-            for field in node["fields"]:
-                name = field["name"]
-                if name in datum:
-                    converted[name] = self.convert(field["type"], datum[name], f"{path}.{name}")
-            return converted
+            return self._record(node, datum, path, self.convert)
         if kind == "array" and isinstance(datum, list):
             return [
                 self.convert(node["items"], item, f"{path}[{i}]") for i, item in enumerate(datum)
@@ -249,13 +256,57 @@ class _FromJson:
             return {k: self.convert(node["values"], v, f"{path}.{k}") for k, v in datum.items()}
         return datum
 
+    def _record(
+        self,
+        node: dict[str, Any],
+        datum: dict[str, Any],
+        path: str,
+        convert: Callable[[Any, object, str], object],
+    ) -> dict[str, Any]:
+        converted = dict(datum)
+        for field in node["fields"]:
+            name = field["name"]
+            if name in datum:
+                converted[name] = convert(field["type"], datum[name], f"{path}.{name}")
+            elif "default" in field:
+                # fastavro would write the default as the schema holds it: a ``bytes``
+                # default is a string there, which it refuses as bytes.
+                converted[name] = self._default(field["type"], field["default"], f"{path}.{name}")
+        return converted
+
+    def _default(self, node: Any, value: object, path: str) -> object:
+        """A field's ``default`` as fastavro writes it. The Avro specification gives it in
+        Avro's JSON encoding, which differs from what ``convert`` takes in two ways: a
+        union's default is a value of its first branch, and a decimal's is the string of
+        its bytes (two's complement), not a number."""
+        node = _resolve(node, self._names)
+        if isinstance(node, list):  # never empty: ``parse`` refuses an empty union
+            return self._default(node[0], value, path)
+        kind = node.get("type") if isinstance(node, dict) else node
+        if isinstance(kind, (dict, list)):
+            return self._default(kind, value, path)
+        if kind in ("bytes", "fixed") and isinstance(value, str):
+            raw = _latin1(value, f"{path} (its default)")
+            if isinstance(node, dict) and node.get("logicalType") == "decimal":
+                scale = node.get("scale", 0)
+                unscaled = int.from_bytes(raw, "big", signed=True)
+                return _fit(node, Decimal(f"{unscaled}E{-scale}"), f"{path} (its default)")
+            return raw
+        if kind in ("record", "error") and isinstance(value, dict):
+            return self._record(node, value, path, self._default)
+        if kind == "array" and isinstance(value, list):
+            return [
+                self._default(node["items"], item, f"{path}[{i}]") for i, item in enumerate(value)
+            ]
+        if kind == "map" and isinstance(value, dict):
+            return {k: self._default(node["values"], v, f"{path}.{k}") for k, v in value.items()}
+        return value
+
     def _binary(self, node: Any, datum: object, path: str) -> object:
-        decimal = isinstance(node, dict) and node.get("logicalType") == "decimal"
-        if decimal:
-            if isinstance(datum, (int, float)) and not isinstance(datum, bool):
-                return Decimal(repr(datum)) if isinstance(datum, float) else Decimal(datum)
-            if isinstance(datum, str) and _DECIMAL.fullmatch(datum):
-                return Decimal(datum)
+        if isinstance(node, dict) and node.get("logicalType") == "decimal":
+            value = _as_decimal(datum)
+            if value is not None:
+                return _fit(node, value, path)
             if isinstance(datum, str):
                 raise InvalidSchema(
                     f"Expected a decimal (a JSON number, or a string holding one), got "
@@ -263,13 +314,7 @@ class _FromJson:
                 )
             return datum
         if isinstance(datum, str):
-            try:
-                return datum.encode("latin-1")
-            except UnicodeEncodeError as exc:
-                raise InvalidSchema(
-                    f"Expected bytes in Avro's JSON encoding (a string of code points "
-                    f"0-255), got a code point {ord(datum[exc.start]):#x} - at {path}"
-                ) from None
+            return _latin1(datum, path)
         return datum
 
     def _union(self, branches: list[Any], datum: object, path: str) -> object:
@@ -284,15 +329,77 @@ class _FromJson:
         elif datum is None:
             return datum
         # The first branch the converted value fits; as it was if none does (and then
-        # validation says why).
+        # validation says why), unless a branch took it as a decimal it does not fit.
+        misfit: _Misfit | None = None
         for branch in resolved:
             try:
                 converted = self.convert(branch, datum, path)
+            except _Misfit as exc:
+                misfit = misfit or exc
+                continue
             except InvalidSchema:
                 continue
             if _matches(branch, converted, self._names):
                 return converted
+        if misfit is not None:
+            raise misfit
         return datum
+
+
+def _latin1(text: str, path: str) -> bytes:
+    """The bytes a string of Avro's JSON encoding stands for: its code points 0-255."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise InvalidSchema(
+            f"Expected bytes in Avro's JSON encoding (a string of code points "
+            f"0-255), got a code point {ord(text[exc.start]):#x} - at {path}"
+        ) from None
+
+
+def _as_decimal(datum: object) -> Decimal | None:
+    """The decimal a JSON number, a string holding one, or a ``Decimal`` is; else None."""
+    if isinstance(datum, Decimal):
+        return datum
+    if isinstance(datum, (int, float)) and not isinstance(datum, bool):
+        return Decimal(repr(datum)) if isinstance(datum, float) else Decimal(datum)
+    if isinstance(datum, str) and _DECIMAL.fullmatch(datum):
+        return Decimal(datum)
+    return None
+
+
+def _fit(node: dict[str, Any], value: Decimal, path: str) -> Decimal:
+    """``value`` at the scale of decimal ``node`` (the unscaled integer fastavro writes
+    either way), as Java's decimal conversion takes it; ``_Misfit`` if it does not fit.
+
+    fastavro counts the digits of the value as given, before it pads them to the scale:
+    99999 passes a decimal(6, 2) and is written as 9999900, seven digits, which Java's
+    readers refuse (for ``fixed``, its size holds what the precision does: ``parse``
+    refuses a precision it cannot). At the scale, the digits fastavro counts are those it
+    writes, so its own check agrees, also where it picks a union's branch.
+    """
+    precision = node.get("precision")
+    if not isinstance(precision, int):
+        return value  # no precision to check against: left to fastavro, as before
+    scale = node.get("scale", 0)
+    shown = _cut(str(value))
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # NaN, infinity: no bytes hold them
+        raise _Misfit(f"{shown} is not a finite number - at {path}")
+    if -exponent > scale:  # even trailing zeros, as fastavro (and so far here) refuses them
+        places = -exponent
+        raise _Misfit(
+            f"{shown} has {places} digits after the point, over its scale of {scale} - at {path}"
+        )
+    # Counted before the digits are made: "1e999999999" must not build a billion zeros.
+    length = 1 if digits == (0,) else len(digits) + exponent + scale
+    if length > precision:
+        raise _Misfit(
+            f"{shown} needs {length} digits at scale {scale}, over its precision of "
+            f"{precision} - at {path}"
+        )
+    unscaled = (0,) if digits == (0,) else digits + (0,) * (exponent + scale)
+    return Decimal((sign, unscaled, -scale))
 
 
 def _binary_as_text(datum: object) -> object:
@@ -381,6 +488,12 @@ class _Structure:
                 return
             self._seen.add(name)
             self._name(name, path)
+        if node.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
+            # fastavro parses a decimal without one, then fails on every value written
+            # or read (a KeyError): a schema nothing could use.
+            precision = node.get("precision")
+            if not isinstance(precision, int) or isinstance(precision, bool) or precision < 1:
+                self._fail(path, f"decimal precision must be a positive integer, got {precision!r}")
         if kind in ("record", "error"):
             self._record(node, path)
         elif kind == "enum":
@@ -587,7 +700,9 @@ def _describe(datum: object) -> str:
     name = _JSON_NAMES.get(type(datum), type(datum).__name__)
     if datum is None or isinstance(datum, (dict, list)):
         return name
-    text = json.dumps(datum) if isinstance(datum, str) else repr(datum)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{name} {text}"
+    return f"{name} {_cut(json.dumps(datum) if isinstance(datum, str) else repr(datum))}"
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to 40 characters, for a message."""
+    return text[:37] + "..." if len(text) > 40 else text
