@@ -466,6 +466,51 @@ async def test_a_producer_may_register_its_topics_schemas_but_not_loosen_or_dele
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_producers_inline_schema_goes_only_where_the_registry_would_let_it(
+    world: World,
+) -> None:
+    """Records v2 registers a schema given inline under the subject its strategy names.
+    ``record`` and ``topicrecord`` subjects may be spelled as another topic's: producing
+    to this topic does not let a client change them, as the registry's API would not."""
+    producer = {"authorization": f"Bearer {world.keys['app-producer'][0]}"}
+    url = f"/v2/topics/{TOPIC}/records?serializer=confluent"
+
+    def body(name: str, strategy: str) -> dict[str, object]:
+        schema = {"type": "record", "name": name, "fields": [{"name": "n", "type": "long"}]}
+        value = {"type": "avro", "schema": json.dumps(schema), "data": {"n": 1}}
+        return {"value": {**value, "schema_name_strategy": strategy}}
+
+    plain = {"value": {"type": "avro", "schema": json.dumps("string"), "data": '"s"'}}
+    own = await world.http.post(url, json=plain, headers=producer)  # the topic's subject
+    assert own.status_code == 200, own.text
+    before = world.gateway.schemas.versions(SUBJECT)
+    # "orders" + record "x": orders-x-value, the subject of a topic "orders-x".
+    for name, strategy, subject in [
+        ("x", "topicrecord", f"{TOPIC}-x-value"),
+        ("payments", "record", "payments-value"),  # topic "payments"' subject, by name
+        ("com.acme.Audit", "record", "com.acme.Audit-value"),
+    ]:
+        refused = await world.http.post(url, json=body(name, strategy), headers=producer)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error_code"] == 403
+        assert f"may not register a schema under subject {subject!r}" in refused.text
+    assert world.gateway.schemas.versions(SUBJECT) == before
+    assert f"{TOPIC}-x-value" not in world.gateway.schemas.subjects()
+    # Registered there by the subject's admin first: the producer's records use it.
+    admin = {"authorization": f"Bearer {world.keys['app-operator'][0]}"}
+    schema = body("x", "topicrecord")["value"]["schema"]  # type: ignore[index]
+    registered = await world.http.post(
+        f"/subjects/{TOPIC}-x-value/versions",
+        json={"schema": schema},
+        headers={**admin, "content-type": _SR_TYPE},
+    )
+    assert registered.status_code == 200, registered.text
+    found = await world.http.post(url, json=body("x", "topicrecord"), headers=producer)
+    assert found.status_code == 200, found.text
+    assert found.json()["value"]["schema_id"] == registered.json()["id"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_consumer_instances_are_private(world: World) -> None:
     """Another consumer, however entitled, finds no instance of someone else's: 404, the
     answer for an instance that does not exist, so that ids cannot be probed."""

@@ -157,6 +157,20 @@ class Principal:
                 check=action,
             )
 
+    def may_register_schema(self, subject: str) -> bool:
+        """Whether this client may add a version to schema registry ``subject``: admin on
+        the subject's name, or produce on the topic of a ``<topic>-key|value`` subject (a
+        producer whose serializer registers its own schema). Every way into the registry
+        asks this (its API, records v2's schemas given inline): a subject another strategy
+        names (``<record>-value``, ``<topic>-<record>-value``) may be spelled as another
+        topic's, whose contract a producer of this one must not change."""
+        if self.allows("admin", subject):
+            return True
+        for suffix in ("-key", "-value"):
+            if subject.endswith(suffix):
+                return self.allows("produce", subject.removesuffix(suffix))
+        return False
+
     def require_admin(self) -> None:
         """Raise ``Forbidden`` unless this client administers every topic (pattern ``*``)."""
         if not self._sets["admin"].everything:

@@ -17,8 +17,8 @@ register at the same moment both learn from the log which claim came first, and 
 loser decides again against it — the same schema gets one id, and another schema the
 next id, without a leader node.
 
-The records v2 hot path (``get_or_register`` then ``encode_confluent``) touches only
-in-memory dicts once a schema text has been seen: no parsing, no I/O.
+The records v2 hot path (``remembered``, else a registration, then ``encode_confluent``)
+touches only in-memory dicts once a schema text has been seen: no parsing, no I/O.
 """
 
 from __future__ import annotations
@@ -116,15 +116,22 @@ class SchemaRegistry:
 
     # -- the records v2 hot path -----------------------------------------------------
 
+    def remembered(
+        self, subject: str, schema: str, schema_type: str = "AVRO"
+    ) -> RegisteredSchema | None:
+        """What ``register`` answered for this exact text under ``subject`` (kept in
+        memory for the producers' hot path), else ``None``: a registration that writes
+        nothing."""
+        return self._fast.get((subject, parse_schema_type(schema_type), schema))
+
     async def get_or_register(
         self, subject: str, schema: str, schema_type: str = "AVRO"
     ) -> RegisteredSchema:
         """``register``, answered from memory when this subject has seen this exact text."""
-        kind = parse_schema_type(schema_type)
-        known = self._fast.get((subject, kind, schema))
+        known = self.remembered(subject, schema, schema_type)
         if known is not None:
             return known
-        return await self.register(subject, schema, kind)
+        return await self.register(subject, schema, schema_type)
 
     def encode_confluent(self, schema_id: int, datum: object) -> bytes:
         """``datum`` validated and written with schema ``schema_id``, in the wire format."""

@@ -9,9 +9,12 @@ from typing import Literal
 
 import msgspec
 
+from sluicegate.core.auth.principals import Principal
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import Header, format_timestamp
+from sluicegate.core.schemas.model import RegisteredSchema
 from sluicegate.core.schemas.naming import subject_name
+from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.dialects.records_v2.errors import render_error
 from sluicegate.dialects.records_v2.wire import (
     Payload,
@@ -21,10 +24,12 @@ from sluicegate.dialects.records_v2.wire import (
 )
 from sluicegate.errors import (
     BadRequest,
+    Forbidden,
     IncompatibleSchema,
     InvalidPartition,
     InvalidSchema,
     InvalidTopicName,
+    NotFound,
     UnknownTopic,
     UnsupportedMediaType,
 )
@@ -89,12 +94,16 @@ class RecordsV2:
         value: bytes | None
         key_info: SchemaInfo | None
         value_info: SchemaInfo | None
+        principal = request.principal
+        assert principal is not None  # authorized above
         if key_payload is not None and key_payload.type == "avro":
-            key, key_info = await self._avro(key_payload, "key", topic_name, serializer)
+            key, key_info = await self._avro(key_payload, "key", topic_name, serializer, principal)
         else:
             key, key_info = _plain(key_payload, "key"), None
         if value_payload is not None and value_payload.type == "avro":
-            value, value_info = await self._avro(value_payload, "value", topic_name, serializer)
+            value, value_info = await self._avro(
+                value_payload, "value", topic_name, serializer, principal
+            )
         else:
             value, value_info = _plain(value_payload, "value"), None
         # Looked up (and auto-created) only for a record that can be stored: a refused
@@ -125,7 +134,12 @@ class RecordsV2:
         return Response(_encode(response))
 
     async def _avro(
-        self, payload: Payload, part: Part, topic: str, serializer: str | None
+        self,
+        payload: Payload,
+        part: Part,
+        topic: str,
+        serializer: str | None,
+        principal: Principal,
     ) -> tuple[bytes, SchemaInfo]:
         if serializer != "confluent":
             raise BadRequest(f"{part}.type 'avro' needs the query parameter serializer=confluent")
@@ -137,7 +151,9 @@ class RecordsV2:
         try:
             full_name = None if strategy == "topic" else registry.full_name(payload.schema)
             subject = subject_name(strategy, topic, full_name, part == "key")
-            registered = await registry.get_or_register(subject, payload.schema)
+            registered = registry.remembered(subject, payload.schema)
+            if registered is None:
+                registered = await self._registered(registry, subject, payload.schema, principal)
         except (InvalidSchema, IncompatibleSchema) as exc:
             # The seed knows no 409: a schema that cannot be used is a bad request here.
             raise BadRequest(f"{part}.schema: {exc.message}") from None
@@ -146,6 +162,27 @@ class RecordsV2:
         except InvalidSchema as exc:
             raise BadRequest(f"{part}.data does not match its schema: {exc.message}") from None
         return encoded, SchemaInfo("avro", registered.id, registered.subject)
+
+    @staticmethod
+    async def _registered(
+        registry: SchemaRegistry, subject: str, schema: str, principal: Principal
+    ) -> RegisteredSchema:
+        """``schema``'s version under ``subject``, registered if the client may add one
+        there as the registry's API allows (``Principal.may_register_schema``). A subject
+        of the ``record`` or ``topicrecord`` strategy may be spelled as another topic's
+        (``foo`` and record ``bar``: ``foo-bar-value``, topic ``foo-bar``'s), so producing
+        to this topic is not enough to change it; a schema already there is found."""
+        if principal.may_register_schema(subject):
+            return await registry.register(subject, schema)
+        try:
+            return registry.lookup(subject, schema)
+        except NotFound:
+            raise Forbidden(
+                f"client {principal.name!r} may not register a schema under subject "
+                f"{subject!r}: it needs admin on the subject, or produce on the topic of a "
+                "<topic>-key|value subject; an admin may register this schema there first",
+                check="admin",
+            ) from None
 
 
 def _plain(payload: Payload | None, part: Part) -> bytes | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from sluicegate.core.auth.principals import Principal
 from sluicegate.errors import Forbidden, Unauthenticated
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response
@@ -37,15 +36,6 @@ def _is_registration(route: Route) -> bool:
     return route.path.endswith("/subjects/{subject}/versions") and "POST" in route.methods
 
 
-def _may_register(principal: Principal, subject: str) -> bool:
-    if principal.allows("admin", subject):
-        return True
-    for suffix in ("-key", "-value"):
-        if subject.endswith(suffix):
-            return principal.allows("produce", subject.removesuffix(suffix))
-    return False
-
-
 def _guard(endpoint: Endpoint, read: bool, registration: bool) -> Endpoint:
     async def checked(request: Request) -> Response:
         principal = request.principal
@@ -55,7 +45,7 @@ def _guard(endpoint: Endpoint, read: bool, registration: bool) -> Endpoint:
             subject = request.path_params.get("subject")
             if subject is None:
                 principal.require_admin()
-            elif registration and not _may_register(principal, subject):
+            elif registration and not principal.may_register_schema(subject):
                 raise Forbidden(
                     f"client {principal.name!r} may not register a schema under subject "
                     f"{subject!r}: it needs admin on the subject, or produce on the topic "
