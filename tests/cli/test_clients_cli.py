@@ -103,6 +103,21 @@ def test_offline_lifecycle(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_patterns_are_shown_as_they_are(tmp_path: Path) -> None:
+    # Brackets of a glob are no markup: "orders.[ab]*" was shown as "orders.*", a wider
+    # permission than the client has, and "[/x]" broke every listing.
+    data = ["--data-dir", str(tmp_path)]
+    for name, pattern in [("globby", "orders.[ab]*"), ("closing", "[/x]")]:
+        code, _, err = invoke("clients", "create", name, "--produce", pattern, *data)
+        assert code == 0, err
+    code, out, err = invoke("clients", "show", "globby", *data)
+    assert code == 0, err
+    assert "orders.[ab]*" in out
+    code, out, err = invoke("clients", "list", *data)
+    assert code == 0, err
+    assert "[/x]" in out
+    assert "Traceback" not in err
+
 def test_a_lost_admin_key_is_replaced_offline(tmp_path: Path) -> None:
     config = tmp_path / "sluicegate.toml"
     config.write_text('[[auth.clients]]\nname = "ops"\nadmin = ["*"]\n')

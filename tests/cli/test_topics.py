@@ -152,3 +152,17 @@ async def test_lists_are_walked_to_the_last_page(gateway: Gateway) -> None:
         await admin.aclose()
     assert [topic["name"] for topic in listed] == names
     assert [request.url.params.get("limit") for request in sent] == ["2", "2", "2"]
+
+
+def test_values_and_messages_are_printed_as_they_are(tmp_path: Path) -> None:
+    # Escape sequences in a value are data (click strips them when not told to keep
+    # them); brackets in the server's words are no markup (Rich read them as tags).
+    data = ["--data-dir", str(tmp_path)]
+    code, _, err = invoke("produce", "raw", *data, input="\x1b[31mred\x1b[0m [bold]x[/]\n")
+    assert code == 0, err
+    code, out, _ = invoke("consume", "raw", "--from-beginning", *data)
+    assert out == "\x1b[31mred\x1b[0m [bold]x[/]\n"
+    code, _, err = invoke("topics", "create", "[/x]", *data)
+    assert code == 1
+    assert "expected 1-249 characters of [a-zA-Z0-9._-]" in err
+    assert "Traceback" not in err

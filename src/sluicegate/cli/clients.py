@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sluicegate.cli.options import DEFAULT_URL, ConfigFile, DataDir, Key, Url, Yes
+from sluicegate.cli.output import emphasized, err, out
 from sluicegate.cli.target import confirm_deletion, open_target, run_command
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ clients_app = typer.Typer(
 keys_app = typer.Typer(
     help="Create, list and revoke API keys.", no_args_is_help=True, rich_markup_mode="markdown"
 )
-out = Console()
-err = Console(stderr=True)
 
 
 # -- talking to the admin API ----------------------------------------------------------
@@ -91,12 +89,16 @@ def _show_new_key(created: dict[str, Any]) -> None:
     # The key alone on stdout, so `KEY=$(sluicegate keys create app)` works; the rest on stderr.
     expires = created["expires_at"] or "never"
     err.print(
-        f"API key [bold]{created['id']}[/] for client [bold]{created['client']}[/] "
-        f"(expires: {expires}). Store it now: it is not shown again.",
-        highlight=False,
+        emphasized(
+            "API key ",
+            created["id"],
+            " for client ",
+            created["client"],
+            f" (expires: {expires}). Store it now: it is not shown again.",
+        ),
         soft_wrap=True,
     )
-    out.out(created["key"], highlight=False)
+    out.out(created["key"])
 
 
 # -- clients ---------------------------------------------------------------------------
@@ -205,7 +207,7 @@ def create_client(
 
     client, created = run_command(go())
     console = err if created else out
-    console.print(f"created client [bold]{client['name']}[/]", highlight=False)
+    console.print(emphasized("created client ", client["name"]))
     if created:
         _show_new_key(created)
 
@@ -239,7 +241,7 @@ def update_client(
         ce_max_deliveries,
     )
     _request("PUT", f"/{name}", body, url, key, data_dir, config)
-    out.print(f"updated client [bold]{name}[/]", highlight=False)
+    out.print(emphasized("updated client ", name))
 
 
 def _joined(values: list[str]) -> str:
@@ -308,7 +310,7 @@ def show_client(
 
     client, keys = run_command(go())
     for field in ("name", "origin", "created_at"):
-        out.print(f"{field:>20}: {client[field] or '-'}", highlight=False)
+        out.print(f"{field:>20}: {client[field] or '-'}")
     for field in (
         "produce",
         "consume",
@@ -318,8 +320,8 @@ def show_client(
         "ce_consume_types",
         "certificate_subjects",
     ):
-        out.print(f"{field:>20}: {_joined(client[field])}", highlight=False)
-    out.print(f"{'ce_max_deliveries':>20}: {client['ce_max_deliveries'] or 'off'}", highlight=False)
+        out.print(f"{field:>20}: {_joined(client[field])}")
+    out.print(f"{'ce_max_deliveries':>20}: {client['ce_max_deliveries'] or 'off'}")
     out.print(_keys_table(keys))
 
 
@@ -335,7 +337,7 @@ def delete_client(
     """Delete a client and every API key it has."""
     confirm_deletion(f"Delete client {name!r} and all its API keys?", yes)
     _request("DELETE", f"/{name}", None, url, key, data_dir, config)
-    out.print(f"deleted client [bold]{name}[/]", highlight=False)
+    out.print(emphasized("deleted client ", name))
 
 
 # -- keys ------------------------------------------------------------------------------
@@ -385,4 +387,4 @@ def revoke_key(
 ) -> None:
     """Revoke an API key at once."""
     _request("DELETE", f"/{client}/keys/{key_id}", None, url, key, data_dir, config)
-    out.print(f"revoked key [bold]{key_id}[/] of client [bold]{client}[/]", highlight=False)
+    out.print(emphasized("revoked key ", key_id, " of client ", client))

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from sluicegate import __version__
 from sluicegate.cli.event_loop import run_async
+from sluicegate.cli.output import error
 from sluicegate.config import Settings, load_settings
 from sluicegate.errors import ConfigError, SluicegateError
 
@@ -28,7 +28,6 @@ app = typer.Typer(
     # Help texts are Markdown: their paragraphs reflow to the terminal's width.
     rich_markup_mode="markdown",
 )
-err = Console(stderr=True)
 
 E = TypeVar("E", bound=BaseException)
 
@@ -39,7 +38,7 @@ EXIT_USAGE = 2
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     """Print ``error: message`` to stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    error(message)
     return typer.Exit(code)
 
 

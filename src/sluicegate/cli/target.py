@@ -171,12 +171,13 @@ async def open_target(
 def run_command(coro: Any) -> Any:
     """Run a command's coroutine; a ``TargetError`` becomes one line on stderr and an exit."""
     import typer
-    from rich.console import Console
+
+    from sluicegate.cli.output import error
 
     try:
         return run_async(coro)
     except TargetError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        error(str(exc))
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -185,13 +186,12 @@ def confirm_deletion(question: str, yes: bool) -> None:
     import sys
 
     import typer
-    from rich.console import Console
+
+    from sluicegate.cli.output import error
 
     if yes:
         return
     if not sys.stdin.isatty():
-        Console(stderr=True).print(
-            "[bold red]error:[/] refusing to delete without --yes (stdin is not a terminal)"
-        )
+        error("refusing to delete without --yes (stdin is not a terminal)")
         raise typer.Exit(2)
     typer.confirm(question, abort=True)

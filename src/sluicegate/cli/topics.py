@@ -10,11 +10,11 @@ from typing import Annotated, Any, TextIO
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from sluicegate.cli.options import DEFAULT_URL, DataDir, Key, Url, Yes
+from sluicegate.cli.output import emphasized, err, error, out
 from sluicegate.cli.target import (
     AdminClient,
     TargetError,
@@ -30,8 +30,6 @@ topics_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-out = Console()
-err = Console(stderr=True)
 #: Seconds one consume of ``--follow`` long-polls for.
 _FOLLOW_POLL = 30
 
@@ -82,7 +80,9 @@ def create(
             return await target.create_topic(spec)
 
     topic = run_command(go())
-    out.print(f"created topic [bold]{topic['name']}[/] (id {topic['id']}, {partitions} partitions)")
+    out.print(
+        emphasized("created topic ", topic["name"], f" (id {topic['id']}, {partitions} partitions)")
+    )
 
 
 @topics_app.command()
@@ -123,7 +123,7 @@ def delete(
             await target.delete_topic(name)
 
     run_command(go())
-    out.print(f"deleted topic [bold]{name}[/]")
+    out.print(emphasized("deleted topic ", name))
 
 
 def _lines(stream: TextIO) -> Iterator[str]:
@@ -239,12 +239,10 @@ def consume(
     """
     cursor = follow or after is not None or since is not None
     if cursor and (partition is not None or show_keys):
-        err.print(
-            "[bold red]error:[/] --partition and --keys do not apply to --follow/--from/--since"
-        )
+        error("--partition and --keys do not apply to --follow/--from/--since")
         raise typer.Exit(2)
     if after is not None and since is not None:
-        err.print("[bold red]error:[/] --from and --since cannot be used together")
+        error("--from and --since cannot be used together")
         raise typer.Exit(2)
 
     async def go() -> None:
@@ -271,7 +269,8 @@ def consume(
                         line = record["value"] if record["value"] is not None else ""
                         if show_keys:
                             line = f"{record['key'] or ''}\t{line}"
-                        typer.echo(line)
+                        # As stored: click strips escape sequences when not told otherwise.
+                        typer.echo(line, color=True)
                         printed += 1
                         if max_records is not None and printed >= max_records:
                             return
@@ -308,7 +307,7 @@ async def _tail(
         body["timeout_secs"] = _FOLLOW_POLL if follow else 0
         messages = await target.consume_messages(topic_id, body)
         for message in messages:
-            typer.echo(msgspec.json.encode(message).decode())
+            typer.echo(msgspec.json.encode(message).decode(), color=True)
             printed += 1
             if limit is not None and printed >= limit:
                 return
