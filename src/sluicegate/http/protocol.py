@@ -85,6 +85,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for = _IDLE
         self._header_bytes = 0
+        #: The size of the read being parsed, and whether the head it completed was too
+        #: large (``on_headers_complete``).
+        self._read_bytes = 0
+        self._head_refused = False
         self._upgraded = False
         #: When the last response ended with nothing after it: the start of the idle time
         #: that ``timeout_keep_alive`` bounds. None while a request is under way.
@@ -110,6 +114,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         # Any byte ends the idle time, as it cancels uvicorn's keep-alive timer.
         self._idle_since = None
+        self._read_bytes = len(data)
         # The class named, not super(): this runs for every read of every connection.
         HttpToolsProtocol.data_received(self, data)
         cycle = self.cycle
@@ -141,6 +146,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # write. uvicorn names its class inside the method, so the method is repeated here;
         # changing a made cycle's class instead would turn its attributes into a dict's
         # (CPython materializes it), slowing every access to them.
+        if self._header_bytes + self._read_bytes > self.max_header_bytes and self._head_too_large():
+            # A head that came whole in this read (``data_received`` counts only the reads
+            # that leave one unfinished): the parser stops on this error and uvicorn
+            # answers it through ``send_400_response``, which says 414 or 431 instead.
+            self._head_refused = True
+            raise UriTooLong("the request's head is over its limit")
         parser = self.parser
         http_version = parser.get_http_version()
         self.scope["method"] = parser.get_method().decode("ascii")
@@ -224,6 +235,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes that are not HTTP, with a JSON body like every other.
+        if self._head_refused:
+            self._head_refused = False
+            self._refuse_large_head()
+            return
         self.transport.write(
             error_bytes(BadRequest("the request is not valid HTTP/1.1; the connection closes"))
         )
@@ -255,6 +270,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(error_bytes(exc))
             self.transport.close()
+
+    def _head_too_large(self) -> bool:
+        """Whether the request line and headers parsed so far exceed ``max_header_bytes``
+        (the bytes of names and values, which is what a client can make large)."""
+        size = len(self.url)
+        for name, value in self.headers:
+            size += len(name) + len(value)
+        return size > self.max_header_bytes
 
     def _refuse_large_head(self) -> None:
         if len(self.url) > self.max_header_bytes:
