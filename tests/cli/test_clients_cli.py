@@ -118,6 +118,7 @@ def test_patterns_are_shown_as_they_are(tmp_path: Path) -> None:
     assert "[/x]" in out
     assert "Traceback" not in err
 
+
 def test_a_lost_admin_key_is_replaced_offline(tmp_path: Path) -> None:
     config = tmp_path / "sluicegate.toml"
     config.write_text('[[auth.clients]]\nname = "ops"\nadmin = ["*"]\n')
