@@ -123,6 +123,21 @@ async def test_topic_names_are_unique_and_unknown_names_raise(log: Log) -> None:
         await log.alter_topic("nope", TopicUpdate(partitions=2))
 
 
+async def test_a_compacted_topic_takes_no_record_without_a_key(log: Log) -> None:
+    # Kafka refuses such a record (it was a 500 there): a 400 on both backends, before
+    # anything of the batch is written.
+    await log.create_topic(TopicSpec(name="c", partitions=2, config={"cleanup.policy": "compact"}))
+    for batch in (
+        [rec("c", 0, b"no key")],
+        [NewRecord("c", 0, b"k", b"keyed"), NewRecord("c", 1, None, b"no key")],
+    ):
+        with pytest.raises(BadRequest, match="compacted"):
+            await log.append(batch)
+    [kept] = await log.append([NewRecord("c", 1, b"k", b"keyed")])
+    assert kept.offset == 0
+    assert (await log.watermarks(TopicPartition("c", 0))).high == 0
+
+
 async def test_names_that_differ_only_in_dot_and_underscore_collide(log: Log) -> None:
     # Kafka refuses them (its metrics write both the same way): embedded storage too, so
     # that what a deployment made on one backend can move to the other.

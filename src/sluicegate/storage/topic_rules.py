@@ -71,6 +71,21 @@ def updated_topic(old: Topic, update: TopicUpdate, now: int) -> Topic:
     return msgspec.structs.replace(old, **changes)
 
 
+def compacted(topic: Topic) -> bool:
+    """Whether ``topic`` is compacted (its ``cleanup.policy`` names ``compact``): Kafka
+    refuses a record without a key there, which embedded storage refuses alike."""
+    policy = topic.config.get("cleanup.policy")
+    return isinstance(policy, str) and "compact" in policy
+
+
+def keyless_refused(topic: str) -> BadRequest:
+    """The error for a record without a key in a compacted topic."""
+    return BadRequest(
+        f"topic {topic!r} is compacted (cleanup.policy compact): every record needs a key",
+        topic=topic,
+    )
+
+
 def invalid_partition(topic: str, index: int, count: int) -> InvalidPartition:
     """The error for a partition the topic does not have, naming the ones it has."""
     return InvalidPartition(

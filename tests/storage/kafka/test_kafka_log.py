@@ -482,35 +482,48 @@ async def test_a_topic_made_with_kafkas_tools_under_the_prefix_is_taken_by_its_c
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Made in Kafka, not through the gateway: its name was "taken" (409) yet unknown (404)
-    # for good. Created through the gateway now, it is taken with its records; with fewer
-    # partitions than asked for, it grows to them.
-    def made_in_kafka(name: str, partitions: int) -> None:
+    # for good. Created through the gateway now (a dialect's auto-creation, most often,
+    # asking for its defaults), it is taken as Kafka has it: its records, its partitions
+    # (its producers' keys stay where they are) and its retention (records kept forever
+    # must not become deletable); only its timestamps become log-append time.
+    def made_in_kafka(name: str, partitions: int, configs: dict[str, str]) -> None:
         kafka_name = kafka_settings.topic_prefix + name
-        kafka_admin.create_topics([NewTopic(kafka_name, partitions, 1)])[kafka_name].result(30)
+        new = NewTopic(kafka_name, partitions, 1, config=configs)
+        kafka_admin.create_topics([new])[kafka_name].result(30)
         producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers})
-        producer.produce(kafka_name, b"already", partition=partitions - 1)
+        producer.produce(kafka_name, b"already", key=b"k", partition=partitions - 1)
         assert producer.flush(30) == 0
 
-    await asyncio.to_thread(made_in_kafka, "made", 2)
-    await asyncio.to_thread(made_in_kafka, "small", 1)
+    def kafka_configs(name: str) -> dict[str, str]:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, kafka_settings.topic_prefix + name)
+        entries = kafka_admin.describe_configs([resource])[resource].result(30)
+        return {key: entry.value for key, entry in entries.items()}
+
+    forever = {"retention.ms": "-1", "cleanup.policy": "compact"}
+    await asyncio.to_thread(made_in_kafka, "made", 2, forever)
+    await asyncio.to_thread(made_in_kafka, "small", 1, {})
     made = await kafka_log.create_topic(TopicSpec(name="made", partitions=1, retention_ms=60_000))
-    assert (made.partitions, made.retention_ms) == (2, 60_000)
+    assert (made.partitions, made.retention_ms) == (2, None)
+    assert made.config == {"cleanup.policy": "compact"}
+    configs = await asyncio.to_thread(kafka_configs, "made")
+    assert (configs["retention.ms"], configs["cleanup.policy"]) == ("-1", "compact")
+    assert configs["message.timestamp.type"] == "LogAppendTime"
     [record] = await kafka_log.read(TopicPartition("made", 1), 0, max_records=10, max_bytes=1 << 20)
     assert record.value == b"already"
     small = await kafka_log.create_topic(TopicSpec(name="small", partitions=3))
-    assert small.partitions == 3
-    await kafka_log.append([NewRecord("small", 2, None, b"new")])
+    assert small.partitions == 1
+    await kafka_log.append([NewRecord("small", 0, None, b"new")])
     kafka_name = kafka_settings.topic_prefix + "small"
-    messages = await consume_all_async(kafka_settings.bootstrap_servers, kafka_name, 3)
-    assert sorted((m.partition(), m.value()) for m in messages) == [(0, b"already"), (2, b"new")]
+    messages = await consume_all_async(kafka_settings.bootstrap_servers, kafka_name, 1)
+    assert sorted((m.partition(), m.value()) for m in messages) == [(0, b"already"), (0, b"new")]
     with pytest.raises(TopicExists):
         await kafka_log.create_topic(TopicSpec(name="made", partitions=1))
     said = [r.getMessage() for r in caplog.records if "taken as it is" in r.getMessage()]
     assert said == [
         "topic 'made' is in Kafka but not in the gateway's topic registry: taken as it is, "
-        "with its records, and 2 partitions",
+        "with its records (partitions: 2, retention.ms: -1)",
         "topic 'small' is in Kafka but not in the gateway's topic registry: taken as it is, "
-        "with its records, and 3 partitions",
+        "with its records (partitions: 1, retention.ms: 604800000)",
     ]
 
 

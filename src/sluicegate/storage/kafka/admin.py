@@ -36,6 +36,7 @@ from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
+    ConfigSource,
     NewPartitions,
     NewTopic,
     OffsetSpec,
@@ -283,6 +284,24 @@ class KafkaAdmin:
                 described = await self._await(future, topic=name)
                 counts[name] = len(described.partitions)
         return counts
+
+    async def topic_configs(self, name: str) -> dict[str, str]:
+        """The configs set on topic ``name`` itself, with its ``retention.ms`` and
+        ``retention.bytes`` whatever they come from (the broker's defaults included)."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        futures = self._client.describe_configs([resource], **self._options())
+        entries = await self._await(futures[resource], topic=name)
+        return {
+            key: entry.value
+            for key, entry in entries.items()
+            if entry.value is not None
+            and (
+                # An int from librdkafka, though typed as the enum.
+                getattr(entry.source, "value", entry.source)
+                == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+                or key in ("retention.ms", "retention.bytes")
+            )
+        }
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
         new = NewTopic(

@@ -32,7 +32,7 @@ from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.registry import TopicRegistry
 from sluicegate.storage.kafka.transactions import Batch, Outcome
-from sluicegate.storage.topic_rules import invalid_partition
+from sluicegate.storage.topic_rules import compacted, invalid_partition, keyless_refused
 
 __all__ = ["Appends"]
 
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 _Key = tuple[str, int]
 _topic_of = operator.attrgetter("topic")
 _partition_of = operator.attrgetter("partition")
+_key_of = operator.attrgetter("key")
 
 
 class _Pending:
@@ -97,6 +98,7 @@ class Appends:
             or node.queued() >= node.max_pending
             or topic is None
             or not 0 <= partition < topic.partitions
+            or (record.key is None and compacted(topic))
         ):
             return self._append(batch, offsets=False)
         key = (node.prefix + record.topic, partition)
@@ -200,22 +202,32 @@ class Appends:
                 for partition in (lowest, highest):
                     if not 0 <= partition < topic.partitions:
                         raise invalid_partition(one, partition, topic.partitions)
+                if compacted(topic) and None in (
+                    batch.keys if isinstance(batch, TopicBatch) else map(_key_of, batch)
+                ):
+                    raise keyless_refused(one)
                 if lowest == highest:
                     # One partition (a keyed batch): one key object, repeated.
                     return [(self._node.prefix + one, lowest)] * len(batch)
                 return list(zip(itertools.repeat(self._node.prefix + one), partitions))
         keys: list[_Key] = []
         name = None
-        kafka_name, count = "", 0
+        kafka_name, count, keyed = "", 0, False
         for record in batch:
             if record.topic != name:
                 name = record.topic
                 topic = self._registry.by_name.get(name)
                 if topic is None:
                     raise UnknownTopic(f"topic {name!r} does not exist", topic=name)
-                kafka_name, count = self._node.prefix + name, topic.partitions
+                kafka_name, count, keyed = (
+                    self._node.prefix + name,
+                    topic.partitions,
+                    compacted(topic),
+                )
             if not 0 <= record.partition < count:
                 raise invalid_partition(name, record.partition, count)
+            if keyed and record.key is None:
+                raise keyless_refused(name)
             keys.append((kafka_name, record.partition))
         return keys
 

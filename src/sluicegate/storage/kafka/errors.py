@@ -90,6 +90,9 @@ _INVALID = {
     KafkaError.INVALID_REQUEST,
     KafkaError.POLICY_VIOLATION,
     KafkaError.TOPIC_EXCEPTION,
+    # A record the broker will not take (one without a key in a topic compacted outside
+    # the gateway's knowledge): the request's, not the cluster's fault.
+    KafkaError.INVALID_RECORD,
 }
 
 

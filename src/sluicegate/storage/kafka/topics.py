@@ -49,7 +49,7 @@ from sluicegate.storage.kafka.appends import Appends
 from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.registry import REGISTRY_TOPIC, TopicRegistry, encode_entry
-from sluicegate.storage.kafka.topic_configs import kafka_topic_configs
+from sluicegate.storage.kafka.topic_configs import PASSED_THROUGH, kafka_topic_configs
 from sluicegate.storage.topic_rules import invalid_partition, updated_topic, validate_spec
 
 __all__ = ["OUTSIDE_CHECK_INTERVAL", "KafkaTopics", "OutsideChanges"]
@@ -75,6 +75,11 @@ class OutsideChanges(NamedTuple):
 
 def _wall_clock_us() -> int:
     return time.time_ns() // 1000
+
+
+def _retention(value: str | None) -> int | None:
+    """A Kafka retention config as a topic's setting: ``-1`` (or none) is forever."""
+    return None if value is None or int(value) < 0 else int(value)
 
 
 class KafkaTopics:
@@ -239,27 +244,50 @@ class KafkaTopics:
     async def _taken_over(self, topic: Topic, configs: dict[str, str]) -> Topic | None:
         """``topic`` as Kafka has it though the registry does not (made with Kafka's
         tools under the gateway's prefix, left by a creation whose registry record failed,
-        or the gateway's own after the registry was deleted and made again): its records
-        kept, grown to the partitions asked for if it has fewer, the settings asked for
-        applied. ``None`` if Kafka has no such topic by now. Two nodes taking it at once
-        both write its registry entry; the first one read holds, as for two creations."""
+        or the gateway's own after the registry was deleted and made again), its records
+        kept; ``None`` if Kafka has no such topic by now. Two nodes taking it at once
+        both write its registry entry; the first one read holds, as for two creations.
+
+        One of the gateway's own topics gets the partitions and settings it is made with.
+        Any other keeps its partitions, retention and Kafka settings: the creation that
+        finds it (a dialect's auto-creation, most often) asks for defaults, and applying
+        them would cut the retention of records kept for longer, or move its keys to
+        other partitions under the producers that write there. Only its timestamps
+        become log-append time, which the storage contract's reads by time rely on.
+        """
         admin = self._node.running_admin()
         kafka_name = self.kafka_name(topic.name)
         had = (await admin.partition_counts([kafka_name])).get(kafka_name)
         if had is None:
             return None
-        partitions = max(had, topic.partitions)
-        if partitions > had:
-            await admin.grow(kafka_name, partitions)
-            await admin.until_led(kafka_name, partitions)
-        await admin.set_configs(kafka_name, configs)
+        if is_internal(topic.name):
+            partitions = max(had, topic.partitions)
+            if partitions > had:
+                await admin.grow(kafka_name, partitions)
+                await admin.until_led(kafka_name, partitions)
+            await admin.set_configs(kafka_name, configs)
+            taken = msgspec.structs.replace(topic, partitions=partitions)
+        else:
+            kept = await admin.topic_configs(kafka_name)
+            await admin.set_configs(kafka_name, {"message.timestamp.type": "LogAppendTime"})
+            taken = msgspec.structs.replace(
+                topic,
+                partitions=had,
+                retention_ms=_retention(kept.get("retention.ms")),
+                retention_bytes=_retention(kept.get("retention.bytes")),
+                config={
+                    **{k: v for k, v in topic.config.items() if k not in PASSED_THROUGH},
+                    **{k: v for k, v in kept.items() if k in PASSED_THROUGH},
+                },
+            )
         logger.warning(
             "topic %r is in Kafka but not in the gateway's topic registry: taken as it is, "
-            "with its records, and %d partitions",
+            "with its records (partitions: %d, retention.ms: %s)",
             topic.name,
-            partitions,
+            taken.partitions,
+            -1 if taken.retention_ms is None else taken.retention_ms,
         )
-        return msgspec.structs.replace(topic, partitions=partitions)
+        return taken
 
     async def by_id(self, topic_id: int) -> Topic:
         """The topic with this stable id, or ``UnknownTopic``."""

@@ -55,7 +55,13 @@ from sluicegate.storage.sqlite.reads import (
 from sluicegate.storage.sqlite.recent import RecentChunks
 from sluicegate.storage.sqlite.retention import EnforceRetention
 from sluicegate.storage.sqlite.writer import Writer
-from sluicegate.storage.topic_rules import invalid_partition, offset_out_of_range, validate_spec
+from sluicegate.storage.topic_rules import (
+    compacted,
+    invalid_partition,
+    keyless_refused,
+    offset_out_of_range,
+    validate_spec,
+)
 from sluicegate.storage.waiters import Waiters
 
 __all__ = ["SqliteLog"]
@@ -348,19 +354,25 @@ class SqliteLog(Log):
                 own = state.partitions
                 if not 0 <= record.partition < len(own):
                     raise invalid_partition(record.topic, record.partition, len(own))
+                if record.key is None and compacted(state.topic):
+                    raise keyless_refused(record.topic)
                 return writer.append(batch, [own[record.partition]])
             states: list[PartitionState] = []
             name = None
             partitions: Sequence[PartitionState] = ()
             # Validated here so a bad batch fails at once; the writer re-validates only if
             # a topic changed while the batch was queued (the catalog epoch moved).
+            keyed = False
             for record in batch:
                 if record.topic != name:
                     name = record.topic
-                    partitions = catalog.get(name).partitions
+                    state = catalog.get(name)
+                    partitions, keyed = state.partitions, compacted(state.topic)
                 index = record.partition
                 if not 0 <= index < len(partitions):
                     raise invalid_partition(name, index, len(partitions))
+                if keyed and record.key is None:
+                    raise keyless_refused(name)
                 states.append(partitions[index])
             return writer.append(batch, states)
         except SluicegateError as exc:
