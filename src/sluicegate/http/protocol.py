@@ -272,11 +272,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _head_too_large(self) -> bool:
-        """Whether the request line and headers parsed so far exceed ``max_header_bytes``
-        (the bytes of names and values, which is what a client can make large)."""
+        """Whether the request line and headers parsed so far exceed ``max_header_bytes``,
+        counted as they came: each header's name, value, ``: `` and line end, and the
+        request line's target (its method and version are a few bytes more)."""
         size = len(self.url)
         for name, value in self.headers:
-            size += len(name) + len(value)
+            size += len(name) + len(value) + 4
         return size > self.max_header_bytes
 
     def _refuse_large_head(self) -> None:
