@@ -97,6 +97,11 @@ async def test_create_get_and_list_topics(log: Log) -> None:
         # Past a 64-bit integer: refused, not left to fail the commit.
         (TopicSpec(name="t", retention_ms=2**63), BadRequest),
         (TopicSpec(name="t", retention_bytes=10**22), BadRequest),
+        # Kafka topic configs Kafka would refuse: refused by embedded storage alike.
+        (TopicSpec(name="t", config={"cleanup.policy": "shred"}), BadRequest),
+        (TopicSpec(name="t", config={"segment.ms": "abc"}), BadRequest),
+        (TopicSpec(name="t", config={"min.cleanable.dirty.ratio": 2}), BadRequest),
+        (TopicSpec(name="t", config={"compression.type": "rar"}), BadRequest),
     ],
 )
 async def test_create_topic_rejects_invalid_specs(
@@ -184,6 +189,15 @@ async def test_alter_topic_refuses_retention_past_64_bits(log: Log, update: Topi
         await log.alter_topic("t", update)
     assert (await log.get_topic("t")).retention_ms == 1000
     await log.create_topic(TopicSpec(name="u"))  # and the log goes on
+
+
+async def test_alter_topic_refuses_a_kafka_config_kafka_would_refuse(log: Log) -> None:
+    await log.create_topic(TopicSpec(name="t", config={"cleanup.policy": "delete"}))
+    with pytest.raises(BadRequest, match=r"'max\.message\.bytes' must be a whole number"):
+        await log.alter_topic("t", TopicUpdate(config={"max.message.bytes": "lots"}))
+    assert (await log.get_topic("t")).config == {"cleanup.policy": "delete"}
+    changed = await log.alter_topic("t", TopicUpdate(config={"cleanup.policy": "compact,delete"}))
+    assert changed.config == {"cleanup.policy": "compact,delete"}
 
 
 async def test_purge_drops_records_and_offsets_keep_counting(harness: Harness) -> None:

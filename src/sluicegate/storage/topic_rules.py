@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import msgspec
 
 from sluicegate.core.topics import (
@@ -14,9 +17,13 @@ from sluicegate.core.topics import (
 from sluicegate.errors import BadRequest, InvalidPartition, OffsetOutOfRange
 
 __all__ = [
+    "KAFKA_TOPIC_CONFIGS",
     "MAX_PARTITIONS",
     "check_partitions",
+    "compacted",
+    "config_text",
     "invalid_partition",
+    "keyless_refused",
     "offset_out_of_range",
     "updated_topic",
     "validate_spec",
@@ -36,6 +43,63 @@ def _check_retention(field: str, value: int | None) -> None:
         )
 
 
+def config_text(value: object) -> str:
+    """A topic config's value as Kafka takes it: booleans in lower case, the rest as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _whole(low: int) -> Callable[[str], bool]:
+    def check(text: str) -> bool:
+        try:
+            return low <= int(text) <= 2**63 - 1
+        except ValueError:
+            return False
+
+    return check
+
+
+def _ratio(text: str) -> bool:
+    try:
+        return 0.0 <= float(text) <= 1.0
+    except ValueError:
+        return False
+
+
+def _policy(text: str) -> bool:
+    parts = [part.strip() for part in text.split(",")]
+    return bool(parts) and all(part in ("compact", "delete") for part in parts)
+
+
+#: The Kafka topic configs a topic's ``config`` may carry (Kafka applies them; embedded
+#: storage keeps them), each with what Kafka takes for it. Checked on both backends, so
+#: that a topic embedded storage took would be taken by Kafka too.
+KAFKA_TOPIC_CONFIGS: Mapping[str, tuple[Callable[[str], bool], str]] = {
+    "cleanup.policy": (_policy, "delete, compact, or both separated by a comma"),
+    "compression.type": (
+        lambda text: text in ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+        "uncompressed, zstd, lz4, snappy, gzip or producer",
+    ),
+    "delete.retention.ms": (_whole(0), "a whole number of milliseconds, >= 0"),
+    "max.compaction.lag.ms": (_whole(1), "a whole number of milliseconds, >= 1"),
+    "max.message.bytes": (_whole(0), "a whole number of bytes, >= 0"),
+    "min.cleanable.dirty.ratio": (_ratio, "a number from 0 to 1"),
+    "min.compaction.lag.ms": (_whole(0), "a whole number of milliseconds, >= 0"),
+    "min.insync.replicas": (_whole(1), "a whole number, >= 1"),
+    "segment.bytes": (_whole(14), "a whole number of bytes, >= 14"),
+    "segment.ms": (_whole(1), "a whole number of milliseconds, >= 1"),
+}
+
+
+def _check_config(config: Mapping[str, Any]) -> None:
+    for key, (valid, expected) in KAFKA_TOPIC_CONFIGS.items():
+        if key in config and not valid(config_text(config[key])):
+            raise BadRequest(
+                f"config {key!r} must be {expected}, got {config[key]!r}", field=f"config.{key}"
+            )
+
+
 def check_partitions(count: int, minimum: int) -> None:
     """Raise ``BadRequest`` unless ``minimum <= count <= MAX_PARTITIONS``."""
     if not minimum <= count <= MAX_PARTITIONS:
@@ -52,6 +116,7 @@ def validate_spec(spec: TopicSpec) -> None:
     check_partitions(spec.partitions, 1)
     _check_retention("retention_ms", spec.retention_ms)
     _check_retention("retention_bytes", spec.retention_bytes)
+    _check_config(spec.config)
 
 
 def updated_topic(old: Topic, update: TopicUpdate, now: int) -> Topic:
@@ -67,6 +132,7 @@ def updated_topic(old: Topic, update: TopicUpdate, now: int) -> Topic:
         _check_retention("retention_bytes", update.retention_bytes)
         changes["retention_bytes"] = update.retention_bytes
     if update.config is not msgspec.UNSET:
+        _check_config(update.config)
         changes["config"] = update.config
     return msgspec.structs.replace(old, **changes)
 

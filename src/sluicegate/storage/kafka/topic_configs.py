@@ -10,30 +10,13 @@ topic is ``message.timestamp.type=LogAppendTime``. Settings a dialect keeps in
 from __future__ import annotations
 
 from sluicegate.core.topics import Topic
+from sluicegate.storage.topic_rules import KAFKA_TOPIC_CONFIGS, config_text
 
 __all__ = ["PASSED_THROUGH", "kafka_topic_configs"]
 
-#: ``Topic.config`` keys that are Kafka topic configs and go to the broker as they are.
-PASSED_THROUGH = frozenset(
-    {
-        "cleanup.policy",
-        "compression.type",
-        "delete.retention.ms",
-        "max.compaction.lag.ms",
-        "max.message.bytes",
-        "min.cleanable.dirty.ratio",
-        "min.compaction.lag.ms",
-        "min.insync.replicas",
-        "segment.bytes",
-        "segment.ms",
-    }
-)
-
-
-def _kafka_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+#: ``Topic.config`` keys that are Kafka topic configs and go to the broker as they are
+#: (their values checked by ``topic_rules`` on every backend).
+PASSED_THROUGH = frozenset(KAFKA_TOPIC_CONFIGS)
 
 
 def kafka_topic_configs(topic: Topic) -> dict[str, str]:
@@ -45,5 +28,5 @@ def kafka_topic_configs(topic: Topic) -> dict[str, str]:
     }
     for key, value in topic.config.items():
         if key in PASSED_THROUGH:
-            configs[key] = _kafka_value(value)
+            configs[key] = config_text(value)
     return configs
