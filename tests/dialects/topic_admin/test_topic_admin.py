@@ -187,3 +187,20 @@ async def test_a_row_with_its_own_partition_keeps_it_in_a_batch_of_one_key(
     produced = await client.post(f"{TOPICS}/one-key-but/records", json={"records": rows})
     assert produced.status_code == 200, produced.text
     assert [p for p, _ in produced.json()["offsets"]] == [by_key, by_key, by_key, own, by_key]
+
+
+async def test_a_config_patch_changes_the_keys_it_names(client: httpx.AsyncClient) -> None:
+    # A merge patch: other APIs keep their settings in the same map (topics v1 its
+    # description and schema), which setting one Kafka config must not wipe.
+    created = await client.post(
+        TOPICS, json={"name": "orders", "config": {"description": "Orders", "segment.ms": 60_000}}
+    )
+    assert created.status_code == 201, created.text
+    patched = await client.patch(
+        f"{TOPICS}/orders", json={"config": {"cleanup.policy": "delete", "segment.ms": None}}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["config"] == {"description": "Orders", "cleanup.policy": "delete"}
+    refused = await client.patch(f"{TOPICS}/orders", json={"config": {"segment.ms": "soon"}})
+    assert refused.status_code == 400
+    assert "'segment.ms' must be a whole number" in refused.json()["message"]

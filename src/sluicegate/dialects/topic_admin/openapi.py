@@ -164,7 +164,7 @@ def _paths() -> dict[str, Any]:
             ),
             "patch": operation(
                 "alterTopic",
-                "Change partitions (grow only), retention or config; absent fields stay",
+                "Change partitions (grow only), retention or config keys; absent ones stay",
                 {**_topic("The changed topic"), **errors(*_WRITE, "413")},
                 [_NAME],
                 requestBody=json_body("TopicPatch"),

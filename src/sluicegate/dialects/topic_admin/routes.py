@@ -221,11 +221,23 @@ class TopicAdmin:
         name = request.path_params["name"]
         self._gateway.authorize(request.principal, "admin", name)
         patch = _decode(await request.body(json=True), TopicPatch)
+        config = patch.config
+        if not isinstance(config, msgspec.UnsetType):
+            # A merge patch (RFC 7396): the keys named change, null removes one, the rest
+            # stay. Replacing the whole map dropped what other APIs keep there (topics v1's
+            # description and schema) whenever an admin set one Kafka config.
+            merged = dict((await self._topics.get(name)).config)
+            for key, value in config.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            config = merged
         update = TopicUpdate(
             partitions=patch.partitions,
             retention_ms=patch.retention_ms,
             retention_bytes=patch.retention_bytes,
-            config=patch.config,
+            config=config,
         )
         return json_response(_topic_out(await self._topics.alter(name, update)))
 

@@ -48,7 +48,8 @@ class TopicCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TopicPatch(msgspec.Struct, forbid_unknown_fields=True):
-    """Changes to a topic: absent fields stay as they are; partitions only grow."""
+    """Changes to a topic: absent fields stay as they are; partitions only grow; ``config``
+    is a merge patch (the keys given change, ``null`` removes one, the others stay)."""
 
     partitions: Partitions | msgspec.UnsetType = msgspec.UNSET
     retention_ms: Retention | msgspec.UnsetType | None = msgspec.UNSET
