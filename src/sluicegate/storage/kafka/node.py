@@ -409,7 +409,15 @@ class KafkaNode:
             logger.error("Kafka client error: %s", error.str())
 
     async def check(self) -> None:
-        """Raise ``StorageUnavailable`` unless a broker answers now."""
+        """Raise ``StorageUnavailable`` unless a broker answers now.
+
+        During an outage the node knows of (``down``: the probe asks every second whether
+        it is over) the answer is at once, where a question to the cluster would take the
+        whole request timeout to fail: a load balancer's probe of ``/readyz`` gives up
+        sooner than that, and counts a slow answer as no answer.
+        """
+        if self.down:
+            raise StorageUnavailable(self.outage(), retry_after=PROBE_INTERVAL)
         await self._ping(self.running_admin())
 
     async def probe_forever(self) -> None:
