@@ -206,29 +206,29 @@ class LocalGroup:
             del committed[tp]
         for instance in self.instances.values():
             instance.topic_replaced(name)
-        gone = [tp for tp in self.counts.partitions() if tp.topic == name]
-        self.counts.forget(gone)
-        store = self.count_store
-        if store is not None:
-            for tp in gone:
-                if store.stored(self.name, tp):
-                    await store.forget(self.name, tp)
+        await self._forget_counts([tp for tp in self.counts.partitions() if tp.topic == name])
 
     async def _forget_stale_counts(self, name: str, topic_id: int) -> None:
         """The first read of ``name`` here: counts stored for an earlier topic of that name
         (before a restart, or on another node) are not this one's."""
         store = self.count_store
-        if store is None:
-            return
-        stale = [
-            tp
-            for tp, stored in store.of(self.name).items()
-            if tp.topic == name and stored.topic_id not in (0, topic_id)
-        ]
-        if stale:
-            self.counts.forget(stale)
-            for tp in stale:
-                await store.forget(self.name, tp)
+        if store is not None:
+            await self._forget_counts(
+                [
+                    tp
+                    for tp, stored in store.of(self.name).items()
+                    if tp.topic == name and stored.topic_id not in (0, topic_id)
+                ]
+            )
+
+    async def _forget_counts(self, partitions: list[TopicPartition]) -> None:
+        """Drop the counts of ``partitions``, in memory and in the store."""
+        self.counts.forget(partitions)
+        store = self.count_store
+        if store is not None:
+            for tp in partitions:
+                if store.stored(self.name, tp):
+                    await store.forget(self.name, tp)
 
     def commit_soon(self, log: Log, instance: ConsumerInstance) -> None:
         """Commit what ``instance`` confirmed in the group's next background round.
