@@ -22,11 +22,13 @@ from sluicegate.errors import (
     InvalidPartition,
     InvalidTopicName,
     OffsetOutOfRange,
+    PayloadTooLarge,
     TopicExists,
     UnknownGroupMember,
     UnknownTopic,
 )
 from sluicegate.storage.base import Log
+from sluicegate.storage.topic_rules import record_batch_bytes
 from tests.storage.conftest import Harness
 
 BIG = 1 << 30
@@ -141,6 +143,30 @@ async def test_a_compacted_topic_takes_no_record_without_a_key(log: Log) -> None
     [kept] = await log.append([NewRecord("c", 1, b"k", b"keyed")])
     assert kept.offset == 0
     assert (await log.watermarks(TopicPartition("c", 0))).high == 0
+
+
+async def test_a_record_over_the_topics_max_message_bytes_is_refused(log: Log) -> None:
+    # Kafka compares the record batch a record travels in with the topic's
+    # max.message.bytes; embedded storage counts the same bytes, to the byte.
+    await log.create_topic(TopicSpec(name="small", config={"max.message.bytes": "300"}))
+    headers = [("trace", b"abc"), ("\u00e9t\u00e9", b"")]
+
+    def record(value_bytes: int) -> NewRecord:
+        return NewRecord("small", 0, b"key", b"v" * value_bytes, headers)
+
+    fits = next(n for n in range(400) if record_batch_bytes(record(n + 1)) > 300)
+    assert record_batch_bytes(record(fits)) == 300
+    with pytest.raises(PayloadTooLarge, match="larger than"):
+        await log.append([record(fits + 1)])
+    with pytest.raises(PayloadTooLarge):  # one record over the limit fails its whole batch
+        await log.append([record(1), record(fits + 1)])
+    [stored] = await log.append([record(fits)])
+    assert stored.offset == 0
+    assert [r.value for r in await read_all(log, "small", 0)] == [b"v" * fits]
+    # Raised with the topic: the new limit holds from then on.
+    await log.alter_topic("small", TopicUpdate(config={"max.message.bytes": "2000"}))
+    [stored] = await log.append([record(1000)])
+    assert stored.offset >= 1
 
 
 async def test_names_that_differ_only_in_dot_and_underscore_collide(log: Log) -> None:

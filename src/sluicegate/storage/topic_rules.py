@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from sluicegate.core.records import NewRecord
 from sluicegate.core.topics import (
     MAX_RETENTION,
     Topic,
@@ -14,7 +15,7 @@ from sluicegate.core.topics import (
     TopicUpdate,
     validate_topic_name,
 )
-from sluicegate.errors import BadRequest, InvalidPartition, OffsetOutOfRange
+from sluicegate.errors import BadRequest, InvalidPartition, OffsetOutOfRange, PayloadTooLarge
 
 __all__ = [
     "KAFKA_TOPIC_CONFIGS",
@@ -24,7 +25,10 @@ __all__ = [
     "config_text",
     "invalid_partition",
     "keyless_refused",
+    "max_message_bytes",
     "offset_out_of_range",
+    "record_batch_bytes",
+    "too_large",
     "updated_topic",
     "validate_spec",
 ]
@@ -148,6 +152,47 @@ def keyless_refused(topic: str) -> BadRequest:
     """The error for a record without a key in a compacted topic."""
     return BadRequest(
         f"topic {topic!r} is compacted (cleanup.policy compact): every record needs a key",
+        topic=topic,
+    )
+
+
+def max_message_bytes(topic: Topic) -> int | None:
+    """The topic's ``max.message.bytes``, if its config sets one (checked when it was set)."""
+    limit = topic.config.get("max.message.bytes")
+    return None if limit is None else int(config_text(limit))
+
+
+#: A record batch's fixed part in Kafka's format (magic 2): base offset, length, leader
+#: epoch, magic, CRC, attributes, last offset delta, two timestamps, producer id and
+#: epoch, base sequence, record count.
+_BATCH_OVERHEAD = 61
+
+
+def _varint_bytes(n: int) -> int:
+    """Bytes of ``n`` as Kafka writes lengths in a record: a zig-zag varint."""
+    zigzag = (n << 1) ^ (n >> 63)
+    return max(1, (zigzag.bit_length() + 6) // 7)
+
+
+def _field_bytes(data: bytes | None) -> int:
+    return 1 if data is None else _varint_bytes(len(data)) + len(data)
+
+
+def record_batch_bytes(record: NewRecord) -> int:
+    """Bytes of a Kafka record batch holding ``record`` alone, uncompressed: what a broker
+    compares with ``max.message.bytes`` when a producer sends the record by itself."""
+    body = 3 + _field_bytes(record.key) + _field_bytes(record.value)  # attributes, deltas
+    body += _varint_bytes(len(record.headers))
+    for name, value in record.headers:
+        body += _field_bytes(name.encode()) + _field_bytes(value)
+    return _BATCH_OVERHEAD + _varint_bytes(body) + body
+
+
+def too_large(topic: str, size: int, limit: int) -> PayloadTooLarge:
+    """The error for a record over its topic's ``max.message.bytes``."""
+    return PayloadTooLarge(
+        f"the record is larger than topic {topic!r} accepts: {size} bytes as Kafka counts a "
+        f"record batch of it, over the topic's max.message.bytes of {limit}",
         topic=topic,
     )
 

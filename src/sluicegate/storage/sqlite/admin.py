@@ -135,7 +135,7 @@ class AlterTopic(Exclusive[Topic]):
             PartitionState(topic.id, p, 0, 0, 0)
             for p in range(state.topic.partitions, topic.partitions)
         )
-        state.topic = topic
+        state.retopic(topic)
         self._catalog.put(state)
         if grown:
             self._on_grown(topic.name)

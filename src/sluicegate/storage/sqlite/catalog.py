@@ -17,7 +17,7 @@ import msgspec
 from sluicegate.core.records import TopicPartition, Watermarks
 from sluicegate.core.topics import Topic, is_internal
 from sluicegate.errors import UnknownTopic
-from sluicegate.storage.topic_rules import invalid_partition
+from sluicegate.storage.topic_rules import invalid_partition, max_message_bytes
 
 __all__ = ["Catalog", "PartitionState", "TopicState", "load_catalog", "topic_from_row"]
 
@@ -49,11 +49,17 @@ class TopicState:
     the rare change that adds partitions.
     """
 
-    __slots__ = ("partitions", "topic")
+    __slots__ = ("max_bytes", "partitions", "topic")
 
     def __init__(self, topic: Topic, partitions: tuple[PartitionState, ...]) -> None:
-        self.topic = topic
         self.partitions = partitions
+        self.retopic(topic)
+
+    def retopic(self, topic: Topic) -> None:
+        """Take ``topic``'s new settings (an update)."""
+        self.topic = topic
+        #: ``max.message.bytes``, looked up once here rather than in each append.
+        self.max_bytes = max_message_bytes(topic)
 
     def partition(self, index: int) -> PartitionState:
         """The partition, or ``InvalidPartition``."""

@@ -60,6 +60,8 @@ from sluicegate.storage.topic_rules import (
     invalid_partition,
     keyless_refused,
     offset_out_of_range,
+    record_batch_bytes,
+    too_large,
     validate_spec,
 )
 from sluicegate.storage.waiters import Waiters
@@ -103,6 +105,15 @@ _CHECKPOINT_PRAGMAS = ("PRAGMA busy_timeout = 5000", _READER_CACHE)
 
 def _wall_clock_us() -> int:
     return time.time_ns() // 1000
+
+
+def _check_size(record: NewRecord, limit: int) -> None:
+    # A topic's max.message.bytes, held as Kafka holds it: against the record batch a
+    # producer sends the record in, alone (Kafka's own producer splits a batch refused
+    # as too large until each record goes alone).
+    size = record_batch_bytes(record)
+    if size > limit:
+        raise too_large(record.topic, size, limit)
 
 
 class SqliteLog(Log):
@@ -356,6 +367,8 @@ class SqliteLog(Log):
                     raise invalid_partition(record.topic, record.partition, len(own))
                 if record.key is None and compacted(state.topic):
                     raise keyless_refused(record.topic)
+                if state.max_bytes is not None:
+                    _check_size(record, state.max_bytes)
                 return writer.append(batch, [own[record.partition]])
             states: list[PartitionState] = []
             name = None
@@ -363,16 +376,20 @@ class SqliteLog(Log):
             # Validated here so a bad batch fails at once; the writer re-validates only if
             # a topic changed while the batch was queued (the catalog epoch moved).
             keyed = False
+            limit = None
             for record in batch:
                 if record.topic != name:
                     name = record.topic
                     state = catalog.get(name)
                     partitions, keyed = state.partitions, compacted(state.topic)
+                    limit = state.max_bytes
                 index = record.partition
                 if not 0 <= index < len(partitions):
                     raise invalid_partition(name, index, len(partitions))
                 if keyed and record.key is None:
                     raise keyless_refused(name)
+                if limit is not None:
+                    _check_size(record, limit)
                 states.append(partitions[index])
             return writer.append(batch, states)
         except SluicegateError as exc:
