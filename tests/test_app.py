@@ -12,7 +12,7 @@ import pytest
 from sluicegate.app import GatewayApp
 from sluicegate.config import Settings
 from sluicegate.core.gateway import Gateway
-from sluicegate.errors import UnknownTopic
+from sluicegate.errors import HeadersTooLarge, RequestTimeout, UnknownTopic
 from sluicegate.http.servers import STOPPED
 from tests.conftest import make_settings
 
@@ -251,3 +251,26 @@ async def test_a_request_the_graceful_shutdown_cuts_short_is_answered_in_its_dia
     # Any other cancellation goes on: the server (or the client leaving) cancelled it.
     with pytest.raises(asyncio.CancelledError):
         await _call_cancelled(app, path, "something else")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v2/topics/t/records", {"error_code": 408, "message": "late"}),
+        ("/ce/produce/event", {"status": 408, "error": "request_timeout", "message": "late"}),
+        ("/v2/top", {"error_code": 408, "message": "late"}),  # as much as has arrived
+        ("/nowhere", {"error": "request_timeout", "message": "late"}),
+        (None, {"error": "request_timeout", "message": "late"}),
+    ],
+)
+def test_the_servers_own_answers_are_in_the_paths_dialect(
+    app: GatewayApp, path: str | None, body: dict[str, object]
+) -> None:
+    status, headers, content = app.error_answer(path, RequestTimeout("late"))
+    assert (status, json.loads(content)) == (408, body)
+    assert (b"content-type", b"application/json") in headers
+
+
+def test_the_servers_own_answers_keep_the_dialects_headers(app: GatewayApp) -> None:
+    _, headers, _ = app.error_answer("/console/app.js", HeadersTooLarge("too large"))
+    assert (b"x-content-type-options", b"nosniff") in headers  # the console's own

@@ -12,6 +12,7 @@ from urllib.parse import unquote_to_bytes
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import (
     BadRequest,
+    ClientError,
     MethodNotAllowed,
     NotFound,
     ServerError,
@@ -24,11 +25,12 @@ from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import DEFAULT_BODY_LIMIT, ClientDisconnected, Request
 from sluicegate.http.response_cycle import direct_cycle
 from sluicegate.http.responses import WHOLE, Response, StreamingResponse, json_response
-from sluicegate.http.router import Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.router import ErrorRenderer, Route, Router, WebSocketRoute, plain_errors
+from sluicegate.http.server_answers import ErrorAnswer
 from sluicegate.http.servers import STOPPED
 from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.tls import peer_certificate
-from sluicegate.http.types import Receive, Scope, Send
+from sluicegate.http.types import Message, Receive, Scope, Send
 from sluicegate.http.websocket import refuse_handshake
 from sluicegate.observability.history import MetricsHistory
 from sluicegate.observability.metrics import CONTENT_TYPE, Metrics, RequestSeries
@@ -107,6 +109,11 @@ def _check_path_utf8(scope: Scope, params: dict[str, str]) -> None:
         name = next((name for name, value in params.items() if "\ufffd" in value), None)
         where = "the path" if name is None else f"path parameter {name}"
         raise BadRequest(f"{where} is not valid UTF-8 once percent-decoded") from None
+
+
+async def _no_body() -> Message:
+    """The ``receive`` of a request the server answers by itself: the app never reads it."""
+    return {"type": "http.disconnect"}
 
 
 class GatewayApp:
@@ -292,13 +299,31 @@ class GatewayApp:
                 await send({"type": "http.response.body", "body": response.body})
         series.observe(response.status, perf_counter() - started)
 
+    def _renderer_for(self, path: str) -> ErrorRenderer:
+        """How the dialect ``path`` looks like it belongs to renders errors; plain if none."""
+        closest = self.router.closest(path)
+        return closest.render_error if closest else plain_errors
+
+    def error_answer(self, path: str | None, exc: ClientError) -> ErrorAnswer:
+        """The HTTP server's own answer to ``exc`` (a 408, 414 or 431 for a request that
+        never reaches a route, ``http/server_answers.py``), in the format of the dialect
+        ``path`` looks like it belongs to, as ``_unmatched`` renders a 404; plain when
+        the path is unknown (None).
+
+        Every renderer builds its body from ``exc`` alone, so a bare request (no
+        headers) serves, and none raises.
+        """
+        render = plain_errors if path is None else self._renderer_for(path)
+        scope: Scope = {"type": "http", "path": path or "", "headers": []}
+        response = _with_error_headers(render(exc, Request(scope, _no_body, {})), exc)
+        return response.status, response.headers, response.body
+
     async def _unmatched(
         self, exc: SluicegateError, scope: Scope, receive: Receive, send: Send, started: float
     ) -> None:
         """A 404, a 405, a 426 or a path that is not UTF-8, rendered by the dialect the
         path looks like it belongs to."""
-        closest = self.router.closest(scope["path"])
-        render = closest.render_error if closest else plain_errors
+        render = self._renderer_for(scope["path"])
         response = _with_error_headers(render(exc, Request(scope, receive, {})), exc)
         if isinstance(exc, UpgradeRequired) and scope.get("http_version", "1.1")[0] == "1":
             # RFC 9110 says which protocol a 426 wants in Upgrade; HTTP/2 has no such header
@@ -333,8 +358,7 @@ class GatewayApp:
                 self._rate.check(principal.name, route.dialect)
             await route.endpoint(request, send)
         except SluicegateError as exc:
-            closest = route or self.router.closest(path)
-            render = closest.render_error if closest else plain_errors
+            render = route.render_error if route else self._renderer_for(path)
             await refuse_handshake(scope, send, _with_error_headers(render(exc, request), exc))
         except Exception:
             incident = uuid.uuid4().hex[:16]

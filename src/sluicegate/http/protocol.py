@@ -23,9 +23,15 @@ cannot keep a deadline away by trickling. uvicorn's keep-alive timeout is kept, 
 the time the last response ended, checked by one timer per connection that looks again
 when it fires, instead of a timer armed after every response and cancelled by the next
 request's first read. Each response is written in one write, head
-and body together (``http/response_cycle.py``). uvicorn's own 400 for bytes that are not HTTP
-gets the gateway's JSON error body too. Answers from here belong to no route, so they
-use the plain ``{"error", "message"}`` body of routes outside any dialect.
+and body together (``http/response_cycle.py``).
+
+The 408s, 414 and 431 from here are in the error format of the dialect the request's
+path belongs to, as the app renders a 404 for a path no route matches: the app renders
+them (``http/server_answers.py``), for the path once its request line is parsed, or for
+as much of the target as has arrived (a 414's never arrives whole). A head that ends
+before any of its target is known gets the plain ``{"error", "message"}`` body of routes
+outside any dialect, and so does uvicorn's own 400 for bytes that are not HTTP (what
+follows them is no request, and the target parsed before them may be an earlier one's).
 """
 
 from __future__ import annotations
@@ -35,10 +41,9 @@ import urllib.parse
 from typing import Any
 
 import httptools
-import msgspec
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.flow_control import service_unavailable
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sluicegate.config import ServerSettings
 from sluicegate.errors import (
@@ -50,27 +55,17 @@ from sluicegate.errors import (
 )
 from sluicegate.http.response_cycle import OneWriteCycle
 from sluicegate.http.responses import ABORT, WHOLE
+from sluicegate.http.server_answers import (
+    ErrorAnswerer,
+    answer_bytes,
+    plain_answer,
+    target_path,
+)
 
-__all__ = ["error_bytes", "guarded_protocol"]
-
-_encode = msgspec.json.Encoder().encode
+__all__ = ["guarded_protocol"]
 
 #: What the connection waits for; each has its own deadline.
 _IDLE, _HEADERS, _BODY = 0, 1, 2
-
-
-def error_bytes(exc: ClientError) -> bytes:
-    """A whole HTTP response for ``exc``, in ``plain_errors``' body, closing the connection."""
-    body = _encode({"error": exc.code, "message": exc.message})
-    return b"".join(
-        [
-            STATUS_LINE[exc.status],
-            b"content-type: application/json\r\n",
-            b"content-length: %d\r\n" % len(body),
-            b"connection: close\r\n\r\n",
-            body,
-        ]
-    )
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -79,6 +74,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     body_timeout = 30.0
     max_header_bytes = 64 * 1024
+    #: Renders the answers from here (a static method: see ``guarded_protocol``).
+    error_answer: ErrorAnswerer = staticmethod(plain_answer)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -239,9 +236,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_refused = False
             self._refuse_large_head()
             return
-        self.transport.write(
-            error_bytes(BadRequest("the request is not valid HTTP/1.1; the connection closes"))
-        )
+        exc = BadRequest("the request is not valid HTTP/1.1; the connection closes")
+        self.transport.write(answer_bytes(plain_answer(None, exc)))
         self.transport.close()
 
     def _expect(self, phase: int) -> None:
@@ -265,11 +261,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         return cycle is not None and cycle.scope is not self.scope and not cycle.response_complete
 
-    def _close_with(self, exc: ClientError) -> None:
+    def _close_with(self, exc: ClientError, path: str | None) -> None:
+        """Answer ``exc`` for a request to ``path`` (None: unknown) and close."""
         self._expect(_IDLE)
         if not self.transport.is_closing():
-            self.transport.write(error_bytes(exc))
+            self.transport.write(answer_bytes(self.error_answer(path, exc)))
             self.transport.close()
+
+    def _head_path(self) -> str | None:
+        """The path of the request whose head is arriving, as far as it has arrived."""
+        return target_path(self.url)
 
     def _head_too_large(self) -> bool:
         """Whether the request line and headers parsed so far exceed ``max_header_bytes``,
@@ -293,7 +294,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False  # answer what is in flight, then close
             self.flow.pause_reading()
         else:
-            self._close_with(exc)
+            self._close_with(exc, self._head_path())
 
     def _headers_late(self) -> None:
         cycle = self.cycle
@@ -309,7 +310,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._close_with(
                 RequestTimeout(
                     f"the request's headers did not arrive within {self.header_timeout:g} s"
-                )
+                ),
+                self._head_path(),
             )
 
     def _body_late(self) -> None:
@@ -325,12 +327,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle.disconnected = True
         cycle.message_event.set()
         self._close_with(
-            RequestTimeout(f"the request's body did not arrive within {self.body_timeout:g} s")
+            RequestTimeout(f"the request's body did not arrive within {self.body_timeout:g} s"),
+            cycle.scope["path"],
         )
 
 
-def guarded_protocol(server: ServerSettings) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class with ``server``'s timeouts and header limit."""
+def guarded_protocol(
+    server: ServerSettings, error_answer: ErrorAnswerer = plain_answer
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with ``server``'s timeouts and header limit, its own answers
+    rendered by ``error_answer`` (``server_answers.error_answerer``)."""
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
@@ -338,5 +344,8 @@ def guarded_protocol(server: ServerSettings) -> type[GuardedHttpToolsProtocol]:
             "header_timeout": server.header_timeout,
             "body_timeout": server.body_timeout,
             "max_header_bytes": server.max_header_bytes,
+            # Static: a function (or bound method) as a class attribute would be bound to
+            # the connection when it is looked up.
+            "error_answer": staticmethod(error_answer),
         },
     )

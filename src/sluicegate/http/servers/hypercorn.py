@@ -13,12 +13,17 @@ listener's context (``http/tls.py``) plus ALPN, and adds what uvicorn's protocol
   ``keep_alive_timeout`` from each response, with a 408 for a head that has begun
   (``_Connection``);
 * ``server.body_timeout``: a request whose body is not whole in time is answered 408
-  (plain JSON error body) and the app sees the client disconnect (``_BodyDeadline``);
+  and the app sees the client disconnect (``_BodyDeadline``);
 * the rest of a body answered early (a 413) read and dropped within that deadline.
 
-``max_header_bytes`` is h11's incomplete-event limit (431, with Hypercorn's empty body) and
-HTTP/2's ``SETTINGS_MAX_HEADER_LIST_SIZE``. See the design notes, "HTTP/2 through
+``max_header_bytes`` is h11's incomplete-event limit and HTTP/2's
+``SETTINGS_MAX_HEADER_LIST_SIZE``. h11 holds it only on a head that has not ended, so
+``_H11Protocol`` measures a head that arrived whole too; either is answered 414 for a
+request target or line over it, else 431. See the design notes, "HTTP/2 through
 Hypercorn, uvicorn the default", for what differs from uvicorn.
+
+These 408s, 414 and 431 are in the error format of the dialect the request's path
+belongs to, as under uvicorn (``http/server_answers.py``); plain when no path is known.
 """
 
 from __future__ import annotations
@@ -32,17 +37,23 @@ from functools import partial
 from typing import Any, cast
 
 import h11
-import msgspec
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
+from hypercorn.events import Closed, RawData
 from hypercorn.logging import Logger
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import AppWrapper
 
 from sluicegate.config import Settings
-from sluicegate.errors import RequestTimeout
-from sluicegate.http.protocol import error_bytes
+from sluicegate.errors import ClientError, HeadersTooLarge, RequestTimeout, UriTooLong
+from sluicegate.http.server_answers import (
+    ErrorAnswerer,
+    answer_bytes,
+    closing_headers,
+    error_answerer,
+    target_path,
+)
 from sluicegate.http.servers import ANSWER_SECONDS, BACKLOG, STOPPED, BeforeShutdown
 from sluicegate.http.tls import server_ssl_context, tls_extension
 from sluicegate.http.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,8 +62,6 @@ __all__ = ["HypercornServer", "hypercorn_config"]
 
 #: Protocols offered through ALPN, most preferred first.
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
-
-_encode = msgspec.json.Encoder().encode
 
 logger = logging.getLogger("sluicegate.http")
 
@@ -103,19 +112,17 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-def _timeout_response(timeout: float) -> tuple[Message, Message]:
+def _timeout_response(
+    timeout: float, path: str, error_answer: ErrorAnswerer
+) -> tuple[Message, Message]:
     exc = RequestTimeout(f"the request's body did not arrive within {timeout:g} s")
-    body = _encode({"error": exc.code, "message": exc.message})
+    answer = error_answer(path, exc)
     start: Message = {
         "type": "http.response.start",
-        "status": exc.status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(body)),
-            (b"connection", b"close"),
-        ],
+        "status": answer[0],
+        "headers": closing_headers(answer),
     }
-    return start, {"type": "http.response.body", "body": body}
+    return start, {"type": "http.response.body", "body": answer[2]}
 
 
 class _BodyDeadline:
@@ -127,12 +134,26 @@ class _BodyDeadline:
     nobody) and what it sends afterwards is dropped.
     """
 
-    __slots__ = ("_deadline", "_dropping", "_reading", "_receive", "_send", "_started", "_timeout")
+    __slots__ = (
+        "_deadline",
+        "_dropping",
+        "_error_answer",
+        "_path",
+        "_reading",
+        "_receive",
+        "_send",
+        "_started",
+        "_timeout",
+    )
 
-    def __init__(self, receive: Receive, send: Send, timeout: float) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, timeout: float, path: str, error_answer: ErrorAnswerer
+    ) -> None:
         self._receive = receive
         self._send = send
         self._timeout = timeout
+        self._path = path
+        self._error_answer = error_answer
         self._deadline = asyncio.get_running_loop().time() + timeout
         self._reading = True
         self._started = False
@@ -147,7 +168,7 @@ class _BodyDeadline:
         except TimeoutError:
             self._reading = False
             if not self._started:
-                for answer in _timeout_response(self._timeout):
+                for answer in _timeout_response(self._timeout, self._path, self._error_answer):
                     await self._send(answer)
                 self._dropping = True
             return {"type": "http.disconnect"}
@@ -178,17 +199,19 @@ class _ConnectionApp:
     """The app as Hypercorn calls it (its ``AppWrapper``), for one connection; each HTTP
     request's task is in ``requests`` while the app serves it."""
 
-    __slots__ = ("_app", "_body_timeout", "_requests", "_tls")
+    __slots__ = ("_app", "_body_timeout", "_error_answer", "_requests", "_tls")
 
     def __init__(
         self,
         app: ASGIApp,
         body_timeout: float,
+        error_answer: ErrorAnswerer,
         tls: dict[str, Any] | None,
         requests: set[asyncio.Task[Any]],
     ) -> None:
         self._app = app
         self._body_timeout = body_timeout
+        self._error_answer = error_answer
         self._tls = tls
         self._requests = requests
 
@@ -205,7 +228,9 @@ class _ConnectionApp:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        deadline = _BodyDeadline(receive, send, self._body_timeout)
+        deadline = _BodyDeadline(
+            receive, send, self._body_timeout, scope["path"], self._error_answer
+        )
         task = asyncio.current_task()
         assert task is not None  # Hypercorn runs each request's app in a task
         self._requests.add(task)
@@ -215,8 +240,57 @@ class _ConnectionApp:
             self._requests.discard(task)
 
 
+class _H11Protocol(H11Protocol):
+    """Hypercorn's HTTP/1.1 protocol, with the answer to a head over h11's limit (its
+    ``Receive buffer too long``, an empty 431) a 414 or 431 rendered by ``error_answer``.
+
+    ``_Connection`` makes each connection's ``H11Protocol`` one of these.
+    """
+
+    error_answer: ErrorAnswerer
+
+    async def _send_error_response(self, status_code: int) -> None:
+        connection = self.connection
+        # h11 hints 431 only for its incomplete-event limit; other errors stay its own.
+        if status_code != 431 or not isinstance(connection, h11.Connection):
+            await super()._send_error_response(status_code)
+            return
+        head, _ = connection.trailing_data
+        target = _request_target(head)
+        exc = _head_too_large(head, target, self.config.h11_max_incomplete_size)
+        answer = self.error_answer(target_path(target), exc)
+        await self.send(RawData(data=answer_bytes(answer)))
+
+    async def _create_stream(self, request: h11.Request) -> None:
+        # h11 holds its limit only on a head still arriving; one that came whole in a read
+        # is parsed whatever its size, so it is measured here. Without a stream, the
+        # request's next event ends the connection (``_handle_events``).
+        limit = self.config.h11_max_incomplete_size
+        size = len(request.method) + len(request.target) + 12  # "  HTTP/1.1\r\n", "\r\n"
+        size += sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
+        if size <= limit:
+            await super()._create_stream(request)
+            return
+        if len(request.target) > limit:
+            exc: ClientError = UriTooLong(f"the request target exceeds the limit of {limit} bytes")
+        else:
+            exc = HeadersTooLarge(f"the request line and headers exceed the limit of {limit} bytes")
+        answer = self.error_answer(target_path(request.target), exc)
+        await self.send(RawData(data=answer_bytes(answer)))
+        await self.send(Closed())
+
+
+def _head_too_large(head: bytes, target: bytes, limit: int) -> ClientError:
+    """414 when the request target is over ``limit`` (as uvicorn says), or the request
+    line is (it has not ended); else 431."""
+    if len(target) > limit or b"\n" not in head.lstrip():
+        return UriTooLong(f"the request target exceeds the limit of {limit} bytes")
+    return HeadersTooLarge(f"the request line and headers exceed the limit of {limit} bytes")
+
+
 class _Connection(TCPServer):
-    """Hypercorn's connection handler, with uvicorn's header deadline (``http/protocol.py``).
+    """Hypercorn's connection handler, with uvicorn's header deadline (``http/protocol.py``)
+    and ``_H11Protocol``'s answers.
 
     Hypercorn closes a connection that stays idle (no request in progress) for
     ``keep_alive_timeout``, and a request is in progress only once its headers are
@@ -225,27 +299,47 @@ class _Connection(TCPServer):
     request whose head has begun gets a 408 before the connection closes.
     """
 
-    def __init__(self, header_timeout: float, *args: Any) -> None:
+    def __init__(self, header_timeout: float, error_answer: ErrorAnswerer, *args: Any) -> None:
         super().__init__(*args)
         self._idle_limit = header_timeout
+        self._error_answer = error_answer
+
+    async def _read_data(self) -> None:
+        # Called once, just after ``run`` made the protocol. Hypercorn names its HTTP/1.1
+        # class inside ``ProtocolWrapper``, so the made one is given the subclass here
+        # (it adds only a method) instead of copying ``run`` and ``ProtocolWrapper``.
+        protocol = self.protocol.protocol
+        if type(protocol) is H11Protocol:
+            protocol.__class__ = _H11Protocol
+            cast(_H11Protocol, protocol).error_answer = self._error_answer
+        await super()._read_data()
 
     async def _idle_timeout(self) -> None:
         limit, self._idle_limit = self._idle_limit, self.config.keep_alive_timeout
         try:
             await asyncio.wait_for(self.context.terminated.wait(), limit)
         except TimeoutError:
-            if _head_begun(self.protocol.protocol):
+            head = _partial_head(self.protocol.protocol)
+            if head is not None:
                 exc = RequestTimeout(f"the request's headers did not arrive within {limit:g} s")
-                self.writer.write(error_bytes(exc))
+                answer = self._error_answer(target_path(_request_target(head)), exc)
+                self.writer.write(answer_bytes(answer))
         await asyncio.shield(self._initiate_server_close())
 
 
-def _head_begun(protocol: object) -> bool:
-    """Whether an HTTP/1.1 connection holds part of a request's head (not blank lines)."""
+def _partial_head(protocol: object) -> bytes | None:
+    """The part of a request's head an HTTP/1.1 connection holds (not blank lines), if any."""
     if not isinstance(protocol, H11Protocol) or not isinstance(protocol.connection, h11.Connection):
-        return False
+        return None
     received, _ = protocol.connection.trailing_data
-    return protocol.connection.their_state is h11.IDLE and bool(received.strip())
+    return received if protocol.connection.their_state is h11.IDLE and received.strip() else None
+
+
+def _request_target(head: bytes) -> bytes:
+    """The request target in ``head``'s request line, or as much of it as has arrived."""
+    line = head.lstrip().split(b"\n", 1)[0]
+    parts = line.split(b" ", 2)
+    return parts[1].rstrip(b"\r") if len(parts) > 1 else b""
 
 
 class HypercornServer:
@@ -255,6 +349,7 @@ class HypercornServer:
         self, app: ASGIApp, settings: Settings, before_shutdown: BeforeShutdown | None = None
     ) -> None:
         self._app = app
+        self._error_answer = error_answerer(app)
         self._before_shutdown = before_shutdown
         self._config = hypercorn_config(settings)
         self._body_timeout = settings.server.body_timeout
@@ -343,13 +438,18 @@ class HypercornServer:
             return
         self._connections[task] = writer.transport
         app = _ConnectionApp(
-            self._app, self._body_timeout, tls_extension(writer.transport), self._requests
+            self._app,
+            self._body_timeout,
+            self._error_answer,
+            tls_extension(writer.transport),
+            self._requests,
         )
         # Hypercorn types scopes and messages as TypedDicts; the app takes plain mappings.
         wrapped = cast(AppWrapper, app)
         try:
             await _Connection(
                 self._header_timeout,
+                self._error_answer,
                 wrapped,
                 asyncio.get_running_loop(),
                 self._config,

@@ -13,6 +13,7 @@ import uvicorn
 
 from sluicegate.config import Settings
 from sluicegate.http.protocol import guarded_protocol
+from sluicegate.http.server_answers import error_answerer
 from sluicegate.http.servers import ANSWER_SECONDS, STOPPED, BeforeShutdown
 from sluicegate.http.tls import uvicorn_tls_options
 from sluicegate.http.types import ASGIApp
@@ -24,8 +25,8 @@ __all__ = ["UvicornServer", "uvicorn_config"]
 def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     """How sluicegate runs uvicorn; ``bench/`` serves its bare-ASGI baseline with it too."""
     # uvloop and httptools (dependencies here), with the timeouts and header limit
-    # uvicorn lacks (http/protocol.py).
-    http = guarded_protocol(settings.server)
+    # uvicorn lacks (http/protocol.py), answered in the app's dialects where it can.
+    http = guarded_protocol(settings.server, error_answerer(app))
     ce = settings.cloudevents
     options: dict[str, Any] = {
         "http": http,
