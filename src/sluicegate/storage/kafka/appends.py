@@ -8,6 +8,13 @@ Order: appends called one after another are stored in that order per partition, 
 when one goes through the idempotent producer and the next through a transaction: an
 append waits (off the loop's critical path, by callbacks) for the last append of each of
 its partitions that went the other way.
+
+Deadline: an append is answered within ``storage.append_timeout`` of the call, whatever
+waits it meets on the way (the other producer's last append, the transactions queued
+before it, the commit or abort of an earlier one). A single record sent at once has
+librdkafka's own timeout, which starts with the call; any other append has a timer
+(``_expire``): an append not handed to Kafka yet then never is (503: nothing of it is
+stored), one Kafka has but has not confirmed is answered 408 (stored whole or not at all).
 """
 
 from __future__ import annotations
@@ -25,13 +32,19 @@ from confluent_kafka.admin import OffsetSpec
 
 from sluicegate.core.records import Appended, NewRecord
 from sluicegate.core.topic_batch import TopicBatch
-from sluicegate.errors import Overloaded, SluicegateError, StorageUnavailable, UnknownTopic
+from sluicegate.errors import (
+    Overloaded,
+    SluicegateError,
+    StorageTimeout,
+    StorageUnavailable,
+    UnknownTopic,
+)
 from sluicegate.storage.base import CommitObserver
 from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, translate
 from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.registry import TopicRegistry
-from sluicegate.storage.kafka.transactions import Batch, Outcome
+from sluicegate.storage.kafka.transactions import Batch, Entry, Outcome
 from sluicegate.storage.topic_rules import compacted, invalid_partition, keyless_refused
 
 __all__ = ["Appends"]
@@ -47,7 +60,17 @@ _key_of = operator.attrgetter("key")
 class _Pending:
     """The last append of a partition: which producer took it, and whether it went yet."""
 
-    __slots__ = ("deferred", "future", "offsets", "transactional")
+    __slots__ = (
+        "blocked_by",
+        "deadline",
+        "deferred",
+        "ended",
+        "entry",
+        "expiry",
+        "future",
+        "offsets",
+        "transactional",
+    )
 
     def __init__(
         self, transactional: bool, future: asyncio.Future[list[Any]], offsets: bool
@@ -58,6 +81,21 @@ class _Pending:
         self.future = future
         self.offsets = offsets
         self.deferred = False
+        #: While ``deferred``: the other producer's appends it waits for.
+        self.blocked_by: asyncio.Future[Any] | None = None
+        #: Its place in the transactions' queue, once submitted there.
+        self.entry: Entry | None = None
+        #: The timer that answers it at its deadline (``time.monotonic()``), unless it is
+        #: a record sent at once (librdkafka's timeout is its deadline then).
+        self.expiry: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        #: Set when ``future`` was answered at the deadline while the append may still
+        #: go on: done once its producer is done with it.
+        self.ended: asyncio.Future[Any] | None = None
+
+    def gate(self) -> asyncio.Future[Any]:
+        """What a later append through the other producer waits for: this append's end."""
+        return self.future if self.ended is None else self.ended
 
 
 class Appends:
@@ -103,7 +141,7 @@ class Appends:
             return self._append(batch, offsets=False)
         key = (node.prefix + record.topic, partition)
         last = self._last.get(key)
-        if last is not None and (last.transactional or last.deferred) and not last.future.done():
+        if last is not None and (last.transactional or last.deferred) and not last.gate().done():
             return self._append(batch, offsets=False)
         result: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
         self._last[key] = _Pending(False, result, False)
@@ -119,7 +157,8 @@ class Appends:
         return offsets
 
     def _append(self, batch: Sequence[NewRecord], *, offsets: bool) -> asyncio.Future[list[Any]]:
-        result: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[list[Any]] = loop.create_future()
         try:
             self._admit(len(batch))
             if not batch:
@@ -146,18 +185,20 @@ class Appends:
             distinct = keys
         for key in distinct:
             last = last_appends.get(key)
-            if (
-                last is not None
-                and (last.transactional != transactional or last.deferred)
-                and not last.future.done()
-            ):
-                blockers.append(last.future)
+            if last is not None and (last.transactional != transactional or last.deferred):
+                gate = last.gate()
+                if not gate.done():
+                    blockers.append(gate)
             last_appends[key] = pending
+        if transactional or blockers:
+            timeout = self._node.append_timeout
+            pending.deadline = time.monotonic() + timeout
+            pending.expiry = loop.call_later(timeout, self._expire, pending)
         if blockers:
             # Wait for the other producer's last append to these partitions, so the order
             # of calls is the order in the log. Rare: a partition fed both ways at once.
             pending.deferred = True
-            gate = asyncio.gather(*blockers, return_exceptions=True)
+            gate = pending.blocked_by = asyncio.gather(*blockers, return_exceptions=True)
             gate.add_done_callback(lambda _: self._submit(batch, keys, pending))
         else:
             self._submit(batch, keys, pending)
@@ -234,15 +275,62 @@ class Appends:
     def _submit(self, batch: Sequence[NewRecord], keys: list[_Key], pending: _Pending) -> None:
         pending.deferred = False
         if pending.future.done():
-            return
+            return  # answered at its deadline while it waited: never sent
         if not pending.transactional:
-            self.send_single(keys[0][0], batch[0], pending.future)
+            if pending.expiry is None:
+                self.send_single(keys[0][0], batch[0], pending.future)
+                return
+            # It waited: its deadline is nearer than librdkafka's timeout, which starts now.
+            sent: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
+            sent.add_done_callback(lambda _: self._delivered(pending, sent))
+            self.send_single(keys[0][0], batch[0], sent)
             return
         started = time.monotonic()
-        self._node.transactions.submit(
+        pending.entry = self._node.transactions.submit(
             Batch(keys, batch),
             lambda outcome: self._committed(batch, outcome, pending, started),
+            pending.deadline,
         )
+
+    def _expire(self, pending: _Pending) -> None:
+        """The append's deadline came: answer it now, whatever its producer still does."""
+        future = pending.future
+        entry = pending.entry
+        if future.done() or (entry is not None and entry.decided):
+            return  # answered, or decided and answered by its settling (within the deadline)
+        if pending.deferred or (entry is not None and self._node.transactions.withdraw(entry)):
+            # Never handed to Kafka, and now it never will be. A later append waits for
+            # what this one waited for, in its place.
+            pending.ended = pending.blocked_by
+            future.set_exception(
+                StorageUnavailable(
+                    "Kafka took no write in time (storage.append_timeout): nothing of it is stored"
+                )
+            )
+            return
+        # Kafka has it: it ends stored whole or not at all, and later appends wait for that.
+        pending.ended = asyncio.get_running_loop().create_future()
+        _time_out(future)
+
+    def _ended(self, pending: _Pending) -> None:
+        """The producer is done with the append: stop its timer, free who waits for it."""
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+        ended = pending.ended
+        if ended is not None and not ended.done():
+            ended.set_result(None)
+
+    def _delivered(self, pending: _Pending, sent: asyncio.Future[list[Appended]]) -> None:
+        """A record that waited for the other producer has its outcome: its caller's."""
+        self._ended(pending)
+        future = pending.future
+        error = sent.exception()  # read even if the caller was answered: asyncio logs it
+        if future.done():
+            return
+        if error is None:
+            future.set_result(sent.result())
+        else:
+            future.set_exception(error)
 
     def send_single(
         self,
@@ -288,24 +376,41 @@ class Appends:
                 # its name since) or with fewer partitions (grown since, through another
                 # node or Kafka's tools). It learns otherwise at its next metadata
                 # refresh, minutes away: ask now, then send again, once.
-                relearning = asyncio.ensure_future(self._relearn(kafka_topic, record, future))
+                relearning = asyncio.ensure_future(
+                    self._relearn(
+                        kafka_topic, record, future, time.monotonic() + self._node.append_timeout
+                    )
+                )
                 self._relearning.add(relearning)
                 relearning.add_done_callback(self._relearning.discard)
                 return
             future.set_exception(translate(error, topic=record.topic) if error is not None else exc)
 
     async def _relearn(
-        self, kafka_topic: str, record: NewRecord, future: asyncio.Future[list[Appended]]
+        self,
+        kafka_topic: str,
+        record: NewRecord,
+        future: asyncio.Future[list[Appended]],
+        deadline: float,
     ) -> None:
+        """Ask about ``kafka_topic``, then send ``record`` again; answered by ``deadline``
+        (the question uses up some of it, and librdkafka's timeout starts with the send)."""
         logger.info("librdkafka took topic %r for missing: asking again", kafka_topic)
         try:
-            await self._node.producer.learn(kafka_topic, self._node.timeout)
+            await self._node.producer.learn(
+                kafka_topic, max(min(self._node.timeout, deadline - time.monotonic()), 0.01)
+            )
             self._node.require_running()
         except SluicegateError as exc:  # stopped meanwhile
             if not future.done():
                 future.set_exception(exc)
             return
         self.send_single(kafka_topic, record, future, relearned=True)
+        if not future.done():
+            expiry = asyncio.get_running_loop().call_later(
+                max(deadline - time.monotonic(), 0.0), _time_out, future
+            )
+            future.add_done_callback(lambda _: expiry.cancel())
 
     def _committed(
         self,
@@ -315,6 +420,7 @@ class Appends:
         started: float,
     ) -> None:
         # Waiters were woken once for the whole transaction (until_visible).
+        self._ended(pending)
         future = pending.future
         if isinstance(outcome, SluicegateError):
             if not future.done():
@@ -341,3 +447,14 @@ class Appends:
                 raise StorageUnavailable("Kafka did not write the commit markers in time")
             # The coordinator writes the commit markers right after it answered.
             await asyncio.sleep(0.001)
+
+
+def _time_out(future: asyncio.Future[list[Appended]]) -> None:
+    """Answer a write Kafka has but has not confirmed by its deadline: 408."""
+    if not future.done():
+        future.set_exception(
+            StorageTimeout(
+                "Kafka did not confirm the write within storage.append_timeout; it is "
+                "either stored whole or not at all"
+            )
+        )

@@ -25,6 +25,14 @@ would widen it). A partition whose records of one batch alone exceed a record ba
 report per record. A batch's outcome is kept per partition (``Placement``: first offset,
 count, timestamps), not as a placement per record. While a committed transaction waits
 for its markers to become visible, the next one is already committing.
+
+Every batch has a deadline, set when it was appended (``storage.append_timeout`` later),
+and every step of the committer uses up what is left of it rather than a timeout of its
+own: finishing or aborting the transaction before (``_ready``), the commit, the abort
+after a failure, committing it again, waiting for it to become visible. Those steps once
+each took a full timeout, and a request waited for their sum. The appender answers a
+batch at its deadline whatever the committer still does (``Appends._expire``):
+``withdraw`` takes a batch still queued out of the queue, so nothing of it is ever stored.
 """
 
 from __future__ import annotations
@@ -209,7 +217,32 @@ class Placement:
 
 #: A batch's placement, or why none of it was stored.
 Outcome = Placement | SluicegateError
-_Waiting = tuple[Batch, Callable[[Outcome], None]]
+#: The shortest wait the committer gives librdkafka: a deadline already passed still lets
+#: a call answer what it knows at once (0 may mean "no timeout" to some of its calls).
+_LEAST_WAIT = 0.01
+
+
+class Entry:
+    """A batch submitted, the callback that gets its outcome, and its deadline
+    (``time.monotonic()``). ``taken``: a transaction holds it, so it can no longer be
+    withdrawn; ``decided``: that transaction's outcome is known (it settles)."""
+
+    __slots__ = ("batch", "deadline", "decided", "done", "taken")
+
+    def __init__(self, batch: Batch, done: Callable[[Outcome], None], deadline: float) -> None:
+        self.batch = batch
+        self.done = done
+        self.deadline = deadline
+        self.taken = False
+        self.decided = False
+
+
+def _wait(deadline: float, longest: float) -> float:
+    """Seconds a blocking call may take: at most ``longest``, and no later than
+    ``deadline`` (but ``_LEAST_WAIT``)."""
+    return max(min(longest, deadline - time.monotonic()), _LEAST_WAIT)
+
+
 #: Waits until ``read_committed`` readers see each partition up to its offset.
 Visible = Callable[[Mapping[_Key, int]], Awaitable[None]]
 
@@ -245,7 +278,7 @@ class TransactionalProducer:
         #: again; None: it may not (committer thread only).
         self._retry: _Retry | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-transactions")
-        self._queue: list[_Waiting] = []
+        self._queue: list[Entry] = []
         #: The current transaction's delivery reports (committer thread only).
         self._reports: list[Message] = []
         self._wake = asyncio.Event()
@@ -258,15 +291,19 @@ class TransactionalProducer:
         self._loop = asyncio.get_running_loop()
         await self._loop.run_in_executor(self._executor, self._open)
 
-    def _open(self) -> None:
+    def _open(self, deadline: float | None = None) -> None:
+        """Make the producer and init its transactions, by ``deadline`` if one is given
+        (a producer made again for a transaction's batches), else with the patience a
+        start needs."""
         # No producer-wide on_delivery: only the records given one are reported (_commit).
         producer = Producer({**self._config, "error_cb": self._error})
         # A new cluster creates its transaction log on first use, and a coordinator that
         # just moved is loading: both answer "retriable" for a while, so keep asking.
-        deadline = time.monotonic() + max(_COORDINATOR_PATIENCE, self._request_timeout)
+        patience = time.monotonic() + max(_COORDINATOR_PATIENCE, self._request_timeout)
+        deadline = patience if deadline is None else min(deadline, patience)
         while True:
             try:
-                producer.init_transactions(self._request_timeout)
+                producer.init_transactions(_wait(deadline, self._request_timeout))
                 break
             except KafkaException as exc:
                 error = kafka_error(exc)
@@ -285,7 +322,7 @@ class TransactionalProducer:
         # On the committer thread, inside commit, abort or flush: keep, decode later.
         self._reports.append(message)
 
-    def _take(self) -> list[_Waiting]:
+    def _take(self) -> list[Entry]:
         """The queued batches the next transaction holds, oldest first.
 
         As many as fit one record batch per partition (at least one), so that each
@@ -294,8 +331,8 @@ class TransactionalProducer:
         queue = self._queue
         held: dict[_Key, tuple[int, int]] = {}
         taken = 0
-        for batch, _ in queue:
-            shares = batch.shares()
+        for entry in queue:
+            shares = entry.batch.shares()
             merged = {}
             for key, (count, size) in shares.items():
                 had_count, had_size = held.get(key, (0, 0))
@@ -309,6 +346,8 @@ class TransactionalProducer:
                 continue
             break
         waiting, self._queue = queue[:taken], queue[taken:]
+        for entry in waiting:
+            entry.taken = True
         if self._queue:
             self._wake.set()  # the rest go in the next transaction
         return waiting
@@ -317,11 +356,23 @@ class TransactionalProducer:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._on_error, error)
 
-    def submit(self, batch: Batch, done: Callable[[Outcome], None]) -> None:
-        """Queue ``batch``; ``done`` gets its outcome on the loop."""
-        self._queue.append((batch, done))
+    def submit(self, batch: Batch, done: Callable[[Outcome], None], deadline: float) -> Entry:
+        """Queue ``batch``, due by ``deadline`` (``time.monotonic()``); ``done`` gets its
+        outcome on the loop, unless it is withdrawn first."""
+        entry = Entry(batch, done, deadline)
+        self._queue.append(entry)
         self.queued_records += len(batch)
         self._wake.set()
+        return entry
+
+    def withdraw(self, entry: Entry) -> bool:
+        """Take ``entry`` out of the queue if no transaction holds it yet: then nothing
+        of it is ever stored, and its ``done`` is never called. Whether it was."""
+        if entry.taken or entry not in self._queue:  # taken, or withdrawn already
+            return False
+        self._queue.remove(entry)
+        self.queued_records -= len(entry.batch)
+        return True
 
     async def run(self) -> None:
         """Commit queued batches until ``close()`` and the queue is empty."""
@@ -336,9 +387,9 @@ class TransactionalProducer:
                         return
                     continue
                 waiting = self._take()
-                outcomes = await loop.run_in_executor(
-                    self._executor, self._commit_all, [batch for batch, _ in waiting]
-                )
+                outcomes = await loop.run_in_executor(self._executor, self._commit_all, waiting)
+                for entry in waiting:
+                    entry.decided = True
                 # The next transaction commits while this one's markers become visible.
                 settling = tg.create_task(
                     self._settle(waiting, outcomes, settling), name="kafka-transaction-settle"
@@ -348,27 +399,35 @@ class TransactionalProducer:
 
     async def _settle(
         self,
-        waiting: list[_Waiting],
+        waiting: list[Entry],
         outcomes: list[Outcome],
         previous: asyncio.Task[None] | None,
     ) -> None:
-        """Wait until the committed batches are visible, then resolve them in commit order."""
+        """Wait until the committed batches are visible, then resolve them in commit order.
+
+        The wait ends by the first deadline still ahead: the outcome is decided, and a
+        reader seeing it a moment later is no reason to answer a caller late. (A caller
+        whose deadline came while the transaction committed was answered then.)"""
         ends: dict[_Key, int] = {}
         for outcome in outcomes:
             if not isinstance(outcome, SluicegateError):
                 # Offsets grow per partition in commit order: the last batch's end is it.
                 ends.update(outcome.ends())
-        if ends:
+        now = time.monotonic()
+        ahead = [entry.deadline - now for entry in waiting if entry.deadline > now]
+        if ends and ahead:
             try:
-                await self._visible(ends)
-            except SluicegateError as exc:
+                async with asyncio.timeout(min(ahead)):
+                    await self._visible(ends)
+            except (SluicegateError, TimeoutError) as exc:
                 # Committed, but not yet seen: the outcome is decided, the wait was not.
-                logger.warning("committed records are not visible yet: %s", exc.message)
+                why = exc.message if isinstance(exc, SluicegateError) else "the deadline came"
+                logger.warning("committed records are not visible yet: %s", why)
         if previous is not None:
             await previous
-        for (batch, done), outcome in zip(waiting, outcomes, strict=True):
-            self.queued_records -= len(batch)
-            done(outcome)
+        for entry, outcome in zip(waiting, outcomes, strict=True):
+            self.queued_records -= len(entry.batch)
+            entry.done(outcome)
 
     def close(self) -> None:
         """Commit what is queued, then make ``run`` return."""
@@ -389,9 +448,12 @@ class TransactionalProducer:
 
     # -- the committer thread --------------------------------------------------------
 
-    def _commit_all(self, batches: list[Batch]) -> list[Outcome]:
-        started = time.monotonic()
-        outcomes = self._commit(batches)
+    def _commit_all(self, entries: list[Entry]) -> list[Outcome]:
+        """Commit the batches of ``entries`` in one transaction, by the latest of their
+        deadlines (a caller whose own came first is answered then, by the appender)."""
+        batches = [entry.batch for entry in entries]
+        deadline = max(entry.deadline for entry in entries)
+        outcomes = self._commit(batches, deadline)
         if self._retry is _Retry.RELEARN and self._producer is not None:
             # librdkafka refused a record at once: it remembers the topic missing (deleted,
             # and made again under its name since) or with fewer partitions (grown since)
@@ -401,28 +463,37 @@ class TransactionalProducer:
             logger.info("librdkafka took a topic of %s for missing: asking again", sorted(topics))
             for topic in topics:
                 with contextlib.suppress(KafkaException):
-                    self._producer.list_topics(topic=topic, timeout=self._request_timeout)
-            outcomes = self._commit(batches)
-        elif self._retry is not None and time.monotonic() - started < self._append_timeout / 2:
+                    self._producer.list_topics(
+                        topic=topic, timeout=_wait(deadline, self._request_timeout)
+                    )
+            outcomes = self._commit(batches, deadline)
+        elif self._retry is not None and deadline - time.monotonic() > self._append_timeout / 2:
             # Kafka made us abort it (records failed while a broker went away, an epoch
             # a restarted broker fenced): nothing of it is stored, so committing it again,
             # once, is safe, and done before any later batch it keeps each partition's
             # order. A client would retry the 503 itself, later and out of order.
             logger.info("a transaction Kafka aborted is committed again: %s", outcomes[0])
-            outcomes = self._commit(batches)
+            outcomes = self._commit(batches, deadline)
         if len(batches) > 1 and all(isinstance(o, SluicegateError) for o in outcomes):
             failure = outcomes[0]
             assert isinstance(failure, SluicegateError)
             if not failure.retriable:
-                # Perhaps one batch spoiled it for all: give each its own transaction.
-                return [self._commit([batch])[0] for batch in batches]
+                # Perhaps one batch spoiled it for all: give each its own transaction,
+                # while its caller still waits for it.
+                return [
+                    self._commit([entry.batch], entry.deadline)[0]
+                    if entry.deadline > time.monotonic()
+                    else failure
+                    for entry in entries
+                ]
         return outcomes
 
-    def _commit(self, batches: list[Batch]) -> list[Outcome]:
-        """One transaction holding every batch; each batch's outcome (all the same)."""
+    def _commit(self, batches: list[Batch], deadline: float) -> list[Outcome]:
+        """One transaction holding every batch, by ``deadline``; each batch's outcome
+        (all the same)."""
         self._retry = None
         try:
-            self._ready()
+            self._ready(deadline)
         except SluicegateError as exc:
             return [exc] * len(batches)
         producer = self._producer
@@ -458,38 +529,40 @@ class TransactionalProducer:
                         list(record.headers) if record.headers else None,
                     )
             committing = True
-            producer.commit_transaction(self._append_timeout)
+            producer.commit_transaction(_wait(deadline, self._append_timeout))
         except (KafkaException, BufferError) as exc:
-            failure = self._failed(exc, committing=committing)
+            failure = self._failed(exc, deadline, committing=committing)
             return [failure] * len(batches)
         # commit_transaction flushed, which served the delivery reports asked for.
         outcomes = plan.placements(reports)
         reports.clear()
         return outcomes
 
-    def _ready(self) -> None:
+    def _ready(self, deadline: float) -> None:
+        """End the last transaction (finish its commit, or abort it) by ``deadline``."""
         if self._producer is None:
-            self._open()
+            self._open(deadline)
         if self._must_resume:
-            self._resume()
-        if self._must_abort and not self._abort():
+            self._resume(deadline)
+        if self._must_abort and not self._abort(deadline):
             raise StorageUnavailable("Kafka's transaction coordinator is unreachable")
         if self._producer is None:
             # The abort found the producer failed for good (fenced, its epoch to bump):
             # a new one takes over, fencing it, as after a fatal error anywhere else.
-            self._open()
+            self._open(deadline)
 
-    def _resume(self) -> None:
-        """Finish the commit that timed out: librdkafka resumes it where it stopped."""
+    def _resume(self, deadline: float) -> None:
+        """Finish the commit that timed out: librdkafka resumes it where it stopped (and
+        again before the next transaction, if this one times out too)."""
         producer = self._producer
         assert producer is not None
         try:
-            producer.commit_transaction(self._request_timeout)
+            producer.commit_transaction(_wait(deadline, self._request_timeout))
         except KafkaException as exc:
             error = kafka_error(exc)
             if error is not None and error.fatal():
                 self._producer = None
-                self._open()
+                self._open(deadline)
             elif error is not None and error.txn_requires_abort():
                 self._must_resume, self._must_abort = False, True
             else:
@@ -497,11 +570,14 @@ class TransactionalProducer:
             return
         self._must_resume = False
 
-    def _abort(self) -> bool:
+    def _abort(self, deadline: float | None = None) -> bool:
+        """Abort the transaction, by ``deadline`` if given; whether it is over (if not,
+        the next transaction aborts it first)."""
         producer = self._producer
         assert producer is not None
+        timeout = self._request_timeout
         try:
-            producer.abort_transaction(self._request_timeout)
+            producer.abort_transaction(timeout if deadline is None else _wait(deadline, timeout))
         except KafkaException as exc:
             error = kafka_error(exc)
             if error is not None and error.fatal():
@@ -512,7 +588,7 @@ class TransactionalProducer:
         self._must_abort = False
         return True
 
-    def _failed(self, exc: BaseException, *, committing: bool) -> SluicegateError:
+    def _failed(self, exc: BaseException, deadline: float, *, committing: bool) -> SluicegateError:
         # The most telling cause: a record's own error (413) over the transaction's.
         cause = next(
             (
@@ -540,7 +616,7 @@ class TransactionalProducer:
         else:
             # The transaction is over only once aborted; if that fails now, the next
             # commit tries again first.
-            aborted = self._abort()
+            aborted = self._abort(deadline)
             if aborted and error is not None and error.code() in STALE_METADATA:
                 self._retry = _Retry.RELEARN
         if cause is not None:
