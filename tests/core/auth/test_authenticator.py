@@ -158,6 +158,24 @@ async def test_a_remembered_key_follows_a_revocation_on_another_node(
                 await following
 
 
+async def test_credentials_are_proven_again_each_time_they_are_asked(
+    authenticator: Authenticator, store: ClientStore, clock: Clock
+) -> None:
+    # What a long-lived stream holds: the header as it came, and a certificate that
+    # counts only without one.
+    created = await store.create_key("orders-app", expires_at=clock.now + 60)
+    cert = PeerCertificate(common_name="svc.example.com")
+    by_key = authenticator.credentials(f"Bearer {created.key}".encode(), cert)
+    by_cert = authenticator.credentials(None, cert)
+    assert by_key.principal().name == "orders-app"
+    assert by_cert.principal().name == "svc"
+    await store.update_client("orders-app", Permissions(produce=["other.*"]))
+    assert by_key.principal().allows("produce", "other.x")
+    clock.now += 61
+    with pytest.raises(Unauthenticated, match="expired"):
+        by_key.principal()
+
+
 async def test_messages_never_echo_the_secret(authenticator: Authenticator) -> None:
     presented = "sg_" + "S3cr3t" * 7
     for header in (f"Bearer {presented}", basic("u", presented)):

@@ -18,6 +18,7 @@ import pytest
 from httpx_sse import EventSource, ServerSentEvent, aconnect_sse
 
 from sluicegate.config import Settings
+from sluicegate.core.auth.principals import Permissions
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.sse import accepts_event_stream
@@ -473,3 +474,59 @@ async def test_delete_on_the_instance_url_ends_the_stream_with_an_error_event(
     body = json.loads(error.data)
     assert body["status"] == 404
     assert body["error"] == "unknown_consumer_instance"
+
+
+# -- credentials, proven again -----------------------------------------------------------
+
+
+async def test_a_revoked_key_ends_the_stream_before_another_event(
+    served: GatewayServer,
+    http: httpx.AsyncClient,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+) -> None:
+    clients = served.gateway.clients
+    await produce(served.http, producer, [event("before")])
+    async with stream(http, consumer) as (_, events, _first):
+        (got,) = await events.take(1)
+        assert json.loads(got.data)["id"] == "before"
+        [key] = clients.keys("billing")
+        await clients.revoke_key("billing", key.id)
+        await produce(served.http, producer, [event("after")])
+        (error,) = await events.rest()
+    assert error.event == "error"
+    body = json.loads(error.data)
+    assert (body["status"], body["error"]) == (401, "unauthenticated")
+    assert "revoked" in body["message"]
+
+
+async def test_a_client_that_is_no_consumer_any_more_is_told_so_while_idle(
+    served: GatewayServer, http: httpx.AsyncClient, consumer: dict[str, str]
+) -> None:
+    # Nothing to deliver: the heartbeat (every 0.3 s here) is when it is asked again.
+    async with stream(http, consumer) as (_, events, _first):
+        await served.gateway.clients.update_client("billing", Permissions())
+        (error,) = await events.rest()
+    body = json.loads(error.data)
+    assert (body["status"], body["error"]) == (401, "unauthorized")
+    assert "not a consumer" in body["message"]
+
+
+async def test_types_taken_away_stop_their_events_and_the_stream_goes_on(
+    served: GatewayServer,
+    http: httpx.AsyncClient,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+) -> None:
+    # As a long-polling instance takes its client's current types at each request.
+    clients = served.gateway.clients
+    async with stream(http, consumer) as (_, events, _first):
+        await produce(served.http, producer, [event("order")])
+        (got,) = await events.take(1)
+        assert json.loads(got.data)["type"] == "Order.Created"
+        await clients.update_client("billing", Permissions(ce_consume_types=["Order.Paid"]))
+        await asyncio.sleep(0.5)  # a heartbeat or two: the stream takes the new types
+        await produce(served.http, producer, [event("created"), event("paid", type="Order.Paid")])
+        (got,) = await events.take(1)
+        assert json.loads(got.data)["id"] == "paid"
+        await events.nothing_more()

@@ -487,3 +487,35 @@ def test_the_openapi_document_describes_the_protocol() -> None:
     assert set(described["closeCodes"]) == {"1000", "1001", "1008", "1009", "1011", "1013"}
     names = [p["name"] for p in described["parameters"]]
     assert names == ["events", "test", "dead", "max_deliveries", "group"]
+
+
+# -- credentials, proven again -----------------------------------------------------------
+
+
+async def test_a_revoked_key_closes_with_1008_before_another_event(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    clients = served.gateway.clients
+    await produce(served.http, producer, [event("before")])
+    async with consume(served, consumer) as ws:
+        (got,) = await received(ws, 1)
+        assert got["id"] == "before"
+        [key] = clients.keys("billing")
+        await clients.revoke_key("billing", key.id)
+        await produce(served.http, producer, [event("after")])
+        code, reason = await closed_with(ws)
+    assert code == 1008
+    assert "revoked" in reason
+    await ended(served)
+
+
+async def test_a_deleted_client_closes_with_1008(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    async with consume(served, consumer) as ws:
+        await served.gateway.clients.delete_client("billing")
+        await produce(served.http, producer, [event("after")])
+        code, reason = await closed_with(ws)
+    assert code == 1008
+    assert "API key" in reason
+    await ended(served)

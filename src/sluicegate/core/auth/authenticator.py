@@ -37,7 +37,7 @@ from sluicegate.core.auth.jwt import JwtVerifier, looks_like_jwt
 from sluicegate.core.auth.principals import Principal
 from sluicegate.errors import Unauthenticated
 
-__all__ = ["Authenticator"]
+__all__ = ["Authenticator", "Credentials"]
 
 logger = logging.getLogger("sluicegate.auth")
 
@@ -100,6 +100,15 @@ class Authenticator:
         if peer_cert is not None:
             return self._from_certificate(peer_cert)
         raise Unauthenticated(_NO_CREDENTIALS)
+
+    def credentials(
+        self, authorization: bytes | None, peer_cert: PeerCertificate | None
+    ) -> Credentials:
+        """A request's credentials as they came (its ``Authorization`` header, raw, and
+        its TLS client certificate), to be proven again while a stream it opened lasts."""
+        return Credentials(
+            self, None if authorization is None else authorization.decode("latin-1"), peer_cert
+        )
 
     # -- Authorization header --------------------------------------------------------
 
@@ -193,3 +202,33 @@ def _basic_secret(credentials: str) -> str:
         raise Unauthenticated("malformed HTTP Basic credentials") from None
     user, _, password = decoded.partition(":")
     return password or user
+
+
+class Credentials:
+    """What a long-lived stream's client proved itself with, proven again on demand.
+
+    A request is authenticated once, but a stream (a topic's tail, a CloudEvents WebSocket
+    or Server-Sent Events consumer) may last for days: it asks ``principal()`` before each
+    delivery, so that a key revoked or expired, a client deleted or a permission taken
+    away ends it as it would refuse the client's next request. Asking costs a dictionary
+    look-up while no client or key changed (``Authenticator``'s remembered keys).
+    """
+
+    __slots__ = ("_authenticator", "_authorization", "_peer_cert")
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        authorization: str | None,
+        peer_cert: PeerCertificate | None,
+    ) -> None:
+        self._authenticator = authenticator
+        self._authorization = authorization
+        self._peer_cert = peer_cert
+
+    def principal(self) -> Principal:
+        """The client the credentials prove now, or ``Unauthenticated`` saying why not."""
+        authorization = self._authorization
+        return self._authenticator.authenticate(
+            authorization, None if authorization else self._peer_cert
+        )

@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
+from sluicegate.core.auth.authenticator import Credentials
 from sluicegate.core.auth.principals import MAX_DELIVERIES, Principal
 from sluicegate.core.cloudevents.binding import http_binary, structured_batch_of, structured_json
 from sluicegate.core.cloudevents.consumers import (
@@ -42,15 +43,22 @@ from sluicegate.core.consumers.instance import ConsumerInstance
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned
 from sluicegate.dialects.cloudevents.errors import render_error
-from sluicegate.dialects.cloudevents.produce import consumer_of, raw_event
+from sluicegate.dialects.cloudevents.produce import consumer_of, raw_event, require_consumer
 from sluicegate.errors import BadRequest, UnknownConsumerInstance
 from sluicegate.http.base_url import BaseUrl
 from sluicegate.http.forwarding import Forwarder
 from sluicegate.http.request import ClientDisconnected, Request
 from sluicegate.http.responses import Response
 from sluicegate.http.router import Route
+from sluicegate.http.tls import peer_certificate
 
-__all__ = ["max_deliveries_of", "routes", "subscription_of"]
+__all__ = [
+    "max_deliveries_of",
+    "routes",
+    "still_allowed",
+    "stream_credentials",
+    "subscription_of",
+]
 
 STRUCTURED = b"application/cloudevents+json"
 BATCH = b"application/cloudevents-batch+json"
@@ -113,6 +121,23 @@ def max_deliveries_of(request: Request, principal: Principal) -> int:
             field="max_deliveries",
         )
     return int(value)
+
+
+def stream_credentials(request: Request, gateway: Gateway) -> Credentials:
+    """The credentials a stream's handshake came with, proven again by ``still_allowed``."""
+    authorization = request.raw_headers.get(b"authorization")
+    return gateway.auth.credentials(authorization, peer_certificate(request.scope))
+
+
+def still_allowed(credentials: Credentials, instance: ConsumerInstance) -> None:
+    """Prove a stream's credentials again before it delivers: ``Unauthenticated`` once
+    the client's key is revoked or expired or the client deleted, ``Forbidden`` once it
+    is no consumer; a change of the types it may consume is taken by the instance, as
+    each request to a long-polling instance does (``Consumers._instance``)."""
+    principal = require_consumer(credentials.principal())
+    subscription = instance.subscription
+    if isinstance(subscription, EventSubscription) and subscription.follows(principal):
+        instance.resubscribe()
 
 
 def subscription_of(

@@ -20,22 +20,31 @@ rendered as ``401`` with ``error`` ``unauthorized``, its message naming what was
 
 from __future__ import annotations
 
+from typing import Any
+
 from sluicegate.errors import Forbidden, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import Response, json_response
 
-__all__ = ["render_error"]
+__all__ = ["error_body", "render_error"]
 
 _DETAILS = ("attribute", "index", "violations")
 
 
 def render_error(exc: SluicegateError, request: Request) -> Response:
     """The response for ``exc`` in this dialect's format."""
+    body = error_body(exc)
+    return json_response(body, body["status"])
+
+
+def error_body(exc: SluicegateError) -> dict[str, Any]:
+    """``exc`` as this dialect's error document (a response's body, an ``error`` event's
+    data)."""
     if isinstance(exc, Forbidden):
         status, code = 401, "unauthorized"
     else:
         status, code = exc.status, exc.code
-    body: dict[str, object] = {"status": status, "error": code, "message": exc.message}
+    body: dict[str, Any] = {"status": status, "error": code, "message": exc.message}
     for name in _DETAILS:
         value = exc.detail.get(name)
         if value is not None:
@@ -43,4 +52,4 @@ def render_error(exc: SluicegateError, request: Request) -> Response:
     incident = exc.detail.get("incident")
     if incident is not None:
         body["incident_id"] = incident
-    return json_response(body, status)
+    return body

@@ -53,7 +53,11 @@ def producer_of(request: Request) -> Principal:
 def consumer_of(request: Request) -> Principal:
     """The request's client, if it is a consumer (401 otherwise, as every authorization
     failure of this dialect)."""
-    principal = principal_of(request)
+    return require_consumer(principal_of(request))
+
+
+def require_consumer(principal: Principal) -> Principal:
+    """``principal``, if it is a consumer; ``Forbidden`` otherwise."""
     if not principal.permissions.ce_consume_types:
         raise Forbidden(
             f"client {principal.name!r} is not a consumer: it is not registered as a "

@@ -43,6 +43,12 @@ whose instance has expired confirms nothing: its events were handed to the group
 and unconfirmed, at most one batch read ahead of what was sent, and each write waits for
 the transport to drain, so a client that stops reading stops the reading of the log.
 
+**Credentials** are proven again before each read and each delivery: a client whose
+key is revoked or expires, that is deleted, or that is no longer a consumer gets an
+``error`` event (401, the dialect's status for every authorization failure) and the end
+of the stream, as its next request would be refused; a change of the types it may
+consume takes effect at once.
+
 Refusals, before the stream starts, in the dialect's error format: ``401`` for every
 authorization failure, ``406`` for an ``Accept`` that excludes ``text/event-stream``,
 ``400`` for a bad query option or ``Last-Event-ID``, ``429``/``503`` beyond the caps
@@ -64,13 +70,19 @@ from urllib.parse import quote
 
 import msgspec
 
+from sluicegate.core.auth.authenticator import Credentials
 from sluicegate.core.cloudevents.binding import structured_events
 from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.limits.concurrency import ConcurrencyLimiter
-from sluicegate.dialects.cloudevents.consumers import max_deliveries_of, subscription_of
-from sluicegate.dialects.cloudevents.errors import render_error
+from sluicegate.dialects.cloudevents.consumers import (
+    max_deliveries_of,
+    still_allowed,
+    stream_credentials,
+    subscription_of,
+)
+from sluicegate.dialects.cloudevents.errors import error_body, render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of
 from sluicegate.dialects.cloudevents.websocket import bursts, stream_group
 from sluicegate.errors import (
@@ -295,7 +307,8 @@ class ServerSentEvents:
             (b"x-accel-buffering", b"no"),
             (b"location", url.encode()),
         ]
-        write = partial(self._serve, stack, stream, request, head, timeout)
+        credentials = stream_credentials(request, self._gateway)
+        write = partial(self._serve, stack, stream, request, credentials, head, timeout)
         return StreamingResponse(write, content_type=EVENT_STREAM, headers=headers)
 
     async def _resume(self, owner: str, group: str, last: tuple[str, int]) -> bool:
@@ -335,6 +348,7 @@ class ServerSentEvents:
         stack: AsyncExitStack,
         stream: ConsumerStream,
         request: Request,
+        credentials: Credentials,
         head: bytes,
         timeout: float | None,
         send: Send,
@@ -349,7 +363,7 @@ class ServerSentEvents:
             async with stack:
                 await send(start)
                 await send(_body(head))
-                end = await self._run(stream, request, send, session, timeout)
+                end = await self._run(stream, request, credentials, send, session, timeout)
                 if end is None:
                     await _abort(request, send)
                 else:
@@ -374,6 +388,7 @@ class ServerSentEvents:
         self,
         stream: ConsumerStream,
         request: Request,
+        credentials: Credentials,
         send: Send,
         session: _Session,
         timeout: float | None,
@@ -382,17 +397,20 @@ class ServerSentEvents:
         is gone or stalled, nothing can reach it)."""
         # b"": shutting down, or a reconnection took the instance over.
         return await request.streamed(
-            self._deliver(stream, send, timeout), self._streams.stopping(), session.stop
+            self._deliver(stream, credentials, send, timeout),
+            self._streams.stopping(),
+            session.stop,
         )
 
     async def _deliver(
-        self, stream: ConsumerStream, send: Send, timeout: float | None
+        self, stream: ConsumerStream, credentials: Credentials, send: Send, timeout: float | None
     ) -> bytes | None:
         """Send events as the log has them, a heartbeat when there is none; each write
         waits for the transport to drain, so a slow reader slows this down instead of
         filling memory. ``b""`` once ``timeout`` passed without an event, ``None`` for a
         client that took nothing for ``stall`` seconds, an ``error`` event when the
-        instance is gone or the gateway fails."""
+        instance is gone, the gateway fails, or the client may no longer consume (its
+        credentials are proven again before each read and each delivery)."""
         loop = asyncio.get_running_loop()
         instance = stream.instance
         suffix = b"@" + instance.id.encode() + b"\ndata: "
@@ -404,8 +422,10 @@ class ServerSentEvents:
                     wait = heartbeat
                     if timeout is not None:
                         wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
+                    still_allowed(credentials, instance)
                     batch = await stream.next_batch(wait)
                     deadline.reschedule(loop.time() + stall)
+                    still_allowed(credentials, instance)
                     if not batch:
                         if timeout is not None and loop.time() - idle_since >= timeout:
                             return b""
@@ -429,9 +449,9 @@ class ServerSentEvents:
         except OSError:
             return None  # the peer is gone
         except SluicegateError as exc:
-            # Deleted on its URL, or storage failed: said in an event, then the end (a
-            # client reconnects after ``retry``).
-            return self._error_event(exc)
+            # Deleted on its URL, storage failed, or the client may no longer consume:
+            # said in an event, then the end (a client reconnects after ``retry``).
+            return b"event: error\ndata: %s\n\n" % _encode(error_body(exc))
         except Exception:
             incident = uuid.uuid4().hex[:16]
             logger.exception(
@@ -440,11 +460,6 @@ class ServerSentEvents:
             message = f"internal server error; incident id {incident}"
             body = {"status": 500, "error": "internal_error", "message": message}
             return b"event: error\ndata: %s\n\n" % _encode({**body, "incident_id": incident})
-
-    def _error_event(self, exc: SluicegateError) -> bytes:
-        status = exc.status
-        body = {"status": status, "error": exc.code, "message": exc.message}
-        return b"event: error\ndata: %s\n\n" % _encode(body)
 
 
 def routes(gateway: Gateway, streams: StreamForwarder | None = None) -> list[Route]:

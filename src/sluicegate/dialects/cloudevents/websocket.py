@@ -25,7 +25,9 @@ connection is closed with
 * ``1001`` when the gateway shuts down;
 * ``1008`` for anything else the client sends — a binary message, another prefix, an
   offset that is no number or was not sent, a dead event that is not valid — with a
-  reason saying what was wrong;
+  reason saying what was wrong; and when the client may no longer consume (its key
+  revoked or expired, the client deleted or no longer a consumer: its credentials are
+  proven again before each delivery);
 * ``1009`` for a message over ``cloudevents.websocket_max_message_bytes`` (the server
   refuses it while reading) or a dead event over ``cloudevents.max_event_bytes``;
 * ``1011`` when the gateway fails (a failed commit at the next confirmation, say) or the
@@ -54,20 +56,28 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sluicegate.core.auth.authenticator import Credentials
 from sluicegate.core.cloudevents.binding import from_structured, structured_events
 from sluicegate.core.cloudevents.consumers import DEFAULT_GROUP, check_group_name, storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
-from sluicegate.dialects.cloudevents.consumers import max_deliveries_of, subscription_of
+from sluicegate.dialects.cloudevents.consumers import (
+    max_deliveries_of,
+    still_allowed,
+    stream_credentials,
+    subscription_of,
+)
 from sluicegate.dialects.cloudevents.errors import render_error
 from sluicegate.dialects.cloudevents.produce import consumer_of
 from sluicegate.errors import (
     BadRequest,
     ClientError,
+    Forbidden,
     OriginNotAllowed,
     PayloadTooLarge,
     SluicegateError,
+    Unauthenticated,
     Unavailable,
 )
 from sluicegate.http.request import Request
@@ -220,10 +230,13 @@ class WebSocketConsumers:
             ) as stream:
                 await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
                 accepted = True
+                credentials = stream_credentials(request, self._gateway)
                 # Read for the handshake only; an idle connection would hold them (the
                 # scope's list and the parsed dict, ~1.3 KB) for as long as it is open.
                 request.forget_headers()
-                close = await self._session(stream, request.scope, request.receive, send)
+                close = await self._session(
+                    stream, credentials, request.scope, request.receive, send
+                )
                 if close is not None:
                     await self._close(send, close)
         except Exception:
@@ -238,7 +251,12 @@ class WebSocketConsumers:
     # -- the connection --------------------------------------------------------------
 
     async def _session(
-        self, stream: ConsumerStream, scope: Scope, receive: Receive, send: Send
+        self,
+        stream: ConsumerStream,
+        credentials: Credentials,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> Close | None:
         """Deliver and listen until either side ends; how to close (``None``: the peer
         is gone or closed first).
@@ -249,7 +267,7 @@ class WebSocketConsumers:
         """
         stopping = self._streams.stopping()
         delivering = asyncio.get_running_loop().create_task(
-            self._deliver(stream, scope, send), name="ws.deliver"
+            self._deliver(stream, credentials, scope, send), name="ws.deliver"
         )
         try:
             return await self._listen(stream, receive, stopping, delivering)
@@ -261,7 +279,9 @@ class WebSocketConsumers:
             if not delivering.cancelled():
                 delivering.result()  # raises only what _deliver does not catch
 
-    async def _deliver(self, stream: ConsumerStream, scope: Scope, send: Send) -> Close | None:
+    async def _deliver(
+        self, stream: ConsumerStream, credentials: Credentials, scope: Scope, send: Send
+    ) -> Close | None:
         """Send events as the log has them, in bursts of ``BURST_BYTES`` or so (one write
         each under uvicorn, see ``http/websocket_bursts.py``); each burst waits for the
         transport to drain below its mark, so a client that reads slowly slows this down
@@ -271,14 +291,21 @@ class WebSocketConsumers:
         frame could pass its full buffer anyway). Its heartbeat would fail too — the ping
         waits behind the data — but a server's keepalive closes the transport gracefully,
         which waits for that buffer to drain, so the app would never hear of it.
+
+        The client's credentials are proven again before each read and each delivery:
+        a key revoked or expired, a client deleted or no longer a consumer closes the
+        connection with 1008.
         """
         loop = asyncio.get_running_loop()
         stall = self._stall
         wake_to_write = self._streams.wake_to_write
+        instance = stream.instance
         try:
             async with asyncio.timeout(None) as deadline:
                 while True:
+                    still_allowed(credentials, instance)
                     batch = await stream.next_batch()
+                    still_allowed(credentials, instance)
                     texts = structured_events(batch.records, batch.first)
                     offset = batch.first - 1
                     for start, end in bursts(texts):
@@ -296,6 +323,8 @@ class WebSocketConsumers:
             return None
         except OSError:
             return None  # the peer is gone: the listener sees it too
+        except (Unauthenticated, Forbidden) as exc:
+            return Close(POLICY, _reason(exc.message))
         except Exception as exc:  # noqa: BLE001 - logged by _failure, told to the client
             return _failure(exc, "delivering")
 
