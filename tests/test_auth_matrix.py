@@ -72,6 +72,8 @@ class Need(enum.Enum):
     PRODUCE = "produce on the topic"
     CONSUME = "consume on the topic"
     ADMIN = "admin on the topic"
+    #: Any permission on the topic (Kafka's Describe, implied by Read, Write and Alter).
+    DESCRIBE = "produce, consume or admin on the topic"
     ADMIN_ALL = "admin on '*'"
     #: Admin on the subject, or produce on the topic of a ``<topic>-key|value`` subject.
     SUBJECT = "write access to the subject"
@@ -99,7 +101,7 @@ NEEDS: dict[str, Need] = {
     # Topic admin. The list needs nothing: it shows only the topics the client administers.
     "GET /admin/v1/topics": Need.ANY,
     "POST /admin/v1/topics": Need.ADMIN,
-    "GET /admin/v1/topics/{name}": Need.ADMIN,
+    "GET /admin/v1/topics/{name}": Need.DESCRIBE,
     "PATCH /admin/v1/topics/{name}": Need.ADMIN,
     "DELETE /admin/v1/topics/{name}": Need.ADMIN,
     "POST /admin/v1/topics/{name}/purge": Need.ADMIN,
@@ -194,6 +196,7 @@ PERMITTED = {
     Need.PRODUCE: "app-producer",
     Need.CONSUME: "app-consumer",
     Need.ADMIN: "app-owner",
+    Need.DESCRIBE: "app-consumer",
     Need.ADMIN_ALL: "app-operator",
     Need.SUBJECT: "app-producer",
     Need.SUBJECT_ADMIN: "app-subject-owner",
@@ -526,6 +529,25 @@ async def test_consumer_instances_are_private(world: World) -> None:
         assert "app-ce-consumer" not in answer.text
     owner = {"authorization": f"Bearer {world.keys['app-ce-consumer'][0]}"}
     assert (await world.http.delete(mine, headers=owner)).status_code == 204
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_topic_list_shows_each_client_the_topics_it_may_describe(
+    world: World,
+) -> None:
+    """Any permission on a topic lists it (a consumer finds what it reads); none hides it."""
+    await world.topic_id()
+    for client, listed in [
+        ("app-producer", True),
+        ("app-consumer", True),
+        ("app-owner", True),
+        ("app-operator", True),
+        (OUTSIDER, False),
+    ]:
+        headers = {"authorization": f"Bearer {world.keys[client][0]}"}
+        response = await world.http.get("/admin/v1/topics", headers=headers)
+        assert response.status_code == 200, response.text
+        assert (TOPIC in [t["name"] for t in response.json()]) is listed, client
 
 
 # -- WebSocket routes: the handshake, driven in-process as an ASGI websocket scope -------

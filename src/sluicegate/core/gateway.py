@@ -123,8 +123,11 @@ class Gateway:
             raise Unauthenticated("this request needs credentials")
         principal.require(action, topic)
 
-    def allowed(self, principal: Principal | None, action: Action, topic: str) -> bool:
-        return principal is not None and principal.allows(action, topic)
+    def authorize_describe(self, principal: Principal | None, topic: str) -> None:
+        """``authorize`` for seeing a topic described: any permission on it will do."""
+        if principal is None:
+            raise Unauthenticated("this request needs credentials")
+        principal.require_describe(topic)
 
     async def start(self) -> None:
         """Load the state kept in the log (the log must be running), waiting out storage

@@ -157,6 +157,25 @@ class Principal:
                 check=action,
             )
 
+    def may_describe(self, topic: str) -> bool:
+        """Whether this client may see ``topic`` listed and described: any permission on
+        it will do, as Kafka's ``Describe`` is implied by its ``Read``, ``Write`` and
+        ``Alter`` (a consumer may look at what it reads)."""
+        return (
+            self._check("admin", topic)
+            or self._check("consume", topic)
+            or self._check("produce", topic)
+        )
+
+    def require_describe(self, topic: str) -> None:
+        """Raise ``Forbidden`` unless ``may_describe(topic)``."""
+        if not self.may_describe(topic):
+            raise Forbidden(
+                f"client {self.name!r} may not describe topic {topic!r}: that takes the "
+                "produce, consume or admin permission on it",
+                check="describe",
+            )
+
     def may_register_schema(self, subject: str) -> bool:
         """Whether this client may add a version to schema registry ``subject``: admin on
         the subject's name, or produce on the topic of a ``<topic>-key|value`` subject (a

@@ -170,8 +170,9 @@ class TopicAdmin:
         self._long_polls = gateway.new_long_polls()
 
     async def list_topics(self, request: Request) -> Response:
-        """Topics by name, a page at a time; only those the principal may administer,
-        and with ``?name=``, only those whose name contains it (any case)."""
+        """Topics by name, a page at a time; only those the principal may describe (any
+        permission on the topic), and with ``?name=``, only those whose name contains it
+        (any case)."""
         wanted = page_request(request, tuple[str])
         needle = (request.query_param("name") or "").casefold()
         if len(needle) > MAX_NAME_FILTER:
@@ -181,14 +182,13 @@ class TopicAdmin:
             )
         topics = await self._topics.list()
         principal = request.principal
-        allowed = self._gateway.allowed
+        may_describe = principal.may_describe if principal is not None else lambda _: False
         page = paginate(
             topics,
             lambda topic: (topic.name,),
             wanted,
             lambda topic: (
-                (not needle or needle in topic.name.casefold())
-                and allowed(principal, "admin", topic.name)
+                (not needle or needle in topic.name.casefold()) and may_describe(topic.name)
             ),
         )
         return page.response(request, _topic_out)
@@ -209,7 +209,7 @@ class TopicAdmin:
 
     async def describe(self, request: Request) -> Response:
         name = request.path_params["name"]
-        self._gateway.authorize(request.principal, "admin", name)
+        self._gateway.authorize_describe(request.principal, name)
         topic = await self._topics.get(name)
         partitions = []
         for partition in range(topic.partitions):
