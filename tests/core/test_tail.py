@@ -7,7 +7,7 @@ import pytest
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import NewRecord
 from sluicegate.core.tail import Start, TopicTail, positions_at
-from sluicegate.core.topics import TopicSpec
+from sluicegate.core.topics import TopicSpec, TopicUpdate
 from sluicegate.errors import BadRequest
 
 
@@ -69,3 +69,28 @@ async def test_a_purge_under_the_tail_moves_it_to_what_is_kept(gateway: Gateway)
 def test_a_rate_out_of_bounds_is_refused(rate: float) -> None:
     with pytest.raises(BadRequest):
         TopicTail(None, "t", {}, max_rate=rate)  # type: ignore[arg-type]
+
+
+async def test_a_tail_of_every_partition_reads_the_ones_the_topic_grows_to(
+    gateway: Gateway,
+) -> None:
+    await _fill(gateway, "t", 1, 1)
+
+    async def count() -> int:
+        return (await gateway.topics.get("t")).partitions
+
+    positions = await positions_at(gateway.log, "t", [0], Start())
+    tail = TopicTail(gateway.log, "t", positions, partitions=count, recheck=0.1)
+    assert await tail.next_batch(0) == []
+    await gateway.topics.alter("t", TopicUpdate(partitions=3))
+    await gateway.log.append([NewRecord("t", 2, value=b"new partition")])
+    # Woken by nothing the tail waited on: it looks at the partition count meanwhile.
+    got = await tail.next_batch(5.0)
+    assert [(r.partition, r.offset, r.value) for r in got] == [(2, 0, b"new partition")]
+    assert tail.positions == {0: 1, 1: 0, 2: 1}
+
+
+async def test_positions_given_win_over_the_start(gateway: Gateway) -> None:
+    await _fill(gateway, "t", 2, 5)
+    given = {0: 2, 1: 99}
+    assert await positions_at(gateway.log, "t", [0, 1], Start(offset=0), given) == {0: 2, 1: 5}

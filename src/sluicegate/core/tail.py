@@ -5,14 +5,16 @@ connection (the log's readers serve it as they serve every other read). It is wo
 the log's ``wait`` as long polls and streams are, never by polling. Its pace is bounded
 (``max_rate`` records a second, with a quarter second's burst) so that one browser tab
 on a busy topic cannot take the gateway's read capacity; a tail that falls behind its
-topic reads on at that pace, in offset order per partition.
+topic reads on at that pace, in offset order per partition. A tail of every partition
+(``partitions`` given) looks at the topic's partition count every ``recheck`` seconds and
+reads the partitions it grew to from their oldest record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from sluicegate.core.records import Record, TopicPartition
 from sluicegate.errors import BadRequest, OffsetOutOfRange
@@ -43,14 +45,21 @@ class Start:
 
 
 async def positions_at(
-    log: Log, topic: str, partitions: Sequence[int], start: Start
+    log: Log,
+    topic: str,
+    partitions: Sequence[int],
+    start: Start,
+    given: Mapping[int, int] | None = None,
 ) -> dict[int, int]:
-    """The offset to read next in each partition for ``start``, within the watermarks."""
+    """The offset to read next in each partition for ``start`` (or, for a partition in
+    ``given``, that offset: where a client left off), within the watermarks."""
     positions: dict[int, int] = {}
     for partition in partitions:
         tp = TopicPartition(topic, partition)
         marks = await log.watermarks(tp)
-        if start.time_us is not None:
+        if given is not None and partition in given:
+            offset = given[partition]
+        elif start.time_us is not None:
             offset = await log.offset_for_time(tp, start.time_us)
         elif start.offset is not None:
             offset = start.offset
@@ -71,11 +80,16 @@ class TopicTail:
         *,
         max_rate: float = MAX_RATE,
         clock: Callable[[], float] = time.monotonic,
+        partitions: Callable[[], Awaitable[int]] | None = None,
+        recheck: float = 2.0,
+        topic_id: int | None = None,
     ) -> None:
         if not 0 < max_rate <= MAX_RATE:
             raise BadRequest(f"a tail's rate must be from 1 to {MAX_RATE} records a second")
         self._log = log
         self.topic = topic
+        #: The topic's never reused id: a client tells a topic made again by it.
+        self.topic_id = topic_id
         #: The next offset to read, per partition.
         self.positions = dict(positions)
         self._rate = max_rate
@@ -85,6 +99,25 @@ class TopicTail:
         self._refilled = clock()
         #: Round-robin start, so that one busy partition does not starve the others.
         self._turn = 0
+        #: The topic's partition count now, when the tail follows every partition.
+        self._count = partitions
+        self._recheck = recheck
+        self._checked = -recheck
+
+    async def _grow(self, *, now: bool = False) -> bool:
+        """Start reading the partitions the topic grew to (from their oldest record),
+        at most every ``recheck`` seconds unless ``now``; whether there were any."""
+        at = asyncio.get_running_loop().time()
+        if self._count is None or (not now and at - self._checked < self._recheck):
+            return False
+        self._checked = at
+        grown = False
+        for partition in range(await self._count()):
+            if partition not in self.positions:
+                tp = TopicPartition(self.topic, partition)
+                self.positions[partition] = (await self._log.watermarks(tp)).low
+                grown = True
+        return grown
 
     def _refill(self) -> None:
         now = self._clock()
@@ -103,15 +136,25 @@ class TopicTail:
         """The next records (oldest first per partition), waiting up to ``timeout``
         seconds for some; ``[]`` when none came."""
         budget = await self._paced()
+        await self._grow()
         records = await self._read(budget)
-        if not records and timeout > 0:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not records and (left := deadline - loop.time()) > 0:
+            # A tail that follows the partition count wakes to look at it meanwhile.
+            wait = left if self._count is None else min(left, self._recheck)
             positions = {TopicPartition(self.topic, p): o for p, o in self.positions.items()}
-            if await self._log.wait(positions, timeout):
+            if await self._log.wait(positions, wait):
                 records = await self._read(budget)
                 if not records:
                     # The watermark passed an offset that holds no record (a Kafka
                     # transaction's commit marker): the wait would return at once again.
                     await asyncio.sleep(_EMPTY_PAUSE)
+                    break
+            elif self._count is None:
+                break
+            elif await self._grow(now=True):
+                records = await self._read(budget)
         self._tokens -= len(records)
         return records
 

@@ -159,6 +159,39 @@ async def test_rates_count_the_records_of_each_minute(client: httpx.AsyncClient)
     assert bad.status_code == 400
 
 
+async def test_browse_pages_go_on_from_the_positions_whatever_the_timestamps(
+    client: httpx.AsyncClient,
+) -> None:
+    """120 records in one request share a timestamp: a page's positions give the next
+    page, each record once, and the pages end."""
+    await client.post(TOPICS, json={"name": "stamped", "partitions": 3})
+    records = [{"value": f"r{i}"} for i in range(120)]
+    sent = await client.post(f"{TOPICS}/stamped/records", json={"records": records})
+    assert sent.status_code == 200, sent.text
+    seen: list[tuple[int, int]] = []
+    query: dict[str, str] = {"limit": "50"}
+    for _ in range(10):
+        page = (await client.get(f"{TOPICS}/stamped/browse", params=query)).json()
+        if not page["records"]:
+            break
+        seen.extend((r["partition"], r["offset"]) for r in page["records"])
+        query["positions"] = ",".join(f"{p}:{o}" for p, o in page["positions"].items())
+    assert len(seen) == 120
+    assert len(set(seen)) == 120
+    bad = await client.get(f"{TOPICS}/stamped/browse", params={"positions": "0:x"})
+    assert bad.status_code == 400
+    assert "positions" in bad.json()["message"]
+
+
+async def test_rates_say_how_many_seconds_they_cover(client: httpx.AsyncClient) -> None:
+    await client.post(TOPICS, json={"name": "spanned", "partitions": 1})
+    rates = (await client.get(f"{TOPICS}/spanned/rates", params={"minutes": 5})).json()
+    # Four whole minutes and the current one so far: not 300 s.
+    assert 240 <= rates["seconds"] <= 300
+    one = (await client.get(f"{TOPICS}/spanned/rates", params={"minutes": 1})).json()
+    assert 1 <= one["seconds"] <= 60
+
+
 async def test_the_topic_list_filters_by_name_and_its_link_keeps_the_filter(
     client: httpx.AsyncClient,
 ) -> None:
@@ -280,3 +313,28 @@ async def test_tail_refusals_come_before_the_stream(http: httpx.AsyncClient) -> 
         bad = await http.get(f"{TOPICS}/refused/tail", params=query)
         assert bad.status_code == 400, query
         assert bad.json()["error"] == "bad_request"
+
+
+async def test_tail_resumes_each_partition_at_its_position_and_names_the_topic(
+    http: httpx.AsyncClient,
+) -> None:
+    await http.post(TOPICS, json={"name": "resumed", "partitions": 2})
+    for i in range(8):
+        key = {"type": "text", "data": f"k{i}"}
+        await _produce(http, "resumed", {"key": key, "value": {"type": "text", "data": f"r{i}"}})
+    topic = (await http.get(f"{TOPICS}/resumed")).json()
+    highs = {p["partition"]: p["high"] for p in topic["partition_offsets"]}
+    assert all(highs.values()), highs
+    events = Events()
+    # Partition 0 read up to its last record but one; partition 1 not named: all of it.
+    query = {"positions": f"0:{highs[0] - 1}", "timeout": "0"}
+    await _read(http, f"{TOPICS}/resumed/tail", events, **query)
+    start = await events.next()
+    assert start is not None
+    head = json.loads(start.data)
+    assert head["topic_id"] == topic["id"]
+    assert head["positions"] == {"0": highs[0] - 1, "1": 0}
+    got = await _records(events, 1 + highs[1])
+    assert sorted((r["partition"], r["offset"]) for r in got) == [(0, highs[0] - 1)] + [
+        (1, o) for o in range(highs[1])
+    ]

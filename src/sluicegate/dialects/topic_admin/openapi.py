@@ -65,9 +65,10 @@ format with a schema id the registry knows (Avro or JSON Schema, decoded with it
 UTF-8 text, else base64; a CloudEvent stored under the Kafka binding gets its attributes
 (`ce_*` headers) in `cloudevent`.
 
-Permissions: the list shows only the topics the client may administer; create, describe,
-alter, purge and delete need `admin` on the topic, produce needs `produce`, read, tail,
-browse and rates need `consume`.
+Permissions: the list shows, and describe answers for, the topics the client has any
+permission on (`produce`, `consume` or `admin`: Kafka's `Describe` comes with each);
+create, alter, purge and delete need `admin` on the topic, produce needs `produce`, read,
+tail, browse and rates need `consume`.
 
 {COMMON_DESCRIPTION}"""
 
@@ -121,11 +122,19 @@ def _paths() -> dict[str, Any]:
     partition_parameter = query_parameter(
         "partition", {"type": "integer", "minimum": 0}, "Only this partition (default: all)"
     )
+    positions_parameter = query_parameter(
+        "positions",
+        {"type": "string", "pattern": r"^([0-9]{1,18}:[0-9]{1,18})?(,[0-9]{1,18}:[0-9]{1,18})*$"},
+        "Where to go on, as `partition:offset` pairs separated by commas (`0:41,1:17`: "
+        "the `positions` of a page or of a tail's event); a partition not named starts "
+        "at `from` (default: its oldest record), one the topic lacks is ignored",
+    )
     event_stream = {
         "description": (
-            "`text/event-stream`: `retry: 3000`, an `event: start` (`topic`, `positions`: "
-            "partition → next offset), then `event: records` events whose data is a "
-            "RecordsPage (`records`, and `positions` after them), a `: keep-alive` comment "
+            "`text/event-stream`: `retry: 3000`, an `event: start` (`topic`, `topic_id`: "
+            "the topic's never reused id, `positions`: partition → next offset), then "
+            "`event: records` events whose data is a RecordsPage (`records`, and "
+            "`positions` after them), a `: keep-alive` comment "
             f"after {HEARTBEAT_SECONDS:g} s without a record, and `event: error` "
             "(`status`, `error`, `message`) if reading fails, before the stream ends"
         ),
@@ -136,7 +145,7 @@ def _paths() -> dict[str, Any]:
         "/admin/v1/topics": {
             "get": operation(
                 "listTopics",
-                "Topics the client may administer, by name, a page at a time",
+                "Topics the client has any permission on, by name, a page at a time",
                 {"200": list_response("TopicOut", "A page of topics"), **errors("400")},
                 [
                     *PAGE_PARAMETERS,
@@ -187,12 +196,14 @@ def _paths() -> dict[str, Any]:
         f"{one}/tail": {
             "get": operation(
                 "tailTopic",
-                "Stream the topic's records as they are appended (Server-Sent Events)",
+                "Stream the topic's records as they are appended (Server-Sent Events); "
+                "without `partition`, also those of partitions the topic grows to",
                 {"200": event_stream, **errors("400", "403", "404", "406")},
                 [
                     _NAME,
                     from_parameter,
                     partition_parameter,
+                    positions_parameter,
                     query_parameter(
                         "max_rate",
                         {"type": "integer", "minimum": 1, "maximum": MAX_RATE, "default": MAX_RATE},
@@ -219,6 +230,7 @@ def _paths() -> dict[str, Any]:
                     _NAME,
                     from_parameter,
                     partition_parameter,
+                    positions_parameter,
                     query_parameter(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": BROWSE_LIMIT, "default": 50},

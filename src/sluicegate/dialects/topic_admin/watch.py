@@ -11,7 +11,7 @@ read with ``fetch()`` and a stream reader; it is plain ``text/event-stream`` for
 
     retry: 3000
     event: start
-    data: {"topic": "orders", "positions": {"0": 41, "1": 17}}
+    data: {"topic": "orders", "topic_id": 7, "positions": {"0": 41, "1": 17}}
 
     event: records
     data: {"records": [{"partition": 0, "offset": 41, ...}], "positions": {"0": 42, "1": 17}}
@@ -20,8 +20,17 @@ read with ``fetch()`` and a stream reader; it is plain ``text/event-stream`` for
 
 With ``?timeout=N`` the stream ends after N seconds without a record (``0``: once what
 is there was sent); without it, it lasts until the client leaves. ``positions`` is where
-the tail will read next: a client that reconnects with
-``?from=`` and one partition's position resumes that partition exactly.
+the tail will read next: a client that reconnects with ``?positions=0:41,1:17`` resumes
+each partition exactly (a partition it does not name from ``from``, default its oldest
+record: one the topic grew to meanwhile), and ``topic_id`` tells it whether the topic is
+still the one it read (a topic deleted and made again has a new id). A tail of every
+partition also reads the partitions the topic grows to while it is open. ``/browse``
+takes ``positions`` too: a page's ``positions`` give the next page, whatever the
+records' timestamps.
+
+The client's credentials are proven again before each batch and each heartbeat: once
+its key is revoked or expired, it is deleted or it may no longer consume the topic, the
+stream ends with an ``error`` event (401 or 403), as its next request would be refused.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from functools import partial
 
 import msgspec
 
+from sluicegate.core.auth.authenticator import Credentials
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.limits.concurrency import ConcurrencyLimiter
 from sluicegate.core.record_view import RecordView, view_record
@@ -47,6 +57,7 @@ from sluicegate.errors import BadRequest, NotAcceptable, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import ABORT, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route
+from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Message, Send
 
 __all__ = [
@@ -94,6 +105,8 @@ class RatePoint(msgspec.Struct, frozen=True):
 class RatesOut(msgspec.Struct, frozen=True):
     step_seconds: int
     points: list[RatePoint]
+    #: The seconds the points cover: whole minutes and the current one so far.
+    seconds: float
 
 
 def _start(request: Request, default: Start) -> Start:
@@ -111,6 +124,26 @@ def _start(request: Request, default: Start) -> Start:
             f"query parameter from must be an offset or an RFC 3339 time, got {raw[:60]!r}",
             field="from",
         ) from None
+
+
+def _given(request: Request) -> dict[int, int] | None:
+    """``?positions=0:41,1:17``: the offset to go on from in each partition it names (a
+    page's or a tail's ``positions``); ``None`` when absent. Partitions the topic does not
+    have are left out where they are used."""
+    raw = request.query_param("positions")
+    if raw is None:
+        return None
+    given: dict[int, int] = {}
+    for pair in filter(None, raw.split(",")):
+        partition, _, offset = pair.partition(":")
+        if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in (partition, offset)):
+            raise BadRequest(
+                "query parameter positions must be partition:offset pairs separated by "
+                f"commas, got {raw[:60]!r}",
+                field="positions",
+            )
+        given[int(partition)] = int(offset)
+    return given
 
 
 def _partitions(request: Request, topic: Topic) -> list[int]:
@@ -148,7 +181,7 @@ class TopicWatch:
         partitions = _partitions(request, topic)
         limit = int_param(request, "limit", 50, 1, BROWSE_LIMIT)
         start = _start(request, Start(offset=0))
-        positions = await positions_at(self._log, topic.name, partitions, start)
+        positions = await positions_at(self._log, topic.name, partitions, start, _given(request))
         batches: list[list[Record]] = []
         for partition, offset in positions.items():
             tp = TopicPartition(topic.name, partition)
@@ -185,9 +218,14 @@ class TopicWatch:
         for i, bound in enumerate(bounds):
             seconds = (min(now_us, bound + step_us) - bound) / 1_000_000 or 1.0
             points.append(RatePoint(format_timestamp(bound), counts[i], counts[i] / seconds))
-        return json_response(RatesOut(step_us // 1_000_000, points))
+        covered = max(1.0, (now_us - bounds[0]) / 1_000_000)
+        return json_response(RatesOut(step_us // 1_000_000, points, covered))
 
     # -- tail --------------------------------------------------------------------------
+
+    async def _count(self, name: str) -> int:
+        """The topic's partition count now (a tail of every partition follows it)."""
+        return (await self._gateway.topics.get(name)).partitions
 
     async def tail(self, request: Request) -> Response:
         """Start a stream of the topic's new records (or from ``from``)."""
@@ -199,16 +237,25 @@ class TopicWatch:
             )
         partitions = _partitions(request, topic)
         rate = int_param(request, "max_rate", MAX_RATE, 1, MAX_RATE)
-        start = _start(request, Start())
+        given = _given(request)
+        # Resuming (positions given): a partition not named is new to the client.
+        start = _start(request, Start() if given is None else Start(offset=0))
         timeout = None
         if request.query_param("timeout") is not None:
             timeout = float(int_param(request, "timeout", 0, 0, MAX_TAIL_TIMEOUT))
-        positions = await positions_at(self._log, topic.name, partitions, start)
-        tail = TopicTail(self._log, topic.name, positions, max_rate=rate)
+        positions = await positions_at(self._log, topic.name, partitions, start, given)
+        # Every partition: the ones the topic grows to as well.
+        count = None if request.query_param("partition") else partial(self._count, topic.name)
+        tail = TopicTail(
+            self._log, topic.name, positions, max_rate=rate, partitions=count, topic_id=topic.id
+        )
         client = request.principal.name if request.principal else ""
+        credentials = self._gateway.auth.credentials(
+            request.raw_headers.get(b"authorization"), peer_certificate(request.scope)
+        )
         self._tails.acquire(client)
         headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-        write = partial(self._serve, tail, request, client, timeout)
+        write = partial(self._serve, tail, request, client, credentials, timeout)
         return StreamingResponse(write, content_type=EVENT_STREAM, headers=headers)
 
     async def _serve(
@@ -216,15 +263,18 @@ class TopicWatch:
         tail: TopicTail,
         request: Request,
         client: str,
+        credentials: Credentials,
         timeout: float | None,
         send: Send,
         start: Message,
     ) -> None:
         try:
             await send(start)
-            head = _encode({"topic": tail.topic, "positions": tail.positions})
+            head = _encode(
+                {"topic": tail.topic, "topic_id": tail.topic_id, "positions": tail.positions}
+            )
             await send(_body(b"retry: 3000\n" + _event(b"start", head)))
-            end = await self._run(tail, request, send, timeout)
+            end = await self._run(tail, request, credentials, send, timeout)
             if end is None:
                 if ABORT in request.scope.get("extensions", ()):
                     await send({"type": ABORT})
@@ -240,18 +290,26 @@ class TopicWatch:
             self._tails.release(client)
 
     async def _run(
-        self, tail: TopicTail, request: Request, send: Send, timeout: float | None
+        self,
+        tail: TopicTail,
+        request: Request,
+        credentials: Credentials,
+        send: Send,
+        timeout: float | None,
     ) -> bytes | None:
         """Deliver until the client leaves (``None``), the gateway stops (``b""``) or
-        reading fails (an ``error`` event)."""
+        reading fails or is no longer allowed (an ``error`` event)."""
         return await request.streamed(
-            self._deliver(tail, send, timeout), self._gateway.streams.stopping()
+            self._deliver(tail, credentials, send, timeout), self._gateway.streams.stopping()
         )
 
-    async def _deliver(self, tail: TopicTail, send: Send, timeout: float | None) -> bytes | None:
+    async def _deliver(
+        self, tail: TopicTail, credentials: Credentials, send: Send, timeout: float | None
+    ) -> bytes | None:
         """Send records as the log has them, a heartbeat when there are none; ``b""``
         once ``timeout`` seconds passed without a record, ``None`` when the client is
-        gone or stalled, an ``error`` event when reading fails."""
+        gone or stalled, an ``error`` event when reading fails or the client may no
+        longer read the topic (asked before each batch: see ``Credentials``)."""
         registry = self._registry
         loop = asyncio.get_running_loop()
         idle_since = loop.time()
@@ -261,6 +319,9 @@ class TopicWatch:
                 if timeout is not None:
                     wait = min(wait, max(0.0, idle_since + timeout - loop.time()))
                 batch = await tail.next_batch(wait)
+                # Before records, and before a heartbeat: a revoked client's stream ends
+                # even while the topic is quiet.
+                credentials.principal().require("consume", tail.topic)
                 if batch:
                     views = [view_record(record, registry) for record in batch]
                     data = _encode({"records": views, "positions": tail.positions})

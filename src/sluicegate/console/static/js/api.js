@@ -1,6 +1,6 @@
 // The one way the console talks to the gateway: fetch with the signed-in key as a
 // Bearer header (no cookie: nothing for another site to ride on), errors turned into
-// ApiError with the API's own code and message.
+// ApiError with the API's own code (when it has a word for one) and message.
 
 const KEY = "sluicegate.apiKey";
 
@@ -20,27 +20,34 @@ export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
+    // A word such as "unknown_topic", or null: a numeric error_code (40401) only repeats
+    // the status, and is not shown.
     this.code = code;
   }
 
   toString() {
-    return `${this.status} ${this.code}: ${this.message}`;
+    return this.code ? `${this.status} ${this.code}: ${this.message}` : `${this.status}: ${this.message}`;
   }
 }
 
 // The dialects name their error fields differently; the admin API's are tried first.
 async function errorOf(response) {
   const text = await response.text();
-  let code = `http_${response.status}`;
+  let code = null;
   let message = text.trim() || response.statusText;
   try {
     const body = JSON.parse(text);
-    code = body.error ?? body.error_code ?? code;
+    for (const candidate of [body.error, body.error_code]) {
+      if (typeof candidate === "string" && candidate && !/^\d+$/.test(candidate)) {
+        code = candidate;
+        break;
+      }
+    }
     message = body.message ?? body.error_message ?? body.title ?? message;
   } catch {
     // not JSON: the text is the message
   }
-  return new ApiError(response.status, String(code), String(message));
+  return new ApiError(response.status, code, String(message));
 }
 
 function urlOf(path, query) {

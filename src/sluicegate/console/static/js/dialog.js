@@ -42,7 +42,8 @@ export function formDialog({ title, body, action, danger = false, run }) {
     });
     document.body.append(dialog);
     dialog.showModal();
-    (form.querySelector("input, select, textarea") ?? submit).focus();
+    // The first field; with none (a confirmation), Cancel: Enter must not destroy.
+    (form.querySelector("input, select, textarea") ?? (danger ? cancel : submit)).focus();
   });
 }
 

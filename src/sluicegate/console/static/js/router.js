@@ -20,14 +20,21 @@ export class Router {
     return this;
   }
 
+  // The route and its parameters, or null: a parameter that is no valid percent-encoding
+  // ("%ZZ") matches nothing, and the shell says "Not found".
   match(path) {
     for (const route of this.routes) {
       const found = route.regex.exec(path);
       if (!found) continue;
       const params = {};
-      route.names.forEach((name, index) => {
-        params[name] = decodeURIComponent(found[index + 1]);
-      });
+      try {
+        route.names.forEach((name, index) => {
+          params[name] = decodeURIComponent(found[index + 1]);
+        });
+      } catch (error) {
+        if (error instanceof URIError) return null;
+        throw error;
+      }
       return { route, params };
     }
     return null;

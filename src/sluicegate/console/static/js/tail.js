@@ -42,7 +42,8 @@ export function openTail(topic, { query = {}, onEvent, onEnd }) {
         while ((end = buffer.indexOf("\n\n")) >= 0) {
           const parsed = parseBlock(buffer.slice(0, end));
           buffer = buffer.slice(end + 2);
-          if (parsed) onEvent(parsed);
+          // Closed by an event before (onEvent may close it): nothing more of it.
+          if (parsed && !controller.signal.aborted) onEvent(parsed);
         }
       }
     } catch (error) {

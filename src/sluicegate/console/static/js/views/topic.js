@@ -15,6 +15,19 @@ import { retentionFields } from "./topic_form.js";
 const TAIL_ROWS = 500;
 const TAIL_RENDER_MS = 200;
 const RATE_REFRESH_MS = 30_000;
+// The watermarks and "Records kept" are read again this often while the page is seen.
+const TOPIC_REFRESH_MS = 8_000;
+// A tail that failed for a passing reason (network, 5xx, 429) retries after 3 s, then
+// twice as long each time, at most this long.
+const TAIL_RETRY_MS = 3_000;
+const TAIL_RETRY_MAX_MS = 60_000;
+
+// "0:41,1:17": positions (partition → next offset) as the watch endpoints take them.
+function positionsParam(positions) {
+  return Object.entries(positions)
+    .map(([partition, offset]) => `${partition}:${offset}`)
+    .join(",");
+}
 
 export default function topicPage(main, { name }) {
   const path = `/admin/v1/topics/${encodeURIComponent(name)}`;
@@ -25,16 +38,33 @@ export default function topicPage(main, { name }) {
   const chartBox = h("div");
   const panels = h("div");
   let topic = null;
+  // The partition count as last learnt: from the topic, or (for a client that may read
+  // the topic but not describe it) from the tail's positions. Browse follows it.
+  const partitionCount = { value: 0, listeners: new Set() };
+  function learnPartitions(count) {
+    if (count === partitionCount.value) return;
+    partitionCount.value = count;
+    for (const listener of partitionCount.listeners) listener(count);
+  }
+  // Polling stops once the topic is refused or gone: asking again changes nothing.
+  let polling = true;
 
   async function refresh() {
     try {
       topic = await api(path);
+      replace(error);
       showTopic();
+      learnPartitions(topic.partitions);
       for (const action of actionButtons) action.disabled = false;
     } catch (failure) {
+      if (failure instanceof ApiError && (failure.status === 403 || failure.status === 404)) polling = false;
       replace(error, String(failure));
     }
   }
+  const topicTimer = setInterval(() => {
+    if (polling && document.visibilityState === "visible") refresh();
+  }, TOPIC_REFRESH_MS);
+  cleanups.push(() => clearInterval(topicTimer));
 
   function showTopic() {
     const offsets = topic.partition_offsets ?? [];
@@ -86,13 +116,25 @@ export default function topicPage(main, { name }) {
   async function alter() {
     const partitionsInput = h("input", { type: "number", min: topic.partitions, value: topic.partitions, required: true });
     const retention = retentionFields(topic);
+    // Only what was changed is sent: a figure shown in hours or MiB and sent back would
+    // come back rounded.
+    function changes() {
+      const patch = retention.changed();
+      if (Number(partitionsInput.value) !== topic.partitions) patch.partitions = Number(partitionsInput.value);
+      return patch;
+    }
     const changed = await formDialog({
       title: `Alter ${name}`,
       action: "Save",
       body: [field("Partitions", partitionsInput, "Partitions can only be added"), ...retention.fields],
-      run: () => api(path, { method: "PATCH", json: { partitions: Number(partitionsInput.value), ...retention.values() } }),
+      run: () => {
+        const patch = changes();
+        return Object.keys(patch).length ? api(path, { method: "PATCH", json: patch }) : "unchanged";
+      },
     });
-    if (changed) {
+    if (changed === "unchanged") {
+      status(`Nothing to change in ${name}`);
+    } else if (changed) {
       status(`Topic ${name} changed`);
       refresh();
     }
@@ -126,8 +168,9 @@ export default function topicPage(main, { name }) {
 
   // -- tabs ---------------------------------------------------------------------------
   const tabs = [
-    ["Live tail", () => liveTail(name, cleanups)],
-    ["Browse", () => browse(name, () => topic)],
+    // The tail's positions only ever add partitions (the topic's figures are the truth).
+    ["Live tail", () => liveTail(name, (count) => count > partitionCount.value && learnPartitions(count))],
+    ["Browse", () => browse(name, partitionCount)],
     ["Produce", () => produce(name)],
   ];
   let closeTab = null;
@@ -210,7 +253,12 @@ function button(label, kind, onclick) {
 
 // -- live tail -----------------------------------------------------------------------
 
-function liveTail(name) {
+// The tail goes on where it was after a reconnection: each partition at the position the
+// server's last event gave (not from a time: a partition that was behind would lose
+// records). A topic deleted and made again (a new topic_id) starts over from its oldest
+// record. A refusal (403, 404) stops the tail and says so; 401 signs out, as any
+// request does; a network failure, a 5xx or a 429 is retried, less and less often.
+function liveTail(name, learnPartitions) {
   const body = h("tbody", { "aria-live": "off" });
   const counter = h("p", { class: "muted", role: "status" }, "Connecting…");
   const error = errorBox();
@@ -218,11 +266,17 @@ function liveTail(name) {
   let buffered = [];
   let received = 0;
   let timer = null;
+  let retryTimer = null;
+  let retries = 0;
   let close = null;
   let paused = false;
   // The last offset shown per partition: a reconnection shows nothing twice.
   const last = new Map();
-  let lastTime = null;
+  // Where the server will read next, per partition, and which topic it reads.
+  let positions = null;
+  let topicId = null;
+  // The error event the stream ended with, if any.
+  let ended = null;
 
   function flush() {
     timer = null;
@@ -234,49 +288,103 @@ function liveTail(name) {
     replace(counter, `${formatNumber(received)} records received; the newest ${formatNumber(body.childElementCount)} shown, newest first.`);
   }
 
+  function follow(next) {
+    positions = next;
+    const partitions = Object.keys(next).map(Number);
+    if (partitions.length) learnPartitions(Math.max(...partitions) + 1);
+  }
+
   function onEvent({ event, data }) {
     if (event === "records") {
-      const { records } = JSON.parse(data);
-      for (const record of records) {
+      const page = JSON.parse(data);
+      for (const record of page.records) {
         if (record.offset <= (last.get(record.partition) ?? -1)) continue;
         last.set(record.partition, record.offset);
-        lastTime = record.timestamp;
         received += 1;
         buffered.push(record);
       }
+      if (page.positions) follow(page.positions);
       // Only the rows that can be shown are kept between redraws.
       if (buffered.length > TAIL_ROWS) buffered = buffered.slice(-TAIL_ROWS);
       timer ??= setTimeout(flush, TAIL_RENDER_MS);
     } else if (event === "start") {
+      const head = JSON.parse(data);
+      retries = 0;
       replace(error);
+      if (topicId !== null && head.topic_id !== topicId) {
+        // Made again since: the positions were the old topic's. Start over.
+        topicId = head.topic_id;
+        last.clear();
+        positions = null;
+        status(`Topic ${name} was made again: the tail starts over from its oldest record`);
+        close?.();
+        start({ from: "0" });
+        return;
+      }
+      topicId = head.topic_id ?? null;
+      follow(head.positions ?? {});
       if (!received) replace(counter, "Live: waiting for new records…");
     } else if (event === "error") {
-      const failure = JSON.parse(data);
-      replace(error, `${failure.status} ${failure.error}: ${failure.message}`);
+      ended = JSON.parse(data);
+      replace(error, `${ended.status} ${ended.error}: ${ended.message}`);
     }
   }
 
-  function start() {
+  function stop(message) {
+    paused = true;
+    close = null;
+    toggle.textContent = "Resume";
+    replace(error, message);
+    replace(counter, `${formatNumber(received)} records received; the tail is stopped.`);
+  }
+
+  function onEnd(failure) {
+    const refused = failure instanceof ApiError ? failure : ended && new ApiError(ended.status, ended.error, ended.message);
+    ended = null;
+    const code = refused?.status ?? 0;
+    if (code === 401) {
+      // The key stopped working: the shell signs out and says why (a refused request
+      // did already; an error event in the stream does it here).
+      if (!(failure instanceof ApiError)) window.dispatchEvent(new CustomEvent("sluicegate:unauthenticated", { detail: refused }));
+      stop(`The tail stopped: ${refused}`);
+      return;
+    }
+    if (refused && code !== 429 && code < 500) {
+      // Refused or gone (403, 404, 400…): asking again would be refused again.
+      stop(`The tail stopped: ${refused}`);
+      return;
+    }
+    const delay = Math.min(TAIL_RETRY_MAX_MS, TAIL_RETRY_MS * 2 ** retries);
+    retries += 1;
+    const why = refused ?? failure;
+    if (why) replace(error, `The tail stopped: ${why}. Reconnecting in ${Math.round(delay / 1000)} s…`);
+    // The server ended the stream (a restart, a shutdown): reconnect where it was.
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      if (!paused && close) start();
+    }, delay);
+  }
+
+  function start(query) {
+    ended = null;
     close = openTail(name, {
-      query: lastTime ? { from: lastTime } : {},
+      query: query ?? (positions ? { positions: positionsParam(positions) } : {}),
       onEvent,
-      onEnd: (failure) => {
-        if (failure) replace(error, `The tail stopped: ${failure}. Reconnecting…`);
-        // The server ended the stream (a restart, a shutdown): reconnect where it was.
-        setTimeout(() => {
-          if (!paused && close) start();
-        }, 3000);
-      },
+      onEnd,
     });
   }
 
   toggle.addEventListener("click", () => {
     paused = !paused;
     toggle.textContent = paused ? "Resume" : "Pause";
+    clearTimeout(retryTimer);
+    retryTimer = null;
     if (paused) {
       close?.();
       close = null;
     } else {
+      retries = 0;
+      replace(error);
       start();
     }
   });
@@ -288,37 +396,47 @@ function liveTail(name) {
       close?.();
       close = null;
       clearTimeout(timer);
+      clearTimeout(retryTimer);
     },
   };
 }
 
 // -- browse --------------------------------------------------------------------------
 
-function browse(name, currentTopic) {
+// The next page goes on from the positions (partition → next offset) the page before
+// ended at: records that share a timestamp are each shown once, and the pages end.
+function browse(name, partitionCount) {
   const from = h("input", { name: "from", autocomplete: "off", placeholder: "0 or 2026-01-31T12:00:00Z" });
   const partition = h("select", { name: "partition" }, h("option", { value: "" }, "All"));
-  const count = currentTopic()?.partitions ?? 1;
-  for (let p = 0; p < count; p += 1) partition.append(h("option", { value: String(p) }, String(p)));
+  function showPartitions(count) {
+    const chosen = partition.value;
+    replace(partition, h("option", { value: "" }, "All"));
+    for (let p = 0; p < Math.max(count, 1); p += 1) partition.append(h("option", { value: String(p) }, String(p)));
+    partition.value = Number(chosen) < Math.max(count, 1) ? chosen : "";
+  }
+  showPartitions(partitionCount.value);
+  partitionCount.listeners.add(showPartitions);
   const limit = h("input", { name: "limit", type: "number", min: 1, max: 500, value: 50 });
   const body = h("tbody");
   const error = errorBox();
   const info = h("p", { class: "muted", role: "status" });
   const more = h("button", { type: "button", class: "secondary", hidden: true }, "Next page");
   let next = null;
+  let shown = null;
 
   async function load(append) {
     replace(error);
-    const query = { from: append ? next : from.value.trim(), partition: partition.value, limit: limit.value };
+    const query = append
+      ? { positions: positionsParam(next), partition: shown.partition, limit: shown.limit }
+      : { from: from.value.trim(), partition: partition.value, limit: limit.value };
     try {
       const page = await api(`/admin/v1/topics/${encodeURIComponent(name)}/browse`, { query });
       const rows = page.records.map(recordRow);
       if (append) body.append(...rows);
       else replace(body, rows);
-      const records = page.records;
-      if (partition.value !== "") next = String(page.positions[partition.value]);
-      // Across partitions, the next page starts at the last record's time.
-      else next = records.length ? records[records.length - 1].timestamp : null;
-      more.hidden = records.length < Number(limit.value) || next === null;
+      if (!append) shown = { partition: query.partition, limit: query.limit };
+      next = page.positions;
+      more.hidden = page.records.length < Number(shown.limit);
       replace(info, `${formatNumber(body.childElementCount)} records shown.`);
     } catch (failure) {
       replace(error, String(failure));
@@ -338,7 +456,10 @@ function browse(name, currentTopic) {
     load(false);
   });
   more.addEventListener("click", () => load(true));
-  return { node: h("div", {}, form, error, info, recordsTable(`Records of ${name}`, body), more), close: null };
+  return {
+    node: h("div", {}, form, error, info, recordsTable(`Records of ${name}`, body), more),
+    close: () => partitionCount.listeners.delete(showPartitions),
+  };
 }
 
 // -- produce -------------------------------------------------------------------------
@@ -363,20 +484,27 @@ function produce(name) {
     event.preventDefault();
     replace(error);
     replace(result);
-    let data = value.value;
+    let data = JSON.stringify(value.value);
     if (kind.value === "json") {
+      // Checked here, but sent as typed: records v2 stores JSON as it comes, and a parse
+      // and a stringify would round 9007199254740993, drop 1.10's zero and a member.
       try {
-        data = JSON.parse(value.value);
+        JSON.parse(value.value);
       } catch (failure) {
         replace(error, `The value is not JSON: ${failure.message}`);
         return;
       }
+      data = value.value;
     }
-    const body = { value: { type: kind.value, data } };
-    if (key.value) body.key = { type: "text", data: key.value };
+    const keyPart = key.value ? `,"key":${JSON.stringify({ type: "text", data: key.value })}` : "";
+    const body = `{"value":{"type":${JSON.stringify(kind.value)},"data":${data}}${keyPart}}`;
     try {
       // Through records v2, as any producer would.
-      const stored = await api(`/v2/topics/${encodeURIComponent(name)}/records`, { method: "POST", json: body });
+      const stored = await api(`/v2/topics/${encodeURIComponent(name)}/records`, {
+        method: "POST",
+        body,
+        headers: { "Content-Type": "application/json" },
+      });
       replace(result, `Stored in partition ${stored.partition_id} at offset ${stored.offset}.`);
     } catch (failure) {
       replace(error, String(failure));

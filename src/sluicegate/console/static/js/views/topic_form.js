@@ -24,5 +24,14 @@ export function retentionFields(topic) {
         retention_bytes: mib.value === "" ? null : Math.round(Number(mib.value) * MIB),
       };
     },
+    // Only the values whose field was edited: one shown in hours or MiB and sent back
+    // untouched would come back rounded (1234567890123456789 ms is no exact double).
+    changed() {
+      const all = this.values();
+      const patch = {};
+      if (hours.value !== hours.defaultValue) patch.retention_ms = all.retention_ms;
+      if (mib.value !== mib.defaultValue) patch.retention_bytes = all.retention_bytes;
+      return patch;
+    },
   };
 }

@@ -22,7 +22,9 @@ async function fillRates(cells, signal) {
           signal,
         });
         const records = rates.points.reduce((sum, point) => sum + point.records, 0);
-        const seconds = RATE_MINUTES * rates.step_seconds;
+        // The points are whole minutes and the current one so far: the API says how
+        // long that is (five full minutes would read up to a fifth low).
+        const seconds = rates.seconds ?? RATE_MINUTES * rates.step_seconds;
         const rate = records / seconds;
         cell.textContent = !records ? "0" : rate < 0.01 ? "<0.01" : rate < 10 ? rate.toFixed(2) : rate.toFixed(0);
       } catch (failure) {
@@ -34,10 +36,23 @@ async function fillRates(cells, signal) {
   await Promise.all(Array.from({ length: RATE_FETCHES }, worker));
 }
 
+// The search and the page are in the URL ("#/topics?name=orders&cursor=..."), so that Back
+// and a bookmark find them; the cursors of the pages before are in the history entry.
+function address(name, cursors) {
+  const query = new URLSearchParams();
+  if (name) query.set("name", name);
+  const cursor = cursors[cursors.length - 1];
+  if (cursor) query.set("cursor", cursor);
+  const text = query.toString();
+  return text ? `#/topics?${text}` : "#/topics";
+}
+
 export default function topics(main, params, context) {
   let name = context.query.get("name") ?? "";
   // Cursors of the pages walked so far: [null (first page), cursor of page 2, ...].
-  let cursors = [null];
+  const cursor = context.query.get("cursor");
+  const remembered = history.state?.topicCursors;
+  let cursors = !cursor ? [null] : remembered?.at(-1) === cursor ? remembered : [null, cursor];
   let next = null;
   let controller = null;
 
@@ -71,8 +86,22 @@ export default function topics(main, params, context) {
       following.disabled = !next;
       replace(where, `Page ${cursors.length}`);
     } catch (failure) {
-      if (failure.name !== "AbortError") replace(error, String(failure));
+      if (failure.name === "AbortError") return;
+      // What was shown is not the answer to what was asked: it goes.
+      replace(error, String(failure));
+      replace(rows);
+      replace(caption);
+      replace(where);
+      previous.disabled = cursors.length === 1;
+      following.disabled = true;
     }
+  }
+
+  // A new search or page is a new history entry.
+  function show() {
+    const target = address(name, cursors);
+    if (location.hash !== target) history.pushState({ topicCursors: cursors }, "", target);
+    load();
   }
 
   function row(topic, rateCell) {
@@ -99,16 +128,16 @@ export default function topics(main, params, context) {
     event.preventDefault();
     name = search.value.trim();
     cursors = [null];
-    load();
+    show();
   });
   previous.addEventListener("click", () => {
-    cursors.pop();
-    load();
+    cursors = cursors.slice(0, -1);
+    show();
   });
   following.addEventListener("click", () => {
     if (!next) return;
-    cursors.push(next);
-    load();
+    cursors = [...cursors, next];
+    show();
   });
 
   const create = h("button", { type: "button" }, "Create topic");
