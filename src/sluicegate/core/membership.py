@@ -44,6 +44,8 @@ NODES_TOPIC = f"{INTERNAL_PREFIX}_nodes"
 _RETENTION_MS = 3_600_000
 #: Segments roll every ten minutes, so that compaction and retention can act on them.
 _SEGMENT_MS = "600000"
+#: Seconds before a heartbeat that failed is tried again.
+_RETRY_INTERVAL = 0.5
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
@@ -293,14 +295,37 @@ class Membership:
             tg.create_task(self._beat_forever(), name="membership.heartbeat")
 
     async def _beat_forever(self) -> None:
+        failing = False
         while True:
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self._until_next_beat(failing))
             try:
                 await self.beat()
             except SluicegateError as exc:
                 # The log said no (a broker down, a timeout): the next beat tries again, and
                 # if none gets through the other nodes see this one as gone, which it is to them.
-                logger.warning("heartbeat not written: %s", exc)
+                # Said once per outage: retried often, a refusal would flood the log.
+                if not failing:
+                    logger.warning("heartbeat not written: %s", exc)
+                failing = True
+                continue
+            if failing:
+                logger.info("heartbeats are written again")
+            failing = False
+
+    def _until_next_beat(self, failing: bool) -> float:
+        """Seconds until the next heartbeat: an interval after the last one written was
+        sent, or ``_RETRY_INTERVAL`` after one failed.
+
+        After an outage, this node's consumer groups are refused until a heartbeat gets
+        through (``seen_as_live``): retried soon, it does within moments of the log
+        answering again, not an interval later. A retry during an outage the log knows
+        of costs nothing (refused at once). A beat written late (it waited out the
+        outage in the producer) was sent long ago, so the next one goes at once.
+        """
+        written = self._beat_written
+        if failing or written is None:
+            return min(self._interval, _RETRY_INTERVAL)
+        return max(0.0, written + self._interval - self._monotonic())
 
     async def leave(self) -> None:
         """Say this node is gone (a tombstone), so that nobody forwards to it any more."""

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from sluicegate.config import KafkaSettings
 from sluicegate.storage.base import running
 from sluicegate.storage.kafka import KafkaLog
+from sluicegate.testing.kafka_broker import KafkaBroker
 from tests.storage.conftest import kafka_test_settings
 
 OpenLog = Callable[..., AbstractAsyncContextManager[KafkaLog]]
@@ -107,6 +108,14 @@ async def serve_until_readyz_says(
     assert (ready.status_code, ready.json()["error"]) == (503, "starting")
     answer: dict[str, str] = ready.json()
     return answer
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of the test module's own, which its tests may stop, kill and start
+    again without disturbing the session's cluster (a module may define its own)."""
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,13 +49,6 @@ from tests.storage.kafka.producers import (
 )
 
 SCHEMAS_TOPIC = f"{INTERNAL_PREFIX}_{STATE_TOPIC}"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """A broker of this module's own: its tests stop and kill it (and start it again)."""
-    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
-        yield broker
 
 
 @pytest.fixture

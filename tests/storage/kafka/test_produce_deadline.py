@@ -15,7 +15,7 @@ import asyncio
 import collections
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,6 @@ KINDS = {
     "v1_batch": (TOPIC, 200),
 }
 _Request = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """A broker of this module's own: its test stops and kills it (and starts it again)."""
-    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
-        yield broker
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ as long as we watched (minutes), until the client aborted the process (an assert
 its coordinator path, librdkafka #4605). A coordinator request that fails unavailable
 replaces that client: the next one looks the coordinator up afresh and finds the
 successor. The replaced client is kept until its requests have timed out, then dropped.
+The node replaces it too when its cluster answers again after an outage (``KafkaNode``),
+before it says it is ready: consumers must not meet the stale client first.
 """
 
 from __future__ import annotations
@@ -149,12 +151,24 @@ class KafkaAdmin:
             return await self._await(future, topic=topic)
         except StorageUnavailable:
             if client is self._coordinated:
-                self._coordinated = AdminClient(self._config)
-                self._replaced.append(client)
-                # librdkafka fails its requests at the request timeout; dropped after.
-                loop = asyncio.get_running_loop()
-                loop.call_later(self._timeout + 1.0, self._replaced.remove, client)
+                self.renew_coordinated()
             raise
+
+    def renew_coordinated(self) -> None:
+        """Replace the group-offsets client: its next request looks the coordinator up
+        afresh. The old one is kept until its requests have timed out.
+
+        Also called when the cluster answers again after an outage: a client that lived
+        through it waits for the coordinator it cached even once that broker is back (a
+        broker restarted: the first request timed out, at the request timeout, while the
+        node said it was ready again), where a new client finds it at once.
+        """
+        client = self._coordinated
+        self._coordinated = AdminClient(self._config)
+        self._replaced.append(client)
+        # librdkafka fails its requests at the request timeout; dropped after.
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._timeout + 1.0, self._replaced.remove, client)
 
     def _options(self) -> dict[str, float]:
         return {"request_timeout": self._timeout}

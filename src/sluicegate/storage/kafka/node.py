@@ -226,6 +226,9 @@ class KafkaNode:
             if self.refused is None:
                 raise
             raise StorageUnavailable(self.refused) from exc
+        if self.down:
+            # Before the node says it is ready again: consumers' offsets go through it.
+            admin.renew_coordinated()
         self.down = False
         if self.refused is not None:
             logger.info("Kafka accepts the gateway's connections again")
