@@ -69,6 +69,33 @@ async def test_an_event_topic_deleted_through_the_gateway_is_made_again_at_once(
     assert sorted(dict(record.headers)["ce_id"] for record in records) == [b"batch-1", b"batch-2"]
 
 
+async def test_an_event_sent_again_after_its_topic_was_deleted_is_stored_again(
+    client: httpx.AsyncClient, gateway: Gateway, producer: dict[str, str]
+) -> None:
+    # The memory of the events a topic held goes with the topic: an event sent again
+    # after the deletion is stored in the topic made again, not acknowledged as a
+    # duplicate of records that are gone (202 with nothing stored anywhere). Within the
+    # new topic it is a duplicate again.
+    message = sdk_http.to_structured(sdk_event("structured"), JSON)
+
+    async def send_all() -> None:
+        assert (await post_binary(client, sdk_event("raw"), producer)).status_code == 202
+        structured = await client.post(
+            "/ce/produce/event", content=message.body, headers={**message.headers, **producer}
+        )
+        assert structured.status_code == 202, structured.text
+        batch = batch_body([sdk_event("batch-1"), sdk_event("batch-2")])
+        assert (await post_batch(client, batch, producer)).status_code == 202
+
+    await send_all()
+    await gateway.topics.delete(TOPIC)
+    await send_all()
+    await send_all()
+    records = await stored(gateway, TOPIC)
+    ids = sorted(dict(record.headers)["ce_id"] for record in records)
+    assert ids == [b"batch-1", b"batch-2", b"raw", b"structured"]
+
+
 async def test_a_live_consumer_reads_the_type_made_again_from_its_first_event(
     client: httpx.AsyncClient,
     gateway: Gateway,

@@ -54,12 +54,23 @@ from sluicegate.core.schemas.validators import ValueSchema, describe_violations
 from sluicegate.core.topics import Topic
 from sluicegate.errors import BadRequest, Forbidden, PayloadTooLarge, UnknownTopic, Unprocessable
 
-__all__ = ["EventProducer", "identity_key", "require_producer"]
+__all__ = ["EventProducer", "identity_key", "require_producer", "topic_scope"]
 
 
 def identity_key(event: CloudEvent) -> bytes:
     """The de-duplication key of a produced event: ``source``, NUL, ``id``."""
     return event.source.encode() + b"\x00" + event.id.encode()
+
+
+def topic_scope(topic: Topic) -> bytes:
+    """What an identity key starts with in ``topic``: its id, never reused.
+
+    An event is stored once in the topic it goes to (its type's). A topic deleted (and
+    made again, a new id) takes the memory of its events with it: an event sent again
+    is stored in the new topic, not acknowledged as a duplicate of records that are gone.
+    A ``source`` is a URI reference, which never holds the control byte this begins with.
+    """
+    return b"\x01%d\x00" % topic.id
 
 
 def _prefix(index: int | None) -> str:
@@ -143,10 +154,14 @@ class EventProducer:
                 )
             places.append(place)
         records = to_records(events, places)
+        scopes = {event_type: topic_scope(topic) for event_type, topic in topics.items()}
         await self._ids.append_once(
             [
-                # ``identity_key(event)``, without a call per event.
-                (event.source.encode() + b"\x00" + event.id.encode(), (record,))
+                # ``identity_key(event)`` in its topic's scope, without a call per event.
+                (
+                    scopes[event.type] + event.source.encode() + b"\x00" + event.id.encode(),
+                    (record,),
+                )
                 for event, record in zip(events, records, strict=True)
             ]
         )
@@ -209,6 +224,12 @@ class EventProducer:
 
         now_text = format_timestamp(now_us) if None in batch.times else ""
         records, keys = plain_records(batch, now_text, place)
+        if len(topics) == 1:
+            # One type's topic (the usual batch): every key scoped in C.
+            keys = list(map(topic_scope(next(iter(topics.values()))).__add__, keys))
+        else:
+            scopes = {topic.name: topic_scope(topic) for topic in topics.values()}
+            keys = [scopes[record.topic] + key for record, key in zip(records, keys, strict=True)]
         # Items of (identity key, (record,)), built by two zips in C: ``zip(records)``
         # yields each record alone in a tuple.
         await self._ids.append_once(
@@ -276,7 +297,9 @@ class EventProducer:
             now = ""
         partition = self._partition_of(topic, event.key)
         return self._ids.append_one(
-            event.identity, event.record(topic.name, partition, now), topic.retention_ms
+            topic_scope(topic) + event.identity,
+            event.record(topic.name, partition, now),
+            topic.retention_ms,
         )
 
     def _partition_of(self, topic: Topic, key: bytes | None) -> int:
@@ -317,7 +340,8 @@ class EventProducer:
         # The topic's retention as the metadata this request routes by says (trusted for
         # EventTopics' few seconds, as its partitions are), not asked of the log again.
         return self._ids.append_one(
-            event.source.encode() + b"\x00" + event.id.encode(),  # identity_key(event)
+            # topic_scope(topic) + identity_key(event)
+            b"\x01%d\x00%b\x00%b" % (topic.id, event.source.encode(), event.id.encode()),
             record,
             topic.retention_ms,
         )
@@ -361,8 +385,9 @@ class EventProducer:
         for last_try in (False, True):
             topic = self._topics.cached(stream) or await self._topics.stream(stream)
             try:
+                scoped = topic_scope(topic) + scope
                 await self._ids.append_once(
-                    [(scope + identity_key(e), (to_record(e, topic.name),)) for e in events]
+                    [(scoped + identity_key(e), (to_record(e, topic.name),)) for e in events]
                 )
                 return
             except UnknownTopic:
