@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,3 +123,21 @@ def test_a_signal_to_the_whole_process_group_stops_the_server_cleanly(
     with serve_in_subprocess(tmp_path) as server:
         response = httpx.post(f"{server.url}/v2/topics/t/records", content=BODY, headers=HEADERS)
         assert response.json()["offset"] == 1
+
+
+def test_a_second_server_on_a_held_directory_says_so_in_one_line(tmp_path: Path) -> None:
+    with serve_in_subprocess(tmp_path) as server:
+        command = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", "0"]
+        second = subprocess.run(
+            [*command, "--data-dir", str(tmp_path), "--no-auth"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert server.process.poll() is None  # the first one serves on
+    assert second.returncode == 1
+    # The last line (folded to the terminal's width) says why; nothing before it but
+    # the server's start.
+    words = " ".join(second.stderr.split())
+    assert words.endswith(f"error: another sluicegate server holds {tmp_path}")
+    assert "Traceback" not in second.stderr

@@ -14,7 +14,7 @@ from sluicegate import __version__
 from sluicegate.cli.event_loop import run_async
 from sluicegate.cli.output import error
 from sluicegate.config import Settings, load_settings
-from sluicegate.errors import ConfigError, SluicegateError
+from sluicegate.errors import ConfigError, DataDirectoryError, SluicegateError
 
 __all__ = ["app", "main"]
 
@@ -96,6 +96,10 @@ def serve(
         run_async(serve_forever(settings))
     except* ConfigError as group:
         raise fail(f"configuration: {_first(group).message}", EXIT_USAGE) from None
+    except* DataDirectoryError as group:
+        # The operator's to mend (another server holds it, permissions, a full disk): the
+        # message says which directory and why; where it was found adds nothing.
+        raise fail(str(_first(group))) from None
     except* SluicegateError as group:
         # What stopped the server is logged with its traceback (which task, where); the
         # line on stderr is the error itself, not the task groups around it.
