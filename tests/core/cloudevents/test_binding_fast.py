@@ -183,7 +183,7 @@ def _uniform_batch(count: int, *, keyed: bool) -> list[Record]:
     ]
     batch = decode_batch(msgspec.json.encode(events))
     assert isinstance(batch, PlainBatch)
-    stored, _ = plain_records(batch, "", lambda _type, _key: ("t", 0))
+    stored, _ = plain_records(batch, "", lambda _type, _key: ("t", 0), lambda _type: b"")
     return [Record("t", 0, n, 1, new.key, new.value, new.headers) for n, new in enumerate(stored)]
 
 

@@ -73,6 +73,11 @@ def test_plain_records_are_those_of_to_records(body: bytes, partitions: int) -> 
     _check_plain_records(body, partitions)
 
 
+def _scope(event_type: str) -> bytes:
+    """An identity key's prefix per type, as the producer's topic scope is per topic."""
+    return b"\x01" + event_type.encode() + b"\x00"
+
+
 def _check_plain_records(body: bytes, partitions: int) -> None:
     """``plain_records`` of ``body``, if a plain batch, against ``to_records`` of its
     ``CloudEvent``s, with the same sticky partitioner for records without a key."""
@@ -88,9 +93,9 @@ def _check_plain_records(body: bytes, partitions: int) -> None:
     ]
     place = _placer(partitions)
     places = [place(event.type, event.partitionkey) for event in events]
-    records, keys = plain_records(decoded, _NOW_TEXT, _placer(partitions))
+    records, keys = plain_records(decoded, _NOW_TEXT, _placer(partitions), _scope)
     assert records == to_records(events, places)
-    assert keys == [identity_key(event) for event in events]
+    assert keys == [_scope(event.type) + identity_key(event) for event in events]
     assert [r.known_size for r in records] == [
         msgspec.structs.replace(r, known_size=None).size() for r in records
     ]
@@ -163,11 +168,11 @@ def test_a_uniform_batch_is_told_and_made_column_by_column() -> None:
     decoded = decode_batch(json.dumps(events).encode())
     assert isinstance(decoded, PlainBatch)
     assert decoded.uniform
-    records, keys = plain_records(decoded, _NOW_TEXT, _placer(4))
+    records, keys = plain_records(decoded, _NOW_TEXT, _placer(4), _scope)
     assert [dict(r.headers)["ce_subject"] for r in records] == [
         f"order-{n}".encode() for n in range(5)
     ]
-    assert keys == [f"urn:shop\x00e-{n}".encode() for n in range(5)]
+    assert keys == [_scope("Order.Created") + f"urn:shop\x00e-{n}".encode() for n in range(5)]
     for breaking in ({"subject": None}, {"dataschema": "urn:s"}, {"type": "Order.Paid"}):
         mixed = [*events[:2], _event(2, **breaking), *events[3:]]
         decoded = decode_batch(json.dumps(mixed).encode())

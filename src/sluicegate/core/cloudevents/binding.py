@@ -975,20 +975,25 @@ _Base = tuple[tuple[Header, ...], tuple[Header, ...], bytes, int]
 
 
 def plain_records(
-    batch: PlainBatch, now_text: str, place: Callable[[str, str | None], tuple[str, int]]
+    batch: PlainBatch,
+    now_text: str,
+    place: Callable[[str, str | None], tuple[str, int]],
+    scope: Callable[[str], bytes],
 ) -> tuple[list[NewRecord], list[bytes]]:
     """The records of a checked plain batch, the same as ``to_records`` makes of its
     ``cloud_events()`` (``now_text`` the ``time`` of an event without one), and each
-    event's identity key (``source``, NUL, ``id``), in one pass over the decoded structs.
+    event's identity key (``scope(type)``, ``source``, NUL, ``id``), in one pass over the
+    decoded structs.
 
     ``place(type, partitionkey)`` gives a record's (topic, partition): called once per
     distinct key and type, but for each record without a key (the partitioner's sticky
-    choice moves from record to record).
+    choice moves from record to record). ``scope`` is asked once per distinct source and
+    type, never per event.
     """
     spec = _shared("ce_specversion", SPECVERSION)
     spec_size = len(spec[0]) + len(spec[1]) + len("ce_id")
     if batch.uniform:
-        by_columns = _uniform_records(batch, now_text, place, spec, spec_size)
+        by_columns = _uniform_records(batch, now_text, place, scope, spec, spec_size)
         if by_columns is not None:
             return by_columns
     # Two levels: a batch's events nearly all share their source, type, time and content
@@ -1034,7 +1039,7 @@ def plain_records(
             shape = (source, event_type, time, dataschema, datacontenttype)
             known = bases.get(shape)
             if known is None:
-                made = _base_of(event, datacontenttype, now_text, spec_size)
+                made = _base_of(event, datacontenttype, now_text, spec_size, scope(event_type))
                 known = bases[shape] = ({}, made)
             keyed, base = known
         common = keyed.get(partitionkey)
@@ -1064,6 +1069,7 @@ def _uniform_records(
     batch: PlainBatch,
     now_text: str,
     place: Callable[[str, str | None], tuple[str, int]],
+    scope: Callable[[str], bytes],
     spec: Header,
     spec_size: int,
 ) -> tuple[list[NewRecord], list[bytes]] | None:
@@ -1090,7 +1096,7 @@ def _uniform_records(
     event_type = first.type
     assert event_type is not None  # checked by _plain (said for the type checker)
     before, after, source_key, size = _base_of(
-        first, first.datacontenttype or _JSON, now_text, spec_size
+        first, first.datacontenttype or _JSON, now_text, spec_size, scope(event_type)
     )
     ids = list(map(str.encode, cast("list[str]", [event.id for event in events])))
     count = len(ids)
@@ -1138,9 +1144,10 @@ def _uniform_records(
 
 
 def _base_of(
-    event: _Structured, datacontenttype: str | None, now_text: str, spec_size: int
+    event: _Structured, datacontenttype: str | None, now_text: str, spec_size: int, scope: bytes
 ) -> _Base:
-    """The headers of ``event``'s record but ``ce_id``, ``ce_subject`` and the key's."""
+    """The headers of ``event``'s record but ``ce_id``, ``ce_subject`` and the key's, and
+    what its identity key starts with (``scope``, ``source``, NUL)."""
     source, event_type = event.source, event.type
     # Checked by _plain (said for the type checker, which cannot know).
     assert source
@@ -1156,7 +1163,7 @@ def _base_of(
     if datacontenttype is not None:
         after = (_shared(_CONTENT_TYPE, datacontenttype),)
     size = spec_size + _headers_size(before) + _headers_size(after)
-    return before, after, source.encode() + b"\x00", size
+    return before, after, scope + source.encode() + b"\x00", size
 
 
 def _keyed(

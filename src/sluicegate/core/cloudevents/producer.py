@@ -223,13 +223,11 @@ class EventProducer:
             return topic.name, partition(topic.name, encoded, topic.partitions)
 
         now_text = format_timestamp(now_us) if None in batch.times else ""
-        records, keys = plain_records(batch, now_text, place)
-        if len(topics) == 1:
-            # One type's topic (the usual batch): every key scoped in C.
-            keys = list(map(topic_scope(next(iter(topics.values()))).__add__, keys))
-        else:
-            scopes = {topic.name: topic_scope(topic) for topic in topics.values()}
-            keys = [scopes[record.topic] + key for record, key in zip(records, keys, strict=True)]
+
+        def scope(event_type: str) -> bytes:
+            return topic_scope(topics[event_type])
+
+        records, keys = plain_records(batch, now_text, place, scope)
         # Items of (identity key, (record,)), built by two zips in C: ``zip(records)``
         # yields each record alone in a tuple.
         await self._ids.append_once(
