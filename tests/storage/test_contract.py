@@ -160,13 +160,14 @@ async def test_a_record_over_the_topics_max_message_bytes_is_refused(log: Log) -
         await log.append([record(fits + 1)])
     with pytest.raises(PayloadTooLarge):  # one record over the limit fails its whole batch
         await log.append([record(1), record(fits + 1)])
+    # Nothing refused was stored (on Kafka the aborted batch may leave its marker, an
+    # offset no reader sees).
     [stored] = await log.append([record(fits)])
-    assert stored.offset == 0
     assert [r.value for r in await read_all(log, "small", 0)] == [b"v" * fits]
     # Raised with the topic: the new limit holds from then on.
     await log.alter_topic("small", TopicUpdate(config={"max.message.bytes": "2000"}))
-    [stored] = await log.append([record(1000)])
-    assert stored.offset >= 1
+    [larger] = await log.append([record(1000)])
+    assert larger.offset > stored.offset
 
 
 async def test_names_that_differ_only_in_dot_and_underscore_collide(log: Log) -> None:
