@@ -124,7 +124,8 @@ def max_deliveries_of(request: Request, principal: Principal) -> int:
 
 
 def stream_credentials(request: Request, gateway: Gateway) -> Credentials:
-    """The credentials a stream's handshake came with, proven again by ``still_allowed``."""
+    """The credentials a stream's handshake came with, to prove again while it lasts
+    (``still_allowed`` here; the topic admin API's tail asks for ``consume``)."""
     authorization = request.raw_headers.get(b"authorization")
     return gateway.auth.credentials(authorization, peer_certificate(request.scope))
 

@@ -51,13 +51,13 @@ from sluicegate.core.record_view import RecordView, view_record
 from sluicegate.core.records import Record, TopicPartition, format_timestamp, parse_timestamp
 from sluicegate.core.tail import MAX_RATE, Start, TopicTail, positions_at
 from sluicegate.core.topics import Topic
+from sluicegate.dialects.cloudevents.consumers import stream_credentials
 from sluicegate.dialects.cloudevents.sse import EVENT_STREAM, HEARTBEAT, accepts_event_stream
 from sluicegate.dialects.topic_admin.params import int_param, topic_to_read
 from sluicegate.errors import BadRequest, NotAcceptable, SluicegateError
 from sluicegate.http.request import Request
 from sluicegate.http.responses import ABORT, Response, StreamingResponse, json_response
 from sluicegate.http.router import Route
-from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Message, Send
 
 __all__ = [
@@ -250,9 +250,7 @@ class TopicWatch:
             self._log, topic.name, positions, max_rate=rate, partitions=count, topic_id=topic.id
         )
         client = request.principal.name if request.principal else ""
-        credentials = self._gateway.auth.credentials(
-            request.raw_headers.get(b"authorization"), peer_certificate(request.scope)
-        )
+        credentials = stream_credentials(request, self._gateway)
         self._tails.acquire(client)
         headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         write = partial(self._serve, tail, request, client, credentials, timeout)
