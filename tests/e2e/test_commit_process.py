@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,6 +84,36 @@ def test_a_dead_commit_process_stops_the_server(tmp_path: Path) -> None:
         _until_logged(server, "the server stopped")
         [stopped] = [line for line in server.log if "the server stopped" in line]
         assert "the commit process exited" in stopped
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_requests_in_flight_when_the_commit_process_dies_are_answered(tmp_path: Path) -> None:
+    # Storage gone under load: the server stops the graceful way, so each request it has
+    # is answered (503: not stored; 408: sent to a commit nobody confirmed), never a 500,
+    # and none is cut by a cancelled task ("Exception in ASGI application").
+    statuses: Counter[int] = Counter()
+
+    def produce(url: str, until: float) -> None:
+        with httpx.Client(timeout=30) as client:
+            while time.monotonic() < until:
+                try:
+                    response = client.post(url, content=BODY, headers=HEADERS)
+                except httpx.TransportError:  # not listening any more, or closing
+                    return
+                statuses[response.status_code] += 1
+
+    with serving(tmp_path) as (server, url, worker):
+        until = time.monotonic() + 20
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(8):
+                pool.submit(produce, url, until)
+            time.sleep(1)
+            os.kill(worker, signal.SIGKILL)
+        assert server.process.wait(timeout=30) != 0
+        _until_logged(server, "the server stopped")
+    assert statuses[200] > 0, statuses
+    assert set(statuses) <= {200, 408, 503}, statuses
+    assert not [line for line in server.log if "Exception in ASGI application" in line]
 
 
 def _until_logged(server: ServerProcess, text: str) -> None:

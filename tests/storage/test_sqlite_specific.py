@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -394,6 +396,36 @@ async def test_a_dead_writer_fails_pending_appends_and_stops_run(tmp_path: Path)
     with pytest.raises(StorageUnavailable):
         await log.check()
     await log.close()  # returns at once: run() is over
+
+
+async def test_a_commit_process_killed_mid_commit_answers_408_then_503(tmp_path: Path) -> None:
+    # The group it took may have committed before it died (its answer lost with it): the
+    # outcome is unknown, a 408. What was still queued was never sent: a 503, never a 500.
+    log = SqliteLog(tmp_path)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    runner = asyncio.create_task(log.run(ready))
+    await ready
+    await log.create_topic(TopicSpec(name="t"))
+    assert log._commits is not None
+    assert log._commits._process is not None
+    pid = log._commits._process.pid
+    os.kill(pid, signal.SIGSTOP)  # it takes no frame until it is killed
+    in_flight = asyncio.ensure_future(log.append([rec(b"sent")]))
+    await asyncio.sleep(0.1)
+    queued = asyncio.ensure_future(log.append([rec(b"queued")]))
+    await asyncio.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(StorageTimeout, match="whole or not at all"):
+        await in_flight
+    with pytest.raises(StorageUnavailable, match="writer stopped: the commit process exited"):
+        await queued
+    # The commit process's task, and the writer's when it is not cancelled first.
+    with pytest.raises(ExceptionGroup) as stopped:
+        await asyncio.wait_for(runner, timeout=10)
+    assert all("exited with status -9" in str(e) for e in stopped.value.exceptions)
+    with pytest.raises(StorageUnavailable, match="writer stopped"):
+        await log.append([rec(b"late")])
+    await log.close()
 
 
 async def test_a_failure_after_a_commit_stops_run_instead_of_stalling(tmp_path: Path) -> None:

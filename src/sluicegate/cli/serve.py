@@ -16,9 +16,10 @@ from sluicegate.config import Settings
 from sluicegate.core.auth.clients import ADMIN_KEY_VARIABLE, first_start_message
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import ConfigError, SluicegateError
-from sluicegate.http.servers import bind, http_server
+from sluicegate.http.servers import HttpServer, bind, http_server
 from sluicegate.observability.metrics import Metrics
 from sluicegate.stopping import unless_stopped
+from sluicegate.storage.base import Log
 from sluicegate.storage.factory import open_log
 
 __all__ = ["serve", "tune_gc"]
@@ -81,6 +82,22 @@ async def _leave_cluster(gateway: Gateway, app: GatewayApp) -> None:
         await app.forwarder.aclose()
 
 
+async def _storage(
+    log: Log, ready: asyncio.Future[None], server: HttpServer, serving: asyncio.Task[None]
+) -> None:
+    """Run the storage's task. When it fails once the gateway serves, stop HTTP the
+    graceful way before failing: the requests in flight are answered (a 503, or a 408
+    for a write whose commit nobody confirmed) instead of cut when the task group cancels
+    the server."""
+    try:
+        await log.run(ready)
+    except Exception:
+        if ready.done():
+            server.request_exit()
+            await asyncio.wait({serving})
+        raise
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then drain: HTTP first, storage last.
 
@@ -113,12 +130,12 @@ async def serve(settings: Settings) -> None:
     try:
         async with asyncio.TaskGroup() as tg:
             ready: asyncio.Future[None] = loop.create_future()
-            tg.create_task(log.run(ready), name="storage")
             # Served at once, every request but /healthz a 503 until the gateway has
             # started: a Kafka cluster that does not answer yet, or goes away while the
             # state is read, is waited for.
             app.starting = "its storage is not ready yet"
             serving = tg.create_task(server.serve(sock), name="http")
+            tg.create_task(_storage(log, ready, server, serving), name="storage")
             # The server's task ends on SIGINT or SIGTERM: each wait below ends with it.
             if not await unless_stopped(ready, serving):
                 logger.info("stopped before the storage was ready")

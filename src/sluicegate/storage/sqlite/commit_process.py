@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.errors import SluicegateError, StorageError, StorageUnavailable
+from sluicegate.errors import SluicegateError, StorageError, StorageTimeout, StorageUnavailable
 from sluicegate.storage.pipes import FRAME_LENGTH, PipeClosed, wide_pipe
 from sluicegate.storage.sqlite.connection import transaction
 from sluicegate.storage.sqlite.errors import translate
@@ -117,6 +117,8 @@ class CommitProcess:
         pipe = self._input
         if self._gone is not None or pipe is None:
             raise StorageUnavailable(self._gone or "the commit process is not running")
+        if pipe.is_closing():  # it died; ``run`` has not read its end yet
+            raise StorageUnavailable("the commit process's input closed")
         self._jobs += 1
         # Encoded behind room for its length: a group commit's frame can be megabytes,
         # and prefixing the length afterwards would copy all of it once more.
@@ -151,10 +153,18 @@ class CommitProcess:
             self._fail_pending("the commit process is gone")
 
     def _fail_pending(self, why: str) -> None:
+        """Refuse new commits from now on, and answer the ones the process took.
+
+        A commit sent but not answered may have been committed before the process
+        ended (its answer lost with it), so its outcome is unknown: a 408, stored whole
+        or not at all, as the writer answers an append it cannot confirm in time.
+        """
         self._gone = self._gone or why
         pending, self._pending = self._pending, {}
         for done in pending.values():
-            done(StorageUnavailable(why))
+            error = StorageTimeout(f"{why} before confirming the write: stored whole or not at all")
+            error.__cause__ = StorageUnavailable(why)  # the reason, without this write's fate
+            done(error)
 
     async def close(self) -> None:
         """End the process's input and wait for it to exit (after its last commit)."""

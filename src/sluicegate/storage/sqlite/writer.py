@@ -388,8 +388,12 @@ class Writer:
             self._stopped = "the log was stopped"
             error: SluicegateError = ShuttingDown(self._stopped)
         else:
-            self._stopped = f"the storage writer stopped: {exc!r}"
-            error = StorageError(self._stopped)
+            # Whatever stopped it, what is still queued was never sent to be committed:
+            # not stored, and worth sending again once the server is back (a 503).
+            reason = exc.__cause__ if isinstance(exc.__cause__, SluicegateError) else exc
+            why = reason.message if isinstance(reason, SluicegateError) else repr(reason)
+            self._stopped = f"the storage writer stopped: {why}"
+            error = StorageUnavailable(self._stopped)
             error.__cause__ = exc
         while self._queue:
             entry = self._queue.popleft()
@@ -539,8 +543,8 @@ class Writer:
         self._committing = True
         try:
             self._send_commit(_group_statements(rows, offset_rows), committed)
-        except SluicegateError as exc:  # the commit process is gone: fail this group now
-            committed(exc)
+        except Exception as exc:  # noqa: BLE001 - the process is gone, nothing was sent:
+            committed(exc)  # fail this group now, or its requests wait for nothing
 
     def _checkpoint_first(self) -> bool:
         """Queue the WAL cap's checkpoint ahead of every write if it asks for one."""
