@@ -85,6 +85,26 @@ async def test_a_node_is_live_until_its_heartbeat_is_older_than_the_timeout(log:
     assert b.live_url("a") == "http://a:8080"
 
 
+async def test_silent_returns_once_a_node_s_heartbeats_stop(log: Log) -> None:
+    # What a forwarded request waits on beside the owner's answer.
+    clock = Clock()
+    a = _member(log, clock, "a", "http://a:8080", timeout=0.5)
+    await a.start()
+    b = _member(log, clock, "b", "http://b:8080", timeout=0.5)
+    await b.start()
+    await asyncio.wait_for(b.silent("nobody"), timeout=1)  # not known: silent already
+    silent = asyncio.ensure_future(b.silent("a"))
+    clock.now += 0.4
+    await a.beat()  # a heartbeat in time puts it off
+    await b._records.catch_up()
+    clock.now += 0.4
+    await asyncio.sleep(0.7)
+    assert not silent.done()
+    clock.now += 0.1
+    await asyncio.wait_for(silent, timeout=2)
+    assert b.live_url("a") is None
+
+
 async def test_a_replayed_heartbeat_counts_as_old_as_it_is(log: Log) -> None:
     clock = Clock()
     await _member(log, clock, "a", "http://a:8080").start()

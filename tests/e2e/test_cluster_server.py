@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -347,6 +349,34 @@ async def test_a_killed_node_s_instances_answer_404_after_the_heartbeat_timeout(
         timeout=5,
         interval=POLL_INTERVAL,
     )
+
+
+async def test_a_poll_forwarded_to_a_node_that_stops_answers_at_the_heartbeat_timeout(
+    nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
+) -> None:
+    # A node stopped (SIGSTOP: a long pause, a partition) keeps its connections open and
+    # answers nothing; the node a poll went through answers it 503 once the stopped
+    # node's heartbeats have stopped for the timeout, not when (if ever) it wakes.
+    await eventually(
+        lambda: _set_is(_live(http["node-a"]), set(NODES)),
+        "A sees all three",
+        interval=POLL_INTERVAL,
+    )
+    key = await _consumer_key(http)
+    instance = await _create(http["node-c"], key, "stalled")
+    assert instance.startswith("/node-c/")
+    os.kill(nodes["node-c"].pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        poll = await http["node-a"].get(
+            f"{instance}/events", params={"timeout": "60"}, headers=key, timeout=90
+        )
+        waited = time.monotonic() - stopped
+        assert poll.status_code == 503, poll.text
+        assert "'node-c' stopped answering" in poll.json()["message"]
+        assert waited < HEARTBEAT_TIMEOUT + 5
+    finally:
+        os.kill(nodes["node-c"].pid, signal.SIGCONT)
 
 
 async def _absent(client: httpx.AsyncClient, node_id: str) -> bool:

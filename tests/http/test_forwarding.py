@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -231,6 +232,71 @@ async def test_a_client_that_leaves_ends_the_forwarded_poll(tmp_path: Path) -> N
         await poll
     await asyncio.wait_for(cancelled.wait(), 5)
     assert forwarder.series["there"].statuses == {499: 1}
+
+
+def _silent_soon(forwarder: Forwarder, seconds: float) -> None:
+    """Make the node ``there``'s last heartbeat one that times out ``seconds`` from now."""
+    timeout = forwarder.membership._timeout
+    sent_at = time.time() - timeout + seconds
+    forwarder.membership._heard(
+        "there", Heartbeat(url="http://there:1", started_at=0, sent_at=sent_at)
+    )
+
+
+async def test_an_owner_that_goes_silent_does_not_hold_a_forwarded_poll(tmp_path: Path) -> None:
+    # Stopped (SIGSTOP, a partition): the connection stays open and nothing comes. The
+    # request answers when the node's heartbeats have stopped for the timeout, not when
+    # (if ever) the node wakes up.
+    cancelled = asyncio.Event()
+
+    async def stopped_owner(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return httpx.Response(204)
+
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(stopped_owner))
+    _silent_soon(forwarder, 0.3)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="'there' stopped answering") as caught:
+        await forwarder.wrap(_local)(_request("there", [(b"authorization", b"Bearer sg_key")]))
+    assert 0.2 < time.monotonic() - started < 5
+    assert caught.value.status == 503
+    await asyncio.wait_for(cancelled.wait(), 5)  # the connection to it is let go
+    assert forwarder.series["there"].statuses == {503: 1}
+    await forwarder.aclose()
+
+
+async def test_an_sse_stream_from_an_owner_that_goes_silent_ends(tmp_path: Path) -> None:
+    # Its client reconnects and is served by the node that takes the group over.
+    settings = _settings(tmp_path)
+
+    async def events() -> AsyncIterator[bytes]:
+        yield b"event: instance\ndata: {}\n\n"
+        await asyncio.sleep(60)  # then the node stops
+
+    def owner(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=events())
+
+    async with running(SqliteLog(tmp_path / "log")) as log:
+        membership = Membership(log, settings.cluster, shared=True)
+        forwarder = Forwarder(membership, settings, transport=httpx.MockTransport(owner))
+        _silent_soon(forwarder, 0.5)
+        shards = await _shards_with_there_serving(log, membership, settings, "ce/shop/g")
+        sse = StreamForwarder(forwarder, shards).sse(_local, lambda request: "ce/shop/g")
+        response = await sse(_request("-", [(b"authorization", b"Bearer sg_key")]))
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(response(send), timeout=5)
+        assert sent[0]["status"] == 200
+        assert sent[1]["body"].startswith(b"event: instance")
+        assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+        await forwarder.aclose()
 
 
 async def test_a_consumer_is_created_on_the_node_serving_its_group(tmp_path: Path) -> None:

@@ -152,6 +152,18 @@ class Membership:
         seen = self._seen.get(node_id)
         return seen is not None and self._monotonic() - seen[1] < self._timeout
 
+    async def silent(self, node_id: str) -> None:
+        """Return once ``node_id`` is not live: its last heartbeat is older than the
+        timeout, or it left. A heartbeat that arrives meanwhile puts it off."""
+        while True:
+            seen = self._seen.get(node_id)
+            if seen is None:
+                return
+            left = seen[1] + self._timeout - self._monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
+
     def seen_as_live(self, margin: float = 0.0) -> bool:
         """Whether the other nodes still see this one as live, ``margin`` seconds from now.
 

@@ -18,7 +18,10 @@ TLS connection it came on): its request for another node's instance answers 404.
 
 A ``{bridge}`` that names no live node is not forwarded: the endpoint answers 404 "not on
 this bridge", as it always did. A live node that cannot be reached answers 503 with
-``Retry-After``: its heartbeats say it is there, so trying again may work.
+``Retry-After``: its heartbeats say it is there, so trying again may work. A node that
+goes silent while it holds a forwarded request (stopped, cut off: its heartbeats stop
+for ``cluster.heartbeat_timeout``) does not hold it longer: the request answers 503 then,
+its outcome unknown, and the next one finds the node gone.
 
 Consumer groups are placed the same way (``Forwarder.place``): ``POST /ce/consumers`` for a
 group whose shard another live node holds (``core/group_shards.py``) is sent to that node,
@@ -110,6 +113,7 @@ class Forwarder:
         self._timeout = httpx.Timeout(
             settings.cloudevents.max_poll_timeout + _ANSWER_SLACK, connect=_CONNECT_TIMEOUT
         )
+        self._silence = settings.cluster.heartbeat_timeout
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._clock = clock
@@ -254,15 +258,20 @@ class Forwarder:
         answered = self.timer(node_id)
         answer = asyncio.ensure_future(self._send(outgoing, node_id))
         gone = asyncio.ensure_future(_disconnected(request, body_read))
+        silent = asyncio.ensure_future(self._membership.silent(node_id))
         try:
-            await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((answer, gone, silent), return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
+            silent.cancel()
             if not answer.done():
-                # The client left: closing the connection to the owner ends its long poll
-                # there too, as the client's own disconnect would have.
+                # The client left, or the owner went silent: closing the connection to
+                # the owner ends its long poll there too, as a client's disconnect would.
                 answer.cancel()
         if not answer.done() or answer.cancelled():
+            if silent.done() and not silent.cancelled():
+                answered(503)
+                raise self.went_silent(node_id)
             answered(499)
             raise ClientDisconnected
         try:
@@ -275,6 +284,15 @@ class Forwarder:
             raise
         answered(response.status)
         return response
+
+    def went_silent(self, node_id: str) -> Unavailable:
+        """The 503 for a request ``node_id`` held when its heartbeats stopped."""
+        return Unavailable(
+            f"the node {node_id!r} stopped answering while it held this request (no "
+            f"heartbeat for {self._silence:g} s): what the request did there is unknown, "
+            "and the node's consumer instances are gone",
+            retry_after=1.0,
+        )
 
     async def _send(self, outgoing: httpx.Request, node_id: str) -> Response:
         try:

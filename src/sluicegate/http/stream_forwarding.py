@@ -236,8 +236,19 @@ class StreamForwarder:
             # client that leaves ends it from this side.
             timeout=httpx.Timeout(None, connect=_OPEN_TIMEOUT),
         )
+        opening = asyncio.ensure_future(client.send(outgoing, stream=True))
+        silent = asyncio.ensure_future(self._membership.silent(node_id))
         try:
-            upstream = await client.send(outgoing, stream=True)
+            await asyncio.wait((opening, silent), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            silent.cancel()
+            if not opening.done():
+                opening.cancel()  # the owner went silent; the request's own cancel too
+        if not opening.done() or opening.cancelled():
+            answered(503)
+            raise self._forwarder.went_silent(node_id)
+        try:
+            upstream = opening.result()
         except httpx.TransportError as exc:
             answered(503)
             raise node_unreachable(f"serving this consumer group ({base_url})", exc) from exc
@@ -260,12 +271,22 @@ class StreamForwarder:
                 await send(start)
                 piping = asyncio.ensure_future(_pipe_body(upstream, send))
                 gone = asyncio.ensure_future(request.disconnected())
+                # An owner that goes silent ends the stream: its client reconnects and
+                # is served by the node that takes the group over.
+                silent = asyncio.ensure_future(self._membership.silent(node_id))
+                waits = (piping, gone, silent)
                 try:
-                    await asyncio.wait((piping, gone), return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    gone.cancel()
-                    piping.cancel()
-                    await asyncio.gather(piping, gone, return_exceptions=True)
+                    for wait in waits:
+                        wait.cancel()
+                    await asyncio.gather(*waits, return_exceptions=True)
+                # Ended here (the owner went silent, or its connection broke) with the
+                # client still there: the body is ended for it. (A wait cancelled after
+                # it ended keeps its outcome: ``cancelled()`` is true of those stopped.)
+                piped = not piping.cancelled() and piping.exception() is None
+                if not piped and gone.cancelled():
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 # Closing the connection to the owner ends its stream, as the client's own
                 # disconnect would have: the instance's unconfirmed events go to the group.
