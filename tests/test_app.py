@@ -101,7 +101,7 @@ async def test_unmatched_route_is_plain_404(client: httpx.AsyncClient) -> None:
 async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
     response = await client.request("TRACE", "/admin/v1/topics")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST"
     assert response.json()["error"] == "method_not_allowed"
 
 
@@ -166,7 +166,7 @@ async def test_405_says_which_methods_are_allowed(client: httpx.AsyncClient) -> 
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     response = await client.request("PATCH", "/admin/v1/topics")
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST"
 
 
 async def test_a_path_that_is_not_utf8_is_400_naming_the_parameter(

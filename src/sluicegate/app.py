@@ -288,6 +288,10 @@ class GatewayApp:
             # Outside the request's concurrency slot: a stream (Server-Sent Events) is
             # counted by its own cap, for as long as it lasts.
             await response(send)
+        elif method == "HEAD":
+            # The GET's answer, its Content-Length too; the server sends no body for a
+            # HEAD (the direct path would write it).
+            await response(send)
         elif cycle is None or not cycle.write_whole(
             response.status, response.headers, response.body
         ):

@@ -64,10 +64,18 @@ class Route:
     render_error: ErrorRenderer = plain_errors
     #: The dialect (``records_v2``, ``topics_v1``...) for limits and metrics.
     dialect: str = "gateway"
+    #: Whether ``HEAD`` gets the ``GET`` answer without its body (RFC 9110 §9.3.2). False
+    #: for a ``GET`` that must not run for a ``HEAD``: one that delivers events to a
+    #: consumer, or streams.
+    head: bool = True
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    #: ``methods``, with ``HEAD`` where ``head`` lets a ``GET`` answer it.
+    allows: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", _compile(self.path))
+        allows = self.methods | {"HEAD"} if self.head and "GET" in self.methods else self.methods
+        object.__setattr__(self, "allows", allows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +123,18 @@ class Router:
         candidates = self._static.get(path)
         if candidates:
             for route in candidates:
-                if method in route.methods:
+                if method in route.allows:
                     return route, {}
-                allowed.extend(route.methods)
+                allowed.extend(route.allows)
         first = path.split("/", 2)[1] if path.startswith("/") else ""
         for group in (self._by_segment.get(first, ()), self._wildcard):
             for route in group:
                 found = route.pattern.fullmatch(path)
                 if found is None:
                     continue
-                if method in route.methods:
+                if method in route.allows:
                     return route, found.groupdict()
-                allowed.extend(route.methods)
+                allowed.extend(route.allows)
         if allowed:
             raise MethodNotAllowed(
                 f"method {method} is not allowed on {path}", allowed=sorted(set(allowed))

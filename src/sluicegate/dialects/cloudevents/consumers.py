@@ -333,6 +333,7 @@ def routes(gateway: Gateway, forwarder: Forwarder | None = None) -> list[Route]:
             methods=methods,
             render_error=render_error,
             dialect="cloudevents",
+            head=False,  # a poll's GET delivers events
         )
         for path, endpoint, methods in table
     ]

@@ -342,7 +342,7 @@ def routes(gateway: Gateway) -> list[Route]:
     """The routes that watch a topic."""
     watch = TopicWatch(gateway)
     return [
-        Route("/admin/v1/topics/{name}/tail", watch.tail, dialect="topic_admin"),
+        Route("/admin/v1/topics/{name}/tail", watch.tail, dialect="topic_admin", head=False),
         Route("/admin/v1/topics/{name}/browse", watch.browse, dialect="topic_admin"),
         Route("/admin/v1/topics/{name}/rates", watch.rates, dialect="topic_admin"),
     ]
