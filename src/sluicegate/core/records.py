@@ -106,7 +106,8 @@ class Watermarks(msgspec.Struct, frozen=True):
 @functools.lru_cache(maxsize=4)
 def _format_seconds(seconds: int) -> str:
     # Every response formats a timestamp, and they share their second: format it once.
-    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
+    # ``isoformat``, not ``%Y``: that does not pad a year before 1000 to four digits.
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat()
 
 
 @functools.lru_cache(maxsize=256)

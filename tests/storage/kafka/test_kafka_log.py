@@ -21,7 +21,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from sluicegate.config import KafkaSettings
-from sluicegate.core.records import NewRecord, TopicPartition
+from sluicegate.core.records import NewRecord, TopicPartition, format_timestamp
 from sluicegate.core.topics import TopicSpec, TopicUpdate
 from sluicegate.errors import (
     InvalidPartition,
@@ -524,6 +524,29 @@ async def test_a_topic_made_with_kafkas_tools_under_the_prefix_is_taken_by_its_c
         "with its records (partitions: 2, retention.ms: -1)",
         "topic 'small' is in Kafka but not in the gateway's topic registry: taken as it is, "
         "with its records (partitions: 1, retention.ms: 604800000)",
+    ]
+
+
+async def test_records_stamped_beyond_what_a_date_shows_are_read(
+    kafka_settings: KafkaSettings, kafka_log: KafkaLog, kafka_admin: AdminClient
+) -> None:
+    # Kafka takes any 64-bit CreateTime. One beyond year 9999 (in µs, beyond 64 bits)
+    # killed the reader process at every read of its partition: a poison record.
+    kafka_name = kafka_settings.topic_prefix + "stamped"
+    anything = {"message.timestamp.after.max.ms": str(2**63 - 1)}
+    new = NewTopic(kafka_name, 1, 1, config=anything)
+    await asyncio.to_thread(kafka_admin.create_topics([new])[kafka_name].result, 30)
+    producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers})
+    for value, stamp in [(b"before", 1), (b"far", 2**62), (b"past", -(2**62)), (b"after", 2)]:
+        producer.produce(kafka_name, value, timestamp=stamp)
+    assert await asyncio.to_thread(producer.flush, 30) == 0
+    await kafka_log.create_topic(TopicSpec(name="stamped"))  # taken as Kafka has it
+    records = await kafka_log.read(TopicPartition("stamped", 0), 0, max_records=10, max_bytes=BIG)
+    assert [(r.value, format_timestamp(r.timestamp)) for r in records] == [
+        (b"before", "1970-01-01T00:00:00.001000Z"),
+        (b"far", "9999-12-31T23:59:59.999999Z"),
+        (b"past", "0001-01-01T00:00:00.000000Z"),
+        (b"after", "1970-01-01T00:00:00.002000Z"),
     ]
 
 

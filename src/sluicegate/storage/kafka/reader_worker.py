@@ -50,6 +50,10 @@ _CONSUME_SECONDS = 0.01
 _COLLECT_EVERY = 1.0
 #: A header's value.
 _value = itemgetter(1)
+#: The timestamps a record may carry, in µs: what ``datetime`` can show (years 1 to 9999).
+#: Kafka takes any 64-bit CreateTime; one beyond, in µs, would not even encode.
+_EARLIEST_US = -62_135_596_800_000_000
+_LATEST_US = 253_402_300_799_999_999
 
 #: A record as the server decodes it (``Record``, array-like): a list of topic,
 #: partition, offset, timestamp in µs, key, value and, when there are any, headers.
@@ -62,8 +66,12 @@ def _wire(message: Message, topic: str, partition: int, offset: int) -> _Wire:
     # Every record read passes here. A fetched message's headers are a list of (str,
     # bytes) pairs, or (str, None) for a header without a value, which the gateway's
     # records carry as b"": looked for by one C loop (``in`` over a ``map``).
-    record = [topic, partition, offset, message.timestamp()[1] * 1000, message.key()]
-    record.append(message.value())
+    stamp = message.timestamp()[1] * 1000
+    if not _EARLIEST_US <= stamp <= _LATEST_US:
+        # Held at the nearest that shows: a record that cannot be formatted or sent to
+        # the server would stop every read of its partition, and this process with it.
+        stamp = _LATEST_US if stamp > 0 else _EARLIEST_US
+    record = [topic, partition, offset, stamp, message.key(), message.value()]
     headers: Any = message.headers()
     if headers:
         if None in map(_value, headers):
