@@ -14,6 +14,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
+from sluicegate.core.auth.patterns import PatternSet
 from sluicegate.core.cloudevents.binding import (
     LITERALS_HEADER,
     from_batch,
@@ -27,6 +28,7 @@ from sluicegate.core.cloudevents.binding import (
     structured_json,
     to_record,
 )
+from sluicegate.core.cloudevents.consumers import _filter_for
 from sluicegate.core.cloudevents.event import CloudEvent
 from sluicegate.core.records import NewRecord, Record
 from sluicegate.errors import BadRequest
@@ -442,3 +444,88 @@ def test_binary_json_data_with_a_lone_surrogate_is_400() -> None:
         {**headers(**_BASE), b"content-type": b"application/json"}, b'"\\u00e9"'
     )
     assert event.data == b'"\\u00e9"'
+
+
+# -- records another Kafka client wrote ------------------------------------------------
+
+
+def _foreign(*headers: tuple[str, bytes], value: bytes | None = b'{"a": 1}') -> Record:
+    return Record("t", 0, 7, 1, None, value, headers)
+
+
+_ATTRIBUTES = (
+    ("ce_specversion", b"1.0"),
+    ("ce_id", b"e-1"),
+    ("ce_source", b"urn:s"),
+)
+
+
+def test_a_type_twice_is_delivered_as_the_consumers_filter_reads_it() -> None:
+    # The filter reads the fourth header when it is ce_type; the event must say the same
+    # type in every form, or a client could be handed a type it may not consume.
+    allowed = ("ce_type", b"Probe.Event")
+    for names in [
+        (*_ATTRIBUTES, allowed, ("ce_type", b"Secret.Type")),
+        (("ce_type", b"Secret.Type"), *_ATTRIBUTES[1:], allowed),
+    ]:
+        record = _foreign(*names, ("content-type", b"application/json"))
+        assert _filter_for(PatternSet(("Probe.Event",)))([record]) == [record]
+        assert _filter_for(PatternSet(("Secret.*",)))([record]) == []
+        assert decode(structured_json(record))["type"] == "Probe.Event"
+        sent, _ = http_binary(record, 7)
+        assert [value for name, value in sent if name == b"ce-type"] == [b"Probe.Event"]
+
+
+def test_the_literals_header_never_makes_a_core_attribute_a_number() -> None:
+    record = _foreign(
+        *_ATTRIBUTES[:1],
+        ("ce_id", b"5"),
+        ("ce_source", b"urn:s"),
+        ("ce_type", b"T"),
+        ("ce_time", b"true"),
+        ("ce_count", b"3"),
+        (LITERALS_HEADER, b"id,time,count,specversion"),
+    )
+    event = decode(structured_json(record))
+    assert (event["id"], event["time"], event["specversion"]) == ("5", "true", "1.0")
+    assert event["count"] == 3  # an extension it lists: a literal, as produced
+
+
+def test_data_headers_are_not_the_events_data() -> None:
+    forged = ("ce_data", b'{"forged": true}'), ("ce_data_base64", b"!!")
+    tombstone = decode(
+        structured_json(_foreign(*_ATTRIBUTES, ("ce_type", b"T"), *forged, value=None))
+    )
+    assert "data" not in tombstone
+    assert "data_base64" not in tombstone
+    json_data = _foreign(
+        *_ATTRIBUTES, ("ce_type", b"T"), *forged, ("content-type", b"application/json")
+    )
+    event = decode(structured_json(json_data))
+    assert event["data"] == {"a": 1}
+    assert "data_base64" not in event
+    sent, _ = http_binary(json_data, 7)
+    assert not [name for name, _ in sent if name.startswith(b"ce-data")]
+
+
+def test_the_binary_form_sends_only_headers_http_can_carry() -> None:
+    record = _foreign(
+        *_ATTRIBUTES,
+        ("ce_type", b"T"),
+        ("ce_id", b"e-2"),  # twice: the first
+        ("ce_bad header", b"x"),
+        ("ce_Upper", b"x"),
+        ("content-type", b"application/json\r\nX-Injected: yes"),
+        ("ce_subject", b"a\r\nX-Injected: yes"),
+    )
+    sent, body = http_binary(record, 7)
+    assert dict(sent) == {
+        b"ce-specversion": b"1.0",
+        b"ce-id": b"e-1",
+        b"ce-source": b"urn:s",
+        b"ce-type": b"T",
+        b"ce-subject": b"a%0D%0AX-Injected:%20yes",
+        b"ce-time": b"1970-01-01T00:00:00.000001Z",
+        b"ce-offset": b"7",
+    }
+    assert body == b'{"a": 1}'

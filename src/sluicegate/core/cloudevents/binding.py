@@ -1273,6 +1273,35 @@ def from_structured_record(record: Record) -> Record | None:
 
 #: The JSON member name of each header seen (``ce_subject`` → ``subject``), built once.
 _MEMBER: dict[str, str] = {_CONTENT_TYPE: "datacontenttype"}
+#: ``ce_`` headers that are no attribute: the event's data is the record's value, never a
+#: header another Kafka client wrote.
+_NOT_ATTRIBUTES = frozenset({"ce_data", "ce_data_base64", "ce_offset"})
+#: Attributes whose value is a string whatever ``sluicegate.literals`` says: it lists
+#: extensions only (``offset`` is the gateway's own).
+_STRING_ATTRIBUTES = frozenset(
+    {
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "datacontenttype",
+        "dataschema",
+        "subject",
+        "time",
+        "partitionkey",
+        "offset",
+    }
+)
+
+
+def _type_header(headers: Sequence[Header]) -> bytes | None:
+    """The event type a record's headers give, as the consumers' type filter reads it
+    (``core/cloudevents/consumers.py``): the fourth header when it is ``ce_type`` (where
+    the gateway writes it), else the first ``ce_type``. A record with two, which only
+    another Kafka client writes, is delivered with the type it was let through by."""
+    if len(headers) > 3 and headers[3][0] == "ce_type":
+        return headers[3][1]
+    return next((value for name, value in headers if name == "ce_type"), None)
 #: How each ``content-type`` seen carries its data in JSON: as JSON, as text, as base64.
 _DATA_KIND: dict[bytes, int] = {}
 _AS_JSON, _AS_TEXT, _AS_BASE64 = 0, 1, 2
@@ -1315,23 +1344,33 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
     members: dict[str, Any] = {}
     content_type: bytes | None = None
     literals: bytes | None = None
+    twice = False
     for name, value in record.headers:
         member = _MEMBER.get(name)
         if member is None:
-            if name[:3] != CE_HEADER_PREFIX:
+            if name[:3] != CE_HEADER_PREFIX or name in _NOT_ATTRIBUTES:
                 if name == LITERALS_HEADER:
                     literals = value
                 continue
             member = name[3:]
             if len(_MEMBER) < _REMEMBERED:
                 _MEMBER[name] = member
-        elif name == _CONTENT_TYPE:
+        if member in members:
+            twice = True  # the first is the attribute (another Kafka client's record)
+            continue
+        if name == _CONTENT_TYPE:
             content_type = value
         members[member] = value.decode("utf-8", "replace")
+    if twice and (event_type := _type_header(record.headers)) is not None:
+        members["type"] = event_type.decode("utf-8", "replace")
     if literals is not None:
         for literal in literals.decode("utf-8", "replace").split(","):
             text = members.get(literal)
-            if text is not None and _json_texts((encoded := text.encode(),)):
+            if (
+                text is not None
+                and literal not in _STRING_ATTRIBUTES
+                and _json_texts((encoded := text.encode(),))
+            ):
                 members[literal] = msgspec.Raw(encoded)
     if "partitionkey" not in members and record.key is not None:
         members["partitionkey"] = record.key.decode("utf-8", "replace")
@@ -1471,7 +1510,7 @@ def _shape(names: tuple[str, ...]) -> _Shape | None:
         if name == _CONTENT_TYPE:
             content_type = index
             members.append("datacontenttype")
-        elif name[:3] == CE_HEADER_PREFIX and name != "ce_offset":
+        elif name[:3] == CE_HEADER_PREFIX and name not in _NOT_ATTRIBUTES:
             members.append(name[3:])
         else:
             members = []  # the literals header, ce_offset, a header of no attribute
@@ -1696,6 +1735,10 @@ def structured_batch_of(records: Sequence[Record], first: int) -> bytes:
 # Characters a ce- header value carries as they are (HTTP binding 3.1.3.2): printable
 # ASCII but space, '"' and '%'.
 _HEADER_SAFE = re.compile(rb"[!#-$&-~]*")
+#: A CloudEvents attribute's name.
+_ATTRIBUTE = re.compile(r"[a-z0-9]+")
+#: A header value sent as it is: printable ASCII, spaces and tabs.
+_FIELD_VALUE = re.compile(rb"[\t -~]*")
 
 
 def percent_encode(value: bytes) -> bytes:
@@ -1715,16 +1758,28 @@ def http_binary(
     """The binary HTTP form of a stored event: ``ce-`` headers (``ce-offset`` last when
     given), ``content-type`` from ``datacontenttype``, and the data as the body."""
     headers: list[tuple[bytes, bytes]] = []
-    has_key_header = has_time = False
+    has_key_header = has_time = has_content_type = False
+    seen: set[str] = set()
+    event_type = _type_header(record.headers)
     for name, value in record.headers:
         if name[:3] == CE_HEADER_PREFIX:
-            if name == "ce_offset":
+            # Only what is an attribute's name (CloudEvents: a-z and 0-9), once: another
+            # Kafka client's header (a space in its name, a name twice) must not become
+            # an HTTP header the server refuses to send, or a second ce-type.
+            if name in _NOT_ATTRIBUTES or name in seen or not _ATTRIBUTE.fullmatch(name, 3):
                 continue
+            seen.add(name)
             has_key_header = has_key_header or name == "ce_partitionkey"
             has_time = has_time or name == "ce_time"
+            if name == "ce_type" and event_type is not None:
+                value = event_type
             headers.append((b"ce-" + name[3:].encode(), percent_encode(value)))
-        elif name == _CONTENT_TYPE:
-            headers.append((b"content-type", value))
+        elif name == _CONTENT_TYPE and not has_content_type:
+            # Sent as it is stored: one an HTTP header cannot carry (a line break in it)
+            # is left out, and the data goes without a type.
+            has_content_type = True
+            if _FIELD_VALUE.fullmatch(value) is not None:
+                headers.append((b"content-type", value))
     if not has_key_header and record.key is not None:
         headers.append((b"ce-partitionkey", percent_encode(record.key)))
     if not has_time:
