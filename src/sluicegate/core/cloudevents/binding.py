@@ -1302,6 +1302,8 @@ def _type_header(headers: Sequence[Header]) -> bytes | None:
     if len(headers) > 3 and headers[3][0] == "ce_type":
         return headers[3][1]
     return next((value for name, value in headers if name == "ce_type"), None)
+
+
 #: How each ``content-type`` seen carries its data in JSON: as JSON, as text, as base64.
 _DATA_KIND: dict[bytes, int] = {}
 _AS_JSON, _AS_TEXT, _AS_BASE64 = 0, 1, 2

@@ -467,6 +467,4 @@ def routes(gateway: Gateway, streams: StreamForwarder | None = None) -> list[Rou
     another node serves is proxied there (``http.stream_forwarding``)."""
     open_stream = ServerSentEvents(gateway).open
     endpoint = streams.sse(open_stream, stream_group) if streams else open_stream
-    return [
-        Route(SSE_PATH, endpoint, render_error=render_error, dialect="cloudevents", head=False)
-    ]
+    return [Route(SSE_PATH, endpoint, render_error=render_error, dialect="cloudevents", head=False)]
