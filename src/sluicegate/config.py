@@ -408,6 +408,10 @@ class CloudEventSettings(_Section):
     #: Events an instance may have delivered and unconfirmed; it reads no more until
     #: some are confirmed.
     max_unconfirmed: int = 10_000
+    #: Seconds an instance given a partition when the group's instances change waits for
+    #: the instance it came from to confirm what it delivered of it; then it reads it
+    #: anyway, and what is still unconfirmed comes again (0: no wait).
+    handover_timeout: float = 10.0
     #: Live consumer instances on this node, overall (503 beyond) and per client (429).
     max_consumer_instances: int = 100_000
     max_consumer_instances_per_client: int = 10_000
@@ -537,6 +541,7 @@ def _consumer_checks(ce: CloudEventSettings) -> list[tuple[bool, str, str]]:
         (ce.batch_size >= 1, "cloudevents.batch_size", "must be >= 1"),
         (ce.batch_bytes >= 1, "cloudevents.batch_bytes", "must be >= 1"),
         (ce.max_unconfirmed >= 1, "cloudevents.max_unconfirmed", "must be >= 1"),
+        (ce.handover_timeout >= 0, "cloudevents.handover_timeout", "must be >= 0"),
         (ce.max_consumer_instances >= 1, "cloudevents.max_consumer_instances", "must be >= 1"),
         (
             ce.max_consumer_instances_per_client >= 1,

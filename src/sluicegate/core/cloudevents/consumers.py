@@ -79,6 +79,7 @@ def consumer_settings(settings: CloudEventSettings) -> ConsumerSettings:
     return ConsumerSettings(
         idle_timeout=settings.consumer_idle_timeout,
         max_unconfirmed=settings.max_unconfirmed,
+        handover_timeout=settings.handover_timeout,
         max_batch_bytes=settings.batch_bytes,
         max_instances=settings.max_consumer_instances,
         max_instances_per_client=settings.max_consumer_instances_per_client,

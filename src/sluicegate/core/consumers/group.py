@@ -63,6 +63,7 @@ class LocalGroup:
         "max_deliveries",
         "name",
         "redeliveries",
+        "taking_over",
         "topic_ids",
     )
 
@@ -96,6 +97,9 @@ class LocalGroup:
         self._writing: _Round | None = None
         self._pending: _Round | None = None
         self._flusher: asyncio.Task[None] | None = None
+        #: Instances waiting for another to confirm what it owes of a partition they
+        #: were given (``ConsumerInstance._held_elsewhere``): woken by each commit.
+        self.taking_over: set[ConsumerInstance] = set()
         #: Raises unless this node still serves the group (``GroupShards.check_held``):
         #: called before every write of the group's position or counts. ``None``: one node.
         self.fence: Callable[[str], None] | None = None
@@ -149,6 +153,8 @@ class LocalGroup:
                 # design notes for what a node cut off in mid-commit can still do.
                 self.fence(self.name)
             await log.commit_offsets(self.name, ahead)
+            for waiting in self.taking_over:
+                waiting.wake()
             # Gone while it was written: stored all the same (see the design notes,
             # "A topic made again under a live group"), but not taken here.
             taken = self._current(ahead, seen)

@@ -83,6 +83,9 @@ _END_MAX_AGE = 1.0
 #: ``_subscription_version`` of an instance that must join its group again at its next
 #: read, whether or not its topics' names changed (one of them was made again).
 _REJOIN = -2
+#: Seconds at least between looks at a handover whose deadline has come (a clock a
+#: test holds still would otherwise make the wait zero, again and again).
+_HANDOVER_RECHECK = 0.05
 
 
 _keys = attrgetter("key")
@@ -131,6 +134,7 @@ class ConsumerInstance:
         "_cursors",
         "_failure",
         "_generation",
+        "_handover",
         "_lock",
         "_next",
         "_own",
@@ -188,6 +192,9 @@ class ConsumerInstance:
         #: The next delivery sequence number.
         self._next = 1
         self._rotation = 0
+        #: Partitions given by a rebalance whose previous instance still owes them
+        #: confirmations, and until when (``registry.monotonic``) this one waits.
+        self._handover: dict[TopicPartition, float] | None = None
         self._lock: asyncio.Lock | None = None
         self._wake: asyncio.Future[None] | None = None
         #: What the group's background commit of this instance's confirmations failed
@@ -271,7 +278,8 @@ class ConsumerInstance:
                         return batch
                     positions = self._positions() if room > 0 else {}
                     wake = self._wake_future()
-                await waits.wait(self.owner, positions, remaining, gone, wake)
+                wait = self._handover_wait(remaining)
+                await waits.wait(self.owner, positions, wait, gone, wake)
                 if waits.ended:
                     return batch  # the server stops: the timeout's empty batch, now
                 # For the streams' wake-to-write figure (``stream.WakeToWrite``).
@@ -449,9 +457,72 @@ class ConsumerInstance:
         if assignment.generation == self._generation:
             return
         self._generation = assignment.generation
+        before = set(self._assigned)
         self._assigned = assignment.partitions + self._own
         self._rotation = 0
         self._forget_moved()
+        self._take_over([tp for tp in assignment.partitions if tp not in before])
+
+    def _take_over(self, given: list[TopicPartition]) -> None:
+        """Wait for the partitions ``given`` by this rebalance (``_held_elsewhere``)."""
+        handover = self._handover
+        if handover:
+            assigned = set(self._assigned)
+            for tp in [tp for tp in handover if tp not in assigned]:
+                del handover[tp]
+        timeout = self._registry.settings.handover_timeout
+        if given and timeout > 0:
+            deadline = self._registry.monotonic() + timeout
+            handover = self._handover = handover or {}
+            for tp in given:
+                handover.setdefault(tp, deadline)
+        if handover:
+            self.group.taking_over.add(self)
+        else:
+            self._handover = None
+            self.group.taking_over.discard(self)
+
+    def _held_elsewhere(self, tp: TopicPartition) -> bool:
+        """Whether ``tp``, given to this instance by a rebalance, is still owed by another
+        instance of the group: one that delivered events of it that its client has not
+        confirmed yet, or whose confirmations are not committed yet.
+
+        Read now, from the group's committed position, those events would be delivered
+        again: an instance joining a busy group would be handed most of what the others
+        hold. So the partition waits, up to ``handover_timeout``, for that client's
+        confirmation (a poll's ``confirm=true``, a stream's ``confirm:``), as Kafka's
+        cooperative rebalance lets the previous owner commit before the next reads. A
+        group commit wakes the instances waiting (``LocalGroup.taking_over``); past the
+        timeout the partition is read anyway, and what is still unconfirmed comes again
+        (at least once). An instance that is deleted or expires owes nothing: its
+        unconfirmed events go to the group at once.
+        """
+        handover = self._handover
+        if not handover or (deadline := handover.get(tp)) is None:
+            return False
+        if self._registry.monotonic() < deadline:
+            committed = self.group.committed.get(tp, -1)
+            for other in self.group.instances.values():
+                if other is not self and other._owes(tp, committed):
+                    return True
+        del handover[tp]
+        if not handover:
+            self._handover = None
+            self.group.taking_over.discard(self)
+        return False
+
+    def _owes(self, tp: TopicPartition, committed: int) -> bool:
+        cursors = self._cursors
+        cursor = cursors.get(tp) if cursors else None
+        return cursor is not None and (cursor.unconfirmed > 0 or cursor.committable() > committed)
+
+    def _handover_wait(self, remaining: float) -> float:
+        """``remaining``, or less: until the first handover's deadline."""
+        handover = self._handover
+        if not handover:
+            return remaining
+        left = min(handover.values()) - self._registry.monotonic()
+        return min(remaining, max(left, _HANDOVER_RECHECK))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -512,6 +583,8 @@ class ConsumerInstance:
         prefetched = count == 1
         for step in range(count):
             tp = assigned[(rotation + step) % count]
+            if self._handover is not None and self._held_elsewhere(tp):
+                continue
             cursor = await self._cursor(tp)
             if cursor is None:
                 continue
@@ -755,6 +828,8 @@ class ConsumerInstance:
                 logger.exception("storing delivery counts of group %r failed", self.group.name)
         self._cursors = None
         self._assigned = ()
+        self._handover = None
+        self.group.taking_over.discard(self)
         self.wake()
         await self._registry.log.leave_group(self.group.name, self.id)
 

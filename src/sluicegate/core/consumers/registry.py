@@ -86,6 +86,11 @@ class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout: float = 300.0
     #: Deliveries an instance may have unconfirmed; reading stops while it is full.
     max_unconfirmed: int = 10_000
+    #: Seconds an instance given a partition by a rebalance waits for the instance it
+    #: came from to confirm (and commit) what it delivered of it, before reading it
+    #: from the group's committed position anyway (0: no wait, as an eager Kafka
+    #: rebalance). See ``ConsumerInstance._held_elsewhere``.
+    handover_timeout: float = 0.0
     #: Bytes of record data one batch holds at most (its first record always fits).
     max_batch_bytes: int = 4 * 1024 * 1024
     #: Live instances on this node, and per client.
