@@ -40,9 +40,39 @@ def test_environment_values_are_toml_or_strings() -> None:
     assert settings.storage.data_dir == "/var/lib/sluicegate"
 
 
+def test_text_settings_take_the_variable_as_it_is() -> None:
+    # A node id of digits, a secret of digits, a prefix that reads as a boolean: text.
+    settings = load_settings(
+        environ={
+            "SLUICEGATE_CLUSTER__NODE_ID": "42",
+            "SLUICEGATE_CLUSTER__SECRET": "1" * 35,
+            "SLUICEGATE_CLOUDEVENTS__TOPIC_PREFIX": "true",
+            "SLUICEGATE_SERVER__PORT": "9000",
+        }
+    )
+    assert settings.cluster.node_id == "42"
+    assert settings.cluster.secret == "1" * 35
+    assert settings.cloudevents.topic_prefix == "true"
+    assert settings.server.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10.0.0.0/8", ["10.0.0.0/8"]),
+        ("10.0.0.0/8, ::1", ["10.0.0.0/8", "::1"]),
+        ('["10.1.0.0/16"]', ["10.1.0.0/16"]),
+    ],
+)
+def test_a_list_of_text_takes_commas_or_toml(raw: str, expected: list[str]) -> None:
+    settings = load_settings(environ={"SLUICEGATE_SERVER__TRUSTED_PROXIES": raw})
+    assert settings.server.trusted_proxies == expected
+
+
 @pytest.mark.parametrize(
     ("environ", "key"),
     [
+        ({"SLUICEGATE_SERVER__HOST": ""}, "server.host"),
         ({"SLUICEGATE_SERVER__PORT": "eighty"}, "server.port"),
         ({"SLUICEGATE_SERVER__PORT": "70000"}, "server.port"),
         ({"SLUICEGATE_SERVER__NO_SUCH": "1"}, "server"),

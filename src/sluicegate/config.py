@@ -3,8 +3,9 @@
 Precedence, lowest first: defaults, the TOML file, the environment, command-line flags.
 An environment variable names a setting by its section and key joined with a double
 underscore, e.g. ``SLUICEGATE_SERVER__PORT=9000`` or ``SLUICEGATE_STORAGE__DATA_DIR=/var/lib/sg``;
-values are parsed as TOML values where they can be (``true``, ``5``, ``["a", "b"]``),
-else taken as strings. Every problem is reported as a ``ConfigError`` naming the key.
+a text setting takes the value as it is, a list of text takes ``a,b`` or ``["a", "b"]``,
+and the others parse it as a TOML value (``true``, ``5``, ``2.5``). Every problem is
+reported as a ``ConfigError`` naming the key.
 """
 
 from __future__ import annotations
@@ -459,6 +460,11 @@ class Settings(_Section):
     def validate(self) -> Settings:
         """Check what types cannot say; raise ``ConfigError`` naming the key."""
         checks: list[tuple[bool, str, str]] = [
+            (
+                bool(self.server.host.strip()),
+                "server.host",
+                "must not be empty (0.0.0.0 or :: listens on every address)",
+            ),
             (0 <= self.server.port <= 65535, "server.port", "must be between 0 and 65535"),
             (self.server.graceful_shutdown >= 0, "server.graceful_shutdown", "must be >= 0"),
             (self.server.header_timeout > 0, "server.header_timeout", "must be > 0"),
@@ -796,7 +802,42 @@ def _validate_auth(auth: AuthSettings) -> None:
             subjects[subject] = client.name
 
 
-def _env_value(raw: str) -> Any:
+def _setting_type(path: list[str]) -> msgspec.inspect.Type | None:
+    """The type of the setting at ``path`` (``["cluster", "node_id"]``), if there is one."""
+    found: msgspec.inspect.Type = msgspec.inspect.type_info(Settings)
+    for part in path:
+        if not isinstance(found, msgspec.inspect.StructType):
+            return None
+        field = next((f for f in found.fields if f.encode_name == part), None)
+        if field is None:
+            return None
+        found = field.type
+    return found
+
+
+def _is_text(kind: msgspec.inspect.Type | None) -> bool:
+    """Whether a setting of type ``kind`` is text (or text or nothing)."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return any(isinstance(t, msgspec.inspect.StrType) for t in kind.types) and all(
+            isinstance(t, msgspec.inspect.StrType | msgspec.inspect.NoneType) for t in kind.types
+        )
+    return isinstance(kind, msgspec.inspect.StrType)
+
+
+def _env_value(raw: str, path: list[str]) -> Any:
+    """A variable's value for the setting at ``path``. Text settings take it as it is: a
+    node id ``42`` or a secret of digits is text, not a number. A list of text takes
+    ``a,b`` as well as TOML's ``["a", "b"]``. Anything else is a TOML value where it
+    parses (``true``, ``5``, ``2.5``), else the string (refused by the type check)."""
+    kind = _setting_type(path)
+    if _is_text(kind):
+        return raw
+    if (
+        isinstance(kind, msgspec.inspect.ListType)
+        and _is_text(kind.item_type)
+        and not raw.lstrip().startswith("[")
+    ):
+        return [item.strip() for item in raw.split(",") if item.strip()]
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -824,7 +865,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(name, "conflicts with another variable")
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = _env_value(raw, path)
     return tree
 
 

@@ -299,3 +299,22 @@ async def test_nodes_started_together_on_an_empty_log_make_one_admin_key(log: Lo
     [key] = replayed.keys("admin")
     assert made[0].key is not None
     assert replayed.find_key(hash_key(made[0].key)) == key
+
+
+async def test_the_last_client_that_administers_everything_stays(log: Log) -> None:
+    # Deleted or demoted, nobody could manage clients and keys through the API, and a
+    # restart does not make an admin again while any client exists.
+    store = ClientStore(log, [])
+    await store.load()
+    await store.create_client("root", Permissions(admin=["*"]))
+    await store.create_client("app", Permissions(produce=["*"], admin=["orders.*"]))
+    with pytest.raises(Conflict, match="last with the admin permission on '\\*'"):
+        await store.delete_client("root")
+    with pytest.raises(Conflict, match="taking its admin permission"):
+        await store.update_client("root", Permissions(admin=["orders.*"]))
+    assert store.get_client("root").permissions.admin == ["*"]
+    await store.delete_client("app")  # not an administrator of everything: no guard
+    await store.create_client("second", Permissions(admin=["*"]))
+    await store.delete_client("root")  # another one is left
+    with pytest.raises(Conflict):
+        await store.delete_client("second")

@@ -59,3 +59,18 @@ def test_empty_or_huge_types_are_bad_requests() -> None:
         router().topic_for("")
     with pytest.raises(BadRequest, match="longer than 1024"):
         router().topic_for("t" * 1025)
+
+
+def test_no_route_or_type_reaches_an_internal_topic() -> None:
+    # Names starting with "__" are Kafka's and the gateway's own (its clients, schemas):
+    # an event stored there would be read back as the gateway's state.
+    for topic in ("__sluicegate_clients", "__consumer_offsets", "__mine"):
+        with pytest.raises(ConfigError, match="internal topic") as info:
+            router((["Order.*"], topic))
+        assert info.value.key == "cloudevents.routes[0].topic"
+    with pytest.raises(ConfigError, match="must not start with '__'") as info:
+        router(prefix="__ce.")
+    assert info.value.key == "cloudevents.topic_prefix"
+    with pytest.raises(BadRequest, match="internal topic"):
+        router(prefix="").topic_for("__sluicegate_clients")
+    assert router(prefix="").topic_for("_one.underscore") == "_one.underscore"

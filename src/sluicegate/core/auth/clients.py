@@ -30,6 +30,7 @@ import msgspec
 from sluicegate.config import ClientSettings
 from sluicegate.core.auth.apikeys import ApiKey, NewApiKey, generate_key, validate_custom_key
 from sluicegate.core.auth.certificates import PeerCertificate
+from sluicegate.core.auth.patterns import PatternSet
 from sluicegate.core.auth.principals import Permissions, Principal, validate_client_name
 from sluicegate.core.state_topic import StateTopic
 from sluicegate.errors import BadRequest, ConfigError, Conflict, NotFound, Unauthenticated
@@ -94,6 +95,11 @@ class Bootstrap(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return f"Bootstrap(client={self.client!r}, key={'***' if self.key else None})"
+
+
+def _administers(permissions: Permissions) -> bool:
+    """Whether ``permissions`` hold the admin permission on every topic (``*``)."""
+    return PatternSet(permissions.admin).everything
 
 
 def first_start_message(bootstrap: Bootstrap, url: str) -> str:
@@ -304,6 +310,8 @@ class ClientStore:
         permissions.validate()
         async with self._lock:
             current = self._mutable(name)
+            if not _administers(permissions):
+                self._keep_an_administrator(name, "taking its admin permission on '*'")
             self._check_subjects(name, certificate_subjects)
             client = Client(
                 name=name,
@@ -318,11 +326,27 @@ class ClientStore:
         """Delete a stored client and every key it has."""
         async with self._lock:
             self._mutable(name)
+            self._keep_an_administrator(name, "deleting it")
             # Keys first: a crash in between leaves a client with fewer keys, never keys
             # that would come back to life if the name is used again.
             for key in [k for k in self._keys.values() if k.client == name]:
                 await self._keys.delete(key.id)
             await self._stored.delete(name)
+
+    def _keep_an_administrator(self, name: str, change: str) -> None:
+        """Refuse a change that would leave no client with the admin permission on ``*``:
+        nobody could manage clients and keys through the API any more (a restart does not
+        make one: that happens only when there is no client at all)."""
+        client = self._stored.get(name)
+        if client is None or not _administers(client.permissions):
+            return
+        if any(_administers(c.permissions) for c in self.clients() if c.name != name):
+            return
+        raise Conflict(
+            f"client {name!r} is the last with the admin permission on '*': {change} would "
+            "leave nobody able to manage clients and keys; give another client that "
+            "permission first"
+        )
 
     def _mutable(self, name: str) -> Client:
         if name in self._configured:

@@ -21,7 +21,7 @@ import re
 
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.auth.patterns import PatternSet
-from sluicegate.core.topics import validate_topic_name
+from sluicegate.core.topics import RESERVED_PREFIX, is_internal, validate_topic_name
 from sluicegate.errors import BadRequest, ConfigError, InvalidTopicName
 
 __all__ = ["TypeRouter"]
@@ -43,12 +43,23 @@ class TypeRouter:
                 validate_topic_name(route.topic)
             except InvalidTopicName as exc:
                 raise ConfigError(f"cloudevents.routes[{index}].topic", exc.message) from None
+            if is_internal(route.topic):
+                raise ConfigError(
+                    f"cloudevents.routes[{index}].topic",
+                    f"{route.topic!r} is an internal topic's name (names starting with "
+                    f"{RESERVED_PREFIX!r} are Kafka's and the gateway's own)",
+                )
             if not route.types:
                 raise ConfigError(f"cloudevents.routes[{index}].types", "must not be empty")
             self._routes.append((PatternSet(route.types), route.topic))
         if self._prefix and not _LEGAL.fullmatch(self._prefix):
             raise ConfigError(
                 "cloudevents.topic_prefix", "must be characters of [a-zA-Z0-9._-] only"
+            )
+        if is_internal(self._prefix):
+            raise ConfigError(
+                "cloudevents.topic_prefix",
+                f"must not start with {RESERVED_PREFIX!r}: that names internal topics",
             )
         self.topic_for = functools.lru_cache(maxsize=65_536)(self._topic_for)
 
@@ -61,6 +72,13 @@ class TypeRouter:
             if patterns.matches(event_type):
                 return topic
         direct = self._prefix + event_type
+        if is_internal(direct):
+            # Only with an empty prefix: a type named like an internal topic has none.
+            raise BadRequest(
+                f"event type {event_type!r} would be stored in an internal topic (names "
+                f"starting with {RESERVED_PREFIX!r}); route it to a topic of its own with "
+                "[[cloudevents.routes]], or set cloudevents.topic_prefix"
+            )
         if _LEGAL.fullmatch(event_type) and len(direct) <= _MAX_TOPIC and direct not in {".", ".."}:
             return direct
         digest = hashlib.sha256(event_type.encode()).hexdigest()[:8]

@@ -10,6 +10,7 @@ either the same way: bind the socket, ``serve`` it in the TaskGroup beside stora
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -83,9 +84,11 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(
-            "server.port", f"cannot listen on {host}:{port}: {exc.strerror}"
-        ) from None
+        # A name that does not resolve, or an address not this machine's, is the host's
+        # fault; a port taken or not allowed, the port's.
+        host_fault = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+        key = "server.host" if host_fault else "server.port"
+        raise ConfigError(key, f"cannot listen on {host}:{port}: {exc.strerror}") from None
     # Listening now, not when the server starts: the log announces the port before that,
     # and connections made in between wait in the backlog instead of being refused.
     sock.listen(BACKLOG)
