@@ -746,6 +746,23 @@ async def test_a_topic_deleted_and_made_again_under_a_group_rebalances_it(log: L
     assert set(again.partitions) == {TopicPartition("t", p) for p in range(3)}
 
 
+async def test_a_rebalance_the_log_makes_by_itself_is_told(log: Log) -> None:
+    # Members learn of a rebalance at their next heartbeat; one that waits (a stream)
+    # is told to heartbeat now.
+    told: list[str] = []
+    log.on_rebalance(told.append)
+    await log.create_topic(TopicSpec(name="t", partitions=2))
+    await log.create_topic(TopicSpec(name="other"))
+    await log.join_group("g", "a", ["t"], 30)
+    await log.join_group("h", "b", ["other"], 30)
+    await log.join_group("g", "c", ["t"], 30)
+    assert told == []  # the members' own doing: they know
+    await log.alter_topic("t", TopicUpdate(partitions=3))
+    assert told == ["g"]
+    await log.delete_topic("other")
+    assert told == ["g", "h"]
+
+
 async def test_silent_members_expire_and_their_partitions_move(log: Log) -> None:
     await log.create_topic(TopicSpec(name="t", partitions=4))
     await log.join_group("g", "quiet", ["t"], 0.05)

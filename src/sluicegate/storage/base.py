@@ -232,6 +232,13 @@ class Log(abc.ABC):
     async def leave_group(self, group: str, member_id: str) -> None:
         """Remove the member and rebalance; unknown members are ignored."""
 
+    @abc.abstractmethod
+    def on_rebalance(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(group)`` (on the loop) each time the log rebalances a group by
+        itself: a topic it subscribes to was made, grown or deleted, here or, on Kafka,
+        by another node or Kafka's own tools. Members see the new assignment at their
+        next ``heartbeat``; this tells a member that waits to heartbeat now."""
+
 
 @asynccontextmanager
 async def running(log: Log) -> AsyncIterator[Log]:

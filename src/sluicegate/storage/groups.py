@@ -87,6 +87,8 @@ class GroupCoordinator:
         # Each topic's partitions, made once: every assignment shares these objects
         # instead of making its own (12 per member of a CloudEvents type's group).
         self._partitions: dict[str, tuple[TopicPartition, ...]] = {}
+        #: Told the name of each group ``topics_changed`` rebalanced (``Log.on_rebalance``).
+        self.listeners: list[Callable[[str], None]] = []
 
     # -- membership ------------------------------------------------------------------
 
@@ -153,9 +155,12 @@ class GroupCoordinator:
         changed = frozenset(topics)
         for topic in changed:
             self._partitions.pop(topic, None)
-        for state in self._groups.values():
-            if state.subscribes(changed):
-                self._rebalance(state)
+        rebalanced = [s.name for s in self._groups.values() if s.subscribes(changed)]
+        for name in rebalanced:
+            self._rebalance(self._groups[name])
+        for name in rebalanced:
+            for listener in self.listeners:
+                listener(name)
 
     # -- session expiry --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from sluicegate.core.consumers.registry import ConsumerInstances, ConsumerSettin
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.longpoll import Abandoned, LongPolls
 from sluicegate.core.records import Record, TopicPartition
+from sluicegate.core.topics import TopicUpdate
 from sluicegate.errors import BadRequest, StorageUnavailable, UnknownConsumerInstance
 from tests.core.consumers.conftest import (
     FakeClock,
@@ -571,3 +572,18 @@ async def test_the_reaper_runs_on_its_own(gateway: Gateway) -> None:
         assert len(instances) == 0
     finally:
         reaper.cancel()
+
+
+async def test_a_waiting_instance_reads_partitions_added_to_its_topic_at_once(
+    gateway: Gateway, instances: ConsumerInstances
+) -> None:
+    # The log rebalances the group when the topic grows; a stream waits about a minute
+    # at a time, and would read the new partition only after that.
+    topic = await make_topic(gateway, "orders", partitions=1)
+    instance = await instances.create("app", GROUP, Topics(topic))
+    waiting = asyncio.ensure_future(instance.next_batch(10, 60, never))
+    await asyncio.sleep(0.2)
+    await gateway.log.alter_topic(topic, TopicUpdate(partitions=2))
+    await append(gateway, topic, 1, [b"in the new partition"])
+    batch = await asyncio.wait_for(waiting, 10)
+    assert values(batch.records) == [b"in the new partition"]

@@ -137,6 +137,15 @@ class ConsumerInstances:
         self._deadlines: list[tuple[float, str]] = []
         #: Set when a deadline earlier than the reaper's next wake-up is added.
         self._sooner: asyncio.Event | None = None
+        log.on_rebalance(self._rebalanced)
+
+    def _rebalanced(self, group: str) -> None:
+        """The log rebalanced ``group`` (a topic it reads was grown, made or deleted): its
+        waiting instances heartbeat now, not at their wait's end (a WebSocket stream
+        waits about a minute at a time)."""
+        local = self._groups.get(group)
+        if local is not None:
+            local.changed()
 
     def __len__(self) -> int:
         return len(self._instances)

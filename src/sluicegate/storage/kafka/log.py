@@ -19,7 +19,7 @@ settings) and ``group_offsets``. This class owns their lifecycle and forwards to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sluicegate.config import KafkaSettings
@@ -267,3 +267,6 @@ class KafkaLog(Log):
     async def leave_group(self, group: str, member_id: str) -> None:
         """Remove the member and rebalance; unknown members are ignored."""
         self._groups.leave(group, member_id)
+
+    def on_rebalance(self, listener: Callable[[str], None]) -> None:
+        self._groups.listeners.append(listener)

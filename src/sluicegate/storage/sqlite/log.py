@@ -492,6 +492,9 @@ class SqliteLog(Log):
         """Remove the member and rebalance; unknown members are ignored."""
         self._groups.leave(group, member_id)
 
+    def on_rebalance(self, listener: Callable[[str], None]) -> None:
+        self._groups.listeners.append(listener)
+
     # -- retention -------------------------------------------------------------------
 
     async def enforce_retention(self) -> None:
