@@ -73,6 +73,7 @@ def test_a_list_of_text_takes_commas_or_toml(raw: str, expected: list[str]) -> N
     ("environ", "key"),
     [
         ({"SLUICEGATE_SERVER__HOST": ""}, "server.host"),
+        ({"SLUICEGATE_STORAGE__DATA_DIR": " "}, "storage.data_dir"),
         ({"SLUICEGATE_SERVER__PORT": "eighty"}, "server.port"),
         ({"SLUICEGATE_SERVER__PORT": "70000"}, "server.port"),
         ({"SLUICEGATE_SERVER__NO_SUCH": "1"}, "server"),

@@ -471,6 +471,11 @@ class Settings(_Section):
             (self.server.body_timeout > 0, "server.body_timeout", "must be > 0"),
             (self.server.keep_alive_timeout > 0, "server.keep_alive_timeout", "must be > 0"),
             (self.server.max_header_bytes >= 1024, "server.max_header_bytes", "must be >= 1024"),
+            (
+                bool(self.storage.data_dir.strip()),
+                "storage.data_dir",
+                "must not be empty (it would mean the working directory)",
+            ),
             (self.storage.append_timeout > 0, "storage.append_timeout", "must be > 0"),
             (self.storage.max_pending_appends > 0, "storage.max_pending_appends", "must be > 0"),
             (self.storage.max_commit_records > 0, "storage.max_commit_records", "must be > 0"),

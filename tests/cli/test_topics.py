@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -17,7 +20,7 @@ from sluicegate.testing.process import serve_in_subprocess
 runner = CliRunner()
 
 
-def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+def invoke(*args: str, input: str | bytes | None = None) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args), input=input)
     return result.exit_code, result.stdout, result.stderr
 
@@ -166,3 +169,61 @@ def test_values_and_messages_are_printed_as_they_are(tmp_path: Path) -> None:
     assert code == 1
     assert "expected 1-249 characters of [a-zA-Z0-9._-]" in err
     assert "Traceback" not in err
+
+
+def test_a_file_that_is_not_utf8_is_refused_by_its_line_and_nothing_is_produced(
+    tmp_path: Path,
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    lines = tmp_path / "lines.txt"
+    lines.write_bytes(b"ok\n\xff\xfe\nafter\n")
+    code, _, err = invoke("produce", "orders", "--file", str(lines), *data)
+    assert code == 2
+    assert err == f"error: line 2 of {lines} is not UTF-8\n"
+    # The file is checked while it is counted, before its first record is sent.
+    code, out, _ = invoke("topics", "list", *data)
+    assert "orders" not in out
+
+
+def test_stdin_that_is_not_utf8_is_refused_by_its_line(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    code, _, err = invoke("produce", "orders", *data, input=b"ok\n\xff\xfe\n")
+    assert code == 2
+    assert err == "error: line 2 of stdin is not UTF-8\n"
+    # Read as it comes, stdin may have produced batches before the bad line: they are counted.
+    code, _, err = invoke("produce", "orders", "--batch", "1", *data, input=b"a\nb\n\xc3(\n")
+    assert code == 2
+    assert (
+        err
+        == "error: line 3 of stdin is not UTF-8; 2 record(s) before it were produced to orders\n"
+    )
+    code, out, _ = invoke("consume", "orders", "--from-beginning", *data)
+    assert out == "a\nb\n"
+
+
+def test_stdin_of_a_real_process_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    # A real stdin decodes with surrogateescape (CliRunner's strictly): the bad bytes
+    # reached the JSON encoder as surrogates, "surrogates not allowed".
+    command = [sys.executable, "-m", "sluicegate.cli.main", "produce", "orders"]
+    result = subprocess.run(
+        [*command, "--data-dir", str(tmp_path)],
+        input=b"ok\n\xff\xfe\n",
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode() == "error: line 2 of stdin is not UTF-8\n"
+
+
+def test_an_empty_key_separator_is_a_usage_error(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    code, _, err = invoke("produce", "orders", "--key-separator", "", *data, input="a:b\n")
+    assert code == 2
+    assert err == "error: --key-separator must not be empty\n"
+
+
+def test_offline_errors_show_no_http_status(tmp_path: Path) -> None:
+    code, _, err = invoke("topics", "describe", "missing", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert err == "error: topic 'missing' does not exist\n"

@@ -24,7 +24,7 @@ def _shown(pattern: str) -> str:
 
 
 def test_the_topics_v1_example_shows_the_ids_a_new_server_gives(tmp_path: Path) -> None:
-    topic_id = _shown(r"new server `orders` above is (\d+)\)")
+    topic_id = _shown(r"new server on embedded storage `orders` above is (\d+),")
     assert _shown(r"/api/v1/topics/(\d+)/publish") == topic_id
     assert _shown(r"/api/v1/topics/(\d+)/consume") == topic_id
     published = _shown(r'# \{"message_id":"(\w+)"\}')

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from sluicegate.cli.options import DEFAULT_URL, ConfigFile, DataDir, Key, Url, Yes
+from sluicegate.cli.options import (
+    DEFAULT_URL,
+    ClientName,
+    ConfigFile,
+    DataDir,
+    Key,
+    KeyId,
+    NewClientName,
+    Url,
+    Yes,
+    usage_error,
+)
 from sluicegate.cli.output import emphasized, err, out
-from sluicegate.cli.target import confirm_deletion, open_target, run_command
-
-if TYPE_CHECKING:
-    pass
+from sluicegate.cli.target import confirm_deletion, open_target, run_command, segment
 
 __all__ = ["clients_app", "keys_app"]
 
@@ -163,7 +171,7 @@ SubjectOpt = Annotated[
 
 @clients_app.command("create")
 def create_client(
-    name: str,
+    name: NewClientName,
     produce: ProduceOpt = None,
     consume: ConsumeOpt = None,
     admin: AdminOpt = None,
@@ -195,13 +203,19 @@ def create_client(
             ce_max_deliveries,
         ),
     }
+    if expires_in is not None and not with_key:
+        # A client never expires, only its keys: dropping the option would leave the
+        # operator believing the access they granted runs out.
+        raise usage_error("--expires-in applies to the key of --with-key; a client never expires")
     key_body = {"expires_in": parse_duration(expires_in)} if expires_in else {}
 
     async def go() -> tuple[dict[str, Any], dict[str, Any] | None]:
         async with open_target(url, key, data_dir, config) as api:
             client = await api.call("POST", "/clients", json=body)
             created = (
-                await api.call("POST", f"/clients/{name}/keys", json=key_body) if with_key else None
+                await api.call("POST", f"/clients/{segment(name)}/keys", json=key_body)
+                if with_key
+                else None
             )
             return client, created
 
@@ -214,7 +228,7 @@ def create_client(
 
 @clients_app.command("update")
 def update_client(
-    name: str,
+    name: ClientName,
     produce: ProduceOpt = None,
     consume: ConsumeOpt = None,
     admin: AdminOpt = None,
@@ -240,7 +254,7 @@ def update_client(
         certificate_subject,
         ce_max_deliveries,
     )
-    _request("PUT", f"/{name}", body, url, key, data_dir, config)
+    _request("PUT", f"/{segment(name)}", body, url, key, data_dir, config)
     out.print(emphasized("updated client ", name))
 
 
@@ -294,7 +308,7 @@ def _keys_table(keys: list[dict[str, Any]]) -> Table:
 
 @clients_app.command("show")
 def show_client(
-    name: str,
+    name: ClientName,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,
@@ -304,9 +318,8 @@ def show_client(
 
     async def go() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with open_target(url, key, data_dir, config) as api:
-            return await api.call("GET", f"/clients/{name}"), await api.list_all(
-                f"/clients/{name}/keys"
-            )
+            path = f"/clients/{segment(name)}"
+            return await api.call("GET", path), await api.list_all(f"{path}/keys")
 
     client, keys = run_command(go())
     for field in ("name", "origin", "created_at"):
@@ -327,7 +340,7 @@ def show_client(
 
 @clients_app.command("delete")
 def delete_client(
-    name: str,
+    name: ClientName,
     yes: Yes = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
@@ -336,7 +349,7 @@ def delete_client(
 ) -> None:
     """Delete a client and every API key it has."""
     confirm_deletion(f"Delete client {name!r} and all its API keys?", yes)
-    _request("DELETE", f"/{name}", None, url, key, data_dir, config)
+    _request("DELETE", f"/{segment(name)}", None, url, key, data_dir, config)
     out.print(emphasized("deleted client ", name))
 
 
@@ -345,7 +358,7 @@ def delete_client(
 
 @keys_app.command("create")
 def create_key(
-    client: str,
+    client: ClientName,
     expires_in: ExpiresIn = None,
     expires_at: Annotated[
         str | None, typer.Option(help="The key stops working at this RFC 3339 time.")
@@ -361,30 +374,32 @@ def create_key(
         body["expires_in"] = parse_duration(expires_in)
     if expires_at is not None:
         body["expires_at"] = expires_at
-    _show_new_key(_request("POST", f"/{client}/keys", body, url, key, data_dir, config))
+    _show_new_key(_request("POST", f"/{segment(client)}/keys", body, url, key, data_dir, config))
 
 
 @keys_app.command("list")
 def list_keys(
-    client: str,
+    client: ClientName,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
     """List a client's API keys (never the keys themselves)."""
-    out.print(_keys_table(_list_all(f"/{client}/keys", url, key, data_dir, config)))
+    out.print(_keys_table(_list_all(f"/{segment(client)}/keys", url, key, data_dir, config)))
 
 
 @keys_app.command("revoke")
 def revoke_key(
-    client: str,
-    key_id: str,
+    client: ClientName,
+    key_id: KeyId,
     url: Url = DEFAULT_URL,
     key: Key = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
     """Revoke an API key at once."""
-    _request("DELETE", f"/{client}/keys/{key_id}", None, url, key, data_dir, config)
+    _request(
+        "DELETE", f"/{segment(client)}/keys/{segment(key_id)}", None, url, key, data_dir, config
+    )
     out.print(emphasized("revoked key ", key_id, " of client ", client))

@@ -12,6 +12,7 @@ import typer
 
 from sluicegate import __version__
 from sluicegate.cli.event_loop import run_async
+from sluicegate.cli.options import EXIT_USAGE, nonempty_data_dir
 from sluicegate.cli.output import error
 from sluicegate.config import Settings, load_settings
 from sluicegate.errors import ConfigError, DataDirectoryError, SluicegateError
@@ -31,9 +32,8 @@ app = typer.Typer(
 
 E = TypeVar("E", bound=BaseException)
 
-#: Exit codes: 0 ok, 1 the operation failed, 2 bad usage or configuration.
+#: Exit codes: 0 ok, 1 the operation failed, 2 (``EXIT_USAGE``) bad usage or configuration.
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
@@ -63,8 +63,11 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on; 0 picks a free one [8080].")
     ] = None,
+    # A string, not a Path: Path("") is ".", and an empty value must be refused, not
+    # taken for the current directory.
     data_dir: Annotated[
-        Path | None, typer.Option(help="Where the SQLite log lives [./data].")
+        str | None,
+        typer.Option(help="Where the SQLite log lives [./data].", callback=nonempty_data_dir),
     ] = None,
     no_auth: Annotated[
         bool,
@@ -83,7 +86,7 @@ def serve(
     if port is not None:
         overrides["server"]["port"] = port
     if data_dir is not None:
-        overrides["storage"]["data_dir"] = str(data_dir)
+        overrides["storage"]["data_dir"] = data_dir
     if no_auth:
         overrides["auth"] = {"enabled": False}
     settings = settings_from(config, overrides)

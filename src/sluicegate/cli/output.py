@@ -23,5 +23,7 @@ def emphasized(*parts: str) -> Text:
 
 
 def error(message: str) -> None:
-    """``error: message`` on stderr."""
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
+    """``error: message`` on stderr, on one line however long (a path, a URL)."""
+    # Not wrapped at the console's width (80 columns when stderr is no terminal): a
+    # script or a log search reads an error as one line.
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)

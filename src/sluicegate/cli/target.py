@@ -7,15 +7,24 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from sluicegate.cli.event_loop import run_async
+from sluicegate.cli.options import EXIT_USAGE
 from sluicegate.errors import SluicegateError
 from sluicegate.http.pagination import MAX_LIMIT
 
-__all__ = ["AdminClient", "TargetError", "confirm_deletion", "open_target", "run_command"]
+__all__ = [
+    "AdminClient",
+    "TargetError",
+    "confirm_deletion",
+    "open_target",
+    "run_command",
+    "segment",
+]
 
 
 class TargetError(Exception):
@@ -26,18 +35,44 @@ class TargetError(Exception):
         self.exit_code = exit_code
 
 
+def segment(name: str) -> str:
+    """``name`` as one segment of a path: a ``?`` or ``#`` in it would otherwise start a
+    query or fragment, and ``clients delete 'ops?x'`` delete the client ``ops``."""
+    return quote(name, safe="")
+
+
+def _check_url(url: str) -> None:
+    # httpx's own word for this is "UnsupportedProtocol", which names no fix.
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise TargetError(f"--url must start with http:// or https:// (got {url!r})", EXIT_USAGE)
+
+
 class AdminClient:
     """The admin API (and topics v1 consume) of a running server, or of an in-process app
-    (``transport``)."""
+    (``transport``).
+
+    ``in_process``: the app runs in this process (``--data-dir``), so no server answered
+    and an error's HTTP status is an implementation detail, left out of its message.
+    """
 
     def __init__(
-        self, url: str, key: str | None, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        url: str,
+        key: str | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        in_process: bool = False,
     ) -> None:
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.AsyncClient(
             base_url=url.rstrip("/"), headers=headers, timeout=90, transport=transport
         )
         self._url = url
+        self._in_process = in_process
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -68,13 +103,19 @@ class AdminClient:
         except httpx.HTTPError as exc:
             raise TargetError(f"request to {self._url} failed: {type(exc).__name__}") from None
         if response.status_code >= 400:
-            try:
-                message = str(response.json().get("message", response.text))
-            except ValueError:
-                message = response.text
-            hint = "; pass --key or set SLUICEGATE_KEY" if response.status_code == 401 else ""
-            raise TargetError(f"{message} (HTTP {response.status_code}{hint})")
+            raise TargetError(self._error_message(response))
         return response
+
+    def _error_message(self, response: httpx.Response) -> str:
+        """The server's words for a failed request, and its status when a server answered."""
+        try:
+            message = str(response.json().get("message", response.text))
+        except ValueError:
+            message = response.text
+        if self._in_process:
+            return message
+        hint = "; pass --key or set SLUICEGATE_KEY" if response.status_code == 401 else ""
+        return f"{message} (HTTP {response.status_code}{hint})"
 
     async def list_topics(self) -> list[dict[str, Any]]:
         return await self.list_all("/topics")
@@ -84,15 +125,17 @@ class AdminClient:
         return result
 
     async def describe_topic(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("GET", f"/topics/{name}")
+        result: dict[str, Any] = await self.call("GET", f"/topics/{segment(name)}")
         return result
 
     async def delete_topic(self, name: str) -> None:
-        await self.call("DELETE", f"/topics/{name}")
+        await self.call("DELETE", f"/topics/{segment(name)}")
 
     async def produce(self, topic: str, records: Sequence[dict[str, Any]]) -> int:
         """Produce text records (``{"key", "value"}``); returns how many were stored."""
-        result = await self.call("POST", f"/topics/{topic}/records", json={"records": records})
+        result = await self.call(
+            "POST", f"/topics/{segment(topic)}/records", json={"records": records}
+        )
         return len(result["offsets"])
 
     async def consume_messages(self, topic_id: int, body: dict[str, Any]) -> list[Any]:
@@ -110,7 +153,9 @@ class AdminClient:
             "max_records": max_records,
             "timeout": timeout,
         }
-        result: dict[str, Any] = await self.call("GET", f"/topics/{topic}/records", params=params)
+        result: dict[str, Any] = await self.call(
+            "GET", f"/topics/{segment(topic)}/records", params=params
+        )
         return result
 
 
@@ -125,6 +170,7 @@ async def open_target(
     replaced). ``config`` supplies the settings, e.g. clients defined in the file.
     """
     if data_dir is None:
+        _check_url(url)
         target = AdminClient(url, key)
         try:
             yield target
@@ -154,7 +200,10 @@ async def open_target(
             gateway = Gateway(settings, log)
             await gateway.start()
             target = AdminClient(
-                "http://local", None, transport=httpx.ASGITransport(app=build_app(gateway))
+                "http://local",
+                None,
+                transport=httpx.ASGITransport(app=build_app(gateway)),
+                in_process=True,
             )
             try:
                 yield target

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import io
+import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import msgspec
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from sluicegate.cli.options import DEFAULT_URL, DataDir, Key, Url, Yes
+from sluicegate.cli.options import (
+    DEFAULT_URL,
+    EXIT_USAGE,
+    DataDir,
+    Key,
+    NewTopicName,
+    TopicName,
+    Url,
+    Yes,
+    usage_error,
+)
 from sluicegate.cli.output import emphasized, err, error, out
 from sluicegate.cli.target import (
     AdminClient,
@@ -57,7 +70,7 @@ def list_topics(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Non
 
 @topics_app.command()
 def create(
-    name: str,
+    name: NewTopicName,
     partitions: Annotated[int, typer.Option(min=1, help="Number of partitions.")] = 1,
     retention_ms: Annotated[
         int | None, typer.Option(help="Keep records this long (default: forever).")
@@ -86,7 +99,9 @@ def create(
 
 
 @topics_app.command()
-def describe(name: str, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None) -> None:
+def describe(
+    name: TopicName, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = None
+) -> None:
     """Show a topic's settings and its partitions' offsets."""
 
     async def go() -> dict[str, Any]:
@@ -109,7 +124,7 @@ def describe(name: str, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataD
 
 @topics_app.command()
 def delete(
-    name: str,
+    name: TopicName,
     yes: Yes = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
@@ -126,9 +141,39 @@ def delete(
     out.print(emphasized("deleted topic ", name))
 
 
-def _lines(stream: TextIO) -> Iterator[str]:
-    for line in stream:
-        yield line.rstrip("\n")
+#: What ``errors="surrogateescape"`` decodes a byte that is not UTF-8 to.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _lines(stream: TextIO, source: str) -> Iterator[str]:
+    """Each line of ``stream`` (decoded with ``surrogateescape``) without its newline.
+
+    A line that is not UTF-8 is refused by its number, before it is sent: as lone
+    surrogates it failed deep in the JSON encoder, and strict decoding fails for a whole
+    buffer of lines at once, without saying which.
+    """
+    for number, line in enumerate(stream, 1):
+        text = line.rstrip("\n")
+        if _NOT_UTF8.search(text):
+            raise TargetError(f"line {number} of {source} is not UTF-8", EXIT_USAGE)
+        yield text
+
+
+@contextmanager
+def _stdin_lines() -> Iterator[Iterator[str]]:
+    """The lines of stdin read as UTF-8, like ``--file``, whatever the locale says.
+
+    Only a line feed ends a line (a carriage return before it stays), as ``sys.stdin``
+    reads lines on POSIX.
+    """
+    stream = io.TextIOWrapper(
+        sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline="\n"
+    )
+    try:
+        yield _lines(stream, "stdin")
+    finally:
+        # Closing the wrapper (when it is collected) would close stdin's own buffer.
+        stream.detach()
 
 
 async def _produce(
@@ -143,26 +188,46 @@ async def _produce(
     task = progress.add_task(f"producing to {topic}", total=total) if progress else None
     sent = 0
     chunk: list[dict[str, Any]] = []
-    for line in lines:
-        if key_separator is not None and key_separator in line:
-            record_key, _, value = line.partition(key_separator)
-            chunk.append({"key": record_key, "value": value})
-        else:
-            chunk.append({"value": line})
-        if len(chunk) >= batch:
-            sent += await target.produce(topic, chunk)
-            if progress and task is not None:
-                progress.update(task, advance=len(chunk))
-            chunk = []
-    if chunk:
-        sent += await target.produce(topic, chunk)
-        if progress and task is not None:
-            progress.update(task, advance=len(chunk))
+    try:
+        for line in lines:
+            chunk.append(_record(line, key_separator))
+            if len(chunk) >= batch:
+                sent += await _send_chunk(target, topic, chunk, progress, task)
+                chunk = []
+        if chunk:
+            sent += await _send_chunk(target, topic, chunk, progress, task)
+    except TargetError as exc:
+        if not sent:
+            raise
+        # The batches before are stored for good: say how many, so that a rerun does not
+        # produce them twice unknowingly.
+        message = f"{exc}; {sent} record(s) before it were produced to {topic}"
+        raise TargetError(message, exc.exit_code) from None
+    return sent
+
+
+def _record(line: str, key_separator: str | None) -> dict[str, Any]:
+    if key_separator is not None and key_separator in line:
+        record_key, _, value = line.partition(key_separator)
+        return {"key": record_key, "value": value}
+    return {"value": line}
+
+
+async def _send_chunk(
+    target: AdminClient,
+    topic: str,
+    chunk: list[dict[str, Any]],
+    progress: Progress | None,
+    task: TaskID | None,
+) -> int:
+    sent = await target.produce(topic, chunk)
+    if progress and task is not None:
+        progress.update(task, advance=len(chunk))
     return sent
 
 
 def produce(
-    topic: str,
+    topic: TopicName,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Read lines from this file (else stdin).")
     ] = None,
@@ -175,20 +240,29 @@ def produce(
     data_dir: DataDir = None,
 ) -> None:
     """Produce each line of stdin or a file as one record (durable when this returns)."""
+    if key_separator == "":
+        raise usage_error("--key-separator must not be empty")
 
     async def go() -> int:
         async with open_target(url, key, data_dir) as target:
             if file is None:
-                return await _produce(
-                    target, topic, _lines(sys.stdin), key_separator, batch, None, None
-                )
+                with _stdin_lines() as lines:
+                    return await _produce(target, topic, lines, key_separator, batch, None, None)
             try:
-                with file.open(encoding="utf-8") as handle:
-                    total = sum(1 for _ in handle)
+                with file.open(encoding="utf-8", errors="surrogateescape") as handle:
+                    # Counted (for the progress bar) and checked before a record is sent:
+                    # a file that is not UTF-8 produces nothing.
+                    total = sum(1 for _ in _lines(handle, str(file)))
                     handle.seek(0)
                     with Progress(console=err, transient=True) as progress:
                         return await _produce(
-                            target, topic, _lines(handle), key_separator, batch, progress, total
+                            target,
+                            topic,
+                            _lines(handle, str(file)),
+                            key_separator,
+                            batch,
+                            progress,
+                            total,
                         )
             except OSError as exc:
                 raise TargetError(f"cannot read {file}: {exc.strerror}") from None
@@ -198,7 +272,7 @@ def produce(
 
 
 def consume(
-    topic: str,
+    topic: TopicName,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest record, not the end.")
     ] = False,
