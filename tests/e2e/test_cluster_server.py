@@ -311,17 +311,25 @@ async def test_secret_header_from_a_client_is_refused(
     )
 
 
-async def test_a_killed_node_s_instances_answer_404_after_the_heartbeat_timeout(
-    nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
-) -> None:
+async def _instance_on_node_c(
+    http: dict[str, httpx.AsyncClient], group: str
+) -> tuple[dict[str, str], str]:
+    """Once A sees every node: a consumer's key, and an instance of ``group`` on C."""
     await eventually(
         lambda: _set_is(_live(http["node-a"]), set(NODES)),
         "A sees all three",
         interval=POLL_INTERVAL,
     )
     key = await _consumer_key(http)
-    instance = await _create(http["node-c"], key, "shipping")
+    instance = await _create(http["node-c"], key, group)
     assert instance.startswith("/node-c/")
+    return key, instance
+
+
+async def test_a_killed_node_s_instances_answer_404_after_the_heartbeat_timeout(
+    nodes: dict[str, ServerProcess], http: dict[str, httpx.AsyncClient]
+) -> None:
+    key, instance = await _instance_on_node_c(http, "shipping")
     through_a = await http["node-a"].get(f"{instance}/events", params={"timeout": "0"}, headers=key)
     assert through_a.status_code == 204, through_a.text
 
@@ -357,14 +365,7 @@ async def test_a_poll_forwarded_to_a_node_that_stops_answers_at_the_heartbeat_ti
     # A node stopped (SIGSTOP: a long pause, a partition) keeps its connections open and
     # answers nothing; the node a poll went through answers it 503 once the stopped
     # node's heartbeats have stopped for the timeout, not when (if ever) it wakes.
-    await eventually(
-        lambda: _set_is(_live(http["node-a"]), set(NODES)),
-        "A sees all three",
-        interval=POLL_INTERVAL,
-    )
-    key = await _consumer_key(http)
-    instance = await _create(http["node-c"], key, "stalled")
-    assert instance.startswith("/node-c/")
+    key, instance = await _instance_on_node_c(http, "stalled")
     os.kill(nodes["node-c"].pid, signal.SIGSTOP)
     try:
         stopped = time.monotonic()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -203,10 +203,13 @@ def test_metrics_series_are_bounded(tmp_path: Path) -> None:
     assert "other" in forwarder.series
 
 
-async def test_a_client_that_leaves_ends_the_forwarded_poll(tmp_path: Path) -> None:
-    started, cancelled = asyncio.Event(), asyncio.Event()
+def _polling_owner(
+    started: asyncio.Event, cancelled: asyncio.Event
+) -> Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]:
+    """An owner whose long poll lasts a minute: ``started`` once it polls, ``cancelled``
+    when the connection to it is let go."""
 
-    async def slow_owner(request: httpx.Request) -> httpx.Response:
+    async def owner(request: httpx.Request) -> httpx.Response:
         started.set()
         try:
             await asyncio.sleep(60)
@@ -215,7 +218,12 @@ async def test_a_client_that_leaves_ends_the_forwarded_poll(tmp_path: Path) -> N
             raise
         return httpx.Response(204)
 
-    forwarder = _forwarder(tmp_path, httpx.MockTransport(slow_owner))
+    return owner
+
+
+async def test_a_client_that_leaves_ends_the_forwarded_poll(tmp_path: Path) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(_polling_owner(started, cancelled)))
     request = _request("there", [(b"authorization", b"Bearer sg_key")])
     left = asyncio.Event()
 
@@ -248,16 +256,8 @@ async def test_an_owner_that_goes_silent_does_not_hold_a_forwarded_poll(tmp_path
     # request answers when the node's heartbeats have stopped for the timeout, not when
     # (if ever) the node wakes up.
     cancelled = asyncio.Event()
-
-    async def stopped_owner(request: httpx.Request) -> httpx.Response:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return httpx.Response(204)
-
-    forwarder = _forwarder(tmp_path, httpx.MockTransport(stopped_owner))
+    stopped = _polling_owner(asyncio.Event(), cancelled)
+    forwarder = _forwarder(tmp_path, httpx.MockTransport(stopped))
     _silent_soon(forwarder, 0.3)
     started = time.monotonic()
     with pytest.raises(Unavailable, match="'there' stopped answering") as caught:
