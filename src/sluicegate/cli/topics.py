@@ -111,7 +111,9 @@ def describe(
     topic = run_command(go())
     for field in ("name", "id", "partitions", "retention_ms", "retention_bytes", "created_at"):
         out.print(f"{field:>16}: {topic[field]}")
-    table = Table("partition", "low", "high", "records")
+    # high - low counts offsets: the records kept on embedded storage; on Kafka also the
+    # markers of transactions, and the gaps compaction left.
+    table = Table("partition", "low", "high", "offsets")
     for part in topic.get("partition_offsets", []):
         table.add_row(
             str(part["partition"]),
