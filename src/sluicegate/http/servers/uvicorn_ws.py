@@ -174,6 +174,42 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Flag()  # type: ignore[assignment]
 
+    # -- a peer that does not read ---------------------------------------------------
+    #
+    # uvicorn goes on reading while the transport's write buffer is over its high-water
+    # mark, and answers every ping it reads with a pong written to that buffer: a client
+    # that sends pings and reads nothing made the server hold hundreds of megabytes of
+    # pongs per connection until the keepalive dropped it. And the keepalive "dropped" it
+    # with ``transport.close()``, which waits for the buffer to drain: from a peer that
+    # does not read, never, so the socket and its buffers stayed. Reading stops while
+    # writing is paused (the app's own pause, until it took a message, is uvicorn's
+    # ``read_paused``: reading resumes only when neither holds it), and a peer that
+    # missed its pong is cut at once, what it did not read thrown away.
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if not self.read_paused:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if not self.read_paused and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    async def receive(self) -> Any:
+        # uvicorn's, but reading resumes only if writing is not paused as well.
+        message = await self.queue.get()
+        if self.read_paused and self.queue.empty():
+            self.read_paused = False
+            if self.writable.is_set() and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return message
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+
     def start_keepalive(self) -> None:
         # Called once, right after the handshake's answer is written: its request and
         # response are never read again. The request's headers are emptied too, since
