@@ -10,6 +10,7 @@ reported as a ``ConfigError`` naming the key.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -807,9 +808,15 @@ def _validate_auth(auth: AuthSettings) -> None:
             subjects[subject] = client.name
 
 
+@functools.cache
+def _settings_type() -> msgspec.inspect.Type:
+    """The settings' description, made once (not once per variable)."""
+    return msgspec.inspect.type_info(Settings)
+
+
 def _setting_type(path: list[str]) -> msgspec.inspect.Type | None:
     """The type of the setting at ``path`` (``["cluster", "node_id"]``), if there is one."""
-    found: msgspec.inspect.Type = msgspec.inspect.type_info(Settings)
+    found = _settings_type()
     for part in path:
         if not isinstance(found, msgspec.inspect.StructType):
             return None

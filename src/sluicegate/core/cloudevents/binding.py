@@ -81,6 +81,7 @@ __all__ = [
     "structured_json",
     "to_record",
     "to_records",
+    "type_header",
 ]
 
 #: Kafka header names of attributes: ``ce_`` + the attribute's name.
@@ -1294,11 +1295,12 @@ _STRING_ATTRIBUTES = frozenset(
 )
 
 
-def _type_header(headers: Sequence[Header]) -> bytes | None:
-    """The event type a record's headers give, as the consumers' type filter reads it
-    (``core/cloudevents/consumers.py``): the fourth header when it is ``ce_type`` (where
-    the gateway writes it), else the first ``ce_type``. A record with two, which only
-    another Kafka client writes, is delivered with the type it was let through by."""
+def type_header(headers: Sequence[Header]) -> bytes | None:
+    """The event type a record's headers give: the fourth header when it is ``ce_type``
+    (where the gateway writes it: found without a scan), else the first ``ce_type``.
+    The consumers' type filter and every form an event is delivered in read it here, so
+    a record with two (which only another Kafka client writes) is delivered with the
+    type it was let through by."""
     if len(headers) > 3 and headers[3][0] == "ce_type":
         return headers[3][1]
     return next((value for name, value in headers if name == "ce_type"), None)
@@ -1363,7 +1365,7 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
         if name == _CONTENT_TYPE:
             content_type = value
         members[member] = value.decode("utf-8", "replace")
-    if twice and (event_type := _type_header(record.headers)) is not None:
+    if twice and (event_type := type_header(record.headers)) is not None:
         members["type"] = event_type.decode("utf-8", "replace")
     if literals is not None:
         for literal in literals.decode("utf-8", "replace").split(","):
@@ -1762,7 +1764,7 @@ def http_binary(
     headers: list[tuple[bytes, bytes]] = []
     has_key_header = has_time = has_content_type = False
     seen: set[str] = set()
-    event_type = _type_header(record.headers)
+    event_type = type_header(record.headers)
     for name, value in record.headers:
         if name[:3] == CE_HEADER_PREFIX:
             # Only what is an attribute's name (CloudEvents: a-z and 0-9), once: another

@@ -32,7 +32,7 @@ import re
 from sluicegate.config import CloudEventSettings
 from sluicegate.core.auth.patterns import PatternSet
 from sluicegate.core.auth.principals import Principal
-from sluicegate.core.cloudevents.binding import from_structured_record
+from sluicegate.core.cloudevents.binding import from_structured_record, type_header
 from sluicegate.core.cloudevents.streams import dead_topic, test_topic
 from sluicegate.core.cloudevents.topics import EventTopics
 from sluicegate.core.cloudevents.types import EventTypes
@@ -110,14 +110,8 @@ def _filter_for(patterns: PatternSet) -> RecordFilter:
     """Events of a type ``patterns`` match, each in the binary mode of the Kafka binding."""
 
     def accepts(record: Record) -> bool:
-        headers = record.headers
-        # ``to_record`` writes ce_type fourth: found without a scan almost always.
-        if len(headers) > 3 and headers[3][0] == "ce_type":
-            return _consumes(patterns, headers[3][1])
-        for name, value in headers:
-            if name == "ce_type":
-                return _consumes(patterns, value)
-        return False
+        event_type = type_header(record.headers)
+        return event_type is not None and _consumes(patterns, event_type)
 
     def accepted_one(record: Record) -> Record | None:
         if accepts(record):
