@@ -145,3 +145,37 @@ async def test_records_it_cannot_read_are_skipped_on_replay_and_when_followed(
     assert log.stats()["unreadable_records_skipped_total"] == 2 * len(_UNREADABLE)
     # A claim decided after them is decided as before.
     assert await starting.claim("k", Owner("c")) == (Owner("c"), True)
+
+
+async def test_a_topic_deleted_and_made_again_while_a_node_did_not_look_is_read_anew(
+    log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
+    changed: list[tuple[str, Owner | None]] = []
+    node = StateTopic(log, "claims_test", Owner, on_change=lambda k, v: changed.append((k, v)))
+    await node.load()
+    for key in ("a", "b", "c"):
+        await node.put(key, Owner("old"))
+    # Deleted (on Kafka: outside the gateway) and made again by another node, which writes
+    # to it, all between two reads of this node: it sees only a topic further behind.
+    await log.delete_topic(node.topic)
+    other = await _loaded(log)
+    await other.put("new", Owner("other"))
+    changed.clear()
+    await node.catch_up()
+    assert dict(node.items()) == {"new": Owner("other")}
+    assert changed == [("a", None), ("b", None), ("c", None), ("new", Owner("other"))]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"the gateway's internal topic {node.topic} was deleted outside the gateway: what it "
+        "held is lost (entries this node knew: 3); the gateway made it again, empty"
+    ]
+    # Its own writes to the new topic are read back, as any other's.
+    await node.put("mine", Owner("node"))
+    await other.catch_up()
+    assert (
+        dict(other.items())
+        == dict(node.items())
+        == {
+            "new": Owner("other"),
+            "mine": Owner("node"),
+        }
+    )

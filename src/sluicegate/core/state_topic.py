@@ -96,17 +96,22 @@ class StateTopic(Generic[T]):
         up where it stopped: every record is applied once.
         """
         async with self._catch_up_lock:
-            await self._attach()
-        self._position = max(self._position, (await self._watermarks()).low)
+            await self._create()
         await self.catch_up()
 
-    async def _attach(self) -> None:
-        """Create the topic unless the log has it; if the log's is not the one read so far
-        (deleted outside the gateway and made again), start over from it."""
+    async def _create(self) -> None:
+        """Create the topic unless the log has it."""
         with contextlib.suppress(TopicExists):
             await self._log.create_topic(
                 TopicSpec(name=self.topic, partitions=1, config={"cleanup.policy": "compact"})
             )
+
+    async def _same_topic(self) -> None:
+        """Start over if the log's topic of the name is not the one read so far: deleted
+        outside the gateway and made again, by this node or another. Asked before every
+        read, since a node may not look while both happen (its registry can take the
+        deletion and the new topic in one read) and would read the new topic from the old
+        one's position."""
         with self._gone_if_unknown():  # made in Kafka by another node, not yet in the registry
             topic_id = (await self._log.get_topic(self.topic)).id
         if self._topic_id is not None and topic_id != self._topic_id:
@@ -145,7 +150,12 @@ class StateTopic(Generic[T]):
     async def catch_up(self) -> None:
         """Apply every record up to the current high watermark."""
         async with self._catch_up_lock:
-            high = (await self._watermarks()).high
+            await self._same_topic()
+            marks = await self._watermarks()
+            high = marks.high
+            # Below the first record kept (a new topic's start, or records dropped from
+            # the log's start) there is nothing to read.
+            self._position = max(self._position, marks.low)
             while self._position < high:
                 with self._gone_if_unknown():
                     records = await self._log.read(
@@ -185,7 +195,8 @@ class StateTopic(Generic[T]):
         ``_TopicGone`` while the log still lists the one deleted (asked again later)."""
         async with self._catch_up_lock:
             before = self._topic_id
-            await self._attach()
+            await self._create()
+            await self._same_topic()
             if self._topic_id == before:
                 raise _gone(self.topic)
 
