@@ -18,7 +18,7 @@ serve: $(STAMP)
 
 ## test: install everything, then lint, type-check and run the whole test suite
 test: $(STAMP) lint typecheck browser
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 ## browser: Debian's Chromium for the console's tests (tests/console), installed when missing
 browser:

@@ -8,6 +8,8 @@ unit tests that never touch storage run once.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,6 +29,31 @@ from sluicegate.testing.kafka_broker import KafkaBroker
 
 #: Every storage backend; dialect tests run on each.
 BACKENDS = ["sqlite", "kafka"]
+
+
+#: Names an existing Kafka cluster for the tests (see ``kafka_bootstrap``).
+KAFKA_BOOTSTRAP_VARIABLE = "SLUICEGATE_TEST_KAFKA_BOOTSTRAP"
+_SHARED_BROKER = pytest.StashKey[KafkaBroker]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``), start the run's Kafka broker once, before the workers,
+    which inherit its address: one broker for all of them, not one each."""
+    workers = getattr(config.option, "numprocesses", None)
+    if not workers or hasattr(config, "workerinput") or os.environ.get(KAFKA_BOOTSTRAP_VARIABLE):
+        return
+    broker = KafkaBroker(Path(tempfile.mkdtemp(prefix="sluicegate-test-kafka-")))
+    broker.start()
+    config.stash[_SHARED_BROKER] = broker
+    os.environ[KAFKA_BOOTSTRAP_VARIABLE] = broker.bootstrap_servers
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    broker = config.stash.get(_SHARED_BROKER, None)
+    if broker is not None:
+        del os.environ[KAFKA_BOOTSTRAP_VARIABLE]
+        broker.stop()
+        shutil.rmtree(broker.directory, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -115,7 +142,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker is started for the run (Java and Maven are all it needs) and stopped at the end.
     Kafka tests never skip: a missing Java or Maven fails them, saying which.
     """
-    existing = os.environ.get("SLUICEGATE_TEST_KAFKA_BOOTSTRAP")
+    existing = os.environ.get(KAFKA_BOOTSTRAP_VARIABLE)
     if existing:
         yield existing
         return

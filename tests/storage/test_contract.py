@@ -817,24 +817,33 @@ async def test_concurrent_producers_and_readers(log: Log) -> None:
     await log.create_topic(TopicSpec(name="t", partitions=2))
     producers, appends = 50, 100
     seen: list[Record] = []
+    acknowledged = [0, 0]
 
     async def produce(p: int) -> None:
         for i in range(appends):
             await log.append([rec("t", p % 2, msgspec.msgpack.encode([p, i]))])
+            acknowledged[p % 2] += 1
 
     async def consume(partition: int) -> None:
         tp, offset = TopicPartition("t", partition), 0
         while offset < producers * appends // 2:
             if not await log.wait({tp: offset}, timeout=5):
+                await log.check()  # a closed log answers every wait at once: stop then
                 continue
             page = await log.read(tp, offset, max_records=500, max_bytes=BIG)
             seen.extend(page)
             offset += len(page)
 
-    async with asyncio.TaskGroup() as tg:
-        readers = [tg.create_task(consume(0)), tg.create_task(consume(1))]
-        for p in range(producers):
-            tg.create_task(produce(p))
+    # Bounded here, so that a stall fails with what was acknowledged and read, and leaves
+    # no task behind (a timeout from outside would leave the readers looping).
+    try:
+        async with asyncio.timeout(120), asyncio.TaskGroup() as tg:
+            readers = [tg.create_task(consume(0)), tg.create_task(consume(1))]
+            for p in range(producers):
+                tg.create_task(produce(p))
+    except TimeoutError:
+        ends = [await log.watermarks(TopicPartition("t", p)) for p in (0, 1)]
+        pytest.fail(f"stalled: acknowledged {acknowledged}, read {len(seen)}, ends {ends}")
     assert all(r.done() for r in readers)
     for partition in (0, 1):
         records = await read_all(log, "t", partition)
