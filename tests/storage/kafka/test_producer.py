@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from confluent_kafka import KafkaError, Message
@@ -135,6 +135,38 @@ async def test_reports_run_on_the_loop_in_order_whoever_polls(
     assert producer.queued() == 0
     stored = await consume_all_async(kafka_bootstrap, topic)
     assert [m.value() for m in stored] == [b"%d" % n for n in range(sent)]
+
+
+async def test_a_turn_handed_back_and_taken_again_before_the_thread_waits_is_not_lost(
+    producer: IdempotentProducer, topic: str
+) -> None:
+    # The thread tells the loop it stopped polling, then waits for its next turn. Held
+    # between the two, it misses a turn the loop hands back and takes again: it used to
+    # wait for good there, while the loop waited for it to stop, and no report was served
+    # again (the whole run's stall at `test_concurrent_producers_and_readers[kafka-3]`).
+    hand_over = producer._call_on_loop
+    held, resume = threading.Event(), threading.Event()
+
+    def held_after_stopping(callback: Callable[..., None], *args: object) -> None:
+        hand_over(callback, *args)
+        if callback == producer._thread_stopped and not resume.is_set():
+            held.set()
+            resume.wait(30)
+
+    producer._call_on_loop = held_after_stopping  # type: ignore[method-assign]
+    reports = _Reports()
+    sent = await _until_the_loop_polls(producer, topic, reports, 0)
+    assert held.is_set()
+    # No record sent for a moment: the loop hands the turn back (the thread is held) ...
+    await eventually(
+        lambda: not producer._loop_polls, "the turn handed back", interval=_PRODUCER_STEP
+    )
+    # ... and takes it again at once: enough records in flight.
+    _send_each(producer, topic, range(sent, sent + 20), reports)
+    assert producer._taking_over
+    resume.set()
+    await reports.count_reaches(sent + 20)
+    assert [number for number, _, _ in reports.outcomes] == list(range(sent + 20))
 
 
 @pytest.mark.parametrize("loop_polls", [False, True], ids=["thread", "loop"])

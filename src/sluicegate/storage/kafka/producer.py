@@ -93,6 +93,12 @@ class IdempotentProducer:
         #: Set while the thread is to poll; cleared to hand polling to the loop.
         self._thread_turn = threading.Event()
         self._thread_turn.set()
+        #: Turns handed to the thread (the first at the start), and the condition it waits
+        #: on for the next. A count, not the event alone: a turn handed back and taken
+        #: again before the thread waited leaves the event as it was, and the thread would
+        #: wait for good while the loop waits for it to stop polling, nobody polling.
+        self._turns_given = 1
+        self._turn_given = threading.Condition()
         self._stop = threading.Event()
         #: Reports the thread served, waiting to cross to the loop (thread only).
         self._crossing: list[_Report] = []
@@ -197,7 +203,10 @@ class IdempotentProducer:
             # serves a report at once, where the loop would wait for its next tick.
             self._loop_polls = False
             self._timer = None
-            self._thread_turn.set()
+            with self._turn_given:
+                self._turns_given += 1
+                self._thread_turn.set()
+                self._turn_given.notify()
             return
         self._timer = self._loop.call_later(_LOOP_POLL, self._tick)
 
@@ -214,9 +223,15 @@ class IdempotentProducer:
     # -- the thread's side -------------------------------------------------------------
 
     def _poll_on_the_thread(self) -> None:
-        turn, stop = self._thread_turn, self._stop
+        turn, stop, given = self._thread_turn, self._stop, self._turn_given
+        taken = 0
         while not stop.is_set():
-            turn.wait()
+            with given:
+                while self._turns_given == taken and not stop.is_set():
+                    given.wait()
+                taken = self._turns_given
+            # Its turn, though the loop may have taken it again already: then it only
+            # says so, and the loop polls.
             while turn.is_set() and not stop.is_set():
                 self._producer.poll(_THREAD_POLL)
                 self._cross()
@@ -243,7 +258,8 @@ class IdempotentProducer:
     async def close(self, timeout: float) -> None:
         """Stop both pollers; wait up to ``timeout`` for records in flight, on the loop."""
         self._stop.set()
-        self._thread_turn.set()  # wakes a thread that waits for its turn
+        with self._turn_given:
+            self._turn_given.notify()  # wakes a thread that waits for its turn
         await self.worker.join()
         if self._timer is not None:
             self._timer.cancel()
