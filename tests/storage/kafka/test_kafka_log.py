@@ -269,7 +269,13 @@ async def test_a_fatal_error_of_the_idempotent_producer_puts_a_new_one_in_its_pl
 
 
 def test_records_whose_outcome_is_unknown_are_408_and_those_never_sent_503() -> None:
-    for code in (KafkaError._FATAL, KafkaError._PURGE_INFLIGHT, KafkaError._MSG_TIMED_OUT):
+    outcome_unknown = (
+        KafkaError._FATAL,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._DESTROY,
+    )
+    for code in outcome_unknown:
         assert isinstance(translate(KafkaError(code)), StorageTimeout), code
     assert isinstance(translate(KafkaError(KafkaError._PURGE_QUEUE)), StorageUnavailable)
 

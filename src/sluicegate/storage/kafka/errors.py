@@ -50,12 +50,14 @@ _NOT_ALLOWED = {
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 }
 #: Sent, but whether it was stored is not known: timed out, purged in flight (a producer
-#: closed under it), or failed by a producer's fatal error.
+#: closed under it), failed by a producer's fatal error, or by the end of the producer
+#: that a fatal error retired (librdkafka fails what it still holds then with ``_DESTROY``).
 _OUTCOME_UNKNOWN = {
     KafkaError._MSG_TIMED_OUT,
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError._PURGE_INFLIGHT,
     KafkaError._FATAL,
+    KafkaError._DESTROY,
 }
 _UNAVAILABLE = {
     KafkaError._PURGE_QUEUE,  # never sent
