@@ -269,8 +269,18 @@ async def test_soft_then_permanent_delete_of_a_version(registry: SchemaRegistry)
     assert again.value.detail["reason"] is Reason.VERSION_SOFT_DELETED
     assert await registry.delete_version("s", 1, permanent=True) == 1
     assert registry.versions("s", deleted=True) == [2]
-    # The id still names its schema: data written with it stays readable.
-    assert registry.schema(1).schema == V1
+    # The id went with its last version, as in Confluent's registry...
+    with pytest.raises(SchemaNotFound, match="Schema 1 not found"):
+        registry.schema(1)
+    with pytest.raises(SchemaNotFound):
+        registry.versions_for_id(1, deleted=True)
+    assert registry.schema(2).schema == V2
+    # ...but records written with it are still decoded (the log keeps the text), and the
+    # same schema registered again gets it back.
+    encoded = registry.encode_confluent(1, {"id": 7})
+    assert registry.decode_confluent(encoded) == (1, {"id": 7})
+    assert (await registry.register("t", V1)).id == 1
+    assert registry.subjects_for_id(1) == ["t"]
 
 
 async def test_soft_then_permanent_delete_of_a_subject(registry: SchemaRegistry) -> None:

@@ -324,6 +324,23 @@ async def test_delete_subject_codes(client: httpx.AsyncClient) -> None:
     error(await client.delete("/subjects/s"), 404, 40401)
 
 
+async def test_a_permanent_delete_of_the_last_version_holding_an_id_removes_the_id(
+    client: httpx.AsyncClient,
+) -> None:
+    shared = (await register(client, "a", V1)).json()["id"]
+    assert (await register(client, "b", V1)).json()["id"] == shared
+    for subject in ("a", "b"):
+        await client.delete(f"/subjects/{subject}/versions/1")
+    # Soft-deleted versions still hold it: readers of old records resolve it.
+    assert (await client.get(f"/schemas/ids/{shared}")).status_code == 200
+    await client.delete("/subjects/a/versions/1", params={"permanent": "true"})
+    assert (await client.get(f"/schemas/ids/{shared}/subjects")).json() == []
+    await client.delete("/subjects/b/versions/1", params={"permanent": "true"})
+    for path in ("", "/schema", "/subjects", "/versions"):
+        found = await client.get(f"/schemas/ids/{shared}{path}", params={"deleted": "true"})
+        assert error(found, 404, 40403) == f"Schema {shared} not found"
+
+
 # -- compatibility and configuration ---------------------------------------------------
 
 

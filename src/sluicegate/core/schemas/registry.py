@@ -301,8 +301,10 @@ class SchemaRegistry:
         return parsed
 
     def schema(self, schema_id: int) -> Schema:
-        """The schema with this id, whether or not a subject still uses it."""
-        stored = self._stored(schema_id)
+        """The schema with this id while a subject version holds it, soft-deleted ones
+        included; ``SchemaNotFound`` once every version that held it was deleted
+        permanently (``_located``)."""
+        stored = self._located(schema_id)
         return Schema(
             id=stored.id,
             schema=stored.schema,
@@ -374,7 +376,7 @@ class SchemaRegistry:
 
     def versions_for_id(self, schema_id: int, *, deleted: bool = False) -> list[tuple[str, int]]:
         """``(subject, version)`` pairs that hold this schema."""
-        self._stored(schema_id)
+        self._located(schema_id)
         pairs = []
         for subject, version in self._locations.get(schema_id, ()):
             stored = self._subjects[subject][version]
@@ -388,7 +390,7 @@ class SchemaRegistry:
         return sorted(
             schema_id
             for schema_id in self._referrers.get((subject, stored.version), ())
-            if self.versions_for_id(schema_id)
+            if any(not self._subjects[s][v].deleted for s, v in self._locations.get(schema_id, ()))
         )
 
     # -- compatibility ---------------------------------------------------------------
@@ -544,6 +546,19 @@ class SchemaRegistry:
     def _stored(self, schema_id: int) -> StoredSchema:
         stored = self._schemas.get(schema_id)
         if stored is None:
+            raise SchemaNotFound(f"Schema {schema_id} not found")
+        return stored
+
+    def _located(self, schema_id: int) -> StoredSchema:
+        """The schema with this id, if a subject version holds it (soft-deleted or not).
+
+        A permanent delete removes an id with its last version, as Confluent's registry
+        does ("a hard delete removes all metadata, including schema IDs"): the API's reads
+        by id say it is not found. The log keeps the text, so ``parsed`` still decodes
+        records written with it, and the same schema registered again gets it back.
+        """
+        stored = self._stored(schema_id)
+        if not self._locations.get(schema_id):
             raise SchemaNotFound(f"Schema {schema_id} not found")
         return stored
 
