@@ -322,11 +322,12 @@ async def test_delete_removes_topic_messages_and_subject(
     assert (await versions(client, "orders-value")).status_code == 404
     assert (await client.get("/subjects", params={"deleted": "true"})).json() == []
     assert (await client.get("/config/orders-value")).status_code == 404
-    # The schema id still resolves, as after any permanent delete.
-    assert (await client.get(f"/schemas/ids/{topic['schema_id']}")).status_code == 200
+    # The schema id went with the subject, as after any permanent delete.
+    assert (await client.get(f"/schemas/ids/{topic['schema_id']}")).status_code == 404
     again = await create(client)
     assert again["id"] != topic["id"]  # ids are never reused
     assert again["schema_version"] == 1
+    assert again["schema_id"] == topic["schema_id"]  # the same schema, its id again
     assert (await gateway.log.watermarks(TopicPartition("orders", 0))).high == 0
     assert (await client.delete(f"{TOPICS}/{topic['id']}")).status_code == 404
 

@@ -49,8 +49,9 @@ Choices where Confluent leaves room or sluicegate differs:
 * Modes other than READWRITE, imports, contexts other than the default and associations
   are not offered: `/associations/...` answers 404 / 40410, so clients fall back to their
   subject name strategy.
-* Ids of schemas whose every version was deleted still resolve (`GET /schemas/ids/{id}`),
-  so data written with them stays readable.
+* An id resolves (`GET /schemas/ids/{id}`) while a subject version holds it, soft-deleted
+  ones included; a permanent delete of the last one removes it (40403), as in Confluent's
+  registry. The same schema registered again gets the same id back (Confluent: a new one).
 
 Errors are `{"error_code": int, "message": str}`; codes: 40401 subject not found, 40402
 version not found, 40403 schema not found, 40404 subject soft-deleted, 40405 subject not
