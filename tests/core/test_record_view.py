@@ -36,6 +36,24 @@ def test_a_json_object_keeps_its_exact_text(gateway: Gateway) -> None:
     assert value.data["id"] == 123456789012345678901
 
 
+def test_json_deeper_than_it_is_read_is_shown_as_text(gateway: Gateway) -> None:
+    text = "[" * 5000 + "]" * 5000
+    value = view_record(_record(text.encode()), gateway.schemas).value
+    assert value.encoding == "text"
+    assert value.text == text
+
+
+async def test_avro_nested_past_the_stack_is_shown_as_bytes_with_the_reason(
+    gateway: Gateway,
+) -> None:
+    linked = {"type": "record", "name": "L", "fields": [{"name": "next", "type": ["null", "L"]}]}
+    schema = await gateway.schemas.register("t-value", json.dumps(linked))
+    framed = b"\x00" + schema.id.to_bytes(4, "big") + b"\x02" * 100_000 + b"\x00"
+    value = view_record(_record(framed), gateway.schemas).value
+    assert value.encoding == "base64"
+    assert value.error == "data nested deeper than the gateway reads Avro"
+
+
 async def test_an_avro_datum_comes_with_exact_json_text(gateway: Gateway) -> None:
     schema = await gateway.schemas.register("t-value", AVRO)
     data = gateway.schemas.encode_confluent(schema.id, {"n": 9007199254740993})

@@ -126,7 +126,7 @@ def _payload(data: bytes | None, registry: SchemaRegistry) -> Payload:
     if text.lstrip()[:1] in ("{", "["):
         try:
             return Payload(encoding="json", text=text, data=_json.decode(data))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # deeper than msgspec reads: text
             pass
     return Payload(encoding="text", text=text)
 

@@ -328,6 +328,99 @@ def test_decode_of_garbage_is_an_invalid_record() -> None:
         parse(ORDER).decode(b"\x02")
 
 
+LINKED = {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]}
+TREE = {
+    "type": "record",
+    "name": "T",
+    "fields": [{"name": "kids", "type": {"type": "array", "items": "T"}}],
+}
+
+
+def nested(levels: int) -> bytes:
+    """A ``LINKED`` record ``levels`` deep: each level the union's second branch."""
+    return b"\x02" * levels + b"\x00"
+
+
+@pytest.mark.parametrize("levels", [100_000, 5_000, 2_000])
+def test_data_of_a_recursive_schema_nested_past_the_stack_is_an_invalid_record(
+    levels: int,
+) -> None:
+    # Another Kafka client can write it; fastavro's C reader overflowed the C stack on
+    # it, which killed the process (a segmentation fault, not an exception).
+    with pytest.raises(InvalidRecord, match="nested deeper than the gateway reads Avro"):
+        parse(LINKED).decode(nested(levels))
+
+
+@pytest.mark.parametrize("levels", [1, 250, 1_000])
+def test_data_of_a_recursive_schema_within_the_bounds_reads(levels: int) -> None:
+    read = parse(LINKED).decode(nested(levels))
+    for _ in range(levels):
+        assert isinstance(read, dict)
+        read = read["next"]
+    assert read == {"next": None}
+
+
+def test_a_long_record_of_a_recursive_schema_reads_as_the_c_reader_would() -> None:
+    # Past the C reader's bytes, the Python reader: same values.
+    schema = parse(TREE)
+    wide = {"kids": [{"kids": [{"kids": []}] * 3}] * 400}
+    payload = schema.encode(wide)
+    assert len(payload) > 1024
+    assert schema.decode(payload) == wide
+
+
+@pytest.mark.parametrize(
+    ("kind", "recursive"),
+    [
+        (LINKED, True),
+        (TREE, True),
+        ({"type": "map", "values": {"type": "array", "items": "long"}}, False),
+        (
+            {
+                "type": "record",
+                "name": "A",
+                "fields": [
+                    {
+                        "name": "b",
+                        "type": {
+                            "type": "record",
+                            "name": "B",
+                            "fields": [{"name": "x", "type": "int"}],
+                        },
+                    },
+                    {"name": "c", "type": "B"},  # used twice, holding no A
+                ],
+            },
+            False,
+        ),
+        (
+            {
+                "type": "record",
+                "name": "A",
+                "fields": [
+                    {
+                        "name": "b",
+                        "type": [
+                            "null",
+                            {
+                                "type": "record",
+                                "name": "B",
+                                "fields": [{"name": "a", "type": ["null", "A"]}],
+                            },
+                        ],
+                    }
+                ],
+            },
+            True,
+        ),
+    ],
+)
+def test_a_schema_is_recursive_when_a_named_type_can_hold_itself(
+    kind: object, recursive: bool
+) -> None:
+    assert parse(kind)._recursive is recursive
+
+
 def field_of(kind: object) -> AvroSchema:
     return parse({"type": "record", "name": "R", "fields": [{"name": "v", "type": kind}]})
 

@@ -23,6 +23,15 @@ from sluicegate.dialects.topics_v1.payloads import PayloadReader, message_time
         (b"", ""),
         (b"{broken", "{broken"),
         (b"\xff\xfe", {"data_base64": base64.b64encode(b"\xff\xfe").decode()}),
+        # JSON in form but not UTF-8 inside a string: no JSON answer holds it as it is.
+        (
+            b'{"name": "\xff\xfe"}',
+            {"data_base64": base64.b64encode(b'{"name": "\xff\xfe"}').decode()},
+        ),
+        # A lone surrogate escape, which strict parsers refuse: the text it is.
+        (b'["\\ud800"]', '["\\ud800"]'),
+        # Deeper than JSON is read here: the text it is, not a 500 at every read.
+        (b"[" * 5000 + b"]" * 5000, "[" * 5000 + "]" * 5000),
         # Framed, but with a schema id nobody registered: plain bytes.
         (
             b"\x00\x00\x00\x03\xe7x",
@@ -83,6 +92,9 @@ _FRAGMENTS = [
     b'"k":1',
     b"plain words",
     b"\xff\xfe",
+    b'"\xff"',
+    b'"\\udc00"',
+    b"[" * 999 + b"]" * 999,
     b"\x00\x00\x00\x03\xe7x",
     None,
 ]
@@ -100,6 +112,9 @@ _FRAGMENTS = [
         [b'{"a":1}', b"{", b"}"],
         [b'{"a":1}', b" 2", None],
         [b"7", b"\x00\x00\x00\x03\xe7x"],
+        [b'{"a":1}', b'"\xc3\xa9"', b'"\xe9"'],
+        [b'"\\u00e9"', b'"\\ud800"'],
+        [b"[" * 999 + b"]" * 999, b"1"],
     ],
 )
 async def test_payloads_of_many_values_are_each_values_payload(

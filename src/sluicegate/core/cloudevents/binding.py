@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from operator import add, attrgetter, countOf, itemgetter
@@ -57,6 +56,7 @@ from sluicegate.core.cloudevents.event import (
     is_uri,
     is_uri_reference,
 )
+from sluicegate.core.json_text import SEPARATOR, is_utf8, json_texts
 from sluicegate.core.records import Header, NewRecord, Record, format_timestamp
 from sluicegate.errors import BadRequest
 
@@ -1373,7 +1373,7 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
             if (
                 text is not None
                 and literal not in _STRING_ATTRIBUTES
-                and _json_texts((encoded := text.encode(),))
+                and json_texts((encoded := text.encode(),))
             ):
                 members[literal] = msgspec.Raw(encoded)
     if "partitionkey" not in members and record.key is not None:
@@ -1387,44 +1387,13 @@ def _members(record: Record, offset: int | None) -> dict[str, Any]:
     data = record.value
     if data is not None:
         kind = _data_kind(content_type)
-        if kind == _AS_JSON and _json_texts((data,)):
+        if kind == _AS_JSON and json_texts((data,)):
             members["data"] = msgspec.Raw(data)
         elif kind == _AS_TEXT and (text := _utf8(data)) is not None:
             members["data"] = text
         else:
             members["data_base64"] = data
     return members
-
-
-def _json_texts(values: Sequence[bytes]) -> bool:
-    """Whether each of ``values`` is JSON the produce path accepts (well formed, UTF-8).
-
-    Data whose content type says JSON goes into an event's JSON as it is, so only then:
-    the gateway checked what it stored, but on Kafka any producer may write to an event
-    topic (and a records v2 client allowed to may, on any backend), and one record of
-    bad JSON would make every batch holding it unreadable to its consumers, who could
-    then confirm nothing. Data that fails goes as ``data_base64``, byte for byte.
-    """
-    joined = _SEPARATOR.join(values)
-    # A \u escape may be a lone surrogate, which only a full decode refuses. Looked for
-    # after a backslash is: one byte is found by memchr, two bytes at a tenth the speed.
-    escaped = joined.find(b"\\") >= 0 and joined.find(b"\\u") >= 0
-    check = _decode_any if escaped else _check_json
-    try:
-        deque(map(check, values), maxlen=0)  # each checked alone, by a C loop
-    except (msgspec.DecodeError, RecursionError):
-        return False
-    return _is_utf8(joined)
-
-
-def _is_utf8(joined: bytes) -> bool:
-    if joined.isascii():
-        return True
-    try:
-        joined.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def structured_json(record: Record, offset: int | None = None) -> bytes:
@@ -1460,9 +1429,6 @@ def structured_batch(items: Iterable[tuple[Record, int | None]]) -> bytes:
 #: The bytes JSON escapes inside a string: a value with one cannot go in as it is.
 _ESCAPED = bytes(range(0x20)) + b'"\\'
 
-#: Between the values checked together: ASCII, so a value's unfinished UTF-8 sequence
-#: is not completed by the next value's first bytes.
-_SEPARATOR = b" "
 _NO_DATA = -1
 #: Shapes remembered (cleared when full: a stream of ever-new shapes costs a rebuild).
 _MAX_SHAPES = 1024
@@ -1582,7 +1548,7 @@ def _uniform_events(records: Sequence[Record], first: int) -> list[bytes] | None
     data = list(map(_VALUE, records))
     if None in data or b"" in data or not _all_verbatim(_distinct_columns(values, width)):
         return None
-    if not _json_texts(data):
+    if not json_texts(data):
         return None
     arguments = zip(*([iter(values)] * width), range(first, first + count), data, strict=True)
     return list(map(shape.template(False, _AS_JSON).__mod__, arguments))
@@ -1710,23 +1676,23 @@ def _events_by_record(records: Sequence[Record], first: int) -> list[bytes]:
         for index, taken in enumerate(verbatim):
             if taken is not None and not _all_verbatim(taken):
                 rendered[index] = structured_json(records[index], first + index)
-    if as_json and not _json_texts([cast(bytes, records[index].value) for index in as_json]):
-        # Some data is not the JSON its content type says (``_json_texts``): again,
+    if as_json and not json_texts([cast(bytes, records[index].value) for index in as_json]):
+        # Some data is not the JSON its content type says (``json_texts``): again,
         # the records that hold it.
         for index in as_json:
-            if not _json_texts((cast(bytes, records[index].value),)):
+            if not json_texts((cast(bytes, records[index].value),)):
                 rendered[index] = structured_json(records[index], first + index)
     return rendered
 
 
 def _all_verbatim(values: Iterable[bytes]) -> bool:
     """Whether JSON carries every one of ``values`` between quotes as it is."""
-    joined = _SEPARATOR.join(values)
+    joined = SEPARATOR.join(values)
     # Deleting the bytes JSON escapes changes nothing: a C loop over the bytes, several
     # times faster than a regular expression's search.
     if len(joined.translate(None, _ESCAPED)) != len(joined):
         return False
-    return _is_utf8(joined)
+    return is_utf8(joined)
 
 
 def structured_batch_of(records: Sequence[Record], first: int) -> bytes:

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, TypeGuard
 
 import fastavro
+import fastavro._read_py
 import msgspec
 from fastavro.schema import SchemaParseException, UnknownType, to_parsing_canonical_form
 from fastavro.validation import validate as fastavro_validate
@@ -38,6 +39,15 @@ PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "by
 NAMED = frozenset({"record", "error", "enum", "fixed"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_DEPTH = 128
+#: The most bytes a record of a recursive schema may have for fastavro's C reader to read
+#: it. That reader recurses on the C stack, one frame per level of the data, and a record
+#: nested some thousands of levels deep (which another Kafka client may write: a level
+#: costs a byte) overflows the stack and kills the process; a level takes at least one
+#: byte, so this many bytes nest at most this deep (2,000 levels took well under the
+#: 8 MiB of a main thread's stack, measured; 5,000 overflowed it; records are decoded on
+#: the event loop's thread). Longer records of such schemas are read by fastavro's Python
+#: reader, whose depth Python's recursion limit bounds (about 300 levels of a list).
+_C_READER_MAX_BYTES = 1024
 _PARSE_ERRORS = (SchemaParseException, UnknownType, KeyError, TypeError, ValueError, AttributeError)
 #: What fastavro raises for bytes it cannot read; ``ArithmeticError`` for a logical type's
 #: value past what Python's ``date``/``datetime`` hold (valid Avro all the same).
@@ -87,6 +97,8 @@ class AvroSchema:
         self._floats = "float" in kinds
         #: ``bytes`` or ``fixed`` somewhere: JSON holds those in Avro's JSON encoding.
         self._binary = bool(kinds & {"bytes", "fixed"})
+        #: A named type that can hold itself: its data nests as deep as its bytes go.
+        self._recursive = _recursive(parsed, names)
 
     @classmethod
     def parse(cls, text: str, references: Iterable[AvroSchema] = ()) -> AvroSchema:
@@ -165,10 +177,15 @@ class AvroSchema:
     def decode(self, payload: bytes) -> object:
         """Read Avro binary written with this schema, as JSON shows it: ``bytes`` and
         ``fixed`` in Avro's JSON encoding (``from_json`` takes it back)."""
+        reader = fastavro.schemaless_reader
+        if self._recursive and len(payload) > _C_READER_MAX_BYTES:
+            reader = fastavro._read_py.schemaless_reader
         try:
-            datum = fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+            datum = reader(io.BytesIO(payload), self.parsed, None)
         except _DECODE_ERRORS as exc:
             raise InvalidRecord(f"data is not Avro written with this schema: {exc}") from None
+        except RecursionError:
+            raise InvalidRecord("data nested deeper than the gateway reads Avro") from None
         return _binary_as_text(datum) if self._binary else datum
 
     def from_json(self, datum: object) -> object:
@@ -220,6 +237,42 @@ def _kinds(node: Any, names: Mapping[str, Any], seen: set[str]) -> set[str]:
         if child in node:
             found |= _kinds(node[child], names, seen)
     return found
+
+
+def _recursive(parsed: Any, names: Mapping[str, Any]) -> bool:
+    """Whether a named type of ``parsed`` can hold a value of itself (a list, a tree)."""
+    # Named types are visited once each: True while being walked, False once walked.
+    walking: dict[str, bool] = {}
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, str):
+            if node in walking:
+                return walking[node]
+            named = names.get(node)
+            return named is not None and walk(named)
+        if isinstance(node, list):
+            return any(walk(branch) for branch in node)
+        if not isinstance(node, dict):
+            return False
+        kind = node.get("type")
+        name = node.get("name") if kind in NAMED else None
+        if isinstance(name, str):
+            if name in walking:
+                return walking[name]
+            walking[name] = True
+        found = (
+            (kind not in NAMED and isinstance(kind, (str, list, dict)) and walk(kind))
+            or any(walk(field.get("type")) for field in node.get("fields", ()))
+            or any(walk(node[child]) for child in ("items", "values") if child in node)
+        )
+        if isinstance(name, str):
+            walking[name] = False
+        return found
+
+    try:
+        return walk(parsed)
+    except RecursionError:  # named types chained deeper than Python's stack: assume so
+        return True
 
 
 _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")

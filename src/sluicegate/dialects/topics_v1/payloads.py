@@ -4,7 +4,8 @@ Records written by other dialects (records v2, the admin API, any Kafka client) 
 here too. Their value becomes the ``payload`` as follows:
 
 * no value (a tombstone): ``null``;
-* a JSON document: as it is;
+* a JSON document: as it is, if it is UTF-8 with no lone surrogate escape and no deeper
+  than JSON is read (``core.json_text``; else as the text or bytes it is, below);
 * Confluent's wire format (magic byte 0 and a schema id this registry knows): decoded
   with that schema (Avro or JSON Schema) and written as JSON (Avro ``bytes`` and ``fixed``
   in Avro's JSON encoding, as publish takes them);
@@ -22,6 +23,7 @@ from typing import cast
 
 import msgspec
 
+from sluicegate.core.json_text import json_texts, text_of_checked_json
 from sluicegate.core.records import format_timestamp
 from sluicegate.core.schemas.registry import SchemaRegistry
 from sluicegate.core.schemas.wire import MAGIC_BYTE
@@ -32,7 +34,6 @@ __all__ = ["PayloadReader", "message_time"]
 _NULL = msgspec.Raw(b"null")
 _MAGIC = bytes([MAGIC_BYTE])
 _encode = msgspec.json.Encoder().encode
-_check_json = msgspec.json.Decoder(msgspec.Raw).decode
 _check_json_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
@@ -57,13 +58,8 @@ class PayloadReader:
             decoded = self._confluent(value)
             if decoded is not None:
                 return decoded
-        else:
-            try:
-                _check_json(value)
-            except msgspec.DecodeError:
-                pass
-            else:
-                return msgspec.Raw(value)
+        elif json_texts((value,)):
+            return msgspec.Raw(value)
         try:
             return msgspec.Raw(_encode(value.decode()))
         except UnicodeDecodeError:
@@ -78,10 +74,13 @@ class PayloadReader:
         # element spans exactly its value's bytes. Anything else (a tombstone, framed,
         # text or binary values, whitespace around a document) takes the rules one by one.
         try:
-            elements = _check_json_array(b"[" + b",".join(cast("Sequence[bytes]", values)) + b"]")
-        except (TypeError, msgspec.DecodeError):  # TypeError: a tombstone (None) among them
+            array = b"[" + b",".join(cast("Sequence[bytes]", values)) + b"]"
+            elements = _check_json_array(array)
+        except (TypeError, msgspec.DecodeError, RecursionError):  # TypeError: a tombstone
             return [self.payload(value) for value in values]
-        if list(map(len, elements)) == list(map(len, cast("Sequence[bytes]", values))):
+        if list(map(len, elements)) == list(map(len, cast("Sequence[bytes]", values))) and (
+            text_of_checked_json(array)
+        ):
             return elements
         return [self.payload(value) for value in values]
 
