@@ -23,6 +23,7 @@ from sluicegate.core.cloudevents.consumers import storage_group
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.gateway import Gateway
 from sluicegate.core.records import TopicPartition
+from sluicegate.core.topics import TopicSpec
 from sluicegate.dialects.cloudevents.websocket import SUBPROTOCOL
 from tests.conftest import commit_markers, make_settings
 from tests.dialects.cloudevents.conftest import PRODUCER, key_for, stored
@@ -124,6 +125,53 @@ async def test_the_dead_event_reaches_a_consumer_of_the_dead_stream_with_its_rea
     (got,) = (await poll(client, instance, consumer)).json()
     assert got["id"] == POISON
     assert (got["deadreason"], got["deliverycount"], got["deadgroup"]) == ("maxdeliveries", 2, "g")
+
+
+@pytest.mark.parametrize(
+    ("extensions", "omitted"),
+    [
+        # The data alone puts it over: it goes without its data.
+        ({"region": "eu"}, "data"),
+        # Its extensions too: it goes with its id, source, type and why it is dead.
+        ({f"x{i}": "v" * 150 for i in range(10)}, "data extensions"),
+    ],
+)
+async def test_an_event_too_large_for_the_dead_stream_goes_without_what_does_not_fit(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    producer: dict[str, str],
+    consumer: dict[str, str],
+    extensions: dict[str, str],
+    omitted: str,
+) -> None:
+    # Another Kafka client may write an event close to its topic's limit; here the dead
+    # stream's limit is made small instead. Refused there for good, the event used to
+    # answer every later poll of the group with a 413, and the group never passed it.
+    await gateway.log.create_topic(
+        TopicSpec(name=dead_topic("billing"), partitions=1, config={"max.message.bytes": "1200"})
+    )
+    poison = event(POISON, partitionkey="k", **extensions) | {"data": {"n": "x" * 1500}}
+    await produce(client, producer, poison, event("e3", partitionkey="k"))
+    handled: list[str] = []
+    for _ in range(4):
+        ids, _ = await fail_on_poison_long_poll(
+            client, consumer, {"group": "g", "max_deliveries": "2"}
+        )
+        handled += ids
+    assert handled == ["e3"]
+    (dead,) = await dead_events(gateway)
+    assert (dead.id, dead.source, dead.type, dead.data) == (
+        POISON,
+        "urn:shop",
+        "Order.Created",
+        None,
+    )
+    assert dead.extensions["deadomitted"] == omitted
+    assert dead.extensions["deadreason"] == "maxdeliveries"
+    assert dead.extensions["deadgroup"] == "g"
+    kept = {k: v for k, v in dead.extensions.items() if k in extensions}
+    assert kept == ({} if "extensions" in omitted else extensions)
+    assert await committed_all(gateway, "g")
 
 
 async def test_without_max_deliveries_the_poison_event_comes_back_forever(

@@ -7,9 +7,17 @@
 * ``deadgroup``: the consumer group that gave up on it.
 
 Its other attributes and its data are the event's own, as a consumer received them.
+An event too large for the dead stream with them (another Kafka client may write an
+event close to its topic's limit, and the extensions add to it) goes without its data,
+and if still too large without its other extensions too; ``deadomitted`` then says what
+was left out (``data``, ``data extensions``). The event itself stays in its topic. A
+dead event refused for good would otherwise be tried again at every read and stop its
+group there, the very thing dead-lettering is for.
 """
 
 from __future__ import annotations
+
+import logging
 
 import msgspec
 
@@ -17,10 +25,13 @@ from sluicegate.core.cloudevents.binding import from_record
 from sluicegate.core.cloudevents.producer import EventProducer
 from sluicegate.core.cloudevents.streams import dead_topic
 from sluicegate.core.records import Record
+from sluicegate.errors import PayloadTooLarge
 
 __all__ = ["MAX_DELIVERIES_REASON", "StreamDeadLetters", "consumer_group_of"]
 
 MAX_DELIVERIES_REASON = "maxdeliveries"
+
+logger = logging.getLogger(__name__)
 
 
 def consumer_group_of(storage_group: str) -> str:
@@ -36,16 +47,42 @@ class StreamDeadLetters:
 
     async def dead_letter(self, owner: str, group: str, record: Record, deliveries: int) -> None:
         event = from_record(record)
-        extensions = {
-            **{k: v for k, v in event.extensions.items() if k not in _OURS},
+        own = {k: v for k, v in event.extensions.items() if k not in _OURS}
+        reason = {
             "deadreason": MAX_DELIVERIES_REASON,
             "deliverycount": str(deliveries),
             "deadgroup": consumer_group_of(group),
         }
-        event = msgspec.structs.replace(
-            event, extensions=extensions, literal=event.literal | {"deliverycount"}
+        whole = msgspec.structs.replace(
+            event, extensions=own | reason, literal=event.literal | {"deliverycount"}
         )
-        await self._producer.store_dead_letter(dead_topic(owner), group, event)
+        without_data = msgspec.structs.replace(
+            whole, data=None, extensions=own | reason | {_OMITTED: "data"}
+        )
+        bare = msgspec.structs.replace(
+            without_data,
+            extensions=reason | {_OMITTED: "data extensions"},
+            literal=frozenset({"deliverycount"}),
+        )
+        stream = dead_topic(owner)
+        for attempt in (whole, without_data, bare):
+            try:
+                await self._producer.store_dead_letter(stream, group, attempt)
+                return
+            except PayloadTooLarge:
+                continue
+        # Its id, source and type alone are too large: nothing of it can be stored, and
+        # the group must not stop at it for good.
+        logger.error(
+            "event %s/%d@%d (group %r) given up on is too large for the dead stream %r "
+            "even without its data and extensions; passed over",
+            record.topic,
+            record.partition,
+            record.offset,
+            group,
+            stream,
+        )
 
 
-_OURS = frozenset({"deadreason", "deliverycount", "deadgroup"})
+_OMITTED = "deadomitted"
+_OURS = frozenset({"deadreason", "deliverycount", "deadgroup", _OMITTED})
