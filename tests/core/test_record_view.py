@@ -62,6 +62,26 @@ async def test_an_avro_datum_comes_with_exact_json_text(gateway: Gateway) -> Non
     assert value.text == '{"n":9007199254740993}'
 
 
+def test_a_binary_cloudevent_with_a_header_twice_shows_what_its_consumers_get(
+    gateway: Gateway,
+) -> None:
+    headers = (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"first-id"),
+        ("ce_source", b"urn:s"),
+        ("ce_type", b"Probe.Event"),
+        ("ce_id", b"second-id"),
+        ("ce_type", b"Other.Type"),
+        ("content-type", b"application/json"),
+        ("content-type", b"text/plain"),
+    )
+    view = view_record(_record(b"{}", headers), gateway.schemas)
+    assert view.cloudevent is not None
+    assert (view.cloudevent["id"], view.cloudevent["type"]) == ("first-id", "Probe.Event")
+    assert view.cloudevent["datacontenttype"] == "application/json"
+    assert len(view.headers) == len(headers)  # every header is still shown
+
+
 def test_a_structured_cloudevent_is_recognised(gateway: Gateway) -> None:
     event = {
         "specversion": "1.0",

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from sluicegate.core.cloudevents.binding import type_header
 from sluicegate.core.records import Record, format_timestamp
 from sluicegate.core.schemas import wire
 from sluicegate.core.schemas.registry import SchemaRegistry
@@ -143,17 +144,22 @@ def view_record(record: Record, registry: SchemaRegistry) -> RecordView:
     headers = [_header(name, value) for name, value in record.headers]
     attributes: dict[str, str] = {}
     content_type: str | None = None
+    # A header twice: the first counts, and the type consumers are filtered by, as for
+    # the event a consumer is delivered.
     for header in headers:
         if header.encoding != "text":
             continue
         if header.name.startswith(_CE_PREFIX):
-            attributes[header.name[len(_CE_PREFIX) :]] = header.value
-        elif header.name.lower() == "content-type":
+            attributes.setdefault(header.name[len(_CE_PREFIX) :], header.value)
+        elif header.name.lower() == "content-type" and content_type is None:
             content_type = header.value
     value = _payload(record.value, registry)
     cloudevent = None
     if "specversion" in attributes:
         cloudevent = attributes
+        event_type = type_header(record.headers)
+        if event_type is not None and "type" in attributes:
+            attributes["type"] = event_type.decode("utf-8", "replace")
         if content_type is not None:
             cloudevent.setdefault("datacontenttype", content_type)
     elif content_type is not None and _is_structured(content_type):

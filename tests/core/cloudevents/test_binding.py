@@ -476,6 +476,29 @@ def test_a_type_twice_is_delivered_as_the_consumers_filter_reads_it() -> None:
         assert [value for name, value in sent if name == b"ce-type"] == [b"Probe.Event"]
 
 
+def test_a_header_twice_gives_the_event_the_first_and_the_filters_type_in_every_form() -> None:
+    # Dead-lettered (from_record) and delivered (structured_json) alike: the dead stream
+    # once stored the last ce_id and ce_type, a type its client never consumed.
+    record = _foreign(
+        *_ATTRIBUTES,
+        ("ce_type", b"Probe.Event"),
+        ("ce_id", b"second-id"),
+        ("ce_type", b"Other.Type"),
+        ("ce_region", b"eu"),
+        ("ce_region", b"us"),
+        ("content-type", b"application/json"),
+        ("content-type", b"text/plain"),
+        (LITERALS_HEADER, b"\xff,region"),
+        (LITERALS_HEADER, b"id"),
+    )
+    event = from_record(record)
+    assert (event.id, event.type, event.extensions["region"]) == ("e-1", "Probe.Event", "eu")
+    assert event.datacontenttype == "application/json"
+    assert event.literal == {"\ufffd", "region"}  # a literals header no UTF-8: no 500
+    delivered = decode(structured_json(record))
+    assert (delivered["id"], delivered["type"], delivered["region"]) == ("e-1", "Probe.Event", "eu")
+
+
 def test_the_literals_header_never_makes_a_core_attribute_a_number() -> None:
     record = _foreign(
         *_ATTRIBUTES[:1],

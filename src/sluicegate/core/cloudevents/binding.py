@@ -1206,24 +1206,29 @@ def from_record(record: Record) -> CloudEvent:
     extensions: dict[str, str] = {}
     datacontenttype: str | None = None
     literal: frozenset[str] = frozenset()
+    # A header twice (another Kafka client may write one so): the first counts, as for
+    # the delivered event (``_members``), and the type is the one consumers are filtered
+    # by (``type_header``).
+    literals: bytes | None = None
     for name, value in record.headers:
         if name.startswith(CE_HEADER_PREFIX):
             attribute = name[3:]
             text = value.decode("utf-8", "replace")
-            if attribute in _CONTEXT:
-                attributes[attribute] = text
-            else:
-                extensions[attribute] = text
+            (attributes if attribute in _CONTEXT else extensions).setdefault(attribute, text)
         elif name == _CONTENT_TYPE:
-            datacontenttype = value.decode("utf-8", "replace")
-        elif name == LITERALS_HEADER:
-            literal = frozenset(value.decode().split(","))
+            if datacontenttype is None:
+                datacontenttype = value.decode("utf-8", "replace")
+        elif name == LITERALS_HEADER and literals is None:
+            literals = value
+    if literals is not None:
+        literal = frozenset(literals.decode("utf-8", "replace").split(","))
     if "partitionkey" not in extensions and record.key is not None:
         extensions["partitionkey"] = record.key.decode("utf-8", "replace")
+    event_type = type_header(record.headers)
     return CloudEvent(
         id=attributes.get("id", ""),
         source=attributes.get("source", ""),
-        type=attributes.get("type", ""),
+        type="" if event_type is None else event_type.decode("utf-8", "replace"),
         specversion=attributes.get("specversion", "1.0"),
         subject=attributes.get("subject"),
         time=attributes.get("time") or format_timestamp(record.timestamp),
