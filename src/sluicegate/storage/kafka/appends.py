@@ -40,7 +40,7 @@ from sluicegate.errors import (
     UnknownTopic,
 )
 from sluicegate.storage.base import CommitObserver
-from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, translate
+from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, reported, translate
 from sluicegate.storage.kafka.node import PROBE_INTERVAL, KafkaNode
 from sluicegate.storage.kafka.partition_ends import PartitionEnds
 from sluicegate.storage.kafka.registry import TopicRegistry
@@ -347,7 +347,7 @@ class Appends:
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 if not future.done():
-                    future.set_exception(translate(error, topic=record.topic))
+                    future.set_exception(translate(reported(error), topic=record.topic))
                 return
             offset = message.offset()
             _, timestamp = message.timestamp()

@@ -24,7 +24,7 @@ from sluicegate.errors import (
     UnknownTopic,
 )
 
-__all__ = ["REFUSED_LOGIN", "STALE_METADATA", "kafka_error", "translate"]
+__all__ = ["REFUSED_LOGIN", "STALE_METADATA", "kafka_error", "reported", "translate"]
 
 _TOO_LARGE = {
     KafkaError.MSG_SIZE_TOO_LARGE,
@@ -50,8 +50,8 @@ _NOT_ALLOWED = {
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 }
 #: Sent, but whether it was stored is not known: timed out, purged in flight (a producer
-#: closed under it), failed by a producer's fatal error, or by the end of the producer
-#: that a fatal error retired (librdkafka fails what it still holds then with ``_DESTROY``).
+#: closed under it), failed by a producer's fatal error, or a call cut short by its
+#: client's end (``_DESTROY``; a record's report of it is ``reported``'s).
 _OUTCOME_UNKNOWN = {
     KafkaError._MSG_TIMED_OUT,
     KafkaError.REQUEST_TIMED_OUT,
@@ -103,6 +103,22 @@ def kafka_error(exc: BaseException) -> KafkaError | None:
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
         return exc.args[0]
     return None
+
+
+def reported(error: KafkaError) -> KafkaError:
+    """A record's delivery error as ``translate`` should take it.
+
+    A producer destroyed serves no report, so a report of ``_DESTROY`` comes from a live
+    one: the record's partition left librdkafka's metadata (its topic deleted) while a
+    retry of it was in flight, and the retry was put back in the dropped partition, which
+    fails what it holds so when it is freed (``rd_kafka_toppar_destroy_final``). A moment
+    sooner the record would have been failed as an unknown partition: it is one.
+    """
+    if error.code() == KafkaError._DESTROY:
+        return KafkaError(
+            KafkaError._UNKNOWN_PARTITION, f"{error.str()} (its partition left the metadata)"
+        )
+    return error
 
 
 def translate(error: KafkaError, *, topic: str | None = None) -> SluicegateError:

@@ -60,7 +60,7 @@ from sluicegate.errors import (
     StorageUnavailable,
 )
 from sluicegate.storage.kafka.clients import ONE_BATCH_BYTES, ONE_BATCH_RECORDS
-from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, translate
+from sluicegate.storage.kafka.errors import STALE_METADATA, kafka_error, reported, translate
 
 __all__ = ["TransactionalProducer"]
 
@@ -620,7 +620,7 @@ class TransactionalProducer:
             if aborted and error is not None and error.code() in STALE_METADATA:
                 self._retry = _Retry.RELEARN
         if cause is not None:
-            return translate(cause)
+            return translate(reported(cause))
         if isinstance(exc, BufferError):
             return StorageUnavailable("the producer's queue is full")
         if unknown:
