@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, Ne
 
 from sluicegate.config import KafkaSettings
 from sluicegate.core.records import NewRecord, TopicPartition, format_timestamp
-from sluicegate.core.topics import TopicSpec, TopicUpdate
+from sluicegate.core.topics import INTERNAL_PREFIX, TopicSpec, TopicUpdate
 from sluicegate.errors import (
     InvalidPartition,
     Overloaded,
@@ -554,6 +554,29 @@ async def test_a_topic_made_with_kafkas_tools_under_the_prefix_is_taken_by_its_c
         "topic 'small' is in Kafka but not in the gateway's topic registry: taken as it is, "
         "with its records (partitions: 1, retention.ms: 604800000)",
     ]
+
+
+async def test_nodes_making_the_gateways_own_topics_together_take_over_nothing(
+    kafka_settings: KafkaSettings, open_kafka_log: OpenLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nodes started together all make the gateway's own topics. The one that loses a
+    # creation in Kafka waits for the winner's registry record; it used to take the
+    # (empty) topic over at once, with a warning that spoke of a topic left behind.
+    names = [f"{INTERNAL_PREFIX}_together_{i}" for i in range(6)]
+    async with open_kafka_log(kafka_settings) as one, open_kafka_log(kafka_settings) as two:
+
+        async def create(log: KafkaLog, name: str) -> bool:
+            try:
+                await log.create_topic(TopicSpec(name=name, partitions=2))
+            except TopicExists:
+                return False
+            return True
+
+        made = await asyncio.gather(*(create(log, name) for name in names for log in (one, two)))
+        assert sum(made) == len(names)  # each made once
+        for log in (one, two):
+            assert {t.name for t in await log.list_topics(include_internal=True)} >= set(names)
+    assert not [r.getMessage() for r in caplog.records if "taken as it is" in r.getMessage()]
 
 
 async def test_records_stamped_beyond_what_a_date_shows_are_read(

@@ -221,11 +221,14 @@ class KafkaTopics:
                     raise TopicExists(
                         f"topic {spec.name!r} already exists", topic=spec.name
                     ) from None
-                # In Kafka, not in the registry. One of the gateway's own (the registry was
-                # deleted and made again) is taken at once; any other may be one deleted a
-                # moment ago, by us or another node, whose deletion is finishing: taken
-                # only if it is still there after the last try.
-                if is_internal(spec.name) or last:
+                # In Kafka, not in the registry: a topic another node is creating (made
+                # in Kafka, its registry record not written yet: nodes started together
+                # all make the gateway's own topics), or one deleted a moment ago whose
+                # deletion is finishing, are waited for; taken only if still there, and
+                # still unregistered, after the last try. One of the gateway's own that
+                # holds records is taken at once: its registry was deleted and made
+                # again, and nothing else would fill it in.
+                if last or (is_internal(spec.name) and await self._holds_records(kafka_name)):
                     taken = await self._taken_over(topic, configs)
                     if taken is not None:
                         topic = taken
@@ -240,6 +243,16 @@ class KafkaTopics:
         if created.id != appended.offset + 1:  # the id the registry gives its creator
             raise TopicExists(f"topic {spec.name!r} already exists", topic=spec.name)
         return created
+
+    async def _holds_records(self, kafka_name: str) -> bool:
+        """Whether the Kafka topic ``kafka_name`` has, or had, a record (``False`` if it
+        is gone): a topic made a moment ago by another node has none yet."""
+        admin = self._node.running_admin()
+        partitions = (await admin.partition_counts([kafka_name])).get(kafka_name, 0)
+        ends = await admin.list_offsets(
+            {(kafka_name, partition): OffsetSpec.latest() for partition in range(partitions)}
+        )
+        return any(ends.values())
 
     async def _taken_over(self, topic: Topic, configs: dict[str, str]) -> Topic | None:
         """``topic`` as Kafka has it though the registry does not (made with Kafka's
