@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 from sluicegate.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from sluicegate.http.json_body import check_utf8
 from sluicegate.http.types import Receive, Scope
+from sluicegate.tasks import let_go_of_cancellation
 
 if TYPE_CHECKING:
     from sluicegate.core.auth.principals import Principal
@@ -295,6 +296,8 @@ class Request:
             for task in (delivery, leaving):
                 task.cancel()
             await asyncio.gather(delivery, leaving, return_exceptions=True)
+            for task in (delivery, leaving):
+                let_go_of_cancellation(task)
         if leaving.done() and not leaving.cancelled() and leaving.exception() is None:
             return None
         if delivery.done() and not delivery.cancelled():

@@ -47,6 +47,7 @@ from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Message, Send
 from sluicegate.http.websocket import refuse_handshake
 from sluicegate.http.websocket_relay import HandshakeError, Refusal, open_owner_socket
+from sluicegate.tasks import let_go_of_cancellation
 
 __all__ = ["StreamForwarder"]
 
@@ -281,6 +282,8 @@ class StreamForwarder:
                     for wait in waits:
                         wait.cancel()
                     await asyncio.gather(*waits, return_exceptions=True)
+                    for wait in waits:
+                        let_go_of_cancellation(wait)
                 # Ended here (the owner went silent, or its connection broke) with the
                 # client still there: the body is ended for it. (A wait cancelled after
                 # it ended keeps its outcome: ``cancelled()`` is true of those stopped.)

@@ -51,6 +51,7 @@ from sluicegate.http.websocket_frames import (
     client_frame,
     close_payload,
 )
+from sluicegate.tasks import let_go_of_cancellation
 
 __all__ = ["HandshakeError", "OwnerSocket", "Refusal", "open_owner_socket"]
 
@@ -268,6 +269,8 @@ class OwnerSocket:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:
+                let_go_of_cancellation(task)
             self._writer.close()
 
     async def _close_client(self, code: int, reason: str) -> None:

@@ -5,6 +5,7 @@ close code, and every refused handshake."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from pathlib import Path
@@ -18,6 +19,7 @@ from websockets.exceptions import InvalidStatus
 from sluicegate.app import GatewayApp
 from sluicegate.config import Settings
 from sluicegate.core.cloudevents.streams import dead_topic
+from sluicegate.core.consumers.stream import ConsumerStream
 from sluicegate.core.gateway import Gateway
 from sluicegate.dialects.cloudevents.websocket import PATHS, SUBPROTOCOL
 from sluicegate.errors import GroupElsewhere
@@ -32,6 +34,7 @@ from tests.dialects.cloudevents.ws_support import (
     produce,
     serve_gateway,
 )
+from tests.helpers import eventually
 
 
 @pytest.fixture
@@ -78,7 +81,32 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
     return ws.close_code, ws.close_reason
 
 
+def streams_alive() -> int:
+    """``ConsumerStream`` objects in this process (the server's, here), garbage included."""
+    return sum(type(o) is ConsumerStream for o in gc.get_objects())
+
+
 # -- streaming -------------------------------------------------------------------------
+
+
+async def test_a_closed_streams_state_goes_without_the_cyclic_collector(
+    served: GatewayServer, producer: dict[str, str], consumer: dict[str, str]
+) -> None:
+    # Its delivery task, cancelled, kept the error it ended with, whose traceback held
+    # frames that referred back to the task: a cycle only a full collection freed, with
+    # the stream, its instance and its transport; the server collects rarely, so closed
+    # streams piled up by the thousand before one ran.
+    await produce(served.http, producer, [event("e1")])
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            async with consume(served, consumer, "?group=g") as ws:
+                await received(ws, 1)
+        await eventually(lambda: not len(served.gateway.streams), "every stream ended")
+        await eventually(lambda: streams_alive() == 0, "no stream's state left")
+    finally:
+        gc.enable()
 
 
 async def test_events_stream_complete_with_offsets_from_1(

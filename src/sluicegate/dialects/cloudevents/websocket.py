@@ -85,6 +85,7 @@ from sluicegate.http.router import WebSocketRoute
 from sluicegate.http.stream_forwarding import StreamForwarder
 from sluicegate.http.types import Message, Receive, Scope, Send
 from sluicegate.http.websocket import send_texts
+from sluicegate.tasks import let_go_of_cancellation
 
 __all__ = [
     "BURST_BYTES",
@@ -276,6 +277,7 @@ class WebSocketConsumers:
             # A cancellation of this task meanwhile goes on up; delivery, cancelled
             # already, then ends on its own.
             await asyncio.wait((delivering,))
+            let_go_of_cancellation(delivering)
             if not delivering.cancelled():
                 delivering.result()  # raises only what _deliver does not catch
 
