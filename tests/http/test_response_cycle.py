@@ -530,3 +530,52 @@ async def test_only_a_cycles_own_methods_give_it() -> None:
     await _served(app, GET, ours=False)  # uvicorn's own cycle
     assert isinstance(found[0], OneWriteCycle)
     assert found[1:] == [None, None, None, None, None]
+
+
+def _gated(gates: list[asyncio.Event]) -> App:
+    """Answers ``ok`` to each request once its gate (the next in ``gates``) is set."""
+    taken = iter(gates)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        gate = next(taken)
+        await receive()
+        await gate.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": JSON_2[1:]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+async def _turns(count: int = 20) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_pipelined_requests_within_the_limit_are_all_answered() -> None:
+    gates = [asyncio.Event() for _ in range(100)]
+    protocol, transport = _protocol(_gated(gates))
+    protocol.data_received(GET * 100)
+    await _turns()
+    for gate in gates:
+        gate.set()
+    await _turns(2000)
+    assert b"".join(transport.sent).count(b"HTTP/1.1 200 OK") == 100
+    assert not transport.closed
+
+
+async def test_pipelined_requests_past_the_limit_close_the_connection_after_those_taken() -> None:
+    gates = [asyncio.Event() for _ in range(500)]
+    protocol, transport = _protocol(_gated(gates))
+    protocol.data_received(GET * 500)
+    await _turns()
+    assert len(protocol.pipeline) == 100  # type: ignore[attr-defined]
+    gates[0].set()
+    await _turns()
+    protocol.data_received(GET * 10)  # what the client sent meanwhile is not read
+    for gate in gates:
+        gate.set()
+    await _turns(2000)
+    # uvicorn queued all 500 (and whatever came next, for as long as the client sent):
+    # the one in flight and the hundred behind it are answered, then the connection closes.
+    assert b"".join(transport.sent).count(b"HTTP/1.1 200 OK") == 101
+    assert transport.closed
