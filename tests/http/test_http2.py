@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import h2.events
@@ -15,6 +16,7 @@ import trustme
 
 from sluicegate.config import Settings, load_settings
 from sluicegate.http.servers import bind, http_server
+from sluicegate.http.servers.hypercorn import HypercornServer
 from sluicegate.http.tls import peer_certificate
 from sluicegate.http.types import Message, Receive, Scope, Send
 from tests.h2_websocket import H2WebSocket, RefusedHandshake, open_h2_connection
@@ -259,3 +261,76 @@ async def test_cancelled_it_drops_its_connections_at_once() -> None:
             with pytest.raises(httpx.RemoteProtocolError):
                 await request
     sock.close()
+
+
+async def test_a_client_gone_in_the_middle_of_a_download_lets_its_sender_go() -> None:
+    # Hypercorn leaves an HTTP/2 stream's send buffer open when its connection closes: a
+    # response larger than the client's window waited in it for good, and with it the
+    # request's task, the connection's task, their memory and the socket.
+    sent = asyncio.Event()
+
+    async def large(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 2_000_000})
+        sent.set()
+
+    async with serving(large, server_settings()) as port:
+        connection, _ = await open_h2_connection(port)
+        stream = connection.h2.get_next_available_stream_id()
+        connection.h2.send_headers(
+            stream,
+            [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"x")],
+            end_stream=True,
+        )
+        await connection.flush()
+        async with asyncio.timeout(10):
+            while not any(
+                isinstance(event, h2.events.DataReceived) for event in await connection.events()
+            ):
+                pass
+        await connection.close()  # the default window (64 kB) taken, nothing acknowledged
+        async with asyncio.timeout(10):
+            await sent.wait()
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["uvicorn", "hypercorn"])
+async def test_a_request_with_both_framings_is_refused_and_nothing_after_it_is_read(
+    http2: bool,
+) -> None:
+    # With Content-Length and Transfer-Encoding, h11 took the chunked framing and read
+    # what the length would have counted as body as the next request: a proxy that
+    # counts by the length forwards a request it never saw. RFC 9112 6.1.
+    paths: list[str] = []
+
+    async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        paths.append(scope["path"])
+        await describe(scope, receive, send)
+
+    smuggled = (
+        b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"GET /hidden HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    async with serving(recording, server_settings(http2=http2)) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(smuggled)
+        async with asyncio.timeout(10):
+            answered = await reader.read()  # to the end: the server closes
+        writer.close()
+    assert answered.startswith(b"HTTP/1.1 400 ")
+    assert answered.count(b"HTTP/1.1 ") == 1
+    assert "/hidden" not in paths
+
+
+async def test_connection_failures_are_logged_in_one_short_line_now_and_then(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = HypercornServer(describe, server_settings())
+    with caplog.at_level(logging.WARNING, logger="sluicegate.http"):
+        for _ in range(3):
+            server._connection_failed(ValueError("frame bytes " + "x" * 5_000))
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("an HTTP connection failed: ValueError: frame bytes xxx")
+    assert len(line) < 400
+    assert line.endswith("(1 connection(s) failed in the last 10 s)")
+    assert all(r.exc_info is None for r in caplog.records)

@@ -32,6 +32,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
@@ -42,11 +43,12 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.logging import Logger
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import AppWrapper
 
 from sluicegate.config import Settings
-from sluicegate.errors import ClientError, HeadersTooLarge, RequestTimeout, UriTooLong
+from sluicegate.errors import BadRequest, ClientError, HeadersTooLarge, RequestTimeout, UriTooLong
 from sluicegate.http.server_answers import (
     ErrorAnswerer,
     answer_bytes,
@@ -64,6 +66,10 @@ __all__ = ["HypercornServer", "hypercorn_config"]
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
 logger = logging.getLogger("sluicegate.http")
+#: Seconds between two lines saying connections failed (``_connection_failed``).
+_FAILURES_LOGGED_EVERY = 10.0
+#: Characters of a failure's message logged.
+_FAILURE_TEXT = 200
 
 
 class _AccessLog(Logger):
@@ -265,6 +271,20 @@ class _H11Protocol(H11Protocol):
         # h11 holds its limit only on a head still arriving; one that came whole in a read
         # is parsed whatever its size, so it is measured here. Without a stream, the
         # request's next event ends the connection (``_handle_events``).
+        framing = {name for name, _ in request.headers if name in _FRAMING}
+        if len(framing) > 1:
+            # Both framings: h11 takes the chunked one and keeps the connection, so what
+            # the Content-Length would have counted as body is read as the next request
+            # (smuggling, when a proxy in front counts the other way). RFC 9112 6.1: a
+            # server may refuse it, and must close the connection after it. uvicorn's
+            # parser answers it 400.
+            exc: ClientError = BadRequest(
+                "a request with both Content-Length and Transfer-Encoding is refused"
+            )
+            answer = self.error_answer(target_path(request.target), exc)
+            await self.send(RawData(data=answer_bytes(answer)))
+            await self.send(Closed())
+            return
         limit = self.config.h11_max_incomplete_size
         size = len(request.method) + len(request.target) + 12  # "  HTTP/1.1\r\n", "\r\n"
         size += sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
@@ -272,12 +292,16 @@ class _H11Protocol(H11Protocol):
             await super()._create_stream(request)
             return
         if len(request.target) > limit:
-            exc: ClientError = UriTooLong(f"the request target exceeds the limit of {limit} bytes")
+            exc = UriTooLong(f"the request target exceeds the limit of {limit} bytes")
         else:
             exc = HeadersTooLarge(f"the request line and headers exceed the limit of {limit} bytes")
         answer = self.error_answer(target_path(request.target), exc)
         await self.send(RawData(data=answer_bytes(answer)))
         await self.send(Closed())
+
+
+#: The headers that say where a request's body ends (h11 gives names in lower case).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 def _head_too_large(head: bytes, target: bytes, limit: int) -> ClientError:
@@ -313,6 +337,15 @@ class _Connection(TCPServer):
             protocol.__class__ = _H11Protocol
             cast(_H11Protocol, protocol).error_answer = self._error_answer
         await super()._read_data()
+        # The connection is closed. Hypercorn (0.18) leaves each HTTP/2 stream's send
+        # buffer open then: a response larger than the client's window waits in it for
+        # good, and with it the request's task, the connection's task (which waits for
+        # it), their memory and the socket — about 2 MB and a socket per client that
+        # left in the middle of a download. Closed, the buffer lets the sender go.
+        protocol = self.protocol.protocol
+        if isinstance(protocol, H2Protocol):
+            for buffer in list(protocol.stream_buffers.values()):
+                await buffer.close()
 
     async def _idle_timeout(self) -> None:
         limit, self._idle_limit = self._idle_limit, self.config.keep_alive_timeout
@@ -365,6 +398,9 @@ class HypercornServer:
         self._connections: dict[asyncio.Task[None], asyncio.WriteTransport] = {}
         #: The tasks of the HTTP requests being served (``_ConnectionApp``).
         self._requests: set[asyncio.Task[Any]] = set()
+        #: Connections failed since the last one logged, and when that was.
+        self._failures = 0
+        self._failure_logged_at = -_FAILURES_LOGGED_EVERY
 
     def request_exit(self) -> None:
         """See ``HttpServer.request_exit``; a second call stops without waiting."""
@@ -430,6 +466,30 @@ class HypercornServer:
             return False
         return not self._connections
 
+    def _connection_failed(self, exc: Exception) -> None:
+        """Log a connection's failure: one line, its cause's type and the start of its
+        message, at most once per ``_FAILURES_LOGGED_EVERY`` seconds with the count of
+        those not logged since. A client can make connections fail at will (HTTP/2's
+        rapid reset does), and the exceptions of the protocol libraries carry the bytes
+        received: a line with a traceback each made 862 kB of log from 21 connections."""
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._failure_logged_at < _FAILURES_LOGGED_EVERY:
+            return
+        self._failure_logged_at = now
+        failures, self._failures = self._failures, 0
+        text = str(exc)
+        if len(text) > _FAILURE_TEXT:
+            text = text[:_FAILURE_TEXT] + "..."
+        logger.warning(
+            "an HTTP connection failed: %s: %s (%d connection(s) failed in the last %g s)",
+            type(exc).__name__,
+            text,
+            failures,
+            _FAILURES_LOGGED_EVERY,
+        )
+        logger.debug("the connection's failure", exc_info=exc)
+
     async def _connection(
         self, context: WorkerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -463,11 +523,11 @@ class HypercornServer:
             # cancellation has reached its owner. Raised on, it would reach asyncio's
             # stream server instead, which (3.11) logs it as an error.
             pass
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 (logged by _connection_failed)
             # One connection's failure is contained, as a request's is. Hypercorn 0.18
             # raises, for one, when an HTTP/2 client opens a stream on a connection it
-            # has just closed at shutdown.
-            logger.warning("an HTTP connection failed", exc_info=True)
+            # has just closed at shutdown, or more than its priority tree holds.
+            self._connection_failed(exc)
             writer.transport.abort()
         finally:
             del self._connections[task]
