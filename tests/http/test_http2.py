@@ -13,6 +13,7 @@ import h2.events
 import httpx
 import pytest
 import trustme
+from websockets.asyncio.client import connect as websockets_connect
 
 from sluicegate.config import Settings, load_settings
 from sluicegate.http.servers import bind, http_server
@@ -328,9 +329,72 @@ async def test_connection_failures_are_logged_in_one_short_line_now_and_then(
     server = HypercornServer(describe, server_settings())
     with caplog.at_level(logging.WARNING, logger="sluicegate.http"):
         for _ in range(3):
-            server._connection_failed(ValueError("frame bytes " + "x" * 5_000))
+            cause = ValueError("frame bytes " + "x" * 5_000)
+            server._connection_failed(ExceptionGroup("unhandled errors in a TaskGroup", [cause]))
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("an HTTP connection failed: ValueError: frame bytes xxx")
     assert len(line) < 400
     assert line.endswith("(1 connection(s) failed in the last 10 s)")
     assert all(r.exc_info is None for r in caplog.records)
+
+
+HEARTBEAT = {"websocket_ping_interval": 0.2, "websocket_ping_timeout": 0.3}
+
+
+def heartbeat_settings() -> Settings:
+    return load_settings(
+        environ={}, overrides={"server": {"http2": True}, "cloudevents": HEARTBEAT}
+    )
+
+
+def held_websocket(gone: asyncio.Event) -> Any:
+    """Accepts a WebSocket and holds it, sending nothing, until the peer is gone."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await describe(scope, receive, send)
+            return
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": "cloudevents.json"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        gone.set()
+
+    return app
+
+
+@pytest.mark.parametrize("over", ["http/1.1", "h2c"])
+async def test_a_websocket_peer_that_does_not_answer_pings_is_dropped(over: str) -> None:
+    # Hypercorn pinged and never looked for the answer: a frozen peer kept its stream,
+    # and a consumer its group's partitions, for as long as its kernel took the pings.
+    gone = asyncio.Event()
+    async with serving(held_websocket(gone), heartbeat_settings()) as port:
+        if over == "h2c":
+            ws = await H2WebSocket.connect(port, "/ce/ws", subprotocols=["cloudevents.json"])
+            peer: Any = ws._connection.writer
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /ce/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: cloudevents.json\r\n\r\n"
+            )
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+            peer = writer
+        # Never read again, so never answers: dropped after the interval and the timeout.
+        async with asyncio.timeout(5):
+            await gone.wait()
+        peer.close()
+
+
+async def test_a_websocket_peer_that_answers_pings_stays() -> None:
+    gone = asyncio.Event()
+    async with (
+        serving(held_websocket(gone), heartbeat_settings()) as port,
+        websockets_connect(
+            f"ws://127.0.0.1:{port}/ce/ws", subprotocols=["cloudevents.json"], ping_interval=None
+        ) as ws,
+    ):
+        await asyncio.sleep(1.5)  # several pings, each answered by the client library
+        await ws.ping()
+        assert not gone.is_set()

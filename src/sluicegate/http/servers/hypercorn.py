@@ -43,9 +43,14 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.logging import Logger
+from hypercorn.protocol import h2 as _h2_module
+from hypercorn.protocol import h11 as _h11_module
+from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.typing import AppWrapper
+from wsproto.events import CloseConnection, Ping, Pong
 
 from sluicegate.config import Settings
 from sluicegate.errors import BadRequest, ClientError, HeadersTooLarge, RequestTimeout, UriTooLong
@@ -106,12 +111,18 @@ def hypercorn_config(settings: Settings) -> Config:
     config.h11_max_incomplete_size = server.max_header_bytes
     config.h2_max_header_list_size = server.max_header_bytes
     config.include_server_header = False
-    # WebSocket consumers (/ce/ws): Hypercorn pings at the interval (the app drops a peer
-    # that stays silent) and closes with 1009 past the message size. It offers
-    # permessage-deflate to any client that asks, whatever cloudevents.websocket_compression.
+    # WebSocket consumers (/ce/ws): pings at the interval, each answered within the
+    # timeout or the peer is closed with 1011 (``_WebSocketStream``), and 1009 past the
+    # message size. Hypercorn offers permessage-deflate to any client that asks, whatever
+    # cloudevents.websocket_compression.
     ce = settings.cloudevents
     config.websocket_max_message_size = ce.websocket_max_message_bytes
     config.websocket_ping_interval = ce.websocket_ping_interval
+    _WebSocketStream.ping_timeout = ce.websocket_ping_timeout
+    # Hypercorn names its WebSocket stream class inside its protocols' modules: this
+    # process's Hypercorn connections are the gateway's, so the names are rebound.
+    _h11_module.WSStream = _WebSocketStream  # type: ignore[attr-defined]
+    _h2_module.WSStream = _WebSocketStream  # type: ignore[attr-defined]
     config.logger_class = _AccessLog
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = logging.getLogger("hypercorn.access") if server.access_log else None
@@ -199,6 +210,51 @@ class _BodyDeadline:
                 await self.receive()
             message = {"type": "http.response.body", "body": b""}
         await self._send(message)
+
+
+class _WebSocketStream(WSStream):
+    """Hypercorn's WebSocket stream with the heartbeat uvicorn's has.
+
+    Hypercorn (0.18) sends a ping every ``websocket_ping_interval`` and never looks for
+    the answer: a peer that stopped (a frozen process, a cable pulled) kept its stream,
+    its consumer instance and its group's partitions for as long as its kernel took the
+    pings — an idle one never went. Here a ping not answered within ``ping_timeout``
+    closes the stream with 1011, as websockets does under uvicorn; any pong counts.
+    """
+
+    #: Seconds a ping waits for its answer (``cloudevents.websocket_ping_timeout``).
+    ping_timeout = 20.0
+    _answered_at = 0.0
+
+    async def _accept(self, message: Any) -> None:
+        await super()._accept(message)
+        # Pongs pass through wsproto's events, which Hypercorn's loop over them ignores.
+        events = self.connection.events
+
+        def watched() -> Any:
+            for event in events():
+                if isinstance(event, Pong):
+                    self._answered_at = time.monotonic()
+                yield event
+
+        self.connection.events = watched  # type: ignore[method-assign]
+
+    async def _send_pings(self) -> None:
+        interval = self.config.websocket_ping_interval
+        assert interval is not None  # Hypercorn starts this only with an interval
+        while not self.closed:
+            sent_at = time.monotonic()
+            await self._send_wsproto_event(Ping())
+            await self.context.sleep(self.ping_timeout)
+            if self.closed:
+                return
+            if self._answered_at < sent_at:
+                await self._send_wsproto_event(
+                    CloseConnection(code=1011, reason="keepalive ping timeout")
+                )
+                await self.send(StreamClosed(stream_id=self.stream_id))
+                return
+            await self.context.sleep(max(0.0, interval - self.ping_timeout))
 
 
 class _ConnectionApp:
@@ -478,12 +534,15 @@ class HypercornServer:
             return
         self._failure_logged_at = now
         failures, self._failures = self._failures, 0
-        text = str(exc)
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]  # Hypercorn's task groups wrap the cause
+        text = str(cause)
         if len(text) > _FAILURE_TEXT:
             text = text[:_FAILURE_TEXT] + "..."
         logger.warning(
             "an HTTP connection failed: %s: %s (%d connection(s) failed in the last %g s)",
-            type(exc).__name__,
+            type(cause).__name__,
             text,
             failures,
             _FAILURES_LOGGED_EVERY,
