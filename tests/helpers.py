@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import inspect
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import jwt
@@ -142,3 +143,21 @@ def _b64(data: dict[str, Any]) -> str:
 def unsigned_jwt(claims: dict[str, Any]) -> str:
     """``claims`` with ``alg: none`` and an empty signature: what no server may accept."""
     return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+
+
+@contextmanager
+def cyclic_collector_off() -> Iterator[None]:
+    """No cyclic garbage collection in the block (what it finds before is collected):
+    what is freed in it is freed by reference counting alone, as between the rare full
+    collections ``sluicegate serve`` runs."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def alive(kind: type) -> int:
+    """Objects of exactly ``kind`` the collector tracks, garbage not yet collected too."""
+    return sum(type(o) is kind for o in gc.get_objects())

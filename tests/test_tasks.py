@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import weakref
 
 from sluicegate.tasks import let_go_of_cancellation
+from tests.helpers import cyclic_collector_off
 
 
 class _Held:
@@ -23,8 +23,7 @@ async def test_a_cancelled_tasks_frames_go_without_the_cyclic_collector() -> Non
         await asyncio.Event().wait()
         del task, state
 
-    gc.disable()  # the gateway runs full collections rarely; here, never
-    try:
+    with cyclic_collector_off():
         task = asyncio.create_task(waiting())
         await asyncio.sleep(0)
         task.cancel()
@@ -33,8 +32,6 @@ async def test_a_cancelled_tasks_frames_go_without_the_cyclic_collector() -> Non
         assert task.cancelled()  # its outcome stays what it was
         del task
         assert held[0]() is None
-    finally:
-        gc.enable()
 
 
 async def test_a_task_that_was_not_cancelled_is_left_as_it_is() -> None:

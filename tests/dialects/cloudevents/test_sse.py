@@ -5,7 +5,6 @@ streaming complete events, confirming on the instance URL, reconnecting with
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from sluicegate.dialects.cloudevents.sse import accepts_event_stream
 from tests.conftest import make_settings
 from tests.dialects.cloudevents.conftest import PRODUCER, key_for
 from tests.dialects.cloudevents.ws_support import GatewayServer, event, produce
-from tests.helpers import eventually
+from tests.helpers import alive, cyclic_collector_off, eventually
 
 WINDOW = 5
 BATCH = 50
@@ -139,19 +138,12 @@ async def test_a_closed_streams_state_goes_without_the_cyclic_collector(
     # As for the WebSocket (its test says how): the delivery task's kept error held the
     # stream in a cycle until a full collection.
     await produce(served.http, producer, [event("a")])
-    gc.collect()
-    gc.disable()
-    try:
+    with cyclic_collector_off():
         for _ in range(3):
             async with stream(http, consumer, "?group=g") as (_, events, _):
                 await events.take(1)
         await no_streams(served)
-        await eventually(
-            lambda: not any(type(o) is ConsumerStream for o in gc.get_objects()),
-            "no stream's state left",
-        )
-    finally:
-        gc.enable()
+        await eventually(lambda: alive(ConsumerStream) == 0, "no stream's state left")
 
 
 async def test_events_stream_complete_with_ids_and_the_instance_first(

@@ -5,7 +5,6 @@ close code, and every refused handshake."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 from pathlib import Path
@@ -34,7 +33,7 @@ from tests.dialects.cloudevents.ws_support import (
     produce,
     serve_gateway,
 )
-from tests.helpers import eventually
+from tests.helpers import alive, cyclic_collector_off, eventually
 
 
 @pytest.fixture
@@ -81,11 +80,6 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
     return ws.close_code, ws.close_reason
 
 
-def streams_alive() -> int:
-    """``ConsumerStream`` objects in this process (the server's, here), garbage included."""
-    return sum(type(o) is ConsumerStream for o in gc.get_objects())
-
-
 # -- streaming -------------------------------------------------------------------------
 
 
@@ -97,16 +91,12 @@ async def test_a_closed_streams_state_goes_without_the_cyclic_collector(
     # the stream, its instance and its transport; the server collects rarely, so closed
     # streams piled up by the thousand before one ran.
     await produce(served.http, producer, [event("e1")])
-    gc.collect()
-    gc.disable()
-    try:
+    with cyclic_collector_off():
         for _ in range(3):
             async with consume(served, consumer, "?group=g") as ws:
                 await received(ws, 1)
         await eventually(lambda: not len(served.gateway.streams), "every stream ended")
-        await eventually(lambda: streams_alive() == 0, "no stream's state left")
-    finally:
-        gc.enable()
+        await eventually(lambda: alive(ConsumerStream) == 0, "no stream's state left")
 
 
 async def test_events_stream_complete_with_offsets_from_1(
