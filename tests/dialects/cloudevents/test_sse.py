@@ -139,8 +139,8 @@ async def test_a_closed_streams_state_goes_without_the_cyclic_collector(
     # stream in a cycle until a full collection.
     await produce(served.http, producer, [event("a")])
     with cyclic_collector_off():
-        for _ in range(3):
-            async with stream(http, consumer, "?group=g") as (_, events, _):
+        for group in ("g1", "g2", "g3"):  # each gets the event (no hand-over to wait for)
+            async with stream(http, consumer, f"?group={group}") as (_, events, _):
                 await events.take(1)
         await no_streams(served)
         await eventually(lambda: alive(ConsumerStream) == 0, "no stream's state left")
