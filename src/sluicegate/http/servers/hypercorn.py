@@ -324,36 +324,40 @@ class _H11Protocol(H11Protocol):
         await self.send(RawData(data=answer_bytes(answer)))
 
     async def _create_stream(self, request: h11.Request) -> None:
-        # h11 holds its limit only on a head still arriving; one that came whole in a read
-        # is parsed whatever its size, so it is measured here. Without a stream, the
-        # request's next event ends the connection (``_handle_events``).
-        framing = {name for name, _ in request.headers if name in _FRAMING}
-        if len(framing) > 1:
-            # Both framings: h11 takes the chunked one and keeps the connection, so what
-            # the Content-Length would have counted as body is read as the next request
-            # (smuggling, when a proxy in front counts the other way). RFC 9112 6.1: a
-            # server may refuse it, and must close the connection after it. uvicorn's
-            # parser answers it 400.
-            exc: ClientError = BadRequest(
-                "a request with both Content-Length and Transfer-Encoding is refused"
-            )
-            answer = self.error_answer(target_path(request.target), exc)
-            await self.send(RawData(data=answer_bytes(answer)))
-            await self.send(Closed())
-            return
-        limit = self.config.h11_max_incomplete_size
-        size = len(request.method) + len(request.target) + 12  # "  HTTP/1.1\r\n", "\r\n"
-        size += sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
-        if size <= limit:
+        exc = _refusal(request, self.config.h11_max_incomplete_size)
+        if exc is None:
             await super()._create_stream(request)
             return
-        if len(request.target) > limit:
-            exc = UriTooLong(f"the request target exceeds the limit of {limit} bytes")
-        else:
-            exc = HeadersTooLarge(f"the request line and headers exceed the limit of {limit} bytes")
+        # Without a stream, the request's next event ends the connection
+        # (``_handle_events``).
         answer = self.error_answer(target_path(request.target), exc)
         await self.send(RawData(data=answer_bytes(answer)))
         await self.send(Closed())
+
+
+def _refusal(request: h11.Request, limit: int) -> ClientError | None:
+    """Why ``request``, its head whole, is answered at once and its connection closed.
+
+    * Both framings: h11 takes the chunked one and keeps the connection, so what the
+      Content-Length would have counted as body is read as the next request (smuggling,
+      when a proxy in front counts the other way). RFC 9112 6.1: a server may refuse it,
+      and must close the connection after it; uvicorn's parser answers it 400.
+    * A head over ``limit``: h11 holds its limit only on a head still arriving; one that
+      came whole in a read is parsed whatever its size, so it is measured here.
+    """
+    size = len(request.method) + len(request.target) + 12  # "  HTTP/1.1\r\n", "\r\n"
+    framing: set[bytes] = set()
+    for name, value in request.headers:
+        size += len(name) + len(value) + 4
+        if name in _FRAMING:
+            framing.add(name)
+    if len(framing) > 1:
+        return BadRequest("a request with both Content-Length and Transfer-Encoding is refused")
+    if size <= limit:
+        return None
+    if len(request.target) > limit:
+        return UriTooLong(f"the request target exceeds the limit of {limit} bytes")
+    return HeadersTooLarge(f"the request line and headers exceed the limit of {limit} bytes")
 
 
 #: The headers that say where a request's body ends (h11 gives names in lower case).
